@@ -1,0 +1,272 @@
+//! The value envelope: the bytes stored for a value wherever it lives (WAL record, inline in a bucket cell,
+//! segment record, big-value file). It records the Redis type and the encoding: raw bytes, a compact
+//! integer, or zstd with a dictionary id (1 = plain zstd, >1 = a trained dictionary from the dictionary
+//! map). Expiry and sequence live in the record or cell that holds the envelope. Layout: docs/format.md
+//! §"Value envelope".
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+
+use super::format::{ByteReader, PutLe};
+
+/// The Redis type of a stored value. Stored on disk, never renumber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum ValueKind {
+    /// A string.
+    String = 0,
+    /// A hash.
+    Hash = 1,
+    /// A list.
+    List = 2,
+    /// A set.
+    Set = 3,
+    /// A sorted set.
+    SortedSet = 4,
+    /// A stream.
+    Stream = 5,
+    /// A RedisBloom-style bloom filter.
+    BloomFilter = 6,
+    /// An internal element of a large collection, not visible as a key.
+    Element = 7,
+}
+
+impl TryFrom<u8> for ValueKind {
+    type Error = u8;
+    fn try_from(tag: u8) -> Result<Self, u8> {
+        Ok(match tag {
+            0 => ValueKind::String,
+            1 => ValueKind::Hash,
+            2 => ValueKind::List,
+            3 => ValueKind::Set,
+            4 => ValueKind::SortedSet,
+            5 => ValueKind::Stream,
+            6 => ValueKind::BloomFilter,
+            7 => ValueKind::Element,
+            other => return Err(other),
+        })
+    }
+}
+
+/// Envelope codec tags. Stored on disk, never renumber.
+const CODEC_RAW: u8 = 0;
+const CODEC_INT: u8 = 1;
+const CODEC_ZSTD: u8 = 2;
+
+/// Dictionary id meaning "plain zstd, no dictionary".
+pub const DICT_PLAIN_ZSTD: u32 = 1;
+
+/// When and how hard to compress.
+#[derive(Debug, Clone, Copy)]
+pub struct CompressionPolicy {
+    /// Values shorter than this are never compressed.
+    pub min_len: usize,
+    /// zstd level.
+    pub level: i32,
+}
+
+impl Default for CompressionPolicy {
+    fn default() -> Self {
+        Self { min_len: 64, level: 3 }
+    }
+}
+
+/// Trained zstd dictionaries by id (ids above 1). Shared by every slot; trained dictionaries arrive later
+/// (train-dict), so today the map is usually empty and id 1 means plain zstd.
+#[derive(Debug, Default)]
+pub struct DictionaryMap {
+    dictionaries: RwLock<HashMap<u32, Arc<Vec<u8>>>>,
+}
+
+impl DictionaryMap {
+    /// Installs a dictionary under `id` (> 1).
+    pub fn insert(&self, id: u32, dictionary: Vec<u8>) {
+        if let Ok(mut map) = self.dictionaries.write() {
+            map.insert(id, Arc::new(dictionary));
+        }
+    }
+    /// The dictionary with this id.
+    pub fn get(&self, id: u32) -> Option<Arc<Vec<u8>>> {
+        self.dictionaries.read().ok().and_then(|map| map.get(&id).cloned())
+    }
+}
+
+/// Why an envelope could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvelopeError {
+    /// The bytes are not a valid envelope.
+    Malformed(String),
+    /// The envelope needs a dictionary that is not installed.
+    DictMissing(u32),
+}
+
+/// The canonical i64 a string spells, if it spells exactly one (as Redis's `string2ll`: no sign on zero,
+/// no leading zeros, no spaces).
+pub fn canonical_int(value: &[u8]) -> Option<i64> {
+    if value.is_empty() || value.len() > 20 {
+        return None;
+    }
+    let text = std::str::from_utf8(value).ok()?;
+    let number: i64 = text.parse().ok()?;
+    (number.to_string().as_bytes() == value).then_some(number)
+}
+
+/// Encodes a value into an envelope, compressing it when that pays.
+pub fn encode(kind: ValueKind, value: &[u8], policy: CompressionPolicy) -> Vec<u8> {
+    if kind == ValueKind::String {
+        if let Some(number) = canonical_int(value) {
+            let mut out = Vec::with_capacity(10);
+            out.push(kind as u8);
+            out.push(CODEC_INT);
+            out.put_u64(number as u64);
+            return out;
+        }
+    }
+    if value.len() >= policy.min_len {
+        if let Ok(compressed) = zstd::bulk::compress(value, policy.level) {
+            if compressed.len() + 8 < value.len() {
+                let mut out = Vec::with_capacity(compressed.len() + 10);
+                out.push(kind as u8);
+                out.push(CODEC_ZSTD);
+                out.put_u32(DICT_PLAIN_ZSTD);
+                out.put_u32(value.len() as u32);
+                out.extend_from_slice(&compressed);
+                return out;
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(value.len() + 2);
+    out.push(kind as u8);
+    out.push(CODEC_RAW);
+    out.extend_from_slice(value);
+    out
+}
+
+/// The type recorded in an envelope, without decoding the payload.
+pub fn peek_kind(envelope: &[u8]) -> Result<ValueKind, EnvelopeError> {
+    let tag = *envelope.first().ok_or_else(|| EnvelopeError::Malformed("empty envelope".into()))?;
+    ValueKind::try_from(tag).map_err(|tag| EnvelopeError::Malformed(format!("unknown value kind {tag}")))
+}
+
+/// The decoded length of an envelope's value, without decompressing.
+pub fn value_len(envelope: &[u8]) -> Result<usize, EnvelopeError> {
+    let mut reader = ByteReader::new(envelope);
+    let _kind = reader.u8();
+    match reader.u8() {
+        Some(CODEC_RAW) => Ok(reader.remaining()),
+        Some(CODEC_INT) => {
+            let number = reader.u64().ok_or_else(|| EnvelopeError::Malformed("integer truncated".into()))? as i64;
+            Ok(number.to_string().len())
+        }
+        Some(CODEC_ZSTD) => {
+            let _dict = reader.u32();
+            reader.u32().map(|len| len as usize).ok_or_else(|| EnvelopeError::Malformed("zstd header truncated".into()))
+        }
+        Some(other) => Err(EnvelopeError::Malformed(format!("unknown codec {other}"))),
+        None => Err(EnvelopeError::Malformed("envelope truncated".into())),
+    }
+}
+
+/// Decodes an envelope into its type and value bytes.
+pub fn decode(envelope: &[u8], dictionaries: &DictionaryMap) -> Result<(ValueKind, Bytes), EnvelopeError> {
+    let kind = peek_kind(envelope)?;
+    let mut reader = ByteReader::new(envelope);
+    reader.u8();
+    let codec = reader.u8().ok_or_else(|| EnvelopeError::Malformed("codec missing".into()))?;
+    let value = match codec {
+        CODEC_RAW => Bytes::copy_from_slice(reader.take(reader.remaining()).unwrap_or_default()),
+        CODEC_INT => {
+            let number = reader.u64().ok_or_else(|| EnvelopeError::Malformed("integer truncated".into()))? as i64;
+            if reader.remaining() != 0 {
+                return Err(EnvelopeError::Malformed("trailing bytes after integer".into()));
+            }
+            Bytes::from(number.to_string())
+        }
+        CODEC_ZSTD => {
+            let dict_id = reader.u32().ok_or_else(|| EnvelopeError::Malformed("zstd header truncated".into()))?;
+            let raw_len = reader.u32().ok_or_else(|| EnvelopeError::Malformed("zstd header truncated".into()))? as usize;
+            let payload = reader.take(reader.remaining()).unwrap_or_default();
+            let decompressed = match dict_id {
+                0 => return Err(EnvelopeError::Malformed("zstd envelope with dictionary id 0".into())),
+                DICT_PLAIN_ZSTD => zstd::bulk::decompress(payload, raw_len),
+                id => {
+                    let dictionary = dictionaries.get(id).ok_or(EnvelopeError::DictMissing(id))?;
+                    zstd::bulk::Decompressor::with_dictionary(&dictionary)
+                        .and_then(|mut decompressor| decompressor.decompress(payload, raw_len))
+                }
+            }
+            .map_err(|err| EnvelopeError::Malformed(format!("zstd: {err}")))?;
+            if decompressed.len() != raw_len {
+                return Err(EnvelopeError::Malformed(format!(
+                    "zstd produced {} bytes, envelope says {raw_len}",
+                    decompressed.len()
+                )));
+            }
+            Bytes::from(decompressed)
+        }
+        other => return Err(EnvelopeError::Malformed(format!("unknown codec {other}"))),
+    };
+    Ok((kind, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(kind: ValueKind, value: &[u8]) -> Vec<u8> {
+        let envelope = encode(kind, value, CompressionPolicy::default());
+        let (decoded_kind, decoded) = decode(&envelope, &DictionaryMap::default()).expect("decodes");
+        assert_eq!(decoded_kind, kind);
+        assert_eq!(&decoded[..], value);
+        assert_eq!(value_len(&envelope).ok(), Some(value.len()));
+        envelope
+    }
+
+    #[test]
+    fn golden_bytes() {
+        // docs/format.md §"Value envelope" shows these.
+        assert_eq!(roundtrip(ValueKind::String, b"hi"), b"\x00\x00hi");
+        assert_eq!(roundtrip(ValueKind::String, b"-2"), b"\x00\x01\xfe\xff\xff\xff\xff\xff\xff\xff");
+        assert_eq!(roundtrip(ValueKind::Hash, b"12"), b"\x01\x0012");
+    }
+
+    #[test]
+    fn integers_only_when_canonical() {
+        for text in ["0", "-1", "9223372036854775807", "-9223372036854775808"] {
+            assert_eq!(roundtrip(ValueKind::String, text.as_bytes())[1], CODEC_INT);
+        }
+        for text in ["01", "+1", "-0", " 1", "9223372036854775808", "1.0", ""] {
+            assert_eq!(roundtrip(ValueKind::String, text.as_bytes())[1], CODEC_RAW, "{text}");
+        }
+    }
+
+    #[test]
+    fn compresses_when_it_pays() {
+        let repetitive = b"abcdefgh".repeat(100);
+        assert_eq!(roundtrip(ValueKind::String, &repetitive)[1], CODEC_ZSTD);
+        let random: Vec<u8> = (0..200u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        roundtrip(ValueKind::String, &random);
+    }
+
+    #[test]
+    fn every_truncation_is_rejected_or_shorter() {
+        let envelope = encode(ValueKind::String, &b"xyz".repeat(100), CompressionPolicy::default());
+        for len in 0..envelope.len() {
+            // A truncated zstd or integer envelope must fail; a raw one decodes to a shorter value.
+            match decode(&envelope[..len], &DictionaryMap::default()) {
+                Ok((_, value)) => panic!("truncation to {len} decoded {} bytes", value.len()),
+                Err(EnvelopeError::Malformed(_)) => {}
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_dictionary_is_reported() {
+        let mut envelope = encode(ValueKind::String, &b"xyz".repeat(100), CompressionPolicy::default());
+        envelope[2] = 9;
+        assert_eq!(decode(&envelope, &DictionaryMap::default()), Err(EnvelopeError::DictMissing(9)));
+    }
+}

@@ -1,0 +1,598 @@
+//! The storage engine: a data directory of slots, each a WAL over key buckets over chunk segments.
+//!
+//! Synchronous and free of any network or async runtime, so that `velo serve` and every offline tool open
+//! data the same way. The design is ARCHITECTURE.md §3–§5; the bytes are docs/format.md; the crash story
+//! is docs/recovery.md.
+//!
+//! # Layout
+//! - [`error`]: the engine's error enum (file and offset on every corruption).
+//! - [`io`]: the file-system trait with the real backend and a crash-simulating one for tests.
+//! - [`format`]: file headers, magics, CRC and a bounds-checked byte reader.
+//! - [`key`]: key → hash slot → internal slot → key hash.
+//! - [`envelope`]: the value envelope (type, encoding, dictionary id) and compression.
+//! - [`wal`]: the write-ahead log codec, writer, group commit and replay.
+//! - [`page`]: the 4 KiB key-bucket page and its cells.
+//! - [`buckets`]: linear-hashing table of bucket pages with overflow chains and a page cache.
+//! - [`segment`]: chunk files of segments, big-value files, and the value cache.
+//! - [`meta`]: data-directory metadata, slot metadata and the directory lock.
+//! - [`dwb`]: the double-write batch that makes a checkpoint's in-place page writes atomic.
+//! - [`slot`]: one slot: the three layers tied together (read path, write path, checkpoint, recovery).
+//!
+//! Concurrency: each slot sits behind its own mutex (one owner at a time); [`Engine`] methods lock the slot
+//! a key routes to. A caller that needs several operations to be atomic takes [`Engine::lock_slot`].
+
+pub mod buckets;
+mod cache;
+pub mod dwb;
+pub mod envelope;
+pub mod error;
+pub mod format;
+pub mod io;
+pub mod key;
+pub mod meta;
+pub mod page;
+pub mod segment;
+pub mod slot;
+pub mod wal;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+pub use envelope::{CompressionPolicy, DictionaryMap, ValueKind};
+pub use error::{Error, Result};
+pub use slot::{Slot, SlotStats};
+
+use io::{FileSystem, RealFs};
+use meta::{DataDirMeta, DirLock};
+
+/// When the WAL is made durable, as Redis's `appendfsync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// fsync before acknowledging; concurrent writers share one fsync (group commit).
+    Always,
+    /// fsync once a second in the background (default): a crash loses at most the last second.
+    EverySec,
+    /// Leave it to the operating system.
+    No,
+}
+
+impl FromStr for FsyncPolicy {
+    type Err = String;
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        match text.to_ascii_lowercase().as_str() {
+            "always" => Ok(FsyncPolicy::Always),
+            "everysec" => Ok(FsyncPolicy::EverySec),
+            "no" => Ok(FsyncPolicy::No),
+            other => Err(format!("invalid fsync policy '{other}': expected always, everysec or no")),
+        }
+    }
+}
+
+impl std::fmt::Display for FsyncPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FsyncPolicy::Always => "always",
+            FsyncPolicy::EverySec => "everysec",
+            FsyncPolicy::No => "no",
+        })
+    }
+}
+
+/// Milliseconds since the Unix epoch, from the system clock.
+pub fn system_clock_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// A source of "now" in Unix milliseconds (replaceable in tests).
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// How to open a data directory.
+#[derive(Clone)]
+pub struct EngineOptions {
+    /// Slot count for a new directory (power of two, 1..=1024). When opening an existing directory, `Some(n)`
+    /// must match what it was created with; `None` accepts whatever it has (tools).
+    pub slot_count: Option<u32>,
+    /// WAL durability policy.
+    pub fsync: FsyncPolicy,
+    /// Byte bound of the key-bucket page cache (all slots together).
+    pub page_cache_bytes: usize,
+    /// Byte bound of the value (decoded segment) cache (all slots together).
+    pub value_cache_bytes: usize,
+    /// Unflushed WAL bytes per slot that trigger a checkpoint into buckets and segments; `None` derives it
+    /// from a 128 MiB budget shared by all slots.
+    pub wal_flush_bytes: Option<usize>,
+    /// Target payload size of a chunk segment.
+    pub segment_size: usize,
+    /// Largest envelope stored inline in a bucket cell.
+    pub inline_max: usize,
+    /// When values are compressed.
+    pub compression: CompressionPolicy,
+    /// Open for inspection only: no lock, no writes, no recovery side effects.
+    pub read_only: bool,
+    /// The file system (the real one, or a fault-injecting one in tests).
+    pub fs: Arc<dyn FileSystem>,
+    /// Now, in Unix milliseconds.
+    pub clock: Clock,
+    /// Told of every applied change, in sequence order per slot (the replication binlog hooks in here).
+    pub change_listener: Option<Arc<dyn ChangeListener>>,
+    /// Start the background thread that drives `everysec` fsyncs.
+    pub background_sync: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            slot_count: None,
+            fsync: FsyncPolicy::EverySec,
+            page_cache_bytes: 64 << 20,
+            value_cache_bytes: 64 << 20,
+            wal_flush_bytes: None,
+            segment_size: 4096,
+            inline_max: 64,
+            compression: CompressionPolicy::default(),
+            read_only: false,
+            fs: Arc::new(RealFs),
+            clock: Arc::new(system_clock_ms),
+            change_listener: None,
+            background_sync: true,
+        }
+    }
+}
+
+impl std::fmt::Debug for EngineOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineOptions")
+            .field("slot_count", &self.slot_count)
+            .field("fsync", &self.fsync)
+            .field("page_cache_bytes", &self.page_cache_bytes)
+            .field("value_cache_bytes", &self.value_cache_bytes)
+            .field("read_only", &self.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Default slot count of a new data directory.
+pub const DEFAULT_SLOT_COUNT: u32 = 8;
+
+/// A live key's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Its Redis type.
+    pub kind: ValueKind,
+    /// The value bytes (decoded, decompressed).
+    pub value: Bytes,
+    /// Absolute expiry in Unix milliseconds, if any.
+    pub expire_at_ms: Option<u64>,
+}
+
+/// A live key's metadata, found without reading its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// Its Redis type.
+    pub kind: ValueKind,
+    /// Absolute expiry in Unix milliseconds, if any.
+    pub expire_at_ms: Option<u64>,
+}
+
+/// One write of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchOp {
+    /// Set a key.
+    Set {
+        /// Database number.
+        db: u16,
+        /// The key.
+        key: Vec<u8>,
+        /// Value type.
+        kind: ValueKind,
+        /// The value.
+        value: Vec<u8>,
+        /// Absolute expiry in Unix milliseconds.
+        expire_at_ms: Option<u64>,
+    },
+    /// Delete a key.
+    Delete {
+        /// Database number.
+        db: u16,
+        /// The key.
+        key: Vec<u8>,
+    },
+}
+
+/// A change applied to a slot, as the change feed reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change<'a> {
+    /// A key was set; `envelope` is the encoded value (docs/format.md §"Value envelope").
+    Set {
+        /// Database number.
+        db: u16,
+        /// The key.
+        key: &'a [u8],
+        /// The encoded value.
+        envelope: &'a [u8],
+        /// Absolute expiry, 0 for none.
+        expire_at_ms: u64,
+    },
+    /// A key was deleted.
+    Delete {
+        /// Database number.
+        db: u16,
+        /// The key.
+        key: &'a [u8],
+    },
+    /// A key's expiry changed (0 = persist).
+    Expire {
+        /// Database number.
+        db: u16,
+        /// The key.
+        key: &'a [u8],
+        /// Absolute expiry, 0 for none.
+        expire_at_ms: u64,
+    },
+    /// One database was emptied.
+    FlushDb {
+        /// Database number.
+        db: u16,
+    },
+    /// Every database was emptied.
+    FlushAll,
+}
+
+/// Receives every change applied to the engine (called under the slot's lock, in sequence order).
+pub trait ChangeListener: Send + Sync {
+    /// Called once per applied change.
+    fn on_change(&self, slot: usize, seq: u64, change: &Change<'_>);
+}
+
+/// One page of a SCAN: the cursor to continue from (0 when done) and the keys found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanPage {
+    /// Cursor for the next call; 0 when the scan is complete.
+    pub cursor: u64,
+    /// The keys, with their database number.
+    pub keys: Vec<(u16, Vec<u8>)>,
+}
+
+/// Bits of a scan cursor that address a position inside a slot.
+const SCAN_POSITION_BITS: u32 = 54;
+
+/// Engine-wide figures for INFO and metrics.
+#[derive(Debug, Clone, Default)]
+pub struct EngineStats {
+    /// One entry per slot.
+    pub slots: Vec<SlotStats>,
+}
+
+impl EngineStats {
+    /// Sum of one field over all slots.
+    pub fn total(&self, field: impl Fn(&SlotStats) -> u64) -> u64 {
+        self.slots.iter().map(field).sum()
+    }
+}
+
+struct SyncThread {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    handle: JoinHandle<()>,
+}
+
+/// An open data directory. `Send + Sync`: share it behind an `Arc`.
+pub struct Engine {
+    dir: PathBuf,
+    meta: DataDirMeta,
+    slots: Vec<Arc<Mutex<Slot>>>,
+    options: EngineOptions,
+    sync_thread: Option<SyncThread>,
+    _lock: Option<DirLock>,
+}
+
+/// Exclusive access to one slot, for callers that need several operations to be atomic (read-modify-write
+/// commands, transactions). With `fsync always`, dropping the guard waits until its writes are durable.
+pub struct SlotGuard<'a> {
+    slot: MutexGuard<'a, Slot>,
+}
+
+impl std::ops::Deref for SlotGuard<'_> {
+    type Target = Slot;
+    fn deref(&self) -> &Slot {
+        &self.slot
+    }
+}
+
+impl std::ops::DerefMut for SlotGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Slot {
+        &mut self.slot
+    }
+}
+
+impl SlotGuard<'_> {
+    /// Releases the slot and, under `fsync always`, waits until everything written through it is durable.
+    pub fn commit(self) -> Result<()> {
+        let waiter = self.slot.durability_waiter();
+        drop(self.slot);
+        waiter.wait()
+    }
+}
+
+impl Engine {
+    /// Creates or opens the data directory at `dir`.
+    pub fn open(dir: impl AsRef<Path>, options: EngineOptions) -> Result<Engine> {
+        let dir = dir.as_ref().to_path_buf();
+        let fs = options.fs.clone();
+        let lock = if options.read_only { None } else { Some(DirLock::acquire(fs.as_ref(), &dir)?) };
+        let meta = DataDirMeta::open_or_create(fs.as_ref(), &dir, options.slot_count, options.read_only)?;
+        let slot_count = meta.slot_count as usize;
+        let wal_flush_bytes = options.wal_flush_bytes.unwrap_or_else(|| ((128usize << 20) / slot_count).max(4 << 20));
+        let config = Arc::new(slot::SlotConfig {
+            fs: fs.clone(),
+            fsync: options.fsync,
+            page_cache_bytes: (options.page_cache_bytes / slot_count).max(64 << 10),
+            value_cache_bytes: (options.value_cache_bytes / slot_count).max(64 << 10),
+            wal_flush_bytes,
+            segment_size: options.segment_size.clamp(1024, 1 << 20),
+            inline_max: options.inline_max.min(page::MAX_INLINE_ENVELOPE),
+            compression: options.compression,
+            read_only: options.read_only,
+            clock: options.clock.clone(),
+            change_listener: options.change_listener.clone(),
+            dictionaries: Arc::new(DictionaryMap::default()),
+        });
+        let mut slots = Vec::with_capacity(slot_count);
+        for index in 0..slot_count {
+            let slot = Slot::open(index, &dir.join(format!("slot-{index}")), config.clone())?;
+            slots.push(Arc::new(Mutex::new(slot)));
+        }
+        let mut engine = Engine { dir, meta, slots, options, sync_thread: None, _lock: lock };
+        if engine.options.fsync == FsyncPolicy::EverySec && engine.options.background_sync && !engine.options.read_only {
+            engine.start_sync_thread();
+        }
+        Ok(engine)
+    }
+
+    fn start_sync_thread(&mut self) {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let syncers: Vec<_> = self.slots.iter().map(|slot| lock(slot).wal_syncer()).collect();
+        let thread_stop = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("velo-wal-sync".into())
+            .spawn(move || {
+                let (flag, condvar) = &*thread_stop;
+                let mut stopped = flag.lock().unwrap_or_else(|p| p.into_inner());
+                while !*stopped {
+                    let (guard, _) =
+                        condvar.wait_timeout(stopped, Duration::from_secs(1)).unwrap_or_else(|p| p.into_inner());
+                    stopped = guard;
+                    for syncer in &syncers {
+                        // A failure poisons the slot inside sync_now; the writers report it.
+                        let _ = syncer.sync_now();
+                    }
+                }
+            })
+            .ok();
+        if let Some(handle) = handle {
+            self.sync_thread = Some(SyncThread { stop, handle });
+        }
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Number of internal slots.
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The data directory's creation id (random, fixed at creation).
+    pub fn creation_id(&self) -> u64 {
+        self.meta.creation_id
+    }
+
+    /// The internal slot a key routes to.
+    pub fn slot_of(&self, key: &[u8]) -> usize {
+        key::internal_slot(key::hash_slot(key), self.meta.slot_count)
+    }
+
+    /// The dictionary map shared by all slots.
+    pub fn dictionaries(&self) -> Arc<DictionaryMap> {
+        lock(&self.slots[0]).dictionaries()
+    }
+
+    /// Exclusive access to one slot (by index). Lock several in ascending order to avoid deadlocks.
+    pub fn lock_slot(&self, index: usize) -> SlotGuard<'_> {
+        SlotGuard { slot: lock(&self.slots[index]) }
+    }
+
+    /// Exclusive access to the slot owning `key`.
+    pub fn lock_key(&self, key: &[u8]) -> SlotGuard<'_> {
+        self.lock_slot(self.slot_of(key))
+    }
+
+    fn with_key<T>(&self, key: &[u8], op: impl FnOnce(&mut Slot) -> Result<T>) -> Result<T> {
+        let guard = self.lock_key(key);
+        self.finish(guard, op)
+    }
+
+    fn finish<T>(&self, mut guard: SlotGuard<'_>, op: impl FnOnce(&mut Slot) -> Result<T>) -> Result<T> {
+        let result = op(&mut guard);
+        let committed = guard.commit();
+        let value = result?;
+        committed?;
+        Ok(value)
+    }
+
+    /// The live value of a key.
+    pub fn get(&self, db: u16, key: &[u8]) -> Result<Option<Entry>> {
+        self.with_key(key, |slot| slot.get(db, key))
+    }
+
+    /// A live key's type and expiry, without reading its value.
+    pub fn key_info(&self, db: u16, key: &[u8]) -> Result<Option<KeyInfo>> {
+        self.with_key(key, |slot| slot.key_info(db, key))
+    }
+
+    /// True if the key is live.
+    pub fn exists(&self, db: u16, key: &[u8]) -> Result<bool> {
+        Ok(self.key_info(db, key)?.is_some())
+    }
+
+    /// Sets a key (replacing any value and expiry).
+    pub fn set(&self, db: u16, key: &[u8], kind: ValueKind, value: &[u8], expire_at_ms: Option<u64>) -> Result<()> {
+        self.with_key(key, |slot| slot.set(db, key, kind, value, expire_at_ms))
+    }
+
+    /// Deletes a key; true if it was live.
+    pub fn delete(&self, db: u16, key: &[u8]) -> Result<bool> {
+        self.with_key(key, |slot| slot.delete(db, key))
+    }
+
+    /// Sets (Some) or removes (None) a live key's expiry; false if the key is not live.
+    pub fn set_expiry(&self, db: u16, key: &[u8], expire_at_ms: Option<u64>) -> Result<bool> {
+        self.with_key(key, |slot| slot.set_expiry(db, key, expire_at_ms))
+    }
+
+    /// Applies a batch of writes (bulk loaders): one WAL append per slot touched.
+    pub fn write_batch(&self, ops: Vec<BatchOp>) -> Result<()> {
+        let mut per_slot: Vec<Vec<BatchOp>> = vec![Vec::new(); self.slots.len()];
+        for op in ops {
+            let key = match &op {
+                BatchOp::Set { key, .. } | BatchOp::Delete { key, .. } => key,
+            };
+            per_slot[self.slot_of(key)].push(op);
+        }
+        for (index, ops) in per_slot.into_iter().enumerate() {
+            if !ops.is_empty() {
+                let guard = self.lock_slot(index);
+                self.finish(guard, |slot| slot.write_batch(ops))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One step of a resumable scan over all slots. Start with cursor 0; a returned cursor of 0 means done.
+    /// Every key live for the whole scan is returned exactly once; `db` restricts it to one database.
+    pub fn scan(&self, db: Option<u16>, cursor: u64, count: usize) -> Result<ScanPage> {
+        let mut slot_index = (cursor >> SCAN_POSITION_BITS) as usize;
+        let mut position = cursor & ((1 << SCAN_POSITION_BITS) - 1);
+        let mut page = ScanPage::default();
+        while slot_index < self.slots.len() {
+            let want = count.max(1).saturating_sub(page.keys.len()).max(1);
+            let next = lock(&self.slots[slot_index]).scan(db, position, want, &mut page.keys)?;
+            match next {
+                Some(next_position) => {
+                    page.cursor = ((slot_index as u64) << SCAN_POSITION_BITS) | next_position;
+                    return Ok(page);
+                }
+                None => {
+                    slot_index += 1;
+                    position = 0;
+                    if page.keys.len() >= count.max(1) && slot_index < self.slots.len() {
+                        page.cursor = (slot_index as u64) << SCAN_POSITION_BITS;
+                        return Ok(page);
+                    }
+                }
+            }
+        }
+        page.cursor = 0;
+        Ok(page)
+    }
+
+    /// Number of keys in a database (keys past their expiry count until removed, as in Redis).
+    pub fn dbsize(&self, db: u16) -> Result<u64> {
+        let mut total = 0;
+        for slot in &self.slots {
+            total += lock(slot).key_count(db)?;
+        }
+        Ok(total)
+    }
+
+    /// Empties one database.
+    pub fn flush_db(&self, db: u16) -> Result<()> {
+        for index in 0..self.slots.len() {
+            let guard = self.lock_slot(index);
+            self.finish(guard, |slot| slot.flush_db(db))?;
+        }
+        Ok(())
+    }
+
+    /// Empties every database.
+    pub fn flush_all(&self) -> Result<()> {
+        for index in 0..self.slots.len() {
+            let guard = self.lock_slot(index);
+            self.finish(guard, |slot| slot.flush_all())?;
+        }
+        Ok(())
+    }
+
+    /// Removes up to `budget` expired keys per slot; returns how many were removed. The server calls this
+    /// periodically (Redis's active-expire cycle).
+    pub fn active_expire(&self, budget: usize) -> Result<usize> {
+        let mut removed = 0;
+        for index in 0..self.slots.len() {
+            let guard = self.lock_slot(index);
+            removed += self.finish(guard, |slot| slot.active_expire(budget))?;
+        }
+        Ok(removed)
+    }
+
+    /// Makes every acknowledged write durable now (fsync of every WAL).
+    pub fn sync(&self) -> Result<()> {
+        for slot in &self.slots {
+            let syncer = lock(slot).wal_syncer();
+            syncer.sync_now()?;
+        }
+        Ok(())
+    }
+
+    /// Moves every slot's unflushed WAL entries into buckets and segments and empties the WALs.
+    pub fn checkpoint(&self) -> Result<()> {
+        for slot in &self.slots {
+            lock(slot).checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Figures for INFO and metrics.
+    pub fn stats(&self) -> EngineStats {
+        EngineStats { slots: self.slots.iter().map(|slot| lock(slot).stats()).collect() }
+    }
+
+    /// Checkpoints every slot and releases the directory lock.
+    pub fn close(mut self) -> Result<()> {
+        self.stop_sync_thread();
+        if !self.options.read_only {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    fn stop_sync_thread(&mut self) {
+        if let Some(thread) = self.sync_thread.take() {
+            let (flag, condvar) = &*thread.stop;
+            *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
+            condvar.notify_all();
+            let _ = thread.handle.join();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop_sync_thread();
+        if !self.options.read_only {
+            // Without a checkpoint the WAL still holds everything; make it durable before letting go.
+            let _ = self.sync();
+        }
+    }
+}
+
+fn lock(slot: &Mutex<Slot>) -> MutexGuard<'_, Slot> {
+    // A panic while holding a slot leaves it poisoned for std; the slot's own state is still consistent
+    // with its WAL, so carry on (the panic itself is reported by the thread that had it).
+    slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,2 @@
+//! placeholder
+pub const MAX_INLINE_ENVELOPE: usize = 1024;

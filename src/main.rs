@@ -1,0 +1,5 @@
+//! The `velo` binary.
+
+fn main() {
+    println!("velo");
+}
