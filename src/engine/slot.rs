@@ -27,11 +27,57 @@ pub struct SlotConfig {
     pub(crate) dictionaries: Arc<DictionaryMap>,
 }
 
-/// Per-slot figures.
+/// Per-slot figures for INFO and metrics.
 #[derive(Debug, Clone, Default)]
 pub struct SlotStats {
-    /// Keys (all databases).
+    /// Slot index.
+    pub slot: usize,
+    /// Keys in all databases (flushed plus unflushed).
     pub keys: u64,
+    /// Bytes in the WAL file.
+    pub wal_bytes: u64,
+    /// Entries in the unflushed WAL index.
+    pub wal_entries: u64,
+    /// Sequence up to which the layers below the WAL are durable.
+    pub checkpoint_seq: u64,
+    /// Last sequence assigned.
+    pub last_seq: u64,
+    /// Number of checkpoints since open.
+    pub checkpoints: u64,
+    /// Primary key buckets.
+    pub buckets: u64,
+    /// Overflow pages in use.
+    pub overflow_pages: u64,
+    /// Bytes used by cells across bucket pages.
+    pub bucket_used_bytes: u64,
+    /// Chunk files.
+    pub chunk_files: u64,
+    /// Bytes in chunk files.
+    pub chunk_bytes: u64,
+    /// Encoded bytes of records still live in chunk files.
+    pub chunk_live_bytes: u64,
+    /// Big-value files.
+    pub big_values: u64,
+    /// Bytes in big-value files.
+    pub big_value_bytes: u64,
+    /// Value bytes before compression, of values written since open.
+    pub raw_value_bytes: u64,
+    /// Value bytes after encoding and compression, of values written since open.
+    pub stored_value_bytes: u64,
+    /// Page cache hits.
+    pub page_cache_hits: u64,
+    /// Page cache misses.
+    pub page_cache_misses: u64,
+    /// Bytes held by the page cache.
+    pub page_cache_bytes: u64,
+    /// Value cache hits.
+    pub value_cache_hits: u64,
+    /// Value cache misses.
+    pub value_cache_misses: u64,
+    /// Bytes held by the value cache.
+    pub value_cache_bytes: u64,
+    /// True after a failed write or fsync: writes are refused.
+    pub poisoned: bool,
 }
 
 /// Waits for durability of a slot's writes.
@@ -159,7 +205,7 @@ impl Slot {
     }
     /// Figures.
     pub fn stats(&self) -> SlotStats {
-        SlotStats { keys: self.map.len() as u64 }
+        SlotStats { keys: self.map.len() as u64, ..Default::default() }
     }
     /// Waiter for durability of what was written so far.
     pub fn durability_waiter(&self) -> DurabilityWaiter {
