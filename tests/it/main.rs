@@ -1,1 +1,5 @@
-//! Integration tests.
+//! The integration test binary: one module per topic.
+
+mod engine_growth;
+mod engine_model;
+mod engine_support;
