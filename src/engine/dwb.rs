@@ -37,7 +37,12 @@ impl DwbWriter {
     /// Opens the batch file and empties it.
     pub fn begin(fs: &dyn FileSystem, dir: &Path) -> Result<Self> {
         let path = dir.join(DWB_FILE);
+        let existed = fs.exists(&path);
         let file = fs.open(&path, true).map_err(|e| Error::io("open", &path, e))?;
+        if !existed {
+            // The batch is only a safety net if its directory entry survives a crash too.
+            fs.sync_dir(dir).map_err(|e| Error::io("fsync", dir, e))?;
+        }
         file.set_len(0).map_err(|e| Error::io("truncate", &path, e))?;
         file.write_all_at(&format::file_header(format::MAGIC_DOUBLE_WRITE, 0), 0).map_err(|e| Error::io("write", &path, e))?;
         Ok(Self { path, file, end: FILE_HEADER_LEN as u64, crc: crc32fast::Hasher::new(), count: 0, index: HashMap::new() })
@@ -73,24 +78,30 @@ impl DwbWriter {
         ids
     }
 
-    /// Seals the batch with the new slot metadata and makes it durable.
+    /// Seals the batch with the new slot metadata and makes it durable. The pages and metadata are synced
+    /// before the 20-byte trailer is written (and synced): a trailer on disk therefore proves the batch
+    /// complete, and a batch with a trailer but a bad CRC is corruption, not a torn write.
     pub fn commit(&mut self, meta: &[u8]) -> Result<()> {
-        let mut trailer = meta.to_vec();
-        trailer.put_u32(meta.len() as u32);
-        trailer.put_u32(self.count);
-        self.crc.update(&trailer);
-        let crc = self.crc.clone().finalize();
-        trailer.put_u32(crc);
+        let mut body = meta.to_vec();
+        body.put_u32(meta.len() as u32);
+        body.put_u32(self.count);
+        self.crc.update(&body);
+        self.file.write_all_at(&body[..meta.len()], self.end).map_err(|e| Error::io("write", &self.path, e))?;
+        self.end += meta.len() as u64;
+        self.file.sync().map_err(|e| Error::io("fsync", &self.path, e))?;
+        let mut trailer = body[meta.len()..].to_vec();
+        trailer.put_u32(self.crc.clone().finalize());
         trailer.extend_from_slice(TRAILER_MAGIC);
         self.file.write_all_at(&trailer, self.end).map_err(|e| Error::io("write", &self.path, e))?;
         self.end += trailer.len() as u64;
         self.file.sync().map_err(|e| Error::io("fsync", &self.path, e))
     }
 
-    /// Empties the batch file after the in-place writes and the metadata are durable. Not synced: a stale
-    /// complete batch is harmless, recovery would only apply the same pages again.
+    /// Empties the batch file after the in-place writes and the metadata are durable, durably: otherwise
+    /// the next batch's unsynced writes could land inside this one's complete image.
     pub fn clear(&mut self) -> Result<()> {
-        self.file.set_len(FILE_HEADER_LEN as u64).map_err(|e| Error::io("truncate", &self.path, e))
+        self.file.set_len(FILE_HEADER_LEN as u64).map_err(|e| Error::io("truncate", &self.path, e))?;
+        self.file.sync().map_err(|e| Error::io("fsync", &self.path, e))
     }
 }
 
@@ -108,10 +119,12 @@ pub fn recover(bytes: &[u8], path: &Path) -> Result<Option<RecoveredBatch>> {
     if bytes.len() <= FILE_HEADER_LEN {
         return Ok(None);
     }
-    format::check_file_header(bytes, format::MAGIC_DOUBLE_WRITE, path)?;
+    // Without its trailer the batch is incomplete, whatever else reached the disk: nothing was written in
+    // place yet. The trailer is written only after everything before it (header included) was synced.
     if bytes.len() < FILE_HEADER_LEN + TRAILER_LEN || &bytes[bytes.len() - 8..] != TRAILER_MAGIC {
         return Ok(None);
     }
+    format::check_file_header(bytes, format::MAGIC_DOUBLE_WRITE, path)?;
     let body = &bytes[FILE_HEADER_LEN..bytes.len() - 12];
     let trailer_at = bytes.len() - TRAILER_LEN;
     let mut trailer = ByteReader::new(&bytes[trailer_at..]);

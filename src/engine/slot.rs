@@ -227,6 +227,7 @@ impl Slot {
                     meta::write_atomically(fs.as_ref(), &meta_path, &batch.meta)?;
                     let file = fs.open(&dwb_path, false).map_err(|e| Error::io("open", &dwb_path, e))?;
                     file.set_len(0).map_err(|e| Error::io("truncate", &dwb_path, e))?;
+                    file.sync().map_err(|e| Error::io("fsync", &dwb_path, e))?;
                 }
                 meta = batch_meta;
             }
