@@ -221,6 +221,21 @@ impl CrashFs {
         state.fail_sync_at = None;
     }
 
+    /// An independent copy of the whole file system (live and durable images), for tests that try many
+    /// corruptions of one state.
+    pub fn fork(&self) -> CrashFs {
+        let state = self.lock();
+        let copy = CrashState {
+            next_inode: state.next_inode,
+            inodes: state.inodes.clone(),
+            live_names: state.live_names.clone(),
+            durable_names: state.durable_names.clone(),
+            generation: state.generation,
+            ..Default::default()
+        };
+        CrashFs { state: Arc::new(Mutex::new(copy)) }
+    }
+
     /// Makes the write with this 1-based number (counted from now) fail, and every later one.
     pub fn fail_writes_after(&self, writes_from_now: u64, kind: io::ErrorKind) {
         let mut state = self.lock();

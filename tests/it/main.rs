@@ -1,5 +1,6 @@
 //! The integration test binary: one module per topic.
 
+mod engine_corruption;
 mod engine_crash;
 mod engine_growth;
 mod engine_model;
