@@ -14,7 +14,10 @@ use super::buckets::{self, PageId};
 use super::dwb::DwbWriter;
 use super::error::{Error, Result};
 use super::meta::{self, ChunkFileMeta, SlotMeta};
-use super::page::{self, Cell, CellValue, Page, SegmentLocation, CELL_AREA, CELL_HEADER_LEN, PAGE_KIND_OVERFLOW, PAGE_KIND_PRIMARY};
+use super::page::{
+    self, Cell, CellValue, Page, SegmentLocation, CELL_AREA, CELL_HEADER_LEN, PAGE_KIND_OVERFLOW,
+    PAGE_KIND_PRIMARY,
+};
 use super::segment::{self, SegmentWriter, CHUNK_FILE_MAX};
 use super::slot::{MemValue, Slot};
 
@@ -23,6 +26,10 @@ const SPLIT_FILL: f64 = 0.75;
 
 /// A chunk file is compacted once less than this share of what was written to it is live.
 const COMPACT_LIVE_SHARE: f64 = 0.5;
+
+/// A live record moving out of a chunk file being compacted: database, key, old location, ticket of its
+/// new location in the segment writer.
+type Relocation = (u16, Vec<u8>, SegmentLocation, usize);
 
 /// Where a memtable entry's value goes.
 #[derive(Clone, Copy)]
@@ -47,11 +54,22 @@ impl Slot {
             return Ok(());
         }
         if let Some(op) = self.poisoned {
-            return Err(Error::Poisoned { slot: self.index, op });
+            return Err(Error::Poisoned {
+                slot: self.index,
+                op,
+            });
         }
         let reset = self.flush_all_seq > self.meta.checkpoint_seq;
-        let flushes = self.db_flush_pending.iter().any(|(db, seq)| self.meta.db_flush_seq.get(db) != Some(seq));
-        if self.memtable.is_empty() && !reset && !flushes && self.cleanup_buckets.is_empty() && self.wal.is_empty() {
+        let flushes = self
+            .db_flush_pending
+            .iter()
+            .any(|(db, seq)| self.meta.db_flush_seq.get(db) != Some(seq));
+        if self.memtable.is_empty()
+            && !reset
+            && !flushes
+            && self.cleanup_buckets.is_empty()
+            && self.wal.is_empty()
+        {
             return Ok(());
         }
         match self.checkpoint_inner(reset) {
@@ -148,17 +166,32 @@ impl Slot {
             for index in indexes {
                 let ((reversed_hash, db, key), entry) = &entries[index];
                 let hash = reversed_hash.reverse_bits();
-                let position = cells.iter().position(|c| c.hash == hash && c.db == *db && c.key == *key);
+                let position = cells
+                    .iter()
+                    .position(|c| c.hash == hash && c.db == *db && c.key == *key);
                 match &entry.value {
                     MemValue::Set { kind, envelope } => {
                         let value = match placements[index] {
                             Placement::Inline => CellValue::Inline(envelope.to_vec()),
-                            Placement::Segment(ticket) => CellValue::Segment(
-                                batch.segments.locations[ticket].ok_or_else(|| Error::Config("segment location unresolved".into()))?,
-                            ),
-                            Placement::Big => CellValue::Big { id: entry.seq, envelope_len: envelope.len() as u64 },
+                            Placement::Segment(ticket) => {
+                                CellValue::Segment(batch.segments.locations[ticket].ok_or_else(
+                                    || Error::Config("segment location unresolved".into()),
+                                )?)
+                            }
+                            Placement::Big => CellValue::Big {
+                                id: entry.seq,
+                                envelope_len: envelope.len() as u64,
+                            },
                         };
-                        let cell = Cell { hash, seq: entry.seq, expire_at: entry.expire_at, db: *db, key: key.clone(), kind: *kind, value };
+                        let cell = Cell {
+                            hash,
+                            seq: entry.seq,
+                            expire_at: entry.expire_at,
+                            db: *db,
+                            key: key.clone(),
+                            kind: *kind,
+                            value,
+                        };
                         match position {
                             Some(at) => {
                                 kill_value(&mut meta, &cells[at]);
@@ -196,17 +229,20 @@ impl Slot {
         self.compact(&mut meta, &mut batch)?;
 
         // (4) Grow the table.
-        while meta.used_bytes as f64 > SPLIT_FILL * (meta.bucket_count() * CELL_AREA as u64) as f64 {
+        while meta.used_bytes as f64 > SPLIT_FILL * (meta.bucket_count() * CELL_AREA as u64) as f64
+        {
             self.split_bucket(&mut meta, &mut batch)?;
         }
 
         // (5) Make segments and big values durable, then the batch, then the pages in place, then the metadata.
         for id in &batch.touched_chunks {
             let file = self.chunks.chunk_file(*id, false)?;
-            file.sync().map_err(|e| Error::io("fsync", self.chunks.chunk_path(*id), e))?;
+            file.sync()
+                .map_err(|e| Error::io("fsync", self.chunks.chunk_path(*id), e))?;
         }
         if batch.new_files {
-            fs.sync_dir(&self.dir).map_err(|e| Error::io("fsync", &self.dir, e))?;
+            fs.sync_dir(&self.dir)
+                .map_err(|e| Error::io("fsync", &self.dir, e))?;
         }
         let meta_bytes = meta.encode();
         batch.dwb.commit(&meta_bytes)?;
@@ -226,11 +262,13 @@ impl Slot {
             }
             let path = self.dir.join(name);
             if fs.exists(&path) {
-                fs.remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+                fs.remove_file(&path)
+                    .map_err(|e| Error::io("remove", &path, e))?;
             }
         }
         if reset {
-            self.buckets.truncate_to(meta.bucket_count(), meta.overflow_pages)?;
+            self.buckets
+                .truncate_to(meta.bucket_count(), meta.overflow_pages)?;
             self.chunks.clear_cache();
         }
         self.wal.reset(target_seq)?;
@@ -246,11 +284,21 @@ impl Slot {
         for id in meta.chunk_files.keys() {
             meta.pending_deletes.push(segment::chunk_file_name(*id));
         }
-        let next_chunk = meta.chunk_files.keys().max().copied().unwrap_or(0).max(meta.active_chunk) + 1;
+        let next_chunk = meta
+            .chunk_files
+            .keys()
+            .max()
+            .copied()
+            .unwrap_or(0)
+            .max(meta.active_chunk)
+            + 1;
         meta.chunk_files.clear();
         meta.active_chunk = next_chunk;
         let fs = self.config.fs.clone();
-        for name in fs.list(&self.dir).map_err(|e| Error::io("list", &self.dir, e))? {
+        for name in fs
+            .list(&self.dir)
+            .map_err(|e| Error::io("list", &self.dir, e))?
+        {
             if segment::parse_big_file_name(&name).is_some() {
                 meta.pending_deletes.push(name);
             }
@@ -262,19 +310,42 @@ impl Slot {
         meta.used_bytes = 0;
         meta.key_counts.clear();
         meta.db_flush_seq.clear();
-        let empty = Page { kind: PAGE_KIND_PRIMARY, level: 0, bucket: 0, next_overflow: 0, checkpoint_seq: batch.target_seq, cells: vec![] };
+        let empty = Page {
+            kind: PAGE_KIND_PRIMARY,
+            level: 0,
+            bucket: 0,
+            next_overflow: 0,
+            checkpoint_seq: batch.target_seq,
+            cells: vec![],
+        };
         batch.dwb.add_page(PageId::bucket(0), &empty.encode())
     }
 
     /// Appends the writer's current segment to the active chunk file (opening a new one when full).
     fn append_segment(&mut self, meta: &mut SlotMeta, batch: &mut Batch) -> Result<()> {
-        let active_full = meta.chunk_files.get(&meta.active_chunk).is_none_or(|c| c.committed_len >= CHUNK_FILE_MAX);
+        let active_full = meta
+            .chunk_files
+            .get(&meta.active_chunk)
+            .is_none_or(|c| c.committed_len >= CHUNK_FILE_MAX);
         if active_full {
             if meta.chunk_files.contains_key(&meta.active_chunk) {
-                meta.active_chunk = meta.chunk_files.keys().max().copied().unwrap_or(0).max(meta.active_chunk) + 1;
+                meta.active_chunk = meta
+                    .chunk_files
+                    .keys()
+                    .max()
+                    .copied()
+                    .unwrap_or(0)
+                    .max(meta.active_chunk)
+                    + 1;
             }
             self.chunks.chunk_file(meta.active_chunk, true)?;
-            meta.chunk_files.insert(meta.active_chunk, ChunkFileMeta { committed_len: super::format::FILE_HEADER_LEN as u64, ..Default::default() });
+            meta.chunk_files.insert(
+                meta.active_chunk,
+                ChunkFileMeta {
+                    committed_len: super::format::FILE_HEADER_LEN as u64,
+                    ..Default::default()
+                },
+            );
             batch.new_files = true;
         }
         let id = meta.active_chunk;
@@ -282,7 +353,8 @@ impl Slot {
         let offset = chunk.committed_len;
         let sealed = batch.segments.seal(id, offset as u32);
         let file = self.chunks.chunk_file(id, false)?;
-        file.write_all_at(&sealed.bytes, offset).map_err(|e| Error::io("write", self.chunks.chunk_path(id), e))?;
+        file.write_all_at(&sealed.bytes, offset)
+            .map_err(|e| Error::io("write", self.chunks.chunk_path(id), e))?;
         chunk.committed_len += sealed.bytes.len() as u64;
         chunk.written_bytes += sealed.record_bytes;
         chunk.live_bytes += sealed.record_bytes;
@@ -307,14 +379,22 @@ impl Slot {
                 }
             };
             if page.bucket != bucket {
-                return Err(Error::corrupt(self.buckets.path(id.file), offset, format!("page belongs to bucket {}, expected {bucket}", page.bucket)));
+                return Err(Error::corrupt(
+                    self.buckets.path(id.file),
+                    offset,
+                    format!("page belongs to bucket {}, expected {bucket}", page.bucket),
+                ));
             }
             cells.extend(page.cells);
             if page.next_overflow == 0 {
                 return Ok((cells, overflow));
             }
             if overflow.contains(&page.next_overflow) {
-                return Err(Error::corrupt(self.buckets.path(id.file), offset, "overflow chain loops"));
+                return Err(Error::corrupt(
+                    self.buckets.path(id.file),
+                    offset,
+                    "overflow chain loops",
+                ));
             }
             overflow.push(page.next_overflow);
             id = PageId::overflow(page.next_overflow);
@@ -323,7 +403,15 @@ impl Slot {
 
     /// Packs cells into the bucket's primary page and as many overflow pages as needed, reusing the
     /// chain's pages first, and adds the images to the batch.
-    fn write_bucket(&mut self, meta: &mut SlotMeta, batch: &mut Batch, bucket: u64, level: u8, cells: Vec<Cell>, mut old_overflow: Vec<u64>) -> Result<()> {
+    fn write_bucket(
+        &mut self,
+        meta: &mut SlotMeta,
+        batch: &mut Batch,
+        bucket: u64,
+        level: u8,
+        cells: Vec<Cell>,
+        mut old_overflow: Vec<u64>,
+    ) -> Result<()> {
         let mut pages: Vec<Vec<Cell>> = vec![Vec::new()];
         let mut used = 0;
         for cell in cells {
@@ -333,7 +421,9 @@ impl Slot {
                 used = 0;
             }
             used += len;
-            pages.last_mut().map(|page| page.push(cell));
+            if let Some(page) = pages.last_mut() {
+                page.push(cell);
+            }
         }
         let mut ids = vec![PageId::bucket(bucket)];
         old_overflow.reverse();
@@ -350,9 +440,24 @@ impl Slot {
         meta.free_overflow.extend(old_overflow);
         let count = pages.len();
         for (index, cells) in pages.into_iter().enumerate() {
-            let next_overflow = if index + 1 < count { ids[index + 1].number } else { 0 };
-            let kind = if index == 0 { PAGE_KIND_PRIMARY } else { PAGE_KIND_OVERFLOW };
-            let page = Page { kind, level, bucket, next_overflow, checkpoint_seq: batch.target_seq, cells };
+            let next_overflow = if index + 1 < count {
+                ids[index + 1].number
+            } else {
+                0
+            };
+            let kind = if index == 0 {
+                PAGE_KIND_PRIMARY
+            } else {
+                PAGE_KIND_OVERFLOW
+            };
+            let page = Page {
+                kind,
+                level,
+                bucket,
+                next_overflow,
+                checkpoint_seq: batch.target_seq,
+                cells,
+            };
             batch.dwb.add_page(ids[index], &page.encode())?;
         }
         Ok(())
@@ -366,7 +471,9 @@ impl Slot {
         }
         let bucket = meta.split;
         let (cells, overflow) = self.load_bucket(batch, bucket)?;
-        let (high, low): (Vec<Cell>, Vec<Cell>) = cells.into_iter().partition(|cell| (cell.hash >> level) & 1 == 1);
+        let (high, low): (Vec<Cell>, Vec<Cell>) = cells
+            .into_iter()
+            .partition(|cell| (cell.hash >> level) & 1 == 1);
         let sibling = bucket + (1u64 << level);
         meta.split += 1;
         if meta.split == 1u64 << level {
@@ -384,11 +491,15 @@ impl Slot {
             .chunk_files
             .iter()
             .filter(|(id, chunk)| {
-                **id != meta.active_chunk && chunk.written_bytes > 0 && (chunk.live_bytes as f64) < COMPACT_LIVE_SHARE * chunk.written_bytes as f64
+                **id != meta.active_chunk
+                    && chunk.written_bytes > 0
+                    && (chunk.live_bytes as f64) < COMPACT_LIVE_SHARE * chunk.written_bytes as f64
             })
             .map(|(id, chunk)| (*id, *chunk))
             .collect();
-        candidates.sort_by(|a, b| (a.1.live_bytes * b.1.written_bytes).cmp(&(b.1.live_bytes * a.1.written_bytes)));
+        candidates.sort_by(|a, b| {
+            (a.1.live_bytes * b.1.written_bytes).cmp(&(b.1.live_bytes * a.1.written_bytes))
+        });
         let budget = self.config.wal_flush_bytes as u64;
         let mut moved = 0u64;
         for (id, chunk) in candidates {
@@ -396,24 +507,49 @@ impl Slot {
                 break;
             }
             moved += chunk.live_bytes;
-            let mut relocations: Vec<(u16, Vec<u8>, SegmentLocation, usize)> = Vec::new();
+            let mut relocations: Vec<Relocation> = Vec::new();
             if chunk.live_bytes > 0 {
                 let mut offset = super::format::FILE_HEADER_LEN as u64;
                 while offset < chunk.committed_len {
-                    let segment = self.chunks.read_segment(id, offset as u32, chunk.committed_len)?;
+                    let segment =
+                        self.chunks
+                            .read_segment(id, offset as u32, chunk.committed_len)?;
                     let records = segment::records(&segment.payload, segment.record_count)
-                        .map_err(|at| Error::corrupt(self.chunks.chunk_path(id), offset, format!("record at payload offset {at}")))?;
+                        .map_err(|at| {
+                            Error::corrupt(
+                                self.chunks.chunk_path(id),
+                                offset,
+                                format!("record at payload offset {at}"),
+                            )
+                        })?;
                     for (record_offset, record) in records {
-                        let old = SegmentLocation { file: id, segment_offset: offset as u32, record_offset: record_offset as u32, envelope_len: record.envelope.len() as u32 };
+                        let old = SegmentLocation {
+                            file: id,
+                            segment_offset: offset as u32,
+                            record_offset: record_offset as u32,
+                            envelope_len: record.envelope.len() as u32,
+                        };
                         let hash = super::key::key_hash(record.db, record.key);
                         let bucket = buckets::bucket_of(hash, meta.level, meta.split);
                         let (cells, _) = self.load_bucket(batch, bucket)?;
-                        let live = cells.iter().any(|c| c.db == record.db && c.key == record.key && c.value == CellValue::Segment(old));
+                        let live = cells.iter().any(|c| {
+                            c.db == record.db
+                                && c.key == record.key
+                                && c.value == CellValue::Segment(old)
+                        });
                         if live {
-                            if batch.segments.must_seal_before(record.key.len(), record.envelope.len()) {
+                            if batch
+                                .segments
+                                .must_seal_before(record.key.len(), record.envelope.len())
+                            {
                                 self.append_segment(meta, batch)?;
                             }
-                            let ticket = batch.segments.add(record.seq, record.db, record.key, record.envelope);
+                            let ticket = batch.segments.add(
+                                record.seq,
+                                record.db,
+                                record.key,
+                                record.envelope,
+                            );
                             relocations.push((record.db, record.key.to_vec(), old, ticket));
                         }
                     }
@@ -423,16 +559,23 @@ impl Slot {
                     self.append_segment(meta, batch)?;
                 }
             }
-            let mut by_bucket: BTreeMap<u64, Vec<(u16, Vec<u8>, SegmentLocation, usize)>> = BTreeMap::new();
+            let mut by_bucket: BTreeMap<u64, Vec<Relocation>> = BTreeMap::new();
             for relocation in relocations {
                 let hash = super::key::key_hash(relocation.0, &relocation.1);
-                by_bucket.entry(buckets::bucket_of(hash, meta.level, meta.split)).or_default().push(relocation);
+                by_bucket
+                    .entry(buckets::bucket_of(hash, meta.level, meta.split))
+                    .or_default()
+                    .push(relocation);
             }
             for (bucket, moves) in by_bucket {
                 let (mut cells, overflow) = self.load_bucket(batch, bucket)?;
                 for (db, key, old, ticket) in moves {
-                    let new = batch.segments.locations[ticket].ok_or_else(|| Error::Config("segment location unresolved".into()))?;
-                    if let Some(cell) = cells.iter_mut().find(|c| c.db == db && c.key == key && c.value == CellValue::Segment(old)) {
+                    let new = batch.segments.locations[ticket]
+                        .ok_or_else(|| Error::Config("segment location unresolved".into()))?;
+                    if let Some(cell) = cells
+                        .iter_mut()
+                        .find(|c| c.db == db && c.key == key && c.value == CellValue::Segment(old))
+                    {
                         cell.value = CellValue::Segment(new);
                     }
                 }
@@ -452,7 +595,8 @@ fn kill_value(meta: &mut SlotMeta, cell: &Cell) {
         CellValue::Inline(_) => {}
         CellValue::Segment(location) => {
             if let Some(chunk) = meta.chunk_files.get_mut(&location.file) {
-                let len = segment::record_len(cell.key.len(), location.envelope_len as usize) as u64;
+                let len =
+                    segment::record_len(cell.key.len(), location.envelope_len as usize) as u64;
                 chunk.live_bytes = chunk.live_bytes.saturating_sub(len);
             }
         }
