@@ -22,10 +22,10 @@ use super::segment::{self, SegmentWriter, CHUNK_FILE_MAX};
 use super::slot::{MemValue, Slot};
 
 /// The table splits a bucket while cells fill more than this share of the primary pages.
-const SPLIT_FILL: f64 = 0.75;
+const SPLIT_FILL: f64 = 0.85;
 
 /// A chunk file is compacted once less than this share of what was written to it is live.
-const COMPACT_LIVE_SHARE: f64 = 0.5;
+const COMPACT_LIVE_SHARE: f64 = 0.65;
 
 /// A live record moving out of a chunk file being compacted: database, key, old location, ticket of its
 /// new location in the segment writer.
@@ -140,7 +140,44 @@ impl Slot {
             self.append_segment(&mut meta, &mut batch)?;
         }
 
-        // (2) Apply the entries bucket by bucket.
+        // (2) Grow the table first to the size the new cells need, so that entries land in buckets of
+        // normal size (applying a large batch to a small table and splitting afterwards is quadratic).
+        let inline_max = self.config.inline_max;
+        let cell_len = |key: &[u8], envelope: &[u8]| {
+            (CELL_HEADER_LEN + key.len() + envelope.len().min(inline_max).max(page::LOCATION_LEN))
+                as u64
+        };
+        let fits = |meta: &SlotMeta, incoming: u64| {
+            (meta.used_bytes + incoming) as f64
+                <= SPLIT_FILL * (meta.bucket_count() * CELL_AREA as u64) as f64
+        };
+        let mut incoming: u64 = entries
+            .iter()
+            .map(|((_, _, key), entry)| match &entry.value {
+                MemValue::Set { envelope, .. } => cell_len(key, envelope),
+                _ => 0,
+            })
+            .sum();
+        if !fits(&meta, incoming) {
+            // Count only the keys that are new: overwrites take no extra room.
+            incoming = 0;
+            for ((_, db, key), entry) in &entries {
+                if let MemValue::Set { envelope, .. } = &entry.value {
+                    let exists = match entry.prior {
+                        Some(prior) => prior,
+                        None => self.find_cell(*db, key)?.is_some(),
+                    };
+                    if !exists {
+                        incoming += cell_len(key, envelope);
+                    }
+                }
+            }
+        }
+        while !fits(&meta, incoming) {
+            self.split_bucket(&mut meta, &mut batch)?;
+        }
+
+        // (3) Apply the entries bucket by bucket.
         let mut by_bucket: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
         for (index, ((reversed_hash, _, _), _)) in entries.iter().enumerate() {
             let bucket = buckets::bucket_of(reversed_hash.reverse_bits(), meta.level, meta.split);
@@ -225,16 +262,16 @@ impl Slot {
             self.write_bucket(&mut meta, &mut batch, bucket, level, cells, overflow)?;
         }
 
-        // (3) Compact chunk files that are mostly dead.
+        // (4) Compact chunk files that are mostly dead.
         self.compact(&mut meta, &mut batch)?;
 
-        // (4) Grow the table.
+        // (5) Grow the table if deletes and updates did not leave enough room after all.
         while meta.used_bytes as f64 > SPLIT_FILL * (meta.bucket_count() * CELL_AREA as u64) as f64
         {
             self.split_bucket(&mut meta, &mut batch)?;
         }
 
-        // (5) Make segments and big values durable, then the batch, then the pages in place, then the metadata.
+        // (6) Make segments and big values durable, then the batch, then the pages in place, then the metadata.
         for id in &batch.touched_chunks {
             let file = self.chunks.chunk_file(*id, false)?;
             file.sync()
@@ -255,7 +292,7 @@ impl Slot {
         meta::write_atomically(fs.as_ref(), &meta::slot_meta_path(&self.dir), &meta_bytes)?;
         batch.dwb.clear()?;
 
-        // (6) The metadata is durable: clean up and empty the WAL.
+        // (7) The metadata is durable: clean up and empty the WAL.
         for name in &meta.pending_deletes {
             if let Some(id) = segment::parse_chunk_file_name(name) {
                 self.chunks.forget(id);
@@ -509,6 +546,11 @@ impl Slot {
             moved += chunk.live_bytes;
             let mut relocations: Vec<Relocation> = Vec::new();
             if chunk.live_bytes > 0 {
+                // Read every record of the file, then check liveness one bucket at a time.
+                let mut records_by_bucket: BTreeMap<
+                    u64,
+                    Vec<(u64, u16, Vec<u8>, Vec<u8>, SegmentLocation)>,
+                > = BTreeMap::new();
                 let mut offset = super::format::FILE_HEADER_LEN as u64;
                 while offset < chunk.committed_len {
                     let segment =
@@ -529,31 +571,35 @@ impl Slot {
                             record_offset: record_offset as u32,
                             envelope_len: record.envelope.len() as u32,
                         };
-                        let hash = super::key::key_hash(record.db, record.key);
-                        let bucket = buckets::bucket_of(hash, meta.level, meta.split);
-                        let (cells, _) = self.load_bucket(batch, bucket)?;
-                        let live = cells.iter().any(|c| {
-                            c.db == record.db
-                                && c.key == record.key
-                                && c.value == CellValue::Segment(old)
-                        });
-                        if live {
-                            if batch
-                                .segments
-                                .must_seal_before(record.key.len(), record.envelope.len())
-                            {
-                                self.append_segment(meta, batch)?;
-                            }
-                            let ticket = batch.segments.add(
-                                record.seq,
-                                record.db,
-                                record.key,
-                                record.envelope,
-                            );
-                            relocations.push((record.db, record.key.to_vec(), old, ticket));
-                        }
+                        let bucket = buckets::bucket_of(
+                            super::key::key_hash(record.db, record.key),
+                            meta.level,
+                            meta.split,
+                        );
+                        records_by_bucket.entry(bucket).or_default().push((
+                            record.seq,
+                            record.db,
+                            record.key.to_vec(),
+                            record.envelope.to_vec(),
+                            old,
+                        ));
                     }
                     offset += segment.encoded_len() as u64;
+                }
+                for (bucket, records) in records_by_bucket {
+                    let (cells, _) = self.load_bucket(batch, bucket)?;
+                    for (seq, db, key, envelope, old) in records {
+                        let live = cells.iter().any(|c| {
+                            c.value == CellValue::Segment(old) && c.db == db && c.key == key
+                        });
+                        if live {
+                            if batch.segments.must_seal_before(key.len(), envelope.len()) {
+                                self.append_segment(meta, batch)?;
+                            }
+                            let ticket = batch.segments.add(seq, db, &key, &envelope);
+                            relocations.push((db, key, old, ticket));
+                        }
+                    }
                 }
                 if batch.segments.has_pending() {
                     self.append_segment(meta, batch)?;

@@ -69,11 +69,53 @@ pub struct CompressionPolicy {
 
 impl Default for CompressionPolicy {
     fn default() -> Self {
+        // Shorter values rarely shrink on their own; they are compressed together with their neighbours
+        // when their segment is written.
         Self {
-            min_len: 64,
+            min_len: 256,
             level: 3,
         }
     }
+}
+
+thread_local! {
+    /// One zstd context per thread: creating a context costs more than compressing a small value.
+    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+thread_local! {
+    /// One zstd decompression context per thread, for the same reason.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Decompresses plain zstd (no dictionary) with a reused per-thread context.
+pub fn decompress(bytes: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        match slot.as_mut() {
+            Some(decompressor) => decompressor.decompress(bytes, capacity),
+            None => zstd::bulk::decompress(bytes, capacity),
+        }
+    })
+}
+
+/// Compresses with a reused per-thread context.
+pub fn compress(bytes: &[u8], level: i32) -> Option<Vec<u8>> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(current, _)| *current != level) {
+            *slot = zstd::bulk::Compressor::new(level)
+                .ok()
+                .map(|compressor| (level, compressor));
+        }
+        slot.as_mut()
+            .and_then(|(_, compressor)| compressor.compress(bytes).ok())
+    })
 }
 
 /// Trained zstd dictionaries by id (ids above 1). Shared by every slot; trained dictionaries arrive later
@@ -131,7 +173,7 @@ pub fn encode(kind: ValueKind, value: &[u8], policy: CompressionPolicy) -> Vec<u
         }
     }
     if value.len() >= policy.min_len {
-        if let Ok(compressed) = zstd::bulk::compress(value, policy.level) {
+        if let Some(compressed) = compress(value, policy.level) {
             if compressed.len() + 8 < value.len() {
                 let mut out = Vec::with_capacity(compressed.len() + 10);
                 out.push(kind as u8);
@@ -224,7 +266,7 @@ pub fn decode(
                         "zstd envelope with dictionary id 0".into(),
                     ))
                 }
-                DICT_PLAIN_ZSTD => zstd::bulk::decompress(payload, raw_len),
+                DICT_PLAIN_ZSTD => decompress(payload, raw_len),
                 id => {
                     let dictionary = dictionaries.get(id).ok_or(EnvelopeError::DictMissing(id))?;
                     zstd::bulk::Decompressor::with_dictionary(&dictionary)

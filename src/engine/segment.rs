@@ -132,7 +132,7 @@ impl Segment {
 /// Encodes a segment from a payload of `record_count` records, compressing it when that pays.
 pub fn encode_segment(payload: &[u8], record_count: u16, zstd_level: Option<i32>) -> Vec<u8> {
     let compressed = zstd_level
-        .and_then(|level| zstd::bulk::compress(payload, level).ok())
+        .and_then(|level| super::envelope::compress(payload, level))
         .filter(|compressed| compressed.len() + 64 < payload.len());
     let (flags, stored) = match &compressed {
         Some(bytes) => (SEGMENT_FLAG_ZSTD, &bytes[..]),
@@ -188,7 +188,7 @@ pub fn decode_segment(bytes: &[u8], file: &Path, offset: u64) -> Result<Option<S
         });
     }
     let payload = if flags & SEGMENT_FLAG_ZSTD != 0 {
-        zstd::bulk::decompress(stored, raw_len as usize).map_err(|e| {
+        super::envelope::decompress(stored, raw_len as usize).map_err(|e| {
             Error::corrupt(file, offset, format!("segment does not decompress: {e}"))
         })?
     } else {
