@@ -31,6 +31,9 @@ const COMPACT_LIVE_SHARE: f64 = 0.65;
 /// new location in the segment writer.
 type Relocation = (u16, Vec<u8>, SegmentLocation, usize);
 
+/// A record read from a chunk file being compacted: sequence, database, key, envelope, location.
+type StoredRecord = (u64, u16, Vec<u8>, Vec<u8>, SegmentLocation);
+
 /// Where a memtable entry's value goes.
 #[derive(Clone, Copy)]
 enum Placement {
