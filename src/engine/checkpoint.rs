@@ -550,10 +550,7 @@ impl Slot {
             let mut relocations: Vec<Relocation> = Vec::new();
             if chunk.live_bytes > 0 {
                 // Read every record of the file, then check liveness one bucket at a time.
-                let mut records_by_bucket: BTreeMap<
-                    u64,
-                    Vec<(u64, u16, Vec<u8>, Vec<u8>, SegmentLocation)>,
-                > = BTreeMap::new();
+                let mut records_by_bucket: BTreeMap<u64, Vec<StoredRecord>> = BTreeMap::new();
                 let mut offset = super::format::FILE_HEADER_LEN as u64;
                 while offset < chunk.committed_len {
                     let segment =
