@@ -526,6 +526,7 @@ mod tests {
         // docs/format.md §"WAL" shows this record.
         let bytes = record_bytes();
         let body: &[u8] = b"\x07\x00\x00\x00\x00\x00\x00\x00\x10\x00\x00\x00\x00\x00\x00\x00\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x03\x00\x00\x00k\x00\x00v";
+        assert_eq!(&bytes[0..4], b"\x27\x00\x00\x00");
         assert_eq!(&bytes[0..4], &(body.len() as u32).to_le_bytes());
         assert_eq!(&bytes[4..8], &format::crc32(body).to_le_bytes());
         assert_eq!(&bytes[8..], body);
