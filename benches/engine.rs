@@ -4,7 +4,7 @@
 //! overwrite passes, and reopen time after a clean close and after `kill -9`.
 //!
 //! ```text
-//! cargo bench --bench engine -- [--keys 10000000] [--reads 2000000] [--dir PATH]
+//! cargo bench --bench engine -- [--keys 10000000] [--reads 2000000] [--dir PATH] [--raw-segments]
 //! ```
 //! Prints one line per figure and a JSON summary on the last line.
 

@@ -164,23 +164,27 @@ impl BucketStore {
             return Ok(page);
         }
         let offset = id.number * PAGE_SIZE as u64;
-        let mut buffer = Box::new([0u8; PAGE_SIZE]);
-        let path = self.path(id.file).to_path_buf();
-        self.handle(id.file)
-            .read_exact_at(&mut buffer[..], offset)
-            .map_err(|e| {
-                if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                    Error::corrupt(
-                        &path,
-                        offset,
-                        "page missing: file is shorter than the bucket table",
-                    )
-                } else {
-                    Error::io("read", &path, e)
-                }
-            })?;
-        page::verify(&buffer[..], &path, offset)?;
-        let page: PageBuf = Arc::from(buffer);
+        let mut page: PageBuf = Arc::new([0u8; PAGE_SIZE]);
+        let Some(buffer) = Arc::get_mut(&mut page) else {
+            return Err(Error::corrupt(
+                self.path(id.file),
+                offset,
+                "page buffer shared",
+            ));
+        };
+        if let Err(e) = self.handle(id.file).read_exact_at(&mut buffer[..], offset) {
+            let path = self.path(id.file);
+            return Err(if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::corrupt(
+                    path,
+                    offset,
+                    "page missing: file is shorter than the bucket table",
+                )
+            } else {
+                Error::io("read", path, e)
+            });
+        }
+        page::verify(&buffer[..], self.path(id.file), offset)?;
         self.cache.insert(id, page.clone(), PAGE_SIZE);
         Ok(page)
     }

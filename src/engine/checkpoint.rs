@@ -96,7 +96,11 @@ impl Slot {
         meta.pending_deletes.clear();
         meta.checkpoint_seq = target_seq;
         let fs = self.config.fs.clone();
-        let zstd_level = Some(self.config.compression.level);
+        let zstd_level = self
+            .config
+            .compression
+            .segments
+            .then_some(self.config.compression.level);
         let mut batch = Batch {
             dwb: DwbWriter::begin(fs.as_ref(), &self.dir)?,
             segments: SegmentWriter::new(self.config.segment_size, zstd_level),
@@ -162,19 +166,28 @@ impl Slot {
             })
             .sum();
         if !fits(&meta, incoming) {
-            // Count only the keys that are new: overwrites take no extra room.
-            incoming = 0;
-            for ((_, db, key), entry) in &entries {
+            // Count only the keys that are new: overwrites take no extra room. Looking every key up would
+            // double the checkpoint's page reads, so estimate from a sample; the split loop after the
+            // apply step corrects an underestimate.
+            let sets: Vec<usize> = (0..entries.len())
+                .filter(|&i| matches!(entries[i].1.value, MemValue::Set { .. }))
+                .collect();
+            let stride = (sets.len() / 512).max(1);
+            let (mut sampled, mut new_bytes) = (0u64, 0u64);
+            for &index in sets.iter().step_by(stride) {
+                let ((_, db, key), entry) = &entries[index];
                 if let MemValue::Set { envelope, .. } = &entry.value {
                     let exists = match entry.prior {
                         Some(prior) => prior,
                         None => self.find_cell(*db, key)?.is_some(),
                     };
+                    sampled += 1;
                     if !exists {
-                        incoming += cell_len(key, envelope);
+                        new_bytes += cell_len(key, envelope);
                     }
                 }
             }
+            incoming = new_bytes * sets.len() as u64 / sampled.max(1);
         }
         while !fits(&meta, incoming) {
             self.split_bucket(&mut meta, &mut batch)?;

@@ -65,6 +65,8 @@ pub struct CompressionPolicy {
     pub min_len: usize,
     /// zstd level.
     pub level: i32,
+    /// Compress chunk segments as a whole (smaller on disk; a cold read then decompresses a segment).
+    pub segments: bool,
 }
 
 impl Default for CompressionPolicy {

@@ -109,6 +109,20 @@ pub fn records(
     Ok(out)
 }
 
+/// Checks that a payload holds exactly `count` well-formed records, without allocating; `Err(offset)` where
+/// it stops making sense.
+fn check_records(payload: &[u8], count: u16) -> std::result::Result<(), usize> {
+    let mut offset = 0;
+    for _ in 0..count {
+        let record = record_at(payload, offset).ok_or(offset)?;
+        offset += record_len(record.key.len(), record.envelope.len());
+    }
+    if offset != payload.len() {
+        return Err(offset);
+    }
+    Ok(())
+}
+
 /// A decoded segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Segment {
@@ -204,7 +218,7 @@ pub fn decode_segment(bytes: &[u8], file: &Path, offset: u64) -> Result<Option<S
             ),
         ));
     }
-    if let Err(at) = records(&payload, record_count) {
+    if let Err(at) = check_records(&payload, record_count) {
         return Err(Error::corrupt(
             file,
             offset,
