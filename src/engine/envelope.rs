@@ -76,6 +76,7 @@ impl Default for CompressionPolicy {
         Self {
             min_len: 256,
             level: 3,
+            segments: true,
         }
     }
 }
