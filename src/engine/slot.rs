@@ -47,7 +47,7 @@ pub struct SlotConfig {
 pub struct SlotStats {
     /// Slot index.
     pub slot: usize,
-    /// Keys in all databases (flushed plus unflushed).
+    /// Keys in all databases as of the last checkpoint (DBSIZE counts the unflushed ones too).
     pub keys: u64,
     /// Bytes in the WAL file.
     pub wal_bytes: u64,
@@ -129,7 +129,7 @@ pub(crate) enum MemValue {
     /// The key is set to this envelope.
     Set {
         kind: ValueKind,
-        envelope: Arc<[u8]>,
+        envelope: Bytes,
     },
     /// The key is deleted.
     Delete,
@@ -298,7 +298,7 @@ impl Slot {
                         record.expire_at,
                         MemValue::Set {
                             kind,
-                            envelope: record.envelope.into(),
+                            envelope: Bytes::from(record.envelope),
                         },
                     );
                 }
@@ -731,7 +731,7 @@ impl Slot {
             expire_at,
             MemValue::Set {
                 kind,
-                envelope: envelope.into(),
+                envelope: Bytes::from(envelope),
             },
         );
         self.maybe_checkpoint()
@@ -794,16 +794,17 @@ impl Slot {
             .map(|(op, db, expire_at, key, envelope)| (*op, *db, *expire_at, *key, &envelope[..]))
             .collect();
         let first = self.append(&records)?;
-        for (offset, (op, db, expire_at, key, envelope)) in encoded.iter().enumerate() {
+        drop(records);
+        for (offset, (op, db, expire_at, key, envelope)) in encoded.into_iter().enumerate() {
             let seq = first + offset as u64;
             let value = match op {
                 WalOp::Set => MemValue::Set {
-                    kind: envelope::peek_kind(envelope).unwrap_or(ValueKind::String),
-                    envelope: envelope.as_slice().into(),
+                    kind: envelope::peek_kind(&envelope).unwrap_or(ValueKind::String),
+                    envelope: Bytes::from(envelope),
                 },
                 _ => MemValue::Delete,
             };
-            self.remember(*db, key, seq, *expire_at, value);
+            self.remember(db, key, seq, expire_at, value);
         }
         self.maybe_checkpoint()
     }
@@ -1082,7 +1083,7 @@ impl Slot {
 
 /// Where a found key's value is.
 enum Source {
-    Memtable(Arc<[u8]>),
+    Memtable(Bytes),
     Cell(Cell),
 }
 
