@@ -127,10 +127,7 @@ impl WalSyncer {
 #[derive(Debug, Clone)]
 pub(crate) enum MemValue {
     /// The key is set to this envelope.
-    Set {
-        kind: ValueKind,
-        envelope: Bytes,
-    },
+    Set { kind: ValueKind, envelope: Bytes },
     /// The key is deleted.
     Delete,
     /// The key keeps its value below; only its expiry changed.
