@@ -425,6 +425,16 @@ impl Slot {
         (key_hash(db, key).reverse_bits(), db, key.to_vec())
     }
 
+    /// The memtable entry of a key, found without allocating (reads take this path).
+    pub(crate) fn mem_entry(&self, reversed_hash: u64, db: u16, key: &[u8]) -> Option<&MemEntry> {
+        // An empty Vec does not allocate; entries with the same hash and db follow in key order.
+        self.memtable
+            .range((reversed_hash, db, Vec::new())..)
+            .take_while(|((hash, entry_db, _), _)| *hash == reversed_hash && *entry_db == db)
+            .find(|((_, _, entry_key), _)| entry_key.as_slice() == key)
+            .map(|(_, entry)| entry)
+    }
+
     /// Finds a key's cell in the bucket layer (ignoring the memtable); dead cells are not returned.
     pub(crate) fn find_cell(&mut self, db: u16, key: &[u8]) -> Result<Option<Cell>> {
         let hash = key_hash(db, key);
@@ -484,7 +494,7 @@ impl Slot {
     /// The newest state of a key: `Some((expire_at, Some(cell)))` from the layers, with the memtable applied.
     fn lookup(&mut self, db: u16, key: &[u8]) -> Result<Option<Lookup>> {
         let now = self.now();
-        let found = match self.memtable.get(&Self::mem_key(db, key)) {
+        let found = match self.mem_entry(key_hash(db, key).reverse_bits(), db, key) {
             Some(entry) => match &entry.value {
                 MemValue::Set { kind, envelope } => Some(Lookup {
                     kind: *kind,
@@ -903,11 +913,10 @@ impl Slot {
                     if cell.seq < self.flush_marker(cell.db) || !alive(cell.expire_at) {
                         continue;
                     }
-                    if self.memtable.contains_key(&(
-                        cell.hash.reverse_bits(),
-                        cell.db,
-                        cell.key.clone(),
-                    )) {
+                    if self
+                        .mem_entry(cell.hash.reverse_bits(), cell.db, &cell.key)
+                        .is_some()
+                    {
                         continue;
                     }
                     out.push((cell.db, cell.key));
@@ -988,11 +997,9 @@ impl Slot {
                         self.cleanup_buckets.insert(bucket);
                     } else if cell.expire_at != 0
                         && cell.expire_at <= now
-                        && !self.memtable.contains_key(&(
-                            cell.hash.reverse_bits(),
-                            cell.db,
-                            cell.key.clone(),
-                        ))
+                        && self
+                            .mem_entry(cell.hash.reverse_bits(), cell.db, &cell.key)
+                            .is_none()
                     {
                         expired.push((cell.db, cell.key.clone()));
                     }
