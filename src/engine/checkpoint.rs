@@ -48,6 +48,10 @@ struct Batch {
     touched_chunks: Vec<u32>,
     new_files: bool,
     target_seq: u64,
+    /// Pages at or past these numbers (buckets file, overflow file) are not part of the committed table:
+    /// nothing references them until the new metadata is in place, so they are written directly instead
+    /// of through the double-write batch.
+    fresh_from: (u64, u64),
 }
 
 impl Slot {
@@ -107,6 +111,10 @@ impl Slot {
             touched_chunks: Vec::new(),
             new_files: false,
             target_seq,
+            fresh_from: (
+                self.meta.bucket_count() + 1,
+                self.meta.overflow_pages.max(1),
+            ),
         };
         if reset {
             self.reset_layout(&mut meta, &mut batch)?;
@@ -511,7 +519,16 @@ impl Slot {
                 checkpoint_seq: batch.target_seq,
                 cells,
             };
-            batch.dwb.add_page(ids[index], &page.encode())?;
+            let id = ids[index];
+            let fresh = match id.file {
+                buckets::PageFile::Primary => id.number >= batch.fresh_from.0,
+                buckets::PageFile::Overflow => id.number >= batch.fresh_from.1,
+            };
+            if fresh {
+                self.buckets.write_page(id, &page.encode())?;
+            } else {
+                batch.dwb.add_page(id, &page.encode())?;
+            }
         }
         Ok(())
     }
