@@ -163,8 +163,12 @@ impl Slot {
         // normal size (applying a large batch to a small table and splitting afterwards is quadratic).
         let inline_max = self.config.inline_max;
         let cell_len = |key: &[u8], envelope_len: usize| {
-            (CELL_HEADER_LEN + key.len() + envelope_len.min(inline_max).max(page::LOCATION_LEN))
-                as u64
+            let value_len = if envelope_len <= inline_max {
+                envelope_len
+            } else {
+                page::LOCATION_LEN
+            };
+            (CELL_HEADER_LEN + key.len() + value_len) as u64
         };
         let fits = |meta: &SlotMeta, incoming: u64| {
             (meta.used_bytes + incoming) as f64
