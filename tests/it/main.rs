@@ -6,3 +6,5 @@ mod engine_feed;
 mod engine_growth;
 mod engine_model;
 mod engine_support;
+mod types_hll;
+mod types_support;
