@@ -8,5 +8,6 @@
 //! Everything here is written from documented formats and published algorithms; no code was
 //! copied from Redis (whose recent versions are not permissively licensed) or any other project.
 
+pub mod bloom;
 pub mod geohash;
 pub mod hll;

@@ -6,6 +6,7 @@ mod engine_feed;
 mod engine_growth;
 mod engine_model;
 mod engine_support;
+mod types_bloom;
 mod types_geo;
 mod types_hll;
 mod types_support;
