@@ -125,7 +125,13 @@ impl SubFilter {
         // Whole 64-bit words, at least one.
         let words = ((wanted_bits as u64).div_ceil(64)).max(1);
         let hashes = ((std::f64::consts::LN_2 * bits_per_entry).ceil() as u32).max(1);
-        Ok(SubFilter { capacity, error, hashes, items: 0, bitmap: vec![0; words as usize * 8] })
+        Ok(SubFilter {
+            capacity,
+            error,
+            hashes,
+            items: 0,
+            bitmap: vec![0; words as usize * 8],
+        })
     }
 
     fn bit_count(&self) -> u64 {
@@ -139,7 +145,9 @@ impl SubFilter {
 
     fn contains(&self, hash: ItemHash) -> bool {
         self.positions(hash).all(|bit| {
-            self.bitmap.get((bit / 8) as usize).is_some_and(|byte| byte & (1 << (bit % 8)) != 0)
+            self.bitmap
+                .get((bit / 8) as usize)
+                .is_some_and(|byte| byte & (1 << (bit % 8)) != 0)
         })
     }
 
@@ -207,7 +215,11 @@ impl ScalableBloom {
         if expansion == 0 {
             return Err(BloomError::BadExpansion);
         }
-        let first_error = if nonscaling { error_rate } else { error_rate * ERROR_TIGHTENING };
+        let first_error = if nonscaling {
+            error_rate
+        } else {
+            error_rate * ERROR_TIGHTENING
+        };
         Ok(ScalableBloom {
             filters: vec![SubFilter::new(capacity, first_error)?],
             expansion,
@@ -247,7 +259,10 @@ impl ScalableBloom {
             }
             self.grow()?;
         }
-        let newest = self.filters.last_mut().ok_or(BloomError::Corrupt("no sub-filter"))?;
+        let newest = self
+            .filters
+            .last_mut()
+            .ok_or(BloomError::Corrupt("no sub-filter"))?;
         newest.insert(hash);
         self.items += 1;
         Ok(true)
@@ -260,9 +275,14 @@ impl ScalableBloom {
     }
 
     fn grow(&mut self) -> Result<(), BloomError> {
-        let newest = self.filters.last().ok_or(BloomError::Corrupt("no sub-filter"))?;
-        let capacity =
-            newest.capacity.checked_mul(u64::from(self.expansion)).ok_or(BloomError::TooLarge)?;
+        let newest = self
+            .filters
+            .last()
+            .ok_or(BloomError::Corrupt("no sub-filter"))?;
+        let capacity = newest
+            .capacity
+            .checked_mul(u64::from(self.expansion))
+            .ok_or(BloomError::TooLarge)?;
         let next = SubFilter::new(capacity, newest.error * ERROR_TIGHTENING)?;
         if self.total_bitmap_bytes() + next.bitmap.len() as u64 > MAX_TOTAL_BYTES
             || self.filters.len() as u32 >= MAX_FILTERS
@@ -311,7 +331,9 @@ impl ScalableBloom {
         let (mut bloom, table_len) = decode_header(content)?;
         let bitmaps = &content[table_len..];
         if bitmaps.len() as u64 != bloom.total_bitmap_bytes() {
-            return Err(BloomError::Corrupt("bitmap length does not match the filter table"));
+            return Err(BloomError::Corrupt(
+                "bitmap length does not match the filter table",
+            ));
         }
         check_crc(content, stored)?;
         let mut at = 0;
@@ -427,7 +449,9 @@ impl ScalableBloom {
         chunks: impl IntoIterator<Item = (u64, &'a [u8])>,
     ) -> Result<ScalableBloom, BloomError> {
         let mut chunks = chunks.into_iter();
-        let (cursor, header) = chunks.next().ok_or(BloomError::Corrupt("no header chunk"))?;
+        let (cursor, header) = chunks
+            .next()
+            .ok_or(BloomError::Corrupt("no header chunk"))?;
         if cursor != 1 {
             return Err(BloomError::Corrupt("first chunk is not the header"));
         }
@@ -440,7 +464,10 @@ impl ScalableBloom {
 }
 
 fn split_crc(bytes: &[u8]) -> Result<(&[u8], u32), BloomError> {
-    let split = bytes.len().checked_sub(CRC_LEN).ok_or(BloomError::Corrupt("too short"))?;
+    let split = bytes
+        .len()
+        .checked_sub(CRC_LEN)
+        .ok_or(BloomError::Corrupt("too short"))?;
     let (content, crc) = bytes.split_at(split);
     Ok((content, le_u32(crc, 0)?))
 }
@@ -454,14 +481,18 @@ fn check_crc(content: &[u8], stored: u32) -> Result<(), BloomError> {
 }
 
 fn le_u32(bytes: &[u8], at: usize) -> Result<u32, BloomError> {
-    let slice = bytes.get(at..at + 4).ok_or(BloomError::Corrupt("truncated"))?;
+    let slice = bytes
+        .get(at..at + 4)
+        .ok_or(BloomError::Corrupt("truncated"))?;
     let mut word = [0u8; 4];
     word.copy_from_slice(slice);
     Ok(u32::from_le_bytes(word))
 }
 
 fn le_u64(bytes: &[u8], at: usize) -> Result<u64, BloomError> {
-    let slice = bytes.get(at..at + 8).ok_or(BloomError::Corrupt("truncated"))?;
+    let slice = bytes
+        .get(at..at + 8)
+        .ok_or(BloomError::Corrupt("truncated"))?;
     let mut word = [0u8; 8];
     word.copy_from_slice(slice);
     Ok(u64::from_le_bytes(word))
@@ -517,7 +548,9 @@ fn decode_header(bytes: &[u8]) -> Result<(ScalableBloom, usize), BloomError> {
         total_bytes = total_bytes.saturating_add(bits / 8);
         item_sum = item_sum.saturating_add(filter_items);
         if total_bytes > MAX_TOTAL_BYTES {
-            return Err(BloomError::Corrupt("filters larger than the supported maximum"));
+            return Err(BloomError::Corrupt(
+                "filters larger than the supported maximum",
+            ));
         }
         filters.push((capacity, error, bits, hashes, filter_items));
     }
@@ -534,7 +567,12 @@ fn decode_header(bytes: &[u8]) -> Result<(ScalableBloom, usize), BloomError> {
             bitmap: vec![0; (bits / 8) as usize],
         })
         .collect();
-    let bloom = ScalableBloom { filters, expansion, nonscaling: flags & FLAG_NONSCALING != 0, items };
+    let bloom = ScalableBloom {
+        filters,
+        expansion,
+        nonscaling: flags & FLAG_NONSCALING != 0,
+        items,
+    };
     Ok((bloom, table_len))
 }
 
@@ -552,17 +590,38 @@ mod tests {
 
     #[test]
     fn defaults_match_reserve() {
-        assert_eq!(ScalableBloom::with_defaults(), ScalableBloom::reserve(0.01, 100, 2, false).unwrap());
+        assert_eq!(
+            ScalableBloom::with_defaults(),
+            ScalableBloom::reserve(0.01, 100, 2, false).unwrap()
+        );
     }
 
     #[test]
     fn validates_parameters() {
-        assert_eq!(ScalableBloom::reserve(0.0, 10, 2, false), Err(BloomError::BadErrorRate));
-        assert_eq!(ScalableBloom::reserve(1.0, 10, 2, false), Err(BloomError::BadErrorRate));
-        assert_eq!(ScalableBloom::reserve(f64::NAN, 10, 2, false), Err(BloomError::BadErrorRate));
-        assert_eq!(ScalableBloom::reserve(0.1, 0, 2, false), Err(BloomError::BadCapacity));
-        assert_eq!(ScalableBloom::reserve(0.1, 10, 0, false), Err(BloomError::BadExpansion));
-        assert_eq!(ScalableBloom::reserve(1e-300, u64::MAX, 2, false), Err(BloomError::TooLarge));
+        assert_eq!(
+            ScalableBloom::reserve(0.0, 10, 2, false),
+            Err(BloomError::BadErrorRate)
+        );
+        assert_eq!(
+            ScalableBloom::reserve(1.0, 10, 2, false),
+            Err(BloomError::BadErrorRate)
+        );
+        assert_eq!(
+            ScalableBloom::reserve(f64::NAN, 10, 2, false),
+            Err(BloomError::BadErrorRate)
+        );
+        assert_eq!(
+            ScalableBloom::reserve(0.1, 0, 2, false),
+            Err(BloomError::BadCapacity)
+        );
+        assert_eq!(
+            ScalableBloom::reserve(0.1, 10, 0, false),
+            Err(BloomError::BadExpansion)
+        );
+        assert_eq!(
+            ScalableBloom::reserve(1e-300, u64::MAX, 2, false),
+            Err(BloomError::TooLarge)
+        );
     }
 
     #[test]
@@ -614,12 +673,26 @@ mod tests {
         let empty = ScalableBloom::reserve(0.5, 1, 3, true).unwrap().to_bytes();
         // 1 item at 0.5 → 1.44 bits → one word; ceil(ln2 × 1.44) = 1 hash.
         let golden = [
-            "56424c4d", "01", "01", "0000", "03000000", "01000000", "0000000000000000",
-            "0100000000000000", "000000000000e03f", "4000000000000000", "01000000", "00000000",
-            "0000000000000000", "0000000000000000",
+            "56424c4d",
+            "01",
+            "01",
+            "0000",
+            "03000000",
+            "01000000",
+            "0000000000000000",
+            "0100000000000000",
+            "000000000000e03f",
+            "4000000000000000",
+            "01000000",
+            "00000000",
+            "0000000000000000",
+            "0000000000000000",
         ]
         .concat();
-        let hex: String = empty[..empty.len() - 4].iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = empty[..empty.len() - 4]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         assert_eq!(hex, golden);
     }
 
@@ -627,7 +700,10 @@ mod tests {
     fn every_truncation_and_flip_is_rejected() {
         let bytes = filled(150).to_bytes();
         for cut in 0..bytes.len() {
-            assert!(ScalableBloom::from_bytes(&bytes[..cut]).is_err(), "cut {cut}");
+            assert!(
+                ScalableBloom::from_bytes(&bytes[..cut]).is_err(),
+                "cut {cut}"
+            );
         }
         for i in 0..bytes.len() {
             let mut flipped = bytes.clone();
@@ -636,7 +712,10 @@ mod tests {
         }
         let mut wrong_version = bytes.clone();
         wrong_version[4] = 9;
-        assert_eq!(ScalableBloom::from_bytes(&wrong_version), Err(BloomError::UnsupportedVersion(9)));
+        assert_eq!(
+            ScalableBloom::from_bytes(&wrong_version),
+            Err(BloomError::UnsupportedVersion(9))
+        );
     }
 
     #[test]
@@ -681,15 +760,27 @@ mod tests {
         let bloom = filled(10);
         let (_, header) = bloom.scandump(0);
         for cut in 0..header.len() {
-            assert!(ScalableBloom::from_header_chunk(&header[..cut]).is_err(), "cut {cut}");
+            assert!(
+                ScalableBloom::from_header_chunk(&header[..cut]).is_err(),
+                "cut {cut}"
+            );
         }
         let mut empty = ScalableBloom::from_header_chunk(&header).unwrap();
         assert!(empty.load_chunk(0, b"abc").is_err());
         assert!(empty.load_chunk(u64::MAX, b"abc").is_err());
         let size = bloom.total_bitmap_bytes();
-        assert!(empty.load_chunk(size + 2, &[0xff; 2]).is_err(), "crosses the end");
-        assert!(empty.load_chunk(size + 1, &[0xff; 2]).is_ok(), "the last two bytes");
-        assert!(empty.load_chunk(size + 3, &[0xff; 2]).is_err(), "past the end");
+        assert!(
+            empty.load_chunk(size + 2, &[0xff; 2]).is_err(),
+            "crosses the end"
+        );
+        assert!(
+            empty.load_chunk(size + 1, &[0xff; 2]).is_ok(),
+            "the last two bytes"
+        );
+        assert!(
+            empty.load_chunk(size + 3, &[0xff; 2]).is_err(),
+            "past the end"
+        );
         assert!(empty.load_chunk(3, &[0xff; 2]).is_ok());
     }
 }

@@ -29,7 +29,8 @@ impl Reply {
         }
     }
     pub fn text(&self) -> Option<String> {
-        self.bulk().map(|b| String::from_utf8(b).expect("utf-8 reply"))
+        self.bulk()
+            .map(|b| String::from_utf8(b).expect("utf-8 reply"))
     }
     pub fn array(&self) -> Vec<Reply> {
         match self {
@@ -53,7 +54,14 @@ impl RedisServer {
             .expect("free port")
             .port();
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .args(["--bind", "127.0.0.1"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
