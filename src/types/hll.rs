@@ -805,6 +805,32 @@ mod tests {
     }
 
     #[test]
+    fn sparse_value_above_32_promotes() {
+        let mut hll = Hll::new_sparse();
+        hll.add(b"a");
+        hll.add(b"b");
+        let before = hll.registers();
+        assert!(hll.raise_register(5, 33));
+        assert!(hll.is_dense());
+        let mut expected = before;
+        expected[5] = 33;
+        assert_eq!(hll.registers(), expected);
+    }
+
+    #[test]
+    fn sparse_promotes_past_max_bytes() {
+        let mut hll = Hll::new_sparse();
+        let mut i = 0u32;
+        while !hll.is_dense() {
+            let sparse_len = hll.as_bytes().len();
+            assert!(sparse_len <= SPARSE_MAX_BYTES, "{sparse_len}");
+            hll.add(&i.to_le_bytes());
+            i += 1;
+        }
+        assert_eq!(hll.as_bytes().len(), DENSE_LEN);
+    }
+
+    #[test]
     fn merge_takes_the_maximum() {
         let mut a = Hll::new_sparse();
         let mut b = Hll::new_sparse();

@@ -4,6 +4,7 @@
 //! - [`hll`]: HyperLogLog in Redis's `HYLL` sparse/dense string format.
 //! - [`geohash`]: Redis's 52-bit geohash (GEOADD scores, GEOHASH strings, distances, search helpers).
 //! - [`bloom`]: RedisBloom-style scalable bloom filters with a versioned, checksummed encoding.
+//! - [`zset_index`]: an order-statistic index for sorted sets (ranks, ranges by rank/score/lex).
 //!
 //! Everything here is written from documented formats and published algorithms; no code was
 //! copied from Redis (whose recent versions are not permissively licensed) or any other project.
@@ -11,3 +12,4 @@
 pub mod bloom;
 pub mod geohash;
 pub mod hll;
+pub mod zset_index;
