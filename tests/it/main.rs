@@ -10,3 +10,4 @@ mod types_bloom;
 mod types_geo;
 mod types_hll;
 mod types_support;
+mod types_zset;
