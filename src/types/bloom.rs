@@ -189,6 +189,20 @@ pub struct BloomInfo {
     pub expansion: Option<u32>,
 }
 
+impl BloomInfo {
+    /// The `BF.INFO` reply as `(field name, value)` pairs in RedisBloom's order; `None` is a nil
+    /// reply (the expansion rate of a `NONSCALING` filter).
+    pub fn fields(&self) -> [(&'static str, Option<u64>); 5] {
+        [
+            ("Capacity", Some(self.capacity)),
+            ("Size", Some(self.size)),
+            ("Number of filters", Some(self.filters)),
+            ("Number of items inserted", Some(self.items)),
+            ("Expansion rate", self.expansion.map(u64::from)),
+        ]
+    }
+}
+
 /// A scalable bloom filter (a chain of sub-filters).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScalableBloom {
@@ -662,6 +676,11 @@ mod tests {
         }
         assert!(full);
         assert_eq!(bloom.info().expansion, None);
+        assert_eq!(bloom.info().fields()[4], ("Expansion rate", None));
+        assert_eq!(
+            bloom.info().fields()[3],
+            ("Number of items inserted", Some(10))
+        );
         assert_eq!(bloom.info().filters, 1);
     }
 
