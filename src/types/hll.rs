@@ -420,7 +420,7 @@ impl Hll {
         self.invalidate_cache();
     }
 
-    /// A dense copy of a set of HLLs' union, for callers that want a fresh destination.
+    /// The union of `sources` in a fresh HLL, as `PFMERGE` into a missing key produces it.
     pub fn merged(sources: &[&Hll]) -> Hll {
         let mut out = Hll::new_sparse();
         out.merge_into(sources);
