@@ -6,3 +6,8 @@ mod engine_feed;
 mod engine_growth;
 mod engine_model;
 mod engine_support;
+mod types_bloom;
+mod types_geo;
+mod types_hll;
+mod types_support;
+mod types_zset;
