@@ -2,6 +2,7 @@
 
 mod engine_corruption;
 mod engine_crash;
+mod engine_decoders;
 mod engine_feed;
 mod engine_growth;
 mod engine_model;
