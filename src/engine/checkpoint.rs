@@ -581,7 +581,9 @@ impl Slot {
         candidates.sort_by(|a, b| {
             (a.1.live_bytes * b.1.written_bytes).cmp(&(b.1.live_bytes * a.1.written_bytes))
         });
-        let budget = self.config.wal_flush_bytes as u64;
+        // Relocate up to twice what this checkpoint wrote, so that compaction keeps pace with the garbage
+        // that overwrites create.
+        let budget = (self.config.wal_flush_bytes as u64).max(2 * self.wal.len());
         let mut moved = 0u64;
         for (id, chunk) in candidates {
             if chunk.live_bytes > 0 && moved > 0 && moved + chunk.live_bytes > budget {
