@@ -383,6 +383,24 @@ mod tests {
     }
 
     #[test]
+    fn golden_cell() {
+        // docs/format.md §"Cell" shows these bytes.
+        let page = Page {
+            kind: PAGE_KIND_PRIMARY,
+            level: 0,
+            bucket: 0,
+            next_overflow: 0,
+            checkpoint_seq: 0,
+            cells: vec![sample().cells[0].clone()],
+        };
+        let bytes = page.encode();
+        assert_eq!(
+            &bytes[PAGE_HEADER_LEN..PAGE_HEADER_LEN + 28],
+            b"\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x03\x00a\x00\x00x"
+        );
+    }
+
+    #[test]
     fn golden_header() {
         // docs/format.md §"Key-bucket page" shows this header.
         let page = Page {
