@@ -26,6 +26,11 @@ pub trait FileHandle: Send + Sync {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Makes every earlier write to this file durable (fdatasync).
     fn sync(&self) -> io::Result<()>;
+    /// A read-only memory map of the file as it is now, where the backend supports it. Only for files
+    /// that are never truncated below what is read through the map while it lives (chunk files).
+    fn map(&self) -> io::Result<Option<memmap2::Mmap>> {
+        Ok(None)
+    }
 }
 
 /// The operations the engine performs on a directory tree.
@@ -72,6 +77,16 @@ impl FileHandle for RealFile {
     }
     fn sync(&self) -> io::Result<()> {
         self.0.sync_data()
+    }
+    fn map(&self) -> io::Result<Option<memmap2::Mmap>> {
+        if self.0.metadata()?.len() == 0 {
+            return Ok(None);
+        }
+        // SAFETY: the engine maps only chunk files, which it appends to and never truncates below a
+        // committed length while a map is alive; reads through the map stay within that length. Another
+        // process truncating the file would fault this one: the directory lock keeps other writers out.
+        let map = unsafe { memmap2::MmapOptions::new().map(&self.0)? };
+        Ok(Some(map))
     }
 }
 

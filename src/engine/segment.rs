@@ -282,6 +282,8 @@ pub struct ChunkStore {
     fs: Arc<dyn FileSystem>,
     read_only: bool,
     files: HashMap<u32, Arc<dyn FileHandle>>,
+    /// Read-only maps of chunk files (real file systems only): a cold read then costs no system call.
+    maps: HashMap<u32, memmap2::Mmap>,
     cache: ByteLru<(u32, u32), Arc<Vec<u8>>>,
     max_segment_len: usize,
 }
@@ -300,6 +302,7 @@ impl ChunkStore {
             fs,
             read_only,
             files: HashMap::new(),
+            maps: HashMap::new(),
             cache: ByteLru::new(cache_bytes),
             max_segment_len: segment_size + SEGMENT_HEADER_LEN + 256,
         }
@@ -343,10 +346,14 @@ impl ChunkStore {
     /// Forgets an open handle (the file is being deleted).
     pub fn forget(&mut self, id: u32) {
         self.files.remove(&id);
+        self.maps.remove(&id);
     }
 
     /// Reads and decodes the segment at `offset` of chunk file `id`, whose committed length is `file_len`.
     pub fn read_segment(&mut self, id: u32, offset: u32, file_len: u64) -> Result<Segment> {
+        if let Some(segment) = self.read_segment_mapped(id, offset, file_len)? {
+            return Ok(segment);
+        }
         let path = self.chunk_path(id);
         let file = self.chunk_file(id, false)?;
         let available = file_len.saturating_sub(offset as u64) as usize;
@@ -366,6 +373,29 @@ impl ChunkStore {
                     ))
                 }
             }
+        }
+    }
+
+    /// Decodes a segment straight from the file's map, (re)mapping the file when it has grown past the map.
+    /// `Ok(None)` when the backend cannot map.
+    fn read_segment_mapped(&mut self, id: u32, offset: u32, file_len: u64) -> Result<Option<Segment>> {
+        let mapped_len = self.maps.get(&id).map_or(0, |map| map.len() as u64);
+        if mapped_len < file_len {
+            let file = self.chunk_file(id, false)?;
+            match file.map().map_err(|e| Error::io("mmap", self.chunk_path(id), e))? {
+                Some(map) if map.len() as u64 >= file_len => {
+                    self.maps.insert(id, map);
+                }
+                _ => return Ok(None),
+            }
+        }
+        let Some(map) = self.maps.get(&id) else { return Ok(None) };
+        let bytes = map.get(offset as usize..file_len as usize).unwrap_or_default();
+        match decode_segment(bytes, Path::new(""), offset as u64) {
+            Ok(Some(segment)) => Ok(Some(segment)),
+            Ok(None) => Err(Error::corrupt(self.chunk_path(id), offset as u64, "segment runs past the end of the file")),
+            // Re-decode to name the file in the error.
+            Err(_) => decode_segment(bytes, &self.chunk_path(id), offset as u64).map(|_| None),
         }
     }
 
