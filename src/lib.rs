@@ -3,7 +3,17 @@
 //! # Layout
 //! - [`engine`]: the synchronous storage engine (data directory, slots, WAL, key buckets, chunk segments).
 //!   No network, no async: the server and every offline tool share it.
+//! - [`config`]: `velo serve` flags and config file, validated once into a typed struct.
+//! - [`resp`]: RESP2/RESP3 request decoding (zero-copy, inline commands) and the reply encoder.
+//! - [`cmd`]: the command table (generated from `commands/*.json`) and the handlers, one file per group.
+//! - [`server`]: tokio listener, connections, dispatch gate, clients, pub/sub, WATCH, shutdown.
+//! - [`glob`]: Redis's glob-style pattern matching.
 
 #![warn(missing_docs)]
 
+pub mod cmd;
+pub mod config;
 pub mod engine;
+pub mod glob;
+pub mod resp;
+pub mod server;
