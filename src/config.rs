@@ -75,18 +75,8 @@ pub struct Config {
 }
 
 /// The settings, in the order CONFIG REWRITE writes them.
-pub const SETTINGS: &[&str] = &[
-    "port",
-    "bind",
-    "dir",
-    "slots",
-    "fsync",
-    "page-cache",
-    "value-cache",
-    "maxclients",
-    "databases",
-    "log-level",
-];
+pub const SETTINGS: &[&str] =
+    &["port", "bind", "dir", "slots", "fsync", "page-cache", "value-cache", "maxclients", "databases", "log-level"];
 
 /// Parses a size: bytes, or with a `kb`/`mb`/`gb` (1024-based) or `k`/`m`/`g` (1000-based) suffix, as Redis.
 pub fn parse_size(text: &str) -> Option<usize> {
@@ -124,11 +114,7 @@ impl Config {
                 let (name, value) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
                 let name = name.to_ascii_lowercase().replace('_', "-");
                 if !SETTINGS.contains(&name.as_str()) {
-                    return Err(format!(
-                        "{}:{}: unknown setting '{name}'",
-                        path.display(),
-                        number + 1
-                    ));
+                    return Err(format!("{}:{}: unknown setting '{name}'", path.display(), number + 1));
                 }
                 values.push((name, value.trim().trim_matches('"').to_string()));
             }
@@ -173,47 +159,30 @@ impl Config {
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
         let bad = |expected: &str| format!("invalid value for {name}: '{value}' ({expected})");
         match name {
-            "port" => {
-                self.port = value
-                    .parse()
-                    .map_err(|_| bad("expected a port number 0..65535"))?
-            }
+            "port" => self.port = value.parse().map_err(|_| bad("expected a port number 0..65535"))?,
             "bind" => {
-                value
-                    .parse::<std::net::IpAddr>()
-                    .map_err(|_| bad("expected an IP address"))?;
+                value.parse::<std::net::IpAddr>().map_err(|_| bad("expected an IP address"))?;
                 self.bind = value.to_string();
             }
             "dir" if !value.is_empty() => self.dir = PathBuf::from(value),
             "dir" => return Err(bad("expected a directory")),
             "slots" => {
-                let slots: u32 = value
-                    .parse()
-                    .map_err(|_| bad("expected a power of two 1..=1024"))?;
+                let slots: u32 = value.parse().map_err(|_| bad("expected a power of two 1..=1024"))?;
                 if !slots.is_power_of_two() || slots > 1024 {
                     return Err(bad("expected a power of two 1..=1024"));
                 }
                 self.slots = Some(slots);
             }
-            "fsync" => {
-                self.fsync = value
-                    .parse()
-                    .map_err(|_| bad("expected always, everysec or no"))?
-            }
+            "fsync" => self.fsync = value.parse().map_err(|_| bad("expected always, everysec or no"))?,
             "page-cache" => {
-                self.page_cache_bytes =
-                    parse_size(value).ok_or_else(|| bad("expected a size like 64mb"))?
+                self.page_cache_bytes = parse_size(value).ok_or_else(|| bad("expected a size like 64mb"))?
             }
             "value-cache" => {
-                self.value_cache_bytes =
-                    parse_size(value).ok_or_else(|| bad("expected a size like 64mb"))?
+                self.value_cache_bytes = parse_size(value).ok_or_else(|| bad("expected a size like 64mb"))?
             }
             "maxclients" => {
-                self.maxclients = value
-                    .parse()
-                    .ok()
-                    .filter(|&n: &usize| n >= 1)
-                    .ok_or_else(|| bad("expected a number >= 1"))?
+                self.maxclients =
+                    value.parse().ok().filter(|&n: &usize| n >= 1).ok_or_else(|| bad("expected a number >= 1"))?
             }
             "databases" => {
                 self.databases = value
@@ -269,24 +238,11 @@ mod tests {
 
     #[test]
     fn flags_override_defaults_and_validate() {
-        let args = ServeArgs {
-            port: Some("0".into()),
-            fsync: Some("always".into()),
-            ..Default::default()
-        };
+        let args = ServeArgs { port: Some("0".into()), fsync: Some("always".into()), ..Default::default() };
         let config = Config::load(&args).unwrap();
-        assert_eq!(
-            (config.port, config.fsync, config.databases),
-            (0, FsyncPolicy::Always, 16)
-        );
-        let bad = ServeArgs {
-            slots: Some("3".into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            Config::load(&bad).unwrap_err(),
-            "invalid value for slots: '3' (expected a power of two 1..=1024)"
-        );
+        assert_eq!((config.port, config.fsync, config.databases), (0, FsyncPolicy::Always, 16));
+        let bad = ServeArgs { slots: Some("3".into()), ..Default::default() };
+        assert_eq!(Config::load(&bad).unwrap_err(), "invalid value for slots: '3' (expected a power of two 1..=1024)");
         assert_eq!(parse_size("64mb"), Some(64 << 20));
         assert_eq!(parse_size("1k"), Some(1000));
         assert_eq!(parse_size("x"), None);
@@ -297,19 +253,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("velo.conf");
         std::fs::write(&path, "# comment\nport 9999\ndatabases 4\n").unwrap();
-        let args = ServeArgs {
-            config: Some(path),
-            port: Some("1234".into()),
-            ..Default::default()
-        };
+        let args = ServeArgs { config: Some(path), port: Some("1234".into()), ..Default::default() };
         let config = Config::load(&args).unwrap();
         assert_eq!((config.port, config.databases), (1234, 4));
-        let reparsed: Vec<_> = config
-            .to_file_text()
-            .lines()
-            .skip(1)
-            .map(str::to_string)
-            .collect();
+        let reparsed: Vec<_> = config.to_file_text().lines().skip(1).map(str::to_string).collect();
         assert!(reparsed.contains(&"port 1234".to_string()));
     }
 }

@@ -17,8 +17,7 @@ pub fn parse_i64(bytes: &[u8]) -> Option<i64> {
         Some((b'-', rest)) => (true, rest),
         _ => (false, bytes),
     };
-    if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') || (negative && digits == b"0")
-    {
+    if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') || (negative && digits == b"0") {
         return None;
     }
     let mut value: i64 = 0;
@@ -28,11 +27,7 @@ pub fn parse_i64(bytes: &[u8]) -> Option<i64> {
         }
         let d = i64::from(digit - b'0');
         value = value.checked_mul(10)?;
-        value = if negative {
-            value.checked_sub(d)?
-        } else {
-            value.checked_add(d)?
-        };
+        value = if negative { value.checked_sub(d)? } else { value.checked_add(d)? };
     }
     Some(value)
 }
@@ -40,10 +35,7 @@ pub fn parse_i64(bytes: &[u8]) -> Option<i64> {
 /// Parses a float as Redis's `string2ld`: no spaces, no NaN; `inf` and `-inf` accepted.
 pub fn parse_f64(bytes: &[u8]) -> Option<f64> {
     let text = std::str::from_utf8(bytes).ok()?;
-    if text.is_empty()
-        || text.starts_with(|c: char| c.is_whitespace())
-        || text.ends_with(|c: char| c.is_whitespace())
-    {
+    if text.is_empty() || text.starts_with(|c: char| c.is_whitespace()) || text.ends_with(|c: char| c.is_whitespace()) {
         return None;
     }
     let value: f64 = text.parse().ok()?;
@@ -100,10 +92,7 @@ impl Args {
 
     /// Consumes the next argument if it equals `keyword` (case-insensitively).
     pub fn eat(&mut self, keyword: &str) -> bool {
-        if self
-            .peek()
-            .is_some_and(|arg| arg.eq_ignore_ascii_case(keyword.as_bytes()))
-        {
+        if self.peek().is_some_and(|arg| arg.eq_ignore_ascii_case(keyword.as_bytes())) {
             self.pos += 1;
             true
         } else {
@@ -137,16 +126,7 @@ mod tests {
         assert_eq!(parse_i64(b"-12"), Some(-12));
         assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
         assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
-        for bad in [
-            &b"+1"[..],
-            b" 1",
-            b"01",
-            b"1.0",
-            b"",
-            b"-",
-            b"-0",
-            b"9223372036854775808",
-        ] {
+        for bad in [&b"+1"[..], b" 1", b"01", b"1.0", b"", b"-", b"-0", b"9223372036854775808"] {
             assert_eq!(parse_i64(bad), None, "{bad:?}");
         }
     }

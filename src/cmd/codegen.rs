@@ -13,15 +13,7 @@ use serde::Deserialize;
 use super::spec::{AclCategories, Flags};
 
 /// The groups a command may belong to.
-const GROUPS: &[&str] = &[
-    "connection",
-    "string",
-    "bitmap",
-    "generic",
-    "server",
-    "transactions",
-    "pubsub",
-];
+const GROUPS: &[&str] = &["connection", "string", "bitmap", "generic", "server", "transactions", "pubsub"];
 
 /// One command file.
 #[derive(Debug, Clone, Deserialize)]
@@ -81,26 +73,17 @@ pub fn load(dir: &Path) -> Result<Vec<CommandFile>, String> {
         .collect();
     entries.sort();
     for path in entries {
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let file: CommandFile =
-            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let file: CommandFile = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         validate(&file).map_err(|e| format!("{}: {e}", path.display()))?;
         files.push(file);
     }
     for file in &files {
         if let Some(container) = &file.container {
-            if !files
-                .iter()
-                .any(|f| f.container.is_none() && &f.name == container)
-            {
+            if !files.iter().any(|f| f.container.is_none() && &f.name == container) {
                 return Err(format!("{}: unknown container {container}", file.name));
             }
-        } else if file.function.is_none()
-            && !files
-                .iter()
-                .any(|f| f.container.as_ref() == Some(&file.name))
-        {
+        } else if file.function.is_none() && !files.iter().any(|f| f.container.as_ref() == Some(&file.name)) {
             return Err(format!("{}: a container without subcommands", file.name));
         }
     }
@@ -118,14 +101,9 @@ fn validate(file: &CommandFile) -> Result<(), String> {
         Flags::from_name(flag).ok_or_else(|| format!("unknown flag {flag}"))?;
     }
     for category in &file.acl_categories {
-        AclCategories::from_name(category)
-            .ok_or_else(|| format!("unknown ACL category {category}"))?;
+        AclCategories::from_name(category).ok_or_else(|| format!("unknown ACL category {category}"))?;
     }
-    let flags = file
-        .command_flags
-        .iter()
-        .filter_map(|f| Flags::from_name(f))
-        .fold(Flags(0), Flags::union);
+    let flags = file.command_flags.iter().filter_map(|f| Flags::from_name(f)).fold(Flags(0), Flags::union);
     if flags.contains(Flags::WRITE) && flags.contains(Flags::READONLY) {
         return Err("both WRITE and READONLY".into());
     }
@@ -147,10 +125,7 @@ fn validate(file: &CommandFile) -> Result<(), String> {
 }
 
 fn flags_of(file: &CommandFile) -> Flags {
-    file.command_flags
-        .iter()
-        .filter_map(|f| Flags::from_name(f))
-        .fold(Flags(0), Flags::union)
+    file.command_flags.iter().filter_map(|f| Flags::from_name(f)).fold(Flags(0), Flags::union)
 }
 
 /// Explicit categories plus the implicit ones Redis derives from the flags (`setImplicitACLCategories`).
@@ -168,9 +143,7 @@ fn acl_of(file: &CommandFile) -> AclCategories {
         acl = acl.union(AclCategories::READ);
     }
     if flags.contains(Flags::ADMIN) {
-        acl = acl
-            .union(AclCategories::ADMIN)
-            .union(AclCategories::DANGEROUS);
+        acl = acl.union(AclCategories::ADMIN).union(AclCategories::DANGEROUS);
     }
     if flags.contains(Flags::PUBSUB) {
         acl = acl.union(AclCategories::PUBSUB);
@@ -202,22 +175,10 @@ fn entry(out: &mut String, file: &CommandFile, id: usize, subs: Option<&str>, in
         None => name.clone(),
     };
     let flags = flags_of(file);
-    let flag_names = Flags::ALL
-        .iter()
-        .filter(|(f, _, _)| flags.contains(*f))
-        .map(|(_, n, _)| *n)
-        .collect();
+    let flag_names = Flags::ALL.iter().filter(|(f, _, _)| flags.contains(*f)).map(|(_, n, _)| *n).collect();
     let acl = acl_of(file);
-    let acl_names = AclCategories::ALL
-        .iter()
-        .filter(|(c, _, _)| acl.contains(*c))
-        .map(|(_, n, _)| *n)
-        .collect();
-    let (first, last, step) = file
-        .key_specs
-        .first()
-        .map(|k| (k.first, k.last, k.step))
-        .unwrap_or((0, 0, 0));
+    let acl_names = AclCategories::ALL.iter().filter(|(c, _, _)| acl.contains(*c)).map(|(_, n, _)| *n).collect();
+    let (first, last, step) = file.key_specs.first().map(|k| (k.first, k.last, k.step)).unwrap_or((0, 0, 0));
     let handler = match &file.function {
         Some(function) => format!("Some(super::{function})"),
         None => "None".into(),
@@ -256,8 +217,7 @@ pub fn generate(files: &[CommandFile]) -> String {
             subs.entry(container.as_str()).or_default().push(file);
         }
     }
-    subs.values_mut()
-        .for_each(|v| v.sort_by(|a, b| a.name.cmp(&b.name)));
+    subs.values_mut().for_each(|v| v.sort_by(|a, b| a.name.cmp(&b.name)));
     let mut out = String::new();
     out.push_str("//! The command table. @generated by `velo::cmd::codegen` from `commands/*.json`: do not edit;\n");
     out.push_str("//! edit the JSON files, then run `VELO_BLESS=1 cargo test codegen`.\n\n");
@@ -268,11 +228,7 @@ pub fn generate(files: &[CommandFile]) -> String {
     for file in &top {
         let array = subs.get(file.name.as_str()).map(|list| {
             let const_name = format!("{}_SUBCOMMANDS", file.name.replace('-', "_"));
-            let _ = writeln!(
-                sub_arrays,
-                "static {const_name}: [CommandSpec; {}] = [",
-                list.len()
-            );
+            let _ = writeln!(sub_arrays, "static {const_name}: [CommandSpec; {}] = [", list.len());
             for sub in list {
                 entry(&mut sub_arrays, sub, id, None, "    ");
                 id += 1;
@@ -283,10 +239,7 @@ pub fn generate(files: &[CommandFile]) -> String {
         entry(&mut top_entries, file, id, array.as_deref(), "    ");
         id += 1;
     }
-    let _ = writeln!(
-        out,
-        "/// Number of commands and subcommands (ids are `0..COMMAND_COUNT`)."
-    );
+    let _ = writeln!(out, "/// Number of commands and subcommands (ids are `0..COMMAND_COUNT`).");
     let _ = writeln!(out, "pub const COMMAND_COUNT: usize = {id};\n");
     out.push_str(&sub_arrays);
     let _ = writeln!(out, "/// Every top-level command, sorted by name.");
@@ -301,11 +254,7 @@ pub fn generate(files: &[CommandFile]) -> String {
     out.push_str("    lower.make_ascii_lowercase();\n");
     out.push_str("    let index = match &*lower {\n");
     for (index, file) in top.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "        b{:?} => {index},",
-            file.name.to_ascii_lowercase()
-        );
+        let _ = writeln!(out, "        b{:?} => {index},", file.name.to_ascii_lowercase());
     }
     out.push_str("        _ => return None,\n    };\n    COMMANDS.get(index)\n}\n");
     out

@@ -20,10 +20,7 @@ pub fn ping(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     }
     let message = args.rest().pop();
     if ctx.client.proto == Protocol::Resp2 && ctx.client.subscription_count() > 0 {
-        return Ok(Reply::Array(vec![
-            Reply::bulk("pong"),
-            Reply::Bulk(message.unwrap_or_default()),
-        ]));
+        return Ok(Reply::Array(vec![Reply::bulk("pong"), Reply::Bulk(message.unwrap_or_default())]));
     }
     Ok(match message {
         Some(message) => Reply::Bulk(message),
@@ -44,9 +41,8 @@ pub fn echo(_ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn hello(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let mut proto = ctx.client.proto;
     if !args.is_empty() {
-        let version = args
-            .next_i64()
-            .map_err(|_| CmdError::err("Protocol version is not an integer or out of range"))?;
+        let version =
+            args.next_i64().map_err(|_| CmdError::err("Protocol version is not an integer or out of range"))?;
         proto = match version {
             2 => Protocol::Resp2,
             3 => Protocol::Resp3,
@@ -60,36 +56,25 @@ pub fn hello(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
             let user = args.next_bytes()?;
             let _password = args.next_bytes()?;
             if user.as_ref() != b"default" {
-                return Err(CmdError::Raw(
-                    "WRONGPASS invalid username-password pair or user is disabled.".into(),
-                ));
+                return Err(CmdError::Raw("WRONGPASS invalid username-password pair or user is disabled.".into()));
             }
         } else if option.eq_ignore_ascii_case(b"SETNAME") && args.remaining() >= 1 {
             let candidate = args.next_bytes()?;
             validate_name(&candidate)?;
             name = Some(candidate);
         } else {
-            return Err(CmdError::err(format!(
-                "Syntax error in HELLO option '{}'",
-                String::from_utf8_lossy(&option)
-            )));
+            return Err(CmdError::err(format!("Syntax error in HELLO option '{}'", String::from_utf8_lossy(&option))));
         }
     }
     if let Some(name) = name {
         set_name(ctx, name);
     }
     ctx.client.proto = proto;
-    ctx.client.handle.resp.store(
-        if proto == Protocol::Resp3 { 3 } else { 2 },
-        Ordering::Relaxed,
-    );
+    ctx.client.handle.resp.store(if proto == Protocol::Resp3 { 3 } else { 2 }, Ordering::Relaxed);
     Ok(Reply::Map(vec![
         (Reply::bulk("server"), Reply::bulk("redis")),
         (Reply::bulk("version"), Reply::bulk(REDIS_VERSION)),
-        (
-            Reply::bulk("proto"),
-            Reply::Int(if proto == Protocol::Resp3 { 3 } else { 2 }),
-        ),
+        (Reply::bulk("proto"), Reply::Int(if proto == Protocol::Resp3 { 3 } else { 2 })),
         (Reply::bulk("id"), Reply::Int(ctx.client.id() as i64)),
         (Reply::bulk("mode"), Reply::bulk("standalone")),
         (Reply::bulk("role"), Reply::bulk("master")),
@@ -117,11 +102,7 @@ pub fn reset(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
     ctx.client.db = 0;
     ctx.client.handle.db.store(0, Ordering::Relaxed);
     ctx.client.reply_mode = ReplyMode::On;
-    *ctx.client
-        .handle
-        .name
-        .lock()
-        .unwrap_or_else(|p| p.into_inner()) = None;
+    *ctx.client.handle.name.lock().unwrap_or_else(|p| p.into_inner()) = None;
     ctx.client.handle.no_evict.store(false, Ordering::Relaxed);
     ctx.client.handle.no_touch.store(false, Ordering::Relaxed);
     Ok(Reply::simple("RESET"))
@@ -129,9 +110,7 @@ pub fn reset(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
 
 /// Parses a database index as SELECT, MOVE and COPY do.
 pub fn parse_db(ctx: &Ctx<'_>, arg: &[u8]) -> Result<u16, CmdError> {
-    let db = super::args::parse_i64(arg)
-        .filter(|&n| i32::try_from(n).is_ok())
-        .ok_or(CmdError::NotInteger)?;
+    let db = super::args::parse_i64(arg).filter(|&n| i32::try_from(n).is_ok()).ok_or(CmdError::NotInteger)?;
     if db < 0 || db >= i64::from(ctx.server.databases()) {
         return Err(CmdError::DbIndexOutOfRange);
     }
@@ -150,19 +129,13 @@ pub fn select(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 
 fn validate_name(name: &[u8]) -> Result<(), CmdError> {
     if name.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
-        return Err(CmdError::err(
-            "Client names cannot contain spaces, newlines or special characters.",
-        ));
+        return Err(CmdError::err("Client names cannot contain spaces, newlines or special characters."));
     }
     Ok(())
 }
 
 fn set_name(ctx: &mut Ctx<'_>, name: Bytes) {
-    *ctx.client
-        .handle
-        .name
-        .lock()
-        .unwrap_or_else(|p| p.into_inner()) = (!name.is_empty()).then_some(name);
+    *ctx.client.handle.name.lock().unwrap_or_else(|p| p.into_inner()) = (!name.is_empty()).then_some(name);
 }
 
 /// ```text
@@ -179,19 +152,10 @@ pub fn client_setname(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdEr
 /// CLIENT GETNAME
 /// ```
 pub fn client_getname(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
-    Ok(
-        match ctx
-            .client
-            .handle
-            .name
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-        {
-            Some(name) => Reply::Bulk(name),
-            None => Reply::Nil,
-        },
-    )
+    Ok(match ctx.client.handle.name.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        Some(name) => Reply::Bulk(name),
+        None => Reply::Nil,
+    })
 }
 
 /// ```text
@@ -211,20 +175,13 @@ pub fn client_list(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
         if args.eat("TYPE") {
             let wanted = args.next_upper()?;
             if !["NORMAL", "MASTER", "REPLICA", "SLAVE", "PUBSUB"].contains(&wanted.as_str()) {
-                return Err(CmdError::err(format!(
-                    "Unknown client type '{}'",
-                    wanted.to_ascii_lowercase()
-                )));
+                return Err(CmdError::err(format!("Unknown client type '{}'", wanted.to_ascii_lowercase())));
             }
             kind = Some(wanted);
         } else if args.eat("ID") {
             let mut list = Vec::new();
             while !args.is_empty() {
-                let id = args
-                    .next_i64()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or_else(|| CmdError::err("Invalid client ID"))?;
+                let id = args.next_i64().ok().filter(|&n| n > 0).ok_or_else(|| CmdError::err("Invalid client ID"))?;
                 list.push(id as u64);
             }
             ids = Some(list);
@@ -253,10 +210,7 @@ pub fn client_list(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
 /// CLIENT INFO
 /// ```
 pub fn client_info(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
-    Ok(Reply::Verbatim(
-        "txt",
-        Bytes::from(format!("{}\n", ctx.client.handle.info_line())),
-    ))
+    Ok(Reply::Verbatim("txt", Bytes::from(format!("{}\n", ctx.client.handle.info_line()))))
 }
 
 /// ```text
@@ -266,12 +220,7 @@ pub fn client_info(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdErro
 pub fn client_kill(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     if args.remaining() == 1 {
         let addr = String::from_utf8_lossy(&args.next_bytes()?).into_owned();
-        let target = ctx
-            .server
-            .clients
-            .all()
-            .into_iter()
-            .find(|c| c.addr == addr);
+        let target = ctx.server.clients.all().into_iter().find(|c| c.addr == addr);
         return match target {
             Some(client) => {
                 client.kill();
@@ -283,8 +232,7 @@ pub fn client_kill(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
             None => Err(CmdError::err("No such client")),
         };
     }
-    let (mut id, mut addr, mut laddr, mut kind, mut user, mut skipme) =
-        (None, None, None, None, None, true);
+    let (mut id, mut addr, mut laddr, mut kind, mut user, mut skipme) = (None, None, None, None, None, true);
     while !args.is_empty() {
         let option = args.next_upper()?;
         let value = args.next_bytes()?;
@@ -294,8 +242,7 @@ pub fn client_kill(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
                 id = Some(
                     super::args::parse_i64(&value)
                         .filter(|&n| n > 0)
-                        .ok_or_else(|| CmdError::err("client-id should be greater than 0"))?
-                        as u64,
+                        .ok_or_else(|| CmdError::err("client-id should be greater than 0"))? as u64,
                 )
             }
             "ADDR" => addr = Some(text),
@@ -393,12 +340,7 @@ pub fn client_reply(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdErro
 
 /// Lines of a HELP reply.
 pub fn help(lines: &[&str]) -> Reply {
-    Reply::Array(
-        lines
-            .iter()
-            .map(|line| Reply::simple(line.to_string()))
-            .collect(),
-    )
+    Reply::Array(lines.iter().map(|line| Reply::simple(line.to_string())).collect())
 }
 
 /// ```text

@@ -73,36 +73,27 @@ impl CmdError {
 
     /// The unknown-subcommand error.
     pub fn unknown_subcommand(sub: &[u8], container: &str) -> CmdError {
-        CmdError::UnknownSubcommand {
-            sub: truncate(sub, 128),
-            container: container.to_ascii_uppercase(),
-        }
+        CmdError::UnknownSubcommand { sub: truncate(sub, 128), container: container.to_ascii_uppercase() }
     }
 
     /// The error line, without the leading `-`.
     pub fn text(&self) -> Cow<'static, str> {
         match self {
-            CmdError::WrongType => {
-                "WRONGTYPE Operation against a key holding the wrong kind of value".into()
-            }
+            CmdError::WrongType => "WRONGTYPE Operation against a key holding the wrong kind of value".into(),
             CmdError::Syntax => "ERR syntax error".into(),
             CmdError::NotInteger => "ERR value is not an integer or out of range".into(),
             CmdError::NotFloat => "ERR value is not a valid float".into(),
             CmdError::Overflow => "ERR increment or decrement would overflow".into(),
             CmdError::NoSuchKey => "ERR no such key".into(),
             CmdError::DbIndexOutOfRange => "ERR DB index is out of range".into(),
-            CmdError::WrongArity(fullname) => {
-                format!("ERR wrong number of arguments for '{fullname}' command").into()
-            }
+            CmdError::WrongArity(fullname) => format!("ERR wrong number of arguments for '{fullname}' command").into(),
             CmdError::UnknownCommand { name, args } => {
                 format!("ERR unknown command '{name}', with args beginning with: {args}").into()
             }
             CmdError::UnknownSubcommand { sub, container } => {
                 format!("ERR unknown subcommand '{sub}'. Try {container} HELP.").into()
             }
-            CmdError::ExecAbort => {
-                "EXECABORT Transaction discarded because of previous errors.".into()
-            }
+            CmdError::ExecAbort => "EXECABORT Transaction discarded because of previous errors.".into(),
             CmdError::Err(message) => format!("ERR {message}").into(),
             CmdError::Raw(line) => line.clone(),
         }
@@ -121,18 +112,16 @@ impl From<engine::Error> for CmdError {
             engine::Error::Poisoned { .. } => {
                 tracing::error!(%error, "write refused");
                 CmdError::Raw(
-                    format!("MISCONF Errors writing to disk: {error}. Commands that may modify the data set are disabled.")
-                        .into(),
+                    format!(
+                        "MISCONF Errors writing to disk: {error}. Commands that may modify the data set are disabled."
+                    )
+                    .into(),
                 )
             }
             engine::Error::TooLarge(message) => CmdError::Err(message.clone().into()),
             _ => {
                 tracing::error!(%error, "engine error");
-                let what = if error.is_corruption() {
-                    "data corruption detected"
-                } else {
-                    "storage failure"
-                };
+                let what = if error.is_corruption() { "data corruption detected" } else { "storage failure" };
                 CmdError::Err(format!("internal error: {what} (see the server log)").into())
             }
         }
@@ -145,15 +134,8 @@ mod tests {
 
     #[test]
     fn texts_are_redis_texts() {
-        assert_eq!(
-            CmdError::WrongArity("config|get").text(),
-            "ERR wrong number of arguments for 'config|get' command"
-        );
-        let argv = [
-            bytes::Bytes::from("foo"),
-            bytes::Bytes::from("a"),
-            bytes::Bytes::from("b"),
-        ];
+        assert_eq!(CmdError::WrongArity("config|get").text(), "ERR wrong number of arguments for 'config|get' command");
+        let argv = [bytes::Bytes::from("foo"), bytes::Bytes::from("a"), bytes::Bytes::from("b")];
         assert_eq!(
             CmdError::unknown_command(&argv).text(),
             "ERR unknown command 'foo', with args beginning with: 'a' 'b' "
@@ -162,13 +144,7 @@ mod tests {
             CmdError::unknown_subcommand(b"foo", "config").text(),
             "ERR unknown subcommand 'foo'. Try CONFIG HELP."
         );
-        assert_eq!(
-            CmdError::NotInteger.text(),
-            "ERR value is not an integer or out of range"
-        );
-        assert_eq!(
-            CmdError::WrongType.text(),
-            "WRONGTYPE Operation against a key holding the wrong kind of value"
-        );
+        assert_eq!(CmdError::NotInteger.text(), "ERR value is not an integer or out of range");
+        assert_eq!(CmdError::WrongType.text(), "WRONGTYPE Operation against a key holding the wrong kind of value");
     }
 }

@@ -85,31 +85,19 @@ fn expire_generic(
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     while !args.is_empty() {
         let option = args.next_bytes()?;
-        match String::from_utf8_lossy(&option)
-            .to_ascii_uppercase()
-            .as_str()
-        {
+        match String::from_utf8_lossy(&option).to_ascii_uppercase().as_str() {
             "NX" => nx = true,
             "XX" => xx = true,
             "GT" => gt = true,
             "LT" => lt = true,
-            _ => {
-                return Err(CmdError::err(format!(
-                    "Unsupported option {}",
-                    String::from_utf8_lossy(&option)
-                )))
-            }
+            _ => return Err(CmdError::err(format!("Unsupported option {}", String::from_utf8_lossy(&option)))),
         }
     }
     if nx && (xx || gt || lt) {
-        return Err(CmdError::err(
-            "NX and XX, GT or LT options at the same time are not compatible",
-        ));
+        return Err(CmdError::err("NX and XX, GT or LT options at the same time are not compatible"));
     }
     if gt && lt {
-        return Err(CmdError::err(
-            "GT and LT options at the same time are not compatible",
-        ));
+        return Err(CmdError::err("GT and LT options at the same time are not compatible"));
     }
     let invalid = || CmdError::err(format!("invalid expire time in '{command}' command"));
     let now = ctx.now_ms() as i64;
@@ -171,12 +159,7 @@ pub fn pexpireat(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> 
     expire_generic(ctx, args, false, true, "pexpireat")
 }
 
-fn ttl_generic(
-    ctx: &mut Ctx<'_>,
-    args: &mut Args,
-    millis: bool,
-    absolute: bool,
-) -> Result<Reply, CmdError> {
+fn ttl_generic(ctx: &mut Ctx<'_>, args: &mut Args, millis: bool, absolute: bool) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let Some(info) = ctx.engine.key_info(ctx.db(), &key)? else {
         return Ok(Reply::Int(-2));
@@ -184,16 +167,8 @@ fn ttl_generic(
     let Some(at) = info.expire_at_ms else {
         return Ok(Reply::Int(-1));
     };
-    let value = if absolute {
-        at as i64
-    } else {
-        (at as i64 - ctx.now_ms() as i64).max(0)
-    };
-    Ok(Reply::Int(if millis {
-        value
-    } else {
-        (value + 500) / 1000
-    }))
+    let value = if absolute { at as i64 } else { (at as i64 - ctx.now_ms() as i64).max(0) };
+    Ok(Reply::Int(if millis { value } else { (value + 500) / 1000 }))
 }
 
 /// ```text
@@ -231,9 +206,7 @@ pub fn persist(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let db = ctx.db();
     let mut slot = ctx.engine.lock_key(&key);
-    let had = slot
-        .key_info(db, &key)?
-        .is_some_and(|i| i.expire_at_ms.is_some());
+    let had = slot.key_info(db, &key)?.is_some_and(|i| i.expire_at_ms.is_some());
     if had {
         slot.set_expiry(db, &key, None)?;
     }
@@ -279,11 +252,7 @@ pub fn rename(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let dst = args.next_bytes()?;
     let db = ctx.db();
     if src == dst {
-        return if ctx.engine.exists(db, &src)? {
-            Ok(Reply::Ok)
-        } else {
-            Err(CmdError::NoSuchKey)
-        };
+        return if ctx.engine.exists(db, &src)? { Ok(Reply::Ok) } else { Err(CmdError::NoSuchKey) };
     }
     match transfer(ctx, db, &src, db, &dst, true, true)? {
         None => Err(CmdError::NoSuchKey),
@@ -303,11 +272,7 @@ pub fn renamenx(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let dst = args.next_bytes()?;
     let db = ctx.db();
     if src == dst {
-        return if ctx.engine.exists(db, &src)? {
-            Ok(Reply::Int(0))
-        } else {
-            Err(CmdError::NoSuchKey)
-        };
+        return if ctx.engine.exists(db, &src)? { Ok(Reply::Int(0)) } else { Err(CmdError::NoSuchKey) };
     }
     match transfer(ctx, db, &src, db, &dst, false, true)? {
         None => Err(CmdError::NoSuchKey),
@@ -373,11 +338,7 @@ pub fn move_(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 }
 
 /// Calls `visit` for every key of a physical database, in scan order.
-fn for_each_key(
-    ctx: &Ctx<'_>,
-    db: u16,
-    mut visit: impl FnMut(Vec<u8>) -> bool,
-) -> Result<(), CmdError> {
+fn for_each_key(ctx: &Ctx<'_>, db: u16, mut visit: impl FnMut(Vec<u8>) -> bool) -> Result<(), CmdError> {
     let mut cursor = 0;
     loop {
         let page = ctx.engine.scan(Some(db), cursor, SCAN_BATCH)?;
@@ -438,10 +399,7 @@ pub fn scan(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let page = ctx.engine.scan(Some(db), cursor, count)?;
     let mut keys = Vec::with_capacity(page.keys.len());
     for (_, key) in page.keys {
-        if pattern
-            .as_ref()
-            .is_some_and(|p| p.as_ref() != b"*" && !crate::glob::matches(p, &key, false))
-        {
+        if pattern.as_ref().is_some_and(|p| p.as_ref() != b"*" && !crate::glob::matches(p, &key, false)) {
             continue;
         }
         if let Some(kind) = &kind {
@@ -452,10 +410,7 @@ pub fn scan(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         }
         keys.push(Reply::Bulk(Bytes::from(key)));
     }
-    Ok(Reply::Array(vec![
-        Reply::bulk(page.cursor.to_string()),
-        Reply::Array(keys),
-    ]))
+    Ok(Reply::Array(vec![Reply::bulk(page.cursor.to_string()), Reply::Array(keys)]))
 }
 
 /// Keys sampled by RANDOMKEY.
@@ -496,34 +451,23 @@ pub fn dbsize(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
 /// SWAPDB index1 index2
 /// ```
 pub fn swapdb(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
-    let first = super::args::parse_i64(&args.next_bytes()?)
-        .ok_or_else(|| CmdError::err("invalid first DB index"))?;
-    let second = super::args::parse_i64(&args.next_bytes()?)
-        .ok_or_else(|| CmdError::err("invalid second DB index"))?;
+    let first = super::args::parse_i64(&args.next_bytes()?).ok_or_else(|| CmdError::err("invalid first DB index"))?;
+    let second = super::args::parse_i64(&args.next_bytes()?).ok_or_else(|| CmdError::err("invalid second DB index"))?;
     let databases = i64::from(ctx.server.databases());
     if first < 0 || first >= databases || second < 0 || second >= databases {
         return Err(CmdError::DbIndexOutOfRange);
     }
-    let (a, b) = (
-        ctx.server.dbmap.physical(first as u16),
-        ctx.server.dbmap.physical(second as u16),
-    );
-    ctx.server
-        .dbmap
-        .swap(first as u16, second as u16)
-        .map_err(|error| {
-            tracing::error!(%error, "cannot persist the database map");
-            CmdError::err("internal error: cannot persist the database map (see the server log)")
-        })?;
+    let (a, b) = (ctx.server.dbmap.physical(first as u16), ctx.server.dbmap.physical(second as u16));
+    ctx.server.dbmap.swap(first as u16, second as u16).map_err(|error| {
+        tracing::error!(%error, "cannot persist the database map");
+        CmdError::err("internal error: cannot persist the database map (see the server log)")
+    })?;
     ctx.server.watches.touch_db(Some(a));
     ctx.server.watches.touch_db(Some(b));
     Ok(Reply::Ok)
 }
 
-fn object_entry(
-    ctx: &mut Ctx<'_>,
-    args: &mut Args,
-) -> Result<Option<crate::engine::Entry>, CmdError> {
+fn object_entry(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Option<crate::engine::Entry>, CmdError> {
     let key = args.next_bytes()?;
     Ok(ctx.engine.get(ctx.db(), &key)?)
 }
@@ -545,9 +489,7 @@ fn string_encoding(value: &[u8]) -> &'static str {
 pub fn object_encoding(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     Ok(match object_entry(ctx, args)? {
         None => Reply::Nil,
-        Some(entry) if entry.kind == ValueKind::String => {
-            Reply::bulk(string_encoding(&entry.value))
-        }
+        Some(entry) if entry.kind == ValueKind::String => Reply::bulk(string_encoding(&entry.value)),
         Some(entry) => Reply::bulk(type_name(entry.kind)),
     })
 }
@@ -583,9 +525,7 @@ pub fn object_refcount(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdE
     Ok(match object_entry(ctx, args)? {
         None => Reply::Nil,
         // Redis shares the integers 0..10000 (refcount INT_MAX); every other value has one reference.
-        Some(entry)
-            if super::args::parse_i64(&entry.value).is_some_and(|n| (0..10000).contains(&n)) =>
-        {
+        Some(entry) if super::args::parse_i64(&entry.value).is_some_and(|n| (0..10000).contains(&n)) => {
             Reply::Int(i32::MAX as i64)
         }
         Some(_) => Reply::Int(1),

@@ -69,10 +69,7 @@ impl<'a> Ctx<'a> {
         let mut indexes: Vec<usize> = keys.iter().map(|key| engine.slot_of(key)).collect();
         indexes.sort_unstable();
         indexes.dedup();
-        indexes
-            .into_iter()
-            .map(|index| (index, engine.lock_slot(index)))
-            .collect()
+        indexes.into_iter().map(|index| (index, engine.lock_slot(index))).collect()
     }
 }
 
@@ -97,10 +94,7 @@ pub fn guard_for<'g, 'a>(
     key: &[u8],
 ) -> &'g mut SlotGuard<'a> {
     let index = engine.slot_of(key);
-    let position = guards
-        .iter()
-        .position(|(i, _)| *i == index)
-        .expect("the key's slot was locked by lock_slots");
+    let position = guards.iter().position(|(i, _)| *i == index).expect("the key's slot was locked by lock_slots");
     &mut guards[position].1
 }
 

@@ -10,22 +10,12 @@ use super::{Args, CmdError, Ctx};
 use crate::resp::Reply;
 
 fn confirmation(kind: &'static str, name: Option<Bytes>, count: usize) -> Reply {
-    Reply::Push(vec![
-        Reply::bulk(kind),
-        name.map_or(Reply::Nil, Reply::Bulk),
-        Reply::Int(count as i64),
-    ])
+    Reply::Push(vec![Reply::bulk(kind), name.map_or(Reply::Nil, Reply::Bulk), Reply::Int(count as i64)])
 }
 
 fn update_counts(ctx: &Ctx<'_>) {
-    ctx.client
-        .handle
-        .subs
-        .store(ctx.client.channels.len(), Ordering::Relaxed);
-    ctx.client
-        .handle
-        .psubs
-        .store(ctx.client.patterns.len(), Ordering::Relaxed);
+    ctx.client.handle.subs.store(ctx.client.channels.len(), Ordering::Relaxed);
+    ctx.client.handle.psubs.store(ctx.client.patterns.len(), Ordering::Relaxed);
 }
 
 /// ```text
@@ -35,15 +25,9 @@ pub fn subscribe(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> 
     let mut replies = Vec::new();
     for channel in args.rest() {
         if ctx.client.channels.insert(channel.clone()) {
-            ctx.server
-                .pubsub
-                .subscribe(channel.clone(), &ctx.client.handle);
+            ctx.server.pubsub.subscribe(channel.clone(), &ctx.client.handle);
         }
-        replies.push(confirmation(
-            "subscribe",
-            Some(channel),
-            ctx.client.subscription_count(),
-        ));
+        replies.push(confirmation("subscribe", Some(channel), ctx.client.subscription_count()));
     }
     update_counts(ctx);
     Ok(Reply::Many(replies))
@@ -56,15 +40,9 @@ pub fn psubscribe(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
     let mut replies = Vec::new();
     for pattern in args.rest() {
         if ctx.client.patterns.insert(pattern.clone()) {
-            ctx.server
-                .pubsub
-                .psubscribe(pattern.clone(), &ctx.client.handle);
+            ctx.server.pubsub.psubscribe(pattern.clone(), &ctx.client.handle);
         }
-        replies.push(confirmation(
-            "psubscribe",
-            Some(pattern),
-            ctx.client.subscription_count(),
-        ));
+        replies.push(confirmation("psubscribe", Some(pattern), ctx.client.subscription_count()));
     }
     update_counts(ctx);
     Ok(Reply::Many(replies))
@@ -78,11 +56,7 @@ pub fn unsubscribe(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
     if channels.is_empty() {
         channels = ctx.client.channels.iter().cloned().collect();
         if channels.is_empty() {
-            return Ok(confirmation(
-                "unsubscribe",
-                None,
-                ctx.client.subscription_count(),
-            ));
+            return Ok(confirmation("unsubscribe", None, ctx.client.subscription_count()));
         }
     }
     let mut replies = Vec::new();
@@ -90,11 +64,7 @@ pub fn unsubscribe(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
         if ctx.client.channels.remove(&channel) {
             ctx.server.pubsub.unsubscribe(&channel, ctx.client.id());
         }
-        replies.push(confirmation(
-            "unsubscribe",
-            Some(channel),
-            ctx.client.subscription_count(),
-        ));
+        replies.push(confirmation("unsubscribe", Some(channel), ctx.client.subscription_count()));
     }
     update_counts(ctx);
     Ok(Reply::Many(replies))
@@ -108,11 +78,7 @@ pub fn punsubscribe(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdErro
     if patterns.is_empty() {
         patterns = ctx.client.patterns.iter().cloned().collect();
         if patterns.is_empty() {
-            return Ok(confirmation(
-                "punsubscribe",
-                None,
-                ctx.client.subscription_count(),
-            ));
+            return Ok(confirmation("punsubscribe", None, ctx.client.subscription_count()));
         }
     }
     let mut replies = Vec::new();
@@ -120,11 +86,7 @@ pub fn punsubscribe(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdErro
         if ctx.client.patterns.remove(&pattern) {
             ctx.server.pubsub.punsubscribe(&pattern, ctx.client.id());
         }
-        replies.push(confirmation(
-            "punsubscribe",
-            Some(pattern),
-            ctx.client.subscription_count(),
-        ));
+        replies.push(confirmation("punsubscribe", Some(pattern), ctx.client.subscription_count()));
     }
     update_counts(ctx);
     Ok(Reply::Many(replies))
@@ -148,13 +110,8 @@ pub fn unsubscribe_all(ctx: &mut Ctx<'_>) {
 pub fn publish(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let channel = args.next_bytes()?;
     let message = args.next_bytes()?;
-    ctx.server
-        .stats
-        .pubsub_messages
-        .fetch_add(1, Ordering::Relaxed);
-    Ok(Reply::Int(
-        ctx.server.pubsub.publish(&channel, &message) as i64
-    ))
+    ctx.server.stats.pubsub_messages.fetch_add(1, Ordering::Relaxed);
+    Ok(Reply::Int(ctx.server.pubsub.publish(&channel, &message) as i64))
 }
 
 /// ```text
@@ -165,14 +122,7 @@ pub fn pubsub_channels(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdE
         return Err(CmdError::WrongArity("pubsub|channels"));
     }
     let pattern = args.rest().pop();
-    Ok(Reply::Array(
-        ctx.server
-            .pubsub
-            .channels(pattern.as_deref())
-            .into_iter()
-            .map(Reply::Bulk)
-            .collect(),
-    ))
+    Ok(Reply::Array(ctx.server.pubsub.channels(pattern.as_deref()).into_iter().map(Reply::Bulk).collect()))
 }
 
 /// ```text

@@ -43,22 +43,15 @@ fn flush_mode(args: &mut Args) -> Result<(), CmdError> {
 /// TIME
 /// ```
 pub fn time(_ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Ok(Reply::Array(vec![
-        Reply::bulk(now.as_secs().to_string()),
-        Reply::bulk(now.subsec_micros().to_string()),
-    ]))
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Ok(Reply::Array(vec![Reply::bulk(now.as_secs().to_string()), Reply::bulk(now.subsec_micros().to_string())]))
 }
 
 /// ```text
 /// LASTSAVE
 /// ```
 pub fn lastsave(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
-    Ok(Reply::Int(
-        ctx.server.lastsave.load(Ordering::Relaxed) as i64
-    ))
+    Ok(Reply::Int(ctx.server.lastsave.load(Ordering::Relaxed) as i64))
 }
 
 /// ```text
@@ -145,14 +138,8 @@ pub fn config_get(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
     let patterns = args.rest();
     let mut pairs = Vec::new();
     for (name, setting, _) in PARAMETERS {
-        if patterns
-            .iter()
-            .any(|p| crate::glob::matches(p, name.as_bytes(), true))
-        {
-            pairs.push((
-                Reply::bulk(*name),
-                Reply::bulk(parameter_value(ctx, name, setting)),
-            ));
+        if patterns.iter().any(|p| crate::glob::matches(p, name.as_bytes(), true)) {
+            pairs.push((Reply::bulk(*name), Reply::bulk(parameter_value(ctx, name, setting))));
         }
     }
     Ok(Reply::Map(pairs))
@@ -170,12 +157,12 @@ pub fn config_set(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
     for pair in rest.chunks(2) {
         let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
         let Some((_, _, settable)) = PARAMETERS.iter().find(|(n, _, _)| *n == name) else {
-            return Err(CmdError::err(format!(
-                "Unknown option or number of arguments for CONFIG SET - '{name}'"
-            )));
+            return Err(CmdError::err(format!("Unknown option or number of arguments for CONFIG SET - '{name}'")));
         };
         if !settable {
-            return Err(CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config")));
+            return Err(CmdError::err(format!(
+                "CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"
+            )));
         }
         let value = String::from_utf8_lossy(&pair[1]).into_owned();
         let number = crate::config::parse_size(&value).filter(|&n| n >= 1).ok_or_else(|| {
@@ -235,27 +222,14 @@ pub fn config_help(_ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdErr
 }
 
 /// Default INFO sections, in order.
-const DEFAULT_SECTIONS: &[&str] = &[
-    "server",
-    "clients",
-    "memory",
-    "persistence",
-    "stats",
-    "replication",
-    "cpu",
-    "keyspace",
-    "velo",
-];
+const DEFAULT_SECTIONS: &[&str] =
+    &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "keyspace", "velo"];
 
 /// ```text
 /// INFO [section [section ...]]
 /// ```
 pub fn info(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
-    let requested: Vec<String> = args
-        .rest()
-        .iter()
-        .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
-        .collect();
+    let requested: Vec<String> = args.rest().iter().map(|s| String::from_utf8_lossy(s).to_ascii_lowercase()).collect();
     let mut sections: Vec<&str> = Vec::new();
     if requested.is_empty() || requested.iter().any(|s| s == "default") {
         sections.extend(DEFAULT_SECTIONS);
@@ -265,11 +239,7 @@ pub fn info(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         sections.push("commandstats");
     }
     for name in &requested {
-        if let Some(known) = DEFAULT_SECTIONS
-            .iter()
-            .chain(&["commandstats"])
-            .find(|k| *k == name)
-        {
+        if let Some(known) = DEFAULT_SECTIONS.iter().chain(&["commandstats"]).find(|k| *k == name) {
             sections.push(known);
         }
     }
@@ -291,11 +261,7 @@ pub fn info(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
     pages * 4096
 }
 
@@ -334,10 +300,8 @@ fn info_section(ctx: &Ctx<'_>, section: &str, out: &mut String) -> Result<(), Cm
         }
         "clients" => {
             let clients = server.clients.all();
-            let pubsub = clients
-                .iter()
-                .filter(|c| c.subs.load(Ordering::Relaxed) + c.psubs.load(Ordering::Relaxed) > 0)
-                .count();
+            let pubsub =
+                clients.iter().filter(|c| c.subs.load(Ordering::Relaxed) + c.psubs.load(Ordering::Relaxed) > 0).count();
             let _ = write!(
                 out,
                 "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\npubsub_clients:{pubsub}\r\nwatching_clients:{}\r\n\
@@ -391,10 +355,7 @@ fn info_section(ctx: &Ctx<'_>, section: &str, out: &mut String) -> Result<(), Cm
         }
         "cpu" => {
             let (sys, user) = cpu_seconds();
-            let _ = write!(
-                out,
-                "# CPU\r\nused_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\n"
-            );
+            let _ = write!(out, "# CPU\r\nused_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\n");
         }
         "keyspace" => {
             out.push_str("# Keyspace\r\n");
@@ -420,11 +381,7 @@ fn info_section(ctx: &Ctx<'_>, section: &str, out: &mut String) -> Result<(), Cm
                     continue;
                 }
                 let usec = load(&counters.usec);
-                let per_call = if calls > 0 {
-                    usec as f64 / calls as f64
-                } else {
-                    0.0
-                };
+                let per_call = if calls > 0 { usec as f64 / calls as f64 } else { 0.0 };
                 let _ = write!(
                     out,
                     "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={}\r\n",
@@ -437,11 +394,8 @@ fn info_section(ctx: &Ctx<'_>, section: &str, out: &mut String) -> Result<(), Cm
             let engine = server.engine.stats();
             let _ = write!(out, "# Velo\r\nslots:{}\r\n", engine.slots.len());
             for s in &engine.slots {
-                let ratio = if s.raw_value_bytes > 0 {
-                    s.stored_value_bytes as f64 / s.raw_value_bytes as f64
-                } else {
-                    1.0
-                };
+                let ratio =
+                    if s.raw_value_bytes > 0 { s.stored_value_bytes as f64 / s.raw_value_bytes as f64 } else { 1.0 };
                 let _ = write!(
                     out,
                     "slot{}:keys={},wal_bytes={},wal_entries={},last_seq={},checkpoint_seq={},checkpoints={},buckets={},\
@@ -483,32 +437,17 @@ fn info_section(ctx: &Ctx<'_>, section: &str, out: &mut String) -> Result<(), Cm
 
 /// One COMMAND INFO entry.
 fn command_info_entry(spec: &CommandSpec) -> Reply {
-    let simple_set =
-        |texts: Vec<&'static str>| Reply::Set(texts.into_iter().map(Reply::simple).collect());
+    let simple_set = |texts: Vec<&'static str>| Reply::Set(texts.into_iter().map(Reply::simple).collect());
     let key_specs = if spec.first_key > 0 {
-        let flags = if spec.has(super::spec::Flags::WRITE) {
-            vec!["RW", "UPDATE"]
-        } else {
-            vec!["RO", "ACCESS"]
-        };
-        let last = if spec.last_key < 0 {
-            spec.last_key
-        } else {
-            spec.last_key - spec.first_key
-        };
+        let flags = if spec.has(super::spec::Flags::WRITE) { vec!["RW", "UPDATE"] } else { vec!["RO", "ACCESS"] };
+        let last = if spec.last_key < 0 { spec.last_key } else { spec.last_key - spec.first_key };
         vec![Reply::Map(vec![
             (Reply::bulk("flags"), simple_set(flags)),
             (
                 Reply::bulk("begin_search"),
                 Reply::Map(vec![
                     (Reply::bulk("type"), Reply::bulk("index")),
-                    (
-                        Reply::bulk("spec"),
-                        Reply::Map(vec![(
-                            Reply::bulk("index"),
-                            Reply::Int(spec.first_key.into()),
-                        )]),
-                    ),
+                    (Reply::bulk("spec"), Reply::Map(vec![(Reply::bulk("index"), Reply::Int(spec.first_key.into()))])),
                 ]),
             ),
             (
@@ -551,11 +490,7 @@ fn command_docs_entry(spec: &CommandSpec) -> Reply {
         (Reply::bulk("complexity"), Reply::bulk(spec.complexity)),
     ];
     if !spec.subcommands.is_empty() {
-        let subs = spec
-            .subcommands
-            .iter()
-            .map(|s| (Reply::bulk(s.fullname), command_docs_entry(s)))
-            .collect();
+        let subs = spec.subcommands.iter().map(|s| (Reply::bulk(s.fullname), command_docs_entry(s))).collect();
         fields.push((Reply::bulk("subcommands"), Reply::Map(subs)));
     }
     Reply::Map(fields)
@@ -574,9 +509,7 @@ fn find(name: &[u8]) -> Option<&'static CommandSpec> {
 /// COMMAND
 /// ```
 pub fn command(_ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
-    Ok(Reply::Array(
-        COMMANDS.iter().map(command_info_entry).collect(),
-    ))
+    Ok(Reply::Array(COMMANDS.iter().map(command_info_entry).collect()))
 }
 
 /// ```text
@@ -592,16 +525,9 @@ pub fn command_count(_ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdE
 pub fn command_info(_ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let names = args.rest();
     if names.is_empty() {
-        return Ok(Reply::Array(
-            COMMANDS.iter().map(command_info_entry).collect(),
-        ));
+        return Ok(Reply::Array(COMMANDS.iter().map(command_info_entry).collect()));
     }
-    Ok(Reply::Array(
-        names
-            .iter()
-            .map(|name| find(name).map_or(Reply::NilArray, command_info_entry))
-            .collect(),
-    ))
+    Ok(Reply::Array(names.iter().map(|name| find(name).map_or(Reply::NilArray, command_info_entry)).collect()))
 }
 
 /// ```text
@@ -609,17 +535,9 @@ pub fn command_info(_ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdErr
 /// ```
 pub fn command_docs(_ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let names = args.rest();
-    let specs: Vec<&CommandSpec> = if names.is_empty() {
-        COMMANDS.iter().collect()
-    } else {
-        names.iter().filter_map(|n| find(n)).collect()
-    };
-    Ok(Reply::Map(
-        specs
-            .into_iter()
-            .map(|s| (Reply::bulk(s.fullname), command_docs_entry(s)))
-            .collect(),
-    ))
+    let specs: Vec<&CommandSpec> =
+        if names.is_empty() { COMMANDS.iter().collect() } else { names.iter().filter_map(|n| find(n)).collect() };
+    Ok(Reply::Map(specs.into_iter().map(|s| (Reply::bulk(s.fullname), command_docs_entry(s))).collect()))
 }
 
 /// ```text
@@ -643,13 +561,10 @@ pub fn command_list(_ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdErr
             let keep = match &filter {
                 None => true,
                 Some((kind, value)) if kind == "ACLCAT" => {
-                    let wanted =
-                        format!("@{}", String::from_utf8_lossy(value).to_ascii_lowercase());
+                    let wanted = format!("@{}", String::from_utf8_lossy(value).to_ascii_lowercase());
                     s.acl.texts().contains(&wanted.as_str())
                 }
-                Some((kind, value)) if kind == "PATTERN" => {
-                    crate::glob::matches(value, s.fullname.as_bytes(), true)
-                }
+                Some((kind, value)) if kind == "PATTERN" => crate::glob::matches(value, s.fullname.as_bytes(), true),
                 Some(_) => false,
             };
             if keep {
@@ -668,18 +583,12 @@ pub fn command_getkeys(_ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, Cmd
     if lookup(&argv[0]).is_none() {
         return Err(CmdError::err("Invalid command specified"));
     }
-    let (spec, _) = resolve(&argv)
-        .map_err(|_| CmdError::err("Invalid number of arguments specified for command"))?;
+    let (spec, _) = resolve(&argv).map_err(|_| CmdError::err("Invalid number of arguments specified for command"))?;
     let positions = spec.key_positions(argv.len());
     if positions.is_empty() {
         return Err(CmdError::err("The command has no key arguments"));
     }
-    Ok(Reply::Array(
-        positions
-            .into_iter()
-            .map(|i| Reply::Bulk(argv[i].clone()))
-            .collect(),
-    ))
+    Ok(Reply::Array(positions.into_iter().map(|i| Reply::Bulk(argv[i].clone())).collect()))
 }
 
 /// ```text

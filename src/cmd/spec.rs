@@ -169,9 +169,7 @@ impl CommandSpec {
 
     /// A subcommand by name, case-insensitively.
     pub fn subcommand(&self, name: &[u8]) -> Option<&'static CommandSpec> {
-        self.subcommands
-            .iter()
-            .find(|sub| sub.name.as_bytes().eq_ignore_ascii_case(name))
+        self.subcommands.iter().find(|sub| sub.name.as_bytes().eq_ignore_ascii_case(name))
     }
 
     /// True if the command has the flag.
@@ -185,17 +183,11 @@ impl CommandSpec {
             return Vec::new();
         }
         let first = self.first_key as usize;
-        let last = if self.last_key < 0 {
-            argc as i64 + i64::from(self.last_key)
-        } else {
-            i64::from(self.last_key)
-        };
+        let last = if self.last_key < 0 { argc as i64 + i64::from(self.last_key) } else { i64::from(self.last_key) };
         if last < first as i64 {
             return Vec::new();
         }
         let last = (last as usize).min(argc - 1);
-        (first..=last)
-            .step_by(self.key_step.max(1) as usize)
-            .collect()
+        (first..=last).step_by(self.key_step.max(1) as usize).collect()
     }
 }

@@ -43,9 +43,7 @@ pub fn write_string(
 /// Checks a size against the string limit.
 pub fn check_length(size: u64) -> Result<(), CmdError> {
     if size > MAX_STRING {
-        return Err(CmdError::err(
-            "string exceeds maximum allowed size (proto-max-bulk-len)",
-        ));
+        return Err(CmdError::err("string exceeds maximum allowed size (proto-max-bulk-len)"));
     }
     Ok(())
 }
@@ -61,15 +59,11 @@ pub fn expire_at(unit: &str, value: &[u8], now: u64, command: &str) -> Result<i6
         return Err(invalid_expire(command));
     }
     let millis = match unit {
-        "EX" | "EXAT" => number
-            .checked_mul(1000)
-            .ok_or_else(|| invalid_expire(command))?,
+        "EX" | "EXAT" => number.checked_mul(1000).ok_or_else(|| invalid_expire(command))?,
         _ => number,
     };
     match unit {
-        "EX" | "PX" => millis
-            .checked_add(now as i64)
-            .ok_or_else(|| invalid_expire(command)),
+        "EX" | "PX" => millis.checked_add(now as i64).ok_or_else(|| invalid_expire(command)),
         _ => Ok(millis),
     }
 }
@@ -107,30 +101,18 @@ pub fn set(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         }
     }
     let now = ctx.now_ms();
-    let expire = expiry
-        .map(|(unit, value)| expire_at(&unit, &value, now, "set"))
-        .transpose()?;
+    let expire = expiry.map(|(unit, value)| expire_at(&unit, &value, now, "set")).transpose()?;
     check_length(value.len() as u64)?;
     let db = ctx.db();
     let mut slot = ctx.engine.lock_key(&key);
-    let old = if nx || xx || get || keepttl {
-        slot.get(db, &key)?
-    } else {
-        None
-    };
+    let old = if nx || xx || get || keepttl { slot.get(db, &key)? } else { None };
     if get && old.as_ref().is_some_and(|e| e.kind != ValueKind::String) {
         return Err(CmdError::WrongType);
     }
     let exists = old.is_some();
     let apply = !(nx && exists) && !(xx && !exists);
     if apply {
-        let expire = if keepttl {
-            old.as_ref()
-                .and_then(|e| e.expire_at_ms)
-                .map(|at| at as i64)
-        } else {
-            expire
-        };
+        let expire = if keepttl { old.as_ref().and_then(|e| e.expire_at_ms).map(|at| at as i64) } else { expire };
         write_string(&mut slot, db, &key, &value, expire, now)?;
     }
     slot.commit()?;
@@ -163,12 +145,7 @@ pub fn setnx(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     Ok(Reply::Int(i64::from(!exists)))
 }
 
-fn setex_generic(
-    ctx: &mut Ctx<'_>,
-    args: &mut Args,
-    unit: &str,
-    command: &str,
-) -> Result<Reply, CmdError> {
+fn setex_generic(ctx: &mut Ctx<'_>, args: &mut Args, unit: &str, command: &str) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let time = args.next_bytes()?;
     let value = args.next_bytes()?;
@@ -214,9 +191,7 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         }
     }
     let now = ctx.now_ms();
-    let expire = expiry
-        .map(|(unit, value)| expire_at(&unit, &value, now, "getex"))
-        .transpose()?;
+    let expire = expiry.map(|(unit, value)| expire_at(&unit, &value, now, "getex")).transpose()?;
     let db = ctx.db();
     let mut slot = ctx.engine.lock_key(&key);
     let Some(entry) = as_string(slot.get(db, &key)?)? else {
@@ -297,10 +272,7 @@ fn pairs(args: &mut Args, command: &'static str) -> Result<Vec<(Bytes, Bytes)>, 
     if rest.len() % 2 != 0 {
         return Err(CmdError::WrongArity(command));
     }
-    Ok(rest
-        .chunks(2)
-        .map(|pair| (pair[0].clone(), pair[1].clone()))
-        .collect())
+    Ok(rest.chunks(2).map(|pair| (pair[0].clone(), pair[1].clone())).collect())
 }
 
 /// ```text
@@ -328,10 +300,7 @@ pub fn msetnx(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let refs: Vec<&[u8]> = pairs.iter().map(|(k, _)| k.as_ref()).collect();
     let mut guards = ctx.lock_slots(&refs);
     for (key, _) in &pairs {
-        if guard_for(&mut guards, ctx.engine, key)
-            .key_info(db, key)?
-            .is_some()
-        {
+        if guard_for(&mut guards, ctx.engine, key).key_info(db, key)?.is_some() {
             commit_all(guards)?;
             return Ok(Reply::Int(0));
         }
@@ -403,9 +372,7 @@ pub fn getrange(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     if start > end || len == 0 {
         return Ok(Reply::bulk(""));
     }
-    Ok(Reply::Bulk(
-        entry.value.slice(start as usize..=end as usize),
-    ))
+    Ok(Reply::Bulk(entry.value.slice(start as usize..=end as usize)))
 }
 
 /// ```text
@@ -446,20 +413,11 @@ fn incr_generic(ctx: &mut Ctx<'_>, key: Bytes, delta: i64) -> Result<Reply, CmdE
     let db = ctx.db();
     let mut slot = ctx.engine.lock_key(&key);
     let (current, expire) = match as_string(slot.get(db, &key)?)? {
-        Some(entry) => (
-            parse_i64(&entry.value).ok_or(CmdError::NotInteger)?,
-            entry.expire_at_ms,
-        ),
+        Some(entry) => (parse_i64(&entry.value).ok_or(CmdError::NotInteger)?, entry.expire_at_ms),
         None => (0, None),
     };
     let value = current.checked_add(delta).ok_or(CmdError::Overflow)?;
-    slot.set(
-        db,
-        &key,
-        ValueKind::String,
-        value.to_string().as_bytes(),
-        expire,
-    )?;
+    slot.set(db, &key, ValueKind::String, value.to_string().as_bytes(), expire)?;
     slot.commit()?;
     ctx.touch(db, &key);
     Ok(Reply::Int(value))
@@ -496,9 +454,7 @@ pub fn incrby(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn decrby(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let delta = args.next_i64()?;
-    let delta = delta
-        .checked_neg()
-        .ok_or_else(|| CmdError::err("decrement would overflow"))?;
+    let delta = delta.checked_neg().ok_or_else(|| CmdError::err("decrement would overflow"))?;
     incr_generic(ctx, key, delta)
 }
 
@@ -524,10 +480,7 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
     let db = ctx.db();
     let mut slot = ctx.engine.lock_key(&key);
     let (current, expire) = match as_string(slot.get(db, &key)?)? {
-        Some(entry) => (
-            parse_f64(&entry.value).ok_or(CmdError::NotFloat)?,
-            entry.expire_at_ms,
-        ),
+        Some(entry) => (parse_f64(&entry.value).ok_or(CmdError::NotFloat)?, entry.expire_at_ms),
         None => (0.0, None),
     };
     let value = current + delta;
@@ -566,42 +519,22 @@ pub fn lcs(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     if a.as_ref().is_some_and(|e| e.kind != ValueKind::String)
         || b.as_ref().is_some_and(|e| e.kind != ValueKind::String)
     {
-        return Err(CmdError::err(
-            "The specified keys must contain string values",
-        ));
+        return Err(CmdError::err("The specified keys must contain string values"));
     }
     if idx && len_only {
-        return Err(CmdError::err(
-            "If you want both the length and indexes, please just use IDX.",
-        ));
+        return Err(CmdError::err("If you want both the length and indexes, please just use IDX."));
     }
     let a = a.map(|e| e.value).unwrap_or_default();
     let b = b.map(|e| e.value).unwrap_or_default();
     let cells = (a.len() as u64 + 1) * (b.len() as u64 + 1);
     if cells > (1 << 32) {
-        return Err(CmdError::err(
-            "Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
-        ));
+        return Err(CmdError::err("Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"));
     }
-    Ok(lcs_reply(
-        &a,
-        &b,
-        len_only,
-        idx,
-        withmatchlen,
-        minmatchlen as usize,
-    ))
+    Ok(lcs_reply(&a, &b, len_only, idx, withmatchlen, minmatchlen as usize))
 }
 
 /// The LCS dynamic program and Redis's backtracking (ranges are emitted from the end of the strings).
-fn lcs_reply(
-    a: &[u8],
-    b: &[u8],
-    len_only: bool,
-    idx: bool,
-    withmatchlen: bool,
-    minmatchlen: usize,
-) -> Reply {
+fn lcs_reply(a: &[u8], b: &[u8], len_only: bool, idx: bool, withmatchlen: bool, minmatchlen: usize) -> Reply {
     let (alen, blen) = (a.len(), b.len());
     let width = blen + 1;
     let mut table = vec![0u32; (alen + 1) * width];
@@ -690,13 +623,7 @@ mod tests {
 
     #[test]
     fn lcs_example() {
-        assert_eq!(
-            lcs_reply(b"ohmytext", b"mynewtext", false, false, false, 0),
-            Reply::bulk("mytext")
-        );
-        assert_eq!(
-            lcs_reply(b"ohmytext", b"mynewtext", true, false, false, 0),
-            Reply::Int(6)
-        );
+        assert_eq!(lcs_reply(b"ohmytext", b"mynewtext", false, false, false, 0), Reply::bulk("mytext"));
+        assert_eq!(lcs_reply(b"ohmytext", b"mynewtext", true, false, false, 0), Reply::Int(6));
     }
 }

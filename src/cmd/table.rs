@@ -80,14 +80,8 @@ static CLIENT_SUBCOMMANDS: [CommandSpec; 10] = [
         name: "kill",
         fullname: "client|kill",
         arity: -3,
-        flags: Flags::ADMIN
-            .union(Flags::NOSCRIPT)
-            .union(Flags::LOADING)
-            .union(Flags::STALE),
-        acl: AclCategories::ADMIN
-            .union(AclCategories::SLOW)
-            .union(AclCategories::DANGEROUS)
-            .union(AclCategories::CONNECTION),
+        flags: Flags::ADMIN.union(Flags::NOSCRIPT).union(Flags::LOADING).union(Flags::STALE),
+        acl: AclCategories::ADMIN.union(AclCategories::SLOW).union(AclCategories::DANGEROUS).union(AclCategories::CONNECTION),
         first_key: 0,
         last_key: 0,
         key_step: 0,
@@ -103,14 +97,8 @@ static CLIENT_SUBCOMMANDS: [CommandSpec; 10] = [
         name: "list",
         fullname: "client|list",
         arity: -2,
-        flags: Flags::ADMIN
-            .union(Flags::NOSCRIPT)
-            .union(Flags::LOADING)
-            .union(Flags::STALE),
-        acl: AclCategories::ADMIN
-            .union(AclCategories::SLOW)
-            .union(AclCategories::DANGEROUS)
-            .union(AclCategories::CONNECTION),
+        flags: Flags::ADMIN.union(Flags::NOSCRIPT).union(Flags::LOADING).union(Flags::STALE),
+        acl: AclCategories::ADMIN.union(AclCategories::SLOW).union(AclCategories::DANGEROUS).union(AclCategories::CONNECTION),
         first_key: 0,
         last_key: 0,
         key_step: 0,
@@ -126,14 +114,8 @@ static CLIENT_SUBCOMMANDS: [CommandSpec; 10] = [
         name: "no-evict",
         fullname: "client|no-evict",
         arity: 3,
-        flags: Flags::ADMIN
-            .union(Flags::NOSCRIPT)
-            .union(Flags::LOADING)
-            .union(Flags::STALE),
-        acl: AclCategories::ADMIN
-            .union(AclCategories::SLOW)
-            .union(AclCategories::DANGEROUS)
-            .union(AclCategories::CONNECTION),
+        flags: Flags::ADMIN.union(Flags::NOSCRIPT).union(Flags::LOADING).union(Flags::STALE),
+        acl: AclCategories::ADMIN.union(AclCategories::SLOW).union(AclCategories::DANGEROUS).union(AclCategories::CONNECTION),
         first_key: 0,
         last_key: 0,
         key_step: 0,
@@ -155,8 +137,7 @@ static CLIENT_SUBCOMMANDS: [CommandSpec; 10] = [
         last_key: 0,
         key_step: 0,
         group: "connection",
-        summary:
-            "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.",
+        summary: "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.",
         since: "7.2.0",
         complexity: "O(1)",
         handler: Some(super::connection::client_no_touch),
@@ -309,13 +290,8 @@ static CONFIG_SUBCOMMANDS: [CommandSpec; 5] = [
         name: "get",
         fullname: "config|get",
         arity: -3,
-        flags: Flags::ADMIN
-            .union(Flags::NOSCRIPT)
-            .union(Flags::LOADING)
-            .union(Flags::STALE),
-        acl: AclCategories::ADMIN
-            .union(AclCategories::SLOW)
-            .union(AclCategories::DANGEROUS),
+        flags: Flags::ADMIN.union(Flags::NOSCRIPT).union(Flags::LOADING).union(Flags::STALE),
+        acl: AclCategories::ADMIN.union(AclCategories::SLOW).union(AclCategories::DANGEROUS),
         first_key: 0,
         last_key: 0,
         key_step: 0,
@@ -348,13 +324,8 @@ static CONFIG_SUBCOMMANDS: [CommandSpec; 5] = [
         name: "resetstat",
         fullname: "config|resetstat",
         arity: 2,
-        flags: Flags::ADMIN
-            .union(Flags::NOSCRIPT)
-            .union(Flags::LOADING)
-            .union(Flags::STALE),
-        acl: AclCategories::ADMIN
-            .union(AclCategories::SLOW)
-            .union(AclCategories::DANGEROUS),
+        flags: Flags::ADMIN.union(Flags::NOSCRIPT).union(Flags::LOADING).union(Flags::STALE),
+        acl: AclCategories::ADMIN.union(AclCategories::SLOW).union(AclCategories::DANGEROUS),
         first_key: 0,
         last_key: 0,
         key_step: 0,
@@ -370,13 +341,8 @@ static CONFIG_SUBCOMMANDS: [CommandSpec; 5] = [
         name: "rewrite",
         fullname: "config|rewrite",
         arity: 2,
-        flags: Flags::ADMIN
-            .union(Flags::NOSCRIPT)
-            .union(Flags::LOADING)
-            .union(Flags::STALE),
-        acl: AclCategories::ADMIN
-            .union(AclCategories::SLOW)
-            .union(AclCategories::DANGEROUS),
+        flags: Flags::ADMIN.union(Flags::NOSCRIPT).union(Flags::LOADING).union(Flags::STALE),
+        acl: AclCategories::ADMIN.union(AclCategories::SLOW).union(AclCategories::DANGEROUS),
         first_key: 0,
         last_key: 0,
         key_step: 0,
@@ -392,13 +358,8 @@ static CONFIG_SUBCOMMANDS: [CommandSpec; 5] = [
         name: "set",
         fullname: "config|set",
         arity: -4,
-        flags: Flags::ADMIN
-            .union(Flags::NOSCRIPT)
-            .union(Flags::LOADING)
-            .union(Flags::STALE),
-        acl: AclCategories::ADMIN
-            .union(AclCategories::SLOW)
-            .union(AclCategories::DANGEROUS),
+        flags: Flags::ADMIN.union(Flags::NOSCRIPT).union(Flags::LOADING).union(Flags::STALE),
+        acl: AclCategories::ADMIN.union(AclCategories::SLOW).union(AclCategories::DANGEROUS),
         first_key: 0,
         last_key: 0,
         key_step: 0,
@@ -418,9 +379,7 @@ static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
         fullname: "object|encoding",
         arity: 3,
         flags: Flags::READONLY,
-        acl: AclCategories::KEYSPACE
-            .union(AclCategories::READ)
-            .union(AclCategories::SLOW),
+        acl: AclCategories::KEYSPACE.union(AclCategories::READ).union(AclCategories::SLOW),
         first_key: 2,
         last_key: 2,
         key_step: 1,
@@ -437,9 +396,7 @@ static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
         fullname: "object|freq",
         arity: 3,
         flags: Flags::READONLY,
-        acl: AclCategories::KEYSPACE
-            .union(AclCategories::READ)
-            .union(AclCategories::SLOW),
+        acl: AclCategories::KEYSPACE.union(AclCategories::READ).union(AclCategories::SLOW),
         first_key: 2,
         last_key: 2,
         key_step: 1,
@@ -473,9 +430,7 @@ static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
         fullname: "object|idletime",
         arity: 3,
         flags: Flags::READONLY,
-        acl: AclCategories::KEYSPACE
-            .union(AclCategories::READ)
-            .union(AclCategories::SLOW),
+        acl: AclCategories::KEYSPACE.union(AclCategories::READ).union(AclCategories::SLOW),
         first_key: 2,
         last_key: 2,
         key_step: 1,
@@ -492,9 +447,7 @@ static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
         fullname: "object|refcount",
         arity: 3,
         flags: Flags::READONLY,
-        acl: AclCategories::KEYSPACE
-            .union(AclCategories::READ)
-            .union(AclCategories::SLOW),
+        acl: AclCategories::KEYSPACE.union(AclCategories::READ).union(AclCategories::SLOW),
         first_key: 2,
         last_key: 2,
         key_step: 1,

@@ -32,13 +32,8 @@ pub fn discard_state(ctx: &mut Ctx<'_>) {
 /// Forgets every watched key.
 pub fn unwatch_all(ctx: &mut Ctx<'_>) {
     let watched = std::mem::take(&mut ctx.client.watched);
-    ctx.server
-        .watches
-        .unwatch(ctx.client.id(), watched.into_iter().map(|w| (w.db, w.key)));
-    ctx.client
-        .handle
-        .watch_dirty
-        .store(false, Ordering::Release);
+    ctx.server.watches.unwatch(ctx.client.id(), watched.into_iter().map(|w| (w.db, w.key)));
+    ctx.client.handle.watch_dirty.store(false, Ordering::Release);
 }
 
 /// ```text
@@ -99,26 +94,12 @@ pub fn watch(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     }
     let db = ctx.db();
     for key in args.rest() {
-        if ctx
-            .client
-            .watched
-            .iter()
-            .any(|w| w.db == db && w.key == key)
-        {
+        if ctx.client.watched.iter().any(|w| w.db == db && w.key == key) {
             continue;
         }
-        let had_expiry = ctx
-            .engine
-            .key_info(db, &key)?
-            .is_some_and(|i| i.expire_at_ms.is_some());
-        ctx.server
-            .watches
-            .watch(db, key.clone(), &ctx.client.handle);
-        ctx.client.watched.push(WatchedKey {
-            db,
-            key,
-            had_expiry,
-        });
+        let had_expiry = ctx.engine.key_info(db, &key)?.is_some_and(|i| i.expire_at_ms.is_some());
+        ctx.server.watches.watch(db, key.clone(), &ctx.client.handle);
+        ctx.client.watched.push(WatchedKey { db, key, had_expiry });
     }
     Ok(Reply::Ok)
 }

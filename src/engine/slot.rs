@@ -108,10 +108,7 @@ pub struct Slot {
 impl Slot {
     /// Opens or creates a slot directory.
     pub fn open(_index: usize, _dir: &Path, config: Arc<SlotConfig>) -> Result<Slot> {
-        Ok(Slot {
-            config,
-            map: BTreeMap::new(),
-        })
+        Ok(Slot { config, map: BTreeMap::new() })
     }
     fn now(&self) -> u64 {
         (self.config.clock)()
@@ -128,32 +125,15 @@ impl Slot {
     }
     /// The live value of a key.
     pub fn get(&mut self, db: u16, key: &[u8]) -> Result<Option<Entry>> {
-        Ok(self.live(db, key).map(|(kind, value, at)| Entry {
-            kind: *kind,
-            value: value.clone(),
-            expire_at_ms: *at,
-        }))
+        Ok(self.live(db, key).map(|(kind, value, at)| Entry { kind: *kind, value: value.clone(), expire_at_ms: *at }))
     }
     /// Type and expiry.
     pub fn key_info(&mut self, db: u16, key: &[u8]) -> Result<Option<KeyInfo>> {
-        Ok(self.live(db, key).map(|(kind, _, at)| KeyInfo {
-            kind: *kind,
-            expire_at_ms: *at,
-        }))
+        Ok(self.live(db, key).map(|(kind, _, at)| KeyInfo { kind: *kind, expire_at_ms: *at }))
     }
     /// Sets a key.
-    pub fn set(
-        &mut self,
-        db: u16,
-        key: &[u8],
-        kind: ValueKind,
-        value: &[u8],
-        expire_at_ms: Option<u64>,
-    ) -> Result<()> {
-        self.map.insert(
-            (db, key.to_vec()),
-            (kind, Bytes::copy_from_slice(value), expire_at_ms),
-        );
+    pub fn set(&mut self, db: u16, key: &[u8], kind: ValueKind, value: &[u8], expire_at_ms: Option<u64>) -> Result<()> {
+        self.map.insert((db, key.to_vec()), (kind, Bytes::copy_from_slice(value), expire_at_ms));
         Ok(())
     }
     /// Deletes a key.
@@ -176,13 +156,7 @@ impl Slot {
     pub fn write_batch(&mut self, ops: Vec<BatchOp>) -> Result<()> {
         for op in ops {
             match op {
-                BatchOp::Set {
-                    db,
-                    key,
-                    kind,
-                    value,
-                    expire_at_ms,
-                } => self.set(db, &key, kind, &value, expire_at_ms)?,
+                BatchOp::Set { db, key, kind, value, expire_at_ms } => self.set(db, &key, kind, &value, expire_at_ms)?,
                 BatchOp::Delete { db, key } => {
                     self.delete(db, &key)?;
                 }
@@ -191,30 +165,18 @@ impl Slot {
         Ok(())
     }
     /// Appends up to about `want` keys from `position`; returns the next position or None when done.
-    pub fn scan(
-        &mut self,
-        db: Option<u16>,
-        position: u64,
-        want: usize,
-        out: &mut Vec<(u16, Vec<u8>)>,
-    ) -> Result<Option<u64>> {
+    pub fn scan(&mut self, db: Option<u16>, position: u64, want: usize, out: &mut Vec<(u16, Vec<u8>)>) -> Result<Option<u64>> {
         let now = self.now();
         let all: Vec<(u16, Vec<u8>)> = self
             .map
             .iter()
-            .filter(|((d, _), (_, _, at))| {
-                db.is_none_or(|want_db| *d == want_db) && at.is_none_or(|at| at > now)
-            })
+            .filter(|((d, _), (_, _, at))| db.is_none_or(|want_db| *d == want_db) && at.is_none_or(|at| at > now))
             .map(|(k, _)| k.clone())
             .collect();
         let start = position as usize;
         let end = (start + want).min(all.len());
         out.extend(all[start.min(all.len())..end].iter().cloned());
-        Ok(if end >= all.len() {
-            None
-        } else {
-            Some(end as u64)
-        })
+        Ok(if end >= all.len() { None } else { Some(end as u64) })
     }
     /// Keys in a database.
     pub fn key_count(&mut self, db: u16) -> Result<u64> {
@@ -234,8 +196,7 @@ impl Slot {
     pub fn active_expire(&mut self, _budget: usize) -> Result<usize> {
         let now = self.now();
         let before = self.map.len();
-        self.map
-            .retain(|_, (_, _, at)| at.is_none_or(|at| at > now));
+        self.map.retain(|_, (_, _, at)| at.is_none_or(|at| at > now));
         Ok(before - self.map.len())
     }
     /// Flushes the WAL into the layers below.
@@ -244,10 +205,7 @@ impl Slot {
     }
     /// Figures.
     pub fn stats(&self) -> SlotStats {
-        SlotStats {
-            keys: self.map.len() as u64,
-            ..Default::default()
-        }
+        SlotStats { keys: self.map.len() as u64, ..Default::default() }
     }
     /// Waiter for durability of what was written so far.
     pub fn durability_waiter(&self) -> DurabilityWaiter {

@@ -26,10 +26,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_bulk: 512 * 1024 * 1024,
-            max_args: i32::MAX as usize,
-        }
+        Limits { max_bulk: 512 * 1024 * 1024, max_args: i32::MAX as usize }
     }
 }
 
@@ -74,21 +71,14 @@ fn parse_int(text: &[u8]) -> Option<i64> {
         }
         let d = i64::from(digit - b'0');
         value = value.checked_mul(10)?;
-        value = if negative {
-            value.checked_sub(d)?
-        } else {
-            value.checked_add(d)?
-        };
+        value = if negative { value.checked_sub(d)? } else { value.checked_add(d)? };
     }
     Some(value)
 }
 
 /// Finds the `\r` ending the line starting at `from`, as Redis does (`strchr(...,'\r')`).
 fn find_cr(buf: &[u8], from: usize) -> Option<usize> {
-    buf.get(from..)?
-        .iter()
-        .position(|&b| b == b'\r')
-        .map(|p| p + from)
+    buf.get(from..)?.iter().position(|&b| b == b'\r').map(|p| p + from)
 }
 
 fn decode_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Vec<Bytes>, DecodeError> {
@@ -105,9 +95,7 @@ fn decode_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Vec<Bytes>, D
     }
     let count = buf.get(1..cr).and_then(parse_int);
     let count = match count {
-        Some(count) if count > limits.max_args as i64 => {
-            return Err(invalid("invalid multibulk length"))
-        }
+        Some(count) if count > limits.max_args as i64 => return Err(invalid("invalid multibulk length")),
         Some(count) => count,
         None => return Err(invalid("invalid multibulk length")),
     };
@@ -123,12 +111,7 @@ fn decode_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Vec<Bytes>, D
         match buf.get(pos) {
             None => return Err(DecodeError::Incomplete),
             Some(b'$') => {}
-            Some(&other) => {
-                return Err(DecodeError::Invalid(format!(
-                    "expected '$', got '{}'",
-                    other as char
-                )))
-            }
+            Some(&other) => return Err(DecodeError::Invalid(format!("expected '$', got '{}'", other as char))),
         }
         let Some(cr) = find_cr(buf, pos + 1) else {
             return if buf.len() - pos > INLINE_MAX {
@@ -155,10 +138,7 @@ fn decode_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Vec<Bytes>, D
         pos = end + 2;
     }
     let frame = buf.split_to(pos).freeze();
-    Ok(spans
-        .into_iter()
-        .map(|(start, end)| frame.slice(start..end))
-        .collect())
+    Ok(spans.into_iter().map(|(start, end)| frame.slice(start..end)).collect())
 }
 
 fn decode_inline(buf: &mut BytesMut) -> Result<Vec<Bytes>, DecodeError> {
@@ -275,55 +255,27 @@ mod tests {
     fn multibulk_and_pipelining() {
         let mut buf = BytesMut::from(&b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$4\r\nPING\r\n"[..]);
         let limits = Limits::default();
-        assert_eq!(
-            decode_request(&mut buf, &limits).unwrap(),
-            vec![Bytes::from("GET"), Bytes::from("k")]
-        );
-        assert_eq!(
-            decode_request(&mut buf, &limits).unwrap(),
-            vec![Bytes::from("PING")]
-        );
-        assert_eq!(
-            decode_request(&mut buf, &limits),
-            Err(DecodeError::Incomplete)
-        );
+        assert_eq!(decode_request(&mut buf, &limits).unwrap(), vec![Bytes::from("GET"), Bytes::from("k")]);
+        assert_eq!(decode_request(&mut buf, &limits).unwrap(), vec![Bytes::from("PING")]);
+        assert_eq!(decode_request(&mut buf, &limits), Err(DecodeError::Incomplete));
     }
 
     #[test]
     fn every_truncation_is_incomplete() {
         let frame = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n";
         for cut in 0..frame.len() {
-            assert_eq!(
-                decode(&frame[..cut]),
-                Err(DecodeError::Incomplete),
-                "cut at {cut}"
-            );
+            assert_eq!(decode(&frame[..cut]), Err(DecodeError::Incomplete), "cut at {cut}");
         }
         assert_eq!(decode(frame).unwrap().len(), 3);
     }
 
     #[test]
     fn invalid_frames() {
-        assert_eq!(
-            decode(b"*x\r\n"),
-            Err(DecodeError::Invalid("invalid multibulk length".into()))
-        );
-        assert_eq!(
-            decode(b"*1\r\n+x\r\n"),
-            Err(DecodeError::Invalid("expected '$', got '+'".into()))
-        );
-        assert_eq!(
-            decode(b"*1\r\n$-1\r\n"),
-            Err(DecodeError::Invalid("invalid bulk length".into()))
-        );
-        assert_eq!(
-            decode(b"*1\r\n$536870913\r\n"),
-            Err(DecodeError::Invalid("invalid bulk length".into()))
-        );
-        assert_eq!(
-            decode(b"SET \"a\r\n"),
-            Err(DecodeError::Invalid("unbalanced quotes in request".into()))
-        );
+        assert_eq!(decode(b"*x\r\n"), Err(DecodeError::Invalid("invalid multibulk length".into())));
+        assert_eq!(decode(b"*1\r\n+x\r\n"), Err(DecodeError::Invalid("expected '$', got '+'".into())));
+        assert_eq!(decode(b"*1\r\n$-1\r\n"), Err(DecodeError::Invalid("invalid bulk length".into())));
+        assert_eq!(decode(b"*1\r\n$536870913\r\n"), Err(DecodeError::Invalid("invalid bulk length".into())));
+        assert_eq!(decode(b"SET \"a\r\n"), Err(DecodeError::Invalid("unbalanced quotes in request".into())));
         assert_eq!(decode(b"*0\r\n").unwrap(), Vec::<Bytes>::new());
     }
 
@@ -344,9 +296,7 @@ mod tests {
         let alphabet = b"*$\r\n0123456789-\"' ab\\x";
         for _ in 0..20000 {
             let len = rng.gen_range(0..40);
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| alphabet[rng.gen_range(0..alphabet.len())])
-                .collect();
+            let bytes: Vec<u8> = (0..len).map(|_| alphabet[rng.gen_range(0..alphabet.len())]).collect();
             let mut buf = BytesMut::from(&bytes[..]);
             while let Ok(args) = decode_request(&mut buf, &Limits::default()) {
                 if buf.is_empty() && args.is_empty() {

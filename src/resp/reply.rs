@@ -122,9 +122,7 @@ impl Reply {
                     bulk(out, text.as_bytes());
                 }
             }
-            Reply::Bool(value) if resp3 => {
-                out.put_slice(if *value { b"#t\r\n" } else { b"#f\r\n" })
-            }
+            Reply::Bool(value) if resp3 => out.put_slice(if *value { b"#t\r\n" } else { b"#f\r\n" }),
             Reply::Bool(value) => header(out, b':', i64::from(*value)),
             Reply::Verbatim(format, bytes) if resp3 => {
                 header(out, b'=', bytes.len() as i64 + 4);
@@ -161,10 +159,7 @@ fn bulk(out: &mut BytesMut, bytes: &[u8]) {
 fn line(out: &mut BytesMut, kind: u8, text: &[u8]) {
     out.put_u8(kind);
     if text.iter().any(|&b| b == b'\r' || b == b'\n') {
-        out.extend(
-            text.iter()
-                .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
-        );
+        out.extend(text.iter().map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
     } else {
         out.put_slice(text);
     }
@@ -177,11 +172,7 @@ pub fn format_double(value: f64) -> String {
         return "nan".into();
     }
     if value.is_infinite() {
-        return if value > 0.0 {
-            "inf".into()
-        } else {
-            "-inf".into()
-        };
+        return if value > 0.0 { "inf".into() } else { "-inf".into() };
     }
     format_g(value, 17)
 }
@@ -189,11 +180,7 @@ pub fn format_double(value: f64) -> String {
 /// C's `%.{precision}g`.
 pub fn format_g(value: f64, precision: usize) -> String {
     if value == 0.0 {
-        return if value.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
+        return if value.is_sign_negative() { "-0".into() } else { "0".into() };
     }
     let precision = precision.max(1);
     let scientific = format!("{:.*e}", precision - 1, value);
@@ -246,23 +233,14 @@ mod tests {
     #[test]
     fn resp2_and_resp3_shapes() {
         let map = Reply::Map(vec![(Reply::bulk("a"), Reply::Int(1))]);
-        assert_eq!(
-            enc(map.clone(), Protocol::Resp2),
-            b"*2\r\n$1\r\na\r\n:1\r\n"
-        );
+        assert_eq!(enc(map.clone(), Protocol::Resp2), b"*2\r\n$1\r\na\r\n:1\r\n");
         assert_eq!(enc(map, Protocol::Resp3), b"%1\r\n$1\r\na\r\n:1\r\n");
         assert_eq!(enc(Reply::Nil, Protocol::Resp2), b"$-1\r\n");
         assert_eq!(enc(Reply::NilArray, Protocol::Resp3), b"_\r\n");
         assert_eq!(enc(Reply::Bool(true), Protocol::Resp2), b":1\r\n");
         assert_eq!(enc(Reply::Double(1.5), Protocol::Resp3), b",1.5\r\n");
-        assert_eq!(
-            enc(Reply::error("ERR a\r\nb"), Protocol::Resp2),
-            b"-ERR a  b\r\n"
-        );
-        assert_eq!(
-            enc(Reply::Verbatim("txt", Bytes::from("hi")), Protocol::Resp3),
-            b"=6\r\ntxt:hi\r\n"
-        );
+        assert_eq!(enc(Reply::error("ERR a\r\nb"), Protocol::Resp2), b"-ERR a  b\r\n");
+        assert_eq!(enc(Reply::Verbatim("txt", Bytes::from("hi")), Protocol::Resp3), b"=6\r\ntxt:hi\r\n");
     }
 
     #[test]

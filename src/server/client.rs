@@ -2,9 +2,7 @@
 //! (CLIENT LIST/KILL, pub/sub delivery, WATCH invalidation), plus the [`ClientRegistry`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{
-    AtomicBool, AtomicI64, AtomicU16, AtomicU64, AtomicU8, AtomicUsize, Ordering,
-};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU16, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -90,11 +88,7 @@ pub struct ClientHandle {
 
 impl ClientHandle {
     /// A handle and the receiving end of its push channel.
-    pub fn new(
-        id: u64,
-        addr: String,
-        laddr: String,
-    ) -> (Arc<ClientHandle>, mpsc::UnboundedReceiver<Reply>) {
+    pub fn new(id: u64, addr: String, laddr: String) -> (Arc<ClientHandle>, mpsc::UnboundedReceiver<Reply>) {
         let (push, receiver) = mpsc::unbounded_channel();
         let handle = ClientHandle {
             id,
@@ -142,11 +136,7 @@ impl ClientHandle {
     pub fn push(&self, message: Reply, size: usize) {
         let pending = self.pending_push.fetch_add(size, Ordering::Relaxed) + size;
         if pending > PUSH_BACKLOG_LIMIT {
-            tracing::warn!(
-                client = self.id,
-                pending,
-                "pub/sub backlog limit reached; closing the client"
-            );
+            tracing::warn!(client = self.id, pending, "pub/sub backlog limit reached; closing the client");
             self.kill();
             return;
         }
@@ -155,10 +145,7 @@ impl ClientHandle {
 
     /// Marks `size` bytes of push messages as delivered.
     pub fn delivered(&self, size: usize) {
-        self.pending_push.fetch_sub(
-            size.min(self.pending_push.load(Ordering::Relaxed)),
-            Ordering::Relaxed,
-        );
+        self.pending_push.fetch_sub(size.min(self.pending_push.load(Ordering::Relaxed)), Ordering::Relaxed);
     }
 
     /// Name as text.
@@ -174,12 +161,7 @@ impl ClientHandle {
     /// The CLIENT LIST / CLIENT INFO line (without newline).
     pub fn info_line(&self) -> String {
         let age = self.created.elapsed().as_secs();
-        let idle = self
-            .last_active
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .elapsed()
-            .as_secs();
+        let idle = self.last_active.lock().unwrap_or_else(|p| p.into_inner()).elapsed().as_secs();
         let subs = self.subs.load(Ordering::Relaxed);
         let psubs = self.psubs.load(Ordering::Relaxed);
         let multi = self.multi.load(Ordering::Relaxed);

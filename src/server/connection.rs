@@ -25,14 +25,8 @@ pub const FLUSH_THRESHOLD: usize = 64 * 1024;
 
 /// Serves one connection until it closes, is killed, or the server shuts down.
 pub async fn serve(server: Arc<Server>, socket: TcpStream) {
-    let addr = socket
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let laddr = socket
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let addr = socket.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let laddr = socket.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let _ = socket.set_nodelay(true);
     let (handle, mut pushes) = ClientHandle::new(server.clients.next_id(), addr, laddr);
     server.clients.add(handle.clone());
@@ -44,19 +38,12 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
     'connection: loop {
         // Execute every complete request in the buffer.
         loop {
-            let limits = Limits {
-                max_bulk: server.proto_max_bulk_len(),
-                ..Limits::default()
-            };
+            let limits = Limits { max_bulk: server.proto_max_bulk_len(), ..Limits::default() };
             match decode_request(&mut rbuf, &limits) {
                 Ok(argv) if argv.is_empty() => continue,
                 Ok(argv) => {
                     *handle.last_active.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-                    let mut ctx = Ctx {
-                        server: &server,
-                        engine: &server.engine,
-                        client: &mut client,
-                    };
+                    let mut ctx = Ctx { server: &server, engine: &server.engine, client: &mut client };
                     let reply = dispatch::execute(&mut ctx, argv);
                     match client.reply_mode {
                         ReplyMode::On => reply.encode(client.proto, &mut wbuf),
@@ -67,17 +54,14 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
                     if client.close || handle.is_killed() {
                         break 'connection;
                     }
-                    if wbuf.len() >= FLUSH_THRESHOLD
-                        && flush(&server, &mut writer, &mut wbuf).await.is_err()
-                    {
+                    if wbuf.len() >= FLUSH_THRESHOLD && flush(&server, &mut writer, &mut wbuf).await.is_err() {
                         break 'connection;
                     }
                 }
                 Err(DecodeError::Incomplete) => break,
                 Err(DecodeError::Invalid(message)) => {
                     tracing::debug!(client = handle.id, %message, "protocol error");
-                    Reply::error(format!("ERR Protocol error: {message}"))
-                        .encode(client.proto, &mut wbuf);
+                    Reply::error(format!("ERR Protocol error: {message}")).encode(client.proto, &mut wbuf);
                     break 'connection;
                 }
             }
@@ -123,10 +107,7 @@ async fn flush(
         return Ok(());
     }
     writer.write_all(wbuf).await?;
-    server
-        .stats
-        .net_output
-        .fetch_add(wbuf.len() as u64, Ordering::Relaxed);
+    server.stats.net_output.fetch_add(wbuf.len() as u64, Ordering::Relaxed);
     wbuf.clear();
     Ok(())
 }
@@ -141,8 +122,6 @@ fn cleanup(server: &Server, client: &mut Client) {
         server.pubsub.punsubscribe(&pattern, id);
     }
     let watched = std::mem::take(&mut client.watched);
-    server
-        .watches
-        .unwatch(id, watched.into_iter().map(|w| (w.db, w.key)));
+    server.watches.unwatch(id, watched.into_iter().map(|w| (w.db, w.key)));
     server.clients.remove(id);
 }

@@ -39,24 +39,17 @@ impl DbMap {
         while map.len() < usize::from(databases) {
             map.push(map.len() as u16);
         }
-        Ok(DbMap {
-            path,
-            map: map.into_iter().map(AtomicU16::new).collect(),
-        })
+        Ok(DbMap { path, map: map.into_iter().map(AtomicU16::new).collect() })
     }
 
     /// The physical database of logical database `db`.
     pub fn physical(&self, db: u16) -> u16 {
-        self.map
-            .get(usize::from(db))
-            .map_or(db, |p| p.load(Ordering::Acquire))
+        self.map.get(usize::from(db)).map_or(db, |p| p.load(Ordering::Acquire))
     }
 
     /// Swaps two logical databases and persists the map. Call with the command lock held exclusively.
     pub fn swap(&self, a: u16, b: u16) -> std::io::Result<()> {
-        let (Some(slot_a), Some(slot_b)) =
-            (self.map.get(usize::from(a)), self.map.get(usize::from(b)))
-        else {
+        let (Some(slot_a), Some(slot_b)) = (self.map.get(usize::from(a)), self.map.get(usize::from(b))) else {
             return Ok(());
         };
         let physical_a = slot_a.load(Ordering::Acquire);
@@ -73,11 +66,7 @@ impl DbMap {
 
     fn persist(&self) -> std::io::Result<()> {
         use std::io::Write;
-        let text: Vec<String> = self
-            .map
-            .iter()
-            .map(|p| p.load(Ordering::Acquire).to_string())
-            .collect();
+        let text: Vec<String> = self.map.iter().map(|p| p.load(Ordering::Acquire).to_string()).collect();
         let tmp = self.path.with_extension("tmp");
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(text.join(" ").as_bytes())?;
@@ -102,13 +91,6 @@ mod tests {
         map.swap(0, 2).unwrap();
         assert_eq!(map.physical(0), 2);
         let reopened = DbMap::open(dir.path(), 16).unwrap();
-        assert_eq!(
-            (
-                reopened.physical(0),
-                reopened.physical(2),
-                reopened.physical(15)
-            ),
-            (2, 0, 15)
-        );
+        assert_eq!((reopened.physical(0), reopened.physical(2), reopened.physical(15)), (2, 0, 15));
     }
 }

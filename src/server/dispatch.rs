@@ -18,15 +18,8 @@ use crate::server::stats::Stats;
 const NOT_QUEUED: &[&str] = &["exec", "discard", "multi", "watch", "quit", "reset"];
 
 /// Commands allowed in a RESP2 connection that has subscriptions.
-const SUBSCRIBED_ALLOWED: &[&str] = &[
-    "subscribe",
-    "unsubscribe",
-    "psubscribe",
-    "punsubscribe",
-    "ping",
-    "quit",
-    "reset",
-];
+const SUBSCRIBED_ALLOWED: &[&str] =
+    &["subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ping", "quit", "reset"];
 
 /// Commands that need the command lock exclusively (everything else takes it shared).
 const EXCLUSIVE: &[&str] = &["exec", "swapdb"];
@@ -45,9 +38,7 @@ pub fn resolve(argv: &[Bytes]) -> Result<(&'static CommandSpec, usize), CmdError
         None if spec.handler.is_some() => Ok((spec, 1)),
         None => Err(CmdError::WrongArity(spec.fullname)),
         Some(sub_name) => {
-            let sub = spec
-                .subcommand(sub_name)
-                .ok_or_else(|| CmdError::unknown_subcommand(sub_name, spec.name))?;
+            let sub = spec.subcommand(sub_name).ok_or_else(|| CmdError::unknown_subcommand(sub_name, spec.name))?;
             if !sub.arity_ok(argv.len()) {
                 return Err(CmdError::WrongArity(sub.fullname));
             }
@@ -71,11 +62,7 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Reply {
             return error.reply();
         }
     };
-    *ctx.client
-        .handle
-        .last_cmd
-        .lock()
-        .unwrap_or_else(|p| p.into_inner()) = spec.fullname;
+    *ctx.client.handle.last_cmd.lock().unwrap_or_else(|p| p.into_inner()) = spec.fullname;
     if let Some(multi) = ctx.client.multi.as_mut() {
         if !NOT_QUEUED.contains(&spec.fullname) {
             if spec.has(crate::cmd::spec::Flags::NO_MULTI) {
@@ -83,10 +70,7 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Reply {
                 return CmdError::err("Command not allowed inside a transaction").reply();
             }
             multi.queued.push((spec, argv, start));
-            ctx.client
-                .handle
-                .multi
-                .store(multi.queued.len() as i64, Ordering::Relaxed);
+            ctx.client.handle.multi.store(multi.queued.len() as i64, Ordering::Relaxed);
             return Reply::simple("QUEUED");
         }
     }
@@ -101,29 +85,16 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Reply {
         .reply();
     }
     if EXCLUSIVE.contains(&spec.fullname) {
-        let _exclusive = ctx
-            .server
-            .command_lock
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
+        let _exclusive = ctx.server.command_lock.write().unwrap_or_else(|p| p.into_inner());
         call(ctx, spec, argv, start)
     } else {
-        let _shared = ctx
-            .server
-            .command_lock
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
+        let _shared = ctx.server.command_lock.read().unwrap_or_else(|p| p.into_inner());
         call(ctx, spec, argv, start)
     }
 }
 
 /// Calls a resolved command's handler (no gate, no locking: EXEC uses this for queued commands).
-pub fn call(
-    ctx: &mut Ctx<'_>,
-    spec: &'static CommandSpec,
-    argv: Vec<Bytes>,
-    start: usize,
-) -> Reply {
+pub fn call(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, argv: Vec<Bytes>, start: usize) -> Reply {
     let Some(handler) = spec.handler else {
         return CmdError::WrongArity(spec.fullname).reply();
     };
@@ -134,9 +105,7 @@ pub fn call(
     let command = &stats.commands_by_id[spec.id];
     Stats::bump(&command.calls);
     Stats::bump(&stats.commands);
-    command
-        .usec
-        .fetch_add(began.elapsed().as_micros() as u64, Ordering::Relaxed);
+    command.usec.fetch_add(began.elapsed().as_micros() as u64, Ordering::Relaxed);
     match result {
         Ok(reply) => {
             if reply.is_error() {

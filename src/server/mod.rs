@@ -157,10 +157,7 @@ impl Server {
 
 /// Runs `velo serve` until shutdown.
 pub fn run(config: Config) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("velo-worker")
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("velo-worker").build()?;
     let server = Arc::new(Server::open(config)?);
     runtime.block_on(serve(server.clone()))?;
     drop(runtime);
@@ -172,9 +169,9 @@ fn finish(server: Arc<Server>) -> anyhow::Result<()> {
     server.engine.sync().context("final WAL sync")?;
     match Arc::try_unwrap(server) {
         Ok(server) => server.engine.close().context("closing the engine")?,
-        Err(_) => tracing::warn!(
-            "connections still hold the engine; the WAL is durable, skipping the final checkpoint"
-        ),
+        Err(_) => {
+            tracing::warn!("connections still hold the engine; the WAL is durable, skipping the final checkpoint")
+        }
     }
     tracing::info!("velo stopped");
     Ok(())
@@ -185,13 +182,10 @@ async fn serve(server: Arc<Server>) -> anyhow::Result<()> {
         let config = server.lock_config();
         (config.bind.clone(), config.port)
     };
-    let listener = TcpListener::bind((bind.as_str(), port))
-        .await
-        .with_context(|| format!("cannot listen on {bind}:{port}"))?;
+    let listener =
+        TcpListener::bind((bind.as_str(), port)).await.with_context(|| format!("cannot listen on {bind}:{port}"))?;
     let local = listener.local_addr()?;
-    server
-        .port
-        .store(u64::from(local.port()), Ordering::Relaxed);
+    server.port.store(u64::from(local.port()), Ordering::Relaxed);
     tracing::info!(address = %local, dir = %server.engine.dir().display(), "velo ready to accept connections");
     println!("velo listening on {local}");
 
@@ -222,10 +216,8 @@ async fn serve(server: Arc<Server>) -> anyhow::Result<()> {
     }
     drop(listener);
     tracing::info!("shutting down: finishing in-flight commands");
-    let drained = tokio::time::timeout(Duration::from_secs(10), async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
+    let drained =
+        tokio::time::timeout(Duration::from_secs(10), async { while connections.join_next().await.is_some() {} }).await;
     if drained.is_err() {
         tracing::warn!("connections did not finish within 10s; aborting them");
         connections.abort_all();
@@ -236,10 +228,7 @@ async fn serve(server: Arc<Server>) -> anyhow::Result<()> {
 
 async fn signals(server: Arc<Server>) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         tracing::error!("cannot install signal handlers");
         return;
     };
@@ -257,16 +246,10 @@ async fn active_expire(server: Arc<Server>) {
         if server.shutting_down() {
             return;
         }
-        let _shared = server
-            .command_lock
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
+        let _shared = server.command_lock.read().unwrap_or_else(|p| p.into_inner());
         match server.engine.active_expire(ACTIVE_EXPIRE_BUDGET) {
             Ok(removed) => {
-                server
-                    .stats
-                    .expired_keys
-                    .fetch_add(removed as u64, Ordering::Relaxed);
+                server.stats.expired_keys.fetch_add(removed as u64, Ordering::Relaxed);
             }
             Err(error) => tracing::error!(%error, "active expire failed"),
         }

@@ -56,9 +56,7 @@ impl Default for Stats {
             keyspace_misses: AtomicU64::new(0),
             error_replies: AtomicU64::new(0),
             pubsub_messages: AtomicU64::new(0),
-            commands_by_id: (0..COMMAND_COUNT)
-                .map(|_| CommandStats::default())
-                .collect(),
+            commands_by_id: (0..COMMAND_COUNT).map(|_| CommandStats::default()).collect(),
         }
     }
 }
@@ -71,11 +69,7 @@ impl Stats {
 
     /// A keyspace read hit or miss.
     pub fn hit(&self, found: bool) {
-        Self::bump(if found {
-            &self.keyspace_hits
-        } else {
-            &self.keyspace_misses
-        });
+        Self::bump(if found { &self.keyspace_hits } else { &self.keyspace_misses });
     }
 
     /// CONFIG RESETSTAT.
@@ -95,12 +89,7 @@ impl Stats {
             counter.store(0, Ordering::Relaxed);
         }
         for command in &self.commands_by_id {
-            for counter in [
-                &command.calls,
-                &command.usec,
-                &command.rejected,
-                &command.failed,
-            ] {
+            for counter in [&command.calls, &command.usec, &command.rejected, &command.failed] {
                 counter.store(0, Ordering::Relaxed);
             }
         }

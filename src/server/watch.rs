@@ -54,9 +54,7 @@ impl Watches {
             return;
         }
         if let Some(watchers) = self.lock().get(&(db, Bytes::copy_from_slice(key))) {
-            watchers
-                .iter()
-                .for_each(|c| c.watch_dirty.store(true, Ordering::Release));
+            watchers.iter().for_each(|c| c.watch_dirty.store(true, Ordering::Release));
         }
     }
 
@@ -67,9 +65,7 @@ impl Watches {
         }
         for ((key_db, _), watchers) in self.lock().iter() {
             if db.is_none_or(|db| db == *key_db) {
-                watchers
-                    .iter()
-                    .for_each(|c| c.watch_dirty.store(true, Ordering::Release));
+                watchers.iter().for_each(|c| c.watch_dirty.store(true, Ordering::Release));
             }
         }
     }
