@@ -23,6 +23,7 @@ pub mod pubsub;
 pub mod server;
 pub mod spec;
 pub mod string;
+#[rustfmt::skip]
 pub mod table;
 pub mod transactions;
 
