@@ -58,6 +58,9 @@ pub fn check_file_header(bytes: &[u8], magic: &'static [u8; 4], file: &Path) -> 
     if stored != actual {
         return Err(Error::ChecksumMismatch { file: file.to_path_buf(), offset: 0, expected: stored, actual });
     }
+    if bytes[6..8] != [0, 0] || bytes[12..16] != [0, 0, 0, 0] {
+        return Err(Error::corrupt(file, 6, "reserved header bytes are not zero"));
+    }
     if bytes[4] != FORMAT_VERSION {
         return Err(Error::UnsupportedVersion { file: file.to_path_buf(), found: bytes[4] });
     }
@@ -157,7 +160,7 @@ mod tests {
         for len in 0..FILE_HEADER_LEN {
             assert!(check_file_header(&header[..len], MAGIC_CHUNK, Path::new("x")).is_err());
         }
-        for index in 0..12 {
+        for index in 0..FILE_HEADER_LEN {
             let mut bad = header;
             bad[index] ^= 0x40;
             assert!(check_file_header(&bad, MAGIC_CHUNK, Path::new("x")).is_err(), "flip at {index}");

@@ -148,6 +148,7 @@ struct CrashState {
     fail_sync_at: Option<u64>,
     fail_kind: Option<io::ErrorKind>,
     locks: std::collections::BTreeSet<PathBuf>,
+    generation: u64,
 }
 
 /// An in-memory file system that can forget unsynced writes, as a power cut would. See the module docs.
@@ -214,8 +215,25 @@ impl CrashFs {
         }
         state.inodes = survivors;
         state.live_names = durable_names;
+        state.generation += 1;
+        state.locks.clear();
         state.fail_write_at = None;
         state.fail_sync_at = None;
+    }
+
+    /// An independent copy of the whole file system (live and durable images), for tests that try many
+    /// corruptions of one state.
+    pub fn fork(&self) -> CrashFs {
+        let state = self.lock();
+        let copy = CrashState {
+            next_inode: state.next_inode,
+            inodes: state.inodes.clone(),
+            live_names: state.live_names.clone(),
+            durable_names: state.durable_names.clone(),
+            generation: state.generation,
+            ..Default::default()
+        };
+        CrashFs { state: Arc::new(Mutex::new(copy)) }
     }
 
     /// Makes the write with this 1-based number (counted from now) fail, and every later one.
@@ -267,9 +285,19 @@ struct CrashFile {
     fs: CrashFs,
     inode: u64,
     writable: bool,
+    generation: u64,
 }
 
 impl CrashFile {
+    /// The file system's state, unless a crash happened since this handle was opened.
+    fn state(&self) -> io::Result<MutexGuard<'_, CrashState>> {
+        let state = self.fs.lock();
+        if state.generation != self.generation {
+            return Err(io::Error::other("handle opened before a simulated crash"));
+        }
+        Ok(state)
+    }
+
     fn check_write(state: &mut CrashState) -> io::Result<()> {
         state.writes += 1;
         match state.fail_write_at {
@@ -283,7 +311,7 @@ impl CrashFile {
 
 impl FileHandle for CrashFile {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        let state = self.fs.lock();
+        let state = self.state()?;
         let inode = state.inodes.get(&self.inode).ok_or_else(|| io::Error::other("stale handle"))?;
         let start = offset as usize;
         let end = start.checked_add(buf.len()).ok_or_else(|| io::Error::other("offset overflow"))?;
@@ -297,7 +325,7 @@ impl FileHandle for CrashFile {
         if !self.writable {
             return Err(io::Error::new(io::ErrorKind::PermissionDenied, "read-only handle"));
         }
-        let mut state = self.fs.lock();
+        let mut state = self.state()?;
         Self::check_write(&mut state)?;
         let inode = state.inodes.get_mut(&self.inode).ok_or_else(|| io::Error::other("stale handle"))?;
         let op = PendingOp::Write { offset, data: buf.to_vec() };
@@ -306,12 +334,12 @@ impl FileHandle for CrashFile {
         Ok(())
     }
     fn len(&self) -> io::Result<u64> {
-        let state = self.fs.lock();
+        let state = self.state()?;
         let inode = state.inodes.get(&self.inode).ok_or_else(|| io::Error::other("stale handle"))?;
         Ok(inode.live.len() as u64)
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
-        let mut state = self.fs.lock();
+        let mut state = self.state()?;
         Self::check_write(&mut state)?;
         let inode = state.inodes.get_mut(&self.inode).ok_or_else(|| io::Error::other("stale handle"))?;
         let op = PendingOp::SetLen(len);
@@ -320,7 +348,7 @@ impl FileHandle for CrashFile {
         Ok(())
     }
     fn sync(&self) -> io::Result<()> {
-        let mut state = self.fs.lock();
+        let mut state = self.state()?;
         state.syncs += 1;
         if let Some(at) = state.fail_sync_at {
             if state.syncs >= at {
@@ -349,7 +377,8 @@ impl FileSystem for CrashFs {
             }
             None => return Err(io::Error::new(io::ErrorKind::NotFound, format!("{} not found", path.display()))),
         };
-        Ok(Arc::new(CrashFile { fs: self.clone(), inode: id, writable: true }))
+        let generation = state.generation;
+        Ok(Arc::new(CrashFile { fs: self.clone(), inode: id, writable: true, generation }))
     }
     fn open_read(&self, path: &Path) -> io::Result<Arc<dyn FileHandle>> {
         let state = self.lock();
@@ -357,7 +386,8 @@ impl FileSystem for CrashFs {
             .live_names
             .get(path)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{} not found", path.display())))?;
-        Ok(Arc::new(CrashFile { fs: self.clone(), inode: id, writable: false }))
+        let generation = state.generation;
+        Ok(Arc::new(CrashFile { fs: self.clone(), inode: id, writable: false, generation }))
     }
     fn exists(&self, path: &Path) -> bool {
         let state = self.lock();
@@ -410,17 +440,22 @@ impl FileSystem for CrashFs {
         if !state.locks.insert(path.to_path_buf()) {
             return Ok(None);
         }
-        Ok(Some(Box::new(CrashLock { fs: self.clone(), path: path.to_path_buf() })))
+        let generation = state.generation;
+        Ok(Some(Box::new(CrashLock { fs: self.clone(), path: path.to_path_buf(), generation })))
     }
 }
 
 struct CrashLock {
     fs: CrashFs,
     path: PathBuf,
+    generation: u64,
 }
 
 impl Drop for CrashLock {
     fn drop(&mut self) {
-        self.fs.lock().locks.remove(&self.path);
+        let mut state = self.fs.lock();
+        if state.generation == self.generation {
+            state.locks.remove(&self.path);
+        }
     }
 }

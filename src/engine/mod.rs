@@ -32,6 +32,7 @@ pub mod key;
 pub mod meta;
 pub mod page;
 pub mod segment;
+mod checkpoint;
 pub mod slot;
 pub mod wal;
 

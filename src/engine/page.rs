@@ -1,2 +1,333 @@
-//! placeholder
+//! The key-bucket page: 4 KiB, self-describing (kind, split level, bucket number, overflow link), holding
+//! cells of key hash, sequence, expiry, database, key, type, and the value inline or its location. A CRC
+//! covers the whole page. Layout: docs/format.md §"Key-bucket page".
+
+use std::path::Path;
+
+use super::envelope::ValueKind;
+use super::error::{Error, Result};
+use super::format::{self, ByteReader, PutLe};
+
+/// Size of a page.
+pub const PAGE_SIZE: usize = 4096;
+/// Bytes of the page header.
+pub const PAGE_HEADER_LEN: usize = 32;
+/// Bytes available for cells.
+pub const CELL_AREA: usize = PAGE_SIZE - PAGE_HEADER_LEN;
+/// Bytes of a cell header (before key and value).
+pub const CELL_HEADER_LEN: usize = 32;
+/// Bytes of a value location or big-value reference in a cell.
+pub const LOCATION_LEN: usize = 16;
+/// Longest key a cell can hold.
+pub const MAX_KEY_LEN: usize = CELL_AREA - CELL_HEADER_LEN - LOCATION_LEN;
+/// Largest envelope ever stored inline.
 pub const MAX_INLINE_ENVELOPE: usize = 1024;
+
+/// Page kinds. Stored on disk, never renumber.
+pub const PAGE_KIND_PRIMARY: u8 = 1;
+/// An overflow page of a bucket chain.
+pub const PAGE_KIND_OVERFLOW: u8 = 2;
+
+const STORAGE_INLINE: u8 = 0;
+const STORAGE_SEGMENT: u8 = 1;
+const STORAGE_BIG: u8 = 2;
+
+/// Where a record lives in a chunk file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SegmentLocation {
+    /// Chunk file id.
+    pub file: u32,
+    /// Byte offset of the segment in the file.
+    pub segment_offset: u32,
+    /// Byte offset of the record in the segment's decompressed payload.
+    pub record_offset: u32,
+    /// Length of the record's envelope.
+    pub envelope_len: u32,
+}
+
+/// A cell's value: inline, in a segment, or in its own file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CellValue {
+    /// The envelope itself.
+    Inline(Vec<u8>),
+    /// A record in a chunk segment.
+    Segment(SegmentLocation),
+    /// A big-value file, named by the sequence of the write that made it.
+    Big {
+        /// Sequence (and file name) of the big value.
+        id: u64,
+        /// Length of its envelope.
+        envelope_len: u64,
+    },
+}
+
+/// One key's entry in a bucket page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cell {
+    /// Key hash (engine::key::key_hash).
+    pub hash: u64,
+    /// Sequence of the write that produced this cell's current state.
+    pub seq: u64,
+    /// Absolute expiry in Unix ms, 0 for none.
+    pub expire_at: u64,
+    /// Database number.
+    pub db: u16,
+    /// The key.
+    pub key: Vec<u8>,
+    /// The value's Redis type.
+    pub kind: ValueKind,
+    /// The value or where it is.
+    pub value: CellValue,
+}
+
+impl Cell {
+    /// Encoded size in a page.
+    pub fn encoded_len(&self) -> usize {
+        CELL_HEADER_LEN
+            + self.key.len()
+            + match &self.value {
+                CellValue::Inline(envelope) => envelope.len(),
+                _ => LOCATION_LEN,
+            }
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.put_u64(self.hash);
+        out.put_u64(self.seq);
+        out.put_u64(self.expire_at);
+        out.put_u16(self.db);
+        out.put_u16(self.key.len() as u16);
+        out.push(self.kind as u8);
+        match &self.value {
+            CellValue::Inline(envelope) => {
+                out.push(STORAGE_INLINE);
+                out.put_u16(envelope.len() as u16);
+                out.extend_from_slice(&self.key);
+                out.extend_from_slice(envelope);
+            }
+            CellValue::Segment(location) => {
+                out.push(STORAGE_SEGMENT);
+                out.put_u16(LOCATION_LEN as u16);
+                out.extend_from_slice(&self.key);
+                out.put_u32(location.file);
+                out.put_u32(location.segment_offset);
+                out.put_u32(location.record_offset);
+                out.put_u32(location.envelope_len);
+            }
+            CellValue::Big { id, envelope_len } => {
+                out.push(STORAGE_BIG);
+                out.put_u16(LOCATION_LEN as u16);
+                out.extend_from_slice(&self.key);
+                out.put_u64(*id);
+                out.put_u64(*envelope_len);
+            }
+        }
+    }
+}
+
+/// A decoded page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// [`PAGE_KIND_PRIMARY`] or [`PAGE_KIND_OVERFLOW`].
+    pub kind: u8,
+    /// Hash bits the bucket uses (linear hashing level of this bucket).
+    pub level: u8,
+    /// The bucket this page belongs to.
+    pub bucket: u64,
+    /// Next overflow page of the chain, 0 for none.
+    pub next_overflow: u64,
+    /// Sequence of the checkpoint that wrote the page.
+    pub checkpoint_seq: u64,
+    /// The cells.
+    pub cells: Vec<Cell>,
+}
+
+impl Page {
+    /// Bytes used by the cells.
+    pub fn used(&self) -> usize {
+        self.cells.iter().map(Cell::encoded_len).sum()
+    }
+
+    /// Encodes the page; the cells must fit in [`CELL_AREA`].
+    pub fn encode(&self) -> Box<[u8; PAGE_SIZE]> {
+        let mut out = Vec::with_capacity(PAGE_SIZE);
+        out.put_u32(0);
+        out.push(self.kind);
+        out.push(self.level);
+        out.put_u16(self.cells.len() as u16);
+        out.put_u64(self.bucket);
+        out.put_u64(self.next_overflow);
+        out.put_u64(self.checkpoint_seq);
+        for cell in &self.cells {
+            cell.encode(&mut out);
+        }
+        debug_assert!(out.len() <= PAGE_SIZE, "cells overflow the page");
+        out.resize(PAGE_SIZE, 0);
+        let crc = format::crc32(&out[4..]);
+        out[0..4].copy_from_slice(&crc.to_le_bytes());
+        let mut page = Box::new([0u8; PAGE_SIZE]);
+        page.copy_from_slice(&out);
+        page
+    }
+
+    /// Decodes and verifies a page read from `file` at `offset`.
+    pub fn decode(bytes: &[u8], file: &Path, offset: u64) -> Result<Page> {
+        verify(bytes, file, offset)?;
+        let mut reader = ByteReader::new(bytes);
+        reader.u32();
+        let corrupt = |what: &str| Error::corrupt(file, offset, what.to_string());
+        let kind = reader.u8().ok_or_else(|| corrupt("page header truncated"))?;
+        let level = reader.u8().ok_or_else(|| corrupt("page header truncated"))?;
+        let count = reader.u16().ok_or_else(|| corrupt("page header truncated"))?;
+        let bucket = reader.u64().ok_or_else(|| corrupt("page header truncated"))?;
+        let next_overflow = reader.u64().ok_or_else(|| corrupt("page header truncated"))?;
+        let checkpoint_seq = reader.u64().ok_or_else(|| corrupt("page header truncated"))?;
+        if kind != PAGE_KIND_PRIMARY && kind != PAGE_KIND_OVERFLOW {
+            return Err(corrupt(&format!("unknown page kind {kind}")));
+        }
+        let mut cells = Vec::with_capacity(count as usize);
+        for index in 0..count {
+            let cell = decode_cell(&mut reader)
+                .ok_or_else(|| Error::corrupt(file, offset, format!("cell {index} of {count} is malformed")))?;
+            cells.push(cell);
+        }
+        Ok(Page { kind, level, bucket, next_overflow, checkpoint_seq, cells })
+    }
+}
+
+/// Checks a page's CRC.
+pub fn verify(bytes: &[u8], file: &Path, offset: u64) -> Result<()> {
+    if bytes.len() != PAGE_SIZE {
+        return Err(Error::corrupt(file, offset, format!("page is {} bytes, expected {PAGE_SIZE}", bytes.len())));
+    }
+    let expected = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    let actual = format::crc32(&bytes[4..]);
+    if expected != actual {
+        return Err(Error::ChecksumMismatch { file: file.to_path_buf(), offset, expected, actual });
+    }
+    Ok(())
+}
+
+fn decode_cell(reader: &mut ByteReader<'_>) -> Option<Cell> {
+    let hash = reader.u64()?;
+    let seq = reader.u64()?;
+    let expire_at = reader.u64()?;
+    let db = reader.u16()?;
+    let key_len = reader.u16()? as usize;
+    let kind = ValueKind::try_from(reader.u8()?).ok()?;
+    let storage = reader.u8()?;
+    let value_len = reader.u16()? as usize;
+    let key = reader.take(key_len)?.to_vec();
+    let value = match storage {
+        STORAGE_INLINE => CellValue::Inline(reader.take(value_len)?.to_vec()),
+        STORAGE_SEGMENT if value_len == LOCATION_LEN => CellValue::Segment(SegmentLocation {
+            file: reader.u32()?,
+            segment_offset: reader.u32()?,
+            record_offset: reader.u32()?,
+            envelope_len: reader.u32()?,
+        }),
+        STORAGE_BIG if value_len == LOCATION_LEN => CellValue::Big { id: reader.u64()?, envelope_len: reader.u64()? },
+        _ => return None,
+    };
+    Some(Cell { hash, seq, expire_at, db, key, kind, value })
+}
+
+/// Finds the cell for `(hash, db, key)` in a verified page without decoding the others. Returns the cell
+/// and the page's overflow link.
+pub fn find_cell(bytes: &[u8], hash: u64, db: u16, key: &[u8]) -> (Option<Cell>, u64) {
+    let mut reader = ByteReader::new(bytes);
+    reader.take(6);
+    let count = reader.u16().unwrap_or(0);
+    reader.u64();
+    let next = reader.u64().unwrap_or(0);
+    reader.u64();
+    for _ in 0..count {
+        let start = reader.clone();
+        let (Some(cell_hash), Some(_), Some(_), Some(cell_db), Some(key_len)) =
+            (reader.u64(), reader.u64(), reader.u64(), reader.u16(), reader.u16())
+        else {
+            break;
+        };
+        let (Some(_), Some(value_len)) = (reader.take(2), reader.u16()) else { break };
+        let (Some(cell_key), Some(_)) = (reader.take(key_len as usize), reader.take(value_len as usize)) else {
+            break;
+        };
+        if cell_hash == hash && cell_db == db && cell_key == key {
+            return (decode_cell(&mut start.clone()), next);
+        }
+    }
+    (None, next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Page {
+        Page {
+            kind: PAGE_KIND_PRIMARY,
+            level: 3,
+            bucket: 5,
+            next_overflow: 0,
+            checkpoint_seq: 9,
+            cells: vec![
+                Cell { hash: 0x1122, seq: 4, expire_at: 0, db: 0, key: b"a".to_vec(), kind: ValueKind::String, value: CellValue::Inline(b"\x00\x00x".to_vec()) },
+                Cell {
+                    hash: 0x3344,
+                    seq: 5,
+                    expire_at: 1_700_000_000_000,
+                    db: 2,
+                    key: b"bb".to_vec(),
+                    kind: ValueKind::Hash,
+                    value: CellValue::Segment(SegmentLocation { file: 1, segment_offset: 16, record_offset: 0, envelope_len: 200 }),
+                },
+                Cell { hash: 0x1122, seq: 6, expire_at: 0, db: 0, key: b"c".to_vec(), kind: ValueKind::String, value: CellValue::Big { id: 6, envelope_len: 1 << 20 } },
+            ],
+        }
+    }
+
+    #[test]
+    fn roundtrip_and_find() {
+        let page = sample();
+        let bytes = page.encode();
+        assert_eq!(Page::decode(&bytes[..], Path::new("b"), 0).expect("decodes"), page);
+        assert_eq!(find_cell(&bytes[..], 0x3344, 2, b"bb").0.as_ref(), Some(&page.cells[1]));
+        assert_eq!(find_cell(&bytes[..], 0x1122, 0, b"c").0.as_ref(), Some(&page.cells[2]));
+        assert_eq!(find_cell(&bytes[..], 0x1122, 0, b"a").0.as_ref(), Some(&page.cells[0]));
+        assert!(find_cell(&bytes[..], 0x1122, 1, b"a").0.is_none());
+        assert!(find_cell(&bytes[..], 0x9999, 0, b"a").0.is_none());
+    }
+
+    #[test]
+    fn golden_header() {
+        // docs/format.md §"Key-bucket page" shows this header.
+        let page = Page { kind: PAGE_KIND_PRIMARY, level: 3, bucket: 5, next_overflow: 7, checkpoint_seq: 9, cells: vec![] };
+        let bytes = page.encode();
+        assert_eq!(&bytes[4..32], b"\x01\x03\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00\x07\x00\x00\x00\x00\x00\x00\x00\x09\x00\x00\x00\x00\x00\x00\x00");
+        assert!(bytes[32..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn every_flip_is_detected() {
+        let bytes = sample().encode();
+        for index in (0..PAGE_SIZE).step_by(7) {
+            let mut bad = bytes.clone();
+            bad[index] ^= 0x80;
+            assert!(Page::decode(&bad[..], Path::new("b"), 4096).is_err(), "flip at {index}");
+        }
+        for len in [0, 1, 31, 32, 4095] {
+            assert!(Page::decode(&bytes[..len], Path::new("b"), 0).is_err());
+        }
+    }
+
+    #[test]
+    fn hostile_cell_counts_do_not_panic() {
+        let mut bytes = sample().encode();
+        bytes[6] = 0xff;
+        bytes[7] = 0xff;
+        let crc = format::crc32(&bytes[4..]);
+        bytes[0..4].copy_from_slice(&crc.to_le_bytes());
+        assert!(Page::decode(&bytes[..], Path::new("b"), 0).is_err());
+        let _ = find_cell(&bytes[..], 1, 0, b"zz");
+    }
+}

@@ -1,1 +1,447 @@
-//! placeholder
+//! Chunk segments and big values: values too large to sit inline in a bucket cell are packed as records
+//! into segments (about 4 KiB of payload, zstd-compressed as a whole when that pays), appended to chunk
+//! files; values too large for a segment get a file of their own. Segments are written only by a
+//! checkpoint, before the pages that point at them, and are immutable afterwards; space is reclaimed by
+//! compacting whole chunk files. Reads go through a byte-bounded cache of decoded segment payloads.
+//! Layout: docs/format.md §"Chunk file", §"Segment", §"Big-value file".
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::cache::ByteLru;
+use super::error::{Error, Result};
+use super::format::{self, ByteReader, PutLe, FILE_HEADER_LEN};
+use super::io::{FileHandle, FileSystem};
+use super::page::SegmentLocation;
+
+/// Bytes of a segment header.
+pub const SEGMENT_HEADER_LEN: usize = 16;
+/// Bytes of a record header inside a segment payload.
+pub const RECORD_HEADER_LEN: usize = 16;
+/// A chunk file stops taking segments past this size.
+pub const CHUNK_FILE_MAX: u64 = 16 << 20;
+
+const SEGMENT_FLAG_ZSTD: u8 = 1;
+
+/// The file name of a chunk file.
+pub fn chunk_file_name(id: u32) -> String {
+    format!("chunk-{id:08}.dat")
+}
+
+/// The file name of a big-value file.
+pub fn big_file_name(id: u64) -> String {
+    format!("big-{id:016x}.val")
+}
+
+/// The id of a big-value file from its name.
+pub fn parse_big_file_name(name: &str) -> Option<u64> {
+    u64::from_str_radix(name.strip_prefix("big-")?.strip_suffix(".val")?, 16).ok()
+}
+
+/// The id of a chunk file from its name.
+pub fn parse_chunk_file_name(name: &str) -> Option<u32> {
+    name.strip_prefix("chunk-")?.strip_suffix(".dat")?.parse().ok()
+}
+
+/// One record of a segment payload, borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    /// Sequence of the write.
+    pub seq: u64,
+    /// Database number.
+    pub db: u16,
+    /// The key.
+    pub key: &'a [u8],
+    /// The value envelope.
+    pub envelope: &'a [u8],
+}
+
+/// Encoded size of a record.
+pub fn record_len(key_len: usize, envelope_len: usize) -> usize {
+    RECORD_HEADER_LEN + key_len + envelope_len
+}
+
+fn encode_record(seq: u64, db: u16, key: &[u8], envelope: &[u8], out: &mut Vec<u8>) {
+    out.put_u64(seq);
+    out.put_u16(db);
+    out.put_u16(key.len() as u16);
+    out.put_u32(envelope.len() as u32);
+    out.extend_from_slice(key);
+    out.extend_from_slice(envelope);
+}
+
+/// Decodes the record at `offset` of a decoded payload.
+pub fn record_at(payload: &[u8], offset: usize) -> Option<RecordRef<'_>> {
+    let mut reader = ByteReader::new(payload.get(offset..)?);
+    let seq = reader.u64()?;
+    let db = reader.u16()?;
+    let key_len = reader.u16()? as usize;
+    let envelope_len = reader.u32()? as usize;
+    let key = reader.take(key_len)?;
+    let envelope = reader.take(envelope_len)?;
+    Some(RecordRef { seq, db, key, envelope })
+}
+
+/// Every record of a decoded payload with its offset; `Err(offset)` where the payload stops making sense.
+pub fn records(payload: &[u8], count: u16) -> std::result::Result<Vec<(usize, RecordRef<'_>)>, usize> {
+    let mut out = Vec::with_capacity(count as usize);
+    let mut offset = 0;
+    for _ in 0..count {
+        let record = record_at(payload, offset).ok_or(offset)?;
+        out.push((offset, record));
+        offset += record_len(record.key.len(), record.envelope.len());
+    }
+    if offset != payload.len() {
+        return Err(offset);
+    }
+    Ok(out)
+}
+
+/// A decoded segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// Number of records.
+    pub record_count: u16,
+    /// True if stored zstd-compressed.
+    pub compressed: bool,
+    /// Stored (possibly compressed) length of the payload.
+    pub stored_len: u32,
+    /// The decompressed payload.
+    pub payload: Vec<u8>,
+}
+
+impl Segment {
+    /// Bytes the segment occupies in its file.
+    pub fn encoded_len(&self) -> usize {
+        SEGMENT_HEADER_LEN + self.stored_len as usize
+    }
+}
+
+/// Encodes a segment from a payload of `record_count` records, compressing it when that pays.
+pub fn encode_segment(payload: &[u8], record_count: u16, zstd_level: Option<i32>) -> Vec<u8> {
+    let compressed = zstd_level
+        .and_then(|level| zstd::bulk::compress(payload, level).ok())
+        .filter(|compressed| compressed.len() + 64 < payload.len());
+    let (flags, stored) = match &compressed {
+        Some(bytes) => (SEGMENT_FLAG_ZSTD, &bytes[..]),
+        None => (0, payload),
+    };
+    let mut out = Vec::with_capacity(SEGMENT_HEADER_LEN + stored.len());
+    out.put_u32(0);
+    out.push(flags);
+    out.push(0);
+    out.put_u16(record_count);
+    out.put_u32(payload.len() as u32);
+    out.put_u32(stored.len() as u32);
+    out.extend_from_slice(stored);
+    let crc = format::crc32(&out[4..]);
+    out[0..4].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Decodes the segment at the start of `bytes` (read from `file` at `offset`), verifying its CRC.
+/// `Ok(None)` means `bytes` is too short to hold it (read more).
+pub fn decode_segment(bytes: &[u8], file: &Path, offset: u64) -> Result<Option<Segment>> {
+    let mut reader = ByteReader::new(bytes);
+    let (Some(expected), Some(flags), Some(_), Some(record_count), Some(raw_len), Some(stored_len)) =
+        (reader.u32(), reader.u8(), reader.u8(), reader.u16(), reader.u32(), reader.u32())
+    else {
+        return Ok(None);
+    };
+    if flags & !SEGMENT_FLAG_ZSTD != 0 || raw_len as usize > (64 << 20) || stored_len as usize > (64 << 20) {
+        return Err(Error::corrupt(file, offset, format!("segment header is impossible (flags {flags}, lengths {raw_len}/{stored_len})")));
+    }
+    let Some(stored) = reader.take(stored_len as usize) else { return Ok(None) };
+    let actual = format::crc32(&bytes[4..SEGMENT_HEADER_LEN + stored_len as usize]);
+    if expected != actual {
+        return Err(Error::ChecksumMismatch { file: file.to_path_buf(), offset, expected, actual });
+    }
+    let payload = if flags & SEGMENT_FLAG_ZSTD != 0 {
+        zstd::bulk::decompress(stored, raw_len as usize)
+            .map_err(|e| Error::corrupt(file, offset, format!("segment does not decompress: {e}")))?
+    } else {
+        stored.to_vec()
+    };
+    if payload.len() != raw_len as usize {
+        return Err(Error::corrupt(file, offset, format!("segment payload is {} bytes, header says {raw_len}", payload.len())));
+    }
+    if let Err(at) = records(&payload, record_count) {
+        return Err(Error::corrupt(file, offset, format!("segment record at payload offset {at} is malformed")));
+    }
+    Ok(Some(Segment { record_count, compressed: flags & SEGMENT_FLAG_ZSTD != 0, stored_len, payload }))
+}
+
+/// Encodes a big-value file.
+pub fn encode_big_value(seq: u64, db: u16, key: &[u8], envelope: &[u8]) -> Vec<u8> {
+    let mut out = format::file_header(format::MAGIC_BIG_VALUE, 0).to_vec();
+    encode_record(seq, db, key, envelope, &mut out);
+    let crc = format::crc32(&out[FILE_HEADER_LEN..]);
+    out.put_u32(crc);
+    out
+}
+
+/// Decodes a big-value file: sequence, database, key and envelope.
+pub fn decode_big_value(bytes: &[u8], file: &Path) -> Result<(u64, u16, Vec<u8>, Vec<u8>)> {
+    format::check_file_header(bytes, format::MAGIC_BIG_VALUE, file)?;
+    if bytes.len() < FILE_HEADER_LEN + RECORD_HEADER_LEN + 4 {
+        return Err(Error::corrupt(file, FILE_HEADER_LEN as u64, "big value truncated"));
+    }
+    let (body, crc) = bytes.split_at(bytes.len() - 4);
+    let expected = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    let actual = format::crc32(&body[FILE_HEADER_LEN..]);
+    if expected != actual {
+        return Err(Error::ChecksumMismatch { file: file.to_path_buf(), offset: FILE_HEADER_LEN as u64, expected, actual });
+    }
+    let record = record_at(&body[FILE_HEADER_LEN..], 0)
+        .filter(|r| record_len(r.key.len(), r.envelope.len()) == body.len() - FILE_HEADER_LEN)
+        .ok_or_else(|| Error::corrupt(file, FILE_HEADER_LEN as u64, "big value record malformed"))?;
+    Ok((record.seq, record.db, record.key.to_vec(), record.envelope.to_vec()))
+}
+
+/// The chunk files and big values of a slot, with the value cache.
+pub struct ChunkStore {
+    dir: PathBuf,
+    fs: Arc<dyn FileSystem>,
+    read_only: bool,
+    files: HashMap<u32, Arc<dyn FileHandle>>,
+    cache: ByteLru<(u32, u32), Arc<Vec<u8>>>,
+    max_segment_len: usize,
+}
+
+impl ChunkStore {
+    /// A store over the slot directory `dir`.
+    pub fn new(fs: Arc<dyn FileSystem>, dir: &Path, read_only: bool, cache_bytes: usize, segment_size: usize) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            fs,
+            read_only,
+            files: HashMap::new(),
+            cache: ByteLru::new(cache_bytes),
+            max_segment_len: segment_size + SEGMENT_HEADER_LEN + 256,
+        }
+    }
+
+    /// The path of a chunk file.
+    pub fn chunk_path(&self, id: u32) -> PathBuf {
+        self.dir.join(chunk_file_name(id))
+    }
+
+    /// The path of a big-value file.
+    pub fn big_path(&self, id: u64) -> PathBuf {
+        self.dir.join(big_file_name(id))
+    }
+
+    /// The open handle of a chunk file (creating it with its header if `create`).
+    pub fn chunk_file(&mut self, id: u32, create: bool) -> Result<Arc<dyn FileHandle>> {
+        if let Some(file) = self.files.get(&id) {
+            return Ok(file.clone());
+        }
+        let path = self.chunk_path(id);
+        let file = if self.read_only { self.fs.open_read(&path) } else { self.fs.open(&path, create) }
+            .map_err(|e| Error::io("open", &path, e))?;
+        if create && file.len().map_err(|e| Error::io("stat", &path, e))? < FILE_HEADER_LEN as u64 {
+            file.write_all_at(&format::file_header(format::MAGIC_CHUNK, 0), 0).map_err(|e| Error::io("write", &path, e))?;
+        } else {
+            let mut header = [0u8; FILE_HEADER_LEN];
+            file.read_exact_at(&mut header, 0).map_err(|e| Error::io("read", &path, e))?;
+            format::check_file_header(&header, format::MAGIC_CHUNK, &path)?;
+        }
+        self.files.insert(id, file.clone());
+        Ok(file)
+    }
+
+    /// Forgets an open handle (the file is being deleted).
+    pub fn forget(&mut self, id: u32) {
+        self.files.remove(&id);
+    }
+
+    /// Reads and decodes the segment at `offset` of chunk file `id`, whose committed length is `file_len`.
+    pub fn read_segment(&mut self, id: u32, offset: u32, file_len: u64) -> Result<Segment> {
+        let path = self.chunk_path(id);
+        let file = self.chunk_file(id, false)?;
+        let available = file_len.saturating_sub(offset as u64) as usize;
+        let mut want = self.max_segment_len.min(available);
+        loop {
+            let mut bytes = vec![0u8; want];
+            file.read_exact_at(&mut bytes, offset as u64).map_err(|e| Error::io("read", &path, e))?;
+            match decode_segment(&bytes, &path, offset as u64)? {
+                Some(segment) => return Ok(segment),
+                None if want < available => want = available.min(want * 4),
+                None => return Err(Error::corrupt(&path, offset as u64, "segment runs past the end of the file")),
+            }
+        }
+    }
+
+    /// The envelope of the record at `location`, checked against the key it must belong to.
+    pub fn read_value(&mut self, location: SegmentLocation, file_len: u64, db: u16, key: &[u8]) -> Result<Vec<u8>> {
+        let cache_key = (location.file, location.segment_offset);
+        let payload = match self.cache.get(&cache_key) {
+            Some(payload) => payload,
+            None => {
+                let segment = self.read_segment(location.file, location.segment_offset, file_len)?;
+                let payload = Arc::new(segment.payload);
+                self.cache.insert(cache_key, payload.clone(), payload.len() + 64);
+                payload
+            }
+        };
+        match record_at(&payload, location.record_offset as usize) {
+            Some(record) if record.db == db && record.key == key && record.envelope.len() == location.envelope_len as usize => {
+                Ok(record.envelope.to_vec())
+            }
+            _ => Err(Error::corrupt(
+                self.chunk_path(location.file),
+                location.segment_offset as u64,
+                format!("record at payload offset {} is not the value of key {:?}", location.record_offset, String::from_utf8_lossy(key)),
+            )),
+        }
+    }
+
+    /// The envelope stored in big-value file `id`, checked against its key.
+    pub fn read_big(&self, id: u64, db: u16, key: &[u8]) -> Result<Vec<u8>> {
+        let path = self.big_path(id);
+        let bytes = super::meta::read_whole(self.fs.as_ref(), &path)?;
+        let (_, file_db, file_key, envelope) = decode_big_value(&bytes, &path)?;
+        if file_db != db || file_key != key {
+            return Err(Error::corrupt(&path, FILE_HEADER_LEN as u64, "big value belongs to another key"));
+        }
+        Ok(envelope)
+    }
+
+    /// Writes a big-value file and fsyncs it (the directory is synced by the checkpoint).
+    pub fn write_big(&self, id: u64, db: u16, key: &[u8], envelope: &[u8]) -> Result<()> {
+        let path = self.big_path(id);
+        let file = self.fs.open(&path, true).map_err(|e| Error::io("create", &path, e))?;
+        let bytes = encode_big_value(id, db, key, envelope);
+        file.set_len(0).map_err(|e| Error::io("truncate", &path, e))?;
+        file.write_all_at(&bytes, 0).map_err(|e| Error::io("write", &path, e))?;
+        file.sync().map_err(|e| Error::io("fsync", &path, e))
+    }
+
+    /// Drops the cached payloads of a chunk file.
+    pub fn clear_cache(&mut self) {
+        self.cache.clear();
+    }
+
+    /// Cache figures: hits, misses, bytes.
+    pub fn cache_stats(&self) -> (u64, u64, u64) {
+        (self.cache.hits, self.cache.misses, self.cache.bytes() as u64)
+    }
+}
+
+/// Packs records into segments appended to a chunk file during a checkpoint. Locations become known when
+/// a segment is sealed; [`SegmentWriter::finish`] seals the last one.
+pub struct SegmentWriter {
+    segment_size: usize,
+    zstd_level: Option<i32>,
+    payload: Vec<u8>,
+    count: u16,
+    pending: Vec<(usize, u32, u32)>,
+    /// Resolved locations, by the ticket `add` returned.
+    pub locations: Vec<Option<SegmentLocation>>,
+}
+
+/// A sealed segment ready to be appended.
+pub struct SealedSegment {
+    /// Encoded bytes.
+    pub bytes: Vec<u8>,
+    /// Raw record bytes it holds.
+    pub record_bytes: u64,
+}
+
+impl SegmentWriter {
+    /// A writer producing segments of about `segment_size` payload bytes.
+    pub fn new(segment_size: usize, zstd_level: Option<i32>) -> Self {
+        Self { segment_size, zstd_level, payload: Vec::new(), count: 0, pending: Vec::new(), locations: Vec::new() }
+    }
+
+    /// Largest record a segment takes; larger values become big values.
+    pub fn fits(&self, key_len: usize, envelope_len: usize) -> bool {
+        record_len(key_len, envelope_len) <= self.segment_size
+    }
+
+    /// True if adding a record of this size would overflow the current segment.
+    pub fn must_seal_before(&self, key_len: usize, envelope_len: usize) -> bool {
+        self.count > 0 && (self.payload.len() + record_len(key_len, envelope_len) > self.segment_size || self.count == u16::MAX)
+    }
+
+    /// Adds a record; returns a ticket for its location (resolved at seal time).
+    pub fn add(&mut self, seq: u64, db: u16, key: &[u8], envelope: &[u8]) -> usize {
+        let ticket = self.locations.len();
+        self.locations.push(None);
+        self.pending.push((ticket, self.payload.len() as u32, envelope.len() as u32));
+        encode_record(seq, db, key, envelope, &mut self.payload);
+        self.count += 1;
+        ticket
+    }
+
+    /// True if records wait to be sealed.
+    pub fn has_pending(&self) -> bool {
+        self.count > 0
+    }
+
+    /// Seals the current segment, to be appended to chunk file `file` at `offset`.
+    pub fn seal(&mut self, file: u32, offset: u32) -> SealedSegment {
+        let bytes = encode_segment(&self.payload, self.count, self.zstd_level);
+        for (ticket, record_offset, envelope_len) in self.pending.drain(..) {
+            self.locations[ticket] = Some(SegmentLocation { file, segment_offset: offset, record_offset, envelope_len });
+        }
+        let record_bytes = self.payload.len() as u64;
+        self.payload.clear();
+        self.count = 0;
+        SealedSegment { bytes, record_bytes }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_roundtrip_compressed_and_plain() {
+        for level in [None, Some(3)] {
+            let mut writer = SegmentWriter::new(4096, level);
+            let a = writer.add(1, 0, b"alpha", &b"x".repeat(300));
+            let b = writer.add(2, 3, b"beta", b"\x00\x00short");
+            let sealed = writer.seal(7, 16);
+            let segment = decode_segment(&sealed.bytes, Path::new("c"), 16).expect("valid").expect("complete");
+            assert_eq!(segment.compressed, level.is_some());
+            let loc_a = writer.locations[a].expect("resolved");
+            let loc_b = writer.locations[b].expect("resolved");
+            let record = record_at(&segment.payload, loc_b.record_offset as usize).expect("record");
+            assert_eq!((record.seq, record.db, record.key), (2, 3, &b"beta"[..]));
+            assert_eq!(record_at(&segment.payload, loc_a.record_offset as usize).map(|r| r.key), Some(&b"alpha"[..]));
+        }
+    }
+
+    #[test]
+    fn segment_truncations_and_flips_are_caught() {
+        let mut writer = SegmentWriter::new(4096, Some(3));
+        writer.add(1, 0, b"alpha", &b"xy".repeat(300));
+        let bytes = writer.seal(1, 16).bytes;
+        for len in 0..bytes.len() {
+            assert!(!matches!(decode_segment(&bytes[..len], Path::new("c"), 0), Ok(Some(_))), "truncation {len}");
+        }
+        for index in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[index] ^= 4;
+            assert!(!matches!(decode_segment(&bad, Path::new("c"), 0), Ok(Some(_))), "flip {index}");
+        }
+    }
+
+    #[test]
+    fn big_value_roundtrip_and_corruption() {
+        let bytes = encode_big_value(9, 1, b"key", b"\x00\x00value");
+        assert_eq!(decode_big_value(&bytes, Path::new("b")).ok(), Some((9, 1, b"key".to_vec(), b"\x00\x00value".to_vec())));
+        for len in 0..bytes.len() {
+            assert!(decode_big_value(&bytes[..len], Path::new("b")).is_err());
+        }
+        for index in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[index] ^= 2;
+            assert!(decode_big_value(&bad, Path::new("b")).is_err(), "flip {index}");
+        }
+        assert_eq!(parse_big_file_name(&big_file_name(0xabc)), Some(0xabc));
+        assert_eq!(parse_chunk_file_name(&chunk_file_name(12)), Some(12));
+    }
+}

@@ -1,15 +1,30 @@
-//! TEMPORARY in-memory slot with the final API, so that the server can be built while the disk layers land.
+//! One slot: the WAL, its in-memory index of unflushed entries (the memtable), the key buckets and the
+//! chunk segments, tied together. This file holds the read and write paths, scans, expiry and recovery;
+//! [`super::checkpoint`] moves memtable entries into the layers below.
+//!
+//! Read order: memtable first (it is newer), then the bucket chain of the key's hash, then the value's
+//! segment or big file. Cells older than a database flush marker are dead. Every acknowledged write is in
+//! the WAL until a checkpoint has made the layers below durable; recovery replays the WAL records newer
+//! than the checkpoint recorded in the slot metadata (docs/recovery.md).
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::envelope::{CompressionPolicy, DictionaryMap, ValueKind};
-use super::error::Result;
+use super::buckets::{self, BucketStore, PageId};
+use super::dwb;
+use super::envelope::{self, CompressionPolicy, DictionaryMap, EnvelopeError, ValueKind};
+use super::error::{Error, Result};
 use super::io::FileSystem;
-use super::{BatchOp, ChangeListener, Clock, Entry, FsyncPolicy, KeyInfo};
+use super::key::key_hash;
+use super::meta::{self, SlotMeta};
+use super::page::{self, Cell, CellValue, Page, MAX_KEY_LEN};
+use super::segment::{self, ChunkStore};
+use super::wal::{self, WalOp, WalSync, WalWriter};
+use super::{BatchOp, Change, ChangeListener, Clock, Entry, FsyncPolicy, KeyInfo};
 
 /// Settings shared by every slot of an engine.
 pub struct SlotConfig {
@@ -56,9 +71,9 @@ pub struct SlotStats {
     pub chunk_bytes: u64,
     /// Encoded bytes of records still live in chunk files.
     pub chunk_live_bytes: u64,
-    /// Big-value files.
+    /// Big-value files written since open.
     pub big_values: u64,
-    /// Bytes in big-value files.
+    /// Bytes in big-value files written since open.
     pub big_value_bytes: u64,
     /// Value bytes before compression, of values written since open.
     pub raw_value_bytes: u64,
@@ -80,143 +95,755 @@ pub struct SlotStats {
     pub poisoned: bool,
 }
 
-/// Waits for durability of a slot's writes.
-pub struct DurabilityWaiter;
+/// Waits until a slot's writes so far are durable (`fsync always`); a no-op under the other policies.
+pub struct DurabilityWaiter {
+    sync: Option<(Arc<WalSync>, u64)>,
+}
+
 impl DurabilityWaiter {
-    /// Blocks until durable.
+    /// Blocks until durable; an error means the fsync failed and the slot is poisoned.
     pub fn wait(self) -> Result<()> {
-        Ok(())
+        match self.sync {
+            Some((sync, seq)) => sync.wait_durable(seq),
+            None => Ok(()),
+        }
     }
 }
 
-/// Forces a slot's WAL to disk.
+/// Forces a slot's WAL to disk (the `everysec` thread and `Engine::sync`).
 #[derive(Clone)]
-pub struct WalSyncer;
+pub struct WalSyncer {
+    sync: Arc<WalSync>,
+}
+
 impl WalSyncer {
-    /// fsyncs now.
+    /// fsyncs now if anything written is not yet durable.
     pub fn sync_now(&self) -> Result<()> {
-        Ok(())
+        self.sync.sync_now()
     }
 }
 
-/// One slot.
+/// An unflushed change to one key.
+#[derive(Debug, Clone)]
+pub(crate) enum MemValue {
+    /// The key is set to this envelope.
+    Set { kind: ValueKind, envelope: Arc<[u8]> },
+    /// The key is deleted.
+    Delete,
+    /// The key keeps its value below; only its expiry changed.
+    Retime,
+}
+
+/// A memtable entry: the newest unflushed state of a key.
+#[derive(Debug, Clone)]
+pub(crate) struct MemEntry {
+    pub(crate) seq: u64,
+    pub(crate) expire_at: u64,
+    pub(crate) value: MemValue,
+    /// Whether the key exists in the layers below (resolved lazily, for key counts).
+    pub(crate) prior: Option<bool>,
+}
+
+/// Memtable key: bit-reversed key hash first, so that a range of the map is a range of scan positions.
+pub(crate) type MemKey = (u64, u16, Vec<u8>);
+
+/// Approximate bytes a memtable entry costs beyond its key and envelope.
+const MEM_ENTRY_OVERHEAD: usize = 96;
+
+/// Bits of a scan position (see [`Slot::scan`]).
+pub(crate) const POSITION_BITS: u32 = 54;
+
+/// One slot of a data directory. See the module docs.
 pub struct Slot {
-    config: Arc<SlotConfig>,
-    map: BTreeMap<(u16, Vec<u8>), (ValueKind, Bytes, Option<u64>)>,
+    pub(crate) index: usize,
+    pub(crate) dir: PathBuf,
+    pub(crate) config: Arc<SlotConfig>,
+    pub(crate) meta: SlotMeta,
+    pub(crate) wal: WalWriter,
+    pub(crate) memtable: BTreeMap<MemKey, MemEntry>,
+    pub(crate) memtable_bytes: usize,
+    pub(crate) expiring_in_memtable: usize,
+    /// FLUSHDB markers not yet in the metadata: database → sequence.
+    pub(crate) db_flush_pending: BTreeMap<u16, u64>,
+    /// Sequence of a FLUSHALL not yet applied to the layers below (0 for none).
+    pub(crate) flush_all_seq: u64,
+    pub(crate) buckets: BucketStore,
+    pub(crate) chunks: ChunkStore,
+    pub(crate) next_seq: u64,
+    pub(crate) last_written_seq: u64,
+    pub(crate) poisoned: Option<&'static str>,
+    pub(crate) sweep_bucket: u64,
+    /// Buckets holding dead cells (flushed databases) to rewrite at the next checkpoint.
+    pub(crate) cleanup_buckets: BTreeSet<u64>,
+    pub(crate) stats: SlotStats,
+}
+
+/// The scan position of a key hash: the top bits of its bit-reversed hash, so that every bucket (which
+/// fixes the low bits of the hash) is one contiguous range of positions, and splitting a bucket splits its
+/// range in two.
+pub(crate) fn position_of(hash: u64) -> u64 {
+    hash.reverse_bits() >> (64 - POSITION_BITS)
+}
+
+fn reverse_low_bits(value: u64, bits: u8) -> u64 {
+    if bits == 0 {
+        0
+    } else {
+        value.reverse_bits() >> (64 - bits as u32)
+    }
 }
 
 impl Slot {
-    /// Opens or creates a slot directory.
-    pub fn open(_index: usize, _dir: &Path, config: Arc<SlotConfig>) -> Result<Slot> {
-        Ok(Slot { config, map: BTreeMap::new() })
-    }
-    fn now(&self) -> u64 {
-        (self.config.clock)()
-    }
-    fn live(&mut self, db: u16, key: &[u8]) -> Option<&(ValueKind, Bytes, Option<u64>)> {
-        let now = self.now();
-        let k = (db, key.to_vec());
-        if let Some((_, _, Some(at))) = self.map.get(&k) {
-            if *at <= now {
-                self.map.remove(&k);
+    /// Opens (or creates) the slot directory `dir`, recovering from a crash if needed: applies a complete
+    /// double-write batch, removes files an interrupted checkpoint left behind, and replays the WAL.
+    pub fn open(index: usize, dir: &Path, config: Arc<SlotConfig>) -> Result<Slot> {
+        let fs = config.fs.clone();
+        let read_only = config.read_only;
+        let meta_path = meta::slot_meta_path(dir);
+        let exists = fs.exists(&meta_path);
+        if !exists && read_only {
+            return Err(Error::Config(format!("{} is missing", meta_path.display())));
+        }
+        if !exists {
+            Self::create(fs.as_ref(), dir, &config)?;
+        }
+        let mut meta = SlotMeta::decode(&meta::read_whole(fs.as_ref(), &meta_path)?, &meta_path)?;
+        let mut buckets = BucketStore::open(fs.as_ref(), dir, false, read_only, config.page_cache_bytes)?;
+        let dwb_path = dir.join(dwb::DWB_FILE);
+        if fs.exists(&dwb_path) {
+            let bytes = meta::read_whole(fs.as_ref(), &dwb_path)?;
+            if let Some(batch) = dwb::recover(&bytes, &dwb_path)? {
+                tracing::info!(slot = index, pages = batch.pages.len(), "applying interrupted checkpoint from the double-write batch");
+                let batch_meta = SlotMeta::decode(&batch.meta, &dwb_path)?;
+                for (id, page) in batch.pages {
+                    if read_only {
+                        buckets.override_page(id, Arc::from(page));
+                    } else {
+                        buckets.write_page(id, &page)?;
+                    }
+                }
+                if !read_only {
+                    buckets.sync()?;
+                    meta::write_atomically(fs.as_ref(), &meta_path, &batch.meta)?;
+                    let file = fs.open(&dwb_path, false).map_err(|e| Error::io("open", &dwb_path, e))?;
+                    file.set_len(0).map_err(|e| Error::io("truncate", &dwb_path, e))?;
+                    file.sync().map_err(|e| Error::io("fsync", &dwb_path, e))?;
+                }
+                meta = batch_meta;
             }
         }
-        self.map.get(&k)
+        let mut chunks = ChunkStore::new(fs.clone(), dir, read_only, config.value_cache_bytes, config.segment_size);
+        if !read_only {
+            Self::remove_leftovers(fs.as_ref(), dir, &mut meta, &mut chunks)?;
+        }
+        let (wal, replay) = WalWriter::open(fs.as_ref(), dir, index, read_only)?;
+        let mut slot = Slot {
+            index,
+            dir: dir.to_path_buf(),
+            config,
+            next_seq: meta.checkpoint_seq + 1,
+            meta,
+            wal,
+            memtable: BTreeMap::new(),
+            memtable_bytes: 0,
+            expiring_in_memtable: 0,
+            db_flush_pending: BTreeMap::new(),
+            flush_all_seq: 0,
+            buckets,
+            chunks,
+            last_written_seq: 0,
+            poisoned: None,
+            sweep_bucket: 0,
+            cleanup_buckets: BTreeSet::new(),
+            stats: SlotStats { slot: index, ..Default::default() },
+        };
+        let mut replayed = 0usize;
+        for record in replay.records {
+            if record.seq <= slot.meta.checkpoint_seq {
+                continue;
+            }
+            slot.next_seq = record.seq + 1;
+            replayed += 1;
+            match record.op {
+                WalOp::Set => {
+                    let kind = envelope::peek_kind(&record.envelope).map_err(|e| slot.envelope_error(e, 0))?;
+                    slot.remember(record.db, &record.key, record.seq, record.expire_at, MemValue::Set { kind, envelope: record.envelope.into() });
+                }
+                WalOp::Delete => slot.remember(record.db, &record.key, record.seq, 0, MemValue::Delete),
+                WalOp::Expire => slot.remember_expiry(record.db, &record.key, record.seq, record.expire_at),
+                WalOp::FlushDb => slot.forget_db(record.db, record.seq),
+                WalOp::FlushAll => slot.forget_all(record.seq),
+            }
+        }
+        if replayed > 0 {
+            tracing::info!(slot = index, records = replayed, "replayed WAL");
+        }
+        Ok(slot)
     }
-    /// The live value of a key.
-    pub fn get(&mut self, db: u16, key: &[u8]) -> Result<Option<Entry>> {
-        Ok(self.live(db, key).map(|(kind, value, at)| Entry { kind: *kind, value: value.clone(), expire_at_ms: *at }))
+
+    /// Creates an empty slot: page files with one empty bucket, then the metadata that makes it exist.
+    fn create(fs: &dyn FileSystem, dir: &Path, config: &SlotConfig) -> Result<()> {
+        fs.create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+        for stale in [wal::WAL_FILE, dwb::DWB_FILE] {
+            let path = dir.join(stale);
+            if fs.exists(&path) {
+                fs.remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+            }
+        }
+        let mut buckets = BucketStore::open(fs, dir, true, false, config.page_cache_bytes)?;
+        let empty = Page { kind: page::PAGE_KIND_PRIMARY, level: 0, bucket: 0, next_overflow: 0, checkpoint_seq: 0, cells: vec![] };
+        buckets.write_page(PageId::bucket(0), &empty.encode())?;
+        buckets.sync()?;
+        let meta = SlotMeta { overflow_pages: 1, active_chunk: 1, ..Default::default() };
+        fs.sync_dir(dir).map_err(|e| Error::io("fsync", dir, e))?;
+        meta::write_atomically(fs, &meta::slot_meta_path(dir), &meta.encode())
     }
-    /// Type and expiry.
-    pub fn key_info(&mut self, db: u16, key: &[u8]) -> Result<Option<KeyInfo>> {
-        Ok(self.live(db, key).map(|(kind, _, at)| KeyInfo { kind: *kind, expire_at_ms: *at }))
-    }
-    /// Sets a key.
-    pub fn set(&mut self, db: u16, key: &[u8], kind: ValueKind, value: &[u8], expire_at_ms: Option<u64>) -> Result<()> {
-        self.map.insert((db, key.to_vec()), (kind, Bytes::copy_from_slice(value), expire_at_ms));
+
+    /// Deletes what an interrupted checkpoint left: files listed for deletion, chunk files the metadata
+    /// does not know, big values newer than the checkpoint, and segment bytes past a file's committed end.
+    fn remove_leftovers(fs: &dyn FileSystem, dir: &Path, meta: &mut SlotMeta, chunks: &mut ChunkStore) -> Result<()> {
+        for name in meta.pending_deletes.drain(..) {
+            let path = dir.join(&name);
+            if fs.exists(&path) {
+                fs.remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+            }
+        }
+        for name in fs.list(dir).map_err(|e| Error::io("list", dir, e))? {
+            let orphan = match (segment::parse_chunk_file_name(&name), segment::parse_big_file_name(&name)) {
+                (Some(id), _) => !meta.chunk_files.contains_key(&id),
+                (_, Some(id)) => id > meta.checkpoint_seq,
+                _ => false,
+            };
+            if orphan {
+                let path = dir.join(&name);
+                tracing::info!(path = %path.display(), "removing file left by an interrupted checkpoint");
+                fs.remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+            }
+        }
+        for (id, chunk) in &meta.chunk_files {
+            let file = chunks.chunk_file(*id, false)?;
+            let path = chunks.chunk_path(*id);
+            let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+            if len < chunk.committed_len {
+                return Err(Error::corrupt(&path, len, format!("chunk file is {len} bytes but {} are committed", chunk.committed_len)));
+            }
+            if len > chunk.committed_len {
+                file.set_len(chunk.committed_len).map_err(|e| Error::io("truncate", &path, e))?;
+            }
+        }
         Ok(())
     }
-    /// Deletes a key.
-    pub fn delete(&mut self, db: u16, key: &[u8]) -> Result<bool> {
-        let was = self.live(db, key).is_some();
-        self.map.remove(&(db, key.to_vec()));
-        Ok(was)
+
+    pub(crate) fn now(&self) -> u64 {
+        (self.config.clock)()
     }
-    /// Sets or clears expiry.
-    pub fn set_expiry(&mut self, db: u16, key: &[u8], expire_at_ms: Option<u64>) -> Result<bool> {
-        if self.live(db, key).is_none() {
-            return Ok(false);
+
+    pub(crate) fn envelope_error(&self, err: EnvelopeError, offset: u64) -> Error {
+        match err {
+            EnvelopeError::DictMissing(id) => Error::DictMissing(id),
+            EnvelopeError::Malformed(what) => Error::corrupt(self.dir.join(wal::WAL_FILE), offset, format!("value envelope: {what}")),
         }
-        if let Some(entry) = self.map.get_mut(&(db, key.to_vec())) {
-            entry.2 = expire_at_ms;
-        }
-        Ok(true)
     }
-    /// Applies a batch.
-    pub fn write_batch(&mut self, ops: Vec<BatchOp>) -> Result<()> {
-        for op in ops {
-            match op {
-                BatchOp::Set { db, key, kind, value, expire_at_ms } => self.set(db, &key, kind, &value, expire_at_ms)?,
-                BatchOp::Delete { db, key } => {
-                    self.delete(db, &key)?;
+
+    /// The flush marker that makes older cells of `db` dead.
+    pub(crate) fn flush_marker(&self, db: u16) -> u64 {
+        let committed = self.meta.db_flush_seq.get(&db).copied().unwrap_or(0);
+        let pending = self.db_flush_pending.get(&db).copied().unwrap_or(0);
+        committed.max(pending).max(self.flush_all_seq)
+    }
+
+    fn mem_key(db: u16, key: &[u8]) -> MemKey {
+        (key_hash(db, key).reverse_bits(), db, key.to_vec())
+    }
+
+    /// Finds a key's cell in the bucket layer (ignoring the memtable); dead cells are not returned.
+    pub(crate) fn find_cell(&mut self, db: u16, key: &[u8]) -> Result<Option<Cell>> {
+        let hash = key_hash(db, key);
+        let bucket = buckets::bucket_of(hash, self.meta.level, self.meta.split);
+        let mut id = PageId::bucket(bucket);
+        for _ in 0..=self.meta.overflow_pages {
+            let bytes = self.buckets.read_page(id)?;
+            let (cell, next) = page::find_cell(&bytes[..], hash, db, key);
+            if let Some(cell) = cell {
+                return Ok((cell.seq >= self.flush_marker(db)).then_some(cell));
+            }
+            if next == 0 {
+                return Ok(None);
+            }
+            id = PageId::overflow(next);
+        }
+        Err(Error::corrupt(self.buckets.path(id.file), id.number * page::PAGE_SIZE as u64, "overflow chain loops"))
+    }
+
+    /// Reads the envelope a cell points at.
+    pub(crate) fn cell_envelope(&mut self, cell: &Cell) -> Result<Vec<u8>> {
+        match &cell.value {
+            CellValue::Inline(envelope) => Ok(envelope.clone()),
+            CellValue::Segment(location) => {
+                let file_len = self.meta.chunk_files.get(&location.file).map(|c| c.committed_len).ok_or_else(|| {
+                    Error::corrupt(self.chunks.chunk_path(location.file), 0, "cell points into a chunk file the slot does not have")
+                })?;
+                self.chunks.read_value(*location, file_len, cell.db, &cell.key)
+            }
+            CellValue::Big { id, .. } => self.chunks.read_big(*id, cell.db, &cell.key),
+        }
+    }
+
+    fn decode_envelope(&self, bytes: &[u8], file: PathBuf) -> Result<(ValueKind, Bytes)> {
+        envelope::decode(bytes, &self.config.dictionaries).map_err(|err| match err {
+            EnvelopeError::DictMissing(id) => Error::DictMissing(id),
+            EnvelopeError::Malformed(what) => Error::corrupt(file, 0, format!("value envelope: {what}")),
+        })
+    }
+
+    /// The newest state of a key: `Some((expire_at, Some(cell)))` from the layers, with the memtable applied.
+    fn lookup(&mut self, db: u16, key: &[u8]) -> Result<Option<Lookup>> {
+        let now = self.now();
+        let found = match self.memtable.get(&Self::mem_key(db, key)) {
+            Some(entry) => match &entry.value {
+                MemValue::Set { kind, envelope } => Some(Lookup { kind: *kind, expire_at: entry.expire_at, source: Source::Memtable(envelope.clone()) }),
+                MemValue::Delete => None,
+                MemValue::Retime => {
+                    let expire_at = entry.expire_at;
+                    self.find_cell(db, key)?.map(|cell| Lookup { kind: cell.kind, expire_at, source: Source::Cell(cell) })
+                }
+            },
+            None => self.find_cell(db, key)?.map(|cell| Lookup { kind: cell.kind, expire_at: cell.expire_at, source: Source::Cell(cell) }),
+        };
+        Ok(found.filter(|lookup| lookup.expire_at == 0 || lookup.expire_at > now))
+    }
+
+    /// The live value of a key.
+    pub fn get(&mut self, db: u16, key: &[u8]) -> Result<Option<Entry>> {
+        let Some(lookup) = self.lookup(db, key)? else { return Ok(None) };
+        let expire_at_ms = (lookup.expire_at != 0).then_some(lookup.expire_at);
+        let (kind, value) = match lookup.source {
+            Source::Memtable(envelope) => self.decode_envelope(&envelope, self.dir.join(wal::WAL_FILE))?,
+            Source::Cell(cell) => {
+                let bytes = self.cell_envelope(&cell)?;
+                self.decode_envelope(&bytes, self.dir.join(buckets::BUCKETS_FILE))?
+            }
+        };
+        Ok(Some(Entry { kind, value, expire_at_ms }))
+    }
+
+    /// A live key's type and expiry, without reading its value.
+    pub fn key_info(&mut self, db: u16, key: &[u8]) -> Result<Option<KeyInfo>> {
+        Ok(self.lookup(db, key)?.map(|lookup| KeyInfo {
+            kind: lookup.kind,
+            expire_at_ms: (lookup.expire_at != 0).then_some(lookup.expire_at),
+        }))
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.config.read_only {
+            return Err(Error::ReadOnly);
+        }
+        if let Some(op) = self.poisoned {
+            return Err(Error::Poisoned { slot: self.index, op });
+        }
+        if self.wal.sync_handle().is_poisoned() {
+            return Err(Error::Poisoned { slot: self.index, op: "WAL fsync" });
+        }
+        Ok(())
+    }
+
+    fn check_key(key: &[u8]) -> Result<()> {
+        if key.len() > MAX_KEY_LEN {
+            return Err(Error::TooLarge(format!("key of {} bytes exceeds the limit of {MAX_KEY_LEN} bytes", key.len())));
+        }
+        Ok(())
+    }
+
+    /// Appends records to the WAL: `records` are (op, db, expire_at, key, envelope). Returns the first seq.
+    fn append(&mut self, records: &[(WalOp, u16, u64, &[u8], &[u8])]) -> Result<u64> {
+        self.check_writable()?;
+        let first = self.next_seq;
+        let (buffer, synced_offset) = self.wal.buffer();
+        for (offset, (op, db, expire_at, key, envelope)) in records.iter().enumerate() {
+            wal::encode_record(first + offset as u64, synced_offset, *op, *db, *expire_at, key, envelope, buffer);
+        }
+        let last = first + records.len() as u64 - 1;
+        self.wal.append_buffer(last)?;
+        self.next_seq = last + 1;
+        self.last_written_seq = last;
+        if let Some(listener) = &self.config.change_listener {
+            for (offset, (op, db, expire_at, key, envelope)) in records.iter().enumerate() {
+                let change = match op {
+                    WalOp::Set => Change::Set { db: *db, key, envelope, expire_at_ms: *expire_at },
+                    WalOp::Delete => Change::Delete { db: *db, key },
+                    WalOp::Expire => Change::Expire { db: *db, key, expire_at_ms: *expire_at },
+                    WalOp::FlushDb => Change::FlushDb { db: *db },
+                    WalOp::FlushAll => Change::FlushAll,
+                };
+                listener.on_change(self.index, first + offset as u64, &change);
+            }
+        }
+        Ok(first)
+    }
+
+    /// Records a key's new state in the memtable.
+    fn remember(&mut self, db: u16, key: &[u8], seq: u64, expire_at: u64, value: MemValue) {
+        let added = key.len() + MEM_ENTRY_OVERHEAD + match &value {
+            MemValue::Set { envelope, .. } => envelope.len(),
+            _ => 0,
+        };
+        let entry = MemEntry { seq, expire_at, value, prior: None };
+        if expire_at != 0 {
+            self.expiring_in_memtable += 1;
+        }
+        match self.memtable.entry(Self::mem_key(db, key)) {
+            std::collections::btree_map::Entry::Occupied(mut slot) => {
+                let old = slot.get_mut();
+                let removed = key.len() + MEM_ENTRY_OVERHEAD + match &old.value {
+                    MemValue::Set { envelope, .. } => envelope.len(),
+                    _ => 0,
+                };
+                if old.expire_at != 0 {
+                    self.expiring_in_memtable -= 1;
+                }
+                let prior = old.prior;
+                *old = MemEntry { prior, ..entry };
+                self.memtable_bytes = self.memtable_bytes + added - removed;
+            }
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(entry);
+                self.memtable_bytes += added;
+            }
+        }
+    }
+
+    fn remember_expiry(&mut self, db: u16, key: &[u8], seq: u64, expire_at: u64) {
+        let existing = self.memtable.get(&Self::mem_key(db, key)).map(|entry| entry.value.clone());
+        match existing {
+            Some(MemValue::Delete) => {}
+            Some(value) => self.remember(db, key, seq, expire_at, value),
+            None => self.remember(db, key, seq, expire_at, MemValue::Retime),
+        }
+    }
+
+    fn forget_db(&mut self, db: u16, seq: u64) {
+        let doomed: Vec<MemKey> = self.memtable.keys().filter(|(_, key_db, _)| *key_db == db).cloned().collect();
+        for key in doomed {
+            if let Some(entry) = self.memtable.remove(&key) {
+                self.memtable_bytes -= key.2.len() + MEM_ENTRY_OVERHEAD + match &entry.value {
+                    MemValue::Set { envelope, .. } => envelope.len(),
+                    _ => 0,
+                };
+                if entry.expire_at != 0 {
+                    self.expiring_in_memtable -= 1;
                 }
             }
         }
+        self.db_flush_pending.insert(db, seq);
+    }
+
+    fn forget_all(&mut self, seq: u64) {
+        self.memtable.clear();
+        self.memtable_bytes = 0;
+        self.expiring_in_memtable = 0;
+        self.db_flush_pending.clear();
+        self.flush_all_seq = seq;
+    }
+
+    fn maybe_checkpoint(&mut self) -> Result<()> {
+        if self.memtable_bytes >= self.config.wal_flush_bytes || self.wal.len() as usize >= 2 * self.config.wal_flush_bytes {
+            self.checkpoint()?;
+        }
         Ok(())
     }
-    /// Appends up to about `want` keys from `position`; returns the next position or None when done.
-    pub fn scan(&mut self, db: Option<u16>, position: u64, want: usize, out: &mut Vec<(u16, Vec<u8>)>) -> Result<Option<u64>> {
-        let now = self.now();
-        let all: Vec<(u16, Vec<u8>)> = self
-            .map
-            .iter()
-            .filter(|((d, _), (_, _, at))| db.is_none_or(|want_db| *d == want_db) && at.is_none_or(|at| at > now))
-            .map(|(k, _)| k.clone())
-            .collect();
-        let start = position as usize;
-        let end = (start + want).min(all.len());
-        out.extend(all[start.min(all.len())..end].iter().cloned());
-        Ok(if end >= all.len() { None } else { Some(end as u64) })
+
+    /// Sets a key (replacing any value and expiry).
+    pub fn set(&mut self, db: u16, key: &[u8], kind: ValueKind, value: &[u8], expire_at_ms: Option<u64>) -> Result<()> {
+        Self::check_key(key)?;
+        let envelope = envelope::encode(kind, value, self.config.compression);
+        let expire_at = expire_at_ms.unwrap_or(0);
+        let seq = self.append(&[(WalOp::Set, db, expire_at, key, &envelope)])?;
+        self.stats.raw_value_bytes += value.len() as u64;
+        self.stats.stored_value_bytes += envelope.len() as u64;
+        self.remember(db, key, seq, expire_at, MemValue::Set { kind, envelope: envelope.into() });
+        self.maybe_checkpoint()
     }
-    /// Keys in a database.
-    pub fn key_count(&mut self, db: u16) -> Result<u64> {
-        Ok(self.map.keys().filter(|(d, _)| *d == db).count() as u64)
+
+    /// Deletes a key; true if it was live.
+    pub fn delete(&mut self, db: u16, key: &[u8]) -> Result<bool> {
+        if self.lookup(db, key)?.is_none() {
+            return Ok(false);
+        }
+        let seq = self.append(&[(WalOp::Delete, db, 0, key, &[])])?;
+        self.remember(db, key, seq, 0, MemValue::Delete);
+        self.maybe_checkpoint()?;
+        Ok(true)
     }
-    /// Empties a database.
+
+    /// Sets (Some) or removes (None) a live key's expiry; false if the key is not live.
+    pub fn set_expiry(&mut self, db: u16, key: &[u8], expire_at_ms: Option<u64>) -> Result<bool> {
+        if self.lookup(db, key)?.is_none() {
+            return Ok(false);
+        }
+        let expire_at = expire_at_ms.unwrap_or(0);
+        let seq = self.append(&[(WalOp::Expire, db, expire_at, key, &[])])?;
+        self.remember_expiry(db, key, seq, expire_at);
+        self.maybe_checkpoint()?;
+        Ok(true)
+    }
+
+    /// Applies a batch of writes with one WAL append.
+    pub fn write_batch(&mut self, ops: Vec<BatchOp>) -> Result<()> {
+        let mut encoded = Vec::with_capacity(ops.len());
+        for op in &ops {
+            match op {
+                BatchOp::Set { db, key, kind, value, expire_at_ms } => {
+                    Self::check_key(key)?;
+                    self.stats.raw_value_bytes += value.len() as u64;
+                    let envelope = envelope::encode(*kind, value, self.config.compression);
+                    self.stats.stored_value_bytes += envelope.len() as u64;
+                    encoded.push((WalOp::Set, *db, expire_at_ms.unwrap_or(0), &key[..], envelope));
+                }
+                BatchOp::Delete { db, key } => encoded.push((WalOp::Delete, *db, 0, &key[..], Vec::new())),
+            }
+        }
+        let records: Vec<(WalOp, u16, u64, &[u8], &[u8])> =
+            encoded.iter().map(|(op, db, expire_at, key, envelope)| (*op, *db, *expire_at, *key, &envelope[..])).collect();
+        let first = self.append(&records)?;
+        for (offset, (op, db, expire_at, key, envelope)) in encoded.iter().enumerate() {
+            let seq = first + offset as u64;
+            let value = match op {
+                WalOp::Set => MemValue::Set { kind: envelope::peek_kind(envelope).unwrap_or(ValueKind::String), envelope: envelope.as_slice().into() },
+                _ => MemValue::Delete,
+            };
+            self.remember(*db, key, seq, *expire_at, value);
+        }
+        self.maybe_checkpoint()
+    }
+
+    /// Empties one database.
     pub fn flush_db(&mut self, db: u16) -> Result<()> {
-        self.map.retain(|(d, _), _| *d != db);
+        let seq = self.append(&[(WalOp::FlushDb, db, 0, &[], &[])])?;
+        self.forget_db(db, seq);
         Ok(())
     }
-    /// Empties everything.
+
+    /// Empties every database and reclaims the slot's disk space.
     pub fn flush_all(&mut self) -> Result<()> {
-        self.map.clear();
-        Ok(())
+        let seq = self.append(&[(WalOp::FlushAll, 0, 0, &[], &[])])?;
+        self.forget_all(seq);
+        self.checkpoint()
     }
-    /// Removes expired keys.
-    pub fn active_expire(&mut self, _budget: usize) -> Result<usize> {
+
+    /// Whether the layers below hold a live cell for this memtable entry (memoized).
+    fn resolve_prior(&mut self, key: &MemKey) -> Result<bool> {
+        if let Some(prior) = self.memtable.get(key).and_then(|entry| entry.prior) {
+            return Ok(prior);
+        }
+        let exists = self.find_cell(key.1, &key.2)?.is_some();
+        if let Some(entry) = self.memtable.get_mut(key) {
+            entry.prior = Some(exists);
+        }
+        Ok(exists)
+    }
+
+    /// Keys in a database (expired keys count until removed, as in Redis's DBSIZE).
+    pub fn key_count(&mut self, db: u16) -> Result<u64> {
+        let flushed_below = self.flush_marker(db) > self.meta.checkpoint_seq;
+        let mut count = if flushed_below { 0 } else { self.meta.key_counts.get(&db).copied().unwrap_or(0) as i64 };
+        let keys: Vec<MemKey> = self.memtable.keys().filter(|(_, key_db, _)| *key_db == db).cloned().collect();
+        for key in keys {
+            let prior = self.resolve_prior(&key)?;
+            let now_exists = match self.memtable.get(&key).map(|entry| &entry.value) {
+                Some(MemValue::Set { .. }) => true,
+                Some(MemValue::Retime) => prior,
+                _ => false,
+            };
+            count += now_exists as i64 - prior as i64;
+        }
+        Ok(count.max(0) as u64)
+    }
+
+    /// Appends to `out` the live keys at scan positions from `position` on, whole buckets at a time, until
+    /// at least `want` keys were added; returns the position to continue from, or `None` when the slot is
+    /// done. A position is a prefix of the bit-reversed key hash (see [`position_of`]); buckets cover
+    /// contiguous ranges of positions and only ever split, so every key live for the whole scan is
+    /// returned exactly once however the table grows in between.
+    pub fn scan(&mut self, db: Option<u16>, mut position: u64, want: usize, out: &mut Vec<(u16, Vec<u8>)>) -> Result<Option<u64>> {
         let now = self.now();
-        let before = self.map.len();
-        self.map.retain(|_, (_, _, at)| at.is_none_or(|at| at > now));
-        Ok(before - self.map.len())
+        let space_end = 1u64 << POSITION_BITS;
+        let added_before = out.len();
+        while position < space_end {
+            let level = self.meta.level;
+            let mut bucket = reverse_low_bits(position >> (POSITION_BITS - level as u32), level);
+            let mut bits = level;
+            if bucket < self.meta.split {
+                bits = level + 1;
+                bucket = reverse_low_bits(position >> (POSITION_BITS - bits as u32), bits);
+            }
+            let width = 1u64 << (POSITION_BITS - bits as u32);
+            let range_end = (position / width + 1) * width;
+            let alive = |expire_at: u64| expire_at == 0 || expire_at > now;
+            let wanted_db = |key_db: u16| db.is_none_or(|want| want == key_db);
+            // Layer cells not overridden by the memtable.
+            let mut id = PageId::bucket(bucket);
+            for _ in 0..=self.meta.overflow_pages {
+                let bytes = self.buckets.read_page(id)?;
+                let page = Page::decode(&bytes[..], self.buckets.path(id.file), id.number * page::PAGE_SIZE as u64)?;
+                for cell in page.cells {
+                    let cell_position = position_of(cell.hash);
+                    if cell_position < position || cell_position >= range_end || !wanted_db(cell.db) {
+                        continue;
+                    }
+                    if cell.seq < self.flush_marker(cell.db) || !alive(cell.expire_at) {
+                        continue;
+                    }
+                    if self.memtable.contains_key(&(cell.hash.reverse_bits(), cell.db, cell.key.clone())) {
+                        continue;
+                    }
+                    out.push((cell.db, cell.key));
+                }
+                if page.next_overflow == 0 {
+                    break;
+                }
+                id = PageId::overflow(page.next_overflow);
+            }
+            // Memtable entries in the same range.
+            let low = Bound::Included((position << (64 - POSITION_BITS), 0u16, Vec::new()));
+            let high = if range_end == space_end {
+                Bound::Unbounded
+            } else {
+                Bound::Excluded((range_end << (64 - POSITION_BITS), 0u16, Vec::new()))
+            };
+            let mut retimed = Vec::new();
+            for ((_, key_db, key), entry) in self.memtable.range((low, high)) {
+                if !wanted_db(*key_db) || !alive(entry.expire_at) {
+                    continue;
+                }
+                match entry.value {
+                    MemValue::Set { .. } => out.push((*key_db, key.clone())),
+                    MemValue::Retime => retimed.push((*key_db, key.clone())),
+                    MemValue::Delete => {}
+                }
+            }
+            for (key_db, key) in retimed {
+                if self.find_cell(key_db, &key)?.is_some() {
+                    out.push((key_db, key));
+                }
+            }
+            position = range_end;
+            if out.len() - added_before >= want && position < space_end {
+                return Ok(Some(position));
+            }
+        }
+        Ok(None)
     }
-    /// Flushes the WAL into the layers below.
-    pub fn checkpoint(&mut self) -> Result<()> {
-        Ok(())
+
+    /// Deletes up to `budget` expired keys (writing tombstones, so the change feed sees them), and notes
+    /// buckets holding cells of flushed databases for cleanup. Returns how many keys were deleted.
+    pub fn active_expire(&mut self, budget: usize) -> Result<usize> {
+        if self.config.read_only || self.poisoned.is_some() {
+            return Ok(0);
+        }
+        let now = self.now();
+        let mut expired: Vec<(u16, Vec<u8>)> = Vec::new();
+        if self.expiring_in_memtable > 0 {
+            for ((_, db, key), entry) in &self.memtable {
+                if expired.len() >= budget {
+                    break;
+                }
+                if entry.expire_at != 0 && entry.expire_at <= now && !matches!(entry.value, MemValue::Delete) {
+                    expired.push((*db, key.clone()));
+                }
+            }
+        }
+        let bucket_count = self.meta.bucket_count();
+        let mut visited = 0;
+        while expired.len() < budget && visited < bucket_count.min(16) {
+            let bucket = self.sweep_bucket % bucket_count;
+            self.sweep_bucket = bucket + 1;
+            visited += 1;
+            let mut id = PageId::bucket(bucket);
+            for _ in 0..=self.meta.overflow_pages {
+                let bytes = self.buckets.read_page(id)?;
+                let page = Page::decode(&bytes[..], self.buckets.path(id.file), id.number * page::PAGE_SIZE as u64)?;
+                for cell in &page.cells {
+                    if cell.seq < self.flush_marker(cell.db) {
+                        self.cleanup_buckets.insert(bucket);
+                    } else if cell.expire_at != 0
+                        && cell.expire_at <= now
+                        && !self.memtable.contains_key(&(cell.hash.reverse_bits(), cell.db, cell.key.clone()))
+                    {
+                        expired.push((cell.db, cell.key.clone()));
+                    }
+                }
+                if page.next_overflow == 0 {
+                    break;
+                }
+                id = PageId::overflow(page.next_overflow);
+            }
+        }
+        expired.truncate(budget);
+        for (db, key) in &expired {
+            let seq = self.append(&[(WalOp::Delete, *db, 0, key, &[])])?;
+            self.remember(*db, key, seq, 0, MemValue::Delete);
+        }
+        self.maybe_checkpoint()?;
+        Ok(expired.len())
     }
-    /// Figures.
+
+    /// Figures for INFO and metrics.
     pub fn stats(&self) -> SlotStats {
-        SlotStats { keys: self.map.len() as u64, ..Default::default() }
+        let mut stats = self.stats.clone();
+        stats.keys = self.meta.key_counts.values().sum::<u64>();
+        stats.wal_bytes = self.wal.len();
+        stats.wal_entries = self.memtable.len() as u64;
+        stats.checkpoint_seq = self.meta.checkpoint_seq;
+        stats.last_seq = self.next_seq - 1;
+        stats.buckets = self.meta.bucket_count();
+        stats.overflow_pages = self.meta.overflow_pages.saturating_sub(1 + self.meta.free_overflow.len() as u64);
+        stats.bucket_used_bytes = self.meta.used_bytes;
+        stats.chunk_files = self.meta.chunk_files.len() as u64;
+        stats.chunk_bytes = self.meta.chunk_files.values().map(|c| c.committed_len).sum();
+        stats.chunk_live_bytes = self.meta.chunk_files.values().map(|c| c.live_bytes).sum();
+        (stats.page_cache_hits, stats.page_cache_misses, stats.page_cache_bytes) = self.buckets.cache_stats();
+        (stats.value_cache_hits, stats.value_cache_misses, stats.value_cache_bytes) = self.chunks.cache_stats();
+        stats.poisoned = self.poisoned.is_some() || self.wal.sync_handle().is_poisoned();
+        stats
     }
-    /// Waiter for durability of what was written so far.
+
+    /// Waiter for durability of what was written so far (`fsync always` only).
     pub fn durability_waiter(&self) -> DurabilityWaiter {
-        DurabilityWaiter
+        let sync = (self.config.fsync == FsyncPolicy::Always && self.last_written_seq > 0)
+            .then(|| (self.wal.sync_handle(), self.last_written_seq));
+        DurabilityWaiter { sync }
     }
+
     /// Handle to fsync the WAL.
     pub fn wal_syncer(&self) -> WalSyncer {
-        WalSyncer
+        WalSyncer { sync: self.wal.sync_handle() }
     }
+
     /// The dictionary map.
     pub fn dictionaries(&self) -> Arc<DictionaryMap> {
         self.config.dictionaries.clone()
     }
+
+    /// The slot's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The slot's durable metadata as of its last checkpoint.
+    pub fn meta(&self) -> &SlotMeta {
+        &self.meta
+    }
+}
+
+/// Where a found key's value is.
+enum Source {
+    Memtable(Arc<[u8]>),
+    Cell(Cell),
+}
+
+struct Lookup {
+    kind: ValueKind,
+    expire_at: u64,
+    source: Source,
 }

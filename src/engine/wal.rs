@@ -1,1 +1,492 @@
-//! placeholder
+//! The write-ahead log: every write is appended here (with a CRC per record) before it is acknowledged,
+//! and stays authoritative until a checkpoint has made the layers below durable. Group commit for
+//! `fsync always`, replay with torn-tail truncation, poisoning after a failed fsync. Layout: docs/format.md
+//! §"WAL".
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+
+use super::error::{Error, Result};
+use super::format::{self, ByteReader, PutLe, FILE_HEADER_LEN};
+use super::io::{FileHandle, FileSystem};
+
+/// File name of a slot's WAL.
+pub const WAL_FILE: &str = "wal.log";
+
+/// Bytes before a record's body: length and CRC.
+pub const RECORD_PREFIX_LEN: usize = 8;
+/// Fixed part of a record body before the key.
+pub const RECORD_FIXED_LEN: usize = 8 + 8 + 1 + 2 + 8 + 4 + 4;
+/// Largest record body accepted on replay (a value is at most 512 MiB in Redis).
+pub const MAX_RECORD_LEN: usize = (512 << 20) + (64 << 10);
+
+/// What a WAL record does. Stored on disk, never renumber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum WalOp {
+    /// Set a key to an envelope with an expiry.
+    Set = 1,
+    /// Delete a key.
+    Delete = 2,
+    /// Change a key's expiry (0 = persist), keeping its value.
+    Expire = 3,
+    /// Empty one database.
+    FlushDb = 4,
+    /// Empty every database.
+    FlushAll = 5,
+}
+
+impl TryFrom<u8> for WalOp {
+    type Error = u8;
+    fn try_from(tag: u8) -> std::result::Result<Self, u8> {
+        Ok(match tag {
+            1 => WalOp::Set,
+            2 => WalOp::Delete,
+            3 => WalOp::Expire,
+            4 => WalOp::FlushDb,
+            5 => WalOp::FlushAll,
+            other => return Err(other),
+        })
+    }
+}
+
+/// One decoded WAL record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalRecord {
+    /// The slot's sequence number of this change.
+    pub seq: u64,
+    /// WAL bytes known durable (fsynced) when this record was appended: recovery uses it to tell a torn
+    /// tail (never synced) from corruption of synced records.
+    pub synced_offset: u64,
+    /// What it does.
+    pub op: WalOp,
+    /// Database number.
+    pub db: u16,
+    /// Absolute expiry in Unix ms, 0 for none.
+    pub expire_at: u64,
+    /// The key (empty for flushes).
+    pub key: Vec<u8>,
+    /// The value envelope (Set only).
+    pub envelope: Vec<u8>,
+}
+
+/// Appends the encoding of one record to `out`.
+#[allow(clippy::too_many_arguments)]
+pub fn encode_record(seq: u64, synced_offset: u64, op: WalOp, db: u16, expire_at: u64, key: &[u8], envelope: &[u8], out: &mut Vec<u8>) {
+    let body_len = RECORD_FIXED_LEN + key.len() + envelope.len();
+    let start = out.len();
+    out.put_u32(body_len as u32);
+    out.put_u32(0);
+    out.put_u64(seq);
+    out.put_u64(synced_offset);
+    out.push(op as u8);
+    out.put_u16(db);
+    out.put_u64(expire_at);
+    out.put_u32(key.len() as u32);
+    out.put_u32(envelope.len() as u32);
+    out.extend_from_slice(key);
+    out.extend_from_slice(envelope);
+    let crc = format::crc32(&out[start + RECORD_PREFIX_LEN..]);
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Why a record could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordError {
+    /// The bytes end before the record does.
+    Truncated,
+    /// The CRC does not match.
+    Checksum {
+        /// Stored CRC.
+        expected: u32,
+        /// Computed CRC.
+        actual: u32,
+    },
+    /// The body is inconsistent.
+    Malformed(String),
+}
+
+/// Decodes the record at the start of `bytes`; returns it and its encoded length.
+pub fn decode_record(bytes: &[u8]) -> std::result::Result<(WalRecord, usize), RecordError> {
+    let mut reader = ByteReader::new(bytes);
+    let body_len = reader.u32().ok_or(RecordError::Truncated)? as usize;
+    let expected = reader.u32().ok_or(RecordError::Truncated)?;
+    if !(RECORD_FIXED_LEN..=MAX_RECORD_LEN).contains(&body_len) {
+        return Err(RecordError::Malformed(format!("record length {body_len} out of range")));
+    }
+    let body = reader.take(body_len).ok_or(RecordError::Truncated)?;
+    let actual = format::crc32(body);
+    if expected != actual {
+        return Err(RecordError::Checksum { expected, actual });
+    }
+    let mut body_reader = ByteReader::new(body);
+    let malformed = || RecordError::Malformed("record body truncated".into());
+    let seq = body_reader.u64().ok_or_else(malformed)?;
+    let synced_offset = body_reader.u64().ok_or_else(malformed)?;
+    let op_tag = body_reader.u8().ok_or_else(malformed)?;
+    let op = WalOp::try_from(op_tag).map_err(|tag| RecordError::Malformed(format!("unknown op {tag}")))?;
+    let db = body_reader.u16().ok_or_else(malformed)?;
+    let expire_at = body_reader.u64().ok_or_else(malformed)?;
+    let key_len = body_reader.u32().ok_or_else(malformed)? as usize;
+    let envelope_len = body_reader.u32().ok_or_else(malformed)? as usize;
+    if key_len.checked_add(envelope_len) != Some(body_reader.remaining()) {
+        return Err(RecordError::Malformed("key and value lengths disagree with the record length".into()));
+    }
+    let key = body_reader.take(key_len).ok_or_else(malformed)?.to_vec();
+    let envelope = body_reader.take(envelope_len).ok_or_else(malformed)?.to_vec();
+    Ok((WalRecord { seq, synced_offset, op, db, expire_at, key, envelope }, RECORD_PREFIX_LEN + body_len))
+}
+
+/// What replaying a WAL found.
+#[derive(Debug, Default)]
+pub struct Replay {
+    /// The valid records, in order.
+    pub records: Vec<WalRecord>,
+    /// Length of the valid prefix of the file (header plus good records).
+    pub valid_len: u64,
+    /// Where a torn tail started and why, if there was one.
+    pub torn_tail: Option<(u64, String)>,
+}
+
+/// The first valid record found at any byte offset of `bytes` that claims the WAL was durable past
+/// `bad_offset` when it was written: proof that the bad record at `bad_offset` had been synced.
+fn synced_record_after(bytes: &[u8], bad_offset: u64) -> bool {
+    (0..bytes.len()).any(|start| matches!(decode_record(&bytes[start..]), Ok((record, _)) if record.synced_offset > bad_offset))
+}
+
+/// Replays a WAL file's bytes. A bad record is a torn tail (reported, to be truncated, with everything
+/// after it) unless a later valid record says the WAL had been fsynced past it: then synced data is
+/// damaged, and that is an error naming the offset. Writes after an unsynced hole were never synced
+/// either (an fsync covers everything before it), so dropping them loses nothing acknowledged as durable.
+pub fn replay(bytes: &[u8], path: &Path) -> Result<Replay> {
+    format::check_file_header(bytes, format::MAGIC_WAL, path)?;
+    let mut replay = Replay { valid_len: FILE_HEADER_LEN as u64, ..Default::default() };
+    let mut offset = FILE_HEADER_LEN;
+    let mut last_seq = 0u64;
+    while offset < bytes.len() {
+        let rest = &bytes[offset..];
+        match decode_record(rest) {
+            Ok((record, len)) => {
+                if record.seq <= last_seq {
+                    return Err(Error::corrupt(
+                        path,
+                        offset as u64,
+                        format!("sequence {} does not follow {last_seq}", record.seq),
+                    ));
+                }
+                last_seq = record.seq;
+                replay.records.push(record);
+                offset += len;
+                replay.valid_len = offset as u64;
+            }
+            Err(err) => {
+                let reason = match &err {
+                    RecordError::Truncated => "record truncated".to_string(),
+                    RecordError::Checksum { expected, actual } => {
+                        format!("checksum mismatch (stored {expected:#010x}, computed {actual:#010x})")
+                    }
+                    RecordError::Malformed(what) => what.clone(),
+                };
+                if !synced_record_after(rest.get(1..).unwrap_or_default(), offset as u64) {
+                    replay.torn_tail = Some((offset as u64, reason));
+                    return Ok(replay);
+                }
+                return Err(match err {
+                    RecordError::Checksum { expected, actual } => {
+                        Error::ChecksumMismatch { file: path.to_path_buf(), offset: offset as u64, expected, actual }
+                    }
+                    _ => Error::corrupt(path, offset as u64, reason),
+                });
+            }
+        }
+    }
+    Ok(replay)
+}
+
+#[derive(Debug, Default)]
+struct SyncState {
+    written: u64,
+    written_offset: u64,
+    synced: u64,
+    synced_offset: u64,
+    syncing: bool,
+    failed: bool,
+}
+
+/// Durability bookkeeping of one WAL, shared between writers, waiters and the `everysec` thread.
+/// Concurrent waiters share one fsync: the first becomes the leader and syncs everything written so far.
+pub struct WalSync {
+    file: Arc<dyn FileHandle>,
+    path: PathBuf,
+    slot: usize,
+    state: Mutex<SyncState>,
+    synced: Condvar,
+}
+
+impl WalSync {
+    fn state(&self) -> std::sync::MutexGuard<'_, SyncState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records that everything up to `seq`, ending at file offset `end`, has been written (not yet synced).
+    pub fn note_written(&self, seq: u64, end: u64) {
+        let mut state = self.state();
+        state.written = state.written.max(seq);
+        state.written_offset = end;
+    }
+
+    /// Records that everything up to `seq`, ending at `end`, is durable (replay or a checkpoint's reset).
+    pub fn note_synced(&self, seq: u64, end: u64) {
+        let mut state = self.state();
+        state.written = state.written.max(seq);
+        state.synced = state.synced.max(seq);
+        state.written_offset = end;
+        state.synced_offset = end;
+    }
+
+    /// File offset up to which the WAL is known durable.
+    pub fn synced_offset(&self) -> u64 {
+        self.state().synced_offset
+    }
+
+    /// True after a failed fsync.
+    pub fn is_poisoned(&self) -> bool {
+        self.state().failed
+    }
+
+    /// Marks the WAL as failed (after a write error that could not be undone).
+    pub fn poison(&self) {
+        self.state().failed = true;
+        self.synced.notify_all();
+    }
+
+    fn poisoned_error(&self) -> Error {
+        Error::Poisoned { slot: self.slot, op: "WAL fsync" }
+    }
+
+    /// Blocks until everything up to `seq` is durable, syncing as the leader if nobody else is.
+    pub fn wait_durable(&self, seq: u64) -> Result<()> {
+        let mut state = self.state();
+        loop {
+            if state.failed {
+                return Err(self.poisoned_error());
+            }
+            if state.synced >= seq {
+                return Ok(());
+            }
+            if !state.syncing {
+                state = self.lead_sync(state)?;
+                continue;
+            }
+            state = self.synced.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn lead_sync<'a>(
+        &'a self,
+        mut state: std::sync::MutexGuard<'a, SyncState>,
+    ) -> Result<std::sync::MutexGuard<'a, SyncState>> {
+        state.syncing = true;
+        let target = state.written;
+        let target_offset = state.written_offset;
+        drop(state);
+        let outcome = self.file.sync();
+        let mut state = self.state();
+        state.syncing = false;
+        match outcome {
+            Ok(()) => {
+                state.synced = state.synced.max(target);
+                state.synced_offset = state.synced_offset.max(target_offset);
+            }
+            Err(err) => {
+                // After a failed fsync the kernel may have dropped the dirty pages: nothing written since
+                // the last good sync can be trusted, so refuse writes until a restart replays the WAL.
+                tracing::error!(path = %self.path.display(), error = %err, "WAL fsync failed; slot poisoned");
+                state.failed = true;
+            }
+        }
+        self.synced.notify_all();
+        if state.failed {
+            return Err(self.poisoned_error());
+        }
+        Ok(state)
+    }
+
+    /// Syncs now if anything written is not yet durable (the `everysec` tick).
+    pub fn sync_now(&self) -> Result<()> {
+        let written = self.state().written;
+        self.wait_durable(written)
+    }
+}
+
+/// The appending side of a slot's WAL.
+pub struct WalWriter {
+    path: PathBuf,
+    file: Arc<dyn FileHandle>,
+    end: u64,
+    sync: Arc<WalSync>,
+    buffer: Vec<u8>,
+}
+
+impl WalWriter {
+    /// Opens (creating if needed) the WAL of a slot directory and replays it. A torn tail is truncated
+    /// (unless `read_only`) and logged.
+    pub fn open(fs: &dyn FileSystem, dir: &Path, slot: usize, read_only: bool) -> Result<(WalWriter, Replay)> {
+        let path = dir.join(WAL_FILE);
+        let existed = fs.exists(&path);
+        if read_only && !existed {
+            return Err(Error::Config(format!("{} is missing", path.display())));
+        }
+        let file = if read_only {
+            fs.open_read(&path).map_err(|e| Error::io("open", &path, e))?
+        } else {
+            fs.open(&path, true).map_err(|e| Error::io("open", &path, e))?
+        };
+        let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+        if !existed || len == 0 {
+            if !read_only {
+                file.write_all_at(&format::file_header(format::MAGIC_WAL, 0), 0).map_err(|e| Error::io("write", &path, e))?;
+                file.sync().map_err(|e| Error::io("fsync", &path, e))?;
+                fs.sync_dir(dir).map_err(|e| Error::io("fsync", dir, e))?;
+            }
+            let sync = Arc::new(WalSync { file: file.clone(), path: path.clone(), slot, state: Mutex::default(), synced: Condvar::new() });
+            sync.note_synced(0, FILE_HEADER_LEN as u64);
+            let writer = WalWriter { path, file, end: FILE_HEADER_LEN as u64, sync, buffer: Vec::new() };
+            return Ok((writer, Replay { valid_len: FILE_HEADER_LEN as u64, ..Default::default() }));
+        }
+        let mut bytes = vec![0u8; len as usize];
+        file.read_exact_at(&mut bytes, 0).map_err(|e| Error::io("read", &path, e))?;
+        let replay = replay(&bytes, &path)?;
+        if let Some((offset, reason)) = &replay.torn_tail {
+            tracing::warn!(path = %path.display(), offset, reason = %reason, dropped_bytes = len - offset, "WAL torn tail truncated");
+            if !read_only {
+                file.set_len(*offset).map_err(|e| Error::io("truncate", &path, e))?;
+                file.sync().map_err(|e| Error::io("fsync", &path, e))?;
+            }
+        }
+        let sync = Arc::new(WalSync { file: file.clone(), path: path.clone(), slot, state: Mutex::default(), synced: Condvar::new() });
+        let last = replay.records.last().map_or(0, |record| record.seq);
+        let end = replay.torn_tail.as_ref().map_or(replay.valid_len, |(offset, _)| *offset);
+        sync.note_synced(last, end);
+        let writer = WalWriter { path, file, end: replay.valid_len, sync, buffer: Vec::new() };
+        Ok((writer, replay))
+    }
+
+    /// The shared durability state.
+    pub fn sync_handle(&self) -> Arc<WalSync> {
+        self.sync.clone()
+    }
+
+    /// Bytes in the file.
+    pub fn len(&self) -> u64 {
+        self.end
+    }
+
+    /// True if the WAL holds no records.
+    pub fn is_empty(&self) -> bool {
+        self.end <= FILE_HEADER_LEN as u64
+    }
+
+    /// A reusable buffer to encode records into before [`WalWriter::append_buffer`], and the synced
+    /// offset to record in them.
+    pub fn buffer(&mut self) -> (&mut Vec<u8>, u64) {
+        self.buffer.clear();
+        (&mut self.buffer, self.sync.synced_offset())
+    }
+
+    /// Writes the buffered records (ending with sequence `last_seq`) to the file. On failure the file is cut
+    /// back to its previous end, so a failed write leaves no partial record; if even that fails the WAL is
+    /// poisoned.
+    pub fn append_buffer(&mut self, last_seq: u64) -> Result<()> {
+        if self.sync.is_poisoned() {
+            return Err(Error::Poisoned { slot: self.sync.slot, op: "WAL fsync" });
+        }
+        if let Err(err) = self.file.write_all_at(&self.buffer, self.end) {
+            if self.file.set_len(self.end).is_err() {
+                self.sync.poison();
+            }
+            return Err(Error::io("write", &self.path, err));
+        }
+        self.end += self.buffer.len() as u64;
+        self.sync.note_written(last_seq, self.end);
+        Ok(())
+    }
+
+    /// Empties the WAL after a checkpoint made everything in it durable below (`checkpoint_seq`).
+    pub fn reset(&mut self, checkpoint_seq: u64) -> Result<()> {
+        self.file.set_len(FILE_HEADER_LEN as u64).map_err(|e| Error::io("truncate", &self.path, e))?;
+        self.file.sync().map_err(|e| Error::io("fsync", &self.path, e))?;
+        self.end = FILE_HEADER_LEN as u64;
+        self.sync.note_synced(checkpoint_seq, self.end);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record_bytes() -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_record(7, 16, WalOp::Set, 1, 0, b"k", b"\x00\x00v", &mut out);
+        out
+    }
+
+    #[test]
+    fn golden_bytes() {
+        // docs/format.md §"WAL" shows this record.
+        let bytes = record_bytes();
+        let body: &[u8] = b"\x07\x00\x00\x00\x00\x00\x00\x00\x10\x00\x00\x00\x00\x00\x00\x00\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x03\x00\x00\x00k\x00\x00v";
+        assert_eq!(&bytes[0..4], &(body.len() as u32).to_le_bytes());
+        assert_eq!(&bytes[4..8], &format::crc32(body).to_le_bytes());
+        assert_eq!(&bytes[8..], body);
+        let (record, len) = decode_record(&bytes).expect("decodes");
+        assert_eq!(len, bytes.len());
+        assert_eq!(record, WalRecord { seq: 7, synced_offset: 16, op: WalOp::Set, db: 1, expire_at: 0, key: b"k".to_vec(), envelope: b"\x00\x00v".to_vec() });
+    }
+
+    #[test]
+    fn every_truncation_and_flip_is_rejected() {
+        let bytes = record_bytes();
+        for len in 0..bytes.len() {
+            assert!(decode_record(&bytes[..len]).is_err(), "truncation to {len}");
+        }
+        for index in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[index] ^= 0x10;
+            assert!(decode_record(&bad).is_err(), "flip at {index}");
+        }
+    }
+
+    #[test]
+    fn replay_truncates_torn_tail_but_rejects_middle_corruption() {
+        let mut file = format::file_header(format::MAGIC_WAL, 0).to_vec();
+        for seq in 1..=3 {
+            // Each record claims everything before it was synced (as under fsync always).
+            let synced = file.len() as u64;
+            encode_record(seq, synced, WalOp::Delete, 0, 0, format!("key{seq}").as_bytes(), b"", &mut file);
+        }
+        let full = file.len();
+        let replayed = replay(&file, Path::new("wal")).expect("clean");
+        assert_eq!(replayed.records.len(), 3);
+        assert!(replayed.torn_tail.is_none());
+        // Torn: the last record cut short.
+        let torn = replay(&file[..full - 3], Path::new("wal")).expect("torn tail tolerated");
+        assert_eq!(torn.records.len(), 2);
+        assert!(torn.torn_tail.is_some());
+        // Middle corruption: flip a byte of the first record's body.
+        let mut bad = file.clone();
+        bad[FILE_HEADER_LEN + 12] ^= 1;
+        let err = replay(&bad, Path::new("wal")).expect_err("middle corruption");
+        assert!(err.to_string().contains("offset 16"), "{err}");
+        // An unsynced hole (zeros) followed by records that never saw a sync past it: a torn tail.
+        let mut unsynced = format::file_header(format::MAGIC_WAL, 0).to_vec();
+        encode_record(1, 16, WalOp::Delete, 0, 0, b"a", b"", &mut unsynced);
+        let hole_at = unsynced.len();
+        unsynced.extend_from_slice(&[0; 40]);
+        encode_record(3, 16, WalOp::Delete, 0, 0, b"c", b"", &mut unsynced);
+        let replayed = replay(&unsynced, Path::new("wal")).expect("hole tolerated");
+        assert_eq!(replayed.records.len(), 1);
+        assert_eq!(replayed.torn_tail.map(|(offset, _)| offset), Some(hole_at as u64));
+    }
+}

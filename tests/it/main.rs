@@ -1,3 +1,8 @@
-//! Integration tests: one binary, one module per area.
+//! The integration test binary: one module per topic.
 
 mod codegen;
+mod engine_corruption;
+mod engine_crash;
+mod engine_growth;
+mod engine_model;
+mod engine_support;

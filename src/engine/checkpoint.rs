@@ -1,0 +1,461 @@
+//! The checkpoint: moves every memtable entry into chunk segments and key buckets, compacts chunk files
+//! that are mostly dead, splits buckets as the table fills, and then empties the WAL.
+//!
+//! Order (docs/recovery.md): (1) new segments and big values are appended and fsynced; (2) every changed
+//! page and the new slot metadata go to the double-write batch, which is fsynced; (3) pages are written in
+//! place and fsynced; (4) the metadata is replaced atomically; (5) files that died are deleted and the WAL
+//! is truncated. Until (4) the old metadata and the WAL describe the data; after (2) recovery can finish
+//! (3) and (4) from the batch. Any error poisons the slot: the WAL still holds everything, and a restart
+//! recovers.
+
+use std::collections::BTreeMap;
+
+use super::buckets::{self, PageId};
+use super::dwb::DwbWriter;
+use super::error::{Error, Result};
+use super::meta::{self, ChunkFileMeta, SlotMeta};
+use super::page::{self, Cell, CellValue, Page, SegmentLocation, CELL_AREA, CELL_HEADER_LEN, PAGE_KIND_OVERFLOW, PAGE_KIND_PRIMARY};
+use super::segment::{self, SegmentWriter, CHUNK_FILE_MAX};
+use super::slot::{MemValue, Slot};
+
+/// The table splits a bucket while cells fill more than this share of the primary pages.
+const SPLIT_FILL: f64 = 0.75;
+
+/// A chunk file is compacted once less than this share of what was written to it is live.
+const COMPACT_LIVE_SHARE: f64 = 0.5;
+
+/// Where a memtable entry's value goes.
+#[derive(Clone, Copy)]
+enum Placement {
+    Inline,
+    Segment(usize),
+    Big,
+}
+
+struct Batch {
+    dwb: DwbWriter,
+    segments: SegmentWriter,
+    touched_chunks: Vec<u32>,
+    new_files: bool,
+    target_seq: u64,
+}
+
+impl Slot {
+    /// Moves the memtable into the layers below and empties the WAL. See the module docs.
+    pub fn checkpoint(&mut self) -> Result<()> {
+        if self.config.read_only {
+            return Ok(());
+        }
+        if let Some(op) = self.poisoned {
+            return Err(Error::Poisoned { slot: self.index, op });
+        }
+        let reset = self.flush_all_seq > self.meta.checkpoint_seq;
+        let flushes = self.db_flush_pending.iter().any(|(db, seq)| self.meta.db_flush_seq.get(db) != Some(seq));
+        if self.memtable.is_empty() && !reset && !flushes && self.cleanup_buckets.is_empty() && self.wal.is_empty() {
+            return Ok(());
+        }
+        match self.checkpoint_inner(reset) {
+            Ok(()) => {
+                self.stats.checkpoints += 1;
+                Ok(())
+            }
+            Err(err) => {
+                tracing::error!(slot = self.index, error = %err, "checkpoint failed; slot poisoned until restart");
+                self.poisoned = Some("checkpoint");
+                self.buckets.clear_cache();
+                self.chunks.clear_cache();
+                Err(err)
+            }
+        }
+    }
+
+    fn checkpoint_inner(&mut self, reset: bool) -> Result<()> {
+        let target_seq = self.next_seq - 1;
+        let mut meta = self.meta.clone();
+        meta.pending_deletes.clear();
+        meta.checkpoint_seq = target_seq;
+        let fs = self.config.fs.clone();
+        let zstd_level = Some(self.config.compression.level);
+        let mut batch = Batch {
+            dwb: DwbWriter::begin(fs.as_ref(), &self.dir)?,
+            segments: SegmentWriter::new(self.config.segment_size, zstd_level),
+            touched_chunks: Vec::new(),
+            new_files: false,
+            target_seq,
+        };
+        if reset {
+            self.reset_layout(&mut meta, &mut batch)?;
+        }
+        for (db, seq) in &self.db_flush_pending {
+            let marker = meta.db_flush_seq.entry(*db).or_insert(0);
+            *marker = (*marker).max(*seq);
+            meta.key_counts.insert(*db, 0);
+        }
+
+        // (1) Values that do not fit inline go to segments or big files first: cells need their locations.
+        let entries: Vec<_> = std::mem::take(&mut self.memtable).into_iter().collect();
+        let mut placements = Vec::with_capacity(entries.len());
+        for ((_, db, key), entry) in &entries {
+            let placement = match &entry.value {
+                MemValue::Set { envelope, .. } => {
+                    let inline_len = CELL_HEADER_LEN + key.len() + envelope.len();
+                    if envelope.len() <= self.config.inline_max && inline_len <= CELL_AREA {
+                        Placement::Inline
+                    } else if batch.segments.fits(key.len(), envelope.len()) {
+                        if batch.segments.must_seal_before(key.len(), envelope.len()) {
+                            self.append_segment(&mut meta, &mut batch)?;
+                        }
+                        Placement::Segment(batch.segments.add(entry.seq, *db, key, envelope))
+                    } else {
+                        self.chunks.write_big(entry.seq, *db, key, envelope)?;
+                        self.stats.big_values += 1;
+                        self.stats.big_value_bytes += envelope.len() as u64;
+                        batch.new_files = true;
+                        Placement::Big
+                    }
+                }
+                _ => Placement::Inline,
+            };
+            placements.push(placement);
+        }
+        if batch.segments.has_pending() {
+            self.append_segment(&mut meta, &mut batch)?;
+        }
+
+        // (2) Apply the entries bucket by bucket.
+        let mut by_bucket: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+        for (index, ((reversed_hash, _, _), _)) in entries.iter().enumerate() {
+            let bucket = buckets::bucket_of(reversed_hash.reverse_bits(), meta.level, meta.split);
+            by_bucket.entry(bucket).or_default().push(index);
+        }
+        for bucket in std::mem::take(&mut self.cleanup_buckets) {
+            by_bucket.entry(bucket).or_default();
+        }
+        for (bucket, indexes) in by_bucket {
+            if bucket >= meta.bucket_count() {
+                continue;
+            }
+            let (mut cells, overflow) = self.load_bucket(&batch, bucket)?;
+            let before: u64 = cells.iter().map(|c| c.encoded_len() as u64).sum();
+            cells.retain(|cell| {
+                let marker = meta.db_flush_seq.get(&cell.db).copied().unwrap_or(0);
+                let dead = cell.seq < marker || reset;
+                if dead {
+                    kill_value(&mut meta, cell);
+                }
+                !dead
+            });
+            for index in indexes {
+                let ((reversed_hash, db, key), entry) = &entries[index];
+                let hash = reversed_hash.reverse_bits();
+                let position = cells.iter().position(|c| c.hash == hash && c.db == *db && c.key == *key);
+                match &entry.value {
+                    MemValue::Set { kind, envelope } => {
+                        let value = match placements[index] {
+                            Placement::Inline => CellValue::Inline(envelope.to_vec()),
+                            Placement::Segment(ticket) => CellValue::Segment(
+                                batch.segments.locations[ticket].ok_or_else(|| Error::Config("segment location unresolved".into()))?,
+                            ),
+                            Placement::Big => CellValue::Big { id: entry.seq, envelope_len: envelope.len() as u64 },
+                        };
+                        let cell = Cell { hash, seq: entry.seq, expire_at: entry.expire_at, db: *db, key: key.clone(), kind: *kind, value };
+                        match position {
+                            Some(at) => {
+                                kill_value(&mut meta, &cells[at]);
+                                cells[at] = cell;
+                            }
+                            None => {
+                                cells.push(cell);
+                                *meta.key_counts.entry(*db).or_insert(0) += 1;
+                            }
+                        }
+                    }
+                    MemValue::Delete => {
+                        if let Some(at) = position {
+                            kill_value(&mut meta, &cells[at]);
+                            cells.swap_remove(at);
+                            let count = meta.key_counts.entry(*db).or_insert(0);
+                            *count = count.saturating_sub(1);
+                        }
+                    }
+                    MemValue::Retime => {
+                        if let Some(at) = position {
+                            cells[at].expire_at = entry.expire_at;
+                            cells[at].seq = entry.seq;
+                        }
+                    }
+                }
+            }
+            let after: u64 = cells.iter().map(|c| c.encoded_len() as u64).sum();
+            meta.used_bytes = (meta.used_bytes + after).saturating_sub(before);
+            let level = buckets::bucket_level(bucket, meta.level, meta.split);
+            self.write_bucket(&mut meta, &mut batch, bucket, level, cells, overflow)?;
+        }
+
+        // (3) Compact chunk files that are mostly dead.
+        self.compact(&mut meta, &mut batch)?;
+
+        // (4) Grow the table.
+        while meta.used_bytes as f64 > SPLIT_FILL * (meta.bucket_count() * CELL_AREA as u64) as f64 {
+            self.split_bucket(&mut meta, &mut batch)?;
+        }
+
+        // (5) Make segments and big values durable, then the batch, then the pages in place, then the metadata.
+        for id in &batch.touched_chunks {
+            let file = self.chunks.chunk_file(*id, false)?;
+            file.sync().map_err(|e| Error::io("fsync", self.chunks.chunk_path(*id), e))?;
+        }
+        if batch.new_files {
+            fs.sync_dir(&self.dir).map_err(|e| Error::io("fsync", &self.dir, e))?;
+        }
+        let meta_bytes = meta.encode();
+        batch.dwb.commit(&meta_bytes)?;
+        for id in batch.dwb.page_ids() {
+            if let Some(page) = batch.dwb.page(id)? {
+                self.buckets.write_page(id, &page)?;
+            }
+        }
+        self.buckets.sync()?;
+        meta::write_atomically(fs.as_ref(), &meta::slot_meta_path(&self.dir), &meta_bytes)?;
+        batch.dwb.clear()?;
+
+        // (6) The metadata is durable: clean up and empty the WAL.
+        for name in &meta.pending_deletes {
+            if let Some(id) = segment::parse_chunk_file_name(name) {
+                self.chunks.forget(id);
+            }
+            let path = self.dir.join(name);
+            if fs.exists(&path) {
+                fs.remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+            }
+        }
+        if reset {
+            self.buckets.truncate_to(meta.bucket_count(), meta.overflow_pages)?;
+            self.chunks.clear_cache();
+        }
+        self.wal.reset(target_seq)?;
+        self.meta = meta;
+        self.memtable_bytes = 0;
+        self.expiring_in_memtable = 0;
+        self.db_flush_pending.clear();
+        Ok(())
+    }
+
+    /// FLUSHALL: the table shrinks back to one empty bucket and every chunk and big file is to be deleted.
+    fn reset_layout(&mut self, meta: &mut SlotMeta, batch: &mut Batch) -> Result<()> {
+        for id in meta.chunk_files.keys() {
+            meta.pending_deletes.push(segment::chunk_file_name(*id));
+        }
+        let next_chunk = meta.chunk_files.keys().max().copied().unwrap_or(0).max(meta.active_chunk) + 1;
+        meta.chunk_files.clear();
+        meta.active_chunk = next_chunk;
+        let fs = self.config.fs.clone();
+        for name in fs.list(&self.dir).map_err(|e| Error::io("list", &self.dir, e))? {
+            if segment::parse_big_file_name(&name).is_some() {
+                meta.pending_deletes.push(name);
+            }
+        }
+        meta.level = 0;
+        meta.split = 0;
+        meta.overflow_pages = 1;
+        meta.free_overflow.clear();
+        meta.used_bytes = 0;
+        meta.key_counts.clear();
+        meta.db_flush_seq.clear();
+        let empty = Page { kind: PAGE_KIND_PRIMARY, level: 0, bucket: 0, next_overflow: 0, checkpoint_seq: batch.target_seq, cells: vec![] };
+        batch.dwb.add_page(PageId::bucket(0), &empty.encode())
+    }
+
+    /// Appends the writer's current segment to the active chunk file (opening a new one when full).
+    fn append_segment(&mut self, meta: &mut SlotMeta, batch: &mut Batch) -> Result<()> {
+        let active_full = meta.chunk_files.get(&meta.active_chunk).is_none_or(|c| c.committed_len >= CHUNK_FILE_MAX);
+        if active_full {
+            if meta.chunk_files.contains_key(&meta.active_chunk) {
+                meta.active_chunk = meta.chunk_files.keys().max().copied().unwrap_or(0).max(meta.active_chunk) + 1;
+            }
+            self.chunks.chunk_file(meta.active_chunk, true)?;
+            meta.chunk_files.insert(meta.active_chunk, ChunkFileMeta { committed_len: super::format::FILE_HEADER_LEN as u64, ..Default::default() });
+            batch.new_files = true;
+        }
+        let id = meta.active_chunk;
+        let chunk = meta.chunk_files.entry(id).or_default();
+        let offset = chunk.committed_len;
+        let sealed = batch.segments.seal(id, offset as u32);
+        let file = self.chunks.chunk_file(id, false)?;
+        file.write_all_at(&sealed.bytes, offset).map_err(|e| Error::io("write", self.chunks.chunk_path(id), e))?;
+        chunk.committed_len += sealed.bytes.len() as u64;
+        chunk.written_bytes += sealed.record_bytes;
+        chunk.live_bytes += sealed.record_bytes;
+        if !batch.touched_chunks.contains(&id) {
+            batch.touched_chunks.push(id);
+        }
+        Ok(())
+    }
+
+    /// The cells of a bucket chain (the batch's images first) and the chain's overflow page numbers.
+    fn load_bucket(&mut self, batch: &Batch, bucket: u64) -> Result<(Vec<Cell>, Vec<u64>)> {
+        let mut cells = Vec::new();
+        let mut overflow = Vec::new();
+        let mut id = PageId::bucket(bucket);
+        loop {
+            let offset = id.number * page::PAGE_SIZE as u64;
+            let page = match batch.dwb.page(id)? {
+                Some(image) => Page::decode(&image[..], self.buckets.path(id.file), offset)?,
+                None => {
+                    let bytes = self.buckets.read_page(id)?;
+                    Page::decode(&bytes[..], self.buckets.path(id.file), offset)?
+                }
+            };
+            if page.bucket != bucket {
+                return Err(Error::corrupt(self.buckets.path(id.file), offset, format!("page belongs to bucket {}, expected {bucket}", page.bucket)));
+            }
+            cells.extend(page.cells);
+            if page.next_overflow == 0 {
+                return Ok((cells, overflow));
+            }
+            if overflow.contains(&page.next_overflow) {
+                return Err(Error::corrupt(self.buckets.path(id.file), offset, "overflow chain loops"));
+            }
+            overflow.push(page.next_overflow);
+            id = PageId::overflow(page.next_overflow);
+        }
+    }
+
+    /// Packs cells into the bucket's primary page and as many overflow pages as needed, reusing the
+    /// chain's pages first, and adds the images to the batch.
+    fn write_bucket(&mut self, meta: &mut SlotMeta, batch: &mut Batch, bucket: u64, level: u8, cells: Vec<Cell>, mut old_overflow: Vec<u64>) -> Result<()> {
+        let mut pages: Vec<Vec<Cell>> = vec![Vec::new()];
+        let mut used = 0;
+        for cell in cells {
+            let len = cell.encoded_len();
+            if used + len > CELL_AREA {
+                pages.push(Vec::new());
+                used = 0;
+            }
+            used += len;
+            pages.last_mut().map(|page| page.push(cell));
+        }
+        let mut ids = vec![PageId::bucket(bucket)];
+        old_overflow.reverse();
+        for _ in 1..pages.len() {
+            let number = match old_overflow.pop().or_else(|| meta.free_overflow.pop()) {
+                Some(number) => number,
+                None => {
+                    meta.overflow_pages += 1;
+                    meta.overflow_pages - 1
+                }
+            };
+            ids.push(PageId::overflow(number));
+        }
+        meta.free_overflow.extend(old_overflow);
+        let count = pages.len();
+        for (index, cells) in pages.into_iter().enumerate() {
+            let next_overflow = if index + 1 < count { ids[index + 1].number } else { 0 };
+            let kind = if index == 0 { PAGE_KIND_PRIMARY } else { PAGE_KIND_OVERFLOW };
+            let page = Page { kind, level, bucket, next_overflow, checkpoint_seq: batch.target_seq, cells };
+            batch.dwb.add_page(ids[index], &page.encode())?;
+        }
+        Ok(())
+    }
+
+    /// Splits the next bucket of the linear-hashing table.
+    fn split_bucket(&mut self, meta: &mut SlotMeta, batch: &mut Batch) -> Result<()> {
+        let level = meta.level;
+        if level >= 50 {
+            return Err(Error::TooLarge("bucket table reached 2^50 buckets".into()));
+        }
+        let bucket = meta.split;
+        let (cells, overflow) = self.load_bucket(batch, bucket)?;
+        let (high, low): (Vec<Cell>, Vec<Cell>) = cells.into_iter().partition(|cell| (cell.hash >> level) & 1 == 1);
+        let sibling = bucket + (1u64 << level);
+        meta.split += 1;
+        if meta.split == 1u64 << level {
+            meta.level += 1;
+            meta.split = 0;
+        }
+        self.write_bucket(meta, batch, bucket, level + 1, low, overflow)?;
+        self.write_bucket(meta, batch, sibling, level + 1, high, Vec::new())
+    }
+
+    /// Carries the live records of mostly-dead chunk files forward into new segments and marks the old
+    /// files for deletion. A record is live iff its key's cell still points at it.
+    fn compact(&mut self, meta: &mut SlotMeta, batch: &mut Batch) -> Result<()> {
+        let mut candidates: Vec<(u32, ChunkFileMeta)> = meta
+            .chunk_files
+            .iter()
+            .filter(|(id, chunk)| {
+                **id != meta.active_chunk && chunk.written_bytes > 0 && (chunk.live_bytes as f64) < COMPACT_LIVE_SHARE * chunk.written_bytes as f64
+            })
+            .map(|(id, chunk)| (*id, *chunk))
+            .collect();
+        candidates.sort_by(|a, b| (a.1.live_bytes * b.1.written_bytes).cmp(&(b.1.live_bytes * a.1.written_bytes)));
+        let budget = self.config.wal_flush_bytes as u64;
+        let mut moved = 0u64;
+        for (id, chunk) in candidates {
+            if chunk.live_bytes > 0 && moved > 0 && moved + chunk.live_bytes > budget {
+                break;
+            }
+            moved += chunk.live_bytes;
+            let mut relocations: Vec<(u16, Vec<u8>, SegmentLocation, usize)> = Vec::new();
+            if chunk.live_bytes > 0 {
+                let mut offset = super::format::FILE_HEADER_LEN as u64;
+                while offset < chunk.committed_len {
+                    let segment = self.chunks.read_segment(id, offset as u32, chunk.committed_len)?;
+                    let records = segment::records(&segment.payload, segment.record_count)
+                        .map_err(|at| Error::corrupt(self.chunks.chunk_path(id), offset, format!("record at payload offset {at}")))?;
+                    for (record_offset, record) in records {
+                        let old = SegmentLocation { file: id, segment_offset: offset as u32, record_offset: record_offset as u32, envelope_len: record.envelope.len() as u32 };
+                        let hash = super::key::key_hash(record.db, record.key);
+                        let bucket = buckets::bucket_of(hash, meta.level, meta.split);
+                        let (cells, _) = self.load_bucket(batch, bucket)?;
+                        let live = cells.iter().any(|c| c.db == record.db && c.key == record.key && c.value == CellValue::Segment(old));
+                        if live {
+                            if batch.segments.must_seal_before(record.key.len(), record.envelope.len()) {
+                                self.append_segment(meta, batch)?;
+                            }
+                            let ticket = batch.segments.add(record.seq, record.db, record.key, record.envelope);
+                            relocations.push((record.db, record.key.to_vec(), old, ticket));
+                        }
+                    }
+                    offset += segment.encoded_len() as u64;
+                }
+                if batch.segments.has_pending() {
+                    self.append_segment(meta, batch)?;
+                }
+            }
+            let mut by_bucket: BTreeMap<u64, Vec<(u16, Vec<u8>, SegmentLocation, usize)>> = BTreeMap::new();
+            for relocation in relocations {
+                let hash = super::key::key_hash(relocation.0, &relocation.1);
+                by_bucket.entry(buckets::bucket_of(hash, meta.level, meta.split)).or_default().push(relocation);
+            }
+            for (bucket, moves) in by_bucket {
+                let (mut cells, overflow) = self.load_bucket(batch, bucket)?;
+                for (db, key, old, ticket) in moves {
+                    let new = batch.segments.locations[ticket].ok_or_else(|| Error::Config("segment location unresolved".into()))?;
+                    if let Some(cell) = cells.iter_mut().find(|c| c.db == db && c.key == key && c.value == CellValue::Segment(old)) {
+                        cell.value = CellValue::Segment(new);
+                    }
+                }
+                let level = buckets::bucket_level(bucket, meta.level, meta.split);
+                self.write_bucket(meta, batch, bucket, level, cells, overflow)?;
+            }
+            meta.chunk_files.remove(&id);
+            meta.pending_deletes.push(segment::chunk_file_name(id));
+        }
+        Ok(())
+    }
+}
+
+/// Accounts for a cell's value dying: its record stops being live, or its big file is to be deleted.
+fn kill_value(meta: &mut SlotMeta, cell: &Cell) {
+    match &cell.value {
+        CellValue::Inline(_) => {}
+        CellValue::Segment(location) => {
+            if let Some(chunk) = meta.chunk_files.get_mut(&location.file) {
+                let len = segment::record_len(cell.key.len(), location.envelope_len as usize) as u64;
+                chunk.live_bytes = chunk.live_bytes.saturating_sub(len);
+            }
+        }
+        CellValue::Big { id, .. } => meta.pending_deletes.push(segment::big_file_name(*id)),
+    }
+}
