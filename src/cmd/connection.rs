@@ -370,6 +370,6 @@ pub fn client_help(_ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdErr
         "SETNAME <name>",
         "    Assign the name <name> to the current connection.",
         "HELP",
-        "    Print this help.",
+        "    Prints this help.",
     ]))
 }

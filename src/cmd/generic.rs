@@ -551,6 +551,6 @@ pub fn object_help(_ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdErr
         "    Return the number of references of the value associated with the specified",
         "    <key>.",
         "HELP",
-        "    Print this help.",
+        "    Prints this help.",
     ]))
 }

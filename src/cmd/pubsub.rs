@@ -159,6 +159,6 @@ pub fn pubsub_help(_ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdErr
         "    Return the number of subscribers for the specified channels, excluding",
         "    pattern subscriptions(default: no channels).",
         "HELP",
-        "    Print this help.",
+        "    Prints this help.",
     ]))
 }

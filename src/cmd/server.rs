@@ -217,7 +217,7 @@ pub fn config_help(_ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdErr
         "REWRITE",
         "    Rewrite the configuration file.",
         "HELP",
-        "    Print this help.",
+        "    Prints this help.",
     ]))
 }
 
@@ -527,7 +527,7 @@ pub fn command_info(_ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdErr
     if names.is_empty() {
         return Ok(Reply::Array(COMMANDS.iter().map(command_info_entry).collect()));
     }
-    Ok(Reply::Array(names.iter().map(|name| find(name).map_or(Reply::NilArray, command_info_entry)).collect()))
+    Ok(Reply::Array(names.iter().map(|name| find(name).map_or(Reply::Nil, command_info_entry)).collect()))
 }
 
 /// ```text
@@ -610,6 +610,6 @@ pub fn command_help(_ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdEr
         "GETKEYS <full-command>",
         "    Return the keys from a full Redis command.",
         "HELP",
-        "    Print this help.",
+        "    Prints this help.",
     ]))
 }

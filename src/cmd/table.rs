@@ -218,7 +218,7 @@ static COMMAND_SUBCOMMANDS: [CommandSpec; 6] = [
         id: 14,
         name: "getkeys",
         fullname: "command|getkeys",
-        arity: -3,
+        arity: -4,
         flags: Flags::LOADING.union(Flags::STALE),
         acl: AclCategories::SLOW.union(AclCategories::CONNECTION),
         first_key: 0,

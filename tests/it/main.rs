@@ -1,8 +1,10 @@
 //! The integration test binary: one module per topic.
 
 mod codegen;
+mod differential;
 mod engine_corruption;
 mod engine_crash;
 mod engine_growth;
 mod engine_model;
 mod engine_support;
+mod support;

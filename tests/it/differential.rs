@@ -1,0 +1,566 @@
+//! Differential tests: the same command sequences go to `redis-server` and to `velo serve`, and the raw
+//! reply bytes must be identical (errors included), in RESP2 and in RESP3. A line starting with `~` has an
+//! unordered reply (its elements are sorted before comparing); `!` runs on both without comparing; `-` expects
+//! no reply at all (CLIENT REPLY OFF/SKIP).
+
+use crate::support::resp::{command, show, sorted};
+use crate::support::{Conn, RedisServer, TestServer};
+
+/// Runs `script` on both servers over fresh connections, RESP2 then RESP3, comparing every reply.
+fn compare(redis: &RedisServer, velo: &TestServer, name: &str, script: &[&str]) {
+    for resp3 in [false, true] {
+        let mut replies: Vec<Vec<Vec<u8>>> = Vec::new();
+        for port in [redis.port, velo.port] {
+            let mut conn = Conn::connect(port);
+            assert_eq!(conn.cmd(&["FLUSHALL"]), b"+OK\r\n");
+            if resp3 {
+                assert!(!conn.cmd(&["HELLO", "3"]).is_empty());
+            }
+            let mut out = Vec::new();
+            for line in script {
+                let (mode, text) = match line.as_bytes().first() {
+                    Some(b'~') => (b'~', &line[1..]),
+                    Some(b'!') => (b'!', &line[1..]),
+                    Some(b'-') => (b'-', &line[1..]),
+                    _ => (b'=', *line),
+                };
+                let args = velo::resp::decode::split_args(text.as_bytes()).expect("script line parses");
+                let args: Vec<&[u8]> = args.iter().map(|a| a.as_ref()).collect();
+                conn.send(&command(&args));
+                if mode == b'-' {
+                    out.push(Vec::new());
+                    continue;
+                }
+                let reply = conn.read_reply();
+                out.push(match mode {
+                    b'~' => sorted(&reply),
+                    b'!' => Vec::new(),
+                    _ => reply,
+                });
+            }
+            replies.push(out);
+        }
+        for (i, line) in script.iter().enumerate() {
+            assert!(
+                replies[0][i] == replies[1][i],
+                "{name} ({}), `{line}`:\n  redis: {}\n  velo:  {}",
+                if resp3 { "RESP3" } else { "RESP2" },
+                show(&replies[0][i]),
+                show(&replies[1][i])
+            );
+        }
+    }
+}
+
+fn servers() -> (RedisServer, TestServer) {
+    (RedisServer::start(), TestServer::start())
+}
+
+#[test]
+fn strings() {
+    let (redis, velo) = servers();
+    compare(
+        &redis,
+        &velo,
+        "set and get",
+        &[
+            "SET k v",
+            "GET k",
+            "GET missing",
+            "SET k v2 GET",
+            "SET k v3 NX",
+            "SET k v3 XX",
+            "GET k",
+            "SET n v XX",
+            "SET n v NX GET",
+            "SET k v NX XX",
+            "SET k v EX",
+            "SET k v EX 0",
+            "SET k v EX -5",
+            "SET k v EX abc",
+            "SET k v PX 100000 KEEPTTL",
+            "SET k v EX 100 PX 100",
+            "SET k v FOO",
+            "SET k v KEEPTTL",
+            "SET k v GET GET",
+            "SETNX k x",
+            "SETNX k2 x",
+            "GETSET k2 y",
+            "GETSET none y",
+            "GETDEL k2",
+            "GETDEL k2",
+            "GETEX k",
+            "GETEX nokey",
+            "GETEX k PERSIST",
+            "GETEX k EX 0",
+            "GETEX k EX 10 PX 10",
+            "GETEX k FOO",
+            "MSET a 1 b 2 c 3",
+            "MGET a b c d",
+            "MSET a 1 b",
+            "MSETNX a 1 z 2",
+            "MSETNX y 1 z 2",
+            "MGET y z",
+            "SETEX se 0 v",
+            "SETEX se -1 v",
+            "SETEX se x v",
+            "PSETEX pe 0 v",
+            "SETEX se 100 v",
+            "GET se",
+            "APPEND ap hello",
+            "APPEND ap \" world\"",
+            "GET ap",
+            "STRLEN ap",
+            "STRLEN none",
+            "GETRANGE ap 0 4",
+            "GETRANGE ap -5 -1",
+            "GETRANGE ap 5 1",
+            "GETRANGE ap -1 -5",
+            "GETRANGE ap 0 100",
+            "GETRANGE none 0 1",
+            "GETRANGE ap x 1",
+            "SUBSTR ap 1 3",
+            "SETRANGE sr 5 abc",
+            "GET sr",
+            "SETRANGE sr 0 XY",
+            "GET sr",
+            "SETRANGE sr -1 x",
+            "SETRANGE none 0 \"\"",
+            "SETRANGE sr 1 \"\"",
+            "SETRANGE sr 536870912 x",
+            "EXISTS none",
+        ],
+    );
+    compare(
+        &redis,
+        &velo,
+        "counters",
+        &[
+            "INCR i",
+            "INCRBY i 10",
+            "DECR i",
+            "DECRBY i 5",
+            "INCRBY i x",
+            "SET s abc",
+            "INCR s",
+            "SET big 9223372036854775807",
+            "INCR big",
+            "SET small -9223372036854775808",
+            "DECR small",
+            "DECRBY i -9223372036854775808",
+            "SET sp \" 1\"",
+            "INCR sp",
+            "INCRBYFLOAT f 10.5",
+            "INCRBYFLOAT f 0.1",
+            "INCRBYFLOAT f -5",
+            "INCRBYFLOAT f abc",
+            "INCRBYFLOAT s 1",
+            "INCRBYFLOAT f inf",
+            "SET fl 3",
+            "INCRBYFLOAT fl 1.5",
+            "GET fl",
+            "INCR fl",
+            "SET t v EX 100",
+            "INCR t2",
+            "SET num 5 EX 100",
+            "INCR num",
+            "TTL num",
+        ],
+    );
+    compare(
+        &redis,
+        &velo,
+        "lcs",
+        &[
+            "MSET key1 ohmytext key2 mynewtext",
+            "LCS key1 key2",
+            "LCS key1 key2 LEN",
+            "LCS key1 key2 IDX",
+            "LCS key1 key2 IDX MINMATCHLEN 4",
+            "LCS key1 key2 IDX MINMATCHLEN 4 WITHMATCHLEN",
+            "LCS key1 key2 IDX LEN",
+            "LCS key1 nokey",
+            "LCS key1 key2 FOO",
+        ],
+    );
+}
+
+#[test]
+fn keys_and_expiry() {
+    let (redis, velo) = servers();
+    compare(
+        &redis,
+        &velo,
+        "keys",
+        &[
+            "MSET a 1 b 2 c 3",
+            "DEL a b x",
+            "DEL a",
+            "EXISTS c c x",
+            "TYPE c",
+            "TYPE none",
+            "UNLINK c",
+            "DBSIZE",
+            "MSET k1 1 k2 2 other 3",
+            "~KEYS *",
+            "~KEYS k*",
+            "~KEYS k[12]",
+            "~KEYS ?ther",
+            "KEYS nomatch*",
+            "RENAME k1 k3",
+            "GET k3",
+            "RENAME nokey x",
+            "RENAME k3 k3",
+            "RENAMENX k3 k2",
+            "RENAMENX k3 k4",
+            "RENAMENX k4 k4",
+            "COPY k4 k5",
+            "COPY k4 k5",
+            "COPY k4 k5 REPLACE",
+            "COPY k4 k4",
+            "COPY k4 k4 DB 1",
+            "COPY k4 x DB 99",
+            "COPY k4 x DB x",
+            "COPY nokey x",
+            "COPY k4 x FOO",
+            "MOVE k4 1",
+            "MOVE k4 1",
+            "MOVE k5 0",
+            "MOVE k5 99",
+            "MOVE k5 x",
+            "SELECT 1",
+            "GET k4",
+            "SELECT 99",
+            "SELECT x",
+            "SELECT 0",
+            "TOUCH k2 other nokey",
+            "DBSIZE",
+            "SET o 12345",
+            "OBJECT ENCODING o",
+            "SET o abc",
+            "OBJECT ENCODING o",
+            "SET o aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "OBJECT ENCODING o",
+            "OBJECT ENCODING nokey",
+            "OBJECT REFCOUNT nokey",
+            "OBJECT FOO o",
+            "OBJECT",
+            "!RANDOMKEY",
+            "FLUSHDB",
+            "RANDOMKEY",
+            "SET only 1",
+            "RANDOMKEY",
+            "FLUSHDB FOO",
+            "FLUSHALL SYNC",
+            "FLUSHALL ASYNC",
+        ],
+    );
+    compare(
+        &redis,
+        &velo,
+        "expiry",
+        &[
+            "SET k v",
+            "TTL k",
+            "PTTL k",
+            "EXPIRETIME k",
+            "TTL nokey",
+            "PEXPIRETIME nokey",
+            "EXPIRE k 100",
+            "TTL k",
+            "EXPIRE k 200 NX",
+            "EXPIRE k 200 XX",
+            "TTL k",
+            "EXPIRE k 100 GT",
+            "EXPIRE k 300 GT",
+            "TTL k",
+            "EXPIRE k 400 LT",
+            "EXPIRE k 50 LT",
+            "TTL k",
+            "EXPIRE k 10 NX XX",
+            "EXPIRE k 10 GT LT",
+            "EXPIRE k 10 FOO",
+            "EXPIRE k x",
+            "EXPIRE nokey 10",
+            "PERSIST k",
+            "PERSIST k",
+            "TTL k",
+            "EXPIRE k 10 LT",
+            "TTL k",
+            "SET k2 v",
+            "EXPIRE k2 10 GT",
+            "EXPIREAT k 99999999999",
+            "EXPIRETIME k",
+            "PEXPIREAT k 99999999999000",
+            "PEXPIRETIME k",
+            "EXPIRE k 9223372036854775807",
+            "PEXPIRE k 9223372036854775807",
+            "EXPIRE k -1",
+            "EXISTS k",
+            "SET k v",
+            "PEXPIRE k 0",
+            "GET k",
+            "SET k v PXAT 1",
+            "GET k",
+            "SET k v EXAT 99999999999",
+            "EXPIRETIME k",
+            "SET k v PX 100000",
+            "SET k w KEEPTTL",
+            "PTTL k",
+        ],
+    );
+}
+
+#[test]
+fn errors_and_connection() {
+    let (redis, velo) = servers();
+    compare(
+        &redis,
+        &velo,
+        "errors",
+        &[
+            "FOO",
+            "FOO a b",
+            "GET",
+            "GET a b",
+            "SET k",
+            "CONFIG",
+            "CONFIG FOO",
+            "CONFIG GET",
+            "CLIENT FOO",
+            "OBJECT HELP",
+            "CONFIG HELP",
+            "PING",
+            "PING hello",
+            "PING a b",
+            "ECHO hi",
+            "ECHO",
+            "HELLO 4",
+            "HELLO x",
+            "HELLO 3 FOO",
+            "CLIENT SETNAME \"a b\"",
+            "CLIENT SETNAME myname",
+            "CLIENT GETNAME",
+            "CLIENT SETNAME \"\"",
+            "CLIENT GETNAME",
+            "CLIENT NO-EVICT on",
+            "CLIENT NO-EVICT maybe",
+            "COMMAND GETKEYS SET k v",
+            "COMMAND GETKEYS MSET a 1 b 2",
+            "COMMAND GETKEYS PING",
+            "COMMAND GETKEYS PING x",
+            "COMMAND GETKEYS FOO x",
+            "COMMAND GETKEYS GET",
+            "COMMAND GETKEYS GET a b",
+            "COMMAND INFO nosuchcommand",
+            "SWAPDB 0 x",
+            "SWAPDB x 0",
+            "SWAPDB 0 99",
+            "LASTSAVE x",
+            "TIME x",
+            "DBSIZE x",
+            "SHUTDOWN ABORT",
+            "CONFIG SET databases 5",
+            "CONFIG SET nosuch 1",
+            "CONFIG SET maxclients",
+            "SCAN x",
+            "SCAN 0 COUNT 0",
+            "SCAN 0 FOO",
+            "MULTI",
+            "MULTI",
+            "EXEC",
+            "EXEC",
+            "DISCARD",
+        ],
+    );
+    compare(
+        &redis,
+        &velo,
+        "client reply",
+        &["-CLIENT REPLY OFF", "-SET a 1", "CLIENT REPLY ON", "-CLIENT REPLY SKIP", "-GET a", "GET a", "PING"],
+    );
+}
+
+#[test]
+fn transactions() {
+    let (redis, velo) = servers();
+    compare(
+        &redis,
+        &velo,
+        "multi exec",
+        &[
+            "MULTI",
+            "SET a 1",
+            "INCR a",
+            "GET a",
+            "EXEC",
+            "MULTI",
+            "SET b 1",
+            "INCR a b",
+            "FOO",
+            "EXEC",
+            "GET b",
+            "MULTI",
+            "SET s abc",
+            "INCR s",
+            "GET s",
+            "EXEC",
+            "MULTI",
+            "DISCARD",
+            "DISCARD",
+            "MULTI",
+            "WATCH x",
+            "EXEC",
+            "WATCH a",
+            "MULTI",
+            "INCR a",
+            "EXEC",
+            "WATCH a",
+            "SET a 10",
+            "MULTI",
+            "INCR a",
+            "EXEC",
+            "WATCH a",
+            "UNWATCH",
+            "SET a 20",
+            "MULTI",
+            "INCR a",
+            "EXEC",
+            "MULTI",
+            "SELECT 1",
+            "SET x 1",
+            "EXEC",
+            "GET x",
+            "SELECT 1",
+            "GET x",
+            "MULTI",
+            "SHUTDOWN",
+            "EXEC",
+        ],
+    );
+    // WATCH is broken by another client's write.
+    for port in [redis.port, velo.port] {
+        let mut first = Conn::connect(port);
+        let mut second = Conn::connect(port);
+        first.cmd(&["FLUSHALL"]);
+        first.cmd(&["SET", "w", "1"]);
+        assert_eq!(first.cmd(&["WATCH", "w"]), b"+OK\r\n");
+        second.cmd(&["SET", "w", "2"]);
+        first.cmd(&["MULTI"]);
+        first.cmd(&["SET", "w", "3"]);
+        assert_eq!(first.cmd(&["EXEC"]), b"*-1\r\n", "port {port}");
+        assert_eq!(first.cmd(&["GET", "w"]), b"$1\r\n2\r\n");
+        // Expiry of a watched key breaks the transaction too.
+        first.cmd(&["SET", "e", "1", "PX", "50"]);
+        first.cmd(&["WATCH", "e"]);
+        std::thread::sleep(std::time::Duration::from_millis(120));
+        first.cmd(&["MULTI"]);
+        first.cmd(&["SET", "other", "1"]);
+        assert_eq!(first.cmd(&["EXEC"]), b"*-1\r\n", "port {port}");
+    }
+}
+
+#[test]
+fn pubsub() {
+    let (redis, velo) = servers();
+    compare(
+        &redis,
+        &velo,
+        "pubsub commands",
+        &[
+            "PUBLISH ch hello",
+            "PUBSUB NUMSUB ch other",
+            "PUBSUB NUMPAT",
+            "PUBSUB CHANNELS",
+            "UNSUBSCRIBE",
+            "PUNSUBSCRIBE",
+            "SUBSCRIBE a b",
+            "!PING",
+            "PSUBSCRIBE p*",
+            "UNSUBSCRIBE a",
+            "PUNSUBSCRIBE",
+            "UNSUBSCRIBE",
+            "PING",
+        ],
+    );
+    for resp3 in [false, true] {
+        let mut outputs = Vec::new();
+        for port in [redis.port, velo.port] {
+            let mut subscriber = Conn::connect(port);
+            let mut publisher = Conn::connect(port);
+            if resp3 {
+                subscriber.cmd(&["HELLO", "3"]);
+            }
+            let mut out = Vec::new();
+            out.push(subscriber.cmd(&["SUBSCRIBE", "news"]));
+            out.push(subscriber.cmd(&["PSUBSCRIBE", "n*"]));
+            out.push(subscriber.cmd(&["GET", "x"]));
+            out.push(publisher.cmd(&["PUBLISH", "news", "hi"]));
+            out.push(subscriber.read_reply());
+            out.push(subscriber.read_reply());
+            out.push(publisher.cmd(&["PUBSUB", "NUMSUB", "news"]));
+            out.push(publisher.cmd(&["PUBSUB", "CHANNELS", "n*"]));
+            out.push(publisher.cmd(&["PUBSUB", "NUMPAT"]));
+            out.push(subscriber.cmd(&["PING"]));
+            out.push(subscriber.cmd(&["UNSUBSCRIBE", "news"]));
+            out.push(subscriber.cmd(&["PUNSUBSCRIBE", "n*"]));
+            out.push(publisher.cmd(&["PUBLISH", "news", "hi"]));
+            outputs.push(out);
+        }
+        for (i, (r, v)) in outputs[0].iter().zip(&outputs[1]).enumerate() {
+            assert!(r == v, "pubsub step {i} (resp3 {resp3}):\n  redis: {}\n  velo:  {}", show(r), show(v));
+        }
+    }
+}
+
+#[test]
+fn swapdb_and_scan() {
+    let (redis, velo) = servers();
+    compare(
+        &redis,
+        &velo,
+        "swapdb",
+        &[
+            "SET a 0",
+            "SELECT 1",
+            "SET b 1",
+            "SWAPDB 0 1",
+            "GET a",
+            "GET b",
+            "SELECT 0",
+            "GET b",
+            "SWAPDB 0 1",
+            "GET a",
+            "DBSIZE",
+        ],
+    );
+    // SCAN: cursors differ by design; the set of keys found by a full iteration must not.
+    let mut found = Vec::new();
+    for port in [redis.port, velo.port] {
+        let mut conn = Conn::connect(port);
+        conn.cmd(&["FLUSHALL"]);
+        for i in 0..300 {
+            conn.cmd(&["SET", &format!("key:{i}"), "v"]);
+        }
+        conn.cmd(&["SET", "other", "v"]);
+        let mut keys = Vec::new();
+        let mut cursor = "0".to_string();
+        loop {
+            let reply = conn.cmd(&["SCAN", &cursor, "MATCH", "key:*", "COUNT", "50", "TYPE", "string"]);
+            let (value, _) = crate::support::resp::parse(&reply).expect("scan reply");
+            let crate::support::resp::Value::Agg(_, Some(parts)) = value else { panic!("scan reply {}", show(&reply)) };
+            let crate::support::resp::Value::Blob(_, Some(next)) = &parts[0] else { panic!() };
+            let crate::support::resp::Value::Agg(_, Some(batch)) = &parts[1] else { panic!() };
+            keys.extend(batch.iter().cloned());
+            cursor = String::from_utf8(next.clone()).unwrap();
+            if cursor == "0" {
+                break;
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        found.push(keys);
+    }
+    assert_eq!(found[0].len(), 300);
+    assert_eq!(found[0], found[1]);
+}
