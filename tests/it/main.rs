@@ -7,4 +7,6 @@ mod engine_crash;
 mod engine_growth;
 mod engine_model;
 mod engine_support;
+mod lifecycle;
+mod protocol;
 mod support;
