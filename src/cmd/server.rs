@@ -150,7 +150,7 @@ pub fn config_get(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
 /// ```
 pub fn config_set(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let rest = args.rest();
-    if rest.len() % 2 != 0 {
+    if !rest.len().is_multiple_of(2) {
         return Err(CmdError::WrongArity("config|set"));
     }
     let mut updates = Vec::new();

@@ -110,7 +110,7 @@ pub fn set(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         return Err(CmdError::WrongType);
     }
     let exists = old.is_some();
-    let apply = !(nx && exists) && !(xx && !exists);
+    let apply = if exists { !nx } else { !xx };
     if apply {
         let expire = if keepttl { old.as_ref().and_then(|e| e.expire_at_ms).map(|at| at as i64) } else { expire };
         write_string(&mut slot, db, &key, &value, expire, now)?;
@@ -269,7 +269,7 @@ pub fn mget(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 
 fn pairs(args: &mut Args, command: &'static str) -> Result<Vec<(Bytes, Bytes)>, CmdError> {
     let rest = args.rest();
-    if rest.len() % 2 != 0 {
+    if !rest.len().is_multiple_of(2) {
         return Err(CmdError::WrongArity(command));
     }
     Ok(rest.chunks(2).map(|pair| (pair[0].clone(), pair[1].clone())).collect())

@@ -244,6 +244,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -12,15 +12,17 @@ use bytes::Bytes;
 
 use super::client::ClientHandle;
 
+type WatchMap = HashMap<(u16, Bytes), Vec<Arc<ClientHandle>>>;
+
 /// Watched keys → watching clients.
 #[derive(Default)]
 pub struct Watches {
-    keys: Mutex<HashMap<(u16, Bytes), Vec<Arc<ClientHandle>>>>,
+    keys: Mutex<WatchMap>,
     count: AtomicUsize,
 }
 
 impl Watches {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(u16, Bytes), Vec<Arc<ClientHandle>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, WatchMap> {
         self.keys.lock().unwrap_or_else(|p| p.into_inner())
     }
 

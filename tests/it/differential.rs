@@ -491,20 +491,21 @@ fn pubsub() {
             if resp3 {
                 subscriber.cmd(&["HELLO", "3"]);
             }
-            let mut out = Vec::new();
-            out.push(subscriber.cmd(&["SUBSCRIBE", "news"]));
-            out.push(subscriber.cmd(&["PSUBSCRIBE", "n*"]));
-            out.push(subscriber.cmd(&["GET", "x"]));
-            out.push(publisher.cmd(&["PUBLISH", "news", "hi"]));
-            out.push(subscriber.read_reply());
-            out.push(subscriber.read_reply());
-            out.push(publisher.cmd(&["PUBSUB", "NUMSUB", "news"]));
-            out.push(publisher.cmd(&["PUBSUB", "CHANNELS", "n*"]));
-            out.push(publisher.cmd(&["PUBSUB", "NUMPAT"]));
-            out.push(subscriber.cmd(&["PING"]));
-            out.push(subscriber.cmd(&["UNSUBSCRIBE", "news"]));
-            out.push(subscriber.cmd(&["PUNSUBSCRIBE", "n*"]));
-            out.push(publisher.cmd(&["PUBLISH", "news", "hi"]));
+            let out = vec![
+                subscriber.cmd(&["SUBSCRIBE", "news"]),
+                subscriber.cmd(&["PSUBSCRIBE", "n*"]),
+                subscriber.cmd(&["GET", "x"]),
+                publisher.cmd(&["PUBLISH", "news", "hi"]),
+                subscriber.read_reply(),
+                subscriber.read_reply(),
+                publisher.cmd(&["PUBSUB", "NUMSUB", "news"]),
+                publisher.cmd(&["PUBSUB", "CHANNELS", "n*"]),
+                publisher.cmd(&["PUBSUB", "NUMPAT"]),
+                subscriber.cmd(&["PING"]),
+                subscriber.cmd(&["UNSUBSCRIBE", "news"]),
+                subscriber.cmd(&["PUNSUBSCRIBE", "n*"]),
+                publisher.cmd(&["PUBLISH", "news", "hi"]),
+            ];
             outputs.push(out);
         }
         for (i, (r, v)) in outputs[0].iter().zip(&outputs[1]).enumerate() {

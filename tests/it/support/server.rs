@@ -170,11 +170,6 @@ impl RedisServer {
         }
         panic!("redis-server did not start");
     }
-
-    /// A new connection.
-    pub fn connect(&self) -> Conn {
-        Conn::connect(self.port)
-    }
 }
 
 impl Drop for RedisServer {
