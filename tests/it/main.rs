@@ -9,4 +9,5 @@ mod engine_model;
 mod engine_support;
 mod lifecycle;
 mod protocol;
+mod server_commands;
 mod support;
