@@ -32,14 +32,47 @@ pub fn parse_i64(bytes: &[u8]) -> Option<i64> {
     Some(value)
 }
 
-/// Parses a float as Redis's `string2ld`: no spaces, no NaN; `inf` and `-inf` accepted.
+/// Parses a float as Redis's `string2ld` (`strtold`): no spaces, no NaN; `inf`, `-inf` and C hex floats
+/// (`0x1.8p3`) accepted.
 pub fn parse_f64(bytes: &[u8]) -> Option<f64> {
     let text = std::str::from_utf8(bytes).ok()?;
     if text.is_empty() || text.starts_with(|c: char| c.is_whitespace()) || text.ends_with(|c: char| c.is_whitespace()) {
         return None;
     }
-    let value: f64 = text.parse().ok()?;
+    let value: f64 = match text.parse() {
+        Ok(value) => value,
+        Err(_) => parse_hex_float(text)?,
+    };
     (!value.is_nan()).then_some(value)
+}
+
+/// C's hexadecimal floating constants: `[+-]0x<hex>[.<hex>][p[+-]<dec>]`.
+fn parse_hex_float(text: &str) -> Option<f64> {
+    let (negative, rest) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let rest = rest.strip_prefix("0x").or_else(|| rest.strip_prefix("0X"))?;
+    let (mantissa, exponent) = match rest.find(['p', 'P']) {
+        Some(i) => (&rest[..i], rest[i + 1..].parse::<i32>().ok()?),
+        None => (rest, 0),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int_part.is_empty() && frac_part.is_empty() {
+        return None;
+    }
+    let mut value = 0f64;
+    for c in int_part.chars() {
+        value = value * 16.0 + f64::from(c.to_digit(16)?);
+    }
+    let mut scale = 1.0 / 16.0;
+    for c in frac_part.chars() {
+        value += f64::from(c.to_digit(16)?) * scale;
+        scale /= 16.0;
+    }
+    let value = value * 2f64.powi(exponent);
+    Some(if negative { -value } else { value })
 }
 
 impl Args {
@@ -137,5 +170,8 @@ mod tests {
         assert_eq!(parse_f64(b"-inf"), Some(f64::NEG_INFINITY));
         assert_eq!(parse_f64(b"nan"), None);
         assert_eq!(parse_f64(b" 1"), None);
+        assert_eq!(parse_f64(b"0x10"), Some(16.0));
+        assert_eq!(parse_f64(b"-0x1.8p1"), Some(-3.0));
+        assert_eq!(parse_f64(b"0x"), None);
     }
 }

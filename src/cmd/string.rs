@@ -462,6 +462,10 @@ pub fn decrby(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 /// trailing zeros removed. Redis computes in `long double` and prints 17 decimals; rounding the 64-bit
 /// result to 15 digits gives the same text for the common cases (`0.1 + 0.2` is `0.3`).
 pub fn format_float(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e19 {
+        // Integral values are exact in both representations: print every digit, as `%.17Lf` does.
+        return format!("{}", value as i128);
+    }
     let rounded: f64 = format!("{value:.14e}").parse().unwrap_or(value);
     let text = format!("{rounded}");
     if text == "-0" {
@@ -619,6 +623,7 @@ mod tests {
         assert_eq!(format_float(5000.0), "5000");
         assert_eq!(format_float(1e20), "100000000000000000000");
         assert_eq!(format_float(-1.5), "-1.5");
+        assert_eq!(format_float(9223372036854775808.0), "9223372036854775808");
     }
 
     #[test]

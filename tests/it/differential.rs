@@ -186,6 +186,94 @@ fn strings() {
 }
 
 #[test]
+fn edge_cases() {
+    let (redis, velo) = servers();
+    compare(
+        &redis,
+        &velo,
+        "overflowing times",
+        &[
+            "SET k v EX 9223372036854775807",
+            "SET k v PX 9223372036854775807",
+            "SET k v EXAT 9223372036854775807",
+            "SET k v PXAT 9223372036854775807",
+            "SETEX k 9223372036854775807 v",
+            "PSETEX k 9223372036854775807 v",
+            "SET k v",
+            "GETEX k EX 9223372036854775807",
+            "GETEX k PXAT 1",
+            "EXISTS k",
+            "SET k v",
+            "EXPIREAT k -1",
+            "EXISTS k",
+            "SET k v",
+            "EXPIRE k -9223372036854775808",
+            "SET k v",
+            "PEXPIRE k -9223372036854775808",
+            "SET k v EXAT 1",
+            "EXISTS k",
+            "SET k v EX 1.5",
+            "SET k v EX 01",
+        ],
+    );
+    compare(
+        &redis,
+        &velo,
+        "reset and hello",
+        &[
+            "CLIENT SETNAME before",
+            "MULTI",
+            "SET a 1",
+            "RESET",
+            "GET a",
+            "CLIENT GETNAME",
+            "SELECT 2",
+            "RESET",
+            "SET here 1",
+            "SELECT 0",
+            "GET here",
+            "!HELLO 3 SETNAME viahello",
+            "CLIENT GETNAME",
+            "!HELLO 2",
+            "HELLO 3 SETNAME \"bad name\"",
+            "HELLO 3 AUTH default",
+            "QUIT",
+        ],
+    );
+    compare(
+        &redis,
+        &velo,
+        "strings at the edges",
+        &[
+            "SET e \"\"",
+            "GET e",
+            "STRLEN e",
+            "APPEND e \"\"",
+            "GETRANGE e 0 -1",
+            "SETRANGE e 3 x",
+            "GET e",
+            "INCRBY n 9223372036854775807",
+            "INCR n",
+            "INCRBYFLOAT n 1",
+            "SET n 1e3",
+            "INCRBYFLOAT n 1",
+            "SET n 0x10",
+            "INCRBYFLOAT n 1",
+            "SET n \"1 \"",
+            "INCRBYFLOAT n 1",
+            "MGET",
+            "MSET",
+            "GETRANGE e 9223372036854775807 1",
+            "SET sp \"a b\"",
+            "GET sp",
+            "SET bin \"\\x00\\x01\\xff\"",
+            "GET bin",
+            "STRLEN bin",
+        ],
+    );
+}
+
+#[test]
 fn keys_and_expiry() {
     let (redis, velo) = servers();
     compare(
