@@ -1,6 +1,7 @@
 //! The integration test binary: one module per topic.
 
 mod codegen;
+mod concurrency;
 mod differential;
 mod engine_corruption;
 mod engine_crash;
