@@ -18,6 +18,7 @@ pub mod bitmap;
 pub mod codegen;
 pub mod connection;
 mod error;
+pub mod extfloat;
 pub mod generic;
 pub mod pubsub;
 pub mod server;

@@ -5,7 +5,8 @@
 
 use bytes::Bytes;
 
-use super::args::{parse_f64, parse_i64};
+use super::args::parse_i64;
+use super::extfloat::Ext;
 use super::{commit_all, guard_for, Args, CmdError, Ctx};
 use crate::engine::{Entry, Slot, ValueKind};
 use crate::resp::Reply;
@@ -458,40 +459,26 @@ pub fn decrby(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     incr_generic(ctx, key, delta)
 }
 
-/// Formats an INCRBYFLOAT result: fixed notation (never an exponent), at most 15 significant digits,
-/// trailing zeros removed. Redis computes in `long double` and prints 17 decimals; rounding the 64-bit
-/// result to 15 digits gives the same text for the common cases (`0.1 + 0.2` is `0.3`).
-pub fn format_float(value: f64) -> String {
-    if value.fract() == 0.0 && value.abs() < 1e19 {
-        // Integral values are exact in both representations: print every digit, as `%.17Lf` does.
-        return format!("{}", value as i128);
-    }
-    let rounded: f64 = format!("{value:.14e}").parse().unwrap_or(value);
-    let text = format!("{rounded}");
-    if text == "-0" {
-        "0".into()
-    } else {
-        text
-    }
-}
-
 /// ```text
 /// INCRBYFLOAT key increment
 /// ```
 pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
-    let delta = args.next_f64()?;
+    let delta = Ext::parse(&args.next_bytes()?).ok_or(CmdError::NotFloat)?;
     let db = ctx.db();
     let mut slot = ctx.engine.lock_key(&key);
     let (current, expire) = match as_string(slot.get(db, &key)?)? {
-        Some(entry) => (parse_f64(&entry.value).ok_or(CmdError::NotFloat)?, entry.expire_at_ms),
-        None => (0.0, None),
+        Some(entry) => (Ext::parse(&entry.value).ok_or(CmdError::NotFloat)?, entry.expire_at_ms),
+        None => (Ext::parse(b"0").ok_or(CmdError::NotFloat)?, None),
     };
-    let value = current + delta;
-    if !value.is_finite() {
+    if current.is_infinite() || delta.is_infinite() {
         return Err(CmdError::err("increment would produce NaN or Infinity"));
     }
-    let text = format_float(value);
+    let value = current.add(delta);
+    if value.is_infinite() {
+        return Err(CmdError::err("increment would produce NaN or Infinity"));
+    }
+    let text = value.to_human();
     slot.set(db, &key, ValueKind::String, text.as_bytes(), expire)?;
     slot.commit()?;
     ctx.touch(db, &key);
@@ -615,16 +602,6 @@ fn lcs_reply(a: &[u8], b: &[u8], len_only: bool, idx: bool, withmatchlen: bool, 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn float_text() {
-        assert_eq!(format_float(0.1 + 0.2), "0.3");
-        assert_eq!(format_float(10.5 + 0.1), "10.6");
-        assert_eq!(format_float(5000.0), "5000");
-        assert_eq!(format_float(1e20), "100000000000000000000");
-        assert_eq!(format_float(-1.5), "-1.5");
-        assert_eq!(format_float(9223372036854775808.0), "9223372036854775808");
-    }
 
     #[test]
     fn lcs_example() {
