@@ -339,7 +339,7 @@ impl Ext {
     }
 
     /// `self + other`, rounded once.
-    pub fn add(self, other: Ext) -> Ext {
+    pub fn plus(self, other: Ext) -> Ext {
         if self.infinite || other.infinite {
             return if self.infinite { self } else { other };
         }
@@ -405,7 +405,7 @@ mod tests {
     use super::Ext;
 
     fn sum(a: &str, b: &str) -> String {
-        Ext::parse(a.as_bytes()).unwrap().add(Ext::parse(b.as_bytes()).unwrap()).to_human()
+        Ext::parse(a.as_bytes()).unwrap().plus(Ext::parse(b.as_bytes()).unwrap()).to_human()
     }
 
     #[test]

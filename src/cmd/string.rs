@@ -474,7 +474,7 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
     if current.is_infinite() || delta.is_infinite() {
         return Err(CmdError::err("increment would produce NaN or Infinity"));
     }
-    let value = current.add(delta);
+    let value = current.plus(delta);
     if value.is_infinite() {
         return Err(CmdError::err("increment would produce NaN or Infinity"));
     }
