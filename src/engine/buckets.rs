@@ -41,11 +41,17 @@ pub struct PageId {
 impl PageId {
     /// The primary page of a bucket.
     pub fn bucket(bucket: u64) -> Self {
-        PageId { file: PageFile::Primary, number: bucket + 1 }
+        PageId {
+            file: PageFile::Primary,
+            number: bucket + 1,
+        }
     }
     /// An overflow page.
     pub fn overflow(number: u64) -> Self {
-        PageId { file: PageFile::Overflow, number }
+        PageId {
+            file: PageFile::Overflow,
+            number,
+        }
     }
 }
 
@@ -92,25 +98,46 @@ pub struct BucketStore {
 
 impl BucketStore {
     /// Opens the page files of a slot directory, creating them (header page only) when `create` is set.
-    pub fn open(fs: &dyn FileSystem, dir: &Path, create: bool, read_only: bool, cache_bytes: usize) -> Result<Self> {
+    pub fn open(
+        fs: &dyn FileSystem,
+        dir: &Path,
+        create: bool,
+        read_only: bool,
+        cache_bytes: usize,
+    ) -> Result<Self> {
         let primary_path = dir.join(BUCKETS_FILE);
         let overflow_path = dir.join(OVERFLOW_FILE);
         let open = |path: &Path| -> Result<Arc<dyn FileHandle>> {
-            let file = if read_only { fs.open_read(path) } else { fs.open(path, create) }.map_err(|e| Error::io("open", path, e))?;
+            let file = if read_only {
+                fs.open_read(path)
+            } else {
+                fs.open(path, create)
+            }
+            .map_err(|e| Error::io("open", path, e))?;
             if create {
-                file.set_len(0).map_err(|e| Error::io("truncate", path, e))?;
-                file.write_all_at(&header_page(), 0).map_err(|e| Error::io("write", path, e))?;
+                file.set_len(0)
+                    .map_err(|e| Error::io("truncate", path, e))?;
+                file.write_all_at(&header_page(), 0)
+                    .map_err(|e| Error::io("write", path, e))?;
                 file.sync().map_err(|e| Error::io("fsync", path, e))?;
             } else {
                 let mut header = [0u8; FILE_HEADER_LEN];
-                file.read_exact_at(&mut header, 0).map_err(|e| Error::io("read", path, e))?;
+                file.read_exact_at(&mut header, 0)
+                    .map_err(|e| Error::io("read", path, e))?;
                 format::check_file_header(&header, format::MAGIC_BUCKETS, path)?;
             }
             Ok(file)
         };
         let primary = open(&primary_path)?;
         let overflow = open(&overflow_path)?;
-        Ok(Self { primary_path, overflow_path, primary, overflow, cache: ByteLru::new(cache_bytes), overrides: Default::default() })
+        Ok(Self {
+            primary_path,
+            overflow_path,
+            primary,
+            overflow,
+            cache: ByteLru::new(cache_bytes),
+            overrides: Default::default(),
+        })
     }
 
     /// The path of a page file.
@@ -137,17 +164,27 @@ impl BucketStore {
             return Ok(page);
         }
         let offset = id.number * PAGE_SIZE as u64;
-        let mut buffer = Box::new([0u8; PAGE_SIZE]);
-        let path = self.path(id.file).to_path_buf();
-        self.handle(id.file).read_exact_at(&mut buffer[..], offset).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                Error::corrupt(&path, offset, "page missing: file is shorter than the bucket table")
+        let mut page: PageBuf = Arc::new([0u8; PAGE_SIZE]);
+        let Some(buffer) = Arc::get_mut(&mut page) else {
+            return Err(Error::corrupt(
+                self.path(id.file),
+                offset,
+                "page buffer shared",
+            ));
+        };
+        if let Err(e) = self.handle(id.file).read_exact_at(&mut buffer[..], offset) {
+            let path = self.path(id.file);
+            return Err(if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::corrupt(
+                    path,
+                    offset,
+                    "page missing: file is shorter than the bucket table",
+                )
             } else {
-                Error::io("read", &path, e)
-            }
-        })?;
-        page::verify(&buffer[..], &path, offset)?;
-        let page: PageBuf = Arc::from(buffer);
+                Error::io("read", path, e)
+            });
+        }
+        page::verify(&buffer[..], self.path(id.file), offset)?;
         self.cache.insert(id, page.clone(), PAGE_SIZE);
         Ok(page)
     }
@@ -156,7 +193,9 @@ impl BucketStore {
     pub fn write_page(&mut self, id: PageId, bytes: &[u8; PAGE_SIZE]) -> Result<()> {
         let offset = id.number * PAGE_SIZE as u64;
         let path = self.path(id.file).to_path_buf();
-        self.handle(id.file).write_all_at(bytes, offset).map_err(|e| Error::io("write", &path, e))?;
+        self.handle(id.file)
+            .write_all_at(bytes, offset)
+            .map_err(|e| Error::io("write", &path, e))?;
         self.cache.insert(id, Arc::new(*bytes), PAGE_SIZE);
         Ok(())
     }
@@ -168,8 +207,12 @@ impl BucketStore {
 
     /// fsyncs both page files.
     pub fn sync(&self) -> Result<()> {
-        self.primary.sync().map_err(|e| Error::io("fsync", &self.primary_path, e))?;
-        self.overflow.sync().map_err(|e| Error::io("fsync", &self.overflow_path, e))
+        self.primary
+            .sync()
+            .map_err(|e| Error::io("fsync", &self.primary_path, e))?;
+        self.overflow
+            .sync()
+            .map_err(|e| Error::io("fsync", &self.overflow_path, e))
     }
 
     /// Drops every cached page (after a failed checkpoint, or a reset).
@@ -179,15 +222,23 @@ impl BucketStore {
 
     /// Cache figures: hits, misses, bytes.
     pub fn cache_stats(&self) -> (u64, u64, u64) {
-        (self.cache.hits, self.cache.misses, self.cache.bytes() as u64)
+        (
+            self.cache.hits,
+            self.cache.misses,
+            self.cache.bytes() as u64,
+        )
     }
 
     /// Cuts both files to the pages the table uses (after FLUSHALL shrank it back to one bucket).
     pub fn truncate_to(&mut self, buckets: u64, overflow_pages: u64) -> Result<()> {
         let primary_len = (buckets + 1) * PAGE_SIZE as u64;
-        self.primary.set_len(primary_len).map_err(|e| Error::io("truncate", &self.primary_path, e))?;
+        self.primary
+            .set_len(primary_len)
+            .map_err(|e| Error::io("truncate", &self.primary_path, e))?;
         let overflow_len = overflow_pages.max(1) * PAGE_SIZE as u64;
-        self.overflow.set_len(overflow_len).map_err(|e| Error::io("truncate", &self.overflow_path, e))?;
+        self.overflow
+            .set_len(overflow_len)
+            .map_err(|e| Error::io("truncate", &self.overflow_path, e))?;
         self.cache.clear();
         Ok(())
     }

@@ -14,15 +14,25 @@ use super::buckets::{self, PageId};
 use super::dwb::DwbWriter;
 use super::error::{Error, Result};
 use super::meta::{self, ChunkFileMeta, SlotMeta};
-use super::page::{self, Cell, CellValue, Page, SegmentLocation, CELL_AREA, CELL_HEADER_LEN, PAGE_KIND_OVERFLOW, PAGE_KIND_PRIMARY};
+use super::page::{
+    self, Cell, CellValue, Page, SegmentLocation, CELL_AREA, CELL_HEADER_LEN, PAGE_KIND_OVERFLOW,
+    PAGE_KIND_PRIMARY,
+};
 use super::segment::{self, SegmentWriter, CHUNK_FILE_MAX};
 use super::slot::{MemValue, Slot};
 
 /// The table splits a bucket while cells fill more than this share of the primary pages.
-const SPLIT_FILL: f64 = 0.75;
+const SPLIT_FILL: f64 = 0.85;
 
 /// A chunk file is compacted once less than this share of what was written to it is live.
-const COMPACT_LIVE_SHARE: f64 = 0.5;
+const COMPACT_LIVE_SHARE: f64 = 0.65;
+
+/// A live record moving out of a chunk file being compacted: database, key, old location, ticket of its
+/// new location in the segment writer.
+type Relocation = (u16, Vec<u8>, SegmentLocation, usize);
+
+/// A record read from a chunk file being compacted: sequence, database, key, envelope, location.
+type StoredRecord = (u64, u16, Vec<u8>, Vec<u8>, SegmentLocation);
 
 /// Where a memtable entry's value goes.
 #[derive(Clone, Copy)]
@@ -47,11 +57,22 @@ impl Slot {
             return Ok(());
         }
         if let Some(op) = self.poisoned {
-            return Err(Error::Poisoned { slot: self.index, op });
+            return Err(Error::Poisoned {
+                slot: self.index,
+                op,
+            });
         }
         let reset = self.flush_all_seq > self.meta.checkpoint_seq;
-        let flushes = self.db_flush_pending.iter().any(|(db, seq)| self.meta.db_flush_seq.get(db) != Some(seq));
-        if self.memtable.is_empty() && !reset && !flushes && self.cleanup_buckets.is_empty() && self.wal.is_empty() {
+        let flushes = self
+            .db_flush_pending
+            .iter()
+            .any(|(db, seq)| self.meta.db_flush_seq.get(db) != Some(seq));
+        if self.memtable.is_empty()
+            && !reset
+            && !flushes
+            && self.cleanup_buckets.is_empty()
+            && self.wal.is_empty()
+        {
             return Ok(());
         }
         match self.checkpoint_inner(reset) {
@@ -75,7 +96,11 @@ impl Slot {
         meta.pending_deletes.clear();
         meta.checkpoint_seq = target_seq;
         let fs = self.config.fs.clone();
-        let zstd_level = Some(self.config.compression.level);
+        let zstd_level = self
+            .config
+            .compression
+            .segments
+            .then_some(self.config.compression.level);
         let mut batch = Batch {
             dwb: DwbWriter::begin(fs.as_ref(), &self.dir)?,
             segments: SegmentWriter::new(self.config.segment_size, zstd_level),
@@ -122,7 +147,53 @@ impl Slot {
             self.append_segment(&mut meta, &mut batch)?;
         }
 
-        // (2) Apply the entries bucket by bucket.
+        // (2) Grow the table first to the size the new cells need, so that entries land in buckets of
+        // normal size (applying a large batch to a small table and splitting afterwards is quadratic).
+        let inline_max = self.config.inline_max;
+        let cell_len = |key: &[u8], envelope: &[u8]| {
+            (CELL_HEADER_LEN + key.len() + envelope.len().min(inline_max).max(page::LOCATION_LEN))
+                as u64
+        };
+        let fits = |meta: &SlotMeta, incoming: u64| {
+            (meta.used_bytes + incoming) as f64
+                <= SPLIT_FILL * (meta.bucket_count() * CELL_AREA as u64) as f64
+        };
+        let mut incoming: u64 = entries
+            .iter()
+            .map(|((_, _, key), entry)| match &entry.value {
+                MemValue::Set { envelope, .. } => cell_len(key, envelope),
+                _ => 0,
+            })
+            .sum();
+        if !fits(&meta, incoming) {
+            // Count only the keys that are new: overwrites take no extra room. Looking every key up would
+            // double the checkpoint's page reads, so estimate from a sample; the split loop after the
+            // apply step corrects an underestimate.
+            let sets: Vec<usize> = (0..entries.len())
+                .filter(|&i| matches!(entries[i].1.value, MemValue::Set { .. }))
+                .collect();
+            let stride = (sets.len() / 512).max(1);
+            let (mut sampled, mut new_bytes) = (0u64, 0u64);
+            for &index in sets.iter().step_by(stride) {
+                let ((_, db, key), entry) = &entries[index];
+                if let MemValue::Set { envelope, .. } = &entry.value {
+                    let exists = match entry.prior {
+                        Some(prior) => prior,
+                        None => self.find_cell(*db, key)?.is_some(),
+                    };
+                    sampled += 1;
+                    if !exists {
+                        new_bytes += cell_len(key, envelope);
+                    }
+                }
+            }
+            incoming = new_bytes * sets.len() as u64 / sampled.max(1);
+        }
+        while !fits(&meta, incoming) {
+            self.split_bucket(&mut meta, &mut batch)?;
+        }
+
+        // (3) Apply the entries bucket by bucket.
         let mut by_bucket: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
         for (index, ((reversed_hash, _, _), _)) in entries.iter().enumerate() {
             let bucket = buckets::bucket_of(reversed_hash.reverse_bits(), meta.level, meta.split);
@@ -148,17 +219,32 @@ impl Slot {
             for index in indexes {
                 let ((reversed_hash, db, key), entry) = &entries[index];
                 let hash = reversed_hash.reverse_bits();
-                let position = cells.iter().position(|c| c.hash == hash && c.db == *db && c.key == *key);
+                let position = cells
+                    .iter()
+                    .position(|c| c.hash == hash && c.db == *db && c.key == *key);
                 match &entry.value {
                     MemValue::Set { kind, envelope } => {
                         let value = match placements[index] {
                             Placement::Inline => CellValue::Inline(envelope.to_vec()),
-                            Placement::Segment(ticket) => CellValue::Segment(
-                                batch.segments.locations[ticket].ok_or_else(|| Error::Config("segment location unresolved".into()))?,
-                            ),
-                            Placement::Big => CellValue::Big { id: entry.seq, envelope_len: envelope.len() as u64 },
+                            Placement::Segment(ticket) => {
+                                CellValue::Segment(batch.segments.locations[ticket].ok_or_else(
+                                    || Error::Config("segment location unresolved".into()),
+                                )?)
+                            }
+                            Placement::Big => CellValue::Big {
+                                id: entry.seq,
+                                envelope_len: envelope.len() as u64,
+                            },
                         };
-                        let cell = Cell { hash, seq: entry.seq, expire_at: entry.expire_at, db: *db, key: key.clone(), kind: *kind, value };
+                        let cell = Cell {
+                            hash,
+                            seq: entry.seq,
+                            expire_at: entry.expire_at,
+                            db: *db,
+                            key: key.clone(),
+                            kind: *kind,
+                            value,
+                        };
                         match position {
                             Some(at) => {
                                 kill_value(&mut meta, &cells[at]);
@@ -192,21 +278,24 @@ impl Slot {
             self.write_bucket(&mut meta, &mut batch, bucket, level, cells, overflow)?;
         }
 
-        // (3) Compact chunk files that are mostly dead.
+        // (4) Compact chunk files that are mostly dead.
         self.compact(&mut meta, &mut batch)?;
 
-        // (4) Grow the table.
-        while meta.used_bytes as f64 > SPLIT_FILL * (meta.bucket_count() * CELL_AREA as u64) as f64 {
+        // (5) Grow the table if deletes and updates did not leave enough room after all.
+        while meta.used_bytes as f64 > SPLIT_FILL * (meta.bucket_count() * CELL_AREA as u64) as f64
+        {
             self.split_bucket(&mut meta, &mut batch)?;
         }
 
-        // (5) Make segments and big values durable, then the batch, then the pages in place, then the metadata.
+        // (6) Make segments and big values durable, then the batch, then the pages in place, then the metadata.
         for id in &batch.touched_chunks {
             let file = self.chunks.chunk_file(*id, false)?;
-            file.sync().map_err(|e| Error::io("fsync", self.chunks.chunk_path(*id), e))?;
+            file.sync()
+                .map_err(|e| Error::io("fsync", self.chunks.chunk_path(*id), e))?;
         }
         if batch.new_files {
-            fs.sync_dir(&self.dir).map_err(|e| Error::io("fsync", &self.dir, e))?;
+            fs.sync_dir(&self.dir)
+                .map_err(|e| Error::io("fsync", &self.dir, e))?;
         }
         let meta_bytes = meta.encode();
         batch.dwb.commit(&meta_bytes)?;
@@ -219,18 +308,20 @@ impl Slot {
         meta::write_atomically(fs.as_ref(), &meta::slot_meta_path(&self.dir), &meta_bytes)?;
         batch.dwb.clear()?;
 
-        // (6) The metadata is durable: clean up and empty the WAL.
+        // (7) The metadata is durable: clean up and empty the WAL.
         for name in &meta.pending_deletes {
             if let Some(id) = segment::parse_chunk_file_name(name) {
                 self.chunks.forget(id);
             }
             let path = self.dir.join(name);
             if fs.exists(&path) {
-                fs.remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+                fs.remove_file(&path)
+                    .map_err(|e| Error::io("remove", &path, e))?;
             }
         }
         if reset {
-            self.buckets.truncate_to(meta.bucket_count(), meta.overflow_pages)?;
+            self.buckets
+                .truncate_to(meta.bucket_count(), meta.overflow_pages)?;
             self.chunks.clear_cache();
         }
         self.wal.reset(target_seq)?;
@@ -246,11 +337,21 @@ impl Slot {
         for id in meta.chunk_files.keys() {
             meta.pending_deletes.push(segment::chunk_file_name(*id));
         }
-        let next_chunk = meta.chunk_files.keys().max().copied().unwrap_or(0).max(meta.active_chunk) + 1;
+        let next_chunk = meta
+            .chunk_files
+            .keys()
+            .max()
+            .copied()
+            .unwrap_or(0)
+            .max(meta.active_chunk)
+            + 1;
         meta.chunk_files.clear();
         meta.active_chunk = next_chunk;
         let fs = self.config.fs.clone();
-        for name in fs.list(&self.dir).map_err(|e| Error::io("list", &self.dir, e))? {
+        for name in fs
+            .list(&self.dir)
+            .map_err(|e| Error::io("list", &self.dir, e))?
+        {
             if segment::parse_big_file_name(&name).is_some() {
                 meta.pending_deletes.push(name);
             }
@@ -262,19 +363,42 @@ impl Slot {
         meta.used_bytes = 0;
         meta.key_counts.clear();
         meta.db_flush_seq.clear();
-        let empty = Page { kind: PAGE_KIND_PRIMARY, level: 0, bucket: 0, next_overflow: 0, checkpoint_seq: batch.target_seq, cells: vec![] };
+        let empty = Page {
+            kind: PAGE_KIND_PRIMARY,
+            level: 0,
+            bucket: 0,
+            next_overflow: 0,
+            checkpoint_seq: batch.target_seq,
+            cells: vec![],
+        };
         batch.dwb.add_page(PageId::bucket(0), &empty.encode())
     }
 
     /// Appends the writer's current segment to the active chunk file (opening a new one when full).
     fn append_segment(&mut self, meta: &mut SlotMeta, batch: &mut Batch) -> Result<()> {
-        let active_full = meta.chunk_files.get(&meta.active_chunk).is_none_or(|c| c.committed_len >= CHUNK_FILE_MAX);
+        let active_full = meta
+            .chunk_files
+            .get(&meta.active_chunk)
+            .is_none_or(|c| c.committed_len >= CHUNK_FILE_MAX);
         if active_full {
             if meta.chunk_files.contains_key(&meta.active_chunk) {
-                meta.active_chunk = meta.chunk_files.keys().max().copied().unwrap_or(0).max(meta.active_chunk) + 1;
+                meta.active_chunk = meta
+                    .chunk_files
+                    .keys()
+                    .max()
+                    .copied()
+                    .unwrap_or(0)
+                    .max(meta.active_chunk)
+                    + 1;
             }
             self.chunks.chunk_file(meta.active_chunk, true)?;
-            meta.chunk_files.insert(meta.active_chunk, ChunkFileMeta { committed_len: super::format::FILE_HEADER_LEN as u64, ..Default::default() });
+            meta.chunk_files.insert(
+                meta.active_chunk,
+                ChunkFileMeta {
+                    committed_len: super::format::FILE_HEADER_LEN as u64,
+                    ..Default::default()
+                },
+            );
             batch.new_files = true;
         }
         let id = meta.active_chunk;
@@ -282,7 +406,8 @@ impl Slot {
         let offset = chunk.committed_len;
         let sealed = batch.segments.seal(id, offset as u32);
         let file = self.chunks.chunk_file(id, false)?;
-        file.write_all_at(&sealed.bytes, offset).map_err(|e| Error::io("write", self.chunks.chunk_path(id), e))?;
+        file.write_all_at(&sealed.bytes, offset)
+            .map_err(|e| Error::io("write", self.chunks.chunk_path(id), e))?;
         chunk.committed_len += sealed.bytes.len() as u64;
         chunk.written_bytes += sealed.record_bytes;
         chunk.live_bytes += sealed.record_bytes;
@@ -307,14 +432,22 @@ impl Slot {
                 }
             };
             if page.bucket != bucket {
-                return Err(Error::corrupt(self.buckets.path(id.file), offset, format!("page belongs to bucket {}, expected {bucket}", page.bucket)));
+                return Err(Error::corrupt(
+                    self.buckets.path(id.file),
+                    offset,
+                    format!("page belongs to bucket {}, expected {bucket}", page.bucket),
+                ));
             }
             cells.extend(page.cells);
             if page.next_overflow == 0 {
                 return Ok((cells, overflow));
             }
             if overflow.contains(&page.next_overflow) {
-                return Err(Error::corrupt(self.buckets.path(id.file), offset, "overflow chain loops"));
+                return Err(Error::corrupt(
+                    self.buckets.path(id.file),
+                    offset,
+                    "overflow chain loops",
+                ));
             }
             overflow.push(page.next_overflow);
             id = PageId::overflow(page.next_overflow);
@@ -323,7 +456,15 @@ impl Slot {
 
     /// Packs cells into the bucket's primary page and as many overflow pages as needed, reusing the
     /// chain's pages first, and adds the images to the batch.
-    fn write_bucket(&mut self, meta: &mut SlotMeta, batch: &mut Batch, bucket: u64, level: u8, cells: Vec<Cell>, mut old_overflow: Vec<u64>) -> Result<()> {
+    fn write_bucket(
+        &mut self,
+        meta: &mut SlotMeta,
+        batch: &mut Batch,
+        bucket: u64,
+        level: u8,
+        cells: Vec<Cell>,
+        mut old_overflow: Vec<u64>,
+    ) -> Result<()> {
         let mut pages: Vec<Vec<Cell>> = vec![Vec::new()];
         let mut used = 0;
         for cell in cells {
@@ -333,7 +474,9 @@ impl Slot {
                 used = 0;
             }
             used += len;
-            pages.last_mut().map(|page| page.push(cell));
+            if let Some(page) = pages.last_mut() {
+                page.push(cell);
+            }
         }
         let mut ids = vec![PageId::bucket(bucket)];
         old_overflow.reverse();
@@ -350,9 +493,24 @@ impl Slot {
         meta.free_overflow.extend(old_overflow);
         let count = pages.len();
         for (index, cells) in pages.into_iter().enumerate() {
-            let next_overflow = if index + 1 < count { ids[index + 1].number } else { 0 };
-            let kind = if index == 0 { PAGE_KIND_PRIMARY } else { PAGE_KIND_OVERFLOW };
-            let page = Page { kind, level, bucket, next_overflow, checkpoint_seq: batch.target_seq, cells };
+            let next_overflow = if index + 1 < count {
+                ids[index + 1].number
+            } else {
+                0
+            };
+            let kind = if index == 0 {
+                PAGE_KIND_PRIMARY
+            } else {
+                PAGE_KIND_OVERFLOW
+            };
+            let page = Page {
+                kind,
+                level,
+                bucket,
+                next_overflow,
+                checkpoint_seq: batch.target_seq,
+                cells,
+            };
             batch.dwb.add_page(ids[index], &page.encode())?;
         }
         Ok(())
@@ -366,7 +524,9 @@ impl Slot {
         }
         let bucket = meta.split;
         let (cells, overflow) = self.load_bucket(batch, bucket)?;
-        let (high, low): (Vec<Cell>, Vec<Cell>) = cells.into_iter().partition(|cell| (cell.hash >> level) & 1 == 1);
+        let (high, low): (Vec<Cell>, Vec<Cell>) = cells
+            .into_iter()
+            .partition(|cell| (cell.hash >> level) & 1 == 1);
         let sibling = bucket + (1u64 << level);
         meta.split += 1;
         if meta.split == 1u64 << level {
@@ -384,11 +544,15 @@ impl Slot {
             .chunk_files
             .iter()
             .filter(|(id, chunk)| {
-                **id != meta.active_chunk && chunk.written_bytes > 0 && (chunk.live_bytes as f64) < COMPACT_LIVE_SHARE * chunk.written_bytes as f64
+                **id != meta.active_chunk
+                    && chunk.written_bytes > 0
+                    && (chunk.live_bytes as f64) < COMPACT_LIVE_SHARE * chunk.written_bytes as f64
             })
             .map(|(id, chunk)| (*id, *chunk))
             .collect();
-        candidates.sort_by(|a, b| (a.1.live_bytes * b.1.written_bytes).cmp(&(b.1.live_bytes * a.1.written_bytes)));
+        candidates.sort_by(|a, b| {
+            (a.1.live_bytes * b.1.written_bytes).cmp(&(b.1.live_bytes * a.1.written_bytes))
+        });
         let budget = self.config.wal_flush_bytes as u64;
         let mut moved = 0u64;
         for (id, chunk) in candidates {
@@ -396,43 +560,81 @@ impl Slot {
                 break;
             }
             moved += chunk.live_bytes;
-            let mut relocations: Vec<(u16, Vec<u8>, SegmentLocation, usize)> = Vec::new();
+            let mut relocations: Vec<Relocation> = Vec::new();
             if chunk.live_bytes > 0 {
+                // Read every record of the file, then check liveness one bucket at a time.
+                let mut records_by_bucket: BTreeMap<u64, Vec<StoredRecord>> = BTreeMap::new();
                 let mut offset = super::format::FILE_HEADER_LEN as u64;
                 while offset < chunk.committed_len {
-                    let segment = self.chunks.read_segment(id, offset as u32, chunk.committed_len)?;
+                    let segment =
+                        self.chunks
+                            .read_segment(id, offset as u32, chunk.committed_len)?;
                     let records = segment::records(&segment.payload, segment.record_count)
-                        .map_err(|at| Error::corrupt(self.chunks.chunk_path(id), offset, format!("record at payload offset {at}")))?;
+                        .map_err(|at| {
+                            Error::corrupt(
+                                self.chunks.chunk_path(id),
+                                offset,
+                                format!("record at payload offset {at}"),
+                            )
+                        })?;
                     for (record_offset, record) in records {
-                        let old = SegmentLocation { file: id, segment_offset: offset as u32, record_offset: record_offset as u32, envelope_len: record.envelope.len() as u32 };
-                        let hash = super::key::key_hash(record.db, record.key);
-                        let bucket = buckets::bucket_of(hash, meta.level, meta.split);
-                        let (cells, _) = self.load_bucket(batch, bucket)?;
-                        let live = cells.iter().any(|c| c.db == record.db && c.key == record.key && c.value == CellValue::Segment(old));
-                        if live {
-                            if batch.segments.must_seal_before(record.key.len(), record.envelope.len()) {
-                                self.append_segment(meta, batch)?;
-                            }
-                            let ticket = batch.segments.add(record.seq, record.db, record.key, record.envelope);
-                            relocations.push((record.db, record.key.to_vec(), old, ticket));
-                        }
+                        let old = SegmentLocation {
+                            file: id,
+                            segment_offset: offset as u32,
+                            record_offset: record_offset as u32,
+                            envelope_len: record.envelope.len() as u32,
+                        };
+                        let bucket = buckets::bucket_of(
+                            super::key::key_hash(record.db, record.key),
+                            meta.level,
+                            meta.split,
+                        );
+                        records_by_bucket.entry(bucket).or_default().push((
+                            record.seq,
+                            record.db,
+                            record.key.to_vec(),
+                            record.envelope.to_vec(),
+                            old,
+                        ));
                     }
                     offset += segment.encoded_len() as u64;
+                }
+                for (bucket, records) in records_by_bucket {
+                    let (cells, _) = self.load_bucket(batch, bucket)?;
+                    for (seq, db, key, envelope, old) in records {
+                        let live = cells.iter().any(|c| {
+                            c.value == CellValue::Segment(old) && c.db == db && c.key == key
+                        });
+                        if live {
+                            if batch.segments.must_seal_before(key.len(), envelope.len()) {
+                                self.append_segment(meta, batch)?;
+                            }
+                            let ticket = batch.segments.add(seq, db, &key, &envelope);
+                            relocations.push((db, key, old, ticket));
+                        }
+                    }
                 }
                 if batch.segments.has_pending() {
                     self.append_segment(meta, batch)?;
                 }
             }
-            let mut by_bucket: BTreeMap<u64, Vec<(u16, Vec<u8>, SegmentLocation, usize)>> = BTreeMap::new();
+            let mut by_bucket: BTreeMap<u64, Vec<Relocation>> = BTreeMap::new();
             for relocation in relocations {
                 let hash = super::key::key_hash(relocation.0, &relocation.1);
-                by_bucket.entry(buckets::bucket_of(hash, meta.level, meta.split)).or_default().push(relocation);
+                by_bucket
+                    .entry(buckets::bucket_of(hash, meta.level, meta.split))
+                    .or_default()
+                    .push(relocation);
             }
             for (bucket, moves) in by_bucket {
                 let (mut cells, overflow) = self.load_bucket(batch, bucket)?;
                 for (db, key, old, ticket) in moves {
-                    let new = batch.segments.locations[ticket].ok_or_else(|| Error::Config("segment location unresolved".into()))?;
-                    if let Some(cell) = cells.iter_mut().find(|c| c.db == db && c.key == key && c.value == CellValue::Segment(old)) {
+                    let new = batch.segments.locations[ticket]
+                        .ok_or_else(|| Error::Config("segment location unresolved".into()))?;
+                    if let Some(cell) = cells
+                        .iter_mut()
+                        .find(|c| c.db == db && c.key == key && c.value == CellValue::Segment(old))
+                    {
                         cell.value = CellValue::Segment(new);
                     }
                 }
@@ -452,7 +654,8 @@ fn kill_value(meta: &mut SlotMeta, cell: &Cell) {
         CellValue::Inline(_) => {}
         CellValue::Segment(location) => {
             if let Some(chunk) = meta.chunk_files.get_mut(&location.file) {
-                let len = segment::record_len(cell.key.len(), location.envelope_len as usize) as u64;
+                let len =
+                    segment::record_len(cell.key.len(), location.envelope_len as usize) as u64;
                 chunk.live_bytes = chunk.live_bytes.saturating_sub(len);
             }
         }

@@ -23,6 +23,7 @@
 
 pub mod buckets;
 mod cache;
+mod checkpoint;
 pub mod dwb;
 pub mod envelope;
 pub mod error;
@@ -32,7 +33,6 @@ pub mod key;
 pub mod meta;
 pub mod page;
 pub mod segment;
-mod checkpoint;
 pub mod slot;
 pub mod wal;
 
@@ -69,7 +69,9 @@ impl FromStr for FsyncPolicy {
             "always" => Ok(FsyncPolicy::Always),
             "everysec" => Ok(FsyncPolicy::EverySec),
             "no" => Ok(FsyncPolicy::No),
-            other => Err(format!("invalid fsync policy '{other}': expected always, everysec or no")),
+            other => Err(format!(
+                "invalid fsync policy '{other}': expected always, everysec or no"
+            )),
         }
     }
 }
@@ -86,7 +88,10 @@ impl std::fmt::Display for FsyncPolicy {
 
 /// Milliseconds since the Unix epoch, from the system clock.
 pub fn system_clock_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// A source of "now" in Unix milliseconds (replaceable in tests).
@@ -324,10 +329,17 @@ impl Engine {
     pub fn open(dir: impl AsRef<Path>, options: EngineOptions) -> Result<Engine> {
         let dir = dir.as_ref().to_path_buf();
         let fs = options.fs.clone();
-        let lock = if options.read_only { None } else { Some(DirLock::acquire(fs.as_ref(), &dir)?) };
-        let meta = DataDirMeta::open_or_create(fs.as_ref(), &dir, options.slot_count, options.read_only)?;
+        let lock = if options.read_only {
+            None
+        } else {
+            Some(DirLock::acquire(fs.as_ref(), &dir)?)
+        };
+        let meta =
+            DataDirMeta::open_or_create(fs.as_ref(), &dir, options.slot_count, options.read_only)?;
         let slot_count = meta.slot_count as usize;
-        let wal_flush_bytes = options.wal_flush_bytes.unwrap_or_else(|| ((128usize << 20) / slot_count).max(4 << 20));
+        let wal_flush_bytes = options
+            .wal_flush_bytes
+            .unwrap_or_else(|| ((128usize << 20) / slot_count).max(4 << 20));
         let config = Arc::new(slot::SlotConfig {
             fs: fs.clone(),
             fsync: options.fsync,
@@ -347,8 +359,18 @@ impl Engine {
             let slot = Slot::open(index, &dir.join(format!("slot-{index}")), config.clone())?;
             slots.push(Arc::new(Mutex::new(slot)));
         }
-        let mut engine = Engine { dir, meta, slots, options, sync_thread: None, _lock: lock };
-        if engine.options.fsync == FsyncPolicy::EverySec && engine.options.background_sync && !engine.options.read_only {
+        let mut engine = Engine {
+            dir,
+            meta,
+            slots,
+            options,
+            sync_thread: None,
+            _lock: lock,
+        };
+        if engine.options.fsync == FsyncPolicy::EverySec
+            && engine.options.background_sync
+            && !engine.options.read_only
+        {
             engine.start_sync_thread();
         }
         Ok(engine)
@@ -356,7 +378,11 @@ impl Engine {
 
     fn start_sync_thread(&mut self) {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let syncers: Vec<_> = self.slots.iter().map(|slot| lock(slot).wal_syncer()).collect();
+        let syncers: Vec<_> = self
+            .slots
+            .iter()
+            .map(|slot| lock(slot).wal_syncer())
+            .collect();
         let thread_stop = stop.clone();
         let handle = std::thread::Builder::new()
             .name("velo-wal-sync".into())
@@ -364,8 +390,9 @@ impl Engine {
                 let (flag, condvar) = &*thread_stop;
                 let mut stopped = flag.lock().unwrap_or_else(|p| p.into_inner());
                 while !*stopped {
-                    let (guard, _) =
-                        condvar.wait_timeout(stopped, Duration::from_secs(1)).unwrap_or_else(|p| p.into_inner());
+                    let (guard, _) = condvar
+                        .wait_timeout(stopped, Duration::from_secs(1))
+                        .unwrap_or_else(|p| p.into_inner());
                     stopped = guard;
                     for syncer in &syncers {
                         // A failure poisons the slot inside sync_now; the writers report it.
@@ -406,7 +433,9 @@ impl Engine {
 
     /// Exclusive access to one slot (by index). Lock several in ascending order to avoid deadlocks.
     pub fn lock_slot(&self, index: usize) -> SlotGuard<'_> {
-        SlotGuard { slot: lock(&self.slots[index]) }
+        SlotGuard {
+            slot: lock(&self.slots[index]),
+        }
     }
 
     /// Exclusive access to the slot owning `key`.
@@ -419,7 +448,11 @@ impl Engine {
         self.finish(guard, op)
     }
 
-    fn finish<T>(&self, mut guard: SlotGuard<'_>, op: impl FnOnce(&mut Slot) -> Result<T>) -> Result<T> {
+    fn finish<T>(
+        &self,
+        mut guard: SlotGuard<'_>,
+        op: impl FnOnce(&mut Slot) -> Result<T>,
+    ) -> Result<T> {
         let result = op(&mut guard);
         let committed = guard.commit();
         let value = result?;
@@ -443,7 +476,14 @@ impl Engine {
     }
 
     /// Sets a key (replacing any value and expiry).
-    pub fn set(&self, db: u16, key: &[u8], kind: ValueKind, value: &[u8], expire_at_ms: Option<u64>) -> Result<()> {
+    pub fn set(
+        &self,
+        db: u16,
+        key: &[u8],
+        kind: ValueKind,
+        value: &[u8],
+        expire_at_ms: Option<u64>,
+    ) -> Result<()> {
         self.with_key(key, |slot| slot.set(db, key, kind, value, expire_at_ms))
     }
 
@@ -560,7 +600,9 @@ impl Engine {
 
     /// Figures for INFO and metrics.
     pub fn stats(&self) -> EngineStats {
-        EngineStats { slots: self.slots.iter().map(|slot| lock(slot).stats()).collect() }
+        EngineStats {
+            slots: self.slots.iter().map(|slot| lock(slot).stats()).collect(),
+        }
     }
 
     /// Checkpoints every slot and releases the directory lock.

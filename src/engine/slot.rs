@@ -47,7 +47,7 @@ pub struct SlotConfig {
 pub struct SlotStats {
     /// Slot index.
     pub slot: usize,
-    /// Keys in all databases (flushed plus unflushed).
+    /// Keys in all databases as of the last checkpoint (DBSIZE counts the unflushed ones too).
     pub keys: u64,
     /// Bytes in the WAL file.
     pub wal_bytes: u64,
@@ -127,7 +127,7 @@ impl WalSyncer {
 #[derive(Debug, Clone)]
 pub(crate) enum MemValue {
     /// The key is set to this envelope.
-    Set { kind: ValueKind, envelope: Arc<[u8]> },
+    Set { kind: ValueKind, envelope: Bytes },
     /// The key is deleted.
     Delete,
     /// The key keeps its value below; only its expiry changed.
@@ -146,6 +146,9 @@ pub(crate) struct MemEntry {
 
 /// Memtable key: bit-reversed key hash first, so that a range of the map is a range of scan positions.
 pub(crate) type MemKey = (u64, u16, Vec<u8>);
+
+/// One record to append: op, database, expiry, key, envelope.
+type WalWrite<'a> = (WalOp, u16, u64, &'a [u8], &'a [u8]);
 
 /// Approximate bytes a memtable entry costs beyond its key and envelope.
 const MEM_ENTRY_OVERHEAD: usize = 96;
@@ -208,12 +211,17 @@ impl Slot {
             Self::create(fs.as_ref(), dir, &config)?;
         }
         let mut meta = SlotMeta::decode(&meta::read_whole(fs.as_ref(), &meta_path)?, &meta_path)?;
-        let mut buckets = BucketStore::open(fs.as_ref(), dir, false, read_only, config.page_cache_bytes)?;
+        let mut buckets =
+            BucketStore::open(fs.as_ref(), dir, false, read_only, config.page_cache_bytes)?;
         let dwb_path = dir.join(dwb::DWB_FILE);
         if fs.exists(&dwb_path) {
             let bytes = meta::read_whole(fs.as_ref(), &dwb_path)?;
             if let Some(batch) = dwb::recover(&bytes, &dwb_path)? {
-                tracing::info!(slot = index, pages = batch.pages.len(), "applying interrupted checkpoint from the double-write batch");
+                tracing::info!(
+                    slot = index,
+                    pages = batch.pages.len(),
+                    "applying interrupted checkpoint from the double-write batch"
+                );
                 let batch_meta = SlotMeta::decode(&batch.meta, &dwb_path)?;
                 for (id, page) in batch.pages {
                     if read_only {
@@ -225,14 +233,23 @@ impl Slot {
                 if !read_only {
                     buckets.sync()?;
                     meta::write_atomically(fs.as_ref(), &meta_path, &batch.meta)?;
-                    let file = fs.open(&dwb_path, false).map_err(|e| Error::io("open", &dwb_path, e))?;
-                    file.set_len(0).map_err(|e| Error::io("truncate", &dwb_path, e))?;
+                    let file = fs
+                        .open(&dwb_path, false)
+                        .map_err(|e| Error::io("open", &dwb_path, e))?;
+                    file.set_len(0)
+                        .map_err(|e| Error::io("truncate", &dwb_path, e))?;
                     file.sync().map_err(|e| Error::io("fsync", &dwb_path, e))?;
                 }
                 meta = batch_meta;
             }
         }
-        let mut chunks = ChunkStore::new(fs.clone(), dir, read_only, config.value_cache_bytes, config.segment_size);
+        let mut chunks = ChunkStore::new(
+            fs.clone(),
+            dir,
+            read_only,
+            config.value_cache_bytes,
+            config.segment_size,
+        );
         if !read_only {
             Self::remove_leftovers(fs.as_ref(), dir, &mut meta, &mut chunks)?;
         }
@@ -255,7 +272,10 @@ impl Slot {
             poisoned: None,
             sweep_bucket: 0,
             cleanup_buckets: BTreeSet::new(),
-            stats: SlotStats { slot: index, ..Default::default() },
+            stats: SlotStats {
+                slot: index,
+                ..Default::default()
+            },
         };
         let mut replayed = 0usize;
         for record in replay.records {
@@ -266,11 +286,25 @@ impl Slot {
             replayed += 1;
             match record.op {
                 WalOp::Set => {
-                    let kind = envelope::peek_kind(&record.envelope).map_err(|e| slot.envelope_error(e, 0))?;
-                    slot.remember(record.db, &record.key, record.seq, record.expire_at, MemValue::Set { kind, envelope: record.envelope.into() });
+                    let kind = envelope::peek_kind(&record.envelope)
+                        .map_err(|e| slot.envelope_error(e, 0))?;
+                    slot.remember(
+                        record.db,
+                        &record.key,
+                        record.seq,
+                        record.expire_at,
+                        MemValue::Set {
+                            kind,
+                            envelope: Bytes::from(record.envelope),
+                        },
+                    );
                 }
-                WalOp::Delete => slot.remember(record.db, &record.key, record.seq, 0, MemValue::Delete),
-                WalOp::Expire => slot.remember_expiry(record.db, &record.key, record.seq, record.expire_at),
+                WalOp::Delete => {
+                    slot.remember(record.db, &record.key, record.seq, 0, MemValue::Delete)
+                }
+                WalOp::Expire => {
+                    slot.remember_expiry(record.db, &record.key, record.seq, record.expire_at)
+                }
                 WalOp::FlushDb => slot.forget_db(record.db, record.seq),
                 WalOp::FlushAll => slot.forget_all(record.seq),
             }
@@ -283,33 +317,55 @@ impl Slot {
 
     /// Creates an empty slot: page files with one empty bucket, then the metadata that makes it exist.
     fn create(fs: &dyn FileSystem, dir: &Path, config: &SlotConfig) -> Result<()> {
-        fs.create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+        fs.create_dir_all(dir)
+            .map_err(|e| Error::io("create", dir, e))?;
         for stale in [wal::WAL_FILE, dwb::DWB_FILE] {
             let path = dir.join(stale);
             if fs.exists(&path) {
-                fs.remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+                fs.remove_file(&path)
+                    .map_err(|e| Error::io("remove", &path, e))?;
             }
         }
         let mut buckets = BucketStore::open(fs, dir, true, false, config.page_cache_bytes)?;
-        let empty = Page { kind: page::PAGE_KIND_PRIMARY, level: 0, bucket: 0, next_overflow: 0, checkpoint_seq: 0, cells: vec![] };
+        let empty = Page {
+            kind: page::PAGE_KIND_PRIMARY,
+            level: 0,
+            bucket: 0,
+            next_overflow: 0,
+            checkpoint_seq: 0,
+            cells: vec![],
+        };
         buckets.write_page(PageId::bucket(0), &empty.encode())?;
         buckets.sync()?;
-        let meta = SlotMeta { overflow_pages: 1, active_chunk: 1, ..Default::default() };
+        let meta = SlotMeta {
+            overflow_pages: 1,
+            active_chunk: 1,
+            ..Default::default()
+        };
         fs.sync_dir(dir).map_err(|e| Error::io("fsync", dir, e))?;
         meta::write_atomically(fs, &meta::slot_meta_path(dir), &meta.encode())
     }
 
     /// Deletes what an interrupted checkpoint left: files listed for deletion, chunk files the metadata
     /// does not know, big values newer than the checkpoint, and segment bytes past a file's committed end.
-    fn remove_leftovers(fs: &dyn FileSystem, dir: &Path, meta: &mut SlotMeta, chunks: &mut ChunkStore) -> Result<()> {
+    fn remove_leftovers(
+        fs: &dyn FileSystem,
+        dir: &Path,
+        meta: &mut SlotMeta,
+        chunks: &mut ChunkStore,
+    ) -> Result<()> {
         for name in meta.pending_deletes.drain(..) {
             let path = dir.join(&name);
             if fs.exists(&path) {
-                fs.remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+                fs.remove_file(&path)
+                    .map_err(|e| Error::io("remove", &path, e))?;
             }
         }
         for name in fs.list(dir).map_err(|e| Error::io("list", dir, e))? {
-            let orphan = match (segment::parse_chunk_file_name(&name), segment::parse_big_file_name(&name)) {
+            let orphan = match (
+                segment::parse_chunk_file_name(&name),
+                segment::parse_big_file_name(&name),
+            ) {
                 (Some(id), _) => !meta.chunk_files.contains_key(&id),
                 (_, Some(id)) => id > meta.checkpoint_seq,
                 _ => false,
@@ -317,7 +373,8 @@ impl Slot {
             if orphan {
                 let path = dir.join(&name);
                 tracing::info!(path = %path.display(), "removing file left by an interrupted checkpoint");
-                fs.remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+                fs.remove_file(&path)
+                    .map_err(|e| Error::io("remove", &path, e))?;
             }
         }
         for (id, chunk) in &meta.chunk_files {
@@ -325,10 +382,18 @@ impl Slot {
             let path = chunks.chunk_path(*id);
             let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
             if len < chunk.committed_len {
-                return Err(Error::corrupt(&path, len, format!("chunk file is {len} bytes but {} are committed", chunk.committed_len)));
+                return Err(Error::corrupt(
+                    &path,
+                    len,
+                    format!(
+                        "chunk file is {len} bytes but {} are committed",
+                        chunk.committed_len
+                    ),
+                ));
             }
             if len > chunk.committed_len {
-                file.set_len(chunk.committed_len).map_err(|e| Error::io("truncate", &path, e))?;
+                file.set_len(chunk.committed_len)
+                    .map_err(|e| Error::io("truncate", &path, e))?;
             }
         }
         Ok(())
@@ -341,7 +406,11 @@ impl Slot {
     pub(crate) fn envelope_error(&self, err: EnvelopeError, offset: u64) -> Error {
         match err {
             EnvelopeError::DictMissing(id) => Error::DictMissing(id),
-            EnvelopeError::Malformed(what) => Error::corrupt(self.dir.join(wal::WAL_FILE), offset, format!("value envelope: {what}")),
+            EnvelopeError::Malformed(what) => Error::corrupt(
+                self.dir.join(wal::WAL_FILE),
+                offset,
+                format!("value envelope: {what}"),
+            ),
         }
     }
 
@@ -354,6 +423,16 @@ impl Slot {
 
     fn mem_key(db: u16, key: &[u8]) -> MemKey {
         (key_hash(db, key).reverse_bits(), db, key.to_vec())
+    }
+
+    /// The memtable entry of a key, found without allocating (reads take this path).
+    pub(crate) fn mem_entry(&self, reversed_hash: u64, db: u16, key: &[u8]) -> Option<&MemEntry> {
+        // An empty Vec does not allocate; entries with the same hash and db follow in key order.
+        self.memtable
+            .range((reversed_hash, db, Vec::new())..)
+            .take_while(|((hash, entry_db, _), _)| *hash == reversed_hash && *entry_db == db)
+            .find(|((_, _, entry_key), _)| entry_key.as_slice() == key)
+            .map(|(_, entry)| entry)
     }
 
     /// Finds a key's cell in the bucket layer (ignoring the memtable); dead cells are not returned.
@@ -372,7 +451,11 @@ impl Slot {
             }
             id = PageId::overflow(next);
         }
-        Err(Error::corrupt(self.buckets.path(id.file), id.number * page::PAGE_SIZE as u64, "overflow chain loops"))
+        Err(Error::corrupt(
+            self.buckets.path(id.file),
+            id.number * page::PAGE_SIZE as u64,
+            "overflow chain loops",
+        ))
     }
 
     /// Reads the envelope a cell points at.
@@ -380,10 +463,20 @@ impl Slot {
         match &cell.value {
             CellValue::Inline(envelope) => Ok(envelope.clone()),
             CellValue::Segment(location) => {
-                let file_len = self.meta.chunk_files.get(&location.file).map(|c| c.committed_len).ok_or_else(|| {
-                    Error::corrupt(self.chunks.chunk_path(location.file), 0, "cell points into a chunk file the slot does not have")
-                })?;
-                self.chunks.read_value(*location, file_len, cell.db, &cell.key)
+                let file_len = self
+                    .meta
+                    .chunk_files
+                    .get(&location.file)
+                    .map(|c| c.committed_len)
+                    .ok_or_else(|| {
+                        Error::corrupt(
+                            self.chunks.chunk_path(location.file),
+                            0,
+                            "cell points into a chunk file the slot does not have",
+                        )
+                    })?;
+                self.chunks
+                    .read_value(*location, file_len, cell.db, &cell.key)
             }
             CellValue::Big { id, .. } => self.chunks.read_big(*id, cell.db, &cell.key),
         }
@@ -392,39 +485,61 @@ impl Slot {
     fn decode_envelope(&self, bytes: &[u8], file: PathBuf) -> Result<(ValueKind, Bytes)> {
         envelope::decode(bytes, &self.config.dictionaries).map_err(|err| match err {
             EnvelopeError::DictMissing(id) => Error::DictMissing(id),
-            EnvelopeError::Malformed(what) => Error::corrupt(file, 0, format!("value envelope: {what}")),
+            EnvelopeError::Malformed(what) => {
+                Error::corrupt(file, 0, format!("value envelope: {what}"))
+            }
         })
     }
 
     /// The newest state of a key: `Some((expire_at, Some(cell)))` from the layers, with the memtable applied.
     fn lookup(&mut self, db: u16, key: &[u8]) -> Result<Option<Lookup>> {
         let now = self.now();
-        let found = match self.memtable.get(&Self::mem_key(db, key)) {
+        let found = match self.mem_entry(key_hash(db, key).reverse_bits(), db, key) {
             Some(entry) => match &entry.value {
-                MemValue::Set { kind, envelope } => Some(Lookup { kind: *kind, expire_at: entry.expire_at, source: Source::Memtable(envelope.clone()) }),
+                MemValue::Set { kind, envelope } => Some(Lookup {
+                    kind: *kind,
+                    expire_at: entry.expire_at,
+                    source: Source::Memtable(envelope.clone()),
+                }),
                 MemValue::Delete => None,
                 MemValue::Retime => {
                     let expire_at = entry.expire_at;
-                    self.find_cell(db, key)?.map(|cell| Lookup { kind: cell.kind, expire_at, source: Source::Cell(cell) })
+                    self.find_cell(db, key)?.map(|cell| Lookup {
+                        kind: cell.kind,
+                        expire_at,
+                        source: Source::Cell(cell),
+                    })
                 }
             },
-            None => self.find_cell(db, key)?.map(|cell| Lookup { kind: cell.kind, expire_at: cell.expire_at, source: Source::Cell(cell) }),
+            None => self.find_cell(db, key)?.map(|cell| Lookup {
+                kind: cell.kind,
+                expire_at: cell.expire_at,
+                source: Source::Cell(cell),
+            }),
         };
         Ok(found.filter(|lookup| lookup.expire_at == 0 || lookup.expire_at > now))
     }
 
     /// The live value of a key.
     pub fn get(&mut self, db: u16, key: &[u8]) -> Result<Option<Entry>> {
-        let Some(lookup) = self.lookup(db, key)? else { return Ok(None) };
+        let Some(lookup) = self.lookup(db, key)? else {
+            return Ok(None);
+        };
         let expire_at_ms = (lookup.expire_at != 0).then_some(lookup.expire_at);
         let (kind, value) = match lookup.source {
-            Source::Memtable(envelope) => self.decode_envelope(&envelope, self.dir.join(wal::WAL_FILE))?,
+            Source::Memtable(envelope) => {
+                self.decode_envelope(&envelope, self.dir.join(wal::WAL_FILE))?
+            }
             Source::Cell(cell) => {
                 let bytes = self.cell_envelope(&cell)?;
                 self.decode_envelope(&bytes, self.dir.join(buckets::BUCKETS_FILE))?
             }
         };
-        Ok(Some(Entry { kind, value, expire_at_ms }))
+        Ok(Some(Entry {
+            kind,
+            value,
+            expire_at_ms,
+        }))
     }
 
     /// A live key's type and expiry, without reading its value.
@@ -440,28 +555,46 @@ impl Slot {
             return Err(Error::ReadOnly);
         }
         if let Some(op) = self.poisoned {
-            return Err(Error::Poisoned { slot: self.index, op });
+            return Err(Error::Poisoned {
+                slot: self.index,
+                op,
+            });
         }
         if self.wal.sync_handle().is_poisoned() {
-            return Err(Error::Poisoned { slot: self.index, op: "WAL fsync" });
+            return Err(Error::Poisoned {
+                slot: self.index,
+                op: "WAL fsync",
+            });
         }
         Ok(())
     }
 
     fn check_key(key: &[u8]) -> Result<()> {
         if key.len() > MAX_KEY_LEN {
-            return Err(Error::TooLarge(format!("key of {} bytes exceeds the limit of {MAX_KEY_LEN} bytes", key.len())));
+            return Err(Error::TooLarge(format!(
+                "key of {} bytes exceeds the limit of {MAX_KEY_LEN} bytes",
+                key.len()
+            )));
         }
         Ok(())
     }
 
     /// Appends records to the WAL: `records` are (op, db, expire_at, key, envelope). Returns the first seq.
-    fn append(&mut self, records: &[(WalOp, u16, u64, &[u8], &[u8])]) -> Result<u64> {
+    fn append(&mut self, records: &[WalWrite<'_>]) -> Result<u64> {
         self.check_writable()?;
         let first = self.next_seq;
         let (buffer, synced_offset) = self.wal.buffer();
         for (offset, (op, db, expire_at, key, envelope)) in records.iter().enumerate() {
-            wal::encode_record(first + offset as u64, synced_offset, *op, *db, *expire_at, key, envelope, buffer);
+            wal::encode_record(
+                first + offset as u64,
+                synced_offset,
+                *op,
+                *db,
+                *expire_at,
+                key,
+                envelope,
+                buffer,
+            );
         }
         let last = first + records.len() as u64 - 1;
         self.wal.append_buffer(last)?;
@@ -470,9 +603,18 @@ impl Slot {
         if let Some(listener) = &self.config.change_listener {
             for (offset, (op, db, expire_at, key, envelope)) in records.iter().enumerate() {
                 let change = match op {
-                    WalOp::Set => Change::Set { db: *db, key, envelope, expire_at_ms: *expire_at },
+                    WalOp::Set => Change::Set {
+                        db: *db,
+                        key,
+                        envelope,
+                        expire_at_ms: *expire_at,
+                    },
                     WalOp::Delete => Change::Delete { db: *db, key },
-                    WalOp::Expire => Change::Expire { db: *db, key, expire_at_ms: *expire_at },
+                    WalOp::Expire => Change::Expire {
+                        db: *db,
+                        key,
+                        expire_at_ms: *expire_at,
+                    },
                     WalOp::FlushDb => Change::FlushDb { db: *db },
                     WalOp::FlushAll => Change::FlushAll,
                 };
@@ -484,21 +626,30 @@ impl Slot {
 
     /// Records a key's new state in the memtable.
     fn remember(&mut self, db: u16, key: &[u8], seq: u64, expire_at: u64, value: MemValue) {
-        let added = key.len() + MEM_ENTRY_OVERHEAD + match &value {
-            MemValue::Set { envelope, .. } => envelope.len(),
-            _ => 0,
+        let added = key.len()
+            + MEM_ENTRY_OVERHEAD
+            + match &value {
+                MemValue::Set { envelope, .. } => envelope.len(),
+                _ => 0,
+            };
+        let entry = MemEntry {
+            seq,
+            expire_at,
+            value,
+            prior: None,
         };
-        let entry = MemEntry { seq, expire_at, value, prior: None };
         if expire_at != 0 {
             self.expiring_in_memtable += 1;
         }
         match self.memtable.entry(Self::mem_key(db, key)) {
             std::collections::btree_map::Entry::Occupied(mut slot) => {
                 let old = slot.get_mut();
-                let removed = key.len() + MEM_ENTRY_OVERHEAD + match &old.value {
-                    MemValue::Set { envelope, .. } => envelope.len(),
-                    _ => 0,
-                };
+                let removed = key.len()
+                    + MEM_ENTRY_OVERHEAD
+                    + match &old.value {
+                        MemValue::Set { envelope, .. } => envelope.len(),
+                        _ => 0,
+                    };
                 if old.expire_at != 0 {
                     self.expiring_in_memtable -= 1;
                 }
@@ -514,7 +665,10 @@ impl Slot {
     }
 
     fn remember_expiry(&mut self, db: u16, key: &[u8], seq: u64, expire_at: u64) {
-        let existing = self.memtable.get(&Self::mem_key(db, key)).map(|entry| entry.value.clone());
+        let existing = self
+            .memtable
+            .get(&Self::mem_key(db, key))
+            .map(|entry| entry.value.clone());
         match existing {
             Some(MemValue::Delete) => {}
             Some(value) => self.remember(db, key, seq, expire_at, value),
@@ -523,13 +677,20 @@ impl Slot {
     }
 
     fn forget_db(&mut self, db: u16, seq: u64) {
-        let doomed: Vec<MemKey> = self.memtable.keys().filter(|(_, key_db, _)| *key_db == db).cloned().collect();
+        let doomed: Vec<MemKey> = self
+            .memtable
+            .keys()
+            .filter(|(_, key_db, _)| *key_db == db)
+            .cloned()
+            .collect();
         for key in doomed {
             if let Some(entry) = self.memtable.remove(&key) {
-                self.memtable_bytes -= key.2.len() + MEM_ENTRY_OVERHEAD + match &entry.value {
-                    MemValue::Set { envelope, .. } => envelope.len(),
-                    _ => 0,
-                };
+                self.memtable_bytes -= key.2.len()
+                    + MEM_ENTRY_OVERHEAD
+                    + match &entry.value {
+                        MemValue::Set { envelope, .. } => envelope.len(),
+                        _ => 0,
+                    };
                 if entry.expire_at != 0 {
                     self.expiring_in_memtable -= 1;
                 }
@@ -547,21 +708,39 @@ impl Slot {
     }
 
     fn maybe_checkpoint(&mut self) -> Result<()> {
-        if self.memtable_bytes >= self.config.wal_flush_bytes || self.wal.len() as usize >= 2 * self.config.wal_flush_bytes {
+        if self.memtable_bytes >= self.config.wal_flush_bytes
+            || self.wal.len() as usize >= 2 * self.config.wal_flush_bytes
+        {
             self.checkpoint()?;
         }
         Ok(())
     }
 
     /// Sets a key (replacing any value and expiry).
-    pub fn set(&mut self, db: u16, key: &[u8], kind: ValueKind, value: &[u8], expire_at_ms: Option<u64>) -> Result<()> {
+    pub fn set(
+        &mut self,
+        db: u16,
+        key: &[u8],
+        kind: ValueKind,
+        value: &[u8],
+        expire_at_ms: Option<u64>,
+    ) -> Result<()> {
         Self::check_key(key)?;
         let envelope = envelope::encode(kind, value, self.config.compression);
         let expire_at = expire_at_ms.unwrap_or(0);
         let seq = self.append(&[(WalOp::Set, db, expire_at, key, &envelope)])?;
         self.stats.raw_value_bytes += value.len() as u64;
         self.stats.stored_value_bytes += envelope.len() as u64;
-        self.remember(db, key, seq, expire_at, MemValue::Set { kind, envelope: envelope.into() });
+        self.remember(
+            db,
+            key,
+            seq,
+            expire_at,
+            MemValue::Set {
+                kind,
+                envelope: Bytes::from(envelope),
+            },
+        );
         self.maybe_checkpoint()
     }
 
@@ -593,26 +772,46 @@ impl Slot {
         let mut encoded = Vec::with_capacity(ops.len());
         for op in &ops {
             match op {
-                BatchOp::Set { db, key, kind, value, expire_at_ms } => {
+                BatchOp::Set {
+                    db,
+                    key,
+                    kind,
+                    value,
+                    expire_at_ms,
+                } => {
                     Self::check_key(key)?;
                     self.stats.raw_value_bytes += value.len() as u64;
                     let envelope = envelope::encode(*kind, value, self.config.compression);
                     self.stats.stored_value_bytes += envelope.len() as u64;
-                    encoded.push((WalOp::Set, *db, expire_at_ms.unwrap_or(0), &key[..], envelope));
+                    encoded.push((
+                        WalOp::Set,
+                        *db,
+                        expire_at_ms.unwrap_or(0),
+                        &key[..],
+                        envelope,
+                    ));
                 }
-                BatchOp::Delete { db, key } => encoded.push((WalOp::Delete, *db, 0, &key[..], Vec::new())),
+                BatchOp::Delete { db, key } => {
+                    encoded.push((WalOp::Delete, *db, 0, &key[..], Vec::new()))
+                }
             }
         }
-        let records: Vec<(WalOp, u16, u64, &[u8], &[u8])> =
-            encoded.iter().map(|(op, db, expire_at, key, envelope)| (*op, *db, *expire_at, *key, &envelope[..])).collect();
+        let records: Vec<WalWrite<'_>> = encoded
+            .iter()
+            .map(|(op, db, expire_at, key, envelope)| (*op, *db, *expire_at, *key, &envelope[..]))
+            .collect();
         let first = self.append(&records)?;
-        for (offset, (op, db, expire_at, key, envelope)) in encoded.iter().enumerate() {
+        drop(records);
+        for (offset, (op, db, expire_at, key, envelope)) in encoded.into_iter().enumerate() {
             let seq = first + offset as u64;
             let value = match op {
-                WalOp::Set => MemValue::Set { kind: envelope::peek_kind(envelope).unwrap_or(ValueKind::String), envelope: envelope.as_slice().into() },
+                WalOp::Set => MemValue::Set {
+                    kind: envelope::peek_kind(&envelope).unwrap_or(ValueKind::String),
+                    envelope: Bytes::from(envelope),
+                },
                 _ => MemValue::Delete,
             };
-            self.remember(*db, key, seq, *expire_at, value);
+            self.remember(db, key, seq, expire_at, value);
         }
         self.maybe_checkpoint()
     }
@@ -646,8 +845,17 @@ impl Slot {
     /// Keys in a database (expired keys count until removed, as in Redis's DBSIZE).
     pub fn key_count(&mut self, db: u16) -> Result<u64> {
         let flushed_below = self.flush_marker(db) > self.meta.checkpoint_seq;
-        let mut count = if flushed_below { 0 } else { self.meta.key_counts.get(&db).copied().unwrap_or(0) as i64 };
-        let keys: Vec<MemKey> = self.memtable.keys().filter(|(_, key_db, _)| *key_db == db).cloned().collect();
+        let mut count = if flushed_below {
+            0
+        } else {
+            self.meta.key_counts.get(&db).copied().unwrap_or(0) as i64
+        };
+        let keys: Vec<MemKey> = self
+            .memtable
+            .keys()
+            .filter(|(_, key_db, _)| *key_db == db)
+            .cloned()
+            .collect();
         for key in keys {
             let prior = self.resolve_prior(&key)?;
             let now_exists = match self.memtable.get(&key).map(|entry| &entry.value) {
@@ -665,7 +873,13 @@ impl Slot {
     /// done. A position is a prefix of the bit-reversed key hash (see [`position_of`]); buckets cover
     /// contiguous ranges of positions and only ever split, so every key live for the whole scan is
     /// returned exactly once however the table grows in between.
-    pub fn scan(&mut self, db: Option<u16>, mut position: u64, want: usize, out: &mut Vec<(u16, Vec<u8>)>) -> Result<Option<u64>> {
+    pub fn scan(
+        &mut self,
+        db: Option<u16>,
+        mut position: u64,
+        want: usize,
+        out: &mut Vec<(u16, Vec<u8>)>,
+    ) -> Result<Option<u64>> {
         let now = self.now();
         let space_end = 1u64 << POSITION_BITS;
         let added_before = out.len();
@@ -685,16 +899,24 @@ impl Slot {
             let mut id = PageId::bucket(bucket);
             for _ in 0..=self.meta.overflow_pages {
                 let bytes = self.buckets.read_page(id)?;
-                let page = Page::decode(&bytes[..], self.buckets.path(id.file), id.number * page::PAGE_SIZE as u64)?;
+                let page = Page::decode(
+                    &bytes[..],
+                    self.buckets.path(id.file),
+                    id.number * page::PAGE_SIZE as u64,
+                )?;
                 for cell in page.cells {
                     let cell_position = position_of(cell.hash);
-                    if cell_position < position || cell_position >= range_end || !wanted_db(cell.db) {
+                    if cell_position < position || cell_position >= range_end || !wanted_db(cell.db)
+                    {
                         continue;
                     }
                     if cell.seq < self.flush_marker(cell.db) || !alive(cell.expire_at) {
                         continue;
                     }
-                    if self.memtable.contains_key(&(cell.hash.reverse_bits(), cell.db, cell.key.clone())) {
+                    if self
+                        .mem_entry(cell.hash.reverse_bits(), cell.db, &cell.key)
+                        .is_some()
+                    {
                         continue;
                     }
                     out.push((cell.db, cell.key));
@@ -748,7 +970,10 @@ impl Slot {
                 if expired.len() >= budget {
                     break;
                 }
-                if entry.expire_at != 0 && entry.expire_at <= now && !matches!(entry.value, MemValue::Delete) {
+                if entry.expire_at != 0
+                    && entry.expire_at <= now
+                    && !matches!(entry.value, MemValue::Delete)
+                {
                     expired.push((*db, key.clone()));
                 }
             }
@@ -762,13 +987,19 @@ impl Slot {
             let mut id = PageId::bucket(bucket);
             for _ in 0..=self.meta.overflow_pages {
                 let bytes = self.buckets.read_page(id)?;
-                let page = Page::decode(&bytes[..], self.buckets.path(id.file), id.number * page::PAGE_SIZE as u64)?;
+                let page = Page::decode(
+                    &bytes[..],
+                    self.buckets.path(id.file),
+                    id.number * page::PAGE_SIZE as u64,
+                )?;
                 for cell in &page.cells {
                     if cell.seq < self.flush_marker(cell.db) {
                         self.cleanup_buckets.insert(bucket);
                     } else if cell.expire_at != 0
                         && cell.expire_at <= now
-                        && !self.memtable.contains_key(&(cell.hash.reverse_bits(), cell.db, cell.key.clone()))
+                        && self
+                            .mem_entry(cell.hash.reverse_bits(), cell.db, &cell.key)
+                            .is_none()
                     {
                         expired.push((cell.db, cell.key.clone()));
                     }
@@ -797,13 +1028,29 @@ impl Slot {
         stats.checkpoint_seq = self.meta.checkpoint_seq;
         stats.last_seq = self.next_seq - 1;
         stats.buckets = self.meta.bucket_count();
-        stats.overflow_pages = self.meta.overflow_pages.saturating_sub(1 + self.meta.free_overflow.len() as u64);
+        stats.overflow_pages = self
+            .meta
+            .overflow_pages
+            .saturating_sub(1 + self.meta.free_overflow.len() as u64);
         stats.bucket_used_bytes = self.meta.used_bytes;
         stats.chunk_files = self.meta.chunk_files.len() as u64;
-        stats.chunk_bytes = self.meta.chunk_files.values().map(|c| c.committed_len).sum();
+        stats.chunk_bytes = self
+            .meta
+            .chunk_files
+            .values()
+            .map(|c| c.committed_len)
+            .sum();
         stats.chunk_live_bytes = self.meta.chunk_files.values().map(|c| c.live_bytes).sum();
-        (stats.page_cache_hits, stats.page_cache_misses, stats.page_cache_bytes) = self.buckets.cache_stats();
-        (stats.value_cache_hits, stats.value_cache_misses, stats.value_cache_bytes) = self.chunks.cache_stats();
+        (
+            stats.page_cache_hits,
+            stats.page_cache_misses,
+            stats.page_cache_bytes,
+        ) = self.buckets.cache_stats();
+        (
+            stats.value_cache_hits,
+            stats.value_cache_misses,
+            stats.value_cache_bytes,
+        ) = self.chunks.cache_stats();
         stats.poisoned = self.poisoned.is_some() || self.wal.sync_handle().is_poisoned();
         stats
     }
@@ -817,7 +1064,9 @@ impl Slot {
 
     /// Handle to fsync the WAL.
     pub fn wal_syncer(&self) -> WalSyncer {
-        WalSyncer { sync: self.wal.sync_handle() }
+        WalSyncer {
+            sync: self.wal.sync_handle(),
+        }
     }
 
     /// The dictionary map.
@@ -838,7 +1087,7 @@ impl Slot {
 
 /// Where a found key's value is.
 enum Source {
-    Memtable(Arc<[u8]>),
+    Memtable(Bytes),
     Cell(Cell),
 }
 

@@ -22,8 +22,14 @@ fn engine_state(engine: &Engine) -> State {
     loop {
         let page = engine.scan(None, cursor, 100).expect("scan after recovery");
         for (db, key) in page.keys {
-            let entry = engine.get(db, &key).expect("read after recovery").expect("scanned key readable");
-            assert!(state.insert((db, key), entry.value.to_vec()).is_none(), "scan returned a key twice");
+            let entry = engine
+                .get(db, &key)
+                .expect("read after recovery")
+                .expect("scanned key readable");
+            assert!(
+                state.insert((db, key), entry.value.to_vec()).is_none(),
+                "scan returned a key twice"
+            );
         }
         cursor = page.cursor;
         if cursor == 0 {
@@ -33,7 +39,11 @@ fn engine_state(engine: &Engine) -> State {
 }
 
 /// One random write; returns the state it produces if it succeeds.
-fn random_write(engine: &Engine, rng: &mut SmallRng, state: &State) -> (velo::engine::Result<()>, State) {
+fn random_write(
+    engine: &Engine,
+    rng: &mut SmallRng,
+    state: &State,
+) -> (velo::engine::Result<()>, State) {
     let db = rng.gen_range(0..2u16);
     let key = random_key(rng, 150);
     let mut next = state.clone();
@@ -61,7 +71,10 @@ fn random_write(engine: &Engine, rng: &mut SmallRng, state: &State) -> (velo::en
 
 /// Seeds to run: 24 by default; `VELO_CRASH_SEEDS=n` runs n (for soak runs).
 fn seeds(base: u64) -> std::ops::Range<u64> {
-    let count = std::env::var("VELO_CRASH_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(24);
+    let count = std::env::var("VELO_CRASH_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(24);
     base..base + count
 }
 
@@ -134,7 +147,11 @@ fn fsync_always_keeps_every_acknowledged_write() {
             let mut accepted = State::new();
             for slot in 0..engine.slot_count() {
                 let project = |state: &State| -> State {
-                    state.iter().filter(|((_, key), _)| engine.slot_of(key) == slot).map(|(k, v)| (k.clone(), v.clone())).collect()
+                    state
+                        .iter()
+                        .filter(|((_, key), _)| engine.slot_of(key) == slot)
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
                 };
                 let got = project(&recovered);
                 let acknowledged = project(&state);
@@ -146,8 +163,20 @@ fn fsync_always_keeps_every_acknowledged_write() {
                 let diff: Vec<_> = got
                     .iter()
                     .filter(|(k, v)| acknowledged.get(*k) != Some(*v))
-                    .map(|(k, v)| (k.0, String::from_utf8_lossy(&k.1).into_owned(), v.len(), acknowledged.get(k).map(|v| v.len())))
-                    .chain(acknowledged.keys().filter(|k| !got.contains_key(*k)).map(|k| (k.0, String::from_utf8_lossy(&k.1).into_owned(), 0, None)))
+                    .map(|(k, v)| {
+                        (
+                            k.0,
+                            String::from_utf8_lossy(&k.1).into_owned(),
+                            v.len(),
+                            acknowledged.get(k).map(|v| v.len()),
+                        )
+                    })
+                    .chain(
+                        acknowledged
+                            .keys()
+                            .filter(|k| !got.contains_key(*k))
+                            .map(|k| (k.0, String::from_utf8_lossy(&k.1).into_owned(), 0, None)),
+                    )
                     .collect();
                 panic!("{context}: slot {slot} recovered a state that was never acknowledged (uncertain op: {}): {diff:?}", uncertain.is_some());
             }
@@ -185,10 +214,16 @@ fn everysec_loses_only_writes_after_the_last_sync() {
             // Each slot has its own WAL, so each slot's keys recover to a prefix of that slot's writes.
             for slot in 0..engine.slot_count() {
                 let project = |state: &State| -> State {
-                    state.iter().filter(|((_, key), _)| engine.slot_of(key) == slot).map(|(k, v)| (k.clone(), v.clone())).collect()
+                    state
+                        .iter()
+                        .filter(|((_, key), _)| engine.slot_of(key) == slot)
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
                 };
                 let recovered_slot = project(&recovered);
-                let prefix = history.iter().position(|candidate| project(candidate) == recovered_slot);
+                let prefix = history
+                    .iter()
+                    .position(|candidate| project(candidate) == recovered_slot);
                 assert!(
                     prefix.is_some(),
                     "{context}: slot {slot} recovered {} keys, which is no prefix of the writes since the last sync",
