@@ -8,6 +8,7 @@
 //! - [`cmd`]: the command table (generated from `commands/*.json`) and the handlers, one file per group.
 //! - [`server`]: tokio listener, connections, dispatch gate, clients, pub/sub, WATCH, shutdown.
 //! - [`glob`]: Redis's glob-style pattern matching.
+//! - [`tools`]: one file per `velo` subcommand (`serve`).
 
 #![warn(missing_docs)]
 
@@ -17,3 +18,4 @@ pub mod engine;
 pub mod glob;
 pub mod resp;
 pub mod server;
+pub mod tools;

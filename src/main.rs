@@ -1,9 +1,9 @@
-//! The `velo` binary: one clap command line, one subcommand per tool.
+//! The `velo` binary: one clap command line, one subcommand per tool (`velo::tools`).
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use velo::config::{Config, ServeArgs};
+use velo::config::ServeArgs;
 
 /// Velo: a Redis-compatible key-value server whose data lives on disk.
 #[derive(Debug, Parser)]
@@ -22,28 +22,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Serve(args) => serve(args),
-    }
-}
-
-fn serve(args: ServeArgs) -> ExitCode {
-    let config = match Config::load(&args) {
-        Ok(config) => config,
-        Err(message) => {
-            eprintln!("velo: error: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("velo={}", config.log_level)));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    match velo::server::run(config) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("velo: error: {error:#}");
-            ExitCode::from(1)
-        }
+    match Cli::parse().command {
+        Command::Serve(args) => velo::tools::serve::run(args),
     }
 }
