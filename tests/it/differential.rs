@@ -569,6 +569,12 @@ fn pubsub() {
             "PUNSUBSCRIBE",
             "UNSUBSCRIBE",
             "PING",
+            "MULTI",
+            "SUBSCRIBE x y",
+            "PING",
+            "EXEC",
+            "PING",
+            "PING",
         ],
     );
     for resp3 in [false, true] {
