@@ -144,6 +144,9 @@ pub fn bitcount(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
             let start = args.next_i64()?;
             let end = args.next_i64()?;
             let bits = bit_mode(args)?;
+            if start < 0 && end < 0 && start > end {
+                return Ok(Reply::Int(0));
+            }
             resolve_range(value.len(), start, end, bits)
         }
         _ => return Err(CmdError::Syntax),

@@ -321,21 +321,21 @@ impl Ext {
         if digits.is_zero() {
             return Some(Ext { negative, ..Ext::ZERO });
         }
-        if exponent10 > 5000 {
-            return Some(Ext { negative, mantissa: 0, exponent: 0, infinite: true });
+        // strtold reports overflow and underflow to zero as ERANGE, which Redis treats as "not a float".
+        if exponent10 > 5000 || exponent10 < -5500 {
+            return None;
         }
-        if exponent10 < -5500 {
-            return Some(Ext { negative, ..Ext::ZERO });
-        }
-        if exponent10 >= 0 {
+        let value = if exponent10 >= 0 {
             digits.mul_pow10(exponent10 as usize);
-            return Some(Ext::round(negative, &digits, 0, false));
-        }
-        let mut divisor = Big::from_u64(1);
-        divisor.mul_pow10((-exponent10) as usize);
-        let shift = (MANTISSA_BITS + 2 + divisor.bits()).saturating_sub(digits.bits());
-        let (quotient, inexact) = digits.shl(shift).div(&divisor);
-        Some(Ext::round(negative, &quotient, -(shift as i64), inexact))
+            Ext::round(negative, &digits, 0, false)
+        } else {
+            let mut divisor = Big::from_u64(1);
+            divisor.mul_pow10((-exponent10) as usize);
+            let shift = (MANTISSA_BITS + 2 + divisor.bits()).saturating_sub(digits.bits());
+            let (quotient, inexact) = digits.shl(shift).div(&divisor);
+            Ext::round(negative, &quotient, -(shift as i64), inexact)
+        };
+        (!value.infinite && value.mantissa != 0).then_some(value)
     }
 
     /// `self + other`, rounded once.
@@ -427,6 +427,8 @@ mod tests {
             assert!(Ext::parse(bad.as_bytes()).is_none(), "{bad}");
         }
         assert!(Ext::parse(b"inf").unwrap().is_infinite());
-        assert!(Ext::parse(b"1e5000").unwrap().is_infinite());
+        assert!(Ext::parse(b"1e5000").is_none());
+        assert!(Ext::parse(b"1e-5000").is_none());
+        assert!(Ext::parse(b"1.").is_some() && Ext::parse(b".5").is_some() && Ext::parse(b"+.5e1").is_some());
     }
 }

@@ -457,13 +457,15 @@ pub fn swapdb(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     if first < 0 || first >= databases || second < 0 || second >= databases {
         return Err(CmdError::DbIndexOutOfRange);
     }
-    let (a, b) = (ctx.server.dbmap.physical(first as u16), ctx.server.dbmap.physical(second as u16));
+    let (a, b) = (first as u16, second as u16);
+    let touched_a = super::transactions::existing_watched_keys(ctx, a, b)?;
+    let touched_b = super::transactions::existing_watched_keys(ctx, b, a)?;
     ctx.server.dbmap.swap(first as u16, second as u16).map_err(|error| {
         tracing::error!(%error, "cannot persist the database map");
         CmdError::err("internal error: cannot persist the database map (see the server log)")
     })?;
-    ctx.server.watches.touch_db(Some(a));
-    ctx.server.watches.touch_db(Some(b));
+    super::transactions::touch_logical(ctx, a, &touched_a);
+    super::transactions::touch_logical(ctx, b, &touched_b);
     Ok(Reply::Ok)
 }
 

@@ -59,9 +59,9 @@ impl<'a> Ctx<'a> {
         crate::engine::system_clock_ms()
     }
 
-    /// Records that `key` in physical database `db` changed (for WATCH).
+    /// Records that `key` in physical database `db` changed (for WATCH, which follows logical databases).
     pub fn touch(&self, db: u16, key: &[u8]) {
-        self.server.watches.touch(db, key);
+        self.server.watches.touch(self.server.dbmap.logical(db), key);
     }
 
     /// Locks the slots of `keys` in ascending index order (deadlock-free); returns the guards with their

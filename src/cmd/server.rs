@@ -16,9 +16,10 @@ use crate::server::dispatch::resolve;
 /// ```
 pub fn flushdb(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     flush_mode(args)?;
-    let db = ctx.db();
-    ctx.engine.flush_db(db)?;
-    ctx.server.watches.touch_db(Some(db));
+    let logical = ctx.client.db;
+    let touched = super::transactions::existing_watched_keys(ctx, logical, logical)?;
+    ctx.engine.flush_db(ctx.db())?;
+    super::transactions::touch_logical(ctx, logical, &touched);
     Ok(Reply::Ok)
 }
 
@@ -27,8 +28,14 @@ pub fn flushdb(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 /// ```
 pub fn flushall(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     flush_mode(args)?;
+    let mut touched = Vec::new();
+    for db in 0..ctx.server.databases() {
+        touched.push((db, super::transactions::existing_watched_keys(ctx, db, db)?));
+    }
     ctx.engine.flush_all()?;
-    ctx.server.watches.touch_db(None);
+    for (db, keys) in touched {
+        super::transactions::touch_logical(ctx, db, &keys);
+    }
     Ok(Reply::Ok)
 }
 

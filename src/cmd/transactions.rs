@@ -36,6 +36,24 @@ pub fn unwatch_all(ctx: &mut Ctx<'_>) {
     ctx.client.handle.watch_dirty.store(false, Ordering::Release);
 }
 
+/// The keys watched in logical database `db` that exist in it or in logical database `other`: what FLUSHDB,
+/// FLUSHALL and SWAPDB invalidate (Redis's `touchAllWatchedKeysInDb`).
+pub fn existing_watched_keys(ctx: &Ctx<'_>, db: u16, other: u16) -> Result<Vec<bytes::Bytes>, CmdError> {
+    let (physical, other_physical) = (ctx.server.dbmap.physical(db), ctx.server.dbmap.physical(other));
+    let mut keys = Vec::new();
+    for key in ctx.server.watches.keys_in(db) {
+        if ctx.engine.exists(physical, &key)? || (other != db && ctx.engine.exists(other_physical, &key)?) {
+            keys.push(key);
+        }
+    }
+    Ok(keys)
+}
+
+/// Marks the watchers of `keys` in logical database `db` dirty.
+pub fn touch_logical(ctx: &Ctx<'_>, db: u16, keys: &[bytes::Bytes]) {
+    keys.iter().for_each(|key| ctx.server.watches.touch(db, key));
+}
+
 /// ```text
 /// DISCARD
 /// ```
@@ -54,7 +72,7 @@ fn watch_broken(ctx: &Ctx<'_>) -> Result<bool, CmdError> {
         return Ok(true);
     }
     for watched in ctx.client.watched.iter().filter(|w| w.had_expiry) {
-        if ctx.engine.key_info(watched.db, &watched.key)?.is_none() {
+        if ctx.engine.key_info(ctx.server.dbmap.physical(watched.db), &watched.key)?.is_none() {
             return Ok(true);
         }
     }
@@ -92,12 +110,12 @@ pub fn watch(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     if ctx.client.multi.is_some() {
         return Err(CmdError::err("WATCH inside MULTI is not allowed"));
     }
-    let db = ctx.db();
+    let (db, physical) = (ctx.client.db, ctx.db());
     for key in args.rest() {
         if ctx.client.watched.iter().any(|w| w.db == db && w.key == key) {
             continue;
         }
-        let had_expiry = ctx.engine.key_info(db, &key)?.is_some_and(|i| i.expire_at_ms.is_some());
+        let had_expiry = ctx.engine.key_info(physical, &key)?.is_some_and(|i| i.expire_at_ms.is_some());
         ctx.server.watches.watch(db, key.clone(), &ctx.client.handle);
         ctx.client.watched.push(WatchedKey { db, key, had_expiry });
     }

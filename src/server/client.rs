@@ -31,7 +31,7 @@ pub enum ReplyMode {
 /// A key watched by WATCH.
 #[derive(Debug, Clone)]
 pub struct WatchedKey {
-    /// Physical database.
+    /// Logical database.
     pub db: u16,
     /// The key.
     pub key: Bytes,

@@ -16,6 +16,7 @@ pub const DBMAP_FILE: &str = "dbmap";
 pub struct DbMap {
     path: PathBuf,
     map: Vec<AtomicU16>,
+    reverse: Vec<AtomicU16>,
 }
 
 impl DbMap {
@@ -39,12 +40,25 @@ impl DbMap {
         while map.len() < usize::from(databases) {
             map.push(map.len() as u16);
         }
-        Ok(DbMap { path, map: map.into_iter().map(AtomicU16::new).collect() })
+        let mut reverse = vec![0u16; map.len()];
+        for (logical, &physical) in map.iter().enumerate() {
+            reverse[usize::from(physical)] = logical as u16;
+        }
+        Ok(DbMap {
+            path,
+            map: map.into_iter().map(AtomicU16::new).collect(),
+            reverse: reverse.into_iter().map(AtomicU16::new).collect(),
+        })
     }
 
     /// The physical database of logical database `db`.
     pub fn physical(&self, db: u16) -> u16 {
         self.map.get(usize::from(db)).map_or(db, |p| p.load(Ordering::Acquire))
+    }
+
+    /// The logical database currently backed by physical database `db`.
+    pub fn logical(&self, db: u16) -> u16 {
+        self.reverse.get(usize::from(db)).map_or(db, |l| l.load(Ordering::Acquire))
     }
 
     /// Swaps two logical databases and persists the map. Call with the command lock held exclusively.
@@ -54,11 +68,19 @@ impl DbMap {
         };
         let physical_a = slot_a.load(Ordering::Acquire);
         let physical_b = slot_b.load(Ordering::Acquire);
-        slot_a.store(physical_b, Ordering::Release);
-        slot_b.store(physical_a, Ordering::Release);
+        let set = |pa: u16, pb: u16| {
+            slot_a.store(pa, Ordering::Release);
+            slot_b.store(pb, Ordering::Release);
+            if let Some(r) = self.reverse.get(usize::from(pa)) {
+                r.store(a, Ordering::Release);
+            }
+            if let Some(r) = self.reverse.get(usize::from(pb)) {
+                r.store(b, Ordering::Release);
+            }
+        };
+        set(physical_b, physical_a);
         if let Err(error) = self.persist() {
-            slot_a.store(physical_a, Ordering::Release);
-            slot_b.store(physical_b, Ordering::Release);
+            set(physical_a, physical_b);
             return Err(error);
         }
         Ok(())
@@ -92,5 +114,6 @@ mod tests {
         assert_eq!(map.physical(0), 2);
         let reopened = DbMap::open(dir.path(), 16).unwrap();
         assert_eq!((reopened.physical(0), reopened.physical(2), reopened.physical(15)), (2, 0, 15));
+        assert_eq!((reopened.logical(2), reopened.logical(0), reopened.logical(15)), (0, 2, 15));
     }
 }

@@ -1,4 +1,6 @@
 //! WATCH bookkeeping: which clients watch which keys, and marking them dirty when a key changes.
+//! Keys are identified by *logical* database, as in Redis: after SWAPDB a watch follows the database
+//! number, not the data.
 //!
 //! Every handler that changes a key calls `Ctx::touch`, under the shared command lock; EXEC checks the
 //! flag under the exclusive lock, so a change either happens before EXEC's check or after the whole
@@ -26,7 +28,7 @@ impl Watches {
         self.keys.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// `client` watches `key` in physical database `db`.
+    /// `client` watches `key` in logical database `db`.
     pub fn watch(&self, db: u16, key: Bytes, client: &Arc<ClientHandle>) {
         let mut keys = self.lock();
         let watchers = keys.entry((db, key)).or_default();
@@ -60,16 +62,12 @@ impl Watches {
         }
     }
 
-    /// Marks every watcher of a database dirty (`None`: of every database).
-    pub fn touch_db(&self, db: Option<u16>) {
+    /// The keys watched in logical database `db`.
+    pub fn keys_in(&self, db: u16) -> Vec<Bytes> {
         if self.count.load(Ordering::Acquire) == 0 {
-            return;
+            return Vec::new();
         }
-        for ((key_db, _), watchers) in self.lock().iter() {
-            if db.is_none_or(|db| db == *key_db) {
-                watchers.iter().for_each(|c| c.watch_dirty.store(true, Ordering::Release));
-            }
-        }
+        self.lock().keys().filter(|(key_db, _)| *key_db == db).map(|(_, key)| key.clone()).collect()
     }
 
     /// Number of watched keys.

@@ -838,12 +838,13 @@ fn random_sequences() {
     for seed in base..base + 5 {
         let mut rng = SmallRng::seed_from_u64(seed);
         let mut script: Vec<String> = Vec::new();
+        let mut in_multi = false;
         for _ in 0..400 {
             let k = keys[rng.gen_range(0..keys.len())];
             let k2 = keys[rng.gen_range(0..keys.len())];
             let v = values[rng.gen_range(0..values.len())];
             let n: i64 = rng.gen_range(-20..40);
-            let line = match rng.gen_range(0..44) {
+            let line = match rng.gen_range(0..50) {
                 0 => format!("SET {k} {v}"),
                 1 => format!("SET {k} {v} NX GET"),
                 2 => format!("SET {k} {v} XX EX 1000"),
@@ -884,16 +885,30 @@ fn random_sequences() {
                 37 => format!("MOVE {k} {}", rng.gen_range(0..2)),
                 38 => "SWAPDB 0 1".to_string(),
                 39 => "DBSIZE".to_string(),
+                40 if in_multi => "DBSIZE".to_string(),
                 40 => "~KEYS *".to_string(),
                 41 => format!("BITFIELD {k} INCRBY i8 {} {n} GET u4 0", rng.gen_range(0..16)),
                 42 => {
                     format!("EXPIRE {k} {} {}", rng.gen_range(500..2000), ["NX", "XX", "GT", "LT"][rng.gen_range(0..4)])
                 }
-                _ => format!("PEXPIRE {k} {}", rng.gen_range(-1..1)),
+                43 => format!("PEXPIRE {k} {}", rng.gen_range(-1..1)),
+                44 => "MULTI".to_string(),
+                45 | 46 => "EXEC".to_string(),
+                47 => "DISCARD".to_string(),
+                48 => format!("WATCH {k}"),
+                _ => format!("GET {k} extra"),
             };
+            match line.as_str() {
+                "MULTI" => in_multi = true,
+                "EXEC" | "DISCARD" => in_multi = false,
+                _ => {}
+            }
             script.push(line);
         }
         let lines: Vec<&str> = script.iter().map(String::as_str).collect();
+        if std::env::var_os("VELO_DIFF_DEBUG").is_some() {
+            eprintln!("seed {seed}:\n{}", lines.join("\n"));
+        }
         compare(&redis, &velo, &format!("random sequence, seed {seed} (VELO_DIFF_SEED={base})"), &lines);
     }
 }
