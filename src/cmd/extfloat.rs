@@ -322,7 +322,7 @@ impl Ext {
             return Some(Ext { negative, ..Ext::ZERO });
         }
         // strtold reports overflow and underflow to zero as ERANGE, which Redis treats as "not a float".
-        if exponent10 > 5000 || exponent10 < -5500 {
+        if !(-5500..=5000).contains(&exponent10) {
             return None;
         }
         let value = if exponent10 >= 0 {
