@@ -42,10 +42,36 @@ pub enum DecodeError {
 /// Decodes one request from the start of `buf`. `Ok` with an empty vector means a frame that carries no
 /// command (an empty inline line, `*0` or `*-1`) and was consumed.
 pub fn decode_request(buf: &mut BytesMut, limits: &Limits) -> Result<Vec<Bytes>, DecodeError> {
-    match buf.first() {
-        None => Err(DecodeError::Incomplete),
-        Some(b'*') => decode_multibulk(buf, limits),
-        Some(_) => decode_inline(buf),
+    Decoder::default().decode(buf, limits)
+}
+
+/// A request decoder that remembers how far it got into an incomplete multibulk frame, so that a large
+/// frame arriving in many reads is scanned once rather than from its start on every read. The buffer must
+/// only grow between calls until a frame is returned (the connection never consumes it meanwhile).
+#[derive(Debug, Default)]
+pub struct Decoder {
+    /// Arguments of the current frame found so far (start, end offsets in the buffer).
+    spans: Vec<(usize, usize)>,
+    /// Where the next argument header starts; 0 when no frame is in progress.
+    pos: usize,
+    /// Number of arguments the current frame announced.
+    count: usize,
+}
+
+impl Decoder {
+    /// Decodes one request from the start of `buf` (see [`decode_request`]).
+    pub fn decode(&mut self, buf: &mut BytesMut, limits: &Limits) -> Result<Vec<Bytes>, DecodeError> {
+        let result = match buf.first() {
+            None => Err(DecodeError::Incomplete),
+            Some(b'*') => self.decode_multibulk(buf, limits),
+            Some(_) => decode_inline(buf),
+        };
+        if !matches!(result, Err(DecodeError::Incomplete)) {
+            self.spans.clear();
+            self.pos = 0;
+            self.count = 0;
+        }
+        result
     }
 }
 
@@ -81,64 +107,69 @@ fn find_cr(buf: &[u8], from: usize) -> Option<usize> {
     buf.get(from..)?.iter().position(|&b| b == b'\r').map(|p| p + from)
 }
 
-fn decode_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Vec<Bytes>, DecodeError> {
-    let invalid = |text: &str| DecodeError::Invalid(text.to_string());
-    let Some(cr) = find_cr(buf, 1) else {
-        return if buf.len() > INLINE_MAX {
-            Err(invalid("too big mbulk count string"))
-        } else {
-            Err(DecodeError::Incomplete)
-        };
-    };
-    if cr + 1 >= buf.len() {
-        return Err(DecodeError::Incomplete);
-    }
-    let count = buf.get(1..cr).and_then(parse_int);
-    let count = match count {
-        Some(count) if count > limits.max_args as i64 => return Err(invalid("invalid multibulk length")),
-        Some(count) => count,
-        None => return Err(invalid("invalid multibulk length")),
-    };
-    let mut pos = cr + 2;
-    if count <= 0 {
-        let _ = buf.split_to(pos);
-        return Ok(Vec::new());
-    }
-    let count = count as usize;
-    // First pass: validate and find the extent of every argument without consuming anything.
-    let mut spans = Vec::with_capacity(count.min(1024));
-    for _ in 0..count {
-        match buf.get(pos) {
-            None => return Err(DecodeError::Incomplete),
-            Some(b'$') => {}
-            Some(&other) => return Err(DecodeError::Invalid(format!("expected '$', got '{}'", other as char))),
-        }
-        let Some(cr) = find_cr(buf, pos + 1) else {
-            return if buf.len() - pos > INLINE_MAX {
-                Err(invalid("too big bulk count string"))
-            } else {
-                Err(DecodeError::Incomplete)
+impl Decoder {
+    fn decode_multibulk(&mut self, buf: &mut BytesMut, limits: &Limits) -> Result<Vec<Bytes>, DecodeError> {
+        let invalid = |text: &str| DecodeError::Invalid(text.to_string());
+        if self.pos == 0 {
+            let Some(cr) = find_cr(buf, 1) else {
+                return if buf.len() > INLINE_MAX {
+                    Err(invalid("too big mbulk count string"))
+                } else {
+                    Err(DecodeError::Incomplete)
+                };
             };
-        };
-        if cr + 1 >= buf.len() {
-            return Err(DecodeError::Incomplete);
+            if cr + 1 >= buf.len() {
+                return Err(DecodeError::Incomplete);
+            }
+            let count = match buf.get(1..cr).and_then(parse_int) {
+                Some(count) if count > limits.max_args as i64 => return Err(invalid("invalid multibulk length")),
+                Some(count) => count,
+                None => return Err(invalid("invalid multibulk length")),
+            };
+            if count <= 0 {
+                let _ = buf.split_to(cr + 2);
+                return Ok(Vec::new());
+            }
+            self.count = count as usize;
+            self.pos = cr + 2;
+            self.spans = Vec::with_capacity(self.count.min(1024));
         }
-        let len = match buf.get(pos + 1..cr).and_then(parse_int) {
-            Some(len) if len >= 0 && len as u64 <= limits.max_bulk as u64 => len as usize,
-            _ => return Err(invalid("invalid bulk length")),
-        };
-        let start = cr + 2;
-        let end = start + len;
-        if buf.len() < end + 2 {
-            // Make room once for a big argument rather than growing the buffer step by step.
-            buf.reserve(end + 2 - buf.len());
-            return Err(DecodeError::Incomplete);
+        // Validate and find the extent of every argument without consuming anything.
+        while self.spans.len() < self.count {
+            let pos = self.pos;
+            match buf.get(pos) {
+                None => return Err(DecodeError::Incomplete),
+                Some(b'$') => {}
+                Some(&other) => return Err(DecodeError::Invalid(format!("expected '$', got '{}'", other as char))),
+            }
+            let Some(cr) = find_cr(buf, pos + 1) else {
+                return if buf.len() - pos > INLINE_MAX {
+                    Err(invalid("too big bulk count string"))
+                } else {
+                    Err(DecodeError::Incomplete)
+                };
+            };
+            if cr + 1 >= buf.len() {
+                return Err(DecodeError::Incomplete);
+            }
+            let len = match buf.get(pos + 1..cr).and_then(parse_int) {
+                Some(len) if len >= 0 && len as u64 <= limits.max_bulk as u64 => len as usize,
+                _ => return Err(invalid("invalid bulk length")),
+            };
+            let start = cr + 2;
+            let end = start + len;
+            if buf.len() < end + 2 {
+                // Grow towards a big argument in steps (at most 1 MiB ahead), so a bare header cannot make
+                // the server allocate the whole announced length.
+                buf.reserve((end + 2 - buf.len()).min(1 << 20));
+                return Err(DecodeError::Incomplete);
+            }
+            self.spans.push((start, end));
+            self.pos = end + 2;
         }
-        spans.push((start, end));
-        pos = end + 2;
+        let frame = buf.split_to(self.pos).freeze();
+        Ok(self.spans.drain(..).map(|(start, end)| frame.slice(start..end)).collect())
     }
-    let frame = buf.split_to(pos).freeze();
-    Ok(spans.into_iter().map(|(start, end)| frame.slice(start..end)).collect())
 }
 
 fn decode_inline(buf: &mut BytesMut) -> Result<Vec<Bytes>, DecodeError> {
@@ -278,6 +309,28 @@ mod tests {
         assert_eq!(decode(b"*1\r\n$536870913\r\n"), Err(DecodeError::Invalid("invalid bulk length".into())));
         assert_eq!(decode(b"SET \"a\r\n"), Err(DecodeError::Invalid("unbalanced quotes in request".into())));
         assert_eq!(decode(b"*0\r\n").unwrap(), Vec::<Bytes>::new());
+    }
+
+    #[test]
+    fn resumes_a_frame_split_over_many_reads() {
+        let frame = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n*1\r\n$4\r\nPING\r\n";
+        let mut decoder = Decoder::default();
+        let mut buf = BytesMut::new();
+        let mut frames = Vec::new();
+        for &byte in frame.iter() {
+            buf.extend_from_slice(&[byte]);
+            loop {
+                match decoder.decode(&mut buf, &Limits::default()) {
+                    Ok(args) => frames.push(args),
+                    Err(DecodeError::Incomplete) => break,
+                    Err(other) => panic!("{other:?}"),
+                }
+            }
+        }
+        assert_eq!(
+            frames,
+            vec![vec![Bytes::from("SET"), Bytes::from("k"), Bytes::from("hello")], vec![Bytes::from("PING")]]
+        );
     }
 
     #[test]

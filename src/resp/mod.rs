@@ -7,5 +7,5 @@
 pub mod decode;
 pub mod reply;
 
-pub use decode::{decode_request, DecodeError, Limits};
+pub use decode::{decode_request, DecodeError, Decoder, Limits};
 pub use reply::{Protocol, Reply};

@@ -18,7 +18,7 @@ use super::client::{Client, ClientHandle, ReplyMode};
 use super::dispatch;
 use super::Server;
 use crate::cmd::Ctx;
-use crate::resp::{decode_request, DecodeError, Limits, Reply};
+use crate::resp::{DecodeError, Decoder, Limits, Reply};
 
 /// Write buffer size that forces a flush before more requests are executed.
 pub const FLUSH_THRESHOLD: usize = 64 * 1024;
@@ -35,11 +35,12 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
     let (mut reader, mut writer) = socket.into_split();
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
     let mut wbuf = BytesMut::with_capacity(16 * 1024);
+    let mut decoder = Decoder::default();
     'connection: loop {
         // Execute every complete request in the buffer.
         loop {
             let limits = Limits { max_bulk: server.proto_max_bulk_len(), ..Limits::default() };
-            match decode_request(&mut rbuf, &limits) {
+            match decoder.decode(&mut rbuf, &limits) {
                 Ok(argv) if argv.is_empty() => continue,
                 Ok(argv) => {
                     *handle.last_active.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
