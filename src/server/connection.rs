@@ -55,7 +55,7 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
                     if client.close || handle.is_killed() {
                         break 'connection;
                     }
-                    if wbuf.len() >= FLUSH_THRESHOLD && flush(&server, &mut writer, &mut wbuf).await.is_err() {
+                    if wbuf.len() >= FLUSH_THRESHOLD && flush(&server, &handle, &mut writer, &mut wbuf).await.is_err() {
                         break 'connection;
                     }
                 }
@@ -67,7 +67,7 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
                 }
             }
         }
-        if flush(&server, &mut writer, &mut wbuf).await.is_err() {
+        if flush(&server, &handle, &mut writer, &mut wbuf).await.is_err() {
             break;
         }
         tokio::select! {
@@ -88,7 +88,7 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
             _ = shutdown.changed() => break,
         }
     }
-    let _ = flush(&server, &mut writer, &mut wbuf).await;
+    let _ = flush(&server, &handle, &mut writer, &mut wbuf).await;
     let _ = writer.shutdown().await;
     cleanup(&server, &mut client);
 }
@@ -99,15 +99,23 @@ fn deliver(handle: &ClientHandle, client: &Client, message: Reply, wbuf: &mut By
     handle.delivered(wbuf.len() - before + 64);
 }
 
+/// Writes the buffer out; gives up if the client is killed meanwhile (a client that does not read would
+/// otherwise keep its task waiting forever).
 async fn flush(
     server: &Server,
+    handle: &ClientHandle,
     writer: &mut tokio::net::tcp::OwnedWriteHalf,
     wbuf: &mut BytesMut,
 ) -> std::io::Result<()> {
     if wbuf.is_empty() {
         return Ok(());
     }
-    writer.write_all(wbuf).await?;
+    tokio::select! {
+        written = writer.write_all(wbuf) => written?,
+        _ = handle.killed() => {
+            return Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "client killed"));
+        }
+    }
     server.stats.net_output.fetch_add(wbuf.len() as u64, Ordering::Relaxed);
     wbuf.clear();
     Ok(())

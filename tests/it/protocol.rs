@@ -162,3 +162,24 @@ fn client_kill_and_maxclients() {
     assert_eq!(refused.read_to_close(), b"-ERR max number of clients reached\r\n");
     assert_eq!(admin.cmd(&["CONFIG", "SET", "maxclients", "10000"]), b"+OK\r\n");
 }
+
+#[test]
+fn a_subscriber_that_does_not_read_is_disconnected_past_its_backlog_limit() {
+    let velo = TestServer::start();
+    let mut subscriber = velo.connect();
+    assert!(!subscriber.cmd(&["SUBSCRIBE", "firehose"]).is_empty());
+    let mut publisher = velo.connect();
+    let message = vec![b'm'; 1024 * 1024];
+    for _ in 0..64 {
+        publisher.cmd_bytes(&[b"PUBLISH", b"firehose", &message]);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let numsub = publisher.cmd(&["PUBSUB", "NUMSUB", "firehose"]);
+        if numsub.ends_with(b":0\r\n") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "subscriber still connected: {}", show(&numsub));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
