@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`engine`]: the synchronous storage engine (data directory, slots, WAL, key buckets, chunk segments).
 //!   No network, no async: the server and every offline tool share it.
+//! - [`types`]: Redis data-type building blocks (HyperLogLog, geohash, bloom filters, sorted-set
+//!   index), pure library code.
 //! - [`config`]: `velo serve` flags and config file, validated once into a typed struct.
 //! - [`resp`]: RESP2/RESP3 request decoding (zero-copy, inline commands) and the reply encoder.
 //! - [`cmd`]: the command table (generated from `commands/*.json`) and the handlers, one file per group.
@@ -19,3 +21,4 @@ pub mod glob;
 pub mod resp;
 pub mod server;
 pub mod tools;
+pub mod types;

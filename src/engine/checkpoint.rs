@@ -35,9 +35,10 @@ type Relocation = (u16, Vec<u8>, SegmentLocation, usize);
 type StoredRecord = (u64, u16, Vec<u8>, Vec<u8>, SegmentLocation);
 
 /// Where a memtable entry's value goes.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Placement {
-    Inline,
+    Nothing,
+    Inline(bytes::Bytes),
     Segment(usize),
     Big,
 }
@@ -48,6 +49,10 @@ struct Batch {
     touched_chunks: Vec<u32>,
     new_files: bool,
     target_seq: u64,
+    /// Pages at or past these numbers (buckets file, overflow file) are not part of the committed table:
+    /// nothing references them until the new metadata is in place, so they are written directly instead
+    /// of through the double-write batch.
+    fresh_from: (u64, u64),
 }
 
 impl Slot {
@@ -107,6 +112,10 @@ impl Slot {
             touched_chunks: Vec::new(),
             new_files: false,
             target_seq,
+            fresh_from: (
+                self.meta.bucket_count() + 1,
+                self.meta.overflow_pages.max(1),
+            ),
         };
         if reset {
             self.reset_layout(&mut meta, &mut batch)?;
@@ -123,23 +132,26 @@ impl Slot {
         for ((_, db, key), entry) in &entries {
             let placement = match &entry.value {
                 MemValue::Set { envelope, .. } => {
-                    let inline_len = CELL_HEADER_LEN + key.len() + envelope.len();
-                    if envelope.len() <= self.config.inline_max && inline_len <= CELL_AREA {
-                        Placement::Inline
-                    } else if batch.segments.fits(key.len(), envelope.len()) {
-                        if batch.segments.must_seal_before(key.len(), envelope.len()) {
+                    let len = envelope.len;
+                    let bytes = self.load_envelope(envelope)?;
+                    if len <= self.config.inline_max
+                        && CELL_HEADER_LEN + key.len() + len <= CELL_AREA
+                    {
+                        Placement::Inline(bytes)
+                    } else if batch.segments.fits(key.len(), len) {
+                        if batch.segments.must_seal_before(key.len(), len) {
                             self.append_segment(&mut meta, &mut batch)?;
                         }
-                        Placement::Segment(batch.segments.add(entry.seq, *db, key, envelope))
+                        Placement::Segment(batch.segments.add(entry.seq, *db, key, &bytes))
                     } else {
-                        self.chunks.write_big(entry.seq, *db, key, envelope)?;
+                        self.chunks.write_big(entry.seq, *db, key, &bytes)?;
                         self.stats.big_values += 1;
-                        self.stats.big_value_bytes += envelope.len() as u64;
+                        self.stats.big_value_bytes += len as u64;
                         batch.new_files = true;
                         Placement::Big
                     }
                 }
-                _ => Placement::Inline,
+                _ => Placement::Nothing,
             };
             placements.push(placement);
         }
@@ -150,9 +162,13 @@ impl Slot {
         // (2) Grow the table first to the size the new cells need, so that entries land in buckets of
         // normal size (applying a large batch to a small table and splitting afterwards is quadratic).
         let inline_max = self.config.inline_max;
-        let cell_len = |key: &[u8], envelope: &[u8]| {
-            (CELL_HEADER_LEN + key.len() + envelope.len().min(inline_max).max(page::LOCATION_LEN))
-                as u64
+        let cell_len = |key: &[u8], envelope_len: usize| {
+            let value_len = if envelope_len <= inline_max {
+                envelope_len
+            } else {
+                page::LOCATION_LEN
+            };
+            (CELL_HEADER_LEN + key.len() + value_len) as u64
         };
         let fits = |meta: &SlotMeta, incoming: u64| {
             (meta.used_bytes + incoming) as f64
@@ -161,7 +177,7 @@ impl Slot {
         let mut incoming: u64 = entries
             .iter()
             .map(|((_, _, key), entry)| match &entry.value {
-                MemValue::Set { envelope, .. } => cell_len(key, envelope),
+                MemValue::Set { envelope, .. } => cell_len(key, envelope.len),
                 _ => 0,
             })
             .sum();
@@ -183,7 +199,7 @@ impl Slot {
                     };
                     sampled += 1;
                     if !exists {
-                        new_bytes += cell_len(key, envelope);
+                        new_bytes += cell_len(key, envelope.len);
                     }
                 }
             }
@@ -224,16 +240,19 @@ impl Slot {
                     .position(|c| c.hash == hash && c.db == *db && c.key == *key);
                 match &entry.value {
                     MemValue::Set { kind, envelope } => {
-                        let value = match placements[index] {
-                            Placement::Inline => CellValue::Inline(envelope.to_vec()),
+                        let value = match &placements[index] {
+                            Placement::Inline(bytes) => CellValue::Inline(bytes.to_vec()),
+                            Placement::Nothing => {
+                                return Err(Error::Config("a Set entry was not placed".into()))
+                            }
                             Placement::Segment(ticket) => {
-                                CellValue::Segment(batch.segments.locations[ticket].ok_or_else(
+                                CellValue::Segment(batch.segments.locations[*ticket].ok_or_else(
                                     || Error::Config("segment location unresolved".into()),
                                 )?)
                             }
                             Placement::Big => CellValue::Big {
                                 id: entry.seq,
-                                envelope_len: envelope.len() as u64,
+                                envelope_len: envelope.len as u64,
                             },
                         };
                         let cell = Cell {
@@ -511,7 +530,16 @@ impl Slot {
                 checkpoint_seq: batch.target_seq,
                 cells,
             };
-            batch.dwb.add_page(ids[index], &page.encode())?;
+            let id = ids[index];
+            let fresh = match id.file {
+                buckets::PageFile::Primary => id.number >= batch.fresh_from.0,
+                buckets::PageFile::Overflow => id.number >= batch.fresh_from.1,
+            };
+            if fresh {
+                self.buckets.write_page(id, &page.encode())?;
+            } else {
+                batch.dwb.add_page(id, &page.encode())?;
+            }
         }
         Ok(())
     }

@@ -110,7 +110,7 @@ pub struct EngineOptions {
     /// Byte bound of the value (decoded segment) cache (all slots together).
     pub value_cache_bytes: usize,
     /// Unflushed WAL bytes per slot that trigger a checkpoint into buckets and segments; `None` derives it
-    /// from a 128 MiB budget shared by all slots.
+    /// from a 192 MiB budget shared by all slots. A larger budget means fewer page rewrites per write.
     pub wal_flush_bytes: Option<usize>,
     /// Target payload size of a chunk segment.
     pub segment_size: usize,
@@ -135,8 +135,8 @@ impl Default for EngineOptions {
         Self {
             slot_count: None,
             fsync: FsyncPolicy::EverySec,
-            page_cache_bytes: 64 << 20,
-            value_cache_bytes: 64 << 20,
+            page_cache_bytes: 32 << 20,
+            value_cache_bytes: 32 << 20,
             wal_flush_bytes: None,
             segment_size: 4096,
             inline_max: 64,
@@ -339,7 +339,7 @@ impl Engine {
         let slot_count = meta.slot_count as usize;
         let wal_flush_bytes = options
             .wal_flush_bytes
-            .unwrap_or_else(|| ((128usize << 20) / slot_count).max(4 << 20));
+            .unwrap_or_else(|| ((192usize << 20) / slot_count).max(4 << 20));
         let config = Arc::new(slot::SlotConfig {
             fs: fs.clone(),
             fsync: options.fsync,

@@ -123,15 +123,41 @@ impl WalSyncer {
     }
 }
 
+/// Where an unflushed value's envelope is: always in the WAL, and also in memory when it is small. Keeping
+/// large envelopes only in the WAL lets a memory budget index several times more writes, and every extra
+/// write a checkpoint absorbs is a page rewrite saved.
+#[derive(Debug, Clone)]
+pub(crate) struct MemEnvelope {
+    /// The envelope, if small enough to keep in memory.
+    pub(crate) bytes: Option<Bytes>,
+    /// Offset and encoded length of the WAL record holding it.
+    pub(crate) record: (u64, u32),
+    /// Length of the envelope.
+    pub(crate) len: usize,
+}
+
 /// An unflushed change to one key.
 #[derive(Debug, Clone)]
 pub(crate) enum MemValue {
     /// The key is set to this envelope.
-    Set { kind: ValueKind, envelope: Bytes },
+    Set {
+        kind: ValueKind,
+        envelope: MemEnvelope,
+    },
     /// The key is deleted.
     Delete,
     /// The key keeps its value below; only its expiry changed.
     Retime,
+}
+
+impl MemValue {
+    /// Bytes this value holds in memory.
+    fn memory_len(&self) -> usize {
+        match self {
+            MemValue::Set { envelope, .. } => envelope.bytes.as_ref().map_or(0, Bytes::len),
+            _ => 0,
+        }
+    }
 }
 
 /// A memtable entry: the newest unflushed state of a key.
@@ -151,7 +177,7 @@ pub(crate) type MemKey = (u64, u16, Vec<u8>);
 type WalWrite<'a> = (WalOp, u16, u64, &'a [u8], &'a [u8]);
 
 /// Approximate bytes a memtable entry costs beyond its key and envelope.
-const MEM_ENTRY_OVERHEAD: usize = 96;
+const MEM_ENTRY_OVERHEAD: usize = 160;
 
 /// Bits of a scan position (see [`Slot::scan`]).
 pub(crate) const POSITION_BITS: u32 = 54;
@@ -278,7 +304,7 @@ impl Slot {
             },
         };
         let mut replayed = 0usize;
-        for record in replay.records {
+        for (offset, len, record) in replay.records {
             if record.seq <= slot.meta.checkpoint_seq {
                 continue;
             }
@@ -295,7 +321,7 @@ impl Slot {
                         record.expire_at,
                         MemValue::Set {
                             kind,
-                            envelope: Bytes::from(record.envelope),
+                            envelope: slot.mem_envelope(record.envelope, (offset, len)),
                         },
                     );
                 }
@@ -528,6 +554,7 @@ impl Slot {
         let expire_at_ms = (lookup.expire_at != 0).then_some(lookup.expire_at);
         let (kind, value) = match lookup.source {
             Source::Memtable(envelope) => {
+                let envelope = self.load_envelope(&envelope)?;
                 self.decode_envelope(&envelope, self.dir.join(wal::WAL_FILE))?
             }
             Source::Cell(cell) => {
@@ -624,14 +651,27 @@ impl Slot {
         Ok(first)
     }
 
+    /// The memtable's handle on an envelope just written to the WAL as `record` (offset, length).
+    fn mem_envelope(&self, envelope: Vec<u8>, record: (u64, u32)) -> MemEnvelope {
+        let len = envelope.len();
+        let bytes = (len <= self.config.inline_max).then(|| Bytes::from(envelope));
+        MemEnvelope { bytes, record, len }
+    }
+
+    /// The bytes of an unflushed envelope (from memory, or read back from the WAL).
+    pub(crate) fn load_envelope(&self, envelope: &MemEnvelope) -> Result<Bytes> {
+        match &envelope.bytes {
+            Some(bytes) => Ok(bytes.clone()),
+            None => self
+                .wal
+                .read_envelope(envelope.record.0, envelope.record.1)
+                .map(Bytes::from),
+        }
+    }
+
     /// Records a key's new state in the memtable.
     fn remember(&mut self, db: u16, key: &[u8], seq: u64, expire_at: u64, value: MemValue) {
-        let added = key.len()
-            + MEM_ENTRY_OVERHEAD
-            + match &value {
-                MemValue::Set { envelope, .. } => envelope.len(),
-                _ => 0,
-            };
+        let added = key.len() + MEM_ENTRY_OVERHEAD + value.memory_len();
         let entry = MemEntry {
             seq,
             expire_at,
@@ -644,12 +684,7 @@ impl Slot {
         match self.memtable.entry(Self::mem_key(db, key)) {
             std::collections::btree_map::Entry::Occupied(mut slot) => {
                 let old = slot.get_mut();
-                let removed = key.len()
-                    + MEM_ENTRY_OVERHEAD
-                    + match &old.value {
-                        MemValue::Set { envelope, .. } => envelope.len(),
-                        _ => 0,
-                    };
+                let removed = key.len() + MEM_ENTRY_OVERHEAD + old.value.memory_len();
                 if old.expire_at != 0 {
                     self.expiring_in_memtable -= 1;
                 }
@@ -685,12 +720,7 @@ impl Slot {
             .collect();
         for key in doomed {
             if let Some(entry) = self.memtable.remove(&key) {
-                self.memtable_bytes -= key.2.len()
-                    + MEM_ENTRY_OVERHEAD
-                    + match &entry.value {
-                        MemValue::Set { envelope, .. } => envelope.len(),
-                        _ => 0,
-                    };
+                self.memtable_bytes -= key.2.len() + MEM_ENTRY_OVERHEAD + entry.value.memory_len();
                 if entry.expire_at != 0 {
                     self.expiring_in_memtable -= 1;
                 }
@@ -728,19 +758,13 @@ impl Slot {
         Self::check_key(key)?;
         let envelope = envelope::encode(kind, value, self.config.compression);
         let expire_at = expire_at_ms.unwrap_or(0);
+        let start = self.wal.len();
         let seq = self.append(&[(WalOp::Set, db, expire_at, key, &envelope)])?;
         self.stats.raw_value_bytes += value.len() as u64;
         self.stats.stored_value_bytes += envelope.len() as u64;
-        self.remember(
-            db,
-            key,
-            seq,
-            expire_at,
-            MemValue::Set {
-                kind,
-                envelope: Bytes::from(envelope),
-            },
-        );
+        let record = (start, wal::record_len(key.len(), envelope.len()) as u32);
+        let envelope = self.mem_envelope(envelope, record);
+        self.remember(db, key, seq, expire_at, MemValue::Set { kind, envelope });
         self.maybe_checkpoint()
     }
 
@@ -800,14 +824,20 @@ impl Slot {
             .iter()
             .map(|(op, db, expire_at, key, envelope)| (*op, *db, *expire_at, *key, &envelope[..]))
             .collect();
+        let mut record_start = self.wal.len();
         let first = self.append(&records)?;
         drop(records);
         for (offset, (op, db, expire_at, key, envelope)) in encoded.into_iter().enumerate() {
             let seq = first + offset as u64;
+            let record = (
+                record_start,
+                wal::record_len(key.len(), envelope.len()) as u32,
+            );
+            record_start += record.1 as u64;
             let value = match op {
                 WalOp::Set => MemValue::Set {
                     kind: envelope::peek_kind(&envelope).unwrap_or(ValueKind::String),
-                    envelope: Bytes::from(envelope),
+                    envelope: self.mem_envelope(envelope, record),
                 },
                 _ => MemValue::Delete,
             };
@@ -1087,7 +1117,7 @@ impl Slot {
 
 /// Where a found key's value is.
 enum Source {
-    Memtable(Bytes),
+    Memtable(MemEnvelope),
     Cell(Cell),
 }
 

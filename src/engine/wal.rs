@@ -70,6 +70,11 @@ pub struct WalRecord {
     pub envelope: Vec<u8>,
 }
 
+/// Encoded length of a record with this key and envelope.
+pub fn record_len(key_len: usize, envelope_len: usize) -> usize {
+    RECORD_PREFIX_LEN + RECORD_FIXED_LEN + key_len + envelope_len
+}
+
 /// Appends the encoding of one record to `out`.
 #[allow(clippy::too_many_arguments)]
 pub fn encode_record(
@@ -168,8 +173,8 @@ pub fn decode_record(bytes: &[u8]) -> std::result::Result<(WalRecord, usize), Re
 /// What replaying a WAL found.
 #[derive(Debug, Default)]
 pub struct Replay {
-    /// The valid records, in order.
-    pub records: Vec<WalRecord>,
+    /// The valid records, in order, with the file offset and encoded length of each.
+    pub records: Vec<(u64, u32, WalRecord)>,
     /// Length of the valid prefix of the file (header plus good records).
     pub valid_len: u64,
     /// Where a torn tail started and why, if there was one.
@@ -206,7 +211,7 @@ pub fn replay(bytes: &[u8], path: &Path) -> Result<Replay> {
                     ));
                 }
                 last_seq = record.seq;
-                replay.records.push(record);
+                replay.records.push((offset as u64, len as u32, record));
                 offset += len;
                 replay.valid_len = offset as u64;
             }
@@ -438,7 +443,7 @@ impl WalWriter {
             state: Mutex::default(),
             synced: Condvar::new(),
         });
-        let last = replay.records.last().map_or(0, |record| record.seq);
+        let last = replay.records.last().map_or(0, |(_, _, record)| record.seq);
         let end = replay
             .torn_tail
             .as_ref()
@@ -495,6 +500,25 @@ impl WalWriter {
         self.end += self.buffer.len() as u64;
         self.sync.note_written(last_seq, self.end);
         Ok(())
+    }
+
+    /// Reads back the envelope of the Set record at `offset` (`len` bytes), verifying its CRC.
+    pub fn read_envelope(&self, offset: u64, len: u32) -> Result<Vec<u8>> {
+        let mut bytes = vec![0u8; len as usize];
+        self.file
+            .read_exact_at(&mut bytes, offset)
+            .map_err(|e| Error::io("read", &self.path, e))?;
+        match decode_record(&bytes) {
+            Ok((record, _)) if record.op == WalOp::Set => Ok(record.envelope),
+            Ok(_) => Err(Error::corrupt(&self.path, offset, "expected a Set record")),
+            Err(RecordError::Checksum { expected, actual }) => Err(Error::ChecksumMismatch {
+                file: self.path.clone(),
+                offset,
+                expected,
+                actual,
+            }),
+            Err(_) => Err(Error::corrupt(&self.path, offset, "record unreadable")),
+        }
     }
 
     /// Empties the WAL after a checkpoint made everything in it durable below (`checkpoint_seq`).
@@ -579,6 +603,7 @@ mod tests {
         let full = file.len();
         let replayed = replay(&file, Path::new("wal")).expect("clean");
         assert_eq!(replayed.records.len(), 3);
+        assert_eq!(replayed.records[0].0, FILE_HEADER_LEN as u64);
         assert!(replayed.torn_tail.is_none());
         // Torn: the last record cut short.
         let torn = replay(&file[..full - 3], Path::new("wal")).expect("torn tail tolerated");

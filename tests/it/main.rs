@@ -13,3 +13,8 @@ mod lifecycle;
 mod protocol;
 mod server_commands;
 mod support;
+mod types_bloom;
+mod types_geo;
+mod types_hll;
+mod types_support;
+mod types_zset;
