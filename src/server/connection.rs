@@ -43,7 +43,6 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
             match decoder.decode(&mut rbuf, &limits) {
                 Ok(argv) if argv.is_empty() => continue,
                 Ok(argv) => {
-                    *handle.last_active.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
                     let mut ctx = Ctx { server: &server, engine: &server.engine, client: &mut client };
                     let reply = dispatch::execute(&mut ctx, argv);
                     match client.reply_mode {
@@ -73,7 +72,11 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
         tokio::select! {
             read = reader.read_buf(&mut rbuf) => match read {
                 Ok(0) | Err(_) => break,
-                Ok(n) => { server.stats.net_input.fetch_add(n as u64, Ordering::Relaxed); }
+                Ok(n) => {
+                    server.stats.net_input.fetch_add(n as u64, Ordering::Relaxed);
+                    // Redis's "last interaction": once per read, not per command.
+                    *handle.last_active.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+                }
             },
             Some(message) = pushes.recv() => {
                 deliver(&handle, &client, message, &mut wbuf);
