@@ -3,7 +3,7 @@
 //! # Layout
 //! - [`spec`]: [`CommandSpec`] and its flag sets; [`table`]: the entries, @generated from `commands/*.json`
 //!   by [`codegen`].
-//! - [`args`]: the argument cursor; [`error`]: [`CmdError`] with Redis's exact texts.
+//! - [`args`]: the argument cursor; `error`: [`CmdError`] with Redis's exact texts.
 //! - Handlers, one file per group: [`connection`], [`string`], [`bitmap`], [`generic`] (keys),
 //!   [`server`], [`transactions`], [`pubsub`].
 //!
