@@ -88,7 +88,8 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
                 }
             }
             _ = handle.killed() => break,
-            _ = shutdown.changed() => break,
+            // `wait_for` also sees a shutdown that began before this connection subscribed.
+            _ = shutdown.wait_for(|stopping| *stopping) => break,
         }
     }
     let _ = flush(&server, &handle, &mut writer, &mut wbuf).await;
