@@ -394,7 +394,7 @@ fn keys_and_expiry() {
             "EXPIRETIME k",
             "SET k v PX 100000",
             "SET k w KEEPTTL",
-            "PTTL k",
+            "TTL k",
         ],
     );
 }
