@@ -912,3 +912,74 @@ fn random_sequences() {
         compare(&redis, &velo, &format!("random sequence, seed {seed} (VELO_DIFF_SEED={base})"), &lines);
     }
 }
+
+/// Two clients interleaved at random: one runs WATCH/MULTI/EXEC blocks, the other writes, flushes, swaps
+/// databases and moves keys. Replies of both must match Redis's (seeded, `VELO_DIFF_SEED`).
+#[test]
+fn random_watch_between_two_clients() {
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+    let (redis, velo) = servers();
+    let base: u64 = std::env::var("VELO_DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
+    let keys = ["a", "b", "c"];
+    for seed in base..base + 5 {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut script: Vec<(usize, String)> = Vec::new();
+        for _ in 0..300 {
+            let k = keys[rng.gen_range(0..keys.len())];
+            let step = if rng.gen_bool(0.5) {
+                (
+                    0,
+                    match rng.gen_range(0..7) {
+                        0 => format!("WATCH {k}"),
+                        1 => "MULTI".to_string(),
+                        2 => format!("INCR {k}"),
+                        3 | 4 => "EXEC".to_string(),
+                        5 => "UNWATCH".to_string(),
+                        _ => format!("GET {k}"),
+                    },
+                )
+            } else {
+                (
+                    1,
+                    match rng.gen_range(0..9) {
+                        0 => format!("SET {k} 1"),
+                        1 => format!("DEL {k}"),
+                        2 => format!("GET {k}"),
+                        3 => "FLUSHDB".to_string(),
+                        4 => "SWAPDB 0 1".to_string(),
+                        5 => format!("MOVE {k} 1"),
+                        6 => format!("SELECT {}", rng.gen_range(0..2)),
+                        7 => format!("SET {k} 2 NX"),
+                        _ => format!("EXPIRE {k} 100"),
+                    },
+                )
+            };
+            script.push(step);
+        }
+        let mut outputs = Vec::new();
+        for port in [redis.port, velo.port] {
+            let mut clients = [Conn::connect(port), Conn::connect(port)];
+            clients[0].cmd(&["FLUSHALL"]);
+            let mut out = Vec::new();
+            for (client, line) in &script {
+                let args = velo::resp::decode::split_args(line.as_bytes()).unwrap();
+                let args: Vec<&[u8]> = args.iter().map(|a| a.as_ref()).collect();
+                clients[*client].send(&command(&args));
+                out.push(clients[*client].read_reply());
+            }
+            outputs.push(out);
+        }
+        for (i, (client, line)) in script.iter().enumerate() {
+            assert!(
+                outputs[0][i] == outputs[1][i],
+                "seed {seed} (VELO_DIFF_SEED={base}), client {client}, step {i} `{line}`:\n  redis: {}\n  velo:  {}",
+                show(&outputs[0][i]),
+                show(&outputs[1][i])
+            );
+        }
+    }
+}
