@@ -19,7 +19,7 @@ use super::page::{
     PAGE_KIND_PRIMARY,
 };
 use super::segment::{self, SegmentWriter, CHUNK_FILE_MAX};
-use super::slot::{MemValue, Slot};
+use super::slot::{MemEntry, MemKey, MemValue, Slot};
 
 /// The table splits a bucket while cells fill more than this share of the primary pages.
 const SPLIT_FILL: f64 = 0.85;
@@ -80,13 +80,16 @@ impl Slot {
         {
             return Ok(());
         }
-        match self.checkpoint_inner(reset) {
+        let entries: Vec<_> = std::mem::take(&mut self.memtable).into_iter().collect();
+        match self.checkpoint_inner(reset, &entries) {
             Ok(()) => {
                 self.stats.checkpoints += 1;
                 Ok(())
             }
             Err(err) => {
                 tracing::error!(slot = self.index, error = %err, "checkpoint failed; slot poisoned until restart");
+                // Reads keep seeing every acknowledged write: the memtable goes back as it was.
+                self.memtable = entries.into_iter().collect();
                 self.poisoned = Some("checkpoint");
                 self.buckets.clear_cache();
                 self.chunks.clear_cache();
@@ -95,7 +98,7 @@ impl Slot {
         }
     }
 
-    fn checkpoint_inner(&mut self, reset: bool) -> Result<()> {
+    fn checkpoint_inner(&mut self, reset: bool, entries: &[(MemKey, MemEntry)]) -> Result<()> {
         let target_seq = self.next_seq - 1;
         let mut meta = self.meta.clone();
         meta.pending_deletes.clear();
@@ -127,9 +130,8 @@ impl Slot {
         }
 
         // (1) Values that do not fit inline go to segments or big files first: cells need their locations.
-        let entries: Vec<_> = std::mem::take(&mut self.memtable).into_iter().collect();
         let mut placements = Vec::with_capacity(entries.len());
-        for ((_, db, key), entry) in &entries {
+        for ((_, db, key), entry) in entries {
             let placement = match &entry.value {
                 MemValue::Set { envelope, .. } => {
                     let len = envelope.len;
@@ -581,7 +583,9 @@ impl Slot {
         candidates.sort_by(|a, b| {
             (a.1.live_bytes * b.1.written_bytes).cmp(&(b.1.live_bytes * a.1.written_bytes))
         });
-        let budget = self.config.wal_flush_bytes as u64;
+        // Relocate up to twice what this checkpoint wrote, so that compaction keeps pace with the garbage
+        // that overwrites create.
+        let budget = (self.config.wal_flush_bytes as u64).max(2 * self.wal.len());
         let mut moved = 0u64;
         for (id, chunk) in candidates {
             if chunk.live_bytes > 0 && moved > 0 && moved + chunk.live_bytes > budget {

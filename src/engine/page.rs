@@ -7,6 +7,7 @@ use std::path::Path;
 use super::envelope::ValueKind;
 use super::error::{Error, Result};
 use super::format::{self, ByteReader, PutLe};
+use super::key::key_hash;
 
 /// Size of a page.
 pub const PAGE_SIZE: usize = 4096;
@@ -15,7 +16,7 @@ pub const PAGE_HEADER_LEN: usize = 32;
 /// Bytes available for cells.
 pub const CELL_AREA: usize = PAGE_SIZE - PAGE_HEADER_LEN;
 /// Bytes of a cell header (before key and value).
-pub const CELL_HEADER_LEN: usize = 32;
+pub const CELL_HEADER_LEN: usize = 24;
 /// Bytes of a value location or big-value reference in a cell.
 pub const LOCATION_LEN: usize = 16;
 /// Longest key a cell can hold.
@@ -64,7 +65,7 @@ pub enum CellValue {
 /// One key's entry in a bucket page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cell {
-    /// Key hash (engine::key::key_hash).
+    /// Key hash (engine::key::key_hash). Not stored: recomputed from the key when a page is decoded.
     pub hash: u64,
     /// Sequence of the write that produced this cell's current state.
     pub seq: u64,
@@ -92,7 +93,6 @@ impl Cell {
     }
 
     fn encode(&self, out: &mut Vec<u8>) {
-        out.put_u64(self.hash);
         out.put_u64(self.seq);
         out.put_u64(self.expire_at);
         out.put_u16(self.db);
@@ -242,7 +242,6 @@ pub fn verify(bytes: &[u8], file: &Path, offset: u64) -> Result<()> {
 }
 
 fn decode_cell(reader: &mut ByteReader<'_>) -> Option<Cell> {
-    let hash = reader.u64()?;
     let seq = reader.u64()?;
     let expire_at = reader.u64()?;
     let db = reader.u16()?;
@@ -266,7 +265,7 @@ fn decode_cell(reader: &mut ByteReader<'_>) -> Option<Cell> {
         _ => return None,
     };
     Some(Cell {
-        hash,
+        hash: key_hash(db, &key),
         seq,
         expire_at,
         db,
@@ -276,9 +275,9 @@ fn decode_cell(reader: &mut ByteReader<'_>) -> Option<Cell> {
     })
 }
 
-/// Finds the cell for `(hash, db, key)` in a verified page without decoding the others. Returns the cell
-/// and the page's overflow link.
-pub fn find_cell(bytes: &[u8], hash: u64, db: u16, key: &[u8]) -> (Option<Cell>, u64) {
+/// Finds the cell for `(db, key)` in a verified page without decoding the others. Returns the cell and
+/// the page's overflow link.
+pub fn find_cell(bytes: &[u8], db: u16, key: &[u8]) -> (Option<Cell>, u64) {
     let mut reader = ByteReader::new(bytes);
     reader.take(6);
     let count = reader.u16().unwrap_or(0);
@@ -287,13 +286,9 @@ pub fn find_cell(bytes: &[u8], hash: u64, db: u16, key: &[u8]) -> (Option<Cell>,
     reader.u64();
     for _ in 0..count {
         let start = reader.clone();
-        let (Some(cell_hash), Some(_), Some(_), Some(cell_db), Some(key_len)) = (
-            reader.u64(),
-            reader.u64(),
-            reader.u64(),
-            reader.u16(),
-            reader.u16(),
-        ) else {
+        let (Some(_), Some(_), Some(cell_db), Some(key_len)) =
+            (reader.u64(), reader.u64(), reader.u16(), reader.u16())
+        else {
             break;
         };
         let (Some(_), Some(value_len)) = (reader.take(2), reader.u16()) else {
@@ -305,7 +300,7 @@ pub fn find_cell(bytes: &[u8], hash: u64, db: u16, key: &[u8]) -> (Option<Cell>,
         ) else {
             break;
         };
-        if cell_hash == hash && cell_db == db && cell_key == key {
+        if cell_db == db && cell_key == key {
             return (decode_cell(&mut start.clone()), next);
         }
     }
@@ -325,7 +320,7 @@ mod tests {
             checkpoint_seq: 9,
             cells: vec![
                 Cell {
-                    hash: 0x1122,
+                    hash: key_hash(0, b"a"),
                     seq: 4,
                     expire_at: 0,
                     db: 0,
@@ -334,7 +329,7 @@ mod tests {
                     value: CellValue::Inline(b"\x00\x00x".to_vec()),
                 },
                 Cell {
-                    hash: 0x3344,
+                    hash: key_hash(2, b"bb"),
                     seq: 5,
                     expire_at: 1_700_000_000_000,
                     db: 2,
@@ -348,7 +343,7 @@ mod tests {
                     }),
                 },
                 Cell {
-                    hash: 0x1122,
+                    hash: key_hash(0, b"c"),
                     seq: 6,
                     expire_at: 0,
                     db: 0,
@@ -372,19 +367,37 @@ mod tests {
             page
         );
         assert_eq!(
-            find_cell(&bytes[..], 0x3344, 2, b"bb").0.as_ref(),
+            find_cell(&bytes[..], 2, b"bb").0.as_ref(),
             Some(&page.cells[1])
         );
         assert_eq!(
-            find_cell(&bytes[..], 0x1122, 0, b"c").0.as_ref(),
+            find_cell(&bytes[..], 0, b"c").0.as_ref(),
             Some(&page.cells[2])
         );
         assert_eq!(
-            find_cell(&bytes[..], 0x1122, 0, b"a").0.as_ref(),
+            find_cell(&bytes[..], 0, b"a").0.as_ref(),
             Some(&page.cells[0])
         );
-        assert!(find_cell(&bytes[..], 0x1122, 1, b"a").0.is_none());
-        assert!(find_cell(&bytes[..], 0x9999, 0, b"a").0.is_none());
+        assert!(find_cell(&bytes[..], 1, b"a").0.is_none());
+        assert!(find_cell(&bytes[..], 0, b"zz").0.is_none());
+    }
+
+    #[test]
+    fn golden_cell() {
+        // docs/format.md §"Cell" shows these bytes.
+        let page = Page {
+            kind: PAGE_KIND_PRIMARY,
+            level: 0,
+            bucket: 0,
+            next_overflow: 0,
+            checkpoint_seq: 0,
+            cells: vec![sample().cells[0].clone()],
+        };
+        let bytes = page.encode();
+        assert_eq!(
+            &bytes[PAGE_HEADER_LEN..PAGE_HEADER_LEN + 28],
+            b"\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x03\x00a\x00\x00x"
+        );
     }
 
     #[test]
@@ -427,6 +440,6 @@ mod tests {
         let crc = format::crc32(&bytes[4..]);
         bytes[0..4].copy_from_slice(&crc.to_le_bytes());
         assert!(Page::decode(&bytes[..], Path::new("b"), 0).is_err());
-        let _ = find_cell(&bytes[..], 1, 0, b"zz");
+        let _ = find_cell(&bytes[..], 0, b"zz");
     }
 }

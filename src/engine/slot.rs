@@ -468,7 +468,7 @@ impl Slot {
         let mut id = PageId::bucket(bucket);
         for _ in 0..=self.meta.overflow_pages {
             let bytes = self.buckets.read_page(id)?;
-            let (cell, next) = page::find_cell(&bytes[..], hash, db, key);
+            let (cell, next) = page::find_cell(&bytes[..], db, key);
             if let Some(cell) = cell {
                 return Ok((cell.seq >= self.flush_marker(db)).then_some(cell));
             }

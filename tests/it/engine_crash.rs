@@ -234,3 +234,72 @@ fn everysec_loses_only_writes_after_the_last_sync() {
         }
     }
 }
+
+#[test]
+fn a_failed_checkpoint_poisons_writes_but_keeps_reads_right() {
+    for fail_after in [1u64, 3, 8, 20, 60] {
+        let fs = CrashFs::new();
+        let clock = TestClock::new(1_000);
+        let mut options = small_options(&fs, &clock, FsyncPolicy::EverySec);
+        options.slot_count = Some(1);
+        options.wal_flush_bytes = Some(64 << 20);
+        let engine = Engine::open(Path::new("/data"), options.clone()).expect("open");
+        let value = |n: u32| format!("value-{n}-{}", "x".repeat((n % 300) as usize)).into_bytes();
+        for n in 0..500u32 {
+            engine
+                .set(
+                    0,
+                    format!("k{n}").as_bytes(),
+                    ValueKind::String,
+                    &value(n),
+                    None,
+                )
+                .expect("set");
+        }
+        engine.checkpoint().expect("first checkpoint");
+        for n in 250..750u32 {
+            engine
+                .set(
+                    0,
+                    format!("k{n}").as_bytes(),
+                    ValueKind::String,
+                    &value(n + 1),
+                    None,
+                )
+                .expect("set");
+        }
+        fs.fail_writes_after(fail_after, std::io::ErrorKind::StorageFull);
+        let err = engine.checkpoint().expect_err("checkpoint must fail");
+        assert!(err.to_string().contains("/data"), "{err}");
+        let refused = engine
+            .set(0, b"new", ValueKind::String, b"v", None)
+            .expect_err("poisoned");
+        assert!(refused.to_string().contains("poisoned"), "{refused}");
+        for n in 0..750u32 {
+            let expected = if n < 250 { value(n) } else { value(n + 1) };
+            let got = engine
+                .get(0, format!("k{n}").as_bytes())
+                .expect("read after failure")
+                .map(|e| e.value.to_vec());
+            assert_eq!(
+                got,
+                Some(expected),
+                "k{n} after a checkpoint failing at write {fail_after}"
+            );
+        }
+        fs.heal();
+        drop(engine);
+        let engine = Engine::open(Path::new("/data"), options).expect("restart recovers");
+        for n in 0..750u32 {
+            let expected = if n < 250 { value(n) } else { value(n + 1) };
+            let got = engine
+                .get(0, format!("k{n}").as_bytes())
+                .expect("read after restart")
+                .map(|e| e.value.to_vec());
+            assert_eq!(got, Some(expected), "k{n} after restart");
+        }
+        engine
+            .set(0, b"new", ValueKind::String, b"v", None)
+            .expect("writable again");
+    }
+}

@@ -5,6 +5,7 @@ mod concurrency;
 mod differential;
 mod engine_corruption;
 mod engine_crash;
+mod engine_decoders;
 mod engine_feed;
 mod engine_growth;
 mod engine_model;
