@@ -229,8 +229,20 @@ pub fn config_help(_ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdErr
 }
 
 /// Default INFO sections, in order.
-const DEFAULT_SECTIONS: &[&str] =
-    &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "keyspace", "velo"];
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "errorstats",
+    "cluster",
+    "keyspace",
+    "velo",
+];
 
 /// ```text
 /// INFO [section [section ...]]
@@ -360,6 +372,14 @@ fn info_section(ctx: &Ctx<'_>, section: &str, out: &mut String) -> Result<(), Cm
         "replication" => {
             out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n");
         }
+        "modules" => out.push_str("# Modules\r\n"),
+        "errorstats" => {
+            out.push_str("# Errorstats\r\n");
+            for (prefix, count) in stats.errors_by_prefix.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                let _ = write!(out, "errorstat_{prefix}:count={count}\r\n");
+            }
+        }
+        "cluster" => out.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
         "cpu" => {
             let (sys, user) = cpu_seconds();
             let _ = write!(out, "# CPU\r\nused_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\n");

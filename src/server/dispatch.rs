@@ -58,8 +58,9 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Reply {
             if let Ok(spec) = argv.first().and_then(|n| lookup(n)).ok_or(()) {
                 Stats::bump(&ctx.server.stats.commands_by_id[spec.id].rejected);
             }
-            Stats::bump(&ctx.server.stats.error_replies);
-            return error.reply();
+            let reply = error.reply();
+            ctx.server.stats.error(&error.text());
+            return reply;
         }
     };
     *ctx.client.handle.last_cmd.lock().unwrap_or_else(|p| p.into_inner()) = spec.fullname;
@@ -67,7 +68,7 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Reply {
         if !NOT_QUEUED.contains(&spec.fullname) {
             if spec.has(crate::cmd::spec::Flags::NO_MULTI) {
                 multi.aborted = true;
-                return CmdError::err("Command not allowed inside a transaction").reply();
+                return rejected(ctx, spec, CmdError::err("Command not allowed inside a transaction"));
             }
             multi.queued.push((spec, argv, start));
             ctx.client.handle.multi.store(multi.queued.len() as i64, Ordering::Relaxed);
@@ -78,11 +79,11 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Reply {
         && ctx.client.subscription_count() > 0
         && !SUBSCRIBED_ALLOWED.contains(&spec.fullname)
     {
-        return CmdError::err(format!(
+        let error = CmdError::err(format!(
             "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
             spec.fullname
-        ))
-        .reply();
+        ));
+        return rejected(ctx, spec, error);
     }
     if EXCLUSIVE.contains(&spec.fullname) {
         let _exclusive = ctx.server.command_lock.write().unwrap_or_else(|p| p.into_inner());
@@ -108,18 +109,25 @@ pub fn call(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, argv: Vec<Bytes>, sta
     command.usec.fetch_add(began.elapsed().as_micros() as u64, Ordering::Relaxed);
     match result {
         Ok(reply) => {
-            if reply.is_error() {
+            if let Reply::Error(text) = &reply {
                 Stats::bump(&command.failed);
-                Stats::bump(&stats.error_replies);
+                stats.error(text);
             }
             reply
         }
         Err(error) => {
             Stats::bump(&command.failed);
-            Stats::bump(&stats.error_replies);
+            stats.error(&error.text());
             error.reply()
         }
     }
+}
+
+/// A command refused by the gate after lookup: counted as rejected, answered with `error`.
+fn rejected(ctx: &Ctx<'_>, spec: &CommandSpec, error: CmdError) -> Reply {
+    Stats::bump(&ctx.server.stats.commands_by_id[spec.id].rejected);
+    ctx.server.stats.error(&error.text());
+    error.reply()
 }
 
 /// Starts a MULTI (used by the MULTI handler).

@@ -1,6 +1,8 @@
 //! Server counters for INFO (stats, commandstats) and CONFIG RESETSTAT.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use crate::cmd::table::COMMAND_COUNT;
 
@@ -41,6 +43,8 @@ pub struct Stats {
     pub pubsub_messages: AtomicU64,
     /// Per command, indexed by `CommandSpec::id`.
     pub commands_by_id: Vec<CommandStats>,
+    /// Error replies by prefix (`ERR`, `WRONGTYPE`, ...), for INFO errorstats.
+    pub errors_by_prefix: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Default for Stats {
@@ -57,6 +61,7 @@ impl Default for Stats {
             error_replies: AtomicU64::new(0),
             pubsub_messages: AtomicU64::new(0),
             commands_by_id: (0..COMMAND_COUNT).map(|_| CommandStats::default()).collect(),
+            errors_by_prefix: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -70,6 +75,13 @@ impl Stats {
     /// A keyspace read hit or miss.
     pub fn hit(&self, found: bool) {
         Self::bump(if found { &self.keyspace_hits } else { &self.keyspace_misses });
+    }
+
+    /// Counts an error reply under its prefix (the text up to the first space).
+    pub fn error(&self, text: &str) {
+        Self::bump(&self.error_replies);
+        let prefix = text.split(' ').next().unwrap_or("ERR").to_string();
+        *self.errors_by_prefix.lock().unwrap_or_else(|p| p.into_inner()).entry(prefix).or_insert(0) += 1;
     }
 
     /// CONFIG RESETSTAT.
@@ -88,6 +100,7 @@ impl Stats {
         ] {
             counter.store(0, Ordering::Relaxed);
         }
+        self.errors_by_prefix.lock().unwrap_or_else(|p| p.into_inner()).clear();
         for command in &self.commands_by_id {
             for counter in [&command.calls, &command.usec, &command.rejected, &command.failed] {
                 counter.store(0, Ordering::Relaxed);

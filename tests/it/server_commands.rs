@@ -54,6 +54,11 @@ fn info_sections() {
     conn.cmd(&["CONFIG", "RESETSTAT"]);
     let stats = text(&conn.cmd(&["INFO", "commandstats"]));
     assert!(!stats.contains("cmdstat_get"), "{stats}");
+    conn.cmd(&["INCR", "nokey", "extra"]);
+    conn.cmd(&["SET", "s", "x"]);
+    conn.cmd(&["INCR", "s"]);
+    let errors = text(&conn.cmd(&["INFO", "errorstats"]));
+    assert_eq!(errors, "# Errorstats\r\nerrorstat_ERR:count=2\r\n");
     let all = text(&conn.cmd(&["INFO", "everything"]));
     assert!(all.contains("# Commandstats") && all.contains("# Keyspace"));
 }
