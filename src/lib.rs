@@ -5,8 +5,20 @@
 //!   No network, no async: the server and every offline tool share it.
 //! - [`types`]: Redis data-type building blocks (HyperLogLog, geohash, bloom filters, sorted-set
 //!   index), pure library code.
+//! - [`config`]: `velo serve` flags and config file, validated once into a typed struct.
+//! - [`resp`]: RESP2/RESP3 request decoding (zero-copy, inline commands) and the reply encoder.
+//! - [`cmd`]: the command table (generated from `commands/*.json`) and the handlers, one file per group.
+//! - [`server`]: tokio listener, connections, dispatch gate, clients, pub/sub, WATCH, shutdown.
+//! - [`glob`]: Redis's glob-style pattern matching.
+//! - [`tools`]: one file per `velo` subcommand (`serve`).
 
 #![warn(missing_docs)]
 
+pub mod cmd;
+pub mod config;
 pub mod engine;
+pub mod glob;
+pub mod resp;
+pub mod server;
+pub mod tools;
 pub mod types;

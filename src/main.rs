@@ -1,5 +1,28 @@
-//! The `velo` binary.
+//! The `velo` binary: one clap command line, one subcommand per tool (`velo::tools`).
 
-fn main() {
-    println!("velo");
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use velo::config::ServeArgs;
+
+/// Velo: a Redis-compatible key-value server whose data lives on disk.
+#[derive(Debug, Parser)]
+#[command(name = "velo", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the RESP server on a data directory.
+    ///
+    /// Example: `velo serve --port 7379 --dir ./velo-data --fsync everysec`, then `redis-cli -p 7379`.
+    Serve(ServeArgs),
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Serve(args) => velo::tools::serve::run(args),
+    }
 }

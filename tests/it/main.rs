@@ -1,5 +1,8 @@
 //! The integration test binary: one module per topic.
 
+mod codegen;
+mod concurrency;
+mod differential;
 mod engine_corruption;
 mod engine_crash;
 mod engine_decoders;
@@ -7,6 +10,10 @@ mod engine_feed;
 mod engine_growth;
 mod engine_model;
 mod engine_support;
+mod lifecycle;
+mod protocol;
+mod server_commands;
+mod support;
 mod types_bloom;
 mod types_geo;
 mod types_hll;

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Benchmarks `velo serve` against `redis-server --appendonly yes --appendfsync everysec` on the same machine,
+# in the same run, alternating between the two: SET and GET, 50 clients, 256-byte values, a 1M-key space,
+# with -P 16 and -P 1. Prints throughput and p99 latency of both and the Velo/Redis ratios.
+#
+# Usage: docs/bench/server.sh            (REQUESTS_P16 / REQUESTS_P1 / ROUNDS override the defaults)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+REQUESTS_P16=${REQUESTS_P16:-2000000}
+REQUESTS_P1=${REQUESTS_P1:-300000}
+ROUNDS=${ROUNDS:-2}
+CLIENTS=50
+SIZE=256
+KEYSPACE=1000000
+
+for tool in redis-server redis-benchmark redis-cli; do
+    command -v "$tool" >/dev/null || { echo "$tool not found: apt-get install redis-server redis-tools" >&2; exit 1; }
+done
+
+echo "building velo (release)..." >&2
+cargo build --release --quiet
+VELO="${CARGO_TARGET_DIR:-target}/release/velo"
+
+free_port() {
+    local port
+    while :; do
+        port=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return
+        fi
+    done
+}
+
+WORK=$(mktemp -d)
+VELO_PORT=$(free_port)
+REDIS_PORT=$(free_port)
+while [ "$REDIS_PORT" = "$VELO_PORT" ]; do REDIS_PORT=$(free_port); done
+
+"$VELO" serve --port "$VELO_PORT" --dir "$WORK/velo" --fsync everysec --log-level warn >/dev/null 2>"$WORK/velo.log" &
+VELO_PID=$!
+redis-server --port "$REDIS_PORT" --dir "$WORK" --save "" --appendonly yes --appendfsync everysec \
+    --logfile "$WORK/redis.log" &
+REDIS_PID=$!
+cleanup() {
+    kill "$VELO_PID" "$REDIS_PID" 2>/dev/null || true
+    wait "$VELO_PID" "$REDIS_PID" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+for port in "$VELO_PORT" "$REDIS_PORT"; do
+    for _ in $(seq 100); do
+        redis-cli -p "$port" PING >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+done
+
+# One run: prints "rps p99_ms".
+run() {
+    local port=$1 test=$2 pipeline=$3 requests=$4
+    redis-benchmark -p "$port" -t "$test" -n "$requests" -c "$CLIENTS" -d "$SIZE" -r "$KEYSPACE" -P "$pipeline" --csv -q \
+        | awk -F'","' 'NR==2 { gsub(/"/, "", $2); gsub(/"/, "", $7); print $2, $7 }'
+}
+
+printf "%-6s %-3s %12s %12s %8s %10s %10s %8s\n" test P velo_rps redis_rps ratio velo_p99 redis_p99 ratio
+for pipeline in 16 1; do
+    requests=$REQUESTS_P16
+    [ "$pipeline" = 1 ] && requests=$REQUESTS_P1
+    for test in set get; do
+        velo_rps=0; redis_rps=0; velo_p99=0; redis_p99=0
+        for round in $(seq "$ROUNDS"); do
+            read -r rps p99 < <(run "$VELO_PORT" "$test" "$pipeline" "$requests")
+            velo_rps=$(echo "$velo_rps + $rps" | bc -l); velo_p99=$(echo "$velo_p99 + $p99" | bc -l)
+            read -r rps p99 < <(run "$REDIS_PORT" "$test" "$pipeline" "$requests")
+            redis_rps=$(echo "$redis_rps + $rps" | bc -l); redis_p99=$(echo "$redis_p99 + $p99" | bc -l)
+        done
+        velo_rps=$(echo "$velo_rps / $ROUNDS" | bc -l); redis_rps=$(echo "$redis_rps / $ROUNDS" | bc -l)
+        velo_p99=$(echo "$velo_p99 / $ROUNDS" | bc -l); redis_p99=$(echo "$redis_p99 / $ROUNDS" | bc -l)
+        printf "%-6s %-3s %12.0f %12.0f %8.2f %10.3f %10.3f %8.2f\n" "$test" "$pipeline" "$velo_rps" "$redis_rps" \
+            "$(echo "$velo_rps / $redis_rps" | bc -l)" "$velo_p99" "$redis_p99" "$(echo "$velo_p99 / $redis_p99" | bc -l)"
+    done
+done
+echo "targets: throughput ratio >= 1.0 with -P 16, >= 0.9 with -P 1; p99 ratio <= 1.5" >&2

@@ -1,0 +1,307 @@
+//! The generator of [`super::table`] from `commands/*.json`.
+//!
+//! `tests/it/codegen.rs` runs it and compares the output with the committed `src/cmd/table.rs`
+//! (`VELO_BLESS=1 cargo test codegen` rewrites the file). Validation happens here, once, so that a bad
+//! JSON file fails the build's test rather than a client.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::spec::{AclCategories, Flags};
+
+/// The groups a command may belong to.
+const GROUPS: &[&str] = &["connection", "string", "bitmap", "generic", "server", "transactions", "pubsub"];
+
+/// One command file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandFile {
+    /// Upper-case name.
+    pub name: String,
+    /// Upper-case container name, for a subcommand.
+    #[serde(default)]
+    pub container: Option<String>,
+    /// One-line summary.
+    pub summary: String,
+    /// Time complexity.
+    pub complexity: String,
+    /// Redis group.
+    pub group: String,
+    /// Redis version that introduced the command.
+    pub since: String,
+    /// Velo version that introduced it.
+    pub velo_since: String,
+    /// Redis arity.
+    pub arity: i32,
+    /// Handler path under `cmd::`.
+    #[serde(default)]
+    pub function: Option<String>,
+    /// Flag names (`WRITE`, `FAST`, ...).
+    pub command_flags: Vec<String>,
+    /// Explicit ACL categories (type categories; the implicit ones derive from the flags).
+    pub acl_categories: Vec<String>,
+    /// Key positions.
+    #[serde(default)]
+    pub key_specs: Vec<KeySpec>,
+    /// Intentional differences from Redis (collected into docs/compat.md).
+    #[serde(default)]
+    pub velo_notes: Option<String>,
+}
+
+/// Key positions as a range (Redis's legacy first/last/step triple).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySpec {
+    /// First key position.
+    pub first: i32,
+    /// Last key position; negative counts from the end.
+    pub last: i32,
+    /// Step between keys.
+    pub step: i32,
+}
+
+/// Reads and validates every `*.json` file in `dir`.
+pub fn load(dir: &Path) -> Result<Vec<CommandFile>, String> {
+    let mut files = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    entries.sort();
+    for path in entries {
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let file: CommandFile = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        validate(&file).map_err(|e| format!("{}: {e}", path.display()))?;
+        files.push(file);
+    }
+    for file in &files {
+        if let Some(container) = &file.container {
+            if !files.iter().any(|f| f.container.is_none() && &f.name == container) {
+                return Err(format!("{}: unknown container {container}", file.name));
+            }
+        } else if file.function.is_none() && !files.iter().any(|f| f.container.as_ref() == Some(&file.name)) {
+            return Err(format!("{}: a container without subcommands", file.name));
+        }
+    }
+    Ok(files)
+}
+
+fn validate(file: &CommandFile) -> Result<(), String> {
+    if file.arity == 0 {
+        return Err("arity must not be 0".into());
+    }
+    if !GROUPS.contains(&file.group.as_str()) {
+        return Err(format!("unknown group {}", file.group));
+    }
+    for flag in &file.command_flags {
+        Flags::from_name(flag).ok_or_else(|| format!("unknown flag {flag}"))?;
+    }
+    for category in &file.acl_categories {
+        AclCategories::from_name(category).ok_or_else(|| format!("unknown ACL category {category}"))?;
+    }
+    let flags = file.command_flags.iter().filter_map(|f| Flags::from_name(f)).fold(Flags(0), Flags::union);
+    if flags.contains(Flags::WRITE) && flags.contains(Flags::READONLY) {
+        return Err("both WRITE and READONLY".into());
+    }
+    if file.container.is_some() && file.function.is_none() {
+        return Err("a subcommand needs a function".into());
+    }
+    for spec in &file.key_specs {
+        if spec.first <= 0 || spec.step <= 0 {
+            return Err("key spec first and step must be positive".into());
+        }
+        if file.arity > 0 && (spec.first >= file.arity || spec.last >= file.arity) {
+            return Err("key position beyond the fixed arity".into());
+        }
+    }
+    if file.key_specs.len() > 1 {
+        return Err("at most one key spec".into());
+    }
+    Ok(())
+}
+
+fn flags_of(file: &CommandFile) -> Flags {
+    file.command_flags.iter().filter_map(|f| Flags::from_name(f)).fold(Flags(0), Flags::union)
+}
+
+/// Explicit categories plus the implicit ones Redis derives from the flags (`setImplicitACLCategories`).
+fn acl_of(file: &CommandFile) -> AclCategories {
+    let flags = flags_of(file);
+    let mut acl = file
+        .acl_categories
+        .iter()
+        .filter_map(|c| AclCategories::from_name(c))
+        .fold(AclCategories(0), AclCategories::union);
+    if flags.contains(Flags::WRITE) {
+        acl = acl.union(AclCategories::WRITE);
+    }
+    if flags.contains(Flags::READONLY) && !acl.contains(AclCategories::SCRIPTING) {
+        acl = acl.union(AclCategories::READ);
+    }
+    if flags.contains(Flags::ADMIN) {
+        acl = acl.union(AclCategories::ADMIN).union(AclCategories::DANGEROUS);
+    }
+    if flags.contains(Flags::PUBSUB) {
+        acl = acl.union(AclCategories::PUBSUB);
+    }
+    if flags.contains(Flags::FAST) {
+        acl = acl.union(AclCategories::FAST);
+    }
+    if !acl.contains(AclCategories::FAST) {
+        acl = acl.union(AclCategories::SLOW);
+    }
+    acl
+}
+
+fn set_expr(type_name: &str, names: Vec<&'static str>) -> String {
+    if names.is_empty() {
+        return format!("{type_name}(0)");
+    }
+    let mut expr = format!("{type_name}::{}", names[0]);
+    for name in &names[1..] {
+        expr = format!("{expr}.union({type_name}::{name})");
+    }
+    expr
+}
+
+fn entry(out: &mut String, file: &CommandFile, id: usize, subs: Option<&str>, indent: &str) {
+    let name = file.name.to_ascii_lowercase();
+    let fullname = match &file.container {
+        Some(container) => format!("{}|{name}", container.to_ascii_lowercase()),
+        None => name.clone(),
+    };
+    let flags = flags_of(file);
+    let flag_names = Flags::ALL.iter().filter(|(f, _, _)| flags.contains(*f)).map(|(_, n, _)| *n).collect();
+    let acl = acl_of(file);
+    let acl_names = AclCategories::ALL.iter().filter(|(c, _, _)| acl.contains(*c)).map(|(_, n, _)| *n).collect();
+    let (first, last, step) = file.key_specs.first().map(|k| (k.first, k.last, k.step)).unwrap_or((0, 0, 0));
+    let handler = match &file.function {
+        Some(function) => format!("Some(super::{function})"),
+        None => "None".into(),
+    };
+    let subs = match subs {
+        Some(array) => format!("&{array}"),
+        None => "&[]".into(),
+    };
+    let _ = writeln!(out, "{indent}CommandSpec {{");
+    let i = format!("{indent}    ");
+    let _ = writeln!(out, "{i}id: {id},");
+    let _ = writeln!(out, "{i}name: {name:?},");
+    let _ = writeln!(out, "{i}fullname: {fullname:?},");
+    let _ = writeln!(out, "{i}arity: {},", file.arity);
+    let _ = writeln!(out, "{i}flags: {},", set_expr("Flags", flag_names));
+    let _ = writeln!(out, "{i}acl: {},", set_expr("AclCategories", acl_names));
+    let _ = writeln!(out, "{i}first_key: {first},");
+    let _ = writeln!(out, "{i}last_key: {last},");
+    let _ = writeln!(out, "{i}key_step: {step},");
+    let _ = writeln!(out, "{i}group: {:?},", file.group);
+    let _ = writeln!(out, "{i}summary: {:?},", file.summary);
+    let _ = writeln!(out, "{i}since: {:?},", file.since);
+    let _ = writeln!(out, "{i}complexity: {:?},", file.complexity);
+    let _ = writeln!(out, "{i}handler: {handler},");
+    let _ = writeln!(out, "{i}subcommands: {subs},");
+    let _ = writeln!(out, "{indent}}},");
+}
+
+/// Generates the text of `src/cmd/table.rs` from the command files.
+pub fn generate(files: &[CommandFile]) -> String {
+    let mut top: Vec<&CommandFile> = files.iter().filter(|f| f.container.is_none()).collect();
+    top.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut subs: BTreeMap<&str, Vec<&CommandFile>> = BTreeMap::new();
+    for file in files {
+        if let Some(container) = &file.container {
+            subs.entry(container.as_str()).or_default().push(file);
+        }
+    }
+    subs.values_mut().for_each(|v| v.sort_by(|a, b| a.name.cmp(&b.name)));
+    let mut out = String::new();
+    out.push_str("//! The command table. @generated by `velo::cmd::codegen` from `commands/*.json`: do not edit;\n");
+    out.push_str("//! edit the JSON files, then run `VELO_BLESS=1 cargo test codegen`.\n\n");
+    out.push_str("use super::spec::{AclCategories, CommandSpec, Flags};\n\n");
+    let mut id = 0;
+    let mut sub_arrays = String::new();
+    let mut top_entries = String::new();
+    for file in &top {
+        let array = subs.get(file.name.as_str()).map(|list| {
+            let const_name = format!("{}_SUBCOMMANDS", file.name.replace('-', "_"));
+            let _ = writeln!(sub_arrays, "static {const_name}: [CommandSpec; {}] = [", list.len());
+            for sub in list {
+                entry(&mut sub_arrays, sub, id, None, "    ");
+                id += 1;
+            }
+            sub_arrays.push_str("];\n\n");
+            const_name
+        });
+        entry(&mut top_entries, file, id, array.as_deref(), "    ");
+        id += 1;
+    }
+    let _ = writeln!(out, "/// Number of commands and subcommands (ids are `0..COMMAND_COUNT`).");
+    let _ = writeln!(out, "pub const COMMAND_COUNT: usize = {id};\n");
+    out.push_str(&sub_arrays);
+    let _ = writeln!(out, "/// Every top-level command, sorted by name.");
+    let _ = writeln!(out, "pub static COMMANDS: [CommandSpec; {}] = [", top.len());
+    out.push_str(&top_entries);
+    out.push_str("];\n\n");
+    out.push_str("/// Finds a top-level command by name, ASCII-case-insensitively.\n");
+    out.push_str("pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {\n");
+    out.push_str("    let mut lower = [0u8; 16];\n");
+    out.push_str("    let lower = lower.get_mut(..name.len())?;\n");
+    out.push_str("    lower.copy_from_slice(name);\n");
+    out.push_str("    lower.make_ascii_lowercase();\n");
+    out.push_str("    let index = match &*lower {\n");
+    for (index, file) in top.iter().enumerate() {
+        let _ = writeln!(out, "        b{:?} => {index},", file.name.to_ascii_lowercase());
+    }
+    out.push_str("        _ => return None,\n    };\n    COMMANDS.get(index)\n}\n");
+    out
+}
+
+/// Generates `docs/commands.md`: every command Velo has, by group, with Velo's notes.
+pub fn generate_docs(files: &[CommandFile]) -> String {
+    let mut out = String::new();
+    out.push_str("# Commands\n\n");
+    out.push_str("<!-- @generated by `velo::cmd::codegen` from `commands/*.json`: do not edit; run\n");
+    out.push_str("     `VELO_BLESS=1 cargo test codegen` after changing the JSON files. -->\n\n");
+    out.push_str("Every command `velo serve` accepts. Differences from Redis are in the notes here and in\n");
+    out.push_str("[compat.md](compat.md).\n");
+    for group in GROUPS {
+        let mut rows: Vec<(String, &CommandFile)> = files
+            .iter()
+            .filter(|f| f.group == *group && f.function.is_some())
+            .map(|f| {
+                let name = match &f.container {
+                    Some(container) => format!("{container} {}", f.name),
+                    None => f.name.clone(),
+                };
+                (name, f)
+            })
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        let _ = write!(
+            out,
+            "\n## {group}\n\n| command | since (Redis) | summary | Velo notes |\n| --- | --- | --- | --- |\n"
+        );
+        for (name, file) in rows {
+            let notes = file.velo_notes.as_deref().unwrap_or("");
+            let _ = writeln!(out, "| {name} | {} | {} | {notes} |", file.since, file.summary);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn longest_name_fits_the_lookup_buffer() {
+        for spec in super::super::table::COMMANDS.iter() {
+            assert!(spec.name.len() <= 16, "{}", spec.name);
+        }
+    }
+}

@@ -1,0 +1,375 @@
+//! Connection commands: PING, ECHO, HELLO, QUIT, RESET, SELECT, CLIENT.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::{Args, CmdError, Ctx};
+use crate::resp::{Protocol, Reply};
+use crate::server::client::ReplyMode;
+
+/// The Redis version Velo's command set follows (HELLO, INFO `redis_version`).
+pub const REDIS_VERSION: &str = "7.0.0";
+
+/// ```text
+/// PING [message]
+/// ```
+pub fn ping(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    if args.remaining() > 1 {
+        return Err(CmdError::WrongArity("ping"));
+    }
+    let message = args.rest().pop();
+    if ctx.client.proto == Protocol::Resp2 && ctx.client.subscription_count() > 0 {
+        return Ok(Reply::Array(vec![Reply::bulk("pong"), Reply::Bulk(message.unwrap_or_default())]));
+    }
+    Ok(match message {
+        Some(message) => Reply::Bulk(message),
+        None => Reply::simple("PONG"),
+    })
+}
+
+/// ```text
+/// ECHO message
+/// ```
+pub fn echo(_ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    Ok(Reply::Bulk(args.next_bytes()?))
+}
+
+/// ```text
+/// HELLO [protover [AUTH username password] [SETNAME clientname]]
+/// ```
+pub fn hello(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    let mut proto = ctx.client.proto;
+    if !args.is_empty() {
+        let version =
+            args.next_i64().map_err(|_| CmdError::err("Protocol version is not an integer or out of range"))?;
+        proto = match version {
+            2 => Protocol::Resp2,
+            3 => Protocol::Resp3,
+            _ => return Err(CmdError::Raw("NOPROTO unsupported protocol version".into())),
+        };
+    }
+    let mut name = None;
+    while !args.is_empty() {
+        let option = args.next_bytes()?;
+        if option.eq_ignore_ascii_case(b"AUTH") && args.remaining() >= 2 {
+            let user = args.next_bytes()?;
+            let _password = args.next_bytes()?;
+            if user.as_ref() != b"default" {
+                return Err(CmdError::Raw("WRONGPASS invalid username-password pair or user is disabled.".into()));
+            }
+        } else if option.eq_ignore_ascii_case(b"SETNAME") && args.remaining() >= 1 {
+            let candidate = args.next_bytes()?;
+            validate_name(&candidate)?;
+            name = Some(candidate);
+        } else {
+            return Err(CmdError::err(format!("Syntax error in HELLO option '{}'", String::from_utf8_lossy(&option))));
+        }
+    }
+    if let Some(name) = name {
+        set_name(ctx, name);
+    }
+    ctx.client.proto = proto;
+    ctx.client.handle.resp.store(if proto == Protocol::Resp3 { 3 } else { 2 }, Ordering::Relaxed);
+    Ok(Reply::Map(vec![
+        (Reply::bulk("server"), Reply::bulk("redis")),
+        (Reply::bulk("version"), Reply::bulk(REDIS_VERSION)),
+        (Reply::bulk("proto"), Reply::Int(if proto == Protocol::Resp3 { 3 } else { 2 })),
+        (Reply::bulk("id"), Reply::Int(ctx.client.id() as i64)),
+        (Reply::bulk("mode"), Reply::bulk("standalone")),
+        (Reply::bulk("role"), Reply::bulk("master")),
+        (Reply::bulk("modules"), Reply::Array(Vec::new())),
+    ]))
+}
+
+/// ```text
+/// QUIT
+/// ```
+pub fn quit(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
+    ctx.client.close = true;
+    Ok(Reply::Ok)
+}
+
+/// ```text
+/// RESET
+/// ```
+pub fn reset(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
+    super::transactions::discard_state(ctx);
+    super::transactions::unwatch_all(ctx);
+    super::pubsub::unsubscribe_all(ctx);
+    ctx.client.proto = Protocol::Resp2;
+    ctx.client.handle.resp.store(2, Ordering::Relaxed);
+    ctx.client.db = 0;
+    ctx.client.handle.db.store(0, Ordering::Relaxed);
+    ctx.client.reply_mode = ReplyMode::On;
+    *ctx.client.handle.name.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    ctx.client.handle.no_evict.store(false, Ordering::Relaxed);
+    ctx.client.handle.no_touch.store(false, Ordering::Relaxed);
+    Ok(Reply::simple("RESET"))
+}
+
+/// Parses a database index as SELECT, MOVE and COPY do.
+pub fn parse_db(ctx: &Ctx<'_>, arg: &[u8]) -> Result<u16, CmdError> {
+    let db = super::args::parse_i64(arg).filter(|&n| i32::try_from(n).is_ok()).ok_or(CmdError::NotInteger)?;
+    if db < 0 || db >= i64::from(ctx.server.databases()) {
+        return Err(CmdError::DbIndexOutOfRange);
+    }
+    Ok(db as u16)
+}
+
+/// ```text
+/// SELECT index
+/// ```
+pub fn select(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    let db = parse_db(ctx, &args.next_bytes()?)?;
+    ctx.client.db = db;
+    ctx.client.handle.db.store(db, Ordering::Relaxed);
+    Ok(Reply::Ok)
+}
+
+fn validate_name(name: &[u8]) -> Result<(), CmdError> {
+    if name.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
+        return Err(CmdError::err("Client names cannot contain spaces, newlines or special characters."));
+    }
+    Ok(())
+}
+
+fn set_name(ctx: &mut Ctx<'_>, name: Bytes) {
+    *ctx.client.handle.name.lock().unwrap_or_else(|p| p.into_inner()) = (!name.is_empty()).then_some(name);
+}
+
+/// ```text
+/// CLIENT SETNAME connection-name
+/// ```
+pub fn client_setname(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    let name = args.next_bytes()?;
+    validate_name(&name)?;
+    set_name(ctx, name);
+    Ok(Reply::Ok)
+}
+
+/// ```text
+/// CLIENT GETNAME
+/// ```
+pub fn client_getname(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
+    Ok(match ctx.client.handle.name.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        Some(name) => Reply::Bulk(name),
+        None => Reply::Nil,
+    })
+}
+
+/// ```text
+/// CLIENT ID
+/// ```
+pub fn client_id(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
+    Ok(Reply::Int(ctx.client.id() as i64))
+}
+
+/// ```text
+/// CLIENT LIST [TYPE normal|master|replica|pubsub] [ID client-id ...]
+/// ```
+pub fn client_list(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    let mut kind: Option<String> = None;
+    let mut ids: Option<Vec<u64>> = None;
+    while !args.is_empty() {
+        if args.eat("TYPE") {
+            let wanted = args.next_upper()?;
+            if !["NORMAL", "MASTER", "REPLICA", "SLAVE", "PUBSUB"].contains(&wanted.as_str()) {
+                return Err(CmdError::err(format!("Unknown client type '{}'", wanted.to_ascii_lowercase())));
+            }
+            kind = Some(wanted);
+        } else if args.eat("ID") {
+            let mut list = Vec::new();
+            while !args.is_empty() {
+                let id = args.next_i64().ok().filter(|&n| n > 0).ok_or_else(|| CmdError::err("Invalid client ID"))?;
+                list.push(id as u64);
+            }
+            ids = Some(list);
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let mut text = String::new();
+    for client in ctx.server.clients.all() {
+        let pubsub = client.subs.load(Ordering::Relaxed) + client.psubs.load(Ordering::Relaxed) > 0;
+        let keep_kind = match kind.as_deref() {
+            None => true,
+            Some("NORMAL") => !pubsub,
+            Some("PUBSUB") => pubsub,
+            Some(_) => false,
+        };
+        if keep_kind && ids.as_ref().is_none_or(|ids| ids.contains(&client.id)) {
+            text.push_str(&client.info_line());
+            text.push('\n');
+        }
+    }
+    Ok(Reply::Verbatim("txt", Bytes::from(text)))
+}
+
+/// ```text
+/// CLIENT INFO
+/// ```
+pub fn client_info(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
+    Ok(Reply::Verbatim("txt", Bytes::from(format!("{}\n", ctx.client.handle.info_line()))))
+}
+
+/// ```text
+/// CLIENT KILL ip:port
+/// CLIENT KILL [ID client-id] [ADDR ip:port] [LADDR ip:port] [SKIPME yes|no] [TYPE normal|pubsub] [USER name]
+/// ```
+pub fn client_kill(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    if args.remaining() == 1 {
+        let addr = String::from_utf8_lossy(&args.next_bytes()?).into_owned();
+        let target = ctx.server.clients.all().into_iter().find(|c| c.addr == addr);
+        return match target {
+            Some(client) => {
+                client.kill();
+                if client.id == ctx.client.id() {
+                    ctx.client.close = true;
+                }
+                Ok(Reply::Ok)
+            }
+            None => Err(CmdError::err("No such client")),
+        };
+    }
+    let (mut id, mut addr, mut laddr, mut kind, mut user, mut skipme) = (None, None, None, None, None, true);
+    while !args.is_empty() {
+        let option = args.next_upper()?;
+        let value = args.next_bytes()?;
+        let text = String::from_utf8_lossy(&value).into_owned();
+        match option.as_str() {
+            "ID" => {
+                id = Some(
+                    super::args::parse_i64(&value)
+                        .filter(|&n| n > 0)
+                        .ok_or_else(|| CmdError::err("client-id should be greater than 0"))? as u64,
+                )
+            }
+            "ADDR" => addr = Some(text),
+            "LADDR" => laddr = Some(text),
+            "TYPE" => {
+                let wanted = text.to_ascii_lowercase();
+                if !["normal", "master", "replica", "slave", "pubsub"].contains(&wanted.as_str()) {
+                    return Err(CmdError::err(format!("Unknown client type '{text}'")));
+                }
+                kind = Some(wanted);
+            }
+            "USER" => user = Some(text),
+            "SKIPME" => {
+                skipme = match text.to_ascii_lowercase().as_str() {
+                    "yes" => true,
+                    "no" => false,
+                    _ => return Err(CmdError::Syntax),
+                }
+            }
+            _ => return Err(CmdError::Syntax),
+        }
+    }
+    let mut killed = 0;
+    for client in ctx.server.clients.all() {
+        let pubsub = client.subs.load(Ordering::Relaxed) + client.psubs.load(Ordering::Relaxed) > 0;
+        let matches = id.is_none_or(|id| id == client.id)
+            && addr.as_ref().is_none_or(|a| *a == client.addr)
+            && laddr.as_ref().is_none_or(|a| *a == client.laddr)
+            && user.as_ref().is_none_or(|u| u == "default")
+            && kind.as_deref().is_none_or(|k| match k {
+                "normal" => !pubsub,
+                "pubsub" => pubsub,
+                _ => false,
+            })
+            && !(skipme && client.id == ctx.client.id());
+        if matches {
+            client.kill();
+            if client.id == ctx.client.id() {
+                ctx.client.close = true;
+            }
+            killed += 1;
+        }
+    }
+    Ok(Reply::Int(killed))
+}
+
+fn on_off(args: &mut Args) -> Result<bool, CmdError> {
+    match args.next_upper()?.as_str() {
+        "ON" => Ok(true),
+        "OFF" => Ok(false),
+        _ => Err(CmdError::Syntax),
+    }
+}
+
+/// ```text
+/// CLIENT NO-EVICT ON|OFF
+/// ```
+pub fn client_no_evict(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    let on = on_off(args)?;
+    ctx.client.handle.no_evict.store(on, Ordering::Relaxed);
+    Ok(Reply::Ok)
+}
+
+/// ```text
+/// CLIENT NO-TOUCH ON|OFF
+/// ```
+pub fn client_no_touch(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    let on = on_off(args)?;
+    ctx.client.handle.no_touch.store(on, Ordering::Relaxed);
+    Ok(Reply::Ok)
+}
+
+/// ```text
+/// CLIENT REPLY ON|OFF|SKIP
+/// ```
+pub fn client_reply(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    match args.next_upper()?.as_str() {
+        "ON" => {
+            ctx.client.reply_mode = ReplyMode::On;
+            Ok(Reply::Ok)
+        }
+        "OFF" => {
+            ctx.client.reply_mode = ReplyMode::Off;
+            Ok(Reply::None)
+        }
+        "SKIP" => {
+            if ctx.client.reply_mode != ReplyMode::Off {
+                ctx.client.reply_mode = ReplyMode::SkipNext;
+            }
+            Ok(Reply::None)
+        }
+        _ => Err(CmdError::Syntax),
+    }
+}
+
+/// Lines of a HELP reply.
+pub fn help(lines: &[&str]) -> Reply {
+    Reply::Array(lines.iter().map(|line| Reply::simple(line.to_string())).collect())
+}
+
+/// ```text
+/// CLIENT HELP
+/// ```
+pub fn client_help(_ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
+    Ok(help(&[
+        "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "GETNAME",
+        "    Return the name of the current connection.",
+        "ID",
+        "    Return the ID of the current connection.",
+        "INFO",
+        "    Return information about the current client connection.",
+        "KILL <ip:port>",
+        "    Kill connection made from <ip:port>.",
+        "KILL <option> <value> [<option> <value> [...]]",
+        "    Kill connections. Options are: ID, ADDR, LADDR, TYPE, USER, SKIPME.",
+        "LIST [options ...]",
+        "    Return information about client connections. Options: TYPE, ID.",
+        "NO-EVICT (ON|OFF)",
+        "    Protect current client connection from eviction.",
+        "NO-TOUCH (ON|OFF)",
+        "    Will not touch LRU/LFU stats when this mode is on.",
+        "REPLY (ON|OFF|SKIP)",
+        "    Control the replies sent to the current connection.",
+        "SETNAME <name>",
+        "    Assign the name <name> to the current connection.",
+        "HELP",
+        "    Prints this help.",
+    ]))
+}

@@ -1,0 +1,106 @@
+//! Commands: the table, the handler context, and one file per Redis command group.
+//!
+//! # Layout
+//! - [`spec`]: [`CommandSpec`] and its flag sets; [`table`]: the entries, @generated from `commands/*.json`
+//!   by [`codegen`].
+//! - [`args`]: the argument cursor; `error`: [`CmdError`] with Redis's exact texts.
+//! - Handlers, one file per group: [`connection`], [`string`], [`bitmap`], [`generic`] (keys),
+//!   [`server`], [`transactions`], [`pubsub`].
+//!
+//! A handler is `fn(&mut Ctx, &mut Args) -> Result<Reply, CmdError>`: it holds only the command's meaning.
+//! Lookup, arity, MULTI queueing and the pub/sub context check happen before, in `server::dispatch`.
+//! Atomicity: a read-modify-write handler works under `engine.lock_key`; a multi-key one locks the slots
+//! involved in ascending order ([`Ctx::lock_slots`]). After changing a key, a handler calls [`Ctx::touch`]
+//! so that WATCH sees it.
+
+pub mod args;
+pub mod bitmap;
+pub mod codegen;
+pub mod connection;
+mod error;
+pub mod extfloat;
+pub mod generic;
+pub mod pubsub;
+pub mod server;
+pub mod spec;
+pub mod string;
+#[rustfmt::skip]
+pub mod table;
+pub mod transactions;
+
+use bytes::Bytes;
+
+pub use args::Args;
+pub use error::CmdError;
+pub use spec::CommandSpec;
+
+use crate::engine::{Engine, SlotGuard};
+use crate::server::client::Client;
+use crate::server::Server;
+
+/// What a handler sees: the server, the engine and the calling client.
+pub struct Ctx<'a> {
+    /// Shared server state.
+    pub server: &'a Server,
+    /// The storage engine.
+    pub engine: &'a Engine,
+    /// The calling connection's state.
+    pub client: &'a mut Client,
+}
+
+impl<'a> Ctx<'a> {
+    /// The physical database behind the client's selected (logical) database.
+    pub fn db(&self) -> u16 {
+        self.server.dbmap.physical(self.client.db)
+    }
+
+    /// Now, in Unix milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        crate::engine::system_clock_ms()
+    }
+
+    /// Records that `key` in physical database `db` changed (for WATCH, which follows logical databases).
+    pub fn touch(&self, db: u16, key: &[u8]) {
+        self.server.watches.touch(self.server.dbmap.logical(db), key);
+    }
+
+    /// Locks the slots of `keys` in ascending index order (deadlock-free); returns the guards with their
+    /// slot indexes.
+    pub fn lock_slots(&self, keys: &[&[u8]]) -> Vec<(usize, SlotGuard<'a>)> {
+        let engine: &'a Engine = self.engine;
+        let mut indexes: Vec<usize> = keys.iter().map(|key| engine.slot_of(key)).collect();
+        indexes.sort_unstable();
+        indexes.dedup();
+        indexes.into_iter().map(|index| (index, engine.lock_slot(index))).collect()
+    }
+}
+
+/// Commits every guard of [`Ctx::lock_slots`] (waits for durability under `fsync always`).
+pub fn commit_all(guards: Vec<(usize, SlotGuard<'_>)>) -> Result<(), CmdError> {
+    let mut first_error = None;
+    for (_, guard) in guards {
+        if let Err(error) = guard.commit() {
+            first_error.get_or_insert(error);
+        }
+    }
+    match first_error {
+        Some(error) => Err(error.into()),
+        None => Ok(()),
+    }
+}
+
+/// The guard for `key` among those of [`Ctx::lock_slots`].
+pub fn guard_for<'g, 'a>(
+    guards: &'g mut [(usize, SlotGuard<'a>)],
+    engine: &Engine,
+    key: &[u8],
+) -> &'g mut SlotGuard<'a> {
+    let index = engine.slot_of(key);
+    let position = guards.iter().position(|(i, _)| *i == index).expect("the key's slot was locked by lock_slots");
+    &mut guards[position].1
+}
+
+/// Upper-cased text of an argument, for messages.
+pub fn upper(arg: &Bytes) -> String {
+    String::from_utf8_lossy(arg).to_ascii_uppercase()
+}

@@ -1,0 +1,285 @@
+//! Client state: the connection-local [`Client`] and the shared [`ClientHandle`] other connections see
+//! (CLIENT LIST/KILL, pub/sub delivery, WATCH invalidation), plus the [`ClientRegistry`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU16, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, Notify};
+
+use crate::cmd::CommandSpec;
+use crate::resp::{Protocol, Reply};
+
+/// A pub/sub client whose undelivered messages exceed this is disconnected (Redis's pubsub hard limit).
+pub const PUSH_BACKLOG_LIMIT: usize = 32 * 1024 * 1024;
+
+/// Whether replies are sent (CLIENT REPLY).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyMode {
+    /// Normal.
+    On,
+    /// No replies until CLIENT REPLY ON.
+    Off,
+    /// Skip the reply to the next command.
+    SkipNext,
+    /// Skip this command's reply (the state SkipNext turns into).
+    Skip,
+}
+
+/// A key watched by WATCH.
+#[derive(Debug, Clone)]
+pub struct WatchedKey {
+    /// Logical database.
+    pub db: u16,
+    /// The key.
+    pub key: Bytes,
+    /// True if the key was live with an expiry when watched (its expiring later aborts EXEC).
+    pub had_expiry: bool,
+}
+
+/// An open MULTI.
+#[derive(Debug, Default)]
+pub struct Multi {
+    /// Queued commands with their resolved spec and the index their arguments start at.
+    pub queued: Vec<(&'static CommandSpec, Vec<Bytes>, usize)>,
+    /// A queued command was rejected: EXEC will fail with EXECABORT.
+    pub aborted: bool,
+}
+
+/// What other connections may see or do to a client.
+pub struct ClientHandle {
+    /// Unique id (CLIENT ID).
+    pub id: u64,
+    /// Peer address.
+    pub addr: String,
+    /// Local address.
+    pub laddr: String,
+    /// Connection time.
+    pub created: Instant,
+    /// CLIENT SETNAME.
+    pub name: Mutex<Option<Bytes>>,
+    /// Selected logical database.
+    pub db: AtomicU16,
+    /// Last command's full name.
+    pub last_cmd: Mutex<&'static str>,
+    /// When the last command ran.
+    pub last_active: Mutex<Instant>,
+    /// Channel subscriptions.
+    pub subs: AtomicUsize,
+    /// Pattern subscriptions.
+    pub psubs: AtomicUsize,
+    /// Commands queued in MULTI, -1 outside MULTI.
+    pub multi: AtomicI64,
+    /// 2 or 3.
+    pub resp: AtomicU8,
+    /// CLIENT NO-EVICT.
+    pub no_evict: AtomicBool,
+    /// CLIENT NO-TOUCH.
+    pub no_touch: AtomicBool,
+    /// A watched key changed.
+    pub watch_dirty: AtomicBool,
+    killed: AtomicBool,
+    kill: Notify,
+    push: mpsc::UnboundedSender<Reply>,
+    pending_push: AtomicUsize,
+}
+
+impl ClientHandle {
+    /// A handle and the receiving end of its push channel.
+    pub fn new(id: u64, addr: String, laddr: String) -> (Arc<ClientHandle>, mpsc::UnboundedReceiver<Reply>) {
+        let (push, receiver) = mpsc::unbounded_channel();
+        let handle = ClientHandle {
+            id,
+            addr,
+            laddr,
+            created: Instant::now(),
+            name: Mutex::new(None),
+            db: AtomicU16::new(0),
+            last_cmd: Mutex::new("NULL"),
+            last_active: Mutex::new(Instant::now()),
+            subs: AtomicUsize::new(0),
+            psubs: AtomicUsize::new(0),
+            multi: AtomicI64::new(-1),
+            resp: AtomicU8::new(2),
+            no_evict: AtomicBool::new(false),
+            no_touch: AtomicBool::new(false),
+            watch_dirty: AtomicBool::new(false),
+            killed: AtomicBool::new(false),
+            kill: Notify::new(),
+            push,
+            pending_push: AtomicUsize::new(0),
+        };
+        (Arc::new(handle), receiver)
+    }
+
+    /// Asks the connection to close.
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::SeqCst);
+        self.kill.notify_one();
+    }
+
+    /// True once killed.
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::SeqCst)
+    }
+
+    /// Resolves when the client is killed.
+    pub async fn killed(&self) {
+        if !self.is_killed() {
+            self.kill.notified().await;
+        }
+    }
+
+    /// Queues a push message (pub/sub); kills the client if its backlog passes the limit.
+    pub fn push(&self, message: Reply, size: usize) {
+        let pending = self.pending_push.fetch_add(size, Ordering::Relaxed) + size;
+        if pending > PUSH_BACKLOG_LIMIT {
+            tracing::warn!(client = self.id, pending, "pub/sub backlog limit reached; closing the client");
+            self.kill();
+            return;
+        }
+        let _ = self.push.send(message);
+    }
+
+    /// Marks `size` bytes of push messages as delivered.
+    pub fn delivered(&self, size: usize) {
+        self.pending_push.fetch_sub(size.min(self.pending_push.load(Ordering::Relaxed)), Ordering::Relaxed);
+    }
+
+    /// Name as text.
+    pub fn name_text(&self) -> String {
+        self.name
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The CLIENT LIST / CLIENT INFO line (without newline).
+    pub fn info_line(&self) -> String {
+        let age = self.created.elapsed().as_secs();
+        let idle = self.last_active.lock().unwrap_or_else(|p| p.into_inner()).elapsed().as_secs();
+        let subs = self.subs.load(Ordering::Relaxed);
+        let psubs = self.psubs.load(Ordering::Relaxed);
+        let multi = self.multi.load(Ordering::Relaxed);
+        let mut flags = String::new();
+        if subs + psubs > 0 {
+            flags.push('P');
+        }
+        if multi >= 0 {
+            flags.push('x');
+        }
+        if self.no_evict.load(Ordering::Relaxed) {
+            flags.push('e');
+        }
+        if self.no_touch.load(Ordering::Relaxed) {
+            flags.push('T');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
+        format!(
+            "id={} addr={} laddr={} fd=-1 name={} age={age} idle={idle} flags={flags} db={} sub={subs} psub={psubs} ssub=0 \
+             multi={multi} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} \
+             user=default redir=-1 resp={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            self.name_text(),
+            self.db.load(Ordering::Relaxed),
+            self.pending_push.load(Ordering::Relaxed),
+            *self.last_cmd.lock().unwrap_or_else(|p| p.into_inner()),
+            self.resp.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// A connection's own state, touched only by its task.
+pub struct Client {
+    /// Shared handle.
+    pub handle: Arc<ClientHandle>,
+    /// Protocol version.
+    pub proto: Protocol,
+    /// Selected logical database.
+    pub db: u16,
+    /// Open transaction.
+    pub multi: Option<Multi>,
+    /// Watched keys.
+    pub watched: Vec<WatchedKey>,
+    /// CLIENT REPLY state.
+    pub reply_mode: ReplyMode,
+    /// Close the connection once pending replies are written.
+    pub close: bool,
+    /// Subscribed channels.
+    pub channels: BTreeSet<Bytes>,
+    /// Subscribed patterns.
+    pub patterns: BTreeSet<Bytes>,
+}
+
+impl Client {
+    /// Fresh state for a new connection.
+    pub fn new(handle: Arc<ClientHandle>) -> Client {
+        Client {
+            handle,
+            proto: Protocol::Resp2,
+            db: 0,
+            multi: None,
+            watched: Vec::new(),
+            reply_mode: ReplyMode::On,
+            close: false,
+            channels: BTreeSet::new(),
+            patterns: BTreeSet::new(),
+        }
+    }
+
+    /// The client id.
+    pub fn id(&self) -> u64 {
+        self.handle.id
+    }
+
+    /// Subscriptions of both kinds.
+    pub fn subscription_count(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+}
+
+/// Every connected client.
+#[derive(Default)]
+pub struct ClientRegistry {
+    clients: Mutex<BTreeMap<u64, Arc<ClientHandle>>>,
+    next_id: AtomicU64,
+}
+
+impl ClientRegistry {
+    /// The next client id (starting at 1... as Redis, ids only grow).
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Adds a client.
+    pub fn add(&self, handle: Arc<ClientHandle>) {
+        self.lock().insert(handle.id, handle);
+    }
+
+    /// Removes a client.
+    pub fn remove(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    /// Number of connected clients.
+    pub fn count(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// A snapshot of every client, by id.
+    pub fn all(&self) -> Vec<Arc<ClientHandle>> {
+        self.lock().values().cloned().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<ClientHandle>>> {
+        self.clients.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

@@ -1,0 +1,140 @@
+//! One client connection: read, decode, dispatch, encode, write; plus pushed pub/sub messages.
+//!
+//! Requests are decoded from the read buffer and executed in order; their replies accumulate in the write
+//! buffer, which is flushed once the buffer holds no complete request (or once it passes
+//! [`FLUSH_THRESHOLD`]). Nothing more is read while a flush is pending, so a client that does not read
+//! its replies stops being served instead of making the server buffer without bound. Pushed messages
+//! are bounded separately (`client::PUSH_BACKLOG_LIMIT`).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::client::{Client, ClientHandle, ReplyMode};
+use super::dispatch;
+use super::Server;
+use crate::cmd::Ctx;
+use crate::resp::{DecodeError, Decoder, Limits, Reply};
+
+/// Write buffer size that forces a flush before more requests are executed.
+pub const FLUSH_THRESHOLD: usize = 64 * 1024;
+
+/// Serves one connection until it closes, is killed, or the server shuts down.
+pub async fn serve(server: Arc<Server>, socket: TcpStream) {
+    let addr = socket.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let laddr = socket.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let _ = socket.set_nodelay(true);
+    let (handle, mut pushes) = ClientHandle::new(server.clients.next_id(), addr, laddr);
+    server.clients.add(handle.clone());
+    let mut client = Client::new(handle.clone());
+    let mut shutdown = server.shutdown_receiver();
+    let (mut reader, mut writer) = socket.into_split();
+    let mut rbuf = BytesMut::with_capacity(16 * 1024);
+    let mut wbuf = BytesMut::with_capacity(16 * 1024);
+    let mut decoder = Decoder::default();
+    'connection: loop {
+        // Execute every complete request in the buffer.
+        loop {
+            let limits = Limits { max_bulk: server.proto_max_bulk_len(), ..Limits::default() };
+            match decoder.decode(&mut rbuf, &limits) {
+                Ok(argv) if argv.is_empty() => continue,
+                Ok(argv) => {
+                    let mut ctx = Ctx { server: &server, engine: &server.engine, client: &mut client };
+                    let reply = dispatch::execute(&mut ctx, argv);
+                    match client.reply_mode {
+                        ReplyMode::On => reply.encode(client.proto, &mut wbuf),
+                        ReplyMode::Off => {}
+                        ReplyMode::SkipNext => client.reply_mode = ReplyMode::Skip,
+                        ReplyMode::Skip => client.reply_mode = ReplyMode::On,
+                    }
+                    if client.close || handle.is_killed() {
+                        break 'connection;
+                    }
+                    if wbuf.len() >= FLUSH_THRESHOLD && flush(&server, &handle, &mut writer, &mut wbuf).await.is_err() {
+                        break 'connection;
+                    }
+                }
+                Err(DecodeError::Incomplete) => break,
+                Err(DecodeError::Invalid(message)) => {
+                    tracing::debug!(client = handle.id, %message, "protocol error");
+                    Reply::error(format!("ERR Protocol error: {message}")).encode(client.proto, &mut wbuf);
+                    break 'connection;
+                }
+            }
+        }
+        if flush(&server, &handle, &mut writer, &mut wbuf).await.is_err() {
+            break;
+        }
+        tokio::select! {
+            read = reader.read_buf(&mut rbuf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    server.stats.net_input.fetch_add(n as u64, Ordering::Relaxed);
+                    // Redis's "last interaction": once per read, not per command.
+                    *handle.last_active.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+                }
+            },
+            Some(message) = pushes.recv() => {
+                deliver(&handle, &client, message, &mut wbuf);
+                while let Ok(message) = pushes.try_recv() {
+                    deliver(&handle, &client, message, &mut wbuf);
+                    if wbuf.len() >= FLUSH_THRESHOLD {
+                        break;
+                    }
+                }
+            }
+            _ = handle.killed() => break,
+            // `wait_for` also sees a shutdown that began before this connection subscribed.
+            _ = shutdown.wait_for(|stopping| *stopping) => break,
+        }
+    }
+    let _ = flush(&server, &handle, &mut writer, &mut wbuf).await;
+    let _ = writer.shutdown().await;
+    cleanup(&server, &mut client);
+}
+
+fn deliver(handle: &ClientHandle, client: &Client, message: Reply, wbuf: &mut BytesMut) {
+    let before = wbuf.len();
+    message.encode(client.proto, wbuf);
+    handle.delivered(wbuf.len() - before + 64);
+}
+
+/// Writes the buffer out; gives up if the client is killed meanwhile (a client that does not read would
+/// otherwise keep its task waiting forever).
+async fn flush(
+    server: &Server,
+    handle: &ClientHandle,
+    writer: &mut tokio::net::tcp::OwnedWriteHalf,
+    wbuf: &mut BytesMut,
+) -> std::io::Result<()> {
+    if wbuf.is_empty() {
+        return Ok(());
+    }
+    tokio::select! {
+        written = writer.write_all(wbuf) => written?,
+        _ = handle.killed() => {
+            return Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "client killed"));
+        }
+    }
+    server.stats.net_output.fetch_add(wbuf.len() as u64, Ordering::Relaxed);
+    wbuf.clear();
+    Ok(())
+}
+
+/// Releases everything a closing client held: subscriptions, watches, its registry entry.
+fn cleanup(server: &Server, client: &mut Client) {
+    let id = client.id();
+    for channel in std::mem::take(&mut client.channels) {
+        server.pubsub.unsubscribe(&channel, id);
+    }
+    for pattern in std::mem::take(&mut client.patterns) {
+        server.pubsub.punsubscribe(&pattern, id);
+    }
+    let watched = std::mem::take(&mut client.watched);
+    server.watches.unwatch(id, watched.into_iter().map(|w| (w.db, w.key)));
+    server.clients.remove(id);
+}

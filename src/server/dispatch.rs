@@ -1,0 +1,137 @@
+//! The dispatch gate: lookup → arity → MULTI queueing → pub/sub context → handler, with statistics.
+//!
+//! Policy lives here once (Redis's `processCommand`); handlers assume it passed. Later gates (AUTH, ACL,
+//! read-only replica, OOM, loading) slot in between arity and queueing.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::cmd::table::lookup;
+use crate::cmd::{Args, CmdError, CommandSpec, Ctx};
+use crate::resp::{Protocol, Reply};
+use crate::server::client::Multi;
+use crate::server::stats::Stats;
+
+/// Commands that run instead of being queued inside MULTI.
+const NOT_QUEUED: &[&str] = &["exec", "discard", "multi", "watch", "quit", "reset"];
+
+/// Commands allowed in a RESP2 connection that has subscriptions.
+const SUBSCRIBED_ALLOWED: &[&str] =
+    &["subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ping", "quit", "reset"];
+
+/// Commands that need the command lock exclusively (everything else takes it shared).
+const EXCLUSIVE: &[&str] = &["exec", "swapdb"];
+
+/// Resolves `argv` to a command (or subcommand) spec; the index where its arguments start.
+pub fn resolve(argv: &[Bytes]) -> Result<(&'static CommandSpec, usize), CmdError> {
+    let name = argv.first().ok_or(CmdError::Syntax)?;
+    let spec = lookup(name).ok_or_else(|| CmdError::unknown_command(argv))?;
+    if spec.subcommands.is_empty() {
+        if !spec.arity_ok(argv.len()) {
+            return Err(CmdError::WrongArity(spec.fullname));
+        }
+        return Ok((spec, 1));
+    }
+    match argv.get(1) {
+        None if spec.handler.is_some() => Ok((spec, 1)),
+        None => Err(CmdError::WrongArity(spec.fullname)),
+        Some(sub_name) => {
+            let sub = spec.subcommand(sub_name).ok_or_else(|| CmdError::unknown_subcommand(sub_name, spec.name))?;
+            if !sub.arity_ok(argv.len()) {
+                return Err(CmdError::WrongArity(sub.fullname));
+            }
+            Ok((sub, 2))
+        }
+    }
+}
+
+/// Runs one request through the gate.
+pub fn execute(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Reply {
+    let (spec, start) = match resolve(&argv) {
+        Ok(found) => found,
+        Err(error) => {
+            if let Some(multi) = ctx.client.multi.as_mut() {
+                multi.aborted = true;
+            }
+            if let Ok(spec) = argv.first().and_then(|n| lookup(n)).ok_or(()) {
+                Stats::bump(&ctx.server.stats.commands_by_id[spec.id].rejected);
+            }
+            let reply = error.reply();
+            ctx.server.stats.error(&error.text());
+            return reply;
+        }
+    };
+    *ctx.client.handle.last_cmd.lock().unwrap_or_else(|p| p.into_inner()) = spec.fullname;
+    if let Some(multi) = ctx.client.multi.as_mut() {
+        if !NOT_QUEUED.contains(&spec.fullname) {
+            if spec.has(crate::cmd::spec::Flags::NO_MULTI) {
+                multi.aborted = true;
+                return rejected(ctx, spec, CmdError::err("Command not allowed inside a transaction"));
+            }
+            multi.queued.push((spec, argv, start));
+            ctx.client.handle.multi.store(multi.queued.len() as i64, Ordering::Relaxed);
+            return Reply::simple("QUEUED");
+        }
+    }
+    if ctx.client.proto == Protocol::Resp2
+        && ctx.client.subscription_count() > 0
+        && !SUBSCRIBED_ALLOWED.contains(&spec.fullname)
+    {
+        let error = CmdError::err(format!(
+            "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            spec.fullname
+        ));
+        return rejected(ctx, spec, error);
+    }
+    if EXCLUSIVE.contains(&spec.fullname) {
+        let _exclusive = ctx.server.command_lock.write().unwrap_or_else(|p| p.into_inner());
+        call(ctx, spec, argv, start)
+    } else {
+        let _shared = ctx.server.command_lock.read().unwrap_or_else(|p| p.into_inner());
+        call(ctx, spec, argv, start)
+    }
+}
+
+/// Calls a resolved command's handler (no gate, no locking: EXEC uses this for queued commands).
+pub fn call(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, argv: Vec<Bytes>, start: usize) -> Reply {
+    let Some(handler) = spec.handler else {
+        return CmdError::WrongArity(spec.fullname).reply();
+    };
+    let began = Instant::now();
+    let mut args = Args::new(argv, start);
+    let result = handler(ctx, &mut args);
+    let stats = &ctx.server.stats;
+    let command = &stats.commands_by_id[spec.id];
+    Stats::bump(&command.calls);
+    Stats::bump(&stats.commands);
+    command.usec.fetch_add(began.elapsed().as_micros() as u64, Ordering::Relaxed);
+    match result {
+        Ok(reply) => {
+            if let Reply::Error(text) = &reply {
+                Stats::bump(&command.failed);
+                stats.error(text);
+            }
+            reply
+        }
+        Err(error) => {
+            Stats::bump(&command.failed);
+            stats.error(&error.text());
+            error.reply()
+        }
+    }
+}
+
+/// A command refused by the gate after lookup: counted as rejected, answered with `error`.
+fn rejected(ctx: &Ctx<'_>, spec: &CommandSpec, error: CmdError) -> Reply {
+    Stats::bump(&ctx.server.stats.commands_by_id[spec.id].rejected);
+    ctx.server.stats.error(&error.text());
+    error.reply()
+}
+
+/// Starts a MULTI (used by the MULTI handler).
+pub fn begin_multi(ctx: &mut Ctx<'_>) {
+    ctx.client.multi = Some(Multi::default());
+    ctx.client.handle.multi.store(0, Ordering::Relaxed);
+}

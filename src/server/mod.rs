@@ -1,0 +1,257 @@
+//! The network server: `velo serve`.
+//!
+//! # Layout
+//! - [`connection`]: one task per connection: read → decode → dispatch → encode → write.
+//! - [`dispatch`]: the gate (lookup, arity, MULTI queueing, pub/sub context) and statistics.
+//! - [`client`]: connection-local state, the shared handle others see, the client registry.
+//! - [`pubsub`]: channel and pattern subscriptions and delivery.
+//! - [`watch`]: WATCH bookkeeping.
+//! - [`dbmap`]: the persisted logical → physical database map behind SWAPDB.
+//! - [`stats`]: counters for INFO.
+//!
+//! # Threading
+//! A tokio multi-thread runtime; each connection is a task that calls the (synchronous, short) engine
+//! directly. The engine serialises access per slot. Every command holds [`Server::command_lock`] shared;
+//! EXEC and SWAPDB hold it exclusively, which makes a transaction atomic with respect to every other
+//! client. Read-modify-write commands lock their key's slot; multi-key commands lock their slots in
+//! ascending order.
+//!
+//! # Shutdown
+//! SIGTERM, SIGINT or SHUTDOWN stop the listener; connections finish the requests they have read, flush
+//! and close; then the WAL is made durable, the engine checkpoints and the directory lock is released.
+
+pub mod client;
+pub mod connection;
+pub mod dbmap;
+pub mod dispatch;
+pub mod pubsub;
+pub mod stats;
+pub mod watch;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::sync::watch as tokio_watch;
+
+use crate::config::Config;
+use crate::engine::{Engine, EngineOptions};
+
+/// Keys examined per slot per active-expire cycle.
+const ACTIVE_EXPIRE_BUDGET: usize = 20;
+/// Active-expire cycles per second (Redis's `hz`).
+const ACTIVE_EXPIRE_HZ: u64 = 10;
+
+/// Everything connections share.
+pub struct Server {
+    /// The storage engine.
+    pub engine: Engine,
+    /// The configuration (CONFIG SET changes the mutable parts).
+    pub config: Mutex<Config>,
+    /// Logical → physical databases.
+    pub dbmap: dbmap::DbMap,
+    /// Connected clients.
+    pub clients: client::ClientRegistry,
+    /// Pub/sub subscriptions.
+    pub pubsub: pubsub::PubSub,
+    /// WATCH bookkeeping.
+    pub watches: watch::Watches,
+    /// Shared by every command, exclusive for EXEC and SWAPDB.
+    pub command_lock: RwLock<()>,
+    /// Counters.
+    pub stats: stats::Stats,
+    /// When the server started.
+    pub started: Instant,
+    /// Unix seconds of the last time everything was made durable (LASTSAVE).
+    pub lastsave: AtomicU64,
+    /// Port actually listened on.
+    pub port: AtomicU64,
+    maxclients: AtomicUsize,
+    proto_max_bulk_len: AtomicUsize,
+    databases: u16,
+    shutdown: tokio_watch::Sender<bool>,
+}
+
+impl Server {
+    /// Opens the engine and builds the shared state (no sockets yet).
+    pub fn open(config: Config) -> anyhow::Result<Server> {
+        std::fs::create_dir_all(&config.dir)
+            .with_context(|| format!("cannot create data directory {}", config.dir.display()))?;
+        let options = EngineOptions {
+            slot_count: config.slots,
+            fsync: config.fsync,
+            page_cache_bytes: config.page_cache_bytes,
+            value_cache_bytes: config.value_cache_bytes,
+            ..Default::default()
+        };
+        let engine = Engine::open(&config.dir, options)?;
+        let dbmap = dbmap::DbMap::open(&config.dir, config.databases)?;
+        let (shutdown, _) = tokio_watch::channel(false);
+        Ok(Server {
+            engine,
+            dbmap,
+            clients: Default::default(),
+            pubsub: Default::default(),
+            watches: Default::default(),
+            command_lock: RwLock::new(()),
+            stats: Default::default(),
+            started: Instant::now(),
+            lastsave: AtomicU64::new(crate::engine::system_clock_ms() / 1000),
+            port: AtomicU64::new(u64::from(config.port)),
+            maxclients: AtomicUsize::new(config.maxclients),
+            proto_max_bulk_len: AtomicUsize::new(512 * 1024 * 1024),
+            databases: config.databases,
+            config: Mutex::new(config),
+            shutdown,
+        })
+    }
+
+    /// Number of logical databases.
+    pub fn databases(&self) -> u16 {
+        self.databases
+    }
+
+    /// Largest accepted bulk argument.
+    pub fn proto_max_bulk_len(&self) -> usize {
+        self.proto_max_bulk_len.load(Ordering::Relaxed)
+    }
+
+    /// Sets the largest accepted bulk argument.
+    pub fn set_proto_max_bulk_len(&self, value: usize) {
+        self.proto_max_bulk_len.store(value, Ordering::Relaxed);
+    }
+
+    /// Maximum number of clients.
+    pub fn maxclients(&self) -> usize {
+        self.maxclients.load(Ordering::Relaxed)
+    }
+
+    /// Sets the maximum number of clients.
+    pub fn set_maxclients(&self, value: usize) {
+        self.maxclients.store(value, Ordering::Relaxed);
+        self.lock_config().maxclients = value;
+    }
+
+    /// The configuration.
+    pub fn lock_config(&self) -> std::sync::MutexGuard<'_, Config> {
+        self.config.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts a graceful shutdown.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// True once shutdown has begun.
+    pub fn shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// A receiver that changes when shutdown begins.
+    pub fn shutdown_receiver(&self) -> tokio_watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+}
+
+/// Runs `velo serve` until shutdown.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("velo-worker").build()?;
+    let server = Arc::new(Server::open(config)?);
+    runtime.block_on(serve(server.clone()))?;
+    drop(runtime);
+    finish(server)
+}
+
+/// Makes everything durable and closes the engine once the connections are gone.
+fn finish(server: Arc<Server>) -> anyhow::Result<()> {
+    server.engine.sync().context("final WAL sync")?;
+    match Arc::try_unwrap(server) {
+        Ok(server) => server.engine.close().context("closing the engine")?,
+        Err(_) => {
+            tracing::warn!("connections still hold the engine; the WAL is durable, skipping the final checkpoint")
+        }
+    }
+    tracing::info!("velo stopped");
+    Ok(())
+}
+
+async fn serve(server: Arc<Server>) -> anyhow::Result<()> {
+    let (bind, port) = {
+        let config = server.lock_config();
+        (config.bind.clone(), config.port)
+    };
+    let listener =
+        TcpListener::bind((bind.as_str(), port)).await.with_context(|| format!("cannot listen on {bind}:{port}"))?;
+    let local = listener.local_addr()?;
+    server.port.store(u64::from(local.port()), Ordering::Relaxed);
+    tracing::info!(address = %local, dir = %server.engine.dir().display(), "velo ready to accept connections");
+    println!("velo listening on {local}");
+
+    tokio::spawn(signals(server.clone()));
+    tokio::spawn(active_expire(server.clone()));
+
+    let mut shutdown = server.shutdown_receiver();
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((socket, _)) = accepted else { continue };
+                stats::Stats::bump(&server.stats.connections);
+                if server.clients.count() >= server.maxclients() {
+                    stats::Stats::bump(&server.stats.rejected_connections);
+                    tokio::spawn(async move {
+                        use tokio::io::AsyncWriteExt;
+                        let mut socket = socket;
+                        let _ = socket.write_all(b"-ERR max number of clients reached\r\n").await;
+                    });
+                    continue;
+                }
+                connections.spawn(connection::serve(server.clone(), socket));
+            }
+            _ = shutdown.changed() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: finishing in-flight commands");
+    let drained =
+        tokio::time::timeout(Duration::from_secs(10), async { while connections.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!("connections did not finish within 10s; aborting them");
+        connections.abort_all();
+        while connections.join_next().await.is_some() {}
+    }
+    Ok(())
+}
+
+async fn signals(server: Arc<Server>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    server.begin_shutdown();
+}
+
+async fn active_expire(server: Arc<Server>) {
+    let mut ticker = tokio::time::interval(Duration::from_millis(1000 / ACTIVE_EXPIRE_HZ));
+    loop {
+        ticker.tick().await;
+        if server.shutting_down() {
+            return;
+        }
+        let _shared = server.command_lock.read().unwrap_or_else(|p| p.into_inner());
+        match server.engine.active_expire(ACTIVE_EXPIRE_BUDGET) {
+            Ok(removed) => {
+                server.stats.expired_keys.fetch_add(removed as u64, Ordering::Relaxed);
+            }
+            Err(error) => tracing::error!(%error, "active expire failed"),
+        }
+    }
+}

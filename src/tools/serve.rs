@@ -1,0 +1,26 @@
+//! `velo serve`: validate the configuration, set up logging, run the server until shutdown.
+
+use std::process::ExitCode;
+
+use crate::config::{Config, ServeArgs};
+
+/// Runs `velo serve`.
+pub fn run(args: ServeArgs) -> ExitCode {
+    let config = match Config::load(&args) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("velo: error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("velo={}", config.log_level)));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    match crate::server::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("velo: error: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! [`TestServer`] runs the `velo` binary on a free port and a temporary data directory; [`RedisServer`]
+//! runs the reference `redis-server`. Both are killed when dropped.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::resp::Conn;
+
+/// A port that was free a moment ago (bind to port 0, read it, release it).
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
+}
+
+fn wait_ready(child: &mut Child, port: u16, what: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            eprintln!("{what} exited early with {status}");
+            return false;
+        }
+        if let Ok(mut conn) = Conn::try_connect(port) {
+            if conn.cmd(&["PING"]) == b"+PONG\r\n" {
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// `velo serve` on a free port.
+pub struct TestServer {
+    child: Option<Child>,
+    /// The port it listens on.
+    pub port: u16,
+    /// Its data directory.
+    pub dir: PathBuf,
+    _tempdir: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    /// A server on a fresh temporary directory.
+    pub fn start() -> TestServer {
+        let tempdir = tempfile::tempdir().expect("temporary directory");
+        let mut server = TestServer::start_in(tempdir.path(), &[]);
+        server._tempdir = Some(tempdir);
+        server
+    }
+
+    /// A server on `dir` with extra flags.
+    pub fn start_in(dir: &Path, extra: &[&str]) -> TestServer {
+        for _attempt in 0..5 {
+            let port = free_port();
+            let mut child = Command::new(env!("CARGO_BIN_EXE_velo"))
+                .args(["serve", "--port", &port.to_string(), "--dir"])
+                .arg(dir)
+                .args(["--log-level", "warn"])
+                .args(extra)
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("spawn velo");
+            if wait_ready(&mut child, port, "velo serve") {
+                return TestServer { child: Some(child), port, dir: dir.to_path_buf(), _tempdir: None };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("velo serve did not start");
+    }
+
+    /// A new connection.
+    pub fn connect(&self) -> Conn {
+        Conn::connect(self.port)
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// `kill -9`, and wait for the process to be gone.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        unsafe_sigterm(child.id());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
+    /// Waits for the process to exit by itself (after SHUTDOWN); returns the exit code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+}
+
+fn unsafe_sigterm(pid: u32) {
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// The reference `redis-server`, without persistence.
+pub struct RedisServer {
+    child: Child,
+    /// The port it listens on.
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+/// True if `redis-server` can be run.
+pub fn redis_available() -> bool {
+    Command::new("redis-server").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+}
+
+impl RedisServer {
+    /// Starts `redis-server`; panics with installation advice when it is missing.
+    pub fn start() -> RedisServer {
+        if !redis_available() {
+            panic!("redis-server not found: install it with `apt-get install redis-server`");
+        }
+        let dir = tempfile::tempdir().expect("temporary directory");
+        for _attempt in 0..5 {
+            let port = free_port();
+            let mut child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+                .arg("--dir")
+                .arg(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn redis-server");
+            if wait_ready(&mut child, port, "redis-server") {
+                return RedisServer { child, port, _dir: dir };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("redis-server did not start");
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
