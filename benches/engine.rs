@@ -16,9 +16,7 @@ use velo::engine::{Engine, EngineOptions, FsyncPolicy, ValueKind};
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
 }
 
 fn key(n: u64) -> [u8; 16] {
@@ -43,11 +41,7 @@ fn value(n: u64, pass: u64, out: &mut Vec<u8>) {
 }
 
 fn options() -> EngineOptions {
-    EngineOptions {
-        slot_count: Some(8),
-        fsync: FsyncPolicy::EverySec,
-        ..Default::default()
-    }
+    EngineOptions { slot_count: Some(8), fsync: FsyncPolicy::EverySec, ..Default::default() }
 }
 
 fn rss_kib(field: &str) -> u64 {
@@ -99,9 +93,7 @@ fn load(engine: &Engine, keys: u64, pass: u64) -> f64 {
     let mut buffer = Vec::with_capacity(128);
     for n in 0..keys {
         value(n, pass, &mut buffer);
-        engine
-            .set(0, &key(n), ValueKind::String, &buffer, None)
-            .expect("set");
+        engine.set(0, &key(n), ValueKind::String, &buffer, None).expect("set");
     }
     keys as f64 / start.elapsed().as_secs_f64()
 }
@@ -109,49 +101,32 @@ fn load(engine: &Engine, keys: u64, pass: u64) -> f64 {
 fn main() {
     // Child mode: load some keys with no clean close and wait to be killed.
     if let Some(dir) = arg("--child-load") {
-        let keys: u64 = arg("--keys")
-            .and_then(|k| k.parse().ok())
-            .unwrap_or(1_000_000);
+        let keys: u64 = arg("--keys").and_then(|k| k.parse().ok()).unwrap_or(1_000_000);
         let engine = Engine::open(&dir, options()).expect("open");
         load(&engine, keys, 9);
         println!("loaded");
         std::thread::sleep(Duration::from_secs(3600));
         return;
     }
-    let keys: u64 = arg("--keys")
-        .and_then(|k| k.parse().ok())
-        .unwrap_or(10_000_000);
-    let reads: u64 = arg("--reads")
-        .and_then(|k| k.parse().ok())
-        .unwrap_or(2_000_000);
-    let dir: PathBuf = arg("--dir")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join("velo-engine-bench"));
+    let keys: u64 = arg("--keys").and_then(|k| k.parse().ok()).unwrap_or(10_000_000);
+    let reads: u64 = arg("--reads").and_then(|k| k.parse().ok()).unwrap_or(2_000_000);
+    let dir: PathBuf =
+        arg("--dir").map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("velo-engine-bench"));
     let _ = std::fs::remove_dir_all(&dir);
-    println!(
-        "engine benchmark: {keys} keys (16-byte keys, 100-byte values), dir {}",
-        dir.display()
-    );
+    println!("engine benchmark: {keys} keys (16-byte keys, 100-byte values), dir {}", dir.display());
 
     let engine = Engine::open(&dir, options()).expect("open");
     let write_rate = load(&engine, keys, 0);
     println!("write (everysec, 1 thread): {write_rate:.0} ops/s");
     let rss_after_load = rss_kib("VmRSS:");
     let hwm_after_load = rss_kib("VmHWM:");
-    println!(
-        "resident memory after loading: {} MiB (peak {} MiB)",
-        rss_after_load / 1024,
-        hwm_after_load / 1024
-    );
+    println!("resident memory after loading: {} MiB (peak {} MiB)", rss_after_load / 1024, hwm_after_load / 1024);
     engine.close().expect("close");
 
     let start = Instant::now();
     let engine = Engine::open(&dir, options()).expect("reopen");
     let clean_reopen = start.elapsed();
-    println!(
-        "reopen after clean close: {:.3} s",
-        clean_reopen.as_secs_f64()
-    );
+    println!("reopen after clean close: {:.3} s", clean_reopen.as_secs_f64());
 
     let start = Instant::now();
     let mut state = 0x1234_5678_9abc_def0u64;
@@ -188,13 +163,7 @@ fn main() {
     );
     let mut kinds = std::collections::BTreeMap::new();
     bytes_by_kind(&dir, &mut kinds);
-    println!(
-        "  by file kind (MiB): {:?}",
-        kinds
-            .iter()
-            .map(|(k, v)| (k.clone(), v >> 20))
-            .collect::<Vec<_>>()
-    );
+    println!("  by file kind (MiB): {:?}", kinds.iter().map(|(k, v)| (k.clone(), v >> 20)).collect::<Vec<_>>());
     engine.close().expect("close");
 
     // kill -9 a loader mid-life and time the recovery.
@@ -202,27 +171,23 @@ fn main() {
     let crash_keys = (keys / 10).max(100_000);
     let exe = std::env::current_exe().expect("exe");
     let mut child = Command::new(exe)
-        .args([
-            "--child-load",
-            &crash_dir.to_string_lossy(),
-            "--keys",
-            &crash_keys.to_string(),
-        ])
+        .args(["--child-load", &crash_dir.to_string_lossy(), "--keys", &crash_keys.to_string()])
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn loader");
     let mut line = String::new();
     use std::io::BufRead;
-    std::io::BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read");
+    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
     child.kill().expect("kill -9");
     let _ = child.wait();
     let start = Instant::now();
     let engine = Engine::open(&crash_dir, options()).expect("recover");
     let crash_reopen = start.elapsed();
     let wal_entries = engine.stats().total(|s| s.wal_entries);
-    println!("reopen after kill -9 ({crash_keys} keys loaded, {wal_entries} replayed from the WAL): {:.3} s", crash_reopen.as_secs_f64());
+    println!(
+        "reopen after kill -9 ({crash_keys} keys loaded, {wal_entries} replayed from the WAL): {:.3} s",
+        crash_reopen.as_secs_f64()
+    );
     drop(engine);
 
     println!(

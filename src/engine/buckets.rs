@@ -41,17 +41,11 @@ pub struct PageId {
 impl PageId {
     /// The primary page of a bucket.
     pub fn bucket(bucket: u64) -> Self {
-        PageId {
-            file: PageFile::Primary,
-            number: bucket + 1,
-        }
+        PageId { file: PageFile::Primary, number: bucket + 1 }
     }
     /// An overflow page.
     pub fn overflow(number: u64) -> Self {
-        PageId {
-            file: PageFile::Overflow,
-            number,
-        }
+        PageId { file: PageFile::Overflow, number }
     }
 }
 
@@ -98,32 +92,19 @@ pub struct BucketStore {
 
 impl BucketStore {
     /// Opens the page files of a slot directory, creating them (header page only) when `create` is set.
-    pub fn open(
-        fs: &dyn FileSystem,
-        dir: &Path,
-        create: bool,
-        read_only: bool,
-        cache_bytes: usize,
-    ) -> Result<Self> {
+    pub fn open(fs: &dyn FileSystem, dir: &Path, create: bool, read_only: bool, cache_bytes: usize) -> Result<Self> {
         let primary_path = dir.join(BUCKETS_FILE);
         let overflow_path = dir.join(OVERFLOW_FILE);
         let open = |path: &Path| -> Result<Arc<dyn FileHandle>> {
-            let file = if read_only {
-                fs.open_read(path)
-            } else {
-                fs.open(path, create)
-            }
-            .map_err(|e| Error::io("open", path, e))?;
+            let file = if read_only { fs.open_read(path) } else { fs.open(path, create) }
+                .map_err(|e| Error::io("open", path, e))?;
             if create {
-                file.set_len(0)
-                    .map_err(|e| Error::io("truncate", path, e))?;
-                file.write_all_at(&header_page(), 0)
-                    .map_err(|e| Error::io("write", path, e))?;
+                file.set_len(0).map_err(|e| Error::io("truncate", path, e))?;
+                file.write_all_at(&header_page(), 0).map_err(|e| Error::io("write", path, e))?;
                 file.sync().map_err(|e| Error::io("fsync", path, e))?;
             } else {
                 let mut header = [0u8; FILE_HEADER_LEN];
-                file.read_exact_at(&mut header, 0)
-                    .map_err(|e| Error::io("read", path, e))?;
+                file.read_exact_at(&mut header, 0).map_err(|e| Error::io("read", path, e))?;
                 format::check_file_header(&header, format::MAGIC_BUCKETS, path)?;
             }
             Ok(file)
@@ -166,20 +147,12 @@ impl BucketStore {
         let offset = id.number * PAGE_SIZE as u64;
         let mut page: PageBuf = Arc::new([0u8; PAGE_SIZE]);
         let Some(buffer) = Arc::get_mut(&mut page) else {
-            return Err(Error::corrupt(
-                self.path(id.file),
-                offset,
-                "page buffer shared",
-            ));
+            return Err(Error::corrupt(self.path(id.file), offset, "page buffer shared"));
         };
         if let Err(e) = self.handle(id.file).read_exact_at(&mut buffer[..], offset) {
             let path = self.path(id.file);
             return Err(if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                Error::corrupt(
-                    path,
-                    offset,
-                    "page missing: file is shorter than the bucket table",
-                )
+                Error::corrupt(path, offset, "page missing: file is shorter than the bucket table")
             } else {
                 Error::io("read", path, e)
             });
@@ -193,9 +166,7 @@ impl BucketStore {
     pub fn write_page(&mut self, id: PageId, bytes: &[u8; PAGE_SIZE]) -> Result<()> {
         let offset = id.number * PAGE_SIZE as u64;
         let path = self.path(id.file).to_path_buf();
-        self.handle(id.file)
-            .write_all_at(bytes, offset)
-            .map_err(|e| Error::io("write", &path, e))?;
+        self.handle(id.file).write_all_at(bytes, offset).map_err(|e| Error::io("write", &path, e))?;
         self.cache.insert(id, Arc::new(*bytes), PAGE_SIZE);
         Ok(())
     }
@@ -207,12 +178,8 @@ impl BucketStore {
 
     /// fsyncs both page files.
     pub fn sync(&self) -> Result<()> {
-        self.primary
-            .sync()
-            .map_err(|e| Error::io("fsync", &self.primary_path, e))?;
-        self.overflow
-            .sync()
-            .map_err(|e| Error::io("fsync", &self.overflow_path, e))
+        self.primary.sync().map_err(|e| Error::io("fsync", &self.primary_path, e))?;
+        self.overflow.sync().map_err(|e| Error::io("fsync", &self.overflow_path, e))
     }
 
     /// Drops every cached page (after a failed checkpoint, or a reset).
@@ -222,23 +189,15 @@ impl BucketStore {
 
     /// Cache figures: hits, misses, bytes.
     pub fn cache_stats(&self) -> (u64, u64, u64) {
-        (
-            self.cache.hits,
-            self.cache.misses,
-            self.cache.bytes() as u64,
-        )
+        (self.cache.hits, self.cache.misses, self.cache.bytes() as u64)
     }
 
     /// Cuts both files to the pages the table uses (after FLUSHALL shrank it back to one bucket).
     pub fn truncate_to(&mut self, buckets: u64, overflow_pages: u64) -> Result<()> {
         let primary_len = (buckets + 1) * PAGE_SIZE as u64;
-        self.primary
-            .set_len(primary_len)
-            .map_err(|e| Error::io("truncate", &self.primary_path, e))?;
+        self.primary.set_len(primary_len).map_err(|e| Error::io("truncate", &self.primary_path, e))?;
         let overflow_len = overflow_pages.max(1) * PAGE_SIZE as u64;
-        self.overflow
-            .set_len(overflow_len)
-            .map_err(|e| Error::io("truncate", &self.overflow_path, e))?;
+        self.overflow.set_len(overflow_len).map_err(|e| Error::io("truncate", &self.overflow_path, e))?;
         self.cache.clear();
         Ok(())
     }

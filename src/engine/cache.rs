@@ -19,13 +19,7 @@ pub struct ByteLru<K: Hash + Eq, V> {
 impl<K: Hash + Eq, V: Clone> ByteLru<K, V> {
     /// An empty cache holding at most `capacity` bytes.
     pub fn new(capacity: usize) -> Self {
-        Self {
-            entries: LruCache::unbounded(),
-            bytes: 0,
-            capacity,
-            hits: 0,
-            misses: 0,
-        }
+        Self { entries: LruCache::unbounded(), bytes: 0, capacity, hits: 0, misses: 0 }
     }
 
     /// The entry for `key`, marking it recently used.

@@ -15,8 +15,7 @@ use super::dwb::DwbWriter;
 use super::error::{Error, Result};
 use super::meta::{self, ChunkFileMeta, SlotMeta};
 use super::page::{
-    self, Cell, CellValue, Page, SegmentLocation, CELL_AREA, CELL_HEADER_LEN, PAGE_KIND_OVERFLOW,
-    PAGE_KIND_PRIMARY,
+    self, Cell, CellValue, Page, SegmentLocation, CELL_AREA, CELL_HEADER_LEN, PAGE_KIND_OVERFLOW, PAGE_KIND_PRIMARY,
 };
 use super::segment::{self, SegmentWriter, CHUNK_FILE_MAX};
 use super::slot::{MemEntry, MemKey, MemValue, Slot};
@@ -62,22 +61,11 @@ impl Slot {
             return Ok(());
         }
         if let Some(op) = self.poisoned {
-            return Err(Error::Poisoned {
-                slot: self.index,
-                op,
-            });
+            return Err(Error::Poisoned { slot: self.index, op });
         }
         let reset = self.flush_all_seq > self.meta.checkpoint_seq;
-        let flushes = self
-            .db_flush_pending
-            .iter()
-            .any(|(db, seq)| self.meta.db_flush_seq.get(db) != Some(seq));
-        if self.memtable.is_empty()
-            && !reset
-            && !flushes
-            && self.cleanup_buckets.is_empty()
-            && self.wal.is_empty()
-        {
+        let flushes = self.db_flush_pending.iter().any(|(db, seq)| self.meta.db_flush_seq.get(db) != Some(seq));
+        if self.memtable.is_empty() && !reset && !flushes && self.cleanup_buckets.is_empty() && self.wal.is_empty() {
             return Ok(());
         }
         let entries: Vec<_> = std::mem::take(&mut self.memtable).into_iter().collect();
@@ -104,21 +92,14 @@ impl Slot {
         meta.pending_deletes.clear();
         meta.checkpoint_seq = target_seq;
         let fs = self.config.fs.clone();
-        let zstd_level = self
-            .config
-            .compression
-            .segments
-            .then_some(self.config.compression.level);
+        let zstd_level = self.config.compression.segments.then_some(self.config.compression.level);
         let mut batch = Batch {
             dwb: DwbWriter::begin(fs.as_ref(), &self.dir)?,
             segments: SegmentWriter::new(self.config.segment_size, zstd_level),
             touched_chunks: Vec::new(),
             new_files: false,
             target_seq,
-            fresh_from: (
-                self.meta.bucket_count() + 1,
-                self.meta.overflow_pages.max(1),
-            ),
+            fresh_from: (self.meta.bucket_count() + 1, self.meta.overflow_pages.max(1)),
         };
         if reset {
             self.reset_layout(&mut meta, &mut batch)?;
@@ -136,9 +117,7 @@ impl Slot {
                 MemValue::Set { envelope, .. } => {
                     let len = envelope.len;
                     let bytes = self.load_envelope(envelope)?;
-                    if len <= self.config.inline_max
-                        && CELL_HEADER_LEN + key.len() + len <= CELL_AREA
-                    {
+                    if len <= self.config.inline_max && CELL_HEADER_LEN + key.len() + len <= CELL_AREA {
                         Placement::Inline(bytes)
                     } else if batch.segments.fits(key.len(), len) {
                         if batch.segments.must_seal_before(key.len(), len) {
@@ -165,16 +144,11 @@ impl Slot {
         // normal size (applying a large batch to a small table and splitting afterwards is quadratic).
         let inline_max = self.config.inline_max;
         let cell_len = |key: &[u8], envelope_len: usize| {
-            let value_len = if envelope_len <= inline_max {
-                envelope_len
-            } else {
-                page::LOCATION_LEN
-            };
+            let value_len = if envelope_len <= inline_max { envelope_len } else { page::LOCATION_LEN };
             (CELL_HEADER_LEN + key.len() + value_len) as u64
         };
         let fits = |meta: &SlotMeta, incoming: u64| {
-            (meta.used_bytes + incoming) as f64
-                <= SPLIT_FILL * (meta.bucket_count() * CELL_AREA as u64) as f64
+            (meta.used_bytes + incoming) as f64 <= SPLIT_FILL * (meta.bucket_count() * CELL_AREA as u64) as f64
         };
         let mut incoming: u64 = entries
             .iter()
@@ -187,9 +161,8 @@ impl Slot {
             // Count only the keys that are new: overwrites take no extra room. Looking every key up would
             // double the checkpoint's page reads, so estimate from a sample; the split loop after the
             // apply step corrects an underestimate.
-            let sets: Vec<usize> = (0..entries.len())
-                .filter(|&i| matches!(entries[i].1.value, MemValue::Set { .. }))
-                .collect();
+            let sets: Vec<usize> =
+                (0..entries.len()).filter(|&i| matches!(entries[i].1.value, MemValue::Set { .. })).collect();
             let stride = (sets.len() / 512).max(1);
             let (mut sampled, mut new_bytes) = (0u64, 0u64);
             for &index in sets.iter().step_by(stride) {
@@ -237,25 +210,17 @@ impl Slot {
             for index in indexes {
                 let ((reversed_hash, db, key), entry) = &entries[index];
                 let hash = reversed_hash.reverse_bits();
-                let position = cells
-                    .iter()
-                    .position(|c| c.hash == hash && c.db == *db && c.key == *key);
+                let position = cells.iter().position(|c| c.hash == hash && c.db == *db && c.key == *key);
                 match &entry.value {
                     MemValue::Set { kind, envelope } => {
                         let value = match &placements[index] {
                             Placement::Inline(bytes) => CellValue::Inline(bytes.to_vec()),
-                            Placement::Nothing => {
-                                return Err(Error::Config("a Set entry was not placed".into()))
-                            }
-                            Placement::Segment(ticket) => {
-                                CellValue::Segment(batch.segments.locations[*ticket].ok_or_else(
-                                    || Error::Config("segment location unresolved".into()),
-                                )?)
-                            }
-                            Placement::Big => CellValue::Big {
-                                id: entry.seq,
-                                envelope_len: envelope.len as u64,
-                            },
+                            Placement::Nothing => return Err(Error::Config("a Set entry was not placed".into())),
+                            Placement::Segment(ticket) => CellValue::Segment(
+                                batch.segments.locations[*ticket]
+                                    .ok_or_else(|| Error::Config("segment location unresolved".into()))?,
+                            ),
+                            Placement::Big => CellValue::Big { id: entry.seq, envelope_len: envelope.len as u64 },
                         };
                         let cell = Cell {
                             hash,
@@ -303,20 +268,17 @@ impl Slot {
         self.compact(&mut meta, &mut batch)?;
 
         // (5) Grow the table if deletes and updates did not leave enough room after all.
-        while meta.used_bytes as f64 > SPLIT_FILL * (meta.bucket_count() * CELL_AREA as u64) as f64
-        {
+        while meta.used_bytes as f64 > SPLIT_FILL * (meta.bucket_count() * CELL_AREA as u64) as f64 {
             self.split_bucket(&mut meta, &mut batch)?;
         }
 
         // (6) Make segments and big values durable, then the batch, then the pages in place, then the metadata.
         for id in &batch.touched_chunks {
             let file = self.chunks.chunk_file(*id, false)?;
-            file.sync()
-                .map_err(|e| Error::io("fsync", self.chunks.chunk_path(*id), e))?;
+            file.sync().map_err(|e| Error::io("fsync", self.chunks.chunk_path(*id), e))?;
         }
         if batch.new_files {
-            fs.sync_dir(&self.dir)
-                .map_err(|e| Error::io("fsync", &self.dir, e))?;
+            fs.sync_dir(&self.dir).map_err(|e| Error::io("fsync", &self.dir, e))?;
         }
         let meta_bytes = meta.encode();
         batch.dwb.commit(&meta_bytes)?;
@@ -336,13 +298,11 @@ impl Slot {
             }
             let path = self.dir.join(name);
             if fs.exists(&path) {
-                fs.remove_file(&path)
-                    .map_err(|e| Error::io("remove", &path, e))?;
+                fs.remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
             }
         }
         if reset {
-            self.buckets
-                .truncate_to(meta.bucket_count(), meta.overflow_pages)?;
+            self.buckets.truncate_to(meta.bucket_count(), meta.overflow_pages)?;
             self.chunks.clear_cache();
         }
         self.wal.reset(target_seq)?;
@@ -358,21 +318,11 @@ impl Slot {
         for id in meta.chunk_files.keys() {
             meta.pending_deletes.push(segment::chunk_file_name(*id));
         }
-        let next_chunk = meta
-            .chunk_files
-            .keys()
-            .max()
-            .copied()
-            .unwrap_or(0)
-            .max(meta.active_chunk)
-            + 1;
+        let next_chunk = meta.chunk_files.keys().max().copied().unwrap_or(0).max(meta.active_chunk) + 1;
         meta.chunk_files.clear();
         meta.active_chunk = next_chunk;
         let fs = self.config.fs.clone();
-        for name in fs
-            .list(&self.dir)
-            .map_err(|e| Error::io("list", &self.dir, e))?
-        {
+        for name in fs.list(&self.dir).map_err(|e| Error::io("list", &self.dir, e))? {
             if segment::parse_big_file_name(&name).is_some() {
                 meta.pending_deletes.push(name);
             }
@@ -397,28 +347,15 @@ impl Slot {
 
     /// Appends the writer's current segment to the active chunk file (opening a new one when full).
     fn append_segment(&mut self, meta: &mut SlotMeta, batch: &mut Batch) -> Result<()> {
-        let active_full = meta
-            .chunk_files
-            .get(&meta.active_chunk)
-            .is_none_or(|c| c.committed_len >= CHUNK_FILE_MAX);
+        let active_full = meta.chunk_files.get(&meta.active_chunk).is_none_or(|c| c.committed_len >= CHUNK_FILE_MAX);
         if active_full {
             if meta.chunk_files.contains_key(&meta.active_chunk) {
-                meta.active_chunk = meta
-                    .chunk_files
-                    .keys()
-                    .max()
-                    .copied()
-                    .unwrap_or(0)
-                    .max(meta.active_chunk)
-                    + 1;
+                meta.active_chunk = meta.chunk_files.keys().max().copied().unwrap_or(0).max(meta.active_chunk) + 1;
             }
             self.chunks.chunk_file(meta.active_chunk, true)?;
             meta.chunk_files.insert(
                 meta.active_chunk,
-                ChunkFileMeta {
-                    committed_len: super::format::FILE_HEADER_LEN as u64,
-                    ..Default::default()
-                },
+                ChunkFileMeta { committed_len: super::format::FILE_HEADER_LEN as u64, ..Default::default() },
             );
             batch.new_files = true;
         }
@@ -427,8 +364,7 @@ impl Slot {
         let offset = chunk.committed_len;
         let sealed = batch.segments.seal(id, offset as u32);
         let file = self.chunks.chunk_file(id, false)?;
-        file.write_all_at(&sealed.bytes, offset)
-            .map_err(|e| Error::io("write", self.chunks.chunk_path(id), e))?;
+        file.write_all_at(&sealed.bytes, offset).map_err(|e| Error::io("write", self.chunks.chunk_path(id), e))?;
         chunk.committed_len += sealed.bytes.len() as u64;
         chunk.written_bytes += sealed.record_bytes;
         chunk.live_bytes += sealed.record_bytes;
@@ -464,11 +400,7 @@ impl Slot {
                 return Ok((cells, overflow));
             }
             if overflow.contains(&page.next_overflow) {
-                return Err(Error::corrupt(
-                    self.buckets.path(id.file),
-                    offset,
-                    "overflow chain loops",
-                ));
+                return Err(Error::corrupt(self.buckets.path(id.file), offset, "overflow chain loops"));
             }
             overflow.push(page.next_overflow);
             id = PageId::overflow(page.next_overflow);
@@ -514,24 +446,9 @@ impl Slot {
         meta.free_overflow.extend(old_overflow);
         let count = pages.len();
         for (index, cells) in pages.into_iter().enumerate() {
-            let next_overflow = if index + 1 < count {
-                ids[index + 1].number
-            } else {
-                0
-            };
-            let kind = if index == 0 {
-                PAGE_KIND_PRIMARY
-            } else {
-                PAGE_KIND_OVERFLOW
-            };
-            let page = Page {
-                kind,
-                level,
-                bucket,
-                next_overflow,
-                checkpoint_seq: batch.target_seq,
-                cells,
-            };
+            let next_overflow = if index + 1 < count { ids[index + 1].number } else { 0 };
+            let kind = if index == 0 { PAGE_KIND_PRIMARY } else { PAGE_KIND_OVERFLOW };
+            let page = Page { kind, level, bucket, next_overflow, checkpoint_seq: batch.target_seq, cells };
             let id = ids[index];
             let fresh = match id.file {
                 buckets::PageFile::Primary => id.number >= batch.fresh_from.0,
@@ -554,9 +471,7 @@ impl Slot {
         }
         let bucket = meta.split;
         let (cells, overflow) = self.load_bucket(batch, bucket)?;
-        let (high, low): (Vec<Cell>, Vec<Cell>) = cells
-            .into_iter()
-            .partition(|cell| (cell.hash >> level) & 1 == 1);
+        let (high, low): (Vec<Cell>, Vec<Cell>) = cells.into_iter().partition(|cell| (cell.hash >> level) & 1 == 1);
         let sibling = bucket + (1u64 << level);
         meta.split += 1;
         if meta.split == 1u64 << level {
@@ -580,9 +495,7 @@ impl Slot {
             })
             .map(|(id, chunk)| (*id, *chunk))
             .collect();
-        candidates.sort_by(|a, b| {
-            (a.1.live_bytes * b.1.written_bytes).cmp(&(b.1.live_bytes * a.1.written_bytes))
-        });
+        candidates.sort_by(|a, b| (a.1.live_bytes * b.1.written_bytes).cmp(&(b.1.live_bytes * a.1.written_bytes)));
         // Relocate up to twice what this checkpoint wrote, so that compaction keeps pace with the garbage
         // that overwrites create.
         let budget = (self.config.wal_flush_bytes as u64).max(2 * self.wal.len());
@@ -598,17 +511,10 @@ impl Slot {
                 let mut records_by_bucket: BTreeMap<u64, Vec<StoredRecord>> = BTreeMap::new();
                 let mut offset = super::format::FILE_HEADER_LEN as u64;
                 while offset < chunk.committed_len {
-                    let segment =
-                        self.chunks
-                            .read_segment(id, offset as u32, chunk.committed_len)?;
-                    let records = segment::records(&segment.payload, segment.record_count)
-                        .map_err(|at| {
-                            Error::corrupt(
-                                self.chunks.chunk_path(id),
-                                offset,
-                                format!("record at payload offset {at}"),
-                            )
-                        })?;
+                    let segment = self.chunks.read_segment(id, offset as u32, chunk.committed_len)?;
+                    let records = segment::records(&segment.payload, segment.record_count).map_err(|at| {
+                        Error::corrupt(self.chunks.chunk_path(id), offset, format!("record at payload offset {at}"))
+                    })?;
                     for (record_offset, record) in records {
                         let old = SegmentLocation {
                             file: id,
@@ -616,11 +522,8 @@ impl Slot {
                             record_offset: record_offset as u32,
                             envelope_len: record.envelope.len() as u32,
                         };
-                        let bucket = buckets::bucket_of(
-                            super::key::key_hash(record.db, record.key),
-                            meta.level,
-                            meta.split,
-                        );
+                        let bucket =
+                            buckets::bucket_of(super::key::key_hash(record.db, record.key), meta.level, meta.split);
                         records_by_bucket.entry(bucket).or_default().push((
                             record.seq,
                             record.db,
@@ -634,9 +537,8 @@ impl Slot {
                 for (bucket, records) in records_by_bucket {
                     let (cells, _) = self.load_bucket(batch, bucket)?;
                     for (seq, db, key, envelope, old) in records {
-                        let live = cells.iter().any(|c| {
-                            c.value == CellValue::Segment(old) && c.db == db && c.key == key
-                        });
+                        let live =
+                            cells.iter().any(|c| c.value == CellValue::Segment(old) && c.db == db && c.key == key);
                         if live {
                             if batch.segments.must_seal_before(key.len(), envelope.len()) {
                                 self.append_segment(meta, batch)?;
@@ -653,19 +555,15 @@ impl Slot {
             let mut by_bucket: BTreeMap<u64, Vec<Relocation>> = BTreeMap::new();
             for relocation in relocations {
                 let hash = super::key::key_hash(relocation.0, &relocation.1);
-                by_bucket
-                    .entry(buckets::bucket_of(hash, meta.level, meta.split))
-                    .or_default()
-                    .push(relocation);
+                by_bucket.entry(buckets::bucket_of(hash, meta.level, meta.split)).or_default().push(relocation);
             }
             for (bucket, moves) in by_bucket {
                 let (mut cells, overflow) = self.load_bucket(batch, bucket)?;
                 for (db, key, old, ticket) in moves {
                     let new = batch.segments.locations[ticket]
                         .ok_or_else(|| Error::Config("segment location unresolved".into()))?;
-                    if let Some(cell) = cells
-                        .iter_mut()
-                        .find(|c| c.db == db && c.key == key && c.value == CellValue::Segment(old))
+                    if let Some(cell) =
+                        cells.iter_mut().find(|c| c.db == db && c.key == key && c.value == CellValue::Segment(old))
                     {
                         cell.value = CellValue::Segment(new);
                     }
@@ -686,8 +584,7 @@ fn kill_value(meta: &mut SlotMeta, cell: &Cell) {
         CellValue::Inline(_) => {}
         CellValue::Segment(location) => {
             if let Some(chunk) = meta.chunk_files.get_mut(&location.file) {
-                let len =
-                    segment::record_len(cell.key.len(), location.envelope_len as usize) as u64;
+                let len = segment::record_len(cell.key.len(), location.envelope_len as usize) as u64;
                 chunk.live_bytes = chunk.live_bytes.saturating_sub(len);
             }
         }

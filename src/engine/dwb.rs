@@ -38,15 +38,12 @@ impl DwbWriter {
     pub fn begin(fs: &dyn FileSystem, dir: &Path) -> Result<Self> {
         let path = dir.join(DWB_FILE);
         let existed = fs.exists(&path);
-        let file = fs
-            .open(&path, true)
-            .map_err(|e| Error::io("open", &path, e))?;
+        let file = fs.open(&path, true).map_err(|e| Error::io("open", &path, e))?;
         if !existed {
             // The batch is only a safety net if its directory entry survives a crash too.
             fs.sync_dir(dir).map_err(|e| Error::io("fsync", dir, e))?;
         }
-        file.set_len(0)
-            .map_err(|e| Error::io("truncate", &path, e))?;
+        file.set_len(0).map_err(|e| Error::io("truncate", &path, e))?;
         file.write_all_at(&format::file_header(format::MAGIC_DOUBLE_WRITE, 0), 0)
             .map_err(|e| Error::io("write", &path, e))?;
         Ok(Self {
@@ -66,9 +63,7 @@ impl DwbWriter {
         entry.extend_from_slice(&[0; 7]);
         entry.put_u64(id.number);
         entry.extend_from_slice(page);
-        self.file
-            .write_all_at(&entry, self.end)
-            .map_err(|e| Error::io("write", &self.path, e))?;
+        self.file.write_all_at(&entry, self.end).map_err(|e| Error::io("write", &self.path, e))?;
         self.crc.update(&entry);
         self.index.insert(id, self.end + 16);
         self.end += ENTRY_LEN as u64;
@@ -82,9 +77,7 @@ impl DwbWriter {
             return Ok(None);
         };
         let mut page = Box::new([0u8; PAGE_SIZE]);
-        self.file
-            .read_exact_at(&mut page[..], *offset)
-            .map_err(|e| Error::io("read", &self.path, e))?;
+        self.file.read_exact_at(&mut page[..], *offset).map_err(|e| Error::io("read", &self.path, e))?;
         Ok(Some(page))
     }
 
@@ -103,34 +96,22 @@ impl DwbWriter {
         body.put_u32(meta.len() as u32);
         body.put_u32(self.count);
         self.crc.update(&body);
-        self.file
-            .write_all_at(&body[..meta.len()], self.end)
-            .map_err(|e| Error::io("write", &self.path, e))?;
+        self.file.write_all_at(&body[..meta.len()], self.end).map_err(|e| Error::io("write", &self.path, e))?;
         self.end += meta.len() as u64;
-        self.file
-            .sync()
-            .map_err(|e| Error::io("fsync", &self.path, e))?;
+        self.file.sync().map_err(|e| Error::io("fsync", &self.path, e))?;
         let mut trailer = body[meta.len()..].to_vec();
         trailer.put_u32(self.crc.clone().finalize());
         trailer.extend_from_slice(TRAILER_MAGIC);
-        self.file
-            .write_all_at(&trailer, self.end)
-            .map_err(|e| Error::io("write", &self.path, e))?;
+        self.file.write_all_at(&trailer, self.end).map_err(|e| Error::io("write", &self.path, e))?;
         self.end += trailer.len() as u64;
-        self.file
-            .sync()
-            .map_err(|e| Error::io("fsync", &self.path, e))
+        self.file.sync().map_err(|e| Error::io("fsync", &self.path, e))
     }
 
     /// Empties the batch file after the in-place writes and the metadata are durable, durably: otherwise
     /// the next batch's unsynced writes could land inside this one's complete image.
     pub fn clear(&mut self) -> Result<()> {
-        self.file
-            .set_len(FILE_HEADER_LEN as u64)
-            .map_err(|e| Error::io("truncate", &self.path, e))?;
-        self.file
-            .sync()
-            .map_err(|e| Error::io("fsync", &self.path, e))
+        self.file.set_len(FILE_HEADER_LEN as u64).map_err(|e| Error::io("truncate", &self.path, e))?;
+        self.file.sync().map_err(|e| Error::io("fsync", &self.path, e))
     }
 }
 
@@ -162,20 +143,11 @@ pub fn recover(bytes: &[u8], path: &Path) -> Result<Option<RecoveredBatch>> {
     let expected = trailer.u32().unwrap_or(0);
     let actual = format::crc32(body);
     if expected != actual {
-        return Err(Error::ChecksumMismatch {
-            file: path.to_path_buf(),
-            offset: trailer_at as u64,
-            expected,
-            actual,
-        });
+        return Err(Error::ChecksumMismatch { file: path.to_path_buf(), offset: trailer_at as u64, expected, actual });
     }
     let entries_len = count.checked_mul(ENTRY_LEN);
     if entries_len.and_then(|len| len.checked_add(meta_len + 8)) != Some(body.len()) {
-        return Err(Error::corrupt(
-            path,
-            trailer_at as u64,
-            "batch lengths disagree",
-        ));
+        return Err(Error::corrupt(path, trailer_at as u64, "batch lengths disagree"));
     }
     let mut pages = Vec::with_capacity(count);
     let mut reader = ByteReader::new(body);
@@ -187,18 +159,12 @@ pub fn recover(bytes: &[u8], path: &Path) -> Result<Option<RecoveredBatch>> {
             _ => return Err(Error::corrupt(path, offset, "unknown page file in batch")),
         };
         reader.take(7);
-        let number = reader
-            .u64()
-            .ok_or_else(|| Error::corrupt(path, offset, "batch entry truncated"))?;
-        let image = reader
-            .array::<PAGE_SIZE>()
-            .ok_or_else(|| Error::corrupt(path, offset, "batch entry truncated"))?;
+        let number = reader.u64().ok_or_else(|| Error::corrupt(path, offset, "batch entry truncated"))?;
+        let image = reader.array::<PAGE_SIZE>().ok_or_else(|| Error::corrupt(path, offset, "batch entry truncated"))?;
         pages.push((PageId { file, number }, Box::new(image)));
     }
-    let meta = reader
-        .take(meta_len)
-        .ok_or_else(|| Error::corrupt(path, trailer_at as u64, "metadata truncated"))?
-        .to_vec();
+    let meta =
+        reader.take(meta_len).ok_or_else(|| Error::corrupt(path, trailer_at as u64, "metadata truncated"))?.to_vec();
     Ok(Some(RecoveredBatch { pages, meta }))
 }
 
@@ -212,36 +178,19 @@ mod tests {
         let fs = CrashFs::new();
         let dir = Path::new("/slot");
         let mut writer = DwbWriter::begin(&fs, dir).expect("begin");
-        writer
-            .add_page(PageId::bucket(0), &[7u8; PAGE_SIZE])
-            .expect("add");
-        writer
-            .add_page(PageId::overflow(3), &[9u8; PAGE_SIZE])
-            .expect("add");
-        assert_eq!(
-            writer
-                .page(PageId::overflow(3))
-                .expect("read")
-                .map(|p| p[0]),
-            Some(9)
-        );
+        writer.add_page(PageId::bucket(0), &[7u8; PAGE_SIZE]).expect("add");
+        writer.add_page(PageId::overflow(3), &[9u8; PAGE_SIZE]).expect("add");
+        assert_eq!(writer.page(PageId::overflow(3)).expect("read").map(|p| p[0]), Some(9));
         let before_commit = fs.read_file(&dir.join(DWB_FILE)).expect("file");
         writer.commit(b"META").expect("commit");
         let bytes = fs.read_file(&dir.join(DWB_FILE)).expect("file");
-        let batch = recover(&bytes, Path::new("dwb"))
-            .expect("valid")
-            .expect("complete");
+        let batch = recover(&bytes, Path::new("dwb")).expect("valid").expect("complete");
         assert_eq!(batch.pages.len(), 2);
         assert_eq!(batch.meta, b"META");
-        assert!(recover(&before_commit, Path::new("dwb"))
-            .expect("torn is fine")
-            .is_none());
+        assert!(recover(&before_commit, Path::new("dwb")).expect("torn is fine").is_none());
         for len in 0..bytes.len() {
             if len % 97 == 0 || len > bytes.len() - 40 {
-                assert!(
-                    !matches!(recover(&bytes[..len], Path::new("dwb")), Ok(Some(_))),
-                    "truncation {len}"
-                );
+                assert!(!matches!(recover(&bytes[..len], Path::new("dwb")), Ok(Some(_))), "truncation {len}");
             }
         }
         let mut bad = bytes.clone();

@@ -73,11 +73,7 @@ impl Default for CompressionPolicy {
     fn default() -> Self {
         // Shorter values rarely shrink on their own; they are compressed together with their neighbours
         // when their segment is written.
-        Self {
-            min_len: 256,
-            level: 3,
-            segments: true,
-        }
+        Self { min_len: 256, level: 3, segments: true }
     }
 }
 
@@ -112,12 +108,9 @@ pub fn compress(bytes: &[u8], level: i32) -> Option<Vec<u8>> {
     COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.as_ref().is_none_or(|(current, _)| *current != level) {
-            *slot = zstd::bulk::Compressor::new(level)
-                .ok()
-                .map(|compressor| (level, compressor));
+            *slot = zstd::bulk::Compressor::new(level).ok().map(|compressor| (level, compressor));
         }
-        slot.as_mut()
-            .and_then(|(_, compressor)| compressor.compress(bytes).ok())
+        slot.as_mut().and_then(|(_, compressor)| compressor.compress(bytes).ok())
     })
 }
 
@@ -137,10 +130,7 @@ impl DictionaryMap {
     }
     /// The dictionary with this id.
     pub fn get(&self, id: u32) -> Option<Arc<Vec<u8>>> {
-        self.dictionaries
-            .read()
-            .ok()
-            .and_then(|map| map.get(&id).cloned())
+        self.dictionaries.read().ok().and_then(|map| map.get(&id).cloned())
     }
 }
 
@@ -197,11 +187,8 @@ pub fn encode(kind: ValueKind, value: &[u8], policy: CompressionPolicy) -> Vec<u
 
 /// The type recorded in an envelope, without decoding the payload.
 pub fn peek_kind(envelope: &[u8]) -> Result<ValueKind, EnvelopeError> {
-    let tag = *envelope
-        .first()
-        .ok_or_else(|| EnvelopeError::Malformed("empty envelope".into()))?;
-    ValueKind::try_from(tag)
-        .map_err(|tag| EnvelopeError::Malformed(format!("unknown value kind {tag}")))
+    let tag = *envelope.first().ok_or_else(|| EnvelopeError::Malformed("empty envelope".into()))?;
+    ValueKind::try_from(tag).map_err(|tag| EnvelopeError::Malformed(format!("unknown value kind {tag}")))
 }
 
 /// The decoded length of an envelope's value, without decompressing.
@@ -211,18 +198,12 @@ pub fn value_len(envelope: &[u8]) -> Result<usize, EnvelopeError> {
     match reader.u8() {
         Some(CODEC_RAW) => Ok(reader.remaining()),
         Some(CODEC_INT) => {
-            let number = reader
-                .u64()
-                .ok_or_else(|| EnvelopeError::Malformed("integer truncated".into()))?
-                as i64;
+            let number = reader.u64().ok_or_else(|| EnvelopeError::Malformed("integer truncated".into()))? as i64;
             Ok(number.to_string().len())
         }
         Some(CODEC_ZSTD) => {
             let _dict = reader.u32();
-            reader
-                .u32()
-                .map(|len| len as usize)
-                .ok_or_else(|| EnvelopeError::Malformed("zstd header truncated".into()))
+            reader.u32().map(|len| len as usize).ok_or_else(|| EnvelopeError::Malformed("zstd header truncated".into()))
         }
         Some(other) => Err(EnvelopeError::Malformed(format!("unknown codec {other}"))),
         None => Err(EnvelopeError::Malformed("envelope truncated".into())),
@@ -230,45 +211,27 @@ pub fn value_len(envelope: &[u8]) -> Result<usize, EnvelopeError> {
 }
 
 /// Decodes an envelope into its type and value bytes.
-pub fn decode(
-    envelope: &[u8],
-    dictionaries: &DictionaryMap,
-) -> Result<(ValueKind, Bytes), EnvelopeError> {
+pub fn decode(envelope: &[u8], dictionaries: &DictionaryMap) -> Result<(ValueKind, Bytes), EnvelopeError> {
     let kind = peek_kind(envelope)?;
     let mut reader = ByteReader::new(envelope);
     reader.u8();
-    let codec = reader
-        .u8()
-        .ok_or_else(|| EnvelopeError::Malformed("codec missing".into()))?;
+    let codec = reader.u8().ok_or_else(|| EnvelopeError::Malformed("codec missing".into()))?;
     let value = match codec {
         CODEC_RAW => Bytes::copy_from_slice(reader.take(reader.remaining()).unwrap_or_default()),
         CODEC_INT => {
-            let number = reader
-                .u64()
-                .ok_or_else(|| EnvelopeError::Malformed("integer truncated".into()))?
-                as i64;
+            let number = reader.u64().ok_or_else(|| EnvelopeError::Malformed("integer truncated".into()))? as i64;
             if reader.remaining() != 0 {
-                return Err(EnvelopeError::Malformed(
-                    "trailing bytes after integer".into(),
-                ));
+                return Err(EnvelopeError::Malformed("trailing bytes after integer".into()));
             }
             Bytes::from(number.to_string())
         }
         CODEC_ZSTD => {
-            let dict_id = reader
-                .u32()
-                .ok_or_else(|| EnvelopeError::Malformed("zstd header truncated".into()))?;
-            let raw_len = reader
-                .u32()
-                .ok_or_else(|| EnvelopeError::Malformed("zstd header truncated".into()))?
-                as usize;
+            let dict_id = reader.u32().ok_or_else(|| EnvelopeError::Malformed("zstd header truncated".into()))?;
+            let raw_len =
+                reader.u32().ok_or_else(|| EnvelopeError::Malformed("zstd header truncated".into()))? as usize;
             let payload = reader.take(reader.remaining()).unwrap_or_default();
             let decompressed = match dict_id {
-                0 => {
-                    return Err(EnvelopeError::Malformed(
-                        "zstd envelope with dictionary id 0".into(),
-                    ))
-                }
+                0 => return Err(EnvelopeError::Malformed("zstd envelope with dictionary id 0".into())),
                 DICT_PLAIN_ZSTD => decompress(payload, raw_len),
                 id => {
                     let dictionary = dictionaries.get(id).ok_or(EnvelopeError::DictMissing(id))?;
@@ -296,8 +259,7 @@ mod tests {
 
     fn roundtrip(kind: ValueKind, value: &[u8]) -> Vec<u8> {
         let envelope = encode(kind, value, CompressionPolicy::default());
-        let (decoded_kind, decoded) =
-            decode(&envelope, &DictionaryMap::default()).expect("decodes");
+        let (decoded_kind, decoded) = decode(&envelope, &DictionaryMap::default()).expect("decodes");
         assert_eq!(decoded_kind, kind);
         assert_eq!(&decoded[..], value);
         assert_eq!(value_len(&envelope).ok(), Some(value.len()));
@@ -308,10 +270,7 @@ mod tests {
     fn golden_bytes() {
         // docs/format.md §"Value envelope" shows these.
         assert_eq!(roundtrip(ValueKind::String, b"hi"), b"\x00\x00hi");
-        assert_eq!(
-            roundtrip(ValueKind::String, b"-2"),
-            b"\x00\x01\xfe\xff\xff\xff\xff\xff\xff\xff"
-        );
+        assert_eq!(roundtrip(ValueKind::String, b"-2"), b"\x00\x01\xfe\xff\xff\xff\xff\xff\xff\xff");
         assert_eq!(roundtrip(ValueKind::Hash, b"12"), b"\x01\x0012");
     }
 
@@ -321,11 +280,7 @@ mod tests {
             assert_eq!(roundtrip(ValueKind::String, text.as_bytes())[1], CODEC_INT);
         }
         for text in ["01", "+1", "-0", " 1", "9223372036854775808", "1.0", ""] {
-            assert_eq!(
-                roundtrip(ValueKind::String, text.as_bytes())[1],
-                CODEC_RAW,
-                "{text}"
-            );
+            assert_eq!(roundtrip(ValueKind::String, text.as_bytes())[1], CODEC_RAW, "{text}");
         }
     }
 
@@ -333,19 +288,13 @@ mod tests {
     fn compresses_when_it_pays() {
         let repetitive = b"abcdefgh".repeat(100);
         assert_eq!(roundtrip(ValueKind::String, &repetitive)[1], CODEC_ZSTD);
-        let random: Vec<u8> = (0..200u32)
-            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-            .collect();
+        let random: Vec<u8> = (0..200u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
         roundtrip(ValueKind::String, &random);
     }
 
     #[test]
     fn every_truncation_is_rejected_or_shorter() {
-        let envelope = encode(
-            ValueKind::String,
-            &b"xyz".repeat(100),
-            CompressionPolicy::default(),
-        );
+        let envelope = encode(ValueKind::String, &b"xyz".repeat(100), CompressionPolicy::default());
         for len in 0..envelope.len() {
             // A truncated zstd or integer envelope must fail; a raw one decodes to a shorter value.
             match decode(&envelope[..len], &DictionaryMap::default()) {
@@ -358,15 +307,8 @@ mod tests {
 
     #[test]
     fn unknown_dictionary_is_reported() {
-        let mut envelope = encode(
-            ValueKind::String,
-            &b"xyz".repeat(100),
-            CompressionPolicy::default(),
-        );
+        let mut envelope = encode(ValueKind::String, &b"xyz".repeat(100), CompressionPolicy::default());
         envelope[2] = 9;
-        assert_eq!(
-            decode(&envelope, &DictionaryMap::default()),
-            Err(EnvelopeError::DictMissing(9))
-        );
+        assert_eq!(decode(&envelope, &DictionaryMap::default()), Err(EnvelopeError::DictMissing(9)));
     }
 }

@@ -70,9 +70,7 @@ pub enum Error {
     #[error("{0}")]
     Config(String),
     /// A previous write or fsync failed on this slot; writes are refused until restart.
-    #[error(
-        "slot {slot} is poisoned after a failed {op}; restart the server to recover from the WAL"
-    )]
+    #[error("slot {slot} is poisoned after a failed {op}; restart the server to recover from the WAL")]
     Poisoned {
         /// The slot index.
         slot: usize,
@@ -96,20 +94,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Wraps an I/O error with the operation and path.
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            op,
-            path: path.into(),
-            source,
-        }
+        Error::Io { op, path: path.into(), source }
     }
 
     /// A structural corruption at `offset` of `file`.
     pub fn corrupt(file: impl Into<PathBuf>, offset: u64, what: impl Into<String>) -> Self {
-        Error::Corrupt {
-            file: file.into(),
-            offset,
-            what: what.into(),
-        }
+        Error::Corrupt { file: file.into(), offset, what: what.into() }
     }
 
     /// True for errors that mean the bytes on disk are wrong (as opposed to the OS failing).

@@ -51,41 +51,22 @@ pub fn check_file_header(bytes: &[u8], magic: &'static [u8; 4], file: &Path) -> 
         return Err(Error::corrupt(
             file,
             0,
-            format!(
-                "file header truncated ({} of {FILE_HEADER_LEN} bytes)",
-                bytes.len()
-            ),
+            format!("file header truncated ({} of {FILE_HEADER_LEN} bytes)", bytes.len()),
         ));
     }
     if &bytes[0..4] != magic {
-        return Err(Error::BadMagic {
-            file: file.to_path_buf(),
-            found: bytes[0..4].to_vec(),
-            expected,
-        });
+        return Err(Error::BadMagic { file: file.to_path_buf(), found: bytes[0..4].to_vec(), expected });
     }
     let stored = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
     let actual = crc32(&bytes[0..8]);
     if stored != actual {
-        return Err(Error::ChecksumMismatch {
-            file: file.to_path_buf(),
-            offset: 0,
-            expected: stored,
-            actual,
-        });
+        return Err(Error::ChecksumMismatch { file: file.to_path_buf(), offset: 0, expected: stored, actual });
     }
     if bytes[6..8] != [0, 0] || bytes[12..16] != [0, 0, 0, 0] {
-        return Err(Error::corrupt(
-            file,
-            6,
-            "reserved header bytes are not zero",
-        ));
+        return Err(Error::corrupt(file, 6, "reserved header bytes are not zero"));
     }
     if bytes[4] != FORMAT_VERSION {
-        return Err(Error::UnsupportedVersion {
-            file: file.to_path_buf(),
-            found: bytes[4],
-        });
+        return Err(Error::UnsupportedVersion { file: file.to_path_buf(), found: bytes[4] });
     }
     Ok(bytes[5])
 }
@@ -174,10 +155,7 @@ mod tests {
         expected.extend_from_slice(&crc);
         expected.extend_from_slice(&[0; 4]);
         assert_eq!(header.to_vec(), expected);
-        assert_eq!(
-            check_file_header(&header, MAGIC_WAL, Path::new("x")).ok(),
-            Some(0)
-        );
+        assert_eq!(check_file_header(&header, MAGIC_WAL, Path::new("x")).ok(), Some(0));
     }
 
     #[test]
@@ -189,10 +167,7 @@ mod tests {
         for index in 0..FILE_HEADER_LEN {
             let mut bad = header;
             bad[index] ^= 0x40;
-            assert!(
-                check_file_header(&bad, MAGIC_CHUNK, Path::new("x")).is_err(),
-                "flip at {index}"
-            );
+            assert!(check_file_header(&bad, MAGIC_CHUNK, Path::new("x")).is_err(), "flip at {index}");
         }
     }
 }

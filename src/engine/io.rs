@@ -92,12 +92,7 @@ impl FileHandle for RealFile {
 
 impl FileSystem for RealFs {
     fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn FileHandle>> {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(create)
-            .truncate(false)
-            .open(path)?;
+        let file = std::fs::OpenOptions::new().read(true).write(true).create(create).truncate(false).open(path)?;
         Ok(Arc::new(RealFile(file)))
     }
     fn open_read(&self, path: &Path) -> io::Result<Arc<dyn FileHandle>> {
@@ -128,12 +123,7 @@ impl FileSystem for RealFs {
     }
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn std::any::Any + Send + Sync>>> {
         use std::os::fd::AsRawFd;
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
+        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
         // SAFETY: flock on a file descriptor we own; no memory is involved.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc == 0 {
@@ -191,10 +181,7 @@ impl fmt::Debug for CrashFs {
 
 fn apply(data: &mut Vec<u8>, op: &PendingOp) {
     match op {
-        PendingOp::Write {
-            offset,
-            data: bytes,
-        } => {
+        PendingOp::Write { offset, data: bytes } => {
             let start = *offset as usize;
             let end = start + bytes.len();
             if data.len() < end {
@@ -213,9 +200,7 @@ impl CrashFs {
     }
 
     fn lock(&self) -> MutexGuard<'_, CrashState> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Simulates a power cut: every unsynced write is independently kept, dropped, or torn (a prefix kept),
@@ -233,31 +218,15 @@ impl CrashFs {
                         0 => {}
                         1 => apply(&mut data, op),
                         _ => match op {
-                            PendingOp::Write {
-                                offset,
-                                data: bytes,
-                            } if !bytes.is_empty() => {
+                            PendingOp::Write { offset, data: bytes } if !bytes.is_empty() => {
                                 let keep = random(bytes.len() as u64) as usize;
-                                apply(
-                                    &mut data,
-                                    &PendingOp::Write {
-                                        offset: *offset,
-                                        data: bytes[..keep].to_vec(),
-                                    },
-                                );
+                                apply(&mut data, &PendingOp::Write { offset: *offset, data: bytes[..keep].to_vec() });
                             }
                             other => apply(&mut data, other),
                         },
                     }
                 }
-                survivors.insert(
-                    *id,
-                    Inode {
-                        live: data.clone(),
-                        durable: data,
-                        pending: Vec::new(),
-                    },
-                );
+                survivors.insert(*id, Inode { live: data.clone(), durable: data, pending: Vec::new() });
             }
         }
         state.inodes = survivors;
@@ -280,9 +249,7 @@ impl CrashFs {
             generation: state.generation,
             ..Default::default()
         };
-        CrashFs {
-            state: Arc::new(Mutex::new(copy)),
-        }
+        CrashFs { state: Arc::new(Mutex::new(copy)) }
     }
 
     /// Makes the write with this 1-based number (counted from now) fail, and every later one.
@@ -350,10 +317,9 @@ impl CrashFile {
     fn check_write(state: &mut CrashState) -> io::Result<()> {
         state.writes += 1;
         match state.fail_write_at {
-            Some(at) if state.writes >= at => Err(io::Error::new(
-                state.fail_kind.unwrap_or(io::ErrorKind::Other),
-                "injected write failure",
-            )),
+            Some(at) if state.writes >= at => {
+                Err(io::Error::new(state.fail_kind.unwrap_or(io::ErrorKind::Other), "injected write failure"))
+            }
             _ => Ok(()),
         }
     }
@@ -362,59 +328,36 @@ impl CrashFile {
 impl FileHandle for CrashFile {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         let state = self.state()?;
-        let inode = state
-            .inodes
-            .get(&self.inode)
-            .ok_or_else(|| io::Error::other("stale handle"))?;
+        let inode = state.inodes.get(&self.inode).ok_or_else(|| io::Error::other("stale handle"))?;
         let start = offset as usize;
-        let end = start
-            .checked_add(buf.len())
-            .ok_or_else(|| io::Error::other("offset overflow"))?;
+        let end = start.checked_add(buf.len()).ok_or_else(|| io::Error::other("offset overflow"))?;
         if end > inode.live.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "read past end of file",
-            ));
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "read past end of file"));
         }
         buf.copy_from_slice(&inode.live[start..end]);
         Ok(())
     }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         if !self.writable {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                "read-only handle",
-            ));
+            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "read-only handle"));
         }
         let mut state = self.state()?;
         Self::check_write(&mut state)?;
-        let inode = state
-            .inodes
-            .get_mut(&self.inode)
-            .ok_or_else(|| io::Error::other("stale handle"))?;
-        let op = PendingOp::Write {
-            offset,
-            data: buf.to_vec(),
-        };
+        let inode = state.inodes.get_mut(&self.inode).ok_or_else(|| io::Error::other("stale handle"))?;
+        let op = PendingOp::Write { offset, data: buf.to_vec() };
         apply(&mut inode.live, &op);
         inode.pending.push(op);
         Ok(())
     }
     fn len(&self) -> io::Result<u64> {
         let state = self.state()?;
-        let inode = state
-            .inodes
-            .get(&self.inode)
-            .ok_or_else(|| io::Error::other("stale handle"))?;
+        let inode = state.inodes.get(&self.inode).ok_or_else(|| io::Error::other("stale handle"))?;
         Ok(inode.live.len() as u64)
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         let mut state = self.state()?;
         Self::check_write(&mut state)?;
-        let inode = state
-            .inodes
-            .get_mut(&self.inode)
-            .ok_or_else(|| io::Error::other("stale handle"))?;
+        let inode = state.inodes.get_mut(&self.inode).ok_or_else(|| io::Error::other("stale handle"))?;
         let op = PendingOp::SetLen(len);
         apply(&mut inode.live, &op);
         inode.pending.push(op);
@@ -429,10 +372,7 @@ impl FileHandle for CrashFile {
                 return Err(io::Error::other("injected fsync failure"));
             }
         }
-        let inode = state
-            .inodes
-            .get_mut(&self.inode)
-            .ok_or_else(|| io::Error::other("stale handle"))?;
+        let inode = state.inodes.get_mut(&self.inode).ok_or_else(|| io::Error::other("stale handle"))?;
         inode.durable = inode.live.clone();
         inode.pending.clear();
         Ok(())
@@ -451,41 +391,23 @@ impl FileSystem for CrashFs {
                 state.live_names.insert(path.to_path_buf(), id);
                 id
             }
-            None => {
-                return Err(io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!("{} not found", path.display()),
-                ))
-            }
+            None => return Err(io::Error::new(io::ErrorKind::NotFound, format!("{} not found", path.display()))),
         };
         let generation = state.generation;
-        Ok(Arc::new(CrashFile {
-            fs: self.clone(),
-            inode: id,
-            writable: true,
-            generation,
-        }))
+        Ok(Arc::new(CrashFile { fs: self.clone(), inode: id, writable: true, generation }))
     }
     fn open_read(&self, path: &Path) -> io::Result<Arc<dyn FileHandle>> {
         let state = self.lock();
-        let id = *state.live_names.get(path).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("{} not found", path.display()),
-            )
-        })?;
+        let id = *state
+            .live_names
+            .get(path)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{} not found", path.display())))?;
         let generation = state.generation;
-        Ok(Arc::new(CrashFile {
-            fs: self.clone(),
-            inode: id,
-            writable: false,
-            generation,
-        }))
+        Ok(Arc::new(CrashFile { fs: self.clone(), inode: id, writable: false, generation }))
     }
     fn exists(&self, path: &Path) -> bool {
         let state = self.lock();
-        state.live_names.contains_key(path)
-            || state.live_names.keys().any(|name| name.starts_with(path))
+        state.live_names.contains_key(path) || state.live_names.keys().any(|name| name.starts_with(path))
     }
     fn create_dir_all(&self, _path: &Path) -> io::Result<()> {
         // Directories exist implicitly as path prefixes and are treated as durable at once.
@@ -505,34 +427,27 @@ impl FileSystem for CrashFs {
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut state = self.lock();
-        let id = state.live_names.remove(from).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("{} not found", from.display()),
-            )
-        })?;
+        let id = state
+            .live_names
+            .remove(from)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{} not found", from.display())))?;
         state.live_names.insert(to.to_path_buf(), id);
         Ok(())
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut state = self.lock();
-        state.live_names.remove(path).map(|_| ()).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("{} not found", path.display()),
-            )
-        })
+        state
+            .live_names
+            .remove(path)
+            .map(|_| ())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{} not found", path.display())))
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.lock();
         let in_dir = |path: &Path| path.parent() == Some(dir);
         state.durable_names.retain(|path, _| !in_dir(path));
-        let live: Vec<(PathBuf, u64)> = state
-            .live_names
-            .iter()
-            .filter(|(path, _)| in_dir(path))
-            .map(|(p, id)| (p.clone(), *id))
-            .collect();
+        let live: Vec<(PathBuf, u64)> =
+            state.live_names.iter().filter(|(path, _)| in_dir(path)).map(|(p, id)| (p.clone(), *id)).collect();
         state.durable_names.extend(live);
         Ok(())
     }
@@ -542,11 +457,7 @@ impl FileSystem for CrashFs {
             return Ok(None);
         }
         let generation = state.generation;
-        Ok(Some(Box::new(CrashLock {
-            fs: self.clone(),
-            path: path.to_path_buf(),
-            generation,
-        })))
+        Ok(Some(Box::new(CrashLock { fs: self.clone(), path: path.to_path_buf(), generation })))
     }
 }
 

@@ -20,24 +20,18 @@ pub fn read_whole(fs: &dyn FileSystem, path: &Path) -> Result<Vec<u8>> {
     let file = fs.open_read(path).map_err(|e| Error::io("open", path, e))?;
     let len = file.len().map_err(|e| Error::io("stat", path, e))?;
     let mut bytes = vec![0u8; len as usize];
-    file.read_exact_at(&mut bytes, 0)
-        .map_err(|e| Error::io("read", path, e))?;
+    file.read_exact_at(&mut bytes, 0).map_err(|e| Error::io("read", path, e))?;
     Ok(bytes)
 }
 
 /// Atomically replaces `path` with `bytes`: temporary file, fsync, rename, directory fsync.
 pub fn write_atomically(fs: &dyn FileSystem, path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    let file = fs
-        .open(&tmp, true)
-        .map_err(|e| Error::io("create", &tmp, e))?;
-    file.set_len(0)
-        .map_err(|e| Error::io("truncate", &tmp, e))?;
-    file.write_all_at(bytes, 0)
-        .map_err(|e| Error::io("write", &tmp, e))?;
+    let file = fs.open(&tmp, true).map_err(|e| Error::io("create", &tmp, e))?;
+    file.set_len(0).map_err(|e| Error::io("truncate", &tmp, e))?;
+    file.write_all_at(bytes, 0).map_err(|e| Error::io("write", &tmp, e))?;
     file.sync().map_err(|e| Error::io("fsync", &tmp, e))?;
-    fs.rename(&tmp, path)
-        .map_err(|e| Error::io("rename", path, e))?;
+    fs.rename(&tmp, path).map_err(|e| Error::io("rename", path, e))?;
     let dir = path.parent().unwrap_or(Path::new("."));
     fs.sync_dir(dir).map_err(|e| Error::io("fsync", dir, e))
 }
@@ -53,11 +47,7 @@ fn seal(mut bytes: Vec<u8>) -> Vec<u8> {
 fn unseal<'a>(bytes: &'a [u8], magic: &'static [u8; 4], path: &Path) -> Result<&'a [u8]> {
     format::check_file_header(bytes, magic, path)?;
     if bytes.len() < FILE_HEADER_LEN + 4 {
-        return Err(Error::corrupt(
-            path,
-            bytes.len() as u64,
-            "metadata truncated",
-        ));
+        return Err(Error::corrupt(path, bytes.len() as u64, "metadata truncated"));
     }
     let (body, crc) = bytes.split_at(bytes.len() - 4);
     let expected = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
@@ -100,21 +90,12 @@ impl DataDirMeta {
         let slot_count = reader.u32().ok_or_else(bad)?;
         let _reserved = reader.u32().ok_or_else(bad)?;
         let creation_id = reader.u64().ok_or_else(bad)?;
-        check_slot_count(slot_count)
-            .map_err(|what| Error::corrupt(path, FILE_HEADER_LEN as u64, what))?;
-        Ok(Self {
-            slot_count,
-            creation_id,
-        })
+        check_slot_count(slot_count).map_err(|what| Error::corrupt(path, FILE_HEADER_LEN as u64, what))?;
+        Ok(Self { slot_count, creation_id })
     }
 
     /// Opens the directory's metadata, creating the directory when it is new (and not read-only).
-    pub fn open_or_create(
-        fs: &dyn FileSystem,
-        dir: &Path,
-        wanted: Option<u32>,
-        read_only: bool,
-    ) -> Result<Self> {
+    pub fn open_or_create(fs: &dyn FileSystem, dir: &Path, wanted: Option<u32>, read_only: bool) -> Result<Self> {
         let path = dir.join(DIR_META_FILE);
         if fs.exists(&path) {
             let meta = Self::decode(&read_whole(fs, &path)?, &path)?;
@@ -131,24 +112,17 @@ impl DataDirMeta {
             return Ok(meta);
         }
         if read_only {
-            return Err(Error::Config(format!(
-                "{} is not a Velo data directory (no {DIR_META_FILE})",
-                dir.display()
-            )));
+            return Err(Error::Config(format!("{} is not a Velo data directory (no {DIR_META_FILE})", dir.display())));
         }
         let slot_count = wanted.unwrap_or(super::DEFAULT_SLOT_COUNT);
         check_slot_count(slot_count).map_err(Error::Config)?;
-        fs.create_dir_all(dir)
-            .map_err(|e| Error::io("create", dir, e))?;
+        fs.create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
         let creation_id = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0)
             ^ ((std::process::id() as u64) << 32);
-        let meta = Self {
-            slot_count,
-            creation_id,
-        };
+        let meta = Self { slot_count, creation_id };
         write_atomically(fs, &path, &meta.encode())?;
         Ok(meta)
     }
@@ -157,9 +131,7 @@ impl DataDirMeta {
 /// Checks that a slot count is a power of two in 1..=1024.
 pub fn check_slot_count(count: u32) -> std::result::Result<(), String> {
     if count == 0 || count > 1024 || !count.is_power_of_two() {
-        return Err(format!(
-            "invalid slot count {count}: must be a power of two from 1 to 1024"
-        ));
+        return Err(format!("invalid slot count {count}: must be a power of two from 1 to 1024"));
     }
     Ok(())
 }
@@ -172,21 +144,14 @@ pub struct DirLock {
 impl DirLock {
     /// Takes the directory's lock and records this process's pid in it.
     pub fn acquire(fs: &dyn FileSystem, dir: &Path) -> Result<DirLock> {
-        fs.create_dir_all(dir)
-            .map_err(|e| Error::io("create", dir, e))?;
+        fs.create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
         let path = dir.join(LOCK_FILE);
-        match fs
-            .try_lock(&path)
-            .map_err(|e| Error::io("lock", &path, e))?
-        {
+        match fs.try_lock(&path).map_err(|e| Error::io("lock", &path, e))? {
             Some(guard) => {
-                let file = fs
-                    .open(&path, true)
-                    .map_err(|e| Error::io("open", &path, e))?;
+                let file = fs.open(&path, true).map_err(|e| Error::io("open", &path, e))?;
                 let pid = format!("{}\n", std::process::id());
                 file.set_len(0).map_err(|e| Error::io("write", &path, e))?;
-                file.write_all_at(pid.as_bytes(), 0)
-                    .map_err(|e| Error::io("write", &path, e))?;
+                file.write_all_at(pid.as_bytes(), 0).map_err(|e| Error::io("write", &path, e))?;
                 Ok(DirLock { _guard: guard })
             }
             None => {
@@ -195,10 +160,7 @@ impl DirLock {
                     .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
                     .filter(|pid| !pid.is_empty())
                     .unwrap_or_else(|| "unknown".into());
-                Err(Error::Locked {
-                    dir: dir.to_path_buf(),
-                    pid,
-                })
+                Err(Error::Locked { dir: dir.to_path_buf(), pid })
             }
         }
     }
@@ -292,16 +254,9 @@ impl SlotMeta {
         let body = unseal(bytes, format::MAGIC_SLOT_META, path)?;
         let mut r = ByteReader::new(body);
         let bad = |r: &ByteReader<'_>| {
-            Error::corrupt(
-                path,
-                (FILE_HEADER_LEN + r.position()) as u64,
-                "slot metadata truncated",
-            )
+            Error::corrupt(path, (FILE_HEADER_LEN + r.position()) as u64, "slot metadata truncated")
         };
-        let mut meta = SlotMeta {
-            checkpoint_seq: r.u64().ok_or_else(|| bad(&r))?,
-            ..Default::default()
-        };
+        let mut meta = SlotMeta { checkpoint_seq: r.u64().ok_or_else(|| bad(&r))?, ..Default::default() };
         meta.level = r.u8().ok_or_else(|| bad(&r))?;
         r.take(7).ok_or_else(|| bad(&r))?;
         meta.split = r.u64().ok_or_else(|| bad(&r))?;
@@ -320,8 +275,7 @@ impl SlotMeta {
         let count = r.u32().ok_or_else(|| bad(&r))?;
         for _ in 0..count {
             let db = r.u16().ok_or_else(|| bad(&r))?;
-            meta.db_flush_seq
-                .insert(db, r.u64().ok_or_else(|| bad(&r))?);
+            meta.db_flush_seq.insert(db, r.u64().ok_or_else(|| bad(&r))?);
         }
         let count = r.u32().ok_or_else(|| bad(&r))?;
         for _ in 0..count {
@@ -337,8 +291,7 @@ impl SlotMeta {
         for _ in 0..count {
             let len = r.u16().ok_or_else(|| bad(&r))? as usize;
             let name = r.take(len).ok_or_else(|| bad(&r))?;
-            meta.pending_deletes
-                .push(String::from_utf8_lossy(name).into_owned());
+            meta.pending_deletes.push(String::from_utf8_lossy(name).into_owned());
         }
         if r.remaining() != 0 {
             return Err(Error::corrupt(
@@ -351,10 +304,7 @@ impl SlotMeta {
             return Err(Error::corrupt(
                 path,
                 FILE_HEADER_LEN as u64,
-                format!(
-                    "impossible bucket table (level {}, split {})",
-                    meta.level, meta.split
-                ),
+                format!("impossible bucket table (level {}, split {})", meta.level, meta.split),
             ));
         }
         Ok(meta)
@@ -372,10 +322,7 @@ mod tests {
 
     #[test]
     fn dir_meta_roundtrip_and_every_truncation_fails() {
-        let meta = DataDirMeta {
-            slot_count: 8,
-            creation_id: 0x0123_4567_89ab_cdef,
-        };
+        let meta = DataDirMeta { slot_count: 8, creation_id: 0x0123_4567_89ab_cdef };
         let bytes = meta.encode();
         assert_eq!(bytes.len(), 16 + 16 + 4);
         assert_eq!(DataDirMeta::decode(&bytes, Path::new("m")).ok(), Some(meta));
@@ -397,30 +344,17 @@ mod tests {
         meta.free_overflow = vec![3, 4];
         meta.key_counts.insert(0, 10);
         meta.db_flush_seq.insert(2, 7);
-        meta.chunk_files.insert(
-            1,
-            ChunkFileMeta {
-                committed_len: 4096,
-                written_bytes: 100,
-                live_bytes: 50,
-            },
-        );
+        meta.chunk_files.insert(1, ChunkFileMeta { committed_len: 4096, written_bytes: 100, live_bytes: 50 });
         meta.pending_deletes.push("big-7.val".into());
         let bytes = meta.encode();
         assert_eq!(SlotMeta::decode(&bytes, Path::new("m")).ok(), Some(meta));
         for len in 0..bytes.len() {
-            assert!(
-                SlotMeta::decode(&bytes[..len], Path::new("m")).is_err(),
-                "truncation to {len}"
-            );
+            assert!(SlotMeta::decode(&bytes[..len], Path::new("m")).is_err(), "truncation to {len}");
         }
         for index in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[index] ^= 1;
-            assert!(
-                SlotMeta::decode(&bad, Path::new("m")).is_err(),
-                "flip at {index}"
-            );
+            assert!(SlotMeta::decode(&bad, Path::new("m")).is_err(), "flip at {index}");
         }
     }
 

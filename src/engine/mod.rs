@@ -69,9 +69,7 @@ impl FromStr for FsyncPolicy {
             "always" => Ok(FsyncPolicy::Always),
             "everysec" => Ok(FsyncPolicy::EverySec),
             "no" => Ok(FsyncPolicy::No),
-            other => Err(format!(
-                "invalid fsync policy '{other}': expected always, everysec or no"
-            )),
+            other => Err(format!("invalid fsync policy '{other}': expected always, everysec or no")),
         }
     }
 }
@@ -88,10 +86,7 @@ impl std::fmt::Display for FsyncPolicy {
 
 /// Milliseconds since the Unix epoch, from the system clock.
 pub fn system_clock_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// A source of "now" in Unix milliseconds (replaceable in tests).
@@ -329,17 +324,10 @@ impl Engine {
     pub fn open(dir: impl AsRef<Path>, options: EngineOptions) -> Result<Engine> {
         let dir = dir.as_ref().to_path_buf();
         let fs = options.fs.clone();
-        let lock = if options.read_only {
-            None
-        } else {
-            Some(DirLock::acquire(fs.as_ref(), &dir)?)
-        };
-        let meta =
-            DataDirMeta::open_or_create(fs.as_ref(), &dir, options.slot_count, options.read_only)?;
+        let lock = if options.read_only { None } else { Some(DirLock::acquire(fs.as_ref(), &dir)?) };
+        let meta = DataDirMeta::open_or_create(fs.as_ref(), &dir, options.slot_count, options.read_only)?;
         let slot_count = meta.slot_count as usize;
-        let wal_flush_bytes = options
-            .wal_flush_bytes
-            .unwrap_or_else(|| ((192usize << 20) / slot_count).max(4 << 20));
+        let wal_flush_bytes = options.wal_flush_bytes.unwrap_or_else(|| ((192usize << 20) / slot_count).max(4 << 20));
         let config = Arc::new(slot::SlotConfig {
             fs: fs.clone(),
             fsync: options.fsync,
@@ -359,17 +347,8 @@ impl Engine {
             let slot = Slot::open(index, &dir.join(format!("slot-{index}")), config.clone())?;
             slots.push(Arc::new(Mutex::new(slot)));
         }
-        let mut engine = Engine {
-            dir,
-            meta,
-            slots,
-            options,
-            sync_thread: None,
-            _lock: lock,
-        };
-        if engine.options.fsync == FsyncPolicy::EverySec
-            && engine.options.background_sync
-            && !engine.options.read_only
+        let mut engine = Engine { dir, meta, slots, options, sync_thread: None, _lock: lock };
+        if engine.options.fsync == FsyncPolicy::EverySec && engine.options.background_sync && !engine.options.read_only
         {
             engine.start_sync_thread();
         }
@@ -378,11 +357,7 @@ impl Engine {
 
     fn start_sync_thread(&mut self) {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let syncers: Vec<_> = self
-            .slots
-            .iter()
-            .map(|slot| lock(slot).wal_syncer())
-            .collect();
+        let syncers: Vec<_> = self.slots.iter().map(|slot| lock(slot).wal_syncer()).collect();
         let thread_stop = stop.clone();
         let handle = std::thread::Builder::new()
             .name("velo-wal-sync".into())
@@ -390,9 +365,8 @@ impl Engine {
                 let (flag, condvar) = &*thread_stop;
                 let mut stopped = flag.lock().unwrap_or_else(|p| p.into_inner());
                 while !*stopped {
-                    let (guard, _) = condvar
-                        .wait_timeout(stopped, Duration::from_secs(1))
-                        .unwrap_or_else(|p| p.into_inner());
+                    let (guard, _) =
+                        condvar.wait_timeout(stopped, Duration::from_secs(1)).unwrap_or_else(|p| p.into_inner());
                     stopped = guard;
                     for syncer in &syncers {
                         // A failure poisons the slot inside sync_now; the writers report it.
@@ -433,9 +407,7 @@ impl Engine {
 
     /// Exclusive access to one slot (by index). Lock several in ascending order to avoid deadlocks.
     pub fn lock_slot(&self, index: usize) -> SlotGuard<'_> {
-        SlotGuard {
-            slot: lock(&self.slots[index]),
-        }
+        SlotGuard { slot: lock(&self.slots[index]) }
     }
 
     /// Exclusive access to the slot owning `key`.
@@ -448,11 +420,14 @@ impl Engine {
         self.finish(guard, op)
     }
 
-    fn finish<T>(
-        &self,
-        mut guard: SlotGuard<'_>,
-        op: impl FnOnce(&mut Slot) -> Result<T>,
-    ) -> Result<T> {
+    /// A read: no durability wait (as in Redis, a read may see a write whose fsync is still running; the
+    /// writer is only told once it is durable).
+    fn read_key<T>(&self, key: &[u8], op: impl FnOnce(&mut Slot) -> Result<T>) -> Result<T> {
+        let mut guard = self.lock_key(key);
+        op(&mut guard)
+    }
+
+    fn finish<T>(&self, mut guard: SlotGuard<'_>, op: impl FnOnce(&mut Slot) -> Result<T>) -> Result<T> {
         let result = op(&mut guard);
         let committed = guard.commit();
         let value = result?;
@@ -462,12 +437,12 @@ impl Engine {
 
     /// The live value of a key.
     pub fn get(&self, db: u16, key: &[u8]) -> Result<Option<Entry>> {
-        self.with_key(key, |slot| slot.get(db, key))
+        self.read_key(key, |slot| slot.get(db, key))
     }
 
     /// A live key's type and expiry, without reading its value.
     pub fn key_info(&self, db: u16, key: &[u8]) -> Result<Option<KeyInfo>> {
-        self.with_key(key, |slot| slot.key_info(db, key))
+        self.read_key(key, |slot| slot.key_info(db, key))
     }
 
     /// True if the key is live.
@@ -476,14 +451,7 @@ impl Engine {
     }
 
     /// Sets a key (replacing any value and expiry).
-    pub fn set(
-        &self,
-        db: u16,
-        key: &[u8],
-        kind: ValueKind,
-        value: &[u8],
-        expire_at_ms: Option<u64>,
-    ) -> Result<()> {
+    pub fn set(&self, db: u16, key: &[u8], kind: ValueKind, value: &[u8], expire_at_ms: Option<u64>) -> Result<()> {
         self.with_key(key, |slot| slot.set(db, key, kind, value, expire_at_ms))
     }
 
@@ -600,9 +568,7 @@ impl Engine {
 
     /// Figures for INFO and metrics.
     pub fn stats(&self) -> EngineStats {
-        EngineStats {
-            slots: self.slots.iter().map(|slot| lock(slot).stats()).collect(),
-        }
+        EngineStats { slots: self.slots.iter().map(|slot| lock(slot).stats()).collect() }
     }
 
     /// Checkpoints every slot and releases the directory lock.

@@ -176,67 +176,34 @@ impl Page {
         let mut reader = ByteReader::new(bytes);
         reader.u32();
         let corrupt = |what: &str| Error::corrupt(file, offset, what.to_string());
-        let kind = reader
-            .u8()
-            .ok_or_else(|| corrupt("page header truncated"))?;
-        let level = reader
-            .u8()
-            .ok_or_else(|| corrupt("page header truncated"))?;
-        let count = reader
-            .u16()
-            .ok_or_else(|| corrupt("page header truncated"))?;
-        let bucket = reader
-            .u64()
-            .ok_or_else(|| corrupt("page header truncated"))?;
-        let next_overflow = reader
-            .u64()
-            .ok_or_else(|| corrupt("page header truncated"))?;
-        let checkpoint_seq = reader
-            .u64()
-            .ok_or_else(|| corrupt("page header truncated"))?;
+        let kind = reader.u8().ok_or_else(|| corrupt("page header truncated"))?;
+        let level = reader.u8().ok_or_else(|| corrupt("page header truncated"))?;
+        let count = reader.u16().ok_or_else(|| corrupt("page header truncated"))?;
+        let bucket = reader.u64().ok_or_else(|| corrupt("page header truncated"))?;
+        let next_overflow = reader.u64().ok_or_else(|| corrupt("page header truncated"))?;
+        let checkpoint_seq = reader.u64().ok_or_else(|| corrupt("page header truncated"))?;
         if kind != PAGE_KIND_PRIMARY && kind != PAGE_KIND_OVERFLOW {
             return Err(corrupt(&format!("unknown page kind {kind}")));
         }
         let mut cells = Vec::with_capacity(count as usize);
         for index in 0..count {
-            let cell = decode_cell(&mut reader).ok_or_else(|| {
-                Error::corrupt(
-                    file,
-                    offset,
-                    format!("cell {index} of {count} is malformed"),
-                )
-            })?;
+            let cell = decode_cell(&mut reader)
+                .ok_or_else(|| Error::corrupt(file, offset, format!("cell {index} of {count} is malformed")))?;
             cells.push(cell);
         }
-        Ok(Page {
-            kind,
-            level,
-            bucket,
-            next_overflow,
-            checkpoint_seq,
-            cells,
-        })
+        Ok(Page { kind, level, bucket, next_overflow, checkpoint_seq, cells })
     }
 }
 
 /// Checks a page's CRC.
 pub fn verify(bytes: &[u8], file: &Path, offset: u64) -> Result<()> {
     if bytes.len() != PAGE_SIZE {
-        return Err(Error::corrupt(
-            file,
-            offset,
-            format!("page is {} bytes, expected {PAGE_SIZE}", bytes.len()),
-        ));
+        return Err(Error::corrupt(file, offset, format!("page is {} bytes, expected {PAGE_SIZE}", bytes.len())));
     }
     let expected = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
     let actual = format::crc32(&bytes[4..]);
     if expected != actual {
-        return Err(Error::ChecksumMismatch {
-            file: file.to_path_buf(),
-            offset,
-            expected,
-            actual,
-        });
+        return Err(Error::ChecksumMismatch { file: file.to_path_buf(), offset, expected, actual });
     }
     Ok(())
 }
@@ -258,21 +225,10 @@ fn decode_cell(reader: &mut ByteReader<'_>) -> Option<Cell> {
             record_offset: reader.u32()?,
             envelope_len: reader.u32()?,
         }),
-        STORAGE_BIG if value_len == LOCATION_LEN => CellValue::Big {
-            id: reader.u64()?,
-            envelope_len: reader.u64()?,
-        },
+        STORAGE_BIG if value_len == LOCATION_LEN => CellValue::Big { id: reader.u64()?, envelope_len: reader.u64()? },
         _ => return None,
     };
-    Some(Cell {
-        hash: key_hash(db, &key),
-        seq,
-        expire_at,
-        db,
-        key,
-        kind,
-        value,
-    })
+    Some(Cell { hash: key_hash(db, &key), seq, expire_at, db, key, kind, value })
 }
 
 /// Finds the cell for `(db, key)` in a verified page without decoding the others. Returns the cell and
@@ -286,18 +242,14 @@ pub fn find_cell(bytes: &[u8], db: u16, key: &[u8]) -> (Option<Cell>, u64) {
     reader.u64();
     for _ in 0..count {
         let start = reader.clone();
-        let (Some(_), Some(_), Some(cell_db), Some(key_len)) =
-            (reader.u64(), reader.u64(), reader.u16(), reader.u16())
+        let (Some(_), Some(_), Some(cell_db), Some(key_len)) = (reader.u64(), reader.u64(), reader.u16(), reader.u16())
         else {
             break;
         };
         let (Some(_), Some(value_len)) = (reader.take(2), reader.u16()) else {
             break;
         };
-        let (Some(cell_key), Some(_)) = (
-            reader.take(key_len as usize),
-            reader.take(value_len as usize),
-        ) else {
+        let (Some(cell_key), Some(_)) = (reader.take(key_len as usize), reader.take(value_len as usize)) else {
             break;
         };
         if cell_db == db && cell_key == key {
@@ -349,10 +301,7 @@ mod tests {
                     db: 0,
                     key: b"c".to_vec(),
                     kind: ValueKind::String,
-                    value: CellValue::Big {
-                        id: 6,
-                        envelope_len: 1 << 20,
-                    },
+                    value: CellValue::Big { id: 6, envelope_len: 1 << 20 },
                 },
             ],
         }
@@ -362,22 +311,10 @@ mod tests {
     fn roundtrip_and_find() {
         let page = sample();
         let bytes = page.encode();
-        assert_eq!(
-            Page::decode(&bytes[..], Path::new("b"), 0).expect("decodes"),
-            page
-        );
-        assert_eq!(
-            find_cell(&bytes[..], 2, b"bb").0.as_ref(),
-            Some(&page.cells[1])
-        );
-        assert_eq!(
-            find_cell(&bytes[..], 0, b"c").0.as_ref(),
-            Some(&page.cells[2])
-        );
-        assert_eq!(
-            find_cell(&bytes[..], 0, b"a").0.as_ref(),
-            Some(&page.cells[0])
-        );
+        assert_eq!(Page::decode(&bytes[..], Path::new("b"), 0).expect("decodes"), page);
+        assert_eq!(find_cell(&bytes[..], 2, b"bb").0.as_ref(), Some(&page.cells[1]));
+        assert_eq!(find_cell(&bytes[..], 0, b"c").0.as_ref(), Some(&page.cells[2]));
+        assert_eq!(find_cell(&bytes[..], 0, b"a").0.as_ref(), Some(&page.cells[0]));
         assert!(find_cell(&bytes[..], 1, b"a").0.is_none());
         assert!(find_cell(&bytes[..], 0, b"zz").0.is_none());
     }
@@ -403,14 +340,8 @@ mod tests {
     #[test]
     fn golden_header() {
         // docs/format.md §"Key-bucket page" shows this header.
-        let page = Page {
-            kind: PAGE_KIND_PRIMARY,
-            level: 3,
-            bucket: 5,
-            next_overflow: 7,
-            checkpoint_seq: 9,
-            cells: vec![],
-        };
+        let page =
+            Page { kind: PAGE_KIND_PRIMARY, level: 3, bucket: 5, next_overflow: 7, checkpoint_seq: 9, cells: vec![] };
         let bytes = page.encode();
         assert_eq!(&bytes[4..32], b"\x01\x03\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00\x07\x00\x00\x00\x00\x00\x00\x00\x09\x00\x00\x00\x00\x00\x00\x00");
         assert!(bytes[32..].iter().all(|&b| b == 0));
@@ -422,10 +353,7 @@ mod tests {
         for index in (0..PAGE_SIZE).step_by(7) {
             let mut bad = bytes.clone();
             bad[index] ^= 0x80;
-            assert!(
-                Page::decode(&bad[..], Path::new("b"), 4096).is_err(),
-                "flip at {index}"
-            );
+            assert!(Page::decode(&bad[..], Path::new("b"), 4096).is_err(), "flip at {index}");
         }
         for len in [0, 1, 31, 32, 4095] {
             assert!(Page::decode(&bytes[..len], Path::new("b"), 0).is_err());

@@ -41,10 +41,7 @@ pub fn parse_big_file_name(name: &str) -> Option<u64> {
 
 /// The id of a chunk file from its name.
 pub fn parse_chunk_file_name(name: &str) -> Option<u32> {
-    name.strip_prefix("chunk-")?
-        .strip_suffix(".dat")?
-        .parse()
-        .ok()
+    name.strip_prefix("chunk-")?.strip_suffix(".dat")?.parse().ok()
 }
 
 /// One record of a segment payload, borrowed.
@@ -83,19 +80,11 @@ pub fn record_at(payload: &[u8], offset: usize) -> Option<RecordRef<'_>> {
     let envelope_len = reader.u32()? as usize;
     let key = reader.take(key_len)?;
     let envelope = reader.take(envelope_len)?;
-    Some(RecordRef {
-        seq,
-        db,
-        key,
-        envelope,
-    })
+    Some(RecordRef { seq, db, key, envelope })
 }
 
 /// Every record of a decoded payload with its offset; `Err(offset)` where the payload stops making sense.
-pub fn records(
-    payload: &[u8],
-    count: u16,
-) -> std::result::Result<Vec<(usize, RecordRef<'_>)>, usize> {
+pub fn records(payload: &[u8], count: u16) -> std::result::Result<Vec<(usize, RecordRef<'_>)>, usize> {
     let mut out = Vec::with_capacity(count as usize);
     let mut offset = 0;
     for _ in 0..count {
@@ -169,20 +158,12 @@ pub fn encode_segment(payload: &[u8], record_count: u16, zstd_level: Option<i32>
 /// `Ok(None)` means `bytes` is too short to hold it (read more).
 pub fn decode_segment(bytes: &[u8], file: &Path, offset: u64) -> Result<Option<Segment>> {
     let mut reader = ByteReader::new(bytes);
-    let (Some(expected), Some(flags), Some(_), Some(record_count), Some(raw_len), Some(stored_len)) = (
-        reader.u32(),
-        reader.u8(),
-        reader.u8(),
-        reader.u16(),
-        reader.u32(),
-        reader.u32(),
-    ) else {
+    let (Some(expected), Some(flags), Some(_), Some(record_count), Some(raw_len), Some(stored_len)) =
+        (reader.u32(), reader.u8(), reader.u8(), reader.u16(), reader.u32(), reader.u32())
+    else {
         return Ok(None);
     };
-    if flags & !SEGMENT_FLAG_ZSTD != 0
-        || raw_len as usize > (64 << 20)
-        || stored_len as usize > (64 << 20)
-    {
+    if flags & !SEGMENT_FLAG_ZSTD != 0 || raw_len as usize > (64 << 20) || stored_len as usize > (64 << 20) {
         return Err(Error::corrupt(
             file,
             offset,
@@ -194,17 +175,11 @@ pub fn decode_segment(bytes: &[u8], file: &Path, offset: u64) -> Result<Option<S
     };
     let actual = format::crc32(&bytes[4..SEGMENT_HEADER_LEN + stored_len as usize]);
     if expected != actual {
-        return Err(Error::ChecksumMismatch {
-            file: file.to_path_buf(),
-            offset,
-            expected,
-            actual,
-        });
+        return Err(Error::ChecksumMismatch { file: file.to_path_buf(), offset, expected, actual });
     }
     let payload = if flags & SEGMENT_FLAG_ZSTD != 0 {
-        super::envelope::decompress(stored, raw_len as usize).map_err(|e| {
-            Error::corrupt(file, offset, format!("segment does not decompress: {e}"))
-        })?
+        super::envelope::decompress(stored, raw_len as usize)
+            .map_err(|e| Error::corrupt(file, offset, format!("segment does not decompress: {e}")))?
     } else {
         stored.to_vec()
     };
@@ -212,25 +187,13 @@ pub fn decode_segment(bytes: &[u8], file: &Path, offset: u64) -> Result<Option<S
         return Err(Error::corrupt(
             file,
             offset,
-            format!(
-                "segment payload is {} bytes, header says {raw_len}",
-                payload.len()
-            ),
+            format!("segment payload is {} bytes, header says {raw_len}", payload.len()),
         ));
     }
     if let Err(at) = check_records(&payload, record_count) {
-        return Err(Error::corrupt(
-            file,
-            offset,
-            format!("segment record at payload offset {at} is malformed"),
-        ));
+        return Err(Error::corrupt(file, offset, format!("segment record at payload offset {at} is malformed")));
     }
-    Ok(Some(Segment {
-        record_count,
-        compressed: flags & SEGMENT_FLAG_ZSTD != 0,
-        stored_len,
-        payload,
-    }))
+    Ok(Some(Segment { record_count, compressed: flags & SEGMENT_FLAG_ZSTD != 0, stored_len, payload }))
 }
 
 /// Encodes a big-value file.
@@ -246,11 +209,7 @@ pub fn encode_big_value(seq: u64, db: u16, key: &[u8], envelope: &[u8]) -> Vec<u
 pub fn decode_big_value(bytes: &[u8], file: &Path) -> Result<(u64, u16, Vec<u8>, Vec<u8>)> {
     format::check_file_header(bytes, format::MAGIC_BIG_VALUE, file)?;
     if bytes.len() < FILE_HEADER_LEN + RECORD_HEADER_LEN + 4 {
-        return Err(Error::corrupt(
-            file,
-            FILE_HEADER_LEN as u64,
-            "big value truncated",
-        ));
+        return Err(Error::corrupt(file, FILE_HEADER_LEN as u64, "big value truncated"));
     }
     let (body, crc) = bytes.split_at(bytes.len() - 4);
     let expected = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
@@ -265,15 +224,8 @@ pub fn decode_big_value(bytes: &[u8], file: &Path) -> Result<(u64, u16, Vec<u8>,
     }
     let record = record_at(&body[FILE_HEADER_LEN..], 0)
         .filter(|r| record_len(r.key.len(), r.envelope.len()) == body.len() - FILE_HEADER_LEN)
-        .ok_or_else(|| {
-            Error::corrupt(file, FILE_HEADER_LEN as u64, "big value record malformed")
-        })?;
-    Ok((
-        record.seq,
-        record.db,
-        record.key.to_vec(),
-        record.envelope.to_vec(),
-    ))
+        .ok_or_else(|| Error::corrupt(file, FILE_HEADER_LEN as u64, "big value record malformed"))?;
+    Ok((record.seq, record.db, record.key.to_vec(), record.envelope.to_vec()))
 }
 
 /// The chunk files and big values of a slot, with the value cache.
@@ -290,13 +242,7 @@ pub struct ChunkStore {
 
 impl ChunkStore {
     /// A store over the slot directory `dir`.
-    pub fn new(
-        fs: Arc<dyn FileSystem>,
-        dir: &Path,
-        read_only: bool,
-        cache_bytes: usize,
-        segment_size: usize,
-    ) -> Self {
+    pub fn new(fs: Arc<dyn FileSystem>, dir: &Path, read_only: bool, cache_bytes: usize, segment_size: usize) -> Self {
         Self {
             dir: dir.to_path_buf(),
             fs,
@@ -324,19 +270,14 @@ impl ChunkStore {
             return Ok(file.clone());
         }
         let path = self.chunk_path(id);
-        let file = if self.read_only {
-            self.fs.open_read(&path)
-        } else {
-            self.fs.open(&path, create)
-        }
-        .map_err(|e| Error::io("open", &path, e))?;
+        let file = if self.read_only { self.fs.open_read(&path) } else { self.fs.open(&path, create) }
+            .map_err(|e| Error::io("open", &path, e))?;
         if create && file.len().map_err(|e| Error::io("stat", &path, e))? < FILE_HEADER_LEN as u64 {
             file.write_all_at(&format::file_header(format::MAGIC_CHUNK, 0), 0)
                 .map_err(|e| Error::io("write", &path, e))?;
         } else {
             let mut header = [0u8; FILE_HEADER_LEN];
-            file.read_exact_at(&mut header, 0)
-                .map_err(|e| Error::io("read", &path, e))?;
+            file.read_exact_at(&mut header, 0).map_err(|e| Error::io("read", &path, e))?;
             format::check_file_header(&header, format::MAGIC_CHUNK, &path)?;
         }
         self.files.insert(id, file.clone());
@@ -360,18 +301,11 @@ impl ChunkStore {
         let mut want = self.max_segment_len.min(available);
         loop {
             let mut bytes = vec![0u8; want];
-            file.read_exact_at(&mut bytes, offset as u64)
-                .map_err(|e| Error::io("read", &path, e))?;
+            file.read_exact_at(&mut bytes, offset as u64).map_err(|e| Error::io("read", &path, e))?;
             match decode_segment(&bytes, &path, offset as u64)? {
                 Some(segment) => return Ok(segment),
                 None if want < available => want = available.min(want * 4),
-                None => {
-                    return Err(Error::corrupt(
-                        &path,
-                        offset as u64,
-                        "segment runs past the end of the file",
-                    ))
-                }
+                None => return Err(Error::corrupt(&path, offset as u64, "segment runs past the end of the file")),
             }
         }
     }
@@ -393,37 +327,29 @@ impl ChunkStore {
         let bytes = map.get(offset as usize..file_len as usize).unwrap_or_default();
         match decode_segment(bytes, Path::new(""), offset as u64) {
             Ok(Some(segment)) => Ok(Some(segment)),
-            Ok(None) => Err(Error::corrupt(self.chunk_path(id), offset as u64, "segment runs past the end of the file")),
+            Ok(None) => {
+                Err(Error::corrupt(self.chunk_path(id), offset as u64, "segment runs past the end of the file"))
+            }
             // Re-decode to name the file in the error.
             Err(_) => decode_segment(bytes, &self.chunk_path(id), offset as u64).map(|_| None),
         }
     }
 
     /// The envelope of the record at `location`, checked against the key it must belong to.
-    pub fn read_value(
-        &mut self,
-        location: SegmentLocation,
-        file_len: u64,
-        db: u16,
-        key: &[u8],
-    ) -> Result<Vec<u8>> {
+    pub fn read_value(&mut self, location: SegmentLocation, file_len: u64, db: u16, key: &[u8]) -> Result<Vec<u8>> {
         let cache_key = (location.file, location.segment_offset);
         let payload = match self.cache.get(&cache_key) {
             Some(payload) => payload,
             None => {
-                let segment =
-                    self.read_segment(location.file, location.segment_offset, file_len)?;
+                let segment = self.read_segment(location.file, location.segment_offset, file_len)?;
                 let payload = Arc::new(segment.payload);
-                self.cache
-                    .insert(cache_key, payload.clone(), payload.len() + 64);
+                self.cache.insert(cache_key, payload.clone(), payload.len() + 64);
                 payload
             }
         };
         match record_at(&payload, location.record_offset as usize) {
             Some(record)
-                if record.db == db
-                    && record.key == key
-                    && record.envelope.len() == location.envelope_len as usize =>
+                if record.db == db && record.key == key && record.envelope.len() == location.envelope_len as usize =>
             {
                 Ok(record.envelope.to_vec())
             }
@@ -445,11 +371,7 @@ impl ChunkStore {
         let bytes = super::meta::read_whole(self.fs.as_ref(), &path)?;
         let (_, file_db, file_key, envelope) = decode_big_value(&bytes, &path)?;
         if file_db != db || file_key != key {
-            return Err(Error::corrupt(
-                &path,
-                FILE_HEADER_LEN as u64,
-                "big value belongs to another key",
-            ));
+            return Err(Error::corrupt(&path, FILE_HEADER_LEN as u64, "big value belongs to another key"));
         }
         Ok(envelope)
     }
@@ -457,15 +379,10 @@ impl ChunkStore {
     /// Writes a big-value file and fsyncs it (the directory is synced by the checkpoint).
     pub fn write_big(&self, id: u64, db: u16, key: &[u8], envelope: &[u8]) -> Result<()> {
         let path = self.big_path(id);
-        let file = self
-            .fs
-            .open(&path, true)
-            .map_err(|e| Error::io("create", &path, e))?;
+        let file = self.fs.open(&path, true).map_err(|e| Error::io("create", &path, e))?;
         let bytes = encode_big_value(id, db, key, envelope);
-        file.set_len(0)
-            .map_err(|e| Error::io("truncate", &path, e))?;
-        file.write_all_at(&bytes, 0)
-            .map_err(|e| Error::io("write", &path, e))?;
+        file.set_len(0).map_err(|e| Error::io("truncate", &path, e))?;
+        file.write_all_at(&bytes, 0).map_err(|e| Error::io("write", &path, e))?;
         file.sync().map_err(|e| Error::io("fsync", &path, e))
     }
 
@@ -476,11 +393,7 @@ impl ChunkStore {
 
     /// Cache figures: hits, misses, bytes.
     pub fn cache_stats(&self) -> (u64, u64, u64) {
-        (
-            self.cache.hits,
-            self.cache.misses,
-            self.cache.bytes() as u64,
-        )
+        (self.cache.hits, self.cache.misses, self.cache.bytes() as u64)
     }
 }
 
@@ -507,14 +420,7 @@ pub struct SealedSegment {
 impl SegmentWriter {
     /// A writer producing segments of about `segment_size` payload bytes.
     pub fn new(segment_size: usize, zstd_level: Option<i32>) -> Self {
-        Self {
-            segment_size,
-            zstd_level,
-            payload: Vec::new(),
-            count: 0,
-            pending: Vec::new(),
-            locations: Vec::new(),
-        }
+        Self { segment_size, zstd_level, payload: Vec::new(), count: 0, pending: Vec::new(), locations: Vec::new() }
     }
 
     /// Largest record a segment takes; larger values become big values.
@@ -525,16 +431,14 @@ impl SegmentWriter {
     /// True if adding a record of this size would overflow the current segment.
     pub fn must_seal_before(&self, key_len: usize, envelope_len: usize) -> bool {
         self.count > 0
-            && (self.payload.len() + record_len(key_len, envelope_len) > self.segment_size
-                || self.count == u16::MAX)
+            && (self.payload.len() + record_len(key_len, envelope_len) > self.segment_size || self.count == u16::MAX)
     }
 
     /// Adds a record; returns a ticket for its location (resolved at seal time).
     pub fn add(&mut self, seq: u64, db: u16, key: &[u8], envelope: &[u8]) -> usize {
         let ticket = self.locations.len();
         self.locations.push(None);
-        self.pending
-            .push((ticket, self.payload.len() as u32, envelope.len() as u32));
+        self.pending.push((ticket, self.payload.len() as u32, envelope.len() as u32));
         encode_record(seq, db, key, envelope, &mut self.payload);
         self.count += 1;
         ticket
@@ -549,20 +453,13 @@ impl SegmentWriter {
     pub fn seal(&mut self, file: u32, offset: u32) -> SealedSegment {
         let bytes = encode_segment(&self.payload, self.count, self.zstd_level);
         for (ticket, record_offset, envelope_len) in self.pending.drain(..) {
-            self.locations[ticket] = Some(SegmentLocation {
-                file,
-                segment_offset: offset,
-                record_offset,
-                envelope_len,
-            });
+            self.locations[ticket] =
+                Some(SegmentLocation { file, segment_offset: offset, record_offset, envelope_len });
         }
         let record_bytes = self.payload.len() as u64;
         self.payload.clear();
         self.count = 0;
-        SealedSegment {
-            bytes,
-            record_bytes,
-        }
+        SealedSegment { bytes, record_bytes }
     }
 }
 
@@ -577,18 +474,13 @@ mod tests {
             let a = writer.add(1, 0, b"alpha", &b"x".repeat(300));
             let b = writer.add(2, 3, b"beta", b"\x00\x00short");
             let sealed = writer.seal(7, 16);
-            let segment = decode_segment(&sealed.bytes, Path::new("c"), 16)
-                .expect("valid")
-                .expect("complete");
+            let segment = decode_segment(&sealed.bytes, Path::new("c"), 16).expect("valid").expect("complete");
             assert_eq!(segment.compressed, level.is_some());
             let loc_a = writer.locations[a].expect("resolved");
             let loc_b = writer.locations[b].expect("resolved");
             let record = record_at(&segment.payload, loc_b.record_offset as usize).expect("record");
             assert_eq!((record.seq, record.db, record.key), (2, 3, &b"beta"[..]));
-            assert_eq!(
-                record_at(&segment.payload, loc_a.record_offset as usize).map(|r| r.key),
-                Some(&b"alpha"[..])
-            );
+            assert_eq!(record_at(&segment.payload, loc_a.record_offset as usize).map(|r| r.key), Some(&b"alpha"[..]));
         }
     }
 
@@ -598,21 +490,12 @@ mod tests {
         writer.add(1, 0, b"alpha", &b"xy".repeat(300));
         let bytes = writer.seal(1, 16).bytes;
         for len in 0..bytes.len() {
-            assert!(
-                !matches!(
-                    decode_segment(&bytes[..len], Path::new("c"), 0),
-                    Ok(Some(_))
-                ),
-                "truncation {len}"
-            );
+            assert!(!matches!(decode_segment(&bytes[..len], Path::new("c"), 0), Ok(Some(_))), "truncation {len}");
         }
         for index in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[index] ^= 4;
-            assert!(
-                !matches!(decode_segment(&bad, Path::new("c"), 0), Ok(Some(_))),
-                "flip {index}"
-            );
+            assert!(!matches!(decode_segment(&bad, Path::new("c"), 0), Ok(Some(_))), "flip {index}");
         }
     }
 
@@ -629,10 +512,7 @@ mod tests {
         for index in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[index] ^= 2;
-            assert!(
-                decode_big_value(&bad, Path::new("b")).is_err(),
-                "flip {index}"
-            );
+            assert!(decode_big_value(&bad, Path::new("b")).is_err(), "flip {index}");
         }
         assert_eq!(parse_big_file_name(&big_file_name(0xabc)), Some(0xabc));
         assert_eq!(parse_chunk_file_name(&chunk_file_name(12)), Some(12));

@@ -140,10 +140,7 @@ pub(crate) struct MemEnvelope {
 #[derive(Debug, Clone)]
 pub(crate) enum MemValue {
     /// The key is set to this envelope.
-    Set {
-        kind: ValueKind,
-        envelope: MemEnvelope,
-    },
+    Set { kind: ValueKind, envelope: MemEnvelope },
     /// The key is deleted.
     Delete,
     /// The key keeps its value below; only its expiry changed.
@@ -237,8 +234,7 @@ impl Slot {
             Self::create(fs.as_ref(), dir, &config)?;
         }
         let mut meta = SlotMeta::decode(&meta::read_whole(fs.as_ref(), &meta_path)?, &meta_path)?;
-        let mut buckets =
-            BucketStore::open(fs.as_ref(), dir, false, read_only, config.page_cache_bytes)?;
+        let mut buckets = BucketStore::open(fs.as_ref(), dir, false, read_only, config.page_cache_bytes)?;
         let dwb_path = dir.join(dwb::DWB_FILE);
         if fs.exists(&dwb_path) {
             let bytes = meta::read_whole(fs.as_ref(), &dwb_path)?;
@@ -259,23 +255,14 @@ impl Slot {
                 if !read_only {
                     buckets.sync()?;
                     meta::write_atomically(fs.as_ref(), &meta_path, &batch.meta)?;
-                    let file = fs
-                        .open(&dwb_path, false)
-                        .map_err(|e| Error::io("open", &dwb_path, e))?;
-                    file.set_len(0)
-                        .map_err(|e| Error::io("truncate", &dwb_path, e))?;
+                    let file = fs.open(&dwb_path, false).map_err(|e| Error::io("open", &dwb_path, e))?;
+                    file.set_len(0).map_err(|e| Error::io("truncate", &dwb_path, e))?;
                     file.sync().map_err(|e| Error::io("fsync", &dwb_path, e))?;
                 }
                 meta = batch_meta;
             }
         }
-        let mut chunks = ChunkStore::new(
-            fs.clone(),
-            dir,
-            read_only,
-            config.value_cache_bytes,
-            config.segment_size,
-        );
+        let mut chunks = ChunkStore::new(fs.clone(), dir, read_only, config.value_cache_bytes, config.segment_size);
         if !read_only {
             Self::remove_leftovers(fs.as_ref(), dir, &mut meta, &mut chunks)?;
         }
@@ -298,10 +285,7 @@ impl Slot {
             poisoned: None,
             sweep_bucket: 0,
             cleanup_buckets: BTreeSet::new(),
-            stats: SlotStats {
-                slot: index,
-                ..Default::default()
-            },
+            stats: SlotStats { slot: index, ..Default::default() },
         };
         let mut replayed = 0usize;
         for (offset, len, record) in replay.records {
@@ -312,25 +296,17 @@ impl Slot {
             replayed += 1;
             match record.op {
                 WalOp::Set => {
-                    let kind = envelope::peek_kind(&record.envelope)
-                        .map_err(|e| slot.envelope_error(e, 0))?;
+                    let kind = envelope::peek_kind(&record.envelope).map_err(|e| slot.envelope_error(e, 0))?;
                     slot.remember(
                         record.db,
                         &record.key,
                         record.seq,
                         record.expire_at,
-                        MemValue::Set {
-                            kind,
-                            envelope: slot.mem_envelope(record.envelope, (offset, len)),
-                        },
+                        MemValue::Set { kind, envelope: slot.mem_envelope(record.envelope, (offset, len)) },
                     );
                 }
-                WalOp::Delete => {
-                    slot.remember(record.db, &record.key, record.seq, 0, MemValue::Delete)
-                }
-                WalOp::Expire => {
-                    slot.remember_expiry(record.db, &record.key, record.seq, record.expire_at)
-                }
+                WalOp::Delete => slot.remember(record.db, &record.key, record.seq, 0, MemValue::Delete),
+                WalOp::Expire => slot.remember_expiry(record.db, &record.key, record.seq, record.expire_at),
                 WalOp::FlushDb => slot.forget_db(record.db, record.seq),
                 WalOp::FlushAll => slot.forget_all(record.seq),
             }
@@ -343,13 +319,11 @@ impl Slot {
 
     /// Creates an empty slot: page files with one empty bucket, then the metadata that makes it exist.
     fn create(fs: &dyn FileSystem, dir: &Path, config: &SlotConfig) -> Result<()> {
-        fs.create_dir_all(dir)
-            .map_err(|e| Error::io("create", dir, e))?;
+        fs.create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
         for stale in [wal::WAL_FILE, dwb::DWB_FILE] {
             let path = dir.join(stale);
             if fs.exists(&path) {
-                fs.remove_file(&path)
-                    .map_err(|e| Error::io("remove", &path, e))?;
+                fs.remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
             }
         }
         let mut buckets = BucketStore::open(fs, dir, true, false, config.page_cache_bytes)?;
@@ -363,35 +337,22 @@ impl Slot {
         };
         buckets.write_page(PageId::bucket(0), &empty.encode())?;
         buckets.sync()?;
-        let meta = SlotMeta {
-            overflow_pages: 1,
-            active_chunk: 1,
-            ..Default::default()
-        };
+        let meta = SlotMeta { overflow_pages: 1, active_chunk: 1, ..Default::default() };
         fs.sync_dir(dir).map_err(|e| Error::io("fsync", dir, e))?;
         meta::write_atomically(fs, &meta::slot_meta_path(dir), &meta.encode())
     }
 
     /// Deletes what an interrupted checkpoint left: files listed for deletion, chunk files the metadata
     /// does not know, big values newer than the checkpoint, and segment bytes past a file's committed end.
-    fn remove_leftovers(
-        fs: &dyn FileSystem,
-        dir: &Path,
-        meta: &mut SlotMeta,
-        chunks: &mut ChunkStore,
-    ) -> Result<()> {
+    fn remove_leftovers(fs: &dyn FileSystem, dir: &Path, meta: &mut SlotMeta, chunks: &mut ChunkStore) -> Result<()> {
         for name in meta.pending_deletes.drain(..) {
             let path = dir.join(&name);
             if fs.exists(&path) {
-                fs.remove_file(&path)
-                    .map_err(|e| Error::io("remove", &path, e))?;
+                fs.remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
             }
         }
         for name in fs.list(dir).map_err(|e| Error::io("list", dir, e))? {
-            let orphan = match (
-                segment::parse_chunk_file_name(&name),
-                segment::parse_big_file_name(&name),
-            ) {
+            let orphan = match (segment::parse_chunk_file_name(&name), segment::parse_big_file_name(&name)) {
                 (Some(id), _) => !meta.chunk_files.contains_key(&id),
                 (_, Some(id)) => id > meta.checkpoint_seq,
                 _ => false,
@@ -399,8 +360,7 @@ impl Slot {
             if orphan {
                 let path = dir.join(&name);
                 tracing::info!(path = %path.display(), "removing file left by an interrupted checkpoint");
-                fs.remove_file(&path)
-                    .map_err(|e| Error::io("remove", &path, e))?;
+                fs.remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
             }
         }
         for (id, chunk) in &meta.chunk_files {
@@ -411,15 +371,11 @@ impl Slot {
                 return Err(Error::corrupt(
                     &path,
                     len,
-                    format!(
-                        "chunk file is {len} bytes but {} are committed",
-                        chunk.committed_len
-                    ),
+                    format!("chunk file is {len} bytes but {} are committed", chunk.committed_len),
                 ));
             }
             if len > chunk.committed_len {
-                file.set_len(chunk.committed_len)
-                    .map_err(|e| Error::io("truncate", &path, e))?;
+                file.set_len(chunk.committed_len).map_err(|e| Error::io("truncate", &path, e))?;
             }
         }
         Ok(())
@@ -432,11 +388,9 @@ impl Slot {
     pub(crate) fn envelope_error(&self, err: EnvelopeError, offset: u64) -> Error {
         match err {
             EnvelopeError::DictMissing(id) => Error::DictMissing(id),
-            EnvelopeError::Malformed(what) => Error::corrupt(
-                self.dir.join(wal::WAL_FILE),
-                offset,
-                format!("value envelope: {what}"),
-            ),
+            EnvelopeError::Malformed(what) => {
+                Error::corrupt(self.dir.join(wal::WAL_FILE), offset, format!("value envelope: {what}"))
+            }
         }
     }
 
@@ -477,11 +431,7 @@ impl Slot {
             }
             id = PageId::overflow(next);
         }
-        Err(Error::corrupt(
-            self.buckets.path(id.file),
-            id.number * page::PAGE_SIZE as u64,
-            "overflow chain loops",
-        ))
+        Err(Error::corrupt(self.buckets.path(id.file), id.number * page::PAGE_SIZE as u64, "overflow chain loops"))
     }
 
     /// Reads the envelope a cell points at.
@@ -489,20 +439,14 @@ impl Slot {
         match &cell.value {
             CellValue::Inline(envelope) => Ok(envelope.clone()),
             CellValue::Segment(location) => {
-                let file_len = self
-                    .meta
-                    .chunk_files
-                    .get(&location.file)
-                    .map(|c| c.committed_len)
-                    .ok_or_else(|| {
-                        Error::corrupt(
-                            self.chunks.chunk_path(location.file),
-                            0,
-                            "cell points into a chunk file the slot does not have",
-                        )
-                    })?;
-                self.chunks
-                    .read_value(*location, file_len, cell.db, &cell.key)
+                let file_len = self.meta.chunk_files.get(&location.file).map(|c| c.committed_len).ok_or_else(|| {
+                    Error::corrupt(
+                        self.chunks.chunk_path(location.file),
+                        0,
+                        "cell points into a chunk file the slot does not have",
+                    )
+                })?;
+                self.chunks.read_value(*location, file_len, cell.db, &cell.key)
             }
             CellValue::Big { id, .. } => self.chunks.read_big(*id, cell.db, &cell.key),
         }
@@ -511,9 +455,7 @@ impl Slot {
     fn decode_envelope(&self, bytes: &[u8], file: PathBuf) -> Result<(ValueKind, Bytes)> {
         envelope::decode(bytes, &self.config.dictionaries).map_err(|err| match err {
             EnvelopeError::DictMissing(id) => Error::DictMissing(id),
-            EnvelopeError::Malformed(what) => {
-                Error::corrupt(file, 0, format!("value envelope: {what}"))
-            }
+            EnvelopeError::Malformed(what) => Error::corrupt(file, 0, format!("value envelope: {what}")),
         })
     }
 
@@ -522,11 +464,9 @@ impl Slot {
         let now = self.now();
         let found = match self.mem_entry(key_hash(db, key).reverse_bits(), db, key) {
             Some(entry) => match &entry.value {
-                MemValue::Set { kind, envelope } => Some(Lookup {
-                    kind: *kind,
-                    expire_at: entry.expire_at,
-                    source: Source::Memtable(envelope.clone()),
-                }),
+                MemValue::Set { kind, envelope } => {
+                    Some(Lookup { kind: *kind, expire_at: entry.expire_at, source: Source::Memtable(envelope.clone()) })
+                }
                 MemValue::Delete => None,
                 MemValue::Retime => {
                     let expire_at = entry.expire_at;
@@ -562,11 +502,7 @@ impl Slot {
                 self.decode_envelope(&bytes, self.dir.join(buckets::BUCKETS_FILE))?
             }
         };
-        Ok(Some(Entry {
-            kind,
-            value,
-            expire_at_ms,
-        }))
+        Ok(Some(Entry { kind, value, expire_at_ms }))
     }
 
     /// A live key's type and expiry, without reading its value.
@@ -582,16 +518,10 @@ impl Slot {
             return Err(Error::ReadOnly);
         }
         if let Some(op) = self.poisoned {
-            return Err(Error::Poisoned {
-                slot: self.index,
-                op,
-            });
+            return Err(Error::Poisoned { slot: self.index, op });
         }
         if self.wal.sync_handle().is_poisoned() {
-            return Err(Error::Poisoned {
-                slot: self.index,
-                op: "WAL fsync",
-            });
+            return Err(Error::Poisoned { slot: self.index, op: "WAL fsync" });
         }
         Ok(())
     }
@@ -612,16 +542,7 @@ impl Slot {
         let first = self.next_seq;
         let (buffer, synced_offset) = self.wal.buffer();
         for (offset, (op, db, expire_at, key, envelope)) in records.iter().enumerate() {
-            wal::encode_record(
-                first + offset as u64,
-                synced_offset,
-                *op,
-                *db,
-                *expire_at,
-                key,
-                envelope,
-                buffer,
-            );
+            wal::encode_record(first + offset as u64, synced_offset, *op, *db, *expire_at, key, envelope, buffer);
         }
         let last = first + records.len() as u64 - 1;
         self.wal.append_buffer(last)?;
@@ -630,18 +551,9 @@ impl Slot {
         if let Some(listener) = &self.config.change_listener {
             for (offset, (op, db, expire_at, key, envelope)) in records.iter().enumerate() {
                 let change = match op {
-                    WalOp::Set => Change::Set {
-                        db: *db,
-                        key,
-                        envelope,
-                        expire_at_ms: *expire_at,
-                    },
+                    WalOp::Set => Change::Set { db: *db, key, envelope, expire_at_ms: *expire_at },
                     WalOp::Delete => Change::Delete { db: *db, key },
-                    WalOp::Expire => Change::Expire {
-                        db: *db,
-                        key,
-                        expire_at_ms: *expire_at,
-                    },
+                    WalOp::Expire => Change::Expire { db: *db, key, expire_at_ms: *expire_at },
                     WalOp::FlushDb => Change::FlushDb { db: *db },
                     WalOp::FlushAll => Change::FlushAll,
                 };
@@ -662,22 +574,14 @@ impl Slot {
     pub(crate) fn load_envelope(&self, envelope: &MemEnvelope) -> Result<Bytes> {
         match &envelope.bytes {
             Some(bytes) => Ok(bytes.clone()),
-            None => self
-                .wal
-                .read_envelope(envelope.record.0, envelope.record.1)
-                .map(Bytes::from),
+            None => self.wal.read_envelope(envelope.record.0, envelope.record.1).map(Bytes::from),
         }
     }
 
     /// Records a key's new state in the memtable.
     fn remember(&mut self, db: u16, key: &[u8], seq: u64, expire_at: u64, value: MemValue) {
         let added = key.len() + MEM_ENTRY_OVERHEAD + value.memory_len();
-        let entry = MemEntry {
-            seq,
-            expire_at,
-            value,
-            prior: None,
-        };
+        let entry = MemEntry { seq, expire_at, value, prior: None };
         if expire_at != 0 {
             self.expiring_in_memtable += 1;
         }
@@ -700,10 +604,7 @@ impl Slot {
     }
 
     fn remember_expiry(&mut self, db: u16, key: &[u8], seq: u64, expire_at: u64) {
-        let existing = self
-            .memtable
-            .get(&Self::mem_key(db, key))
-            .map(|entry| entry.value.clone());
+        let existing = self.memtable.get(&Self::mem_key(db, key)).map(|entry| entry.value.clone());
         match existing {
             Some(MemValue::Delete) => {}
             Some(value) => self.remember(db, key, seq, expire_at, value),
@@ -712,12 +613,7 @@ impl Slot {
     }
 
     fn forget_db(&mut self, db: u16, seq: u64) {
-        let doomed: Vec<MemKey> = self
-            .memtable
-            .keys()
-            .filter(|(_, key_db, _)| *key_db == db)
-            .cloned()
-            .collect();
+        let doomed: Vec<MemKey> = self.memtable.keys().filter(|(_, key_db, _)| *key_db == db).cloned().collect();
         for key in doomed {
             if let Some(entry) = self.memtable.remove(&key) {
                 self.memtable_bytes -= key.2.len() + MEM_ENTRY_OVERHEAD + entry.value.memory_len();
@@ -747,14 +643,7 @@ impl Slot {
     }
 
     /// Sets a key (replacing any value and expiry).
-    pub fn set(
-        &mut self,
-        db: u16,
-        key: &[u8],
-        kind: ValueKind,
-        value: &[u8],
-        expire_at_ms: Option<u64>,
-    ) -> Result<()> {
+    pub fn set(&mut self, db: u16, key: &[u8], kind: ValueKind, value: &[u8], expire_at_ms: Option<u64>) -> Result<()> {
         Self::check_key(key)?;
         let envelope = envelope::encode(kind, value, self.config.compression);
         let expire_at = expire_at_ms.unwrap_or(0);
@@ -796,28 +685,14 @@ impl Slot {
         let mut encoded = Vec::with_capacity(ops.len());
         for op in &ops {
             match op {
-                BatchOp::Set {
-                    db,
-                    key,
-                    kind,
-                    value,
-                    expire_at_ms,
-                } => {
+                BatchOp::Set { db, key, kind, value, expire_at_ms } => {
                     Self::check_key(key)?;
                     self.stats.raw_value_bytes += value.len() as u64;
                     let envelope = envelope::encode(*kind, value, self.config.compression);
                     self.stats.stored_value_bytes += envelope.len() as u64;
-                    encoded.push((
-                        WalOp::Set,
-                        *db,
-                        expire_at_ms.unwrap_or(0),
-                        &key[..],
-                        envelope,
-                    ));
+                    encoded.push((WalOp::Set, *db, expire_at_ms.unwrap_or(0), &key[..], envelope));
                 }
-                BatchOp::Delete { db, key } => {
-                    encoded.push((WalOp::Delete, *db, 0, &key[..], Vec::new()))
-                }
+                BatchOp::Delete { db, key } => encoded.push((WalOp::Delete, *db, 0, &key[..], Vec::new())),
             }
         }
         let records: Vec<WalWrite<'_>> = encoded
@@ -829,10 +704,7 @@ impl Slot {
         drop(records);
         for (offset, (op, db, expire_at, key, envelope)) in encoded.into_iter().enumerate() {
             let seq = first + offset as u64;
-            let record = (
-                record_start,
-                wal::record_len(key.len(), envelope.len()) as u32,
-            );
+            let record = (record_start, wal::record_len(key.len(), envelope.len()) as u32);
             record_start += record.1 as u64;
             let value = match op {
                 WalOp::Set => MemValue::Set {
@@ -875,17 +747,8 @@ impl Slot {
     /// Keys in a database (expired keys count until removed, as in Redis's DBSIZE).
     pub fn key_count(&mut self, db: u16) -> Result<u64> {
         let flushed_below = self.flush_marker(db) > self.meta.checkpoint_seq;
-        let mut count = if flushed_below {
-            0
-        } else {
-            self.meta.key_counts.get(&db).copied().unwrap_or(0) as i64
-        };
-        let keys: Vec<MemKey> = self
-            .memtable
-            .keys()
-            .filter(|(_, key_db, _)| *key_db == db)
-            .cloned()
-            .collect();
+        let mut count = if flushed_below { 0 } else { self.meta.key_counts.get(&db).copied().unwrap_or(0) as i64 };
+        let keys: Vec<MemKey> = self.memtable.keys().filter(|(_, key_db, _)| *key_db == db).cloned().collect();
         for key in keys {
             let prior = self.resolve_prior(&key)?;
             let now_exists = match self.memtable.get(&key).map(|entry| &entry.value) {
@@ -929,24 +792,16 @@ impl Slot {
             let mut id = PageId::bucket(bucket);
             for _ in 0..=self.meta.overflow_pages {
                 let bytes = self.buckets.read_page(id)?;
-                let page = Page::decode(
-                    &bytes[..],
-                    self.buckets.path(id.file),
-                    id.number * page::PAGE_SIZE as u64,
-                )?;
+                let page = Page::decode(&bytes[..], self.buckets.path(id.file), id.number * page::PAGE_SIZE as u64)?;
                 for cell in page.cells {
                     let cell_position = position_of(cell.hash);
-                    if cell_position < position || cell_position >= range_end || !wanted_db(cell.db)
-                    {
+                    if cell_position < position || cell_position >= range_end || !wanted_db(cell.db) {
                         continue;
                     }
                     if cell.seq < self.flush_marker(cell.db) || !alive(cell.expire_at) {
                         continue;
                     }
-                    if self
-                        .mem_entry(cell.hash.reverse_bits(), cell.db, &cell.key)
-                        .is_some()
-                    {
+                    if self.mem_entry(cell.hash.reverse_bits(), cell.db, &cell.key).is_some() {
                         continue;
                     }
                     out.push((cell.db, cell.key));
@@ -1000,10 +855,7 @@ impl Slot {
                 if expired.len() >= budget {
                     break;
                 }
-                if entry.expire_at != 0
-                    && entry.expire_at <= now
-                    && !matches!(entry.value, MemValue::Delete)
-                {
+                if entry.expire_at != 0 && entry.expire_at <= now && !matches!(entry.value, MemValue::Delete) {
                     expired.push((*db, key.clone()));
                 }
             }
@@ -1017,19 +869,13 @@ impl Slot {
             let mut id = PageId::bucket(bucket);
             for _ in 0..=self.meta.overflow_pages {
                 let bytes = self.buckets.read_page(id)?;
-                let page = Page::decode(
-                    &bytes[..],
-                    self.buckets.path(id.file),
-                    id.number * page::PAGE_SIZE as u64,
-                )?;
+                let page = Page::decode(&bytes[..], self.buckets.path(id.file), id.number * page::PAGE_SIZE as u64)?;
                 for cell in &page.cells {
                     if cell.seq < self.flush_marker(cell.db) {
                         self.cleanup_buckets.insert(bucket);
                     } else if cell.expire_at != 0
                         && cell.expire_at <= now
-                        && self
-                            .mem_entry(cell.hash.reverse_bits(), cell.db, &cell.key)
-                            .is_none()
+                        && self.mem_entry(cell.hash.reverse_bits(), cell.db, &cell.key).is_none()
                     {
                         expired.push((cell.db, cell.key.clone()));
                     }
@@ -1058,29 +904,13 @@ impl Slot {
         stats.checkpoint_seq = self.meta.checkpoint_seq;
         stats.last_seq = self.next_seq - 1;
         stats.buckets = self.meta.bucket_count();
-        stats.overflow_pages = self
-            .meta
-            .overflow_pages
-            .saturating_sub(1 + self.meta.free_overflow.len() as u64);
+        stats.overflow_pages = self.meta.overflow_pages.saturating_sub(1 + self.meta.free_overflow.len() as u64);
         stats.bucket_used_bytes = self.meta.used_bytes;
         stats.chunk_files = self.meta.chunk_files.len() as u64;
-        stats.chunk_bytes = self
-            .meta
-            .chunk_files
-            .values()
-            .map(|c| c.committed_len)
-            .sum();
+        stats.chunk_bytes = self.meta.chunk_files.values().map(|c| c.committed_len).sum();
         stats.chunk_live_bytes = self.meta.chunk_files.values().map(|c| c.live_bytes).sum();
-        (
-            stats.page_cache_hits,
-            stats.page_cache_misses,
-            stats.page_cache_bytes,
-        ) = self.buckets.cache_stats();
-        (
-            stats.value_cache_hits,
-            stats.value_cache_misses,
-            stats.value_cache_bytes,
-        ) = self.chunks.cache_stats();
+        (stats.page_cache_hits, stats.page_cache_misses, stats.page_cache_bytes) = self.buckets.cache_stats();
+        (stats.value_cache_hits, stats.value_cache_misses, stats.value_cache_bytes) = self.chunks.cache_stats();
         stats.poisoned = self.poisoned.is_some() || self.wal.sync_handle().is_poisoned();
         stats
     }
@@ -1094,9 +924,7 @@ impl Slot {
 
     /// Handle to fsync the WAL.
     pub fn wal_syncer(&self) -> WalSyncer {
-        WalSyncer {
-            sync: self.wal.sync_handle(),
-        }
+        WalSyncer { sync: self.wal.sync_handle() }
     }
 
     /// The dictionary map.

@@ -126,9 +126,7 @@ pub fn decode_record(bytes: &[u8]) -> std::result::Result<(WalRecord, usize), Re
     let body_len = reader.u32().ok_or(RecordError::Truncated)? as usize;
     let expected = reader.u32().ok_or(RecordError::Truncated)?;
     if !(RECORD_FIXED_LEN..=MAX_RECORD_LEN).contains(&body_len) {
-        return Err(RecordError::Malformed(format!(
-            "record length {body_len} out of range"
-        )));
+        return Err(RecordError::Malformed(format!("record length {body_len} out of range")));
     }
     let body = reader.take(body_len).ok_or(RecordError::Truncated)?;
     let actual = format::crc32(body);
@@ -140,34 +138,17 @@ pub fn decode_record(bytes: &[u8]) -> std::result::Result<(WalRecord, usize), Re
     let seq = body_reader.u64().ok_or_else(malformed)?;
     let synced_offset = body_reader.u64().ok_or_else(malformed)?;
     let op_tag = body_reader.u8().ok_or_else(malformed)?;
-    let op = WalOp::try_from(op_tag)
-        .map_err(|tag| RecordError::Malformed(format!("unknown op {tag}")))?;
+    let op = WalOp::try_from(op_tag).map_err(|tag| RecordError::Malformed(format!("unknown op {tag}")))?;
     let db = body_reader.u16().ok_or_else(malformed)?;
     let expire_at = body_reader.u64().ok_or_else(malformed)?;
     let key_len = body_reader.u32().ok_or_else(malformed)? as usize;
     let envelope_len = body_reader.u32().ok_or_else(malformed)? as usize;
     if key_len.checked_add(envelope_len) != Some(body_reader.remaining()) {
-        return Err(RecordError::Malformed(
-            "key and value lengths disagree with the record length".into(),
-        ));
+        return Err(RecordError::Malformed("key and value lengths disagree with the record length".into()));
     }
     let key = body_reader.take(key_len).ok_or_else(malformed)?.to_vec();
-    let envelope = body_reader
-        .take(envelope_len)
-        .ok_or_else(malformed)?
-        .to_vec();
-    Ok((
-        WalRecord {
-            seq,
-            synced_offset,
-            op,
-            db,
-            expire_at,
-            key,
-            envelope,
-        },
-        RECORD_PREFIX_LEN + body_len,
-    ))
+    let envelope = body_reader.take(envelope_len).ok_or_else(malformed)?.to_vec();
+    Ok((WalRecord { seq, synced_offset, op, db, expire_at, key, envelope }, RECORD_PREFIX_LEN + body_len))
 }
 
 /// What replaying a WAL found.
@@ -184,7 +165,8 @@ pub struct Replay {
 /// The first valid record found at any byte offset of `bytes` that claims the WAL was durable past
 /// `bad_offset` when it was written: proof that the bad record at `bad_offset` had been synced.
 fn synced_record_after(bytes: &[u8], bad_offset: u64) -> bool {
-    (0..bytes.len()).any(|start| matches!(decode_record(&bytes[start..]), Ok((record, _)) if record.synced_offset > bad_offset))
+    (0..bytes.len())
+        .any(|start| matches!(decode_record(&bytes[start..]), Ok((record, _)) if record.synced_offset > bad_offset))
 }
 
 /// Replays a WAL file's bytes. A bad record is a torn tail (reported, to be truncated, with everything
@@ -193,10 +175,7 @@ fn synced_record_after(bytes: &[u8], bad_offset: u64) -> bool {
 /// either (an fsync covers everything before it), so dropping them loses nothing acknowledged as durable.
 pub fn replay(bytes: &[u8], path: &Path) -> Result<Replay> {
     format::check_file_header(bytes, format::MAGIC_WAL, path)?;
-    let mut replay = Replay {
-        valid_len: FILE_HEADER_LEN as u64,
-        ..Default::default()
-    };
+    let mut replay = Replay { valid_len: FILE_HEADER_LEN as u64, ..Default::default() };
     let mut offset = FILE_HEADER_LEN;
     let mut last_seq = 0u64;
     while offset < bytes.len() {
@@ -219,9 +198,7 @@ pub fn replay(bytes: &[u8], path: &Path) -> Result<Replay> {
                 let reason = match &err {
                     RecordError::Truncated => "record truncated".to_string(),
                     RecordError::Checksum { expected, actual } => {
-                        format!(
-                            "checksum mismatch (stored {expected:#010x}, computed {actual:#010x})"
-                        )
+                        format!("checksum mismatch (stored {expected:#010x}, computed {actual:#010x})")
                     }
                     RecordError::Malformed(what) => what.clone(),
                 };
@@ -230,12 +207,9 @@ pub fn replay(bytes: &[u8], path: &Path) -> Result<Replay> {
                     return Ok(replay);
                 }
                 return Err(match err {
-                    RecordError::Checksum { expected, actual } => Error::ChecksumMismatch {
-                        file: path.to_path_buf(),
-                        offset: offset as u64,
-                        expected,
-                        actual,
-                    },
+                    RecordError::Checksum { expected, actual } => {
+                        Error::ChecksumMismatch { file: path.to_path_buf(), offset: offset as u64, expected, actual }
+                    }
                     _ => Error::corrupt(path, offset as u64, reason),
                 });
             }
@@ -302,10 +276,7 @@ impl WalSync {
     }
 
     fn poisoned_error(&self) -> Error {
-        Error::Poisoned {
-            slot: self.slot,
-            op: "WAL fsync",
-        }
+        Error::Poisoned { slot: self.slot, op: "WAL fsync" }
     }
 
     /// Blocks until everything up to `seq` is durable, syncing as the leader if nobody else is.
@@ -375,23 +346,16 @@ pub struct WalWriter {
 impl WalWriter {
     /// Opens (creating if needed) the WAL of a slot directory and replays it. A torn tail is truncated
     /// (unless `read_only`) and logged.
-    pub fn open(
-        fs: &dyn FileSystem,
-        dir: &Path,
-        slot: usize,
-        read_only: bool,
-    ) -> Result<(WalWriter, Replay)> {
+    pub fn open(fs: &dyn FileSystem, dir: &Path, slot: usize, read_only: bool) -> Result<(WalWriter, Replay)> {
         let path = dir.join(WAL_FILE);
         let existed = fs.exists(&path);
         if read_only && !existed {
             return Err(Error::Config(format!("{} is missing", path.display())));
         }
         let file = if read_only {
-            fs.open_read(&path)
-                .map_err(|e| Error::io("open", &path, e))?
+            fs.open_read(&path).map_err(|e| Error::io("open", &path, e))?
         } else {
-            fs.open(&path, true)
-                .map_err(|e| Error::io("open", &path, e))?
+            fs.open(&path, true).map_err(|e| Error::io("open", &path, e))?
         };
         let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
         if !existed || len == 0 {
@@ -409,30 +373,16 @@ impl WalWriter {
                 synced: Condvar::new(),
             });
             sync.note_synced(0, FILE_HEADER_LEN as u64);
-            let writer = WalWriter {
-                path,
-                file,
-                end: FILE_HEADER_LEN as u64,
-                sync,
-                buffer: Vec::new(),
-            };
-            return Ok((
-                writer,
-                Replay {
-                    valid_len: FILE_HEADER_LEN as u64,
-                    ..Default::default()
-                },
-            ));
+            let writer = WalWriter { path, file, end: FILE_HEADER_LEN as u64, sync, buffer: Vec::new() };
+            return Ok((writer, Replay { valid_len: FILE_HEADER_LEN as u64, ..Default::default() }));
         }
         let mut bytes = vec![0u8; len as usize];
-        file.read_exact_at(&mut bytes, 0)
-            .map_err(|e| Error::io("read", &path, e))?;
+        file.read_exact_at(&mut bytes, 0).map_err(|e| Error::io("read", &path, e))?;
         let replay = replay(&bytes, &path)?;
         if let Some((offset, reason)) = &replay.torn_tail {
             tracing::warn!(path = %path.display(), offset, reason = %reason, dropped_bytes = len - offset, "WAL torn tail truncated");
             if !read_only {
-                file.set_len(*offset)
-                    .map_err(|e| Error::io("truncate", &path, e))?;
+                file.set_len(*offset).map_err(|e| Error::io("truncate", &path, e))?;
                 file.sync().map_err(|e| Error::io("fsync", &path, e))?;
             }
         }
@@ -444,18 +394,9 @@ impl WalWriter {
             synced: Condvar::new(),
         });
         let last = replay.records.last().map_or(0, |(_, _, record)| record.seq);
-        let end = replay
-            .torn_tail
-            .as_ref()
-            .map_or(replay.valid_len, |(offset, _)| *offset);
+        let end = replay.torn_tail.as_ref().map_or(replay.valid_len, |(offset, _)| *offset);
         sync.note_synced(last, end);
-        let writer = WalWriter {
-            path,
-            file,
-            end: replay.valid_len,
-            sync,
-            buffer: Vec::new(),
-        };
+        let writer = WalWriter { path, file, end: replay.valid_len, sync, buffer: Vec::new() };
         Ok((writer, replay))
     }
 
@@ -486,10 +427,7 @@ impl WalWriter {
     /// poisoned.
     pub fn append_buffer(&mut self, last_seq: u64) -> Result<()> {
         if self.sync.is_poisoned() {
-            return Err(Error::Poisoned {
-                slot: self.sync.slot,
-                op: "WAL fsync",
-            });
+            return Err(Error::Poisoned { slot: self.sync.slot, op: "WAL fsync" });
         }
         if let Err(err) = self.file.write_all_at(&self.buffer, self.end) {
             if self.file.set_len(self.end).is_err() {
@@ -505,30 +443,21 @@ impl WalWriter {
     /// Reads back the envelope of the Set record at `offset` (`len` bytes), verifying its CRC.
     pub fn read_envelope(&self, offset: u64, len: u32) -> Result<Vec<u8>> {
         let mut bytes = vec![0u8; len as usize];
-        self.file
-            .read_exact_at(&mut bytes, offset)
-            .map_err(|e| Error::io("read", &self.path, e))?;
+        self.file.read_exact_at(&mut bytes, offset).map_err(|e| Error::io("read", &self.path, e))?;
         match decode_record(&bytes) {
             Ok((record, _)) if record.op == WalOp::Set => Ok(record.envelope),
             Ok(_) => Err(Error::corrupt(&self.path, offset, "expected a Set record")),
-            Err(RecordError::Checksum { expected, actual }) => Err(Error::ChecksumMismatch {
-                file: self.path.clone(),
-                offset,
-                expected,
-                actual,
-            }),
+            Err(RecordError::Checksum { expected, actual }) => {
+                Err(Error::ChecksumMismatch { file: self.path.clone(), offset, expected, actual })
+            }
             Err(_) => Err(Error::corrupt(&self.path, offset, "record unreadable")),
         }
     }
 
     /// Empties the WAL after a checkpoint made everything in it durable below (`checkpoint_seq`).
     pub fn reset(&mut self, checkpoint_seq: u64) -> Result<()> {
-        self.file
-            .set_len(FILE_HEADER_LEN as u64)
-            .map_err(|e| Error::io("truncate", &self.path, e))?;
-        self.file
-            .sync()
-            .map_err(|e| Error::io("fsync", &self.path, e))?;
+        self.file.set_len(FILE_HEADER_LEN as u64).map_err(|e| Error::io("truncate", &self.path, e))?;
+        self.file.sync().map_err(|e| Error::io("fsync", &self.path, e))?;
         self.end = FILE_HEADER_LEN as u64;
         self.sync.note_synced(checkpoint_seq, self.end);
         Ok(())
@@ -589,16 +518,7 @@ mod tests {
         for seq in 1..=3 {
             // Each record claims everything before it was synced (as under fsync always).
             let synced = file.len() as u64;
-            encode_record(
-                seq,
-                synced,
-                WalOp::Delete,
-                0,
-                0,
-                format!("key{seq}").as_bytes(),
-                b"",
-                &mut file,
-            );
+            encode_record(seq, synced, WalOp::Delete, 0, 0, format!("key{seq}").as_bytes(), b"", &mut file);
         }
         let full = file.len();
         let replayed = replay(&file, Path::new("wal")).expect("clean");
@@ -622,9 +542,6 @@ mod tests {
         encode_record(3, 16, WalOp::Delete, 0, 0, b"c", b"", &mut unsynced);
         let replayed = replay(&unsynced, Path::new("wal")).expect("hole tolerated");
         assert_eq!(replayed.records.len(), 1);
-        assert_eq!(
-            replayed.torn_tail.map(|(offset, _)| offset),
-            Some(hole_at as u64)
-        );
+        assert_eq!(replayed.torn_tail.map(|(offset, _)| offset), Some(hole_at as u64));
     }
 }

@@ -125,13 +125,7 @@ impl SubFilter {
         // Whole 64-bit words, at least one.
         let words = ((wanted_bits as u64).div_ceil(64)).max(1);
         let hashes = ((std::f64::consts::LN_2 * bits_per_entry).ceil() as u32).max(1);
-        Ok(SubFilter {
-            capacity,
-            error,
-            hashes,
-            items: 0,
-            bitmap: vec![0; words as usize * 8],
-        })
+        Ok(SubFilter { capacity, error, hashes, items: 0, bitmap: vec![0; words as usize * 8] })
     }
 
     fn bit_count(&self) -> u64 {
@@ -144,11 +138,8 @@ impl SubFilter {
     }
 
     fn contains(&self, hash: ItemHash) -> bool {
-        self.positions(hash).all(|bit| {
-            self.bitmap
-                .get((bit / 8) as usize)
-                .is_some_and(|byte| byte & (1 << (bit % 8)) != 0)
-        })
+        self.positions(hash)
+            .all(|bit| self.bitmap.get((bit / 8) as usize).is_some_and(|byte| byte & (1 << (bit % 8)) != 0))
     }
 
     fn insert(&mut self, hash: ItemHash) {
@@ -229,17 +220,8 @@ impl ScalableBloom {
         if expansion == 0 {
             return Err(BloomError::BadExpansion);
         }
-        let first_error = if nonscaling {
-            error_rate
-        } else {
-            error_rate * ERROR_TIGHTENING
-        };
-        Ok(ScalableBloom {
-            filters: vec![SubFilter::new(capacity, first_error)?],
-            expansion,
-            nonscaling,
-            items: 0,
-        })
+        let first_error = if nonscaling { error_rate } else { error_rate * ERROR_TIGHTENING };
+        Ok(ScalableBloom { filters: vec![SubFilter::new(capacity, first_error)?], expansion, nonscaling, items: 0 })
     }
 
     /// The filter `BF.ADD` creates on a missing key: error 0.01, capacity 100, expansion 2.
@@ -273,10 +255,7 @@ impl ScalableBloom {
             }
             self.grow()?;
         }
-        let newest = self
-            .filters
-            .last_mut()
-            .ok_or(BloomError::Corrupt("no sub-filter"))?;
+        let newest = self.filters.last_mut().ok_or(BloomError::Corrupt("no sub-filter"))?;
         newest.insert(hash);
         self.items += 1;
         Ok(true)
@@ -289,14 +268,8 @@ impl ScalableBloom {
     }
 
     fn grow(&mut self) -> Result<(), BloomError> {
-        let newest = self
-            .filters
-            .last()
-            .ok_or(BloomError::Corrupt("no sub-filter"))?;
-        let capacity = newest
-            .capacity
-            .checked_mul(u64::from(self.expansion))
-            .ok_or(BloomError::TooLarge)?;
+        let newest = self.filters.last().ok_or(BloomError::Corrupt("no sub-filter"))?;
+        let capacity = newest.capacity.checked_mul(u64::from(self.expansion)).ok_or(BloomError::TooLarge)?;
         let next = SubFilter::new(capacity, newest.error * ERROR_TIGHTENING)?;
         if self.total_bitmap_bytes() + next.bitmap.len() as u64 > MAX_TOTAL_BYTES
             || self.filters.len() as u32 >= MAX_FILTERS
@@ -315,8 +288,7 @@ impl ScalableBloom {
     pub fn info(&self) -> BloomInfo {
         BloomInfo {
             capacity: self.filters.iter().map(|f| f.capacity).sum(),
-            size: (HEADER_LEN + self.filters.len() * FILTER_ENTRY_LEN) as u64
-                + self.total_bitmap_bytes(),
+            size: (HEADER_LEN + self.filters.len() * FILTER_ENTRY_LEN) as u64 + self.total_bitmap_bytes(),
             filters: self.filters.len() as u64,
             items: self.items,
             expansion: (!self.nonscaling).then_some(self.expansion),
@@ -345,9 +317,7 @@ impl ScalableBloom {
         let (mut bloom, table_len) = decode_header(content)?;
         let bitmaps = &content[table_len..];
         if bitmaps.len() as u64 != bloom.total_bitmap_bytes() {
-            return Err(BloomError::Corrupt(
-                "bitmap length does not match the filter table",
-            ));
+            return Err(BloomError::Corrupt("bitmap length does not match the filter table"));
         }
         check_crc(content, stored)?;
         let mut at = 0;
@@ -438,9 +408,8 @@ impl ScalableBloom {
 
     /// `BF.LOADCHUNK` of a data chunk: writes `chunk` where `cursor` says it belongs.
     pub fn load_chunk(&mut self, cursor: u64, chunk: &[u8]) -> Result<(), BloomError> {
-        let offset = cursor
-            .checked_sub(1 + chunk.len() as u64)
-            .ok_or(BloomError::Corrupt("chunk cursor before its data"))?;
+        let offset =
+            cursor.checked_sub(1 + chunk.len() as u64).ok_or(BloomError::Corrupt("chunk cursor before its data"))?;
         let mut start = 0u64;
         for filter in &mut self.filters {
             let end = start + filter.bitmap.len() as u64;
@@ -459,13 +428,9 @@ impl ScalableBloom {
     }
 
     /// Rebuilds a filter from `BF.SCANDUMP` pairs given in order (header first).
-    pub fn load_chunks<'a>(
-        chunks: impl IntoIterator<Item = (u64, &'a [u8])>,
-    ) -> Result<ScalableBloom, BloomError> {
+    pub fn load_chunks<'a>(chunks: impl IntoIterator<Item = (u64, &'a [u8])>) -> Result<ScalableBloom, BloomError> {
         let mut chunks = chunks.into_iter();
-        let (cursor, header) = chunks
-            .next()
-            .ok_or(BloomError::Corrupt("no header chunk"))?;
+        let (cursor, header) = chunks.next().ok_or(BloomError::Corrupt("no header chunk"))?;
         if cursor != 1 {
             return Err(BloomError::Corrupt("first chunk is not the header"));
         }
@@ -478,10 +443,7 @@ impl ScalableBloom {
 }
 
 fn split_crc(bytes: &[u8]) -> Result<(&[u8], u32), BloomError> {
-    let split = bytes
-        .len()
-        .checked_sub(CRC_LEN)
-        .ok_or(BloomError::Corrupt("too short"))?;
+    let split = bytes.len().checked_sub(CRC_LEN).ok_or(BloomError::Corrupt("too short"))?;
     let (content, crc) = bytes.split_at(split);
     Ok((content, le_u32(crc, 0)?))
 }
@@ -495,18 +457,14 @@ fn check_crc(content: &[u8], stored: u32) -> Result<(), BloomError> {
 }
 
 fn le_u32(bytes: &[u8], at: usize) -> Result<u32, BloomError> {
-    let slice = bytes
-        .get(at..at + 4)
-        .ok_or(BloomError::Corrupt("truncated"))?;
+    let slice = bytes.get(at..at + 4).ok_or(BloomError::Corrupt("truncated"))?;
     let mut word = [0u8; 4];
     word.copy_from_slice(slice);
     Ok(u32::from_le_bytes(word))
 }
 
 fn le_u64(bytes: &[u8], at: usize) -> Result<u64, BloomError> {
-    let slice = bytes
-        .get(at..at + 8)
-        .ok_or(BloomError::Corrupt("truncated"))?;
+    let slice = bytes.get(at..at + 8).ok_or(BloomError::Corrupt("truncated"))?;
     let mut word = [0u8; 8];
     word.copy_from_slice(slice);
     Ok(u64::from_le_bytes(word))
@@ -562,9 +520,7 @@ fn decode_header(bytes: &[u8]) -> Result<(ScalableBloom, usize), BloomError> {
         total_bytes = total_bytes.saturating_add(bits / 8);
         item_sum = item_sum.saturating_add(filter_items);
         if total_bytes > MAX_TOTAL_BYTES {
-            return Err(BloomError::Corrupt(
-                "filters larger than the supported maximum",
-            ));
+            return Err(BloomError::Corrupt("filters larger than the supported maximum"));
         }
         filters.push((capacity, error, bits, hashes, filter_items));
     }
@@ -581,12 +537,7 @@ fn decode_header(bytes: &[u8]) -> Result<(ScalableBloom, usize), BloomError> {
             bitmap: vec![0; (bits / 8) as usize],
         })
         .collect();
-    let bloom = ScalableBloom {
-        filters,
-        expansion,
-        nonscaling: flags & FLAG_NONSCALING != 0,
-        items,
-    };
+    let bloom = ScalableBloom { filters, expansion, nonscaling: flags & FLAG_NONSCALING != 0, items };
     Ok((bloom, table_len))
 }
 
@@ -604,38 +555,17 @@ mod tests {
 
     #[test]
     fn defaults_match_reserve() {
-        assert_eq!(
-            ScalableBloom::with_defaults(),
-            ScalableBloom::reserve(0.01, 100, 2, false).unwrap()
-        );
+        assert_eq!(ScalableBloom::with_defaults(), ScalableBloom::reserve(0.01, 100, 2, false).unwrap());
     }
 
     #[test]
     fn validates_parameters() {
-        assert_eq!(
-            ScalableBloom::reserve(0.0, 10, 2, false),
-            Err(BloomError::BadErrorRate)
-        );
-        assert_eq!(
-            ScalableBloom::reserve(1.0, 10, 2, false),
-            Err(BloomError::BadErrorRate)
-        );
-        assert_eq!(
-            ScalableBloom::reserve(f64::NAN, 10, 2, false),
-            Err(BloomError::BadErrorRate)
-        );
-        assert_eq!(
-            ScalableBloom::reserve(0.1, 0, 2, false),
-            Err(BloomError::BadCapacity)
-        );
-        assert_eq!(
-            ScalableBloom::reserve(0.1, 10, 0, false),
-            Err(BloomError::BadExpansion)
-        );
-        assert_eq!(
-            ScalableBloom::reserve(1e-300, u64::MAX, 2, false),
-            Err(BloomError::TooLarge)
-        );
+        assert_eq!(ScalableBloom::reserve(0.0, 10, 2, false), Err(BloomError::BadErrorRate));
+        assert_eq!(ScalableBloom::reserve(1.0, 10, 2, false), Err(BloomError::BadErrorRate));
+        assert_eq!(ScalableBloom::reserve(f64::NAN, 10, 2, false), Err(BloomError::BadErrorRate));
+        assert_eq!(ScalableBloom::reserve(0.1, 0, 2, false), Err(BloomError::BadCapacity));
+        assert_eq!(ScalableBloom::reserve(0.1, 10, 0, false), Err(BloomError::BadExpansion));
+        assert_eq!(ScalableBloom::reserve(1e-300, u64::MAX, 2, false), Err(BloomError::TooLarge));
     }
 
     #[test]
@@ -677,10 +607,7 @@ mod tests {
         assert!(full);
         assert_eq!(bloom.info().expansion, None);
         assert_eq!(bloom.info().fields()[4], ("Expansion rate", None));
-        assert_eq!(
-            bloom.info().fields()[3],
-            ("Number of items inserted", Some(10))
-        );
+        assert_eq!(bloom.info().fields()[3], ("Number of items inserted", Some(10)));
         assert_eq!(bloom.info().filters, 1);
     }
 
@@ -708,10 +635,7 @@ mod tests {
             "0000000000000000",
         ]
         .concat();
-        let hex: String = empty[..empty.len() - 4]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hex: String = empty[..empty.len() - 4].iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(hex, golden);
     }
 
@@ -719,10 +643,7 @@ mod tests {
     fn every_truncation_and_flip_is_rejected() {
         let bytes = filled(150).to_bytes();
         for cut in 0..bytes.len() {
-            assert!(
-                ScalableBloom::from_bytes(&bytes[..cut]).is_err(),
-                "cut {cut}"
-            );
+            assert!(ScalableBloom::from_bytes(&bytes[..cut]).is_err(), "cut {cut}");
         }
         for i in 0..bytes.len() {
             let mut flipped = bytes.clone();
@@ -731,10 +652,7 @@ mod tests {
         }
         let mut wrong_version = bytes.clone();
         wrong_version[4] = 9;
-        assert_eq!(
-            ScalableBloom::from_bytes(&wrong_version),
-            Err(BloomError::UnsupportedVersion(9))
-        );
+        assert_eq!(ScalableBloom::from_bytes(&wrong_version), Err(BloomError::UnsupportedVersion(9)));
     }
 
     #[test]
@@ -766,8 +684,7 @@ mod tests {
         for chunk in [1, 7, 64, 1000, DEFAULT_CHUNK_BYTES] {
             let chunks: Vec<(u64, Vec<u8>)> = bloom.dump_chunks(chunk).collect();
             assert_eq!(chunks[0].0, 1);
-            let loaded =
-                ScalableBloom::load_chunks(chunks.iter().map(|(c, d)| (*c, d.as_slice()))).unwrap();
+            let loaded = ScalableBloom::load_chunks(chunks.iter().map(|(c, d)| (*c, d.as_slice()))).unwrap();
             assert_eq!(loaded, bloom, "chunk size {chunk}");
         }
         let (last_cursor, _) = bloom.dump_chunks(64).last().unwrap();
@@ -779,27 +696,15 @@ mod tests {
         let bloom = filled(10);
         let (_, header) = bloom.scandump(0);
         for cut in 0..header.len() {
-            assert!(
-                ScalableBloom::from_header_chunk(&header[..cut]).is_err(),
-                "cut {cut}"
-            );
+            assert!(ScalableBloom::from_header_chunk(&header[..cut]).is_err(), "cut {cut}");
         }
         let mut empty = ScalableBloom::from_header_chunk(&header).unwrap();
         assert!(empty.load_chunk(0, b"abc").is_err());
         assert!(empty.load_chunk(u64::MAX, b"abc").is_err());
         let size = bloom.total_bitmap_bytes();
-        assert!(
-            empty.load_chunk(size + 2, &[0xff; 2]).is_err(),
-            "crosses the end"
-        );
-        assert!(
-            empty.load_chunk(size + 1, &[0xff; 2]).is_ok(),
-            "the last two bytes"
-        );
-        assert!(
-            empty.load_chunk(size + 3, &[0xff; 2]).is_err(),
-            "past the end"
-        );
+        assert!(empty.load_chunk(size + 2, &[0xff; 2]).is_err(), "crosses the end");
+        assert!(empty.load_chunk(size + 1, &[0xff; 2]).is_ok(), "the last two bytes");
+        assert!(empty.load_chunk(size + 3, &[0xff; 2]).is_err(), "past the end");
         assert!(empty.load_chunk(3, &[0xff; 2]).is_ok());
     }
 }

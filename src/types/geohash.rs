@@ -51,15 +51,9 @@ pub struct Range {
 }
 
 /// The ranges Redis encodes scores in.
-pub const LON_RANGE: Range = Range {
-    min: LON_MIN,
-    max: LON_MAX,
-};
+pub const LON_RANGE: Range = Range { min: LON_MIN, max: LON_MAX };
 /// See [`LON_RANGE`].
-pub const LAT_RANGE: Range = Range {
-    min: LAT_MIN,
-    max: LAT_MAX,
-};
+pub const LAT_RANGE: Range = Range { min: LAT_MIN, max: LAT_MAX };
 
 /// An interleaved hash of `step` bits per coordinate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -141,10 +135,7 @@ pub fn validate(longitude: f64, latitude: f64) -> Result<(), InvalidCoordinates>
     if lon_ok && lat_ok {
         Ok(())
     } else {
-        Err(InvalidCoordinates {
-            longitude,
-            latitude,
-        })
+        Err(InvalidCoordinates { longitude, latitude })
     }
 }
 
@@ -161,20 +152,14 @@ pub fn encode_in(
         && latitude >= lat_range.min
         && latitude <= lat_range.max);
     if outside || step == 0 || step > 32 {
-        return Err(InvalidCoordinates {
-            longitude,
-            latitude,
-        });
+        return Err(InvalidCoordinates { longitude, latitude });
     }
     let cells = (1u64 << step) as f64;
     let lat_offset = (latitude - lat_range.min) / (lat_range.max - lat_range.min) * cells;
     let lon_offset = (longitude - lon_range.min) / (lon_range.max - lon_range.min) * cells;
     // Truncating float-to-integer conversion, as in C; the maximum coordinate maps to 2^step,
     // one past the last cell, exactly as Redis does.
-    Ok(GeoHashBits {
-        bits: interleave(lat_offset as u32, lon_offset as u32),
-        step,
-    })
+    Ok(GeoHashBits { bits: interleave(lat_offset as u32, lon_offset as u32), step })
 }
 
 /// Encodes a point in Redis's WGS84/Mercator ranges.
@@ -225,28 +210,18 @@ pub fn area_center(area: &Area) -> (f64, f64) {
 pub fn decode_score(score: f64) -> (f64, f64) {
     // Saturating cast as in C for in-range values; scores out of range give a clamped point.
     let bits = score as u64;
-    area_center(&decode(GeoHashBits {
-        bits,
-        step: STEP_MAX,
-    }))
+    area_center(&decode(GeoHashBits { bits, step: STEP_MAX }))
 }
 
 /// The 11-character string `GEOHASH` returns for a stored score: the cell centre re-encoded with
 /// the standard ±90° latitude range, five bits per character, the 11th character always '0'.
 pub fn hash_string(score: f64) -> String {
     let (lon, lat) = decode_score(score);
-    let standard_lat = Range {
-        min: -90.0,
-        max: 90.0,
-    };
+    let standard_lat = Range { min: -90.0, max: 90.0 };
     let bits = encode_in(LON_RANGE, standard_lat, lon, lat, STEP_MAX).map_or(0, |h| h.bits);
     (0..11)
         .map(|i| {
-            let index = if i == 10 {
-                0
-            } else {
-                (bits >> (52 - (i + 1) * 5)) & 0x1f
-            };
+            let index = if i == 10 { 0 } else { (bits >> (52 - (i + 1) * 5)) & 0x1f };
             char::from(GEOHASH_ALPHABET[index as usize])
         })
         .collect()
@@ -347,10 +322,7 @@ fn step_axis(hash: GeoHashBits, axis_bits: u64, other_bits: u64, forward: bool) 
     } else {
         (moving | filler).wrapping_sub(filler.wrapping_add(1))
     };
-    GeoHashBits {
-        bits: (moved & (axis_bits >> shift)) | fixed,
-        step: hash.step,
-    }
+    GeoHashBits { bits: (moved & (axis_bits >> shift)) | fixed, step: hash.step }
 }
 
 fn move_lon(hash: GeoHashBits, delta: i8) -> GeoHashBits {
@@ -416,16 +388,7 @@ pub enum Shape {
 impl Shape {
     fn center(&self) -> (f64, f64) {
         match *self {
-            Shape::Radius {
-                longitude,
-                latitude,
-                ..
-            }
-            | Shape::Box {
-                longitude,
-                latitude,
-                ..
-            } => (longitude, latitude),
+            Shape::Radius { longitude, latitude, .. } | Shape::Box { longitude, latitude, .. } => (longitude, latitude),
         }
     }
 
@@ -434,36 +397,23 @@ impl Shape {
         let (longitude, latitude) = self.center();
         let (half_width, half_height) = match *self {
             Shape::Radius { radius_m, .. } => (radius_m, radius_m),
-            Shape::Box {
-                width_m, height_m, ..
-            } => (width_m / 2.0, height_m / 2.0),
+            Shape::Box { width_m, height_m, .. } => (width_m / 2.0, height_m / 2.0),
         };
         let lat_delta = rad_to_deg(half_height / EARTH_RADIUS_M);
-        let lon_delta_top =
-            rad_to_deg(half_width / EARTH_RADIUS_M / deg_to_rad(latitude + lat_delta).cos());
-        let lon_delta_bottom =
-            rad_to_deg(half_width / EARTH_RADIUS_M / deg_to_rad(latitude - lat_delta).cos());
+        let lon_delta_top = rad_to_deg(half_width / EARTH_RADIUS_M / deg_to_rad(latitude + lat_delta).cos());
+        let lon_delta_bottom = rad_to_deg(half_width / EARTH_RADIUS_M / deg_to_rad(latitude - lat_delta).cos());
         // The widest edge is the one nearer the pole: top in the north, bottom in the south.
-        let lon_delta = if latitude < 0.0 {
-            lon_delta_bottom
-        } else {
-            lon_delta_top
-        };
-        [
-            longitude - lon_delta,
-            latitude - lat_delta,
-            longitude + lon_delta,
-            latitude + lat_delta,
-        ]
+        let lon_delta = if latitude < 0.0 { lon_delta_bottom } else { lon_delta_top };
+        [longitude - lon_delta, latitude - lat_delta, longitude + lon_delta, latitude + lat_delta]
     }
 
     /// The radius to estimate the step from: the radius, or the box's half-diagonal.
     fn reach_m(&self) -> f64 {
         match *self {
             Shape::Radius { radius_m, .. } => radius_m,
-            Shape::Box {
-                width_m, height_m, ..
-            } => ((width_m / 2.0) * (width_m / 2.0) + (height_m / 2.0) * (height_m / 2.0)).sqrt(),
+            Shape::Box { width_m, height_m, .. } => {
+                ((width_m / 2.0) * (width_m / 2.0) + (height_m / 2.0) * (height_m / 2.0)).sqrt()
+            }
         }
     }
 
@@ -475,9 +425,7 @@ impl Shape {
                 let d = distance(cx, cy, longitude, latitude);
                 (d <= radius_m).then_some(d)
             }
-            Shape::Box {
-                width_m, height_m, ..
-            } => {
+            Shape::Box { width_m, height_m, .. } => {
                 // Latitude first: it is the cheaper test.
                 if lat_distance(latitude, cy) > height_m / 2.0 {
                     return None;
@@ -581,10 +529,7 @@ pub fn search_areas(shape: &Shape) -> Result<SearchAreas, InvalidCoordinates> {
             neighbors[i] = Some(hash);
         }
     }
-    Ok(SearchAreas {
-        center: area,
-        neighbors,
-    })
+    Ok(SearchAreas { center: area, neighbors })
 }
 
 impl fmt::Display for GeoHashBits {
@@ -621,13 +566,7 @@ mod tests {
 
     #[test]
     fn interleave_round_trips() {
-        for (lat, lon) in [
-            (0u32, 0u32),
-            (1, 0),
-            (0, 1),
-            (0x3ff_ffff, 0x155_5555),
-            (u32::MAX, 7),
-        ] {
+        for (lat, lon) in [(0u32, 0u32), (1, 0), (0, 1), (0x3ff_ffff, 0x155_5555), (u32::MAX, 7)] {
             assert_eq!(deinterleave(interleave(lat, lon)), (lat, lon));
         }
         assert_eq!(interleave(1, 0), 1);
@@ -642,10 +581,7 @@ mod tests {
         assert!(validate(0.0, 85.06).is_err());
         assert!(validate(f64::NAN, 0.0).is_err());
         let err = validate(181.0, 10.0).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "ERR invalid longitude,latitude pair 181.000000,10.000000"
-        );
+        assert_eq!(err.to_string(), "ERR invalid longitude,latitude pair 181.000000,10.000000");
     }
 
     #[test]
@@ -679,11 +615,7 @@ mod tests {
     #[test]
     fn search_covers_the_radius() {
         // Every point inside the radius lies in one of the scanned cells.
-        let shape = Shape::Radius {
-            longitude: 15.0,
-            latitude: 37.0,
-            radius_m: 200_000.0,
-        };
+        let shape = Shape::Radius { longitude: 15.0, latitude: 37.0, radius_m: 200_000.0 };
         let areas = search_areas(&shape).unwrap();
         let ranges: Vec<(u64, u64)> = areas.cells().into_iter().map(score_range).collect();
         for i in 0..2000 {
@@ -692,10 +624,7 @@ mod tests {
             let s = score(lon, lat).unwrap();
             let (plon, plat) = decode_score(s as f64);
             if shape.contains(plon, plat).is_some() {
-                assert!(
-                    ranges.iter().any(|&(lo, hi)| s >= lo && s < hi),
-                    "({lon}, {lat})"
-                );
+                assert!(ranges.iter().any(|&(lo, hi)| s >= lo && s < hi), "({lon}, {lat})");
             }
         }
         assert!(shape.contains(CATANIA.0, CATANIA.1).is_some());
@@ -704,12 +633,7 @@ mod tests {
 
     #[test]
     fn box_contains() {
-        let shape = Shape::Box {
-            longitude: 15.0,
-            latitude: 37.0,
-            width_m: 400_000.0,
-            height_m: 400_000.0,
-        };
+        let shape = Shape::Box { longitude: 15.0, latitude: 37.0, width_m: 400_000.0, height_m: 400_000.0 };
         assert!(shape.contains(CATANIA.0, CATANIA.1).is_some());
         assert!(shape.contains(PALERMO.0, PALERMO.1).is_some());
         assert!(shape.contains(20.0, 37.0).is_none());

@@ -80,8 +80,7 @@ pub enum HllError {
 
 impl HllError {
     /// Redis's reply text (without the leading `-`) for [`HllError::NotHll`].
-    pub const NOT_HLL_REPLY: &'static str =
-        "WRONGTYPE Key is not a valid HyperLogLog string value.";
+    pub const NOT_HLL_REPLY: &'static str = "WRONGTYPE Key is not a valid HyperLogLog string value.";
     /// Redis's reply text (without the leading `-`) for [`HllError::Corrupted`].
     pub const CORRUPTED_REPLY: &'static str = "INVALIDOBJ Corrupted HLL object detected";
 
@@ -160,19 +159,13 @@ impl Opcode {
 fn decode_opcode(ops: &[u8], at: usize) -> Option<Opcode> {
     let first = *ops.get(at)?;
     Some(match first >> 6 {
-        0b00 => Opcode::Zero {
-            len: usize::from(first & 0x3f) + 1,
-            wide: false,
-        },
+        0b00 => Opcode::Zero { len: usize::from(first & 0x3f) + 1, wide: false },
         0b01 => {
             let second = *ops.get(at + 1)?;
             let len = ((usize::from(first & 0x3f) << 8) | usize::from(second)) + 1;
             Opcode::Zero { len, wide: true }
         }
-        _ => Opcode::Val {
-            value: ((first >> 2) & 0x1f) + 1,
-            len: usize::from(first & 0x3) + 1,
-        },
+        _ => Opcode::Val { value: ((first >> 2) & 0x1f) + 1, len: usize::from(first & 0x3) + 1 },
     })
 }
 
@@ -321,9 +314,7 @@ impl Hll {
             ENCODING_SPARSE => validate_sparse(&bytes[HEADER_LEN..])?,
             _ => return Err(HllError::NotHll("unknown encoding")),
         }
-        Ok(Hll {
-            bytes: bytes.to_vec(),
-        })
+        Ok(Hll { bytes: bytes.to_vec() })
     }
 
     /// The Redis string bytes.
@@ -516,11 +507,7 @@ impl Hll {
 
         let edited_in_place = match op {
             Opcode::Val { value: old, .. } if old >= value => return false,
-            Opcode::Val { len: 1, .. }
-            | Opcode::Zero {
-                len: 1,
-                wide: false,
-            } => {
+            Opcode::Val { len: 1, .. } | Opcode::Zero { len: 1, wide: false } => {
                 self.bytes[at] = val_op(value, 1);
                 true
             }
@@ -573,11 +560,7 @@ impl Hll {
                 at += op.byte_len();
                 continue;
             };
-            if let Some(Opcode::Val {
-                value: next_value,
-                len: next_len,
-            }) = decode_opcode(&self.bytes, at + 1)
-            {
+            if let Some(Opcode::Val { value: next_value, len: next_len }) = decode_opcode(&self.bytes, at + 1) {
                 if next_value == value && len + next_len <= SPARSE_VAL_MAX_LEN {
                     self.bytes[at + 1] = val_op(value, len + next_len);
                     self.bytes.remove(at);
@@ -644,16 +627,12 @@ fn validate_sparse(ops: &[u8]) -> Result<(), HllError> {
         let op = decode_opcode(ops, at).ok_or(HllError::Corrupted("truncated XZERO opcode"))?;
         covered += op.span();
         if covered > REGISTERS {
-            return Err(HllError::Corrupted(
-                "sparse opcodes cover more than 16384 registers",
-            ));
+            return Err(HllError::Corrupted("sparse opcodes cover more than 16384 registers"));
         }
         at += op.byte_len();
     }
     if covered != REGISTERS {
-        return Err(HllError::Corrupted(
-            "sparse opcodes cover fewer than 16384 registers",
-        ));
+        return Err(HllError::Corrupted("sparse opcodes cover fewer than 16384 registers"));
     }
     Ok(())
 }
@@ -693,10 +672,7 @@ mod tests {
         }
         dense_set(&mut registers, REGISTERS - 1, 0);
         assert_eq!(dense_get(&registers, REGISTERS - 1), 0);
-        assert_eq!(
-            dense_get(&registers, REGISTERS - 2),
-            ((REGISTERS - 2) % 64) as u8
-        );
+        assert_eq!(dense_get(&registers, REGISTERS - 2), ((REGISTERS - 2) % 64) as u8);
     }
 
     #[test]
@@ -720,10 +696,7 @@ mod tests {
             hll.add(format!("element:{i}").as_bytes());
         }
         let count = hll.count() as f64;
-        assert!(
-            (count - 100_000.0).abs() / 100_000.0 < 0.03,
-            "count {count}"
-        );
+        assert!((count - 100_000.0).abs() / 100_000.0 < 0.03, "count {count}");
         assert_eq!(hll.cached_count(), Some(count as u64));
         assert!(!hll.add(b"element:5"));
         assert_eq!(hll.cached_count(), Some(count as u64));
@@ -748,22 +721,11 @@ mod tests {
         let header = &Hll::new_sparse().to_bytes()[..HEADER_LEN];
         let with = |ops: &[u8]| [header, ops].concat();
         // Too few registers, truncated XZERO, too many registers.
-        for ops in [
-            &[][..],
-            &[0x7f][..],
-            &[0x7f, 0xfe][..],
-            &[0x7f, 0xff, 0x00][..],
-        ] {
-            assert!(
-                matches!(Hll::from_bytes(&with(ops)), Err(HllError::Corrupted(_))),
-                "{ops:?}"
-            );
+        for ops in [&[][..], &[0x7f][..], &[0x7f, 0xfe][..], &[0x7f, 0xff, 0x00][..]] {
+            assert!(matches!(Hll::from_bytes(&with(ops)), Err(HllError::Corrupted(_))), "{ops:?}");
         }
         // A VAL that overflows the end.
-        assert!(matches!(
-            Hll::from_bytes(&with(&[0x7f, 0xfe, 0x81])),
-            Err(HllError::Corrupted(_))
-        ));
+        assert!(matches!(Hll::from_bytes(&with(&[0x7f, 0xfe, 0x81])), Err(HllError::Corrupted(_))));
         assert!(Hll::from_bytes(&with(&[0x7f, 0xfe, 0x80])).is_ok());
     }
 

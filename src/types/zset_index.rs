@@ -58,11 +58,7 @@ impl ScoreBound {
         if value.is_nan() {
             return None;
         }
-        Some(if exclusive {
-            ScoreBound::Exclusive(value)
-        } else {
-            ScoreBound::Inclusive(value)
-        })
+        Some(if exclusive { ScoreBound::Exclusive(value) } else { ScoreBound::Inclusive(value) })
     }
 }
 
@@ -108,10 +104,7 @@ struct Node {
 
 /// Redis's order: score first (NaN never stored, -0.0 equals 0.0), then member bytes.
 fn key_cmp(score_a: f64, member_a: &[u8], score_b: f64, member_b: &[u8]) -> Ordering {
-    score_a
-        .partial_cmp(&score_b)
-        .unwrap_or(Ordering::Equal)
-        .then_with(|| member_a.cmp(member_b))
+    score_a.partial_cmp(&score_b).unwrap_or(Ordering::Equal).then_with(|| member_a.cmp(member_b))
 }
 
 /// A sorted set's members, ordered by `(score, member)`, with ranks.
@@ -176,14 +169,7 @@ impl ZsetIndex {
         }
         let member: Arc<[u8]> = Arc::from(member);
         let priority = self.next_priority();
-        let node = Node {
-            score,
-            member: member.clone(),
-            priority,
-            left: NIL,
-            right: NIL,
-            size: 1,
-        };
+        let node = Node { score, member: member.clone(), priority, left: NIL, right: NIL, size: 1 };
         let index = match self.free.pop() {
             Some(i) => {
                 self.nodes[i as usize] = node;
@@ -283,11 +269,7 @@ impl ZsetIndex {
                 }
             }
         }
-        Iter {
-            index: self,
-            stack,
-            reverse: false,
-        }
+        Iter { index: self, stack, reverse: false }
     }
 
     /// Members in descending order from an ascending rank downwards (for `ZREVRANGE` start at
@@ -312,17 +294,12 @@ impl ZsetIndex {
                 }
             }
         }
-        Iter {
-            index: self,
-            stack,
-            reverse: true,
-        }
+        Iter { index: self, stack, reverse: true }
     }
 
     /// The members with ascending ranks in `ranks`, ascending.
     pub fn range(&self, ranks: Range<usize>) -> impl Iterator<Item = (&[u8], f64)> {
-        self.iter_from(ranks.start)
-            .take(ranks.end.saturating_sub(ranks.start))
+        self.iter_from(ranks.start).take(ranks.end.saturating_sub(ranks.start))
     }
 
     /// The members with ascending ranks in `ranks`, descending.
@@ -459,11 +436,7 @@ impl<'a> Iterator for Iter<'a> {
         while next != NIL {
             self.stack.push(next);
             let child = self.index.node(next);
-            next = if self.reverse {
-                child.right
-            } else {
-                child.left
-            };
+            next = if self.reverse { child.right } else { child.left };
         }
         Some((&node.member, node.score))
     }
@@ -507,10 +480,7 @@ mod tests {
         let members: Vec<&[u8]> = z.iter().map(|(m, _)| m).collect();
         assert_eq!(members, vec![&b"z"[..], b"c", b"a", b"b"]);
         assert_eq!(z.rank(b"a"), Some(2));
-        assert_eq!(
-            z.insert(b"z", 2.0),
-            Ok(InsertOutcome::Updated(f64::NEG_INFINITY))
-        );
+        assert_eq!(z.insert(b"z", 2.0), Ok(InsertOutcome::Updated(f64::NEG_INFINITY)));
         assert_eq!(z.rank(b"z"), Some(3));
         assert_eq!(z.get_by_rank(0), Some((&b"c"[..], 0.5)));
         assert_eq!(z.remove(b"c"), Some(0.5));
@@ -521,25 +491,13 @@ mod tests {
     #[test]
     fn bounds_parse() {
         assert_eq!(ScoreBound::parse(b"(1.5"), Some(ScoreBound::Exclusive(1.5)));
-        assert_eq!(
-            ScoreBound::parse(b"-inf"),
-            Some(ScoreBound::Inclusive(f64::NEG_INFINITY))
-        );
-        assert_eq!(
-            ScoreBound::parse(b"+inf"),
-            Some(ScoreBound::Inclusive(f64::INFINITY))
-        );
+        assert_eq!(ScoreBound::parse(b"-inf"), Some(ScoreBound::Inclusive(f64::NEG_INFINITY)));
+        assert_eq!(ScoreBound::parse(b"+inf"), Some(ScoreBound::Inclusive(f64::INFINITY)));
         assert_eq!(ScoreBound::parse(b"nan"), None);
         assert_eq!(ScoreBound::parse(b"x"), None);
         assert_eq!(LexBound::parse(b"-"), Some(LexBound::Min));
-        assert_eq!(
-            LexBound::parse(b"[a"),
-            Some(LexBound::Inclusive(b"a".to_vec()))
-        );
-        assert_eq!(
-            LexBound::parse(b"(a"),
-            Some(LexBound::Exclusive(b"a".to_vec()))
-        );
+        assert_eq!(LexBound::parse(b"[a"), Some(LexBound::Inclusive(b"a".to_vec())));
+        assert_eq!(LexBound::parse(b"(a"), Some(LexBound::Exclusive(b"a".to_vec())));
         assert_eq!(LexBound::parse(b"a"), None);
         assert_eq!(LexBound::parse(b""), None);
     }
@@ -554,11 +512,7 @@ mod tests {
             let same_score = round == 3;
             for step in 0..6000 {
                 let member = format!("m{}", rng.gen_range(0..universe)).into_bytes();
-                let score = if same_score {
-                    0.0
-                } else {
-                    f64::from(rng.gen_range(-50..50)) / 4.0
-                };
+                let score = if same_score { 0.0 } else { f64::from(rng.gen_range(-50..50)) / 4.0 };
                 match rng.gen_range(0..10) {
                     0..=4 => {
                         let expected = match model.position(&member) {
@@ -575,10 +529,7 @@ mod tests {
                     }
                     _ => {
                         assert_eq!(z.rank(&member), model.position(&member));
-                        assert_eq!(
-                            z.score(&member),
-                            model.position(&member).map(|i| model.0[i].0)
-                        );
+                        assert_eq!(z.score(&member), model.position(&member).map(|i| model.0[i].0));
                     }
                 }
                 assert_eq!(z.len(), model.0.len());
@@ -595,13 +546,7 @@ mod tests {
         for _ in 0..20 {
             let a = rng.gen_range(0..n + 3);
             let b = rng.gen_range(0..n + 3);
-            let want: Vec<_> = model
-                .0
-                .iter()
-                .skip(a)
-                .take(b.saturating_sub(a))
-                .cloned()
-                .collect();
+            let want: Vec<_> = model.0.iter().skip(a).take(b.saturating_sub(a)).cloned().collect();
             assert_eq!(pairs(z.range(a..b)), want, "range {a}..{b}");
             let rev: Vec<_> = want.iter().rev().cloned().collect();
             assert_eq!(pairs(z.range_rev(a..b)), rev, "range_rev {a}..{b}");
@@ -631,17 +576,8 @@ mod tests {
                 };
                 above && below
             };
-            let want: Vec<_> = model
-                .0
-                .iter()
-                .filter(|(s, _)| inside(*s))
-                .cloned()
-                .collect();
-            assert_eq!(
-                pairs(z.range(z.score_rank_range(min, max))),
-                want,
-                "{min:?} {max:?}"
-            );
+            let want: Vec<_> = model.0.iter().filter(|(s, _)| inside(*s)).cloned().collect();
+            assert_eq!(pairs(z.range(z.score_rank_range(min, max))), want, "{min:?} {max:?}");
 
             if lex {
                 let lex_bound = |rng: &mut rand::rngs::SmallRng| {
@@ -690,8 +626,7 @@ mod tests {
         }
         assert_eq!(z.len(), 100_000);
         assert_eq!(z.rank(&150_001u32.to_be_bytes()), Some(75_000));
-        let range =
-            z.score_rank_range(ScoreBound::Inclusive(1000.0), ScoreBound::Exclusive(1010.0));
+        let range = z.score_rank_range(ScoreBound::Inclusive(1000.0), ScoreBound::Exclusive(1010.0));
         assert_eq!(range, 500..505);
     }
 }

@@ -22,14 +22,8 @@ fn engine_state(engine: &Engine) -> State {
     loop {
         let page = engine.scan(None, cursor, 100).expect("scan after recovery");
         for (db, key) in page.keys {
-            let entry = engine
-                .get(db, &key)
-                .expect("read after recovery")
-                .expect("scanned key readable");
-            assert!(
-                state.insert((db, key), entry.value.to_vec()).is_none(),
-                "scan returned a key twice"
-            );
+            let entry = engine.get(db, &key).expect("read after recovery").expect("scanned key readable");
+            assert!(state.insert((db, key), entry.value.to_vec()).is_none(), "scan returned a key twice");
         }
         cursor = page.cursor;
         if cursor == 0 {
@@ -39,11 +33,7 @@ fn engine_state(engine: &Engine) -> State {
 }
 
 /// One random write; returns the state it produces if it succeeds.
-fn random_write(
-    engine: &Engine,
-    rng: &mut SmallRng,
-    state: &State,
-) -> (velo::engine::Result<()>, State) {
+fn random_write(engine: &Engine, rng: &mut SmallRng, state: &State) -> (velo::engine::Result<()>, State) {
     let db = rng.gen_range(0..2u16);
     let key = random_key(rng, 150);
     let mut next = state.clone();
@@ -71,10 +61,7 @@ fn random_write(
 
 /// Seeds to run: 24 by default; `VELO_CRASH_SEEDS=n` runs n (for soak runs).
 fn seeds(base: u64) -> std::ops::Range<u64> {
-    let count = std::env::var("VELO_CRASH_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(24);
+    let count = std::env::var("VELO_CRASH_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(24);
     base..base + count
 }
 
@@ -164,12 +151,7 @@ fn fsync_always_keeps_every_acknowledged_write() {
                     .iter()
                     .filter(|(k, v)| acknowledged.get(*k) != Some(*v))
                     .map(|(k, v)| {
-                        (
-                            k.0,
-                            String::from_utf8_lossy(&k.1).into_owned(),
-                            v.len(),
-                            acknowledged.get(k).map(|v| v.len()),
-                        )
+                        (k.0, String::from_utf8_lossy(&k.1).into_owned(), v.len(), acknowledged.get(k).map(|v| v.len()))
                     })
                     .chain(
                         acknowledged
@@ -178,7 +160,10 @@ fn fsync_always_keeps_every_acknowledged_write() {
                             .map(|k| (k.0, String::from_utf8_lossy(&k.1).into_owned(), 0, None)),
                     )
                     .collect();
-                panic!("{context}: slot {slot} recovered a state that was never acknowledged (uncertain op: {}): {diff:?}", uncertain.is_some());
+                panic!(
+                    "{context}: slot {slot} recovered a state that was never acknowledged (uncertain op: {}): {diff:?}",
+                    uncertain.is_some()
+                );
             }
             state = accepted;
         }
@@ -221,9 +206,7 @@ fn everysec_loses_only_writes_after_the_last_sync() {
                         .collect()
                 };
                 let recovered_slot = project(&recovered);
-                let prefix = history
-                    .iter()
-                    .position(|candidate| project(candidate) == recovered_slot);
+                let prefix = history.iter().position(|candidate| project(candidate) == recovered_slot);
                 assert!(
                     prefix.is_some(),
                     "{context}: slot {slot} recovered {} keys, which is no prefix of the writes since the last sync",
@@ -246,60 +229,30 @@ fn a_failed_checkpoint_poisons_writes_but_keeps_reads_right() {
         let engine = Engine::open(Path::new("/data"), options.clone()).expect("open");
         let value = |n: u32| format!("value-{n}-{}", "x".repeat((n % 300) as usize)).into_bytes();
         for n in 0..500u32 {
-            engine
-                .set(
-                    0,
-                    format!("k{n}").as_bytes(),
-                    ValueKind::String,
-                    &value(n),
-                    None,
-                )
-                .expect("set");
+            engine.set(0, format!("k{n}").as_bytes(), ValueKind::String, &value(n), None).expect("set");
         }
         engine.checkpoint().expect("first checkpoint");
         for n in 250..750u32 {
-            engine
-                .set(
-                    0,
-                    format!("k{n}").as_bytes(),
-                    ValueKind::String,
-                    &value(n + 1),
-                    None,
-                )
-                .expect("set");
+            engine.set(0, format!("k{n}").as_bytes(), ValueKind::String, &value(n + 1), None).expect("set");
         }
         fs.fail_writes_after(fail_after, std::io::ErrorKind::StorageFull);
         let err = engine.checkpoint().expect_err("checkpoint must fail");
         assert!(err.to_string().contains("/data"), "{err}");
-        let refused = engine
-            .set(0, b"new", ValueKind::String, b"v", None)
-            .expect_err("poisoned");
+        let refused = engine.set(0, b"new", ValueKind::String, b"v", None).expect_err("poisoned");
         assert!(refused.to_string().contains("poisoned"), "{refused}");
         for n in 0..750u32 {
             let expected = if n < 250 { value(n) } else { value(n + 1) };
-            let got = engine
-                .get(0, format!("k{n}").as_bytes())
-                .expect("read after failure")
-                .map(|e| e.value.to_vec());
-            assert_eq!(
-                got,
-                Some(expected),
-                "k{n} after a checkpoint failing at write {fail_after}"
-            );
+            let got = engine.get(0, format!("k{n}").as_bytes()).expect("read after failure").map(|e| e.value.to_vec());
+            assert_eq!(got, Some(expected), "k{n} after a checkpoint failing at write {fail_after}");
         }
         fs.heal();
         drop(engine);
         let engine = Engine::open(Path::new("/data"), options).expect("restart recovers");
         for n in 0..750u32 {
             let expected = if n < 250 { value(n) } else { value(n + 1) };
-            let got = engine
-                .get(0, format!("k{n}").as_bytes())
-                .expect("read after restart")
-                .map(|e| e.value.to_vec());
+            let got = engine.get(0, format!("k{n}").as_bytes()).expect("read after restart").map(|e| e.value.to_vec());
             assert_eq!(got, Some(expected), "k{n} after restart");
         }
-        engine
-            .set(0, b"new", ValueKind::String, b"v", None)
-            .expect("writable again");
+        engine.set(0, b"new", ValueKind::String, b"v", None).expect("writable again");
     }
 }

@@ -24,11 +24,7 @@ fn mutate(rng: &mut SmallRng, valid: &[u8]) -> Vec<u8> {
             }
         }
         2 => bytes.extend((0..rng.gen_range(1..64)).map(|_| rng.gen::<u8>())),
-        _ => {
-            bytes = (0..rng.gen_range(0..valid.len() + 64))
-                .map(|_| rng.gen())
-                .collect()
-        }
+        _ => bytes = (0..rng.gen_range(0..valid.len() + 64)).map(|_| rng.gen()).collect(),
     }
     bytes
 }
@@ -58,32 +54,11 @@ fn decoders_never_panic_on_hostile_bytes() {
     writer.add(1, 0, b"key", &b"value".repeat(50));
     let segment = writer.seal(1, 16).bytes;
     let mut wal_file = format::file_header(format::MAGIC_WAL, 0).to_vec();
-    wal::encode_record(
-        1,
-        16,
-        wal::WalOp::Set,
-        0,
-        0,
-        b"k",
-        b"\x00\x00v",
-        &mut wal_file,
-    );
-    let slot_meta = SlotMeta {
-        checkpoint_seq: 4,
-        ..Default::default()
-    }
-    .encode();
-    let dir_meta = DataDirMeta {
-        slot_count: 4,
-        creation_id: 1,
-    }
-    .encode();
+    wal::encode_record(1, 16, wal::WalOp::Set, 0, 0, b"k", b"\x00\x00v", &mut wal_file);
+    let slot_meta = SlotMeta { checkpoint_seq: 4, ..Default::default() }.encode();
+    let dir_meta = DataDirMeta { slot_count: 4, creation_id: 1 }.encode();
     let big = segment::encode_big_value(1, 0, b"k", b"\x00\x00v");
-    let envelope_bytes = envelope::encode(
-        ValueKind::String,
-        &b"abc".repeat(200),
-        CompressionPolicy::default(),
-    );
+    let envelope_bytes = envelope::encode(ValueKind::String, &b"abc".repeat(200), CompressionPolicy::default());
     let dictionaries = DictionaryMap::default();
     for _ in 0..4_000 {
         let _ = Page::decode(&mutate(&mut rng, &page[..]), path, 0);

@@ -13,10 +13,7 @@ use crate::engine_support::{random_key, random_value, small_options, TestClock};
 type Model = BTreeMap<(u16, Vec<u8>), (ValueKind, Vec<u8>, Option<u64>)>;
 
 fn live(model: &Model, db: u16, key: &[u8], now: u64) -> Option<(ValueKind, Vec<u8>, Option<u64>)> {
-    model
-        .get(&(db, key.to_vec()))
-        .filter(|(_, _, at)| at.is_none_or(|at| at > now))
-        .cloned()
+    model.get(&(db, key.to_vec())).filter(|(_, _, at)| at.is_none_or(|at| at > now)).cloned()
 }
 
 fn full_scan(engine: &Engine, db: Option<u16>, rng: &mut SmallRng) -> Vec<(u16, Vec<u8>)> {
@@ -34,13 +31,7 @@ fn full_scan(engine: &Engine, db: Option<u16>, rng: &mut SmallRng) -> Vec<(u16, 
 
 /// Removes every expired key from the engine (sweeping all buckets) and from the model.
 fn sweep_all(engine: &Engine, model: &mut Model, now: u64) {
-    let buckets: u64 = engine
-        .stats()
-        .slots
-        .iter()
-        .map(|s| s.buckets)
-        .max()
-        .unwrap_or(1);
+    let buckets: u64 = engine.stats().slots.iter().map(|s| s.buckets).max().unwrap_or(1);
     for _ in 0..(buckets / 16 + 2) * 2 {
         engine.active_expire(usize::MAX).expect("active expire");
     }
@@ -52,35 +43,24 @@ fn run(seed: u64, operations: usize) {
     let fs = CrashFs::new();
     let clock = TestClock::new(1_700_000_000_000);
     let dir = std::path::Path::new("/data");
-    let mut engine =
-        Engine::open(dir, small_options(&fs, &clock, FsyncPolicy::EverySec)).expect("open");
+    let mut engine = Engine::open(dir, small_options(&fs, &clock, FsyncPolicy::EverySec)).expect("open");
     let mut model: Model = BTreeMap::new();
     let checkpoints = std::cell::RefCell::new(0u64);
     for step in 0..operations {
         let db = rng.gen_range(0..3u16);
         let key = random_key(&mut rng, 400);
         let now = clock.now();
-        let context = format!(
-            "seed {seed} step {step} db {db} key {:?}",
-            String::from_utf8_lossy(&key)
-        );
+        let context = format!("seed {seed} step {step} db {db} key {:?}", String::from_utf8_lossy(&key));
         match rng.gen_range(0..100) {
             0..=34 => {
                 let value = random_value(&mut rng);
-                let kind = if rng.gen_bool(0.9) {
-                    ValueKind::String
-                } else {
-                    ValueKind::Hash
-                };
+                let kind = if rng.gen_bool(0.9) { ValueKind::String } else { ValueKind::Hash };
                 let expiry = rng.gen_bool(0.15).then(|| now + rng.gen_range(1..5_000));
                 engine.set(db, &key, kind, &value, expiry).expect(&context);
                 model.insert((db, key), (kind, value, expiry));
             }
             35..=54 => {
-                let got = engine
-                    .get(db, &key)
-                    .expect(&context)
-                    .map(|e| (e.kind, e.value.to_vec(), e.expire_at_ms));
+                let got = engine.get(db, &key).expect(&context).map(|e| (e.kind, e.value.to_vec(), e.expire_at_ms));
                 assert_eq!(got, live(&model, db, &key, now), "{context}");
             }
             55..=64 => {
@@ -91,11 +71,7 @@ fn run(seed: u64, operations: usize) {
                 }
             }
             65..=71 => {
-                let expiry = if rng.gen_bool(0.3) {
-                    None
-                } else {
-                    Some(now + rng.gen_range(1..10_000))
-                };
+                let expiry = if rng.gen_bool(0.3) { None } else { Some(now + rng.gen_range(1..10_000)) };
                 let applied = engine.set_expiry(db, &key, expiry).expect(&context);
                 let exists = live(&model, db, &key, now).is_some();
                 assert_eq!(applied, exists, "{context}");
@@ -106,15 +82,8 @@ fn run(seed: u64, operations: usize) {
                 }
             }
             72..=74 => {
-                let info = engine
-                    .key_info(db, &key)
-                    .expect(&context)
-                    .map(|i| (i.kind, i.expire_at_ms));
-                assert_eq!(
-                    info,
-                    live(&model, db, &key, now).map(|(kind, _, at)| (kind, at)),
-                    "{context}"
-                );
+                let info = engine.key_info(db, &key).expect(&context).map(|i| (i.kind, i.expire_at_ms));
+                assert_eq!(info, live(&model, db, &key, now).map(|(kind, _, at)| (kind, at)), "{context}");
             }
             75..=79 => clock.advance(rng.gen_range(1..3_000)),
             80..=82 => {
@@ -124,13 +93,7 @@ fn run(seed: u64, operations: usize) {
                     if rng.gen_bool(0.8) {
                         let value = random_value(&mut rng);
                         model.insert((db, key.clone()), (ValueKind::String, value.clone(), None));
-                        ops.push(BatchOp::Set {
-                            db,
-                            key,
-                            kind: ValueKind::String,
-                            value,
-                            expire_at_ms: None,
-                        });
+                        ops.push(BatchOp::Set { db, key, kind: ValueKind::String, value, expire_at_ms: None });
                     } else {
                         model.remove(&(db, key.clone()));
                         ops.push(BatchOp::Delete { db, key });
@@ -141,11 +104,7 @@ fn run(seed: u64, operations: usize) {
             83 => {
                 let scanned = full_scan(&engine, Some(db), &mut rng);
                 let unique: BTreeSet<_> = scanned.iter().cloned().collect();
-                assert_eq!(
-                    unique.len(),
-                    scanned.len(),
-                    "{context}: scan returned duplicates"
-                );
+                assert_eq!(unique.len(), scanned.len(), "{context}: scan returned duplicates");
                 let expected: BTreeSet<_> = model
                     .iter()
                     .filter(|((d, _), (_, _, at))| *d == db && at.is_none_or(|at| at > now))
@@ -156,11 +115,7 @@ fn run(seed: u64, operations: usize) {
             84 => {
                 sweep_all(&engine, &mut model, now);
                 let expected = model.keys().filter(|(d, _)| *d == db).count() as u64;
-                assert_eq!(
-                    engine.dbsize(db).expect(&context),
-                    expected,
-                    "{context}: dbsize"
-                );
+                assert_eq!(engine.dbsize(db).expect(&context), expected, "{context}: dbsize");
             }
             85 => {
                 if rng.gen_bool(0.3) {
@@ -181,42 +136,28 @@ fn run(seed: u64, operations: usize) {
             90..=92 => {
                 *checkpoints.borrow_mut() += engine.stats().total(|s| s.checkpoints);
                 engine.close().expect(&context);
-                engine = Engine::open(dir, small_options(&fs, &clock, FsyncPolicy::EverySec))
-                    .expect(&context);
+                engine = Engine::open(dir, small_options(&fs, &clock, FsyncPolicy::EverySec)).expect(&context);
             }
             _ => {
                 // Reopen without a clean close: the WAL must be replayed.
                 engine.sync().expect(&context);
                 drop(engine);
-                engine = Engine::open(dir, small_options(&fs, &clock, FsyncPolicy::EverySec))
-                    .expect(&context);
+                engine = Engine::open(dir, small_options(&fs, &clock, FsyncPolicy::EverySec)).expect(&context);
             }
         }
     }
     // Final full comparison after a reopen.
     engine.close().expect("close");
-    let engine =
-        Engine::open(dir, small_options(&fs, &clock, FsyncPolicy::EverySec)).expect("reopen");
+    let engine = Engine::open(dir, small_options(&fs, &clock, FsyncPolicy::EverySec)).expect("reopen");
     let now = clock.now();
     for ((db, key), _) in model.iter() {
-        let got = engine
-            .get(*db, key)
-            .expect("get")
-            .map(|e| (e.kind, e.value.to_vec(), e.expire_at_ms));
-        assert_eq!(
-            got,
-            live(&model, *db, key, now),
-            "seed {seed} final {db} {key:?}"
-        );
+        let got = engine.get(*db, key).expect("get").map(|e| (e.kind, e.value.to_vec(), e.expire_at_ms));
+        assert_eq!(got, live(&model, *db, key, now), "seed {seed} final {db} {key:?}");
     }
     let stats = engine.stats();
     assert!(stats.slots.iter().all(|s| !s.poisoned));
     // The run must have exercised the layers below the WAL, not just the memtable.
-    assert!(
-        *checkpoints.borrow() > 20,
-        "only {} checkpoints",
-        checkpoints.borrow()
-    );
+    assert!(*checkpoints.borrow() > 20, "only {} checkpoints", checkpoints.borrow());
 }
 
 #[test]
@@ -236,10 +177,7 @@ fn engine_matches_model_seed_3() {
 
 #[test]
 fn engine_matches_model_random_seed() {
-    let seed = std::env::var("VELO_MODEL_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random::<u64>);
+    let seed = std::env::var("VELO_MODEL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random::<u64>);
     eprintln!("model seed {seed} (rerun with VELO_MODEL_SEED={seed})");
     run(seed, 12_000);
 }

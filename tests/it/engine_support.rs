@@ -59,14 +59,8 @@ pub fn random_value(rng: &mut SmallRng) -> Vec<u8> {
     match rng.gen_range(0..10) {
         0..=2 => (0..rng.gen_range(0..12)).map(|_| rng.gen::<u8>()).collect(),
         3 => rng.gen_range(-100_000i64..100_000).to_string().into_bytes(),
-        4..=6 => (0..rng.gen_range(30..600))
-            .map(|_| rng.gen::<u8>())
-            .collect(),
-        7 | 8 => format!("{{\"name\":\"user\",\"n\":{}}}", rng.gen::<u32>())
-            .repeat(rng.gen_range(1..40))
-            .into_bytes(),
-        _ => (0..rng.gen_range(1100..6000))
-            .map(|_| rng.gen::<u8>())
-            .collect(),
+        4..=6 => (0..rng.gen_range(30..600)).map(|_| rng.gen::<u8>()).collect(),
+        7 | 8 => format!("{{\"name\":\"user\",\"n\":{}}}", rng.gen::<u32>()).repeat(rng.gen_range(1..40)).into_bytes(),
+        _ => (0..rng.gen_range(1100..6000)).map(|_| rng.gen::<u8>()).collect(),
     }
 }

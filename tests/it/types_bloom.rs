@@ -10,14 +10,9 @@ fn measure(bloom: &mut ScalableBloom, count: u32) -> f64 {
         bloom.add(format!("present:{i}").as_bytes()).expect("add");
     }
     for i in 0..count {
-        assert!(
-            bloom.exists(format!("present:{i}").as_bytes()),
-            "false negative for {i}"
-        );
+        assert!(bloom.exists(format!("present:{i}").as_bytes()), "false negative for {i}");
     }
-    let false_positives = (0..count)
-        .filter(|i| bloom.exists(format!("absent:{i}").as_bytes()))
-        .count();
+    let false_positives = (0..count).filter(|i| bloom.exists(format!("absent:{i}").as_bytes())).count();
     false_positives as f64 / f64::from(count)
 }
 
@@ -30,31 +25,22 @@ fn bloom_false_positive_rate_within_twice_the_error() {
         (0.05, 100, 1, false),    // expansion 1: many equal-size sub-filters
     ];
     for &(error, capacity, expansion, nonscaling) in cases {
-        let mut bloom =
-            ScalableBloom::reserve(error, capacity, expansion, nonscaling).expect("reserve");
+        let mut bloom = ScalableBloom::reserve(error, capacity, expansion, nonscaling).expect("reserve");
         let rate = measure(&mut bloom, 100_000);
         let info = bloom.info();
         eprintln!("bloom error {error} capacity {capacity} expansion {expansion}: fp rate {rate:.5}, {info:?}");
-        assert!(
-            rate <= 2.0 * error,
-            "error {error}, capacity {capacity}: measured {rate}"
-        );
+        assert!(rate <= 2.0 * error, "error {error}, capacity {capacity}: measured {rate}");
         // Items reported present (false positives) are not added again, so up to ~error × n are
         // missing from the count.
         let min_items = (100_000.0 * (1.0 - 2.0 * error)) as u64;
-        assert!(
-            info.items <= 100_000 && info.items >= min_items,
-            "items {}",
-            info.items
-        );
+        assert!(info.items <= 100_000 && info.items >= min_items, "items {}", info.items);
         assert!(info.capacity >= info.items);
 
         // Storage and chunked round trips give an identical filter.
         let bytes = bloom.to_bytes();
         assert_eq!(ScalableBloom::from_bytes(&bytes).as_ref(), Ok(&bloom));
         let chunks: Vec<(u64, Vec<u8>)> = bloom.dump_chunks(4096).collect();
-        let loaded = ScalableBloom::load_chunks(chunks.iter().map(|(c, d)| (*c, d.as_slice())))
-            .expect("load chunks");
+        let loaded = ScalableBloom::load_chunks(chunks.iter().map(|(c, d)| (*c, d.as_slice()))).expect("load chunks");
         assert_eq!(loaded, bloom);
     }
 }
@@ -72,8 +58,5 @@ fn bloom_nonscaling_refuses_when_full() {
     }
     assert_eq!(bloom.info().items, 1000);
     assert!(refused > 900);
-    assert_eq!(
-        BloomError::Full.to_string(),
-        "ERR non scaling filter is full"
-    );
+    assert_eq!(BloomError::Full.to_string(), "ERR non scaling filter is full");
 }

@@ -9,19 +9,12 @@ use crate::types_support::{RedisServer, Reply};
 fn random_point(rng: &mut SmallRng) -> (f64, f64) {
     match rng.gen_range(0..10) {
         // Edges and poles of the accepted range.
-        0 => (
-            [-180.0, 180.0, 0.0][rng.gen_range(0..3)],
-            [geohash::LAT_MIN, geohash::LAT_MAX, 0.0][rng.gen_range(0..3)],
-        ),
+        0 => {
+            ([-180.0, 180.0, 0.0][rng.gen_range(0..3)], [geohash::LAT_MIN, geohash::LAT_MAX, 0.0][rng.gen_range(0..3)])
+        }
         // Coordinates with few decimals, as users type them.
-        1 => (
-            f64::from(rng.gen_range(-1800..=1800)) / 10.0,
-            f64::from(rng.gen_range(-850..=850)) / 10.0,
-        ),
-        _ => (
-            rng.gen_range(geohash::LON_MIN..=geohash::LON_MAX),
-            rng.gen_range(geohash::LAT_MIN..=geohash::LAT_MAX),
-        ),
+        1 => (f64::from(rng.gen_range(-1800..=1800)) / 10.0, f64::from(rng.gen_range(-850..=850)) / 10.0),
+        _ => (rng.gen_range(geohash::LON_MIN..=geohash::LON_MAX), rng.gen_range(geohash::LAT_MIN..=geohash::LAT_MAX)),
     }
 }
 
@@ -39,13 +32,7 @@ fn geo_matches_redis() {
     let mut commands = Vec::new();
     for (i, &(lon, lat)) in points.iter().enumerate() {
         // `{:?}` prints the shortest string that parses back to the same f64, as strtod reads it.
-        commands.push(args(&[
-            "GEOADD",
-            "geo",
-            &format!("{lon:?}"),
-            &format!("{lat:?}"),
-            &format!("p{i}"),
-        ]));
+        commands.push(args(&["GEOADD", "geo", &format!("{lon:?}"), &format!("{lat:?}"), &format!("p{i}")]));
     }
     for reply in redis.pipeline(&commands) {
         assert_eq!(reply, Reply::Int(1));
@@ -70,23 +57,11 @@ fn geo_matches_redis() {
         let redis_score: f64 = scores[i].text().expect("score").parse().expect("float");
         assert_eq!(redis_score as u64, score, "score of ({lon:?}, {lat:?})");
         assert_eq!(redis_score, score as f64);
-        assert_eq!(
-            hashes[i].text().expect("hash"),
-            geohash::hash_string(score as f64),
-            "GEOHASH ({lon:?}, {lat:?})"
-        );
+        assert_eq!(hashes[i].text().expect("hash"), geohash::hash_string(score as f64), "GEOHASH ({lon:?}, {lat:?})");
         let pos = positions[i].array();
         let (dlon, dlat) = geohash::decode_score(score as f64);
-        assert_eq!(
-            pos[0].text().expect("lon"),
-            geohash::format_coordinate(dlon),
-            "GEOPOS lon of ({lon:?}, {lat:?})"
-        );
-        assert_eq!(
-            pos[1].text().expect("lat"),
-            geohash::format_coordinate(dlat),
-            "GEOPOS lat of ({lon:?}, {lat:?})"
-        );
+        assert_eq!(pos[0].text().expect("lon"), geohash::format_coordinate(dlon), "GEOPOS lon of ({lon:?}, {lat:?})");
+        assert_eq!(pos[1].text().expect("lat"), geohash::format_coordinate(dlat), "GEOPOS lat of ({lon:?}, {lat:?})");
     }
 
     // Distances between neighbours in the list, in metres and kilometres.
@@ -94,19 +69,9 @@ fn geo_matches_redis() {
     let mut expected = Vec::new();
     for i in 0..points.len() - 1 {
         for unit in ["m", "km", "mi", "ft"] {
-            commands.push(args(&[
-                "GEODIST",
-                "geo",
-                &members[i],
-                &members[i + 1],
-                unit,
-            ]));
-            let a = geohash::decode_score(
-                geohash::score(points[i].0, points[i].1).expect("valid") as f64
-            );
-            let b = geohash::decode_score(
-                geohash::score(points[i + 1].0, points[i + 1].1).expect("valid") as f64,
-            );
+            commands.push(args(&["GEODIST", "geo", &members[i], &members[i + 1], unit]));
+            let a = geohash::decode_score(geohash::score(points[i].0, points[i].1).expect("valid") as f64);
+            let b = geohash::decode_score(geohash::score(points[i + 1].0, points[i + 1].1).expect("valid") as f64);
             let d = geohash::distance(a.0, a.1, b.0, b.1);
             let per_unit = geohash::unit_to_meters(unit.as_bytes()).expect("unit");
             expected.push(geohash::format_distance(d / per_unit));
@@ -116,13 +81,7 @@ fn geo_matches_redis() {
     for (reply, want) in replies.iter().zip(&expected) {
         assert_eq!(reply.text().expect("distance"), *want);
     }
-    assert_eq!(
-        redis
-            .cmd(&[b"GEODIST", b"geo", b"p0", b"p1"])
-            .text()
-            .expect("distance"),
-        "166274.1516"
-    );
+    assert_eq!(redis.cmd(&[b"GEODIST", b"geo", b"p0", b"p1"]).text().expect("distance"), "166274.1516");
 
     // Out-of-range coordinates: same error text.
     let reply = redis.cmd(&[b"GEOADD", b"geo", b"181", b"10", b"bad"]);
@@ -133,15 +92,7 @@ fn geo_matches_redis() {
 /// GEOSEARCH from redis and a scan of our chosen cells over the same points return the same set.
 #[test]
 fn geo_search_cells_find_what_redis_finds() {
-    search_differential(
-        0x5345_4152,
-        (10.0, 20.0),
-        (33.0, 43.0),
-        (11.0, 19.0),
-        (34.0, 42.0),
-        1.0..300.0,
-        1000,
-    );
+    search_differential(0x5345_4152, (10.0, 20.0), (33.0, 43.0), (11.0, 19.0), (34.0, 42.0), 1.0..300.0, 1000);
 }
 
 /// The same worldwide: poles, the antimeridian, radii up to thousands of kilometres.
@@ -174,13 +125,7 @@ fn search_differential(
     for i in 0..3000 {
         let lon = rng.gen_range(lon_range.0..=lon_range.1);
         let lat = rng.gen_range(lat_range.0..=lat_range.1);
-        commands.push(args(&[
-            "GEOADD",
-            "pts",
-            &format!("{lon:?}"),
-            &format!("{lat:?}"),
-            &format!("m{i}"),
-        ]));
+        commands.push(args(&["GEOADD", "pts", &format!("{lon:?}"), &format!("{lat:?}"), &format!("m{i}")]));
         points.push((format!("m{i}"), geohash::score(lon, lat).expect("valid")));
     }
     redis.pipeline(&commands);
@@ -190,11 +135,7 @@ fn search_differential(
         let lat: f64 = rng.gen_range(center_lat.0..center_lat.1);
         let (shape, command) = if rng.gen_bool(0.5) {
             let r = rng.gen_range(size_km.clone());
-            let shape = Shape::Radius {
-                longitude: lon,
-                latitude: lat,
-                radius_m: r * 1000.0,
-            };
+            let shape = Shape::Radius { longitude: lon, latitude: lat, radius_m: r * 1000.0 };
             let radius = format!("{r:?}");
             (
                 shape,
@@ -214,12 +155,7 @@ fn search_differential(
         } else {
             let w = rng.gen_range(size_km.clone());
             let h = rng.gen_range(size_km.clone());
-            let shape = Shape::Box {
-                longitude: lon,
-                latitude: lat,
-                width_m: w * 1000.0,
-                height_m: h * 1000.0,
-            };
+            let shape = Shape::Box { longitude: lon, latitude: lat, width_m: w * 1000.0, height_m: h * 1000.0 };
             (
                 shape,
                 args(&[
@@ -243,10 +179,7 @@ fn search_differential(
             .iter()
             .map(|item| {
                 let pair = item.array();
-                (
-                    pair[0].text().expect("member"),
-                    pair[1].text().expect("dist"),
-                )
+                (pair[0].text().expect("member"), pair[1].text().expect("dist"))
             })
             .collect();
         from_redis.sort();
@@ -261,9 +194,7 @@ fn search_differential(
             })
             .filter_map(|(member, score)| {
                 let (plon, plat) = geohash::decode_score(*score as f64);
-                shape
-                    .contains(plon, plat)
-                    .map(|d| (member.clone(), geohash::format_distance(d / 1000.0)))
+                shape.contains(plon, plat).map(|d| (member.clone(), geohash::format_distance(d / 1000.0)))
             })
             .collect();
         ours.sort();

@@ -11,9 +11,7 @@ fn random_element(rng: &mut SmallRng, kind: u32) -> Vec<u8> {
     match kind % 3 {
         0 => format!("member:{}", rng.gen::<u64>()).into_bytes(),
         1 => (0..rng.gen_range(0..40)).map(|_| rng.gen()).collect(),
-        _ => (0..rng.gen_range(0..3))
-            .map(|_| rng.gen_range(0..4u8))
-            .collect(),
+        _ => (0..rng.gen_range(0..3)).map(|_| rng.gen_range(0..4u8)).collect(),
     }
 }
 
@@ -34,50 +32,25 @@ fn feed(redis: &mut RedisServer, key: &str, hll: &mut Hll, elements: &[Vec<u8>],
             changed |= hll.add(element);
         }
         if n > 0 {
-            assert_eq!(
-                redis_changed,
-                i64::from(changed),
-                "{key}: PFADD reply, batch {n}"
-            );
+            assert_eq!(redis_changed, i64::from(changed), "{key}: PFADD reply, batch {n}");
         }
         if n % 3 == 1 {
             let redis_count = redis.cmd(&[b"PFCOUNT", key.as_bytes()]).int();
-            assert_eq!(
-                redis_count as u64,
-                hll.count(),
-                "{key}: PFCOUNT after batch {n}"
-            );
+            assert_eq!(redis_count as u64, hll.count(), "{key}: PFCOUNT after batch {n}");
         }
-        let bytes = redis
-            .cmd(&[b"GET", key.as_bytes()])
-            .bulk()
-            .expect("key exists");
-        assert!(
-            bytes == hll.as_bytes(),
-            "{key}: bytes differ after batch {n} ({} elements)",
-            n * batch
-        );
+        let bytes = redis.cmd(&[b"GET", key.as_bytes()]).bulk().expect("key exists");
+        assert!(bytes == hll.as_bytes(), "{key}: bytes differ after batch {n} ({} elements)", n * batch);
     }
-    let bytes = redis
-        .cmd(&[b"GET", key.as_bytes()])
-        .bulk()
-        .expect("key exists");
+    let bytes = redis.cmd(&[b"GET", key.as_bytes()]).bulk().expect("key exists");
     assert_eq!(bytes, hll.as_bytes(), "{key}: final bytes");
     let redis_count = redis.cmd(&[b"PFCOUNT", key.as_bytes()]).int() as u64;
     assert_eq!(redis_count, hll.count(), "{key}: final PFCOUNT");
     // Redis's bytes (now with a valid cache) load and count the same.
-    let bytes = redis
-        .cmd(&[b"GET", key.as_bytes()])
-        .bulk()
-        .expect("key exists");
+    let bytes = redis.cmd(&[b"GET", key.as_bytes()]).bulk().expect("key exists");
     let mut loaded = Hll::from_bytes(&bytes).expect("redis bytes load");
     assert_eq!(loaded.count(), redis_count);
     loaded.invalidate_cache();
-    assert_eq!(
-        loaded.count(),
-        redis_count,
-        "{key}: recomputed count of redis's bytes"
-    );
+    assert_eq!(loaded.count(), redis_count, "{key}: recomputed count of redis's bytes");
 }
 
 #[test]
@@ -85,13 +58,8 @@ fn hll_matches_redis_byte_for_byte() {
     let mut redis = RedisServer::start();
     let mut rng = SmallRng::seed_from_u64(0x4859_4c4c);
     let mut hlls = Vec::new();
-    for (i, &size) in [0usize, 1, 10, 100, 1000, 10_000, 100_000]
-        .iter()
-        .enumerate()
-    {
-        let elements: Vec<Vec<u8>> = (0..size)
-            .map(|j| random_element(&mut rng, j as u32))
-            .collect();
+    for (i, &size) in [0usize, 1, 10, 100, 1000, 10_000, 100_000].iter().enumerate() {
+        let elements: Vec<Vec<u8>> = (0..size).map(|j| random_element(&mut rng, j as u32)).collect();
         let key = format!("hll:{size}");
         let mut hll = Hll::new_sparse();
         let batch = if size <= 1000 { 7 } else { 250 };
@@ -101,9 +69,7 @@ fn hll_matches_redis_byte_for_byte() {
     }
     // Duplicates: a small pool repeated many times, never counted twice.
     let pool: Vec<Vec<u8>> = (0..300).map(|j| random_element(&mut rng, j)).collect();
-    let repeated: Vec<Vec<u8>> = (0..20_000)
-        .map(|_| pool[rng.gen_range(0..pool.len())].clone())
-        .collect();
+    let repeated: Vec<Vec<u8>> = (0..20_000).map(|_| pool[rng.gen_range(0..pool.len())].clone()).collect();
     let mut dup = Hll::new_sparse();
     feed(&mut redis, "hll:dup", &mut dup, &repeated, 50);
     hlls.push(("hll:dup".into(), dup, 99));
@@ -127,38 +93,22 @@ fn hll_matches_redis_byte_for_byte() {
         assert_eq!(redis.cmd(&argv), Reply::Status("OK".into()));
         let refs: Vec<&Hll> = sources.iter().map(|&s| &hlls[s].1).collect();
         let mut merged = Hll::merged(&refs);
-        let bytes = redis
-            .cmd(&[b"GET", dest.as_bytes()])
-            .bulk()
-            .expect("merged");
+        let bytes = redis.cmd(&[b"GET", dest.as_bytes()]).bulk().expect("merged");
         assert_eq!(bytes, merged.as_bytes(), "{dest}: merged bytes");
         let count = redis.cmd(&[b"PFCOUNT", dest.as_bytes()]).int() as u64;
         assert_eq!(count, merged.count(), "{dest}: merged count");
         // Multi-key PFCOUNT is the union count.
         let mut argv: Vec<&[u8]> = vec![b"PFCOUNT"];
         argv.extend(sources.iter().map(|&s| hlls[s].0.as_bytes()));
-        assert_eq!(
-            redis.cmd(&argv).int() as u64,
-            Hll::count_union(&refs),
-            "{dest}: union count"
-        );
+        assert_eq!(redis.cmd(&argv).int() as u64, Hll::count_union(&refs), "{dest}: union count");
     }
     // Merging into an existing destination counts the destination as a source.
     let (dest_key, mut dest, _) = hlls[2].clone();
     let argv: Vec<&[u8]> = vec![b"PFMERGE", dest_key.as_bytes(), hlls[3].0.as_bytes()];
     assert_eq!(redis.cmd(&argv), Reply::Status("OK".into()));
     dest.merge_into(&[&hlls[3].1]);
-    assert_eq!(
-        redis
-            .cmd(&[b"GET", dest_key.as_bytes()])
-            .bulk()
-            .expect("dest"),
-        dest.as_bytes()
-    );
-    assert_eq!(
-        redis.cmd(&[b"PFCOUNT", dest_key.as_bytes()]).int() as u64,
-        dest.count()
-    );
+    assert_eq!(redis.cmd(&[b"GET", dest_key.as_bytes()]).bulk().expect("dest"), dest.as_bytes());
+    assert_eq!(redis.cmd(&[b"PFCOUNT", dest_key.as_bytes()]).int() as u64, dest.count());
 }
 
 #[test]
@@ -169,10 +119,10 @@ fn hll_corruption_matches_redis_errors() {
     header[15] = 0x80;
     let header = header.as_slice();
     let corrupt_cases: Vec<Vec<u8>> = vec![
-        [header, &[0x7f, 0xfe][..]].concat(), // covers 16383 registers
+        [header, &[0x7f, 0xfe][..]].concat(),       // covers 16383 registers
         [header, &[0x7f, 0xff, 0x80][..]].concat(), // covers 16385
         [header, &[0x7f, 0xfe, 0x83][..]].concat(), // VAL overflowing the end
-        header.to_vec(),                      // no opcodes at all
+        header.to_vec(),                            // no opcodes at all
     ];
     for (i, bytes) in corrupt_cases.iter().enumerate() {
         let key = format!("corrupt:{i}");
@@ -180,11 +130,7 @@ fn hll_corruption_matches_redis_errors() {
         let reply = redis.cmd(&[b"PFCOUNT", key.as_bytes()]);
         let err = Hll::from_bytes(bytes).expect_err("corrupt");
         assert!(matches!(err, HllError::Corrupted(_)), "case {i}: {err:?}");
-        assert_eq!(
-            reply,
-            Reply::Error(err.redis_reply().to_string()),
-            "case {i}"
-        );
+        assert_eq!(reply, Reply::Error(err.redis_reply().to_string()), "case {i}");
     }
     let not_hll_cases: Vec<Vec<u8>> = vec![
         b"HYLL".to_vec(),
@@ -198,11 +144,7 @@ fn hll_corruption_matches_redis_errors() {
         let reply = redis.cmd(&[b"PFCOUNT", key.as_bytes()]);
         let err = Hll::from_bytes(bytes).expect_err("not an hll");
         assert!(matches!(err, HllError::NotHll(_)), "case {i}: {err:?}");
-        assert_eq!(
-            reply,
-            Reply::Error(err.redis_reply().to_string()),
-            "case {i}"
-        );
+        assert_eq!(reply, Reply::Error(err.redis_reply().to_string()), "case {i}");
     }
 }
 
@@ -221,11 +163,7 @@ fn hll_sparse_edits_match_redis_one_by_one() {
         let mut expected = Vec::new();
         for i in 0..1200 {
             let element = format!("{}", rng.gen_range(0..pool_size)).into_bytes();
-            commands.push(vec![
-                b"PFADD".to_vec(),
-                key.as_bytes().to_vec(),
-                element.clone(),
-            ]);
+            commands.push(vec![b"PFADD".to_vec(), key.as_bytes().to_vec(), element.clone()]);
             let changed = hll.add(&element);
             expected.push(Reply::Int(if i == 0 { 1 } else { i64::from(changed) }));
             if rng.gen_bool(0.05) {

@@ -29,8 +29,7 @@ impl Reply {
         }
     }
     pub fn text(&self) -> Option<String> {
-        self.bulk()
-            .map(|b| String::from_utf8(b).expect("utf-8 reply"))
+        self.bulk().map(|b| String::from_utf8(b).expect("utf-8 reply"))
     }
     pub fn array(&self) -> Vec<Reply> {
         match self {
@@ -49,19 +48,9 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub fn start() -> RedisServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no"])
             .args(["--bind", "127.0.0.1"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -75,11 +64,8 @@ impl RedisServer {
                 Err(_) => std::thread::sleep(Duration::from_millis(20)),
             }
         };
-        let mut server = RedisServer {
-            child,
-            reader: BufReader::new(stream.try_clone().expect("clone stream")),
-            writer: stream,
-        };
+        let mut server =
+            RedisServer { child, reader: BufReader::new(stream.try_clone().expect("clone stream")), writer: stream };
         assert_eq!(server.cmd(&[b"PING"]), Reply::Status("PONG".into()));
         server
     }

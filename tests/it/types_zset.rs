@@ -9,15 +9,11 @@ use crate::types_support::{RedisServer, Reply};
 
 fn member(rng: &mut SmallRng) -> Vec<u8> {
     // Short binary members make ties and prefix orderings (b"a" < b"a\0") common.
-    (0..rng.gen_range(0..4))
-        .map(|_| [b'a', b'b', 0, 0xff][rng.gen_range(0..4)])
-        .collect()
+    (0..rng.gen_range(0..4)).map(|_| [b'a', b'b', 0, 0xff][rng.gen_range(0..4)]).collect()
 }
 
 fn flat(items: impl Iterator<Item = (Vec<u8>, f64)>) -> Vec<Vec<u8>> {
-    items
-        .flat_map(|(m, s)| [m, velo_score(s).into_bytes()])
-        .collect()
+    items.flat_map(|(m, s)| [m, velo_score(s).into_bytes()]).collect()
 }
 
 /// Scores as Redis prints small integers and quarters (`%.17g`): exact for these values.
@@ -30,11 +26,7 @@ fn velo_score(s: f64) -> String {
 }
 
 fn bulk_list(reply: &Reply) -> Vec<Vec<u8>> {
-    reply
-        .array()
-        .iter()
-        .map(|r| r.bulk().expect("bulk"))
-        .collect()
+    reply.array().iter().map(|r| r.bulk().expect("bulk")).collect()
 }
 
 #[test]
@@ -51,12 +43,7 @@ fn zset_index_matches_redis() {
                 z.remove(&m);
             } else {
                 let s = f64::from(rng.gen_range(-8..8)) / 4.0;
-                commands.push(vec![
-                    b"ZADD".to_vec(),
-                    b"z".to_vec(),
-                    velo_score(s).into_bytes(),
-                    m.clone(),
-                ]);
+                commands.push(vec![b"ZADD".to_vec(), b"z".to_vec(), velo_score(s).into_bytes(), m.clone()]);
                 z.insert(&m, s).expect("not NaN");
             }
         }
@@ -98,12 +85,7 @@ fn zset_index_matches_redis() {
     let mut commands = Vec::new();
     for _ in 0..200 {
         let m = member(&mut rng);
-        commands.push(vec![
-            b"ZADD".to_vec(),
-            b"lex".to_vec(),
-            b"0".to_vec(),
-            m.clone(),
-        ]);
+        commands.push(vec![b"ZADD".to_vec(), b"lex".to_vec(), b"0".to_vec(), m.clone()]);
         lex.insert(&m, 0.0).expect("not NaN");
     }
     redis.pipeline(&commands);
@@ -118,10 +100,7 @@ fn zset_index_matches_redis() {
         };
         let (min, max) = (bound(&mut rng), bound(&mut rng));
         let reply = redis.cmd(&[b"ZRANGEBYLEX", b"lex", &min, &max]);
-        let ranks = lex.lex_rank_range(
-            &LexBound::parse(&min).expect("min"),
-            &LexBound::parse(&max).expect("max"),
-        );
+        let ranks = lex.lex_rank_range(&LexBound::parse(&min).expect("min"), &LexBound::parse(&max).expect("max"));
         let ours: Vec<Vec<u8>> = lex.range(ranks).map(|(m, _)| m.to_vec()).collect();
         assert_eq!(bulk_list(&reply), ours, "ZRANGEBYLEX {min:?} {max:?}");
     }
