@@ -68,7 +68,7 @@ impl Slot {
         if self.memtable.is_empty() && !reset && !flushes && self.cleanup_buckets.is_empty() && self.wal.is_empty() {
             return Ok(());
         }
-        let entries: Vec<_> = std::mem::take(&mut self.memtable).into_iter().collect();
+        let entries = self.memtable.take_sorted();
         match self.checkpoint_inner(reset, &entries) {
             Ok(()) => {
                 self.stats.checkpoints += 1;
@@ -77,7 +77,7 @@ impl Slot {
             Err(err) => {
                 tracing::error!(slot = self.index, error = %err, "checkpoint failed; slot poisoned until restart");
                 // Reads keep seeing every acknowledged write: the memtable goes back as it was.
-                self.memtable = entries.into_iter().collect();
+                self.memtable.restore(entries);
                 self.poisoned = Some("checkpoint");
                 self.buckets.clear_cache();
                 self.chunks.clear_cache();

@@ -30,6 +30,7 @@ pub mod error;
 pub mod format;
 pub mod io;
 pub mod key;
+mod memtable;
 pub mod meta;
 pub mod page;
 pub mod segment;

@@ -20,6 +20,7 @@ use super::envelope::{self, CompressionPolicy, DictionaryMap, EnvelopeError, Val
 use super::error::{Error, Result};
 use super::io::FileSystem;
 use super::key::key_hash;
+use super::memtable::Memtable;
 use super::meta::{self, SlotMeta};
 use super::page::{self, Cell, CellValue, Page, MAX_KEY_LEN};
 use super::segment::{self, ChunkStore};
@@ -174,7 +175,7 @@ pub(crate) type MemKey = (u64, u16, Vec<u8>);
 type WalWrite<'a> = (WalOp, u16, u64, &'a [u8], &'a [u8]);
 
 /// Approximate bytes a memtable entry costs beyond its key and envelope.
-const MEM_ENTRY_OVERHEAD: usize = 160;
+const MEM_ENTRY_OVERHEAD: usize = 224;
 
 /// Bits of a scan position (see [`Slot::scan`]).
 pub(crate) const POSITION_BITS: u32 = 54;
@@ -186,7 +187,7 @@ pub struct Slot {
     pub(crate) config: Arc<SlotConfig>,
     pub(crate) meta: SlotMeta,
     pub(crate) wal: WalWriter,
-    pub(crate) memtable: BTreeMap<MemKey, MemEntry>,
+    pub(crate) memtable: Memtable,
     pub(crate) memtable_bytes: usize,
     pub(crate) expiring_in_memtable: usize,
     /// FLUSHDB markers not yet in the metadata: database → sequence.
@@ -274,7 +275,7 @@ impl Slot {
             next_seq: meta.checkpoint_seq + 1,
             meta,
             wal,
-            memtable: BTreeMap::new(),
+            memtable: Memtable::default(),
             memtable_bytes: 0,
             expiring_in_memtable: 0,
             db_flush_pending: BTreeMap::new(),
@@ -401,18 +402,9 @@ impl Slot {
         committed.max(pending).max(self.flush_all_seq)
     }
 
-    fn mem_key(db: u16, key: &[u8]) -> MemKey {
-        (key_hash(db, key).reverse_bits(), db, key.to_vec())
-    }
-
     /// The memtable entry of a key, found without allocating (reads take this path).
     pub(crate) fn mem_entry(&self, reversed_hash: u64, db: u16, key: &[u8]) -> Option<&MemEntry> {
-        // An empty Vec does not allocate; entries with the same hash and db follow in key order.
-        self.memtable
-            .range((reversed_hash, db, Vec::new())..)
-            .take_while(|((hash, entry_db, _), _)| *hash == reversed_hash && *entry_db == db)
-            .find(|((_, _, entry_key), _)| entry_key.as_slice() == key)
-            .map(|(_, entry)| entry)
+        self.memtable.get(reversed_hash, db, key)
     }
 
     /// Finds a key's cell in the bucket layer (ignoring the memtable); dead cells are not returned.
@@ -581,30 +573,26 @@ impl Slot {
     /// Records a key's new state in the memtable.
     fn remember(&mut self, db: u16, key: &[u8], seq: u64, expire_at: u64, value: MemValue) {
         let added = key.len() + MEM_ENTRY_OVERHEAD + value.memory_len();
-        let entry = MemEntry { seq, expire_at, value, prior: None };
         if expire_at != 0 {
             self.expiring_in_memtable += 1;
         }
-        match self.memtable.entry(Self::mem_key(db, key)) {
-            std::collections::btree_map::Entry::Occupied(mut slot) => {
-                let old = slot.get_mut();
-                let removed = key.len() + MEM_ENTRY_OVERHEAD + old.value.memory_len();
-                if old.expire_at != 0 {
-                    self.expiring_in_memtable -= 1;
-                }
-                let prior = old.prior;
-                *old = MemEntry { prior, ..entry };
-                self.memtable_bytes = self.memtable_bytes + added - removed;
+        let reversed = key_hash(db, key).reverse_bits();
+        if let Some(old) = self.memtable.get_mut(reversed, db, key) {
+            let removed = key.len() + MEM_ENTRY_OVERHEAD + old.value.memory_len();
+            if old.expire_at != 0 {
+                self.expiring_in_memtable -= 1;
             }
-            std::collections::btree_map::Entry::Vacant(slot) => {
-                slot.insert(entry);
-                self.memtable_bytes += added;
-            }
+            let prior = old.prior;
+            *old = MemEntry { seq, expire_at, value, prior };
+            self.memtable_bytes = self.memtable_bytes + added - removed;
+        } else {
+            self.memtable.insert((reversed, db, key.to_vec()), MemEntry { seq, expire_at, value, prior: None });
+            self.memtable_bytes += added;
         }
     }
 
     fn remember_expiry(&mut self, db: u16, key: &[u8], seq: u64, expire_at: u64) {
-        let existing = self.memtable.get(&Self::mem_key(db, key)).map(|entry| entry.value.clone());
+        let existing = self.mem_entry(key_hash(db, key).reverse_bits(), db, key).map(|entry| entry.value.clone());
         match existing {
             Some(MemValue::Delete) => {}
             Some(value) => self.remember(db, key, seq, expire_at, value),
@@ -613,7 +601,7 @@ impl Slot {
     }
 
     fn forget_db(&mut self, db: u16, seq: u64) {
-        let doomed: Vec<MemKey> = self.memtable.keys().filter(|(_, key_db, _)| *key_db == db).cloned().collect();
+        let doomed = self.memtable.keys_of_db(db);
         for key in doomed {
             if let Some(entry) = self.memtable.remove(&key) {
                 self.memtable_bytes -= key.2.len() + MEM_ENTRY_OVERHEAD + entry.value.memory_len();
@@ -734,11 +722,11 @@ impl Slot {
 
     /// Whether the layers below hold a live cell for this memtable entry (memoized).
     fn resolve_prior(&mut self, key: &MemKey) -> Result<bool> {
-        if let Some(prior) = self.memtable.get(key).and_then(|entry| entry.prior) {
+        if let Some(prior) = self.memtable.get(key.0, key.1, &key.2).and_then(|entry| entry.prior) {
             return Ok(prior);
         }
         let exists = self.find_cell(key.1, &key.2)?.is_some();
-        if let Some(entry) = self.memtable.get_mut(key) {
+        if let Some(entry) = self.memtable.get_mut(key.0, key.1, &key.2) {
             entry.prior = Some(exists);
         }
         Ok(exists)
@@ -748,10 +736,10 @@ impl Slot {
     pub fn key_count(&mut self, db: u16) -> Result<u64> {
         let flushed_below = self.flush_marker(db) > self.meta.checkpoint_seq;
         let mut count = if flushed_below { 0 } else { self.meta.key_counts.get(&db).copied().unwrap_or(0) as i64 };
-        let keys: Vec<MemKey> = self.memtable.keys().filter(|(_, key_db, _)| *key_db == db).cloned().collect();
+        let keys = self.memtable.keys_of_db(db);
         for key in keys {
             let prior = self.resolve_prior(&key)?;
-            let now_exists = match self.memtable.get(&key).map(|entry| &entry.value) {
+            let now_exists = match self.memtable.get(key.0, key.1, &key.2).map(|entry| &entry.value) {
                 Some(MemValue::Set { .. }) => true,
                 Some(MemValue::Retime) => prior,
                 _ => false,
@@ -851,7 +839,7 @@ impl Slot {
         let now = self.now();
         let mut expired: Vec<(u16, Vec<u8>)> = Vec::new();
         if self.expiring_in_memtable > 0 {
-            for ((_, db, key), entry) in &self.memtable {
+            for ((_, db, key), entry) in self.memtable.iter() {
                 if expired.len() >= budget {
                     break;
                 }
