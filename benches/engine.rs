@@ -168,7 +168,7 @@ fn main() {
 
     // kill -9 a loader mid-life and time the recovery.
     let crash_dir = dir.join("crash");
-    let crash_keys = (keys / 10).max(100_000);
+    let crash_keys = keys;
     let exe = std::env::current_exe().expect("exe");
     let mut child = Command::new(exe)
         .args(["--child-load", &crash_dir.to_string_lossy(), "--keys", &crash_keys.to_string()])
