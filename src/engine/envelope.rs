@@ -71,9 +71,10 @@ pub struct CompressionPolicy {
 
 impl Default for CompressionPolicy {
     fn default() -> Self {
-        // Shorter values rarely shrink on their own; they are compressed together with their neighbours
-        // when their segment is written.
-        Self { min_len: 256, level: 3, segments: true }
+        // Shorter values are compressed together with their neighbours when their segment is written;
+        // compressing each on its own shrinks them less and makes every read of a recent value pay for a
+        // zstd frame set-up.
+        Self { min_len: 1024, level: 3, segments: true }
     }
 }
 
@@ -286,7 +287,7 @@ mod tests {
 
     #[test]
     fn compresses_when_it_pays() {
-        let repetitive = b"abcdefgh".repeat(100);
+        let repetitive = b"abcdefgh".repeat(300);
         assert_eq!(roundtrip(ValueKind::String, &repetitive)[1], CODEC_ZSTD);
         let random: Vec<u8> = (0..200u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
         roundtrip(ValueKind::String, &random);
@@ -294,7 +295,7 @@ mod tests {
 
     #[test]
     fn every_truncation_is_rejected_or_shorter() {
-        let envelope = encode(ValueKind::String, &b"xyz".repeat(100), CompressionPolicy::default());
+        let envelope = encode(ValueKind::String, &b"xyz".repeat(500), CompressionPolicy::default());
         for len in 0..envelope.len() {
             // A truncated zstd or integer envelope must fail; a raw one decodes to a shorter value.
             match decode(&envelope[..len], &DictionaryMap::default()) {
@@ -307,7 +308,7 @@ mod tests {
 
     #[test]
     fn unknown_dictionary_is_reported() {
-        let mut envelope = encode(ValueKind::String, &b"xyz".repeat(100), CompressionPolicy::default());
+        let mut envelope = encode(ValueKind::String, &b"xyz".repeat(500), CompressionPolicy::default());
         envelope[2] = 9;
         assert_eq!(decode(&envelope, &DictionaryMap::default()), Err(EnvelopeError::DictMissing(9)));
     }

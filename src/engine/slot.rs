@@ -174,6 +174,10 @@ pub(crate) type MemKey = (u64, u16, Vec<u8>);
 /// One record to append: op, database, expiry, key, envelope.
 type WalWrite<'a> = (WalOp, u16, u64, &'a [u8], &'a [u8]);
 
+/// Unflushed envelopes up to this size stay in memory as well as in the WAL, so that reading a recent
+/// small value costs no system call; larger ones are read back from the WAL.
+const MEM_KEEP_ENVELOPE: usize = 512;
+
 /// Approximate bytes a memtable entry costs beyond its key and envelope.
 const MEM_ENTRY_OVERHEAD: usize = 224;
 
@@ -558,7 +562,7 @@ impl Slot {
     /// The memtable's handle on an envelope just written to the WAL as `record` (offset, length).
     fn mem_envelope(&self, envelope: Vec<u8>, record: (u64, u32)) -> MemEnvelope {
         let len = envelope.len();
-        let bytes = (len <= self.config.inline_max).then(|| Bytes::from(envelope));
+        let bytes = (len <= MEM_KEEP_ENVELOPE.max(self.config.inline_max)).then(|| Bytes::from(envelope));
         MemEnvelope { bytes, record, len }
     }
 

@@ -58,7 +58,7 @@ fn decoders_never_panic_on_hostile_bytes() {
     let slot_meta = SlotMeta { checkpoint_seq: 4, ..Default::default() }.encode();
     let dir_meta = DataDirMeta { slot_count: 4, creation_id: 1 }.encode();
     let big = segment::encode_big_value(1, 0, b"k", b"\x00\x00v");
-    let envelope_bytes = envelope::encode(ValueKind::String, &b"abc".repeat(200), CompressionPolicy::default());
+    let envelope_bytes = envelope::encode(ValueKind::String, &b"abc".repeat(500), CompressionPolicy::default());
     let dictionaries = DictionaryMap::default();
     for _ in 0..4_000 {
         let _ = Page::decode(&mutate(&mut rng, &page[..]), path, 0);
