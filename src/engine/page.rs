@@ -231,6 +231,21 @@ fn decode_cell(reader: &mut ByteReader<'_>) -> Option<Cell> {
     Some(Cell { hash: key_hash(db, &key), seq, expire_at, db, key, kind, value })
 }
 
+/// Key equality that rejects most non-matches with one 8-byte compare of the keys' tails (keys of a
+/// family share their prefix, so tails differ first), before comparing whole keys.
+fn keys_equal(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() >= 8 {
+        let tail = |k: &[u8]| k.get(k.len() - 8..).and_then(|t| <[u8; 8]>::try_from(t).ok()).map(u64::from_ne_bytes);
+        if tail(a) != tail(b) {
+            return false;
+        }
+    }
+    a == b
+}
+
 /// Finds the cell for `(db, key)` in a verified page without decoding the others. Returns the cell and
 /// the page's overflow link.
 pub fn find_cell(bytes: &[u8], db: u16, key: &[u8]) -> (Option<Cell>, u64) {
@@ -252,7 +267,7 @@ pub fn find_cell(bytes: &[u8], db: u16, key: &[u8]) -> (Option<Cell>, u64) {
         let (Some(cell_key), Some(_)) = (reader.take(key_len as usize), reader.take(value_len as usize)) else {
             break;
         };
-        if cell_db == db && cell_key == key {
+        if cell_db == db && keys_equal(cell_key, key) {
             return (decode_cell(&mut start.clone()), next);
         }
     }
