@@ -3,6 +3,11 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+/// The engine and the server allocate many small buffers per request; mimalloc serves them markedly faster
+/// than glibc's allocator (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use velo::config::ServeArgs;
 
 /// Velo: a Redis-compatible key-value server whose data lives on disk.
