@@ -11,26 +11,9 @@ pub struct Args {
     pos: usize,
 }
 
-/// Parses an integer as Redis's `string2ll` does (strict: no spaces, no `+`, no leading zeros).
-pub fn parse_i64(bytes: &[u8]) -> Option<i64> {
-    let (negative, digits) = match bytes.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, bytes),
-    };
-    if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') || (negative && digits == b"0") {
-        return None;
-    }
-    let mut value: i64 = 0;
-    for &digit in digits {
-        if !digit.is_ascii_digit() {
-            return None;
-        }
-        let d = i64::from(digit - b'0');
-        value = value.checked_mul(10)?;
-        value = if negative { value.checked_sub(d)? } else { value.checked_add(d)? };
-    }
-    Some(value)
-}
+/// Parses an integer as Redis's `string2ll` does (strict: no spaces, no `+`, no leading zeros). The one
+/// implementation lives with the protocol decoder, which needs it for lengths.
+pub use crate::resp::decode::parse_int as parse_i64;
 
 /// Parses a float as Redis's `string2ld` (`strtold`): no spaces, no NaN; `inf`, `-inf` and C hex floats
 /// (`0x1.8p3`) accepted.

@@ -76,7 +76,7 @@ impl Decoder {
 }
 
 /// Parses a decimal like Redis's `string2ll`: optional `-`, no leading zeros, no `+`, no spaces.
-fn parse_int(text: &[u8]) -> Option<i64> {
+pub fn parse_int(text: &[u8]) -> Option<i64> {
     let (negative, digits) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, text),

@@ -65,6 +65,11 @@ fn seeds(base: u64) -> std::ops::Range<u64> {
     base..base + count
 }
 
+/// The keys of `state` that live in `slot`.
+fn slot_part(engine: &Engine, state: &State, slot: usize) -> State {
+    state.iter().filter(|((_, key), _)| engine.slot_of(key) == slot).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
 fn reopen(fs: &CrashFs, clock: &TestClock, fsync: FsyncPolicy, context: &str) -> Engine {
     match Engine::open(Path::new("/data"), small_options(fs, clock, fsync)) {
         Ok(engine) => engine,
@@ -133,13 +138,7 @@ fn fsync_always_keeps_every_acknowledged_write() {
             // been applied to some slots only): the acknowledged state, or that plus the failed operation.
             let mut accepted = State::new();
             for slot in 0..engine.slot_count() {
-                let project = |state: &State| -> State {
-                    state
-                        .iter()
-                        .filter(|((_, key), _)| engine.slot_of(key) == slot)
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect()
-                };
+                let project = |state: &State| slot_part(&engine, state, slot);
                 let got = project(&recovered);
                 let acknowledged = project(&state);
                 let with_failed = uncertain.as_ref().map(project);
@@ -198,13 +197,7 @@ fn everysec_loses_only_writes_after_the_last_sync() {
             let recovered = engine_state(&engine);
             // Each slot has its own WAL, so each slot's keys recover to a prefix of that slot's writes.
             for slot in 0..engine.slot_count() {
-                let project = |state: &State| -> State {
-                    state
-                        .iter()
-                        .filter(|((_, key), _)| engine.slot_of(key) == slot)
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect()
-                };
+                let project = |state: &State| slot_part(&engine, state, slot);
                 let recovered_slot = project(&recovered);
                 let prefix = history.iter().position(|candidate| project(candidate) == recovered_slot);
                 assert!(
