@@ -413,31 +413,14 @@ pub fn scan(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     Ok(Reply::Array(vec![Reply::bulk(page.cursor.to_string()), Reply::Array(keys)]))
 }
 
-/// Keys sampled by RANDOMKEY.
-const RANDOMKEY_SAMPLE: usize = 1024;
-
 /// ```text
 /// RANDOMKEY
 /// ```
 pub fn randomkey(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
-    // Reservoir sampling over the first RANDOMKEY_SAMPLE keys in scan order (see commands/randomkey.json).
-    let mut state = ctx.now_ms() ^ (ctx.client.id() << 32) ^ 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    let mut chosen: Option<Vec<u8>> = None;
-    let mut seen = 0u64;
-    for_each_key(ctx, ctx.db(), |key| {
-        seen += 1;
-        if next() % seen == 0 {
-            chosen = Some(key);
-        }
-        seen < RANDOMKEY_SAMPLE as u64
-    })?;
-    Ok(chosen.map_or(Reply::Nil, |key| Reply::Bulk(Bytes::from(key))))
+    let random = std::collections::hash_map::RandomState::new();
+    let random = std::hash::BuildHasher::hash_one(&random, (ctx.now_ms(), ctx.client.id()));
+    let key = ctx.engine.random_key(ctx.db(), random)?;
+    Ok(key.map_or(Reply::Nil, |key| Reply::Bulk(Bytes::from(key))))
 }
 
 /// ```text

@@ -512,6 +512,41 @@ impl Engine {
         Ok(page)
     }
 
+    /// A random live key of a database (RANDOMKEY), or `None` if it has none. `random` is any random u64:
+    /// it picks a position in scan order, and the key is drawn from the bucket found there, so a key's
+    /// chance depends on how full its bucket is (as with Redis's random bucket pick), not on the order of
+    /// keys.
+    pub fn random_key(&self, db: u16, random: u64) -> Result<Option<Vec<u8>>> {
+        if self.dbsize(db)? == 0 {
+            return Ok(None);
+        }
+        let slot = random % self.slots.len() as u64;
+        let position = random.rotate_right(17) & ((1 << SCAN_POSITION_BITS) - 1);
+        let start = (slot << SCAN_POSITION_BITS) | position;
+        let mut cursor = start;
+        let mut wrapped = false;
+        loop {
+            let page = self.scan(Some(db), cursor, 1)?;
+            if !page.keys.is_empty() {
+                let pick = (random >> 40) as usize % page.keys.len();
+                return Ok(page.keys.into_iter().nth(pick).map(|(_, key)| key));
+            }
+            if page.cursor == 0 {
+                if wrapped {
+                    return Ok(None);
+                }
+                wrapped = true;
+                cursor = 0;
+                continue;
+            }
+            cursor = page.cursor;
+            if wrapped && cursor >= start {
+                // Every key counted by DBSIZE has expired since.
+                return Ok(None);
+            }
+        }
+    }
+
     /// Number of keys in a database (keys past their expiry count until removed, as in Redis).
     pub fn dbsize(&self, db: u16) -> Result<u64> {
         let mut total = 0;

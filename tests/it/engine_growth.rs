@@ -118,3 +118,30 @@ fn real_files_on_disk() {
         assert!(dir.path().join(format!("slot-{slot}/meta")).exists());
     }
 }
+
+#[test]
+fn random_key_reaches_every_key_and_none_when_empty() {
+    let fs = CrashFs::new();
+    let clock = TestClock::new(1_000);
+    let engine = Engine::open(Path::new("/data"), small_options(&fs, &clock, FsyncPolicy::No)).expect("open");
+    assert_eq!(engine.random_key(0, 12345).expect("random"), None);
+    let keys: Vec<Vec<u8>> = (0..5).map(|n| format!("k{n}").into_bytes()).collect();
+    for key in &keys {
+        engine.set(0, key, ValueKind::String, b"v", None).expect("set");
+    }
+    engine.set(1, b"other-db", ValueKind::String, b"v", None).expect("set");
+    let mut seen = std::collections::BTreeSet::new();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    for _ in 0..400 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let key = engine.random_key(0, state).expect("random").expect("a key");
+        assert!(keys.contains(&key), "{key:?} is not in db 0");
+        seen.insert(key);
+    }
+    assert_eq!(seen.len(), keys.len(), "every key comes up");
+    engine.set(2, b"soon-gone", ValueKind::String, b"v", Some(1_500)).expect("set");
+    clock.advance(1_000);
+    assert_eq!(engine.random_key(2, 99).expect("random"), None, "expired keys are not returned");
+}
