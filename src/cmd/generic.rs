@@ -496,11 +496,14 @@ pub fn object_freq(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
 /// OBJECT IDLETIME key
 /// ```
 pub fn object_idletime(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
-    // Velo keeps no per-key access clock (docs/compat.md): every key reports 0 seconds idle.
-    Ok(match object_entry(ctx, args)? {
-        None => Reply::Nil,
-        Some(_) => Reply::Int(0),
-    })
+    // Velo keeps no per-key access clock (keys live on disk; recording reads would turn them into writes),
+    // so it says so, as Redis does when its policy does not track idle time, rather than invent a number.
+    match object_entry(ctx, args)? {
+        None => Ok(Reply::Nil),
+        Some(_) => Err(CmdError::err(
+            "Velo does not track per-key access time (keys live on disk), so idle time is not available.",
+        )),
+    }
 }
 
 /// ```text

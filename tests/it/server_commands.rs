@@ -71,7 +71,15 @@ fn client_list_and_info() {
     other.cmd(&["CLIENT", "SETNAME", "worker"]);
     other.cmd(&["SELECT", "3"]);
     other.cmd(&["SUBSCRIBE", "ch"]);
-    let list = text(&conn.cmd(&["CLIENT", "LIST"]));
+    // The readiness probe's connection may still be closing on the server side: wait for it to go.
+    let mut list = text(&conn.cmd(&["CLIENT", "LIST"]));
+    for _ in 0..100 {
+        if list.lines().count() == 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        list = text(&conn.cmd(&["CLIENT", "LIST"]));
+    }
     assert_eq!(list.lines().count(), 2, "{list}");
     let worker = list.lines().find(|l| l.contains("name=worker")).expect("worker listed");
     assert!(worker.contains(" db=3 ") && worker.contains(" sub=1 ") && worker.contains(" flags=P "), "{worker}");
