@@ -13,7 +13,8 @@ use serde::Deserialize;
 use super::spec::{AclCategories, Flags};
 
 /// The groups a command may belong to.
-const GROUPS: &[&str] = &["connection", "string", "bitmap", "generic", "server", "transactions", "pubsub"];
+const GROUPS: &[&str] =
+    &["connection", "string", "bitmap", "generic", "server", "transactions", "pubsub", "hyperloglog"];
 
 /// One command file.
 #[derive(Debug, Clone, Deserialize)]

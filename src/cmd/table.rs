@@ -4,7 +4,7 @@
 use super::spec::{AclCategories, CommandSpec, Flags};
 
 /// Number of commands and subcommands (ids are `0..COMMAND_COUNT`).
-pub const COMMAND_COUNT: usize = 110;
+pub const COMMAND_COUNT: usize = 113;
 
 static CLIENT_SUBCOMMANDS: [CommandSpec; 10] = [
     CommandSpec {
@@ -462,7 +462,7 @@ static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
 
 static PUBSUB_SUBCOMMANDS: [CommandSpec; 4] = [
     CommandSpec {
-        id: 79,
+        id: 82,
         name: "channels",
         fullname: "pubsub|channels",
         arity: -2,
@@ -479,7 +479,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 80,
+        id: 83,
         name: "help",
         fullname: "pubsub|help",
         arity: 2,
@@ -496,7 +496,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 81,
+        id: 84,
         name: "numpat",
         fullname: "pubsub|numpat",
         arity: 2,
@@ -513,7 +513,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 82,
+        id: 85,
         name: "numsub",
         fullname: "pubsub|numsub",
         arity: -2,
@@ -532,7 +532,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 4] = [
 ];
 
 /// Every top-level command, sorted by name.
-pub static COMMANDS: [CommandSpec; 80] = [
+pub static COMMANDS: [CommandSpec; 83] = [
     CommandSpec {
         id: 0,
         name: "append",
@@ -1351,6 +1351,57 @@ pub static COMMANDS: [CommandSpec; 80] = [
     },
     CommandSpec {
         id: 74,
+        name: "pfadd",
+        fullname: "pfadd",
+        arity: -2,
+        flags: Flags::WRITE.union(Flags::DENYOOM).union(Flags::FAST),
+        acl: AclCategories::WRITE.union(AclCategories::HYPERLOGLOG).union(AclCategories::FAST),
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
+        group: "hyperloglog",
+        summary: "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.",
+        since: "2.8.9",
+        complexity: "O(1) to add every element.",
+        handler: Some(super::hyperloglog::pfadd),
+        subcommands: &[],
+    },
+    CommandSpec {
+        id: 75,
+        name: "pfcount",
+        fullname: "pfcount",
+        arity: -2,
+        flags: Flags::READONLY,
+        acl: AclCategories::READ.union(AclCategories::HYPERLOGLOG).union(AclCategories::SLOW),
+        first_key: 1,
+        last_key: -1,
+        key_step: 1,
+        group: "hyperloglog",
+        summary: "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).",
+        since: "2.8.9",
+        complexity: "O(1) with a very small average constant time when called with a single key. O(N) with N being the number of keys, and much bigger constant times, when called with multiple keys.",
+        handler: Some(super::hyperloglog::pfcount),
+        subcommands: &[],
+    },
+    CommandSpec {
+        id: 76,
+        name: "pfmerge",
+        fullname: "pfmerge",
+        arity: -2,
+        flags: Flags::WRITE.union(Flags::DENYOOM),
+        acl: AclCategories::WRITE.union(AclCategories::HYPERLOGLOG).union(AclCategories::SLOW),
+        first_key: 1,
+        last_key: -1,
+        key_step: 1,
+        group: "hyperloglog",
+        summary: "Merges one or more HyperLogLog values into a single key.",
+        since: "2.8.9",
+        complexity: "O(N) to merge N HyperLogLogs, but with high constant times.",
+        handler: Some(super::hyperloglog::pfmerge),
+        subcommands: &[],
+    },
+    CommandSpec {
+        id: 77,
         name: "ping",
         fullname: "ping",
         arity: -1,
@@ -1367,7 +1418,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 75,
+        id: 78,
         name: "psetex",
         fullname: "psetex",
         arity: 4,
@@ -1384,7 +1435,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 76,
+        id: 79,
         name: "psubscribe",
         fullname: "psubscribe",
         arity: -2,
@@ -1401,7 +1452,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 77,
+        id: 80,
         name: "pttl",
         fullname: "pttl",
         arity: 2,
@@ -1418,7 +1469,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 78,
+        id: 81,
         name: "publish",
         fullname: "publish",
         arity: 3,
@@ -1435,7 +1486,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 83,
+        id: 86,
         name: "pubsub",
         fullname: "pubsub",
         arity: -2,
@@ -1452,7 +1503,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &PUBSUB_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 84,
+        id: 87,
         name: "punsubscribe",
         fullname: "punsubscribe",
         arity: -1,
@@ -1469,7 +1520,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 85,
+        id: 88,
         name: "quit",
         fullname: "quit",
         arity: -1,
@@ -1486,7 +1537,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 86,
+        id: 89,
         name: "randomkey",
         fullname: "randomkey",
         arity: 1,
@@ -1503,7 +1554,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 87,
+        id: 90,
         name: "rename",
         fullname: "rename",
         arity: 3,
@@ -1520,7 +1571,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 88,
+        id: 91,
         name: "renamenx",
         fullname: "renamenx",
         arity: 3,
@@ -1537,7 +1588,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 89,
+        id: 92,
         name: "reset",
         fullname: "reset",
         arity: 1,
@@ -1554,7 +1605,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 90,
+        id: 93,
         name: "scan",
         fullname: "scan",
         arity: -2,
@@ -1571,7 +1622,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 91,
+        id: 94,
         name: "select",
         fullname: "select",
         arity: 2,
@@ -1588,7 +1639,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 92,
+        id: 95,
         name: "set",
         fullname: "set",
         arity: -3,
@@ -1605,7 +1656,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 93,
+        id: 96,
         name: "setbit",
         fullname: "setbit",
         arity: 4,
@@ -1622,7 +1673,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 94,
+        id: 97,
         name: "setex",
         fullname: "setex",
         arity: 4,
@@ -1639,7 +1690,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 95,
+        id: 98,
         name: "setnx",
         fullname: "setnx",
         arity: 3,
@@ -1656,7 +1707,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 96,
+        id: 99,
         name: "setrange",
         fullname: "setrange",
         arity: 4,
@@ -1673,7 +1724,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 97,
+        id: 100,
         name: "shutdown",
         fullname: "shutdown",
         arity: -1,
@@ -1690,7 +1741,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 98,
+        id: 101,
         name: "strlen",
         fullname: "strlen",
         arity: 2,
@@ -1707,7 +1758,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 99,
+        id: 102,
         name: "subscribe",
         fullname: "subscribe",
         arity: -2,
@@ -1724,7 +1775,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 100,
+        id: 103,
         name: "substr",
         fullname: "substr",
         arity: 4,
@@ -1741,7 +1792,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 101,
+        id: 104,
         name: "swapdb",
         fullname: "swapdb",
         arity: 3,
@@ -1758,7 +1809,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 102,
+        id: 105,
         name: "time",
         fullname: "time",
         arity: 1,
@@ -1775,7 +1826,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 103,
+        id: 106,
         name: "touch",
         fullname: "touch",
         arity: -2,
@@ -1792,7 +1843,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 104,
+        id: 107,
         name: "ttl",
         fullname: "ttl",
         arity: 2,
@@ -1809,7 +1860,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 105,
+        id: 108,
         name: "type",
         fullname: "type",
         arity: 2,
@@ -1826,7 +1877,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 106,
+        id: 109,
         name: "unlink",
         fullname: "unlink",
         arity: -2,
@@ -1843,7 +1894,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 107,
+        id: 110,
         name: "unsubscribe",
         fullname: "unsubscribe",
         arity: -1,
@@ -1860,7 +1911,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 108,
+        id: 111,
         name: "unwatch",
         fullname: "unwatch",
         arity: 1,
@@ -1877,7 +1928,7 @@ pub static COMMANDS: [CommandSpec; 80] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 109,
+        id: 112,
         name: "watch",
         fullname: "watch",
         arity: -2,
@@ -1950,38 +2001,41 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
         b"pexpire" => 45,
         b"pexpireat" => 46,
         b"pexpiretime" => 47,
-        b"ping" => 48,
-        b"psetex" => 49,
-        b"psubscribe" => 50,
-        b"pttl" => 51,
-        b"publish" => 52,
-        b"pubsub" => 53,
-        b"punsubscribe" => 54,
-        b"quit" => 55,
-        b"randomkey" => 56,
-        b"rename" => 57,
-        b"renamenx" => 58,
-        b"reset" => 59,
-        b"scan" => 60,
-        b"select" => 61,
-        b"set" => 62,
-        b"setbit" => 63,
-        b"setex" => 64,
-        b"setnx" => 65,
-        b"setrange" => 66,
-        b"shutdown" => 67,
-        b"strlen" => 68,
-        b"subscribe" => 69,
-        b"substr" => 70,
-        b"swapdb" => 71,
-        b"time" => 72,
-        b"touch" => 73,
-        b"ttl" => 74,
-        b"type" => 75,
-        b"unlink" => 76,
-        b"unsubscribe" => 77,
-        b"unwatch" => 78,
-        b"watch" => 79,
+        b"pfadd" => 48,
+        b"pfcount" => 49,
+        b"pfmerge" => 50,
+        b"ping" => 51,
+        b"psetex" => 52,
+        b"psubscribe" => 53,
+        b"pttl" => 54,
+        b"publish" => 55,
+        b"pubsub" => 56,
+        b"punsubscribe" => 57,
+        b"quit" => 58,
+        b"randomkey" => 59,
+        b"rename" => 60,
+        b"renamenx" => 61,
+        b"reset" => 62,
+        b"scan" => 63,
+        b"select" => 64,
+        b"set" => 65,
+        b"setbit" => 66,
+        b"setex" => 67,
+        b"setnx" => 68,
+        b"setrange" => 69,
+        b"shutdown" => 70,
+        b"strlen" => 71,
+        b"subscribe" => 72,
+        b"substr" => 73,
+        b"swapdb" => 74,
+        b"time" => 75,
+        b"touch" => 76,
+        b"ttl" => 77,
+        b"type" => 78,
+        b"unlink" => 79,
+        b"unsubscribe" => 80,
+        b"unwatch" => 81,
+        b"watch" => 82,
         _ => return None,
     };
     COMMANDS.get(index)

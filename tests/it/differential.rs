@@ -983,3 +983,48 @@ fn random_watch_between_two_clients() {
         }
     }
 }
+
+#[test]
+fn hyperloglog() {
+    let (redis, velo) = servers();
+    let mut script: Vec<String> = vec![
+        "PFADD empty".into(),
+        "GET empty".into(),
+        "PFCOUNT empty".into(),
+        "GET empty".into(),
+        "PFCOUNT missing".into(),
+        "PFADD h a b c d e f g".into(),
+        "PFADD h a b".into(),
+        "PFCOUNT h".into(),
+        "GET h".into(),
+        "SET plain hello".into(),
+        "PFADD plain x".into(),
+        "PFCOUNT plain".into(),
+        "PFMERGE plain h".into(),
+        "SET bad HYLLgarbage".into(),
+        "PFCOUNT bad".into(),
+        "PFADD".into(),
+        "PFCOUNT".into(),
+        "PFMERGE".into(),
+        "PFMERGE fresh h missing".into(),
+        "GET fresh".into(),
+        "PFCOUNT h fresh missing".into(),
+        "EXPIRE h 100".into(),
+        "PFADD h z".into(),
+        "TTL h".into(),
+        "TYPE h".into(),
+    ];
+    // Grow one HLL past the sparse limit so that it turns dense, a few elements at a time.
+    for batch in 0..40 {
+        let elements: Vec<String> = (0..100).map(|n| format!("e{}", batch * 100 + n)).collect();
+        script.push(format!("PFADD big {}", elements.join(" ")));
+        if batch % 8 == 0 {
+            script.push("PFCOUNT big".into());
+            script.push("GET big".into());
+        }
+    }
+    script.extend(["PFCOUNT big".into(), "GET big".into(), "PFMERGE big h fresh".into(), "GET big".into()]);
+    script.extend(["PFMERGE small h fresh".into(), "GET small".into(), "PFCOUNT small big h".into()]);
+    let lines: Vec<&str> = script.iter().map(String::as_str).collect();
+    compare(&redis, &velo, "hyperloglog", &lines);
+}
