@@ -5,7 +5,7 @@
 //!   by [`codegen`].
 //! - [`args`]: the argument cursor; `error`: [`CmdError`] with Redis's exact texts.
 //! - Handlers, one file per group: [`connection`], [`string`], [`bitmap`], [`generic`] (keys),
-//!   [`server`], [`transactions`], [`pubsub`], [`hyperloglog`].
+//!   [`server`], [`transactions`], [`pubsub`], [`hyperloglog`], [`bloom`].
 //!
 //! A handler is `fn(&mut Ctx, &mut Args) -> Result<Reply, CmdError>`: it holds only the command's meaning.
 //! Lookup, arity, MULTI queueing and the pub/sub context check happen before, in `server::dispatch`.
@@ -15,6 +15,7 @@
 
 pub mod args;
 pub mod bitmap;
+pub mod bloom;
 pub mod codegen;
 pub mod connection;
 mod error;

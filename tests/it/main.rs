@@ -12,6 +12,7 @@ mod engine_model;
 mod engine_support;
 mod lifecycle;
 mod protocol;
+mod server_bloom;
 mod server_commands;
 mod support;
 mod types_bloom;
