@@ -14,7 +14,7 @@ use super::spec::{AclCategories, Flags};
 
 /// The groups a command may belong to.
 const GROUPS: &[&str] =
-    &["connection", "string", "bitmap", "generic", "server", "transactions", "pubsub", "hyperloglog", "bloom"];
+    &["connection", "string", "bitmap", "generic", "server", "transactions", "pubsub", "hyperloglog", "bloom", "hash"];
 
 /// One command file.
 #[derive(Debug, Clone, Deserialize)]

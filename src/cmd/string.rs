@@ -464,13 +464,15 @@ pub fn decrby(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 /// ```
 pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
-    let delta = Ext::parse(&args.next_bytes()?).ok_or(CmdError::NotFloat)?;
+    let delta_arg = args.next_bytes()?;
     let db = ctx.db();
     let mut slot = ctx.engine.lock_key(&key);
+    // Redis's order: the key's type, then its value, then the increment.
     let (current, expire) = match as_string(slot.get(db, &key)?)? {
         Some(entry) => (Ext::parse(&entry.value).ok_or(CmdError::NotFloat)?, entry.expire_at_ms),
         None => (Ext::parse(b"0").ok_or(CmdError::NotFloat)?, None),
     };
+    let delta = Ext::parse(&delta_arg).ok_or(CmdError::NotFloat)?;
     if current.is_infinite() || delta.is_infinite() {
         return Err(CmdError::err("increment would produce NaN or Infinity"));
     }

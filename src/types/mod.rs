@@ -4,6 +4,7 @@
 //! - [`hll`]: HyperLogLog in Redis's `HYLL` sparse/dense string format.
 //! - [`geohash`]: Redis's 52-bit geohash (GEOADD scores, GEOHASH strings, distances, search helpers).
 //! - [`bloom`]: RedisBloom-style scalable bloom filters with a versioned, checksummed encoding.
+//! - [`hash`]: hash values in their compact form (field/value pairs in insertion order).
 //! - [`zset_index`]: an order-statistic index for sorted sets (ranks, ranges by rank/score/lex).
 //!
 //! Everything here is written from documented formats and published algorithms; no code was
@@ -11,5 +12,6 @@
 
 pub mod bloom;
 pub mod geohash;
+pub mod hash;
 pub mod hll;
 pub mod zset_index;

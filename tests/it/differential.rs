@@ -844,7 +844,7 @@ fn random_sequences() {
             let k2 = keys[rng.gen_range(0..keys.len())];
             let v = values[rng.gen_range(0..values.len())];
             let n: i64 = rng.gen_range(-20..40);
-            let line = match rng.gen_range(0..50) {
+            let line = match rng.gen_range(0..60) {
                 0 => format!("SET {k} {v}"),
                 1 => format!("SET {k} {v} NX GET"),
                 2 => format!("SET {k} {v} XX EX 1000"),
@@ -896,6 +896,16 @@ fn random_sequences() {
                 45 | 46 => "EXEC".to_string(),
                 47 => "DISCARD".to_string(),
                 48 => format!("WATCH {k}"),
+                50 => format!("HSET {k} f{} {v}", n.rem_euclid(4)),
+                51 => format!("HGET {k} f{}", n.rem_euclid(4)),
+                52 => format!("HDEL {k} f{} f{}", n.rem_euclid(4), (n + 1).rem_euclid(4)),
+                53 => format!("HINCRBY {k} f{} {n}", n.rem_euclid(4)),
+                54 => format!("~HGETALL {k}"),
+                55 => format!("HLEN {k}"),
+                56 => format!("HMGET {k} f0 f1 f9"),
+                57 => format!("HSETNX {k} f{} {v}", n.rem_euclid(4)),
+                58 => format!("HEXISTS {k} f{}", n.rem_euclid(4)),
+                59 => format!("HINCRBYFLOAT {k} f{} 1.5", n.rem_euclid(4)),
                 _ => format!("GET {k} extra"),
             };
             match line.as_str() {
@@ -1027,4 +1037,83 @@ fn hyperloglog() {
     script.extend(["PFMERGE small h fresh".into(), "GET small".into(), "PFCOUNT small big h".into()]);
     let lines: Vec<&str> = script.iter().map(String::as_str).collect();
     compare(&redis, &velo, "hyperloglog", &lines);
+}
+
+#[test]
+fn hashes() {
+    let (redis, velo) = servers();
+    let script = [
+        "HSET h a 1 b 2 c 3",
+        "HSET h a 10 d 4",
+        "HGET h a",
+        "HGET h missing",
+        "HGET nokey a",
+        "HMGET h a b missing",
+        "HMGET nokey a",
+        "HLEN h",
+        "HLEN nokey",
+        "HSTRLEN h a",
+        "HSTRLEN h missing",
+        "HEXISTS h b",
+        "HEXISTS h zz",
+        "HKEYS h",
+        "HVALS h",
+        "HGETALL h",
+        "HGETALL nokey",
+        "HKEYS nokey",
+        "HSETNX h a 99",
+        "HSETNX h e 5",
+        "HMSET h f 6 g 7",
+        "HDEL h a b missing",
+        "HGETALL h",
+        "HINCRBY h counter 5",
+        "HINCRBY h counter -7",
+        "HINCRBY h c notanumber",
+        "HSET h text hello",
+        "HINCRBY h text 1",
+        "HSET h big 9223372036854775807",
+        "HINCRBY h big 1",
+        "HINCRBYFLOAT h f 1.5",
+        "HINCRBYFLOAT h newf 0.1",
+        "HINCRBYFLOAT h newf 3.0e3",
+        "HINCRBYFLOAT h text 1",
+        "HINCRBYFLOAT h f abc",
+        "HINCRBYFLOAT h f inf",
+        "HSET h odd",
+        "HSET h odd 1 even",
+        "HMSET h odd",
+        "HSET",
+        "HGET h",
+        "SET s v",
+        "HGET s a",
+        "HSET s a 1",
+        "HLEN s",
+        "GET h",
+        "TYPE h",
+        "OBJECT ENCODING h",
+        "HRANDFIELD nokey",
+        "HRANDFIELD nokey 5",
+        "HRANDFIELD h 0",
+        "~HRANDFIELD h 100",
+        "~HRANDFIELD h 100 WITHVALUES",
+        "HRANDFIELD h 5 WITHVALUES EXTRA",
+        "HRANDFIELD h notnum",
+        "HRANDFIELD h WITHVALUES",
+        "~HSCAN h 0",
+        "~HSCAN h 0 MATCH e*",
+        "HSCAN h 0 COUNT 0",
+        "HSCAN h abc",
+        "HSCAN nokey 0",
+        "EXPIRE h 100",
+        "HSET h x 1",
+        "TTL h",
+        "HDEL h c d e f g counter text big newf x",
+        "EXISTS h",
+        "HDEL h nothing",
+        "HSET e f ''",
+        "HGETALL e",
+        "HSET long k 01234567890123456789012345678901234567890123456789012345678901234567890123456789",
+        "OBJECT ENCODING long",
+    ];
+    compare(&redis, &velo, "hashes", &script);
 }
