@@ -13,8 +13,19 @@ use serde::Deserialize;
 use super::spec::{AclCategories, Flags};
 
 /// The groups a command may belong to.
-const GROUPS: &[&str] =
-    &["connection", "string", "bitmap", "generic", "server", "transactions", "pubsub", "hyperloglog", "bloom", "hash"];
+const GROUPS: &[&str] = &[
+    "connection",
+    "string",
+    "bitmap",
+    "generic",
+    "server",
+    "transactions",
+    "pubsub",
+    "hyperloglog",
+    "bloom",
+    "hash",
+    "set",
+];
 
 /// One command file.
 #[derive(Debug, Clone, Deserialize)]

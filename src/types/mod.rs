@@ -5,6 +5,7 @@
 //! - [`geohash`]: Redis's 52-bit geohash (GEOADD scores, GEOHASH strings, distances, search helpers).
 //! - [`bloom`]: RedisBloom-style scalable bloom filters with a versioned, checksummed encoding.
 //! - [`hash`]: hash values in their compact form (field/value pairs in insertion order).
+//! - [`set`]: set values in their compact form.
 //! - [`zset_index`]: an order-statistic index for sorted sets (ranks, ranges by rank/score/lex).
 //!
 //! Everything here is written from documented formats and published algorithms; no code was
@@ -14,4 +15,5 @@ pub mod bloom;
 pub mod geohash;
 pub mod hash;
 pub mod hll;
+pub mod set;
 pub mod zset_index;

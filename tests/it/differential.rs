@@ -844,7 +844,7 @@ fn random_sequences() {
             let k2 = keys[rng.gen_range(0..keys.len())];
             let v = values[rng.gen_range(0..values.len())];
             let n: i64 = rng.gen_range(-20..40);
-            let line = match rng.gen_range(0..60) {
+            let line = match rng.gen_range(0..66) {
                 0 => format!("SET {k} {v}"),
                 1 => format!("SET {k} {v} NX GET"),
                 2 => format!("SET {k} {v} XX EX 1000"),
@@ -906,6 +906,12 @@ fn random_sequences() {
                 57 => format!("HSETNX {k} f{} {v}", n.rem_euclid(4)),
                 58 => format!("HEXISTS {k} f{}", n.rem_euclid(4)),
                 59 => format!("HINCRBYFLOAT {k} f{} 1.5", n.rem_euclid(4)),
+                60 => format!("SADD {k} m{} m{}", n.rem_euclid(5), (n + 2).rem_euclid(5)),
+                61 => format!("SREM {k} m{}", n.rem_euclid(5)),
+                62 => format!("SISMEMBER {k} m{}", n.rem_euclid(5)),
+                63 => format!("~SMEMBERS {k}"),
+                64 => format!("SCARD {k}"),
+                65 => format!("~SUNION {k} {k2}"),
                 _ => format!("GET {k} extra"),
             };
             match line.as_str() {
@@ -1116,4 +1122,78 @@ fn hashes() {
         "OBJECT ENCODING long",
     ];
     compare(&redis, &velo, "hashes", &script);
+}
+
+#[test]
+fn sets() {
+    let (redis, velo) = servers();
+    let script = [
+        "SADD s a b c",
+        "SADD s a d",
+        "SCARD s",
+        "SCARD nokey",
+        "SISMEMBER s a",
+        "SISMEMBER s zz",
+        "SISMEMBER nokey a",
+        "SMISMEMBER s a zz d",
+        "~SMEMBERS s",
+        "SMEMBERS nokey",
+        "SREM s a zz",
+        "SREM nokey a",
+        "~SMEMBERS s",
+        "SADD t c d e",
+        "SADD u 1 2 3",
+        "~SINTER s t",
+        "~SUNION s t u",
+        "~SDIFF s t",
+        "~SDIFF t s nokey",
+        "SINTER s nokey",
+        "SINTERSTORE dst s t",
+        "~SMEMBERS dst",
+        "SUNIONSTORE dst s t u",
+        "SCARD dst",
+        "SDIFFSTORE dst s s",
+        "EXISTS dst",
+        "SMOVE s t b",
+        "SMOVE s t zz",
+        "SMOVE nokey t a",
+        "SMOVE t t c",
+        "SMOVE t t zz",
+        "~SMEMBERS t",
+        "SET str v",
+        "SADD str a",
+        "SMOVE s str d",
+        "SINTER s str",
+        "SUNIONSTORE str s",
+        "TYPE str",
+        "OBJECT ENCODING u",
+        "OBJECT ENCODING t",
+        "SPOP nokey",
+        "SPOP nokey 3",
+        "SPOP u -1",
+        "SPOP u 0",
+        "~SPOP u 10",
+        "EXISTS u",
+        "SRANDMEMBER nokey",
+        "SRANDMEMBER nokey 3",
+        "SRANDMEMBER t 0",
+        "~SRANDMEMBER t 100",
+        "SRANDMEMBER t 1 2",
+        "SRANDMEMBER t notnum",
+        "SADD single only",
+        "SSCAN single 0",
+        "SSCAN t 0 MATCH c*",
+        "SSCAN t 0 COUNT 0",
+        "SSCAN t x",
+        "SADD",
+        "SADD s",
+        "SINTERSTORE",
+        "EXPIRE t 100",
+        "SADD t q",
+        "TTL t",
+        "SADD one x",
+        "SPOP one",
+        "EXISTS one",
+    ];
+    compare(&redis, &velo, "sets", &script);
 }
