@@ -25,6 +25,7 @@ const GROUPS: &[&str] = &[
     "bloom",
     "hash",
     "set",
+    "list",
 ];
 
 /// One command file.

@@ -475,6 +475,7 @@ pub fn object_encoding(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdE
     Ok(match object_entry(ctx, args)? {
         None => Reply::Nil,
         Some(entry) if entry.kind == ValueKind::String => Reply::bulk(string_encoding(&entry.value)),
+        Some(entry) if entry.kind == ValueKind::List => Reply::bulk("quicklist"),
         Some(entry) if entry.kind == ValueKind::Set => {
             let set = crate::types::set::SetValue::from_bytes(&entry.value)
                 .map_err(|err| CmdError::err(format!("stored set is unreadable: {err}")))?;

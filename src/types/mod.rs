@@ -5,6 +5,7 @@
 //! - [`geohash`]: Redis's 52-bit geohash (GEOADD scores, GEOHASH strings, distances, search helpers).
 //! - [`bloom`]: RedisBloom-style scalable bloom filters with a versioned, checksummed encoding.
 //! - [`hash`]: hash values in their compact form (field/value pairs in insertion order).
+//! - [`list`]: list values in their compact form.
 //! - [`set`]: set values in their compact form.
 //! - [`zset_index`]: an order-statistic index for sorted sets (ranks, ranges by rank/score/lex).
 //!
@@ -15,5 +16,6 @@ pub mod bloom;
 pub mod geohash;
 pub mod hash;
 pub mod hll;
+pub mod list;
 pub mod set;
 pub mod zset_index;
