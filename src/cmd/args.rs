@@ -158,3 +158,42 @@ mod tests {
         assert_eq!(parse_f64(b"0x"), None);
     }
 }
+
+/// The cursor and options of SCAN, HSCAN and SSCAN.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// The cursor argument.
+    pub cursor: u64,
+    /// MATCH pattern.
+    pub pattern: Option<Bytes>,
+    /// COUNT (10 when absent).
+    pub count: usize,
+    /// TYPE (SCAN only), lower case.
+    pub kind: Option<String>,
+}
+
+/// Parses `cursor [MATCH pattern] [COUNT count]` (and `[TYPE type]` when `allow_type`) with Redis's errors.
+pub fn scan_options(args: &mut Args, allow_type: bool) -> Result<ScanOptions, CmdError> {
+    let cursor_arg = args.next_bytes()?;
+    let cursor: u64 = std::str::from_utf8(&cursor_arg)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| CmdError::err("invalid cursor"))?;
+    let mut options = ScanOptions { cursor, pattern: None, count: 10, kind: None };
+    while !args.is_empty() {
+        if args.eat("MATCH") && !args.is_empty() {
+            options.pattern = Some(args.next_bytes()?);
+        } else if args.eat("COUNT") && !args.is_empty() {
+            let n = args.next_i64()?;
+            if n < 1 {
+                return Err(CmdError::Syntax);
+            }
+            options.count = n as usize;
+        } else if allow_type && args.eat("TYPE") && !args.is_empty() {
+            options.kind = Some(String::from_utf8_lossy(&args.next_bytes()?).to_ascii_lowercase());
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    Ok(options)
+}

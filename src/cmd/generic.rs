@@ -374,27 +374,7 @@ pub fn keys(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 /// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
 /// ```
 pub fn scan(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
-    let cursor_arg = args.next_bytes()?;
-    let cursor: u64 = std::str::from_utf8(&cursor_arg)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| CmdError::err("invalid cursor"))?;
-    let (mut pattern, mut count, mut kind) = (None, 10usize, None);
-    while !args.is_empty() {
-        if args.eat("MATCH") && !args.is_empty() {
-            pattern = Some(args.next_bytes()?);
-        } else if args.eat("COUNT") && !args.is_empty() {
-            let n = args.next_i64()?;
-            if n < 1 {
-                return Err(CmdError::Syntax);
-            }
-            count = n as usize;
-        } else if args.eat("TYPE") && !args.is_empty() {
-            kind = Some(String::from_utf8_lossy(&args.next_bytes()?).to_ascii_lowercase());
-        } else {
-            return Err(CmdError::Syntax);
-        }
-    }
+    let super::args::ScanOptions { cursor, pattern, count, kind } = super::args::scan_options(args, true)?;
     let db = ctx.db();
     let page = ctx.engine.scan(Some(db), cursor, count)?;
     let mut keys = Vec::with_capacity(page.keys.len());
@@ -417,9 +397,7 @@ pub fn scan(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 /// RANDOMKEY
 /// ```
 pub fn randomkey(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
-    let random = std::collections::hash_map::RandomState::new();
-    let random = std::hash::BuildHasher::hash_one(&random, (ctx.now_ms(), ctx.client.id()));
-    let key = ctx.engine.random_key(ctx.db(), random)?;
+    let key = ctx.engine.random_key(ctx.db(), ctx.random(0))?;
     Ok(key.map_or(Reply::Nil, |key| Reply::Bulk(Bytes::from(key))))
 }
 

@@ -241,12 +241,6 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdErro
     })
 }
 
-/// A pseudo-random u64 for HRANDFIELD (not for anything that must be unpredictable).
-fn random_u64(ctx: &Ctx<'_>, salt: u64) -> u64 {
-    let state = std::collections::hash_map::RandomState::new();
-    std::hash::BuildHasher::hash_one(&state, (ctx.now_ms(), ctx.client.id(), salt))
-}
-
 /// ```text
 /// HRANDFIELD key [count [WITHVALUES]]
 /// ```
@@ -264,7 +258,7 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
     let Some(count) = count else {
         return Ok(match hash {
             Some(hash) if !hash.is_empty() => {
-                let at = (random_u64(ctx, 0) % hash.len() as u64) as usize;
+                let at = (ctx.random(0) % hash.len() as u64) as usize;
                 Reply::Bulk(hash.pairs()[at].0.clone())
             }
             _ => Reply::Nil,
@@ -280,13 +274,13 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
         let mut indexes: Vec<usize> = (0..pairs.len()).collect();
         let wanted = (count as usize).min(pairs.len());
         for i in 0..wanted {
-            let j = i + (random_u64(ctx, i as u64) % (pairs.len() - i) as u64) as usize;
+            let j = i + (ctx.random(i as u64) % (pairs.len() - i) as u64) as usize;
             indexes.swap(i, j);
         }
         indexes.truncate(wanted);
         indexes
     } else {
-        (0..count.unsigned_abs()).map(|i| (random_u64(ctx, i) % pairs.len() as u64) as usize).collect()
+        (0..count.unsigned_abs()).map(|i| (ctx.random(i) % pairs.len() as u64) as usize).collect()
     };
     let protocol3 = ctx.client.proto == crate::resp::Protocol::Resp3;
     let mut out = Vec::with_capacity(picks.len());
@@ -309,23 +303,7 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
 /// ```
 pub fn hscan(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
-    let cursor_arg = args.next_bytes()?;
-    let cursor: u64 = std::str::from_utf8(&cursor_arg)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| CmdError::err("invalid cursor"))?;
-    let mut pattern = None;
-    while !args.is_empty() {
-        if args.eat("MATCH") && !args.is_empty() {
-            pattern = Some(args.next_bytes()?);
-        } else if args.eat("COUNT") && !args.is_empty() {
-            if args.next_i64()? < 1 {
-                return Err(CmdError::Syntax);
-            }
-        } else {
-            return Err(CmdError::Syntax);
-        }
-    }
+    let super::args::ScanOptions { cursor, pattern, .. } = super::args::scan_options(args, false)?;
     // A compact hash is returned whole in one step (as Redis does for its listpack hashes).
     let hash = read(ctx, &key)?.unwrap_or_default();
     let mut items = Vec::new();

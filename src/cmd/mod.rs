@@ -64,6 +64,13 @@ impl<'a> Ctx<'a> {
         crate::engine::system_clock_ms()
     }
 
+    /// A pseudo-random u64 for RANDOMKEY, SPOP, SRANDMEMBER, HRANDFIELD (not for anything that must be
+    /// unpredictable): std's per-process random hasher keys over the time, the client and `salt`.
+    pub fn random(&self, salt: u64) -> u64 {
+        let state = std::collections::hash_map::RandomState::new();
+        std::hash::BuildHasher::hash_one(&state, (self.now_ms(), self.client.id(), salt))
+    }
+
     /// Records that `key` in physical database `db` changed (for WATCH, which follows logical databases).
     pub fn touch(&self, db: u16, key: &[u8]) {
         self.server.watches.touch(self.server.dbmap.logical(db), key);

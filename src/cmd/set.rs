@@ -116,11 +116,6 @@ pub fn smembers(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     Ok(members_reply(read(ctx, &key)?.unwrap_or_default().members().to_vec()))
 }
 
-fn random_u64(ctx: &Ctx<'_>, salt: u64) -> u64 {
-    let state = std::collections::hash_map::RandomState::new();
-    std::hash::BuildHasher::hash_one(&state, (ctx.now_ms(), ctx.client.id(), salt))
-}
-
 /// `wanted` distinct pseudo-random positions out of `len` (a partial Fisher-Yates shuffle driven by `seed`).
 fn distinct_picks(seed: u64, len: usize, wanted: usize) -> Vec<usize> {
     let mut indexes: Vec<usize> = (0..len).collect();
@@ -152,7 +147,7 @@ pub fn spop(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         Some(n as usize)
     };
     args.finish()?;
-    let seed = random_u64(ctx, 7);
+    let seed = ctx.random(7);
     modify(ctx, &key, |set| {
         let popped: Vec<Bytes> = distinct_picks(seed, set.len(), count.unwrap_or(1))
             .into_iter()
@@ -185,16 +180,16 @@ pub fn srandmember(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
         if set.is_empty() {
             return Ok(Reply::Nil);
         }
-        let at = (random_u64(ctx, 0) % set.len() as u64) as usize;
+        let at = (ctx.random(0) % set.len() as u64) as usize;
         return Ok(Reply::Bulk(set.members()[at].clone()));
     };
     if count == 0 || set.is_empty() {
         return Ok(Reply::Array(Vec::new()));
     }
     let picks: Vec<usize> = if count > 0 {
-        distinct_picks(random_u64(ctx, 1), set.len(), count as usize)
+        distinct_picks(ctx.random(1), set.len(), count as usize)
     } else {
-        (0..count.unsigned_abs()).map(|i| (random_u64(ctx, i) % set.len() as u64) as usize).collect()
+        (0..count.unsigned_abs()).map(|i| (ctx.random(i) % set.len() as u64) as usize).collect()
     };
     Ok(Reply::Array(picks.into_iter().map(|at| Reply::Bulk(set.members()[at].clone())).collect()))
 }
@@ -376,23 +371,7 @@ pub fn sdiffstore(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
 /// ```
 pub fn sscan(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
-    let cursor_arg = args.next_bytes()?;
-    let cursor: u64 = std::str::from_utf8(&cursor_arg)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| CmdError::err("invalid cursor"))?;
-    let mut pattern = None;
-    while !args.is_empty() {
-        if args.eat("MATCH") && !args.is_empty() {
-            pattern = Some(args.next_bytes()?);
-        } else if args.eat("COUNT") && !args.is_empty() {
-            if args.next_i64()? < 1 {
-                return Err(CmdError::Syntax);
-            }
-        } else {
-            return Err(CmdError::Syntax);
-        }
-    }
+    let super::args::ScanOptions { cursor, pattern, .. } = super::args::scan_options(args, false)?;
     // A compact set is returned whole in one step.
     let set = read(ctx, &key)?.unwrap_or_default();
     let items = if cursor == 0 {
