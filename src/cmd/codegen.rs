@@ -26,6 +26,7 @@ const GROUPS: &[&str] = &[
     "hash",
     "set",
     "list",
+    "sorted_set",
 ];
 
 /// One command file.

@@ -454,6 +454,11 @@ pub fn object_encoding(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdE
         None => Reply::Nil,
         Some(entry) if entry.kind == ValueKind::String => Reply::bulk(string_encoding(&entry.value)),
         Some(entry) if entry.kind == ValueKind::List => Reply::bulk("quicklist"),
+        Some(entry) if entry.kind == ValueKind::SortedSet => {
+            let index = crate::types::zset::from_bytes(&entry.value)
+                .map_err(|err| CmdError::err(format!("stored sorted set is unreadable: {err}")))?;
+            Reply::bulk(crate::types::zset::encoding_name(&index))
+        }
         Some(entry) if entry.kind == ValueKind::Set => {
             let set = crate::types::set::SetValue::from_bytes(&entry.value)
                 .map_err(|err| CmdError::err(format!("stored set is unreadable: {err}")))?;

@@ -7,6 +7,7 @@
 //! - [`hash`]: hash values in their compact form (field/value pairs in insertion order).
 //! - [`list`]: list values in their compact form.
 //! - [`set`]: set values in their compact form.
+//! - [`zset`]: sorted-set values in their compact form.
 //! - [`zset_index`]: an order-statistic index for sorted sets (ranks, ranges by rank/score/lex).
 //!
 //! Everything here is written from documented formats and published algorithms; no code was
@@ -18,4 +19,5 @@ pub mod hash;
 pub mod hll;
 pub mod list;
 pub mod set;
+pub mod zset;
 pub mod zset_index;
