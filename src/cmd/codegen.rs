@@ -27,6 +27,7 @@ const GROUPS: &[&str] = &[
     "set",
     "list",
     "sorted_set",
+    "geo",
 ];
 
 /// One command file.

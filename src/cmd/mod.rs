@@ -5,7 +5,7 @@
 //!   by [`codegen`].
 //! - [`args`]: the argument cursor; `error`: [`CmdError`] with Redis's exact texts.
 //! - Handlers, one file per group: [`connection`], [`string`], [`bitmap`], [`generic`] (keys),
-//!   [`server`], [`transactions`], [`pubsub`], [`hyperloglog`], [`bloom`], [`hash`], [`set`], [`list`], [`zset`].
+//!   [`server`], [`transactions`], [`pubsub`], [`hyperloglog`], [`bloom`], [`hash`], [`set`], [`list`], [`zset`], [`geo`].
 //!
 //! A handler is `fn(&mut Ctx, &mut Args) -> Result<Reply, CmdError>`: it holds only the command's meaning.
 //! Lookup, arity, MULTI queueing and the pub/sub context check happen before, in `server::dispatch`.
@@ -21,6 +21,7 @@ pub mod connection;
 mod error;
 pub mod extfloat;
 pub mod generic;
+pub mod geo;
 pub mod hash;
 pub mod hyperloglog;
 pub mod list;

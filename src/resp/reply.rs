@@ -44,6 +44,9 @@ pub enum Reply {
     Set(Vec<Reply>),
     /// A double (a bulk string in RESP2).
     Double(f64),
+    /// A double already formatted (Redis's "human" long-double text, as GEOPOS sends): a RESP3 double
+    /// with exactly this text, a bulk string in RESP2.
+    DoubleText(Cow<'static, str>),
     /// A boolean (an integer in RESP2).
     Bool(bool),
     /// A verbatim string with its three-letter format (a bulk string in RESP2).
@@ -116,6 +119,13 @@ impl Reply {
             }
             Reply::Double(value) => {
                 let text = format_double(*value);
+                if resp3 {
+                    line(out, b',', text.as_bytes());
+                } else {
+                    bulk(out, text.as_bytes());
+                }
+            }
+            Reply::DoubleText(text) => {
                 if resp3 {
                     line(out, b',', text.as_bytes());
                 } else {

@@ -1422,3 +1422,41 @@ fn sorted_sets() {
     ];
     compare(&redis, &velo, "sorted sets", &script);
 }
+
+#[test]
+fn geo() {
+    let (redis, velo) = servers();
+    let script = [
+        "GEOADD g 13.361389 38.115556 Palermo 15.087269 37.502669 Catania",
+        "GEOADD g 13.361389 38.115556 Palermo",
+        "GEOADD g CH 13.5 38.1 Palermo 2.35 48.85 Paris",
+        "GEOADD g NX 0 0 Paris 1 1 Null",
+        "GEOADD g XX 0 0 Nowhere",
+        "GEOADD g NX XX 0 0 a",
+        "GEOADD g 200 0 bad",
+        "GEOADD g 0 90 bad",
+        "GEOADD g abc 0 bad",
+        "GEOADD g 1 2",
+        "GEOADD nokey XX 1 1 a",
+        "EXISTS nokey",
+        "GEODIST g Palermo Catania",
+        "GEODIST g Palermo Catania km",
+        "GEODIST g Palermo Catania MI",
+        "GEODIST g Palermo Catania ft",
+        "GEODIST g Palermo missing",
+        "GEODIST g Palermo Catania parsecs",
+        "GEODIST nokey a b",
+        "GEOHASH g Palermo Catania missing",
+        "GEOHASH nokey a",
+        "GEOHASH g",
+        "GEOPOS g Palermo Catania missing",
+        "GEOPOS nokey a",
+        "ZSCORE g Catania",
+        "ZRANGE g 0 -1",
+        "TYPE g",
+        "SET s v",
+        "GEOADD s 1 1 a",
+        "GEOPOS s a",
+    ];
+    compare(&redis, &velo, "geo", &script);
+}
