@@ -26,13 +26,7 @@ fn bloom_error(err: BloomError) -> CmdError {
 
 /// The filter stored in `entry` and its expiry; WRONGTYPE for any other type.
 fn load(entry: Option<Entry>) -> Result<Option<(ScalableBloom, Option<u64>)>, CmdError> {
-    match entry {
-        None => Ok(None),
-        Some(entry) if entry.kind != ValueKind::BloomFilter => Err(CmdError::WrongType),
-        Some(entry) => ScalableBloom::from_bytes(&entry.value)
-            .map(|bloom| Some((bloom, entry.expire_at_ms)))
-            .map_err(|err| CmdError::err(format!("stored bloom filter is unreadable: {err}"))),
-    }
+    super::load_typed(entry, ValueKind::BloomFilter, "bloom filter", ScalableBloom::from_bytes)
 }
 
 fn store(

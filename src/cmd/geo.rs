@@ -4,26 +4,13 @@
 
 use bytes::Bytes;
 
+use super::zset::{load, read};
 use super::{Args, CmdError, Ctx};
-use crate::engine::{Entry, ValueKind};
+use crate::engine::ValueKind;
 use crate::resp::Reply;
 use crate::types::geohash;
 use crate::types::zset;
 use crate::types::zset_index::{InsertOutcome, ZsetIndex};
-
-fn load(entry: Option<Entry>) -> Result<Option<(ZsetIndex, Option<u64>)>, CmdError> {
-    match entry {
-        None => Ok(None),
-        Some(entry) if entry.kind != ValueKind::SortedSet => Err(CmdError::WrongType),
-        Some(entry) => zset::from_bytes(&entry.value)
-            .map(|index| Some((index, entry.expire_at_ms)))
-            .map_err(|err| CmdError::err(format!("stored sorted set is unreadable: {err}"))),
-    }
-}
-
-fn read(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<ZsetIndex>, CmdError> {
-    Ok(load(ctx.engine.get(ctx.db(), key)?)?.map(|(index, _)| index))
-}
 
 /// ```text
 /// GEOADD key [NX | XX] [CH] longitude latitude member [longitude latitude member ...]

@@ -13,13 +13,7 @@ use super::extfloat::Ext;
 
 /// The hash in `entry` and its expiry; WRONGTYPE for other types.
 fn load(entry: Option<Entry>) -> Result<Option<(HashValue, Option<u64>)>, CmdError> {
-    match entry {
-        None => Ok(None),
-        Some(entry) if entry.kind != ValueKind::Hash => Err(CmdError::WrongType),
-        Some(entry) => HashValue::from_bytes(&entry.value)
-            .map(|hash| Some((hash, entry.expire_at_ms)))
-            .map_err(|err| CmdError::err(format!("stored hash is unreadable: {err}"))),
-    }
+    super::load_typed(entry, ValueKind::Hash, "hash", HashValue::from_bytes)
 }
 
 fn read(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<HashValue>, CmdError> {

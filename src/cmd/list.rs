@@ -10,13 +10,7 @@ use crate::types::list::ListValue;
 
 /// The list in `entry` and its expiry; WRONGTYPE for other types.
 fn load(entry: Option<Entry>) -> Result<Option<(ListValue, Option<u64>)>, CmdError> {
-    match entry {
-        None => Ok(None),
-        Some(entry) if entry.kind != ValueKind::List => Err(CmdError::WrongType),
-        Some(entry) => ListValue::from_bytes(&entry.value)
-            .map(|list| Some((list, entry.expire_at_ms)))
-            .map_err(|err| CmdError::err(format!("stored list is unreadable: {err}"))),
-    }
+    super::load_typed(entry, ValueKind::List, "list", ListValue::from_bytes)
 }
 
 fn read(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<ListValue>, CmdError> {

@@ -89,6 +89,24 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// The value in `entry` decoded by `decode` with its expiry, if it is of `kind`; WRONGTYPE for any other
+/// type; a stored value that does not decode is an error naming `what` (it never reaches a client as
+/// data).
+pub fn load_typed<T, E: std::fmt::Display>(
+    entry: Option<crate::engine::Entry>,
+    kind: crate::engine::ValueKind,
+    what: &str,
+    decode: impl FnOnce(&[u8]) -> Result<T, E>,
+) -> Result<Option<(T, Option<u64>)>, CmdError> {
+    match entry {
+        None => Ok(None),
+        Some(entry) if entry.kind != kind => Err(CmdError::WrongType),
+        Some(entry) => decode(&entry.value)
+            .map(|value| Some((value, entry.expire_at_ms)))
+            .map_err(|err| CmdError::err(format!("stored {what} is unreadable: {err}"))),
+    }
+}
+
 /// Commits every guard of [`Ctx::lock_slots`] (waits for durability under `fsync always`).
 pub fn commit_all(guards: Vec<(usize, SlotGuard<'_>)>) -> Result<(), CmdError> {
     let mut first_error = None;

@@ -11,13 +11,7 @@ use crate::types::set::SetValue;
 
 /// The set in `entry` and its expiry; WRONGTYPE for other types.
 fn load(entry: Option<Entry>) -> Result<Option<(SetValue, Option<u64>)>, CmdError> {
-    match entry {
-        None => Ok(None),
-        Some(entry) if entry.kind != ValueKind::Set => Err(CmdError::WrongType),
-        Some(entry) => SetValue::from_bytes(&entry.value)
-            .map(|set| Some((set, entry.expire_at_ms)))
-            .map_err(|err| CmdError::err(format!("stored set is unreadable: {err}"))),
-    }
+    super::load_typed(entry, ValueKind::Set, "set", SetValue::from_bytes)
 }
 
 fn read(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<SetValue>, CmdError> {

@@ -10,17 +10,11 @@ use crate::resp::{Protocol, Reply};
 use crate::types::zset;
 use crate::types::zset_index::{InsertOutcome, LexBound, ScoreBound, ZsetIndex};
 
-fn load(entry: Option<Entry>) -> Result<Option<(ZsetIndex, Option<u64>)>, CmdError> {
-    match entry {
-        None => Ok(None),
-        Some(entry) if entry.kind != ValueKind::SortedSet => Err(CmdError::WrongType),
-        Some(entry) => zset::from_bytes(&entry.value)
-            .map(|index| Some((index, entry.expire_at_ms)))
-            .map_err(|err| CmdError::err(format!("stored sorted set is unreadable: {err}"))),
-    }
+pub(super) fn load(entry: Option<Entry>) -> Result<Option<(ZsetIndex, Option<u64>)>, CmdError> {
+    super::load_typed(entry, ValueKind::SortedSet, "sorted set", zset::from_bytes)
 }
 
-fn read(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<ZsetIndex>, CmdError> {
+pub(super) fn read(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<ZsetIndex>, CmdError> {
     Ok(load(ctx.engine.get(ctx.db(), key)?)?.map(|(index, _)| index))
 }
 
