@@ -4,7 +4,7 @@
 use super::spec::{AclCategories, CommandSpec, Flags};
 
 /// Number of commands and subcommands (ids are `0..COMMAND_COUNT`).
-pub const COMMAND_COUNT: usize = 198;
+pub const COMMAND_COUNT: usize = 199;
 
 static CLIENT_SUBCOMMANDS: [CommandSpec; 10] = [
     CommandSpec {
@@ -532,7 +532,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 4] = [
 ];
 
 /// Every top-level command, sorted by name.
-pub static COMMANDS: [CommandSpec; 168] = [
+pub static COMMANDS: [CommandSpec; 169] = [
     CommandSpec {
         id: 0,
         name: "append",
@@ -3204,6 +3204,23 @@ pub static COMMANDS: [CommandSpec; 168] = [
     },
     CommandSpec {
         id: 187,
+        name: "zrangestore",
+        fullname: "zrangestore",
+        arity: -5,
+        flags: Flags::WRITE.union(Flags::DENYOOM),
+        acl: AclCategories::WRITE.union(AclCategories::SORTEDSET).union(AclCategories::SLOW),
+        first_key: 1,
+        last_key: 2,
+        key_step: 1,
+        group: "sorted_set",
+        summary: "Stores a range of members from sorted set in a key.",
+        since: "6.2.0",
+        complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key.",
+        handler: Some(super::zset::zrangestore),
+        subcommands: &[],
+    },
+    CommandSpec {
+        id: 188,
         name: "zrank",
         fullname: "zrank",
         arity: 3,
@@ -3220,7 +3237,7 @@ pub static COMMANDS: [CommandSpec; 168] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 188,
+        id: 189,
         name: "zrem",
         fullname: "zrem",
         arity: -3,
@@ -3237,7 +3254,7 @@ pub static COMMANDS: [CommandSpec; 168] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 189,
+        id: 190,
         name: "zremrangebylex",
         fullname: "zremrangebylex",
         arity: 4,
@@ -3254,7 +3271,7 @@ pub static COMMANDS: [CommandSpec; 168] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 190,
+        id: 191,
         name: "zremrangebyrank",
         fullname: "zremrangebyrank",
         arity: 4,
@@ -3271,7 +3288,7 @@ pub static COMMANDS: [CommandSpec; 168] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 191,
+        id: 192,
         name: "zremrangebyscore",
         fullname: "zremrangebyscore",
         arity: 4,
@@ -3288,7 +3305,7 @@ pub static COMMANDS: [CommandSpec; 168] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 192,
+        id: 193,
         name: "zrevrange",
         fullname: "zrevrange",
         arity: -4,
@@ -3305,7 +3322,7 @@ pub static COMMANDS: [CommandSpec; 168] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 193,
+        id: 194,
         name: "zrevrangebylex",
         fullname: "zrevrangebylex",
         arity: -4,
@@ -3322,7 +3339,7 @@ pub static COMMANDS: [CommandSpec; 168] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 194,
+        id: 195,
         name: "zrevrangebyscore",
         fullname: "zrevrangebyscore",
         arity: -4,
@@ -3339,7 +3356,7 @@ pub static COMMANDS: [CommandSpec; 168] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 195,
+        id: 196,
         name: "zrevrank",
         fullname: "zrevrank",
         arity: 3,
@@ -3356,7 +3373,7 @@ pub static COMMANDS: [CommandSpec; 168] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 196,
+        id: 197,
         name: "zscan",
         fullname: "zscan",
         arity: -3,
@@ -3373,7 +3390,7 @@ pub static COMMANDS: [CommandSpec; 168] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 197,
+        id: 198,
         name: "zscore",
         fullname: "zscore",
         arity: 3,
@@ -3555,17 +3572,18 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
         b"zrange" => 154,
         b"zrangebylex" => 155,
         b"zrangebyscore" => 156,
-        b"zrank" => 157,
-        b"zrem" => 158,
-        b"zremrangebylex" => 159,
-        b"zremrangebyrank" => 160,
-        b"zremrangebyscore" => 161,
-        b"zrevrange" => 162,
-        b"zrevrangebylex" => 163,
-        b"zrevrangebyscore" => 164,
-        b"zrevrank" => 165,
-        b"zscan" => 166,
-        b"zscore" => 167,
+        b"zrangestore" => 157,
+        b"zrank" => 158,
+        b"zrem" => 159,
+        b"zremrangebylex" => 160,
+        b"zremrangebyrank" => 161,
+        b"zremrangebyscore" => 162,
+        b"zrevrange" => 163,
+        b"zrevrangebylex" => 164,
+        b"zrevrangebyscore" => 165,
+        b"zrevrank" => 166,
+        b"zscan" => 167,
+        b"zscore" => 168,
         _ => return None,
     };
     COMMANDS.get(index)

@@ -298,8 +298,19 @@ fn rank_window(start: i64, stop: i64, len: usize) -> std::ops::Range<usize> {
 }
 
 fn run_range(ctx: &mut Ctx<'_>, key: &[u8], request: RangeRequest) -> Result<Reply, CmdError> {
+    let selector = selector_for(&request)?;
+    let items = read(ctx, key)?.map(|index| selector(&index)).unwrap_or_default();
+    Ok(if request.with_scores {
+        with_scores(ctx, items)
+    } else {
+        Reply::Array(items.into_iter().map(|(m, _)| Reply::Bulk(m)).collect())
+    })
+}
+
+/// What a range request selects, as a function of the sorted set; bounds are checked here, before any
+/// key is read, as in Redis.
+fn selector_for(request: &RangeRequest) -> Result<Selector, CmdError> {
     let parse_rank = |b: &Bytes| super::args::parse_i64(b).ok_or(CmdError::NotInteger);
-    // Bounds are checked before the key is read, as in Redis.
     let selector: Selector = match request.by {
         RangeBy::Rank => {
             let (start, stop) = (parse_rank(&request.start)?, parse_rank(&request.stop)?);
@@ -343,12 +354,7 @@ fn run_range(ctx: &mut Ctx<'_>, key: &[u8], request: RangeRequest) -> Result<Rep
             })
         }
     };
-    let items = read(ctx, key)?.map(|index| selector(&index)).unwrap_or_default();
-    Ok(if request.with_scores {
-        with_scores(ctx, items)
-    } else {
-        Reply::Array(items.into_iter().map(|(m, _)| Reply::Bulk(m)).collect())
-    })
+    Ok(selector)
 }
 
 fn parse_limit(args: &mut Args) -> Result<(i64, i64), CmdError> {
@@ -362,6 +368,12 @@ fn parse_limit(args: &mut Args) -> Result<(i64, i64), CmdError> {
 /// ```
 pub fn zrange(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
+    let request = parse_range(args, true)?;
+    run_range(ctx, &key, request)
+}
+
+/// `start stop [BYSCORE | BYLEX] [REV] [LIMIT offset count] [WITHSCORES]` of ZRANGE and ZRANGESTORE.
+fn parse_range(args: &mut Args, allow_scores: bool) -> Result<RangeRequest, CmdError> {
     let start = args.next_bytes()?;
     let stop = args.next_bytes()?;
     let mut request = RangeRequest { by: RangeBy::Rank, start, stop, reverse: false, limit: None, with_scores: false };
@@ -372,7 +384,7 @@ pub fn zrange(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
             request.by = RangeBy::Lex;
         } else if args.eat("REV") {
             request.reverse = true;
-        } else if args.eat("WITHSCORES") {
+        } else if allow_scores && args.eat("WITHSCORES") {
             request.with_scores = true;
         } else if args.remaining() >= 3 && args.eat("LIMIT") {
             request.limit = Some(parse_limit(args)?);
@@ -386,7 +398,35 @@ pub fn zrange(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     if request.with_scores && request.by == RangeBy::Lex {
         return Err(CmdError::err("syntax error, WITHSCORES not supported in combination with BYLEX"));
     }
-    run_range(ctx, &key, request)
+    Ok(request)
+}
+
+/// ```text
+/// ZRANGESTORE dst src min max [BYSCORE | BYLEX] [REV] [LIMIT offset count]
+/// ```
+pub fn zrangestore(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    let destination = args.next_bytes()?;
+    let source = args.next_bytes()?;
+    let request = parse_range(args, false)?;
+    let selector = selector_for(&request)?;
+    let db = ctx.db();
+    let mut guards = ctx.lock_slots(&[&source, &destination]);
+    let src_slot = ctx.engine.slot_of(&source);
+    let source_index = match guards.iter_mut().find(|(slot, _)| *slot == src_slot) {
+        Some((_, guard)) => load(guard.get(db, &source)?)?.map(|(index, _)| index),
+        None => None,
+    };
+    let mut result = ZsetIndex::new();
+    for (member, score) in source_index.map(|index| selector(&index)).unwrap_or_default() {
+        result.insert(&member, score).map_err(|_| CmdError::NotFloat)?;
+    }
+    let dst_slot = ctx.engine.slot_of(&destination);
+    if let Some((_, guard)) = guards.iter_mut().find(|(slot, _)| *slot == dst_slot) {
+        store(guard, db, &destination, &result, None)?;
+    }
+    super::commit_all(guards)?;
+    ctx.touch(db, &destination);
+    Ok(Reply::Int(result.len() as i64))
 }
 
 fn legacy_range(ctx: &mut Ctx<'_>, args: &mut Args, by: RangeBy, reverse: bool) -> Result<Reply, CmdError> {
