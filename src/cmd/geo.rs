@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use super::zset::{load, read};
+use super::collection::{load, read};
 use super::{Args, CmdError, Ctx};
 use crate::engine::ValueKind;
 use crate::resp::Reply;
@@ -89,7 +89,7 @@ pub fn geodist(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
             .ok_or_else(|| CmdError::err("unsupported unit provided. please use M, KM, FT, MI"))?
     };
     args.finish()?;
-    let Some(index) = read(ctx, &key)? else { return Ok(Reply::Nil) };
+    let Some(index) = read::<ZsetIndex>(ctx, &key)? else { return Ok(Reply::Nil) };
     let (Some(a), Some(b)) = (index.score(&first), index.score(&second)) else { return Ok(Reply::Nil) };
     let (lon1, lat1) = geohash::decode_score(a);
     let (lon2, lat2) = geohash::decode_score(b);
@@ -102,7 +102,7 @@ pub fn geodist(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn geohash_command(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let members = args.rest();
-    let index = read(ctx, &key)?;
+    let index = read::<ZsetIndex>(ctx, &key)?;
     Ok(Reply::Array(
         members
             .iter()
@@ -119,7 +119,7 @@ pub fn geohash_command(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdE
 pub fn geopos(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let members: Vec<Bytes> = args.rest();
-    let index = read(ctx, &key)?;
+    let index = read::<ZsetIndex>(ctx, &key)?;
     Ok(Reply::Array(
         members
             .iter()
@@ -226,7 +226,7 @@ pub fn geosearch(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> 
     if any && count.is_none() {
         return Err(CmdError::err("the ANY argument requires COUNT argument"));
     }
-    let Some(index) = read(ctx, &key)? else { return Ok(Reply::Array(Vec::new())) };
+    let Some(index) = read::<ZsetIndex>(ctx, &key)? else { return Ok(Reply::Array(Vec::new())) };
     let (longitude, latitude) = match (from_lonlat, &from_member) {
         (Some(point), _) => point,
         (None, Some(member)) => {

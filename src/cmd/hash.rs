@@ -4,52 +4,12 @@
 
 use bytes::Bytes;
 
+use super::collection::{modify, read};
 use super::{Args, CmdError, Ctx};
-use crate::engine::{Entry, SlotGuard, ValueKind};
 use crate::resp::Reply;
 use crate::types::hash::HashValue;
 
 use super::extfloat::Ext;
-
-/// The hash in `entry` and its expiry; WRONGTYPE for other types.
-fn load(entry: Option<Entry>) -> Result<Option<(HashValue, Option<u64>)>, CmdError> {
-    super::load_typed(entry, ValueKind::Hash, "hash", HashValue::from_bytes)
-}
-
-fn read(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<HashValue>, CmdError> {
-    Ok(load(ctx.engine.get(ctx.db(), key)?)?.map(|(hash, _)| hash))
-}
-
-/// Writes a hash back, deleting the key when it became empty (Redis never keeps empty hashes).
-fn store(slot: &mut SlotGuard<'_>, db: u16, key: &[u8], hash: &HashValue, expire: Option<u64>) -> Result<(), CmdError> {
-    if hash.is_empty() {
-        slot.delete(db, key)?;
-    } else {
-        slot.set(db, key, ValueKind::Hash, &hash.to_bytes(), expire)?;
-    }
-    Ok(())
-}
-
-/// Runs `change` on the hash at `key` (empty if missing) under the key's slot lock, stores it if `change`
-/// says it changed, and returns `change`'s reply.
-fn modify(
-    ctx: &mut Ctx<'_>,
-    key: &Bytes,
-    change: impl FnOnce(&mut HashValue) -> Result<(Reply, bool), CmdError>,
-) -> Result<Reply, CmdError> {
-    let db = ctx.db();
-    let mut slot = ctx.engine.lock_key(key);
-    let (mut hash, expire) = load(slot.get(db, key)?)?.unwrap_or_default();
-    let (reply, changed) = change(&mut hash)?;
-    if changed {
-        store(&mut slot, db, key, &hash, expire)?;
-    }
-    slot.commit()?;
-    if changed {
-        ctx.touch(db, key);
-    }
-    Ok(reply)
-}
 
 fn field_value_pairs(args: &mut Args, command: &'static str) -> Result<Vec<(Bytes, Bytes)>, CmdError> {
     let rest = args.rest();
@@ -65,7 +25,7 @@ fn field_value_pairs(args: &mut Args, command: &'static str) -> Result<Vec<(Byte
 pub fn hset(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let pairs = field_value_pairs(args, "hset")?;
-    modify(ctx, &key, |hash| {
+    modify(ctx, &key, |hash: &mut HashValue, _| {
         let added = pairs.into_iter().filter(|(field, value)| hash.set(field.clone(), value.clone())).count();
         Ok((Reply::Int(added as i64), true))
     })
@@ -77,7 +37,7 @@ pub fn hset(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn hmset(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let pairs = field_value_pairs(args, "hmset")?;
-    modify(ctx, &key, |hash| {
+    modify(ctx, &key, |hash: &mut HashValue, _| {
         for (field, value) in pairs {
             hash.set(field, value);
         }
@@ -92,7 +52,7 @@ pub fn hsetnx(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let field = args.next_bytes()?;
     let value = args.next_bytes()?;
-    modify(ctx, &key, |hash| {
+    modify(ctx, &key, |hash: &mut HashValue, _| {
         if hash.get(&field).is_some() {
             return Ok((Reply::Int(0), false));
         }
@@ -107,7 +67,7 @@ pub fn hsetnx(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn hget(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let field = args.next_bytes()?;
-    Ok(read(ctx, &key)?.and_then(|hash| hash.get(&field).cloned()).map_or(Reply::Nil, Reply::Bulk))
+    Ok(read::<HashValue>(ctx, &key)?.and_then(|hash| hash.get(&field).cloned()).map_or(Reply::Nil, Reply::Bulk))
 }
 
 /// ```text
@@ -116,7 +76,7 @@ pub fn hget(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn hmget(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let fields = args.rest();
-    let hash = read(ctx, &key)?;
+    let hash = read::<HashValue>(ctx, &key)?;
     Ok(Reply::Array(
         fields
             .iter()
@@ -131,7 +91,7 @@ pub fn hmget(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn hdel(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let fields = args.rest();
-    modify(ctx, &key, |hash| {
+    modify(ctx, &key, |hash: &mut HashValue, _| {
         let removed = fields.iter().filter(|field| hash.remove(field)).count();
         Ok((Reply::Int(removed as i64), removed > 0))
     })
@@ -142,7 +102,7 @@ pub fn hdel(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 /// ```
 pub fn hlen(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
-    Ok(Reply::Int(read(ctx, &key)?.map_or(0, |hash| hash.len() as i64)))
+    Ok(Reply::Int(read::<HashValue>(ctx, &key)?.map_or(0, |hash| hash.len() as i64)))
 }
 
 /// ```text
@@ -151,7 +111,7 @@ pub fn hlen(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn hstrlen(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let field = args.next_bytes()?;
-    Ok(Reply::Int(read(ctx, &key)?.and_then(|hash| hash.get(&field).map(|v| v.len() as i64)).unwrap_or(0)))
+    Ok(Reply::Int(read::<HashValue>(ctx, &key)?.and_then(|hash| hash.get(&field).map(|v| v.len() as i64)).unwrap_or(0)))
 }
 
 /// ```text
@@ -160,7 +120,7 @@ pub fn hstrlen(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn hexists(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let field = args.next_bytes()?;
-    Ok(Reply::Int(read(ctx, &key)?.is_some_and(|hash| hash.get(&field).is_some()).into()))
+    Ok(Reply::Int(read::<HashValue>(ctx, &key)?.is_some_and(|hash| hash.get(&field).is_some()).into()))
 }
 
 /// ```text
@@ -168,7 +128,7 @@ pub fn hexists(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 /// ```
 pub fn hkeys(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
-    let hash = read(ctx, &key)?.unwrap_or_default();
+    let hash = read::<HashValue>(ctx, &key)?.unwrap_or_default();
     Ok(Reply::Array(hash.pairs().iter().map(|(f, _)| Reply::Bulk(f.clone())).collect()))
 }
 
@@ -177,7 +137,7 @@ pub fn hkeys(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 /// ```
 pub fn hvals(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
-    let hash = read(ctx, &key)?.unwrap_or_default();
+    let hash = read::<HashValue>(ctx, &key)?.unwrap_or_default();
     Ok(Reply::Array(hash.pairs().iter().map(|(_, v)| Reply::Bulk(v.clone())).collect()))
 }
 
@@ -186,7 +146,7 @@ pub fn hvals(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 /// ```
 pub fn hgetall(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
-    let hash = read(ctx, &key)?.unwrap_or_default();
+    let hash = read::<HashValue>(ctx, &key)?.unwrap_or_default();
     Ok(Reply::Map(hash.pairs().iter().map(|(f, v)| (Reply::Bulk(f.clone()), Reply::Bulk(v.clone()))).collect()))
 }
 
@@ -197,7 +157,7 @@ pub fn hincrby(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let field = args.next_bytes()?;
     let delta = args.next_i64()?;
-    modify(ctx, &key, |hash| {
+    modify(ctx, &key, |hash: &mut HashValue, _| {
         let current = match hash.get(&field) {
             Some(value) => {
                 super::args::parse_i64(value).ok_or_else(|| CmdError::err("hash value is not an integer"))?
@@ -220,7 +180,7 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdErro
     if delta.is_infinite() {
         return Err(CmdError::err("value is NaN or Infinity"));
     }
-    modify(ctx, &key, |hash| {
+    modify(ctx, &key, |hash: &mut HashValue, _| {
         let current = match hash.get(&field) {
             Some(value) => Ext::parse(value).ok_or_else(|| CmdError::err("hash value is not a float"))?,
             None => Ext::parse(b"0").ok_or(CmdError::NotFloat)?,
@@ -248,7 +208,7 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
     if count.is_some_and(|n| n < -(i64::MAX / 2)) {
         return Err(CmdError::err("value is out of range"));
     }
-    let hash = read(ctx, &key)?;
+    let hash = read::<HashValue>(ctx, &key)?;
     let Some(count) = count else {
         return Ok(match hash {
             Some(hash) if !hash.is_empty() => {
@@ -299,7 +259,7 @@ pub fn hscan(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let super::args::ScanOptions { cursor, pattern, .. } = super::args::scan_options(args, false)?;
     // A compact hash is returned whole in one step (as Redis does for its listpack hashes).
-    let hash = read(ctx, &key)?.unwrap_or_default();
+    let hash = read::<HashValue>(ctx, &key)?.unwrap_or_default();
     let mut items = Vec::new();
     if cursor == 0 {
         for (field, value) in hash.pairs() {

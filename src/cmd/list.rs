@@ -3,65 +3,17 @@
 
 use bytes::Bytes;
 
+use super::collection::{load, modify, read, store};
 use super::{commit_all, Args, CmdError, Ctx};
-use crate::engine::{Entry, SlotGuard, ValueKind};
 use crate::resp::Reply;
 use crate::types::list::ListValue;
-
-/// The list in `entry` and its expiry; WRONGTYPE for other types.
-fn load(entry: Option<Entry>) -> Result<Option<(ListValue, Option<u64>)>, CmdError> {
-    super::load_typed(entry, ValueKind::List, "list", ListValue::from_bytes)
-}
-
-fn read(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<ListValue>, CmdError> {
-    Ok(load(ctx.engine.get(ctx.db(), key)?)?.map(|(list, _)| list))
-}
-
-/// Writes a list back, deleting the key when it became empty.
-fn store(slot: &mut SlotGuard<'_>, db: u16, key: &[u8], list: &ListValue, expire: Option<u64>) -> Result<(), CmdError> {
-    if list.items.is_empty() {
-        slot.delete(db, key)?;
-    } else {
-        slot.set(db, key, ValueKind::List, &list.to_bytes(), expire)?;
-    }
-    Ok(())
-}
-
-/// Runs `change` on the list at `key` (None if missing) under its slot lock; stores it if changed.
-fn modify(
-    ctx: &mut Ctx<'_>,
-    key: &Bytes,
-    change: impl FnOnce(Option<&mut ListValue>) -> Result<(Reply, bool), CmdError>,
-) -> Result<Reply, CmdError> {
-    let db = ctx.db();
-    let mut slot = ctx.engine.lock_key(key);
-    let loaded = load(slot.get(db, key)?)?;
-    let (reply, changed, list, expire) = match loaded {
-        Some((mut list, expire)) => {
-            let (reply, changed) = change(Some(&mut list))?;
-            (reply, changed, list, expire)
-        }
-        None => {
-            let (reply, _) = change(None)?;
-            (reply, false, ListValue::default(), None)
-        }
-    };
-    if changed {
-        store(&mut slot, db, key, &list, expire)?;
-    }
-    slot.commit()?;
-    if changed {
-        ctx.touch(db, key);
-    }
-    Ok(reply)
-}
 
 fn push(ctx: &mut Ctx<'_>, args: &mut Args, left: bool, only_existing: bool) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let elements = args.rest();
     let db = ctx.db();
     let mut slot = ctx.engine.lock_key(&key);
-    let loaded = load(slot.get(db, &key)?)?;
+    let loaded = load::<ListValue>(slot.get(db, &key)?)?;
     if loaded.is_none() && only_existing {
         return Ok(Reply::Int(0));
     }
@@ -118,7 +70,8 @@ fn pop(ctx: &mut Ctx<'_>, args: &mut Args, left: bool) -> Result<Reply, CmdError
         Some(n as usize)
     };
     args.finish()?;
-    modify(ctx, &key, |list| {
+    modify(ctx, &key, |list: &mut ListValue, existed| {
+        let list = existed.then_some(list);
         let Some(list) = list else {
             return Ok((if count.is_some() { Reply::NilArray } else { Reply::Nil }, false));
         };
@@ -152,7 +105,7 @@ pub fn rpop(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 /// ```
 pub fn llen(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
-    Ok(Reply::Int(read(ctx, &key)?.map_or(0, |list| list.items.len() as i64)))
+    Ok(Reply::Int(read::<ListValue>(ctx, &key)?.map_or(0, |list| list.items.len() as i64)))
 }
 
 /// A Redis index (negative counts from the tail) into a list of `len`, if it falls inside.
@@ -184,7 +137,7 @@ fn range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
 pub fn lindex(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let index = args.next_i64()?;
-    let list = read(ctx, &key)?.unwrap_or_default();
+    let list = read::<ListValue>(ctx, &key)?.unwrap_or_default();
     Ok(resolve(index, list.items.len()).map_or(Reply::Nil, |at| Reply::Bulk(list.items[at].clone())))
 }
 
@@ -195,7 +148,7 @@ pub fn lrange(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let start = args.next_i64()?;
     let stop = args.next_i64()?;
-    let list = read(ctx, &key)?.unwrap_or_default();
+    let list = read::<ListValue>(ctx, &key)?.unwrap_or_default();
     Ok(Reply::Array(match range(start, stop, list.items.len()) {
         Some((from, to)) => list.items.range(from..=to).cloned().map(Reply::Bulk).collect(),
         None => Vec::new(),
@@ -209,7 +162,8 @@ pub fn lset(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let index = args.next_i64()?;
     let element = args.next_bytes()?;
-    modify(ctx, &key, |list| {
+    modify(ctx, &key, |list: &mut ListValue, existed| {
+        let list = existed.then_some(list);
         let list = list.ok_or(CmdError::NoSuchKey)?;
         let at = resolve(index, list.items.len()).ok_or_else(|| CmdError::err("index out of range"))?;
         list.items[at] = element;
@@ -224,7 +178,8 @@ pub fn ltrim(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let start = args.next_i64()?;
     let stop = args.next_i64()?;
-    modify(ctx, &key, |list| {
+    modify(ctx, &key, |list: &mut ListValue, existed| {
+        let list = existed.then_some(list);
         let Some(list) = list else { return Ok((Reply::Ok, false)) };
         match range(start, stop, list.items.len()) {
             Some((from, to)) => {
@@ -251,7 +206,8 @@ pub fn linsert(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     };
     let pivot = args.next_bytes()?;
     let element = args.next_bytes()?;
-    modify(ctx, &key, |list| {
+    modify(ctx, &key, |list: &mut ListValue, existed| {
+        let list = existed.then_some(list);
         let Some(list) = list else { return Ok((Reply::Int(0), false)) };
         match list.items.iter().position(|item| *item == pivot) {
             Some(at) => {
@@ -270,7 +226,8 @@ pub fn lrem(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let count = args.next_i64()?;
     let element = args.next_bytes()?;
-    modify(ctx, &key, |list| {
+    modify(ctx, &key, |list: &mut ListValue, existed| {
+        let list = existed.then_some(list);
         let Some(list) = list else { return Ok((Reply::Int(0), false)) };
         let limit = if count == 0 { usize::MAX } else { count.unsigned_abs() as usize };
         let mut removed = 0usize;
@@ -333,7 +290,7 @@ pub fn lpos(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
             return Err(CmdError::Syntax);
         }
     }
-    let list = read(ctx, &key)?;
+    let list = read::<ListValue>(ctx, &key)?;
     let Some(list) = list else {
         return Ok(if count.is_some() { Reply::Array(Vec::new()) } else { Reply::Nil });
     };

@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`spec`]: [`CommandSpec`] and its flag sets; [`table`]: the entries, @generated from `commands/*.json`
 //!   by [`codegen`].
+//! - [`collection`]: loading, storing and modifying the collection types stored as one value.
 //! - [`args`]: the argument cursor; `error`: [`CmdError`] with Redis's exact texts.
 //! - Handlers, one file per group: [`connection`], [`string`], [`bitmap`], [`generic`] (keys),
 //!   [`server`], [`transactions`], [`pubsub`], [`hyperloglog`], [`bloom`], [`hash`], [`set`], [`list`], [`zset`], [`geo`].
@@ -17,6 +18,7 @@ pub mod args;
 pub mod bitmap;
 pub mod bloom;
 pub mod codegen;
+pub mod collection;
 pub mod connection;
 mod error;
 pub mod extfloat;

@@ -4,51 +4,14 @@
 
 use bytes::Bytes;
 
+use super::collection::{load, modify, read, store};
 use super::{commit_all, Args, CmdError, Ctx};
-use crate::engine::{Entry, SlotGuard, ValueKind};
+use crate::engine::SlotGuard;
 use crate::resp::Reply;
 use crate::types::set::SetValue;
 
-/// The set in `entry` and its expiry; WRONGTYPE for other types.
-fn load(entry: Option<Entry>) -> Result<Option<(SetValue, Option<u64>)>, CmdError> {
-    super::load_typed(entry, ValueKind::Set, "set", SetValue::from_bytes)
-}
-
-fn read(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<SetValue>, CmdError> {
-    Ok(load(ctx.engine.get(ctx.db(), key)?)?.map(|(set, _)| set))
-}
-
-/// Writes a set back, deleting the key when it became empty.
-fn store(slot: &mut SlotGuard<'_>, db: u16, key: &[u8], set: &SetValue, expire: Option<u64>) -> Result<(), CmdError> {
-    if set.is_empty() {
-        slot.delete(db, key)?;
-    } else {
-        slot.set(db, key, ValueKind::Set, &set.to_bytes(), expire)?;
-    }
-    Ok(())
-}
-
 fn members_reply(members: impl IntoIterator<Item = Bytes>) -> Reply {
     Reply::Set(members.into_iter().map(Reply::Bulk).collect())
-}
-
-fn modify(
-    ctx: &mut Ctx<'_>,
-    key: &Bytes,
-    change: impl FnOnce(&mut SetValue) -> Result<(Reply, bool), CmdError>,
-) -> Result<Reply, CmdError> {
-    let db = ctx.db();
-    let mut slot = ctx.engine.lock_key(key);
-    let (mut set, expire) = load(slot.get(db, key)?)?.unwrap_or_default();
-    let (reply, changed) = change(&mut set)?;
-    if changed {
-        store(&mut slot, db, key, &set, expire)?;
-    }
-    slot.commit()?;
-    if changed {
-        ctx.touch(db, key);
-    }
-    Ok(reply)
 }
 
 /// ```text
@@ -57,7 +20,7 @@ fn modify(
 pub fn sadd(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let members = args.rest();
-    modify(ctx, &key, |set| {
+    modify(ctx, &key, |set: &mut SetValue, _| {
         let added = members.into_iter().filter(|m| set.insert(m.clone())).count();
         Ok((Reply::Int(added as i64), added > 0))
     })
@@ -69,7 +32,7 @@ pub fn sadd(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn srem(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let members = args.rest();
-    modify(ctx, &key, |set| {
+    modify(ctx, &key, |set: &mut SetValue, _| {
         let removed = members.iter().filter(|m| set.remove(m)).count();
         Ok((Reply::Int(removed as i64), removed > 0))
     })
@@ -80,7 +43,7 @@ pub fn srem(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 /// ```
 pub fn scard(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
-    Ok(Reply::Int(read(ctx, &key)?.map_or(0, |set| set.len() as i64)))
+    Ok(Reply::Int(read::<SetValue>(ctx, &key)?.map_or(0, |set| set.len() as i64)))
 }
 
 /// ```text
@@ -89,7 +52,7 @@ pub fn scard(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn sismember(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let member = args.next_bytes()?;
-    Ok(Reply::Int(read(ctx, &key)?.is_some_and(|set| set.contains(&member)).into()))
+    Ok(Reply::Int(read::<SetValue>(ctx, &key)?.is_some_and(|set| set.contains(&member)).into()))
 }
 
 /// ```text
@@ -98,7 +61,7 @@ pub fn sismember(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> 
 pub fn smismember(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let members = args.rest();
-    let set = read(ctx, &key)?;
+    let set = read::<SetValue>(ctx, &key)?;
     Ok(Reply::Array(members.iter().map(|m| Reply::Int(set.as_ref().is_some_and(|s| s.contains(m)).into())).collect()))
 }
 
@@ -107,7 +70,7 @@ pub fn smismember(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
 /// ```
 pub fn smembers(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
-    Ok(members_reply(read(ctx, &key)?.unwrap_or_default().members().to_vec()))
+    Ok(members_reply(read::<SetValue>(ctx, &key)?.unwrap_or_default().members().to_vec()))
 }
 
 /// `wanted` distinct pseudo-random positions out of `len` (a partial Fisher-Yates shuffle driven by `seed`).
@@ -142,7 +105,7 @@ pub fn spop(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     };
     args.finish()?;
     let seed = ctx.random(7);
-    modify(ctx, &key, |set| {
+    modify(ctx, &key, |set: &mut SetValue, _| {
         let popped: Vec<Bytes> = distinct_picks(seed, set.len(), count.unwrap_or(1))
             .into_iter()
             .map(|at| set.members()[at].clone())
@@ -169,7 +132,7 @@ pub fn srandmember(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
     if count.is_some_and(|n| n < -(i64::MAX / 2)) {
         return Err(CmdError::err("value is out of range"));
     }
-    let set = read(ctx, &key)?.unwrap_or_default();
+    let set = read::<SetValue>(ctx, &key)?.unwrap_or_default();
     let Some(count) = count else {
         if set.is_empty() {
             return Ok(Reply::Nil);
@@ -253,7 +216,7 @@ fn combine<'a>(
         all.push(dest);
     }
     let mut guards = ctx.lock_slots(&all);
-    let mut sets = Vec::with_capacity(keys.len());
+    let mut sets: Vec<SetValue> = Vec::with_capacity(keys.len());
     for key in keys {
         let index = ctx.engine.slot_of(key);
         let entry = match guards.iter_mut().find(|(slot, _)| *slot == index) {
@@ -367,7 +330,7 @@ pub fn sscan(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let super::args::ScanOptions { cursor, pattern, .. } = super::args::scan_options(args, false)?;
     // A compact set is returned whole in one step.
-    let set = read(ctx, &key)?.unwrap_or_default();
+    let set = read::<SetValue>(ctx, &key)?.unwrap_or_default();
     let items = if cursor == 0 {
         set.members()
             .iter()

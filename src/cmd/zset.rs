@@ -4,57 +4,10 @@
 
 use bytes::Bytes;
 
+use super::collection::{load, modify, read, store};
 use super::{Args, CmdError, Ctx};
-use crate::engine::{Entry, SlotGuard, ValueKind};
 use crate::resp::{Protocol, Reply};
-use crate::types::zset;
 use crate::types::zset_index::{InsertOutcome, LexBound, ScoreBound, ZsetIndex};
-
-pub(super) fn load(entry: Option<Entry>) -> Result<Option<(ZsetIndex, Option<u64>)>, CmdError> {
-    super::load_typed(entry, ValueKind::SortedSet, "sorted set", zset::from_bytes)
-}
-
-pub(super) fn read(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<ZsetIndex>, CmdError> {
-    Ok(load(ctx.engine.get(ctx.db(), key)?)?.map(|(index, _)| index))
-}
-
-fn store(
-    slot: &mut SlotGuard<'_>,
-    db: u16,
-    key: &[u8],
-    index: &ZsetIndex,
-    expire: Option<u64>,
-) -> Result<(), CmdError> {
-    if index.is_empty() {
-        slot.delete(db, key)?;
-    } else {
-        slot.set(db, key, ValueKind::SortedSet, &zset::to_bytes(index), expire)?;
-    }
-    Ok(())
-}
-
-/// Runs `change` on the sorted set at `key` (None if missing) under its slot lock; stores it if changed.
-fn modify(
-    ctx: &mut Ctx<'_>,
-    key: &Bytes,
-    change: impl FnOnce(&mut ZsetIndex, bool) -> Result<(Reply, bool), CmdError>,
-) -> Result<Reply, CmdError> {
-    let db = ctx.db();
-    let mut slot = ctx.engine.lock_key(key);
-    let (mut index, expire, existed) = match load(slot.get(db, key)?)? {
-        Some((index, expire)) => (index, expire, true),
-        None => (ZsetIndex::new(), None, false),
-    };
-    let (reply, changed) = change(&mut index, existed)?;
-    if changed {
-        store(&mut slot, db, key, &index, expire)?;
-    }
-    slot.commit()?;
-    if changed {
-        ctx.touch(db, key);
-    }
-    Ok(reply)
-}
 
 fn parse_score(bytes: &[u8]) -> Result<f64, CmdError> {
     // Adding 0.0 turns -0 into 0, which is what Redis stores and prints.
@@ -110,7 +63,7 @@ pub fn zadd(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     for pair in rest.chunks(2) {
         pairs.push((parse_score(&pair[0])?, pair[1].clone()));
     }
-    modify(ctx, &key, |index, existed| {
+    modify(ctx, &key, |index: &mut ZsetIndex, existed| {
         if !existed && xx {
             return Ok((if incr { Reply::Nil } else { Reply::Int(0) }, false));
         }
@@ -156,7 +109,7 @@ pub fn zincrby(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let delta = parse_score(&args.next_bytes()?)?;
     let member = args.next_bytes()?;
-    modify(ctx, &key, |index, _| {
+    modify(ctx, &key, |index: &mut ZsetIndex, _| {
         let score = index.score(&member).unwrap_or(0.0) + delta;
         if score.is_nan() {
             return Err(CmdError::err("resulting score is not a number (NaN)"));
@@ -172,7 +125,7 @@ pub fn zincrby(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn zrem(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let members = args.rest();
-    modify(ctx, &key, |index, _| {
+    modify(ctx, &key, |index: &mut ZsetIndex, _| {
         let removed = members.iter().filter(|m| index.remove(m).is_some()).count();
         Ok((Reply::Int(removed as i64), removed > 0))
     })
@@ -183,7 +136,7 @@ pub fn zrem(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 /// ```
 pub fn zcard(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
-    Ok(Reply::Int(read(ctx, &key)?.map_or(0, |index| index.len() as i64)))
+    Ok(Reply::Int(read::<ZsetIndex>(ctx, &key)?.map_or(0, |index| index.len() as i64)))
 }
 
 /// ```text
@@ -192,7 +145,7 @@ pub fn zcard(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn zscore(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let member = args.next_bytes()?;
-    Ok(read(ctx, &key)?.and_then(|index| index.score(&member)).map_or(Reply::Nil, Reply::Double))
+    Ok(read::<ZsetIndex>(ctx, &key)?.and_then(|index| index.score(&member)).map_or(Reply::Nil, Reply::Double))
 }
 
 /// ```text
@@ -201,7 +154,7 @@ pub fn zscore(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn zmscore(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let members = args.rest();
-    let index = read(ctx, &key)?;
+    let index = read::<ZsetIndex>(ctx, &key)?;
     Ok(Reply::Array(
         members.iter().map(|m| index.as_ref().and_then(|i| i.score(m)).map_or(Reply::Nil, Reply::Double)).collect(),
     ))
@@ -210,7 +163,7 @@ pub fn zmscore(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 fn rank(ctx: &mut Ctx<'_>, args: &mut Args, reverse: bool) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let member = args.next_bytes()?;
-    let Some(index) = read(ctx, &key)? else { return Ok(Reply::Nil) };
+    let Some(index) = read::<ZsetIndex>(ctx, &key)? else { return Ok(Reply::Nil) };
     Ok(index.rank(&member).map_or(Reply::Nil, |r| Reply::Int(if reverse { index.len() - 1 - r } else { r } as i64)))
 }
 
@@ -248,7 +201,7 @@ fn lex_bounds(min: &[u8], max: &[u8]) -> Result<(LexBound, LexBound), CmdError> 
 pub fn zcount(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let (min, max) = score_bounds(&args.next_bytes()?, &args.next_bytes()?)?;
-    Ok(Reply::Int(read(ctx, &key)?.map_or(0, |index| index.score_rank_range(min, max).len() as i64)))
+    Ok(Reply::Int(read::<ZsetIndex>(ctx, &key)?.map_or(0, |index| index.score_rank_range(min, max).len() as i64)))
 }
 
 /// ```text
@@ -257,7 +210,7 @@ pub fn zcount(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn zlexcount(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let (min, max) = lex_bounds(&args.next_bytes()?, &args.next_bytes()?)?;
-    Ok(Reply::Int(read(ctx, &key)?.map_or(0, |index| index.lex_rank_range(&min, &max).len() as i64)))
+    Ok(Reply::Int(read::<ZsetIndex>(ctx, &key)?.map_or(0, |index| index.lex_rank_range(&min, &max).len() as i64)))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -299,7 +252,7 @@ fn rank_window(start: i64, stop: i64, len: usize) -> std::ops::Range<usize> {
 
 fn run_range(ctx: &mut Ctx<'_>, key: &[u8], request: RangeRequest) -> Result<Reply, CmdError> {
     let selector = selector_for(&request)?;
-    let items = read(ctx, key)?.map(|index| selector(&index)).unwrap_or_default();
+    let items = read::<ZsetIndex>(ctx, key)?.map(|index| selector(&index)).unwrap_or_default();
     Ok(if request.with_scores {
         with_scores(ctx, items)
     } else {
@@ -494,7 +447,7 @@ fn pop(ctx: &mut Ctx<'_>, args: &mut Args, max: bool) -> Result<Reply, CmdError>
     };
     args.finish()?;
     let resp3 = ctx.client.proto == Protocol::Resp3;
-    modify(ctx, &key, |index, _| {
+    modify(ctx, &key, |index: &mut ZsetIndex, _| {
         let wanted = count.unwrap_or(1).min(index.len());
         let mut popped = Vec::with_capacity(wanted);
         for _ in 0..wanted {
@@ -536,7 +489,7 @@ fn remove_ranks(
     key: &Bytes,
     select: impl FnOnce(&ZsetIndex) -> std::ops::Range<usize>,
 ) -> Result<Reply, CmdError> {
-    modify(ctx, key, |index, _| {
+    modify(ctx, key, |index: &mut ZsetIndex, _| {
         let ranks = select(index);
         let doomed: Vec<Bytes> = index.range(ranks).map(|(m, _)| Bytes::copy_from_slice(m)).collect();
         for member in &doomed {
@@ -581,7 +534,7 @@ pub fn zscan(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let super::args::ScanOptions { cursor, pattern, .. } = super::args::scan_options(args, false)?;
     // A compact sorted set is returned whole in one step, scores as strings (as Redis's ZSCAN).
-    let index = read(ctx, &key)?.unwrap_or_else(ZsetIndex::new);
+    let index = read::<ZsetIndex>(ctx, &key)?.unwrap_or_else(ZsetIndex::new);
     let mut items = Vec::new();
     if cursor == 0 {
         for (member, score) in index.iter() {
