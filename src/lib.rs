@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`engine`]: the synchronous storage engine (data directory, slots, WAL, key buckets, chunk segments).
 //!   No network, no async: the server and every offline tool share it.
+//! - [`elements`]: large hashes, sets and lists split into parts on the engine, so one element costs one
+//!   part's I/O; the sweeper that frees the parts of deleted collections.
 //! - [`types`]: Redis data-type building blocks (HyperLogLog, geohash, bloom filters, sorted-set
 //!   index), pure library code.
 //! - [`config`]: `velo serve` flags and config file, validated once into a typed struct.
@@ -16,6 +18,7 @@
 
 pub mod cmd;
 pub mod config;
+pub mod elements;
 pub mod engine;
 pub mod glob;
 pub mod resp;

@@ -1,12 +1,27 @@
-//! What the collection commands share: a [`Collection`] is a Redis type stored as one compact value
-//! (hash, set, list, sorted set); [`load`], [`read`], [`store`] and [`modify`] are the one way handlers
-//! read it, write it back (deleting the key when it became empty, as Redis never keeps empty
-//! collections) and apply a read-modify-write under the key's slot lock.
+//! What the collection commands share: how a Redis collection is read and written whatever its form.
+//!
+//! A [`Collection`] (hash, set, list, sorted set, bloom filter) is one compact value while small. A hash,
+//! set or list that grows past [`SPLIT_ABOVE_COUNT`] elements or [`SPLIT_ABOVE_BYTES`] bytes is split into
+//! parts ([`crate::elements`]) and joins back into one value below [`JOIN_BELOW_COUNT`] elements and
+//! [`JOIN_BELOW_BYTES`] bytes (the gap keeps a collection at the edge from flipping on every command).
+//! Clients cannot tell the forms apart.
+//!
+//! Two ways in:
+//! - [`Handle`]: one collection under its slot lock, with element-level operations that cost a few parts
+//!   in the split form (the hot commands: HGET, HSET, SADD, LPUSH, LINDEX, ...), and [`Handle::save`], which
+//!   writes every change of the command in one engine batch and picks the form.
+//! - [`load`], [`read`], [`store`], [`modify`]: the whole collection as its compact type (materialised
+//!   from its parts if split), for commands that are O(n) anyway.
+//!
+//! Redis never keeps an empty collection: saving an empty one deletes the key.
 
 use bytes::Bytes;
 
 use super::{CmdError, Ctx};
-use crate::engine::{Entry, SlotGuard, ValueKind};
+use crate::elements::chain::Chain;
+use crate::elements::hashed::Hashed;
+use crate::elements::{self, Home, LAYOUT_CHAIN, LAYOUT_HASHED};
+use crate::engine::{BatchOp, Slot, ValueKind};
 use crate::resp::Reply;
 use crate::types::hash::HashValue;
 use crate::types::list::ListValue;
@@ -14,23 +29,66 @@ use crate::types::set::SetValue;
 use crate::types::zset;
 use crate::types::zset_index::ZsetIndex;
 
-/// A collection type stored as one value.
+/// A compact collection splits when it holds more elements than this...
+pub const SPLIT_ABOVE_COUNT: u64 = 512;
+/// ...or when its compact encoding is larger than this.
+pub const SPLIT_ABOVE_BYTES: u64 = 32 << 10;
+/// A split collection joins into one value when it holds at most this many elements...
+pub const JOIN_BELOW_COUNT: u64 = 128;
+/// ...and at most this many bytes of elements.
+pub const JOIN_BELOW_BYTES: u64 = 8 << 10;
+
+/// How a collection type splits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SplitShape {
+    /// Never: always one value.
+    Never,
+    /// Fields (with values) in hashed buckets.
+    Hashed,
+    /// A chain of chunks, in order.
+    Chain,
+}
+
+/// A collection type stored as one compact value while small.
 pub trait Collection: Default {
     /// The stored value kind.
     const KIND: ValueKind;
     /// Its name in error messages.
     const WHAT: &'static str;
-    /// Decodes a stored value.
+    /// How it splits when large.
+    const SHAPE: SplitShape = SplitShape::Never;
+    /// Decodes a stored compact value.
     fn decode(bytes: &[u8]) -> Result<Self, String>;
-    /// Encodes for storage.
+    /// Encodes the compact value.
     fn encode(&self) -> Vec<u8>;
     /// True when it has no elements.
     fn is_empty(&self) -> bool;
+    /// Its element count.
+    fn count(&self) -> u64 {
+        0
+    }
+    /// The contents as (field, value) entries, for the hashed shape (a set's values are empty).
+    fn to_entries(&self) -> Vec<(Bytes, Bytes)> {
+        Vec::new()
+    }
+    /// Builds it from hashed entries (distinct fields).
+    fn from_entries(_entries: Vec<(Bytes, Bytes)>) -> Self {
+        Self::default()
+    }
+    /// The contents in order, for the chain shape.
+    fn to_items(&self) -> Vec<Bytes> {
+        Vec::new()
+    }
+    /// Builds it from chain items.
+    fn from_items(_items: Vec<Bytes>) -> Self {
+        Self::default()
+    }
 }
 
 impl Collection for HashValue {
     const KIND: ValueKind = ValueKind::Hash;
     const WHAT: &'static str = "hash";
+    const SHAPE: SplitShape = SplitShape::Hashed;
     fn decode(bytes: &[u8]) -> Result<Self, String> {
         HashValue::from_bytes(bytes).map_err(|e| e.to_string())
     }
@@ -40,11 +98,21 @@ impl Collection for HashValue {
     fn is_empty(&self) -> bool {
         HashValue::is_empty(self)
     }
+    fn count(&self) -> u64 {
+        self.len() as u64
+    }
+    fn to_entries(&self) -> Vec<(Bytes, Bytes)> {
+        self.pairs().to_vec()
+    }
+    fn from_entries(entries: Vec<(Bytes, Bytes)>) -> Self {
+        HashValue::from_pairs(entries)
+    }
 }
 
 impl Collection for SetValue {
     const KIND: ValueKind = ValueKind::Set;
     const WHAT: &'static str = "set";
+    const SHAPE: SplitShape = SplitShape::Hashed;
     fn decode(bytes: &[u8]) -> Result<Self, String> {
         SetValue::from_bytes(bytes).map_err(|e| e.to_string())
     }
@@ -54,11 +122,25 @@ impl Collection for SetValue {
     fn is_empty(&self) -> bool {
         SetValue::is_empty(self)
     }
+    fn count(&self) -> u64 {
+        self.len() as u64
+    }
+    fn to_entries(&self) -> Vec<(Bytes, Bytes)> {
+        self.members().iter().map(|member| (member.clone(), Bytes::new())).collect()
+    }
+    fn from_entries(entries: Vec<(Bytes, Bytes)>) -> Self {
+        let mut set = SetValue::default();
+        for (member, _) in entries {
+            set.insert(member);
+        }
+        set
+    }
 }
 
 impl Collection for ListValue {
     const KIND: ValueKind = ValueKind::List;
     const WHAT: &'static str = "list";
+    const SHAPE: SplitShape = SplitShape::Chain;
     fn decode(bytes: &[u8]) -> Result<Self, String> {
         ListValue::from_bytes(bytes).map_err(|e| e.to_string())
     }
@@ -67,6 +149,15 @@ impl Collection for ListValue {
     }
     fn is_empty(&self) -> bool {
         self.items.is_empty()
+    }
+    fn count(&self) -> u64 {
+        self.items.len() as u64
+    }
+    fn to_items(&self) -> Vec<Bytes> {
+        self.items.iter().cloned().collect()
+    }
+    fn from_items(items: Vec<Bytes>) -> Self {
+        ListValue { items: items.into() }
     }
 }
 
@@ -82,36 +173,495 @@ impl Collection for ZsetIndex {
     fn is_empty(&self) -> bool {
         ZsetIndex::is_empty(self)
     }
+    fn count(&self) -> u64 {
+        self.len() as u64
+    }
 }
 
-/// The collection in `entry` and its expiry; WRONGTYPE for any other type.
-pub fn load<T: Collection>(entry: Option<Entry>) -> Result<Option<(T, Option<u64>)>, CmdError> {
-    super::load_typed(entry, T::KIND, T::WHAT, T::decode)
+/// A split collection's parts, whichever the shape.
+#[derive(Debug)]
+pub enum Split {
+    /// A hash or set.
+    Hashed(Hashed),
+    /// A list.
+    Chain(Chain),
 }
 
-/// The collection at `key`, read without locking (single-key reads).
+impl Split {
+    /// The split form described by the header `payload` stored at `key` in `db`.
+    pub fn decode(db: u16, key: &[u8], payload: &[u8]) -> Result<Split, CmdError> {
+        Ok(match payload.get(4) {
+            Some(&LAYOUT_HASHED) => Split::Hashed(Hashed::decode(db, key, payload)?),
+            Some(&LAYOUT_CHAIN) => Split::Chain(Chain::decode(db, key, payload)?),
+            _ => Err(elements::ElementError::Damaged {
+                key: String::from_utf8_lossy(key).into_owned(),
+                reason: "unknown split layout".into(),
+            })?,
+        })
+    }
+
+    fn home(&self) -> Home {
+        match self {
+            Split::Hashed(hashed) => hashed.home(),
+            Split::Chain(chain) => chain.home(),
+        }
+    }
+
+    fn count(&self) -> u64 {
+        match self {
+            Split::Hashed(hashed) => hashed.len(),
+            Split::Chain(chain) => chain.len(),
+        }
+    }
+
+    fn element_bytes(&self) -> u64 {
+        match self {
+            Split::Hashed(hashed) => hashed.bytes(),
+            Split::Chain(chain) => chain.bytes(),
+        }
+    }
+
+    fn header(&self) -> Vec<u8> {
+        match self {
+            Split::Hashed(hashed) => hashed.header(),
+            Split::Chain(chain) => chain.header(),
+        }
+    }
+
+    /// The whole collection as its compact type.
+    fn materialize<T: Collection>(&mut self, slot: &mut Slot) -> Result<T, CmdError> {
+        Ok(match self {
+            Split::Hashed(hashed) => T::from_entries(hashed.entries(slot)?),
+            Split::Chain(chain) => T::from_items(chain.items(slot)?),
+        })
+    }
+
+    /// The writes deleting every part and the owner record.
+    fn free_ops(self, slot: &mut Slot, ops: &mut Vec<BatchOp>) -> Result<(), CmdError> {
+        ops.push(self.home().owner_delete_op());
+        match self {
+            Split::Hashed(hashed) => hashed.free_ops(ops),
+            Split::Chain(chain) => chain.free_ops(slot, ops)?,
+        }
+        Ok(())
+    }
+
+    /// A new split form of `value` (of a splitting type) at a fresh home for `key`.
+    fn create<T: Collection>(db: u16, key: &[u8], value: &T, random: u64) -> Split {
+        let home = Home::new(db, key, random);
+        match T::SHAPE {
+            SplitShape::Hashed => Split::Hashed(Hashed::create(home, value.to_entries())),
+            SplitShape::Chain => Split::Chain(Chain::create(home, value.to_items())),
+            SplitShape::Never => unreachable!("only splitting types are split"),
+        }
+    }
+}
+
+/// A fresh id for a new split collection: unpredictable enough that two incarnations never share one.
+fn fresh_id(key: &[u8]) -> u64 {
+    let state = std::collections::hash_map::RandomState::new();
+    std::hash::BuildHasher::hash_one(&state, (key, crate::engine::system_clock_ms(), std::thread::current().id()))
+}
+
+/// The split form stored at `key`, if the key holds a split collection of any type.
+fn stored_split(slot: &mut Slot, db: u16, key: &[u8]) -> Result<Option<Split>, CmdError> {
+    match slot.get(db, key)? {
+        Some(entry) if is_collection_kind(entry.kind) && elements::is_split(&entry.value) => {
+            Ok(Some(Split::decode(db, key, &entry.value)?))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn is_collection_kind(kind: ValueKind) -> bool {
+    matches!(kind, ValueKind::Hash | ValueKind::Set | ValueKind::List)
+}
+
+/// A collection's form in a [`Handle`].
+#[derive(Debug)]
+enum Form<T> {
+    Compact(T),
+    Split(Split),
+}
+
+/// One collection under its slot's lock, for the length of one command.
+#[derive(Debug)]
+pub struct Handle<T: Collection> {
+    db: u16,
+    key: Bytes,
+    expire: Option<u64>,
+    existed: bool,
+    form: Form<T>,
+    /// The split form this command started from, once it was materialised: its parts are freed on save.
+    replaced: Option<Split>,
+}
+
+impl<T: Collection> Handle<T> {
+    /// The collection at `key` (empty and not existing if missing); WRONGTYPE for another type.
+    pub fn open(slot: &mut Slot, db: u16, key: &Bytes) -> Result<Handle<T>, CmdError> {
+        let entry = slot.get(db, key)?;
+        let (expire, existed, form) = match entry {
+            None => (None, false, Form::Compact(T::default())),
+            Some(entry) if entry.kind != T::KIND => return Err(CmdError::WrongType),
+            Some(entry) if T::SHAPE != SplitShape::Never && elements::is_split(&entry.value) => {
+                (entry.expire_at_ms, true, Form::Split(Split::decode(db, key, &entry.value)?))
+            }
+            Some(entry) => {
+                let value = T::decode(&entry.value)
+                    .map_err(|err| CmdError::err(format!("stored {} is unreadable: {err}", T::WHAT)))?;
+                (entry.expire_at_ms, true, Form::Compact(value))
+            }
+        };
+        Ok(Handle { db, key: key.clone(), expire, existed, form, replaced: None })
+    }
+
+    /// True if the key existed when opened.
+    pub fn existed(&self) -> bool {
+        self.existed
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> u64 {
+        match &self.form {
+            Form::Compact(value) => value.count(),
+            Form::Split(split) => split.count(),
+        }
+    }
+
+    /// True when it has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The key's expiry.
+    pub fn expire(&self) -> Option<u64> {
+        self.expire
+    }
+
+    /// The whole collection as its compact type, for changes that have no element-level form. A split
+    /// collection is read whole here; [`Handle::save`] then picks its form again.
+    pub fn materialize(&mut self, slot: &mut Slot) -> Result<&mut T, CmdError> {
+        if let Form::Split(split) = &mut self.form {
+            let value = split.materialize::<T>(slot)?;
+            let Form::Split(split) = std::mem::replace(&mut self.form, Form::Compact(value)) else { unreachable!() };
+            self.replaced = Some(split);
+        }
+        match &mut self.form {
+            Form::Compact(value) => Ok(value),
+            Form::Split(_) => unreachable!("materialised above"),
+        }
+    }
+
+    /// Writes the command's changes in one batch, choosing the form: deletes the key when empty, splits a
+    /// compact value that outgrew [`SPLIT_ABOVE_COUNT`]/[`SPLIT_ABOVE_BYTES`], joins a split one that
+    /// shrank below [`JOIN_BELOW_COUNT`] and [`JOIN_BELOW_BYTES`].
+    pub fn save(self, slot: &mut Slot) -> Result<(), CmdError> {
+        let mut ops = Vec::new();
+        self.save_ops(slot, &mut ops)?;
+        if !ops.is_empty() {
+            slot.write_batch(ops)?;
+        }
+        Ok(())
+    }
+
+    /// [`Handle::save`]'s writes, appended to `ops` (to join another collection's in one batch).
+    pub fn save_ops(mut self, slot: &mut Slot, ops: &mut Vec<BatchOp>) -> Result<(), CmdError> {
+        if let Form::Split(split) = &self.form {
+            if split.count() <= JOIN_BELOW_COUNT && split.element_bytes() <= JOIN_BELOW_BYTES {
+                self.materialize(slot)?;
+            }
+        }
+        if let Some(old) = self.replaced.take() {
+            old.free_ops(slot, ops)?;
+        }
+        match self.form {
+            Form::Split(split) => {
+                ops.push(BatchOp::Set {
+                    db: self.db,
+                    key: self.key.to_vec(),
+                    kind: T::KIND,
+                    value: split.header(),
+                    expire_at_ms: self.expire,
+                });
+                match split {
+                    Split::Hashed(hashed) => hashed.into_ops(ops),
+                    Split::Chain(chain) => chain.into_ops(ops),
+                }
+            }
+            Form::Compact(value) => compact_ops(ops, self.db, &self.key, self.existed, self.expire, &value),
+        }
+        Ok(())
+    }
+}
+
+/// The writes storing compact `value` at `key`: a delete when empty, a split collection when large,
+/// else one value.
+fn compact_ops<T: Collection>(
+    ops: &mut Vec<BatchOp>,
+    db: u16,
+    key: &[u8],
+    existed: bool,
+    expire: Option<u64>,
+    value: &T,
+) {
+    if value.is_empty() {
+        if existed {
+            ops.push(BatchOp::Delete { db, key: key.to_vec() });
+        }
+        return;
+    }
+    let encoded = value.encode();
+    let large = value.count() > SPLIT_ABOVE_COUNT || encoded.len() as u64 > SPLIT_ABOVE_BYTES;
+    if T::SHAPE == SplitShape::Never || !large {
+        ops.push(BatchOp::Set { db, key: key.to_vec(), kind: T::KIND, value: encoded, expire_at_ms: expire });
+        return;
+    }
+    let split = Split::create(db, key, value, fresh_id(key));
+    ops.push(split.home().owner_op(key));
+    ops.push(BatchOp::Set { db, key: key.to_vec(), kind: T::KIND, value: split.header(), expire_at_ms: expire });
+    match split {
+        Split::Hashed(hashed) => hashed.into_ops(ops),
+        Split::Chain(chain) => chain.into_ops(ops),
+    }
+}
+
+/// Element-level operations of hashes and sets (a set's values are empty).
+impl<T: Collection + Keyed> Handle<T> {
+    /// The value of `field`.
+    pub fn get(&mut self, slot: &mut Slot, field: &[u8]) -> Result<Option<Bytes>, CmdError> {
+        Ok(match &mut self.form {
+            Form::Compact(value) => value.get_field(field),
+            Form::Split(Split::Hashed(hashed)) => hashed.get(slot, field)?,
+            Form::Split(Split::Chain(_)) => None,
+        })
+    }
+
+    /// Sets `field`; true if it is new.
+    pub fn insert(&mut self, slot: &mut Slot, field: Bytes, value: Bytes) -> Result<bool, CmdError> {
+        Ok(match &mut self.form {
+            Form::Compact(compact) => compact.insert_field(field, value),
+            Form::Split(Split::Hashed(hashed)) => hashed.insert(slot, field, value)?,
+            Form::Split(Split::Chain(_)) => false,
+        })
+    }
+
+    /// Removes `field`; true if it was there.
+    pub fn remove(&mut self, slot: &mut Slot, field: &[u8]) -> Result<bool, CmdError> {
+        Ok(match &mut self.form {
+            Form::Compact(compact) => compact.remove_field(field),
+            Form::Split(Split::Hashed(hashed)) => hashed.remove(slot, field)?.is_some(),
+            Form::Split(Split::Chain(_)) => false,
+        })
+    }
+
+    /// Every entry (compact: insertion order; split: bucket order).
+    pub fn entries(&mut self, slot: &mut Slot) -> Result<Vec<(Bytes, Bytes)>, CmdError> {
+        Ok(match &mut self.form {
+            Form::Compact(compact) => compact.to_entries(),
+            Form::Split(Split::Hashed(hashed)) => hashed.entries(slot)?,
+            Form::Split(Split::Chain(_)) => Vec::new(),
+        })
+    }
+
+    /// One step of HSCAN/SSCAN: a compact collection is returned whole whatever the cursor (as Redis does
+    /// for its listpack and intset encodings); a split one a few buckets at a time.
+    pub fn scan(&mut self, slot: &mut Slot, cursor: u64, want: usize) -> Result<(u64, Vec<(Bytes, Bytes)>), CmdError> {
+        Ok(match &mut self.form {
+            Form::Compact(compact) => (0, compact.to_entries()),
+            Form::Split(Split::Hashed(hashed)) => hashed.scan(slot, cursor, want)?,
+            Form::Split(Split::Chain(_)) => (0, Vec::new()),
+        })
+    }
+
+    /// A random entry (uniform when compact; a random bucket's random entry when split).
+    pub fn random(&mut self, slot: &mut Slot, random: u64) -> Result<Option<(Bytes, Bytes)>, CmdError> {
+        Ok(match &mut self.form {
+            Form::Compact(compact) => {
+                let entries = compact.to_entries();
+                if entries.is_empty() {
+                    None
+                } else {
+                    let at = (random % entries.len() as u64) as usize;
+                    entries.into_iter().nth(at)
+                }
+            }
+            Form::Split(Split::Hashed(hashed)) => hashed.random(slot, random)?,
+            Form::Split(Split::Chain(_)) => None,
+        })
+    }
+}
+
+/// Element-level operations of lists.
+impl Handle<ListValue> {
+    /// Pushes `items` one by one at the head (`front`) or the tail.
+    pub fn push(&mut self, slot: &mut Slot, front: bool, items: Vec<Bytes>) -> Result<(), CmdError> {
+        match &mut self.form {
+            Form::Compact(list) => {
+                for item in items {
+                    if front {
+                        list.items.push_front(item);
+                    } else {
+                        list.items.push_back(item);
+                    }
+                }
+            }
+            Form::Split(Split::Chain(chain)) => chain.push(slot, front, items)?,
+            Form::Split(Split::Hashed(_)) => {}
+        }
+        Ok(())
+    }
+
+    /// Pops up to `n` items from the head (`front`) or the tail.
+    pub fn pop(&mut self, slot: &mut Slot, front: bool, n: u64) -> Result<Vec<Bytes>, CmdError> {
+        Ok(match &mut self.form {
+            Form::Compact(list) => {
+                let take = (n as usize).min(list.items.len());
+                if front {
+                    list.items.drain(..take).collect()
+                } else {
+                    let mut popped: Vec<Bytes> = list.items.drain(list.items.len() - take..).collect();
+                    popped.reverse();
+                    popped
+                }
+            }
+            Form::Split(Split::Chain(chain)) => chain.pop(slot, front, n, true)?,
+            Form::Split(Split::Hashed(_)) => Vec::new(),
+        })
+    }
+
+    /// Item `index` (from the head, 0-based).
+    pub fn index(&mut self, slot: &mut Slot, index: u64) -> Result<Option<Bytes>, CmdError> {
+        Ok(match &mut self.form {
+            Form::Compact(list) => list.items.get(index as usize).cloned(),
+            Form::Split(Split::Chain(chain)) => chain.get(slot, index)?,
+            Form::Split(Split::Hashed(_)) => None,
+        })
+    }
+
+    /// Replaces item `index`; false if out of range.
+    pub fn set_index(&mut self, slot: &mut Slot, index: u64, value: Bytes) -> Result<bool, CmdError> {
+        Ok(match &mut self.form {
+            Form::Compact(list) => match list.items.get_mut(index as usize) {
+                Some(item) => {
+                    *item = value;
+                    true
+                }
+                None => false,
+            },
+            Form::Split(Split::Chain(chain)) => chain.set(slot, index, value)?,
+            Form::Split(Split::Hashed(_)) => false,
+        })
+    }
+
+    /// Items `start..=stop` (normalised: start <= stop < len).
+    pub fn range(&mut self, slot: &mut Slot, start: u64, stop: u64) -> Result<Vec<Bytes>, CmdError> {
+        Ok(match &mut self.form {
+            Form::Compact(list) => list.items.range(start as usize..=stop as usize).cloned().collect(),
+            Form::Split(Split::Chain(chain)) => chain.range(slot, start, stop)?,
+            Form::Split(Split::Hashed(_)) => Vec::new(),
+        })
+    }
+
+    /// Keeps only items `start..=stop` (normalised), or empties the list with `None`.
+    pub fn trim(&mut self, slot: &mut Slot, keep: Option<(u64, u64)>) -> Result<(), CmdError> {
+        let len = self.len();
+        let (drop_front, drop_back) = match keep {
+            Some((start, stop)) => (start, len - 1 - stop),
+            None => (len, 0),
+        };
+        match &mut self.form {
+            Form::Compact(list) => {
+                list.items.drain(..drop_front as usize);
+                let keep_len = list.items.len() - drop_back as usize;
+                list.items.truncate(keep_len);
+            }
+            Form::Split(Split::Chain(chain)) => {
+                chain.pop(slot, true, drop_front, false)?;
+                chain.pop(slot, false, drop_back, false)?;
+            }
+            Form::Split(Split::Hashed(_)) => {}
+        }
+        Ok(())
+    }
+}
+
+/// Field access on the compact hash and set types.
+pub trait Keyed {
+    /// The value of `field`.
+    fn get_field(&self, field: &[u8]) -> Option<Bytes>;
+    /// Sets `field`; true if new.
+    fn insert_field(&mut self, field: Bytes, value: Bytes) -> bool;
+    /// Removes `field`; true if it was there.
+    fn remove_field(&mut self, field: &[u8]) -> bool;
+}
+
+impl Keyed for HashValue {
+    fn get_field(&self, field: &[u8]) -> Option<Bytes> {
+        self.get(field).cloned()
+    }
+    fn insert_field(&mut self, field: Bytes, value: Bytes) -> bool {
+        self.set(field, value)
+    }
+    fn remove_field(&mut self, field: &[u8]) -> bool {
+        self.remove(field)
+    }
+}
+
+impl Keyed for SetValue {
+    fn get_field(&self, field: &[u8]) -> Option<Bytes> {
+        self.contains(field).then(Bytes::new)
+    }
+    fn insert_field(&mut self, field: Bytes, _value: Bytes) -> bool {
+        self.insert(field)
+    }
+    fn remove_field(&mut self, field: &[u8]) -> bool {
+        self.remove(field)
+    }
+}
+
+/// The whole collection at `key` (materialised if split) and its expiry; WRONGTYPE for another type.
+pub fn load<T: Collection>(slot: &mut Slot, db: u16, key: &[u8]) -> Result<Option<(T, Option<u64>)>, CmdError> {
+    let key = Bytes::copy_from_slice(key);
+    let mut handle = Handle::<T>::open(slot, db, &key)?;
+    if !handle.existed() {
+        return Ok(None);
+    }
+    let expire = handle.expire();
+    handle.materialize(slot)?;
+    match handle.form {
+        Form::Compact(value) => Ok(Some((value, expire))),
+        Form::Split(_) => unreachable!("materialised above"),
+    }
+}
+
+/// The whole collection at `key`, read under its slot lock.
 pub fn read<T: Collection>(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<T>, CmdError> {
-    Ok(load::<T>(ctx.engine.get(ctx.db(), key)?)?.map(|(value, _)| value))
+    let db = ctx.db();
+    let mut slot = ctx.engine.lock_key(key);
+    Ok(load::<T>(&mut slot, db, key)?.map(|(value, _)| value))
 }
 
-/// Writes a collection back, deleting the key when it became empty.
+/// Writes a whole collection to `key`, replacing whatever is there (and freeing the parts of a split
+/// collection it replaces); deletes the key when `value` is empty.
 pub fn store<T: Collection>(
-    slot: &mut SlotGuard<'_>,
+    slot: &mut Slot,
     db: u16,
     key: &[u8],
     value: &T,
     expire: Option<u64>,
 ) -> Result<(), CmdError> {
-    if value.is_empty() {
-        slot.delete(db, key)?;
-    } else {
-        slot.set(db, key, T::KIND, &value.encode(), expire)?;
+    let mut ops = Vec::new();
+    replace_ops(slot, db, key, &mut ops)?;
+    let existed = slot.key_info(db, key)?.is_some();
+    compact_ops(&mut ops, db, key, existed, expire, value);
+    if !ops.is_empty() {
+        slot.write_batch(ops)?;
     }
     Ok(())
 }
 
-/// Runs `change` on the collection at `key` (empty, with `existed` false, if missing) under the key's slot
-/// lock; stores it, keeping its expiry, when `change` says it changed, and returns `change`'s reply.
+/// Runs `change` on the whole collection at `key` (empty, with `existed` false, if missing) under the
+/// key's slot lock; saves it, keeping its expiry, when `change` says it changed, and returns its reply.
 pub fn modify<T: Collection>(
     ctx: &mut Ctx<'_>,
     key: &Bytes,
@@ -119,17 +669,113 @@ pub fn modify<T: Collection>(
 ) -> Result<Reply, CmdError> {
     let db = ctx.db();
     let mut slot = ctx.engine.lock_key(key);
-    let (mut value, expire, existed) = match load::<T>(slot.get(db, key)?)? {
-        Some((value, expire)) => (value, expire, true),
-        None => (T::default(), None, false),
-    };
-    let (reply, changed) = change(&mut value, existed)?;
+    let mut handle = Handle::<T>::open(&mut slot, db, key)?;
+    let existed = handle.existed();
+    let (reply, changed) = change(handle.materialize(&mut slot)?, existed)?;
     if changed {
-        store(&mut slot, db, key, &value, expire)?;
-    }
-    slot.commit()?;
-    if changed {
+        handle.save(&mut slot)?;
+        slot.commit()?;
         ctx.touch(db, key);
     }
     Ok(reply)
+}
+
+/// Runs `work` on the collection at `key` through a [`Handle`] under the key's slot lock; when `work`
+/// says it changed something, saves (one batch), waits for durability as configured and notifies WATCH.
+pub fn update<T: Collection, R>(
+    ctx: &mut Ctx<'_>,
+    key: &Bytes,
+    work: impl FnOnce(&mut Handle<T>, &mut Slot) -> Result<(R, bool), CmdError>,
+) -> Result<R, CmdError> {
+    let db = ctx.db();
+    let mut slot = ctx.engine.lock_key(key);
+    let mut handle = Handle::<T>::open(&mut slot, db, key)?;
+    let (out, changed) = work(&mut handle, &mut slot)?;
+    if changed {
+        handle.save(&mut slot)?;
+        slot.commit()?;
+        ctx.touch(db, key);
+    }
+    Ok(out)
+}
+
+/// Runs read-only `work` on the collection at `key` through a [`Handle`] under the key's slot lock.
+pub fn inspect<T: Collection, R>(
+    ctx: &mut Ctx<'_>,
+    key: &Bytes,
+    work: impl FnOnce(&mut Handle<T>, &mut Slot) -> Result<R, CmdError>,
+) -> Result<R, CmdError> {
+    let db = ctx.db();
+    let mut slot = ctx.engine.lock_key(key);
+    let mut handle = Handle::<T>::open(&mut slot, db, key)?;
+    work(&mut handle, &mut slot)
+}
+
+/// Frees the parts of the split collection stored at `key`, if it holds one, in the same batch as
+/// `then` (the write that replaces or deletes the key): for paths that overwrite any type.
+pub fn replace_ops(slot: &mut Slot, db: u16, key: &[u8], ops: &mut Vec<BatchOp>) -> Result<(), CmdError> {
+    if let Some(split) = stored_split(slot, db, key)? {
+        split.free_ops(slot, ops)?;
+    }
+    Ok(())
+}
+
+/// The value at `key` in a form that can be copied to another key or database: a split collection comes
+/// back as its compact encoding (its parts belong to this key alone). Other values come back as stored.
+pub fn portable_value(slot: &mut Slot, db: u16, key: &[u8]) -> Result<Option<crate::engine::Entry>, CmdError> {
+    let Some(mut entry) = slot.get(db, key)? else { return Ok(None) };
+    if is_collection_kind(entry.kind) && elements::is_split(&entry.value) {
+        let mut split = Split::decode(db, key, &entry.value)?;
+        entry.value = Bytes::from(match entry.kind {
+            ValueKind::Hash => split.materialize::<HashValue>(slot)?.encode(),
+            ValueKind::Set => split.materialize::<SetValue>(slot)?.encode(),
+            _ => split.materialize::<ListValue>(slot)?.encode(),
+        });
+    }
+    Ok(Some(entry))
+}
+
+/// Writes a compact value of any type to `key` (splitting a large collection), replacing what is there.
+pub fn write_portable(slot: &mut Slot, db: u16, key: &[u8], entry: &crate::engine::Entry) -> Result<(), CmdError> {
+    let decode_error = |err: String| CmdError::err(format!("value to copy is unreadable: {err}"));
+    match entry.kind {
+        ValueKind::Hash => {
+            store(slot, db, key, &HashValue::decode(&entry.value).map_err(decode_error)?, entry.expire_at_ms)
+        }
+        ValueKind::Set => {
+            store(slot, db, key, &SetValue::decode(&entry.value).map_err(decode_error)?, entry.expire_at_ms)
+        }
+        ValueKind::List => {
+            store(slot, db, key, &ListValue::decode(&entry.value).map_err(decode_error)?, entry.expire_at_ms)
+        }
+        kind => {
+            let mut ops = Vec::new();
+            replace_ops(slot, db, key, &mut ops)?;
+            ops.push(BatchOp::Set {
+                db,
+                key: key.to_vec(),
+                kind,
+                value: entry.value.to_vec(),
+                expire_at_ms: entry.expire_at_ms,
+            });
+            slot.write_batch(ops)?;
+            Ok(())
+        }
+    }
+}
+
+/// Redis 7.0's OBJECT ENCODING name for a stored hash, set or sorted set (a split collection is as large
+/// as Redis's hashtable encoding); `None` for other kinds.
+pub fn encoding_name(entry: &crate::engine::Entry) -> Result<Option<&'static str>, CmdError> {
+    let unreadable = |what: &str, err: String| CmdError::err(format!("stored {what} is unreadable: {err}"));
+    Ok(Some(match entry.kind {
+        ValueKind::Hash | ValueKind::Set if elements::is_split(&entry.value) => "hashtable",
+        ValueKind::List => "quicklist",
+        ValueKind::Hash => HashValue::decode(&entry.value).map_err(|e| unreadable("hash", e))?.encoding_name(),
+        ValueKind::Set => SetValue::decode(&entry.value).map_err(|e| unreadable("set", e))?.encoding_name(),
+        ValueKind::SortedSet => zset::encoding_name(
+            &zset::from_bytes(&entry.value).map_err(|e| e.to_string()).map_err(|e| unreadable("sorted set", e))?,
+        ),
+        _ => return Ok(None),
+    }))
 }

@@ -128,6 +128,20 @@ impl From<engine::Error> for CmdError {
     }
 }
 
+/// Split-collection errors: engine failures as above; damage is logged in full and reported like
+/// engine corruption, never served as data.
+impl From<crate::elements::ElementError> for CmdError {
+    fn from(error: crate::elements::ElementError) -> CmdError {
+        match error {
+            crate::elements::ElementError::Engine(error) => error.into(),
+            damaged => {
+                tracing::error!(error = %damaged, "split collection damaged");
+                CmdError::Err("internal error: data corruption detected (see the server log)".into())
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 
+use super::collection;
 use super::connection::parse_db;
 use super::{commit_all, guard_for, Args, CmdError, Ctx};
 use crate::engine::ValueKind;
@@ -229,14 +230,17 @@ fn transfer(
     remove_src: bool,
 ) -> Result<Option<bool>, CmdError> {
     let mut guards = ctx.lock_slots(&[src, dst]);
-    let Some(entry) = guard_for(&mut guards, ctx.engine, src).get(src_db, src)? else {
+    if guard_for(&mut guards, ctx.engine, src).key_info(src_db, src)?.is_none() {
         return Ok(None);
-    };
+    }
     let dst_slot = guard_for(&mut guards, ctx.engine, dst);
     if !replace && dst_slot.key_info(dst_db, dst)?.is_some() {
         return Ok(Some(false));
     }
-    dst_slot.set(dst_db, dst, entry.kind, &entry.value, entry.expire_at_ms)?;
+    // A split collection's parts belong to its key: the copy gets its own (collection::portable_value).
+    let entry =
+        collection::portable_value(guard_for(&mut guards, ctx.engine, src), src_db, src)?.ok_or(CmdError::NoSuchKey)?;
+    collection::write_portable(guard_for(&mut guards, ctx.engine, dst), dst_db, dst, &entry)?;
     if remove_src {
         guard_for(&mut guards, ctx.engine, src).delete(src_db, src)?;
     }
@@ -453,23 +457,10 @@ pub fn object_encoding(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdE
     Ok(match object_entry(ctx, args)? {
         None => Reply::Nil,
         Some(entry) if entry.kind == ValueKind::String => Reply::bulk(string_encoding(&entry.value)),
-        Some(entry) if entry.kind == ValueKind::List => Reply::bulk("quicklist"),
-        Some(entry) if entry.kind == ValueKind::SortedSet => {
-            let index = crate::types::zset::from_bytes(&entry.value)
-                .map_err(|err| CmdError::err(format!("stored sorted set is unreadable: {err}")))?;
-            Reply::bulk(crate::types::zset::encoding_name(&index))
-        }
-        Some(entry) if entry.kind == ValueKind::Set => {
-            let set = crate::types::set::SetValue::from_bytes(&entry.value)
-                .map_err(|err| CmdError::err(format!("stored set is unreadable: {err}")))?;
-            Reply::bulk(set.encoding_name())
-        }
-        Some(entry) if entry.kind == ValueKind::Hash => {
-            let hash = crate::types::hash::HashValue::from_bytes(&entry.value)
-                .map_err(|err| CmdError::err(format!("stored hash is unreadable: {err}")))?;
-            Reply::bulk(hash.encoding_name())
-        }
-        Some(entry) => Reply::bulk(type_name(entry.kind)),
+        Some(entry) => match collection::encoding_name(&entry)? {
+            Some(name) => Reply::bulk(name),
+            None => Reply::bulk(type_name(entry.kind)),
+        },
     })
 }
 

@@ -46,7 +46,7 @@ pub fn geoadd(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     }
     let db = ctx.db();
     let mut slot = ctx.engine.lock_key(&key);
-    let (mut index, expire, existed) = match load(slot.get(db, &key)?)? {
+    let (mut index, expire, existed) = match load(&mut slot, db, &key)? {
         Some((index, expire)) => (index, expire, true),
         None => (ZsetIndex::new(), None, false),
     };

@@ -1,10 +1,11 @@
-//! Hash commands (the whole hash group of Redis 7.0). Every hash is one compact value today
-//! ([`crate::types::hash`]); replies follow Redis's byte for byte (field order is insertion order, as for
-//! Redis's small hashes).
+//! Hash commands (the whole hash group of Redis 7.0), element by element through
+//! [`super::collection::Handle`]: a small hash is one compact value ([`crate::types::hash`], field order
+//! is insertion order as for Redis's small hashes), a large one is split into buckets whose order is
+//! arbitrary, as Redis's hashtable's is.
 
 use bytes::Bytes;
 
-use super::collection::{modify, read};
+use super::collection::{inspect, update, Handle};
 use super::{Args, CmdError, Ctx};
 use crate::resp::Reply;
 use crate::types::hash::HashValue;
@@ -25,9 +26,12 @@ fn field_value_pairs(args: &mut Args, command: &'static str) -> Result<Vec<(Byte
 pub fn hset(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let pairs = field_value_pairs(args, "hset")?;
-    modify(ctx, &key, |hash: &mut HashValue, _| {
-        let added = pairs.into_iter().filter(|(field, value)| hash.set(field.clone(), value.clone())).count();
-        Ok((Reply::Int(added as i64), true))
+    update(ctx, &key, |hash: &mut Handle<HashValue>, slot| {
+        let mut added = 0;
+        for (field, value) in pairs {
+            added += i64::from(hash.insert(slot, field, value)?);
+        }
+        Ok((Reply::Int(added), true))
     })
 }
 
@@ -37,9 +41,9 @@ pub fn hset(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn hmset(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let pairs = field_value_pairs(args, "hmset")?;
-    modify(ctx, &key, |hash: &mut HashValue, _| {
+    update(ctx, &key, |hash: &mut Handle<HashValue>, slot| {
         for (field, value) in pairs {
-            hash.set(field, value);
+            hash.insert(slot, field, value)?;
         }
         Ok((Reply::Ok, true))
     })
@@ -52,11 +56,11 @@ pub fn hsetnx(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let field = args.next_bytes()?;
     let value = args.next_bytes()?;
-    modify(ctx, &key, |hash: &mut HashValue, _| {
-        if hash.get(&field).is_some() {
+    update(ctx, &key, |hash: &mut Handle<HashValue>, slot| {
+        if hash.get(slot, &field)?.is_some() {
             return Ok((Reply::Int(0), false));
         }
-        hash.set(field, value);
+        hash.insert(slot, field, value)?;
         Ok((Reply::Int(1), true))
     })
 }
@@ -67,7 +71,7 @@ pub fn hsetnx(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn hget(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let field = args.next_bytes()?;
-    Ok(read::<HashValue>(ctx, &key)?.and_then(|hash| hash.get(&field).cloned()).map_or(Reply::Nil, Reply::Bulk))
+    inspect(ctx, &key, |hash: &mut Handle<HashValue>, slot| Ok(hash.get(slot, &field)?.map_or(Reply::Nil, Reply::Bulk)))
 }
 
 /// ```text
@@ -76,13 +80,13 @@ pub fn hget(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn hmget(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let fields = args.rest();
-    let hash = read::<HashValue>(ctx, &key)?;
-    Ok(Reply::Array(
-        fields
-            .iter()
-            .map(|field| hash.as_ref().and_then(|h| h.get(field).cloned()).map_or(Reply::Nil, Reply::Bulk))
-            .collect(),
-    ))
+    inspect(ctx, &key, |hash: &mut Handle<HashValue>, slot| {
+        let mut out = Vec::with_capacity(fields.len());
+        for field in &fields {
+            out.push(hash.get(slot, field)?.map_or(Reply::Nil, Reply::Bulk));
+        }
+        Ok(Reply::Array(out))
+    })
 }
 
 /// ```text
@@ -91,9 +95,12 @@ pub fn hmget(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn hdel(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let fields = args.rest();
-    modify(ctx, &key, |hash: &mut HashValue, _| {
-        let removed = fields.iter().filter(|field| hash.remove(field)).count();
-        Ok((Reply::Int(removed as i64), removed > 0))
+    update(ctx, &key, |hash: &mut Handle<HashValue>, slot| {
+        let mut removed = 0;
+        for field in &fields {
+            removed += i64::from(hash.remove(slot, field)?);
+        }
+        Ok((Reply::Int(removed), removed > 0))
     })
 }
 
@@ -102,7 +109,7 @@ pub fn hdel(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 /// ```
 pub fn hlen(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
-    Ok(Reply::Int(read::<HashValue>(ctx, &key)?.map_or(0, |hash| hash.len() as i64)))
+    inspect(ctx, &key, |hash: &mut Handle<HashValue>, _| Ok(Reply::Int(hash.len() as i64)))
 }
 
 /// ```text
@@ -111,7 +118,9 @@ pub fn hlen(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn hstrlen(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let field = args.next_bytes()?;
-    Ok(Reply::Int(read::<HashValue>(ctx, &key)?.and_then(|hash| hash.get(&field).map(|v| v.len() as i64)).unwrap_or(0)))
+    inspect(ctx, &key, |hash: &mut Handle<HashValue>, slot| {
+        Ok(Reply::Int(hash.get(slot, &field)?.map_or(0, |value| value.len() as i64)))
+    })
 }
 
 /// ```text
@@ -120,7 +129,7 @@ pub fn hstrlen(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn hexists(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let field = args.next_bytes()?;
-    Ok(Reply::Int(read::<HashValue>(ctx, &key)?.is_some_and(|hash| hash.get(&field).is_some()).into()))
+    inspect(ctx, &key, |hash: &mut Handle<HashValue>, slot| Ok(Reply::Int(hash.get(slot, &field)?.is_some().into())))
 }
 
 /// ```text
@@ -128,8 +137,8 @@ pub fn hexists(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 /// ```
 pub fn hkeys(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
-    let hash = read::<HashValue>(ctx, &key)?.unwrap_or_default();
-    Ok(Reply::Array(hash.pairs().iter().map(|(f, _)| Reply::Bulk(f.clone())).collect()))
+    let entries = inspect(ctx, &key, |hash: &mut Handle<HashValue>, slot| hash.entries(slot))?;
+    Ok(Reply::Array(entries.into_iter().map(|(field, _)| Reply::Bulk(field)).collect()))
 }
 
 /// ```text
@@ -137,8 +146,8 @@ pub fn hkeys(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 /// ```
 pub fn hvals(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
-    let hash = read::<HashValue>(ctx, &key)?.unwrap_or_default();
-    Ok(Reply::Array(hash.pairs().iter().map(|(_, v)| Reply::Bulk(v.clone())).collect()))
+    let entries = inspect(ctx, &key, |hash: &mut Handle<HashValue>, slot| hash.entries(slot))?;
+    Ok(Reply::Array(entries.into_iter().map(|(_, value)| Reply::Bulk(value)).collect()))
 }
 
 /// ```text
@@ -146,8 +155,8 @@ pub fn hvals(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 /// ```
 pub fn hgetall(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
-    let hash = read::<HashValue>(ctx, &key)?.unwrap_or_default();
-    Ok(Reply::Map(hash.pairs().iter().map(|(f, v)| (Reply::Bulk(f.clone()), Reply::Bulk(v.clone()))).collect()))
+    let entries = inspect(ctx, &key, |hash: &mut Handle<HashValue>, slot| hash.entries(slot))?;
+    Ok(Reply::Map(entries.into_iter().map(|(field, value)| (Reply::Bulk(field), Reply::Bulk(value))).collect()))
 }
 
 /// ```text
@@ -157,15 +166,15 @@ pub fn hincrby(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let field = args.next_bytes()?;
     let delta = args.next_i64()?;
-    modify(ctx, &key, |hash: &mut HashValue, _| {
-        let current = match hash.get(&field) {
+    update(ctx, &key, |hash: &mut Handle<HashValue>, slot| {
+        let current = match hash.get(slot, &field)? {
             Some(value) => {
-                super::args::parse_i64(value).ok_or_else(|| CmdError::err("hash value is not an integer"))?
+                super::args::parse_i64(&value).ok_or_else(|| CmdError::err("hash value is not an integer"))?
             }
             None => 0,
         };
         let value = current.checked_add(delta).ok_or(CmdError::Overflow)?;
-        hash.set(field, Bytes::from(value.to_string()));
+        hash.insert(slot, field, Bytes::from(value.to_string()))?;
         Ok((Reply::Int(value), true))
     })
 }
@@ -180,9 +189,9 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdErro
     if delta.is_infinite() {
         return Err(CmdError::err("value is NaN or Infinity"));
     }
-    modify(ctx, &key, |hash: &mut HashValue, _| {
-        let current = match hash.get(&field) {
-            Some(value) => Ext::parse(value).ok_or_else(|| CmdError::err("hash value is not a float"))?,
+    update(ctx, &key, |hash: &mut Handle<HashValue>, slot| {
+        let current = match hash.get(slot, &field)? {
+            Some(value) => Ext::parse(&value).ok_or_else(|| CmdError::err("hash value is not a float"))?,
             None => Ext::parse(b"0").ok_or(CmdError::NotFloat)?,
         };
         let value = current.plus(delta);
@@ -190,7 +199,7 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdErro
             return Err(CmdError::err("increment would produce NaN or Infinity"));
         }
         let text = value.to_human();
-        hash.set(field, Bytes::from(text.clone()));
+        hash.insert(slot, field, Bytes::from(text.clone()))?;
         Ok((Reply::bulk(text), true))
     })
 }
@@ -208,21 +217,15 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
     if count.is_some_and(|n| n < -(i64::MAX / 2)) {
         return Err(CmdError::err("value is out of range"));
     }
-    let hash = read::<HashValue>(ctx, &key)?;
+    let random = ctx.random(0);
     let Some(count) = count else {
-        return Ok(match hash {
-            Some(hash) if !hash.is_empty() => {
-                let at = (ctx.random(0) % hash.len() as u64) as usize;
-                Reply::Bulk(hash.pairs()[at].0.clone())
-            }
-            _ => Reply::Nil,
-        });
+        let picked = inspect(ctx, &key, |hash: &mut Handle<HashValue>, slot| hash.random(slot, random))?;
+        return Ok(picked.map_or(Reply::Nil, |(field, _)| Reply::Bulk(field)));
     };
-    let hash = hash.unwrap_or_default();
-    if count == 0 || hash.is_empty() {
+    let pairs = inspect(ctx, &key, |hash: &mut Handle<HashValue>, slot| hash.entries(slot))?;
+    if count == 0 || pairs.is_empty() {
         return Ok(Reply::Array(Vec::new()));
     }
-    let pairs = hash.pairs();
     let picks: Vec<usize> = if count > 0 {
         // Distinct fields: all of them when the count covers the hash, else a random subset.
         let mut indexes: Vec<usize> = (0..pairs.len()).collect();
@@ -257,17 +260,14 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
 /// ```
 pub fn hscan(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
-    let super::args::ScanOptions { cursor, pattern, .. } = super::args::scan_options(args, false)?;
-    // A compact hash is returned whole in one step (as Redis does for its listpack hashes).
-    let hash = read::<HashValue>(ctx, &key)?.unwrap_or_default();
+    let super::args::ScanOptions { cursor, pattern, count, .. } = super::args::scan_options(args, false)?;
+    let (next, entries) = inspect(ctx, &key, |hash: &mut Handle<HashValue>, slot| hash.scan(slot, cursor, count))?;
     let mut items = Vec::new();
-    if cursor == 0 {
-        for (field, value) in hash.pairs() {
-            if pattern.as_ref().is_none_or(|p| crate::glob::matches(p, field, false)) {
-                items.push(Reply::Bulk(field.clone()));
-                items.push(Reply::Bulk(value.clone()));
-            }
+    for (field, value) in entries {
+        if pattern.as_ref().is_none_or(|p| crate::glob::matches(p, &field, false)) {
+            items.push(Reply::Bulk(field));
+            items.push(Reply::Bulk(value));
         }
     }
-    Ok(Reply::Array(vec![Reply::bulk("0"), Reply::Array(items)]))
+    Ok(Reply::Array(vec![Reply::bulk(next.to_string()), Reply::Array(items)]))
 }

@@ -3,32 +3,21 @@
 
 use bytes::Bytes;
 
-use super::collection::{load, modify, read, store};
-use super::{commit_all, Args, CmdError, Ctx};
+use super::collection::{inspect, modify, read, update, Handle};
+use super::{commit_all, guard_for, Args, CmdError, Ctx};
 use crate::resp::Reply;
 use crate::types::list::ListValue;
 
 fn push(ctx: &mut Ctx<'_>, args: &mut Args, left: bool, only_existing: bool) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let elements = args.rest();
-    let db = ctx.db();
-    let mut slot = ctx.engine.lock_key(&key);
-    let loaded = load::<ListValue>(slot.get(db, &key)?)?;
-    if loaded.is_none() && only_existing {
-        return Ok(Reply::Int(0));
-    }
-    let (mut list, expire) = loaded.unwrap_or_default();
-    for element in elements {
-        if left {
-            list.items.push_front(element);
-        } else {
-            list.items.push_back(element);
+    update(ctx, &key, |list: &mut Handle<ListValue>, slot| {
+        if !list.existed() && only_existing {
+            return Ok((Reply::Int(0), false));
         }
-    }
-    store(&mut slot, db, &key, &list, expire)?;
-    slot.commit()?;
-    ctx.touch(db, &key);
-    Ok(Reply::Int(list.items.len() as i64))
+        list.push(slot, left, elements)?;
+        Ok((Reply::Int(list.len() as i64), true))
+    })
 }
 
 /// ```text
@@ -70,19 +59,17 @@ fn pop(ctx: &mut Ctx<'_>, args: &mut Args, left: bool) -> Result<Reply, CmdError
         Some(n as usize)
     };
     args.finish()?;
-    modify(ctx, &key, |list: &mut ListValue, existed| {
-        let list = existed.then_some(list);
-        let Some(list) = list else {
+    update(ctx, &key, |list: &mut Handle<ListValue>, slot| {
+        if !list.existed() {
             return Ok((if count.is_some() { Reply::NilArray } else { Reply::Nil }, false));
-        };
-        let take = count.unwrap_or(1).min(list.items.len());
-        let popped: Vec<Bytes> =
-            (0..take).filter_map(|_| if left { list.items.pop_front() } else { list.items.pop_back() }).collect();
+        }
+        let popped = list.pop(slot, left, count.unwrap_or(1) as u64)?;
+        let changed = !popped.is_empty();
         let reply = match count {
             None => popped.into_iter().next().map_or(Reply::Nil, Reply::Bulk),
             Some(_) => Reply::Array(popped.into_iter().map(Reply::Bulk).collect()),
         };
-        Ok((reply, take > 0))
+        Ok((reply, changed))
     })
 }
 
@@ -105,7 +92,7 @@ pub fn rpop(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 /// ```
 pub fn llen(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
-    Ok(Reply::Int(read::<ListValue>(ctx, &key)?.map_or(0, |list| list.items.len() as i64)))
+    inspect(ctx, &key, |list: &mut Handle<ListValue>, _| Ok(Reply::Int(list.len() as i64)))
 }
 
 /// A Redis index (negative counts from the tail) into a list of `len`, if it falls inside.
@@ -137,8 +124,12 @@ fn range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
 pub fn lindex(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let index = args.next_i64()?;
-    let list = read::<ListValue>(ctx, &key)?.unwrap_or_default();
-    Ok(resolve(index, list.items.len()).map_or(Reply::Nil, |at| Reply::Bulk(list.items[at].clone())))
+    inspect(ctx, &key, |list: &mut Handle<ListValue>, slot| {
+        Ok(match resolve(index, list.len() as usize) {
+            Some(at) => list.index(slot, at as u64)?.map_or(Reply::Nil, Reply::Bulk),
+            None => Reply::Nil,
+        })
+    })
 }
 
 /// ```text
@@ -148,11 +139,12 @@ pub fn lrange(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let start = args.next_i64()?;
     let stop = args.next_i64()?;
-    let list = read::<ListValue>(ctx, &key)?.unwrap_or_default();
-    Ok(Reply::Array(match range(start, stop, list.items.len()) {
-        Some((from, to)) => list.items.range(from..=to).cloned().map(Reply::Bulk).collect(),
-        None => Vec::new(),
-    }))
+    inspect(ctx, &key, |list: &mut Handle<ListValue>, slot| {
+        Ok(Reply::Array(match range(start, stop, list.len() as usize) {
+            Some((from, to)) => list.range(slot, from as u64, to as u64)?.into_iter().map(Reply::Bulk).collect(),
+            None => Vec::new(),
+        }))
+    })
 }
 
 /// ```text
@@ -162,11 +154,12 @@ pub fn lset(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let index = args.next_i64()?;
     let element = args.next_bytes()?;
-    modify(ctx, &key, |list: &mut ListValue, existed| {
-        let list = existed.then_some(list);
-        let list = list.ok_or(CmdError::NoSuchKey)?;
-        let at = resolve(index, list.items.len()).ok_or_else(|| CmdError::err("index out of range"))?;
-        list.items[at] = element;
+    update(ctx, &key, |list: &mut Handle<ListValue>, slot| {
+        if !list.existed() {
+            return Err(CmdError::NoSuchKey);
+        }
+        let at = resolve(index, list.len() as usize).ok_or_else(|| CmdError::err("index out of range"))?;
+        list.set_index(slot, at as u64, element)?;
         Ok((Reply::Ok, true))
     })
 }
@@ -178,16 +171,12 @@ pub fn ltrim(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let start = args.next_i64()?;
     let stop = args.next_i64()?;
-    modify(ctx, &key, |list: &mut ListValue, existed| {
-        let list = existed.then_some(list);
-        let Some(list) = list else { return Ok((Reply::Ok, false)) };
-        match range(start, stop, list.items.len()) {
-            Some((from, to)) => {
-                list.items.truncate(to + 1);
-                list.items.drain(..from);
-            }
-            None => list.items.clear(),
+    update(ctx, &key, |list: &mut Handle<ListValue>, slot| {
+        if !list.existed() {
+            return Ok((Reply::Ok, false));
         }
+        let keep = range(start, stop, list.len() as usize).map(|(from, to)| (from as u64, to as u64));
+        list.trim(slot, keep)?;
         Ok((Reply::Ok, true))
     })
 }
@@ -343,38 +332,35 @@ fn move_element(
 ) -> Result<Reply, CmdError> {
     let db = ctx.db();
     let mut guards = ctx.lock_slots(&[&source, &destination]);
-    let mut load_key = |key: &Bytes| -> Result<Option<(ListValue, Option<u64>)>, CmdError> {
-        let index = ctx.engine.slot_of(key);
-        match guards.iter_mut().find(|(slot, _)| *slot == index) {
-            Some((_, guard)) => load(guard.get(db, key)?),
-            None => Ok(None),
-        }
-    };
-    let Some((mut src, src_expire)) = load_key(&source)? else {
+    let mut src = Handle::<ListValue>::open(guard_for(&mut guards, ctx.engine, &source), db, &source)?;
+    if !src.existed() {
         return Ok(Reply::Nil);
-    };
-    // The destination's type is checked before anything moves, as in Redis.
-    let dst_loaded = load_key(&destination)?;
-    let Some(element) = (if from_left { src.items.pop_front() } else { src.items.pop_back() }) else {
-        return Ok(Reply::Nil);
-    };
-    let (mut dst, dst_expire) =
-        if source == destination { (src.clone(), src_expire) } else { dst_loaded.unwrap_or_default() };
-    if to_left {
-        dst.items.push_front(element.clone());
-    } else {
-        dst.items.push_back(element.clone());
     }
-    let writes: Vec<(&Bytes, &ListValue, Option<u64>)> = if source == destination {
-        vec![(&destination, &dst, dst_expire)]
-    } else {
-        vec![(&source, &src, src_expire), (&destination, &dst, dst_expire)]
+    if source == destination {
+        let slot = guard_for(&mut guards, ctx.engine, &source);
+        let Some(element) = src.pop(slot, from_left, 1)?.pop() else { return Ok(Reply::Nil) };
+        src.push(slot, to_left, vec![element.clone()])?;
+        src.save(slot)?;
+        commit_all(guards)?;
+        ctx.touch(db, &source);
+        return Ok(Reply::Bulk(element));
+    }
+    // The destination's type is checked before anything moves, as in Redis.
+    let mut dst = Handle::<ListValue>::open(guard_for(&mut guards, ctx.engine, &destination), db, &destination)?;
+    let Some(element) = src.pop(guard_for(&mut guards, ctx.engine, &source), from_left, 1)?.pop() else {
+        return Ok(Reply::Nil);
     };
-    for (key, list, expire) in writes {
-        let index = ctx.engine.slot_of(key);
-        if let Some((_, guard)) = guards.iter_mut().find(|(slot, _)| *slot == index) {
-            store(guard, db, key, list, expire)?;
-        }
+    let dst_slot = guard_for(&mut guards, ctx.engine, &destination);
+    dst.push(dst_slot, to_left, vec![element.clone()])?;
+    // Keys sharing a slot leave in one batch, so recovery never sees the element in both lists or neither.
+    if ctx.engine.slot_of(&source) == ctx.engine.slot_of(&destination) {
+        let mut ops = Vec::new();
+        dst.save_ops(dst_slot, &mut ops)?;
+        src.save_ops(dst_slot, &mut ops)?;
+        dst_slot.write_batch(ops)?;
+    } else {
+        dst.save(dst_slot)?;
+        src.save(guard_for(&mut guards, ctx.engine, &source))?;
     }
     commit_all(guards)?;
     ctx.touch(db, &source);

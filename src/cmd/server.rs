@@ -18,7 +18,11 @@ pub fn flushdb(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     flush_mode(args)?;
     let logical = ctx.client.db;
     let touched = super::transactions::existing_watched_keys(ctx, logical, logical)?;
-    ctx.engine.flush_db(ctx.db())?;
+    let db = ctx.db();
+    ctx.engine.flush_db(db)?;
+    // The parts of the database's split collections go with it (the sweeper would free them anyway).
+    ctx.engine.flush_db(crate::elements::part_db(db))?;
+    ctx.engine.flush_db(crate::elements::owner_db(db))?;
     super::transactions::touch_logical(ctx, logical, &touched);
     Ok(Reply::Ok)
 }
@@ -52,6 +56,20 @@ fn flush_mode(args: &mut Args) -> Result<(), CmdError> {
 pub fn time(_ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     Ok(Reply::Array(vec![Reply::bulk(now.as_secs().to_string()), Reply::bulk(now.subsec_micros().to_string())]))
+}
+
+/// ```text
+/// SAVE
+/// ```
+///
+/// There is no snapshot file to write: everything acknowledged is already in the WAL. SAVE checkpoints
+/// every slot, so the data sits in its final layers (and the WAL is empty) when it returns.
+pub fn save(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
+    ctx.engine.checkpoint()?;
+    ctx.engine.sync()?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    ctx.server.lastsave.store(now.as_secs(), Ordering::Relaxed);
+    Ok(Reply::Ok)
 }
 
 /// ```text
@@ -419,7 +437,12 @@ fn info_section(ctx: &Ctx<'_>, section: &str, out: &mut String) -> Result<(), Cm
         }
         "velo" => {
             let engine = server.engine.stats();
-            let _ = write!(out, "# Velo\r\nslots:{}\r\n", engine.slots.len());
+            // Parts of split collections, deleted ones included until the sweeper frees them.
+            let mut parts = 0;
+            for logical in 0..server.databases() {
+                parts += ctx.engine.dbsize(crate::elements::part_db(server.dbmap.physical(logical)))?;
+            }
+            let _ = write!(out, "# Velo\r\nslots:{}\r\ncollection_parts:{parts}\r\n", engine.slots.len());
             for s in &engine.slots {
                 let ratio =
                     if s.raw_value_bytes > 0 { s.stored_value_bytes as f64 / s.raw_value_bytes as f64 } else { 1.0 };

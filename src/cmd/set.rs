@@ -1,10 +1,11 @@
-//! Set commands (Redis 7.0's set group but SINTERCARD). Every set is one compact value today
-//! ([`crate::types::set`]); members come back in insertion order, and the differential tests compare
-//! set replies unordered, as Redis's order depends on its encoding.
+//! Set commands (Redis 7.0's set group but SINTERCARD), member by member through
+//! [`super::collection::Handle`]: a small set is one compact value ([`crate::types::set`], insertion
+//! order), a large one is split into buckets. Redis's member order depends on its encoding too, so the
+//! differential tests compare set replies unordered.
 
 use bytes::Bytes;
 
-use super::collection::{load, modify, read, store};
+use super::collection::{inspect, load, read, store, update, Handle};
 use super::{commit_all, Args, CmdError, Ctx};
 use crate::engine::SlotGuard;
 use crate::resp::Reply;
@@ -20,9 +21,12 @@ fn members_reply(members: impl IntoIterator<Item = Bytes>) -> Reply {
 pub fn sadd(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let members = args.rest();
-    modify(ctx, &key, |set: &mut SetValue, _| {
-        let added = members.into_iter().filter(|m| set.insert(m.clone())).count();
-        Ok((Reply::Int(added as i64), added > 0))
+    update(ctx, &key, |set: &mut Handle<SetValue>, slot| {
+        let mut added = 0;
+        for member in members {
+            added += i64::from(set.insert(slot, member, Bytes::new())?);
+        }
+        Ok((Reply::Int(added), added > 0))
     })
 }
 
@@ -32,9 +36,12 @@ pub fn sadd(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn srem(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let members = args.rest();
-    modify(ctx, &key, |set: &mut SetValue, _| {
-        let removed = members.iter().filter(|m| set.remove(m)).count();
-        Ok((Reply::Int(removed as i64), removed > 0))
+    update(ctx, &key, |set: &mut Handle<SetValue>, slot| {
+        let mut removed = 0;
+        for member in &members {
+            removed += i64::from(set.remove(slot, member)?);
+        }
+        Ok((Reply::Int(removed), removed > 0))
     })
 }
 
@@ -43,7 +50,7 @@ pub fn srem(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 /// ```
 pub fn scard(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
-    Ok(Reply::Int(read::<SetValue>(ctx, &key)?.map_or(0, |set| set.len() as i64)))
+    inspect(ctx, &key, |set: &mut Handle<SetValue>, _| Ok(Reply::Int(set.len() as i64)))
 }
 
 /// ```text
@@ -52,7 +59,7 @@ pub fn scard(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn sismember(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let member = args.next_bytes()?;
-    Ok(Reply::Int(read::<SetValue>(ctx, &key)?.is_some_and(|set| set.contains(&member)).into()))
+    inspect(ctx, &key, |set: &mut Handle<SetValue>, slot| Ok(Reply::Int(set.get(slot, &member)?.is_some().into())))
 }
 
 /// ```text
@@ -61,8 +68,13 @@ pub fn sismember(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> 
 pub fn smismember(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let members = args.rest();
-    let set = read::<SetValue>(ctx, &key)?;
-    Ok(Reply::Array(members.iter().map(|m| Reply::Int(set.as_ref().is_some_and(|s| s.contains(m)).into())).collect()))
+    inspect(ctx, &key, |set: &mut Handle<SetValue>, slot| {
+        let mut out = Vec::with_capacity(members.len());
+        for member in &members {
+            out.push(Reply::Int(set.get(slot, member)?.is_some().into()));
+        }
+        Ok(Reply::Array(out))
+    })
 }
 
 /// ```text
@@ -70,7 +82,8 @@ pub fn smismember(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
 /// ```
 pub fn smembers(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
-    Ok(members_reply(read::<SetValue>(ctx, &key)?.unwrap_or_default().members().to_vec()))
+    let entries = inspect(ctx, &key, |set: &mut Handle<SetValue>, slot| set.entries(slot))?;
+    Ok(members_reply(entries.into_iter().map(|(member, _)| member)))
 }
 
 /// `wanted` distinct pseudo-random positions out of `len` (a partial Fisher-Yates shuffle driven by `seed`).
@@ -105,13 +118,26 @@ pub fn spop(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     };
     args.finish()?;
     let seed = ctx.random(7);
-    modify(ctx, &key, |set: &mut SetValue, _| {
-        let popped: Vec<Bytes> = distinct_picks(seed, set.len(), count.unwrap_or(1))
-            .into_iter()
-            .map(|at| set.members()[at].clone())
-            .collect();
+    update(ctx, &key, |set: &mut Handle<SetValue>, slot| {
+        let wanted = count.unwrap_or(1);
+        let popped: Vec<Bytes> = if (wanted as u64).saturating_mul(2) >= set.len() {
+            // Most of the set: pick positions in one listing.
+            let entries = set.entries(slot)?;
+            distinct_picks(seed, entries.len(), wanted).into_iter().map(|at| entries[at].0.clone()).collect()
+        } else {
+            // A few of a large set: random picks, each removed so that it cannot be picked again.
+            let mut popped = Vec::with_capacity(wanted);
+            let mut state = seed;
+            while popped.len() < wanted {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let Some((member, _)) = set.random(slot, state)? else { break };
+                set.remove(slot, &member)?;
+                popped.push(member);
+            }
+            popped
+        };
         for member in &popped {
-            set.remove(member);
+            set.remove(slot, member)?;
         }
         let changed = !popped.is_empty();
         let reply = match count {
@@ -132,14 +158,12 @@ pub fn srandmember(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
     if count.is_some_and(|n| n < -(i64::MAX / 2)) {
         return Err(CmdError::err("value is out of range"));
     }
-    let set = read::<SetValue>(ctx, &key)?.unwrap_or_default();
     let Some(count) = count else {
-        if set.is_empty() {
-            return Ok(Reply::Nil);
-        }
-        let at = (ctx.random(0) % set.len() as u64) as usize;
-        return Ok(Reply::Bulk(set.members()[at].clone()));
+        let random = ctx.random(0);
+        let picked = inspect(ctx, &key, |set: &mut Handle<SetValue>, slot| set.random(slot, random))?;
+        return Ok(picked.map_or(Reply::Nil, |(member, _)| Reply::Bulk(member)));
     };
+    let set = read::<SetValue>(ctx, &key)?.unwrap_or_default();
     if count == 0 || set.is_empty() {
         return Ok(Reply::Array(Vec::new()));
     }
@@ -163,7 +187,7 @@ pub fn smove(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let mut load_key = |key: &Bytes| -> Result<Option<(SetValue, Option<u64>)>, CmdError> {
         let index = ctx.engine.slot_of(key);
         match guards.iter_mut().find(|(slot, _)| *slot == index) {
-            Some((_, guard)) => load(guard.get(db, key)?),
+            Some((_, guard)) => load(guard, db, key),
             None => Ok(None),
         }
     };
@@ -219,11 +243,11 @@ fn combine<'a>(
     let mut sets: Vec<SetValue> = Vec::with_capacity(keys.len());
     for key in keys {
         let index = ctx.engine.slot_of(key);
-        let entry = match guards.iter_mut().find(|(slot, _)| *slot == index) {
-            Some((_, guard)) => guard.get(db, key)?,
+        let loaded = match guards.iter_mut().find(|(slot, _)| *slot == index) {
+            Some((_, guard)) => load(guard, db, key)?,
             None => None,
         };
-        sets.push(load(entry)?.map(|(set, _)| set).unwrap_or_default());
+        sets.push(loaded.map(|(set, _)| set).unwrap_or_default());
     }
     let mut result = SetValue::default();
     match algebra {
@@ -328,17 +352,12 @@ pub fn sdiffstore(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
 /// ```
 pub fn sscan(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
-    let super::args::ScanOptions { cursor, pattern, .. } = super::args::scan_options(args, false)?;
-    // A compact set is returned whole in one step.
-    let set = read::<SetValue>(ctx, &key)?.unwrap_or_default();
-    let items = if cursor == 0 {
-        set.members()
-            .iter()
-            .filter(|m| pattern.as_ref().is_none_or(|p| crate::glob::matches(p, m, false)))
-            .map(|m| Reply::Bulk(m.clone()))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    Ok(Reply::Array(vec![Reply::bulk("0"), Reply::Array(items)]))
+    let super::args::ScanOptions { cursor, pattern, count, .. } = super::args::scan_options(args, false)?;
+    let (next, entries) = inspect(ctx, &key, |set: &mut Handle<SetValue>, slot| set.scan(slot, cursor, count))?;
+    let items = entries
+        .into_iter()
+        .filter(|(member, _)| pattern.as_ref().is_none_or(|p| crate::glob::matches(p, member, false)))
+        .map(|(member, _)| Reply::Bulk(member))
+        .collect();
+    Ok(Reply::Array(vec![Reply::bulk(next.to_string()), Reply::Array(items)]))
 }

@@ -63,6 +63,8 @@ bitset! {
         FAST = 14, "fast";
         /// Allowed before authentication.
         NO_AUTH = 15, "no_auth";
+        /// Refused while a replica loads its dataset asynchronously.
+        NO_ASYNC_LOADING = 18, "no_async_loading";
         /// Not allowed inside MULTI.
         NO_MULTI = 19, "no_multi";
         /// Key positions depend on the arguments.

@@ -4,7 +4,7 @@
 use super::spec::{AclCategories, CommandSpec, Flags};
 
 /// Number of commands and subcommands (ids are `0..COMMAND_COUNT`).
-pub const COMMAND_COUNT: usize = 199;
+pub const COMMAND_COUNT: usize = 200;
 
 static CLIENT_SUBCOMMANDS: [CommandSpec; 10] = [
     CommandSpec {
@@ -532,7 +532,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 4] = [
 ];
 
 /// Every top-level command, sorted by name.
-pub static COMMANDS: [CommandSpec; 169] = [
+pub static COMMANDS: [CommandSpec; 170] = [
     CommandSpec {
         id: 0,
         name: "append",
@@ -2422,6 +2422,23 @@ pub static COMMANDS: [CommandSpec; 169] = [
     },
     CommandSpec {
         id: 141,
+        name: "save",
+        fullname: "save",
+        arity: 1,
+        flags: Flags::ADMIN.union(Flags::NOSCRIPT).union(Flags::NO_ASYNC_LOADING).union(Flags::NO_MULTI),
+        acl: AclCategories::ADMIN.union(AclCategories::SLOW).union(AclCategories::DANGEROUS),
+        first_key: 0,
+        last_key: 0,
+        key_step: 0,
+        group: "server",
+        summary: "Synchronously saves the database(s) to disk.",
+        since: "1.0.0",
+        complexity: "O(N) where N is the total number of keys in all databases",
+        handler: Some(super::server::save),
+        subcommands: &[],
+    },
+    CommandSpec {
+        id: 142,
         name: "scan",
         fullname: "scan",
         arity: -2,
@@ -2438,7 +2455,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 142,
+        id: 143,
         name: "scard",
         fullname: "scard",
         arity: 2,
@@ -2455,7 +2472,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 143,
+        id: 144,
         name: "sdiff",
         fullname: "sdiff",
         arity: -2,
@@ -2472,7 +2489,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 144,
+        id: 145,
         name: "sdiffstore",
         fullname: "sdiffstore",
         arity: -3,
@@ -2489,7 +2506,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 145,
+        id: 146,
         name: "select",
         fullname: "select",
         arity: 2,
@@ -2506,7 +2523,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 146,
+        id: 147,
         name: "set",
         fullname: "set",
         arity: -3,
@@ -2523,7 +2540,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 147,
+        id: 148,
         name: "setbit",
         fullname: "setbit",
         arity: 4,
@@ -2540,7 +2557,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 148,
+        id: 149,
         name: "setex",
         fullname: "setex",
         arity: 4,
@@ -2557,7 +2574,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 149,
+        id: 150,
         name: "setnx",
         fullname: "setnx",
         arity: 3,
@@ -2574,7 +2591,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 150,
+        id: 151,
         name: "setrange",
         fullname: "setrange",
         arity: 4,
@@ -2591,7 +2608,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 151,
+        id: 152,
         name: "shutdown",
         fullname: "shutdown",
         arity: -1,
@@ -2608,7 +2625,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 152,
+        id: 153,
         name: "sinter",
         fullname: "sinter",
         arity: -2,
@@ -2625,7 +2642,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 153,
+        id: 154,
         name: "sinterstore",
         fullname: "sinterstore",
         arity: -3,
@@ -2642,7 +2659,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 154,
+        id: 155,
         name: "sismember",
         fullname: "sismember",
         arity: 3,
@@ -2659,7 +2676,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 155,
+        id: 156,
         name: "smembers",
         fullname: "smembers",
         arity: 2,
@@ -2676,7 +2693,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 156,
+        id: 157,
         name: "smismember",
         fullname: "smismember",
         arity: -3,
@@ -2693,7 +2710,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 157,
+        id: 158,
         name: "smove",
         fullname: "smove",
         arity: 4,
@@ -2710,7 +2727,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 158,
+        id: 159,
         name: "spop",
         fullname: "spop",
         arity: -2,
@@ -2727,7 +2744,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 159,
+        id: 160,
         name: "srandmember",
         fullname: "srandmember",
         arity: -2,
@@ -2744,7 +2761,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 160,
+        id: 161,
         name: "srem",
         fullname: "srem",
         arity: -3,
@@ -2761,7 +2778,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 161,
+        id: 162,
         name: "sscan",
         fullname: "sscan",
         arity: -3,
@@ -2778,7 +2795,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 162,
+        id: 163,
         name: "strlen",
         fullname: "strlen",
         arity: 2,
@@ -2795,7 +2812,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 163,
+        id: 164,
         name: "subscribe",
         fullname: "subscribe",
         arity: -2,
@@ -2812,7 +2829,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 164,
+        id: 165,
         name: "substr",
         fullname: "substr",
         arity: 4,
@@ -2829,7 +2846,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 165,
+        id: 166,
         name: "sunion",
         fullname: "sunion",
         arity: -2,
@@ -2846,7 +2863,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 166,
+        id: 167,
         name: "sunionstore",
         fullname: "sunionstore",
         arity: -3,
@@ -2863,7 +2880,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 167,
+        id: 168,
         name: "swapdb",
         fullname: "swapdb",
         arity: 3,
@@ -2880,7 +2897,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 168,
+        id: 169,
         name: "time",
         fullname: "time",
         arity: 1,
@@ -2897,7 +2914,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 169,
+        id: 170,
         name: "touch",
         fullname: "touch",
         arity: -2,
@@ -2914,7 +2931,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 170,
+        id: 171,
         name: "ttl",
         fullname: "ttl",
         arity: 2,
@@ -2931,7 +2948,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 171,
+        id: 172,
         name: "type",
         fullname: "type",
         arity: 2,
@@ -2948,7 +2965,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 172,
+        id: 173,
         name: "unlink",
         fullname: "unlink",
         arity: -2,
@@ -2965,7 +2982,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 173,
+        id: 174,
         name: "unsubscribe",
         fullname: "unsubscribe",
         arity: -1,
@@ -2982,7 +2999,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 174,
+        id: 175,
         name: "unwatch",
         fullname: "unwatch",
         arity: 1,
@@ -2999,7 +3016,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 175,
+        id: 176,
         name: "watch",
         fullname: "watch",
         arity: -2,
@@ -3016,7 +3033,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 176,
+        id: 177,
         name: "zadd",
         fullname: "zadd",
         arity: -4,
@@ -3033,7 +3050,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 177,
+        id: 178,
         name: "zcard",
         fullname: "zcard",
         arity: 2,
@@ -3050,7 +3067,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 178,
+        id: 179,
         name: "zcount",
         fullname: "zcount",
         arity: 4,
@@ -3067,7 +3084,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 179,
+        id: 180,
         name: "zincrby",
         fullname: "zincrby",
         arity: 4,
@@ -3084,7 +3101,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 180,
+        id: 181,
         name: "zlexcount",
         fullname: "zlexcount",
         arity: 4,
@@ -3101,7 +3118,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 181,
+        id: 182,
         name: "zmscore",
         fullname: "zmscore",
         arity: -3,
@@ -3118,7 +3135,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 182,
+        id: 183,
         name: "zpopmax",
         fullname: "zpopmax",
         arity: -2,
@@ -3135,7 +3152,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 183,
+        id: 184,
         name: "zpopmin",
         fullname: "zpopmin",
         arity: -2,
@@ -3152,7 +3169,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 184,
+        id: 185,
         name: "zrange",
         fullname: "zrange",
         arity: -4,
@@ -3169,7 +3186,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 185,
+        id: 186,
         name: "zrangebylex",
         fullname: "zrangebylex",
         arity: -4,
@@ -3186,7 +3203,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 186,
+        id: 187,
         name: "zrangebyscore",
         fullname: "zrangebyscore",
         arity: -4,
@@ -3203,7 +3220,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 187,
+        id: 188,
         name: "zrangestore",
         fullname: "zrangestore",
         arity: -5,
@@ -3220,7 +3237,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 188,
+        id: 189,
         name: "zrank",
         fullname: "zrank",
         arity: 3,
@@ -3237,7 +3254,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 189,
+        id: 190,
         name: "zrem",
         fullname: "zrem",
         arity: -3,
@@ -3254,7 +3271,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 190,
+        id: 191,
         name: "zremrangebylex",
         fullname: "zremrangebylex",
         arity: 4,
@@ -3271,7 +3288,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 191,
+        id: 192,
         name: "zremrangebyrank",
         fullname: "zremrangebyrank",
         arity: 4,
@@ -3288,7 +3305,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 192,
+        id: 193,
         name: "zremrangebyscore",
         fullname: "zremrangebyscore",
         arity: 4,
@@ -3305,7 +3322,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 193,
+        id: 194,
         name: "zrevrange",
         fullname: "zrevrange",
         arity: -4,
@@ -3322,7 +3339,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 194,
+        id: 195,
         name: "zrevrangebylex",
         fullname: "zrevrangebylex",
         arity: -4,
@@ -3339,7 +3356,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 195,
+        id: 196,
         name: "zrevrangebyscore",
         fullname: "zrevrangebyscore",
         arity: -4,
@@ -3356,7 +3373,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 196,
+        id: 197,
         name: "zrevrank",
         fullname: "zrevrank",
         arity: 3,
@@ -3373,7 +3390,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 197,
+        id: 198,
         name: "zscan",
         fullname: "zscan",
         arity: -3,
@@ -3390,7 +3407,7 @@ pub static COMMANDS: [CommandSpec; 169] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 198,
+        id: 199,
         name: "zscore",
         fullname: "zscore",
         arity: 3,
@@ -3526,64 +3543,65 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
         b"rpush" => 108,
         b"rpushx" => 109,
         b"sadd" => 110,
-        b"scan" => 111,
-        b"scard" => 112,
-        b"sdiff" => 113,
-        b"sdiffstore" => 114,
-        b"select" => 115,
-        b"set" => 116,
-        b"setbit" => 117,
-        b"setex" => 118,
-        b"setnx" => 119,
-        b"setrange" => 120,
-        b"shutdown" => 121,
-        b"sinter" => 122,
-        b"sinterstore" => 123,
-        b"sismember" => 124,
-        b"smembers" => 125,
-        b"smismember" => 126,
-        b"smove" => 127,
-        b"spop" => 128,
-        b"srandmember" => 129,
-        b"srem" => 130,
-        b"sscan" => 131,
-        b"strlen" => 132,
-        b"subscribe" => 133,
-        b"substr" => 134,
-        b"sunion" => 135,
-        b"sunionstore" => 136,
-        b"swapdb" => 137,
-        b"time" => 138,
-        b"touch" => 139,
-        b"ttl" => 140,
-        b"type" => 141,
-        b"unlink" => 142,
-        b"unsubscribe" => 143,
-        b"unwatch" => 144,
-        b"watch" => 145,
-        b"zadd" => 146,
-        b"zcard" => 147,
-        b"zcount" => 148,
-        b"zincrby" => 149,
-        b"zlexcount" => 150,
-        b"zmscore" => 151,
-        b"zpopmax" => 152,
-        b"zpopmin" => 153,
-        b"zrange" => 154,
-        b"zrangebylex" => 155,
-        b"zrangebyscore" => 156,
-        b"zrangestore" => 157,
-        b"zrank" => 158,
-        b"zrem" => 159,
-        b"zremrangebylex" => 160,
-        b"zremrangebyrank" => 161,
-        b"zremrangebyscore" => 162,
-        b"zrevrange" => 163,
-        b"zrevrangebylex" => 164,
-        b"zrevrangebyscore" => 165,
-        b"zrevrank" => 166,
-        b"zscan" => 167,
-        b"zscore" => 168,
+        b"save" => 111,
+        b"scan" => 112,
+        b"scard" => 113,
+        b"sdiff" => 114,
+        b"sdiffstore" => 115,
+        b"select" => 116,
+        b"set" => 117,
+        b"setbit" => 118,
+        b"setex" => 119,
+        b"setnx" => 120,
+        b"setrange" => 121,
+        b"shutdown" => 122,
+        b"sinter" => 123,
+        b"sinterstore" => 124,
+        b"sismember" => 125,
+        b"smembers" => 126,
+        b"smismember" => 127,
+        b"smove" => 128,
+        b"spop" => 129,
+        b"srandmember" => 130,
+        b"srem" => 131,
+        b"sscan" => 132,
+        b"strlen" => 133,
+        b"subscribe" => 134,
+        b"substr" => 135,
+        b"sunion" => 136,
+        b"sunionstore" => 137,
+        b"swapdb" => 138,
+        b"time" => 139,
+        b"touch" => 140,
+        b"ttl" => 141,
+        b"type" => 142,
+        b"unlink" => 143,
+        b"unsubscribe" => 144,
+        b"unwatch" => 145,
+        b"watch" => 146,
+        b"zadd" => 147,
+        b"zcard" => 148,
+        b"zcount" => 149,
+        b"zincrby" => 150,
+        b"zlexcount" => 151,
+        b"zmscore" => 152,
+        b"zpopmax" => 153,
+        b"zpopmin" => 154,
+        b"zrange" => 155,
+        b"zrangebylex" => 156,
+        b"zrangebyscore" => 157,
+        b"zrangestore" => 158,
+        b"zrank" => 159,
+        b"zrem" => 160,
+        b"zremrangebylex" => 161,
+        b"zremrangebyrank" => 162,
+        b"zremrangebyscore" => 163,
+        b"zrevrange" => 164,
+        b"zrevrangebylex" => 165,
+        b"zrevrangebyscore" => 166,
+        b"zrevrank" => 167,
+        b"zscan" => 168,
+        b"zscore" => 169,
         _ => return None,
     };
     COMMANDS.get(index)

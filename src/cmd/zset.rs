@@ -366,7 +366,7 @@ pub fn zrangestore(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
     let mut guards = ctx.lock_slots(&[&source, &destination]);
     let src_slot = ctx.engine.slot_of(&source);
     let source_index = match guards.iter_mut().find(|(slot, _)| *slot == src_slot) {
-        Some((_, guard)) => load(guard.get(db, &source)?)?.map(|(index, _)| index),
+        Some((_, guard)) => load(guard, db, &source)?.map(|(index, _)| index),
         None => None,
     };
     let mut result = ZsetIndex::new();

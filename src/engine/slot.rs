@@ -538,7 +538,9 @@ impl Slot {
         let first = self.next_seq;
         let (buffer, synced_offset) = self.wal.buffer();
         for (offset, (op, db, expire_at, key, envelope)) in records.iter().enumerate() {
-            wal::encode_record(first + offset as u64, synced_offset, *op, *db, *expire_at, key, envelope, buffer);
+            let continues = offset + 1 < records.len();
+            let seq = first + offset as u64;
+            wal::encode_batch_record(seq, synced_offset, *op, continues, *db, *expire_at, key, envelope, buffer);
         }
         let last = first + records.len() as u64 - 1;
         self.wal.append_buffer(last)?;

@@ -68,19 +68,40 @@ pub struct WalRecord {
     pub key: Vec<u8>,
     /// The value envelope (Set only).
     pub envelope: Vec<u8>,
+    /// More records of the same atomic batch follow this one (docs/format.md §"WAL", op bit 7).
+    pub continues: bool,
 }
+
+/// Bit 7 of the op byte: the record is not the last of its batch. Replay applies a batch only whole.
+pub const BATCH_CONTINUES: u8 = 0x80;
 
 /// Encoded length of a record with this key and envelope.
 pub fn record_len(key_len: usize, envelope_len: usize) -> usize {
     RECORD_PREFIX_LEN + RECORD_FIXED_LEN + key_len + envelope_len
 }
 
-/// Appends the encoding of one record to `out`.
+/// Appends the encoding of one record, a batch of its own, to `out`.
 #[allow(clippy::too_many_arguments)]
 pub fn encode_record(
     seq: u64,
     synced_offset: u64,
     op: WalOp,
+    db: u16,
+    expire_at: u64,
+    key: &[u8],
+    envelope: &[u8],
+    out: &mut Vec<u8>,
+) {
+    encode_batch_record(seq, synced_offset, op, false, db, expire_at, key, envelope, out)
+}
+
+/// Appends the encoding of one record to `out`; `continues` when more records of its batch follow.
+#[allow(clippy::too_many_arguments)]
+pub fn encode_batch_record(
+    seq: u64,
+    synced_offset: u64,
+    op: WalOp,
+    continues: bool,
     db: u16,
     expire_at: u64,
     key: &[u8],
@@ -93,7 +114,7 @@ pub fn encode_record(
     out.put_u32(0);
     out.put_u64(seq);
     out.put_u64(synced_offset);
-    out.push(op as u8);
+    out.push(op as u8 | if continues { BATCH_CONTINUES } else { 0 });
     out.put_u16(db);
     out.put_u64(expire_at);
     out.put_u32(key.len() as u32);
@@ -138,7 +159,9 @@ pub fn decode_record(bytes: &[u8]) -> std::result::Result<(WalRecord, usize), Re
     let seq = body_reader.u64().ok_or_else(malformed)?;
     let synced_offset = body_reader.u64().ok_or_else(malformed)?;
     let op_tag = body_reader.u8().ok_or_else(malformed)?;
-    let op = WalOp::try_from(op_tag).map_err(|tag| RecordError::Malformed(format!("unknown op {tag}")))?;
+    let continues = op_tag & BATCH_CONTINUES != 0;
+    let op = WalOp::try_from(op_tag & !BATCH_CONTINUES)
+        .map_err(|tag| RecordError::Malformed(format!("unknown op {tag}")))?;
     let db = body_reader.u16().ok_or_else(malformed)?;
     let expire_at = body_reader.u64().ok_or_else(malformed)?;
     let key_len = body_reader.u32().ok_or_else(malformed)? as usize;
@@ -148,7 +171,7 @@ pub fn decode_record(bytes: &[u8]) -> std::result::Result<(WalRecord, usize), Re
     }
     let key = body_reader.take(key_len).ok_or_else(malformed)?.to_vec();
     let envelope = body_reader.take(envelope_len).ok_or_else(malformed)?.to_vec();
-    Ok((WalRecord { seq, synced_offset, op, db, expire_at, key, envelope }, RECORD_PREFIX_LEN + body_len))
+    Ok((WalRecord { seq, synced_offset, op, db, expire_at, key, envelope, continues }, RECORD_PREFIX_LEN + body_len))
 }
 
 /// What replaying a WAL found.
@@ -178,6 +201,8 @@ pub fn replay(bytes: &[u8], path: &Path) -> Result<Replay> {
     let mut replay = Replay { valid_len: FILE_HEADER_LEN as u64, ..Default::default() };
     let mut offset = FILE_HEADER_LEN;
     let mut last_seq = 0u64;
+    // Records of the batch being read; they join `replay.records` only once its last record is read.
+    let mut batch: Vec<(u64, u32, WalRecord)> = Vec::new();
     while offset < bytes.len() {
         let rest = &bytes[offset..];
         match decode_record(rest) {
@@ -190,9 +215,13 @@ pub fn replay(bytes: &[u8], path: &Path) -> Result<Replay> {
                     ));
                 }
                 last_seq = record.seq;
-                replay.records.push((offset as u64, len as u32, record));
+                let continues = record.continues;
+                batch.push((offset as u64, len as u32, record));
                 offset += len;
-                replay.valid_len = offset as u64;
+                if !continues {
+                    replay.records.append(&mut batch);
+                    replay.valid_len = offset as u64;
+                }
             }
             Err(err) => {
                 let reason = match &err {
@@ -203,7 +232,13 @@ pub fn replay(bytes: &[u8], path: &Path) -> Result<Replay> {
                     RecordError::Malformed(what) => what.clone(),
                 };
                 if !synced_record_after(rest.get(1..).unwrap_or_default(), offset as u64) {
-                    replay.torn_tail = Some((offset as u64, reason));
+                    // An unfinished batch before the bad record goes with it: batches apply whole or not at all.
+                    let reason = if batch.is_empty() {
+                        reason
+                    } else {
+                        format!("{reason} at offset {offset}, inside a batch of {} earlier records", batch.len())
+                    };
+                    replay.torn_tail = Some((replay.valid_len, reason));
                     return Ok(replay);
                 }
                 return Err(match err {
@@ -214,6 +249,11 @@ pub fn replay(bytes: &[u8], path: &Path) -> Result<Replay> {
                 });
             }
         }
+    }
+    if !batch.is_empty() {
+        // The file ends inside a batch: its last record was never written, so none of it counts.
+        replay.torn_tail =
+            Some((replay.valid_len, format!("batch of {} records without its last record", batch.len())));
     }
     Ok(replay)
 }
@@ -494,7 +534,8 @@ mod tests {
                 db: 1,
                 expire_at: 0,
                 key: b"k".to_vec(),
-                envelope: b"\x00\x00v".to_vec()
+                envelope: b"\x00\x00v".to_vec(),
+                continues: false,
             }
         );
     }
@@ -543,5 +584,26 @@ mod tests {
         let replayed = replay(&unsynced, Path::new("wal")).expect("hole tolerated");
         assert_eq!(replayed.records.len(), 1);
         assert_eq!(replayed.torn_tail.map(|(offset, _)| offset), Some(hole_at as u64));
+    }
+
+    #[test]
+    fn a_batch_replays_whole_or_not_at_all() {
+        let mut file = format::file_header(format::MAGIC_WAL, 0).to_vec();
+        encode_record(1, 16, WalOp::Delete, 0, 0, b"alone", b"", &mut file);
+        let batch_start = file.len();
+        for seq in 2..=4 {
+            let key = format!("key{seq}");
+            encode_batch_record(seq, 16, WalOp::Delete, seq < 4, 0, 0, key.as_bytes(), b"", &mut file);
+        }
+        let whole = replay(&file, Path::new("wal")).expect("clean");
+        assert_eq!(whole.records.len(), 4);
+        assert!(whole.records[1].2.continues && !whole.records[3].2.continues);
+        // Every cut inside the batch, even one ending exactly between its records, drops all of it.
+        for cut in batch_start + 1..file.len() {
+            let torn = replay(&file[..cut], Path::new("wal")).expect("torn tail tolerated");
+            assert_eq!(torn.records.len(), 1, "cut at {cut}");
+            assert_eq!(torn.valid_len, batch_start as u64);
+            assert_eq!(torn.torn_tail.map(|(offset, _)| offset), Some(batch_start as u64), "cut at {cut}");
+        }
     }
 }

@@ -43,6 +43,10 @@ use crate::engine::{Engine, EngineOptions};
 const ACTIVE_EXPIRE_BUDGET: usize = 20;
 /// Active-expire cycles per second (Redis's `hz`).
 const ACTIVE_EXPIRE_HZ: u64 = 10;
+/// Keys the part sweeper examines per slot per tick (10 ticks a second).
+const SWEEP_BUDGET: usize = 512;
+/// Pause after a sweep pass over a slot that found nothing to free.
+const SWEEP_IDLE_PAUSE: Duration = Duration::from_secs(30);
 
 /// Everything connections share.
 pub struct Server {
@@ -191,6 +195,7 @@ async fn serve(server: Arc<Server>) -> anyhow::Result<()> {
 
     tokio::spawn(signals(server.clone()));
     tokio::spawn(active_expire(server.clone()));
+    tokio::spawn(sweep_parts(server.clone()));
 
     let mut shutdown = server.shutdown_receiver();
     let mut connections = tokio::task::JoinSet::new();
@@ -252,6 +257,54 @@ async fn active_expire(server: Arc<Server>) {
                 server.stats.expired_keys.fetch_add(removed as u64, Ordering::Relaxed);
             }
             Err(error) => tracing::error!(%error, "active expire failed"),
+        }
+    }
+}
+
+/// Frees, a little at a time, the parts of split collections that were deleted, overwritten or expired
+/// (crate::elements): so that DEL of a collection of millions of elements never blocks the server.
+/// A slot is swept only when its checkpointed key counts show hidden keys, and a pass that freed nothing
+/// waits [`SWEEP_IDLE_PAUSE`] before the next, so that an idle sweeper does not churn the page cache.
+async fn sweep_parts(server: Arc<Server>) {
+    struct SlotSweep {
+        position: u64,
+        freed_this_pass: usize,
+        next_pass: Instant,
+    }
+    let mut ticker = tokio::time::interval(Duration::from_millis(100));
+    let mut sweeps: Vec<SlotSweep> = (0..server.engine.slot_count())
+        .map(|_| SlotSweep { position: 0, freed_this_pass: 0, next_pass: Instant::now() })
+        .collect();
+    loop {
+        ticker.tick().await;
+        if server.shutting_down() {
+            return;
+        }
+        let _shared = server.command_lock.read().unwrap_or_else(|p| p.into_inner());
+        for (index, sweep) in sweeps.iter_mut().enumerate() {
+            let mut slot = server.engine.lock_slot(index);
+            if sweep.position == 0 {
+                let has_hidden =
+                    slot.meta().key_counts.iter().any(|(db, n)| crate::elements::is_hidden_db(*db) && *n > 0);
+                if !has_hidden || Instant::now() < sweep.next_pass {
+                    continue;
+                }
+            }
+            match crate::elements::sweep_slot(&mut slot, sweep.position, SWEEP_BUDGET) {
+                Ok((next, freed)) => {
+                    sweep.position = next;
+                    sweep.freed_this_pass += freed;
+                    if freed > 0 {
+                        tracing::debug!(slot = index, freed, "freed parts of deleted collections");
+                    }
+                    if next == 0 {
+                        let pause = if sweep.freed_this_pass > 0 { Duration::ZERO } else { SWEEP_IDLE_PAUSE };
+                        sweep.next_pass = Instant::now() + pause;
+                        sweep.freed_this_pass = 0;
+                    }
+                }
+                Err(error) => tracing::error!(%error, slot = index, "part sweep failed"),
+            }
         }
     }
 }

@@ -59,6 +59,11 @@ impl HashValue {
         out
     }
 
+    /// A hash of `pairs`, whose fields must be distinct.
+    pub fn from_pairs(pairs: Vec<(Bytes, Bytes)>) -> HashValue {
+        HashValue { pairs }
+    }
+
     /// Number of fields.
     pub fn len(&self) -> usize {
         self.pairs.len()

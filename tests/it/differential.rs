@@ -7,7 +7,7 @@ use crate::support::resp::{command, show, sorted};
 use crate::support::{Conn, RedisServer, TestServer};
 
 /// Runs `script` on both servers over fresh connections, RESP2 then RESP3, comparing every reply.
-fn compare(redis: &RedisServer, velo: &TestServer, name: &str, script: &[&str]) {
+pub(crate) fn compare(redis: &RedisServer, velo: &TestServer, name: &str, script: &[&str]) {
     for resp3 in [false, true] {
         let mut replies: Vec<Vec<Vec<u8>>> = Vec::new();
         for port in [redis.port, velo.port] {

@@ -10,6 +10,7 @@ mod engine_feed;
 mod engine_growth;
 mod engine_model;
 mod engine_support;
+mod large_collections;
 mod lifecycle;
 mod protocol;
 mod server_bloom;

@@ -85,7 +85,12 @@ pub fn encode(value: &Value, out: &mut Vec<u8>) {
 pub fn sorted(reply: &[u8]) -> Vec<u8> {
     let Some((mut value, _)) = parse(reply) else { return reply.to_vec() };
     if let Value::Agg(kind, Some(children)) = &mut value {
-        if *kind != b'%' {
+        if *kind == b'%' {
+            // A map: sort its (key, value) pairs.
+            let mut pairs: Vec<Vec<Value>> = children.chunks(2).map(<[Value]>::to_vec).collect();
+            pairs.sort();
+            *children = pairs.into_iter().flatten().collect();
+        } else {
             children.sort();
         }
     }

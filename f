@@ -1,0 +1,2 @@
+> sort l get o_*-
+     

@@ -1,0 +1,333 @@
+//! A split list: a doubly linked chain of chunks (docs/format.md §"Split collections").
+//!
+//! Each chunk is one part holding up to [`CHUNK_ITEMS`] items or about [`CHUNK_BYTES`] bytes, with the
+//! part numbers of its neighbours. Pushes and pops touch only the end chunks, so they cost O(1) parts
+//! however long the list; indexing walks chunks from the nearer end, as Redis walks its quicklist nodes.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use super::{damaged, put_bytes, Home, PartReader, Parts, Result, LAYOUT_CHAIN};
+use crate::engine::{BatchOp, Slot};
+
+/// Most items in one chunk.
+pub const CHUNK_ITEMS: usize = 128;
+/// A chunk takes no more items once its encoding reaches this size (a bigger item gets a chunk alone).
+pub const CHUNK_BYTES: usize = 4096;
+
+/// One chunk: neighbours (0 = none) and items.
+#[derive(Debug, Default)]
+struct Chunk {
+    prev: u32,
+    next: u32,
+    items: VecDeque<Bytes>,
+}
+
+impl Chunk {
+    fn encoded_len(&self) -> usize {
+        12 + self.items.iter().map(|item| 4 + item.len()).sum::<usize>()
+    }
+
+    fn has_room_for(&self, item: &[u8]) -> bool {
+        self.items.is_empty() || (self.items.len() < CHUNK_ITEMS && self.encoded_len() + 4 + item.len() <= CHUNK_BYTES)
+    }
+}
+
+/// A split list.
+#[derive(Debug)]
+pub struct Chain {
+    parts: Parts,
+    count: u64,
+    head: u32,
+    tail: u32,
+    next_part: u32,
+    bytes: u64,
+}
+
+impl Chain {
+    /// A new split list at `home` holding `items`; all its chunks are written.
+    pub fn create(home: Home, items: impl IntoIterator<Item = Bytes>) -> Chain {
+        let mut chain = Chain { parts: Parts::new(home), count: 0, head: 0, tail: 0, next_part: 1, bytes: 0 };
+        let mut chunk = Chunk::default();
+        let mut part = chain.alloc();
+        chain.head = part;
+        for item in items {
+            if !chunk.has_room_for(&item) {
+                let next = chain.alloc();
+                chunk.next = next;
+                chain.write_chunk(part, &chunk);
+                chunk = Chunk { prev: part, next: 0, items: VecDeque::new() };
+                part = next;
+            }
+            chain.count += 1;
+            chain.bytes += item.len() as u64;
+            chunk.items.push_back(item);
+        }
+        chain.write_chunk(part, &chunk);
+        chain.tail = part;
+        chain
+    }
+
+    /// The split list described by header `payload` of `key`.
+    pub fn decode(db: u16, key: &[u8], payload: &[u8]) -> Result<Chain> {
+        let (layout, id, count, rest) = super::read_header_prefix(key, payload)?;
+        if layout != LAYOUT_CHAIN || rest.len() != 20 {
+            return Err(damaged(key, format!("not a chain header (layout {layout}, {} bytes)", payload.len())));
+        }
+        let u32_at = |at: usize| u32::from_le_bytes(rest[at..at + 4].try_into().expect("4 bytes"));
+        let (head, tail, next_part) = (u32_at(0), u32_at(4), u32_at(8));
+        let bytes = u64::from_le_bytes(rest[12..20].try_into().expect("8 bytes"));
+        if head == 0 || tail == 0 || head >= next_part || tail >= next_part {
+            return Err(damaged(key, format!("impossible chain ends (head {head}, tail {tail}, next {next_part})")));
+        }
+        let home = Home { db, hash_slot: crate::engine::key::hash_slot(key), id };
+        Ok(Chain { parts: Parts::new(home), count, head, tail, next_part, bytes })
+    }
+
+    /// The header payload.
+    pub fn header(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(super::HEADER_PREFIX_LEN + 20);
+        super::put_header_prefix(&mut out, LAYOUT_CHAIN, self.parts.home().id, self.count);
+        out.extend_from_slice(&self.head.to_le_bytes());
+        out.extend_from_slice(&self.tail.to_le_bytes());
+        out.extend_from_slice(&self.next_part.to_le_bytes());
+        out.extend_from_slice(&self.bytes.to_le_bytes());
+        out
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Where the parts live.
+    pub fn home(&self) -> Home {
+        self.parts.home()
+    }
+
+    /// Sum of the items' lengths.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    fn alloc(&mut self) -> u32 {
+        let part = self.next_part;
+        // Part numbers are never reused within an incarnation; 2^32 chunk allocations is beyond any list.
+        self.next_part = self.next_part.checked_add(1).expect("chunk numbers exhausted");
+        part
+    }
+
+    fn read_chunk(&mut self, slot: &mut Slot, part: u32) -> Result<Chunk> {
+        let bytes = self.parts.expect(slot, part)?;
+        let bad = || damaged(&self.parts.home().part_key(part), "chunk does not decode");
+        let mut reader = PartReader::new(&bytes);
+        let prev = reader.u32().ok_or_else(bad)?;
+        let next = reader.u32().ok_or_else(bad)?;
+        let n = reader.u32().ok_or_else(bad)? as usize;
+        let mut items = VecDeque::with_capacity(n.min(bytes.len() / 4));
+        for _ in 0..n {
+            items.push_back(reader.bytes().ok_or_else(bad)?);
+        }
+        if !reader.is_done() {
+            return Err(bad());
+        }
+        Ok(Chunk { prev, next, items })
+    }
+
+    fn write_chunk(&mut self, part: u32, chunk: &Chunk) {
+        let mut out = Vec::with_capacity(chunk.encoded_len());
+        out.extend_from_slice(&chunk.prev.to_le_bytes());
+        out.extend_from_slice(&chunk.next.to_le_bytes());
+        out.extend_from_slice(&(chunk.items.len() as u32).to_le_bytes());
+        for item in &chunk.items {
+            put_bytes(&mut out, item);
+        }
+        self.parts.put(part, out);
+    }
+
+    /// Rewrites the `prev` (or `next`) link of chunk `part`.
+    fn relink(&mut self, slot: &mut Slot, part: u32, set_prev: bool, to: u32) -> Result<()> {
+        let mut chunk = self.read_chunk(slot, part)?;
+        if set_prev {
+            chunk.prev = to;
+        } else {
+            chunk.next = to;
+        }
+        self.write_chunk(part, &chunk);
+        Ok(())
+    }
+
+    /// Pushes `items` one by one at the head (`front`) or tail, as LPUSH/RPUSH do.
+    pub fn push(&mut self, slot: &mut Slot, front: bool, items: impl IntoIterator<Item = Bytes>) -> Result<()> {
+        let mut end = if front { self.head } else { self.tail };
+        let mut chunk = self.read_chunk(slot, end)?;
+        for item in items {
+            if !chunk.has_room_for(&item) {
+                self.write_chunk(end, &chunk);
+                let fresh = self.alloc();
+                chunk = if front {
+                    Chunk { prev: 0, next: end, items: VecDeque::new() }
+                } else {
+                    Chunk { prev: end, next: 0, items: VecDeque::new() }
+                };
+                self.relink(slot, end, front, fresh)?;
+                if front {
+                    self.head = fresh;
+                } else {
+                    self.tail = fresh;
+                }
+                end = fresh;
+            }
+            self.count += 1;
+            self.bytes += item.len() as u64;
+            if front {
+                chunk.items.push_front(item);
+            } else {
+                chunk.items.push_back(item);
+            }
+        }
+        self.write_chunk(end, &chunk);
+        Ok(())
+    }
+
+    /// Pops up to `n` items from the head (`front`) or tail; with `keep` false they are dropped unread
+    /// by the caller (LTRIM), but chunks are still read to find their neighbours.
+    pub fn pop(&mut self, slot: &mut Slot, front: bool, n: u64, keep: bool) -> Result<Vec<Bytes>> {
+        let mut out = Vec::new();
+        let mut left = n.min(self.count);
+        while left > 0 {
+            let end = if front { self.head } else { self.tail };
+            let mut chunk = self.read_chunk(slot, end)?;
+            while left > 0 {
+                let Some(item) = (if front { chunk.items.pop_front() } else { chunk.items.pop_back() }) else { break };
+                left -= 1;
+                self.count -= 1;
+                self.bytes -= item.len() as u64;
+                if keep {
+                    out.push(item);
+                }
+            }
+            let neighbour = if front { chunk.next } else { chunk.prev };
+            if chunk.items.is_empty() && neighbour != 0 {
+                self.parts.remove(end);
+                self.relink(slot, neighbour, front, 0)?;
+                if front {
+                    self.head = neighbour;
+                } else {
+                    self.tail = neighbour;
+                }
+            } else {
+                self.write_chunk(end, &chunk);
+                if chunk.items.is_empty() {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The chunk holding item `index` (< len) and the item's offset in it.
+    fn locate(&mut self, slot: &mut Slot, index: u64) -> Result<(u32, Chunk, usize)> {
+        let from_head = index < self.count / 2;
+        let mut remaining = if from_head { index } else { self.count - 1 - index };
+        let mut part = if from_head { self.head } else { self.tail };
+        loop {
+            let chunk = self.read_chunk(slot, part)?;
+            let len = chunk.items.len() as u64;
+            if remaining < len {
+                let offset = if from_head { remaining } else { len - 1 - remaining };
+                return Ok((part, chunk, offset as usize));
+            }
+            remaining -= len;
+            part = if from_head { chunk.next } else { chunk.prev };
+            if part == 0 {
+                return Err(damaged(&self.parts.home().part_key(0), "chain shorter than its count"));
+            }
+        }
+    }
+
+    /// Item `index` (0-based from the head), if it exists.
+    pub fn get(&mut self, slot: &mut Slot, index: u64) -> Result<Option<Bytes>> {
+        if index >= self.count {
+            return Ok(None);
+        }
+        let (_, mut chunk, offset) = self.locate(slot, index)?;
+        Ok(chunk.items.swap_remove_back(offset))
+    }
+
+    /// Replaces item `index`; false if it does not exist.
+    pub fn set(&mut self, slot: &mut Slot, index: u64, value: Bytes) -> Result<bool> {
+        if index >= self.count {
+            return Ok(false);
+        }
+        let (part, mut chunk, offset) = self.locate(slot, index)?;
+        self.bytes = self.bytes - chunk.items[offset].len() as u64 + value.len() as u64;
+        chunk.items[offset] = value;
+        self.write_chunk(part, &chunk);
+        Ok(true)
+    }
+
+    /// Items `start..=stop` (both < len, start <= stop).
+    pub fn range(&mut self, slot: &mut Slot, start: u64, stop: u64) -> Result<Vec<Bytes>> {
+        let mut out = Vec::with_capacity((stop - start + 1) as usize);
+        if start > stop || stop >= self.count {
+            return Ok(out);
+        }
+        let (_, chunk, offset) = self.locate(slot, start)?;
+        let mut wanted = stop - start + 1;
+        let mut next = chunk.next;
+        for item in chunk.items.into_iter().skip(offset) {
+            if wanted == 0 {
+                break;
+            }
+            out.push(item);
+            wanted -= 1;
+        }
+        while wanted > 0 {
+            if next == 0 {
+                return Err(damaged(&self.parts.home().part_key(0), "chain shorter than its count"));
+            }
+            let chunk = self.read_chunk(slot, next)?;
+            next = chunk.next;
+            for item in chunk.items {
+                if wanted == 0 {
+                    break;
+                }
+                out.push(item);
+                wanted -= 1;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every item, head first.
+    pub fn items(&mut self, slot: &mut Slot) -> Result<Vec<Bytes>> {
+        if self.count == 0 {
+            return Ok(Vec::new());
+        }
+        self.range(slot, 0, self.count - 1)
+    }
+
+    /// The writes of this command: changed chunks.
+    pub fn into_ops(self, ops: &mut Vec<BatchOp>) {
+        self.parts.into_ops(ops);
+    }
+
+    /// The writes that delete every chunk (walking the chain; the owner record is the caller's).
+    pub fn free_ops(mut self, slot: &mut Slot, ops: &mut Vec<BatchOp>) -> Result<()> {
+        let mut part = self.head;
+        while part != 0 {
+            let chunk = self.read_chunk(slot, part)?;
+            self.parts.remove(part);
+            part = chunk.next;
+        }
+        self.parts.into_ops(ops);
+        Ok(())
+    }
+}

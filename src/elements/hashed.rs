@@ -1,0 +1,267 @@
+//! Fields of a split hash or set in linear-hashed buckets (docs/format.md §"Split collections").
+//!
+//! Bucket `b` is part `b + 1`. The table grows one bucket at a time (linear hashing): when the average
+//! bucket would exceed [`TARGET_ENTRIES`] entries or [`TARGET_BYTES`] bytes, bucket `split` is divided
+//! between itself and `split + 2^level`. So one insert reads and writes at most three parts, whatever the
+//! size of the collection, and buckets only ever split, which keeps HSCAN/SSCAN cursors valid.
+
+use bytes::Bytes;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+use super::{damaged, put_bytes, Home, PartReader, Parts, Result, LAYOUT_HASHED};
+use crate::engine::{BatchOp, Slot};
+
+/// Average entries per bucket before the table grows.
+pub const TARGET_ENTRIES: u64 = 32;
+/// Average bucket bytes before the table grows.
+pub const TARGET_BYTES: u64 = 4096;
+
+/// A split hash or set (a set's values are empty).
+#[derive(Debug)]
+pub struct Hashed {
+    parts: Parts,
+    count: u64,
+    level: u8,
+    split: u64,
+    bytes: u64,
+}
+
+/// The bytes an entry adds to its bucket.
+fn entry_bytes(field: &[u8], value: &[u8]) -> u64 {
+    8 + field.len() as u64 + value.len() as u64
+}
+
+impl Hashed {
+    /// A new split collection at `home` holding `entries` (distinct fields); all its parts are written.
+    pub fn create(home: Home, entries: Vec<(Bytes, Bytes)>) -> Hashed {
+        let count = entries.len() as u64;
+        let bytes: u64 = entries.iter().map(|(f, v)| entry_bytes(f, v)).sum();
+        let mut level = 0u8;
+        // Start half full so that the first inserts do not split at once.
+        while (1u64 << level) * TARGET_ENTRIES / 2 < count || (1u64 << level) * TARGET_BYTES / 2 < bytes {
+            level += 1;
+        }
+        let mut hashed = Hashed { parts: Parts::new(home), count, level, split: 0, bytes };
+        let mut buckets: Vec<Vec<(Bytes, Bytes)>> = vec![Vec::new(); 1usize << level];
+        for (field, value) in entries {
+            let bucket = hashed.bucket_of(&field);
+            buckets[bucket as usize].push((field, value));
+        }
+        for (bucket, entries) in buckets.into_iter().enumerate() {
+            hashed.write_bucket(bucket as u64, &entries);
+        }
+        hashed
+    }
+
+    /// The split collection described by header `payload` (already checked to be split) of `key`.
+    pub fn decode(db: u16, key: &[u8], payload: &[u8]) -> Result<Hashed> {
+        let (layout, id, count, rest) = super::read_header_prefix(key, payload)?;
+        if layout != LAYOUT_HASHED || rest.len() != 17 {
+            return Err(damaged(key, format!("not a hashed header (layout {layout}, {} bytes)", payload.len())));
+        }
+        let level = rest[0];
+        let split = u64::from_le_bytes(rest[1..9].try_into().expect("8 bytes"));
+        let bytes = u64::from_le_bytes(rest[9..17].try_into().expect("8 bytes"));
+        if level > 40 || split >= 1u64 << level {
+            return Err(damaged(key, format!("impossible table shape (level {level}, split {split})")));
+        }
+        let home = Home { db, hash_slot: crate::engine::key::hash_slot(key), id };
+        Ok(Hashed { parts: Parts::new(home), count, level, split, bytes })
+    }
+
+    /// The header payload.
+    pub fn header(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(super::HEADER_PREFIX_LEN + 17);
+        super::put_header_prefix(&mut out, LAYOUT_HASHED, self.parts.home().id, self.count);
+        out.push(self.level);
+        out.extend_from_slice(&self.split.to_le_bytes());
+        out.extend_from_slice(&self.bytes.to_le_bytes());
+        out
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Sum of the entries' encoded sizes.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Where the parts live.
+    pub fn home(&self) -> Home {
+        self.parts.home()
+    }
+
+    fn bucket_count(&self) -> u64 {
+        (1u64 << self.level) + self.split
+    }
+
+    fn hash(&self, field: &[u8]) -> u64 {
+        xxh3_64_with_seed(field, self.parts.home().id)
+    }
+
+    fn bucket_of(&self, field: &[u8]) -> u64 {
+        let hash = self.hash(field);
+        let bucket = hash & ((1u64 << self.level) - 1);
+        if bucket < self.split {
+            hash & ((1u64 << (self.level + 1)) - 1)
+        } else {
+            bucket
+        }
+    }
+
+    fn read_bucket(&mut self, slot: &mut Slot, bucket: u64) -> Result<Vec<(Bytes, Bytes)>> {
+        let part = bucket as u32 + 1;
+        let Some(bytes) = self.parts.get(slot, part)? else { return Ok(Vec::new()) };
+        let bad = || damaged(&self.parts.home().part_key(part), "bucket does not decode");
+        let mut reader = PartReader::new(&bytes);
+        let n = reader.u32().ok_or_else(bad)?;
+        let mut entries = Vec::with_capacity((n as usize).min(bytes.len() / 8));
+        for _ in 0..n {
+            let field = reader.bytes().ok_or_else(bad)?;
+            let value = reader.bytes().ok_or_else(bad)?;
+            entries.push((field, value));
+        }
+        if !reader.is_done() {
+            return Err(bad());
+        }
+        Ok(entries)
+    }
+
+    fn write_bucket(&mut self, bucket: u64, entries: &[(Bytes, Bytes)]) {
+        let part = bucket as u32 + 1;
+        if entries.is_empty() {
+            self.parts.remove(part);
+            return;
+        }
+        let size: usize = entries.iter().map(|(f, v)| entry_bytes(f, v) as usize).sum();
+        let mut out = Vec::with_capacity(4 + size);
+        out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+        for (field, value) in entries {
+            put_bytes(&mut out, field);
+            put_bytes(&mut out, value);
+        }
+        self.parts.put(part, out);
+    }
+
+    /// The value of `field`.
+    pub fn get(&mut self, slot: &mut Slot, field: &[u8]) -> Result<Option<Bytes>> {
+        let bucket = self.bucket_of(field);
+        Ok(self.read_bucket(slot, bucket)?.into_iter().find(|(f, _)| f.as_ref() == field).map(|(_, v)| v))
+    }
+
+    /// Sets `field` to `value`; true if the field is new.
+    pub fn insert(&mut self, slot: &mut Slot, field: Bytes, value: Bytes) -> Result<bool> {
+        let bucket = self.bucket_of(&field);
+        let mut entries = self.read_bucket(slot, bucket)?;
+        let added = match entries.iter_mut().find(|(f, _)| *f == field) {
+            Some(entry) => {
+                self.bytes = self.bytes - entry_bytes(&entry.0, &entry.1) + entry_bytes(&field, &value);
+                entry.1 = value;
+                false
+            }
+            None => {
+                self.bytes += entry_bytes(&field, &value);
+                self.count += 1;
+                entries.push((field, value));
+                true
+            }
+        };
+        self.write_bucket(bucket, &entries);
+        if added {
+            self.grow(slot)?;
+        }
+        Ok(added)
+    }
+
+    /// Removes `field`; its value if it was there.
+    pub fn remove(&mut self, slot: &mut Slot, field: &[u8]) -> Result<Option<Bytes>> {
+        let bucket = self.bucket_of(field);
+        let mut entries = self.read_bucket(slot, bucket)?;
+        let Some(at) = entries.iter().position(|(f, _)| f.as_ref() == field) else { return Ok(None) };
+        let (field, value) = entries.swap_remove(at);
+        self.bytes -= entry_bytes(&field, &value);
+        self.count -= 1;
+        self.write_bucket(bucket, &entries);
+        Ok(Some(value))
+    }
+
+    /// Splits one bucket while the table is fuller than its targets.
+    fn grow(&mut self, slot: &mut Slot) -> Result<()> {
+        let buckets = self.bucket_count();
+        if self.count <= buckets * TARGET_ENTRIES && self.bytes <= buckets * TARGET_BYTES {
+            return Ok(());
+        }
+        let source = self.split;
+        let high_bit = 1u64 << self.level;
+        let (moved, kept): (Vec<_>, Vec<_>) =
+            self.read_bucket(slot, source)?.into_iter().partition(|(field, _)| self.hash(field) & high_bit != 0);
+        self.write_bucket(source, &kept);
+        self.write_bucket(source + high_bit, &moved);
+        self.split += 1;
+        if self.split == high_bit {
+            self.level += 1;
+            self.split = 0;
+        }
+        Ok(())
+    }
+
+    /// Every entry, bucket by bucket.
+    pub fn entries(&mut self, slot: &mut Slot) -> Result<Vec<(Bytes, Bytes)>> {
+        let mut out = Vec::with_capacity(self.count as usize);
+        for bucket in 0..self.bucket_count() {
+            out.extend(self.read_bucket(slot, bucket)?);
+        }
+        Ok(out)
+    }
+
+    /// Whole buckets from bucket `cursor` on until at least `want` entries; the cursor to continue from
+    /// (0 when done). Buckets only split upwards, so an entry present for the whole scan is returned.
+    pub fn scan(&mut self, slot: &mut Slot, cursor: u64, want: usize) -> Result<(u64, Vec<(Bytes, Bytes)>)> {
+        let mut out = Vec::new();
+        let mut bucket = cursor;
+        while bucket < self.bucket_count() && out.len() < want {
+            out.extend(self.read_bucket(slot, bucket)?);
+            bucket += 1;
+        }
+        Ok((if bucket >= self.bucket_count() { 0 } else { bucket }, out))
+    }
+
+    /// A random entry: a random bucket (the next non-empty one if it is empty), then a random entry of it.
+    pub fn random(&mut self, slot: &mut Slot, random: u64) -> Result<Option<(Bytes, Bytes)>> {
+        if self.count == 0 {
+            return Ok(None);
+        }
+        let buckets = self.bucket_count();
+        let start = random % buckets;
+        for step in 0..buckets {
+            let entries = self.read_bucket(slot, (start + step) % buckets)?;
+            if !entries.is_empty() {
+                let at = (random.rotate_left(29) % entries.len() as u64) as usize;
+                return Ok(entries.into_iter().nth(at));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The writes of this command: changed buckets.
+    pub fn into_ops(self, ops: &mut Vec<BatchOp>) {
+        self.parts.into_ops(ops);
+    }
+
+    /// The writes that delete every part (the owner record is the caller's).
+    pub fn free_ops(self, ops: &mut Vec<BatchOp>) {
+        let mut parts = self.parts;
+        for bucket in 0..(1u64 << self.level) + self.split {
+            parts.remove(bucket as u32 + 1);
+        }
+        parts.into_ops(ops);
+    }
+}
