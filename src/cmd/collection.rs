@@ -20,14 +20,16 @@ use bytes::Bytes;
 use super::{CmdError, Ctx};
 use crate::elements::chain::Chain;
 use crate::elements::hashed::Hashed;
-use crate::elements::{self, Home, LAYOUT_CHAIN, LAYOUT_HASHED};
+use crate::elements::ranked::{Inserted, Ranked};
+use crate::elements::{self, Home, LAYOUT_CHAIN, LAYOUT_HASHED, LAYOUT_RANKED};
 use crate::engine::{BatchOp, Slot, ValueKind};
 use crate::resp::Reply;
 use crate::types::hash::HashValue;
 use crate::types::list::ListValue;
 use crate::types::set::SetValue;
 use crate::types::zset;
-use crate::types::zset_index::ZsetIndex;
+use crate::types::zset_index::{InsertOutcome, LexBound, ScoreBound, ZsetIndex};
+use std::ops::Range;
 
 /// A compact collection splits when it holds more elements than this...
 pub const SPLIT_ABOVE_COUNT: u64 = 512;
@@ -47,6 +49,8 @@ pub enum SplitShape {
     Hashed,
     /// A chain of chunks, in order.
     Chain,
+    /// Scored members: hashed scores and a counted tree of their order.
+    Ranked,
 }
 
 /// A collection type stored as one compact value while small.
@@ -81,6 +85,14 @@ pub trait Collection: Default {
     }
     /// Builds it from chain items.
     fn from_items(_items: Vec<Bytes>) -> Self {
+        Self::default()
+    }
+    /// The members with their scores, for the ranked shape.
+    fn to_scored(&self) -> Vec<(Bytes, f64)> {
+        Vec::new()
+    }
+    /// Builds it from ranked members (distinct).
+    fn from_scored(_items: Vec<(Bytes, f64)>) -> Self {
         Self::default()
     }
 }
@@ -164,6 +176,7 @@ impl Collection for ListValue {
 impl Collection for ZsetIndex {
     const KIND: ValueKind = ValueKind::SortedSet;
     const WHAT: &'static str = "sorted set";
+    const SHAPE: SplitShape = SplitShape::Ranked;
     fn decode(bytes: &[u8]) -> Result<Self, String> {
         zset::from_bytes(bytes).map_err(|e| e.to_string())
     }
@@ -176,6 +189,17 @@ impl Collection for ZsetIndex {
     fn count(&self) -> u64 {
         self.len() as u64
     }
+    fn to_scored(&self) -> Vec<(Bytes, f64)> {
+        self.iter().map(|(member, score)| (Bytes::copy_from_slice(member), score)).collect()
+    }
+    fn from_scored(items: Vec<(Bytes, f64)>) -> Self {
+        let mut index = ZsetIndex::new();
+        for (member, score) in items {
+            // Scores come from a stored set: never NaN.
+            let _ = index.insert(&member, score);
+        }
+        index
+    }
 }
 
 /// A split collection's parts, whichever the shape.
@@ -185,6 +209,8 @@ pub enum Split {
     Hashed(Hashed),
     /// A list.
     Chain(Chain),
+    /// A sorted set.
+    Ranked(Ranked),
 }
 
 impl Split {
@@ -193,6 +219,7 @@ impl Split {
         Ok(match payload.get(4) {
             Some(&LAYOUT_HASHED) => Split::Hashed(Hashed::decode(db, key, payload)?),
             Some(&LAYOUT_CHAIN) => Split::Chain(Chain::decode(db, key, payload)?),
+            Some(&LAYOUT_RANKED) => Split::Ranked(Ranked::decode(db, key, payload)?),
             _ => Err(elements::ElementError::Damaged {
                 key: String::from_utf8_lossy(key).into_owned(),
                 reason: "unknown split layout".into(),
@@ -204,6 +231,7 @@ impl Split {
         match self {
             Split::Hashed(hashed) => hashed.home(),
             Split::Chain(chain) => chain.home(),
+            Split::Ranked(ranked) => ranked.home(),
         }
     }
 
@@ -211,6 +239,7 @@ impl Split {
         match self {
             Split::Hashed(hashed) => hashed.len(),
             Split::Chain(chain) => chain.len(),
+            Split::Ranked(ranked) => ranked.len(),
         }
     }
 
@@ -218,6 +247,7 @@ impl Split {
         match self {
             Split::Hashed(hashed) => hashed.bytes(),
             Split::Chain(chain) => chain.bytes(),
+            Split::Ranked(ranked) => ranked.bytes(),
         }
     }
 
@@ -225,6 +255,7 @@ impl Split {
         match self {
             Split::Hashed(hashed) => hashed.header(),
             Split::Chain(chain) => chain.header(),
+            Split::Ranked(ranked) => ranked.header(),
         }
     }
 
@@ -233,6 +264,10 @@ impl Split {
         Ok(match self {
             Split::Hashed(hashed) => T::from_entries(hashed.entries(slot)?),
             Split::Chain(chain) => T::from_items(chain.items(slot)?),
+            Split::Ranked(ranked) => {
+                let len = ranked.len();
+                T::from_scored(ranked.range(slot, 0..len)?)
+            }
         })
     }
 
@@ -242,6 +277,7 @@ impl Split {
         match self {
             Split::Hashed(hashed) => hashed.free_ops(ops),
             Split::Chain(chain) => chain.free_ops(slot, ops)?,
+            Split::Ranked(ranked) => ranked.free_ops(slot, ops)?,
         }
         Ok(())
     }
@@ -252,6 +288,7 @@ impl Split {
         match T::SHAPE {
             SplitShape::Hashed => Split::Hashed(Hashed::create(home, value.to_entries())),
             SplitShape::Chain => Split::Chain(Chain::create(home, value.to_items())),
+            SplitShape::Ranked => Split::Ranked(Ranked::create(home, value.to_scored())),
             SplitShape::Never => unreachable!("only splitting types are split"),
         }
     }
@@ -274,11 +311,13 @@ fn stored_split(slot: &mut Slot, db: u16, key: &[u8]) -> Result<Option<Split>, C
 }
 
 fn is_collection_kind(kind: ValueKind) -> bool {
-    matches!(kind, ValueKind::Hash | ValueKind::Set | ValueKind::List)
+    matches!(kind, ValueKind::Hash | ValueKind::Set | ValueKind::List | ValueKind::SortedSet)
 }
 
-/// A collection's form in a [`Handle`].
+/// A collection's form in a [`Handle`]. (A handle lives for one command: the size of the split variant
+/// costs nothing worth a box.)
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 enum Form<T> {
     Compact(T),
     Split(Split),
@@ -386,6 +425,7 @@ impl<T: Collection> Handle<T> {
                 match split {
                     Split::Hashed(hashed) => hashed.into_ops(ops),
                     Split::Chain(chain) => chain.into_ops(ops),
+                    Split::Ranked(ranked) => ranked.into_ops(ops),
                 }
             }
             Form::Compact(value) => compact_ops(ops, self.db, &self.key, self.existed, self.expire, &value),
@@ -422,6 +462,7 @@ fn compact_ops<T: Collection>(
     match split {
         Split::Hashed(hashed) => hashed.into_ops(ops),
         Split::Chain(chain) => chain.into_ops(ops),
+        Split::Ranked(ranked) => ranked.into_ops(ops),
     }
 }
 
@@ -432,7 +473,7 @@ impl<T: Collection + Keyed> Handle<T> {
         Ok(match &mut self.form {
             Form::Compact(value) => value.get_field(field),
             Form::Split(Split::Hashed(hashed)) => hashed.get(slot, field)?,
-            Form::Split(Split::Chain(_)) => None,
+            Form::Split(_) => None,
         })
     }
 
@@ -441,7 +482,7 @@ impl<T: Collection + Keyed> Handle<T> {
         Ok(match &mut self.form {
             Form::Compact(compact) => compact.insert_field(field, value),
             Form::Split(Split::Hashed(hashed)) => hashed.insert(slot, field, value)?,
-            Form::Split(Split::Chain(_)) => false,
+            Form::Split(_) => false,
         })
     }
 
@@ -450,7 +491,7 @@ impl<T: Collection + Keyed> Handle<T> {
         Ok(match &mut self.form {
             Form::Compact(compact) => compact.remove_field(field),
             Form::Split(Split::Hashed(hashed)) => hashed.remove(slot, field)?.is_some(),
-            Form::Split(Split::Chain(_)) => false,
+            Form::Split(_) => false,
         })
     }
 
@@ -459,7 +500,7 @@ impl<T: Collection + Keyed> Handle<T> {
         Ok(match &mut self.form {
             Form::Compact(compact) => compact.to_entries(),
             Form::Split(Split::Hashed(hashed)) => hashed.entries(slot)?,
-            Form::Split(Split::Chain(_)) => Vec::new(),
+            Form::Split(_) => Vec::new(),
         })
     }
 
@@ -469,7 +510,7 @@ impl<T: Collection + Keyed> Handle<T> {
         Ok(match &mut self.form {
             Form::Compact(compact) => (0, compact.to_entries()),
             Form::Split(Split::Hashed(hashed)) => hashed.scan(slot, cursor, want)?,
-            Form::Split(Split::Chain(_)) => (0, Vec::new()),
+            Form::Split(_) => (0, Vec::new()),
         })
     }
 
@@ -486,7 +527,7 @@ impl<T: Collection + Keyed> Handle<T> {
                 }
             }
             Form::Split(Split::Hashed(hashed)) => hashed.random(slot, random)?,
-            Form::Split(Split::Chain(_)) => None,
+            Form::Split(_) => None,
         })
     }
 }
@@ -506,7 +547,7 @@ impl Handle<ListValue> {
                 }
             }
             Form::Split(Split::Chain(chain)) => chain.push(slot, front, items)?,
-            Form::Split(Split::Hashed(_)) => {}
+            Form::Split(_) => {}
         }
         Ok(())
     }
@@ -525,7 +566,7 @@ impl Handle<ListValue> {
                 }
             }
             Form::Split(Split::Chain(chain)) => chain.pop(slot, front, n, true)?,
-            Form::Split(Split::Hashed(_)) => Vec::new(),
+            Form::Split(_) => Vec::new(),
         })
     }
 
@@ -534,7 +575,7 @@ impl Handle<ListValue> {
         Ok(match &mut self.form {
             Form::Compact(list) => list.items.get(index as usize).cloned(),
             Form::Split(Split::Chain(chain)) => chain.get(slot, index)?,
-            Form::Split(Split::Hashed(_)) => None,
+            Form::Split(_) => None,
         })
     }
 
@@ -549,7 +590,7 @@ impl Handle<ListValue> {
                 None => false,
             },
             Form::Split(Split::Chain(chain)) => chain.set(slot, index, value)?,
-            Form::Split(Split::Hashed(_)) => false,
+            Form::Split(_) => false,
         })
     }
 
@@ -558,7 +599,7 @@ impl Handle<ListValue> {
         Ok(match &mut self.form {
             Form::Compact(list) => list.items.range(start as usize..=stop as usize).cloned().collect(),
             Form::Split(Split::Chain(chain)) => chain.range(slot, start, stop)?,
-            Form::Split(Split::Hashed(_)) => Vec::new(),
+            Form::Split(_) => Vec::new(),
         })
     }
 
@@ -579,9 +620,125 @@ impl Handle<ListValue> {
                 chain.pop(slot, true, drop_front, false)?;
                 chain.pop(slot, false, drop_back, false)?;
             }
-            Form::Split(Split::Hashed(_)) => {}
+            Form::Split(_) => {}
         }
         Ok(())
+    }
+}
+
+/// Element-level operations of sorted sets (ranks are ascending, 0-based).
+impl Handle<ZsetIndex> {
+    /// The score of `member`.
+    pub fn score(&mut self, slot: &mut Slot, member: &[u8]) -> Result<Option<f64>, CmdError> {
+        Ok(match &mut self.form {
+            Form::Compact(index) => index.score(member),
+            Form::Split(Split::Ranked(ranked)) => ranked.score(slot, member)?,
+            Form::Split(_) => None,
+        })
+    }
+
+    /// Sets `member`'s score (never NaN: callers check).
+    pub fn insert(&mut self, slot: &mut Slot, member: Bytes, score: f64) -> Result<InsertOutcome, CmdError> {
+        Ok(match &mut self.form {
+            Form::Compact(index) => index.insert(&member, score).map_err(|_| CmdError::NotFloat)?,
+            Form::Split(Split::Ranked(ranked)) => match ranked.insert(slot, member, score)? {
+                Inserted::Added => InsertOutcome::Added,
+                Inserted::Updated(old) => InsertOutcome::Updated(old),
+                Inserted::Unchanged => InsertOutcome::Unchanged,
+            },
+            Form::Split(_) => InsertOutcome::Unchanged,
+        })
+    }
+
+    /// Removes `member`; its score if it was there.
+    pub fn remove(&mut self, slot: &mut Slot, member: &[u8]) -> Result<Option<f64>, CmdError> {
+        Ok(match &mut self.form {
+            Form::Compact(index) => index.remove(member),
+            Form::Split(Split::Ranked(ranked)) => ranked.remove(slot, member)?,
+            Form::Split(_) => None,
+        })
+    }
+
+    /// The ascending rank of `member`.
+    pub fn rank(&mut self, slot: &mut Slot, member: &[u8]) -> Result<Option<u64>, CmdError> {
+        Ok(match &mut self.form {
+            Form::Compact(index) => index.rank(member).map(|r| r as u64),
+            Form::Split(Split::Ranked(ranked)) => ranked.rank(slot, member)?,
+            Form::Split(_) => None,
+        })
+    }
+
+    /// The ascending ranks of the members with scores between `min` and `max`.
+    pub fn score_ranks(&mut self, slot: &mut Slot, min: ScoreBound, max: ScoreBound) -> Result<Range<u64>, CmdError> {
+        Ok(match &mut self.form {
+            Form::Compact(index) => {
+                let ranks = index.score_rank_range(min, max);
+                ranks.start as u64..ranks.end as u64
+            }
+            Form::Split(Split::Ranked(ranked)) => {
+                let start = ranked.count_before(slot, |score, _| match min {
+                    ScoreBound::Inclusive(s) => score < s,
+                    ScoreBound::Exclusive(s) => score <= s,
+                })?;
+                let end = ranked.count_before(slot, |score, _| match max {
+                    ScoreBound::Inclusive(s) => score <= s,
+                    ScoreBound::Exclusive(s) => score < s,
+                })?;
+                start..end.max(start)
+            }
+            Form::Split(_) => 0..0,
+        })
+    }
+
+    /// The ascending ranks of the members between `min` and `max`, comparing members only (meaningful,
+    /// as in Redis, when all scores are equal).
+    pub fn lex_ranks(&mut self, slot: &mut Slot, min: &LexBound, max: &LexBound) -> Result<Range<u64>, CmdError> {
+        Ok(match &mut self.form {
+            Form::Compact(index) => {
+                let ranks = index.lex_rank_range(min, max);
+                ranks.start as u64..ranks.end as u64
+            }
+            Form::Split(Split::Ranked(ranked)) => {
+                let below = |bound: &LexBound, member: &[u8], inclusive_end: bool| match bound {
+                    LexBound::Min => false,
+                    LexBound::Max => true,
+                    LexBound::Inclusive(m) if inclusive_end => member <= m.as_slice(),
+                    LexBound::Inclusive(m) => member < m.as_slice(),
+                    LexBound::Exclusive(m) if inclusive_end => member < m.as_slice(),
+                    LexBound::Exclusive(m) => member <= m.as_slice(),
+                };
+                let start = ranked.count_before(slot, |_, member| below(min, member, false))?;
+                let end = ranked.count_before(slot, |_, member| below(max, member, true))?;
+                start..end.max(start)
+            }
+            Form::Split(_) => 0..0,
+        })
+    }
+
+    /// One step of ZSCAN: a compact set whole (cursor 0, as Redis does for listpacks), a split one a few
+    /// buckets at a time.
+    pub fn scan(&mut self, slot: &mut Slot, cursor: u64, want: usize) -> Result<(u64, Vec<(Bytes, f64)>), CmdError> {
+        Ok(match &mut self.form {
+            Form::Compact(index) => (0, index.to_scored()),
+            Form::Split(Split::Ranked(ranked)) => ranked.scan(slot, cursor, want)?,
+            Form::Split(_) => (0, Vec::new()),
+        })
+    }
+
+    /// Members and scores at ascending ranks `ranks`, in descending order when `reverse`.
+    pub fn range(&mut self, slot: &mut Slot, ranks: Range<u64>, reverse: bool) -> Result<Vec<(Bytes, f64)>, CmdError> {
+        let mut items: Vec<(Bytes, f64)> = match &mut self.form {
+            Form::Compact(index) => index
+                .range(ranks.start as usize..ranks.end as usize)
+                .map(|(member, score)| (Bytes::copy_from_slice(member), score))
+                .collect(),
+            Form::Split(Split::Ranked(ranked)) => ranked.range(slot, ranks)?,
+            Form::Split(_) => Vec::new(),
+        };
+        if reverse {
+            items.reverse();
+        }
+        Ok(items)
     }
 }
 
@@ -729,6 +886,7 @@ pub fn portable_value(slot: &mut Slot, db: u16, key: &[u8]) -> Result<Option<cra
         entry.value = Bytes::from(match entry.kind {
             ValueKind::Hash => split.materialize::<HashValue>(slot)?.encode(),
             ValueKind::Set => split.materialize::<SetValue>(slot)?.encode(),
+            ValueKind::SortedSet => split.materialize::<ZsetIndex>(slot)?.encode(),
             _ => split.materialize::<ListValue>(slot)?.encode(),
         });
     }
@@ -770,6 +928,7 @@ pub fn encoding_name(entry: &crate::engine::Entry) -> Result<Option<&'static str
     let unreadable = |what: &str, err: String| CmdError::err(format!("stored {what} is unreadable: {err}"));
     Ok(Some(match entry.kind {
         ValueKind::Hash | ValueKind::Set if elements::is_split(&entry.value) => "hashtable",
+        ValueKind::SortedSet if elements::is_split(&entry.value) => "skiplist",
         ValueKind::List => "quicklist",
         ValueKind::Hash => HashValue::decode(&entry.value).map_err(|e| unreadable("hash", e))?.encoding_name(),
         ValueKind::Set => SetValue::decode(&entry.value).map_err(|e| unreadable("set", e))?.encoding_name(),

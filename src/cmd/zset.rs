@@ -1,11 +1,14 @@
 //! Sorted-set commands (part of Redis 7.0's sorted-set group: adding, scoring, ranking, ranges by rank,
-//! score and lex, popping, removing ranges, ZSCAN). Every sorted set is one compact value today
-//! ([`crate::types::zset`]), worked on through the order-statistic [`ZsetIndex`].
+//! score and lex, popping, removing ranges, ZSCAN), element by element through
+//! [`super::collection::Handle`]: a small sorted set is one compact value ([`crate::types::zset`]) worked
+//! on through the order-statistic [`ZsetIndex`]; a large one is split (hashed scores and a counted tree of
+//! their order), so that every command reads O(log n) parts.
 
 use bytes::Bytes;
 
-use super::collection::{load, modify, read, store};
+use super::collection::{inspect, store, update, Handle};
 use super::{Args, CmdError, Ctx};
+use crate::engine::Slot;
 use crate::resp::{Protocol, Reply};
 use crate::types::zset_index::{InsertOutcome, LexBound, ScoreBound, ZsetIndex};
 
@@ -63,14 +66,14 @@ pub fn zadd(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     for pair in rest.chunks(2) {
         pairs.push((parse_score(&pair[0])?, pair[1].clone()));
     }
-    modify(ctx, &key, |index: &mut ZsetIndex, existed| {
-        if !existed && xx {
+    update(ctx, &key, |index: &mut Handle<ZsetIndex>, slot| {
+        if !index.existed() && xx {
             return Ok((if incr { Reply::Nil } else { Reply::Int(0) }, false));
         }
         let (mut added, mut updated) = (0i64, 0i64);
         let mut incr_result = None;
         for (score, member) in pairs {
-            let current = index.score(&member);
+            let current = index.score(slot, &member)?;
             if (nx && current.is_some()) || (xx && current.is_none()) {
                 continue;
             }
@@ -86,7 +89,7 @@ pub fn zadd(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
                     continue;
                 }
             }
-            match index.insert(&member, new_score).map_err(|_| CmdError::NotFloat)? {
+            match index.insert(slot, member, new_score)? {
                 InsertOutcome::Added => added += 1,
                 InsertOutcome::Updated(_) => updated += 1,
                 InsertOutcome::Unchanged => {}
@@ -109,12 +112,12 @@ pub fn zincrby(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let delta = parse_score(&args.next_bytes()?)?;
     let member = args.next_bytes()?;
-    modify(ctx, &key, |index: &mut ZsetIndex, _| {
-        let score = index.score(&member).unwrap_or(0.0) + delta;
+    update(ctx, &key, |index: &mut Handle<ZsetIndex>, slot| {
+        let score = index.score(slot, &member)?.unwrap_or(0.0) + delta;
         if score.is_nan() {
             return Err(CmdError::err("resulting score is not a number (NaN)"));
         }
-        index.insert(&member, score).map_err(|_| CmdError::NotFloat)?;
+        index.insert(slot, member, score)?;
         Ok((Reply::Double(score), true))
     })
 }
@@ -125,9 +128,12 @@ pub fn zincrby(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn zrem(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let members = args.rest();
-    modify(ctx, &key, |index: &mut ZsetIndex, _| {
-        let removed = members.iter().filter(|m| index.remove(m).is_some()).count();
-        Ok((Reply::Int(removed as i64), removed > 0))
+    update(ctx, &key, |index: &mut Handle<ZsetIndex>, slot| {
+        let mut removed = 0;
+        for member in &members {
+            removed += i64::from(index.remove(slot, member)?.is_some());
+        }
+        Ok((Reply::Int(removed), removed > 0))
     })
 }
 
@@ -136,7 +142,7 @@ pub fn zrem(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 /// ```
 pub fn zcard(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
-    Ok(Reply::Int(read::<ZsetIndex>(ctx, &key)?.map_or(0, |index| index.len() as i64)))
+    inspect(ctx, &key, |index: &mut Handle<ZsetIndex>, _| Ok(Reply::Int(index.len() as i64)))
 }
 
 /// ```text
@@ -145,7 +151,9 @@ pub fn zcard(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn zscore(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let member = args.next_bytes()?;
-    Ok(read::<ZsetIndex>(ctx, &key)?.and_then(|index| index.score(&member)).map_or(Reply::Nil, Reply::Double))
+    inspect(ctx, &key, |index: &mut Handle<ZsetIndex>, slot| {
+        Ok(index.score(slot, &member)?.map_or(Reply::Nil, Reply::Double))
+    })
 }
 
 /// ```text
@@ -154,17 +162,22 @@ pub fn zscore(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn zmscore(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let members = args.rest();
-    let index = read::<ZsetIndex>(ctx, &key)?;
-    Ok(Reply::Array(
-        members.iter().map(|m| index.as_ref().and_then(|i| i.score(m)).map_or(Reply::Nil, Reply::Double)).collect(),
-    ))
+    inspect(ctx, &key, |index: &mut Handle<ZsetIndex>, slot| {
+        let mut out = Vec::with_capacity(members.len());
+        for member in &members {
+            out.push(index.score(slot, member)?.map_or(Reply::Nil, Reply::Double));
+        }
+        Ok(Reply::Array(out))
+    })
 }
 
 fn rank(ctx: &mut Ctx<'_>, args: &mut Args, reverse: bool) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let member = args.next_bytes()?;
-    let Some(index) = read::<ZsetIndex>(ctx, &key)? else { return Ok(Reply::Nil) };
-    Ok(index.rank(&member).map_or(Reply::Nil, |r| Reply::Int(if reverse { index.len() - 1 - r } else { r } as i64)))
+    inspect(ctx, &key, |index: &mut Handle<ZsetIndex>, slot| {
+        let len = index.len();
+        Ok(index.rank(slot, &member)?.map_or(Reply::Nil, |r| Reply::Int(if reverse { len - 1 - r } else { r } as i64)))
+    })
 }
 
 /// ```text
@@ -201,7 +214,10 @@ fn lex_bounds(min: &[u8], max: &[u8]) -> Result<(LexBound, LexBound), CmdError> 
 pub fn zcount(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let (min, max) = score_bounds(&args.next_bytes()?, &args.next_bytes()?)?;
-    Ok(Reply::Int(read::<ZsetIndex>(ctx, &key)?.map_or(0, |index| index.score_rank_range(min, max).len() as i64)))
+    inspect(ctx, &key, |index: &mut Handle<ZsetIndex>, slot| {
+        let ranks = index.score_ranks(slot, min, max)?;
+        Ok(Reply::Int((ranks.end - ranks.start) as i64))
+    })
 }
 
 /// ```text
@@ -210,7 +226,10 @@ pub fn zcount(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn zlexcount(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let (min, max) = lex_bounds(&args.next_bytes()?, &args.next_bytes()?)?;
-    Ok(Reply::Int(read::<ZsetIndex>(ctx, &key)?.map_or(0, |index| index.lex_rank_range(&min, &max).len() as i64)))
+    inspect(ctx, &key, |index: &mut Handle<ZsetIndex>, slot| {
+        let ranks = index.lex_ranks(slot, &min, &max)?;
+        Ok(Reply::Int((ranks.end - ranks.start) as i64))
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -220,8 +239,8 @@ enum RangeBy {
     Lex,
 }
 
-/// Picks a range's members and scores out of a loaded sorted set.
-type Selector = Box<dyn Fn(&ZsetIndex) -> Vec<(Bytes, f64)>>;
+/// Picks a range's members and scores out of a sorted set.
+type Selector = Box<dyn Fn(&mut Handle<ZsetIndex>, &mut Slot) -> Result<Vec<(Bytes, f64)>, CmdError>>;
 
 /// A parsed range request (ZRANGE and its older forms).
 struct RangeRequest {
@@ -252,7 +271,8 @@ fn rank_window(start: i64, stop: i64, len: usize) -> std::ops::Range<usize> {
 
 fn run_range(ctx: &mut Ctx<'_>, key: &[u8], request: RangeRequest) -> Result<Reply, CmdError> {
     let selector = selector_for(&request)?;
-    let items = read::<ZsetIndex>(ctx, key)?.map(|index| selector(&index)).unwrap_or_default();
+    let key = Bytes::copy_from_slice(key);
+    let items = inspect(ctx, &key, |index: &mut Handle<ZsetIndex>, slot| selector(index, slot))?;
     Ok(if request.with_scores {
         with_scores(ctx, items)
     } else {
@@ -268,16 +288,14 @@ fn selector_for(request: &RangeRequest) -> Result<Selector, CmdError> {
         RangeBy::Rank => {
             let (start, stop) = (parse_rank(&request.start)?, parse_rank(&request.stop)?);
             let reverse = request.reverse;
-            Box::new(move |index: &ZsetIndex| {
-                let window = rank_window(start, stop, index.len());
+            Box::new(move |index: &mut Handle<ZsetIndex>, slot: &mut Slot| {
                 let len = index.len();
+                let window = rank_window(start, stop, len as usize);
+                let (from, to) = (window.start as u64, window.end as u64);
                 if reverse {
-                    index
-                        .range_rev(len - window.end..len - window.start)
-                        .map(|(m, s)| (Bytes::copy_from_slice(m), s))
-                        .collect()
+                    index.range(slot, len - to..len - from, true)
                 } else {
-                    index.range(window).map(|(m, s)| (Bytes::copy_from_slice(m), s)).collect()
+                    index.range(slot, from..to, false)
                 }
             })
         }
@@ -289,21 +307,24 @@ fn selector_for(request: &RangeRequest) -> Result<Selector, CmdError> {
             let lex = if by_score { None } else { Some(lex_bounds(low, high)?) };
             let (offset, count) = request.limit.unwrap_or((0, -1));
             let reverse = request.reverse;
-            Box::new(move |index: &ZsetIndex| {
+            Box::new(move |index: &mut Handle<ZsetIndex>, slot: &mut Slot| {
                 let ranks = match (&score, &lex) {
-                    (Some((min, max)), _) => index.score_rank_range(*min, *max),
-                    (_, Some((min, max))) => index.lex_rank_range(min, max),
+                    (Some((min, max)), _) => index.score_ranks(slot, *min, *max)?,
+                    (_, Some((min, max))) => index.lex_ranks(slot, min, max)?,
                     _ => 0..0,
                 };
                 if offset < 0 {
-                    return Vec::new();
+                    return Ok(Vec::new());
                 }
-                let items: Box<dyn Iterator<Item = (&[u8], f64)>> =
-                    if reverse { Box::new(index.range_rev(ranks)) } else { Box::new(index.range(ranks)) };
-                let items = items.skip(offset as usize);
-                let taken: Box<dyn Iterator<Item = (&[u8], f64)>> =
-                    if count < 0 { Box::new(items) } else { Box::new(items.take(count as usize)) };
-                taken.map(|(m, s)| (Bytes::copy_from_slice(m), s)).collect()
+                // LIMIT counts from the start of the range in the reply's direction.
+                let available = ranks.end - ranks.start;
+                let skip = (offset as u64).min(available);
+                let take = if count < 0 { available - skip } else { (count as u64).min(available - skip) };
+                if reverse {
+                    index.range(slot, ranks.end - skip - take..ranks.end - skip, true)
+                } else {
+                    index.range(slot, ranks.start + skip..ranks.start + skip + take, false)
+                }
             })
         }
     };
@@ -365,12 +386,15 @@ pub fn zrangestore(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
     let db = ctx.db();
     let mut guards = ctx.lock_slots(&[&source, &destination]);
     let src_slot = ctx.engine.slot_of(&source);
-    let source_index = match guards.iter_mut().find(|(slot, _)| *slot == src_slot) {
-        Some((_, guard)) => load(guard, db, &source)?.map(|(index, _)| index),
-        None => None,
+    let selected = match guards.iter_mut().find(|(slot, _)| *slot == src_slot) {
+        Some((_, guard)) => {
+            let mut index = Handle::<ZsetIndex>::open(guard, db, &source)?;
+            selector(&mut index, guard)?
+        }
+        None => Vec::new(),
     };
     let mut result = ZsetIndex::new();
-    for (member, score) in source_index.map(|index| selector(&index)).unwrap_or_default() {
+    for (member, score) in selected {
         result.insert(&member, score).map_err(|_| CmdError::NotFloat)?;
     }
     let dst_slot = ctx.engine.slot_of(&destination);
@@ -447,16 +471,13 @@ fn pop(ctx: &mut Ctx<'_>, args: &mut Args, max: bool) -> Result<Reply, CmdError>
     };
     args.finish()?;
     let resp3 = ctx.client.proto == Protocol::Resp3;
-    modify(ctx, &key, |index: &mut ZsetIndex, _| {
-        let wanted = count.unwrap_or(1).min(index.len());
-        let mut popped = Vec::with_capacity(wanted);
-        for _ in 0..wanted {
-            let rank = if max { index.len() - 1 } else { 0 };
-            let Some((member, score)) = index.get_by_rank(rank).map(|(m, s)| (Bytes::copy_from_slice(m), s)) else {
-                break;
-            };
-            index.remove(&member);
-            popped.push((member, score));
+    update(ctx, &key, |index: &mut Handle<ZsetIndex>, slot| {
+        let len = index.len();
+        let wanted = (count.unwrap_or(1) as u64).min(len);
+        let popped =
+            if max { index.range(slot, len - wanted..len, true)? } else { index.range(slot, 0..wanted, false)? };
+        for (member, _) in &popped {
+            index.remove(slot, member)?;
         }
         let changed = !popped.is_empty();
         let reply = if count.is_some() && resp3 {
@@ -487,13 +508,13 @@ pub fn zpopmax(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 fn remove_ranks(
     ctx: &mut Ctx<'_>,
     key: &Bytes,
-    select: impl FnOnce(&ZsetIndex) -> std::ops::Range<usize>,
+    select: impl FnOnce(&mut Handle<ZsetIndex>, &mut Slot) -> Result<std::ops::Range<u64>, CmdError>,
 ) -> Result<Reply, CmdError> {
-    modify(ctx, key, |index: &mut ZsetIndex, _| {
-        let ranks = select(index);
-        let doomed: Vec<Bytes> = index.range(ranks).map(|(m, _)| Bytes::copy_from_slice(m)).collect();
-        for member in &doomed {
-            index.remove(member);
+    update(ctx, key, |index: &mut Handle<ZsetIndex>, slot| {
+        let ranks = select(index, slot)?;
+        let doomed = index.range(slot, ranks, false)?;
+        for (member, _) in &doomed {
+            index.remove(slot, member)?;
         }
         Ok((Reply::Int(doomed.len() as i64), !doomed.is_empty()))
     })
@@ -506,7 +527,10 @@ pub fn zremrangebyrank(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdE
     let key = args.next_bytes()?;
     let start = args.next_i64()?;
     let stop = args.next_i64()?;
-    remove_ranks(ctx, &key, |index| rank_window(start, stop, index.len()))
+    remove_ranks(ctx, &key, |index, _| {
+        let window = rank_window(start, stop, index.len() as usize);
+        Ok(window.start as u64..window.end as u64)
+    })
 }
 
 /// ```text
@@ -515,7 +539,7 @@ pub fn zremrangebyrank(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdE
 pub fn zremrangebyscore(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let (min, max) = score_bounds(&args.next_bytes()?, &args.next_bytes()?)?;
-    remove_ranks(ctx, &key, |index| index.score_rank_range(min, max))
+    remove_ranks(ctx, &key, |index, slot| index.score_ranks(slot, min, max))
 }
 
 /// ```text
@@ -524,7 +548,7 @@ pub fn zremrangebyscore(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, Cmd
 pub fn zremrangebylex(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let (min, max) = lex_bounds(&args.next_bytes()?, &args.next_bytes()?)?;
-    remove_ranks(ctx, &key, |index| index.lex_rank_range(&min, &max))
+    remove_ranks(ctx, &key, |index, slot| index.lex_ranks(slot, &min, &max))
 }
 
 /// ```text
@@ -532,17 +556,15 @@ pub fn zremrangebylex(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdEr
 /// ```
 pub fn zscan(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
-    let super::args::ScanOptions { cursor, pattern, .. } = super::args::scan_options(args, false)?;
-    // A compact sorted set is returned whole in one step, scores as strings (as Redis's ZSCAN).
-    let index = read::<ZsetIndex>(ctx, &key)?.unwrap_or_else(ZsetIndex::new);
+    let super::args::ScanOptions { cursor, pattern, count, .. } = super::args::scan_options(args, false)?;
+    // Scores come back as strings, as Redis's ZSCAN sends them.
+    let (next, entries) = inspect(ctx, &key, |index: &mut Handle<ZsetIndex>, slot| index.scan(slot, cursor, count))?;
     let mut items = Vec::new();
-    if cursor == 0 {
-        for (member, score) in index.iter() {
-            if pattern.as_ref().is_none_or(|p| crate::glob::matches(p, member, false)) {
-                items.push(Reply::Bulk(Bytes::copy_from_slice(member)));
-                items.push(Reply::bulk(crate::resp::reply::format_double(score)));
-            }
+    for (member, score) in entries {
+        if pattern.as_ref().is_none_or(|p| crate::glob::matches(p, &member, false)) {
+            items.push(Reply::Bulk(member));
+            items.push(Reply::bulk(crate::resp::reply::format_double(score)));
         }
     }
-    Ok(Reply::Array(vec![Reply::bulk("0"), Reply::Array(items)]))
+    Ok(Reply::Array(vec![Reply::bulk(next.to_string()), Reply::Array(items)]))
 }

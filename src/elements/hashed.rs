@@ -16,6 +16,9 @@ pub const TARGET_ENTRIES: u64 = 32;
 /// Average bucket bytes before the table grows.
 pub const TARGET_BYTES: u64 = 4096;
 
+/// Bytes of the table state in a header.
+pub const STATE_LEN: usize = 17;
+
 /// A split hash or set (a set's values are empty).
 #[derive(Debug)]
 pub struct Hashed {
@@ -56,27 +59,40 @@ impl Hashed {
     /// The split collection described by header `payload` (already checked to be split) of `key`.
     pub fn decode(db: u16, key: &[u8], payload: &[u8]) -> Result<Hashed> {
         let (layout, id, count, rest) = super::read_header_prefix(key, payload)?;
-        if layout != LAYOUT_HASHED || rest.len() != 17 {
+        if layout != LAYOUT_HASHED || rest.len() != STATE_LEN {
             return Err(damaged(key, format!("not a hashed header (layout {layout}, {} bytes)", payload.len())));
         }
-        let level = rest[0];
-        let split = u64::from_le_bytes(rest[1..9].try_into().expect("8 bytes"));
-        let bytes = u64::from_le_bytes(rest[9..17].try_into().expect("8 bytes"));
+        let home = Home { db, hash_slot: crate::engine::key::hash_slot(key), id };
+        Hashed::decode_state(home, key, count, rest)
+    }
+
+    /// The table state at the start of `bytes` (after a header prefix giving `count`).
+    pub fn decode_state(home: Home, key: &[u8], count: u64, bytes: &[u8]) -> Result<Hashed> {
+        if bytes.len() < STATE_LEN {
+            return Err(damaged(key, "hashed state truncated"));
+        }
+        let level = bytes[0];
+        let split = u64::from_le_bytes(bytes[1..9].try_into().expect("8 bytes"));
+        let element_bytes = u64::from_le_bytes(bytes[9..17].try_into().expect("8 bytes"));
         if level > 40 || split >= 1u64 << level {
             return Err(damaged(key, format!("impossible table shape (level {level}, split {split})")));
         }
-        let home = Home { db, hash_slot: crate::engine::key::hash_slot(key), id };
-        Ok(Hashed { parts: Parts::new(home), count, level, split, bytes })
+        Ok(Hashed { parts: Parts::new(home), count, level, split, bytes: element_bytes })
     }
 
     /// The header payload.
     pub fn header(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(super::HEADER_PREFIX_LEN + 17);
+        let mut out = Vec::with_capacity(super::HEADER_PREFIX_LEN + STATE_LEN);
         super::put_header_prefix(&mut out, LAYOUT_HASHED, self.parts.home().id, self.count);
+        self.encode_state(&mut out);
+        out
+    }
+
+    /// Appends the table state (level, split, bytes) to a header.
+    pub fn encode_state(&self, out: &mut Vec<u8>) {
         out.push(self.level);
         out.extend_from_slice(&self.split.to_le_bytes());
         out.extend_from_slice(&self.bytes.to_le_bytes());
-        out
     }
 
     /// Number of entries.

@@ -11,6 +11,8 @@
 //!   deleted, overwritten or expired by any path ([`sweep_slot`]).
 //! - [`hashed`]: fields (with values) in linear-hashed buckets, for hashes and sets.
 //! - [`chain`]: a list as a doubly linked chain of chunks.
+//! - [`ranked`]: a sorted set as hashed member scores plus a [`tree`] of their order.
+//! - [`tree`]: an ordered, counted B+-tree of keys, the order of a split sorted set.
 //!
 //! Each incarnation of a split collection has a random 64-bit id in all its part keys, so parts of an
 //! overwritten or deleted collection are unreachable at once and are freed later without blocking anyone;
@@ -18,6 +20,8 @@
 
 pub mod chain;
 pub mod hashed;
+pub mod ranked;
+pub mod tree;
 
 use std::collections::{HashMap, HashSet};
 
@@ -38,6 +42,8 @@ pub const SPLIT_MARKER: [u8; 4] = [0xff; 4];
 pub const LAYOUT_HASHED: u8 = 1;
 /// A chain of list chunks.
 pub const LAYOUT_CHAIN: u8 = 2;
+/// A sorted set: members in hashed buckets (with their scores) and their order in a counted tree.
+pub const LAYOUT_RANKED: u8 = 3;
 
 /// The database holding the parts of user database `db`.
 pub fn part_db(db: u16) -> u16 {

@@ -166,6 +166,71 @@ fn large_lists_match_redis() {
     run(&redis, &velo, "large list", &lines);
 }
 
+#[test]
+fn large_sorted_sets_match_redis() {
+    let (redis, velo) = (RedisServer::start(), TestServer::start());
+    // Scores repeat (every 7th), so members order ties; some are negative, some fractional.
+    let mut lines =
+        bulk_lines("ZADD", "z", 3000, 200, |i| format!("{} m{i}", (i % 7) as f64 * 1.5 - 3.0 + (i / 700) as f64));
+    lines.extend(bulk_lines("ZADD", "lex", 1500, 250, |i| format!("0 w{i:05}")));
+    lines.extend(
+        [
+            "ZCARD z",
+            "ZSCORE z m123",
+            "ZSCORE z nope",
+            "ZMSCORE z m1 nope m2999",
+            "ZRANK z m0",
+            "ZRANK z m2999",
+            "ZREVRANK z m1500",
+            "ZRANK z nope",
+            "ZCOUNT z -inf +inf",
+            "ZCOUNT z (0 3",
+            "ZCOUNT z 1.5 1.5",
+            "ZRANGE z 0 9 WITHSCORES",
+            "ZRANGE z -5 -1",
+            "ZRANGE z 1000 1010 REV WITHSCORES",
+            "ZREVRANGE z 0 4 WITHSCORES",
+            "ZRANGE z 0 1 BYSCORE LIMIT 0 5",
+            "ZRANGE z (0 3 BYSCORE LIMIT 100 7 WITHSCORES",
+            "ZRANGE z 3 (0 BYSCORE REV LIMIT 100 7 WITHSCORES",
+            "ZRANGEBYSCORE z -inf 0 LIMIT 5 3",
+            "ZREVRANGEBYSCORE z +inf 6 LIMIT 2 4 WITHSCORES",
+            "ZLEXCOUNT lex [w00100 (w00200",
+            "ZRANGEBYLEX lex (w01000 + LIMIT 0 5",
+            "ZREVRANGEBYLEX lex [w00500 - LIMIT 3 4",
+            "ZRANGE lex [w00010 [w00015 BYLEX",
+            "ZINCRBY z 100 m5",
+            "ZRANK z m5",
+            "ZADD z GT 0 m6",
+            "ZADD z LT CH -50 m6",
+            "ZADD z NX INCR 1 brand-new",
+            "ZADD z XX 7 missing",
+            "ZRANGE z 0 2 WITHSCORES",
+            "ZREM z m1 m2 m3 nope",
+            "ZPOPMIN z 3",
+            "ZPOPMAX z",
+            "ZPOPMAX z 2",
+            "ZREMRANGEBYRANK z 0 9",
+            "ZREMRANGEBYSCORE z (3 4.5",
+            "ZREMRANGEBYLEX lex - (w00300",
+            "ZCARD z",
+            "ZCARD lex",
+            "ZRANGESTORE dst z 100 199",
+            "ZRANGE dst 0 -1 WITHSCORES",
+            "OBJECT ENCODING z",
+            "SADD z x",
+            "ZRANGE z 500 520 WITHSCORES",
+        ]
+        .map(String::from),
+    );
+    // Shrink below the join threshold and check the order is intact.
+    lines.push("ZREMRANGEBYRANK z 50 -1".into());
+    lines.extend(
+        ["ZCARD z", "ZRANGE z 0 -1 WITHSCORES", "ZREMRANGEBYRANK lex 0 -2", "ZRANGE lex 0 -1"].map(String::from),
+    );
+    run(&redis, &velo, "large sorted set", &lines);
+}
+
 fn value_to_strings(value: &Value) -> Vec<String> {
     match value {
         Value::Agg(_, Some(items)) => items.iter().flat_map(value_to_strings).collect(),

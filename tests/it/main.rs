@@ -3,6 +3,7 @@
 mod codegen;
 mod concurrency;
 mod differential;
+mod elements_model;
 mod engine_corruption;
 mod engine_crash;
 mod engine_decoders;

@@ -1,0 +1,273 @@
+//! Model tests of split-collection storage (velo::elements) on a real engine with tiny thresholds (so
+//! checkpoints and compactions run underneath): random operations on a counted tree, a chunk chain and a
+//! hashed table, each "command" starting from the stored header as a server command does, compared after
+//! every step with a BTreeMap, a VecDeque and a HashMap. The engine is reopened now and then.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use bytes::Bytes;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use velo::elements::chain::Chain;
+use velo::elements::hashed::Hashed;
+use velo::elements::tree::Tree;
+use velo::elements::Home;
+use velo::engine::io::CrashFs;
+use velo::engine::{BatchOp, Engine, FsyncPolicy, ValueKind};
+
+use crate::engine_support::{small_options, TestClock};
+
+const HEADER_KEY: &[u8] = b"collection";
+
+fn seed() -> u64 {
+    std::env::var("VELO_MODEL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random)
+}
+
+struct Rig {
+    fs: CrashFs,
+    clock: TestClock,
+    engine: Option<Engine>,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let fs = CrashFs::new();
+        let clock = TestClock::new(1_000_000);
+        let engine = Engine::open("/data", small_options(&fs, &clock, FsyncPolicy::No)).expect("open");
+        Rig { fs, clock, engine: Some(engine) }
+    }
+
+    fn engine(&self) -> &Engine {
+        self.engine.as_ref().expect("open engine")
+    }
+
+    fn reopen(&mut self) {
+        self.engine.take().expect("open").close().expect("close");
+        self.engine =
+            Some(Engine::open("/data", small_options(&self.fs, &self.clock, FsyncPolicy::No)).expect("reopen"));
+    }
+
+    /// Writes a command's parts and the header (kept under HEADER_KEY in db 0) in one batch.
+    fn commit(&self, mut ops: Vec<BatchOp>, header: Vec<u8>) {
+        ops.push(BatchOp::Set {
+            db: 0,
+            key: HEADER_KEY.to_vec(),
+            kind: ValueKind::Hash,
+            value: header,
+            expire_at_ms: None,
+        });
+        let index = self.engine().slot_of(HEADER_KEY);
+        self.engine().lock_slot(index).write_batch(ops).expect("write batch");
+    }
+
+    fn header(&self) -> Vec<u8> {
+        self.engine().get(0, HEADER_KEY).expect("get").expect("header").value.to_vec()
+    }
+}
+
+fn home() -> Home {
+    Home::new(0, HEADER_KEY, 0x5eed)
+}
+
+#[test]
+fn a_counted_tree_matches_a_btreemap() {
+    let seed = seed();
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut rig = Rig::new();
+    let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    let initial: Vec<(Bytes, Bytes)> =
+        (0..500u32).map(|i| (Bytes::from(format!("k{:05}", i * 7)), Bytes::from("v"))).collect();
+    for (k, v) in &initial {
+        model.insert(k.to_vec(), v.to_vec());
+    }
+    let tree = Tree::create(home(), initial);
+    let mut state = Vec::new();
+    tree.encode_state(&mut state);
+    let mut ops = Vec::new();
+    tree.into_ops(&mut ops);
+    rig.commit(ops, state);
+    for step in 0..3000 {
+        let header = rig.header();
+        let index = rig.engine().slot_of(HEADER_KEY);
+        let mut slot = rig.engine().lock_slot(index);
+        let mut tree = Tree::decode_state(home(), HEADER_KEY, &header).expect("state");
+        for _ in 0..rng.gen_range(1..6) {
+            let key = format!("k{:05}", rng.gen_range(0..6000)).into_bytes();
+            match rng.gen_range(0..10) {
+                0..=4 => {
+                    let value = vec![b'x'; rng.gen_range(0..40)];
+                    let added = tree.insert(&mut slot, Bytes::from(key.clone()), Bytes::from(value.clone())).unwrap();
+                    assert_eq!(added, model.insert(key.clone(), value).is_none(), "seed {seed} step {step}");
+                }
+                5..=7 => {
+                    let removed = tree.remove(&mut slot, &key).unwrap().map(|v| v.to_vec());
+                    assert_eq!(removed, model.remove(&key), "seed {seed} step {step}");
+                }
+                8 => {
+                    let below = tree.count_before(&mut slot, |k| k < key.as_slice()).unwrap();
+                    assert_eq!(below as usize, model.range(..key.clone()).count(), "seed {seed} step {step}");
+                }
+                _ => {
+                    let start = rng.gen_range(0..=model.len() as u64);
+                    let end = (start + rng.gen_range(0..200)).min(model.len() as u64 + 3);
+                    let got: Vec<Vec<u8>> =
+                        tree.range(&mut slot, start..end).unwrap().into_iter().map(|(k, _)| k.to_vec()).collect();
+                    let want: Vec<Vec<u8>> =
+                        model.keys().skip(start as usize).take((end - start) as usize).cloned().collect();
+                    assert_eq!(got, want, "seed {seed} step {step}");
+                }
+            }
+            assert_eq!(tree.len() as usize, model.len(), "seed {seed} step {step}");
+            assert_eq!(tree.get(&mut slot, &key).unwrap().map(|v| v.to_vec()).as_ref(), model.get(&key));
+        }
+        let mut ops = Vec::new();
+        let mut state = Vec::new();
+        tree.encode_state(&mut state);
+        tree.into_ops(&mut ops);
+        drop(slot);
+        rig.commit(ops, state);
+        if step % 700 == 699 {
+            rig.reopen();
+        }
+    }
+    let header = rig.header();
+    let index = rig.engine().slot_of(HEADER_KEY);
+    let mut slot = rig.engine().lock_slot(index);
+    let mut tree = Tree::decode_state(home(), HEADER_KEY, &header).expect("state");
+    let all: Vec<Vec<u8>> = tree.entries(&mut slot).unwrap().into_iter().map(|(k, _)| k.to_vec()).collect();
+    assert_eq!(all, model.keys().cloned().collect::<Vec<_>>(), "seed {seed}");
+}
+
+#[test]
+fn a_chunk_chain_matches_a_deque() {
+    let seed = seed();
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut rig = Rig::new();
+    let mut model: VecDeque<Vec<u8>> = (0..300).map(|i| format!("i{i}").into_bytes()).collect();
+    let chain = Chain::create(home(), model.iter().map(|i| Bytes::from(i.clone())));
+    let header = chain.header();
+    let mut ops = Vec::new();
+    chain.into_ops(&mut ops);
+    rig.commit(ops, header);
+    let mut counter = 0;
+    for step in 0..3000 {
+        let header = rig.header();
+        let index = rig.engine().slot_of(HEADER_KEY);
+        let mut slot = rig.engine().lock_slot(index);
+        let mut chain = Chain::decode(0, HEADER_KEY, &header).expect("header");
+        for _ in 0..rng.gen_range(1..4) {
+            let front = rng.gen_bool(0.5);
+            match rng.gen_range(0..10) {
+                0..=3 => {
+                    let items: Vec<Vec<u8>> = (0..rng.gen_range(1..300))
+                        .map(|_| {
+                            counter += 1;
+                            // Mostly small items, some bigger than a chunk.
+                            let size = if rng.gen_bool(0.01) { 5000 } else { rng.gen_range(1..30) };
+                            let mut item = format!("n{counter}-").into_bytes();
+                            item.resize(size.max(item.len()), b'.');
+                            item
+                        })
+                        .collect();
+                    chain.push(&mut slot, front, items.iter().map(|i| Bytes::from(i.clone()))).unwrap();
+                    for item in items {
+                        if front {
+                            model.push_front(item);
+                        } else {
+                            model.push_back(item);
+                        }
+                    }
+                }
+                4..=6 if !model.is_empty() => {
+                    // Never empty the chain here: an empty collection is deleted by its caller.
+                    let n = rng.gen_range(1..300).min(model.len() as u64 - 1);
+                    let popped: Vec<Vec<u8>> =
+                        chain.pop(&mut slot, front, n, true).unwrap().into_iter().map(|b| b.to_vec()).collect();
+                    let want: Vec<Vec<u8>> =
+                        (0..n).map(|_| if front { model.pop_front() } else { model.pop_back() }.unwrap()).collect();
+                    assert_eq!(popped, want, "seed {seed} step {step}");
+                }
+                7 if !model.is_empty() => {
+                    let at = rng.gen_range(0..model.len());
+                    let value = format!("set{step}").into_bytes();
+                    assert!(chain.set(&mut slot, at as u64, Bytes::from(value.clone())).unwrap());
+                    model[at] = value;
+                }
+                _ if !model.is_empty() => {
+                    let at = rng.gen_range(0..model.len()) as u64;
+                    let end = (at + rng.gen_range(0..400)).min(model.len() as u64 - 1);
+                    let got: Vec<Vec<u8>> =
+                        chain.range(&mut slot, at, end).unwrap().into_iter().map(|b| b.to_vec()).collect();
+                    let want: Vec<Vec<u8>> = model.range(at as usize..=end as usize).cloned().collect();
+                    assert_eq!(got, want, "seed {seed} step {step}");
+                    assert_eq!(chain.get(&mut slot, at).unwrap().map(|b| b.to_vec()).as_ref(), model.get(at as usize));
+                }
+                _ => {}
+            }
+            assert_eq!(chain.len() as usize, model.len(), "seed {seed} step {step}");
+        }
+        let header = chain.header();
+        let mut ops = Vec::new();
+        chain.into_ops(&mut ops);
+        drop(slot);
+        rig.commit(ops, header);
+        if step % 700 == 699 {
+            rig.reopen();
+        }
+    }
+}
+
+#[test]
+fn a_hashed_table_matches_a_hashmap() {
+    let seed = seed();
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut rig = Rig::new();
+    let mut model: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+    let hashed = Hashed::create(home(), Vec::new());
+    let header = hashed.header();
+    let mut ops = Vec::new();
+    hashed.into_ops(&mut ops);
+    rig.commit(ops, header);
+    for step in 0..3000 {
+        let header = rig.header();
+        let index = rig.engine().slot_of(HEADER_KEY);
+        let mut slot = rig.engine().lock_slot(index);
+        let mut hashed = Hashed::decode(0, HEADER_KEY, &header).expect("header");
+        for _ in 0..rng.gen_range(1..8) {
+            let field = format!("f{}", rng.gen_range(0..5000)).into_bytes();
+            match rng.gen_range(0..10) {
+                0..=5 => {
+                    let value = vec![b'v'; rng.gen_range(0..60)];
+                    let added =
+                        hashed.insert(&mut slot, Bytes::from(field.clone()), Bytes::from(value.clone())).unwrap();
+                    assert_eq!(added, model.insert(field, value).is_none(), "seed {seed} step {step}");
+                }
+                6..=7 => {
+                    let removed = hashed.remove(&mut slot, &field).unwrap().map(|v| v.to_vec());
+                    assert_eq!(removed, model.remove(&field), "seed {seed} step {step}");
+                }
+                _ => {
+                    let got = hashed.get(&mut slot, &field).unwrap().map(|v| v.to_vec());
+                    assert_eq!(got.as_ref(), model.get(&field), "seed {seed} step {step}");
+                }
+            }
+            assert_eq!(hashed.len() as usize, model.len());
+        }
+        if step % 500 == 0 {
+            let mut all: Vec<Vec<u8>> =
+                hashed.entries(&mut slot).unwrap().into_iter().map(|(f, _)| f.to_vec()).collect();
+            all.sort();
+            let mut want: Vec<Vec<u8>> = model.keys().cloned().collect();
+            want.sort();
+            assert_eq!(all, want, "seed {seed} step {step}");
+        }
+        let header = hashed.header();
+        let mut ops = Vec::new();
+        hashed.into_ops(&mut ops);
+        drop(slot);
+        rig.commit(ops, header);
+        if step % 700 == 699 {
+            rig.reopen();
+        }
+    }
+}
