@@ -327,3 +327,44 @@ pub fn sweep_slot(slot: &mut Slot, position: SweepPosition, budget: usize) -> Re
     }
     Ok((next.unwrap_or(0), deleted))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn golden_keys_and_header() {
+        let home = Home { db: 3, hash_slot: 0x1234, id: 0x0102_0304_0506_0708 };
+        assert_eq!(home.part_key(9), [0x12, 0x34, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 9]);
+        assert_eq!(home.owner_key(), [0x12, 0x34, 1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!((part_db(3), owner_db(3)), (0x8003, 0xC003));
+        let hashed = hashed::Hashed::create(home, Vec::new());
+        let header = hashed.header();
+        let mut golden = vec![0xff, 0xff, 0xff, 0xff, LAYOUT_HASHED, 8, 7, 6, 5, 4, 3, 2, 1];
+        golden.extend_from_slice(&[0; 8]); // count
+        golden.push(0); // level
+        golden.extend_from_slice(&[0; 16]); // split, bytes
+        assert_eq!(header, golden);
+        assert!(is_split(&header));
+        let (layout, id, count, rest) = read_header_prefix(b"k", &header).expect("prefix");
+        assert_eq!((layout, id, count, rest.len()), (LAYOUT_HASHED, home.id, 0, hashed::STATE_LEN));
+    }
+
+    #[test]
+    fn truncated_headers_are_damage_not_panics() {
+        let home = Home { db: 0, hash_slot: 1, id: 2 };
+        let headers = [
+            hashed::Hashed::create(home, vec![(Bytes::from("f"), Bytes::from("v"))]).header(),
+            chain::Chain::create(home, vec![Bytes::from("a")]).header(),
+            ranked::Ranked::create(home, vec![(Bytes::from("m"), 1.5)]).header(),
+        ];
+        for header in headers {
+            for len in 0..header.len() {
+                let cut = &header[..len];
+                assert!(hashed::Hashed::decode(0, b"k", cut).is_err());
+                assert!(chain::Chain::decode(0, b"k", cut).is_err());
+                assert!(ranked::Ranked::decode(0, b"k", cut).is_err());
+            }
+        }
+    }
+}
