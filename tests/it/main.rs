@@ -13,6 +13,7 @@ mod engine_model;
 mod engine_support;
 mod large_collections;
 mod lifecycle;
+mod million;
 mod protocol;
 mod server_bloom;
 mod server_commands;
