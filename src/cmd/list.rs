@@ -401,3 +401,34 @@ pub fn rpoplpush(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> 
     let destination = args.next_bytes()?;
     move_element(ctx, source, destination, false, true)
 }
+
+/// ```text
+/// LMPOP numkeys key [key ...] <LEFT | RIGHT> [COUNT count]
+/// ```
+pub fn lmpop(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    let keys = super::zset::mpop_keys(args)?;
+    let left = match args.next_upper()?.as_str() {
+        "LEFT" => true,
+        "RIGHT" => false,
+        _ => return Err(CmdError::Syntax),
+    };
+    let count = super::zset::mpop_count(args)?;
+    let db = ctx.db();
+    let all: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+    let mut guards = ctx.lock_slots(&all);
+    // The first key holding a list is popped from; a key of another type before it is an error.
+    for key in &keys {
+        let guard = super::guard_for(&mut guards, ctx.engine, key);
+        let Some((mut list, expire)) = load::<ListValue>(guard.get(db, key)?)? else { continue };
+        let take = count.min(list.items.len());
+        let popped: Vec<Reply> = (0..take)
+            .filter_map(|_| if left { list.items.pop_front() } else { list.items.pop_back() })
+            .map(Reply::Bulk)
+            .collect();
+        store(guard, db, key, &list, expire)?;
+        commit_all(guards)?;
+        ctx.touch(db, key);
+        return Ok(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Array(popped)]));
+    }
+    Ok(Reply::NilArray)
+}

@@ -3,6 +3,7 @@
 mod codegen;
 mod concurrency;
 mod differential;
+mod differential_multikey;
 mod engine_corruption;
 mod engine_crash;
 mod engine_decoders;
