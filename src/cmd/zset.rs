@@ -550,6 +550,9 @@ pub fn zscan(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 /// The slot locks of a multi-key command, with their slot indexes.
 type Guards<'a> = Vec<(usize, crate::engine::SlotGuard<'a>)>;
 
+/// One input of ZUNION and its family: members with scores, `None` for a missing key.
+type Source = Option<Vec<(Bytes, f64)>>;
+
 /// Parses `numkeys key [key ...]` of ZUNION and its family: Redis's errors for a count that is not an
 /// integer, below 1, or larger than the arguments left.
 fn zset_numkeys(args: &mut Args, command: &str) -> Result<Vec<Bytes>, CmdError> {
@@ -569,7 +572,7 @@ fn load_sources<'a>(
     ctx: &Ctx<'a>,
     keys: &[Bytes],
     extra: Option<&Bytes>,
-) -> Result<(Vec<Option<Vec<(Bytes, f64)>>>, Guards<'a>), CmdError> {
+) -> Result<(Vec<Source>, Guards<'a>), CmdError> {
     let db = ctx.db();
     let mut all: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
     if let Some(dest) = extra {
@@ -661,7 +664,7 @@ fn parse_setop(args: &mut Args, op: SetOp, store: bool, command: &str) -> Result
 }
 
 /// Computes a union, intersection or difference of loaded sources into a sorted set.
-fn compute_setop(op: SetOp, sources: Vec<Option<Vec<(Bytes, f64)>>>, request: &SetOpRequest) -> ZsetIndex {
+fn compute_setop(op: SetOp, sources: Vec<Source>, request: &SetOpRequest) -> ZsetIndex {
     let weighted = |score: f64, weight: f64| {
         let value = score * weight;
         if value.is_nan() {
