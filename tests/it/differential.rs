@@ -795,7 +795,7 @@ fn random_sequences() {
             let k2 = keys[rng.gen_range(0..keys.len())];
             let v = values[rng.gen_range(0..values.len())];
             let n: i64 = rng.gen_range(-20..40);
-            let line = match rng.gen_range(0..80) {
+            let line = match rng.gen_range(0..92) {
                 0 => format!("SET {k} {v}"),
                 1 => format!("SET {k} {v} NX GET"),
                 2 => format!("SET {k} {v} XX EX 1000"),
@@ -877,6 +877,20 @@ fn random_sequences() {
                 77 => format!("ZRANGEBYSCORE {k} ({} +inf", rng.gen_range(-3..3)),
                 78 => format!("ZPOPMIN {k}"),
                 79 => format!("ZRANK {k} m{}", n.rem_euclid(5)),
+                80 => format!("ZUNIONSTORE {k} 2 {k2} {k} WEIGHTS {} 2", rng.gen_range(-2..3)),
+                81 => format!("ZINTER 2 {k} {k2} WITHSCORES"),
+                82 => format!("ZDIFF 2 {k} {k2} WITHSCORES"),
+                83 => format!("SINTERCARD 2 {k} {k2} LIMIT {}", rng.gen_range(0..3)),
+                84 => {
+                    format!("LMPOP 2 {k} {k2} {} COUNT {}", ["LEFT", "RIGHT"][rng.gen_range(0..2)], rng.gen_range(1..4))
+                }
+                85 => format!("ZMPOP 2 {k} {k2} {} COUNT {}", ["MIN", "MAX"][rng.gen_range(0..2)], rng.gen_range(1..4)),
+                86 => format!("ZINTERCARD 2 {k} {k2}"),
+                87 => format!("SORT {k}{}", [" ALPHA", " DESC", " LIMIT 1 2", ""][rng.gen_range(0..4)]),
+                88 => format!("SORT {k} ALPHA DESC STORE {k2}"),
+                89 => format!("ZRANDMEMBER {k} 100 WITHSCORES"),
+                90 => format!("ZUNION 2 {k} {k2} AGGREGATE {} WITHSCORES", ["MIN", "MAX", "SUM"][rng.gen_range(0..3)]),
+                91 => format!("SORT_RO {k} LIMIT 0 3 ALPHA"),
                 _ => format!("GET {k} extra"),
             };
             match line.as_str() {
