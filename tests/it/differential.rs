@@ -940,7 +940,7 @@ fn random_watch_between_two_clients() {
             } else {
                 (
                     1,
-                    match rng.gen_range(0..9) {
+                    match rng.gen_range(0..13) {
                         0 => format!("SET {k} 1"),
                         1 => format!("DEL {k}"),
                         2 => format!("GET {k}"),
@@ -949,6 +949,11 @@ fn random_watch_between_two_clients() {
                         5 => format!("MOVE {k} 1"),
                         6 => format!("SELECT {}", rng.gen_range(0..2)),
                         7 => format!("SET {k} 2 NX"),
+                        // Stores of an empty result: WATCH sees them only when they delete a key.
+                        9 => format!("ZUNIONSTORE {k} 1 nokey"),
+                        10 => format!("SORT nokey STORE {k}"),
+                        11 => format!("GEOSEARCHSTORE {k} nokey FROMLONLAT 0 0 BYRADIUS 1 m"),
+                        12 => format!("ZINTERSTORE {k} 2 {k} nokey"),
                         _ => format!("EXPIRE {k} 100"),
                     },
                 )
