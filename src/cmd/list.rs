@@ -1,5 +1,5 @@
-//! List commands (Redis 7.0's list group without the blocking ones and LMPOP). Every list is one compact
-//! value today ([`crate::types::list`]).
+//! List commands (Redis 7.0's list group without the blocking ones). Every list is one compact value
+//! today ([`crate::types::list`]).
 
 use bytes::Bytes;
 

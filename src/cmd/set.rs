@@ -1,4 +1,4 @@
-//! Set commands (Redis 7.0's set group but SINTERCARD). Every set is one compact value today
+//! Set commands (Redis 7.0's set group). Every set is one compact value today
 //! ([`crate::types::set`]); members come back in insertion order, and the differential tests compare
 //! set replies unordered, as Redis's order depends on its encoding.
 

@@ -1,5 +1,6 @@
-//! Sorted-set commands (part of Redis 7.0's sorted-set group: adding, scoring, ranking, ranges by rank,
-//! score and lex, popping, removing ranges, ZSCAN). Every sorted set is one compact value today
+//! Sorted-set commands (Redis 7.0's sorted-set group without the blocking pops: adding, scoring, ranking,
+//! ranges by rank, score and lex, popping (also ZMPOP), removing ranges, ZSCAN, ZRANDMEMBER, and the set
+//! operations ZUNION/ZINTER/ZDIFF, their STORE forms and ZINTERCARD, which read sets as scores of 1). Every sorted set is one compact value today
 //! ([`crate::types::zset`]), worked on through the order-statistic [`ZsetIndex`].
 
 use bytes::Bytes;
