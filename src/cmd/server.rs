@@ -464,7 +464,8 @@ fn info_section(ctx: &Ctx<'_>, section: &str, out: &mut String) -> Result<(), Cm
 /// One COMMAND INFO entry.
 fn command_info_entry(spec: &CommandSpec) -> Reply {
     let simple_set = |texts: Vec<&'static str>| Reply::Set(texts.into_iter().map(Reply::simple).collect());
-    let mut key_specs = if spec.first_key > 0 {
+    let own_ranges = spec.key_finders.iter().any(|f| matches!(f, super::spec::KeyFinder::Range { .. }));
+    let mut key_specs = if spec.first_key > 0 && !own_ranges {
         let flags = if spec.has(super::spec::Flags::WRITE) { vec!["RW", "UPDATE"] } else { vec!["RO", "ACCESS"] };
         let last = if spec.last_key < 0 { spec.last_key } else { spec.last_key - spec.first_key };
         vec![Reply::Map(vec![
@@ -494,7 +495,7 @@ fn command_info_entry(spec: &CommandSpec) -> Reply {
     } else {
         Vec::new()
     };
-    key_specs.extend(spec.movable_keys.iter().map(|finder| movable_key_spec(spec, finder)));
+    key_specs.extend(spec.key_finders.iter().map(|finder| finder_key_spec(spec, finder)));
     Reply::Array(vec![
         Reply::bulk(spec.fullname),
         Reply::Int(spec.arity.into()),
@@ -509,14 +510,30 @@ fn command_info_entry(spec: &CommandSpec) -> Reply {
     ])
 }
 
-/// The COMMAND INFO key spec of a movable key finder, in Redis's shape (`keynum`, `keyword`, `unknown`).
-fn movable_key_spec(spec: &CommandSpec, finder: &super::spec::KeyFinder) -> Reply {
+/// The COMMAND INFO key spec of a key finder, in Redis's shape (`range`, `keynum`, `keyword`, `unknown`).
+fn finder_key_spec(spec: &CommandSpec, finder: &super::spec::KeyFinder) -> Reply {
     use super::spec::{Flags, KeyFinder, KeywordKeys};
     let map =
         |pairs: Vec<(&'static str, Reply)>| Reply::Map(pairs.into_iter().map(|(k, v)| (Reply::bulk(k), v)).collect());
     let simple_set = |texts: &[&'static str]| Reply::Set(texts.iter().map(|t| Reply::simple(*t)).collect());
     let write = spec.has(Flags::WRITE);
     let (flags, begin, find): (&[&'static str], Reply, Reply) = match *finder {
+        KeyFinder::Range { first, last, step } => (
+            // The first range of a command with several is its destination.
+            if write && first == spec.first_key { &["RW", "UPDATE"] } else { &["RO", "ACCESS"] },
+            map(vec![("type", Reply::bulk("index")), ("spec", map(vec![("index", Reply::Int(first.into()))]))]),
+            map(vec![
+                ("type", Reply::bulk("range")),
+                (
+                    "spec",
+                    map(vec![
+                        ("lastkey", Reply::Int(if last < 0 { last } else { last - first }.into())),
+                        ("keystep", Reply::Int(step.into())),
+                        ("limit", Reply::Int(0)),
+                    ]),
+                ),
+            ]),
+        ),
         KeyFinder::NumKeys { at, step } => (
             // Sources of a STORE command are only read; the keys of LMPOP/ZMPOP are popped from.
             if write && spec.first_key <= 0 { &["RW", "ACCESS", "DELETE"] } else { &["RO", "ACCESS"] },
@@ -668,7 +685,7 @@ pub fn command_getkeys(_ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, Cmd
         _ => container,
     };
     // Redis's order of checks: keys at all, then arity, then the key finders.
-    if spec.first_key <= 0 && spec.movable_keys.is_empty() {
+    if spec.first_key <= 0 && spec.key_finders.is_empty() {
         return Err(CmdError::err("The command has no key arguments"));
     }
     if !spec.arity_ok(argv.len()) {

@@ -143,8 +143,9 @@ pub struct CommandSpec {
     pub last_key: i32,
     /// Step between keys.
     pub key_step: i32,
-    /// Keys whose positions depend on the arguments (Redis's `movablekeys`), found after the range above.
-    pub movable_keys: &'static [KeyFinder],
+    /// Key finders beyond the legacy range: the keys whose positions depend on the arguments (Redis's
+    /// `movablekeys`) and, for a command with several ranges, those ranges (which then replace the triple).
+    pub key_finders: &'static [KeyFinder],
     /// Redis group (`string`, `generic`, ...).
     pub group: &'static str,
     /// One-line summary.
@@ -182,14 +183,23 @@ impl CommandSpec {
     }
 
     /// Positions of the keys in `argv` (the name is position 0; for a subcommand, the container is 0):
-    /// the legacy range first, then each movable finder in order, as Redis's COMMAND GETKEYS lists them.
-    /// `None` when the arguments do not fit the finders (a bad numkeys): Redis's "Invalid arguments".
+    /// the legacy range first (unless the finders hold the ranges), then each finder in order, as Redis's
+    /// COMMAND GETKEYS lists them. `None` when the arguments do not fit the finders (a bad numkeys, a range
+    /// beyond the end): Redis's "Invalid arguments".
     pub fn key_positions(&self, argv: &[Bytes]) -> Option<Vec<usize>> {
         let argc = argv.len();
-        let mut positions = self.range_positions(argc);
+        let own_ranges = self.key_finders.iter().any(|f| matches!(f, KeyFinder::Range { .. }));
+        let mut positions = if own_ranges { Vec::new() } else { self.range_positions(argc) };
         let mut keyword_without_key = false;
-        for finder in self.movable_keys {
+        for finder in self.key_finders {
             match *finder {
+                KeyFinder::Range { first, last, step } => {
+                    let last = if last < 0 { argc as i64 + i64::from(last) } else { i64::from(last) };
+                    if first as usize >= argc || last < i64::from(first) || last >= argc as i64 {
+                        return None;
+                    }
+                    positions.extend((first as usize..=last as usize).step_by(step.max(1) as usize));
+                }
                 KeyFinder::NumKeys { at, step } => {
                     // Redis accepts any count whose keys fit before the end (the keys may swallow options).
                     let count = argv.get(at).and_then(|arg| parse_i64(arg)).filter(|n| *n > 0)?;
@@ -224,7 +234,7 @@ impl CommandSpec {
             // A keyword ending the command makes Redis's key specs fail; it then falls back to the command's
             // own parser, which keeps only the last of the keywords that has an argument after it.
             positions = self.range_positions(argc);
-            positions.extend(last_keyword_key(argv, self.movable_keys));
+            positions.extend(last_keyword_key(argv, self.key_finders));
         }
         Some(positions)
     }
@@ -247,6 +257,15 @@ impl CommandSpec {
 /// A key finder for keys whose positions depend on the arguments (generated from the JSON `key_specs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyFinder {
+    /// A fixed range, for a command with several (each must fit the arguments).
+    Range {
+        /// First key position.
+        first: i32,
+        /// Last key position; negative counts from the end.
+        last: i32,
+        /// Step between keys.
+        step: i32,
+    },
     /// Argument `at` holds the number of keys, which follow it `step` apart (ZUNION, LMPOP, SINTERCARD).
     NumKeys {
         /// Position of the count.

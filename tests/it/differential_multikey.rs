@@ -534,3 +534,51 @@ fn geo_store_and_radius() {
     ];
     compare(&redis, &velo, "geo_store_and_radius", &script);
 }
+
+/// COMMAND GETKEYS for every command Velo has (subcommands included), with argument lists of several
+/// lengths and shapes (plain names, leading counts), must answer as Redis does.
+#[test]
+fn getkeys_every_command() {
+    use crate::support::resp::{parse, show, Value};
+    use crate::support::Conn;
+    let (redis, velo) = servers();
+    let mut velo_conn = Conn::connect(velo.port);
+    let mut redis_conn = Conn::connect(redis.port);
+    let (Value::Agg(_, Some(names)), _) = parse(&velo_conn.cmd(&["COMMAND", "LIST"])).unwrap() else { panic!() };
+    let shapes: [&[&str]; 4] = [
+        &["a", "b", "c", "d", "e", "f", "g", "h"],
+        &["2", "a", "b", "c", "STORE", "d", "e", "f"],
+        &["1", "1", "a", "b", "LEFT", "c", "d", "e"],
+        &["a", "1", "2", "3", "m", "STORE", "d", "STOREDIST"],
+    ];
+    let mut mismatches = Vec::new();
+    let mut checked = 0;
+    for name in names {
+        let Value::Blob(_, Some(name)) = name else { panic!() };
+        let name = String::from_utf8(name).unwrap();
+        if redis_conn.cmd(&["COMMAND", "INFO", &name]) == b"*1\r\n$-1\r\n" {
+            continue; // not in Redis 7.0
+        }
+        let words: Vec<&str> = name.split('|').collect();
+        for shape in shapes {
+            for extra in 0..=shape.len() {
+                let mut argv = vec!["COMMAND", "GETKEYS"];
+                argv.extend(&words);
+                argv.extend(&shape[..extra]);
+                let expected = redis_conn.cmd(&argv);
+                let actual = velo_conn.cmd(&argv);
+                checked += 1;
+                if expected != actual {
+                    mismatches.push(format!(
+                        "{}:\n  redis: {}\n  velo:  {}",
+                        argv.join(" "),
+                        show(&expected),
+                        show(&actual)
+                    ));
+                }
+            }
+        }
+    }
+    assert!(checked > 1000, "only {checked} requests");
+    assert!(mismatches.is_empty(), "{} differ:\n{}", mismatches.len(), mismatches.join("\n"));
+}
