@@ -337,3 +337,63 @@ fn last_keyword_key(argv: &[Bytes], finders: &[KeyFinder]) -> Option<usize> {
     }
     found
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(first: i32, last: i32, finders: &'static [KeyFinder]) -> CommandSpec {
+        CommandSpec {
+            id: 0,
+            name: "x",
+            fullname: "x",
+            arity: -2,
+            flags: Flags::MOVABLE_KEYS,
+            acl: AclCategories(0),
+            first_key: first,
+            last_key: last,
+            key_step: 1,
+            key_finders: finders,
+            group: "generic",
+            summary: "",
+            since: "",
+            complexity: "",
+            handler: None,
+            subcommands: &[],
+        }
+    }
+
+    fn argv(line: &str) -> Vec<Bytes> {
+        line.split(' ').map(|w| Bytes::copy_from_slice(w.as_bytes())).collect()
+    }
+
+    #[test]
+    fn keyword_half_is_xread_shape() {
+        const STREAMS: &[KeyFinder] = &[KeyFinder::Keyword { keyword: "STREAMS", from: 1, keys: KeywordKeys::Half }];
+        let xread = spec(0, 0, STREAMS);
+        assert_eq!(xread.key_positions(&argv("XREAD COUNT 2 STREAMS a b c 0 0 0")), Some(vec![4, 5, 6]));
+        assert_eq!(xread.key_positions(&argv("XREAD streams a b 0")), Some(vec![2]));
+        assert_eq!(xread.key_positions(&argv("XREAD STREAMS a")), None);
+        assert_eq!(xread.key_positions(&argv("XREAD COUNT 2")), Some(vec![]));
+    }
+
+    #[test]
+    fn numkeys_after_a_range() {
+        const NUMKEYS: &[KeyFinder] = &[KeyFinder::NumKeys { at: 2, step: 1 }];
+        let store = spec(1, 1, NUMKEYS);
+        assert_eq!(store.key_positions(&argv("ZUNIONSTORE d 2 a b WEIGHTS 1 2")), Some(vec![1, 3, 4]));
+        for bad in ["ZUNIONSTORE d 0 a", "ZUNIONSTORE d -1 a", "ZUNIONSTORE d x a", "ZUNIONSTORE d 3 a b"] {
+            assert_eq!(store.key_positions(&argv(bad)), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn sort_store_skips_option_arguments() {
+        const SORT: &[KeyFinder] = &[KeyFinder::SortStore];
+        let sort = spec(1, 1, SORT);
+        assert_eq!(sort.key_positions(&argv("SORT k LIMIT 0 1 STORE d")), Some(vec![1, 6]));
+        assert_eq!(sort.key_positions(&argv("SORT k GET STORE")), Some(vec![1]));
+        assert_eq!(sort.key_positions(&argv("SORT k STORE a STORE b")), Some(vec![1, 5]));
+        assert_eq!(sort.key_positions(&argv("SORT k LIMIT 0 STORE x")), Some(vec![1]));
+    }
+}
