@@ -679,8 +679,12 @@ fn compute_setop(op: SetOp, sources: Vec<Source>, request: &SetOpRequest) -> Zse
         SetOp::Union => {
             let mut order: Vec<Bytes> = Vec::new();
             let mut scores: std::collections::HashMap<Bytes, f64> = std::collections::HashMap::new();
-            for (source, weight) in sources.into_iter().zip(&request.weights) {
-                for (member, score) in source.unwrap_or_default() {
+            // Redis accumulates in order of size (smallest first), which decides float rounding.
+            let mut inputs: Vec<(Vec<(Bytes, f64)>, &f64)> =
+                sources.into_iter().map(Option::unwrap_or_default).zip(&request.weights).collect();
+            inputs.sort_by_key(|(source, _)| source.len());
+            for (source, weight) in inputs {
+                for (member, score) in source {
                     let value = weighted(score, *weight);
                     match scores.get_mut(&member) {
                         Some(current) => *current = request.aggregate.apply(*current, value),

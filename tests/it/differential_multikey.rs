@@ -72,6 +72,14 @@ fn zset_algebra() {
         "ZUNION 1 z1 WITHSCORES WITHSCORES",
         "ZUNION 1 z1 WEIGHTS inf WITHSCORES",
         "ZUNION 2 z1 z2 WEIGHTS 0 inf WITHSCORES",
+        // float rounding depends on the order of accumulation (smallest input first)
+        "ZADD fa 0.1 m",
+        "ZADD fb 0.2 m 1 x",
+        "ZADD fc 0.3 m 1 x 2 y",
+        "ZUNION 3 fc fb fa WITHSCORES",
+        "ZINTER 3 fc fb fa WITHSCORES",
+        "ZUNIONSTORE fd 3 fc fb fa",
+        "ZSCORE fd m",
         "ZINTER 2 z1 z2",
         "ZINTER 2 z1 z2 WITHSCORES",
         "ZINTER 3 z1 z2 s1 WITHSCORES",
@@ -581,4 +589,54 @@ fn getkeys_every_command() {
     }
     assert!(checked > 1000, "only {checked} requests");
     assert!(mismatches.is_empty(), "{} differ:\n{}", mismatches.len(), mismatches.join("\n"));
+}
+
+/// Every writer here makes WATCH on its destination (or popped key) fail the transaction.
+#[test]
+fn watch_sees_the_new_writers() {
+    use crate::support::TestServer;
+    let server = TestServer::start();
+    let mut first = server.connect();
+    let mut second = server.connect();
+    let setup: &[&[&str]] = &[
+        &["ZADD", "z", "1", "a", "2", "b"],
+        &["SADD", "s", "a"],
+        &["RPUSH", "l", "3", "1", "2"],
+        &["GEOADD", "g", "13.361389", "38.115556", "Palermo"],
+    ];
+    let writes: &[(&str, &[&str])] = &[
+        ("w", &["ZUNIONSTORE", "w", "2", "z", "s"]),
+        ("w", &["ZINTERSTORE", "w", "2", "z", "s"]),
+        ("w", &["ZDIFFSTORE", "w", "1", "z"]),
+        ("w", &["SORT", "l", "STORE", "w"]),
+        ("w", &["GEOSEARCHSTORE", "w", "g", "FROMLONLAT", "13", "38", "BYRADIUS", "100", "km"]),
+        ("w", &["GEORADIUS", "g", "13", "38", "100", "km", "STORE", "w"]),
+        ("w", &["GEORADIUSBYMEMBER", "g", "Palermo", "100", "km", "STOREDIST", "w"]),
+        ("l", &["LMPOP", "1", "l", "LEFT"]),
+        ("z", &["ZMPOP", "1", "z", "MAX"]),
+        // An empty result deletes the watched destination.
+        ("w", &["ZINTERSTORE", "w", "2", "z", "nokey"]),
+    ];
+    for (watched, write) in writes {
+        first.cmd(&["FLUSHALL"]);
+        for command in setup {
+            first.cmd(command);
+        }
+        first.cmd(&["SET", "w", "1"]);
+        first.cmd(&["WATCH", watched]);
+        second.cmd(write);
+        first.cmd(&["MULTI"]);
+        first.cmd(&["PING"]);
+        assert_eq!(first.cmd(&["EXEC"]), b"*-1\r\n", "{write:?}");
+    }
+    // Reads and an empty store to a missing key leave the transaction alone.
+    first.cmd(&["FLUSHALL"]);
+    first.cmd(&["WATCH", "w"]);
+    second.cmd(&["ZUNION", "1", "w"]);
+    second.cmd(&["SORT_RO", "w"]);
+    second.cmd(&["ZINTERSTORE", "w", "1", "nokey"]);
+    second.cmd(&["SORT", "nokey", "STORE", "w"]);
+    first.cmd(&["MULTI"]);
+    first.cmd(&["PING"]);
+    assert_eq!(first.cmd(&["EXEC"]), b"*1\r\n+PONG\r\n");
 }
