@@ -143,13 +143,34 @@ fn lookup(
 }
 
 /// Parses a sort weight as C's `strtod` on the whole text: leading spaces allowed, trailing ones not, no
-/// NaN; the empty string is 0.
+/// NaN, and no out-of-range value (`ERANGE`: a finite text that overflows, or a nonzero one that
+/// underflows to zero or a subnormal); the empty string is 0.
 fn parse_weight(bytes: &[u8]) -> Option<f64> {
     let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
     if start == bytes.len() {
         return (start == 0).then_some(0.0);
     }
-    super::args::parse_f64(&bytes[start..])
+    let text = &bytes[start..];
+    let value = super::args::parse_f64(text)?;
+    let unsigned = text.strip_prefix(b"-").or_else(|| text.strip_prefix(b"+")).unwrap_or(text);
+    let spelled_infinite = unsigned.first().is_some_and(|b| b.eq_ignore_ascii_case(&b'i'));
+    if value.is_infinite() && !spelled_infinite {
+        return None;
+    }
+    let tiny = value != 0.0 && value.abs() < f64::MIN_POSITIVE;
+    if tiny || (value == 0.0 && !mantissa_is_zero(unsigned)) {
+        return None;
+    }
+    Some(value)
+}
+
+/// True if the digits before the exponent of a decimal or hex float text are all zero.
+fn mantissa_is_zero(unsigned: &[u8]) -> bool {
+    let (digits, exponent) = match unsigned.strip_prefix(b"0x").or_else(|| unsigned.strip_prefix(b"0X")) {
+        Some(hex) => (hex, [b'p', b'P']),
+        None => (unsigned, [b'e', b'E']),
+    };
+    digits.iter().take_while(|b| !exponent.contains(b)).all(|b| *b == b'0' || *b == b'.')
 }
 
 /// One element with what it sorts by.
