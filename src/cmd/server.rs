@@ -466,7 +466,7 @@ fn command_info_entry(spec: &CommandSpec) -> Reply {
     let simple_set = |texts: Vec<&'static str>| Reply::Set(texts.into_iter().map(Reply::simple).collect());
     let own_ranges = spec.key_finders.iter().any(|f| matches!(f, super::spec::KeyFinder::Range { .. }));
     let mut key_specs = if spec.first_key > 0 && !own_ranges {
-        let flags = if spec.has(super::spec::Flags::WRITE) { vec!["RW", "UPDATE"] } else { vec!["RO", "ACCESS"] };
+        let flags = if spec.has(super::spec::Flags::WRITE) { vec!["RW", "update"] } else { vec!["RO", "access"] };
         let last = if spec.last_key < 0 { spec.last_key } else { spec.last_key - spec.first_key };
         vec![Reply::Map(vec![
             (Reply::bulk("flags"), simple_set(flags)),
@@ -520,7 +520,7 @@ fn finder_key_spec(spec: &CommandSpec, finder: &super::spec::KeyFinder) -> Reply
     let (flags, begin, find): (&[&'static str], Reply, Reply) = match *finder {
         KeyFinder::Range { first, last, step } => (
             // The first range of a command with several is its destination.
-            if write && first == spec.first_key { &["RW", "UPDATE"] } else { &["RO", "ACCESS"] },
+            if write && first == spec.first_key { &["RW", "update"] } else { &["RO", "access"] },
             map(vec![("type", Reply::bulk("index")), ("spec", map(vec![("index", Reply::Int(first.into()))]))]),
             map(vec![
                 ("type", Reply::bulk("range")),
@@ -536,7 +536,7 @@ fn finder_key_spec(spec: &CommandSpec, finder: &super::spec::KeyFinder) -> Reply
         ),
         KeyFinder::NumKeys { at, step } => (
             // Sources of a STORE command are only read; the keys of LMPOP/ZMPOP are popped from.
-            if write && spec.first_key <= 0 { &["RW", "ACCESS", "DELETE"] } else { &["RO", "ACCESS"] },
+            if write && spec.first_key <= 0 { &["RW", "access", "delete"] } else { &["RO", "access"] },
             map(vec![("type", Reply::bulk("index")), ("spec", map(vec![("index", Reply::Int(at as i64))]))]),
             map(vec![
                 ("type", Reply::bulk("keynum")),
@@ -553,7 +553,7 @@ fn finder_key_spec(spec: &CommandSpec, finder: &super::spec::KeyFinder) -> Reply
         KeyFinder::Keyword { keyword, from, keys } => {
             let (last, limit) = if keys == KeywordKeys::Half { (-1, 2) } else { (0, 0) };
             (
-                if write { &["OW", "UPDATE"] } else { &["RO", "ACCESS"] },
+                if write { &["OW", "update"] } else { &["RO", "access"] },
                 map(vec![
                     ("type", Reply::bulk("keyword")),
                     ("spec", map(vec![("keyword", Reply::bulk(keyword)), ("startfrom", Reply::Int(from as i64))])),
@@ -572,7 +572,7 @@ fn finder_key_spec(spec: &CommandSpec, finder: &super::spec::KeyFinder) -> Reply
             )
         }
         KeyFinder::SortStore => (
-            &["OW", "UPDATE"],
+            &["OW", "update"],
             map(vec![("type", Reply::bulk("unknown")), ("spec", map(Vec::new()))]),
             map(vec![("type", Reply::bulk("unknown")), ("spec", map(Vec::new()))]),
         ),
