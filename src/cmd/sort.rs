@@ -182,7 +182,14 @@ struct Item {
 
 fn run(ctx: &mut Ctx<'_>, request: SortRequest) -> Result<Reply, CmdError> {
     let db = ctx.db();
-    let mut elements = elements_of(ctx.engine.get(db, &request.key)?)?;
+    // A first look, only to learn which keys the patterns name (none without BY or GET patterns).
+    let names_keys = (request.by.is_some() && !request.dont_sort) || request.gets.iter().any(|g| &g[..] != b"#");
+    let mut elements = if !names_keys {
+        Vec::new()
+    } else {
+        let mut guards = ctx.lock_slots(&[&request.key]);
+        elements_of(guard_for(&mut guards, ctx.engine, &request.key).get(db, &request.key)?)?
+    };
     let (mut guards, source_is_set) = loop {
         let mut keys: Vec<Vec<u8>> = vec![request.key.to_vec()];
         keys.extend(request.store.iter().map(|k| k.to_vec()));
