@@ -652,3 +652,56 @@ fn watch_sees_the_new_writers() {
     first.cmd(&["PING"]);
     assert_eq!(first.cmd(&["EXEC"]), b"*1\r\n+PONG\r\n");
 }
+
+/// SORT reads the keys its GET patterns name under the same locks as the source: a concurrent MSET of
+/// two weights that keeps their sum is never seen half done, while another client keeps changing the
+/// list (and so the keys named).
+#[test]
+fn sort_reads_pattern_keys_atomically() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let server = crate::support::TestServer::start();
+    let mut setup = server.connect();
+    setup.cmd(&["RPUSH", "l", "1", "2"]);
+    setup.cmd(&["MSET", "w_1", "0", "w_2", "100"]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let port = server.port;
+    let writers: Vec<_> = (0..2)
+        .map(|which| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut conn = crate::support::Conn::connect(port);
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    if which == 0 {
+                        let (a, b) = ((i % 100).to_string(), (100 - i % 100).to_string());
+                        conn.cmd(&["MSET", "w_1", &a, "w_2", &b]);
+                    } else {
+                        let element = format!("e{}", i % 50);
+                        conn.cmd(&["RPUSH", "l", &element]);
+                        conn.cmd(&["SET", &format!("w_{element}"), "1"]);
+                        if i % 3 == 0 {
+                            conn.cmd(&["LTRIM", "l", "0", "1"]);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut reader = server.connect();
+    for round in 0..300 {
+        let reply = if round % 2 == 0 {
+            reader.cmd(&["SORT", "l", "BY", "nosort", "GET", "w_*", "LIMIT", "0", "2"])
+        } else {
+            reader.cmd(&["SORT", "l", "BY", "nosort", "GET", "w_*", "STORE", "dst"]);
+            reader.cmd(&["LRANGE", "dst", "0", "1"])
+        };
+        let text = String::from_utf8_lossy(&reply).into_owned();
+        let numbers: Vec<i64> = text.split("\r\n").filter_map(|line| line.parse().ok()).collect();
+        assert_eq!(numbers.len(), 2, "{text:?}");
+        assert_eq!(numbers[0] + numbers[1], 100, "{text:?}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    writers.into_iter().for_each(|w| w.join().unwrap());
+}
