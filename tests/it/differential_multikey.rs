@@ -681,7 +681,7 @@ fn sort_reads_pattern_keys_atomically() {
                         let element = format!("e{}", i % 50);
                         conn.cmd(&["RPUSH", "l", &element]);
                         conn.cmd(&["SET", &format!("w_{element}"), "1"]);
-                        if i % 3 == 0 {
+                        if i.is_multiple_of(3) {
                             conn.cmd(&["LTRIM", "l", "0", "1"]);
                         }
                     }
