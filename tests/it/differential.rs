@@ -795,7 +795,7 @@ fn random_sequences() {
             let k2 = keys[rng.gen_range(0..keys.len())];
             let v = values[rng.gen_range(0..values.len())];
             let n: i64 = rng.gen_range(-20..40);
-            let line = match rng.gen_range(0..92) {
+            let line = match rng.gen_range(0..95) {
                 0 => format!("SET {k} {v}"),
                 1 => format!("SET {k} {v} NX GET"),
                 2 => format!("SET {k} {v} XX EX 1000"),
@@ -891,6 +891,9 @@ fn random_sequences() {
                 89 => format!("ZRANDMEMBER {k} 100 WITHSCORES"),
                 90 => format!("ZUNION 2 {k} {k2} AGGREGATE {} WITHSCORES", ["MIN", "MAX", "SUM"][rng.gen_range(0..3)]),
                 91 => format!("SORT_RO {k} LIMIT 0 3 ALPHA"),
+                92 => format!("GEOADD {k} {}.5 {}.25 m{}", rng.gen_range(0..3), rng.gen_range(0..3), n.rem_euclid(5)),
+                93 => format!("GEORADIUS {k} 1 1 300 km ASC STORE {k2}"),
+                94 => format!("GEOSEARCHSTORE {k2} {k} FROMLONLAT 1 1 BYRADIUS 200 km STOREDIST"),
                 _ => format!("GET {k} extra"),
             };
             match line.as_str() {
