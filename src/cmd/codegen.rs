@@ -3,6 +3,27 @@
 //! `tests/it/codegen.rs` runs it and compares the output with the committed `src/cmd/table.rs`
 //! (`VELO_BLESS=1 cargo test codegen` rewrites the file). Validation happens here, once, so that a bad
 //! JSON file fails the build's test rather than a client.
+//!
+//! # The JSON fields
+//! - `name`, `container` (for a subcommand), `summary`, `complexity`, `group`, `since` (Redis version),
+//!   `velo_since`, `arity` (Redis's: N exactly, -N at least; the name counts), `function` (handler path
+//!   under `cmd::`), `command_flags`, `acl_categories` (type categories; the rest derive from the flags),
+//!   `velo_notes` (intentional differences from Redis).
+//! - `key_specs`: where the keys are, a list of finders applied in order (COMMAND GETKEYS lists keys in
+//!   that order). Each is one of:
+//!   - `{"first": 1, "last": -1, "step": 1}`: a fixed range (last negative counts from the end). It is
+//!     Redis's legacy first/last/step triple of COMMAND INFO (0 0 0 without it). Several ranges (PFMERGE's
+//!     destination `1..1`, then sources `2..-1`) are spanned by the triple but each must fit the
+//!     arguments, as in Redis (`PFMERGE dest` alone has no valid source range).
+//!   - `{"numkeys": 2}`: argument 2 holds the number of keys, which follow it (ZUNION, ZUNIONSTORE after
+//!     its destination range, LMPOP, SINTERCARD, EVAL-like commands); optional `"step"` (default 1).
+//!   - `{"keyword": "STORE", "from": 6}`: the argument after the first `STORE` at or after position 6
+//!     (GEORADIUS STORE/STOREDIST); `"keys": "half"` instead takes the first half of all the arguments
+//!     after the keyword (XREAD's `STREAMS key ... id ...`).
+//!   - `{"parser": "sort"}`: a finder that needs the command's own option parsing (SORT's STORE, which may
+//!     come anywhere but not as an argument of LIMIT, BY or GET).
+//!
+//!   Any finder but the range needs the `MOVABLE_KEYS` flag, as the keys then move with the arguments.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -66,16 +87,42 @@ pub struct CommandFile {
     pub velo_notes: Option<String>,
 }
 
-/// Key positions as a range (Redis's legacy first/last/step triple).
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeySpec {
-    /// First key position.
-    pub first: i32,
-    /// Last key position; negative counts from the end.
-    pub last: i32,
-    /// Step between keys.
-    pub step: i32,
+/// One key finder of a command file (see the module documentation for the JSON forms).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum KeySpec {
+    /// A fixed range: Redis's legacy first/last/step triple.
+    Range {
+        /// First key position.
+        first: i32,
+        /// Last key position; negative counts from the end.
+        last: i32,
+        /// Step between keys.
+        step: i32,
+    },
+    /// The count of keys at position `numkeys`, the keys right after it.
+    NumKeys {
+        /// Position of the count.
+        numkeys: usize,
+        /// Step between keys (1 when absent).
+        #[serde(default)]
+        step: Option<usize>,
+    },
+    /// The key (or keys) after a keyword.
+    Keyword {
+        /// The keyword, upper case.
+        keyword: String,
+        /// Where the search for the keyword starts.
+        from: usize,
+        /// `"half"` for XREAD's shape; one key when absent.
+        #[serde(default)]
+        keys: Option<String>,
+    },
+    /// A command-specific parser (`sort`).
+    Parser {
+        /// The parser's name.
+        parser: String,
+    },
 }
 
 /// Reads and validates every `*.json` file in `dir`.
@@ -125,16 +172,51 @@ fn validate(file: &CommandFile) -> Result<(), String> {
     if file.container.is_some() && file.function.is_none() {
         return Err("a subcommand needs a function".into());
     }
+    let mut ranges = 0;
     for spec in &file.key_specs {
-        if spec.first <= 0 || spec.step <= 0 {
-            return Err("key spec first and step must be positive".into());
+        match spec {
+            KeySpec::Range { first, last, step } => {
+                ranges += 1;
+                if *first <= 0 || *step <= 0 {
+                    return Err("key spec first and step must be positive".into());
+                }
+                if file.arity > 0 && (*first >= file.arity || *last >= file.arity) {
+                    return Err("key position beyond the fixed arity".into());
+                }
+            }
+            KeySpec::NumKeys { numkeys, step } => {
+                if *numkeys == 0 || *step == Some(0) {
+                    return Err("numkeys position and step must be positive".into());
+                }
+            }
+            KeySpec::Keyword { keyword, from, keys } => {
+                if keyword.is_empty() || *keyword != keyword.to_ascii_uppercase() || *from == 0 {
+                    return Err("a keyword spec needs an upper-case keyword and a positive from".into());
+                }
+                if keys.as_deref().is_some_and(|k| k != "half") {
+                    return Err("keyword keys must be \"half\" or absent".into());
+                }
+            }
+            KeySpec::Parser { parser } => {
+                if parser != "sort" {
+                    return Err(format!("unknown key parser {parser}"));
+                }
+            }
         }
-        if file.arity > 0 && (spec.first >= file.arity || spec.last >= file.arity) {
-            return Err("key position beyond the fixed arity".into());
+        if !matches!(spec, KeySpec::Range { .. }) && !flags.contains(Flags::MOVABLE_KEYS) {
+            return Err("a movable key spec needs the MOVABLE_KEYS flag".into());
         }
     }
-    if file.key_specs.len() > 1 {
-        return Err("at most one key spec".into());
+    let range_steps: Vec<i32> = file
+        .key_specs
+        .iter()
+        .filter_map(|k| match k {
+            KeySpec::Range { step, .. } => Some(*step),
+            _ => None,
+        })
+        .collect();
+    if ranges > 1 && range_steps.iter().any(|s| *s != range_steps[0]) {
+        return Err("several range key specs need the same step".into());
     }
     Ok(())
 }
@@ -193,7 +275,38 @@ fn entry(out: &mut String, file: &CommandFile, id: usize, subs: Option<&str>, in
     let flag_names = Flags::ALL.iter().filter(|(f, _, _)| flags.contains(*f)).map(|(_, n, _)| *n).collect();
     let acl = acl_of(file);
     let acl_names = AclCategories::ALL.iter().filter(|(c, _, _)| acl.contains(*c)).map(|(_, n, _)| *n).collect();
-    let (first, last, step) = file.key_specs.first().map(|k| (k.first, k.last, k.step)).unwrap_or((0, 0, 0));
+    // The legacy triple spans every range (Redis merges PFMERGE's destination and sources into 1 -1 1).
+    let ranges: Vec<(i32, i32, i32)> = file
+        .key_specs
+        .iter()
+        .filter_map(|k| match k {
+            KeySpec::Range { first, last, step } => Some((*first, *last, *step)),
+            _ => None,
+        })
+        .collect();
+    let (first, last, step) = match (ranges.first(), ranges.last()) {
+        (Some(head), Some(tail)) => (head.0, tail.1, head.2),
+        _ => (0, 0, 0),
+    };
+    let finders: Vec<String> = file
+        .key_specs
+        .iter()
+        .filter_map(|k| match k {
+            // One range is the legacy triple itself; several are kept apart, as each must fit the arguments.
+            KeySpec::Range { first, last, step } if ranges.len() > 1 => {
+                Some(format!("KeyFinder::Range {{ first: {first}, last: {last}, step: {step} }}"))
+            }
+            KeySpec::Range { .. } => None,
+            KeySpec::NumKeys { numkeys, step } => {
+                Some(format!("KeyFinder::NumKeys {{ at: {numkeys}, step: {} }}", step.unwrap_or(1)))
+            }
+            KeySpec::Keyword { keyword, from, keys } => {
+                let keys = if keys.is_some() { "Half" } else { "One" };
+                Some(format!("KeyFinder::Keyword {{ keyword: {keyword:?}, from: {from}, keys: KeywordKeys::{keys} }}"))
+            }
+            KeySpec::Parser { .. } => Some("KeyFinder::SortStore".into()),
+        })
+        .collect();
     let handler = match &file.function {
         Some(function) => format!("Some(super::{function})"),
         None => "None".into(),
@@ -213,6 +326,7 @@ fn entry(out: &mut String, file: &CommandFile, id: usize, subs: Option<&str>, in
     let _ = writeln!(out, "{i}first_key: {first},");
     let _ = writeln!(out, "{i}last_key: {last},");
     let _ = writeln!(out, "{i}key_step: {step},");
+    let _ = writeln!(out, "{i}key_finders: &[{}],", finders.join(", "));
     let _ = writeln!(out, "{i}group: {:?},", file.group);
     let _ = writeln!(out, "{i}summary: {:?},", file.summary);
     let _ = writeln!(out, "{i}since: {:?},", file.since);
@@ -236,7 +350,18 @@ pub fn generate(files: &[CommandFile]) -> String {
     let mut out = String::new();
     out.push_str("//! The command table. @generated by `velo::cmd::codegen` from `commands/*.json`: do not edit;\n");
     out.push_str("//! edit the JSON files, then run `VELO_BLESS=1 cargo test codegen`.\n\n");
-    out.push_str("use super::spec::{AclCategories, CommandSpec, Flags};\n\n");
+    let mut imports = vec!["AclCategories", "CommandSpec", "Flags"];
+    let needs_finder = |f: &CommandFile| {
+        f.key_specs.iter().filter(|k| matches!(k, KeySpec::Range { .. })).count() > 1
+            || f.key_specs.iter().any(|k| !matches!(k, KeySpec::Range { .. }))
+    };
+    if files.iter().any(needs_finder) {
+        imports.push("KeyFinder");
+    }
+    if files.iter().any(|f| f.key_specs.iter().any(|k| matches!(k, KeySpec::Keyword { .. }))) {
+        imports.push("KeywordKeys");
+    }
+    let _ = writeln!(out, "use super::spec::{{{}}};\n", imports.join(", "));
     let mut id = 0;
     let mut sub_arrays = String::new();
     let mut top_entries = String::new();
@@ -263,7 +388,9 @@ pub fn generate(files: &[CommandFile]) -> String {
     out.push_str("];\n\n");
     out.push_str("/// Finds a top-level command by name, ASCII-case-insensitively.\n");
     out.push_str("pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {\n");
-    out.push_str("    let mut lower = [0u8; 16];\n");
+    // The buffer fits the longest name; a longer request is no command.
+    let longest = top.iter().map(|f| f.name.len()).max().unwrap_or(1);
+    let _ = writeln!(out, "    let mut lower = [0u8; {longest}];");
     out.push_str("    let lower = lower.get_mut(..name.len())?;\n");
     out.push_str("    lower.copy_from_slice(name);\n");
     out.push_str("    lower.make_ascii_lowercase();\n");
@@ -314,9 +441,10 @@ pub fn generate_docs(files: &[CommandFile]) -> String {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn longest_name_fits_the_lookup_buffer() {
+    fn every_command_is_found_by_name() {
         for spec in super::super::table::COMMANDS.iter() {
-            assert!(spec.name.len() <= 16, "{}", spec.name);
+            let found = super::super::table::lookup(spec.name.to_ascii_uppercase().as_bytes());
+            assert!(found.is_some_and(|f| f.name == spec.name), "{}", spec.name);
         }
     }
 }

@@ -1,10 +1,11 @@
 //! Geo commands on sorted sets whose scores are Redis's 52-bit geohashes ([`crate::types::geohash`]):
-//! GEOADD, GEODIST, GEOHASH, GEOPOS, GEOSEARCH. A search scans the grid cells Redis scans (centre cell
-//! first, then its neighbours). GEOSEARCHSTORE and the GEORADIUS family come next.
+//! GEOADD, GEODIST, GEOHASH, GEOPOS, and the searches GEOSEARCH, GEOSEARCHSTORE, GEORADIUS,
+//! GEORADIUSBYMEMBER and their `_RO` forms, which share one parser and one search. A search scans the grid
+//! cells Redis scans (centre cell first, then its neighbours).
 
 use bytes::Bytes;
 
-use super::collection::{load, read};
+use super::collection::{load, read, store};
 use super::{Args, CmdError, Ctx};
 use crate::engine::ValueKind;
 use crate::resp::Reply;
@@ -137,114 +138,225 @@ pub fn geopos(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     ))
 }
 
-/// One GEOSEARCH match: member, distance in the request's unit, score.
+/// One search match: member, distance in the request's unit, score.
 struct Found {
     member: Bytes,
     distance: f64,
     score: f64,
 }
 
-/// ```text
-/// GEOSEARCH key <FROMMEMBER member | FROMLONLAT longitude latitude>
-///   <BYRADIUS radius <M | KM | FT | MI> | BYBOX width height <M | KM | FT | MI>>
-///   [ASC | DESC] [COUNT count [ANY]] [WITHCOORD] [WITHDIST] [WITHHASH]
-/// ```
-pub fn geosearch(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
-    let key = args.next_bytes()?;
-    let (mut from_member, mut from_lonlat) = (None, None);
-    let (mut radius, mut boxed) = (None, None);
-    let (mut sort, mut count, mut any) = (None::<bool>, None::<i64>, false);
-    let (mut with_coord, mut with_dist, mut with_hash) = (false, false, false);
-    let unit = |bytes: &[u8]| {
-        geohash::unit_to_meters(bytes)
-            .ok_or_else(|| CmdError::err("unsupported unit provided. please use M, KM, FT, MI"))
-    };
-    let float = |bytes: &[u8]| super::args::parse_f64(bytes).ok_or(CmdError::NotFloat);
-    while !args.is_empty() {
-        if args.remaining() >= 2 && args.eat("FROMMEMBER") {
-            if from_member.is_some() || from_lonlat.is_some() {
-                return Err(CmdError::Syntax);
-            }
-            from_member = Some(args.next_bytes()?);
-        } else if args.remaining() >= 3 && args.eat("FROMLONLAT") {
-            if from_member.is_some() || from_lonlat.is_some() {
-                return Err(CmdError::Syntax);
-            }
-            let lon = float(&args.next_bytes()?)?;
-            let lat = float(&args.next_bytes()?)?;
-            geohash::validate(lon, lat).map_err(|err| CmdError::Raw(err.to_string().into()))?;
-            from_lonlat = Some((lon, lat));
-        } else if args.remaining() >= 3 && args.eat("BYRADIUS") {
-            if radius.is_some() || boxed.is_some() {
-                return Err(CmdError::Syntax);
-            }
-            let r = float(&args.next_bytes()?)?;
-            if r < 0.0 {
-                return Err(CmdError::err("radius cannot be negative"));
-            }
-            let u = unit(&args.next_bytes()?)?;
-            radius = Some((r * u, u));
-        } else if args.remaining() >= 4 && args.eat("BYBOX") {
-            if radius.is_some() || boxed.is_some() {
-                return Err(CmdError::Syntax);
-            }
-            let w = float(&args.next_bytes()?)?;
-            let h = float(&args.next_bytes()?)?;
-            if w < 0.0 || h < 0.0 {
-                return Err(CmdError::err("height or width cannot be negative"));
-            }
-            let u = unit(&args.next_bytes()?)?;
-            boxed = Some((w * u, h * u, u));
-        } else if args.eat("ASC") {
-            sort = Some(true);
-        } else if args.eat("DESC") {
-            sort = Some(false);
-        } else if args.remaining() >= 2 && args.eat("COUNT") {
-            let n = args.next_i64()?;
-            if n <= 0 {
-                return Err(CmdError::err("COUNT must be > 0"));
-            }
-            count = Some(n);
-        } else if args.eat("ANY") {
-            any = true;
-        } else if args.eat("WITHCOORD") {
-            with_coord = true;
-        } else if args.eat("WITHDIST") {
-            with_dist = true;
-        } else if args.eat("WITHHASH") {
-            with_hash = true;
-        } else {
-            return Err(CmdError::Syntax);
+/// The search commands, which share one parser and one search (Redis's option rules differ slightly
+/// between them: which keywords are allowed, whether the centre comes first).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// GEOSEARCH.
+    Search,
+    /// GEOSEARCHSTORE.
+    SearchStore,
+    /// GEORADIUS (`read_only` false) and GEORADIUS_RO.
+    Radius { read_only: bool },
+    /// GEORADIUSBYMEMBER and GEORADIUSBYMEMBER_RO.
+    ByMember { read_only: bool },
+}
+
+impl Kind {
+    fn is_search(self) -> bool {
+        matches!(self, Kind::Search | Kind::SearchStore)
+    }
+
+    /// GEORADIUS and GEORADIUSBYMEMBER take `STORE key` and `STOREDIST key`.
+    fn takes_store_key(self) -> bool {
+        matches!(self, Kind::Radius { read_only: false } | Kind::ByMember { read_only: false })
+    }
+}
+
+/// The area searched: a radius or a box, in metres, with the unit's size in metres.
+#[derive(Clone, Copy)]
+enum Size {
+    Radius { radius_m: f64, unit_m: f64 },
+    Box { width_m: f64, height_m: f64, unit_m: f64 },
+}
+
+/// A parsed search request.
+#[derive(Default)]
+struct Query {
+    /// The centre; `None` only when the key is missing (a member centre cannot be resolved then).
+    center: Option<(f64, f64)>,
+    size: Option<Size>,
+    /// `Some(true)` ascending, `Some(false)` descending.
+    sort: Option<bool>,
+    count: Option<i64>,
+    any: bool,
+    with_coord: bool,
+    with_dist: bool,
+    with_hash: bool,
+    /// The destination of a STORE form.
+    store: Option<Bytes>,
+    /// Store distances instead of geohashes.
+    store_dist: bool,
+}
+
+fn unit_of(bytes: &[u8]) -> Result<f64, CmdError> {
+    geohash::unit_to_meters(bytes).ok_or_else(|| CmdError::err("unsupported unit provided. please use M, KM, FT, MI"))
+}
+
+fn float_or(bytes: &[u8], message: &'static str) -> Result<f64, CmdError> {
+    super::args::parse_f64(bytes).ok_or_else(|| CmdError::err(message))
+}
+
+/// `longitude latitude`, validated.
+fn lon_lat(args: &mut Args) -> Result<(f64, f64), CmdError> {
+    let lon = args.next_f64()?;
+    let lat = args.next_f64()?;
+    geohash::validate(lon, lat).map_err(|err| CmdError::Raw(err.to_string().into()))?;
+    Ok((lon, lat))
+}
+
+/// `radius unit`.
+fn radius(args: &mut Args) -> Result<Size, CmdError> {
+    let radius = float_or(&args.next_bytes()?, "need numeric radius")?;
+    if radius < 0.0 {
+        return Err(CmdError::err("radius cannot be negative"));
+    }
+    let unit_m = unit_of(&args.next_bytes()?)?;
+    Ok(Size::Radius { radius_m: radius * unit_m, unit_m })
+}
+
+/// The position of `member` in the sorted set.
+fn member_center(index: &ZsetIndex, member: &[u8]) -> Result<(f64, f64), CmdError> {
+    let score = index.score(member).ok_or_else(|| CmdError::err("could not decode requested zset member"))?;
+    Ok(geohash::decode_score(score))
+}
+
+/// Parses a search request the way Redis does, in its order: a member centre is looked up (in `index`,
+/// the source, `None` if missing) as soon as it is read, so its error comes before later syntax errors.
+fn parse_query(
+    args: &mut Args,
+    kind: Kind,
+    index: Option<&ZsetIndex>,
+    store: Option<Bytes>,
+) -> Result<Query, CmdError> {
+    let mut query = Query { store, ..Query::default() };
+    match kind {
+        Kind::Radius { .. } => {
+            query.center = Some(lon_lat(args)?);
+            query.size = Some(radius(args)?);
         }
+        Kind::ByMember { .. } => {
+            let member = args.next_bytes()?;
+            match index {
+                Some(index) => {
+                    query.center = Some(member_center(index, &member)?);
+                    query.size = Some(radius(args)?);
+                }
+                // Without a source, Redis parses the options only to pick the reply.
+                None => {
+                    args.next_bytes()?;
+                    args.next_bytes()?;
+                }
+            }
+        }
+        Kind::Search | Kind::SearchStore => {}
     }
-    if from_member.is_some() == from_lonlat.is_some() {
-        return Err(CmdError::err("exactly one of FROMMEMBER or FROMLONLAT can be specified for GEOSEARCH"));
+    let (mut from_member, mut from_lonlat, mut by_radius, mut by_box) = (false, false, false, false);
+    while let Some(arg) = args.peek() {
+        let word = String::from_utf8_lossy(arg).to_ascii_uppercase();
+        let after = args.remaining() - 1;
+        let search = kind.is_search();
+        match word.as_str() {
+            "WITHDIST" => query.with_dist = true,
+            "WITHHASH" => query.with_hash = true,
+            "WITHCOORD" => query.with_coord = true,
+            "ANY" => query.any = true,
+            "ASC" => query.sort = Some(true),
+            "DESC" => query.sort = Some(false),
+            "COUNT" if after >= 1 => {
+                args.next_bytes()?;
+                let n = args.next_i64()?;
+                if n <= 0 {
+                    return Err(CmdError::err("COUNT must be > 0"));
+                }
+                query.count = Some(n);
+                continue;
+            }
+            "STORE" | "STOREDIST" if after >= 1 && kind.takes_store_key() => {
+                args.next_bytes()?;
+                query.store = Some(args.next_bytes()?);
+                query.store_dist = word == "STOREDIST";
+                continue;
+            }
+            "STOREDIST" if kind == Kind::SearchStore => query.store_dist = true,
+            "FROMMEMBER" if after >= 1 && search && !from_lonlat => {
+                args.next_bytes()?;
+                let member = args.next_bytes()?;
+                if let Some(index) = index {
+                    query.center = Some(member_center(index, &member)?);
+                }
+                from_member = true;
+                continue;
+            }
+            "FROMLONLAT" if after >= 2 && search && !from_member => {
+                args.next_bytes()?;
+                query.center = Some(lon_lat(args)?);
+                from_lonlat = true;
+                continue;
+            }
+            "BYRADIUS" if after >= 2 && search && !by_box => {
+                args.next_bytes()?;
+                query.size = Some(radius(args)?);
+                by_radius = true;
+                continue;
+            }
+            "BYBOX" if after >= 3 && search && !by_radius => {
+                args.next_bytes()?;
+                let width = float_or(&args.next_bytes()?, "need numeric width")?;
+                let height = float_or(&args.next_bytes()?, "need numeric height")?;
+                if width < 0.0 || height < 0.0 {
+                    return Err(CmdError::err("height or width cannot be negative"));
+                }
+                let unit_m = unit_of(&args.next_bytes()?)?;
+                query.size = Some(Size::Box { width_m: width * unit_m, height_m: height * unit_m, unit_m });
+                by_box = true;
+                continue;
+            }
+            _ => return Err(CmdError::Syntax),
+        }
+        args.next_bytes()?;
     }
-    if radius.is_some() == boxed.is_some() {
-        return Err(CmdError::err("exactly one of BYRADIUS and BYBOX can be specified for GEOSEARCH"));
+    if query.store.is_some() && (query.with_dist || query.with_hash || query.with_coord) {
+        return Err(CmdError::err(if kind == Kind::SearchStore {
+            "GEOSEARCHSTORE is not compatible with WITHDIST, WITHHASH and WITHCOORD options"
+        } else {
+            "STORE option in GEORADIUS is not compatible with WITHDIST, WITHHASH and WITHCOORD options"
+        }));
     }
-    if any && count.is_none() {
+    // Redis names the command as the client spelled it.
+    let name = String::from_utf8_lossy(&args.argv()[0]).into_owned();
+    if kind.is_search() && !(from_member || from_lonlat) {
+        return Err(CmdError::err(format!("exactly one of FROMMEMBER or FROMLONLAT can be specified for {name}")));
+    }
+    if kind.is_search() && !(by_radius || by_box) {
+        return Err(CmdError::err(format!("exactly one of BYRADIUS and BYBOX can be specified for {name}")));
+    }
+    if query.any && query.count.is_none() {
         return Err(CmdError::err("the ANY argument requires COUNT argument"));
     }
-    let Some(index) = read::<ZsetIndex>(ctx, &key)? else { return Ok(Reply::Array(Vec::new())) };
-    let (longitude, latitude) = match (from_lonlat, &from_member) {
-        (Some(point), _) => point,
-        (None, Some(member)) => {
-            let score = index.score(member).ok_or_else(|| CmdError::err("could not decode requested zset member"))?;
-            geohash::decode_score(score)
+    Ok(query)
+}
+
+/// The members of `index` inside the query's area, sorted and cut as asked.
+fn search(index: &ZsetIndex, query: &Query) -> Result<Vec<Found>, CmdError> {
+    let (Some((longitude, latitude)), Some(size)) = (query.center, query.size) else { return Ok(Vec::new()) };
+    let (shape, unit_m) = match size {
+        Size::Radius { radius_m, unit_m } => (geohash::Shape::Radius { longitude, latitude, radius_m }, unit_m),
+        Size::Box { width_m, height_m, unit_m } => {
+            (geohash::Shape::Box { longitude, latitude, width_m, height_m }, unit_m)
         }
-        _ => return Err(CmdError::Syntax),
-    };
-    let (shape, unit_m) = match (radius, boxed) {
-        (Some((radius_m, u)), _) => (geohash::Shape::Radius { longitude, latitude, radius_m }, u),
-        (_, Some((width_m, height_m, u))) => (geohash::Shape::Box { longitude, latitude, width_m, height_m }, u),
-        _ => return Err(CmdError::Syntax),
     };
     let areas = geohash::search_areas(&shape).map_err(|err| CmdError::Raw(err.to_string().into()))?;
+    let (count, any) = (query.count, query.any);
     // Redis sorts ascending when COUNT is given without ANY and without an order.
-    if sort.is_none() && count.is_some() && !any {
-        sort = Some(true);
-    }
+    let sort = if query.sort.is_none() && count.is_some() && !any { Some(true) } else { query.sort };
     let mut found: Vec<Found> = Vec::new();
     'cells: for cell in areas.cells() {
         let (low, high) = geohash::score_range(cell);
@@ -270,7 +382,13 @@ pub fn geosearch(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> 
     if let Some(n) = count {
         found.truncate(n as usize);
     }
-    Ok(Reply::Array(
+    Ok(found)
+}
+
+/// The reply of a search that does not store.
+fn found_reply(found: Vec<Found>, query: &Query) -> Reply {
+    let (with_coord, with_dist, with_hash) = (query.with_coord, query.with_dist, query.with_hash);
+    Reply::Array(
         found
             .into_iter()
             .map(|item| {
@@ -294,5 +412,91 @@ pub fn geosearch(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> 
                 Reply::Array(parts)
             })
             .collect(),
-    ))
+    )
+}
+
+/// Runs a search command: the source's type is checked first (as Redis, before any option), then the
+/// request is parsed against it; a STORE form re-reads the source under the slot locks of the source and
+/// destination and writes the result as a sorted set (geohashes, or distances with STOREDIST).
+fn run_search(ctx: &mut Ctx<'_>, args: &mut Args, kind: Kind) -> Result<Reply, CmdError> {
+    let destination = if kind == Kind::SearchStore { Some(args.next_bytes()?) } else { None };
+    let key = args.next_bytes()?;
+    let options = args.clone();
+    let index = read::<ZsetIndex>(ctx, &key)?;
+    let query = parse_query(args, kind, index.as_ref(), destination.clone())?;
+    let Some(destination) = query.store.clone() else {
+        let Some(index) = index else { return Ok(Reply::Array(Vec::new())) };
+        let found = search(&index, &query)?;
+        return Ok(found_reply(found, &query));
+    };
+    let db = ctx.db();
+    let mut guards = ctx.lock_slots(&[&key, &destination]);
+    let index = load::<ZsetIndex>(super::guard_for(&mut guards, ctx.engine, &key), db, &key)?.map(|(i, _)| i);
+    // Parsed again against the locked source, so that a member centre is the one now stored.
+    let query = parse_query(&mut options.clone(), kind, index.as_ref(), Some(destination.clone()))?;
+    let mut result = ZsetIndex::new();
+    if let Some(index) = &index {
+        for item in search(index, &query)? {
+            let score = if query.store_dist { item.distance } else { item.score };
+            result.insert(&item.member, score).map_err(|_| CmdError::NotFloat)?;
+        }
+    }
+    let guard = super::guard_for(&mut guards, ctx.engine, &destination);
+    let existed = guard.get(db, &destination)?.is_some();
+    store(guard, db, &destination, &result, None)?;
+    super::commit_all(guards)?;
+    if existed || !result.is_empty() {
+        ctx.touch(db, &destination);
+    }
+    Ok(Reply::Int(result.len() as i64))
+}
+
+/// ```text
+/// GEOSEARCH key <FROMMEMBER member | FROMLONLAT longitude latitude>
+///   <BYRADIUS radius <M | KM | FT | MI> | BYBOX width height <M | KM | FT | MI>>
+///   [ASC | DESC] [COUNT count [ANY]] [WITHCOORD] [WITHDIST] [WITHHASH]
+/// ```
+pub fn geosearch(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    run_search(ctx, args, Kind::Search)
+}
+
+/// ```text
+/// GEOSEARCHSTORE destination source <FROMMEMBER member | FROMLONLAT longitude latitude>
+///   <BYRADIUS radius <M | KM | FT | MI> | BYBOX width height <M | KM | FT | MI>>
+///   [ASC | DESC] [COUNT count [ANY]] [STOREDIST]
+/// ```
+pub fn geosearchstore(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    run_search(ctx, args, Kind::SearchStore)
+}
+
+/// ```text
+/// GEORADIUS key longitude latitude radius <M | KM | FT | MI> [WITHCOORD] [WITHDIST] [WITHHASH]
+///   [COUNT count [ANY]] [ASC | DESC] [STORE key | STOREDIST key]
+/// ```
+pub fn georadius(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    run_search(ctx, args, Kind::Radius { read_only: false })
+}
+
+/// ```text
+/// GEORADIUS_RO key longitude latitude radius <M | KM | FT | MI> [WITHCOORD] [WITHDIST] [WITHHASH]
+///   [COUNT count [ANY]] [ASC | DESC]
+/// ```
+pub fn georadius_ro(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    run_search(ctx, args, Kind::Radius { read_only: true })
+}
+
+/// ```text
+/// GEORADIUSBYMEMBER key member radius <M | KM | FT | MI> [WITHCOORD] [WITHDIST] [WITHHASH]
+///   [COUNT count [ANY]] [ASC | DESC] [STORE key | STOREDIST key]
+/// ```
+pub fn georadiusbymember(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    run_search(ctx, args, Kind::ByMember { read_only: false })
+}
+
+/// ```text
+/// GEORADIUSBYMEMBER_RO key member radius <M | KM | FT | MI> [WITHCOORD] [WITHDIST] [WITHHASH]
+///   [COUNT count [ANY]] [ASC | DESC]
+/// ```
+pub fn georadiusbymember_ro(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    run_search(ctx, args, Kind::ByMember { read_only: true })
 }

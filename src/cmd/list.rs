@@ -1,5 +1,5 @@
-//! List commands (Redis 7.0's list group without the blocking ones and LMPOP). Every list is one compact
-//! value today ([`crate::types::list`]).
+//! List commands (Redis 7.0's list group without the blocking ones). Every list is one compact value
+//! today ([`crate::types::list`]).
 
 use bytes::Bytes;
 
@@ -386,4 +386,34 @@ pub fn rpoplpush(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> 
     let source = args.next_bytes()?;
     let destination = args.next_bytes()?;
     move_element(ctx, source, destination, false, true)
+}
+
+/// ```text
+/// LMPOP numkeys key [key ...] <LEFT | RIGHT> [COUNT count]
+/// ```
+pub fn lmpop(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    let keys = super::zset::mpop_keys(args)?;
+    let left = match args.next_upper()?.as_str() {
+        "LEFT" => true,
+        "RIGHT" => false,
+        _ => return Err(CmdError::Syntax),
+    };
+    let count = super::zset::mpop_count(args)?;
+    let db = ctx.db();
+    let all: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+    let mut guards = ctx.lock_slots(&all);
+    // The first key holding a list is popped from; a key of another type before it is an error.
+    for key in &keys {
+        let guard = super::guard_for(&mut guards, ctx.engine, key);
+        let mut list = Handle::<ListValue>::open(guard, db, key)?;
+        if !list.existed() {
+            continue;
+        }
+        let popped: Vec<Reply> = list.pop(guard, left, count as u64)?.into_iter().map(Reply::Bulk).collect();
+        list.save(guard)?;
+        commit_all(guards)?;
+        ctx.touch(db, key);
+        return Ok(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Array(popped)]));
+    }
+    Ok(Reply::NilArray)
 }

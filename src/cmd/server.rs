@@ -9,7 +9,6 @@ use super::spec::CommandSpec;
 use super::table::{lookup, COMMANDS};
 use super::{Args, CmdError, Ctx};
 use crate::resp::Reply;
-use crate::server::dispatch::resolve;
 
 /// ```text
 /// FLUSHDB [ASYNC | SYNC]
@@ -488,8 +487,9 @@ fn info_section(ctx: &Ctx<'_>, section: &str, out: &mut String) -> Result<(), Cm
 /// One COMMAND INFO entry.
 fn command_info_entry(spec: &CommandSpec) -> Reply {
     let simple_set = |texts: Vec<&'static str>| Reply::Set(texts.into_iter().map(Reply::simple).collect());
-    let key_specs = if spec.first_key > 0 {
-        let flags = if spec.has(super::spec::Flags::WRITE) { vec!["RW", "UPDATE"] } else { vec!["RO", "ACCESS"] };
+    let own_ranges = spec.key_finders.iter().any(|f| matches!(f, super::spec::KeyFinder::Range { .. }));
+    let mut key_specs = if spec.first_key > 0 && !own_ranges {
+        let flags = if spec.has(super::spec::Flags::WRITE) { vec!["RW", "update"] } else { vec!["RO", "access"] };
         let last = if spec.last_key < 0 { spec.last_key } else { spec.last_key - spec.first_key };
         vec![Reply::Map(vec![
             (Reply::bulk("flags"), simple_set(flags)),
@@ -518,6 +518,7 @@ fn command_info_entry(spec: &CommandSpec) -> Reply {
     } else {
         Vec::new()
     };
+    key_specs.extend(spec.key_finders.iter().map(|finder| finder_key_spec(spec, finder)));
     Reply::Array(vec![
         Reply::bulk(spec.fullname),
         Reply::Int(spec.arity.into()),
@@ -530,6 +531,76 @@ fn command_info_entry(spec: &CommandSpec) -> Reply {
         Reply::Array(key_specs),
         Reply::Array(spec.subcommands.iter().map(command_info_entry).collect()),
     ])
+}
+
+/// The COMMAND INFO key spec of a key finder, in Redis's shape (`range`, `keynum`, `keyword`, `unknown`).
+fn finder_key_spec(spec: &CommandSpec, finder: &super::spec::KeyFinder) -> Reply {
+    use super::spec::{Flags, KeyFinder, KeywordKeys};
+    let map =
+        |pairs: Vec<(&'static str, Reply)>| Reply::Map(pairs.into_iter().map(|(k, v)| (Reply::bulk(k), v)).collect());
+    let simple_set = |texts: &[&'static str]| Reply::Set(texts.iter().map(|t| Reply::simple(*t)).collect());
+    let write = spec.has(Flags::WRITE);
+    let (flags, begin, find): (&[&'static str], Reply, Reply) = match *finder {
+        KeyFinder::Range { first, last, step } => (
+            // The first range of a command with several is its destination.
+            if write && first == spec.first_key { &["RW", "update"] } else { &["RO", "access"] },
+            map(vec![("type", Reply::bulk("index")), ("spec", map(vec![("index", Reply::Int(first.into()))]))]),
+            map(vec![
+                ("type", Reply::bulk("range")),
+                (
+                    "spec",
+                    map(vec![
+                        ("lastkey", Reply::Int(if last < 0 { last } else { last - first }.into())),
+                        ("keystep", Reply::Int(step.into())),
+                        ("limit", Reply::Int(0)),
+                    ]),
+                ),
+            ]),
+        ),
+        KeyFinder::NumKeys { at, step } => (
+            // Sources of a STORE command are only read; the keys of LMPOP/ZMPOP are popped from.
+            if write && spec.first_key <= 0 { &["RW", "access", "delete"] } else { &["RO", "access"] },
+            map(vec![("type", Reply::bulk("index")), ("spec", map(vec![("index", Reply::Int(at as i64))]))]),
+            map(vec![
+                ("type", Reply::bulk("keynum")),
+                (
+                    "spec",
+                    map(vec![
+                        ("keynumidx", Reply::Int(0)),
+                        ("firstkey", Reply::Int(1)),
+                        ("keystep", Reply::Int(step as i64)),
+                    ]),
+                ),
+            ]),
+        ),
+        KeyFinder::Keyword { keyword, from, keys } => {
+            let (last, limit) = if keys == KeywordKeys::Half { (-1, 2) } else { (0, 0) };
+            (
+                if write { &["OW", "update"] } else { &["RO", "access"] },
+                map(vec![
+                    ("type", Reply::bulk("keyword")),
+                    ("spec", map(vec![("keyword", Reply::bulk(keyword)), ("startfrom", Reply::Int(from as i64))])),
+                ]),
+                map(vec![
+                    ("type", Reply::bulk("range")),
+                    (
+                        "spec",
+                        map(vec![
+                            ("lastkey", Reply::Int(last)),
+                            ("keystep", Reply::Int(1)),
+                            ("limit", Reply::Int(limit)),
+                        ]),
+                    ),
+                ]),
+            )
+        }
+        KeyFinder::SortStore => (
+            &["OW", "update"],
+            map(vec![("type", Reply::bulk("unknown")), ("spec", map(Vec::new()))]),
+            map(vec![("type", Reply::bulk("unknown")), ("spec", map(Vec::new()))]),
+        ),
+    };
+    map(vec![("flags", simple_set(flags)), ("begin_search", begin), ("find_keys", find)])
 }
 
 fn command_docs_entry(spec: &CommandSpec) -> Reply {
@@ -630,15 +701,25 @@ pub fn command_list(_ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdErr
 /// ```
 pub fn command_getkeys(_ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let argv = args.rest();
-    if lookup(&argv[0]).is_none() {
-        return Err(CmdError::err("Invalid command specified"));
-    }
-    let (spec, _) = resolve(&argv).map_err(|_| CmdError::err("Invalid number of arguments specified for command"))?;
-    let positions = spec.key_positions(argv.len());
-    if positions.is_empty() {
+    let invalid = || CmdError::err("Invalid command specified");
+    let container = lookup(&argv[0]).ok_or_else(invalid)?;
+    let spec = match (container.subcommands.is_empty(), argv.get(1)) {
+        (false, Some(sub)) => container.subcommand(sub).ok_or_else(invalid)?,
+        _ => container,
+    };
+    // Redis's order of checks: keys at all, then arity, then the key finders.
+    if spec.first_key <= 0 && spec.key_finders.is_empty() {
         return Err(CmdError::err("The command has no key arguments"));
     }
-    Ok(Reply::Array(positions.into_iter().map(|i| Reply::Bulk(argv[i].clone())).collect()))
+    if !spec.arity_ok(argv.len()) {
+        return Err(CmdError::err("Invalid number of arguments specified for command"));
+    }
+    match spec.key_positions(&argv) {
+        Some(positions) if !positions.is_empty() => {
+            Ok(Reply::Array(positions.into_iter().map(|i| Reply::Bulk(argv[i].clone())).collect()))
+        }
+        _ => Err(CmdError::err("Invalid arguments specified for command")),
+    }
 }
 
 /// ```text

@@ -1,7 +1,7 @@
-//! Set commands (Redis 7.0's set group but SINTERCARD), member by member through
-//! [`super::collection::Handle`]: a small set is one compact value ([`crate::types::set`], insertion
-//! order), a large one is split into buckets. Redis's member order depends on its encoding too, so the
-//! differential tests compare set replies unordered.
+//! Set commands (Redis 7.0's set group), member by member through [`super::collection::Handle`]: a small
+//! set is one compact value ([`crate::types::set`], insertion order), a large one is split into buckets.
+//! Redis's member order depends on its encoding too, so the differential tests compare set replies
+//! unordered.
 
 use bytes::Bytes;
 
@@ -87,7 +87,7 @@ pub fn smembers(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 }
 
 /// `wanted` distinct pseudo-random positions out of `len` (a partial Fisher-Yates shuffle driven by `seed`).
-fn distinct_picks(seed: u64, len: usize, wanted: usize) -> Vec<usize> {
+pub(super) fn distinct_picks(seed: u64, len: usize, wanted: usize) -> Vec<usize> {
     let mut indexes: Vec<usize> = (0..len).collect();
     let wanted = wanted.min(len);
     let mut state = seed | 1;
@@ -360,4 +360,21 @@ pub fn sscan(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         .map(|(member, _)| Reply::Bulk(member))
         .collect();
     Ok(Reply::Array(vec![Reply::bulk(next.to_string()), Reply::Array(items)]))
+}
+
+/// ```text
+/// SINTERCARD numkeys key [key ...] [LIMIT limit]
+/// ```
+pub fn sintercard(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    let count = super::args::parse_i64(&args.next_bytes()?)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| CmdError::err("numkeys should be greater than 0"))?;
+    if count as u64 > args.remaining() as u64 {
+        return Err(CmdError::err("Number of keys can't be greater than number of args"));
+    }
+    let keys: Vec<Bytes> = (0..count).map(|_| args.next_bytes()).collect::<Result<_, _>>()?;
+    let limit = super::zset::intercard_limit(args)?;
+    let (members, guards) = combine(ctx, &keys, None, Algebra::Inter)?;
+    drop(guards);
+    Ok(Reply::Int(if limit > 0 { members.len().min(limit) } else { members.len() } as i64))
 }

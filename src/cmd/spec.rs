@@ -2,8 +2,10 @@
 //!
 //! The entries themselves are generated from `commands/*.json` into [`super::table`].
 
+use bytes::Bytes;
+
 use super::{CmdError, Ctx};
-use crate::cmd::args::Args;
+use crate::cmd::args::{parse_i64, Args};
 use crate::resp::Reply;
 
 /// A command handler: the command's meaning only; the dispatch gate has already checked arity and policy.
@@ -143,6 +145,9 @@ pub struct CommandSpec {
     pub last_key: i32,
     /// Step between keys.
     pub key_step: i32,
+    /// Key finders beyond the legacy range: the keys whose positions depend on the arguments (Redis's
+    /// `movablekeys`) and, for a command with several ranges, those ranges (which then replace the triple).
+    pub key_finders: &'static [KeyFinder],
     /// Redis group (`string`, `generic`, ...).
     pub group: &'static str,
     /// One-line summary.
@@ -179,8 +184,65 @@ impl CommandSpec {
         self.flags.contains(flag)
     }
 
-    /// Positions of the keys in `argv` (the name is position 0), from the key spec.
-    pub fn key_positions(&self, argc: usize) -> Vec<usize> {
+    /// Positions of the keys in `argv` (the name is position 0; for a subcommand, the container is 0):
+    /// the legacy range first (unless the finders hold the ranges), then each finder in order, as Redis's
+    /// COMMAND GETKEYS lists them. `None` when the arguments do not fit the finders (a bad numkeys, a range
+    /// beyond the end): Redis's "Invalid arguments".
+    pub fn key_positions(&self, argv: &[Bytes]) -> Option<Vec<usize>> {
+        let argc = argv.len();
+        let own_ranges = self.key_finders.iter().any(|f| matches!(f, KeyFinder::Range { .. }));
+        let mut positions = if own_ranges { Vec::new() } else { self.range_positions(argc) };
+        let mut keyword_without_key = false;
+        for finder in self.key_finders {
+            match *finder {
+                KeyFinder::Range { first, last, step } => {
+                    let last = if last < 0 { argc as i64 + i64::from(last) } else { i64::from(last) };
+                    if first as usize >= argc || last < i64::from(first) || last >= argc as i64 {
+                        return None;
+                    }
+                    positions.extend((first as usize..=last as usize).step_by(step.max(1) as usize));
+                }
+                KeyFinder::NumKeys { at, step } => {
+                    // Redis accepts any count whose keys fit before the end (the keys may swallow options).
+                    let count = argv.get(at).and_then(|arg| parse_i64(arg)).filter(|n| *n > 0)?;
+                    let first = at + 1;
+                    let last = (count as u128 - 1) * step as u128 + first as u128;
+                    if last >= argc as u128 {
+                        return None;
+                    }
+                    positions.extend((first..=last as usize).step_by(step));
+                }
+                KeyFinder::Keyword { keyword, from, keys } => {
+                    let Some(at) = (from..argc).find(|i| argv[*i].eq_ignore_ascii_case(keyword.as_bytes())) else {
+                        continue;
+                    };
+                    let first = at + 1;
+                    match keys {
+                        KeywordKeys::One if first < argc => positions.push(first),
+                        KeywordKeys::One => keyword_without_key = true,
+                        KeywordKeys::Half => {
+                            let count = (argc - first) / 2;
+                            if count == 0 {
+                                return None;
+                            }
+                            positions.extend(first..first + count);
+                        }
+                    }
+                }
+                KeyFinder::SortStore => positions.extend(sort_store_key(argv)),
+            }
+        }
+        if keyword_without_key {
+            // A keyword ending the command makes Redis's key specs fail; it then falls back to the command's
+            // own parser, which keeps only the last of the keywords that has an argument after it.
+            positions = self.range_positions(argc);
+            positions.extend(last_keyword_key(argv, self.key_finders));
+        }
+        Some(positions)
+    }
+
+    /// The positions of the legacy first/last/step range.
+    fn range_positions(&self, argc: usize) -> Vec<usize> {
         if self.first_key <= 0 || argc == 0 {
             return Vec::new();
         }
@@ -191,5 +253,149 @@ impl CommandSpec {
         }
         let last = (last as usize).min(argc - 1);
         (first..=last).step_by(self.key_step.max(1) as usize).collect()
+    }
+}
+
+/// A key finder for keys whose positions depend on the arguments (generated from the JSON `key_specs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFinder {
+    /// A fixed range, for a command with several (each must fit the arguments).
+    Range {
+        /// First key position.
+        first: i32,
+        /// Last key position; negative counts from the end.
+        last: i32,
+        /// Step between keys.
+        step: i32,
+    },
+    /// Argument `at` holds the number of keys, which follow it `step` apart (ZUNION, LMPOP, SINTERCARD).
+    NumKeys {
+        /// Position of the count.
+        at: usize,
+        /// Step between keys.
+        step: usize,
+    },
+    /// The keys after the first `keyword` at or after position `from` (GEORADIUS STORE, XREAD STREAMS).
+    Keyword {
+        /// The keyword, upper case.
+        keyword: &'static str,
+        /// Where the search starts.
+        from: usize,
+        /// How many arguments after the keyword are keys.
+        keys: KeywordKeys,
+    },
+    /// SORT's `STORE destination`, found by SORT's own option parsing (the keyword may be anywhere, but
+    /// not as the argument of LIMIT, BY or GET).
+    SortStore,
+}
+
+/// How many keys follow a keyword.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeywordKeys {
+    /// The one argument after it.
+    One,
+    /// The first half of the arguments after it (XREAD's `STREAMS key [key ...] id [id ...]`).
+    Half,
+}
+
+/// The position of SORT's STORE key: the last `STORE` with an argument, skipping the arguments of
+/// LIMIT (two), BY and GET (one each), as SORT parses them.
+fn sort_store_key(argv: &[Bytes]) -> Option<usize> {
+    let mut found = None;
+    let mut i = 2;
+    while i < argv.len() {
+        let arg = &argv[i];
+        if arg.eq_ignore_ascii_case(b"LIMIT") {
+            i += 2;
+        } else if arg.eq_ignore_ascii_case(b"GET") || arg.eq_ignore_ascii_case(b"BY") {
+            i += 1;
+        } else if arg.eq_ignore_ascii_case(b"STORE") && i + 1 < argv.len() {
+            found = Some(i + 1);
+            i += 1;
+        }
+        i += 1;
+    }
+    found
+}
+
+/// The argument after the last of `finders`' keywords that has one (each keyword's argument skipped).
+fn last_keyword_key(argv: &[Bytes], finders: &[KeyFinder]) -> Option<usize> {
+    let keywords: Vec<(&str, usize)> = finders
+        .iter()
+        .filter_map(|f| match *f {
+            KeyFinder::Keyword { keyword, from, .. } => Some((keyword, from)),
+            _ => None,
+        })
+        .collect();
+    let from = keywords.iter().map(|(_, from)| *from).min()?;
+    let mut found = None;
+    let mut i = from;
+    while i < argv.len() {
+        if i + 1 < argv.len() && keywords.iter().any(|(k, _)| argv[i].eq_ignore_ascii_case(k.as_bytes())) {
+            found = Some(i + 1);
+            i += 1;
+        }
+        i += 1;
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(first: i32, last: i32, finders: &'static [KeyFinder]) -> CommandSpec {
+        CommandSpec {
+            id: 0,
+            name: "x",
+            fullname: "x",
+            arity: -2,
+            flags: Flags::MOVABLE_KEYS,
+            acl: AclCategories(0),
+            first_key: first,
+            last_key: last,
+            key_step: 1,
+            key_finders: finders,
+            group: "generic",
+            summary: "",
+            since: "",
+            complexity: "",
+            handler: None,
+            subcommands: &[],
+        }
+    }
+
+    fn argv(line: &str) -> Vec<Bytes> {
+        line.split(' ').map(|w| Bytes::copy_from_slice(w.as_bytes())).collect()
+    }
+
+    #[test]
+    fn keyword_half_is_xread_shape() {
+        const STREAMS: &[KeyFinder] = &[KeyFinder::Keyword { keyword: "STREAMS", from: 1, keys: KeywordKeys::Half }];
+        let xread = spec(0, 0, STREAMS);
+        assert_eq!(xread.key_positions(&argv("XREAD COUNT 2 STREAMS a b c 0 0 0")), Some(vec![4, 5, 6]));
+        assert_eq!(xread.key_positions(&argv("XREAD streams a b 0")), Some(vec![2]));
+        assert_eq!(xread.key_positions(&argv("XREAD STREAMS a")), None);
+        assert_eq!(xread.key_positions(&argv("XREAD COUNT 2")), Some(vec![]));
+    }
+
+    #[test]
+    fn numkeys_after_a_range() {
+        const NUMKEYS: &[KeyFinder] = &[KeyFinder::NumKeys { at: 2, step: 1 }];
+        let store = spec(1, 1, NUMKEYS);
+        assert_eq!(store.key_positions(&argv("ZUNIONSTORE d 2 a b WEIGHTS 1 2")), Some(vec![1, 3, 4]));
+        for bad in ["ZUNIONSTORE d 0 a", "ZUNIONSTORE d -1 a", "ZUNIONSTORE d x a", "ZUNIONSTORE d 3 a b"] {
+            assert_eq!(store.key_positions(&argv(bad)), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn sort_store_skips_option_arguments() {
+        const SORT: &[KeyFinder] = &[KeyFinder::SortStore];
+        let sort = spec(1, 1, SORT);
+        assert_eq!(sort.key_positions(&argv("SORT k LIMIT 0 1 STORE d")), Some(vec![1, 6]));
+        assert_eq!(sort.key_positions(&argv("SORT k GET STORE")), Some(vec![1]));
+        assert_eq!(sort.key_positions(&argv("SORT k STORE a STORE b")), Some(vec![1, 5]));
+        assert_eq!(sort.key_positions(&argv("SORT k LIMIT 0 STORE x")), Some(vec![1]));
     }
 }

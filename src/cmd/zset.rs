@@ -1,12 +1,13 @@
-//! Sorted-set commands (part of Redis 7.0's sorted-set group: adding, scoring, ranking, ranges by rank,
-//! score and lex, popping, removing ranges, ZSCAN), element by element through
-//! [`super::collection::Handle`]: a small sorted set is one compact value ([`crate::types::zset`]) worked
-//! on through the order-statistic [`ZsetIndex`]; a large one is split (hashed scores and a counted tree of
-//! their order), so that every command reads O(log n) parts.
+//! Sorted-set commands (Redis 7.0's sorted-set group without the blocking pops: adding, scoring, ranking,
+//! ranges by rank, score and lex, popping (also ZMPOP), removing ranges, ZSCAN, ZRANDMEMBER, and the set
+//! operations ZUNION/ZINTER/ZDIFF, their STORE forms and ZINTERCARD, which read sets as scores of 1),
+//! element by element through [`super::collection::Handle`]: a small sorted set is one compact value
+//! ([`crate::types::zset`]) worked on through the order-statistic [`ZsetIndex`]; a large one is split
+//! (hashed scores and a counted tree of their order), so that a point command reads O(log n) parts.
 
 use bytes::Bytes;
 
-use super::collection::{inspect, store, update, Handle};
+use super::collection::{inspect, load, read, store, update, Handle};
 use super::{Args, CmdError, Ctx};
 use crate::engine::Slot;
 use crate::resp::{Protocol, Reply};
@@ -567,4 +568,402 @@ pub fn zscan(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         }
     }
     Ok(Reply::Array(vec![Reply::bulk(next.to_string()), Reply::Array(items)]))
+}
+
+/// The slot locks of a multi-key command, with their slot indexes.
+type Guards<'a> = Vec<(usize, crate::engine::SlotGuard<'a>)>;
+
+/// One input of ZUNION and its family: members with scores, `None` for a missing key.
+type Source = Option<Vec<(Bytes, f64)>>;
+
+/// Parses `numkeys key [key ...]` of ZUNION and its family: Redis's errors for a count that is not an
+/// integer, below 1, or larger than the arguments left.
+fn zset_numkeys(args: &mut Args, command: &str) -> Result<Vec<Bytes>, CmdError> {
+    let count = args.next_i64()?;
+    if count < 1 {
+        return Err(CmdError::err(format!("at least 1 input key is needed for '{command}' command")));
+    }
+    if count as u64 > args.remaining() as u64 {
+        return Err(CmdError::Syntax);
+    }
+    (0..count).map(|_| args.next_bytes()).collect()
+}
+
+/// Loads every key under the slot locks of `keys` plus `extra` (a destination): a sorted set as is, a set
+/// as members of score 1 (as ZUNION and its family read sets), a missing key as `None`.
+fn load_sources<'a>(
+    ctx: &Ctx<'a>,
+    keys: &[Bytes],
+    extra: Option<&Bytes>,
+) -> Result<(Vec<Source>, Guards<'a>), CmdError> {
+    let db = ctx.db();
+    let mut all: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+    if let Some(dest) = extra {
+        all.push(dest);
+    }
+    let mut guards = ctx.lock_slots(&all);
+    let mut sources = Vec::with_capacity(keys.len());
+    for key in keys {
+        let slot = super::guard_for(&mut guards, ctx.engine, key);
+        let source = match slot.key_info(db, key)? {
+            Some(info) if info.kind == crate::engine::ValueKind::Set => {
+                load::<crate::types::set::SetValue>(slot, db, key)?
+                    .map(|(set, _)| set.members().iter().map(|m| (m.clone(), 1.0)).collect())
+            }
+            _ => load::<ZsetIndex>(slot, db, key)?
+                .map(|(index, _)| index.iter().map(|(m, s)| (Bytes::copy_from_slice(m), s)).collect()),
+        };
+        sources.push(source);
+    }
+    Ok((sources, guards))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SetOp {
+    Union,
+    Inter,
+    Diff,
+}
+
+#[derive(Clone, Copy)]
+enum Aggregate {
+    Sum,
+    Min,
+    Max,
+}
+
+impl Aggregate {
+    fn apply(self, current: f64, value: f64) -> f64 {
+        match self {
+            // inf + -inf is NaN, which Redis turns into 0.
+            Aggregate::Sum => {
+                let sum = current + value;
+                if sum.is_nan() {
+                    0.0
+                } else {
+                    sum
+                }
+            }
+            Aggregate::Min => current.min(value),
+            Aggregate::Max => current.max(value),
+        }
+    }
+}
+
+/// A parsed ZUNION/ZINTER/ZDIFF request (and STORE forms).
+struct SetOpRequest {
+    keys: Vec<Bytes>,
+    weights: Vec<f64>,
+    aggregate: Aggregate,
+    with_scores: bool,
+}
+
+/// Parses `numkeys key [key ...] [WEIGHTS w ...] [AGGREGATE SUM|MIN|MAX] [WITHSCORES]`; ZDIFF takes neither
+/// WEIGHTS nor AGGREGATE, the STORE forms no WITHSCORES.
+fn parse_setop(args: &mut Args, op: SetOp, store: bool, command: &str) -> Result<SetOpRequest, CmdError> {
+    let keys = zset_numkeys(args, command)?;
+    let mut request =
+        SetOpRequest { weights: vec![1.0; keys.len()], keys, aggregate: Aggregate::Sum, with_scores: false };
+    while !args.is_empty() {
+        if op != SetOp::Diff && args.remaining() > request.keys.len() && args.eat("WEIGHTS") {
+            for weight in request.weights.iter_mut() {
+                *weight = super::args::parse_f64(&args.next_bytes()?)
+                    .ok_or_else(|| CmdError::err("weight value is not a float"))?;
+            }
+        } else if op != SetOp::Diff && args.remaining() >= 2 && args.eat("AGGREGATE") {
+            request.aggregate = match args.next_upper()?.as_str() {
+                "SUM" => Aggregate::Sum,
+                "MIN" => Aggregate::Min,
+                "MAX" => Aggregate::Max,
+                _ => return Err(CmdError::Syntax),
+            };
+        } else if !store && args.eat("WITHSCORES") {
+            request.with_scores = true;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    Ok(request)
+}
+
+/// Computes a union, intersection or difference of loaded sources into a sorted set.
+fn compute_setop(op: SetOp, sources: Vec<Source>, request: &SetOpRequest) -> ZsetIndex {
+    let weighted = |score: f64, weight: f64| {
+        let value = score * weight;
+        if value.is_nan() {
+            0.0
+        } else {
+            value
+        }
+    };
+    let mut result = ZsetIndex::new();
+    match op {
+        SetOp::Union => {
+            let mut order: Vec<Bytes> = Vec::new();
+            let mut scores: std::collections::HashMap<Bytes, f64> = std::collections::HashMap::new();
+            // Redis accumulates in order of size (smallest first), which decides float rounding.
+            let mut inputs: Vec<(Vec<(Bytes, f64)>, &f64)> =
+                sources.into_iter().map(Option::unwrap_or_default).zip(&request.weights).collect();
+            inputs.sort_by_key(|(source, _)| source.len());
+            for (source, weight) in inputs {
+                for (member, score) in source {
+                    let value = weighted(score, *weight);
+                    match scores.get_mut(&member) {
+                        Some(current) => *current = request.aggregate.apply(*current, value),
+                        None => {
+                            order.push(member.clone());
+                            scores.insert(member, value);
+                        }
+                    }
+                }
+            }
+            for member in order {
+                let _ = result.insert(&member, scores[&member]);
+            }
+        }
+        SetOp::Inter => {
+            if sources.iter().any(Option::is_none) {
+                return result;
+            }
+            let lookups: Vec<std::collections::HashMap<Bytes, f64>> =
+                sources.into_iter().map(|s| s.unwrap_or_default().into_iter().collect()).collect();
+            // Redis walks the smallest input and accumulates in order of size.
+            let mut by_size: Vec<usize> = (0..lookups.len()).collect();
+            by_size.sort_by_key(|i| lookups[*i].len());
+            let first = by_size[0];
+            'members: for (member, score) in &lookups[first] {
+                let mut total = weighted(*score, request.weights[first]);
+                for &other in &by_size[1..] {
+                    let Some(score) = lookups[other].get(member) else { continue 'members };
+                    total = request.aggregate.apply(total, weighted(*score, request.weights[other]));
+                }
+                let _ = result.insert(member, total);
+            }
+        }
+        SetOp::Diff => {
+            let mut sources = sources.into_iter();
+            let Some(Some(first)) = sources.next() else { return result };
+            let others: Vec<std::collections::HashSet<Bytes>> =
+                sources.flatten().map(|s| s.into_iter().map(|(m, _)| m).collect()).collect();
+            for (member, score) in first {
+                if !others.iter().any(|o| o.contains(&member)) {
+                    let _ = result.insert(&member, score);
+                }
+            }
+        }
+    }
+    result
+}
+
+fn setop_reply(ctx: &mut Ctx<'_>, args: &mut Args, op: SetOp, command: &str) -> Result<Reply, CmdError> {
+    let request = parse_setop(args, op, false, command)?;
+    let (sources, guards) = load_sources(ctx, &request.keys, None)?;
+    drop(guards);
+    let result = compute_setop(op, sources, &request);
+    let items: Vec<(Bytes, f64)> = result.iter().map(|(m, s)| (Bytes::copy_from_slice(m), s)).collect();
+    Ok(if request.with_scores {
+        with_scores(ctx, items)
+    } else {
+        Reply::Array(items.into_iter().map(|(m, _)| Reply::Bulk(m)).collect())
+    })
+}
+
+fn setop_store(ctx: &mut Ctx<'_>, args: &mut Args, op: SetOp, command: &str) -> Result<Reply, CmdError> {
+    let destination = args.next_bytes()?;
+    let request = parse_setop(args, op, true, command)?;
+    let (sources, mut guards) = load_sources(ctx, &request.keys, Some(&destination))?;
+    let result = compute_setop(op, sources, &request);
+    let db = ctx.db();
+    let guard = super::guard_for(&mut guards, ctx.engine, &destination);
+    // Redis reports a change to WATCH only when the destination existed or gets a value.
+    let existed = guard.get(db, &destination)?.is_some();
+    store(guard, db, &destination, &result, None)?;
+    super::commit_all(guards)?;
+    if existed || !result.is_empty() {
+        ctx.touch(db, &destination);
+    }
+    Ok(Reply::Int(result.len() as i64))
+}
+
+/// ```text
+/// ZUNION numkeys key [key ...] [WEIGHTS weight [weight ...]] [AGGREGATE SUM | MIN | MAX] [WITHSCORES]
+/// ```
+pub fn zunion(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    setop_reply(ctx, args, SetOp::Union, "zunion")
+}
+
+/// ```text
+/// ZINTER numkeys key [key ...] [WEIGHTS weight [weight ...]] [AGGREGATE SUM | MIN | MAX] [WITHSCORES]
+/// ```
+pub fn zinter(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    setop_reply(ctx, args, SetOp::Inter, "zinter")
+}
+
+/// ```text
+/// ZDIFF numkeys key [key ...] [WITHSCORES]
+/// ```
+pub fn zdiff(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    setop_reply(ctx, args, SetOp::Diff, "zdiff")
+}
+
+/// ```text
+/// ZUNIONSTORE destination numkeys key [key ...] [WEIGHTS weight [weight ...]] [AGGREGATE SUM | MIN | MAX]
+/// ```
+pub fn zunionstore(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    setop_store(ctx, args, SetOp::Union, "zunionstore")
+}
+
+/// ```text
+/// ZINTERSTORE destination numkeys key [key ...] [WEIGHTS weight [weight ...]] [AGGREGATE SUM | MIN | MAX]
+/// ```
+pub fn zinterstore(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    setop_store(ctx, args, SetOp::Inter, "zinterstore")
+}
+
+/// ```text
+/// ZDIFFSTORE destination numkeys key [key ...]
+/// ```
+pub fn zdiffstore(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    setop_store(ctx, args, SetOp::Diff, "zdiffstore")
+}
+
+/// ```text
+/// ZINTERCARD numkeys key [key ...] [LIMIT limit]
+/// ```
+pub fn zintercard(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    let keys = zset_numkeys(args, "zintercard")?;
+    let limit = intercard_limit(args)?;
+    let (sources, guards) = load_sources(ctx, &keys, None)?;
+    drop(guards);
+    let request = SetOpRequest { weights: vec![1.0; keys.len()], keys, aggregate: Aggregate::Sum, with_scores: false };
+    let count = compute_setop(SetOp::Inter, sources, &request).len();
+    Ok(Reply::Int(if limit > 0 { count.min(limit) } else { count } as i64))
+}
+
+/// `[LIMIT limit]` of SINTERCARD and ZINTERCARD (0, the default, means no limit; the last LIMIT wins).
+pub(super) fn intercard_limit(args: &mut Args) -> Result<usize, CmdError> {
+    let mut limit = 0;
+    while !args.is_empty() {
+        if args.remaining() >= 2 && args.eat("LIMIT") {
+            limit = super::args::parse_i64(&args.next_bytes()?)
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| CmdError::err("LIMIT can't be negative"))? as usize;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    Ok(limit)
+}
+
+/// `numkeys key [key ...]` of LMPOP and ZMPOP: "numkeys should be greater than 0" for any count that is
+/// not a positive integer, a syntax error when the keys leave no room for the direction.
+pub(super) fn mpop_keys(args: &mut Args) -> Result<Vec<Bytes>, CmdError> {
+    let count = super::args::parse_i64(&args.next_bytes()?)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| CmdError::err("numkeys should be greater than 0"))?;
+    if count as u64 >= args.remaining() as u64 {
+        return Err(CmdError::Syntax);
+    }
+    (0..count).map(|_| args.next_bytes()).collect()
+}
+
+/// `[COUNT count]` of LMPOP and ZMPOP (1 when absent).
+pub(super) fn mpop_count(args: &mut Args) -> Result<usize, CmdError> {
+    let mut count = None;
+    while !args.is_empty() {
+        if count.is_none() && args.remaining() >= 2 && args.eat("COUNT") {
+            let n = super::args::parse_i64(&args.next_bytes()?)
+                .filter(|n| *n > 0)
+                .ok_or_else(|| CmdError::err("count should be greater than 0"))?;
+            count = Some(n as usize);
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    Ok(count.unwrap_or(1))
+}
+
+/// ```text
+/// ZMPOP numkeys key [key ...] <MIN | MAX> [COUNT count]
+/// ```
+pub fn zmpop(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    let keys = mpop_keys(args)?;
+    let max = match args.next_upper()?.as_str() {
+        "MIN" => false,
+        "MAX" => true,
+        _ => return Err(CmdError::Syntax),
+    };
+    let count = mpop_count(args)?;
+    let db = ctx.db();
+    let all: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+    let mut guards = ctx.lock_slots(&all);
+    for key in &keys {
+        let guard = super::guard_for(&mut guards, ctx.engine, key);
+        let mut index = Handle::<ZsetIndex>::open(guard, db, key)?;
+        if !index.existed() {
+            continue;
+        }
+        let len = index.len();
+        let wanted = (count as u64).min(len);
+        let popped =
+            if max { index.range(guard, len - wanted..len, true)? } else { index.range(guard, 0..wanted, false)? };
+        for (member, _) in &popped {
+            index.remove(guard, member)?;
+        }
+        index.save(guard)?;
+        super::commit_all(guards)?;
+        ctx.touch(db, key);
+        let items = popped.into_iter().map(|(m, s)| Reply::Array(vec![Reply::Bulk(m), Reply::Double(s)])).collect();
+        return Ok(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Array(items)]));
+    }
+    Ok(Reply::NilArray)
+}
+
+/// ```text
+/// ZRANDMEMBER key [count [WITHSCORES]]
+/// ```
+pub fn zrandmember(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    let key = args.next_bytes()?;
+    let count = if args.is_empty() {
+        None
+    } else {
+        let n = args.next_i64()?;
+        if n == i64::MIN {
+            return Err(CmdError::err(
+                "value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+            ));
+        }
+        Some(n)
+    };
+    let scores = count.is_some() && args.eat("WITHSCORES");
+    args.finish()?;
+    // With scores, the reply holds two entries per pick; Redis refuses counts whose doubling overflows.
+    if scores && count.is_some_and(|n| n.unsigned_abs() > (i64::MAX / 2) as u64) {
+        return Err(CmdError::err("value is out of range"));
+    }
+    let index = read::<ZsetIndex>(ctx, &key)?;
+    let Some(count) = count else {
+        let Some(index) = index else { return Ok(Reply::Nil) };
+        let rank = (ctx.random(0) % index.len() as u64) as usize;
+        return Ok(index.get_by_rank(rank).map_or(Reply::Nil, |(m, _)| Reply::Bulk(Bytes::copy_from_slice(m))));
+    };
+    let Some(index) = index else { return Ok(Reply::Array(Vec::new())) };
+    let len = index.len();
+    let ranks: Vec<usize> = if count >= len as i64 {
+        // The whole set, in Redis's order for this case (highest rank first).
+        (0..len).rev().collect()
+    } else if count >= 0 {
+        super::set::distinct_picks(ctx.random(1), len, count as usize)
+    } else {
+        (0..count.unsigned_abs()).map(|i| (ctx.random(i) % len as u64) as usize).collect()
+    };
+    let items: Vec<(Bytes, f64)> = ranks
+        .into_iter()
+        .filter_map(|rank| index.get_by_rank(rank).map(|(m, s)| (Bytes::copy_from_slice(m), s)))
+        .collect();
+    Ok(if scores {
+        with_scores(ctx, items)
+    } else {
+        Reply::Array(items.into_iter().map(|(m, _)| Reply::Bulk(m)).collect())
+    })
 }

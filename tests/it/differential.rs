@@ -3,58 +3,9 @@
 //! unordered reply (its elements are sorted before comparing); `!` runs on both without comparing; `-` expects
 //! no reply at all (CLIENT REPLY OFF/SKIP).
 
-use crate::support::resp::{command, show, sorted};
-use crate::support::{Conn, RedisServer, TestServer};
-
-/// Runs `script` on both servers over fresh connections, RESP2 then RESP3, comparing every reply.
-pub(crate) fn compare(redis: &RedisServer, velo: &TestServer, name: &str, script: &[&str]) {
-    for resp3 in [false, true] {
-        let mut replies: Vec<Vec<Vec<u8>>> = Vec::new();
-        for port in [redis.port, velo.port] {
-            let mut conn = Conn::connect(port);
-            assert_eq!(conn.cmd(&["FLUSHALL"]), b"+OK\r\n");
-            if resp3 {
-                assert!(!conn.cmd(&["HELLO", "3"]).is_empty());
-            }
-            let mut out = Vec::new();
-            for line in script {
-                let (mode, text) = match line.as_bytes().first() {
-                    Some(b'~') => (b'~', &line[1..]),
-                    Some(b'!') => (b'!', &line[1..]),
-                    Some(b'-') => (b'-', &line[1..]),
-                    _ => (b'=', *line),
-                };
-                let args = velo::resp::decode::split_args(text.as_bytes()).expect("script line parses");
-                let args: Vec<&[u8]> = args.iter().map(|a| a.as_ref()).collect();
-                conn.send(&command(&args));
-                if mode == b'-' {
-                    out.push(Vec::new());
-                    continue;
-                }
-                let reply = conn.read_reply();
-                out.push(match mode {
-                    b'~' => sorted(&reply),
-                    b'!' => Vec::new(),
-                    _ => reply,
-                });
-            }
-            replies.push(out);
-        }
-        for (i, line) in script.iter().enumerate() {
-            assert!(
-                replies[0][i] == replies[1][i],
-                "{name} ({}), `{line}`:\n  redis: {}\n  velo:  {}",
-                if resp3 { "RESP3" } else { "RESP2" },
-                show(&replies[0][i]),
-                show(&replies[1][i])
-            );
-        }
-    }
-}
-
-fn servers() -> (RedisServer, TestServer) {
-    (RedisServer::start(), TestServer::start())
-}
+use crate::support::differential::{compare, servers};
+use crate::support::resp::{command, show};
+use crate::support::Conn;
 
 #[test]
 fn strings() {
@@ -844,7 +795,7 @@ fn random_sequences() {
             let k2 = keys[rng.gen_range(0..keys.len())];
             let v = values[rng.gen_range(0..values.len())];
             let n: i64 = rng.gen_range(-20..40);
-            let line = match rng.gen_range(0..80) {
+            let line = match rng.gen_range(0..95) {
                 0 => format!("SET {k} {v}"),
                 1 => format!("SET {k} {v} NX GET"),
                 2 => format!("SET {k} {v} XX EX 1000"),
@@ -926,6 +877,23 @@ fn random_sequences() {
                 77 => format!("ZRANGEBYSCORE {k} ({} +inf", rng.gen_range(-3..3)),
                 78 => format!("ZPOPMIN {k}"),
                 79 => format!("ZRANK {k} m{}", n.rem_euclid(5)),
+                80 => format!("ZUNIONSTORE {k} 2 {k2} {k} WEIGHTS {} 2", rng.gen_range(-2..3)),
+                81 => format!("ZINTER 2 {k} {k2} WITHSCORES"),
+                82 => format!("ZDIFF 2 {k} {k2} WITHSCORES"),
+                83 => format!("SINTERCARD 2 {k} {k2} LIMIT {}", rng.gen_range(0..3)),
+                84 => {
+                    format!("LMPOP 2 {k} {k2} {} COUNT {}", ["LEFT", "RIGHT"][rng.gen_range(0..2)], rng.gen_range(1..4))
+                }
+                85 => format!("ZMPOP 2 {k} {k2} {} COUNT {}", ["MIN", "MAX"][rng.gen_range(0..2)], rng.gen_range(1..4)),
+                86 => format!("ZINTERCARD 2 {k} {k2}"),
+                87 => format!("SORT {k}{}", [" ALPHA", " DESC", " LIMIT 1 2", ""][rng.gen_range(0..4)]),
+                88 => format!("SORT {k} ALPHA DESC STORE {k2}"),
+                89 => format!("ZRANDMEMBER {k} 100 WITHSCORES"),
+                90 => format!("ZUNION 2 {k} {k2} AGGREGATE {} WITHSCORES", ["MIN", "MAX", "SUM"][rng.gen_range(0..3)]),
+                91 => format!("SORT_RO {k} LIMIT 0 3 ALPHA"),
+                92 => format!("GEOADD {k} {}.5 {}.25 m{}", rng.gen_range(0..3), rng.gen_range(0..3), n.rem_euclid(5)),
+                93 => format!("GEORADIUS {k} 1 1 300 km ASC STORE {k2}"),
+                94 => format!("GEOSEARCHSTORE {k2} {k} FROMLONLAT 1 1 BYRADIUS 200 km STOREDIST"),
                 _ => format!("GET {k} extra"),
             };
             match line.as_str() {
@@ -975,7 +943,7 @@ fn random_watch_between_two_clients() {
             } else {
                 (
                     1,
-                    match rng.gen_range(0..9) {
+                    match rng.gen_range(0..13) {
                         0 => format!("SET {k} 1"),
                         1 => format!("DEL {k}"),
                         2 => format!("GET {k}"),
@@ -984,6 +952,11 @@ fn random_watch_between_two_clients() {
                         5 => format!("MOVE {k} 1"),
                         6 => format!("SELECT {}", rng.gen_range(0..2)),
                         7 => format!("SET {k} 2 NX"),
+                        // Stores of an empty result: WATCH sees them only when they delete a key.
+                        9 => format!("ZUNIONSTORE {k} 1 nokey"),
+                        10 => format!("SORT nokey STORE {k}"),
+                        11 => format!("GEOSEARCHSTORE {k} nokey FROMLONLAT 0 0 BYRADIUS 1 m"),
+                        12 => format!("ZINTERSTORE {k} 2 {k} nokey"),
                         _ => format!("EXPIRE {k} 100"),
                     },
                 )

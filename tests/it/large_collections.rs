@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use crate::differential::compare;
+use crate::support::differential::compare;
 use crate::support::resp::{parse, Value};
 use crate::support::{Conn, RedisServer, TestServer};
 

@@ -3,6 +3,7 @@
 mod codegen;
 mod concurrency;
 mod differential;
+mod differential_multikey;
 mod elements_model;
 mod engine_corruption;
 mod engine_crash;
