@@ -1,11 +1,14 @@
-//! List commands (Redis 7.0's list group without the blocking ones and LMPOP). Every list is one compact
-//! value today ([`crate::types::list`]).
+//! List commands (Redis 7.0's list group without LMPOP and BLMPOP). Every list is one compact value today
+//! ([`crate::types::list`]). The blocking ones (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH) serve what is there like
+//! their plain forms, else block through [`Ctx::block`] (`server::blocking`).
 
 use bytes::Bytes;
 
 use super::collection::{load, modify, read, store};
 use super::{commit_all, Args, CmdError, Ctx};
+use crate::engine::ValueKind;
 use crate::resp::Reply;
+use crate::server::blocking::{holds, parse_timeout, TimeoutUnit};
 use crate::types::list::ListValue;
 
 fn push(ctx: &mut Ctx<'_>, args: &mut Args, left: bool, only_existing: bool) -> Result<Reply, CmdError> {
@@ -400,4 +403,97 @@ pub fn rpoplpush(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> 
     let source = args.next_bytes()?;
     let destination = args.next_bytes()?;
     move_element(ctx, source, destination, false, true)
+}
+
+/// Pops one element from the head (`left`) or tail of the list at `key`: BLPOP's and BRPOP's `[key, element]`
+/// reply, or `None` if the key does not exist; WRONGTYPE if it is not a list.
+fn pop_one(ctx: &mut Ctx<'_>, key: &Bytes, left: bool) -> Result<Option<Reply>, CmdError> {
+    let popped = modify(ctx, key, |list: &mut ListValue, _| {
+        let element = if left { list.items.pop_front() } else { list.items.pop_back() };
+        let changed = element.is_some();
+        Ok((element.map_or(Reply::Nil, Reply::Bulk), changed))
+    })?;
+    Ok(match popped {
+        Reply::Bulk(element) => Some(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Bulk(element)])),
+        _ => None,
+    })
+}
+
+fn blocking_pop(ctx: &mut Ctx<'_>, args: &mut Args, left: bool) -> Result<Reply, CmdError> {
+    let mut keys = args.rest();
+    let timeout_arg = keys.pop().ok_or(CmdError::Syntax)?;
+    let timeout = parse_timeout(&timeout_arg, TimeoutUnit::Seconds)?;
+    // The first non-empty list in argument order serves; a key of another type met first is an error.
+    for key in &keys {
+        if let Some(reply) = pop_one(ctx, key, left)? {
+            return Ok(reply);
+        }
+    }
+    let serve = move |ctx: &mut Ctx<'_>, key: &Bytes| {
+        if !holds(ctx, key, ValueKind::List)? {
+            return Ok(None);
+        }
+        pop_one(ctx, key, left)
+    };
+    Ok(ctx.block(keys, timeout, serve, Reply::NilArray))
+}
+
+/// ```text
+/// BLPOP key [key ...] timeout
+/// ```
+pub fn blpop(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    blocking_pop(ctx, args, true)
+}
+
+/// ```text
+/// BRPOP key [key ...] timeout
+/// ```
+pub fn brpop(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    blocking_pop(ctx, args, false)
+}
+
+fn blocking_move(
+    ctx: &mut Ctx<'_>,
+    source: Bytes,
+    destination: Bytes,
+    from_left: bool,
+    to_left: bool,
+    timeout: Option<std::time::Duration>,
+) -> Result<Reply, CmdError> {
+    let reply = move_element(ctx, source.clone(), destination.clone(), from_left, to_left)?;
+    if !matches!(reply, Reply::Nil) {
+        return Ok(reply);
+    }
+    // Woken, the client moves from the source it waits on; a destination of another type then ends the
+    // wait with WRONGTYPE (the element stays), as in Redis.
+    let serve = move |ctx: &mut Ctx<'_>, key: &Bytes| {
+        if !holds(ctx, key, ValueKind::List)? {
+            return Ok(None);
+        }
+        let reply = move_element(ctx, key.clone(), destination.clone(), from_left, to_left)?;
+        Ok((!matches!(reply, Reply::Nil)).then_some(reply))
+    };
+    Ok(ctx.block(vec![source], timeout, serve, Reply::Nil))
+}
+
+/// ```text
+/// BLMOVE source destination <LEFT | RIGHT> <LEFT | RIGHT> timeout
+/// ```
+pub fn blmove(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    let source = args.next_bytes()?;
+    let destination = args.next_bytes()?;
+    let from_left = side(args)?;
+    let to_left = side(args)?;
+    let timeout = parse_timeout(&args.next_bytes()?, TimeoutUnit::Seconds)?;
+    blocking_move(ctx, source, destination, from_left, to_left, timeout)
+}
+
+/// ```text
+/// BRPOPLPUSH source destination timeout
+/// ```
+pub fn brpoplpush(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    let source = args.next_bytes()?;
+    let destination = args.next_bytes()?;
+    let timeout = parse_timeout(&args.next_bytes()?, TimeoutUnit::Seconds)?;
+    blocking_move(ctx, source, destination, false, true, timeout)
 }

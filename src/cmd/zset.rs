@@ -1,12 +1,14 @@
 //! Sorted-set commands (part of Redis 7.0's sorted-set group: adding, scoring, ranking, ranges by rank,
-//! score and lex, popping, removing ranges, ZSCAN). Every sorted set is one compact value today
+//! score and lex, popping (BZPOPMIN and BZPOPMAX block through [`Ctx::block`]), removing ranges, ZSCAN). Every sorted set is one compact value today
 //! ([`crate::types::zset`]), worked on through the order-statistic [`ZsetIndex`].
 
 use bytes::Bytes;
 
 use super::collection::{load, modify, read, store};
 use super::{Args, CmdError, Ctx};
+use crate::engine::ValueKind;
 use crate::resp::{Protocol, Reply};
+use crate::server::blocking::{holds, parse_timeout, TimeoutUnit};
 use crate::types::zset_index::{InsertOutcome, LexBound, ScoreBound, ZsetIndex};
 
 fn parse_score(bytes: &[u8]) -> Result<f64, CmdError> {
@@ -482,6 +484,55 @@ pub fn zpopmin(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 /// ```
 pub fn zpopmax(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     pop(ctx, args, true)
+}
+
+/// Pops the lowest (or, with `max`, highest) member of the sorted set at `key`: BZPOPMIN's and BZPOPMAX's
+/// `[key, member, score]` reply, or `None` if the key does not exist; WRONGTYPE if it is not a sorted set.
+fn pop_one(ctx: &mut Ctx<'_>, key: &Bytes, max: bool) -> Result<Option<Reply>, CmdError> {
+    let mut popped = None;
+    modify(ctx, key, |index: &mut ZsetIndex, _| {
+        let rank = if max { index.len().checked_sub(1) } else { Some(0) };
+        popped = rank.and_then(|rank| index.get_by_rank(rank)).map(|(m, s)| (Bytes::copy_from_slice(m), s));
+        if let Some((member, _)) = &popped {
+            index.remove(member);
+        }
+        Ok((Reply::Nil, popped.is_some()))
+    })?;
+    Ok(popped
+        .map(|(member, score)| Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Bulk(member), Reply::Double(score)])))
+}
+
+fn blocking_pop(ctx: &mut Ctx<'_>, args: &mut Args, max: bool) -> Result<Reply, CmdError> {
+    let mut keys = args.rest();
+    let timeout_arg = keys.pop().ok_or(CmdError::Syntax)?;
+    let timeout = parse_timeout(&timeout_arg, TimeoutUnit::Seconds)?;
+    // The first non-empty sorted set in argument order serves; a key of another type met first is an error.
+    for key in &keys {
+        if let Some(reply) = pop_one(ctx, key, max)? {
+            return Ok(reply);
+        }
+    }
+    let serve = move |ctx: &mut Ctx<'_>, key: &Bytes| {
+        if !holds(ctx, key, ValueKind::SortedSet)? {
+            return Ok(None);
+        }
+        pop_one(ctx, key, max)
+    };
+    Ok(ctx.block(keys, timeout, serve, Reply::NilArray))
+}
+
+/// ```text
+/// BZPOPMIN key [key ...] timeout
+/// ```
+pub fn bzpopmin(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    blocking_pop(ctx, args, false)
+}
+
+/// ```text
+/// BZPOPMAX key [key ...] timeout
+/// ```
+pub fn bzpopmax(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    blocking_pop(ctx, args, true)
 }
 
 fn remove_ranks(
