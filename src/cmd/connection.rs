@@ -308,6 +308,10 @@ pub fn client_unblock(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdEr
         Some(_) => return Err(CmdError::err("CLIENT UNBLOCK reason should be TIMEOUT or ERROR")),
     };
     let unblocked = u64::try_from(id).is_ok_and(|id| ctx.server.blocking.unblock(id, error));
+    if unblocked && error {
+        // The error reply the unblocked client gets counts in INFO errorstats, as in Redis.
+        ctx.server.stats.error("UNBLOCKED client unblocked via CLIENT UNBLOCK");
+    }
     Ok(Reply::Int(i64::from(unblocked)))
 }
 

@@ -79,6 +79,7 @@ impl<'a> Ctx<'a> {
     /// Records that `key` in physical database `db` changed: for WATCH, and for the clients blocked on it
     /// (both follow logical databases). This is the one place writers signal blocked clients: a waited-for
     /// key that now holds a list, sorted set or stream is ready (Redis signals when such a key is created).
+    /// Call it after committing: it may read the key.
     pub fn touch(&self, db: u16, key: &[u8]) {
         let logical = self.server.dbmap.logical(db);
         self.server.watches.touch(logical, key);

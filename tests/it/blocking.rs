@@ -425,6 +425,45 @@ fn keys_of_another_type_or_database_do_not_wake() {
 }
 
 #[test]
+fn keys_created_by_rename_move_copy_and_store_commands_wake() {
+    let (redis, velo) = servers();
+    compare(
+        &redis,
+        &velo,
+        "creators",
+        &[
+            "1> BLPOP k 0",
+            "blocked 1",
+            "0: RPUSH src a",
+            "0: RENAME src k",
+            "1<",
+            "1> BRPOP k 0",
+            "blocked 1",
+            "0: SELECT 1",
+            "0: RPUSH k x",
+            "0: MOVE k 0",
+            "1<",
+            "0: RPUSH c y",
+            "1> BLPOP k2 0",
+            "blocked 1",
+            "0: COPY c k2 DB 0",
+            "1<",
+            "0: SELECT 0",
+            "1> BZPOPMAX z 0",
+            "blocked 1",
+            "0: ZADD src 1 a 2 b 3 c",
+            "0: ZRANGESTORE z src 0 1",
+            "1<",
+            "1> BZPOPMIN g 0",
+            "blocked 1",
+            "0: GEOADD g 13.361389 38.115556 Palermo",
+            "1<",
+            "0: DBSIZE",
+        ],
+    );
+}
+
+#[test]
 fn client_unblock_and_client_list() {
     let (redis, velo) = servers();
     compare(
@@ -450,6 +489,11 @@ fn client_unblock_and_client_list() {
             "1: PING",
         ],
     );
+    // The UNBLOCKED errors count in INFO errorstats (once per RESP2 and RESP3 run).
+    for port in [redis.port, velo.port] {
+        let errors = String::from_utf8_lossy(&Conn::connect(port).cmd(&["INFO", "errorstats"])).into_owned();
+        assert!(errors.contains("errorstat_UNBLOCKED:count=2\r\n"), "port {port}: {errors}");
+    }
     // CLIENT LIST shows the blocked client with flag b and its command.
     for port in [redis.port, velo.port] {
         let mut control = Conn::connect(port);
