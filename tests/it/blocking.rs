@@ -65,14 +65,14 @@ fn run(port: u16, resp3: bool, script: &[&str]) -> Vec<Vec<u8>> {
         }
         let split = step.find([':', '>', '<']).expect("step has a client number");
         let n: usize = step[..split].trim().parse().expect("client number");
-        if !clients.contains_key(&n) {
+        if let std::collections::btree_map::Entry::Vacant(entry) = clients.entry(n) {
             let mut conn = Conn::connect(port);
             conn.set_timeout(Duration::from_secs(10));
             if resp3 {
                 assert!(!conn.cmd(&["HELLO", "3"]).is_empty());
             }
             let id = String::from_utf8_lossy(&conn.cmd(&["CLIENT", "ID"])).trim_matches([':', '\r', '\n']).to_string();
-            clients.insert(n, (conn, id));
+            entry.insert((conn, id));
         }
         let ids: BTreeMap<usize, String> = clients.iter().map(|(n, (_, id))| (*n, id.clone())).collect();
         let (conn, _) = clients.get_mut(&n).expect("connected above");
