@@ -412,7 +412,76 @@ impl Blocking {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::OnceLock;
+
     use super::*;
+
+    fn server(dir: &std::path::Path) -> Server {
+        let args = crate::config::ServeArgs { dir: Some(dir.display().to_string()), ..Default::default() };
+        Server::open(crate::config::Config::load(&args).expect("config")).expect("server")
+    }
+
+    fn request(serve: Serve) -> BlockRequest {
+        BlockRequest {
+            keys: vec![Bytes::from("k"), Bytes::from("k")],
+            timeout: None,
+            serve,
+            timeout_reply: Reply::NilArray,
+        }
+    }
+
+    /// The races a serve pass settles: a timeout or a disconnection noticed while the waiter is being
+    /// served neither answers it nor forgets it; the serve pass's answer wins.
+    #[test]
+    fn a_timeout_or_disconnection_during_a_serve_pass_waits_for_its_outcome() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let server = server(dir.path());
+        let (handle, _pushes) = ClientHandle::new(7, String::new(), String::new());
+        let client = Client::new(handle.clone());
+        let me: Arc<OnceLock<Arc<Waiter>>> = Arc::default();
+        let probe = me.clone();
+        let during: Arc<Mutex<Vec<String>>> = Arc::default();
+        let log = during.clone();
+        let serve: Serve = Box::new(move |ctx, key| {
+            let waiter = probe.get().expect("registered");
+            let timed_out = ctx.server.blocking.outcome(waiter, true);
+            let cancelled = ctx.server.blocking.cancel(waiter);
+            let unblocked = ctx.server.blocking.lock().clients.contains_key(&7);
+            log.lock().unwrap().push(format!("{timed_out:?} {cancelled} {unblocked}"));
+            Ok(Some(Reply::Bulk(key.clone())))
+        });
+        let waiter = server.blocking.register(&client, request(serve));
+        me.set(waiter.clone()).ok().expect("set once");
+        assert_eq!(server.blocking.blocked_clients(), 1);
+        assert!(handle.blocked.load(Ordering::Relaxed));
+        server.blocking.serve_ready(&server);
+        // Registered twice on the same key, served once.
+        assert_eq!(*during.lock().unwrap(), vec!["None false true".to_string()]);
+        assert_eq!(server.blocking.outcome(&waiter, true), Some(Reply::Bulk(Bytes::from("k"))));
+        assert_eq!(server.blocking.outcome(&waiter, true), None);
+        assert_eq!(server.blocking.blocked_clients(), 0);
+        assert!(!handle.blocked.load(Ordering::Relaxed));
+        assert!(server.blocking.waited_keys(0).is_empty());
+    }
+
+    /// A key that cannot serve leaves the waiter waiting; CLIENT UNBLOCK then ends the wait once.
+    #[test]
+    fn a_waiter_not_served_keeps_waiting_until_unblocked() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let server = server(dir.path());
+        let (handle, _pushes) = ClientHandle::new(9, String::new(), String::new());
+        let client = Client::new(handle);
+        let waiter = server.blocking.register(&client, request(Box::new(|_, _| Ok(None))));
+        server.blocking.serve_ready(&server);
+        assert_eq!(server.blocking.outcome(&waiter, false), None);
+        assert_eq!(server.blocking.waited_keys(0), vec![Bytes::from("k")]);
+        assert!(server.blocking.is_waited(0, b"k") && !server.blocking.is_waited(1, b"k"));
+        assert!(server.blocking.unblock(9, true));
+        assert!(!server.blocking.unblock(9, true));
+        let reply = server.blocking.outcome(&waiter, false).expect("unblocked");
+        assert_eq!(reply, Reply::Error("UNBLOCKED client unblocked via CLIENT UNBLOCK".into()));
+        assert_eq!(server.blocking.blocked_clients(), 0);
+    }
 
     fn timeout(text: &str) -> Result<Option<Duration>, String> {
         parse_timeout(text.as_bytes(), TimeoutUnit::Seconds).map_err(|e| e.text().into_owned())

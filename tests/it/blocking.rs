@@ -552,3 +552,80 @@ fn commands_pipelined_behind_a_blocked_one_run_after_it() {
         ],
     );
 }
+
+/// Parses a `*2 key element` reply; `None` for a null reply.
+fn popped_element(reply: &[u8]) -> Option<String> {
+    if reply == b"*-1\r\n" {
+        return None;
+    }
+    let text = String::from_utf8_lossy(reply).into_owned();
+    let element = text.split("\r\n").nth(4).unwrap_or_else(|| panic!("unexpected reply {}", show(reply)));
+    Some(element.to_string())
+}
+
+#[test]
+fn concurrent_pushes_moves_and_pops_lose_and_duplicate_nothing() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let velo = TestServer::start();
+    let port = velo.port;
+    let producing = Arc::new(AtomicBool::new(true));
+    // Consumers pop from three lists (some with timeouts short enough to race their own serving); movers
+    // wait on k2 and push to k3, so serving makes k3 ready in the same pass.
+    let mut waiters = Vec::new();
+    for n in 0..6 {
+        let producing = producing.clone();
+        waiters.push(std::thread::spawn(move || {
+            let mut conn = Conn::connect(port);
+            let timeout = if n % 2 == 0 { "0.001" } else { "0.3" };
+            let mut got = Vec::new();
+            loop {
+                let reply = if n < 4 {
+                    conn.cmd(&["BLPOP", "k1", "k2", "k3", timeout])
+                } else {
+                    conn.cmd(&["BRPOPLPUSH", "k2", "k3", timeout])
+                };
+                if n < 4 {
+                    match popped_element(&reply) {
+                        Some(element) => got.push(element),
+                        None if !producing.load(Ordering::SeqCst) => return got,
+                        None => {}
+                    }
+                } else if reply == b"*-1\r\n" && !producing.load(Ordering::SeqCst) {
+                    return got;
+                }
+            }
+        }));
+    }
+    let mut producers = Vec::new();
+    for p in 0..3 {
+        producers.push(std::thread::spawn(move || {
+            let mut conn = Conn::connect(port);
+            let mut pushed = Vec::new();
+            for i in 0..1000 {
+                let key = ["k1", "k2", "k3"][(i + p) % 3];
+                let element = format!("{p}-{i}");
+                let verb = if i % 2 == 0 { "RPUSH" } else { "LPUSH" };
+                let reply = conn.cmd(&[verb, key, &element]);
+                assert!(reply.starts_with(b":"), "{}", show(&reply));
+                pushed.push(element);
+            }
+            pushed
+        }));
+    }
+    let mut pushed: Vec<String> = producers.into_iter().flat_map(|p| p.join().expect("producer")).collect();
+    producing.store(false, Ordering::SeqCst);
+    let mut received: Vec<String> = waiters.into_iter().flat_map(|w| w.join().expect("waiter")).collect();
+    let mut conn = velo.connect();
+    wait_blocked(&mut conn, 0);
+    for key in ["k1", "k2", "k3"] {
+        while let Some(element) = popped_element(&conn.cmd(&["BLPOP", key, "0.001"])) {
+            received.push(element);
+        }
+    }
+    pushed.sort();
+    received.sort();
+    assert_eq!(received.len(), pushed.len(), "every element popped once");
+    assert_eq!(received, pushed);
+}
