@@ -11,8 +11,9 @@
 //! A handler is `fn(&mut Ctx, &mut Args) -> Result<Reply, CmdError>`: it holds only the command's meaning.
 //! Lookup, arity, MULTI queueing and the pub/sub context check happen before, in `server::dispatch`.
 //! Atomicity: a read-modify-write handler works under `engine.lock_key`; a multi-key one locks the slots
-//! involved in ascending order ([`Ctx::lock_slots`]). After changing a key, a handler calls [`Ctx::touch`]
-//! so that WATCH sees it.
+//! involved in ascending order ([`Ctx::lock_slots`]). After changing a key (and committing), a handler
+//! calls [`Ctx::touch`] so that WATCH and blocked clients see it. A blocking handler that finds nothing
+//! ready calls [`Ctx::block`].
 
 pub mod args;
 pub mod bitmap;
