@@ -422,6 +422,28 @@ fn keys_of_another_type_or_database_do_not_wake() {
             "0: EXISTS moved",
         ],
     );
+    compare(
+        &redis,
+        &velo,
+        "list and sorted-set waiters on one key",
+        &[
+            "1> BLPOP k 0",
+            "blocked 1",
+            "2> BZPOPMIN k 0",
+            "blocked 2",
+            "3> BRPOP k 0",
+            "blocked 3",
+            "0: ZADD k 1 a 2 b",
+            "2<",
+            "blocked 2",
+            "0: DEL k",
+            "0: RPUSH k x",
+            "1<",
+            "blocked 1",
+            "0: RPUSH k y",
+            "3<",
+        ],
+    );
 }
 
 #[test]
