@@ -6,7 +6,8 @@
 //! - [`collection`]: loading, storing and modifying the collection types stored as one value.
 //! - [`args`]: the argument cursor; `error`: [`CmdError`] with Redis's exact texts.
 //! - Handlers, one file per group: [`connection`], [`string`], [`bitmap`], [`generic`] (keys),
-//!   [`server`], [`transactions`], [`pubsub`], [`hyperloglog`], [`bloom`], [`hash`], [`set`], [`list`], [`zset`], [`geo`].
+//!   [`server`], [`transactions`], [`pubsub`], [`hyperloglog`], [`bloom`], [`hash`], [`set`], [`list`], [`zset`], [`geo`],
+//!   [`stream`].
 //!
 //! A handler is `fn(&mut Ctx, &mut Args) -> Result<Reply, CmdError>`: it holds only the command's meaning.
 //! Lookup, arity, MULTI queueing and the pub/sub context check happen before, in `server::dispatch`.
@@ -31,6 +32,7 @@ pub mod pubsub;
 pub mod server;
 pub mod set;
 pub mod spec;
+pub mod stream;
 pub mod string;
 #[rustfmt::skip]
 pub mod table;

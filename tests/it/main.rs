@@ -14,6 +14,7 @@ mod lifecycle;
 mod protocol;
 mod server_bloom;
 mod server_commands;
+mod streams;
 mod support;
 mod types_bloom;
 mod types_geo;

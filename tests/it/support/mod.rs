@@ -1,5 +1,6 @@
 //! Test support: spawning `velo serve` and `redis-server`, and a raw RESP client.
 
+pub mod diff;
 pub mod resp;
 pub mod server;
 

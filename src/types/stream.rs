@@ -1,0 +1,601 @@
+//! Stream values: the entries in ID order, the stream's counters (last ID, entries added, largest deleted
+//! ID) and its consumer groups (their last-delivered ID, read counter, pending-entries list and consumers),
+//! stored as one value of kind `Stream`. Layout: docs/format.md §"Stream value".
+//!
+//! Redis keeps entries in listpack nodes of at most 100 entries and approximate trimming (`~`) removes only
+//! whole nodes; each entry here remembers the node it would belong to so that `~` trims exactly where Redis
+//! does (Redis also closes a node at 4096 bytes: streams of large entries have smaller nodes there).
+//! Like Redis, a stream stays a key when it has no entries.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+/// Entries per node, Redis's default `stream-node-max-entries`.
+pub const NODE_MAX_ENTRIES: u64 = 100;
+
+/// Why stored bytes are not a stream.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed stream value at byte {0}")]
+pub struct StreamError(pub usize);
+
+/// A stream entry ID: milliseconds and sequence number, ordered as Redis orders them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StreamId {
+    /// Milliseconds part.
+    pub ms: u64,
+    /// Sequence part.
+    pub seq: u64,
+}
+
+impl StreamId {
+    /// The smallest ID, `0-0`.
+    pub const MIN: StreamId = StreamId { ms: 0, seq: 0 };
+    /// The largest ID.
+    pub const MAX: StreamId = StreamId { ms: u64::MAX, seq: u64::MAX };
+
+    /// An ID from its parts.
+    pub const fn new(ms: u64, seq: u64) -> StreamId {
+        StreamId { ms, seq }
+    }
+
+    /// True for `0-0`.
+    pub fn is_zero(self) -> bool {
+        self == StreamId::MIN
+    }
+
+    /// The next ID, if any.
+    pub fn next(self) -> Option<StreamId> {
+        if self.seq < u64::MAX {
+            Some(StreamId::new(self.ms, self.seq + 1))
+        } else if self.ms < u64::MAX {
+            Some(StreamId::new(self.ms + 1, 0))
+        } else {
+            None
+        }
+    }
+
+    /// The previous ID, if any.
+    pub fn prev(self) -> Option<StreamId> {
+        if self.seq > 0 {
+            Some(StreamId::new(self.ms, self.seq - 1))
+        } else if self.ms > 0 {
+            Some(StreamId::new(self.ms - 1, u64::MAX))
+        } else {
+            None
+        }
+    }
+}
+
+impl std::fmt::Display for StreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// One entry: its field/value pairs and the node it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamEntry {
+    /// Field/value pairs in the order given to XADD.
+    pub fields: Vec<(Bytes, Bytes)>,
+    /// The node number (increasing along the stream).
+    pub node: u64,
+}
+
+/// A pending (delivered, not acknowledged) entry of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// The consumer that owns it.
+    pub consumer: Bytes,
+    /// Last delivery, Unix ms.
+    pub delivery_time: u64,
+    /// Deliveries so far.
+    pub delivery_count: u64,
+}
+
+/// A consumer of a group.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Consumer {
+    /// Last interaction (any read or claim attempt), Unix ms: Redis 7.0 reports its age as `idle`.
+    pub seen_time: u64,
+    /// Last successful read or claim, Unix ms (kept for Redis 7.2's `inactive`; not reported by 7.0).
+    pub active_time: Option<u64>,
+}
+
+/// A consumer group.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Group {
+    /// Last delivered ID.
+    pub last_id: StreamId,
+    /// Logical count of entries read (Redis's `entries-read`); None when unknown.
+    pub entries_read: Option<u64>,
+    /// Pending entries in ID order.
+    pub pel: BTreeMap<StreamId, Pending>,
+    /// Consumers by name (Redis lists them in name order).
+    pub consumers: BTreeMap<Bytes, Consumer>,
+}
+
+impl Group {
+    /// Pending entries of one consumer, in ID order.
+    pub fn pending_of<'a>(&'a self, consumer: &'a [u8]) -> impl Iterator<Item = (&'a StreamId, &'a Pending)> + 'a {
+        self.pel.iter().filter(move |(_, p)| p.consumer.as_ref() == consumer)
+    }
+}
+
+/// A stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamValue {
+    /// Entries in ID order.
+    pub entries: BTreeMap<StreamId, StreamEntry>,
+    /// The last ID ever added (or set by XSETID).
+    pub last_id: StreamId,
+    /// The largest ID removed by XDEL.
+    pub max_deleted_id: StreamId,
+    /// Entries ever added.
+    pub entries_added: u64,
+    /// The node new entries join, with the number of entries ever placed in it (deleted ones included, as
+    /// Redis counts them); None once that node has no live entry (Redis drops it).
+    tail: Option<(u64, u64)>,
+    /// Consumer groups by name (Redis lists them in name order).
+    pub groups: BTreeMap<Bytes, Group>,
+}
+
+/// Byte cursor over a stored stream; every read is bounds-checked.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], StreamError> {
+        let end = self.at.checked_add(n).ok_or(StreamError(self.at))?;
+        let out = self.bytes.get(self.at..end).ok_or(StreamError(self.at))?;
+        self.at = end;
+        Ok(out)
+    }
+    fn u8(&mut self) -> Result<u8, StreamError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, StreamError> {
+        let raw = self.take(4)?;
+        Ok(u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]))
+    }
+    fn u64(&mut self) -> Result<u64, StreamError> {
+        let raw = self.take(8)?;
+        let mut buf = [0u8; 8];
+        buf.copy_from_slice(raw);
+        Ok(u64::from_le_bytes(buf))
+    }
+    fn id(&mut self) -> Result<StreamId, StreamError> {
+        Ok(StreamId::new(self.u64()?, self.u64()?))
+    }
+    fn blob(&mut self) -> Result<Bytes, StreamError> {
+        let len = self.u32()? as usize;
+        Ok(Bytes::copy_from_slice(self.take(len)?))
+    }
+    /// A count of items each at least `min_size` bytes long: a count the rest cannot hold is malformed, so
+    /// a hostile count cannot make us allocate much.
+    fn count(&mut self, min_size: usize) -> Result<usize, StreamError> {
+        let at = self.at;
+        let count = self.u32()? as usize;
+        if count.saturating_mul(min_size) > self.bytes.len() - self.at {
+            return Err(StreamError(at));
+        }
+        Ok(count)
+    }
+    /// An optional u64 stored as a presence byte (0 or 1) and the value.
+    fn opt_u64(&mut self) -> Result<Option<u64>, StreamError> {
+        let at = self.at;
+        match self.u8()? {
+            0 if self.u64()? == 0 => Ok(None),
+            1 => Ok(Some(self.u64()?)),
+            _ => Err(StreamError(at)),
+        }
+    }
+}
+
+fn put_id(out: &mut Vec<u8>, id: StreamId) {
+    out.extend_from_slice(&id.ms.to_le_bytes());
+    out.extend_from_slice(&id.seq.to_le_bytes());
+}
+
+fn put_blob(out: &mut Vec<u8>, blob: &[u8]) {
+    out.extend_from_slice(&(blob.len() as u32).to_le_bytes());
+    out.extend_from_slice(blob);
+}
+
+fn put_opt(out: &mut Vec<u8>, value: Option<u64>) {
+    out.push(value.is_some() as u8);
+    out.extend_from_slice(&value.unwrap_or(0).to_le_bytes());
+}
+
+/// Layout version byte.
+const VERSION: u8 = 1;
+
+impl StreamValue {
+    /// Decodes a stored stream; any malformed or inconsistent input is an error.
+    pub fn from_bytes(bytes: &[u8]) -> Result<StreamValue, StreamError> {
+        let mut r = Reader { bytes, at: 0 };
+        if r.u8()? != VERSION {
+            return Err(StreamError(0));
+        }
+        let last_id = r.id()?;
+        let max_deleted_id = r.id()?;
+        let entries_added = r.u64()?;
+        let tail_at = r.at;
+        let tail = match (r.opt_u64()?, r.u64()?) {
+            (Some(node), fill) if (1..=NODE_MAX_ENTRIES).contains(&fill) => Some((node, fill)),
+            (None, 0) => None,
+            _ => return Err(StreamError(tail_at)),
+        };
+        let mut entries = BTreeMap::new();
+        let mut previous: Option<(StreamId, u64)> = None;
+        for _ in 0..r.count(28)? {
+            let at = r.at;
+            let id = r.id()?;
+            let node = r.u64()?;
+            // IDs strictly increase, nodes never decrease, and nothing lies beyond the last ID.
+            if previous.is_some_and(|(p, n)| p >= id || n > node) || id > last_id {
+                return Err(StreamError(at));
+            }
+            previous = Some((id, node));
+            let mut fields = Vec::new();
+            for _ in 0..r.count(8)? {
+                fields.push((r.blob()?, r.blob()?));
+            }
+            entries.insert(id, StreamEntry { fields, node });
+        }
+        // The open tail node is the last entry's node.
+        if tail.is_some_and(|(node, _)| previous.is_none_or(|(_, last_node)| last_node != node)) {
+            return Err(StreamError(tail_at));
+        }
+        let mut groups = BTreeMap::new();
+        for _ in 0..r.count(4 + 16 + 9 + 8)? {
+            let at = r.at;
+            let name = r.blob()?;
+            let last_id = r.id()?;
+            let entries_read = r.opt_u64()?;
+            let mut consumers = BTreeMap::new();
+            for _ in 0..r.count(4 + 8 + 9)? {
+                let at = r.at;
+                let name = r.blob()?;
+                let consumer = Consumer { seen_time: r.u64()?, active_time: r.opt_u64()? };
+                // Names strictly increase (the canonical order), so none repeats.
+                if consumers.keys().next_back().is_some_and(|last: &Bytes| *last >= name) {
+                    return Err(StreamError(at));
+                }
+                if consumers.insert(name, consumer).is_some() {
+                    return Err(StreamError(at));
+                }
+            }
+            let mut pel = BTreeMap::new();
+            for _ in 0..r.count(16 + 4 + 16)? {
+                let at = r.at;
+                let id = r.id()?;
+                let consumer = r.blob()?;
+                let pending = Pending { consumer, delivery_time: r.u64()?, delivery_count: r.u64()? };
+                // Every pending entry belongs to a known consumer; IDs are unique.
+                if !consumers.contains_key(&pending.consumer)
+                    || pel.keys().next_back().is_some_and(|last: &StreamId| *last >= id)
+                    || pel.insert(id, pending).is_some()
+                {
+                    return Err(StreamError(at));
+                }
+            }
+            if groups.keys().next_back().is_some_and(|last: &Bytes| *last >= name)
+                || groups.insert(name, Group { last_id, entries_read, pel, consumers }).is_some()
+            {
+                return Err(StreamError(at));
+            }
+        }
+        if r.at != bytes.len() {
+            return Err(StreamError(r.at));
+        }
+        Ok(StreamValue { entries, last_id, max_deleted_id, entries_added, tail, groups })
+    }
+
+    /// Encodes for storage.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.push(VERSION);
+        put_id(&mut out, self.last_id);
+        put_id(&mut out, self.max_deleted_id);
+        out.extend_from_slice(&self.entries_added.to_le_bytes());
+        put_opt(&mut out, self.tail.map(|(node, _)| node));
+        out.extend_from_slice(&self.tail.map_or(0, |(_, fill)| fill).to_le_bytes());
+        out.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
+        for (id, entry) in &self.entries {
+            put_id(&mut out, *id);
+            out.extend_from_slice(&entry.node.to_le_bytes());
+            out.extend_from_slice(&(entry.fields.len() as u32).to_le_bytes());
+            for (field, value) in &entry.fields {
+                put_blob(&mut out, field);
+                put_blob(&mut out, value);
+            }
+        }
+        out.extend_from_slice(&(self.groups.len() as u32).to_le_bytes());
+        for (name, group) in &self.groups {
+            put_blob(&mut out, name);
+            put_id(&mut out, group.last_id);
+            put_opt(&mut out, group.entries_read);
+            out.extend_from_slice(&(group.consumers.len() as u32).to_le_bytes());
+            for (name, consumer) in &group.consumers {
+                put_blob(&mut out, name);
+                out.extend_from_slice(&consumer.seen_time.to_le_bytes());
+                put_opt(&mut out, consumer.active_time);
+            }
+            out.extend_from_slice(&(group.pel.len() as u32).to_le_bytes());
+            for (id, pending) in &group.pel {
+                put_id(&mut out, *id);
+                put_blob(&mut out, &pending.consumer);
+                out.extend_from_slice(&pending.delivery_time.to_le_bytes());
+                out.extend_from_slice(&pending.delivery_count.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when there are no entries (the stream still exists as a key).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The first entry's ID, `0-0` when empty (Redis's `recorded-first-entry-id`).
+    pub fn first_id(&self) -> StreamId {
+        self.entries.keys().next().copied().unwrap_or_default()
+    }
+
+    /// Appends an entry whose ID the caller checked to be greater than `last_id`.
+    pub fn append(&mut self, id: StreamId, fields: Vec<(Bytes, Bytes)>) {
+        let node = match self.tail {
+            Some((node, fill)) if fill < NODE_MAX_ENTRIES => {
+                self.tail = Some((node, fill + 1));
+                node
+            }
+            _ => {
+                let node = self.entries.values().next_back().map_or(0, |e| e.node + 1);
+                self.tail = Some((node, 1));
+                node
+            }
+        };
+        self.entries.insert(id, StreamEntry { fields, node });
+        self.last_id = id;
+        self.entries_added += 1;
+    }
+
+    /// Removes an entry (XDEL); true if it existed.
+    pub fn delete(&mut self, id: StreamId) -> bool {
+        if self.entries.remove(&id).is_none() {
+            return false;
+        }
+        if id > self.max_deleted_id {
+            self.max_deleted_id = id;
+        }
+        self.drop_empty_tail();
+        true
+    }
+
+    /// Forgets the tail node once it has no live entry, as Redis frees it.
+    fn drop_empty_tail(&mut self) {
+        if let Some((node, _)) = self.tail {
+            if self.entries.values().next_back().is_none_or(|e| e.node != node) {
+                self.tail = None;
+            }
+        }
+    }
+
+    /// Number of nodes holding live entries (Redis's `radix-tree-keys`).
+    pub fn node_count(&self) -> usize {
+        let mut count = 0;
+        let mut last = None;
+        for entry in self.entries.values() {
+            if last != Some(entry.node) {
+                count += 1;
+                last = Some(entry.node);
+            }
+        }
+        count
+    }
+
+    /// Trims as XADD/XTRIM do: keeps at most `maxlen` entries, or (with `minid`) removes entries below
+    /// `minid`. `approx` removes whole nodes only; `limit` (non-zero, approx only) caps the entries removed.
+    /// Returns the number removed.
+    pub fn trim(&mut self, strategy: Trim, approx: bool, limit: u64) -> u64 {
+        let mut removed = 0u64;
+        loop {
+            let Some((&first_id, first)) = self.entries.iter().next() else { break };
+            if let Trim::MaxLen(maxlen) = strategy {
+                if self.entries.len() as u64 <= maxlen {
+                    break;
+                }
+            }
+            let node = first.node;
+            let node_ids: Vec<StreamId> =
+                self.entries.range(first_id..).take_while(|(_, e)| e.node == node).map(|(id, _)| *id).collect();
+            let in_node = node_ids.len() as u64;
+            if limit != 0 && removed + in_node > limit {
+                break;
+            }
+            let whole = match strategy {
+                Trim::MaxLen(maxlen) => self.entries.len() as u64 - in_node >= maxlen,
+                Trim::MinId(minid) => node_ids.last().is_some_and(|last| *last < minid),
+            };
+            if whole {
+                for id in &node_ids {
+                    self.entries.remove(id);
+                }
+                removed += in_node;
+                continue;
+            }
+            if approx {
+                break;
+            }
+            for id in node_ids {
+                let done = match strategy {
+                    Trim::MaxLen(maxlen) => self.entries.len() as u64 <= maxlen,
+                    Trim::MinId(minid) => id >= minid,
+                };
+                if done {
+                    break;
+                }
+                self.entries.remove(&id);
+                removed += 1;
+            }
+            break;
+        }
+        self.drop_empty_tail();
+        removed
+    }
+
+    /// Whether `[start, end]` (end unbounded when None) may hold a deleted entry (Redis's tombstone test).
+    pub fn range_has_tombstones(&self, start: StreamId, end: Option<StreamId>) -> bool {
+        if self.entries.is_empty() || self.max_deleted_id.is_zero() {
+            return false;
+        }
+        start <= self.max_deleted_id && end.unwrap_or(StreamId::MAX) >= self.max_deleted_id
+    }
+
+    /// The logical position of `id` counted from the first entry ever added, when it can be known.
+    pub fn estimate_entries_read(&self, id: StreamId) -> Option<u64> {
+        if self.entries_added == 0 {
+            return Some(0);
+        }
+        if self.entries.is_empty() && id <= self.last_id {
+            return Some(self.entries_added);
+        }
+        if id == self.last_id {
+            return Some(self.entries_added);
+        }
+        if id > self.last_id {
+            return None;
+        }
+        let first = self.first_id();
+        if self.max_deleted_id.is_zero() || self.max_deleted_id < first {
+            if id < first {
+                return Some(self.entries_added - self.entries.len() as u64);
+            }
+            if id == first {
+                return Some(self.entries_added - self.entries.len() as u64 + 1);
+            }
+        }
+        None
+    }
+
+    /// A group's lag (entries not yet delivered to it), when it can be known.
+    pub fn lag(&self, group: &Group) -> Option<u64> {
+        if self.entries_added == 0 {
+            return Some(0);
+        }
+        if let Some(read) = group.entries_read {
+            if !self.range_has_tombstones(group.last_id, None) {
+                return Some(self.entries_added.saturating_sub(read));
+            }
+        }
+        self.estimate_entries_read(group.last_id).map(|read| self.entries_added.saturating_sub(read))
+    }
+
+    /// Moves a group's last-delivered ID to `id` (a `>` read delivered it), keeping its read counter.
+    pub fn advance_group(&mut self, group_name: &[u8], id: StreamId) {
+        let has_tombstones = self.range_has_tombstones(id, None);
+        let estimate = self.estimate_entries_read(id);
+        let entries_added = self.entries_added;
+        let Some(group) = self.groups.get_mut(group_name) else { return };
+        if id <= group.last_id {
+            return;
+        }
+        match group.entries_read {
+            Some(read) if !has_tombstones => group.entries_read = Some(read + 1),
+            _ if entries_added != 0 => group.entries_read = estimate,
+            _ => {}
+        }
+        group.last_id = id;
+    }
+}
+
+/// A trimming strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trim {
+    /// Keep at most this many entries.
+    MaxLen(u64),
+    /// Remove entries with smaller IDs.
+    MinId(StreamId),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> StreamValue {
+        let mut s = StreamValue::default();
+        for i in 1..=5 {
+            s.append(StreamId::new(i, 0), vec![(Bytes::from_static(b"f"), Bytes::from(format!("v{i}")))]);
+        }
+        s.delete(StreamId::new(2, 0));
+        let mut group = Group { last_id: StreamId::new(3, 0), entries_read: Some(3), ..Group::default() };
+        group.consumers.insert(Bytes::from_static(b"alice"), Consumer { seen_time: 10, active_time: Some(9) });
+        group.consumers.insert(Bytes::from_static(b"bob"), Consumer { seen_time: 11, active_time: None });
+        group.pel.insert(
+            StreamId::new(3, 0),
+            Pending { consumer: Bytes::from_static(b"alice"), delivery_time: 12, delivery_count: 2 },
+        );
+        s.groups.insert(Bytes::from_static(b"g"), group);
+        s.groups.insert(Bytes::from_static(b"h"), Group::default());
+        s
+    }
+
+    #[test]
+    fn roundtrip() {
+        let s = sample();
+        let bytes = s.to_bytes();
+        assert_eq!(StreamValue::from_bytes(&bytes), Ok(s));
+        let empty = StreamValue::default();
+        assert_eq!(StreamValue::from_bytes(&empty.to_bytes()), Ok(empty));
+    }
+
+    #[test]
+    fn rejects_truncations_and_mutations_without_panicking() {
+        let bytes = sample().to_bytes();
+        for len in 0..bytes.len() {
+            assert!(StreamValue::from_bytes(&bytes[..len]).is_err(), "truncation {len}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(StreamValue::from_bytes(&longer).is_err());
+        // Every single-byte mutation either fails cleanly or decodes to something that re-encodes to itself.
+        for at in 0..bytes.len() {
+            for delta in [1u8, 0x80, 0xff] {
+                let mut mutated = bytes.clone();
+                mutated[at] = mutated[at].wrapping_add(delta);
+                if let Ok(value) = StreamValue::from_bytes(&mutated) {
+                    assert_eq!(value.to_bytes(), mutated, "mutation at {at}");
+                }
+            }
+        }
+        // A pending entry naming an unknown consumer is rejected.
+        let mut bad = sample();
+        bad.groups.get_mut(&b"g"[..]).unwrap().consumers.remove(&b"alice"[..]);
+        assert!(StreamValue::from_bytes(&bad.to_bytes()).is_err());
+    }
+
+    #[test]
+    fn nodes_and_trimming() {
+        let mut s = StreamValue::default();
+        for i in 1..=250 {
+            s.append(StreamId::new(i, 1), Vec::new());
+        }
+        assert_eq!(s.node_count(), 3);
+        assert_eq!(s.trim(Trim::MaxLen(120), true, 10_000), 100);
+        assert_eq!(s.trim(Trim::MaxLen(0), true, 50), 0);
+        assert_eq!(s.trim(Trim::MaxLen(0), true, 100), 100);
+        assert_eq!(s.trim(Trim::MaxLen(10), false, 0), 40);
+        assert_eq!(s.len(), 10);
+        assert_eq!(s.trim(Trim::MinId(StreamId::new(245, 0)), false, 0), 4);
+        assert_eq!(s.first_id(), StreamId::new(245, 1));
+        assert_eq!(s.max_deleted_id, StreamId::MIN);
+    }
+}
