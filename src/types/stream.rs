@@ -407,8 +407,7 @@ impl StreamValue {
     /// Returns the number removed.
     pub fn trim(&mut self, strategy: Trim, approx: bool, limit: u64) -> u64 {
         let mut removed = 0u64;
-        loop {
-            let Some((&first_id, first)) = self.entries.iter().next() else { break };
+        while let Some((&first_id, first)) = self.entries.iter().next() {
             if let Trim::MaxLen(maxlen) = strategy {
                 if self.entries.len() as u64 <= maxlen {
                     break;
