@@ -557,6 +557,47 @@ mod tests {
     }
 
     #[test]
+    fn golden_bytes() {
+        let mut s = StreamValue::default();
+        s.append(StreamId::new(1, 1), vec![(Bytes::from_static(b"a"), Bytes::from_static(b"b"))]);
+        let mut group = Group { last_id: StreamId::new(1, 1), entries_read: Some(1), ..Group::default() };
+        group.consumers.insert(Bytes::from_static(b"c"), Consumer { seen_time: 5, active_time: None });
+        group.pel.insert(
+            StreamId::new(1, 1),
+            Pending { consumer: Bytes::from_static(b"c"), delivery_time: 7, delivery_count: 1 },
+        );
+        s.groups.insert(Bytes::from_static(b"g"), group);
+        let u64le = |v: u64| v.to_le_bytes().to_vec();
+        let id11 = [u64le(1), u64le(1)].concat();
+        let expected = [
+            vec![1],                      // version
+            id11.clone(),                 // last_id
+            vec![0; 16],                  // max_deleted_id
+            u64le(1),                     // entries_added
+            [vec![1], u64le(0)].concat(), // tail node 0
+            u64le(1),                     // tail fill
+            vec![1, 0, 0, 0],             // one entry
+            id11.clone(),                 // its ID
+            u64le(0),                     // node
+            vec![1, 0, 0, 0, 1, 0, 0, 0, b'a', 1, 0, 0, 0, b'b'],
+            vec![1, 0, 0, 0, 1, 0, 0, 0, b'g'], // one group "g"
+            id11.clone(),                       // last delivered
+            [vec![1], u64le(1)].concat(),       // entries_read 1
+            vec![1, 0, 0, 0, 1, 0, 0, 0, b'c'], // one consumer "c"
+            u64le(5),                           // seen_time
+            [vec![0], u64le(0)].concat(),       // no active_time
+            vec![1, 0, 0, 0],                   // one pending entry
+            id11,
+            vec![1, 0, 0, 0, b'c'],
+            u64le(7),
+            u64le(1),
+        ]
+        .concat();
+        assert_eq!(s.to_bytes(), expected);
+        assert_eq!(StreamValue::from_bytes(&expected), Ok(s));
+    }
+
+    #[test]
     fn rejects_truncations_and_mutations_without_panicking() {
         let bytes = sample().to_bytes();
         for len in 0..bytes.len() {

@@ -465,6 +465,76 @@ fn stream_groups() {
 }
 
 #[test]
+fn stream_group_counters_and_keys() {
+    let (redis, velo) = servers();
+    let mut script: Vec<String> = Vec::new();
+    for i in 1..=12 {
+        script.push(format!("XADD s {i}-1 f v{i}"));
+    }
+    for line in [
+        "XGROUP CREATE s early 0",
+        "XGROUP CREATE s mid 6-1",
+        "XGROUP CREATE s last $",
+        "XGROUP CREATE s future 99-0",
+        "XGROUP CREATE s counted 0 ENTRIESREAD 0",
+        "XINFO GROUPS s",
+        "XREADGROUP GROUP counted c COUNT 3 STREAMS s >",
+        "XREADGROUP GROUP mid c COUNT 1 STREAMS s >",
+        "XINFO GROUPS s",
+        "XTRIM s MAXLEN 8",
+        "XINFO GROUPS s",
+        "XREADGROUP GROUP early c COUNT 2 STREAMS s >",
+        "XINFO GROUPS s",
+        "XDEL s 12-1",
+        "XINFO GROUPS s",
+        "XADD s 13-1 f v",
+        "XREADGROUP GROUP counted c STREAMS s >",
+        "XINFO GROUPS s",
+        "XGROUP SETID s counted 0",
+        "XREADGROUP GROUP counted other COUNT 2 STREAMS s >",
+        "XPENDING s counted",
+        "XREADGROUP GROUP counted other STREAMS s 0",
+        "XGROUP SETID s counted +",
+        "XGROUP SETID s counted 5",
+        "XINFO GROUPS s",
+        "XCLAIM s early c 0 5-1 LASTID 50-0 JUSTID",
+        "XINFO GROUPS s",
+        "XSETID s 60-0",
+        "XINFO GROUPS s",
+        "XTRIM s MAXLEN 0",
+        "XINFO GROUPS s",
+        "XADD s 61-1 f v",
+        "XINFO GROUPS s",
+        "XREADGROUP GROUP last c STREAMS s >",
+        "XINFO GROUPS s",
+        // Streams as keys.
+        "TYPE s",
+        "OBJECT ENCODING s",
+        "COPY s s2",
+        "XRANGE s2 - +",
+        "XINFO GROUPS s2",
+        "RENAME s2 s3",
+        "XLEN s3",
+        "EXISTS s2 s3",
+        "SCAN 0 TYPE stream",
+        "EXPIRE s3 100",
+        "TTL s3",
+        "XADD s3 62-1 a b",
+        "TTL s3",
+        "DEL s3",
+        "XLEN s3",
+        "XADD bin 1-1 \"\\x00\\xff\" \"\" \"\" \"x y\"",
+        "XRANGE bin - +",
+        "XADD bin 2-1 a 1 a 2 a 3",
+        "XREVRANGE bin + - COUNT 1",
+    ] {
+        script.push(line.to_string());
+    }
+    let script: Vec<&str> = script.iter().map(String::as_str).collect();
+    compare(&redis, &velo, "group counters", &script);
+}
+
+#[test]
 fn stream_ack_pending_claim() {
     compare_masked(
         "xack xpending xclaim xautoclaim",
