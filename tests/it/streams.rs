@@ -516,13 +516,16 @@ fn stream_group_counters_and_keys() {
         "RENAME s2 s3",
         "XLEN s3",
         "EXISTS s2 s3",
-        "SCAN 0 TYPE stream",
+        "~KEYS *",
         "EXPIRE s3 100",
         "TTL s3",
         "XADD s3 62-1 a b",
         "TTL s3",
         "DEL s3",
         "XLEN s3",
+        "SET plain x",
+        "SCAN 0 TYPE stream",
+        "SCAN 0 TYPE string",
         "XADD bin 1-1 \"\\x00\\xff\" \"\" \"\" \"x y\"",
         "XRANGE bin - +",
         "XADD bin 2-1 a 1 a 2 a 3",
@@ -646,6 +649,7 @@ fn stream_ack_pending_claim() {
             "XINFO GROUPS s",
             "XINFO STREAM s",
             "XINFO STREAM s FULL",
+            "XINFO STREAM s FULL COUNT 1",
         ],
     );
 }
@@ -672,7 +676,17 @@ fn stream_autoclaim_many() {
         setup.push(line.into());
     }
     let setup: Vec<&str> = setup.iter().map(String::as_str).collect();
-    compare_masked("xautoclaim cursor", &setup, &["XINFO CONSUMERS s g", "XPENDING s g - + 100"]);
+    compare_masked(
+        "xautoclaim cursor",
+        &setup,
+        &[
+            "XINFO CONSUMERS s g",
+            "XPENDING s g - + 100",
+            "XINFO STREAM s FULL",
+            "XINFO STREAM s FULL COUNT 3",
+            "XINFO STREAM s FULL COUNT 0",
+        ],
+    );
 }
 
 /// Auto IDs use the clock: checked for format, monotonicity and closeness to now instead of compared.
