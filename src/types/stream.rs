@@ -2,9 +2,11 @@
 //! ID) and its consumer groups (their last-delivered ID, read counter, pending-entries list and consumers),
 //! stored as one value of kind `Stream`. Layout: docs/format.md §"Stream value".
 //!
-//! Redis keeps entries in listpack nodes of at most 100 entries and approximate trimming (`~`) removes only
-//! whole nodes; each entry here remembers the node it would belong to so that `~` trims exactly where Redis
-//! does (Redis also closes a node at 4096 bytes: streams of large entries have smaller nodes there).
+//! Redis keeps entries in listpack nodes of at most 100 entries; approximate trimming (`~`) removes only
+//! whole nodes, a node is judged by the last entry placed in it (even if deleted), and a node emptied by
+//! trimming stays until removed whole. Each entry here remembers its node and each node its last placed ID
+//! and fill, so that trimming and `radix-tree-keys` follow Redis (Redis also closes a node at 4096 bytes:
+//! streams of large entries have smaller nodes there).
 //! Like Redis, a stream stays a key when it has no entries.
 
 use std::collections::BTreeMap;
@@ -82,6 +84,17 @@ pub struct StreamEntry {
     pub node: u64,
 }
 
+/// A node: Redis's listpack of up to [`NODE_MAX_ENTRIES`] entries, deleted ones included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Node {
+    /// The ID of the last entry placed in it (possibly deleted since).
+    pub last_id: StreamId,
+    /// Entries ever placed in it, deleted ones included.
+    pub placed: u64,
+    /// Live entries (not stored: counted from the entries).
+    pub live: u64,
+}
+
 /// A pending (delivered, not acknowledged) entry of a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pending {
@@ -133,9 +146,8 @@ pub struct StreamValue {
     pub max_deleted_id: StreamId,
     /// Entries ever added.
     pub entries_added: u64,
-    /// The node new entries join, with the number of entries ever placed in it (deleted ones included, as
-    /// Redis counts them); None once that node has no live entry (Redis drops it).
-    tail: Option<(u64, u64)>,
+    /// The nodes by number (ascending along the stream); new entries join the last one while it has room.
+    nodes: BTreeMap<u64, Node>,
     /// Consumer groups by name (Redis lists them in name order).
     pub groups: BTreeMap<Bytes, Group>,
 }
@@ -222,12 +234,18 @@ impl StreamValue {
         let last_id = r.id()?;
         let max_deleted_id = r.id()?;
         let entries_added = r.u64()?;
-        let tail_at = r.at;
-        let tail = match (r.opt_u64()?, r.u64()?) {
-            (Some(node), fill) if (1..=NODE_MAX_ENTRIES).contains(&fill) => Some((node, fill)),
-            (None, 0) => None,
-            _ => return Err(StreamError(tail_at)),
-        };
+        let mut nodes: BTreeMap<u64, Node> = BTreeMap::new();
+        for _ in 0..r.count(32)? {
+            let at = r.at;
+            let number = r.u64()?;
+            let node = Node { last_id: r.id()?, placed: r.u64()?, live: 0 };
+            if nodes.keys().next_back().is_some_and(|last| *last >= number)
+                || !(1..=NODE_MAX_ENTRIES).contains(&node.placed)
+            {
+                return Err(StreamError(at));
+            }
+            nodes.insert(number, node);
+        }
         let mut entries = BTreeMap::new();
         let mut previous: Option<(StreamId, u64)> = None;
         for _ in 0..r.count(28)? {
@@ -239,15 +257,16 @@ impl StreamValue {
                 return Err(StreamError(at));
             }
             previous = Some((id, node));
+            // Every entry lies in a known node that has room for it.
+            match nodes.get_mut(&node) {
+                Some(n) if n.live < n.placed => n.live += 1,
+                _ => return Err(StreamError(at)),
+            }
             let mut fields = Vec::new();
             for _ in 0..r.count(8)? {
                 fields.push((r.blob()?, r.blob()?));
             }
             entries.insert(id, StreamEntry { fields, node });
-        }
-        // The open tail node is the last entry's node.
-        if tail.is_some_and(|(node, _)| previous.is_none_or(|(_, last_node)| last_node != node)) {
-            return Err(StreamError(tail_at));
         }
         let mut groups = BTreeMap::new();
         for _ in 0..r.count(4 + 16 + 9 + 8)? {
@@ -291,7 +310,7 @@ impl StreamValue {
         if r.at != bytes.len() {
             return Err(StreamError(r.at));
         }
-        Ok(StreamValue { entries, last_id, max_deleted_id, entries_added, tail, groups })
+        Ok(StreamValue { entries, last_id, max_deleted_id, entries_added, nodes, groups })
     }
 
     /// Encodes for storage.
@@ -301,8 +320,12 @@ impl StreamValue {
         put_id(&mut out, self.last_id);
         put_id(&mut out, self.max_deleted_id);
         out.extend_from_slice(&self.entries_added.to_le_bytes());
-        put_opt(&mut out, self.tail.map(|(node, _)| node));
-        out.extend_from_slice(&self.tail.map_or(0, |(_, fill)| fill).to_le_bytes());
+        out.extend_from_slice(&(self.nodes.len() as u32).to_le_bytes());
+        for (number, node) in &self.nodes {
+            out.extend_from_slice(&number.to_le_bytes());
+            put_id(&mut out, node.last_id);
+            out.extend_from_slice(&node.placed.to_le_bytes());
+        }
         out.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
         for (id, entry) in &self.entries {
             put_id(&mut out, *id);
@@ -352,89 +375,81 @@ impl StreamValue {
 
     /// Appends an entry whose ID the caller checked to be greater than `last_id`.
     pub fn append(&mut self, id: StreamId, fields: Vec<(Bytes, Bytes)>) {
-        let node = match self.tail {
-            Some((node, fill)) if fill < NODE_MAX_ENTRIES => {
-                self.tail = Some((node, fill + 1));
-                node
+        let number = match self.nodes.iter_mut().next_back() {
+            Some((number, node)) if node.placed < NODE_MAX_ENTRIES => {
+                node.placed += 1;
+                node.live += 1;
+                node.last_id = id;
+                *number
             }
-            _ => {
-                let node = self.entries.values().next_back().map_or(0, |e| e.node + 1);
-                self.tail = Some((node, 1));
-                node
+            last => {
+                let number = last.map_or(0, |(number, _)| number + 1);
+                self.nodes.insert(number, Node { last_id: id, placed: 1, live: 1 });
+                number
             }
         };
-        self.entries.insert(id, StreamEntry { fields, node });
+        self.entries.insert(id, StreamEntry { fields, node: number });
         self.last_id = id;
         self.entries_added += 1;
     }
 
-    /// Removes an entry (XDEL); true if it existed.
+    /// Removes an entry (XDEL); true if it existed. A node left without live entries is freed, as Redis
+    /// frees it.
     pub fn delete(&mut self, id: StreamId) -> bool {
-        if self.entries.remove(&id).is_none() {
-            return false;
-        }
+        let Some(entry) = self.entries.remove(&id) else { return false };
         if id > self.max_deleted_id {
             self.max_deleted_id = id;
         }
-        self.drop_empty_tail();
+        if let Some(node) = self.nodes.get_mut(&entry.node) {
+            node.live -= 1;
+            if node.live == 0 {
+                self.nodes.remove(&entry.node);
+            }
+        }
         true
     }
 
-    /// Forgets the tail node once it has no live entry, as Redis frees it.
-    fn drop_empty_tail(&mut self) {
-        if let Some((node, _)) = self.tail {
-            if self.entries.values().next_back().is_none_or(|e| e.node != node) {
-                self.tail = None;
-            }
-        }
-    }
-
-    /// Number of nodes holding live entries (Redis's `radix-tree-keys`).
+    /// Number of nodes (Redis's `radix-tree-keys`).
     pub fn node_count(&self) -> usize {
-        let mut count = 0;
-        let mut last = None;
-        for entry in self.entries.values() {
-            if last != Some(entry.node) {
-                count += 1;
-                last = Some(entry.node);
-            }
-        }
-        count
+        self.nodes.len()
     }
 
     /// Trims as XADD/XTRIM do: keeps at most `maxlen` entries, or (with `minid`) removes entries below
-    /// `minid`. `approx` removes whole nodes only; `limit` (non-zero, approx only) caps the entries removed.
-    /// Returns the number removed.
+    /// `minid`. Nodes are visited from the first: a node goes whole when that is enough (for MINID: when the
+    /// last entry placed in it is below `minid`); otherwise `approx` stops, and exact trimming removes
+    /// entries inside that node (which stays, even if empty) and stops. `limit` (non-zero, approx only)
+    /// caps the entries removed. Returns the number removed.
     pub fn trim(&mut self, strategy: Trim, approx: bool, limit: u64) -> u64 {
         let mut removed = 0u64;
-        while let Some((&first_id, first)) = self.entries.iter().next() {
+        let numbers: Vec<u64> = self.nodes.keys().copied().collect();
+        for number in numbers {
             if let Trim::MaxLen(maxlen) = strategy {
                 if self.entries.len() as u64 <= maxlen {
                     break;
                 }
             }
-            let node = first.node;
-            let node_ids: Vec<StreamId> =
-                self.entries.range(first_id..).take_while(|(_, e)| e.node == node).map(|(id, _)| *id).collect();
-            let in_node = node_ids.len() as u64;
-            if limit != 0 && removed + in_node > limit {
+            let node = self.nodes[&number];
+            if limit != 0 && removed + node.live > limit {
                 break;
             }
             let whole = match strategy {
-                Trim::MaxLen(maxlen) => self.entries.len() as u64 - in_node >= maxlen,
-                Trim::MinId(minid) => node_ids.last().is_some_and(|last| *last < minid),
+                Trim::MaxLen(maxlen) => self.entries.len() as u64 - node.live >= maxlen,
+                Trim::MinId(minid) => node.last_id < minid,
             };
+            // Earlier nodes are gone, so this node's live entries are the first ones.
+            let ids: Vec<StreamId> = self.entries.keys().take(node.live as usize).copied().collect();
             if whole {
-                for id in &node_ids {
+                for id in &ids {
                     self.entries.remove(id);
                 }
-                removed += in_node;
+                self.nodes.remove(&number);
+                removed += node.live;
                 continue;
             }
             if approx {
                 break;
             }
-            for id in node_ids {
+            for id in ids {
                 let done = match strategy {
                     Trim::MaxLen(maxlen) => self.entries.len() as u64 <= maxlen,
                     Trim::MinId(minid) => id >= minid,
@@ -443,11 +458,13 @@ impl StreamValue {
                     break;
                 }
                 self.entries.remove(&id);
+                if let Some(node) = self.nodes.get_mut(&number) {
+                    node.live -= 1;
+                }
                 removed += 1;
             }
             break;
         }
-        self.drop_empty_tail();
         removed
     }
 
@@ -570,15 +587,17 @@ mod tests {
         let u64le = |v: u64| v.to_le_bytes().to_vec();
         let id11 = [u64le(1), u64le(1)].concat();
         let expected = [
-            vec![1],                      // version
-            id11.clone(),                 // last_id
-            vec![0; 16],                  // max_deleted_id
-            u64le(1),                     // entries_added
-            [vec![1], u64le(0)].concat(), // tail node 0
-            u64le(1),                     // tail fill
-            vec![1, 0, 0, 0],             // one entry
-            id11.clone(),                 // its ID
-            u64le(0),                     // node
+            vec![1],          // version
+            id11.clone(),     // last_id
+            vec![0; 16],      // max_deleted_id
+            u64le(1),         // entries_added
+            vec![1, 0, 0, 0], // one node
+            u64le(0),         // number 0
+            id11.clone(),     // last placed
+            u64le(1),         // one entry placed
+            vec![1, 0, 0, 0], // one entry
+            id11.clone(),     // its ID
+            u64le(0),         // node
             vec![1, 0, 0, 0, 1, 0, 0, 0, b'a', 1, 0, 0, 0, b'b'],
             vec![1, 0, 0, 0, 1, 0, 0, 0, b'g'], // one group "g"
             id11.clone(),                       // last delivered
@@ -597,13 +616,14 @@ mod tests {
         // The hex shown in docs/format.md §"Stream value".
         let doc_hex = "01 01 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 00 00 00 00 00 00 00 \
                        00 00 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 01 00 00 00 00 00 00 \
-                       00 00 01 00 00 00 00 00 00 00 01 00 00 00 01 00 00 00 00 00 00 00 01 00 \
-                       00 00 00 00 00 00 00 00 00 00 00 00 00 00 01 00 00 00 01 00 00 00 61 01 \
-                       00 00 00 62 01 00 00 00 01 00 00 00 67 01 00 00 00 00 00 00 00 01 00 00 \
-                       00 00 00 00 00 01 01 00 00 00 00 00 00 00 01 00 00 00 01 00 00 00 63 05 \
-                       00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 01 00 00 00 01 00 00 00 \
-                       00 00 00 00 01 00 00 00 00 00 00 00 01 00 00 00 63 07 00 00 00 00 00 00 \
-                       00 01 00 00 00 00 00 00 00";
+                       00 00 00 00 00 01 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 01 00 00 \
+                       00 00 00 00 00 01 00 00 00 01 00 00 00 00 00 00 00 01 00 00 00 00 00 00 \
+                       00 00 00 00 00 00 00 00 00 01 00 00 00 01 00 00 00 61 01 00 00 00 62 01 \
+                       00 00 00 01 00 00 00 67 01 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 \
+                       01 01 00 00 00 00 00 00 00 01 00 00 00 01 00 00 00 63 05 00 00 00 00 00 \
+                       00 00 00 00 00 00 00 00 00 00 00 01 00 00 00 01 00 00 00 00 00 00 00 01 \
+                       00 00 00 00 00 00 00 01 00 00 00 63 07 00 00 00 00 00 00 00 01 00 00 00 \
+                       00 00 00 00";
         let doc: Vec<u8> = doc_hex.split_whitespace().map(|h| u8::from_str_radix(h, 16).unwrap()).collect();
         assert_eq!(doc, expected);
         assert_eq!(StreamValue::from_bytes(&expected), Ok(s));
