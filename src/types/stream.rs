@@ -470,7 +470,8 @@ impl StreamValue {
 
     /// Whether `[start, end]` (end unbounded when None) may hold a deleted entry (Redis's tombstone test).
     pub fn range_has_tombstones(&self, start: StreamId, end: Option<StreamId>) -> bool {
-        if self.entries.is_empty() || self.max_deleted_id.is_zero() {
+        // No entries, no deletion, or every deletion before the first entry: nothing deleted lies ahead.
+        if self.entries.is_empty() || self.max_deleted_id.is_zero() || self.first_id() > self.max_deleted_id {
             return false;
         }
         start <= self.max_deleted_id && end.unwrap_or(StreamId::MAX) >= self.max_deleted_id

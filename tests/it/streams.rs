@@ -854,3 +854,66 @@ fn stream_random_sequences() {
         compare_masked(&format!("random streams, seed {seed} (VELO_DIFF_SEED={base})"), &[], &script);
     }
 }
+
+/// Random sequences over long streams (bursts of growing IDs, so that entries span many nodes) with
+/// trimming, deletions and group traffic, seeded (`VELO_DIFF_SEED`): replies must match, clocks masked.
+#[test]
+fn stream_random_long_streams() {
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+    let base: u64 = std::env::var("VELO_DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
+    let consumers = ["alice", "bob"];
+    for seed in base..base + 2 {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut script: Vec<String> = vec!["XGROUP CREATE s g 0 MKSTREAM".into(), "XGROUP CREATE s h $".into()];
+        let mut next: u64 = 1;
+        for _ in 0..120 {
+            let c = consumers[rng.gen_range(0..consumers.len())];
+            let around = rng.gen_range(next.saturating_sub(150)..=next);
+            let n: u64 = rng.gen_range(0..160);
+            let approx = if rng.gen_bool(0.5) { "~ " } else { "" };
+            match rng.gen_range(0..16) {
+                0..=3 => {
+                    for _ in 0..rng.gen_range(1..80) {
+                        script.push(format!("XADD s {next}-{} f {next}", rng.gen_range(0..2)));
+                        next += rng.gen_range(1..3);
+                    }
+                }
+                4 => {
+                    script.push(format!("XADD s MAXLEN {approx}{n} {next}-0 f v"));
+                    next += 1;
+                }
+                5 => {
+                    script.push(if approx.is_empty() {
+                        format!("XADD s MINID {around} {next}-* f v")
+                    } else {
+                        format!("XADD s MINID ~ {around} LIMIT {n} {next}-* f v")
+                    });
+                    next += 1;
+                }
+                6 => script.push(format!("XTRIM s MAXLEN {approx}{n}")),
+                7 => script.push(format!("XTRIM s MINID {approx}{around}")),
+                8 => {
+                    let ids: Vec<String> = (0..rng.gen_range(1..6))
+                        .map(|_| format!("{}-{}", rng.gen_range(next.saturating_sub(200)..next), rng.gen_range(0..2)))
+                        .collect();
+                    script.push(format!("XDEL s {}", ids.join(" ")));
+                }
+                9 => script.push(format!("XREADGROUP GROUP g {c} COUNT {n} STREAMS s >")),
+                10 => script.push(format!("XACK s g {around}-0 {around}-1 {}-0", around + 1)),
+                11 => script.push(format!("XAUTOCLAIM s g {c} 0 {around} COUNT {}", n.max(1))),
+                12 => script.push(format!("XRANGE s {around} + COUNT 5")),
+                13 => script.push("XINFO GROUPS s".into()),
+                14 => script.push("XINFO STREAM s".into()),
+                _ => script.push(format!("XREADGROUP GROUP h {c} NOACK COUNT {n} STREAMS s >")),
+            }
+        }
+        script.push("XINFO STREAM s FULL COUNT 0".into());
+        script.push("XPENDING s g - + 1000".into());
+        let script: Vec<&str> = script.iter().map(String::as_str).collect();
+        compare_masked(&format!("random long streams, seed {seed} (VELO_DIFF_SEED={base})"), &[], &script);
+    }
+}
