@@ -1243,7 +1243,7 @@ pub fn xinfo_stream(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdErro
                 pair("name", Reply::Bulk(name.clone())),
                 pair("last-delivered-id", id_reply(group.last_id)),
                 pair("entries-read", opt_int(group.entries_read)),
-                pair("lag", opt_int(stream.lag(group))),
+                pair("lag", stream.lag(group).map_or(Reply::Nil, Reply::Int)),
                 pair("pel-count", Reply::Int(group.pel.len() as i64)),
                 pair("pending", Reply::Array(pending)),
                 pair("consumers", Reply::Array(consumers)),
@@ -1271,7 +1271,7 @@ pub fn xinfo_groups(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdErro
                     pair("pending", Reply::Int(group.pel.len() as i64)),
                     pair("last-delivered-id", id_reply(group.last_id)),
                     pair("entries-read", opt_int(group.entries_read)),
-                    pair("lag", opt_int(stream.lag(group))),
+                    pair("lag", stream.lag(group).map_or(Reply::Nil, Reply::Int)),
                 ])
             })
             .collect(),

@@ -503,17 +503,19 @@ impl StreamValue {
         None
     }
 
-    /// A group's lag (entries not yet delivered to it), when it can be known.
-    pub fn lag(&self, group: &Group) -> Option<u64> {
+    /// A group's lag (entries not yet delivered to it), when it can be known. Negative when ENTRIESREAD
+    /// claimed more reads than entries were added, as Redis reports it.
+    pub fn lag(&self, group: &Group) -> Option<i64> {
         if self.entries_added == 0 {
             return Some(0);
         }
+        let lag = |read: u64| (self.entries_added as i64).wrapping_sub(read as i64);
         if let Some(read) = group.entries_read {
             if !self.range_has_tombstones(group.last_id, None) {
-                return Some(self.entries_added.saturating_sub(read));
+                return Some(lag(read));
             }
         }
-        self.estimate_entries_read(group.last_id).map(|read| self.entries_added.saturating_sub(read))
+        self.estimate_entries_read(group.last_id).map(lag)
     }
 
     /// Moves a group's last-delivered ID to `id` (a `>` read delivered it), keeping its read counter.
@@ -526,7 +528,7 @@ impl StreamValue {
             return;
         }
         match group.entries_read {
-            Some(read) if !has_tombstones => group.entries_read = Some(read + 1),
+            Some(read) if !has_tombstones => group.entries_read = Some(read.wrapping_add(1)),
             _ if entries_added != 0 => group.entries_read = estimate,
             _ => {}
         }

@@ -819,7 +819,7 @@ fn stream_random_sequences() {
             let b = id();
             let n: i64 = rng.gen_range(-1..12);
             let approx = if rng.gen_bool(0.3) { "~ " } else { "" };
-            let line = match rng.gen_range(0..30) {
+            let line = match rng.gen_range(0..38) {
                 0..=5 => format!("XADD {k} {a} f {n} x y"),
                 6 => format!("XADD {k} MAXLEN {approx}{} {a} f v", n.max(0)),
                 7 => format!("XDEL {k} {} {}", a.replace("-*", ""), b.replace("-*", "")),
@@ -846,6 +846,16 @@ fn stream_random_sequences() {
                 26 => format!("XAUTOCLAIM {k} {g} {c} 0 {} COUNT {}", a.replace("-*", ""), n.max(1)),
                 27 => format!("XINFO GROUPS {k}"),
                 28 => format!("XINFO STREAM {k}"),
+                30 => format!("XCLAIM {k} {g} {c} 0 {} FORCE RETRYCOUNT {n}", a.replace("-*", "")),
+                31 => format!("XCLAIM {k} {g} {c} 0 {} LASTID {}", a.replace("-*", ""), b.replace("-*", "")),
+                32 => format!("XGROUP SETID {k} {g} $ ENTRIESREAD {n}"),
+                33 => {
+                    format!("XSETID {k} {} ENTRIESADDED {n} MAXDELETEDID {}", a.replace("-*", ""), b.replace("-*", ""))
+                }
+                34 => format!("XREADGROUP GROUP {g} {c} COUNT {n} STREAMS s t 0 {}", b.replace("-*", "")),
+                35 => format!("XINFO CONSUMERS {k} {g}"),
+                36 => format!("XGROUP CREATE {k} {g} {} ENTRIESREAD {n}", a.replace("-*", "")),
+                37 => format!("XINFO STREAM {k} FULL COUNT {n}"),
                 _ => format!("XSETID {k} {}", a.replace("-*", "")),
             };
             script.push(line);
