@@ -2,11 +2,11 @@
 //! ID) and its consumer groups (their last-delivered ID, read counter, pending-entries list and consumers),
 //! stored as one value of kind `Stream`. Layout: docs/format.md §"Stream value".
 //!
-//! Redis keeps entries in listpack nodes of at most 100 entries; approximate trimming (`~`) removes only
-//! whole nodes, a node is judged by the last entry placed in it (even if deleted), and a node emptied by
-//! trimming stays until removed whole. Each entry here remembers its node and each node its last placed ID
-//! and fill, so that trimming and `radix-tree-keys` follow Redis (Redis also closes a node at 4096 bytes:
-//! streams of large entries have smaller nodes there).
+//! Redis keeps entries in listpack nodes of at most 100 entries and 4096 bytes; approximate trimming (`~`)
+//! removes only whole nodes, a node is judged by the last entry placed in it (even if deleted), and a node
+//! emptied by trimming stays until removed whole. Each entry here remembers its node, and each node its
+//! first ID, first fields, byte size (computed as Redis's listpack encoding would take), last placed ID and
+//! fill, so that node boundaries, trimming and `radix-tree-keys` follow Redis.
 //! Like Redis, a stream stays a key when it has no entries.
 
 use std::collections::BTreeMap;
@@ -15,6 +15,9 @@ use bytes::Bytes;
 
 /// Entries per node, Redis's default `stream-node-max-entries`.
 pub const NODE_MAX_ENTRIES: u64 = 100;
+
+/// Bytes per node, Redis's default `stream-node-max-bytes`.
+pub const NODE_MAX_BYTES: u64 = 4096;
 
 /// Why stored bytes are not a stream.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,15 +87,74 @@ pub struct StreamEntry {
     pub node: u64,
 }
 
-/// A node: Redis's listpack of up to [`NODE_MAX_ENTRIES`] entries, deleted ones included.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A node: Redis's listpack of up to [`NODE_MAX_ENTRIES`] entries (deleted ones included) and about
+/// [`NODE_MAX_BYTES`] bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
+    /// The ID of the first entry placed in it (Redis's master ID).
+    pub master_id: StreamId,
+    /// The fields of that entry (Redis's master fields: entries with the same fields store values only).
+    pub master_fields: Vec<Bytes>,
+    /// Its size as a Redis listpack, in bytes.
+    pub bytes: u64,
     /// The ID of the last entry placed in it (possibly deleted since).
     pub last_id: StreamId,
     /// Entries ever placed in it, deleted ones included.
     pub placed: u64,
     /// Live entries (not stored: counted from the entries).
     pub live: u64,
+}
+
+/// Bytes of a listpack element's back-length for an element of `len` bytes.
+fn backlen_size(len: u64) -> u64 {
+    match len {
+        0..=127 => 1,
+        128..=16382 => 2,
+        16383..=2_097_150 => 3,
+        2_097_151..=268_435_454 => 4,
+        _ => 5,
+    }
+}
+
+/// Bytes of an integer listpack element.
+fn int_element(value: i64) -> u64 {
+    let encoded = match value {
+        0..=127 => 1,
+        -4096..=4095 => 2,
+        -32768..=32767 => 3,
+        -8_388_608..=8_388_607 => 4,
+        -2_147_483_648..=2_147_483_647 => 5,
+        _ => 9,
+    };
+    encoded + backlen_size(encoded)
+}
+
+/// Bytes of a string listpack element (a string that is a canonical integer is stored as one).
+fn str_element(text: &[u8]) -> u64 {
+    if let Some(value) = crate::resp::decode::parse_int(text) {
+        return int_element(value);
+    }
+    let len = text.len() as u64;
+    let encoded = match len {
+        0..=63 => 1 + len,
+        64..=4095 => 2 + len,
+        _ => 5 + len,
+    };
+    encoded + backlen_size(encoded)
+}
+
+/// Bytes an entry adds to a node with master `master_id`: flags, the ID as two deltas, the field count
+/// and fields unless they equal the master fields, the values, and the element count.
+fn entry_bytes(id: StreamId, master_id: StreamId, fields: &[(Bytes, Bytes)], same_fields: bool) -> u64 {
+    let n = fields.len() as i64;
+    let mut bytes = int_element(0)
+        + int_element(id.ms.wrapping_sub(master_id.ms) as i64)
+        + int_element(id.seq.wrapping_sub(master_id.seq) as i64);
+    if !same_fields {
+        bytes += int_element(n) + fields.iter().map(|(f, _)| str_element(f)).sum::<u64>();
+    }
+    bytes += fields.iter().map(|(_, v)| str_element(v)).sum::<u64>();
+    bytes + int_element(if same_fields { n + 3 } else { 2 * n + 4 })
 }
 
 /// A pending (delivered, not acknowledged) entry of a group.
@@ -238,7 +300,12 @@ impl StreamValue {
         for _ in 0..r.count(32)? {
             let at = r.at;
             let number = r.u64()?;
-            let node = Node { last_id: r.id()?, placed: r.u64()?, live: 0 };
+            let master_id = r.id()?;
+            let mut master_fields = Vec::new();
+            for _ in 0..r.count(4)? {
+                master_fields.push(r.blob()?);
+            }
+            let node = Node { master_id, master_fields, bytes: r.u64()?, last_id: r.id()?, placed: r.u64()?, live: 0 };
             if nodes.keys().next_back().is_some_and(|last| *last >= number)
                 || !(1..=NODE_MAX_ENTRIES).contains(&node.placed)
             {
@@ -323,6 +390,12 @@ impl StreamValue {
         out.extend_from_slice(&(self.nodes.len() as u32).to_le_bytes());
         for (number, node) in &self.nodes {
             out.extend_from_slice(&number.to_le_bytes());
+            put_id(&mut out, node.master_id);
+            out.extend_from_slice(&(node.master_fields.len() as u32).to_le_bytes());
+            for field in &node.master_fields {
+                put_blob(&mut out, field);
+            }
+            out.extend_from_slice(&node.bytes.to_le_bytes());
             put_id(&mut out, node.last_id);
             out.extend_from_slice(&node.placed.to_le_bytes());
         }
@@ -375,8 +448,14 @@ impl StreamValue {
 
     /// Appends an entry whose ID the caller checked to be greater than `last_id`.
     pub fn append(&mut self, id: StreamId, fields: Vec<(Bytes, Bytes)>) {
+        // Redis opens a new node when the last one would reach its byte limit (counting the new entry's
+        // raw field and value bytes) or holds its maximum of entries.
+        let raw: u64 = fields.iter().map(|(f, v)| (f.len() + v.len()) as u64).sum();
         let number = match self.nodes.iter_mut().next_back() {
-            Some((number, node)) if node.placed < NODE_MAX_ENTRIES => {
+            Some((number, node)) if node.bytes + raw < NODE_MAX_BYTES && node.placed < NODE_MAX_ENTRIES => {
+                let same = node.master_fields.len() == fields.len()
+                    && node.master_fields.iter().zip(&fields).all(|(m, (f, _))| m == f);
+                node.bytes += entry_bytes(id, node.master_id, &fields, same);
                 node.placed += 1;
                 node.live += 1;
                 node.last_id = id;
@@ -384,7 +463,17 @@ impl StreamValue {
             }
             last => {
                 let number = last.map_or(0, |(number, _)| number + 1);
-                self.nodes.insert(number, Node { last_id: id, placed: 1, live: 1 });
+                // Header and terminator, then the master entry: count, deleted, field count, fields, 0.
+                let master = 7
+                    + int_element(1)
+                    + int_element(0)
+                    + int_element(fields.len() as i64)
+                    + fields.iter().map(|(f, _)| str_element(f)).sum::<u64>()
+                    + int_element(0);
+                let bytes = master + entry_bytes(id, id, &fields, true);
+                let master_fields = fields.iter().map(|(f, _)| f.clone()).collect();
+                self.nodes
+                    .insert(number, Node { master_id: id, master_fields, bytes, last_id: id, placed: 1, live: 1 });
                 number
             }
         };
@@ -428,22 +517,23 @@ impl StreamValue {
                     break;
                 }
             }
-            let node = self.nodes[&number];
-            if limit != 0 && removed + node.live > limit {
+            let Some(node) = self.nodes.get(&number) else { break };
+            let (live, last_id) = (node.live, node.last_id);
+            if limit != 0 && removed + live > limit {
                 break;
             }
             let whole = match strategy {
-                Trim::MaxLen(maxlen) => self.entries.len() as u64 - node.live >= maxlen,
-                Trim::MinId(minid) => node.last_id < minid,
+                Trim::MaxLen(maxlen) => self.entries.len() as u64 - live >= maxlen,
+                Trim::MinId(minid) => last_id < minid,
             };
             // Earlier nodes are gone, so this node's live entries are the first ones.
-            let ids: Vec<StreamId> = self.entries.keys().take(node.live as usize).copied().collect();
+            let ids: Vec<StreamId> = self.entries.keys().take(live as usize).copied().collect();
             if whole {
                 for id in &ids {
                     self.entries.remove(id);
                 }
                 self.nodes.remove(&number);
-                removed += node.live;
+                removed += live;
                 continue;
             }
             if approx {
@@ -590,17 +680,20 @@ mod tests {
         let u64le = |v: u64| v.to_le_bytes().to_vec();
         let id11 = [u64le(1), u64le(1)].concat();
         let expected = [
-            vec![1],          // version
-            id11.clone(),     // last_id
-            vec![0; 16],      // max_deleted_id
-            u64le(1),         // entries_added
-            vec![1, 0, 0, 0], // one node
-            u64le(0),         // number 0
-            id11.clone(),     // last placed
-            u64le(1),         // one entry placed
-            vec![1, 0, 0, 0], // one entry
-            id11.clone(),     // its ID
-            u64le(0),         // node
+            vec![1],                            // version
+            id11.clone(),                       // last_id
+            vec![0; 16],                        // max_deleted_id
+            u64le(1),                           // entries_added
+            vec![1, 0, 0, 0],                   // one node
+            u64le(0),                           // number 0
+            id11.clone(),                       // master ID
+            vec![1, 0, 0, 0, 1, 0, 0, 0, b'a'], // master fields: "a"
+            u64le(29),                          // listpack bytes
+            id11.clone(),                       // last placed
+            u64le(1),                           // one entry placed
+            vec![1, 0, 0, 0],                   // one entry
+            id11.clone(),                       // its ID
+            u64le(0),                           // node
             vec![1, 0, 0, 0, 1, 0, 0, 0, b'a', 1, 0, 0, 0, b'b'],
             vec![1, 0, 0, 0, 1, 0, 0, 0, b'g'], // one group "g"
             id11.clone(),                       // last delivered
@@ -620,13 +713,14 @@ mod tests {
         let doc_hex = "01 01 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 00 00 00 00 00 00 00 \
                        00 00 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 01 00 00 00 00 00 00 \
                        00 00 00 00 00 01 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 01 00 00 \
-                       00 00 00 00 00 01 00 00 00 01 00 00 00 00 00 00 00 01 00 00 00 00 00 00 \
-                       00 00 00 00 00 00 00 00 00 01 00 00 00 01 00 00 00 61 01 00 00 00 62 01 \
-                       00 00 00 01 00 00 00 67 01 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 \
-                       01 01 00 00 00 00 00 00 00 01 00 00 00 01 00 00 00 63 05 00 00 00 00 00 \
-                       00 00 00 00 00 00 00 00 00 00 00 01 00 00 00 01 00 00 00 00 00 00 00 01 \
-                       00 00 00 00 00 00 00 01 00 00 00 63 07 00 00 00 00 00 00 00 01 00 00 00 \
-                       00 00 00 00";
+                       00 01 00 00 00 61 1d 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 01 00 \
+                       00 00 00 00 00 00 01 00 00 00 00 00 00 00 01 00 00 00 01 00 00 00 00 00 \
+                       00 00 01 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 01 00 00 00 01 00 \
+                       00 00 61 01 00 00 00 62 01 00 00 00 01 00 00 00 67 01 00 00 00 00 00 00 \
+                       00 01 00 00 00 00 00 00 00 01 01 00 00 00 00 00 00 00 01 00 00 00 01 00 \
+                       00 00 63 05 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 01 00 00 00 \
+                       01 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 01 00 00 00 63 07 00 00 \
+                       00 00 00 00 00 01 00 00 00 00 00 00 00";
         let doc: Vec<u8> = doc_hex.split_whitespace().map(|h| u8::from_str_radix(h, 16).unwrap()).collect();
         assert_eq!(doc, expected);
         assert_eq!(StreamValue::from_bytes(&expected), Ok(s));

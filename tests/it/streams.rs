@@ -927,3 +927,47 @@ fn stream_random_long_streams() {
         compare_masked(&format!("random long streams, seed {seed} (VELO_DIFF_SEED={base})"), &[], &script);
     }
 }
+
+/// Node boundaries with large and varied entries (Redis closes a node at 4096 bytes of listpack): the node
+/// count (`radix-tree-keys`) and approximate trimming must match.
+#[test]
+fn stream_node_bytes() {
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+    let mut rng = SmallRng::seed_from_u64(7);
+    let mut setup: Vec<String> = Vec::new();
+    for i in 1..=60 {
+        setup.push(format!("XADD big {i}-0 payload {}", "x".repeat(200)));
+    }
+    setup.push("XADD big 61-0 payload y".into());
+    setup.push(format!("XADD huge 1-0 a {}", "z".repeat(5000)));
+    setup.push("XADD huge 2-0 a b".into());
+    setup.push(format!("XADD huge 3-0 a {}", "z".repeat(3000)));
+    setup.push("XADD huge 4-0 a b".into());
+    let mut ms = 1u64;
+    for _ in 0..400 {
+        let fields = match rng.gen_range(0..6) {
+            0 => "f v".to_string(),
+            1 => format!("f {}", rng.gen_range(-100_000i64..100_000)),
+            2 => format!("n {} m {}", rng.gen_range(0..5_000_000_000i64), "w".repeat(rng.gen_range(0..70))),
+            3 => format!("f {}", "q".repeat(rng.gen_range(60..300))),
+            4 => format!("{} v", rng.gen_range(0..1000)),
+            _ => format!("f v g {}", "e".repeat(rng.gen_range(0..20))),
+        };
+        ms += rng.gen_range(1..200_000);
+        setup.push(format!("XADD mixed {ms}-{} {fields}", rng.gen_range(0..70_000)));
+    }
+    let mut queries: Vec<String> =
+        vec!["XINFO STREAM big".into(), "XINFO STREAM huge".into(), "XINFO STREAM mixed".into()];
+    for (i, keep) in [350, 300, 200, 120, 40].iter().enumerate() {
+        queries.push(format!("XTRIM mixed MAXLEN ~ {keep}"));
+        queries.push("XINFO STREAM mixed".into());
+        queries.push(format!("XDEL big {}-0 {}-0", 20 + i, 40 + i));
+    }
+    queries.push("XTRIM big MAXLEN ~ 30".into());
+    queries.push("XTRIM big MINID ~ 45".into());
+    queries.push("XINFO STREAM big".into());
+    let setup: Vec<&str> = setup.iter().map(String::as_str).collect();
+    let queries: Vec<&str> = queries.iter().map(String::as_str).collect();
+    compare_masked("node bytes", &setup, &queries);
+}
