@@ -8,10 +8,35 @@
 
 use bytes::Bytes;
 
-use super::collection::{modify, read};
+use super::collection::{load, modify, read, store};
 use super::{Args, CmdError, Ctx};
 use crate::resp::Reply;
 use crate::types::stream::{Consumer, Group, Pending, StreamId, StreamValue, Trim};
+
+/// Runs `change` like [`modify`] but marks the key changed for WATCH only when it creates the key: Redis
+/// 7.0 signals a stream as modified when entries are added or removed (XADD, XDEL, XTRIM, use [`modify`])
+/// or MKSTREAM creates it, never for consumer-group bookkeeping or XSETID.
+fn modify_groups(
+    ctx: &mut Ctx<'_>,
+    key: &Bytes,
+    change: impl FnOnce(&mut StreamValue, bool) -> Result<(Reply, bool), CmdError>,
+) -> Result<Reply, CmdError> {
+    let db = ctx.db();
+    let mut slot = ctx.engine.lock_key(key);
+    let (mut value, expire, existed) = match load::<StreamValue>(slot.get(db, key)?)? {
+        Some((value, expire)) => (value, expire, true),
+        None => (StreamValue::default(), None, false),
+    };
+    let (reply, changed) = change(&mut value, existed)?;
+    if changed {
+        store(&mut slot, db, key, &value, expire)?;
+    }
+    slot.commit()?;
+    if changed && !existed {
+        ctx.touch(db, key);
+    }
+    Ok(reply)
+}
 
 const INVALID_ID: &str = "Invalid stream ID specified as stream command argument";
 
@@ -427,7 +452,7 @@ pub fn xsetid(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
             return Err(CmdError::Syntax);
         }
     }
-    modify(ctx, &key, |stream: &mut StreamValue, existed| {
+    modify_groups(ctx, &key, |stream: &mut StreamValue, existed| {
         if !existed {
             return Err(CmdError::NoSuchKey);
         }
@@ -581,7 +606,7 @@ pub fn read_now(ctx: &mut Ctx<'_>, request: &ReadRequest) -> Result<Option<Reply
             }
             Some((group_name, consumer_name)) => {
                 let mut result = None;
-                modify(ctx, key, |stream: &mut StreamValue, _| {
+                modify_groups(ctx, key, |stream: &mut StreamValue, _| {
                     result = group_read(stream, group_name, consumer_name, *after, request, now);
                     Ok((Reply::Ok, result.is_some()))
                 })?;
@@ -718,7 +743,7 @@ pub fn xgroup_create(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdErr
     let group = args.next_bytes()?;
     let id_arg = args.next_bytes()?;
     let (mkstream, entries_read) = group_options(args, true)?;
-    modify(ctx, &key, |stream: &mut StreamValue, existed| {
+    modify_groups(ctx, &key, |stream: &mut StreamValue, existed| {
         if !existed && !mkstream {
             return Err(CmdError::err(XGROUP_NEEDS_KEY));
         }
@@ -744,7 +769,7 @@ fn with_group(
     group: &Bytes,
     change: impl FnOnce(&mut StreamValue) -> Result<(Reply, bool), CmdError>,
 ) -> Result<Reply, CmdError> {
-    modify(ctx, key, |stream: &mut StreamValue, existed| {
+    modify_groups(ctx, key, |stream: &mut StreamValue, existed| {
         if !existed {
             return Err(CmdError::err(XGROUP_NEEDS_KEY));
         }
@@ -783,7 +808,7 @@ pub fn xgroup_setid(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdErro
 pub fn xgroup_destroy(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let group = args.next_bytes()?;
-    modify(ctx, &key, |stream: &mut StreamValue, existed| {
+    modify_groups(ctx, &key, |stream: &mut StreamValue, existed| {
         if !existed {
             return Err(CmdError::err(XGROUP_NEEDS_KEY));
         }
@@ -861,7 +886,7 @@ pub fn xack(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let group = args.next_bytes()?;
     let id_args = args.rest();
-    modify(ctx, &key, |stream: &mut StreamValue, _| {
+    modify_groups(ctx, &key, |stream: &mut StreamValue, _| {
         // No key or group: nothing to acknowledge, whatever the IDs.
         let Some(group) = stream.groups.get_mut(&group) else { return Ok((Reply::Int(0), false)) };
         // All IDs are checked before any is acknowledged.
@@ -978,7 +1003,7 @@ pub fn xclaim(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let argv = args.argv().to_vec();
     let (key, group_name, consumer) = (&argv[1], &argv[2], &argv[3]);
     let now = ctx.now_ms() as i64;
-    modify(ctx, key, |stream: &mut StreamValue, _| {
+    modify_groups(ctx, key, |stream: &mut StreamValue, _| {
         if !stream.groups.contains_key(group_name) {
             return Err(no_group_error(key, group_name));
         }
@@ -1101,7 +1126,7 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
         j += 1;
     }
     let now = ctx.now_ms();
-    modify(ctx, key, |stream: &mut StreamValue, _| {
+    modify_groups(ctx, key, |stream: &mut StreamValue, _| {
         let Some(group) = stream.groups.get(group_name) else { return Err(no_group_error(key, group_name)) };
         let candidates: Vec<StreamId> = group.pel.range(start..).map(|(id, _)| *id).collect();
         let mut attempts = count.saturating_mul(10);

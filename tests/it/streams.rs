@@ -971,3 +971,58 @@ fn stream_node_bytes() {
     let queries: Vec<&str> = queries.iter().map(String::as_str).collect();
     compare_masked("node bytes", &setup, &queries);
 }
+
+/// WATCH sees a stream change only when entries are added or removed or the key is created, as in Redis
+/// 7.0 (consumer-group bookkeeping and XSETID leave it alone): each command runs on a second connection
+/// between WATCH/MULTI and EXEC, and EXEC's reply must match Redis's.
+#[test]
+fn stream_watch() {
+    let (redis, velo) = servers();
+    let commands: &[&str] = &[
+        "XADD s 50-1 a 1",
+        "XDEL s 50-1",
+        "XREADGROUP GROUP g c COUNT 1 STREAMS s >",
+        "XREADGROUP GROUP g c STREAMS s 0",
+        "XACK s g 1-1",
+        "XGROUP CREATECONSUMER s g zz",
+        "XCLAIM s g c2 0 2-1",
+        "XAUTOCLAIM s g c3 0 0",
+        "XGROUP DELCONSUMER s g zz",
+        "XGROUP SETID s g 0",
+        "XREADGROUP GROUP g c NOACK STREAMS s >",
+        "XREADGROUP GROUP g c STREAMS s >",
+        "XREADGROUP GROUP g newc STREAMS s 0",
+        "XDEL s 9-9",
+        "XTRIM s MAXLEN 100",
+        "XTRIM s MAXLEN 1",
+        "XGROUP CREATE s g2 0",
+        "XGROUP DESTROY s g2",
+        "XSETID s 60-5",
+        "XGROUP CREATE m g 0 MKSTREAM",
+        "XADD s NOMKSTREAM 70-1 a b",
+        "XADD n NOMKSTREAM 70-1 a b",
+    ];
+    let mut results: Vec<Vec<Vec<u8>>> = Vec::new();
+    for port in [redis.port, velo.port] {
+        let (mut a, mut b) = (Conn::connect(port), Conn::connect(port));
+        for setup in [&["FLUSHALL"][..], &["XADD", "s", "1-1", "a", "1"], &["XADD", "s", "2-1", "a", "1"]] {
+            a.cmd(setup);
+        }
+        a.cmd(&["XGROUP", "CREATE", "s", "g", "0"]);
+        let mut out = Vec::new();
+        for line in commands {
+            let args: Vec<&str> = line.split(' ').collect();
+            let key = if args[0] == "XGROUP" { args[2] } else { args[1] };
+            let key = if key == "NOMKSTREAM" { args[1] } else { key };
+            a.cmd(&["WATCH", key]);
+            a.cmd(&["MULTI"]);
+            a.cmd(&["PING"]);
+            b.cmd(&args);
+            out.push(a.cmd(&["EXEC"]));
+        }
+        results.push(out);
+    }
+    for (i, line) in commands.iter().enumerate() {
+        assert_eq!(show(&results[0][i]), show(&results[1][i]), "EXEC after `{line}`");
+    }
+}
