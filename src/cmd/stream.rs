@@ -980,12 +980,12 @@ fn claim_one<'g>(
     group: &'g mut Group,
     id: StreamId,
     consumer: &Bytes,
-    created: &mut bool,
+    consumer_seen: &mut bool,
     now: u64,
 ) -> Option<&'g mut Pending> {
-    if !*created {
+    if !*consumer_seen {
         seen_consumer(group, consumer, now);
-        *created = true;
+        *consumer_seen = true;
     }
     if let Some(c) = group.consumers.get_mut(consumer) {
         c.active_time = Some(now);
@@ -1033,7 +1033,7 @@ pub fn xclaim(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
                 justid = true;
             } else if opt.eq_ignore_ascii_case(b"IDLE") && more > 0 {
                 j += 1;
-                delivery_time = Some(now - number(&argv[j], "IDLE")?);
+                delivery_time = Some(now.wrapping_sub(number(&argv[j], "IDLE")?));
             } else if opt.eq_ignore_ascii_case(b"TIME") && more > 0 {
                 j += 1;
                 delivery_time = Some(number(&argv[j], "TIME")?);
@@ -1059,7 +1059,7 @@ pub fn xclaim(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
             Some(t) if (0..=now).contains(&t) => t as u64,
             _ => now as u64,
         };
-        let mut created = false;
+        let mut consumer_seen = false;
         let mut out = Vec::new();
         for id in ids {
             if !stream.entries.contains_key(&id) {
@@ -1081,7 +1081,7 @@ pub fn xclaim(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
             if !forced && min_idle != 0 && now - (pending.delivery_time as i64) < min_idle {
                 continue;
             }
-            let Some(pending) = claim_one(group, id, consumer, &mut created, now as u64) else { continue };
+            let Some(pending) = claim_one(group, id, consumer, &mut consumer_seen, now as u64) else { continue };
             pending.delivery_time = delivery_time;
             match retry_count {
                 Some(n) if n >= 0 => pending.delivery_count = n as u64,
@@ -1132,7 +1132,7 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
         let mut attempts = count.saturating_mul(10);
         let mut remaining = count;
         let mut examined = 0;
-        let mut created = false;
+        let mut consumer_seen = false;
         let (mut claimed, mut deleted) = (Vec::new(), Vec::new());
         for id in &candidates {
             if attempts == 0 || remaining == 0 {
@@ -1151,7 +1151,7 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
             if min_idle != 0 && (now as i64 - delivered as i64) < min_idle {
                 continue;
             }
-            let Some(pending) = claim_one(group, *id, consumer, &mut created, now) else { continue };
+            let Some(pending) = claim_one(group, *id, consumer, &mut consumer_seen, now) else { continue };
             pending.delivery_time = now;
             if !justid {
                 pending.delivery_count += 1;
@@ -1160,7 +1160,7 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
             remaining -= 1;
         }
         let cursor = candidates.get(examined).copied().unwrap_or(StreamId::MIN);
-        let changed = created || !claimed.is_empty() || !deleted.is_empty();
+        let changed = consumer_seen || !claimed.is_empty() || !deleted.is_empty();
         Ok((Reply::Array(vec![id_reply(cursor), Reply::Array(claimed), Reply::Array(deleted)]), changed))
     })
 }
