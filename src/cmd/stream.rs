@@ -1173,18 +1173,12 @@ fn opt_int(value: Option<u64>) -> Reply {
     value.map_or(Reply::Nil, |v| Reply::Int(v as i64))
 }
 
-/// Redis's `radix-tree-nodes` depends on its radix tree's shape; Velo reports one node per key plus the
-/// root, which is what small streams show.
-fn radix_tree_nodes(stream: &StreamValue) -> i64 {
-    stream.node_count() as i64 + 1
-}
-
 /// The fields XINFO STREAM (plain or FULL) starts with.
 fn stream_header(stream: &StreamValue) -> Vec<(Reply, Reply)> {
     vec![
         pair("length", Reply::Int(stream.len() as i64)),
         pair("radix-tree-keys", Reply::Int(stream.node_count() as i64)),
-        pair("radix-tree-nodes", Reply::Int(radix_tree_nodes(stream))),
+        pair("radix-tree-nodes", Reply::Int(stream.radix_tree_nodes() as i64)),
         pair("last-generated-id", id_reply(stream.last_id)),
         pair("max-deleted-entry-id", id_reply(stream.max_deleted_id)),
         pair("entries-added", Reply::Int(stream.entries_added as i64)),

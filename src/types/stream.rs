@@ -503,6 +503,48 @@ impl StreamValue {
         self.nodes.len()
     }
 
+    /// Redis's `radix-tree-nodes`: the nodes of a compressed radix tree (Redis's rax) over the nodes' master
+    /// IDs as 16 big-endian bytes. In that tree a run of single-child steps is one node, a fork is one node,
+    /// each key ends in a leaf node, and the root always exists.
+    pub fn radix_tree_nodes(&self) -> usize {
+        let keys: Vec<[u8; 16]> = self
+            .nodes
+            .values()
+            .map(|node| {
+                let mut key = [0u8; 16];
+                key[..8].copy_from_slice(&node.master_id.ms.to_be_bytes());
+                key[8..].copy_from_slice(&node.master_id.seq.to_be_bytes());
+                key
+            })
+            .collect();
+        // The tree node at `depth` holding the sorted, distinct `keys` (all sharing `depth` bytes).
+        fn count(keys: &[[u8; 16]], depth: usize) -> usize {
+            if keys.is_empty() || depth == 16 {
+                return 1;
+            }
+            let (first, last) = (&keys[0], &keys[keys.len() - 1]);
+            let common = (depth..16).take_while(|&i| first[i] == last[i]).count();
+            if common > 0 {
+                // A compressed node up to where the keys part (or end).
+                return 1 + count(keys, depth + common);
+            }
+            // A fork: one child per distinct next byte.
+            let mut total = 1;
+            let mut start = 0;
+            while start < keys.len() {
+                let byte = keys[start][depth];
+                let end = start + keys[start..].iter().take_while(|k| k[depth] == byte).count();
+                total += count(&keys[start..end], depth + 1);
+                start = end;
+            }
+            total
+        }
+        let mut keys = keys;
+        keys.sort_unstable();
+        keys.dedup();
+        count(&keys, 0)
+    }
+
     /// Trims as XADD/XTRIM do: keeps at most `maxlen` entries, or (with `minid`) removes entries below
     /// `minid`. Nodes are visited from the first: a node goes whole when that is enough (for MINID: when the
     /// last entry placed in it is below `minid`); otherwise `approx` stops, and exact trimming removes
@@ -758,6 +800,10 @@ mod tests {
             s.append(StreamId::new(i, 1), Vec::new());
         }
         assert_eq!(s.node_count(), 3);
+        // Keys 1-1, 101-1, 201-1: a compressed root (7 shared bytes), a fork, and per key a compressed
+        // tail and a leaf, as Redis reports.
+        assert_eq!(s.radix_tree_nodes(), 8);
+        assert_eq!(StreamValue::default().radix_tree_nodes(), 1);
         assert_eq!(s.trim(Trim::MaxLen(120), true, 10_000), 100);
         assert_eq!(s.trim(Trim::MaxLen(0), true, 50), 0);
         assert_eq!(s.trim(Trim::MaxLen(0), true, 100), 100);
