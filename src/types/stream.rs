@@ -6,7 +6,7 @@
 //! removes only whole nodes, a node is judged by the last entry placed in it (even if deleted), and a node
 //! emptied by trimming stays until removed whole. Each entry here remembers its node, and each node its
 //! first ID, first fields, byte size (computed as Redis's listpack encoding would take), last placed ID and
-//! fill, so that node boundaries, trimming and `radix-tree-keys` follow Redis.
+//! fill, so that node boundaries, trimming, `radix-tree-keys` and `radix-tree-nodes` follow Redis.
 //! Like Redis, a stream stays a key when it has no entries.
 
 use std::collections::BTreeMap;
