@@ -21,13 +21,14 @@ use super::{CmdError, Ctx};
 use crate::elements::chain::Chain;
 use crate::elements::hashed::Hashed;
 use crate::elements::ranked::{Inserted, Ranked};
-use crate::elements::{self, Home, LAYOUT_CHAIN, LAYOUT_HASHED, LAYOUT_RANKED};
+use crate::elements::streamed::Streamed;
+use crate::elements::{self, Home, LAYOUT_CHAIN, LAYOUT_HASHED, LAYOUT_RANKED, LAYOUT_STREAM};
 use crate::engine::{BatchOp, Slot, ValueKind};
 use crate::resp::Reply;
 use crate::types::hash::HashValue;
 use crate::types::list::ListValue;
 use crate::types::set::SetValue;
-use crate::types::stream::StreamValue;
+use crate::types::stream::{Extent, StreamId, StreamValue, Trim};
 use crate::types::zset;
 use crate::types::zset_index::{InsertOutcome, LexBound, ScoreBound, ZsetIndex};
 use std::ops::Range;
@@ -52,6 +53,8 @@ pub enum SplitShape {
     Chain,
     /// Scored members: hashed scores and a counted tree of their order.
     Ranked,
+    /// A stream: its nodes in a counted tree keyed by master ID.
+    Stream,
 }
 
 /// A collection type stored as one compact value while small.
@@ -95,6 +98,19 @@ pub trait Collection: Default {
     /// Builds it from ranked members (distinct).
     fn from_scored(_items: Vec<(Bytes, f64)>) -> Self {
         Self::default()
+    }
+    /// The value as a stream, for the stream shape.
+    fn as_stream(&self) -> Option<&StreamValue> {
+        None
+    }
+    /// Builds it from a materialised split stream.
+    fn from_stream(_value: StreamValue) -> Self {
+        Self::default()
+    }
+    /// The bytes the split thresholds weigh: the compact encoding's size (a stream counts its entries
+    /// only, so that large consumer groups alone do not split it).
+    fn split_weight(&self, encoded: &[u8]) -> u64 {
+        encoded.len() as u64
     }
 }
 
@@ -206,6 +222,7 @@ impl Collection for ZsetIndex {
 impl Collection for StreamValue {
     const KIND: ValueKind = ValueKind::Stream;
     const WHAT: &'static str = "stream";
+    const SHAPE: SplitShape = SplitShape::Stream;
     fn decode(bytes: &[u8]) -> Result<Self, String> {
         StreamValue::from_bytes(bytes).map_err(|e| e.to_string())
     }
@@ -215,6 +232,18 @@ impl Collection for StreamValue {
     /// Never: a stream with no entries stays a key (with its counters and groups), as in Redis.
     fn is_empty(&self) -> bool {
         false
+    }
+    fn count(&self) -> u64 {
+        self.len() as u64
+    }
+    fn as_stream(&self) -> Option<&StreamValue> {
+        Some(self)
+    }
+    fn from_stream(value: StreamValue) -> Self {
+        value
+    }
+    fn split_weight(&self, _encoded: &[u8]) -> u64 {
+        self.entry_bytes()
     }
 }
 
@@ -227,6 +256,8 @@ pub enum Split {
     Chain(Chain),
     /// A sorted set.
     Ranked(Ranked),
+    /// A stream.
+    Stream(Streamed),
 }
 
 impl Split {
@@ -236,6 +267,7 @@ impl Split {
             Some(&LAYOUT_HASHED) => Split::Hashed(Hashed::decode(db, key, payload)?),
             Some(&LAYOUT_CHAIN) => Split::Chain(Chain::decode(db, key, payload)?),
             Some(&LAYOUT_RANKED) => Split::Ranked(Ranked::decode(db, key, payload)?),
+            Some(&LAYOUT_STREAM) => Split::Stream(Streamed::decode(db, key, payload)?),
             _ => Err(elements::ElementError::Damaged {
                 key: String::from_utf8_lossy(key).into_owned(),
                 reason: "unknown split layout".into(),
@@ -248,6 +280,7 @@ impl Split {
             Split::Hashed(hashed) => hashed.home(),
             Split::Chain(chain) => chain.home(),
             Split::Ranked(ranked) => ranked.home(),
+            Split::Stream(stream) => stream.home(),
         }
     }
 
@@ -256,6 +289,7 @@ impl Split {
             Split::Hashed(hashed) => hashed.len(),
             Split::Chain(chain) => chain.len(),
             Split::Ranked(ranked) => ranked.len(),
+            Split::Stream(stream) => stream.len(),
         }
     }
 
@@ -264,6 +298,7 @@ impl Split {
             Split::Hashed(hashed) => hashed.bytes(),
             Split::Chain(chain) => chain.bytes(),
             Split::Ranked(ranked) => ranked.bytes(),
+            Split::Stream(stream) => stream.bytes(),
         }
     }
 
@@ -272,6 +307,7 @@ impl Split {
             Split::Hashed(hashed) => hashed.header(),
             Split::Chain(chain) => chain.header(),
             Split::Ranked(ranked) => ranked.header(),
+            Split::Stream(stream) => stream.header(),
         }
     }
 
@@ -284,6 +320,7 @@ impl Split {
                 let len = ranked.len();
                 T::from_scored(ranked.range(slot, 0..len)?)
             }
+            Split::Stream(stream) => T::from_stream(stream.materialize(slot)?),
         })
     }
 
@@ -294,6 +331,7 @@ impl Split {
             Split::Hashed(hashed) => hashed.free_ops(ops),
             Split::Chain(chain) => chain.free_ops(slot, ops)?,
             Split::Ranked(ranked) => ranked.free_ops(slot, ops)?,
+            Split::Stream(stream) => stream.free_ops(slot, ops)?,
         }
         Ok(())
     }
@@ -305,6 +343,9 @@ impl Split {
             SplitShape::Hashed => Split::Hashed(Hashed::create(home, value.to_entries())),
             SplitShape::Chain => Split::Chain(Chain::create(home, value.to_items())),
             SplitShape::Ranked => Split::Ranked(Ranked::create(home, value.to_scored())),
+            SplitShape::Stream => {
+                Split::Stream(Streamed::create(home, value.as_stream().expect("the stream shape is a stream's")))
+            }
             SplitShape::Never => unreachable!("only splitting types are split"),
         }
     }
@@ -327,7 +368,7 @@ fn stored_split(slot: &mut Slot, db: u16, key: &[u8]) -> Result<Option<Split>, C
 }
 
 fn is_collection_kind(kind: ValueKind) -> bool {
-    matches!(kind, ValueKind::Hash | ValueKind::Set | ValueKind::List | ValueKind::SortedSet)
+    matches!(kind, ValueKind::Hash | ValueKind::Set | ValueKind::List | ValueKind::SortedSet | ValueKind::Stream)
 }
 
 /// A collection's form in a [`Handle`]. (A handle lives for one command: the size of the split variant
@@ -442,6 +483,7 @@ impl<T: Collection> Handle<T> {
                     Split::Hashed(hashed) => hashed.into_ops(ops),
                     Split::Chain(chain) => chain.into_ops(ops),
                     Split::Ranked(ranked) => ranked.into_ops(ops),
+                    Split::Stream(stream) => stream.into_ops(ops),
                 }
             }
             Form::Compact(value) => compact_ops(ops, self.db, &self.key, self.existed, self.expire, &value),
@@ -467,7 +509,7 @@ fn compact_ops<T: Collection>(
         return;
     }
     let encoded = value.encode();
-    let large = value.count() > SPLIT_ABOVE_COUNT || encoded.len() as u64 > SPLIT_ABOVE_BYTES;
+    let large = value.count() > SPLIT_ABOVE_COUNT || value.split_weight(&encoded) > SPLIT_ABOVE_BYTES;
     if T::SHAPE == SplitShape::Never || !large {
         ops.push(BatchOp::Set { db, key: key.to_vec(), kind: T::KIND, value: encoded, expire_at_ms: expire });
         return;
@@ -479,6 +521,7 @@ fn compact_ops<T: Collection>(
         Split::Hashed(hashed) => hashed.into_ops(ops),
         Split::Chain(chain) => chain.into_ops(ops),
         Split::Ranked(ranked) => ranked.into_ops(ops),
+        Split::Stream(stream) => stream.into_ops(ops),
     }
 }
 
@@ -903,6 +946,7 @@ pub fn portable_value(slot: &mut Slot, db: u16, key: &[u8]) -> Result<Option<cra
             ValueKind::Hash => split.materialize::<HashValue>(slot)?.encode(),
             ValueKind::Set => split.materialize::<SetValue>(slot)?.encode(),
             ValueKind::SortedSet => split.materialize::<ZsetIndex>(slot)?.encode(),
+            ValueKind::Stream => split.materialize::<StreamValue>(slot)?.encode(),
             _ => split.materialize::<ListValue>(slot)?.encode(),
         });
     }
@@ -921,6 +965,9 @@ pub fn write_portable(slot: &mut Slot, db: u16, key: &[u8], entry: &crate::engin
         }
         ValueKind::List => {
             store(slot, db, key, &ListValue::decode(&entry.value).map_err(decode_error)?, entry.expire_at_ms)
+        }
+        ValueKind::Stream => {
+            store(slot, db, key, &StreamValue::decode(&entry.value).map_err(decode_error)?, entry.expire_at_ms)
         }
         kind => {
             let mut ops = Vec::new();
@@ -953,4 +1000,129 @@ pub fn encoding_name(entry: &crate::engine::Entry) -> Result<Option<&'static str
         ),
         _ => return Ok(None),
     }))
+}
+
+/// Element-level operations of streams: the counters and groups ([`Handle::stream_meta`]) are at hand in
+/// both forms; entries are reached by ID, reading only the nodes concerned when the stream is split.
+impl Handle<StreamValue> {
+    /// The counters and groups (the whole value when compact).
+    pub fn stream_meta(&self) -> &StreamValue {
+        match &self.form {
+            Form::Compact(value) => value,
+            Form::Split(Split::Stream(stream)) => stream.meta(),
+            Form::Split(_) => unreachable!("a stream handle holds a stream"),
+        }
+    }
+
+    /// The counters and groups, to change.
+    pub fn stream_meta_mut(&mut self) -> &mut StreamValue {
+        match &mut self.form {
+            Form::Compact(value) => value,
+            Form::Split(Split::Stream(stream)) => stream.meta_mut(),
+            Form::Split(_) => unreachable!("a stream handle holds a stream"),
+        }
+    }
+
+    /// Live entries and the first ID, for the group counters.
+    pub fn extent(&mut self, slot: &mut Slot) -> Result<Extent, CmdError> {
+        Ok(match &mut self.form {
+            Form::Compact(value) => value.extent(),
+            Form::Split(Split::Stream(stream)) => stream.extent(slot)?,
+            Form::Split(_) => Extent { len: 0, first: StreamId::MIN },
+        })
+    }
+
+    /// The first live entry's ID, `0-0` when none.
+    pub fn first_id(&mut self, slot: &mut Slot) -> Result<StreamId, CmdError> {
+        Ok(match &mut self.form {
+            Form::Compact(value) => value.first_id(),
+            Form::Split(Split::Stream(stream)) => stream.first_id(slot)?,
+            Form::Split(_) => StreamId::MIN,
+        })
+    }
+
+    /// The last live entry's ID.
+    pub fn top_id(&mut self, slot: &mut Slot) -> Result<Option<StreamId>, CmdError> {
+        Ok(match &mut self.form {
+            Form::Compact(value) => value.entries.keys().next_back().copied(),
+            Form::Split(Split::Stream(stream)) => stream.top_id(slot)?,
+            Form::Split(_) => None,
+        })
+    }
+
+    /// The fields of entry `id`.
+    pub fn entry(&mut self, slot: &mut Slot, id: StreamId) -> Result<Option<Vec<(Bytes, Bytes)>>, CmdError> {
+        Ok(match &mut self.form {
+            Form::Compact(value) => value.entries.get(&id).map(|entry| entry.fields.clone()),
+            Form::Split(Split::Stream(stream)) => stream.get(slot, id)?,
+            Form::Split(_) => None,
+        })
+    }
+
+    /// Entries in `[start, end]`, ascending (descending when `rev`), at most `limit` (0: all).
+    pub fn entries_between(
+        &mut self,
+        slot: &mut Slot,
+        start: StreamId,
+        end: StreamId,
+        limit: usize,
+        rev: bool,
+    ) -> Result<Vec<(StreamId, Vec<(Bytes, Bytes)>)>, CmdError> {
+        if start > end {
+            return Ok(Vec::new());
+        }
+        let limit = if limit == 0 { usize::MAX } else { limit };
+        Ok(match &mut self.form {
+            Form::Compact(value) => {
+                let range = value.entries.range(start..=end).map(|(id, e)| (*id, e.fields.clone()));
+                if rev {
+                    range.rev().take(limit).collect()
+                } else {
+                    range.take(limit).collect()
+                }
+            }
+            Form::Split(Split::Stream(stream)) => stream.range(slot, start, end, limit, rev)?,
+            Form::Split(_) => Vec::new(),
+        })
+    }
+
+    /// Appends an entry whose ID the caller checked to be greater than the last ID.
+    pub fn append(&mut self, slot: &mut Slot, id: StreamId, fields: Vec<(Bytes, Bytes)>) -> Result<(), CmdError> {
+        match &mut self.form {
+            Form::Compact(value) => value.append(id, fields),
+            Form::Split(Split::Stream(stream)) => stream.append(slot, id, fields)?,
+            Form::Split(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Removes entry `id` (XDEL); true if it existed.
+    pub fn delete(&mut self, slot: &mut Slot, id: StreamId) -> Result<bool, CmdError> {
+        Ok(match &mut self.form {
+            Form::Compact(value) => value.delete(id),
+            Form::Split(Split::Stream(stream)) => stream.delete(slot, id)?,
+            Form::Split(_) => false,
+        })
+    }
+
+    /// Trims as XADD/XTRIM do; the number of entries removed.
+    pub fn trim(&mut self, slot: &mut Slot, strategy: Trim, approx: bool, limit: u64) -> Result<u64, CmdError> {
+        Ok(match &mut self.form {
+            Form::Compact(value) => value.trim(strategy, approx, limit),
+            Form::Split(Split::Stream(stream)) => stream.trim(slot, strategy, approx, limit)?,
+            Form::Split(_) => 0,
+        })
+    }
+
+    /// Redis's `radix-tree-keys` (nodes) and `radix-tree-nodes`.
+    pub fn radix_tree(&mut self, slot: &mut Slot) -> Result<(u64, u64), CmdError> {
+        Ok(match &mut self.form {
+            Form::Compact(value) => (value.node_count() as u64, value.radix_tree_nodes() as u64),
+            Form::Split(Split::Stream(stream)) => {
+                let masters = stream.master_ids(slot)?;
+                (masters.len() as u64, crate::types::stream::radix_tree_nodes(masters) as u64)
+            }
+            Form::Split(_) => (0, 1),
+        })
+    }
 }

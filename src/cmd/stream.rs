@@ -1,41 +1,60 @@
 //! Stream commands (the stream group of Redis 7.0): XADD, XLEN, XRANGE, XREVRANGE, XDEL, XTRIM, XSETID,
 //! XREAD, the consumer groups (XGROUP, XREADGROUP, XACK, XPENDING, XCLAIM, XAUTOCLAIM) and XINFO. A stream
-//! is one value ([`crate::types::stream`]) read and written through [`super::collection`]; replies, the
-//! order of argument checks and error texts follow Redis's.
+//! ([`crate::types::stream`]) is reached through a [`Handle`] of [`super::collection`]: one compact value
+//! while small, split into nodes ([`crate::elements::streamed`]) when large, so that commands read and
+//! write only the entries they concern. Counters and consumer groups are at hand in both forms. Replies,
+//! the order of argument checks and error texts follow Redis's.
 //!
-//! BLOCK is parsed in full; a read that would have to wait answers an error until blocking commands exist
-//! ([`read_now`] is the "can this read be served now" step to re-run on wake-up).
+//! BLOCK waits on the blocking registry; [`read_now`] is the "can this read be served now" step re-run on
+//! wake-up.
 
 use bytes::Bytes;
 
-use super::collection::{load, modify, read, store};
+use super::collection::{inspect, Handle};
 use super::{Args, CmdError, Ctx};
+use crate::engine::Slot;
 use crate::resp::Reply;
 use crate::types::stream::{Consumer, Group, Pending, StreamId, StreamValue, Trim};
 
-/// Runs `change` like [`modify`] but marks the key changed for WATCH only when it creates the key: Redis
-/// 7.0 signals a stream as modified when entries are added or removed (XADD, XDEL, XTRIM, use [`modify`])
-/// or MKSTREAM creates it, never for consumer-group bookkeeping or XSETID.
+/// A stream under its slot lock for one command, compact or split ([`super::collection`]).
+type Stream = Handle<StreamValue>;
+
+/// Runs `work` on the stream at `key` (empty and not existing if missing) under the key's slot lock; when
+/// `work` says it changed something, saves every change in one batch. WATCH: Redis 7.0 signals a stream
+/// as modified when entries are added or removed (`entries`: XADD, XDEL, XTRIM) or MKSTREAM creates it,
+/// never for consumer-group bookkeeping or XSETID.
+fn update_stream<R>(
+    ctx: &mut Ctx<'_>,
+    key: &Bytes,
+    entries: bool,
+    work: impl FnOnce(&mut Stream, &mut Slot) -> Result<(R, bool), CmdError>,
+) -> Result<R, CmdError> {
+    let db = ctx.db();
+    let mut slot = ctx.engine.lock_key(key);
+    let mut stream = Stream::open(&mut slot, db, key)?;
+    let existed = stream.existed();
+    let (out, changed) = work(&mut stream, &mut slot)?;
+    if changed {
+        stream.save(&mut slot)?;
+        slot.commit()?;
+        if entries || !existed {
+            ctx.touch(db, key);
+        }
+    }
+    Ok(out)
+}
+
+/// Runs `change` on the counters and groups of the stream at `key` (with whether the key existed): for
+/// the commands that touch no entry.
 fn modify_groups(
     ctx: &mut Ctx<'_>,
     key: &Bytes,
     change: impl FnOnce(&mut StreamValue, bool) -> Result<(Reply, bool), CmdError>,
 ) -> Result<Reply, CmdError> {
-    let db = ctx.db();
-    let mut slot = ctx.engine.lock_key(key);
-    let (mut value, expire, existed) = match load::<StreamValue>(&mut slot, db, key)? {
-        Some((value, expire)) => (value, expire, true),
-        None => (StreamValue::default(), None, false),
-    };
-    let (reply, changed) = change(&mut value, existed)?;
-    if changed {
-        store(&mut slot, db, key, &value, expire)?;
-    }
-    slot.commit()?;
-    if changed && !existed {
-        ctx.touch(db, key);
-    }
-    Ok(reply)
+    update_stream(ctx, key, false, |stream, _| {
+        let existed = stream.existed();
+        change(stream.stream_meta_mut(), existed)
+    })
 }
 
 const INVALID_ID: &str = "Invalid stream ID specified as stream command argument";
@@ -147,23 +166,17 @@ fn entry_reply(id: StreamId, fields: &[(Bytes, Bytes)]) -> Reply {
     Reply::Array(vec![id_reply(id), fields_reply(fields)])
 }
 
-/// The entry `id` as `[id, [field, value...]]`, if it exists.
-fn entry_at(stream: &StreamValue, id: StreamId) -> Option<Reply> {
-    stream.entries.get(&id).map(|entry| entry_reply(id, &entry.fields))
-}
-
 /// Entries in `[start, end]`, ascending (or descending when `rev`), at most `count` (0 = all).
-fn range_reply(stream: &StreamValue, start: StreamId, end: StreamId, count: usize, rev: bool) -> Vec<Reply> {
-    if start > end {
-        return Vec::new();
-    }
-    let limit = if count == 0 { usize::MAX } else { count };
-    let range = stream.entries.range(start..=end);
-    if rev {
-        range.rev().take(limit).map(|(id, e)| entry_reply(*id, &e.fields)).collect()
-    } else {
-        range.take(limit).map(|(id, e)| entry_reply(*id, &e.fields)).collect()
-    }
+fn range_reply(
+    stream: &mut Stream,
+    slot: &mut Slot,
+    start: StreamId,
+    end: StreamId,
+    count: usize,
+    rev: bool,
+) -> Result<Vec<Reply>, CmdError> {
+    let entries = stream.entries_between(slot, start, end, count, rev)?;
+    Ok(entries.iter().map(|(id, fields)| entry_reply(*id, fields)).collect())
 }
 
 fn no_group_error(key: &[u8], group: &[u8]) -> CmdError {
@@ -288,10 +301,10 @@ fn parse_add_or_trim(argv: &[Bytes], xadd: bool) -> Result<(TrimArgs, Option<Par
     Ok((trim, id, i))
 }
 
-fn apply_trim(stream: &mut StreamValue, trim: &TrimArgs) -> u64 {
+fn apply_trim(stream: &mut Stream, slot: &mut Slot, trim: &TrimArgs) -> Result<u64, CmdError> {
     match trim.strategy {
-        Some(strategy) => stream.trim(strategy, trim.approx, trim.limit),
-        None => 0,
+        Some(strategy) => stream.trim(slot, strategy, trim.approx, trim.limit),
+        None => Ok(0),
     }
 }
 
@@ -314,14 +327,14 @@ pub fn xadd(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let fields: Vec<(Bytes, Bytes)> = argv[field_pos..].chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect();
     let now = ctx.now_ms();
     let key = argv[1].clone();
-    modify(ctx, &key, |stream: &mut StreamValue, existed| {
-        if !existed && no_mkstream {
+    update_stream(ctx, &key, true, |stream, slot| {
+        if !stream.existed() && no_mkstream {
             return Ok((Reply::Nil, false));
         }
-        if stream.last_id == StreamId::MAX {
+        let last = stream.stream_meta().last_id;
+        if last == StreamId::MAX {
             return Err(CmdError::err("The stream has exhausted the last possible ID, unable to add more items"));
         }
-        let last = stream.last_id;
         let too_small =
             || CmdError::err("The ID specified in XADD is equal or smaller than the target stream top item");
         let new_id = match id {
@@ -344,8 +357,8 @@ pub fn xadd(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
             Some(ParsedId { id, .. }) if id <= last => return Err(too_small()),
             Some(ParsedId { id, .. }) => id,
         };
-        stream.append(new_id, fields);
-        apply_trim(stream, &trim);
+        stream.append(slot, new_id, fields)?;
+        apply_trim(stream, slot, &trim)?;
         Ok((id_reply(new_id), true))
     })
 }
@@ -355,7 +368,7 @@ pub fn xadd(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 /// ```
 pub fn xlen(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
-    Ok(Reply::Int(read::<StreamValue>(ctx, &key)?.map_or(0, |s| s.len() as i64)))
+    inspect(ctx, &key, |stream: &mut Stream, _| Ok(Reply::Int(stream.len() as i64)))
 }
 
 fn range_command(ctx: &mut Ctx<'_>, args: &mut Args, rev: bool) -> Result<Reply, CmdError> {
@@ -373,10 +386,14 @@ fn range_command(ctx: &mut Ctx<'_>, args: &mut Args, rev: bool) -> Result<Reply,
             return Err(CmdError::Syntax);
         }
     }
-    let Some(stream) = read::<StreamValue>(ctx, &key)? else { return Ok(Reply::Array(Vec::new())) };
-    Ok(match count {
-        Some(0) => Reply::NilArray,
-        count => Reply::Array(range_reply(&stream, start, end, count.unwrap_or(0) as usize, rev)),
+    inspect(ctx, &key, |stream: &mut Stream, slot| {
+        if !stream.existed() {
+            return Ok(Reply::Array(Vec::new()));
+        }
+        Ok(match count {
+            Some(0) => Reply::NilArray,
+            count => Reply::Array(range_reply(stream, slot, start, end, count.unwrap_or(0) as usize, rev)?),
+        })
     })
 }
 
@@ -400,13 +417,16 @@ pub fn xrevrange(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> 
 pub fn xdel(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let id_args = args.rest();
-    modify(ctx, &key, |stream: &mut StreamValue, existed| {
-        if !existed {
+    update_stream(ctx, &key, true, |stream, slot| {
+        if !stream.existed() {
             return Ok((Reply::Int(0), false));
         }
         // Every ID is checked before any is deleted: the command is all or nothing.
         let ids = id_args.iter().map(|a| parse_strict_id(a)).collect::<Result<Vec<_>, _>>()?;
-        let deleted = ids.into_iter().filter(|id| stream.delete(*id)).count();
+        let mut deleted = 0;
+        for id in ids {
+            deleted += usize::from(stream.delete(slot, id)?);
+        }
         Ok((Reply::Int(deleted as i64), deleted > 0))
     })
 }
@@ -417,11 +437,11 @@ pub fn xdel(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn xtrim(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let argv = args.argv().to_vec();
     let (trim, _, _) = parse_add_or_trim(&argv, false)?;
-    modify(ctx, &argv[1], |stream: &mut StreamValue, existed| {
-        if !existed {
+    update_stream(ctx, &argv[1], true, |stream, slot| {
+        if !stream.existed() {
             return Ok((Reply::Int(0), false));
         }
-        let removed = apply_trim(stream, &trim);
+        let removed = apply_trim(stream, slot, &trim)?;
         Ok((Reply::Int(removed as i64), removed > 0))
     })
 }
@@ -452,20 +472,22 @@ pub fn xsetid(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
             return Err(CmdError::Syntax);
         }
     }
-    modify_groups(ctx, &key, |stream: &mut StreamValue, existed| {
-        if !existed {
+    update_stream(ctx, &key, false, |handle, slot| {
+        if !handle.existed() {
             return Err(CmdError::NoSuchKey);
         }
-        if let Some(top) = stream.entries.keys().next_back() {
-            if id < *top {
+        let len = handle.len();
+        if let Some(top) = handle.top_id(slot)? {
+            if id < top {
                 return Err(CmdError::err("The ID specified in XSETID is smaller than the target stream top item"));
             }
-            if entries_added.is_some_and(|n| (stream.len() as u64) > n) {
+            if entries_added.is_some_and(|n| len > n) {
                 return Err(CmdError::err(
                     "The entries_added specified in XSETID is smaller than the target stream length",
                 ));
             }
         }
+        let stream = handle.stream_meta_mut();
         stream.last_id = id;
         if let Some(n) = entries_added {
             stream.entries_added = n;
@@ -550,9 +572,14 @@ fn parse_read(ctx: &mut Ctx<'_>, args: &mut Args, xreadgroup: bool) -> Result<Re
     for k in 0..n {
         let key = argv[streams_at + k].clone();
         let id_arg = &argv[streams_at + n + k];
-        let stream = read::<StreamValue>(ctx, &key)?;
+        // Only the counters and groups are needed here: no entry is read.
+        let (existed, last_id, has_group) = inspect(ctx, &key, |stream: &mut Stream, _| {
+            let meta = stream.stream_meta();
+            let has_group = request.group.as_ref().is_some_and(|(group, _)| meta.groups.contains_key(group));
+            Ok((stream.existed(), meta.last_id, has_group))
+        })?;
         if let Some((group, _)) = &request.group {
-            if !stream.as_ref().is_some_and(|s| s.groups.contains_key(group)) {
+            if !(existed && has_group) {
                 return Err(CmdError::Raw(
                     format!(
                         "NOGROUP No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
@@ -571,7 +598,11 @@ fn parse_read(ctx: &mut Ctx<'_>, args: &mut Args, xreadgroup: bool) -> Result<Re
                      return an empty result set.",
                 ));
             }
-            stream.map_or(StreamId::MIN, |s| s.last_id)
+            if existed {
+                last_id
+            } else {
+                StreamId::MIN
+            }
         } else if id_arg.as_ref() == b">" {
             if !xreadgroup {
                 return Err(CmdError::err(
@@ -595,23 +626,19 @@ pub fn read_now(ctx: &mut Ctx<'_>, request: &ReadRequest) -> Result<Option<Reply
     let mut served: Vec<(Reply, Reply)> = Vec::new();
     for (key, after) in &request.streams {
         let reply = match &request.group {
-            None => {
-                let Some(stream) = read::<StreamValue>(ctx, key)? else { continue };
-                match stream.entries.keys().next_back() {
-                    Some(top) if top > after => {}
-                    _ => continue,
+            None => inspect(ctx, key, |stream: &mut Stream, slot| {
+                match stream.top_id(slot)? {
+                    Some(top) if top > *after => {}
+                    _ => return Ok(None),
                 }
                 let start = after.next().unwrap_or(StreamId::MAX);
-                Some(Reply::Array(range_reply(&stream, start, StreamId::MAX, request.count, false)))
-            }
-            Some((group_name, consumer_name)) => {
-                let mut result = None;
-                modify_groups(ctx, key, |stream: &mut StreamValue, _| {
-                    result = group_read(stream, group_name, consumer_name, *after, request, now);
-                    Ok((Reply::Ok, result.is_some()))
-                })?;
-                result
-            }
+                Ok(Some(Reply::Array(range_reply(stream, slot, start, StreamId::MAX, request.count, false)?)))
+            })?,
+            Some((group_name, consumer_name)) => update_stream(ctx, key, false, |stream, slot| {
+                let result = group_read(stream, slot, group_name, consumer_name, *after, request, now)?;
+                let changed = result.is_some();
+                Ok((result, changed))
+            })?,
         };
         if let Some(reply) = reply {
             served.push((Reply::Bulk(key.clone()), reply));
@@ -632,51 +659,57 @@ pub fn read_now(ctx: &mut Ctx<'_>, request: &ReadRequest) -> Result<Option<Reply
 /// One stream of an XREADGROUP: history (IDs after `after` in the consumer's pending list) or, for `>`
 /// (`after` = MAX), new entries past the group's last-delivered ID; None when there is nothing to serve.
 fn group_read(
-    stream: &mut StreamValue,
+    stream: &mut Stream,
+    slot: &mut Slot,
     group_name: &Bytes,
     consumer: &Bytes,
     after: StreamId,
     request: &ReadRequest,
     now: u64,
-) -> Option<Reply> {
+) -> Result<Option<Reply>, CmdError> {
     let limit = if request.count == 0 { usize::MAX } else { request.count };
-    let group_last = stream.groups.get(group_name)?.last_id;
+    let Some(group) = stream.stream_meta().groups.get(group_name) else { return Ok(None) };
+    let group_last = group.last_id;
     if after != StreamId::MAX {
-        let start = after.next().unwrap_or(StreamId::MAX);
-        let group = stream.groups.get_mut(group_name)?;
+        let Some(start) = after.next() else { return Ok(Some(Reply::Array(Vec::new()))) };
+        let Some(group) = stream.stream_meta_mut().groups.get_mut(group_name) else { return Ok(None) };
         seen_consumer(group, consumer, now);
         let ids: Vec<StreamId> =
             group.pending_of(consumer).filter(|(id, _)| **id >= start).map(|(id, _)| *id).take(limit).collect();
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            match stream.entries.get(&id) {
-                Some(entry) => {
-                    out.push(entry_reply(id, &entry.fields));
-                    let pending = stream.groups.get_mut(group_name)?.pel.get_mut(&id)?;
-                    pending.delivery_time = now;
-                    pending.delivery_count += 1;
+            match stream.entry(slot, id)? {
+                Some(fields) => {
+                    out.push(entry_reply(id, &fields));
+                    let group = stream.stream_meta_mut().groups.get_mut(group_name);
+                    if let Some(pending) = group.and_then(|g| g.pel.get_mut(&id)) {
+                        pending.delivery_time = now;
+                        pending.delivery_count += 1;
+                    }
                 }
                 // A pending entry deleted from the stream comes back with null fields.
                 None => out.push(Reply::Array(vec![id_reply(id), Reply::NilArray])),
             }
         }
-        return Some(Reply::Array(out));
+        return Ok(Some(Reply::Array(out)));
     }
-    match stream.entries.keys().next_back() {
-        Some(top) if *top > group_last => {}
-        _ => return None,
+    match stream.top_id(slot)? {
+        Some(top) if top > group_last => {}
+        _ => return Ok(None),
     }
-    let start = group_last.next()?;
-    let delivered: Vec<StreamId> = stream.entries.range(start..).take(limit).map(|(id, _)| *id).collect();
-    let mut out = Vec::with_capacity(delivered.len());
-    {
-        let group = stream.groups.get_mut(group_name)?;
+    let Some(start) = group_last.next() else { return Ok(None) };
+    let delivered = stream.entries_between(slot, start, StreamId::MAX, limit, false)?;
+    // Delivery adds or removes no entry: the counters' view of the stream holds for the whole read.
+    let extent = stream.extent(slot)?;
+    let meta = stream.stream_meta_mut();
+    if let Some(group) = meta.groups.get_mut(group_name) {
         seen_consumer(group, consumer, now);
     }
-    for id in delivered {
-        stream.advance_group(group_name, id);
-        out.push(entry_at(stream, id)?);
-        let group = stream.groups.get_mut(group_name)?;
+    let mut out = Vec::with_capacity(delivered.len());
+    for (id, fields) in delivered {
+        meta.advance_group(extent, group_name, id);
+        out.push(entry_reply(id, &fields));
+        let Some(group) = meta.groups.get_mut(group_name) else { continue };
         if !request.noack {
             // An entry already pending (XGROUP SETID moved the group back) changes owner.
             group.pel.insert(id, Pending { consumer: consumer.clone(), delivery_time: now, delivery_count: 1 });
@@ -685,7 +718,7 @@ fn group_read(
             }
         }
     }
-    Some(Reply::Array(out))
+    Ok(Some(Reply::Array(out)))
 }
 
 fn read_command(ctx: &mut Ctx<'_>, args: &mut Args, xreadgroup: bool) -> Result<Reply, CmdError> {
@@ -928,8 +961,9 @@ pub fn xpending(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         let consumer = argv.get(at + 3).cloned();
         extended = Some((min_idle, start, end, count, consumer));
     }
-    let stream = read::<StreamValue>(ctx, key)?;
-    let Some(group) = stream.as_ref().and_then(|s| s.groups.get(group_name)) else {
+    // The pending list is all XPENDING reads (a missing key has no groups).
+    let group = inspect(ctx, key, |stream: &mut Stream, _| Ok(stream.stream_meta().groups.get(group_name).cloned()))?;
+    let Some(group) = group.as_ref() else {
         return Err(no_group_error(key, group_name));
     };
     let Some((min_idle, start, end, count, consumer)) = extended else {
@@ -1008,8 +1042,8 @@ pub fn xclaim(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let argv = args.argv().to_vec();
     let (key, group_name, consumer) = (&argv[1], &argv[2], &argv[3]);
     let now = ctx.now_ms() as i64;
-    modify_groups(ctx, key, |stream: &mut StreamValue, _| {
-        if !stream.groups.contains_key(group_name) {
+    update_stream(ctx, key, false, |handle, slot| {
+        if !handle.stream_meta().groups.contains_key(group_name) {
             return Err(no_group_error(key, group_name));
         }
         let min_idle = super::args::parse_i64(&argv[4])
@@ -1054,7 +1088,7 @@ pub fn xclaim(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
             j += 1;
         }
         let mut changed = false;
-        let group = stream.groups.get_mut(group_name).expect("checked above");
+        let group = handle.stream_meta_mut().groups.get_mut(group_name).expect("checked above");
         if last_id > group.last_id {
             group.last_id = last_id;
             changed = true;
@@ -1067,13 +1101,13 @@ pub fn xclaim(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         let mut consumer_seen = false;
         let mut out = Vec::new();
         for id in ids {
-            if !stream.entries.contains_key(&id) {
+            let fields = handle.entry(slot, id)?;
+            let group = handle.stream_meta_mut().groups.get_mut(group_name).expect("checked above");
+            let Some(fields) = fields else {
                 // Pending entries whose stream entry was deleted are dropped, not claimed.
-                let group = stream.groups.get_mut(group_name).expect("checked above");
                 changed |= group.pel.remove(&id).is_some();
                 continue;
-            }
-            let group = stream.groups.get_mut(group_name).expect("checked above");
+            };
             let forced = force && !group.pel.contains_key(&id);
             if forced {
                 // FORCE creates the pending entry (delivered once, now); it has no owner whose idle time
@@ -1094,7 +1128,7 @@ pub fn xclaim(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
                 _ => {}
             }
             changed = true;
-            out.push(if justid { id_reply(id) } else { entry_at(stream, id).unwrap_or(Reply::Nil) });
+            out.push(if justid { id_reply(id) } else { entry_reply(id, &fields) });
         }
         Ok((Reply::Array(out), changed))
     })
@@ -1131,8 +1165,10 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
         j += 1;
     }
     let now = ctx.now_ms();
-    modify_groups(ctx, key, |stream: &mut StreamValue, _| {
-        let Some(group) = stream.groups.get(group_name) else { return Err(no_group_error(key, group_name)) };
+    update_stream(ctx, key, false, |handle, slot| {
+        let Some(group) = handle.stream_meta().groups.get(group_name) else {
+            return Err(no_group_error(key, group_name));
+        };
         let candidates: Vec<StreamId> = group.pel.range(start..).map(|(id, _)| *id).collect();
         let mut attempts = count.saturating_mul(10);
         let mut remaining = count;
@@ -1145,13 +1181,14 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
             }
             attempts -= 1;
             examined += 1;
-            let group = stream.groups.get_mut(group_name).expect("checked above");
-            if !stream.entries.contains_key(id) {
+            let fields = handle.entry(slot, *id)?;
+            let group = handle.stream_meta_mut().groups.get_mut(group_name).expect("checked above");
+            let Some(fields) = fields else {
                 group.pel.remove(id);
                 deleted.push(id_reply(*id));
                 remaining -= 1;
                 continue;
-            }
+            };
             let delivered = group.pel.get(id).map_or(0, |p| p.delivery_time);
             if min_idle != 0 && (now as i64 - delivered as i64) < min_idle {
                 continue;
@@ -1161,7 +1198,7 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
             if !justid {
                 pending.delivery_count += 1;
             }
-            claimed.push(if justid { id_reply(*id) } else { entry_at(stream, *id).unwrap_or(Reply::Nil) });
+            claimed.push(if justid { id_reply(*id) } else { entry_reply(*id, &fields) });
             remaining -= 1;
         }
         let cursor = candidates.get(examined).copied().unwrap_or(StreamId::MIN);
@@ -1179,16 +1216,20 @@ fn opt_int(value: Option<u64>) -> Reply {
 }
 
 /// The fields XINFO STREAM (plain or FULL) starts with.
-fn stream_header(stream: &StreamValue) -> Vec<(Reply, Reply)> {
-    vec![
-        pair("length", Reply::Int(stream.len() as i64)),
-        pair("radix-tree-keys", Reply::Int(stream.node_count() as i64)),
-        pair("radix-tree-nodes", Reply::Int(stream.radix_tree_nodes() as i64)),
-        pair("last-generated-id", id_reply(stream.last_id)),
-        pair("max-deleted-entry-id", id_reply(stream.max_deleted_id)),
-        pair("entries-added", Reply::Int(stream.entries_added as i64)),
-        pair("recorded-first-entry-id", id_reply(stream.first_id())),
-    ]
+fn stream_header(stream: &mut Stream, slot: &mut Slot) -> Result<Vec<(Reply, Reply)>, CmdError> {
+    let (keys, nodes) = stream.radix_tree(slot)?;
+    let first = stream.first_id(slot)?;
+    let len = stream.len();
+    let meta = stream.stream_meta();
+    Ok(vec![
+        pair("length", Reply::Int(len as i64)),
+        pair("radix-tree-keys", Reply::Int(keys as i64)),
+        pair("radix-tree-nodes", Reply::Int(nodes as i64)),
+        pair("last-generated-id", id_reply(meta.last_id)),
+        pair("max-deleted-entry-id", id_reply(meta.max_deleted_id)),
+        pair("entries-added", Reply::Int(meta.entries_added as i64)),
+        pair("recorded-first-entry-id", id_reply(first)),
+    ])
 }
 
 /// ```text
@@ -1196,15 +1237,23 @@ fn stream_header(stream: &StreamValue) -> Vec<(Reply, Reply)> {
 /// ```
 pub fn xinfo_stream(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
-    let stream = read::<StreamValue>(ctx, &key)?.ok_or(CmdError::NoSuchKey)?;
     let options = args.rest();
+    inspect(ctx, &key, |stream: &mut Stream, slot| xinfo_stream_of(stream, slot, args, &options))
+}
+
+fn xinfo_stream_of(stream: &mut Stream, slot: &mut Slot, args: &Args, options: &[Bytes]) -> Result<Reply, CmdError> {
+    if !stream.existed() {
+        return Err(CmdError::NoSuchKey);
+    }
+    let edge = |stream: &mut Stream, slot: &mut Slot, rev: bool| -> Result<Reply, CmdError> {
+        let mut entries = stream.entries_between(slot, StreamId::MIN, StreamId::MAX, 1, rev)?;
+        Ok(entries.pop().map_or(Reply::Nil, |(id, fields)| entry_reply(id, &fields)))
+    };
     if options.is_empty() {
-        let mut fields = stream_header(&stream);
-        fields.push(pair("groups", Reply::Int(stream.groups.len() as i64)));
-        let first = stream.entries.iter().next().map(|(id, e)| entry_reply(*id, &e.fields));
-        let last = stream.entries.iter().next_back().map(|(id, e)| entry_reply(*id, &e.fields));
-        fields.push(pair("first-entry", first.unwrap_or(Reply::Nil)));
-        fields.push(pair("last-entry", last.unwrap_or(Reply::Nil)));
+        let mut fields = stream_header(stream, slot)?;
+        fields.push(pair("groups", Reply::Int(stream.stream_meta().groups.len() as i64)));
+        fields.push(pair("first-entry", edge(stream, slot, false)?));
+        fields.push(pair("last-entry", edge(stream, slot, true)?));
         return Ok(Reply::Map(fields));
     }
     if (options.len() != 1 && options.len() != 3)
@@ -1218,12 +1267,11 @@ pub fn xinfo_stream(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdErro
         None => 10,
     };
     let limit = if count == 0 { usize::MAX } else { count };
-    let mut fields = stream_header(&stream);
-    fields.push(pair(
-        "entries",
-        Reply::Array(stream.entries.iter().take(limit).map(|(id, e)| entry_reply(*id, &e.fields)).collect()),
-    ));
-    let groups = stream
+    let mut fields = stream_header(stream, slot)?;
+    fields.push(pair("entries", Reply::Array(range_reply(stream, slot, StreamId::MIN, StreamId::MAX, count, false)?)));
+    let extent = stream.extent(slot)?;
+    let meta = stream.stream_meta();
+    let groups = meta
         .groups
         .iter()
         .map(|(name, group)| {
@@ -1267,7 +1315,7 @@ pub fn xinfo_stream(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdErro
                 pair("name", Reply::Bulk(name.clone())),
                 pair("last-delivered-id", id_reply(group.last_id)),
                 pair("entries-read", opt_int(group.entries_read)),
-                pair("lag", stream.lag(group).map_or(Reply::Nil, Reply::Int)),
+                pair("lag", meta.lag(extent, group).map_or(Reply::Nil, Reply::Int)),
                 pair("pel-count", Reply::Int(group.pel.len() as i64)),
                 pair("pending", Reply::Array(pending)),
                 pair("consumers", Reply::Array(consumers)),
@@ -1283,23 +1331,28 @@ pub fn xinfo_stream(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdErro
 /// ```
 pub fn xinfo_groups(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
-    let stream = read::<StreamValue>(ctx, &key)?.ok_or(CmdError::NoSuchKey)?;
-    Ok(Reply::Array(
-        stream
-            .groups
-            .iter()
-            .map(|(name, group)| {
-                Reply::Map(vec![
-                    pair("name", Reply::Bulk(name.clone())),
-                    pair("consumers", Reply::Int(group.consumers.len() as i64)),
-                    pair("pending", Reply::Int(group.pel.len() as i64)),
-                    pair("last-delivered-id", id_reply(group.last_id)),
-                    pair("entries-read", opt_int(group.entries_read)),
-                    pair("lag", stream.lag(group).map_or(Reply::Nil, Reply::Int)),
-                ])
-            })
-            .collect(),
-    ))
+    inspect(ctx, &key, |stream: &mut Stream, slot| {
+        if !stream.existed() {
+            return Err(CmdError::NoSuchKey);
+        }
+        let extent = stream.extent(slot)?;
+        let meta = stream.stream_meta();
+        Ok(Reply::Array(
+            meta.groups
+                .iter()
+                .map(|(name, group)| {
+                    Reply::Map(vec![
+                        pair("name", Reply::Bulk(name.clone())),
+                        pair("consumers", Reply::Int(group.consumers.len() as i64)),
+                        pair("pending", Reply::Int(group.pel.len() as i64)),
+                        pair("last-delivered-id", id_reply(group.last_id)),
+                        pair("entries-read", opt_int(group.entries_read)),
+                        pair("lag", meta.lag(extent, group).map_or(Reply::Nil, Reply::Int)),
+                    ])
+                })
+                .collect(),
+        ))
+    })
 }
 
 /// ```text
@@ -1308,8 +1361,13 @@ pub fn xinfo_groups(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdErro
 pub fn xinfo_consumers(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let group_name = args.next_bytes()?;
-    let stream = read::<StreamValue>(ctx, &key)?.ok_or(CmdError::NoSuchKey)?;
-    let group = stream.groups.get(&group_name).ok_or_else(|| no_group_for_key_error(&key, &group_name))?;
+    let (existed, group) = inspect(ctx, &key, |stream: &mut Stream, _| {
+        Ok((stream.existed(), stream.stream_meta().groups.get(&group_name).cloned()))
+    })?;
+    if !existed {
+        return Err(CmdError::NoSuchKey);
+    }
+    let group = group.ok_or_else(|| no_group_for_key_error(&key, &group_name))?;
     let now = ctx.now_ms();
     Ok(Reply::Array(
         group

@@ -13,6 +13,7 @@
 //! - [`chain`]: a list as a doubly linked chain of chunks.
 //! - [`ranked`]: a sorted set as hashed member scores plus a [`tree`] of their order.
 //! - [`tree`]: an ordered, counted B+-tree of keys, the order of a split sorted set.
+//! - [`streamed`]: a stream as a [`tree`] of its nodes keyed by master ID, each node's entries in one part.
 //!
 //! Each incarnation of a split collection has a random 64-bit id in all its part keys, so parts of an
 //! overwritten or deleted collection are unreachable at once and are freed later without blocking anyone;
@@ -21,6 +22,7 @@
 pub mod chain;
 pub mod hashed;
 pub mod ranked;
+pub mod streamed;
 pub mod tree;
 
 use std::collections::{HashMap, HashSet};
@@ -44,6 +46,8 @@ pub const LAYOUT_HASHED: u8 = 1;
 pub const LAYOUT_CHAIN: u8 = 2;
 /// A sorted set: members in hashed buckets (with their scores) and their order in a counted tree.
 pub const LAYOUT_RANKED: u8 = 3;
+/// A stream: its nodes in a counted tree keyed by master ID, each node's entries in one part.
+pub const LAYOUT_STREAM: u8 = 4;
 
 /// The database holding the parts of user database `db`.
 pub fn part_db(db: u16) -> u16 {
@@ -271,6 +275,12 @@ impl<'b> PartReader<'b> {
         let out = self.bytes.slice(self.at..end);
         self.at = end;
         Some(out)
+    }
+
+    pub(crate) fn u64(&mut self) -> Option<u64> {
+        let raw = self.bytes.get(self.at..self.at + 8)?;
+        self.at += 8;
+        Some(u64::from_le_bytes(raw.try_into().expect("8 bytes")))
     }
 
     pub(crate) fn is_done(&self) -> bool {

@@ -105,6 +105,47 @@ pub struct Node {
     pub live: u64,
 }
 
+impl Node {
+    /// True when Redis would place an entry with `fields` in this node: it opens a new node when this one
+    /// would reach its byte limit (counting the new entry's raw field and value bytes) or holds its
+    /// maximum of entries.
+    pub fn accepts(&self, fields: &[(Bytes, Bytes)]) -> bool {
+        self.bytes + raw_bytes(fields) < NODE_MAX_BYTES && self.placed < NODE_MAX_ENTRIES
+    }
+
+    /// Places entry `id` in this node (which [`Node::accepts`] it).
+    pub fn place(&mut self, id: StreamId, fields: &[(Bytes, Bytes)]) {
+        let same = self.master_fields.len() == fields.len()
+            && self.master_fields.iter().zip(fields).all(|(m, (f, _))| m == f);
+        self.bytes += entry_bytes(id, self.master_id, fields, same);
+        self.placed += 1;
+        self.live += 1;
+        self.last_id = id;
+    }
+
+    /// A new node whose first entry is `id`.
+    pub fn open(id: StreamId, fields: &[(Bytes, Bytes)]) -> Node {
+        // Header and terminator, then the master entry: count, deleted, field count, fields, 0.
+        let master = 7
+            + int_element(1)
+            + int_element(0)
+            + int_element(fields.len() as i64)
+            + fields.iter().map(|(f, _)| str_element(f)).sum::<u64>()
+            + int_element(0);
+        let bytes = master + entry_bytes(id, id, fields, true);
+        let master_fields = fields.iter().map(|(f, _)| f.clone()).collect();
+        Node { master_id: id, master_fields, bytes, last_id: id, placed: 1, live: 1 }
+    }
+}
+
+/// The raw size of an entry's fields and values (what the split thresholds count).
+pub fn raw_bytes(fields: &[(Bytes, Bytes)]) -> u64 {
+    fields.iter().map(|(f, v)| (f.len() + v.len()) as u64).sum()
+}
+
+/// An entry of a node, as the split form stores it: its ID and fields.
+pub type NodeEntry = (StreamId, Vec<(Bytes, Bytes)>);
+
 /// Bytes of a listpack element's back-length for an element of `len` bytes.
 fn backlen_size(len: u64) -> u64 {
     match len {
@@ -448,32 +489,14 @@ impl StreamValue {
 
     /// Appends an entry whose ID the caller checked to be greater than `last_id`.
     pub fn append(&mut self, id: StreamId, fields: Vec<(Bytes, Bytes)>) {
-        // Redis opens a new node when the last one would reach its byte limit (counting the new entry's
-        // raw field and value bytes) or holds its maximum of entries.
-        let raw: u64 = fields.iter().map(|(f, v)| (f.len() + v.len()) as u64).sum();
         let number = match self.nodes.iter_mut().next_back() {
-            Some((number, node)) if node.bytes + raw < NODE_MAX_BYTES && node.placed < NODE_MAX_ENTRIES => {
-                let same = node.master_fields.len() == fields.len()
-                    && node.master_fields.iter().zip(&fields).all(|(m, (f, _))| m == f);
-                node.bytes += entry_bytes(id, node.master_id, &fields, same);
-                node.placed += 1;
-                node.live += 1;
-                node.last_id = id;
+            Some((number, node)) if node.accepts(&fields) => {
+                node.place(id, &fields);
                 *number
             }
             last => {
                 let number = last.map_or(0, |(number, _)| number + 1);
-                // Header and terminator, then the master entry: count, deleted, field count, fields, 0.
-                let master = 7
-                    + int_element(1)
-                    + int_element(0)
-                    + int_element(fields.len() as i64)
-                    + fields.iter().map(|(f, _)| str_element(f)).sum::<u64>()
-                    + int_element(0);
-                let bytes = master + entry_bytes(id, id, &fields, true);
-                let master_fields = fields.iter().map(|(f, _)| f.clone()).collect();
-                self.nodes
-                    .insert(number, Node { master_id: id, master_fields, bytes, last_id: id, placed: 1, live: 1 });
+                self.nodes.insert(number, Node::open(id, &fields));
                 number
             }
         };
@@ -503,46 +526,9 @@ impl StreamValue {
         self.nodes.len()
     }
 
-    /// Redis's `radix-tree-nodes`: the nodes of a compressed radix tree (Redis's rax) over the nodes' master
-    /// IDs as 16 big-endian bytes. In that tree a run of single-child steps is one node, a fork is one node,
-    /// each key ends in a leaf node, and the root always exists.
+    /// Redis's `radix-tree-nodes` (see [`radix_tree_nodes`]).
     pub fn radix_tree_nodes(&self) -> usize {
-        let keys: Vec<[u8; 16]> = self
-            .nodes
-            .values()
-            .map(|node| {
-                let mut key = [0u8; 16];
-                key[..8].copy_from_slice(&node.master_id.ms.to_be_bytes());
-                key[8..].copy_from_slice(&node.master_id.seq.to_be_bytes());
-                key
-            })
-            .collect();
-        // The tree node at `depth` holding the sorted, distinct `keys` (all sharing `depth` bytes).
-        fn count(keys: &[[u8; 16]], depth: usize) -> usize {
-            if keys.is_empty() || depth == 16 {
-                return 1;
-            }
-            let (first, last) = (&keys[0], &keys[keys.len() - 1]);
-            let common = (depth..16).take_while(|&i| first[i] == last[i]).count();
-            if common > 0 {
-                // A compressed node up to where the keys part (or end).
-                return 1 + count(keys, depth + common);
-            }
-            // A fork: one child per distinct next byte.
-            let mut total = 1;
-            let mut start = 0;
-            while start < keys.len() {
-                let byte = keys[start][depth];
-                let end = start + keys[start..].iter().take_while(|k| k[depth] == byte).count();
-                total += count(&keys[start..end], depth + 1);
-                start = end;
-            }
-            total
-        }
-        let mut keys = keys;
-        keys.sort_unstable();
-        keys.dedup();
-        count(&keys, 0)
+        radix_tree_nodes(self.nodes.values().map(|node| node.master_id).collect())
     }
 
     /// Trims as XADD/XTRIM do: keeps at most `maxlen` entries, or (with `minid`) removes entries below
@@ -600,21 +586,27 @@ impl StreamValue {
         removed
     }
 
-    /// Whether `[start, end]` (end unbounded when None) may hold a deleted entry (Redis's tombstone test).
-    pub fn range_has_tombstones(&self, start: StreamId, end: Option<StreamId>) -> bool {
+    /// The stream's live entries as the group counters see them.
+    pub fn extent(&self) -> Extent {
+        Extent { len: self.entries.len() as u64, first: self.first_id() }
+    }
+
+    /// Whether `[start, end]` (end unbounded when None) may hold a deleted entry (Redis's tombstone test),
+    /// for a stream whose live entries are `extent` (this value's own, or a split stream's).
+    pub fn range_has_tombstones(&self, extent: Extent, start: StreamId, end: Option<StreamId>) -> bool {
         // No entries, no deletion, or every deletion before the first entry: nothing deleted lies ahead.
-        if self.entries.is_empty() || self.max_deleted_id.is_zero() || self.first_id() > self.max_deleted_id {
+        if extent.len == 0 || self.max_deleted_id.is_zero() || extent.first > self.max_deleted_id {
             return false;
         }
         start <= self.max_deleted_id && end.unwrap_or(StreamId::MAX) >= self.max_deleted_id
     }
 
     /// The logical position of `id` counted from the first entry ever added, when it can be known.
-    pub fn estimate_entries_read(&self, id: StreamId) -> Option<u64> {
+    pub fn estimate_entries_read(&self, extent: Extent, id: StreamId) -> Option<u64> {
         if self.entries_added == 0 {
             return Some(0);
         }
-        if self.entries.is_empty() && id <= self.last_id {
+        if extent.len == 0 && id <= self.last_id {
             return Some(self.entries_added);
         }
         if id == self.last_id {
@@ -623,13 +615,13 @@ impl StreamValue {
         if id > self.last_id {
             return None;
         }
-        let first = self.first_id();
+        let first = extent.first;
         if self.max_deleted_id.is_zero() || self.max_deleted_id < first {
             if id < first {
-                return Some(self.entries_added - self.entries.len() as u64);
+                return Some(self.entries_added - extent.len);
             }
             if id == first {
-                return Some(self.entries_added - self.entries.len() as u64 + 1);
+                return Some(self.entries_added - extent.len + 1);
             }
         }
         None
@@ -637,23 +629,23 @@ impl StreamValue {
 
     /// A group's lag (entries not yet delivered to it), when it can be known. Negative when ENTRIESREAD
     /// claimed more reads than entries were added, as Redis reports it.
-    pub fn lag(&self, group: &Group) -> Option<i64> {
+    pub fn lag(&self, extent: Extent, group: &Group) -> Option<i64> {
         if self.entries_added == 0 {
             return Some(0);
         }
         let lag = |read: u64| (self.entries_added as i64).wrapping_sub(read as i64);
         if let Some(read) = group.entries_read {
-            if !self.range_has_tombstones(group.last_id, None) {
+            if !self.range_has_tombstones(extent, group.last_id, None) {
                 return Some(lag(read));
             }
         }
-        self.estimate_entries_read(group.last_id).map(lag)
+        self.estimate_entries_read(extent, group.last_id).map(lag)
     }
 
     /// Moves a group's last-delivered ID to `id` (a `>` read delivered it), keeping its read counter.
-    pub fn advance_group(&mut self, group_name: &[u8], id: StreamId) {
-        let has_tombstones = self.range_has_tombstones(id, None);
-        let estimate = self.estimate_entries_read(id);
+    pub fn advance_group(&mut self, extent: Extent, group_name: &[u8], id: StreamId) {
+        let has_tombstones = self.range_has_tombstones(extent, id, None);
+        let estimate = self.estimate_entries_read(extent, id);
         let entries_added = self.entries_added;
         let Some(group) = self.groups.get_mut(group_name) else { return };
         if id <= group.last_id {
@@ -666,6 +658,113 @@ impl StreamValue {
         }
         group.last_id = id;
     }
+
+    /// The counters and groups alone (no entries, no nodes): what a split stream's header keeps.
+    pub fn metadata(&self) -> StreamValue {
+        StreamValue {
+            entries: BTreeMap::new(),
+            last_id: self.last_id,
+            max_deleted_id: self.max_deleted_id,
+            entries_added: self.entries_added,
+            nodes: BTreeMap::new(),
+            groups: self.groups.clone(),
+        }
+    }
+
+    /// The nodes in order, each with its live entries: what a split stream stores.
+    pub fn node_entries(&self) -> Vec<(Node, Vec<NodeEntry>)> {
+        let mut out: Vec<(Node, Vec<NodeEntry>)> = Vec::with_capacity(self.nodes.len());
+        let mut numbers: Vec<u64> = Vec::with_capacity(self.nodes.len());
+        for (number, node) in &self.nodes {
+            out.push((node.clone(), Vec::new()));
+            numbers.push(*number);
+        }
+        for (id, entry) in &self.entries {
+            if let Ok(at) = numbers.binary_search(&entry.node) {
+                out[at].1.push((*id, entry.fields.clone()));
+            }
+        }
+        out
+    }
+
+    /// A stream from the counters and groups of `metadata` and `nodes` in order with their live entries
+    /// (the inverse of [`StreamValue::metadata`] and [`StreamValue::node_entries`]).
+    pub fn from_node_entries(metadata: StreamValue, nodes: Vec<(Node, Vec<NodeEntry>)>) -> StreamValue {
+        let mut value = metadata;
+        value.entries.clear();
+        value.nodes.clear();
+        for (number, (mut node, entries)) in nodes.into_iter().enumerate() {
+            node.live = entries.len() as u64;
+            for (id, fields) in entries {
+                value.entries.insert(id, StreamEntry { fields, node: number as u64 });
+            }
+            value.nodes.insert(number as u64, node);
+        }
+        value
+    }
+
+    /// The raw bytes of all entries' fields and values (what the split thresholds count).
+    pub fn entry_bytes(&self) -> u64 {
+        self.entries.values().map(|entry| raw_bytes(&entry.fields)).sum()
+    }
+}
+
+/// How many live entries a stream has and its first ID (`0-0` when empty): what the group counters need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extent {
+    /// Live entries.
+    pub len: u64,
+    /// The first live entry's ID.
+    pub first: StreamId,
+}
+
+/// Redis's `radix-tree-nodes`: the nodes of a compressed radix tree (Redis's rax) over the nodes' master
+/// IDs as 16 big-endian bytes. In that tree a run of single-child steps is one node, a fork is one node,
+/// each key ends in a leaf node, and the root always exists.
+pub fn radix_tree_nodes(master_ids: Vec<StreamId>) -> usize {
+    let mut keys: Vec<[u8; 16]> = master_ids.into_iter().map(id_key).collect();
+    // The tree node at `depth` holding the sorted, distinct `keys` (all sharing `depth` bytes).
+    fn count(keys: &[[u8; 16]], depth: usize) -> usize {
+        if keys.is_empty() || depth == 16 {
+            return 1;
+        }
+        let (first, last) = (&keys[0], &keys[keys.len() - 1]);
+        let common = (depth..16).take_while(|&i| first[i] == last[i]).count();
+        if common > 0 {
+            // A compressed node up to where the keys part (or end).
+            return 1 + count(keys, depth + common);
+        }
+        // A fork: one child per distinct next byte.
+        let mut total = 1;
+        let mut start = 0;
+        while start < keys.len() {
+            let byte = keys[start][depth];
+            let end = start + keys[start..].iter().take_while(|k| k[depth] == byte).count();
+            total += count(&keys[start..end], depth + 1);
+            start = end;
+        }
+        total
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    count(&keys, 0)
+}
+
+/// An ID as 16 big-endian bytes (`ms | seq`), whose byte order is the ID order.
+pub fn id_key(id: StreamId) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&id.ms.to_be_bytes());
+    key[8..].copy_from_slice(&id.seq.to_be_bytes());
+    key
+}
+
+/// The ID of a 16-byte key made by [`id_key`].
+pub fn key_id(key: &[u8]) -> Option<StreamId> {
+    let key: [u8; 16] = key.try_into().ok()?;
+    Some(StreamId::new(
+        u64::from_be_bytes(key[..8].try_into().expect("8 bytes")),
+        u64::from_be_bytes(key[8..].try_into().expect("8 bytes")),
+    ))
 }
 
 /// A trimming strategy.
