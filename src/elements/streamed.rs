@@ -75,7 +75,8 @@ impl Record {
 
 /// A chunk: `count u32 | per entry: ms u64 | seq u64 | pair count u32 | (field, value) as len u32 | bytes`.
 fn encode_chunk(entries: &[NodeEntry]) -> Vec<u8> {
-    let size: usize = entries.iter().map(|(_, f)| 20 + f.iter().map(|(a, b)| 8 + a.len() + b.len()).sum::<usize>()).sum();
+    let size: usize =
+        entries.iter().map(|(_, f)| 20 + f.iter().map(|(a, b)| 8 + a.len() + b.len()).sum::<usize>()).sum();
     let mut out = Vec::with_capacity(4 + size);
     out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
     for (id, fields) in entries {

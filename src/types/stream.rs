@@ -115,8 +115,8 @@ impl Node {
 
     /// Places entry `id` in this node (which [`Node::accepts`] it).
     pub fn place(&mut self, id: StreamId, fields: &[(Bytes, Bytes)]) {
-        let same = self.master_fields.len() == fields.len()
-            && self.master_fields.iter().zip(fields).all(|(m, (f, _))| m == f);
+        let same =
+            self.master_fields.len() == fields.len() && self.master_fields.iter().zip(fields).all(|(m, (f, _))| m == f);
         self.bytes += entry_bytes(id, self.master_id, fields, same);
         self.placed += 1;
         self.live += 1;

@@ -20,6 +20,7 @@ mod protocol;
 mod server_bloom;
 mod server_commands;
 mod streams;
+mod streams_large;
 mod support;
 mod types_bloom;
 mod types_geo;

@@ -12,7 +12,7 @@ const MASKED_KEYS: &[&[u8]] = &[b"idle", b"seen-time"];
 /// Replaces clock values in a parsed reply: values after [`MASKED_KEYS`] in maps (RESP3 maps and RESP2 flat
 /// key/value arrays), the idle time of XPENDING's `[id, consumer, idle, count]` entries and the delivery
 /// time of XINFO STREAM FULL's `[id, consumer, time, count]` / `[id, time, count]` entries.
-fn mask(value: &mut Value) {
+pub(crate) fn mask(value: &mut Value) {
     let Value::Agg(_, Some(items)) = value else { return };
     let is_int = |v: &Value| matches!(v, Value::Line(b':', _));
     let is_blob = |v: &Value| matches!(v, Value::Blob(_, Some(_)));
