@@ -1,6 +1,6 @@
-//! A collection of a million elements of each container type (hash, set, list, sorted set): created
-//! through the server with pipelined commands, queried, the server restarted, queried again. Split
-//! storage is what makes this feasible: no command rewrites a whole collection.
+//! A collection of a million elements of each container type (hash, set, list, sorted set) and a stream of
+//! a million entries: created through the server with pipelined commands, queried, the server restarted,
+//! queried again. Split storage is what makes this feasible: no command rewrites a whole collection.
 
 use crate::support::resp::command;
 use crate::support::{Conn, TestServer};
@@ -86,4 +86,63 @@ fn a_million_elements_of_each_container_type_survive_a_restart() {
     let server = TestServer::start_in(dir.path(), &[]);
     let mut conn = server.connect();
     query(&mut conn);
+}
+
+/// The reply of XRANGE/XREVRANGE for the stream's entries `ids` (entry `i` is `{i + 1}-0 f {i}`).
+fn stream_entries(ids: impl Iterator<Item = usize>) -> Vec<u8> {
+    let entries: Vec<Vec<u8>> = ids
+        .map(|i| {
+            [b"*2\r\n".to_vec(), bulk(&format!("{}-0", i + 1)), b"*2\r\n".to_vec(), bulk("f"), bulk(&i.to_string())]
+                .concat()
+        })
+        .collect();
+    [format!("*{}\r\n", entries.len()).into_bytes(), entries.concat()].concat()
+}
+
+fn query_stream(conn: &mut Conn) {
+    assert_eq!(conn.cmd(&["XLEN", "stream"]), format!(":{ELEMENTS}\r\n").into_bytes());
+    assert_eq!(conn.cmd(&["XRANGE", "stream", "-", "+", "COUNT", "2"]), stream_entries(0..2));
+    assert_eq!(conn.cmd(&["XRANGE", "stream", "500000", "500002"]), stream_entries(499_999..500_002));
+    assert_eq!(
+        conn.cmd(&["XREVRANGE", "stream", "+", "-", "COUNT", "3"]),
+        stream_entries((ELEMENTS - 3..ELEMENTS).rev())
+    );
+    assert_eq!(
+        conn.cmd(&["XREVRANGE", "stream", "77777", "-", "COUNT", "2"]),
+        stream_entries([77_776, 77_775].into_iter())
+    );
+    let read = conn.cmd(&["XREAD", "COUNT", "2", "STREAMS", "stream", "999998"]);
+    assert_eq!(read, [b"*1\r\n*2\r\n".to_vec(), bulk("stream"), stream_entries(999_998..1_000_000)].concat());
+    // 100 entries per node, as Redis would lay them out.
+    let info = String::from_utf8_lossy(&conn.cmd(&["XINFO", "STREAM", "stream"])).into_owned();
+    assert!(info.contains("radix-tree-keys\r\n:10000\r\n"), "{info}");
+}
+
+#[test]
+fn a_million_entry_stream_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = TestServer::start_in(dir.path(), &[]);
+    let mut conn = server.connect();
+    // One XADD per entry, 256 in flight.
+    let mut batch = Vec::new();
+    for start in (0..ELEMENTS).step_by(256) {
+        batch.clear();
+        let end = (start + 256).min(ELEMENTS);
+        for i in start..end {
+            let id = format!("{}-0", i + 1);
+            let value = i.to_string();
+            batch.extend(command(&[b"XADD", b"stream", id.as_bytes(), b"f", value.as_bytes()]));
+        }
+        conn.send(&batch);
+        for _ in start..end {
+            let reply = conn.read_reply();
+            assert_eq!(reply.first(), Some(&b'$'), "XADD: {}", String::from_utf8_lossy(&reply));
+        }
+    }
+    query_stream(&mut conn);
+    drop(conn);
+    assert_eq!(server.terminate(), Some(0));
+    let server = TestServer::start_in(dir.path(), &[]);
+    let mut conn = server.connect();
+    query_stream(&mut conn);
 }
