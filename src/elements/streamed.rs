@@ -538,3 +538,34 @@ impl Streamed {
         self.nodes.free_ops(slot, ops)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncated_headers_records_and_chunks_are_damage_not_panics() {
+        let mut value = StreamValue::default();
+        for i in 1..=3 {
+            value.append(StreamId::new(i, 0), vec![(Bytes::from("f"), Bytes::from("v"))]);
+        }
+        value.groups.insert(Bytes::from("g"), Default::default());
+        let stream = Streamed::create(Home { db: 0, hash_slot: 1, id: 2 }, &value);
+        let header = stream.header();
+        assert!(Streamed::decode(0, b"k", &header).is_ok());
+        for len in 0..header.len() {
+            assert!(Streamed::decode(0, b"k", &header[..len]).is_err(), "header cut at {len}");
+        }
+        let (node, entries) = value.node_entries().remove(0);
+        let record = Record { chunk: 0, node: node.clone(), live_bytes: 6 }.encode();
+        assert!(Record::decode(node.master_id, &record).is_some());
+        for len in 0..record.len() {
+            assert!(Record::decode(node.master_id, &record.slice(..len)).is_none(), "record cut at {len}");
+        }
+        let chunk = Bytes::from(encode_chunk(&entries));
+        assert_eq!(decode_chunk(&chunk), Some(entries));
+        for len in 0..chunk.len() {
+            assert!(decode_chunk(&chunk.slice(..len)).is_none(), "chunk cut at {len}");
+        }
+    }
+}

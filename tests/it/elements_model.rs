@@ -1,7 +1,8 @@
 //! Model tests of split-collection storage (velo::elements) on a real engine with tiny thresholds (so
 //! checkpoints and compactions run underneath): random operations on a counted tree, a chunk chain and a
 //! hashed table, each "command" starting from the stored header as a server command does, compared after
-//! every step with a BTreeMap, a VecDeque and a HashMap. The engine is reopened now and then.
+//! every step with a BTreeMap, a VecDeque and a HashMap; and a split stream compared with the compact
+//! stream type. The engine is reopened now and then.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -10,10 +11,12 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use velo::elements::chain::Chain;
 use velo::elements::hashed::Hashed;
+use velo::elements::streamed::Streamed;
 use velo::elements::tree::Tree;
 use velo::elements::Home;
 use velo::engine::io::CrashFs;
 use velo::engine::{BatchOp, Engine, FsyncPolicy, ValueKind};
+use velo::types::stream::{radix_tree_nodes, StreamId, StreamValue, Trim};
 
 use crate::engine_support::{small_options, TestClock};
 
@@ -270,4 +273,137 @@ fn a_hashed_table_matches_a_hashmap() {
             rig.reopen();
         }
     }
+}
+
+#[test]
+fn a_split_stream_matches_a_compact_stream() {
+    let seed = seed();
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut rig = Rig::new();
+    let mut model = StreamValue::default();
+    let mut next = 1u64;
+    let fields = |rng: &mut SmallRng, n: u64| -> Vec<(Bytes, Bytes)> {
+        match rng.gen_range(0..8) {
+            0 => vec![(Bytes::from("other"), Bytes::from(vec![b'y'; rng.gen_range(0..600)]))],
+            1 => vec![(Bytes::from("f"), Bytes::from(n.to_string())), (Bytes::from("g"), Bytes::from("h"))],
+            _ => vec![(Bytes::from("f"), Bytes::from(n.to_string()))],
+        }
+    };
+    for _ in 0..700 {
+        let f = fields(&mut rng, next);
+        model.append(StreamId::new(next, 0), f);
+        next += rng.gen_range(1..3);
+    }
+    let stream = Streamed::create(Home::new(0, HEADER_KEY, 0x5eed), &model);
+    let header = stream.header();
+    let mut ops = Vec::new();
+    stream.into_ops(&mut ops);
+    rig.commit(ops, header);
+    let id_near = |rng: &mut SmallRng, next: u64| {
+        StreamId::new(rng.gen_range(next.saturating_sub(1500)..next + 2), rng.gen_range(0..2))
+    };
+    for step in 0..1500 {
+        let header = rig.header();
+        let index = rig.engine().slot_of(HEADER_KEY);
+        let mut slot = rig.engine().lock_slot(index);
+        let mut stream = Streamed::decode(0, HEADER_KEY, &header).expect("header");
+        let at = format!("seed {seed} step {step}");
+        for _ in 0..rng.gen_range(1..5) {
+            match rng.gen_range(0..12) {
+                0..=3 => {
+                    for _ in 0..rng.gen_range(1..40) {
+                        let id = StreamId::new(next, 0);
+                        let f = fields(&mut rng, next);
+                        stream.append(&mut slot, id, f.clone()).unwrap();
+                        model.append(id, f);
+                        next += rng.gen_range(1..3);
+                    }
+                }
+                4 => {
+                    let id = id_near(&mut rng, next);
+                    assert_eq!(stream.delete(&mut slot, id).unwrap(), model.delete(id), "{at}");
+                }
+                5 | 6 => {
+                    let strategy = if rng.gen_bool(0.5) {
+                        Trim::MaxLen(rng.gen_range(0..model.len() as u64 + 50))
+                    } else {
+                        Trim::MinId(id_near(&mut rng, next))
+                    };
+                    let approx = rng.gen_bool(0.5);
+                    let limit = if approx { rng.gen_range(0..400) } else { 0 };
+                    let removed = stream.trim(&mut slot, strategy, approx, limit).unwrap();
+                    assert_eq!(removed, model.trim(strategy, approx, limit), "{at} {strategy:?} {approx} {limit}");
+                }
+                7..=9 => {
+                    let (a, b) = (id_near(&mut rng, next), id_near(&mut rng, next));
+                    let (start, end) = if rng.gen_bool(0.9) { (a.min(b), a.max(b)) } else { (a, b) };
+                    let limit = rng.gen_range(0..300);
+                    let rev = rng.gen_bool(0.5);
+                    let got = stream.range(&mut slot, start, end, limit, rev).unwrap();
+                    let take = if limit == 0 { usize::MAX } else { limit };
+                    let want: Vec<(StreamId, Vec<(Bytes, Bytes)>)> = if start > end {
+                        Vec::new()
+                    } else if rev {
+                        model.entries.range(start..=end).rev().take(take).map(|(i, e)| (*i, e.fields.clone())).collect()
+                    } else {
+                        model.entries.range(start..=end).take(take).map(|(i, e)| (*i, e.fields.clone())).collect()
+                    };
+                    assert_eq!(got, want, "{at} {start}..{end} {limit} {rev}");
+                }
+                10 => {
+                    let id = id_near(&mut rng, next);
+                    let want = model.entries.get(&id).map(|e| e.fields.clone());
+                    assert_eq!(stream.get(&mut slot, id).unwrap(), want, "{at}");
+                }
+                _ => {
+                    let masters = stream.master_ids(&mut slot).unwrap();
+                    assert_eq!(masters.len(), model.node_count(), "{at}");
+                    assert_eq!(radix_tree_nodes(masters), model.radix_tree_nodes(), "{at}");
+                }
+            }
+            assert_eq!(stream.len(), model.len() as u64, "{at}");
+            assert_eq!(stream.bytes(), model.entry_bytes(), "{at}");
+            assert_eq!(stream.node_count(), model.node_count() as u64, "{at}");
+            assert_eq!(stream.first_id(&mut slot).unwrap(), model.first_id(), "{at}");
+            assert_eq!(stream.top_id(&mut slot).unwrap(), model.entries.keys().next_back().copied(), "{at}");
+            assert_eq!(stream.meta().last_id, model.last_id, "{at}");
+            assert_eq!(stream.meta().max_deleted_id, model.max_deleted_id, "{at}");
+            assert_eq!(stream.meta().entries_added, model.entries_added, "{at}");
+        }
+        if step % 100 == 0 {
+            assert_eq!(stream.materialize(&mut slot).unwrap().node_entries(), model.node_entries(), "{at}");
+        }
+        let header = stream.header();
+        let mut ops = Vec::new();
+        stream.into_ops(&mut ops);
+        drop(slot);
+        rig.commit(ops, header);
+        if step % 500 == 499 {
+            rig.reopen();
+        }
+        // Keep the stream long enough to stay interesting.
+        if model.len() < 300 {
+            let header = rig.header();
+            let index = rig.engine().slot_of(HEADER_KEY);
+            let mut slot = rig.engine().lock_slot(index);
+            let mut stream = Streamed::decode(0, HEADER_KEY, &header).expect("header");
+            for _ in 0..400 {
+                let id = StreamId::new(next, 0);
+                let f = fields(&mut rng, next);
+                stream.append(&mut slot, id, f.clone()).unwrap();
+                model.append(id, f);
+                next += 1;
+            }
+            let header = stream.header();
+            let mut ops = Vec::new();
+            stream.into_ops(&mut ops);
+            drop(slot);
+            rig.commit(ops, header);
+        }
+    }
+    let header = rig.header();
+    let index = rig.engine().slot_of(HEADER_KEY);
+    let mut slot = rig.engine().lock_slot(index);
+    let mut stream = Streamed::decode(0, HEADER_KEY, &header).expect("header");
+    assert_eq!(stream.materialize(&mut slot).unwrap().node_entries(), model.node_entries(), "seed {seed}");
 }
