@@ -368,3 +368,21 @@ fn large_stream_survives_kill_9_under_fsync_always() {
         assert_eq!(show(&conn.cmd(query)), show(expected), "{query:?} after kill -9");
     }
 }
+
+#[test]
+fn blocking_reads_wake_up_on_a_large_stream() {
+    let velo = TestServer::start();
+    let mut conn = velo.connect();
+    fill(&mut conn, "big", 2_000);
+    conn.cmd(&["XGROUP", "CREATE", "big", "g", "$"]);
+    let mut reader = velo.connect();
+    let mut group_reader = velo.connect();
+    reader.send(&command(&[b"XREAD", b"BLOCK", b"0", b"STREAMS", b"big", b"$"]));
+    group_reader.send(&command(&[b"XREADGROUP", b"GROUP", b"g", b"c", b"BLOCK", b"0", b"STREAMS", b"big", b">"]));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(conn.cmd(&["XADD", "big", "99999999-0", "late", "entry"]), b"$10\r\n99999999-0\r\n");
+    let expected = b"*1\r\n*2\r\n$3\r\nbig\r\n*1\r\n*2\r\n$10\r\n99999999-0\r\n*2\r\n$4\r\nlate\r\n$5\r\nentry\r\n";
+    assert_eq!(show(&reader.read_reply()), show(expected));
+    assert_eq!(show(&group_reader.read_reply()), show(expected));
+    assert_eq!(conn.cmd(&["XLEN", "big"]), b":2001\r\n");
+}
