@@ -28,7 +28,7 @@ use crate::resp::Reply;
 use crate::types::hash::HashValue;
 use crate::types::list::ListValue;
 use crate::types::set::SetValue;
-use crate::types::stream::{Extent, StreamId, StreamValue, Trim};
+use crate::types::stream::{Extent, NodeEntry, StreamId, StreamValue, Trim};
 use crate::types::zset;
 use crate::types::zset_index::{InsertOutcome, LexBound, ScoreBound, ZsetIndex};
 use std::ops::Range;
@@ -1067,7 +1067,7 @@ impl Handle<StreamValue> {
         end: StreamId,
         limit: usize,
         rev: bool,
-    ) -> Result<Vec<(StreamId, Vec<(Bytes, Bytes)>)>, CmdError> {
+    ) -> Result<Vec<NodeEntry>, CmdError> {
         if start > end {
             return Ok(Vec::new());
         }
