@@ -3,11 +3,12 @@
 //! The stream's nodes (Redis's listpacks of at most 100 entries and about 4096 bytes, modelled by
 //! [`crate::types::stream`]) are the unit of storage: a counted [`Tree`] maps each node's master ID (16
 //! bytes big-endian, so byte order is ID order) to a small *record* (the node's sizes, last placed ID,
-//! master fields and the number of the *chunk* part holding its live entries). XADD then touches the last
-//! node, XDEL one node, trimming whole nodes from the front plus one, and range reads seek by master ID
-//! and read only the chunks they return: O(log n) parts per step. The counters and the consumer groups
-//! stay in the header (the compact encoding of a stream without entries), so group bookkeeping costs
-//! one header write however long the stream is.
+//! master fields and the number of the *chunk* part holding its live entries). The last node's record
+//! (the *tail*) lives in the header instead, so that XADD writes the header and one chunk and touches the
+//! tree only when it opens a node. XDEL touches one node, trimming whole nodes from the front plus one,
+//! and range reads seek by master ID and read only the chunks they return: O(log n) parts per step. The
+//! counters and the consumer groups stay in the header (the compact encoding of a stream without
+//! entries), so group bookkeeping costs one header write however long the stream is.
 
 use bytes::Bytes;
 
@@ -121,6 +122,9 @@ pub struct Streamed {
     next_chunk: u32,
     len: u64,
     bytes: u64,
+    /// The last node's record, kept in the header (absent when XDEL emptied the last node: the tree's last
+    /// node is then the last one). Its master ID is above every master ID in the tree.
+    tail: Option<Record>,
     /// Counters and groups (no entries).
     meta: StreamValue,
 }
@@ -136,9 +140,11 @@ impl Streamed {
             next_chunk += 1;
             let live_bytes = entries.iter().map(|(_, fields)| raw_bytes(fields)).sum();
             chunks.put(chunk, encode_chunk(&entries));
-            let key = Bytes::copy_from_slice(&id_key(node.master_id));
-            records.push((key, Record { chunk, node, live_bytes }.encode()));
+            records.push(Record { chunk, node, live_bytes });
         }
+        let tail = records.pop();
+        let records =
+            records.into_iter().map(|r| (Bytes::copy_from_slice(&id_key(r.node.master_id)), r.encode())).collect();
         Streamed {
             home,
             nodes: Tree::create(home, records),
@@ -146,6 +152,7 @@ impl Streamed {
             next_chunk,
             len: value.len() as u64,
             bytes: value.entry_bytes(),
+            tail,
             meta: value.metadata(),
         }
     }
@@ -153,7 +160,7 @@ impl Streamed {
     /// The split stream described by the header `payload` stored at `key` in `db`.
     pub fn decode(db: u16, key: &[u8], payload: &[u8]) -> Result<Streamed> {
         let (layout, id, len, rest) = super::read_header_prefix(key, payload)?;
-        if layout != LAYOUT_STREAM || rest.len() < tree::STATE_LEN + 12 {
+        if layout != LAYOUT_STREAM || rest.len() < tree::STATE_LEN + 16 {
             return Err(damaged(key, format!("not a stream header (layout {layout}, {} bytes)", payload.len())));
         }
         let home = Home { db, hash_slot: crate::engine::key::hash_slot(key), id };
@@ -161,22 +168,46 @@ impl Streamed {
         let rest = &rest[tree::STATE_LEN..];
         let next_chunk = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes"));
         let bytes = u64::from_le_bytes(rest[4..12].try_into().expect("8 bytes"));
-        let meta = StreamValue::from_bytes(&rest[12..]).map_err(|err| damaged(key, err.to_string()))?;
+        let tail_len = u32::from_le_bytes(rest[12..16].try_into().expect("4 bytes")) as usize;
+        let rest = &rest[16..];
+        let bad_tail = || damaged(key, "stream header's tail record does not decode");
+        let tail = match tail_len {
+            0 => None,
+            _ if tail_len < 16 || tail_len > rest.len() => return Err(bad_tail()),
+            _ => {
+                let raw = &rest[..tail_len];
+                let master = StreamId::new(
+                    u64::from_le_bytes(raw[..8].try_into().expect("8 bytes")),
+                    u64::from_le_bytes(raw[8..16].try_into().expect("8 bytes")),
+                );
+                Some(Record::decode(master, &Bytes::copy_from_slice(&raw[16..])).ok_or_else(bad_tail)?)
+            }
+        };
+        let meta = StreamValue::from_bytes(&rest[tail_len..]).map_err(|err| damaged(key, err.to_string()))?;
         if !meta.is_empty() || meta.node_count() != 0 || next_chunk > CHUNK_LIMIT {
             return Err(damaged(key, "stream header holds entries"));
         }
-        Ok(Streamed { home, nodes, chunks: Parts::new(home), next_chunk, len, bytes, meta })
+        Ok(Streamed { home, nodes, chunks: Parts::new(home), next_chunk, len, bytes, tail, meta })
     }
 
     /// The header payload: `marker | layout 4 | id u64 | live entries u64 | tree state | next chunk u32 |
-    /// entry bytes u64 | the compact encoding of the stream without entries (counters and groups)`.
+    /// entry bytes u64 | tail length u32 | tail (master ID, record) | the compact encoding of the stream
+    /// without entries (counters and groups)`.
     pub fn header(&self) -> Vec<u8> {
         let meta = self.meta.to_bytes();
-        let mut out = Vec::with_capacity(super::HEADER_PREFIX_LEN + tree::STATE_LEN + 12 + meta.len());
+        let tail = self.tail.as_ref().map(Record::encode);
+        let tail_len = tail.as_ref().map_or(0, |t| 16 + t.len());
+        let mut out = Vec::with_capacity(super::HEADER_PREFIX_LEN + tree::STATE_LEN + 16 + tail_len + meta.len());
         super::put_header_prefix(&mut out, LAYOUT_STREAM, self.home.id, self.len);
         self.nodes.encode_state(&mut out);
         out.extend_from_slice(&self.next_chunk.to_le_bytes());
         out.extend_from_slice(&self.bytes.to_le_bytes());
+        out.extend_from_slice(&(tail_len as u32).to_le_bytes());
+        if let (Some(record), Some(encoded)) = (&self.tail, &tail) {
+            out.extend_from_slice(&record.node.master_id.ms.to_le_bytes());
+            out.extend_from_slice(&record.node.master_id.seq.to_le_bytes());
+            out.extend_from_slice(encoded);
+        }
         out.extend_from_slice(&meta);
         out
     }
@@ -203,7 +234,7 @@ impl Streamed {
 
     /// Nodes (Redis's `radix-tree-keys`).
     pub fn node_count(&self) -> u64 {
-        self.nodes.len()
+        self.nodes.len() + u64::from(self.tail.is_some())
     }
 
     /// The counters and groups.
@@ -222,13 +253,27 @@ impl Streamed {
 
     /// Node records at ranks `ranks` (clipped), with their master IDs.
     fn records(&mut self, slot: &mut Slot, ranks: std::ops::Range<u64>) -> Result<Vec<Record>> {
-        let raw = self.nodes.range(slot, ranks)?;
-        let mut out = Vec::with_capacity(raw.len());
-        for (key, value) in raw {
-            let record = key_id(&key).and_then(|master| Record::decode(master, &value));
-            out.push(record.ok_or_else(|| self.bad_record())?);
+        let in_tree = self.nodes.len();
+        let mut out = Vec::new();
+        if ranks.start < in_tree {
+            let raw = self.nodes.range(slot, ranks.start..ranks.end.min(in_tree))?;
+            out.reserve(raw.len() + 1);
+            for (key, value) in raw {
+                let record = key_id(&key).and_then(|master| Record::decode(master, &value));
+                out.push(record.ok_or_else(|| self.bad_record())?);
+            }
+        }
+        // The tail is the node after the tree's last.
+        if let Some(tail) = &self.tail {
+            if ranks.start <= in_tree && in_tree < ranks.end {
+                out.push(tail.clone());
+            }
         }
         Ok(out)
+    }
+
+    fn is_tail(&self, record: &Record) -> bool {
+        self.tail.as_ref().is_some_and(|tail| tail.node.master_id == record.node.master_id)
     }
 
     fn record(&mut self, slot: &mut Slot, rank: u64) -> Result<Option<Record>> {
@@ -236,12 +281,20 @@ impl Streamed {
     }
 
     fn put_record(&mut self, slot: &mut Slot, record: &Record) -> Result<()> {
-        self.nodes.insert(slot, Bytes::copy_from_slice(&id_key(record.node.master_id)), record.encode())?;
+        if self.is_tail(record) {
+            self.tail = Some(record.clone());
+        } else {
+            self.nodes.insert(slot, Bytes::copy_from_slice(&id_key(record.node.master_id)), record.encode())?;
+        }
         Ok(())
     }
 
     fn drop_record(&mut self, slot: &mut Slot, record: &Record) -> Result<()> {
-        self.nodes.remove(slot, &id_key(record.node.master_id))?;
+        if self.is_tail(record) {
+            self.tail = None;
+        } else {
+            self.nodes.remove(slot, &id_key(record.node.master_id))?;
+        }
         self.chunks.remove(record.chunk);
         Ok(())
     }
@@ -254,7 +307,8 @@ impl Streamed {
     /// How many nodes have a master ID at most `id`: the node that may hold `id` is the one before.
     fn nodes_up_to(&mut self, slot: &mut Slot, id: StreamId) -> Result<u64> {
         let key = id_key(id);
-        self.nodes.count_before(slot, |k| k <= &key[..])
+        let in_tree = self.nodes.count_before(slot, |k| k <= &key[..])?;
+        Ok(in_tree + u64::from(self.tail.as_ref().is_some_and(|tail| tail.node.master_id <= id)))
     }
 
     /// The first live entry's ID, `0-0` when none.
@@ -405,9 +459,12 @@ impl Streamed {
                     return Err(damaged(&self.home.owner_key(), "stream chunk numbers exhausted"));
                 }
                 self.next_chunk += 1;
-                let record = Record { chunk, node: Node::open(id, &fields), live_bytes: raw };
+                // The old tail goes into the tree; the new node is the tail.
+                if let Some(old) = self.tail.take() {
+                    self.put_record(slot, &old)?;
+                }
+                self.tail = Some(Record { chunk, node: Node::open(id, &fields), live_bytes: raw });
                 self.chunks.put(chunk, encode_chunk(&[(id, fields)]));
-                self.put_record(slot, &record)?;
             }
         }
         self.len += 1;
@@ -509,7 +566,10 @@ impl Streamed {
     /// The master IDs of all nodes, in order (for `radix-tree-nodes`): reads the tree, not the entries.
     pub fn master_ids(&mut self, slot: &mut Slot) -> Result<Vec<StreamId>> {
         let raw = self.nodes.entries(slot)?;
-        raw.iter().map(|(key, _)| key_id(key).ok_or_else(|| self.bad_record())).collect()
+        let mut ids =
+            raw.iter().map(|(key, _)| key_id(key).ok_or_else(|| self.bad_record())).collect::<Result<Vec<_>>>()?;
+        ids.extend(self.tail.as_ref().map(|tail| tail.node.master_id));
+        Ok(ids)
     }
 
     /// The whole stream as one compact value.
