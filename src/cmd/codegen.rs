@@ -245,6 +245,9 @@ fn acl_of(file: &CommandFile) -> AclCategories {
     if flags.contains(Flags::PUBSUB) {
         acl = acl.union(AclCategories::PUBSUB);
     }
+    if flags.contains(Flags::BLOCKING) {
+        acl = acl.union(AclCategories::BLOCKING);
+    }
     if flags.contains(Flags::FAST) {
         acl = acl.union(AclCategories::FAST);
     }

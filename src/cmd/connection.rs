@@ -289,6 +289,32 @@ pub fn client_kill(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
     Ok(Reply::Int(killed))
 }
 
+/// ```text
+/// CLIENT UNBLOCK client-id [TIMEOUT | ERROR]
+/// ```
+pub fn client_unblock(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    if args.remaining() > 2 {
+        let sub = String::from_utf8_lossy(&args.argv()[1]).into_owned();
+        return Err(CmdError::err(format!(
+            "unknown subcommand or wrong number of arguments for '{sub}'. Try CLIENT HELP."
+        )));
+    }
+    let id = args.next_i64()?;
+    // The reason is checked before the client is looked up, as in Redis.
+    let error = match args.peek() {
+        None => false,
+        Some(reason) if reason.eq_ignore_ascii_case(b"TIMEOUT") => false,
+        Some(reason) if reason.eq_ignore_ascii_case(b"ERROR") => true,
+        Some(_) => return Err(CmdError::err("CLIENT UNBLOCK reason should be TIMEOUT or ERROR")),
+    };
+    let unblocked = u64::try_from(id).is_ok_and(|id| ctx.server.blocking.unblock(id, error));
+    if unblocked && error {
+        // The error reply the unblocked client gets counts in INFO errorstats, as in Redis.
+        ctx.server.stats.error("UNBLOCKED client unblocked via CLIENT UNBLOCK");
+    }
+    Ok(Reply::Int(i64::from(unblocked)))
+}
+
 fn on_off(args: &mut Args) -> Result<bool, CmdError> {
     match args.next_upper()?.as_str() {
         "ON" => Ok(true),
@@ -369,6 +395,8 @@ pub fn client_help(_ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdErr
         "    Control the replies sent to the current connection.",
         "SETNAME <name>",
         "    Assign the name <name> to the current connection.",
+        "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+        "    Unblock the specified blocked client.",
         "HELP",
         "    Prints this help.",
     ]))

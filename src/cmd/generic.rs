@@ -431,6 +431,8 @@ pub fn swapdb(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     })?;
     super::transactions::touch_logical(ctx, a, &touched_a);
     super::transactions::touch_logical(ctx, b, &touched_b);
+    ctx.server.blocking.signal_existing(ctx.server, a);
+    ctx.server.blocking.signal_existing(ctx.server, b);
     Ok(Reply::Ok)
 }
 

@@ -1,12 +1,16 @@
-//! List commands (Redis 7.0's list group without the blocking ones). A list is one compact value while
-//! small ([`crate::types::list`]) and a chain of chunks when large ([`crate::elements::chain`]); every
-//! command here goes through a [`Handle`], so on a chain it reads and rewrites only the chunks it needs.
+//! List commands (Redis 7.0's list group), element by element through [`super::collection::Handle`]: a
+//! small list is one compact value ([`crate::types::list`]), a large one a chain of chunks, of which every
+//! command reads and rewrites only the chunks it needs. The blocking ones (BLPOP, BRPOP, BLMOVE,
+//! BRPOPLPUSH) serve what is there like their plain forms, else block through [`Ctx::block`]
+//! (`server::blocking`).
 
 use bytes::Bytes;
 
 use super::collection::{inspect, update, Handle};
 use super::{commit_all, guard_for, Args, CmdError, Ctx};
+use crate::engine::ValueKind;
 use crate::resp::Reply;
+use crate::server::blocking::{holds, parse_timeout, TimeoutUnit};
 use crate::types::list::ListValue;
 
 fn push(ctx: &mut Ctx<'_>, args: &mut Args, left: bool, only_existing: bool) -> Result<Reply, CmdError> {
@@ -354,18 +358,27 @@ pub fn rpoplpush(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> 
 /// ```
 pub fn lmpop(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let keys = super::zset::mpop_keys(args)?;
+    let (left, count) = mpop_side_and_count(args)?;
+    Ok(mpop_from(ctx, &keys, left, count)?.unwrap_or(Reply::NilArray))
+}
+
+fn mpop_side_and_count(args: &mut Args) -> Result<(bool, usize), CmdError> {
     let left = match args.next_upper()?.as_str() {
         "LEFT" => true,
         "RIGHT" => false,
         _ => return Err(CmdError::Syntax),
     };
-    let count = super::zset::mpop_count(args)?;
+    Ok((left, super::zset::mpop_count(args)?))
+}
+
+/// Pops up to `count` elements from the first of `keys` that holds a list: LMPOP's `[key, [element ...]]`
+/// reply, `None` when no key exists; a key of another type met first is WRONGTYPE.
+fn mpop_from(ctx: &mut Ctx<'_>, keys: &[Bytes], left: bool, count: usize) -> Result<Option<Reply>, CmdError> {
     let db = ctx.db();
     let all: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
     let mut guards = ctx.lock_slots(&all);
-    // The first key holding a list is popped from; a key of another type before it is an error.
-    for key in &keys {
-        let guard = super::guard_for(&mut guards, ctx.engine, key);
+    for key in keys {
+        let guard = guard_for(&mut guards, ctx.engine, key);
         let mut list = Handle::<ListValue>::open(guard, db, key)?;
         if !list.existed() {
             continue;
@@ -374,7 +387,116 @@ pub fn lmpop(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         list.save(guard)?;
         commit_all(guards)?;
         ctx.touch(db, key);
-        return Ok(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Array(popped)]));
+        return Ok(Some(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Array(popped)])));
     }
-    Ok(Reply::NilArray)
+    Ok(None)
+}
+
+/// ```text
+/// BLMPOP timeout numkeys key [key ...] <LEFT | RIGHT> [COUNT count]
+/// ```
+pub fn blmpop(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    let timeout = parse_timeout(&args.next_bytes()?, TimeoutUnit::Seconds)?;
+    let keys = super::zset::mpop_keys(args)?;
+    let (left, count) = mpop_side_and_count(args)?;
+    if let Some(reply) = mpop_from(ctx, &keys, left, count)? {
+        return Ok(reply);
+    }
+    let serve = move |ctx: &mut Ctx<'_>, key: &Bytes| {
+        if !holds(ctx, key, ValueKind::List)? {
+            return Ok(None);
+        }
+        mpop_from(ctx, std::slice::from_ref(key), left, count)
+    };
+    Ok(ctx.block(keys, timeout, serve, Reply::NilArray))
+}
+
+/// Pops one element from the head (`left`) or tail of the list at `key`: BLPOP's and BRPOP's `[key, element]`
+/// reply, or `None` if the key does not exist; WRONGTYPE if it is not a list.
+fn pop_one(ctx: &mut Ctx<'_>, key: &Bytes, left: bool) -> Result<Option<Reply>, CmdError> {
+    let popped = update(ctx, key, |list: &mut Handle<ListValue>, slot| {
+        let element = list.pop(slot, left, 1)?.pop();
+        let changed = element.is_some();
+        Ok((element, changed))
+    })?;
+    Ok(popped.map(|element| Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Bulk(element)])))
+}
+
+fn blocking_pop(ctx: &mut Ctx<'_>, args: &mut Args, left: bool) -> Result<Reply, CmdError> {
+    let mut keys = args.rest();
+    let timeout_arg = keys.pop().ok_or(CmdError::Syntax)?;
+    let timeout = parse_timeout(&timeout_arg, TimeoutUnit::Seconds)?;
+    // The first non-empty list in argument order serves; a key of another type met first is an error.
+    for key in &keys {
+        if let Some(reply) = pop_one(ctx, key, left)? {
+            return Ok(reply);
+        }
+    }
+    let serve = move |ctx: &mut Ctx<'_>, key: &Bytes| {
+        if !holds(ctx, key, ValueKind::List)? {
+            return Ok(None);
+        }
+        pop_one(ctx, key, left)
+    };
+    Ok(ctx.block(keys, timeout, serve, Reply::NilArray))
+}
+
+/// ```text
+/// BLPOP key [key ...] timeout
+/// ```
+pub fn blpop(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    blocking_pop(ctx, args, true)
+}
+
+/// ```text
+/// BRPOP key [key ...] timeout
+/// ```
+pub fn brpop(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    blocking_pop(ctx, args, false)
+}
+
+fn blocking_move(
+    ctx: &mut Ctx<'_>,
+    source: Bytes,
+    destination: Bytes,
+    from_left: bool,
+    to_left: bool,
+    timeout: Option<std::time::Duration>,
+) -> Result<Reply, CmdError> {
+    let reply = move_element(ctx, source.clone(), destination.clone(), from_left, to_left)?;
+    if !matches!(reply, Reply::Nil) {
+        return Ok(reply);
+    }
+    // Woken, the client moves from the source it waits on; a destination of another type then ends the
+    // wait with WRONGTYPE (the element stays), as in Redis.
+    let serve = move |ctx: &mut Ctx<'_>, key: &Bytes| {
+        if !holds(ctx, key, ValueKind::List)? {
+            return Ok(None);
+        }
+        let reply = move_element(ctx, key.clone(), destination.clone(), from_left, to_left)?;
+        Ok((!matches!(reply, Reply::Nil)).then_some(reply))
+    };
+    Ok(ctx.block(vec![source], timeout, serve, Reply::Nil))
+}
+
+/// ```text
+/// BLMOVE source destination <LEFT | RIGHT> <LEFT | RIGHT> timeout
+/// ```
+pub fn blmove(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    let source = args.next_bytes()?;
+    let destination = args.next_bytes()?;
+    let from_left = side(args)?;
+    let to_left = side(args)?;
+    let timeout = parse_timeout(&args.next_bytes()?, TimeoutUnit::Seconds)?;
+    blocking_move(ctx, source, destination, from_left, to_left, timeout)
+}
+
+/// ```text
+/// BRPOPLPUSH source destination timeout
+/// ```
+pub fn brpoplpush(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    let source = args.next_bytes()?;
+    let destination = args.next_bytes()?;
+    let timeout = parse_timeout(&args.next_bytes()?, TimeoutUnit::Seconds)?;
+    blocking_move(ctx, source, destination, false, true, timeout)
 }

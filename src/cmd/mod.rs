@@ -12,8 +12,9 @@
 //! A handler is `fn(&mut Ctx, &mut Args) -> Result<Reply, CmdError>`: it holds only the command's meaning.
 //! Lookup, arity, MULTI queueing and the pub/sub context check happen before, in `server::dispatch`.
 //! Atomicity: a read-modify-write handler works under `engine.lock_key`; a multi-key one locks the slots
-//! involved in ascending order ([`Ctx::lock_slots`]). After changing a key, a handler calls [`Ctx::touch`]
-//! so that WATCH sees it.
+//! involved in ascending order ([`Ctx::lock_slots`]). After changing a key (and committing), a handler
+//! calls [`Ctx::touch`] so that WATCH and blocked clients see it. A blocking handler that finds nothing
+//! ready calls [`Ctx::block`].
 
 pub mod args;
 pub mod bitmap;
@@ -46,6 +47,7 @@ pub use error::CmdError;
 pub use spec::CommandSpec;
 
 use crate::engine::{Engine, SlotGuard};
+use crate::resp::Reply;
 use crate::server::client::Client;
 use crate::server::Server;
 
@@ -77,9 +79,38 @@ impl<'a> Ctx<'a> {
         std::hash::BuildHasher::hash_one(&state, (self.now_ms(), self.client.id(), salt))
     }
 
-    /// Records that `key` in physical database `db` changed (for WATCH, which follows logical databases).
+    /// Records that `key` in physical database `db` changed: for WATCH, and for the clients blocked on it
+    /// (both follow logical databases). This is the one place writers signal blocked clients: a waited-for
+    /// key that now holds a list, sorted set or stream is ready (Redis signals when such a key is created).
+    /// Call it after committing: it may read the key.
     pub fn touch(&self, db: u16, key: &[u8]) {
-        self.server.watches.touch(self.server.dbmap.logical(db), key);
+        let logical = self.server.dbmap.logical(db);
+        self.server.watches.touch(logical, key);
+        if self.server.blocking.is_waited(logical, key)
+            && matches!(self.engine.key_info(db, key), Ok(Some(info)) if crate::server::blocking::wakes(info.kind))
+        {
+            self.server.blocking.signal(logical, key);
+        }
+    }
+
+    /// Asks to block the client on `keys` (a blocking handler that found nothing ready): `serve` is tried
+    /// with each key that becomes ready, in the client's context, until it answers (see `server::blocking`).
+    /// Returns `instead`, the handler's reply where blocking is not allowed (inside MULTI/EXEC, where Redis
+    /// answers as if the timeout had passed); the dispatcher drops it when the client does block.
+    pub fn block(
+        &mut self,
+        keys: Vec<Bytes>,
+        timeout: Option<std::time::Duration>,
+        serve: impl Fn(&mut Ctx<'_>, &Bytes) -> Result<Option<Reply>, CmdError> + Send + Sync + 'static,
+        instead: Reply,
+    ) -> Reply {
+        self.client.block = Some(crate::server::blocking::BlockRequest {
+            keys,
+            timeout,
+            serve: Box::new(serve),
+            timeout_reply: Reply::NilArray,
+        });
+        instead
     }
 
     /// Locks the slots of `keys` in ascending index order (deadlock-free); returns the guards with their

@@ -341,11 +341,12 @@ fn info_section(ctx: &Ctx<'_>, section: &str, out: &mut String) -> Result<(), Cm
             let _ = write!(
                 out,
                 "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\npubsub_clients:{pubsub}\r\nwatching_clients:{}\r\n\
-                 watched_keys:{}\r\nblocked_clients:0\r\n",
+                 watched_keys:{}\r\nblocked_clients:{}\r\n",
                 clients.len(),
                 server.maxclients(),
                 clients.iter().filter(|c| c.multi.load(Ordering::Relaxed) >= 0).count(),
                 server.watches.watched_keys(),
+                server.blocking.blocked_clients(),
             );
         }
         "memory" => {

@@ -55,6 +55,8 @@ bitset! {
         PUBSUB = 5, "pubsub";
         /// Not allowed in scripts.
         NOSCRIPT = 6, "noscript";
+        /// May block the client (BLPOP, BZPOPMIN, ...).
+        BLOCKING = 8, "blocking";
         /// Allowed while loading.
         LOADING = 9, "loading";
         /// Allowed on a stale replica.

@@ -1,16 +1,18 @@
-//! Sorted-set commands (Redis 7.0's sorted-set group without the blocking pops: adding, scoring, ranking,
-//! ranges by rank, score and lex, popping (also ZMPOP), removing ranges, ZSCAN, ZRANDMEMBER, and the set
-//! operations ZUNION/ZINTER/ZDIFF, their STORE forms and ZINTERCARD, which read sets as scores of 1),
-//! element by element through [`super::collection::Handle`]: a small sorted set is one compact value
-//! ([`crate::types::zset`]) worked on through the order-statistic [`ZsetIndex`]; a large one is split
-//! (hashed scores and a counted tree of their order), so that a point command reads O(log n) parts.
+//! Sorted-set commands (Redis 7.0's sorted-set group: adding, scoring, ranking, ranges by rank, score and
+//! lex, popping (also ZMPOP; BZPOPMIN and BZPOPMAX block through [`Ctx::block`]), removing ranges, ZSCAN,
+//! ZRANDMEMBER, and the set operations ZUNION/ZINTER/ZDIFF, their STORE forms and ZINTERCARD, which read
+//! sets as scores of 1), element by element through [`super::collection::Handle`]: a small sorted set is
+//! one compact value ([`crate::types::zset`]) worked on through the order-statistic [`ZsetIndex`]; a large
+//! one is split (hashed scores and a counted tree of their order), so that a point command reads
+//! O(log n) parts.
 
 use bytes::Bytes;
 
 use super::collection::{inspect, load, store, update, Handle};
 use super::{Args, CmdError, Ctx};
-use crate::engine::Slot;
+use crate::engine::{Slot, ValueKind};
 use crate::resp::{Protocol, Reply};
+use crate::server::blocking::{holds, parse_timeout, TimeoutUnit};
 use crate::types::zset_index::{InsertOutcome, LexBound, ScoreBound, ZsetIndex};
 
 fn parse_score(bytes: &[u8]) -> Result<f64, CmdError> {
@@ -506,6 +508,59 @@ pub fn zpopmax(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     pop(ctx, args, true)
 }
 
+/// Pops the lowest (or, with `max`, highest) member of the sorted set at `key`: BZPOPMIN's and BZPOPMAX's
+/// `[key, member, score]` reply, or `None` if the key does not exist; WRONGTYPE if it is not a sorted set.
+fn pop_one(ctx: &mut Ctx<'_>, key: &Bytes, max: bool) -> Result<Option<Reply>, CmdError> {
+    let popped = update(ctx, key, |index: &mut Handle<ZsetIndex>, slot| {
+        let len = index.len();
+        if len == 0 {
+            return Ok((None, false));
+        }
+        let rank = if max { len - 1 } else { 0 };
+        let popped = index.range(slot, rank..rank + 1, false)?.pop();
+        if let Some((member, _)) = &popped {
+            index.remove(slot, member)?;
+        }
+        let changed = popped.is_some();
+        Ok((popped, changed))
+    })?;
+    Ok(popped
+        .map(|(member, score)| Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Bulk(member), Reply::Double(score)])))
+}
+
+fn blocking_pop(ctx: &mut Ctx<'_>, args: &mut Args, max: bool) -> Result<Reply, CmdError> {
+    let mut keys = args.rest();
+    let timeout_arg = keys.pop().ok_or(CmdError::Syntax)?;
+    let timeout = parse_timeout(&timeout_arg, TimeoutUnit::Seconds)?;
+    // The first non-empty sorted set in argument order serves; a key of another type met first is an error.
+    for key in &keys {
+        if let Some(reply) = pop_one(ctx, key, max)? {
+            return Ok(reply);
+        }
+    }
+    let serve = move |ctx: &mut Ctx<'_>, key: &Bytes| {
+        if !holds(ctx, key, ValueKind::SortedSet)? {
+            return Ok(None);
+        }
+        pop_one(ctx, key, max)
+    };
+    Ok(ctx.block(keys, timeout, serve, Reply::NilArray))
+}
+
+/// ```text
+/// BZPOPMIN key [key ...] timeout
+/// ```
+pub fn bzpopmin(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    blocking_pop(ctx, args, false)
+}
+
+/// ```text
+/// BZPOPMAX key [key ...] timeout
+/// ```
+pub fn bzpopmax(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    blocking_pop(ctx, args, true)
+}
+
 fn remove_ranks(
     ctx: &mut Ctx<'_>,
     key: &Bytes,
@@ -888,16 +943,26 @@ pub(super) fn mpop_count(args: &mut Args) -> Result<usize, CmdError> {
 /// ```
 pub fn zmpop(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let keys = mpop_keys(args)?;
+    let (max, count) = mpop_side_and_count(args)?;
+    Ok(mpop_from(ctx, &keys, max, count)?.unwrap_or(Reply::NilArray))
+}
+
+fn mpop_side_and_count(args: &mut Args) -> Result<(bool, usize), CmdError> {
     let max = match args.next_upper()?.as_str() {
         "MIN" => false,
         "MAX" => true,
         _ => return Err(CmdError::Syntax),
     };
-    let count = mpop_count(args)?;
+    Ok((max, mpop_count(args)?))
+}
+
+/// Pops up to `count` members from the first of `keys` that holds a sorted set: ZMPOP's `[key, [[member,
+/// score] ...]]` reply, `None` when no key exists; a key of another type met first is WRONGTYPE.
+fn mpop_from(ctx: &mut Ctx<'_>, keys: &[Bytes], max: bool, count: usize) -> Result<Option<Reply>, CmdError> {
     let db = ctx.db();
     let all: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
     let mut guards = ctx.lock_slots(&all);
-    for key in &keys {
+    for key in keys {
         let guard = super::guard_for(&mut guards, ctx.engine, key);
         let mut index = Handle::<ZsetIndex>::open(guard, db, key)?;
         if !index.existed() {
@@ -914,9 +979,28 @@ pub fn zmpop(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         super::commit_all(guards)?;
         ctx.touch(db, key);
         let items = popped.into_iter().map(|(m, s)| Reply::Array(vec![Reply::Bulk(m), Reply::Double(s)])).collect();
-        return Ok(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Array(items)]));
+        return Ok(Some(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Array(items)])));
     }
-    Ok(Reply::NilArray)
+    Ok(None)
+}
+
+/// ```text
+/// BZMPOP timeout numkeys key [key ...] <MIN | MAX> [COUNT count]
+/// ```
+pub fn bzmpop(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    let timeout = parse_timeout(&args.next_bytes()?, TimeoutUnit::Seconds)?;
+    let keys = mpop_keys(args)?;
+    let (max, count) = mpop_side_and_count(args)?;
+    if let Some(reply) = mpop_from(ctx, &keys, max, count)? {
+        return Ok(reply);
+    }
+    let serve = move |ctx: &mut Ctx<'_>, key: &Bytes| {
+        if !holds(ctx, key, ValueKind::SortedSet)? {
+            return Ok(None);
+        }
+        mpop_from(ctx, std::slice::from_ref(key), max, count)
+    };
+    Ok(ctx.block(keys, timeout, serve, Reply::NilArray))
 }
 
 /// ```text

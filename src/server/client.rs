@@ -80,6 +80,8 @@ pub struct ClientHandle {
     pub no_touch: AtomicBool,
     /// A watched key changed.
     pub watch_dirty: AtomicBool,
+    /// Blocked by a blocking command (CLIENT LIST flag `b`).
+    pub blocked: AtomicBool,
     killed: AtomicBool,
     kill: Notify,
     push: mpsc::UnboundedSender<Reply>,
@@ -106,6 +108,7 @@ impl ClientHandle {
             no_evict: AtomicBool::new(false),
             no_touch: AtomicBool::new(false),
             watch_dirty: AtomicBool::new(false),
+            blocked: AtomicBool::new(false),
             killed: AtomicBool::new(false),
             kill: Notify::new(),
             push,
@@ -172,6 +175,9 @@ impl ClientHandle {
         if multi >= 0 {
             flags.push('x');
         }
+        if self.blocked.load(Ordering::Relaxed) {
+            flags.push('b');
+        }
         if self.no_evict.load(Ordering::Relaxed) {
             flags.push('e');
         }
@@ -217,6 +223,8 @@ pub struct Client {
     pub channels: BTreeSet<Bytes>,
     /// Subscribed patterns.
     pub patterns: BTreeSet<Bytes>,
+    /// Set by a blocking handler that found nothing ready ([`crate::cmd::Ctx::block`]); taken by the dispatcher.
+    pub block: Option<super::blocking::BlockRequest>,
 }
 
 impl Client {
@@ -232,6 +240,7 @@ impl Client {
             close: false,
             channels: BTreeSet::new(),
             patterns: BTreeSet::new(),
+            block: None,
         }
     }
 

@@ -12,10 +12,13 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 
+use super::blocking::Waiter;
 use super::client::{Client, ClientHandle, ReplyMode};
-use super::dispatch;
+use super::dispatch::{self, Outcome};
 use super::Server;
 use crate::cmd::Ctx;
 use crate::resp::{DecodeError, Decoder, Limits, Reply};
@@ -44,7 +47,20 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
                 Ok(argv) if argv.is_empty() => continue,
                 Ok(argv) => {
                     let mut ctx = Ctx { server: &server, engine: &server.engine, client: &mut client };
-                    let reply = dispatch::execute(&mut ctx, argv);
+                    let reply = match dispatch::execute(&mut ctx, argv) {
+                        Outcome::Reply(reply) => reply,
+                        Outcome::Blocked(waiter) => {
+                            // Earlier pipelined replies go out before the wait.
+                            if flush(&server, &handle, &mut writer, &mut wbuf).await.is_err() {
+                                cancel_wait(&server, &waiter).await;
+                                break 'connection;
+                            }
+                            match wait(&server, &handle, &waiter, &mut reader, &mut rbuf, &mut shutdown).await {
+                                Some(reply) => reply,
+                                None => break 'connection,
+                            }
+                        }
+                    };
                     match client.reply_mode {
                         ReplyMode::On => reply.encode(client.proto, &mut wbuf),
                         ReplyMode::Off => {}
@@ -95,6 +111,48 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
     let _ = flush(&server, &handle, &mut writer, &mut wbuf).await;
     let _ = writer.shutdown().await;
     cleanup(&server, &mut client);
+}
+
+/// Waits for a blocked client's reply: served, timed out or CLIENT UNBLOCKed. Meanwhile the socket is still
+/// read (into `rbuf`, executed after the wait, as Redis queues a blocked client's input) so that a client
+/// that disconnects is noticed and removed. `None` when the connection must end.
+async fn wait(
+    server: &Server,
+    handle: &ClientHandle,
+    waiter: &Arc<Waiter>,
+    reader: &mut OwnedReadHalf,
+    rbuf: &mut BytesMut,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Reply> {
+    let deadline = waiter.deadline();
+    let mut expired = false;
+    loop {
+        if let Some(reply) = server.blocking.outcome(waiter, expired) {
+            return Some(reply);
+        }
+        let sleep = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now));
+        tokio::select! {
+            _ = waiter.changed() => {}
+            _ = sleep, if deadline.is_some() && !expired => expired = true,
+            read = reader.read_buf(rbuf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    server.stats.net_input.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            },
+            _ = handle.killed() => break,
+            _ = shutdown.wait_for(|stopping| *stopping) => break,
+        }
+    }
+    cancel_wait(server, waiter).await;
+    None
+}
+
+/// Removes the waiter of a connection that is ending (after a serve pass that is trying it, if any).
+async fn cancel_wait(server: &Server, waiter: &Arc<Waiter>) {
+    while !server.blocking.cancel(waiter) {
+        waiter.changed().await;
+    }
 }
 
 fn deliver(handle: &ClientHandle, client: &Client, message: Reply, wbuf: &mut BytesMut) {

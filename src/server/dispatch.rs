@@ -2,6 +2,10 @@
 //!
 //! Policy lives here once (Redis's `processCommand`); handlers assume it passed. Later gates (AUTH, ACL,
 //! read-only replica, OOM, loading) slot in between arity and queueing.
+//!
+//! Blocking: a handler that asks to block ([`Ctx::block`]) only blocks when run from here directly; run by
+//! EXEC its reply stands (Redis's "deny blocking"). After every top-level command the clients blocked on
+//! keys it made ready are served (`server::blocking`), before the command's own reply goes out.
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -11,6 +15,7 @@ use bytes::Bytes;
 use crate::cmd::table::lookup;
 use crate::cmd::{Args, CmdError, CommandSpec, Ctx};
 use crate::resp::{Protocol, Reply};
+use crate::server::blocking::Waiter;
 use crate::server::client::Multi;
 use crate::server::stats::Stats;
 
@@ -47,8 +52,22 @@ pub fn resolve(argv: &[Bytes]) -> Result<(&'static CommandSpec, usize), CmdError
     }
 }
 
+/// What a request came to.
+pub enum Outcome {
+    /// Send this reply.
+    Reply(Reply),
+    /// The client is blocked: send the waiter's reply once its wait ends.
+    Blocked(std::sync::Arc<Waiter>),
+}
+
+impl From<Reply> for Outcome {
+    fn from(reply: Reply) -> Outcome {
+        Outcome::Reply(reply)
+    }
+}
+
 /// Runs one request through the gate.
-pub fn execute(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Reply {
+pub fn execute(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Outcome {
     let (spec, start) = match resolve(&argv) {
         Ok(found) => found,
         Err(error) => {
@@ -60,7 +79,7 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Reply {
             }
             let reply = error.reply();
             ctx.server.stats.error(&error.text());
-            return reply;
+            return reply.into();
         }
     };
     *ctx.client.handle.last_cmd.lock().unwrap_or_else(|p| p.into_inner()) = spec.fullname;
@@ -68,11 +87,11 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Reply {
         if !NOT_QUEUED.contains(&spec.fullname) {
             if spec.has(crate::cmd::spec::Flags::NO_MULTI) {
                 multi.aborted = true;
-                return rejected(ctx, spec, CmdError::err("Command not allowed inside a transaction"));
+                return rejected(ctx, spec, CmdError::err("Command not allowed inside a transaction")).into();
             }
             multi.queued.push((spec, argv, start));
             ctx.client.handle.multi.store(multi.queued.len() as i64, Ordering::Relaxed);
-            return Reply::simple("QUEUED");
+            return Reply::simple("QUEUED").into();
         }
     }
     if ctx.client.proto == Protocol::Resp2
@@ -83,31 +102,54 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Reply {
             "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
             spec.fullname
         ));
-        return rejected(ctx, spec, error);
+        return rejected(ctx, spec, error).into();
     }
     if EXCLUSIVE.contains(&spec.fullname) {
         let _exclusive = ctx.server.command_lock.write().unwrap_or_else(|p| p.into_inner());
-        call(ctx, spec, argv, start)
+        run_and_serve(ctx, spec, argv, start)
     } else {
         let _shared = ctx.server.command_lock.read().unwrap_or_else(|p| p.into_inner());
-        call(ctx, spec, argv, start)
+        run_and_serve(ctx, spec, argv, start)
     }
 }
 
-/// Calls a resolved command's handler (no gate, no locking: EXEC uses this for queued commands).
+/// Runs a top-level command (blocking allowed), then serves the blocked clients of the keys it made ready.
+fn run_and_serve(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, argv: Vec<Bytes>, start: usize) -> Outcome {
+    let (reply, block) = run(ctx, spec, argv, start);
+    let outcome = match block {
+        Some(request) => Outcome::Blocked(ctx.server.blocking.register(ctx.client, request)),
+        None => Outcome::Reply(reply),
+    };
+    ctx.server.blocking.serve_ready(ctx.server);
+    outcome
+}
+
+/// Calls a resolved command's handler (no gate, no locking: EXEC uses this for queued commands). A
+/// blocking command does not block here: its reply is the one for a timeout already reached.
 pub fn call(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, argv: Vec<Bytes>, start: usize) -> Reply {
+    run(ctx, spec, argv, start).0
+}
+
+/// Calls the handler with statistics; also returns its request to block, if it made one.
+fn run(
+    ctx: &mut Ctx<'_>,
+    spec: &'static CommandSpec,
+    argv: Vec<Bytes>,
+    start: usize,
+) -> (Reply, Option<crate::server::blocking::BlockRequest>) {
     let Some(handler) = spec.handler else {
-        return CmdError::WrongArity(spec.fullname).reply();
+        return (CmdError::WrongArity(spec.fullname).reply(), None);
     };
     let began = Instant::now();
     let mut args = Args::new(argv, start);
     let result = handler(ctx, &mut args);
+    let block = ctx.client.block.take().filter(|_| result.is_ok());
     let stats = &ctx.server.stats;
     let command = &stats.commands_by_id[spec.id];
     Stats::bump(&command.calls);
     Stats::bump(&stats.commands);
     command.usec.fetch_add(began.elapsed().as_micros() as u64, Ordering::Relaxed);
-    match result {
+    let reply = match result {
         Ok(reply) => {
             if let Reply::Error(text) = &reply {
                 Stats::bump(&command.failed);
@@ -120,7 +162,8 @@ pub fn call(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, argv: Vec<Bytes>, sta
             stats.error(&error.text());
             error.reply()
         }
-    }
+    };
+    (reply, block)
 }
 
 /// A command refused by the gate after lookup: counted as rejected, answered with `error`.

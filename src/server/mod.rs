@@ -6,6 +6,7 @@
 //! - [`client`]: connection-local state, the shared handle others see, the client registry.
 //! - [`pubsub`]: channel and pattern subscriptions and delivery.
 //! - [`watch`]: WATCH bookkeeping.
+//! - [`blocking`]: clients blocked by BLPOP & co., the key-ready signal, serving them.
 //! - [`dbmap`]: the persisted logical → physical database map behind SWAPDB.
 //! - [`stats`]: counters for INFO.
 //!
@@ -20,6 +21,7 @@
 //! SIGTERM, SIGINT or SHUTDOWN stop the listener; connections finish the requests they have read, flush
 //! and close; then the WAL is made durable, the engine checkpoints and the directory lock is released.
 
+pub mod blocking;
 pub mod client;
 pub mod connection;
 pub mod dbmap;
@@ -62,6 +64,8 @@ pub struct Server {
     pub pubsub: pubsub::PubSub,
     /// WATCH bookkeeping.
     pub watches: watch::Watches,
+    /// Blocked clients.
+    pub blocking: blocking::Blocking,
     /// Shared by every command, exclusive for EXEC and SWAPDB.
     pub command_lock: RwLock<()>,
     /// Counters.
@@ -99,6 +103,7 @@ impl Server {
             clients: Default::default(),
             pubsub: Default::default(),
             watches: Default::default(),
+            blocking: Default::default(),
             command_lock: RwLock::new(()),
             stats: Default::default(),
             started: Instant::now(),

@@ -1,5 +1,6 @@
 //! The integration test binary: one module per topic.
 
+mod blocking;
 mod codegen;
 mod concurrency;
 mod differential;
