@@ -34,6 +34,11 @@ impl Chunk {
     }
 }
 
+/// True when the items of chunks `a` and `b` fit in one chunk.
+fn fit_in_one(a: &Chunk, b: &Chunk) -> bool {
+    a.items.len() + b.items.len() <= CHUNK_ITEMS && a.encoded_len() + b.encoded_len() - 12 <= CHUNK_BYTES
+}
+
 /// A split list.
 #[derive(Debug)]
 pub struct Chain {
@@ -364,8 +369,9 @@ impl Chain {
 
     /// Removes up to `limit` items equal to `element` (all with `None`), walking from the head
     /// (`from_head`) or the tail and stopping once `limit` are gone; returns how many went. Only chunks
-    /// that lose items are rewritten; a chunk left empty is dropped and its neighbours relinked (the last
-    /// chunk of a list that empties stays, empty, as after pops: the caller deletes the key).
+    /// that lose items are rewritten (with, when the two fit in one, the chunk walked just before, which
+    /// they are merged into); a chunk left empty is dropped and its neighbours relinked (the last chunk of
+    /// a list that empties stays, empty, as after pops: the caller deletes the key).
     pub fn remove_matching(
         &mut self,
         slot: &mut Slot,
@@ -407,8 +413,20 @@ impl Chain {
             if removed > before {
                 self.count -= removed - before;
                 chunk.items = kept;
+                let visited = if from_head { chunk.prev } else { chunk.next };
                 if chunk.items.is_empty() && (chunk.prev != 0 || chunk.next != 0) {
                     self.unlink(slot, part, &chunk)?;
+                } else if visited != 0 {
+                    // Join it with the chunk just walked (already read) when both fit in one, so that
+                    // removals do not leave a trail of small chunks for later walks.
+                    let neighbour = self.read_chunk(slot, visited)?;
+                    if !fit_in_one(&neighbour, &chunk) {
+                        self.write_chunk(part, &chunk);
+                    } else if from_head {
+                        self.merge(slot, (visited, neighbour), (part, chunk))?;
+                    } else {
+                        self.merge(slot, (part, chunk), (visited, neighbour))?;
+                    }
                 } else {
                     self.write_chunk(part, &chunk);
                 }
@@ -416,6 +434,22 @@ impl Chain {
             part = following;
         }
         Ok(removed)
+    }
+
+    /// Writes adjacent chunks `first` and `second` (in list order, fitting in one) as one chunk in
+    /// `first`'s part, dropping `second`'s part and relinking its successor.
+    fn merge(&mut self, slot: &mut Slot, first: (u32, Chunk), second: (u32, Chunk)) -> Result<()> {
+        let ((first_part, mut first), (second_part, second)) = (first, second);
+        first.items.extend(second.items);
+        first.next = second.next;
+        self.parts.remove(second_part);
+        if second.next == 0 {
+            self.tail = first_part;
+        } else {
+            self.relink(slot, second.next, true, first_part)?;
+        }
+        self.write_chunk(first_part, &first);
+        Ok(())
     }
 
     /// Drops chunk `part` (empty, with neighbours as in `chunk`) from the chain.
