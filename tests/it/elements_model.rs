@@ -330,6 +330,11 @@ fn a_hashed_table_matches_a_hashmap() {
                 _ => {
                     let got = hashed.get(&mut slot, &field).unwrap().map(|v| v.to_vec());
                     assert_eq!(got.as_ref(), model.get(&field), "seed {seed} step {step}");
+                    // A random pick is an entry of the table, with its value.
+                    match hashed.random(&mut slot, rng.gen()).unwrap() {
+                        Some((f, v)) => assert_eq!(model.get(f.as_ref()), Some(&v.to_vec()), "seed {seed} step {step}"),
+                        None => assert!(model.is_empty(), "seed {seed} step {step}"),
+                    }
                 }
             }
             assert_eq!(hashed.len() as usize, model.len());
@@ -351,4 +356,37 @@ fn a_hashed_table_matches_a_hashmap() {
             rig.reopen();
         }
     }
+}
+
+/// Random picks of a hashed table are uniform over its entries, although linear hashing leaves its buckets
+/// unevenly full (a split bucket holds about half of an unsplit one): a chi-square statistic over many
+/// picks stays near its expectation. A "random bucket, random entry" picker fails this by far.
+#[test]
+fn hashed_random_picks_are_uniform_over_entries() {
+    let seed = seed();
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let rig = Rig::new();
+    let index = rig.engine().slot_of(HEADER_KEY);
+    let mut slot = rig.engine().lock_slot(index);
+    let mut hashed = Hashed::create(home(), Vec::new());
+    // Grown one insert at a time, so that some buckets have split and others not.
+    let entries = 3000usize;
+    for i in 0..entries {
+        hashed.insert(&mut slot, Bytes::from(format!("f{i}")), Bytes::from("v")).unwrap();
+    }
+    let picks = 300_000usize;
+    let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
+    for _ in 0..picks {
+        let (field, _) = hashed.random(&mut slot, rng.gen()).unwrap().expect("an entry");
+        *seen.entry(field.to_vec()).or_default() += 1;
+    }
+    let expected = picks as f64 / entries as f64;
+    let chi2: f64 = (0..entries)
+        .map(|i| {
+            let observed = *seen.get(format!("f{i}").as_bytes()).unwrap_or(&0) as f64;
+            (observed - expected).powi(2) / expected
+        })
+        .sum();
+    // Uniform: mean entries - 1 (2999), standard deviation about 77; a 2:1 skew between halves gives ~11000.
+    assert!(chi2 < 3600.0, "seed {seed}: chi-square {chi2:.0} over {entries} entries");
 }
