@@ -390,12 +390,14 @@ fn large_collections_survive_kill_9_under_fsync_always() {
         let mut hset = vec!["HSET".to_string(), "h".into()];
         let mut sadd = vec!["SADD".to_string(), "s".into()];
         let mut rpush = vec!["RPUSH".to_string(), "l".into()];
+        let mut zadd = vec!["ZADD".to_string(), "z".into()];
         for i in chunk {
             hset.extend([format!("f{i}"), format!("v{i}")]);
             sadd.push(format!("m{i}"));
             rpush.push(format!("i{i}"));
+            zadd.extend([format!("{}", i % 100), format!("z{i}")]);
         }
-        for args in [hset, sadd, rpush] {
+        for args in [hset, sadd, rpush, zadd] {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             conn.cmd(&args);
         }
@@ -403,6 +405,8 @@ fn large_collections_survive_kill_9_under_fsync_always() {
     conn.cmd(&["HDEL", "h", "f0", "f1"]);
     conn.cmd(&["LPOP", "l", "700"]);
     conn.cmd(&["SREM", "s", "m2999"]);
+    conn.cmd(&["ZREM", "z", "z0", "z100"]);
+    conn.cmd(&["ZINCRBY", "z", "1000", "z5"]);
     velo.kill9();
     let velo = TestServer::start_in(dir.path(), &["--fsync", "always"]);
     let mut conn = velo.connect();
@@ -415,4 +419,10 @@ fn large_collections_survive_kill_9_under_fsync_always() {
     assert_eq!(conn.cmd(&["LINDEX", "l", "0"]), b"$4\r\ni700\r\n");
     assert_eq!(conn.cmd(&["LINDEX", "l", "-1"]), b"$5\r\ni2999\r\n");
     assert_eq!(array(reply(&mut conn, &["LRANGE", "l", "0", "-1"])).len(), 2300);
+    assert_eq!(conn.cmd(&["ZCARD", "z"]), b":2998\r\n");
+    assert_eq!(conn.cmd(&["ZSCORE", "z", "z5"]), b"$4\r\n1005\r\n");
+    assert_eq!(conn.cmd(&["ZREVRANK", "z", "z5"]), b":0\r\n");
+    assert_eq!(conn.cmd(&["ZRANK", "z", "z1000"]), b":0\r\n");
+    assert_eq!(conn.cmd(&["ZRANK", "z", "z200"]), b":10\r\n");
+    assert_eq!(conn.cmd(&["ZSCORE", "z", "z100"]), b"$-1\r\n");
 }
