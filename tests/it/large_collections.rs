@@ -458,7 +458,7 @@ fn random_sequences_across_the_split_threshold() {
                 0 | 1 => format!("HSET h {}", many(&mut rng, n, &|rng, m| format!("{m} v{}", rng.gen_range(0..9)))),
                 2 => format!("HDEL h {}", many(&mut rng, n, &|_, m| m)),
                 3 => format!("HMGET h {} {}", member(&mut rng), member(&mut rng)),
-                4 => format!("HLEN h"),
+                4 => "HLEN h".to_string(),
                 5 => format!("HINCRBY h {} 3", member(&mut rng)),
                 6 | 7 => format!("SADD s {}", many(&mut rng, n, &|_, m| m)),
                 8 => format!("SREM s {}", many(&mut rng, n, &|_, m| m)),
