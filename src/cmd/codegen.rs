@@ -49,6 +49,7 @@ const GROUPS: &[&str] = &[
     "list",
     "sorted_set",
     "geo",
+    "stream",
 ];
 
 /// One command file.

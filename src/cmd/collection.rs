@@ -27,6 +27,7 @@ use crate::resp::Reply;
 use crate::types::hash::HashValue;
 use crate::types::list::ListValue;
 use crate::types::set::SetValue;
+use crate::types::stream::StreamValue;
 use crate::types::zset;
 use crate::types::zset_index::{InsertOutcome, LexBound, ScoreBound, ZsetIndex};
 use std::ops::Range;
@@ -199,6 +200,21 @@ impl Collection for ZsetIndex {
             let _ = index.insert(&member, score);
         }
         index
+    }
+}
+
+impl Collection for StreamValue {
+    const KIND: ValueKind = ValueKind::Stream;
+    const WHAT: &'static str = "stream";
+    fn decode(bytes: &[u8]) -> Result<Self, String> {
+        StreamValue::from_bytes(bytes).map_err(|e| e.to_string())
+    }
+    fn encode(&self) -> Vec<u8> {
+        self.to_bytes()
+    }
+    /// Never: a stream with no entries stays a key (with its counters and groups), as in Redis.
+    fn is_empty(&self) -> bool {
+        false
     }
 }
 

@@ -55,7 +55,7 @@ bitset! {
         PUBSUB = 5, "pubsub";
         /// Not allowed in scripts.
         NOSCRIPT = 6, "noscript";
-        /// May block the client (BLPOP, BZPOPMIN, ...).
+        /// May block the client (BLPOP, BZPOPMIN, XREAD BLOCK, ...).
         BLOCKING = 8, "blocking";
         /// Allowed while loading.
         LOADING = 9, "loading";

@@ -7,6 +7,7 @@
 //! - [`hash`]: hash values in their compact form (field/value pairs in insertion order).
 //! - [`list`]: list values in their compact form.
 //! - [`set`]: set values in their compact form.
+//! - [`stream`]: stream values (entries, counters, consumer groups).
 //! - [`zset`]: sorted-set values in their compact form.
 //! - [`zset_index`]: an order-statistic index for sorted sets (ranks, ranges by rank/score/lex).
 //!
@@ -19,5 +20,6 @@ pub mod hash;
 pub mod hll;
 pub mod list;
 pub mod set;
+pub mod stream;
 pub mod zset;
 pub mod zset_index;

@@ -691,3 +691,42 @@ fn blmpop_and_bzmpop_pop_counts_from_the_first_ready_key() {
         ],
     );
 }
+
+#[test]
+fn xread_and_xreadgroup_block_until_an_entry_arrives() {
+    let (redis, velo) = servers();
+    compare(
+        &redis,
+        &velo,
+        "xread block",
+        &[
+            "0: XREAD BLOCK 10 STREAMS s $",
+            "0: XREAD BLOCK -1 STREAMS s $",
+            "0: XREAD BLOCK abc STREAMS s $",
+            "1> XREAD BLOCK 0 STREAMS s $",
+            "blocked 1",
+            "2> XREAD COUNT 5 BLOCK 0 STREAMS other s 0-0 $",
+            "blocked 2",
+            "0: XADD s 1-1 f v",
+            "1<",
+            "2<",
+            "0: XADD s 2-1 f w",
+            "3: XREAD BLOCK 0 STREAMS s 1-1",
+            "0: XGROUP CREATE s g $",
+            "4> XREADGROUP GROUP g alice BLOCK 0 STREAMS s >",
+            "blocked 1",
+            "5> XREADGROUP GROUP g bob BLOCK 0 STREAMS s >",
+            "blocked 2",
+            "0: XADD s 3-1 f x",
+            "4<",
+            "blocked 1",
+            "0: XADD s 4-1 f y",
+            "5<",
+            "0: XPENDING s g",
+            "0: XREADGROUP GROUP g alice BLOCK 0 STREAMS s 0",
+            "0: MULTI",
+            "0: XREAD BLOCK 0 STREAMS s $",
+            "0: EXEC",
+        ],
+    );
+}

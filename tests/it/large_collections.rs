@@ -390,12 +390,14 @@ fn large_collections_survive_kill_9_under_fsync_always() {
         let mut hset = vec!["HSET".to_string(), "h".into()];
         let mut sadd = vec!["SADD".to_string(), "s".into()];
         let mut rpush = vec!["RPUSH".to_string(), "l".into()];
+        let mut zadd = vec!["ZADD".to_string(), "z".into()];
         for i in chunk {
             hset.extend([format!("f{i}"), format!("v{i}")]);
             sadd.push(format!("m{i}"));
             rpush.push(format!("i{i}"));
+            zadd.extend([format!("{}", i % 100), format!("z{i}")]);
         }
-        for args in [hset, sadd, rpush] {
+        for args in [hset, sadd, rpush, zadd] {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             conn.cmd(&args);
         }
@@ -403,6 +405,8 @@ fn large_collections_survive_kill_9_under_fsync_always() {
     conn.cmd(&["HDEL", "h", "f0", "f1"]);
     conn.cmd(&["LPOP", "l", "700"]);
     conn.cmd(&["SREM", "s", "m2999"]);
+    conn.cmd(&["ZREM", "z", "z0", "z100"]);
+    conn.cmd(&["ZINCRBY", "z", "1000", "z5"]);
     velo.kill9();
     let velo = TestServer::start_in(dir.path(), &["--fsync", "always"]);
     let mut conn = velo.connect();
@@ -415,6 +419,81 @@ fn large_collections_survive_kill_9_under_fsync_always() {
     assert_eq!(conn.cmd(&["LINDEX", "l", "0"]), b"$4\r\ni700\r\n");
     assert_eq!(conn.cmd(&["LINDEX", "l", "-1"]), b"$5\r\ni2999\r\n");
     assert_eq!(array(reply(&mut conn, &["LRANGE", "l", "0", "-1"])).len(), 2300);
+    assert_eq!(conn.cmd(&["ZCARD", "z"]), b":2998\r\n");
+    assert_eq!(conn.cmd(&["ZSCORE", "z", "z5"]), b"$4\r\n1005\r\n");
+    assert_eq!(conn.cmd(&["ZREVRANK", "z", "z5"]), b":0\r\n");
+    assert_eq!(conn.cmd(&["ZRANK", "z", "z1000"]), b":0\r\n");
+    assert_eq!(conn.cmd(&["ZRANK", "z", "z200"]), b":10\r\n");
+    assert_eq!(conn.cmd(&["ZSCORE", "z", "z100"]), b"$-1\r\n");
+}
+
+/// Random sequences on four collections that grow past the split threshold and shrink back below the join
+/// threshold, again and again (seeded, `VELO_DIFF_SEED` to reproduce): every reply must match Redis's
+/// (unordered ones sorted).
+#[test]
+fn random_sequences_across_the_split_threshold() {
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+    let (redis, velo) = (RedisServer::start(), TestServer::start());
+    let base: u64 = std::env::var("VELO_DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
+    for seed in base..base + 2 {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut lines: Vec<String> = Vec::new();
+        let member = |rng: &mut SmallRng| format!("e{}", rng.gen_range(0..1500));
+        let many = |rng: &mut SmallRng, n: usize, with: &dyn Fn(&mut SmallRng, String) -> String| {
+            (0..n)
+                .map(|_| {
+                    let m = format!("e{}", rng.gen_range(0..1500));
+                    with(rng, m)
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        for _ in 0..300 {
+            let n = rng.gen_range(1..300);
+            let line = match rng.gen_range(0..24) {
+                0 | 1 => format!("HSET h {}", many(&mut rng, n, &|rng, m| format!("{m} v{}", rng.gen_range(0..9)))),
+                2 => format!("HDEL h {}", many(&mut rng, n, &|_, m| m)),
+                3 => format!("HMGET h {} {}", member(&mut rng), member(&mut rng)),
+                4 => "HLEN h".to_string(),
+                5 => format!("HINCRBY h {} 3", member(&mut rng)),
+                6 | 7 => format!("SADD s {}", many(&mut rng, n, &|_, m| m)),
+                8 => format!("SREM s {}", many(&mut rng, n, &|_, m| m)),
+                9 => format!("SMISMEMBER s {} {}", member(&mut rng), member(&mut rng)),
+                10 => "SCARD s".to_string(),
+                11 | 12 => {
+                    format!("{} l {}", if rng.gen_bool(0.5) { "LPUSH" } else { "RPUSH" }, many(&mut rng, n, &|_, m| m))
+                }
+                13 => format!("{} l {}", if rng.gen_bool(0.5) { "LPOP" } else { "RPOP" }, n),
+                14 => format!("LRANGE l {} {}", rng.gen_range(-800..800), rng.gen_range(-800..800)),
+                15 => format!("LINDEX l {}", rng.gen_range(-900..900)),
+                16 => format!("LTRIM l {} {}", rng.gen_range(0..50), rng.gen_range(-50..-1)),
+                17 | 18 => format!("ZADD z {}", many(&mut rng, n, &|rng, m| format!("{} {m}", rng.gen_range(-20..20)))),
+                19 => format!("ZREM z {}", many(&mut rng, n, &|_, m| m)),
+                20 => format!("ZRANGE z {} {} WITHSCORES", rng.gen_range(-700..700), rng.gen_range(-700..700)),
+                21 => format!(
+                    "ZRANGEBYSCORE z ({} {} LIMIT {} 20",
+                    rng.gen_range(-20..20),
+                    rng.gen_range(-20..20),
+                    rng.gen_range(0..30)
+                ),
+                22 => format!("ZRANK z {}", member(&mut rng)),
+                _ => format!("ZPOPMIN z {}", rng.gen_range(1..200)),
+            };
+            lines.push(line);
+            if rng.gen_bool(0.05) {
+                lines.extend(
+                    ["~HGETALL h", "~SMEMBERS s", "LRANGE l 0 -1", "ZRANGE z 0 -1 WITHSCORES"].map(String::from),
+                );
+            }
+        }
+        lines.extend(["~HGETALL h", "~SMEMBERS s", "LRANGE l 0 -1", "ZRANGE z 0 -1 WITHSCORES"].map(String::from));
+        let script: Vec<&str> = lines.iter().map(String::as_str).collect();
+        compare(&redis, &velo, &format!("random large sequence, seed {seed} (VELO_DIFF_SEED={base})"), &script);
+    }
 }
 
 /// LINSERT, LREM, LPOS and LSET on a list far past the split threshold, at its ends and in its middle:

@@ -19,6 +19,7 @@ mod million;
 mod protocol;
 mod server_bloom;
 mod server_commands;
+mod streams;
 mod support;
 mod types_bloom;
 mod types_geo;
