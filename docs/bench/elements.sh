@@ -4,8 +4,9 @@
 # HRANDFIELD and ZRANDMEMBER with a small count, SMOVE and SINTERCARD LIMIT on 100k-member sets.
 # Each line is redis-benchmark's requests per second for one command against one `velo serve`.
 #
-# Usage: docs/bench/elements.sh [path/to/velo]   (default: a release build of this tree; REQUESTS, CLIENTS
-#        and SIZE override the defaults). Run it alone: the machine has two cores.
+# Usage: docs/bench/elements.sh [path/to/velo | redis]   (default: a release build of this tree; `redis`
+#        runs the same against redis-server --appendonly yes for reference; REQUESTS, CLIENTS and SIZE
+#        override the defaults). Run it alone: the machine has two cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -32,7 +33,12 @@ free_port() {
 
 WORK=$(mktemp -d)
 PORT=$(free_port)
-"$VELO" serve --port "$PORT" --dir "$WORK/velo" --fsync everysec --log-level warn >/dev/null 2>"$WORK/velo.log" &
+if [ "$VELO" = redis ]; then
+    redis-server --port "$PORT" --dir "$WORK" --save "" --appendonly yes --appendfsync everysec \
+        --logfile "$WORK/redis.log" &
+else
+    "$VELO" serve --port "$PORT" --dir "$WORK/velo" --fsync everysec --log-level warn >/dev/null 2>"$WORK/velo.log" &
+fi
 PID=$!
 cleanup() {
     kill "$PID" 2>/dev/null || true
