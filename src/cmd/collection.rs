@@ -256,8 +256,8 @@ pub enum Split {
     Chain(Chain),
     /// A sorted set.
     Ranked(Ranked),
-    /// A stream.
-    Stream(Streamed),
+    /// A stream (boxed: its header state is several times the others').
+    Stream(Box<Streamed>),
 }
 
 impl Split {
@@ -267,7 +267,7 @@ impl Split {
             Some(&LAYOUT_HASHED) => Split::Hashed(Hashed::decode(db, key, payload)?),
             Some(&LAYOUT_CHAIN) => Split::Chain(Chain::decode(db, key, payload)?),
             Some(&LAYOUT_RANKED) => Split::Ranked(Ranked::decode(db, key, payload)?),
-            Some(&LAYOUT_STREAM) => Split::Stream(Streamed::decode(db, key, payload)?),
+            Some(&LAYOUT_STREAM) => Split::Stream(Box::new(Streamed::decode(db, key, payload)?)),
             _ => Err(elements::ElementError::Damaged {
                 key: String::from_utf8_lossy(key).into_owned(),
                 reason: "unknown split layout".into(),
@@ -343,9 +343,10 @@ impl Split {
             SplitShape::Hashed => Split::Hashed(Hashed::create(home, value.to_entries())),
             SplitShape::Chain => Split::Chain(Chain::create(home, value.to_items())),
             SplitShape::Ranked => Split::Ranked(Ranked::create(home, value.to_scored())),
-            SplitShape::Stream => {
-                Split::Stream(Streamed::create(home, value.as_stream().expect("the stream shape is a stream's")))
-            }
+            SplitShape::Stream => Split::Stream(Box::new(Streamed::create(
+                home,
+                value.as_stream().expect("the stream shape is a stream's"),
+            ))),
             SplitShape::Never => unreachable!("only splitting types are split"),
         }
     }
@@ -589,6 +590,53 @@ impl<T: Collection + Keyed> Handle<T> {
             Form::Split(_) => None,
         })
     }
+
+    /// SRANDMEMBER/HRANDFIELD with a count: `count` > 0 picks distinct entries (all of them, in a random
+    /// order, when `count` covers the collection), `count` < 0 picks `-count` entries with repetition.
+    ///
+    /// As Redis does, a split collection is read whole only when the count approaches its size (a
+    /// positive count above a third of it, a negative one at least its size); otherwise each pick is a
+    /// [`Hashed::random`] pick reading about two buckets (see there for the distribution), distinct
+    /// picks rejecting repeats, which are rare below a third of the size.
+    pub fn random_entries(&mut self, slot: &mut Slot, count: i64, seed: u64) -> Result<Vec<(Bytes, Bytes)>, CmdError> {
+        let len = self.len();
+        let wanted = count.unsigned_abs();
+        if count == 0 || len == 0 {
+            return Ok(Vec::new());
+        }
+        let mut state = seed;
+        if let Form::Split(Split::Hashed(hashed)) = &mut self.form {
+            if count > 0 && wanted.saturating_mul(3) <= len {
+                let mut seen = std::collections::HashSet::with_capacity(wanted as usize);
+                let mut out = Vec::with_capacity(wanted as usize);
+                // Repeats are rare here; the bound only guards against a degenerate generator.
+                for _ in 0..wanted.saturating_mul(64) {
+                    let Some(entry) = hashed.random(slot, elements::hashed::splitmix(&mut state))? else { break };
+                    if seen.insert(entry.0.clone()) {
+                        out.push(entry);
+                        if out.len() as u64 == wanted {
+                            return Ok(out);
+                        }
+                    }
+                }
+            } else if count < 0 && wanted < len {
+                let mut out = Vec::with_capacity(wanted as usize);
+                for _ in 0..wanted {
+                    if let Some(entry) = hashed.random(slot, elements::hashed::splitmix(&mut state))? {
+                        out.push(entry);
+                    }
+                }
+                return Ok(out);
+            }
+        }
+        let entries = self.entries(slot)?;
+        let picks: Vec<usize> = if count > 0 {
+            super::set::distinct_picks(elements::hashed::splitmix(&mut state), entries.len(), wanted as usize)
+        } else {
+            (0..wanted).map(|_| (elements::hashed::splitmix(&mut state) % entries.len() as u64) as usize).collect()
+        };
+        Ok(picks.into_iter().map(|at| entries[at].clone()).collect())
+    }
 }
 
 /// Element-level operations of lists.
@@ -658,6 +706,95 @@ impl Handle<ListValue> {
         Ok(match &mut self.form {
             Form::Compact(list) => list.items.range(start as usize..=stop as usize).cloned().collect(),
             Form::Split(Split::Chain(chain)) => chain.range(slot, start, stop)?,
+            Form::Split(_) => Vec::new(),
+        })
+    }
+
+    /// LINSERT: inserts `element` before (or `after`) the first `pivot`; false if there is no pivot.
+    pub fn insert_at_pivot(
+        &mut self,
+        slot: &mut Slot,
+        pivot: &[u8],
+        element: Bytes,
+        after: bool,
+    ) -> Result<bool, CmdError> {
+        Ok(match &mut self.form {
+            Form::Compact(list) => match list.items.iter().position(|item| item.as_ref() == pivot) {
+                Some(at) => {
+                    list.items.insert(if after { at + 1 } else { at }, element);
+                    true
+                }
+                None => false,
+            },
+            Form::Split(Split::Chain(chain)) => chain.insert_at_pivot(slot, pivot, element, after)?,
+            Form::Split(_) => false,
+        })
+    }
+
+    /// LREM: removes up to `limit` items equal to `element` (every one with `None`), from the head
+    /// (`from_head`) or the tail; how many went.
+    pub fn remove_matching(
+        &mut self,
+        slot: &mut Slot,
+        element: &[u8],
+        limit: Option<u64>,
+        from_head: bool,
+    ) -> Result<u64, CmdError> {
+        Ok(match &mut self.form {
+            Form::Compact(list) => {
+                let mut removed = 0u64;
+                let mut keep = |item: &Bytes| {
+                    let matches = item.as_ref() == element && limit.is_none_or(|limit| removed < limit);
+                    removed += u64::from(matches);
+                    !matches
+                };
+                let kept: std::collections::VecDeque<Bytes> = if from_head {
+                    list.items.drain(..).filter(|item| keep(item)).collect()
+                } else {
+                    let mut kept: Vec<Bytes> = list.items.drain(..).rev().filter(|item| keep(item)).collect();
+                    kept.reverse();
+                    kept.into()
+                };
+                list.items = kept;
+                removed
+            }
+            Form::Split(Split::Chain(chain)) => chain.remove_matching(slot, element, limit, from_head)?,
+            Form::Split(_) => 0,
+        })
+    }
+
+    /// LPOS: indexes of items equal to `element` (skipping the first `skip` matches, at most `wanted`,
+    /// looking at no more than `maxlen` items, 0 = all), walking from the head (`from_head`) or the tail.
+    pub fn positions(
+        &mut self,
+        slot: &mut Slot,
+        element: &[u8],
+        from_head: bool,
+        mut skip: u64,
+        wanted: u64,
+        maxlen: u64,
+    ) -> Result<Vec<u64>, CmdError> {
+        Ok(match &mut self.form {
+            Form::Compact(list) => {
+                let len = list.items.len() as u64;
+                let limit = if maxlen == 0 { len } else { maxlen.min(len) };
+                let mut found = Vec::new();
+                for step in 0..limit {
+                    if found.len() as u64 >= wanted {
+                        break;
+                    }
+                    let at = if from_head { step } else { len - 1 - step };
+                    if list.items[at as usize].as_ref() == element {
+                        if skip > 0 {
+                            skip -= 1;
+                        } else {
+                            found.push(at);
+                        }
+                    }
+                }
+                found
+            }
+            Form::Split(Split::Chain(chain)) => chain.positions(slot, element, from_head, skip, wanted, maxlen)?,
             Form::Split(_) => Vec::new(),
         })
     }

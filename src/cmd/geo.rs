@@ -2,16 +2,19 @@
 //! GEOADD, GEODIST, GEOHASH, GEOPOS, and the searches GEOSEARCH, GEOSEARCHSTORE, GEORADIUS,
 //! GEORADIUSBYMEMBER and their `_RO` forms, which share one parser and one search. A search scans the grid
 //! cells Redis scans (centre cell first, then its neighbours).
+//!
+//! Everything goes through a [`Handle`] on the sorted set, so a large (split) set is never read whole:
+//! GEOADD/GEOPOS/GEODIST/GEOHASH cost a few parts per member, and a search reads, for each grid cell, only
+//! the members whose scores fall in the cell's range (two rank lookups and a range of the order tree).
 
 use bytes::Bytes;
 
-use super::collection::{load, read, store};
+use super::collection::{inspect, store, update, Handle};
 use super::{Args, CmdError, Ctx};
-use crate::engine::ValueKind;
+use crate::engine::Slot;
 use crate::resp::Reply;
 use crate::types::geohash;
-use crate::types::zset;
-use crate::types::zset_index::{InsertOutcome, ZsetIndex};
+use crate::types::zset_index::{InsertOutcome, ScoreBound, ZsetIndex};
 
 /// ```text
 /// GEOADD key [NX | XX] [CH] longitude latitude member [longitude latitude member ...]
@@ -45,34 +48,23 @@ pub fn geoadd(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         let score = geohash::score(longitude, latitude).map_err(|err| CmdError::Raw(err.to_string().into()))?;
         items.push((score as f64, triple[2].clone()));
     }
-    let db = ctx.db();
-    let mut slot = ctx.engine.lock_key(&key);
-    let (mut index, expire, existed) = match load(&mut slot, db, &key)? {
-        Some((index, expire)) => (index, expire, true),
-        None => (ZsetIndex::new(), None, false),
-    };
-    let (mut added, mut updated) = (0i64, 0i64);
-    if existed || !xx {
-        for (score, member) in items {
-            let exists = index.score(&member).is_some();
-            if (nx && exists) || (xx && !exists) {
-                continue;
-            }
-            match index.insert(&member, score).map_err(|_| CmdError::NotFloat)? {
-                InsertOutcome::Added => added += 1,
-                InsertOutcome::Updated(_) => updated += 1,
-                InsertOutcome::Unchanged => {}
+    let (added, updated) = update(ctx, &key, |index: &mut Handle<ZsetIndex>, slot| {
+        let (mut added, mut updated) = (0i64, 0i64);
+        if index.existed() || !xx {
+            for (score, member) in items {
+                let exists = index.score(slot, &member)?.is_some();
+                if (nx && exists) || (xx && !exists) {
+                    continue;
+                }
+                match index.insert(slot, member, score)? {
+                    InsertOutcome::Added => added += 1,
+                    InsertOutcome::Updated(_) => updated += 1,
+                    InsertOutcome::Unchanged => {}
+                }
             }
         }
-    }
-    let changed = added + updated > 0;
-    if changed {
-        slot.set(db, &key, ValueKind::SortedSet, &zset::to_bytes(&index), expire)?;
-    }
-    slot.commit()?;
-    if changed {
-        ctx.touch(db, &key);
-    }
+        Ok(((added, updated), added + updated > 0))
+    })?;
     Ok(Reply::Int(if ch { added + updated } else { added }))
 }
 
@@ -90,8 +82,10 @@ pub fn geodist(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
             .ok_or_else(|| CmdError::err("unsupported unit provided. please use M, KM, FT, MI"))?
     };
     args.finish()?;
-    let Some(index) = read::<ZsetIndex>(ctx, &key)? else { return Ok(Reply::Nil) };
-    let (Some(a), Some(b)) = (index.score(&first), index.score(&second)) else { return Ok(Reply::Nil) };
+    let scores = inspect(ctx, &key, |index: &mut Handle<ZsetIndex>, slot| {
+        Ok((index.score(slot, &first)?, index.score(slot, &second)?))
+    })?;
+    let (Some(a), Some(b)) = scores else { return Ok(Reply::Nil) };
     let (lon1, lat1) = geohash::decode_score(a);
     let (lon2, lat2) = geohash::decode_score(b);
     Ok(Reply::bulk(geohash::format_distance(geohash::distance(lon1, lat1, lon2, lat2) / unit)))
@@ -103,14 +97,9 @@ pub fn geodist(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn geohash_command(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let members = args.rest();
-    let index = read::<ZsetIndex>(ctx, &key)?;
+    let scores = member_scores(ctx, &key, &members)?;
     Ok(Reply::Array(
-        members
-            .iter()
-            .map(|m| {
-                index.as_ref().and_then(|i| i.score(m)).map_or(Reply::Nil, |s| Reply::bulk(geohash::hash_string(s)))
-            })
-            .collect(),
+        scores.into_iter().map(|score| score.map_or(Reply::Nil, |s| Reply::bulk(geohash::hash_string(s)))).collect(),
     ))
 }
 
@@ -120,11 +109,11 @@ pub fn geohash_command(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdE
 pub fn geopos(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let members: Vec<Bytes> = args.rest();
-    let index = read::<ZsetIndex>(ctx, &key)?;
+    let scores = member_scores(ctx, &key, &members)?;
     Ok(Reply::Array(
-        members
-            .iter()
-            .map(|m| match index.as_ref().and_then(|i| i.score(m)) {
+        scores
+            .into_iter()
+            .map(|score| match score {
                 Some(score) => {
                     let (lon, lat) = geohash::decode_score(score);
                     Reply::Array(vec![
@@ -136,6 +125,13 @@ pub fn geopos(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
             })
             .collect(),
     ))
+}
+
+/// The scores of `members` (`None` for a missing member or key), one lookup each.
+fn member_scores(ctx: &mut Ctx<'_>, key: &Bytes, members: &[Bytes]) -> Result<Vec<Option<f64>>, CmdError> {
+    inspect(ctx, key, |index: &mut Handle<ZsetIndex>, slot| {
+        members.iter().map(|member| index.score(slot, member)).collect()
+    })
 }
 
 /// One search match: member, distance in the request's unit, score.
@@ -222,18 +218,26 @@ fn radius(args: &mut Args) -> Result<Size, CmdError> {
     Ok(Size::Radius { radius_m: radius * unit_m, unit_m })
 }
 
-/// The position of `member` in the sorted set.
-fn member_center(index: &ZsetIndex, member: &[u8]) -> Result<(f64, f64), CmdError> {
-    let score = index.score(member).ok_or_else(|| CmdError::err("could not decode requested zset member"))?;
-    Ok(geohash::decode_score(score))
+/// The position of `member` in the source; `None` when the source does not exist.
+fn member_center(
+    index: &mut Handle<ZsetIndex>,
+    slot: &mut Slot,
+    member: &[u8],
+) -> Result<Option<(f64, f64)>, CmdError> {
+    if !index.existed() {
+        return Ok(None);
+    }
+    let score = index.score(slot, member)?.ok_or_else(|| CmdError::err("could not decode requested zset member"))?;
+    Ok(Some(geohash::decode_score(score)))
 }
 
 /// Parses a search request the way Redis does, in its order: a member centre is looked up (in `index`,
-/// the source, `None` if missing) as soon as it is read, so its error comes before later syntax errors.
+/// the source, which may not exist) as soon as it is read, so its error comes before later syntax errors.
 fn parse_query(
     args: &mut Args,
     kind: Kind,
-    index: Option<&ZsetIndex>,
+    index: &mut Handle<ZsetIndex>,
+    slot: &mut Slot,
     store: Option<Bytes>,
 ) -> Result<Query, CmdError> {
     let mut query = Query { store, ..Query::default() };
@@ -244,9 +248,9 @@ fn parse_query(
         }
         Kind::ByMember { .. } => {
             let member = args.next_bytes()?;
-            match index {
-                Some(index) => {
-                    query.center = Some(member_center(index, &member)?);
+            match member_center(index, slot, &member)? {
+                Some(center) => {
+                    query.center = Some(center);
                     query.size = Some(radius(args)?);
                 }
                 // Without a source, Redis parses the options only to pick the reply.
@@ -289,8 +293,8 @@ fn parse_query(
             "FROMMEMBER" if after >= 1 && search && !from_lonlat => {
                 args.next_bytes()?;
                 let member = args.next_bytes()?;
-                if let Some(index) = index {
-                    query.center = Some(member_center(index, &member)?);
+                if let Some(center) = member_center(index, slot, &member)? {
+                    query.center = Some(center);
                 }
                 from_member = true;
                 continue;
@@ -344,8 +348,9 @@ fn parse_query(
     Ok(query)
 }
 
-/// The members of `index` inside the query's area, sorted and cut as asked.
-fn search(index: &ZsetIndex, query: &Query) -> Result<Vec<Found>, CmdError> {
+/// The members of `index` inside the query's area, sorted and cut as asked. Each cell costs two rank
+/// lookups and a read of the members in its score range, whatever the size of the set.
+fn search(index: &mut Handle<ZsetIndex>, slot: &mut Slot, query: &Query) -> Result<Vec<Found>, CmdError> {
     let (Some((longitude, latitude)), Some(size)) = (query.center, query.size) else { return Ok(Vec::new()) };
     let (shape, unit_m) = match size {
         Size::Radius { radius_m, unit_m } => (geohash::Shape::Radius { longitude, latitude, radius_m }, unit_m),
@@ -360,14 +365,14 @@ fn search(index: &ZsetIndex, query: &Query) -> Result<Vec<Found>, CmdError> {
     let mut found: Vec<Found> = Vec::new();
     'cells: for cell in areas.cells() {
         let (low, high) = geohash::score_range(cell);
-        let ranks = index.score_rank_range(
-            crate::types::zset_index::ScoreBound::Inclusive(low as f64),
-            crate::types::zset_index::ScoreBound::Exclusive(high as f64),
-        );
-        for (member, score) in index.range(ranks) {
+        let ranks = index.score_ranks(slot, ScoreBound::Inclusive(low as f64), ScoreBound::Exclusive(high as f64))?;
+        if ranks.is_empty() {
+            continue;
+        }
+        for (member, score) in index.range(slot, ranks, false)? {
             let (lon, lat) = geohash::decode_score(score);
             if let Some(distance) = shape.contains(lon, lat) {
-                found.push(Found { member: Bytes::copy_from_slice(member), distance: distance / unit_m, score });
+                found.push(Found { member, distance: distance / unit_m, score });
                 if any && count.is_some_and(|n| found.len() as i64 >= n) {
                     break 'cells;
                 }
@@ -422,21 +427,29 @@ fn run_search(ctx: &mut Ctx<'_>, args: &mut Args, kind: Kind) -> Result<Reply, C
     let destination = if kind == Kind::SearchStore { Some(args.next_bytes()?) } else { None };
     let key = args.next_bytes()?;
     let options = args.clone();
-    let index = read::<ZsetIndex>(ctx, &key)?;
-    let query = parse_query(args, kind, index.as_ref(), destination.clone())?;
-    let Some(destination) = query.store.clone() else {
-        let Some(index) = index else { return Ok(Reply::Array(Vec::new())) };
-        let found = search(&index, &query)?;
+    // The source's type and the request are checked first, without locking the destination.
+    let searched = inspect(ctx, &key, |index: &mut Handle<ZsetIndex>, slot| {
+        let query = parse_query(args, kind, index, slot, destination.clone())?;
+        if query.store.is_some() {
+            return Ok((query, None));
+        }
+        let found = if index.existed() { search(index, slot, &query)? } else { Vec::new() };
+        Ok((query, Some(found)))
+    })?;
+    let (query, found) = searched;
+    if let Some(found) = found {
         return Ok(found_reply(found, &query));
-    };
+    }
+    let destination = query.store.clone().expect("a STORE request");
     let db = ctx.db();
     let mut guards = ctx.lock_slots(&[&key, &destination]);
-    let index = load::<ZsetIndex>(super::guard_for(&mut guards, ctx.engine, &key), db, &key)?.map(|(i, _)| i);
+    let source = super::guard_for(&mut guards, ctx.engine, &key);
+    let mut index = Handle::<ZsetIndex>::open(source, db, &key)?;
     // Parsed again against the locked source, so that a member centre is the one now stored.
-    let query = parse_query(&mut options.clone(), kind, index.as_ref(), Some(destination.clone()))?;
+    let query = parse_query(&mut options.clone(), kind, &mut index, source, Some(destination.clone()))?;
     let mut result = ZsetIndex::new();
-    if let Some(index) = &index {
-        for item in search(index, &query)? {
+    if index.existed() {
+        for item in search(&mut index, source, &query)? {
             let score = if query.store_dist { item.distance } else { item.score };
             result.insert(&item.member, score).map_err(|_| CmdError::NotFloat)?;
         }

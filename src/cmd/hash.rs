@@ -222,33 +222,18 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
         let picked = inspect(ctx, &key, |hash: &mut Handle<HashValue>, slot| hash.random(slot, random))?;
         return Ok(picked.map_or(Reply::Nil, |(field, _)| Reply::Bulk(field)));
     };
-    let pairs = inspect(ctx, &key, |hash: &mut Handle<HashValue>, slot| hash.entries(slot))?;
-    if count == 0 || pairs.is_empty() {
-        return Ok(Reply::Array(Vec::new()));
-    }
-    let picks: Vec<usize> = if count > 0 {
-        // Distinct fields: all of them when the count covers the hash, else a random subset.
-        let mut indexes: Vec<usize> = (0..pairs.len()).collect();
-        let wanted = (count as usize).min(pairs.len());
-        for i in 0..wanted {
-            let j = i + (ctx.random(i as u64) % (pairs.len() - i) as u64) as usize;
-            indexes.swap(i, j);
-        }
-        indexes.truncate(wanted);
-        indexes
-    } else {
-        (0..count.unsigned_abs()).map(|i| (ctx.random(i) % pairs.len() as u64) as usize).collect()
-    };
+    // A few picks of a large hash read a few buckets; only counts near its size read it whole.
+    let seed = ctx.random(1);
+    let picked = inspect(ctx, &key, |hash: &mut Handle<HashValue>, slot| hash.random_entries(slot, count, seed))?;
     let protocol3 = ctx.client.proto == crate::resp::Protocol::Resp3;
-    let mut out = Vec::with_capacity(picks.len());
-    for at in picks {
-        let (field, value) = &pairs[at];
+    let mut out = Vec::with_capacity(picked.len());
+    for (field, value) in picked {
         match (with_values, protocol3) {
-            (false, _) => out.push(Reply::Bulk(field.clone())),
-            (true, true) => out.push(Reply::Array(vec![Reply::Bulk(field.clone()), Reply::Bulk(value.clone())])),
+            (false, _) => out.push(Reply::Bulk(field)),
+            (true, true) => out.push(Reply::Array(vec![Reply::Bulk(field), Reply::Bulk(value)])),
             (true, false) => {
-                out.push(Reply::Bulk(field.clone()));
-                out.push(Reply::Bulk(value.clone()));
+                out.push(Reply::Bulk(field));
+                out.push(Reply::Bulk(value));
             }
         }
     }

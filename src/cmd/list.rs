@@ -1,11 +1,12 @@
 //! List commands (Redis 7.0's list group), element by element through [`super::collection::Handle`]: a
-//! small list is one compact value ([`crate::types::list`]), a large one a chain of chunks. The blocking
-//! ones (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH) serve what is there like their plain forms, else block through
-//! [`Ctx::block`] (`server::blocking`).
+//! small list is one compact value ([`crate::types::list`]), a large one a chain of chunks, of which every
+//! command reads and rewrites only the chunks it needs. The blocking ones (BLPOP, BRPOP, BLMOVE,
+//! BRPOPLPUSH) serve what is there like their plain forms, else block through [`Ctx::block`]
+//! (`server::blocking`).
 
 use bytes::Bytes;
 
-use super::collection::{inspect, modify, read, update, Handle};
+use super::collection::{inspect, update, Handle};
 use super::{commit_all, guard_for, Args, CmdError, Ctx};
 use crate::engine::ValueKind;
 use crate::resp::Reply;
@@ -199,15 +200,15 @@ pub fn linsert(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     };
     let pivot = args.next_bytes()?;
     let element = args.next_bytes()?;
-    modify(ctx, &key, |list: &mut ListValue, existed| {
-        let list = existed.then_some(list);
-        let Some(list) = list else { return Ok((Reply::Int(0), false)) };
-        match list.items.iter().position(|item| *item == pivot) {
-            Some(at) => {
-                list.items.insert(if after { at + 1 } else { at }, element);
-                Ok((Reply::Int(list.items.len() as i64), true))
-            }
-            None => Ok((Reply::Int(-1), false)),
+    // Walks to the pivot and rewrites only the chunk it lands in (docs/format.md §"Split collections").
+    update(ctx, &key, |list: &mut Handle<ListValue>, slot| {
+        if !list.existed() {
+            return Ok((Reply::Int(0), false));
+        }
+        if list.insert_at_pivot(slot, &pivot, element, after)? {
+            Ok((Reply::Int(list.len() as i64), true))
+        } else {
+            Ok((Reply::Int(-1), false))
         }
     })
 }
@@ -219,32 +220,10 @@ pub fn lrem(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let count = args.next_i64()?;
     let element = args.next_bytes()?;
-    modify(ctx, &key, |list: &mut ListValue, existed| {
-        let list = existed.then_some(list);
-        let Some(list) = list else { return Ok((Reply::Int(0), false)) };
-        let limit = if count == 0 { usize::MAX } else { count.unsigned_abs() as usize };
-        let mut removed = 0usize;
-        let mut kept: Vec<Bytes> = Vec::with_capacity(list.items.len());
-        let items: Vec<Bytes> = list.items.drain(..).collect();
-        if count >= 0 {
-            for item in items {
-                if removed < limit && item == element {
-                    removed += 1;
-                } else {
-                    kept.push(item);
-                }
-            }
-        } else {
-            for item in items.into_iter().rev() {
-                if removed < limit && item == element {
-                    removed += 1;
-                } else {
-                    kept.push(item);
-                }
-            }
-            kept.reverse();
-        }
-        list.items = kept.into();
+    // Rewrites only the chunks it removes from, and stops walking once `count` items went.
+    update(ctx, &key, |list: &mut Handle<ListValue>, slot| {
+        let limit = if count == 0 { None } else { Some(count.unsigned_abs()) };
+        let removed = list.remove_matching(slot, &element, limit, count >= 0)?;
         Ok((Reply::Int(removed as i64), removed > 0))
     })
 }
@@ -283,34 +262,16 @@ pub fn lpos(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
             return Err(CmdError::Syntax);
         }
     }
-    let list = read::<ListValue>(ctx, &key)?;
-    let Some(list) = list else {
-        return Ok(if count.is_some() { Reply::Array(Vec::new()) } else { Reply::Nil });
-    };
-    let len = list.items.len();
-    let order: Box<dyn Iterator<Item = usize>> = if rank > 0 { Box::new(0..len) } else { Box::new((0..len).rev()) };
     let wanted = match count {
-        Some(0) => usize::MAX,
-        Some(n) => n as usize,
+        Some(0) => u64::MAX,
+        Some(n) => n as u64,
         None => 1,
     };
-    let mut skip = rank.unsigned_abs() - 1;
-    let mut found = Vec::new();
-    for (scanned, at) in order.enumerate() {
-        if maxlen != 0 && scanned as i64 >= maxlen {
-            break;
-        }
-        if list.items[at] == element {
-            if skip > 0 {
-                skip -= 1;
-                continue;
-            }
-            found.push(at as i64);
-            if found.len() >= wanted {
-                break;
-            }
-        }
-    }
+    // Reads chunks only until RANK, COUNT or MAXLEN is satisfied.
+    let found = inspect(ctx, &key, |list: &mut Handle<ListValue>, slot| {
+        list.positions(slot, &element, rank > 0, rank.unsigned_abs() - 1, wanted, maxlen as u64)
+    })?;
+    let found: Vec<i64> = found.into_iter().map(|at| at as i64).collect();
     Ok(match count {
         Some(_) => Reply::Array(found.into_iter().map(Reply::Int).collect()),
         None => found.first().map_or(Reply::Nil, |at| Reply::Int(*at)),

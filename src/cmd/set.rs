@@ -5,8 +5,8 @@
 
 use bytes::Bytes;
 
-use super::collection::{inspect, load, read, store, update, Handle};
-use super::{commit_all, Args, CmdError, Ctx};
+use super::collection::{inspect, load, store, update, Handle};
+use super::{commit_all, guard_for, Args, CmdError, Ctx};
 use crate::engine::SlotGuard;
 use crate::resp::Reply;
 use crate::types::set::SetValue;
@@ -163,16 +163,10 @@ pub fn srandmember(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
         let picked = inspect(ctx, &key, |set: &mut Handle<SetValue>, slot| set.random(slot, random))?;
         return Ok(picked.map_or(Reply::Nil, |(member, _)| Reply::Bulk(member)));
     };
-    let set = read::<SetValue>(ctx, &key)?.unwrap_or_default();
-    if count == 0 || set.is_empty() {
-        return Ok(Reply::Array(Vec::new()));
-    }
-    let picks: Vec<usize> = if count > 0 {
-        distinct_picks(ctx.random(1), set.len(), count as usize)
-    } else {
-        (0..count.unsigned_abs()).map(|i| (ctx.random(i) % set.len() as u64) as usize).collect()
-    };
-    Ok(Reply::Array(picks.into_iter().map(|at| Reply::Bulk(set.members()[at].clone())).collect()))
+    // A few picks of a large set read a few buckets; only counts near its size read it whole.
+    let seed = ctx.random(1);
+    let picked = inspect(ctx, &key, |set: &mut Handle<SetValue>, slot| set.random_entries(slot, count, seed))?;
+    Ok(Reply::Array(picked.into_iter().map(|(member, _)| Reply::Bulk(member)).collect()))
 }
 
 /// ```text
@@ -184,31 +178,31 @@ pub fn smove(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let member = args.next_bytes()?;
     let db = ctx.db();
     let mut guards = ctx.lock_slots(&[&source, &destination]);
-    let mut load_key = |key: &Bytes| -> Result<Option<(SetValue, Option<u64>)>, CmdError> {
-        let index = ctx.engine.slot_of(key);
-        match guards.iter_mut().find(|(slot, _)| *slot == index) {
-            Some((_, guard)) => load(guard, db, key),
-            None => Ok(None),
-        }
-    };
-    let src = load_key(&source)?;
-    let dst = load_key(&destination)?;
-    let Some((mut src_set, src_expire)) = src else {
+    // As in Redis: a missing source answers 0 before the destination's type is checked, and both types
+    // are checked before anything moves.
+    let mut src = Handle::<SetValue>::open(guard_for(&mut guards, ctx.engine, &source), db, &source)?;
+    if !src.existed() {
         return Ok(Reply::Int(0));
-    };
+    }
+    let mut dst = Handle::<SetValue>::open(guard_for(&mut guards, ctx.engine, &destination), db, &destination)?;
     if source == destination {
-        return Ok(Reply::Int(src_set.contains(&member).into()));
+        let present = src.get(guard_for(&mut guards, ctx.engine, &source), &member)?.is_some();
+        return Ok(Reply::Int(present.into()));
     }
-    if !src_set.remove(&member) {
+    if !src.remove(guard_for(&mut guards, ctx.engine, &source), &member)? {
         return Ok(Reply::Int(0));
     }
-    let (mut dst_set, dst_expire) = dst.unwrap_or_default();
-    dst_set.insert(member);
-    for (key, set, expire) in [(&source, &src_set, src_expire), (&destination, &dst_set, dst_expire)] {
-        let index = ctx.engine.slot_of(key);
-        if let Some((_, guard)) = guards.iter_mut().find(|(slot, _)| *slot == index) {
-            store(guard, db, key, set, expire)?;
-        }
+    let dst_slot = guard_for(&mut guards, ctx.engine, &destination);
+    dst.insert(dst_slot, member, Bytes::new())?;
+    // Keys sharing a slot leave in one batch, so recovery never sees the member in both sets or neither.
+    if ctx.engine.slot_of(&source) == ctx.engine.slot_of(&destination) {
+        let mut ops = Vec::new();
+        dst.save_ops(dst_slot, &mut ops)?;
+        src.save_ops(dst_slot, &mut ops)?;
+        dst_slot.write_batch(ops)?;
+    } else {
+        dst.save(dst_slot)?;
+        src.save(guard_for(&mut guards, ctx.engine, &source))?;
     }
     commit_all(guards)?;
     ctx.touch(db, &source);
@@ -374,7 +368,42 @@ pub fn sintercard(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
     }
     let keys: Vec<Bytes> = (0..count).map(|_| args.next_bytes()).collect::<Result<_, _>>()?;
     let limit = super::zset::intercard_limit(args)?;
-    let (members, guards) = combine(ctx, &keys, None, Algebra::Inter)?;
-    drop(guards);
-    Ok(Reply::Int(if limit > 0 { members.len().min(limit) } else { members.len() } as i64))
+    let db = ctx.db();
+    let all: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+    let mut guards = ctx.lock_slots(&all);
+    // Every key's type is checked (WRONGTYPE wins over a missing key, as in Redis), then the smallest set
+    // is walked a few buckets at a time, each member looked up in the others, stopping at LIMIT.
+    let mut sets = Vec::with_capacity(keys.len());
+    for key in &keys {
+        sets.push(Handle::<SetValue>::open(guard_for(&mut guards, ctx.engine, key), db, key)?);
+    }
+    if sets.iter().any(|set| !set.existed()) {
+        return Ok(Reply::Int(0));
+    }
+    let smallest = (0..sets.len()).min_by_key(|&i| sets[i].len()).expect("numkeys > 0");
+    let mut found = 0usize;
+    let mut cursor = 0;
+    'walk: loop {
+        let (next, members) = sets[smallest].scan(guard_for(&mut guards, ctx.engine, &keys[smallest]), cursor, 64)?;
+        for (member, _) in members {
+            let mut everywhere = true;
+            for (i, set) in sets.iter_mut().enumerate() {
+                if i != smallest && set.get(guard_for(&mut guards, ctx.engine, &keys[i]), &member)?.is_none() {
+                    everywhere = false;
+                    break;
+                }
+            }
+            if everywhere {
+                found += 1;
+                if limit > 0 && found >= limit {
+                    break 'walk;
+                }
+            }
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    Ok(Reply::Int(found as i64))
 }

@@ -8,7 +8,7 @@
 
 use bytes::Bytes;
 
-use super::collection::{inspect, load, read, store, update, Handle};
+use super::collection::{inspect, load, store, update, Handle};
 use super::{Args, CmdError, Ctx};
 use crate::engine::{Slot, ValueKind};
 use crate::resp::{Protocol, Reply};
@@ -1025,26 +1025,62 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
     if scores && count.is_some_and(|n| n.unsigned_abs() > (i64::MAX / 2) as u64) {
         return Err(CmdError::err("value is out of range"));
     }
-    let index = read::<ZsetIndex>(ctx, &key)?;
-    let Some(count) = count else {
-        let Some(index) = index else { return Ok(Reply::Nil) };
-        let rank = (ctx.random(0) % index.len() as u64) as usize;
-        return Ok(index.get_by_rank(rank).map_or(Reply::Nil, |(m, _)| Reply::Bulk(Bytes::copy_from_slice(m))));
+    let seed = ctx.random(1);
+    // Picks are ranks; each is one descent of the order tree of a split set, so a few picks of a large
+    // set read a few paths. Only counts near the size read it whole, as Redis does.
+    let picked = inspect(ctx, &key, |index: &mut Handle<ZsetIndex>, slot| {
+        let len = index.len();
+        if len == 0 {
+            return Ok(None);
+        }
+        let mut state = seed;
+        let mut next = || crate::elements::hashed::splitmix(&mut state);
+        let Some(count) = count else {
+            let rank = next() % len;
+            return Ok(Some(index.range(slot, rank..rank + 1, false)?));
+        };
+        let wanted = count.unsigned_abs();
+        if count >= len as i64 {
+            // The whole set, in Redis's order for this case (highest rank first).
+            return Ok(Some(index.range(slot, 0..len, true)?));
+        }
+        let ranks: Vec<u64> = if count >= 0 {
+            if wanted.saturating_mul(3) <= len {
+                let mut seen = std::collections::HashSet::with_capacity(wanted as usize);
+                let mut ranks = Vec::with_capacity(wanted as usize);
+                while (ranks.len() as u64) < wanted {
+                    let rank = next() % len;
+                    if seen.insert(rank) {
+                        ranks.push(rank);
+                    }
+                }
+                ranks
+            } else {
+                super::set::distinct_picks(next(), len as usize, wanted as usize)
+                    .into_iter()
+                    .map(|r| r as u64)
+                    .collect()
+            }
+        } else {
+            (0..wanted).map(|_| next() % len).collect()
+        };
+        // Many picks of a set (more than a third of it): one read of the whole order beats a descent each.
+        if wanted.saturating_mul(3) > len {
+            let all = index.range(slot, 0..len, false)?;
+            return Ok(Some(ranks.into_iter().map(|rank| all[rank as usize].clone()).collect()));
+        }
+        let mut items = Vec::with_capacity(ranks.len());
+        for rank in ranks {
+            items.extend(index.range(slot, rank..rank + 1, false)?);
+        }
+        Ok(Some(items))
+    })?;
+    let Some(items) = picked else {
+        return Ok(if count.is_some() { Reply::Array(Vec::new()) } else { Reply::Nil });
     };
-    let Some(index) = index else { return Ok(Reply::Array(Vec::new())) };
-    let len = index.len();
-    let ranks: Vec<usize> = if count >= len as i64 {
-        // The whole set, in Redis's order for this case (highest rank first).
-        (0..len).rev().collect()
-    } else if count >= 0 {
-        super::set::distinct_picks(ctx.random(1), len, count as usize)
-    } else {
-        (0..count.unsigned_abs()).map(|i| (ctx.random(i) % len as u64) as usize).collect()
-    };
-    let items: Vec<(Bytes, f64)> = ranks
-        .into_iter()
-        .filter_map(|rank| index.get_by_rank(rank).map(|(m, s)| (Bytes::copy_from_slice(m), s)))
-        .collect();
+    if count.is_none() {
+        return Ok(items.into_iter().next().map_or(Reply::Nil, |(m, _)| Reply::Bulk(m)));
+    }
     Ok(if scores {
         with_scores(ctx, items)
     } else {

@@ -34,6 +34,11 @@ impl Chunk {
     }
 }
 
+/// True when the items of chunks `a` and `b` fit in one chunk.
+fn fit_in_one(a: &Chunk, b: &Chunk) -> bool {
+    a.items.len() + b.items.len() <= CHUNK_ITEMS && a.encoded_len() + b.encoded_len() - 12 <= CHUNK_BYTES
+}
+
 /// A split list.
 #[derive(Debug)]
 pub struct Chain {
@@ -304,6 +309,203 @@ impl Chain {
             }
         }
         Ok(out)
+    }
+
+    /// Inserts `element` before (or `after`) the first item equal to `pivot`, walking chunks from the head
+    /// only as far as the pivot; false if there is no pivot. Only the chunk that takes the element is
+    /// rewritten, unless it overflows: then it is split in two (by bytes) and its old successor relinked.
+    pub fn insert_at_pivot(&mut self, slot: &mut Slot, pivot: &[u8], element: Bytes, after: bool) -> Result<bool> {
+        let mut part = self.head;
+        while part != 0 {
+            let mut chunk = self.read_chunk(slot, part)?;
+            let Some(at) = chunk.items.iter().position(|item| item.as_ref() == pivot) else {
+                part = chunk.next;
+                continue;
+            };
+            self.count += 1;
+            self.bytes += element.len() as u64;
+            chunk.items.insert(if after { at + 1 } else { at }, element);
+            if chunk.items.len() <= CHUNK_ITEMS && chunk.encoded_len() <= CHUNK_BYTES {
+                self.write_chunk(part, &chunk);
+            } else {
+                self.split_chunk(slot, part, chunk)?;
+            }
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Writes an overfull `chunk` (at `part`) as two chunks of about half its bytes each, the second in a
+    /// fresh part linked after it. A chunk of one item stays whole (an item never spans chunks).
+    fn split_chunk(&mut self, slot: &mut Slot, part: u32, mut chunk: Chunk) -> Result<()> {
+        if chunk.items.len() < 2 {
+            self.write_chunk(part, &chunk);
+            return Ok(());
+        }
+        let total: usize = chunk.items.iter().map(|item| 4 + item.len()).sum();
+        let mut prefix = 0;
+        let mut cut = chunk.items.len();
+        for (i, item) in chunk.items.iter().enumerate() {
+            prefix += 4 + item.len();
+            if prefix * 2 >= total {
+                cut = i + 1;
+                break;
+            }
+        }
+        // Both halves keep at least one item (a big last item goes alone into the second).
+        let cut = cut.clamp(1, chunk.items.len() - 1);
+        let fresh = self.alloc();
+        let second = Chunk { prev: part, next: chunk.next, items: chunk.items.split_off(cut) };
+        if second.next == 0 {
+            self.tail = fresh;
+        } else {
+            self.relink(slot, second.next, true, fresh)?;
+        }
+        chunk.next = fresh;
+        self.write_chunk(part, &chunk);
+        self.write_chunk(fresh, &second);
+        Ok(())
+    }
+
+    /// Removes up to `limit` items equal to `element` (all with `None`), walking from the head
+    /// (`from_head`) or the tail and stopping once `limit` are gone; returns how many went. Only chunks
+    /// that lose items are rewritten (with, when the two fit in one, the chunk walked just before, which
+    /// they are merged into); a chunk left empty is dropped and its neighbours relinked (the last chunk of
+    /// a list that empties stays, empty, as after pops: the caller deletes the key).
+    pub fn remove_matching(
+        &mut self,
+        slot: &mut Slot,
+        element: &[u8],
+        limit: Option<u64>,
+        from_head: bool,
+    ) -> Result<u64> {
+        let mut removed = 0u64;
+        let mut part = if from_head { self.head } else { self.tail };
+        while part != 0 && limit.is_none_or(|limit| removed < limit) {
+            let mut chunk = self.read_chunk(slot, part)?;
+            let following = if from_head { chunk.next } else { chunk.prev };
+            let before = removed;
+            let mut kept = VecDeque::with_capacity(chunk.items.len());
+            let drop_item = |item: &Bytes, removed: &mut u64| {
+                let matches = item.as_ref() == element && limit.is_none_or(|limit| *removed < limit);
+                if matches {
+                    *removed += 1;
+                }
+                matches
+            };
+            if from_head {
+                for item in chunk.items.drain(..) {
+                    if drop_item(&item, &mut removed) {
+                        self.bytes -= item.len() as u64;
+                    } else {
+                        kept.push_back(item);
+                    }
+                }
+            } else {
+                for item in chunk.items.drain(..).rev() {
+                    if drop_item(&item, &mut removed) {
+                        self.bytes -= item.len() as u64;
+                    } else {
+                        kept.push_front(item);
+                    }
+                }
+            }
+            if removed > before {
+                self.count -= removed - before;
+                chunk.items = kept;
+                let visited = if from_head { chunk.prev } else { chunk.next };
+                if chunk.items.is_empty() && (chunk.prev != 0 || chunk.next != 0) {
+                    self.unlink(slot, part, &chunk)?;
+                } else if visited != 0 {
+                    // Join it with the chunk just walked (already read) when both fit in one, so that
+                    // removals do not leave a trail of small chunks for later walks.
+                    let neighbour = self.read_chunk(slot, visited)?;
+                    if !fit_in_one(&neighbour, &chunk) {
+                        self.write_chunk(part, &chunk);
+                    } else if from_head {
+                        self.merge(slot, (visited, neighbour), (part, chunk))?;
+                    } else {
+                        self.merge(slot, (part, chunk), (visited, neighbour))?;
+                    }
+                } else {
+                    self.write_chunk(part, &chunk);
+                }
+            }
+            part = following;
+        }
+        Ok(removed)
+    }
+
+    /// Writes adjacent chunks `first` and `second` (in list order, fitting in one) as one chunk in
+    /// `first`'s part, dropping `second`'s part and relinking its successor.
+    fn merge(&mut self, slot: &mut Slot, first: (u32, Chunk), second: (u32, Chunk)) -> Result<()> {
+        let ((first_part, mut first), (second_part, second)) = (first, second);
+        first.items.extend(second.items);
+        first.next = second.next;
+        self.parts.remove(second_part);
+        if second.next == 0 {
+            self.tail = first_part;
+        } else {
+            self.relink(slot, second.next, true, first_part)?;
+        }
+        self.write_chunk(first_part, &first);
+        Ok(())
+    }
+
+    /// Drops chunk `part` (empty, with neighbours as in `chunk`) from the chain.
+    fn unlink(&mut self, slot: &mut Slot, part: u32, chunk: &Chunk) -> Result<()> {
+        self.parts.remove(part);
+        if chunk.prev == 0 {
+            self.head = chunk.next;
+        } else {
+            self.relink(slot, chunk.prev, false, chunk.next)?;
+        }
+        if chunk.next == 0 {
+            self.tail = chunk.prev;
+        } else {
+            self.relink(slot, chunk.next, true, chunk.prev)?;
+        }
+        Ok(())
+    }
+
+    /// LPOS: the indexes (from the head) of items equal to `element`, skipping the first `skip` matches,
+    /// returning at most `wanted`, looking at no more than `maxlen` items (0 = all); walks from the head
+    /// (`from_head`) or the tail, reading chunks only until it has its answer.
+    pub fn positions(
+        &mut self,
+        slot: &mut Slot,
+        element: &[u8],
+        from_head: bool,
+        mut skip: u64,
+        wanted: u64,
+        maxlen: u64,
+    ) -> Result<Vec<u64>> {
+        let mut found = Vec::new();
+        let mut part = if from_head { self.head } else { self.tail };
+        let mut scanned = 0u64;
+        while part != 0 && (found.len() as u64) < wanted {
+            let chunk = self.read_chunk(slot, part)?;
+            let len = chunk.items.len() as u64;
+            for step in 0..len {
+                if (maxlen != 0 && scanned >= maxlen) || found.len() as u64 >= wanted {
+                    return Ok(found);
+                }
+                let offset = if from_head { step } else { len - 1 - step };
+                if chunk.items[offset as usize].as_ref() == element {
+                    if skip > 0 {
+                        skip -= 1;
+                    } else {
+                        found.push(if from_head { scanned } else { self.count - 1 - scanned });
+                    }
+                }
+                scanned += 1;
+            }
+            if maxlen != 0 && scanned >= maxlen {
+                break;
+            }
+            part = if from_head { chunk.next } else { chunk.prev };
+        }
+        Ok(found)
     }
 
     /// Every item, head first.

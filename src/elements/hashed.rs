@@ -29,6 +29,15 @@ pub struct Hashed {
     bytes: u64,
 }
 
+/// The next number of a SplitMix64 sequence (a cheap, well-mixed generator for random picks).
+pub(crate) fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// The bytes an entry adds to its bucket.
 fn entry_bytes(field: &[u8], value: &[u8]) -> u64 {
     8 + field.len() as u64 + value.len() as u64
@@ -250,17 +259,37 @@ impl Hashed {
         Ok((if bucket >= self.bucket_count() { 0 } else { bucket }, out))
     }
 
-    /// A random entry: a random bucket (the next non-empty one if it is empty), then a random entry of it.
+    /// A random entry, near-uniform, reading a few buckets whatever the size of the table.
+    ///
+    /// Distribution: rejection sampling over buckets weighted by their entry counts. A try picks a
+    /// bucket uniformly and a slot `j` uniformly in `0..bound`, where `bound` is twice the average bucket
+    /// load plus two; it succeeds when the bucket has an entry at `j`. Every entry of a bucket holding at
+    /// most `bound` entries is thus equally likely (linear hashing leaves buckets unevenly full, so a plain
+    /// "random bucket, random entry" would favour the entries of the emptier, just-split buckets). A bucket
+    /// fuller than `bound` (rare: hash clustering) is taken as holding `bound`-weighted slots, so its
+    /// entries are slightly less likely. A try succeeds with probability about 1/2, so this reads about
+    /// two buckets; after 64 failed tries (vanishingly rare) it falls back to a random non-empty bucket.
+    /// Redis promises no uniformity either. `random` seeds the tries.
     pub fn random(&mut self, slot: &mut Slot, random: u64) -> Result<Option<(Bytes, Bytes)>> {
         if self.count == 0 {
             return Ok(None);
         }
         let buckets = self.bucket_count();
-        let start = random % buckets;
+        let bound = 2 * self.count.div_ceil(buckets) + 2;
+        let mut state = random;
+        for _ in 0..64 {
+            let bucket = splitmix(&mut state) % buckets;
+            let entries = self.read_bucket(slot, bucket)?;
+            let at = splitmix(&mut state) % bound.max(entries.len() as u64);
+            if let Some(entry) = entries.into_iter().nth(at as usize) {
+                return Ok(Some(entry));
+            }
+        }
+        let start = splitmix(&mut state) % buckets;
         for step in 0..buckets {
             let entries = self.read_bucket(slot, (start + step) % buckets)?;
             if !entries.is_empty() {
-                let at = (random.rotate_left(29) % entries.len() as u64) as usize;
+                let at = (splitmix(&mut state) % entries.len() as u64) as usize;
                 return Ok(entries.into_iter().nth(at));
             }
         }

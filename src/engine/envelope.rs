@@ -166,7 +166,9 @@ pub fn encode(kind: ValueKind, value: &[u8], policy: CompressionPolicy) -> Vec<u
             return out;
         }
     }
-    if value.len() >= policy.min_len {
+    // Parts of split collections are rewritten on almost every command that touches them; compressing
+    // each version would cost more CPU than it saves, and segments compress them at checkpoint anyway.
+    if value.len() >= policy.min_len && kind != ValueKind::Element {
         if let Some(compressed) = compress(value, policy.level) {
             if compressed.len() + 8 < value.len() {
                 let mut out = Vec::with_capacity(compressed.len() + 10);

@@ -1,8 +1,9 @@
 //! Model tests of split-collection storage (velo::elements) on a real engine with tiny thresholds (so
 //! checkpoints and compactions run underneath): random operations on a counted tree, a chunk chain and a
 //! hashed table, each "command" starting from the stored header as a server command does, compared after
-//! every step with a BTreeMap, a VecDeque and a HashMap; and a split stream compared with the compact
-//! stream type. The engine is reopened now and then.
+//! every step with a BTreeMap, a VecDeque and a HashMap (the chain also inserts at pivots, removes
+//! matching items and finds positions, as LINSERT, LREM and LPOS); and a split stream compared with the
+//! compact stream type. The engine is reopened now and then.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -192,9 +193,83 @@ fn a_chunk_chain_matches_a_deque() {
                 }
                 7 if !model.is_empty() => {
                     let at = rng.gen_range(0..model.len());
-                    let value = format!("set{step}").into_bytes();
+                    // Some values repeat ("dup" and a few "set" values), for LINSERT/LREM/LPOS below.
+                    let value = match rng.gen_range(0..3) {
+                        0 => b"dup".to_vec(),
+                        1 => format!("set{}", step % 5).into_bytes(),
+                        _ => format!("set{step}").into_bytes(),
+                    };
                     assert!(chain.set(&mut slot, at as u64, Bytes::from(value.clone())).unwrap());
                     model[at] = value;
+                }
+                8 if !model.is_empty() && rng.gen_bool(0.5) => {
+                    // LINSERT: a pivot that exists (or not), an item small or bigger than a chunk, so that
+                    // the chunk taking it splits now and then.
+                    let pivot = if rng.gen_bool(0.9) {
+                        model[rng.gen_range(0..model.len())].clone()
+                    } else {
+                        b"no such pivot".to_vec()
+                    };
+                    let after = rng.gen_bool(0.5);
+                    let size = if rng.gen_bool(0.02) { 5000 } else { rng.gen_range(1..40) };
+                    let mut item = if rng.gen_bool(0.3) { b"dup".to_vec() } else { format!("ins{step}-").into_bytes() };
+                    item.resize(size.max(item.len()), b'+');
+                    for _ in 0..rng.gen_range(1..60) {
+                        let done = chain.insert_at_pivot(&mut slot, &pivot, Bytes::from(item.clone()), after).unwrap();
+                        let at = model.iter().position(|i| *i == pivot);
+                        assert_eq!(done, at.is_some(), "seed {seed} step {step}");
+                        if let Some(at) = at {
+                            model.insert(if after { at + 1 } else { at }, item.clone());
+                        }
+                    }
+                }
+                8 if !model.is_empty() => {
+                    // LREM: from either end, limited or not; never emptying the chain (see pops).
+                    let element =
+                        if rng.gen_bool(0.5) { b"dup".to_vec() } else { model[rng.gen_range(0..model.len())].clone() };
+                    let limit = if rng.gen_bool(0.3) { None } else { Some(rng.gen_range(1..20u64)) };
+                    let matching = model.iter().filter(|i| **i == element).count();
+                    if matching < model.len() {
+                        let removed = chain.remove_matching(&mut slot, &element, limit, front).unwrap();
+                        let mut left = limit.unwrap_or(u64::MAX);
+                        let mut want_removed = 0;
+                        let mut kept: VecDeque<Vec<u8>> = VecDeque::new();
+                        let items: Vec<Vec<u8>> = model.drain(..).collect();
+                        let ordered: Box<dyn Iterator<Item = Vec<u8>>> =
+                            if front { Box::new(items.into_iter()) } else { Box::new(items.into_iter().rev()) };
+                        for item in ordered {
+                            if left > 0 && item == element {
+                                left -= 1;
+                                want_removed += 1;
+                            } else if front {
+                                kept.push_back(item);
+                            } else {
+                                kept.push_front(item);
+                            }
+                        }
+                        model = kept;
+                        assert_eq!(removed, want_removed, "seed {seed} step {step}");
+                    }
+                }
+                9 if !model.is_empty() && rng.gen_bool(0.3) => {
+                    // LPOS: every RANK/COUNT/MAXLEN shape.
+                    let element =
+                        if rng.gen_bool(0.5) { b"dup".to_vec() } else { model[rng.gen_range(0..model.len())].clone() };
+                    let skip = rng.gen_range(0..4u64);
+                    let wanted = if rng.gen_bool(0.3) { u64::MAX } else { rng.gen_range(1..6) };
+                    let maxlen = if rng.gen_bool(0.5) { 0 } else { rng.gen_range(1..model.len() as u64 + 10) };
+                    let got = chain.positions(&mut slot, &element, front, skip, wanted, maxlen).unwrap();
+                    let len = model.len() as u64;
+                    let order: Vec<u64> = if front { (0..len).collect() } else { (0..len).rev().collect() };
+                    let scan = if maxlen == 0 { len } else { maxlen.min(len) };
+                    let want: Vec<u64> = order
+                        .into_iter()
+                        .take(scan as usize)
+                        .filter(|&at| model[at as usize] == element)
+                        .skip(skip as usize)
+                        .take(wanted.min(len) as usize)
+                        .collect();
+                    assert_eq!(got, want, "seed {seed} step {step}");
                 }
                 _ if !model.is_empty() => {
                     let at = rng.gen_range(0..model.len()) as u64;
@@ -208,6 +283,12 @@ fn a_chunk_chain_matches_a_deque() {
                 _ => {}
             }
             assert_eq!(chain.len() as usize, model.len(), "seed {seed} step {step}");
+        }
+        if step % 100 == 0 {
+            // The whole chain, walked head to tail: every link and count still right.
+            let all: Vec<Vec<u8>> = chain.items(&mut slot).unwrap().into_iter().map(|b| b.to_vec()).collect();
+            assert_eq!(all, model.iter().cloned().collect::<Vec<_>>(), "seed {seed} step {step}");
+            assert_eq!(chain.bytes(), model.iter().map(|i| i.len() as u64).sum::<u64>(), "seed {seed} step {step}");
         }
         let header = chain.header();
         let mut ops = Vec::new();
@@ -252,6 +333,11 @@ fn a_hashed_table_matches_a_hashmap() {
                 _ => {
                     let got = hashed.get(&mut slot, &field).unwrap().map(|v| v.to_vec());
                     assert_eq!(got.as_ref(), model.get(&field), "seed {seed} step {step}");
+                    // A random pick is an entry of the table, with its value.
+                    match hashed.random(&mut slot, rng.gen()).unwrap() {
+                        Some((f, v)) => assert_eq!(model.get(f.as_ref()), Some(&v.to_vec()), "seed {seed} step {step}"),
+                        None => assert!(model.is_empty(), "seed {seed} step {step}"),
+                    }
                 }
             }
             assert_eq!(hashed.len() as usize, model.len());
@@ -406,4 +492,37 @@ fn a_split_stream_matches_a_compact_stream() {
     let mut slot = rig.engine().lock_slot(index);
     let mut stream = Streamed::decode(0, HEADER_KEY, &header).expect("header");
     assert_eq!(stream.materialize(&mut slot).unwrap().node_entries(), model.node_entries(), "seed {seed}");
+}
+
+/// Random picks of a hashed table are uniform over its entries, although linear hashing leaves its buckets
+/// unevenly full (a split bucket holds about half of an unsplit one): a chi-square statistic over many
+/// picks stays near its expectation. A "random bucket, random entry" picker fails this by far.
+#[test]
+fn hashed_random_picks_are_uniform_over_entries() {
+    let seed = seed();
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let rig = Rig::new();
+    let index = rig.engine().slot_of(HEADER_KEY);
+    let mut slot = rig.engine().lock_slot(index);
+    let mut hashed = Hashed::create(home(), Vec::new());
+    // Grown one insert at a time, so that some buckets have split and others not.
+    let entries = 3000usize;
+    for i in 0..entries {
+        hashed.insert(&mut slot, Bytes::from(format!("f{i}")), Bytes::from("v")).unwrap();
+    }
+    let picks = 300_000usize;
+    let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
+    for _ in 0..picks {
+        let (field, _) = hashed.random(&mut slot, rng.gen()).unwrap().expect("an entry");
+        *seen.entry(field.to_vec()).or_default() += 1;
+    }
+    let expected = picks as f64 / entries as f64;
+    let chi2: f64 = (0..entries)
+        .map(|i| {
+            let observed = *seen.get(format!("f{i}").as_bytes()).unwrap_or(&0) as f64;
+            (observed - expected).powi(2) / expected
+        })
+        .sum();
+    // Uniform: mean entries - 1 (2999), standard deviation about 77; a 2:1 skew between halves gives ~11000.
+    assert!(chi2 < 3600.0, "seed {seed}: chi-square {chi2:.0} over {entries} entries");
 }

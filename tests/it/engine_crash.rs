@@ -249,3 +249,41 @@ fn a_failed_checkpoint_poisons_writes_but_keeps_reads_right() {
         engine.set(0, b"new", ValueKind::String, b"v", None).expect("writable again");
     }
 }
+
+/// A batch of writes to one slot (what one command writes, e.g. a split collection's header and parts)
+/// is recovered whole or not at all, wherever the crash tears the WAL.
+#[test]
+fn a_batch_is_recovered_whole_or_not_at_all() {
+    for seed in seeds(3_000_000) {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let fs = CrashFs::new();
+        let clock = TestClock::new(1_000);
+        let engine = reopen(&fs, &clock, FsyncPolicy::No, "create");
+        // Every key carries the `{tag}` of its batch, so a batch's keys share one slot.
+        let sizes: Vec<usize> = (0..rng.gen_range(1..60)).map(|_| rng.gen_range(2..12)).collect();
+        for (batch, &size) in sizes.iter().enumerate() {
+            let ops = (0..size)
+                .map(|i| velo::engine::BatchOp::Set {
+                    db: 0,
+                    key: format!("{{b{batch}}}:{i}").into_bytes(),
+                    kind: ValueKind::String,
+                    value: random_value(&mut rng),
+                    expire_at_ms: None,
+                })
+                .collect();
+            engine.write_batch(ops).expect("write batch");
+            if rng.gen_bool(0.05) {
+                engine.sync().expect("sync");
+            }
+        }
+        fs.crash(&mut |bound| rng.gen_range(0..bound.max(1)));
+        drop(engine);
+        let engine = reopen(&fs, &clock, FsyncPolicy::No, &format!("seed {seed}"));
+        let recovered = engine_state(&engine);
+        for (batch, &size) in sizes.iter().enumerate() {
+            let present =
+                (0..size).filter(|i| recovered.contains_key(&(0, format!("{{b{batch}}}:{i}").into_bytes()))).count();
+            assert!(present == 0 || present == size, "seed {seed}: batch {batch} recovered {present} of {size} keys");
+        }
+    }
+}

@@ -390,12 +390,14 @@ fn large_collections_survive_kill_9_under_fsync_always() {
         let mut hset = vec!["HSET".to_string(), "h".into()];
         let mut sadd = vec!["SADD".to_string(), "s".into()];
         let mut rpush = vec!["RPUSH".to_string(), "l".into()];
+        let mut zadd = vec!["ZADD".to_string(), "z".into()];
         for i in chunk {
             hset.extend([format!("f{i}"), format!("v{i}")]);
             sadd.push(format!("m{i}"));
             rpush.push(format!("i{i}"));
+            zadd.extend([format!("{}", i % 100), format!("z{i}")]);
         }
-        for args in [hset, sadd, rpush] {
+        for args in [hset, sadd, rpush, zadd] {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             conn.cmd(&args);
         }
@@ -403,6 +405,8 @@ fn large_collections_survive_kill_9_under_fsync_always() {
     conn.cmd(&["HDEL", "h", "f0", "f1"]);
     conn.cmd(&["LPOP", "l", "700"]);
     conn.cmd(&["SREM", "s", "m2999"]);
+    conn.cmd(&["ZREM", "z", "z0", "z100"]);
+    conn.cmd(&["ZINCRBY", "z", "1000", "z5"]);
     velo.kill9();
     let velo = TestServer::start_in(dir.path(), &["--fsync", "always"]);
     let mut conn = velo.connect();
@@ -415,4 +419,365 @@ fn large_collections_survive_kill_9_under_fsync_always() {
     assert_eq!(conn.cmd(&["LINDEX", "l", "0"]), b"$4\r\ni700\r\n");
     assert_eq!(conn.cmd(&["LINDEX", "l", "-1"]), b"$5\r\ni2999\r\n");
     assert_eq!(array(reply(&mut conn, &["LRANGE", "l", "0", "-1"])).len(), 2300);
+    assert_eq!(conn.cmd(&["ZCARD", "z"]), b":2998\r\n");
+    assert_eq!(conn.cmd(&["ZSCORE", "z", "z5"]), b"$4\r\n1005\r\n");
+    assert_eq!(conn.cmd(&["ZREVRANK", "z", "z5"]), b":0\r\n");
+    assert_eq!(conn.cmd(&["ZRANK", "z", "z1000"]), b":0\r\n");
+    assert_eq!(conn.cmd(&["ZRANK", "z", "z200"]), b":10\r\n");
+    assert_eq!(conn.cmd(&["ZSCORE", "z", "z100"]), b"$-1\r\n");
+}
+
+/// Random sequences on four collections that grow past the split threshold and shrink back below the join
+/// threshold, again and again (seeded, `VELO_DIFF_SEED` to reproduce): every reply must match Redis's
+/// (unordered ones sorted).
+#[test]
+fn random_sequences_across_the_split_threshold() {
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+    let (redis, velo) = (RedisServer::start(), TestServer::start());
+    let base: u64 = std::env::var("VELO_DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
+    for seed in base..base + 2 {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut lines: Vec<String> = Vec::new();
+        let member = |rng: &mut SmallRng| format!("e{}", rng.gen_range(0..1500));
+        let many = |rng: &mut SmallRng, n: usize, with: &dyn Fn(&mut SmallRng, String) -> String| {
+            (0..n)
+                .map(|_| {
+                    let m = format!("e{}", rng.gen_range(0..1500));
+                    with(rng, m)
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        for _ in 0..300 {
+            let n = rng.gen_range(1..300);
+            let line = match rng.gen_range(0..24) {
+                0 | 1 => format!("HSET h {}", many(&mut rng, n, &|rng, m| format!("{m} v{}", rng.gen_range(0..9)))),
+                2 => format!("HDEL h {}", many(&mut rng, n, &|_, m| m)),
+                3 => format!("HMGET h {} {}", member(&mut rng), member(&mut rng)),
+                4 => "HLEN h".to_string(),
+                5 => format!("HINCRBY h {} 3", member(&mut rng)),
+                6 | 7 => format!("SADD s {}", many(&mut rng, n, &|_, m| m)),
+                8 => format!("SREM s {}", many(&mut rng, n, &|_, m| m)),
+                9 => format!("SMISMEMBER s {} {}", member(&mut rng), member(&mut rng)),
+                10 => "SCARD s".to_string(),
+                11 | 12 => {
+                    format!("{} l {}", if rng.gen_bool(0.5) { "LPUSH" } else { "RPUSH" }, many(&mut rng, n, &|_, m| m))
+                }
+                13 => format!("{} l {}", if rng.gen_bool(0.5) { "LPOP" } else { "RPOP" }, n),
+                14 => format!("LRANGE l {} {}", rng.gen_range(-800..800), rng.gen_range(-800..800)),
+                15 => format!("LINDEX l {}", rng.gen_range(-900..900)),
+                16 => format!("LTRIM l {} {}", rng.gen_range(0..50), rng.gen_range(-50..-1)),
+                17 | 18 => format!("ZADD z {}", many(&mut rng, n, &|rng, m| format!("{} {m}", rng.gen_range(-20..20)))),
+                19 => format!("ZREM z {}", many(&mut rng, n, &|_, m| m)),
+                20 => format!("ZRANGE z {} {} WITHSCORES", rng.gen_range(-700..700), rng.gen_range(-700..700)),
+                21 => format!(
+                    "ZRANGEBYSCORE z ({} {} LIMIT {} 20",
+                    rng.gen_range(-20..20),
+                    rng.gen_range(-20..20),
+                    rng.gen_range(0..30)
+                ),
+                22 => format!("ZRANK z {}", member(&mut rng)),
+                _ => format!("ZPOPMIN z {}", rng.gen_range(1..200)),
+            };
+            lines.push(line);
+            if rng.gen_bool(0.05) {
+                lines.extend(
+                    ["~HGETALL h", "~SMEMBERS s", "LRANGE l 0 -1", "ZRANGE z 0 -1 WITHSCORES"].map(String::from),
+                );
+            }
+        }
+        lines.extend(["~HGETALL h", "~SMEMBERS s", "LRANGE l 0 -1", "ZRANGE z 0 -1 WITHSCORES"].map(String::from));
+        let script: Vec<&str> = lines.iter().map(String::as_str).collect();
+        compare(&redis, &velo, &format!("random large sequence, seed {seed} (VELO_DIFF_SEED={base})"), &script);
+    }
+}
+
+/// LINSERT, LREM, LPOS and LSET on a list far past the split threshold, at its ends and in its middle:
+/// inserts that overflow and split a chunk (many small items, and one bigger than a chunk), removals that
+/// empty whole chunks, and LPOS with every RANK/COUNT/MAXLEN shape. Then LREM shrinks it back to compact.
+#[test]
+fn large_list_element_edits_match_redis() {
+    let (redis, velo) = (RedisServer::start(), TestServer::start());
+    let mut lines = vec!["RPUSH L first".to_string()];
+    lines.extend(bulk_lines("RPUSH", "L", 1500, 250, |i| format!("v{}", i % 50)));
+    lines.push("RPUSH L mid".into());
+    lines.extend(bulk_lines("RPUSH", "L", 1500, 250, |i| format!("v{}", i % 50)));
+    lines.push("RPUSH L last".into());
+    let big = "B".repeat(5000);
+    lines.extend(
+        [
+            "LLEN L",
+            "LPOS L v7",
+            "LPOS L v7 RANK -1",
+            "LPOS L v7 RANK 3 COUNT 5",
+            "LPOS L v7 RANK -2 COUNT 4",
+            "LPOS L v7 COUNT 0",
+            "LPOS L v7 RANK -3 COUNT 0 MAXLEN 1000",
+            "LPOS L v7 MAXLEN 5",
+            "LPOS L v49 RANK 40 COUNT 3 MAXLEN 2900",
+            "LPOS L mid",
+            "LPOS L last RANK -1",
+            "LPOS L first RANK 2",
+            "LPOS L nope COUNT 0",
+            "LINSERT L BEFORE first at-head",
+            "LINSERT L AFTER last at-tail",
+            "LINSERT L BEFORE nope x",
+            "LINSERT missing BEFORE first x",
+            "LINDEX L 0",
+            "LINDEX L -1",
+            "LPOS L mid",
+        ]
+        .map(String::from),
+    );
+    // Many inserts at one place split its chunk again and again.
+    for i in 0..300 {
+        lines.push(format!("LINSERT L {} mid ins{i}", if i % 2 == 0 { "AFTER" } else { "BEFORE" }));
+    }
+    lines.push(format!("LINSERT L AFTER v10 {big}"));
+    lines.push(format!("LINSERT L BEFORE {big} small-before-big"));
+    lines.extend(
+        [
+            "LLEN L",
+            "LPOS L mid",
+            "LRANGE L 1330 1680",
+            "LRANGE L 0 20",
+            "LRANGE L -20 -1",
+            "LSET L 0 head-set",
+            "LSET L -1 tail-set",
+            "LSET L 1600 mid-set",
+            "LINDEX L 1600",
+            "LPOS L mid-set",
+            "LREM L 5 v3",
+            "LREM L -5 v4",
+            "LREM L 0 v5",
+            "LREM L 0 nope",
+            "LREM missing 0 v1",
+            "LLEN L",
+            "LPOS L v3 COUNT 0",
+            "LPOS L v4 RANK -1 COUNT 0",
+            "LRANGE L 0 -1",
+        ]
+        .map(String::from),
+    );
+    // Remove every inserted item (a whole run of chunks), then whole values until the list is compact.
+    for i in 0..300 {
+        lines.push(format!("LREM L {} ins{i}", if i % 3 == 0 { -1 } else { 1 }));
+    }
+    lines.push(format!("LREM L 0 {big}"));
+    lines.extend(["LLEN L", "LRANGE L 1300 1700", "OBJECT ENCODING L"].map(String::from));
+    for v in 0..48 {
+        lines.push(format!("LREM L {} v{v}", if v % 2 == 0 { 0 } else { -100 }));
+        if v % 8 == 0 {
+            lines.push("LLEN L".into());
+            lines.push("LRANGE L 0 -1".into());
+        }
+    }
+    lines.extend(
+        [
+            "LRANGE L 0 -1",
+            "LPOS L v49 RANK -1",
+            "LREM L 0 v48",
+            "LREM L 0 v49",
+            "LRANGE L 0 -1",
+            "LREM L 0 at-head",
+            "LREM L 0 mid",
+            "LREM L 0 at-tail",
+            "LREM L 0 first",
+            "LREM L 0 last",
+            "LREM L 0 head-set",
+            "LREM L 0 tail-set",
+            "LREM L 0 mid-set",
+            "LREM L 0 small-before-big",
+            "LRANGE L 0 -1",
+            "EXISTS L",
+        ]
+        .map(String::from),
+    );
+    run(&redis, &velo, "large list edits", &lines);
+}
+
+/// The position of generated geo member `i`: spread over the whole map, deterministic.
+fn geo_position(i: usize) -> (f64, f64) {
+    let lon = ((i * 7919) % 35_900) as f64 / 100.0 - 179.5;
+    let lat = ((i * 104_729) % 16_900) as f64 / 100.0 - 84.5;
+    (lon, lat)
+}
+
+/// GEOADD (NX/XX/CH), GEOPOS, GEODIST, GEOHASH and searches on a 2000-member (split) geo set.
+#[test]
+fn large_geo_sets_match_redis() {
+    let (redis, velo) = (RedisServer::start(), TestServer::start());
+    let mut lines = bulk_lines("GEOADD", "g", 2000, 200, |i| {
+        let (lon, lat) = geo_position(i);
+        format!("{lon} {lat} p{i}")
+    });
+    lines.extend(
+        [
+            "ZCARD g",
+            "OBJECT ENCODING g",
+            "GEOPOS g p0 p1999 nope p1000",
+            "GEOHASH g p0 p1999 nope p77",
+            "GEODIST g p0 p1",
+            "GEODIST g p10 p1500 km",
+            "GEODIST g p10 p1500 mi",
+            "GEODIST g p10 nope",
+            "GEODIST nokey p1 p2",
+            "GEOPOS nokey p1",
+            "GEOHASH nokey p1",
+            "GEOADD g NX 10 10 p0 11 11 fresh1",
+            "GEOPOS g p0 fresh1",
+            "GEOADD g XX 12 12 p0 13 13 fresh2",
+            "GEOPOS g p0 fresh2",
+            "GEOADD g XX CH 12 12 p0 14 14 p1",
+            "GEOADD g CH 14 14 p1 15 15 p2 16 16 fresh3",
+            "GEOADD g NX XX 1 1 x",
+            "GEOADD g 200 10 bad",
+            "GEOADD nokey XX 1 1 x",
+            "EXISTS nokey",
+            "ZCARD g",
+            "ZSCORE g fresh3",
+            "ZRANK g p2",
+            "GEOSEARCH g FROMMEMBER p0 BYRADIUS 800 km ASC",
+            "GEOSEARCH g FROMLONLAT 0 0 BYBOX 3000 3000 km DESC COUNT 10 WITHDIST WITHCOORD WITHHASH",
+            "~GEOSEARCH g FROMLONLAT 100 45 BYRADIUS 1500 km",
+            "GEOSEARCH g FROMMEMBER nope BYRADIUS 10 km",
+            "GEORADIUSBYMEMBER g p5 1000 km ASC COUNT 5 WITHDIST",
+            "GEORADIUS g -70 -30 2000 km ASC STORE dst",
+            "ZRANGE dst 0 -1 WITHSCORES",
+            "GEOSEARCHSTORE dst2 g FROMMEMBER p1 BYRADIUS 1200 km STOREDIST",
+            "ZRANGE dst2 0 -1 WITHSCORES",
+            "SET str x",
+            "GEOADD str 1 1 m",
+            "GEOPOS str m",
+        ]
+        .map(String::from),
+    );
+    run(&redis, &velo, "large geo set", &lines);
+}
+
+/// SMOVE between large sets (and the order of its checks), SINTERCARD with and without LIMIT.
+#[test]
+fn large_set_moves_and_intersection_counts_match_redis() {
+    let (redis, velo) = (RedisServer::start(), TestServer::start());
+    let mut lines = bulk_lines("SADD", "a", 3000, 250, |i| format!("m{i}"));
+    lines.extend(bulk_lines("SADD", "b", 3000, 250, |i| format!("m{}", i * 2)));
+    lines.extend(bulk_lines("SADD", "c", 600, 200, |i| format!("m{}", i * 3)));
+    lines.extend(
+        [
+            "SINTERCARD 2 a b",
+            "SINTERCARD 2 a b LIMIT 10",
+            "SINTERCARD 2 a b LIMIT 0",
+            "SINTERCARD 3 a b c",
+            "SINTERCARD 3 a b c LIMIT 100",
+            "SINTERCARD 3 a b c LIMIT 1000000",
+            "SINTERCARD 2 a missing",
+            "SET str x",
+            "SINTERCARD 2 missing str",
+            "SINTERCARD 2 a str",
+            "SMOVE a b m1",
+            "SMOVE a b m2",
+            "SMOVE a b nope",
+            "SMOVE a a m3",
+            "SMOVE a a m1",
+            "SMOVE missing str m",
+            "SMOVE a str m5",
+            "SISMEMBER a m5",
+            "SMOVE a fresh m7",
+            "SMEMBERS fresh",
+            "SCARD a",
+            "SCARD b",
+            "SISMEMBER b m1",
+            "SISMEMBER a m1",
+            "SINTERCARD 2 a b",
+        ]
+        .map(String::from),
+    );
+    // Move most of a small set into a large one, and back until the source is gone.
+    for i in 0..600 {
+        lines.push(format!("SMOVE c a m{}", i * 3));
+    }
+    lines.extend(["EXISTS c", "SCARD a", "SINTERCARD 2 a b"].map(String::from));
+    run(&redis, &velo, "large set moves", &lines);
+}
+
+/// Random picks on split collections: right counts, members of the collection, distinct when the count
+/// is positive, values and scores matching their fields and members; SPOP removes what it returns; and
+/// many single picks hit a spread of members (a picker stuck on few buckets would not).
+#[test]
+fn random_picks_on_split_collections_are_members_distinct_and_counted() {
+    let velo = TestServer::start();
+    let mut conn = velo.connect();
+    let size = 5000usize;
+    for chunk in (0..size).collect::<Vec<_>>().chunks(500) {
+        let mut hset = vec!["HSET".to_string(), "h".into()];
+        let mut sadd = vec!["SADD".to_string(), "s".into()];
+        let mut zadd = vec!["ZADD".to_string(), "z".into()];
+        for i in chunk {
+            hset.extend([format!("f{i}"), format!("v{i}")]);
+            sadd.push(format!("m{i}"));
+            zadd.extend([format!("{i}"), format!("z{i}")]);
+        }
+        for args in [hset, sadd, zadd] {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            conn.cmd(&args);
+        }
+    }
+    let number = |s: &str, prefix: &str| -> usize {
+        s.strip_prefix(prefix).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{s} is not a {prefix} member"))
+    };
+    for count in [1i64, 7, 100, 1000, 1666, 1667, 3000, 4999, 5000, 7000, -1, -50, -1000, -4999, -5000, -9000] {
+        let want = if count > 0 { (count as usize).min(size) } else { count.unsigned_abs() as usize };
+        let n = count.to_string();
+        for (key, prefix) in [("s", "m"), ("h", "f"), ("z", "z")] {
+            let command = match key {
+                "s" => "SRANDMEMBER",
+                "h" => "HRANDFIELD",
+                _ => "ZRANDMEMBER",
+            };
+            let picked = value_to_strings(&reply(&mut conn, &[command, key, &n]));
+            assert_eq!(picked.len(), want, "{command} {key} {count}");
+            let numbers: Vec<usize> = picked.iter().map(|m| number(m, prefix)).collect();
+            assert!(numbers.iter().all(|&i| i < size), "{command} {count}: a stranger");
+            if count > 0 {
+                let distinct: BTreeSet<usize> = numbers.iter().copied().collect();
+                assert_eq!(distinct.len(), want, "{command} {key} {count}: repeats");
+            }
+        }
+        let pairs = value_to_strings(&reply(&mut conn, &["HRANDFIELD", "h", &n, "WITHVALUES"]));
+        assert_eq!(pairs.len(), 2 * want);
+        for pair in pairs.chunks(2) {
+            assert_eq!(&pair[1][1..], &pair[0][1..], "HRANDFIELD WITHVALUES pairs a field with its value");
+        }
+        let scored = value_to_strings(&reply(&mut conn, &["ZRANDMEMBER", "z", &n, "WITHSCORES"]));
+        assert_eq!(scored.len(), 2 * want);
+        for pair in scored.chunks(2) {
+            assert_eq!(&pair[0][1..], pair[1], "ZRANDMEMBER WITHSCORES pairs a member with its score");
+        }
+    }
+    // Single picks are spread: 3000 independent picks of 5000 members hit about 2255 distinct ones when
+    // uniform; a picker favouring a part of the buckets hits far fewer.
+    for (command, key) in [("SRANDMEMBER", "s"), ("HRANDFIELD", "h"), ("ZRANDMEMBER", "z")] {
+        let picked = value_to_strings(&reply(&mut conn, &[command, key, "-3000"]));
+        let distinct: BTreeSet<&String> = picked.iter().collect();
+        assert!(distinct.len() > 2000, "{command} -3000 hit only {} distinct members", distinct.len());
+    }
+    // SPOP: what it returns is gone, and the count drops by as much.
+    let mut left = size;
+    for count in ["1", "10", "200", "1000"] {
+        let popped = value_to_strings(&reply(&mut conn, &["SPOP", "s", count]));
+        let distinct: BTreeSet<&String> = popped.iter().collect();
+        assert_eq!(distinct.len(), count.parse::<usize>().unwrap());
+        left -= popped.len();
+        for member in popped.iter().take(50) {
+            assert_eq!(conn.cmd(&["SISMEMBER", "s", member]), b":0\r\n");
+        }
+        assert_eq!(conn.cmd(&["SCARD", "s"]), format!(":{left}\r\n").into_bytes());
+    }
+    let popped = value_to_strings(&reply(&mut conn, &["SPOP", "s", "10000"]));
+    assert_eq!(popped.len(), left);
+    assert_eq!(conn.cmd(&["EXISTS", "s"]), b":0\r\n");
 }
