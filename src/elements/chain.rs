@@ -11,6 +11,28 @@ use bytes::Bytes;
 use super::{damaged, put_bytes, Home, PartReader, Parts, Result, LAYOUT_CHAIN};
 use crate::engine::{BatchOp, Slot};
 
+/// A chunk's bytes with `pending` items added at its head (`front`, each before the previous, as LPUSH
+/// adds them) or tail.
+fn splice(raw: &[u8], front: bool, pending: &[Bytes]) -> Vec<u8> {
+    let held = u32::from_le_bytes(raw[8..12].try_into().expect("4 bytes"));
+    let added: usize = pending.iter().map(|item| 4 + item.len()).sum();
+    let mut out = Vec::with_capacity(raw.len() + added);
+    out.extend_from_slice(&raw[..8]);
+    out.extend_from_slice(&(held + pending.len() as u32).to_le_bytes());
+    if front {
+        for item in pending.iter().rev() {
+            put_bytes(&mut out, item);
+        }
+        out.extend_from_slice(&raw[12..]);
+    } else {
+        out.extend_from_slice(&raw[12..]);
+        for item in pending {
+            put_bytes(&mut out, item);
+        }
+    }
+    out
+}
+
 /// Most items in one chunk.
 pub const CHUNK_ITEMS: usize = 128;
 /// A chunk takes no more items once its encoding reaches this size (a bigger item gets a chunk alone).
@@ -156,70 +178,108 @@ impl Chain {
         self.parts.put(part, out);
     }
 
-    /// Rewrites the `prev` (or `next`) link of chunk `part`.
+    /// Rewrites the `prev` (or `next`) link of chunk `part` (a 4-byte patch of its bytes).
     fn relink(&mut self, slot: &mut Slot, part: u32, set_prev: bool, to: u32) -> Result<()> {
-        let mut chunk = self.read_chunk(slot, part)?;
-        if set_prev {
-            chunk.prev = to;
-        } else {
-            chunk.next = to;
+        let mut bytes = self.parts.expect(slot, part)?.to_vec();
+        if bytes.len() < 12 {
+            return Err(damaged(&self.parts.home().part_key(part), "chunk shorter than its header"));
         }
-        self.write_chunk(part, &chunk);
+        let at = if set_prev { 0 } else { 4 };
+        bytes[at..at + 4].copy_from_slice(&to.to_le_bytes());
+        self.parts.put(part, bytes);
         Ok(())
     }
 
-    /// Pushes `items` one by one at the head (`front`) or tail, as LPUSH/RPUSH do.
+    /// The end chunk `part`'s bytes and the start offset of each of its items (plus the end), checked;
+    /// the fast paths of push and pop edit these bytes without building the items.
+    fn raw_chunk(&mut self, slot: &mut Slot, part: u32) -> Result<(Bytes, Vec<usize>)> {
+        let bytes = self.parts.expect(slot, part)?;
+        let bad = || damaged(&self.parts.home().part_key(part), "chunk does not decode");
+        let n = bytes.get(8..12).map(|raw| u32::from_le_bytes(raw.try_into().expect("4 bytes"))).ok_or_else(bad)?;
+        let mut offsets = Vec::with_capacity(n as usize + 1);
+        let mut at = 12usize;
+        for _ in 0..n {
+            offsets.push(at);
+            let len = bytes
+                .get(at..at + 4)
+                .map(|raw| u32::from_le_bytes(raw.try_into().expect("4 bytes")))
+                .ok_or_else(bad)?;
+            at = at.checked_add(4 + len as usize).filter(|end| *end <= bytes.len()).ok_or_else(bad)?;
+        }
+        if at != bytes.len() {
+            return Err(bad());
+        }
+        offsets.push(at);
+        Ok((bytes, offsets))
+    }
+
+    /// Pushes `items` one by one at the head (`front`) or tail, as LPUSH/RPUSH do. The end chunk's bytes
+    /// are extended in place rather than decoded: a push costs a copy of one chunk, not a rebuild.
     pub fn push(&mut self, slot: &mut Slot, front: bool, items: impl IntoIterator<Item = Bytes>) -> Result<()> {
         let mut end = if front { self.head } else { self.tail };
-        let mut chunk = self.read_chunk(slot, end)?;
+        let (mut raw, offsets) = self.raw_chunk(slot, end)?;
+        let mut held = offsets.len() - 1;
+        let mut pending: Vec<Bytes> = Vec::new();
+        let mut size = raw.len();
         for item in items {
-            if !chunk.has_room_for(&item) {
-                self.write_chunk(end, &chunk);
+            let total = held + pending.len();
+            let fits = total == 0 || (total < CHUNK_ITEMS && size + 4 + item.len() <= CHUNK_BYTES);
+            if !fits {
                 let fresh = self.alloc();
-                chunk = if front {
-                    Chunk { prev: 0, next: end, items: VecDeque::new() }
-                } else {
-                    Chunk { prev: end, next: 0, items: VecDeque::new() }
-                };
-                self.relink(slot, end, front, fresh)?;
+                let mut bytes = splice(&raw, front, &pending);
+                let at = if front { 0 } else { 4 };
+                bytes[at..at + 4].copy_from_slice(&fresh.to_le_bytes());
+                self.parts.put(end, bytes);
+                let (prev, next) = if front { (0, end) } else { (end, 0) };
+                let mut header = Vec::with_capacity(12);
+                header.extend_from_slice(&prev.to_le_bytes());
+                header.extend_from_slice(&next.to_le_bytes());
+                header.extend_from_slice(&0u32.to_le_bytes());
+                raw = Bytes::from(header);
                 if front {
                     self.head = fresh;
                 } else {
                     self.tail = fresh;
                 }
                 end = fresh;
+                held = 0;
+                size = 12;
+                pending.clear();
             }
             self.count += 1;
             self.bytes += item.len() as u64;
-            if front {
-                chunk.items.push_front(item);
-            } else {
-                chunk.items.push_back(item);
-            }
+            size += 4 + item.len();
+            pending.push(item);
         }
-        self.write_chunk(end, &chunk);
+        self.parts.put(end, splice(&raw, front, &pending));
         Ok(())
     }
 
     /// Pops up to `n` items from the head (`front`) or tail; with `keep` false they are dropped unread
-    /// by the caller (LTRIM), but chunks are still read to find their neighbours.
+    /// by the caller (LTRIM), but chunks are still read to find their neighbours. The end chunk's bytes
+    /// are cut, not decoded.
     pub fn pop(&mut self, slot: &mut Slot, front: bool, n: u64, keep: bool) -> Result<Vec<Bytes>> {
         let mut out = Vec::new();
         let mut left = n.min(self.count);
         while left > 0 {
             let end = if front { self.head } else { self.tail };
-            let mut chunk = self.read_chunk(slot, end)?;
-            while left > 0 {
-                let Some(item) = (if front { chunk.items.pop_front() } else { chunk.items.pop_back() }) else { break };
-                left -= 1;
-                self.count -= 1;
+            let (raw, offsets) = self.raw_chunk(slot, end)?;
+            let held = offsets.len() - 1;
+            let take = (left as usize).min(held);
+            // Popped items in pop order: from the head forwards, from the tail backwards.
+            let taken: Vec<usize> = if front { (0..take).collect() } else { (held - take..held).rev().collect() };
+            for index in taken {
+                let item = raw.slice(offsets[index] + 4..offsets[index + 1]);
                 self.bytes -= item.len() as u64;
                 if keep {
                     out.push(item);
                 }
             }
-            let neighbour = if front { chunk.next } else { chunk.prev };
-            if chunk.items.is_empty() && neighbour != 0 {
+            left -= take as u64;
+            self.count -= take as u64;
+            let link = |at: usize| u32::from_le_bytes(raw[at..at + 4].try_into().expect("4 bytes"));
+            let neighbour = if front { link(4) } else { link(0) };
+            if take == held && neighbour != 0 {
                 self.parts.remove(end);
                 self.relink(slot, neighbour, front, 0)?;
                 if front {
@@ -227,11 +287,16 @@ impl Chain {
                 } else {
                     self.tail = neighbour;
                 }
-            } else {
-                self.write_chunk(end, &chunk);
-                if chunk.items.is_empty() {
-                    break;
-                }
+                continue;
+            }
+            let kept = if front { offsets[take]..offsets[held] } else { offsets[0]..offsets[held - take] };
+            let mut bytes = Vec::with_capacity(12 + kept.len());
+            bytes.extend_from_slice(&raw[..8]);
+            bytes.extend_from_slice(&((held - take) as u32).to_le_bytes());
+            bytes.extend_from_slice(&raw[kept]);
+            self.parts.put(end, bytes);
+            if take == held {
+                break;
             }
         }
         Ok(out)

@@ -178,6 +178,10 @@ type WalWrite<'a> = (WalOp, u16, u64, &'a [u8], &'a [u8]);
 /// small value costs no system call; larger ones are read back from the WAL.
 const MEM_KEEP_ENVELOPE: usize = 512;
 
+/// Parts of split collections (kind 7) stay in memory up to this size: a hot list end or hash bucket is
+/// read by nearly every command on its collection.
+const MEM_KEEP_PART_ENVELOPE: usize = 8 << 10;
+
 /// Approximate bytes a memtable entry costs beyond its key and envelope.
 const MEM_ENTRY_OVERHEAD: usize = 224;
 
@@ -564,7 +568,12 @@ impl Slot {
     /// The memtable's handle on an envelope just written to the WAL as `record` (offset, length).
     fn mem_envelope(&self, envelope: Vec<u8>, record: (u64, u32)) -> MemEnvelope {
         let len = envelope.len();
-        let bytes = (len <= MEM_KEEP_ENVELOPE.max(self.config.inline_max)).then(|| Bytes::from(envelope));
+        let limit = if envelope::peek_kind(&envelope).ok() == Some(ValueKind::Element) {
+            MEM_KEEP_PART_ENVELOPE
+        } else {
+            MEM_KEEP_ENVELOPE.max(self.config.inline_max)
+        };
+        let bytes = (len <= limit).then(|| Bytes::from(envelope));
         MemEnvelope { bytes, record, len }
     }
 
