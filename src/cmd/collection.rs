@@ -391,17 +391,23 @@ pub struct Handle<T: Collection> {
     form: Form<T>,
     /// The split form this command started from, once it was materialised: its parts are freed on save.
     replaced: Option<Split>,
+    /// The stored split header as opened: a command that leaves it unchanged (HSET of an existing field)
+    /// does not rewrite it.
+    opened_header: Option<Bytes>,
 }
 
 impl<T: Collection> Handle<T> {
     /// The collection at `key` (empty and not existing if missing); WRONGTYPE for another type.
     pub fn open(slot: &mut Slot, db: u16, key: &Bytes) -> Result<Handle<T>, CmdError> {
         let entry = slot.get(db, key)?;
+        let mut opened_header = None;
         let (expire, existed, form) = match entry {
             None => (None, false, Form::Compact(T::default())),
             Some(entry) if entry.kind != T::KIND => return Err(CmdError::WrongType),
             Some(entry) if T::SHAPE != SplitShape::Never && elements::is_split(&entry.value) => {
-                (entry.expire_at_ms, true, Form::Split(Split::decode(db, key, &entry.value)?))
+                let split = Split::decode(db, key, &entry.value)?;
+                opened_header = Some(entry.value);
+                (entry.expire_at_ms, true, Form::Split(split))
             }
             Some(entry) => {
                 let value = T::decode(&entry.value)
@@ -409,7 +415,7 @@ impl<T: Collection> Handle<T> {
                 (entry.expire_at_ms, true, Form::Compact(value))
             }
         };
-        Ok(Handle { db, key: key.clone(), expire, existed, form, replaced: None })
+        Ok(Handle { db, key: key.clone(), expire, existed, form, replaced: None, opened_header })
     }
 
     /// True if the key existed when opened.
@@ -473,13 +479,16 @@ impl<T: Collection> Handle<T> {
         }
         match self.form {
             Form::Split(split) => {
-                ops.push(BatchOp::Set {
-                    db: self.db,
-                    key: self.key.to_vec(),
-                    kind: T::KIND,
-                    value: split.header(),
-                    expire_at_ms: self.expire,
-                });
+                let header = split.header();
+                if self.opened_header.as_deref() != Some(&header[..]) {
+                    ops.push(BatchOp::Set {
+                        db: self.db,
+                        key: self.key.to_vec(),
+                        kind: T::KIND,
+                        value: header,
+                        expire_at_ms: self.expire,
+                    });
+                }
                 match split {
                     Split::Hashed(hashed) => hashed.into_ops(ops),
                     Split::Chain(chain) => chain.into_ops(ops),
