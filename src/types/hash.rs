@@ -2,8 +2,8 @@
 //! stored as one value. Layout (the envelope payload of a value of kind `Hash`): `count u32`, then per
 //! pair `field_len u32 | field | value_len u32 | value`, little-endian (docs/format.md §"Hash value").
 //!
-//! Every hash is compact today; splitting large hashes into per-field elements, so that one field costs
-//! O(1) I/O, is the next step (issue 4).
+//! A large hash is split into linear-hashed buckets instead (`crate::elements::hashed`), so that one field
+//! costs O(1) parts.
 
 use bytes::Bytes;
 

@@ -1,6 +1,6 @@
 //! List values in their compact form: the elements in order, stored as one value. Layout (the envelope
 //! payload of a value of kind `List`): `count u32`, then per element `len u32 | element`, little-endian
-//! (docs/format.md §"List value"). Splitting large lists into chunks is the next step (issue 4).
+//! (docs/format.md §"List value"). A large list is a chain of chunks instead (`crate::elements::chain`).
 
 use std::collections::VecDeque;
 

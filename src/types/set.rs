@@ -1,7 +1,7 @@
 //! Set values in their compact form: members in insertion order with a hash index for membership, stored
 //! as one value. Layout (the envelope payload of a value of kind `Set`): `count u32`, then per member
-//! `len u32 | member`, little-endian (docs/format.md §"Set value"). Splitting large sets into elements
-//! is the next step (issue 4).
+//! `len u32 | member`, little-endian (docs/format.md §"Set value"). A large set is split into hashed
+//! buckets instead (`crate::elements::hashed`).
 
 use std::collections::HashSet;
 

@@ -1,7 +1,7 @@
 //! Sorted-set values in their compact form: (member, score) pairs in (score, member) order, stored as one
 //! value and loaded into a [`ZsetIndex`] to be worked on. Layout (the envelope payload of a value of kind
 //! `SortedSet`): `count u32`, then per pair `score f64 (IEEE bits, little-endian) | len u32 | member`
-//! (docs/format.md §"Sorted-set value"). Splitting large sorted sets is the next step (issue 4).
+//! (docs/format.md §"Sorted-set value"). A large sorted set is split instead (`crate::elements::ranked`).
 
 use super::zset_index::ZsetIndex;
 
