@@ -7,7 +7,7 @@
 //! # Layout
 //! - [`error`]: the engine's error enum (file and offset on every corruption).
 //! - [`io`]: the file-system trait with the real backend and a crash-simulating one for tests.
-//! - [`format`]: file headers, magics, CRC and a bounds-checked byte reader.
+//! - [`mod@format`]: file headers, magics, CRC and a bounds-checked byte reader.
 //! - [`key`]: key → hash slot → internal slot → key hash.
 //! - [`envelope`]: the value envelope (type, encoding, dictionary id) and compression.
 //! - [`wal`]: the write-ahead log codec, writer, group commit and replay.

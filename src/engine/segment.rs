@@ -398,7 +398,7 @@ impl ChunkStore {
 }
 
 /// Packs records into segments appended to a chunk file during a checkpoint. Locations become known when
-/// a segment is sealed; [`SegmentWriter::finish`] seals the last one.
+/// a segment is sealed; [`SegmentWriter::seal`] seals each one.
 pub struct SegmentWriter {
     segment_size: usize,
     zstd_level: Option<i32>,

@@ -1,6 +1,6 @@
 //! One slot: the WAL, its in-memory index of unflushed entries (the memtable), the key buckets and the
 //! chunk segments, tied together. This file holds the read and write paths, scans, expiry and recovery;
-//! [`super::checkpoint`] moves memtable entries into the layers below.
+//! `checkpoint.rs` moves memtable entries into the layers below.
 //!
 //! Read order: memtable first (it is newer), then the bucket chain of the key's hash, then the value's
 //! segment or big file. Cells older than a database flush marker are dead. Every acknowledged write is in
@@ -766,7 +766,7 @@ impl Slot {
 
     /// Appends to `out` the live keys at scan positions from `position` on, whole buckets at a time, until
     /// at least `want` keys were added; returns the position to continue from, or `None` when the slot is
-    /// done. A position is a prefix of the bit-reversed key hash (see [`position_of`]); buckets cover
+    /// done. A position is a prefix of the bit-reversed key hash (see `position_of`); buckets cover
     /// contiguous ranges of positions and only ever split, so every key live for the whole scan is
     /// returned exactly once however the table grows in between.
     pub fn scan(
