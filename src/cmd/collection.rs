@@ -1022,6 +1022,26 @@ pub fn store<T: Collection>(
     Ok(())
 }
 
+/// The end of every STORE command (ZUNIONSTORE, GEOSEARCHSTORE, SORT ... STORE): writes `value` to
+/// `destination` (deleting it when empty) under the held locks, commits them all, and tells WATCH, which
+/// Redis notifies only when the destination existed or gets a value. Returns the stored element count.
+pub fn store_destination<T: Collection>(
+    ctx: &Ctx<'_>,
+    mut guards: Vec<(usize, crate::engine::SlotGuard<'_>)>,
+    destination: &[u8],
+    value: &T,
+) -> Result<Reply, CmdError> {
+    let db = ctx.db();
+    let guard = super::guard_for(&mut guards, ctx.engine, destination);
+    let existed = guard.key_info(db, destination)?.is_some();
+    store(guard, db, destination, value, None)?;
+    super::commit_all(guards)?;
+    if existed || !value.is_empty() {
+        ctx.touch(db, destination);
+    }
+    Ok(Reply::Int(value.count() as i64))
+}
+
 /// Runs `change` on the whole collection at `key` (empty, with `existed` false, if missing) under the
 /// key's slot lock; saves it, keeping its expiry, when `change` says it changed, and returns its reply.
 pub fn modify<T: Collection>(

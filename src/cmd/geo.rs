@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 
-use super::collection::{inspect, store, update, Handle};
+use super::collection::{inspect, update, Handle};
 use super::{Args, CmdError, Ctx};
 use crate::engine::Slot;
 use crate::resp::Reply;
@@ -454,14 +454,7 @@ fn run_search(ctx: &mut Ctx<'_>, args: &mut Args, kind: Kind) -> Result<Reply, C
             result.insert(&item.member, score).map_err(|_| CmdError::NotFloat)?;
         }
     }
-    let guard = super::guard_for(&mut guards, ctx.engine, &destination);
-    let existed = guard.get(db, &destination)?.is_some();
-    store(guard, db, &destination, &result, None)?;
-    super::commit_all(guards)?;
-    if existed || !result.is_empty() {
-        ctx.touch(db, &destination);
-    }
-    Ok(Reply::Int(result.len() as i64))
+    super::collection::store_destination(ctx, guards, &destination, &result)
 }
 
 /// ```text

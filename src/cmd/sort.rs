@@ -11,8 +11,8 @@ use std::cmp::Ordering;
 
 use bytes::Bytes;
 
-use super::collection::{load, store, Handle};
-use super::{commit_all, guard_for, Args, CmdError, Ctx};
+use super::collection::{load, Handle};
+use super::{guard_for, Args, CmdError, Ctx};
 use crate::engine::{Slot, SlotGuard, ValueKind};
 use crate::resp::Reply;
 use crate::types::hash::HashValue;
@@ -280,15 +280,7 @@ fn run(ctx: &mut Ctx<'_>, request: SortRequest) -> Result<Reply, CmdError> {
     };
     let mut list = ListValue::default();
     list.items.extend(output.into_iter().map(Option::unwrap_or_default));
-    let guard = guard_for(&mut guards, ctx.engine, &destination);
-    // As Redis: WATCH sees the destination change when it gets a value or when it existed and is deleted.
-    let existed = guard.get(db, &destination)?.is_some();
-    store(guard, db, &destination, &list, None)?;
-    commit_all(guards)?;
-    if existed || !list.items.is_empty() {
-        ctx.touch(db, &destination);
-    }
-    Ok(Reply::Int(list.items.len() as i64))
+    super::collection::store_destination(ctx, guards, &destination, &list)
 }
 
 /// ```text

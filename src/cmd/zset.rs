@@ -826,18 +826,9 @@ fn setop_reply(ctx: &mut Ctx<'_>, args: &mut Args, op: SetOp, command: &str) -> 
 fn setop_store(ctx: &mut Ctx<'_>, args: &mut Args, op: SetOp, command: &str) -> Result<Reply, CmdError> {
     let destination = args.next_bytes()?;
     let request = parse_setop(args, op, true, command)?;
-    let (sources, mut guards) = load_sources(ctx, &request.keys, Some(&destination))?;
+    let (sources, guards) = load_sources(ctx, &request.keys, Some(&destination))?;
     let result = compute_setop(op, sources, &request);
-    let db = ctx.db();
-    let guard = super::guard_for(&mut guards, ctx.engine, &destination);
-    // Redis reports a change to WATCH only when the destination existed or gets a value.
-    let existed = guard.get(db, &destination)?.is_some();
-    store(guard, db, &destination, &result, None)?;
-    super::commit_all(guards)?;
-    if existed || !result.is_empty() {
-        ctx.touch(db, &destination);
-    }
-    Ok(Reply::Int(result.len() as i64))
+    super::collection::store_destination(ctx, guards, &destination, &result)
 }
 
 /// ```text
