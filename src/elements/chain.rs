@@ -308,14 +308,21 @@ impl Chain {
         let mut remaining = if from_head { index } else { self.count - 1 - index };
         let mut part = if from_head { self.head } else { self.tail };
         loop {
-            let chunk = self.read_chunk(slot, part)?;
-            let len = chunk.items.len() as u64;
+            // Chunks walked past are read only for their header (links and count), not decoded.
+            let bytes = self.parts.expect(slot, part)?;
+            let field =
+                |at: usize| bytes.get(at..at + 4).map(|raw| u32::from_le_bytes(raw.try_into().expect("4 bytes")));
+            let (Some(prev), Some(next), Some(len)) = (field(0), field(4), field(8)) else {
+                return Err(damaged(&self.parts.home().part_key(part), "chunk shorter than its header"));
+            };
+            let len = u64::from(len);
             if remaining < len {
+                let chunk = self.read_chunk(slot, part)?;
                 let offset = if from_head { remaining } else { len - 1 - remaining };
                 return Ok((part, chunk, offset as usize));
             }
             remaining -= len;
-            part = if from_head { chunk.next } else { chunk.prev };
+            part = if from_head { next } else { prev };
             if part == 0 {
                 return Err(damaged(&self.parts.home().part_key(0), "chain shorter than its count"));
             }
