@@ -399,6 +399,16 @@ pub struct Handle<T: Collection> {
 impl<T: Collection> Handle<T> {
     /// The collection at `key` (empty and not existing if missing); WRONGTYPE for another type.
     pub fn open(slot: &mut Slot, db: u16, key: &Bytes) -> Result<Handle<T>, CmdError> {
+        let mut handle = Handle::open_without_stream_groups(slot, db, key)?;
+        if let Form::Split(Split::Stream(stream)) = &mut handle.form {
+            stream.load_groups(slot)?;
+        }
+        Ok(handle)
+    }
+
+    /// [`Handle::open`], except that a split stream's consumer groups are not read (nor rewritten on
+    /// save): for the stream commands that touch no group (XADD, XDEL, XTRIM, XLEN, XRANGE, XREAD).
+    pub fn open_without_stream_groups(slot: &mut Slot, db: u16, key: &Bytes) -> Result<Handle<T>, CmdError> {
         let entry = slot.get(db, key)?;
         let mut opened_header = None;
         let (expire, existed, form) = match entry {

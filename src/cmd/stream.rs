@@ -31,7 +31,9 @@ fn update_stream<R>(
 ) -> Result<R, CmdError> {
     let db = ctx.db();
     let mut slot = ctx.engine.lock_key(key);
-    let mut stream = Stream::open(&mut slot, db, key)?;
+    // Commands that add or remove entries touch no consumer group: a split stream's groups stay unread.
+    let mut stream =
+        if entries { Stream::open_without_stream_groups(&mut slot, db, key)? } else { Stream::open(&mut slot, db, key)? };
     let existed = stream.existed();
     let (out, changed) = work(&mut stream, &mut slot)?;
     if changed {
@@ -42,6 +44,19 @@ fn update_stream<R>(
         }
     }
     Ok(out)
+}
+
+/// Runs read-only `work` on the entries of the stream at `key` under its slot lock, without reading a
+/// split stream's consumer groups (XLEN, XRANGE, XREVRANGE, XREAD).
+fn inspect_entries<R>(
+    ctx: &mut Ctx<'_>,
+    key: &Bytes,
+    work: impl FnOnce(&mut Stream, &mut Slot) -> Result<R, CmdError>,
+) -> Result<R, CmdError> {
+    let db = ctx.db();
+    let mut slot = ctx.engine.lock_key(key);
+    let mut stream = Stream::open_without_stream_groups(&mut slot, db, key)?;
+    work(&mut stream, &mut slot)
 }
 
 /// Runs `change` on the counters and groups of the stream at `key` (with whether the key existed): for
@@ -368,7 +383,7 @@ pub fn xadd(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 /// ```
 pub fn xlen(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
-    inspect(ctx, &key, |stream: &mut Stream, _| Ok(Reply::Int(stream.len() as i64)))
+    inspect_entries(ctx, &key, |stream, _| Ok(Reply::Int(stream.len() as i64)))
 }
 
 fn range_command(ctx: &mut Ctx<'_>, args: &mut Args, rev: bool) -> Result<Reply, CmdError> {
@@ -386,7 +401,7 @@ fn range_command(ctx: &mut Ctx<'_>, args: &mut Args, rev: bool) -> Result<Reply,
             return Err(CmdError::Syntax);
         }
     }
-    inspect(ctx, &key, |stream: &mut Stream, slot| {
+    inspect_entries(ctx, &key, |stream, slot| {
         if !stream.existed() {
             return Ok(Reply::Array(Vec::new()));
         }
@@ -626,7 +641,7 @@ pub fn read_now(ctx: &mut Ctx<'_>, request: &ReadRequest) -> Result<Option<Reply
     let mut served: Vec<(Reply, Reply)> = Vec::new();
     for (key, after) in &request.streams {
         let reply = match &request.group {
-            None => inspect(ctx, key, |stream: &mut Stream, slot| {
+            None => inspect_entries(ctx, key, |stream, slot| {
                 match stream.top_id(slot)? {
                     Some(top) if top > *after => {}
                     _ => return Ok(None),

@@ -125,9 +125,17 @@ pub struct Streamed {
     /// The last node's record, kept in the header (absent when XDEL emptied the last node: the tree's last
     /// node is then the last one). Its master ID is above every master ID in the tree.
     tail: Option<Record>,
-    /// Counters and groups (no entries).
+    /// Counters, and groups once loaded (no entries).
     meta: StreamValue,
+    /// Whether `meta.groups` holds the groups: they live in their own part, which commands that touch
+    /// no group (XADD, XDEL, XTRIM, XLEN, XRANGE, XREAD) neither read nor rewrite.
+    groups_loaded: bool,
+    /// The groups part as read (None: there was none), so that an unchanged one is not rewritten.
+    groups_stored: Option<Bytes>,
 }
+
+/// The part holding a split stream's consumer groups (the compact encoding of a stream with only groups).
+pub const GROUPS_PART: u32 = u32::MAX;
 
 impl Streamed {
     /// The split form of `value` at `home`.
@@ -154,6 +162,8 @@ impl Streamed {
             bytes: value.entry_bytes(),
             tail,
             meta: value.metadata(),
+            groups_loaded: true,
+            groups_stored: None,
         }
     }
 
@@ -184,17 +194,18 @@ impl Streamed {
             }
         };
         let meta = StreamValue::from_bytes(&rest[tail_len..]).map_err(|err| damaged(key, err.to_string()))?;
-        if !meta.is_empty() || meta.node_count() != 0 || next_chunk > CHUNK_LIMIT {
-            return Err(damaged(key, "stream header holds entries"));
+        if !meta.is_empty() || meta.node_count() != 0 || !meta.groups.is_empty() || next_chunk > CHUNK_LIMIT {
+            return Err(damaged(key, "stream header holds entries or groups"));
         }
-        Ok(Streamed { home, nodes, chunks: Parts::new(home), next_chunk, len, bytes, tail, meta })
+        let chunks = Parts::new(home);
+        Ok(Streamed { home, nodes, chunks, next_chunk, len, bytes, tail, meta, groups_loaded: false, groups_stored: None })
     }
 
     /// The header payload: `marker | layout 4 | id u64 | live entries u64 | tree state | next chunk u32 |
     /// entry bytes u64 | tail length u32 | tail (master ID, record) | the compact encoding of the stream
     /// without entries (counters and groups)`.
     pub fn header(&self) -> Vec<u8> {
-        let meta = self.meta.to_bytes();
+        let meta = self.meta.counters().to_bytes();
         let tail = self.tail.as_ref().map(Record::encode);
         let tail_len = tail.as_ref().map_or(0, |t| 16 + t.len());
         let mut out = Vec::with_capacity(super::HEADER_PREFIX_LEN + tree::STATE_LEN + 16 + tail_len + meta.len());
@@ -237,7 +248,22 @@ impl Streamed {
         self.nodes.len() + u64::from(self.tail.is_some())
     }
 
-    /// The counters and groups.
+    /// Reads the consumer groups from their part, once; until then `meta` has none.
+    pub fn load_groups(&mut self, slot: &mut Slot) -> Result<()> {
+        if self.groups_loaded {
+            return Ok(());
+        }
+        if let Some(bytes) = self.chunks.get(slot, GROUPS_PART)? {
+            let stored = StreamValue::from_bytes(&bytes)
+                .map_err(|err| damaged(&self.home.part_key(GROUPS_PART), format!("groups part: {err}")))?;
+            self.meta.groups = stored.groups;
+            self.groups_stored = Some(bytes);
+        }
+        self.groups_loaded = true;
+        Ok(())
+    }
+
+    /// The counters and groups (groups only after [`Streamed::load_groups`]).
     pub fn meta(&self) -> &StreamValue {
         &self.meta
     }
@@ -574,6 +600,7 @@ impl Streamed {
 
     /// The whole stream as one compact value.
     pub fn materialize(&mut self, slot: &mut Slot) -> Result<StreamValue> {
+        self.load_groups(slot)?;
         let records = self.records(slot, 0..self.node_count())?;
         let mut nodes = Vec::with_capacity(records.len());
         for record in records {
@@ -584,7 +611,16 @@ impl Streamed {
     }
 
     /// The writes of this command: changed chunks and tree nodes (the header is the caller's).
-    pub fn into_ops(self, ops: &mut Vec<BatchOp>) {
+    pub fn into_ops(mut self, ops: &mut Vec<BatchOp>) {
+        if self.groups_loaded {
+            let groups = (!self.meta.groups.is_empty()).then(|| self.meta.groups_only().to_bytes());
+            if groups.as_deref() != self.groups_stored.as_deref() {
+                match groups {
+                    Some(bytes) => self.chunks.put(GROUPS_PART, bytes),
+                    None => self.chunks.remove(GROUPS_PART),
+                }
+            }
+        }
         self.chunks.into_ops(ops);
         self.nodes.into_ops(ops);
     }
@@ -594,6 +630,7 @@ impl Streamed {
         for record in self.records(slot, 0..self.node_count())? {
             self.chunks.remove(record.chunk);
         }
+        self.chunks.remove(GROUPS_PART);
         self.chunks.into_ops(ops);
         self.nodes.free_ops(slot, ops)
     }

@@ -659,7 +659,24 @@ impl StreamValue {
         group.last_id = id;
     }
 
-    /// The counters and groups alone (no entries, no nodes): what a split stream's header keeps.
+    /// The counters alone (no entries, nodes or groups): what a split stream's header keeps.
+    pub fn counters(&self) -> StreamValue {
+        StreamValue {
+            entries: BTreeMap::new(),
+            last_id: self.last_id,
+            max_deleted_id: self.max_deleted_id,
+            entries_added: self.entries_added,
+            nodes: BTreeMap::new(),
+            groups: BTreeMap::new(),
+        }
+    }
+
+    /// The consumer groups alone, in a value of their own: what a split stream's groups part keeps.
+    pub fn groups_only(&self) -> StreamValue {
+        StreamValue { groups: self.groups.clone(), ..StreamValue::default() }
+    }
+
+    /// The counters and groups alone (no entries, no nodes).
     pub fn metadata(&self) -> StreamValue {
         StreamValue {
             entries: BTreeMap::new(),
