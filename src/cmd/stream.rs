@@ -32,8 +32,11 @@ fn update_stream<R>(
     let db = ctx.db();
     let mut slot = ctx.engine.lock_key(key);
     // Commands that add or remove entries touch no consumer group: a split stream's groups stay unread.
-    let mut stream =
-        if entries { Stream::open_without_stream_groups(&mut slot, db, key)? } else { Stream::open(&mut slot, db, key)? };
+    let mut stream = if entries {
+        Stream::open_without_stream_groups(&mut slot, db, key)?
+    } else {
+        Stream::open(&mut slot, db, key)?
+    };
     let existed = stream.existed();
     let (out, changed) = work(&mut stream, &mut slot)?;
     if changed {

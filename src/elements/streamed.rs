@@ -198,7 +198,18 @@ impl Streamed {
             return Err(damaged(key, "stream header holds entries or groups"));
         }
         let chunks = Parts::new(home);
-        Ok(Streamed { home, nodes, chunks, next_chunk, len, bytes, tail, meta, groups_loaded: false, groups_stored: None })
+        Ok(Streamed {
+            home,
+            nodes,
+            chunks,
+            next_chunk,
+            len,
+            bytes,
+            tail,
+            meta,
+            groups_loaded: false,
+            groups_stored: None,
+        })
     }
 
     /// The header payload: `marker | layout 4 | id u64 | live entries u64 | tree state | next chunk u32 |
