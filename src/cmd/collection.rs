@@ -1112,6 +1112,31 @@ pub fn replace_ops(slot: &mut Slot, db: u16, key: &[u8], ops: &mut Vec<BatchOp>)
     Ok(())
 }
 
+/// RENAME of a split collection to `dst` in the same slot and database, in O(1): the header moves (its
+/// parts keep their keys, which carry the collection's id, not its name) and the owner record names the
+/// new key, in one batch; whatever `dst` held is replaced (its own parts freed). False, doing nothing,
+/// when `src` holds no split collection.
+pub fn rename_split(slot: &mut Slot, db: u16, src: &[u8], dst: &[u8]) -> Result<bool, CmdError> {
+    let Some(entry) = slot.get(db, src)? else { return Ok(false) };
+    if !is_collection_kind(entry.kind) || !elements::is_split(&entry.value) {
+        return Ok(false);
+    }
+    let (_, home, _, _) = elements::read_header_prefix(db, src, &entry.value)?;
+    let mut ops = Vec::new();
+    replace_ops(slot, db, dst, &mut ops)?;
+    ops.push(BatchOp::Set {
+        db,
+        key: dst.to_vec(),
+        kind: entry.kind,
+        value: entry.value.to_vec(),
+        expire_at_ms: entry.expire_at_ms,
+    });
+    ops.push(BatchOp::Delete { db, key: src.to_vec() });
+    ops.push(home.owner_op(dst));
+    slot.write_batch(ops)?;
+    Ok(true)
+}
+
 /// The value at `key` in a form that can be copied to another key or database: a split collection comes
 /// back as its compact encoding (its parts belong to this key alone). Other values come back as stored.
 pub fn portable_value(slot: &mut Slot, db: u16, key: &[u8]) -> Result<Option<crate::engine::Entry>, CmdError> {

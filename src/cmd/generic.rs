@@ -237,7 +237,16 @@ fn transfer(
     if !replace && dst_slot.key_info(dst_db, dst)?.is_some() {
         return Ok(Some(false));
     }
-    // A split collection's parts belong to its key: the copy gets its own (collection::portable_value).
+    // RENAME within one slot and database moves a split collection's header and leaves its parts alone.
+    if remove_src && src_db == dst_db && ctx.engine.slot_of(src) == ctx.engine.slot_of(dst) {
+        let slot = guard_for(&mut guards, ctx.engine, src);
+        if collection::rename_split(slot, src_db, src, dst)? {
+            commit_all(guards)?;
+            return Ok(Some(true));
+        }
+    }
+    // Otherwise a split collection's parts belong to its key: the copy gets its own
+    // (collection::portable_value).
     let entry =
         collection::portable_value(guard_for(&mut guards, ctx.engine, src), src_db, src)?.ok_or(CmdError::NoSuchKey)?;
     collection::write_portable(guard_for(&mut guards, ctx.engine, dst), dst_db, dst, &entry)?;

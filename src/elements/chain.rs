@@ -98,7 +98,7 @@ impl Chain {
 
     /// The split list described by header `payload` of `key`.
     pub fn decode(db: u16, key: &[u8], payload: &[u8]) -> Result<Chain> {
-        let (layout, id, count, rest) = super::read_header_prefix(key, payload)?;
+        let (layout, home, count, rest) = super::read_header_prefix(db, key, payload)?;
         if layout != LAYOUT_CHAIN || rest.len() != 20 {
             return Err(damaged(key, format!("not a chain header (layout {layout}, {} bytes)", payload.len())));
         }
@@ -108,14 +108,13 @@ impl Chain {
         if head == 0 || tail == 0 || head >= next_part || tail >= next_part {
             return Err(damaged(key, format!("impossible chain ends (head {head}, tail {tail}, next {next_part})")));
         }
-        let home = Home { db, hash_slot: crate::engine::key::hash_slot(key), id };
         Ok(Chain { parts: Parts::new(home), count, head, tail, next_part, bytes })
     }
 
     /// The header payload.
     pub fn header(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(super::HEADER_PREFIX_LEN + 20);
-        super::put_header_prefix(&mut out, LAYOUT_CHAIN, self.parts.home().id, self.count);
+        super::put_header_prefix(&mut out, LAYOUT_CHAIN, self.parts.home(), self.count);
         out.extend_from_slice(&self.head.to_le_bytes());
         out.extend_from_slice(&self.tail.to_le_bytes());
         out.extend_from_slice(&self.next_part.to_le_bytes());

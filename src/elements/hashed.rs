@@ -67,11 +67,10 @@ impl Hashed {
 
     /// The split collection described by header `payload` (already checked to be split) of `key`.
     pub fn decode(db: u16, key: &[u8], payload: &[u8]) -> Result<Hashed> {
-        let (layout, id, count, rest) = super::read_header_prefix(key, payload)?;
+        let (layout, home, count, rest) = super::read_header_prefix(db, key, payload)?;
         if layout != LAYOUT_HASHED || rest.len() != STATE_LEN {
             return Err(damaged(key, format!("not a hashed header (layout {layout}, {} bytes)", payload.len())));
         }
-        let home = Home { db, hash_slot: crate::engine::key::hash_slot(key), id };
         Hashed::decode_state(home, key, count, rest)
     }
 
@@ -92,7 +91,7 @@ impl Hashed {
     /// The header payload.
     pub fn header(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(super::HEADER_PREFIX_LEN + STATE_LEN);
-        super::put_header_prefix(&mut out, LAYOUT_HASHED, self.parts.home().id, self.count);
+        super::put_header_prefix(&mut out, LAYOUT_HASHED, self.parts.home(), self.count);
         self.encode_state(&mut out);
         out
     }

@@ -143,25 +143,35 @@ impl Home {
     }
 }
 
-/// The header prefix every layout shares: `marker | layout u8 | id u64 | count u64` (little-endian).
-pub const HEADER_PREFIX_LEN: usize = 4 + 1 + 8 + 8;
+/// The header prefix every layout shares: `marker | layout u8 | id u64 | count u64 | hash_slot u16`
+/// (little-endian). `hash_slot` is the one the part keys carry: the collection's key's when it was split,
+/// kept when RENAME moves the header to another key of the same slot.
+pub const HEADER_PREFIX_LEN: usize = 4 + 1 + 8 + 8 + 2;
 
 /// Writes the common header prefix.
-pub fn put_header_prefix(out: &mut Vec<u8>, layout: u8, id: u64, count: u64) {
+pub fn put_header_prefix(out: &mut Vec<u8>, layout: u8, home: Home, count: u64) {
     out.extend_from_slice(&SPLIT_MARKER);
     out.push(layout);
-    out.extend_from_slice(&id.to_le_bytes());
+    out.extend_from_slice(&home.id.to_le_bytes());
     out.extend_from_slice(&count.to_le_bytes());
+    out.extend_from_slice(&home.hash_slot.to_le_bytes());
 }
 
-/// Reads the common header prefix: (layout, id, count, rest).
-pub fn read_header_prefix<'b>(key: &[u8], payload: &'b [u8]) -> Result<(u8, u64, u64, &'b [u8])> {
+/// Reads the common header prefix of the collection at `key` in `db`: (layout, home, count, rest).
+pub fn read_header_prefix<'b>(db: u16, key: &[u8], payload: &'b [u8]) -> Result<(u8, Home, u64, &'b [u8])> {
     if payload.len() < HEADER_PREFIX_LEN || !is_split(payload) {
         return Err(damaged(key, "header too short"));
     }
     let id = u64::from_le_bytes(payload[5..13].try_into().expect("8 bytes"));
     let count = u64::from_le_bytes(payload[13..21].try_into().expect("8 bytes"));
-    Ok((payload[4], id, count, &payload[HEADER_PREFIX_LEN..]))
+    let hash_slot = u16::from_le_bytes(payload[21..23].try_into().expect("2 bytes"));
+    Ok((payload[4], Home { db, hash_slot, id }, count, &payload[HEADER_PREFIX_LEN..]))
+}
+
+/// The id of the split header `payload`, if it is one.
+pub fn header_id(payload: &[u8]) -> Option<u64> {
+    (is_split(payload) && payload.len() >= HEADER_PREFIX_LEN)
+        .then(|| u64::from_le_bytes(payload[5..13].try_into().expect("8 bytes")))
 }
 
 /// The parts of one collection that one command read or wrote. Reads go through it (so a command sees
@@ -299,7 +309,7 @@ fn owner_alive(slot: &mut Slot, hidden_db: u16, key: &[u8]) -> Result<bool> {
     let id = u64::from_be_bytes(key[2..10].try_into().expect("8 bytes"));
     let Some(owner) = slot.get(owner_db(user_db), owner_key)? else { return Ok(false) };
     let Some(parent) = slot.get(user_db, &owner.value)? else { return Ok(false) };
-    Ok(is_split(&parent.value) && parent.value.len() >= HEADER_PREFIX_LEN && parent.value[5..13] == id.to_le_bytes())
+    Ok(header_id(&parent.value) == Some(id))
 }
 
 /// Where the sweeper of one slot is: a scan position, or done.
@@ -352,12 +362,13 @@ mod tests {
         let header = hashed.header();
         let mut golden = vec![0xff, 0xff, 0xff, 0xff, LAYOUT_HASHED, 8, 7, 6, 5, 4, 3, 2, 1];
         golden.extend_from_slice(&[0; 8]); // count
+        golden.extend_from_slice(&[0x34, 0x12]); // hash slot
         golden.push(0); // level
         golden.extend_from_slice(&[0; 16]); // split, bytes
         assert_eq!(header, golden);
         assert!(is_split(&header));
-        let (layout, id, count, rest) = read_header_prefix(b"k", &header).expect("prefix");
-        assert_eq!((layout, id, count, rest.len()), (LAYOUT_HASHED, home.id, 0, hashed::STATE_LEN));
+        let (layout, read_home, count, rest) = read_header_prefix(3, b"k", &header).expect("prefix");
+        assert_eq!((layout, read_home, count, rest.len()), (LAYOUT_HASHED, home, 0, hashed::STATE_LEN));
     }
 
     #[test]

@@ -71,11 +71,10 @@ impl Ranked {
 
     /// The split sorted set described by header `payload` of `key`.
     pub fn decode(db: u16, key: &[u8], payload: &[u8]) -> Result<Ranked> {
-        let (layout, id, count, rest) = super::read_header_prefix(key, payload)?;
+        let (layout, home, count, rest) = super::read_header_prefix(db, key, payload)?;
         if layout != LAYOUT_RANKED || rest.len() != hashed::STATE_LEN + tree::STATE_LEN {
             return Err(damaged(key, format!("not a sorted-set header (layout {layout}, {} bytes)", payload.len())));
         }
-        let home = Home { db, hash_slot: crate::engine::key::hash_slot(key), id };
         let members = Hashed::decode_state(home, key, count, &rest[..hashed::STATE_LEN])?;
         let order = Tree::decode_state(home, key, &rest[hashed::STATE_LEN..])?;
         if order.len() != count {
@@ -87,7 +86,7 @@ impl Ranked {
     /// The header payload.
     pub fn header(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(super::HEADER_PREFIX_LEN + hashed::STATE_LEN + tree::STATE_LEN);
-        super::put_header_prefix(&mut out, LAYOUT_RANKED, self.members.home().id, self.members.len());
+        super::put_header_prefix(&mut out, LAYOUT_RANKED, self.members.home(), self.members.len());
         self.members.encode_state(&mut out);
         self.order.encode_state(&mut out);
         out

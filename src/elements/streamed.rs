@@ -169,11 +169,10 @@ impl Streamed {
 
     /// The split stream described by the header `payload` stored at `key` in `db`.
     pub fn decode(db: u16, key: &[u8], payload: &[u8]) -> Result<Streamed> {
-        let (layout, id, len, rest) = super::read_header_prefix(key, payload)?;
+        let (layout, home, len, rest) = super::read_header_prefix(db, key, payload)?;
         if layout != LAYOUT_STREAM || rest.len() < tree::STATE_LEN + 16 {
             return Err(damaged(key, format!("not a stream header (layout {layout}, {} bytes)", payload.len())));
         }
-        let home = Home { db, hash_slot: crate::engine::key::hash_slot(key), id };
         let nodes = Tree::decode_state(home, key, &rest[..tree::STATE_LEN])?;
         let rest = &rest[tree::STATE_LEN..];
         let next_chunk = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes"));
@@ -220,7 +219,7 @@ impl Streamed {
         let tail = self.tail.as_ref().map(Record::encode);
         let tail_len = tail.as_ref().map_or(0, |t| 16 + t.len());
         let mut out = Vec::with_capacity(super::HEADER_PREFIX_LEN + tree::STATE_LEN + 16 + tail_len + meta.len());
-        super::put_header_prefix(&mut out, LAYOUT_STREAM, self.home.id, self.len);
+        super::put_header_prefix(&mut out, LAYOUT_STREAM, self.home, self.len);
         self.nodes.encode_state(&mut out);
         out.extend_from_slice(&self.next_chunk.to_le_bytes());
         out.extend_from_slice(&self.bytes.to_le_bytes());

@@ -853,3 +853,62 @@ fn kill_9_under_load_keeps_every_acknowledged_element_and_consistent_collections
         assert_eq!(member, &format!("{i:08}"), "sorted set out of order at {i}");
     }
 }
+
+/// RENAME of a large collection within its slot moves only its header: the parts stay (and are not
+/// swept), the renamed collection reads the same, and a large collection it replaces is freed.
+#[test]
+fn rename_within_a_slot_moves_the_header_and_keeps_the_parts() {
+    let velo = TestServer::start();
+    let mut conn = velo.connect();
+    let fill = |conn: &mut Conn, command: &str, key: &str, offset: usize| {
+        for chunk in (0..2000).collect::<Vec<_>>().chunks(500) {
+            let mut args = vec![command.to_string(), key.to_string()];
+            for i in chunk {
+                match command {
+                    "HSET" => args.extend([format!("f{}", i + offset), "v".into()]),
+                    "ZADD" => args.extend([format!("{i}"), format!("m{}", i + offset)]),
+                    _ => args.push(format!("e{}", i + offset)),
+                }
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            conn.cmd(&args);
+        }
+    };
+    fill(&mut conn, "HSET", "{t}h", 0);
+    fill(&mut conn, "RPUSH", "{t}l", 0);
+    fill(&mut conn, "ZADD", "{t}z", 0);
+    fill(&mut conn, "SADD", "{t}old", 0);
+    conn.cmd(&["SAVE"]);
+    let before = info_field(&mut conn, "velo", "collection_parts");
+    assert_eq!(conn.cmd(&["RENAME", "{t}h", "{t}h2"]), b"+OK\r\n");
+    assert_eq!(conn.cmd(&["RENAME", "{t}l", "{t}l2"]), b"+OK\r\n");
+    assert_eq!(conn.cmd(&["RENAMENX", "{t}z", "{t}z2"]), b":1\r\n");
+    assert_eq!(info_field(&mut conn, "velo", "collection_parts"), before, "no part was copied or deleted");
+    // Replacing a large set frees its parts (swept later): what is left are the three renamed collections'.
+    let set_parts = {
+        conn.cmd(&["RENAME", "{t}l2", "{t}old"]);
+        conn.cmd(&["SAVE"]);
+        before
+    };
+    assert_eq!(conn.cmd(&["TYPE", "{t}old"]), b"+list\r\n");
+    assert_eq!(conn.cmd(&["HLEN", "{t}h2"]), b":2000\r\n");
+    assert_eq!(conn.cmd(&["HGET", "{t}h2", "f1999"]), b"$1\r\nv\r\n");
+    assert_eq!(conn.cmd(&["LINDEX", "{t}old", "1999"]), b"$5\r\ne1999\r\n");
+    assert_eq!(conn.cmd(&["ZRANK", "{t}z2", "m1500"]), b":1500\r\n");
+    assert_eq!(conn.cmd(&["EXISTS", "{t}h", "{t}l", "{t}z", "{t}l2"]), b":0\r\n");
+    // The sweeper frees the replaced set's parts, and only those.
+    let start = Instant::now();
+    loop {
+        let parts = info_field(&mut conn, "velo", "collection_parts");
+        if parts < set_parts {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "the replaced set's parts were never freed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(conn.cmd(&["HLEN", "{t}h2"]), b":2000\r\n");
+    assert_eq!(conn.cmd(&["LLEN", "{t}old"]), b":2000\r\n");
+    assert_eq!(conn.cmd(&["ZCARD", "{t}z2"]), b":2000\r\n");
+    assert_eq!(conn.cmd(&["ZRANGE", "{t}z2", "0", "0"]), b"*1\r\n$2\r\nm0\r\n");
+}
