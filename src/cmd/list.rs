@@ -399,46 +399,30 @@ pub fn blmpop(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let timeout = parse_timeout(&args.next_bytes()?, TimeoutUnit::Seconds)?;
     let keys = super::zset::mpop_keys(args)?;
     let (left, count) = mpop_side_and_count(args)?;
-    if let Some(reply) = mpop_from(ctx, &keys, left, count)? {
-        return Ok(reply);
-    }
-    let serve = move |ctx: &mut Ctx<'_>, key: &Bytes| {
-        if !holds(ctx, key, ValueKind::List)? {
-            return Ok(None);
-        }
-        mpop_from(ctx, std::slice::from_ref(key), left, count)
-    };
-    Ok(ctx.block(keys, timeout, serve, Reply::NilArray))
+    ctx.pop_or_block(keys, timeout, ValueKind::List, move |ctx, keys| mpop_from(ctx, keys, left, count))
 }
 
-/// Pops one element from the head (`left`) or tail of the list at `key`: BLPOP's and BRPOP's `[key, element]`
-/// reply, or `None` if the key does not exist; WRONGTYPE if it is not a list.
-fn pop_one(ctx: &mut Ctx<'_>, key: &Bytes, left: bool) -> Result<Option<Reply>, CmdError> {
-    let popped = update(ctx, key, |list: &mut Handle<ListValue>, slot| {
-        let element = list.pop(slot, left, 1)?.pop();
-        let changed = element.is_some();
-        Ok((element, changed))
-    })?;
-    Ok(popped.map(|element| Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Bulk(element)])))
+/// Pops one element from the head (`left`) or tail of the first of `keys` that exists: BLPOP's and
+/// BRPOP's `[key, element]` reply, or `None`; WRONGTYPE for a key of another type met first.
+fn pop_first(ctx: &mut Ctx<'_>, keys: &[Bytes], left: bool) -> Result<Option<Reply>, CmdError> {
+    for key in keys {
+        let popped = update(ctx, key, |list: &mut Handle<ListValue>, slot| {
+            let element = list.pop(slot, left, 1)?.pop();
+            let changed = element.is_some();
+            Ok((element, changed))
+        })?;
+        if let Some(element) = popped {
+            return Ok(Some(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Bulk(element)])));
+        }
+    }
+    Ok(None)
 }
 
 fn blocking_pop(ctx: &mut Ctx<'_>, args: &mut Args, left: bool) -> Result<Reply, CmdError> {
     let mut keys = args.rest();
     let timeout_arg = keys.pop().ok_or(CmdError::Syntax)?;
     let timeout = parse_timeout(&timeout_arg, TimeoutUnit::Seconds)?;
-    // The first non-empty list in argument order serves; a key of another type met first is an error.
-    for key in &keys {
-        if let Some(reply) = pop_one(ctx, key, left)? {
-            return Ok(reply);
-        }
-    }
-    let serve = move |ctx: &mut Ctx<'_>, key: &Bytes| {
-        if !holds(ctx, key, ValueKind::List)? {
-            return Ok(None);
-        }
-        pop_one(ctx, key, left)
-    };
-    Ok(ctx.block(keys, timeout, serve, Reply::NilArray))
+    ctx.pop_or_block(keys, timeout, ValueKind::List, move |ctx, keys| pop_first(ctx, keys, left))
 }
 
 /// ```text

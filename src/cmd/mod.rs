@@ -94,6 +94,28 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The blocking pops' shape (BLPOP, BZPOPMIN, BLMPOP, ...): `pop` tries `keys` in order now (a key
+    /// of another type met first is its error); when none has anything, the client waits until one of
+    /// them holds a `kind`, and `pop` is tried with that key alone. Replies `*-1` on timeout or in MULTI.
+    pub fn pop_or_block(
+        &mut self,
+        keys: Vec<Bytes>,
+        timeout: Option<std::time::Duration>,
+        kind: crate::engine::ValueKind,
+        pop: impl Fn(&mut Ctx<'_>, &[Bytes]) -> Result<Option<Reply>, CmdError> + Send + Sync + 'static,
+    ) -> Result<Reply, CmdError> {
+        if let Some(reply) = pop(self, &keys)? {
+            return Ok(reply);
+        }
+        let serve = move |ctx: &mut Ctx<'_>, key: &Bytes| {
+            if !crate::server::blocking::holds(ctx, key, kind)? {
+                return Ok(None);
+            }
+            pop(ctx, std::slice::from_ref(key))
+        };
+        Ok(self.block(keys, timeout, serve, Reply::NilArray))
+    }
+
     /// Asks to block the client on `keys` (a blocking handler that found nothing ready): `serve` is tried
     /// with each key that becomes ready, in the client's context, until it answers (see `server::blocking`).
     /// Returns `instead`, the handler's reply where blocking is not allowed (inside MULTI/EXEC, where Redis

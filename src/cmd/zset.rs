@@ -12,7 +12,7 @@ use super::collection::{inspect, load, store, update, Handle};
 use super::{Args, CmdError, Ctx};
 use crate::engine::{Slot, ValueKind};
 use crate::resp::{Protocol, Reply};
-use crate::server::blocking::{holds, parse_timeout, TimeoutUnit};
+use crate::server::blocking::{parse_timeout, TimeoutUnit};
 use crate::types::zset_index::{InsertOutcome, LexBound, ScoreBound, ZsetIndex};
 
 fn parse_score(bytes: &[u8]) -> Result<f64, CmdError> {
@@ -508,43 +508,36 @@ pub fn zpopmax(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     pop(ctx, args, true)
 }
 
-/// Pops the lowest (or, with `max`, highest) member of the sorted set at `key`: BZPOPMIN's and BZPOPMAX's
-/// `[key, member, score]` reply, or `None` if the key does not exist; WRONGTYPE if it is not a sorted set.
-fn pop_one(ctx: &mut Ctx<'_>, key: &Bytes, max: bool) -> Result<Option<Reply>, CmdError> {
-    let popped = update(ctx, key, |index: &mut Handle<ZsetIndex>, slot| {
-        let len = index.len();
-        if len == 0 {
-            return Ok((None, false));
+/// Pops the lowest (or, with `max`, highest) member of the first of `keys` that exists: BZPOPMIN's and
+/// BZPOPMAX's `[key, member, score]` reply, or `None`; WRONGTYPE for a key of another type met first.
+fn pop_first(ctx: &mut Ctx<'_>, keys: &[Bytes], max: bool) -> Result<Option<Reply>, CmdError> {
+    for key in keys {
+        let popped = update(ctx, key, |index: &mut Handle<ZsetIndex>, slot| {
+            let len = index.len();
+            if len == 0 {
+                return Ok((None, false));
+            }
+            let rank = if max { len - 1 } else { 0 };
+            let popped = index.range(slot, rank..rank + 1, false)?.pop();
+            if let Some((member, _)) = &popped {
+                index.remove(slot, member)?;
+            }
+            let changed = popped.is_some();
+            Ok((popped, changed))
+        })?;
+        if let Some((member, score)) = popped {
+            let reply = vec![Reply::Bulk(key.clone()), Reply::Bulk(member), Reply::Double(score)];
+            return Ok(Some(Reply::Array(reply)));
         }
-        let rank = if max { len - 1 } else { 0 };
-        let popped = index.range(slot, rank..rank + 1, false)?.pop();
-        if let Some((member, _)) = &popped {
-            index.remove(slot, member)?;
-        }
-        let changed = popped.is_some();
-        Ok((popped, changed))
-    })?;
-    Ok(popped
-        .map(|(member, score)| Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Bulk(member), Reply::Double(score)])))
+    }
+    Ok(None)
 }
 
 fn blocking_pop(ctx: &mut Ctx<'_>, args: &mut Args, max: bool) -> Result<Reply, CmdError> {
     let mut keys = args.rest();
     let timeout_arg = keys.pop().ok_or(CmdError::Syntax)?;
     let timeout = parse_timeout(&timeout_arg, TimeoutUnit::Seconds)?;
-    // The first non-empty sorted set in argument order serves; a key of another type met first is an error.
-    for key in &keys {
-        if let Some(reply) = pop_one(ctx, key, max)? {
-            return Ok(reply);
-        }
-    }
-    let serve = move |ctx: &mut Ctx<'_>, key: &Bytes| {
-        if !holds(ctx, key, ValueKind::SortedSet)? {
-            return Ok(None);
-        }
-        pop_one(ctx, key, max)
-    };
-    Ok(ctx.block(keys, timeout, serve, Reply::NilArray))
+    ctx.pop_or_block(keys, timeout, ValueKind::SortedSet, move |ctx, keys| pop_first(ctx, keys, max))
 }
 
 /// ```text
@@ -982,16 +975,7 @@ pub fn bzmpop(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let timeout = parse_timeout(&args.next_bytes()?, TimeoutUnit::Seconds)?;
     let keys = mpop_keys(args)?;
     let (max, count) = mpop_side_and_count(args)?;
-    if let Some(reply) = mpop_from(ctx, &keys, max, count)? {
-        return Ok(reply);
-    }
-    let serve = move |ctx: &mut Ctx<'_>, key: &Bytes| {
-        if !holds(ctx, key, ValueKind::SortedSet)? {
-            return Ok(None);
-        }
-        mpop_from(ctx, std::slice::from_ref(key), max, count)
-    };
-    Ok(ctx.block(keys, timeout, serve, Reply::NilArray))
+    ctx.pop_or_block(keys, timeout, ValueKind::SortedSet, move |ctx, keys| mpop_from(ctx, keys, max, count))
 }
 
 /// ```text
