@@ -13,43 +13,15 @@ cd "$(dirname "$0")/../.."
 REQUESTS=${REQUESTS:-2000}
 CLIENTS=${CLIENTS:-10}
 SIZE=${SIZE:-100000}
-VELO=${1:-}
-if [ -z "$VELO" ]; then
-    echo "building velo (release)..." >&2
-    cargo build --release --quiet
-    VELO="${CARGO_TARGET_DIR:-target}/release/velo"
-fi
-
-free_port() {
-    local port
-    while :; do
-        port=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return
-        fi
-    done
-}
-
-WORK=$(mktemp -d)
+. docs/bench/common.sh
+require_tools redis-server redis-benchmark redis-cli
 PORT=$(free_port)
-if [ "$VELO" = redis ]; then
-    redis-server --port "$PORT" --dir "$WORK" --save "" --appendonly yes --appendfsync everysec \
-        --logfile "$WORK/redis.log" &
+if [ "${1:-}" = redis ]; then
+    start_redis "$PORT"
 else
-    "$VELO" serve --port "$PORT" --dir "$WORK/velo" --fsync everysec --log-level warn >/dev/null 2>"$WORK/velo.log" &
+    use_velo "${1:-}"
+    start_velo "$PORT"
 fi
-PID=$!
-cleanup() {
-    kill "$PID" 2>/dev/null || true
-    wait "$PID" 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-for _ in $(seq 100); do
-    redis-cli -p "$PORT" PING >/dev/null 2>&1 && break
-    sleep 0.1
-done
 
 echo "loading $SIZE-element list, geo set, sets, hash and sorted set..." >&2
 awk -v n="$SIZE" 'BEGIN {

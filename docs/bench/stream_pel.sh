@@ -12,38 +12,11 @@ cd "$(dirname "$0")/../.."
 PENDING=${PENDING:-200000}
 REQUESTS=${REQUESTS:-300}
 CLIENTS=${CLIENTS:-1}
-VELO=${1:-}
-if [ -z "$VELO" ]; then
-    echo "building velo (release)..." >&2
-    cargo build --release --quiet
-    VELO="${CARGO_TARGET_DIR:-target}/release/velo"
-fi
-
-free_port() {
-    local port
-    while :; do
-        port=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return
-        fi
-    done
-}
-
-WORK=$(mktemp -d)
+. docs/bench/common.sh
+require_tools redis-benchmark redis-cli
+use_velo "${1:-}"
 PORT=$(free_port)
-"$VELO" serve --port "$PORT" --dir "$WORK/velo" --fsync everysec --log-level warn >/dev/null 2>"$WORK/velo.log" &
-PID=$!
-cleanup() {
-    kill "$PID" 2>/dev/null || true
-    wait "$PID" 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-for _ in $(seq 100); do
-    redis-cli -p "$PORT" PING >/dev/null 2>&1 && break
-    sleep 0.1
-done
+start_velo "$PORT"
 
 echo "loading a $PENDING-entry stream and delivering it to one consumer without ACK..." >&2
 awk -v n="$PENDING" 'BEGIN { for (i = 0; i < n; i++) printf "XADD s * f v%d\n", i }' | redis-cli -p "$PORT" >/dev/null

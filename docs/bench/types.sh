@@ -16,48 +16,13 @@ FIELDS=${FIELDS:-1000000}
 CLIENTS=50
 TESTS=lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,lrange_100,lrange_600
 
-for tool in redis-server redis-benchmark redis-cli bc; do
-    command -v "$tool" >/dev/null || { echo "$tool not found: apt-get install redis-server redis-tools bc" >&2; exit 1; }
-done
-
-echo "building velo (release)..." >&2
-cargo build --release --quiet
-VELO="${CARGO_TARGET_DIR:-target}/release/velo"
-
-free_port() {
-    local port
-    while :; do
-        port=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return
-        fi
-    done
-}
-
-WORK=$(mktemp -d)
+. docs/bench/common.sh
+require_tools redis-server redis-benchmark redis-cli bc
+use_velo
 VELO_PORT=$(free_port)
 REDIS_PORT=$(free_port)
-while [ "$REDIS_PORT" = "$VELO_PORT" ]; do REDIS_PORT=$(free_port); done
-
-"$VELO" serve --port "$VELO_PORT" --dir "$WORK/velo" --fsync everysec --log-level warn >/dev/null 2>"$WORK/velo.log" &
-VELO_PID=$!
-redis-server --port "$REDIS_PORT" --dir "$WORK" --save "" --appendonly yes --appendfsync everysec \
-    --logfile "$WORK/redis.log" &
-REDIS_PID=$!
-cleanup() {
-    kill "$VELO_PID" "$REDIS_PID" 2>/dev/null || true
-    wait "$VELO_PID" "$REDIS_PID" 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-for port in "$VELO_PORT" "$REDIS_PORT"; do
-    for _ in $(seq 100); do
-        redis-cli -p "$port" PING >/dev/null 2>&1 && break
-        sleep 0.1
-    done
-done
+start_velo "$VELO_PORT"
+start_redis "$REDIS_PORT"
 
 # Prints "test|rps" lines for one redis-benchmark run of the standard tests (test names contain spaces).
 standard() {
