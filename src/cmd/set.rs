@@ -123,7 +123,12 @@ pub fn spop(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         let popped: Vec<Bytes> = if (wanted as u64).saturating_mul(2) >= set.len() {
             // Most of the set: pick positions in one listing.
             let entries = set.entries(slot)?;
-            distinct_picks(seed, entries.len(), wanted).into_iter().map(|at| entries[at].0.clone()).collect()
+            let picked: Vec<Bytes> =
+                distinct_picks(seed, entries.len(), wanted).into_iter().map(|at| entries[at].0.clone()).collect();
+            for member in &picked {
+                set.remove(slot, member)?;
+            }
+            picked
         } else {
             // A few of a large set: random picks, each removed so that it cannot be picked again.
             let mut popped = Vec::with_capacity(wanted);
@@ -136,9 +141,6 @@ pub fn spop(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
             }
             popped
         };
-        for member in &popped {
-            set.remove(slot, member)?;
-        }
         let changed = !popped.is_empty();
         let reply = match count {
             None => popped.into_iter().next().map_or(Reply::Nil, Reply::Bulk),

@@ -226,11 +226,6 @@ impl Parts {
         self.dirty.insert(part);
     }
 
-    /// True if anything was written.
-    pub fn is_dirty(&self) -> bool {
-        !self.dirty.is_empty()
-    }
-
     /// The buffered writes, as batch operations.
     pub fn into_ops(self, ops: &mut Vec<BatchOp>) {
         let db = part_db(self.home.db);
