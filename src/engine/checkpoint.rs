@@ -63,6 +63,16 @@ impl Slot {
         if let Some(op) = self.poisoned {
             return Err(Error::Poisoned { slot: self.index, op });
         }
+        // Nothing of an uncommitted transaction may reach the layers below; the checkpoint runs when the
+        // last open transaction here commits.
+        if self.has_open_transactions() {
+            return Ok(());
+        }
+        // A committed transaction's records become permanent here: first make sure no other slot can still
+        // lose its share of them (a power loss before their WALs were fsynced).
+        if self.unflushed_txid != 0 && !self.config.transactions.is_durable(self.unflushed_txid) {
+            self.config.transactions.make_durable()?;
+        }
         let reset = self.flush_all_seq > self.meta.checkpoint_seq;
         let flushes = self.db_flush_pending.iter().any(|(db, seq)| self.meta.db_flush_seq.get(db) != Some(seq));
         if self.memtable.is_empty() && !reset && !flushes && self.cleanup_buckets.is_empty() && self.wal.is_empty() {
@@ -72,6 +82,8 @@ impl Slot {
         match self.checkpoint_inner(reset, &entries) {
             Ok(()) => {
                 self.stats.checkpoints += 1;
+                self.unflushed_txid = 0;
+                self.config.transactions.note_checkpoint(self.index, self.meta.checkpoint_seq);
                 Ok(())
             }
             Err(err) => {

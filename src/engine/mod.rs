@@ -17,6 +17,7 @@
 //! - [`meta`]: data-directory metadata, slot metadata and the directory lock.
 //! - [`dwb`]: the double-write batch that makes a checkpoint's in-place page writes atomic.
 //! - [`slot`]: one slot: the three layers tied together (read path, write path, checkpoint, recovery).
+//! - [`txn`]: transactions: writes to several slots (or several batches) durable all or nothing.
 //!
 //! Concurrency: each slot sits behind its own mutex (one owner at a time); [`Engine`] methods lock the slot
 //! a key routes to. A caller that needs several operations to be atomic takes [`Engine::lock_slot`].
@@ -35,6 +36,7 @@ pub mod meta;
 pub mod page;
 pub mod segment;
 pub mod slot;
+pub mod txn;
 pub mod wal;
 
 use std::path::{Path, PathBuf};
@@ -48,6 +50,7 @@ use bytes::Bytes;
 pub use envelope::{CompressionPolicy, DictionaryMap, ValueKind};
 pub use error::{Error, Result};
 pub use slot::{Slot, SlotStats};
+pub use txn::Transaction;
 
 use io::{FileSystem, RealFs};
 use meta::{DataDirMeta, DirLock};
@@ -289,6 +292,7 @@ pub struct Engine {
     slots: Vec<Arc<Mutex<Slot>>>,
     options: EngineOptions,
     sync_thread: Option<SyncThread>,
+    transactions: Arc<txn::TxRegistry>,
     _lock: Option<DirLock>,
 }
 
@@ -314,6 +318,10 @@ impl std::ops::DerefMut for SlotGuard<'_> {
 impl SlotGuard<'_> {
     /// Releases the slot and, under `fsync always`, waits until everything written through it is durable.
     pub fn commit(self) -> Result<()> {
+        if txn::in_transaction() {
+            // The transaction's commit waits for all of it at once.
+            return Ok(());
+        }
         let waiter = self.slot.durability_waiter();
         drop(self.slot);
         waiter.wait()
@@ -328,6 +336,9 @@ impl Engine {
         let lock = if options.read_only { None } else { Some(DirLock::acquire(fs.as_ref(), &dir)?) };
         let meta = DataDirMeta::open_or_create(fs.as_ref(), &dir, options.slot_count, options.read_only)?;
         let slot_count = meta.slot_count as usize;
+        let (transactions, commits) =
+            txn::TxRegistry::open(fs.clone(), &dir, slot_count, options.fsync, options.read_only)?;
+        let transactions = Arc::new(transactions);
         let wal_flush_bytes = options.wal_flush_bytes.unwrap_or_else(|| ((192usize << 20) / slot_count).max(4 << 20));
         let config = Arc::new(slot::SlotConfig {
             fs: fs.clone(),
@@ -342,13 +353,23 @@ impl Engine {
             clock: options.clock.clone(),
             change_listener: options.change_listener.clone(),
             dictionaries: Arc::new(DictionaryMap::default()),
+            transactions: transactions.clone(),
         });
-        let mut slots = Vec::with_capacity(slot_count);
+        let mut opened = Vec::with_capacity(slot_count);
         for index in 0..slot_count {
-            let slot = Slot::open(index, &dir.join(format!("slot-{index}")), config.clone())?;
+            opened.push(Slot::open(index, &dir.join(format!("slot-{index}")), config.clone())?);
+        }
+        // Which transactions committed is known only from every slot's WAL and the transaction log together.
+        let replays: Vec<&[_]> = opened.iter().map(|(_, records)| records.as_slice()).collect();
+        let checkpoint_seqs: Vec<u64> = opened.iter().map(|(slot, _)| slot.meta.checkpoint_seq).collect();
+        let decisions = transactions.recover(commits, &replays, &checkpoint_seqs)?;
+        let mut slots = Vec::with_capacity(slot_count);
+        for (mut slot, records) in opened {
+            slot.replay(records, &decisions)?;
             slots.push(Arc::new(Mutex::new(slot)));
         }
-        let mut engine = Engine { dir, meta, slots, options, sync_thread: None, _lock: lock };
+        transactions.set_wal_syncs(slots.iter().map(|slot| self::lock(slot).wal.sync_handle()).collect());
+        let mut engine = Engine { dir, meta, slots, options, sync_thread: None, transactions, _lock: lock };
         if engine.options.fsync == FsyncPolicy::EverySec && engine.options.background_sync && !engine.options.read_only
         {
             engine.start_sync_thread();
@@ -358,7 +379,7 @@ impl Engine {
 
     fn start_sync_thread(&mut self) {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let syncers: Vec<_> = self.slots.iter().map(|slot| lock(slot).wal_syncer()).collect();
+        let transactions = self.transactions.clone();
         let thread_stop = stop.clone();
         let handle = std::thread::Builder::new()
             .name("velo-wal-sync".into())
@@ -369,9 +390,10 @@ impl Engine {
                     let (guard, _) =
                         condvar.wait_timeout(stopped, Duration::from_secs(1)).unwrap_or_else(|p| p.into_inner());
                     stopped = guard;
-                    for syncer in &syncers {
-                        // A failure poisons the slot inside sync_now; the writers report it.
-                        let _ = syncer.sync_now();
+                    // Every WAL, then the transaction log. A failure poisons the slot inside the WAL sync;
+                    // the writers report it.
+                    if let Err(error) = transactions.make_durable() {
+                        tracing::error!(%error, "background sync failed");
                     }
                 }
             })
@@ -404,6 +426,12 @@ impl Engine {
     /// The dictionary map shared by all slots.
     pub fn dictionaries(&self) -> Arc<DictionaryMap> {
         lock(&self.slots[0]).dictionaries()
+    }
+
+    /// Opens a transaction on the calling thread: every write it makes, in any slot, until the
+    /// transaction commits is durable all together or not at all (see [`txn`]). Nested calls join.
+    pub fn transaction(&self) -> Transaction<'_> {
+        Transaction::begin(self, &self.transactions)
     }
 
     /// Exclusive access to one slot (by index). Lock several in ascending order to avoid deadlocks.
@@ -587,11 +615,7 @@ impl Engine {
 
     /// Makes every acknowledged write durable now (fsync of every WAL).
     pub fn sync(&self) -> Result<()> {
-        for slot in &self.slots {
-            let syncer = lock(slot).wal_syncer();
-            syncer.sync_now()?;
-        }
-        Ok(())
+        self.transactions.make_durable()
     }
 
     /// Moves every slot's unflushed WAL entries into buckets and segments and empties the WALs.

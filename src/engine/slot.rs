@@ -24,7 +24,8 @@ use super::memtable::Memtable;
 use super::meta::{self, SlotMeta};
 use super::page::{self, Cell, CellValue, Page, MAX_KEY_LEN};
 use super::segment::{self, ChunkStore};
-use super::wal::{self, WalOp, WalSync, WalWriter};
+use super::txn::{self, Decisions, TxRegistry};
+use super::wal::{self, WalOp, WalRecord, WalSync, WalWriter};
 use super::{BatchOp, Change, ChangeListener, Clock, Entry, FsyncPolicy, KeyInfo};
 
 /// Settings shared by every slot of an engine.
@@ -41,6 +42,7 @@ pub struct SlotConfig {
     pub(crate) clock: Clock,
     pub(crate) change_listener: Option<Arc<dyn ChangeListener>>,
     pub(crate) dictionaries: Arc<DictionaryMap>,
+    pub(crate) transactions: Arc<TxRegistry>,
 }
 
 /// Per-slot figures for INFO and metrics.
@@ -211,6 +213,10 @@ pub struct Slot {
     /// Buckets holding dead cells (flushed databases) to rewrite at the next checkpoint.
     pub(crate) cleanup_buckets: BTreeSet<u64>,
     pub(crate) stats: SlotStats,
+    /// Transactions that wrote here and have not committed: the checkpoint waits for them.
+    pub(crate) open_transactions: BTreeSet<u64>,
+    /// Highest transaction id among the records not yet checkpointed (0: none).
+    pub(crate) unflushed_txid: u64,
 }
 
 /// The scan position of a key hash: the top bits of its bit-reversed hash, so that every bucket (which
@@ -230,8 +236,10 @@ fn reverse_low_bits(value: u64, bits: u8) -> u64 {
 
 impl Slot {
     /// Opens (or creates) the slot directory `dir`, recovering from a crash if needed: applies a complete
-    /// double-write batch, removes files an interrupted checkpoint left behind, and replays the WAL.
-    pub fn open(index: usize, dir: &Path, config: Arc<SlotConfig>) -> Result<Slot> {
+    /// double-write batch, removes files an interrupted checkpoint left behind, and reads the WAL. The WAL's
+    /// records newer than the checkpoint are returned for [`Slot::replay`], which applies them once the
+    /// engine knows which transactions committed (that takes every slot's WAL).
+    pub fn open(index: usize, dir: &Path, config: Arc<SlotConfig>) -> Result<(Slot, Vec<(u64, u32, WalRecord)>)> {
         let fs = config.fs.clone();
         let read_only = config.read_only;
         let meta_path = meta::slot_meta_path(dir);
@@ -276,7 +284,7 @@ impl Slot {
             Self::remove_leftovers(fs.as_ref(), dir, &mut meta, &mut chunks)?;
         }
         let (wal, replay) = WalWriter::open(fs.as_ref(), dir, index, read_only)?;
-        let mut slot = Slot {
+        let slot = Slot {
             index,
             dir: dir.to_path_buf(),
             config,
@@ -295,13 +303,30 @@ impl Slot {
             sweep_bucket: 0,
             cleanup_buckets: BTreeSet::new(),
             stats: SlotStats { slot: index, ..Default::default() },
+            open_transactions: BTreeSet::new(),
+            unflushed_txid: 0,
         };
+        let checkpoint_seq = slot.meta.checkpoint_seq;
+        let records = replay.records.into_iter().filter(|(_, _, record)| record.seq > checkpoint_seq).collect();
+        Ok((slot, records))
+    }
+
+    /// Applies the WAL records [`Slot::open`] returned, skipping those of transactions that did not commit.
+    pub fn replay(&mut self, records: Vec<(u64, u32, WalRecord)>, decisions: &Decisions) -> Result<()> {
+        let slot = self;
+        let index = slot.index;
         let mut replayed = 0usize;
-        for (offset, len, record) in replay.records {
-            if record.seq <= slot.meta.checkpoint_seq {
+        let mut skipped = 0usize;
+        for (offset, len, record) in records {
+            slot.next_seq = record.seq + 1;
+            if record.op == WalOp::Commit {
                 continue;
             }
-            slot.next_seq = record.seq + 1;
+            if !decisions.applies(index, record.txid) {
+                skipped += 1;
+                continue;
+            }
+            slot.unflushed_txid = slot.unflushed_txid.max(record.txid);
             replayed += 1;
             match record.op {
                 WalOp::Set => {
@@ -318,12 +343,16 @@ impl Slot {
                 WalOp::Expire => slot.remember_expiry(record.db, &record.key, record.seq, record.expire_at),
                 WalOp::FlushDb => slot.forget_db(record.db, record.seq),
                 WalOp::FlushAll => slot.forget_all(record.seq),
+                WalOp::Commit => {}
             }
         }
         if replayed > 0 {
             tracing::info!(slot = index, records = replayed, "replayed WAL");
         }
-        Ok(slot)
+        if skipped > 0 {
+            tracing::warn!(slot = index, records = skipped, "dropped WAL records of transactions that did not commit");
+        }
+        Ok(())
     }
 
     /// Creates an empty slot: page files with one empty bucket, then the metadata that makes it exist.
@@ -536,20 +565,31 @@ impl Slot {
         Ok(())
     }
 
-    /// Appends records to the WAL: `records` are (op, db, expire_at, key, envelope). Returns the first seq.
-    fn append(&mut self, records: &[WalWrite<'_>]) -> Result<u64> {
+    /// Appends records to the WAL: `records` are (op, db, expire_at, key, envelope). Returns the first seq
+    /// and the transaction the records belong to (the calling thread's open one, or 0).
+    fn append(&mut self, records: &[WalWrite<'_>]) -> Result<(u64, u64)> {
+        let txid = txn::current_txid(&self.config.transactions);
+        self.append_in(records, txid)
+    }
+
+    fn append_in(&mut self, records: &[WalWrite<'_>], txid: u64) -> Result<(u64, u64)> {
         self.check_writable()?;
         let first = self.next_seq;
         let (buffer, synced_offset) = self.wal.buffer();
         for (offset, (op, db, expire_at, key, envelope)) in records.iter().enumerate() {
             let continues = offset + 1 < records.len();
             let seq = first + offset as u64;
-            wal::encode_batch_record(seq, synced_offset, *op, continues, *db, *expire_at, key, envelope, buffer);
+            wal::encode_batch_record(seq, synced_offset, *op, continues, *db, *expire_at, key, envelope, txid, buffer);
         }
         let last = first + records.len() as u64 - 1;
         self.wal.append_buffer(last)?;
         self.next_seq = last + 1;
         self.last_written_seq = last;
+        if txid != 0 && records.first().is_some_and(|(op, ..)| *op != WalOp::Commit) {
+            self.open_transactions.insert(txid);
+            self.unflushed_txid = self.unflushed_txid.max(txid);
+            txn::note_appended(self.index, first, last, records.len() as u32);
+        }
         if let Some(listener) = &self.config.change_listener {
             for (offset, (op, db, expire_at, key, envelope)) in records.iter().enumerate() {
                 let change = match op {
@@ -558,11 +598,44 @@ impl Slot {
                     WalOp::Expire => Change::Expire { db: *db, key, expire_at_ms: *expire_at },
                     WalOp::FlushDb => Change::FlushDb { db: *db },
                     WalOp::FlushAll => Change::FlushAll,
+                    WalOp::Commit => continue,
                 };
                 listener.on_change(self.index, first + offset as u64, &change);
             }
         }
-        Ok(first)
+        Ok((first, txid))
+    }
+
+    /// Writes the commit record of a transaction that wrote only this slot, and ends it here.
+    pub(crate) fn commit_transaction(&mut self, txid: u64) -> Result<()> {
+        let result = self.append_in(&[(WalOp::Commit, 0, 0, &[], &[])], txid).map(|_| ());
+        if result.is_ok() {
+            self.end_transaction(txid);
+        } else {
+            self.poison_transaction();
+        }
+        result
+    }
+
+    /// A transaction that wrote here has committed: its records may be checkpointed.
+    pub(crate) fn end_transaction(&mut self, txid: u64) {
+        self.open_transactions.remove(&txid);
+        if self.open_transactions.is_empty() {
+            if let Err(error) = self.maybe_checkpoint() {
+                tracing::error!(slot = self.index, %error, "deferred checkpoint failed");
+            }
+        }
+    }
+
+    /// Marks the slot unusable for writes until a restart: a transaction's commit could not be written, so
+    /// recovery will drop records the memtable holds, and they must not be checkpointed.
+    pub(crate) fn poison_transaction(&mut self) {
+        self.poisoned = Some("transaction commit");
+    }
+
+    /// True while a transaction that wrote here has not committed (background work leaves the slot alone).
+    pub fn has_open_transactions(&self) -> bool {
+        !self.open_transactions.is_empty()
     }
 
     /// The memtable's handle on an envelope just written to the WAL as `record` (offset, length).
@@ -651,10 +724,10 @@ impl Slot {
         let envelope = envelope::encode(kind, value, self.config.compression);
         let expire_at = expire_at_ms.unwrap_or(0);
         let start = self.wal.len();
-        let seq = self.append(&[(WalOp::Set, db, expire_at, key, &envelope)])?;
+        let (seq, txid) = self.append(&[(WalOp::Set, db, expire_at, key, &envelope)])?;
         self.stats.raw_value_bytes += value.len() as u64;
         self.stats.stored_value_bytes += envelope.len() as u64;
-        let record = (start, wal::record_len(key.len(), envelope.len()) as u32);
+        let record = (start, wal::record_len_in(key.len(), envelope.len(), txid) as u32);
         let envelope = self.mem_envelope(envelope, record);
         self.remember(db, key, seq, expire_at, MemValue::Set { kind, envelope });
         self.maybe_checkpoint()
@@ -665,7 +738,7 @@ impl Slot {
         if self.lookup(db, key)?.is_none() {
             return Ok(false);
         }
-        let seq = self.append(&[(WalOp::Delete, db, 0, key, &[])])?;
+        let (seq, _) = self.append(&[(WalOp::Delete, db, 0, key, &[])])?;
         self.remember(db, key, seq, 0, MemValue::Delete);
         self.maybe_checkpoint()?;
         Ok(true)
@@ -677,7 +750,7 @@ impl Slot {
             return Ok(false);
         }
         let expire_at = expire_at_ms.unwrap_or(0);
-        let seq = self.append(&[(WalOp::Expire, db, expire_at, key, &[])])?;
+        let (seq, _) = self.append(&[(WalOp::Expire, db, expire_at, key, &[])])?;
         self.remember_expiry(db, key, seq, expire_at);
         self.maybe_checkpoint()?;
         Ok(true)
@@ -703,11 +776,11 @@ impl Slot {
             .map(|(op, db, expire_at, key, envelope)| (*op, *db, *expire_at, *key, &envelope[..]))
             .collect();
         let mut record_start = self.wal.len();
-        let first = self.append(&records)?;
+        let (first, txid) = self.append(&records)?;
         drop(records);
         for (offset, (op, db, expire_at, key, envelope)) in encoded.into_iter().enumerate() {
             let seq = first + offset as u64;
-            let record = (record_start, wal::record_len(key.len(), envelope.len()) as u32);
+            let record = (record_start, wal::record_len_in(key.len(), envelope.len(), txid) as u32);
             record_start += record.1 as u64;
             let value = match op {
                 WalOp::Set => MemValue::Set {
@@ -723,14 +796,14 @@ impl Slot {
 
     /// Empties one database.
     pub fn flush_db(&mut self, db: u16) -> Result<()> {
-        let seq = self.append(&[(WalOp::FlushDb, db, 0, &[], &[])])?;
+        let (seq, _) = self.append(&[(WalOp::FlushDb, db, 0, &[], &[])])?;
         self.forget_db(db, seq);
         Ok(())
     }
 
     /// Empties every database and reclaims the slot's disk space.
     pub fn flush_all(&mut self) -> Result<()> {
-        let seq = self.append(&[(WalOp::FlushAll, 0, 0, &[], &[])])?;
+        let (seq, _) = self.append(&[(WalOp::FlushAll, 0, 0, &[], &[])])?;
         self.forget_all(seq);
         self.checkpoint()
     }
@@ -848,7 +921,9 @@ impl Slot {
     /// Deletes up to `budget` expired keys (writing tombstones, so the change feed sees them), and notes
     /// buckets holding cells of flushed databases for cleanup. Returns how many keys were deleted.
     pub fn active_expire(&mut self, budget: usize) -> Result<usize> {
-        if self.config.read_only || self.poisoned.is_some() {
+        // A key deleted here while a transaction that wrote it is open would outlive the transaction if a
+        // crash dropped it.
+        if self.config.read_only || self.poisoned.is_some() || self.has_open_transactions() {
             return Ok(0);
         }
         let now = self.now();
@@ -891,7 +966,7 @@ impl Slot {
         }
         expired.truncate(budget);
         for (db, key) in &expired {
-            let seq = self.append(&[(WalOp::Delete, *db, 0, key, &[])])?;
+            let (seq, _) = self.append(&[(WalOp::Delete, *db, 0, key, &[])])?;
             self.remember(*db, key, seq, 0, MemValue::Delete);
         }
         self.maybe_checkpoint()?;

@@ -34,6 +34,8 @@ pub enum WalOp {
     FlushDb = 4,
     /// Empty every database.
     FlushAll = 5,
+    /// Commit of a transaction whose records are all in this WAL (docs/recovery.md §"Transactions").
+    Commit = 6,
 }
 
 impl TryFrom<u8> for WalOp {
@@ -45,6 +47,7 @@ impl TryFrom<u8> for WalOp {
             3 => WalOp::Expire,
             4 => WalOp::FlushDb,
             5 => WalOp::FlushAll,
+            6 => WalOp::Commit,
             other => return Err(other),
         })
     }
@@ -70,14 +73,26 @@ pub struct WalRecord {
     pub envelope: Vec<u8>,
     /// More records of the same atomic batch follow this one (docs/format.md §"WAL", op bit 7).
     pub continues: bool,
+    /// The transaction the record belongs to (op bit 6), 0 for none: replay applies it only if the
+    /// transaction committed (docs/recovery.md §"Transactions").
+    pub txid: u64,
 }
 
 /// Bit 7 of the op byte: the record is not the last of its batch. Replay applies a batch only whole.
 pub const BATCH_CONTINUES: u8 = 0x80;
+/// Bit 6 of the op byte: the record belongs to a transaction, whose id follows the envelope.
+pub const IN_TRANSACTION: u8 = 0x40;
+/// Bits of the op byte that hold the op itself.
+const OP_MASK: u8 = 0x3f;
 
-/// Encoded length of a record with this key and envelope.
+/// Encoded length of a record with this key and envelope (outside any transaction).
 pub fn record_len(key_len: usize, envelope_len: usize) -> usize {
     RECORD_PREFIX_LEN + RECORD_FIXED_LEN + key_len + envelope_len
+}
+
+/// Encoded length of a record with this key and envelope, belonging to transaction `txid` (0: none).
+pub fn record_len_in(key_len: usize, envelope_len: usize, txid: u64) -> usize {
+    record_len(key_len, envelope_len) + if txid != 0 { 8 } else { 0 }
 }
 
 /// Appends the encoding of one record, a batch of its own, to `out`.
@@ -92,10 +107,11 @@ pub fn encode_record(
     envelope: &[u8],
     out: &mut Vec<u8>,
 ) {
-    encode_batch_record(seq, synced_offset, op, false, db, expire_at, key, envelope, out)
+    encode_batch_record(seq, synced_offset, op, false, db, expire_at, key, envelope, 0, out)
 }
 
-/// Appends the encoding of one record to `out`; `continues` when more records of its batch follow.
+/// Appends the encoding of one record to `out`; `continues` when more records of its batch follow;
+/// `txid` the transaction it belongs to (0: none).
 #[allow(clippy::too_many_arguments)]
 pub fn encode_batch_record(
     seq: u64,
@@ -106,21 +122,26 @@ pub fn encode_batch_record(
     expire_at: u64,
     key: &[u8],
     envelope: &[u8],
+    txid: u64,
     out: &mut Vec<u8>,
 ) {
-    let body_len = RECORD_FIXED_LEN + key.len() + envelope.len();
+    let body_len = record_len_in(key.len(), envelope.len(), txid) - RECORD_PREFIX_LEN;
     let start = out.len();
     out.put_u32(body_len as u32);
     out.put_u32(0);
     out.put_u64(seq);
     out.put_u64(synced_offset);
-    out.push(op as u8 | if continues { BATCH_CONTINUES } else { 0 });
+    let flags = if continues { BATCH_CONTINUES } else { 0 } | if txid != 0 { IN_TRANSACTION } else { 0 };
+    out.push(op as u8 | flags);
     out.put_u16(db);
     out.put_u64(expire_at);
     out.put_u32(key.len() as u32);
     out.put_u32(envelope.len() as u32);
     out.extend_from_slice(key);
     out.extend_from_slice(envelope);
+    if txid != 0 {
+        out.put_u64(txid);
+    }
     let crc = format::crc32(&out[start + RECORD_PREFIX_LEN..]);
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
@@ -160,18 +181,29 @@ pub fn decode_record(bytes: &[u8]) -> std::result::Result<(WalRecord, usize), Re
     let synced_offset = body_reader.u64().ok_or_else(malformed)?;
     let op_tag = body_reader.u8().ok_or_else(malformed)?;
     let continues = op_tag & BATCH_CONTINUES != 0;
-    let op = WalOp::try_from(op_tag & !BATCH_CONTINUES)
-        .map_err(|tag| RecordError::Malformed(format!("unknown op {tag}")))?;
+    let transactional = op_tag & IN_TRANSACTION != 0;
+    let op = WalOp::try_from(op_tag & OP_MASK).map_err(|tag| RecordError::Malformed(format!("unknown op {tag}")))?;
     let db = body_reader.u16().ok_or_else(malformed)?;
     let expire_at = body_reader.u64().ok_or_else(malformed)?;
     let key_len = body_reader.u32().ok_or_else(malformed)? as usize;
     let envelope_len = body_reader.u32().ok_or_else(malformed)? as usize;
-    if key_len.checked_add(envelope_len) != Some(body_reader.remaining()) {
+    let txid_len = if transactional { 8 } else { 0 };
+    if key_len.checked_add(envelope_len).and_then(|n| n.checked_add(txid_len)) != Some(body_reader.remaining()) {
         return Err(RecordError::Malformed("key and value lengths disagree with the record length".into()));
     }
     let key = body_reader.take(key_len).ok_or_else(malformed)?.to_vec();
     let envelope = body_reader.take(envelope_len).ok_or_else(malformed)?.to_vec();
-    Ok((WalRecord { seq, synced_offset, op, db, expire_at, key, envelope, continues }, RECORD_PREFIX_LEN + body_len))
+    let txid = if transactional { body_reader.u64().ok_or_else(malformed)? } else { 0 };
+    if transactional && txid == 0 {
+        return Err(RecordError::Malformed("transaction id 0".into()));
+    }
+    if op == WalOp::Commit && (!transactional || key_len != 0 || envelope_len != 0) {
+        return Err(RecordError::Malformed("commit record without a transaction id, or with a key".into()));
+    }
+    Ok((
+        WalRecord { seq, synced_offset, op, db, expire_at, key, envelope, continues, txid },
+        RECORD_PREFIX_LEN + body_len,
+    ))
 }
 
 /// What replaying a WAL found.
@@ -536,6 +568,7 @@ mod tests {
                 key: b"k".to_vec(),
                 envelope: b"\x00\x00v".to_vec(),
                 continues: false,
+                txid: 0,
             }
         );
     }
@@ -593,7 +626,7 @@ mod tests {
         let batch_start = file.len();
         for seq in 2..=4 {
             let key = format!("key{seq}");
-            encode_batch_record(seq, 16, WalOp::Delete, seq < 4, 0, 0, key.as_bytes(), b"", &mut file);
+            encode_batch_record(seq, 16, WalOp::Delete, seq < 4, 0, 0, key.as_bytes(), b"", 0, &mut file);
         }
         let whole = replay(&file, Path::new("wal")).expect("clean");
         assert_eq!(whole.records.len(), 4);
@@ -605,5 +638,21 @@ mod tests {
             assert_eq!(torn.valid_len, batch_start as u64);
             assert_eq!(torn.torn_tail.map(|(offset, _)| offset), Some(batch_start as u64), "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn transaction_records_carry_their_id() {
+        let mut out = Vec::new();
+        encode_batch_record(9, 16, WalOp::Set, true, 2, 0, b"k", b"\x00\x00v", 77, &mut out);
+        encode_batch_record(10, 16, WalOp::Commit, false, 0, 0, b"", b"", 77, &mut out);
+        let (set, len) = decode_record(&out).expect("decodes");
+        assert_eq!((set.txid, set.continues, set.op, set.key.as_slice()), (77, true, WalOp::Set, &b"k"[..]));
+        assert_eq!(len, record_len_in(1, 3, 77));
+        let (commit, _) = decode_record(&out[len..]).expect("decodes");
+        assert_eq!((commit.op, commit.txid), (WalOp::Commit, 77));
+        // A commit record must name its transaction.
+        let mut bare = Vec::new();
+        encode_record(11, 16, WalOp::Commit, 0, 0, b"", b"", &mut bare);
+        assert!(matches!(decode_record(&bare), Err(RecordError::Malformed(_))));
     }
 }

@@ -385,7 +385,13 @@ impl Blocking {
             client.db = waiter.db;
             client.proto = waiter.proto;
             let mut ctx = Ctx { server, engine: &server.engine, client: &mut client };
+            // A served BLMOVE pops here and pushes there: durable together.
+            let transaction = server.engine.transaction();
             let result = (waiter.serve)(&mut ctx, key);
+            let result = match transaction.commit() {
+                Ok(()) => result,
+                Err(error) => Err(error.into()),
+            };
             let physical = ctx.db();
             let mut inner = self.lock();
             let mut state = waiter.state();

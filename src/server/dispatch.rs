@@ -141,8 +141,17 @@ fn run(
         return (CmdError::WrongArity(spec.fullname).reply(), None);
     };
     let began = Instant::now();
+    // Writes that must survive a crash together run in an engine transaction (docs/recovery.md
+    // §"Transactions"); a single-key command does not open one and pays nothing.
+    let engine = ctx.engine;
+    let transaction = needs_transaction(spec, &argv).then(|| engine.transaction());
     let mut args = Args::new(argv, start);
-    let result = handler(ctx, &mut args);
+    let mut result = handler(ctx, &mut args);
+    if let Some(transaction) = transaction {
+        if let Err(error) = transaction.commit() {
+            result = Err(error.into());
+        }
+    }
     let block = ctx.client.block.take().filter(|_| result.is_ok());
     let stats = &ctx.server.stats;
     let command = &stats.commands_by_id[spec.id];
@@ -164,6 +173,26 @@ fn run(
         }
     };
     (reply, block)
+}
+
+/// True for the commands whose writes must be durable all together: EXEC, and a write command naming
+/// two or more distinct keys (MSET, RENAME, SMOVE, the STORE forms, ...), whose writes may span slots or
+/// several WAL batches of one slot.
+fn needs_transaction(spec: &CommandSpec, argv: &[Bytes]) -> bool {
+    if spec.fullname == "exec" {
+        return true;
+    }
+    if !spec.has(crate::cmd::spec::Flags::WRITE) {
+        return false;
+    }
+    let one_key = spec.key_finders.is_empty() && spec.first_key > 0 && spec.first_key == spec.last_key;
+    if one_key || (spec.key_finders.is_empty() && spec.first_key <= 0) {
+        return false;
+    }
+    let Some(positions) = spec.key_positions(argv) else { return false };
+    let mut keys = positions.iter().filter_map(|&at| argv.get(at));
+    let Some(first) = keys.next() else { return false };
+    keys.any(|key| key != first)
 }
 
 /// A command refused by the gate after lookup: counted as rejected, answered with `error`.
