@@ -140,6 +140,11 @@ impl Conn {
         self.stream.write_all(bytes).expect("send");
     }
 
+    /// Sends raw bytes; false if the connection is gone (the server was killed).
+    pub fn try_send(&mut self, bytes: &[u8]) -> bool {
+        self.stream.write_all(bytes).is_ok()
+    }
+
     /// Reads one complete reply; empty if the connection closed or timed out first.
     pub fn read_reply(&mut self) -> Vec<u8> {
         loop {
