@@ -175,11 +175,12 @@ fn run(
     (reply, block)
 }
 
-/// True for the commands whose writes must be durable all together: EXEC, and a write command naming
+/// True for the commands whose writes must be durable all together: EXEC, scripts, and a write command naming
 /// two or more distinct keys (MSET, RENAME, SMOVE, the STORE forms, ...), whose writes may span slots or
 /// several WAL batches of one slot.
 fn needs_transaction(spec: &CommandSpec, argv: &[Bytes]) -> bool {
-    if spec.fullname == "exec" {
+    // Scripts and functions may write any keys, declared or not.
+    if matches!(spec.fullname, "exec" | "eval" | "evalsha" | "fcall") {
         return true;
     }
     if !spec.has(crate::cmd::spec::Flags::WRITE) {
