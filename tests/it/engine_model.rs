@@ -1,4 +1,5 @@
-//! Model test: random sequences of set / delete / expire / persist / flush / checkpoint / close+reopen
+//! Model test: random sequences of set / delete / expire / persist / flush / checkpoint / close+reopen and
+//! transactions of several batches over every slot
 //! against a `BTreeMap` reference, checking every read, full scans and key counts.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -87,19 +88,37 @@ fn run(seed: u64, operations: usize) {
             }
             75..=79 => clock.advance(rng.gen_range(1..3_000)),
             80..=82 => {
-                let mut ops = Vec::new();
-                for _ in 0..rng.gen_range(1..30) {
-                    let key = random_key(&mut rng, 400);
-                    if rng.gen_bool(0.8) {
-                        let value = random_value(&mut rng);
-                        model.insert((db, key.clone()), (ValueKind::String, value.clone(), None));
-                        ops.push(BatchOp::Set { db, key, kind: ValueKind::String, value, expire_at_ms: None });
-                    } else {
-                        model.remove(&(db, key.clone()));
-                        ops.push(BatchOp::Delete { db, key });
+                // Half the time several batches (over every slot and database) run as one transaction,
+                // reading their own writes before the commit.
+                let transaction = rng.gen_bool(0.5).then(|| engine.transaction());
+                let batches = if transaction.is_some() { rng.gen_range(1..5) } else { 1 };
+                for _ in 0..batches {
+                    let mut ops = Vec::new();
+                    let db = rng.gen_range(0..3u16);
+                    for _ in 0..rng.gen_range(1..30) {
+                        let key = random_key(&mut rng, 400);
+                        if rng.gen_bool(0.8) {
+                            let value = random_value(&mut rng);
+                            model.insert((db, key.clone()), (ValueKind::String, value.clone(), None));
+                            ops.push(BatchOp::Set { db, key, kind: ValueKind::String, value, expire_at_ms: None });
+                        } else {
+                            model.remove(&(db, key.clone()));
+                            ops.push(BatchOp::Delete { db, key });
+                        }
+                    }
+                    let probe = ops.first().map(|op| match op {
+                        BatchOp::Set { key, .. } | BatchOp::Delete { key, .. } => key.clone(),
+                    });
+                    engine.write_batch(ops).expect(&context);
+                    if let Some(probe) = probe {
+                        let got =
+                            engine.get(db, &probe).expect(&context).map(|e| (e.kind, e.value.to_vec(), e.expire_at_ms));
+                        assert_eq!(got, live(&model, db, &probe, now), "{context}: read inside a transaction");
                     }
                 }
-                engine.write_batch(ops).expect(&context);
+                if let Some(transaction) = transaction {
+                    transaction.commit().expect(&context);
+                }
             }
             83 => {
                 let scanned = full_scan(&engine, Some(db), &mut rng);
