@@ -1,6 +1,6 @@
-//! Model test: random sequences of set / delete / expire / persist / flush / checkpoint / close+reopen and
-//! transactions of several batches over every slot
-//! against a `BTreeMap` reference, checking every read, full scans and key counts.
+//! Model test: random sequences of set / delete / expire / persist / flush / checkpoint / close+reopen, and
+//! transactions of several batches over every slot, against a `BTreeMap` reference, checking every read,
+//! full scans and key counts.
 
 use std::collections::{BTreeMap, BTreeSet};
 
