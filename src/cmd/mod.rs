@@ -21,6 +21,7 @@ pub mod bitmap;
 pub mod bloom;
 pub mod codegen;
 pub mod collection;
+pub mod config;
 pub mod connection;
 mod error;
 pub mod extfloat;

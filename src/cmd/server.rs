@@ -121,86 +121,18 @@ pub fn shutdown(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     Ok(Reply::None)
 }
 
-/// CONFIG parameters: (name, setting in `Config`, settable at run time).
-const PARAMETERS: &[(&str, &str, bool)] = &[
-    ("port", "port", false),
-    ("bind", "bind", false),
-    ("dir", "dir", false),
-    ("databases", "databases", false),
-    ("maxclients", "maxclients", true),
-    ("appendfsync", "fsync", false),
-    ("fsync", "fsync", false),
-    ("slots", "slots", false),
-    ("page-cache", "page-cache", false),
-    ("value-cache", "value-cache", false),
-    ("loglevel", "log-level", false),
-    ("log-level", "log-level", false),
-    ("appendonly", "", false),
-    ("save", "", false),
-    ("proto-max-bulk-len", "", true),
-];
-
-fn parameter_value(ctx: &Ctx<'_>, name: &str, setting: &str) -> String {
-    match name {
-        "appendonly" => "yes".into(),
-        "save" => String::new(),
-        "proto-max-bulk-len" => ctx.server.proto_max_bulk_len().to_string(),
-        "loglevel" => match ctx.server.lock_config().log_level.as_str() {
-            "error" | "warn" => "warning".into(),
-            "info" => "notice".into(),
-            "debug" => "verbose".into(),
-            _ => "debug".into(),
-        },
-        _ => ctx.server.lock_config().get(setting).unwrap_or_default(),
-    }
-}
-
 /// ```text
 /// CONFIG GET parameter [parameter ...]
 /// ```
 pub fn config_get(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
-    let patterns = args.rest();
-    let mut pairs = Vec::new();
-    for (name, setting, _) in PARAMETERS {
-        if patterns.iter().any(|p| crate::glob::matches(p, name.as_bytes(), true)) {
-            pairs.push((Reply::bulk(*name), Reply::bulk(parameter_value(ctx, name, setting))));
-        }
-    }
-    Ok(Reply::Map(pairs))
+    super::config::get(ctx, args)
 }
 
 /// ```text
 /// CONFIG SET parameter value [parameter value ...]
 /// ```
 pub fn config_set(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
-    let rest = args.rest();
-    if !rest.len().is_multiple_of(2) {
-        return Err(CmdError::WrongArity("config|set"));
-    }
-    let mut updates = Vec::new();
-    for pair in rest.chunks(2) {
-        let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
-        let Some((_, _, settable)) = PARAMETERS.iter().find(|(n, _, _)| *n == name) else {
-            return Err(CmdError::err(format!("Unknown option or number of arguments for CONFIG SET - '{name}'")));
-        };
-        if !settable {
-            return Err(CmdError::err(format!(
-                "CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"
-            )));
-        }
-        let value = String::from_utf8_lossy(&pair[1]).into_owned();
-        let number = crate::config::parse_size(&value).filter(|&n| n >= 1).ok_or_else(|| {
-            CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - argument couldn't be parsed into an integer"))
-        })?;
-        updates.push((name, number));
-    }
-    for (name, number) in updates {
-        match name.as_str() {
-            "maxclients" => ctx.server.set_maxclients(number),
-            _ => ctx.server.set_proto_max_bulk_len(number),
-        }
-    }
-    Ok(Reply::Ok)
+    super::config::set(ctx, args)
 }
 
 /// ```text
@@ -214,16 +146,8 @@ pub fn config_resetstat(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, Cm
 /// ```text
 /// CONFIG REWRITE
 /// ```
-pub fn config_rewrite(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
-    let config = ctx.server.lock_config().clone();
-    let Some(path) = &config.config_file else {
-        return Err(CmdError::err("The server is running without a config file"));
-    };
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, config.to_file_text())
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| CmdError::err(format!("Rewriting config file: {e}")))?;
-    Ok(Reply::Ok)
+pub fn config_rewrite(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    super::config::rewrite(ctx, args)
 }
 
 /// ```text

@@ -602,6 +602,20 @@ impl Engine {
         Ok(())
     }
 
+    /// Divides RAM budgets (bytes for all slots together) among the slots: page cache, value cache and,
+    /// when given, the memtable bytes that trigger checkpoints (never above the default). Each slot keeps
+    /// at least 64 KiB of each cache and 1 MiB of memtable.
+    pub fn set_memory_budget(&self, page_cache: usize, value_cache: usize, memtable: Option<usize>) {
+        let n = self.slots.len().max(1);
+        for slot in &self.slots {
+            lock(slot).set_memory_budget(
+                (page_cache / n).max(64 << 10),
+                (value_cache / n).max(64 << 10),
+                memtable.map(|m| (m / n).max(1 << 20)),
+            );
+        }
+    }
+
     /// Figures for INFO and metrics.
     pub fn stats(&self) -> EngineStats {
         EngineStats { slots: self.slots.iter().map(|slot| lock(slot).stats()).collect() }

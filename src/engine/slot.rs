@@ -197,6 +197,8 @@ pub struct Slot {
     pub(crate) wal: WalWriter,
     pub(crate) memtable: Memtable,
     pub(crate) memtable_bytes: usize,
+    /// Memtable bytes that trigger a checkpoint (`wal_flush_bytes` unless a memory budget lowered it).
+    pub(crate) memtable_limit: usize,
     pub(crate) expiring_in_memtable: usize,
     /// FLUSHDB markers not yet in the metadata: database → sequence.
     pub(crate) db_flush_pending: BTreeMap<u16, u64>,
@@ -276,6 +278,7 @@ impl Slot {
             Self::remove_leftovers(fs.as_ref(), dir, &mut meta, &mut chunks)?;
         }
         let (wal, replay) = WalWriter::open(fs.as_ref(), dir, index, read_only)?;
+        let memtable_limit = config.wal_flush_bytes;
         let mut slot = Slot {
             index,
             dir: dir.to_path_buf(),
@@ -285,6 +288,7 @@ impl Slot {
             wal,
             memtable: Memtable::default(),
             memtable_bytes: 0,
+            memtable_limit,
             expiring_in_memtable: 0,
             db_flush_pending: BTreeMap::new(),
             flush_all_seq: 0,
@@ -636,10 +640,16 @@ impl Slot {
         self.flush_all_seq = seq;
     }
 
+    /// Sets this slot's RAM budgets: page cache, value cache, and the memtable size that triggers a
+    /// checkpoint (`None`: the engine's default). Caches shrink at once; the memtable at the next write.
+    pub fn set_memory_budget(&mut self, page_cache: usize, value_cache: usize, memtable: Option<usize>) {
+        self.buckets.set_cache_capacity(page_cache);
+        self.chunks.set_cache_capacity(value_cache);
+        self.memtable_limit = memtable.unwrap_or(self.config.wal_flush_bytes).min(self.config.wal_flush_bytes);
+    }
+
     fn maybe_checkpoint(&mut self) -> Result<()> {
-        if self.memtable_bytes >= self.config.wal_flush_bytes
-            || self.wal.len() as usize >= 2 * self.config.wal_flush_bytes
-        {
+        if self.memtable_bytes >= self.memtable_limit || self.wal.len() as usize >= 2 * self.config.wal_flush_bytes {
             self.checkpoint()?;
         }
         Ok(())

@@ -31,6 +31,7 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
     let addr = socket.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let laddr = socket.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let _ = socket.set_nodelay(true);
+    super::settings::set_keepalive(&socket, server.live.tcp_keepalive());
     let (handle, mut pushes) = ClientHandle::new(server.clients.next_id(), addr, laddr);
     server.clients.add(handle.clone());
     let mut client = Client::new(handle.clone());

@@ -9,6 +9,7 @@
 //! - [`blocking`]: clients blocked by BLPOP & co., the key-ready signal, serving them.
 //! - [`dbmap`]: the persisted logical → physical database map behind SWAPDB.
 //! - [`stats`]: counters for INFO.
+//! - [`settings`]: the live configuration (CONFIG SET's effects, the AUTH gate's password).
 //!
 //! # Threading
 //! A tokio multi-thread runtime; each connection is a task that calls the (synchronous, short) engine
@@ -27,6 +28,7 @@ pub mod connection;
 pub mod dbmap;
 pub mod dispatch;
 pub mod pubsub;
+pub mod settings;
 pub mod stats;
 pub mod watch;
 
@@ -70,6 +72,8 @@ pub struct Server {
     pub command_lock: RwLock<()>,
     /// Counters.
     pub stats: stats::Stats,
+    /// Configuration values hot paths read.
+    pub live: settings::Live,
     /// When the server started.
     pub started: Instant,
     /// Unix seconds of the last time everything was made durable (LASTSAVE).
@@ -84,7 +88,7 @@ pub struct Server {
 
 impl Server {
     /// Opens the engine and builds the shared state (no sockets yet).
-    pub fn open(config: Config) -> anyhow::Result<Server> {
+    pub fn open(mut config: Config) -> anyhow::Result<Server> {
         std::fs::create_dir_all(&config.dir)
             .with_context(|| format!("cannot create data directory {}", config.dir.display()))?;
         let options = EngineOptions {
@@ -97,7 +101,13 @@ impl Server {
         let engine = Engine::open(&config.dir, options)?;
         let dbmap = dbmap::DbMap::open(&config.dir, config.databases)?;
         let (shutdown, _) = tokio_watch::channel(false);
-        Ok(Server {
+        // CONFIG GET dir shows an absolute path, as Redis's.
+        if let Ok(absolute) = std::fs::canonicalize(&config.dir) {
+            if let Some(found) = crate::config::params::lookup("dir") {
+                config.params.put(found.param, absolute.display().to_string());
+            }
+        }
+        let server = Server {
             engine,
             dbmap,
             clients: Default::default(),
@@ -112,9 +122,12 @@ impl Server {
             maxclients: AtomicUsize::new(config.maxclients),
             proto_max_bulk_len: AtomicUsize::new(512 * 1024 * 1024),
             databases: config.databases,
+            live: settings::Live::new(&config),
             config: Mutex::new(config),
             shutdown,
-        })
+        };
+        server.apply_config();
+        Ok(server)
     }
 
     /// Number of logical databases.

@@ -1,0 +1,166 @@
+//! The live side of the configuration: what CONFIG SET changes while the server runs.
+//!
+//! [`crate::config::params`] validates and normalises values; this module keeps the copies that hot paths
+//! read without taking the config mutex (timeouts, the password gate, OBJECT ENCODING thresholds) and
+//! applies a change where it has an effect: `maxmemory`, `page-cache` and `value-cache` resize the
+//! engine's RAM budgets, `maxclients` and `proto-max-bulk-len` bound new connections and requests,
+//! `requirepass` turns the AUTH gate on or off, `timeout` and `tcp-keepalive` apply to idle clients and
+//! new connections. Other helpers read any parameter through [`Server::config_value`].
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::RwLock;
+
+use tokio::sync::watch;
+
+use super::Server;
+use crate::config::params::{EncodingLimits, Values};
+use crate::config::Config;
+
+/// The values hot paths read.
+pub struct Live {
+    /// `timeout` in seconds (0: never); a watch so that idle connections re-arm their timers.
+    timeout: watch::Sender<u64>,
+    /// `tcp-keepalive` in seconds (0: off).
+    tcp_keepalive: AtomicU64,
+    /// `requirepass` (`None`: the default user needs no password).
+    requirepass: RwLock<Option<Vec<u8>>>,
+    auth_required: AtomicBool,
+    encoding: RwLock<EncodingLimits>,
+}
+
+impl Live {
+    /// The live copies of `config`.
+    pub fn new(config: &Config) -> Live {
+        let live = Live {
+            timeout: watch::channel(0).0,
+            tcp_keepalive: AtomicU64::new(0),
+            requirepass: RwLock::new(None),
+            auth_required: AtomicBool::new(false),
+            encoding: RwLock::new(EncodingLimits::default()),
+        };
+        live.load(&config.params);
+        live
+    }
+
+    fn load(&self, values: &Values) {
+        self.timeout.send_replace(values.uint("timeout"));
+        self.tcp_keepalive.store(values.uint("tcp-keepalive"), Ordering::Relaxed);
+        let password = values.get("requirepass").unwrap_or_default();
+        let password = (!password.is_empty()).then(|| password.as_bytes().to_vec());
+        self.auth_required.store(password.is_some(), Ordering::Relaxed);
+        *self.requirepass.write().unwrap_or_else(|p| p.into_inner()) = password;
+        *self.encoding.write().unwrap_or_else(|p| p.into_inner()) = EncodingLimits::from_values(values);
+    }
+
+    /// Idle seconds after which a client is disconnected (0: never).
+    pub fn timeout(&self) -> u64 {
+        *self.timeout.borrow()
+    }
+
+    /// A receiver that changes when `timeout` does.
+    pub fn timeout_receiver(&self) -> watch::Receiver<u64> {
+        self.timeout.subscribe()
+    }
+
+    /// `tcp-keepalive` seconds.
+    pub fn tcp_keepalive(&self) -> u64 {
+        self.tcp_keepalive.load(Ordering::Relaxed)
+    }
+
+    /// True if the default user has a password (`requirepass`): new clients must AUTH.
+    pub fn auth_required(&self) -> bool {
+        self.auth_required.load(Ordering::Relaxed)
+    }
+
+    /// Checks a password of the default user. Without `requirepass` any password matches (Redis's
+    /// `nopass` default user).
+    pub fn check_password(&self, password: &[u8]) -> bool {
+        match &*self.requirepass.read().unwrap_or_else(|p| p.into_inner()) {
+            None => true,
+            Some(expected) => constant_time_eq(expected, password),
+        }
+    }
+
+    /// The OBJECT ENCODING thresholds.
+    pub fn encoding_limits(&self) -> EncodingLimits {
+        *self.encoding.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Compares without stopping at the first difference, so the time taken says nothing about the password.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        diff |= usize::from(x ^ b.get(i).copied().unwrap_or(0));
+    }
+    diff == 0
+}
+
+impl Server {
+    /// A parameter's current value as CONFIG GET shows it, by name or alias (`None`: no such parameter).
+    /// For other modules: `server.config_value("notify-keyspace-events")`, `"slowlog-log-slower-than"`,
+    /// `"slowlog-max-len"`, `"latency-monitor-threshold"`, ...
+    pub fn config_value(&self, name: &str) -> Option<String> {
+        self.lock_config().get(name)
+    }
+
+    /// An integer parameter's current value (0 for an unknown or non-integer one).
+    pub fn config_int(&self, name: &str) -> i64 {
+        self.lock_config().params.int(name)
+    }
+
+    /// Makes the running server follow the configuration after CONFIG SET (or at start-up).
+    pub fn apply_config(&self) {
+        let config = self.lock_config().clone();
+        self.live.load(&config.params);
+        self.set_maxclients(config.maxclients);
+        self.set_proto_max_bulk_len(config.params.uint("proto-max-bulk-len") as usize);
+        self.apply_memory_budget(&config);
+    }
+
+    /// Sizes the engine's RAM budgets. With `maxmemory` 0 they are `page-cache`, `value-cache` and the
+    /// engine's default memtable budget; with `maxmemory` M, the memtable gets at most M/2 and each cache at
+    /// most M/4 (and never more than its own setting). Data on disk is never evicted.
+    pub fn apply_memory_budget(&self, config: &Config) {
+        let maxmemory = config.params.uint("maxmemory");
+        let (page, value) = (config.page_cache_bytes, config.value_cache_bytes);
+        if maxmemory == 0 {
+            self.engine.set_memory_budget(page, value, None);
+        } else {
+            let quarter = usize::try_from(maxmemory / 4).unwrap_or(usize::MAX);
+            let half = usize::try_from(maxmemory / 2).unwrap_or(usize::MAX);
+            self.engine.set_memory_budget(page.min(quarter), value.min(quarter), Some(half));
+        }
+    }
+}
+
+/// Sets TCP keepalive on a new connection as Redis does: probes after `seconds` idle, every third of it.
+pub fn set_keepalive(socket: &tokio::net::TcpStream, seconds: u64) {
+    use std::os::fd::AsRawFd;
+    if seconds == 0 {
+        return;
+    }
+    let fd = socket.as_raw_fd();
+    let idle = seconds.min(i32::MAX as u64) as libc::c_int;
+    let interval = (idle / 3).max(1);
+    let set = |level: libc::c_int, name: libc::c_int, value: libc::c_int| {
+        // SAFETY: setsockopt reads a c_int from the pointer we pass, for an fd we own.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                &value as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        }
+    };
+    set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
+    #[cfg(target_os = "linux")]
+    {
+        set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, idle);
+        set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, interval);
+        set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3);
+    }
+    let _ = interval;
+}
