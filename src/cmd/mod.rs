@@ -17,6 +17,7 @@
 //! ready calls [`Ctx::block`].
 
 pub mod args;
+pub mod auth;
 pub mod bitmap;
 pub mod bloom;
 pub mod codegen;

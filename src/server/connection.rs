@@ -35,7 +35,9 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
     let (handle, mut pushes) = ClientHandle::new(server.clients.next_id(), addr, laddr);
     server.clients.add(handle.clone());
     let mut client = Client::new(handle.clone());
+    client.authenticated = !server.live.auth_required();
     let mut shutdown = server.shutdown_receiver();
+    let mut idle_timeout = server.live.timeout_receiver();
     let (mut reader, mut writer) = socket.into_split();
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
     let mut wbuf = BytesMut::with_capacity(16 * 1024);
@@ -86,7 +88,18 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
         if flush(&server, &handle, &mut writer, &mut wbuf).await.is_err() {
             break;
         }
+        // `timeout`: an idle client is closed, except a subscriber (a blocked one waits in `wait`).
+        let idle_limit = *idle_timeout.borrow_and_update();
+        let idle_deadline = (idle_limit > 0 && client.subscription_count() == 0).then(|| {
+            let last = *handle.last_active.lock().unwrap_or_else(|p| p.into_inner());
+            tokio::time::Instant::from_std(last + std::time::Duration::from_secs(idle_limit))
+        });
         tokio::select! {
+            _ = tokio::time::sleep_until(idle_deadline.unwrap_or_else(tokio::time::Instant::now)), if idle_deadline.is_some() => {
+                tracing::debug!(client = handle.id, "closing idle client (timeout)");
+                break;
+            }
+            _ = idle_timeout.changed() => {}
             read = reader.read_buf(&mut rbuf) => match read {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {

@@ -83,6 +83,12 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Outcome {
         }
     };
     *ctx.client.handle.last_cmd.lock().unwrap_or_else(|p| p.into_inner()) = spec.fullname;
+    if !ctx.client.authenticated && !spec.has(crate::cmd::spec::Flags::NO_AUTH) && ctx.server.live.auth_required() {
+        if let Some(multi) = ctx.client.multi.as_mut() {
+            multi.aborted = true;
+        }
+        return rejected(ctx, spec, CmdError::Raw("NOAUTH Authentication required.".into())).into();
+    }
     if let Some(multi) = ctx.client.multi.as_mut() {
         if !NOT_QUEUED.contains(&spec.fullname) {
             if spec.has(crate::cmd::spec::Flags::NO_MULTI) {
