@@ -30,6 +30,7 @@ pub mod generic;
 pub mod geo;
 pub mod hash;
 pub mod hyperloglog;
+pub mod info;
 pub mod list;
 pub mod pubsub;
 pub mod server;

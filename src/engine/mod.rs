@@ -556,6 +556,19 @@ impl Engine {
         Ok(total)
     }
 
+    /// Keys of `db` with an expiry (estimated, see [`Slot::expiry_estimate`]) and their average remaining
+    /// time in milliseconds (INFO keyspace's `expires` and `avg_ttl`).
+    pub fn expiry_estimate(&self, db: u16) -> (u64, u64) {
+        let (mut count, mut ttl) = (0u64, 0u128);
+        for slot in &self.slots {
+            let (c, t) = lock(slot).expiry_estimate(db);
+            count += c;
+            ttl += t;
+        }
+        let average = if count > 0 { (ttl / u128::from(count)) as u64 } else { 0 };
+        (count, average)
+    }
+
     /// Empties one database.
     pub fn flush_db(&self, db: u16) -> Result<()> {
         for index in 0..self.slots.len() {

@@ -104,6 +104,7 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     server.stats.net_input.fetch_add(n as u64, Ordering::Relaxed);
+                    server.metrics.reads.fetch_add(1, Ordering::Relaxed);
                     // Redis's "last interaction": once per read, not per command.
                     *handle.last_active.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
                 }
@@ -193,6 +194,7 @@ async fn flush(
         }
     }
     server.stats.net_output.fetch_add(wbuf.len() as u64, Ordering::Relaxed);
+    server.metrics.writes.fetch_add(1, Ordering::Relaxed);
     wbuf.clear();
     Ok(())
 }

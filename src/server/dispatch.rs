@@ -154,7 +154,9 @@ fn run(
     let command = &stats.commands_by_id[spec.id];
     Stats::bump(&command.calls);
     Stats::bump(&stats.commands);
-    command.usec.fetch_add(began.elapsed().as_micros() as u64, Ordering::Relaxed);
+    let elapsed = began.elapsed();
+    command.usec.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    ctx.server.metrics.record_latency(spec.id, elapsed.as_nanos() as u64);
     let reply = match result {
         Ok(reply) => {
             if let Reply::Error(text) = &reply {

@@ -27,6 +27,7 @@ pub mod client;
 pub mod connection;
 pub mod dbmap;
 pub mod dispatch;
+pub mod metrics;
 pub mod pubsub;
 pub mod settings;
 pub mod stats;
@@ -74,6 +75,8 @@ pub struct Server {
     pub stats: stats::Stats,
     /// Configuration values hot paths read.
     pub live: settings::Live,
+    /// Rates, latency histograms and other INFO measurements.
+    pub metrics: metrics::Metrics,
     /// When the server started.
     pub started: Instant,
     /// Unix seconds of the last time everything was made durable (LASTSAVE).
@@ -123,6 +126,7 @@ impl Server {
             proto_max_bulk_len: AtomicUsize::new(512 * 1024 * 1024),
             databases: config.databases,
             live: settings::Live::new(&config),
+            metrics: Default::default(),
             config: Mutex::new(config),
             shutdown,
         };
@@ -214,6 +218,7 @@ async fn serve(server: Arc<Server>) -> anyhow::Result<()> {
     tokio::spawn(signals(server.clone()));
     tokio::spawn(active_expire(server.clone()));
     tokio::spawn(sweep_parts(server.clone()));
+    tokio::spawn(settings::sample_metrics(server.clone()));
 
     let mut shutdown = server.shutdown_receiver();
     let mut connections = tokio::task::JoinSet::new();

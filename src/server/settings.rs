@@ -164,3 +164,17 @@ pub fn set_keepalive(socket: &tokio::net::TcpStream, seconds: u64) {
     }
     let _ = interval;
 }
+
+/// Samples the instantaneous rates 10 times a second (INFO's `instantaneous_*`).
+pub async fn sample_metrics(server: std::sync::Arc<Server>) {
+    let mut ticker = tokio::time::interval(std::time::Duration::from_millis(100));
+    while !server.shutting_down() {
+        ticker.tick().await;
+        let stats = &server.stats;
+        server.metrics.sample([
+            stats.commands.load(Ordering::Relaxed),
+            stats.net_input.load(Ordering::Relaxed),
+            stats.net_output.load(Ordering::Relaxed),
+        ]);
+    }
+}
