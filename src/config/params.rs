@@ -489,8 +489,8 @@ fn normalize_percentiles(words: &[&str]) -> Result<String, String> {
 /// parameter's present value (`client-output-buffer-limit` changes only the classes given). The error is
 /// the text Redis puts after "CONFIG SET failed (possibly related to argument '...') - ".
 pub fn normalize(param: &Param, value: &str, current: &str) -> Result<String, String> {
-    let words: Vec<&str> =
-        if param.multi_arg() { value.split(' ').filter(|w| !w.is_empty()).collect() } else { vec![] };
+    // Redis splits a several-word value on each single space (so two spaces make an empty word).
+    let words: Vec<&str> = if param.multi_arg() && !value.is_empty() { value.split(' ').collect() } else { vec![] };
     match param.kind {
         Bool => match value.to_ascii_lowercase().as_str() {
             "yes" => Ok("yes".into()),
@@ -700,7 +700,8 @@ mod tests {
         assert_eq!(v.set("maxmemory-clients", "200%"), Err("percentage argument must be less or equal to 100".into()));
         assert_eq!(v.set("oom-score-adj", "relative"), Ok("yes".into()));
         assert_eq!(v.set("shutdown-on-sigint", "force NOSAVE"), Ok("nosave force".into()));
-        assert_eq!(v.set("save", "100  10"), Ok("100 10".into()));
+        assert_eq!(v.set("save", "100 10"), Ok("100 10".into()));
+        assert_eq!(v.set("save", "100  10"), Err("Invalid save parameters".into()));
         assert_eq!(
             v.set("client-output-buffer-limit", "normal 1mb 2 3"),
             Ok("normal 1048576 2 3 slave 268435456 67108864 60 pubsub 33554432 8388608 60".into())

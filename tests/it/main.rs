@@ -3,6 +3,7 @@
 mod blocking;
 mod codegen;
 mod concurrency;
+mod config;
 mod differential;
 mod differential_multikey;
 mod elements_model;
