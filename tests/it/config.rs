@@ -411,3 +411,54 @@ fn config_rewrite_survives_a_restart() {
         "-ERR The server is running without a config file\r\n"
     );
 }
+
+/// The sum of one `slotN:` field over INFO velo's slot lines.
+fn slot_total(conn: &mut Conn, field: &str) -> u64 {
+    let info = text(&conn.cmd(&["INFO", "velo"]));
+    info.lines()
+        .filter(|l| l.starts_with("slot"))
+        .flat_map(|l| l.split([':', ',']))
+        .filter_map(|kv| kv.strip_prefix(&format!("{field}=")))
+        .map(|v| v.parse::<u64>().expect("number"))
+        .sum()
+}
+
+#[test]
+fn maxmemory_bounds_the_caches() {
+    let velo = TestServer::start();
+    let mut conn = velo.connect();
+    let value = "v".repeat(200);
+    for batch in 0..40 {
+        let mut args = vec!["MSET".to_string()];
+        for i in 0..500 {
+            args.push(format!("key:{batch}:{i}"));
+            args.push(value.clone());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_eq!(conn.cmd(&args), b"+OK\r\n");
+    }
+    assert_eq!(conn.cmd(&["SAVE"]), b"+OK\r\n");
+    for batch in 0..40 {
+        let mut args = vec!["MGET".to_string()];
+        args.extend((0..500).map(|i| format!("key:{batch}:{i}")));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        conn.cmd(&args);
+    }
+    let cached = slot_total(&mut conn, "page_cache_bytes") + slot_total(&mut conn, "value_cache_bytes");
+    assert!(cached > 2 << 20, "the caches hold the data read: {cached}");
+    assert_eq!(conn.cmd(&["CONFIG", "SET", "maxmemory", "1mb"]), b"+OK\r\n");
+    let slots: u64 = text(&conn.cmd(&["INFO", "velo"]))
+        .lines()
+        .find_map(|l| l.strip_prefix("slots:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("slots");
+    let page = slot_total(&mut conn, "page_cache_bytes");
+    let values = slot_total(&mut conn, "value_cache_bytes");
+    // A quarter of maxmemory each, but never below 64 KiB per slot.
+    let bound = (256u64 << 10).max(slots * (64 << 10));
+    assert!(page <= bound && values <= bound, "page {page}, value {values}, bound {bound}");
+    // Data is never evicted.
+    assert_eq!(conn.cmd(&["DBSIZE"]), b":20000\r\n");
+    assert_eq!(text(&conn.cmd(&["GET", "key:39:499"])), format!("${}\r\n{value}\r\n", value.len()));
+    assert_eq!(conn.cmd(&["CONFIG", "SET", "maxmemory", "0"]), b"+OK\r\n");
+}
