@@ -49,7 +49,7 @@ pub fn hello(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
             _ => return Err(CmdError::Raw("NOPROTO unsupported protocol version".into())),
         };
     }
-    let mut name = None;
+    // Options take effect in order, as Redis's: a SETNAME before a failing AUTH has named the client.
     while !args.is_empty() {
         let option = args.next_bytes()?;
         if option.eq_ignore_ascii_case(b"AUTH") && args.remaining() >= 2 {
@@ -59,16 +59,13 @@ pub fn hello(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         } else if option.eq_ignore_ascii_case(b"SETNAME") && args.remaining() >= 1 {
             let candidate = args.next_bytes()?;
             validate_name(&candidate)?;
-            name = Some(candidate);
+            set_name(ctx, candidate);
         } else {
             return Err(CmdError::err(format!("Syntax error in HELLO option '{}'", String::from_utf8_lossy(&option))));
         }
     }
     if !ctx.client.authenticated && ctx.server.live.auth_required() {
         return Err(CmdError::Raw(super::auth::HELLO_NOAUTH.into()));
-    }
-    if let Some(name) = name {
-        set_name(ctx, name);
     }
     ctx.client.proto = proto;
     ctx.client.handle.resp.store(if proto == Protocol::Resp3 { 3 } else { 2 }, Ordering::Relaxed);

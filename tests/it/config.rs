@@ -465,3 +465,20 @@ fn maxmemory_bounds_the_caches() {
     assert_eq!(text(&conn.cmd(&["GET", "key:39:499"])), format!("${}\r\n{value}\r\n", value.len()));
     assert_eq!(conn.cmd(&["CONFIG", "SET", "maxmemory", "0"]), b"+OK\r\n");
 }
+
+#[test]
+fn hello_options_apply_in_order_as_redis() {
+    let (redis, velo) = servers();
+    for port in [redis.port, velo.port] {
+        let mut admin = Conn::connect(port);
+        assert_eq!(admin.cmd(&["CONFIG", "SET", "requirepass", "pw"]), b"+OK\r\n");
+        let mut conn = Conn::connect(port);
+        let reply = conn.cmd(&["HELLO", "3", "SETNAME", "early", "AUTH", "default", "wrong"]);
+        assert!(reply.starts_with(b"-WRONGPASS"), "{}", show(&reply));
+        let reply = conn.cmd(&["HELLO", "2", "SETNAME", "later"]);
+        assert!(reply.starts_with(b"-NOAUTH HELLO must be called"), "{}", show(&reply));
+        assert_eq!(conn.cmd(&["AUTH", "pw"]), b"+OK\r\n");
+        assert_eq!(conn.cmd(&["CLIENT", "GETNAME"]), b"$5\r\nlater\r\n", "port {port}");
+        assert_eq!(admin.cmd(&["CONFIG", "SET", "requirepass", ""]), b"+OK\r\n");
+    }
+}
