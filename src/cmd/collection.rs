@@ -1186,18 +1186,50 @@ pub fn write_portable(slot: &mut Slot, db: u16, key: &[u8], entry: &crate::engin
     }
 }
 
-/// Redis 7.0's OBJECT ENCODING name for a stored hash, set or sorted set (a split collection is as large
-/// as Redis's hashtable encoding); `None` for other kinds.
-pub fn encoding_name(entry: &crate::engine::Entry) -> Result<Option<&'static str>, CmdError> {
+/// Redis 7.0's OBJECT ENCODING for a hash, set or sorted set under the thresholds `limits`, from its
+/// content (Redis converts on writes and never back; Velo reports what the content calls for now). A split
+/// collection with more elements than the threshold is answered from its header; one with fewer (only
+/// when a threshold was raised past the split size) is read whole. `None` for other types.
+pub fn encoding_name(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    entry: &crate::engine::Entry,
+    limits: crate::config::params::EncodingLimits,
+) -> Result<Option<&'static str>, CmdError> {
     let unreadable = |what: &str, err: String| CmdError::err(format!("stored {what} is unreadable: {err}"));
+    let split = elements::is_split(&entry.value);
+    let count = || -> Result<u64, CmdError> {
+        let db = ctx.db();
+        let mut slot = ctx.engine.lock_key(key);
+        let key = Bytes::copy_from_slice(key);
+        Ok(match entry.kind {
+            ValueKind::Hash => Handle::<HashValue>::open(&mut slot, db, &key)?.len(),
+            ValueKind::Set => Handle::<SetValue>::open(&mut slot, db, &key)?.len(),
+            _ => Handle::<ZsetIndex>::open(&mut slot, db, &key)?.len(),
+        })
+    };
     Ok(Some(match entry.kind {
-        ValueKind::Hash | ValueKind::Set if elements::is_split(&entry.value) => "hashtable",
-        ValueKind::SortedSet if elements::is_split(&entry.value) => "skiplist",
         ValueKind::List => "quicklist",
-        ValueKind::Hash => HashValue::decode(&entry.value).map_err(|e| unreadable("hash", e))?.encoding_name(),
-        ValueKind::Set => SetValue::decode(&entry.value).map_err(|e| unreadable("set", e))?.encoding_name(),
+        ValueKind::Hash if split && count()? > limits.hash_entries => "hashtable",
+        ValueKind::Set if split && count()? > limits.set_intset_entries => "hashtable",
+        ValueKind::SortedSet if split && count()? > limits.zset_entries => "skiplist",
+        ValueKind::Hash if split => read::<HashValue>(ctx, key)?
+            .map_or("hashtable", |h| h.encoding_name(limits.hash_entries, limits.hash_value)),
+        ValueKind::Set if split => {
+            read::<SetValue>(ctx, key)?.map_or("hashtable", |s| s.encoding_name(limits.set_intset_entries))
+        }
+        ValueKind::SortedSet if split => read::<ZsetIndex>(ctx, key)?
+            .map_or("skiplist", |z| zset::encoding_name(&z, limits.zset_entries, limits.zset_value)),
+        ValueKind::Hash => HashValue::decode(&entry.value)
+            .map_err(|e| unreadable("hash", e))?
+            .encoding_name(limits.hash_entries, limits.hash_value),
+        ValueKind::Set => {
+            SetValue::decode(&entry.value).map_err(|e| unreadable("set", e))?.encoding_name(limits.set_intset_entries)
+        }
         ValueKind::SortedSet => zset::encoding_name(
             &zset::from_bytes(&entry.value).map_err(|e| e.to_string()).map_err(|e| unreadable("sorted set", e))?,
+            limits.zset_entries,
+            limits.zset_value,
         ),
         _ => return Ok(None),
     }))

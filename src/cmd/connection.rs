@@ -49,25 +49,23 @@ pub fn hello(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
             _ => return Err(CmdError::Raw("NOPROTO unsupported protocol version".into())),
         };
     }
-    let mut name = None;
+    // Options take effect in order, as Redis's: a SETNAME before a failing AUTH has named the client.
     while !args.is_empty() {
         let option = args.next_bytes()?;
         if option.eq_ignore_ascii_case(b"AUTH") && args.remaining() >= 2 {
             let user = args.next_bytes()?;
-            let _password = args.next_bytes()?;
-            if user.as_ref() != b"default" {
-                return Err(CmdError::Raw("WRONGPASS invalid username-password pair or user is disabled.".into()));
-            }
+            let password = args.next_bytes()?;
+            super::auth::authenticate(ctx, &user, &password)?;
         } else if option.eq_ignore_ascii_case(b"SETNAME") && args.remaining() >= 1 {
             let candidate = args.next_bytes()?;
             validate_name(&candidate)?;
-            name = Some(candidate);
+            set_name(ctx, candidate);
         } else {
             return Err(CmdError::err(format!("Syntax error in HELLO option '{}'", String::from_utf8_lossy(&option))));
         }
     }
-    if let Some(name) = name {
-        set_name(ctx, name);
+    if !ctx.client.authenticated && ctx.server.live.auth_required() {
+        return Err(CmdError::Raw(super::auth::HELLO_NOAUTH.into()));
     }
     ctx.client.proto = proto;
     ctx.client.handle.resp.store(if proto == Protocol::Resp3 { 3 } else { 2 }, Ordering::Relaxed);
@@ -102,6 +100,7 @@ pub fn reset(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
     ctx.client.db = 0;
     ctx.client.handle.db.store(0, Ordering::Relaxed);
     ctx.client.reply_mode = ReplyMode::On;
+    ctx.client.authenticated = !ctx.server.live.auth_required();
     *ctx.client.handle.name.lock().unwrap_or_else(|p| p.into_inner()) = None;
     ctx.client.handle.no_evict.store(false, Ordering::Relaxed);
     ctx.client.handle.no_touch.store(false, Ordering::Relaxed);

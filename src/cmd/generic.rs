@@ -465,10 +465,13 @@ fn string_encoding(value: &[u8]) -> &'static str {
 /// OBJECT ENCODING key
 /// ```
 pub fn object_encoding(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
-    Ok(match object_entry(ctx, args)? {
+    let key = args.next_bytes()?;
+    let entry = ctx.engine.get(ctx.db(), &key)?;
+    let limits = ctx.server.live.encoding_limits();
+    Ok(match entry {
         None => Reply::Nil,
         Some(entry) if entry.kind == ValueKind::String => Reply::bulk(string_encoding(&entry.value)),
-        Some(entry) => match collection::encoding_name(&entry)? {
+        Some(entry) => match collection::encoding_name(ctx, &key, &entry, limits)? {
             Some(name) => Reply::bulk(name),
             None => Reply::bulk(type_name(entry.kind)),
         },

@@ -17,10 +17,12 @@
 //! ready calls [`Ctx::block`].
 
 pub mod args;
+pub mod auth;
 pub mod bitmap;
 pub mod bloom;
 pub mod codegen;
 pub mod collection;
+pub mod config;
 pub mod connection;
 mod error;
 pub mod extfloat;
@@ -28,6 +30,7 @@ pub mod generic;
 pub mod geo;
 pub mod hash;
 pub mod hyperloglog;
+pub mod info;
 pub mod list;
 pub mod pubsub;
 pub mod server;

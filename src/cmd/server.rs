@@ -1,6 +1,5 @@
 //! The server group: INFO, CONFIG, FLUSHDB/FLUSHALL, TIME, LASTSAVE, DEBUG, SHUTDOWN and COMMAND.
 
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
@@ -121,86 +120,18 @@ pub fn shutdown(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     Ok(Reply::None)
 }
 
-/// CONFIG parameters: (name, setting in `Config`, settable at run time).
-const PARAMETERS: &[(&str, &str, bool)] = &[
-    ("port", "port", false),
-    ("bind", "bind", false),
-    ("dir", "dir", false),
-    ("databases", "databases", false),
-    ("maxclients", "maxclients", true),
-    ("appendfsync", "fsync", false),
-    ("fsync", "fsync", false),
-    ("slots", "slots", false),
-    ("page-cache", "page-cache", false),
-    ("value-cache", "value-cache", false),
-    ("loglevel", "log-level", false),
-    ("log-level", "log-level", false),
-    ("appendonly", "", false),
-    ("save", "", false),
-    ("proto-max-bulk-len", "", true),
-];
-
-fn parameter_value(ctx: &Ctx<'_>, name: &str, setting: &str) -> String {
-    match name {
-        "appendonly" => "yes".into(),
-        "save" => String::new(),
-        "proto-max-bulk-len" => ctx.server.proto_max_bulk_len().to_string(),
-        "loglevel" => match ctx.server.lock_config().log_level.as_str() {
-            "error" | "warn" => "warning".into(),
-            "info" => "notice".into(),
-            "debug" => "verbose".into(),
-            _ => "debug".into(),
-        },
-        _ => ctx.server.lock_config().get(setting).unwrap_or_default(),
-    }
-}
-
 /// ```text
 /// CONFIG GET parameter [parameter ...]
 /// ```
 pub fn config_get(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
-    let patterns = args.rest();
-    let mut pairs = Vec::new();
-    for (name, setting, _) in PARAMETERS {
-        if patterns.iter().any(|p| crate::glob::matches(p, name.as_bytes(), true)) {
-            pairs.push((Reply::bulk(*name), Reply::bulk(parameter_value(ctx, name, setting))));
-        }
-    }
-    Ok(Reply::Map(pairs))
+    super::config::get(ctx, args)
 }
 
 /// ```text
 /// CONFIG SET parameter value [parameter value ...]
 /// ```
 pub fn config_set(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
-    let rest = args.rest();
-    if !rest.len().is_multiple_of(2) {
-        return Err(CmdError::WrongArity("config|set"));
-    }
-    let mut updates = Vec::new();
-    for pair in rest.chunks(2) {
-        let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
-        let Some((_, _, settable)) = PARAMETERS.iter().find(|(n, _, _)| *n == name) else {
-            return Err(CmdError::err(format!("Unknown option or number of arguments for CONFIG SET - '{name}'")));
-        };
-        if !settable {
-            return Err(CmdError::err(format!(
-                "CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"
-            )));
-        }
-        let value = String::from_utf8_lossy(&pair[1]).into_owned();
-        let number = crate::config::parse_size(&value).filter(|&n| n >= 1).ok_or_else(|| {
-            CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - argument couldn't be parsed into an integer"))
-        })?;
-        updates.push((name, number));
-    }
-    for (name, number) in updates {
-        match name.as_str() {
-            "maxclients" => ctx.server.set_maxclients(number),
-            _ => ctx.server.set_proto_max_bulk_len(number),
-        }
-    }
-    Ok(Reply::Ok)
+    super::config::set(ctx, args)
 }
 
 /// ```text
@@ -208,22 +139,15 @@ pub fn config_set(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
 /// ```
 pub fn config_resetstat(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
     ctx.server.stats.reset();
+    ctx.server.metrics.reset();
     Ok(Reply::Ok)
 }
 
 /// ```text
 /// CONFIG REWRITE
 /// ```
-pub fn config_rewrite(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
-    let config = ctx.server.lock_config().clone();
-    let Some(path) = &config.config_file else {
-        return Err(CmdError::err("The server is running without a config file"));
-    };
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, config.to_file_text())
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| CmdError::err(format!("Rewriting config file: {e}")))?;
-    Ok(Reply::Ok)
+pub fn config_rewrite(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    super::config::rewrite(ctx, args)
 }
 
 /// ```text
@@ -245,244 +169,11 @@ pub fn config_help(_ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdErr
     ]))
 }
 
-/// Default INFO sections, in order.
-const DEFAULT_SECTIONS: &[&str] = &[
-    "server",
-    "clients",
-    "memory",
-    "persistence",
-    "stats",
-    "replication",
-    "cpu",
-    "modules",
-    "errorstats",
-    "cluster",
-    "keyspace",
-    "velo",
-];
-
 /// ```text
 /// INFO [section [section ...]]
 /// ```
 pub fn info(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
-    let requested: Vec<String> = args.rest().iter().map(|s| String::from_utf8_lossy(s).to_ascii_lowercase()).collect();
-    let mut sections: Vec<&str> = Vec::new();
-    if requested.is_empty() || requested.iter().any(|s| s == "default") {
-        sections.extend(DEFAULT_SECTIONS);
-    }
-    if requested.iter().any(|s| s == "all" || s == "everything") {
-        sections.extend(DEFAULT_SECTIONS);
-        sections.push("commandstats");
-    }
-    for name in &requested {
-        if let Some(known) = DEFAULT_SECTIONS.iter().chain(&["commandstats"]).find(|k| *k == name) {
-            sections.push(known);
-        }
-    }
-    let mut seen = Vec::new();
-    sections.retain(|s| {
-        let new = !seen.contains(s);
-        seen.push(*s);
-        new
-    });
-    let mut text = String::new();
-    for section in sections {
-        if !text.is_empty() {
-            text.push_str("\r\n");
-        }
-        info_section(ctx, section, &mut text)?;
-    }
-    Ok(Reply::Verbatim("txt", Bytes::from(text)))
-}
-
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
-    pages * 4096
-}
-
-fn cpu_seconds() -> (f64, f64) {
-    // SAFETY: getrusage writes into the struct we pass and reads nothing else.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return (0.0, 0.0);
-    }
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    (seconds(usage.ru_stime), seconds(usage.ru_utime))
-}
-
-fn info_section(ctx: &Ctx<'_>, section: &str, out: &mut String) -> Result<(), CmdError> {
-    let server = ctx.server;
-    let stats = &server.stats;
-    let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
-    match section {
-        "server" => {
-            let uptime = server.started.elapsed().as_secs();
-            let config = server.lock_config().clone();
-            let _ = write!(
-                out,
-                "# Server\r\nredis_version:{}\r\nvelo_version:{}\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\n\
-                 multiplexing_api:tokio\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\n\
-                 executable:velo\r\nconfig_file:{}\r\n",
-                super::connection::REDIS_VERSION,
-                env!("CARGO_PKG_VERSION"),
-                std::env::consts::OS,
-                std::env::consts::ARCH,
-                std::process::id(),
-                server.port.load(Ordering::Relaxed),
-                uptime / 86400,
-                config.config_file.map(|p| p.display().to_string()).unwrap_or_default(),
-            );
-        }
-        "clients" => {
-            let clients = server.clients.all();
-            let pubsub =
-                clients.iter().filter(|c| c.subs.load(Ordering::Relaxed) + c.psubs.load(Ordering::Relaxed) > 0).count();
-            let _ = write!(
-                out,
-                "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\npubsub_clients:{pubsub}\r\nwatching_clients:{}\r\n\
-                 watched_keys:{}\r\nblocked_clients:{}\r\n",
-                clients.len(),
-                server.maxclients(),
-                clients.iter().filter(|c| c.multi.load(Ordering::Relaxed) >= 0).count(),
-                server.watches.watched_keys(),
-                server.blocking.blocked_clients(),
-            );
-        }
-        "memory" => {
-            let rss = rss_bytes();
-            let _ = write!(out, "# Memory\r\nused_memory:{rss}\r\nused_memory_rss:{rss}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n");
-        }
-        "persistence" => {
-            let engine = server.engine.stats();
-            let poisoned = engine.slots.iter().any(|s| s.poisoned);
-            let config = server.lock_config().clone();
-            let _ = write!(
-                out,
-                "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:0\r\nrdb_last_save_time:{}\r\naof_enabled:1\r\n\
-                 aof_last_write_status:{}\r\nvelo_fsync:{}\r\nvelo_wal_bytes:{}\r\nvelo_checkpoints:{}\r\n",
-                server.lastsave.load(Ordering::Relaxed),
-                if poisoned { "err" } else { "ok" },
-                config.fsync,
-                engine.total(|s| s.wal_bytes),
-                engine.total(|s| s.checkpoints),
-            );
-        }
-        "stats" => {
-            let _ = write!(
-                out,
-                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\n\
-                 total_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nkeyspace_hits:{}\r\n\
-                 keyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\ntotal_error_replies:{}\r\n",
-                load(&stats.connections),
-                load(&stats.commands),
-                load(&stats.net_input),
-                load(&stats.net_output),
-                load(&stats.rejected_connections),
-                load(&stats.expired_keys),
-                load(&stats.keyspace_hits),
-                load(&stats.keyspace_misses),
-                server.pubsub.channels(None).len(),
-                server.pubsub.numpat(),
-                load(&stats.error_replies),
-            );
-        }
-        "replication" => {
-            out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n");
-        }
-        "modules" => out.push_str("# Modules\r\n"),
-        "errorstats" => {
-            out.push_str("# Errorstats\r\n");
-            for (prefix, count) in stats.errors_by_prefix.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-                let _ = write!(out, "errorstat_{prefix}:count={count}\r\n");
-            }
-        }
-        "cluster" => out.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
-        "cpu" => {
-            let (sys, user) = cpu_seconds();
-            let _ = write!(out, "# CPU\r\nused_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\n");
-        }
-        "keyspace" => {
-            out.push_str("# Keyspace\r\n");
-            for logical in 0..server.databases() {
-                let keys = ctx.engine.dbsize(server.dbmap.physical(logical))?;
-                if keys > 0 {
-                    let _ = write!(out, "db{logical}:keys={keys}\r\n");
-                }
-            }
-        }
-        "commandstats" => {
-            out.push_str("# Commandstats\r\n");
-            let mut all: Vec<&CommandSpec> = Vec::new();
-            for spec in COMMANDS.iter() {
-                all.push(spec);
-                all.extend(spec.subcommands.iter());
-            }
-            for spec in all {
-                let counters = &stats.commands_by_id[spec.id];
-                let calls = load(&counters.calls);
-                let rejected = load(&counters.rejected);
-                if calls + rejected == 0 {
-                    continue;
-                }
-                let usec = load(&counters.usec);
-                let per_call = if calls > 0 { usec as f64 / calls as f64 } else { 0.0 };
-                let _ = write!(
-                    out,
-                    "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={}\r\n",
-                    spec.fullname,
-                    load(&counters.failed)
-                );
-            }
-        }
-        "velo" => {
-            let engine = server.engine.stats();
-            // Parts of split collections, deleted ones included until the sweeper frees them.
-            let mut parts = 0;
-            for logical in 0..server.databases() {
-                parts += ctx.engine.dbsize(crate::elements::part_db(server.dbmap.physical(logical)))?;
-            }
-            let _ = write!(out, "# Velo\r\nslots:{}\r\ncollection_parts:{parts}\r\n", engine.slots.len());
-            for s in &engine.slots {
-                let ratio =
-                    if s.raw_value_bytes > 0 { s.stored_value_bytes as f64 / s.raw_value_bytes as f64 } else { 1.0 };
-                let _ = write!(
-                    out,
-                    "slot{}:keys={},wal_bytes={},wal_entries={},last_seq={},checkpoint_seq={},checkpoints={},buckets={},\
-                     overflow_pages={},bucket_used_bytes={},chunk_files={},chunk_bytes={},chunk_live_bytes={},big_values={},\
-                     big_value_bytes={},raw_value_bytes={},stored_value_bytes={},compression_ratio={ratio:.3},\
-                     page_cache_hits={},page_cache_misses={},page_cache_bytes={},value_cache_hits={},value_cache_misses={},\
-                     value_cache_bytes={},poisoned={}\r\n",
-                    s.slot,
-                    s.keys,
-                    s.wal_bytes,
-                    s.wal_entries,
-                    s.last_seq,
-                    s.checkpoint_seq,
-                    s.checkpoints,
-                    s.buckets,
-                    s.overflow_pages,
-                    s.bucket_used_bytes,
-                    s.chunk_files,
-                    s.chunk_bytes,
-                    s.chunk_live_bytes,
-                    s.big_values,
-                    s.big_value_bytes,
-                    s.raw_value_bytes,
-                    s.stored_value_bytes,
-                    s.page_cache_hits,
-                    s.page_cache_misses,
-                    s.page_cache_bytes,
-                    s.value_cache_hits,
-                    s.value_cache_misses,
-                    s.value_cache_bytes,
-                    u8::from(s.poisoned),
-                );
-            }
-        }
-        _ => {}
-    }
-    Ok(())
+    super::info::info(ctx, args)
 }
 
 /// One COMMAND INFO entry.

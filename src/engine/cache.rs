@@ -67,6 +67,17 @@ impl<K: Hash + Eq, V: Clone> ByteLru<K, V> {
         self.bytes = 0;
     }
 
+    /// Changes the bound, evicting the oldest entries down to it.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity;
+        while self.bytes > self.capacity {
+            match self.entries.pop_lru() {
+                Some((_, (_, evicted))) => self.bytes -= evicted,
+                None => break,
+            }
+        }
+    }
+
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         self.bytes

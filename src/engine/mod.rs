@@ -584,6 +584,19 @@ impl Engine {
         Ok(total)
     }
 
+    /// Keys of `db` with an expiry (estimated, see [`Slot::expiry_estimate`]) and their average remaining
+    /// time in milliseconds (INFO keyspace's `expires` and `avg_ttl`).
+    pub fn expiry_estimate(&self, db: u16) -> (u64, u64) {
+        let (mut count, mut ttl) = (0u64, 0u128);
+        for slot in &self.slots {
+            let (c, t) = lock(slot).expiry_estimate(db);
+            count += c;
+            ttl += t;
+        }
+        let average = if count > 0 { (ttl / u128::from(count)) as u64 } else { 0 };
+        (count, average)
+    }
+
     /// Empties one database.
     pub fn flush_db(&self, db: u16) -> Result<()> {
         for index in 0..self.slots.len() {
@@ -624,6 +637,20 @@ impl Engine {
             lock(slot).checkpoint()?;
         }
         Ok(())
+    }
+
+    /// Divides RAM budgets (bytes for all slots together) among the slots: page cache, value cache and,
+    /// when given, the memtable bytes that trigger checkpoints (never above the default). Each slot keeps
+    /// at least 64 KiB of each cache and 1 MiB of memtable.
+    pub fn set_memory_budget(&self, page_cache: usize, value_cache: usize, memtable: Option<usize>) {
+        let n = self.slots.len().max(1);
+        for slot in &self.slots {
+            lock(slot).set_memory_budget(
+                (page_cache / n).max(64 << 10),
+                (value_cache / n).max(64 << 10),
+                memtable.map(|m| (m / n).max(1 << 20)),
+            );
+        }
     }
 
     /// Figures for INFO and metrics.

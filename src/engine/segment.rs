@@ -391,6 +391,11 @@ impl ChunkStore {
         self.cache.clear();
     }
 
+    /// Changes the cache's byte bound (CONFIG SET maxmemory, page-cache, value-cache).
+    pub fn set_cache_capacity(&mut self, bytes: usize) {
+        self.cache.set_capacity(bytes);
+    }
+
     /// Cache figures: hits, misses, bytes.
     pub fn cache_stats(&self) -> (u64, u64, u64) {
         (self.cache.hits, self.cache.misses, self.cache.bytes() as u64)

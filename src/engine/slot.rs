@@ -199,6 +199,8 @@ pub struct Slot {
     pub(crate) wal: WalWriter,
     pub(crate) memtable: Memtable,
     pub(crate) memtable_bytes: usize,
+    /// Memtable bytes that trigger a checkpoint (`wal_flush_bytes` unless a memory budget lowered it).
+    pub(crate) memtable_limit: usize,
     pub(crate) expiring_in_memtable: usize,
     /// FLUSHDB markers not yet in the metadata: database → sequence.
     pub(crate) db_flush_pending: BTreeMap<u16, u64>,
@@ -217,6 +219,11 @@ pub struct Slot {
     pub(crate) open_transactions: BTreeSet<u64>,
     /// Highest transaction id among the records not yet checkpointed (0: none).
     pub(crate) unflushed_txid: u64,
+    /// Keys with a future expiry seen by the current active-expire pass over the buckets, per database:
+    /// (count, sum of remaining milliseconds).
+    expiry_pass: BTreeMap<u16, (u64, u128)>,
+    /// The same figures from the last complete pass (INFO keyspace's `expires` and `avg_ttl` estimate).
+    expiry_seen: BTreeMap<u16, (u64, u128)>,
 }
 
 /// The scan position of a key hash: the top bits of its bit-reversed hash, so that every bucket (which
@@ -284,6 +291,7 @@ impl Slot {
             Self::remove_leftovers(fs.as_ref(), dir, &mut meta, &mut chunks)?;
         }
         let (wal, replay) = WalWriter::open(fs.as_ref(), dir, index, read_only)?;
+        let memtable_limit = config.wal_flush_bytes;
         let slot = Slot {
             index,
             dir: dir.to_path_buf(),
@@ -293,6 +301,9 @@ impl Slot {
             wal,
             memtable: Memtable::default(),
             memtable_bytes: 0,
+            memtable_limit,
+            expiry_pass: BTreeMap::new(),
+            expiry_seen: BTreeMap::new(),
             expiring_in_memtable: 0,
             db_flush_pending: BTreeMap::new(),
             flush_all_seq: 0,
@@ -709,10 +720,16 @@ impl Slot {
         self.flush_all_seq = seq;
     }
 
+    /// Sets this slot's RAM budgets: page cache, value cache, and the memtable size that triggers a
+    /// checkpoint (`None`: the engine's default). Caches shrink at once; the memtable at the next write.
+    pub fn set_memory_budget(&mut self, page_cache: usize, value_cache: usize, memtable: Option<usize>) {
+        self.buckets.set_cache_capacity(page_cache);
+        self.chunks.set_cache_capacity(value_cache);
+        self.memtable_limit = memtable.unwrap_or(self.config.wal_flush_bytes).min(self.config.wal_flush_bytes);
+    }
+
     fn maybe_checkpoint(&mut self) -> Result<()> {
-        if self.memtable_bytes >= self.config.wal_flush_bytes
-            || self.wal.len() as usize >= 2 * self.config.wal_flush_bytes
-        {
+        if self.memtable_bytes >= self.memtable_limit || self.wal.len() as usize >= 2 * self.config.wal_flush_bytes {
             self.checkpoint()?;
         }
         Ok(())
@@ -918,6 +935,23 @@ impl Slot {
         Ok(None)
     }
 
+    /// Keys of `db` with a future expiry and the sum of their remaining milliseconds, estimated: the
+    /// buckets' figures come from the last complete active-expire pass over them (it reads every bucket
+    /// page anyway), the memtable's are counted now. A key in both layers counts twice until the next pass.
+    pub fn expiry_estimate(&self, db: u16) -> (u64, u128) {
+        let (mut count, mut ttl) = self.expiry_seen.get(&db).copied().unwrap_or((0, 0));
+        if self.expiring_in_memtable > 0 {
+            let now = self.now();
+            for ((_, entry_db, _), entry) in self.memtable.iter() {
+                if *entry_db == db && entry.expire_at > now && !matches!(entry.value, MemValue::Delete) {
+                    count += 1;
+                    ttl += u128::from(entry.expire_at - now);
+                }
+            }
+        }
+        (count, ttl)
+    }
+
     /// Deletes up to `budget` expired keys (writing tombstones, so the change feed sees them), and notes
     /// buckets holding cells of flushed databases for cleanup. Returns how many keys were deleted.
     pub fn active_expire(&mut self, budget: usize) -> Result<usize> {
@@ -944,6 +978,10 @@ impl Slot {
             let bucket = self.sweep_bucket % bucket_count;
             self.sweep_bucket = bucket + 1;
             visited += 1;
+            if bucket == 0 {
+                // A pass over every bucket is complete: its figures become the estimate.
+                self.expiry_seen = std::mem::take(&mut self.expiry_pass);
+            }
             let mut id = PageId::bucket(bucket);
             for _ in 0..=self.meta.overflow_pages {
                 let bytes = self.buckets.read_page(id)?;
@@ -951,6 +989,10 @@ impl Slot {
                 for cell in &page.cells {
                     if cell.seq < self.flush_marker(cell.db) {
                         self.cleanup_buckets.insert(bucket);
+                    } else if cell.expire_at > now {
+                        let seen = self.expiry_pass.entry(cell.db).or_insert((0, 0));
+                        seen.0 += 1;
+                        seen.1 += u128::from(cell.expire_at - now);
                     } else if cell.expire_at != 0
                         && cell.expire_at <= now
                         && self.mem_entry(cell.hash.reverse_bits(), cell.db, &cell.key).is_none()

@@ -225,6 +225,8 @@ pub struct Client {
     pub patterns: BTreeSet<Bytes>,
     /// Set by a blocking handler that found nothing ready ([`crate::cmd::Ctx::block`]); taken by the dispatcher.
     pub block: Option<super::blocking::BlockRequest>,
+    /// Authenticated as the default user (always, while it has no password).
+    pub authenticated: bool,
 }
 
 impl Client {
@@ -241,6 +243,7 @@ impl Client {
             channels: BTreeSet::new(),
             patterns: BTreeSet::new(),
             block: None,
+            authenticated: true,
         }
     }
 

@@ -31,10 +31,13 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
     let addr = socket.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let laddr = socket.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let _ = socket.set_nodelay(true);
+    super::settings::set_keepalive(&socket, server.live.tcp_keepalive());
     let (handle, mut pushes) = ClientHandle::new(server.clients.next_id(), addr, laddr);
     server.clients.add(handle.clone());
     let mut client = Client::new(handle.clone());
+    client.authenticated = !server.live.auth_required();
     let mut shutdown = server.shutdown_receiver();
+    let mut idle_timeout = server.live.timeout_receiver();
     let (mut reader, mut writer) = socket.into_split();
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
     let mut wbuf = BytesMut::with_capacity(16 * 1024);
@@ -85,11 +88,23 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
         if flush(&server, &handle, &mut writer, &mut wbuf).await.is_err() {
             break;
         }
+        // `timeout`: an idle client is closed, except a subscriber (a blocked one waits in `wait`).
+        let idle_limit = *idle_timeout.borrow_and_update();
+        let idle_deadline = (idle_limit > 0 && client.subscription_count() == 0).then(|| {
+            let last = *handle.last_active.lock().unwrap_or_else(|p| p.into_inner());
+            tokio::time::Instant::from_std(last + std::time::Duration::from_secs(idle_limit))
+        });
         tokio::select! {
+            _ = tokio::time::sleep_until(idle_deadline.unwrap_or_else(tokio::time::Instant::now)), if idle_deadline.is_some() => {
+                tracing::debug!(client = handle.id, "closing idle client (timeout)");
+                break;
+            }
+            _ = idle_timeout.changed() => {}
             read = reader.read_buf(&mut rbuf) => match read {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     server.stats.net_input.fetch_add(n as u64, Ordering::Relaxed);
+                    server.metrics.reads.fetch_add(1, Ordering::Relaxed);
                     // Redis's "last interaction": once per read, not per command.
                     *handle.last_active.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
                 }
@@ -179,6 +194,7 @@ async fn flush(
         }
     }
     server.stats.net_output.fetch_add(wbuf.len() as u64, Ordering::Relaxed);
+    server.metrics.writes.fetch_add(1, Ordering::Relaxed);
     wbuf.clear();
     Ok(())
 }

@@ -83,6 +83,12 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Outcome {
         }
     };
     *ctx.client.handle.last_cmd.lock().unwrap_or_else(|p| p.into_inner()) = spec.fullname;
+    if !ctx.client.authenticated && !spec.has(crate::cmd::spec::Flags::NO_AUTH) && ctx.server.live.auth_required() {
+        if let Some(multi) = ctx.client.multi.as_mut() {
+            multi.aborted = true;
+        }
+        return rejected(ctx, spec, CmdError::Raw("NOAUTH Authentication required.".into())).into();
+    }
     if let Some(multi) = ctx.client.multi.as_mut() {
         if !NOT_QUEUED.contains(&spec.fullname) {
             if spec.has(crate::cmd::spec::Flags::NO_MULTI) {
@@ -157,7 +163,9 @@ fn run(
     let command = &stats.commands_by_id[spec.id];
     Stats::bump(&command.calls);
     Stats::bump(&stats.commands);
-    command.usec.fetch_add(began.elapsed().as_micros() as u64, Ordering::Relaxed);
+    let elapsed = began.elapsed();
+    command.usec.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    ctx.server.metrics.record_latency(spec.id, elapsed.as_nanos() as u64);
     let reply = match result {
         Ok(reply) => {
             if let Reply::Error(text) = &reply {

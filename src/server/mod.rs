@@ -9,6 +9,7 @@
 //! - [`blocking`]: clients blocked by BLPOP & co., the key-ready signal, serving them.
 //! - [`dbmap`]: the persisted logical → physical database map behind SWAPDB.
 //! - [`stats`]: counters for INFO.
+//! - [`settings`]: the live configuration (CONFIG SET's effects, the AUTH gate's password).
 //!
 //! # Threading
 //! A tokio multi-thread runtime; each connection is a task that calls the (synchronous, short) engine
@@ -26,7 +27,9 @@ pub mod client;
 pub mod connection;
 pub mod dbmap;
 pub mod dispatch;
+pub mod metrics;
 pub mod pubsub;
+pub mod settings;
 pub mod stats;
 pub mod watch;
 
@@ -70,6 +73,10 @@ pub struct Server {
     pub command_lock: RwLock<()>,
     /// Counters.
     pub stats: stats::Stats,
+    /// Configuration values hot paths read.
+    pub live: settings::Live,
+    /// Rates, latency histograms and other INFO measurements.
+    pub metrics: metrics::Metrics,
     /// When the server started.
     pub started: Instant,
     /// Unix seconds of the last time everything was made durable (LASTSAVE).
@@ -84,7 +91,7 @@ pub struct Server {
 
 impl Server {
     /// Opens the engine and builds the shared state (no sockets yet).
-    pub fn open(config: Config) -> anyhow::Result<Server> {
+    pub fn open(mut config: Config) -> anyhow::Result<Server> {
         std::fs::create_dir_all(&config.dir)
             .with_context(|| format!("cannot create data directory {}", config.dir.display()))?;
         let options = EngineOptions {
@@ -97,7 +104,13 @@ impl Server {
         let engine = Engine::open(&config.dir, options)?;
         let dbmap = dbmap::DbMap::open(&config.dir, config.databases)?;
         let (shutdown, _) = tokio_watch::channel(false);
-        Ok(Server {
+        // CONFIG GET dir shows an absolute path, as Redis's.
+        if let Ok(absolute) = std::fs::canonicalize(&config.dir) {
+            if let Some(found) = crate::config::params::lookup("dir") {
+                config.params.put(found.param, absolute.display().to_string());
+            }
+        }
+        let server = Server {
             engine,
             dbmap,
             clients: Default::default(),
@@ -112,9 +125,13 @@ impl Server {
             maxclients: AtomicUsize::new(config.maxclients),
             proto_max_bulk_len: AtomicUsize::new(512 * 1024 * 1024),
             databases: config.databases,
+            live: settings::Live::new(&config),
+            metrics: Default::default(),
             config: Mutex::new(config),
             shutdown,
-        })
+        };
+        server.apply_config();
+        Ok(server)
     }
 
     /// Number of logical databases.
@@ -201,6 +218,7 @@ async fn serve(server: Arc<Server>) -> anyhow::Result<()> {
     tokio::spawn(signals(server.clone()));
     tokio::spawn(active_expire(server.clone()));
     tokio::spawn(sweep_parts(server.clone()));
+    tokio::spawn(settings::sample_metrics(server.clone()));
 
     let mut shutdown = server.shutdown_receiver();
     let mut connections = tokio::task::JoinSet::new();

@@ -113,9 +113,11 @@ impl HashValue {
         &self.pairs
     }
 
-    /// Redis's encoding name for a hash with this content (listpack up to 128 fields of at most 64 bytes).
-    pub fn encoding_name(&self) -> &'static str {
-        if self.pairs.len() <= 128 && self.pairs.iter().all(|(f, v)| f.len() <= 64 && v.len() <= 64) {
+    /// Redis's encoding name for a hash with this content: listpack up to `max_entries` fields
+    /// (`hash-max-listpack-entries`) whose fields and values are at most `max_value` bytes.
+    pub fn encoding_name(&self, max_entries: u64, max_value: u64) -> &'static str {
+        let small = |b: &Bytes| b.len() as u64 <= max_value;
+        if self.pairs.len() as u64 <= max_entries && self.pairs.iter().all(|(f, v)| small(f) && small(v)) {
             "listpack"
         } else {
             "hashtable"

@@ -95,10 +95,11 @@ impl SetValue {
         &self.members
     }
 
-    /// Redis 7.0's encoding name for a set with this content.
-    pub fn encoding_name(&self) -> &'static str {
+    /// Redis 7.0's encoding name for a set with this content: intset for integers only, up to
+    /// `max_intset` members (`set-max-intset-entries`).
+    pub fn encoding_name(&self, max_intset: u64) -> &'static str {
         let integers = self.members.iter().all(|m| crate::engine::envelope::canonical_int(m).is_some());
-        if integers && self.members.len() <= 512 {
+        if integers && self.members.len() as u64 <= max_intset {
             "intset"
         } else {
             "hashtable"

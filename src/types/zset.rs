@@ -50,9 +50,10 @@ pub fn to_bytes(index: &ZsetIndex) -> Vec<u8> {
     out
 }
 
-/// Redis 7.0's encoding name for a sorted set with this content (listpack up to 128 members of 64 bytes).
-pub fn encoding_name(index: &ZsetIndex) -> &'static str {
-    if index.len() <= 128 && index.iter().all(|(member, _)| member.len() <= 64) {
+/// Redis 7.0's encoding name for a sorted set with this content: listpack up to `max_entries` members
+/// (`zset-max-listpack-entries`) of at most `max_value` bytes.
+pub fn encoding_name(index: &ZsetIndex, max_entries: u64, max_value: u64) -> &'static str {
+    if index.len() as u64 <= max_entries && index.iter().all(|(member, _)| member.len() as u64 <= max_value) {
         "listpack"
     } else {
         "skiplist"

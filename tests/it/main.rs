@@ -3,6 +3,7 @@
 mod blocking;
 mod codegen;
 mod concurrency;
+mod config;
 mod crash_transactions;
 mod differential;
 mod differential_multikey;

@@ -43,7 +43,7 @@ fn info_sections() {
     }
     assert!(info.contains("redis_version:7.0.0\r\n"));
     assert!(info.contains(&format!("tcp_port:{}\r\n", server.port)));
-    assert!(info.contains("db0:keys=1\r\n"), "{info}");
+    assert!(info.contains("db0:keys=1,expires=0,avg_ttl=0\r\n"), "{info}");
     assert!(info.contains("keyspace_hits:1\r\n") && info.contains("keyspace_misses:1\r\n"), "{info}");
     assert!(info.contains("slot0:keys="), "{info}");
     assert!(!info.contains("# Commandstats"));

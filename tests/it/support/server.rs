@@ -22,7 +22,9 @@ fn wait_ready(child: &mut Child, port: u16, what: &str) -> bool {
             return false;
         }
         if let Ok(mut conn) = Conn::try_connect(port) {
-            if conn.cmd(&["PING"]) == b"+PONG\r\n" {
+            // A server with `requirepass` answers NOAUTH: it is up all the same.
+            let reply = conn.cmd(&["PING"]);
+            if reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH") {
                 return true;
             }
         }

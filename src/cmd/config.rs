@@ -1,0 +1,105 @@
+//! CONFIG GET, SET and REWRITE over the parameter table (`crate::config::params`), as Redis 7.0 does them:
+//! GET takes several names or glob patterns (patterns skip hidden parameters; an alias is listed under
+//! its own name too); SET takes several pairs and changes all or none of them; REWRITE keeps the config
+//! file's comments and lines in place and appends what changed.
+
+use bytes::Bytes;
+
+use super::{Args, CmdError, Ctx};
+use crate::config::params::{self, Found, HIDDEN, IMMUTABLE, PROTECTED};
+use crate::resp::Reply;
+
+/// ```text
+/// CONFIG GET parameter [parameter ...]
+/// ```
+pub fn get(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    let config = ctx.server.lock_config().clone();
+    let mut pairs: Vec<(Bytes, String)> = Vec::new();
+    for pattern in args.rest() {
+        if !pattern.iter().any(|b| matches!(b, b'[' | b'*' | b'?')) {
+            // A plain name is looked up (case-insensitively) and answered under the name as given.
+            if pairs.iter().any(|(name, _)| *name == pattern) {
+                continue;
+            }
+            if let Some(found) = params::lookup(&String::from_utf8_lossy(&pattern)) {
+                pairs.push((pattern.clone(), config.get(found.param.name).unwrap_or_default()));
+            }
+            continue;
+        }
+        for (name, param) in params::all_names() {
+            if param.has(HIDDEN) || pairs.iter().any(|(n, _)| n.as_ref() == name.as_bytes()) {
+                continue;
+            }
+            if crate::glob::matches(&pattern, name.as_bytes(), true) {
+                pairs.push((Bytes::from_static(name.as_bytes()), config.get(param.name).unwrap_or_default()));
+            }
+        }
+    }
+    Ok(Reply::Map(pairs.into_iter().map(|(name, value)| (Reply::Bulk(name), Reply::bulk(value))).collect()))
+}
+
+fn failed(name: &str, why: &str) -> CmdError {
+    CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - {why}"))
+}
+
+/// ```text
+/// CONFIG SET parameter value [parameter value ...]
+/// ```
+pub fn set(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    let rest = args.rest();
+    if !rest.len().is_multiple_of(2) {
+        return Err(CmdError::Syntax);
+    }
+    // First pass, as Redis: the first unknown, immutable or repeated name fails the whole command.
+    let mut chosen: Vec<(Found, String)> = Vec::new();
+    for pair in rest.chunks(2) {
+        let given = String::from_utf8_lossy(&pair[0]).into_owned();
+        let Some(found) = params::lookup(&given) else {
+            return Err(CmdError::err(format!("Unknown option or number of arguments for CONFIG SET - '{given}'")));
+        };
+        if found.param.has(IMMUTABLE) {
+            return Err(failed(&given, "can't set immutable config"));
+        }
+        if found.param.has(PROTECTED) {
+            return Err(failed(&given, "can't set protected config"));
+        }
+        if chosen.iter().any(|(f, _)| f.name == found.name) {
+            return Err(failed(&given, "duplicate parameter"));
+        }
+        chosen.push((found, String::from_utf8_lossy(&pair[1]).into_owned()));
+    }
+    // Second pass on a copy: every value is validated before any takes effect, so a bad one leaves the
+    // configuration as it was (Redis restores its backup).
+    let mut config = ctx.server.lock_config().clone();
+    for (found, value) in &chosen {
+        config.set_param(found.name, value).map_err(|why| failed(found.name, &why))?;
+    }
+    *ctx.server.lock_config() = config;
+    ctx.server.apply_config();
+    Ok(Reply::Ok)
+}
+
+/// ```text
+/// CONFIG REWRITE
+/// ```
+pub fn rewrite(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
+    let config = ctx.server.lock_config().clone();
+    let Some(path) = &config.config_file else {
+        return Err(CmdError::err("The server is running without a config file"));
+    };
+    let old = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(CmdError::err(format!("Rewriting config file: {e}"))),
+    };
+    let tmp = path.with_extension("rewrite.tmp");
+    let write = || -> std::io::Result<()> {
+        use std::io::Write as _;
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(config.rewrite_file_text(&old).as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| CmdError::err(format!("Rewriting config file: {e}")))?;
+    Ok(Reply::Ok)
+}
