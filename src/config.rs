@@ -72,11 +72,24 @@ pub struct Config {
     pub databases: u16,
     /// Log level.
     pub log_level: String,
+    /// Keyspace notification classes (`crate::server::notify` flags).
+    pub notify_keyspace_events: u32,
 }
 
 /// The settings, in the order CONFIG REWRITE writes them.
-pub const SETTINGS: &[&str] =
-    &["port", "bind", "dir", "slots", "fsync", "page-cache", "value-cache", "maxclients", "databases", "log-level"];
+pub const SETTINGS: &[&str] = &[
+    "port",
+    "bind",
+    "dir",
+    "slots",
+    "fsync",
+    "page-cache",
+    "value-cache",
+    "maxclients",
+    "databases",
+    "log-level",
+    "notify-keyspace-events",
+];
 
 /// Parses a size: bytes, or with a `kb`/`mb`/`gb` (1024-based) or `k`/`m`/`g` (1000-based) suffix, as Redis.
 pub fn parse_size(text: &str) -> Option<usize> {
@@ -148,6 +161,7 @@ impl Config {
             maxclients: 10000,
             databases: 16,
             log_level: "info".into(),
+            notify_keyspace_events: 0,
         };
         for (name, value) in values {
             config.set(&name, &value)?;
@@ -198,6 +212,10 @@ impl Config {
                 }
                 self.log_level = level;
             }
+            "notify-keyspace-events" => {
+                self.notify_keyspace_events = crate::server::notify::parse_flags(value.as_bytes())
+                    .ok_or_else(|| bad(crate::server::notify::INVALID_FLAGS))?
+            }
             _ => return Err(format!("unknown setting '{name}'")),
         }
         Ok(())
@@ -216,6 +234,7 @@ impl Config {
             "maxclients" => self.maxclients.to_string(),
             "databases" => self.databases.to_string(),
             "log-level" => self.log_level.clone(),
+            "notify-keyspace-events" => crate::server::notify::flags_to_string(self.notify_keyspace_events),
             _ => return None,
         })
     }

@@ -10,6 +10,7 @@ use super::string::{as_string, check_length};
 use super::{commit_all, guard_for, Args, CmdError, Ctx};
 use crate::engine::ValueKind;
 use crate::resp::Reply;
+use crate::server::notify as ev;
 
 fn bit_offset_error() -> CmdError {
     CmdError::err("bit offset is not an integer or out of range")
@@ -70,6 +71,7 @@ pub fn setbit(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     slot.set(db, &key, ValueKind::String, &value, expire)?;
     slot.commit()?;
     ctx.touch(db, &key);
+    ctx.notify(ev::STRING, "setbit", db, &key);
     Ok(Reply::Int(old.into()))
 }
 
@@ -247,13 +249,17 @@ pub fn bitop(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         };
     }
     let dest_slot = guard_for(&mut guards, ctx.engine, &dest);
-    if result.is_empty() {
-        dest_slot.delete(db, &dest)?;
+    let event = if result.is_empty() {
+        dest_slot.delete(db, &dest)?.then_some((ev::GENERIC, "del"))
     } else {
         dest_slot.set(db, &dest, ValueKind::String, &result, None)?;
-    }
+        Some((ev::STRING, "set"))
+    };
     commit_all(guards)?;
     ctx.touch(db, &dest);
+    if let Some((class, event)) = event {
+        ctx.notify(class, event, db, &dest);
+    }
     Ok(Reply::Int(len as i64))
 }
 
@@ -401,6 +407,8 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &mut Args, read_only: bool) -> Resu
         }
     }
     let mut replies = Vec::with_capacity(ops.len());
+    // Writes that happened (an OVERFLOW FAIL does not count): Redis notifies only if there were any.
+    let mut changes = 0;
     for op in &ops {
         replies.push(match *op {
             FieldOp::Get(ty, offset) => Reply::Int(read_field(&value, offset, ty)),
@@ -408,6 +416,7 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &mut Args, read_only: bool) -> Resu
                 let old = read_field(&value, offset, ty);
                 match add_with_overflow(0, number, ty, overflow) {
                     Some(stored) => {
+                        changes += 1;
                         write_field(&mut value, offset, ty, stored);
                         Reply::Int(old)
                     }
@@ -418,6 +427,7 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &mut Args, read_only: bool) -> Resu
                 let old = read_field(&value, offset, ty);
                 match add_with_overflow(old, increment, ty, overflow) {
                     Some(new) => {
+                        changes += 1;
                         write_field(&mut value, offset, ty, new);
                         Reply::Int(new)
                     }
@@ -432,6 +442,9 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &mut Args, read_only: bool) -> Resu
     slot.commit()?;
     if writes {
         ctx.touch(db, &key);
+    }
+    if changes > 0 {
+        ctx.notify(ev::STRING, "setbit", db, &key);
     }
     Ok(Reply::Array(replies))
 }

@@ -138,6 +138,7 @@ const PARAMETERS: &[(&str, &str, bool)] = &[
     ("appendonly", "", false),
     ("save", "", false),
     ("proto-max-bulk-len", "", true),
+    ("notify-keyspace-events", "notify-keyspace-events", true),
 ];
 
 fn parameter_value(ctx: &Ctx<'_>, name: &str, setting: &str) -> String {
@@ -189,6 +190,16 @@ pub fn config_set(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
             )));
         }
         let value = String::from_utf8_lossy(&pair[1]).into_owned();
+        if name == "notify-keyspace-events" {
+            let flags = crate::server::notify::parse_flags(&pair[1]).ok_or_else(|| {
+                CmdError::err(format!(
+                    "CONFIG SET failed (possibly related to argument '{name}') - {}",
+                    crate::server::notify::INVALID_FLAGS
+                ))
+            })?;
+            updates.push((name, flags as usize));
+            continue;
+        }
         let number = crate::config::parse_size(&value).filter(|&n| n >= 1).ok_or_else(|| {
             CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - argument couldn't be parsed into an integer"))
         })?;
@@ -197,6 +208,10 @@ pub fn config_set(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
     for (name, number) in updates {
         match name.as_str() {
             "maxclients" => ctx.server.set_maxclients(number),
+            "notify-keyspace-events" => {
+                ctx.server.notify.set_flags(number as u32);
+                ctx.server.lock_config().notify_keyspace_events = number as u32;
+            }
             _ => ctx.server.set_proto_max_bulk_len(number),
         }
     }

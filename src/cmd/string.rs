@@ -10,6 +10,7 @@ use super::extfloat::Ext;
 use super::{commit_all, guard_for, Args, CmdError, Ctx};
 use crate::engine::{Entry, Slot, ValueKind};
 use crate::resp::Reply;
+use crate::server::notify as ev;
 
 /// Largest string a write may produce (Redis's `proto-max-bulk-len` default).
 pub const MAX_STRING: u64 = 512 * 1024 * 1024;
@@ -119,6 +120,10 @@ pub fn set(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     slot.commit()?;
     if apply {
         ctx.touch(db, &key);
+        ctx.notify(ev::STRING, "set", db, &key);
+        if expire.is_some() {
+            ctx.notify(ev::GENERIC, "expire", db, &key);
+        }
     }
     Ok(match (get, apply) {
         (true, _) => old.map_or(Reply::Nil, |e| Reply::Bulk(e.value)),
@@ -142,6 +147,7 @@ pub fn setnx(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     slot.commit()?;
     if !exists {
         ctx.touch(db, &key);
+        ctx.notify(ev::STRING, "set", db, &key);
     }
     Ok(Reply::Int(i64::from(!exists)))
 }
@@ -157,6 +163,8 @@ fn setex_generic(ctx: &mut Ctx<'_>, args: &mut Args, unit: &str, command: &str) 
     write_string(&mut slot, db, &key, &value, Some(at), now)?;
     slot.commit()?;
     ctx.touch(db, &key);
+    ctx.notify(ev::STRING, "set", db, &key);
+    ctx.notify(ev::GENERIC, "expire", db, &key);
     Ok(Reply::Ok)
 }
 
@@ -198,21 +206,23 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let Some(entry) = as_string(slot.get(db, &key)?)? else {
         return Ok(Reply::Nil);
     };
-    let mut changed = false;
+    let mut changed = None;
     if let Some(at) = expire {
         if at <= now as i64 {
             slot.delete(db, &key)?;
+            changed = Some("del");
         } else {
             slot.set_expiry(db, &key, Some(at as u64))?;
+            changed = Some("expire");
         }
-        changed = true;
     } else if persist && entry.expire_at_ms.is_some() {
         slot.set_expiry(db, &key, None)?;
-        changed = true;
+        changed = Some("persist");
     }
     slot.commit()?;
-    if changed {
+    if let Some(event) = changed {
         ctx.touch(db, &key);
+        ctx.notify(ev::GENERIC, event, db, &key);
     }
     Ok(Reply::Bulk(entry.value))
 }
@@ -230,6 +240,7 @@ pub fn getdel(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     slot.delete(db, &key)?;
     slot.commit()?;
     ctx.touch(db, &key);
+    ctx.notify(ev::GENERIC, "del", db, &key);
     Ok(Reply::Bulk(entry.value))
 }
 
@@ -245,6 +256,7 @@ pub fn getset(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     slot.set(db, &key, ValueKind::String, &value, None)?;
     slot.commit()?;
     ctx.touch(db, &key);
+    ctx.notify(ev::STRING, "set", db, &key);
     Ok(old.map_or(Reply::Nil, |e| Reply::Bulk(e.value)))
 }
 
@@ -288,7 +300,10 @@ pub fn mset(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         guard_for(&mut guards, ctx.engine, key).set(db, key, ValueKind::String, value, None)?;
     }
     commit_all(guards)?;
-    pairs.iter().for_each(|(key, _)| ctx.touch(db, key));
+    for (key, _) in &pairs {
+        ctx.touch(db, key);
+        ctx.notify(ev::STRING, "set", db, key);
+    }
     Ok(Reply::Ok)
 }
 
@@ -310,7 +325,10 @@ pub fn msetnx(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         guard_for(&mut guards, ctx.engine, key).set(db, key, ValueKind::String, value, None)?;
     }
     commit_all(guards)?;
-    pairs.iter().for_each(|(key, _)| ctx.touch(db, key));
+    for (key, _) in &pairs {
+        ctx.touch(db, key);
+        ctx.notify(ev::STRING, "set", db, key);
+    }
     Ok(Reply::Int(1))
 }
 
@@ -332,6 +350,7 @@ pub fn append(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     slot.set(db, &key, ValueKind::String, &value, expire)?;
     slot.commit()?;
     ctx.touch(db, &key);
+    ctx.notify(ev::STRING, "append", db, &key);
     Ok(Reply::Int(value.len() as i64))
 }
 
@@ -407,6 +426,7 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     slot.set(db, &key, ValueKind::String, &value, expire)?;
     slot.commit()?;
     ctx.touch(db, &key);
+    ctx.notify(ev::STRING, "setrange", db, &key);
     Ok(Reply::Int(value.len() as i64))
 }
 
@@ -421,6 +441,7 @@ fn incr_generic(ctx: &mut Ctx<'_>, key: Bytes, delta: i64) -> Result<Reply, CmdE
     slot.set(db, &key, ValueKind::String, value.to_string().as_bytes(), expire)?;
     slot.commit()?;
     ctx.touch(db, &key);
+    ctx.notify(ev::STRING, "incrby", db, &key);
     Ok(Reply::Int(value))
 }
 
@@ -484,6 +505,7 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
     slot.set(db, &key, ValueKind::String, text.as_bytes(), expire)?;
     slot.commit()?;
     ctx.touch(db, &key);
+    ctx.notify(ev::STRING, "incrbyfloat", db, &key);
     Ok(Reply::bulk(text))
 }
 

@@ -25,7 +25,7 @@ use super::meta::{self, SlotMeta};
 use super::page::{self, Cell, CellValue, Page, MAX_KEY_LEN};
 use super::segment::{self, ChunkStore};
 use super::wal::{self, WalOp, WalSync, WalWriter};
-use super::{BatchOp, Change, ChangeListener, Clock, Entry, FsyncPolicy, KeyInfo};
+use super::{BatchOp, Change, ChangeListener, Clock, Entry, ExpireListener, FsyncPolicy, KeyInfo};
 
 /// Settings shared by every slot of an engine.
 pub struct SlotConfig {
@@ -40,6 +40,7 @@ pub struct SlotConfig {
     pub(crate) read_only: bool,
     pub(crate) clock: Clock,
     pub(crate) change_listener: Option<Arc<dyn ChangeListener>>,
+    pub(crate) expire_listener: Option<Arc<dyn ExpireListener>>,
     pub(crate) dictionaries: Arc<DictionaryMap>,
 }
 
@@ -483,7 +484,26 @@ impl Slot {
                 source: Source::Cell(cell),
             }),
         };
-        Ok(found.filter(|lookup| lookup.expire_at == 0 || lookup.expire_at > now))
+        match found {
+            Some(lookup) if lookup.expire_at != 0 && lookup.expire_at <= now => {
+                self.expire_found(db, key)?;
+                Ok(None)
+            }
+            found => Ok(found),
+        }
+    }
+
+    /// A key found expired by a read: with an expire listener, deleted now and reported (Redis's lazy
+    /// expiry); without one (tools, engine tests) left for the active-expire cycle.
+    fn expire_found(&mut self, db: u16, key: &[u8]) -> Result<()> {
+        let Some(listener) = self.config.expire_listener.clone() else { return Ok(()) };
+        if self.config.read_only || self.poisoned.is_some() || self.wal.sync_handle().is_poisoned() {
+            return Ok(());
+        }
+        let seq = self.append(&[(WalOp::Delete, db, 0, key, &[])])?;
+        self.remember(db, key, seq, 0, MemValue::Delete);
+        listener.on_expired(db, key);
+        Ok(())
     }
 
     /// The live value of a key.
@@ -893,6 +913,9 @@ impl Slot {
         for (db, key) in &expired {
             let seq = self.append(&[(WalOp::Delete, *db, 0, key, &[])])?;
             self.remember(*db, key, seq, 0, MemValue::Delete);
+            if let Some(listener) = &self.config.expire_listener {
+                listener.on_expired(*db, key);
+            }
         }
         self.maybe_checkpoint()?;
         Ok(expired.len())
