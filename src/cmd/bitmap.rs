@@ -58,15 +58,21 @@ pub fn setbit(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     };
     let db = ctx.db();
     let mut slot = ctx.engine.lock_key(&key);
-    let (mut value, expire) = match as_string(slot.get(db, &key)?)? {
-        Some(entry) => (entry.value.to_vec(), entry.expire_at_ms),
-        None => (Vec::new(), None),
+    let (mut value, expire, created) = match as_string(slot.get(db, &key)?)? {
+        Some(entry) => (entry.value.to_vec(), entry.expire_at_ms, false),
+        None => (Vec::new(), None, true),
     };
     let needed = (offset >> 3) as usize + 1;
-    if value.len() < needed {
+    let grown = value.len() < needed;
+    if grown {
         value.resize(needed, 0);
     }
     let old = get_bit(&value, offset);
+    // As Redis: a bit set to what it was, in a string that neither appeared nor grew, changes nothing
+    // (no write, no WATCH signal, no event).
+    if !created && !grown && old == bit {
+        return Ok(Reply::Int(old.into()));
+    }
     set_bit(&mut value, offset, bit);
     slot.set(db, &key, ValueKind::String, &value, expire)?;
     slot.commit()?;
