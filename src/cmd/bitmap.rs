@@ -77,6 +77,7 @@ pub fn setbit(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     slot.set(db, &key, ValueKind::String, &value, expire)?;
     slot.commit()?;
     ctx.touch(db, &key);
+    ctx.notify_new(created, db, &key);
     ctx.notify(ev::STRING, "setbit", db, &key);
     Ok(Reply::Int(old.into()))
 }
@@ -255,14 +256,17 @@ pub fn bitop(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         };
     }
     let dest_slot = guard_for(&mut guards, ctx.engine, &dest);
+    let mut created = false;
     let event = if result.is_empty() {
         dest_slot.delete(db, &dest)?.then_some((ev::GENERIC, "del"))
     } else {
+        created = ctx.wants_lookup() && dest_slot.key_info(db, &dest)?.is_none();
         dest_slot.set(db, &dest, ValueKind::String, &result, None)?;
         Some((ev::STRING, "set"))
     };
     commit_all(guards)?;
     ctx.touch(db, &dest);
+    ctx.notify_new(created, db, &dest);
     if let Some((class, event)) = event {
         ctx.notify(class, event, db, &dest);
     }
@@ -395,6 +399,8 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &mut Args, read_only: bool) -> Resu
     let mut slot = ctx.engine.lock_key(&key);
     let existing = as_string(slot.get(db, &key)?)?;
     let writes = ops.iter().any(|op| !matches!(op, FieldOp::Get(..)));
+    // Redis creates the key for any write op, even one that OVERFLOW FAIL leaves undone.
+    let created = writes && existing.is_none();
     let expire = existing.as_ref().and_then(|e| e.expire_at_ms);
     let mut value = existing.map(|e| e.value.to_vec()).unwrap_or_default();
     if writes {
@@ -449,6 +455,7 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &mut Args, read_only: bool) -> Resu
     if writes {
         ctx.touch(db, &key);
     }
+    ctx.notify_new(created, db, &key);
     if changes > 0 {
         ctx.notify(ev::STRING, "setbit", db, &key);
     }

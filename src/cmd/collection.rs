@@ -1055,6 +1055,7 @@ pub fn store_destination<T: Collection>(
         ctx.touch(db, destination);
     }
     if !value.is_empty() {
+        ctx.notify_new(!existed, db, destination);
         ctx.notify(class, event, db, destination);
     } else if existed {
         ctx.notify(notify::GENERIC, "del", db, destination);
@@ -1103,6 +1104,7 @@ pub fn update_notify<T: Collection, R>(
     let db = ctx.db();
     let mut slot = ctx.engine.lock_key(key);
     let mut handle = Handle::<T>::open(&mut slot, db, key)?;
+    let existed = handle.existed();
     let (out, changed) = work(&mut handle, &mut slot)?;
     if changed {
         // Class 0 (plain `update`) notifies nothing.
@@ -1110,6 +1112,7 @@ pub fn update_notify<T: Collection, R>(
         handle.save(&mut slot)?;
         slot.commit()?;
         ctx.touch(db, key);
+        ctx.notify_new(class != 0 && !existed && !emptied, db, key);
         ctx.notify(class, event, db, key);
         if emptied {
             ctx.notify(notify::GENERIC, "del", db, key);

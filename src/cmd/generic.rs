@@ -280,6 +280,8 @@ pub fn rename(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         Some(_) => {
             ctx.touch(db, &src);
             ctx.touch(db, &dst);
+            // Redis deletes an existing destination and adds the key anew.
+            ctx.notify_new(true, db, &dst);
             ctx.notify(ev::GENERIC, "rename_from", db, &src);
             ctx.notify(ev::GENERIC, "rename_to", db, &dst);
             Ok(Reply::Ok)
@@ -303,6 +305,8 @@ pub fn renamenx(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         Some(true) => {
             ctx.touch(db, &src);
             ctx.touch(db, &dst);
+            // Redis deletes an existing destination and adds the key anew.
+            ctx.notify_new(true, db, &dst);
             ctx.notify(ev::GENERIC, "rename_from", db, &src);
             ctx.notify(ev::GENERIC, "rename_to", db, &dst);
             Ok(Reply::Int(1))
@@ -335,6 +339,7 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     match transfer(ctx, src_db, &src, dst_db, &dst, replace, false)? {
         Some(true) => {
             ctx.touch(dst_db, &dst);
+            ctx.notify_new(true, dst_db, &dst);
             ctx.notify(ev::GENERIC, "copy_to", dst_db, &dst);
             Ok(Reply::Int(1))
         }
@@ -357,6 +362,7 @@ pub fn move_(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         Some(true) => {
             ctx.touch(src_db, &key);
             ctx.touch(dst_db, &key);
+            ctx.notify_new(true, dst_db, &key);
             ctx.notify(ev::GENERIC, "move_from", src_db, &key);
             ctx.notify(ev::GENERIC, "move_to", dst_db, &key);
             Ok(Reply::Int(1))

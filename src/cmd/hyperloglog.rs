@@ -46,6 +46,7 @@ pub fn pfadd(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     slot.commit()?;
     if changed {
         ctx.touch(db, &key);
+        ctx.notify_new(created, db, &key);
         ctx.notify(ev::STRING, "pfadd", db, &key);
     }
     Ok(Reply::Int(i64::from(changed)))
@@ -117,6 +118,7 @@ pub fn pfmerge(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         }
     }
     let existing = read(&dest)?;
+    let created = existing.is_none();
     let refs: Vec<&Hll> = inputs.iter().collect();
     let (merged, expire) = match existing {
         Some((mut hll, expire)) => {
@@ -131,6 +133,7 @@ pub fn pfmerge(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     }
     commit_all(guards)?;
     ctx.touch(db, &dest);
+    ctx.notify_new(created, db, &dest);
     ctx.notify(ev::STRING, "pfadd", db, &dest);
     Ok(Reply::Ok)
 }

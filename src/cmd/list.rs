@@ -309,7 +309,7 @@ fn move_element(
         src.save(slot)?;
         commit_all(guards)?;
         ctx.touch(db, &source);
-        notify_move(ctx, db, &source, &source, from_left, to_left, false);
+        notify_move(ctx, db, &source, &source, (from_left, to_left), (false, false));
         return Ok(Reply::Bulk(element));
     }
     // The destination's type is checked before anything moves, as in Redis.
@@ -318,6 +318,7 @@ fn move_element(
         return Ok(Reply::Nil);
     };
     let src_emptied = src.is_empty();
+    let dst_created = !dst.existed();
     let dst_slot = guard_for(&mut guards, ctx.engine, &destination);
     dst.push(dst_slot, to_left, vec![element.clone()])?;
     // Keys sharing a slot leave in one batch, so recovery never sees the element in both lists or neither.
@@ -333,21 +334,21 @@ fn move_element(
     commit_all(guards)?;
     ctx.touch(db, &source);
     ctx.touch(db, &destination);
-    notify_move(ctx, db, &source, &destination, from_left, to_left, src_emptied);
+    notify_move(ctx, db, &source, &destination, (from_left, to_left), (dst_created, src_emptied));
     Ok(Reply::Bulk(element))
 }
 
-/// LMOVE's events in Redis's order: the push to the destination, the pop from the source, and `del` if
-/// that emptied the source.
+/// LMOVE's events in Redis's order: `new` if the destination was created, the push to it, the pop from
+/// the source, and `del` if that emptied the source.
 fn notify_move(
     ctx: &Ctx<'_>,
     db: u16,
     source: &[u8],
     destination: &[u8],
-    from_left: bool,
-    to_left: bool,
-    emptied: bool,
+    (from_left, to_left): (bool, bool),
+    (created, emptied): (bool, bool),
 ) {
+    ctx.notify_new(created, db, destination);
     ctx.notify(ev::LIST, if to_left { "lpush" } else { "rpush" }, db, destination);
     ctx.notify(ev::LIST, if from_left { "lpop" } else { "rpop" }, db, source);
     if emptied {

@@ -196,6 +196,7 @@ pub fn smove(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         return Ok(Reply::Int(0));
     }
     let src_emptied = src.is_empty();
+    let dst_created = !dst.existed();
     let dst_slot = guard_for(&mut guards, ctx.engine, &destination);
     let added = dst.insert(dst_slot, member, Bytes::new())?;
     // Keys sharing a slot leave in one batch, so recovery never sees the member in both sets or neither.
@@ -215,6 +216,7 @@ pub fn smove(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     if src_emptied {
         ctx.notify(ev::GENERIC, "del", db, &source);
     }
+    ctx.notify_new(dst_created, db, &destination);
     if added {
         ctx.notify(ev::SET, "sadd", db, &destination);
     }
@@ -310,6 +312,7 @@ fn algebra_store(ctx: &mut Ctx<'_>, args: &mut Args, algebra: Algebra, event: &s
     commit_all(guards)?;
     ctx.touch(db, &destination);
     if !members.is_empty() {
+        ctx.notify_new(!existed, db, &destination);
         ctx.notify(ev::SET, event, db, &destination);
     } else if existed {
         ctx.notify(ev::GENERIC, "del", db, &destination);

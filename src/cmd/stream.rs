@@ -71,13 +71,16 @@ fn modify_groups(
     event: &'static str,
     change: impl FnOnce(&mut StreamValue, bool) -> Result<(Reply, bool), CmdError>,
 ) -> Result<Reply, CmdError> {
-    let mut changed_any = false;
+    let (mut changed_any, mut created) = (false, false);
     let reply = update_stream(ctx, key, false, |stream, _| {
         let existed = stream.existed();
         let (reply, changed) = change(stream.stream_meta_mut(), existed)?;
         changed_any = changed;
+        created = changed && !existed;
         Ok((reply, changed))
     })?;
+    // XGROUP CREATE ... MKSTREAM is the one that can create the key.
+    ctx.notify_new(created, ctx.db(), key);
     if changed_any && !event.is_empty() {
         notify_stream(ctx, key, &[event]);
     }
@@ -363,7 +366,9 @@ pub fn xadd(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let now = ctx.now_ms();
     let key = argv[1].clone();
     let mut events = Vec::new();
+    let mut created = false;
     let reply = update_stream(ctx, &key, true, |stream, slot| {
+        created = !stream.existed();
         if !stream.existed() && no_mkstream {
             return Ok((Reply::Nil, false));
         }
@@ -400,6 +405,7 @@ pub fn xadd(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         }
         Ok((id_reply(new_id), true))
     })?;
+    ctx.notify_new(created && !events.is_empty(), ctx.db(), &key);
     notify_stream(ctx, &key, &events);
     Ok(reply)
 }

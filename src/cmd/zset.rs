@@ -412,6 +412,7 @@ pub fn zrangestore(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
     super::commit_all(guards)?;
     ctx.touch(db, &destination);
     if !result.is_empty() {
+        ctx.notify_new(!existed, db, &destination);
         ctx.notify(ev::ZSET, "zrangestore", db, &destination);
     } else if existed {
         ctx.notify(ev::GENERIC, "del", db, &destination);

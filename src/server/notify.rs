@@ -206,6 +206,23 @@ impl Ctx<'_> {
             notify.publish(self.server, class, event, self.server.dbmap.logical(db), key);
         }
     }
+
+    /// Publishes `new` (class `n`) for `key` if `created`: Redis emits it when a command adds a key that
+    /// did not exist, before the command's own event.
+    #[inline]
+    pub fn notify_new(&self, created: bool, db: u16, key: &[u8]) {
+        if created {
+            self.notify(NEW, "new", db, key);
+        }
+    }
+
+    /// True if `new` or `expired` events are wanted: a handler that writes a key blindly looks it up
+    /// first only then, as Redis always does (which finds an expired key, reporting it, and tells whether
+    /// the key is new).
+    #[inline]
+    pub fn wants_lookup(&self) -> bool {
+        self.server.notify.enabled(NEW | EXPIRED)
+    }
 }
 
 #[cfg(test)]
