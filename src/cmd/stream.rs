@@ -698,8 +698,16 @@ pub fn read_now(ctx: &mut Ctx<'_>, request: &ReadRequest) -> Result<Option<Reply
             Some((group_name, consumer_name)) => {
                 let mut created = false;
                 let result = update_stream(ctx, key, false, |stream, slot| {
-                    let result =
-                        group_read(stream, slot, group_name, consumer_name, *after, request, now, &mut created)?;
+                    let has_consumer = |stream: &Stream| {
+                        stream
+                            .stream_meta()
+                            .groups
+                            .get(group_name)
+                            .is_some_and(|g| g.consumers.contains_key(consumer_name))
+                    };
+                    let known = has_consumer(stream);
+                    let result = group_read(stream, slot, group_name, consumer_name, *after, request, now)?;
+                    created = !known && has_consumer(stream);
                     let changed = result.is_some();
                     Ok((result, changed))
                 })?;
@@ -735,7 +743,6 @@ fn group_read(
     after: StreamId,
     request: &ReadRequest,
     now: u64,
-    created: &mut bool,
 ) -> Result<Option<Reply>, CmdError> {
     let limit = if request.count == 0 { usize::MAX } else { request.count };
     let Some(group) = stream.stream_meta().groups.get(group_name) else { return Ok(None) };
@@ -743,7 +750,7 @@ fn group_read(
     if after != StreamId::MAX {
         let Some(start) = after.next() else { return Ok(Some(Reply::Array(Vec::new()))) };
         let Some(group) = stream.stream_meta_mut().groups.get_mut(group_name) else { return Ok(None) };
-        *created = seen_consumer(group, consumer, now);
+        seen_consumer(group, consumer, now);
         let ids: Vec<StreamId> =
             group.pending_of(consumer).filter(|(id, _)| **id >= start).map(|(id, _)| *id).take(limit).collect();
         let mut out = Vec::with_capacity(ids.len());
@@ -773,7 +780,7 @@ fn group_read(
     let extent = stream.extent(slot)?;
     let meta = stream.stream_meta_mut();
     if let Some(group) = meta.groups.get_mut(group_name) {
-        *created = seen_consumer(group, consumer, now);
+        seen_consumer(group, consumer, now);
     }
     let mut out = Vec::with_capacity(delivered.len());
     for (id, fields) in delivered {

@@ -29,7 +29,10 @@ const MARKER: &str = "__keyend__:marker";
 
 /// Subscribes (RESP2 or RESP3) to `__key*__:*` on a server whose notifications are `flags`, runs `steps`
 /// and returns every message the subscriber got, up to the end marker.
-fn events(port: u16, flags: &str, steps: &[Step], resp3: bool) -> (Vec<Vec<u8>>, Vec<(String, Vec<u8>)>) {
+/// Each command (its first arguments, joined) with its raw reply.
+type Replies = Vec<(String, Vec<u8>)>;
+
+fn events(port: u16, flags: &str, steps: &[Step], resp3: bool) -> (Vec<Vec<u8>>, Replies) {
     let mut replies = Vec::new();
     let mut main = Conn::connect(port);
     assert_eq!(main.cmd(&["FLUSHALL"]), b"+OK\r\n");
