@@ -10,6 +10,7 @@ use super::string::{as_string, check_length};
 use super::{commit_all, guard_for, Args, CmdError, Ctx};
 use crate::engine::ValueKind;
 use crate::resp::Reply;
+use crate::server::notify as ev;
 
 fn bit_offset_error() -> CmdError {
     CmdError::err("bit offset is not an integer or out of range")
@@ -57,19 +58,27 @@ pub fn setbit(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     };
     let db = ctx.db();
     let mut slot = ctx.engine.lock_key(&key);
-    let (mut value, expire) = match as_string(slot.get(db, &key)?)? {
-        Some(entry) => (entry.value.to_vec(), entry.expire_at_ms),
-        None => (Vec::new(), None),
+    let (mut value, expire, created) = match as_string(slot.get(db, &key)?)? {
+        Some(entry) => (entry.value.to_vec(), entry.expire_at_ms, false),
+        None => (Vec::new(), None, true),
     };
     let needed = (offset >> 3) as usize + 1;
-    if value.len() < needed {
+    let grown = value.len() < needed;
+    if grown {
         value.resize(needed, 0);
     }
     let old = get_bit(&value, offset);
+    // As Redis: a bit set to what it was, in a string that neither appeared nor grew, changes nothing
+    // (no write, no WATCH signal, no event).
+    if !created && !grown && old == bit {
+        return Ok(Reply::Int(old.into()));
+    }
     set_bit(&mut value, offset, bit);
     slot.set(db, &key, ValueKind::String, &value, expire)?;
     slot.commit()?;
     ctx.touch(db, &key);
+    ctx.notify_new(created, db, &key);
+    ctx.notify(ev::STRING, "setbit", db, &key);
     Ok(Reply::Int(old.into()))
 }
 
@@ -247,13 +256,20 @@ pub fn bitop(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         };
     }
     let dest_slot = guard_for(&mut guards, ctx.engine, &dest);
-    if result.is_empty() {
-        dest_slot.delete(db, &dest)?;
+    let mut created = false;
+    let event = if result.is_empty() {
+        dest_slot.delete(db, &dest)?.then_some((ev::GENERIC, "del"))
     } else {
+        created = ctx.wants_lookup() && dest_slot.key_info(db, &dest)?.is_none();
         dest_slot.set(db, &dest, ValueKind::String, &result, None)?;
-    }
+        Some((ev::STRING, "set"))
+    };
     commit_all(guards)?;
     ctx.touch(db, &dest);
+    ctx.notify_new(created, db, &dest);
+    if let Some((class, event)) = event {
+        ctx.notify(class, event, db, &dest);
+    }
     Ok(Reply::Int(len as i64))
 }
 
@@ -383,6 +399,8 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &mut Args, read_only: bool) -> Resu
     let mut slot = ctx.engine.lock_key(&key);
     let existing = as_string(slot.get(db, &key)?)?;
     let writes = ops.iter().any(|op| !matches!(op, FieldOp::Get(..)));
+    // Redis creates the key for any write op, even one that OVERFLOW FAIL leaves undone.
+    let created = writes && existing.is_none();
     let expire = existing.as_ref().and_then(|e| e.expire_at_ms);
     let mut value = existing.map(|e| e.value.to_vec()).unwrap_or_default();
     if writes {
@@ -401,6 +419,8 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &mut Args, read_only: bool) -> Resu
         }
     }
     let mut replies = Vec::with_capacity(ops.len());
+    // Writes that happened (an OVERFLOW FAIL does not count): Redis notifies only if there were any.
+    let mut changes = 0;
     for op in &ops {
         replies.push(match *op {
             FieldOp::Get(ty, offset) => Reply::Int(read_field(&value, offset, ty)),
@@ -408,6 +428,7 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &mut Args, read_only: bool) -> Resu
                 let old = read_field(&value, offset, ty);
                 match add_with_overflow(0, number, ty, overflow) {
                     Some(stored) => {
+                        changes += 1;
                         write_field(&mut value, offset, ty, stored);
                         Reply::Int(old)
                     }
@@ -418,6 +439,7 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &mut Args, read_only: bool) -> Resu
                 let old = read_field(&value, offset, ty);
                 match add_with_overflow(old, increment, ty, overflow) {
                     Some(new) => {
+                        changes += 1;
                         write_field(&mut value, offset, ty, new);
                         Reply::Int(new)
                     }
@@ -432,6 +454,10 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &mut Args, read_only: bool) -> Resu
     slot.commit()?;
     if writes {
         ctx.touch(db, &key);
+    }
+    ctx.notify_new(created, db, &key);
+    if changes > 0 {
+        ctx.notify(ev::STRING, "setbit", db, &key);
     }
     Ok(Reply::Array(replies))
 }

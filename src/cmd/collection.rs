@@ -25,6 +25,7 @@ use crate::elements::streamed::Streamed;
 use crate::elements::{self, Home, LAYOUT_CHAIN, LAYOUT_HASHED, LAYOUT_RANKED, LAYOUT_STREAM};
 use crate::engine::{BatchOp, Slot, ValueKind};
 use crate::resp::Reply;
+use crate::server::notify;
 use crate::types::hash::HashValue;
 use crate::types::list::ListValue;
 use crate::types::set::SetValue;
@@ -1035,11 +1036,15 @@ pub fn store<T: Collection>(
 /// The end of every STORE command (ZUNIONSTORE, GEOSEARCHSTORE, SORT ... STORE): writes `value` to
 /// `destination` (deleting it when empty) under the held locks, commits them all, and tells WATCH, which
 /// Redis notifies only when the destination existed or gets a value. Returns the stored element count.
+///
+/// Keyspace notifications as Redis: `event` (of `class`) when a value is stored, `del` when an existing
+/// destination is deleted because the result is empty.
 pub fn store_destination<T: Collection>(
     ctx: &Ctx<'_>,
     mut guards: Vec<(usize, crate::engine::SlotGuard<'_>)>,
     destination: &[u8],
     value: &T,
+    (class, event): (u32, &str),
 ) -> Result<Reply, CmdError> {
     let db = ctx.db();
     let guard = super::guard_for(&mut guards, ctx.engine, destination);
@@ -1048,6 +1053,12 @@ pub fn store_destination<T: Collection>(
     super::commit_all(guards)?;
     if existed || !value.is_empty() {
         ctx.touch(db, destination);
+    }
+    if !value.is_empty() {
+        ctx.notify_new(!existed, db, destination);
+        ctx.notify(class, event, db, destination);
+    } else if existed {
+        ctx.notify(notify::GENERIC, "del", db, destination);
     }
     Ok(Reply::Int(value.count() as i64))
 }
@@ -1079,14 +1090,33 @@ pub fn update<T: Collection, R>(
     key: &Bytes,
     work: impl FnOnce(&mut Handle<T>, &mut Slot) -> Result<(R, bool), CmdError>,
 ) -> Result<R, CmdError> {
+    update_notify(ctx, key, (0, ""), work)
+}
+
+/// [`update`] with Redis's keyspace notifications: `event` (of `class`) when `work` changed the
+/// collection, then `del` if that emptied it (which deletes the key; never for a stream, which stays).
+pub fn update_notify<T: Collection, R>(
+    ctx: &mut Ctx<'_>,
+    key: &Bytes,
+    (class, event): (u32, &str),
+    work: impl FnOnce(&mut Handle<T>, &mut Slot) -> Result<(R, bool), CmdError>,
+) -> Result<R, CmdError> {
     let db = ctx.db();
     let mut slot = ctx.engine.lock_key(key);
     let mut handle = Handle::<T>::open(&mut slot, db, key)?;
+    let existed = handle.existed();
     let (out, changed) = work(&mut handle, &mut slot)?;
     if changed {
+        // Class 0 (plain `update`) notifies nothing.
+        let emptied = class != 0 && class != notify::STREAM && handle.is_empty();
         handle.save(&mut slot)?;
         slot.commit()?;
         ctx.touch(db, key);
+        ctx.notify_new(class != 0 && !existed && !emptied, db, key);
+        ctx.notify(class, event, db, key);
+        if emptied {
+            ctx.notify(notify::GENERIC, "del", db, key);
+        }
     }
     Ok(out)
 }

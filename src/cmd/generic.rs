@@ -8,6 +8,7 @@ use super::connection::parse_db;
 use super::{commit_all, guard_for, Args, CmdError, Ctx};
 use crate::engine::ValueKind;
 use crate::resp::Reply;
+use crate::server::notify as ev;
 
 /// Keys fetched per engine scan call when a command walks a whole database.
 const SCAN_BATCH: usize = 1024;
@@ -42,7 +43,10 @@ pub fn del(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         }
     }
     commit_all(guards)?;
-    deleted.iter().for_each(|key| ctx.touch(db, key));
+    for key in &deleted {
+        ctx.touch(db, key);
+        ctx.notify(ev::GENERIC, "del", db, key);
+    }
     Ok(Reply::Int(deleted.len() as i64))
 }
 
@@ -122,13 +126,16 @@ fn expire_generic(
     if refused {
         return Ok(Reply::Int(0));
     }
-    if at <= now {
+    let event = if at <= now {
         slot.delete(db, &key)?;
+        "del"
     } else {
         slot.set_expiry(db, &key, Some(at as u64))?;
-    }
+        "expire"
+    };
     slot.commit()?;
     ctx.touch(db, &key);
+    ctx.notify(ev::GENERIC, event, db, &key);
     Ok(Reply::Int(1))
 }
 
@@ -214,6 +221,7 @@ pub fn persist(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     slot.commit()?;
     if had {
         ctx.touch(db, &key);
+        ctx.notify(ev::GENERIC, "persist", db, &key);
     }
     Ok(Reply::Int(i64::from(had)))
 }
@@ -272,6 +280,10 @@ pub fn rename(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         Some(_) => {
             ctx.touch(db, &src);
             ctx.touch(db, &dst);
+            // Redis deletes an existing destination and adds the key anew.
+            ctx.notify_new(true, db, &dst);
+            ctx.notify(ev::GENERIC, "rename_from", db, &src);
+            ctx.notify(ev::GENERIC, "rename_to", db, &dst);
             Ok(Reply::Ok)
         }
     }
@@ -293,6 +305,10 @@ pub fn renamenx(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         Some(true) => {
             ctx.touch(db, &src);
             ctx.touch(db, &dst);
+            // Redis deletes an existing destination and adds the key anew.
+            ctx.notify_new(true, db, &dst);
+            ctx.notify(ev::GENERIC, "rename_from", db, &src);
+            ctx.notify(ev::GENERIC, "rename_to", db, &dst);
             Ok(Reply::Int(1))
         }
     }
@@ -323,6 +339,8 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     match transfer(ctx, src_db, &src, dst_db, &dst, replace, false)? {
         Some(true) => {
             ctx.touch(dst_db, &dst);
+            ctx.notify_new(true, dst_db, &dst);
+            ctx.notify(ev::GENERIC, "copy_to", dst_db, &dst);
             Ok(Reply::Int(1))
         }
         _ => Ok(Reply::Int(0)),
@@ -344,6 +362,9 @@ pub fn move_(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         Some(true) => {
             ctx.touch(src_db, &key);
             ctx.touch(dst_db, &key);
+            ctx.notify_new(true, dst_db, &key);
+            ctx.notify(ev::GENERIC, "move_from", src_db, &key);
+            ctx.notify(ev::GENERIC, "move_to", dst_db, &key);
             Ok(Reply::Int(1))
         }
         _ => Ok(Reply::Int(0)),

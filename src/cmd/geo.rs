@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 
-use super::collection::{inspect, update, Handle};
+use super::collection::{inspect, update_notify, Handle};
 use super::{Args, CmdError, Ctx};
 use crate::engine::Slot;
 use crate::resp::Reply;
@@ -48,23 +48,25 @@ pub fn geoadd(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         let score = geohash::score(longitude, latitude).map_err(|err| CmdError::Raw(err.to_string().into()))?;
         items.push((score as f64, triple[2].clone()));
     }
-    let (added, updated) = update(ctx, &key, |index: &mut Handle<ZsetIndex>, slot| {
-        let (mut added, mut updated) = (0i64, 0i64);
-        if index.existed() || !xx {
-            for (score, member) in items {
-                let exists = index.score(slot, &member)?.is_some();
-                if (nx && exists) || (xx && !exists) {
-                    continue;
-                }
-                match index.insert(slot, member, score)? {
-                    InsertOutcome::Added => added += 1,
-                    InsertOutcome::Updated(_) => updated += 1,
-                    InsertOutcome::Unchanged => {}
+    // GEOADD is ZADD underneath, in Redis too: its event is `zadd`.
+    let (added, updated) =
+        update_notify(ctx, &key, (crate::server::notify::ZSET, "zadd"), |index: &mut Handle<ZsetIndex>, slot| {
+            let (mut added, mut updated) = (0i64, 0i64);
+            if index.existed() || !xx {
+                for (score, member) in items {
+                    let exists = index.score(slot, &member)?.is_some();
+                    if (nx && exists) || (xx && !exists) {
+                        continue;
+                    }
+                    match index.insert(slot, member, score)? {
+                        InsertOutcome::Added => added += 1,
+                        InsertOutcome::Updated(_) => updated += 1,
+                        InsertOutcome::Unchanged => {}
+                    }
                 }
             }
-        }
-        Ok(((added, updated), added + updated > 0))
-    })?;
+            Ok(((added, updated), added + updated > 0))
+        })?;
     Ok(Reply::Int(if ch { added + updated } else { added }))
 }
 
@@ -454,7 +456,8 @@ fn run_search(ctx: &mut Ctx<'_>, args: &mut Args, kind: Kind) -> Result<Reply, C
             result.insert(&item.member, score).map_err(|_| CmdError::NotFloat)?;
         }
     }
-    super::collection::store_destination(ctx, guards, &destination, &result)
+    let event = if matches!(kind, Kind::SearchStore) { "geosearchstore" } else { "georadiusstore" };
+    super::collection::store_destination(ctx, guards, &destination, &result, (crate::server::notify::ZSET, event))
 }
 
 /// ```text

@@ -5,9 +5,10 @@
 
 use bytes::Bytes;
 
-use super::collection::{inspect, update, Handle};
+use super::collection::{inspect, update_notify, Handle};
 use super::{Args, CmdError, Ctx};
 use crate::resp::Reply;
+use crate::server::notify::HASH;
 use crate::types::hash::HashValue;
 
 use super::extfloat::Ext;
@@ -26,7 +27,7 @@ fn field_value_pairs(args: &mut Args, command: &'static str) -> Result<Vec<(Byte
 pub fn hset(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let pairs = field_value_pairs(args, "hset")?;
-    update(ctx, &key, |hash: &mut Handle<HashValue>, slot| {
+    update_notify(ctx, &key, (HASH, "hset"), |hash: &mut Handle<HashValue>, slot| {
         let mut added = 0;
         for (field, value) in pairs {
             added += i64::from(hash.insert(slot, field, value)?);
@@ -41,7 +42,7 @@ pub fn hset(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn hmset(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let pairs = field_value_pairs(args, "hmset")?;
-    update(ctx, &key, |hash: &mut Handle<HashValue>, slot| {
+    update_notify(ctx, &key, (HASH, "hset"), |hash: &mut Handle<HashValue>, slot| {
         for (field, value) in pairs {
             hash.insert(slot, field, value)?;
         }
@@ -56,7 +57,7 @@ pub fn hsetnx(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let field = args.next_bytes()?;
     let value = args.next_bytes()?;
-    update(ctx, &key, |hash: &mut Handle<HashValue>, slot| {
+    update_notify(ctx, &key, (HASH, "hset"), |hash: &mut Handle<HashValue>, slot| {
         if hash.get(slot, &field)?.is_some() {
             return Ok((Reply::Int(0), false));
         }
@@ -95,7 +96,7 @@ pub fn hmget(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn hdel(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let fields = args.rest();
-    update(ctx, &key, |hash: &mut Handle<HashValue>, slot| {
+    update_notify(ctx, &key, (HASH, "hdel"), |hash: &mut Handle<HashValue>, slot| {
         let mut removed = 0;
         for field in &fields {
             removed += i64::from(hash.remove(slot, field)?);
@@ -166,7 +167,7 @@ pub fn hincrby(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let field = args.next_bytes()?;
     let delta = args.next_i64()?;
-    update(ctx, &key, |hash: &mut Handle<HashValue>, slot| {
+    update_notify(ctx, &key, (HASH, "hincrby"), |hash: &mut Handle<HashValue>, slot| {
         let current = match hash.get(slot, &field)? {
             Some(value) => {
                 super::args::parse_i64(&value).ok_or_else(|| CmdError::err("hash value is not an integer"))?
@@ -189,7 +190,7 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdErro
     if delta.is_infinite() {
         return Err(CmdError::err("value is NaN or Infinity"));
     }
-    update(ctx, &key, |hash: &mut Handle<HashValue>, slot| {
+    update_notify(ctx, &key, (HASH, "hincrbyfloat"), |hash: &mut Handle<HashValue>, slot| {
         let current = match hash.get(slot, &field)? {
             Some(value) => Ext::parse(&value).ok_or_else(|| CmdError::err("hash value is not a float"))?,
             None => Ext::parse(b"0").ok_or(CmdError::NotFloat)?,

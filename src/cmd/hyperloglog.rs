@@ -7,6 +7,7 @@ use bytes::Bytes;
 use super::{commit_all, Args, CmdError, Ctx};
 use crate::engine::{Entry, ValueKind};
 use crate::resp::Reply;
+use crate::server::notify as ev;
 use crate::types::hll::Hll;
 
 /// The HLL stored in `entry` and its expiry; WRONGTYPE for other types and for strings that are not HLLs,
@@ -45,6 +46,8 @@ pub fn pfadd(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     slot.commit()?;
     if changed {
         ctx.touch(db, &key);
+        ctx.notify_new(created, db, &key);
+        ctx.notify(ev::STRING, "pfadd", db, &key);
     }
     Ok(Reply::Int(i64::from(changed)))
 }
@@ -115,6 +118,7 @@ pub fn pfmerge(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         }
     }
     let existing = read(&dest)?;
+    let created = existing.is_none();
     let refs: Vec<&Hll> = inputs.iter().collect();
     let (merged, expire) = match existing {
         Some((mut hll, expire)) => {
@@ -129,5 +133,7 @@ pub fn pfmerge(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     }
     commit_all(guards)?;
     ctx.touch(db, &dest);
+    ctx.notify_new(created, db, &dest);
+    ctx.notify(ev::STRING, "pfadd", db, &dest);
     Ok(Reply::Ok)
 }

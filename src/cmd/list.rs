@@ -6,17 +6,18 @@
 
 use bytes::Bytes;
 
-use super::collection::{inspect, update, Handle};
+use super::collection::{inspect, update_notify, Handle};
 use super::{commit_all, guard_for, Args, CmdError, Ctx};
 use crate::engine::ValueKind;
 use crate::resp::Reply;
 use crate::server::blocking::{holds, parse_timeout, TimeoutUnit};
+use crate::server::notify as ev;
 use crate::types::list::ListValue;
 
 fn push(ctx: &mut Ctx<'_>, args: &mut Args, left: bool, only_existing: bool) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let elements = args.rest();
-    update(ctx, &key, |list: &mut Handle<ListValue>, slot| {
+    update_notify(ctx, &key, (ev::LIST, if left { "lpush" } else { "rpush" }), |list: &mut Handle<ListValue>, slot| {
         if !list.existed() && only_existing {
             return Ok((Reply::Int(0), false));
         }
@@ -64,7 +65,7 @@ fn pop(ctx: &mut Ctx<'_>, args: &mut Args, left: bool) -> Result<Reply, CmdError
         Some(n as usize)
     };
     args.finish()?;
-    update(ctx, &key, |list: &mut Handle<ListValue>, slot| {
+    update_notify(ctx, &key, (ev::LIST, if left { "lpop" } else { "rpop" }), |list: &mut Handle<ListValue>, slot| {
         if !list.existed() {
             return Ok((if count.is_some() { Reply::NilArray } else { Reply::Nil }, false));
         }
@@ -159,7 +160,7 @@ pub fn lset(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let index = args.next_i64()?;
     let element = args.next_bytes()?;
-    update(ctx, &key, |list: &mut Handle<ListValue>, slot| {
+    update_notify(ctx, &key, (ev::LIST, "lset"), |list: &mut Handle<ListValue>, slot| {
         if !list.existed() {
             return Err(CmdError::NoSuchKey);
         }
@@ -176,7 +177,7 @@ pub fn ltrim(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let start = args.next_i64()?;
     let stop = args.next_i64()?;
-    update(ctx, &key, |list: &mut Handle<ListValue>, slot| {
+    update_notify(ctx, &key, (ev::LIST, "ltrim"), |list: &mut Handle<ListValue>, slot| {
         if !list.existed() {
             return Ok((Reply::Ok, false));
         }
@@ -201,7 +202,7 @@ pub fn linsert(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let pivot = args.next_bytes()?;
     let element = args.next_bytes()?;
     // Walks to the pivot and rewrites only the chunk it lands in (docs/format.md §"Split collections").
-    update(ctx, &key, |list: &mut Handle<ListValue>, slot| {
+    update_notify(ctx, &key, (ev::LIST, "linsert"), |list: &mut Handle<ListValue>, slot| {
         if !list.existed() {
             return Ok((Reply::Int(0), false));
         }
@@ -221,7 +222,7 @@ pub fn lrem(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let count = args.next_i64()?;
     let element = args.next_bytes()?;
     // Rewrites only the chunks it removes from, and stops walking once `count` items went.
-    update(ctx, &key, |list: &mut Handle<ListValue>, slot| {
+    update_notify(ctx, &key, (ev::LIST, "lrem"), |list: &mut Handle<ListValue>, slot| {
         let limit = if count == 0 { None } else { Some(count.unsigned_abs()) };
         let removed = list.remove_matching(slot, &element, limit, count >= 0)?;
         Ok((Reply::Int(removed as i64), removed > 0))
@@ -308,6 +309,7 @@ fn move_element(
         src.save(slot)?;
         commit_all(guards)?;
         ctx.touch(db, &source);
+        notify_move(ctx, db, &source, &source, (from_left, to_left), (false, false));
         return Ok(Reply::Bulk(element));
     }
     // The destination's type is checked before anything moves, as in Redis.
@@ -315,6 +317,8 @@ fn move_element(
     let Some(element) = src.pop(guard_for(&mut guards, ctx.engine, &source), from_left, 1)?.pop() else {
         return Ok(Reply::Nil);
     };
+    let src_emptied = src.is_empty();
+    let dst_created = !dst.existed();
     let dst_slot = guard_for(&mut guards, ctx.engine, &destination);
     dst.push(dst_slot, to_left, vec![element.clone()])?;
     // Keys sharing a slot leave in one batch, so recovery never sees the element in both lists or neither.
@@ -330,7 +334,26 @@ fn move_element(
     commit_all(guards)?;
     ctx.touch(db, &source);
     ctx.touch(db, &destination);
+    notify_move(ctx, db, &source, &destination, (from_left, to_left), (dst_created, src_emptied));
     Ok(Reply::Bulk(element))
+}
+
+/// LMOVE's events in Redis's order: `new` if the destination was created, the push to it, the pop from
+/// the source, and `del` if that emptied the source.
+fn notify_move(
+    ctx: &Ctx<'_>,
+    db: u16,
+    source: &[u8],
+    destination: &[u8],
+    (from_left, to_left): (bool, bool),
+    (created, emptied): (bool, bool),
+) {
+    ctx.notify_new(created, db, destination);
+    ctx.notify(ev::LIST, if to_left { "lpush" } else { "rpush" }, db, destination);
+    ctx.notify(ev::LIST, if from_left { "lpop" } else { "rpop" }, db, source);
+    if emptied {
+        ctx.notify(ev::GENERIC, "del", db, source);
+    }
 }
 
 /// ```text
@@ -384,9 +407,16 @@ fn mpop_from(ctx: &mut Ctx<'_>, keys: &[Bytes], left: bool, count: usize) -> Res
             continue;
         }
         let popped: Vec<Reply> = list.pop(guard, left, count as u64)?.into_iter().map(Reply::Bulk).collect();
+        let emptied = list.is_empty();
         list.save(guard)?;
         commit_all(guards)?;
         ctx.touch(db, key);
+        if !popped.is_empty() {
+            ctx.notify(ev::LIST, if left { "lpop" } else { "rpop" }, db, key);
+            if emptied {
+                ctx.notify(ev::GENERIC, "del", db, key);
+            }
+        }
         return Ok(Some(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Array(popped)])));
     }
     Ok(None)
@@ -406,7 +436,8 @@ pub fn blmpop(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 /// BRPOP's `[key, element]` reply, or `None`; WRONGTYPE for a key of another type met first.
 fn pop_first(ctx: &mut Ctx<'_>, keys: &[Bytes], left: bool) -> Result<Option<Reply>, CmdError> {
     for key in keys {
-        let popped = update(ctx, key, |list: &mut Handle<ListValue>, slot| {
+        let event = if left { "lpop" } else { "rpop" };
+        let popped = update_notify(ctx, key, (ev::LIST, event), |list: &mut Handle<ListValue>, slot| {
             let element = list.pop(slot, left, 1)?.pop();
             let changed = element.is_some();
             Ok((element, changed))

@@ -5,10 +5,11 @@
 
 use bytes::Bytes;
 
-use super::collection::{inspect, load, store, update, Handle};
+use super::collection::{inspect, load, store, update_notify, Handle};
 use super::{commit_all, guard_for, Args, CmdError, Ctx};
 use crate::engine::SlotGuard;
 use crate::resp::Reply;
+use crate::server::notify as ev;
 use crate::types::set::SetValue;
 
 fn members_reply(members: impl IntoIterator<Item = Bytes>) -> Reply {
@@ -21,7 +22,7 @@ fn members_reply(members: impl IntoIterator<Item = Bytes>) -> Reply {
 pub fn sadd(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let members = args.rest();
-    update(ctx, &key, |set: &mut Handle<SetValue>, slot| {
+    update_notify(ctx, &key, (ev::SET, "sadd"), |set: &mut Handle<SetValue>, slot| {
         let mut added = 0;
         for member in members {
             added += i64::from(set.insert(slot, member, Bytes::new())?);
@@ -36,7 +37,7 @@ pub fn sadd(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn srem(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let members = args.rest();
-    update(ctx, &key, |set: &mut Handle<SetValue>, slot| {
+    update_notify(ctx, &key, (ev::SET, "srem"), |set: &mut Handle<SetValue>, slot| {
         let mut removed = 0;
         for member in &members {
             removed += i64::from(set.remove(slot, member)?);
@@ -118,7 +119,7 @@ pub fn spop(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     };
     args.finish()?;
     let seed = ctx.random(7);
-    update(ctx, &key, |set: &mut Handle<SetValue>, slot| {
+    update_notify(ctx, &key, (ev::SET, "spop"), |set: &mut Handle<SetValue>, slot| {
         let wanted = count.unwrap_or(1);
         let popped: Vec<Bytes> = if (wanted as u64).saturating_mul(2) >= set.len() {
             // Most of the set: pick positions in one listing.
@@ -194,8 +195,10 @@ pub fn smove(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     if !src.remove(guard_for(&mut guards, ctx.engine, &source), &member)? {
         return Ok(Reply::Int(0));
     }
+    let src_emptied = src.is_empty();
+    let dst_created = !dst.existed();
     let dst_slot = guard_for(&mut guards, ctx.engine, &destination);
-    dst.insert(dst_slot, member, Bytes::new())?;
+    let added = dst.insert(dst_slot, member, Bytes::new())?;
     // Keys sharing a slot leave in one batch, so recovery never sees the member in both sets or neither.
     if ctx.engine.slot_of(&source) == ctx.engine.slot_of(&destination) {
         let mut ops = Vec::new();
@@ -209,6 +212,14 @@ pub fn smove(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     commit_all(guards)?;
     ctx.touch(db, &source);
     ctx.touch(db, &destination);
+    ctx.notify(ev::SET, "srem", db, &source);
+    if src_emptied {
+        ctx.notify(ev::GENERIC, "del", db, &source);
+    }
+    ctx.notify_new(dst_created, db, &destination);
+    if added {
+        ctx.notify(ev::SET, "sadd", db, &destination);
+    }
     Ok(Reply::Int(1))
 }
 
@@ -283,7 +294,7 @@ fn algebra_reply(ctx: &mut Ctx<'_>, args: &mut Args, algebra: Algebra) -> Result
     Ok(members_reply(members))
 }
 
-fn algebra_store(ctx: &mut Ctx<'_>, args: &mut Args, algebra: Algebra) -> Result<Reply, CmdError> {
+fn algebra_store(ctx: &mut Ctx<'_>, args: &mut Args, algebra: Algebra, event: &str) -> Result<Reply, CmdError> {
     let destination = args.next_bytes()?;
     let keys = args.rest();
     let (members, mut guards) = combine(ctx, &keys, Some(&destination), algebra)?;
@@ -293,11 +304,19 @@ fn algebra_store(ctx: &mut Ctx<'_>, args: &mut Args, algebra: Algebra) -> Result
         result.insert(member.clone());
     }
     let index = ctx.engine.slot_of(&destination);
+    let mut existed = false;
     if let Some((_, guard)) = guards.iter_mut().find(|(slot, _)| *slot == index) {
+        existed = guard.key_info(db, &destination)?.is_some();
         store(guard, db, &destination, &result, None)?;
     }
     commit_all(guards)?;
     ctx.touch(db, &destination);
+    if !members.is_empty() {
+        ctx.notify_new(!existed, db, &destination);
+        ctx.notify(ev::SET, event, db, &destination);
+    } else if existed {
+        ctx.notify(ev::GENERIC, "del", db, &destination);
+    }
     Ok(Reply::Int(result.len() as i64))
 }
 
@@ -326,21 +345,21 @@ pub fn sdiff(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 /// SINTERSTORE destination key [key ...]
 /// ```
 pub fn sinterstore(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
-    algebra_store(ctx, args, Algebra::Inter)
+    algebra_store(ctx, args, Algebra::Inter, "sinterstore")
 }
 
 /// ```text
 /// SUNIONSTORE destination key [key ...]
 /// ```
 pub fn sunionstore(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
-    algebra_store(ctx, args, Algebra::Union)
+    algebra_store(ctx, args, Algebra::Union, "sunionstore")
 }
 
 /// ```text
 /// SDIFFSTORE destination key [key ...]
 /// ```
 pub fn sdiffstore(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
-    algebra_store(ctx, args, Algebra::Diff)
+    algebra_store(ctx, args, Algebra::Diff, "sdiffstore")
 }
 
 /// ```text

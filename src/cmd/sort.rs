@@ -280,7 +280,7 @@ fn run(ctx: &mut Ctx<'_>, request: SortRequest) -> Result<Reply, CmdError> {
     };
     let mut list = ListValue::default();
     list.items.extend(output.into_iter().map(Option::unwrap_or_default));
-    super::collection::store_destination(ctx, guards, &destination, &list)
+    super::collection::store_destination(ctx, guards, &destination, &list, (crate::server::notify::LIST, "sortstore"))
 }
 
 /// ```text

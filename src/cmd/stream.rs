@@ -64,15 +64,35 @@ fn inspect_entries<R>(
 
 /// Runs `change` on the counters and groups of the stream at `key` (with whether the key existed): for
 /// the commands that touch no entry.
+/// `event` (none if empty) is the keyspace notification of a change.
 fn modify_groups(
     ctx: &mut Ctx<'_>,
     key: &Bytes,
+    event: &'static str,
     change: impl FnOnce(&mut StreamValue, bool) -> Result<(Reply, bool), CmdError>,
 ) -> Result<Reply, CmdError> {
-    update_stream(ctx, key, false, |stream, _| {
+    let (mut changed_any, mut created) = (false, false);
+    let reply = update_stream(ctx, key, false, |stream, _| {
         let existed = stream.existed();
-        change(stream.stream_meta_mut(), existed)
-    })
+        let (reply, changed) = change(stream.stream_meta_mut(), existed)?;
+        changed_any = changed;
+        created = changed && !existed;
+        Ok((reply, changed))
+    })?;
+    // XGROUP CREATE ... MKSTREAM is the one that can create the key.
+    ctx.notify_new(created, ctx.db(), key);
+    if changed_any && !event.is_empty() {
+        notify_stream(ctx, key, &[event]);
+    }
+    Ok(reply)
+}
+
+/// Publishes the stream keyspace events a command collected (after its change was saved), in order.
+fn notify_stream(ctx: &Ctx<'_>, key: &[u8], events: &[&str]) {
+    let db = ctx.db();
+    for event in events {
+        ctx.notify(crate::server::notify::STREAM, event, db, key);
+    }
 }
 
 const INVALID_ID: &str = "Invalid stream ID specified as stream command argument";
@@ -345,7 +365,10 @@ pub fn xadd(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let fields: Vec<(Bytes, Bytes)> = argv[field_pos..].chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect();
     let now = ctx.now_ms();
     let key = argv[1].clone();
-    update_stream(ctx, &key, true, |stream, slot| {
+    let mut events = Vec::new();
+    let mut created = false;
+    let reply = update_stream(ctx, &key, true, |stream, slot| {
+        created = !stream.existed();
         if !stream.existed() && no_mkstream {
             return Ok((Reply::Nil, false));
         }
@@ -376,9 +399,15 @@ pub fn xadd(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
             Some(ParsedId { id, .. }) => id,
         };
         stream.append(slot, new_id, fields)?;
-        apply_trim(stream, slot, &trim)?;
+        events.push("xadd");
+        if apply_trim(stream, slot, &trim)? > 0 {
+            events.push("xtrim");
+        }
         Ok((id_reply(new_id), true))
-    })
+    })?;
+    ctx.notify_new(created && !events.is_empty(), ctx.db(), &key);
+    notify_stream(ctx, &key, &events);
+    Ok(reply)
 }
 
 /// ```text
@@ -435,7 +464,8 @@ pub fn xrevrange(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> 
 pub fn xdel(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let id_args = args.rest();
-    update_stream(ctx, &key, true, |stream, slot| {
+    let mut events = Vec::new();
+    let reply = update_stream(ctx, &key, true, |stream, slot| {
         if !stream.existed() {
             return Ok((Reply::Int(0), false));
         }
@@ -445,8 +475,13 @@ pub fn xdel(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         for id in ids {
             deleted += usize::from(stream.delete(slot, id)?);
         }
+        if deleted > 0 {
+            events.push("xdel");
+        }
         Ok((Reply::Int(deleted as i64), deleted > 0))
-    })
+    })?;
+    notify_stream(ctx, &key, &events);
+    Ok(reply)
 }
 
 /// ```text
@@ -455,13 +490,19 @@ pub fn xdel(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn xtrim(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let argv = args.argv().to_vec();
     let (trim, _, _) = parse_add_or_trim(&argv, false)?;
-    update_stream(ctx, &argv[1], true, |stream, slot| {
+    let mut events = Vec::new();
+    let reply = update_stream(ctx, &argv[1], true, |stream, slot| {
         if !stream.existed() {
             return Ok((Reply::Int(0), false));
         }
         let removed = apply_trim(stream, slot, &trim)?;
+        if removed > 0 {
+            events.push("xtrim");
+        }
         Ok((Reply::Int(removed as i64), removed > 0))
-    })
+    })?;
+    notify_stream(ctx, &argv[1], &events);
+    Ok(reply)
 }
 
 /// ```text
@@ -514,7 +555,9 @@ pub fn xsetid(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
             stream.max_deleted_id = max_deleted;
         }
         Ok((Reply::Ok, true))
-    })
+    })?;
+    notify_stream(ctx, &key, &["xsetid"]);
+    Ok(Reply::Ok)
 }
 
 /// A parsed XREAD or XREADGROUP.
@@ -652,11 +695,27 @@ pub fn read_now(ctx: &mut Ctx<'_>, request: &ReadRequest) -> Result<Option<Reply
                 let start = after.next().unwrap_or(StreamId::MAX);
                 Ok(Some(Reply::Array(range_reply(stream, slot, start, StreamId::MAX, request.count, false)?)))
             })?,
-            Some((group_name, consumer_name)) => update_stream(ctx, key, false, |stream, slot| {
-                let result = group_read(stream, slot, group_name, consumer_name, *after, request, now)?;
-                let changed = result.is_some();
-                Ok((result, changed))
-            })?,
+            Some((group_name, consumer_name)) => {
+                let mut created = false;
+                let result = update_stream(ctx, key, false, |stream, slot| {
+                    let has_consumer = |stream: &Stream| {
+                        stream
+                            .stream_meta()
+                            .groups
+                            .get(group_name)
+                            .is_some_and(|g| g.consumers.contains_key(consumer_name))
+                    };
+                    let known = has_consumer(stream);
+                    let result = group_read(stream, slot, group_name, consumer_name, *after, request, now)?;
+                    created = !known && has_consumer(stream);
+                    let changed = result.is_some();
+                    Ok((result, changed))
+                })?;
+                if created {
+                    notify_stream(ctx, key, &["xgroup-createconsumer"]);
+                }
+                result
+            }
         };
         if let Some(reply) = reply {
             served.push((Reply::Bulk(key.clone()), reply));
@@ -799,7 +858,7 @@ pub fn xgroup_create(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdErr
     let group = args.next_bytes()?;
     let id_arg = args.next_bytes()?;
     let (mkstream, entries_read) = group_options(args, true)?;
-    modify_groups(ctx, &key, |stream: &mut StreamValue, existed| {
+    modify_groups(ctx, &key, "xgroup-create", |stream: &mut StreamValue, existed| {
         if !existed && !mkstream {
             return Err(CmdError::err(XGROUP_NEEDS_KEY));
         }
@@ -823,9 +882,10 @@ fn with_group(
     ctx: &mut Ctx<'_>,
     key: &Bytes,
     group: &Bytes,
+    event: &'static str,
     change: impl FnOnce(&mut StreamValue) -> Result<(Reply, bool), CmdError>,
 ) -> Result<Reply, CmdError> {
-    modify_groups(ctx, key, |stream: &mut StreamValue, existed| {
+    modify_groups(ctx, key, event, |stream: &mut StreamValue, existed| {
         if !existed {
             return Err(CmdError::err(XGROUP_NEEDS_KEY));
         }
@@ -845,7 +905,7 @@ pub fn xgroup_setid(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdErro
     let group = args.next_bytes()?;
     let id_arg = args.next_bytes()?;
     let (_, entries_read) = group_options(args, false)?;
-    with_group(ctx, &key, &group, |stream| {
+    with_group(ctx, &key, &group, "xgroup-setid", |stream| {
         // Redis checks the options, the key and the group before the argument count.
         if argc != 5 && argc != 7 {
             return Err(subcommand_syntax_error(args, "XGROUP"));
@@ -864,7 +924,7 @@ pub fn xgroup_setid(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdErro
 pub fn xgroup_destroy(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let group = args.next_bytes()?;
-    modify_groups(ctx, &key, |stream: &mut StreamValue, existed| {
+    modify_groups(ctx, &key, "xgroup-destroy", |stream: &mut StreamValue, existed| {
         if !existed {
             return Err(CmdError::err(XGROUP_NEEDS_KEY));
         }
@@ -881,7 +941,7 @@ pub fn xgroup_createconsumer(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply
     let group = args.next_bytes()?;
     let consumer = args.next_bytes()?;
     let now = ctx.now_ms();
-    with_group(ctx, &key, &group, |stream| {
+    with_group(ctx, &key, &group, "xgroup-createconsumer", |stream| {
         let group = stream.groups.get_mut(&group).expect("checked by with_group");
         if group.consumers.contains_key(&consumer) {
             return Ok((Reply::Int(0), false));
@@ -898,7 +958,7 @@ pub fn xgroup_delconsumer(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, C
     let key = args.next_bytes()?;
     let group = args.next_bytes()?;
     let consumer = args.next_bytes()?;
-    with_group(ctx, &key, &group, |stream| {
+    with_group(ctx, &key, &group, "xgroup-delconsumer", |stream| {
         let group = stream.groups.get_mut(&group).expect("checked by with_group");
         if group.consumers.remove(&consumer).is_none() {
             return Ok((Reply::Int(0), false));
@@ -942,7 +1002,7 @@ pub fn xack(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let group = args.next_bytes()?;
     let id_args = args.rest();
-    modify_groups(ctx, &key, |stream: &mut StreamValue, _| {
+    modify_groups(ctx, &key, "", |stream: &mut StreamValue, _| {
         // No key or group: nothing to acknowledge, whatever the IDs.
         let Some(group) = stream.groups.get_mut(&group) else { return Ok((Reply::Int(0), false)) };
         // All IDs are checked before any is acknowledged.
@@ -1038,10 +1098,11 @@ fn claim_one<'g>(
     id: StreamId,
     consumer: &Bytes,
     consumer_seen: &mut bool,
+    created: &mut bool,
     now: u64,
 ) -> Option<&'g mut Pending> {
     if !*consumer_seen {
-        seen_consumer(group, consumer, now);
+        *created = seen_consumer(group, consumer, now);
         *consumer_seen = true;
     }
     if let Some(c) = group.consumers.get_mut(consumer) {
@@ -1060,7 +1121,8 @@ pub fn xclaim(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let argv = args.argv().to_vec();
     let (key, group_name, consumer) = (&argv[1], &argv[2], &argv[3]);
     let now = ctx.now_ms() as i64;
-    update_stream(ctx, key, false, |handle, slot| {
+    let mut created = false;
+    let reply = update_stream(ctx, key, false, |handle, slot| {
         if !handle.stream_meta().groups.contains_key(group_name) {
             return Err(no_group_error(key, group_name));
         }
@@ -1138,7 +1200,9 @@ pub fn xclaim(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
             if !forced && min_idle != 0 && now - (pending.delivery_time as i64) < min_idle {
                 continue;
             }
-            let Some(pending) = claim_one(group, id, consumer, &mut consumer_seen, now as u64) else { continue };
+            let Some(pending) = claim_one(group, id, consumer, &mut consumer_seen, &mut created, now as u64) else {
+                continue;
+            };
             pending.delivery_time = delivery_time;
             match retry_count {
                 Some(n) if n >= 0 => pending.delivery_count = n as u64,
@@ -1149,7 +1213,11 @@ pub fn xclaim(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
             out.push(if justid { id_reply(id) } else { entry_reply(id, &fields) });
         }
         Ok((Reply::Array(out), changed))
-    })
+    })?;
+    if created {
+        notify_stream(ctx, key, &["xgroup-createconsumer"]);
+    }
+    Ok(reply)
 }
 
 /// ```text
@@ -1183,7 +1251,8 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
         j += 1;
     }
     let now = ctx.now_ms();
-    update_stream(ctx, key, false, |handle, slot| {
+    let mut created = false;
+    let reply = update_stream(ctx, key, false, |handle, slot| {
         let Some(group) = handle.stream_meta().groups.get(group_name) else {
             return Err(no_group_error(key, group_name));
         };
@@ -1211,7 +1280,9 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
             if min_idle != 0 && (now as i64 - delivered as i64) < min_idle {
                 continue;
             }
-            let Some(pending) = claim_one(group, *id, consumer, &mut consumer_seen, now) else { continue };
+            let Some(pending) = claim_one(group, *id, consumer, &mut consumer_seen, &mut created, now) else {
+                continue;
+            };
             pending.delivery_time = now;
             if !justid {
                 pending.delivery_count += 1;
@@ -1222,7 +1293,11 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
         let cursor = candidates.get(examined).copied().unwrap_or(StreamId::MIN);
         let changed = consumer_seen || !claimed.is_empty() || !deleted.is_empty();
         Ok((Reply::Array(vec![id_reply(cursor), Reply::Array(claimed), Reply::Array(deleted)]), changed))
-    })
+    })?;
+    if created {
+        notify_stream(ctx, key, &["xgroup-createconsumer"]);
+    }
+    Ok(reply)
 }
 
 fn pair(name: &'static str, value: Reply) -> (Reply, Reply) {

@@ -10,6 +10,7 @@ use super::extfloat::Ext;
 use super::{commit_all, guard_for, Args, CmdError, Ctx};
 use crate::engine::{Entry, Slot, ValueKind};
 use crate::resp::Reply;
+use crate::server::notify as ev;
 
 /// Largest string a write may produce (Redis's `proto-max-bulk-len` default).
 pub const MAX_STRING: u64 = 512 * 1024 * 1024;
@@ -106,11 +107,14 @@ pub fn set(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     check_length(value.len() as u64)?;
     let db = ctx.db();
     let mut slot = ctx.engine.lock_key(&key);
-    let old = if nx || xx || get || keepttl { slot.get(db, &key)? } else { None };
+    let looked = nx || xx || get || keepttl;
+    let old = if looked { slot.get(db, &key)? } else { None };
     if get && old.as_ref().is_some_and(|e| e.kind != ValueKind::String) {
         return Err(CmdError::WrongType);
     }
     let exists = old.is_some();
+    // A blind SET looks the key up only when `new` events are wanted.
+    let created = if looked { !exists } else { ctx.wants_lookup() && slot.key_info(db, &key)?.is_none() };
     let apply = if exists { !nx } else { !xx };
     if apply {
         let expire = if keepttl { old.as_ref().and_then(|e| e.expire_at_ms).map(|at| at as i64) } else { expire };
@@ -119,6 +123,11 @@ pub fn set(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     slot.commit()?;
     if apply {
         ctx.touch(db, &key);
+        ctx.notify_new(created, db, &key);
+        ctx.notify(ev::STRING, "set", db, &key);
+        if expire.is_some() {
+            ctx.notify(ev::GENERIC, "expire", db, &key);
+        }
     }
     Ok(match (get, apply) {
         (true, _) => old.map_or(Reply::Nil, |e| Reply::Bulk(e.value)),
@@ -142,6 +151,8 @@ pub fn setnx(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     slot.commit()?;
     if !exists {
         ctx.touch(db, &key);
+        ctx.notify_new(true, db, &key);
+        ctx.notify(ev::STRING, "set", db, &key);
     }
     Ok(Reply::Int(i64::from(!exists)))
 }
@@ -154,9 +165,13 @@ fn setex_generic(ctx: &mut Ctx<'_>, args: &mut Args, unit: &str, command: &str) 
     let at = expire_at(unit, &time, now, command)?;
     let db = ctx.db();
     let mut slot = ctx.engine.lock_key(&key);
+    let created = ctx.wants_lookup() && slot.key_info(db, &key)?.is_none();
     write_string(&mut slot, db, &key, &value, Some(at), now)?;
     slot.commit()?;
     ctx.touch(db, &key);
+    ctx.notify_new(created, db, &key);
+    ctx.notify(ev::STRING, "set", db, &key);
+    ctx.notify(ev::GENERIC, "expire", db, &key);
     Ok(Reply::Ok)
 }
 
@@ -198,21 +213,23 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let Some(entry) = as_string(slot.get(db, &key)?)? else {
         return Ok(Reply::Nil);
     };
-    let mut changed = false;
+    let mut changed = None;
     if let Some(at) = expire {
         if at <= now as i64 {
             slot.delete(db, &key)?;
+            changed = Some("del");
         } else {
             slot.set_expiry(db, &key, Some(at as u64))?;
+            changed = Some("expire");
         }
-        changed = true;
     } else if persist && entry.expire_at_ms.is_some() {
         slot.set_expiry(db, &key, None)?;
-        changed = true;
+        changed = Some("persist");
     }
     slot.commit()?;
-    if changed {
+    if let Some(event) = changed {
         ctx.touch(db, &key);
+        ctx.notify(ev::GENERIC, event, db, &key);
     }
     Ok(Reply::Bulk(entry.value))
 }
@@ -230,6 +247,7 @@ pub fn getdel(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     slot.delete(db, &key)?;
     slot.commit()?;
     ctx.touch(db, &key);
+    ctx.notify(ev::GENERIC, "del", db, &key);
     Ok(Reply::Bulk(entry.value))
 }
 
@@ -245,6 +263,8 @@ pub fn getset(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     slot.set(db, &key, ValueKind::String, &value, None)?;
     slot.commit()?;
     ctx.touch(db, &key);
+    ctx.notify_new(old.is_none(), db, &key);
+    ctx.notify(ev::STRING, "set", db, &key);
     Ok(old.map_or(Reply::Nil, |e| Reply::Bulk(e.value)))
 }
 
@@ -284,11 +304,20 @@ pub fn mset(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let db = ctx.db();
     let refs: Vec<&[u8]> = pairs.iter().map(|(k, _)| k.as_ref()).collect();
     let mut guards = ctx.lock_slots(&refs);
+    let wants_lookup = ctx.wants_lookup();
+    let mut created = Vec::with_capacity(pairs.len());
     for (key, value) in &pairs {
-        guard_for(&mut guards, ctx.engine, key).set(db, key, ValueKind::String, value, None)?;
+        let slot = guard_for(&mut guards, ctx.engine, key);
+        // A key repeated in the command is new only the first time, as in Redis.
+        created.push(wants_lookup && slot.key_info(db, key)?.is_none());
+        slot.set(db, key, ValueKind::String, value, None)?;
     }
     commit_all(guards)?;
-    pairs.iter().for_each(|(key, _)| ctx.touch(db, key));
+    for ((key, _), created) in pairs.iter().zip(created) {
+        ctx.touch(db, key);
+        ctx.notify_new(created, db, key);
+        ctx.notify(ev::STRING, "set", db, key);
+    }
     Ok(Reply::Ok)
 }
 
@@ -310,7 +339,12 @@ pub fn msetnx(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         guard_for(&mut guards, ctx.engine, key).set(db, key, ValueKind::String, value, None)?;
     }
     commit_all(guards)?;
-    pairs.iter().for_each(|(key, _)| ctx.touch(db, key));
+    let mut seen = std::collections::HashSet::new();
+    for (key, _) in &pairs {
+        ctx.touch(db, key);
+        ctx.notify_new(seen.insert(key), db, key);
+        ctx.notify(ev::STRING, "set", db, key);
+    }
     Ok(Reply::Int(1))
 }
 
@@ -323,6 +357,7 @@ pub fn append(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let db = ctx.db();
     let mut slot = ctx.engine.lock_key(&key);
     let old = as_string(slot.get(db, &key)?)?;
+    let created = old.is_none();
     let (mut value, expire) = match old {
         Some(entry) => (entry.value.to_vec(), entry.expire_at_ms),
         None => (Vec::new(), None),
@@ -332,6 +367,8 @@ pub fn append(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     slot.set(db, &key, ValueKind::String, &value, expire)?;
     slot.commit()?;
     ctx.touch(db, &key);
+    ctx.notify_new(created, db, &key);
+    ctx.notify(ev::STRING, "append", db, &key);
     Ok(Reply::Int(value.len() as i64))
 }
 
@@ -389,6 +426,7 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let db = ctx.db();
     let mut slot = ctx.engine.lock_key(&key);
     let old = as_string(slot.get(db, &key)?)?;
+    let created = old.is_none();
     let (mut value, expire) = match old {
         Some(entry) => (entry.value.to_vec(), entry.expire_at_ms),
         None if patch.is_empty() => return Ok(Reply::Int(0)),
@@ -407,20 +445,24 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     slot.set(db, &key, ValueKind::String, &value, expire)?;
     slot.commit()?;
     ctx.touch(db, &key);
+    ctx.notify_new(created, db, &key);
+    ctx.notify(ev::STRING, "setrange", db, &key);
     Ok(Reply::Int(value.len() as i64))
 }
 
 fn incr_generic(ctx: &mut Ctx<'_>, key: Bytes, delta: i64) -> Result<Reply, CmdError> {
     let db = ctx.db();
     let mut slot = ctx.engine.lock_key(&key);
-    let (current, expire) = match as_string(slot.get(db, &key)?)? {
-        Some(entry) => (parse_i64(&entry.value).ok_or(CmdError::NotInteger)?, entry.expire_at_ms),
-        None => (0, None),
+    let (current, expire, created) = match as_string(slot.get(db, &key)?)? {
+        Some(entry) => (parse_i64(&entry.value).ok_or(CmdError::NotInteger)?, entry.expire_at_ms, false),
+        None => (0, None, true),
     };
     let value = current.checked_add(delta).ok_or(CmdError::Overflow)?;
     slot.set(db, &key, ValueKind::String, value.to_string().as_bytes(), expire)?;
     slot.commit()?;
     ctx.touch(db, &key);
+    ctx.notify_new(created, db, &key);
+    ctx.notify(ev::STRING, "incrby", db, &key);
     Ok(Reply::Int(value))
 }
 
@@ -468,9 +510,9 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
     let db = ctx.db();
     let mut slot = ctx.engine.lock_key(&key);
     // Redis's order: the key's type, then its value, then the increment.
-    let (current, expire) = match as_string(slot.get(db, &key)?)? {
-        Some(entry) => (Ext::parse(&entry.value).ok_or(CmdError::NotFloat)?, entry.expire_at_ms),
-        None => (Ext::parse(b"0").ok_or(CmdError::NotFloat)?, None),
+    let (current, expire, created) = match as_string(slot.get(db, &key)?)? {
+        Some(entry) => (Ext::parse(&entry.value).ok_or(CmdError::NotFloat)?, entry.expire_at_ms, false),
+        None => (Ext::parse(b"0").ok_or(CmdError::NotFloat)?, None, true),
     };
     let delta = Ext::parse(&delta_arg).ok_or(CmdError::NotFloat)?;
     if current.is_infinite() || delta.is_infinite() {
@@ -484,6 +526,8 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
     slot.set(db, &key, ValueKind::String, text.as_bytes(), expire)?;
     slot.commit()?;
     ctx.touch(db, &key);
+    ctx.notify_new(created, db, &key);
+    ctx.notify(ev::STRING, "incrbyfloat", db, &key);
     Ok(Reply::bulk(text))
 }
 

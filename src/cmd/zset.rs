@@ -8,11 +8,12 @@
 
 use bytes::Bytes;
 
-use super::collection::{inspect, load, store, update, Handle};
+use super::collection::{inspect, load, store, update_notify, Handle};
 use super::{Args, CmdError, Ctx};
 use crate::engine::{Slot, ValueKind};
 use crate::resp::{Protocol, Reply};
 use crate::server::blocking::{parse_timeout, TimeoutUnit};
+use crate::server::notify as ev;
 use crate::types::zset_index::{InsertOutcome, LexBound, ScoreBound, ZsetIndex};
 
 fn parse_score(bytes: &[u8]) -> Result<f64, CmdError> {
@@ -69,7 +70,8 @@ pub fn zadd(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     for pair in rest.chunks(2) {
         pairs.push((parse_score(&pair[0])?, pair[1].clone()));
     }
-    update(ctx, &key, |index: &mut Handle<ZsetIndex>, slot| {
+    let event = if incr { "zincr" } else { "zadd" };
+    update_notify(ctx, &key, (ev::ZSET, event), |index: &mut Handle<ZsetIndex>, slot| {
         if !index.existed() && xx {
             return Ok((if incr { Reply::Nil } else { Reply::Int(0) }, false));
         }
@@ -115,13 +117,14 @@ pub fn zincrby(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let delta = parse_score(&args.next_bytes()?)?;
     let member = args.next_bytes()?;
-    update(ctx, &key, |index: &mut Handle<ZsetIndex>, slot| {
+    update_notify(ctx, &key, (ev::ZSET, "zincr"), |index: &mut Handle<ZsetIndex>, slot| {
         let score = index.score(slot, &member)?.unwrap_or(0.0) + delta;
         if score.is_nan() {
             return Err(CmdError::err("resulting score is not a number (NaN)"));
         }
-        index.insert(slot, member, score)?;
-        Ok((Reply::Double(score), true))
+        // An increment that leaves the score as it was changes nothing (and Redis does not notify).
+        let changed = !matches!(index.insert(slot, member, score)?, InsertOutcome::Unchanged);
+        Ok((Reply::Double(score), changed))
     })
 }
 
@@ -131,7 +134,7 @@ pub fn zincrby(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn zrem(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let members = args.rest();
-    update(ctx, &key, |index: &mut Handle<ZsetIndex>, slot| {
+    update_notify(ctx, &key, (ev::ZSET, "zrem"), |index: &mut Handle<ZsetIndex>, slot| {
         let mut removed = 0;
         for member in &members {
             removed += i64::from(index.remove(slot, member)?.is_some());
@@ -401,11 +404,19 @@ pub fn zrangestore(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
         result.insert(&member, score).map_err(|_| CmdError::NotFloat)?;
     }
     let dst_slot = ctx.engine.slot_of(&destination);
+    let mut existed = false;
     if let Some((_, guard)) = guards.iter_mut().find(|(slot, _)| *slot == dst_slot) {
+        existed = guard.key_info(db, &destination)?.is_some();
         store(guard, db, &destination, &result, None)?;
     }
     super::commit_all(guards)?;
     ctx.touch(db, &destination);
+    if !result.is_empty() {
+        ctx.notify_new(!existed, db, &destination);
+        ctx.notify(ev::ZSET, "zrangestore", db, &destination);
+    } else if existed {
+        ctx.notify(ev::GENERIC, "del", db, &destination);
+    }
     Ok(Reply::Int(result.len() as i64))
 }
 
@@ -474,7 +485,8 @@ fn pop(ctx: &mut Ctx<'_>, args: &mut Args, max: bool) -> Result<Reply, CmdError>
     };
     args.finish()?;
     let resp3 = ctx.client.proto == Protocol::Resp3;
-    update(ctx, &key, |index: &mut Handle<ZsetIndex>, slot| {
+    let event = if max { "zpopmax" } else { "zpopmin" };
+    update_notify(ctx, &key, (ev::ZSET, event), |index: &mut Handle<ZsetIndex>, slot| {
         let len = index.len();
         let wanted = (count.unwrap_or(1) as u64).min(len);
         let popped =
@@ -511,8 +523,9 @@ pub fn zpopmax(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 /// Pops the lowest (or, with `max`, highest) member of the first of `keys` that exists: BZPOPMIN's and
 /// BZPOPMAX's `[key, member, score]` reply, or `None`; WRONGTYPE for a key of another type met first.
 fn pop_first(ctx: &mut Ctx<'_>, keys: &[Bytes], max: bool) -> Result<Option<Reply>, CmdError> {
+    let event = if max { "zpopmax" } else { "zpopmin" };
     for key in keys {
-        let popped = update(ctx, key, |index: &mut Handle<ZsetIndex>, slot| {
+        let popped = update_notify(ctx, key, (ev::ZSET, event), |index: &mut Handle<ZsetIndex>, slot| {
             let len = index.len();
             if len == 0 {
                 return Ok((None, false));
@@ -557,9 +570,10 @@ pub fn bzpopmax(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 fn remove_ranks(
     ctx: &mut Ctx<'_>,
     key: &Bytes,
+    event: &str,
     select: impl FnOnce(&mut Handle<ZsetIndex>, &mut Slot) -> Result<std::ops::Range<u64>, CmdError>,
 ) -> Result<Reply, CmdError> {
-    update(ctx, key, |index: &mut Handle<ZsetIndex>, slot| {
+    update_notify(ctx, key, (ev::ZSET, event), |index: &mut Handle<ZsetIndex>, slot| {
         let ranks = select(index, slot)?;
         let doomed = index.range(slot, ranks, false)?;
         for (member, _) in &doomed {
@@ -576,7 +590,7 @@ pub fn zremrangebyrank(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdE
     let key = args.next_bytes()?;
     let start = args.next_i64()?;
     let stop = args.next_i64()?;
-    remove_ranks(ctx, &key, |index, _| {
+    remove_ranks(ctx, &key, "zremrangebyrank", |index, _| {
         let window = rank_window(start, stop, index.len() as usize);
         Ok(window.start as u64..window.end as u64)
     })
@@ -588,7 +602,7 @@ pub fn zremrangebyrank(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdE
 pub fn zremrangebyscore(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let (min, max) = score_bounds(&args.next_bytes()?, &args.next_bytes()?)?;
-    remove_ranks(ctx, &key, |index, slot| index.score_ranks(slot, min, max))
+    remove_ranks(ctx, &key, "zremrangebyscore", |index, slot| index.score_ranks(slot, min, max))
 }
 
 /// ```text
@@ -597,7 +611,7 @@ pub fn zremrangebyscore(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, Cmd
 pub fn zremrangebylex(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let (min, max) = lex_bounds(&args.next_bytes()?, &args.next_bytes()?)?;
-    remove_ranks(ctx, &key, |index, slot| index.lex_ranks(slot, &min, &max))
+    remove_ranks(ctx, &key, "zremrangebylex", |index, slot| index.lex_ranks(slot, &min, &max))
 }
 
 /// ```text
@@ -821,7 +835,7 @@ fn setop_store(ctx: &mut Ctx<'_>, args: &mut Args, op: SetOp, command: &str) -> 
     let request = parse_setop(args, op, true, command)?;
     let (sources, guards) = load_sources(ctx, &request.keys, Some(&destination))?;
     let result = compute_setop(op, sources, &request);
-    super::collection::store_destination(ctx, guards, &destination, &result)
+    super::collection::store_destination(ctx, guards, &destination, &result, (crate::server::notify::ZSET, command))
 }
 
 /// ```text
@@ -959,9 +973,16 @@ fn mpop_from(ctx: &mut Ctx<'_>, keys: &[Bytes], max: bool, count: usize) -> Resu
         for (member, _) in &popped {
             index.remove(guard, member)?;
         }
+        let emptied = index.is_empty();
         index.save(guard)?;
         super::commit_all(guards)?;
         ctx.touch(db, key);
+        if !popped.is_empty() {
+            ctx.notify(ev::ZSET, if max { "zpopmax" } else { "zpopmin" }, db, key);
+            if emptied {
+                ctx.notify(ev::GENERIC, "del", db, key);
+            }
+        }
         let items = popped.into_iter().map(|(m, s)| Reply::Array(vec![Reply::Bulk(m), Reply::Double(s)])).collect();
         return Ok(Some(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Array(items)])));
     }

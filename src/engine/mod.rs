@@ -125,6 +125,9 @@ pub struct EngineOptions {
     pub clock: Clock,
     /// Told of every applied change, in sequence order per slot (the replication binlog hooks in here).
     pub change_listener: Option<Arc<dyn ChangeListener>>,
+    /// Told of every key removed because it expired. With a listener, a read that finds an expired key
+    /// also deletes it then (Redis's lazy expiry), so that each expiry is reported once, when found.
+    pub expire_listener: Option<Arc<dyn ExpireListener>>,
     /// Start the background thread that drives `everysec` fsyncs.
     pub background_sync: bool,
 }
@@ -144,6 +147,7 @@ impl Default for EngineOptions {
             fs: Arc::new(RealFs),
             clock: Arc::new(system_clock_ms),
             change_listener: None,
+            expire_listener: None,
             background_sync: true,
         }
     }
@@ -254,6 +258,13 @@ pub trait ChangeListener: Send + Sync {
     fn on_change(&self, slot: usize, seq: u64, change: &Change<'_>);
 }
 
+/// Receives the keys removed because they expired (by the active-expire cycle or found on access), called
+/// under the slot's lock right after the removal was written: the server publishes `expired` events.
+pub trait ExpireListener: Send + Sync {
+    /// Called once per expired key removed (any database, hidden ones included).
+    fn on_expired(&self, db: u16, key: &[u8]);
+}
+
 /// One page of a SCAN: the cursor to continue from (0 when done) and the keys found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScanPage {
@@ -352,6 +363,7 @@ impl Engine {
             read_only: options.read_only,
             clock: options.clock.clone(),
             change_listener: options.change_listener.clone(),
+            expire_listener: options.expire_listener.clone(),
             dictionaries: Arc::new(DictionaryMap::default()),
             transactions: transactions.clone(),
         });

@@ -26,7 +26,7 @@ use super::page::{self, Cell, CellValue, Page, MAX_KEY_LEN};
 use super::segment::{self, ChunkStore};
 use super::txn::{self, Decisions, TxRegistry};
 use super::wal::{self, WalOp, WalRecord, WalSync, WalWriter};
-use super::{BatchOp, Change, ChangeListener, Clock, Entry, FsyncPolicy, KeyInfo};
+use super::{BatchOp, Change, ChangeListener, Clock, Entry, ExpireListener, FsyncPolicy, KeyInfo};
 
 /// Settings shared by every slot of an engine.
 pub struct SlotConfig {
@@ -41,6 +41,7 @@ pub struct SlotConfig {
     pub(crate) read_only: bool,
     pub(crate) clock: Clock,
     pub(crate) change_listener: Option<Arc<dyn ChangeListener>>,
+    pub(crate) expire_listener: Option<Arc<dyn ExpireListener>>,
     pub(crate) dictionaries: Arc<DictionaryMap>,
     pub(crate) transactions: Arc<TxRegistry>,
 }
@@ -523,7 +524,31 @@ impl Slot {
                 source: Source::Cell(cell),
             }),
         };
-        Ok(found.filter(|lookup| lookup.expire_at == 0 || lookup.expire_at > now))
+        match found {
+            Some(lookup) if lookup.expire_at != 0 && lookup.expire_at <= now => {
+                self.expire_found(db, key)?;
+                Ok(None)
+            }
+            found => Ok(found),
+        }
+    }
+
+    /// A key found expired by a read: with an expire listener, deleted now and reported (Redis's lazy
+    /// expiry); without one (tools, engine tests) left for the active-expire cycle.
+    fn expire_found(&mut self, db: u16, key: &[u8]) -> Result<()> {
+        let Some(listener) = self.config.expire_listener.clone() else { return Ok(()) };
+        // As the active cycle, leave a slot with an open transaction alone (see `active_expire`).
+        if self.config.read_only
+            || self.poisoned.is_some()
+            || self.wal.sync_handle().is_poisoned()
+            || (self.has_open_transactions() && txn::current_txid(&self.config.transactions) == 0)
+        {
+            return Ok(());
+        }
+        let (seq, _) = self.append(&[(WalOp::Delete, db, 0, key, &[])])?;
+        self.remember(db, key, seq, 0, MemValue::Delete);
+        listener.on_expired(db, key);
+        Ok(())
     }
 
     /// The live value of a key.
@@ -1010,6 +1035,9 @@ impl Slot {
         for (db, key) in &expired {
             let (seq, _) = self.append(&[(WalOp::Delete, *db, 0, key, &[])])?;
             self.remember(*db, key, seq, 0, MemValue::Delete);
+            if let Some(listener) = &self.config.expire_listener {
+                listener.on_expired(*db, key);
+            }
         }
         self.maybe_checkpoint()?;
         Ok(expired.len())

@@ -7,6 +7,7 @@
 //! - [`pubsub`]: channel and pattern subscriptions and delivery.
 //! - [`watch`]: WATCH bookkeeping.
 //! - [`blocking`]: clients blocked by BLPOP & co., the key-ready signal, serving them.
+//! - [`notify`]: keyspace notifications.
 //! - [`dbmap`]: the persisted logical → physical database map behind SWAPDB.
 //! - [`stats`]: counters for INFO.
 //! - [`settings`]: the live configuration (CONFIG SET's effects, the AUTH gate's password).
@@ -28,6 +29,7 @@ pub mod connection;
 pub mod dbmap;
 pub mod dispatch;
 pub mod metrics;
+pub mod notify;
 pub mod pubsub;
 pub mod settings;
 pub mod stats;
@@ -69,6 +71,8 @@ pub struct Server {
     pub watches: watch::Watches,
     /// Blocked clients.
     pub blocking: blocking::Blocking,
+    /// Keyspace notification classes.
+    pub notify: notify::Notify,
     /// Shared by every command, exclusive for EXEC and SWAPDB.
     pub command_lock: RwLock<()>,
     /// Counters.
@@ -94,7 +98,10 @@ impl Server {
     pub fn open(mut config: Config) -> anyhow::Result<Server> {
         std::fs::create_dir_all(&config.dir)
             .with_context(|| format!("cannot create data directory {}", config.dir.display()))?;
+        let notify = notify::Notify::default();
+        notify.set_flags(settings::notify::parse(&config.params.get("notify-keyspace-events").unwrap_or_default()));
         let options = EngineOptions {
+            expire_listener: Some(notify.expire_listener()),
             slot_count: config.slots,
             fsync: config.fsync,
             page_cache_bytes: config.page_cache_bytes,
@@ -117,6 +124,7 @@ impl Server {
             pubsub: Default::default(),
             watches: Default::default(),
             blocking: Default::default(),
+            notify,
             command_lock: RwLock::new(()),
             stats: Default::default(),
             started: Instant::now(),
@@ -185,6 +193,7 @@ impl Server {
 pub fn run(config: Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("velo-worker").build()?;
     let server = Arc::new(Server::open(config)?);
+    notify::Notify::attach(&server);
     runtime.block_on(serve(server.clone()))?;
     drop(runtime);
     finish(server)
@@ -275,11 +284,9 @@ async fn active_expire(server: Arc<Server>) {
             return;
         }
         let _shared = server.command_lock.read().unwrap_or_else(|p| p.into_inner());
-        match server.engine.active_expire(ACTIVE_EXPIRE_BUDGET) {
-            Ok(removed) => {
-                server.stats.expired_keys.fetch_add(removed as u64, Ordering::Relaxed);
-            }
-            Err(error) => tracing::error!(%error, "active expire failed"),
+        // Each removal is counted and notified by the engine's expire listener (notify::ExpiredSink).
+        if let Err(error) = server.engine.active_expire(ACTIVE_EXPIRE_BUDGET) {
+            tracing::error!(%error, "active expire failed");
         }
     }
 }

@@ -225,6 +225,7 @@ impl Server {
     pub fn apply_config(&self) {
         let config = self.lock_config().clone();
         self.live.load(&config.params);
+        self.notify.set_flags(self.live.notify_flags());
         self.set_maxclients(config.maxclients);
         self.set_proto_max_bulk_len(config.params.uint("proto-max-bulk-len") as usize);
         self.apply_memory_budget(&config);

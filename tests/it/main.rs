@@ -19,6 +19,7 @@ mod engine_transactions;
 mod large_collections;
 mod lifecycle;
 mod million;
+mod notifications;
 mod protocol;
 mod server_bloom;
 mod server_commands;
