@@ -212,7 +212,12 @@ impl Config {
 
     /// A parameter's current value as text (by name or alias).
     pub fn get(&self, name: &str) -> Option<String> {
-        self.params.get(name).map(str::to_string)
+        let value = self.params.get(name)?;
+        Some(if name.eq_ignore_ascii_case("notify-keyspace-events") {
+            params::events_shown(value)
+        } else {
+            value.to_string()
+        })
     }
 
     /// The config file text CONFIG REWRITE writes, given the file's present text: comments and the lines

@@ -410,13 +410,24 @@ fn normalize_events(text: &str) -> Result<String, String> {
     if EVENT_ALL.iter().all(|c| set.contains(c)) {
         out.push('A');
         if set.contains(&'n') {
-            // Redis shows `A` alone when all of A's classes are on, `n` included or not.
+            // Kept in the stored form (`n` is not part of `A`), though CONFIG GET shows `A` alone as Redis
+            // does: see `events_shown`.
+            out.push('n');
         }
     } else {
         out.extend(EVENT_CLASSES.iter().filter(|c| set.contains(c)));
     }
     out.extend(['K', 'E', 'm'].iter().filter(|c| set.contains(c)));
     Ok(out)
+}
+
+/// How CONFIG GET shows a stored `notify-keyspace-events` value: Redis prints `A` without `n` even when
+/// `n` is on.
+pub fn events_shown(stored: &str) -> String {
+    match stored.strip_prefix("An") {
+        Some(rest) => format!("A{rest}"),
+        None => stored.to_string(),
+    }
 }
 
 fn normalize_save(words: &[&str]) -> Result<String, String> {
