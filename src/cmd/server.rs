@@ -23,6 +23,7 @@ pub fn flushdb(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     ctx.engine.flush_db(crate::elements::part_db(db))?;
     ctx.engine.flush_db(crate::elements::owner_db(db))?;
     super::transactions::touch_logical(ctx, logical, &touched);
+    ctx.server.intro.tracking.invalidate_all(&ctx.server.clients);
     Ok(Reply::Ok)
 }
 
@@ -39,6 +40,8 @@ pub fn flushall(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     for (db, keys) in touched {
         super::transactions::touch_logical(ctx, db, &keys);
     }
+    ctx.server.intro.tracking.invalidate_all(&ctx.server.clients);
+    ctx.server.intro.tracking.forget_all_keys();
     Ok(Reply::Ok)
 }
 
@@ -166,6 +169,11 @@ pub fn config_get(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
             pairs.push((Reply::bulk(*name), Reply::bulk(parameter_value(ctx, name, setting))));
         }
     }
+    for name in crate::server::introspection::PARAMETERS {
+        if patterns.iter().any(|p| crate::glob::matches(p, name.as_bytes(), true)) {
+            pairs.push((Reply::bulk(*name), Reply::bulk(ctx.server.intro.config_get(name).unwrap_or_default())));
+        }
+    }
     Ok(Reply::Map(pairs))
 }
 
@@ -178,8 +186,16 @@ pub fn config_set(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
         return Err(CmdError::WrongArity("config|set"));
     }
     let mut updates = Vec::new();
+    let mut intro_updates = Vec::new();
     for pair in rest.chunks(2) {
         let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
+        if let Some(checked) = crate::server::introspection::Introspection::config_check(&name, &pair[1]) {
+            let value = checked.map_err(|reason| {
+                CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - {reason}"))
+            })?;
+            intro_updates.push((name, value));
+            continue;
+        }
         let Some((_, _, settable)) = PARAMETERS.iter().find(|(n, _, _)| *n == name) else {
             return Err(CmdError::err(format!("Unknown option or number of arguments for CONFIG SET - '{name}'")));
         };
@@ -200,6 +216,9 @@ pub fn config_set(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
             _ => ctx.server.set_proto_max_bulk_len(number),
         }
     }
+    for (name, value) in intro_updates {
+        ctx.server.intro.config_set(&name, value);
+    }
     Ok(Reply::Ok)
 }
 
@@ -208,6 +227,7 @@ pub fn config_set(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
 /// ```
 pub fn config_resetstat(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
     ctx.server.stats.reset();
+    ctx.server.intro.reset_stats();
     Ok(Reply::Ok)
 }
 

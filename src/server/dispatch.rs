@@ -83,12 +83,18 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Outcome {
         }
     };
     *ctx.client.handle.last_cmd.lock().unwrap_or_else(|p| p.into_inner()) = spec.fullname;
+    if let Some(error) = crate::server::introspection::gate(ctx, spec) {
+        return rejected(ctx, spec, error).into();
+    }
     if let Some(multi) = ctx.client.multi.as_mut() {
         if !NOT_QUEUED.contains(&spec.fullname) {
             if spec.has(crate::cmd::spec::Flags::NO_MULTI) {
                 multi.aborted = true;
                 return rejected(ctx, spec, CmdError::err("Command not allowed inside a transaction")).into();
             }
+            // Redis's multi-mem: the arguments' bytes and a pointer for each.
+            let mem = argv.iter().map(|a| a.len() + 8).sum::<usize>();
+            ctx.client.handle.intro.multi_mem.fetch_add(mem, Ordering::Relaxed);
             multi.queued.push((spec, argv, start));
             ctx.client.handle.multi.store(multi.queued.len() as i64, Ordering::Relaxed);
             return Reply::simple("QUEUED").into();
@@ -127,6 +133,7 @@ fn run_and_serve(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, argv: Vec<Bytes>
 /// Calls a resolved command's handler (no gate, no locking: EXEC uses this for queued commands). A
 /// blocking command does not block here: its reply is the one for a timeout already reached.
 pub fn call(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, argv: Vec<Bytes>, start: usize) -> Reply {
+    let _in_exec = crate::server::introspection::InExec::enter(ctx.client.handle.clone());
     run(ctx, spec, argv, start).0
 }
 
@@ -148,7 +155,9 @@ fn run(
     let command = &stats.commands_by_id[spec.id];
     Stats::bump(&command.calls);
     Stats::bump(&stats.commands);
-    command.usec.fetch_add(began.elapsed().as_micros() as u64, Ordering::Relaxed);
+    let elapsed = began.elapsed();
+    command.usec.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    crate::server::introspection::after_command(ctx, spec, args.argv(), elapsed, block.is_some());
     let reply = match result {
         Ok(reply) => {
             if let Reply::Error(text) = &reply {

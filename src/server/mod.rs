@@ -9,6 +9,8 @@
 //! - [`blocking`]: clients blocked by BLPOP & co., the key-ready signal, serving them.
 //! - [`dbmap`]: the persisted logical → physical database map behind SWAPDB.
 //! - [`stats`]: counters for INFO.
+//! - [`introspection`]: slow log, latency, MONITOR, CLIENT PAUSE and tracking ([`slowlog`], [`monitor`],
+//!   [`pause`], [`tracking`]).
 //!
 //! # Threading
 //! A tokio multi-thread runtime; each connection is a task that calls the (synchronous, short) engine
@@ -26,8 +28,13 @@ pub mod client;
 pub mod connection;
 pub mod dbmap;
 pub mod dispatch;
+pub mod introspection;
+pub mod monitor;
+pub mod pause;
 pub mod pubsub;
+pub mod slowlog;
 pub mod stats;
+pub mod tracking;
 pub mod watch;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -70,6 +77,8 @@ pub struct Server {
     pub command_lock: RwLock<()>,
     /// Counters.
     pub stats: stats::Stats,
+    /// Slow log, latency, MONITOR, CLIENT PAUSE, tracking.
+    pub intro: introspection::Introspection,
     /// When the server started.
     pub started: Instant,
     /// Unix seconds of the last time everything was made durable (LASTSAVE).
@@ -106,6 +115,7 @@ impl Server {
             blocking: Default::default(),
             command_lock: RwLock::new(()),
             stats: Default::default(),
+            intro: Default::default(),
             started: Instant::now(),
             lastsave: AtomicU64::new(crate::engine::system_clock_ms() / 1000),
             port: AtomicU64::new(u64::from(config.port)),
@@ -255,6 +265,10 @@ async fn active_expire(server: Arc<Server>) {
         ticker.tick().await;
         if server.shutting_down() {
             return;
+        }
+        // Redis stops the active expire cycle while clients are paused.
+        if server.intro.pause.is_paused() {
+            continue;
         }
         let _shared = server.command_lock.read().unwrap_or_else(|p| p.into_inner());
         match server.engine.active_expire(ACTIVE_EXPIRE_BUDGET) {
