@@ -261,10 +261,9 @@ pub fn slowlog_get(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
     let count = match args.peek() {
         None => 10,
         Some(arg) => match super::args::parse_i64(arg) {
-            None => return Err(CmdError::NotInteger),
             Some(-1) => slowlog.len(),
-            Some(n) if n < -1 => return Err(CmdError::err("count should be greater than or equal to -1")),
-            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            Some(n) if n >= 0 => usize::try_from(n).unwrap_or(usize::MAX),
+            _ => return Err(CmdError::err("count should be greater than or equal to -1")),
         },
     };
     let entries = slowlog
