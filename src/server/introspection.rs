@@ -125,7 +125,10 @@ impl Introspection {
     pub fn config_set(&self, name: &str, value: i64) -> bool {
         match name {
             "slowlog-log-slower-than" => self.slowlog_log_slower_than.store(value, Ordering::Relaxed),
-            "slowlog-max-len" => self.slowlog_max_len.store(value.max(0) as u64, Ordering::Relaxed),
+            "slowlog-max-len" => {
+                self.slowlog_max_len.store(value.max(0) as u64, Ordering::Relaxed);
+                self.slowlog.trim(usize::try_from(value).unwrap_or(usize::MAX));
+            }
             "latency-monitor-threshold" => self.latency_monitor_threshold.store(value.max(0) as u64, Ordering::Relaxed),
             _ => return false,
         }
@@ -270,10 +273,14 @@ pub fn after_command(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, argv: &[Byte
         intro.monitors.feed(ctx.client.db, &handle.addr, &super::monitor::redacted(argv));
     }
     let in_exec = handle.intro.in_exec.load(Ordering::Relaxed);
-    let tracking = handle.intro.tracking().clone();
-    if tracking.on {
-        if spec.has(Flags::READONLY) && !spec.has(Flags::PUBSUB) && !tracking.bcast {
-            let skip = (tracking.optin && !tracking.caching) || (tracking.optout && tracking.caching);
+    let tracking = {
+        let state = handle.intro.tracking();
+        (state.on, state.bcast, state.optin, state.optout, state.caching)
+    };
+    let (on, bcast, optin, optout, caching) = tracking;
+    if on {
+        if spec.has(Flags::READONLY) && !spec.has(Flags::PUBSUB) && !bcast {
+            let skip = (optin && !caching) || (optout && caching);
             if !skip {
                 if let Some(positions) = spec.key_positions(argv) {
                     intro.tracking.remember(handle.id, positions.into_iter().filter_map(|i| argv.get(i).cloned()));
@@ -281,7 +288,7 @@ pub fn after_command(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, argv: &[Byte
             }
         }
         // CLIENT CACHING applies to the next command, or to the whole next transaction.
-        if tracking.caching && !in_exec && ctx.client.multi.is_none() && !spec.fullname.starts_with("client|") {
+        if caching && !in_exec && ctx.client.multi.is_none() && !spec.fullname.starts_with("client|") {
             handle.intro.tracking().caching = false;
         }
     }

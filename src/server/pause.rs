@@ -6,7 +6,7 @@
 //! one, while reads go on. A held command runs when the pause ends (timeout or CLIENT UNPAUSE). Pausing
 //! again keeps the later end and the stricter mode. The active expire cycle does not run while paused.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use bytes::{Bytes, BytesMut};
@@ -34,13 +34,15 @@ pub enum PauseKind {
 
 /// The server's pause state.
 pub struct Pause {
+    /// A pause may be in force (checked before the lock: every request asks).
+    active: AtomicBool,
     state: Mutex<Option<(PauseKind, Instant)>>,
     changed: watch::Sender<u64>,
 }
 
 impl Default for Pause {
     fn default() -> Pause {
-        Pause { state: Mutex::new(None), changed: watch::channel(0).0 }
+        Pause { active: AtomicBool::new(false), state: Mutex::new(None), changed: watch::channel(0).0 }
     }
 }
 
@@ -58,6 +60,7 @@ impl Pause {
             _ => (kind, end),
         };
         *state = Some(merged);
+        self.active.store(true, Ordering::Release);
         drop(state);
         self.changed.send_modify(|generation| *generation += 1);
     }
@@ -65,15 +68,20 @@ impl Pause {
     /// Ends the pause.
     pub fn unpause(&self) {
         *self.lock() = None;
+        self.active.store(false, Ordering::Release);
         self.changed.send_modify(|generation| *generation += 1);
     }
 
     /// The pause in force, if any (an expired one is cleared).
     pub fn current(&self) -> Option<(PauseKind, Instant)> {
+        if !self.active.load(Ordering::Acquire) {
+            return None;
+        }
         let mut state = self.lock();
         match *state {
             Some((_, end)) if end <= Instant::now() => {
                 *state = None;
+                self.active.store(false, Ordering::Release);
                 None
             }
             other => other,

@@ -71,19 +71,23 @@ pub fn trim_argv(argv: &[Bytes]) -> Vec<Bytes> {
 }
 
 impl SlowLog {
-    /// Logs a command if it was slow enough; trims to `max_len` either way (as Redis does).
+    /// Logs a command if it was slow enough, keeping at most `max_len` entries. (Redis also trims when
+    /// nothing is logged; here [`SlowLog::trim`] runs when `slowlog-max-len` changes, which is the same.)
     pub fn record(&self, threshold_us: i64, max_len: usize, duration_us: u64, entry: impl FnOnce() -> SlowEntry) {
-        if threshold_us < 0 {
+        if threshold_us < 0 || duration_us < threshold_us as u64 {
             return;
         }
+        let mut entry = entry();
         let mut inner = self.lock();
-        if duration_us >= threshold_us as u64 {
-            let mut entry = entry();
-            entry.id = inner.next_id;
-            inner.next_id += 1;
-            inner.entries.push_front(entry);
-        }
+        entry.id = inner.next_id;
+        inner.next_id += 1;
+        inner.entries.push_front(entry);
         inner.entries.truncate(max_len);
+    }
+
+    /// Keeps the newest `max_len` entries.
+    pub fn trim(&self, max_len: usize) {
+        self.lock().entries.truncate(max_len);
     }
 
     /// The newest `count` entries.
