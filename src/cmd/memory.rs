@@ -146,7 +146,7 @@ pub fn stats(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
     map.extend([
         int("overhead.total", overhead_total),
         int("keys.count", o.keys),
-        int("keys.bytes-per-key", if o.keys > 0 { net / o.keys } else { 0 }),
+        int("keys.bytes-per-key", net.checked_div(o.keys).unwrap_or(0)),
         int("dataset.bytes", dataset),
         double("dataset.percentage", if net > 0 { dataset as f64 * 100.0 / net as f64 } else { 0.0 }),
         double("peak.percentage", if o.peak > 0 { o.total as f64 * 100.0 / o.peak as f64 } else { 0.0 }),

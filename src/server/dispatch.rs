@@ -158,6 +158,7 @@ fn run(
     let elapsed = began.elapsed();
     command.usec.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
     crate::server::introspection::after_command(ctx, spec, args.argv(), elapsed, block.is_some());
+    let block = block.map(|request| crate::server::introspection::on_block(spec, args.argv(), elapsed, request));
     let reply = match result {
         Ok(reply) => {
             if let Reply::Error(text) = &reply {

@@ -243,32 +243,74 @@ pub fn exec_writes(ctx: &Ctx<'_>, spec: &CommandSpec) -> bool {
         && ctx.client.multi.as_ref().is_some_and(|m| m.queued.iter().any(|(s, _, _)| super::pause::may_write(s)))
 }
 
+/// A blocking command's request, wrapped so that when a writer serves it (Redis's
+/// `updateStatsOnUnblock`) its slow log entry and histogram are recorded with the time of its first run
+/// plus the serving, and a `command-unblocking` latency sample with the serving time. Not on timeout or
+/// CLIENT UNBLOCK, as in Redis.
+pub fn on_block(
+    spec: &'static CommandSpec,
+    argv: &[Bytes],
+    first_run: Duration,
+    mut request: super::blocking::BlockRequest,
+) -> super::blocking::BlockRequest {
+    let serve = request.serve;
+    let argv = argv.to_vec();
+    request.serve = Box::new(move |ctx, key| {
+        let began = std::time::Instant::now();
+        let result = serve(ctx, key);
+        if !matches!(result, Ok(None)) {
+            let serving = began.elapsed();
+            let intro = &ctx.server.intro;
+            let threshold = intro.latency_monitor_threshold();
+            let serving_ms = serving.as_millis() as u64;
+            if threshold > 0 && serving_ms >= threshold {
+                intro.latency.add("command-unblocking", crate::engine::system_clock_ms() / 1000, serving_ms);
+            }
+            record_run(ctx, spec, &argv, micros(first_run + serving));
+        }
+        result
+    });
+    request
+}
+
+fn micros(duration: Duration) -> u64 {
+    duration.as_micros().min(u128::from(u64::MAX)) as u64
+}
+
+/// The histogram and slow log entry of a command that ran (or was served after blocking).
+fn record_run(ctx: &Ctx<'_>, spec: &'static CommandSpec, argv: &[Bytes], micros: u64) {
+    let intro = &ctx.server.intro;
+    intro.histograms[spec.id].record(micros);
+    if spec.has(Flags::SKIP_SLOWLOG) {
+        return;
+    }
+    let handle = &ctx.client.handle;
+    let max_len = usize::try_from(intro.slowlog_max_len()).unwrap_or(usize::MAX);
+    intro.slowlog.record(intro.slowlog_log_slower_than(), max_len, micros, || SlowEntry {
+        id: 0,
+        time: crate::engine::system_clock_ms() / 1000,
+        duration: micros,
+        argv: super::slowlog::trim_argv(&super::monitor::redacted(argv)),
+        peer: handle.addr.clone(),
+        name: handle.name.lock().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or_default(),
+    });
+}
+
 /// Records an executed command (Redis's `call()` bookkeeping): histogram, latency event, slow log,
 /// monitors, tracked keys, and the per-command CLIENT CACHING flag. `blocked`: the client is now
 /// blocked (Redis records its slow log entry and histogram when it is served instead).
 pub fn after_command(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, argv: &[Bytes], duration: Duration, blocked: bool) {
     let intro = &ctx.server.intro;
-    let micros = duration.as_micros().min(u128::from(u64::MAX)) as u64;
-    if !blocked {
-        intro.histograms[spec.id].record(micros);
-    }
+    let micros = micros(duration);
     let threshold = intro.latency_monitor_threshold();
     if threshold > 0 && micros / 1000 >= threshold {
         let event = if spec.has(Flags::FAST) { "fast-command" } else { "command" };
         intro.latency.add(event, crate::engine::system_clock_ms() / 1000, micros / 1000);
     }
-    let handle = &ctx.client.handle;
-    if !blocked && !spec.has(Flags::SKIP_SLOWLOG) {
-        let max_len = usize::try_from(intro.slowlog_max_len()).unwrap_or(usize::MAX);
-        intro.slowlog.record(intro.slowlog_log_slower_than(), max_len, micros, || SlowEntry {
-            id: 0,
-            time: crate::engine::system_clock_ms() / 1000,
-            duration: micros,
-            argv: super::slowlog::trim_argv(&super::monitor::redacted(argv)),
-            peer: handle.addr.clone(),
-            name: handle.name.lock().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or_default(),
-        });
+    if !blocked {
+        record_run(ctx, spec, argv, micros);
     }
+    let handle = &ctx.client.handle;
     if intro.monitors.active() && !spec.has(Flags::ADMIN) && !SKIP_MONITOR.contains(&spec.fullname) {
         intro.monitors.feed(ctx.client.db, &handle.addr, &super::monitor::redacted(argv));
     }

@@ -701,3 +701,29 @@ fn memory_usage_reports_stored_bytes() {
     let doctor = String::from_utf8_lossy(&conn.cmd(&["MEMORY", "DOCTOR"])).into_owned();
     assert!(doctor.contains("Sam"), "{doctor}");
 }
+
+#[test]
+fn slowlog_reports_a_blocking_command_once_served() {
+    let (redis, velo) = servers();
+    for port in [redis.port, velo.port] {
+        let mut control = Conn::connect(port);
+        control.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]);
+        control.cmd(&["SLOWLOG", "RESET"]);
+        let blpops = |conn: &mut Conn| slowlog_entries(conn).iter().filter(|(argv, _)| argv[0] == b"BLPOP").count();
+        let mut waiter = Conn::connect(port);
+        waiter.send(&command(&[b"BLPOP", b"mylist", b"0"]));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while blocked_clients(&mut control) != 1 {
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(blpops(&mut control), 0, "port {port}");
+        control.cmd(&["LPUSH", "mylist", "1"]);
+        assert_eq!(waiter.read_reply(), b"*2\r\n$6\r\nmylist\r\n$1\r\n1\r\n");
+        assert_eq!(blpops(&mut control), 1, "port {port}");
+        // A wait that times out is not logged.
+        assert_eq!(waiter.cmd(&["BLPOP", "mylist", "0.01"]), b"*-1\r\n");
+        assert_eq!(blpops(&mut control), 1, "port {port}");
+        control.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "10000"]);
+    }
+}
