@@ -366,7 +366,7 @@ fn info_section(ctx: &Ctx<'_>, section: &str, out: &mut String) -> Result<(), Cm
                 server.maxclients(),
                 clients.iter().filter(|c| c.multi.load(Ordering::Relaxed) >= 0).count(),
                 server.watches.watched_keys(),
-                server.blocking.blocked_clients(),
+                server.blocking.blocked_clients() + server.intro.pause.held(),
             );
         }
         "memory" => {

@@ -6,7 +6,7 @@
 //! one, while reads go on. A held command runs when the pause ends (timeout or CLIENT UNPAUSE). Pausing
 //! again keeps the later end and the stricter mode. The active expire cycle does not run while paused.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use bytes::{Bytes, BytesMut};
@@ -36,13 +36,20 @@ pub enum PauseKind {
 pub struct Pause {
     /// A pause may be in force (checked before the lock: every request asks).
     active: AtomicBool,
+    /// Clients whose command is held (Redis counts them in INFO `blocked_clients`).
+    held: AtomicUsize,
     state: Mutex<Option<(PauseKind, Instant)>>,
     changed: watch::Sender<u64>,
 }
 
 impl Default for Pause {
     fn default() -> Pause {
-        Pause { active: AtomicBool::new(false), state: Mutex::new(None), changed: watch::channel(0).0 }
+        Pause {
+            active: AtomicBool::new(false),
+            held: AtomicUsize::new(0),
+            state: Mutex::new(None),
+            changed: watch::channel(0).0,
+        }
     }
 }
 
@@ -102,6 +109,11 @@ impl Pause {
         }
     }
 
+    /// Number of clients whose command is held now.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
     /// A receiver that changes whenever the pause is set or lifted.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
@@ -139,6 +151,7 @@ pub async fn wait(
     let handle = &client.handle;
     let mut changes = server.intro.pause.subscribe();
     handle.blocked.store(true, Ordering::Relaxed);
+    server.intro.pause.held.fetch_add(1, Ordering::Relaxed);
     let mut alive = true;
     while alive && must_wait(server, client, argv) {
         let end = server.intro.pause.current().map(|(_, end)| end).unwrap_or_else(Instant::now);
@@ -151,6 +164,7 @@ pub async fn wait(
         }
     }
     handle.blocked.store(false, Ordering::Relaxed);
+    server.intro.pause.held.fetch_sub(1, Ordering::Relaxed);
     alive
 }
 

@@ -581,6 +581,7 @@ fn pause_holds_writes_or_everything_as_redis() {
             "1: GET k",
             "1: PING",
             "1> SET k w",
+            "blocked 1",
             "1?",
             "2> PUBLISH ch m",
             "2?",
