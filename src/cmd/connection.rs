@@ -95,6 +95,7 @@ pub fn reset(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
     super::transactions::discard_state(ctx);
     super::transactions::unwatch_all(ctx);
     super::pubsub::unsubscribe_all(ctx);
+    super::introspection::reset_client(ctx);
     ctx.client.proto = Protocol::Resp2;
     ctx.client.handle.resp.store(2, Ordering::Relaxed);
     ctx.client.db = 0;

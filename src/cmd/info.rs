@@ -179,7 +179,7 @@ fn section(ctx: &Ctx<'_>, name: &str, out: &mut String) -> Result<(), CmdError> 
             line(out, "maxclients", server.maxclients());
             line(out, "client_recent_max_input_buffer", 0);
             line(out, "client_recent_max_output_buffer", 0);
-            line(out, "blocked_clients", server.blocking.blocked_clients());
+            line(out, "blocked_clients", server.blocking.blocked_clients() + server.intro.pause.held());
             line(out, "tracking_clients", 0);
             line(out, "clients_in_timeout_table", server.blocking.blocked_clients());
         }

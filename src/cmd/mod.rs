@@ -7,7 +7,8 @@
 //! - [`args`]: the argument cursor; `error`: [`CmdError`] with Redis's exact texts.
 //! - Handlers, one file per group: [`connection`], [`string`], [`bitmap`], [`generic`] (keys),
 //!   [`server`], [`transactions`], [`pubsub`], [`hyperloglog`], [`bloom`], [`hash`], [`set`], [`list`], [`zset`], [`geo`],
-//!   [`sort`], [`stream`].
+//!   [`sort`], [`stream`], [`introspection`] (CLIENT tracking/pause/setinfo, WAIT, SLOWLOG, LATENCY,
+//!   MONITOR), [`memory`] (MEMORY).
 //!
 //! A handler is `fn(&mut Ctx, &mut Args) -> Result<Reply, CmdError>`: it holds only the command's meaning.
 //! Lookup, arity, MULTI queueing and the pub/sub context check happen before, in `server::dispatch`.
@@ -31,11 +32,14 @@ pub mod geo;
 pub mod hash;
 pub mod hyperloglog;
 pub mod info;
+pub mod introspection;
 pub mod list;
+pub mod memory;
 pub mod pubsub;
 pub mod server;
 pub mod set;
 pub mod sort;
+mod sparkline;
 pub mod spec;
 pub mod stream;
 pub mod string;
@@ -90,6 +94,7 @@ impl<'a> Ctx<'a> {
     pub fn touch(&self, db: u16, key: &[u8]) {
         let logical = self.server.dbmap.logical(db);
         self.server.watches.touch(logical, key);
+        self.server.intro.tracking.invalidate(&self.server.clients, self.client.id(), key);
         if self.server.blocking.is_waited(logical, key)
             && matches!(self.engine.key_info(db, key), Ok(Some(info)) if crate::server::blocking::wakes(info.kind))
         {

@@ -22,6 +22,7 @@ pub fn flushdb(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     ctx.engine.flush_db(crate::elements::part_db(db))?;
     ctx.engine.flush_db(crate::elements::owner_db(db))?;
     super::transactions::touch_logical(ctx, logical, &touched);
+    ctx.server.intro.tracking.invalidate_all(&ctx.server.clients);
     Ok(Reply::Ok)
 }
 
@@ -38,6 +39,8 @@ pub fn flushall(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     for (db, keys) in touched {
         super::transactions::touch_logical(ctx, db, &keys);
     }
+    ctx.server.intro.tracking.invalidate_all(&ctx.server.clients);
+    ctx.server.intro.tracking.forget_all_keys();
     Ok(Reply::Ok)
 }
 
@@ -140,6 +143,7 @@ pub fn config_set(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
 pub fn config_resetstat(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
     ctx.server.stats.reset();
     ctx.server.metrics.reset();
+    ctx.server.intro.reset_stats();
     Ok(Reply::Ok)
 }
 

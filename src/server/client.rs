@@ -82,6 +82,8 @@ pub struct ClientHandle {
     pub watch_dirty: AtomicBool,
     /// Blocked by a blocking command (CLIENT LIST flag `b`).
     pub blocked: AtomicBool,
+    /// Introspection state: CLIENT SETINFO, buffers, MONITOR, tracking.
+    pub intro: super::introspection::ClientIntro,
     killed: AtomicBool,
     kill: Notify,
     push: mpsc::UnboundedSender<Reply>,
@@ -109,6 +111,7 @@ impl ClientHandle {
             no_touch: AtomicBool::new(false),
             watch_dirty: AtomicBool::new(false),
             blocked: AtomicBool::new(false),
+            intro: Default::default(),
             killed: AtomicBool::new(false),
             kill: Notify::new(),
             push,
@@ -161,44 +164,58 @@ impl ClientHandle {
             .unwrap_or_default()
     }
 
-    /// The CLIENT LIST / CLIENT INFO line (without newline).
+    /// The CLIENT LIST / CLIENT INFO line (without newline): Redis 7.0's fields, then 7.2's `lib-name` and
+    /// `lib-ver`. Buffer fields are the connection's own buffers as of its last command.
     pub fn info_line(&self) -> String {
         let age = self.created.elapsed().as_secs();
         let idle = self.last_active.lock().unwrap_or_else(|p| p.into_inner()).elapsed().as_secs();
         let subs = self.subs.load(Ordering::Relaxed);
         let psubs = self.psubs.load(Ordering::Relaxed);
         let multi = self.multi.load(Ordering::Relaxed);
+        let intro = &self.intro;
+        let tracking = intro.tracking().clone();
         let mut flags = String::new();
-        if subs + psubs > 0 {
-            flags.push('P');
-        }
-        if multi >= 0 {
-            flags.push('x');
-        }
-        if self.blocked.load(Ordering::Relaxed) {
-            flags.push('b');
-        }
-        if self.no_evict.load(Ordering::Relaxed) {
-            flags.push('e');
-        }
-        if self.no_touch.load(Ordering::Relaxed) {
-            flags.push('T');
-        }
+        let mut push_if = |on: bool, flag: char| {
+            if on {
+                flags.push(flag)
+            }
+        };
+        push_if(intro.monitor.load(Ordering::Relaxed), 'O');
+        push_if(subs + psubs > 0, 'P');
+        push_if(multi >= 0, 'x');
+        push_if(self.blocked.load(Ordering::Relaxed), 'b');
+        push_if(tracking.on, 't');
+        push_if(tracking.broken_redirect, 'R');
+        push_if(tracking.bcast, 'B');
+        push_if(self.watch_dirty.load(Ordering::Relaxed), 'd');
+        push_if(self.no_evict.load(Ordering::Relaxed), 'e');
+        push_if(self.no_touch.load(Ordering::Relaxed), 'T');
         if flags.is_empty() {
             flags.push('N');
         }
+        let load = |value: &AtomicUsize| value.load(Ordering::Relaxed);
+        let (qbuf, qbuf_free, argv_mem, multi_mem) =
+            (load(&intro.qbuf), load(&intro.qbuf_free), load(&intro.argv_mem), load(&intro.multi_mem));
+        let (obl, rbs, rbp) = (load(&intro.obl), load(&intro.rbs), load(&intro.rbp));
+        let omem = self.pending_push.load(Ordering::Relaxed);
+        // What the connection holds: its buffers, the command being run, the MULTI queue, pending pushes
+        // and the handle itself.
+        let tot_mem = qbuf + qbuf_free + rbs + argv_mem + multi_mem + omem + std::mem::size_of::<ClientHandle>();
+        let redir = if tracking.on { tracking.redirect as i64 } else { -1 };
         format!(
             "id={} addr={} laddr={} fd=-1 name={} age={age} idle={idle} flags={flags} db={} sub={subs} psub={psubs} ssub=0 \
-             multi={multi} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} \
-             user=default redir=-1 resp={}",
+             multi={multi} qbuf={qbuf} qbuf-free={qbuf_free} argv-mem={argv_mem} multi-mem={multi_mem} rbs={rbs} rbp={rbp} \
+             obl={obl} oll=0 omem={omem} tot-mem={tot_mem} events=r cmd={} user=default redir={redir} resp={} \
+             lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
             self.name_text(),
             self.db.load(Ordering::Relaxed),
-            self.pending_push.load(Ordering::Relaxed),
             *self.last_cmd.lock().unwrap_or_else(|p| p.into_inner()),
             self.resp.load(Ordering::Relaxed),
+            super::introspection::ClientIntro::text(&intro.lib_name),
+            super::introspection::ClientIntro::text(&intro.lib_ver),
         )
     }
 }
@@ -284,6 +301,11 @@ impl ClientRegistry {
     /// Number of connected clients.
     pub fn count(&self) -> usize {
         self.lock().len()
+    }
+
+    /// The client with `id`, if connected.
+    pub fn get(&self, id: u64) -> Option<Arc<ClientHandle>> {
+        self.lock().get(&id).cloned()
     }
 
     /// A snapshot of every client, by id.

@@ -46,9 +46,18 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
         // Execute every complete request in the buffer.
         loop {
             let limits = Limits { max_bulk: server.proto_max_bulk_len(), ..Limits::default() };
+            let buffered = rbuf.len();
             match decoder.decode(&mut rbuf, &limits) {
                 Ok(argv) if argv.is_empty() => continue,
                 Ok(argv) => {
+                    handle.intro.note(&client, buffered, rbuf.capacity(), &wbuf, &argv);
+                    if super::pause::must_wait(&server, &client, &argv)
+                        && (flush(&server, &handle, &mut writer, &mut wbuf).await.is_err()
+                            || !super::pause::wait(&server, &client, &argv, &mut reader, &mut rbuf, &mut shutdown)
+                                .await)
+                    {
+                        break 'connection;
+                    }
                     let mut ctx = Ctx { server: &server, engine: &server.engine, client: &mut client };
                     let reply = match dispatch::execute(&mut ctx, argv) {
                         Outcome::Reply(reply) => reply,
@@ -64,6 +73,7 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
                             }
                         }
                     };
+                    handle.intro.argv_mem.store(0, Ordering::Relaxed);
                     match client.reply_mode {
                         ReplyMode::On => reply.encode(client.proto, &mut wbuf),
                         ReplyMode::Off => {}
@@ -210,5 +220,6 @@ fn cleanup(server: &Server, client: &mut Client) {
     }
     let watched = std::mem::take(&mut client.watched);
     server.watches.unwatch(id, watched.into_iter().map(|w| (w.db, w.key)));
+    server.intro.client_gone(&client.handle);
     server.clients.remove(id);
 }

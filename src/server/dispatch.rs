@@ -89,12 +89,18 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Outcome {
         }
         return rejected(ctx, spec, CmdError::Raw("NOAUTH Authentication required.".into())).into();
     }
+    if let Some(error) = crate::server::introspection::gate(ctx, spec) {
+        return rejected(ctx, spec, error).into();
+    }
     if let Some(multi) = ctx.client.multi.as_mut() {
         if !NOT_QUEUED.contains(&spec.fullname) {
             if spec.has(crate::cmd::spec::Flags::NO_MULTI) {
                 multi.aborted = true;
                 return rejected(ctx, spec, CmdError::err("Command not allowed inside a transaction")).into();
             }
+            // Redis's multi-mem: the arguments' bytes and a pointer for each.
+            let mem = argv.iter().map(|a| a.len() + 8).sum::<usize>();
+            ctx.client.handle.intro.multi_mem.fetch_add(mem, Ordering::Relaxed);
             multi.queued.push((spec, argv, start));
             ctx.client.handle.multi.store(multi.queued.len() as i64, Ordering::Relaxed);
             return Reply::simple("QUEUED").into();
@@ -133,6 +139,7 @@ fn run_and_serve(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, argv: Vec<Bytes>
 /// Calls a resolved command's handler (no gate, no locking: EXEC uses this for queued commands). A
 /// blocking command does not block here: its reply is the one for a timeout already reached.
 pub fn call(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, argv: Vec<Bytes>, start: usize) -> Reply {
+    let _in_exec = crate::server::introspection::InExec::enter(ctx.client.handle.clone());
     run(ctx, spec, argv, start).0
 }
 
@@ -166,6 +173,8 @@ fn run(
     let elapsed = began.elapsed();
     command.usec.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
     ctx.server.metrics.record_latency(spec.id, elapsed.as_nanos() as u64);
+    crate::server::introspection::after_command(ctx, spec, args.argv(), elapsed, block.is_some());
+    let block = block.map(|request| crate::server::introspection::on_block(spec, args.argv(), elapsed, request));
     let reply = match result {
         Ok(reply) => {
             if let Reply::Error(text) = &reply {

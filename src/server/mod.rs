@@ -11,6 +11,8 @@
 //! - [`dbmap`]: the persisted logical → physical database map behind SWAPDB.
 //! - [`stats`]: counters for INFO.
 //! - [`settings`]: the live configuration (CONFIG SET's effects, the AUTH gate's password).
+//! - [`introspection`]: slow log, latency, MONITOR, CLIENT PAUSE and tracking ([`slowlog`], [`monitor`],
+//!   [`pause`], [`tracking`]).
 //!
 //! # Threading
 //! A tokio multi-thread runtime; each connection is a task that calls the (synchronous, short) engine
@@ -28,11 +30,16 @@ pub mod client;
 pub mod connection;
 pub mod dbmap;
 pub mod dispatch;
+pub mod introspection;
 pub mod metrics;
+pub mod monitor;
 pub mod notify;
+pub mod pause;
 pub mod pubsub;
 pub mod settings;
+pub mod slowlog;
 pub mod stats;
+pub mod tracking;
 pub mod watch;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -81,6 +88,8 @@ pub struct Server {
     pub live: settings::Live,
     /// Rates, latency histograms and other INFO measurements.
     pub metrics: metrics::Metrics,
+    /// Slow log, latency, MONITOR, CLIENT PAUSE, tracking.
+    pub intro: introspection::Introspection,
     /// When the server started.
     pub started: Instant,
     /// Unix seconds of the last time everything was made durable (LASTSAVE).
@@ -127,6 +136,7 @@ impl Server {
             notify,
             command_lock: RwLock::new(()),
             stats: Default::default(),
+            intro: Default::default(),
             started: Instant::now(),
             lastsave: AtomicU64::new(crate::engine::system_clock_ms() / 1000),
             port: AtomicU64::new(u64::from(config.port)),
@@ -282,6 +292,10 @@ async fn active_expire(server: Arc<Server>) {
         ticker.tick().await;
         if server.shutting_down() {
             return;
+        }
+        // Redis stops the active expire cycle while clients are paused.
+        if server.intro.pause.is_paused() {
+            continue;
         }
         let _shared = server.command_lock.read().unwrap_or_else(|p| p.into_inner());
         // Each removal is counted and notified by the engine's expire listener (notify::ExpiredSink).

@@ -226,6 +226,9 @@ impl Server {
         let config = self.lock_config().clone();
         self.live.load(&config.params);
         self.notify.set_flags(self.live.notify_flags());
+        for name in crate::server::introspection::PARAMETERS {
+            self.intro.config_set(name, config.params.int(name));
+        }
         self.set_maxclients(config.maxclients);
         self.set_proto_max_bulk_len(config.params.uint("proto-max-bulk-len") as usize);
         self.apply_memory_budget(&config);

@@ -16,6 +16,7 @@ mod engine_growth;
 mod engine_model;
 mod engine_support;
 mod engine_transactions;
+mod introspection;
 mod large_collections;
 mod lifecycle;
 mod million;
