@@ -225,6 +225,8 @@ pub struct Client {
     pub patterns: BTreeSet<Bytes>,
     /// Set by a blocking handler that found nothing ready ([`crate::cmd::Ctx::block`]); taken by the dispatcher.
     pub block: Option<super::blocking::BlockRequest>,
+    /// Lets long commands notice shutdown or a vanished peer ([`crate::cmd::Ctx::checkpoint`]).
+    pub cancel: super::cancel::Cancel,
 }
 
 impl Client {
@@ -241,6 +243,7 @@ impl Client {
             channels: BTreeSet::new(),
             patterns: BTreeSet::new(),
             block: None,
+            cancel: Default::default(),
         }
     }
 

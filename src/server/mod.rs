@@ -22,10 +22,12 @@
 //! and close; then the WAL is made durable, the engine checkpoints and the directory lock is released.
 
 pub mod blocking;
+pub mod cancel;
 pub mod client;
 pub mod connection;
 pub mod dbmap;
 pub mod dispatch;
+pub mod gate;
 pub mod pubsub;
 pub mod stats;
 pub mod watch;
@@ -70,6 +72,8 @@ pub struct Server {
     pub command_lock: RwLock<()>,
     /// Counters.
     pub stats: stats::Stats,
+    /// Inline (fast path) versus off-worker execution.
+    pub gate: gate::Gate,
     /// When the server started.
     pub started: Instant,
     /// Unix seconds of the last time everything was made durable (LASTSAVE).
@@ -106,6 +110,7 @@ impl Server {
             blocking: Default::default(),
             command_lock: RwLock::new(()),
             stats: Default::default(),
+            gate: Default::default(),
             started: Instant::now(),
             lastsave: AtomicU64::new(crate::engine::system_clock_ms() / 1000),
             port: AtomicU64::new(u64::from(config.port)),
@@ -169,7 +174,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("velo-worker").build()?;
     let server = Arc::new(Server::open(config)?);
     runtime.block_on(serve(server.clone()))?;
-    drop(runtime);
+    // A command still running off the workers (one without checkpoints) must not hold the exit hostage.
+    runtime.shutdown_timeout(Duration::from_secs(2));
     finish(server)
 }
 
@@ -256,6 +262,8 @@ async fn active_expire(server: Arc<Server>) {
         if server.shutting_down() {
             return;
         }
+        // Runs on a runtime worker: skip the tick while a long command runs (`gate`).
+        let Some(_inline) = server.gate.try_inline() else { continue };
         let _shared = server.command_lock.read().unwrap_or_else(|p| p.into_inner());
         match server.engine.active_expire(ACTIVE_EXPIRE_BUDGET) {
             Ok(removed) => {
@@ -285,6 +293,8 @@ async fn sweep_parts(server: Arc<Server>) {
         if server.shutting_down() {
             return;
         }
+        // Runs on a runtime worker: skip the tick while a long command runs (`gate`).
+        let Some(_inline) = server.gate.try_inline() else { continue };
         let _shared = server.command_lock.read().unwrap_or_else(|p| p.into_inner());
         for (index, sweep) in sweeps.iter_mut().enumerate() {
             let mut slot = server.engine.lock_slot(index);

@@ -98,11 +98,8 @@ impl PubSub {
 
     /// Active channels (with at least one subscriber) matching `pattern` (all if `None`).
     pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
-        lock(&self.channels)
-            .keys()
-            .filter(|c| pattern.is_none_or(|p| crate::glob::matches(p, c, false)))
-            .cloned()
-            .collect()
+        let matcher = pattern.map(|p| crate::glob::Pattern::new(p, false));
+        lock(&self.channels).keys().filter(|c| matcher.as_ref().is_none_or(|m| m.matches(c))).cloned().collect()
     }
 
     /// Subscribers of a channel.

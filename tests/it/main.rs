@@ -16,6 +16,7 @@ mod engine_support;
 mod large_collections;
 mod lifecycle;
 mod million;
+mod no_stall;
 mod protocol;
 mod server_bloom;
 mod server_commands;
