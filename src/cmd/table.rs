@@ -4,7 +4,7 @@
 use super::spec::{AclCategories, CommandSpec, Flags, KeyFinder, KeywordKeys};
 
 /// Number of commands and subcommands (ids are `0..COMMAND_COUNT`).
-pub const COMMAND_COUNT: usize = 252;
+pub const COMMAND_COUNT: usize = 257;
 
 static CLIENT_SUBCOMMANDS: [CommandSpec; 11] = [
     CommandSpec {
@@ -504,7 +504,7 @@ static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
     },
 ];
 
-static PUBSUB_SUBCOMMANDS: [CommandSpec; 4] = [
+static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
     CommandSpec {
         id: 140,
         name: "channels",
@@ -577,11 +577,47 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 4] = [
         handler: Some(super::pubsub::pubsub_numsub),
         subcommands: &[],
     },
+    CommandSpec {
+        id: 144,
+        name: "shardchannels",
+        fullname: "pubsub|shardchannels",
+        arity: -2,
+        flags: Flags::PUBSUB.union(Flags::LOADING).union(Flags::STALE),
+        acl: AclCategories::PUBSUB.union(AclCategories::SLOW),
+        first_key: 0,
+        last_key: 0,
+        key_step: 0,
+        key_finders: &[],
+        group: "pubsub",
+        summary: "Returns the active shard channels.",
+        since: "7.0.0",
+        complexity: "O(N) where N is the number of active shard channels, and assuming constant time pattern matching (relatively short shard channels).",
+        handler: Some(super::pubsub::pubsub_shardchannels),
+        subcommands: &[],
+    },
+    CommandSpec {
+        id: 145,
+        name: "shardnumsub",
+        fullname: "pubsub|shardnumsub",
+        arity: -2,
+        flags: Flags::PUBSUB.union(Flags::LOADING).union(Flags::STALE),
+        acl: AclCategories::PUBSUB.union(AclCategories::SLOW),
+        first_key: 0,
+        last_key: 0,
+        key_step: 0,
+        key_finders: &[],
+        group: "pubsub",
+        summary: "Returns the count of subscribers of shard channels.",
+        since: "7.0.0",
+        complexity: "O(N) for the SHARDNUMSUB subcommand, where N is the number of requested shard channels",
+        handler: Some(super::pubsub::pubsub_shardnumsub),
+        subcommands: &[],
+    },
 ];
 
 static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
     CommandSpec {
-        id: 200,
+        id: 205,
         name: "create",
         fullname: "xgroup|create",
         arity: -5,
@@ -599,7 +635,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 201,
+        id: 206,
         name: "createconsumer",
         fullname: "xgroup|createconsumer",
         arity: 5,
@@ -617,7 +653,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 202,
+        id: 207,
         name: "delconsumer",
         fullname: "xgroup|delconsumer",
         arity: 5,
@@ -635,7 +671,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 203,
+        id: 208,
         name: "destroy",
         fullname: "xgroup|destroy",
         arity: 4,
@@ -653,7 +689,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 204,
+        id: 209,
         name: "help",
         fullname: "xgroup|help",
         arity: 2,
@@ -671,7 +707,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 205,
+        id: 210,
         name: "setid",
         fullname: "xgroup|setid",
         arity: -5,
@@ -692,7 +728,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
 
 static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
     CommandSpec {
-        id: 207,
+        id: 212,
         name: "consumers",
         fullname: "xinfo|consumers",
         arity: 4,
@@ -710,7 +746,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 208,
+        id: 213,
         name: "groups",
         fullname: "xinfo|groups",
         arity: 3,
@@ -728,7 +764,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 209,
+        id: 214,
         name: "help",
         fullname: "xinfo|help",
         arity: 2,
@@ -746,7 +782,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 210,
+        id: 215,
         name: "stream",
         fullname: "xinfo|stream",
         arity: -3,
@@ -766,7 +802,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
 ];
 
 /// Every top-level command, sorted by name.
-pub static COMMANDS: [CommandSpec; 211] = [
+pub static COMMANDS: [CommandSpec; 214] = [
     CommandSpec {
         id: 0,
         name: "append",
@@ -2802,7 +2838,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 144,
+        id: 146,
         name: "pubsub",
         fullname: "pubsub",
         arity: -2,
@@ -2820,7 +2856,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &PUBSUB_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 145,
+        id: 147,
         name: "punsubscribe",
         fullname: "punsubscribe",
         arity: -1,
@@ -2838,7 +2874,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 146,
+        id: 148,
         name: "quit",
         fullname: "quit",
         arity: -1,
@@ -2856,7 +2892,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 147,
+        id: 149,
         name: "randomkey",
         fullname: "randomkey",
         arity: 1,
@@ -2874,7 +2910,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 148,
+        id: 150,
         name: "rename",
         fullname: "rename",
         arity: 3,
@@ -2892,7 +2928,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 149,
+        id: 151,
         name: "renamenx",
         fullname: "renamenx",
         arity: 3,
@@ -2910,7 +2946,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 150,
+        id: 152,
         name: "reset",
         fullname: "reset",
         arity: 1,
@@ -2928,7 +2964,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 151,
+        id: 153,
         name: "rpop",
         fullname: "rpop",
         arity: -2,
@@ -2946,7 +2982,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 152,
+        id: 154,
         name: "rpoplpush",
         fullname: "rpoplpush",
         arity: 3,
@@ -2964,7 +3000,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 153,
+        id: 155,
         name: "rpush",
         fullname: "rpush",
         arity: -3,
@@ -2982,7 +3018,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 154,
+        id: 156,
         name: "rpushx",
         fullname: "rpushx",
         arity: -3,
@@ -3000,7 +3036,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 155,
+        id: 157,
         name: "sadd",
         fullname: "sadd",
         arity: -3,
@@ -3018,7 +3054,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 156,
+        id: 158,
         name: "save",
         fullname: "save",
         arity: 1,
@@ -3036,7 +3072,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 157,
+        id: 159,
         name: "scan",
         fullname: "scan",
         arity: -2,
@@ -3054,7 +3090,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 158,
+        id: 160,
         name: "scard",
         fullname: "scard",
         arity: 2,
@@ -3072,7 +3108,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 159,
+        id: 161,
         name: "sdiff",
         fullname: "sdiff",
         arity: -2,
@@ -3090,7 +3126,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 160,
+        id: 162,
         name: "sdiffstore",
         fullname: "sdiffstore",
         arity: -3,
@@ -3108,7 +3144,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 161,
+        id: 163,
         name: "select",
         fullname: "select",
         arity: 2,
@@ -3126,7 +3162,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 162,
+        id: 164,
         name: "set",
         fullname: "set",
         arity: -3,
@@ -3144,7 +3180,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 163,
+        id: 165,
         name: "setbit",
         fullname: "setbit",
         arity: 4,
@@ -3162,7 +3198,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 164,
+        id: 166,
         name: "setex",
         fullname: "setex",
         arity: 4,
@@ -3180,7 +3216,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 165,
+        id: 167,
         name: "setnx",
         fullname: "setnx",
         arity: 3,
@@ -3198,7 +3234,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 166,
+        id: 168,
         name: "setrange",
         fullname: "setrange",
         arity: 4,
@@ -3216,7 +3252,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 167,
+        id: 169,
         name: "shutdown",
         fullname: "shutdown",
         arity: -1,
@@ -3234,7 +3270,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 168,
+        id: 170,
         name: "sinter",
         fullname: "sinter",
         arity: -2,
@@ -3252,7 +3288,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 169,
+        id: 171,
         name: "sintercard",
         fullname: "sintercard",
         arity: -3,
@@ -3270,7 +3306,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 170,
+        id: 172,
         name: "sinterstore",
         fullname: "sinterstore",
         arity: -3,
@@ -3288,7 +3324,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 171,
+        id: 173,
         name: "sismember",
         fullname: "sismember",
         arity: 3,
@@ -3306,7 +3342,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 172,
+        id: 174,
         name: "smembers",
         fullname: "smembers",
         arity: 2,
@@ -3324,7 +3360,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 173,
+        id: 175,
         name: "smismember",
         fullname: "smismember",
         arity: -3,
@@ -3342,7 +3378,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 174,
+        id: 176,
         name: "smove",
         fullname: "smove",
         arity: 4,
@@ -3360,7 +3396,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 175,
+        id: 177,
         name: "sort",
         fullname: "sort",
         arity: -2,
@@ -3378,7 +3414,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 176,
+        id: 178,
         name: "sort_ro",
         fullname: "sort_ro",
         arity: -2,
@@ -3396,7 +3432,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 177,
+        id: 179,
         name: "spop",
         fullname: "spop",
         arity: -2,
@@ -3414,7 +3450,25 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 178,
+        id: 180,
+        name: "spublish",
+        fullname: "spublish",
+        arity: 3,
+        flags: Flags::PUBSUB.union(Flags::LOADING).union(Flags::STALE).union(Flags::FAST),
+        acl: AclCategories::PUBSUB.union(AclCategories::FAST),
+        first_key: 0,
+        last_key: 0,
+        key_step: 0,
+        key_finders: &[],
+        group: "pubsub",
+        summary: "Post a message to a shard channel",
+        since: "7.0.0",
+        complexity: "O(N) where N is the number of clients subscribed to the receiving shard channel.",
+        handler: Some(super::pubsub::spublish),
+        subcommands: &[],
+    },
+    CommandSpec {
+        id: 181,
         name: "srandmember",
         fullname: "srandmember",
         arity: -2,
@@ -3432,7 +3486,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 179,
+        id: 182,
         name: "srem",
         fullname: "srem",
         arity: -3,
@@ -3450,7 +3504,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 180,
+        id: 183,
         name: "sscan",
         fullname: "sscan",
         arity: -3,
@@ -3468,7 +3522,25 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 181,
+        id: 184,
+        name: "ssubscribe",
+        fullname: "ssubscribe",
+        arity: -2,
+        flags: Flags::PUBSUB.union(Flags::NOSCRIPT).union(Flags::LOADING).union(Flags::STALE),
+        acl: AclCategories::PUBSUB.union(AclCategories::SLOW),
+        first_key: 0,
+        last_key: 0,
+        key_step: 0,
+        key_finders: &[],
+        group: "pubsub",
+        summary: "Listens for messages published to shard channels.",
+        since: "7.0.0",
+        complexity: "O(N) where N is the number of shard channels to subscribe to.",
+        handler: Some(super::pubsub::ssubscribe),
+        subcommands: &[],
+    },
+    CommandSpec {
+        id: 185,
         name: "strlen",
         fullname: "strlen",
         arity: 2,
@@ -3486,7 +3558,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 182,
+        id: 186,
         name: "subscribe",
         fullname: "subscribe",
         arity: -2,
@@ -3504,7 +3576,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 183,
+        id: 187,
         name: "substr",
         fullname: "substr",
         arity: 4,
@@ -3522,7 +3594,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 184,
+        id: 188,
         name: "sunion",
         fullname: "sunion",
         arity: -2,
@@ -3540,7 +3612,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 185,
+        id: 189,
         name: "sunionstore",
         fullname: "sunionstore",
         arity: -3,
@@ -3558,7 +3630,25 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 186,
+        id: 190,
+        name: "sunsubscribe",
+        fullname: "sunsubscribe",
+        arity: -1,
+        flags: Flags::PUBSUB.union(Flags::NOSCRIPT).union(Flags::LOADING).union(Flags::STALE),
+        acl: AclCategories::PUBSUB.union(AclCategories::SLOW),
+        first_key: 0,
+        last_key: 0,
+        key_step: 0,
+        key_finders: &[],
+        group: "pubsub",
+        summary: "Stops listening to messages posted to shard channels.",
+        since: "7.0.0",
+        complexity: "O(N) where N is the number of clients already subscribed to a shard channel.",
+        handler: Some(super::pubsub::sunsubscribe),
+        subcommands: &[],
+    },
+    CommandSpec {
+        id: 191,
         name: "swapdb",
         fullname: "swapdb",
         arity: 3,
@@ -3576,7 +3666,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 187,
+        id: 192,
         name: "time",
         fullname: "time",
         arity: 1,
@@ -3594,7 +3684,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 188,
+        id: 193,
         name: "touch",
         fullname: "touch",
         arity: -2,
@@ -3612,7 +3702,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 189,
+        id: 194,
         name: "ttl",
         fullname: "ttl",
         arity: 2,
@@ -3630,7 +3720,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 190,
+        id: 195,
         name: "type",
         fullname: "type",
         arity: 2,
@@ -3648,7 +3738,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 191,
+        id: 196,
         name: "unlink",
         fullname: "unlink",
         arity: -2,
@@ -3666,7 +3756,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 192,
+        id: 197,
         name: "unsubscribe",
         fullname: "unsubscribe",
         arity: -1,
@@ -3684,7 +3774,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 193,
+        id: 198,
         name: "unwatch",
         fullname: "unwatch",
         arity: 1,
@@ -3702,7 +3792,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 194,
+        id: 199,
         name: "watch",
         fullname: "watch",
         arity: -2,
@@ -3720,7 +3810,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 195,
+        id: 200,
         name: "xack",
         fullname: "xack",
         arity: -4,
@@ -3738,7 +3828,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 196,
+        id: 201,
         name: "xadd",
         fullname: "xadd",
         arity: -5,
@@ -3756,7 +3846,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 197,
+        id: 202,
         name: "xautoclaim",
         fullname: "xautoclaim",
         arity: -6,
@@ -3774,7 +3864,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 198,
+        id: 203,
         name: "xclaim",
         fullname: "xclaim",
         arity: -6,
@@ -3792,7 +3882,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 199,
+        id: 204,
         name: "xdel",
         fullname: "xdel",
         arity: -3,
@@ -3810,7 +3900,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 206,
+        id: 211,
         name: "xgroup",
         fullname: "xgroup",
         arity: -2,
@@ -3828,7 +3918,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &XGROUP_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 211,
+        id: 216,
         name: "xinfo",
         fullname: "xinfo",
         arity: -2,
@@ -3846,7 +3936,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &XINFO_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 212,
+        id: 217,
         name: "xlen",
         fullname: "xlen",
         arity: 2,
@@ -3864,7 +3954,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 213,
+        id: 218,
         name: "xpending",
         fullname: "xpending",
         arity: -3,
@@ -3882,7 +3972,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 214,
+        id: 219,
         name: "xrange",
         fullname: "xrange",
         arity: -4,
@@ -3900,7 +3990,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 215,
+        id: 220,
         name: "xread",
         fullname: "xread",
         arity: -4,
@@ -3918,7 +4008,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 216,
+        id: 221,
         name: "xreadgroup",
         fullname: "xreadgroup",
         arity: -7,
@@ -3936,7 +4026,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 217,
+        id: 222,
         name: "xrevrange",
         fullname: "xrevrange",
         arity: -4,
@@ -3954,7 +4044,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 218,
+        id: 223,
         name: "xsetid",
         fullname: "xsetid",
         arity: -3,
@@ -3972,7 +4062,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 219,
+        id: 224,
         name: "xtrim",
         fullname: "xtrim",
         arity: -4,
@@ -3990,7 +4080,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 220,
+        id: 225,
         name: "zadd",
         fullname: "zadd",
         arity: -4,
@@ -4008,7 +4098,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 221,
+        id: 226,
         name: "zcard",
         fullname: "zcard",
         arity: 2,
@@ -4026,7 +4116,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 222,
+        id: 227,
         name: "zcount",
         fullname: "zcount",
         arity: 4,
@@ -4044,7 +4134,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 223,
+        id: 228,
         name: "zdiff",
         fullname: "zdiff",
         arity: -3,
@@ -4062,7 +4152,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 224,
+        id: 229,
         name: "zdiffstore",
         fullname: "zdiffstore",
         arity: -4,
@@ -4080,7 +4170,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 225,
+        id: 230,
         name: "zincrby",
         fullname: "zincrby",
         arity: 4,
@@ -4098,7 +4188,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 226,
+        id: 231,
         name: "zinter",
         fullname: "zinter",
         arity: -3,
@@ -4116,7 +4206,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 227,
+        id: 232,
         name: "zintercard",
         fullname: "zintercard",
         arity: -3,
@@ -4134,7 +4224,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 228,
+        id: 233,
         name: "zinterstore",
         fullname: "zinterstore",
         arity: -4,
@@ -4152,7 +4242,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 229,
+        id: 234,
         name: "zlexcount",
         fullname: "zlexcount",
         arity: 4,
@@ -4170,7 +4260,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 230,
+        id: 235,
         name: "zmpop",
         fullname: "zmpop",
         arity: -4,
@@ -4188,7 +4278,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 231,
+        id: 236,
         name: "zmscore",
         fullname: "zmscore",
         arity: -3,
@@ -4206,7 +4296,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 232,
+        id: 237,
         name: "zpopmax",
         fullname: "zpopmax",
         arity: -2,
@@ -4224,7 +4314,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 233,
+        id: 238,
         name: "zpopmin",
         fullname: "zpopmin",
         arity: -2,
@@ -4242,7 +4332,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 234,
+        id: 239,
         name: "zrandmember",
         fullname: "zrandmember",
         arity: -2,
@@ -4260,7 +4350,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 235,
+        id: 240,
         name: "zrange",
         fullname: "zrange",
         arity: -4,
@@ -4278,7 +4368,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 236,
+        id: 241,
         name: "zrangebylex",
         fullname: "zrangebylex",
         arity: -4,
@@ -4296,7 +4386,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 237,
+        id: 242,
         name: "zrangebyscore",
         fullname: "zrangebyscore",
         arity: -4,
@@ -4314,7 +4404,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 238,
+        id: 243,
         name: "zrangestore",
         fullname: "zrangestore",
         arity: -5,
@@ -4332,7 +4422,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 239,
+        id: 244,
         name: "zrank",
         fullname: "zrank",
         arity: 3,
@@ -4350,7 +4440,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 240,
+        id: 245,
         name: "zrem",
         fullname: "zrem",
         arity: -3,
@@ -4368,7 +4458,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 241,
+        id: 246,
         name: "zremrangebylex",
         fullname: "zremrangebylex",
         arity: 4,
@@ -4386,7 +4476,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 242,
+        id: 247,
         name: "zremrangebyrank",
         fullname: "zremrangebyrank",
         arity: 4,
@@ -4404,7 +4494,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 243,
+        id: 248,
         name: "zremrangebyscore",
         fullname: "zremrangebyscore",
         arity: 4,
@@ -4422,7 +4512,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 244,
+        id: 249,
         name: "zrevrange",
         fullname: "zrevrange",
         arity: -4,
@@ -4440,7 +4530,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 245,
+        id: 250,
         name: "zrevrangebylex",
         fullname: "zrevrangebylex",
         arity: -4,
@@ -4458,7 +4548,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 246,
+        id: 251,
         name: "zrevrangebyscore",
         fullname: "zrevrangebyscore",
         arity: -4,
@@ -4476,7 +4566,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 247,
+        id: 252,
         name: "zrevrank",
         fullname: "zrevrank",
         arity: 3,
@@ -4494,7 +4584,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 248,
+        id: 253,
         name: "zscan",
         fullname: "zscan",
         arity: -3,
@@ -4512,7 +4602,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 249,
+        id: 254,
         name: "zscore",
         fullname: "zscore",
         arity: 3,
@@ -4530,7 +4620,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 250,
+        id: 255,
         name: "zunion",
         fullname: "zunion",
         arity: -3,
@@ -4548,7 +4638,7 @@ pub static COMMANDS: [CommandSpec; 211] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 251,
+        id: 256,
         name: "zunionstore",
         fullname: "zunionstore",
         arity: -4,
@@ -4721,70 +4811,73 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
         b"sort" => 144,
         b"sort_ro" => 145,
         b"spop" => 146,
-        b"srandmember" => 147,
-        b"srem" => 148,
-        b"sscan" => 149,
-        b"strlen" => 150,
-        b"subscribe" => 151,
-        b"substr" => 152,
-        b"sunion" => 153,
-        b"sunionstore" => 154,
-        b"swapdb" => 155,
-        b"time" => 156,
-        b"touch" => 157,
-        b"ttl" => 158,
-        b"type" => 159,
-        b"unlink" => 160,
-        b"unsubscribe" => 161,
-        b"unwatch" => 162,
-        b"watch" => 163,
-        b"xack" => 164,
-        b"xadd" => 165,
-        b"xautoclaim" => 166,
-        b"xclaim" => 167,
-        b"xdel" => 168,
-        b"xgroup" => 169,
-        b"xinfo" => 170,
-        b"xlen" => 171,
-        b"xpending" => 172,
-        b"xrange" => 173,
-        b"xread" => 174,
-        b"xreadgroup" => 175,
-        b"xrevrange" => 176,
-        b"xsetid" => 177,
-        b"xtrim" => 178,
-        b"zadd" => 179,
-        b"zcard" => 180,
-        b"zcount" => 181,
-        b"zdiff" => 182,
-        b"zdiffstore" => 183,
-        b"zincrby" => 184,
-        b"zinter" => 185,
-        b"zintercard" => 186,
-        b"zinterstore" => 187,
-        b"zlexcount" => 188,
-        b"zmpop" => 189,
-        b"zmscore" => 190,
-        b"zpopmax" => 191,
-        b"zpopmin" => 192,
-        b"zrandmember" => 193,
-        b"zrange" => 194,
-        b"zrangebylex" => 195,
-        b"zrangebyscore" => 196,
-        b"zrangestore" => 197,
-        b"zrank" => 198,
-        b"zrem" => 199,
-        b"zremrangebylex" => 200,
-        b"zremrangebyrank" => 201,
-        b"zremrangebyscore" => 202,
-        b"zrevrange" => 203,
-        b"zrevrangebylex" => 204,
-        b"zrevrangebyscore" => 205,
-        b"zrevrank" => 206,
-        b"zscan" => 207,
-        b"zscore" => 208,
-        b"zunion" => 209,
-        b"zunionstore" => 210,
+        b"spublish" => 147,
+        b"srandmember" => 148,
+        b"srem" => 149,
+        b"sscan" => 150,
+        b"ssubscribe" => 151,
+        b"strlen" => 152,
+        b"subscribe" => 153,
+        b"substr" => 154,
+        b"sunion" => 155,
+        b"sunionstore" => 156,
+        b"sunsubscribe" => 157,
+        b"swapdb" => 158,
+        b"time" => 159,
+        b"touch" => 160,
+        b"ttl" => 161,
+        b"type" => 162,
+        b"unlink" => 163,
+        b"unsubscribe" => 164,
+        b"unwatch" => 165,
+        b"watch" => 166,
+        b"xack" => 167,
+        b"xadd" => 168,
+        b"xautoclaim" => 169,
+        b"xclaim" => 170,
+        b"xdel" => 171,
+        b"xgroup" => 172,
+        b"xinfo" => 173,
+        b"xlen" => 174,
+        b"xpending" => 175,
+        b"xrange" => 176,
+        b"xread" => 177,
+        b"xreadgroup" => 178,
+        b"xrevrange" => 179,
+        b"xsetid" => 180,
+        b"xtrim" => 181,
+        b"zadd" => 182,
+        b"zcard" => 183,
+        b"zcount" => 184,
+        b"zdiff" => 185,
+        b"zdiffstore" => 186,
+        b"zincrby" => 187,
+        b"zinter" => 188,
+        b"zintercard" => 189,
+        b"zinterstore" => 190,
+        b"zlexcount" => 191,
+        b"zmpop" => 192,
+        b"zmscore" => 193,
+        b"zpopmax" => 194,
+        b"zpopmin" => 195,
+        b"zrandmember" => 196,
+        b"zrange" => 197,
+        b"zrangebylex" => 198,
+        b"zrangebyscore" => 199,
+        b"zrangestore" => 200,
+        b"zrank" => 201,
+        b"zrem" => 202,
+        b"zremrangebylex" => 203,
+        b"zremrangebyrank" => 204,
+        b"zremrangebyscore" => 205,
+        b"zrevrange" => 206,
+        b"zrevrangebylex" => 207,
+        b"zrevrangebyscore" => 208,
+        b"zrevrank" => 209,
+        b"zscan" => 210,
+        b"zscore" => 211,
+        b"zunion" => 212,
+        b"zunionstore" => 213,
         _ => return None,
     };
     COMMANDS.get(index)

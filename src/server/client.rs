@@ -70,6 +70,8 @@ pub struct ClientHandle {
     pub subs: AtomicUsize,
     /// Pattern subscriptions.
     pub psubs: AtomicUsize,
+    /// Shard channel subscriptions.
+    pub ssubs: AtomicUsize,
     /// Commands queued in MULTI, -1 outside MULTI.
     pub multi: AtomicI64,
     /// 2 or 3.
@@ -103,6 +105,7 @@ impl ClientHandle {
             last_active: Mutex::new(Instant::now()),
             subs: AtomicUsize::new(0),
             psubs: AtomicUsize::new(0),
+            ssubs: AtomicUsize::new(0),
             multi: AtomicI64::new(-1),
             resp: AtomicU8::new(2),
             no_evict: AtomicBool::new(false),
@@ -169,7 +172,8 @@ impl ClientHandle {
         let psubs = self.psubs.load(Ordering::Relaxed);
         let multi = self.multi.load(Ordering::Relaxed);
         let mut flags = String::new();
-        if subs + psubs > 0 {
+        let ssubs = self.ssubs.load(Ordering::Relaxed);
+        if subs + psubs + ssubs > 0 {
             flags.push('P');
         }
         if multi >= 0 {
@@ -188,7 +192,7 @@ impl ClientHandle {
             flags.push('N');
         }
         format!(
-            "id={} addr={} laddr={} fd=-1 name={} age={age} idle={idle} flags={flags} db={} sub={subs} psub={psubs} ssub=0 \
+            "id={} addr={} laddr={} fd=-1 name={} age={age} idle={idle} flags={flags} db={} sub={subs} psub={psubs} ssub={ssubs} \
              multi={multi} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} \
              user=default redir=-1 resp={}",
             self.id,
@@ -223,6 +227,10 @@ pub struct Client {
     pub channels: BTreeSet<Bytes>,
     /// Subscribed patterns.
     pub patterns: BTreeSet<Bytes>,
+    /// Subscribed shard channels.
+    pub shard_channels: BTreeSet<Bytes>,
+    /// Running the commands of an EXEC (SSUBSCRIBE refuses: Redis's "deny blocking").
+    pub in_exec: bool,
     /// Set by a blocking handler that found nothing ready ([`crate::cmd::Ctx::block`]); taken by the dispatcher.
     pub block: Option<super::blocking::BlockRequest>,
     /// Lets long commands notice shutdown or a vanished peer ([`crate::cmd::Ctx::checkpoint`]).
@@ -242,6 +250,8 @@ impl Client {
             close: false,
             channels: BTreeSet::new(),
             patterns: BTreeSet::new(),
+            shard_channels: BTreeSet::new(),
+            in_exec: false,
             block: None,
             cancel: Default::default(),
         }
@@ -252,9 +262,14 @@ impl Client {
         self.handle.id
     }
 
-    /// Subscriptions of both kinds.
+    /// Channel and pattern subscriptions (the count SUBSCRIBE and PSUBSCRIBE confirmations report).
     pub fn subscription_count(&self) -> usize {
         self.channels.len() + self.patterns.len()
+    }
+
+    /// True while subscribed to anything, shard channels included (RESP2's pub/sub context).
+    pub fn in_pubsub_context(&self) -> bool {
+        self.subscription_count() + self.shard_channels.len() > 0
     }
 }
 

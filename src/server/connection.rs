@@ -48,7 +48,13 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
     'connection: loop {
         // Execute every complete request in the buffer, off the runtime's workers (see `execute_off_worker`).
         loop {
-            let mut io = Buffers { decoder: &mut decoder, rbuf: &mut rbuf, wbuf: &mut wbuf, pending: &mut pending };
+            let mut io = Buffers {
+                decoder: &mut decoder,
+                rbuf: &mut rbuf,
+                wbuf: &mut wbuf,
+                pending: &mut pending,
+                pushes: &mut pushes,
+            };
             let step = if io.rbuf.is_empty() && io.pending.is_none() {
                 Step::NeedInput
             } else {
@@ -145,6 +151,7 @@ struct Buffers<'a> {
     rbuf: &'a mut BytesMut,
     wbuf: &'a mut BytesMut,
     pending: &'a mut Option<Vec<Bytes>>,
+    pushes: &'a mut tokio::sync::mpsc::UnboundedReceiver<Reply>,
 }
 
 /// Executes every complete request in the read buffer, encoding replies into the write buffer, until one
@@ -174,7 +181,13 @@ fn execute_buffered(server: &Arc<Server>, client: &mut Client, io: &mut Buffers<
             return Step::OffWorker;
         }
         let mut ctx = Ctx { server, engine: &server.engine, client };
-        match dispatch::execute(&mut ctx, argv) {
+        let outcome = dispatch::execute(&mut ctx, argv);
+        // Messages pushed to this client by its own command (PUBLISH to a channel it listens to, in
+        // RESP3) precede the command's reply, as in Redis.
+        while let Ok(message) = io.pushes.try_recv() {
+            deliver(&client.handle, client, message, io.wbuf);
+        }
+        match outcome {
             Outcome::Reply(reply) => emit(client, reply, io.wbuf),
             Outcome::Blocked(waiter) => return Step::Blocked(waiter),
         }
@@ -187,13 +200,23 @@ fn execute_buffered(server: &Arc<Server>, client: &mut Client, io: &mut Buffers<
     }
 }
 
-/// Encodes a command's reply, as CLIENT REPLY allows.
+/// Encodes a command's reply, as CLIENT REPLY allows. Pushes within it (the confirmations of SUBSCRIBE
+/// and its kin) go out whatever the mode, in RESP2 too, as Redis sends them.
 fn emit(client: &mut Client, reply: Reply, wbuf: &mut BytesMut) {
     match client.reply_mode {
-        ReplyMode::On => reply.encode(client.proto, wbuf),
+        ReplyMode::On => return reply.encode(client.proto, wbuf),
         ReplyMode::Off => {}
         ReplyMode::SkipNext => client.reply_mode = ReplyMode::Skip,
         ReplyMode::Skip => client.reply_mode = ReplyMode::On,
+    }
+    match reply {
+        Reply::Push(_) => reply.encode(client.proto, wbuf),
+        Reply::Many(parts) => {
+            for part in parts.into_iter().filter(|p| matches!(p, Reply::Push(_))) {
+                part.encode(client.proto, wbuf);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -275,6 +298,9 @@ fn cleanup(server: &Server, client: &mut Client) {
     }
     for pattern in std::mem::take(&mut client.patterns) {
         server.pubsub.punsubscribe(&pattern, id);
+    }
+    for channel in std::mem::take(&mut client.shard_channels) {
+        server.pubsub.sunsubscribe(&channel, id);
     }
     let watched = std::mem::take(&mut client.watched);
     server.watches.unwatch(id, watched.into_iter().map(|w| (w.db, w.key)));

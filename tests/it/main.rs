@@ -18,6 +18,7 @@ mod lifecycle;
 mod million;
 mod no_stall;
 mod protocol;
+mod pubsub_sharded;
 mod server_bloom;
 mod server_commands;
 mod streams;
