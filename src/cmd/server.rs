@@ -23,6 +23,7 @@ pub fn flushdb(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     ctx.engine.flush_db(crate::elements::part_db(db))?;
     ctx.engine.flush_db(crate::elements::owner_db(db))?;
     super::transactions::touch_logical(ctx, logical, &touched);
+    ctx.server.blocking.signal_existing(ctx.server, logical);
     Ok(Reply::Ok)
 }
 
@@ -38,6 +39,7 @@ pub fn flushall(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     ctx.engine.flush_all()?;
     for (db, keys) in touched {
         super::transactions::touch_logical(ctx, db, &keys);
+        ctx.server.blocking.signal_existing(ctx.server, db);
     }
     Ok(Reply::Ok)
 }

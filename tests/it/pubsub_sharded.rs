@@ -74,6 +74,7 @@ fn run(port: u16, resp3: bool, script: &[&str]) -> Vec<Vec<u8>> {
 fn compare(name: &str, script: &[&str]) {
     let redis = RedisServer::start();
     let velo = TestServer::start();
+    eprintln!("{name}: redis on {}, velo on {}", redis.port, velo.port);
     for resp3 in [false, true] {
         let expected = run(redis.port, resp3, script);
         let got = run(velo.port, resp3, script);
@@ -194,4 +195,40 @@ fn subscription_confirmations_ignore_client_reply() {
             "1: GET x",
         ],
     );
+}
+
+#[test]
+fn xreadgroup_block_is_released_when_its_stream_goes() {
+    for action in [
+        "RENAME s t",
+        "DEL s",
+        "UNLINK s",
+        "SET s x",
+        "FLUSHDB",
+        "FLUSHALL",
+        "MOVE s 1",
+        "SWAPDB 0 1",
+        "EXPIRE s 0",
+        "LPUSH s a",
+        "XTRIM s MAXLEN 0",
+    ] {
+        compare(
+            action,
+            &[
+                "1: XGROUP CREATE s g $ MKSTREAM",
+                "2> XREADGROUP GROUP g c BLOCK 0 STREAMS s >",
+                "3> XREAD BLOCK 0 STREAMS s $",
+                "blocked 2",
+                &format!("1: {action}"),
+                // XREAD keeps waiting whatever happened to its key; XREADGROUP ends unless the key is
+                // still a stream (LPUSH's WRONGTYPE, XTRIM): then DEL ends it.
+                "1: DEL s",
+                "2<",
+                "blocked 1",
+                "1: XADD s 5-1 f v",
+                "3<",
+                "2: PING",
+            ],
+        );
+    }
 }
