@@ -711,7 +711,8 @@ pub fn command_getkeys(_ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, Cmd
         _ => container,
     };
     // Redis's order of checks: keys at all, then arity, then the key finders.
-    if spec.first_key <= 0 && spec.key_finders.is_empty() {
+    // The shard channels of SSUBSCRIBE/SUNSUBSCRIBE/SPUBLISH are in key positions but flagged `not_key`.
+    if (spec.first_key <= 0 && spec.key_finders.is_empty()) || spec.has(crate::cmd::spec::Flags::PUBSUB) {
         return Err(CmdError::err("The command has no key arguments"));
     }
     if !spec.arity_ok(argv.len()) {

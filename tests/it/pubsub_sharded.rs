@@ -151,6 +151,9 @@ fn sharded_pubsub_as_redis() {
             "2: SPUBLISH e m",
             "2: EXEC",
             "2: PUBSUB SHARDNUMSUB e",
+            "2: COMMAND GETKEYS SSUBSCRIBE a b",
+            "2: COMMAND GETKEYS SPUBLISH a b",
+            "2: COMMAND GETKEYS SUNSUBSCRIBE a",
         ],
     );
 }
