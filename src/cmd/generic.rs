@@ -371,12 +371,14 @@ pub fn move_(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     }
 }
 
-/// Calls `visit` for every key of a physical database, in scan order.
+/// Calls `visit` for every key of a physical database, in scan order, stopping early when the command
+/// is cancelled ([`Ctx::checkpoint`]: shutdown, client gone).
 fn for_each_key(ctx: &Ctx<'_>, db: u16, mut visit: impl FnMut(Vec<u8>) -> bool) -> Result<(), CmdError> {
     let mut cursor = 0;
     loop {
         let page = ctx.engine.scan(Some(db), cursor, SCAN_BATCH)?;
         for (_, key) in page.keys {
+            ctx.checkpoint()?;
             if !visit(key) {
                 return Ok(());
             }
@@ -394,9 +396,10 @@ fn for_each_key(ctx: &Ctx<'_>, db: u16, mut visit: impl FnMut(Vec<u8>) -> bool) 
 pub fn keys(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let pattern = args.next_bytes()?;
     let all = pattern.as_ref() == b"*";
+    let matcher = crate::glob::Pattern::new(&pattern, false);
     let mut found = Vec::new();
     for_each_key(ctx, ctx.db(), |key| {
-        if all || crate::glob::matches(&pattern, &key, false) {
+        if all || matcher.matches(&key) {
             found.push(Reply::Bulk(Bytes::from(key)));
         }
         true
@@ -410,10 +413,22 @@ pub fn keys(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 pub fn scan(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let super::args::ScanOptions { cursor, pattern, count, kind } = super::args::scan_options(args, true)?;
     let db = ctx.db();
-    let page = ctx.engine.scan(Some(db), cursor, count)?;
+    // A huge COUNT is read in batches, so that a cancelled command stops between them.
+    let mut page = crate::engine::ScanPage { cursor, ..Default::default() };
+    loop {
+        let batch = ctx.engine.scan(Some(db), page.cursor, (count - page.keys.len()).min(SCAN_BATCH))?;
+        page.keys.extend(batch.keys);
+        page.cursor = batch.cursor;
+        if page.cursor == 0 || page.keys.len() >= count {
+            break;
+        }
+        ctx.check_cancelled()?;
+    }
+    let matcher = pattern.filter(|p| p.as_ref() != b"*").map(|p| crate::glob::Pattern::new(&p, false));
     let mut keys = Vec::with_capacity(page.keys.len());
     for (_, key) in page.keys {
-        if pattern.as_ref().is_some_and(|p| p.as_ref() != b"*" && !crate::glob::matches(p, &key, false)) {
+        ctx.checkpoint()?;
+        if matcher.as_ref().is_some_and(|m| !m.matches(&key)) {
             continue;
         }
         if let Some(kind) = &kind {

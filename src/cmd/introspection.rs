@@ -245,6 +245,7 @@ pub fn wait(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
             timeout,
             serve: Box::new(|_, _| Ok(None)),
             timeout_reply: Reply::Int(0),
+            on_deletion: false,
         });
     }
     Ok(Reply::Int(0))

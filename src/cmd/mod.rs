@@ -95,10 +95,14 @@ impl<'a> Ctx<'a> {
         let logical = self.server.dbmap.logical(db);
         self.server.watches.touch(logical, key);
         self.server.intro.tracking.invalidate(&self.server.clients, self.client.id(), key);
-        if self.server.blocking.is_waited(logical, key)
-            && matches!(self.engine.key_info(db, key), Ok(Some(info)) if crate::server::blocking::wakes(info.kind))
-        {
-            self.server.blocking.signal(logical, key);
+        if self.server.blocking.is_waited(logical, key) {
+            let wakes =
+                matches!(self.engine.key_info(db, key), Ok(Some(info)) if crate::server::blocking::wakes(info.kind));
+            // A key gone or of another type matters to XREADGROUP waiters only (Redis 7.0 signals deleted
+            // streams: their wait ends with UNBLOCKED).
+            if wakes || self.server.blocking.waited_on_deletion(logical, key) {
+                self.server.blocking.signal(logical, key);
+            }
         }
     }
 
@@ -140,6 +144,7 @@ impl<'a> Ctx<'a> {
             timeout,
             serve: Box::new(serve),
             timeout_reply: Reply::NilArray,
+            on_deletion: false,
         });
         instead
     }

@@ -23,6 +23,7 @@ pub fn flushdb(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     ctx.engine.flush_db(crate::elements::owner_db(db))?;
     super::transactions::touch_logical(ctx, logical, &touched);
     ctx.server.intro.tracking.invalidate_all(&ctx.server.clients);
+    ctx.server.blocking.signal_existing(ctx.server, logical);
     Ok(Reply::Ok)
 }
 
@@ -38,6 +39,7 @@ pub fn flushall(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     ctx.engine.flush_all()?;
     for (db, keys) in touched {
         super::transactions::touch_logical(ctx, db, &keys);
+        ctx.server.blocking.signal_existing(ctx.server, db);
     }
     ctx.server.intro.tracking.invalidate_all(&ctx.server.clients);
     ctx.server.intro.tracking.forget_all_keys();
@@ -404,7 +406,8 @@ pub fn command_getkeys(_ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, Cmd
         _ => container,
     };
     // Redis's order of checks: keys at all, then arity, then the key finders.
-    if spec.first_key <= 0 && spec.key_finders.is_empty() {
+    // The shard channels of SSUBSCRIBE/SUNSUBSCRIBE/SPUBLISH are in key positions but flagged `not_key`.
+    if (spec.first_key <= 0 && spec.key_finders.is_empty()) || spec.has(crate::cmd::spec::Flags::PUBSUB) {
         return Err(CmdError::err("The command has no key arguments"));
     }
     if !spec.arity_ok(argv.len()) {

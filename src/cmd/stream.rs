@@ -808,8 +808,20 @@ fn read_command(ctx: &mut Ctx<'_>, args: &mut Args, xreadgroup: bool) -> Result<
     // same resolved IDs (`$` was fixed when the command arrived, as in Redis).
     let timeout = (block_ms > 0).then(|| std::time::Duration::from_millis(block_ms));
     let keys = request.streams.iter().map(|(key, _)| key.clone()).collect();
-    let serve = move |ctx: &mut Ctx<'_>, _ready: &Bytes| read_now(ctx, &request);
-    Ok(ctx.block(keys, timeout, serve, Reply::NilArray))
+    let group = request.group.is_some();
+    let serve = move |ctx: &mut Ctx<'_>, ready: &Bytes| {
+        // A stream deleted or replaced by another type (DEL, SET, RENAME, FLUSHDB, SWAPDB, ...) ends an
+        // XREADGROUP's wait with UNBLOCKED (Redis 7.0); XREAD keeps waiting.
+        if !crate::server::blocking::holds(ctx, ready, crate::engine::ValueKind::Stream)? {
+            return Ok(request.group.is_some().then(|| Reply::error("UNBLOCKED the stream key no longer exists")));
+        }
+        read_now(ctx, &request)
+    };
+    let reply = ctx.block(keys, timeout, serve, Reply::NilArray);
+    if let Some(block) = ctx.client.block.as_mut() {
+        block.on_deletion = group;
+    }
+    Ok(reply)
 }
 
 /// ```text

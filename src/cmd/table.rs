@@ -4,7 +4,7 @@
 use super::spec::{AclCategories, CommandSpec, Flags, KeyFinder, KeywordKeys};
 
 /// Number of commands and subcommands (ids are `0..COMMAND_COUNT`).
-pub const COMMAND_COUNT: usize = 282;
+pub const COMMAND_COUNT: usize = 287;
 
 static CLIENT_SUBCOMMANDS: [CommandSpec; 18] = [
     CommandSpec {
@@ -870,7 +870,7 @@ static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
     },
 ];
 
-static PUBSUB_SUBCOMMANDS: [CommandSpec; 4] = [
+static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
     CommandSpec {
         id: 164,
         name: "channels",
@@ -943,11 +943,47 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 4] = [
         handler: Some(super::pubsub::pubsub_numsub),
         subcommands: &[],
     },
+    CommandSpec {
+        id: 168,
+        name: "shardchannels",
+        fullname: "pubsub|shardchannels",
+        arity: -2,
+        flags: Flags::PUBSUB.union(Flags::LOADING).union(Flags::STALE),
+        acl: AclCategories::PUBSUB.union(AclCategories::SLOW),
+        first_key: 0,
+        last_key: 0,
+        key_step: 0,
+        key_finders: &[],
+        group: "pubsub",
+        summary: "Returns the active shard channels.",
+        since: "7.0.0",
+        complexity: "O(N) where N is the number of active shard channels, and assuming constant time pattern matching (relatively short shard channels).",
+        handler: Some(super::pubsub::pubsub_shardchannels),
+        subcommands: &[],
+    },
+    CommandSpec {
+        id: 169,
+        name: "shardnumsub",
+        fullname: "pubsub|shardnumsub",
+        arity: -2,
+        flags: Flags::PUBSUB.union(Flags::LOADING).union(Flags::STALE),
+        acl: AclCategories::PUBSUB.union(AclCategories::SLOW),
+        first_key: 0,
+        last_key: 0,
+        key_step: 0,
+        key_finders: &[],
+        group: "pubsub",
+        summary: "Returns the count of subscribers of shard channels.",
+        since: "7.0.0",
+        complexity: "O(N) for the SHARDNUMSUB subcommand, where N is the number of requested shard channels",
+        handler: Some(super::pubsub::pubsub_shardnumsub),
+        subcommands: &[],
+    },
 ];
 
 static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
     CommandSpec {
-        id: 196,
+        id: 198,
         name: "get",
         fullname: "slowlog|get",
         arity: -2,
@@ -965,7 +1001,7 @@ static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 197,
+        id: 199,
         name: "help",
         fullname: "slowlog|help",
         arity: 2,
@@ -983,7 +1019,7 @@ static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 198,
+        id: 200,
         name: "len",
         fullname: "slowlog|len",
         arity: 2,
@@ -1001,7 +1037,7 @@ static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 199,
+        id: 201,
         name: "reset",
         fullname: "slowlog|reset",
         arity: 2,
@@ -1022,7 +1058,7 @@ static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
 
 static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
     CommandSpec {
-        id: 230,
+        id: 235,
         name: "create",
         fullname: "xgroup|create",
         arity: -5,
@@ -1040,7 +1076,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 231,
+        id: 236,
         name: "createconsumer",
         fullname: "xgroup|createconsumer",
         arity: 5,
@@ -1058,7 +1094,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 232,
+        id: 237,
         name: "delconsumer",
         fullname: "xgroup|delconsumer",
         arity: 5,
@@ -1076,7 +1112,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 233,
+        id: 238,
         name: "destroy",
         fullname: "xgroup|destroy",
         arity: 4,
@@ -1094,7 +1130,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 234,
+        id: 239,
         name: "help",
         fullname: "xgroup|help",
         arity: 2,
@@ -1112,7 +1148,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 235,
+        id: 240,
         name: "setid",
         fullname: "xgroup|setid",
         arity: -5,
@@ -1133,7 +1169,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
 
 static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
     CommandSpec {
-        id: 237,
+        id: 242,
         name: "consumers",
         fullname: "xinfo|consumers",
         arity: 4,
@@ -1151,7 +1187,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 238,
+        id: 243,
         name: "groups",
         fullname: "xinfo|groups",
         arity: 3,
@@ -1169,7 +1205,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 239,
+        id: 244,
         name: "help",
         fullname: "xinfo|help",
         arity: 2,
@@ -1187,7 +1223,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 240,
+        id: 245,
         name: "stream",
         fullname: "xinfo|stream",
         arity: -3,
@@ -1207,7 +1243,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
 ];
 
 /// Every top-level command, sorted by name.
-pub static COMMANDS: [CommandSpec; 217] = [
+pub static COMMANDS: [CommandSpec; 220] = [
     CommandSpec {
         id: 0,
         name: "append",
@@ -3315,7 +3351,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 168,
+        id: 170,
         name: "pubsub",
         fullname: "pubsub",
         arity: -2,
@@ -3333,7 +3369,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &PUBSUB_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 169,
+        id: 171,
         name: "punsubscribe",
         fullname: "punsubscribe",
         arity: -1,
@@ -3351,7 +3387,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 170,
+        id: 172,
         name: "quit",
         fullname: "quit",
         arity: -1,
@@ -3369,7 +3405,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 171,
+        id: 173,
         name: "randomkey",
         fullname: "randomkey",
         arity: 1,
@@ -3387,7 +3423,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 172,
+        id: 174,
         name: "rename",
         fullname: "rename",
         arity: 3,
@@ -3405,7 +3441,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 173,
+        id: 175,
         name: "renamenx",
         fullname: "renamenx",
         arity: 3,
@@ -3423,7 +3459,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 174,
+        id: 176,
         name: "reset",
         fullname: "reset",
         arity: 1,
@@ -3441,7 +3477,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 175,
+        id: 177,
         name: "rpop",
         fullname: "rpop",
         arity: -2,
@@ -3459,7 +3495,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 176,
+        id: 178,
         name: "rpoplpush",
         fullname: "rpoplpush",
         arity: 3,
@@ -3477,7 +3513,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 177,
+        id: 179,
         name: "rpush",
         fullname: "rpush",
         arity: -3,
@@ -3495,7 +3531,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 178,
+        id: 180,
         name: "rpushx",
         fullname: "rpushx",
         arity: -3,
@@ -3513,7 +3549,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 179,
+        id: 181,
         name: "sadd",
         fullname: "sadd",
         arity: -3,
@@ -3531,7 +3567,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 180,
+        id: 182,
         name: "save",
         fullname: "save",
         arity: 1,
@@ -3549,7 +3585,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 181,
+        id: 183,
         name: "scan",
         fullname: "scan",
         arity: -2,
@@ -3567,7 +3603,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 182,
+        id: 184,
         name: "scard",
         fullname: "scard",
         arity: 2,
@@ -3585,7 +3621,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 183,
+        id: 185,
         name: "sdiff",
         fullname: "sdiff",
         arity: -2,
@@ -3603,7 +3639,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 184,
+        id: 186,
         name: "sdiffstore",
         fullname: "sdiffstore",
         arity: -3,
@@ -3621,7 +3657,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 185,
+        id: 187,
         name: "select",
         fullname: "select",
         arity: 2,
@@ -3639,7 +3675,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 186,
+        id: 188,
         name: "set",
         fullname: "set",
         arity: -3,
@@ -3657,7 +3693,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 187,
+        id: 189,
         name: "setbit",
         fullname: "setbit",
         arity: 4,
@@ -3675,7 +3711,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 188,
+        id: 190,
         name: "setex",
         fullname: "setex",
         arity: 4,
@@ -3693,7 +3729,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 189,
+        id: 191,
         name: "setnx",
         fullname: "setnx",
         arity: 3,
@@ -3711,7 +3747,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 190,
+        id: 192,
         name: "setrange",
         fullname: "setrange",
         arity: 4,
@@ -3729,7 +3765,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 191,
+        id: 193,
         name: "shutdown",
         fullname: "shutdown",
         arity: -1,
@@ -3747,7 +3783,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 192,
+        id: 194,
         name: "sinter",
         fullname: "sinter",
         arity: -2,
@@ -3765,7 +3801,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 193,
+        id: 195,
         name: "sintercard",
         fullname: "sintercard",
         arity: -3,
@@ -3783,7 +3819,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 194,
+        id: 196,
         name: "sinterstore",
         fullname: "sinterstore",
         arity: -3,
@@ -3801,7 +3837,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 195,
+        id: 197,
         name: "sismember",
         fullname: "sismember",
         arity: 3,
@@ -3819,7 +3855,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 200,
+        id: 202,
         name: "slowlog",
         fullname: "slowlog",
         arity: -2,
@@ -3837,7 +3873,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &SLOWLOG_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 201,
+        id: 203,
         name: "smembers",
         fullname: "smembers",
         arity: 2,
@@ -3855,7 +3891,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 202,
+        id: 204,
         name: "smismember",
         fullname: "smismember",
         arity: -3,
@@ -3873,7 +3909,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 203,
+        id: 205,
         name: "smove",
         fullname: "smove",
         arity: 4,
@@ -3891,7 +3927,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 204,
+        id: 206,
         name: "sort",
         fullname: "sort",
         arity: -2,
@@ -3909,7 +3945,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 205,
+        id: 207,
         name: "sort_ro",
         fullname: "sort_ro",
         arity: -2,
@@ -3927,7 +3963,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 206,
+        id: 208,
         name: "spop",
         fullname: "spop",
         arity: -2,
@@ -3945,7 +3981,25 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 207,
+        id: 209,
+        name: "spublish",
+        fullname: "spublish",
+        arity: 3,
+        flags: Flags::PUBSUB.union(Flags::LOADING).union(Flags::STALE).union(Flags::FAST),
+        acl: AclCategories::PUBSUB.union(AclCategories::FAST),
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
+        key_finders: &[],
+        group: "pubsub",
+        summary: "Post a message to a shard channel",
+        since: "7.0.0",
+        complexity: "O(N) where N is the number of clients subscribed to the receiving shard channel.",
+        handler: Some(super::pubsub::spublish),
+        subcommands: &[],
+    },
+    CommandSpec {
+        id: 210,
         name: "srandmember",
         fullname: "srandmember",
         arity: -2,
@@ -3963,7 +4017,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 208,
+        id: 211,
         name: "srem",
         fullname: "srem",
         arity: -3,
@@ -3981,7 +4035,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 209,
+        id: 212,
         name: "sscan",
         fullname: "sscan",
         arity: -3,
@@ -3999,7 +4053,25 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 210,
+        id: 213,
+        name: "ssubscribe",
+        fullname: "ssubscribe",
+        arity: -2,
+        flags: Flags::PUBSUB.union(Flags::NOSCRIPT).union(Flags::LOADING).union(Flags::STALE),
+        acl: AclCategories::PUBSUB.union(AclCategories::SLOW),
+        first_key: 1,
+        last_key: -1,
+        key_step: 1,
+        key_finders: &[],
+        group: "pubsub",
+        summary: "Listens for messages published to shard channels.",
+        since: "7.0.0",
+        complexity: "O(N) where N is the number of shard channels to subscribe to.",
+        handler: Some(super::pubsub::ssubscribe),
+        subcommands: &[],
+    },
+    CommandSpec {
+        id: 214,
         name: "strlen",
         fullname: "strlen",
         arity: 2,
@@ -4017,7 +4089,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 211,
+        id: 215,
         name: "subscribe",
         fullname: "subscribe",
         arity: -2,
@@ -4035,7 +4107,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 212,
+        id: 216,
         name: "substr",
         fullname: "substr",
         arity: 4,
@@ -4053,7 +4125,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 213,
+        id: 217,
         name: "sunion",
         fullname: "sunion",
         arity: -2,
@@ -4071,7 +4143,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 214,
+        id: 218,
         name: "sunionstore",
         fullname: "sunionstore",
         arity: -3,
@@ -4089,7 +4161,25 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 215,
+        id: 219,
+        name: "sunsubscribe",
+        fullname: "sunsubscribe",
+        arity: -1,
+        flags: Flags::PUBSUB.union(Flags::NOSCRIPT).union(Flags::LOADING).union(Flags::STALE),
+        acl: AclCategories::PUBSUB.union(AclCategories::SLOW),
+        first_key: 1,
+        last_key: -1,
+        key_step: 1,
+        key_finders: &[],
+        group: "pubsub",
+        summary: "Stops listening to messages posted to shard channels.",
+        since: "7.0.0",
+        complexity: "O(N) where N is the number of clients already subscribed to a shard channel.",
+        handler: Some(super::pubsub::sunsubscribe),
+        subcommands: &[],
+    },
+    CommandSpec {
+        id: 220,
         name: "swapdb",
         fullname: "swapdb",
         arity: 3,
@@ -4107,7 +4197,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 216,
+        id: 221,
         name: "time",
         fullname: "time",
         arity: 1,
@@ -4125,7 +4215,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 217,
+        id: 222,
         name: "touch",
         fullname: "touch",
         arity: -2,
@@ -4143,7 +4233,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 218,
+        id: 223,
         name: "ttl",
         fullname: "ttl",
         arity: 2,
@@ -4161,7 +4251,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 219,
+        id: 224,
         name: "type",
         fullname: "type",
         arity: 2,
@@ -4179,7 +4269,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 220,
+        id: 225,
         name: "unlink",
         fullname: "unlink",
         arity: -2,
@@ -4197,7 +4287,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 221,
+        id: 226,
         name: "unsubscribe",
         fullname: "unsubscribe",
         arity: -1,
@@ -4215,7 +4305,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 222,
+        id: 227,
         name: "unwatch",
         fullname: "unwatch",
         arity: 1,
@@ -4233,7 +4323,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 223,
+        id: 228,
         name: "wait",
         fullname: "wait",
         arity: 3,
@@ -4251,7 +4341,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 224,
+        id: 229,
         name: "watch",
         fullname: "watch",
         arity: -2,
@@ -4269,7 +4359,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 225,
+        id: 230,
         name: "xack",
         fullname: "xack",
         arity: -4,
@@ -4287,7 +4377,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 226,
+        id: 231,
         name: "xadd",
         fullname: "xadd",
         arity: -5,
@@ -4305,7 +4395,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 227,
+        id: 232,
         name: "xautoclaim",
         fullname: "xautoclaim",
         arity: -6,
@@ -4323,7 +4413,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 228,
+        id: 233,
         name: "xclaim",
         fullname: "xclaim",
         arity: -6,
@@ -4341,7 +4431,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 229,
+        id: 234,
         name: "xdel",
         fullname: "xdel",
         arity: -3,
@@ -4359,7 +4449,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 236,
+        id: 241,
         name: "xgroup",
         fullname: "xgroup",
         arity: -2,
@@ -4377,7 +4467,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &XGROUP_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 241,
+        id: 246,
         name: "xinfo",
         fullname: "xinfo",
         arity: -2,
@@ -4395,7 +4485,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &XINFO_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 242,
+        id: 247,
         name: "xlen",
         fullname: "xlen",
         arity: 2,
@@ -4413,7 +4503,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 243,
+        id: 248,
         name: "xpending",
         fullname: "xpending",
         arity: -3,
@@ -4431,7 +4521,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 244,
+        id: 249,
         name: "xrange",
         fullname: "xrange",
         arity: -4,
@@ -4449,7 +4539,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 245,
+        id: 250,
         name: "xread",
         fullname: "xread",
         arity: -4,
@@ -4467,7 +4557,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 246,
+        id: 251,
         name: "xreadgroup",
         fullname: "xreadgroup",
         arity: -7,
@@ -4485,7 +4575,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 247,
+        id: 252,
         name: "xrevrange",
         fullname: "xrevrange",
         arity: -4,
@@ -4503,7 +4593,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 248,
+        id: 253,
         name: "xsetid",
         fullname: "xsetid",
         arity: -3,
@@ -4521,7 +4611,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 249,
+        id: 254,
         name: "xtrim",
         fullname: "xtrim",
         arity: -4,
@@ -4539,7 +4629,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 250,
+        id: 255,
         name: "zadd",
         fullname: "zadd",
         arity: -4,
@@ -4557,7 +4647,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 251,
+        id: 256,
         name: "zcard",
         fullname: "zcard",
         arity: 2,
@@ -4575,7 +4665,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 252,
+        id: 257,
         name: "zcount",
         fullname: "zcount",
         arity: 4,
@@ -4593,7 +4683,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 253,
+        id: 258,
         name: "zdiff",
         fullname: "zdiff",
         arity: -3,
@@ -4611,7 +4701,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 254,
+        id: 259,
         name: "zdiffstore",
         fullname: "zdiffstore",
         arity: -4,
@@ -4629,7 +4719,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 255,
+        id: 260,
         name: "zincrby",
         fullname: "zincrby",
         arity: 4,
@@ -4647,7 +4737,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 256,
+        id: 261,
         name: "zinter",
         fullname: "zinter",
         arity: -3,
@@ -4665,7 +4755,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 257,
+        id: 262,
         name: "zintercard",
         fullname: "zintercard",
         arity: -3,
@@ -4683,7 +4773,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 258,
+        id: 263,
         name: "zinterstore",
         fullname: "zinterstore",
         arity: -4,
@@ -4701,7 +4791,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 259,
+        id: 264,
         name: "zlexcount",
         fullname: "zlexcount",
         arity: 4,
@@ -4719,7 +4809,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 260,
+        id: 265,
         name: "zmpop",
         fullname: "zmpop",
         arity: -4,
@@ -4737,7 +4827,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 261,
+        id: 266,
         name: "zmscore",
         fullname: "zmscore",
         arity: -3,
@@ -4755,7 +4845,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 262,
+        id: 267,
         name: "zpopmax",
         fullname: "zpopmax",
         arity: -2,
@@ -4773,7 +4863,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 263,
+        id: 268,
         name: "zpopmin",
         fullname: "zpopmin",
         arity: -2,
@@ -4791,7 +4881,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 264,
+        id: 269,
         name: "zrandmember",
         fullname: "zrandmember",
         arity: -2,
@@ -4809,7 +4899,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 265,
+        id: 270,
         name: "zrange",
         fullname: "zrange",
         arity: -4,
@@ -4827,7 +4917,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 266,
+        id: 271,
         name: "zrangebylex",
         fullname: "zrangebylex",
         arity: -4,
@@ -4845,7 +4935,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 267,
+        id: 272,
         name: "zrangebyscore",
         fullname: "zrangebyscore",
         arity: -4,
@@ -4863,7 +4953,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 268,
+        id: 273,
         name: "zrangestore",
         fullname: "zrangestore",
         arity: -5,
@@ -4881,7 +4971,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 269,
+        id: 274,
         name: "zrank",
         fullname: "zrank",
         arity: 3,
@@ -4899,7 +4989,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 270,
+        id: 275,
         name: "zrem",
         fullname: "zrem",
         arity: -3,
@@ -4917,7 +5007,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 271,
+        id: 276,
         name: "zremrangebylex",
         fullname: "zremrangebylex",
         arity: 4,
@@ -4935,7 +5025,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 272,
+        id: 277,
         name: "zremrangebyrank",
         fullname: "zremrangebyrank",
         arity: 4,
@@ -4953,7 +5043,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 273,
+        id: 278,
         name: "zremrangebyscore",
         fullname: "zremrangebyscore",
         arity: 4,
@@ -4971,7 +5061,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 274,
+        id: 279,
         name: "zrevrange",
         fullname: "zrevrange",
         arity: -4,
@@ -4989,7 +5079,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 275,
+        id: 280,
         name: "zrevrangebylex",
         fullname: "zrevrangebylex",
         arity: -4,
@@ -5007,7 +5097,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 276,
+        id: 281,
         name: "zrevrangebyscore",
         fullname: "zrevrangebyscore",
         arity: -4,
@@ -5025,7 +5115,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 277,
+        id: 282,
         name: "zrevrank",
         fullname: "zrevrank",
         arity: 3,
@@ -5043,7 +5133,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 278,
+        id: 283,
         name: "zscan",
         fullname: "zscan",
         arity: -3,
@@ -5061,7 +5151,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 279,
+        id: 284,
         name: "zscore",
         fullname: "zscore",
         arity: 3,
@@ -5079,7 +5169,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 280,
+        id: 285,
         name: "zunion",
         fullname: "zunion",
         arity: -3,
@@ -5097,7 +5187,7 @@ pub static COMMANDS: [CommandSpec; 217] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 281,
+        id: 286,
         name: "zunionstore",
         fullname: "zunionstore",
         arity: -4,
@@ -5275,71 +5365,74 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
         b"sort" => 149,
         b"sort_ro" => 150,
         b"spop" => 151,
-        b"srandmember" => 152,
-        b"srem" => 153,
-        b"sscan" => 154,
-        b"strlen" => 155,
-        b"subscribe" => 156,
-        b"substr" => 157,
-        b"sunion" => 158,
-        b"sunionstore" => 159,
-        b"swapdb" => 160,
-        b"time" => 161,
-        b"touch" => 162,
-        b"ttl" => 163,
-        b"type" => 164,
-        b"unlink" => 165,
-        b"unsubscribe" => 166,
-        b"unwatch" => 167,
-        b"wait" => 168,
-        b"watch" => 169,
-        b"xack" => 170,
-        b"xadd" => 171,
-        b"xautoclaim" => 172,
-        b"xclaim" => 173,
-        b"xdel" => 174,
-        b"xgroup" => 175,
-        b"xinfo" => 176,
-        b"xlen" => 177,
-        b"xpending" => 178,
-        b"xrange" => 179,
-        b"xread" => 180,
-        b"xreadgroup" => 181,
-        b"xrevrange" => 182,
-        b"xsetid" => 183,
-        b"xtrim" => 184,
-        b"zadd" => 185,
-        b"zcard" => 186,
-        b"zcount" => 187,
-        b"zdiff" => 188,
-        b"zdiffstore" => 189,
-        b"zincrby" => 190,
-        b"zinter" => 191,
-        b"zintercard" => 192,
-        b"zinterstore" => 193,
-        b"zlexcount" => 194,
-        b"zmpop" => 195,
-        b"zmscore" => 196,
-        b"zpopmax" => 197,
-        b"zpopmin" => 198,
-        b"zrandmember" => 199,
-        b"zrange" => 200,
-        b"zrangebylex" => 201,
-        b"zrangebyscore" => 202,
-        b"zrangestore" => 203,
-        b"zrank" => 204,
-        b"zrem" => 205,
-        b"zremrangebylex" => 206,
-        b"zremrangebyrank" => 207,
-        b"zremrangebyscore" => 208,
-        b"zrevrange" => 209,
-        b"zrevrangebylex" => 210,
-        b"zrevrangebyscore" => 211,
-        b"zrevrank" => 212,
-        b"zscan" => 213,
-        b"zscore" => 214,
-        b"zunion" => 215,
-        b"zunionstore" => 216,
+        b"spublish" => 152,
+        b"srandmember" => 153,
+        b"srem" => 154,
+        b"sscan" => 155,
+        b"ssubscribe" => 156,
+        b"strlen" => 157,
+        b"subscribe" => 158,
+        b"substr" => 159,
+        b"sunion" => 160,
+        b"sunionstore" => 161,
+        b"sunsubscribe" => 162,
+        b"swapdb" => 163,
+        b"time" => 164,
+        b"touch" => 165,
+        b"ttl" => 166,
+        b"type" => 167,
+        b"unlink" => 168,
+        b"unsubscribe" => 169,
+        b"unwatch" => 170,
+        b"wait" => 171,
+        b"watch" => 172,
+        b"xack" => 173,
+        b"xadd" => 174,
+        b"xautoclaim" => 175,
+        b"xclaim" => 176,
+        b"xdel" => 177,
+        b"xgroup" => 178,
+        b"xinfo" => 179,
+        b"xlen" => 180,
+        b"xpending" => 181,
+        b"xrange" => 182,
+        b"xread" => 183,
+        b"xreadgroup" => 184,
+        b"xrevrange" => 185,
+        b"xsetid" => 186,
+        b"xtrim" => 187,
+        b"zadd" => 188,
+        b"zcard" => 189,
+        b"zcount" => 190,
+        b"zdiff" => 191,
+        b"zdiffstore" => 192,
+        b"zincrby" => 193,
+        b"zinter" => 194,
+        b"zintercard" => 195,
+        b"zinterstore" => 196,
+        b"zlexcount" => 197,
+        b"zmpop" => 198,
+        b"zmscore" => 199,
+        b"zpopmax" => 200,
+        b"zpopmin" => 201,
+        b"zrandmember" => 202,
+        b"zrange" => 203,
+        b"zrangebylex" => 204,
+        b"zrangebyscore" => 205,
+        b"zrangestore" => 206,
+        b"zrank" => 207,
+        b"zrem" => 208,
+        b"zremrangebylex" => 209,
+        b"zremrangebyrank" => 210,
+        b"zremrangebyscore" => 211,
+        b"zrevrange" => 212,
+        b"zrevrangebylex" => 213,
+        b"zrevrangebyscore" => 214,
+        b"zrevrank" => 215,
+        b"zscan" => 216,
+        b"zscore" => 217,
+        b"zunion" => 218,
+        b"zunionstore" => 219,
         _ => return None,
     };
     COMMANDS.get(index)

@@ -97,9 +97,11 @@ pub fn exec(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
         return Ok(Reply::NilArray);
     }
     let mut replies = Vec::with_capacity(multi.queued.len());
+    ctx.client.in_exec = true;
     for (spec, argv, start) in multi.queued {
         replies.push(dispatch::call(ctx, spec, argv, start));
     }
+    ctx.client.in_exec = false;
     Ok(Reply::Array(replies))
 }
 

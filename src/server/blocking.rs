@@ -61,6 +61,8 @@ pub struct BlockRequest {
     /// The reply on timeout or CLIENT UNBLOCK ... TIMEOUT: Redis 7.0 sends a null array for every
     /// list, sorted-set and stream wait (BLMOVE included, although its MULTI reply is a null bulk).
     pub timeout_reply: Reply,
+    /// Served also when a key is deleted or changes type (XREADGROUP: its wait ends with UNBLOCKED).
+    pub on_deletion: bool,
 }
 
 /// The unit of a timeout argument.
@@ -125,6 +127,7 @@ pub struct Waiter {
     db: u16,
     proto: Protocol,
     keys: Vec<Bytes>,
+    on_deletion: bool,
     deadline: Option<Instant>,
     serve: Serve,
     timeout_reply: Reply,
@@ -224,6 +227,14 @@ impl Blocking {
         }
     }
 
+    /// True if a client that must hear of the key's deletion (XREADGROUP) waits for `key`.
+    pub fn waited_on_deletion(&self, db: u16, key: &[u8]) -> bool {
+        self.lock()
+            .keys
+            .get(&(db, Bytes::copy_from_slice(key)))
+            .is_some_and(|queue| queue.iter().any(|w| w.on_deletion))
+    }
+
     /// The keys clients wait for in logical database `db`.
     pub fn waited_keys(&self, db: u16) -> Vec<Bytes> {
         if self.blocked.load(Ordering::Acquire) == 0 {
@@ -232,12 +243,15 @@ impl Blocking {
         self.lock().keys.keys().filter(|(key_db, _)| *key_db == db).map(|(_, key)| key.clone()).collect()
     }
 
-    /// Signals every waited-for key of logical database `db` that now holds a type a client can wait for:
-    /// SWAPDB brings other keys under the waiters of both databases (Redis's `scanDatabaseForReadyKeys`).
+    /// Signals every waited-for key of logical database `db` that now holds a type a client can wait for,
+    /// or that an XREADGROUP waits for (it may be gone): SWAPDB brings other keys under the waiters of
+    /// both databases (Redis's `scanDatabaseForReadyKeys`), FLUSHDB/FLUSHALL delete them (its
+    /// `scanDatabaseForDeletedKeys`).
     pub fn signal_existing(&self, server: &Server, db: u16) {
         let physical = server.dbmap.physical(db);
         for key in self.waited_keys(db) {
-            if matches!(server.engine.key_info(physical, &key), Ok(Some(info)) if wakes(info.kind)) {
+            let wakes_now = matches!(server.engine.key_info(physical, &key), Ok(Some(info)) if wakes(info.kind));
+            if wakes_now || self.waited_on_deletion(db, &key) {
                 self.signal(db, &key);
             }
         }
@@ -257,6 +271,7 @@ impl Blocking {
             // A deadline too far to represent is as good as none.
             deadline: request.timeout.and_then(|timeout| Instant::now().checked_add(timeout)),
             serve: request.serve,
+            on_deletion: request.on_deletion,
             timeout_reply: request.timeout_reply,
             state: Mutex::new(State::Waiting),
             notify: Notify::new(),
@@ -371,7 +386,13 @@ impl Blocking {
     fn serve_key(&self, server: &Server, db: u16, key: &Bytes) {
         let waiters: Vec<Arc<Waiter>> =
             self.lock().keys.get(&(db, key.clone())).map(|queue| queue.iter().cloned().collect()).unwrap_or_default();
+        let mut gone = false;
         for waiter in waiters {
+            // Once the key is gone nobody else can be served from it; only those that must hear of the
+            // deletion (XREADGROUP) are still tried.
+            if gone && !waiter.on_deletion {
+                continue;
+            }
             {
                 let _inner = self.lock();
                 let mut state = waiter.state();
@@ -408,10 +429,7 @@ impl Blocking {
             }
             drop(state);
             drop(inner);
-            // Once the key is gone nobody else can be served from it.
-            if !server.engine.exists(physical, key).unwrap_or(false) {
-                break;
-            }
+            gone = !server.engine.exists(physical, key).unwrap_or(false);
         }
     }
 }
@@ -433,6 +451,7 @@ mod tests {
             timeout: None,
             serve,
             timeout_reply: Reply::NilArray,
+            on_deletion: false,
         }
     }
 

@@ -70,6 +70,8 @@ pub struct ClientHandle {
     pub subs: AtomicUsize,
     /// Pattern subscriptions.
     pub psubs: AtomicUsize,
+    /// Shard channel subscriptions.
+    pub ssubs: AtomicUsize,
     /// Commands queued in MULTI, -1 outside MULTI.
     pub multi: AtomicI64,
     /// 2 or 3.
@@ -105,6 +107,7 @@ impl ClientHandle {
             last_active: Mutex::new(Instant::now()),
             subs: AtomicUsize::new(0),
             psubs: AtomicUsize::new(0),
+            ssubs: AtomicUsize::new(0),
             multi: AtomicI64::new(-1),
             resp: AtomicU8::new(2),
             no_evict: AtomicBool::new(false),
@@ -175,13 +178,14 @@ impl ClientHandle {
         let intro = &self.intro;
         let tracking = intro.tracking().clone();
         let mut flags = String::new();
+        let ssubs = self.ssubs.load(Ordering::Relaxed);
         let mut push_if = |on: bool, flag: char| {
             if on {
                 flags.push(flag)
             }
         };
         push_if(intro.monitor.load(Ordering::Relaxed), 'O');
-        push_if(subs + psubs > 0, 'P');
+        push_if(subs + psubs + ssubs > 0, 'P');
         push_if(multi >= 0, 'x');
         push_if(self.blocked.load(Ordering::Relaxed), 'b');
         push_if(tracking.on, 't');
@@ -203,7 +207,7 @@ impl ClientHandle {
         let tot_mem = qbuf + qbuf_free + rbs + argv_mem + multi_mem + omem + std::mem::size_of::<ClientHandle>();
         let redir = if tracking.on { tracking.redirect as i64 } else { -1 };
         format!(
-            "id={} addr={} laddr={} fd=-1 name={} age={age} idle={idle} flags={flags} db={} sub={subs} psub={psubs} ssub=0 \
+            "id={} addr={} laddr={} fd=-1 name={} age={age} idle={idle} flags={flags} db={} sub={subs} psub={psubs} ssub={ssubs} \
              multi={multi} qbuf={qbuf} qbuf-free={qbuf_free} argv-mem={argv_mem} multi-mem={multi_mem} rbs={rbs} rbp={rbp} \
              obl={obl} oll=0 omem={omem} tot-mem={tot_mem} events=r cmd={} user=default redir={redir} resp={} \
              lib-name={} lib-ver={}",
@@ -240,10 +244,16 @@ pub struct Client {
     pub channels: BTreeSet<Bytes>,
     /// Subscribed patterns.
     pub patterns: BTreeSet<Bytes>,
+    /// Subscribed shard channels.
+    pub shard_channels: BTreeSet<Bytes>,
+    /// Running the commands of an EXEC (SSUBSCRIBE refuses: Redis's "deny blocking").
+    pub in_exec: bool,
     /// Set by a blocking handler that found nothing ready ([`crate::cmd::Ctx::block`]); taken by the dispatcher.
     pub block: Option<super::blocking::BlockRequest>,
     /// Authenticated as the default user (always, while it has no password).
     pub authenticated: bool,
+    /// Lets long commands notice shutdown or a vanished peer ([`crate::cmd::Ctx::checkpoint`]).
+    pub cancel: super::cancel::Cancel,
 }
 
 impl Client {
@@ -259,8 +269,11 @@ impl Client {
             close: false,
             channels: BTreeSet::new(),
             patterns: BTreeSet::new(),
+            shard_channels: BTreeSet::new(),
+            in_exec: false,
             block: None,
             authenticated: true,
+            cancel: Default::default(),
         }
     }
 
@@ -269,9 +282,14 @@ impl Client {
         self.handle.id
     }
 
-    /// Subscriptions of both kinds.
+    /// Channel and pattern subscriptions (the count SUBSCRIBE and PSUBSCRIBE confirmations report).
     pub fn subscription_count(&self) -> usize {
         self.channels.len() + self.patterns.len()
+    }
+
+    /// True while subscribed to anything, shard channels included (RESP2's pub/sub context).
+    pub fn in_pubsub_context(&self) -> bool {
+        self.subscription_count() + self.shard_channels.len() > 0
     }
 }
 

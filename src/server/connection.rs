@@ -10,16 +10,19 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::blocking::Waiter;
+use super::cancel::Cancel;
 use super::client::{Client, ClientHandle, ReplyMode};
 use super::dispatch::{self, Outcome};
+use super::gate;
 use super::Server;
+use crate::cmd::table::lookup;
 use crate::cmd::Ctx;
 use crate::resp::{DecodeError, Decoder, Limits, Reply};
 
@@ -36,62 +39,78 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
     server.clients.add(handle.clone());
     let mut client = Client::new(handle.clone());
     client.authenticated = !server.live.auth_required();
+    client.cancel = Cancel::with_socket(std::os::fd::AsRawFd::as_raw_fd(&socket));
     let mut shutdown = server.shutdown_receiver();
     let mut idle_timeout = server.live.timeout_receiver();
     let (mut reader, mut writer) = socket.into_split();
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
     let mut wbuf = BytesMut::with_capacity(16 * 1024);
     let mut decoder = Decoder::default();
+    // A decoded request that must run off the worker, carried from the inline pass to the off-worker one.
+    let mut pending = None;
     'connection: loop {
-        // Execute every complete request in the buffer.
+        // Execute every complete request in the buffer, off the runtime's workers (see `execute_off_worker`).
         loop {
-            let limits = Limits { max_bulk: server.proto_max_bulk_len(), ..Limits::default() };
-            let buffered = rbuf.len();
-            match decoder.decode(&mut rbuf, &limits) {
-                Ok(argv) if argv.is_empty() => continue,
-                Ok(argv) => {
-                    handle.intro.note(&client, buffered, rbuf.capacity(), &wbuf, &argv);
-                    if super::pause::must_wait(&server, &client, &argv)
-                        && (flush(&server, &handle, &mut writer, &mut wbuf).await.is_err()
-                            || !super::pause::wait(&server, &client, &argv, &mut reader, &mut rbuf, &mut shutdown)
-                                .await)
-                    {
-                        break 'connection;
-                    }
-                    let mut ctx = Ctx { server: &server, engine: &server.engine, client: &mut client };
-                    let reply = match dispatch::execute(&mut ctx, argv) {
-                        Outcome::Reply(reply) => reply,
-                        Outcome::Blocked(waiter) => {
-                            // Earlier pipelined replies go out before the wait.
-                            if flush(&server, &handle, &mut writer, &mut wbuf).await.is_err() {
-                                cancel_wait(&server, &waiter).await;
-                                break 'connection;
-                            }
-                            match wait(&server, &handle, &waiter, &mut reader, &mut rbuf, &mut shutdown).await {
-                                Some(reply) => reply,
-                                None => break 'connection,
-                            }
-                        }
-                    };
-                    handle.intro.argv_mem.store(0, Ordering::Relaxed);
-                    match client.reply_mode {
-                        ReplyMode::On => reply.encode(client.proto, &mut wbuf),
-                        ReplyMode::Off => {}
-                        ReplyMode::SkipNext => client.reply_mode = ReplyMode::Skip,
-                        ReplyMode::Skip => client.reply_mode = ReplyMode::On,
-                    }
-                    if client.close || handle.is_killed() {
-                        break 'connection;
-                    }
-                    if wbuf.len() >= FLUSH_THRESHOLD && flush(&server, &handle, &mut writer, &mut wbuf).await.is_err() {
+            let mut io = Buffers {
+                decoder: &mut decoder,
+                rbuf: &mut rbuf,
+                wbuf: &mut wbuf,
+                pending: &mut pending,
+                pushes: &mut pushes,
+            };
+            let step = if io.rbuf.is_empty() && io.pending.is_none() {
+                Step::NeedInput
+            } else {
+                // The fast path: inline on this worker, unless a long command runs (`gate`).
+                let inline = server.gate.try_inline();
+                let step = if inline.is_some() {
+                    execute_buffered(&server, &mut client, &mut io, true)
+                } else {
+                    Step::OffWorker
+                };
+                drop(inline);
+                match step {
+                    Step::OffWorker => tokio::task::block_in_place(|| {
+                        let _off_worker = server.gate.off_worker();
+                        execute_buffered(&server, &mut client, &mut io, false)
+                    }),
+                    step => step,
+                }
+            };
+            match step {
+                Step::NeedInput => break,
+                Step::OffWorker => unreachable!("off-worker execution runs every request"),
+                Step::Close => break 'connection,
+                Step::Flush => {
+                    if flush(&server, &handle, &mut writer, &mut wbuf).await.is_err() {
                         break 'connection;
                     }
                 }
-                Err(DecodeError::Incomplete) => break,
-                Err(DecodeError::Invalid(message)) => {
-                    tracing::debug!(client = handle.id, %message, "protocol error");
-                    Reply::error(format!("ERR Protocol error: {message}")).encode(client.proto, &mut wbuf);
-                    break 'connection;
+                Step::Paused => {
+                    // CLIENT PAUSE holds the request in `pending`: earlier replies go out first.
+                    if flush(&server, &handle, &mut writer, &mut wbuf).await.is_err() {
+                        break 'connection;
+                    }
+                    let writes = pending.as_ref().and_then(|argv| super::pause::request_writes(&client, argv));
+                    let writes = writes.unwrap_or(true);
+                    if !super::pause::wait(&server, &handle, writes, &mut reader, &mut rbuf, &mut shutdown).await {
+                        break 'connection;
+                    }
+                }
+                Step::Blocked(waiter) => {
+                    // Earlier pipelined replies go out before the wait.
+                    if flush(&server, &handle, &mut writer, &mut wbuf).await.is_err() {
+                        cancel_wait(&server, &waiter).await;
+                        break 'connection;
+                    }
+                    let Some(reply) = wait(&server, &handle, &waiter, &mut reader, &mut rbuf, &mut shutdown).await
+                    else {
+                        break 'connection;
+                    };
+                    emit(&mut client, reply, &mut wbuf);
+                    if client.close || handle.is_killed() {
+                        break 'connection;
+                    }
                 }
             }
         }
@@ -136,6 +155,104 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
     let _ = flush(&server, &handle, &mut writer, &mut wbuf).await;
     let _ = writer.shutdown().await;
     cleanup(&server, &mut client);
+}
+
+/// Where [`execute_buffered`] stopped.
+enum Step {
+    /// No complete request is left: read more.
+    NeedInput,
+    /// The write buffer passed [`FLUSH_THRESHOLD`]: flush, then continue.
+    Flush,
+    /// The last request blocked the client: wait for the waiter's reply.
+    Blocked(Arc<Waiter>),
+    /// The connection must close (QUIT, killed, protocol error) once the buffer is flushed.
+    Close,
+    /// The next request (in `pending`) must run off the runtime's workers.
+    OffWorker,
+    /// The next request (in `pending`) is held by CLIENT PAUSE.
+    Paused,
+}
+
+/// The connection's buffers, as [`execute_buffered`] needs them.
+struct Buffers<'a> {
+    decoder: &'a mut Decoder,
+    rbuf: &'a mut BytesMut,
+    wbuf: &'a mut BytesMut,
+    pending: &'a mut Option<Vec<Bytes>>,
+    pushes: &'a mut tokio::sync::mpsc::UnboundedReceiver<Reply>,
+}
+
+/// Executes every complete request in the read buffer, encoding replies into the write buffer, until one
+/// of [`Step`]. `inline` (on a runtime worker, admitted by the gate): stops with [`Step::OffWorker`] before
+/// a request that may take long (`gate::runs_inline`), leaving it in `pending`. Otherwise (off the workers,
+/// see `gate`) it runs anything.
+fn execute_buffered(server: &Arc<Server>, client: &mut Client, io: &mut Buffers<'_>, inline: bool) -> Step {
+    loop {
+        let buffered = io.rbuf.len();
+        let argv = match io.pending.take() {
+            Some(argv) => argv,
+            None => {
+                let limits = Limits { max_bulk: server.proto_max_bulk_len(), ..Limits::default() };
+                match io.decoder.decode(io.rbuf, &limits) {
+                    Ok(argv) if argv.is_empty() => continue,
+                    Ok(argv) => argv,
+                    Err(DecodeError::Incomplete) => return Step::NeedInput,
+                    Err(DecodeError::Invalid(message)) => {
+                        tracing::debug!(client = client.id(), %message, "protocol error");
+                        Reply::error(format!("ERR Protocol error: {message}")).encode(client.proto, io.wbuf);
+                        return Step::Close;
+                    }
+                }
+            }
+        };
+        if inline && !lookup(&argv[0]).is_none_or(gate::runs_inline) {
+            *io.pending = Some(argv);
+            return Step::OffWorker;
+        }
+        if super::pause::must_wait(server, client, &argv) {
+            *io.pending = Some(argv);
+            return Step::Paused;
+        }
+        client.handle.intro.note(client, buffered, io.rbuf.capacity(), io.wbuf, &argv);
+        let mut ctx = Ctx { server, engine: &server.engine, client };
+        let outcome = dispatch::execute(&mut ctx, argv);
+        client.handle.intro.argv_mem.store(0, Ordering::Relaxed);
+        // Messages pushed to this client by its own command (PUBLISH to a channel it listens to, in
+        // RESP3) precede the command's reply, as in Redis.
+        while let Ok(message) = io.pushes.try_recv() {
+            deliver(&client.handle, client, message, io.wbuf);
+        }
+        match outcome {
+            Outcome::Reply(reply) => emit(client, reply, io.wbuf),
+            Outcome::Blocked(waiter) => return Step::Blocked(waiter),
+        }
+        if client.close || client.handle.is_killed() {
+            return Step::Close;
+        }
+        if io.wbuf.len() >= FLUSH_THRESHOLD {
+            return Step::Flush;
+        }
+    }
+}
+
+/// Encodes a command's reply, as CLIENT REPLY allows. Pushes within it (the confirmations of SUBSCRIBE
+/// and its kin) go out whatever the mode, in RESP2 too, as Redis sends them.
+fn emit(client: &mut Client, reply: Reply, wbuf: &mut BytesMut) {
+    match client.reply_mode {
+        ReplyMode::On => return reply.encode(client.proto, wbuf),
+        ReplyMode::Off => {}
+        ReplyMode::SkipNext => client.reply_mode = ReplyMode::Skip,
+        ReplyMode::Skip => client.reply_mode = ReplyMode::On,
+    }
+    match reply {
+        Reply::Push(_) => reply.encode(client.proto, wbuf),
+        Reply::Many(parts) => {
+            for part in parts.into_iter().filter(|p| matches!(p, Reply::Push(_))) {
+                part.encode(client.proto, wbuf);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Waits for a blocked client's reply: served, timed out or CLIENT UNBLOCKed. Meanwhile the socket is still
@@ -217,6 +334,9 @@ fn cleanup(server: &Server, client: &mut Client) {
     }
     for pattern in std::mem::take(&mut client.patterns) {
         server.pubsub.punsubscribe(&pattern, id);
+    }
+    for channel in std::mem::take(&mut client.shard_channels) {
+        server.pubsub.sunsubscribe(&channel, id);
     }
     let watched = std::mem::take(&mut client.watched);
     server.watches.unwatch(id, watched.into_iter().map(|w| (w.db, w.key)));

@@ -24,7 +24,7 @@ const NOT_QUEUED: &[&str] = &["exec", "discard", "multi", "watch", "quit", "rese
 
 /// Commands allowed in a RESP2 connection that has subscriptions.
 const SUBSCRIBED_ALLOWED: &[&str] =
-    &["subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ping", "quit", "reset"];
+    &["subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ssubscribe", "sunsubscribe", "ping", "quit", "reset"];
 
 /// Commands that need the command lock exclusively (everything else takes it shared).
 const EXCLUSIVE: &[&str] = &["exec", "swapdb"];
@@ -107,7 +107,7 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Outcome {
         }
     }
     if ctx.client.proto == Protocol::Resp2
-        && ctx.client.subscription_count() > 0
+        && ctx.client.in_pubsub_context()
         && !SUBSCRIBED_ALLOWED.contains(&spec.fullname)
     {
         let error = CmdError::err(format!(

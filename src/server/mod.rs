@@ -26,10 +26,12 @@
 //! and close; then the WAL is made durable, the engine checkpoints and the directory lock is released.
 
 pub mod blocking;
+pub mod cancel;
 pub mod client;
 pub mod connection;
 pub mod dbmap;
 pub mod dispatch;
+pub mod gate;
 pub mod introspection;
 pub mod metrics;
 pub mod monitor;
@@ -90,6 +92,8 @@ pub struct Server {
     pub metrics: metrics::Metrics,
     /// Slow log, latency, MONITOR, CLIENT PAUSE, tracking.
     pub intro: introspection::Introspection,
+    /// Inline (fast path) versus off-worker execution.
+    pub gate: gate::Gate,
     /// When the server started.
     pub started: Instant,
     /// Unix seconds of the last time everything was made durable (LASTSAVE).
@@ -137,6 +141,7 @@ impl Server {
             command_lock: RwLock::new(()),
             stats: Default::default(),
             intro: Default::default(),
+            gate: Default::default(),
             started: Instant::now(),
             lastsave: AtomicU64::new(crate::engine::system_clock_ms() / 1000),
             port: AtomicU64::new(u64::from(config.port)),
@@ -205,7 +210,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let server = Arc::new(Server::open(config)?);
     notify::Notify::attach(&server);
     runtime.block_on(serve(server.clone()))?;
-    drop(runtime);
+    // A command still running off the workers (one without checkpoints) must not hold the exit hostage.
+    runtime.shutdown_timeout(Duration::from_secs(2));
     finish(server)
 }
 
@@ -297,6 +303,8 @@ async fn active_expire(server: Arc<Server>) {
         if server.intro.pause.is_paused() {
             continue;
         }
+        // Runs on a runtime worker: skip the tick while a long command runs (`gate`).
+        let Some(_inline) = server.gate.try_inline() else { continue };
         let _shared = server.command_lock.read().unwrap_or_else(|p| p.into_inner());
         // Each removal is counted and notified by the engine's expire listener (notify::ExpiredSink).
         if let Err(error) = server.engine.active_expire(ACTIVE_EXPIRE_BUDGET) {
@@ -324,6 +332,8 @@ async fn sweep_parts(server: Arc<Server>) {
         if server.shutting_down() {
             return;
         }
+        // Runs on a runtime worker: skip the tick while a long command runs (`gate`).
+        let Some(_inline) = server.gate.try_inline() else { continue };
         let _shared = server.command_lock.read().unwrap_or_else(|p| p.into_inner());
         for (index, sweep) in sweeps.iter_mut().enumerate() {
             let mut slot = server.engine.lock_slot(index);

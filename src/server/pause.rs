@@ -15,7 +15,7 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::client::Client;
+use super::client::{Client, ClientHandle};
 use super::Server;
 use crate::cmd::spec::Flags;
 use crate::cmd::CommandSpec;
@@ -130,30 +130,36 @@ pub fn must_wait(server: &Server, client: &Client, argv: &[Bytes]) -> bool {
     if !server.intro.pause.is_paused() || client.handle.intro.monitor.load(Ordering::Relaxed) {
         return false;
     }
-    let Ok((spec, _)) = crate::server::dispatch::resolve(argv) else { return false };
-    let writes = may_write(spec)
-        || (spec.fullname == "exec"
-            && client.multi.as_ref().is_some_and(|m| m.queued.iter().any(|(queued, _, _)| may_write(queued))));
-    server.intro.pause.holds(writes)
+    request_writes(client, argv).is_some_and(|writes| server.intro.pause.holds(writes))
+}
+
+/// Whether a request counts as a write for CLIENT PAUSE WRITE (`None`: not a command at all).
+pub fn request_writes(client: &Client, argv: &[Bytes]) -> Option<bool> {
+    let (spec, _) = crate::server::dispatch::resolve(argv).ok()?;
+    Some(
+        may_write(spec)
+            || (spec.fullname == "exec"
+                && client.multi.as_ref().is_some_and(|m| m.queued.iter().any(|(queued, _, _)| may_write(queued)))),
+    )
 }
 
 /// Holds a client's command while [`must_wait`] says so: until the pause ends or is lifted. The socket is
 /// still read meanwhile (into `rbuf`, executed later) so that a client that disconnects is noticed.
 /// False when the connection must end.
+/// `writes` is [`request_writes`] of the held request.
 pub async fn wait(
     server: &Server,
-    client: &Client,
-    argv: &[Bytes],
+    handle: &ClientHandle,
+    writes: bool,
     reader: &mut OwnedReadHalf,
     rbuf: &mut BytesMut,
     shutdown: &mut watch::Receiver<bool>,
 ) -> bool {
-    let handle = &client.handle;
     let mut changes = server.intro.pause.subscribe();
     handle.blocked.store(true, Ordering::Relaxed);
     server.intro.pause.held.fetch_add(1, Ordering::Relaxed);
     let mut alive = true;
-    while alive && must_wait(server, client, argv) {
+    while alive && !handle.intro.monitor.load(Ordering::Relaxed) && server.intro.pause.holds(writes) {
         let end = server.intro.pause.current().map(|(_, end)| end).unwrap_or_else(Instant::now);
         tokio::select! {
             _ = changes.changed() => {}

@@ -1,4 +1,7 @@
-//! The pub/sub registry: channel and pattern subscribers, and message delivery.
+//! The pub/sub registry: channel, pattern and shard-channel subscribers, and message delivery.
+//!
+//! Shard channels (SSUBSCRIBE/SPUBLISH) are a namespace of their own: outside cluster mode they behave
+//! like channels without patterns, with separate subscriptions and counts (as Redis 7.0).
 //!
 //! Delivery pushes a [`Reply::Push`] into each subscriber's channel; the subscriber's connection task
 //! encodes it for its own protocol (an array in RESP2, a `>` push in RESP3). A subscriber that does not
@@ -19,6 +22,7 @@ type Subscribers = HashMap<Bytes, Vec<Arc<ClientHandle>>>;
 pub struct PubSub {
     channels: Mutex<Subscribers>,
     patterns: Mutex<Subscribers>,
+    shard_channels: Mutex<Subscribers>,
 }
 
 fn lock(map: &Mutex<Subscribers>) -> std::sync::MutexGuard<'_, Subscribers> {
@@ -43,6 +47,12 @@ fn remove(map: &Mutex<Subscribers>, name: &Bytes, client_id: u64) {
     }
 }
 
+/// The names in `map` matching `pattern` (all if `None`).
+fn active(map: &Mutex<Subscribers>, pattern: Option<&[u8]>) -> Vec<Bytes> {
+    let matcher = pattern.map(|p| crate::glob::Pattern::new(p, false));
+    lock(map).keys().filter(|c| matcher.as_ref().is_none_or(|m| m.matches(c))).cloned().collect()
+}
+
 impl PubSub {
     /// Subscribes a client to a channel.
     pub fn subscribe(&self, channel: Bytes, client: &Arc<ClientHandle>) {
@@ -62,6 +72,39 @@ impl PubSub {
     /// Unsubscribes a client from a pattern.
     pub fn punsubscribe(&self, pattern: &Bytes, client_id: u64) {
         remove(&self.patterns, pattern, client_id);
+    }
+
+    /// Subscribes a client to a shard channel.
+    pub fn ssubscribe(&self, channel: Bytes, client: &Arc<ClientHandle>) {
+        add(&self.shard_channels, channel, client);
+    }
+
+    /// Unsubscribes a client from a shard channel.
+    pub fn sunsubscribe(&self, channel: &Bytes, client_id: u64) {
+        remove(&self.shard_channels, channel, client_id);
+    }
+
+    /// Delivers a shard message (`smessage`); returns the number of receivers.
+    pub fn spublish(&self, channel: &Bytes, message: &Bytes) -> usize {
+        let size = channel.len() + message.len() + 64;
+        let map = lock(&self.shard_channels);
+        let Some(list) = map.get(channel) else { return 0 };
+        for client in list {
+            let push =
+                Reply::Push(vec![Reply::bulk("smessage"), Reply::Bulk(channel.clone()), Reply::Bulk(message.clone())]);
+            client.push(push, size);
+        }
+        list.len()
+    }
+
+    /// Active shard channels matching `pattern` (all if `None`).
+    pub fn shard_channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        active(&self.shard_channels, pattern)
+    }
+
+    /// Subscribers of a shard channel.
+    pub fn shard_numsub(&self, channel: &Bytes) -> usize {
+        lock(&self.shard_channels).get(channel).map_or(0, Vec::len)
     }
 
     /// Delivers a message; returns the number of receivers (Redis counts a client once per match).
@@ -98,11 +141,8 @@ impl PubSub {
 
     /// Active channels (with at least one subscriber) matching `pattern` (all if `None`).
     pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
-        lock(&self.channels)
-            .keys()
-            .filter(|c| pattern.is_none_or(|p| crate::glob::matches(p, c, false)))
-            .cloned()
-            .collect()
+        let matcher = pattern.map(|p| crate::glob::Pattern::new(p, false));
+        lock(&self.channels).keys().filter(|c| matcher.as_ref().is_none_or(|m| m.matches(c))).cloned().collect()
     }
 
     /// Subscribers of a channel.

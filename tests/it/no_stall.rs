@@ -1,0 +1,309 @@
+//! No request can stall the server: pathological glob patterns answer at once (KEYS, SCAN MATCH,
+//! PSUBSCRIBE + PUBLISH), long commands leave other clients served, a disconnected client's long KEYS
+//! stops, and SIGTERM during a long KEYS exits within seconds with the data intact. Plus glob results
+//! compared with redis-server on tricky patterns.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::support::resp::{command, show};
+use crate::support::{differential, Conn, TestServer};
+
+const PATHOLOGICAL: &str = "a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b";
+
+/// A thread that PINGs on its own connection until stopped; reports the slowest answer.
+struct Pinger {
+    stop: Arc<AtomicBool>,
+    worst_ms: Arc<AtomicU64>,
+    count: Arc<AtomicU64>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Pinger {
+    fn start(port: u16) -> Pinger {
+        let stop = Arc::new(AtomicBool::new(false));
+        let worst_ms = Arc::new(AtomicU64::new(0));
+        let count = Arc::new(AtomicU64::new(0));
+        let (s, w, c) = (stop.clone(), worst_ms.clone(), count.clone());
+        let thread = thread::spawn(move || {
+            let mut conn = Conn::connect(port);
+            conn.set_timeout(Duration::from_secs(60));
+            while !s.load(Ordering::Relaxed) {
+                let began = Instant::now();
+                assert_eq!(conn.cmd(&["PING"]), b"+PONG\r\n");
+                w.fetch_max(began.elapsed().as_millis() as u64, Ordering::Relaxed);
+                c.fetch_add(1, Ordering::Relaxed);
+                thread::sleep(Duration::from_millis(5));
+            }
+        });
+        Pinger { stop, worst_ms, count, thread: Some(thread) }
+    }
+
+    /// Stops; returns (slowest PING in ms, PINGs answered).
+    fn finish(mut self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().expect("running").join().expect("pinger thread");
+        (self.worst_ms.load(Ordering::Relaxed), self.count.load(Ordering::Relaxed))
+    }
+}
+
+/// Random patterns of nested stars, classes and escapes, biased to match long runs of `a`.
+fn random_pattern(rng: &mut SmallRng) -> String {
+    const PIECES: &[&str] = &["*", "a*", "*a", "?", "[a]", "[^b]", "a", "**", "[a-c]*", "\\a", "*?*"];
+    let mut pattern: String = (0..rng.gen_range(5..40)).map(|_| PIECES[rng.gen_range(0..PIECES.len())]).collect();
+    if rng.gen_bool(0.7) {
+        pattern.push('b');
+    }
+    pattern
+}
+
+fn expect_fast(what: &str, began: Instant) {
+    let took = began.elapsed();
+    assert!(took < Duration::from_millis(500), "{what} took {took:?}");
+}
+
+#[test]
+fn pathological_patterns_answer_at_once_while_ping_flows() {
+    let server = TestServer::start();
+    let mut conn = server.connect();
+    let long_a = "a".repeat(40);
+    assert_eq!(conn.cmd(&["SET", &long_a, "v"]), b"+OK\r\n");
+    for batch in 0..5 {
+        let mut args = vec!["MSET".to_string()];
+        for i in 0..1000 {
+            args.push(format!("{}{}", "a".repeat(20 + i % 20), batch * 1000 + i));
+            args.push("x".into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_eq!(conn.cmd(&args), b"+OK\r\n");
+    }
+    let mut subscriber = server.connect();
+    let mut rng = SmallRng::seed_from_u64(0x51a11);
+    let mut patterns = vec![PATHOLOGICAL.to_string(), format!("{}*", PATHOLOGICAL), "*a".repeat(300) + "*b"];
+    patterns.extend((0..40).map(|_| random_pattern(&mut rng)));
+
+    let pinger = Pinger::start(server.port);
+    for pattern in &patterns {
+        let began = Instant::now();
+        let keys = conn.cmd(&["KEYS", pattern]);
+        expect_fast(&format!("KEYS {pattern}"), began);
+        assert!(keys.starts_with(b"*"), "KEYS {pattern}: {}", show(&keys));
+
+        let began = Instant::now();
+        let scan = conn.cmd(&["SCAN", "0", "MATCH", pattern, "COUNT", "100000"]);
+        expect_fast(&format!("SCAN MATCH {pattern}"), began);
+        assert!(scan.starts_with(b"*2\r\n$1\r\n0\r\n"), "SCAN {pattern}: {}", show(&scan));
+
+        let began = Instant::now();
+        let confirmation = subscriber.cmd(&["PSUBSCRIBE", pattern]);
+        assert!(confirmation.starts_with(b"*3\r\n$10\r\npsubscribe\r\n"), "{}", show(&confirmation));
+        let receivers = conn.cmd(&["PUBLISH", &long_a, "hello"]);
+        expect_fast(&format!("PSUBSCRIBE/PUBLISH {pattern}"), began);
+        let receivers: usize =
+            String::from_utf8_lossy(&receivers).trim_matches([':', '\r', '\n']).parse().expect("PUBLISH count");
+        for _ in 0..receivers {
+            let message = subscriber.read_reply();
+            assert!(message.starts_with(b"*4\r\n$8\r\npmessage\r\n"), "{}", show(&message));
+        }
+    }
+    let (worst, count) = pinger.finish();
+    assert!(count > 0, "no PING answered");
+    assert!(worst < 500, "a PING waited {worst} ms");
+}
+
+/// Loads `count` keys of `len` bytes of `a` (plus a distinct suffix).
+fn load_long_keys(conn: &mut Conn, count: usize, len: usize) {
+    let base = "a".repeat(len);
+    for start in (0..count).step_by(500) {
+        let mut args = vec!["MSET".to_string()];
+        for i in start..(start + 500).min(count) {
+            args.push(format!("{base}:{i}"));
+            args.push(i.to_string());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_eq!(conn.cmd(&args), b"+OK\r\n");
+    }
+}
+
+/// A pattern that costs about `len`² steps against each of those keys (a star, then `len` literals that
+/// match everywhere but the last): bounded, but slow on purpose.
+fn slow_pattern(len: usize) -> String {
+    format!("*{}b", "a".repeat(len / 2))
+}
+
+/// The `calls=` and `failed_calls=` figures of `INFO commandstats` for `command`.
+fn command_calls(conn: &mut Conn, command: &str) -> (u64, u64) {
+    let info = String::from_utf8_lossy(&conn.cmd(&["INFO", "commandstats"])).into_owned();
+    let Some(line) = info.lines().find(|l| l.starts_with(&format!("cmdstat_{command}:"))) else { return (0, 0) };
+    let field = |name: &str| {
+        line.split([':', ',']).find_map(|f| f.strip_prefix(name)).and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    (field("calls="), field("failed_calls="))
+}
+
+#[test]
+fn long_commands_leave_others_served_and_stop_when_their_client_leaves() {
+    let server = TestServer::start();
+    let mut conn = server.connect();
+    load_long_keys(&mut conn, 3000, 3000);
+    let pattern = slow_pattern(3000);
+    // Three long KEYS at once: more than the runtime's workers on this machine.
+    let mut long: Vec<Conn> = (0..3).map(|_| server.connect()).collect();
+    for c in &mut long {
+        c.send(&command(&[b"KEYS", pattern.as_bytes()]));
+    }
+    let pinger = Pinger::start(server.port);
+    let began = Instant::now();
+    while began.elapsed() < Duration::from_secs(2) {
+        let t = Instant::now();
+        assert_eq!(conn.cmd(&["GET", &format!("{}:7", "a".repeat(3000))]), b"$1\r\n7\r\n");
+        expect_fast("GET during long KEYS", t);
+        thread::sleep(Duration::from_millis(20));
+    }
+    let (worst, count) = pinger.finish();
+    assert!(count > 10, "only {count} PINGs answered");
+    assert!(worst < 500, "a PING waited {worst} ms while long KEYS ran");
+    // Still running (else this test proves nothing about cancellation), then the clients leave.
+    assert_eq!(command_calls(&mut conn, "keys"), (0, 0), "the long KEYS finished too soon");
+    drop(long);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (calls, failed) = command_calls(&mut conn, "keys");
+        if calls == 3 {
+            assert_eq!(failed, 3, "the abandoned KEYS were cut short");
+            break;
+        }
+        assert!(Instant::now() < deadline, "abandoned KEYS still running ({calls} of 3 ended)");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sigterm_during_a_long_keys_exits_quickly_with_data_intact() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut server = TestServer::start_in(dir.path(), &["--fsync", "everysec"]);
+    let mut conn = server.connect();
+    load_long_keys(&mut conn, 3000, 3000);
+    assert_eq!(conn.cmd(&["SET", "last", "written-before-sigterm"]), b"+OK\r\n");
+    let mut keys = server.connect();
+    keys.send(&command(&[b"KEYS", slow_pattern(3000).as_bytes()]));
+    thread::sleep(Duration::from_millis(1000));
+    assert_eq!(command_calls(&mut conn, "keys"), (0, 0), "the long KEYS finished too soon");
+    let began = Instant::now();
+    assert_eq!(server.terminate(), Some(0), "velo did not exit cleanly on SIGTERM");
+    let took = began.elapsed();
+    assert!(took < Duration::from_secs(5), "SIGTERM took {took:?} during a long KEYS");
+
+    let server = TestServer::start_in(dir.path(), &[]);
+    let mut conn = server.connect();
+    assert_eq!(conn.cmd(&["DBSIZE"]), b":3001\r\n");
+    assert_eq!(conn.cmd(&["GET", "last"]), b"$22\r\nwritten-before-sigterm\r\n");
+    assert_eq!(conn.cmd(&["GET", &format!("{}:2999", "a".repeat(3000))]), b"$4\r\n2999\r\n");
+}
+
+#[test]
+fn shutdown_command_stops_a_long_keys() {
+    let mut server = TestServer::start();
+    let mut conn = server.connect();
+    load_long_keys(&mut conn, 3000, 3000);
+    let mut keys = server.connect();
+    keys.send(&command(&[b"KEYS", slow_pattern(3000).as_bytes()]));
+    thread::sleep(Duration::from_millis(500));
+    let began = Instant::now();
+    conn.send(&command(&[b"SHUTDOWN"]));
+    assert_eq!(server.wait_exit(), Some(0));
+    assert!(began.elapsed() < Duration::from_secs(5), "SHUTDOWN took {:?}", began.elapsed());
+}
+
+#[test]
+fn glob_results_match_redis_on_tricky_patterns() {
+    let (redis, velo) = differential::servers();
+    let mut script =
+        vec!["MSET a v b v ab v aab v abc v [ v ] v \\ v ^ v - v a*b v a?b v A v B v Ab v x] v ]x v aa]x v z v \
+         a-b v \"\" v"
+            .to_string()];
+    let patterns = [
+        "*",
+        "a*",
+        "*b",
+        "a?b",
+        "[ab]*",
+        "[^a]*",
+        "[a-b]",
+        "[b-a]",
+        "[z-a]",
+        "[",
+        "[a",
+        "[^",
+        "[^a",
+        "[]",
+        "[]a]",
+        "[^]",
+        "[a-]x]",
+        "[a-]",
+        "\\",
+        "a\\",
+        "\\*",
+        "a\\*b",
+        "[\\]]",
+        "[\\",
+        "[a\\-z]",
+        "[\\a-b]",
+        "*[",
+        "*\\",
+        "**a**",
+        "?",
+        "??",
+        "*?",
+        "[-]",
+        "[a-b-c]",
+        "[]-a]",
+        "[A-Z]*",
+        "[^A-Z]*",
+        "a**b",
+        "*a*a*a*a*b",
+        "\\[",
+        "[[]",
+        "[^^]",
+    ];
+    for pattern in patterns {
+        let quoted = format!("\"{}\"", pattern.replace('\\', "\\\\").replace('"', "\\\""));
+        script.push(format!("~KEYS {quoted}"));
+    }
+    let script: Vec<&str> = script.iter().map(String::as_str).collect();
+    differential::compare(&redis, &velo, "glob", &script);
+    // The same patterns decide pub/sub delivery.
+    compare_deliveries(redis.port, velo.port, &patterns);
+}
+
+/// Subscribes one connection to every pattern, publishes to tricky channel names, and compares the
+/// messages that arrive (order of patterns per channel is sorted: Redis iterates a hash table).
+fn compare_deliveries(redis: u16, velo: u16, patterns: &[&str]) {
+    let channels = ["a", "ab", "abc", "aab", "[", "]", "\\", "^", "-", "a*b", "A", "x]", "aa]x", "a-b", "z"];
+    let mut results = Vec::new();
+    for port in [redis, velo] {
+        let mut sub = Conn::connect(port);
+        let mut publisher = Conn::connect(port);
+        for pattern in patterns {
+            let reply = sub.cmd(&["PSUBSCRIBE", pattern]);
+            assert!(!reply.is_empty());
+        }
+        let mut got = Vec::new();
+        for channel in channels {
+            let n = publisher.cmd(&["PUBLISH", channel, "m"]);
+            let n: usize = String::from_utf8_lossy(&n).trim_matches([':', '\r', '\n']).parse().expect("count");
+            let mut messages: Vec<Vec<u8>> = (0..n).map(|_| sub.read_reply()).collect();
+            messages.sort();
+            got.push((channel, messages));
+        }
+        results.push(got);
+    }
+    for (r, v) in results[0].iter().zip(&results[1]) {
+        assert_eq!(r.1, v.1, "deliveries for channel {:?} differ", r.0);
+    }
+}
