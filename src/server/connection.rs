@@ -188,9 +188,13 @@ struct Buffers<'a> {
 /// see `gate`) it runs anything.
 fn execute_buffered(server: &Arc<Server>, client: &mut Client, io: &mut Buffers<'_>, inline: bool) -> Step {
     loop {
-        let buffered = io.rbuf.len();
+        let mut buffered = io.rbuf.len();
         let argv = match io.pending.take() {
-            Some(argv) => argv,
+            Some(argv) => {
+                // Decoded by an earlier pass: CLIENT LIST's `qbuf` still counts it, as Redis's query buffer.
+                buffered += request_len(&argv);
+                argv
+            }
             None => {
                 let limits = Limits { max_bulk: server.proto_max_bulk_len(), ..Limits::default() };
                 match io.decoder.decode(io.rbuf, &limits) {
@@ -214,13 +218,17 @@ fn execute_buffered(server: &Arc<Server>, client: &mut Client, io: &mut Buffers<
             return Step::Paused;
         }
         client.handle.intro.note(client, buffered, io.rbuf.capacity(), io.wbuf, &argv);
+        let publishes = argv[0].eq_ignore_ascii_case(b"publish") || argv[0].eq_ignore_ascii_case(b"spublish");
         let mut ctx = Ctx { server, engine: &server.engine, client };
         let outcome = dispatch::execute(&mut ctx, argv);
         client.handle.intro.argv_mem.store(0, Ordering::Relaxed);
-        // Messages pushed to this client by its own command (PUBLISH to a channel it listens to, in
-        // RESP3) precede the command's reply, as in Redis.
-        while let Ok(message) = io.pushes.try_recv() {
-            deliver(&client.handle, client, message, io.wbuf);
+        // Messages pushed to this client by its own PUBLISH (to a channel it listens to, in RESP3) precede
+        // the command's reply, as in Redis; MONITOR lines and tracking invalidations of its own command
+        // follow the reply (Redis defers them to after the command).
+        if publishes {
+            while let Ok(message) = io.pushes.try_recv() {
+                deliver(&client.handle, client, message, io.wbuf);
+            }
         }
         match outcome {
             Outcome::Reply(reply) => emit(client, reply, io.wbuf),
@@ -233,6 +241,12 @@ fn execute_buffered(server: &Arc<Server>, client: &mut Client, io: &mut Buffers<
             return Step::Flush;
         }
     }
+}
+
+/// The bytes of `argv` as a RESP multibulk request.
+fn request_len(argv: &[Bytes]) -> usize {
+    let digits = |n: usize| n.to_string().len();
+    3 + digits(argv.len()) + argv.iter().map(|arg| 5 + digits(arg.len()) + arg.len()).sum::<usize>()
 }
 
 /// Encodes a command's reply, as CLIENT REPLY allows. Pushes within it (the confirmations of SUBSCRIBE
