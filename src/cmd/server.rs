@@ -138,6 +138,8 @@ const PARAMETERS: &[(&str, &str, bool)] = &[
     ("appendonly", "", false),
     ("save", "", false),
     ("proto-max-bulk-len", "", true),
+    ("busy-reply-threshold", "", true),
+    ("lua-time-limit", "", true),
 ];
 
 fn parameter_value(ctx: &Ctx<'_>, name: &str, setting: &str) -> String {
@@ -145,6 +147,7 @@ fn parameter_value(ctx: &Ctx<'_>, name: &str, setting: &str) -> String {
         "appendonly" => "yes".into(),
         "save" => String::new(),
         "proto-max-bulk-len" => ctx.server.proto_max_bulk_len().to_string(),
+        "busy-reply-threshold" | "lua-time-limit" => ctx.server.scripting.busy_threshold_ms().to_string(),
         "loglevel" => match ctx.server.lock_config().log_level.as_str() {
             "error" | "warn" => "warning".into(),
             "info" => "notice".into(),
@@ -189,7 +192,8 @@ pub fn config_set(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
             )));
         }
         let value = String::from_utf8_lossy(&pair[1]).into_owned();
-        let number = crate::config::parse_size(&value).filter(|&n| n >= 1).ok_or_else(|| {
+        let minimum = if name == "busy-reply-threshold" || name == "lua-time-limit" { 0 } else { 1 };
+        let number = crate::config::parse_size(&value).filter(|&n| n >= minimum).ok_or_else(|| {
             CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - argument couldn't be parsed into an integer"))
         })?;
         updates.push((name, number));
@@ -197,6 +201,7 @@ pub fn config_set(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
     for (name, number) in updates {
         match name.as_str() {
             "maxclients" => ctx.server.set_maxclients(number),
+            "busy-reply-threshold" | "lua-time-limit" => ctx.server.scripting.set_busy_threshold_ms(number as u64),
             _ => ctx.server.set_proto_max_bulk_len(number),
         }
     }

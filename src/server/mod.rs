@@ -70,6 +70,8 @@ pub struct Server {
     pub command_lock: RwLock<()>,
     /// Counters.
     pub stats: stats::Stats,
+    /// Lua scripts, function libraries and the running script.
+    pub scripting: crate::script::Scripting,
     /// When the server started.
     pub started: Instant,
     /// Unix seconds of the last time everything was made durable (LASTSAVE).
@@ -106,6 +108,7 @@ impl Server {
             blocking: Default::default(),
             command_lock: RwLock::new(()),
             stats: Default::default(),
+            scripting: crate::script::Scripting::open(&config.dir)?,
             started: Instant::now(),
             lastsave: AtomicU64::new(crate::engine::system_clock_ms() / 1000),
             port: AtomicU64::new(u64::from(config.port)),

@@ -17,6 +17,7 @@ mod large_collections;
 mod lifecycle;
 mod million;
 mod protocol;
+mod scripting;
 mod server_bloom;
 mod server_commands;
 mod streams;
