@@ -259,7 +259,8 @@ async fn active_expire(server: Arc<Server>) {
         if server.shutting_down() {
             return;
         }
-        let _shared = server.command_lock.read().unwrap_or_else(|p| p.into_inner());
+        // Skip a tick rather than block a worker while EXEC or a script holds the lock exclusively.
+        let Ok(_shared) = server.command_lock.try_read() else { continue };
         match server.engine.active_expire(ACTIVE_EXPIRE_BUDGET) {
             Ok(removed) => {
                 server.stats.expired_keys.fetch_add(removed as u64, Ordering::Relaxed);
@@ -288,7 +289,8 @@ async fn sweep_parts(server: Arc<Server>) {
         if server.shutting_down() {
             return;
         }
-        let _shared = server.command_lock.read().unwrap_or_else(|p| p.into_inner());
+        // Skip a tick rather than block a worker while EXEC or a script holds the lock exclusively.
+        let Ok(_shared) = server.command_lock.try_read() else { continue };
         for (index, sweep) in sweeps.iter_mut().enumerate() {
             let mut slot = server.engine.lock_slot(index);
             if sweep.position == 0 {

@@ -385,10 +385,7 @@ fn rate_limiter_and_job_queue() {
     assert_eq!(conn.cmd(&["LLEN", "working"]), b":0\r\n");
 }
 
-// Known gap: while a script loops, the server stops answering other connections (they never get -BUSY),
-// so SCRIPT KILL cannot arrive; ignored until the connection tasks are moved off the script's path.
 #[test]
-#[ignore]
 fn busy_script_and_script_kill() {
     let velo = TestServer::start();
     let mut admin = velo.connect();
