@@ -8,8 +8,9 @@
 //! `cjson`, ...) are proxied the same way, so `redis.call = nil` fails as in Redis.
 //!
 //! Rust functions never raise Lua errors themselves (mlua would raise them as userdata, not Redis's
-//! error tables): they return `ok, value...` and the Lua wrappers in [`PRELUDE`] raise `value` when `ok`
-//! is false. The error handler skips those wrapper frames, so errors point at the user's line.
+//! error tables): they return `ok, value` and a small C function (`redis.call`, `redis.log`, ...) or a
+//! Lua wrapper (`cjson`, `bit`) raises `value` when `ok` is false. C functions keep the script's frame
+//! (a Lua wrapper reached by `return f(...)` is a tail call), so errors point at the user's line.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
