@@ -27,7 +27,7 @@ rps() {
     local port=$1 pipeline=$2
     shift 2
     redis-benchmark -p "$port" -c 50 -n "$REQUESTS" -P "$pipeline" -q "$@" 2>/dev/null |
-        tr '\r' '\n' | awk '/requests per second/ { v = $(NF-3) } END { print v }'
+        tr '\r' '\n' | awk '/requests per second/ { for (i = 2; i <= NF; i++) if ($i == "requests") v = $(i-1) } END { print v }'
 }
 
 prepare() {
