@@ -10,6 +10,7 @@
 //! - [`config`]: `velo serve` flags and config file, validated once into a typed struct.
 //! - [`resp`]: RESP2/RESP3 request decoding (zero-copy, inline commands) and the reply encoder.
 //! - [`cmd`]: the command table (generated from `commands/*.json`) and the handlers, one file per group.
+//! - [`script`]: Lua scripting and functions (the interpreters, conversions, bundled libraries).
 //! - [`server`]: tokio listener, connections, dispatch gate, clients, pub/sub, WATCH, shutdown.
 //! - [`glob`]: Redis's glob-style pattern matching.
 //! - [`tools`]: one file per `velo` subcommand (`serve`).
@@ -22,6 +23,7 @@ pub mod elements;
 pub mod engine;
 pub mod glob;
 pub mod resp;
+pub mod script;
 pub mod server;
 pub mod tools;
 pub mod types;

@@ -41,6 +41,7 @@ const GROUPS: &[&str] = &[
     "generic",
     "server",
     "transactions",
+    "scripting",
     "pubsub",
     "hyperloglog",
     "bloom",

@@ -8,7 +8,7 @@
 //! - Handlers, one file per group: [`connection`], [`string`], [`bitmap`], [`generic`] (keys),
 //!   [`server`], [`transactions`], [`pubsub`], [`hyperloglog`], [`bloom`], [`hash`], [`set`], [`list`], [`zset`], [`geo`],
 //!   [`sort`], [`stream`], [`introspection`] (CLIENT tracking/pause/setinfo, WAIT, SLOWLOG, LATENCY,
-//!   MONITOR), [`memory`] (MEMORY).
+//!   MONITOR), [`memory`] (MEMORY), [`scripting`].
 //!
 //! A handler is `fn(&mut Ctx, &mut Args) -> Result<Reply, CmdError>`: it holds only the command's meaning.
 //! Lookup, arity, MULTI queueing and the pub/sub context check happen before, in `server::dispatch`.
@@ -36,6 +36,7 @@ pub mod introspection;
 pub mod list;
 pub mod memory;
 pub mod pubsub;
+pub mod scripting;
 pub mod server;
 pub mod set;
 pub mod sort;

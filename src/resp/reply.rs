@@ -51,6 +51,8 @@ pub enum Reply {
     Bool(bool),
     /// A verbatim string with its three-letter format (a bulk string in RESP2).
     Verbatim(&'static str, Bytes),
+    /// A big number's decimal text (a bulk string in RESP2); scripts return these.
+    BigNumber(Bytes),
     /// An out-of-band push message (an array in RESP2).
     Push(Vec<Reply>),
     /// Several top-level replies to one command (SUBSCRIBE with several channels).
@@ -142,6 +144,8 @@ impl Reply {
                 out.put_slice(b"\r\n");
             }
             Reply::Verbatim(_, bytes) => bulk(out, bytes),
+            Reply::BigNumber(digits) if resp3 => line(out, b'(', digits),
+            Reply::BigNumber(digits) => bulk(out, digits),
             Reply::Push(items) => {
                 header(out, if resp3 { b'>' } else { b'*' }, items.len() as i64);
                 items.iter().for_each(|item| item.encode(proto, out));

@@ -116,11 +116,28 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Outcome {
         ));
         return rejected(ctx, spec, error).into();
     }
-    if EXCLUSIVE.contains(&spec.fullname) {
-        let _exclusive = ctx.server.command_lock.write().unwrap_or_else(|p| p.into_inner());
-        run_and_serve(ctx, spec, argv, start)
+    let scripting = &ctx.server.scripting;
+    if let Some(error) = scripting.busy_error(spec) {
+        return rejected(ctx, spec, error).into();
+    }
+    if crate::script::bypasses_lock(spec) || (spec.fullname == "shutdown" && scripting.running().is_some()) {
+        // SCRIPT/FUNCTION KILL, FUNCTION STATS and SHUTDOWN must get through while a script holds the lock.
+        if spec.fullname == "shutdown" {
+            scripting.force_kill();
+        }
+        return run_and_serve(ctx, spec, argv, start);
+    }
+    if EXCLUSIVE.contains(&spec.fullname) || crate::script::runs_script(spec) {
+        let _exclusive = match scripting.exclusive_lock(&ctx.server.command_lock, spec) {
+            Ok(guard) => guard,
+            Err(error) => return rejected(ctx, spec, error).into(),
+        };
+        crate::script::blocking(|| run_and_serve(ctx, spec, argv, start))
     } else {
-        let _shared = ctx.server.command_lock.read().unwrap_or_else(|p| p.into_inner());
+        let _shared = match scripting.shared_lock(&ctx.server.command_lock, spec) {
+            Ok(guard) => guard,
+            Err(error) => return rejected(ctx, spec, error).into(),
+        };
         run_and_serve(ctx, spec, argv, start)
     }
 }

@@ -94,6 +94,8 @@ pub struct Server {
     pub intro: introspection::Introspection,
     /// Inline (fast path) versus off-worker execution.
     pub gate: gate::Gate,
+    /// Lua scripts, function libraries and the running script.
+    pub scripting: crate::script::Scripting,
     /// When the server started.
     pub started: Instant,
     /// Unix seconds of the last time everything was made durable (LASTSAVE).
@@ -142,6 +144,7 @@ impl Server {
             stats: Default::default(),
             intro: Default::default(),
             gate: Default::default(),
+            scripting: crate::script::Scripting::open(&config.dir)?,
             started: Instant::now(),
             lastsave: AtomicU64::new(crate::engine::system_clock_ms() / 1000),
             port: AtomicU64::new(u64::from(config.port)),
@@ -305,7 +308,8 @@ async fn active_expire(server: Arc<Server>) {
         }
         // Runs on a runtime worker: skip the tick while a long command runs (`gate`).
         let Some(_inline) = server.gate.try_inline() else { continue };
-        let _shared = server.command_lock.read().unwrap_or_else(|p| p.into_inner());
+        // Skip a tick rather than block a worker while EXEC or a script holds the lock exclusively.
+        let Ok(_shared) = server.command_lock.try_read() else { continue };
         // Each removal is counted and notified by the engine's expire listener (notify::ExpiredSink).
         if let Err(error) = server.engine.active_expire(ACTIVE_EXPIRE_BUDGET) {
             tracing::error!(%error, "active expire failed");
@@ -334,7 +338,8 @@ async fn sweep_parts(server: Arc<Server>) {
         }
         // Runs on a runtime worker: skip the tick while a long command runs (`gate`).
         let Some(_inline) = server.gate.try_inline() else { continue };
-        let _shared = server.command_lock.read().unwrap_or_else(|p| p.into_inner());
+        // Skip a tick rather than block a worker while EXEC or a script holds the lock exclusively.
+        let Ok(_shared) = server.command_lock.try_read() else { continue };
         for (index, sweep) in sweeps.iter_mut().enumerate() {
             let mut slot = server.engine.lock_slot(index);
             if sweep.position == 0 {

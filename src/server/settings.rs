@@ -226,6 +226,7 @@ impl Server {
         let config = self.lock_config().clone();
         self.live.load(&config.params);
         self.notify.set_flags(self.live.notify_flags());
+        self.scripting.set_busy_threshold_ms(config.params.uint("busy-reply-threshold"));
         for name in crate::server::introspection::PARAMETERS {
             self.intro.config_set(name, config.params.int(name));
         }

@@ -24,6 +24,7 @@ mod no_stall;
 mod notifications;
 mod protocol;
 mod pubsub_sharded;
+mod scripting;
 mod server_bloom;
 mod server_commands;
 mod streams;

@@ -1,0 +1,541 @@
+//! Lua scripting and functions (EVAL, EVALSHA, SCRIPT, FUNCTION, FCALL) as Redis 7.0 runs them.
+//!
+//! # Layout
+//! - [`vm`]: one Lua 5.1 interpreter with Redis's environment (the `redis` API, sandbox, error handler).
+//! - [`convert`]: Lua values ↔ replies.
+//! - [`libs`]: `cjson`, `cmsgpack`, `bit`, `struct`, `math.random`, written in Rust.
+//! - [`functions`]: function libraries: FUNCTION LOAD, the registry, DUMP/RESTORE payloads, the file
+//!   that keeps them in the data directory.
+//!
+//! # Running a script
+//! The dispatcher takes [`crate::server::Server::command_lock`] exclusively for EVAL/EVALSHA/FCALL and
+//! their `_RO` forms, so a script runs as one step with respect to every other client whichever slots its
+//! keys are in (inside MULTI, EXEC already holds it). `redis.call` goes through
+//! [`crate::server::dispatch::call`], the path EXEC uses: handlers lock their slots, commit, and
+//! [`crate::cmd::Ctx::touch`] keys (WATCH, blocked clients); blocking commands answer at once.
+//!
+//! # Busy scripts
+//! [`Scripting::running`] records the running script. Past `busy-reply-threshold` (`lua-time-limit`),
+//! clients that would wait for the command lock get `-BUSY` instead ([`Scripting::shared_lock`]); SCRIPT
+//! KILL / FUNCTION KILL set the interpreter's kill flag, which a count hook turns into an error inside the
+//! script; SHUTDOWN NOSAVE kills it whatever it did and shuts down.
+
+pub mod convert;
+pub mod functions;
+pub mod libs;
+pub mod vm;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mlua::{Function, MultiValue, Value};
+
+use crate::cmd::spec::Flags;
+use crate::cmd::{CmdError, CommandSpec, Ctx};
+use crate::resp::{Protocol, Reply};
+use vm::{RunSettings, Vm, CALL_KEY, RUNNING_KEY};
+
+/// Default `busy-reply-threshold` in milliseconds (Redis's `lua-time-limit`).
+pub const DEFAULT_BUSY_THRESHOLD_MS: u64 = 5000;
+
+/// `-BUSY` for clients while an EVAL script is busy.
+pub const BUSY_EVAL: &str = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+/// `-BUSY` for clients while a function is busy.
+pub const BUSY_FUNCTION: &str =
+    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
+
+/// Hex SHA-1 of `bytes` (script ids, `redis.sha1hex`).
+pub fn sha1_hex(bytes: &[u8]) -> String {
+    sha1_smol::Sha1::from(bytes).digest().to_string()
+}
+
+/// Script flags (the `#!lua flags=` shebang, `redis.register_function` flags).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScriptFlags(pub u8);
+
+impl ScriptFlags {
+    /// No shebang: the EVAL compatibility mode (writes allowed, flags from the commands).
+    pub const EVAL_COMPAT: ScriptFlags = ScriptFlags(1);
+    /// `no-writes`.
+    pub const NO_WRITES: ScriptFlags = ScriptFlags(2);
+    /// `allow-oom`.
+    pub const ALLOW_OOM: ScriptFlags = ScriptFlags(4);
+    /// `allow-stale`.
+    pub const ALLOW_STALE: ScriptFlags = ScriptFlags(8);
+    /// `no-cluster`.
+    pub const NO_CLUSTER: ScriptFlags = ScriptFlags(16);
+    /// `allow-cross-slot-keys`.
+    pub const ALLOW_CROSS_SLOT: ScriptFlags = ScriptFlags(32);
+
+    /// The flags with their names, in Redis's order (FUNCTION LIST shows them in this order).
+    pub const NAMED: [(ScriptFlags, &'static str); 5] = [
+        (ScriptFlags::NO_WRITES, "no-writes"),
+        (ScriptFlags::ALLOW_OOM, "allow-oom"),
+        (ScriptFlags::ALLOW_STALE, "allow-stale"),
+        (ScriptFlags::NO_CLUSTER, "no-cluster"),
+        (ScriptFlags::ALLOW_CROSS_SLOT, "allow-cross-slot-keys"),
+    ];
+
+    /// True if every flag of `other` is set.
+    pub fn has(self, other: ScriptFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The flag named `name`.
+    pub fn named(name: &[u8]) -> Option<ScriptFlags> {
+        Self::NAMED.iter().find(|(_, n)| n.as_bytes() == name).map(|(f, _)| *f)
+    }
+}
+
+/// Reads a body's `#!` line: the flags and how many bytes to skip (the line without its `\n`, so that
+/// line numbers stay the user's). No shebang: EVAL compatibility mode.
+pub fn shebang(body: &[u8]) -> Result<(ScriptFlags, usize), String> {
+    if !body.starts_with(b"#!") {
+        return Ok((ScriptFlags::EVAL_COMPAT, 0));
+    }
+    let Some(end) = body.iter().position(|&b| b == b'\n') else {
+        return Err("Invalid script shebang".into());
+    };
+    let line = String::from_utf8_lossy(&body[..end]);
+    let parts: Vec<&str> = line.split_ascii_whitespace().collect();
+    let Some(engine) = parts.first() else {
+        return Err("Invalid engine in script shebang".into());
+    };
+    if *engine != "#!lua" {
+        return Err(format!("Unexpected engine in script shebang: {engine}"));
+    }
+    let mut flags = ScriptFlags(0);
+    for part in &parts[1..] {
+        let Some(list) = part.strip_prefix("flags=") else {
+            return Err(format!("Unknown lua shebang option: {part}"));
+        };
+        for name in list.split(',') {
+            match ScriptFlags::named(name.as_bytes()) {
+                Some(flag) => flags.0 |= flag.0,
+                None => return Err(format!("Unexpected flag in script shebang: {name}")),
+            }
+        }
+    }
+    Ok((flags, end))
+}
+
+/// A cached EVAL script.
+struct Script {
+    function: Function,
+    flags: ScriptFlags,
+}
+
+/// The EVAL interpreter and its script cache (SCRIPT FLUSH replaces both).
+struct EvalState {
+    vm: Vm,
+    scripts: HashMap<String, Script>,
+}
+
+/// The script that is running, for BUSY and SCRIPT/FUNCTION KILL.
+#[derive(Debug, Clone)]
+pub struct Running {
+    /// When it started.
+    pub started: Instant,
+    /// EVAL (true) or FCALL.
+    pub eval: bool,
+    /// Its interpreter's kill flag.
+    pub kill: Arc<AtomicBool>,
+    /// It called a write command (it can no longer be killed).
+    pub wrote: Arc<AtomicBool>,
+    /// The function name (FUNCTION STATS) or the script's sha.
+    pub name: String,
+    /// The command that started it (FUNCTION STATS).
+    pub command: Vec<Bytes>,
+}
+
+/// Everything about scripting the server shares.
+pub struct Scripting {
+    eval: Mutex<EvalState>,
+    /// Function libraries and their interpreter.
+    pub functions: Mutex<functions::Functions>,
+    running: Mutex<Option<Running>>,
+    busy_threshold_ms: AtomicU64,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Scripting {
+    /// Scripting state with the function libraries found in `dir` (see [`functions::FILE_NAME`]).
+    pub fn open(dir: &std::path::Path) -> anyhow::Result<Scripting> {
+        let vm = Vm::new().map_err(|e| anyhow::anyhow!("cannot create the Lua interpreter: {e}"))?;
+        Ok(Scripting {
+            eval: Mutex::new(EvalState { vm, scripts: HashMap::new() }),
+            functions: Mutex::new(functions::Functions::open(dir)?),
+            running: Mutex::new(None),
+            busy_threshold_ms: AtomicU64::new(DEFAULT_BUSY_THRESHOLD_MS),
+        })
+    }
+
+    /// `busy-reply-threshold` in milliseconds (0: never busy).
+    pub fn busy_threshold_ms(&self) -> u64 {
+        self.busy_threshold_ms.load(Ordering::Relaxed)
+    }
+
+    /// Sets `busy-reply-threshold`.
+    pub fn set_busy_threshold_ms(&self, ms: u64) {
+        self.busy_threshold_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The running script, if any.
+    pub fn running(&self) -> Option<Running> {
+        lock(&self.running).clone()
+    }
+
+    /// `-BUSY` if a script has run past the threshold and `spec` may not run meanwhile.
+    pub fn busy_error(&self, spec: &CommandSpec) -> Option<CmdError> {
+        let threshold = self.busy_threshold_ms();
+        let running = lock(&self.running);
+        let running = running.as_ref()?;
+        if threshold == 0 || running.started.elapsed() < Duration::from_millis(threshold) {
+            return None;
+        }
+        if spec.has(Flags::ALLOW_BUSY) {
+            return None;
+        }
+        Some(CmdError::Raw(if running.eval { BUSY_EVAL } else { BUSY_FUNCTION }.into()))
+    }
+
+    /// The command lock taken shared, or `-BUSY` when a script holds it past the threshold. While a
+    /// script runs, waiting is a poll so that the waiter notices the threshold passing.
+    pub fn shared_lock<'s>(
+        &self,
+        lock: &'s RwLock<()>,
+        spec: &CommandSpec,
+    ) -> Result<RwLockReadGuard<'s, ()>, CmdError> {
+        loop {
+            match lock.try_read() {
+                Ok(guard) => return Ok(guard),
+                Err(std::sync::TryLockError::Poisoned(p)) => return Ok(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+            if let Some(error) = self.busy_error(spec) {
+                return Err(error);
+            }
+            if self.running().is_none() {
+                return Ok(lock.read().unwrap_or_else(|p| p.into_inner()));
+            }
+            blocking(|| std::thread::sleep(Duration::from_millis(1)));
+        }
+    }
+
+    /// The command lock taken exclusively, or `-BUSY` (as [`Scripting::shared_lock`]).
+    pub fn exclusive_lock<'s>(
+        &self,
+        lock: &'s RwLock<()>,
+        spec: &CommandSpec,
+    ) -> Result<RwLockWriteGuard<'s, ()>, CmdError> {
+        loop {
+            match lock.try_write() {
+                Ok(guard) => return Ok(guard),
+                Err(std::sync::TryLockError::Poisoned(p)) => return Ok(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+            if let Some(error) = self.busy_error(spec) {
+                return Err(error);
+            }
+            if self.running().is_none() {
+                return Ok(lock.write().unwrap_or_else(|p| p.into_inner()));
+            }
+            blocking(|| std::thread::sleep(Duration::from_millis(1)));
+        }
+    }
+
+    /// SCRIPT KILL (`eval`) or FUNCTION KILL.
+    pub fn kill(&self, eval: bool) -> Result<Reply, CmdError> {
+        let running = lock(&self.running);
+        let Some(running) = running.as_ref() else {
+            return Err(CmdError::Raw("NOTBUSY No scripts in execution right now.".into()));
+        };
+        if running.wrote.load(Ordering::Relaxed) {
+            return Err(CmdError::Raw("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.".into()));
+        }
+        if eval && !running.eval {
+            return Err(CmdError::Raw(BUSY_FUNCTION.into()));
+        }
+        if !eval && running.eval {
+            return Err(CmdError::Raw(BUSY_EVAL.into()));
+        }
+        running.kill.store(true, Ordering::Relaxed);
+        Ok(Reply::Ok)
+    }
+
+    /// Stops the running script whatever it did (SHUTDOWN NOSAVE while busy).
+    pub fn force_kill(&self) {
+        if let Some(running) = lock(&self.running).as_ref() {
+            running.kill.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// SCRIPT LOAD: compiles and caches `body`; its sha.
+    pub fn load(&self, body: &[u8]) -> Result<String, CmdError> {
+        let mut eval = lock(&self.eval);
+        let sha = sha1_hex(body);
+        compile_cached(&mut eval, &sha, body)?;
+        Ok(sha)
+    }
+
+    /// SCRIPT EXISTS for one sha.
+    pub fn exists(&self, sha: &[u8]) -> bool {
+        let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
+        lock(&self.eval).scripts.contains_key(&sha)
+    }
+
+    /// SCRIPT FLUSH: a new interpreter, an empty cache.
+    pub fn flush(&self) -> Result<(), CmdError> {
+        let vm = Vm::new().map_err(|e| CmdError::err(format!("cannot create the Lua interpreter: {e}")))?;
+        *lock(&self.eval) = EvalState { vm, scripts: HashMap::new() };
+        Ok(())
+    }
+
+    /// Number of cached scripts and the interpreter's memory (INFO).
+    pub fn eval_stats(&self) -> (usize, usize) {
+        let eval = lock(&self.eval);
+        (eval.scripts.len(), eval.vm.lua.used_memory())
+    }
+
+    /// EVAL / EVALSHA and their `_RO` forms. `script` is the body, or the sha for EVALSHA.
+    pub fn eval(
+        &self,
+        ctx: &mut Ctx<'_>,
+        script: &Bytes,
+        by_sha: bool,
+        read_only: bool,
+        keys: Vec<Bytes>,
+        args: Vec<Bytes>,
+    ) -> Result<Reply, CmdError> {
+        let mut eval = lock(&self.eval);
+        let sha = if by_sha { String::from_utf8_lossy(script).to_ascii_lowercase() } else { sha1_hex(script) };
+        if by_sha && (script.len() != 40 || !eval.scripts.contains_key(&sha)) {
+            return Err(CmdError::Raw("NOSCRIPT No matching script. Please use EVAL.".into()));
+        }
+        let (function, flags) = compile_cached(&mut eval, &sha, script)?;
+        let command = vec![Bytes::from_static(if by_sha { b"evalsha" } else { b"eval" })];
+        let invocation = Invocation { name: &sha, function, flags, read_only, keys, args, eval: true, command };
+        self.run(&eval.vm, ctx, invocation)
+    }
+
+    /// Runs a compiled script or function in `vm` for `ctx`'s client.
+    pub fn run(&self, vm: &Vm, ctx: &mut Ctx<'_>, invocation: Invocation<'_>) -> Result<Reply, CmdError> {
+        let flags = invocation.flags;
+        let compat = flags.has(ScriptFlags::EVAL_COMPAT);
+        if !compat && !flags.has(ScriptFlags::NO_WRITES) && invocation.read_only {
+            return Err(CmdError::err("Can not execute a script with write flag using *_ro command."));
+        }
+        let read_only = invocation.read_only || (!compat && flags.has(ScriptFlags::NO_WRITES));
+        vm.kill.store(false, Ordering::Relaxed);
+        let wrote = Arc::new(AtomicBool::new(false));
+        *lock(&self.running) = Some(Running {
+            started: Instant::now(),
+            eval: invocation.eval,
+            kill: vm.kill.clone(),
+            wrote: wrote.clone(),
+            name: invocation.name.to_string(),
+            command: invocation.command.clone(),
+        });
+        let (db, proto) = (ctx.client.db, ctx.client.proto);
+        let result = run_in_vm(vm, ctx, &invocation, read_only, &wrote);
+        ctx.client.db = db;
+        ctx.client.proto = proto;
+        *lock(&self.running) = None;
+        let killed = vm.kill.swap(false, Ordering::Relaxed);
+        let _ = vm.lua.unset_named_registry_value(CALL_KEY);
+        let _ = vm.lua.unset_named_registry_value(RUNNING_KEY);
+        match result {
+            Ok(reply) => Ok(reply),
+            Err(error) if killed => {
+                tracing::debug!(%error, "script killed");
+                Err(CmdError::err("Script killed by user with SCRIPT KILL..."))
+            }
+            Err(error) => Err(CmdError::err(format!("Error running script {}, {:.100}", invocation.name, error))),
+        }
+    }
+}
+
+/// One script or function call.
+pub struct Invocation<'a> {
+    /// The sha (EVAL) or the function name (FCALL), for error messages.
+    pub name: &'a str,
+    /// The compiled body (EVAL) or the registered callback (FCALL).
+    pub function: Function,
+    /// Its flags.
+    pub flags: ScriptFlags,
+    /// Called by a `_RO` command.
+    pub read_only: bool,
+    /// KEYS.
+    pub keys: Vec<Bytes>,
+    /// ARGV.
+    pub args: Vec<Bytes>,
+    /// EVAL (KEYS and ARGV are globals) or FCALL (they are the callback's arguments).
+    pub eval: bool,
+    /// The command that started the call.
+    pub command: Vec<Bytes>,
+}
+
+fn compile_cached(eval: &mut EvalState, sha: &str, body: &[u8]) -> Result<(Function, ScriptFlags), CmdError> {
+    if let Some(script) = eval.scripts.get(sha) {
+        return Ok((script.function.clone(), script.flags));
+    }
+    let (flags, skip) = shebang(body).map_err(CmdError::err)?;
+    let function = eval
+        .vm
+        .compile(&body[skip..], "@user_script", &eval.vm.env)
+        .map_err(|message| CmdError::err(format!("Error compiling script (new function): {message}")))?;
+    eval.scripts.insert(sha.to_string(), Script { function: function.clone(), flags });
+    Ok((function, flags))
+}
+
+fn string_table(lua: &mlua::Lua, items: &[Bytes]) -> mlua::Result<mlua::Table> {
+    let table = lua.create_table_with_capacity(items.len(), 0)?;
+    for (index, item) in items.iter().enumerate() {
+        table.raw_set(index + 1, lua.create_string(item)?)?;
+    }
+    Ok(table)
+}
+
+/// Runs the invocation with `redis.call` bound to `ctx`; the reply (errors included) or a failure of
+/// the interpreter itself.
+fn run_in_vm(
+    vm: &Vm,
+    ctx: &mut Ctx<'_>,
+    invocation: &Invocation<'_>,
+    read_only: bool,
+    wrote: &AtomicBool,
+) -> mlua::Result<Reply> {
+    let lua = &vm.lua;
+    let settings = lua.create_userdata(RunSettings { resp: 2 })?;
+    lua.set_named_registry_value(RUNNING_KEY, settings.clone())?;
+    let keys = string_table(lua, &invocation.keys)?;
+    let args = string_table(lua, &invocation.args)?;
+    let ctx = RefCell::new(ctx);
+    let result: (bool, Value) = lua.scope(|scope| {
+        let call = scope.create_function(|lua, (raise, rest): (bool, MultiValue)| {
+            let proto = match settings.borrow::<RunSettings>()?.resp {
+                3 => Protocol::Resp3,
+                _ => Protocol::Resp2,
+            };
+            let mut ctx = ctx.try_borrow_mut().map_err(|_| mlua::Error::RecursiveMutCallback)?;
+            let outcome = script_call(&mut ctx, &rest, read_only, wrote, proto);
+            match outcome {
+                Err(message) => {
+                    let table = convert::error_table(lua, &message)?;
+                    Ok((!raise, Value::Table(table)))
+                }
+                Ok(reply) => {
+                    let failed = reply.is_error();
+                    let value = convert::reply_to_lua(lua, &reply, proto)?;
+                    Ok((!(raise && failed), value))
+                }
+            }
+        })?;
+        lua.set_named_registry_value(CALL_KEY, call)?;
+        if invocation.eval {
+            let globals = lua.globals();
+            globals.raw_set("KEYS", keys.clone())?;
+            globals.raw_set("ARGV", args.clone())?;
+            vm.runner.call((invocation.function.clone(),))
+        } else {
+            vm.runner.call((invocation.function.clone(), keys.clone(), args.clone()))
+        }
+    })?;
+    let proto = match settings.borrow::<RunSettings>()?.resp {
+        3 => Protocol::Resp3,
+        _ => Protocol::Resp2,
+    };
+    let (ok, value) = result;
+    if ok {
+        return Ok(convert::lua_to_reply(&value, proto));
+    }
+    Ok(Reply::Error(error_reply_text(&value, invocation.name).into()))
+}
+
+/// The error line for a script that raised `error` (Redis's `luaCallFunction`): the `err` text, then
+/// ` script: <name>, on <source>:<line>.` when the handler found where.
+fn error_reply_text(error: &Value, name: &str) -> String {
+    let Value::Table(table) = error else {
+        let text = match error {
+            Value::String(s) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
+            _ => "execution failure".into(),
+        };
+        return format!("ERR Error running script {name}, {text:.100}");
+    };
+    let field = |key: &str| match table.raw_get::<Value>(key) {
+        Ok(Value::String(s)) => Some(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
+        Ok(v @ (Value::Integer(_) | Value::Number(_))) => {
+            vm::number_of(&v).map(|n| if n.fract() == 0.0 { format!("{}", n as i64) } else { n.to_string() })
+        }
+        _ => None,
+    };
+    let mut text = field("err").unwrap_or_else(|| "(null)".into());
+    if let (Some(source), Some(line)) = (field("source"), field("line")) {
+        text.push_str(&format!(" script: {name}, on {source}:{line}."));
+    }
+    text
+}
+
+/// `redis.call` of `args` for the running script: the reply, or the error message Redis gives before a
+/// command runs.
+fn script_call(
+    ctx: &mut Ctx<'_>,
+    args: &MultiValue,
+    read_only: bool,
+    wrote: &AtomicBool,
+    proto: Protocol,
+) -> Result<Reply, String> {
+    if args.is_empty() {
+        return Err("Please specify at least one argument for this redis lib call".into());
+    }
+    let argv: Option<Vec<Bytes>> = args.iter().map(vm::command_arg).collect();
+    let Some(argv) = argv else {
+        return Err("Lua redis lib command arguments must be strings or integers".into());
+    };
+    let (spec, start) = match crate::server::dispatch::resolve(&argv) {
+        Ok(found) => found,
+        Err(CmdError::WrongArity(_)) => return Err("Wrong number of args calling Redis command from script".into()),
+        Err(_) => return Err("Unknown Redis command called from script".into()),
+    };
+    if spec.has(Flags::NOSCRIPT) {
+        return Err("This Redis command is not allowed from script".into());
+    }
+    if spec.has(Flags::WRITE) {
+        if read_only {
+            return Err("Write commands are not allowed from read-only scripts.".into());
+        }
+        wrote.store(true, Ordering::Relaxed);
+    }
+    let caller_proto = ctx.client.proto;
+    ctx.client.proto = proto;
+    let reply = crate::server::dispatch::call(ctx, spec, argv, start);
+    ctx.client.proto = caller_proto;
+    Ok(reply)
+}
+
+/// Runs `f`, which may block for long (a script, a wait for one), telling tokio first so that the
+/// worker's other tasks (other connections, the listener) move to another thread.
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// Commands that run a script: they take the command lock exclusively.
+pub fn runs_script(spec: &CommandSpec) -> bool {
+    matches!(spec.fullname, "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro")
+}
+
+/// Commands that run without the command lock while a script holds it (they only look at or stop the
+/// script).
+pub fn bypasses_lock(spec: &CommandSpec) -> bool {
+    matches!(spec.fullname, "script|kill" | "function|kill" | "function|stats")
+}

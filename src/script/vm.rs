@@ -1,0 +1,516 @@
+//! One Lua 5.1 interpreter set up as Redis 7.0 sets up its own: the libraries Redis loads, the `redis`
+//! API, the error handler that adds `source`/`line`, Redis's `pcall`, and the protected globals.
+//!
+//! Redis patches Lua with read-only tables; stock Lua 5.1 has none, so the protection is built from
+//! proxies: user code runs with an environment that is an empty table whose metatable reads through to
+//! the real globals (a missing name raises "Script attempted to access nonexistent global variable") and
+//! refuses every assignment ("Attempt to modify a readonly table"). Library tables (`redis`, `string`,
+//! `cjson`, ...) are proxied the same way, so `redis.call = nil` fails as in Redis.
+//!
+//! Rust functions never raise Lua errors themselves (mlua would raise them as userdata, not Redis's
+//! error tables): they return `ok, value` and a small C function (`redis.call`, `redis.log`, ...) or a
+//! Lua wrapper (`cjson`, `bit`) raises `value` when `ok` is false. C functions keep the script's frame
+//! (a Lua wrapper reached by `return f(...)` is a tail call), so errors point at the user's line.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, Variadic, VmState};
+
+use super::convert;
+use crate::resp::reply::format_g;
+
+/// Lua source of the environment. Runs once per interpreter with the Rust helpers as arguments; chunk
+/// name `=velo` marks its frames for the error handler.
+const PRELUDE: &str = r#"
+local c_call, c_pcall, raw_log, raw_sha1, raw_setresp, raw_set_repl, raw_acl_check, errmsg, libs = ...
+local dbg = debug
+debug = nil
+local getinfo, type, tostring, error, rawget, rawset, select, unpack, setmetatable, rawpcall =
+  dbg.getinfo, type, tostring, error, rawget, rawset, select, unpack, setmetatable, pcall
+
+local function raise(ok, ...)
+  if ok then return ... end
+  error((...), 0)
+end
+
+function __redis__err__handler(err)
+  local level = 2
+  local i = getinfo(level, 'nSl')
+  while i and (i.what == 'C' or i.source == '=velo') do
+    level = level + 1
+    i = getinfo(level, 'nSl')
+  end
+  if type(err) == 'userdata' then err = errmsg(err) end
+  if type(err) ~= 'table' then
+    err = {err='ERR ' .. tostring(err)}
+  end
+  if i then
+    err['source'] = i.source
+    err['line'] = i.currentline
+  end
+  return err
+end
+
+local function pcall_result(ok, ...)
+  if ok then return ok, ... end
+  local e = ...
+  if type(e) == 'table' then
+    local m = e.err
+    if type(m) == 'string' or type(m) == 'number' then return false, m end
+  end
+  return false, e
+end
+pcall = function(f, ...) return pcall_result(rawpcall(f, ...)) end
+
+local redis = {}
+redis.call = c_call
+redis.pcall = c_pcall
+redis.log = raw_log
+redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
+redis.setresp = raw_setresp
+redis.sha1hex = raw_sha1
+redis.error_reply = function(...)
+  if select('#', ...) ~= 1 or type((...)) ~= 'string' then
+    return {err='ERR wrong number or type of arguments'}
+  end
+  local e = ...
+  if e:sub(1, 1) ~= '-' then e = '-' .. e end
+  local code, msg = e:match('^%-(%S*) (.*)$')
+  if not code then code, msg = 'ERR', e:sub(2) end
+  msg = msg:gsub('^[\r\n]+', ''):gsub('[\r\n]+$', '')
+  return {err=code .. ' ' .. msg}
+end
+redis.status_reply = function(...)
+  if select('#', ...) ~= 1 or type((...)) ~= 'string' then
+    return {err='ERR wrong number or type of arguments'}
+  end
+  return {ok=(...)}
+end
+redis.set_repl = raw_set_repl
+redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
+redis.replicate_commands = function() return true end
+redis.breakpoint = function() return false end
+redis.debug = function() end
+redis.acl_check_cmd = raw_acl_check
+redis.REDIS_VERSION = libs.version
+redis.REDIS_VERSION_NUM = libs.version_num
+
+for name, lib in pairs(libs.wrapped) do
+  local t = {}
+  for fname, f in pairs(lib) do
+    if type(f) == 'function' then
+      t[fname] = function(...) return raise(f(...)) end
+    else
+      t[fname] = f
+    end
+  end
+  _G[name] = t
+end
+math.random = function(...) return raise(libs.random(...)) end
+math.randomseed = function(...) return raise(libs.randomseed(...)) end
+
+local function readonly() error('Attempt to modify a readonly table', 2) end
+local function protect(t, seen)
+  local proxy = setmetatable({}, {__index = t, __newindex = readonly, __metatable = false})
+  return proxy
+end
+for _, name in ipairs({'string', 'math', 'table', 'coroutine', 'cjson', 'bit', 'struct', 'cmsgpack'}) do
+  if rawget(_G, name) then rawset(_G, name, protect(rawget(_G, name))) end
+end
+rawset(_G, 'redis', redis)
+
+local G = _G
+local env = setmetatable({}, {
+  __index = function(_, name)
+    local v = rawget(G, name)
+    if v == nil then
+      error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
+    end
+    return v
+  end,
+  __newindex = readonly,
+  __metatable = false,
+})
+rawset(G, '_G', env)
+local redis_proxy = protect(redis)
+rawset(G, 'redis', redis_proxy)
+
+-- FUNCTION LOAD runs library code with only the load API visible; functions then run with the globals.
+local loading = false
+local function missing(name)
+  error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 3)
+end
+local load_redis = setmetatable({
+  register_function = function(...) return raise(libs.register(...)) end,
+  log = redis.log, LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
+  REDIS_VERSION = libs.version, REDIS_VERSION_NUM = libs.version_num,
+}, {__index = function(_, name) missing(name) end})
+local load_api = {redis = setmetatable({}, {__index = load_redis, __newindex = readonly, __metatable = false})}
+local fenv = setmetatable({}, {
+  __index = function(_, name)
+    local v
+    if loading then v = rawget(load_api, name) else v = rawget(G, name) end
+    if v == nil then missing(name) end
+    return v
+  end,
+  __newindex = readonly,
+  __metatable = false,
+})
+local function set_loading(flag) loading = flag end
+
+local function run(f, ...)
+  local n = select('#', ...)
+  local args = {...}
+  return xpcall(function() return f(unpack(args, 1, n)) end, __redis__err__handler)
+end
+return env, redis, run, fenv, set_loading
+"#;
+
+/// The Redis version scripts see (`redis.REDIS_VERSION`), the one Velo reports everywhere.
+const VERSION: &str = crate::cmd::connection::REDIS_VERSION;
+
+/// Redis's `REDIS_VERSION_NUM` for [`VERSION`]: 0x00MMmmpp.
+fn version_num() -> f64 {
+    let mut parts = VERSION.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor, patch) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    f64::from((major << 16) | (minor << 8) | patch)
+}
+
+/// Upper bound of a script interpreter's memory (Lua allocations), so that a runaway script gets a Lua
+/// "not enough memory" error instead of taking the server's memory.
+pub const MEMORY_LIMIT: usize = 1 << 30;
+
+/// Registry key of the function the running script's `redis.call` goes to (absent between scripts).
+pub const CALL_KEY: &str = "velo.call";
+/// Registry key of the running script's protocol and read-only flag, for `redis.setresp`.
+pub const RUNNING_KEY: &str = "velo.running";
+
+/// A set-up interpreter.
+pub struct Vm {
+    /// The interpreter.
+    pub lua: Lua,
+    /// The protected environment user code runs in.
+    pub env: Table,
+    /// The unprotected `redis` table (FUNCTION LOAD adds `register_function` to it).
+    pub redis: Table,
+    /// `run(f, ...)`: calls `f` under the error handler; returns `ok, result`.
+    pub runner: Function,
+    /// The environment of function libraries (the load API while loading, the globals after).
+    pub function_env: Table,
+    /// `set_loading(bool)`: switches [`Vm::function_env`].
+    pub set_loading: Function,
+    /// Set by SCRIPT KILL / FUNCTION KILL; the count hook raises while it is set.
+    pub kill: Arc<AtomicBool>,
+}
+
+impl Vm {
+    /// A new interpreter with Redis's environment.
+    pub fn new() -> mlua::Result<Vm> {
+        // SAFETY-relevant: the debug library is loaded only for the prelude, which keeps `getinfo` in a
+        // local for the error handler and removes the global before any user code runs (as Redis does).
+        let lua = unsafe {
+            Lua::unsafe_new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG, LuaOptions::default())
+        };
+        lua.set_memory_limit(MEMORY_LIMIT)?;
+        let globals = lua.globals();
+        for name in ["dofile", "loadfile", "print"] {
+            globals.raw_set(name, Value::Nil)?;
+        }
+        let libs = lua.create_table()?;
+        libs.raw_set("version", VERSION)?;
+        libs.raw_set("version_num", version_num())?;
+        libs.raw_set("wrapped", super::libs::create(&lua)?)?;
+        libs.raw_set("random", lua.create_function(super::libs::random)?)?;
+        libs.raw_set("randomseed", lua.create_function(super::libs::randomseed)?)?;
+        libs.raw_set("register", lua.create_function(super::functions::register_function)?)?;
+        lua.set_named_registry_value(RAW_CALL_KEY, lua.create_function(raw_call)?)?;
+        // SAFETY: the C functions only use the Lua stack API on their own state (see `call_generic`).
+        let (c_call, c_pcall) = unsafe { (lua.create_c_function(redis_call)?, lua.create_c_function(redis_pcall)?) };
+        let helpers = (
+            c_call,
+            c_pcall,
+            raising(&lua, "velo.raw_log", raw_log, c_log)?,
+            raising(&lua, "velo.raw_sha1", raw_sha1, c_sha1)?,
+            raising(&lua, "velo.raw_setresp", raw_setresp, c_setresp)?,
+            raising(&lua, "velo.raw_set_repl", raw_set_repl, c_set_repl)?,
+            raising(&lua, "velo.raw_acl_check", raw_acl_check, c_acl_check)?,
+            lua.create_function(error_message)?,
+            libs,
+        );
+        let (env, redis, runner, function_env, set_loading): (Table, Table, Function, Table, Function) =
+            lua.load(PRELUDE).set_name("=velo").call(helpers)?;
+        let kill = Arc::new(AtomicBool::new(false));
+        let flag = kill.clone();
+        lua.set_hook(HookTriggers::new().every_nth_instruction(100_000), move |_, _| {
+            if flag.load(Ordering::Relaxed) {
+                tracing::warn!("Lua script killed by user with SCRIPT KILL.");
+                Err(mlua::Error::RuntimeError("Script killed by user with SCRIPT KILL...".into()))
+            } else {
+                Ok(VmState::Continue)
+            }
+        })?;
+        Ok(Vm { lua, env, redis, runner, function_env, set_loading, kill })
+    }
+
+    /// Compiles `code` as chunk `name` (`@user_script`, `@user_function`) in the protected environment.
+    pub fn compile(&self, code: &[u8], name: &str, env: &Table) -> Result<Function, String> {
+        self.lua.load(code).set_name(name).set_environment(env.clone()).into_function().map_err(|error| match error {
+            mlua::Error::SyntaxError { message, .. } => message,
+            other => other.to_string(),
+        })
+    }
+}
+
+/// Registry key of [`raw_call`], which the C functions behind `redis.call`/`redis.pcall` call.
+const RAW_CALL_KEY: &str = "velo.raw_call";
+
+/// `redis.call`: a C function, not a Lua wrapper, so that a script's `return redis.call(...)` is not a
+/// tail call that would hide the script's line from the error handler (Redis's is C too).
+unsafe extern "C-unwind" fn redis_call(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    call_generic(state, 1)
+}
+
+/// `redis.pcall` (see [`redis_call`]).
+unsafe extern "C-unwind" fn redis_pcall(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    call_generic(state, 0)
+}
+
+/// Calls [`raw_call`]`(raise, args...)`; raises its second result when its first is false, else
+/// returns it. Nothing here owns Rust resources, so `lua_error`'s longjmp skips no destructor.
+unsafe fn call_generic(state: *mut mlua::ffi::lua_State, raise: std::ffi::c_int) -> std::ffi::c_int {
+    use mlua::ffi;
+    let n = ffi::lua_gettop(state);
+    if ffi::lua_checkstack(state, 3) == 0 {
+        ffi::luaL_error(state, c"reached lua stack limit".as_ptr());
+    }
+    ffi::lua_pushlstring(state, RAW_CALL_KEY.as_ptr().cast(), RAW_CALL_KEY.len());
+    ffi::lua_rawget(state, ffi::LUA_REGISTRYINDEX);
+    ffi::lua_insert(state, 1);
+    ffi::lua_pushboolean(state, raise);
+    ffi::lua_insert(state, 2);
+    ffi::lua_call(state, n + 1, 2);
+    if ffi::lua_toboolean(state, -2) == 0 {
+        ffi::lua_error(state);
+    }
+    1
+}
+
+/// A `redis.*` helper as a C function (no tail call hides the script's line, see [`redis_call`]): the
+/// Rust function `raw` is kept in the registry under `key`; `c` is the C function that calls it.
+fn raising(
+    lua: &Lua,
+    key: &str,
+    raw: fn(&Lua, Variadic<Value>) -> mlua::Result<(bool, Value)>,
+    c: mlua::ffi::lua_CFunction,
+) -> mlua::Result<Function> {
+    lua.set_named_registry_value(key, lua.create_function(raw)?)?;
+    // SAFETY: the C functions only use the Lua stack API on their own state (see `raise_generic`).
+    unsafe { lua.create_c_function(c) }
+}
+
+macro_rules! raising_c {
+    ($($name:ident => $key:expr),* $(,)?) => {$(
+        unsafe extern "C-unwind" fn $name(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+            raise_generic(state, $key)
+        }
+    )*};
+}
+
+raising_c! {
+    c_log => "velo.raw_log",
+    c_sha1 => "velo.raw_sha1",
+    c_setresp => "velo.raw_setresp",
+    c_set_repl => "velo.raw_set_repl",
+    c_acl_check => "velo.raw_acl_check",
+}
+
+/// Calls the registry function `key` with the arguments; raises its second result when its first is
+/// false, else returns its second result.
+unsafe fn raise_generic(state: *mut mlua::ffi::lua_State, key: &str) -> std::ffi::c_int {
+    use mlua::ffi;
+    let n = ffi::lua_gettop(state);
+    if ffi::lua_checkstack(state, 3) == 0 {
+        ffi::luaL_error(state, c"reached lua stack limit".as_ptr());
+    }
+    ffi::lua_pushlstring(state, key.as_ptr().cast(), key.len());
+    ffi::lua_rawget(state, ffi::LUA_REGISTRYINDEX);
+    ffi::lua_insert(state, 1);
+    ffi::lua_call(state, n, 2);
+    if ffi::lua_toboolean(state, -2) == 0 {
+        ffi::lua_error(state);
+    }
+    1
+}
+
+/// `ok, value` for the Lua wrappers: ok.
+fn ok(lua: &Lua, value: impl mlua::IntoLua) -> mlua::Result<(bool, Value)> {
+    Ok((true, value.into_lua(lua)?))
+}
+
+/// `ok, value` for the Lua wrappers: raise Redis's error table for `message` (no code: `ERR`).
+fn fail(lua: &Lua, message: &str) -> mlua::Result<(bool, Value)> {
+    Ok((false, Value::Table(convert::error_table(lua, message)?)))
+}
+
+/// `redis.call` / `redis.pcall`: forwards to the running script's command function.
+fn raw_call(lua: &Lua, args: MultiValue) -> mlua::Result<(bool, Value)> {
+    let call: Option<Function> = lua.named_registry_value(CALL_KEY)?;
+    match call {
+        Some(call) => call.call(args),
+        None => fail(lua, "redis.call/pcall can only be called inside a script invocation"),
+    }
+}
+
+/// A command argument from Lua: strings as they are, numbers as `%.17g` (Redis does not use Lua's
+/// `%.14g`, which loses precision). Anything else is refused.
+pub fn command_arg(value: &Value) -> Option<bytes::Bytes> {
+    match value {
+        Value::String(s) => Some(bytes::Bytes::copy_from_slice(&s.as_bytes())),
+        Value::Integer(i) => Some(bytes::Bytes::from(i.to_string())),
+        Value::Number(n) => Some(bytes::Bytes::from(format_number_arg(*n))),
+        _ => None,
+    }
+}
+
+fn format_number_arg(n: f64) -> String {
+    if n.is_nan() {
+        return if n.is_sign_negative() { "-nan".into() } else { "nan".into() };
+    }
+    if n.is_infinite() {
+        return if n > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    format_g(n, 17)
+}
+
+fn raw_log(lua: &Lua, args: Variadic<Value>) -> mlua::Result<(bool, Value)> {
+    if args.len() < 2 {
+        return fail(lua, "redis.log() requires two arguments or more.");
+    }
+    let level = match &args[0] {
+        Value::Integer(i) => *i as f64,
+        Value::Number(n) => *n,
+        Value::String(s) => match s.to_str().ok().and_then(|s| s.trim().parse::<f64>().ok()) {
+            Some(n) => n,
+            None => return fail(lua, "First argument must be a number (log level)."),
+        },
+        _ => return fail(lua, "First argument must be a number (log level)."),
+    };
+    let level = level as i64;
+    if !(0..=3).contains(&level) {
+        return fail(lua, "Invalid debug level.");
+    }
+    let text: Vec<String> = args[1..]
+        .iter()
+        .filter_map(|v| match v {
+            Value::String(s) => Some(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
+            Value::Integer(_) | Value::Number(_) => command_arg(v).map(|b| String::from_utf8_lossy(&b).into_owned()),
+            _ => None,
+        })
+        .collect();
+    let text = text.join(" ");
+    match level {
+        0 => tracing::debug!(target: "velo::script", "{text}"),
+        1 => tracing::debug!(target: "velo::script", "{text}"),
+        2 => tracing::info!(target: "velo::script", "{text}"),
+        _ => tracing::warn!(target: "velo::script", "{text}"),
+    }
+    Ok((true, Value::Nil))
+}
+
+fn raw_sha1(lua: &Lua, args: Variadic<Value>) -> mlua::Result<(bool, Value)> {
+    if args.len() != 1 {
+        return fail(lua, "wrong number of arguments");
+    }
+    let bytes = match &args[0] {
+        Value::String(s) => s.as_bytes().to_vec(),
+        v @ (Value::Integer(_) | Value::Number(_)) => {
+            lua.coerce_string(v.clone())?.map(|s| s.as_bytes().to_vec()).unwrap_or_default()
+        }
+        _ => Vec::new(),
+    };
+    ok(lua, super::sha1_hex(&bytes))
+}
+
+/// The running script's settings that Lua functions change (`redis.setresp`).
+#[derive(Debug, Clone, Copy)]
+pub struct RunSettings {
+    /// 2 or 3.
+    pub resp: u8,
+}
+
+impl mlua::UserData for RunSettings {}
+
+fn raw_setresp(lua: &Lua, args: Variadic<Value>) -> mlua::Result<(bool, Value)> {
+    let Some(settings) = lua.named_registry_value::<Option<mlua::AnyUserData>>(RUNNING_KEY)? else {
+        return fail(lua, "redis.setresp can only be called inside a script invocation");
+    };
+    if args.len() != 1 {
+        return fail(lua, "redis.setresp() requires one argument.");
+    }
+    let resp = number_of(&args[0]).unwrap_or(0.0) as i64;
+    if resp != 2 && resp != 3 {
+        return fail(lua, "RESP version must be 2 or 3.");
+    }
+    settings.borrow_mut::<RunSettings>()?.resp = resp as u8;
+    Ok((true, Value::Nil))
+}
+
+fn raw_set_repl(lua: &Lua, args: Variadic<Value>) -> mlua::Result<(bool, Value)> {
+    if lua.named_registry_value::<Option<mlua::AnyUserData>>(RUNNING_KEY)?.is_none() {
+        return fail(lua, "redis.set_repl can only be called inside a script invocation");
+    }
+    if args.len() != 1 {
+        return fail(lua, "redis.set_repl() requires two arguments.");
+    }
+    let flags = number_of(&args[0]).unwrap_or(0.0) as i64;
+    if flags & !3 != 0 {
+        return fail(lua, "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.");
+    }
+    // Velo has no replication or AOF yet: the setting is accepted and has nothing to steer.
+    Ok((true, Value::Nil))
+}
+
+fn raw_acl_check(lua: &Lua, args: Variadic<Value>) -> mlua::Result<(bool, Value)> {
+    if lua.named_registry_value::<Option<mlua::AnyUserData>>(RUNNING_KEY)?.is_none() {
+        return fail(lua, "redis.acl_check_cmd can only be called inside a script invocation");
+    }
+    if args.is_empty() {
+        return fail(lua, "Please specify at least one argument for this redis lib call");
+    }
+    let argv: Option<Vec<bytes::Bytes>> = args.iter().map(command_arg).collect();
+    let Some(argv) = argv else {
+        return fail(lua, "Lua redis lib command arguments must be strings or integers");
+    };
+    if crate::cmd::table::lookup(&argv[0]).is_none() {
+        return fail(lua, "Invalid command passed to redis.acl_check_cmd()");
+    }
+    // Every user is the default user with every permission until ACLs exist.
+    ok(lua, true)
+}
+
+/// The message of an error raised from Rust (a userdata in Lua), for the error handler.
+fn error_message(_: &Lua, value: Value) -> mlua::Result<String> {
+    fn innermost(error: &mlua::Error) -> String {
+        match error {
+            mlua::Error::RuntimeError(message) => message.clone(),
+            mlua::Error::MemoryError(message) => message.clone(),
+            mlua::Error::CallbackError { cause, .. } => innermost(cause),
+            other => other.to_string(),
+        }
+    }
+    Ok(match value {
+        Value::Error(error) => innermost(&error),
+        other => format!("{other:?}"),
+    })
+}
+
+/// A Lua number argument (numbers and numeric strings, as `lua_tonumber`).
+pub fn number_of(value: &Value) -> Option<f64> {
+    match value {
+        Value::Integer(i) => Some(*i as f64),
+        Value::Number(n) => Some(*n),
+        Value::String(s) => s.to_str().ok().and_then(|s| s.trim().parse::<f64>().ok()),
+        _ => None,
+    }
+}
