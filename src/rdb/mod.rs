@@ -6,6 +6,8 @@
 //! - [`packed`]: listpack, ziplist, intset and zipmap (the encodings nested in RDB strings).
 //! - [`read`]: the file and payload reader: opcodes, every type and encoding, CRC64.
 //! - [`write`]: the version-10 writer with Redis 7.0's encodings and thresholds.
+//! - [`load`]: loading files offline into an engine (two passes, batched) or online with RESTORE.
+//! - [`export`]: writing an engine's keys as an RDB file.
 //! - [`store`]: RDB values to and from Velo's stored forms (compact or split collections).
 //!
 //! Reading never panics: every length is checked against the input, and an error names the byte offset
@@ -13,6 +15,8 @@
 
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
+pub mod export;
+pub mod load;
 pub mod lzf;
 pub mod packed;
 pub mod read;
