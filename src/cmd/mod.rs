@@ -22,6 +22,7 @@ pub mod bloom;
 pub mod codegen;
 pub mod collection;
 pub mod connection;
+pub mod dump;
 mod error;
 pub mod extfloat;
 pub mod generic;
