@@ -26,7 +26,9 @@ pub fn dump(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         Some((Err(ExportError::Module), _)) => {
             Err(CmdError::err("DUMP of a bloom filter is not supported (it is a module type in Redis)"))
         }
-        Some((Err(ExportError::Unreadable(why)), _)) => Err(CmdError::err(format!("stored value is unreadable: {why}"))),
+        Some((Err(ExportError::Unreadable(why)), _)) => {
+            Err(CmdError::err(format!("stored value is unreadable: {why}")))
+        }
     }
 }
 

@@ -188,7 +188,12 @@ fn walk(
         }
     }
     progress((reader.pos() - reported) as u64);
-    Ok(FileSummary { path: file.to_string(), rdb_version: reader.version(), bytes: buf.len() as u64, checksum_verified })
+    Ok(FileSummary {
+        path: file.to_string(),
+        rdb_version: reader.version(),
+        bytes: buf.len() as u64,
+        checksum_verified,
+    })
 }
 
 /// Writes in batches of about this many value bytes.
@@ -225,7 +230,19 @@ pub fn load_offline(
     }
     // Pass 2: write.
     let mut summary = Summary { dry_run: options.dry_run, ..Summary::default() };
-    let mut ops: Vec<BatchOp> = Vec::new();
+    // Writes per slot: a key's ops (its parts included, which live in its slot whatever their own
+    // keys hash to) must go to the home key's slot, so batches are per slot, not `Engine::write_batch`.
+    let mut ops: Vec<Vec<BatchOp>> = vec![Vec::new(); engine.slot_count()];
+    let flush_all = |ops: &mut Vec<Vec<BatchOp>>| -> Result<(), LoadError> {
+        for (index, batch) in ops.iter_mut().enumerate() {
+            if !batch.is_empty() {
+                let mut guard = engine.lock_slot(index);
+                guard.write_batch(std::mem::take(batch)).map_err(engine_err)?;
+                guard.commit().map_err(engine_err)?;
+            }
+        }
+        Ok(())
+    };
     let mut batch_bytes = 0usize;
     let mut batch_keys = 0usize;
     let mut file_summaries = Vec::new();
@@ -260,20 +277,21 @@ pub fn load_offline(
             if options.dry_run {
                 return Ok(());
             }
-            let before = ops.len();
-            store::create_ops(&mut ops, db, &record.key, record.value, expire);
-            batch_bytes += ops
-                .get(before..)
-                .unwrap_or_default()
+            let mut key_ops = Vec::new();
+            store::create_ops(&mut key_ops, db, &record.key, record.value, expire);
+            batch_bytes += key_ops
                 .iter()
                 .map(|op| match op {
                     BatchOp::Set { key, value, .. } => key.len() + value.len(),
                     BatchOp::Delete { key, .. } => key.len(),
                 })
                 .sum::<usize>();
+            if let Some(batch) = ops.get_mut(engine.slot_of(&record.key)) {
+                batch.extend(key_ops);
+            }
             batch_keys += 1;
             if batch_bytes >= BATCH_BYTES || batch_keys >= BATCH_KEYS {
-                engine.write_batch(std::mem::take(&mut ops)).map_err(engine_err)?;
+                flush_all(&mut ops)?;
                 batch_bytes = 0;
                 batch_keys = 0;
             }
@@ -287,9 +305,7 @@ pub fn load_offline(
         summary.existing_replaced += replaced;
         file_summaries.push(file_summary);
     }
-    if !ops.is_empty() {
-        engine.write_batch(ops).map_err(engine_err)?;
-    }
+    flush_all(&mut ops)?;
     if !options.dry_run {
         engine.sync().map_err(engine_err)?;
     }
@@ -366,10 +382,10 @@ pub fn load_online(
     let mut results = (0u64, 0u64, 0u64); // expired, kept (BUSYKEY with skip), rejected
     let mut loaded: Vec<(u16, &'static str)> = Vec::new();
     let flush = |remote: &mut Remote,
-                     out: &mut Vec<u8>,
-                     pending: &mut Vec<Option<(u16, &'static str)>>,
-                     results: &mut (u64, u64, u64),
-                     loaded: &mut Vec<(u16, &'static str)>|
+                 out: &mut Vec<u8>,
+                 pending: &mut Vec<Option<(u16, &'static str)>>,
+                 results: &mut (u64, u64, u64),
+                 loaded: &mut Vec<(u16, &'static str)>|
      -> Result<(), LoadError> {
         remote.writer.write_all(out).map_err(remote_err)?;
         out.clear();

@@ -208,7 +208,7 @@ impl<'a> Cursor<'a> {
     fn blob<T>(&mut self, what: &str, decode: impl FnOnce(&[u8]) -> std::result::Result<T, Malformed>) -> Result<T> {
         let start = self.pos;
         let blob = self.string()?;
-        let data_start = self.pos - blob.len();
+        let data_start = self.pos.saturating_sub(blob.len());
         decode(&blob).map_err(|Malformed(inner, why)| RdbError::Corrupt {
             offset: (data_start.max(start) + inner) as u64,
             key: None,
@@ -752,7 +752,7 @@ fn read_stream(cur: &mut Cursor<'_>, kind: u8) -> Result<StreamValue> {
         let master_id = raw_id(&mut Cursor::new(&node_key))?;
         let lp_at = cur.pos;
         let raw = cur.string()?;
-        let data_at = cur.pos - raw.len();
+        let data_at = cur.pos.saturating_sub(raw.len());
         let elems = packed::listpack(&raw).map_err(|Malformed(inner, why)| RdbError::Corrupt {
             offset: (data_at + inner) as u64,
             key: None,

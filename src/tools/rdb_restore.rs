@@ -111,13 +111,19 @@ pub fn run(args: RdbRestoreArgs) -> ExitCode {
     }
     let files: Vec<(String, &[u8])> = inputs.iter().map(|(name, input)| (name.clone(), input.bytes())).collect();
     let total: u64 = files.iter().map(|(_, bytes)| bytes.len() as u64).sum();
-    let options =
-        LoadOptions { db_map: args.db_map.clone(), on_existing: args.on_existing, dry_run: args.dry_run, strict: args.strict };
+    let options = LoadOptions {
+        db_map: args.db_map.clone(),
+        on_existing: args.on_existing,
+        dry_run: args.dry_run,
+        strict: args.strict,
+    };
     let bar = if args.json || !std::io::stderr().is_terminal() {
         ProgressBar::hidden()
     } else {
         let bar = ProgressBar::new(if args.host.is_some() { total } else { total * 2 });
-        if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})") {
+        if let Ok(style) =
+            ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
+        {
             bar.set_style(style.progress_chars("=> "));
         }
         bar
