@@ -493,16 +493,14 @@ pub fn read_payload(payload: &[u8]) -> Result<Option<Value>> {
     if stored != computed {
         return Err(RdbError::Checksum { stored, computed });
     }
-    let mut cur = Cursor::new(payload.get(..body_len).unwrap_or_default());
+    // Like Redis, the value is read from the whole payload: it is not required to end where the footer
+    // starts (what follows it is not looked at).
+    let mut cur = Cursor::new(payload);
     let kind = cur.u8()?;
     if kind == T_MODULE_2 || kind == T_MODULE_PRE_GA {
         return Err(RdbError::Unsupported { offset: 0, key: None, what: "module value".into() });
     }
-    let value = read_value(&mut cur, kind)?;
-    if cur.remaining() != 0 {
-        return Err(cur.corrupt("bytes after the value"));
-    }
-    Ok(value)
+    read_value(&mut cur, kind)
 }
 
 fn malformed_at(cur: &Cursor<'_>, what: impl Into<String>) -> RdbError {
