@@ -45,6 +45,9 @@ pub struct ServeArgs {
     /// Log level: error, warn, info, debug or trace [default: info].
     #[arg(long)]
     pub log_level: Option<String>,
+    /// File name of RDB snapshots (SAVE, BGSAVE) in the data directory [default: dump.rdb].
+    #[arg(long)]
+    pub dbfilename: Option<String>,
 }
 
 /// The validated configuration.
@@ -72,11 +75,24 @@ pub struct Config {
     pub databases: u16,
     /// Log level.
     pub log_level: String,
+    /// RDB snapshot file name (in `dir`).
+    pub dbfilename: String,
 }
 
 /// The settings, in the order CONFIG REWRITE writes them.
-pub const SETTINGS: &[&str] =
-    &["port", "bind", "dir", "slots", "fsync", "page-cache", "value-cache", "maxclients", "databases", "log-level"];
+pub const SETTINGS: &[&str] = &[
+    "port",
+    "bind",
+    "dir",
+    "slots",
+    "fsync",
+    "page-cache",
+    "value-cache",
+    "maxclients",
+    "databases",
+    "log-level",
+    "dbfilename",
+];
 
 /// Parses a size: bytes, or with a `kb`/`mb`/`gb` (1024-based) or `k`/`m`/`g` (1000-based) suffix, as Redis.
 pub fn parse_size(text: &str) -> Option<usize> {
@@ -130,6 +146,7 @@ impl Config {
             ("maxclients", &args.maxclients),
             ("databases", &args.databases),
             ("log-level", &args.log_level),
+            ("dbfilename", &args.dbfilename),
         ];
         for (name, value) in flags {
             if let Some(value) = value {
@@ -148,6 +165,7 @@ impl Config {
             maxclients: 10000,
             databases: 16,
             log_level: "info".into(),
+            dbfilename: "dump.rdb".into(),
         };
         for (name, value) in values {
             config.set(&name, &value)?;
@@ -191,6 +209,8 @@ impl Config {
                     .filter(|&n: &u16| (1..=1024).contains(&n))
                     .ok_or_else(|| bad("expected a number 1..=1024"))?
             }
+            "dbfilename" if !value.is_empty() && !value.contains('/') => self.dbfilename = value.to_string(),
+            "dbfilename" => return Err(bad("expected a file name, not a path")),
             "log-level" => {
                 let level = value.to_ascii_lowercase();
                 if !["error", "warn", "info", "debug", "trace"].contains(&level.as_str()) {
@@ -216,6 +236,7 @@ impl Config {
             "maxclients" => self.maxclients.to_string(),
             "databases" => self.databases.to_string(),
             "log-level" => self.log_level.clone(),
+            "dbfilename" => self.dbfilename.clone(),
             _ => return None,
         })
     }

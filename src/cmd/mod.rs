@@ -30,6 +30,7 @@ pub mod geo;
 pub mod hash;
 pub mod hyperloglog;
 pub mod list;
+pub mod persistence;
 pub mod pubsub;
 pub mod server;
 pub mod set;

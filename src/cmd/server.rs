@@ -58,20 +58,6 @@ pub fn time(_ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
 }
 
 /// ```text
-/// SAVE
-/// ```
-///
-/// There is no snapshot file to write: everything acknowledged is already in the WAL. SAVE checkpoints
-/// every slot, so the data sits in its final layers (and the WAL is empty) when it returns.
-pub fn save(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
-    ctx.engine.checkpoint()?;
-    ctx.engine.sync()?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    ctx.server.lastsave.store(now.as_secs(), Ordering::Relaxed);
-    Ok(Reply::Ok)
-}
-
-/// ```text
 /// LASTSAVE
 /// ```
 pub fn lastsave(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
@@ -137,6 +123,7 @@ const PARAMETERS: &[(&str, &str, bool)] = &[
     ("log-level", "log-level", false),
     ("appendonly", "", false),
     ("save", "", false),
+    ("dbfilename", "dbfilename", false),
     ("proto-max-bulk-len", "", true),
 ];
 
@@ -183,6 +170,12 @@ pub fn config_set(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
         let Some((_, _, settable)) = PARAMETERS.iter().find(|(n, _, _)| *n == name) else {
             return Err(CmdError::err(format!("Unknown option or number of arguments for CONFIG SET - '{name}'")));
         };
+        if name == "dbfilename" {
+            // Protected in Redis 7.0 (enable-protected-configs no): set it with `--dbfilename`.
+            return Err(CmdError::err(
+                "CONFIG SET failed (possibly related to argument 'dbfilename') - can't set protected config",
+            ));
+        }
         if !settable {
             return Err(CmdError::err(format!(
                 "CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"
@@ -359,9 +352,9 @@ fn info_section(ctx: &Ctx<'_>, section: &str, out: &mut String) -> Result<(), Cm
             let config = server.lock_config().clone();
             let _ = write!(
                 out,
-                "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:0\r\nrdb_last_save_time:{}\r\naof_enabled:1\r\n\
+                "# Persistence\r\nloading:0\r\n{}aof_enabled:1\r\n\
                  aof_last_write_status:{}\r\nvelo_fsync:{}\r\nvelo_wal_bytes:{}\r\nvelo_checkpoints:{}\r\n",
-                server.lastsave.load(Ordering::Relaxed),
+                server.rdb.info(server.lastsave.load(Ordering::Relaxed)),
                 if poisoned { "err" } else { "ok" },
                 config.fsync,
                 engine.total(|s| s.wal_bytes),

@@ -112,3 +112,38 @@ pub fn dump<W: Write>(
     summary.bytes = writer.written() + 8;
     Ok((writer.finish()?, summary))
 }
+
+/// Writes to a temporary file next to `path`, fsyncs it and renames it over `path`, so `path` is either
+/// the previous file or the complete new one.
+pub fn write_file(
+    engine: &Engine,
+    dbmap: &DbMap,
+    path: &std::path::Path,
+    options: &DumpOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<DumpSummary, DumpError> {
+    let path = path.to_path_buf();
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp-{}",
+        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        std::process::id()
+    ));
+    let file = std::fs::File::create(&tmp)?;
+    let result = dump(engine, dbmap, std::io::BufWriter::with_capacity(1 << 20, file), options, progress);
+    let (writer, summary) = match result {
+        Ok(done) => done,
+        Err(error) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(error);
+        }
+    };
+    let file = writer.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Ok(dir) = std::fs::File::open(parent) {
+            let _ = dir.sync_all();
+        }
+    }
+    Ok(summary)
+}

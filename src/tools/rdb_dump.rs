@@ -82,7 +82,7 @@ pub fn run(args: RdbDumpArgs) -> ExitCode {
         let stdout = std::io::stdout().lock();
         export::dump(&engine, &dbmap, std::io::BufWriter::new(stdout), &options, &mut progress).map(|(_, s)| s)
     } else {
-        write_file(&engine, &dbmap, &args.output, &options, &mut progress)
+        export::write_file(&engine, &dbmap, std::path::Path::new(&args.output), &options, &mut progress)
     };
     bar.finish_and_clear();
     let _ = engine.close();
@@ -97,41 +97,6 @@ pub fn run(args: RdbDumpArgs) -> ExitCode {
         }
         Err(error) => fail(&error.to_string()),
     }
-}
-
-/// Writes to a temporary file next to `path`, fsyncs it and renames it over `path`, so `path` is either
-/// the previous file or the complete new one.
-pub fn write_file(
-    engine: &Engine,
-    dbmap: &DbMap,
-    path: &str,
-    options: &DumpOptions,
-    progress: &mut dyn FnMut(u64),
-) -> Result<DumpSummary, export::DumpError> {
-    let path = PathBuf::from(path);
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp-{}",
-        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        std::process::id()
-    ));
-    let file = std::fs::File::create(&tmp)?;
-    let result = export::dump(engine, dbmap, std::io::BufWriter::with_capacity(1 << 20, file), options, progress);
-    let (writer, summary) = match result {
-        Ok(done) => done,
-        Err(error) => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(error);
-        }
-    };
-    let file = writer.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if let Ok(dir) = std::fs::File::open(parent) {
-            let _ = dir.sync_all();
-        }
-    }
-    Ok(summary)
 }
 
 fn print_summary(summary: &DumpSummary, args: &RdbDumpArgs) {

@@ -19,6 +19,7 @@ mod million;
 mod protocol;
 mod rdb_fixtures;
 mod rdb_redis;
+mod rdb_save;
 mod rdb_support;
 mod server_bloom;
 mod server_commands;
