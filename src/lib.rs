@@ -12,7 +12,8 @@
 //! - [`cmd`]: the command table (generated from `commands/*.json`) and the handlers, one file per group.
 //! - [`server`]: tokio listener, connections, dispatch gate, clients, pub/sub, WATCH, shutdown.
 //! - [`glob`]: Redis's glob-style pattern matching.
-//! - [`tools`]: one file per `velo` subcommand (`serve`).
+//! - [`rdb`]: Redis RDB files and DUMP payloads (reader for versions 1 to 12, writer of version 10).
+//! - [`tools`]: one file per `velo` subcommand (`serve`, `rdb-restore`, `rdb-dump`).
 
 #![warn(missing_docs)]
 

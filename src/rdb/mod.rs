@@ -5,7 +5,7 @@
 //! - [`lzf`]: the LZF codec of compressed strings.
 //! - [`packed`]: listpack, ziplist, intset and zipmap (the encodings nested in RDB strings).
 //! - [`read`]: the file and payload reader: opcodes, every type and encoding, CRC64.
-//! - [`write`]: the version-10 writer with Redis 7.0's encodings and thresholds.
+//! - [`mod@write`]: the version-10 writer with Redis 7.0's encodings and thresholds.
 //! - [`load`]: loading files offline into an engine (two passes, batched) or online with RESTORE.
 //! - [`export`]: writing an engine's keys as an RDB file.
 //! - [`store`]: RDB values to and from Velo's stored forms (compact or split collections).

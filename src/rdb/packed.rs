@@ -393,8 +393,7 @@ pub fn zipmap(blob: &[u8]) -> Result<Vec<(Bytes, Bytes)>> {
             }
         }
     };
-    loop {
-        let Some(field_len) = read_len(&mut at)? else { break };
+    while let Some(field_len) = read_len(&mut at)? {
         let field = Bytes::copy_from_slice(slice(blob, at, field_len)?);
         at += field_len;
         let value_len = read_len(&mut at)?.ok_or(Malformed(at, "zipmap field without a value"))?;

@@ -130,7 +130,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A length.
-    pub fn len(&mut self) -> Result<u64> {
+    pub fn length(&mut self) -> Result<u64> {
         let at = self.pos;
         match self.len_or_enc()? {
             (len, false) => Ok(len),
@@ -142,7 +142,7 @@ impl<'a> Cursor<'a> {
     /// corrupt (so a damaged count never makes us allocate).
     fn count(&mut self, min_size: usize) -> Result<usize> {
         let at = self.pos;
-        let count = self.len()?;
+        let count = self.length()?;
         if count.saturating_mul(min_size as u64) > self.remaining() as u64 {
             return Err(RdbError::Corrupt {
                 offset: at as u64,
@@ -165,8 +165,8 @@ impl<'a> Cursor<'a> {
             1 => Ok(Bytes::from((self.le(2)? as u16 as i16).to_string())),
             2 => Ok(Bytes::from((self.le(4)? as u32 as i32).to_string())),
             3 => {
-                let compressed = self.len()?;
-                let plain = self.len()?;
+                let compressed = self.length()?;
+                let plain = self.length()?;
                 if plain > (1 << 40) {
                     return Err(self.corrupt("LZF string too long"));
                 }
@@ -361,12 +361,12 @@ impl<'a> RdbReader<'a> {
                     return Ok(Some(Item::End { checksum_verified }));
                 }
                 OP_SELECTDB => {
-                    self.db = self.cur.len()?;
+                    self.db = self.cur.length()?;
                     return Ok(Some(Item::SelectDb(self.db)));
                 }
                 OP_RESIZEDB => {
-                    let keys = self.cur.len()?;
-                    let expires = self.cur.len()?;
+                    let keys = self.cur.length()?;
+                    let expires = self.cur.length()?;
                     return Ok(Some(Item::ResizeDb { keys, expires }));
                 }
                 OP_AUX => {
@@ -376,11 +376,11 @@ impl<'a> RdbReader<'a> {
                 }
                 OP_EXPIRETIME_MS => expire_ms = Some(self.cur.le(8)? as i64),
                 OP_EXPIRETIME => expire_ms = Some(self.cur.le(4)? as u32 as i32 as i64 * 1000),
-                OP_IDLE => idle = Some(self.cur.len()?),
+                OP_IDLE => idle = Some(self.cur.length()?),
                 OP_FREQ => freq = Some(self.cur.u8()?),
                 OP_SLOT_INFO => {
                     for _ in 0..3 {
-                        self.cur.len()?;
+                        self.cur.length()?;
                     }
                 }
                 OP_FUNCTION2 => return Ok(Some(Item::Function(self.cur.string()?))),
@@ -392,9 +392,9 @@ impl<'a> RdbReader<'a> {
                     })
                 }
                 OP_MODULE_AUX => {
-                    let module = module_name(self.cur.len()?);
-                    let _when_opcode = self.cur.len()?;
-                    let _when = self.cur.len()?;
+                    let module = module_name(self.cur.length()?);
+                    let _when_opcode = self.cur.length()?;
+                    let _when = self.cur.length()?;
                     skip_module_value(&mut self.cur)?;
                     return Ok(Some(Item::ModuleAux { module }));
                 }
@@ -402,7 +402,7 @@ impl<'a> RdbReader<'a> {
                     let key = self.cur.string()?;
                     let db = self.db;
                     if kind == T_MODULE_2 {
-                        let module = module_name(self.cur.len().map_err(|e| e.with_key(&key))?);
+                        let module = module_name(self.cur.length().map_err(|e| e.with_key(&key))?);
                         skip_module_value(&mut self.cur).map_err(|e| e.with_key(&key))?;
                         return Ok(Some(Item::ModuleKey { db, key, module }));
                     }
@@ -446,10 +446,10 @@ pub fn module_name(id: u64) -> String {
 fn skip_module_value(cur: &mut Cursor<'_>) -> Result<()> {
     loop {
         let at = cur.pos;
-        match cur.len()? {
+        match cur.length()? {
             0 => return Ok(()),
             1 | 2 => {
-                cur.len()?;
+                cur.length()?;
             }
             3 => {
                 cur.take(4)?;
@@ -518,7 +518,7 @@ fn distinct<T>(cur: &Cursor<'_>, items: &[T], name: impl Fn(&T) -> &[u8], what: 
 }
 
 fn pairs(cur: &Cursor<'_>, elems: Vec<Elem>) -> Result<Vec<(Bytes, Bytes)>> {
-    if elems.len() % 2 != 0 {
+    if !elems.len().is_multiple_of(2) {
         return Err(malformed_at(cur, "odd number of elements in a hash"));
     }
     let mut out = Vec::with_capacity(elems.len() / 2);
@@ -530,7 +530,7 @@ fn pairs(cur: &Cursor<'_>, elems: Vec<Elem>) -> Result<Vec<(Bytes, Bytes)>> {
 }
 
 fn scored(cur: &Cursor<'_>, elems: Vec<Elem>) -> Result<Vec<(Bytes, f64)>> {
-    if elems.len() % 2 != 0 {
+    if !elems.len().is_multiple_of(2) {
         return Err(malformed_at(cur, "odd number of elements in a sorted set"));
     }
     let mut out = Vec::with_capacity(elems.len() / 2);
@@ -635,7 +635,7 @@ pub fn read_value(cur: &mut Cursor<'_>, kind: u8) -> Result<Option<Value>> {
                 let _min_expire = cur.le(8)?;
             }
             let elems = cur.blob("listpack", packed::listpack)?;
-            if elems.len() % 3 != 0 {
+            if !elems.len().is_multiple_of(3) {
                 return Err(cur.corrupt("listpack of a hash with field expiries is not in triples"));
             }
             let mut items = Vec::with_capacity(elems.len() / 3);
@@ -661,7 +661,7 @@ pub fn read_value(cur: &mut Cursor<'_>, kind: u8) -> Result<Option<Value>> {
             let nodes = cur.count(2)?;
             let mut items = Vec::new();
             for _ in 0..nodes {
-                let container = cur.len()?;
+                let container = cur.length()?;
                 match container {
                     1 => items.push(cur.string()?),
                     2 => items.extend(cur.blob("listpack", packed::listpack)?.into_iter().map(Elem::into_bytes)),
@@ -708,7 +708,7 @@ fn read_hash_with_ttls(cur: &mut Cursor<'_>, kind: u8) -> Result<Value> {
     let count = cur.count(3)?;
     let mut items = Vec::with_capacity(count);
     for _ in 0..count {
-        let ttl = cur.len()?;
+        let ttl = cur.length()?;
         let expire_at = match (kind, ttl) {
             (_, 0) => 0,
             (T_HASH_METADATA, ttl) => ttl.saturating_add(min_expire).saturating_sub(1),
@@ -729,7 +729,7 @@ fn raw_id(cur: &mut Cursor<'_>) -> Result<StreamId> {
 }
 
 fn len_id(cur: &mut Cursor<'_>) -> Result<StreamId> {
-    Ok(StreamId::new(cur.len()?, cur.len()?))
+    Ok(StreamId::new(cur.length()?, cur.length()?))
 }
 
 /// Reads a stream (listpacks v1, v2 or v3) into Velo's stream value, nodes as Redis had them.
@@ -832,14 +832,14 @@ fn read_stream(cur: &mut Cursor<'_>, kind: u8) -> Result<StreamValue> {
             Node { master_id, master_fields, bytes: raw.len() as u64, last_id, placed, live: entries.len() as u64 };
         nodes.push((node, entries));
     }
-    let length = cur.len()?;
+    let length = cur.length()?;
     let last_id = len_id(cur)?;
     let mut meta = StreamValue::default();
     meta.last_id = last_id;
     if kind >= T_STREAM_LISTPACKS_2 {
         let _first_id = len_id(cur)?;
         meta.max_deleted_id = len_id(cur)?;
-        meta.entries_added = cur.len()?;
+        meta.entries_added = cur.length()?;
     } else {
         meta.entries_added = length;
     }
@@ -856,7 +856,7 @@ fn read_stream(cur: &mut Cursor<'_>, kind: u8) -> Result<StreamValue> {
         let name = cur.string()?;
         let group_last = len_id(cur)?;
         let entries_read = if kind >= T_STREAM_LISTPACKS_2 {
-            match cur.len()? {
+            match cur.length()? {
                 u64::MAX => None,
                 n => Some(n),
             }
@@ -869,7 +869,7 @@ fn read_stream(cur: &mut Cursor<'_>, kind: u8) -> Result<StreamValue> {
         for _ in 0..pel_count {
             let id = raw_id(cur)?;
             let delivery_time = cur.le(8)?;
-            let delivery_count = cur.len()?;
+            let delivery_count = cur.length()?;
             if unowned.insert(id, (delivery_time, delivery_count)).is_some() {
                 return Err(cur.corrupt("duplicate pending entry"));
             }

@@ -82,13 +82,12 @@ pub enum ExportError {
     Unreadable(String),
 }
 
+/// A stored key as RDB would carry it (or why it has no RDB form), with its expiry.
+pub type Stored = (Result<Value, ExportError>, Option<u64>);
+
 /// The value at `key` as RDB carries it, with its expiry; `None` when there is no key. A split
 /// collection is materialised.
-pub fn read(
-    slot: &mut Slot,
-    db: u16,
-    key: &[u8],
-) -> Result<Option<(Result<Value, ExportError>, Option<u64>)>, CmdError> {
+pub fn read(slot: &mut Slot, db: u16, key: &[u8]) -> Result<Option<Stored>, CmdError> {
     let Some(entry) = collection::portable_value(slot, db, key)? else { return Ok(None) };
     Ok(Some((to_value(entry.kind, &entry.value), entry.expire_at_ms)))
 }
