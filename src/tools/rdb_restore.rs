@@ -156,7 +156,12 @@ pub fn run(args: RdbRestoreArgs) -> ExitCode {
             }
         }
         Err(error @ LoadError::Exists { .. }) => fail(args.json, &error.to_string(), 1),
-        Err(error) => fail(args.json, &format!("{error}; nothing more was written"), 2),
+        // Damaged input, module values under --strict and unmappable databases are found by the
+        // checking pass, before anything is written; engine and network failures happen while writing.
+        Err(error @ (LoadError::Engine(_) | LoadError::Remote(_))) => {
+            fail(args.json, &format!("{error}; the load stopped part way"), 2)
+        }
+        Err(error) => fail(args.json, &format!("{error}; nothing was written"), 2),
     }
 }
 

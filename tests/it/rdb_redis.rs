@@ -159,3 +159,54 @@ fn restore_errors_match_redis() {
         );
     }
 }
+
+#[test]
+fn online_restore_into_redis_and_velo_gives_the_same_data() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rdb/r7-multidb.rdb");
+    let redis = RedisServer::start();
+    let velo_server = TestServer::start();
+    for port in [redis.port, velo_server.port] {
+        let out = velo(&[
+            "rdb-restore".as_ref(),
+            file.as_os_str(),
+            "--host".as_ref(),
+            "127.0.0.1".as_ref(),
+            "--port".as_ref(),
+            port.to_string().as_ref(),
+            "--json".as_ref(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(summary["loaded"]["7"]["stream"], 1);
+    }
+    let mut rconn = crate::support::Conn::connect(redis.port);
+    let mut vconn = velo_server.connect();
+    assert_same(&mut rconn, &mut vconn, &[0, 1, 2, 7, 15]);
+    // Again without REPLACE: every key is refused with BUSYKEY and counted as rejected (exit 1).
+    let out = velo(&[
+        "rdb-restore".as_ref(),
+        file.as_os_str(),
+        "--host".as_ref(),
+        "127.0.0.1".as_ref(),
+        "--port".as_ref(),
+        velo_server.port.to_string().as_ref(),
+        "--json".as_ref(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["rejected"], 14);
+}
+
+#[test]
+fn offline_tools_refuse_a_directory_held_by_a_server() {
+    let server = TestServer::start();
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rdb/r7-multidb.rdb");
+    let out = velo(&["rdb-restore".as_ref(), file.as_os_str(), "--dir".as_ref(), server.dir.as_os_str()]);
+    assert_eq!(out.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(message.contains(&format!("pid {}", server.pid())), "{message}");
+    assert!(message.contains("--host H --port P"), "{message}");
+    let out = velo(&["rdb-dump".as_ref(), "--dir".as_ref(), server.dir.as_os_str(), "-o".as_ref(), "-".as_ref()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("pid {}", server.pid())));
+}
