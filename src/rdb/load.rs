@@ -364,7 +364,7 @@ impl Remote {
 }
 
 /// Loads `files` into the server at `addr` with pipelined `RESTORE key ttl payload ABSTTL [REPLACE]`
-/// (SELECT before each database change).
+/// (SELECT before each database change), after a first pass that checks the files.
 pub fn load_online(
     addr: &str,
     password: Option<&str>,
@@ -372,6 +372,10 @@ pub fn load_online(
     options: &LoadOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Summary, LoadError> {
+    // Check everything first, so that damaged input sends nothing.
+    for (name, buf) in files {
+        walk(name, buf, None, options, &mut |_| {}, |record| map_db(options, record.db).map(|_| ()))?;
+    }
     let mut remote = Remote::connect(addr, password)?;
     let now = crate::engine::system_clock_ms() as i64;
     let mut summary = Summary { dry_run: options.dry_run, ..Summary::default() };
