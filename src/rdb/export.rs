@@ -109,7 +109,8 @@ pub fn dump<W: Write>(
             }
         }
     }
-    summary.bytes = writer.written() + 8;
+    // What finish() adds: the EOF opcode and the 8-byte CRC64.
+    summary.bytes = writer.written() + 9;
     Ok((writer.finish()?, summary))
 }
 
