@@ -13,7 +13,8 @@
 //! - [`script`]: Lua scripting and functions (the interpreters, conversions, bundled libraries).
 //! - [`server`]: tokio listener, connections, dispatch gate, clients, pub/sub, WATCH, shutdown.
 //! - [`glob`]: Redis's glob-style pattern matching.
-//! - [`tools`]: one file per `velo` subcommand (`serve`).
+//! - [`rdb`]: Redis RDB files and DUMP payloads (reader for versions 1 to 12, writer of version 10).
+//! - [`tools`]: one file per `velo` subcommand (`serve`, `rdb-restore`, `rdb-dump`).
 
 #![warn(missing_docs)]
 
@@ -22,6 +23,7 @@ pub mod config;
 pub mod elements;
 pub mod engine;
 pub mod glob;
+pub mod rdb;
 pub mod resp;
 pub mod script;
 pub mod server;

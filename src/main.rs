@@ -24,10 +24,20 @@ enum Command {
     ///
     /// Example: `velo serve --port 7379 --dir ./velo-data --fsync everysec`, then `redis-cli -p 7379`.
     Serve(ServeArgs),
+    /// Load RDB files into a data directory (offline) or a running server (`--host`).
+    ///
+    /// Example: `velo rdb-restore dump.rdb --dir ./velo-data`.
+    RdbRestore(velo::tools::rdb_restore::RdbRestoreArgs),
+    /// Write the keys of a data directory as an RDB file (version 10, as Redis 7.0 writes).
+    ///
+    /// Example: `velo rdb-dump --dir ./velo-data -o dump.rdb`.
+    RdbDump(velo::tools::rdb_dump::RdbDumpArgs),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve(args) => velo::tools::serve::run(args),
+        Command::RdbRestore(args) => velo::tools::rdb_restore::run(args),
+        Command::RdbDump(args) => velo::tools::rdb_dump::run(args),
     }
 }

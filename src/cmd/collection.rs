@@ -546,6 +546,12 @@ fn compact_ops<T: Collection>(
     }
 }
 
+/// The writes that create `key` holding `value` (split when large) where no key exists: for bulk loads
+/// (rdb-restore), which batch many keys into one write.
+pub fn create_ops<T: Collection>(ops: &mut Vec<BatchOp>, db: u16, key: &[u8], value: &T, expire: Option<u64>) {
+    compact_ops(ops, db, key, false, expire, value);
+}
+
 /// Element-level operations of hashes and sets (a set's values are empty).
 impl<T: Collection + Keyed> Handle<T> {
     /// The value of `field`.

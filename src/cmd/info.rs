@@ -264,16 +264,7 @@ fn section(ctx: &Ctx<'_>, name: &str, out: &mut String) -> Result<(), CmdError> 
             line(out, "current_fork_perc", "0.00");
             line(out, "current_save_keys_processed", 0);
             line(out, "current_save_keys_total", 0);
-            line(out, "rdb_changes_since_last_save", 0);
-            line(out, "rdb_bgsave_in_progress", 0);
-            line(out, "rdb_last_save_time", server.lastsave.load(Ordering::Relaxed));
-            line(out, "rdb_last_bgsave_status", "ok");
-            line(out, "rdb_last_bgsave_time_sec", -1);
-            line(out, "rdb_current_bgsave_time_sec", -1);
-            line(out, "rdb_saves", 0);
-            line(out, "rdb_last_cow_size", 0);
-            line(out, "rdb_last_load_keys_expired", 0);
-            line(out, "rdb_last_load_keys_loaded", 0);
+            out.push_str(&server.rdb.info(server.lastsave.load(Ordering::Relaxed)));
             line(out, "aof_enabled", u8::from(aof));
             line(out, "aof_rewrite_in_progress", 0);
             line(out, "aof_rewrite_scheduled", 0);

@@ -62,20 +62,6 @@ pub fn time(_ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
 }
 
 /// ```text
-/// SAVE
-/// ```
-///
-/// There is no snapshot file to write: everything acknowledged is already in the WAL. SAVE checkpoints
-/// every slot, so the data sits in its final layers (and the WAL is empty) when it returns.
-pub fn save(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
-    ctx.engine.checkpoint()?;
-    ctx.engine.sync()?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    ctx.server.lastsave.store(now.as_secs(), Ordering::Relaxed);
-    Ok(Reply::Ok)
-}
-
-/// ```text
 /// LASTSAVE
 /// ```
 pub fn lastsave(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {

@@ -47,6 +47,10 @@ pub struct ServeArgs {
     /// Log level: error, warn, info, debug or trace [default: info].
     #[arg(long)]
     pub log_level: Option<String>,
+    /// File name of RDB snapshots (SAVE, BGSAVE) in the data directory [default: dump.rdb]. Redis 7.0
+    /// protects it from CONFIG SET, so it is set here or in the config file.
+    #[arg(long)]
+    pub dbfilename: Option<String>,
 }
 
 /// The validated configuration.
@@ -74,6 +78,8 @@ pub struct Config {
     pub databases: u16,
     /// Log level.
     pub log_level: String,
+    /// RDB snapshot file name (in `dir`).
+    pub dbfilename: String,
     /// Every parameter's value (the fields above are typed copies of some of them).
     pub params: params::Values,
 }
@@ -104,6 +110,7 @@ impl Config {
             maxclients: 10000,
             databases: 16,
             log_level: "info".into(),
+            dbfilename: "dump.rdb".into(),
             params: params::Values::default(),
         };
         if let Some(path) = &args.config {
@@ -151,6 +158,7 @@ impl Config {
             ("maxclients", &args.maxclients),
             ("databases", &args.databases),
             ("log-level", &args.log_level),
+            ("dbfilename", &args.dbfilename),
         ];
         for (name, value) in flags {
             if let Some(value) = value {
@@ -204,6 +212,13 @@ impl Config {
                 self.databases = n as u16;
             }
             "log-level" => self.log_level = params.get("log-level").unwrap_or_default().to_string(),
+            "dbfilename" => {
+                let name = params.get("dbfilename").unwrap_or_default();
+                if name.is_empty() || name.contains('/') {
+                    return Err(bad("expected a file name, not a path"));
+                }
+                self.dbfilename = name.to_string();
+            }
             _ => {}
         }
         self.params = params;

@@ -27,7 +27,7 @@ const SUBSCRIBED_ALLOWED: &[&str] =
     &["subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ssubscribe", "sunsubscribe", "ping", "quit", "reset"];
 
 /// Commands that need the command lock exclusively (everything else takes it shared).
-const EXCLUSIVE: &[&str] = &["exec", "swapdb"];
+const EXCLUSIVE: &[&str] = &["exec", "swapdb", "save"];
 
 /// Resolves `argv` to a command (or subcommand) spec; the index where its arguments start.
 pub fn resolve(argv: &[Bytes]) -> Result<(&'static CommandSpec, usize), CmdError> {

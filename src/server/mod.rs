@@ -38,6 +38,7 @@ pub mod monitor;
 pub mod notify;
 pub mod pause;
 pub mod pubsub;
+pub mod rdbsave;
 pub mod settings;
 pub mod slowlog;
 pub mod stats;
@@ -102,6 +103,8 @@ pub struct Server {
     pub lastsave: AtomicU64,
     /// Port actually listened on.
     pub port: AtomicU64,
+    /// RDB snapshots (SAVE, BGSAVE, dbfilename).
+    pub rdb: rdbsave::RdbSaves,
     maxclients: AtomicUsize,
     proto_max_bulk_len: AtomicUsize,
     databases: u16,
@@ -148,6 +151,7 @@ impl Server {
             started: Instant::now(),
             lastsave: AtomicU64::new(crate::engine::system_clock_ms() / 1000),
             port: AtomicU64::new(u64::from(config.port)),
+            rdb: Default::default(),
             maxclients: AtomicUsize::new(config.maxclients),
             proto_max_bulk_len: AtomicUsize::new(512 * 1024 * 1024),
             databases: config.databases,
@@ -212,6 +216,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("velo-worker").build()?;
     let server = Arc::new(Server::open(config)?);
     notify::Notify::attach(&server);
+    rdbsave::RdbSaves::attach(&server);
     runtime.block_on(serve(server.clone()))?;
     // A command still running off the workers (one without checkpoints) must not hold the exit hostage.
     runtime.shutdown_timeout(Duration::from_secs(2));
@@ -220,6 +225,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 
 /// Makes everything durable and closes the engine once the connections are gone.
 fn finish(server: Arc<Server>) -> anyhow::Result<()> {
+    server.rdb.wait_idle();
     server.engine.sync().context("final WAL sync")?;
     match Arc::try_unwrap(server) {
         Ok(server) => server.engine.close().context("closing the engine")?,

@@ -2,4 +2,6 @@
 //! `main.rs` dispatches here; each `run` returns the process exit code (0 ok, 1 runtime failure, 2 bad
 //! configuration).
 
+pub mod rdb_dump;
+pub mod rdb_restore;
 pub mod serve;

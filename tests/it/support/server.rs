@@ -174,6 +174,31 @@ impl RedisServer {
     }
 }
 
+impl RedisServer {
+    /// Starts `redis-server` on `dir` (kept by the caller) with extra arguments (`--dbfilename x.rdb`).
+    pub fn start_in(dir: &Path, extra: &[&str]) -> RedisServer {
+        let keep = tempfile::tempdir().expect("temporary directory");
+        for _attempt in 0..5 {
+            let port = free_port();
+            let mut child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+                .arg("--dir")
+                .arg(dir)
+                .args(extra)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn redis-server");
+            if wait_ready(&mut child, port, "redis-server") {
+                return RedisServer { child, port, _dir: keep };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("redis-server did not start");
+    }
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();

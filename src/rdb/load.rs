@@ -1,0 +1,457 @@
+//! Loading RDB files into Velo: offline into an engine (what `velo rdb-restore --dir` does) and online
+//! into a running Redis or Velo server through pipelined RESTORE commands (`--host`).
+//!
+//! Offline loads run two passes over the (memory-mapped) files. The first reads everything and checks
+//! it: damaged input, with `--strict` module values, and with `--on-existing fail` keys that already
+//! exist all stop the load before anything is written. The second writes the keys through the engine's
+//! batch writes, a bounded batch at a time (collections large enough are split into parts exactly as
+//! the commands would store them).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use super::read::{Item, RdbReader, Record};
+use super::{store, write, RdbError};
+use crate::engine::{BatchOp, Engine};
+use crate::server::dbmap::DbMap;
+
+/// What to do with a key that already exists in the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnExisting {
+    /// Write nothing at all if any key of the files exists.
+    #[default]
+    Fail,
+    /// Keep the existing key.
+    Skip,
+    /// Replace the existing key.
+    Replace,
+}
+
+/// How to load.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Source database → destination database.
+    pub db_map: Vec<(u64, u16)>,
+    /// Existing keys.
+    pub on_existing: OnExisting,
+    /// Read and check only.
+    pub dry_run: bool,
+    /// Module values are an error instead of being skipped.
+    pub strict: bool,
+}
+
+/// One input file.
+#[derive(Debug, Serialize)]
+pub struct FileSummary {
+    /// Its name (`-` for standard input).
+    pub path: String,
+    /// Its RDB version.
+    pub rdb_version: u16,
+    /// Its size.
+    pub bytes: u64,
+    /// True when its CRC64 was present and checked.
+    pub checksum_verified: bool,
+}
+
+/// What a load did.
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    /// The input files.
+    pub files: Vec<FileSummary>,
+    /// Keys written, per destination database and type.
+    pub loaded: BTreeMap<u16, BTreeMap<&'static str, u64>>,
+    /// Keys whose expiry had passed (not loaded, as Redis does not load them).
+    pub expired_skipped: u64,
+    /// Existing keys kept (`--on-existing skip`).
+    pub existing_skipped: u64,
+    /// Existing keys replaced (`--on-existing replace`).
+    pub existing_replaced: u64,
+    /// Keys the destination refused (online loads).
+    pub rejected: u64,
+    /// Keys holding module values, skipped, by module name.
+    pub modules_skipped: BTreeMap<String, u64>,
+    /// Empty collections in the files, skipped as Redis skips them.
+    pub empty_skipped: u64,
+    /// Function libraries in the files (Velo has no functions: not loaded).
+    pub functions_skipped: u64,
+    /// True for a dry run (nothing written).
+    pub dry_run: bool,
+}
+
+impl Summary {
+    /// Keys written.
+    pub fn total_loaded(&self) -> u64 {
+        self.loaded.values().flat_map(|types| types.values()).sum()
+    }
+
+    /// True when some key was not loaded (skipped or rejected): exit code 1.
+    pub fn any_skipped(&self) -> bool {
+        self.expired_skipped + self.existing_skipped + self.rejected + self.empty_skipped > 0
+            || !self.modules_skipped.is_empty()
+            || self.functions_skipped > 0
+    }
+}
+
+/// Why a load stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A file is damaged or unsupported.
+    #[error("{file}: {error}")]
+    Rdb {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        error: RdbError,
+    },
+    /// Keys exist and `--on-existing fail`.
+    #[error(
+        "{count} key(s) already exist (first: db {db} key \"{}\"); nothing was written (use --on-existing skip or replace)",
+        String::from_utf8_lossy(key).escape_debug()
+    )]
+    Exists {
+        /// How many.
+        count: u64,
+        /// Database of the first.
+        db: u16,
+        /// The first.
+        key: Bytes,
+    },
+    /// A module value with `--strict`.
+    #[error("{file}: key \"{}\" holds a value of module {module} (not loaded; drop --strict to skip such keys)", String::from_utf8_lossy(key).escape_debug())]
+    Module {
+        /// The file.
+        file: String,
+        /// The key.
+        key: Bytes,
+        /// The module.
+        module: String,
+    },
+    /// A source database number out of range.
+    #[error("database {0} cannot be mapped (use --db-map {0}:N)")]
+    Database(u64),
+    /// The engine failed.
+    #[error("engine: {0}")]
+    Engine(String),
+    /// The network or the remote server failed.
+    #[error("{0}")]
+    Remote(String),
+}
+
+fn map_db(options: &LoadOptions, db: u64) -> Result<u16, LoadError> {
+    match options.db_map.iter().find(|(from, _)| *from == db) {
+        Some((_, to)) => Ok(*to),
+        None => u16::try_from(db).map_err(|_| LoadError::Database(db)),
+    }
+}
+
+fn rdb_error(file: &str) -> impl Fn(RdbError) -> LoadError + '_ {
+    move |error| LoadError::Rdb { file: file.to_string(), error }
+}
+
+/// Walks every item of one file, calling `visit` with each key record (`None` for items that are not
+/// keys), and reporting the bytes read through `progress`.
+fn walk(
+    file: &str,
+    buf: &[u8],
+    summary: Option<&mut Summary>,
+    options: &LoadOptions,
+    progress: &mut dyn FnMut(u64),
+    mut visit: impl FnMut(Record) -> Result<(), LoadError>,
+) -> Result<FileSummary, LoadError> {
+    let mut reader = RdbReader::new(buf).map_err(rdb_error(file))?;
+    let mut local = Summary::default();
+    let summary = summary.unwrap_or(&mut local);
+    let mut reported = 0usize;
+    let mut checksum_verified = false;
+    while let Some(item) = reader.next().map_err(rdb_error(file))? {
+        match item {
+            Item::Key(record) => visit(record)?,
+            Item::ModuleKey { key, module, .. } => {
+                if options.strict {
+                    return Err(LoadError::Module { file: file.to_string(), key, module });
+                }
+                *summary.modules_skipped.entry(module).or_default() += 1;
+            }
+            Item::EmptyKey { .. } => summary.empty_skipped += 1,
+            Item::Function(_) => summary.functions_skipped += 1,
+            Item::End { checksum_verified: verified } => checksum_verified = verified,
+            Item::Aux { .. } | Item::SelectDb(_) | Item::ResizeDb { .. } | Item::ModuleAux { .. } => {}
+        }
+        if reader.pos() - reported >= 1 << 20 {
+            progress((reader.pos() - reported) as u64);
+            reported = reader.pos();
+        }
+    }
+    progress((reader.pos() - reported) as u64);
+    Ok(FileSummary {
+        path: file.to_string(),
+        rdb_version: reader.version(),
+        bytes: buf.len() as u64,
+        checksum_verified,
+    })
+}
+
+/// Writes in batches of about this many value bytes.
+const BATCH_BYTES: usize = 8 << 20;
+/// ...or this many keys.
+const BATCH_KEYS: usize = 10_000;
+
+/// Loads `files` (name, bytes) into `engine`, databases mapped through the directory's `dbmap`.
+/// `progress` is told of bytes read (both passes: the total is twice the input).
+pub fn load_offline(
+    engine: &Engine,
+    files: &[(String, &[u8])],
+    options: &LoadOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Summary, LoadError> {
+    let dbmap = DbMap::open(engine.dir(), 16).map_err(|e| LoadError::Engine(e.to_string()))?;
+    let now = crate::engine::system_clock_ms() as i64;
+    let engine_err = |e: crate::engine::Error| LoadError::Engine(e.to_string());
+    // Pass 1: read and check everything; nothing is written if anything is wrong.
+    let mut conflicts: u64 = 0;
+    let mut first_conflict: Option<(u16, Bytes)> = None;
+    for (name, buf) in files {
+        walk(name, buf, None, options, progress, |record| {
+            let db = dbmap.physical(map_db(options, record.db)?);
+            if options.on_existing == OnExisting::Fail && engine.exists(db, &record.key).map_err(engine_err)? {
+                conflicts += 1;
+                first_conflict.get_or_insert((db, record.key.clone()));
+            }
+            Ok(())
+        })?;
+    }
+    if let Some((db, key)) = first_conflict {
+        return Err(LoadError::Exists { count: conflicts, db: dbmap.logical(db), key });
+    }
+    // Pass 2: write.
+    let mut summary = Summary { dry_run: options.dry_run, ..Summary::default() };
+    // Writes per slot: a key's ops (its parts included, which live in its slot whatever their own
+    // keys hash to) must go to the home key's slot, so batches are per slot, not `Engine::write_batch`.
+    let mut ops: Vec<Vec<BatchOp>> = vec![Vec::new(); engine.slot_count()];
+    let flush_all = |ops: &mut Vec<Vec<BatchOp>>| -> Result<(), LoadError> {
+        for (index, batch) in ops.iter_mut().enumerate() {
+            if !batch.is_empty() {
+                let mut guard = engine.lock_slot(index);
+                guard.write_batch(std::mem::take(batch)).map_err(engine_err)?;
+                guard.commit().map_err(engine_err)?;
+            }
+        }
+        Ok(())
+    };
+    let mut batch_bytes = 0usize;
+    let mut batch_keys = 0usize;
+    let mut file_summaries = Vec::new();
+    for (name, buf) in files {
+        let mut counts: Vec<(u16, &'static str)> = Vec::new();
+        let mut expired = 0u64;
+        let (mut kept, mut replaced) = (0u64, 0u64);
+        let file_summary = walk(name, buf, Some(&mut summary), options, progress, |record| {
+            let logical = map_db(options, record.db)?;
+            let db = dbmap.physical(logical);
+            if record.expire_ms.is_some_and(|at| at <= now) {
+                expired += 1;
+                return Ok(());
+            }
+            let expire = record.expire_ms.map(|at| at as u64);
+            let type_name = record.value.type_name();
+            if options.on_existing != OnExisting::Fail && engine.exists(db, &record.key).map_err(engine_err)? {
+                if options.on_existing == OnExisting::Skip {
+                    kept += 1;
+                    return Ok(());
+                }
+                replaced += 1;
+                if !options.dry_run {
+                    let mut slot = engine.lock_key(&record.key);
+                    store::write(&mut slot, db, &record.key, record.value, expire)
+                        .map_err(|e| LoadError::Engine(format!("{e:?}")))?;
+                }
+                counts.push((logical, type_name));
+                return Ok(());
+            }
+            counts.push((logical, type_name));
+            if options.dry_run {
+                return Ok(());
+            }
+            let mut key_ops = Vec::new();
+            store::create_ops(&mut key_ops, db, &record.key, record.value, expire);
+            batch_bytes += key_ops
+                .iter()
+                .map(|op| match op {
+                    BatchOp::Set { key, value, .. } => key.len() + value.len(),
+                    BatchOp::Delete { key, .. } => key.len(),
+                })
+                .sum::<usize>();
+            if let Some(batch) = ops.get_mut(engine.slot_of(&record.key)) {
+                batch.extend(key_ops);
+            }
+            batch_keys += 1;
+            if batch_bytes >= BATCH_BYTES || batch_keys >= BATCH_KEYS {
+                flush_all(&mut ops)?;
+                batch_bytes = 0;
+                batch_keys = 0;
+            }
+            Ok(())
+        })?;
+        for (db, type_name) in counts {
+            *summary.loaded.entry(db).or_default().entry(type_name).or_default() += 1;
+        }
+        summary.expired_skipped += expired;
+        summary.existing_skipped += kept;
+        summary.existing_replaced += replaced;
+        file_summaries.push(file_summary);
+    }
+    flush_all(&mut ops)?;
+    if !options.dry_run {
+        engine.sync().map_err(engine_err)?;
+    }
+    summary.files = file_summaries;
+    Ok(summary)
+}
+
+/// A connection to a Redis or Velo server speaking RESP.
+struct Remote {
+    writer: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+fn remote_err(e: std::io::Error) -> LoadError {
+    LoadError::Remote(format!("connection: {e}"))
+}
+
+fn command(out: &mut Vec<u8>, args: &[&[u8]]) {
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+impl Remote {
+    fn connect(addr: &str, password: Option<&str>) -> Result<Remote, LoadError> {
+        let stream = TcpStream::connect(addr).map_err(|e| LoadError::Remote(format!("{addr}: {e}")))?;
+        let reader = BufReader::new(stream.try_clone().map_err(remote_err)?);
+        let mut remote = Remote { writer: stream, reader };
+        if let Some(password) = password {
+            let mut out = Vec::new();
+            command(&mut out, &[b"AUTH", password.as_bytes()]);
+            remote.writer.write_all(&out).map_err(remote_err)?;
+            if let Err(reply) = remote.reply()? {
+                return Err(LoadError::Remote(format!("AUTH: {reply}")));
+            }
+        }
+        Ok(remote)
+    }
+
+    /// One reply: `Ok(())` for a non-error reply (simple string or integer), `Err(text)` for an error.
+    fn reply(&mut self) -> Result<Result<(), String>, LoadError> {
+        let mut line = String::new();
+        if self.reader.read_line(&mut line).map_err(remote_err)? == 0 {
+            return Err(LoadError::Remote("server closed the connection".into()));
+        }
+        let line = line.trim_end();
+        match line.as_bytes().first() {
+            Some(b'-') => Ok(Err(line.get(1..).unwrap_or("").to_string())),
+            Some(b'+') | Some(b':') => Ok(Ok(())),
+            _ => Err(LoadError::Remote(format!("unexpected reply: {line}"))),
+        }
+    }
+}
+
+/// Loads `files` into the server at `addr` with pipelined `RESTORE key ttl payload ABSTTL [REPLACE]`
+/// (SELECT before each database change), after a first pass that checks the files.
+pub fn load_online(
+    addr: &str,
+    password: Option<&str>,
+    files: &[(String, &[u8])],
+    options: &LoadOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Summary, LoadError> {
+    // Check everything first, so that damaged input sends nothing.
+    for (name, buf) in files {
+        walk(name, buf, None, options, &mut |_| {}, |record| map_db(options, record.db).map(|_| ()))?;
+    }
+    let mut remote = Remote::connect(addr, password)?;
+    let now = crate::engine::system_clock_ms() as i64;
+    let mut summary = Summary { dry_run: options.dry_run, ..Summary::default() };
+    // Kind of each pipelined command's reply: None for SELECT, Some((db, type)) for RESTORE.
+    let mut pending: Vec<Option<(u16, &'static str)>> = Vec::new();
+    let mut out: Vec<u8> = Vec::new();
+    let mut current_db: Option<u16> = None;
+    let mut results = (0u64, 0u64, 0u64); // expired, kept (BUSYKEY with skip), rejected
+    let mut loaded: Vec<(u16, &'static str)> = Vec::new();
+    let flush = |remote: &mut Remote,
+                 out: &mut Vec<u8>,
+                 pending: &mut Vec<Option<(u16, &'static str)>>,
+                 results: &mut (u64, u64, u64),
+                 loaded: &mut Vec<(u16, &'static str)>|
+     -> Result<(), LoadError> {
+        remote.writer.write_all(out).map_err(remote_err)?;
+        out.clear();
+        for kind in pending.drain(..) {
+            match (remote.reply()?, kind) {
+                (Ok(()), Some(counted)) => loaded.push(counted),
+                (Ok(()), None) => {}
+                (Err(reply), None) => return Err(LoadError::Remote(format!("SELECT: {reply}"))),
+                (Err(reply), Some(_)) if reply.starts_with("BUSYKEY") && options.on_existing == OnExisting::Skip => {
+                    results.1 += 1
+                }
+                (Err(reply), Some(_)) => {
+                    tracing::warn!("RESTORE refused: {reply}");
+                    results.2 += 1;
+                }
+            }
+        }
+        Ok(())
+    };
+    let mut file_summaries = Vec::new();
+    let mut summary_ref = Summary::default();
+    for (name, buf) in files {
+        let file_summary = walk(name, buf, Some(&mut summary_ref), options, progress, |record| {
+            let db = map_db(options, record.db)?;
+            if record.expire_ms.is_some_and(|at| at <= now) {
+                results.0 += 1;
+                return Ok(());
+            }
+            if options.dry_run {
+                loaded.push((db, record.value.type_name()));
+                return Ok(());
+            }
+            if current_db != Some(db) {
+                command(&mut out, &[b"SELECT", db.to_string().as_bytes()]);
+                pending.push(None);
+                current_db = Some(db);
+            }
+            let payload = write::payload(&record.value);
+            let ttl = record.expire_ms.unwrap_or(0).to_string();
+            let mut args: Vec<&[u8]> = vec![b"RESTORE", &record.key, ttl.as_bytes(), &payload, b"ABSTTL"];
+            if options.on_existing == OnExisting::Replace {
+                args.push(b"REPLACE");
+            }
+            command(&mut out, &args);
+            pending.push(Some((db, record.value.type_name())));
+            if out.len() >= 4 << 20 || pending.len() >= 1000 {
+                flush(&mut remote, &mut out, &mut pending, &mut results, &mut loaded)?;
+            }
+            Ok(())
+        })?;
+        file_summaries.push(file_summary);
+    }
+    flush(&mut remote, &mut out, &mut pending, &mut results, &mut loaded)?;
+    for (db, type_name) in loaded {
+        *summary.loaded.entry(db).or_default().entry(type_name).or_default() += 1;
+    }
+    summary.files = file_summaries;
+    summary.expired_skipped = results.0;
+    summary.existing_skipped = results.1;
+    summary.rejected = results.2;
+    summary.modules_skipped = summary_ref.modules_skipped;
+    summary.empty_skipped = summary_ref.empty_skipped;
+    summary.functions_skipped = summary_ref.functions_skipped;
+    Ok(summary)
+}
