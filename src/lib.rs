@@ -21,6 +21,7 @@ pub mod config;
 pub mod elements;
 pub mod engine;
 pub mod glob;
+pub mod inspect;
 pub mod resp;
 pub mod server;
 pub mod tools;
