@@ -49,7 +49,7 @@ pub fn files(command: Command) -> Result<Vec<(PathBuf, Vec<u8>)>, std::io::Error
     let mut page = Vec::new();
     clap_mangen::Man::new(command.clone()).render(&mut page)?;
     files.push((PathBuf::from("man/velo.1"), page));
-    for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+    for sub in command.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
         let name = format!("velo-{}", sub.get_name());
         // clap names are &'static str without its `string` feature; this process ends right after.
         let leaked: &'static str = name.clone().leak();
