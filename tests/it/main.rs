@@ -24,6 +24,7 @@ mod streams_large;
 mod support;
 mod tools_codegen;
 mod tools_fixtures;
+mod tools_inspect;
 mod types_bloom;
 mod types_geo;
 mod types_hll;
