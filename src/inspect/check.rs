@@ -258,11 +258,14 @@ fn check_slot(c: &mut Checker<'_>, dir: &DataDir, index: usize) {
             PageFile::Primary => meta.bucket_count() + 1,
             PageFile::Overflow => meta.overflow_pages.max(1),
         };
-        match read_head(&path) {
+        match read_head(&path, PAGE_SIZE) {
             Ok((head, len)) => {
                 c.stats.files += 1;
                 if let Err(err) = format::check_file_header(&head, format::MAGIC_BUCKETS, &path) {
                     c.error(&path, &err);
+                } else if let Some(at) = head.iter().skip(FILE_HEADER_LEN).position(|&b| b != 0) {
+                    // The header page is the file header and zeros (docs/format.md §"Key-bucket files").
+                    c.damage(&path, Some((FILE_HEADER_LEN + at) as u64), "non-zero byte in the header page's padding");
                 }
                 if len < need * PAGE_SIZE as u64 {
                     c.damage(&path, Some(len), format!("file is {len} bytes, the bucket table needs {need} pages"));
@@ -589,12 +592,12 @@ fn list<T: Ord + Copy>(dir: &Path, parse: fn(&str) -> Option<T>) -> Vec<(PathBuf
     out
 }
 
-/// The first bytes (up to a file header) and the length of a file.
-fn read_head(path: &Path) -> Result<(Vec<u8>, u64), Error> {
+/// The first `want` bytes (fewer if the file is shorter) and the length of a file.
+fn read_head(path: &Path, want: usize) -> Result<(Vec<u8>, u64), Error> {
     use std::os::unix::fs::FileExt;
     let file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
     let len = file.metadata().map_err(|e| Error::io("stat", path, e))?.len();
-    let mut head = vec![0u8; (len as usize).min(FILE_HEADER_LEN)];
+    let mut head = vec![0u8; (len as usize).min(want)];
     file.read_exact_at(&mut head, 0).map_err(|e| Error::io("read", path, e))?;
     Ok((head, len))
 }
