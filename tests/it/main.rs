@@ -22,6 +22,7 @@ mod server_commands;
 mod streams;
 mod streams_large;
 mod support;
+mod tools_bigkeys;
 mod tools_check;
 mod tools_codegen;
 mod tools_fixtures;
