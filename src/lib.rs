@@ -12,7 +12,9 @@
 //! - [`cmd`]: the command table (generated from `commands/*.json`) and the handlers, one file per group.
 //! - [`server`]: tokio listener, connections, dispatch gate, clients, pub/sub, WATCH, shutdown.
 //! - [`glob`]: Redis's glob-style pattern matching.
-//! - [`tools`]: one file per `velo` subcommand (`serve`).
+//! - [`inspect`]: offline forensics of a data directory (`velo check`, `inspect-bucket`, `inspect-segment`,
+//!   `bigkeys`), over the engine's public decoders.
+//! - [`tools`]: one file per `velo` subcommand (`serve`, the offline tools, completions).
 
 #![warn(missing_docs)]
 

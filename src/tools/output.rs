@@ -23,7 +23,7 @@ pub fn fail(tool: &str, message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(ERROR)
 }
 
-/// True when colours may be used on stdout: a terminal and no `NO_COLOR` (https://no-color.org).
+/// True when colours may be used on stdout: a terminal and no `NO_COLOR` (<https://no-color.org>).
 pub fn color() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
 }
