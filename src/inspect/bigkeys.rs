@@ -246,6 +246,9 @@ fn elements_of(kind: ValueKind, env: &[u8]) -> (Option<u64>, bool) {
     }
 }
 
+/// A WAL version of a key: its record length and envelope.
+type WalValue = (u64, Vec<u8>);
+
 /// A user key waiting for its value (offline).
 struct Item {
     db: u16,
@@ -305,7 +308,7 @@ fn scan_slot(view: &SlotView, want_db: Option<u16>, collector: &mut Collector, p
     if let Some(stop) = &wal.stop {
         problems.push(format!("WAL read stopped: {stop}"));
     }
-    let mut overlay: HashMap<(u16, Vec<u8>), Option<(u64, Vec<u8>)>> = HashMap::new();
+    let mut overlay: HashMap<(u16, Vec<u8>), Option<WalValue>> = HashMap::new();
     let mut flush_seq: HashMap<u16, u64> = meta.db_flush_seq.iter().map(|(d, s)| (*d, *s)).collect();
     let mut flush_all = 0u64;
     for (_, record) in &wal.records {

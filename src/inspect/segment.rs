@@ -14,14 +14,17 @@ use crate::engine::Error;
 
 use super::{envelope_info, escape, value_preview, DataDir, EnvelopeInfo, SlotView};
 
+/// The cell pointing at a record: database, key, cell sequence, expiry (0 for none).
+pub type Owner = (u16, Vec<u8>, u64, u64);
+
 /// What the slot's cells point at: segment records and big values, with the owning cell's sequence and
 /// expiry.
 #[derive(Debug, Default)]
 pub struct References {
     /// `(file, segment_offset, record_offset)` → (db, key, cell seq, expire_at).
-    pub segments: HashMap<(u32, u32, u32), (u16, Vec<u8>, u64, u64)>,
+    pub segments: HashMap<(u32, u32, u32), Owner>,
     /// Big-value id → (db, key, cell seq, expire_at).
-    pub bigs: HashMap<u64, (u16, Vec<u8>, u64, u64)>,
+    pub bigs: HashMap<u64, Owner>,
     /// Pages that did not decode while collecting (their cells are unknown, so liveness may be
     /// understated).
     pub unreadable_pages: usize,
@@ -177,7 +180,7 @@ pub fn inspect(dir: &DataDir, slot: usize, target: Target, values: bool) -> Resu
     let view = dir.slot(slot)?;
     let refs = references(&view);
     let mut summary = FileSummary::default();
-    let record_info = |offset: u32, record: seg::RecordRef<'_>, live: Option<&(u16, Vec<u8>, u64, u64)>| {
+    let record_info = |offset: u32, record: seg::RecordRef<'_>, live: Option<&Owner>| {
         let live = live.filter(|(db, key, _, _)| *db == record.db && key.as_slice() == record.key);
         RecordInfo {
             record_offset: offset,
@@ -289,7 +292,7 @@ fn header_status(bytes: &[u8], magic: &'static [u8; 4], path: &std::path::Path) 
     }
 }
 
-type RecordInfoFn<'a> = dyn Fn(u32, seg::RecordRef<'_>, Option<&(u16, Vec<u8>, u64, u64)>) -> RecordInfo + 'a;
+type RecordInfoFn<'a> = dyn Fn(u32, seg::RecordRef<'_>, Option<&Owner>) -> RecordInfo + 'a;
 
 /// Decodes the segment at `at`; returns its report and where the next one starts (None: stop).
 fn decode_at(

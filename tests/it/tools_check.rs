@@ -13,7 +13,10 @@ use crate::support::server::TestServer;
 use crate::tools_fixtures::{chunk_files, flip, velo, velo_json, Healthy};
 
 /// Runs `velo check --json`; returns the exit code and the findings as (severity, file, offset).
-fn check(dir: &Path) -> (i32, Vec<(String, PathBuf, Option<u64>, String)>, Value) {
+/// A finding: severity, file, offset, what.
+type Finding = (String, PathBuf, Option<u64>, String);
+
+fn check(dir: &Path) -> (i32, Vec<Finding>, Value) {
     let (code, report) = velo_json(&["check", "--dir", dir.to_str().unwrap()]);
     let findings = report["findings"]
         .as_array()
@@ -157,7 +160,7 @@ fn truncations_and_missing_files() {
 
     // A big value that is gone: the finding names the page whose cell points at it.
     let dir = fixture.copy("big-gone");
-    std::fs::remove_file(dir.join(big.strip_prefix(&fixture.dir.with_file_name("big-cut")).unwrap())).unwrap();
+    std::fs::remove_file(dir.join(big.strip_prefix(fixture.dir.with_file_name("big-cut")).unwrap())).unwrap();
     let page = path["pages"][0]["offset"].as_u64().unwrap();
     let slot = path["slot"].as_u64().unwrap();
     assert_damage_at(&dir, &dir.join(format!("slot-{slot}/buckets")), page);
