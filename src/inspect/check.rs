@@ -178,9 +178,10 @@ pub fn check(dir: &DataDir, only: Option<usize>, progress: &dyn Fn(u64)) -> Chec
             None => checker.damage(&meta_path, None, what.clone()),
         }
     }
+    let writer = writer_alive(&dir.path);
     for index in slots(dir, only) {
         checker.stats.slots += 1;
-        check_slot(&mut checker, dir, index);
+        check_slot_consistently(&mut checker, dir, index, writer);
     }
     let mut findings = checker.findings;
     findings.sort_by(|a, b| (a.severity, &a.file, a.offset).cmp(&(b.severity, &b.file, b.offset)));
@@ -190,6 +191,75 @@ pub fn check(dir: &DataDir, only: Option<usize>, progress: &dyn Fn(u64)) -> Chec
         findings,
         stats: checker.stats,
     }
+}
+
+/// Times a slot is checked again when a checkpoint of a running server changed it meanwhile.
+const ATTEMPTS: usize = 5;
+
+/// What changes when a checkpoint runs: the slot metadata (rewritten at its end) and the double-write
+/// batch (written at its start, emptied at its end).
+fn fingerprint(slot_dir: &Path) -> (Option<Vec<u8>>, Option<(u64, Option<std::time::SystemTime>)>) {
+    let meta = std::fs::read(crate::engine::meta::slot_meta_path(slot_dir)).ok();
+    let dwb = std::fs::metadata(slot_dir.join(dwb::DWB_FILE)).ok().map(|m| (m.len(), m.modified().ok()));
+    (meta, dwb)
+}
+
+/// True when the pid recorded in the directory's LOCK file is a running process (a server holds it).
+fn writer_alive(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join(crate::engine::meta::LOCK_FILE))
+        .ok()
+        .and_then(|text| text.trim().parse::<u32>().ok())
+        .is_some_and(|pid| pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists())
+}
+
+/// Checks a slot so that a checkpoint running beside it (a live server) is not mistaken for damage:
+/// pages rewritten in place under an older metadata look inconsistent. The slot is checked again until
+/// no checkpoint overlapped the check; if that never happens, its damage findings are reported as
+/// warnings that say so.
+fn check_slot_consistently(c: &mut Checker<'_>, dir: &DataDir, index: usize, writer: bool) {
+    let slot_dir = dir.slot_dir(index);
+    for attempt in 0..ATTEMPTS {
+        let before = fingerprint(&slot_dir);
+        let mut sub = Checker { findings: Vec::new(), stats: CheckStats::default(), progress: c.progress };
+        check_slot(&mut sub, dir, index);
+        let after = fingerprint(&slot_dir);
+        let in_progress = writer && after.1.is_some_and(|(len, _)| len > FILE_HEADER_LEN as u64);
+        let settled = before == after && !in_progress;
+        if settled || attempt + 1 == ATTEMPTS {
+            if !settled {
+                for finding in &mut sub.findings {
+                    if finding.severity == Severity::Damage {
+                        finding.severity = Severity::Warning;
+                        finding.what =
+                            format!("(read while a checkpoint rewrote the slot; run again) {}", finding.what);
+                    }
+                }
+                c.warning(
+                    &slot_dir,
+                    None,
+                    "the running server checkpointed this slot during every attempt to check it",
+                );
+            }
+            c.findings.append(&mut sub.findings);
+            merge(&mut c.stats, &sub.stats);
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+fn merge(total: &mut CheckStats, slot: &CheckStats) {
+    total.files += slot.files;
+    total.bytes += slot.bytes;
+    total.pages += slot.pages;
+    total.cells += slot.cells;
+    total.segments += slot.segments;
+    total.records += slot.records;
+    total.garbage_records += slot.garbage_records;
+    total.garbage_bytes += slot.garbage_bytes;
+    total.big_files += slot.big_files;
+    total.garbage_big_files += slot.garbage_big_files;
+    total.wal_records += slot.wal_records;
 }
 
 fn check_slot(c: &mut Checker<'_>, dir: &DataDir, index: usize) {
