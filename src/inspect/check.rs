@@ -196,20 +196,31 @@ pub fn check(dir: &DataDir, only: Option<usize>, progress: &dyn Fn(u64)) -> Chec
 /// Times a slot is checked again when a checkpoint of a running server changed it meanwhile.
 const ATTEMPTS: usize = 5;
 
+/// Slot metadata bytes, and the double-write batch's length and modification time.
+type Fingerprint = (Option<Vec<u8>>, Option<(u64, Option<std::time::SystemTime>)>);
+
 /// What changes when a checkpoint runs: the slot metadata (rewritten at its end) and the double-write
 /// batch (written at its start, emptied at its end).
-fn fingerprint(slot_dir: &Path) -> (Option<Vec<u8>>, Option<(u64, Option<std::time::SystemTime>)>) {
+fn fingerprint(slot_dir: &Path) -> Fingerprint {
     let meta = std::fs::read(crate::engine::meta::slot_meta_path(slot_dir)).ok();
     let dwb = std::fs::metadata(slot_dir.join(dwb::DWB_FILE)).ok().map(|m| (m.len(), m.modified().ok()));
     (meta, dwb)
 }
 
-/// True when the pid recorded in the directory's LOCK file is a running process (a server holds it).
+/// True when a process holds the directory's lock (a server runs on it). Read from `/proc/locks`, so the
+/// tool takes no lock itself: the flock entry whose inode is the LOCK file's.
 fn writer_alive(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join(crate::engine::meta::LOCK_FILE))
-        .ok()
-        .and_then(|text| text.trim().parse::<u32>().ok())
-        .is_some_and(|pid| pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists())
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(dir.join(crate::engine::meta::LOCK_FILE)) else { return false };
+    let inode = meta.ino();
+    std::fs::read_to_string("/proc/locks").is_ok_and(|locks| {
+        locks.lines().any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(1) == Some(&"FLOCK")
+                && fields.get(5).and_then(|id| id.rsplit(':').next()).and_then(|ino| ino.parse::<u64>().ok())
+                    == Some(inode)
+        })
+    })
 }
 
 /// Checks a slot so that a checkpoint running beside it (a live server) is not mistaken for damage:
@@ -670,4 +681,22 @@ fn read_head(path: &Path, want: usize) -> Result<(Vec<u8>, u64), Error> {
     let mut head = vec![0u8; (len as usize).min(want)];
     file.read_exact_at(&mut head, 0).map_err(|e| Error::io("read", path, e))?;
     Ok((head, len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_directory_lock_is_seen_without_taking_it() {
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let lock = std::fs::File::create(dir.path().join(crate::engine::meta::LOCK_FILE)).unwrap();
+        assert!(!writer_alive(dir.path()));
+        // SAFETY: flock on a descriptor this test owns.
+        assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }, 0);
+        assert!(writer_alive(dir.path()));
+        drop(lock);
+        assert!(!writer_alive(dir.path()));
+    }
 }
