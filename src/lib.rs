@@ -13,8 +13,10 @@
 //! - [`script`]: Lua scripting and functions (the interpreters, conversions, bundled libraries).
 //! - [`server`]: tokio listener, connections, dispatch gate, clients, pub/sub, WATCH, shutdown.
 //! - [`glob`]: Redis's glob-style pattern matching.
+//! - [`inspect`]: offline forensics of a data directory (`velo check`, `inspect-bucket`, `inspect-segment`,
+//!   `bigkeys`), over the engine's public decoders.
 //! - [`rdb`]: Redis RDB files and DUMP payloads (reader for versions 1 to 12, writer of version 10).
-//! - [`tools`]: one file per `velo` subcommand (`serve`, `rdb-restore`, `rdb-dump`).
+//! - [`tools`]: one file per `velo` subcommand (`serve`, the offline tools, completions).
 
 #![warn(missing_docs)]
 
@@ -23,6 +25,7 @@ pub mod config;
 pub mod elements;
 pub mod engine;
 pub mod glob;
+pub mod inspect;
 pub mod rdb;
 pub mod resp;
 pub mod script;

@@ -2,13 +2,18 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// The engine and the server allocate many small buffers per request; mimalloc serves them markedly faster
 /// than glibc's allocator (docs/performance.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use velo::config::ServeArgs;
+use velo::tools::bigkeys::BigkeysArgs;
+use velo::tools::check::CheckArgs;
+use velo::tools::completions::{CompletionsArgs, GenerateArgs};
+use velo::tools::inspect_bucket::InspectBucketArgs;
+use velo::tools::inspect_segment::InspectSegmentArgs;
 
 /// Velo: a Redis-compatible key-value server whose data lives on disk.
 #[derive(Debug, Parser)]
@@ -32,6 +37,30 @@ enum Command {
     ///
     /// Example: `velo rdb-dump --dir ./velo-data -o dump.rdb`.
     RdbDump(velo::tools::rdb_dump::RdbDumpArgs),
+    /// Show a key's path through the data files (slot, bucket, pages, cell, record, WAL), or one bucket.
+    ///
+    /// Example: `velo inspect-bucket --dir ./velo-data --key user:42`. Read-only; works beside a running
+    /// server. Exit 1 when a page or record on the path does not verify.
+    InspectBucket(InspectBucketArgs),
+    /// Show a chunk file's segments and records, live or garbage, with its live share.
+    ///
+    /// Example: `velo inspect-segment --dir ./velo-data --slot 3 --file 1`. Read-only.
+    InspectSegment(InspectSegmentArgs),
+    /// Verify every file of a data directory and the references between them.
+    ///
+    /// Example: `velo check --dir ./velo-data`. Read-only. Exit 0 clean, 1 damage found, 2 error.
+    Check(CheckArgs),
+    /// The largest keys per type and the sizes of key families, from the files or from a server.
+    ///
+    /// Example: `velo bigkeys --dir ./velo-data --top 10` or `velo bigkeys --host 127.0.0.1 --port 6379`.
+    Bigkeys(BigkeysArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// Example: `velo completions bash > ~/.local/share/bash-completion/completions/velo`.
+    Completions(CompletionsArgs),
+    /// Write every completion script and man page under DIR/completions and DIR/man.
+    #[command(hide = true)]
+    Generate(GenerateArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,5 +68,11 @@ fn main() -> ExitCode {
         Command::Serve(args) => velo::tools::serve::run(args),
         Command::RdbRestore(args) => velo::tools::rdb_restore::run(args),
         Command::RdbDump(args) => velo::tools::rdb_dump::run(args),
+        Command::InspectBucket(args) => velo::tools::inspect_bucket::run(args),
+        Command::InspectSegment(args) => velo::tools::inspect_segment::run(args),
+        Command::Check(args) => velo::tools::check::run(args),
+        Command::Bigkeys(args) => velo::tools::bigkeys::run(args),
+        Command::Completions(args) => velo::tools::completions::run_completions(args, Cli::command()),
+        Command::Generate(args) => velo::tools::completions::run_generate(args, Cli::command()),
     }
 }

@@ -1,0 +1,162 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[velo] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'velo'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'velo'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand serve 'Run the RESP server on a data directory'
+            cand rdb-restore 'Load RDB files into a data directory (offline) or a running server (`--host`)'
+            cand rdb-dump 'Write the keys of a data directory as an RDB file (version 10, as Redis 7.0 writes)'
+            cand inspect-bucket 'Show a key''s path through the data files (slot, bucket, pages, cell, record, WAL), or one bucket'
+            cand inspect-segment 'Show a chunk file''s segments and records, live or garbage, with its live share'
+            cand check 'Verify every file of a data directory and the references between them'
+            cand bigkeys 'The largest keys per type and the sizes of key families, from the files or from a server'
+            cand completions 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+            cand generate 'Write every completion script and man page under DIR/completions and DIR/man'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'velo;serve'= {
+            cand --config 'Config file (Redis syntax: `name value` per line); flags override it'
+            cand --port 'TCP port [default: 7379]; 0 picks a free port (printed at startup)'
+            cand --bind 'Address to listen on [default: 127.0.0.1]'
+            cand --dir 'Data directory [default: ./velo-data]'
+            cand --slots 'Internal slots of a new data directory (power of two, 1..=1024) [default: 8]'
+            cand --fsync 'WAL durability: always, everysec or no [default: everysec]'
+            cand --page-cache 'Key-bucket page cache size, e.g. 64mb [default: 64mb]'
+            cand --value-cache 'Value cache size, e.g. 64mb [default: 64mb]'
+            cand --maxclients 'Maximum simultaneous clients [default: 10000]'
+            cand --databases 'Number of databases [default: 16]'
+            cand --log-level 'Log level: error, warn, info, debug or trace [default: info]'
+            cand --dbfilename 'File name of RDB snapshots (SAVE, BGSAVE) in the data directory [default: dump.rdb]. Redis 7.0 protects it from CONFIG SET, so it is set here or in the config file'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'velo;rdb-restore'= {
+            cand --dir 'Data directory to load into while no server runs on it (created if missing)'
+            cand --host 'Load into a running Redis or Velo server instead, with pipelined RESTORE commands'
+            cand --port 'Port of `--host`'
+            cand --password 'Password of `--host` (AUTH)'
+            cand --db-map 'Load source database SRC into database DST (repeatable); others keep their number'
+            cand --on-existing 'What to do when a key already exists: `fail` writes nothing at all if any does'
+            cand --dry-run 'Read and check the files, write nothing'
+            cand --strict 'Fail on module values instead of skipping them'
+            cand --json 'Print the summary as JSON on standard output'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'velo;rdb-dump'= {
+            cand --dir 'Data directory to read (no server may be running on it)'
+            cand -o 'Output file (`-` for standard output)'
+            cand --output 'Output file (`-` for standard output)'
+            cand --db 'Only this database (repeatable)'
+            cand --match 'Only keys matching this glob-style pattern'
+            cand --databases 'Number of databases of the directory'
+            cand --no-compression 'Do not LZF-compress strings (Redis''s `rdbcompression no`)'
+            cand --json 'Print the summary as JSON (on standard error when the RDB goes to standard output)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'velo;inspect-bucket'= {
+            cand --dir 'The data directory (may be held by a running server; nothing is written)'
+            cand --key 'Follow this key''s path (bytes as given on the command line)'
+            cand --db 'The key''s database'
+            cand --slot 'Show one bucket of this internal slot instead (with --bucket)'
+            cand --bucket 'The bucket to show (with --slot)'
+            cand --json 'Print one JSON document (shape: docs/tools.md)'
+            cand --values 'Show values (escaped, first 256 bytes)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'velo;inspect-segment'= {
+            cand --dir 'The data directory (may be held by a running server; nothing is written)'
+            cand --slot 'The internal slot'
+            cand --file 'A chunk file (id, or name `chunk-NNNNNNNN.dat`) or big-value file (`big-<id>.val`)'
+            cand --offset 'Only the segment starting at this byte offset of the chunk file'
+            cand --segment 'One segment as `FILE:OFFSET` (chunk file id and byte offset, as cells show their location)'
+            cand --json 'Print one JSON document (shape: docs/tools.md)'
+            cand --values 'Show values (escaped, first 256 bytes)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'velo;check'= {
+            cand --dir 'The data directory (may be held by a running server; nothing is written)'
+            cand --slot 'Check only this internal slot'
+            cand --json 'Print one JSON document (shape: docs/tools.md)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'velo;bigkeys'= {
+            cand --dir 'Read this data directory (offline; may be held by a running server)'
+            cand --host 'Ask this server instead (Velo or Redis), through SCAN, TYPE, MEMORY USAGE and length commands'
+            cand --port 'The server''s port'
+            cand --password 'AUTH password (or the VELO_PASSWORD environment variable)'
+            cand --user 'AUTH user name (with --password)'
+            cand --db 'Only this database (offline default: all; online default: 0)'
+            cand --top 'Keys to list per type and measure'
+            cand --families 'Key families to list (largest stored bytes first)'
+            cand --json 'Print one JSON document (shape: docs/tools.md)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'velo;completions'= {
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'velo;generate'= {
+            cand --out 'Where to write `completions/` and `man/` (the repository root when blessing)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'velo;help'= {
+            cand serve 'Run the RESP server on a data directory'
+            cand rdb-restore 'Load RDB files into a data directory (offline) or a running server (`--host`)'
+            cand rdb-dump 'Write the keys of a data directory as an RDB file (version 10, as Redis 7.0 writes)'
+            cand inspect-bucket 'Show a key''s path through the data files (slot, bucket, pages, cell, record, WAL), or one bucket'
+            cand inspect-segment 'Show a chunk file''s segments and records, live or garbage, with its live share'
+            cand check 'Verify every file of a data directory and the references between them'
+            cand bigkeys 'The largest keys per type and the sizes of key families, from the files or from a server'
+            cand completions 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+            cand generate 'Write every completion script and man page under DIR/completions and DIR/man'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'velo;help;serve'= {
+        }
+        &'velo;help;rdb-restore'= {
+        }
+        &'velo;help;rdb-dump'= {
+        }
+        &'velo;help;inspect-bucket'= {
+        }
+        &'velo;help;inspect-segment'= {
+        }
+        &'velo;help;check'= {
+        }
+        &'velo;help;bigkeys'= {
+        }
+        &'velo;help;completions'= {
+        }
+        &'velo;help;generate'= {
+        }
+        &'velo;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

@@ -1,2 +1,0 @@
-> sort l get o_*-
-     
