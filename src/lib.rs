@@ -12,6 +12,7 @@
 //! - [`cmd`]: the command table (generated from `commands/*.json`) and the handlers, one file per group.
 //! - [`server`]: tokio listener, connections, dispatch gate, clients, pub/sub, WATCH, shutdown.
 //! - [`glob`]: Redis's glob-style pattern matching.
+//! - [`ingest`]: bulk loading of Parquet files (`velo ingest-parquet`).
 //! - [`tools`]: one file per `velo` subcommand (`serve`).
 
 #![warn(missing_docs)]
@@ -21,6 +22,7 @@ pub mod config;
 pub mod elements;
 pub mod engine;
 pub mod glob;
+pub mod ingest;
 pub mod resp;
 pub mod server;
 pub mod tools;

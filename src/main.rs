@@ -24,10 +24,15 @@ enum Command {
     ///
     /// Example: `velo serve --port 7379 --dir ./velo-data --fsync everysec`, then `redis-cli -p 7379`.
     Serve(ServeArgs),
+    /// Load Parquet files into a data directory (offline) or a running server (--host).
+    ///
+    /// Example: `velo ingest-parquet users.parquet --dir ./velo-data --key id --value-json`.
+    IngestParquet(velo::tools::ingest_parquet::IngestParquetArgs),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve(args) => velo::tools::serve::run(args),
+        Command::IngestParquet(args) => velo::tools::ingest_parquet::run(args),
     }
 }
