@@ -180,6 +180,11 @@ fn load(args: &IngestParquetArgs) -> Result<Summary, ingest::IngestError> {
         dry_run: args.dry_run,
         now_ms: crate::engine::system_clock_ms(),
     };
+    // Every file's footer is checked before the target is opened, so a damaged file leaves no trace (not even
+    // a new, empty data directory).
+    for path in &options.files {
+        ingest::source::ParquetInput::open(path)?;
+    }
     let mut target: Box<dyn Target> = match (&args.dir, &args.host) {
         (Some(dir), _) => Box::new(EngineTarget::open(dir, args.db)?),
         (None, Some(host)) => Box::new(RespTarget::connect(host, args.port, args.password.as_deref(), args.db)?),

@@ -13,6 +13,7 @@ mod engine_feed;
 mod engine_growth;
 mod engine_model;
 mod engine_support;
+mod ingest_parquet;
 mod large_collections;
 mod lifecycle;
 mod million;
