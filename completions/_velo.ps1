@@ -34,6 +34,7 @@ Register-ArgumentCompleter -Native -CommandName 'velo' -ScriptBlock {
             [CompletionResult]::new('bigkeys', 'bigkeys', [CompletionResultType]::ParameterValue, 'The largest keys per type and the sizes of key families, from the files or from a server')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script (bash, zsh, fish, elvish, powershell)')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Write every completion script and man page under DIR/completions and DIR/man')
+            [CompletionResult]::new('ingest-parquet', 'ingest-parquet', [CompletionResultType]::ParameterValue, 'Load Parquet files into a data directory (offline) or a running server (--host)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -138,6 +139,33 @@ Register-ArgumentCompleter -Native -CommandName 'velo' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'velo;ingest-parquet' {
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Data directory to load into (offline: no server may hold it)')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Load through a running Velo or Redis server instead of a directory')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'The server''s port (with --host)')
+            [CompletionResult]::new('--password', '--password', [CompletionResultType]::ParameterName, 'The server''s password (with --host)')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Database number')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Key column (string, binary or integer)')
+            [CompletionResult]::new('--key-template', '--key-template', [CompletionResultType]::ParameterName, 'Key built from several columns, e.g. ''user:{id}:{country}''')
+            [CompletionResult]::new('--key-prefix', '--key-prefix', [CompletionResultType]::ParameterName, 'Prepended to every key')
+            [CompletionResult]::new('--value', '--value', [CompletionResultType]::ParameterName, 'Store this column as a string value')
+            [CompletionResult]::new('--columns', '--columns', [CompletionResultType]::ParameterName, 'Columns for --value-json / --value-hash, comma-separated')
+            [CompletionResult]::new('--ttl', '--ttl', [CompletionResultType]::ParameterName, 'TTL in seconds for every key')
+            [CompletionResult]::new('--ttl-col', '--ttl-col', [CompletionResultType]::ParameterName, 'Relative TTL from this integer column (unit: --ttl-unit); null means no expiry')
+            [CompletionResult]::new('--expire-at-col', '--expire-at-col', [CompletionResultType]::ParameterName, 'Absolute expiry from this timestamp column, or epoch number column in --ttl-unit; null means none')
+            [CompletionResult]::new('--ttl-unit', '--ttl-unit', [CompletionResultType]::ParameterName, 'Unit of --ttl-col and of integer --expire-at-col values')
+            [CompletionResult]::new('--on-existing', '--on-existing', [CompletionResultType]::ParameterName, 'A key that exists before the load: fail the run, skip the row, or replace the key')
+            [CompletionResult]::new('--on-duplicate', '--on-duplicate', [CompletionResultType]::ParameterName, 'A key repeated in the input: the last row wins, the first row wins, or every repeat is rejected')
+            [CompletionResult]::new('--max-errors', '--max-errors', [CompletionResultType]::ParameterName, 'Rejected rows tolerated; with more, nothing is written')
+            [CompletionResult]::new('--value-json', '--value-json', [CompletionResultType]::ParameterName, 'Store the row (or --columns) as a JSON object')
+            [CompletionResult]::new('--value-hash', '--value-hash', [CompletionResultType]::ParameterName, 'Store a hash with one field per column (or per --columns); null fields are left out')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Read and validate everything, write nothing')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the summary as JSON')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No progress and no summary table (errors still go to stderr)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'velo;help' {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the RESP server on a data directory')
             [CompletionResult]::new('rdb-restore', 'rdb-restore', [CompletionResultType]::ParameterValue, 'Load RDB files into a data directory (offline) or a running server (`--host`)')
@@ -148,6 +176,7 @@ Register-ArgumentCompleter -Native -CommandName 'velo' -ScriptBlock {
             [CompletionResult]::new('bigkeys', 'bigkeys', [CompletionResultType]::ParameterValue, 'The largest keys per type and the sizes of key families, from the files or from a server')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script (bash, zsh, fish, elvish, powershell)')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Write every completion script and man page under DIR/completions and DIR/man')
+            [CompletionResult]::new('ingest-parquet', 'ingest-parquet', [CompletionResultType]::ParameterValue, 'Load Parquet files into a data directory (offline) or a running server (--host)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -176,6 +205,9 @@ Register-ArgumentCompleter -Native -CommandName 'velo' -ScriptBlock {
             break
         }
         'velo;help;generate' {
+            break
+        }
+        'velo;help;ingest-parquet' {
             break
         }
         'velo;help;help' {

@@ -31,6 +31,9 @@ _velo() {
             velo,help)
                 cmd="velo__subcmd__help"
                 ;;
+            velo,ingest-parquet)
+                cmd="velo__subcmd__ingest__subcmd__parquet"
+                ;;
             velo,inspect-bucket)
                 cmd="velo__subcmd__inspect__subcmd__bucket"
                 ;;
@@ -61,6 +64,9 @@ _velo() {
             velo__subcmd__help,help)
                 cmd="velo__subcmd__help__subcmd__help"
                 ;;
+            velo__subcmd__help,ingest-parquet)
+                cmd="velo__subcmd__help__subcmd__ingest__subcmd__parquet"
+                ;;
             velo__subcmd__help,inspect-bucket)
                 cmd="velo__subcmd__help__subcmd__inspect__subcmd__bucket"
                 ;;
@@ -83,7 +89,7 @@ _velo() {
 
     case "${cmd}" in
         velo)
-            opts="-h -V --help --version serve rdb-restore rdb-dump inspect-bucket inspect-segment check bigkeys completions generate help"
+            opts="-h -V --help --version serve rdb-restore rdb-dump inspect-bucket inspect-segment check bigkeys completions generate ingest-parquet help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -197,7 +203,7 @@ _velo() {
             return 0
             ;;
         velo__subcmd__help)
-            opts="serve rdb-restore rdb-dump inspect-bucket inspect-segment check bigkeys completions generate help"
+            opts="serve rdb-restore rdb-dump inspect-bucket inspect-segment check bigkeys completions generate ingest-parquet help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -280,6 +286,20 @@ _velo() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        velo__subcmd__help__subcmd__ingest__subcmd__parquet)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         velo__subcmd__help__subcmd__inspect__subcmd__bucket)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -343,6 +363,88 @@ _velo() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        velo__subcmd__ingest__subcmd__parquet)
+            opts="-h --dir --host --port --password --db --key --key-template --key-prefix --value --value-json --value-hash --columns --ttl --ttl-col --expire-at-col --ttl-unit --on-existing --on-duplicate --max-errors --dry-run --json --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --password)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key-template)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --value)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --columns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ttl-col)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expire-at-col)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ttl-unit)
+                    COMPREPLY=($(compgen -W "s ms" -- "${cur}"))
+                    return 0
+                    ;;
+                --on-existing)
+                    COMPREPLY=($(compgen -W "fail skip replace" -- "${cur}"))
+                    return 0
+                    ;;
+                --on-duplicate)
+                    COMPREPLY=($(compgen -W "last first error" -- "${cur}"))
+                    return 0
+                    ;;
+                --max-errors)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

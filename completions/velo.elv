@@ -31,6 +31,7 @@ set edit:completion:arg-completer[velo] = {|@words|
             cand bigkeys 'The largest keys per type and the sizes of key families, from the files or from a server'
             cand completions 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
             cand generate 'Write every completion script and man page under DIR/completions and DIR/man'
+            cand ingest-parquet 'Load Parquet files into a data directory (offline) or a running server (--host)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'velo;serve'= {
@@ -125,6 +126,32 @@ set edit:completion:arg-completer[velo] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'velo;ingest-parquet'= {
+            cand --dir 'Data directory to load into (offline: no server may hold it)'
+            cand --host 'Load through a running Velo or Redis server instead of a directory'
+            cand --port 'The server''s port (with --host)'
+            cand --password 'The server''s password (with --host)'
+            cand --db 'Database number'
+            cand --key 'Key column (string, binary or integer)'
+            cand --key-template 'Key built from several columns, e.g. ''user:{id}:{country}'''
+            cand --key-prefix 'Prepended to every key'
+            cand --value 'Store this column as a string value'
+            cand --columns 'Columns for --value-json / --value-hash, comma-separated'
+            cand --ttl 'TTL in seconds for every key'
+            cand --ttl-col 'Relative TTL from this integer column (unit: --ttl-unit); null means no expiry'
+            cand --expire-at-col 'Absolute expiry from this timestamp column, or epoch number column in --ttl-unit; null means none'
+            cand --ttl-unit 'Unit of --ttl-col and of integer --expire-at-col values'
+            cand --on-existing 'A key that exists before the load: fail the run, skip the row, or replace the key'
+            cand --on-duplicate 'A key repeated in the input: the last row wins, the first row wins, or every repeat is rejected'
+            cand --max-errors 'Rejected rows tolerated; with more, nothing is written'
+            cand --value-json 'Store the row (or --columns) as a JSON object'
+            cand --value-hash 'Store a hash with one field per column (or per --columns); null fields are left out'
+            cand --dry-run 'Read and validate everything, write nothing'
+            cand --json 'Print the summary as JSON'
+            cand --quiet 'No progress and no summary table (errors still go to stderr)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'velo;help'= {
             cand serve 'Run the RESP server on a data directory'
             cand rdb-restore 'Load RDB files into a data directory (offline) or a running server (`--host`)'
@@ -135,6 +162,7 @@ set edit:completion:arg-completer[velo] = {|@words|
             cand bigkeys 'The largest keys per type and the sizes of key families, from the files or from a server'
             cand completions 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
             cand generate 'Write every completion script and man page under DIR/completions and DIR/man'
+            cand ingest-parquet 'Load Parquet files into a data directory (offline) or a running server (--host)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'velo;help;serve'= {
@@ -154,6 +182,8 @@ set edit:completion:arg-completer[velo] = {|@words|
         &'velo;help;completions'= {
         }
         &'velo;help;generate'= {
+        }
+        &'velo;help;ingest-parquet'= {
         }
         &'velo;help;help'= {
         }

@@ -35,6 +35,7 @@ complete -c velo -n "__fish_velo_needs_command" -f -a "check" -d 'Verify every f
 complete -c velo -n "__fish_velo_needs_command" -f -a "bigkeys" -d 'The largest keys per type and the sizes of key families, from the files or from a server'
 complete -c velo -n "__fish_velo_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
 complete -c velo -n "__fish_velo_needs_command" -f -a "generate" -d 'Write every completion script and man page under DIR/completions and DIR/man'
+complete -c velo -n "__fish_velo_needs_command" -f -a "ingest-parquet" -d 'Load Parquet files into a data directory (offline) or a running server (--host)'
 complete -c velo -n "__fish_velo_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c velo -n "__fish_velo_using_subcommand serve" -l config -d 'Config file (Redis syntax: `name value` per line); flags override it' -r -F
 complete -c velo -n "__fish_velo_using_subcommand serve" -l port -d 'TCP port [default: 7379]; 0 picks a free port (printed at startup)' -r
@@ -102,13 +103,42 @@ complete -c velo -n "__fish_velo_using_subcommand bigkeys" -s h -l help -d 'Prin
 complete -c velo -n "__fish_velo_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c velo -n "__fish_velo_using_subcommand generate" -l out -d 'Where to write `completions/` and `man/` (the repository root when blessing)' -r -F
 complete -c velo -n "__fish_velo_using_subcommand generate" -s h -l help -d 'Print help'
-complete -c velo -n "__fish_velo_using_subcommand help; and not __fish_seen_subcommand_from serve rdb-restore rdb-dump inspect-bucket inspect-segment check bigkeys completions generate help" -f -a "serve" -d 'Run the RESP server on a data directory'
-complete -c velo -n "__fish_velo_using_subcommand help; and not __fish_seen_subcommand_from serve rdb-restore rdb-dump inspect-bucket inspect-segment check bigkeys completions generate help" -f -a "rdb-restore" -d 'Load RDB files into a data directory (offline) or a running server (`--host`)'
-complete -c velo -n "__fish_velo_using_subcommand help; and not __fish_seen_subcommand_from serve rdb-restore rdb-dump inspect-bucket inspect-segment check bigkeys completions generate help" -f -a "rdb-dump" -d 'Write the keys of a data directory as an RDB file (version 10, as Redis 7.0 writes)'
-complete -c velo -n "__fish_velo_using_subcommand help; and not __fish_seen_subcommand_from serve rdb-restore rdb-dump inspect-bucket inspect-segment check bigkeys completions generate help" -f -a "inspect-bucket" -d 'Show a key\'s path through the data files (slot, bucket, pages, cell, record, WAL), or one bucket'
-complete -c velo -n "__fish_velo_using_subcommand help; and not __fish_seen_subcommand_from serve rdb-restore rdb-dump inspect-bucket inspect-segment check bigkeys completions generate help" -f -a "inspect-segment" -d 'Show a chunk file\'s segments and records, live or garbage, with its live share'
-complete -c velo -n "__fish_velo_using_subcommand help; and not __fish_seen_subcommand_from serve rdb-restore rdb-dump inspect-bucket inspect-segment check bigkeys completions generate help" -f -a "check" -d 'Verify every file of a data directory and the references between them'
-complete -c velo -n "__fish_velo_using_subcommand help; and not __fish_seen_subcommand_from serve rdb-restore rdb-dump inspect-bucket inspect-segment check bigkeys completions generate help" -f -a "bigkeys" -d 'The largest keys per type and the sizes of key families, from the files or from a server'
-complete -c velo -n "__fish_velo_using_subcommand help; and not __fish_seen_subcommand_from serve rdb-restore rdb-dump inspect-bucket inspect-segment check bigkeys completions generate help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
-complete -c velo -n "__fish_velo_using_subcommand help; and not __fish_seen_subcommand_from serve rdb-restore rdb-dump inspect-bucket inspect-segment check bigkeys completions generate help" -f -a "generate" -d 'Write every completion script and man page under DIR/completions and DIR/man'
-complete -c velo -n "__fish_velo_using_subcommand help; and not __fish_seen_subcommand_from serve rdb-restore rdb-dump inspect-bucket inspect-segment check bigkeys completions generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l dir -d 'Data directory to load into (offline: no server may hold it)' -r -F
+complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l host -d 'Load through a running Velo or Redis server instead of a directory' -r
+complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l port -d 'The server\'s port (with --host)' -r
+complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l password -d 'The server\'s password (with --host)' -r
+complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l db -d 'Database number' -r
+complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l key -d 'Key column (string, binary or integer)' -r
+complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l key-template -d 'Key built from several columns, e.g. \'user:{id}:{country}\'' -r
+complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l key-prefix -d 'Prepended to every key' -r
+complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l value -d 'Store this column as a string value' -r
+complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l columns -d 'Columns for --value-json / --value-hash, comma-separated' -r
+complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l ttl -d 'TTL in seconds for every key' -r
+complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l ttl-col -d 'Relative TTL from this integer column (unit: --ttl-unit); null means no expiry' -r
+complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l expire-at-col -d 'Absolute expiry from this timestamp column, or epoch number column in --ttl-unit; null means none' -r
+complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l ttl-unit -d 'Unit of --ttl-col and of integer --expire-at-col values' -r -f -a "s\t'Seconds'
+ms\t'Milliseconds'"
+complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l on-existing -d 'A key that exists before the load: fail the run, skip the row, or replace the key' -r -f -a "fail\t'Fail before writing anything'
+skip\t'Leave the existing key'
+replace\t'Overwrite it'"
+complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l on-duplicate -d 'A key repeated in the input: the last row wins, the first row wins, or every repeat is rejected' -r -f -a "last\t'The last row wins'
+first\t'The first row wins'
+error\t'Every repeat is a rejected row'"
+complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l max-errors -d 'Rejected rows tolerated; with more, nothing is written' -r
+complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l value-json -d 'Store the row (or --columns) as a JSON object'
+complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l value-hash -d 'Store a hash with one field per column (or per --columns); null fields are left out'
+complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l dry-run -d 'Read and validate everything, write nothing'
+complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l json -d 'Print the summary as JSON'
+complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l quiet -d 'No progress and no summary table (errors still go to stderr)'
+complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c velo -n "__fish_velo_using_subcommand help; and not __fish_seen_subcommand_from serve rdb-restore rdb-dump inspect-bucket inspect-segment check bigkeys completions generate ingest-parquet help" -f -a "serve" -d 'Run the RESP server on a data directory'
+complete -c velo -n "__fish_velo_using_subcommand help; and not __fish_seen_subcommand_from serve rdb-restore rdb-dump inspect-bucket inspect-segment check bigkeys completions generate ingest-parquet help" -f -a "rdb-restore" -d 'Load RDB files into a data directory (offline) or a running server (`--host`)'
+complete -c velo -n "__fish_velo_using_subcommand help; and not __fish_seen_subcommand_from serve rdb-restore rdb-dump inspect-bucket inspect-segment check bigkeys completions generate ingest-parquet help" -f -a "rdb-dump" -d 'Write the keys of a data directory as an RDB file (version 10, as Redis 7.0 writes)'
+complete -c velo -n "__fish_velo_using_subcommand help; and not __fish_seen_subcommand_from serve rdb-restore rdb-dump inspect-bucket inspect-segment check bigkeys completions generate ingest-parquet help" -f -a "inspect-bucket" -d 'Show a key\'s path through the data files (slot, bucket, pages, cell, record, WAL), or one bucket'
+complete -c velo -n "__fish_velo_using_subcommand help; and not __fish_seen_subcommand_from serve rdb-restore rdb-dump inspect-bucket inspect-segment check bigkeys completions generate ingest-parquet help" -f -a "inspect-segment" -d 'Show a chunk file\'s segments and records, live or garbage, with its live share'
+complete -c velo -n "__fish_velo_using_subcommand help; and not __fish_seen_subcommand_from serve rdb-restore rdb-dump inspect-bucket inspect-segment check bigkeys completions generate ingest-parquet help" -f -a "check" -d 'Verify every file of a data directory and the references between them'
+complete -c velo -n "__fish_velo_using_subcommand help; and not __fish_seen_subcommand_from serve rdb-restore rdb-dump inspect-bucket inspect-segment check bigkeys completions generate ingest-parquet help" -f -a "bigkeys" -d 'The largest keys per type and the sizes of key families, from the files or from a server'
+complete -c velo -n "__fish_velo_using_subcommand help; and not __fish_seen_subcommand_from serve rdb-restore rdb-dump inspect-bucket inspect-segment check bigkeys completions generate ingest-parquet help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c velo -n "__fish_velo_using_subcommand help; and not __fish_seen_subcommand_from serve rdb-restore rdb-dump inspect-bucket inspect-segment check bigkeys completions generate ingest-parquet help" -f -a "generate" -d 'Write every completion script and man page under DIR/completions and DIR/man'
+complete -c velo -n "__fish_velo_using_subcommand help; and not __fish_seen_subcommand_from serve rdb-restore rdb-dump inspect-bucket inspect-segment check bigkeys completions generate ingest-parquet help" -f -a "ingest-parquet" -d 'Load Parquet files into a data directory (offline) or a running server (--host)'
+complete -c velo -n "__fish_velo_using_subcommand help; and not __fish_seen_subcommand_from serve rdb-restore rdb-dump inspect-bucket inspect-segment check bigkeys completions generate ingest-parquet help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -13,6 +13,7 @@
 //! - [`script`]: Lua scripting and functions (the interpreters, conversions, bundled libraries).
 //! - [`server`]: tokio listener, connections, dispatch gate, clients, pub/sub, WATCH, shutdown.
 //! - [`glob`]: Redis's glob-style pattern matching.
+//! - [`ingest`]: bulk loading of Parquet files (`velo ingest-parquet`).
 //! - [`inspect`]: offline forensics of a data directory (`velo check`, `inspect-bucket`, `inspect-segment`,
 //!   `bigkeys`), over the engine's public decoders.
 //! - [`rdb`]: Redis RDB files and DUMP payloads (reader for versions 1 to 12, writer of version 10).
@@ -25,6 +26,7 @@ pub mod config;
 pub mod elements;
 pub mod engine;
 pub mod glob;
+pub mod ingest;
 pub mod inspect;
 pub mod rdb;
 pub mod resp;

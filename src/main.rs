@@ -61,6 +61,10 @@ enum Command {
     /// Write every completion script and man page under DIR/completions and DIR/man.
     #[command(hide = true)]
     Generate(GenerateArgs),
+    /// Load Parquet files into a data directory (offline) or a running server (--host).
+    ///
+    /// Example: `velo ingest-parquet users.parquet --dir ./velo-data --key id --value-json`.
+    IngestParquet(velo::tools::ingest_parquet::IngestParquetArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,5 +78,6 @@ fn main() -> ExitCode {
         Command::Bigkeys(args) => velo::tools::bigkeys::run(args),
         Command::Completions(args) => velo::tools::completions::run_completions(args, Cli::command()),
         Command::Generate(args) => velo::tools::completions::run_generate(args, Cli::command()),
+        Command::IngestParquet(args) => velo::tools::ingest_parquet::run(args),
     }
 }

@@ -1030,12 +1030,25 @@ pub fn store<T: Collection>(
     expire: Option<u64>,
 ) -> Result<(), CmdError> {
     let mut ops = Vec::new();
-    replace_ops(slot, db, key, &mut ops)?;
-    let existed = slot.key_info(db, key)?.is_some();
-    compact_ops(&mut ops, db, key, existed, expire, value);
+    store_ops(slot, db, key, value, expire, &mut ops)?;
     if !ops.is_empty() {
         slot.write_batch(ops)?;
     }
+    Ok(())
+}
+
+/// [`store`]'s writes appended to `ops` instead of written (bulk loaders batch many keys of one slot).
+pub fn store_ops<T: Collection>(
+    slot: &mut Slot,
+    db: u16,
+    key: &[u8],
+    value: &T,
+    expire: Option<u64>,
+    ops: &mut Vec<BatchOp>,
+) -> Result<(), CmdError> {
+    replace_ops(slot, db, key, ops)?;
+    let existed = slot.key_info(db, key)?.is_some();
+    compact_ops(ops, db, key, existed, expire, value);
     Ok(())
 }
 

@@ -16,6 +16,7 @@ mod engine_growth;
 mod engine_model;
 mod engine_support;
 mod engine_transactions;
+mod ingest_parquet;
 mod introspection;
 mod large_collections;
 mod lifecycle;
