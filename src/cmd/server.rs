@@ -403,6 +403,8 @@ pub fn command_getkeys(_ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, Cmd
         Some(positions) if !positions.is_empty() => {
             Ok(Reply::Array(positions.into_iter().map(|i| Reply::Bulk(argv[i].clone())).collect()))
         }
+        // EVAL and FCALL may name no key at all: an empty list, not an error (Redis's CMD_NO_MANDATORY_KEYS).
+        _ if spec.has(crate::cmd::spec::Flags::NO_MANDATORY_KEYS) => Ok(Reply::Array(Vec::new())),
         _ => Err(CmdError::err("Invalid arguments specified for command")),
     }
 }

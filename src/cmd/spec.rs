@@ -61,12 +61,16 @@ bitset! {
         LOADING = 9, "loading";
         /// Allowed on a stale replica.
         STALE = 10, "stale";
+        /// Not shown to MONITOR clients as it runs (scripts: MONITOR shows the commands they call).
+        SKIP_MONITOR = 11, "skip_monitor";
         /// Not shown in the slow log.
         SKIP_SLOWLOG = 12, "skip_slowlog";
         /// O(1) or O(log N), never blocks.
         FAST = 14, "fast";
         /// Allowed before authentication.
         NO_AUTH = 15, "no_auth";
+        /// May name no key at all although its key specs allow keys (EVAL with numkeys 0).
+        NO_MANDATORY_KEYS = 16, "no_mandatory_keys";
         /// Refused while a replica loads its dataset asynchronously.
         NO_ASYNC_LOADING = 18, "no_async_loading";
         /// Not allowed inside MULTI.

@@ -178,6 +178,9 @@ pub fn check(dir: &DataDir, only: Option<usize>, progress: &dyn Fn(u64)) -> Chec
             None => checker.damage(&meta_path, None, what.clone()),
         }
     }
+    if only.is_none() {
+        check_txlog(&mut checker, &dir.path.join(crate::engine::txn::TXLOG_FILE));
+    }
     let writer = writer_alive(&dir.path);
     for index in slots(dir, only) {
         checker.stats.slots += 1;
@@ -633,6 +636,25 @@ fn walk_chunk(
                 return;
             }
         }
+    }
+}
+
+/// The transaction log (docs/format.md §"Transaction log"): a bad header or a damaged record before valid
+/// ones is damage; a torn last record (never synced, so never acknowledged) is a warning, as recovery
+/// drops it.
+fn check_txlog(c: &mut Checker<'_>, path: &Path) {
+    if !path.exists() {
+        return;
+    }
+    let Some(bytes) = c.read(path) else { return };
+    match crate::engine::txn::decode_log(&bytes, path) {
+        Ok((_, valid_end)) if valid_end < bytes.len() as u64 => c.warning(
+            path,
+            Some(valid_end),
+            format!("torn commit record at the end ({} bytes; recovery drops it)", bytes.len() as u64 - valid_end),
+        ),
+        Ok(_) => {}
+        Err(err) => c.error(path, &err),
     }
 }
 
