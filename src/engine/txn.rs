@@ -153,6 +153,9 @@ struct TxLog {
     file: Option<Arc<dyn FileHandle>>,
     end: u64,
     synced_end: u64,
+    /// Size past which the log is next rewritten: twice what the last rewrite kept (at least
+    /// [`COMPACT_BYTES`]), so that a log whose commits are all still needed is not rewritten per commit.
+    compact_at: u64,
     /// Commits written since the log was last rewritten (what a rewrite filters).
     commits: Vec<CommitRecord>,
 }
@@ -217,7 +220,14 @@ impl TxRegistry {
             next_txid: AtomicU64::new(floor + 1),
             durable_through: AtomicU64::new(floor),
             committed_through: AtomicU64::new(floor),
-            log: Mutex::new(TxLog { path, file: None, end: 0, synced_end: 0, commits: Vec::new() }),
+            log: Mutex::new(TxLog {
+                path,
+                file: None,
+                end: 0,
+                synced_end: 0,
+                compact_at: COMPACT_BYTES,
+                commits: Vec::new(),
+            }),
             wal_syncs: OnceLock::new(),
             checkpoint_seqs: (0..slot_count).map(|_| AtomicU64::new(0)).collect(),
         };
@@ -314,6 +324,7 @@ impl TxRegistry {
         let file = self.fs.open(&log.path, false).map_err(|e| Error::io("open", &log.path, e))?;
         log.end = bytes.len() as u64;
         log.synced_end = log.end;
+        log.compact_at = COMPACT_BYTES.max(2 * log.end);
         log.file = Some(file);
         log.commits = commits;
         Ok(())
@@ -399,7 +410,7 @@ impl TxRegistry {
         }
         self.committed_through.fetch_max(commit.txid, Ordering::AcqRel);
         log.commits.push(commit);
-        if log.end > COMPACT_BYTES {
+        if log.end > log.compact_at {
             self.compact(&mut log)?;
         }
         Ok(())
