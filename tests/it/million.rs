@@ -76,6 +76,9 @@ fn a_million_elements_of_each_container_type_survive_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut server = TestServer::start_in(dir.path(), &[]);
     let mut conn = server.connect();
+    // Sharing 2 cores with the rest of the suite, a pipeline of 16 × 2,000-element commands can take longer
+    // than the default 30 s read timeout.
+    conn.set_timeout(std::time::Duration::from_secs(180));
     fill(&mut conn, "HSET", "hash", |i| vec![format!("field:{i}").into_bytes(), format!("value:{i}").into_bytes()]);
     fill(&mut conn, "SADD", "set", |i| vec![format!("member:{i}").into_bytes()]);
     fill(&mut conn, "RPUSH", "list", |i| vec![format!("item:{i}").into_bytes()]);
@@ -85,6 +88,9 @@ fn a_million_elements_of_each_container_type_survive_a_restart() {
     assert_eq!(server.terminate(), Some(0));
     let server = TestServer::start_in(dir.path(), &[]);
     let mut conn = server.connect();
+    // Sharing 2 cores with the rest of the suite, a pipeline of 16 × 2,000-element commands can take longer
+    // than the default 30 s read timeout.
+    conn.set_timeout(std::time::Duration::from_secs(180));
     query(&mut conn);
 }
 
@@ -123,6 +129,9 @@ fn a_million_entry_stream_survives_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut server = TestServer::start_in(dir.path(), &[]);
     let mut conn = server.connect();
+    // Sharing 2 cores with the rest of the suite, a pipeline of 16 × 2,000-element commands can take longer
+    // than the default 30 s read timeout.
+    conn.set_timeout(std::time::Duration::from_secs(180));
     // One XADD per entry, 256 in flight.
     let mut batch = Vec::new();
     for start in (0..ELEMENTS).step_by(256) {
@@ -144,5 +153,8 @@ fn a_million_entry_stream_survives_a_restart() {
     assert_eq!(server.terminate(), Some(0));
     let server = TestServer::start_in(dir.path(), &[]);
     let mut conn = server.connect();
+    // Sharing 2 cores with the rest of the suite, a pipeline of 16 × 2,000-element commands can take longer
+    // than the default 30 s read timeout.
+    conn.set_timeout(std::time::Duration::from_secs(180));
     query_stream(&mut conn);
 }
