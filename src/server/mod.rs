@@ -117,7 +117,7 @@ impl Server {
         std::fs::create_dir_all(&config.dir)
             .with_context(|| format!("cannot create data directory {}", config.dir.display()))?;
         let notify = notify::Notify::default();
-        notify.set_flags(settings::notify::parse(&config.params.get("notify-keyspace-events").unwrap_or_default()));
+        notify.set_flags(settings::notify_flags(&config.params));
         let options = EngineOptions {
             expire_listener: Some(notify.expire_listener()),
             slot_count: config.slots,

@@ -7,7 +7,7 @@
 //! `requirepass` turns the AUTH gate on or off, `timeout` and `tcp-keepalive` apply to idle clients and
 //! new connections. Other helpers read any parameter through [`Server::config_value`].
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::RwLock;
 
 use tokio::sync::watch;
@@ -26,68 +26,6 @@ pub struct Live {
     requirepass: RwLock<Option<Vec<u8>>>,
     auth_required: AtomicBool,
     encoding: RwLock<EncodingLimits>,
-    notify_flags: AtomicU32,
-    slowlog_log_slower_than: AtomicI64,
-    slowlog_max_len: AtomicU64,
-    latency_monitor_threshold: AtomicU64,
-}
-
-/// `notify-keyspace-events` classes as bits (Redis's `NOTIFY_*` values), for [`Live::notify_flags`].
-pub mod notify {
-    /// `K`: `__keyspace@<db>__:<key>` channels.
-    pub const KEYSPACE: u32 = 1 << 0;
-    /// `E`: `__keyevent@<db>__:<event>` channels.
-    pub const KEYEVENT: u32 = 1 << 1;
-    /// `g`: generic commands (DEL, EXPIRE, RENAME, ...).
-    pub const GENERIC: u32 = 1 << 2;
-    /// `$`: string commands.
-    pub const STRING: u32 = 1 << 3;
-    /// `l`: list commands.
-    pub const LIST: u32 = 1 << 4;
-    /// `s`: set commands.
-    pub const SET: u32 = 1 << 5;
-    /// `h`: hash commands.
-    pub const HASH: u32 = 1 << 6;
-    /// `z`: sorted set commands.
-    pub const ZSET: u32 = 1 << 7;
-    /// `x`: expirations.
-    pub const EXPIRED: u32 = 1 << 8;
-    /// `e`: evictions.
-    pub const EVICTED: u32 = 1 << 9;
-    /// `t`: stream commands.
-    pub const STREAM: u32 = 1 << 10;
-    /// `m`: key misses.
-    pub const KEY_MISS: u32 = 1 << 11;
-    /// `d`: module key types.
-    pub const MODULE: u32 = 1 << 13;
-    /// `n`: new keys.
-    pub const NEW: u32 = 1 << 14;
-
-    /// The bits of a (normalised or not) `notify-keyspace-events` value.
-    pub fn parse(classes: &str) -> u32 {
-        let mut flags = 0;
-        for c in classes.chars() {
-            flags |= match c {
-                'A' => GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE,
-                'g' => GENERIC,
-                '$' => STRING,
-                'l' => LIST,
-                's' => SET,
-                'h' => HASH,
-                'z' => ZSET,
-                'x' => EXPIRED,
-                'e' => EVICTED,
-                'K' => KEYSPACE,
-                'E' => KEYEVENT,
-                't' => STREAM,
-                'm' => KEY_MISS,
-                'd' => MODULE,
-                'n' => NEW,
-                _ => 0,
-            };
-        }
-        flags
-    }
 }
 
 impl Live {
@@ -99,10 +37,6 @@ impl Live {
             requirepass: RwLock::new(None),
             auth_required: AtomicBool::new(false),
             encoding: RwLock::new(EncodingLimits::default()),
-            notify_flags: AtomicU32::new(0),
-            slowlog_log_slower_than: AtomicI64::new(10000),
-            slowlog_max_len: AtomicU64::new(128),
-            latency_monitor_threshold: AtomicU64::new(0),
         };
         live.load(&config.params);
         live
@@ -116,31 +50,6 @@ impl Live {
         self.auth_required.store(password.is_some(), Ordering::Relaxed);
         *self.requirepass.write().unwrap_or_else(|p| p.into_inner()) = password;
         *self.encoding.write().unwrap_or_else(|p| p.into_inner()) = EncodingLimits::from_values(values);
-        let events = values.get("notify-keyspace-events").unwrap_or_default();
-        self.notify_flags.store(notify::parse(events), Ordering::Relaxed);
-        self.slowlog_log_slower_than.store(values.int("slowlog-log-slower-than"), Ordering::Relaxed);
-        self.slowlog_max_len.store(values.uint("slowlog-max-len"), Ordering::Relaxed);
-        self.latency_monitor_threshold.store(values.uint("latency-monitor-threshold"), Ordering::Relaxed);
-    }
-
-    /// `notify-keyspace-events` as [`notify`] bits (0: notifications off).
-    pub fn notify_flags(&self) -> u32 {
-        self.notify_flags.load(Ordering::Relaxed)
-    }
-
-    /// `slowlog-log-slower-than` in microseconds (-1: slowlog off; 0: every command).
-    pub fn slowlog_log_slower_than(&self) -> i64 {
-        self.slowlog_log_slower_than.load(Ordering::Relaxed)
-    }
-
-    /// `slowlog-max-len`.
-    pub fn slowlog_max_len(&self) -> u64 {
-        self.slowlog_max_len.load(Ordering::Relaxed)
-    }
-
-    /// `latency-monitor-threshold` in milliseconds (0: latency monitor off).
-    pub fn latency_monitor_threshold(&self) -> u64 {
-        self.latency_monitor_threshold.load(Ordering::Relaxed)
     }
 
     /// Idle seconds after which a client is disconnected (0: never).
@@ -186,16 +95,15 @@ mod tests {
     fn live_copies_follow_the_values() {
         let mut config = crate::config::Config::load(&Default::default()).expect("defaults");
         config.set_param("notify-keyspace-events", "KEA").unwrap();
-        config.set_param("slowlog-log-slower-than", "-1").unwrap();
         config.set_param("requirepass", "pw").unwrap();
         config.set_param("hash-max-ziplist-value", "1kb").unwrap();
         let live = Live::new(&config);
-        assert_eq!(live.notify_flags() & notify::KEYSPACE, notify::KEYSPACE);
-        assert_eq!(live.notify_flags() & (notify::HASH | notify::NEW | notify::KEY_MISS), notify::HASH);
-        assert_eq!(live.slowlog_log_slower_than(), -1);
+        use crate::server::notify::{HASH, KEYSPACE, KEY_MISS, NEW};
+        let flags = notify_flags(&config.params);
+        assert_eq!(flags & KEYSPACE, KEYSPACE);
+        assert_eq!(flags & (HASH | NEW | KEY_MISS), HASH);
         assert!(live.auth_required() && live.check_password(b"pw") && !live.check_password(b"p"));
         assert_eq!(live.encoding_limits().hash_value, 1024);
-        assert_eq!(live.slowlog_max_len(), 128);
     }
 }
 
@@ -225,7 +133,7 @@ impl Server {
     pub fn apply_config(&self) {
         let config = self.lock_config().clone();
         self.live.load(&config.params);
-        self.notify.set_flags(self.live.notify_flags());
+        self.notify.set_flags(notify_flags(&config.params));
         self.scripting.set_busy_threshold_ms(config.params.uint("busy-reply-threshold"));
         for name in crate::server::introspection::PARAMETERS {
             self.intro.config_set(name, config.params.int(name));
@@ -294,4 +202,10 @@ pub async fn sample_metrics(server: std::sync::Arc<Server>) {
             stats.net_output.load(Ordering::Relaxed),
         ]);
     }
+}
+
+/// `notify-keyspace-events` as [`crate::server::notify`] bits (the stored value was validated on the way in).
+pub fn notify_flags(values: &Values) -> u32 {
+    let events = values.get("notify-keyspace-events").unwrap_or_default();
+    crate::server::notify::parse_flags(events.as_bytes()).unwrap_or(0)
 }
