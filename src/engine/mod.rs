@@ -29,6 +29,7 @@ pub mod dwb;
 pub mod envelope;
 pub mod error;
 pub mod format;
+mod group;
 pub mod io;
 pub mod key;
 mod memtable;
@@ -304,6 +305,8 @@ pub struct Engine {
     options: EngineOptions,
     sync_thread: Option<SyncThread>,
     transactions: Arc<txn::TxRegistry>,
+    /// This engine's key in `group` (its slots' shared configuration's address).
+    group_key: usize,
     _lock: Option<DirLock>,
 }
 
@@ -381,7 +384,8 @@ impl Engine {
             slots.push(Arc::new(Mutex::new(slot)));
         }
         transactions.set_wal_syncs(slots.iter().map(|slot| self::lock(slot).wal.sync_handle()).collect());
-        let mut engine = Engine { dir, meta, slots, options, sync_thread: None, transactions, _lock: lock };
+        let group_key = Arc::as_ptr(&config) as usize;
+        let mut engine = Engine { dir, meta, slots, options, sync_thread: None, transactions, group_key, _lock: lock };
         if engine.options.fsync == FsyncPolicy::EverySec && engine.options.background_sync && !engine.options.read_only
         {
             engine.start_sync_thread();
@@ -444,6 +448,44 @@ impl Engine {
     /// transaction commits is durable all together or not at all (see [`txn`]). Nested calls join.
     pub fn transaction(&self) -> Transaction<'_> {
         Transaction::begin(self, &self.transactions)
+    }
+
+    /// Runs `work` with the calling thread's single-key WAL appends grouped (see [`group`]): they are
+    /// written with one write per slot when `work` returns, and the second result says whether that
+    /// succeeded. The caller must not acknowledge any write `work` made before it has that `Ok`; on an
+    /// error the slots concerned are poisoned and the writes may be lost. A nested call joins the outer group.
+    pub fn group_writes<T>(&self, work: impl FnOnce() -> T) -> (T, Result<()>) {
+        if self.options.read_only || !group::open(self.group_key) {
+            return (work(), Ok(()));
+        }
+        // Closes the group even if `work` panics, writing what it holds.
+        struct Close<'a>(&'a Engine);
+        impl Drop for Close<'_> {
+            fn drop(&mut self) {
+                for index in group::close() {
+                    let _ = lock(&self.0.slots[index]).wal.write_held();
+                }
+            }
+        }
+        let close = Close(self);
+        let value = work();
+        std::mem::forget(close);
+        let mut outcome = Ok(());
+        for index in group::close() {
+            let mut slot = lock(&self.slots[index]);
+            let written = if slot.wal.holds_for_this_thread() {
+                slot.wal.write_held()
+            } else if slot.wal.sync_handle().is_poisoned() {
+                // Another thread wrote this group's records out for it, and failed.
+                Err(Error::Poisoned { slot: index, op: "WAL write" })
+            } else {
+                Ok(())
+            };
+            if let Err(error) = written {
+                outcome = Err(error);
+            }
+        }
+        (value, outcome)
     }
 
     /// Exclusive access to one slot (by index). Lock several in ascending order to avoid deadlocks.
@@ -702,5 +744,8 @@ impl Drop for Engine {
 fn lock(slot: &Mutex<Slot>) -> MutexGuard<'_, Slot> {
     // A panic while holding a slot leaves it poisoned for std; the slot's own state is still consistent
     // with its WAL, so carry on (the panic itself is reported by the thread that had it).
-    slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    let mut guard = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    // Records another thread's write group holds go to the OS before this thread can see them.
+    guard.wal.write_foreign_held();
+    guard
 }

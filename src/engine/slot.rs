@@ -18,6 +18,7 @@ use super::buckets::{self, BucketStore, PageId};
 use super::dwb;
 use super::envelope::{self, CompressionPolicy, DictionaryMap, EnvelopeError, ValueKind};
 use super::error::{Error, Result};
+use super::group;
 use super::io::FileSystem;
 use super::key::key_hash;
 use super::memtable::Memtable;
@@ -578,6 +579,11 @@ impl Slot {
         }))
     }
 
+    /// Identifies the engine this slot belongs to (its shared configuration's address), for `group`.
+    pub(crate) fn config_address(&self) -> usize {
+        Arc::as_ptr(&self.config) as usize
+    }
+
     fn check_writable(&self) -> Result<()> {
         if self.config.read_only {
             return Err(Error::ReadOnly);
@@ -618,7 +624,14 @@ impl Slot {
             wal::encode_batch_record(seq, synced_offset, *op, continues, *db, *expire_at, key, envelope, txid, buffer);
         }
         let last = first + records.len() as u64 - 1;
-        self.wal.append_buffer(last)?;
+        // A single-key write of an `everysec`/`no` slot may wait in the WAL buffer for its thread's write
+        // group (see `group`): one `pwrite` for a pipeline's writes to this slot instead of one each.
+        let engine = self.config_address();
+        if txid == 0 && self.config.fsync != FsyncPolicy::Always && group::hold(engine, self.index) {
+            self.wal.hold_buffer(last)?;
+        } else {
+            self.wal.append_buffer(last)?;
+        }
         self.next_seq = last + 1;
         self.last_written_seq = last;
         if txid != 0 && records.first().is_some_and(|(op, ..)| *op != WalOp::Commit) {

@@ -410,9 +410,18 @@ impl WalSync {
 pub struct WalWriter {
     path: PathBuf,
     file: Arc<dyn FileHandle>,
+    /// The end of the log, records held for a group included: the offset the next record gets.
     end: u64,
+    /// The end of what is in the file (`end` less the held records).
+    written: u64,
     sync: Arc<WalSync>,
     buffer: Vec<u8>,
+    /// Records of an open write group (see `engine::group`), not yet in the file.
+    held: Vec<u8>,
+    /// The last sequence number in `held`.
+    held_last_seq: u64,
+    /// The thread whose group holds them.
+    held_by: Option<std::thread::ThreadId>,
 }
 
 impl WalWriter {
@@ -445,7 +454,7 @@ impl WalWriter {
                 synced: Condvar::new(),
             });
             sync.note_synced(0, FILE_HEADER_LEN as u64);
-            let writer = WalWriter { path, file, end: FILE_HEADER_LEN as u64, sync, buffer: Vec::new() };
+            let writer = WalWriter::new(path, file, FILE_HEADER_LEN as u64, sync);
             return Ok((writer, Replay { valid_len: FILE_HEADER_LEN as u64, ..Default::default() }));
         }
         let mut bytes = vec![0u8; len as usize];
@@ -468,8 +477,22 @@ impl WalWriter {
         let last = replay.records.last().map_or(0, |(_, _, record)| record.seq);
         let end = replay.torn_tail.as_ref().map_or(replay.valid_len, |(offset, _)| *offset);
         sync.note_synced(last, end);
-        let writer = WalWriter { path, file, end: replay.valid_len, sync, buffer: Vec::new() };
+        let writer = WalWriter::new(path, file, replay.valid_len, sync);
         Ok((writer, replay))
+    }
+
+    fn new(path: PathBuf, file: Arc<dyn FileHandle>, end: u64, sync: Arc<WalSync>) -> WalWriter {
+        WalWriter {
+            path,
+            file,
+            end,
+            written: end,
+            sync,
+            buffer: Vec::new(),
+            held: Vec::new(),
+            held_last_seq: 0,
+            held_by: None,
+        }
     }
 
     /// The shared durability state.
@@ -494,13 +517,14 @@ impl WalWriter {
         (&mut self.buffer, self.sync.synced_offset())
     }
 
-    /// Writes the buffered records (ending with sequence `last_seq`) to the file. On failure the file is cut
-    /// back to its previous end, so a failed write leaves no partial record; if even that fails the WAL is
-    /// poisoned.
+    /// Writes the buffered records (ending with sequence `last_seq`) to the file, after any held ones. On
+    /// failure the file is cut back to its previous end, so a failed write leaves no partial record; if even
+    /// that fails the WAL is poisoned.
     pub fn append_buffer(&mut self, last_seq: u64) -> Result<()> {
         if self.sync.is_poisoned() {
             return Err(Error::Poisoned { slot: self.sync.slot, op: "WAL fsync" });
         }
+        self.write_held()?;
         if let Err(err) = self.file.write_all_at(&self.buffer, self.end) {
             if self.file.set_len(self.end).is_err() {
                 self.sync.poison();
@@ -508,14 +532,74 @@ impl WalWriter {
             return Err(Error::io("write", &self.path, err));
         }
         self.end += self.buffer.len() as u64;
+        self.written = self.end;
         self.sync.note_written(last_seq, self.end);
         Ok(())
+    }
+
+    /// Keeps the buffered records (ending with `last_seq`) for the calling thread's write group: they get
+    /// their offsets now and reach the file with [`WalWriter::write_held`] (see `engine::group`).
+    pub fn hold_buffer(&mut self, last_seq: u64) -> Result<()> {
+        if self.sync.is_poisoned() {
+            return Err(Error::Poisoned { slot: self.sync.slot, op: "WAL fsync" });
+        }
+        if self.held_by.is_some_and(|thread| thread != std::thread::current().id()) {
+            self.write_held()?;
+        }
+        self.held.extend_from_slice(&self.buffer);
+        self.end += self.buffer.len() as u64;
+        self.held_last_seq = last_seq;
+        self.held_by = Some(std::thread::current().id());
+        Ok(())
+    }
+
+    /// Writes the held records, in one write. The memtable already holds them, so a failure poisons the
+    /// WAL (writes refused until a restart replays what the file has): the commands that made them were
+    /// never acknowledged, as the server sends their replies only after this succeeds.
+    pub fn write_held(&mut self) -> Result<()> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let outcome = self.file.write_all_at(&self.held, self.written);
+        self.held.clear();
+        self.held_by = None;
+        if let Err(err) = outcome {
+            let _ = self.file.set_len(self.written);
+            self.end = self.written;
+            self.sync.poison();
+            tracing::error!(path = %self.path.display(), error = %err, "grouped WAL write failed; slot poisoned");
+            return Err(Error::io("write", &self.path, err));
+        }
+        self.written = self.end;
+        self.sync.note_written(self.held_last_seq, self.end);
+        Ok(())
+    }
+
+    /// Writes records another thread's open group holds, before this thread uses the slot: nobody but that
+    /// group's own commands may see a write that is not yet in the OS.
+    pub fn write_foreign_held(&mut self) {
+        if self.held_by.is_some_and(|thread| thread != std::thread::current().id()) {
+            // A failure poisons the WAL; the holder's group close reports it to its client.
+            let _ = self.write_held();
+        }
+    }
+
+    /// True if this thread's group holds records here that are not in the file.
+    pub fn holds_for_this_thread(&self) -> bool {
+        self.held_by == Some(std::thread::current().id())
     }
 
     /// Reads back the envelope of the Set record at `offset` (`len` bytes), verifying its CRC.
     pub fn read_envelope(&self, offset: u64, len: u32) -> Result<Vec<u8>> {
         let mut bytes = vec![0u8; len as usize];
-        self.file.read_exact_at(&mut bytes, offset).map_err(|e| Error::io("read", &self.path, e))?;
+        if offset >= self.written {
+            // Held for a write group: not in the file yet.
+            let start = (offset - self.written) as usize;
+            let held = self.held.get(start..start + bytes.len());
+            bytes.copy_from_slice(held.ok_or_else(|| Error::corrupt(&self.path, offset, "past the end of the WAL"))?);
+        } else {
+            self.file.read_exact_at(&mut bytes, offset).map_err(|e| Error::io("read", &self.path, e))?;
+        }
         match decode_record(&bytes) {
             Ok((record, _)) if record.op == WalOp::Set => Ok(record.envelope),
             Ok(_) => Err(Error::corrupt(&self.path, offset, "expected a Set record")),
@@ -528,9 +612,13 @@ impl WalWriter {
 
     /// Empties the WAL after a checkpoint made everything in it durable below (`checkpoint_seq`).
     pub fn reset(&mut self, checkpoint_seq: u64) -> Result<()> {
+        // Held records are at or below `checkpoint_seq` (the checkpoint took the whole memtable); they are
+        // written anyway, as the cheapest way to keep `end`, `written` and the sync state in one story.
+        self.write_held()?;
         self.file.set_len(FILE_HEADER_LEN as u64).map_err(|e| Error::io("truncate", &self.path, e))?;
         self.file.sync().map_err(|e| Error::io("fsync", &self.path, e))?;
         self.end = FILE_HEADER_LEN as u64;
+        self.written = self.end;
         self.sync.note_synced(checkpoint_seq, self.end);
         Ok(())
     }

@@ -64,7 +64,7 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
                 // The fast path: inline on this worker, unless a long command runs (`gate`).
                 let inline = server.gate.try_inline();
                 let step = if inline.is_some() {
-                    execute_buffered(&server, &mut client, &mut io, true)
+                    execute_grouped(&server, &mut client, &mut io, true)
                 } else {
                     Step::OffWorker
                 };
@@ -72,7 +72,7 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
                 match step {
                     Step::OffWorker => tokio::task::block_in_place(|| {
                         let _off_worker = server.gate.off_worker();
-                        execute_buffered(&server, &mut client, &mut io, false)
+                        execute_grouped(&server, &mut client, &mut io, false)
                     }),
                     step => step,
                 }
@@ -81,6 +81,12 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
                 Step::NeedInput => break,
                 Step::OffWorker => unreachable!("off-worker execution runs every request"),
                 Step::Close => break 'connection,
+                Step::Unwritten(waiter) => {
+                    if let Some(waiter) = waiter {
+                        cancel_wait(&server, &waiter).await;
+                    }
+                    break 'connection;
+                }
                 Step::Flush => {
                     if flush(&server, &handle, &mut writer, &mut wbuf).await.is_err() {
                         break 'connection;
@@ -171,6 +177,9 @@ enum Step {
     OffWorker,
     /// The next request (in `pending`) is held by CLIENT PAUSE.
     Paused,
+    /// The WAL records of the pass could not be written: its replies were dropped unsent, and the connection
+    /// closes (cancelling the wait of a blocked last request).
+    Unwritten(Option<Arc<Waiter>>),
 }
 
 /// The connection's buffers, as [`execute_buffered`] needs them.
@@ -180,6 +189,24 @@ struct Buffers<'a> {
     wbuf: &'a mut BytesMut,
     pending: &'a mut Option<Vec<Bytes>>,
     pushes: &'a mut tokio::sync::mpsc::UnboundedReceiver<Reply>,
+}
+
+/// [`execute_buffered`] with the pass's WAL appends grouped (`Engine::group_writes`): one write per slot
+/// for a pipeline, made before any of its replies can be sent. If that write fails, no reply of the pass
+/// goes out (the writes were never acknowledged) and the connection closes.
+fn execute_grouped(server: &Arc<Server>, client: &mut Client, io: &mut Buffers<'_>, inline: bool) -> Step {
+    let (step, written) = server.engine.group_writes(|| execute_buffered(server, client, io, inline));
+    match written {
+        Ok(()) => step,
+        Err(error) => {
+            tracing::error!(client = client.id(), %error, "WAL write of a pipeline failed; closing the connection");
+            io.wbuf.clear();
+            Step::Unwritten(match step {
+                Step::Blocked(waiter) => Some(waiter),
+                _ => None,
+            })
+        }
+    }
 }
 
 /// Executes every complete request in the read buffer, encoding replies into the write buffer, until one

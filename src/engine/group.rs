@@ -1,0 +1,52 @@
+//! Grouped WAL writes: while a group is open on a thread (the server opens one around each pass over a
+//! connection's pipelined requests), the single-key WAL appends that thread makes in `everysec`/`no` slots
+//! are held in each slot's WAL buffer and written with one `pwrite` per slot when the group closes, before
+//! the server sends any reply of the pass. Redis does the same with its AOF: one write per event-loop turn,
+//! before the replies.
+//!
+//! The promise stays as in docs/recovery.md: a write is acknowledged only once its record is in the OS.
+//! Held records are visible to later commands of the same pass (whose replies wait for the same write), and
+//! any other thread that locks the slot writes them out first (`WalWriter::flush_foreign`), so no other
+//! client can read a value whose record is not yet in the OS. Transactions (`txid != 0`) and `fsync always`
+//! never hold: their records go out at once, after anything held before them, so a slot's WAL stays in
+//! append order.
+
+use std::cell::{Cell, RefCell};
+
+thread_local! {
+    /// The engine whose group is open on this thread (its slot configuration's address), or 0.
+    static OPEN: Cell<usize> = const { Cell::new(0) };
+    /// Slots of that engine holding records of this group.
+    static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Opens a group for `engine` on this thread; false if one is already open (the outer one writes).
+pub(crate) fn open(engine: usize) -> bool {
+    OPEN.with(|open| {
+        if open.get() != 0 {
+            return false;
+        }
+        open.set(engine);
+        true
+    })
+}
+
+/// Closes this thread's group, returning the slots whose held records must now be written.
+pub(crate) fn close() -> Vec<usize> {
+    OPEN.with(|open| open.set(0));
+    HELD.with(|held| std::mem::take(&mut *held.borrow_mut()))
+}
+
+/// True if a group of `engine` is open on this thread; then notes `slot` as holding records of it.
+pub(crate) fn hold(engine: usize, slot: usize) -> bool {
+    if OPEN.with(|open| open.get()) != engine {
+        return false;
+    }
+    HELD.with(|held| {
+        let mut held = held.borrow_mut();
+        if !held.contains(&slot) {
+            held.push(slot);
+        }
+    });
+    true
+}
