@@ -31,7 +31,7 @@ use_velo() {
     VELO=${1:-}
     if [ -z "$VELO" ]; then
         echo "building velo (release)..." >&2
-        cargo build --release --quiet
+        cargo build --release --quiet --bin velo
         VELO="${CARGO_TARGET_DIR:-target}/release/velo"
     fi
 }

@@ -3,7 +3,8 @@
 # in the same run, alternating between the two: SET and GET, 50 clients, 256-byte values, a 1M-key space,
 # with -P 16 and -P 1. Prints throughput and p99 latency of both and the Velo/Redis ratios.
 #
-# Usage: docs/bench/server.sh            (REQUESTS_P16 / REQUESTS_P1 / ROUNDS override the defaults)
+# Usage: docs/bench/server.sh [VELO]     (a velo binary; default: a fresh release build. REQUESTS_P16 /
+#                                       REQUESTS_P1 / ROUNDS override the defaults)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -16,7 +17,7 @@ KEYSPACE=1000000
 
 . docs/bench/common.sh
 require_tools redis-server redis-benchmark redis-cli bc
-use_velo
+use_velo "${1:-}"
 VELO_PORT=$(free_port)
 REDIS_PORT=$(free_port)
 start_velo "$VELO_PORT"

@@ -450,7 +450,7 @@ impl Engine {
         Transaction::begin(self, &self.transactions)
     }
 
-    /// Runs `work` with the calling thread's single-key WAL appends grouped (see [`group`]): they are
+    /// Runs `work` with the calling thread's single-key WAL appends grouped (module `group`): they are
     /// written with one write per slot when `work` returns, and the second result says whether that
     /// succeeded. The caller must not acknowledge any write `work` made before it has that `Ok`; on an
     /// error the slots concerned are poisoned and the writes may be lost. A nested call joins the outer group.
