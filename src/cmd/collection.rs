@@ -1368,11 +1368,18 @@ impl Handle<StreamValue> {
         })
     }
 
-    /// Appends an entry whose ID the caller checked to be greater than the last ID.
-    pub fn append(&mut self, slot: &mut Slot, id: StreamId, fields: Vec<(Bytes, Bytes)>) -> Result<(), CmdError> {
+    /// Appends an entry whose ID the caller checked to be greater than the last ID, in the last node if
+    /// it fits the node `limits`.
+    pub fn append(
+        &mut self,
+        slot: &mut Slot,
+        id: StreamId,
+        fields: Vec<(Bytes, Bytes)>,
+        limits: crate::types::stream::NodeLimits,
+    ) -> Result<(), CmdError> {
         match &mut self.form {
-            Form::Compact(value) => value.append(id, fields),
-            Form::Split(Split::Stream(stream)) => stream.append(slot, id, fields)?,
+            Form::Compact(value) => value.append(id, fields, limits),
+            Form::Split(Split::Stream(stream)) => stream.append(slot, id, fields, limits)?,
             Form::Split(_) => {}
         }
         Ok(())

@@ -38,6 +38,7 @@ pub mod list;
 pub mod memory;
 pub mod persistence;
 pub mod pubsub;
+pub mod reference;
 pub mod scripting;
 pub mod server;
 pub mod set;

@@ -143,8 +143,10 @@ fn lookup(
 
 /// Parses a sort weight as C's `strtod` on the whole text: leading spaces allowed, trailing ones not, no
 /// NaN, and no out-of-range value (`ERANGE`: a finite text that overflows, or a nonzero one that
-/// underflows to zero or a subnormal); the empty string is 0.
+/// underflows to zero or a subnormal); the empty string is 0. Redis hands `strtod` the value as a C
+/// string, so the text ends at its first NUL byte (`"\0\xff"` sorts as 0, `"1\0x"` as 1).
 fn parse_weight(bytes: &[u8]) -> Option<f64> {
+    let bytes = bytes.iter().position(|b| *b == 0).map_or(bytes, |nul| &bytes[..nul]);
     let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
     if start == bytes.len() {
         return (start == 0).then_some(0.0);

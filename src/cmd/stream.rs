@@ -270,7 +270,11 @@ struct TrimArgs {
 /// Parses XADD's (`xadd`) or XTRIM's options after the key, with Redis's errors in Redis's order; for
 /// XADD, also the ID (None for `*`). Returns the options, the ID and the index of the first argument after
 /// them.
-fn parse_add_or_trim(argv: &[Bytes], xadd: bool) -> Result<(TrimArgs, Option<ParsedId>, usize), CmdError> {
+fn parse_add_or_trim(
+    argv: &[Bytes],
+    xadd: bool,
+    nodes: crate::types::stream::NodeLimits,
+) -> Result<(TrimArgs, Option<ParsedId>, usize), CmdError> {
     let mut trim = TrimArgs::default();
     let mut limit_given = false;
     let mut id = None;
@@ -334,7 +338,7 @@ fn parse_add_or_trim(argv: &[Bytes], xadd: bool) -> Result<(TrimArgs, Option<Par
     }
     if !limit_given {
         // Redis caps the work of an approximate trim at 100 nodes' worth of entries.
-        trim.limit = if trim.approx { 100 * crate::types::stream::NODE_MAX_ENTRIES } else { 0 };
+        trim.limit = if trim.approx { nodes.approx_trim_limit() } else { 0 };
     }
     Ok((trim, id, i))
 }
@@ -351,7 +355,8 @@ fn apply_trim(stream: &mut Stream, slot: &mut Slot, trim: &TrimArgs) -> Result<u
 /// ```
 pub fn xadd(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let argv = args.argv().to_vec();
-    let (trim, id, id_pos) = parse_add_or_trim(&argv, true)?;
+    let nodes = ctx.server.live.encoding_limits().stream_nodes;
+    let (trim, id, id_pos) = parse_add_or_trim(&argv, true, nodes)?;
     let no_mkstream = argv[2..id_pos.min(argv.len())].iter().any(|a| a.eq_ignore_ascii_case(b"NOMKSTREAM"));
     let field_pos = id_pos + 1;
     let pairs = argv.len().saturating_sub(field_pos);
@@ -398,7 +403,7 @@ pub fn xadd(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
             Some(ParsedId { id, .. }) if id <= last => return Err(too_small()),
             Some(ParsedId { id, .. }) => id,
         };
-        stream.append(slot, new_id, fields)?;
+        stream.append(slot, new_id, fields, nodes)?;
         events.push("xadd");
         if apply_trim(stream, slot, &trim)? > 0 {
             events.push("xtrim");
@@ -489,7 +494,7 @@ pub fn xdel(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 /// ```
 pub fn xtrim(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let argv = args.argv().to_vec();
-    let (trim, _, _) = parse_add_or_trim(&argv, false)?;
+    let (trim, _, _) = parse_add_or_trim(&argv, false, ctx.server.live.encoding_limits().stream_nodes)?;
     let mut events = Vec::new();
     let reply = update_stream(ctx, &argv[1], true, |stream, slot| {
         if !stream.existed() {

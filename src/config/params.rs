@@ -658,7 +658,8 @@ impl Values {
     }
 }
 
-/// The OBJECT ENCODING thresholds (`*-max-listpack-*`, `set-max-intset-entries`).
+/// The OBJECT ENCODING thresholds (`*-max-listpack-*`, `set-max-intset-entries`) and the stream node
+/// limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EncodingLimits {
     /// `hash-max-listpack-entries`.
@@ -671,11 +672,20 @@ pub struct EncodingLimits {
     pub zset_entries: u64,
     /// `zset-max-listpack-value`.
     pub zset_value: u64,
+    /// `stream-node-max-entries` and `stream-node-max-bytes`.
+    pub stream_nodes: crate::types::stream::NodeLimits,
 }
 
 impl Default for EncodingLimits {
     fn default() -> Self {
-        EncodingLimits { hash_entries: 512, hash_value: 64, set_intset_entries: 512, zset_entries: 128, zset_value: 64 }
+        EncodingLimits {
+            hash_entries: 512,
+            hash_value: 64,
+            set_intset_entries: 512,
+            zset_entries: 128,
+            zset_value: 64,
+            stream_nodes: Default::default(),
+        }
     }
 }
 
@@ -688,6 +698,10 @@ impl EncodingLimits {
             set_intset_entries: values.uint("set-max-intset-entries"),
             zset_entries: values.uint("zset-max-listpack-entries"),
             zset_value: values.uint("zset-max-listpack-value"),
+            stream_nodes: crate::types::stream::NodeLimits {
+                entries: values.uint("stream-node-max-entries"),
+                bytes: values.uint("stream-node-max-bytes"),
+            },
         }
     }
 }

@@ -1,8 +1,9 @@
 //! A large stream split into parts (docs/format.md §"Split streams").
 //!
-//! The stream's nodes (Redis's listpacks of at most 100 entries and about 4096 bytes, modelled by
-//! [`crate::types::stream`]) are the unit of storage: a counted [`Tree`] maps each node's master ID (16
-//! bytes big-endian, so byte order is ID order) to a small *record* (the node's sizes, last placed ID,
+//! The stream's nodes (Redis's listpacks of at most `stream-node-max-entries` entries and about
+//! `stream-node-max-bytes` bytes, 100 and 4096 by default, modelled by [`crate::types::stream`]) are the
+//! unit of storage: a counted [`Tree`] maps each node's master ID (16 bytes big-endian, so byte order is ID
+//! order) to a small *record* (the node's sizes, last placed ID,
 //! master fields and the number of the *chunk* part holding its live entries). The last node's record
 //! (the *tail*) lives in the header instead, so that XADD writes the header and one chunk and touches the
 //! tree only when it opens a node. XDEL touches one node, trimming whole nodes from the front plus one,
@@ -15,7 +16,9 @@ use bytes::Bytes;
 use super::tree::{self, Tree};
 use super::{damaged, put_bytes, Home, PartReader, Parts, Result, LAYOUT_STREAM};
 use crate::engine::{BatchOp, Slot};
-use crate::types::stream::{id_key, key_id, raw_bytes, Extent, Node, NodeEntry, StreamId, StreamValue, Trim};
+use crate::types::stream::{
+    id_key, key_id, raw_bytes, Extent, Node, NodeEntry, NodeLimits, StreamId, StreamValue, Trim,
+};
 
 /// Chunk parts are numbered from 0 up; they must stay below the tree's node parts.
 const CHUNK_LIMIT: u32 = tree::TREE_PART_BASE;
@@ -476,12 +479,18 @@ impl Streamed {
 
     /// Appends an entry whose ID the caller checked to be greater than the last ID, placing it in the last
     /// node as Redis would, or in a new node.
-    pub fn append(&mut self, slot: &mut Slot, id: StreamId, fields: Vec<(Bytes, Bytes)>) -> Result<()> {
+    pub fn append(
+        &mut self,
+        slot: &mut Slot,
+        id: StreamId,
+        fields: Vec<(Bytes, Bytes)>,
+        limits: NodeLimits,
+    ) -> Result<()> {
         let raw = raw_bytes(&fields);
         let count = self.node_count();
         let last = if count > 0 { self.record(slot, count - 1)? } else { None };
         match last {
-            Some(mut record) if record.node.accepts(&fields) => {
+            Some(mut record) if record.node.accepts(&fields, limits) => {
                 let mut entries = self.chunk(slot, record.chunk)?;
                 record.node.place(id, &fields);
                 record.live_bytes += raw;
@@ -654,7 +663,7 @@ mod tests {
     fn truncated_headers_records_and_chunks_are_damage_not_panics() {
         let mut value = StreamValue::default();
         for i in 1..=3 {
-            value.append(StreamId::new(i, 0), vec![(Bytes::from("f"), Bytes::from("v"))]);
+            value.append(StreamId::new(i, 0), vec![(Bytes::from("f"), Bytes::from("v"))], NodeLimits::default());
         }
         value.groups.insert(Bytes::from("g"), Default::default());
         let stream = Streamed::create(Home { db: 0, hash_slot: 1, id: 2 }, &value);

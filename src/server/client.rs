@@ -149,12 +149,17 @@ impl ClientHandle {
             self.kill();
             return;
         }
-        let _ = self.push.send(message);
+        // Counted before sending, so that the receiver's decrement never comes first.
+        self.intro.queued_pushes.fetch_add(1, Ordering::Relaxed);
+        if self.push.send(message).is_err() {
+            self.intro.queued_pushes.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
-    /// Marks `size` bytes of push messages as delivered.
+    /// Marks one push message of `size` bytes as delivered.
     pub fn delivered(&self, size: usize) {
         self.pending_push.fetch_sub(size.min(self.pending_push.load(Ordering::Relaxed)), Ordering::Relaxed);
+        let _ = self.intro.queued_pushes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
     /// Name as text.
@@ -201,15 +206,16 @@ impl ClientHandle {
         let (qbuf, qbuf_free, argv_mem, multi_mem) =
             (load(&intro.qbuf), load(&intro.qbuf_free), load(&intro.argv_mem), load(&intro.multi_mem));
         let (obl, rbs, rbp) = (load(&intro.obl), load(&intro.rbs), load(&intro.rbp));
-        let omem = self.pending_push.load(Ordering::Relaxed);
+        let (omem, oll) = (self.pending_push.load(Ordering::Relaxed), load(&intro.queued_pushes));
+        let fd = intro.fd.get().copied().unwrap_or(-1);
         // What the connection holds: its buffers, the command being run, the MULTI queue, pending pushes
         // and the handle itself.
         let tot_mem = qbuf + qbuf_free + rbs + argv_mem + multi_mem + omem + std::mem::size_of::<ClientHandle>();
         let redir = if tracking.on { tracking.redirect as i64 } else { -1 };
         format!(
-            "id={} addr={} laddr={} fd=-1 name={} age={age} idle={idle} flags={flags} db={} sub={subs} psub={psubs} ssub={ssubs} \
+            "id={} addr={} laddr={} fd={fd} name={} age={age} idle={idle} flags={flags} db={} sub={subs} psub={psubs} ssub={ssubs} \
              multi={multi} qbuf={qbuf} qbuf-free={qbuf_free} argv-mem={argv_mem} multi-mem={multi_mem} rbs={rbs} rbp={rbp} \
-             obl={obl} oll=0 omem={omem} tot-mem={tot_mem} events=r cmd={} user=default redir={redir} resp={} \
+             obl={obl} oll={oll} omem={omem} tot-mem={tot_mem} events=r cmd={} user=default redir={redir} resp={} \
              lib-name={} lib-ver={}",
             self.id,
             self.addr,

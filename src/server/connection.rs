@@ -40,6 +40,7 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
     let mut client = Client::new(handle.clone());
     client.authenticated = !server.live.auth_required();
     client.cancel = Cancel::with_socket(std::os::fd::AsRawFd::as_raw_fd(&socket));
+    let _ = handle.intro.fd.set(std::os::fd::AsRawFd::as_raw_fd(&socket));
     let mut shutdown = server.shutdown_receiver();
     let mut idle_timeout = server.live.timeout_receiver();
     let (mut reader, mut writer) = socket.into_split();

@@ -171,6 +171,11 @@ pub struct ClientIntro {
     pub rbs: AtomicUsize,
     /// Largest output buffer use seen (`rbp`).
     pub rbp: AtomicUsize,
+    /// The connection's socket descriptor (CLIENT LIST `fd`; unset, shown as -1, for a handle without one).
+    pub fd: std::sync::OnceLock<i32>,
+    /// Push messages (pub/sub, invalidations) queued for the connection and not yet in its output buffer
+    /// (CLIENT LIST `oll`, Redis's count of reply blocks waiting beyond its fixed buffer).
+    pub queued_pushes: AtomicUsize,
     /// The client is in MONITOR mode.
     pub monitor: AtomicBool,
     /// EXEC is running this client's queued commands (Redis's "deny blocking").

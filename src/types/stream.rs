@@ -2,7 +2,8 @@
 //! ID) and its consumer groups (their last-delivered ID, read counter, pending-entries list and consumers),
 //! stored as one value of kind `Stream`. Layout: docs/format.md §"Stream value".
 //!
-//! Redis keeps entries in listpack nodes of at most 100 entries and 4096 bytes; approximate trimming (`~`)
+//! Redis keeps entries in listpack nodes of at most `stream-node-max-entries` entries and
+//! `stream-node-max-bytes` bytes (100 and 4096 by default, [`NodeLimits`]); approximate trimming (`~`)
 //! removes only whole nodes, a node is judged by the last entry placed in it (even if deleted), and a node
 //! emptied by trimming stays until removed whole. Each entry here remembers its node, and each node its
 //! first ID, first fields, byte size (computed as Redis's listpack encoding would take), last placed ID and
@@ -18,6 +19,33 @@ pub const NODE_MAX_ENTRIES: u64 = 100;
 
 /// Bytes per node, Redis's default `stream-node-max-bytes`.
 pub const NODE_MAX_BYTES: u64 = 4096;
+
+/// The node limits in force when an entry is added (`stream-node-max-entries`, `stream-node-max-bytes`).
+/// As in Redis they only decide where new entries go: nodes built under other limits stay as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeLimits {
+    /// Entries per node, deleted ones included; 0 for no limit.
+    pub entries: u64,
+    /// Bytes per node; 0 (or above 1 GiB) for Redis's hard limit of 1 GiB.
+    pub bytes: u64,
+}
+
+impl Default for NodeLimits {
+    fn default() -> Self {
+        NodeLimits { entries: NODE_MAX_ENTRIES, bytes: NODE_MAX_BYTES }
+    }
+}
+
+impl NodeLimits {
+    /// Redis's cap on the entries an approximate (`~`) trim without LIMIT may remove: 100 nodes' worth,
+    /// 10000 without an entry limit, at most a million.
+    pub fn approx_trim_limit(&self) -> u64 {
+        match self.entries {
+            0 => 10_000,
+            entries => entries.saturating_mul(100).min(1_000_000),
+        }
+    }
+}
 
 /// Why stored bytes are not a stream.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,8 +115,8 @@ pub struct StreamEntry {
     pub node: u64,
 }
 
-/// A node: Redis's listpack of up to [`NODE_MAX_ENTRIES`] entries (deleted ones included) and about
-/// [`NODE_MAX_BYTES`] bytes.
+/// A node: Redis's listpack of up to `stream-node-max-entries` entries (deleted ones included) and about
+/// `stream-node-max-bytes` bytes, as configured when its entries were added ([`NodeLimits`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
     /// The ID of the first entry placed in it (Redis's master ID).
@@ -109,8 +137,10 @@ impl Node {
     /// True when Redis would place an entry with `fields` in this node: it opens a new node when this one
     /// would reach its byte limit (counting the new entry's raw field and value bytes) or holds its
     /// maximum of entries.
-    pub fn accepts(&self, fields: &[(Bytes, Bytes)]) -> bool {
-        self.bytes + raw_bytes(fields) < NODE_MAX_BYTES && self.placed < NODE_MAX_ENTRIES
+    pub fn accepts(&self, fields: &[(Bytes, Bytes)], limits: NodeLimits) -> bool {
+        const HARD_LIMIT: u64 = 1 << 30;
+        let max_bytes = if limits.bytes == 0 || limits.bytes > HARD_LIMIT { HARD_LIMIT } else { limits.bytes };
+        self.bytes + raw_bytes(fields) < max_bytes && (limits.entries == 0 || self.placed < limits.entries)
     }
 
     /// Places entry `id` in this node (which [`Node::accepts`] it).
@@ -347,9 +377,7 @@ impl StreamValue {
                 master_fields.push(r.blob()?);
             }
             let node = Node { master_id, master_fields, bytes: r.u64()?, last_id: r.id()?, placed: r.u64()?, live: 0 };
-            if nodes.keys().next_back().is_some_and(|last| *last >= number)
-                || !(1..=NODE_MAX_ENTRIES).contains(&node.placed)
-            {
+            if nodes.keys().next_back().is_some_and(|last| *last >= number) || node.placed == 0 {
                 return Err(StreamError(at));
             }
             nodes.insert(number, node);
@@ -488,9 +516,9 @@ impl StreamValue {
     }
 
     /// Appends an entry whose ID the caller checked to be greater than `last_id`.
-    pub fn append(&mut self, id: StreamId, fields: Vec<(Bytes, Bytes)>) {
+    pub fn append(&mut self, id: StreamId, fields: Vec<(Bytes, Bytes)>, limits: NodeLimits) {
         let number = match self.nodes.iter_mut().next_back() {
-            Some((number, node)) if node.accepts(&fields) => {
+            Some((number, node)) if node.accepts(&fields, limits) => {
                 node.place(id, &fields);
                 *number
             }
@@ -800,7 +828,11 @@ mod tests {
     fn sample() -> StreamValue {
         let mut s = StreamValue::default();
         for i in 1..=5 {
-            s.append(StreamId::new(i, 0), vec![(Bytes::from_static(b"f"), Bytes::from(format!("v{i}")))]);
+            s.append(
+                StreamId::new(i, 0),
+                vec![(Bytes::from_static(b"f"), Bytes::from(format!("v{i}")))],
+                NodeLimits::default(),
+            );
         }
         s.delete(StreamId::new(2, 0));
         let mut group = Group { last_id: StreamId::new(3, 0), entries_read: Some(3), ..Group::default() };
@@ -827,7 +859,11 @@ mod tests {
     #[test]
     fn golden_bytes() {
         let mut s = StreamValue::default();
-        s.append(StreamId::new(1, 1), vec![(Bytes::from_static(b"a"), Bytes::from_static(b"b"))]);
+        s.append(
+            StreamId::new(1, 1),
+            vec![(Bytes::from_static(b"a"), Bytes::from_static(b"b"))],
+            NodeLimits::default(),
+        );
         let mut group = Group { last_id: StreamId::new(1, 1), entries_read: Some(1), ..Group::default() };
         group.consumers.insert(Bytes::from_static(b"c"), Consumer { seen_time: 5, active_time: None });
         group.pel.insert(
@@ -913,7 +949,7 @@ mod tests {
     fn nodes_and_trimming() {
         let mut s = StreamValue::default();
         for i in 1..=250 {
-            s.append(StreamId::new(i, 1), Vec::new());
+            s.append(StreamId::new(i, 1), Vec::new(), NodeLimits::default());
         }
         assert_eq!(s.node_count(), 3);
         // Keys 1-1, 101-1, 201-1: a compressed root (7 shared bytes), a fork, and per key a compressed

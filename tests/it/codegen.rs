@@ -1,5 +1,6 @@
 //! The committed command table (`src/cmd/table.rs`) and command list (`docs/commands.md`) must match what
-//! `commands/*.json` generates. `VELO_BLESS=1 cargo test codegen` rewrites them.
+//! `commands/*.json` and `commands/redis/` (Redis 7.0's commands, Velo's status for those it lacks)
+//! generate. `VELO_BLESS=1 cargo test --test it codegen` rewrites them.
 
 use std::path::Path;
 
@@ -8,10 +9,10 @@ fn command_table_is_fresh() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let files =
         velo::cmd::codegen::load(&root.join("commands")).unwrap_or_else(|e| panic!("invalid command file: {e}"));
-    let outputs = [
-        ("src/cmd/table.rs", velo::cmd::codegen::generate(&files)),
-        ("docs/commands.md", velo::cmd::codegen::generate_docs(&files)),
-    ];
+    let (reference, status) = velo::cmd::reference::load(&root.join("commands/redis")).unwrap();
+    let docs = velo::cmd::reference::generate_docs(&files, &reference, &status)
+        .unwrap_or_else(|e| panic!("commands/redis/status.json does not match the command table:\n{e}"));
+    let outputs = [("src/cmd/table.rs", velo::cmd::codegen::generate(&files)), ("docs/commands.md", docs)];
     for (relative, generated) in outputs {
         let path = root.join(relative);
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
@@ -51,4 +52,51 @@ fn key_spec_forms_are_validated() {
     assert!(write(r#"{"first": 1, "last": 1, "step": 1}, {"first": 2, "last": -1, "step": 2}"#, movable).is_err());
     let generated = velo::cmd::codegen::generate(&[]);
     assert!(!generated.contains("KeyFinder"), "no finder import without finders");
+}
+
+/// The reference check fails on each kind of drift: a Velo command Redis 7.0 lacks that is not a listed
+/// extension, a Redis command with no status, a planned/n.a. status for a command Velo has, stale entries.
+#[test]
+fn reference_check_catches_drift() {
+    use velo::cmd::reference::{check, load, Missing};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let files = velo::cmd::codegen::load(&root.join("commands")).unwrap();
+    let (reference, status) = load(&root.join("commands/redis")).unwrap();
+    check(&files, &reference, &status).unwrap();
+    assert!(reference.commands.len() >= 200, "the reference lists Redis 7.0's commands");
+
+    let mut extra = files.clone();
+    let mut fake = files.iter().find(|f| f.name == "GET").unwrap().clone();
+    fake.name = "VELO.NOSUCH".into();
+    extra.push(fake);
+    assert!(check(&extra, &reference, &status).unwrap_err().contains("VELO.NOSUCH: a Velo command absent"));
+
+    let mut no_status = status.clone();
+    no_status.missing.remove("SCRIPT DEBUG");
+    assert!(check(&files, &reference, &no_status)
+        .unwrap_err()
+        .contains("SCRIPT DEBUG: a Redis 7.0 command with no status"));
+    // A container's status covers its subcommands.
+    let mut no_acl = status.clone();
+    no_acl.missing.remove("ACL");
+    let err = check(&files, &reference, &no_acl).unwrap_err();
+    assert!(err.contains("ACL WHOAMI: a Redis 7.0 command with no status"), "{err}");
+
+    let mut wrong = status.clone();
+    wrong.missing.insert("GET".into(), Missing { status: "planned".into(), note: "x".into() });
+    assert!(check(&files, &reference, &wrong).unwrap_err().contains("GET: marked planned/n/a"));
+    let mut wrong = status.clone();
+    wrong.missing.insert("NOSUCH".into(), Missing { status: "n/a".into(), note: "x".into() });
+    assert!(check(&files, &reference, &wrong).unwrap_err().contains("NOSUCH: in status.json but not a Redis 7.0"));
+    let mut wrong = status.clone();
+    wrong.missing.get_mut("LOLWUT").unwrap().status = "later".into();
+    assert!(check(&files, &reference, &wrong).is_err());
+    let mut wrong = status.clone();
+    wrong.extensions.insert("GET".into(), "x".into());
+    assert!(check(&files, &reference, &wrong)
+        .unwrap_err()
+        .contains("GET: listed as an extension but Redis 7.0 has it"));
+    let mut wrong = status.clone();
+    wrong.extensions.insert("BF.NOSUCH".into(), "x".into());
+    assert!(check(&files, &reference, &wrong).unwrap_err().contains("BF.NOSUCH: listed as an extension but Velo"));
 }

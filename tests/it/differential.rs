@@ -781,8 +781,7 @@ fn random_sequences() {
     use rand::{Rng, SeedableRng};
     let (redis, velo) = servers();
     let base: u64 = std::env::var("VELO_DIFF_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        // CI runs fixed seeds (a red CI must mean a regression); local runs explore new ones. Known open
-        // finding of new seeds: SORT of values such as "\x00\xff" (numeric sort) differs from Redis.
+        // CI runs fixed seeds (a red CI must mean a regression); local runs explore new ones.
         if std::env::var("CI").is_ok_and(|ci| ci == "true") {
             1_764_000_000
         } else {

@@ -17,7 +17,7 @@ use velo::elements::tree::Tree;
 use velo::elements::Home;
 use velo::engine::io::CrashFs;
 use velo::engine::{BatchOp, Engine, FsyncPolicy, ValueKind};
-use velo::types::stream::{radix_tree_nodes, StreamId, StreamValue, Trim};
+use velo::types::stream::{radix_tree_nodes, NodeLimits, StreamId, StreamValue, Trim};
 
 use crate::engine_support::{small_options, TestClock};
 
@@ -377,7 +377,7 @@ fn a_split_stream_matches_a_compact_stream() {
     };
     for _ in 0..700 {
         let f = fields(&mut rng, next);
-        model.append(StreamId::new(next, 0), f);
+        model.append(StreamId::new(next, 0), f, NodeLimits::default());
         next += rng.gen_range(1..3);
     }
     let stream = Streamed::create(Home::new(0, HEADER_KEY, 0x5eed), &model);
@@ -400,8 +400,8 @@ fn a_split_stream_matches_a_compact_stream() {
                     for _ in 0..rng.gen_range(1..40) {
                         let id = StreamId::new(next, 0);
                         let f = fields(&mut rng, next);
-                        stream.append(&mut slot, id, f.clone()).unwrap();
-                        model.append(id, f);
+                        stream.append(&mut slot, id, f.clone(), NodeLimits::default()).unwrap();
+                        model.append(id, f, NodeLimits::default());
                         next += rng.gen_range(1..3);
                     }
                 }
@@ -476,8 +476,8 @@ fn a_split_stream_matches_a_compact_stream() {
             for _ in 0..400 {
                 let id = StreamId::new(next, 0);
                 let f = fields(&mut rng, next);
-                stream.append(&mut slot, id, f.clone()).unwrap();
-                model.append(id, f);
+                stream.append(&mut slot, id, f.clone(), NodeLimits::default()).unwrap();
+                model.append(id, f, NodeLimits::default());
                 next += 1;
             }
             let header = stream.header();

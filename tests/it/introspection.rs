@@ -291,6 +291,14 @@ fn client_setinfo_and_client_list_fields() {
     let list = String::from_utf8(other.cmd(&["CLIENT", "LIST"])).unwrap();
     // 3 + 3 + 5 bytes of arguments and a pointer for each.
     assert!(list.contains(" multi=1 ") && list.contains(" multi-mem=35 "), "{list}");
+    // Each connection shows its own socket descriptor; nothing is queued beyond the output buffer.
+    let lines: Vec<&str> = list.lines().filter(|line| line.contains(" fd=")).collect();
+    let fds: Vec<i64> = lines
+        .iter()
+        .map(|line| line.split(" fd=").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(fds.len() == 2 && fds.iter().all(|fd| *fd > 2) && fds[0] != fds[1], "{list}");
+    assert!(lines.iter().all(|line| line.contains(" oll=0 ")), "{list}");
 
     // Redis 7.0's fields, in its order, then 7.2's lib-name and lib-ver.
     let redis = RedisServer::start();

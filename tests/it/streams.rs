@@ -954,6 +954,45 @@ fn stream_node_bytes() {
     compare_masked("node bytes", &setup, &queries);
 }
 
+/// `stream-node-max-entries` and `stream-node-max-bytes` changed at run time decide where new entries go
+/// (nodes built before keep their shape), in small and split streams; 0 lifts a limit; the entry limit
+/// also sets how much an approximate trim without LIMIT may remove (100 nodes' worth, 10000 for 0).
+#[test]
+fn stream_node_limits_follow_config() {
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+    let mut rng = SmallRng::seed_from_u64(11);
+    let mut setup: Vec<String> = Vec::new();
+    let mut ms = 1u64;
+    let limits = [("3", "4096"), ("0", "200"), ("7", "0"), ("1", "100"), ("0", "0"), ("25", "1kb"), ("100", "4096")];
+    for (entries, bytes) in limits {
+        setup.push(format!("CONFIG SET stream-node-max-entries {entries} stream-node-max-bytes {bytes}"));
+        for key in ["small", "large"] {
+            let count = if key == "small" { 20 } else { 150 };
+            for _ in 0..count {
+                let value = "v".repeat(rng.gen_range(0..40));
+                setup.push(format!("XADD {key} {ms}-0 f {value}"));
+                ms += 1;
+            }
+        }
+        setup.push("XINFO STREAM small".into());
+        setup.push("XINFO STREAM large".into());
+    }
+    let mut queries: Vec<String> = vec!["XINFO STREAM small FULL COUNT 3".into()];
+    for (entries, keep) in [("2", 900), ("0", 500), ("1", 300), ("3", 10)] {
+        queries.push(format!("CONFIG SET stream-node-max-entries {entries}"));
+        queries.push(format!("XTRIM large MAXLEN ~ {keep}"));
+        queries.push("XINFO STREAM large".into());
+        queries.push(format!("XADD small MAXLEN ~ {} {ms}-0 f v", keep / 100));
+        ms += 1;
+        queries.push("XINFO STREAM small".into());
+    }
+    queries.push("CONFIG SET stream-node-max-entries 100".into());
+    let setup: Vec<&str> = setup.iter().map(String::as_str).collect();
+    let queries: Vec<&str> = queries.iter().map(String::as_str).collect();
+    compare_masked("node limits", &setup, &queries);
+}
+
 /// WATCH sees a stream change only when entries are added or removed or the key is created, as in Redis
 /// 7.0 (consumer-group bookkeeping and XSETID leave it alone): each command runs on a second connection
 /// between WATCH/MULTI and EXEC, and EXEC's reply must match Redis's.
