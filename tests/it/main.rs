@@ -14,6 +14,7 @@ mod engine_decoders;
 mod engine_feed;
 mod engine_growth;
 mod engine_model;
+mod engine_snapshot;
 mod engine_support;
 mod engine_transactions;
 mod ingest_parquet;
