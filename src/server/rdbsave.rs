@@ -36,8 +36,8 @@ pub struct RdbSaves {
     saved_seq: AtomicU64,
     /// Before-image bytes the last BGSAVE captured (Redis's `rdb_last_cow_size`).
     last_cow: AtomicU64,
-    /// Writers' pause when the last snapshot was registered, microseconds.
-    last_pause_us: AtomicU64,
+    /// Writers' pause when the last snapshot was registered, nanoseconds.
+    last_pause_ns: AtomicU64,
     /// Keys written by the running save, and its before-image bytes so far.
     current_keys: AtomicU64,
     current: Mutex<Option<Arc<Snapshot>>>,
@@ -55,7 +55,7 @@ impl Default for RdbSaves {
             saves: AtomicU64::new(0),
             saved_seq: AtomicU64::new(0),
             last_cow: AtomicU64::new(0),
-            last_pause_us: AtomicU64::new(0),
+            last_pause_ns: AtomicU64::new(0),
             current_keys: AtomicU64::new(0),
             current: Mutex::new(None),
         }
@@ -92,6 +92,20 @@ impl RdbSaves {
     pub fn attach(server: &Arc<Server>) {
         let _ = server.rdb.server.set(Arc::downgrade(server));
         server.rdb.saved_seq.store(seq_sum(server), Ordering::Relaxed);
+        // A save a crash (kill -9) interrupted leaves its temporary file; the dump itself is intact.
+        let (dir, name) = {
+            let config = server.lock_config();
+            (config.dir.clone(), config.dbfilename.clone())
+        };
+        let prefix = format!(".{name}.tmp-");
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                    tracing::info!(path = %entry.path().display(), "removing the temporary file of an interrupted save");
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
     }
 
     /// True while a background save runs.
@@ -122,7 +136,7 @@ impl RdbSaves {
             tracing::error!(%error, "cannot take a snapshot");
             SaveError::Failed(error.to_string())
         })?;
-        server.rdb.last_pause_us.store(snapshot.pause().as_micros() as u64, Ordering::Relaxed);
+        server.rdb.last_pause_ns.store(snapshot.pause().as_nanos() as u64, Ordering::Relaxed);
         Ok(Pending { snapshot: Arc::new(snapshot), dbs, options, path })
     }
 
@@ -251,19 +265,13 @@ impl RdbSaves {
             "rdb_changes_since_last_save:{changes}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{lastsave}\r\n\
              rdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{current}\r\n\
              rdb_saves:{}\r\nrdb_last_cow_size:{}\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\n\
-             velo_snapshot_last_pause_us:{}\r\n",
+             velo_snapshot_last_pause_us:{:.3}\r\n",
             u8::from(self.in_progress()),
             if self.last_ok.load(Ordering::Relaxed) { "ok" } else { "err" },
             self.last_seconds.load(Ordering::Relaxed),
             self.saves.load(Ordering::Relaxed),
             self.last_cow.load(Ordering::Relaxed),
-            self.last_pause_us(),
+            self.last_pause_ns.load(Ordering::Relaxed) as f64 / 1000.0,
         )
-    }
-
-    /// Writers' pause when the last snapshot was registered, microseconds (INFO's
-    /// `velo_snapshot_last_pause_us`).
-    pub fn last_pause_us(&self) -> u64 {
-        self.last_pause_us.load(Ordering::Relaxed)
     }
 }

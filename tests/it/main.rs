@@ -29,6 +29,7 @@ mod pubsub_sharded;
 mod rdb_fixtures;
 mod rdb_redis;
 mod rdb_save;
+mod rdb_snapshot;
 mod rdb_support;
 mod scripting;
 mod server_bloom;
