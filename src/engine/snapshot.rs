@@ -1,7 +1,7 @@
 //! Point-in-time snapshots: a view of every slot as of one instant, read while writers go on (BGSAVE,
 //! `velo rdb-dump`, later a replica's full resync).
 //!
-//! Registering a snapshot takes every slot lock once (ascending order) and installs a [`SlotCapture`] in
+//! Registering a snapshot takes every slot lock once (ascending order) and installs a `SlotCapture` in
 //! each slot: that is the only pause writers see. From then on, the slot's write path, before it changes
 //! a key the reader has not read yet, saves the key's *before-image* (its value, kind and expiry as they
 //! were, or "absent") into the capture, once per key. The reader walks each database of each slot in
