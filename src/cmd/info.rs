@@ -258,13 +258,17 @@ fn section(ctx: &Ctx<'_>, name: &str, out: &mut String) -> Result<(), CmdError> 
             let poisoned = engine.slots.iter().any(|s| s.poisoned);
             let aof = params.flag("appendonly");
             out.push_str("# Persistence\r\n");
-            for field in ["loading", "async_loading", "current_cow_peak", "current_cow_size", "current_cow_size_age"] {
+            let (cow, processed) = server.rdb.current();
+            for field in ["loading", "async_loading"] {
                 line(out, field, 0);
             }
+            line(out, "current_cow_peak", cow);
+            line(out, "current_cow_size", cow);
+            line(out, "current_cow_size_age", 0);
             line(out, "current_fork_perc", "0.00");
-            line(out, "current_save_keys_processed", 0);
+            line(out, "current_save_keys_processed", processed);
             line(out, "current_save_keys_total", 0);
-            out.push_str(&server.rdb.info(server.lastsave.load(Ordering::Relaxed)));
+            out.push_str(&server.rdb.info(server, server.lastsave.load(Ordering::Relaxed)));
             line(out, "aof_enabled", u8::from(aof));
             line(out, "aof_rewrite_in_progress", 0);
             line(out, "aof_rewrite_scheduled", 0);

@@ -83,6 +83,9 @@ pub enum Error {
     /// A key or value exceeds what the format can store.
     #[error("{0}")]
     TooLarge(String),
+    /// A point-in-time snapshot could not be taken or was aborted (`engine::snapshot`).
+    #[error("snapshot: {0}")]
+    Snapshot(String),
     /// A value references a compression dictionary that is not in the dictionary map.
     #[error("value uses compression dictionary {0}, which is not installed")]
     DictMissing(u32),

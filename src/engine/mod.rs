@@ -37,6 +37,7 @@ pub mod meta;
 pub mod page;
 pub mod segment;
 pub mod slot;
+pub mod snapshot;
 pub mod txn;
 pub mod wal;
 
@@ -349,6 +350,9 @@ impl Engine {
         let fs = options.fs.clone();
         let lock = if options.read_only { None } else { Some(DirLock::acquire(fs.as_ref(), &dir)?) };
         let meta = DataDirMeta::open_or_create(fs.as_ref(), &dir, options.slot_count, options.read_only)?;
+        if !options.read_only {
+            snapshot::remove_leftovers(&dir);
+        }
         let slot_count = meta.slot_count as usize;
         let (transactions, commits) =
             txn::TxRegistry::open(fs.clone(), &dir, slot_count, options.fsync, options.read_only)?;
@@ -486,6 +490,13 @@ impl Engine {
             }
         }
         (value, outcome)
+    }
+
+    /// Registers a point-in-time snapshot of every slot ([`snapshot`]): the databases `dbs` will be read
+    /// in that order; before-images beyond `ram_limit` bytes spill to a file in the data directory.
+    /// Writers are held off only while every slot lock is taken once. One snapshot at a time.
+    pub fn snapshot(&self, dbs: &[u16], ram_limit: usize) -> Result<snapshot::Snapshot> {
+        snapshot::Snapshot::register(&self.slots, &self.dir, dbs, ram_limit)
     }
 
     /// Exclusive access to one slot (by index). Lock several in ascending order to avoid deadlocks.

@@ -25,6 +25,7 @@ use super::memtable::Memtable;
 use super::meta::{self, SlotMeta};
 use super::page::{self, Cell, CellValue, Page, MAX_KEY_LEN};
 use super::segment::{self, ChunkStore};
+use super::snapshot;
 use super::txn::{self, Decisions, TxRegistry};
 use super::wal::{self, WalOp, WalRecord, WalSync, WalWriter};
 use super::{BatchOp, Change, ChangeListener, Clock, Entry, ExpireListener, FsyncPolicy, KeyInfo};
@@ -226,6 +227,10 @@ pub struct Slot {
     expiry_pass: BTreeMap<u16, (u64, u128)>,
     /// The same figures from the last complete pass (INFO keyspace's `expires` and `avg_ttl` estimate).
     expiry_seen: BTreeMap<u16, (u64, u128)>,
+    /// The point-in-time snapshot being read, if any (`engine::snapshot`): before-images of changed keys.
+    pub(crate) snapshot: Option<super::snapshot::SlotCapture>,
+    /// Set while the snapshot reader holds the slot: reads answer as of the snapshot's instant.
+    pub(crate) snapshot_view: bool,
 }
 
 /// The scan position of a key hash: the top bits of its bit-reversed hash, so that every bucket (which
@@ -318,6 +323,8 @@ impl Slot {
             stats: SlotStats { slot: index, ..Default::default() },
             open_transactions: BTreeSet::new(),
             unflushed_txid: 0,
+            snapshot: None,
+            snapshot_view: false,
         };
         let checkpoint_seq = slot.meta.checkpoint_seq;
         let records = replay.records.into_iter().filter(|(_, _, record)| record.seq > checkpoint_seq).collect();
@@ -554,6 +561,11 @@ impl Slot {
 
     /// The live value of a key.
     pub fn get(&mut self, db: u16, key: &[u8]) -> Result<Option<Entry>> {
+        if self.snapshot_view {
+            if let Some(found) = snapshot::view_get(self, db, key)? {
+                return Ok(found);
+            }
+        }
         let Some(lookup) = self.lookup(db, key)? else {
             return Ok(None);
         };
@@ -573,6 +585,11 @@ impl Slot {
 
     /// A live key's type and expiry, without reading its value.
     pub fn key_info(&mut self, db: u16, key: &[u8]) -> Result<Option<KeyInfo>> {
+        if self.snapshot_view {
+            if let Some(found) = snapshot::view_key_info(self, db, key) {
+                return Ok(found);
+            }
+        }
         Ok(self.lookup(db, key)?.map(|lookup| KeyInfo {
             kind: lookup.kind,
             expire_at_ms: (lookup.expire_at != 0).then_some(lookup.expire_at),
@@ -709,6 +726,9 @@ impl Slot {
 
     /// Records a key's new state in the memtable.
     fn remember(&mut self, db: u16, key: &[u8], seq: u64, expire_at: u64, value: MemValue) {
+        if self.snapshot.is_some() {
+            snapshot::capture(self, db, key);
+        }
         let added = key.len() + MEM_ENTRY_OVERHEAD + value.memory_len();
         if expire_at != 0 {
             self.expiring_in_memtable += 1;
@@ -738,6 +758,7 @@ impl Slot {
     }
 
     fn forget_db(&mut self, db: u16, seq: u64) {
+        snapshot::abort_on_flush(self);
         let doomed = self.memtable.keys_of_db(db);
         for key in doomed {
             if let Some(entry) = self.memtable.remove(&key) {
@@ -751,6 +772,7 @@ impl Slot {
     }
 
     fn forget_all(&mut self, seq: u64) {
+        snapshot::abort_on_flush(self);
         self.memtable.clear();
         self.memtable_bytes = 0;
         self.expiring_in_memtable = 0;

@@ -77,8 +77,13 @@ pub struct Summary {
     pub modules_skipped: BTreeMap<String, u64>,
     /// Empty collections in the files, skipped as Redis skips them.
     pub empty_skipped: u64,
-    /// Function libraries in the files (Velo has no functions: not loaded).
+    /// Function libraries in the files not loaded (online loads do not send them).
     pub functions_skipped: u64,
+    /// Function libraries loaded into the directory's FUNCTION store (offline loads).
+    pub functions_loaded: u64,
+    /// The function libraries' codes found in the files (an offline load adds them to `<dir>/functions`).
+    #[serde(skip)]
+    pub functions: Vec<bytes::Bytes>,
     /// True for a dry run (nothing written).
     pub dry_run: bool,
 }
@@ -178,7 +183,11 @@ fn walk(
                 *summary.modules_skipped.entry(module).or_default() += 1;
             }
             Item::EmptyKey { .. } => summary.empty_skipped += 1,
-            Item::Function(_) => summary.functions_skipped += 1,
+            Item::Function(code) => {
+                if !summary.functions.contains(&code) {
+                    summary.functions.push(code);
+                }
+            }
             Item::End { checksum_verified: verified } => checksum_verified = verified,
             Item::Aux { .. } | Item::SelectDb(_) | Item::ResizeDb { .. } | Item::ModuleAux { .. } => {}
         }
@@ -452,6 +461,6 @@ pub fn load_online(
     summary.rejected = results.2;
     summary.modules_skipped = summary_ref.modules_skipped;
     summary.empty_skipped = summary_ref.empty_skipped;
-    summary.functions_skipped = summary_ref.functions_skipped;
+    summary.functions_skipped = summary_ref.functions.len() as u64;
     Ok(summary)
 }

@@ -288,6 +288,11 @@ impl Functions {
         self.libraries.get(library)?.functions.get(name)
     }
 
+    /// Every library's code, by name (what an RDB file carries).
+    pub fn codes(&self) -> Vec<Bytes> {
+        self.libraries.values().map(|library| library.code.clone()).collect()
+    }
+
     /// FUNCTION DUMP's payload.
     pub fn dump(&self) -> Vec<u8> {
         let mut out = Vec::new();
@@ -313,17 +318,7 @@ impl Functions {
         if version > RDB_VERSION || (crc != 0 && CRC64.checksum(&payload[..payload.len() - 8]) != crc) {
             return Err("DUMP payload version or checksum are wrong".into());
         }
-        let mut codes = Vec::new();
-        let mut at = 0;
-        while at < body.len() {
-            let opcode = body[at];
-            at += 1;
-            if opcode != OPCODE_FUNCTION2 {
-                return Err("given type is not a function".into());
-            }
-            let code = read_string(body, &mut at).ok_or("failed loading the given functions payload")?;
-            codes.push(Bytes::from(code));
-        }
+        let codes = payload_codes(body)?;
         let mut libraries: Vec<Library> = Vec::new();
         for code in &codes {
             let (name, skip) = metadata(code)?;
@@ -518,6 +513,51 @@ fn lzf_decompress(input: &[u8], len: usize) -> Option<Vec<u8>> {
         }
     }
     (out.len() == len).then_some(out)
+}
+
+/// The library codes of a payload's body (before its version and CRC).
+fn payload_codes(body: &[u8]) -> Result<Vec<Bytes>, String> {
+    let mut codes = Vec::new();
+    let mut at = 0;
+    while at < body.len() {
+        let opcode = body[at];
+        at += 1;
+        if opcode != OPCODE_FUNCTION2 {
+            return Err("given type is not a function".into());
+        }
+        let code = read_string(body, &mut at).ok_or("failed loading the given functions payload")?;
+        codes.push(Bytes::from(code));
+    }
+    Ok(codes)
+}
+
+/// The library codes kept in `dir` (none without the file), read without an interpreter: what
+/// `velo rdb-dump` writes into an RDB file.
+pub fn codes_in_dir(dir: &Path) -> Result<Vec<Bytes>, String> {
+    let path = dir.join(FILE_NAME);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(format!("cannot read {}: {error}", path.display())),
+    };
+    let payload = read_file(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let body = payload.len().checked_sub(10).map(|end| &payload[..end]).ok_or("functions payload too short")?;
+    payload_codes(body).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Adds libraries (codes read from an RDB file) to those kept in `dir`, each checked by running it as
+/// FUNCTION LOAD REPLACE does: a library of the same name is replaced, a function name another library
+/// owns is an error. Returns how many were loaded.
+pub fn add_to_dir(dir: &Path, codes: &[Bytes]) -> Result<usize, String> {
+    if codes.is_empty() {
+        return Ok(0);
+    }
+    let mut functions = Functions::open(dir).map_err(|e| e.to_string())?;
+    for code in codes {
+        functions.load(code, true)?;
+    }
+    functions.persist()?;
+    Ok(codes.len())
 }
 
 fn read_file(bytes: &[u8]) -> Result<Vec<u8>, String> {

@@ -1,16 +1,26 @@
-//! SAVE and BGSAVE: the RDB snapshot written to `dbfilename` in `dir` (`velo serve --dbfilename`) (temporary file, fsync, rename, so
-//! the previous file survives a failed or interrupted save), and the `rdb_*` state INFO reports.
+//! SAVE and BGSAVE: the RDB snapshot written to `dbfilename` in `dir` (`velo serve --dbfilename`)
+//! (temporary file, fsync, rename, so the previous file survives a failed or interrupted save), and the
+//! `rdb_*` state INFO reports.
 //!
-//! Consistency: SAVE runs under the server's command lock held exclusively (no command runs meanwhile),
-//! so its file is a point-in-time snapshot. BGSAVE runs in a background thread while commands go on and
-//! reads each key under its slot lock: every key is consistent, but the file is **not** one instant
-//! across keys (a key written during the save may or may not be in it).
+//! Consistency: both write one instant of the data set. They register an engine snapshot
+//! (`engine::snapshot`) while holding the server's command lock shared, so no transaction (EXEC) or
+//! script is half applied, and every multi-key command holds its slots' locks, which the registration
+//! takes. SAVE holds the command lock exclusively for the whole write (as Redis's SAVE blocks the
+//! server); BGSAVE registers in the command's own thread (writers pause only while every slot lock is
+//! taken once, reported as `velo_snapshot_last_pause_us` in INFO persistence) and writes the file in a
+//! background thread while commands go on. A scheduled BGSAVE registers its snapshot under the command
+//! lock too.
+//!
+//! `rdb_changes_since_last_save` counts engine changes (WAL records: one per key written, deleted or
+//! expired; a command on a split collection also counts the parts it rewrote) since the instant of the
+//! last successful save, or since start.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Instant;
 
 use super::Server;
+use crate::engine::snapshot::Snapshot;
 use crate::rdb::export::{self, DumpOptions, DumpSummary};
 
 /// Snapshot state.
@@ -22,6 +32,15 @@ pub struct RdbSaves {
     last_seconds: AtomicI64,
     started: Mutex<Option<Instant>>,
     saves: AtomicU64,
+    /// Sum of the slots' sequence numbers at the instant of the last successful save (or at start).
+    saved_seq: AtomicU64,
+    /// Before-image bytes the last BGSAVE captured (Redis's `rdb_last_cow_size`).
+    last_cow: AtomicU64,
+    /// Writers' pause when the last snapshot was registered, nanoseconds.
+    last_pause_ns: AtomicU64,
+    /// Keys written by the running save, and its before-image bytes so far.
+    current_keys: AtomicU64,
+    current: Mutex<Option<Arc<Snapshot>>>,
 }
 
 impl Default for RdbSaves {
@@ -34,6 +53,11 @@ impl Default for RdbSaves {
             last_seconds: AtomicI64::new(-1),
             started: Mutex::new(None),
             saves: AtomicU64::new(0),
+            saved_seq: AtomicU64::new(0),
+            last_cow: AtomicU64::new(0),
+            last_pause_ns: AtomicU64::new(0),
+            current_keys: AtomicU64::new(0),
+            current: Mutex::new(None),
         }
     }
 }
@@ -51,10 +75,37 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// A registered snapshot and what is needed to write it.
+struct Pending {
+    snapshot: Arc<Snapshot>,
+    dbs: Vec<(u16, u16)>,
+    options: DumpOptions,
+    path: std::path::PathBuf,
+}
+
+fn seq_sum(server: &Server) -> u64 {
+    server.engine.stats().total(|slot| slot.last_seq)
+}
+
 impl RdbSaves {
     /// Records the server's own `Arc` (BGSAVE's thread needs one).
     pub fn attach(server: &Arc<Server>) {
         let _ = server.rdb.server.set(Arc::downgrade(server));
+        server.rdb.saved_seq.store(seq_sum(server), Ordering::Relaxed);
+        // A save a crash (kill -9) interrupted leaves its temporary file; the dump itself is intact.
+        let (dir, name) = {
+            let config = server.lock_config();
+            (config.dir.clone(), config.dbfilename.clone())
+        };
+        let prefix = format!(".{name}.tmp-");
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                    tracing::info!(path = %entry.path().display(), "removing the temporary file of an interrupted save");
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
     }
 
     /// True while a background save runs.
@@ -69,29 +120,69 @@ impl RdbSaves {
         }
     }
 
-    /// Writes the snapshot now, on this thread.
-    pub fn save(server: &Server) -> Result<DumpSummary, SaveError> {
-        if server.rdb.in_progress() {
-            return Err(SaveError::InProgress);
-        }
-        Self::write(server)
-    }
-
-    fn write(server: &Server) -> Result<DumpSummary, SaveError> {
+    /// Registers a snapshot of every database (the caller holds the command lock, shared or exclusive).
+    fn register(server: &Server) -> Result<Pending, SaveError> {
         let path = {
             let config = server.lock_config();
             config.dir.join(&config.dbfilename)
         };
-        let options = DumpOptions { dbs: Vec::new(), pattern: None, databases: server.databases(), compress: true };
+        let functions = {
+            let functions = server.scripting.functions.lock().unwrap_or_else(|p| p.into_inner());
+            functions.codes()
+        };
+        let options =
+            DumpOptions { dbs: Vec::new(), pattern: None, databases: server.databases(), compress: true, functions };
+        let (snapshot, dbs) = export::snapshot(&server.engine, &server.dbmap, &options).map_err(|error| {
+            tracing::error!(%error, "cannot take a snapshot");
+            SaveError::Failed(error.to_string())
+        })?;
+        server.rdb.last_pause_ns.store(snapshot.pause().as_nanos() as u64, Ordering::Relaxed);
+        Ok(Pending { snapshot: Arc::new(snapshot), dbs, options, path })
+    }
+
+    /// Writes the snapshot now, on this thread (SAVE: the caller holds the command lock exclusively).
+    pub fn save(server: &Server) -> Result<DumpSummary, SaveError> {
+        if server.rdb.in_progress() {
+            return Err(SaveError::InProgress);
+        }
+        let pending = Self::register(server)?;
+        Self::write(server, pending, false)
+    }
+
+    fn write(server: &Server, pending: Pending, background: bool) -> Result<DumpSummary, SaveError> {
+        let Pending { snapshot, dbs, options, path } = pending;
+        let instant_seq: u64 = snapshot.sequences().iter().sum();
+        let rdb = &server.rdb;
+        rdb.current_keys.store(0, Ordering::Relaxed);
+        if background {
+            *lock(&rdb.current) = Some(snapshot.clone());
+        }
         let started = Instant::now();
-        let result = export::write_file(&server.engine, &server.dbmap, &path, &options, &mut |_| {});
-        server.rdb.last_seconds.store(started.elapsed().as_secs() as i64, Ordering::Relaxed);
-        server.rdb.last_ok.store(result.is_ok(), Ordering::Relaxed);
+        let result = export::write_snapshot_file(&snapshot, &dbs, &path, &options, &mut |keys| {
+            rdb.current_keys.fetch_add(keys, Ordering::Relaxed);
+        });
+        if background {
+            rdb.last_seconds.store(started.elapsed().as_secs() as i64, Ordering::Relaxed);
+            rdb.last_cow.store(snapshot.stats().captured_bytes, Ordering::Relaxed);
+            rdb.last_ok.store(result.is_ok(), Ordering::Relaxed);
+            *lock(&rdb.current) = None;
+        }
         match result {
             Ok(summary) => {
-                server.rdb.saves.fetch_add(1, Ordering::Relaxed);
+                rdb.saves.fetch_add(1, Ordering::Relaxed);
+                rdb.last_ok.store(true, Ordering::Relaxed);
+                rdb.saved_seq.store(instant_seq, Ordering::Relaxed);
                 server.lastsave.store(crate::engine::system_clock_ms() / 1000, Ordering::Relaxed);
-                tracing::info!(keys = summary.total(), path = %path.display(), "DB saved on disk");
+                let stats = snapshot.stats();
+                tracing::info!(
+                    keys = summary.total(),
+                    path = %path.display(),
+                    pause_us = snapshot.pause().as_micros() as u64,
+                    captured_keys = stats.captured_keys,
+                    captured_bytes = stats.captured_bytes,
+                    spilled_bytes = stats.spilled_bytes,
+                    "DB saved on disk"
+                );
                 Ok(summary)
             }
             Err(error) => {
@@ -101,8 +192,9 @@ impl RdbSaves {
         }
     }
 
-    /// Starts a background save; with `schedule`, one already running makes it run once more afterwards
-    /// (`Ok(false)`: scheduled) instead of failing.
+    /// Starts a background save (the caller holds the command lock shared: the snapshot is registered
+    /// here, before this returns); with `schedule`, one already running makes it run once more
+    /// afterwards (`Ok(false)`: scheduled) instead of failing.
     pub fn bgsave(&self, schedule: bool) -> Result<bool, SaveError> {
         if self.in_progress.swap(true, Ordering::AcqRel) {
             if schedule {
@@ -115,35 +207,71 @@ impl RdbSaves {
             self.in_progress.store(false, Ordering::Release);
             return Err(SaveError::Failed("server not attached".into()));
         };
+        let pending = match Self::register(&server) {
+            Ok(pending) => pending,
+            Err(error) => {
+                self.last_ok.store(false, Ordering::Relaxed);
+                self.in_progress.store(false, Ordering::Release);
+                return Err(error);
+            }
+        };
         *lock(&self.started) = Some(Instant::now());
         let spawned = std::thread::Builder::new().name("velo-bgsave".into()).spawn(move || {
+            let mut pending = Some(pending);
             loop {
-                let _ = Self::write(&server);
+                if let Some(pending) = pending.take() {
+                    let _ = Self::write(&server, pending, true);
+                }
                 if !server.rdb.scheduled.swap(false, Ordering::AcqRel) {
                     break;
+                }
+                // A scheduled save: its instant must not fall inside a transaction or script either.
+                let registered = {
+                    let _shared = server.command_lock.read().unwrap_or_else(|p| p.into_inner());
+                    Self::register(&server)
+                };
+                match registered {
+                    Ok(next) => {
+                        *lock(&server.rdb.started) = Some(Instant::now());
+                        pending = Some(next);
+                    }
+                    Err(_) => server.rdb.last_ok.store(false, Ordering::Relaxed),
                 }
             }
             *lock(&server.rdb.started) = None;
             server.rdb.in_progress.store(false, Ordering::Release);
         });
         if let Err(error) = spawned {
+            *lock(&self.started) = None;
             self.in_progress.store(false, Ordering::Release);
             return Err(SaveError::Failed(error.to_string()));
         }
         Ok(true)
     }
 
-    /// The `rdb_*` lines of INFO persistence (Redis 7.0's names).
-    pub fn info(&self, lastsave: u64) -> String {
+    /// INFO persistence's figures of the save in progress: `current_cow_size` (before-image bytes held
+    /// so far) and `current_save_keys_processed`.
+    pub fn current(&self) -> (u64, u64) {
+        let cow = lock(&self.current).as_ref().map_or(0, |snapshot| snapshot.stats().captured_bytes);
+        let keys = if self.in_progress() { self.current_keys.load(Ordering::Relaxed) } else { 0 };
+        (cow, keys)
+    }
+
+    /// The `rdb_*` lines of INFO persistence (Redis 7.0's names), given the server.
+    pub fn info(&self, server: &Server, lastsave: u64) -> String {
         let current = lock(&self.started).map_or(-1, |at| at.elapsed().as_secs() as i64);
+        let changes = seq_sum(server).saturating_sub(self.saved_seq.load(Ordering::Relaxed));
         format!(
-            "rdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{lastsave}\r\n\
+            "rdb_changes_since_last_save:{changes}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{lastsave}\r\n\
              rdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{current}\r\n\
-             rdb_saves:{}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\n",
+             rdb_saves:{}\r\nrdb_last_cow_size:{}\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\n\
+             velo_snapshot_last_pause_us:{:.3}\r\n",
             u8::from(self.in_progress()),
             if self.last_ok.load(Ordering::Relaxed) { "ok" } else { "err" },
             self.last_seconds.load(Ordering::Relaxed),
             self.saves.load(Ordering::Relaxed),
+            self.last_cow.load(Ordering::Relaxed),
+            self.last_pause_ns.load(Ordering::Relaxed) as f64 / 1000.0,
         )
     }
 }

@@ -51,7 +51,7 @@ pub fn run(args: RdbDumpArgs) -> ExitCode {
         Ok(engine) => engine,
         Err(EngineError::Locked { pid, .. }) => {
             return fail(&format!(
-                "{} is in use by a running server (pid {pid}); ask it for a snapshot instead: redis-cli -p PORT SAVE (writes dbfilename in its dir)",
+                "{} is in use by a running server (pid {pid}); ask it for a point-in-time snapshot instead: redis-cli -p PORT BGSAVE (writes dbfilename in its dir; see docs/tools.md)",
                 args.dir.display()
             ))
         }
@@ -61,11 +61,16 @@ pub fn run(args: RdbDumpArgs) -> ExitCode {
         Ok(map) => map,
         Err(error) => return fail(&error.to_string()),
     };
+    let functions = match crate::script::functions::codes_in_dir(&args.dir) {
+        Ok(codes) => codes,
+        Err(error) => return fail(&error),
+    };
     let options = DumpOptions {
         dbs: args.dbs.clone(),
         pattern: args.pattern.as_ref().map(|p| p.as_bytes().to_vec()),
         databases: args.databases,
         compress: !args.no_compression,
+        functions,
     };
     let total: u64 = (0..args.databases).map(|db| engine.dbsize(dbmap.physical(db)).unwrap_or(0)).sum();
     let bar = if args.json || !std::io::stderr().is_terminal() {

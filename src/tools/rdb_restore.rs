@@ -197,8 +197,19 @@ fn offline(
         }
         Err(error) => return Err(Offline::Message(format!("{}: {error}", dir.display()))),
     };
-    let result = load::load_offline(&engine, files, options, progress);
+    let mut result = load::load_offline(&engine, files, options, progress);
     let closed = engine.close();
+    // Function libraries go to the directory's FUNCTION store (`<dir>/functions`), as Redis loads them
+    // from an RDB file into its function registry.
+    let mut functions_failed = None;
+    if let Ok(summary) = result.as_mut() {
+        if !options.dry_run {
+            match crate::script::functions::add_to_dir(&target, &summary.functions) {
+                Ok(loaded) => summary.functions_loaded = loaded as u64,
+                Err(error) => functions_failed = Some(format!("loading the function libraries: {error}")),
+            }
+        }
+    }
     let cleanup = |target: &Path| {
         if staged {
             let _ = std::fs::remove_dir_all(target);
@@ -211,6 +222,10 @@ fn offline(
             return Err(Offline::Load(error));
         }
     };
+    if let Some(message) = functions_failed {
+        cleanup(&target);
+        return Err(Offline::Message(message));
+    }
     if let Err(error) = closed {
         cleanup(&target);
         return Err(Offline::Message(format!("closing {}: {error}", target.display())));
@@ -255,7 +270,8 @@ fn print_summary(summary: &Summary, json: bool) {
         ("existing keys replaced", summary.existing_replaced),
         ("keys rejected by the server", summary.rejected),
         ("empty collections skipped", summary.empty_skipped),
-        ("function libraries skipped (Velo has no functions)", summary.functions_skipped),
+        ("function libraries loaded", summary.functions_loaded),
+        ("function libraries skipped (online loads do not send them)", summary.functions_skipped),
     ];
     for (what, count) in notes {
         if count > 0 {

@@ -1,0 +1,482 @@
+//! Point-in-time snapshots: a view of every slot as of one instant, read while writers go on (BGSAVE,
+//! `velo rdb-dump`, later a replica's full resync).
+//!
+//! Registering a snapshot takes every slot lock once (ascending order) and installs a `SlotCapture` in
+//! each slot: that is the only pause writers see. From then on, the slot's write path, before it changes
+//! a key the reader has not read yet, saves the key's *before-image* (its value, kind and expiry as they
+//! were, or "absent") into the capture, once per key. The reader walks each database of each slot in
+//! scan-position order, a bounded range at a time under the slot lock, and reads keys through a *view*:
+//! a key with a before-image is served from it, any other key is unchanged since the instant and is read
+//! from the slot. Keys deleted since the instant are found among the before-images of the range.
+//!
+//! Split collections keep their elements in parts (ordinary keys of a hidden database), read through the
+//! same view when their owner is read; parts of any database the reader does not walk (hidden or
+//! filtered) are captured until the reader has finished the slot, which covers the sweeper's deletes and
+//! a collection rewritten after the instant.
+//!
+//! Memory: before-images of keys already read are dropped as the reader passes them, and a slot's
+//! capture is dropped when the reader finishes the slot. Values beyond the RAM budget go to a spill file
+//! in the data directory, unlinked as soon as it is created (a crash leaves nothing; a leftover from an
+//! unlink that never happened is removed at the next open). Keys of captured entries stay in RAM.
+//! Dropping the [`Snapshot`] releases everything.
+//!
+//! FLUSHDB and FLUSHALL during a snapshot abort it (as Redis's FLUSHALL kills a saving child): copying
+//! every unread key of a flushed database into the capture would stall the flush for as long as a save.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::envelope::{self, ValueKind};
+use super::error::{Error, Result};
+use super::key::key_hash;
+use super::slot::{position_of, MemKey, MemValue, Slot, POSITION_BITS};
+use super::{Entry, KeyInfo};
+
+/// Prefix of spill files in the data directory (`snapshot-<id>.spill`).
+const SPILL_PREFIX: &str = "snapshot-";
+const SPILL_SUFFIX: &str = ".spill";
+
+/// RAM accounted for one captured key beyond its bytes.
+const IMAGE_OVERHEAD: usize = 96;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Where a before-image's envelope is held.
+enum Held {
+    Ram(Bytes),
+    Spilled { offset: u64, len: usize },
+}
+
+/// A key as it was at the snapshot's instant.
+enum Image {
+    Absent,
+    Present { kind: ValueKind, expire_at: u64, envelope: Held },
+}
+
+/// What every slot's capture of one snapshot shares.
+struct Shared {
+    id: u64,
+    dir: PathBuf,
+    /// Why the snapshot can no longer be read (a flush, a read error while capturing).
+    failed: Mutex<Option<String>>,
+    ram: AtomicUsize,
+    ram_limit: usize,
+    /// The spill file (already unlinked) and its length.
+    spill: Mutex<Option<(File, u64)>>,
+    captured_keys: AtomicU64,
+    captured_bytes: AtomicU64,
+    spilled_bytes: AtomicU64,
+}
+
+impl Shared {
+    fn fail(&self, why: String) {
+        let mut failed = lock(&self.failed);
+        if failed.is_none() {
+            tracing::warn!(snapshot = self.id, reason = %why, "snapshot aborted");
+            *failed = Some(why);
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        match &*lock(&self.failed) {
+            Some(why) => Err(Error::Snapshot(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn hold(&self, envelope: Bytes) -> Result<Held> {
+        let len = envelope.len();
+        if self.ram.load(Ordering::Relaxed) + len <= self.ram_limit {
+            self.ram.fetch_add(len, Ordering::Relaxed);
+            return Ok(Held::Ram(envelope));
+        }
+        let mut spill = lock(&self.spill);
+        if spill.is_none() {
+            let path = spill_path(&self.dir, self.id);
+            let file = File::options()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|e| Error::io("create", &path, e))?;
+            // Unlinked at once: the open handle keeps the space, and a crash leaves no file behind.
+            std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+            *spill = Some((file, 0));
+        }
+        let Some((file, end)) = spill.as_mut() else { unreachable!("spill file just created") };
+        let offset = *end;
+        let path = spill_path(&self.dir, self.id);
+        file.write_all_at(&envelope, offset).map_err(|e| Error::io("write", &path, e))?;
+        *end += len as u64;
+        self.spilled_bytes.fetch_add(len as u64, Ordering::Relaxed);
+        Ok(Held::Spilled { offset, len })
+    }
+
+    fn load(&self, held: &Held) -> Result<Bytes> {
+        match held {
+            Held::Ram(bytes) => Ok(bytes.clone()),
+            Held::Spilled { offset, len } => {
+                let spill = lock(&self.spill);
+                let path = spill_path(&self.dir, self.id);
+                let Some((file, _)) = spill.as_ref() else {
+                    return Err(Error::corrupt(&path, *offset, "snapshot spill file missing"));
+                };
+                let mut buf = vec![0; *len];
+                file.read_exact_at(&mut buf, *offset).map_err(|e| Error::io("read", &path, e))?;
+                Ok(Bytes::from(buf))
+            }
+        }
+    }
+
+    fn release(&self, image: &Image, key_len: usize) {
+        let mut bytes = key_len + IMAGE_OVERHEAD;
+        if let Image::Present { envelope: Held::Ram(envelope), .. } = image {
+            bytes += envelope.len();
+        }
+        let _ = self.ram.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |ram| Some(ram.saturating_sub(bytes)));
+    }
+}
+
+fn spill_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{SPILL_PREFIX}{}-{id}{SPILL_SUFFIX}", std::process::id()))
+}
+
+/// Removes spill files a crashed process left (it unlinks them at creation, so only a crash between
+/// creating and unlinking leaves one). Called when the engine opens its directory for writing.
+pub(crate) fn remove_leftovers(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(SPILL_PREFIX) && name.ends_with(SPILL_SUFFIX) {
+            tracing::info!(path = %entry.path().display(), "removing a snapshot spill file left by a crash");
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// One slot's part of a snapshot: the reader's progress and the before-images of keys changed since.
+pub(crate) struct SlotCapture {
+    shared: Arc<Shared>,
+    /// Databases the reader walks, in its order.
+    ranks: Arc<BTreeMap<u16, u32>>,
+    /// (rank, scan position) the reader has read up to in this slot.
+    progress: (u32, u64),
+    images: BTreeMap<MemKey, Image>,
+}
+
+impl SlotCapture {
+    /// Whether a change to this key must save its before-image first.
+    fn wants(&self, db: u16, reversed: u64) -> bool {
+        match self.ranks.get(&db) {
+            Some(rank) => (*rank, position_of(reversed.reverse_bits())) >= self.progress,
+            // Parts (hidden databases) and databases not walked: until the slot is finished.
+            None => true,
+        }
+    }
+
+    fn drop_images(&mut self) {
+        for ((_, _, key), image) in std::mem::take(&mut self.images) {
+            self.shared.release(&image, key.len());
+        }
+    }
+}
+
+impl Drop for SlotCapture {
+    fn drop(&mut self) {
+        self.drop_images();
+    }
+}
+
+/// The write path's hook: called before a key's state changes (`Slot::remember`).
+pub(crate) fn capture(slot: &mut Slot, db: u16, key: &[u8]) {
+    let reversed = key_hash(db, key).reverse_bits();
+    let Some(capture) = slot.snapshot.as_ref() else { return };
+    if !capture.wants(db, reversed) {
+        return;
+    }
+    let mem_key: MemKey = (reversed, db, key.to_vec());
+    if capture.images.contains_key(&mem_key) {
+        return;
+    }
+    let shared = capture.shared.clone();
+    let image = before_image(slot, db, key, reversed).and_then(|image| {
+        Ok(match image {
+            None => Image::Absent,
+            Some((kind, expire_at, envelope)) => Image::Present { kind, expire_at, envelope: shared.hold(envelope)? },
+        })
+    });
+    match image {
+        Ok(image) => {
+            shared.ram.fetch_add(key.len() + IMAGE_OVERHEAD, Ordering::Relaxed);
+            shared.captured_keys.fetch_add(1, Ordering::Relaxed);
+            if let Image::Present { envelope: Held::Ram(bytes), .. } = &image {
+                shared.captured_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            } else if let Image::Present { envelope: Held::Spilled { len, .. }, .. } = &image {
+                shared.captured_bytes.fetch_add(*len as u64, Ordering::Relaxed);
+            }
+            if let Some(capture) = slot.snapshot.as_mut() {
+                capture.images.insert(mem_key, image);
+            }
+        }
+        Err(error) => {
+            shared.fail(format!("saving a key's state for the snapshot failed: {error}"));
+            slot.snapshot = None;
+        }
+    }
+}
+
+/// The write path's hook for FLUSHDB and FLUSHALL: the snapshot cannot be completed.
+pub(crate) fn abort_on_flush(slot: &mut Slot) {
+    if let Some(capture) = slot.snapshot.take() {
+        capture.shared.fail("the data set was flushed (FLUSHDB/FLUSHALL) during the snapshot".into());
+    }
+}
+
+/// The key's stored state right now, ignoring expiry: (kind, expire_at, envelope), or `None` if absent.
+fn before_image(slot: &mut Slot, db: u16, key: &[u8], reversed: u64) -> Result<Option<(ValueKind, u64, Bytes)>> {
+    let entry = slot.mem_entry(reversed, db, key).map(|entry| (entry.expire_at, entry.value.clone()));
+    let retimed = match entry {
+        Some((expire_at, MemValue::Set { kind, envelope })) => {
+            return Ok(Some((kind, expire_at, slot.load_envelope(&envelope)?)))
+        }
+        Some((_, MemValue::Delete)) => return Ok(None),
+        Some((expire_at, MemValue::Retime)) => Some(expire_at),
+        None => None,
+    };
+    let Some(cell) = slot.find_cell(db, key)? else { return Ok(None) };
+    let envelope = slot.cell_envelope(&cell)?;
+    Ok(Some((cell.kind, retimed.unwrap_or(cell.expire_at), Bytes::from(envelope))))
+}
+
+/// The reader's view of a key (`Slot::get` while `snapshot_view` is set): `Some(state)` when the key
+/// has a before-image, `None` when the slot's current state is the snapshot's.
+pub(crate) fn view_get(slot: &Slot, db: u16, key: &[u8]) -> Result<Option<Option<Entry>>> {
+    let Some(capture) = slot.snapshot.as_ref() else { return Ok(None) };
+    let mem_key: MemKey = (key_hash(db, key).reverse_bits(), db, key.to_vec());
+    match capture.images.get(&mem_key) {
+        None => Ok(None),
+        Some(Image::Absent) => Ok(Some(None)),
+        Some(Image::Present { kind, expire_at, envelope: held }) => {
+            let bytes = capture.shared.load(held)?;
+            let (decoded_kind, value) = envelope::decode(&bytes, &slot.config.dictionaries).map_err(|e| match e {
+                envelope::EnvelopeError::DictMissing(id) => Error::DictMissing(id),
+                envelope::EnvelopeError::Malformed(what) => Error::Snapshot(format!("captured value envelope: {what}")),
+            })?;
+            debug_assert_eq!(decoded_kind, *kind);
+            Ok(Some(Some(Entry { kind: *kind, value, expire_at_ms: (*expire_at != 0).then_some(*expire_at) })))
+        }
+    }
+}
+
+/// As [`view_get`], for `Slot::key_info`.
+pub(crate) fn view_key_info(slot: &Slot, db: u16, key: &[u8]) -> Option<Option<KeyInfo>> {
+    let capture = slot.snapshot.as_ref()?;
+    let mem_key: MemKey = (key_hash(db, key).reverse_bits(), db, key.to_vec());
+    match capture.images.get(&mem_key)? {
+        Image::Absent => Some(None),
+        Image::Present { kind, expire_at, .. } => {
+            Some(Some(KeyInfo { kind: *kind, expire_at_ms: (*expire_at != 0).then_some(*expire_at) }))
+        }
+    }
+}
+
+/// Figures of a snapshot so far.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotStats {
+    /// Keys whose before-image was saved.
+    pub captured_keys: u64,
+    /// Value bytes of saved before-images (the analogue of Redis's copy-on-write size).
+    pub captured_bytes: u64,
+    /// Of those, bytes written to the spill file.
+    pub spilled_bytes: u64,
+    /// RAM the captures hold now (keys and values in memory).
+    pub ram_bytes: u64,
+}
+
+/// A point-in-time view of an engine. See the module docs. `Send`: it may be read on another thread;
+/// it holds the slots, not the engine, so it may outlive a borrow of it. Dropping it releases every
+/// capture.
+pub struct Snapshot {
+    slots: Vec<Arc<Mutex<Slot>>>,
+    shared: Arc<Shared>,
+    ranks: Arc<BTreeMap<u16, u32>>,
+    seqs: Vec<u64>,
+    pause: Duration,
+}
+
+impl Snapshot {
+    /// Registers a snapshot of `slots` under all their locks. `dbs` are the databases the reader will
+    /// walk, in order; `ram_limit` bounds the before-images kept in memory.
+    pub(crate) fn register(slots: &[Arc<Mutex<Slot>>], dir: &Path, dbs: &[u16], ram_limit: usize) -> Result<Snapshot> {
+        let shared = Arc::new(Shared {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            dir: dir.to_path_buf(),
+            failed: Mutex::new(None),
+            ram: AtomicUsize::new(0),
+            ram_limit,
+            spill: Mutex::new(None),
+            captured_keys: AtomicU64::new(0),
+            captured_bytes: AtomicU64::new(0),
+            spilled_bytes: AtomicU64::new(0),
+        });
+        let ranks: Arc<BTreeMap<u16, u32>> =
+            Arc::new(dbs.iter().enumerate().map(|(rank, db)| (*db, rank as u32)).collect());
+        let mut guards = Vec::with_capacity(slots.len());
+        let mut first_locked = None;
+        for slot in slots {
+            guards.push(lock(slot));
+            first_locked.get_or_insert_with(Instant::now);
+        }
+        if guards.iter().any(|slot| slot.snapshot.is_some()) {
+            return Err(Error::Snapshot("another snapshot is being read".into()));
+        }
+        let mut seqs = Vec::with_capacity(guards.len());
+        for slot in guards.iter_mut() {
+            seqs.push(slot.next_seq - 1);
+            slot.snapshot = Some(SlotCapture {
+                shared: shared.clone(),
+                ranks: ranks.clone(),
+                progress: (0, 0),
+                images: BTreeMap::new(),
+            });
+        }
+        drop(guards);
+        let pause = first_locked.map_or(Duration::ZERO, |at| at.elapsed());
+        Ok(Snapshot { slots: slots.to_vec(), shared, ranks, seqs, pause })
+    }
+
+    /// How long writers were held off while the snapshot was registered (first slot lock taken to all
+    /// released).
+    pub fn pause(&self) -> Duration {
+        self.pause
+    }
+
+    /// Each slot's last sequence number at the snapshot's instant.
+    pub fn sequences(&self) -> &[u64] {
+        &self.seqs
+    }
+
+    /// Number of slots.
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Figures so far.
+    pub fn stats(&self) -> SnapshotStats {
+        SnapshotStats {
+            captured_keys: self.shared.captured_keys.load(Ordering::Relaxed),
+            captured_bytes: self.shared.captured_bytes.load(Ordering::Relaxed),
+            spilled_bytes: self.shared.spilled_bytes.load(Ordering::Relaxed),
+            ram_bytes: self.shared.ram.load(Ordering::Relaxed) as u64,
+        }
+    }
+
+    /// An error if the snapshot was aborted (a flush, a failed capture).
+    pub fn check(&self) -> Result<()> {
+        self.shared.check()
+    }
+
+    /// Keys of `db` the slot held at the instant, estimated from its current count (a size hint).
+    pub fn size_hint(&self, slot: usize, db: u16) -> Result<u64> {
+        lock(&self.slots[slot]).key_count(db)
+    }
+
+    /// Reads the keys of database `db` in slot `slot` from scan `position` on, at least `want` of them
+    /// (whole buckets at a time), as they were at the snapshot's instant: `visit` is called under the slot
+    /// lock for each key that may have existed then, with the slot in *view* mode (`Slot::get` and
+    /// `Slot::key_info` answer as of the instant, for the key and for the parts of a split collection);
+    /// it finds `None` for a key created since. Returns the position to continue from, or `None` when
+    /// the slot's part of `db` is done. Databases must be read in the order given at registration, and
+    /// each from position 0 to the end.
+    pub fn read(
+        &self,
+        slot: usize,
+        db: u16,
+        position: u64,
+        want: usize,
+        visit: &mut dyn FnMut(&mut Slot, &[u8]),
+    ) -> Result<Option<u64>> {
+        let rank = *self
+            .ranks
+            .get(&db)
+            .ok_or_else(|| Error::Snapshot(format!("database {db} is not part of the snapshot")))?;
+        let mut guard = lock(&self.slots[slot]);
+        self.shared.check()?;
+        match guard.snapshot.as_ref() {
+            Some(capture) if Arc::ptr_eq(&capture.shared, &self.shared) => {
+                if (rank, position) < capture.progress {
+                    return Err(Error::Snapshot(format!("slot {slot} database {db} was already read there")));
+                }
+            }
+            _ => return Err(Error::Snapshot(format!("slot {slot} is no longer part of the snapshot"))),
+        }
+        let mut keys = Vec::new();
+        let next = guard.scan(Some(db), position, want, &mut keys)?;
+        let mut keys: Vec<Vec<u8>> = keys.into_iter().map(|(_, key)| key).collect();
+        let low = (position << (64 - POSITION_BITS), 0u16, Vec::new());
+        let range_keys: Vec<Vec<u8>> = {
+            let capture = guard.snapshot.as_ref().ok_or_else(|| Error::Snapshot("capture vanished".into()))?;
+            let in_range = |key: &MemKey| next.is_none_or(|end| key.0 < end << (64 - POSITION_BITS));
+            capture
+                .images
+                .range(low.clone()..)
+                .take_while(|(key, _)| in_range(key))
+                .filter(|(key, _)| key.1 == db)
+                .map(|(key, _)| key.2.clone())
+                .collect()
+        };
+        // Keys deleted since the instant are only among the before-images.
+        let seen: HashSet<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        let deleted: Vec<Vec<u8>> = range_keys.iter().filter(|key| !seen.contains(key.as_slice())).cloned().collect();
+        drop(seen);
+        keys.extend(deleted);
+        guard.snapshot_view = true;
+        for key in &keys {
+            visit(&mut guard, key);
+        }
+        guard.snapshot_view = false;
+        // The range is read: its keys need no more before-images.
+        let last_rank = self.ranks.len() as u32 - 1;
+        let Some(capture) = guard.snapshot.as_mut() else { return Err(Error::Snapshot("capture vanished".into())) };
+        capture.progress = match next {
+            Some(end) => (rank, end),
+            None => (rank + 1, 0),
+        };
+        for key in range_keys {
+            let mem_key: MemKey = (key_hash(db, &key).reverse_bits(), db, key);
+            if let Some(image) = capture.images.remove(&mem_key) {
+                self.shared.release(&image, mem_key.2.len());
+            }
+        }
+        if next.is_none() && rank == last_rank {
+            // The slot is done: stop capturing there and free its parts' images.
+            guard.snapshot = None;
+        }
+        drop(guard);
+        self.shared.check()?;
+        Ok(next)
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        for slot in &self.slots {
+            let mut slot = lock(slot);
+            if slot.snapshot.as_ref().is_some_and(|capture| Arc::ptr_eq(&capture.shared, &self.shared)) {
+                slot.snapshot = None;
+            }
+        }
+    }
+}

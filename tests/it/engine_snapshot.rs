@@ -1,0 +1,244 @@
+//! Point-in-time engine snapshots (`engine::snapshot`): what a snapshot reads is the data set of the
+//! instant it was registered, whatever writers do meanwhile (overwrites, deletes, new keys, expiry
+//! changes, checkpoints), across slots; spilled before-images read back the same; a flush aborts it;
+//! dropping it releases the slots.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use velo::engine::snapshot::Snapshot;
+use velo::engine::{Engine, EngineOptions, ValueKind};
+
+fn open(dir: &std::path::Path) -> Engine {
+    let options = EngineOptions {
+        slot_count: Some(4),
+        // Small memtables: checkpoints run while the snapshot is read.
+        wal_flush_bytes: Some(64 << 10),
+        ..EngineOptions::default()
+    };
+    Engine::open(dir, options).unwrap()
+}
+
+/// Everything the snapshot holds in `db`, read in ranges of `want` keys.
+fn read_all(snapshot: &Snapshot, db: u16, want: usize) -> BTreeMap<Vec<u8>, (Vec<u8>, Option<u64>)> {
+    read_all_slowly(snapshot, db, want, std::time::Duration::ZERO)
+}
+
+/// As `read_all`, pausing `gap` between ranges so that writers run in between.
+fn read_all_slowly(
+    snapshot: &Snapshot,
+    db: u16,
+    want: usize,
+    gap: std::time::Duration,
+) -> BTreeMap<Vec<u8>, (Vec<u8>, Option<u64>)> {
+    let mut out = BTreeMap::new();
+    for slot in 0..snapshot.slot_count() {
+        let mut position = 0;
+        loop {
+            let next = snapshot
+                .read(slot, db, position, want, &mut |slot, key| {
+                    if let Some(entry) = slot.get(db, key).unwrap() {
+                        let previous = out.insert(key.to_vec(), (entry.value.to_vec(), entry.expire_at_ms));
+                        assert!(previous.is_none(), "key {} read twice", String::from_utf8_lossy(key));
+                    }
+                })
+                .unwrap();
+            std::thread::sleep(gap);
+            match next {
+                Some(next) => position = next,
+                None => break,
+            }
+        }
+    }
+    out
+}
+
+fn current(engine: &Engine, db: u16) -> BTreeMap<Vec<u8>, (Vec<u8>, Option<u64>)> {
+    let mut out = BTreeMap::new();
+    let mut cursor = 0;
+    loop {
+        let page = engine.scan(Some(db), cursor, 100).unwrap();
+        for (_, key) in page.keys {
+            let entry = engine.get(db, &key).unwrap().unwrap();
+            out.insert(key, (entry.value.to_vec(), entry.expire_at_ms));
+        }
+        cursor = page.cursor;
+        if cursor == 0 {
+            break;
+        }
+    }
+    out
+}
+
+fn key(i: usize) -> Vec<u8> {
+    format!("key:{i}").into_bytes()
+}
+
+/// Writes between registration and reading, and between reads of ranges, never show in the snapshot;
+/// `ram_limit` 0 sends every before-image to the spill file.
+fn changes_after_the_instant_are_invisible(ram_limit: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let far = velo::engine::system_clock_ms() + 3_600_000;
+    for i in 0..3000 {
+        let value = format!("v{i}:").repeat(1 + i % 50);
+        let expire = (i % 7 == 0).then_some(far + i as u64);
+        engine.set(0, &key(i), ValueKind::String, value.as_bytes(), expire).unwrap();
+        if i % 3 == 0 {
+            engine.set(1, &key(i), ValueKind::String, b"db1", None).unwrap();
+        }
+    }
+    let expected0 = current(&engine, 0);
+    let expected1 = current(&engine, 1);
+    let snapshot = engine.snapshot(&[0, 1], ram_limit).unwrap();
+    assert!(snapshot.pause().as_millis() < 1000);
+    let mut round = 0;
+    let writer = |round: usize| {
+        for i in (round..3000).step_by(5) {
+            match i % 4 {
+                0 => engine.set(0, &key(i), ValueKind::String, b"changed", None).unwrap(),
+                1 => {
+                    engine.delete(0, &key(i)).unwrap();
+                }
+                2 => {
+                    engine.set_expiry(0, &key(i), Some(far * 2)).unwrap();
+                }
+                _ => engine.set(0, &key(i + 100_000), ValueKind::String, b"new", None).unwrap(),
+            }
+            engine.set(1, &key(i), ValueKind::String, b"db1 changed", None).unwrap();
+        }
+    };
+    writer(round);
+    // Read the snapshot in small ranges, writing between them.
+    let mut got0 = BTreeMap::new();
+    for slot in 0..snapshot.slot_count() {
+        let mut position = 0;
+        loop {
+            let next = snapshot
+                .read(slot, 0, position, 50, &mut |slot, key| {
+                    if let Some(entry) = slot.get(0, key).unwrap() {
+                        got0.insert(key.to_vec(), (entry.value.to_vec(), entry.expire_at_ms));
+                    }
+                })
+                .unwrap();
+            round += 1;
+            writer(round % 5);
+            match next {
+                Some(next) => position = next,
+                None => break,
+            }
+        }
+    }
+    assert_eq!(got0.len(), expected0.len());
+    assert!(got0 == expected0, "database 0 differs from the instant");
+    let got1 = read_all(&snapshot, 1, 1000);
+    assert!(got1 == expected1, "database 1 differs from the instant");
+    let stats = snapshot.stats();
+    assert!(stats.captured_keys > 0);
+    if ram_limit == 0 {
+        assert_eq!(stats.spilled_bytes, stats.captured_bytes);
+        assert!(stats.spilled_bytes > 0);
+    }
+    // Read completely: every slot has stopped capturing and holds nothing.
+    assert_eq!(snapshot.stats().ram_bytes, 0);
+    drop(snapshot);
+    // No spill file stays in the directory.
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("snapshot-"))
+        .collect();
+    assert!(leftovers.is_empty());
+    engine.close().unwrap();
+}
+
+#[test]
+fn snapshot_sees_the_instant_in_ram() {
+    changes_after_the_instant_are_invisible(64 << 20);
+}
+
+#[test]
+fn snapshot_sees_the_instant_with_spilled_images() {
+    changes_after_the_instant_are_invisible(0);
+}
+
+fn add(slot: &mut velo::engine::Slot, key: &[u8], delta: i64) {
+    let value: i64 = std::str::from_utf8(&slot.get(0, key).unwrap().unwrap().value).unwrap().parse().unwrap();
+    slot.set(0, key, ValueKind::String, (value + delta).to_string().as_bytes(), None).unwrap();
+}
+
+/// Transfers between accounts in different slots (both slots locked, as a multi-key command does) run
+/// while the snapshot is read: the snapshot's total is always the initial total.
+#[test]
+fn snapshot_is_one_instant_across_slots_under_concurrent_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(open(dir.path()));
+    const ACCOUNTS: usize = 400;
+    for i in 0..ACCOUNTS {
+        engine.set(0, &key(i), ValueKind::String, b"100", None).unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let transfers = Arc::new(AtomicU64::new(0));
+    let mut writers = Vec::new();
+    for w in 0..3u64 {
+        let (engine, stop, transfers) = (engine.clone(), stop.clone(), transfers.clone());
+        writers.push(std::thread::spawn(move || {
+            let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ w;
+            while !stop.load(Ordering::Relaxed) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let (a, b) = ((state % ACCOUNTS as u64) as usize, ((state >> 20) % ACCOUNTS as u64) as usize);
+                if a == b {
+                    continue;
+                }
+                let (ka, kb) = (key(a), key(b));
+                let (sa, sb) = (engine.slot_of(&ka), engine.slot_of(&kb));
+                if sa == sb {
+                    let mut slot = engine.lock_slot(sa);
+                    add(&mut slot, &ka, -1);
+                    add(&mut slot, &kb, 1);
+                } else {
+                    let mut low = engine.lock_slot(sa.min(sb));
+                    let mut high = engine.lock_slot(sa.max(sb));
+                    let (slot_a, slot_b) = if sa < sb { (&mut low, &mut high) } else { (&mut high, &mut low) };
+                    add(slot_a, &ka, -1);
+                    add(slot_b, &kb, 1);
+                }
+                transfers.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for _ in 0..5 {
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let snapshot = engine.snapshot(&[0], 1 << 20).unwrap();
+        let seen = read_all_slowly(&snapshot, 0, 10, std::time::Duration::from_millis(2));
+        assert_eq!(seen.len(), ACCOUNTS);
+        let total: i64 = seen.values().map(|(v, _)| std::str::from_utf8(v).unwrap().parse::<i64>().unwrap()).sum();
+        assert_eq!(total, 100 * ACCOUNTS as i64, "the snapshot is not one instant");
+    }
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    assert!(transfers.load(Ordering::Relaxed) > 100, "the writers hardly ran");
+}
+
+#[test]
+fn flush_aborts_a_snapshot_and_one_snapshot_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    for i in 0..100 {
+        engine.set(0, &key(i), ValueKind::String, b"x", None).unwrap();
+    }
+    let snapshot = engine.snapshot(&[0], 1 << 20).unwrap();
+    assert!(engine.snapshot(&[0], 1 << 20).is_err(), "a second snapshot while one is read");
+    engine.flush_db(0).unwrap();
+    let error = snapshot.read(0, 0, 0, 10, &mut |_, _| {}).unwrap_err();
+    assert!(error.to_string().contains("flushed"), "{error}");
+    drop(snapshot);
+    // Dropped: a new snapshot registers and reads the flushed state.
+    let snapshot = engine.snapshot(&[0], 1 << 20).unwrap();
+    assert!(read_all(&snapshot, 0, 10).is_empty());
+}
