@@ -222,6 +222,7 @@ fn run(ctx: &mut Ctx<'_>, request: SortRequest) -> Result<Reply, CmdError> {
     }
     let mut items = Vec::with_capacity(elements.len());
     for element in elements {
+        ctx.checkpoint()?;
         let mut item = Item { element, score: 0.0, by: None };
         if !dont_sort {
             let weight = match &by {
@@ -276,6 +277,7 @@ fn run(ctx: &mut Ctx<'_>, request: SortRequest) -> Result<Reply, CmdError> {
     };
     let mut output: Vec<Option<Bytes>> = Vec::new();
     for item in &items[start..end.max(start)] {
+        ctx.checkpoint()?;
         if request.gets.is_empty() {
             output.push(Some(item.element.clone()));
         }
