@@ -29,6 +29,8 @@ pub struct Lookups {
     /// Redis checks each key's type right after its lookup and ends the command at the first key of
     /// another type (the keys after it are not looked up); `None`: no such check between lookups.
     pub types: Option<&'static [ValueKind]>,
+    /// As `types`, for PFCOUNT/PFMERGE: a key that is not a HyperLogLog ends the command.
+    pub hll: bool,
 }
 
 const SETS: &[ValueKind] = &[ValueKind::Set];
@@ -44,6 +46,7 @@ pub fn read_lookups(spec: &CommandSpec, argv: &[Bytes]) -> Lookups {
     let sources = || keys_at(positions().get(1..).unwrap_or_default());
     let mut types = None;
     let mut stop_at_missing = false;
+    let mut hll = false;
     let keys = match spec.fullname {
         // Looked up with LOOKUP_NONOTIFY, or not looked up as reads.
         "object|encoding" | "object|freq" | "object|idletime" | "object|refcount" | "memory|usage" => Vec::new(),
@@ -68,7 +71,7 @@ pub fn read_lookups(spec: &CommandSpec, argv: &[Bytes]) -> Lookups {
         "getset" | "getdel" | "getex" | "copy" | "sort" | "sort_ro" | "georadius" | "georadiusbymember" | "xack"
         | "xclaim" | "xautoclaim" => key(1),
         "pfcount" | "pfmerge" => {
-            types = Some(STRINGS);
+            hll = true;
             keys_at(&positions())
         }
         "sunion" | "sinter" | "sdiff" | "sintercard" => {
@@ -106,7 +109,7 @@ pub fn read_lookups(spec: &CommandSpec, argv: &[Bytes]) -> Lookups {
         _ if spec.has(Flags::READONLY) => keys_at(&positions()),
         _ => Vec::new(),
     };
-    Lookups { keys, stop_at_missing, types }
+    Lookups { keys, stop_at_missing, types, hll }
 }
 
 /// Before a command runs (class `m` on): finds which of its read lookups will miss and keeps them
@@ -128,10 +131,16 @@ pub fn before(ctx: &mut Ctx<'_>, spec: &CommandSpec, argv: &[Bytes]) {
                 }
             }
             Ok(Some(info)) if lookups.types.is_some_and(|types| !types.contains(&info.kind)) => break,
+            Ok(Some(_)) if lookups.hll && !is_hll(ctx, db, &key) => break,
             _ => {}
         }
     }
     *ctx.client.keymiss.lock().unwrap_or_else(|p| p.into_inner()) = missing;
+}
+
+/// True if `key` holds a HyperLogLog (a string with its header's magic).
+fn is_hll(ctx: &Ctx<'_>, db: u16, key: &[u8]) -> bool {
+    matches!(ctx.engine.get(db, key), Ok(Some(entry)) if entry.kind == ValueKind::String && entry.value.starts_with(b"HYLL"))
 }
 
 /// After a command ran: publishes the misses still pending unless it failed on its arguments.

@@ -837,59 +837,39 @@ fn tracking_info_fields_as_redis() {
 fn xreadgroup_blocked_when_its_group_or_stream_goes_as_redis() {
     let (redis, velo) = servers();
     for hello in ["2! HELLO 2", "2! HELLO 3"] {
-        let mut script = vec![hello];
+        let mut script: Vec<String> = vec![hello.to_string()];
         for (key, action) in [
-            ("s1", vec!["1: XGROUP DESTROY s1 g"]),
-            ("s2", vec!["1: MULTI", "1: XGROUP DESTROY s2 g", "1: XGROUP CREATE s2 g 0", "1: EXEC"]),
-            ("s3", vec!["1: MULTI", "1: DEL s3", "1: XADD s3 2-1 f v", "1: XGROUP CREATE s3 g 0", "1: EXEC"]),
-            ("s4", vec!["1: DEL s4"]),
-            ("s5", vec!["1: SET s5 v"]),
-            ("s6", vec!["1: RENAME s6 t6"]),
-            ("s7", vec!["1: FLUSHALL"]),
+            ("s1", vec!["XGROUP DESTROY s1 g"]),
+            ("s2", vec!["MULTI", "XGROUP DESTROY s2 g", "XGROUP CREATE s2 g 0", "EXEC"]),
+            ("s3", vec!["MULTI", "DEL s3", "XADD s3 2-1 f v", "XGROUP CREATE s3 g 0", "EXEC"]),
+            ("s4", vec!["DEL s4"]),
+            ("s5", vec!["SET s5 v"]),
+            ("s6", vec!["RENAME s6 t6"]),
+            ("s7", vec!["FLUSHALL"]),
         ] {
-            script.push(match key {
-                "s1" => "1: XADD s1 1-1 f v",
-                "s2" => "1: XADD s2 1-1 f v",
-                "s3" => "1: XADD s3 1-1 f v",
-                "s4" => "1: XADD s4 1-1 f v",
-                "s5" => "1: XADD s5 1-1 f v",
-                "s6" => "1: XADD s6 1-1 f v",
-                _ => "1: XADD s7 1-1 f v",
-            });
-            script.push(match key {
-                "s1" => "1: XGROUP CREATE s1 g $",
-                "s2" => "1: XGROUP CREATE s2 g $",
-                "s3" => "1: XGROUP CREATE s3 g $",
-                "s4" => "1: XGROUP CREATE s4 g $",
-                "s5" => "1: XGROUP CREATE s5 g $",
-                "s6" => "1: XGROUP CREATE s6 g $",
-                _ => "1: XGROUP CREATE s7 g $",
-            });
-            script.push(match key {
-                "s1" => "2> XREADGROUP GROUP g c BLOCK 0 STREAMS s1 >",
-                "s2" => "2> XREADGROUP GROUP g c BLOCK 0 STREAMS s2 >",
-                "s3" => "2> XREADGROUP GROUP g c BLOCK 0 STREAMS s3 >",
-                "s4" => "2> XREADGROUP GROUP g c BLOCK 0 STREAMS s4 >",
-                "s5" => "2> XREADGROUP GROUP g c BLOCK 0 STREAMS s5 >",
-                "s6" => "2> XREADGROUP GROUP g c BLOCK 0 STREAMS s6 >",
-                _ => "2> XREADGROUP GROUP g c BLOCK 0 STREAMS s7 >",
-            });
-            script.push("blocked 1");
-            script.extend(action);
-            script.push("2<");
-            script.push("blocked 0");
+            script.push(format!("1: XADD {key} 1-1 f v"));
+            script.push(format!("1: XGROUP CREATE {key} g $"));
+            script.push(format!("2> XREADGROUP GROUP g c BLOCK 0 STREAMS {key} >"));
+            script.push("blocked 1".into());
+            script.extend(action.iter().map(|command| format!("1: {command}")));
+            script.push("2<".into());
+            script.push("blocked 0".into());
         }
         // Deleting the consumer does not end the wait.
-        script.extend([
-            "1: XADD s8 1-1 f v",
-            "1: XGROUP CREATE s8 g $",
-            "2> XREADGROUP GROUP g c BLOCK 0 STREAMS s8 >",
-            "blocked 1",
-            "1: XGROUP DELCONSUMER s8 g c",
-            "2?",
-            "1: XADD s8 2-1 f v",
-            "2<",
-        ]);
+        script.extend(
+            [
+                "1: XADD s8 1-1 f v",
+                "1: XGROUP CREATE s8 g $",
+                "2> XREADGROUP GROUP g c BLOCK 0 STREAMS s8 >",
+                "blocked 1",
+                "1: XGROUP DELCONSUMER s8 g c",
+                "2?",
+                "1: XADD s8 2-1 f v",
+                "2<",
+            ]
+            .map(String::from),
+        );
+        let script: Vec<&str> = script.iter().map(String::as_str).collect();
         compare(&redis, &velo, hello, &script);
     }
 }
