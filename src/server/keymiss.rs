@@ -181,3 +181,36 @@ impl Ctx<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookups(line: &str) -> Lookups {
+        let argv: Vec<Bytes> = line.split(' ').map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+        let (spec, _) = crate::server::dispatch::resolve(&argv).expect("known command");
+        read_lookups(spec, &argv)
+    }
+
+    fn keys(line: &str) -> Vec<String> {
+        lookups(line).keys.iter().map(|k| String::from_utf8_lossy(k).into_owned()).collect()
+    }
+
+    #[test]
+    fn read_lookups_follow_redis() {
+        assert_eq!(keys("MGET a b a"), ["a", "b", "a"]);
+        assert_eq!(keys("XREAD COUNT 1 STREAMS a b 0 0"), ["a", "b", "a", "b"]);
+        assert_eq!(keys("SET a v GET"), ["a"]);
+        assert!(keys("SET a v").is_empty());
+        assert!(keys("OBJECT ENCODING a").is_empty());
+        assert!(keys("INCR a").is_empty());
+        assert_eq!(keys("SUNIONSTORE d a b"), ["a", "b"]);
+        assert_eq!(keys("PFMERGE d a b"), ["d", "a", "b"]);
+        assert_eq!(keys("BITOP AND d a b"), ["a", "b"]);
+        assert!(keys("BITFIELD a INCRBY u8 0 1").is_empty());
+        assert_eq!(keys("BITFIELD a GET u8 0"), ["a"]);
+        assert!(lookups("XREADGROUP GROUP g c STREAMS a >").stop_at_missing);
+        assert!(lookups("PFCOUNT a b").hll);
+        assert_eq!(lookups("SINTER a b").types, Some(SETS));
+    }
+}
