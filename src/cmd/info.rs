@@ -180,7 +180,7 @@ fn section(ctx: &Ctx<'_>, name: &str, out: &mut String) -> Result<(), CmdError> 
             line(out, "client_recent_max_input_buffer", 0);
             line(out, "client_recent_max_output_buffer", 0);
             line(out, "blocked_clients", server.blocking.blocked_clients() + server.intro.pause.held());
-            line(out, "tracking_clients", 0);
+            line(out, "tracking_clients", server.intro.tracking.clients());
             line(out, "clients_in_timeout_table", server.blocking.blocked_clients());
         }
         "memory" => {
@@ -337,13 +337,14 @@ fn section(ctx: &Ctx<'_>, name: &str, out: &mut String) -> Result<(), CmdError> 
                 "active_defrag_key_misses",
                 "total_active_defrag_time",
                 "current_active_defrag_time",
-                "tracking_total_keys",
-                "tracking_total_items",
-                "tracking_total_prefixes",
-                "unexpected_error_replies",
             ] {
                 line(out, field, 0);
             }
+            let tracking = &server.intro.tracking;
+            line(out, "tracking_total_keys", tracking.total_keys());
+            line(out, "tracking_total_items", tracking.total_items());
+            line(out, "tracking_total_prefixes", tracking.total_prefixes());
+            line(out, "unexpected_error_replies", 0);
             line(out, "total_error_replies", load(&stats.error_replies));
             line(out, "dump_payload_sanitizations", 0);
             line(out, "total_reads_processed", load(&server.metrics.reads));

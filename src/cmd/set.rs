@@ -249,6 +249,7 @@ fn combine<'a>(
     let mut guards = ctx.lock_slots(&all);
     let mut sets: Vec<SetValue> = Vec::with_capacity(keys.len());
     for key in keys {
+        ctx.checkpoint()?;
         let index = ctx.engine.slot_of(key);
         let loaded = match guards.iter_mut().find(|(slot, _)| *slot == index) {
             Some((_, guard)) => load(guard, db, key)?,
@@ -261,6 +262,7 @@ fn combine<'a>(
         Algebra::Union => {
             for set in &sets {
                 for member in set.members() {
+                    ctx.checkpoint()?;
                     result.insert(member.clone());
                 }
             }
@@ -268,6 +270,7 @@ fn combine<'a>(
         Algebra::Inter => {
             if let Some((first, rest)) = sets.split_first() {
                 for member in first.members() {
+                    ctx.checkpoint()?;
                     if rest.iter().all(|set| set.contains(member)) {
                         result.insert(member.clone());
                     }
@@ -277,6 +280,7 @@ fn combine<'a>(
         Algebra::Diff => {
             if let Some((first, rest)) = sets.split_first() {
                 for member in first.members() {
+                    ctx.checkpoint()?;
                     if !rest.iter().any(|set| set.contains(member)) {
                         result.insert(member.clone());
                     }

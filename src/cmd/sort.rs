@@ -130,15 +130,24 @@ fn lookup(
     let Some((key, field)) = pattern_target(pattern, element) else { return Ok(None) };
     let db = ctx.db();
     let slot = guard_for(guards, ctx.engine, &key);
-    Ok(match field {
-        None => slot.get(db, &key)?.filter(|entry| entry.kind == ValueKind::String).map(|entry| entry.value),
-        Some(field) => match slot.key_info(db, &key)? {
-            Some(info) if info.kind == ValueKind::Hash => {
-                Handle::<HashValue>::open(slot, db, &Bytes::from(key))?.get(slot, &field)?
-            }
-            _ => None,
+    let value = match field {
+        None => match slot.get(db, &key)? {
+            None => None,
+            Some(entry) => Some((entry.kind == ValueKind::String).then_some(entry.value)),
         },
-    })
+        Some(field) => match slot.key_info(db, &key)? {
+            None => None,
+            Some(info) if info.kind == ValueKind::Hash => {
+                Some(Handle::<HashValue>::open(slot, db, &Bytes::from(key.clone()))?.get(slot, &field)?)
+            }
+            Some(_) => Some(None),
+        },
+    };
+    // Redis looks pattern keys up for reading: a missing one is a `keymiss`.
+    if value.is_none() {
+        ctx.keymiss(db, &key);
+    }
+    Ok(value.flatten())
 }
 
 /// Parses a sort weight as C's `strtod` on the whole text: leading spaces allowed, trailing ones not, no
@@ -215,6 +224,7 @@ fn run(ctx: &mut Ctx<'_>, request: SortRequest) -> Result<Reply, CmdError> {
     }
     let mut items = Vec::with_capacity(elements.len());
     for element in elements {
+        ctx.checkpoint()?;
         let mut item = Item { element, score: 0.0, by: None };
         if !dont_sort {
             let weight = match &by {
@@ -269,6 +279,7 @@ fn run(ctx: &mut Ctx<'_>, request: SortRequest) -> Result<Reply, CmdError> {
     };
     let mut output: Vec<Option<Bytes>> = Vec::new();
     for item in &items[start..end.max(start)] {
+        ctx.checkpoint()?;
         if request.gets.is_empty() {
             output.push(Some(item.element.clone()));
         }

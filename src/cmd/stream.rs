@@ -740,6 +740,11 @@ pub fn read_now(ctx: &mut Ctx<'_>, request: &ReadRequest) -> Result<Option<Reply
 
 /// One stream of an XREADGROUP: history (IDs after `after` in the consumer's pending list) or, for `>`
 /// (`after` = MAX), new entries past the group's last-delivered ID; None when there is nothing to serve.
+/// Redis's answer to an XREADGROUP whose group was destroyed while it was blocked.
+fn group_destroyed() -> CmdError {
+    CmdError::Raw("NOGROUP the consumer group this client was blocked on no longer exists".into())
+}
+
 fn group_read(
     stream: &mut Stream,
     slot: &mut Slot,
@@ -750,11 +755,12 @@ fn group_read(
     now: u64,
 ) -> Result<Option<Reply>, CmdError> {
     let limit = if request.count == 0 { usize::MAX } else { request.count };
-    let Some(group) = stream.stream_meta().groups.get(group_name) else { return Ok(None) };
+    // The group existed when the command was parsed: gone now, it was destroyed while the client waited.
+    let Some(group) = stream.stream_meta().groups.get(group_name) else { return Err(group_destroyed()) };
     let group_last = group.last_id;
     if after != StreamId::MAX {
         let Some(start) = after.next() else { return Ok(Some(Reply::Array(Vec::new()))) };
-        let Some(group) = stream.stream_meta_mut().groups.get_mut(group_name) else { return Ok(None) };
+        let Some(group) = stream.stream_meta_mut().groups.get_mut(group_name) else { return Err(group_destroyed()) };
         seen_consumer(group, consumer, now);
         let ids: Vec<StreamId> =
             group.pending_of(consumer).filter(|(id, _)| **id >= start).map(|(id, _)| *id).take(limit).collect();
@@ -941,13 +947,21 @@ pub fn xgroup_setid(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdErro
 pub fn xgroup_destroy(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let group = args.next_bytes()?;
-    modify_groups(ctx, &key, "xgroup-destroy", |stream: &mut StreamValue, existed| {
+    let reply = modify_groups(ctx, &key, "xgroup-destroy", |stream: &mut StreamValue, existed| {
         if !existed {
             return Err(CmdError::err(XGROUP_NEEDS_KEY));
         }
         let removed = stream.groups.remove(&group).is_some();
         Ok((Reply::Int(removed.into()), removed))
-    })
+    })?;
+    // As Redis, the key is signalled: an XREADGROUP blocked on the group is answered NOGROUP.
+    if matches!(reply, Reply::Int(1)) {
+        let logical = ctx.server.dbmap.logical(ctx.db());
+        if ctx.server.blocking.is_waited(logical, &key) {
+            ctx.server.blocking.signal(logical, &key);
+        }
+    }
+    Ok(reply)
 }
 
 /// ```text

@@ -748,8 +748,14 @@ fn parse_setop(args: &mut Args, op: SetOp, store: bool, command: &str) -> Result
     Ok(request)
 }
 
-/// Computes a union, intersection or difference of loaded sources into a sorted set.
-fn compute_setop(op: SetOp, sources: Vec<Source>, request: &SetOpRequest) -> ZsetIndex {
+/// Computes a union, intersection or difference of loaded sources into a sorted set (cancellable at
+/// each member: `Ctx::checkpoint`).
+fn compute_setop(
+    ctx: &Ctx<'_>,
+    op: SetOp,
+    sources: Vec<Source>,
+    request: &SetOpRequest,
+) -> Result<ZsetIndex, CmdError> {
     let weighted = |score: f64, weight: f64| {
         let value = score * weight;
         if value.is_nan() {
@@ -769,6 +775,7 @@ fn compute_setop(op: SetOp, sources: Vec<Source>, request: &SetOpRequest) -> Zse
             inputs.sort_by_key(|(source, _)| source.len());
             for (source, weight) in inputs {
                 for (member, score) in source {
+                    ctx.checkpoint()?;
                     let value = weighted(score, *weight);
                     match scores.get_mut(&member) {
                         Some(current) => *current = request.aggregate.apply(*current, value),
@@ -780,12 +787,13 @@ fn compute_setop(op: SetOp, sources: Vec<Source>, request: &SetOpRequest) -> Zse
                 }
             }
             for member in order {
+                ctx.checkpoint()?;
                 let _ = result.insert(&member, scores[&member]);
             }
         }
         SetOp::Inter => {
             if sources.iter().any(Option::is_none) {
-                return result;
+                return Ok(result);
             }
             let lookups: Vec<std::collections::HashMap<Bytes, f64>> =
                 sources.into_iter().map(|s| s.unwrap_or_default().into_iter().collect()).collect();
@@ -794,6 +802,7 @@ fn compute_setop(op: SetOp, sources: Vec<Source>, request: &SetOpRequest) -> Zse
             by_size.sort_by_key(|i| lookups[*i].len());
             let first = by_size[0];
             'members: for (member, score) in &lookups[first] {
+                ctx.checkpoint()?;
                 let mut total = weighted(*score, request.weights[first]);
                 for &other in &by_size[1..] {
                     let Some(score) = lookups[other].get(member) else { continue 'members };
@@ -804,24 +813,25 @@ fn compute_setop(op: SetOp, sources: Vec<Source>, request: &SetOpRequest) -> Zse
         }
         SetOp::Diff => {
             let mut sources = sources.into_iter();
-            let Some(Some(first)) = sources.next() else { return result };
+            let Some(Some(first)) = sources.next() else { return Ok(result) };
             let others: Vec<std::collections::HashSet<Bytes>> =
                 sources.flatten().map(|s| s.into_iter().map(|(m, _)| m).collect()).collect();
             for (member, score) in first {
+                ctx.checkpoint()?;
                 if !others.iter().any(|o| o.contains(&member)) {
                     let _ = result.insert(&member, score);
                 }
             }
         }
     }
-    result
+    Ok(result)
 }
 
 fn setop_reply(ctx: &mut Ctx<'_>, args: &mut Args, op: SetOp, command: &str) -> Result<Reply, CmdError> {
     let request = parse_setop(args, op, false, command)?;
     let (sources, guards) = load_sources(ctx, &request.keys, None)?;
     drop(guards);
-    let result = compute_setop(op, sources, &request);
+    let result = compute_setop(ctx, op, sources, &request)?;
     let items: Vec<(Bytes, f64)> = result.iter().map(|(m, s)| (Bytes::copy_from_slice(m), s)).collect();
     Ok(if request.with_scores {
         with_scores(ctx, items)
@@ -834,7 +844,7 @@ fn setop_store(ctx: &mut Ctx<'_>, args: &mut Args, op: SetOp, command: &str) -> 
     let destination = args.next_bytes()?;
     let request = parse_setop(args, op, true, command)?;
     let (sources, guards) = load_sources(ctx, &request.keys, Some(&destination))?;
-    let result = compute_setop(op, sources, &request);
+    let result = compute_setop(ctx, op, sources, &request)?;
     super::collection::store_destination(ctx, guards, &destination, &result, (crate::server::notify::ZSET, command))
 }
 
@@ -889,7 +899,7 @@ pub fn zintercard(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
     let (sources, guards) = load_sources(ctx, &keys, None)?;
     drop(guards);
     let request = SetOpRequest { weights: vec![1.0; keys.len()], keys, aggregate: Aggregate::Sum, with_scores: false };
-    let count = compute_setop(SetOp::Inter, sources, &request).len();
+    let count = compute_setop(ctx, SetOp::Inter, sources, &request)?.len();
     Ok(Reply::Int(if limit > 0 { count.min(limit) } else { count } as i64))
 }
 

@@ -260,6 +260,8 @@ pub struct Client {
     pub authenticated: bool,
     /// Lets long commands notice shutdown or a vanished peer ([`crate::cmd::Ctx::checkpoint`]).
     pub cancel: super::cancel::Cancel,
+    /// `keymiss` events found before the running command, not yet published (`server::keymiss`).
+    pub keymiss: std::sync::Mutex<Vec<Bytes>>,
 }
 
 impl Client {
@@ -280,6 +282,7 @@ impl Client {
             block: None,
             authenticated: true,
             cancel: Default::default(),
+            keymiss: Default::default(),
         }
     }
 

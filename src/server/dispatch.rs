@@ -175,8 +175,15 @@ fn run(
     // §"Transactions"); a single-key command does not open one and pays nothing.
     let engine = ctx.engine;
     let transaction = needs_transaction(spec, &argv).then(|| engine.transaction());
+    let keymiss = ctx.server.notify.enabled(crate::server::notify::KEY_MISS);
+    if keymiss {
+        crate::server::keymiss::before(ctx, spec, &argv);
+    }
     let mut args = Args::new(argv, start);
     let mut result = handler(ctx, &mut args);
+    if keymiss {
+        crate::server::keymiss::after(ctx, &result);
+    }
     if let Some(transaction) = transaction {
         if let Err(error) = transaction.commit() {
             result = Err(error.into());

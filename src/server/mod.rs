@@ -33,6 +33,7 @@ pub mod dbmap;
 pub mod dispatch;
 pub mod gate;
 pub mod introspection;
+pub mod keymiss;
 pub mod metrics;
 pub mod monitor;
 pub mod notify;
@@ -320,6 +321,8 @@ async fn active_expire(server: Arc<Server>) {
         if let Err(error) = server.engine.active_expire(ACTIVE_EXPIRE_BUDGET) {
             tracing::error!(%error, "active expire failed");
         }
+        // Expired keys matching BCAST prefixes (Redis broadcasts them before it sleeps).
+        server.intro.tracking.flush_broadcasts(&server.clients);
     }
 }
 

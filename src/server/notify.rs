@@ -115,8 +115,8 @@ pub struct Notify {
     expired: Arc<ExpiredSink>,
 }
 
-/// The engine's [`crate::engine::ExpireListener`]: counts each expired key (INFO `expired_keys`) and
-/// publishes its `expired` event. It reaches the server through a weak reference set once the server is
+/// The engine's [`crate::engine::ExpireListener`]: counts each expired key (INFO `expired_keys`),
+/// publishes its `expired` event and invalidates it for tracking clients. It reaches the server through a weak reference set once the server is
 /// shared ([`Notify::attach`]); the engine it is given to belongs to that server.
 #[derive(Default)]
 pub struct ExpiredSink {
@@ -134,6 +134,9 @@ impl crate::engine::ExpireListener for ExpiredSink {
         if notify.enabled(EXPIRED) {
             notify.publish(&server, EXPIRED, "expired", server.dbmap.logical(db), key);
         }
+        // Then, as Redis's deleteExpiredKeyAndPropagate, the key counts as modified by no client: its
+        // tracking clients are told (BCAST keys go out after the command or the active-expire pass).
+        server.intro.tracking.invalidate(&server.clients, 0, key);
     }
 }
 
@@ -202,6 +205,10 @@ impl Ctx<'_> {
     #[inline]
     pub fn notify(&self, class: u32, event: &str, db: u16, key: &[u8]) {
         let notify = &self.server.notify;
+        // The command's read misses come before its own events (`server::keymiss`).
+        if notify.enabled(KEY_MISS) {
+            self.flush_keymiss();
+        }
         if notify.enabled(class) {
             notify.publish(self.server, class, event, self.server.dbmap.logical(db), key);
         }

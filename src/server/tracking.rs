@@ -11,6 +11,8 @@
 //!   message per prefix with every key changed meanwhile.
 //! - NOLOOP: changes made by the client itself are not sent to it.
 //! - FLUSHDB/FLUSHALL send every tracking client a null ("everything") invalidation.
+//! - A key that expires (active cycle or found on access) is invalidated as changed by no client
+//!   (`notify::ExpiredSink`), so NOLOOP does not hold it back.
 //! - Delivery: a RESP3 client gets a push `>2 invalidate <keys>`; with REDIRECT the message goes to the
 //!   other client instead: as a push if it speaks RESP3, as a `message` on `__redis__:invalidate` if it
 //!   is a RESP2 subscriber (otherwise nothing can be sent). A redirect to a client that is gone marks
@@ -20,7 +22,7 @@
 //! the reply it is producing: so a client invalidating its own key sees the reply first, as in Redis.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -74,6 +76,10 @@ struct Tables {
 pub struct Tracking {
     tables: Mutex<Tables>,
     clients: AtomicUsize,
+    /// The tables hold a key or a prefix (kept under the lock): writers skip the lock otherwise. Not the
+    /// client count: remembered keys outlive their clients' tracking, and a change still removes them
+    /// (INFO `tracking_total_keys` shows it, as in Redis).
+    populated: AtomicBool,
 }
 
 impl Tracking {
@@ -114,6 +120,11 @@ impl Tracking {
             }
         }
         *state = TrackingState { on: true, caching: state.caching, prefixes, ..new };
+        self.note_population(&tables);
+    }
+
+    fn note_population(&self, tables: &Tables) {
+        self.populated.store(!tables.keys.is_empty() || !tables.prefixes.is_empty(), Ordering::Relaxed);
     }
 
     /// Turns tracking off for `handle` (and forgets its prefixes).
@@ -129,6 +140,7 @@ impl Tracking {
                     }
                 }
             }
+            self.note_population(&tables);
         }
         if state.on {
             self.clients.fetch_sub(1, Ordering::Relaxed);
@@ -142,13 +154,14 @@ impl Tracking {
         for key in keys {
             tables.keys.entry(key).or_default().insert(id);
         }
+        self.note_population(&tables);
     }
 
     /// `key` changed (by client `writer`, 0 for none): invalidates it for the clients that read it and
     /// queues it for the BCAST prefixes it matches.
     pub fn invalidate(&self, registry: &ClientRegistry, writer: u64, key: &[u8]) {
-        // Cheap for the common case: nobody tracks (entries of clients gone since are dropped lazily).
-        if self.clients() == 0 {
+        // Cheap for the common case: nothing remembered (entries of clients gone are dropped lazily).
+        if !self.populated.load(Ordering::Relaxed) {
             return;
         }
         let readers = {
@@ -158,7 +171,9 @@ impl Tracking {
                     entry.keys.insert(Bytes::copy_from_slice(key), writer);
                 }
             }
-            tables.keys.remove(key)
+            let readers = tables.keys.remove(key);
+            self.note_population(&tables);
+            readers
         };
         for id in readers.into_iter().flatten() {
             let Some(target) = registry.get(id) else { continue };
@@ -184,7 +199,9 @@ impl Tracking {
 
     /// FLUSHALL also forgets every remembered key (Redis frees the table).
     pub fn forget_all_keys(&self) {
-        self.lock().keys.clear();
+        let mut tables = self.lock();
+        tables.keys.clear();
+        self.note_population(&tables);
     }
 
     /// Sends the keys collected for each BCAST prefix to its clients (after a command).

@@ -736,3 +736,148 @@ fn slowlog_reports_a_blocking_command_once_served() {
         control.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "10000"]);
     }
 }
+
+/// Keys that expire (by the active cycle, or found on access) invalidate as any change does, NOLOOP
+/// included (Redis signals them as modified by no client); FLUSHDB sends the null invalidation.
+#[test]
+fn tracking_invalidates_expired_keys_as_redis() {
+    let (redis, velo) = servers();
+    compare(
+        &redis,
+        &velo,
+        "expiry, RESP3",
+        &[
+            "2: SET k v PX 100",
+            "1! HELLO 3",
+            "1: CLIENT TRACKING on",
+            "1: GET k",
+            // Nobody touches k: the active cycle expires it.
+            "3?",
+            "1<",
+            "2: SET k v PX 100",
+            "1: GET k",
+            "3?",
+            // Found expired on access, or by the active cycle meanwhile: one invalidation either way.
+            "2: GET k",
+            "1<",
+            "1: CLIENT TRACKING on NOLOOP",
+            "1: SET j v PX 100",
+            "1: GET j",
+            "3?",
+            "1<",
+            "1: CLIENT TRACKING off",
+            "1: CLIENT TRACKING on BCAST PREFIX b",
+            "2: SET bk v PX 100",
+            "1<",
+            "3?",
+            "1<",
+        ],
+    );
+    compare(
+        &redis,
+        &velo,
+        "expiry, RESP2 redirect",
+        &[
+            "3: SUBSCRIBE __redis__:invalidate",
+            "1: CLIENT TRACKING on REDIRECT $3",
+            "2: SET k v PX 100",
+            "1: GET k",
+            "4?",
+            "3<",
+            "2: FLUSHDB",
+            "3<",
+            "1?",
+        ],
+    );
+}
+
+/// INFO's tracking figures: clients, remembered keys and (key, client) items, BCAST prefixes; keys stay
+/// remembered after their clients stop tracking until they change, and FLUSHALL forgets them.
+#[test]
+fn tracking_info_fields_as_redis() {
+    fn figures(conn: &mut Conn) -> String {
+        let info = String::from_utf8_lossy(&conn.cmd(&["INFO", "everything"])).into_owned();
+        info.lines().filter(|l| l.starts_with("tracking_")).collect::<Vec<_>>().join(" ")
+    }
+    let (redis, velo) = servers();
+    let mut runs = Vec::new();
+    for port in [redis.port, velo.port] {
+        let mut out = Vec::new();
+        let mut c1 = Conn::connect(port);
+        let mut c2 = Conn::connect(port);
+        let mut c3 = Conn::connect(port);
+        let mut writer = Conn::connect(port);
+        writer.cmd(&["FLUSHALL"]);
+        out.push(figures(&mut writer));
+        c1.cmd(&["HELLO", "3"]);
+        c1.cmd(&["CLIENT", "TRACKING", "on"]);
+        c1.cmd(&["GET", "a"]);
+        c1.cmd(&["MGET", "a", "b", "c"]);
+        c2.cmd(&["CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "x", "PREFIX", "y"]);
+        c3.cmd(&["HELLO", "3"]);
+        c3.cmd(&["CLIENT", "TRACKING", "on"]);
+        c3.cmd(&["GET", "a"]);
+        out.push(figures(&mut writer));
+        c2.cmd(&["CLIENT", "TRACKING", "off"]);
+        out.push(figures(&mut writer));
+        writer.cmd(&["SET", "a", "1"]);
+        out.push(figures(&mut writer));
+        // The invalidation pushes first, then the replies.
+        assert!(show(&c1.read_reply()).contains("invalidate"));
+        assert!(show(&c3.read_reply()).contains("invalidate"));
+        c1.cmd(&["CLIENT", "TRACKING", "off"]);
+        c3.cmd(&["CLIENT", "TRACKING", "off"]);
+        out.push(figures(&mut writer));
+        writer.cmd(&["SET", "b", "1"]);
+        out.push(figures(&mut writer));
+        writer.cmd(&["FLUSHALL"]);
+        out.push(figures(&mut writer));
+        runs.push(out);
+    }
+    assert_eq!(runs[0], runs[1]);
+    assert!(runs[0][1].contains("tracking_total_items:4"), "{:?}", runs[0]);
+}
+
+/// A client blocked in XREADGROUP when its group is destroyed (NOGROUP), destroyed and created again
+/// (served from the new group), its stream deleted, replaced or flushed (UNBLOCKED), or its consumer
+/// deleted (still waiting): Redis 7.0's replies byte for byte, RESP2 and RESP3.
+#[test]
+fn xreadgroup_blocked_when_its_group_or_stream_goes_as_redis() {
+    let (redis, velo) = servers();
+    for hello in ["2! HELLO 2", "2! HELLO 3"] {
+        let mut script: Vec<String> = vec![hello.to_string()];
+        for (key, action) in [
+            ("s1", vec!["XGROUP DESTROY s1 g"]),
+            ("s2", vec!["MULTI", "XGROUP DESTROY s2 g", "XGROUP CREATE s2 g 0", "EXEC"]),
+            ("s3", vec!["MULTI", "DEL s3", "XADD s3 2-1 f v", "XGROUP CREATE s3 g 0", "EXEC"]),
+            ("s4", vec!["DEL s4"]),
+            ("s5", vec!["SET s5 v"]),
+            ("s6", vec!["RENAME s6 t6"]),
+            ("s7", vec!["FLUSHALL"]),
+        ] {
+            script.push(format!("1: XADD {key} 1-1 f v"));
+            script.push(format!("1: XGROUP CREATE {key} g $"));
+            script.push(format!("2> XREADGROUP GROUP g c BLOCK 0 STREAMS {key} >"));
+            script.push("blocked 1".into());
+            script.extend(action.iter().map(|command| format!("1: {command}")));
+            script.push("2<".into());
+            script.push("blocked 0".into());
+        }
+        // Deleting the consumer does not end the wait.
+        script.extend(
+            [
+                "1: XADD s8 1-1 f v",
+                "1: XGROUP CREATE s8 g $",
+                "2> XREADGROUP GROUP g c BLOCK 0 STREAMS s8 >",
+                "blocked 1",
+                "1: XGROUP DELCONSUMER s8 g c",
+                "2?",
+                "1: XADD s8 2-1 f v",
+                "2<",
+            ]
+            .map(String::from),
+        );
+        let script: Vec<&str> = script.iter().map(String::as_str).collect();
+        compare(&redis, &velo, hello, &script);
+    }
+}

@@ -307,3 +307,77 @@ fn compare_deliveries(redis: u16, velo: u16, patterns: &[&str]) {
         assert_eq!(r.1, v.1, "deliveries for channel {:?} differ", r.0);
     }
 }
+
+/// Fills `key` with `count` elements by `head` commands of 1000 elements each (`pairs`: a score or
+/// field before each element), pipelined.
+fn fill(conn: &mut Conn, head: &[&str], count: usize, pairs: bool) {
+    let mut sent = 0;
+    for start in (0..count).step_by(1000) {
+        let mut args: Vec<String> = head.iter().map(|s| s.to_string()).collect();
+        for i in start..(start + 1000).min(count) {
+            if pairs {
+                args.push(i.to_string());
+            }
+            args.push(format!("{}", (i as u64).wrapping_mul(2_654_435_761) % 1_000_000_007));
+        }
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        conn.send(&command(&args));
+        sent += 1;
+    }
+    for _ in 0..sent {
+        assert!(!conn.read_reply().starts_with(b"-"));
+    }
+}
+
+/// SORT, set algebra, ZUNIONSTORE, LRANGE and HGETALL of large collections (split in Velo) run off the
+/// workers: PING keeps answering meanwhile. SORT and the set algebra check for cancellation between
+/// elements: abandoned by their clients, they stop early (counted as failed).
+#[test]
+fn large_sort_and_set_algebra_leave_others_served_and_stop_when_abandoned() {
+    let server = TestServer::start();
+    let mut conn = server.connect();
+    const N: usize = 100_000;
+    fill(&mut conn, &["RPUSH", "list"], N, false);
+    fill(&mut conn, &["SADD", "sa"], N, false);
+    fill(&mut conn, &["SADD", "sb"], N / 2, false);
+    fill(&mut conn, &["ZADD", "za"], N, true);
+    fill(&mut conn, &["HSET", "hash"], N / 2, true);
+    let pinger = Pinger::start(server.port);
+    for args in [
+        vec!["SORT", "list"],
+        vec!["SUNIONSTORE", "su", "sa", "sb"],
+        vec!["SINTER", "sa", "sb"],
+        vec!["SDIFFSTORE", "sd", "sa", "sb"],
+        vec!["ZUNIONSTORE", "zu", "2", "za", "sa"],
+        vec!["ZINTERSTORE", "zi", "2", "za", "sb"],
+        vec!["LRANGE", "list", "0", "-1"],
+        vec!["HGETALL", "hash"],
+    ] {
+        let reply = conn.cmd(&args);
+        assert!(!reply.is_empty() && !reply.starts_with(b"-"), "{args:?}: {}", show(&reply[..reply.len().min(200)]));
+    }
+    let (worst, count) = pinger.finish();
+    assert!(count > 10, "only {count} PINGs answered");
+    assert!(worst < 500, "a PING waited {worst} ms while long commands ran");
+    // Abandoned: each stops at its next check instead of running to its end.
+    for (name, args) in [
+        ("sort", vec!["SORT", "list", "BY", "nosuchkey_*", "GET", "#", "GET", "w_*"]),
+        ("sunion", vec!["SUNION", "sa", "sb", "list_is_not_here"]),
+    ] {
+        let (calls_before, failed_before) = command_calls(&mut conn, name);
+        let mut long = server.connect();
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        long.send(&command(&args));
+        drop(long);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (calls, failed) = command_calls(&mut conn, name);
+            if calls == calls_before + 1 {
+                assert_eq!(failed, failed_before + 1, "the abandoned {name} was cut short");
+                break;
+            }
+            assert!(Instant::now() < deadline, "abandoned {name} still running");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}

@@ -27,12 +27,20 @@ fn cmd(parts: &[&str]) -> Step {
 /// Channel the end marker is published on; it matches the subscriber's pattern.
 const MARKER: &str = "__keyend__:marker";
 
+/// Channel of the per-step markers of [`events_marked`].
+const STEP_MARKER: &str = "__keystep__:marker";
+
 /// Subscribes (RESP2 or RESP3) to `__key*__:*` on a server whose notifications are `flags`, runs `steps`
 /// and returns every message the subscriber got, up to the end marker.
 /// Each command (its first arguments, joined) with its raw reply.
 type Replies = Vec<(String, Vec<u8>)>;
 
 fn events(port: u16, flags: &str, steps: &[Step], resp3: bool) -> (Vec<Vec<u8>>, Replies) {
+    events_marked(port, flags, steps, resp3, false)
+}
+
+/// [`events`]; with `per_step`, a marker message after each command (to find the step that differs).
+fn events_marked(port: u16, flags: &str, steps: &[Step], resp3: bool, per_step: bool) -> (Vec<Vec<u8>>, Replies) {
     let mut replies = Vec::new();
     let mut main = Conn::connect(port);
     assert_eq!(main.cmd(&["FLUSHALL"]), b"+OK\r\n");
@@ -52,6 +60,9 @@ fn events(port: u16, flags: &str, steps: &[Step], resp3: bool) -> (Vec<Vec<u8>>,
                 assert!(!reply.is_empty(), "no reply to {args:?}");
                 let line: Vec<String> = args.iter().take(6).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
                 replies.push((line.join(" "), reply));
+                if per_step {
+                    main.cmd(&["PUBLISH", STEP_MARKER, &line.join(" ")]);
+                }
             }
             Step::Sleep(ms) => std::thread::sleep(Duration::from_millis(*ms)),
         }
@@ -88,8 +99,9 @@ fn compare(redis: &RedisServer, velo: &TestServer, name: &str, flags: &str, step
         let around = |list: &[Vec<u8>]| {
             list[at.saturating_sub(3)..(at + 3).min(list.len())].iter().map(|m| show(m)).collect::<Vec<_>>()
         };
+        let step = locate(redis, velo, flags, steps, resp3);
         panic!(
-            "{name} [{flags}]: event streams differ at message {at} (redis {} messages, velo {}); first other reply: {:?}\n  redis: {:#?}\n  velo:  {:#?}",
+            "{name} [{flags}]: first differing step: {step}\n{name} [{flags}]: event streams differ at message {at} (redis {} messages, velo {}); first other reply: {:?}\n  redis: {:#?}\n  velo:  {:#?}",
             expected.len(),
             actual.len(),
             first_reply_difference,
@@ -98,6 +110,29 @@ fn compare(redis: &RedisServer, velo: &TestServer, name: &str, flags: &str, step
         );
     }
     assert!(!expected.is_empty() || flags.is_empty() || !flags.contains(['K', 'E']), "{name}: no events at all");
+}
+
+/// Runs `steps` again with a marker after each command; the first command whose events differ, with them.
+fn locate(redis: &RedisServer, velo: &TestServer, flags: &str, steps: &[Step], resp3: bool) -> String {
+    let split = |port: u16| {
+        let (messages, _) = events_marked(port, flags, steps, resp3, true);
+        let mut out = vec![(String::new(), Vec::new())];
+        for message in messages {
+            let text = show(&message);
+            if text.contains(STEP_MARKER) {
+                out.last_mut().unwrap().0 = text;
+                out.push((String::new(), Vec::new()));
+            } else {
+                out.last_mut().unwrap().1.push(text);
+            }
+        }
+        out
+    };
+    let (expected, actual) = (split(redis.port), split(velo.port));
+    match expected.iter().zip(&actual).find(|(a, b)| a != b) {
+        Some((a, b)) => format!("{}\n  redis: {:?}\n  velo:  {:?}", a.0, a.1, b.1),
+        None => "none found on a second run (timing)".to_string(),
+    }
 }
 
 fn pick<'a>(rng: &mut SmallRng, items: &[&'a str]) -> &'a str {
@@ -370,5 +405,252 @@ fn config_parses_and_normalises_like_redis() {
             replies.push((show(&set), show(&get)));
         }
         assert_eq!(replies[0], replies[1], "value {value:?}");
+    }
+}
+
+/// The keymiss tests' seeds: fixed, or from `VELO_DIFF_SEED` to explore new ones.
+fn seed_base(fixed: u64) -> u64 {
+    std::env::var("VELO_DIFF_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(fixed)
+}
+
+/// A random read over the same key space (reads of missing keys emit `keymiss`; reads of present ones,
+/// of another type or not, emit nothing).
+fn random_read(rng: &mut SmallRng) -> Vec<Step> {
+    let any = pick(rng, &["s0", "s1", "l0", "l1", "h0", "h1", "S0", "S1", "z0", "z1", "x0", "x1", "none", "hll"]);
+    let other = pick(rng, &["s0", "l1", "h0", "S1", "z0", "x1", "fresh"]);
+    let line: Vec<&str> = match rng.gen_range(0..34) {
+        0 => vec!["GET", any],
+        1 => vec!["MGET", any, other, any],
+        2 => vec!["EXISTS", any, other],
+        3 => vec!["TYPE", any],
+        4 => vec!["TTL", any],
+        5 => vec!["STRLEN", any],
+        6 => vec!["GETRANGE", any, "0", "3"],
+        7 => vec!["LRANGE", any, "0", "-1"],
+        8 => vec!["LLEN", any],
+        9 => vec!["LINDEX", any, "0"],
+        10 => vec!["HGET", any, "m1"],
+        11 => vec!["HGETALL", any],
+        12 => vec!["HMGET", any, "m1", "m2"],
+        13 => vec!["SMEMBERS", any],
+        14 => vec!["SISMEMBER", any, "m1"],
+        15 => vec!["SUNION", any, other],
+        16 => vec!["SINTER", any, other],
+        17 => vec!["ZRANGE", any, "0", "-1"],
+        18 => vec!["ZSCORE", any, "m1"],
+        19 => vec!["ZUNION", "2", any, other],
+        20 => vec!["XRANGE", any, "-", "+"],
+        21 => vec!["XREAD", "STREAMS", any, other, "0", "0"],
+        22 => vec!["PFCOUNT", any, other],
+        23 => vec!["BITCOUNT", any],
+        24 => vec!["DUMP", any],
+        25 => vec!["TOUCH", any, other],
+        26 => vec!["OBJECT", "ENCODING", any],
+        27 => vec!["GETEX", any],
+        28 => vec!["SET", any, "v", "GET"],
+        29 => vec!["LCS", any, other],
+        30 => vec!["SORT", any, "ALPHA"],
+        31 => vec!["SORT", "l0", "BY", "nosort", "GET", "s*", "GET", "h*->m1"],
+        32 => vec!["ZRANGE", any, "0", "-1", "BADOPTION"],
+        _ => vec!["XINFO", "STREAM", any],
+    };
+    vec![cmd(&line)]
+}
+
+fn random_script_with_reads(seed: u64, len: usize) -> Vec<Step> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut steps = Vec::new();
+    while steps.len() < len {
+        if rng.gen_bool(0.5) {
+            steps.extend(random_read(&mut rng));
+        } else {
+            steps.extend(random_command(&mut rng));
+        }
+    }
+    steps
+}
+
+/// Every command that looks a key up, against a missing key (and a few present ones): `keymiss` exactly
+/// where, as often and in the order Redis 7.0 emits it (MGET once per missing key, XREAD twice, SET ... GET
+/// before `set`, none for OBJECT or the write lookups, none when the options are rejected first).
+#[test]
+fn keymiss_per_command_matches_redis() {
+    let redis = RedisServer::start();
+    let velo = TestServer::start();
+    let lines = [
+        "GET m1",
+        "MGET m1 str m2 m1",
+        "EXISTS m1 m2 str",
+        "TYPE m1",
+        "TTL m1",
+        "PTTL m1",
+        "EXPIRETIME m1",
+        "OBJECT ENCODING m1",
+        "OBJECT FREQ m1",
+        "DUMP m1",
+        "TOUCH m1 str m2",
+        "STRLEN m1",
+        "GETRANGE m1 0 1",
+        "SUBSTR m1 0 1",
+        "GETDEL m1",
+        "GETEX m1",
+        "GETEX m1 EX 100",
+        "GETSET m1 v",
+        "SET m1 v GET",
+        "SET m1 v NX GET",
+        "SET str v GET",
+        "SET m1 v GET BADOPT",
+        "SETNX m1 v",
+        "APPEND m1 v",
+        "INCR m1",
+        "SETRANGE m1 0 v",
+        "LCS m1 m2",
+        "LCS m1 str",
+        "LLEN m1",
+        "LRANGE m1 0 -1",
+        "LINDEX m1 0",
+        "LPOS m1 a",
+        "LPOS m1 a RANK 0",
+        "LPOP m1",
+        "RPOPLPUSH m1 m2",
+        "LMOVE m1 m2 LEFT LEFT",
+        "LMPOP 2 m1 m2 LEFT",
+        "BLPOP m1 0.01",
+        "LSET m1 0 v",
+        "HGET m1 f",
+        "HGETALL m1",
+        "HMGET m1 f",
+        "HLEN m1",
+        "HEXISTS m1 f",
+        "HKEYS m1",
+        "HVALS m1",
+        "HSTRLEN m1 f",
+        "HRANDFIELD m1",
+        "HSCAN m1 0",
+        "HINCRBY m1 f 1",
+        "HDEL m1 f",
+        "SMEMBERS m1",
+        "SISMEMBER m1 a",
+        "SMISMEMBER m1 a",
+        "SCARD m1",
+        "SRANDMEMBER m1",
+        "SPOP m1",
+        "SSCAN m1 0",
+        "SINTER m1 m2",
+        "SINTER set m1",
+        "SINTERCARD 2 m1 m2",
+        "SINTERSTORE d m1 m2",
+        "SUNION m1 m2",
+        "SUNIONSTORE d m1 m2",
+        "SDIFF m1 m2",
+        "SDIFFSTORE d m1 m2",
+        "SMOVE m1 m2 a",
+        "ZRANGE m1 0 -1",
+        "ZRANGE m1 0 -1 BAD",
+        "ZRANGESTORE d m1 0 -1",
+        "ZSCORE m1 a",
+        "ZMSCORE m1 a",
+        "ZRANK m1 a",
+        "ZCARD m1",
+        "ZCOUNT m1 0 1",
+        "ZLEXCOUNT m1 - +",
+        "ZRANGEBYSCORE m1 0 1",
+        "ZREVRANGE m1 0 -1",
+        "ZRANDMEMBER m1",
+        "ZSCAN m1 0",
+        "ZUNION 2 m1 m2",
+        "ZUNIONSTORE d 2 m1 m2",
+        "ZINTERSTORE d 2 m1 m2",
+        "ZINTER 2 m1 m2",
+        "ZINTERCARD 2 m1 m2",
+        "ZDIFF 2 m1 m2",
+        "ZDIFFSTORE d 2 m1 m2",
+        "ZPOPMIN m1",
+        "ZINCRBY m1 1 a",
+        "ZREM m1 a",
+        "XRANGE m1 - +",
+        "XREVRANGE m1 + -",
+        "XLEN m1",
+        "XREAD STREAMS m1 m2 0 0",
+        "XREAD STREAMS m1 stream 0 0",
+        "XREADGROUP GROUP g c STREAMS m1 >",
+        "XINFO STREAM m1",
+        "XPENDING m1 g",
+        "XACK m1 g 1-1",
+        "XCLAIM m1 g c 0 1-1",
+        "XAUTOCLAIM m1 g c 0 0",
+        "XTRIM m1 MAXLEN 0",
+        "XDEL m1 1-1",
+        "XSETID m1 1-1",
+        "PFCOUNT m1",
+        "PFCOUNT m1 m2",
+        "PFMERGE d m1 m2",
+        "PFADD m1 a",
+        "GETBIT m1 0",
+        "BITCOUNT m1",
+        "BITPOS m1 1",
+        "BITFIELD m1 GET u8 0",
+        "BITFIELD_RO m1 GET u8 0",
+        "BITFIELD m1 INCRBY u8 0 1",
+        "BITOP AND d m1 m2",
+        "SETBIT m1 0 1",
+        "GEOPOS m1 a",
+        "GEODIST m1 a b",
+        "GEOHASH m1 a",
+        "GEOSEARCH m1 FROMLONLAT 0 0 BYRADIUS 1 km",
+        "GEOSEARCHSTORE d m1 FROMLONLAT 0 0 BYRADIUS 1 km",
+        "GEORADIUS m1 0 0 1 km",
+        "GEORADIUS m1 0 0 1 km STORE d",
+        "SORT m1",
+        "SORT m1 STORE d",
+        "SORT list BY m_* GET m_*",
+        "SORT list BY nosort GET m_*",
+        "SORT list BY nosort GET hash->f GET m->f",
+        "SORT_RO m1",
+        "COPY m1 d",
+        "COPY str m1",
+        "RENAME m1 d",
+        "MOVE m1 1",
+        "DEL m1",
+        "UNLINK m1",
+        "EXPIRE m1 10",
+        "PERSIST m1",
+        "MEMORY USAGE m1",
+        "OBJECT IDLETIME m1",
+    ];
+    let setup = ["SET str v", "RPUSH list a b", "HSET hash f v", "SADD set a", "ZADD zset 1 a", "XADD stream 1-1 f v"];
+    let mut steps = Vec::new();
+    for line in lines {
+        steps.push(cmd(&["FLUSHALL"]));
+        for command in setup {
+            steps.push(cmd(&command.split(' ').collect::<Vec<_>>()));
+        }
+        steps.push(cmd(&line.split(' ').collect::<Vec<_>>()));
+    }
+    compare(&redis, &velo, "per command", "KEAm", &steps, false);
+    // Inside MULTI/EXEC, and an expired key: `expired` first, then `keymiss`.
+    let steps = vec![
+        cmd(&["MULTI"]),
+        cmd(&["GET", "m1"]),
+        cmd(&["MGET", "m2", "m3"]),
+        cmd(&["SET", "m1", "v", "GET"]),
+        cmd(&["EXEC"]),
+        cmd(&["SET", "e", "v", "PX", "20"]),
+        Step::Sleep(60),
+        cmd(&["GET", "e"]),
+    ];
+    compare(&redis, &velo, "multi and expired", "KEAm", &steps, false);
+}
+
+/// Random writes and reads with class `m` on (alone and with the others).
+#[test]
+fn keymiss_random_sequences_emit_what_redis_emits() {
+    let redis = RedisServer::start();
+    let velo = TestServer::start();
+    let base = seed_base(40);
+    for seed in base..base + 4 {
+        let flags = if seed % 2 == 0 { "KEAm" } else { "Em" };
+        let steps = random_script_with_reads(seed, 200);
+        compare(&redis, &velo, &format!("seed {seed} (VELO_DIFF_SEED={base})"), flags, &steps, false);
     }
 }
