@@ -8,6 +8,7 @@ mod crash_transactions;
 mod differential;
 mod differential_multikey;
 mod elements_model;
+mod engine_bulk;
 mod engine_corruption;
 mod engine_crash;
 mod engine_decoders;
