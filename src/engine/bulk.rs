@@ -959,3 +959,38 @@ impl PageWriter {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> CommitPlan {
+        CommitPlan { slots: vec![(3, 9, vec!["meta".into(), "buckets".into()])] }
+    }
+
+    #[test]
+    fn golden_commit_file() {
+        let bytes = plan().encode();
+        assert_eq!(&bytes[..16], &format::file_header(MAGIC_BULK_COMMIT, 0)[..]);
+        let body = [
+            0x01, 0, 0, 0, 0x03, 0, 0, 0, 0x09, 0, 0, 0, 0, 0, 0, 0, 0x02, 0, 0, 0, 0x04, 0, b'm', b'e', b't', b'a',
+            0x07, 0, b'b', b'u', b'c', b'k', b'e', b't', b's',
+        ];
+        assert_eq!(&bytes[16..bytes.len() - 4], &body[..]);
+        assert_eq!(&bytes[bytes.len() - 4..], &format::crc32(&body).to_le_bytes()[..]);
+        assert_eq!(CommitPlan::decode(&bytes, Path::new("COMMIT")).unwrap(), plan());
+    }
+
+    #[test]
+    fn every_flip_and_truncation_of_the_commit_file_is_rejected() {
+        let bytes = plan().encode();
+        for at in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x20;
+            assert!(CommitPlan::decode(&bad, Path::new("COMMIT")).is_err(), "flip at {at}");
+        }
+        for len in 0..bytes.len() {
+            assert!(CommitPlan::decode(&bytes[..len], Path::new("COMMIT")).is_err(), "truncated to {len}");
+        }
+    }
+}

@@ -189,3 +189,26 @@ fn a_failure_at_any_write_or_fsync_then_a_power_cut_leaves_all_or_nothing() {
     }
     assert!(all > 0 && none > 0, "both outcomes are exercised ({all} whole, {none} none)");
 }
+
+#[test]
+fn velo_check_reports_staged_and_committed_loads_as_warnings_not_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), EngineOptions { background_sync: false, ..Default::default() }).unwrap();
+    let mut load = engine.bulk_load().unwrap();
+    for i in 0..1000 {
+        load.write_slot(engine.slot_of(&key(i)), vec![set(i, 1)]).unwrap();
+    }
+    let report = velo::inspect::check::check(&velo::inspect::DataDir::open(dir.path()).unwrap(), None, &|_| {});
+    assert!(report.clean, "{:?}", report.findings);
+    let text = format!("{:?}", report.findings);
+    assert!(text.contains("bulk load that has not committed"), "{text}");
+    drop(load);
+    assert!(!dir.path().join("bulk").exists(), "an abandoned load removes its staged files");
+    engine.close().unwrap();
+    // A damaged commit file is damage.
+    std::fs::create_dir_all(dir.path().join("bulk")).unwrap();
+    std::fs::write(dir.path().join("bulk/COMMIT"), b"VBLK garbage").unwrap();
+    let report = velo::inspect::check::check(&velo::inspect::DataDir::open(dir.path()).unwrap(), None, &|_| {});
+    assert!(!report.clean, "{:?}", report.findings);
+    assert!(Engine::open(dir.path(), EngineOptions { background_sync: false, ..Default::default() }).is_err());
+}

@@ -1,6 +1,7 @@
 //! The integration test binary: one module per topic.
 
 mod blocking;
+mod bulk_kill;
 mod codegen;
 mod concurrency;
 mod config;
