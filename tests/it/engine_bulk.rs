@@ -34,7 +34,7 @@ fn db_of(i: u64) -> u16 {
 }
 
 fn expiry(i: u64) -> Option<u64> {
-    (i % 7 == 0).then_some(4_000_000_000_000 + i)
+    i.is_multiple_of(7).then_some(4_000_000_000_000 + i)
 }
 
 fn set(i: u64, round: u64) -> BatchOp {
