@@ -263,7 +263,9 @@ pub fn recover(fs: &dyn FileSystem, dir: &Path, read_only: bool) -> Result<()> {
         roll_forward(fs, dir, &plan)?;
         return retire_commit(fs, dir);
     }
-    if !read_only && fs.list(&bulk).is_ok() {
+    // (A file system without real directories lists a missing one as empty: nothing to do then.)
+    let staged = matches!(fs.list(&bulk), Ok(names) if !names.is_empty()) || fs.exists(&bulk);
+    if !read_only && staged {
         tracing::info!(dir = %bulk.display(), "removing the staged files of a bulk load that did not commit");
         discard(fs, dir)?;
     }
