@@ -49,6 +49,10 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Removes a file.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Removes an empty directory.
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_dir(path)
+    }
     /// Makes creates, renames and removes in `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Takes an exclusive advisory lock on `path` (created if missing), held until the returned guard is
@@ -408,6 +412,10 @@ impl FileSystem for CrashFs {
     fn exists(&self, path: &Path) -> bool {
         let state = self.lock();
         state.live_names.contains_key(path) || state.live_names.keys().any(|name| name.starts_with(path))
+    }
+    fn remove_dir(&self, _path: &Path) -> io::Result<()> {
+        // Directories are only path prefixes here.
+        Ok(())
     }
     fn create_dir_all(&self, _path: &Path) -> io::Result<()> {
         // Directories exist implicitly as path prefixes and are treated as durable at once.

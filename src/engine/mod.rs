@@ -23,6 +23,7 @@
 //! a key routes to. A caller that needs several operations to be atomic takes [`Engine::lock_slot`].
 
 pub mod buckets;
+pub mod bulk;
 mod cache;
 mod checkpoint;
 pub mod dwb;
@@ -49,6 +50,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+pub use bulk::BulkLoad;
 pub use envelope::{CompressionPolicy, DictionaryMap, ValueKind};
 pub use error::{Error, Result};
 pub use slot::{Slot, SlotStats};
@@ -353,6 +355,8 @@ impl Engine {
         if !options.read_only {
             snapshot::remove_leftovers(&dir);
         }
+        // A bulk load interrupted by a crash is finished (it had committed) or removed, before any slot opens.
+        bulk::recover(fs.as_ref(), &dir, options.read_only)?;
         let slot_count = meta.slot_count as usize;
         let (transactions, commits) =
             txn::TxRegistry::open(fs.clone(), &dir, slot_count, options.fsync, options.read_only)?;
@@ -497,6 +501,66 @@ impl Engine {
     /// Writers are held off only while every slot lock is taken once. One snapshot at a time.
     pub fn snapshot(&self, dbs: &[u16], ram_limit: usize) -> Result<snapshot::Snapshot> {
         snapshot::Snapshot::register(&self.slots, &self.dir, dbs, ram_limit)
+    }
+
+    /// True when no slot holds a key (in any database, hidden ones included): a bulk load can then build
+    /// every slot afresh. Slots with unflushed writes are checkpointed first, so that their count is known.
+    pub fn is_empty_for_bulk(&self) -> Result<bool> {
+        for slot in &self.slots {
+            let mut slot = lock(slot);
+            if !slot.memtable.is_empty() || !slot.wal.is_empty() {
+                slot.checkpoint()?;
+            }
+            if !slot.is_bulk_empty() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Starts a bulk load (see [`bulk`]): its writes are staged beside the slots and become visible, all
+    /// at once, with [`Engine::commit_bulk`]. Meant for an engine no one else writes to (the offline
+    /// tools) whose slots are empty ([`Engine::is_empty_for_bulk`]); the commit checks again.
+    pub fn bulk_load(&self) -> Result<BulkLoad> {
+        if self.options.read_only {
+            return Err(Error::Config("a read-only engine takes no bulk load".into()));
+        }
+        let bases = self.slots.iter().map(|slot| lock(slot).meta.clone()).collect();
+        let (compression, inline_max, segment_size) = {
+            let slot = lock(&self.slots[0]);
+            (slot.config.compression, slot.config.inline_max, slot.config.segment_size)
+        };
+        BulkLoad::begin(self.options.fs.clone(), &self.dir, bases, compression, inline_max, segment_size)
+    }
+
+    /// Builds the staged load's pages, then publishes it with one atomic commit point and reloads the
+    /// slots it filled. A crash before the commit point leaves the directory as it was; after it, the
+    /// next open finishes the load. An error after the commit point poisons the slots involved (a restart
+    /// finishes the load).
+    pub fn commit_bulk(&self, mut load: BulkLoad) -> Result<()> {
+        let plan = load.build()?;
+        let mut guards: Vec<SlotGuard<'_>> = (0..self.slots.len()).map(|index| self.lock_slot(index)).collect();
+        for (slot, _, _) in &plan.slots {
+            if !guards[*slot as usize].is_bulk_empty() {
+                return Err(Error::Config(format!("slot {slot} was written during the bulk load; nothing was loaded")));
+            }
+        }
+        load.set_committed();
+        if let Err(error) = bulk::publish(self.options.fs.as_ref(), &self.dir, &plan) {
+            for (slot, _, _) in &plan.slots {
+                guards[*slot as usize].poisoned = Some("bulk load");
+            }
+            return Err(error);
+        }
+        for (slot, seq, _) in &plan.slots {
+            let guard = &mut guards[*slot as usize];
+            if let Err(error) = guard.reload_after_bulk() {
+                guard.poisoned = Some("bulk load");
+                return Err(error);
+            }
+            self.transactions.note_checkpoint(*slot as usize, *seq);
+        }
+        Ok(())
     }
 
     /// Exclusive access to one slot (by index). Lock several in ascending order to avoid deadlocks.

@@ -62,7 +62,7 @@ pub fn record_len(key_len: usize, envelope_len: usize) -> usize {
     RECORD_HEADER_LEN + key_len + envelope_len
 }
 
-fn encode_record(seq: u64, db: u16, key: &[u8], envelope: &[u8], out: &mut Vec<u8>) {
+pub(crate) fn encode_record(seq: u64, db: u16, key: &[u8], envelope: &[u8], out: &mut Vec<u8>) {
     out.put_u64(seq);
     out.put_u16(db);
     out.put_u16(key.len() as u16);

@@ -400,6 +400,38 @@ impl Slot {
         meta::write_atomically(fs, &meta::slot_meta_path(dir), &meta.encode())
     }
 
+    /// True when the slot holds no key in any database and nothing unflushed (see [`super::bulk`]).
+    pub(crate) fn is_bulk_empty(&self) -> bool {
+        self.memtable.is_empty()
+            && self.wal.is_empty()
+            && self.poisoned.is_none()
+            && self.open_transactions.is_empty()
+            && self.flush_all_seq <= self.meta.checkpoint_seq
+            && self.db_flush_pending.is_empty()
+            && self.meta.key_counts.values().all(|count| *count == 0)
+    }
+
+    /// Reopens the slot's layers after a bulk load replaced its files (the WAL, empty, stays).
+    pub(crate) fn reload_after_bulk(&mut self) -> Result<()> {
+        let fs = self.config.fs.clone();
+        let meta_path = meta::slot_meta_path(&self.dir);
+        let mut meta = SlotMeta::decode(&meta::read_whole(fs.as_ref(), &meta_path)?, &meta_path)?;
+        self.buckets = BucketStore::open(fs.as_ref(), &self.dir, false, false, self.config.page_cache_bytes)?;
+        let mut chunks =
+            ChunkStore::new(fs.clone(), &self.dir, false, self.config.value_cache_bytes, self.config.segment_size);
+        Self::remove_leftovers(fs.as_ref(), &self.dir, &mut meta, &mut chunks)?;
+        self.chunks = chunks;
+        self.wal.reset(meta.checkpoint_seq)?;
+        self.next_seq = meta.checkpoint_seq + 1;
+        self.meta = meta;
+        self.memtable_bytes = 0;
+        self.expiring_in_memtable = 0;
+        self.sweep_bucket = 0;
+        self.cleanup_buckets.clear();
+        self.expiry_pass.clear();
+        Ok(())
+    }
+
     /// Deletes what an interrupted checkpoint left: files listed for deletion, chunk files the metadata
     /// does not know, big values newer than the checkpoint, and segment bytes past a file's committed end.
     fn remove_leftovers(fs: &dyn FileSystem, dir: &Path, meta: &mut SlotMeta, chunks: &mut ChunkStore) -> Result<()> {

@@ -512,6 +512,19 @@ impl<'e> Transaction<'e> {
         self.finish()
     }
 
+    /// Ends the (outermost) transaction without a commit record: recovery drops every record it wrote,
+    /// in every slot. Those slots are poisoned (writes refused) until the directory is reopened, because
+    /// their memtables hold records that must never be checkpointed. For loads that fail midway.
+    pub fn abandon(mut self) {
+        self.done = true;
+        let abandoned = CURRENT.with(|current| current.borrow_mut().take());
+        if let Some(active) = abandoned {
+            for participant in active.participants.values() {
+                self.engine.lock_slot(participant.slot as usize).poison_transaction();
+            }
+        }
+    }
+
     fn finish(&mut self) -> Result<()> {
         let finished = CURRENT.with(|current| {
             let mut current = current.borrow_mut();

@@ -10,7 +10,9 @@ use bytes::Bytes;
 
 use super::{IngestError, Record, Value};
 use crate::cmd::collection;
-use crate::engine::{BatchOp, Engine, EngineOptions, Error as EngineError, FsyncPolicy, ValueKind};
+use crate::engine::{
+    BatchOp, BulkLoad, Engine, EngineOptions, Error as EngineError, FsyncPolicy, Transaction, ValueKind,
+};
 use crate::types::hash::HashValue;
 
 /// A place to load records into.
@@ -23,26 +25,43 @@ pub trait Target {
     fn finish(self: Box<Self>) -> Result<(), IngestError>;
 }
 
-/// A data directory opened with the engine (offline: no server may hold it).
-pub struct EngineTarget {
-    engine: Engine,
+/// A data directory opened with the engine (offline: no server may hold it). The write pass is atomic:
+/// into a directory without keys it is an engine bulk load (staged, then published at once); otherwise
+/// every write runs in one engine transaction, committed by [`Target::finish`].
+pub struct EngineTarget<'e> {
+    engine: &'e Engine,
     db: u16,
+    /// The directory held no key when the target was opened.
+    empty: bool,
+    mode: Option<WriteMode<'e>>,
 }
 
-impl EngineTarget {
-    /// Opens (or creates) the data directory. A directory a server holds fails with the holder's pid.
-    pub fn open(dir: &Path, db: u16) -> Result<EngineTarget, IngestError> {
-        // The load syncs once at the end (Engine::close checkpoints); a per-second fsync thread would only
-        // slow it down.
-        let options = EngineOptions { fsync: FsyncPolicy::No, background_sync: false, ..EngineOptions::default() };
-        match Engine::open(dir, options) {
-            Ok(engine) => Ok(EngineTarget { engine, db }),
-            Err(EngineError::Locked { dir, pid }) => Err(IngestError::Target(format!(
-                "data directory {} is in use by a running server (pid {pid}); stop it, or load through it with --host/--port",
-                dir.display()
-            ))),
-            Err(error) => Err(IngestError::Target(format!("cannot open data directory {}: {error}", dir.display()))),
-        }
+enum WriteMode<'e> {
+    Bulk(BulkLoad),
+    Transaction(Transaction<'e>),
+}
+
+/// Opens (or creates) a data directory for [`EngineTarget`]. A directory a server holds fails with the
+/// holder's pid.
+pub fn open_engine(dir: &Path) -> Result<Engine, IngestError> {
+    // The load syncs once at the end (Engine::close checkpoints); a per-second fsync thread would only
+    // slow it down.
+    let options = EngineOptions { fsync: FsyncPolicy::No, background_sync: false, ..EngineOptions::default() };
+    match Engine::open(dir, options) {
+        Ok(engine) => Ok(engine),
+        Err(EngineError::Locked { dir, pid }) => Err(IngestError::Target(format!(
+            "data directory {} is in use by a running server (pid {pid}); stop it, or load through it with --host/--port",
+            dir.display()
+        ))),
+        Err(error) => Err(IngestError::Target(format!("cannot open data directory {}: {error}", dir.display()))),
+    }
+}
+
+impl<'e> EngineTarget<'e> {
+    /// A target writing into `engine`'s database `db`.
+    pub fn new(engine: &'e Engine, db: u16) -> Result<EngineTarget<'e>, IngestError> {
+        let empty = engine.is_empty_for_bulk().map_err(engine_error)?;
+        Ok(EngineTarget { engine, db, empty, mode: None })
     }
 }
 
@@ -50,12 +69,60 @@ fn engine_error(error: impl std::fmt::Display) -> IngestError {
     IngestError::Target(format!("write failed: {error}"))
 }
 
-impl Target for EngineTarget {
+impl Drop for EngineTarget<'_> {
+    fn drop(&mut self) {
+        // Not finished (a failed load): nothing of it may survive. A bulk load deletes its staged files; a
+        // transaction ends without its commit record.
+        if let Some(WriteMode::Transaction(transaction)) = self.mode.take() {
+            transaction.abandon();
+        }
+    }
+}
+
+impl Target for EngineTarget<'_> {
     fn exists(&mut self, keys: &[Vec<u8>]) -> Result<Vec<bool>, IngestError> {
+        if self.empty {
+            return Ok(vec![false; keys.len()]);
+        }
         keys.iter().map(|key| self.engine.exists(self.db, key).map_err(engine_error)).collect()
     }
 
     fn write(&mut self, records: Vec<Record>, replace: bool) -> Result<(), IngestError> {
+        if self.mode.is_none() {
+            self.mode = Some(if self.empty {
+                WriteMode::Bulk(self.engine.bulk_load().map_err(engine_error)?)
+            } else {
+                WriteMode::Transaction(self.engine.transaction())
+            });
+        }
+        if let Some(WriteMode::Bulk(load)) = &mut self.mode {
+            // Keys are distinct (pass 1 kept one row per key) and none existed: plain creations.
+            for record in records {
+                let slot = self.engine.slot_of(&record.key);
+                let mut ops = Vec::with_capacity(1);
+                match record.value {
+                    Value::String(value) => ops.push(BatchOp::Set {
+                        db: self.db,
+                        key: record.key,
+                        kind: ValueKind::String,
+                        value,
+                        expire_at_ms: record.expire_at_ms,
+                    }),
+                    Value::Hash(pairs) => {
+                        let pairs = pairs.into_iter().map(|(f, v)| (Bytes::from(f), Bytes::from(v))).collect();
+                        collection::create_ops(
+                            &mut ops,
+                            self.db,
+                            &record.key,
+                            &HashValue::from_pairs(pairs),
+                            record.expire_at_ms,
+                        );
+                    }
+                }
+                load.write_slot(slot, ops).map_err(engine_error)?;
+            }
+            return Ok(());
+        }
         let mut per_slot: HashMap<usize, Vec<Record>> = HashMap::new();
         for record in records {
             per_slot.entry(self.engine.slot_of(&record.key)).or_default().push(record);
@@ -100,8 +167,13 @@ impl Target for EngineTarget {
         Ok(())
     }
 
-    fn finish(self: Box<Self>) -> Result<(), IngestError> {
-        self.engine.close().map_err(engine_error)
+    fn finish(mut self: Box<Self>) -> Result<(), IngestError> {
+        match self.mode.take() {
+            Some(WriteMode::Bulk(load)) => self.engine.commit_bulk(load).map_err(engine_error)?,
+            Some(WriteMode::Transaction(transaction)) => transaction.commit().map_err(engine_error)?,
+            None => {}
+        }
+        self.engine.sync().map_err(engine_error)
     }
 }
 

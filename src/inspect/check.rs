@@ -180,6 +180,7 @@ pub fn check(dir: &DataDir, only: Option<usize>, progress: &dyn Fn(u64)) -> Chec
     }
     if only.is_none() {
         check_txlog(&mut checker, &dir.path.join(crate::engine::txn::TXLOG_FILE));
+        check_bulk(&mut checker, &dir.path);
     }
     let writer = writer_alive(&dir.path);
     for index in slots(dir, only) {
@@ -655,6 +656,39 @@ fn check_txlog(c: &mut Checker<'_>, path: &Path) {
         ),
         Ok(_) => {}
         Err(err) => c.error(path, &err),
+    }
+}
+
+/// A bulk load's staging directory (docs/format.md §"Bulk load"): staged files without a commit file are
+/// a load in progress or one that did not commit (the next read-write open removes them); a commit file
+/// that decodes is a committed load the next read-write open moves into its slots (until then the slots
+/// may look half old, half new); one that does not decode is damage.
+fn check_bulk(c: &mut Checker<'_>, dir: &Path) {
+    let staging = crate::engine::bulk::staging_dir(dir);
+    if !staging.is_dir() {
+        return;
+    }
+    let commit = staging.join(crate::engine::bulk::COMMIT_FILE);
+    if !commit.exists() {
+        c.warning(
+            &staging,
+            None,
+            "staged files of a bulk load that has not committed (in progress, or interrupted: the next \
+             read-write open removes them)",
+        );
+        return;
+    }
+    let Some(bytes) = c.read(&commit) else { return };
+    match crate::engine::bulk::CommitPlan::decode(&bytes, &commit) {
+        Ok(plan) => c.warning(
+            &commit,
+            None,
+            format!(
+                "committed bulk load of {} slot(s) not yet moved into place; the next read-write open finishes it",
+                plan.slots.len()
+            ),
+        ),
+        Err(err) => c.error(&commit, &err),
     }
 }
 

@@ -237,29 +237,103 @@ pub fn load_offline(
     if let Some((db, key)) = first_conflict {
         return Err(LoadError::Exists { count: conflicts, db: dbmap.logical(db), key });
     }
-    // Pass 2: write.
     let mut summary = Summary { dry_run: options.dry_run, ..Summary::default() };
-    // Writes per slot: a key's ops (its parts included, which live in its slot whatever their own
-    // keys hash to) must go to the home key's slot, so batches are per slot, not `Engine::write_batch`.
-    let mut ops: Vec<Vec<BatchOp>> = vec![Vec::new(); engine.slot_count()];
-    let flush_all = |ops: &mut Vec<Vec<BatchOp>>| -> Result<(), LoadError> {
-        for (index, batch) in ops.iter_mut().enumerate() {
-            if !batch.is_empty() {
-                let mut guard = engine.lock_slot(index);
-                guard.write_batch(std::mem::take(batch)).map_err(engine_err)?;
-                guard.commit().map_err(engine_err)?;
-            }
+    // Pass 2: write. Into an empty directory through a bulk load (staged beside the slots, published at
+    // once); otherwise in one engine transaction over every slot. Either way a crash leaves all of the
+    // load or none of it.
+    let bulk = if options.dry_run || !engine.is_empty_for_bulk().map_err(engine_err)? {
+        None
+    } else {
+        Some(engine.bulk_load().map_err(engine_err)?)
+    };
+    let transaction = (bulk.is_none() && !options.dry_run).then(|| engine.transaction());
+    let mut writer = Writer { engine, bulk, ops: vec![Vec::new(); engine.slot_count()], batch_bytes: 0, batch_keys: 0 };
+    let result = write_pass(&mut writer, &dbmap, files, options, progress, now, &mut summary);
+    let Writer { bulk, .. } = writer;
+    if let Err(error) = result {
+        if let Some(transaction) = transaction {
+            transaction.abandon();
+        }
+        return Err(error);
+    }
+    if let Some(load) = bulk {
+        engine.commit_bulk(load).map_err(engine_err)?;
+    }
+    if let Some(transaction) = transaction {
+        transaction.commit().map_err(engine_err)?;
+    }
+    if !options.dry_run {
+        engine.sync().map_err(engine_err)?;
+    }
+    Ok(summary)
+}
+
+/// Where pass 2 writes: a bulk load, or the engine's batches (per slot, flushed by size).
+struct Writer<'e> {
+    engine: &'e Engine,
+    bulk: Option<crate::engine::BulkLoad>,
+    ops: Vec<Vec<BatchOp>>,
+    batch_bytes: usize,
+    batch_keys: usize,
+}
+
+impl Writer<'_> {
+    /// Writes per slot: a key's ops (its parts included, which live in its slot whatever their own keys
+    /// hash to) must go to the home key's slot, so batches are per slot, not `Engine::write_batch`.
+    fn add(&mut self, key: &[u8], key_ops: Vec<BatchOp>) -> Result<(), LoadError> {
+        let slot = self.engine.slot_of(key);
+        if let Some(load) = &mut self.bulk {
+            return load.write_slot(slot, key_ops).map_err(|e| LoadError::Engine(e.to_string()));
+        }
+        self.batch_bytes += key_ops
+            .iter()
+            .map(|op| match op {
+                BatchOp::Set { key, value, .. } => key.len() + value.len(),
+                BatchOp::Delete { key, .. } => key.len(),
+            })
+            .sum::<usize>();
+        if let Some(batch) = self.ops.get_mut(slot) {
+            batch.extend(key_ops);
+        }
+        self.batch_keys += 1;
+        if self.batch_bytes >= BATCH_BYTES || self.batch_keys >= BATCH_KEYS {
+            self.flush()?;
         }
         Ok(())
-    };
-    let mut batch_bytes = 0usize;
-    let mut batch_keys = 0usize;
+    }
+
+    fn flush(&mut self) -> Result<(), LoadError> {
+        for (index, batch) in self.ops.iter_mut().enumerate() {
+            if !batch.is_empty() {
+                let mut guard = self.engine.lock_slot(index);
+                guard.write_batch(std::mem::take(batch)).map_err(|e| LoadError::Engine(e.to_string()))?;
+                guard.commit().map_err(|e| LoadError::Engine(e.to_string()))?;
+            }
+        }
+        self.batch_bytes = 0;
+        self.batch_keys = 0;
+        Ok(())
+    }
+}
+
+fn write_pass(
+    writer: &mut Writer<'_>,
+    dbmap: &DbMap,
+    files: &[(String, &[u8])],
+    options: &LoadOptions,
+    progress: &mut dyn FnMut(u64),
+    now: i64,
+    summary: &mut Summary,
+) -> Result<(), LoadError> {
+    let engine = writer.engine;
+    let engine_err = |e: crate::engine::Error| LoadError::Engine(e.to_string());
+    let bulk = writer.bulk.is_some();
     let mut file_summaries = Vec::new();
     for (name, buf) in files {
         let mut counts: Vec<(u16, &'static str)> = Vec::new();
         let mut expired = 0u64;
         let (mut kept, mut replaced) = (0u64, 0u64);
-        let file_summary = walk(name, buf, Some(&mut summary), options, progress, |record| {
+        let file_summary = walk(name, buf, Some(&mut *summary), options, progress, |record| {
             let logical = map_db(options, record.db)?;
             let db = dbmap.physical(logical);
             if record.expire_ms.is_some_and(|at| at <= now) {
@@ -268,7 +342,8 @@ pub fn load_offline(
             }
             let expire = record.expire_ms.map(|at| at as u64);
             let type_name = record.value.type_name();
-            if options.on_existing != OnExisting::Fail && engine.exists(db, &record.key).map_err(engine_err)? {
+            // A bulk load runs only into an empty directory: no key exists before it.
+            if !bulk && options.on_existing != OnExisting::Fail && engine.exists(db, &record.key).map_err(engine_err)? {
                 if options.on_existing == OnExisting::Skip {
                     kept += 1;
                     return Ok(());
@@ -288,23 +363,7 @@ pub fn load_offline(
             }
             let mut key_ops = Vec::new();
             store::create_ops(&mut key_ops, db, &record.key, record.value, expire);
-            batch_bytes += key_ops
-                .iter()
-                .map(|op| match op {
-                    BatchOp::Set { key, value, .. } => key.len() + value.len(),
-                    BatchOp::Delete { key, .. } => key.len(),
-                })
-                .sum::<usize>();
-            if let Some(batch) = ops.get_mut(engine.slot_of(&record.key)) {
-                batch.extend(key_ops);
-            }
-            batch_keys += 1;
-            if batch_bytes >= BATCH_BYTES || batch_keys >= BATCH_KEYS {
-                flush_all(&mut ops)?;
-                batch_bytes = 0;
-                batch_keys = 0;
-            }
-            Ok(())
+            writer.add(&record.key, key_ops)
         })?;
         for (db, type_name) in counts {
             *summary.loaded.entry(db).or_default().entry(type_name).or_default() += 1;
@@ -314,12 +373,9 @@ pub fn load_offline(
         summary.existing_replaced += replaced;
         file_summaries.push(file_summary);
     }
-    flush_all(&mut ops)?;
-    if !options.dry_run {
-        engine.sync().map_err(engine_err)?;
-    }
+    writer.flush()?;
     summary.files = file_summaries;
-    Ok(summary)
+    Ok(())
 }
 
 /// A connection to a Redis or Velo server speaking RESP.

@@ -185,8 +185,12 @@ fn load(args: &IngestParquetArgs) -> Result<Summary, ingest::IngestError> {
     for path in &options.files {
         ingest::source::ParquetInput::open(path)?;
     }
-    let mut target: Box<dyn Target> = match (&args.dir, &args.host) {
-        (Some(dir), _) => Box::new(EngineTarget::open(dir, args.db)?),
+    let engine = match &args.dir {
+        Some(dir) => Some(ingest::target::open_engine(dir)?),
+        None => None,
+    };
+    let mut target: Box<dyn Target + '_> = match (&engine, &args.host) {
+        (Some(engine), _) => Box::new(EngineTarget::new(engine, args.db)?),
         (None, Some(host)) => Box::new(RespTarget::connect(host, args.port, args.password.as_deref(), args.db)?),
         (None, None) => unreachable!("clap requires one"),
     };
@@ -201,6 +205,9 @@ fn load(args: &IngestParquetArgs) -> Result<Summary, ingest::IngestError> {
     // Closing checkpoints the engine (or flushes the connection): part of the load's time.
     let closing = Instant::now();
     target.finish()?;
+    if let Some(engine) = engine {
+        engine.close().map_err(|e| crate::ingest::IngestError::Target(format!("closing the data directory: {e}")))?;
+    }
     summary.seconds += closing.elapsed().as_secs_f64();
     Ok(summary)
 }

@@ -1,6 +1,7 @@
 //! The integration test binary: one module per topic.
 
 mod blocking;
+mod bulk_kill;
 mod codegen;
 mod concurrency;
 mod config;
@@ -9,6 +10,7 @@ mod crash_transactions;
 mod differential;
 mod differential_multikey;
 mod elements_model;
+mod engine_bulk;
 mod engine_corruption;
 mod engine_crash;
 mod engine_decoders;

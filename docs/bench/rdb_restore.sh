@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Offline RDB load benchmark for `velo rdb-restore` (issue 10).
+#
+#   docs/bench/rdb_restore.sh [KEYS]     # default 10000000 (10M); e.g. 200000 for a quick sanity run
+#
+# 1. redis-server writes an RDB of KEYS keys after `DEBUG POPULATE KEYS key:0000 100` (keys key:0000:N,
+#    about 15 bytes; 100-byte values), then SAVE.
+# 2. redis-server loads that RDB at start-up: its own "DB loaded from disk" time and peak RSS.
+# 3. `velo rdb-restore` loads it into an empty data directory (the engine's bulk loader): wall time and
+#    peak RSS via /usr/bin/time -v.
+# Targets (issue 10): velo's time <= 0.5x redis-server's load time; RSS <= 500 MB. State the machine's
+# load (uptime) with the figures: both runs share the cores with whatever else runs.
+set -euo pipefail
+KEYS=${1:-10000000}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+WORK=$(mktemp -d)
+trap 'redis-cli -p "${PORT:-0}" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
+cd "$ROOT"
+cargo build --release --quiet --bin velo
+VELO=$ROOT/target/release/velo
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+
+echo "redis-server: DEBUG POPULATE $KEYS, SAVE..."
+redis-server --port "$PORT" --save '' --appendonly no --dir "$WORK" --enable-debug-command yes \
+    --logfile "$WORK/populate.log" &
+sleep 1
+redis-cli -p "$PORT" DEBUG POPULATE "$KEYS" key:0000 100 >/dev/null
+redis-cli -p "$PORT" SAVE >/dev/null
+redis-cli -p "$PORT" shutdown nosave >/dev/null || true
+sleep 1
+ls -l "$WORK/dump.rdb"
+
+echo "redis-server loading it at start-up..."
+/usr/bin/time -v redis-server --port "$PORT" --save '' --appendonly no --dir "$WORK" \
+    --logfile "$WORK/load.log" 2>"$WORK/redis.time" &
+until grep -q "DB loaded from disk" "$WORK/load.log" 2>/dev/null; do sleep 0.2; done
+redis-cli -p "$PORT" shutdown nosave >/dev/null || true
+sleep 1
+redis_s=$(grep -o "DB loaded from disk: [0-9.]*" "$WORK/load.log" | awk '{print $5}')
+echo "redis-server load: ${redis_s}s, $(grep 'Maximum resident' "$WORK/redis.time")"
+
+echo "velo rdb-restore into an empty directory..."
+start=$(date +%s.%N)
+/usr/bin/time -v "$VELO" rdb-restore "$WORK/dump.rdb" --dir "$WORK/data" 2>"$WORK/velo.time" >/dev/null || true
+velo_s=$(echo "$(date +%s.%N) - $start" | bc)
+echo "velo rdb-restore: ${velo_s}s, $(grep 'Maximum resident' "$WORK/velo.time")"
+echo "ratio (velo / redis-server load): $(echo "scale=2; $velo_s / $redis_s" | bc)"
+du -sh "$WORK/data"
+uptime
