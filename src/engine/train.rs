@@ -30,8 +30,9 @@ pub struct TrainSettings {
     pub min_samples: AtomicU64,
     /// Dictionary size in bytes.
     pub dict_size: AtomicU64,
-    /// Percent the dictionary must save over today's encoding on held-out samples to be kept.
-    pub min_gain_pct: AtomicU64,
+    /// Percent the dictionary must save over today's encoding (segment compression) on held-out samples to
+    /// be kept; negative accepts a dictionary that costs that much more disk, for cheaper cold reads.
+    pub min_gain_pct: std::sync::atomic::AtomicI64,
     /// Seconds between two trainings of one family.
     pub retrain_secs: AtomicU64,
     /// One write in this many is offered to the sampler.
@@ -44,7 +45,7 @@ impl Default for TrainSettings {
             enabled: AtomicBool::new(false),
             min_samples: AtomicU64::new(2000),
             dict_size: AtomicU64::new(16 << 10),
-            min_gain_pct: AtomicU64::new(10),
+            min_gain_pct: std::sync::atomic::AtomicI64::new(10),
             retrain_secs: AtomicU64::new(3600),
             sample_every: AtomicU64::new(4),
         }
@@ -203,6 +204,9 @@ pub fn train(samples: &[Vec<u8>], dict_size: usize, level: i32) -> TrainResult {
             training.push(sample.as_slice());
         }
     }
+    // Segments hold records in key-hash order, so neighbours in a segment are unrelated values: measure
+    // the baseline in a hash order too (sample order would let sequential ids compress unrealistically).
+    held.sort_by_key(|v| xxhash_rust::xxh3::xxh3_64(v));
     let plain: Vec<Vec<u8>> = held.iter().map(|v| envelope::encode(ValueKind::String, v, Default::default())).collect();
     let mut result = TrainResult {
         dictionary: None,

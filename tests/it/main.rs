@@ -11,6 +11,7 @@ mod elements_model;
 mod engine_corruption;
 mod engine_crash;
 mod engine_decoders;
+mod engine_dictionaries;
 mod engine_feed;
 mod engine_growth;
 mod engine_model;
