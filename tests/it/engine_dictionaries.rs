@@ -185,3 +185,44 @@ fn train_dict_tool_trains_and_installs() {
     assert_eq!(engine.dictionaries().active(b"user").map(|d| d.id), Some(2));
     read_all(&engine, 0..3000);
 }
+
+#[test]
+fn server_trains_in_the_background_and_install_is_refused_while_it_runs() {
+    let server = crate::support::server::TestServer::start();
+    let mut conn = server.connect();
+    assert_eq!(conn.cmd(&["CONFIG", "GET", "velo-dict-training"]), b"*2\r\n$18\r\nvelo-dict-training\r\n$3\r\nyes\r\n");
+    for (name, value) in [("velo-dict-min-samples", "200"), ("velo-dict-size", "4096"), ("velo-dict-min-gain", "-400")]
+    {
+        assert_eq!(conn.cmd(&["CONFIG", "SET", name, value]), b"+OK\r\n", "{name}");
+    }
+    assert!(conn.cmd(&["CONFIG", "SET", "velo-dict-min-gain", "101"]).starts_with(b"-ERR"));
+    let dict_file = server.dir.join("dict-00000002.vdct");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut n = 0;
+    while !dict_file.exists() {
+        assert!(Instant::now() < deadline, "no dictionary trained");
+        for _ in 0..200 {
+            let value = String::from_utf8(user(n)).unwrap();
+            assert_eq!(conn.cmd(&["SET", &format!("user:{n}"), &value]), b"+OK\r\n");
+            n += 1;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for _ in 0..300 {
+        let value = String::from_utf8(user(n)).unwrap();
+        assert_eq!(conn.cmd(&["SET", &format!("user:{n}"), &value]), b"+OK\r\n");
+        n += 1;
+    }
+    for i in 0..n {
+        let value = user(i);
+        let mut expected = format!("${}\r\n", value.len()).into_bytes();
+        expected.extend_from_slice(&value);
+        expected.extend_from_slice(b"\r\n");
+        assert_eq!(conn.cmd(&["GET", &format!("user:{i}")]), expected, "user:{i}");
+    }
+    // The directory is held: train-dict may read it but not install into it.
+    let out = crate::tools_fixtures::velo(&["train-dict", "--dir", server.dir.to_str().unwrap(), "--all", "--install"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&server.pid().to_string()), "{stderr}");
+}
