@@ -64,6 +64,10 @@ cold_get() { # port -> GETs per second, 8 clients, no pipelining, random keys of
     done
     printf '%.0f' "$total"
 }
+velo_stop() { # port: SHUTDOWN, then wait until the process has exited (its checkpoint done)
+    redis-cli -p "$1" SHUTDOWN >/dev/null 2>&1 || true
+    wait "${BENCH_PIDS[-1]}" 2>/dev/null || true
+}
 velo_serve() { # port dir extra...
     local port=$1 dir=$2; shift 2
     "$VELO" serve --port "$port" --dir "$dir" --fsync everysec --log-level warn "$@" >/dev/null 2>>"$BENCH_WORK/velo.log" &
@@ -95,15 +99,13 @@ port=$(free_port)
 velo_serve "$port" "$BENCH_WORK/plain"
 redis-cli -p "$port" CONFIG SET velo-dict-training no >/dev/null
 load "$port"
-redis-cli -p "$port" SHUTDOWN >/dev/null 2>&1 || true
-sleep 1
+velo_stop "$port"
 PLAIN=$(disk "$BENCH_WORK/plain")
 port=$(free_port)
 velo_serve "$port" "$BENCH_WORK/plain" --page-cache 1mb --value-cache 1mb
 redis-cli -p "$port" CONFIG SET velo-dict-training no >/dev/null
 PLAIN_GET=$(cold_get "$port")
-redis-cli -p "$port" SHUTDOWN >/dev/null 2>&1 || true
-sleep 1
+velo_stop "$port"
 
 # Dictionaries trained on the first load, installed into a fresh directory, then the same data loaded.
 "$VELO" train-dict --dir "$BENCH_WORK/plain" --all --samples 20000 --size 16384 | tee "$BENCH_WORK/train.txt"
@@ -115,14 +117,13 @@ port=$(free_port)
 velo_serve "$port" "$BENCH_WORK/dict"
 redis-cli -p "$port" CONFIG SET velo-dict-training no >/dev/null
 load "$port"
-redis-cli -p "$port" SHUTDOWN >/dev/null 2>&1 || true
-sleep 1
+velo_stop "$port"
 DICT=$(disk "$BENCH_WORK/dict")
 port=$(free_port)
 velo_serve "$port" "$BENCH_WORK/dict" --page-cache 1mb --value-cache 1mb
 redis-cli -p "$port" CONFIG SET velo-dict-training no >/dev/null
 DICT_GET=$(cold_get "$port")
-redis-cli -p "$port" SHUTDOWN >/dev/null 2>&1 || true
+velo_stop "$port"
 
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
 echo
