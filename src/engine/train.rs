@@ -172,25 +172,34 @@ impl TrainResult {
     }
 }
 
-/// Bytes a set of envelopes takes when packed into segments of about 4 KiB compressed as a whole, as a
-/// checkpoint stores small values without a dictionary (record headers left out on both sides).
+/// Largest envelope a checkpoint stores inline in a bucket cell by default (`EngineOptions::inline_max`):
+/// such values are stored as they are, never segment-compressed.
+const INLINE_MAX: usize = 64;
+
+/// Bytes a set of envelopes takes as a checkpoint stores them without a dictionary: up to `INLINE_MAX`
+/// bytes inline and uncompressed, larger ones packed into segments of about 4 KiB compressed as a whole
+/// (record headers and keys left out on both sides).
 pub fn segment_baseline(envelopes: &[Vec<u8>], level: i32) -> u64 {
     let mut total = 0u64;
     let mut group = Vec::with_capacity(4096);
-    let mut flush = |group: &mut Vec<u8>| {
+    let flush = |group: &mut Vec<u8>, total: &mut u64| {
         if !group.is_empty() {
             let packed = envelope::compress(group, level).map_or(group.len(), |c| c.len().min(group.len()));
-            total += packed as u64;
+            *total += packed as u64;
             group.clear();
         }
     };
     for env in envelopes {
+        if env.len() <= INLINE_MAX {
+            total += env.len() as u64;
+            continue;
+        }
         if group.len() + env.len() > 4096 {
-            flush(&mut group);
+            flush(&mut group, &mut total);
         }
         group.extend_from_slice(env);
     }
-    flush(&mut group);
+    flush(&mut group, &mut total);
     total
 }
 
