@@ -35,6 +35,7 @@ Register-ArgumentCompleter -Native -CommandName 'velo' -ScriptBlock {
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script (bash, zsh, fish, elvish, powershell)')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Write every completion script and man page under DIR/completions and DIR/man')
             [CompletionResult]::new('ingest-parquet', 'ingest-parquet', [CompletionResultType]::ParameterValue, 'Load Parquet files into a data directory (offline) or a running server (--host)')
+            [CompletionResult]::new('train-dict', 'train-dict', [CompletionResultType]::ParameterValue, 'Train a zstd dictionary per key family from the values in a data directory and report the gain')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -166,6 +167,19 @@ Register-ArgumentCompleter -Native -CommandName 'velo' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'velo;train-dict' {
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'The data directory to sample')
+            [CompletionResult]::new('--family', '--family', [CompletionResultType]::ParameterName, 'Train only this key family (the key up to its last separator; `(default)` for keys without one)')
+            [CompletionResult]::new('--samples', '--samples', [CompletionResultType]::ParameterName, 'Values sampled per family (the first found in scan order)')
+            [CompletionResult]::new('--size', '--size', [CompletionResultType]::ParameterName, 'Dictionary size in bytes')
+            [CompletionResult]::new('--separators', '--separators', [CompletionResultType]::ParameterName, 'Bytes that end a family prefix (as the server''s velo-dict-separators)')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Train every family with enough values')
+            [CompletionResult]::new('--install', '--install', [CompletionResultType]::ParameterName, 'Write each trained dictionary into the directory (which no server may hold) for new writes to use')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document (shape: docs/tools.md)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'velo;help' {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the RESP server on a data directory')
             [CompletionResult]::new('rdb-restore', 'rdb-restore', [CompletionResultType]::ParameterValue, 'Load RDB files into a data directory (offline) or a running server (`--host`)')
@@ -177,6 +191,7 @@ Register-ArgumentCompleter -Native -CommandName 'velo' -ScriptBlock {
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script (bash, zsh, fish, elvish, powershell)')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Write every completion script and man page under DIR/completions and DIR/man')
             [CompletionResult]::new('ingest-parquet', 'ingest-parquet', [CompletionResultType]::ParameterValue, 'Load Parquet files into a data directory (offline) or a running server (--host)')
+            [CompletionResult]::new('train-dict', 'train-dict', [CompletionResultType]::ParameterValue, 'Train a zstd dictionary per key family from the values in a data directory and report the gain')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -208,6 +223,9 @@ Register-ArgumentCompleter -Native -CommandName 'velo' -ScriptBlock {
             break
         }
         'velo;help;ingest-parquet' {
+            break
+        }
+        'velo;help;train-dict' {
             break
         }
         'velo;help;help' {

@@ -49,6 +49,9 @@ _velo() {
             velo,serve)
                 cmd="velo__subcmd__serve"
                 ;;
+            velo,train-dict)
+                cmd="velo__subcmd__train__subcmd__dict"
+                ;;
             velo__subcmd__help,bigkeys)
                 cmd="velo__subcmd__help__subcmd__bigkeys"
                 ;;
@@ -82,6 +85,9 @@ _velo() {
             velo__subcmd__help,serve)
                 cmd="velo__subcmd__help__subcmd__serve"
                 ;;
+            velo__subcmd__help,train-dict)
+                cmd="velo__subcmd__help__subcmd__train__subcmd__dict"
+                ;;
             *)
                 ;;
         esac
@@ -89,7 +95,7 @@ _velo() {
 
     case "${cmd}" in
         velo)
-            opts="-h -V --help --version serve rdb-restore rdb-dump inspect-bucket inspect-segment check bigkeys completions generate ingest-parquet help"
+            opts="-h -V --help --version serve rdb-restore rdb-dump inspect-bucket inspect-segment check bigkeys completions generate ingest-parquet train-dict help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -203,7 +209,7 @@ _velo() {
             return 0
             ;;
         velo__subcmd__help)
-            opts="serve rdb-restore rdb-dump inspect-bucket inspect-segment check bigkeys completions generate ingest-parquet help"
+            opts="serve rdb-restore rdb-dump inspect-bucket inspect-segment check bigkeys completions generate ingest-parquet train-dict help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -357,6 +363,20 @@ _velo() {
             return 0
             ;;
         velo__subcmd__help__subcmd__serve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        velo__subcmd__help__subcmd__train__subcmd__dict)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -648,6 +668,40 @@ _velo() {
                     return 0
                     ;;
                 --dbfilename)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        velo__subcmd__train__subcmd__dict)
+            opts="-h --dir --family --all --samples --size --separators --install --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --family)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --samples)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --separators)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -32,6 +32,7 @@ set edit:completion:arg-completer[velo] = {|@words|
             cand completions 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
             cand generate 'Write every completion script and man page under DIR/completions and DIR/man'
             cand ingest-parquet 'Load Parquet files into a data directory (offline) or a running server (--host)'
+            cand train-dict 'Train a zstd dictionary per key family from the values in a data directory and report the gain'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'velo;serve'= {
@@ -152,6 +153,18 @@ set edit:completion:arg-completer[velo] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'velo;train-dict'= {
+            cand --dir 'The data directory to sample'
+            cand --family 'Train only this key family (the key up to its last separator; `(default)` for keys without one)'
+            cand --samples 'Values sampled per family (the first found in scan order)'
+            cand --size 'Dictionary size in bytes'
+            cand --separators 'Bytes that end a family prefix (as the server''s velo-dict-separators)'
+            cand --all 'Train every family with enough values'
+            cand --install 'Write each trained dictionary into the directory (which no server may hold) for new writes to use'
+            cand --json 'Print one JSON document (shape: docs/tools.md)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'velo;help'= {
             cand serve 'Run the RESP server on a data directory'
             cand rdb-restore 'Load RDB files into a data directory (offline) or a running server (`--host`)'
@@ -163,6 +176,7 @@ set edit:completion:arg-completer[velo] = {|@words|
             cand completions 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
             cand generate 'Write every completion script and man page under DIR/completions and DIR/man'
             cand ingest-parquet 'Load Parquet files into a data directory (offline) or a running server (--host)'
+            cand train-dict 'Train a zstd dictionary per key family from the values in a data directory and report the gain'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'velo;help;serve'= {
@@ -184,6 +198,8 @@ set edit:completion:arg-completer[velo] = {|@words|
         &'velo;help;generate'= {
         }
         &'velo;help;ingest-parquet'= {
+        }
+        &'velo;help;train-dict'= {
         }
         &'velo;help;help'= {
         }

@@ -65,6 +65,10 @@ enum Command {
     ///
     /// Example: `velo ingest-parquet users.parquet --dir ./velo-data --key id --value-json`.
     IngestParquet(velo::tools::ingest_parquet::IngestParquetArgs),
+    /// Train a zstd dictionary per key family from the values in a data directory and report the gain.
+    ///
+    /// Example: `velo train-dict --dir ./velo-data --all`; add `--install` (server stopped) to use them.
+    TrainDict(velo::tools::train_dict::TrainDictArgs),
 }
 
 fn main() -> ExitCode {
@@ -79,5 +83,6 @@ fn main() -> ExitCode {
         Command::Completions(args) => velo::tools::completions::run_completions(args, Cli::command()),
         Command::Generate(args) => velo::tools::completions::run_generate(args, Cli::command()),
         Command::IngestParquet(args) => velo::tools::ingest_parquet::run(args),
+        Command::TrainDict(args) => velo::tools::train_dict::run(args),
     }
 }

@@ -309,6 +309,14 @@ pub static PARAMS: &[Param] = &[
     p("page-cache", None, 0, Memory(0, LONG_MAX), "67108864"),
     p("value-cache", None, 0, Memory(0, LONG_MAX), "67108864"),
     p("log-level", None, IMMUTABLE, Enum(&["error", "warn", "info", "debug", "trace"]), "info"),
+    // Trained compression dictionaries (server::dictionaries, docs/compat.md).
+    p("velo-dict-training", None, 0, Bool, "yes"),
+    p("velo-dict-min-samples", None, 0, Int(16, 1_000_000), "2000"),
+    p("velo-dict-size", None, 0, Memory(256, 4 << 20), "16384"),
+    p("velo-dict-min-gain", None, 0, Int(-1000, 100), "10"),
+    p("velo-dict-retrain-seconds", None, 0, Int(0, LONG_MAX), "3600"),
+    p("velo-dict-separators", None, 0, Text, ":"),
+    p("velo-dict-prefixes", None, 0, Text, ""),
 ];
 
 const DEFAULT_OUTPUT_LIMITS: &str = "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60";

@@ -4,11 +4,10 @@
 //! map). Expiry and sequence live in the record or cell that holds the envelope. Layout: docs/format.md
 //! §"Value envelope".
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-
 use bytes::Bytes;
 
+pub use super::dictionary::DictionaryMap;
+use super::dictionary::Prepared;
 use super::format::{ByteReader, PutLe};
 
 /// The Redis type of a stored value. Stored on disk, never renumber.
@@ -54,6 +53,10 @@ impl TryFrom<u8> for ValueKind {
 const CODEC_RAW: u8 = 0;
 const CODEC_INT: u8 = 1;
 const CODEC_ZSTD: u8 = 2;
+/// zstd with a trained dictionary, compact header (docs/format.md §"Value envelope").
+pub const CODEC_ZSTD_DICT: u8 = 3;
+/// The 4 bytes every zstd frame starts with; codec 3 leaves them out.
+const ZSTD_FRAME_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 /// Dictionary id meaning "plain zstd, no dictionary".
 pub const DICT_PLAIN_ZSTD: u32 = 1;
@@ -115,26 +118,6 @@ pub fn compress(bytes: &[u8], level: i32) -> Option<Vec<u8>> {
     })
 }
 
-/// Trained zstd dictionaries by id (ids above 1). Shared by every slot; trained dictionaries arrive later
-/// (train-dict), so today the map is usually empty and id 1 means plain zstd.
-#[derive(Debug, Default)]
-pub struct DictionaryMap {
-    dictionaries: RwLock<HashMap<u32, Arc<Vec<u8>>>>,
-}
-
-impl DictionaryMap {
-    /// Installs a dictionary under `id` (> 1).
-    pub fn insert(&self, id: u32, dictionary: Vec<u8>) {
-        if let Ok(mut map) = self.dictionaries.write() {
-            map.insert(id, Arc::new(dictionary));
-        }
-    }
-    /// The dictionary with this id.
-    pub fn get(&self, id: u32) -> Option<Arc<Vec<u8>>> {
-        self.dictionaries.read().ok().and_then(|map| map.get(&id).cloned())
-    }
-}
-
 /// Why an envelope could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnvelopeError {
@@ -153,6 +136,67 @@ pub fn canonical_int(value: &[u8]) -> Option<i64> {
     let text = std::str::from_utf8(value).ok()?;
     let number: i64 = text.parse().ok()?;
     (number.to_string().as_bytes() == value).then_some(number)
+}
+
+thread_local! {
+    /// Per-thread contexts for dictionary compression (the prepared dictionary is passed per call, so one
+    /// context serves every dictionary) and a scratch buffer to put the frame magic back before decoding.
+    static DICT_CONTEXTS: std::cell::RefCell<(zstd::zstd_safe::CCtx<'static>, zstd::zstd_safe::DCtx<'static>, Vec<u8>)> =
+        std::cell::RefCell::new((zstd::zstd_safe::CCtx::create(), zstd::zstd_safe::DCtx::create(), Vec::new()));
+}
+
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn read_varint(reader: &mut ByteReader<'_>) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = reader.u8()?;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// Encodes a value compressed on its own with a trained dictionary (codec 3), or `None` when that does not
+/// pay (or the value is an integer, which has a shorter encoding).
+pub fn encode_with_dictionary(kind: ValueKind, value: &[u8], dict: &Prepared) -> Option<Vec<u8>> {
+    if kind == ValueKind::String && canonical_int(value).is_some() {
+        return None;
+    }
+    let mut frame = Vec::with_capacity(zstd::zstd_safe::compress_bound(value.len()));
+    DICT_CONTEXTS
+        .with(|cell| cell.borrow_mut().0.compress_using_cdict(&mut frame, value, dict.encoder.as_cdict()))
+        .ok()?;
+    let body = frame.strip_prefix(&ZSTD_FRAME_MAGIC[..])?;
+    let mut out = Vec::with_capacity(body.len() + 12);
+    out.push(kind as u8);
+    out.push(CODEC_ZSTD_DICT);
+    put_varint(&mut out, u64::from(dict.id));
+    put_varint(&mut out, value.len() as u64);
+    out.extend_from_slice(body);
+    // Stored raw, the value would take its length plus 2.
+    (out.len() < value.len() + 2).then_some(out)
+}
+
+fn decompress_with_dictionary(body: &[u8], raw_len: usize, dict: &Prepared) -> Result<Vec<u8>, String> {
+    DICT_CONTEXTS.with(|cell| {
+        let (_, dctx, scratch) = &mut *cell.borrow_mut();
+        scratch.clear();
+        scratch.extend_from_slice(&ZSTD_FRAME_MAGIC);
+        scratch.extend_from_slice(body);
+        let mut out = Vec::with_capacity(raw_len);
+        dctx.decompress_using_ddict(&mut out, scratch, dict.decoder.as_ddict())
+            .map_err(|code| zstd::zstd_safe::get_error_name(code).to_string())?;
+        Ok(out)
+    })
 }
 
 /// Encodes a value into an envelope, compressing it when that pays.
@@ -194,6 +238,18 @@ pub fn peek_kind(envelope: &[u8]) -> Result<ValueKind, EnvelopeError> {
     ValueKind::try_from(tag).map_err(|tag| EnvelopeError::Malformed(format!("unknown value kind {tag}")))
 }
 
+/// The dictionary an envelope's value is compressed with: 1 for plain zstd, a trained dictionary's id
+/// above 1, `None` when it is not compressed.
+pub fn dictionary_id(envelope: &[u8]) -> Option<u32> {
+    let mut reader = ByteReader::new(envelope);
+    reader.u8()?;
+    match reader.u8()? {
+        CODEC_ZSTD => reader.u32(),
+        CODEC_ZSTD_DICT => read_varint(&mut reader).and_then(|id| u32::try_from(id).ok()),
+        _ => None,
+    }
+}
+
 /// The decoded length of an envelope's value, without decompressing.
 pub fn value_len(envelope: &[u8]) -> Result<usize, EnvelopeError> {
     let mut reader = ByteReader::new(envelope);
@@ -207,6 +263,12 @@ pub fn value_len(envelope: &[u8]) -> Result<usize, EnvelopeError> {
         Some(CODEC_ZSTD) => {
             let _dict = reader.u32();
             reader.u32().map(|len| len as usize).ok_or_else(|| EnvelopeError::Malformed("zstd header truncated".into()))
+        }
+        Some(CODEC_ZSTD_DICT) => {
+            let _dict = read_varint(&mut reader);
+            read_varint(&mut reader)
+                .and_then(|len| usize::try_from(len).ok())
+                .ok_or_else(|| EnvelopeError::Malformed("dictionary header truncated".into()))
         }
         Some(other) => Err(EnvelopeError::Malformed(format!("unknown codec {other}"))),
         None => Err(EnvelopeError::Malformed("envelope truncated".into())),
@@ -238,11 +300,30 @@ pub fn decode(envelope: &[u8], dictionaries: &DictionaryMap) -> Result<(ValueKin
                 DICT_PLAIN_ZSTD => decompress(payload, raw_len),
                 id => {
                     let dictionary = dictionaries.get(id).ok_or(EnvelopeError::DictMissing(id))?;
-                    zstd::bulk::Decompressor::with_dictionary(&dictionary)
+                    zstd::bulk::Decompressor::with_prepared_dictionary(&dictionary.decoder)
                         .and_then(|mut decompressor| decompressor.decompress(payload, raw_len))
                 }
             }
             .map_err(|err| EnvelopeError::Malformed(format!("zstd: {err}")))?;
+            if decompressed.len() != raw_len {
+                return Err(EnvelopeError::Malformed(format!(
+                    "zstd produced {} bytes, envelope says {raw_len}",
+                    decompressed.len()
+                )));
+            }
+            Bytes::from(decompressed)
+        }
+        CODEC_ZSTD_DICT => {
+            let header = || EnvelopeError::Malformed("dictionary header truncated".into());
+            let dict_id = read_varint(&mut reader).and_then(|id| u32::try_from(id).ok()).ok_or_else(header)?;
+            let raw_len = read_varint(&mut reader).and_then(|len| usize::try_from(len).ok()).ok_or_else(header)?;
+            if raw_len > super::dictionary::DICT_MAX_VALUE_LEN {
+                return Err(EnvelopeError::Malformed(format!("dictionary-compressed value of {raw_len} bytes")));
+            }
+            let dictionary = dictionaries.get(dict_id).ok_or(EnvelopeError::DictMissing(dict_id))?;
+            let body = reader.take(reader.remaining()).unwrap_or_default();
+            let decompressed = decompress_with_dictionary(body, raw_len, &dictionary)
+                .map_err(|err| EnvelopeError::Malformed(format!("zstd: {err}")))?;
             if decompressed.len() != raw_len {
                 return Err(EnvelopeError::Malformed(format!(
                     "zstd produced {} bytes, envelope says {raw_len}",
@@ -306,6 +387,30 @@ mod tests {
                 Err(other) => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn dictionary_codec_roundtrip_and_truncations() {
+        let samples: Vec<Vec<u8>> = (0..1000)
+            .map(|i| format!("{{\"id\":{i},\"kind\":\"click\",\"page\":\"/home/{}\",\"ok\":true}}", i % 7).into_bytes())
+            .collect();
+        let dict = zstd::dict::from_samples(&samples, 2048).expect("trains");
+        let map = DictionaryMap::default();
+        map.insert(300, b"ev", super::super::dictionary::normalize(dict)).expect("prepares");
+        let value = br#"{"id":4242,"kind":"click","page":"/home/3","ok":true}"#;
+        let prepared = map.get(300).expect("installed");
+        let envelope = encode_with_dictionary(ValueKind::Hash, value, &prepared).expect("pays");
+        // kind, codec 3, varint 300 (2 bytes), varint length, frame without its magic.
+        assert_eq!(&envelope[..5], &[1, CODEC_ZSTD_DICT, 0xac, 0x02, value.len() as u8]);
+        assert_eq!(dictionary_id(&envelope), Some(300));
+        assert_eq!(value_len(&envelope), Ok(value.len()));
+        assert_eq!(decode(&envelope, &map).map(|(k, v)| (k, v.to_vec())), Ok((ValueKind::Hash, value.to_vec())));
+        assert_eq!(decode(&envelope, &DictionaryMap::default()), Err(EnvelopeError::DictMissing(300)));
+        for len in 2..envelope.len() {
+            assert!(decode(&envelope[..len], &map).is_err(), "truncation {len}");
+        }
+        // Integers keep their own encoding.
+        assert_eq!(encode_with_dictionary(ValueKind::String, b"12345678901234567", &prepared), None);
     }
 
     #[test]

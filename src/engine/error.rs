@@ -89,6 +89,9 @@ pub enum Error {
     /// A value references a compression dictionary that is not in the dictionary map.
     #[error("value uses compression dictionary {0}, which is not installed")]
     DictMissing(u32),
+    /// A dictionary offered for install is not usable.
+    #[error("invalid dictionary: {0}")]
+    InvalidDictionary(String),
 }
 
 /// The engine's result type.

@@ -26,9 +26,11 @@ pub mod buckets;
 pub mod bulk;
 mod cache;
 mod checkpoint;
+pub mod dictionary;
 pub mod dwb;
 pub mod envelope;
 pub mod error;
+pub mod family;
 pub mod format;
 mod group;
 pub mod io;
@@ -39,6 +41,7 @@ pub mod page;
 pub mod segment;
 pub mod slot;
 pub mod snapshot;
+pub mod train;
 pub mod txn;
 pub mod wal;
 
@@ -310,6 +313,8 @@ pub struct Engine {
     transactions: Arc<txn::TxRegistry>,
     /// This engine's key in `group` (its slots' shared configuration's address).
     group_key: usize,
+    dictionaries: Arc<DictionaryMap>,
+    trainer: Mutex<Option<train::Trainer>>,
     _lock: Option<DirLock>,
 }
 
@@ -361,6 +366,8 @@ impl Engine {
         let (transactions, commits) =
             txn::TxRegistry::open(fs.clone(), &dir, slot_count, options.fsync, options.read_only)?;
         let transactions = Arc::new(transactions);
+        let dictionaries =
+            Arc::new(DictionaryMap::open(fs.clone(), &dir, options.read_only, options.compression.level)?);
         let wal_flush_bytes = options.wal_flush_bytes.unwrap_or_else(|| ((192usize << 20) / slot_count).max(4 << 20));
         let config = Arc::new(slot::SlotConfig {
             fs: fs.clone(),
@@ -375,7 +382,7 @@ impl Engine {
             clock: options.clock.clone(),
             change_listener: options.change_listener.clone(),
             expire_listener: options.expire_listener.clone(),
-            dictionaries: Arc::new(DictionaryMap::default()),
+            dictionaries: dictionaries.clone(),
             transactions: transactions.clone(),
         });
         let mut opened = Vec::with_capacity(slot_count);
@@ -393,7 +400,18 @@ impl Engine {
         }
         transactions.set_wal_syncs(slots.iter().map(|slot| self::lock(slot).wal.sync_handle()).collect());
         let group_key = Arc::as_ptr(&config) as usize;
-        let mut engine = Engine { dir, meta, slots, options, sync_thread: None, transactions, group_key, _lock: lock };
+        let mut engine = Engine {
+            dir,
+            meta,
+            slots,
+            options,
+            sync_thread: None,
+            transactions,
+            group_key,
+            dictionaries,
+            trainer: Mutex::new(None),
+            _lock: lock,
+        };
         if engine.options.fsync == FsyncPolicy::EverySec && engine.options.background_sync && !engine.options.read_only
         {
             engine.start_sync_thread();
@@ -449,7 +467,22 @@ impl Engine {
 
     /// The dictionary map shared by all slots.
     pub fn dictionaries(&self) -> Arc<DictionaryMap> {
-        lock(&self.slots[0]).dictionaries()
+        self.dictionaries.clone()
+    }
+
+    /// Installs a trained dictionary for a key family (durably, before any value uses it); new writes of
+    /// the family use it. Returns its id.
+    pub fn install_dictionary(&self, family: &[u8], dictionary: Vec<u8>) -> Result<u32> {
+        self.dictionaries.install(family, dictionary)
+    }
+
+    /// Starts the background dictionary trainer (once; a no-op on a read-only open). Whether values are
+    /// sampled and trained is then up to the settings in [`DictionaryMap::sampler`].
+    pub fn start_dictionary_training(&self) {
+        let mut trainer = self.trainer.lock().unwrap_or_else(|p| p.into_inner());
+        if trainer.is_none() && !self.options.read_only {
+            *trainer = train::Trainer::spawn(self.dictionaries.clone(), self.options.compression.level);
+        }
     }
 
     /// Opens a transaction on the calling thread: every write it makes, in any slot, until the
@@ -797,6 +830,7 @@ impl Engine {
     }
 
     fn stop_sync_thread(&mut self) {
+        drop(self.trainer.lock().unwrap_or_else(|p| p.into_inner()).take());
         if let Some(thread) = self.sync_thread.take() {
             let (flag, condvar) = &*thread.stop;
             *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;

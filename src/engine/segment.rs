@@ -410,6 +410,8 @@ pub struct SegmentWriter {
     payload: Vec<u8>,
     count: u16,
     pending: Vec<(usize, u32, u32)>,
+    /// Record bytes of the current segment whose values are already compressed with a dictionary.
+    dict_bytes: usize,
     /// Resolved locations, by the ticket `add` returned.
     pub locations: Vec<Option<SegmentLocation>>,
 }
@@ -425,7 +427,15 @@ pub struct SealedSegment {
 impl SegmentWriter {
     /// A writer producing segments of about `segment_size` payload bytes.
     pub fn new(segment_size: usize, zstd_level: Option<i32>) -> Self {
-        Self { segment_size, zstd_level, payload: Vec::new(), count: 0, pending: Vec::new(), locations: Vec::new() }
+        Self {
+            segment_size,
+            zstd_level,
+            payload: Vec::new(),
+            count: 0,
+            pending: Vec::new(),
+            dict_bytes: 0,
+            locations: Vec::new(),
+        }
     }
 
     /// Largest record a segment takes; larger values become big values.
@@ -445,6 +455,9 @@ impl SegmentWriter {
         self.locations.push(None);
         self.pending.push((ticket, self.payload.len() as u32, envelope.len() as u32));
         encode_record(seq, db, key, envelope, &mut self.payload);
+        if envelope.get(1) == Some(&super::envelope::CODEC_ZSTD_DICT) {
+            self.dict_bytes += record_len(key.len(), envelope.len());
+        }
         self.count += 1;
         ticket
     }
@@ -456,7 +469,11 @@ impl SegmentWriter {
 
     /// Seals the current segment, to be appended to chunk file `file` at `offset`.
     pub fn seal(&mut self, file: u32, offset: u32) -> SealedSegment {
-        let bytes = encode_segment(&self.payload, self.count, self.zstd_level);
+        // A segment mostly of dictionary-compressed values is stored uncompressed: compressing it again
+        // gains little, and a cold read then decompresses only the value it wants.
+        let level = if self.dict_bytes * 2 > self.payload.len() { None } else { self.zstd_level };
+        let bytes = encode_segment(&self.payload, self.count, level);
+        self.dict_bytes = 0;
         for (ticket, record_offset, envelope_len) in self.pending.drain(..) {
             self.locations[ticket] =
                 Some(SegmentLocation { file, segment_offset: offset, record_offset, envelope_len });

@@ -830,7 +830,7 @@ impl Slot {
     /// Sets a key (replacing any value and expiry).
     pub fn set(&mut self, db: u16, key: &[u8], kind: ValueKind, value: &[u8], expire_at_ms: Option<u64>) -> Result<()> {
         Self::check_key(key)?;
-        let envelope = envelope::encode(kind, value, self.config.compression);
+        let envelope = self.config.dictionaries.encode(kind, key, value, self.config.compression);
         let expire_at = expire_at_ms.unwrap_or(0);
         let start = self.wal.len();
         let (seq, txid) = self.append(&[(WalOp::Set, db, expire_at, key, &envelope)])?;
@@ -873,7 +873,7 @@ impl Slot {
                 BatchOp::Set { db, key, kind, value, expire_at_ms } => {
                     Self::check_key(key)?;
                     self.stats.raw_value_bytes += value.len() as u64;
-                    let envelope = envelope::encode(*kind, value, self.config.compression);
+                    let envelope = self.config.dictionaries.encode(*kind, key, value, self.config.compression);
                     self.stats.stored_value_bytes += envelope.len() as u64;
                     encoded.push((WalOp::Set, *db, expire_at_ms.unwrap_or(0), &key[..], envelope));
                 }

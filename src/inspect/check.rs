@@ -16,7 +16,7 @@ use crate::engine::format::{self, FILE_HEADER_LEN};
 use crate::engine::key::key_hash;
 use crate::engine::page::{CellValue, PAGE_KIND_OVERFLOW, PAGE_KIND_PRIMARY, PAGE_SIZE};
 use crate::engine::segment as seg;
-use crate::engine::{dwb, envelope, wal, Error};
+use crate::engine::{dictionary, dwb, envelope, wal, Error};
 
 use super::{error_location, read_file, DataDir, SlotView};
 
@@ -71,6 +71,8 @@ pub struct CheckStats {
     pub garbage_big_files: u64,
     /// WAL records verified.
     pub wal_records: u64,
+    /// Dictionary files verified.
+    pub dictionaries: u64,
 }
 
 /// The result of a check.
@@ -108,9 +110,18 @@ struct Checker<'a> {
     findings: Vec<Finding>,
     stats: CheckStats,
     progress: &'a dyn Fn(u64),
+    /// Ids of the dictionary files that verified.
+    dictionaries: HashSet<u32>,
 }
 
 impl Checker<'_> {
+    /// Why an envelope cannot be decoded for want of a dictionary, if that is so.
+    fn missing_dictionary(&self, env: &[u8]) -> Option<String> {
+        envelope::dictionary_id(env)
+            .filter(|&id| id > envelope::DICT_PLAIN_ZSTD && !self.dictionaries.contains(&id))
+            .map(|id| format!("value uses dictionary {id}, which is missing or damaged"))
+    }
+
     fn damage(&mut self, file: &Path, offset: Option<u64>, what: impl Into<String>) {
         self.findings.push(Finding { severity: Severity::Damage, file: file.to_path_buf(), offset, what: what.into() });
     }
@@ -167,7 +178,9 @@ struct SegRef {
 
 /// Verifies the directory (or one slot). `progress` is told of every byte read.
 pub fn check(dir: &DataDir, only: Option<usize>, progress: &dyn Fn(u64)) -> CheckReport {
-    let mut checker = Checker { findings: Vec::new(), stats: CheckStats::default(), progress };
+    let mut checker =
+        Checker { findings: Vec::new(), stats: CheckStats::default(), progress, dictionaries: HashSet::new() };
+    check_dictionaries(&mut checker, &dir.path);
     let meta_path = dir.path.join(crate::engine::meta::DIR_META_FILE);
     if let Err(what) = &dir.meta {
         let err = read_file(&meta_path)
@@ -194,6 +207,35 @@ pub fn check(dir: &DataDir, only: Option<usize>, progress: &dyn Fn(u64)) -> Chec
         clean: !findings.iter().any(|f| f.severity == Severity::Damage),
         findings,
         stats: checker.stats,
+    }
+}
+
+/// Verifies every dictionary file (`dict-N.vdct`); the ids that verify are what values may name.
+fn check_dictionaries(c: &mut Checker<'_>, dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut names: Vec<String> =
+        entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    for name in names {
+        let path = dir.join(&name);
+        if dictionary::parse_dict_file_name(&name).is_none() {
+            if name.starts_with("dict-") && name.ends_with(".tmp") {
+                c.warning(&path, None, "leftover of an interrupted dictionary install (the next open removes it)");
+            }
+            continue;
+        }
+        match read_file(&path).and_then(|bytes| {
+            c.stats.files += 1;
+            c.stats.bytes += bytes.len() as u64;
+            (c.progress)(bytes.len() as u64);
+            dictionary::decode_dict_file(&bytes, &path)
+        }) {
+            Ok(dict) => {
+                c.stats.dictionaries += 1;
+                c.dictionaries.insert(dict.id);
+            }
+            Err(err) => c.error(&path, &err),
+        }
     }
 }
 
@@ -235,7 +277,12 @@ fn check_slot_consistently(c: &mut Checker<'_>, dir: &DataDir, index: usize, wri
     let slot_dir = dir.slot_dir(index);
     for attempt in 0..ATTEMPTS {
         let before = fingerprint(&slot_dir);
-        let mut sub = Checker { findings: Vec::new(), stats: CheckStats::default(), progress: c.progress };
+        let mut sub = Checker {
+            findings: Vec::new(),
+            stats: CheckStats::default(),
+            progress: c.progress,
+            dictionaries: c.dictionaries.clone(),
+        };
         check_slot(&mut sub, dir, index);
         let after = fingerprint(&slot_dir);
         let in_progress = writer && after.1.is_some_and(|(len, _)| len > FILE_HEADER_LEN as u64);
@@ -415,6 +462,9 @@ fn check_slot(c: &mut Checker<'_>, dir: &DataDir, index: usize) {
                     CellValue::Inline(env) => {
                         let kind = envelope::peek_kind(env).map_err(|e| format!("{e:?}"));
                         let len = envelope::value_len(env).map_err(|e| format!("{e:?}"));
+                        if let Some(missing) = c.missing_dictionary(env) {
+                            c.damage(&read.path, at, format!("cell {n}: {missing}"));
+                        }
                         match (kind, len) {
                             (Ok(kind), Ok(_)) if kind == cell.kind => {}
                             (Ok(kind), Ok(_)) => c.damage(
@@ -598,6 +648,13 @@ fn walk_chunk(
                                     path,
                                     Some(at as u64),
                                     format!("record at payload offset {}: {e:?}", r.record_offset),
+                                );
+                            }
+                            if let Some(missing) = c.missing_dictionary(record.envelope) {
+                                c.damage(
+                                    path,
+                                    Some(at as u64),
+                                    format!("record at payload offset {}: {missing}", r.record_offset),
                                 );
                             }
                         }

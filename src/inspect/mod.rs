@@ -101,12 +101,11 @@ pub fn envelope_info(envelope: &[u8]) -> EnvelopeInfo {
         Some(0) => "raw".to_string(),
         Some(1) => "int".to_string(),
         Some(2) => "zstd".to_string(),
+        Some(3) => "zstd+dict".to_string(),
         Some(other) => format!("unknown({other})"),
         None => "missing".to_string(),
     };
-    let dict_id = (envelope.get(1) == Some(&2))
-        .then(|| envelope.get(2..6).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-        .flatten();
+    let dict_id = envelope::dictionary_id(envelope);
     let raw_len = envelope::value_len(envelope).ok().map(|len| len as u64);
     EnvelopeInfo { kind, codec, dict_id, stored_len: envelope.len() as u64, raw_len }
 }

@@ -30,6 +30,7 @@ pub mod cancel;
 pub mod client;
 pub mod connection;
 pub mod dbmap;
+pub mod dictionaries;
 pub mod dispatch;
 pub mod gate;
 pub mod introspection;

@@ -141,6 +141,7 @@ impl Server {
         self.set_maxclients(config.maxclients);
         self.set_proto_max_bulk_len(config.params.uint("proto-max-bulk-len") as usize);
         self.apply_memory_budget(&config);
+        crate::server::dictionaries::apply(&self.engine, &config.params);
     }
 
     /// Sizes the engine's RAM budgets. With `maxmemory` 0 they are `page-cache`, `value-cache` and the

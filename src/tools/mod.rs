@@ -13,3 +13,4 @@ pub mod output;
 pub mod rdb_dump;
 pub mod rdb_restore;
 pub mod serve;
+pub mod train_dict;

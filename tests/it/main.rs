@@ -14,6 +14,7 @@ mod engine_bulk;
 mod engine_corruption;
 mod engine_crash;
 mod engine_decoders;
+mod engine_dictionaries;
 mod engine_feed;
 mod engine_group;
 mod engine_growth;

@@ -1,0 +1,365 @@
+//! Dictionary training: values are sampled per key family as they are written (one in a few writes,
+//! never waiting on a lock, bounded memory), and a background thread trains a zstd dictionary for a family
+//! once it has enough samples, keeps it only if it beats what is stored today (segment compression) on
+//! held-out samples by a margin, and installs it. Nothing here runs on the request path except
+//! [`Sampler::offer`]. A family with a dictionary keeps being sampled; it is retrained when its ratio on
+//! new samples has degraded (drift), at most once per retrain interval.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::dictionary::{normalize, DictionaryMap, Prepared, StoredDictionary, DICT_MAX_VALUE_LEN};
+use super::envelope::{self, ValueKind};
+
+/// Total bytes of samples kept, all families together.
+const SAMPLE_BYTES_MAX: usize = 32 << 20;
+/// Families sampled at once; values of further families are not sampled until one is trained.
+const FAMILIES_MAX: usize = 256;
+/// Values longer than this are not sampled (they gain little from a dictionary and cost memory).
+const SAMPLE_VALUE_MAX: usize = 16 << 10;
+
+/// Training settings, changeable while the server runs (CONFIG SET `velo-dict-*`, docs/compat.md).
+#[derive(Debug)]
+pub struct TrainSettings {
+    /// Sample and train at all.
+    pub enabled: AtomicBool,
+    /// Samples a family needs before it is trained.
+    pub min_samples: AtomicU64,
+    /// Dictionary size in bytes.
+    pub dict_size: AtomicU64,
+    /// Percent the dictionary must save over today's encoding (segment compression) on held-out samples to
+    /// be kept; negative accepts a dictionary that costs that much more disk, for cheaper cold reads.
+    pub min_gain_pct: std::sync::atomic::AtomicI64,
+    /// Seconds between two trainings of one family.
+    pub retrain_secs: AtomicU64,
+    /// One write in this many is offered to the sampler.
+    pub sample_every: AtomicU64,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        Self {
+            enabled: AtomicBool::new(false),
+            min_samples: AtomicU64::new(2000),
+            dict_size: AtomicU64::new(16 << 10),
+            min_gain_pct: std::sync::atomic::AtomicI64::new(10),
+            retrain_secs: AtomicU64::new(3600),
+            sample_every: AtomicU64::new(4),
+        }
+    }
+}
+
+/// Training counters for INFO.
+#[derive(Debug, Default)]
+pub struct TrainStats {
+    /// Dictionaries trained and installed.
+    pub installed: AtomicU64,
+    /// Dictionaries trained and dropped (not enough gain).
+    pub rejected: AtomicU64,
+    /// Training or install failures.
+    pub failed: AtomicU64,
+}
+
+#[derive(Default)]
+struct Family {
+    samples: Vec<Vec<u8>>,
+    seen: u64,
+}
+
+#[derive(Default)]
+struct Samples {
+    families: HashMap<Vec<u8>, Family>,
+    bytes: usize,
+}
+
+/// Collects sample values per family, bounded in memory.
+#[derive(Default)]
+pub struct Sampler {
+    /// The settings (shared with the trainer thread).
+    pub settings: TrainSettings,
+    /// Counters.
+    pub stats: TrainStats,
+    counter: AtomicU64,
+    samples: Mutex<Samples>,
+}
+
+impl std::fmt::Debug for Sampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sampler").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+impl Sampler {
+    /// True when writes are sampled.
+    pub fn enabled(&self) -> bool {
+        self.settings.enabled.load(Ordering::Relaxed)
+    }
+
+    /// Offers a written value of `family`. Cheap: most calls return after one atomic add, and a call
+    /// never waits for the lock (a busy sampler skips the value).
+    pub fn offer(&self, family: &[u8], value: &[u8]) {
+        let every = self.settings.sample_every.load(Ordering::Relaxed).max(1);
+        if self.counter.fetch_add(1, Ordering::Relaxed) % every != 0 || value.len() > SAMPLE_VALUE_MAX {
+            return;
+        }
+        let Ok(mut samples) = self.samples.try_lock() else { return };
+        let capacity = (self.settings.min_samples.load(Ordering::Relaxed) as usize).max(16) * 2;
+        let full = samples.bytes + value.len() > SAMPLE_BYTES_MAX;
+        if !samples.families.contains_key(family) && (samples.families.len() >= FAMILIES_MAX || full) {
+            return;
+        }
+        let entry = samples.families.entry(family.to_vec()).or_default();
+        entry.seen += 1;
+        if entry.samples.len() < capacity && !full {
+            entry.samples.push(value.to_vec());
+            samples.bytes += value.len();
+        } else if !entry.samples.is_empty() {
+            // Keep the set fresh: replace a pseudo-random earlier sample.
+            let at = (entry.seen.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 33) as usize % entry.samples.len();
+            let old = std::mem::replace(&mut entry.samples[at], value.to_vec());
+            samples.bytes = samples.bytes + value.len() - old.len();
+        }
+    }
+
+    /// Families holding at least `min` samples.
+    fn ready(&self, min: usize) -> Vec<Vec<u8>> {
+        let samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        samples.families.iter().filter(|(_, f)| f.samples.len() >= min).map(|(name, _)| name.clone()).collect()
+    }
+
+    /// Takes a family's samples (it starts collecting afresh).
+    fn take(&self, family: &[u8]) -> Vec<Vec<u8>> {
+        let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        let taken = samples.families.remove(family).map(|f| f.samples).unwrap_or_default();
+        samples.bytes -= taken.iter().map(Vec::len).sum::<usize>();
+        taken
+    }
+
+    /// Number of samples held per family (INFO, tests).
+    pub fn counts(&self) -> Vec<(Vec<u8>, usize)> {
+        let samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        samples.families.iter().map(|(name, f)| (name.clone(), f.samples.len())).collect()
+    }
+}
+
+/// What training one family produced, measured on held-out samples.
+#[derive(Debug, Clone)]
+pub struct TrainResult {
+    /// The dictionary (normalized: no zstd dictionary id), if training succeeded.
+    pub dictionary: Option<Vec<u8>>,
+    /// Samples used for training.
+    pub trained_on: usize,
+    /// Held-out samples measured.
+    pub held_out: usize,
+    /// Raw bytes of the held-out samples.
+    pub raw_bytes: u64,
+    /// Their bytes as stored without a dictionary: envelopes packed into ~4 KiB zstd segments.
+    pub baseline_bytes: u64,
+    /// Their envelope bytes each compressed with the new dictionary.
+    pub dict_bytes: u64,
+}
+
+impl TrainResult {
+    /// Fraction saved by the dictionary over the baseline (negative when it is worse).
+    pub fn gain(&self) -> f64 {
+        if self.baseline_bytes == 0 {
+            return 0.0;
+        }
+        1.0 - self.dict_bytes as f64 / self.baseline_bytes as f64
+    }
+}
+
+/// Largest envelope a checkpoint stores inline in a bucket cell by default (`EngineOptions::inline_max`):
+/// such values are stored as they are, never segment-compressed.
+const INLINE_MAX: usize = 64;
+
+/// Bytes a set of envelopes takes as a checkpoint stores them without a dictionary: up to `INLINE_MAX`
+/// bytes inline and uncompressed, larger ones packed into segments of about 4 KiB compressed as a whole
+/// (record headers and keys left out on both sides).
+pub fn segment_baseline(envelopes: &[Vec<u8>], level: i32) -> u64 {
+    let mut total = 0u64;
+    let mut group = Vec::with_capacity(4096);
+    let flush = |group: &mut Vec<u8>, total: &mut u64| {
+        if !group.is_empty() {
+            let packed = envelope::compress(group, level).map_or(group.len(), |c| c.len().min(group.len()));
+            *total += packed as u64;
+            group.clear();
+        }
+    };
+    for env in envelopes {
+        if env.len() <= INLINE_MAX {
+            total += env.len() as u64;
+            continue;
+        }
+        if group.len() + env.len() > 4096 {
+            flush(&mut group, &mut total);
+        }
+        group.extend_from_slice(env);
+    }
+    flush(&mut group, &mut total);
+    total
+}
+
+/// Trains a dictionary of at most `dict_size` bytes on nine in ten samples and measures it on the tenth.
+pub fn train(samples: &[Vec<u8>], dict_size: usize, level: i32) -> TrainResult {
+    let (mut training, mut held) = (Vec::new(), Vec::new());
+    for (index, sample) in samples.iter().enumerate() {
+        if index % 10 == 9 {
+            held.push(sample.as_slice());
+        } else {
+            training.push(sample.as_slice());
+        }
+    }
+    // Segments hold records in key-hash order, so neighbours in a segment are unrelated values: measure
+    // the baseline in a hash order too (sample order would let sequential ids compress unrealistically).
+    held.sort_by_key(|v| xxhash_rust::xxh3::xxh3_64(v));
+    let plain: Vec<Vec<u8>> = held.iter().map(|v| envelope::encode(ValueKind::String, v, Default::default())).collect();
+    let mut result = TrainResult {
+        dictionary: None,
+        trained_on: training.len(),
+        held_out: held.len(),
+        raw_bytes: held.iter().map(|v| v.len() as u64).sum(),
+        baseline_bytes: segment_baseline(&plain, level),
+        dict_bytes: 0,
+    };
+    let Ok(dictionary) = zstd::dict::from_samples(&training, dict_size.max(256)) else { return result };
+    let dictionary = normalize(dictionary);
+    let stored = StoredDictionary { id: u32::MAX, created_ms: 0, family: Vec::new(), bytes: dictionary.clone() };
+    let Ok(prepared) = Prepared::new(&stored, level) else { return result };
+    result.dict_bytes = held
+        .iter()
+        .zip(&plain)
+        .map(|(value, plain)| {
+            envelope::encode_with_dictionary(ValueKind::String, value, &prepared).map_or(plain.len(), |e| e.len())
+                as u64
+        })
+        .sum();
+    result.dictionary = Some(dictionary);
+    result
+}
+
+/// The ratio a dictionary achieves on samples (stored envelope bytes / raw bytes).
+fn ratio_with(samples: &[Vec<u8>], dict: &Prepared) -> f64 {
+    let raw: usize = samples.iter().map(Vec::len).sum();
+    let stored: usize = samples
+        .iter()
+        .map(|v| envelope::encode_with_dictionary(ValueKind::String, v, dict).map_or(v.len() + 2, |e| e.len()))
+        .sum();
+    stored as f64 / raw.max(1) as f64
+}
+
+/// The background training thread; stopped and joined on drop.
+pub struct Trainer {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Trainer {
+    /// Starts the thread that trains dictionaries for `map`'s families as samples arrive.
+    pub fn spawn(map: Arc<DictionaryMap>, level: i32) -> Option<Trainer> {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let thread_stop = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("velo-dict-train".into())
+            .spawn(move || {
+                let mut trained: HashMap<Vec<u8>, (Instant, f64)> = HashMap::new();
+                let (flag, condvar) = &*thread_stop;
+                let mut stopped = flag.lock().unwrap_or_else(|p| p.into_inner());
+                while !*stopped {
+                    let (guard, _) =
+                        condvar.wait_timeout(stopped, Duration::from_millis(500)).unwrap_or_else(|p| p.into_inner());
+                    stopped = guard;
+                    if *stopped {
+                        break;
+                    }
+                    drop(stopped);
+                    if map.sampler().enabled() {
+                        train_ready(&map, level, &mut trained);
+                    }
+                    stopped = flag.lock().unwrap_or_else(|p| p.into_inner());
+                }
+            })
+            .ok()?;
+        Some(Trainer { stop, handle: Some(handle) })
+    }
+}
+
+impl Drop for Trainer {
+    fn drop(&mut self) {
+        let (flag, condvar) = &*self.stop;
+        *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        condvar.notify_all();
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// One pass of the trainer: every family with enough samples is trained (or, if it has a dictionary,
+/// checked for drift and retrained when due).
+fn train_ready(map: &DictionaryMap, level: i32, trained: &mut HashMap<Vec<u8>, (Instant, f64)>) {
+    let settings = &map.sampler().settings;
+    let min = settings.min_samples.load(Ordering::Relaxed).max(16) as usize;
+    let retrain = Duration::from_secs(settings.retrain_secs.load(Ordering::Relaxed));
+    for family in map.sampler().ready(min) {
+        let samples = map.sampler().take(&family);
+        let due = trained.get(&family).is_none_or(|(at, _)| at.elapsed() >= retrain);
+        if !due {
+            continue;
+        }
+        if let Some(current) = map.active(&family) {
+            // Drift: retrain only if the current dictionary does clearly worse than when it was made.
+            let now = ratio_with(&samples, &current);
+            let then = trained.get(&family).map_or(f64::MAX, |(_, ratio)| *ratio);
+            if now <= then * 1.2 {
+                trained.insert(family, (Instant::now(), then.min(now)));
+                continue;
+            }
+        }
+        train_one(map, level, &family, &samples, trained);
+    }
+}
+
+fn train_one(
+    map: &DictionaryMap,
+    level: i32,
+    family: &[u8],
+    samples: &[Vec<u8>],
+    trained: &mut HashMap<Vec<u8>, (Instant, f64)>,
+) {
+    let settings = &map.sampler().settings;
+    let size = settings.dict_size.load(Ordering::Relaxed) as usize;
+    let margin = settings.min_gain_pct.load(Ordering::Relaxed) as f64 / 100.0;
+    let samples: Vec<Vec<u8>> = samples.iter().filter(|v| v.len() <= DICT_MAX_VALUE_LEN).cloned().collect();
+    let result = train(&samples, size, level);
+    let stats = &map.sampler().stats;
+    let family_name = super::family::display_family(family);
+    let gain = result.gain();
+    match result.dictionary {
+        Some(dictionary) if gain >= margin => match map.install(family, dictionary) {
+            Ok(id) => {
+                stats.installed.fetch_add(1, Ordering::Relaxed);
+                let ratio = result.dict_bytes as f64 / result.raw_bytes.max(1) as f64;
+                trained.insert(family.to_vec(), (Instant::now(), ratio));
+                tracing::info!(family = %family_name, id, gain, "installed a trained dictionary");
+            }
+            Err(error) => {
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(family = %family_name, %error, "dictionary install failed");
+            }
+        },
+        Some(_) => {
+            stats.rejected.fetch_add(1, Ordering::Relaxed);
+            // Do not try again for this family before the retrain interval.
+            trained.insert(family.to_vec(), (Instant::now(), f64::MAX));
+            tracing::info!(family = %family_name, gain, "trained dictionary not kept: too little gain");
+        }
+        None => {
+            stats.failed.fetch_add(1, Ordering::Relaxed);
+            trained.insert(family.to_vec(), (Instant::now(), f64::MAX));
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! `velo train-dict`: trains a zstd dictionary per key family from the values already in a data directory
+//! (read-only open, as the inspect tools; works beside a running server), reports what it would save on
+//! held-out values, and with `--install` adds it to a stopped directory's dictionaries. Training and
+//! measuring are the server's own (`engine::train`), so the figures are what the server would get.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{ArgGroup, Args};
+use serde::Serialize;
+
+use super::output;
+use crate::engine::dictionary::{DictionaryMap, DICT_MAX_VALUE_LEN, DICT_MIN_VALUE_LEN};
+use crate::engine::family::{display_family, FamilyRules};
+use crate::engine::io::RealFs;
+use crate::engine::meta::DirLock;
+use crate::engine::{train, CompressionPolicy, Engine, EngineOptions, ValueKind};
+
+/// Flags of `velo train-dict`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("which").required(true).args(["family", "all"])))]
+pub struct TrainDictArgs {
+    /// The data directory to sample.
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Train only this key family (the key up to its last separator; `(default)` for keys without one).
+    #[arg(long, value_name = "F")]
+    pub family: Option<String>,
+    /// Train every family with enough values.
+    #[arg(long)]
+    pub all: bool,
+    /// Values sampled per family (the first found in scan order).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub samples: usize,
+    /// Dictionary size in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 10)]
+    pub size: usize,
+    /// Bytes that end a family prefix (as the server's velo-dict-separators).
+    #[arg(long, value_name = "CHARS", default_value = ":")]
+    pub separators: String,
+    /// Write each trained dictionary into the directory (which no server may hold) for new writes to use.
+    #[arg(long)]
+    pub install: bool,
+    /// Print one JSON document (shape: docs/tools.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One family's result.
+#[derive(Debug, Serialize)]
+pub struct FamilyReport {
+    /// The family (`(default)` for keys without a separator).
+    pub family: String,
+    /// Values of the family seen (strings, hashes, ... of 16 B to 64 KiB).
+    pub values: u64,
+    /// Values sampled.
+    pub samples: usize,
+    /// Held-out samples the figures below are measured on (one in ten).
+    pub held_out: usize,
+    /// Their raw bytes.
+    pub raw_bytes: u64,
+    /// Their bytes encoded as stored today without a dictionary (packed into zstd segments).
+    pub stored_bytes: u64,
+    /// Their bytes each compressed with the new dictionary.
+    pub dict_bytes: u64,
+    /// dict_bytes / raw_bytes.
+    pub ratio: f64,
+    /// Size of the dictionary trained, 0 if training failed (too few or too uniform samples).
+    pub dictionary_bytes: usize,
+    /// The id it was installed under (`--install`).
+    pub installed_id: Option<u32>,
+}
+
+/// The whole report.
+#[derive(Debug, Serialize)]
+pub struct TrainDictReport {
+    /// The data directory.
+    pub dir: PathBuf,
+    /// Per family, largest first.
+    pub families: Vec<FamilyReport>,
+}
+
+/// Runs `velo train-dict`. Exit 0 on success, 2 on error.
+pub fn run(args: TrainDictArgs) -> ExitCode {
+    match train_dir(&args) {
+        Ok(report) => {
+            if args.json {
+                output::print_json(&report);
+            } else {
+                output::print(&render(&report));
+            }
+            ExitCode::from(output::OK)
+        }
+        Err(err) => output::fail("train-dict", err),
+    }
+}
+
+fn train_dir(args: &TrainDictArgs) -> Result<TrainDictReport, String> {
+    let rules = FamilyRules { separators: args.separators.as_bytes().to_vec(), prefixes: Vec::new() };
+    let wanted: Option<Vec<u8>> =
+        args.family.as_ref().map(|f| if f == "(default)" { Vec::new() } else { f.as_bytes().to_vec() });
+    if !args.dir.join(crate::engine::meta::DIR_META_FILE).exists() {
+        return Err(format!("{} is not a Velo data directory", args.dir.display()));
+    }
+    // A writable open comes later, under the directory's lock: fail early if a server holds it.
+    if args.install {
+        DirLock::acquire(&RealFs, &args.dir).map_err(|e| format!("{e}; stop the server to install"))?;
+    }
+    let options = EngineOptions { read_only: true, background_sync: false, ..EngineOptions::default() };
+    let engine = Engine::open(&args.dir, options).map_err(|e| e.to_string())?;
+    let mut total = 0;
+    for db in 0..16u16 {
+        total += engine.dbsize(db).map_err(|e| e.to_string())?;
+    }
+    let bar = output::progress(total, "sampling");
+    let mut families: BTreeMap<Vec<u8>, (u64, Vec<Vec<u8>>)> = BTreeMap::new();
+    let mut cursor = 0;
+    loop {
+        let page = engine.scan(None, cursor, 1000).map_err(|e| e.to_string())?;
+        for (db, key) in &page.keys {
+            bar.inc(1);
+            let family = rules.family_of(key);
+            if wanted.as_ref().is_some_and(|w| w != family) {
+                continue;
+            }
+            let Some(entry) = engine.get(*db, key).map_err(|e| e.to_string())? else { continue };
+            if entry.kind == ValueKind::Element
+                || !(DICT_MIN_VALUE_LEN..=DICT_MAX_VALUE_LEN).contains(&entry.value.len())
+            {
+                continue;
+            }
+            let slot = families.entry(family.to_vec()).or_default();
+            slot.0 += 1;
+            if slot.1.len() < args.samples {
+                slot.1.push(entry.value.to_vec());
+            }
+        }
+        cursor = page.cursor;
+        if cursor == 0 {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    drop(engine);
+    let level = CompressionPolicy::default().level;
+    let mut reports = Vec::new();
+    let mut trained = Vec::new();
+    for (family, (values, samples)) in families {
+        if samples.len() < 20 {
+            continue;
+        }
+        let result = train::train(&samples, args.size, level);
+        reports.push(FamilyReport {
+            family: display_family(&family),
+            values,
+            samples: samples.len(),
+            held_out: result.held_out,
+            raw_bytes: result.raw_bytes,
+            stored_bytes: result.baseline_bytes,
+            dict_bytes: if result.dictionary.is_some() { result.dict_bytes } else { result.baseline_bytes },
+            ratio: if result.dictionary.is_some() {
+                result.dict_bytes as f64 / result.raw_bytes.max(1) as f64
+            } else {
+                result.baseline_bytes as f64 / result.raw_bytes.max(1) as f64
+            },
+            dictionary_bytes: result.dictionary.as_ref().map_or(0, Vec::len),
+            installed_id: None,
+        });
+        trained.push((family, result.dictionary));
+    }
+    if wanted.is_some() && reports.is_empty() {
+        return Err("the family has fewer than 20 values to train on".into());
+    }
+    if args.install {
+        let _lock = DirLock::acquire(&RealFs, &args.dir).map_err(|e| format!("{e}; stop the server to install"))?;
+        let map = DictionaryMap::open(Arc::new(RealFs), &args.dir, false, level).map_err(|e| e.to_string())?;
+        for (report, (family, dictionary)) in reports.iter_mut().zip(trained) {
+            if let Some(dictionary) = dictionary {
+                report.installed_id = Some(map.install(&family, dictionary).map_err(|e| e.to_string())?);
+            }
+        }
+    }
+    reports.sort_by(|a, b| b.raw_bytes.cmp(&a.raw_bytes).then_with(|| a.family.cmp(&b.family)));
+    Ok(TrainDictReport { dir: args.dir.clone(), families: reports })
+}
+
+fn render(report: &TrainDictReport) -> String {
+    let mut table =
+        output::table(&["family", "values", "samples", "raw", "stored today", "with dictionary", "ratio", "installed"]);
+    for f in &report.families {
+        table.add_row(vec![
+            f.family.clone(),
+            f.values.to_string(),
+            f.samples.to_string(),
+            output::bytes(f.raw_bytes),
+            output::bytes(f.stored_bytes),
+            output::bytes(f.dict_bytes),
+            format!("{:.3}", f.ratio),
+            f.installed_id.map_or("-".into(), |id| format!("dict {id}")),
+        ]);
+    }
+    format!(
+        "dictionaries trained from {} (sizes measured on the held-out tenth of each family's samples)\n{table}\n",
+        report.dir.display()
+    )
+}
