@@ -6,7 +6,7 @@
 //! Memory stays bounded by one slot: the cells' references are collected per slot as compact entries
 //! (locations and key hashes, not keys), sorted, and matched while each chunk file is read once in order.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
@@ -171,7 +171,6 @@ impl Checker<'_> {
 }
 
 /// Buffers a checking thread reuses from slot to slot.
-#[derive(Default)]
 struct Scratch {
     /// A whole chunk file.
     file: Vec<u8>,
@@ -179,7 +178,15 @@ struct Scratch {
     payload: Vec<u8>,
     /// A run of primary pages read at once.
     block: Vec<u8>,
+    /// The slot's index of segment references.
+    refs: Vec<SegRef>,
+    /// Its bound in entries (see [`REF_BUDGET`]).
+    budget: usize,
 }
+
+/// The most segment references a slot's index holds at once (32 bytes each: 64 MiB per checking
+/// thread).
+pub const REF_BUDGET: usize = 2 << 20;
 
 /// A cell's reference to a segment record, compact (32 bytes, no key bytes): the slot's index of
 /// references is a vector of these, sorted by location and matched while each chunk file is read once.
@@ -210,6 +217,12 @@ impl SegRef {
 
 /// Verifies the directory (or one slot). `progress` is told of every byte read.
 pub fn check(dir: &DataDir, only: Option<usize>, progress: Progress<'_>) -> CheckReport {
+    check_with_budget(dir, only, progress, REF_BUDGET)
+}
+
+/// [`check`] with the slot's index of segment references bounded by `ref_budget` entries instead of
+/// [`REF_BUDGET`] (tests pass a tiny bound to exercise the batched walk).
+pub fn check_with_budget(dir: &DataDir, only: Option<usize>, progress: Progress<'_>, ref_budget: usize) -> CheckReport {
     let mut checker = Checker { findings: Vec::new(), stats: CheckStats::default(), progress };
     let meta_path = dir.path.join(crate::engine::meta::DIR_META_FILE);
     if let Err(what) = &dir.meta {
@@ -234,7 +247,13 @@ pub fn check(dir: &DataDir, only: Option<usize>, progress: Progress<'_>) -> Chec
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| {
-                let mut scratch = Scratch::default();
+                let mut scratch = Scratch {
+                    file: Vec::new(),
+                    payload: Vec::new(),
+                    block: Vec::new(),
+                    refs: Vec::new(),
+                    budget: ref_budget.max(1),
+                };
                 loop {
                     let at = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&index) = slots.get(at) else { break };
@@ -424,11 +443,188 @@ fn check_slot(c: &mut Checker<'_>, dir: &DataDir, index: usize, scratch: &mut Sc
             Err(err) => c.error(&path, &err),
         }
     }
+    // The slot's index of references (32 bytes each) is kept under REF_BUDGET entries: when the cells
+    // hold more, the chunk files are taken in batches of ids whose references fit, the pages walked again
+    // (quietly) for each batch.
+    let mut big_refs: HashMap<u64, (u16, u64, u64, PageId)> = HashMap::new();
+    let mut per_file: BTreeMap<u32, usize> = BTreeMap::new();
+    let mut seg_refs = std::mem::take(&mut scratch.refs);
+    seg_refs.clear();
+    let overflowed =
+        scan_pages(c, &view, &mut scratch.block, &mut seg_refs, &mut big_refs, None, &mut per_file, scratch.budget);
+    let mut batches: Vec<std::ops::RangeInclusive<u32>> = Vec::new();
+    if overflowed {
+        let (mut first, mut count) = (0u32, 0usize);
+        for (&file, &n) in &per_file {
+            if count > 0 && count + n > scratch.budget {
+                batches.push(first..=file - 1);
+                (first, count) = (file, 0);
+            }
+            count += n;
+        }
+        batches.push(first..=u32::MAX);
+    } else {
+        batches.push(0..=u32::MAX);
+    }
+
+    // Chunk files, in id order, each read once; references matched segment by segment.
+    let on_disk: BTreeSet<u32> = list(&slot_dir, seg::parse_chunk_file_name).into_iter().map(|(_, id)| id).collect();
+    let mut reported = HashSet::new();
+    let mut matched = Vec::new();
+    for files in batches {
+        if overflowed {
+            seg_refs.clear();
+            let mut quiet = Checker { findings: Vec::new(), stats: CheckStats::default(), progress: &|_| {} };
+            let (mut bigs, mut counts) = (HashMap::new(), BTreeMap::new());
+            scan_pages(
+                &mut quiet,
+                &view,
+                &mut scratch.block,
+                &mut seg_refs,
+                &mut bigs,
+                Some(&files),
+                &mut counts,
+                usize::MAX,
+            );
+        }
+        seg_refs.sort_unstable_by_key(|r| (r.file, r.segment_offset, r.record_offset));
+        matched.clear();
+        matched.resize(seg_refs.len(), false);
+        for (&id, chunk) in meta.chunk_files.range(files) {
+            let path = view.chunk_path(id);
+            if !on_disk.contains(&id) {
+                if chunk.committed_len > FILE_HEADER_LEN as u64 {
+                    c.damage(
+                        &path,
+                        None,
+                        format!("chunk file is missing (the metadata commits {} bytes)", chunk.committed_len),
+                    );
+                }
+                continue;
+            }
+            if !c.read_into(&path, &mut scratch.file) {
+                continue;
+            }
+            let bytes = &scratch.file;
+            if (bytes.len() as u64) < chunk.committed_len {
+                c.damage(
+                    &path,
+                    Some(bytes.len() as u64),
+                    format!("file is {} bytes, the metadata commits {}", bytes.len(), chunk.committed_len),
+                );
+            }
+            let start = seg_refs.partition_point(|r| r.file < id);
+            let end = seg_refs.partition_point(|r| r.file <= id);
+            let mut hits = vec![false; end - start];
+            walk_chunk(c, &path, bytes, chunk.committed_len, &seg_refs[start..end], &mut hits, &mut scratch.payload);
+            for (flag, hit) in matched[start..end].iter_mut().zip(hits) {
+                *flag = hit;
+            }
+            if bytes.len() as u64 > chunk.committed_len.max(FILE_HEADER_LEN as u64) {
+                c.warning(
+                    &path,
+                    Some(chunk.committed_len),
+                    format!(
+                        "{} bytes past the committed length (an unfinished checkpoint; dropped on open)",
+                        bytes.len() as u64 - chunk.committed_len
+                    ),
+                );
+            }
+        }
+        // A reference whose segment never decoded at its offset.
+        for (r, _) in seg_refs.iter().zip(&matched).filter(|(_, hit)| !**hit) {
+            if meta.chunk_files.contains_key(&r.file) && !reported.insert((r.file, r.segment_offset)) {
+                continue;
+            }
+            let page = r.page_id();
+            c.damage(
+                &view.page_path(page.file),
+                Some(page.number * PAGE_SIZE as u64),
+                format!(
+                    "a cell points to {} segment {} record {}, which does not exist or does not verify",
+                    seg::chunk_file_name(r.file),
+                    r.segment_offset,
+                    r.record_offset
+                ),
+            );
+        }
+    }
+    scratch.refs = seg_refs;
+    for id in on_disk.iter().filter(|id| !meta.chunk_files.contains_key(id)) {
+        c.warning(&view.chunk_path(*id), None, "chunk file the metadata does not list (removed on the next open)");
+    }
+
+    // Big values.
+    let pending: HashSet<&str> = meta.pending_deletes.iter().map(String::as_str).collect();
+    let bigs = list(&slot_dir, seg::parse_big_file_name);
+    let present: HashSet<u64> = bigs.iter().map(|(_, id)| *id).collect();
+    for (path, id) in bigs {
+        let Some(bytes) = c.read(&path) else { continue };
+        c.stats.big_files += 1;
+        match seg::decode_big_value(&bytes, &path) {
+            Ok((_, db, key, env)) => match big_refs.get(&id) {
+                Some(&(cell_db, hash, len, page)) => {
+                    if cell_db != db || key_hash(db, &key) != hash || env.len() as u64 != len {
+                        c.damage(
+                            &path,
+                            Some(FILE_HEADER_LEN as u64),
+                            "big value belongs to another key than the cell naming it",
+                        );
+                    }
+                    let _ = page;
+                }
+                None => {
+                    c.stats.garbage_big_files += 1;
+                    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                    if !pending.contains(name) && id <= checkpoint_seq {
+                        c.warning(
+                            &path,
+                            None,
+                            "big-value file no cell points at (removed by a later checkpoint or open)",
+                        );
+                    }
+                }
+            },
+            Err(err) => {
+                if big_refs.contains_key(&id) {
+                    c.error(&path, &err)
+                } else {
+                    c.warning(&path, None, format!("unreferenced big-value file does not decode: {err}"))
+                }
+            }
+        }
+    }
+    for (id, (_, _, _, page)) in &big_refs {
+        if !present.contains(id) {
+            c.damage(
+                &view.page_path(page.file),
+                Some(page.number * PAGE_SIZE as u64),
+                format!("a cell points to {}, which is missing", seg::big_file_name(*id)),
+            );
+        }
+    }
+}
+
+/// Walks every bucket chain of a slot: verifies each page and cell (findings and statistics into `c`),
+/// notes big-value references in `big_refs`, counts the segment references per chunk file in `per_file`
+/// and collects those into chunk files in `files` (all when `None`) into `refs` while fewer than
+/// `budget`. Returns true when the budget cut the collection short.
+#[allow(clippy::too_many_arguments)]
+fn scan_pages(
+    c: &mut Checker<'_>,
+    view: &SlotView,
+    block: &mut Vec<u8>,
+    refs: &mut Vec<SegRef>,
+    big_refs: &mut HashMap<u64, (u16, u64, u64, PageId)>,
+    files: Option<&std::ops::RangeInclusive<u32>>,
+    per_file: &mut BTreeMap<u32, usize>,
+    budget: usize,
+) -> bool {
+    let meta = &view.meta;
     let free: HashSet<u64> = meta.free_overflow.iter().copied().collect();
     let mut used_overflow: HashMap<u64, u64> = HashMap::new();
-    let mut seg_refs: Vec<SegRef> = Vec::new();
-    let mut big_refs: HashMap<u64, (u16, u64, u64, PageId)> = HashMap::new();
-    let mut pages = PageSource::new(&view, std::mem::take(&mut scratch.block));
+    let mut pages = PageSource::new(view, std::mem::take(block));
+    let mut overflowed = false;
     let paths = [view.page_path(PageFile::Primary), view.page_path(PageFile::Overflow)];
     let mut buf = [0u8; PAGE_SIZE];
     let mut seen: Vec<u64> = Vec::new();
@@ -482,16 +678,26 @@ fn check_slot(c: &mut Checker<'_>, dir: &DataDir, index: usize, scratch: &mut Sc
                                     ),
                                 }
                             }
-                            CellValueRef::Segment(l) => seg_refs.push(SegRef {
-                                file: l.file,
-                                segment_offset: l.segment_offset,
-                                record_offset: l.record_offset,
-                                envelope_len: l.envelope_len,
-                                hash,
-                                page: id.number.min(u32::MAX as u64) as u32,
-                                db: cell.db,
-                                overflow: id.file == PageFile::Overflow,
-                            }),
+                            CellValueRef::Segment(l) => {
+                                if files.is_some_and(|f| !f.contains(&l.file)) {
+                                    continue;
+                                }
+                                *per_file.entry(l.file).or_default() += 1;
+                                if refs.len() >= budget {
+                                    overflowed = true;
+                                    continue;
+                                }
+                                refs.push(SegRef {
+                                    file: l.file,
+                                    segment_offset: l.segment_offset,
+                                    record_offset: l.record_offset,
+                                    envelope_len: l.envelope_len,
+                                    hash,
+                                    page: id.number.min(u32::MAX as u64) as u32,
+                                    db: cell.db,
+                                    overflow: id.file == PageFile::Overflow,
+                                })
+                            }
                             CellValueRef::Big { id: big, envelope_len } => {
                                 big_refs.insert(big, (cell.db, hash, envelope_len, id));
                             }
@@ -522,124 +728,8 @@ fn check_slot(c: &mut Checker<'_>, dir: &DataDir, index: usize, scratch: &mut Sc
         }
     }
     (c.progress)(unreported);
-    scratch.block = pages.into_block();
-
-    // Chunk files, in id order, each read once; references matched segment by segment.
-    seg_refs.sort_unstable_by_key(|r| (r.file, r.segment_offset, r.record_offset));
-    let on_disk: BTreeSet<u32> = list(&slot_dir, seg::parse_chunk_file_name).into_iter().map(|(_, id)| id).collect();
-    let mut matched = vec![false; seg_refs.len()];
-    for (&id, chunk) in &meta.chunk_files {
-        let path = view.chunk_path(id);
-        if !on_disk.contains(&id) {
-            if chunk.committed_len > FILE_HEADER_LEN as u64 {
-                c.damage(
-                    &path,
-                    None,
-                    format!("chunk file is missing (the metadata commits {} bytes)", chunk.committed_len),
-                );
-            }
-            continue;
-        }
-        if !c.read_into(&path, &mut scratch.file) {
-            continue;
-        }
-        let bytes = &scratch.file;
-        if (bytes.len() as u64) < chunk.committed_len {
-            c.damage(
-                &path,
-                Some(bytes.len() as u64),
-                format!("file is {} bytes, the metadata commits {}", bytes.len(), chunk.committed_len),
-            );
-        }
-        let start = seg_refs.partition_point(|r| r.file < id);
-        let end = seg_refs.partition_point(|r| r.file <= id);
-        let mut hits = vec![false; end - start];
-        walk_chunk(c, &path, bytes, chunk.committed_len, &seg_refs[start..end], &mut hits, &mut scratch.payload);
-        for (flag, hit) in matched[start..end].iter_mut().zip(hits) {
-            *flag = hit;
-        }
-        if bytes.len() as u64 > chunk.committed_len.max(FILE_HEADER_LEN as u64) {
-            c.warning(
-                &path,
-                Some(chunk.committed_len),
-                format!(
-                    "{} bytes past the committed length (an unfinished checkpoint; dropped on open)",
-                    bytes.len() as u64 - chunk.committed_len
-                ),
-            );
-        }
-    }
-    for id in on_disk.iter().filter(|id| !meta.chunk_files.contains_key(id)) {
-        c.warning(&view.chunk_path(*id), None, "chunk file the metadata does not list (removed on the next open)");
-    }
-    // A reference whose segment never decoded at its offset.
-    let mut reported = HashSet::new();
-    for (r, _) in seg_refs.iter().zip(&matched).filter(|(_, hit)| !**hit) {
-        if meta.chunk_files.contains_key(&r.file) && !reported.insert((r.file, r.segment_offset)) {
-            continue;
-        }
-        let page = r.page_id();
-        c.damage(
-            &view.page_path(page.file),
-            Some(page.number * PAGE_SIZE as u64),
-            format!(
-                "a cell points to {} segment {} record {}, which does not exist or does not verify",
-                seg::chunk_file_name(r.file),
-                r.segment_offset,
-                r.record_offset
-            ),
-        );
-    }
-
-    // Big values.
-    let pending: HashSet<&str> = meta.pending_deletes.iter().map(String::as_str).collect();
-    let bigs = list(&slot_dir, seg::parse_big_file_name);
-    let present: HashSet<u64> = bigs.iter().map(|(_, id)| *id).collect();
-    for (path, id) in bigs {
-        let Some(bytes) = c.read(&path) else { continue };
-        c.stats.big_files += 1;
-        match seg::decode_big_value(&bytes, &path) {
-            Ok((_, db, key, env)) => match big_refs.get(&id) {
-                Some(&(cell_db, hash, len, page)) => {
-                    if cell_db != db || key_hash(db, &key) != hash || env.len() as u64 != len {
-                        c.damage(
-                            &path,
-                            Some(FILE_HEADER_LEN as u64),
-                            "big value belongs to another key than the cell naming it",
-                        );
-                    }
-                    let _ = page;
-                }
-                None => {
-                    c.stats.garbage_big_files += 1;
-                    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                    if !pending.contains(name) && id <= checkpoint_seq {
-                        c.warning(
-                            &path,
-                            None,
-                            "big-value file no cell points at (removed by a later checkpoint or open)",
-                        );
-                    }
-                }
-            },
-            Err(err) => {
-                if big_refs.contains_key(&id) {
-                    c.error(&path, &err)
-                } else {
-                    c.warning(&path, None, format!("unreferenced big-value file does not decode: {err}"))
-                }
-            }
-        }
-    }
-    for (id, (_, _, _, page)) in &big_refs {
-        if !present.contains(id) {
-            c.damage(
-                &view.page_path(page.file),
-                Some(page.number * PAGE_SIZE as u64),
-                format!("a cell points to {}, which is missing", seg::big_file_name(*id)),
-            );
-        }
-    }
+    *block = pages.into_block();
+    overflowed
 }
 
 /// Walks a chunk file's segments up to `committed_len`, matching `refs` (sorted, this file's) and
