@@ -330,3 +330,43 @@ fn damage_in_a_garbage_segment_is_found() {
     }
     panic!("the fixture has no segment without live records");
 }
+
+/// More kinds of damage: a chunk file the metadata commits that is gone (named, and every cell pointing
+/// into it named at its page), a cut slot metadata file, and exit code 2 (an error, not a finding) for a
+/// directory that is not a Velo data directory.
+#[test]
+fn missing_chunk_file_cut_metadata_and_errors() {
+    let fixture = Healthy::new();
+
+    let dir = fixture.copy("chunk-gone");
+    let chunk = chunk_files(&dir.join("slot-0")).remove(0);
+    std::fs::remove_file(&chunk).unwrap();
+    let (code, findings, report) = check(&dir);
+    assert_eq!(code, 1, "{report}");
+    assert!(
+        findings.iter().any(|(s, f, o, what)| s == "damage" && *f == chunk && o.is_none() && what.contains("missing")),
+        "{findings:#?}"
+    );
+    assert!(
+        findings.iter().any(|(s, f, o, what)| s == "damage"
+            && *f == dir.join("slot-0/buckets")
+            && o.is_some_and(|o| o % 4096 == 0 && o > 0)
+            && what.contains("a cell points to chunk-00000001.dat")),
+        "{findings:#?}"
+    );
+
+    let dir = fixture.copy("meta-cut");
+    let meta = dir.join("slot-1/meta");
+    let len = std::fs::metadata(&meta).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&meta).unwrap().set_len(len / 2).unwrap();
+    let (code, findings, report) = check(&dir);
+    assert_eq!(code, 1, "{report}");
+    assert!(findings.iter().any(|(s, f, o, _)| s == "damage" && *f == meta && o.is_some()), "{findings:#?}");
+
+    let empty = tempfile::tempdir().unwrap();
+    let out = velo(&["check", "--dir", empty.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("velo check: error: "));
+    let out = velo(&["check", "--dir", empty.path().join("nothing").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+}
