@@ -107,6 +107,22 @@ pub fn decompress(bytes: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
     })
 }
 
+/// [`decompress`] into `out` (cleared first), reusing its allocation.
+pub fn decompress_into(bytes: &[u8], capacity: usize, out: &mut Vec<u8>) -> std::io::Result<()> {
+    out.clear();
+    out.reserve(capacity);
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        match slot.as_mut() {
+            Some(decompressor) => decompressor.decompress_to_buffer(bytes, out).map(|_| ()),
+            None => zstd::bulk::Decompressor::new()?.decompress_to_buffer(bytes, out).map(|_| ()),
+        }
+    })
+}
+
 /// Compresses with a reused per-thread context.
 pub fn compress(bytes: &[u8], level: i32) -> Option<Vec<u8>> {
     COMPRESSOR.with(|cell| {

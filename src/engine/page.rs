@@ -209,6 +209,74 @@ pub fn verify(bytes: &[u8], file: &Path, offset: u64) -> Result<()> {
 }
 
 fn decode_cell(reader: &mut ByteReader<'_>) -> Option<Cell> {
+    decode_cell_ref(reader).map(|cell| cell.to_cell())
+}
+
+/// A cell's value borrowed from a page image (see [`CellValue`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CellValueRef<'a> {
+    /// The envelope itself.
+    Inline(&'a [u8]),
+    /// A record in a chunk segment.
+    Segment(SegmentLocation),
+    /// A big-value file.
+    Big {
+        /// Sequence (and file name) of the big value.
+        id: u64,
+        /// Length of its envelope.
+        envelope_len: u64,
+    },
+}
+
+/// A cell borrowed from a page image: what [`Cell`] holds, without allocating (for scans of every
+/// page, such as `velo check`) and without the key hash (computed on demand).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CellRef<'a> {
+    /// Sequence of the write that produced this cell's current state.
+    pub seq: u64,
+    /// Absolute expiry in Unix ms, 0 for none.
+    pub expire_at: u64,
+    /// Database number.
+    pub db: u16,
+    /// The key.
+    pub key: &'a [u8],
+    /// The value's Redis type.
+    pub kind: ValueKind,
+    /// The value or where it is.
+    pub value: CellValueRef<'a>,
+}
+
+impl CellRef<'_> {
+    /// Encoded size in a page.
+    pub fn encoded_len(&self) -> usize {
+        CELL_HEADER_LEN
+            + self.key.len()
+            + match self.value {
+                CellValueRef::Inline(envelope) => envelope.len(),
+                _ => LOCATION_LEN,
+            }
+    }
+
+    /// The owned cell.
+    pub fn to_cell(&self) -> Cell {
+        let value = match self.value {
+            CellValueRef::Inline(envelope) => CellValue::Inline(envelope.to_vec()),
+            CellValueRef::Segment(location) => CellValue::Segment(location),
+            CellValueRef::Big { id, envelope_len } => CellValue::Big { id, envelope_len },
+        };
+        Cell {
+            hash: key_hash(self.db, self.key),
+            seq: self.seq,
+            expire_at: self.expire_at,
+            db: self.db,
+            key: self.key.to_vec(),
+            kind: self.kind,
+            value,
+        }
+    }
+}
+
+fn decode_cell_ref<'a>(reader: &mut ByteReader<'a>) -> Option<CellRef<'a>> {
     let seq = reader.u64()?;
     let expire_at = reader.u64()?;
     let db = reader.u16()?;
@@ -216,19 +284,70 @@ fn decode_cell(reader: &mut ByteReader<'_>) -> Option<Cell> {
     let kind = ValueKind::try_from(reader.u8()?).ok()?;
     let storage = reader.u8()?;
     let value_len = reader.u16()? as usize;
-    let key = reader.take(key_len)?.to_vec();
+    let key = reader.take(key_len)?;
     let value = match storage {
-        STORAGE_INLINE => CellValue::Inline(reader.take(value_len)?.to_vec()),
-        STORAGE_SEGMENT if value_len == LOCATION_LEN => CellValue::Segment(SegmentLocation {
+        STORAGE_INLINE => CellValueRef::Inline(reader.take(value_len)?),
+        STORAGE_SEGMENT if value_len == LOCATION_LEN => CellValueRef::Segment(SegmentLocation {
             file: reader.u32()?,
             segment_offset: reader.u32()?,
             record_offset: reader.u32()?,
             envelope_len: reader.u32()?,
         }),
-        STORAGE_BIG if value_len == LOCATION_LEN => CellValue::Big { id: reader.u64()?, envelope_len: reader.u64()? },
+        STORAGE_BIG if value_len == LOCATION_LEN => {
+            CellValueRef::Big { id: reader.u64()?, envelope_len: reader.u64()? }
+        }
         _ => return None,
     };
-    Some(Cell { hash: key_hash(db, &key), seq, expire_at, db, key, kind, value })
+    Some(CellRef { seq, expire_at, db, key, kind, value })
+}
+
+/// A page's header, read without decoding its cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageHeader {
+    /// [`PAGE_KIND_PRIMARY`] or [`PAGE_KIND_OVERFLOW`].
+    pub kind: u8,
+    /// Hash bits the bucket uses.
+    pub level: u8,
+    /// Number of cells.
+    pub cell_count: u16,
+    /// The bucket this page belongs to.
+    pub bucket: u64,
+    /// Next overflow page of the chain, 0 for none.
+    pub next_overflow: u64,
+    /// Sequence of the checkpoint that wrote the page.
+    pub checkpoint_seq: u64,
+}
+
+/// Verifies a page and checks that every cell is well-formed, as [`Page::decode`] does, without
+/// allocating; the cells are then read with [`cell_refs`].
+pub fn decode_header(bytes: &[u8], file: &Path, offset: u64) -> Result<PageHeader> {
+    verify(bytes, file, offset)?;
+    let header = PageHeader {
+        kind: bytes[4],
+        level: bytes[5],
+        cell_count: u16::from_le_bytes([bytes[6], bytes[7]]),
+        bucket: u64::from_le_bytes(bytes[8..16].try_into().unwrap_or_default()),
+        next_overflow: u64::from_le_bytes(bytes[16..24].try_into().unwrap_or_default()),
+        checkpoint_seq: u64::from_le_bytes(bytes[24..32].try_into().unwrap_or_default()),
+    };
+    if header.kind != PAGE_KIND_PRIMARY && header.kind != PAGE_KIND_OVERFLOW {
+        return Err(Error::corrupt(file, offset, format!("unknown page kind {}", header.kind)));
+    }
+    let mut reader = ByteReader::new(&bytes[PAGE_HEADER_LEN..]);
+    for index in 0..header.cell_count {
+        if decode_cell_ref(&mut reader).is_none() {
+            let count = header.cell_count;
+            return Err(Error::corrupt(file, offset, format!("cell {index} of {count} is malformed")));
+        }
+    }
+    Ok(header)
+}
+
+/// The cells of a page that [`decode_header`] accepted, borrowed.
+pub fn cell_refs(bytes: &[u8]) -> impl Iterator<Item = CellRef<'_>> {
+    let count = bytes.get(6..8).map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
+    let mut reader = ByteReader::new(bytes.get(PAGE_HEADER_LEN..).unwrap_or_default());
+    (0..count).map_while(move |_| decode_cell_ref(&mut reader))
 }
 
 /// Key equality that rejects most non-matches with one 8-byte compare of the keys' tails (keys of a
@@ -328,6 +447,24 @@ mod tests {
                 },
             ],
         }
+    }
+
+    #[test]
+    fn borrowed_cells_match_the_decoded_page() {
+        let page = sample();
+        let bytes = page.encode();
+        let header = decode_header(&bytes[..], Path::new("b"), 0).expect("verifies");
+        assert_eq!((header.kind, header.bucket, header.cell_count), (PAGE_KIND_PRIMARY, 5, 3));
+        let cells: Vec<Cell> = cell_refs(&bytes[..]).map(|c| c.to_cell()).collect();
+        assert_eq!(cells, page.cells);
+        assert_eq!(cell_refs(&bytes[..]).map(|c| c.encoded_len()).sum::<usize>(), page.used());
+        let mut bad = bytes.clone();
+        bad[PAGE_HEADER_LEN + 20] = 77; // the first cell's kind
+        let crc = format::crc32(&bad[4..]);
+        bad[0..4].copy_from_slice(&crc.to_le_bytes());
+        let err = decode_header(&bad[..], Path::new("b"), 0).unwrap_err().to_string();
+        assert!(err.contains("cell 0 of 3 is malformed"), "{err}");
+        assert_eq!(err, Page::decode(&bad[..], Path::new("b"), 0).unwrap_err().to_string());
     }
 
     #[test]

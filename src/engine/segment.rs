@@ -157,6 +157,38 @@ pub fn encode_segment(payload: &[u8], record_count: u16, zstd_level: Option<i32>
 /// Decodes the segment at the start of `bytes` (read from `file` at `offset`), verifying its CRC.
 /// `Ok(None)` means `bytes` is too short to hold it (read more).
 pub fn decode_segment(bytes: &[u8], file: &Path, offset: u64) -> Result<Option<Segment>> {
+    let mut payload = Vec::new();
+    Ok(decode_segment_into(bytes, file, offset, &mut payload)?.map(|header| Segment {
+        record_count: header.record_count,
+        compressed: header.compressed,
+        stored_len: header.stored_len,
+        payload,
+    }))
+}
+
+/// A segment's header fields (see [`Segment`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentHeader {
+    /// Number of records.
+    pub record_count: u16,
+    /// True if stored zstd-compressed.
+    pub compressed: bool,
+    /// Stored (possibly compressed) length of the payload.
+    pub stored_len: u32,
+    /// Decompressed length of the payload.
+    pub raw_len: u32,
+}
+
+impl SegmentHeader {
+    /// Bytes the segment occupies in its file.
+    pub fn encoded_len(&self) -> usize {
+        SEGMENT_HEADER_LEN + self.stored_len as usize
+    }
+}
+
+/// Verifies the segment at the start of `bytes` (header and CRC over the stored bytes) without
+/// decompressing it. `Ok(None)`: `bytes` is too short to hold it.
+pub fn verify_segment(bytes: &[u8], file: &Path, offset: u64) -> Result<Option<SegmentHeader>> {
     let mut reader = ByteReader::new(bytes);
     let (Some(expected), Some(flags), Some(_), Some(record_count), Some(raw_len), Some(stored_len)) =
         (reader.u32(), reader.u8(), reader.u8(), reader.u16(), reader.u32(), reader.u32())
@@ -170,19 +202,36 @@ pub fn decode_segment(bytes: &[u8], file: &Path, offset: u64) -> Result<Option<S
             format!("segment header is impossible (flags {flags}, lengths {raw_len}/{stored_len})"),
         ));
     }
-    let Some(stored) = reader.take(stored_len as usize) else {
+    if reader.remaining() < stored_len as usize {
         return Ok(None);
-    };
+    }
     let actual = format::crc32(&bytes[4..SEGMENT_HEADER_LEN + stored_len as usize]);
     if expected != actual {
         return Err(Error::ChecksumMismatch { file: file.to_path_buf(), offset, expected, actual });
     }
-    let payload = if flags & SEGMENT_FLAG_ZSTD != 0 {
-        super::envelope::decompress(stored, raw_len as usize)
-            .map_err(|e| Error::corrupt(file, offset, format!("segment does not decompress: {e}")))?
-    } else {
-        stored.to_vec()
+    Ok(Some(SegmentHeader { record_count, compressed: flags & SEGMENT_FLAG_ZSTD != 0, stored_len, raw_len }))
+}
+
+/// [`decode_segment`] into a caller's buffer (reused across segments by scans of whole files): the
+/// payload, decompressed, lands in `payload`.
+pub fn decode_segment_into(
+    bytes: &[u8],
+    file: &Path,
+    offset: u64,
+    payload: &mut Vec<u8>,
+) -> Result<Option<SegmentHeader>> {
+    let Some(header) = verify_segment(bytes, file, offset)? else {
+        return Ok(None);
     };
+    let stored = &bytes[SEGMENT_HEADER_LEN..header.encoded_len()];
+    let raw_len = header.raw_len;
+    payload.clear();
+    if header.compressed {
+        super::envelope::decompress_into(stored, raw_len as usize, payload)
+            .map_err(|e| Error::corrupt(file, offset, format!("segment does not decompress: {e}")))?;
+    } else {
+        payload.extend_from_slice(stored);
+    }
     if payload.len() != raw_len as usize {
         return Err(Error::corrupt(
             file,
@@ -190,10 +239,10 @@ pub fn decode_segment(bytes: &[u8], file: &Path, offset: u64) -> Result<Option<S
             format!("segment payload is {} bytes, header says {raw_len}", payload.len()),
         ));
     }
-    if let Err(at) = check_records(&payload, record_count) {
+    if let Err(at) = check_records(payload, header.record_count) {
         return Err(Error::corrupt(file, offset, format!("segment record at payload offset {at} is malformed")));
     }
-    Ok(Some(Segment { record_count, compressed: flags & SEGMENT_FLAG_ZSTD != 0, stored_len, payload }))
+    Ok(Some(header))
 }
 
 /// Encodes a big-value file.

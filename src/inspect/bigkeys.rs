@@ -136,12 +136,18 @@ impl Collector {
         self.totals.stored_bytes += stat.stored_bytes;
         self.totals.elements += stat.elements.unwrap_or(0);
         let family = key.iter().rposition(|&b| b == b':').map_or(&key[..0], |at| &key[..at]);
-        let entry = self.families.entry(family.to_vec()).or_default();
+        let entry = match self.families.get_mut(family) {
+            Some(entry) => entry,
+            None => self.families.entry(family.to_vec()).or_default(),
+        };
         entry.0 += 1;
         entry.1 += stat.raw_bytes;
         entry.2 += stat.stored_bytes;
         let top = self.top;
-        let (totals, by_bytes, by_elements) = self.per_type.entry(stat.kind.clone()).or_default();
+        if !self.per_type.contains_key(&stat.kind) {
+            self.per_type.insert(stat.kind.clone(), Default::default());
+        }
+        let Some((totals, by_bytes, by_elements)) = self.per_type.get_mut(&stat.kind) else { return };
         totals.keys += 1;
         totals.raw_bytes += stat.raw_bytes;
         totals.stored_bytes += stat.stored_bytes;
@@ -246,6 +252,28 @@ fn elements_of(kind: ValueKind, env: &[u8]) -> (Option<u64>, bool) {
     }
 }
 
+/// What bigkeys needs of a value's envelope.
+#[derive(Clone, Copy)]
+struct ValueInfo {
+    elements: Option<u64>,
+    split: bool,
+    raw_len: u64,
+    /// A split collection's id (its parts' key prefix).
+    split_id: Option<u64>,
+}
+
+impl ValueInfo {
+    fn of(kind: ValueKind, env: &[u8]) -> ValueInfo {
+        let (elements, split) = elements_of(kind, env);
+        let split_id = if split {
+            value_head(env, 13).and_then(|h| h.get(5..13)?.try_into().ok()).map(u64::from_le_bytes)
+        } else {
+            None
+        };
+        ValueInfo { elements, split, raw_len: envelope::value_len(env).unwrap_or(0) as u64, split_id }
+    }
+}
+
 /// A WAL version of a key: its record length and envelope.
 type WalValue = (u64, Vec<u8>);
 
@@ -256,8 +284,9 @@ struct Item {
     kind: ValueKind,
     /// Cell bytes (or WAL record bytes).
     base: u64,
-    /// The value, once known.
-    envelope: Option<Vec<u8>>,
+    /// What the value's envelope says, once read (the envelope itself is not kept: a slot's items
+    /// would otherwise hold every value of the slot).
+    value: Option<ValueInfo>,
     /// Stored bytes beyond `base` (record share or big file).
     extra: u64,
 }
@@ -359,7 +388,9 @@ fn scan_slot(view: &SlotView, want_db: Option<u16>, collector: &mut Collector, p
                 }
                 if cell.db & PART_DB_FLAG != 0 {
                     let user = cell.db & 0x3fff;
-                    if want_db.is_some_and(|w| w != user) || overlay.contains_key(&(cell.db, cell.key.clone())) {
+                    if want_db.is_some_and(|w| w != user)
+                        || (!overlay.is_empty() && overlay.contains_key(&(cell.db, cell.key.clone())))
+                    {
                         continue;
                     }
                     let Some(id) = part_id(&cell.key) else { continue };
@@ -378,7 +409,7 @@ fn scan_slot(view: &SlotView, want_db: Option<u16>, collector: &mut Collector, p
                     }
                     continue;
                 }
-                if !user_db(cell.db) || overlay.contains_key(&(cell.db, cell.key.clone())) {
+                if !user_db(cell.db) || (!overlay.is_empty() && overlay.contains_key(&(cell.db, cell.key.clone()))) {
                     continue;
                 }
                 let index = items.len();
@@ -387,16 +418,16 @@ fn scan_slot(view: &SlotView, want_db: Option<u16>, collector: &mut Collector, p
                     key: cell.key.clone(),
                     kind: cell.kind,
                     base: cell.encoded_len() as u64,
-                    envelope: None,
+                    value: None,
                     extra: 0,
                 };
                 match &cell.value {
-                    CellValue::Inline(env) => item.envelope = Some(env.clone()),
+                    CellValue::Inline(env) => item.value = Some(ValueInfo::of(cell.kind, env)),
                     CellValue::Segment(l) => needs.push(need(l, Target::Item(index))),
                     CellValue::Big { id, .. } => match view.read_big(*id) {
                         Ok((_, _, _, env)) => {
                             item.extra = std::fs::metadata(view.big_path(*id)).map_or(0, |m| m.len());
-                            item.envelope = Some(env);
+                            item.value = Some(ValueInfo::of(cell.kind, &env));
                         }
                         Err(err) => problems.push(err.to_string()),
                     },
@@ -418,7 +449,7 @@ fn scan_slot(view: &SlotView, want_db: Option<u16>, collector: &mut Collector, p
                     }
                 }
             } else if user_db(db) {
-                items.push(Item { db, key, kind, base: len, envelope: Some(env), extra: 0 });
+                items.push(Item { db, key, kind, base: len, value: Some(ValueInfo::of(kind, &env)), extra: 0 });
             }
         }
     }
@@ -454,7 +485,7 @@ fn scan_slot(view: &SlotView, want_db: Option<u16>, collector: &mut Collector, p
                                         match seg::record_at(&segment.payload, n.record_offset as usize) {
                                             Some(r) if r.db == item.db && r.key == item.key => {
                                                 item.extra = share + (item.key.len() as f64 * ratio) as u64;
-                                                item.envelope = Some(r.envelope.to_vec());
+                                                item.value = Some(ValueInfo::of(item.kind, r.envelope));
                                             }
                                             _ => problems.push(format!(
                                                 "{}: segment {offset} has no record of key {} at {}",
@@ -478,12 +509,11 @@ fn scan_slot(view: &SlotView, want_db: Option<u16>, collector: &mut Collector, p
         at = end;
     }
     for item in items {
-        let Some(env) = item.envelope else { continue };
-        let (elements, split) = elements_of(item.kind, &env);
+        let Some(ValueInfo { elements, split, raw_len, split_id }) = item.value else { continue };
         let mut stored = item.base + item.extra;
-        let mut raw = item.key.len() as u64 + envelope::value_len(&env).unwrap_or(0) as u64;
+        let mut raw = item.key.len() as u64 + raw_len;
         if split {
-            if let Some(id) = value_head(&env, 13).and_then(|h| h.get(5..13)?.try_into().ok()).map(u64::from_le_bytes) {
+            if let Some(id) = split_id {
                 let (part_stored, part_raw) = parts.get(&(item.db, id)).copied().unwrap_or_default();
                 stored += part_stored;
                 raw = item.key.len() as u64 + part_raw;

@@ -6,15 +6,20 @@
 //! Memory stays bounded by one slot: the cells' references are collected per slot as compact entries
 //! (locations and key hashes, not keys), sorted, and matched while each chunk file is read once in order.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use serde::Serialize;
 
 use crate::engine::buckets::{bucket_of, PageFile, PageId};
 use crate::engine::format::{self, FILE_HEADER_LEN};
 use crate::engine::key::key_hash;
-use crate::engine::page::{CellValue, PAGE_KIND_OVERFLOW, PAGE_KIND_PRIMARY, PAGE_SIZE};
+use crate::engine::page::{self, CellValueRef, PAGE_KIND_OVERFLOW, PAGE_KIND_PRIMARY, PAGE_SIZE};
 use crate::engine::segment as seg;
 use crate::engine::{dictionary, dwb, envelope, wal, Error};
 
@@ -106,10 +111,13 @@ fn slots(dir: &DataDir, only: Option<usize>) -> Vec<usize> {
     }
 }
 
+/// A progress callback, told of every byte read (from several threads).
+pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
+
 struct Checker<'a> {
     findings: Vec<Finding>,
     stats: CheckStats,
-    progress: &'a dyn Fn(u64),
+    progress: Progress<'a>,
     /// Ids of the dictionary files that verified.
     dictionaries: HashSet<u32>,
 }
@@ -149,35 +157,83 @@ impl Checker<'_> {
     }
 
     fn read(&mut self, path: &Path) -> Option<Vec<u8>> {
-        match read_file(path) {
-            Ok(bytes) => {
+        let mut bytes = Vec::new();
+        self.read_into(path, &mut bytes).then_some(bytes)
+    }
+
+    /// Reads a whole file into `buf` (its allocation reused: chunk files are read one after another into
+    /// the same buffer, so the kernel does not hand out and zero fresh pages for each).
+    fn read_into(&mut self, path: &Path, buf: &mut Vec<u8>) -> bool {
+        buf.clear();
+        let read = File::open(path).and_then(|mut file| file.read_to_end(buf));
+        match read {
+            Ok(len) => {
                 self.stats.files += 1;
-                self.stats.bytes += bytes.len() as u64;
-                (self.progress)(bytes.len() as u64);
-                Some(bytes)
+                self.stats.bytes += len as u64;
+                (self.progress)(len as u64);
+                true
             }
-            Err(err) => {
-                self.error(path, &err);
-                None
+            Err(e) => {
+                self.error(path, &Error::io("read", path, e));
+                false
             }
         }
     }
 }
 
-/// A cell's reference to a segment record, compact (no key bytes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// Buffers a checking thread reuses from slot to slot.
+struct Scratch {
+    /// A whole chunk file.
+    file: Vec<u8>,
+    /// A segment's decompressed payload.
+    payload: Vec<u8>,
+    /// A run of primary pages read at once.
+    block: Vec<u8>,
+    /// The slot's index of segment references.
+    refs: Vec<SegRef>,
+    /// Its bound in entries (see [`REF_BUDGET`]).
+    budget: usize,
+}
+
+/// The most segment references a slot's index holds at once (32 bytes each: 64 MiB per checking
+/// thread).
+pub const REF_BUDGET: usize = 2 << 20;
+
+/// A cell's reference to a segment record, compact (32 bytes, no key bytes): the slot's index of
+/// references is a vector of these, sorted by location and matched while each chunk file is read once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct SegRef {
     file: u32,
     segment_offset: u32,
     record_offset: u32,
-    db: u16,
-    hash: u64,
     envelope_len: u32,
-    page: PageId,
+    hash: u64,
+    /// The number of the page holding the cell (saturated at `u32::MAX`; only used to name it).
+    page: u32,
+    db: u16,
+    /// The page is in the overflow file.
+    overflow: bool,
+}
+
+impl SegRef {
+    fn page_id(&self) -> PageId {
+        let number = self.page as u64;
+        if self.overflow {
+            PageId::overflow(number)
+        } else {
+            PageId { file: PageFile::Primary, number }
+        }
+    }
 }
 
 /// Verifies the directory (or one slot). `progress` is told of every byte read.
-pub fn check(dir: &DataDir, only: Option<usize>, progress: &dyn Fn(u64)) -> CheckReport {
+pub fn check(dir: &DataDir, only: Option<usize>, progress: Progress<'_>) -> CheckReport {
+    check_with_budget(dir, only, progress, REF_BUDGET)
+}
+
+/// [`check`] with the slot's index of segment references bounded by `ref_budget` entries instead of
+/// [`REF_BUDGET`] (tests pass a tiny bound to exercise the batched walk).
+pub fn check_with_budget(dir: &DataDir, only: Option<usize>, progress: Progress<'_>, ref_budget: usize) -> CheckReport {
     let mut checker =
         Checker { findings: Vec::new(), stats: CheckStats::default(), progress, dictionaries: HashSet::new() };
     check_dictionaries(&mut checker, &dir.path);
@@ -196,9 +252,44 @@ pub fn check(dir: &DataDir, only: Option<usize>, progress: &dyn Fn(u64)) -> Chec
         check_bulk(&mut checker, &dir.path);
     }
     let writer = writer_alive(&dir.path);
-    for index in slots(dir, only) {
+    // Slots are independent: one thread per core takes the next slot (each slot's memory is bounded, so
+    // the whole is bounded by the number of threads).
+    let slots = slots(dir, only);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(slots.len()).max(1);
+    let next = AtomicUsize::new(0);
+    let dictionaries = &checker.dictionaries;
+    let done: Mutex<Vec<(usize, Vec<Finding>, CheckStats)>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                let mut scratch = Scratch {
+                    file: Vec::new(),
+                    payload: Vec::new(),
+                    block: Vec::new(),
+                    refs: Vec::new(),
+                    budget: ref_budget.max(1),
+                };
+                loop {
+                    let at = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&index) = slots.get(at) else { break };
+                    let mut sub = Checker {
+                        findings: Vec::new(),
+                        stats: CheckStats::default(),
+                        progress,
+                        dictionaries: dictionaries.clone(),
+                    };
+                    check_slot_consistently(&mut sub, dir, index, writer, &mut scratch);
+                    done.lock().unwrap_or_else(|e| e.into_inner()).push((index, sub.findings, sub.stats));
+                }
+            });
+        }
+    });
+    let mut done = done.into_inner().unwrap_or_else(|e| e.into_inner());
+    done.sort_by_key(|(index, _, _)| *index);
+    for (_, mut findings, stats) in done {
         checker.stats.slots += 1;
-        check_slot_consistently(&mut checker, dir, index, writer);
+        checker.findings.append(&mut findings);
+        merge(&mut checker.stats, &stats);
     }
     let mut findings = checker.findings;
     findings.sort_by(|a, b| (a.severity, &a.file, a.offset).cmp(&(b.severity, &b.file, b.offset)));
@@ -273,7 +364,7 @@ fn writer_alive(dir: &Path) -> bool {
 /// pages rewritten in place under an older metadata look inconsistent. The slot is checked again until
 /// no checkpoint overlapped the check; if that never happens, its damage findings are reported as
 /// warnings that say so.
-fn check_slot_consistently(c: &mut Checker<'_>, dir: &DataDir, index: usize, writer: bool) {
+fn check_slot_consistently(c: &mut Checker<'_>, dir: &DataDir, index: usize, writer: bool, scratch: &mut Scratch) {
     let slot_dir = dir.slot_dir(index);
     for attempt in 0..ATTEMPTS {
         let before = fingerprint(&slot_dir);
@@ -283,7 +374,7 @@ fn check_slot_consistently(c: &mut Checker<'_>, dir: &DataDir, index: usize, wri
             progress: c.progress,
             dictionaries: c.dictionaries.clone(),
         };
-        check_slot(&mut sub, dir, index);
+        check_slot(&mut sub, dir, index, scratch);
         let after = fingerprint(&slot_dir);
         let in_progress = writer && after.1.is_some_and(|(len, _)| len > FILE_HEADER_LEN as u64);
         let settled = before == after && !in_progress;
@@ -322,9 +413,10 @@ fn merge(total: &mut CheckStats, slot: &CheckStats) {
     total.big_files += slot.big_files;
     total.garbage_big_files += slot.garbage_big_files;
     total.wal_records += slot.wal_records;
+    total.dictionaries += slot.dictionaries;
 }
 
-fn check_slot(c: &mut Checker<'_>, dir: &DataDir, index: usize) {
+fn check_slot(c: &mut Checker<'_>, dir: &DataDir, index: usize, scratch: &mut Scratch) {
     let slot_dir = dir.slot_dir(index);
     if !slot_dir.is_dir() {
         c.damage(&slot_dir, None, "slot directory is missing");
@@ -365,10 +457,10 @@ fn check_slot(c: &mut Checker<'_>, dir: &DataDir, index: usize) {
     check_wal(c, &slot_dir.join(wal::WAL_FILE));
     let Some(view) = view else {
         // Without metadata the references cannot be followed; still verify every file on its own.
-        for (path, id) in list(&slot_dir, seg::parse_chunk_file_name) {
-            if let Some(bytes) = c.read(&path) {
-                let len = bytes.len() as u64;
-                walk_chunk(c, &path, id, &bytes, len, &[], &mut Vec::new());
+        for (path, _) in list(&slot_dir, seg::parse_chunk_file_name) {
+            if c.read_into(&path, &mut scratch.file) {
+                let len = scratch.file.len() as u64;
+                walk_chunk(c, &path, &scratch.file, len, &[], &mut [], &mut scratch.payload);
             }
         }
         for (path, _) in list(&slot_dir, seg::parse_big_file_name) {
@@ -406,156 +498,120 @@ fn check_slot(c: &mut Checker<'_>, dir: &DataDir, index: usize) {
             Err(err) => c.error(&path, &err),
         }
     }
-    let free: HashSet<u64> = meta.free_overflow.iter().copied().collect();
-    let mut used_overflow: HashMap<u64, u64> = HashMap::new();
-    let mut seg_refs: Vec<SegRef> = Vec::new();
+    // The slot's index of references (32 bytes each) is kept under REF_BUDGET entries: when the cells
+    // hold more, the chunk files are taken in batches of ids whose references fit, the pages walked again
+    // (quietly) for each batch.
     let mut big_refs: HashMap<u64, (u16, u64, u64, PageId)> = HashMap::new();
-    for bucket in 0..meta.bucket_count() {
-        let chain = view.chain(bucket);
-        if let Some(problem) = &chain.problem {
-            c.error(&view.page_path(PageFile::Overflow), problem);
+    let mut per_file: BTreeMap<u32, usize> = BTreeMap::new();
+    let mut seg_refs = std::mem::take(&mut scratch.refs);
+    seg_refs.clear();
+    let overflowed =
+        scan_pages(c, &view, &mut scratch.block, &mut seg_refs, &mut big_refs, None, &mut per_file, scratch.budget);
+    let mut batches: Vec<std::ops::RangeInclusive<u32>> = Vec::new();
+    if overflowed {
+        let (mut first, mut count) = (0u32, 0usize);
+        for (&file, &n) in &per_file {
+            if count > 0 && count + n > scratch.budget {
+                batches.push(first..=file - 1);
+                (first, count) = (file, 0);
+            }
+            count += n;
         }
-        for (position, read) in chain.pages.iter().enumerate() {
-            c.stats.pages += 1;
-            c.stats.bytes += PAGE_SIZE as u64;
-            (c.progress)(PAGE_SIZE as u64);
-            let page = match &read.page {
-                Ok(page) => page,
-                Err(err) => {
-                    c.error(&read.path, err);
-                    continue;
-                }
-            };
-            let at = Some(read.offset);
-            if read.id.file == PageFile::Overflow {
-                if let Some(other) = used_overflow.insert(read.id.number, bucket) {
-                    c.damage(&read.path, at, format!("overflow page is in the chains of buckets {other} and {bucket}"));
-                }
-                if free.contains(&read.id.number) {
-                    c.damage(&read.path, at, "overflow page is on the free list but in a chain");
-                }
-            }
-            let want_kind = if position == 0 { PAGE_KIND_PRIMARY } else { PAGE_KIND_OVERFLOW };
-            if page.kind != want_kind {
-                c.damage(&read.path, at, format!("page kind {} where {want_kind} belongs", page.kind));
-            }
-            if page.bucket != bucket {
-                c.damage(
-                    &read.path,
-                    at,
-                    format!("page says bucket {}, it is in the chain of bucket {bucket}", page.bucket),
-                );
-            }
-            for (n, cell) in page.cells.iter().enumerate() {
-                c.stats.cells += 1;
-                if bucket_of(cell.hash, meta.level, meta.split) != bucket {
-                    c.damage(
-                        &read.path,
-                        at,
-                        format!("cell {n} ({}) hashes to another bucket", super::escape(&cell.key)),
-                    );
-                }
-                if cell.seq < meta.db_flush_seq.get(&cell.db).copied().unwrap_or(0) {
-                    continue;
-                }
-                match &cell.value {
-                    CellValue::Inline(env) => {
-                        let kind = envelope::peek_kind(env).map_err(|e| format!("{e:?}"));
-                        let len = envelope::value_len(env).map_err(|e| format!("{e:?}"));
-                        if let Some(missing) = c.missing_dictionary(env) {
-                            c.damage(&read.path, at, format!("cell {n}: {missing}"));
-                        }
-                        match (kind, len) {
-                            (Ok(kind), Ok(_)) if kind == cell.kind => {}
-                            (Ok(kind), Ok(_)) => c.damage(
-                                &read.path,
-                                at,
-                                format!("cell {n}: inline value is a {kind:?}, the cell says {:?}", cell.kind),
-                            ),
-                            (Err(e), _) | (_, Err(e)) => {
-                                c.damage(&read.path, at, format!("cell {n}: inline value is malformed: {e}"))
-                            }
-                        }
-                    }
-                    CellValue::Segment(l) => seg_refs.push(SegRef {
-                        file: l.file,
-                        segment_offset: l.segment_offset,
-                        record_offset: l.record_offset,
-                        db: cell.db,
-                        hash: cell.hash,
-                        envelope_len: l.envelope_len,
-                        page: read.id,
-                    }),
-                    CellValue::Big { id, envelope_len } => {
-                        big_refs.insert(*id, (cell.db, cell.hash, *envelope_len, read.id));
-                    }
-                }
-            }
-        }
+        batches.push(first..=u32::MAX);
+    } else {
+        batches.push(0..=u32::MAX);
     }
 
     // Chunk files, in id order, each read once; references matched segment by segment.
-    seg_refs.sort_unstable();
     let on_disk: BTreeSet<u32> = list(&slot_dir, seg::parse_chunk_file_name).into_iter().map(|(_, id)| id).collect();
-    let mut matched = vec![false; seg_refs.len()];
-    for (&id, chunk) in &meta.chunk_files {
-        let path = view.chunk_path(id);
-        if !on_disk.contains(&id) {
-            if chunk.committed_len > FILE_HEADER_LEN as u64 {
-                c.damage(
-                    &path,
-                    None,
-                    format!("chunk file is missing (the metadata commits {} bytes)", chunk.committed_len),
-                );
-            }
-            continue;
-        }
-        let Some(bytes) = c.read(&path) else { continue };
-        if (bytes.len() as u64) < chunk.committed_len {
-            c.damage(
-                &path,
-                Some(bytes.len() as u64),
-                format!("file is {} bytes, the metadata commits {}", bytes.len(), chunk.committed_len),
+    let mut reported = HashSet::new();
+    let mut matched = Vec::new();
+    for files in batches {
+        if overflowed {
+            seg_refs.clear();
+            let mut quiet = Checker {
+                findings: Vec::new(),
+                stats: CheckStats::default(),
+                progress: &|_| {},
+                dictionaries: c.dictionaries.clone(),
+            };
+            let (mut bigs, mut counts) = (HashMap::new(), BTreeMap::new());
+            scan_pages(
+                &mut quiet,
+                &view,
+                &mut scratch.block,
+                &mut seg_refs,
+                &mut bigs,
+                Some(&files),
+                &mut counts,
+                usize::MAX,
             );
         }
-        let start = seg_refs.partition_point(|r| r.file < id);
-        let end = seg_refs.partition_point(|r| r.file <= id);
-        let mut hits = vec![false; end - start];
-        walk_chunk(c, &path, id, &bytes, chunk.committed_len, &seg_refs[start..end], &mut hits);
-        for (flag, hit) in matched[start..end].iter_mut().zip(hits) {
-            *flag = hit;
+        seg_refs.sort_unstable_by_key(|r| (r.file, r.segment_offset, r.record_offset));
+        matched.clear();
+        matched.resize(seg_refs.len(), false);
+        for (&id, chunk) in meta.chunk_files.range(files) {
+            let path = view.chunk_path(id);
+            if !on_disk.contains(&id) {
+                if chunk.committed_len > FILE_HEADER_LEN as u64 {
+                    c.damage(
+                        &path,
+                        None,
+                        format!("chunk file is missing (the metadata commits {} bytes)", chunk.committed_len),
+                    );
+                }
+                continue;
+            }
+            if !c.read_into(&path, &mut scratch.file) {
+                continue;
+            }
+            let bytes = &scratch.file;
+            if (bytes.len() as u64) < chunk.committed_len {
+                c.damage(
+                    &path,
+                    Some(bytes.len() as u64),
+                    format!("file is {} bytes, the metadata commits {}", bytes.len(), chunk.committed_len),
+                );
+            }
+            let start = seg_refs.partition_point(|r| r.file < id);
+            let end = seg_refs.partition_point(|r| r.file <= id);
+            let mut hits = vec![false; end - start];
+            walk_chunk(c, &path, bytes, chunk.committed_len, &seg_refs[start..end], &mut hits, &mut scratch.payload);
+            for (flag, hit) in matched[start..end].iter_mut().zip(hits) {
+                *flag = hit;
+            }
+            if bytes.len() as u64 > chunk.committed_len.max(FILE_HEADER_LEN as u64) {
+                c.warning(
+                    &path,
+                    Some(chunk.committed_len),
+                    format!(
+                        "{} bytes past the committed length (an unfinished checkpoint; dropped on open)",
+                        bytes.len() as u64 - chunk.committed_len
+                    ),
+                );
+            }
         }
-        if bytes.len() as u64 > chunk.committed_len.max(FILE_HEADER_LEN as u64) {
-            c.warning(
-                &path,
-                Some(chunk.committed_len),
+        // A reference whose segment never decoded at its offset.
+        for (r, _) in seg_refs.iter().zip(&matched).filter(|(_, hit)| !**hit) {
+            if meta.chunk_files.contains_key(&r.file) && !reported.insert((r.file, r.segment_offset)) {
+                continue;
+            }
+            let page = r.page_id();
+            c.damage(
+                &view.page_path(page.file),
+                Some(page.number * PAGE_SIZE as u64),
                 format!(
-                    "{} bytes past the committed length (an unfinished checkpoint; dropped on open)",
-                    bytes.len() as u64 - chunk.committed_len
+                    "a cell points to {} segment {} record {}, which does not exist or does not verify",
+                    seg::chunk_file_name(r.file),
+                    r.segment_offset,
+                    r.record_offset
                 ),
             );
         }
     }
+    scratch.refs = seg_refs;
     for id in on_disk.iter().filter(|id| !meta.chunk_files.contains_key(id)) {
         c.warning(&view.chunk_path(*id), None, "chunk file the metadata does not list (removed on the next open)");
-    }
-    // A reference whose segment never decoded at its offset.
-    let mut reported = HashSet::new();
-    for (r, _) in seg_refs.iter().zip(&matched).filter(|(_, hit)| !**hit) {
-        if meta.chunk_files.contains_key(&r.file) && !reported.insert((r.file, r.segment_offset)) {
-            continue;
-        }
-        let page_path = view.page_path(r.page.file);
-        c.damage(
-            &page_path,
-            Some(r.page.number * PAGE_SIZE as u64),
-            format!(
-                "a cell points to {} segment {} record {}, which does not exist or does not verify",
-                seg::chunk_file_name(r.file),
-                r.segment_offset,
-                r.record_offset
-            ),
-        );
     }
 
     // Big values.
@@ -609,75 +665,189 @@ fn check_slot(c: &mut Checker<'_>, dir: &DataDir, index: usize) {
     }
 }
 
+/// Walks every bucket chain of a slot: verifies each page and cell (findings and statistics into `c`),
+/// notes big-value references in `big_refs`, counts the segment references per chunk file in `per_file`
+/// and collects those into chunk files in `files` (all when `None`) into `refs` while fewer than
+/// `budget`. Returns true when the budget cut the collection short.
+#[allow(clippy::too_many_arguments)]
+fn scan_pages(
+    c: &mut Checker<'_>,
+    view: &SlotView,
+    block: &mut Vec<u8>,
+    refs: &mut Vec<SegRef>,
+    big_refs: &mut HashMap<u64, (u16, u64, u64, PageId)>,
+    files: Option<&std::ops::RangeInclusive<u32>>,
+    per_file: &mut BTreeMap<u32, usize>,
+    budget: usize,
+) -> bool {
+    let meta = &view.meta;
+    let free: HashSet<u64> = meta.free_overflow.iter().copied().collect();
+    let mut used_overflow: HashMap<u64, u64> = HashMap::new();
+    let mut pages = PageSource::new(view, std::mem::take(block));
+    let mut overflowed = false;
+    let paths = [view.page_path(PageFile::Primary), view.page_path(PageFile::Overflow)];
+    let mut buf = [0u8; PAGE_SIZE];
+    let mut seen: Vec<u64> = Vec::new();
+    let mut unreported = 0u64;
+    for bucket in 0..meta.bucket_count() {
+        let mut id = PageId::bucket(bucket);
+        let mut position = 0usize;
+        seen.clear();
+        loop {
+            let path = &paths[(id.file == PageFile::Overflow) as usize];
+            let offset = id.number.saturating_mul(PAGE_SIZE as u64);
+            c.stats.pages += 1;
+            c.stats.bytes += PAGE_SIZE as u64;
+            unreported += PAGE_SIZE as u64;
+            if unreported >= 1 << 20 {
+                (c.progress)(unreported);
+                unreported = 0;
+            }
+            let header = pages.read(id, path, offset, &mut buf).and_then(|()| page::decode_header(&buf, path, offset));
+            let next = match header {
+                Ok(header) => {
+                    check_page(c, &free, &mut used_overflow, bucket, position, id, path, &header);
+                    for (n, cell) in page::cell_refs(&buf).enumerate() {
+                        c.stats.cells += 1;
+                        let hash = key_hash(cell.db, cell.key);
+                        if bucket_of(hash, meta.level, meta.split) != bucket {
+                            c.damage(
+                                path,
+                                Some(offset),
+                                format!("cell {n} ({}) hashes to another bucket", super::escape(cell.key)),
+                            );
+                        }
+                        if cell.seq < meta.db_flush_seq.get(&cell.db).copied().unwrap_or(0) {
+                            continue;
+                        }
+                        match cell.value {
+                            CellValueRef::Inline(env) => {
+                                let kind = envelope::peek_kind(env).map_err(|e| format!("{e:?}"));
+                                let len = envelope::value_len(env).map_err(|e| format!("{e:?}"));
+                                if let Some(missing) = c.missing_dictionary(env) {
+                                    c.damage(path, Some(offset), format!("cell {n}: {missing}"));
+                                }
+                                match (kind, len) {
+                                    (Ok(kind), Ok(_)) if kind == cell.kind => {}
+                                    (Ok(kind), Ok(_)) => c.damage(
+                                        path,
+                                        Some(offset),
+                                        format!("cell {n}: inline value is a {kind:?}, the cell says {:?}", cell.kind),
+                                    ),
+                                    (Err(e), _) | (_, Err(e)) => c.damage(
+                                        path,
+                                        Some(offset),
+                                        format!("cell {n}: inline value is malformed: {e}"),
+                                    ),
+                                }
+                            }
+                            CellValueRef::Segment(l) => {
+                                if files.is_some_and(|f| !f.contains(&l.file)) {
+                                    continue;
+                                }
+                                *per_file.entry(l.file).or_default() += 1;
+                                if refs.len() >= budget {
+                                    overflowed = true;
+                                    continue;
+                                }
+                                refs.push(SegRef {
+                                    file: l.file,
+                                    segment_offset: l.segment_offset,
+                                    record_offset: l.record_offset,
+                                    envelope_len: l.envelope_len,
+                                    hash,
+                                    page: id.number.min(u32::MAX as u64) as u32,
+                                    db: cell.db,
+                                    overflow: id.file == PageFile::Overflow,
+                                })
+                            }
+                            CellValueRef::Big { id: big, envelope_len } => {
+                                big_refs.insert(big, (cell.db, hash, envelope_len, id));
+                            }
+                        }
+                    }
+                    header.next_overflow
+                }
+                Err(err) => {
+                    c.error(path, &err);
+                    0
+                }
+            };
+            if next == 0 {
+                break;
+            }
+            if next >= meta.overflow_pages.max(1) || seen.contains(&next) {
+                let what = if next >= meta.overflow_pages {
+                    format!("overflow link {next} is past the {} overflow pages", meta.overflow_pages)
+                } else {
+                    format!("overflow link {next} closes a cycle")
+                };
+                c.damage(path, Some(offset), what);
+                break;
+            }
+            seen.push(next);
+            id = PageId::overflow(next);
+            position += 1;
+        }
+    }
+    (c.progress)(unreported);
+    *block = pages.into_block();
+    overflowed
+}
+
 /// Walks a chunk file's segments up to `committed_len`, matching `refs` (sorted, this file's) and
-/// setting `hits` for those that verify.
+/// setting `hits` for those that verify. A segment no reference points into is verified by its CRC
+/// over the stored bytes only (its records are garbage, counted from its header); the others are
+/// decompressed (into `payload`, reused) and their records walked in step with the references.
 fn walk_chunk(
     c: &mut Checker<'_>,
     path: &Path,
-    id: u32,
     bytes: &[u8],
     committed_len: u64,
     refs: &[SegRef],
     hits: &mut [bool],
+    payload: &mut Vec<u8>,
 ) {
-    let _ = id;
     if let Err(err) = format::check_file_header(bytes, format::MAGIC_CHUNK, path) {
         c.error(path, &err);
         return;
     }
     let end = (committed_len as usize).min(bytes.len());
     let mut at = FILE_HEADER_LEN;
+    let mut next_ref = 0;
     while at < end {
-        match seg::decode_segment(&bytes[at..end], path, at as u64) {
-            Ok(Some(segment)) => {
+        // References to offsets that are not segment starts were passed over: they stay unmatched.
+        while next_ref < refs.len() && (refs[next_ref].segment_offset as usize) < at {
+            next_ref += 1;
+        }
+        let lo = next_ref;
+        while next_ref < refs.len() && refs[next_ref].segment_offset as usize == at {
+            next_ref += 1;
+        }
+        let here = lo..next_ref;
+        let decoded = if here.is_empty() {
+            seg::verify_segment(&bytes[at..end], path, at as u64)
+        } else {
+            seg::decode_segment_into(&bytes[at..end], path, at as u64, payload)
+        };
+        match decoded {
+            Ok(Some(header)) => {
                 c.stats.segments += 1;
-                let lo = refs.partition_point(|r| (r.segment_offset as usize) < at);
-                let hi = refs.partition_point(|r| (r.segment_offset as usize) <= at);
-                let mut live_offsets = HashSet::new();
-                for (index, r) in refs.iter().enumerate().take(hi).skip(lo) {
-                    match seg::record_at(&segment.payload, r.record_offset as usize) {
-                        Some(record)
-                            if record.db == r.db
-                                && key_hash(record.db, record.key) == r.hash
-                                && record.envelope.len() == r.envelope_len as usize =>
-                        {
-                            hits[index] = true;
-                            live_offsets.insert(r.record_offset as usize);
-                            if let Err(e) = envelope::value_len(record.envelope) {
-                                c.damage(
-                                    path,
-                                    Some(at as u64),
-                                    format!("record at payload offset {}: {e:?}", r.record_offset),
-                                );
-                            }
-                            if let Some(missing) = c.missing_dictionary(record.envelope) {
-                                c.damage(
-                                    path,
-                                    Some(at as u64),
-                                    format!("record at payload offset {}: {missing}", r.record_offset),
-                                );
-                            }
-                        }
-                        _ => {}
-                    }
+                c.stats.records += header.record_count as u64;
+                if here.is_empty() {
+                    c.stats.garbage_records += header.record_count as u64;
+                    c.stats.garbage_bytes += header.raw_len as u64;
+                } else {
+                    match_records(c, path, at, payload, header.record_count, &refs[here.clone()], &mut hits[here]);
                 }
-                if let Ok(records) = seg::records(&segment.payload, segment.record_count) {
-                    for (offset, record) in records {
-                        c.stats.records += 1;
-                        if !live_offsets.contains(&offset) {
-                            c.stats.garbage_records += 1;
-                            c.stats.garbage_bytes += seg::record_len(record.key.len(), record.envelope.len()) as u64;
-                        }
-                    }
-                }
-                at += segment.encoded_len();
+                at += header.encoded_len();
             }
             Ok(None) => {
                 c.damage(path, Some(at as u64), "segment runs past the committed length");
                 return;
             }
             Err(err) => {
-                let cells = refs.iter().filter(|r| r.segment_offset as usize == at).count();
+                let cells = here.len();
                 let (_, offset) = error_location(&err);
                 let mut what = match &err {
                     Error::Corrupt { what, .. } => what.clone(),
@@ -694,6 +864,154 @@ fn walk_chunk(
                 return;
             }
         }
+    }
+}
+
+/// Walks a decoded payload's records (already checked to be well-formed) in step with the references
+/// into it (sorted by record offset): a reference is a hit when a record starts at its offset and
+/// belongs to its database and key with its envelope length; records no reference hits are garbage.
+fn match_records(
+    c: &mut Checker<'_>,
+    path: &Path,
+    at: usize,
+    payload: &[u8],
+    count: u16,
+    refs: &[SegRef],
+    hits: &mut [bool],
+) {
+    let mut offset = 0usize;
+    let mut next_ref = 0;
+    for _ in 0..count {
+        let Some(record) = seg::record_at(payload, offset) else { break };
+        while next_ref < refs.len() && (refs[next_ref].record_offset as usize) < offset {
+            next_ref += 1;
+        }
+        let mut live = false;
+        while next_ref < refs.len() && refs[next_ref].record_offset as usize == offset {
+            let r = &refs[next_ref];
+            if record.db == r.db
+                && record.envelope.len() == r.envelope_len as usize
+                && key_hash(record.db, record.key) == r.hash
+            {
+                hits[next_ref] = true;
+                live = true;
+            }
+            next_ref += 1;
+        }
+        let len = seg::record_len(record.key.len(), record.envelope.len());
+        if live {
+            if let Err(e) = envelope::value_len(record.envelope) {
+                c.damage(path, Some(at as u64), format!("record at payload offset {offset}: {e:?}"));
+            }
+            if let Some(missing) = c.missing_dictionary(record.envelope) {
+                c.damage(path, Some(at as u64), format!("record at payload offset {offset}: {missing}"));
+            }
+        } else {
+            c.stats.garbage_records += 1;
+            c.stats.garbage_bytes += len as u64;
+        }
+        offset += len;
+    }
+}
+
+/// Runs of the primary page file read at once: 256 pages (1 MiB), so the bucket table is read in large
+/// sequential reads; overflow pages (reached through links) are read one by one.
+const BLOCK_PAGES: usize = 256;
+
+/// Reads a slot's pages as recovery would see them: an interrupted checkpoint's double-write batch
+/// images first, then the page files.
+struct PageSource<'v> {
+    view: &'v SlotView,
+    block: Vec<u8>,
+    /// The first page number in `block`.
+    block_first: u64,
+}
+
+impl<'v> PageSource<'v> {
+    fn new(view: &'v SlotView, mut block: Vec<u8>) -> Self {
+        block.clear();
+        PageSource { view, block, block_first: 0 }
+    }
+
+    fn into_block(self) -> Vec<u8> {
+        self.block
+    }
+
+    fn read(&mut self, id: PageId, path: &Path, offset: u64, out: &mut [u8; PAGE_SIZE]) -> Result<(), Error> {
+        if let Some(image) = self.view.dwb_pages.get(&id) {
+            out.copy_from_slice(&image[..]);
+            return Ok(());
+        }
+        let missing = || Error::corrupt(path, offset, "page missing: file is shorter than the bucket table");
+        let file = match id.file {
+            PageFile::Primary => self.view.buckets.as_ref(),
+            PageFile::Overflow => self.view.overflow.as_ref(),
+        };
+        let file = file.ok_or_else(|| Error::io("open", path, std::io::Error::from(std::io::ErrorKind::NotFound)))?;
+        if id.file == PageFile::Overflow {
+            return file.read_exact_at(out, offset).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    missing()
+                } else {
+                    Error::io("read", path, e)
+                }
+            });
+        }
+        let in_block =
+            |s: &Self| id.number >= s.block_first && id.number - s.block_first < (s.block.len() / PAGE_SIZE) as u64;
+        if !in_block(self) {
+            self.block.resize(BLOCK_PAGES * PAGE_SIZE, 0);
+            let mut filled = 0;
+            while filled < self.block.len() {
+                match file.read_at(&mut self.block[filled..], offset + filled as u64) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        self.block.clear();
+                        return Err(Error::io("read", path, e));
+                    }
+                }
+            }
+            self.block.truncate(filled - filled % PAGE_SIZE);
+            self.block_first = id.number;
+            if !in_block(self) {
+                return Err(missing());
+            }
+        }
+        let start = (id.number - self.block_first) as usize * PAGE_SIZE;
+        out.copy_from_slice(&self.block[start..start + PAGE_SIZE]);
+        Ok(())
+    }
+}
+
+/// The checks of one verified page's header against its place in bucket `bucket`'s chain.
+#[allow(clippy::too_many_arguments)]
+fn check_page(
+    c: &mut Checker<'_>,
+    free: &HashSet<u64>,
+    used_overflow: &mut HashMap<u64, u64>,
+    bucket: u64,
+    position: usize,
+    id: PageId,
+    path: &Path,
+    header: &page::PageHeader,
+) {
+    let at = Some(id.number.saturating_mul(PAGE_SIZE as u64));
+    if id.file == PageFile::Overflow {
+        if let Some(other) = used_overflow.insert(id.number, bucket) {
+            c.damage(path, at, format!("overflow page is in the chains of buckets {other} and {bucket}"));
+        }
+        if free.contains(&id.number) {
+            c.damage(path, at, "overflow page is on the free list but in a chain");
+        }
+    }
+    let want_kind = if position == 0 { PAGE_KIND_PRIMARY } else { PAGE_KIND_OVERFLOW };
+    if header.kind != want_kind {
+        c.damage(path, at, format!("page kind {} where {want_kind} belongs", header.kind));
+    }
+    if header.bucket != bucket {
+        c.damage(path, at, format!("page says bucket {}, it is in the chain of bucket {bucket}", header.bucket));
     }
 }
 
