@@ -479,6 +479,7 @@ fn velo_section(ctx: &Ctx<'_>, out: &mut String) -> Result<(), CmdError> {
     line(out, "checkpoints", engine.total(|s| s.checkpoints));
     line(out, "slots", engine.slots.len());
     line(out, "collection_parts", parts);
+    line(out, "snapshot_last_pause_us", format!("{:.3}", server.rdb.last_pause_us()));
     for s in &engine.slots {
         let ratio = if s.raw_value_bytes > 0 { s.stored_value_bytes as f64 / s.raw_value_bytes as f64 } else { 1.0 };
         let _ = write!(

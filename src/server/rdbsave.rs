@@ -7,7 +7,7 @@
 //! script is half applied, and every multi-key command holds its slots' locks, which the registration
 //! takes. SAVE holds the command lock exclusively for the whole write (as Redis's SAVE blocks the
 //! server); BGSAVE registers in the command's own thread (writers pause only while every slot lock is
-//! taken once, reported as `velo_snapshot_last_pause_us` in INFO persistence) and writes the file in a
+//! taken once, reported as `snapshot_last_pause_us` in INFO velo) and writes the file in a
 //! background thread while commands go on. A scheduled BGSAVE registers its snapshot under the command
 //! lock too.
 //!
@@ -264,14 +264,18 @@ impl RdbSaves {
         format!(
             "rdb_changes_since_last_save:{changes}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{lastsave}\r\n\
              rdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{current}\r\n\
-             rdb_saves:{}\r\nrdb_last_cow_size:{}\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\n\
-             velo_snapshot_last_pause_us:{:.3}\r\n",
+             rdb_saves:{}\r\nrdb_last_cow_size:{}\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\n",
             u8::from(self.in_progress()),
             if self.last_ok.load(Ordering::Relaxed) { "ok" } else { "err" },
             self.last_seconds.load(Ordering::Relaxed),
             self.saves.load(Ordering::Relaxed),
             self.last_cow.load(Ordering::Relaxed),
-            self.last_pause_ns.load(Ordering::Relaxed) as f64 / 1000.0,
         )
+    }
+
+    /// How long writers were held off to register the last snapshot, in µs (INFO velo's
+    /// `snapshot_last_pause_us`; Redis has no such field, so it is not in INFO persistence).
+    pub fn last_pause_us(&self) -> f64 {
+        self.last_pause_ns.load(Ordering::Relaxed) as f64 / 1000.0
     }
 }

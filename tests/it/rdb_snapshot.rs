@@ -13,7 +13,7 @@ use crate::support::resp::show;
 use crate::support::{Conn, RedisServer, TestServer};
 
 fn info_field(conn: &mut Conn, field: &str) -> String {
-    let reply = String::from_utf8_lossy(&conn.cmd(&["INFO", "persistence"])).into_owned();
+    let reply = String::from_utf8_lossy(&conn.cmd(&["INFO", "persistence", "velo"])).into_owned();
     reply
         .lines()
         .find_map(|line| line.strip_prefix(&format!("{field}:")).map(str::to_string))
@@ -121,7 +121,7 @@ fn bgsave_under_writers_is_one_instant() {
         writer.join().unwrap();
     }
     assert_eq!(info_field(&mut conn, "rdb_last_bgsave_status"), "ok");
-    let pause_us: f64 = info_field(&mut conn, "velo_snapshot_last_pause_us").parse().unwrap();
+    let pause_us: f64 = info_field(&mut conn, "snapshot_last_pause_us").parse().unwrap();
     eprintln!("transactions during BGSAVE: {during}; registration pause: {pause_us} µs");
     assert!(pause_us < 1_000_000.0);
     let redis = RedisServer::start_in(&velo.dir, &["--dbfilename", "dump.rdb"]);
