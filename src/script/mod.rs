@@ -21,14 +21,14 @@
 //! script; SHUTDOWN NOSAVE kills it whatever it did and shuts down.
 
 pub mod convert;
+pub mod current;
 pub mod functions;
 pub mod libs;
 pub mod vm;
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -37,7 +37,7 @@ use mlua::{Function, MultiValue, Value};
 use crate::cmd::spec::Flags;
 use crate::cmd::{CmdError, CommandSpec, Ctx};
 use crate::resp::{Protocol, Reply};
-use vm::{RunSettings, Vm, CALL_KEY, RUNNING_KEY};
+use vm::Vm;
 
 /// Default `busy-reply-threshold` in milliseconds (Redis's `lua-time-limit`).
 pub const DEFAULT_BUSY_THRESHOLD_MS: u64 = 5000;
@@ -158,6 +158,12 @@ pub struct Scripting {
     /// Function libraries and their interpreter.
     pub functions: Mutex<functions::Functions>,
     running: Mutex<Option<Running>>,
+    /// A script is running (the fast path of [`Scripting::busy_error`], checked for every command).
+    active: AtomicBool,
+    /// Signalled when a script ends, for clients waiting for the command lock.
+    ended: Condvar,
+    /// How many clients wait on [`Scripting::ended`] (no signal, a system call, when none do).
+    waiters: AtomicU64,
     busy_threshold_ms: AtomicU64,
 }
 
@@ -173,6 +179,9 @@ impl Scripting {
             eval: Mutex::new(EvalState { vm, scripts: HashMap::new() }),
             functions: Mutex::new(functions::Functions::open(dir)?),
             running: Mutex::new(None),
+            active: AtomicBool::new(false),
+            ended: Condvar::new(),
+            waiters: AtomicU64::new(0),
             busy_threshold_ms: AtomicU64::new(DEFAULT_BUSY_THRESHOLD_MS),
         })
     }
@@ -194,6 +203,9 @@ impl Scripting {
 
     /// `-BUSY` if a script has run past the threshold and `spec` may not run meanwhile.
     pub fn busy_error(&self, spec: &CommandSpec) -> Option<CmdError> {
+        if !self.active.load(Ordering::Acquire) {
+            return None;
+        }
         let threshold = self.busy_threshold_ms();
         let running = lock(&self.running);
         let running = running.as_ref()?;
@@ -206,27 +218,21 @@ impl Scripting {
         Some(CmdError::Raw(if running.eval { BUSY_EVAL } else { BUSY_FUNCTION }.into()))
     }
 
-    /// The command lock taken shared, or `-BUSY` when a script holds it past the threshold. While a
-    /// script runs, waiting is a poll so that the waiter notices the threshold passing.
+    /// The command lock taken shared, or `-BUSY` when a script holds it past the threshold.
     pub fn shared_lock<'s>(
         &self,
         lock: &'s RwLock<()>,
         spec: &CommandSpec,
     ) -> Result<RwLockReadGuard<'s, ()>, CmdError> {
-        loop {
-            match lock.try_read() {
-                Ok(guard) => return Ok(guard),
-                Err(std::sync::TryLockError::Poisoned(p)) => return Ok(p.into_inner()),
-                Err(std::sync::TryLockError::WouldBlock) => {}
-            }
-            if let Some(error) = self.busy_error(spec) {
-                return Err(error);
-            }
-            if self.running().is_none() {
-                return Ok(lock.read().unwrap_or_else(|p| p.into_inner()));
-            }
-            blocking(|| std::thread::sleep(Duration::from_millis(1)));
-        }
+        self.wait_for_lock(
+            spec,
+            || match lock.try_read() {
+                Ok(guard) => Some(guard),
+                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            },
+            || lock.read().unwrap_or_else(|p| p.into_inner()),
+        )
     }
 
     /// The command lock taken exclusively, or `-BUSY` (as [`Scripting::shared_lock`]).
@@ -235,19 +241,60 @@ impl Scripting {
         lock: &'s RwLock<()>,
         spec: &CommandSpec,
     ) -> Result<RwLockWriteGuard<'s, ()>, CmdError> {
+        self.wait_for_lock(
+            spec,
+            || match lock.try_write() {
+                Ok(guard) => Some(guard),
+                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            },
+            || lock.write().unwrap_or_else(|p| p.into_inner()),
+        )
+    }
+
+    /// Takes a lock with `try_take`, waiting while a script holds it: the wait is on [`Scripting::ended`]
+    /// (woken as soon as the script ends, no polling) with a timeout so that the waiter notices the
+    /// busy threshold passing; once the script has run past [`current::HANDOFF_AFTER`] the wait is a
+    /// blocking section for tokio (the waiter's worker hands its other tasks off). When no script holds
+    /// the lock (EXEC, SAVE), `take` blocks as any lock does.
+    fn wait_for_lock<G>(
+        &self,
+        spec: &CommandSpec,
+        try_take: impl Fn() -> Option<G>,
+        take: impl FnOnce() -> G,
+    ) -> Result<G, CmdError> {
         loop {
-            match lock.try_write() {
-                Ok(guard) => return Ok(guard),
-                Err(std::sync::TryLockError::Poisoned(p)) => return Ok(p.into_inner()),
-                Err(std::sync::TryLockError::WouldBlock) => {}
+            if let Some(guard) = try_take() {
+                return Ok(guard);
             }
             if let Some(error) = self.busy_error(spec) {
                 return Err(error);
             }
-            if self.running().is_none() {
-                return Ok(lock.write().unwrap_or_else(|p| p.into_inner()));
+            let running = lock(&self.running);
+            let Some(started) = running.as_ref().map(|r| r.started) else {
+                drop(running);
+                return Ok(take());
+            };
+            let threshold = Duration::from_millis(self.busy_threshold_ms());
+            let elapsed = started.elapsed();
+            let mut wait = Duration::from_millis(100);
+            if !threshold.is_zero() && threshold > elapsed {
+                wait = wait.min(threshold - elapsed + Duration::from_millis(1));
             }
-            blocking(|| std::thread::sleep(Duration::from_millis(1)));
+            let handed_off = elapsed >= current::HANDOFF_AFTER;
+            if !handed_off {
+                wait = wait.min(current::HANDOFF_AFTER - elapsed);
+            }
+            self.waiters.fetch_add(1, Ordering::SeqCst);
+            let wait_once = move || {
+                let _ = self.ended.wait_timeout(running, wait).unwrap_or_else(|p| p.into_inner());
+            };
+            if handed_off {
+                blocking(wait_once);
+            } else {
+                wait_once();
+            }
+            self.waiters.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
@@ -343,14 +390,20 @@ impl Scripting {
             name: invocation.name.to_string(),
             command: invocation.command.clone(),
         });
+        self.active.store(true, Ordering::Release);
         let (db, proto) = (ctx.client.db, ctx.client.proto);
         let result = run_in_vm(vm, ctx, &invocation, read_only, &wrote);
         ctx.client.db = db;
         ctx.client.proto = proto;
-        *lock(&self.running) = None;
+        {
+            let mut running = lock(&self.running);
+            *running = None;
+            self.active.store(false, Ordering::Release);
+            if self.waiters.load(Ordering::SeqCst) > 0 {
+                self.ended.notify_all();
+            }
+        }
         let killed = vm.kill.swap(false, Ordering::Relaxed);
-        let _ = vm.lua.unset_named_registry_value(CALL_KEY);
-        let _ = vm.lua.unset_named_registry_value(RUNNING_KEY);
         match result {
             Ok(reply) => Ok(reply),
             Err(error) if killed => {
@@ -403,8 +456,8 @@ fn string_table(lua: &mlua::Lua, items: &[Bytes]) -> mlua::Result<mlua::Table> {
     Ok(table)
 }
 
-/// Runs the invocation with `redis.call` bound to `ctx`; the reply (errors included) or a failure of
-/// the interpreter itself.
+/// Runs the invocation with `redis.call` bound to `ctx` (through [`current`]); the reply (errors
+/// included) or a failure of the interpreter itself.
 fn run_in_vm(
     vm: &Vm,
     ctx: &mut Ctx<'_>,
@@ -413,50 +466,52 @@ fn run_in_vm(
     wrote: &AtomicBool,
 ) -> mlua::Result<Reply> {
     let lua = &vm.lua;
-    let settings = lua.create_userdata(RunSettings { resp: 2 })?;
-    lua.set_named_registry_value(RUNNING_KEY, settings.clone())?;
     let keys = string_table(lua, &invocation.keys)?;
     let args = string_table(lua, &invocation.args)?;
-    let ctx = RefCell::new(ctx);
-    let result: (bool, Value) = lua.scope(|scope| {
-        let call = scope.create_function(|lua, (raise, rest): (bool, MultiValue)| {
-            let proto = match settings.borrow::<RunSettings>()?.resp {
-                3 => Protocol::Resp3,
-                _ => Protocol::Resp2,
-            };
-            let mut ctx = ctx.try_borrow_mut().map_err(|_| mlua::Error::RecursiveMutCallback)?;
-            let outcome = script_call(&mut ctx, &rest, read_only, wrote, proto);
-            match outcome {
-                Err(message) => {
-                    let table = convert::error_table(lua, &message)?;
-                    Ok((!raise, Value::Table(table)))
-                }
-                Ok(reply) => {
-                    let failed = reply.is_error();
-                    let value = convert::reply_to_lua(lua, &reply, proto)?;
-                    Ok((!(raise && failed), value))
-                }
-            }
-        })?;
-        lua.set_named_registry_value(CALL_KEY, call)?;
+    let current = current::Current::new(ctx, read_only, wrote);
+    let result: (bool, Value) = current.enter(|| {
         if invocation.eval {
             let globals = lua.globals();
-            globals.raw_set("KEYS", keys.clone())?;
-            globals.raw_set("ARGV", args.clone())?;
-            vm.runner.call((invocation.function.clone(),))
+            globals.raw_set("KEYS", keys)?;
+            globals.raw_set("ARGV", args)?;
+            vm.runner.call(&invocation.function)
         } else {
-            vm.runner.call((invocation.function.clone(), keys.clone(), args.clone()))
+            vm.runner.call((&invocation.function, keys, args))
         }
     })?;
-    let proto = match settings.borrow::<RunSettings>()?.resp {
-        3 => Protocol::Resp3,
-        _ => Protocol::Resp2,
-    };
+    let proto = current.proto();
     let (ok, value) = result;
     if ok {
         return Ok(convert::lua_to_reply(&value, proto));
     }
     Ok(Reply::Error(error_reply_text(&value, invocation.name).into()))
+}
+
+/// `redis.call` (`raise`) / `redis.pcall` of `args` for this thread's running script: `ok, value` for
+/// the C function that raises `value` when `ok` is false.
+pub fn call_from_script(lua: &mlua::Lua, raise: bool, args: &MultiValue) -> mlua::Result<(bool, Value)> {
+    let outcome = current::with(|current| {
+        let current = current?;
+        let proto = current.proto();
+        current
+            .with_ctx(|ctx| script_call(ctx, args, current.read_only, current.wrote, proto))
+            .map(|outcome| (outcome, proto))
+    });
+    let Some((outcome, proto)) = outcome else {
+        let table = convert::error_table(lua, "redis.call/pcall can only be called inside a script invocation")?;
+        return Ok((false, Value::Table(table)));
+    };
+    match outcome {
+        Err(message) => {
+            let table = convert::error_table(lua, &message)?;
+            Ok((!raise, Value::Table(table)))
+        }
+        Ok(reply) => {
+            let failed = reply.is_error();
+            let value = convert::reply_to_lua(lua, &reply, proto)?;
+            Ok((!(raise && failed), value))
+        }
+    }
 }
 
 /// The error line for a script that raised `error` (Redis's `luaCallFunction`): the `err` text, then
