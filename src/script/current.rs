@@ -31,6 +31,8 @@ pub struct Current<'a> {
     pub resp: Cell<u8>,
     /// When the run started.
     pub started: Instant,
+    /// The server (its shutdown flag, for the hook).
+    server: &'a crate::server::Server,
     /// The worker's other tasks were handed off (or the run is not on a worker).
     handed_off: Cell<bool>,
 }
@@ -42,7 +44,9 @@ thread_local! {
 impl<'a> Current<'a> {
     /// The state of a run for `ctx`'s client.
     pub fn new(ctx: &'a mut Ctx<'_>, read_only: bool, wrote: &'a AtomicBool) -> Current<'a> {
+        let server = ctx.server;
         Current {
+            server,
             ctx: RefCell::new((ctx as *mut Ctx<'_>).cast()),
             read_only,
             wrote,
@@ -96,23 +100,46 @@ pub fn with<R>(f: impl FnOnce(Option<&Current<'_>>) -> R) -> R {
     f(Some(unsafe { &*pointer.cast::<Current<'_>>() }))
 }
 
-/// The count hook's second duty (the first is SCRIPT KILL): once the script has run for
-/// [`HANDOFF_AFTER`], tell tokio the thread is blocking so that the worker's other connections and the
-/// listener move to another thread. `block_in_place` hands the worker's core to a new thread; when it
-/// returns the script keeps running without the core (the runtime takes this thread out of the worker
-/// pool once the task's poll ends), so one call is enough; it is repeated on later hooks in case the new
-/// thread had not yet taken the core when the call returned.
-pub fn hook() {
+/// The count hook's duties besides SCRIPT KILL: raise when the server is shutting down (SIGTERM while
+/// a script loops: SHUTDOWN kills it through [`super::Scripting::force_kill`]), and hand off once the
+/// script has run for [`HANDOFF_AFTER`]: tell tokio the thread is blocking, so that the worker's other
+/// connections and the listener move to another thread, and count the script's batch as off-worker
+/// work (`server::gate`). `block_in_place` hands the worker's core to a new thread; when it returns the
+/// script keeps running without the core (the runtime takes this thread out of the worker pool once the
+/// task's poll ends). An error message when the script must stop.
+pub fn hook() -> Option<&'static str> {
     with(|current| {
-        let Some(current) = current else { return };
-        if current.started.elapsed() < HANDOFF_AFTER {
+        let current = current?;
+        if current.server.shutting_down() {
+            return Some("Script killed by user with SCRIPT KILL...");
+        }
+        if current.started.elapsed() >= HANDOFF_AFTER {
+            current.hand_off();
+        }
+        None
+    })
+}
+
+/// Hands the running script's worker off now (see [`hook`]); nothing if no script runs on this thread.
+pub fn hand_off() {
+    with(|current| {
+        if let Some(current) = current {
+            current.hand_off();
+        }
+    })
+}
+
+impl Current<'_> {
+    fn hand_off(&self) {
+        if self.handed_off.get() {
             return;
         }
-        if !current.handed_off.get() {
-            super::blocking(|| std::thread::sleep(Duration::from_micros(50)));
-            if current.started.elapsed() > HANDOFF_AFTER * 4 {
-                current.handed_off.set(true);
-            }
-        }
-    });
+        self.server.scripting.mark_long();
+        crate::server::gate::leave_inline_batch();
+        // The pause lets the new thread take the worker's core before `block_in_place` returns (if it
+        // has not, this worker stays blocked until the script ends: one attempt per run, so that scripts
+        // calling non-fast commands pay it once).
+        super::blocking(|| std::thread::sleep(Duration::from_micros(20)));
+        self.handed_off.set(true);
+    }
 }

@@ -3,7 +3,9 @@
 //! # Layout
 //! - [`vm`]: one Lua 5.1 interpreter with Redis's environment (the `redis` API, sandbox, error handler).
 //! - [`convert`]: Lua values ↔ replies.
-//! - [`libs`]: `cjson`, `cmsgpack`, `bit`, `struct`, `math.random`, written in Rust.
+//! - [`libs`]: `cjson`, `bit`, `math.random`, written in Rust.
+//! - [`pack`]: `struct` and `cmsgpack`, written in Rust.
+//! - [`current`]: the running script's state, reached by `redis.call` and the count hook.
 //! - [`functions`]: function libraries: FUNCTION LOAD, the registry, DUMP/RESTORE payloads, the file
 //!   that keeps them in the data directory.
 //!
@@ -23,7 +25,9 @@
 pub mod convert;
 pub mod current;
 pub mod functions;
+pub mod info;
 pub mod libs;
+pub mod pack;
 pub mod vm;
 
 use std::collections::HashMap;
@@ -41,6 +45,13 @@ use vm::Vm;
 
 /// Default `busy-reply-threshold` in milliseconds (Redis's `lua-time-limit`).
 pub const DEFAULT_BUSY_THRESHOLD_MS: u64 = 5000;
+
+/// How long a client waits for the command lock on its worker before handing off, unless the script
+/// has already handed off (see [`Scripting::wait_for_lock`]).
+const WAITER_HANDOFF_AFTER: Duration = Duration::from_millis(100);
+
+/// How long a client spins for the command lock held by a script before it sleeps.
+const SPIN: Duration = Duration::from_micros(50);
 
 /// `-BUSY` for clients while an EVAL script is busy.
 pub const BUSY_EVAL: &str = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
@@ -127,6 +138,8 @@ pub fn shebang(body: &[u8]) -> Result<(ScriptFlags, usize), String> {
 struct Script {
     function: Function,
     flags: ScriptFlags,
+    /// The body's length (INFO's `used_memory_scripts_eval`).
+    body_len: usize,
 }
 
 /// The EVAL interpreter and its script cache (SCRIPT FLUSH replaces both).
@@ -160,6 +173,8 @@ pub struct Scripting {
     running: Mutex<Option<Running>>,
     /// A script is running (the fast path of [`Scripting::busy_error`], checked for every command).
     active: AtomicBool,
+    /// The running script has handed off (it is long): clients waiting for it hand off too.
+    long: AtomicBool,
     /// Signalled when a script ends, for clients waiting for the command lock.
     ended: Condvar,
     /// How many clients wait on [`Scripting::ended`] (no signal, a system call, when none do).
@@ -180,6 +195,7 @@ impl Scripting {
             functions: Mutex::new(functions::Functions::open(dir)?),
             running: Mutex::new(None),
             active: AtomicBool::new(false),
+            long: AtomicBool::new(false),
             ended: Condvar::new(),
             waiters: AtomicU64::new(0),
             busy_threshold_ms: AtomicU64::new(DEFAULT_BUSY_THRESHOLD_MS),
@@ -254,7 +270,7 @@ impl Scripting {
 
     /// Takes a lock with `try_take`, waiting while a script holds it: the wait is on [`Scripting::ended`]
     /// (woken as soon as the script ends, no polling) with a timeout so that the waiter notices the
-    /// busy threshold passing; once the script has run past [`current::HANDOFF_AFTER`] the wait is a
+    /// busy threshold passing; once the script has handed off (see [`current::hook`]) the wait is a
     /// blocking section for tokio (the waiter's worker hands its other tasks off). When no script holds
     /// the lock (EXEC, SAVE), `take` blocks as any lock does.
     fn wait_for_lock<G>(
@@ -263,9 +279,17 @@ impl Scripting {
         try_take: impl Fn() -> Option<G>,
         take: impl FnOnce() -> G,
     ) -> Result<G, CmdError> {
+        // Scripts last microseconds: spin a little before sleeping on the condition variable, since a
+        // sleep and a wake-up cost more than most scripts (and much more on a loaded machine).
+        let spin_until = Instant::now() + SPIN;
         loop {
             if let Some(guard) = try_take() {
                 return Ok(guard);
+            }
+            if self.active.load(Ordering::Acquire) && Instant::now() < spin_until {
+                std::hint::spin_loop();
+                std::thread::yield_now();
+                continue;
             }
             if let Some(error) = self.busy_error(spec) {
                 return Err(error);
@@ -281,21 +305,30 @@ impl Scripting {
             if !threshold.is_zero() && threshold > elapsed {
                 wait = wait.min(threshold - elapsed + Duration::from_millis(1));
             }
-            let handed_off = elapsed >= current::HANDOFF_AFTER;
+            // Hand off once the script is known to be long (it handed off itself), or has held the lock
+            // for long whatever the reason (a preempted script is not long: waiting on the worker is
+            // cheaper than a hand-off, which costs a thread).
+            let handed_off = self.long.load(Ordering::Acquire) || elapsed >= WAITER_HANDOFF_AFTER;
             if !handed_off {
-                wait = wait.min(current::HANDOFF_AFTER - elapsed);
+                wait = wait.min(Duration::from_millis(1));
             }
             self.waiters.fetch_add(1, Ordering::SeqCst);
             let wait_once = move || {
                 let _ = self.ended.wait_timeout(running, wait).unwrap_or_else(|p| p.into_inner());
             };
             if handed_off {
+                crate::server::gate::leave_inline_batch();
                 blocking(wait_once);
             } else {
                 wait_once();
             }
             self.waiters.fetch_sub(1, Ordering::SeqCst);
         }
+    }
+
+    /// Marks the running script as long (it has handed off its worker).
+    pub fn mark_long(&self) {
+        self.long.store(true, Ordering::Release);
     }
 
     /// SCRIPT KILL (`eval`) or FUNCTION KILL.
@@ -345,10 +378,11 @@ impl Scripting {
         Ok(())
     }
 
-    /// Number of cached scripts and the interpreter's memory (INFO).
-    pub fn eval_stats(&self) -> (usize, usize) {
+    /// Number of cached scripts, the interpreter's memory and the bodies' lengths (INFO).
+    pub fn eval_stats(&self) -> (usize, usize, usize) {
         let eval = lock(&self.eval);
-        (eval.scripts.len(), eval.vm.lua.used_memory())
+        let bodies = eval.scripts.values().map(|s| s.body_len).sum();
+        (eval.scripts.len(), eval.vm.lua.used_memory(), bodies)
     }
 
     /// EVAL / EVALSHA and their `_RO` forms. `script` is the body, or the sha for EVALSHA.
@@ -399,6 +433,7 @@ impl Scripting {
             let mut running = lock(&self.running);
             *running = None;
             self.active.store(false, Ordering::Release);
+            self.long.store(false, Ordering::Release);
             if self.waiters.load(Ordering::SeqCst) > 0 {
                 self.ended.notify_all();
             }
@@ -444,7 +479,7 @@ fn compile_cached(eval: &mut EvalState, sha: &str, body: &[u8]) -> Result<(Funct
         .vm
         .compile(&body[skip..], "@user_script", &eval.vm.env)
         .map_err(|message| CmdError::err(format!("Error compiling script (new function): {message}")))?;
-    eval.scripts.insert(sha.to_string(), Script { function: function.clone(), flags });
+    eval.scripts.insert(sha.to_string(), Script { function: function.clone(), flags, body_len: body.len() });
     Ok((function, flags))
 }
 
@@ -561,6 +596,10 @@ fn script_call(
     };
     if spec.has(Flags::NOSCRIPT) {
         return Err("This Redis command is not allowed from script".into());
+    }
+    if !crate::server::gate::runs_inline(spec) {
+        // A command that may take long (KEYS, SORT, DEBUG SLEEP...): leave the worker first.
+        current::hand_off();
     }
     if spec.has(Flags::WRITE) {
         if read_only {

@@ -107,6 +107,7 @@ for name, lib in pairs(libs.wrapped) do
   end
   _G[name] = t
 end
+for name, lib in pairs(libs.native) do _G[name] = lib end
 math.random = function(...) return raise(libs.random(...)) end
 math.randomseed = function(...) return raise(libs.randomseed(...)) end
 
@@ -217,6 +218,7 @@ impl Vm {
         libs.raw_set("version", VERSION)?;
         libs.raw_set("version_num", version_num())?;
         libs.raw_set("wrapped", super::libs::create(&lua)?)?;
+        libs.raw_set("native", super::pack::create(&lua)?)?;
         libs.raw_set("random", lua.create_function(super::libs::random)?)?;
         libs.raw_set("randomseed", lua.create_function(super::libs::randomseed)?)?;
         libs.raw_set("register", lua.create_function(super::functions::register_function)?)?;
@@ -241,10 +243,14 @@ impl Vm {
         lua.set_hook(HookTriggers::new().every_nth_instruction(10_000), move |_, _| {
             if flag.load(Ordering::Relaxed) {
                 tracing::warn!("Lua script killed by user with SCRIPT KILL.");
-                Err(mlua::Error::RuntimeError("Script killed by user with SCRIPT KILL...".into()))
-            } else {
-                super::current::hook();
-                Ok(VmState::Continue)
+                return Err(mlua::Error::RuntimeError("Script killed by user with SCRIPT KILL...".into()));
+            }
+            match super::current::hook() {
+                Some(message) => {
+                    flag.store(true, Ordering::Relaxed);
+                    Err(mlua::Error::RuntimeError(message.into()))
+                }
+                None => Ok(VmState::Continue),
             }
         })?;
         Ok(Vm { lua, env, redis, runner, function_env, set_loading, kill })
