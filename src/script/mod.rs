@@ -5,6 +5,7 @@
 //! - [`convert`]: Lua values ↔ replies.
 //! - [`libs`]: `cjson`, `bit`, `math.random`, written in Rust.
 //! - [`pack`]: `struct` and `cmsgpack`, written in Rust.
+//! - [`info`]: the scripting fields of INFO.
 //! - [`current`]: the running script's state, reached by `redis.call` and the count hook.
 //! - [`functions`]: function libraries: FUNCTION LOAD, the registry, DUMP/RESTORE payloads, the file
 //!   that keeps them in the data directory.
@@ -15,12 +16,14 @@
 //! keys are in (inside MULTI, EXEC already holds it). `redis.call` goes through
 //! [`crate::server::dispatch::call`], the path EXEC uses: handlers lock their slots, commit, and
 //! [`crate::cmd::Ctx::touch`] keys (WATCH, blocked clients); blocking commands answer at once.
+//! A script runs inline on its runtime worker; the count hook hands the worker off once it has run for
+//! [`current::HANDOFF_AFTER`] (see [`current::hook`] and `server::gate`).
 //!
 //! # Busy scripts
 //! [`Scripting::running`] records the running script. Past `busy-reply-threshold` (`lua-time-limit`),
 //! clients that would wait for the command lock get `-BUSY` instead ([`Scripting::shared_lock`]); SCRIPT
 //! KILL / FUNCTION KILL set the interpreter's kill flag, which a count hook turns into an error inside the
-//! script; SHUTDOWN NOSAVE kills it whatever it did and shuts down.
+//! script; SHUTDOWN NOSAVE (and SIGTERM) kill it whatever it did and shut down.
 
 pub mod convert;
 pub mod current;

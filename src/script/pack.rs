@@ -5,7 +5,7 @@
 //! above `i64::MAX` decodes negative (Redis pushes it as a `lua_Integer`); `unpack`'s error for a negative
 //! offset prints the input length where it says "limit", as Redis's does.
 //!
-//! Each function is a C closure (see [`native`]) around a Rust function that returns `ok, values...`:
+//! Each function is a C closure (see `native`) around a Rust function that returns `ok, values...`:
 //! `true`, a table of the results and their count; `false, message` raises `message` with the caller's position
 //! (`luaL_error`); `n, message` raises "bad argument #n to 'name' (message)" (`luaL_argerror`, the name
 //! from the call site, `?` through `pcall`); `nil, message` raises the message as it is (`lua_error`).
