@@ -208,24 +208,9 @@ fn section(ctx: &Ctx<'_>, name: &str, out: &mut String) -> Result<(), CmdError> 
             line(out, "allocator_resident", rss);
             line(out, "total_system_memory", total);
             line(out, "total_system_memory_human", human(total));
-            for field in ["used_memory_lua", "used_memory_vm_eval"] {
-                line(out, field, 0);
+            for (field, value) in ctx.server.scripting.memory_fields(human) {
+                line(out, field, value);
             }
-            line(out, "used_memory_lua_human", human(0));
-            for field in [
-                "used_memory_scripts_eval",
-                "number_of_cached_scripts",
-                "number_of_functions",
-                "number_of_libraries",
-                "used_memory_vm_functions",
-                "used_memory_vm_total",
-            ] {
-                line(out, field, 0);
-            }
-            line(out, "used_memory_vm_total_human", human(0));
-            line(out, "used_memory_functions", 0);
-            line(out, "used_memory_scripts", 0);
-            line(out, "used_memory_scripts_human", human(0));
             line(out, "maxmemory", maxmemory);
             line(out, "maxmemory_human", human(maxmemory));
             line(out, "maxmemory_policy", params.get("maxmemory-policy").unwrap_or_default());

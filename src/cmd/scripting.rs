@@ -109,6 +109,29 @@ pub fn script_kill(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdErro
 }
 
 /// ```text
+/// SCRIPT DEBUG YES|SYNC|NO
+/// ```
+/// `NO` (debugging off, the only mode Velo runs scripts in) is accepted as Redis accepts it; `YES` and
+/// `SYNC` would start the Lua debugger (LDB) on the next EVAL, which Velo does not have, so they are
+/// refused rather than accepted and ignored (docs/compat.md).
+pub fn script_debug(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    let mode = args.next_bytes()?;
+    if ctx.client.handle.intro.in_exec.load(std::sync::atomic::Ordering::Relaxed) {
+        // Redis refuses it while replies are pending, which inside EXEC they always are.
+        return Err(CmdError::err("SCRIPT DEBUG must be called outside a pipeline"));
+    }
+    if mode.eq_ignore_ascii_case(b"no") {
+        Ok(Reply::Ok)
+    } else if mode.eq_ignore_ascii_case(b"yes") || mode.eq_ignore_ascii_case(b"sync") {
+        Err(CmdError::err(
+            "SCRIPT DEBUG YES/SYNC is not supported: Velo has no Lua debugger (LDB); use SCRIPT DEBUG NO",
+        ))
+    } else {
+        Err(CmdError::err("Use SCRIPT DEBUG YES/SYNC/NO"))
+    }
+}
+
+/// ```text
 /// SCRIPT HELP
 /// ```
 pub fn script_help(_ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {

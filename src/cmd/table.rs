@@ -4,7 +4,7 @@
 use super::spec::{AclCategories, CommandSpec, Flags, KeyFinder, KeywordKeys};
 
 /// Number of commands and subcommands (ids are `0..COMMAND_COUNT`).
-pub const COMMAND_COUNT: usize = 312;
+pub const COMMAND_COUNT: usize = 313;
 
 static CLIENT_SUBCOMMANDS: [CommandSpec; 18] = [
     CommandSpec {
@@ -1146,9 +1146,27 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
     },
 ];
 
-static SCRIPT_SUBCOMMANDS: [CommandSpec; 5] = [
+static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
     CommandSpec {
         id: 204,
+        name: "debug",
+        fullname: "script|debug",
+        arity: 3,
+        flags: Flags::NOSCRIPT,
+        acl: AclCategories::SLOW.union(AclCategories::SCRIPTING),
+        first_key: 0,
+        last_key: 0,
+        key_step: 0,
+        key_finders: &[],
+        group: "scripting",
+        summary: "Sets the debug mode of server-side Lua scripts.",
+        since: "3.2.0",
+        complexity: "O(1)",
+        handler: Some(super::scripting::script_debug),
+        subcommands: &[],
+    },
+    CommandSpec {
+        id: 205,
         name: "exists",
         fullname: "script|exists",
         arity: -3,
@@ -1166,7 +1184,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 205,
+        id: 206,
         name: "flush",
         fullname: "script|flush",
         arity: -2,
@@ -1184,7 +1202,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 206,
+        id: 207,
         name: "help",
         fullname: "script|help",
         arity: 2,
@@ -1202,7 +1220,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 207,
+        id: 208,
         name: "kill",
         fullname: "script|kill",
         arity: 2,
@@ -1220,7 +1238,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 208,
+        id: 209,
         name: "load",
         fullname: "script|load",
         arity: 3,
@@ -1241,7 +1259,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 5] = [
 
 static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
     CommandSpec {
-        id: 223,
+        id: 224,
         name: "get",
         fullname: "slowlog|get",
         arity: -2,
@@ -1259,7 +1277,7 @@ static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 224,
+        id: 225,
         name: "help",
         fullname: "slowlog|help",
         arity: 2,
@@ -1277,7 +1295,7 @@ static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 225,
+        id: 226,
         name: "len",
         fullname: "slowlog|len",
         arity: 2,
@@ -1295,7 +1313,7 @@ static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 226,
+        id: 227,
         name: "reset",
         fullname: "slowlog|reset",
         arity: 2,
@@ -1316,7 +1334,7 @@ static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
 
 static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
     CommandSpec {
-        id: 260,
+        id: 261,
         name: "create",
         fullname: "xgroup|create",
         arity: -5,
@@ -1334,7 +1352,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 261,
+        id: 262,
         name: "createconsumer",
         fullname: "xgroup|createconsumer",
         arity: 5,
@@ -1352,7 +1370,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 262,
+        id: 263,
         name: "delconsumer",
         fullname: "xgroup|delconsumer",
         arity: 5,
@@ -1370,7 +1388,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 263,
+        id: 264,
         name: "destroy",
         fullname: "xgroup|destroy",
         arity: 4,
@@ -1388,7 +1406,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 264,
+        id: 265,
         name: "help",
         fullname: "xgroup|help",
         arity: 2,
@@ -1406,7 +1424,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 265,
+        id: 266,
         name: "setid",
         fullname: "xgroup|setid",
         arity: -5,
@@ -1427,7 +1445,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
 
 static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
     CommandSpec {
-        id: 267,
+        id: 268,
         name: "consumers",
         fullname: "xinfo|consumers",
         arity: 4,
@@ -1445,7 +1463,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 268,
+        id: 269,
         name: "groups",
         fullname: "xinfo|groups",
         arity: 3,
@@ -1463,7 +1481,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 269,
+        id: 270,
         name: "help",
         fullname: "xinfo|help",
         arity: 2,
@@ -1481,7 +1499,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 270,
+        id: 271,
         name: "stream",
         fullname: "xinfo|stream",
         arity: -3,
@@ -4059,7 +4077,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 209,
+        id: 210,
         name: "script",
         fullname: "script",
         arity: -2,
@@ -4077,7 +4095,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &SCRIPT_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 210,
+        id: 211,
         name: "sdiff",
         fullname: "sdiff",
         arity: -2,
@@ -4095,7 +4113,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 211,
+        id: 212,
         name: "sdiffstore",
         fullname: "sdiffstore",
         arity: -3,
@@ -4113,7 +4131,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 212,
+        id: 213,
         name: "select",
         fullname: "select",
         arity: 2,
@@ -4131,7 +4149,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 213,
+        id: 214,
         name: "set",
         fullname: "set",
         arity: -3,
@@ -4149,7 +4167,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 214,
+        id: 215,
         name: "setbit",
         fullname: "setbit",
         arity: 4,
@@ -4167,7 +4185,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 215,
+        id: 216,
         name: "setex",
         fullname: "setex",
         arity: 4,
@@ -4185,7 +4203,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 216,
+        id: 217,
         name: "setnx",
         fullname: "setnx",
         arity: 3,
@@ -4203,7 +4221,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 217,
+        id: 218,
         name: "setrange",
         fullname: "setrange",
         arity: 4,
@@ -4221,7 +4239,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 218,
+        id: 219,
         name: "shutdown",
         fullname: "shutdown",
         arity: -1,
@@ -4239,7 +4257,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 219,
+        id: 220,
         name: "sinter",
         fullname: "sinter",
         arity: -2,
@@ -4257,7 +4275,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 220,
+        id: 221,
         name: "sintercard",
         fullname: "sintercard",
         arity: -3,
@@ -4275,7 +4293,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 221,
+        id: 222,
         name: "sinterstore",
         fullname: "sinterstore",
         arity: -3,
@@ -4293,7 +4311,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 222,
+        id: 223,
         name: "sismember",
         fullname: "sismember",
         arity: 3,
@@ -4311,7 +4329,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 227,
+        id: 228,
         name: "slowlog",
         fullname: "slowlog",
         arity: -2,
@@ -4329,7 +4347,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &SLOWLOG_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 228,
+        id: 229,
         name: "smembers",
         fullname: "smembers",
         arity: 2,
@@ -4347,7 +4365,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 229,
+        id: 230,
         name: "smismember",
         fullname: "smismember",
         arity: -3,
@@ -4365,7 +4383,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 230,
+        id: 231,
         name: "smove",
         fullname: "smove",
         arity: 4,
@@ -4383,7 +4401,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 231,
+        id: 232,
         name: "sort",
         fullname: "sort",
         arity: -2,
@@ -4401,7 +4419,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 232,
+        id: 233,
         name: "sort_ro",
         fullname: "sort_ro",
         arity: -2,
@@ -4419,7 +4437,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 233,
+        id: 234,
         name: "spop",
         fullname: "spop",
         arity: -2,
@@ -4437,7 +4455,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 234,
+        id: 235,
         name: "spublish",
         fullname: "spublish",
         arity: 3,
@@ -4455,7 +4473,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 235,
+        id: 236,
         name: "srandmember",
         fullname: "srandmember",
         arity: -2,
@@ -4473,7 +4491,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 236,
+        id: 237,
         name: "srem",
         fullname: "srem",
         arity: -3,
@@ -4491,7 +4509,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 237,
+        id: 238,
         name: "sscan",
         fullname: "sscan",
         arity: -3,
@@ -4509,7 +4527,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 238,
+        id: 239,
         name: "ssubscribe",
         fullname: "ssubscribe",
         arity: -2,
@@ -4527,7 +4545,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 239,
+        id: 240,
         name: "strlen",
         fullname: "strlen",
         arity: 2,
@@ -4545,7 +4563,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 240,
+        id: 241,
         name: "subscribe",
         fullname: "subscribe",
         arity: -2,
@@ -4563,7 +4581,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 241,
+        id: 242,
         name: "substr",
         fullname: "substr",
         arity: 4,
@@ -4581,7 +4599,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 242,
+        id: 243,
         name: "sunion",
         fullname: "sunion",
         arity: -2,
@@ -4599,7 +4617,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 243,
+        id: 244,
         name: "sunionstore",
         fullname: "sunionstore",
         arity: -3,
@@ -4617,7 +4635,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 244,
+        id: 245,
         name: "sunsubscribe",
         fullname: "sunsubscribe",
         arity: -1,
@@ -4635,7 +4653,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 245,
+        id: 246,
         name: "swapdb",
         fullname: "swapdb",
         arity: 3,
@@ -4653,7 +4671,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 246,
+        id: 247,
         name: "time",
         fullname: "time",
         arity: 1,
@@ -4671,7 +4689,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 247,
+        id: 248,
         name: "touch",
         fullname: "touch",
         arity: -2,
@@ -4689,7 +4707,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 248,
+        id: 249,
         name: "ttl",
         fullname: "ttl",
         arity: 2,
@@ -4707,7 +4725,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 249,
+        id: 250,
         name: "type",
         fullname: "type",
         arity: 2,
@@ -4725,7 +4743,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 250,
+        id: 251,
         name: "unlink",
         fullname: "unlink",
         arity: -2,
@@ -4743,7 +4761,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 251,
+        id: 252,
         name: "unsubscribe",
         fullname: "unsubscribe",
         arity: -1,
@@ -4761,7 +4779,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 252,
+        id: 253,
         name: "unwatch",
         fullname: "unwatch",
         arity: 1,
@@ -4779,7 +4797,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 253,
+        id: 254,
         name: "wait",
         fullname: "wait",
         arity: 3,
@@ -4797,7 +4815,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 254,
+        id: 255,
         name: "watch",
         fullname: "watch",
         arity: -2,
@@ -4815,7 +4833,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 255,
+        id: 256,
         name: "xack",
         fullname: "xack",
         arity: -4,
@@ -4833,7 +4851,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 256,
+        id: 257,
         name: "xadd",
         fullname: "xadd",
         arity: -5,
@@ -4851,7 +4869,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 257,
+        id: 258,
         name: "xautoclaim",
         fullname: "xautoclaim",
         arity: -6,
@@ -4869,7 +4887,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 258,
+        id: 259,
         name: "xclaim",
         fullname: "xclaim",
         arity: -6,
@@ -4887,7 +4905,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 259,
+        id: 260,
         name: "xdel",
         fullname: "xdel",
         arity: -3,
@@ -4905,7 +4923,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 266,
+        id: 267,
         name: "xgroup",
         fullname: "xgroup",
         arity: -2,
@@ -4923,7 +4941,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &XGROUP_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 271,
+        id: 272,
         name: "xinfo",
         fullname: "xinfo",
         arity: -2,
@@ -4941,7 +4959,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &XINFO_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 272,
+        id: 273,
         name: "xlen",
         fullname: "xlen",
         arity: 2,
@@ -4959,7 +4977,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 273,
+        id: 274,
         name: "xpending",
         fullname: "xpending",
         arity: -3,
@@ -4977,7 +4995,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 274,
+        id: 275,
         name: "xrange",
         fullname: "xrange",
         arity: -4,
@@ -4995,7 +5013,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 275,
+        id: 276,
         name: "xread",
         fullname: "xread",
         arity: -4,
@@ -5013,7 +5031,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 276,
+        id: 277,
         name: "xreadgroup",
         fullname: "xreadgroup",
         arity: -7,
@@ -5031,7 +5049,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 277,
+        id: 278,
         name: "xrevrange",
         fullname: "xrevrange",
         arity: -4,
@@ -5049,7 +5067,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 278,
+        id: 279,
         name: "xsetid",
         fullname: "xsetid",
         arity: -3,
@@ -5067,7 +5085,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 279,
+        id: 280,
         name: "xtrim",
         fullname: "xtrim",
         arity: -4,
@@ -5085,7 +5103,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 280,
+        id: 281,
         name: "zadd",
         fullname: "zadd",
         arity: -4,
@@ -5103,7 +5121,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 281,
+        id: 282,
         name: "zcard",
         fullname: "zcard",
         arity: 2,
@@ -5121,7 +5139,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 282,
+        id: 283,
         name: "zcount",
         fullname: "zcount",
         arity: 4,
@@ -5139,7 +5157,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 283,
+        id: 284,
         name: "zdiff",
         fullname: "zdiff",
         arity: -3,
@@ -5157,7 +5175,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 284,
+        id: 285,
         name: "zdiffstore",
         fullname: "zdiffstore",
         arity: -4,
@@ -5175,7 +5193,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 285,
+        id: 286,
         name: "zincrby",
         fullname: "zincrby",
         arity: 4,
@@ -5193,7 +5211,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 286,
+        id: 287,
         name: "zinter",
         fullname: "zinter",
         arity: -3,
@@ -5211,7 +5229,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 287,
+        id: 288,
         name: "zintercard",
         fullname: "zintercard",
         arity: -3,
@@ -5229,7 +5247,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 288,
+        id: 289,
         name: "zinterstore",
         fullname: "zinterstore",
         arity: -4,
@@ -5247,7 +5265,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 289,
+        id: 290,
         name: "zlexcount",
         fullname: "zlexcount",
         arity: 4,
@@ -5265,7 +5283,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 290,
+        id: 291,
         name: "zmpop",
         fullname: "zmpop",
         arity: -4,
@@ -5283,7 +5301,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 291,
+        id: 292,
         name: "zmscore",
         fullname: "zmscore",
         arity: -3,
@@ -5301,7 +5319,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 292,
+        id: 293,
         name: "zpopmax",
         fullname: "zpopmax",
         arity: -2,
@@ -5319,7 +5337,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 293,
+        id: 294,
         name: "zpopmin",
         fullname: "zpopmin",
         arity: -2,
@@ -5337,7 +5355,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 294,
+        id: 295,
         name: "zrandmember",
         fullname: "zrandmember",
         arity: -2,
@@ -5355,7 +5373,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 295,
+        id: 296,
         name: "zrange",
         fullname: "zrange",
         arity: -4,
@@ -5373,7 +5391,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 296,
+        id: 297,
         name: "zrangebylex",
         fullname: "zrangebylex",
         arity: -4,
@@ -5391,7 +5409,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 297,
+        id: 298,
         name: "zrangebyscore",
         fullname: "zrangebyscore",
         arity: -4,
@@ -5409,7 +5427,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 298,
+        id: 299,
         name: "zrangestore",
         fullname: "zrangestore",
         arity: -5,
@@ -5427,7 +5445,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 299,
+        id: 300,
         name: "zrank",
         fullname: "zrank",
         arity: 3,
@@ -5445,7 +5463,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 300,
+        id: 301,
         name: "zrem",
         fullname: "zrem",
         arity: -3,
@@ -5463,7 +5481,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 301,
+        id: 302,
         name: "zremrangebylex",
         fullname: "zremrangebylex",
         arity: 4,
@@ -5481,7 +5499,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 302,
+        id: 303,
         name: "zremrangebyrank",
         fullname: "zremrangebyrank",
         arity: 4,
@@ -5499,7 +5517,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 303,
+        id: 304,
         name: "zremrangebyscore",
         fullname: "zremrangebyscore",
         arity: 4,
@@ -5517,7 +5535,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 304,
+        id: 305,
         name: "zrevrange",
         fullname: "zrevrange",
         arity: -4,
@@ -5535,7 +5553,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 305,
+        id: 306,
         name: "zrevrangebylex",
         fullname: "zrevrangebylex",
         arity: -4,
@@ -5553,7 +5571,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 306,
+        id: 307,
         name: "zrevrangebyscore",
         fullname: "zrevrangebyscore",
         arity: -4,
@@ -5571,7 +5589,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 307,
+        id: 308,
         name: "zrevrank",
         fullname: "zrevrank",
         arity: 3,
@@ -5589,7 +5607,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 308,
+        id: 309,
         name: "zscan",
         fullname: "zscan",
         arity: -3,
@@ -5607,7 +5625,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 309,
+        id: 310,
         name: "zscore",
         fullname: "zscore",
         arity: 3,
@@ -5625,7 +5643,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 310,
+        id: 311,
         name: "zunion",
         fullname: "zunion",
         arity: -3,
@@ -5643,7 +5661,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 311,
+        id: 312,
         name: "zunionstore",
         fullname: "zunionstore",
         arity: -4,

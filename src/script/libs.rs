@@ -2,7 +2,7 @@
 //! Redis's `math.random` (a 48-bit linear congruential generator like `redisLrand48`).
 //!
 //! Each function returns `ok, values...` (see `vm`): `false, message` raises `message` in the script.
-//! `cmsgpack` and `struct` are not built yet (docs/compat.md).
+//! `cmsgpack` and `struct` are in [`super::pack`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

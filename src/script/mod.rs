@@ -3,7 +3,10 @@
 //! # Layout
 //! - [`vm`]: one Lua 5.1 interpreter with Redis's environment (the `redis` API, sandbox, error handler).
 //! - [`convert`]: Lua values ↔ replies.
-//! - [`libs`]: `cjson`, `cmsgpack`, `bit`, `struct`, `math.random`, written in Rust.
+//! - [`libs`]: `cjson`, `bit`, `math.random`, written in Rust.
+//! - [`pack`]: `struct` and `cmsgpack`, written in Rust.
+//! - [`info`]: the scripting fields of INFO.
+//! - [`current`]: the running script's state, reached by `redis.call` and the count hook.
 //! - [`functions`]: function libraries: FUNCTION LOAD, the registry, DUMP/RESTORE payloads, the file
 //!   that keeps them in the data directory.
 //!
@@ -13,22 +16,26 @@
 //! keys are in (inside MULTI, EXEC already holds it). `redis.call` goes through
 //! [`crate::server::dispatch::call`], the path EXEC uses: handlers lock their slots, commit, and
 //! [`crate::cmd::Ctx::touch`] keys (WATCH, blocked clients); blocking commands answer at once.
+//! A script runs inline on its runtime worker; the count hook hands the worker off once it has run for
+//! [`current::HANDOFF_AFTER`] (see [`current::hook`] and `server::gate`).
 //!
 //! # Busy scripts
 //! [`Scripting::running`] records the running script. Past `busy-reply-threshold` (`lua-time-limit`),
 //! clients that would wait for the command lock get `-BUSY` instead ([`Scripting::shared_lock`]); SCRIPT
 //! KILL / FUNCTION KILL set the interpreter's kill flag, which a count hook turns into an error inside the
-//! script; SHUTDOWN NOSAVE kills it whatever it did and shuts down.
+//! script; SHUTDOWN NOSAVE (and SIGTERM) kill it whatever it did and shut down.
 
 pub mod convert;
+pub mod current;
 pub mod functions;
+pub mod info;
 pub mod libs;
+pub mod pack;
 pub mod vm;
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -37,10 +44,17 @@ use mlua::{Function, MultiValue, Value};
 use crate::cmd::spec::Flags;
 use crate::cmd::{CmdError, CommandSpec, Ctx};
 use crate::resp::{Protocol, Reply};
-use vm::{RunSettings, Vm, CALL_KEY, RUNNING_KEY};
+use vm::Vm;
 
 /// Default `busy-reply-threshold` in milliseconds (Redis's `lua-time-limit`).
 pub const DEFAULT_BUSY_THRESHOLD_MS: u64 = 5000;
+
+/// How long a client waits for the command lock on its worker before handing off, unless the script
+/// has already handed off (see [`Scripting::wait_for_lock`]).
+const WAITER_HANDOFF_AFTER: Duration = Duration::from_millis(100);
+
+/// How long a client spins for the command lock held by a script before it sleeps.
+const SPIN: Duration = Duration::from_micros(50);
 
 /// `-BUSY` for clients while an EVAL script is busy.
 pub const BUSY_EVAL: &str = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
@@ -127,6 +141,8 @@ pub fn shebang(body: &[u8]) -> Result<(ScriptFlags, usize), String> {
 struct Script {
     function: Function,
     flags: ScriptFlags,
+    /// The body's length (INFO's `used_memory_scripts_eval`).
+    body_len: usize,
 }
 
 /// The EVAL interpreter and its script cache (SCRIPT FLUSH replaces both).
@@ -158,6 +174,14 @@ pub struct Scripting {
     /// Function libraries and their interpreter.
     pub functions: Mutex<functions::Functions>,
     running: Mutex<Option<Running>>,
+    /// A script is running (the fast path of [`Scripting::busy_error`], checked for every command).
+    active: AtomicBool,
+    /// The running script has handed off (it is long): clients waiting for it hand off too.
+    long: AtomicBool,
+    /// Signalled when a script ends, for clients waiting for the command lock.
+    ended: Condvar,
+    /// How many clients wait on [`Scripting::ended`] (no signal, a system call, when none do).
+    waiters: AtomicU64,
     busy_threshold_ms: AtomicU64,
 }
 
@@ -173,6 +197,10 @@ impl Scripting {
             eval: Mutex::new(EvalState { vm, scripts: HashMap::new() }),
             functions: Mutex::new(functions::Functions::open(dir)?),
             running: Mutex::new(None),
+            active: AtomicBool::new(false),
+            long: AtomicBool::new(false),
+            ended: Condvar::new(),
+            waiters: AtomicU64::new(0),
             busy_threshold_ms: AtomicU64::new(DEFAULT_BUSY_THRESHOLD_MS),
         })
     }
@@ -194,6 +222,9 @@ impl Scripting {
 
     /// `-BUSY` if a script has run past the threshold and `spec` may not run meanwhile.
     pub fn busy_error(&self, spec: &CommandSpec) -> Option<CmdError> {
+        if !self.active.load(Ordering::Acquire) {
+            return None;
+        }
         let threshold = self.busy_threshold_ms();
         let running = lock(&self.running);
         let running = running.as_ref()?;
@@ -206,27 +237,21 @@ impl Scripting {
         Some(CmdError::Raw(if running.eval { BUSY_EVAL } else { BUSY_FUNCTION }.into()))
     }
 
-    /// The command lock taken shared, or `-BUSY` when a script holds it past the threshold. While a
-    /// script runs, waiting is a poll so that the waiter notices the threshold passing.
+    /// The command lock taken shared, or `-BUSY` when a script holds it past the threshold.
     pub fn shared_lock<'s>(
         &self,
         lock: &'s RwLock<()>,
         spec: &CommandSpec,
     ) -> Result<RwLockReadGuard<'s, ()>, CmdError> {
-        loop {
-            match lock.try_read() {
-                Ok(guard) => return Ok(guard),
-                Err(std::sync::TryLockError::Poisoned(p)) => return Ok(p.into_inner()),
-                Err(std::sync::TryLockError::WouldBlock) => {}
-            }
-            if let Some(error) = self.busy_error(spec) {
-                return Err(error);
-            }
-            if self.running().is_none() {
-                return Ok(lock.read().unwrap_or_else(|p| p.into_inner()));
-            }
-            blocking(|| std::thread::sleep(Duration::from_millis(1)));
-        }
+        self.wait_for_lock(
+            spec,
+            || match lock.try_read() {
+                Ok(guard) => Some(guard),
+                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            },
+            || lock.read().unwrap_or_else(|p| p.into_inner()),
+        )
     }
 
     /// The command lock taken exclusively, or `-BUSY` (as [`Scripting::shared_lock`]).
@@ -235,20 +260,78 @@ impl Scripting {
         lock: &'s RwLock<()>,
         spec: &CommandSpec,
     ) -> Result<RwLockWriteGuard<'s, ()>, CmdError> {
+        self.wait_for_lock(
+            spec,
+            || match lock.try_write() {
+                Ok(guard) => Some(guard),
+                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            },
+            || lock.write().unwrap_or_else(|p| p.into_inner()),
+        )
+    }
+
+    /// Takes a lock with `try_take`, waiting while a script holds it: the wait is on [`Scripting::ended`]
+    /// (woken as soon as the script ends, no polling) with a timeout so that the waiter notices the
+    /// busy threshold passing; once the script has handed off (see [`current::hook`]) the wait is a
+    /// blocking section for tokio (the waiter's worker hands its other tasks off). When no script holds
+    /// the lock (EXEC, SAVE), `take` blocks as any lock does.
+    fn wait_for_lock<G>(
+        &self,
+        spec: &CommandSpec,
+        try_take: impl Fn() -> Option<G>,
+        take: impl FnOnce() -> G,
+    ) -> Result<G, CmdError> {
+        // Scripts last microseconds: spin a little before sleeping on the condition variable, since a
+        // sleep and a wake-up cost more than most scripts (and much more on a loaded machine).
+        let spin_until = Instant::now() + SPIN;
         loop {
-            match lock.try_write() {
-                Ok(guard) => return Ok(guard),
-                Err(std::sync::TryLockError::Poisoned(p)) => return Ok(p.into_inner()),
-                Err(std::sync::TryLockError::WouldBlock) => {}
+            if let Some(guard) = try_take() {
+                return Ok(guard);
+            }
+            if self.active.load(Ordering::Acquire) && Instant::now() < spin_until {
+                std::hint::spin_loop();
+                std::thread::yield_now();
+                continue;
             }
             if let Some(error) = self.busy_error(spec) {
                 return Err(error);
             }
-            if self.running().is_none() {
-                return Ok(lock.write().unwrap_or_else(|p| p.into_inner()));
+            let running = lock(&self.running);
+            let Some(started) = running.as_ref().map(|r| r.started) else {
+                drop(running);
+                return Ok(take());
+            };
+            let threshold = Duration::from_millis(self.busy_threshold_ms());
+            let elapsed = started.elapsed();
+            let mut wait = Duration::from_millis(100);
+            if !threshold.is_zero() && threshold > elapsed {
+                wait = wait.min(threshold - elapsed + Duration::from_millis(1));
             }
-            blocking(|| std::thread::sleep(Duration::from_millis(1)));
+            // Hand off once the script is known to be long (it handed off itself), or has held the lock
+            // for long whatever the reason (a preempted script is not long: waiting on the worker is
+            // cheaper than a hand-off, which costs a thread).
+            let handed_off = self.long.load(Ordering::Acquire) || elapsed >= WAITER_HANDOFF_AFTER;
+            if !handed_off {
+                wait = wait.min(Duration::from_millis(1));
+            }
+            self.waiters.fetch_add(1, Ordering::SeqCst);
+            let wait_once = move || {
+                let _ = self.ended.wait_timeout(running, wait).unwrap_or_else(|p| p.into_inner());
+            };
+            if handed_off {
+                crate::server::gate::leave_inline_batch();
+                blocking(wait_once);
+            } else {
+                wait_once();
+            }
+            self.waiters.fetch_sub(1, Ordering::SeqCst);
         }
+    }
+
+    /// Marks the running script as long (it has handed off its worker).
+    pub fn mark_long(&self) {
+        self.long.store(true, Ordering::Release);
     }
 
     /// SCRIPT KILL (`eval`) or FUNCTION KILL.
@@ -298,10 +381,11 @@ impl Scripting {
         Ok(())
     }
 
-    /// Number of cached scripts and the interpreter's memory (INFO).
-    pub fn eval_stats(&self) -> (usize, usize) {
+    /// Number of cached scripts, the interpreter's memory and the bodies' lengths (INFO).
+    pub fn eval_stats(&self) -> (usize, usize, usize) {
         let eval = lock(&self.eval);
-        (eval.scripts.len(), eval.vm.lua.used_memory())
+        let bodies = eval.scripts.values().map(|s| s.body_len).sum();
+        (eval.scripts.len(), eval.vm.lua.used_memory(), bodies)
     }
 
     /// EVAL / EVALSHA and their `_RO` forms. `script` is the body, or the sha for EVALSHA.
@@ -343,14 +427,21 @@ impl Scripting {
             name: invocation.name.to_string(),
             command: invocation.command.clone(),
         });
+        self.active.store(true, Ordering::Release);
         let (db, proto) = (ctx.client.db, ctx.client.proto);
         let result = run_in_vm(vm, ctx, &invocation, read_only, &wrote);
         ctx.client.db = db;
         ctx.client.proto = proto;
-        *lock(&self.running) = None;
+        {
+            let mut running = lock(&self.running);
+            *running = None;
+            self.active.store(false, Ordering::Release);
+            self.long.store(false, Ordering::Release);
+            if self.waiters.load(Ordering::SeqCst) > 0 {
+                self.ended.notify_all();
+            }
+        }
         let killed = vm.kill.swap(false, Ordering::Relaxed);
-        let _ = vm.lua.unset_named_registry_value(CALL_KEY);
-        let _ = vm.lua.unset_named_registry_value(RUNNING_KEY);
         match result {
             Ok(reply) => Ok(reply),
             Err(error) if killed => {
@@ -391,7 +482,7 @@ fn compile_cached(eval: &mut EvalState, sha: &str, body: &[u8]) -> Result<(Funct
         .vm
         .compile(&body[skip..], "@user_script", &eval.vm.env)
         .map_err(|message| CmdError::err(format!("Error compiling script (new function): {message}")))?;
-    eval.scripts.insert(sha.to_string(), Script { function: function.clone(), flags });
+    eval.scripts.insert(sha.to_string(), Script { function: function.clone(), flags, body_len: body.len() });
     Ok((function, flags))
 }
 
@@ -403,8 +494,8 @@ fn string_table(lua: &mlua::Lua, items: &[Bytes]) -> mlua::Result<mlua::Table> {
     Ok(table)
 }
 
-/// Runs the invocation with `redis.call` bound to `ctx`; the reply (errors included) or a failure of
-/// the interpreter itself.
+/// Runs the invocation with `redis.call` bound to `ctx` (through [`current`]); the reply (errors
+/// included) or a failure of the interpreter itself.
 fn run_in_vm(
     vm: &Vm,
     ctx: &mut Ctx<'_>,
@@ -413,50 +504,52 @@ fn run_in_vm(
     wrote: &AtomicBool,
 ) -> mlua::Result<Reply> {
     let lua = &vm.lua;
-    let settings = lua.create_userdata(RunSettings { resp: 2 })?;
-    lua.set_named_registry_value(RUNNING_KEY, settings.clone())?;
     let keys = string_table(lua, &invocation.keys)?;
     let args = string_table(lua, &invocation.args)?;
-    let ctx = RefCell::new(ctx);
-    let result: (bool, Value) = lua.scope(|scope| {
-        let call = scope.create_function(|lua, (raise, rest): (bool, MultiValue)| {
-            let proto = match settings.borrow::<RunSettings>()?.resp {
-                3 => Protocol::Resp3,
-                _ => Protocol::Resp2,
-            };
-            let mut ctx = ctx.try_borrow_mut().map_err(|_| mlua::Error::RecursiveMutCallback)?;
-            let outcome = script_call(&mut ctx, &rest, read_only, wrote, proto);
-            match outcome {
-                Err(message) => {
-                    let table = convert::error_table(lua, &message)?;
-                    Ok((!raise, Value::Table(table)))
-                }
-                Ok(reply) => {
-                    let failed = reply.is_error();
-                    let value = convert::reply_to_lua(lua, &reply, proto)?;
-                    Ok((!(raise && failed), value))
-                }
-            }
-        })?;
-        lua.set_named_registry_value(CALL_KEY, call)?;
+    let current = current::Current::new(ctx, read_only, wrote);
+    let result: (bool, Value) = current.enter(|| {
         if invocation.eval {
             let globals = lua.globals();
-            globals.raw_set("KEYS", keys.clone())?;
-            globals.raw_set("ARGV", args.clone())?;
-            vm.runner.call((invocation.function.clone(),))
+            globals.raw_set("KEYS", keys)?;
+            globals.raw_set("ARGV", args)?;
+            vm.runner.call(&invocation.function)
         } else {
-            vm.runner.call((invocation.function.clone(), keys.clone(), args.clone()))
+            vm.runner.call((&invocation.function, keys, args))
         }
     })?;
-    let proto = match settings.borrow::<RunSettings>()?.resp {
-        3 => Protocol::Resp3,
-        _ => Protocol::Resp2,
-    };
+    let proto = current.proto();
     let (ok, value) = result;
     if ok {
         return Ok(convert::lua_to_reply(&value, proto));
     }
     Ok(Reply::Error(error_reply_text(&value, invocation.name).into()))
+}
+
+/// `redis.call` (`raise`) / `redis.pcall` of `args` for this thread's running script: `ok, value` for
+/// the C function that raises `value` when `ok` is false.
+pub fn call_from_script(lua: &mlua::Lua, raise: bool, args: &MultiValue) -> mlua::Result<(bool, Value)> {
+    let outcome = current::with(|current| {
+        let current = current?;
+        let proto = current.proto();
+        current
+            .with_ctx(|ctx| script_call(ctx, args, current.read_only, current.wrote, proto))
+            .map(|outcome| (outcome, proto))
+    });
+    let Some((outcome, proto)) = outcome else {
+        let table = convert::error_table(lua, "redis.call/pcall can only be called inside a script invocation")?;
+        return Ok((false, Value::Table(table)));
+    };
+    match outcome {
+        Err(message) => {
+            let table = convert::error_table(lua, &message)?;
+            Ok((!raise, Value::Table(table)))
+        }
+        Ok(reply) => {
+            let failed = reply.is_error();
+            let value = convert::reply_to_lua(lua, &reply, proto)?;
+            Ok((!(raise && failed), value))
+        }
+    }
 }
 
 /// The error line for a script that raised `error` (Redis's `luaCallFunction`): the `err` text, then
@@ -506,6 +599,10 @@ fn script_call(
     };
     if spec.has(Flags::NOSCRIPT) {
         return Err("This Redis command is not allowed from script".into());
+    }
+    if !crate::server::gate::runs_inline(spec) {
+        // A command that may take long (KEYS, SORT, DEBUG SLEEP...): leave the worker first.
+        current::hand_off();
     }
     if spec.has(Flags::WRITE) {
         if read_only {

@@ -107,6 +107,7 @@ for name, lib in pairs(libs.wrapped) do
   end
   _G[name] = t
 end
+for name, lib in pairs(libs.native) do _G[name] = lib end
 math.random = function(...) return raise(libs.random(...)) end
 math.randomseed = function(...) return raise(libs.randomseed(...)) end
 
@@ -161,6 +162,7 @@ local function set_loading(flag) loading = flag end
 
 local function run(f, ...)
   local n = select('#', ...)
+  if n == 0 then return xpcall(f, __redis__err__handler) end
   local args = {...}
   return xpcall(function() return f(unpack(args, 1, n)) end, __redis__err__handler)
 end
@@ -180,11 +182,6 @@ fn version_num() -> f64 {
 /// Upper bound of a script interpreter's memory (Lua allocations), so that a runaway script gets a Lua
 /// "not enough memory" error instead of taking the server's memory.
 pub const MEMORY_LIMIT: usize = 1 << 30;
-
-/// Registry key of the function the running script's `redis.call` goes to (absent between scripts).
-pub const CALL_KEY: &str = "velo.call";
-/// Registry key of the running script's protocol and read-only flag, for `redis.setresp`.
-pub const RUNNING_KEY: &str = "velo.running";
 
 /// A set-up interpreter.
 pub struct Vm {
@@ -221,6 +218,7 @@ impl Vm {
         libs.raw_set("version", VERSION)?;
         libs.raw_set("version_num", version_num())?;
         libs.raw_set("wrapped", super::libs::create(&lua)?)?;
+        libs.raw_set("native", super::pack::create(&lua)?)?;
         libs.raw_set("random", lua.create_function(super::libs::random)?)?;
         libs.raw_set("randomseed", lua.create_function(super::libs::randomseed)?)?;
         libs.raw_set("register", lua.create_function(super::functions::register_function)?)?;
@@ -242,12 +240,17 @@ impl Vm {
             lua.load(PRELUDE).set_name("=velo").call(helpers)?;
         let kill = Arc::new(AtomicBool::new(false));
         let flag = kill.clone();
-        lua.set_hook(HookTriggers::new().every_nth_instruction(100_000), move |_, _| {
+        lua.set_hook(HookTriggers::new().every_nth_instruction(10_000), move |_, _| {
             if flag.load(Ordering::Relaxed) {
                 tracing::warn!("Lua script killed by user with SCRIPT KILL.");
-                Err(mlua::Error::RuntimeError("Script killed by user with SCRIPT KILL...".into()))
-            } else {
-                Ok(VmState::Continue)
+                return Err(mlua::Error::RuntimeError("Script killed by user with SCRIPT KILL...".into()));
+            }
+            match super::current::hook() {
+                Some(message) => {
+                    flag.store(true, Ordering::Relaxed);
+                    Err(mlua::Error::RuntimeError(message.into()))
+                }
+                None => Ok(VmState::Continue),
             }
         })?;
         Ok(Vm { lua, env, redis, runner, function_env, set_loading, kill })
@@ -354,12 +357,8 @@ fn fail(lua: &Lua, message: &str) -> mlua::Result<(bool, Value)> {
 }
 
 /// `redis.call` / `redis.pcall`: forwards to the running script's command function.
-fn raw_call(lua: &Lua, args: MultiValue) -> mlua::Result<(bool, Value)> {
-    let call: Option<Function> = lua.named_registry_value(CALL_KEY)?;
-    match call {
-        Some(call) => call.call(args),
-        None => fail(lua, "redis.call/pcall can only be called inside a script invocation"),
-    }
+fn raw_call(lua: &Lua, (raise, args): (bool, MultiValue)) -> mlua::Result<(bool, Value)> {
+    super::call_from_script(lua, raise, &args)
 }
 
 /// A command argument from Lua: strings as they are, numbers as `%.17g` (Redis does not use Lua's
@@ -432,19 +431,10 @@ fn raw_sha1(lua: &Lua, args: Variadic<Value>) -> mlua::Result<(bool, Value)> {
     ok(lua, super::sha1_hex(&bytes))
 }
 
-/// The running script's settings that Lua functions change (`redis.setresp`).
-#[derive(Debug, Clone, Copy)]
-pub struct RunSettings {
-    /// 2 or 3.
-    pub resp: u8,
-}
-
-impl mlua::UserData for RunSettings {}
-
 fn raw_setresp(lua: &Lua, args: Variadic<Value>) -> mlua::Result<(bool, Value)> {
-    let Some(settings) = lua.named_registry_value::<Option<mlua::AnyUserData>>(RUNNING_KEY)? else {
+    if !super::current::with(|c| c.is_some()) {
         return fail(lua, "redis.setresp can only be called inside a script invocation");
-    };
+    }
     if args.len() != 1 {
         return fail(lua, "redis.setresp() requires one argument.");
     }
@@ -452,12 +442,12 @@ fn raw_setresp(lua: &Lua, args: Variadic<Value>) -> mlua::Result<(bool, Value)> 
     if resp != 2 && resp != 3 {
         return fail(lua, "RESP version must be 2 or 3.");
     }
-    settings.borrow_mut::<RunSettings>()?.resp = resp as u8;
+    super::current::with(|c| c.map(|c| c.resp.set(resp as u8)));
     Ok((true, Value::Nil))
 }
 
 fn raw_set_repl(lua: &Lua, args: Variadic<Value>) -> mlua::Result<(bool, Value)> {
-    if lua.named_registry_value::<Option<mlua::AnyUserData>>(RUNNING_KEY)?.is_none() {
+    if !super::current::with(|c| c.is_some()) {
         return fail(lua, "redis.set_repl can only be called inside a script invocation");
     }
     if args.len() != 1 {
@@ -472,7 +462,7 @@ fn raw_set_repl(lua: &Lua, args: Variadic<Value>) -> mlua::Result<(bool, Value)>
 }
 
 fn raw_acl_check(lua: &Lua, args: Variadic<Value>) -> mlua::Result<(bool, Value)> {
-    if lua.named_registry_value::<Option<mlua::AnyUserData>>(RUNNING_KEY)?.is_none() {
+    if !super::current::with(|c| c.is_some()) {
         return fail(lua, "redis.acl_check_cmd can only be called inside a script invocation");
     }
     if args.is_empty() {

@@ -132,7 +132,13 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Outcome {
             Ok(guard) => guard,
             Err(error) => return rejected(ctx, spec, error).into(),
         };
-        crate::script::blocking(|| run_and_serve(ctx, spec, argv, start))
+        if crate::script::runs_script(spec) {
+            // A script runs on the worker; past a time budget its count hook hands the worker's other
+            // tasks off (script::current::hook), so short scripts pay no thread hand-off.
+            run_and_serve(ctx, spec, argv, start)
+        } else {
+            crate::script::blocking(|| run_and_serve(ctx, spec, argv, start))
+        }
     } else {
         let _shared = match scripting.shared_lock(&ctx.server.command_lock, spec) {
             Ok(guard) => guard,

@@ -17,7 +17,12 @@
 //!   inline command never waits for a slot lock, the command lock or anything else held by a long
 //!   command: it would run off the worker instead. While a long command runs, every request takes the
 //!   (slower, never stalling) off-worker path.
+//! - Scripts (EVAL, EVALSHA, FCALL and their `_RO` forms) run inline too, since nearly all are short;
+//!   one that runs past `script::current::HANDOFF_AFTER` hands its worker's other tasks off
+//!   (`block_in_place` from the Lua count hook) and turns its batch into off-worker work
+//!   ([`leave_inline_batch`]), so from then on it is a long command like any other.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::cmd::spec::Flags;
@@ -57,7 +62,32 @@ const ARGUMENT_BOUNDED: &[&str] = &[
 
 /// True if `spec` (a top-level command) may run inline on a runtime worker.
 pub fn runs_inline(spec: &CommandSpec) -> bool {
-    spec.has(Flags::FAST) || ARGUMENT_BOUNDED.contains(&spec.fullname)
+    spec.has(Flags::FAST) || ARGUMENT_BOUNDED.contains(&spec.fullname) || crate::script::runs_script(spec)
+}
+
+thread_local! {
+    /// The gate of the inline batch this thread runs, if any, and whether the batch has become
+    /// off-worker work ([`leave_inline_batch`]).
+    static BATCH: Cell<(*const Gate, bool)> = const { Cell::new((std::ptr::null(), false)) };
+}
+
+/// Turns this thread's inline batch, if it has one, into off-worker work: counted as off-worker (new
+/// inline batches are refused, as for any long command) and no longer as inline (so that off-worker
+/// commands such as SCRIPT KILL need not wait for it). For a command that found itself long after
+/// starting inline (a script, see the module comment) and has left the worker.
+pub fn leave_inline_batch() {
+    BATCH.with(|batch| {
+        let (gate, converted) = batch.get();
+        if gate.is_null() || converted {
+            return;
+        }
+        // SAFETY: the pointer is set by `try_inline` from the gate its guard borrows and cleared when that
+        // guard drops, on this thread (the batch runs synchronously between the two).
+        let gate = unsafe { &*gate };
+        gate.off_worker.fetch_add(1, Ordering::SeqCst);
+        gate.inline.fetch_sub(1, Ordering::SeqCst);
+        batch.set((gate, true));
+    });
 }
 
 /// Counts inline batches and off-worker commands in progress (see the module comment).
@@ -83,6 +113,7 @@ impl Gate {
             self.inline.fetch_sub(1, Ordering::SeqCst);
             return None;
         }
+        BATCH.with(|batch| batch.set((self, false)));
         Some(InlineGuard(self))
     }
 
@@ -105,7 +136,12 @@ impl Gate {
 
 impl Drop for InlineGuard<'_> {
     fn drop(&mut self) {
-        self.0.inline.fetch_sub(1, Ordering::SeqCst);
+        let (_, converted) = BATCH.with(|batch| batch.replace((std::ptr::null(), false)));
+        if converted {
+            self.0.off_worker.fetch_sub(1, Ordering::SeqCst);
+        } else {
+            self.0.inline.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 

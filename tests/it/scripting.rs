@@ -424,3 +424,207 @@ fn busy_script_and_script_kill() {
     assert!(started.elapsed() >= Duration::from_millis(500));
     assert_eq!(other.cmd(&["GET", "w"]), b"$1\r\n1\r\n");
 }
+
+#[test]
+fn struct_and_cmsgpack() {
+    let (redis, velo) = servers();
+    // h(s): the bytes of s in hex, so that packed strings compare as text.
+    compare(
+        &redis,
+        &velo,
+        "struct_and_cmsgpack",
+        &[
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return h(struct.pack('>i4', 1))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return h(struct.pack('<i4', -2))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return h(struct.pack('bBhHlLT', -1, 255, -300, 65535, -5, 2^40, 7))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return h(struct.pack('>I3i2', 70000, -1))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return h(struct.pack('!4 b i', 1, 2))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return h(struct.pack('!b d', 1, 1.5))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return h(struct.pack('>f d', 1.25, -0.1))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return h(struct.pack('c3 s c0', 'abcdef', 'zz', 'q'))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return h(struct.pack('xxb', 9))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return h(struct.pack('i12', -3))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return h(struct.pack('>i9', 2^62))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return h(struct.pack('i', '42'))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return h(struct.pack('l', 2^63))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return h(struct.pack('l', -2^63))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return {struct.unpack('>i4', struct.pack('>i4', -123456))}\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return {struct.unpack('bBhHlL', struct.pack('bBhHlL', -1, 255, -300, 65535, -5, 2^40))}\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return {struct.unpack('<I2', 'ab')}\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return {struct.unpack('>I2', 'ab', 1)}\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return {struct.unpack('i1', 'abc', 3)}\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return {struct.unpack('i1', 'abc', -1)}\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return {struct.unpack('s c2 c0', 'hi' .. string.char(0) .. '03xyzw')}\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return {struct.unpack('b c0', string.char(2) .. 'hello')}\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return {struct.unpack('!4 b i', struct.pack('!4 b i', 1, 2))}\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return tostring(struct.unpack('d', struct.pack('d', 0.1)))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return tostring(struct.unpack('f', struct.pack('f', 0.1)))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return {struct.unpack('i12', struct.pack('i12', -3))}\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return {struct.unpack('I9', string.rep(string.char(255), 9))}\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return struct.size('bhilLdf')\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return struct.size('!8 b d')\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return struct.size('c10 x i3')\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return struct.size('z')\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return struct.size('s')\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return struct.size('c0')\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return struct.pack('z', 1)\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return struct.pack('i', 'x')\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return struct.pack('i')\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return struct.pack('c5', 'ab')\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return struct.pack('!3i', 1)\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return struct.pack('i40', 1)\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return struct.pack('i99999999999', 1)\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return struct.pack({}, 1)\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return struct.unpack('>i4', 'ab')\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return struct.unpack('i', 'abcd', 0)\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return struct.unpack('c0', 'abc')\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return struct.unpack('s', 'abc')\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return struct.unpack('i', 'abcd', 'x')\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; local ok, e = pcall(struct.pack, 'z'); return e\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; local ok, e = pcall(struct.unpack, 'i'); return e\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return h(cmsgpack.pack(0, 127, 128, 255, 256, 65535, 65536, 4294967295, 4294967296))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return h(cmsgpack.pack(-1, -32, -33, -128, -129, -32768, -32769, -2147483648, -2147483649))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return h(cmsgpack.pack(2^53, -2^53, 2^63, -2^63, 2^64))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return h(cmsgpack.pack(1.5, 0.1, -0.25, 1/0, -1/0, 3.4e38, 1e300))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return h(cmsgpack.pack('', 'abc', string.rep('x', 31), string.rep('y', 32)))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return h(cmsgpack.pack(string.rep('z', 300)))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return #cmsgpack.pack(string.rep('z', 70000))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return h(cmsgpack.pack(true, false, nil))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return h(cmsgpack.pack({}))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return h(cmsgpack.pack({1, 2, 3}))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return h(cmsgpack.pack({a=1}))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return h(cmsgpack.pack({1, 2, nil, 4}))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return h(cmsgpack.pack({[1]=1, [3]=3}))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return h(cmsgpack.pack({[1.5]='x'}))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return h(cmsgpack.pack({[0]='x'}))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return h(cmsgpack.pack({x={y={z={1,2}}}, n=5}))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; local t = {}; for i = 1, 20 do t[i] = i end; return h(cmsgpack.pack(t))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; local t = {}; for i = 1, 70000 do t[i] = i % 3 end; return #cmsgpack.pack(t)\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; local t = {}; for i = 1, 20 do t['k' .. i] = i end; return #cmsgpack.pack(t)\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; local t = {}; t.self = t; return h(cmsgpack.pack(t))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; local t = {}; local c = t; for i = 1, 20 do c[1] = {}; c = c[1] end; return h(cmsgpack.pack(t))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return h(cmsgpack.pack(function() end))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return cmsgpack.pack()\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return {cmsgpack.unpack(cmsgpack.pack(1, 'two', {3, {4}}, true))}\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; local t = cmsgpack.unpack(cmsgpack.pack({a=1, b={c='d'}})); return {t.a, t.b.c}\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return {cmsgpack.unpack(cmsgpack.pack(-2^63, 2^53, 4294967296, -129, 1.5))}\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; local a, b = cmsgpack.unpack(cmsgpack.pack(0.1, 1e300)); return {tostring(a), tostring(b)}\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return tostring(cmsgpack.unpack(string.char(0xcf, 255,255,255,255,255,255,255,255)))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return tostring(cmsgpack.unpack(string.char(0xcf, 0,0,0,0,0,0,0,1)))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return tostring(cmsgpack.unpack(string.char(0xd3, 128,0,0,0,0,0,0,0)))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return {cmsgpack.unpack(string.char(0xd0, 200, 0xd1, 255, 0, 0xd2, 255, 255, 255, 0, 0xe0, 0x7f))}\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return cmsgpack.unpack(string.char(0xd9, 3) .. 'abc' .. string.char(0xda, 0, 2) .. 'de')\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return {cmsgpack.unpack(string.char(0xc2, 0xc3))}\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return {cmsgpack.unpack(string.char(0xc0, 5))}\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return cmsgpack.unpack('')\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return cmsgpack.unpack(string.char(0xc1))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return cmsgpack.unpack(string.char(0xc4, 1, 65))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return cmsgpack.unpack(string.char(0xdc, 0))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return cmsgpack.unpack(string.char(0xcd, 1))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return cmsgpack.unpack(string.char(0xa5) .. 'ab')\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return cmsgpack.unpack(string.char(0xdb, 0, 0, 0, 9) .. 'ab')\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return cmsgpack.unpack(string.char(0x81, 0xc0, 1))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return cmsgpack.unpack(1)\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return cmsgpack.unpack({})\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return {cmsgpack.unpack_one(cmsgpack.pack(1, 2), 0)}\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return {cmsgpack.unpack_one(cmsgpack.pack(1, 2), 1)}\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return {cmsgpack.unpack_one(cmsgpack.pack(1, 2))}\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return {cmsgpack.unpack_one(cmsgpack.pack(1, 2), -1)}\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return {cmsgpack.unpack_one(cmsgpack.pack(1, 2), 5)}\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return {cmsgpack.unpack_one(cmsgpack.pack(1, 2), 2)}\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return {cmsgpack.unpack_limit(cmsgpack.pack(1, 2, 3, 4), 2)}\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return {cmsgpack.unpack_limit(cmsgpack.pack(1, 2, 3, 4), 2, 2)}\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return {cmsgpack.unpack_limit(cmsgpack.pack(1, 2, 3, 4), 0, 0)}\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return {cmsgpack.unpack_limit(cmsgpack.pack(1, 2, 3, 4), 10, 1)}\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return {cmsgpack.unpack_limit(cmsgpack.pack(1, 2), -1)}\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return cmsgpack.unpack_limit('a')\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return cmsgpack.unpack_limit('a', 'x')\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return {cmsgpack._NAME, cmsgpack._VERSION, cmsgpack._COPYRIGHT, cmsgpack._DESCRIPTION}\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; local ok, e = pcall(cmsgpack.unpack, string.char(0xc1)); return e\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; cmsgpack.pack = nil\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; struct.x = 1\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return struct.pack('ii', 1)\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return struct.pack('c2')\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return type(cmsgpack.unpack(string.rep(string.char(0x91), 3999) .. string.char(1)))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return type(cmsgpack.unpack(string.rep(string.char(0x91), 4000) .. string.char(1)))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return type(cmsgpack.unpack(string.rep(string.char(0x81, 1), 3999) .. string.char(1)))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return type(cmsgpack.unpack(string.rep(string.char(0x81, 1), 4000) .. string.char(1)))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return select('#', cmsgpack.unpack(string.rep(string.char(1), 7999)))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return select('#', cmsgpack.unpack(string.rep(string.char(1), 8000)))\" 0",
+            "EVAL \"local function h(s) return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end)) end; return select('#', cmsgpack.unpack_limit(string.rep(string.char(1), 9000), 100, 10))\" 0",
+        ],
+    );
+}
+
+#[test]
+fn script_debug() {
+    let (redis, velo) = servers();
+    compare(
+        &redis,
+        &velo,
+        "script_debug",
+        &[
+            "SCRIPT DEBUG NO",
+            "SCRIPT DEBUG no",
+            "SCRIPT DEBUG maybe",
+            "SCRIPT DEBUG",
+            "SCRIPT DEBUG NO extra",
+            "MULTI",
+            "SCRIPT DEBUG NO",
+            "EXEC",
+            "EVAL \"return 1\" 0",
+        ],
+    );
+    // No Lua debugger: YES and SYNC are refused, not accepted and ignored.
+    let mut conn = velo.connect();
+    for mode in ["YES", "sync"] {
+        assert_eq!(
+            conn.cmd(&["SCRIPT", "DEBUG", mode]),
+            b"-ERR SCRIPT DEBUG YES/SYNC is not supported: Velo has no Lua debugger (LDB); use SCRIPT DEBUG NO\r\n"
+        );
+    }
+}
+
+/// INFO's scripting fields follow the caches and the interpreters.
+#[test]
+fn info_scripting_memory() {
+    let velo = TestServer::start();
+    let mut conn = velo.connect();
+    let field = |conn: &mut Conn, name: &str| -> u64 {
+        let info = String::from_utf8(conn.cmd(&["INFO", "memory"])).unwrap();
+        let line = info.lines().find(|l| l.starts_with(&format!("{name}:"))).unwrap_or_else(|| panic!("{name}"));
+        line[name.len() + 1..].trim().parse().unwrap()
+    };
+    assert_eq!(field(&mut conn, "number_of_cached_scripts"), 0);
+    let lua_before = field(&mut conn, "used_memory_lua");
+    assert!(lua_before > 10_000, "the interpreter's own memory: {lua_before}");
+    assert_eq!(field(&mut conn, "used_memory_vm_eval"), lua_before);
+    let scripts_before = field(&mut conn, "used_memory_scripts_eval");
+    conn.cmd(&["SCRIPT", "LOAD", "return 1"]);
+    conn.cmd(&["SCRIPT", "LOAD", &format!("return '{}'", "x".repeat(5000))]);
+    assert_eq!(field(&mut conn, "number_of_cached_scripts"), 2);
+    assert!(field(&mut conn, "used_memory_scripts_eval") > scripts_before + 5000);
+    assert!(field(&mut conn, "used_memory_lua") > lua_before);
+    let functions_before = field(&mut conn, "used_memory_functions");
+    let library = "#!lua name=lib\nredis.register_function('f1', function() return 1 end)\n\
+                   redis.register_function('f2', function() return 2 end)";
+    assert!(conn.cmd(&["FUNCTION", "LOAD", library]).starts_with(b"$3"));
+    assert_eq!(field(&mut conn, "number_of_functions"), 2);
+    assert_eq!(field(&mut conn, "number_of_libraries"), 1);
+    assert!(field(&mut conn, "used_memory_functions") > functions_before);
+    assert!(field(&mut conn, "used_memory_vm_functions") > 0);
+    assert_eq!(
+        field(&mut conn, "used_memory_vm_total"),
+        field(&mut conn, "used_memory_vm_eval") + field(&mut conn, "used_memory_vm_functions")
+    );
+    assert_eq!(
+        field(&mut conn, "used_memory_scripts"),
+        field(&mut conn, "used_memory_scripts_eval") + field(&mut conn, "used_memory_functions")
+    );
+    conn.cmd(&["SCRIPT", "FLUSH"]);
+    conn.cmd(&["FUNCTION", "FLUSH"]);
+    assert_eq!(field(&mut conn, "number_of_cached_scripts"), 0);
+    assert_eq!(field(&mut conn, "number_of_functions"), 0);
+    assert_eq!(field(&mut conn, "number_of_libraries"), 0);
+    assert_eq!(field(&mut conn, "used_memory_functions"), functions_before);
+}
