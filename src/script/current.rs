@@ -35,7 +35,16 @@ pub struct Current<'a> {
     server: &'a crate::server::Server,
     /// The worker's other tasks were handed off (or the run is not on a worker).
     handed_off: Cell<bool>,
+    /// When the long-running script last asked for a hand-off (see [`hook`]).
+    last_handoff: Cell<Option<Instant>>,
 }
+
+/// How often a script that has run past [`HANDOFF_AFTER`] asks for the hand-off again. `block_in_place`
+/// takes the worker's core back if the new thread has not claimed it by the time the pause ends (a busy
+/// machine can delay that thread's start), and nothing tells us which happened; asking again costs a
+/// pause of a few microseconds when the core is already gone, and makes an endless script release its
+/// worker on a loaded machine too.
+const HANDOFF_RETRY: Duration = Duration::from_millis(50);
 
 thread_local! {
     static CURRENT: Cell<*const ()> = const { Cell::new(std::ptr::null()) };
@@ -53,6 +62,7 @@ impl<'a> Current<'a> {
             resp: Cell::new(2),
             started: Instant::now(),
             handed_off: Cell::new(false),
+            last_handoff: Cell::new(None),
         }
     }
 
@@ -113,7 +123,11 @@ pub fn hook() -> Option<&'static str> {
         if current.server.shutting_down() {
             return Some("Script killed by user with SCRIPT KILL...");
         }
-        if current.started.elapsed() >= HANDOFF_AFTER {
+        if current.started.elapsed() >= HANDOFF_AFTER
+            && current.last_handoff.get().is_none_or(|at| at.elapsed() >= HANDOFF_RETRY)
+        {
+            current.last_handoff.set(Some(Instant::now()));
+            current.handed_off.set(false);
             current.hand_off();
         }
         None
@@ -136,9 +150,9 @@ impl Current<'_> {
         }
         self.server.scripting.mark_long();
         crate::server::gate::leave_inline_batch();
-        // The pause lets the new thread take the worker's core before `block_in_place` returns (if it
-        // has not, this worker stays blocked until the script ends: one attempt per run, so that scripts
-        // calling non-fast commands pay it once).
+        // The pause lets the new thread take the worker's core before `block_in_place` returns. If it has
+        // not, this worker keeps its core until the hook asks again ([`HANDOFF_RETRY`]); a script calling
+        // non-fast commands pays the pause once per run.
         super::blocking(|| std::thread::sleep(Duration::from_micros(20)));
         self.handed_off.set(true);
     }
