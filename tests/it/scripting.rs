@@ -425,6 +425,30 @@ fn busy_script_and_script_kill() {
     assert_eq!(other.cmd(&["GET", "w"]), b"$1\r\n1\r\n");
 }
 
+/// An endless script under the default busy threshold (5 s) must not take its worker with it: other
+/// clients are answered BUSY once the threshold passes (not left waiting for ever), new connections are
+/// accepted, and SIGTERM stops the server. The script starts on a worker thread and hands that worker's
+/// other tasks off from the Lua hook; a lost hand-off would leave them stuck.
+#[test]
+fn endless_script_under_the_default_threshold_leaves_the_server_answering() {
+    let mut velo = TestServer::start();
+    let port = velo.port;
+    let _runner = std::thread::spawn(move || Conn::connect(port).cmd(&["EVAL", "while true do end", "0"]));
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..3 {
+        let started = Instant::now();
+        let mut other = velo.connect();
+        assert_eq!(
+            other.cmd(&["PING"]),
+            b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n"
+        );
+        assert!(started.elapsed() < Duration::from_secs(10), "BUSY took {:?}", started.elapsed());
+    }
+    let started = Instant::now();
+    assert!(velo.terminate().is_some(), "SIGTERM did not stop the server within 20 s");
+    assert!(started.elapsed() < Duration::from_secs(10), "SIGTERM took {:?}", started.elapsed());
+}
+
 #[test]
 fn struct_and_cmsgpack() {
     let (redis, velo) = servers();
