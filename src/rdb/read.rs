@@ -301,13 +301,32 @@ pub enum Item {
 }
 
 /// Reads an RDB file item by item.
-#[derive(Debug)]
 pub struct RdbReader<'a> {
     cur: Cursor<'a>,
     version: u16,
     db: u64,
     done: bool,
+    /// The CRC64 of `cur.buf[..crc_upto]`, kept up as items are read, so that checking it at the end
+    /// does not read the whole file again: a caller that maps the file can drop the pages behind the
+    /// reader (`velo rdb-restore` does), and they stay dropped.
+    crc: crc::Digest<'static, u64>,
+    crc_upto: usize,
 }
+
+impl std::fmt::Debug for RdbReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RdbReader")
+            .field("pos", &self.cur.pos)
+            .field("version", &self.version)
+            .field("db", &self.db)
+            .field("done", &self.done)
+            .field("crc_upto", &self.crc_upto)
+            .finish()
+    }
+}
+
+/// The running CRC64 is brought up to the reader's position once this many bytes are behind it.
+const CRC_STEP: usize = 256 << 10;
 
 impl<'a> RdbReader<'a> {
     /// Checks the header (`REDIS` and a version from 1 to 12).
@@ -329,7 +348,7 @@ impl<'a> RdbReader<'a> {
                 ),
             });
         }
-        Ok(RdbReader { cur, version, db: 0, done: false })
+        Ok(RdbReader { cur, version, db: 0, done: false, crc: CRC64.digest(), crc_upto: 0 })
     }
 
     /// The file's RDB version.
@@ -347,6 +366,9 @@ impl<'a> RdbReader<'a> {
     pub fn next(&mut self) -> Result<Option<Item>> {
         if self.done {
             return Ok(None);
+        }
+        if self.cur.pos.saturating_sub(self.crc_upto) >= CRC_STEP {
+            self.crc_to(self.cur.pos);
         }
         let mut expire_ms = None;
         let mut idle = None;
@@ -416,6 +438,14 @@ impl<'a> RdbReader<'a> {
         }
     }
 
+    /// Brings the running CRC64 up to `end`.
+    fn crc_to(&mut self, end: usize) {
+        if end > self.crc_upto {
+            self.crc.update(self.cur.buf.get(self.crc_upto..end).unwrap_or_default());
+            self.crc_upto = end;
+        }
+    }
+
     /// Reads the 8-byte CRC64 after EOF and checks it (zero: not computed).
     fn check_crc(&mut self) -> Result<bool> {
         let end = self.cur.pos;
@@ -423,7 +453,8 @@ impl<'a> RdbReader<'a> {
         if stored == 0 {
             return Ok(false);
         }
-        let computed = CRC64.checksum(self.cur.buf.get(..end).unwrap_or_default());
+        self.crc_to(end);
+        let computed = std::mem::replace(&mut self.crc, CRC64.digest()).finalize();
         if computed != stored {
             return Err(RdbError::Checksum { stored, computed });
         }

@@ -69,6 +69,67 @@ impl Input {
     }
 }
 
+/// Drops the pages of mapped inputs behind the reader, so that the restore's RSS does not grow with the
+/// input's size: both passes read the files front to back (the reader's CRC64 too, as it goes), and a
+/// mapped page once read would otherwise stay in the process until it exits. The pages stay in the page
+/// cache for the kernel to keep or reclaim; one read again simply faults back in.
+struct Releaser<'a> {
+    /// Each input's map (None when it was read into memory) and length, in reading order.
+    inputs: Vec<(Option<&'a memmap2::Mmap>, u64)>,
+    /// Bytes reported so far (the first pass, then the second).
+    position: u64,
+    /// `position` when pages were last released.
+    released_at: u64,
+}
+
+/// Pages are released after every this many bytes read.
+const RELEASE_EVERY: u64 = 32 << 20;
+
+impl<'a> Releaser<'a> {
+    fn new(inputs: &'a [(String, Input)]) -> Releaser<'a> {
+        let inputs = inputs
+            .iter()
+            .map(|(_, input)| match input {
+                Input::Mapped(map) => (Some(map), map.len() as u64),
+                Input::Read(bytes) => (None, bytes.len() as u64),
+            })
+            .collect();
+        Releaser { inputs, position: 0, released_at: 0 }
+    }
+
+    fn advance(&mut self, bytes: u64) {
+        self.position += bytes;
+        if self.position - self.released_at < RELEASE_EVERY {
+            return;
+        }
+        self.released_at = self.position;
+        let pass: u64 = self.inputs.iter().map(|(_, len)| len).sum();
+        if pass == 0 {
+            return;
+        }
+        // Where the reader is within its current pass (the offline load reads everything twice).
+        let mut at = self.position % pass;
+        for (map, len) in &self.inputs {
+            let behind = at.min(*len);
+            if let Some(map) = map {
+                let end = (behind as usize / PAGE) * PAGE;
+                if end > 0 {
+                    // SAFETY: the map is read-only and file-backed: dropping its pages loses nothing, a
+                    // later read faults them in from the file again.
+                    let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, 0, end) };
+                }
+            }
+            if at < *len {
+                break;
+            }
+            at -= len;
+        }
+    }
+}
+
+/// The page size the released ranges are aligned to (a multiple of it works as well).
+const PAGE: usize = 4096;
+
 fn open_input(name: &str) -> Result<Input, String> {
     if name == "-" {
         let mut bytes = Vec::new();
@@ -128,7 +189,11 @@ pub fn run(args: RdbRestoreArgs) -> ExitCode {
         }
         bar
     };
-    let mut progress = |bytes: u64| bar.inc(bytes);
+    let mut releaser = Releaser::new(&inputs);
+    let mut progress = |bytes: u64| {
+        bar.inc(bytes);
+        releaser.advance(bytes);
+    };
     let result = match (&args.host, &args.dir) {
         (Some(host), _) => {
             bar.set_message("restoring");
