@@ -780,14 +780,7 @@ fn random_sequences() {
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};
     let (redis, velo) = servers();
-    let base: u64 = std::env::var("VELO_DIFF_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        // CI runs fixed seeds (a red CI must mean a regression); local runs explore new ones.
-        if std::env::var("CI").is_ok_and(|ci| ci == "true") {
-            1_764_000_000
-        } else {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
-        }
-    });
+    let base: u64 = crate::support::differential::seed_base(1_764_000_000);
     let keys = ["a", "b", "c", "{t}x", "{t}y", "n", "f"];
     let values = ["1", "-7", "42", "3.5", "abc", "\"\"", "\"\\x00\\xff\"", "hello world", "9223372036854775806", "0.1"];
     for seed in base..base + 5 {
@@ -922,10 +915,7 @@ fn random_watch_between_two_clients() {
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};
     let (redis, velo) = servers();
-    let base: u64 = std::env::var("VELO_DIFF_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
+    let base: u64 = crate::support::differential::seed_base(1_764_000_000);
     let keys = ["a", "b", "c"];
     for seed in base..base + 5 {
         let mut rng = SmallRng::seed_from_u64(seed);

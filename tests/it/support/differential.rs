@@ -55,3 +55,16 @@ pub fn compare(redis: &RedisServer, velo: &TestServer, name: &str, script: &[&st
 pub fn servers() -> (RedisServer, TestServer) {
     (RedisServer::start(), TestServer::start())
 }
+
+/// The first seed of a randomised differential test: `VELO_DIFF_SEED` when set (to reproduce a run);
+/// else `ci_fixed` under `CI=true`, so that a red CI means a regression rather than a newly drawn
+/// sequence; else the clock, so that local runs keep exploring new sequences.
+pub fn seed_base(ci_fixed: u64) -> u64 {
+    std::env::var("VELO_DIFF_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+            ci_fixed
+        } else {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+        }
+    })
+}
