@@ -297,7 +297,9 @@ fn client_setinfo_and_client_list_fields() {
         .iter()
         .map(|line| line.split(" fd=").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap())
         .collect();
-    assert!(fds.len() == 2 && fds.iter().all(|fd| *fd > 2) && fds[0] != fds[1], "{list}");
+    // (The start-up probe's connection may still be listed while it closes: at least these two.)
+    let distinct: std::collections::HashSet<i64> = fds.iter().copied().collect();
+    assert!(fds.len() >= 2 && fds.iter().all(|fd| *fd > 2) && distinct.len() == fds.len(), "{list}");
     assert!(lines.iter().all(|line| line.contains(" oll=0 ")), "{list}");
 
     // Redis 7.0's fields, in its order, then 7.2's lib-name and lib-ver.
