@@ -134,29 +134,13 @@ impl CommitPlan {
                 bytes.extend_from_slice(name.as_bytes());
             }
         }
-        let crc = format::crc32(&bytes[FILE_HEADER_LEN..]);
-        bytes.put_u32(crc);
-        bytes
+        format::seal(bytes)
     }
 
     /// Decodes and verifies the commit file.
     pub fn decode(bytes: &[u8], path: &Path) -> Result<CommitPlan> {
-        format::check_file_header(bytes, MAGIC_BULK_COMMIT, path)?;
-        if bytes.len() < FILE_HEADER_LEN + 8 {
-            return Err(Error::corrupt(path, bytes.len() as u64, "bulk commit file truncated"));
-        }
-        let (body, crc) = bytes.split_at(bytes.len() - 4);
-        let expected = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
-        let actual = format::crc32(&body[FILE_HEADER_LEN..]);
-        if expected != actual {
-            return Err(Error::ChecksumMismatch {
-                file: path.to_path_buf(),
-                offset: FILE_HEADER_LEN as u64,
-                expected,
-                actual,
-            });
-        }
-        let mut reader = ByteReader::new(&body[FILE_HEADER_LEN..]);
+        let body = format::unseal(bytes, MAGIC_BULK_COMMIT, 4, "bulk commit file", path)?;
+        let mut reader = ByteReader::new(body);
         let bad = |what: &str| Error::corrupt(path, FILE_HEADER_LEN as u64, what.to_string());
         let count = reader.u32().ok_or_else(|| bad("slot count missing"))?;
         let mut slots = Vec::new();

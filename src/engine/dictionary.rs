@@ -71,29 +71,13 @@ pub fn encode_dict_file(dict: &StoredDictionary) -> Vec<u8> {
     out.extend_from_slice(&dict.family);
     out.put_u32(dict.bytes.len() as u32);
     out.extend_from_slice(&dict.bytes);
-    let crc = format::crc32(&out[FILE_HEADER_LEN..]);
-    out.put_u32(crc);
-    out
+    format::seal(out)
 }
 
 /// Decodes and verifies a dictionary file read from `file`.
 pub fn decode_dict_file(bytes: &[u8], file: &Path) -> Result<StoredDictionary> {
-    format::check_file_header(bytes, MAGIC_DICTIONARY, file)?;
-    if bytes.len() < FILE_HEADER_LEN + 4 + 8 + 2 + 4 + 4 {
-        return Err(Error::corrupt(file, FILE_HEADER_LEN as u64, "dictionary file truncated"));
-    }
-    let (body, crc) = bytes.split_at(bytes.len() - 4);
-    let expected = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
-    let actual = format::crc32(&body[FILE_HEADER_LEN..]);
-    if expected != actual {
-        return Err(Error::ChecksumMismatch {
-            file: file.to_path_buf(),
-            offset: FILE_HEADER_LEN as u64,
-            expected,
-            actual,
-        });
-    }
-    let mut reader = ByteReader::new(&body[FILE_HEADER_LEN..]);
+    let body = format::unseal(bytes, MAGIC_DICTIONARY, 4 + 8 + 2 + 4, "dictionary file", file)?;
+    let mut reader = ByteReader::new(body);
     let malformed = || Error::corrupt(file, FILE_HEADER_LEN as u64, "dictionary record malformed");
     let id = reader.u32().ok_or_else(malformed)?;
     let created_ms = reader.u64().ok_or_else(malformed)?;

@@ -71,6 +71,41 @@ pub fn check_file_header(bytes: &[u8], magic: &'static [u8; 4], file: &Path) -> 
     Ok(bytes[5])
 }
 
+/// Appends the CRC32 of everything after the file header: the trailer of every file written whole
+/// (metadata, dictionaries, big values, the bulk-load commit; docs/format.md).
+pub fn seal(mut bytes: Vec<u8>) -> Vec<u8> {
+    let crc = crc32(&bytes[FILE_HEADER_LEN..]);
+    bytes.put_u32(crc);
+    bytes
+}
+
+/// Checks a file written by [`seal`]: its header (`magic`), at least `min_body` bytes between the header
+/// and the CRC (else "`what` truncated"), and the CRC. Returns the body.
+pub fn unseal<'a>(
+    bytes: &'a [u8],
+    magic: &'static [u8; 4],
+    min_body: usize,
+    what: &str,
+    file: &Path,
+) -> Result<&'a [u8]> {
+    check_file_header(bytes, magic, file)?;
+    if bytes.len() < FILE_HEADER_LEN + min_body + 4 {
+        return Err(Error::corrupt(file, bytes.len() as u64, format!("{what} truncated")));
+    }
+    let (body, crc) = bytes.split_at(bytes.len() - 4);
+    let expected = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    let actual = crc32(&body[FILE_HEADER_LEN..]);
+    if expected != actual {
+        return Err(Error::ChecksumMismatch {
+            file: file.to_path_buf(),
+            offset: FILE_HEADER_LEN as u64,
+            expected,
+            actual,
+        });
+    }
+    Ok(&body[FILE_HEADER_LEN..])
+}
+
 /// A little-endian cursor over a byte slice; every read returns `None` past the end instead of panicking.
 #[derive(Debug, Clone)]
 pub struct ByteReader<'a> {

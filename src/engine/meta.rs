@@ -36,33 +36,6 @@ pub fn write_atomically(fs: &dyn FileSystem, path: &Path, bytes: &[u8]) -> Resul
     fs.sync_dir(dir).map_err(|e| Error::io("fsync", dir, e))
 }
 
-/// Appends a CRC32 of everything so far.
-fn seal(mut bytes: Vec<u8>) -> Vec<u8> {
-    let crc = format::crc32(&bytes[FILE_HEADER_LEN..]);
-    bytes.put_u32(crc);
-    bytes
-}
-
-/// Checks the header and trailing CRC; returns the body between them.
-fn unseal<'a>(bytes: &'a [u8], magic: &'static [u8; 4], path: &Path) -> Result<&'a [u8]> {
-    format::check_file_header(bytes, magic, path)?;
-    if bytes.len() < FILE_HEADER_LEN + 4 {
-        return Err(Error::corrupt(path, bytes.len() as u64, "metadata truncated"));
-    }
-    let (body, crc) = bytes.split_at(bytes.len() - 4);
-    let expected = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
-    let actual = format::crc32(&body[FILE_HEADER_LEN..]);
-    if expected != actual {
-        return Err(Error::ChecksumMismatch {
-            file: path.to_path_buf(),
-            offset: FILE_HEADER_LEN as u64,
-            expected,
-            actual,
-        });
-    }
-    Ok(&body[FILE_HEADER_LEN..])
-}
-
 /// The data directory's identity: slot count and creation id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DataDirMeta {
@@ -79,12 +52,12 @@ impl DataDirMeta {
         bytes.put_u32(self.slot_count);
         bytes.put_u32(0);
         bytes.put_u64(self.creation_id);
-        seal(bytes)
+        format::seal(bytes)
     }
 
     /// Decodes `velo.meta`.
     pub fn decode(bytes: &[u8], path: &Path) -> Result<Self> {
-        let body = unseal(bytes, format::MAGIC_DIR_META, path)?;
+        let body = format::unseal(bytes, format::MAGIC_DIR_META, 0, "metadata", path)?;
         let mut reader = ByteReader::new(body);
         let bad = || Error::corrupt(path, FILE_HEADER_LEN as u64, "metadata body truncated");
         let slot_count = reader.u32().ok_or_else(bad)?;
@@ -246,12 +219,12 @@ impl SlotMeta {
             bytes.put_u16(name.len() as u16);
             bytes.extend_from_slice(name.as_bytes());
         }
-        seal(bytes)
+        format::seal(bytes)
     }
 
     /// Decodes the slot metadata file.
     pub fn decode(bytes: &[u8], path: &Path) -> Result<Self> {
-        let body = unseal(bytes, format::MAGIC_SLOT_META, path)?;
+        let body = format::unseal(bytes, format::MAGIC_SLOT_META, 0, "metadata", path)?;
         let mut r = ByteReader::new(body);
         let bad = |r: &ByteReader<'_>| {
             Error::corrupt(path, (FILE_HEADER_LEN + r.position()) as u64, "slot metadata truncated")

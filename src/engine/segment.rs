@@ -249,30 +249,14 @@ pub fn decode_segment_into(
 pub fn encode_big_value(seq: u64, db: u16, key: &[u8], envelope: &[u8]) -> Vec<u8> {
     let mut out = format::file_header(format::MAGIC_BIG_VALUE, 0).to_vec();
     encode_record(seq, db, key, envelope, &mut out);
-    let crc = format::crc32(&out[FILE_HEADER_LEN..]);
-    out.put_u32(crc);
-    out
+    format::seal(out)
 }
 
 /// Decodes a big-value file: sequence, database, key and envelope.
 pub fn decode_big_value(bytes: &[u8], file: &Path) -> Result<(u64, u16, Vec<u8>, Vec<u8>)> {
-    format::check_file_header(bytes, format::MAGIC_BIG_VALUE, file)?;
-    if bytes.len() < FILE_HEADER_LEN + RECORD_HEADER_LEN + 4 {
-        return Err(Error::corrupt(file, FILE_HEADER_LEN as u64, "big value truncated"));
-    }
-    let (body, crc) = bytes.split_at(bytes.len() - 4);
-    let expected = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
-    let actual = format::crc32(&body[FILE_HEADER_LEN..]);
-    if expected != actual {
-        return Err(Error::ChecksumMismatch {
-            file: file.to_path_buf(),
-            offset: FILE_HEADER_LEN as u64,
-            expected,
-            actual,
-        });
-    }
-    let record = record_at(&body[FILE_HEADER_LEN..], 0)
-        .filter(|r| record_len(r.key.len(), r.envelope.len()) == body.len() - FILE_HEADER_LEN)
+    let body = format::unseal(bytes, format::MAGIC_BIG_VALUE, RECORD_HEADER_LEN, "big value", file)?;
+    let record = record_at(body, 0)
+        .filter(|r| record_len(r.key.len(), r.envelope.len()) == body.len())
         .ok_or_else(|| Error::corrupt(file, FILE_HEADER_LEN as u64, "big value record malformed"))?;
     Ok((record.seq, record.db, record.key.to_vec(), record.envelope.to_vec()))
 }
