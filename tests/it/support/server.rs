@@ -21,16 +21,27 @@ fn wait_ready(child: &mut Child, port: u16, what: &str) -> bool {
             eprintln!("{what} exited early with {status}");
             return false;
         }
-        if let Ok(mut conn) = Conn::try_connect(port) {
-            // A server with `requirepass` answers NOAUTH: it is up all the same.
-            let reply = conn.cmd(&["PING"]);
-            if reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH") {
-                return true;
-            }
+        if answers_ping(port) {
+            return true;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     false
+}
+
+/// One PING on a fresh connection. Any failure (refused, reset while the server starts, or a port
+/// another process took) means "not ready yet", never a panic: the caller retries or tries another port.
+fn answers_ping(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    if stream.write_all(b"*1\r\n$4\r\nPING\r\n").is_err() {
+        return false;
+    }
+    let mut reply = [0u8; 64];
+    let Ok(read) = stream.read(&mut reply) else { return false };
+    // A server with `requirepass` answers NOAUTH: it is up all the same.
+    reply[..read].starts_with(b"+PONG") || reply[..read].starts_with(b"-NOAUTH")
 }
 
 /// `velo serve` on a free port.
