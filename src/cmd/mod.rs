@@ -39,6 +39,7 @@ pub mod memory;
 pub mod persistence;
 pub mod pubsub;
 pub mod reference;
+pub mod replication;
 pub mod scripting;
 pub mod server;
 pub mod set;

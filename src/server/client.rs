@@ -262,6 +262,12 @@ pub struct Client {
     pub cancel: super::cancel::Cancel,
     /// `keymiss` events found before the running command, not yet published (`server::keymiss`).
     pub keymiss: std::sync::Mutex<Vec<Bytes>>,
+    /// What REPLCONF announced (`server::fullsync`).
+    pub replica: super::fullsync::ReplicaConf,
+    /// A SYNC transfer its connection must send, then close.
+    pub transfer: Option<super::fullsync::Transfer>,
+    /// Replies of earlier requests wait unsent in the write buffer (SYNC refuses then, as Redis does).
+    pub output_pending: bool,
 }
 
 impl Client {
@@ -283,6 +289,9 @@ impl Client {
             authenticated: true,
             cancel: Default::default(),
             keymiss: Default::default(),
+            replica: Default::default(),
+            transfer: None,
+            output_pending: false,
         }
     }
 

@@ -82,6 +82,12 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
                 Step::NeedInput => break,
                 Step::OffWorker => unreachable!("off-worker execution runs every request"),
                 Step::Close => break 'connection,
+                Step::Transfer(transfer) => {
+                    if flush(&server, &handle, &mut writer, &mut wbuf).await.is_ok() {
+                        send_transfer(&server, &handle, &mut writer, transfer, &mut shutdown).await;
+                    }
+                    break 'connection;
+                }
                 Step::Unwritten(waiter) => {
                     if let Some(waiter) = waiter {
                         cancel_wait(&server, &waiter).await;
@@ -178,6 +184,8 @@ enum Step {
     OffWorker,
     /// The next request (in `pending`) is held by CLIENT PAUSE.
     Paused,
+    /// SYNC: send the file, then close.
+    Transfer(super::fullsync::Transfer),
     /// The WAL records of the pass could not be written: its replies were dropped unsent, and the connection
     /// closes (cancelling the wait of a blocked last request).
     Unwritten(Option<Arc<Waiter>>),
@@ -247,6 +255,7 @@ fn execute_buffered(server: &Arc<Server>, client: &mut Client, io: &mut Buffers<
         }
         client.handle.intro.note(client, buffered, io.rbuf.capacity(), io.wbuf, &argv);
         let publishes = argv[0].eq_ignore_ascii_case(b"publish") || argv[0].eq_ignore_ascii_case(b"spublish");
+        client.output_pending = !io.wbuf.is_empty();
         let mut ctx = Ctx { server, engine: &server.engine, client };
         let outcome = dispatch::execute(&mut ctx, argv);
         client.handle.intro.argv_mem.store(0, Ordering::Relaxed);
@@ -264,6 +273,9 @@ fn execute_buffered(server: &Arc<Server>, client: &mut Client, io: &mut Buffers<
         }
         if client.close || client.handle.is_killed() {
             return Step::Close;
+        }
+        if let Some(transfer) = client.transfer.take() {
+            return Step::Transfer(transfer);
         }
         if io.wbuf.len() >= FLUSH_THRESHOLD {
             return Step::Flush;
@@ -343,6 +355,44 @@ fn deliver(handle: &ClientHandle, client: &Client, message: Reply, wbuf: &mut By
     let before = wbuf.len();
     message.encode(client.proto, wbuf);
     handle.delivered(wbuf.len() - before + 64);
+}
+
+/// How long a SYNC client may leave a chunk unread (Redis's default `repl-timeout`): the snapshot it holds
+/// keeps before-images of every write and blocks other saves.
+const TRANSFER_STALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Sends a SYNC transfer's chunks as they come; stops early (dropping the channel, which ends the writing
+/// thread) when the client is killed or the server shuts down.
+async fn send_transfer(
+    server: &Server,
+    handle: &ClientHandle,
+    writer: &mut tokio::net::tcp::OwnedWriteHalf,
+    mut transfer: super::fullsync::Transfer,
+    shutdown: &mut watch::Receiver<bool>,
+) {
+    loop {
+        let chunk = tokio::select! {
+            chunk = transfer.chunks.recv() => match chunk {
+                Some(chunk) => chunk,
+                None => return,
+            },
+            _ = handle.killed() => return,
+            _ = shutdown.wait_for(|stopping| *stopping) => return,
+        };
+        tokio::select! {
+            written = tokio::time::timeout(TRANSFER_STALL_LIMIT, writer.write_all(&chunk)) => match written {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    tracing::warn!(client = handle.id, "SYNC client read nothing for 60 s; closing it");
+                    return;
+                }
+            },
+            _ = handle.killed() => return,
+            _ = shutdown.wait_for(|stopping| *stopping) => return,
+        }
+        server.stats.net_output.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+    }
 }
 
 /// Writes the buffer out; gives up if the client is killed meanwhile (a client that does not read would

@@ -32,6 +32,7 @@ pub mod connection;
 pub mod dbmap;
 pub mod dictionaries;
 pub mod dispatch;
+pub mod fullsync;
 pub mod gate;
 pub mod introspection;
 pub mod keymiss;

@@ -83,6 +83,16 @@ struct Pending {
     path: std::path::PathBuf,
 }
 
+/// A snapshot registered for a SYNC transfer, with what writing it needs.
+pub struct TransferSnapshot {
+    /// The snapshot.
+    pub snapshot: Arc<Snapshot>,
+    /// Logical and physical databases, in writing order.
+    pub dbs: Vec<(u16, u16)>,
+    /// What to write (every database, the function libraries, LZF).
+    pub options: DumpOptions,
+}
+
 fn seq_sum(server: &Server) -> u64 {
     server.engine.stats().total(|slot| slot.last_seq)
 }
@@ -126,10 +136,7 @@ impl RdbSaves {
             let config = server.lock_config();
             config.dir.join(&config.dbfilename)
         };
-        let functions = {
-            let functions = server.scripting.functions.lock().unwrap_or_else(|p| p.into_inner());
-            functions.codes()
-        };
+        let functions = server.rdb.function_codes(server);
         let options =
             DumpOptions { dbs: Vec::new(), pattern: None, databases: server.databases(), compress: true, functions };
         let (snapshot, dbs) = export::snapshot(&server.engine, &server.dbmap, &options).map_err(|error| {
@@ -138,6 +145,42 @@ impl RdbSaves {
         })?;
         server.rdb.last_pause_ns.store(snapshot.pause().as_nanos() as u64, Ordering::Relaxed);
         Ok(Pending { snapshot: Arc::new(snapshot), dbs, options, path })
+    }
+
+    /// The server's own `Arc`, for threads that outlive a command.
+    pub fn server(&self) -> Option<Arc<Server>> {
+        self.server.get().and_then(Weak::upgrade)
+    }
+
+    /// Takes the one snapshot a server writes at a time for a SYNC transfer (`server::fullsync`): false
+    /// while a save or another transfer runs. INFO then reports a background save in progress, as Redis
+    /// does while its child writes for a replica.
+    pub fn claim(&self) -> bool {
+        !self.in_progress.swap(true, Ordering::AcqRel)
+    }
+
+    /// Ends what [`RdbSaves::claim`] took; a BGSAVE SCHEDULEd meanwhile starts now.
+    pub fn release(&self, server: &Server) {
+        self.in_progress.store(false, Ordering::Release);
+        if self.scheduled.swap(false, Ordering::AcqRel) {
+            let _shared = server.command_lock.read().unwrap_or_else(|p| p.into_inner());
+            if let Err(error) = self.bgsave(false) {
+                tracing::error!(?error, "the scheduled background save did not start");
+            }
+        }
+    }
+
+    /// Registers a snapshot of every database for a SYNC transfer (the caller holds the claim and the
+    /// command lock).
+    pub fn register_transfer(&self, server: &Server) -> Result<TransferSnapshot, SaveError> {
+        let Pending { snapshot, dbs, options, path: _ } = Self::register(server)?;
+        Ok(TransferSnapshot { snapshot, dbs, options })
+    }
+
+    /// The function libraries' source code, as a save writes them.
+    pub fn function_codes(&self, server: &Server) -> Vec<bytes::Bytes> {
+        let functions = server.scripting.functions.lock().unwrap_or_else(|p| p.into_inner());
+        functions.codes()
     }
 
     /// Writes the snapshot now, on this thread (SAVE: the caller holds the command lock exclusively).

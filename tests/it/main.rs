@@ -36,6 +36,7 @@ mod rdb_redis;
 mod rdb_save;
 mod rdb_snapshot;
 mod rdb_support;
+mod rdb_sync;
 mod scripting;
 mod server_bloom;
 mod server_commands;
