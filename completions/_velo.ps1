@@ -71,12 +71,13 @@ Register-ArgumentCompleter -Native -CommandName 'velo' -ScriptBlock {
             break
         }
         'velo;rdb-dump' {
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Data directory to read (no server may be running on it)')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Data directory to read; if a running server holds it, that server sends the file of one instant (it must be reachable at the address in the directory''s ADDRESS file)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output file (`-` for standard output)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output file (`-` for standard output)')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Only this database (repeatable)')
             [CompletionResult]::new('--match', '--match', [CompletionResultType]::ParameterName, 'Only keys matching this glob-style pattern')
             [CompletionResult]::new('--databases', '--databases', [CompletionResultType]::ParameterName, 'Number of databases of the directory')
+            [CompletionResult]::new('--password', '--password', [CompletionResultType]::ParameterName, 'Password of the running server holding the directory, if it has one (`requirepass`)')
             [CompletionResult]::new('--no-compression', '--no-compression', [CompletionResultType]::ParameterName, 'Do not LZF-compress strings (Redis''s `rdbcompression no`)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the summary as JSON (on standard error when the RDB goes to standard output)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')

@@ -541,7 +541,7 @@ _velo() {
             return 0
             ;;
         velo__subcmd__rdb__subcmd__dump)
-            opts="-o -h --dir --output --db --match --databases --no-compression --json --help"
+            opts="-o -h --dir --output --db --match --databases --no-compression --json --password --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -568,6 +568,10 @@ _velo() {
                     return 0
                     ;;
                 --databases)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --password)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

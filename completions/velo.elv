@@ -65,12 +65,13 @@ set edit:completion:arg-completer[velo] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'velo;rdb-dump'= {
-            cand --dir 'Data directory to read (no server may be running on it)'
+            cand --dir 'Data directory to read; if a running server holds it, that server sends the file of one instant (it must be reachable at the address in the directory''s ADDRESS file)'
             cand -o 'Output file (`-` for standard output)'
             cand --output 'Output file (`-` for standard output)'
             cand --db 'Only this database (repeatable)'
             cand --match 'Only keys matching this glob-style pattern'
             cand --databases 'Number of databases of the directory'
+            cand --password 'Password of the running server holding the directory, if it has one (`requirepass`)'
             cand --no-compression 'Do not LZF-compress strings (Redis''s `rdbcompression no`)'
             cand --json 'Print the summary as JSON (on standard error when the RDB goes to standard output)'
             cand -h 'Print help (see more with ''--help'')'

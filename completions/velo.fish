@@ -63,11 +63,12 @@ complete -c velo -n "__fish_velo_using_subcommand rdb-restore" -l dry-run -d 'Re
 complete -c velo -n "__fish_velo_using_subcommand rdb-restore" -l strict -d 'Fail on module values instead of skipping them'
 complete -c velo -n "__fish_velo_using_subcommand rdb-restore" -l json -d 'Print the summary as JSON on standard output'
 complete -c velo -n "__fish_velo_using_subcommand rdb-restore" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c velo -n "__fish_velo_using_subcommand rdb-dump" -l dir -d 'Data directory to read (no server may be running on it)' -r -F
+complete -c velo -n "__fish_velo_using_subcommand rdb-dump" -l dir -d 'Data directory to read; if a running server holds it, that server sends the file of one instant (it must be reachable at the address in the directory\'s ADDRESS file)' -r -F
 complete -c velo -n "__fish_velo_using_subcommand rdb-dump" -s o -l output -d 'Output file (`-` for standard output)' -r
 complete -c velo -n "__fish_velo_using_subcommand rdb-dump" -l db -d 'Only this database (repeatable)' -r
 complete -c velo -n "__fish_velo_using_subcommand rdb-dump" -l match -d 'Only keys matching this glob-style pattern' -r
 complete -c velo -n "__fish_velo_using_subcommand rdb-dump" -l databases -d 'Number of databases of the directory' -r
+complete -c velo -n "__fish_velo_using_subcommand rdb-dump" -l password -d 'Password of the running server holding the directory, if it has one (`requirepass`)' -r
 complete -c velo -n "__fish_velo_using_subcommand rdb-dump" -l no-compression -d 'Do not LZF-compress strings (Redis\'s `rdbcompression no`)'
 complete -c velo -n "__fish_velo_using_subcommand rdb-dump" -l json -d 'Print the summary as JSON (on standard error when the RDB goes to standard output)'
 complete -c velo -n "__fish_velo_using_subcommand rdb-dump" -s h -l help -d 'Print help (see more with \'--help\')'

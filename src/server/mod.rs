@@ -249,6 +249,7 @@ async fn serve(server: Arc<Server>) -> anyhow::Result<()> {
         TcpListener::bind((bind.as_str(), port)).await.with_context(|| format!("cannot listen on {bind}:{port}"))?;
     let local = listener.local_addr()?;
     server.port.store(u64::from(local.port()), Ordering::Relaxed);
+    let address_file = publish_address(&server, local);
     tracing::info!(address = %local, dir = %server.engine.dir().display(), "velo ready to accept connections");
     println!("velo listening on {local}");
 
@@ -280,6 +281,9 @@ async fn serve(server: Arc<Server>) -> anyhow::Result<()> {
         }
     }
     drop(listener);
+    if let Some(path) = address_file {
+        let _ = std::fs::remove_file(path);
+    }
     tracing::info!("shutting down: finishing in-flight commands");
     let drained =
         tokio::time::timeout(Duration::from_secs(10), async { while connections.join_next().await.is_some() {} }).await;
@@ -289,6 +293,27 @@ async fn serve(server: Arc<Server>) -> anyhow::Result<()> {
         while connections.join_next().await.is_some() {}
     }
     Ok(())
+}
+
+/// Writes where the server listens to the data directory's `ADDRESS` file (docs/format.md), so that
+/// `velo rdb-dump` on the directory can ask this server for its snapshot. A wildcard bind is reached on
+/// the loopback address.
+fn publish_address(server: &Server, local: std::net::SocketAddr) -> Option<std::path::PathBuf> {
+    let mut reachable = local;
+    if local.ip().is_unspecified() {
+        reachable.set_ip(match local {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let path = server.engine.dir().join(crate::tools::rdb_dump_live::ADDRESS_FILE);
+    match std::fs::write(&path, format!("{reachable}\n")) {
+        Ok(()) => Some(path),
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, "cannot record the server's address");
+            None
+        }
+    }
 }
 
 async fn signals(server: Arc<Server>) {

@@ -11,6 +11,7 @@ pub mod inspect_bucket;
 pub mod inspect_segment;
 pub mod output;
 pub mod rdb_dump;
+pub mod rdb_dump_live;
 pub mod rdb_restore;
 pub mod serve;
 pub mod train_dict;

@@ -17,7 +17,8 @@ use crate::server::dbmap::DbMap;
 /// Flags of `velo rdb-dump`.
 #[derive(Debug, clap::Args)]
 pub struct RdbDumpArgs {
-    /// Data directory to read (no server may be running on it).
+    /// Data directory to read; if a running server holds it, that server sends the file of one instant
+    /// (it must be reachable at the address in the directory's ADDRESS file).
     #[arg(long)]
     pub dir: PathBuf,
     /// Output file (`-` for standard output).
@@ -38,6 +39,9 @@ pub struct RdbDumpArgs {
     /// Print the summary as JSON (on standard error when the RDB goes to standard output).
     #[arg(long)]
     pub json: bool,
+    /// Password of the running server holding the directory, if it has one (`requirepass`).
+    #[arg(long, env = "REDISCLI_AUTH", hide_env_values = true)]
+    pub password: Option<String>,
 }
 
 fn fail(message: &str) -> ExitCode {
@@ -50,10 +54,17 @@ pub fn run(args: RdbDumpArgs) -> ExitCode {
     let engine = match Engine::open(&args.dir, EngineOptions::default()) {
         Ok(engine) => engine,
         Err(EngineError::Locked { pid, .. }) => {
-            return fail(&format!(
-                "{} is in use by a running server (pid {pid}); ask it for a point-in-time snapshot instead: redis-cli -p PORT BGSAVE (writes dbfilename in its dir; see docs/tools.md)",
-                args.dir.display()
-            ))
+            return match super::rdb_dump_live::dump(&args) {
+                Ok(summary) => {
+                    print_summary(&summary, &args);
+                    ExitCode::SUCCESS
+                }
+                Err(error) => fail(&format!(
+                    "{} is in use by a running server (pid {pid}), which did not send its snapshot: {error}; \
+                     ask it directly: redis-cli -p PORT --rdb FILE (see docs/tools.md)",
+                    args.dir.display()
+                )),
+            };
         }
         Err(error) => return fail(&format!("{}: {error}", args.dir.display())),
     };

@@ -124,3 +124,54 @@ fn replconf_and_sync_errors_match_redis() {
         assert_eq!(show(&conn.cmd(&["SYNC"])), "-ERR Filtered replica requires EOF capability⏎", "port {port}");
     }
 }
+
+#[test]
+fn rdb_dump_of_a_live_directory_asks_its_server() {
+    let velo = TestServer::start();
+    let mut conn = velo.connect();
+    populate(&mut conn, 11);
+    let out_dir = tempfile::tempdir().unwrap();
+    let whole = out_dir.path().join("whole.rdb");
+    let run = |extra: &[&str], file: &std::path::Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_velo"))
+            .args(["rdb-dump", "--json", "--dir"])
+            .arg(&velo.dir)
+            .arg("-o")
+            .arg(file)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let summary = run(&[], &whole);
+    let redis = RedisServer::start_in(out_dir.path(), &["--dbfilename", "whole.rdb"]);
+    let mut rconn = Conn::connect(redis.port);
+    assert_same(&mut rconn, &mut conn, &[0, 1, 5]);
+    let dbsize = |reply: Vec<u8>| String::from_utf8_lossy(&reply)[1..].trim().parse::<u64>().unwrap();
+    let mut total = 0;
+    for db in ["0", "1", "5"] {
+        ok(&mut conn, &["SELECT", db]);
+        total += dbsize(conn.cmd(&["DBSIZE"]));
+    }
+    let written: u64 = summary["written"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|types| types.as_object().unwrap().values().map(|n| n.as_u64().unwrap()))
+        .sum();
+    assert_eq!(written, total);
+    // The filters apply to what the server sent: database 1, keys matching a pattern.
+    ok(&mut conn, &["SELECT", "1"]);
+    ok(&mut conn, &["SET", "only:this", "1"]);
+    let some = out_dir.path().join("some.rdb");
+    run(&["--db", "1", "--match", "only:*"], &some);
+    drop(rconn);
+    drop(redis);
+    let redis = RedisServer::start_in(out_dir.path(), &["--dbfilename", "some.rdb"]);
+    let mut rconn = Conn::connect(redis.port);
+    ok(&mut rconn, &["SELECT", "1"]);
+    assert_eq!(show(&rconn.cmd(&["KEYS", "*"])), "*1⏎$9⏎only:this⏎");
+    assert_eq!(rconn.cmd(&["SELECT", "0"]), b"+OK\r\n");
+    assert_eq!(rconn.cmd(&["DBSIZE"]), b":0\r\n");
+}
