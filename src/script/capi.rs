@@ -12,20 +12,20 @@
 //! - **No `longjmp` over a destructor.** The vendored Lua 5.1 is built as C and raises errors with
 //!   `longjmp`, which skips Rust frames without running their destructors. So:
 //!   - each `extern "C-unwind"` function here is a shell that owns nothing: it calls a Rust function
-//!     that does the work and returns plain data ([`Step`]); only once that function has returned (and
+//!     that does the work and returns plain data (`Step`); only once that function has returned (and
 //!     its owned values, the argument vector and the reply, are dropped) does the shell raise with
 //!     `lua_error`;
 //!   - while owned values are live, only Lua calls that cannot raise are made: reading the stack
 //!     (`lua_gettop`, `lua_type`, `lua_tolstring` on a string, `lua_tonumber`), pushing a light userdata or
 //!     a value already on the stack or an upvalue, and `lua_pcall`;
 //!   - everything that allocates in Lua (strings and tables; "not enough memory" raises) runs inside that
-//!     one `lua_pcall`, in [`push_reply`], which owns nothing: it borrows the outcome through a light
+//!     one `lua_pcall`, in `push_reply`, which owns nothing: it borrows the outcome through a light
 //!     userdata and formats numbers into fixed stack buffers. Its errors stop at the `lua_pcall`.
 //! - **No unwinding through Lua's C frames.** The command runs under `catch_unwind`; a panic is kept in
-//!   [`PANIC`], Lua sees an error, and [`resume_panic`] re-raises it once the script is back in Rust (as
-//!   mlua does for its callbacks). [`push_reply`] catches panics too and turns them into Lua errors.
+//!   `PANIC`, Lua sees an error, and [`resume_panic`] re-raises it once the script is back in Rust (as
+//!   mlua does for its callbacks). `push_reply` catches panics too and turns them into Lua errors.
 //! - **Stack discipline.** A C function is called with `LUA_MINSTACK` (20) free slots; the shells push at
-//!   most two values outside the protected call. [`push_reply`] checks for room (`lua_checkstack`) at each
+//!   most two values outside the protected call. `push_reply` checks for room (`lua_checkstack`) at each
 //!   nesting level and raises "reached lua stack limit" (inside the protected call) when there is none.
 //!   Each function returns exactly the values it leaves on top of its own frame.
 
@@ -95,7 +95,7 @@ const FIELD_NAMES: [&str; 14] = [
     "ARGV",
 ];
 
-/// `redis.call` and `redis.pcall` for an interpreter: C closures over [`push_reply`].
+/// `redis.call` and `redis.pcall` for an interpreter: C closures over `push_reply`.
 pub fn redis_call_functions(lua: &Lua) -> mlua::Result<(Function, Function)> {
     lua.set_named_registry_value("velo.field_names", lua.create_sequence_from(FIELD_NAMES)?)?;
     // SAFETY: `exec_raw` runs the closure protected, with room for the three values it pushes; each
@@ -415,7 +415,7 @@ unsafe fn push_error_line(state: *mut ffi::lua_State, line: &[u8], coded: bool) 
 /// Defines C functions calling the registry function of the same key through [`raise_generic`].
 macro_rules! raising_c {
     ($($name:ident => $key:expr),* $(,)?) => {$(
-        #[doc = concat!("The C shell of `", $key, "` (see [`raise_generic`]).")]
+        #[doc = concat!("The C shell of `", $key, "` (it calls that registry function and raises its error).")]
         pub unsafe extern "C-unwind" fn $name(state: *mut ffi::lua_State) -> c_int {
             raise_generic(state, $key)
         }
@@ -739,5 +739,25 @@ fn build(items: &mut std::vec::IntoIter<Item>, resp3: bool) -> Reply {
         Item::Array(n) => Reply::Array((0..n).map(|_| build(items, resp3)).collect()),
         Item::Map(n) => Reply::Map((0..n).map(|_| (build(items, resp3), build(items, resp3))).collect()),
         Item::Set(n) => Reply::Set((0..n).map(|_| build(items, resp3)).collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn number_arguments_are_percent_17g() {
+        let text = |n: f64| String::from_utf8(number_arg(n)).unwrap();
+        assert_eq!(text(3.0), "3");
+        assert_eq!(text(-42.0), "-42");
+        assert_eq!(text(1e16), "10000000000000000");
+        assert_eq!(text(1e17), "1e+17");
+        assert_eq!(text(123456789012345678.0), "1.2345678901234568e+17");
+        assert_eq!(text(-0.0), "-0");
+        assert_eq!(text(0.1), "0.10000000000000001");
+        assert_eq!(text(f64::INFINITY), "inf");
+        assert_eq!(text(f64::NEG_INFINITY), "-inf");
+        assert_eq!(text(-f64::NAN), "-nan");
     }
 }
