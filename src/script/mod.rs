@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - [`vm`]: one Lua 5.1 interpreter with Redis's environment (the `redis` API, sandbox, error handler).
+//! - [`capi`]: `redis.call` on the raw Lua stack and the C shells of the `redis.*` helpers (the unsafe
+//!   Lua code, with its invariants).
 //! - [`convert`]: Lua values ↔ replies.
 //! - [`libs`]: `cjson`, `bit`, `math.random`, written in Rust.
 //! - [`pack`]: `struct` and `cmsgpack`, written in Rust.
@@ -25,6 +27,7 @@
 //! KILL / FUNCTION KILL set the interpreter's kill flag, which a count hook turns into an error inside the
 //! script; SHUTDOWN NOSAVE (and SIGTERM) kill it whatever it did and shut down.
 
+pub mod capi;
 pub mod convert;
 pub mod current;
 pub mod functions;
@@ -39,7 +42,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLock
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mlua::{Function, MultiValue, Value};
+use mlua::Function;
 
 use crate::cmd::spec::Flags;
 use crate::cmd::{CmdError, CommandSpec, Ctx};
@@ -403,33 +406,62 @@ impl Scripting {
         if by_sha && (script.len() != 40 || !eval.scripts.contains_key(&sha)) {
             return Err(CmdError::Raw("NOSCRIPT No matching script. Please use EVAL.".into()));
         }
-        let (function, flags) = compile_cached(&mut eval, &sha, script)?;
-        let command = vec![Bytes::from_static(if by_sha { b"evalsha" } else { b"eval" })];
-        let invocation = Invocation { name: &sha, function, flags, read_only, keys, args, eval: true, command };
-        self.run(&eval.vm, ctx, invocation)
+        compile_cached(&mut eval, &sha, script)?;
+        let eval = &*eval;
+        let Some(cached) = eval.scripts.get(&sha) else {
+            return Err(CmdError::Raw("NOSCRIPT No matching script. Please use EVAL.".into()));
+        };
+        let command = [Bytes::from_static(if by_sha { b"evalsha" } else { b"eval" })];
+        // The cached function is borrowed, not cloned: a clone and its drop are two trips through mlua's
+        // lock and reference slots per run.
+        let call = Call {
+            name: &sha,
+            function: &cached.function,
+            flags: cached.flags,
+            read_only,
+            keys: &keys,
+            args: &args,
+            eval: true,
+            command: &command,
+        };
+        self.run_call(&eval.vm, ctx, &call)
     }
 
     /// Runs a compiled script or function in `vm` for `ctx`'s client.
     pub fn run(&self, vm: &Vm, ctx: &mut Ctx<'_>, invocation: Invocation<'_>) -> Result<Reply, CmdError> {
-        let flags = invocation.flags;
+        let call = Call {
+            name: invocation.name,
+            function: &invocation.function,
+            flags: invocation.flags,
+            read_only: invocation.read_only,
+            keys: &invocation.keys,
+            args: &invocation.args,
+            eval: invocation.eval,
+            command: &invocation.command,
+        };
+        self.run_call(vm, ctx, &call)
+    }
+
+    fn run_call(&self, vm: &Vm, ctx: &mut Ctx<'_>, call: &Call<'_>) -> Result<Reply, CmdError> {
+        let flags = call.flags;
         let compat = flags.has(ScriptFlags::EVAL_COMPAT);
-        if !compat && !flags.has(ScriptFlags::NO_WRITES) && invocation.read_only {
+        if !compat && !flags.has(ScriptFlags::NO_WRITES) && call.read_only {
             return Err(CmdError::err("Can not execute a script with write flag using *_ro command."));
         }
-        let read_only = invocation.read_only || (!compat && flags.has(ScriptFlags::NO_WRITES));
+        let read_only = call.read_only || (!compat && flags.has(ScriptFlags::NO_WRITES));
         vm.kill.store(false, Ordering::Relaxed);
         let wrote = Arc::new(AtomicBool::new(false));
         *lock(&self.running) = Some(Running {
             started: Instant::now(),
-            eval: invocation.eval,
+            eval: call.eval,
             kill: vm.kill.clone(),
             wrote: wrote.clone(),
-            name: invocation.name.to_string(),
-            command: invocation.command.clone(),
+            name: call.name.to_string(),
+            command: call.command.to_vec(),
         });
         self.active.store(true, Ordering::Release);
         let (db, proto) = (ctx.client.db, ctx.client.proto);
-        let result = run_in_vm(vm, ctx, &invocation, read_only, &wrote);
+        let result = run_in_vm(vm, ctx, call, read_only, &wrote);
         ctx.client.db = db;
         ctx.client.proto = proto;
         {
@@ -448,9 +480,21 @@ impl Scripting {
                 tracing::debug!(%error, "script killed");
                 Err(CmdError::err("Script killed by user with SCRIPT KILL..."))
             }
-            Err(error) => Err(CmdError::err(format!("Error running script {}, {:.100}", invocation.name, error))),
+            Err(error) => Err(CmdError::err(format!("Error running script {}, {:.100}", call.name, error))),
         }
     }
+}
+
+/// One run, everything borrowed (see [`Invocation`]).
+struct Call<'a> {
+    name: &'a str,
+    function: &'a Function,
+    flags: ScriptFlags,
+    read_only: bool,
+    keys: &'a [Bytes],
+    args: &'a [Bytes],
+    eval: bool,
+    command: &'a [Bytes],
 }
 
 /// One script or function call.
@@ -473,132 +517,78 @@ pub struct Invocation<'a> {
     pub command: Vec<Bytes>,
 }
 
-fn compile_cached(eval: &mut EvalState, sha: &str, body: &[u8]) -> Result<(Function, ScriptFlags), CmdError> {
-    if let Some(script) = eval.scripts.get(sha) {
-        return Ok((script.function.clone(), script.flags));
+/// Compiles and caches `body` under `sha` unless it is cached already.
+fn compile_cached(eval: &mut EvalState, sha: &str, body: &[u8]) -> Result<(), CmdError> {
+    if eval.scripts.contains_key(sha) {
+        return Ok(());
     }
     let (flags, skip) = shebang(body).map_err(CmdError::err)?;
     let function = eval
         .vm
         .compile(&body[skip..], "@user_script", &eval.vm.env)
         .map_err(|message| CmdError::err(format!("Error compiling script (new function): {message}")))?;
-    eval.scripts.insert(sha.to_string(), Script { function: function.clone(), flags, body_len: body.len() });
-    Ok((function, flags))
-}
-
-fn string_table(lua: &mlua::Lua, items: &[Bytes]) -> mlua::Result<mlua::Table> {
-    let table = lua.create_table_with_capacity(items.len(), 0)?;
-    for (index, item) in items.iter().enumerate() {
-        table.raw_set(index + 1, lua.create_string(item)?)?;
-    }
-    Ok(table)
+    eval.scripts.insert(sha.to_string(), Script { function, flags, body_len: body.len() });
+    Ok(())
 }
 
 /// Runs the invocation with `redis.call` bound to `ctx` (through [`current`]); the reply (errors
 /// included) or a failure of the interpreter itself.
-fn run_in_vm(
-    vm: &Vm,
-    ctx: &mut Ctx<'_>,
-    invocation: &Invocation<'_>,
-    read_only: bool,
-    wrote: &AtomicBool,
-) -> mlua::Result<Reply> {
-    let lua = &vm.lua;
-    let keys = string_table(lua, &invocation.keys)?;
-    let args = string_table(lua, &invocation.args)?;
+fn run_in_vm(vm: &Vm, ctx: &mut Ctx<'_>, call: &Call<'_>, read_only: bool, wrote: &AtomicBool) -> mlua::Result<Reply> {
     let current = current::Current::new(ctx, read_only, wrote);
-    let result: (bool, Value) = current.enter(|| {
-        if invocation.eval {
-            let globals = lua.globals();
-            globals.raw_set("KEYS", keys)?;
-            globals.raw_set("ARGV", args)?;
-            vm.runner.call(&invocation.function)
-        } else {
-            vm.runner.call((&invocation.function, keys, args))
-        }
-    })?;
-    let proto = current.proto();
-    let (ok, value) = result;
-    if ok {
-        return Ok(convert::lua_to_reply(&value, proto));
-    }
-    Ok(Reply::Error(error_reply_text(&value, invocation.name).into()))
+    current
+        .enter(|| capi::run_script(vm, call.function, call.keys, call.args, call.eval, call.name, || current.proto()))
 }
 
-/// `redis.call` (`raise`) / `redis.pcall` of `args` for this thread's running script: `ok, value` for
-/// the C function that raises `value` when `ok` is false.
-pub fn call_from_script(lua: &mlua::Lua, raise: bool, args: &MultiValue) -> mlua::Result<(bool, Value)> {
-    let outcome = current::with(|current| {
-        let current = current?;
+/// `redis.call` / `redis.pcall` of `args` (`Err` if one is not a string or number) for this thread's
+/// running script: the command's reply, or why it did not run.
+pub fn call_for_script(args: Result<Vec<Bytes>, ()>) -> capi::Outcome {
+    current::with(|current| {
+        let Some(current) = current else {
+            return capi::Outcome::Outside;
+        };
         let proto = current.proto();
         current
-            .with_ctx(|ctx| script_call(ctx, args, current.read_only, current.wrote, proto))
-            .map(|outcome| (outcome, proto))
-    });
-    let Some((outcome, proto)) = outcome else {
-        let table = convert::error_table(lua, "redis.call/pcall can only be called inside a script invocation")?;
-        return Ok((false, Value::Table(table)));
-    };
-    match outcome {
-        Err(message) => {
-            let table = convert::error_table(lua, &message)?;
-            Ok((!raise, Value::Table(table)))
-        }
-        Ok(reply) => {
-            let failed = reply.is_error();
-            let value = convert::reply_to_lua(lua, &reply, proto)?;
-            Ok((!(raise && failed), value))
-        }
-    }
+            .with_ctx(|ctx| match script_call(ctx, args, current.read_only, current.wrote, proto) {
+                Ok(reply) => capi::Outcome::Reply(reply, proto),
+                Err(ScriptCallError::Arguments(message)) => capi::Outcome::Refused(message),
+                Err(ScriptCallError::Command(message)) => capi::Outcome::Rejected(message),
+            })
+            .unwrap_or(capi::Outcome::Outside)
+    })
 }
 
-/// The error line for a script that raised `error` (Redis's `luaCallFunction`): the `err` text, then
-/// ` script: <name>, on <source>:<line>.` when the handler found where.
-fn error_reply_text(error: &Value, name: &str) -> String {
-    let Value::Table(table) = error else {
-        let text = match error {
-            Value::String(s) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
-            _ => "execution failure".into(),
-        };
-        return format!("ERR Error running script {name}, {text:.100}");
-    };
-    let field = |key: &str| match table.raw_get::<Value>(key) {
-        Ok(Value::String(s)) => Some(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
-        Ok(v @ (Value::Integer(_) | Value::Number(_))) => {
-            vm::number_of(&v).map(|n| if n.fract() == 0.0 { format!("{}", n as i64) } else { n.to_string() })
-        }
-        _ => None,
-    };
-    let mut text = field("err").unwrap_or_else(|| "(null)".into());
-    if let (Some(source), Some(line)) = (field("source"), field("line")) {
-        text.push_str(&format!(" script: {name}, on {source}:{line}."));
-    }
-    text
+/// Why `redis.call` did not run a command.
+enum ScriptCallError {
+    /// The arguments are not a command line.
+    Arguments(&'static str),
+    /// The command may not run (unknown, wrong arity, NOSCRIPT, a write from a read-only script).
+    Command(&'static str),
 }
 
 /// `redis.call` of `args` for the running script: the reply, or the error message Redis gives before a
 /// command runs.
 fn script_call(
     ctx: &mut Ctx<'_>,
-    args: &MultiValue,
+    args: Result<Vec<Bytes>, ()>,
     read_only: bool,
     wrote: &AtomicBool,
     proto: Protocol,
-) -> Result<Reply, String> {
-    if args.is_empty() {
-        return Err("Please specify at least one argument for this redis lib call".into());
-    }
-    let argv: Option<Vec<Bytes>> = args.iter().map(vm::command_arg).collect();
-    let Some(argv) = argv else {
-        return Err("Lua redis lib command arguments must be strings or integers".into());
+) -> Result<Reply, ScriptCallError> {
+    use ScriptCallError::{Arguments, Command};
+    let argv = match args {
+        Ok(argv) if argv.is_empty() => {
+            return Err(Arguments("Please specify at least one argument for this redis lib call"));
+        }
+        Ok(argv) => argv,
+        Err(()) => return Err(Arguments("Lua redis lib command arguments must be strings or integers")),
     };
     let (spec, start) = match crate::server::dispatch::resolve(&argv) {
         Ok(found) => found,
-        Err(CmdError::WrongArity(_)) => return Err("Wrong number of args calling Redis command from script".into()),
-        Err(_) => return Err("Unknown Redis command called from script".into()),
+        Err(CmdError::WrongArity(_)) => return Err(Command("Wrong number of args calling Redis command from script")),
+        Err(_) => return Err(Command("Unknown Redis command called from script")),
     };
     if spec.has(Flags::NOSCRIPT) {
-        return Err("This Redis command is not allowed from script".into());
+        return Err(Command("This Redis command is not allowed from script"));
     }
     if !crate::server::gate::runs_inline(spec) {
         // A command that may take long (KEYS, SORT, DEBUG SLEEP...): leave the worker first.
@@ -606,7 +596,7 @@ fn script_call(
     }
     if spec.has(Flags::WRITE) {
         if read_only {
-            return Err("Write commands are not allowed from read-only scripts.".into());
+            return Err(Command("Write commands are not allowed from read-only scripts."));
         }
         wrote.store(true, Ordering::Relaxed);
     }

@@ -15,8 +15,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, Variadic, VmState};
+use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, Variadic, VmState};
 
+use super::capi::{self, c_acl_check, c_log, c_set_repl, c_setresp, c_sha1};
 use super::convert;
 use crate::resp::reply::format_g;
 
@@ -191,8 +192,10 @@ pub struct Vm {
     pub env: Table,
     /// The unprotected `redis` table (FUNCTION LOAD adds `register_function` to it).
     pub redis: Table,
-    /// `run(f, ...)`: calls `f` under the error handler; returns `ok, result`.
+    /// `run(f, ...)`: calls `f` under the error handler; returns `ok, result` (FUNCTION LOAD).
     pub runner: Function,
+    /// The error handler (adds `source` and `line` to what a script raises).
+    pub handler: Function,
     /// The environment of function libraries (the load API while loading, the globals after).
     pub function_env: Table,
     /// `set_loading(bool)`: switches [`Vm::function_env`].
@@ -222,9 +225,7 @@ impl Vm {
         libs.raw_set("random", lua.create_function(super::libs::random)?)?;
         libs.raw_set("randomseed", lua.create_function(super::libs::randomseed)?)?;
         libs.raw_set("register", lua.create_function(super::functions::register_function)?)?;
-        lua.set_named_registry_value(RAW_CALL_KEY, lua.create_function(raw_call)?)?;
-        // SAFETY: the C functions only use the Lua stack API on their own state (see `call_generic`).
-        let (c_call, c_pcall) = unsafe { (lua.create_c_function(redis_call)?, lua.create_c_function(redis_pcall)?) };
+        let (c_call, c_pcall) = capi::redis_call_functions(&lua)?;
         let helpers = (
             c_call,
             c_pcall,
@@ -253,7 +254,8 @@ impl Vm {
                 None => Ok(VmState::Continue),
             }
         })?;
-        Ok(Vm { lua, env, redis, runner, function_env, set_loading, kill })
+        let handler = lua.globals().raw_get("__redis__err__handler")?;
+        Ok(Vm { lua, env, redis, runner, handler, function_env, set_loading, kill })
     }
 
     /// Compiles `code` as chunk `name` (`@user_script`, `@user_function`) in the protected environment.
@@ -265,42 +267,9 @@ impl Vm {
     }
 }
 
-/// Registry key of [`raw_call`], which the C functions behind `redis.call`/`redis.pcall` call.
-const RAW_CALL_KEY: &str = "velo.raw_call";
-
-/// `redis.call`: a C function, not a Lua wrapper, so that a script's `return redis.call(...)` is not a
-/// tail call that would hide the script's line from the error handler (Redis's is C too).
-unsafe extern "C-unwind" fn redis_call(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
-    call_generic(state, 1)
-}
-
-/// `redis.pcall` (see [`redis_call`]).
-unsafe extern "C-unwind" fn redis_pcall(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
-    call_generic(state, 0)
-}
-
-/// Calls [`raw_call`]`(raise, args...)`; raises its second result when its first is false, else
-/// returns it. Nothing here owns Rust resources, so `lua_error`'s longjmp skips no destructor.
-unsafe fn call_generic(state: *mut mlua::ffi::lua_State, raise: std::ffi::c_int) -> std::ffi::c_int {
-    use mlua::ffi;
-    let n = ffi::lua_gettop(state);
-    if ffi::lua_checkstack(state, 3) == 0 {
-        ffi::luaL_error(state, c"reached lua stack limit".as_ptr());
-    }
-    ffi::lua_pushlstring(state, RAW_CALL_KEY.as_ptr().cast(), RAW_CALL_KEY.len());
-    ffi::lua_rawget(state, ffi::LUA_REGISTRYINDEX);
-    ffi::lua_insert(state, 1);
-    ffi::lua_pushboolean(state, raise);
-    ffi::lua_insert(state, 2);
-    ffi::lua_call(state, n + 1, 2);
-    if ffi::lua_toboolean(state, -2) == 0 {
-        ffi::lua_error(state);
-    }
-    1
-}
-
-/// A `redis.*` helper as a C function (no tail call hides the script's line, see [`redis_call`]): the
-/// Rust function `raw` is kept in the registry under `key`; `c` is the C function that calls it.
+/// A `redis.*` helper as a C function (no tail call hides the script's line, see
+/// [`capi`]): the Rust function `raw` is kept in the registry under `key`; `c` is the C
+/// function that calls it.
 fn raising(
     lua: &Lua,
     key: &str,
@@ -308,42 +277,8 @@ fn raising(
     c: mlua::ffi::lua_CFunction,
 ) -> mlua::Result<Function> {
     lua.set_named_registry_value(key, lua.create_function(raw)?)?;
-    // SAFETY: the C functions only use the Lua stack API on their own state (see `raise_generic`).
+    // SAFETY: the C functions only use the Lua stack API on their own state (see `capi::raise_generic`).
     unsafe { lua.create_c_function(c) }
-}
-
-macro_rules! raising_c {
-    ($($name:ident => $key:expr),* $(,)?) => {$(
-        unsafe extern "C-unwind" fn $name(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
-            raise_generic(state, $key)
-        }
-    )*};
-}
-
-raising_c! {
-    c_log => "velo.raw_log",
-    c_sha1 => "velo.raw_sha1",
-    c_setresp => "velo.raw_setresp",
-    c_set_repl => "velo.raw_set_repl",
-    c_acl_check => "velo.raw_acl_check",
-}
-
-/// Calls the registry function `key` with the arguments; raises its second result when its first is
-/// false, else returns its second result.
-unsafe fn raise_generic(state: *mut mlua::ffi::lua_State, key: &str) -> std::ffi::c_int {
-    use mlua::ffi;
-    let n = ffi::lua_gettop(state);
-    if ffi::lua_checkstack(state, 3) == 0 {
-        ffi::luaL_error(state, c"reached lua stack limit".as_ptr());
-    }
-    ffi::lua_pushlstring(state, key.as_ptr().cast(), key.len());
-    ffi::lua_rawget(state, ffi::LUA_REGISTRYINDEX);
-    ffi::lua_insert(state, 1);
-    ffi::lua_call(state, n, 2);
-    if ffi::lua_toboolean(state, -2) == 0 {
-        ffi::lua_error(state);
-    }
-    1
 }
 
 /// `ok, value` for the Lua wrappers: ok.
@@ -354,11 +289,6 @@ fn ok(lua: &Lua, value: impl mlua::IntoLua) -> mlua::Result<(bool, Value)> {
 /// `ok, value` for the Lua wrappers: raise Redis's error table for `message` (no code: `ERR`).
 fn fail(lua: &Lua, message: &str) -> mlua::Result<(bool, Value)> {
     Ok((false, Value::Table(convert::error_table(lua, message)?)))
-}
-
-/// `redis.call` / `redis.pcall`: forwards to the running script's command function.
-fn raw_call(lua: &Lua, (raise, args): (bool, MultiValue)) -> mlua::Result<(bool, Value)> {
-    super::call_from_script(lua, raise, &args)
 }
 
 /// A command argument from Lua: strings as they are, numbers as `%.17g` (Redis does not use Lua's

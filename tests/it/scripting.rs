@@ -110,6 +110,86 @@ fn eval_conversions_and_errors() {
     );
 }
 
+/// `redis.call`'s argument and reply conversions and the script's return conversion, which run on the raw
+/// Lua stack (script::capi): every reply type in both protocols, numbers as `%.17g`, error codes, nesting.
+#[test]
+fn call_conversions_on_the_stack() {
+    let (redis, velo) = servers();
+    compare(
+        &redis,
+        &velo,
+        "call_conversions",
+        &[
+            "EVAL \"redis.call('set', 'n', 123456789012345678); return redis.call('get', 'n')\" 0",
+            "EVAL \"redis.call('set', 'n', 1e17); return redis.call('get', 'n')\" 0",
+            "EVAL \"redis.call('set', 'n', 99999999999999999); return redis.call('get', 'n')\" 0",
+            "EVAL \"redis.call('set', 'n', 1e16); return redis.call('get', 'n')\" 0",
+            "EVAL \"redis.call('set', 'n', -0.0); return redis.call('get', 'n')\" 0",
+            "EVAL \"redis.call('set', 'n', 0.1); return redis.call('get', 'n')\" 0",
+            "EVAL \"redis.call('set', 'n', -12.5); return redis.call('get', 'n')\" 0",
+            "EVAL \"redis.call('set', 'n', 2^63); return redis.call('get', 'n')\" 0",
+            "EVAL \"redis.call('set', 'n', 1/0); return redis.call('get', 'n')\" 0",
+            "EVAL \"redis.call('set', 'n', -1/0); return redis.call('get', 'n')\" 0",
+            "EVAL \"redis.call('set', 'n', 0/0); return redis.call('get', 'n')\" 0",
+            "EVAL \"redis.call('set', 'e', ''); return redis.call('get', 'e')\" 0",
+            "EVAL \"return redis.call('set', 'k', true)\" 0",
+            "EVAL \"return redis.call('set', 'k', nil)\" 0",
+            "EVAL \"return redis.pcall('get', {})\" 0",
+            "EVAL \"return redis.call('ping')\" 0",
+            "EVAL \"local r = redis.call('set', 'a', 'b'); return {type(r), r.ok}\" 0",
+            "EVAL \"return redis.call('get', 'a', 'extra')\" 0",
+            "EVAL \"return redis.pcall('get', 'a', 'extra')\" 0",
+            "EVAL \"local r = redis.pcall('lpush', 'a', 'x'); return {r.err, tostring(r.ignore_error_stats_update)}\" 0",
+            "EVAL \"return redis.call('lpush', 'a', 'x')\" 0",
+            "EVAL \"return redis.pcall('lpush', 'a', 'x')\" 0",
+            "EVAL \"local r = redis.pcall('nosuch'); return {r.err, tostring(r.ignore_error_stats_update)}\" 0",
+            "EVAL \"return {redis.call('exists', 'a'), type(redis.call('exists', 'a'))}\" 0",
+            "RPUSH l a b c",
+            "EVAL \"return redis.call('lrange', 'l', 0, -1)\" 0",
+            "EVAL \"return redis.call('mget', 'a', 'nosuch', 'a')\" 0",
+            "EVAL \"local r = redis.call('mget', 'nosuch'); return {type(r[1]), tostring(r[1])}\" 0",
+            "EVAL \"redis.setresp(3); local r = redis.call('mget', 'nosuch'); return {type(r[1]), #r}\" 0",
+            "HSET h f1 v1 f2 v2",
+            "EVAL \"return redis.call('hgetall', 'h')\" 0",
+            "EVAL \"redis.setresp(3); local r = redis.call('hgetall', 'h'); return {r.map.f1, r.map.f2}\" 0",
+            "EVAL \"redis.setresp(3); return redis.call('hgetall', 'h')\" 0",
+            "SADD s m1",
+            "EVAL \"return redis.call('smembers', 's')\" 0",
+            "EVAL \"redis.setresp(3); local r = redis.call('smembers', 's'); return tostring(r.set.m1)\" 0",
+            "EVAL \"redis.setresp(3); return redis.call('smembers', 's')\" 0",
+            "ZADD z 1.5 m",
+            "EVAL \"return redis.call('zscore', 'z', 'm')\" 0",
+            "EVAL \"redis.setresp(3); local r = redis.call('zscore', 'z', 'm'); return {type(r), tostring(r.double)}\" 0",
+            "EVAL \"redis.setresp(3); return redis.call('zscore', 'z', 'm')\" 0",
+            "EVAL \"return redis.call('zrange', 'z', 0, -1, 'withscores')\" 0",
+            "EVAL \"redis.setresp(3); return redis.call('zrange', 'z', 0, -1, 'withscores')\" 0",
+            "EVAL \"redis.setresp(3); return redis.call('hexists', 'h', 'f1')\" 0",
+            "XADD x 1-1 f v",
+            "EVAL \"return redis.call('xrange', 'x', '-', '+')\" 0",
+            "EVAL \"return {err=5}\" 0",
+            "EVAL \"return {ok=5}\" 0",
+            "EVAL \"return {double='x'}\" 0",
+            "EVAL \"return {double=2}\" 0",
+            "EVAL \"return {big_number='12\\r\\n34'}\" 0",
+            "EVAL \"return {verbatim_string={format='txt', string='hello'}}\" 0",
+            "EVAL \"return {map={a={1,2}}, set={}}\" 0",
+            "EVAL \"return {set={x=true}}\" 0",
+            "EVAL \"return {1, {2, {3, {4, {5}}}}, 'x'}\" 0",
+            "EVAL \"local t = {}; for i = 1, 100 do t[i] = i end; return t\" 0",
+            "EVAL \"return {1, 2, nil, 4}\" 0",
+            "EVAL \"return {[2] = 'x'}\" 0",
+            "EVAL \"return function() end\" 0",
+            "EVAL \"error({err=5})\" 0",
+            "EVAL \"error(7)\" 0",
+            "EVAL \"\nlocal x = 1\nreturn redis.call('nosuch')\" 0",
+            "EVAL \"local c = coroutine.create(function() return redis.call('get', 'a') end); return {coroutine.resume(c)}\" 0",
+            "EVAL \"local ok, e = pcall(redis.call, 'lpush', 'a', 'x'); return {tostring(ok), e}\" 0",
+            "EVAL \"return redis.call('set', KEYS[1], ARGV[1], ARGV[2], ARGV[3])\" 1 kx vx EX 100",
+            "EVAL \"return redis.call('ttl', KEYS[1])\" 1 kx",
+        ],
+    );
+}
+
 #[test]
 fn libraries() {
     let (redis, velo) = servers();
