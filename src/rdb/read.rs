@@ -309,7 +309,7 @@ pub struct RdbReader<'a> {
     /// The CRC64 of `cur.buf[..crc_upto]`, kept up as items are read, so that checking it at the end
     /// does not read the whole file again: a caller that maps the file can drop the pages behind the
     /// reader (`velo rdb-restore` does), and they stay dropped.
-    crc: crc::Digest<'static, u64>,
+    crc: super::Crc64Digest,
     crc_upto: usize,
 }
 

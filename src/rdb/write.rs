@@ -315,7 +315,7 @@ pub fn payload(value: &Value) -> Vec<u8> {
 /// Writes an RDB file: header, aux fields, databases, keys, EOF and CRC64.
 pub struct RdbWriter<W: Write> {
     out: W,
-    digest: crc::Digest<'static, u64>,
+    digest: super::Crc64Digest,
     written: u64,
     buf: Vec<u8>,
     compress: bool,
