@@ -9,6 +9,12 @@
 //! key hash, sequence) and spilled to a run file. At the end every slot's runs are merged, which yields its
 //! cells in bucket order for a table sized once for the final count: each bucket's pages are written once.
 //!
+//! Threads: the staging (value envelopes, segments and their compression, cells, sorted runs) runs on
+//! worker threads, each owning every n-th slot; [`BulkLoad::write_slot`] only hands the ops over in
+//! batches, so the caller's thread produces the next keys (parses its input) meanwhile. At the end the
+//! workers build their slots' pages in parallel. The result is the same as one thread's: a slot's cells
+//! are ordered by their sequence numbers, which only its worker assigns.
+//!
 //! Publishing: the staged files are fsynced, then `bulk/COMMIT` (the list of slots and their files) is
 //! written atomically (temporary file, fsync, rename, directory fsync): that rename is the commit point.
 //! The staged files are then renamed over the slot's own, the slot's old chunk and big files deleted, and
@@ -18,7 +24,9 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use super::buckets::{BUCKETS_FILE, OVERFLOW_FILE};
 use super::envelope::{self, CompressionPolicy, ValueKind};
@@ -49,6 +57,15 @@ const WRITE_BUFFER: usize = 256 << 10;
 const BULK_FILL: f64 = 0.7;
 /// Bytes read at a time from a run file during the merge.
 const READ_BUFFER: usize = 256 << 10;
+/// Ops handed to a worker at a time (or fewer, once they hold this many key and value bytes).
+const BATCH_OPS: usize = 2048;
+const BATCH_BYTES: usize = 1 << 20;
+/// Batches queued per worker: bounds the memory in flight while the caller runs ahead.
+const QUEUE: usize = 4;
+/// Most worker threads a load uses (fewer on a machine with fewer cores, or with fewer slots).
+const MAX_WORKERS: usize = 4;
+/// Bytes of a sort entry of the in-memory buffer (slot, reversed hash, seq, offset).
+const INDEX_ENTRY: usize = std::mem::size_of::<(u16, u64, u64, u32)>();
 
 /// What a slot's staged value is.
 const STORE_INLINE: u8 = 0;
@@ -94,23 +111,68 @@ struct StagedCell {
 
 /// A bulk load in progress: see the module docs. Created by [`super::Engine::bulk_load`], fed with
 /// [`BulkLoad::write_slot`], published by [`super::Engine::commit_bulk`]. Dropped without a commit, it
-/// deletes what it staged.
+/// stops its workers and deletes what it staged.
 pub struct BulkLoad {
+    fs: Arc<dyn FileSystem>,
+    dir: PathBuf,
+    slot_count: usize,
+    /// Worker `w` owns the slots `w`, `w + n`, `w + 2n`... (`n` workers).
+    workers: Vec<Worker>,
+    committed: bool,
+    /// Keys written.
+    pub keys: u64,
+}
+
+/// Part of a [`CommitPlan`]: (slot, checkpoint sequence, files).
+type PlanSlots = Vec<(u32, u64, Vec<String>)>;
+
+/// Ops for one worker, with the worker's own index of their slot.
+type Batch = Vec<(u32, BatchOp)>;
+
+enum Message {
+    Ops(Batch),
+    RunBudget(usize),
+}
+
+/// A worker thread and the ops not yet handed to it.
+struct Worker {
+    sender: Option<SyncSender<Message>>,
+    handle: Option<JoinHandle<Result<Stager>>>,
+    pending: Batch,
+    pending_bytes: usize,
+}
+
+impl Worker {
+    /// Stops the worker (its queue closes; it stages what it holds) and takes its state back.
+    fn finish(&mut self) -> Result<Stager> {
+        self.sender = None;
+        match self.handle.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => Err(Error::Config("bulk load: a worker already stopped".into())),
+        }
+    }
+}
+
+/// One worker's share of a load: its slots (its local slot `k` is the load's slot `worker + k *
+/// workers`) and the buffered cells of those slots.
+struct Stager {
+    worker: usize,
+    workers: usize,
     fs: Arc<dyn FileSystem>,
     dir: PathBuf,
     compression: CompressionPolicy,
     inline_max: usize,
     segment_size: usize,
     slots: Vec<StagedSlot>,
-    /// Encoded cells not yet spilled, and their sort keys (slot, reversed hash, seq, offset).
+    /// Encoded cells not yet spilled, and their sort keys (local slot, reversed hash, seq, offset).
     arena: Vec<u8>,
     index: Vec<(u16, u64, u64, u32)>,
-    /// Spilled runs: file, and per slot the byte range of its cells.
+    /// Spilled runs: file, and per local slot the byte range of its cells.
     runs: Vec<(PathBuf, Vec<(u64, u64)>)>,
-    committed: bool,
     run_budget: usize,
-    /// Keys written.
-    pub keys: u64,
+    /// Scratch for a value's envelope (reused: no allocation per value).
+    envelope: Vec<u8>,
 }
 
 /// The commit file's plan: per slot, its files and its new checkpoint sequence.
@@ -286,7 +348,7 @@ fn fail_point(point: &str) {
 
 impl BulkLoad {
     /// Starts a load into the slots whose current metadata is `bases` (one per slot). Stale staged files
-    /// of an earlier attempt are removed first.
+    /// of an earlier attempt are removed first. Starts the worker threads.
     pub(crate) fn begin(
         fs: Arc<dyn FileSystem>,
         dir: &Path,
@@ -298,10 +360,28 @@ impl BulkLoad {
         discard(fs.as_ref(), dir)?;
         let bulk = staging_dir(dir);
         fs.create_dir_all(&bulk).map_err(io_err("create", &bulk))?;
-        let slots = bases
-            .into_iter()
-            .enumerate()
-            .map(|(index, base)| StagedSlot {
+        let slot_count = bases.len();
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let count = cores.clamp(1, MAX_WORKERS).min(slot_count.max(1));
+        let mut stagers: Vec<Stager> = (0..count)
+            .map(|worker| Stager {
+                worker,
+                workers: count,
+                fs: fs.clone(),
+                dir: dir.to_path_buf(),
+                compression,
+                inline_max,
+                segment_size,
+                slots: Vec::new(),
+                arena: Vec::new(),
+                index: Vec::new(),
+                runs: Vec::new(),
+                run_budget: (RUN_BUDGET / count).max(1),
+                envelope: Vec::new(),
+            })
+            .collect();
+        for (index, base) in bases.into_iter().enumerate() {
+            stagers[index % count].slots.push(StagedSlot {
                 dir: bulk.join(slot_name(index)),
                 next_seq: base.checkpoint_seq + 1,
                 base,
@@ -317,94 +397,248 @@ impl BulkLoad {
                 files: Vec::new(),
                 cells: 0,
                 cell_bytes: 0,
-            })
-            .collect();
-        Ok(BulkLoad {
-            fs,
-            dir: dir.to_path_buf(),
-            compression,
-            inline_max,
-            segment_size,
-            slots,
-            arena: Vec::new(),
-            index: Vec::new(),
-            runs: Vec::new(),
-            committed: false,
-            run_budget: RUN_BUDGET,
-            keys: 0,
-        })
+            });
+        }
+        let mut load =
+            BulkLoad { fs, dir: dir.to_path_buf(), slot_count, workers: Vec::new(), committed: false, keys: 0 };
+        for stager in stagers {
+            let (sender, receiver) = sync_channel::<Message>(QUEUE);
+            let name = format!("velo-bulk-{}", stager.worker);
+            let handle = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || stager.run(receiver))
+                .map_err(|e| Error::io("start a thread", &bulk, e))?;
+            load.workers.push(Worker {
+                sender: Some(sender),
+                handle: Some(handle),
+                pending: Vec::new(),
+                pending_bytes: 0,
+            });
+        }
+        Ok(load)
     }
 
-    /// Bytes of cells kept in memory before a sorted run is spilled to disk (64 MiB unless set; tests set
-    /// it low to exercise the merge).
+    /// Bytes of cells kept in memory before a sorted run is spilled to disk (64 MiB unless set, shared by
+    /// the workers; tests set it low to exercise the merge).
     pub fn set_run_budget(&mut self, bytes: usize) {
-        self.run_budget = bytes.max(1);
+        let share = (bytes / self.workers.len().max(1)).max(1);
+        for worker in 0..self.workers.len() {
+            // A worker that failed reports its error at the next write or at the build.
+            let _ = self.hand_over(worker);
+            let _ = self.send(worker, Message::RunBudget(share));
+        }
     }
 
     /// Adds writes to slot `slot`. As with `Slot::write_batch`, the ops of one key (a split collection's
     /// header, parts and owner record) all go to the slot of the key, whatever their own keys hash to.
     /// The slots are empty, so a delete only cancels an earlier write of the load. A key written twice
-    /// keeps its last value.
+    /// keeps its last value. The ops are staged by a worker thread: an error there (a failed write)
+    /// is returned by a later call, or by the commit.
     pub fn write_slot(&mut self, slot: usize, ops: Vec<BatchOp>) -> Result<()> {
-        if slot >= self.slots.len() {
+        if slot >= self.slot_count {
             return Err(Error::Config(format!("bulk load: no slot {slot}")));
         }
+        let count = self.workers.len().max(1);
+        let (worker, local) = (slot % count, (slot / count) as u32);
+        let Some(target) = self.workers.get_mut(worker) else {
+            return Err(Error::Config("bulk load: no worker".into()));
+        };
         for op in ops {
-            let (db, key, kind, value, expire_at_ms) = match op {
-                BatchOp::Set { db, key, kind, value, expire_at_ms } => (db, key, kind, value, expire_at_ms),
-                BatchOp::Delete { db, key } => {
-                    self.add_delete(slot, db, key)?;
-                    continue;
+            match &op {
+                BatchOp::Set { key, value, .. } => {
+                    if key.len() > page::MAX_KEY_LEN {
+                        return Err(Error::TooLarge(format!(
+                            "key of {} bytes exceeds the limit of {} bytes",
+                            key.len(),
+                            page::MAX_KEY_LEN
+                        )));
+                    }
+                    self.keys += 1;
+                    target.pending_bytes += key.len() + value.len();
                 }
-            };
-            if key.len() > page::MAX_KEY_LEN {
-                return Err(Error::TooLarge(format!(
-                    "key of {} bytes exceeds the limit of {} bytes",
-                    key.len(),
-                    page::MAX_KEY_LEN
-                )));
+                BatchOp::Delete { key, .. } => target.pending_bytes += key.len(),
             }
-            let envelope = envelope::encode(kind, &value, self.compression);
-            self.add(slot, db, key, kind, &envelope, expire_at_ms.unwrap_or(0))?;
-            self.keys += 1;
+            target.pending.push((local, op));
         }
-        if self.arena.len() + self.index.len() * 24 >= self.run_budget {
+        if target.pending.len() >= BATCH_OPS || target.pending_bytes >= BATCH_BYTES {
+            self.hand_over(worker)?;
+        }
+        Ok(())
+    }
+
+    /// Sends worker `worker` the ops pending for it.
+    fn hand_over(&mut self, worker: usize) -> Result<()> {
+        let Some(target) = self.workers.get_mut(worker) else { return Ok(()) };
+        if target.pending.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut target.pending, Vec::with_capacity(BATCH_OPS));
+        target.pending_bytes = 0;
+        self.send(worker, Message::Ops(batch))
+    }
+
+    fn send(&mut self, worker: usize, message: Message) -> Result<()> {
+        let Some(target) = self.workers.get_mut(worker) else { return Ok(()) };
+        if target.sender.as_ref().is_some_and(|sender| sender.send(message).is_ok()) {
+            return Ok(());
+        }
+        // The worker stopped: its result says why.
+        match target.finish() {
+            Err(error) => Err(error),
+            Ok(_) => Err(Error::Config("bulk load: a worker stopped".into())),
+        }
+    }
+
+    /// Stops the workers and builds every slot that received keys (the workers' slots in parallel);
+    /// returns the commit plan.
+    pub(crate) fn build(&mut self) -> Result<CommitPlan> {
+        for worker in 0..self.workers.len() {
+            self.hand_over(worker)?;
+        }
+        let mut stagers = Vec::with_capacity(self.workers.len());
+        for worker in &mut self.workers {
+            stagers.push(worker.finish()?);
+        }
+        let built: Vec<Result<PlanSlots>> = match stagers.as_mut_slice() {
+            [one] => vec![one.build()],
+            many => std::thread::scope(|scope| {
+                let handles: Vec<_> = many.iter_mut().map(|stager| scope.spawn(move || stager.build())).collect();
+                handles
+                    .into_iter()
+                    .map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                    .collect()
+            }),
+        };
+        drop(stagers);
+        let mut plan = CommitPlan { slots: Vec::new() };
+        for slots in built {
+            plan.slots.extend(slots?);
+        }
+        plan.slots.sort_by_key(|(slot, _, _)| *slot);
+        let fs = self.fs.as_ref();
+        let bulk = staging_dir(&self.dir);
+        fs.sync_dir(&bulk).map_err(io_err("fsync", &bulk))?;
+        fs.sync_dir(&self.dir).map_err(io_err("fsync", &self.dir))?;
+        fail_point("before-commit");
+        Ok(plan)
+    }
+
+    /// Marks the load published (its files now belong to the slots).
+    pub(crate) fn set_committed(&mut self) {
+        self.committed = true;
+    }
+}
+
+impl Drop for BulkLoad {
+    fn drop(&mut self) {
+        // Stop the workers first: none may write a staged file after the clean-up.
+        for worker in &mut self.workers {
+            worker.sender = None;
+            if let Some(handle) = worker.handle.take() {
+                let _ = handle.join();
+            }
+        }
+        if !self.committed {
+            if let Err(error) = discard(self.fs.as_ref(), &self.dir) {
+                tracing::warn!(%error, "could not remove the staged files of an abandoned bulk load");
+            }
+        }
+    }
+}
+
+/// A borrowed cell value as staged: inline bytes, or where the value went.
+enum CellRef<'a> {
+    Inline(&'a [u8]),
+    Segment(SegmentLocation),
+    Big { id: u64, envelope_len: u64 },
+}
+
+impl Stager {
+    /// The worker's loop: stages every batch it receives until the load closes its queue.
+    fn run(mut self, receiver: std::sync::mpsc::Receiver<Message>) -> Result<Stager> {
+        for message in receiver {
+            match message {
+                Message::Ops(batch) => {
+                    for (local, op) in batch {
+                        self.write(local as usize, op)?;
+                    }
+                }
+                Message::RunBudget(bytes) => self.run_budget = bytes.max(1),
+            }
+        }
+        Ok(self)
+    }
+
+    fn write(&mut self, local: usize, op: BatchOp) -> Result<()> {
+        if local >= self.slots.len() {
+            return Err(Error::Config(format!("bulk load: no local slot {local}")));
+        }
+        match op {
+            BatchOp::Set { db, key, kind, value, expire_at_ms } => {
+                let mut envelope = std::mem::take(&mut self.envelope);
+                envelope::encode_into(kind, &value, self.compression, &mut envelope);
+                drop(value);
+                let added = self.add(local, db, &key, kind, &envelope, expire_at_ms.unwrap_or(0));
+                self.envelope = envelope;
+                added
+            }
+            BatchOp::Delete { db, key } => self.add_delete(local, db, &key),
+        }
+    }
+
+    /// Reserves the in-memory buffer once, for the whole budget (pages are only touched as cells
+    /// arrive), so that it never grows by copying and is reused run after run.
+    fn reserve(&mut self) {
+        if self.arena.capacity() == 0 {
+            let budget = self.run_budget.min(u32::MAX as usize / 2);
+            self.arena.reserve_exact(budget + PAGE_SIZE);
+            self.index.reserve_exact(budget / INDEX_ENTRY + 1);
+        }
+    }
+
+    /// Spills the buffer once it holds the budget.
+    fn after_cell(&mut self) -> Result<()> {
+        if self.arena.len() + self.index.len() * INDEX_ENTRY >= self.run_budget
+            || self.arena.len() > u32::MAX as usize / 2
+        {
             self.spill()?;
         }
         Ok(())
     }
 
-    fn add_delete(&mut self, slot: usize, db: u16, key: Vec<u8>) -> Result<()> {
-        let staged = &mut self.slots[slot];
+    fn add_delete(&mut self, local: usize, db: u16, key: &[u8]) -> Result<()> {
+        self.reserve();
+        let staged = &mut self.slots[local];
         let seq = staged.next_seq;
         staged.next_seq += 1;
-        let rhash = key_hash(db, &key).reverse_bits();
+        let rhash = key_hash(db, key).reverse_bits();
         let offset = self.arena.len() as u32;
-        encode_cell(&mut self.arena, 0, db, 0, &key, None);
-        self.index.push((slot as u16, rhash, seq, offset));
-        Ok(())
+        encode_cell(&mut self.arena, 0, db, 0, key, None);
+        self.index.push((local as u16, rhash, seq, offset));
+        self.after_cell()
     }
 
     fn add(
         &mut self,
-        slot: usize,
+        local: usize,
         db: u16,
-        key: Vec<u8>,
+        key: &[u8],
         kind: ValueKind,
         envelope: &[u8],
         expire_at: u64,
     ) -> Result<()> {
+        self.reserve();
         let fs = self.fs.clone();
         let inline_max = self.inline_max;
         let segment_size = self.segment_size;
         let zstd_level = self.compression.segments.then_some(self.compression.level);
-        let staged = &mut self.slots[slot];
+        let staged = &mut self.slots[local];
         let seq = staged.next_seq;
         staged.next_seq += 1;
         staged.cells += 1;
         let len = envelope.len();
         let value = if len <= inline_max && CELL_HEADER_LEN + key.len() + len <= CELL_AREA {
-            CellValue::Inline(envelope.to_vec())
+            CellRef::Inline(envelope)
         } else if segment::record_len(key.len(), len) <= segment_size {
             if staged.count > 0
                 && (staged.payload.len() + segment::record_len(key.len(), len) > segment_size
@@ -414,6 +648,9 @@ impl BulkLoad {
             }
             if staged.count == 0 {
                 staged.start_segment(fs.as_ref())?;
+                if staged.payload.capacity() == 0 {
+                    staged.payload.reserve_exact(segment_size);
+                }
             }
             let location = SegmentLocation {
                 file: staged.chunk_id,
@@ -421,35 +658,31 @@ impl BulkLoad {
                 record_offset: staged.payload.len() as u32,
                 envelope_len: len as u32,
             };
-            segment::encode_record(seq, db, &key, envelope, &mut staged.payload);
+            segment::encode_record(seq, db, key, envelope, &mut staged.payload);
             staged.count += 1;
-            CellValue::Segment(location)
+            CellRef::Segment(location)
         } else {
             staged.ensure_dir(fs.as_ref())?;
             let name = segment::big_file_name(seq);
             let path = staged.dir.join(&name);
             let file = fs.open(&path, true).map_err(io_err("create", &path))?;
             file.set_len(0).map_err(io_err("truncate", &path))?;
-            file.write_all_at(&segment::encode_big_value(seq, db, &key, envelope), 0)
-                .map_err(io_err("write", &path))?;
+            file.write_all_at(&segment::encode_big_value(seq, db, key, envelope), 0).map_err(io_err("write", &path))?;
             file.sync().map_err(io_err("fsync", &path))?;
             staged.files.push(name);
-            CellValue::Big { id: seq, envelope_len: len as u64 }
+            CellRef::Big { id: seq, envelope_len: len as u64 }
         };
         staged.cell_bytes += (CELL_HEADER_LEN
             + key.len()
             + match &value {
-                CellValue::Inline(envelope) => envelope.len(),
+                CellRef::Inline(envelope) => envelope.len(),
                 _ => page::LOCATION_LEN,
             }) as u64;
-        let rhash = key_hash(db, &key).reverse_bits();
+        let rhash = key_hash(db, key).reverse_bits();
         let offset = self.arena.len() as u32;
-        encode_cell(&mut self.arena, expire_at, db, kind as u8, &key, Some(&value));
-        self.index.push((slot as u16, rhash, seq, offset));
-        if self.arena.len() > u32::MAX as usize / 2 {
-            self.spill()?;
-        }
-        Ok(())
+        encode_cell(&mut self.arena, expire_at, db, kind as u8, key, Some(&value));
+        self.index.push((local as u16, rhash, seq, offset));
+        self.after_cell()
     }
 
     /// Sorts the buffered cells and writes them to a new run file.
@@ -458,10 +691,11 @@ impl BulkLoad {
             return Ok(());
         }
         self.index.sort_unstable_by_key(|&(slot, rhash, seq, _)| (slot, rhash, seq));
-        let path = staging_dir(&self.dir).join(format!("run-{:06}", self.runs.len()));
+        let path = staging_dir(&self.dir).join(format!("run-{}-{:06}", self.worker, self.runs.len()));
         let file = self.fs.open(&path, true).map_err(io_err("create", &path))?;
         file.set_len(0).map_err(io_err("truncate", &path))?;
-        let mut out = format::file_header(MAGIC_RUN, 0).to_vec();
+        let mut out = Vec::with_capacity(WRITE_BUFFER + PAGE_SIZE);
+        out.extend_from_slice(&format::file_header(MAGIC_RUN, 0));
         // Bytes of the file already written (`out` goes after them).
         let mut written = 0u64;
         let mut ranges = vec![(0u64, 0u64); self.slots.len()];
@@ -482,13 +716,14 @@ impl BulkLoad {
         }
         file.write_all_at(&out, written).map_err(io_err("write", &path))?;
         self.runs.push((path, ranges));
-        self.arena = Vec::new();
-        self.index = Vec::new();
+        // Kept, with their capacity, for the next run.
+        self.arena.clear();
+        self.index.clear();
         Ok(())
     }
 
-    /// Builds every slot that received keys; returns the commit plan.
-    pub(crate) fn build(&mut self) -> Result<CommitPlan> {
+    /// Builds every slot of this worker that received keys; returns their part of the commit plan.
+    fn build(&mut self) -> Result<PlanSlots> {
         let zstd_level = self.compression.segments.then_some(self.compression.level);
         let fs = self.fs.clone();
         for staged in &mut self.slots {
@@ -499,17 +734,17 @@ impl BulkLoad {
         }
         // The last buffer is merged from memory: sorted, not spilled.
         self.index.sort_unstable_by_key(|&(slot, rhash, seq, _)| (slot, rhash, seq));
-        let mut plan = CommitPlan { slots: Vec::new() };
+        let mut plan = Vec::new();
         let mut memory_at = 0usize;
-        for slot in 0..self.slots.len() {
-            let memory_end = memory_at + self.index[memory_at..].partition_point(|entry| entry.0 as usize == slot);
-            if self.slots[slot].cells == 0 {
+        for local in 0..self.slots.len() {
+            let memory_end = memory_at + self.index[memory_at..].partition_point(|entry| entry.0 as usize == local);
+            if self.slots[local].cells == 0 {
                 memory_at = memory_end;
                 continue;
             }
             let mut sources: Vec<Source<'_>> = Vec::new();
             for (path, ranges) in &self.runs {
-                let (start, end) = ranges[slot];
+                let (start, end) = ranges[local];
                 if end > start {
                     let file = fs.open_read(path).map_err(io_err("open", path))?;
                     sources.push(Source::File { file, path: path.clone(), at: start, end, buf: Vec::new(), pos: 0 });
@@ -517,44 +752,26 @@ impl BulkLoad {
             }
             sources.push(Source::Memory { arena: &self.arena, index: &self.index[memory_at..memory_end], pos: 0 });
             memory_at = memory_end;
-            let staged = &mut self.slots[slot];
+            let staged = &mut self.slots[local];
             let seq = staged.build(fs.as_ref(), sources)?;
-            plan.slots.push((slot as u32, seq, staged.files.clone()));
+            let slot = self.worker + local * self.workers;
+            plan.push((slot as u32, seq, staged.files.clone()));
         }
         for (path, _) in std::mem::take(&mut self.runs) {
             fs.remove_file(&path).map_err(io_err("remove", &path))?;
         }
         self.arena = Vec::new();
         self.index = Vec::new();
-        let bulk = staging_dir(&self.dir);
-        fs.sync_dir(&bulk).map_err(io_err("fsync", &bulk))?;
-        fs.sync_dir(&self.dir).map_err(io_err("fsync", &self.dir))?;
-        fail_point("before-commit");
-        Ok(plan)
-    }
-
-    /// Marks the load published (its files now belong to the slots).
-    pub(crate) fn set_committed(&mut self) {
-        self.committed = true;
-    }
-}
-
-impl Drop for BulkLoad {
-    fn drop(&mut self) {
-        if !self.committed {
-            for staged in &mut self.slots {
-                staged.chunk = None;
-            }
-            if let Err(error) = discard(self.fs.as_ref(), &self.dir) {
-                tracing::warn!(%error, "could not remove the staged files of an abandoned bulk load");
-            }
+        for staged in &mut self.slots {
+            staged.chunk = None;
         }
+        Ok(plan)
     }
 }
 
 /// Cell bytes in the arena and in run files: expire u64 | db u16 | kind u8 | storage u8 | key_len u16 |
 /// value_len u16 | key | value (inline envelope, or the 16-byte location).
-fn encode_cell(out: &mut Vec<u8>, expire_at: u64, db: u16, kind: u8, key: &[u8], value: Option<&CellValue>) {
+fn encode_cell(out: &mut Vec<u8>, expire_at: u64, db: u16, kind: u8, key: &[u8], value: Option<&CellRef<'_>>) {
     out.put_u64(expire_at);
     out.put_u16(db);
     out.push(kind);
@@ -565,14 +782,14 @@ fn encode_cell(out: &mut Vec<u8>, expire_at: u64, db: u16, kind: u8, key: &[u8],
             out.put_u16(0);
             out.extend_from_slice(key);
         }
-        Some(CellValue::Inline(envelope)) => {
+        Some(CellRef::Inline(envelope)) => {
             out.push(STORE_INLINE);
             out.put_u16(key.len() as u16);
             out.put_u16(envelope.len() as u16);
             out.extend_from_slice(key);
             out.extend_from_slice(envelope);
         }
-        Some(CellValue::Segment(location)) => {
+        Some(CellRef::Segment(location)) => {
             out.push(STORE_SEGMENT);
             out.put_u16(key.len() as u16);
             out.put_u16(16);
@@ -582,7 +799,7 @@ fn encode_cell(out: &mut Vec<u8>, expire_at: u64, db: u16, kind: u8, key: &[u8],
             out.put_u32(location.record_offset);
             out.put_u32(location.envelope_len);
         }
-        Some(CellValue::Big { id, envelope_len }) => {
+        Some(CellRef::Big { id, envelope_len }) => {
             out.push(STORE_BIG);
             out.put_u16(key.len() as u16);
             out.put_u16(16);
@@ -844,8 +1061,13 @@ impl StagedSlot {
                 kind,
                 value: staged.value.unwrap_or(CellValue::Inline(Vec::new())),
             };
-            // Same hash, database and key as an earlier cell: the later write wins (sorted by seq).
-            let duplicate = cells.iter().rposition(|(c, _)| c.hash == hash && c.db == cell.db && c.key == cell.key);
+            // Same hash, database and key as an earlier cell: the later write wins (sorted by seq). Cells
+            // come sorted by hash, so only the last ones, of the same hash, can be such a cell.
+            let tail = cells.len() - cells.iter().rev().take_while(|(c, _)| c.hash == hash).count();
+            let duplicate = cells
+                .get(tail..)
+                .and_then(|same| same.iter().rposition(|(c, _)| c.db == cell.db && c.key == cell.key))
+                .map(|at| tail + at);
             if let Some(at) = duplicate {
                 let (old, old_deleted) = std::mem::replace(&mut cells[at], (cell, deleted));
                 if let (CellValue::Big { id, .. }, false) = (old.value, old_deleted) {

@@ -32,10 +32,11 @@ pub const WRITE_VERSION: u16 = 10;
 /// The newest RDB version the reader accepts (Redis 7.4).
 pub const MAX_READ_VERSION: u16 = 12;
 
-/// CRC-64/Jones as Redis computes it over files and DUMP payloads.
+/// CRC-64/Jones as Redis computes it over files and DUMP payloads, with 16 lookup tables (slice-by-16):
+/// several times faster than the byte-wise default over a whole RDB file, for 32 KiB of tables.
 pub static CRC64: crc::Crc<u64, crc::Table<16>> = crc::Crc::<u64, crc::Table<16>>::new(&crc::CRC_64_REDIS);
 
-/// A running CRC64 over RDB bytes (slice-by-16 tables: the byte-at-a-time default showed in SAVE profiles).
+/// A running CRC64 ([`CRC64`]).
 pub type Crc64Digest = crc::Digest<'static, u64, crc::Table<16>>;
 
 /// Why RDB input could not be read.

@@ -32,11 +32,12 @@ fn zset(members: Vec<(Bytes, f64)>) -> ZsetIndex {
 /// Appends the writes that create `key` (known not to exist) holding `value`.
 pub fn create_ops(ops: &mut Vec<BatchOp>, db: u16, key: &[u8], value: Value, expire: Option<u64>) {
     match value {
+        // `Vec::from` takes the reader's buffer over without a copy when nothing else holds it.
         Value::String(bytes) => ops.push(BatchOp::Set {
             db,
             key: key.to_vec(),
             kind: ValueKind::String,
-            value: bytes.to_vec(),
+            value: Vec::from(bytes),
             expire_at_ms: expire,
         }),
         Value::List(items) => collection::create_ops(ops, db, key, &ListValue { items: items.into() }, expire),
@@ -44,6 +45,21 @@ pub fn create_ops(ops: &mut Vec<BatchOp>, db: u16, key: &[u8], value: Value, exp
         Value::SortedSet(members) => collection::create_ops(ops, db, key, &zset(members), expire),
         Value::Hash(pairs) => collection::create_ops(ops, db, key, &hash(pairs), expire),
         Value::Stream(stream) => collection::create_ops(ops, db, key, stream.as_ref(), expire),
+    }
+}
+
+/// [`create_ops`] taking the key over: a string's key and value become its write without a copy (the
+/// reader's buffers are taken over when nothing else holds them).
+pub fn create_ops_owned(ops: &mut Vec<BatchOp>, db: u16, key: Bytes, value: Value, expire: Option<u64>) {
+    match value {
+        Value::String(bytes) => ops.push(BatchOp::Set {
+            db,
+            key: Vec::from(key),
+            kind: ValueKind::String,
+            value: Vec::from(bytes),
+            expire_at_ms: expire,
+        }),
+        other => create_ops(ops, db, &key, other, expire),
     }
 }
 

@@ -70,7 +70,7 @@ impl Input {
 }
 
 /// Drops the pages of mapped inputs behind the reader, so that the restore's RSS does not grow with the
-/// input's size: both passes read the files front to back (the reader's CRC64 too, as it goes), and a
+/// input's size: each pass (one or two) reads the files front to back (the reader's CRC64 too, as it goes), and a
 /// mapped page once read would otherwise stay in the process until it exits. The pages stay in the page
 /// cache for the kernel to keep or reclaim; one read again simply faults back in.
 struct Releaser<'a> {
@@ -107,7 +107,7 @@ impl<'a> Releaser<'a> {
         if pass == 0 {
             return;
         }
-        // Where the reader is within its current pass (the offline load reads everything twice).
+        // Where the reader is within its current pass (an offline load may read everything twice).
         let mut at = self.position % pass;
         for (map, len) in &self.inputs {
             let behind = at.min(*len);
@@ -181,6 +181,7 @@ pub fn run(args: RdbRestoreArgs) -> ExitCode {
     let bar = if args.json || !std::io::stderr().is_terminal() {
         ProgressBar::hidden()
     } else {
+        // Offline loads may read the files twice; `offline` sets the length once it knows.
         let bar = ProgressBar::new(if args.host.is_some() { total } else { total * 2 });
         if let Ok(style) =
             ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
@@ -200,14 +201,16 @@ pub fn run(args: RdbRestoreArgs) -> ExitCode {
             let addr = format!("{host}:{}", args.port);
             load::load_online(&addr, args.password.as_deref(), &files, &options, &mut progress)
         }
-        (None, Some(dir)) => match offline(dir, &files, &options, &mut progress, &args) {
-            Ok(summary) => Ok(summary),
-            Err(Offline::Load(error)) => Err(error),
-            Err(Offline::Message(message)) => {
-                bar.finish_and_clear();
-                return fail(args.json, &message, 2);
+        (None, Some(dir)) => {
+            match offline(dir, &files, &options, &mut progress, &args, &|passes| bar.set_length(total * passes)) {
+                Ok(summary) => Ok(summary),
+                Err(Offline::Load(error)) => Err(error),
+                Err(Offline::Message(message)) => {
+                    bar.finish_and_clear();
+                    return fail(args.json, &message, 2);
+                }
             }
-        },
+        }
         (None, None) => return fail(args.json, "give --dir DIR or --host H", 2),
     };
     bar.finish_and_clear();
@@ -243,6 +246,7 @@ fn offline(
     options: &LoadOptions,
     progress: &mut dyn FnMut(u64),
     args: &RdbRestoreArgs,
+    set_passes: &dyn Fn(u64),
 ) -> Result<Summary, Offline> {
     let staged = is_new_dir(dir);
     let target = if staged {
@@ -262,7 +266,13 @@ fn offline(
         }
         Err(error) => return Err(Offline::Message(format!("{}: {error}", dir.display()))),
     };
-    let mut result = load::load_offline(&engine, files, options, progress);
+    let mut result = match load::offline_passes(&engine, options) {
+        Ok(passes) => {
+            set_passes(passes);
+            load::load_offline(&engine, files, options, progress)
+        }
+        Err(error) => Err(error),
+    };
     let closed = engine.close();
     // Function libraries go to the directory's FUNCTION store (`<dir>/functions`), as Redis loads them
     // from an RDB file into its function registry.
