@@ -88,7 +88,7 @@ mod tests {
     #[test]
     fn only_repeated_hashes_are_contested() {
         let entries = sorted(&[(5, 0), (9, 1), (5, 2), (7, 3), (5, 4), (7, 5)]);
-        assert_eq!(contested(&entries), vec![vec![3, 5], vec![0, 2, 4]]);
+        assert_eq!(contested(&entries), vec![vec![0, 2, 4], vec![3, 5]]);
         assert!(contested(&sorted(&[(1, 0), (2, 1)])).is_empty());
         assert!(contested(&[]).is_empty());
     }
