@@ -4,7 +4,8 @@
 #   docs/bench/ingest.sh [ROWS]        # default 10000000 (10M); use e.g. 200000 for a quick sanity run
 #
 # 1. Generates ROWS rows (16-byte keys, 100-byte values, snappy) with scripts/gen_parquet.rs.
-# 2. Times `velo ingest-parquet` into an empty data directory (wall time, rows/s, peak RSS via /usr/bin/time).
+# 2. Times `velo ingest-parquet` into an empty data directory (wall time, rows/s, peak RSS and CPU time via
+#    /usr/bin/time; CPU seconds per 1M rows is the figure that a loaded machine does not distort).
 # 3. For reference, loads the same rows into redis-server with `redis-cli --pipe` and prints the ratio.
 # Targets (issue 11): >= 1M rows/s and RSS <= 500 MB on the 2-core machine.
 set -euo pipefail
@@ -21,10 +22,13 @@ ls -l "$WORK/in.parquet"
 
 echo "velo ingest-parquet (offline)..."
 start=$(date +%s.%N)
-/usr/bin/time -f "velo peak RSS: %M KB" "$VELO" ingest-parquet "$WORK/in.parquet" --dir "$WORK/data" \
+/usr/bin/time -o "$WORK/time" -f "%M %U %S" "$VELO" ingest-parquet "$WORK/in.parquet" --dir "$WORK/data" \
     --key key --value value --quiet
 velo_s=$(echo "$(date +%s.%N) - $start" | bc)
-echo "velo: ${velo_s}s, $(echo "$ROWS / $velo_s" | bc) rows/s"
+read -r rss_kb user_s sys_s < "$WORK/time"
+echo "velo: ${velo_s}s, $(echo "$ROWS / $velo_s" | bc) rows/s, peak RSS ${rss_kb} KB"
+# CPU time does not depend on how many other processes share the cores: the figure to compare across runs.
+echo "velo CPU: ${user_s}s user + ${sys_s}s system = $(echo "scale=2; ($user_s + $sys_s) * 1000000 / $ROWS" | bc)s per 1M rows ($(uptime | sed 's/.*load/load/'))"
 
 if command -v redis-server >/dev/null && command -v python3 >/dev/null; then
     PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

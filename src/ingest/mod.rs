@@ -1,19 +1,27 @@
 //! Bulk loading of Parquet files (`velo ingest-parquet`): rows → (key, value, expiry) records, validated in
-//! full before anything is written.
+//! full before anything is published.
 //!
-//! Two passes over the input:
+//! The input is decoded and converted on a reading thread (`scan`), while the caller's thread checks keys
+//! and writes; they pass records in bounded chunks.
 //! 1. **Validate:** every row is converted (key, value, TTL), bad rows are collected as `file: row N:
-//!    reason`, repeated keys are resolved by `--on-duplicate`, and keys that exist already are checked
-//!    against `--on-existing`. Only a 128-bit hash of each key and the row that wins it are kept (about 24
-//!    bytes a key), so memory does not grow with the values.
-//! 2. **Write** (only if pass 1 passed and this is not a dry run): the files are read again and the
+//!    reason`, keys that exist already are checked against `--on-existing`, and each valid row leaves one
+//!    16-byte entry (its key's hash and its row) for duplicate detection by sorting (`dedup`).
+//!    Repeated keys are then resolved by `--on-duplicate`.
+//! 2. **Write** (only if validation passed and this is not a dry run): the files are read again and the
 //!    winning rows are written in bounded batches ([`target::Target`]).
+//!
+//! Into an empty directory (an engine bulk load, staged until its commit) with `--on-duplicate last` and
+//! string values, both happen in one pass: every valid row is written as it is read (the bulk loader keeps
+//! a key's last write, which is what `last` asks), and a run that fails validation discards the staged
+//! load, so nothing is published.
 //!
 //! - [`convert`]: Arrow cells to JSON and text.
 //! - [`source`]: expanding PATH arguments, opening files with clear damage messages, reading batches.
 //! - [`target`]: the engine (offline) and a RESP connection (online) as write targets.
 
 pub mod convert;
+mod dedup;
+mod scan;
 pub mod source;
 pub mod target;
 
@@ -37,6 +45,8 @@ const BATCH_BYTES: usize = 4 << 20;
 const BATCH_RECORDS: usize = 16384;
 /// Keys whose existence is checked in one round.
 const EXISTS_BATCH: usize = 4096;
+/// Chunks (decoded batches) in flight between the reading thread and the writing one.
+const CHANNEL_DEPTH: usize = 4;
 
 /// What can stop a load as a whole (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -374,8 +384,8 @@ impl Plan {
         Ok(Plan { key, single_key, value, expiry })
     }
 
-    /// The row as a record, or why it cannot be loaded.
-    fn record(&self, batch: &RecordBatch, row: usize, now_ms: u64) -> Result<Record, String> {
+    /// The row's key, or why it has none.
+    fn key(&self, batch: &RecordBatch, row: usize) -> Result<Vec<u8>, String> {
         let mut key = Vec::new();
         for part in &self.key {
             match part {
@@ -394,6 +404,12 @@ impl Plan {
         if key.len() > crate::engine::page::MAX_KEY_LEN {
             return Err(format!("key is {} bytes, over the limit of {}", key.len(), crate::engine::page::MAX_KEY_LEN));
         }
+        Ok(key)
+    }
+
+    /// The row as a record, or why it cannot be loaded.
+    fn record(&self, batch: &RecordBatch, row: usize, now_ms: u64) -> Result<Record, String> {
+        let key = self.key(batch, row)?;
         let value = match &self.value {
             ValuePlan::Column(i) => {
                 let mut out = Vec::new();
@@ -474,21 +490,55 @@ fn check_len(len: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// Set on a winner whose key existed before the load (`--on-existing skip`): it is not written.
-const SKIP_FLAG: u64 = 1 << 63;
-
+/// A key's 128-bit hash: its low half sorts the duplicate-detection entries, its high half tells the
+/// rows of a repeated low half apart (`dedup`).
 fn key_hash(key: &[u8]) -> u128 {
     xxhash_rust::xxh3::xxh3_128(key)
 }
 
-/// State of the validation pass.
-struct Validation {
-    /// Key hash → global row number of the winning row (| [`SKIP_FLAG`]).
-    winners: hashbrown::HashMap<u128, u64>,
-    /// Keys whose existence is still to be checked: (hash, key, global row).
-    pending: Vec<(u128, Vec<u8>, u64)>,
-    rejections: Vec<Rejection>,
-    rejected: u64,
+/// Records gathered into write batches of bounded size.
+struct WriteBatch {
+    records: Vec<Record>,
+    bytes: usize,
+    replace: bool,
+}
+
+impl WriteBatch {
+    fn push(&mut self, target: &mut dyn Target, record: Record) -> Result<(), IngestError> {
+        self.bytes += record.weight();
+        self.records.push(record);
+        if self.bytes >= BATCH_BYTES || self.records.len() >= BATCH_RECORDS {
+            self.flush(target)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, target: &mut dyn Target) -> Result<(), IngestError> {
+        if !self.records.is_empty() {
+            target.write(std::mem::take(&mut self.records), self.replace)?;
+        }
+        self.bytes = 0;
+        Ok(())
+    }
+}
+
+/// Runs `produce` on a reading thread and `consume` on this one over a bounded channel. An error of the
+/// consumer wins (the producer then stops at its next send); a panic of the producer becomes an error.
+fn pipeline<T: Send>(
+    produce: impl FnOnce(std::sync::mpsc::SyncSender<scan::Message>) -> Result<T, IngestError> + Send,
+    consume: impl FnOnce(std::sync::mpsc::Receiver<scan::Message>) -> Result<(), IngestError>,
+) -> Result<T, IngestError> {
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(CHANNEL_DEPTH);
+        let producer = std::thread::Builder::new()
+            .name("ingest-read".into())
+            .spawn_scoped(scope, move || produce(tx))
+            .map_err(|e| IngestError::Input(format!("cannot start the reading thread: {e}")))?;
+        let consumed = consume(rx);
+        let produced = producer.join().unwrap_or_else(|_| Err(IngestError::Input("the reading thread failed".into())));
+        consumed?;
+        produced
+    })
 }
 
 /// Runs a load: validates everything, then (unless a dry run or too many rows were rejected) writes.
@@ -501,13 +551,15 @@ pub fn run(options: &Options, target: &mut dyn Target, progress: &mut dyn Progre
         options.files.iter().map(|path| ParquetInput::open(path)).collect::<Result<_, _>>()?;
     let mut summary = Summary { dry_run: options.dry_run, ..Summary::default() };
     let mut plans = Vec::new();
+    let mut names = Vec::new();
     // Global row number of each file's first row.
     let mut bases = Vec::new();
     let mut base = 0u64;
     for (path, input) in options.files.iter().zip(&inputs) {
         let name = display_name(path);
         plans.push(Plan::new(options, input.schema(), &name)?);
-        summary.files.push(FileSummary { file: name, bytes: input.data_bytes(), ..FileSummary::default() });
+        summary.files.push(FileSummary { file: name.clone(), bytes: input.data_bytes(), ..FileSummary::default() });
+        names.push(name);
         bases.push(base);
         base += input.row_count();
     }
@@ -517,152 +569,180 @@ pub fn run(options: &Options, target: &mut dyn Target, progress: &mut dyn Progre
         let file = bases.partition_point(|b| *b <= global).saturating_sub(1);
         (file, global - bases[file])
     };
+    let ctx = scan::Context { inputs: &inputs, plans: &plans, bases: &bases, names: &names, now_ms: options.now_ms };
 
-    // Pass 1: validate.
-    let mut state =
-        Validation { winners: hashbrown::HashMap::new(), pending: Vec::new(), rejections: Vec::new(), rejected: 0 };
-    progress.start("validating", total_rows, total_bytes);
-    for (file_index, input) in inputs.iter().enumerate() {
-        let file_started = Instant::now();
-        let mut row = 0u64;
-        let bytes_per_row = input.data_bytes() as f64 / input.row_count().max(1) as f64;
-        for batch in input.batches()? {
-            let batch = batch?;
-            for i in 0..batch.num_rows() {
-                let global = bases[file_index] + row + i as u64;
-                match plans[file_index].record(&batch, i, options.now_ms) {
-                    Err(reason) => reject(&mut state, &mut summary.files[file_index], row + i as u64, reason),
-                    Ok(record) => {
-                        let hash = key_hash(&record.key);
-                        match state.winners.entry(hash) {
-                            hashbrown::hash_map::Entry::Vacant(slot) => {
-                                slot.insert(global);
-                                if options.on_existing != OnExisting::Replace {
-                                    state.pending.push((hash, record.key, global));
+    // One pass when writes are staged until the commit and no row's fate depends on a later row: with
+    // `--on-duplicate last` the bulk loader's own rule (a key's last write wins) is the answer. Not for
+    // hashes: a large hash is written as several records, which a later write of the key would not replace.
+    let streaming = target.is_bulk()
+        && !options.dry_run
+        && options.on_duplicate == OnDuplicate::Last
+        && !matches!(options.value, ValueMode::Hash);
+    let check_existing = !streaming && !target.is_bulk() && options.on_existing != OnExisting::Replace;
+    let mut batch = WriteBatch { records: Vec::new(), bytes: 0, replace: options.on_existing == OnExisting::Replace };
+
+    // Pass 1: validate (and, streaming, write).
+    progress.start(if streaming { "loading" } else { "validating" }, total_rows, total_bytes);
+    // Rows whose key existed (`--on-existing skip`), ascending.
+    let mut existing = Vec::new();
+    let mut file_started = Instant::now();
+    let validated = pipeline(
+        |tx| scan::validate(&ctx, total_rows, streaming || check_existing, streaming.then_some(options.max_errors), tx),
+        |rx| {
+            let mut pending: Vec<(u64, Vec<u8>)> = Vec::new();
+            for message in rx {
+                match message {
+                    scan::Message::Rows { rows, bytes, records } => {
+                        for (global, record) in records {
+                            if streaming {
+                                batch.push(target, record)?;
+                            } else {
+                                pending.push((global, record.key));
+                                if pending.len() >= EXISTS_BATCH {
+                                    check_existing_keys(options, target, &mut pending, &mut existing, &names, &locate)?;
                                 }
                             }
-                            hashbrown::hash_map::Entry::Occupied(mut slot) => match options.on_duplicate {
-                                OnDuplicate::Last => {
-                                    let flag = *slot.get() & SKIP_FLAG;
-                                    slot.insert(global | flag);
-                                }
-                                OnDuplicate::First => {}
-                                OnDuplicate::Error => {
-                                    let (first_file, first_row) = locate(*slot.get() & !SKIP_FLAG);
-                                    let earlier = if first_file == file_index {
-                                        format!("row {first_row}")
-                                    } else {
-                                        format!("{}: row {first_row}", summary.files[first_file].file)
-                                    };
-                                    let key = String::from_utf8_lossy(&record.key).into_owned();
-                                    reject(
-                                        &mut state,
-                                        &mut summary.files[file_index],
-                                        row + i as u64,
-                                        format!("duplicate key {key:?} (first at {earlier})"),
-                                    );
-                                }
-                            },
                         }
-                        if state.pending.len() >= EXISTS_BATCH {
-                            check_existing(options, target, &mut state, &summary, &locate)?;
-                        }
+                        progress.advance(rows, bytes);
+                    }
+                    scan::Message::FileDone { file } => {
+                        // Flushed per file so that each file's time includes its own writes.
+                        batch.flush(target)?;
+                        summary.files[file].seconds += file_started.elapsed().as_secs_f64();
+                        file_started = Instant::now();
                     }
                 }
             }
-            row += batch.num_rows() as u64;
-            progress.advance(batch.num_rows() as u64, (batch.num_rows() as f64 * bytes_per_row) as u64);
-        }
-        summary.files[file_index].rows_read = row;
-        summary.files[file_index].seconds = file_started.elapsed().as_secs_f64();
-    }
-    check_existing(options, target, &mut state, &summary, &locate)?;
+            check_existing_keys(options, target, &mut pending, &mut existing, &names, &locate)
+        },
+    )?;
     progress.finish();
-    summary.rows_rejected = state.rejected;
-    summary.rejections = std::mem::take(&mut state.rejections);
 
-    // Per file: winners (keys to write), skipped and superseded rows.
-    for winner in state.winners.values() {
-        let (file, _) = locate(winner & !SKIP_FLAG);
-        if winner & SKIP_FLAG != 0 {
-            summary.files[file].rows_skipped_existing += 1;
-        } else {
-            summary.files[file].keys_written += 1;
+    // Duplicates: the rows of repeated 64-bit hashes are told apart by the rest of their keys' hashes.
+    let scan::Validated { entries, mut rejections, rejected, rows } = validated;
+    let groups = dedup::contested(&entries);
+    drop(entries);
+    let losers = if groups.is_empty() {
+        Vec::new()
+    } else {
+        let mut contested: Vec<u64> = groups.iter().flatten().copied().collect();
+        contested.sort_unstable();
+        let checks = scan::key_hashes(&ctx, &contested)?;
+        dedup::losers(
+            &groups,
+            |row| checks[contested.binary_search(&row).expect("a contested row")],
+            options.on_duplicate,
+        )
+    };
+    let duplicates_rejected = options.on_duplicate == OnDuplicate::Error;
+    if duplicates_rejected && !losers.is_empty() {
+        // Their messages name the key: read back for the ones that can be among the rows shown.
+        let shown: Vec<dedup::Loser> = losers.iter().take(REJECTIONS_SHOWN).copied().collect();
+        let shown_rows: Vec<u64> = shown.iter().map(|l| l.row).collect();
+        for (loser, key) in shown.iter().zip(scan::keys(&ctx, &shown_rows)?) {
+            let (file, row) = locate(loser.row);
+            let (first_file, first_row) = locate(loser.first);
+            let earlier = if first_file == file {
+                format!("row {first_row}")
+            } else {
+                format!("{}: row {first_row}", names[first_file])
+            };
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let reason = format!("duplicate key {key:?} (first at {earlier})");
+            rejections.push((loser.row, Rejection { file: names[file].clone(), row, reason }));
+        }
+        rejections.sort_by_key(|(global, _)| *global);
+        rejections.truncate(REJECTIONS_SHOWN);
+    }
+
+    // Per file: rows read, rejected, written, skipped and superseded.
+    let mut lost = vec![0u64; inputs.len()];
+    for loser in &losers {
+        lost[locate(loser.row).0] += 1;
+    }
+    let mut skipped = vec![0u64; inputs.len()];
+    let mut not_written = merge_rows(losers.iter().map(|l| l.row), existing.iter().copied());
+    for &row in &existing {
+        if losers.binary_search_by_key(&row, |l| l.row).is_err() {
+            skipped[locate(row).0] += 1;
         }
     }
-    for file in &mut summary.files {
+    for (index, file) in summary.files.iter_mut().enumerate() {
+        file.rows_read = rows[index];
+        file.rows_rejected = rejected[index] + if duplicates_rejected { lost[index] } else { 0 };
+        file.rows_skipped_existing = skipped[index];
+        file.keys_written = rows[index] - rejected[index] - lost[index] - skipped[index];
         file.rows_superseded =
             file.rows_read.saturating_sub(file.rows_rejected + file.keys_written + file.rows_skipped_existing);
+        summary.rows_rejected += file.rows_rejected;
     }
+    summary.rejections = rejections.into_iter().map(|(_, rejection)| rejection).collect();
     if options.dry_run || summary.rows_rejected > options.max_errors {
+        target.discard();
+        summary.seconds = started.elapsed().as_secs_f64();
+        return Ok(summary);
+    }
+    if streaming {
+        summary.written = true;
         summary.seconds = started.elapsed().as_secs_f64();
         return Ok(summary);
     }
 
     // Pass 2: write the winners.
-    let replace = options.on_existing == OnExisting::Replace;
     progress.start("writing", total_rows, total_bytes);
-    let mut batch_records = Vec::new();
-    let mut batch_bytes = 0usize;
-    for (file_index, input) in inputs.iter().enumerate() {
-        let file_started = Instant::now();
-        let mut row = 0u64;
-        let bytes_per_row = input.data_bytes() as f64 / input.row_count().max(1) as f64;
-        for batch in input.batches()? {
-            let batch = batch?;
-            for i in 0..batch.num_rows() {
-                let global = bases[file_index] + row + i as u64;
-                let Ok(record) = plans[file_index].record(&batch, i, options.now_ms) else { continue };
-                if state.winners.get(&key_hash(&record.key)) != Some(&global) {
-                    continue;
-                }
-                batch_bytes += record.weight();
-                batch_records.push(record);
-                if batch_bytes >= BATCH_BYTES || batch_records.len() >= BATCH_RECORDS {
-                    target.write(std::mem::take(&mut batch_records), replace)?;
-                    batch_bytes = 0;
+    not_written.dedup();
+    let mut file_started = Instant::now();
+    pipeline(
+        |tx| scan::write_pass(&ctx, &not_written, tx),
+        |rx| {
+            for message in rx {
+                match message {
+                    scan::Message::Rows { rows, bytes, records } => {
+                        for (_, record) in records {
+                            batch.push(target, record)?;
+                        }
+                        progress.advance(rows, bytes);
+                    }
+                    scan::Message::FileDone { file } => {
+                        batch.flush(target)?;
+                        summary.files[file].seconds += file_started.elapsed().as_secs_f64();
+                        file_started = Instant::now();
+                    }
                 }
             }
-            row += batch.num_rows() as u64;
-            progress.advance(batch.num_rows() as u64, (batch.num_rows() as f64 * bytes_per_row) as u64);
-        }
-        if !batch_records.is_empty() {
-            // Flushed per file so that each file's time includes its own writes.
-            target.write(std::mem::take(&mut batch_records), replace)?;
-            batch_bytes = 0;
-        }
-        summary.files[file_index].seconds += file_started.elapsed().as_secs_f64();
-    }
+            Ok(())
+        },
+    )?;
     progress.finish();
     summary.written = true;
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
 }
 
-fn reject(state: &mut Validation, file: &mut FileSummary, row: u64, reason: String) {
-    state.rejected += 1;
-    file.rows_rejected += 1;
-    if state.rejections.len() < REJECTIONS_SHOWN {
-        state.rejections.push(Rejection { file: file.file.clone(), row, reason });
-    }
+/// Two ascending row lists as one ascending list (repeats kept).
+fn merge_rows(a: impl Iterator<Item = u64>, b: impl Iterator<Item = u64>) -> Vec<u64> {
+    let mut out: Vec<u64> = a.chain(b).collect();
+    out.sort_unstable();
+    out
 }
 
-/// Checks the pending keys against the target: `fail` stops the run at the first that exists, `skip` marks
-/// it so that pass 2 leaves it alone.
-fn check_existing(
+/// Checks the pending keys against the target: `fail` stops the run at the first that exists, `skip`
+/// records its row (ascending) so that the write pass leaves it alone.
+fn check_existing_keys(
     options: &Options,
     target: &mut dyn Target,
-    state: &mut Validation,
-    summary: &Summary,
+    pending: &mut Vec<(u64, Vec<u8>)>,
+    existing: &mut Vec<u64>,
+    names: &[String],
     locate: &dyn Fn(u64) -> (usize, u64),
 ) -> Result<(), IngestError> {
-    if state.pending.is_empty() {
+    if pending.is_empty() {
         return Ok(());
     }
-    let pending = std::mem::take(&mut state.pending);
-    let keys: Vec<Vec<u8>> = pending.iter().map(|(_, key, _)| key.clone()).collect();
+    let batch = std::mem::take(pending);
+    let keys: Vec<Vec<u8>> = batch.iter().map(|(_, key)| key.clone()).collect();
     let exists = target.exists(&keys)?;
-    for ((hash, key, global), exists) in pending.into_iter().zip(exists) {
+    for ((global, key), exists) in batch.into_iter().zip(exists) {
         if !exists {
             continue;
         }
@@ -670,18 +750,14 @@ fn check_existing(
             OnExisting::Fail => {
                 let (file, row) = locate(global);
                 return Err(IngestError::File {
-                    file: summary.files[file].file.clone(),
+                    file: names[file].clone(),
                     what: format!(
                         "row {row}: key {:?} already exists (use --on-existing skip or replace); nothing was written",
                         String::from_utf8_lossy(&key)
                     ),
                 });
             }
-            OnExisting::Skip => {
-                if let Some(winner) = state.winners.get_mut(&hash) {
-                    *winner |= SKIP_FLAG;
-                }
-            }
+            OnExisting::Skip => existing.push(global),
             OnExisting::Replace => {}
         }
     }

@@ -144,6 +144,17 @@ impl ParquetInput {
         Ok(Batches { input: self, reader, rows_done: 0 })
     }
 
+    /// Rows of each row group, in order.
+    pub fn row_group_rows(&self) -> Vec<u64> {
+        self.metadata.row_groups().iter().map(|g| g.num_rows().max(0) as u64).collect()
+    }
+
+    /// Reads one row group batch by batch (row numbers in its errors count from the group's start).
+    pub fn group_batches(&self, group: usize) -> Result<Batches<'_>, IngestError> {
+        let reader = self.reader(Some(group), None)?;
+        Ok(Batches { input: self, reader, rows_done: 0 })
+    }
+
     fn reader(&self, group: Option<usize>, column: Option<usize>) -> Result<ParquetRecordBatchReader, IngestError> {
         let file = self.file.try_clone().map_err(|e| self.fail(e.to_string()))?;
         let mut builder = ParquetRecordBatchReaderBuilder::try_new(file)

@@ -23,6 +23,13 @@ pub trait Target {
     fn write(&mut self, records: Vec<Record>, replace: bool) -> Result<(), IngestError>;
     /// Makes everything written durable and lets go.
     fn finish(self: Box<Self>) -> Result<(), IngestError>;
+    /// True when the target held no key and its writes are staged until [`Target::finish`] (an engine bulk
+    /// load): a load may then write while it still validates, since [`Target::discard`] drops the writes.
+    fn is_bulk(&self) -> bool {
+        false
+    }
+    /// Drops everything written so far, for a load that validation failed (only when [`Target::is_bulk`]).
+    fn discard(&mut self) {}
 }
 
 /// A data directory opened with the engine (offline: no server may hold it). The write pass is atomic:
@@ -165,6 +172,17 @@ impl Target for EngineTarget<'_> {
             guard.commit().map_err(engine_error)?;
         }
         Ok(())
+    }
+
+    fn is_bulk(&self) -> bool {
+        self.empty
+    }
+
+    fn discard(&mut self) {
+        // Dropping a bulk load deletes its staged files; an abandoned transaction leaves no commit record.
+        if let Some(WriteMode::Transaction(transaction)) = self.mode.take() {
+            transaction.abandon();
+        }
     }
 
     fn finish(mut self: Box<Self>) -> Result<(), IngestError> {
