@@ -120,7 +120,7 @@ pub enum KeySpec {
         #[serde(default)]
         keys: Option<String>,
     },
-    /// A command-specific parser (`sort`).
+    /// A command-specific parser (`sort`, `migrate`).
     Parser {
         /// The parser's name.
         parser: String,
@@ -200,7 +200,7 @@ fn validate(file: &CommandFile) -> Result<(), String> {
                 }
             }
             KeySpec::Parser { parser } => {
-                if parser != "sort" {
+                if parser != "sort" && parser != "migrate" {
                     return Err(format!("unknown key parser {parser}"));
                 }
             }
@@ -309,6 +309,7 @@ fn entry(out: &mut String, file: &CommandFile, id: usize, subs: Option<&str>, in
                 let keys = if keys.is_some() { "Half" } else { "One" };
                 Some(format!("KeyFinder::Keyword {{ keyword: {keyword:?}, from: {from}, keys: KeywordKeys::{keys} }}"))
             }
+            KeySpec::Parser { parser } if parser == "migrate" => Some("KeyFinder::Migrate".into()),
             KeySpec::Parser { .. } => Some("KeyFinder::SortStore".into()),
         })
         .collect();

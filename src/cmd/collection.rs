@@ -507,14 +507,17 @@ impl<T: Collection> Handle<T> {
                     Split::Stream(stream) => stream.into_ops(ops),
                 }
             }
-            Form::Compact(value) => compact_ops(ops, self.db, &self.key, self.existed, self.expire, &value),
+            Form::Compact(value) => {
+                compact_ops(ops, self.db, &self.key, self.existed, self.expire, &value);
+            }
         }
         Ok(())
     }
 }
 
 /// The writes storing compact `value` at `key`: a delete when empty, a split collection when large,
-/// else one value.
+/// else one value. True when split: the owner record and the header are then the first two writes, the
+/// new parts the rest.
 fn compact_ops<T: Collection>(
     ops: &mut Vec<BatchOp>,
     db: u16,
@@ -522,18 +525,18 @@ fn compact_ops<T: Collection>(
     existed: bool,
     expire: Option<u64>,
     value: &T,
-) {
+) -> bool {
     if value.is_empty() {
         if existed {
             ops.push(BatchOp::Delete { db, key: key.to_vec() });
         }
-        return;
+        return false;
     }
     let encoded = value.encode();
     let large = value.count() > SPLIT_ABOVE_COUNT || value.split_weight(&encoded) > SPLIT_ABOVE_BYTES;
     if T::SHAPE == SplitShape::Never || !large {
         ops.push(BatchOp::Set { db, key: key.to_vec(), kind: T::KIND, value: encoded, expire_at_ms: expire });
-        return;
+        return false;
     }
     let split = Split::create(db, key, value, fresh_id(key));
     ops.push(split.home().owner_op(key));
@@ -544,6 +547,7 @@ fn compact_ops<T: Collection>(
         Split::Ranked(ranked) => ranked.into_ops(ops),
         Split::Stream(stream) => stream.into_ops(ops),
     }
+    true
 }
 
 /// The writes that create `key` holding `value` (split when large) where no key exists: for bulk loads
@@ -1020,8 +1024,17 @@ pub fn read<T: Collection>(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<T>, C
     Ok(load::<T>(&mut slot, db, key)?.map(|(value, _)| value))
 }
 
+/// Parts written per batch by [`store`] before the header that makes them reachable.
+const STORE_PARTS_PER_BATCH: usize = 64;
+
 /// Writes a whole collection to `key`, replacing whatever is there (and freeing the parts of a split
 /// collection it replaces); deletes the key when `value` is empty.
+///
+/// A large value's parts go first, `STORE_PARTS_PER_BATCH` (64) per batch, under a fresh id that nothing
+/// refers to yet; the last batch writes the header that makes them the key's value (with the owner
+/// record and the freeing of what it replaces). Between batches the command may be interrupted
+/// ([`elements::interrupt`]: its client is gone, the server is shutting down): `key` then still holds
+/// its old value, and the parts written so far have no owner record, so the sweeper frees them.
 pub fn store<T: Collection>(
     slot: &mut Slot,
     db: u16,
@@ -1030,7 +1043,21 @@ pub fn store<T: Collection>(
     expire: Option<u64>,
 ) -> Result<(), CmdError> {
     let mut ops = Vec::new();
-    store_ops(slot, db, key, value, expire, &mut ops)?;
+    replace_ops(slot, db, key, &mut ops)?;
+    let existed = slot.key_info(db, key)?.is_some();
+    elements::interrupt::check()?;
+    let mut new = Vec::new();
+    let split = compact_ops(&mut new, db, key, existed, expire, value);
+    if split && new.len() > 2 + STORE_PARTS_PER_BATCH {
+        // `compact_ops` put the owner record and the header first.
+        let mut parts = new.split_off(2).into_iter().peekable();
+        while parts.peek().is_some() {
+            elements::interrupt::check()?;
+            slot.write_batch(parts.by_ref().take(STORE_PARTS_PER_BATCH).collect())?;
+        }
+        elements::interrupt::check()?;
+    }
+    ops.extend(new);
     if !ops.is_empty() {
         slot.write_batch(ops)?;
     }

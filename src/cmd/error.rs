@@ -134,6 +134,7 @@ impl From<crate::elements::ElementError> for CmdError {
     fn from(error: crate::elements::ElementError) -> CmdError {
         match error {
             crate::elements::ElementError::Engine(error) => error.into(),
+            crate::elements::ElementError::Interrupted(reason) => CmdError::err(format!("command aborted: {reason}")),
             damaged => {
                 tracing::error!(error = %damaged, "split collection damaged");
                 CmdError::Err("internal error: data corruption detected (see the server log)".into())

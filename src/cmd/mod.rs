@@ -36,6 +36,7 @@ pub mod info;
 pub mod introspection;
 pub mod list;
 pub mod memory;
+pub mod migrate;
 pub mod persistence;
 pub mod pubsub;
 pub mod reference;

@@ -278,7 +278,7 @@ fn finder_key_spec(spec: &CommandSpec, finder: &super::spec::KeyFinder) -> Reply
                 ]),
             )
         }
-        KeyFinder::SortStore => (
+        KeyFinder::SortStore | KeyFinder::Migrate => (
             &["OW", "update"],
             map(vec![("type", Reply::bulk("unknown")), ("spec", map(Vec::new()))]),
             map(vec![("type", Reply::bulk("unknown")), ("spec", map(Vec::new()))]),

@@ -143,7 +143,8 @@ fn lookup(
             Some(_) => Some(None),
         },
     };
-    // Redis looks pattern keys up for reading: a missing one is a `keymiss`.
+    // Redis looks pattern keys up for reading: a keyspace hit or miss, and a missing one is a `keymiss`.
+    ctx.server.stats.hit(value.is_some());
     if value.is_none() {
         ctx.keymiss(db, &key);
     }

@@ -236,6 +236,7 @@ impl CommandSpec {
                     }
                 }
                 KeyFinder::SortStore => positions.extend(sort_store_key(argv)),
+                KeyFinder::Migrate => positions = migrate_keys(argv),
             }
         }
         if keyword_without_key {
@@ -293,6 +294,9 @@ pub enum KeyFinder {
     /// SORT's `STORE destination`, found by SORT's own option parsing (the keyword may be anywhere, but
     /// not as the argument of LIMIT, BY or GET).
     SortStore,
+    /// MIGRATE's keys: the key argument, or with `KEYS` (when the key argument is empty) every
+    /// argument after it; replaces the positions found before it.
+    Migrate,
 }
 
 /// How many keys follow a keyword.
@@ -302,6 +306,16 @@ pub enum KeywordKeys {
     One,
     /// The first half of the arguments after it (XREAD's `STREAMS key [key ...] id [id ...]`).
     Half,
+}
+
+/// MIGRATE's key positions as Redis's `migrateGetKeys` finds them: the first `KEYS` at or after
+/// position 6 when argument 3 is empty, else argument 3.
+fn migrate_keys(argv: &[Bytes]) -> Vec<usize> {
+    let keys_at = (6..argv.len()).find(|&i| argv[i].eq_ignore_ascii_case(b"keys") && argv[3].is_empty());
+    match keys_at {
+        Some(at) => (at + 1..argv.len()).collect(),
+        None => (argv.len() > 3).then_some(3).into_iter().collect(),
+    }
 }
 
 /// The position of SORT's STORE key: the last `STORE` with an argument, skipping the arguments of

@@ -75,8 +75,9 @@ pub fn expire_at(unit: &str, value: &[u8], now: u64, command: &str) -> Result<i6
 /// ```
 pub fn get(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
-    let entry = as_string(ctx.engine.get(ctx.db(), &key)?)?;
+    let entry = ctx.engine.get(ctx.db(), &key)?;
     ctx.server.stats.hit(entry.is_some());
+    let entry = as_string(entry)?;
     Ok(entry.map_or(Reply::Nil, |e| Reply::Bulk(e.value)))
 }
 

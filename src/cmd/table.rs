@@ -4,7 +4,7 @@
 use super::spec::{AclCategories, CommandSpec, Flags, KeyFinder, KeywordKeys};
 
 /// Number of commands and subcommands (ids are `0..COMMAND_COUNT`).
-pub const COMMAND_COUNT: usize = 315;
+pub const COMMAND_COUNT: usize = 314;
 
 static CLIENT_SUBCOMMANDS: [CommandSpec; 18] = [
     CommandSpec {
@@ -944,7 +944,7 @@ static MEMORY_SUBCOMMANDS: [CommandSpec; 6] = [
 
 static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
     CommandSpec {
-        id: 164,
+        id: 165,
         name: "encoding",
         fullname: "object|encoding",
         arity: 3,
@@ -962,7 +962,7 @@ static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 165,
+        id: 166,
         name: "freq",
         fullname: "object|freq",
         arity: 3,
@@ -980,7 +980,7 @@ static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 166,
+        id: 167,
         name: "help",
         fullname: "object|help",
         arity: 2,
@@ -998,7 +998,7 @@ static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 167,
+        id: 168,
         name: "idletime",
         fullname: "object|idletime",
         arity: 3,
@@ -1016,7 +1016,7 @@ static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 168,
+        id: 169,
         name: "refcount",
         fullname: "object|refcount",
         arity: 3,
@@ -1037,7 +1037,7 @@ static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
 
 static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
     CommandSpec {
-        id: 182,
+        id: 183,
         name: "channels",
         fullname: "pubsub|channels",
         arity: -2,
@@ -1055,7 +1055,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 183,
+        id: 184,
         name: "help",
         fullname: "pubsub|help",
         arity: 2,
@@ -1073,7 +1073,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 184,
+        id: 185,
         name: "numpat",
         fullname: "pubsub|numpat",
         arity: 2,
@@ -1091,7 +1091,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 185,
+        id: 186,
         name: "numsub",
         fullname: "pubsub|numsub",
         arity: -2,
@@ -1109,7 +1109,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 186,
+        id: 187,
         name: "shardchannels",
         fullname: "pubsub|shardchannels",
         arity: -2,
@@ -1127,7 +1127,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 187,
+        id: 188,
         name: "shardnumsub",
         fullname: "pubsub|shardnumsub",
         arity: -2,
@@ -1334,7 +1334,7 @@ static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
 
 static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
     CommandSpec {
-        id: 263,
+        id: 262,
         name: "create",
         fullname: "xgroup|create",
         arity: -5,
@@ -1352,7 +1352,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 264,
+        id: 263,
         name: "createconsumer",
         fullname: "xgroup|createconsumer",
         arity: 5,
@@ -1370,7 +1370,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 265,
+        id: 264,
         name: "delconsumer",
         fullname: "xgroup|delconsumer",
         arity: 5,
@@ -1388,7 +1388,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 266,
+        id: 265,
         name: "destroy",
         fullname: "xgroup|destroy",
         arity: 4,
@@ -1406,7 +1406,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 267,
+        id: 266,
         name: "help",
         fullname: "xgroup|help",
         arity: 2,
@@ -1424,7 +1424,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 268,
+        id: 267,
         name: "setid",
         fullname: "xgroup|setid",
         arity: -5,
@@ -1445,7 +1445,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
 
 static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
     CommandSpec {
-        id: 270,
+        id: 269,
         name: "consumers",
         fullname: "xinfo|consumers",
         arity: 4,
@@ -1463,7 +1463,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 271,
+        id: 270,
         name: "groups",
         fullname: "xinfo|groups",
         arity: 3,
@@ -1481,7 +1481,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 272,
+        id: 271,
         name: "help",
         fullname: "xinfo|help",
         arity: 2,
@@ -1499,7 +1499,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 273,
+        id: 272,
         name: "stream",
         fullname: "xinfo|stream",
         arity: -3,
@@ -1519,7 +1519,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
 ];
 
 /// Every top-level command, sorted by name.
-pub static COMMANDS: [CommandSpec; 233] = [
+pub static COMMANDS: [CommandSpec; 232] = [
     CommandSpec {
         id: 0,
         name: "append",
@@ -3466,6 +3466,24 @@ pub static COMMANDS: [CommandSpec; 233] = [
     },
     CommandSpec {
         id: 159,
+        name: "migrate",
+        fullname: "migrate",
+        arity: -6,
+        flags: Flags::WRITE.union(Flags::MOVABLE_KEYS),
+        acl: AclCategories::KEYSPACE.union(AclCategories::WRITE).union(AclCategories::SLOW).union(AclCategories::DANGEROUS),
+        first_key: 3,
+        last_key: 3,
+        key_step: 1,
+        key_finders: &[KeyFinder::Migrate],
+        group: "generic",
+        summary: "Atomically transfer a key from a Redis instance to another one.",
+        since: "2.6.0",
+        complexity: "This command actually executes a DUMP+DEL in the source instance, and a RESTORE in the target instance. See the pages of these commands for time complexity. Also an O(N) data transfer between the two instances is performed.",
+        handler: Some(super::migrate::migrate),
+        subcommands: &[],
+    },
+    CommandSpec {
+        id: 160,
         name: "monitor",
         fullname: "monitor",
         arity: 1,
@@ -3483,7 +3501,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 160,
+        id: 161,
         name: "move",
         fullname: "move",
         arity: 3,
@@ -3501,7 +3519,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 161,
+        id: 162,
         name: "mset",
         fullname: "mset",
         arity: -3,
@@ -3519,7 +3537,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 162,
+        id: 163,
         name: "msetnx",
         fullname: "msetnx",
         arity: -3,
@@ -3537,7 +3555,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 163,
+        id: 164,
         name: "multi",
         fullname: "multi",
         arity: 1,
@@ -3555,7 +3573,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 169,
+        id: 170,
         name: "object",
         fullname: "object",
         arity: -2,
@@ -3573,7 +3591,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &OBJECT_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 170,
+        id: 171,
         name: "persist",
         fullname: "persist",
         arity: 2,
@@ -3591,7 +3609,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 171,
+        id: 172,
         name: "pexpire",
         fullname: "pexpire",
         arity: -3,
@@ -3609,7 +3627,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 172,
+        id: 173,
         name: "pexpireat",
         fullname: "pexpireat",
         arity: -3,
@@ -3627,7 +3645,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 173,
+        id: 174,
         name: "pexpiretime",
         fullname: "pexpiretime",
         arity: 2,
@@ -3645,7 +3663,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 174,
+        id: 175,
         name: "pfadd",
         fullname: "pfadd",
         arity: -2,
@@ -3663,7 +3681,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 175,
+        id: 176,
         name: "pfcount",
         fullname: "pfcount",
         arity: -2,
@@ -3681,7 +3699,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 176,
+        id: 177,
         name: "pfmerge",
         fullname: "pfmerge",
         arity: -2,
@@ -3699,7 +3717,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 177,
+        id: 178,
         name: "ping",
         fullname: "ping",
         arity: -1,
@@ -3717,7 +3735,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 178,
+        id: 179,
         name: "psetex",
         fullname: "psetex",
         arity: 4,
@@ -3735,7 +3753,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 179,
+        id: 180,
         name: "psubscribe",
         fullname: "psubscribe",
         arity: -2,
@@ -3753,7 +3771,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 180,
+        id: 181,
         name: "pttl",
         fullname: "pttl",
         arity: 2,
@@ -3771,7 +3789,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 181,
+        id: 182,
         name: "publish",
         fullname: "publish",
         arity: 3,
@@ -3789,7 +3807,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 188,
+        id: 189,
         name: "pubsub",
         fullname: "pubsub",
         arity: -2,
@@ -3807,7 +3825,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &PUBSUB_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 189,
+        id: 190,
         name: "punsubscribe",
         fullname: "punsubscribe",
         arity: -1,
@@ -3825,7 +3843,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 190,
+        id: 191,
         name: "quit",
         fullname: "quit",
         arity: -1,
@@ -3843,7 +3861,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 191,
+        id: 192,
         name: "randomkey",
         fullname: "randomkey",
         arity: 1,
@@ -3861,7 +3879,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 192,
+        id: 193,
         name: "rename",
         fullname: "rename",
         arity: 3,
@@ -3879,7 +3897,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 193,
+        id: 194,
         name: "renamenx",
         fullname: "renamenx",
         arity: 3,
@@ -3894,24 +3912,6 @@ pub static COMMANDS: [CommandSpec; 233] = [
         since: "1.0.0",
         complexity: "O(1)",
         handler: Some(super::generic::renamenx),
-        subcommands: &[],
-    },
-    CommandSpec {
-        id: 194,
-        name: "replconf",
-        fullname: "replconf",
-        arity: -1,
-        flags: Flags::ADMIN.union(Flags::NOSCRIPT).union(Flags::LOADING).union(Flags::STALE).union(Flags::ALLOW_BUSY),
-        acl: AclCategories::ADMIN.union(AclCategories::SLOW).union(AclCategories::DANGEROUS),
-        first_key: 0,
-        last_key: 0,
-        key_step: 0,
-        key_finders: &[],
-        group: "server",
-        summary: "An internal command for configuring the replication stream",
-        since: "3.0.0",
-        complexity: "O(1)",
-        handler: Some(super::replication::replconf),
         subcommands: &[],
     },
     CommandSpec {
@@ -4690,24 +4690,6 @@ pub static COMMANDS: [CommandSpec; 233] = [
     },
     CommandSpec {
         id: 248,
-        name: "sync",
-        fullname: "sync",
-        arity: 1,
-        flags: Flags::ADMIN.union(Flags::NOSCRIPT).union(Flags::NO_ASYNC_LOADING).union(Flags::NO_MULTI),
-        acl: AclCategories::ADMIN.union(AclCategories::SLOW).union(AclCategories::DANGEROUS),
-        first_key: 0,
-        last_key: 0,
-        key_step: 0,
-        key_finders: &[],
-        group: "server",
-        summary: "Internal command used for replication",
-        since: "1.0.0",
-        complexity: "O(N) where N is the total number of keys in all databases",
-        handler: Some(super::replication::sync),
-        subcommands: &[],
-    },
-    CommandSpec {
-        id: 249,
         name: "time",
         fullname: "time",
         arity: 1,
@@ -4725,7 +4707,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 250,
+        id: 249,
         name: "touch",
         fullname: "touch",
         arity: -2,
@@ -4743,7 +4725,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 251,
+        id: 250,
         name: "ttl",
         fullname: "ttl",
         arity: 2,
@@ -4761,7 +4743,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 252,
+        id: 251,
         name: "type",
         fullname: "type",
         arity: 2,
@@ -4779,7 +4761,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 253,
+        id: 252,
         name: "unlink",
         fullname: "unlink",
         arity: -2,
@@ -4797,7 +4779,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 254,
+        id: 253,
         name: "unsubscribe",
         fullname: "unsubscribe",
         arity: -1,
@@ -4815,7 +4797,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 255,
+        id: 254,
         name: "unwatch",
         fullname: "unwatch",
         arity: 1,
@@ -4833,7 +4815,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 256,
+        id: 255,
         name: "wait",
         fullname: "wait",
         arity: 3,
@@ -4851,7 +4833,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 257,
+        id: 256,
         name: "watch",
         fullname: "watch",
         arity: -2,
@@ -4869,7 +4851,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 258,
+        id: 257,
         name: "xack",
         fullname: "xack",
         arity: -4,
@@ -4887,7 +4869,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 259,
+        id: 258,
         name: "xadd",
         fullname: "xadd",
         arity: -5,
@@ -4905,7 +4887,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 260,
+        id: 259,
         name: "xautoclaim",
         fullname: "xautoclaim",
         arity: -6,
@@ -4923,7 +4905,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 261,
+        id: 260,
         name: "xclaim",
         fullname: "xclaim",
         arity: -6,
@@ -4941,7 +4923,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 262,
+        id: 261,
         name: "xdel",
         fullname: "xdel",
         arity: -3,
@@ -4959,7 +4941,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 269,
+        id: 268,
         name: "xgroup",
         fullname: "xgroup",
         arity: -2,
@@ -4977,7 +4959,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &XGROUP_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 274,
+        id: 273,
         name: "xinfo",
         fullname: "xinfo",
         arity: -2,
@@ -4995,7 +4977,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &XINFO_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 275,
+        id: 274,
         name: "xlen",
         fullname: "xlen",
         arity: 2,
@@ -5013,7 +4995,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 276,
+        id: 275,
         name: "xpending",
         fullname: "xpending",
         arity: -3,
@@ -5031,7 +5013,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 277,
+        id: 276,
         name: "xrange",
         fullname: "xrange",
         arity: -4,
@@ -5049,7 +5031,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 278,
+        id: 277,
         name: "xread",
         fullname: "xread",
         arity: -4,
@@ -5067,7 +5049,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 279,
+        id: 278,
         name: "xreadgroup",
         fullname: "xreadgroup",
         arity: -7,
@@ -5085,7 +5067,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 280,
+        id: 279,
         name: "xrevrange",
         fullname: "xrevrange",
         arity: -4,
@@ -5103,7 +5085,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 281,
+        id: 280,
         name: "xsetid",
         fullname: "xsetid",
         arity: -3,
@@ -5121,7 +5103,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 282,
+        id: 281,
         name: "xtrim",
         fullname: "xtrim",
         arity: -4,
@@ -5139,7 +5121,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 283,
+        id: 282,
         name: "zadd",
         fullname: "zadd",
         arity: -4,
@@ -5157,7 +5139,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 284,
+        id: 283,
         name: "zcard",
         fullname: "zcard",
         arity: 2,
@@ -5175,7 +5157,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 285,
+        id: 284,
         name: "zcount",
         fullname: "zcount",
         arity: 4,
@@ -5193,7 +5175,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 286,
+        id: 285,
         name: "zdiff",
         fullname: "zdiff",
         arity: -3,
@@ -5211,7 +5193,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 287,
+        id: 286,
         name: "zdiffstore",
         fullname: "zdiffstore",
         arity: -4,
@@ -5229,7 +5211,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 288,
+        id: 287,
         name: "zincrby",
         fullname: "zincrby",
         arity: 4,
@@ -5247,7 +5229,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 289,
+        id: 288,
         name: "zinter",
         fullname: "zinter",
         arity: -3,
@@ -5265,7 +5247,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 290,
+        id: 289,
         name: "zintercard",
         fullname: "zintercard",
         arity: -3,
@@ -5283,7 +5265,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 291,
+        id: 290,
         name: "zinterstore",
         fullname: "zinterstore",
         arity: -4,
@@ -5301,7 +5283,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 292,
+        id: 291,
         name: "zlexcount",
         fullname: "zlexcount",
         arity: 4,
@@ -5319,7 +5301,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 293,
+        id: 292,
         name: "zmpop",
         fullname: "zmpop",
         arity: -4,
@@ -5337,7 +5319,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 294,
+        id: 293,
         name: "zmscore",
         fullname: "zmscore",
         arity: -3,
@@ -5355,7 +5337,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 295,
+        id: 294,
         name: "zpopmax",
         fullname: "zpopmax",
         arity: -2,
@@ -5373,7 +5355,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 296,
+        id: 295,
         name: "zpopmin",
         fullname: "zpopmin",
         arity: -2,
@@ -5391,7 +5373,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 297,
+        id: 296,
         name: "zrandmember",
         fullname: "zrandmember",
         arity: -2,
@@ -5409,7 +5391,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 298,
+        id: 297,
         name: "zrange",
         fullname: "zrange",
         arity: -4,
@@ -5427,7 +5409,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 299,
+        id: 298,
         name: "zrangebylex",
         fullname: "zrangebylex",
         arity: -4,
@@ -5445,7 +5427,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 300,
+        id: 299,
         name: "zrangebyscore",
         fullname: "zrangebyscore",
         arity: -4,
@@ -5463,7 +5445,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 301,
+        id: 300,
         name: "zrangestore",
         fullname: "zrangestore",
         arity: -5,
@@ -5481,7 +5463,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 302,
+        id: 301,
         name: "zrank",
         fullname: "zrank",
         arity: 3,
@@ -5499,7 +5481,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 303,
+        id: 302,
         name: "zrem",
         fullname: "zrem",
         arity: -3,
@@ -5517,7 +5499,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 304,
+        id: 303,
         name: "zremrangebylex",
         fullname: "zremrangebylex",
         arity: 4,
@@ -5535,7 +5517,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 305,
+        id: 304,
         name: "zremrangebyrank",
         fullname: "zremrangebyrank",
         arity: 4,
@@ -5553,7 +5535,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 306,
+        id: 305,
         name: "zremrangebyscore",
         fullname: "zremrangebyscore",
         arity: 4,
@@ -5571,7 +5553,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 307,
+        id: 306,
         name: "zrevrange",
         fullname: "zrevrange",
         arity: -4,
@@ -5589,7 +5571,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 308,
+        id: 307,
         name: "zrevrangebylex",
         fullname: "zrevrangebylex",
         arity: -4,
@@ -5607,7 +5589,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 309,
+        id: 308,
         name: "zrevrangebyscore",
         fullname: "zrevrangebyscore",
         arity: -4,
@@ -5625,7 +5607,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 310,
+        id: 309,
         name: "zrevrank",
         fullname: "zrevrank",
         arity: 3,
@@ -5643,7 +5625,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 311,
+        id: 310,
         name: "zscan",
         fullname: "zscan",
         arity: -3,
@@ -5661,7 +5643,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 312,
+        id: 311,
         name: "zscore",
         fullname: "zscore",
         arity: 3,
@@ -5679,7 +5661,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 313,
+        id: 312,
         name: "zunion",
         fullname: "zunion",
         arity: -3,
@@ -5697,7 +5679,7 @@ pub static COMMANDS: [CommandSpec; 233] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 314,
+        id: 313,
         name: "zunionstore",
         fullname: "zunionstore",
         arity: -4,
@@ -5831,31 +5813,31 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
         b"ltrim" => 105,
         b"memory" => 106,
         b"mget" => 107,
-        b"monitor" => 108,
-        b"move" => 109,
-        b"mset" => 110,
-        b"msetnx" => 111,
-        b"multi" => 112,
-        b"object" => 113,
-        b"persist" => 114,
-        b"pexpire" => 115,
-        b"pexpireat" => 116,
-        b"pexpiretime" => 117,
-        b"pfadd" => 118,
-        b"pfcount" => 119,
-        b"pfmerge" => 120,
-        b"ping" => 121,
-        b"psetex" => 122,
-        b"psubscribe" => 123,
-        b"pttl" => 124,
-        b"publish" => 125,
-        b"pubsub" => 126,
-        b"punsubscribe" => 127,
-        b"quit" => 128,
-        b"randomkey" => 129,
-        b"rename" => 130,
-        b"renamenx" => 131,
-        b"replconf" => 132,
+        b"migrate" => 108,
+        b"monitor" => 109,
+        b"move" => 110,
+        b"mset" => 111,
+        b"msetnx" => 112,
+        b"multi" => 113,
+        b"object" => 114,
+        b"persist" => 115,
+        b"pexpire" => 116,
+        b"pexpireat" => 117,
+        b"pexpiretime" => 118,
+        b"pfadd" => 119,
+        b"pfcount" => 120,
+        b"pfmerge" => 121,
+        b"ping" => 122,
+        b"psetex" => 123,
+        b"psubscribe" => 124,
+        b"pttl" => 125,
+        b"publish" => 126,
+        b"pubsub" => 127,
+        b"punsubscribe" => 128,
+        b"quit" => 129,
+        b"randomkey" => 130,
+        b"rename" => 131,
+        b"renamenx" => 132,
         b"reset" => 133,
         b"restore" => 134,
         b"rpop" => 135,
@@ -5899,63 +5881,62 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
         b"sunionstore" => 173,
         b"sunsubscribe" => 174,
         b"swapdb" => 175,
-        b"sync" => 176,
-        b"time" => 177,
-        b"touch" => 178,
-        b"ttl" => 179,
-        b"type" => 180,
-        b"unlink" => 181,
-        b"unsubscribe" => 182,
-        b"unwatch" => 183,
-        b"wait" => 184,
-        b"watch" => 185,
-        b"xack" => 186,
-        b"xadd" => 187,
-        b"xautoclaim" => 188,
-        b"xclaim" => 189,
-        b"xdel" => 190,
-        b"xgroup" => 191,
-        b"xinfo" => 192,
-        b"xlen" => 193,
-        b"xpending" => 194,
-        b"xrange" => 195,
-        b"xread" => 196,
-        b"xreadgroup" => 197,
-        b"xrevrange" => 198,
-        b"xsetid" => 199,
-        b"xtrim" => 200,
-        b"zadd" => 201,
-        b"zcard" => 202,
-        b"zcount" => 203,
-        b"zdiff" => 204,
-        b"zdiffstore" => 205,
-        b"zincrby" => 206,
-        b"zinter" => 207,
-        b"zintercard" => 208,
-        b"zinterstore" => 209,
-        b"zlexcount" => 210,
-        b"zmpop" => 211,
-        b"zmscore" => 212,
-        b"zpopmax" => 213,
-        b"zpopmin" => 214,
-        b"zrandmember" => 215,
-        b"zrange" => 216,
-        b"zrangebylex" => 217,
-        b"zrangebyscore" => 218,
-        b"zrangestore" => 219,
-        b"zrank" => 220,
-        b"zrem" => 221,
-        b"zremrangebylex" => 222,
-        b"zremrangebyrank" => 223,
-        b"zremrangebyscore" => 224,
-        b"zrevrange" => 225,
-        b"zrevrangebylex" => 226,
-        b"zrevrangebyscore" => 227,
-        b"zrevrank" => 228,
-        b"zscan" => 229,
-        b"zscore" => 230,
-        b"zunion" => 231,
-        b"zunionstore" => 232,
+        b"time" => 176,
+        b"touch" => 177,
+        b"ttl" => 178,
+        b"type" => 179,
+        b"unlink" => 180,
+        b"unsubscribe" => 181,
+        b"unwatch" => 182,
+        b"wait" => 183,
+        b"watch" => 184,
+        b"xack" => 185,
+        b"xadd" => 186,
+        b"xautoclaim" => 187,
+        b"xclaim" => 188,
+        b"xdel" => 189,
+        b"xgroup" => 190,
+        b"xinfo" => 191,
+        b"xlen" => 192,
+        b"xpending" => 193,
+        b"xrange" => 194,
+        b"xread" => 195,
+        b"xreadgroup" => 196,
+        b"xrevrange" => 197,
+        b"xsetid" => 198,
+        b"xtrim" => 199,
+        b"zadd" => 200,
+        b"zcard" => 201,
+        b"zcount" => 202,
+        b"zdiff" => 203,
+        b"zdiffstore" => 204,
+        b"zincrby" => 205,
+        b"zinter" => 206,
+        b"zintercard" => 207,
+        b"zinterstore" => 208,
+        b"zlexcount" => 209,
+        b"zmpop" => 210,
+        b"zmscore" => 211,
+        b"zpopmax" => 212,
+        b"zpopmin" => 213,
+        b"zrandmember" => 214,
+        b"zrange" => 215,
+        b"zrangebylex" => 216,
+        b"zrangebyscore" => 217,
+        b"zrangestore" => 218,
+        b"zrank" => 219,
+        b"zrem" => 220,
+        b"zremrangebylex" => 221,
+        b"zremrangebyrank" => 222,
+        b"zremrangebyscore" => 223,
+        b"zrevrange" => 224,
+        b"zrevrangebylex" => 225,
+        b"zrevrangebyscore" => 226,
+        b"zrevrank" => 227,
+        b"zscan" => 228,
+        b"zscore" => 229,
+        b"zunion" => 230,
+        b"zunionstore" => 231,
         _ => return None,
     };
     COMMANDS.get(index)

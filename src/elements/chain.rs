@@ -369,6 +369,7 @@ impl Chain {
             if next == 0 {
                 return Err(damaged(&self.parts.home().part_key(0), "chain shorter than its count"));
             }
+            super::interrupt::check()?;
             let chunk = self.read_chunk(slot, next)?;
             next = chunk.next;
             for item in chunk.items {
@@ -596,6 +597,7 @@ impl Chain {
     pub fn free_ops(mut self, slot: &mut Slot, ops: &mut Vec<BatchOp>) -> Result<()> {
         let mut part = self.head;
         while part != 0 {
+            super::interrupt::check()?;
             let chunk = self.read_chunk(slot, part)?;
             self.parts.remove(part);
             part = chunk.next;

@@ -241,6 +241,7 @@ impl Hashed {
     pub fn entries(&mut self, slot: &mut Slot) -> Result<Vec<(Bytes, Bytes)>> {
         let mut out = Vec::with_capacity(self.count as usize);
         for bucket in 0..self.bucket_count() {
+            super::interrupt::check()?;
             out.extend(self.read_bucket(slot, bucket)?);
         }
         Ok(out)

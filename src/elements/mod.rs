@@ -21,6 +21,7 @@
 
 pub mod chain;
 pub mod hashed;
+pub mod interrupt;
 pub mod ranked;
 pub mod streamed;
 pub mod tree;
@@ -83,6 +84,10 @@ pub enum ElementError {
         /// What is wrong.
         reason: String,
     },
+    /// The running command must stop (its client is gone, the server is shutting down): see
+    /// [`interrupt`].
+    #[error("command aborted: {0}")]
+    Interrupted(&'static str),
 }
 
 /// Result of element operations.

@@ -431,6 +431,7 @@ impl Streamed {
                     if record.node.live == 0 || record.node.last_id < start {
                         continue;
                     }
+                    super::interrupt::check()?;
                     for (id, fields) in self.chunk(slot, record.chunk)? {
                         if id > end {
                             return Ok(out);
@@ -456,6 +457,7 @@ impl Streamed {
                         return Ok(out);
                     }
                     if record.node.live > 0 {
+                        super::interrupt::check()?;
                         for (id, fields) in self.chunk(slot, record.chunk)?.into_iter().rev() {
                             if id < start {
                                 return Ok(out);
@@ -623,6 +625,7 @@ impl Streamed {
         let records = self.records(slot, 0..self.node_count())?;
         let mut nodes = Vec::with_capacity(records.len());
         for record in records {
+            super::interrupt::check()?;
             let entries = self.chunk(slot, record.chunk)?;
             nodes.push((record.node, entries));
         }

@@ -413,6 +413,7 @@ impl Tree {
         let mut rank = ranks.start;
         let mut out = Vec::with_capacity(end.saturating_sub(rank).min(1 << 16) as usize);
         while rank < end {
+            super::interrupt::check()?;
             // Descend by counts to the leaf holding `rank`.
             let mut part = self.root;
             let mut local = rank;
@@ -456,6 +457,7 @@ impl Tree {
     pub fn free_ops(mut self, slot: &mut Slot, ops: &mut Vec<BatchOp>) -> Result<()> {
         let mut stack = vec![(self.root, self.height)];
         while let Some((part, height)) = stack.pop() {
+            super::interrupt::check()?;
             if height > 1 {
                 if let Node::Inner(children) = self.read_node(slot, part)? {
                     stack.extend(children.iter().map(|c| (c.part, height - 1)));

@@ -7,12 +7,20 @@
 //! can be expensive, e.g. a long pattern against a long key, so counting items would not bound the
 //! time between checks); every [`CHECK_INTERVAL`] it looks at the shutdown flag, the kill switch and the
 //! socket (one non-blocking `poll` for a hang-up).
+//!
+//! Walks inside split collections (reading one whole, freeing one) cannot see the command's context;
+//! [`interruptible`] installs a hook for them ([`crate::elements::interrupt`]) around a top-level
+//! command that may safely stop there: one that writes nothing, or a STORE command (which reads all its
+//! sources, then writes its destination at once at its end, see `collection::store_destination`).
 
 use std::cell::Cell;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use crate::cmd::{CmdError, Ctx};
+use crate::cmd::spec::Flags;
+use crate::cmd::{CmdError, CommandSpec, Ctx};
+use crate::server::client::ClientHandle;
+use crate::server::Server;
 
 /// Time between two real checks.
 pub const CHECK_INTERVAL: Duration = Duration::from_millis(5);
@@ -36,17 +44,66 @@ impl Cancel {
     pub fn with_socket(fd: RawFd) -> Cancel {
         Cancel { fd, ..Cancel::default() }
     }
+}
 
-    /// True when the peer closed its side of the connection (or it failed).
-    fn peer_gone(&self) -> bool {
-        if self.fd < 0 {
-            return false;
-        }
-        let mut poll = libc::pollfd { fd: self.fd, events: libc::POLLRDHUP, revents: 0 };
-        // SAFETY: one valid pollfd, zero timeout; the fd stays open while its connection runs commands.
-        let ready = unsafe { libc::poll(&mut poll, 1, 0) };
-        ready > 0 && poll.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
+/// True when the peer of socket `fd` closed its side of the connection (or it failed); false for -1.
+fn peer_gone(fd: RawFd) -> bool {
+    if fd < 0 {
+        return false;
     }
+    let mut poll = libc::pollfd { fd, events: libc::POLLRDHUP, revents: 0 };
+    // SAFETY: one valid pollfd, zero timeout; the fd stays open while its connection runs commands.
+    let ready = unsafe { libc::poll(&mut poll, 1, 0) };
+    ready > 0 && poll.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
+}
+
+/// Why a command must stop, if it must: the server is shutting down, or the client is gone.
+fn stop_reason(server: &Server, handle: &ClientHandle, fd: RawFd) -> Option<&'static str> {
+    if server.shutting_down() {
+        Some("the server is shutting down")
+    } else if handle.is_killed() || peer_gone(fd) {
+        Some("the client is gone")
+    } else {
+        None
+    }
+}
+
+/// Top-level commands that write only at their end, after reading every collection they read: a walk
+/// inside them may stop the command without leaving anything half written.
+const STOPPABLE_WRITERS: &[&str] = &[
+    "sunionstore",
+    "sinterstore",
+    "sdiffstore",
+    "zunionstore",
+    "zinterstore",
+    "zdiffstore",
+    "zrangestore",
+    "geosearchstore",
+    "georadius",
+    "georadiusbymember",
+    "sort",
+    "copy",
+];
+
+/// Runs a top-level command's `handler` with the split-collection walks watching for cancellation, when
+/// stopping inside them is safe for `spec` (see `STOPPABLE_WRITERS`); other commands run unwatched.
+pub fn interruptible<R>(ctx: &mut Ctx<'_>, spec: &CommandSpec, handler: impl FnOnce(&mut Ctx<'_>) -> R) -> R {
+    if spec.has(Flags::WRITE) && !STOPPABLE_WRITERS.contains(&spec.fullname) {
+        return crate::elements::interrupt::with_hook(None, || handler(ctx));
+    }
+    let server = ctx.server;
+    let handle = ctx.client.handle.clone();
+    let fd = ctx.client.cancel.fd;
+    let last_check = Cell::new(Instant::now());
+    let hook = move || {
+        let now = Instant::now();
+        if now.duration_since(last_check.get()) < CHECK_INTERVAL {
+            return None;
+        }
+        last_check.set(now);
+        stop_reason(server, &handle, fd)
+    };
+    crate::elements::interrupt::with_hook(Some(&hook), || handler(ctx))
 }
 
 impl Ctx<'_> {
@@ -64,12 +121,9 @@ impl Ctx<'_> {
 
     /// The real check behind [`Ctx::checkpoint`], done at once.
     pub fn check_cancelled(&self) -> Result<(), CmdError> {
-        if self.server.shutting_down() {
-            return Err(CmdError::err("command aborted: the server is shutting down"));
+        match stop_reason(self.server, &self.client.handle, self.client.cancel.fd) {
+            Some(reason) => Err(CmdError::err(format!("command aborted: {reason}"))),
+            None => Ok(()),
         }
-        if self.client.handle.is_killed() || self.client.cancel.peer_gone() {
-            return Err(CmdError::err("command aborted: the client is gone"));
-        }
-        Ok(())
     }
 }

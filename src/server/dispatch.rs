@@ -150,7 +150,7 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Outcome {
 
 /// Runs a top-level command (blocking allowed), then serves the blocked clients of the keys it made ready.
 fn run_and_serve(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, argv: Vec<Bytes>, start: usize) -> Outcome {
-    let (reply, block) = run(ctx, spec, argv, start);
+    let (reply, block) = run(ctx, spec, argv, start, true);
     let outcome = match block {
         Some(request) => Outcome::Blocked(ctx.server.blocking.register(ctx.client, request)),
         None => Outcome::Reply(reply),
@@ -163,15 +163,18 @@ fn run_and_serve(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, argv: Vec<Bytes>
 /// blocking command does not block here: its reply is the one for a timeout already reached.
 pub fn call(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, argv: Vec<Bytes>, start: usize) -> Reply {
     let _in_exec = crate::server::introspection::InExec::enter(ctx.client.handle.clone());
-    run(ctx, spec, argv, start).0
+    run(ctx, spec, argv, start, false).0
 }
 
-/// Calls the handler with statistics; also returns its request to block, if it made one.
+/// Calls the handler with statistics; also returns its request to block, if it made one. `top`: run by
+/// the client itself (not by EXEC or a script), so it may stop inside split-collection walks
+/// (`cancel::interruptible`).
 fn run(
     ctx: &mut Ctx<'_>,
     spec: &'static CommandSpec,
     argv: Vec<Bytes>,
     start: usize,
+    top: bool,
 ) -> (Reply, Option<crate::server::blocking::BlockRequest>) {
     let Some(handler) = spec.handler else {
         return (CmdError::WrongArity(spec.fullname).reply(), None);
@@ -182,14 +185,14 @@ fn run(
     let engine = ctx.engine;
     let transaction = needs_transaction(spec, &argv).then(|| engine.transaction());
     let keymiss = ctx.server.notify.enabled(crate::server::notify::KEY_MISS);
-    if keymiss {
-        crate::server::keymiss::before(ctx, spec, &argv);
-    }
+    let lookups = crate::server::keymiss::before(ctx, spec, &argv, keymiss);
     let mut args = Args::new(argv, start);
-    let mut result = handler(ctx, &mut args);
-    if keymiss {
-        crate::server::keymiss::after(ctx, &result);
-    }
+    let mut result = if top {
+        crate::server::cancel::interruptible(ctx, spec, |ctx| handler(ctx, &mut args))
+    } else {
+        crate::elements::interrupt::with_hook(None, || handler(ctx, &mut args))
+    };
+    crate::server::keymiss::after(ctx, &result, lookups, keymiss);
     if let Some(transaction) = transaction {
         if let Err(error) = transaction.commit() {
             result = Err(error.into());

@@ -1,15 +1,23 @@
-//! `keymiss` keyspace events (class `m`): which keys a command looks up for reading, and publishing the
-//! misses in Redis 7.0's order.
+//! `keymiss` keyspace events (class `m`) and INFO's `keyspace_hits`/`keyspace_misses`: which keys a command looks
+//! up for reading, counting the hits and misses, and publishing the misses in Redis 7.0's order.
 //!
-//! Redis emits `keymiss` from `lookupKeyRead*` when a key is missing (or found expired), but not from
-//! write lookups nor from lookups flagged `LOOKUP_NONOTIFY` (OBJECT, MEMORY USAGE). Rather than threading
-//! that through every handler, the dispatcher asks [`read_lookups`] for the keys a command reads (checked
-//! against redis-server 7.0.15 command by command: `tests/it/notifications.rs`), finds which are missing
-//! before the handler runs (only while class `m` is on: one atomic load otherwise) and keeps them
-//! pending on the client. They are published before the handler's first own event ([`Ctx::notify`]),
-//! or after it returns; dropped if the command failed on its arguments (Redis parses those commands'
-//! options before the lookup). A lookup that finds an expired key deletes it first, so `expired` precedes
-//! `keymiss` as in Redis. SORT's BY/GET pattern lookups publish from the handler ([`Ctx::keymiss`]).
+//! Redis counts a hit or a miss in `lookupKey` for every read lookup (`lookupKeyRead*`) except those flagged
+//! `LOOKUP_NOSTATS` (serving blocked clients; cluster routing). OBJECT looks up with `LOOKUP_NONOTIFY`, which
+//! counts but sends no `keymiss`; MEMORY USAGE finds its key without a lookup (neither). So the lookups
+//! [`read_lookups`] lists are counted (found before the handler runs, as for `keymiss`), plus those of OBJECT
+//! (`stats_only_lookups`), plus SORT's pattern lookups (counted by its handler); GET counts its own lookup (the
+//! hottest read, spared the second one). Counted only when the command got as far as its lookups (not when it
+//! failed on its arguments).
+//!
+//! Redis emits `keymiss` from `lookupKeyRead*` when a key is missing (or found expired), but not from write lookups
+//! nor from lookups flagged `LOOKUP_NONOTIFY` (OBJECT), nor from MEMORY USAGE. Rather than threading that through
+//! every handler, the dispatcher asks [`read_lookups`] for the keys a command reads (checked against redis-server
+//! 7.0.15 command by command: `tests/it/notifications.rs`), finds which are missing before the handler runs (only
+//! while class `m` is on: one atomic load otherwise) and keeps them pending on the client. They are published
+//! before the handler's first own event ([`Ctx::notify`]), or after it returns; dropped if the command failed on
+//! its arguments (Redis parses those commands' options before the lookup). A lookup that finds an expired key
+//! deletes it first, so `expired` precedes `keymiss` as in Redis. SORT's BY/GET pattern lookups publish from the
+//! handler ([`Ctx::keymiss`]).
 
 use bytes::Bytes;
 
@@ -68,6 +76,7 @@ pub fn read_lookups(spec: &CommandSpec, argv: &[Bytes]) -> Lookups {
                 Vec::new()
             }
         }
+        "migrate" => keys_at(&positions()),
         "getset" | "getdel" | "getex" | "copy" | "sort" | "sort_ro" | "georadius" | "georadiusbymember" | "xack"
         | "xclaim" | "xautoclaim" => key(1),
         "pfcount" | "pfmerge" => {
@@ -112,30 +121,73 @@ pub fn read_lookups(spec: &CommandSpec, argv: &[Bytes]) -> Lookups {
     Lookups { keys, stop_at_missing, types, hll }
 }
 
-/// Before a command runs (class `m` on): finds which of its read lookups will miss and keeps them
-/// pending on the client.
-pub fn before(ctx: &mut Ctx<'_>, spec: &CommandSpec, argv: &[Bytes]) {
-    let lookups = read_lookups(spec, argv);
-    if lookups.keys.is_empty() {
-        return;
+/// Read lookups that count as keyspace hits/misses but send no `keymiss` (OBJECT's `LOOKUP_NONOTIFY`).
+fn stats_only_lookups(spec: &CommandSpec, argv: &[Bytes]) -> Vec<Bytes> {
+    match spec.fullname {
+        "object|encoding" | "object|freq" | "object|idletime" | "object|refcount" => argv.get(2).cloned(),
+        _ => None,
     }
+    .into_iter()
+    .collect()
+}
+
+/// A command's keyspace hits and misses, found before it runs and counted once it has run.
+#[derive(Debug, Default)]
+pub struct Pending {
+    hits: u64,
+    misses: u64,
+}
+
+/// Before a command runs: finds which of its read lookups will hit and miss; with class `m` on
+/// (`notify`), keeps the misses pending on the client for `keymiss`.
+pub fn before(ctx: &mut Ctx<'_>, spec: &CommandSpec, argv: &[Bytes], notify: bool) -> Pending {
+    let mut pending = Pending::default();
+    // GET counts its own lookup.
+    if spec.fullname == "get" && !notify {
+        return pending;
+    }
+    let lookups = read_lookups(spec, argv);
     let db = ctx.db();
+    if lookups.keys.is_empty() {
+        for key in stats_only_lookups(spec, argv) {
+            match ctx.engine.key_info(db, &key) {
+                Ok(None) => pending.misses += 1,
+                _ => pending.hits += 1,
+            }
+        }
+        return pending;
+    }
     let mut missing = Vec::new();
     for key in lookups.keys {
         // An engine error here is the handler's to report: the key counts as present.
         match ctx.engine.key_info(db, &key) {
             Ok(None) => {
-                missing.push(key);
+                pending.misses += 1;
+                if notify {
+                    missing.push(key);
+                }
                 if lookups.stop_at_missing {
                     break;
                 }
             }
-            Ok(Some(info)) if lookups.types.is_some_and(|types| !types.contains(&info.kind)) => break,
-            Ok(Some(_)) if lookups.hll && !is_hll(ctx, db, &key) => break,
-            _ => {}
+            Ok(Some(info)) if lookups.types.is_some_and(|types| !types.contains(&info.kind)) => {
+                pending.hits += 1;
+                break;
+            }
+            Ok(Some(_)) if lookups.hll && !is_hll(ctx, db, &key) => {
+                pending.hits += 1;
+                break;
+            }
+            _ => pending.hits += 1,
         }
     }
-    *ctx.client.keymiss.lock().unwrap_or_else(|p| p.into_inner()) = missing;
+    if notify {
+        *ctx.client.keymiss.lock().unwrap_or_else(|p| p.into_inner()) = missing;
+    }
+    if spec.fullname == "get" {
+        pending = Pending::default();
+    }
+    pending
 }
 
 /// True if `key` holds a HyperLogLog (a string with its header's magic).
@@ -143,8 +195,12 @@ fn is_hll(ctx: &Ctx<'_>, db: u16, key: &[u8]) -> bool {
     matches!(ctx.engine.get(db, key), Ok(Some(entry)) if entry.kind == ValueKind::String && entry.value.starts_with(b"HYLL"))
 }
 
-/// After a command ran: publishes the misses still pending unless it failed on its arguments.
-pub fn after(ctx: &Ctx<'_>, result: &Result<Reply, CmdError>) {
+/// After a command ran: counts its hits and misses and publishes the misses still pending (class `m`
+/// on: `notify`), unless it failed on its arguments.
+pub fn after(ctx: &Ctx<'_>, result: &Result<Reply, CmdError>, pending: Pending, notify: bool) {
+    if pending.hits == 0 && pending.misses == 0 && !notify {
+        return;
+    }
     let looked_up = match result {
         Ok(_) => true,
         Err(CmdError::WrongType | CmdError::NoSuchKey) => true,
@@ -153,6 +209,14 @@ pub fn after(ctx: &Ctx<'_>, result: &Result<Reply, CmdError>) {
         Err(CmdError::Err(text)) => text.starts_with("The specified keys must contain string values"),
         Err(_) => false,
     };
+    if looked_up {
+        let stats = &ctx.server.stats;
+        stats.keyspace_hits.fetch_add(pending.hits, std::sync::atomic::Ordering::Relaxed);
+        stats.keyspace_misses.fetch_add(pending.misses, std::sync::atomic::Ordering::Relaxed);
+    }
+    if !notify {
+        return;
+    }
     if looked_up {
         ctx.flush_keymiss();
     } else {

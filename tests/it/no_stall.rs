@@ -381,3 +381,125 @@ fn large_sort_and_set_algebra_leave_others_served_and_stop_when_abandoned() {
         }
     }
 }
+
+/// Stores `value` at `key` through RESTORE of a DUMP payload built here: filling collections of
+/// hundreds of thousands of elements command by command takes minutes in a debug build.
+fn restore(conn: &mut Conn, key: &str, value: &velo::rdb::Value) {
+    let payload = velo::rdb::write::payload(value);
+    let reply = conn.cmd_bytes(&[b"RESTORE", key.as_bytes(), b"0", &payload, b"REPLACE"]);
+    assert_eq!(reply, b"+OK\r\n", "RESTORE {key}: {}", show(&reply));
+}
+
+/// `n` distinct members `m:<i*step>`.
+fn members(n: usize, step: usize) -> Vec<bytes::Bytes> {
+    (0..n).map(|i| bytes::Bytes::from(format!("m:{}", i * step))).collect()
+}
+
+fn sorted_set(n: usize, step: usize) -> velo::rdb::Value {
+    velo::rdb::Value::SortedSet(members(n, step).into_iter().enumerate().map(|(i, m)| (m, i as f64)).collect())
+}
+
+/// Reads of whole large collections (split in Velo) check for cancellation inside the walk over their
+/// parts, and so do the STORE commands while reading their sources and writing their destination:
+/// abandoned by their clients, each stops early (counted as failed) and a STORE leaves its destination
+/// as it was. PING keeps answering meanwhile.
+#[test]
+fn walks_of_huge_collections_stop_when_abandoned() {
+    use velo::rdb::Value;
+    use velo::types::stream::{NodeLimits, StreamId, StreamValue};
+    let server = TestServer::start();
+    let mut conn = server.connect();
+    conn.set_timeout(Duration::from_secs(120));
+    const N: usize = 200_000;
+    restore(&mut conn, "list", &Value::List(members(N, 1)));
+    restore(&mut conn, "hash", &Value::Hash(members(N, 1).into_iter().map(|m| (m.clone(), m)).collect()));
+    restore(&mut conn, "sa", &Value::Set(members(N, 1)));
+    restore(&mut conn, "sb", &Value::Set(members(N, 2)));
+    restore(&mut conn, "za", &sorted_set(N, 1));
+    restore(&mut conn, "zb", &sorted_set(N, 2));
+    let mut stream = StreamValue::default();
+    for i in 0..N as u64 {
+        let fields = vec![(bytes::Bytes::from("f"), bytes::Bytes::from(i.to_string()))];
+        stream.append(StreamId { ms: i + 1, seq: 0 }, fields, NodeLimits::default());
+    }
+    restore(&mut conn, "stream", &Value::Stream(Box::new(stream)));
+    assert_eq!(conn.cmd(&["SADD", "sdest", "kept"]), b":1\r\n");
+    assert_eq!(conn.cmd(&["ZADD", "zdest", "1", "kept"]), b":1\r\n");
+
+    let pinger = Pinger::start(server.port);
+    for (name, args) in [
+        ("lrange", vec!["LRANGE", "list", "0", "-1"]),
+        ("hgetall", vec!["HGETALL", "hash"]),
+        ("hkeys", vec!["HKEYS", "hash"]),
+        ("smembers", vec!["SMEMBERS", "sa"]),
+        ("zrange", vec!["ZRANGE", "za", "0", "-1", "WITHSCORES"]),
+        ("xrange", vec!["XRANGE", "stream", "-", "+"]),
+        ("xrevrange", vec!["XREVRANGE", "stream", "+", "-"]),
+        ("sunionstore", vec!["SUNIONSTORE", "sdest", "sa", "sb"]),
+        ("zunionstore", vec!["ZUNIONSTORE", "zdest", "2", "za", "zb"]),
+        ("zinterstore", vec!["ZINTERSTORE", "znew", "2", "za", "zb"]),
+    ] {
+        let (calls_before, failed_before) = command_calls(&mut conn, name);
+        let mut long = server.connect();
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        long.send(&command(&args));
+        drop(long);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (calls, failed) = command_calls(&mut conn, name);
+            if calls == calls_before + 1 {
+                assert_eq!(failed, failed_before + 1, "the abandoned {name} ran to its end");
+                break;
+            }
+            assert!(Instant::now() < deadline, "abandoned {name} still running");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let (worst, count) = pinger.finish();
+    assert!(count > 10, "only {count} PINGs answered");
+    assert!(worst < 500, "a PING waited {worst} ms while long commands ran");
+    // The abandoned STOREs left their destinations as they were.
+    assert_eq!(conn.cmd(&["SMEMBERS", "sdest"]), b"*1\r\n$4\r\nkept\r\n");
+    assert_eq!(conn.cmd(&["ZRANGE", "zdest", "0", "-1"]), b"*1\r\n$4\r\nkept\r\n");
+    assert_eq!(conn.cmd(&["EXISTS", "znew"]), b":0\r\n");
+    // Not abandoned, the same commands complete.
+    assert_eq!(conn.cmd(&["ZINTERSTORE", "znew", "2", "za", "zb"]), format!(":{}\r\n", N / 2).as_bytes());
+    assert_eq!(conn.cmd(&["SUNIONSTORE", "sdest", "sa", "sb"]), format!(":{}\r\n", N + N / 2).as_bytes());
+}
+
+/// SIGTERM while a ZUNIONSTORE of two large sorted sets reads its sources: the server exits within a
+/// few seconds (it took the whole command's length before the walks checked), and the destination
+/// is unchanged after restart.
+#[test]
+fn sigterm_during_a_huge_zunionstore_exits_quickly_leaving_the_destination_unchanged() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut server = TestServer::start_in(dir.path(), &["--fsync", "everysec"]);
+    let mut conn = server.connect();
+    conn.set_timeout(Duration::from_secs(120));
+    const N: usize = 200_000;
+    restore(&mut conn, "za", &sorted_set(N, 1));
+    restore(&mut conn, "zb", &sorted_set(N, 3));
+    assert_eq!(conn.cmd(&["ZADD", "zdest", "1", "kept"]), b":1\r\n");
+    // A fresh start: the sources are read from disk, not from the caches RESTORE filled.
+    assert_eq!(server.terminate(), Some(0));
+    let mut server = TestServer::start_in(dir.path(), &["--fsync", "everysec"]);
+    let mut long = server.connect();
+    long.set_timeout(Duration::from_secs(60));
+    long.send(&command(&[b"ZUNIONSTORE", b"zdest", b"2", b"za", b"zb"]));
+    thread::sleep(Duration::from_millis(500));
+    let began = Instant::now();
+    assert_eq!(server.terminate(), Some(0), "velo did not exit cleanly on SIGTERM");
+    let took = began.elapsed();
+    assert!(took < Duration::from_secs(4), "SIGTERM took {took:?} during a long ZUNIONSTORE");
+    let reply = long.read_to_close();
+    assert!(
+        reply.is_empty() || reply.starts_with(b"-ERR command aborted: the server is shutting down"),
+        "{}",
+        show(&reply)
+    );
+
+    let server = TestServer::start_in(dir.path(), &[]);
+    let mut conn = server.connect();
+    assert_eq!(conn.cmd(&["ZRANGE", "zdest", "0", "-1", "WITHSCORES"]), b"*2\r\n$4\r\nkept\r\n$1\r\n1\r\n");
+    assert_eq!(conn.cmd(&["ZCARD", "za"]), format!(":{N}\r\n").as_bytes());
+}
