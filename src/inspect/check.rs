@@ -920,7 +920,7 @@ const BLOCK_PAGES: usize = 256;
 
 /// Reads a slot's pages as recovery would see them: an interrupted checkpoint's double-write batch
 /// images first, then the page files.
-struct PageSource<'v> {
+pub(super) struct PageSource<'v> {
     view: &'v SlotView,
     block: Vec<u8>,
     /// The first page number in `block`.
@@ -928,16 +928,22 @@ struct PageSource<'v> {
 }
 
 impl<'v> PageSource<'v> {
-    fn new(view: &'v SlotView, mut block: Vec<u8>) -> Self {
+    pub(super) fn new(view: &'v SlotView, mut block: Vec<u8>) -> Self {
         block.clear();
         PageSource { view, block, block_first: 0 }
     }
 
-    fn into_block(self) -> Vec<u8> {
+    pub(super) fn into_block(self) -> Vec<u8> {
         self.block
     }
 
-    fn read(&mut self, id: PageId, path: &Path, offset: u64, out: &mut [u8; PAGE_SIZE]) -> Result<(), Error> {
+    pub(super) fn read(
+        &mut self,
+        id: PageId,
+        path: &Path,
+        offset: u64,
+        out: &mut [u8; PAGE_SIZE],
+    ) -> Result<(), Error> {
         if let Some(image) = self.view.dwb_pages.get(&id) {
             out.copy_from_slice(&image[..]);
             return Ok(());
