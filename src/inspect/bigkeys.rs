@@ -13,18 +13,25 @@
 //!   from its header (parts are never read for it), a stream's entries; none for strings and bloom
 //!   filters.
 
-use std::collections::HashMap;
-use std::io::Read;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use serde::Serialize;
 
 use crate::elements::{is_split, OWNER_DB_FLAG, PART_DB_FLAG};
+use crate::engine::buckets::{PageFile, PageId};
 use crate::engine::format::FILE_HEADER_LEN;
-use crate::engine::page::{CellValue, SegmentLocation};
+use crate::engine::key::key_hash;
+use crate::engine::page::{self, CellRef, CellValueRef, PAGE_SIZE};
 use crate::engine::segment as seg;
 use crate::engine::wal::WalOp;
 use crate::engine::{envelope, Error, ValueKind};
 
+use super::check::PageSource;
 use super::client::{Client, Reply};
 use super::{escape, kind_name, DataDir, SlotView};
 
@@ -117,52 +124,207 @@ pub struct BigkeysReport {
     pub problems: Vec<String>,
 }
 
-/// Collects key stats into the report.
+/// The most key families a report keeps apart; keys of further families are summed in one row,
+/// `(other)`, so that memory stays bounded when nearly every key is a family of its own.
+pub const FAMILY_CAP: usize = 1 << 20;
+
+/// A key offered to the report, borrowed: it is copied only if it enters a top-N list.
+struct Candidate<'a> {
+    key: &'a [u8],
+    db: u16,
+    kind: &'a str,
+    stored: u64,
+    raw: u64,
+    elements: Option<u64>,
+    split: bool,
+}
+
+/// A key kept in a top-N list, ranked by `score` (stored bytes or elements), then by key bytes (the
+/// smaller key ranks higher, so ties are broken the same way however the keys arrive).
+#[derive(PartialEq, Eq)]
+struct Ranked {
+    score: u64,
+    key: Vec<u8>,
+    db: u16,
+    stored: u64,
+    raw: u64,
+    elements: Option<u64>,
+    split: bool,
+}
+
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.score.cmp(&other.score).then_with(|| other.key.cmp(&self.key)).then_with(|| other.db.cmp(&self.db))
+    }
+}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The `n` best keys seen, in a min-heap whose root is the one to beat: a key that cannot enter costs
+/// one comparison and no allocation.
+struct Top {
+    n: usize,
+    heap: BinaryHeap<Reverse<Ranked>>,
+}
+
+impl Top {
+    fn new(n: usize) -> Top {
+        Top { n, heap: BinaryHeap::with_capacity(n + 1) }
+    }
+
+    fn admits(&self, score: u64, key: &[u8], db: u16) -> bool {
+        match self.heap.peek() {
+            Some(Reverse(worst)) if self.heap.len() >= self.n => {
+                score > worst.score
+                    || (score == worst.score && (key < &worst.key[..] || (key == &worst.key[..] && db < worst.db)))
+            }
+            _ => true,
+        }
+    }
+
+    fn push(&mut self, ranked: Ranked) {
+        if self.admits(ranked.score, &ranked.key, ranked.db) {
+            self.heap.push(Reverse(ranked));
+            if self.heap.len() > self.n {
+                self.heap.pop();
+            }
+        }
+    }
+
+    fn offer(&mut self, score: u64, c: &Candidate<'_>) {
+        if self.admits(score, c.key, c.db) {
+            self.push(Ranked {
+                score,
+                key: c.key.to_vec(),
+                db: c.db,
+                stored: c.stored,
+                raw: c.raw,
+                elements: c.elements,
+                split: c.split,
+            });
+        }
+    }
+
+    /// Best first.
+    fn into_stats(self, kind: &str) -> Vec<KeyStat> {
+        let mut ranked: Vec<Ranked> = self.heap.into_iter().map(|Reverse(r)| r).collect();
+        ranked.sort_by(|a, b| b.cmp(a));
+        ranked
+            .into_iter()
+            .map(|r| KeyStat {
+                key: escape(&r.key),
+                db: r.db,
+                kind: kind.to_string(),
+                stored_bytes: r.stored,
+                raw_bytes: r.raw,
+                elements: r.elements,
+                split: r.split,
+            })
+            .collect()
+    }
+}
+
+/// One type's running figures.
+struct TypeAcc {
+    totals: Totals,
+    by_bytes: Top,
+    by_elements: Top,
+}
+
+/// Keys, raw bytes, stored bytes of a family.
+type FamilyAcc = (u64, u64, u64);
+
+/// Collects key stats into the report, in memory bounded by the number of types, `top` and
+/// [`FAMILY_CAP`] (not by the number of keys). One per scanning thread; merged at the end.
 struct Collector {
     top: usize,
-    per_type: HashMap<String, (Totals, Vec<KeyStat>, Vec<KeyStat>)>,
-    families: HashMap<Vec<u8>, (u64, u64, u64)>,
+    per_type: HashMap<String, TypeAcc>,
+    families: HashMap<Vec<u8>, FamilyAcc>,
+    /// Keys of families past [`FAMILY_CAP`].
+    other_families: FamilyAcc,
     totals: Totals,
 }
 
 impl Collector {
     fn new(top: usize) -> Self {
-        Collector { top: top.max(1), per_type: HashMap::new(), families: HashMap::new(), totals: Totals::default() }
+        Collector {
+            top: top.max(1),
+            per_type: HashMap::new(),
+            families: HashMap::new(),
+            other_families: (0, 0, 0),
+            totals: Totals::default(),
+        }
     }
 
-    fn add(&mut self, key: &[u8], stat: KeyStat) {
-        self.totals.keys += 1;
-        self.totals.raw_bytes += stat.raw_bytes;
-        self.totals.stored_bytes += stat.stored_bytes;
-        self.totals.elements += stat.elements.unwrap_or(0);
-        let family = key.iter().rposition(|&b| b == b':').map_or(&key[..0], |at| &key[..at]);
-        let entry = match self.families.get_mut(family) {
-            Some(entry) => entry,
-            None => self.families.entry(family.to_vec()).or_default(),
+    fn family(&mut self, family: &[u8], add: FamilyAcc) {
+        let entry = if self.families.contains_key(family) {
+            self.families.get_mut(family).expect("present")
+        } else if self.families.len() < FAMILY_CAP {
+            self.families.entry(family.to_vec()).or_default()
+        } else {
+            &mut self.other_families
         };
-        entry.0 += 1;
-        entry.1 += stat.raw_bytes;
-        entry.2 += stat.stored_bytes;
-        let top = self.top;
-        if !self.per_type.contains_key(&stat.kind) {
-            self.per_type.insert(stat.kind.clone(), Default::default());
+        entry.0 += add.0;
+        entry.1 += add.1;
+        entry.2 += add.2;
+    }
+
+    fn type_acc(&mut self, kind: &str) -> &mut TypeAcc {
+        if !self.per_type.contains_key(kind) {
+            let top = self.top;
+            self.per_type.insert(
+                kind.to_string(),
+                TypeAcc { totals: Totals::default(), by_bytes: Top::new(top), by_elements: Top::new(top) },
+            );
         }
-        let Some((totals, by_bytes, by_elements)) = self.per_type.get_mut(&stat.kind) else { return };
-        totals.keys += 1;
-        totals.raw_bytes += stat.raw_bytes;
-        totals.stored_bytes += stat.stored_bytes;
-        totals.elements += stat.elements.unwrap_or(0);
-        if stat.elements.is_some() {
-            by_elements.push(stat.clone());
-            if by_elements.len() > top * 8 {
-                by_elements.sort_by(|a, b| b.elements.cmp(&a.elements).then_with(|| a.key.cmp(&b.key)));
-                by_elements.truncate(top);
+        self.per_type.get_mut(kind).expect("inserted above")
+    }
+
+    fn add(&mut self, c: Candidate<'_>) {
+        self.totals.keys += 1;
+        self.totals.raw_bytes += c.raw;
+        self.totals.stored_bytes += c.stored;
+        self.totals.elements += c.elements.unwrap_or(0);
+        let family = c.key.iter().rposition(|&b| b == b':').map_or(&c.key[..0], |at| &c.key[..at]);
+        self.family(family, (1, c.raw, c.stored));
+        let acc = self.type_acc(c.kind);
+        acc.totals.keys += 1;
+        acc.totals.raw_bytes += c.raw;
+        acc.totals.stored_bytes += c.stored;
+        acc.totals.elements += c.elements.unwrap_or(0);
+        acc.by_bytes.offer(c.stored, &c);
+        if let Some(elements) = c.elements {
+            acc.by_elements.offer(elements, &c);
+        }
+    }
+
+    /// Adds another thread's collector into this one.
+    fn merge(&mut self, other: Collector) {
+        self.totals.keys += other.totals.keys;
+        self.totals.raw_bytes += other.totals.raw_bytes;
+        self.totals.stored_bytes += other.totals.stored_bytes;
+        self.totals.elements += other.totals.elements;
+        for (family, acc) in other.families {
+            self.family(&family, acc);
+        }
+        let o = other.other_families;
+        self.other_families = (self.other_families.0 + o.0, self.other_families.1 + o.1, self.other_families.2 + o.2);
+        for (kind, theirs) in other.per_type {
+            let acc = self.type_acc(&kind);
+            acc.totals.keys += theirs.totals.keys;
+            acc.totals.raw_bytes += theirs.totals.raw_bytes;
+            acc.totals.stored_bytes += theirs.totals.stored_bytes;
+            acc.totals.elements += theirs.totals.elements;
+            for Reverse(ranked) in theirs.by_bytes.heap {
+                acc.by_bytes.push(ranked);
             }
-        }
-        by_bytes.push(stat);
-        if by_bytes.len() > top * 8 {
-            by_bytes.sort_by(|a, b| b.stored_bytes.cmp(&a.stored_bytes).then_with(|| a.key.cmp(&b.key)));
-            by_bytes.truncate(top);
+            for Reverse(ranked) in theirs.by_elements.heap {
+                acc.by_elements.push(ranked);
+            }
         }
     }
 
@@ -172,31 +334,24 @@ impl Collector {
         target: String,
         db: Option<u16>,
         families_shown: usize,
-        notes: Vec<String>,
+        mut notes: Vec<String>,
         problems: Vec<String>,
     ) -> BigkeysReport {
-        let top = self.top;
         let mut types: Vec<TypeReport> = self
             .per_type
             .into_iter()
-            .map(|(kind, (totals, mut by_bytes, mut by_elements))| {
-                by_bytes.sort_by(|a, b| b.stored_bytes.cmp(&a.stored_bytes).then_with(|| a.key.cmp(&b.key)));
-                by_bytes.truncate(top);
-                by_elements.sort_by(|a, b| b.elements.cmp(&a.elements).then_with(|| a.key.cmp(&b.key)));
-                by_elements.truncate(top);
-                TypeReport {
-                    kind,
-                    keys: totals.keys,
-                    stored_bytes: totals.stored_bytes,
-                    raw_bytes: totals.raw_bytes,
-                    elements: totals.elements,
-                    top_by_bytes: by_bytes,
-                    top_by_elements: by_elements,
-                }
+            .map(|(kind, acc)| TypeReport {
+                keys: acc.totals.keys,
+                stored_bytes: acc.totals.stored_bytes,
+                raw_bytes: acc.totals.raw_bytes,
+                elements: acc.totals.elements,
+                top_by_bytes: acc.by_bytes.into_stats(&kind),
+                top_by_elements: acc.by_elements.into_stats(&kind),
+                kind,
             })
             .collect();
         types.sort_by(|a, b| a.kind.cmp(&b.kind));
-        let family_count = self.families.len() as u64;
+        let mut family_count = self.families.len() as u64;
         let mut families: Vec<FamilyReport> = self
             .families
             .into_iter()
@@ -207,11 +362,22 @@ impl Collector {
                 stored_bytes,
             })
             .collect();
+        let (keys, raw_bytes, stored_bytes) = self.other_families;
+        if keys > 0 {
+            family_count += 1;
+            families.push(FamilyReport { family: OTHER_FAMILIES.to_string(), keys, raw_bytes, stored_bytes });
+            notes.push(format!(
+                "more than {FAMILY_CAP} key families: the keys of the families past them are summed in {OTHER_FAMILIES}"
+            ));
+        }
         families.sort_by(|a, b| b.stored_bytes.cmp(&a.stored_bytes).then_with(|| a.family.cmp(&b.family)));
         families.truncate(families_shown);
         BigkeysReport { source, target, db, types, families, family_count, totals: self.totals, notes, problems }
     }
 }
+
+/// The family row summing the families past [`FAMILY_CAP`] (unquoted: no escaped key looks like it).
+pub const OTHER_FAMILIES: &str = "(other)";
 
 /// The first `n` bytes of an envelope's decoded value (decompressing no more than needed).
 fn value_head(env: &[u8], n: usize) -> Option<Vec<u8>> {
@@ -277,268 +443,445 @@ impl ValueInfo {
 /// A WAL version of a key: its record length and envelope.
 type WalValue = (u64, Vec<u8>);
 
-/// A user key waiting for its value (offline).
-struct Item {
-    db: u16,
-    key: Vec<u8>,
-    kind: ValueKind,
-    /// Cell bytes (or WAL record bytes).
-    base: u64,
-    /// What the value's envelope says, once read (the envelope itself is not kept: a slot's items
-    /// would otherwise hold every value of the slot).
-    value: Option<ValueInfo>,
-    /// Stored bytes beyond `base` (record share or big file).
-    extra: u64,
-}
-
-/// A segment record somebody needs: a user key's value (`item`) or a part's size (`part`).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// A segment record a cell needs read, compact (no key bytes: the record holds the key, and the cell's
+/// key hash tells that it is the right one). A user key's value, or a part of a split collection whose
+/// stored share only needs its segment's header.
+#[derive(Clone, Copy)]
 struct Need {
     file: u32,
     segment_offset: u32,
     record_offset: u32,
     envelope_len: u32,
-    target: Target,
+    /// A user key: its key hash. A part: its collection's id.
+    hash: u64,
+    /// A user key: its cell's bytes. A part: its key's length.
+    base: u32,
+    /// A user key: its database. A part: its collection's user database.
+    db: u16,
+    kind: ValueKind,
+    part: bool,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Target {
-    Item(usize),
-    Part(u16, u64),
+/// The most segment records a scanning thread keeps waiting (40 bytes each: 40 MiB); when the cells of a
+/// slot name more, the waiting ones are resolved (their chunk files read) before the page walk goes on.
+pub const NEED_BUDGET: usize = 1 << 20;
+
+/// A split collection's owner, waiting for the end of its slot's walk, when all its parts are counted.
+struct Deferred {
+    db: u16,
+    key: Vec<u8>,
+    kind: ValueKind,
+    stored: u64,
+    info: ValueInfo,
 }
 
-/// Offline report from the files of `dir`. `progress` is told of each slot done.
+/// Buffers a scanning thread reuses from slot to slot.
+#[derive(Default)]
+struct Scratch {
+    block: Vec<u8>,
+    file: Vec<u8>,
+    payload: Vec<u8>,
+    needs: Vec<Need>,
+}
+
+/// Offline report from the files of `dir`, with slots scanned on one thread per core. `progress` is
+/// told of each slot done.
 pub fn offline(
     dir: &DataDir,
     db: Option<u16>,
     top: usize,
     families_shown: usize,
-    progress: &dyn Fn(u64),
+    progress: &(dyn Fn(u64) + Sync),
 ) -> Result<BigkeysReport, Error> {
-    let mut collector = Collector::new(top);
-    let mut problems = Vec::new();
-    for index in 0..dir.slot_count as usize {
-        match dir.slot(index) {
-            Ok(view) => scan_slot(&view, db, &mut collector, &mut problems),
-            Err(err) => problems.push(err.to_string()),
+    offline_with_budget(dir, db, top, families_shown, progress, NEED_BUDGET)
+}
+
+/// [`offline`] with at most `need_budget` segment records waiting per thread instead of
+/// [`NEED_BUDGET`] (tests pass a tiny bound to exercise the resolution in rounds).
+pub fn offline_with_budget(
+    dir: &DataDir,
+    db: Option<u16>,
+    top: usize,
+    families_shown: usize,
+    progress: &(dyn Fn(u64) + Sync),
+    need_budget: usize,
+) -> Result<BigkeysReport, Error> {
+    let slots = dir.slot_count as usize;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(slots).max(1);
+    let next = AtomicUsize::new(0);
+    let collectors: Mutex<Vec<Collector>> = Mutex::new(Vec::new());
+    let slot_problems: Mutex<Vec<(usize, Vec<String>)>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                let mut collector = Collector::new(top);
+                let mut scratch = Scratch::default();
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    if index >= slots {
+                        break;
+                    }
+                    let mut problems = Vec::new();
+                    match dir.slot(index) {
+                        Ok(view) => SlotScan::new(&view, db, need_budget.max(1), &mut problems)
+                            .run(&mut collector, &mut scratch),
+                        Err(err) => problems.push(err.to_string()),
+                    }
+                    slot_problems.lock().unwrap_or_else(|e| e.into_inner()).push((index, problems));
+                    progress(1);
+                }
+                collectors.lock().unwrap_or_else(|e| e.into_inner()).push(collector);
+            });
         }
-        progress(1);
+    });
+    let mut collector = Collector::new(top);
+    for other in collectors.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        collector.merge(other);
     }
+    let mut slot_problems = slot_problems.into_inner().unwrap_or_else(|e| e.into_inner());
+    slot_problems.sort_by_key(|(index, _)| *index);
+    let problems = slot_problems.into_iter().flat_map(|(_, p)| p).collect();
     let notes = vec![
         "stored bytes: cell + record share of its (compressed) segment, big-value file or WAL record; split collections include their parts".into(),
     ];
     Ok(collector.finish("offline", dir.path.display().to_string(), db, families_shown, notes, problems))
 }
 
-fn scan_slot(view: &SlotView, want_db: Option<u16>, collector: &mut Collector, problems: &mut Vec<String>) {
-    let meta = &view.meta;
-    // Newer versions in the WAL win over the cells (replayed as an open would).
-    let wal = view.wal();
-    if let Some(stop) = &wal.stop {
-        problems.push(format!("WAL read stopped: {stop}"));
-    }
-    let mut overlay: HashMap<(u16, Vec<u8>), Option<WalValue>> = HashMap::new();
-    let mut flush_seq: HashMap<u16, u64> = meta.db_flush_seq.iter().map(|(d, s)| (*d, *s)).collect();
-    let mut flush_all = 0u64;
-    for (_, record) in &wal.records {
-        match record.op {
-            WalOp::Set => {
-                let len = crate::engine::wal::record_len(record.key.len(), record.envelope.len()) as u64;
-                overlay.insert((record.db, record.key.clone()), Some((len, record.envelope.clone())));
-            }
-            WalOp::Delete => {
-                overlay.insert((record.db, record.key.clone()), None);
-            }
-            WalOp::Expire => {}
-            WalOp::FlushDb => {
-                flush_seq.insert(record.db, record.seq);
-                flush_seq.insert(record.db | PART_DB_FLAG, record.seq);
-                flush_seq.insert(record.db | OWNER_DB_FLAG, record.seq);
-                overlay.retain(|(d, _), _| d & 0x3fff != record.db);
-            }
-            WalOp::FlushAll => {
-                flush_all = record.seq;
-                overlay.clear();
-            }
-            WalOp::Commit => {}
+/// The key of a part of a split collection: its collection's id.
+fn part_id(key: &[u8]) -> Option<u64> {
+    key.get(2..10).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes)
+}
+
+/// One slot's scan: pages walked in bucket order with borrowed cells; inline and big values counted at
+/// once, segment values queued as [`Need`]s and resolved chunk file by chunk file.
+struct SlotScan<'v, 'p> {
+    view: &'v SlotView,
+    want_db: Option<u16>,
+    budget: usize,
+    /// Newer versions in the WAL (by database, then key): they win over the cells, as an open would
+    /// replay them. `None`: deleted.
+    overlay: HashMap<u16, HashMap<Vec<u8>, Option<WalValue>>>,
+    flush_seq: HashMap<u16, u64>,
+    flush_all: u64,
+    /// Parts and owner records by (user db, collection id): (stored, raw).
+    parts: HashMap<(u16, u64), (u64, u64)>,
+    deferred: Vec<Deferred>,
+    problems: &'p mut Vec<String>,
+}
+
+impl<'v, 'p> SlotScan<'v, 'p> {
+    fn new(view: &'v SlotView, want_db: Option<u16>, budget: usize, problems: &'p mut Vec<String>) -> Self {
+        SlotScan {
+            view,
+            want_db,
+            budget,
+            overlay: HashMap::new(),
+            flush_seq: view.meta.db_flush_seq.iter().map(|(d, s)| (*d, *s)).collect(),
+            flush_all: 0,
+            parts: HashMap::new(),
+            deferred: Vec::new(),
+            problems,
         }
     }
-    let user_db = |db: u16| db & 0xC000 == 0 && want_db.is_none_or(|w| w == db);
-    let mut items: Vec<Item> = Vec::new();
-    // Parts and owner records by (user db, collection id): (stored, raw).
-    let mut parts: HashMap<(u16, u64), (u64, u64)> = HashMap::new();
-    let mut needs: Vec<Need> = Vec::new();
-    let part_id = |key: &[u8]| key.get(2..10).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
-    for bucket in 0..meta.bucket_count() {
-        let chain = view.chain(bucket);
-        if let Some(problem) = chain.problem {
-            problems.push(problem.to_string());
+
+    fn user_db(&self, db: u16) -> bool {
+        db & 0xC000 == 0 && self.want_db.is_none_or(|w| w == db)
+    }
+
+    fn overlaid(&self, db: u16, key: &[u8]) -> bool {
+        !self.overlay.is_empty() && self.overlay.get(&db).is_some_and(|keys| keys.contains_key(key))
+    }
+
+    fn read_wal(&mut self) {
+        let wal = self.view.wal();
+        if let Some(stop) = &wal.stop {
+            self.problems.push(format!("WAL read stopped: {stop}"));
         }
-        for read in chain.pages {
-            let page = match read.page {
-                Ok(page) => page,
+        for (_, record) in wal.records {
+            match record.op {
+                WalOp::Set => {
+                    let len = crate::engine::wal::record_len(record.key.len(), record.envelope.len()) as u64;
+                    self.overlay.entry(record.db).or_default().insert(record.key, Some((len, record.envelope)));
+                }
+                WalOp::Delete => {
+                    self.overlay.entry(record.db).or_default().insert(record.key, None);
+                }
+                WalOp::Expire | WalOp::Commit => {}
+                WalOp::FlushDb => {
+                    self.flush_seq.insert(record.db, record.seq);
+                    self.flush_seq.insert(record.db | PART_DB_FLAG, record.seq);
+                    self.flush_seq.insert(record.db | OWNER_DB_FLAG, record.seq);
+                    self.overlay.retain(|d, _| d & 0x3fff != record.db);
+                }
+                WalOp::FlushAll => {
+                    self.flush_all = record.seq;
+                    self.overlay.clear();
+                }
+            }
+        }
+    }
+
+    fn run(mut self, collector: &mut Collector, scratch: &mut Scratch) {
+        self.read_wal();
+        scratch.needs.clear();
+        self.walk_pages(collector, scratch);
+        self.resolve(collector, scratch);
+        for (db, keys) in std::mem::take(&mut self.overlay) {
+            for (key, value) in keys {
+                let Some((len, env)) = value else { continue };
+                let Ok(kind) = envelope::peek_kind(&env) else { continue };
+                if db & PART_DB_FLAG != 0 {
+                    let user = db & 0x3fff;
+                    if self.want_db.is_none_or(|w| w == user) {
+                        if let Some(id) = part_id(&key) {
+                            let entry = self.parts.entry((user, id)).or_default();
+                            entry.0 += len;
+                            entry.1 += env.len().saturating_sub(2) as u64;
+                        }
+                    }
+                } else if self.user_db(db) {
+                    self.value(collector, db, &key, kind, len, ValueInfo::of(kind, &env));
+                }
+            }
+        }
+        for owner in std::mem::take(&mut self.deferred) {
+            let id = owner.info.split_id.unwrap_or_default();
+            let (part_stored, part_raw) = self.parts.get(&(owner.db, id)).copied().unwrap_or_default();
+            collector.add(Candidate {
+                key: &owner.key,
+                db: owner.db,
+                kind: kind_name(owner.kind),
+                stored: owner.stored + part_stored,
+                raw: owner.key.len() as u64 + part_raw,
+                elements: owner.info.elements,
+                split: true,
+            });
+        }
+    }
+
+    /// A user key whose value is known: counted now, or (a split collection) when its parts are.
+    fn value(&mut self, collector: &mut Collector, db: u16, key: &[u8], kind: ValueKind, stored: u64, info: ValueInfo) {
+        if info.split && info.split_id.is_some() {
+            self.deferred.push(Deferred { db, key: key.to_vec(), kind, stored, info });
+            return;
+        }
+        collector.add(Candidate {
+            key,
+            db,
+            kind: kind_name(kind),
+            stored,
+            raw: key.len() as u64 + info.raw_len,
+            elements: info.elements,
+            split: info.split,
+        });
+    }
+
+    /// Walks every bucket chain, primary pages read in large runs, cells borrowed from the page image.
+    fn walk_pages(&mut self, collector: &mut Collector, scratch: &mut Scratch) {
+        let view = self.view;
+        let meta = &view.meta;
+        let mut pages = PageSource::new(view, std::mem::take(&mut scratch.block));
+        let paths = [view.page_path(PageFile::Primary), view.page_path(PageFile::Overflow)];
+        let mut buf = [0u8; PAGE_SIZE];
+        let mut seen: Vec<u64> = Vec::new();
+        for bucket in 0..meta.bucket_count() {
+            let mut id = PageId::bucket(bucket);
+            seen.clear();
+            loop {
+                let path = &paths[(id.file == PageFile::Overflow) as usize];
+                let offset = id.number.saturating_mul(PAGE_SIZE as u64);
+                let header =
+                    pages.read(id, path, offset, &mut buf).and_then(|()| page::decode_header(&buf, path, offset));
+                let next = match header {
+                    Ok(header) => {
+                        for cell in page::cell_refs(&buf) {
+                            self.cell(collector, &cell, &mut scratch.needs);
+                        }
+                        header.next_overflow
+                    }
+                    Err(err) => {
+                        self.problems.push(err.to_string());
+                        0
+                    }
+                };
+                if next == 0 {
+                    break;
+                }
+                if next >= meta.overflow_pages.max(1) || seen.contains(&next) {
+                    self.problems.push(
+                        Error::corrupt(
+                            path,
+                            offset,
+                            if next >= meta.overflow_pages {
+                                format!("overflow link {next} is past the {} overflow pages", meta.overflow_pages)
+                            } else {
+                                format!("overflow link {next} closes a cycle")
+                            },
+                        )
+                        .to_string(),
+                    );
+                    break;
+                }
+                seen.push(next);
+                id = PageId::overflow(next);
+            }
+            if scratch.needs.len() >= self.budget {
+                scratch.block = pages.into_block();
+                self.resolve(collector, scratch);
+                pages = PageSource::new(view, std::mem::take(&mut scratch.block));
+            }
+        }
+        scratch.block = pages.into_block();
+    }
+
+    fn cell(&mut self, collector: &mut Collector, cell: &CellRef<'_>, needs: &mut Vec<Need>) {
+        if cell.seq < self.flush_seq.get(&cell.db).copied().unwrap_or(0).max(self.flush_all) {
+            return;
+        }
+        if cell.db & PART_DB_FLAG != 0 {
+            let user = cell.db & 0x3fff;
+            if self.want_db.is_some_and(|w| w != user) || self.overlaid(cell.db, cell.key) {
+                return;
+            }
+            let Some(id) = part_id(cell.key) else { return };
+            let entry = self.parts.entry((user, id)).or_default();
+            entry.0 += cell.encoded_len() as u64;
+            match cell.value {
+                CellValueRef::Inline(env) => entry.1 += env.len().saturating_sub(2) as u64,
+                CellValueRef::Segment(l) => {
+                    entry.1 += (l.envelope_len as u64).saturating_sub(2);
+                    needs.push(Need {
+                        file: l.file,
+                        segment_offset: l.segment_offset,
+                        record_offset: l.record_offset,
+                        envelope_len: l.envelope_len,
+                        hash: id,
+                        base: cell.key.len() as u32,
+                        db: user,
+                        kind: cell.kind,
+                        part: true,
+                    });
+                }
+                CellValueRef::Big { envelope_len, .. } => {
+                    entry.1 += envelope_len.saturating_sub(2);
+                    entry.0 += envelope_len + (FILE_HEADER_LEN + seg::RECORD_HEADER_LEN + 4) as u64;
+                }
+            }
+            return;
+        }
+        if !self.user_db(cell.db) || self.overlaid(cell.db, cell.key) {
+            return;
+        }
+        let base = cell.encoded_len() as u64;
+        match cell.value {
+            CellValueRef::Inline(env) => {
+                self.value(collector, cell.db, cell.key, cell.kind, base, ValueInfo::of(cell.kind, env))
+            }
+            CellValueRef::Segment(l) => needs.push(Need {
+                file: l.file,
+                segment_offset: l.segment_offset,
+                record_offset: l.record_offset,
+                envelope_len: l.envelope_len,
+                hash: key_hash(cell.db, cell.key),
+                base: base as u32,
+                db: cell.db,
+                kind: cell.kind,
+                part: false,
+            }),
+            CellValueRef::Big { id, .. } => match self.view.read_big(id) {
+                Ok((_, _, _, env)) => {
+                    let extra = std::fs::metadata(self.view.big_path(id)).map_or(0, |m| m.len());
+                    self.value(collector, cell.db, cell.key, cell.kind, base + extra, ValueInfo::of(cell.kind, &env));
+                }
+                Err(err) => self.problems.push(err.to_string()),
+            },
+        }
+    }
+
+    /// Reads the records the queued needs name, each chunk file once from its first needed segment, each
+    /// needed segment once: decompressed when a user key's value is in it, its header alone when only
+    /// parts are (their stored share needs only its stored/raw ratio).
+    fn resolve(&mut self, collector: &mut Collector, scratch: &mut Scratch) {
+        let mut needs = std::mem::take(&mut scratch.needs);
+        needs.sort_unstable_by_key(|n| (n.file, n.segment_offset, n.record_offset));
+        let mut at = 0;
+        while at < needs.len() {
+            let file = needs[at].file;
+            let end = at + needs[at..].partition_point(|n| n.file == file);
+            self.resolve_file(collector, &needs[at..end], &mut scratch.file, &mut scratch.payload);
+            at = end;
+        }
+        needs.clear();
+        scratch.needs = needs;
+    }
+
+    fn resolve_file(&mut self, collector: &mut Collector, needs: &[Need], buf: &mut Vec<u8>, payload: &mut Vec<u8>) {
+        let id = needs[0].file;
+        let path = self.view.chunk_path(id);
+        let start = needs[0].segment_offset as u64;
+        let read = File::open(&path).and_then(|mut file| {
+            let len = file.metadata()?.len();
+            let limit = self.view.committed_len(id).unwrap_or(len).min(len);
+            buf.clear();
+            if start < limit {
+                file.seek(SeekFrom::Start(start))?;
+                file.take(limit - start).read_to_end(buf)?;
+            }
+            Ok(())
+        });
+        if let Err(err) = read {
+            self.problems.push(Error::io("read", &path, err).to_string());
+            return;
+        }
+        let mut i = 0;
+        while i < needs.len() {
+            let offset = needs[i].segment_offset;
+            let group_end = i + needs[i..].partition_point(|n| n.segment_offset == offset);
+            let group = &needs[i..group_end];
+            i = group_end;
+            let bytes = buf.get((offset as u64 - start) as usize..).unwrap_or_default();
+            let decoded = if group.iter().all(|n| n.part) {
+                seg::verify_segment(bytes, &path, offset as u64)
+            } else {
+                seg::decode_segment_into(bytes, &path, offset as u64, payload)
+            };
+            let header = match decoded {
+                Ok(Some(header)) => header,
+                Ok(None) => {
+                    self.problems
+                        .push(format!("{}: segment at {offset} runs past the committed length", path.display()));
+                    continue;
+                }
                 Err(err) => {
-                    problems.push(err.to_string());
+                    self.problems.push(err.to_string());
                     continue;
                 }
             };
-            for cell in page.cells {
-                if cell.seq < flush_seq.get(&cell.db).copied().unwrap_or(0).max(flush_all) {
+            let ratio = header.stored_len as f64 / header.raw_len.max(1) as f64;
+            for n in group {
+                if n.part {
+                    let share = (seg::record_len(n.base as usize, n.envelope_len as usize) as f64 * ratio) as u64;
+                    self.parts.entry((n.db, n.hash)).or_default().0 += share;
                     continue;
                 }
-                if cell.db & PART_DB_FLAG != 0 {
-                    let user = cell.db & 0x3fff;
-                    if want_db.is_some_and(|w| w != user)
-                        || (!overlay.is_empty() && overlay.contains_key(&(cell.db, cell.key.clone())))
+                match seg::record_at(payload, n.record_offset as usize) {
+                    Some(r)
+                        if r.db == n.db
+                            && r.envelope.len() == n.envelope_len as usize
+                            && key_hash(r.db, r.key) == n.hash =>
                     {
-                        continue;
+                        let share = (seg::record_len(r.key.len(), r.envelope.len()) as f64 * ratio) as u64;
+                        let info = ValueInfo::of(n.kind, r.envelope);
+                        self.value(collector, n.db, r.key, n.kind, n.base as u64 + share, info);
                     }
-                    let Some(id) = part_id(&cell.key) else { continue };
-                    let entry = parts.entry((user, id)).or_default();
-                    entry.0 += cell.encoded_len() as u64;
-                    match &cell.value {
-                        CellValue::Inline(env) => entry.1 += env.len().saturating_sub(2) as u64,
-                        CellValue::Segment(l) => {
-                            entry.1 += (l.envelope_len as u64).saturating_sub(2);
-                            needs.push(need(l, Target::Part(user, id)));
-                        }
-                        CellValue::Big { envelope_len, .. } => {
-                            entry.1 += envelope_len.saturating_sub(2);
-                            entry.0 += envelope_len + (FILE_HEADER_LEN + seg::RECORD_HEADER_LEN + 4) as u64;
-                        }
-                    }
-                    continue;
+                    _ => self.problems.push(format!(
+                        "{}: segment {offset} has no record of the cell's key at {}",
+                        path.display(),
+                        n.record_offset
+                    )),
                 }
-                if !user_db(cell.db) || (!overlay.is_empty() && overlay.contains_key(&(cell.db, cell.key.clone()))) {
-                    continue;
-                }
-                let index = items.len();
-                let mut item = Item {
-                    db: cell.db,
-                    key: cell.key.clone(),
-                    kind: cell.kind,
-                    base: cell.encoded_len() as u64,
-                    value: None,
-                    extra: 0,
-                };
-                match &cell.value {
-                    CellValue::Inline(env) => item.value = Some(ValueInfo::of(cell.kind, env)),
-                    CellValue::Segment(l) => needs.push(need(l, Target::Item(index))),
-                    CellValue::Big { id, .. } => match view.read_big(*id) {
-                        Ok((_, _, _, env)) => {
-                            item.extra = std::fs::metadata(view.big_path(*id)).map_or(0, |m| m.len());
-                            item.value = Some(ValueInfo::of(cell.kind, &env));
-                        }
-                        Err(err) => problems.push(err.to_string()),
-                    },
-                }
-                items.push(item);
             }
         }
-    }
-    for ((db, key), value) in overlay {
-        if let Some((len, env)) = value {
-            let Ok(kind) = envelope::peek_kind(&env) else { continue };
-            if db & PART_DB_FLAG != 0 {
-                let user = db & 0x3fff;
-                if want_db.is_none_or(|w| w == user) {
-                    if let Some(id) = part_id(&key) {
-                        let entry = parts.entry((user, id)).or_default();
-                        entry.0 += len;
-                        entry.1 += env.len().saturating_sub(2) as u64;
-                    }
-                }
-            } else if user_db(db) {
-                items.push(Item { db, key, kind, base: len, value: Some(ValueInfo::of(kind, &env)), extra: 0 });
-            }
-        }
-    }
-    // Each chunk file is read once, in order.
-    needs.sort_unstable();
-    let mut at = 0;
-    while at < needs.len() {
-        let file = needs[at].file;
-        let end = at + needs[at..].partition_point(|n| n.file == file);
-        let path = view.chunk_path(file);
-        match super::read_file(&path) {
-            Ok(bytes) => {
-                let limit = view.committed_len(file).unwrap_or(bytes.len() as u64).min(bytes.len() as u64) as usize;
-                let mut i = at;
-                while i < end {
-                    let offset = needs[i].segment_offset;
-                    let group_end = i + needs[i..end].partition_point(|n| n.segment_offset == offset);
-                    let decoded = bytes
-                        .get(offset as usize..limit)
-                        .ok_or_else(|| Error::corrupt(&path, offset as u64, "segment past the committed length"))
-                        .and_then(|b| seg::decode_segment(b, &path, offset as u64));
-                    match decoded {
-                        Ok(Some(segment)) => {
-                            let ratio = segment.stored_len as f64 / segment.payload.len().max(1) as f64;
-                            for n in &needs[i..group_end] {
-                                let share = (seg::record_len(0, n.envelope_len as usize) as f64 * ratio) as u64;
-                                match n.target {
-                                    Target::Part(user, id) => {
-                                        parts.entry((user, id)).or_default().0 += share;
-                                    }
-                                    Target::Item(index) => {
-                                        let item = &mut items[index];
-                                        match seg::record_at(&segment.payload, n.record_offset as usize) {
-                                            Some(r) if r.db == item.db && r.key == item.key => {
-                                                item.extra = share + (item.key.len() as f64 * ratio) as u64;
-                                                item.value = Some(ValueInfo::of(item.kind, r.envelope));
-                                            }
-                                            _ => problems.push(format!(
-                                                "{}: segment {offset} has no record of key {} at {}",
-                                                path.display(),
-                                                escape(&item.key),
-                                                n.record_offset
-                                            )),
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                        Ok(None) => problems.push(format!("{}: segment at {offset} is truncated", path.display())),
-                        Err(err) => problems.push(err.to_string()),
-                    }
-                    i = group_end;
-                }
-            }
-            Err(err) => problems.push(err.to_string()),
-        }
-        at = end;
-    }
-    for item in items {
-        let Some(ValueInfo { elements, split, raw_len, split_id }) = item.value else { continue };
-        let mut stored = item.base + item.extra;
-        let mut raw = item.key.len() as u64 + raw_len;
-        if split {
-            if let Some(id) = split_id {
-                let (part_stored, part_raw) = parts.get(&(item.db, id)).copied().unwrap_or_default();
-                stored += part_stored;
-                raw = item.key.len() as u64 + part_raw;
-            }
-        }
-        let stat = KeyStat {
-            key: escape(&item.key),
-            db: item.db,
-            kind: kind_name(item.kind).to_string(),
-            stored_bytes: stored,
-            raw_bytes: raw,
-            elements,
-            split,
-        };
-        collector.add(&item.key, stat);
-    }
-}
-
-fn need(l: &SegmentLocation, target: Target) -> Need {
-    Need {
-        file: l.file,
-        segment_offset: l.segment_offset,
-        record_offset: l.record_offset,
-        envelope_len: l.envelope_len,
-        target,
     }
 }
 
@@ -653,16 +996,15 @@ pub fn online(
                 };
                 let is_string = kind == "string";
                 let raw = key.len() as u64 + if is_string { length } else { 0 };
-                let stat = KeyStat {
-                    key: escape(key),
+                collector.add(Candidate {
+                    key,
                     db,
-                    kind: kind.clone(),
-                    stored_bytes: usage.unwrap_or(raw),
-                    raw_bytes: raw,
+                    kind: &kind,
+                    stored: usage.unwrap_or(raw),
+                    raw,
                     elements: (!is_string && kind != "MBbloom--").then_some(length),
                     split: false,
-                };
-                collector.add(key, stat);
+                });
                 progress(1);
             }
         }

@@ -152,3 +152,22 @@ fn online_against_redis_server() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("velo bigkeys: error: connect to"));
 }
+
+/// The queue of segment records waiting to be read is bounded: with a bound of one record the chunk
+/// files are read in many rounds during the page walk, and the report is the same (on the healthy
+/// fixture and on a directory with split collections), as is a run on one thread per slot.
+#[test]
+fn a_bounded_need_queue_gives_the_same_report() {
+    let fixture = Healthy::new();
+    let temp = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start_in(temp.path(), &[]);
+    fill(server.port);
+    server.terminate();
+    for dir in [fixture.dir.as_path(), temp.path()] {
+        let data = velo::inspect::DataDir::open(dir).unwrap();
+        let whole = velo::inspect::bigkeys::offline(&data, None, 3, 50, &|_| {}).unwrap();
+        let rounds = velo::inspect::bigkeys::offline_with_budget(&data, None, 3, 50, &|_| {}, 1).unwrap();
+        assert!(whole.problems.is_empty(), "{:?}", whole.problems);
+        assert_eq!(serde_json::to_value(&whole).unwrap(), serde_json::to_value(&rounds).unwrap(), "{}", dir.display());
+    }
+}

@@ -370,3 +370,137 @@ fn missing_chunk_file_cut_metadata_and_errors() {
     let out = velo(&["check", "--dir", empty.path().join("nothing").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A directory written by the engine whose bucket chains have overflow pages: long keys (about 14 cells
+/// to a page) make some buckets outgrow their page before the slot's average fill splits them. Returns
+/// the directory and a (slot, bucket) whose chain has at least two pages.
+fn with_overflow_chains(temp: &Path) -> (PathBuf, usize, u64) {
+    let dir = temp.join("chains");
+    let engine = velo::engine::Engine::open(&dir, crate::tools_fixtures::options()).unwrap();
+    for n in 0..1500 {
+        let key = format!("chain:{n:05}:{}", "k".repeat(260));
+        engine.set(0, key.as_bytes(), velo::engine::ValueKind::String, b"v", None).unwrap();
+    }
+    engine.close().unwrap();
+    let data = DataDir::open(&dir).unwrap();
+    for slot in 0..data.slot_count as usize {
+        let view = data.slot(slot).unwrap();
+        for bucket in 0..view.meta.bucket_count() {
+            if view.chain(bucket).pages.len() >= 2 {
+                return (dir, slot, bucket);
+            }
+        }
+    }
+    panic!("no bucket chain with an overflow page");
+}
+
+/// Damage in an overflow page of a chain: `check` names the overflow file and the page's offset (exit 1),
+/// and `inspect-bucket` shows the checksum failure on the path of a key whose chain runs through it
+/// (exit 1), with the pages before it verified.
+#[test]
+fn damage_in_an_overflow_chain_is_found_and_shown_on_the_path() {
+    let temp = tempfile::tempdir().unwrap();
+    let (healthy, slot, bucket) = with_overflow_chains(temp.path());
+    let (code, findings, _) = check(&healthy);
+    assert_eq!(code, 0, "{findings:#?}");
+    // The key of the first cell of the chain's second page (an overflow page).
+    let (_, listing) = velo_json(&[
+        "inspect-bucket",
+        "--dir",
+        healthy.to_str().unwrap(),
+        "--slot",
+        &slot.to_string(),
+        "--bucket",
+        &bucket.to_string(),
+    ]);
+    let second = &listing["pages"][1];
+    assert_eq!(second["file"], "overflow", "{listing}");
+    let page = second["page"].as_u64().unwrap();
+    let key = second["cells"][0]["key"].as_str().unwrap().trim_matches('"').to_string();
+
+    let dir = temp.path().join("chains-damaged");
+    crate::tools_fixtures::copy_dir(&healthy, &dir);
+    let overflow = dir.join(format!("slot-{slot}/overflow"));
+    flip(&overflow, page * 4096 + 300, 2);
+    assert_damage_at(&dir, &overflow, page * 4096);
+    let (_, findings, _) = check(&dir);
+    let finding = findings.iter().find(|(_, f, o, _)| *f == overflow && *o == Some(page * 4096)).unwrap();
+    assert!(finding.3.contains("checksum"), "{finding:?}");
+
+    let (code, path) = velo_json(&["inspect-bucket", "--dir", dir.to_str().unwrap(), "--key", &key]);
+    assert_eq!(code, 1, "{path}");
+    let pages = path["pages"].as_array().unwrap();
+    assert_eq!(pages[0]["status"], "ok", "{path}");
+    let bad =
+        pages.iter().find(|p| p["file"] == "overflow" && p["page"] == page).expect("the damaged page is on the path");
+    assert_eq!(bad["offset"], page * 4096);
+    assert!(bad["status"].as_str().unwrap().contains("checksum mismatch"), "{bad}");
+    let out = velo(&["inspect-bucket", "--dir", dir.to_str().unwrap(), "--key", &key]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("checksum mismatch"));
+}
+
+/// Damage in the transaction log (a commit record followed by valid ones, so not a torn tail) and in a
+/// bulk load's commit file (encoded by the engine for a load it staged) is found with its file and offset.
+#[test]
+fn damage_in_the_transaction_log_and_a_bulk_commit_file_is_found() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("tx");
+    let engine = velo::engine::Engine::open(&dir, crate::tools_fixtures::options()).unwrap();
+    // Transactions over keys of both slots: each commit goes to the transaction log.
+    let keys: Vec<String> = (0..40).map(|n| format!("tx:{n}")).collect();
+    let slots: std::collections::BTreeSet<usize> = keys.iter().map(|k| engine.slot_of(k.as_bytes())).collect();
+    assert_eq!(slots.len(), 2);
+    for round in 0..4 {
+        let tx = engine.transaction();
+        for key in &keys {
+            engine
+                .set(0, key.as_bytes(), velo::engine::ValueKind::String, format!("v{round}").as_bytes(), None)
+                .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    engine.sync().unwrap();
+    drop(engine);
+    let txlog = dir.join(velo::engine::txn::TXLOG_FILE);
+    let (commits, end) =
+        velo::engine::txn::decode_log(&std::fs::read(&txlog).unwrap(), &txlog).expect("the log decodes");
+    assert!(commits.len() >= 2, "{commits:?}");
+    assert_eq!(end, std::fs::metadata(&txlog).unwrap().len());
+    let (code, findings, _) = check(&dir);
+    assert_eq!(code, 0, "{findings:#?}");
+
+    let damaged = temp.path().join("tx-damaged");
+    crate::tools_fixtures::copy_dir(&dir, &damaged);
+    let txlog = damaged.join(velo::engine::txn::TXLOG_FILE);
+    flip(&txlog, 16 + 9, 1);
+    assert_damage_at(&damaged, &txlog, 16);
+
+    // A bulk load staged by the engine, with a commit file the engine's encoder wrote, then damaged.
+    let dir = temp.path().join("bulk");
+    let engine = velo::engine::Engine::open(&dir, crate::tools_fixtures::options()).unwrap();
+    let mut load = engine.bulk_load().unwrap();
+    for n in 0..100u32 {
+        let key = format!("bulk:{n}").into_bytes();
+        let op = velo::engine::BatchOp::Set {
+            db: 0,
+            key: key.clone(),
+            kind: velo::engine::ValueKind::String,
+            value: b"staged".to_vec(),
+            expire_at_ms: None,
+        };
+        load.write_slot(engine.slot_of(&key), vec![op]).unwrap();
+    }
+    let staging = velo::engine::bulk::staging_dir(&dir);
+    let plan = velo::engine::bulk::CommitPlan { slots: vec![(0, 1, vec!["meta".into()]), (1, 1, vec!["meta".into()])] };
+    let commit = staging.join(velo::engine::bulk::COMMIT_FILE);
+    std::fs::write(&commit, plan.encode()).unwrap();
+    let (code, findings, _) = check(&dir);
+    assert_eq!(code, 0, "a committed load not yet moved is a warning: {findings:#?}");
+    assert!(findings.iter().any(|(s, f, _, _)| s == "warning" && *f == commit), "{findings:#?}");
+    flip(&commit, 16 + 6, 3);
+    assert_damage_at(&dir, &commit, 16);
+    std::fs::remove_file(&commit).unwrap();
+    drop(load);
+    drop(engine);
+}
