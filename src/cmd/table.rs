@@ -4,7 +4,7 @@
 use super::spec::{AclCategories, CommandSpec, Flags, KeyFinder, KeywordKeys};
 
 /// Number of commands and subcommands (ids are `0..COMMAND_COUNT`).
-pub const COMMAND_COUNT: usize = 314;
+pub const COMMAND_COUNT: usize = 316;
 
 static CLIENT_SUBCOMMANDS: [CommandSpec; 18] = [
     CommandSpec {
@@ -1148,7 +1148,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
 
 static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
     CommandSpec {
-        id: 205,
+        id: 206,
         name: "debug",
         fullname: "script|debug",
         arity: 3,
@@ -1166,7 +1166,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 206,
+        id: 207,
         name: "exists",
         fullname: "script|exists",
         arity: -3,
@@ -1184,7 +1184,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 207,
+        id: 208,
         name: "flush",
         fullname: "script|flush",
         arity: -2,
@@ -1202,7 +1202,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 208,
+        id: 209,
         name: "help",
         fullname: "script|help",
         arity: 2,
@@ -1220,7 +1220,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 209,
+        id: 210,
         name: "kill",
         fullname: "script|kill",
         arity: 2,
@@ -1238,7 +1238,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 210,
+        id: 211,
         name: "load",
         fullname: "script|load",
         arity: 3,
@@ -1259,7 +1259,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
 
 static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
     CommandSpec {
-        id: 225,
+        id: 226,
         name: "get",
         fullname: "slowlog|get",
         arity: -2,
@@ -1277,7 +1277,7 @@ static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 226,
+        id: 227,
         name: "help",
         fullname: "slowlog|help",
         arity: 2,
@@ -1295,7 +1295,7 @@ static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 227,
+        id: 228,
         name: "len",
         fullname: "slowlog|len",
         arity: 2,
@@ -1313,7 +1313,7 @@ static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 228,
+        id: 229,
         name: "reset",
         fullname: "slowlog|reset",
         arity: 2,
@@ -1334,7 +1334,7 @@ static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
 
 static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
     CommandSpec {
-        id: 262,
+        id: 264,
         name: "create",
         fullname: "xgroup|create",
         arity: -5,
@@ -1352,7 +1352,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 263,
+        id: 265,
         name: "createconsumer",
         fullname: "xgroup|createconsumer",
         arity: 5,
@@ -1370,7 +1370,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 264,
+        id: 266,
         name: "delconsumer",
         fullname: "xgroup|delconsumer",
         arity: 5,
@@ -1388,7 +1388,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 265,
+        id: 267,
         name: "destroy",
         fullname: "xgroup|destroy",
         arity: 4,
@@ -1406,7 +1406,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 266,
+        id: 268,
         name: "help",
         fullname: "xgroup|help",
         arity: 2,
@@ -1424,7 +1424,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 267,
+        id: 269,
         name: "setid",
         fullname: "xgroup|setid",
         arity: -5,
@@ -1445,7 +1445,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
 
 static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
     CommandSpec {
-        id: 269,
+        id: 271,
         name: "consumers",
         fullname: "xinfo|consumers",
         arity: 4,
@@ -1463,7 +1463,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 270,
+        id: 272,
         name: "groups",
         fullname: "xinfo|groups",
         arity: 3,
@@ -1481,7 +1481,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 271,
+        id: 273,
         name: "help",
         fullname: "xinfo|help",
         arity: 2,
@@ -1499,7 +1499,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 272,
+        id: 274,
         name: "stream",
         fullname: "xinfo|stream",
         arity: -3,
@@ -1519,7 +1519,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
 ];
 
 /// Every top-level command, sorted by name.
-pub static COMMANDS: [CommandSpec; 232] = [
+pub static COMMANDS: [CommandSpec; 234] = [
     CommandSpec {
         id: 0,
         name: "append",
@@ -3916,6 +3916,24 @@ pub static COMMANDS: [CommandSpec; 232] = [
     },
     CommandSpec {
         id: 195,
+        name: "replconf",
+        fullname: "replconf",
+        arity: -1,
+        flags: Flags::ADMIN.union(Flags::NOSCRIPT).union(Flags::LOADING).union(Flags::STALE).union(Flags::ALLOW_BUSY),
+        acl: AclCategories::ADMIN.union(AclCategories::SLOW).union(AclCategories::DANGEROUS),
+        first_key: 0,
+        last_key: 0,
+        key_step: 0,
+        key_finders: &[],
+        group: "server",
+        summary: "An internal command for configuring the replication stream",
+        since: "3.0.0",
+        complexity: "O(1)",
+        handler: Some(super::replication::replconf),
+        subcommands: &[],
+    },
+    CommandSpec {
+        id: 196,
         name: "reset",
         fullname: "reset",
         arity: 1,
@@ -3933,7 +3951,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 196,
+        id: 197,
         name: "restore",
         fullname: "restore",
         arity: -4,
@@ -3951,7 +3969,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 197,
+        id: 198,
         name: "rpop",
         fullname: "rpop",
         arity: -2,
@@ -3969,7 +3987,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 198,
+        id: 199,
         name: "rpoplpush",
         fullname: "rpoplpush",
         arity: 3,
@@ -3987,7 +4005,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 199,
+        id: 200,
         name: "rpush",
         fullname: "rpush",
         arity: -3,
@@ -4005,7 +4023,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 200,
+        id: 201,
         name: "rpushx",
         fullname: "rpushx",
         arity: -3,
@@ -4023,7 +4041,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 201,
+        id: 202,
         name: "sadd",
         fullname: "sadd",
         arity: -3,
@@ -4041,7 +4059,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 202,
+        id: 203,
         name: "save",
         fullname: "save",
         arity: 1,
@@ -4059,7 +4077,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 203,
+        id: 204,
         name: "scan",
         fullname: "scan",
         arity: -2,
@@ -4077,7 +4095,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 204,
+        id: 205,
         name: "scard",
         fullname: "scard",
         arity: 2,
@@ -4095,7 +4113,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 211,
+        id: 212,
         name: "script",
         fullname: "script",
         arity: -2,
@@ -4113,7 +4131,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &SCRIPT_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 212,
+        id: 213,
         name: "sdiff",
         fullname: "sdiff",
         arity: -2,
@@ -4131,7 +4149,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 213,
+        id: 214,
         name: "sdiffstore",
         fullname: "sdiffstore",
         arity: -3,
@@ -4149,7 +4167,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 214,
+        id: 215,
         name: "select",
         fullname: "select",
         arity: 2,
@@ -4167,7 +4185,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 215,
+        id: 216,
         name: "set",
         fullname: "set",
         arity: -3,
@@ -4185,7 +4203,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 216,
+        id: 217,
         name: "setbit",
         fullname: "setbit",
         arity: 4,
@@ -4203,7 +4221,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 217,
+        id: 218,
         name: "setex",
         fullname: "setex",
         arity: 4,
@@ -4221,7 +4239,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 218,
+        id: 219,
         name: "setnx",
         fullname: "setnx",
         arity: 3,
@@ -4239,7 +4257,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 219,
+        id: 220,
         name: "setrange",
         fullname: "setrange",
         arity: 4,
@@ -4257,7 +4275,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 220,
+        id: 221,
         name: "shutdown",
         fullname: "shutdown",
         arity: -1,
@@ -4275,7 +4293,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 221,
+        id: 222,
         name: "sinter",
         fullname: "sinter",
         arity: -2,
@@ -4293,7 +4311,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 222,
+        id: 223,
         name: "sintercard",
         fullname: "sintercard",
         arity: -3,
@@ -4311,7 +4329,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 223,
+        id: 224,
         name: "sinterstore",
         fullname: "sinterstore",
         arity: -3,
@@ -4329,7 +4347,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 224,
+        id: 225,
         name: "sismember",
         fullname: "sismember",
         arity: 3,
@@ -4347,7 +4365,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 229,
+        id: 230,
         name: "slowlog",
         fullname: "slowlog",
         arity: -2,
@@ -4365,7 +4383,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &SLOWLOG_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 230,
+        id: 231,
         name: "smembers",
         fullname: "smembers",
         arity: 2,
@@ -4383,7 +4401,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 231,
+        id: 232,
         name: "smismember",
         fullname: "smismember",
         arity: -3,
@@ -4401,7 +4419,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 232,
+        id: 233,
         name: "smove",
         fullname: "smove",
         arity: 4,
@@ -4419,7 +4437,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 233,
+        id: 234,
         name: "sort",
         fullname: "sort",
         arity: -2,
@@ -4437,7 +4455,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 234,
+        id: 235,
         name: "sort_ro",
         fullname: "sort_ro",
         arity: -2,
@@ -4455,7 +4473,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 235,
+        id: 236,
         name: "spop",
         fullname: "spop",
         arity: -2,
@@ -4473,7 +4491,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 236,
+        id: 237,
         name: "spublish",
         fullname: "spublish",
         arity: 3,
@@ -4491,7 +4509,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 237,
+        id: 238,
         name: "srandmember",
         fullname: "srandmember",
         arity: -2,
@@ -4509,7 +4527,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 238,
+        id: 239,
         name: "srem",
         fullname: "srem",
         arity: -3,
@@ -4527,7 +4545,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 239,
+        id: 240,
         name: "sscan",
         fullname: "sscan",
         arity: -3,
@@ -4545,7 +4563,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 240,
+        id: 241,
         name: "ssubscribe",
         fullname: "ssubscribe",
         arity: -2,
@@ -4563,7 +4581,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 241,
+        id: 242,
         name: "strlen",
         fullname: "strlen",
         arity: 2,
@@ -4581,7 +4599,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 242,
+        id: 243,
         name: "subscribe",
         fullname: "subscribe",
         arity: -2,
@@ -4599,7 +4617,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 243,
+        id: 244,
         name: "substr",
         fullname: "substr",
         arity: 4,
@@ -4617,7 +4635,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 244,
+        id: 245,
         name: "sunion",
         fullname: "sunion",
         arity: -2,
@@ -4635,7 +4653,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 245,
+        id: 246,
         name: "sunionstore",
         fullname: "sunionstore",
         arity: -3,
@@ -4653,7 +4671,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 246,
+        id: 247,
         name: "sunsubscribe",
         fullname: "sunsubscribe",
         arity: -1,
@@ -4671,7 +4689,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 247,
+        id: 248,
         name: "swapdb",
         fullname: "swapdb",
         arity: 3,
@@ -4689,7 +4707,25 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 248,
+        id: 249,
+        name: "sync",
+        fullname: "sync",
+        arity: 1,
+        flags: Flags::ADMIN.union(Flags::NOSCRIPT).union(Flags::NO_ASYNC_LOADING).union(Flags::NO_MULTI),
+        acl: AclCategories::ADMIN.union(AclCategories::SLOW).union(AclCategories::DANGEROUS),
+        first_key: 0,
+        last_key: 0,
+        key_step: 0,
+        key_finders: &[],
+        group: "server",
+        summary: "Internal command used for replication",
+        since: "1.0.0",
+        complexity: "O(N) where N is the total number of keys in all databases",
+        handler: Some(super::replication::sync),
+        subcommands: &[],
+    },
+    CommandSpec {
+        id: 250,
         name: "time",
         fullname: "time",
         arity: 1,
@@ -4707,7 +4743,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 249,
+        id: 251,
         name: "touch",
         fullname: "touch",
         arity: -2,
@@ -4725,7 +4761,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 250,
+        id: 252,
         name: "ttl",
         fullname: "ttl",
         arity: 2,
@@ -4743,7 +4779,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 251,
+        id: 253,
         name: "type",
         fullname: "type",
         arity: 2,
@@ -4761,7 +4797,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 252,
+        id: 254,
         name: "unlink",
         fullname: "unlink",
         arity: -2,
@@ -4779,7 +4815,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 253,
+        id: 255,
         name: "unsubscribe",
         fullname: "unsubscribe",
         arity: -1,
@@ -4797,7 +4833,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 254,
+        id: 256,
         name: "unwatch",
         fullname: "unwatch",
         arity: 1,
@@ -4815,7 +4851,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 255,
+        id: 257,
         name: "wait",
         fullname: "wait",
         arity: 3,
@@ -4833,7 +4869,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 256,
+        id: 258,
         name: "watch",
         fullname: "watch",
         arity: -2,
@@ -4851,7 +4887,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 257,
+        id: 259,
         name: "xack",
         fullname: "xack",
         arity: -4,
@@ -4869,7 +4905,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 258,
+        id: 260,
         name: "xadd",
         fullname: "xadd",
         arity: -5,
@@ -4887,7 +4923,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 259,
+        id: 261,
         name: "xautoclaim",
         fullname: "xautoclaim",
         arity: -6,
@@ -4905,7 +4941,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 260,
+        id: 262,
         name: "xclaim",
         fullname: "xclaim",
         arity: -6,
@@ -4923,7 +4959,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 261,
+        id: 263,
         name: "xdel",
         fullname: "xdel",
         arity: -3,
@@ -4941,7 +4977,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 268,
+        id: 270,
         name: "xgroup",
         fullname: "xgroup",
         arity: -2,
@@ -4959,7 +4995,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &XGROUP_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 273,
+        id: 275,
         name: "xinfo",
         fullname: "xinfo",
         arity: -2,
@@ -4977,7 +5013,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &XINFO_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 274,
+        id: 276,
         name: "xlen",
         fullname: "xlen",
         arity: 2,
@@ -4995,7 +5031,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 275,
+        id: 277,
         name: "xpending",
         fullname: "xpending",
         arity: -3,
@@ -5013,7 +5049,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 276,
+        id: 278,
         name: "xrange",
         fullname: "xrange",
         arity: -4,
@@ -5031,7 +5067,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 277,
+        id: 279,
         name: "xread",
         fullname: "xread",
         arity: -4,
@@ -5049,7 +5085,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 278,
+        id: 280,
         name: "xreadgroup",
         fullname: "xreadgroup",
         arity: -7,
@@ -5067,7 +5103,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 279,
+        id: 281,
         name: "xrevrange",
         fullname: "xrevrange",
         arity: -4,
@@ -5085,7 +5121,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 280,
+        id: 282,
         name: "xsetid",
         fullname: "xsetid",
         arity: -3,
@@ -5103,7 +5139,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 281,
+        id: 283,
         name: "xtrim",
         fullname: "xtrim",
         arity: -4,
@@ -5121,7 +5157,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 282,
+        id: 284,
         name: "zadd",
         fullname: "zadd",
         arity: -4,
@@ -5139,7 +5175,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 283,
+        id: 285,
         name: "zcard",
         fullname: "zcard",
         arity: 2,
@@ -5157,7 +5193,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 284,
+        id: 286,
         name: "zcount",
         fullname: "zcount",
         arity: 4,
@@ -5175,7 +5211,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 285,
+        id: 287,
         name: "zdiff",
         fullname: "zdiff",
         arity: -3,
@@ -5193,7 +5229,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 286,
+        id: 288,
         name: "zdiffstore",
         fullname: "zdiffstore",
         arity: -4,
@@ -5211,7 +5247,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 287,
+        id: 289,
         name: "zincrby",
         fullname: "zincrby",
         arity: 4,
@@ -5229,7 +5265,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 288,
+        id: 290,
         name: "zinter",
         fullname: "zinter",
         arity: -3,
@@ -5247,7 +5283,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 289,
+        id: 291,
         name: "zintercard",
         fullname: "zintercard",
         arity: -3,
@@ -5265,7 +5301,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 290,
+        id: 292,
         name: "zinterstore",
         fullname: "zinterstore",
         arity: -4,
@@ -5283,7 +5319,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 291,
+        id: 293,
         name: "zlexcount",
         fullname: "zlexcount",
         arity: 4,
@@ -5301,7 +5337,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 292,
+        id: 294,
         name: "zmpop",
         fullname: "zmpop",
         arity: -4,
@@ -5319,7 +5355,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 293,
+        id: 295,
         name: "zmscore",
         fullname: "zmscore",
         arity: -3,
@@ -5337,7 +5373,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 294,
+        id: 296,
         name: "zpopmax",
         fullname: "zpopmax",
         arity: -2,
@@ -5355,7 +5391,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 295,
+        id: 297,
         name: "zpopmin",
         fullname: "zpopmin",
         arity: -2,
@@ -5373,7 +5409,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 296,
+        id: 298,
         name: "zrandmember",
         fullname: "zrandmember",
         arity: -2,
@@ -5391,7 +5427,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 297,
+        id: 299,
         name: "zrange",
         fullname: "zrange",
         arity: -4,
@@ -5409,7 +5445,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 298,
+        id: 300,
         name: "zrangebylex",
         fullname: "zrangebylex",
         arity: -4,
@@ -5427,7 +5463,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 299,
+        id: 301,
         name: "zrangebyscore",
         fullname: "zrangebyscore",
         arity: -4,
@@ -5445,7 +5481,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 300,
+        id: 302,
         name: "zrangestore",
         fullname: "zrangestore",
         arity: -5,
@@ -5463,7 +5499,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 301,
+        id: 303,
         name: "zrank",
         fullname: "zrank",
         arity: 3,
@@ -5481,7 +5517,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 302,
+        id: 304,
         name: "zrem",
         fullname: "zrem",
         arity: -3,
@@ -5499,7 +5535,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 303,
+        id: 305,
         name: "zremrangebylex",
         fullname: "zremrangebylex",
         arity: 4,
@@ -5517,7 +5553,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 304,
+        id: 306,
         name: "zremrangebyrank",
         fullname: "zremrangebyrank",
         arity: 4,
@@ -5535,7 +5571,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 305,
+        id: 307,
         name: "zremrangebyscore",
         fullname: "zremrangebyscore",
         arity: 4,
@@ -5553,7 +5589,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 306,
+        id: 308,
         name: "zrevrange",
         fullname: "zrevrange",
         arity: -4,
@@ -5571,7 +5607,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 307,
+        id: 309,
         name: "zrevrangebylex",
         fullname: "zrevrangebylex",
         arity: -4,
@@ -5589,7 +5625,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 308,
+        id: 310,
         name: "zrevrangebyscore",
         fullname: "zrevrangebyscore",
         arity: -4,
@@ -5607,7 +5643,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 309,
+        id: 311,
         name: "zrevrank",
         fullname: "zrevrank",
         arity: 3,
@@ -5625,7 +5661,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 310,
+        id: 312,
         name: "zscan",
         fullname: "zscan",
         arity: -3,
@@ -5643,7 +5679,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 311,
+        id: 313,
         name: "zscore",
         fullname: "zscore",
         arity: 3,
@@ -5661,7 +5697,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 312,
+        id: 314,
         name: "zunion",
         fullname: "zunion",
         arity: -3,
@@ -5679,7 +5715,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 313,
+        id: 315,
         name: "zunionstore",
         fullname: "zunionstore",
         arity: -4,
@@ -5838,105 +5874,107 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
         b"randomkey" => 130,
         b"rename" => 131,
         b"renamenx" => 132,
-        b"reset" => 133,
-        b"restore" => 134,
-        b"rpop" => 135,
-        b"rpoplpush" => 136,
-        b"rpush" => 137,
-        b"rpushx" => 138,
-        b"sadd" => 139,
-        b"save" => 140,
-        b"scan" => 141,
-        b"scard" => 142,
-        b"script" => 143,
-        b"sdiff" => 144,
-        b"sdiffstore" => 145,
-        b"select" => 146,
-        b"set" => 147,
-        b"setbit" => 148,
-        b"setex" => 149,
-        b"setnx" => 150,
-        b"setrange" => 151,
-        b"shutdown" => 152,
-        b"sinter" => 153,
-        b"sintercard" => 154,
-        b"sinterstore" => 155,
-        b"sismember" => 156,
-        b"slowlog" => 157,
-        b"smembers" => 158,
-        b"smismember" => 159,
-        b"smove" => 160,
-        b"sort" => 161,
-        b"sort_ro" => 162,
-        b"spop" => 163,
-        b"spublish" => 164,
-        b"srandmember" => 165,
-        b"srem" => 166,
-        b"sscan" => 167,
-        b"ssubscribe" => 168,
-        b"strlen" => 169,
-        b"subscribe" => 170,
-        b"substr" => 171,
-        b"sunion" => 172,
-        b"sunionstore" => 173,
-        b"sunsubscribe" => 174,
-        b"swapdb" => 175,
-        b"time" => 176,
-        b"touch" => 177,
-        b"ttl" => 178,
-        b"type" => 179,
-        b"unlink" => 180,
-        b"unsubscribe" => 181,
-        b"unwatch" => 182,
-        b"wait" => 183,
-        b"watch" => 184,
-        b"xack" => 185,
-        b"xadd" => 186,
-        b"xautoclaim" => 187,
-        b"xclaim" => 188,
-        b"xdel" => 189,
-        b"xgroup" => 190,
-        b"xinfo" => 191,
-        b"xlen" => 192,
-        b"xpending" => 193,
-        b"xrange" => 194,
-        b"xread" => 195,
-        b"xreadgroup" => 196,
-        b"xrevrange" => 197,
-        b"xsetid" => 198,
-        b"xtrim" => 199,
-        b"zadd" => 200,
-        b"zcard" => 201,
-        b"zcount" => 202,
-        b"zdiff" => 203,
-        b"zdiffstore" => 204,
-        b"zincrby" => 205,
-        b"zinter" => 206,
-        b"zintercard" => 207,
-        b"zinterstore" => 208,
-        b"zlexcount" => 209,
-        b"zmpop" => 210,
-        b"zmscore" => 211,
-        b"zpopmax" => 212,
-        b"zpopmin" => 213,
-        b"zrandmember" => 214,
-        b"zrange" => 215,
-        b"zrangebylex" => 216,
-        b"zrangebyscore" => 217,
-        b"zrangestore" => 218,
-        b"zrank" => 219,
-        b"zrem" => 220,
-        b"zremrangebylex" => 221,
-        b"zremrangebyrank" => 222,
-        b"zremrangebyscore" => 223,
-        b"zrevrange" => 224,
-        b"zrevrangebylex" => 225,
-        b"zrevrangebyscore" => 226,
-        b"zrevrank" => 227,
-        b"zscan" => 228,
-        b"zscore" => 229,
-        b"zunion" => 230,
-        b"zunionstore" => 231,
+        b"replconf" => 133,
+        b"reset" => 134,
+        b"restore" => 135,
+        b"rpop" => 136,
+        b"rpoplpush" => 137,
+        b"rpush" => 138,
+        b"rpushx" => 139,
+        b"sadd" => 140,
+        b"save" => 141,
+        b"scan" => 142,
+        b"scard" => 143,
+        b"script" => 144,
+        b"sdiff" => 145,
+        b"sdiffstore" => 146,
+        b"select" => 147,
+        b"set" => 148,
+        b"setbit" => 149,
+        b"setex" => 150,
+        b"setnx" => 151,
+        b"setrange" => 152,
+        b"shutdown" => 153,
+        b"sinter" => 154,
+        b"sintercard" => 155,
+        b"sinterstore" => 156,
+        b"sismember" => 157,
+        b"slowlog" => 158,
+        b"smembers" => 159,
+        b"smismember" => 160,
+        b"smove" => 161,
+        b"sort" => 162,
+        b"sort_ro" => 163,
+        b"spop" => 164,
+        b"spublish" => 165,
+        b"srandmember" => 166,
+        b"srem" => 167,
+        b"sscan" => 168,
+        b"ssubscribe" => 169,
+        b"strlen" => 170,
+        b"subscribe" => 171,
+        b"substr" => 172,
+        b"sunion" => 173,
+        b"sunionstore" => 174,
+        b"sunsubscribe" => 175,
+        b"swapdb" => 176,
+        b"sync" => 177,
+        b"time" => 178,
+        b"touch" => 179,
+        b"ttl" => 180,
+        b"type" => 181,
+        b"unlink" => 182,
+        b"unsubscribe" => 183,
+        b"unwatch" => 184,
+        b"wait" => 185,
+        b"watch" => 186,
+        b"xack" => 187,
+        b"xadd" => 188,
+        b"xautoclaim" => 189,
+        b"xclaim" => 190,
+        b"xdel" => 191,
+        b"xgroup" => 192,
+        b"xinfo" => 193,
+        b"xlen" => 194,
+        b"xpending" => 195,
+        b"xrange" => 196,
+        b"xread" => 197,
+        b"xreadgroup" => 198,
+        b"xrevrange" => 199,
+        b"xsetid" => 200,
+        b"xtrim" => 201,
+        b"zadd" => 202,
+        b"zcard" => 203,
+        b"zcount" => 204,
+        b"zdiff" => 205,
+        b"zdiffstore" => 206,
+        b"zincrby" => 207,
+        b"zinter" => 208,
+        b"zintercard" => 209,
+        b"zinterstore" => 210,
+        b"zlexcount" => 211,
+        b"zmpop" => 212,
+        b"zmscore" => 213,
+        b"zpopmax" => 214,
+        b"zpopmin" => 215,
+        b"zrandmember" => 216,
+        b"zrange" => 217,
+        b"zrangebylex" => 218,
+        b"zrangebyscore" => 219,
+        b"zrangestore" => 220,
+        b"zrank" => 221,
+        b"zrem" => 222,
+        b"zremrangebylex" => 223,
+        b"zremrangebyrank" => 224,
+        b"zremrangebyscore" => 225,
+        b"zrevrange" => 226,
+        b"zrevrangebylex" => 227,
+        b"zrevrangebyscore" => 228,
+        b"zrevrank" => 229,
+        b"zscan" => 230,
+        b"zscore" => 231,
+        b"zunion" => 232,
+        b"zunionstore" => 233,
         _ => return None,
     };
     COMMANDS.get(index)
