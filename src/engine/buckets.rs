@@ -52,6 +52,31 @@ impl PageId {
 /// A page image shared between the cache and readers.
 pub type PageBuf = Arc<[u8; PAGE_SIZE]>;
 
+/// A page in the cache, with the index of its cells that point lookups use ([`page::index_cells`]).
+#[derive(Clone)]
+struct CachedPage {
+    bytes: PageBuf,
+    index: Arc<[u32]>,
+    /// The page's overflow link, kept here so that a lookup reads no header line of the page.
+    next: u64,
+}
+
+impl CachedPage {
+    fn new(bytes: PageBuf) -> CachedPage {
+        let index = page::index_cells(&bytes[..]).into();
+        CachedPage { next: page::next_overflow(&bytes[..]), bytes, index }
+    }
+
+    /// Bytes it holds, for the cache's bound.
+    fn size(&self) -> usize {
+        PAGE_SIZE + 4 * self.index.len()
+    }
+
+    fn find_cell(&self, hash: u64, db: u16, key: &[u8]) -> (Option<page::Cell>, u64) {
+        (page::find_cell_indexed(&self.bytes[..], &self.index, hash, db, key), self.next)
+    }
+}
+
 /// The bucket a key hash belongs to, under linear hashing with `level` and `split`.
 pub fn bucket_of(hash: u64, level: u8, split: u64) -> u64 {
     let low = hash & ((1u64 << level) - 1);
@@ -84,7 +109,7 @@ pub struct BucketStore {
     overflow_path: PathBuf,
     primary: Arc<dyn FileHandle>,
     overflow: Arc<dyn FileHandle>,
-    cache: ByteLru<PageId, PageBuf>,
+    cache: ByteLru<PageId, CachedPage>,
     /// Page images that win over the files: a read-only open puts a pending double-write batch here
     /// instead of applying it.
     overrides: std::collections::HashMap<PageId, PageBuf>,
@@ -141,9 +166,26 @@ impl BucketStore {
         if let Some(page) = self.overrides.get(&id) {
             return Ok(page.clone());
         }
-        if let Some(page) = self.cache.get(&id) {
-            return Ok(page);
+        if let Some(page) = self.cache.get_ref(&id) {
+            return Ok(page.bytes.clone());
         }
+        Ok(self.load_page(id)?.bytes)
+    }
+
+    /// Finds a key's cell in one page of its bucket chain (through the cache and the cached page's cell
+    /// index): the cell if the page holds it, and the page's overflow link. `hash` is `key_hash(db, key)`.
+    pub fn find_cell(&mut self, id: PageId, hash: u64, db: u16, key: &[u8]) -> Result<(Option<page::Cell>, u64)> {
+        if let Some(page) = self.overrides.get(&id) {
+            return Ok(page::find_cell(&page[..], db, key));
+        }
+        if let Some(page) = self.cache.get_ref(&id) {
+            return Ok(page.find_cell(hash, db, key));
+        }
+        Ok(self.load_page(id)?.find_cell(hash, db, key))
+    }
+
+    /// Reads a page from its file, verifies it and puts it in the cache.
+    fn load_page(&mut self, id: PageId) -> Result<CachedPage> {
         let offset = id.number * PAGE_SIZE as u64;
         let mut page: PageBuf = Arc::new([0u8; PAGE_SIZE]);
         let Some(buffer) = Arc::get_mut(&mut page) else {
@@ -158,8 +200,9 @@ impl BucketStore {
             });
         }
         page::verify(&buffer[..], self.path(id.file), offset)?;
-        self.cache.insert(id, page.clone(), PAGE_SIZE);
-        Ok(page)
+        let cached = CachedPage::new(page);
+        self.cache.insert(id, cached.clone(), cached.size());
+        Ok(cached)
     }
 
     /// Writes a page in place (checkpoint only, after its double-write copy is durable).
@@ -167,7 +210,9 @@ impl BucketStore {
         let offset = id.number * PAGE_SIZE as u64;
         let path = self.path(id.file).to_path_buf();
         self.handle(id.file).write_all_at(bytes, offset).map_err(|e| Error::io("write", &path, e))?;
-        self.cache.insert(id, Arc::new(*bytes), PAGE_SIZE);
+        let cached = CachedPage::new(Arc::new(*bytes));
+        let size = cached.size();
+        self.cache.insert(id, cached, size);
         Ok(())
     }
 

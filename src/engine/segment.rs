@@ -270,8 +270,15 @@ pub struct ChunkStore {
     /// Read-only maps of chunk files (real file systems only): a cold read then costs no system call.
     maps: HashMap<u32, memmap2::Mmap>,
     cache: ByteLru<(u32, u32), Arc<Vec<u8>>>,
+    /// Payload buffers of evicted cache entries, reused by the next misses: a cold read otherwise
+    /// allocates a fresh buffer for every segment it decompresses (and the allocator keeps returning pages
+    /// to the system and faulting new, zeroed ones in).
+    spare: Vec<Vec<u8>>,
     max_segment_len: usize,
 }
+
+/// Evicted payload buffers kept for reuse per slot.
+const SPARE_PAYLOADS: usize = 4;
 
 impl ChunkStore {
     /// A store over the slot directory `dir`.
@@ -283,6 +290,7 @@ impl ChunkStore {
             files: HashMap::new(),
             maps: HashMap::new(),
             cache: ByteLru::new(cache_bytes),
+            spare: Vec::new(),
             max_segment_len: segment_size + SEGMENT_HEADER_LEN + 256,
         }
     }
@@ -325,8 +333,26 @@ impl ChunkStore {
 
     /// Reads and decodes the segment at `offset` of chunk file `id`, whose committed length is `file_len`.
     pub fn read_segment(&mut self, id: u32, offset: u32, file_len: u64) -> Result<Segment> {
-        if let Some(segment) = self.read_segment_mapped(id, offset, file_len)? {
-            return Ok(segment);
+        let mut payload = Vec::new();
+        let header = self.read_segment_into(id, offset, file_len, &mut payload)?;
+        Ok(Segment {
+            record_count: header.record_count,
+            compressed: header.compressed,
+            stored_len: header.stored_len,
+            payload,
+        })
+    }
+
+    /// [`ChunkStore::read_segment`] into a given payload buffer (cleared first), reusing its allocation.
+    fn read_segment_into(
+        &mut self,
+        id: u32,
+        offset: u32,
+        file_len: u64,
+        payload: &mut Vec<u8>,
+    ) -> Result<SegmentHeader> {
+        if let Some(header) = self.read_segment_mapped(id, offset, file_len, payload)? {
+            return Ok(header);
         }
         let path = self.chunk_path(id);
         let file = self.chunk_file(id, false)?;
@@ -335,8 +361,8 @@ impl ChunkStore {
         loop {
             let mut bytes = vec![0u8; want];
             file.read_exact_at(&mut bytes, offset as u64).map_err(|e| Error::io("read", &path, e))?;
-            match decode_segment(&bytes, &path, offset as u64)? {
-                Some(segment) => return Ok(segment),
+            match decode_segment_into(&bytes, &path, offset as u64, payload)? {
+                Some(header) => return Ok(header),
                 None if want < available => want = available.min(want * 4),
                 None => return Err(Error::corrupt(&path, offset as u64, "segment runs past the end of the file")),
             }
@@ -345,7 +371,13 @@ impl ChunkStore {
 
     /// Decodes a segment straight from the file's map, (re)mapping the file when it has grown past the map.
     /// `Ok(None)` when the backend cannot map.
-    fn read_segment_mapped(&mut self, id: u32, offset: u32, file_len: u64) -> Result<Option<Segment>> {
+    fn read_segment_mapped(
+        &mut self,
+        id: u32,
+        offset: u32,
+        file_len: u64,
+        payload: &mut Vec<u8>,
+    ) -> Result<Option<SegmentHeader>> {
         let mapped_len = self.maps.get(&id).map_or(0, |map| map.len() as u64);
         if mapped_len < file_len {
             let file = self.chunk_file(id, false)?;
@@ -358,13 +390,13 @@ impl ChunkStore {
         }
         let Some(map) = self.maps.get(&id) else { return Ok(None) };
         let bytes = map.get(offset as usize..file_len as usize).unwrap_or_default();
-        match decode_segment(bytes, Path::new(""), offset as u64) {
-            Ok(Some(segment)) => Ok(Some(segment)),
+        match decode_segment_into(bytes, Path::new(""), offset as u64, payload) {
+            Ok(Some(header)) => Ok(Some(header)),
             Ok(None) => {
                 Err(Error::corrupt(self.chunk_path(id), offset as u64, "segment runs past the end of the file"))
             }
             // Re-decode to name the file in the error.
-            Err(_) => decode_segment(bytes, &self.chunk_path(id), offset as u64).map(|_| None),
+            Err(_) => decode_segment_into(bytes, &self.chunk_path(id), offset as u64, payload).map(|_| None),
         }
     }
 
@@ -374,9 +406,23 @@ impl ChunkStore {
         let payload = match self.cache.get(&cache_key) {
             Some(payload) => payload,
             None => {
-                let segment = self.read_segment(location.file, location.segment_offset, file_len)?;
-                let payload = Arc::new(segment.payload);
-                self.cache.insert(cache_key, payload.clone(), payload.len() + 64);
+                let mut payload = self.spare.pop().unwrap_or_default();
+                if let Err(error) =
+                    self.read_segment_into(location.file, location.segment_offset, file_len, &mut payload)
+                {
+                    self.spare.push(payload);
+                    return Err(error);
+                }
+                let payload = Arc::new(payload);
+                let spare = &mut self.spare;
+                self.cache.insert_with_evicted(cache_key, payload.clone(), payload.len() + 64, |old| {
+                    // Only a buffer no reader holds, and not an outsized one.
+                    if let Ok(buffer) = Arc::try_unwrap(old) {
+                        if spare.len() < SPARE_PAYLOADS && buffer.capacity() <= 1 << 20 {
+                            spare.push(buffer);
+                        }
+                    }
+                });
                 payload
             }
         };

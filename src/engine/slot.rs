@@ -502,8 +502,7 @@ impl Slot {
         let bucket = buckets::bucket_of(hash, self.meta.level, self.meta.split);
         let mut id = PageId::bucket(bucket);
         for _ in 0..=self.meta.overflow_pages {
-            let bytes = self.buckets.read_page(id)?;
-            let (cell, next) = page::find_cell(&bytes[..], db, key);
+            let (cell, next) = self.buckets.find_cell(id, hash, db, key)?;
             if let Some(cell) = cell {
                 return Ok((cell.seq >= self.flush_marker(db)).then_some(cell));
             }
@@ -533,10 +532,12 @@ impl Slot {
         }
     }
 
-    fn decode_envelope(&self, bytes: &[u8], file: PathBuf) -> Result<(ValueKind, Bytes)> {
+    /// Decodes an envelope read from `file` (a file name in the slot directory, joined only for an error:
+    /// every GET comes here).
+    fn decode_envelope(&self, bytes: &[u8], file: &str) -> Result<(ValueKind, Bytes)> {
         envelope::decode(bytes, &self.config.dictionaries).map_err(|err| match err {
             EnvelopeError::DictMissing(id) => Error::DictMissing(id),
-            EnvelopeError::Malformed(what) => Error::corrupt(file, 0, format!("value envelope: {what}")),
+            EnvelopeError::Malformed(what) => Error::corrupt(self.dir.join(file), 0, format!("value envelope: {what}")),
         })
     }
 
@@ -605,11 +606,11 @@ impl Slot {
         let (kind, value) = match lookup.source {
             Source::Memtable(envelope) => {
                 let envelope = self.load_envelope(&envelope)?;
-                self.decode_envelope(&envelope, self.dir.join(wal::WAL_FILE))?
+                self.decode_envelope(&envelope, wal::WAL_FILE)?
             }
             Source::Cell(cell) => {
                 let bytes = self.cell_envelope(&cell)?;
-                self.decode_envelope(&bytes, self.dir.join(buckets::BUCKETS_FILE))?
+                self.decode_envelope(&bytes, buckets::BUCKETS_FILE)?
             }
         };
         Ok(Some(Entry { kind, value, expire_at_ms }))
