@@ -4,7 +4,7 @@
 use super::spec::{AclCategories, CommandSpec, Flags, KeyFinder, KeywordKeys};
 
 /// Number of commands and subcommands (ids are `0..COMMAND_COUNT`).
-pub const COMMAND_COUNT: usize = 313;
+pub const COMMAND_COUNT: usize = 315;
 
 static CLIENT_SUBCOMMANDS: [CommandSpec; 18] = [
     CommandSpec {
@@ -1332,9 +1332,30 @@ static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
     },
 ];
 
+static VELO_SUBCOMMANDS: [CommandSpec; 1] = [
+    CommandSpec {
+        id: 254,
+        name: "families",
+        fullname: "velo|families",
+        arity: 2,
+        flags: Flags::LOADING.union(Flags::STALE),
+        acl: AclCategories::SLOW,
+        first_key: 0,
+        last_key: 0,
+        key_step: 0,
+        key_finders: &[],
+        group: "server",
+        summary: "Lists the key families with their trained dictionaries, samples and compression figures.",
+        since: "7.0.0",
+        complexity: "O(N) where N is the number of key families.",
+        handler: Some(super::velo::families),
+        subcommands: &[],
+    },
+];
+
 static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
     CommandSpec {
-        id: 261,
+        id: 263,
         name: "create",
         fullname: "xgroup|create",
         arity: -5,
@@ -1352,7 +1373,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 262,
+        id: 264,
         name: "createconsumer",
         fullname: "xgroup|createconsumer",
         arity: 5,
@@ -1370,7 +1391,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 263,
+        id: 265,
         name: "delconsumer",
         fullname: "xgroup|delconsumer",
         arity: 5,
@@ -1388,7 +1409,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 264,
+        id: 266,
         name: "destroy",
         fullname: "xgroup|destroy",
         arity: 4,
@@ -1406,7 +1427,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 265,
+        id: 267,
         name: "help",
         fullname: "xgroup|help",
         arity: 2,
@@ -1424,7 +1445,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 266,
+        id: 268,
         name: "setid",
         fullname: "xgroup|setid",
         arity: -5,
@@ -1445,7 +1466,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
 
 static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
     CommandSpec {
-        id: 268,
+        id: 270,
         name: "consumers",
         fullname: "xinfo|consumers",
         arity: 4,
@@ -1463,7 +1484,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 269,
+        id: 271,
         name: "groups",
         fullname: "xinfo|groups",
         arity: 3,
@@ -1481,7 +1502,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 270,
+        id: 272,
         name: "help",
         fullname: "xinfo|help",
         arity: 2,
@@ -1499,7 +1520,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 271,
+        id: 273,
         name: "stream",
         fullname: "xinfo|stream",
         arity: -3,
@@ -1519,7 +1540,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
 ];
 
 /// Every top-level command, sorted by name.
-pub static COMMANDS: [CommandSpec; 231] = [
+pub static COMMANDS: [CommandSpec; 232] = [
     CommandSpec {
         id: 0,
         name: "append",
@@ -4797,7 +4818,25 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 254,
+        id: 255,
+        name: "velo",
+        fullname: "velo",
+        arity: -2,
+        flags: Flags(0),
+        acl: AclCategories::SLOW,
+        first_key: 0,
+        last_key: 0,
+        key_step: 0,
+        key_finders: &[],
+        group: "server",
+        summary: "A container for Velo's own commands.",
+        since: "7.0.0",
+        complexity: "Depends on subcommand.",
+        handler: None,
+        subcommands: &VELO_SUBCOMMANDS,
+    },
+    CommandSpec {
+        id: 256,
         name: "wait",
         fullname: "wait",
         arity: 3,
@@ -4815,7 +4854,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 255,
+        id: 257,
         name: "watch",
         fullname: "watch",
         arity: -2,
@@ -4833,7 +4872,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 256,
+        id: 258,
         name: "xack",
         fullname: "xack",
         arity: -4,
@@ -4851,7 +4890,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 257,
+        id: 259,
         name: "xadd",
         fullname: "xadd",
         arity: -5,
@@ -4869,7 +4908,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 258,
+        id: 260,
         name: "xautoclaim",
         fullname: "xautoclaim",
         arity: -6,
@@ -4887,7 +4926,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 259,
+        id: 261,
         name: "xclaim",
         fullname: "xclaim",
         arity: -6,
@@ -4905,7 +4944,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 260,
+        id: 262,
         name: "xdel",
         fullname: "xdel",
         arity: -3,
@@ -4923,7 +4962,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 267,
+        id: 269,
         name: "xgroup",
         fullname: "xgroup",
         arity: -2,
@@ -4941,7 +4980,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &XGROUP_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 272,
+        id: 274,
         name: "xinfo",
         fullname: "xinfo",
         arity: -2,
@@ -4959,7 +4998,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &XINFO_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 273,
+        id: 275,
         name: "xlen",
         fullname: "xlen",
         arity: 2,
@@ -4977,7 +5016,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 274,
+        id: 276,
         name: "xpending",
         fullname: "xpending",
         arity: -3,
@@ -4995,7 +5034,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 275,
+        id: 277,
         name: "xrange",
         fullname: "xrange",
         arity: -4,
@@ -5013,7 +5052,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 276,
+        id: 278,
         name: "xread",
         fullname: "xread",
         arity: -4,
@@ -5031,7 +5070,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 277,
+        id: 279,
         name: "xreadgroup",
         fullname: "xreadgroup",
         arity: -7,
@@ -5049,7 +5088,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 278,
+        id: 280,
         name: "xrevrange",
         fullname: "xrevrange",
         arity: -4,
@@ -5067,7 +5106,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 279,
+        id: 281,
         name: "xsetid",
         fullname: "xsetid",
         arity: -3,
@@ -5085,7 +5124,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 280,
+        id: 282,
         name: "xtrim",
         fullname: "xtrim",
         arity: -4,
@@ -5103,7 +5142,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 281,
+        id: 283,
         name: "zadd",
         fullname: "zadd",
         arity: -4,
@@ -5121,7 +5160,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 282,
+        id: 284,
         name: "zcard",
         fullname: "zcard",
         arity: 2,
@@ -5139,7 +5178,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 283,
+        id: 285,
         name: "zcount",
         fullname: "zcount",
         arity: 4,
@@ -5157,7 +5196,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 284,
+        id: 286,
         name: "zdiff",
         fullname: "zdiff",
         arity: -3,
@@ -5175,7 +5214,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 285,
+        id: 287,
         name: "zdiffstore",
         fullname: "zdiffstore",
         arity: -4,
@@ -5193,7 +5232,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 286,
+        id: 288,
         name: "zincrby",
         fullname: "zincrby",
         arity: 4,
@@ -5211,7 +5250,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 287,
+        id: 289,
         name: "zinter",
         fullname: "zinter",
         arity: -3,
@@ -5229,7 +5268,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 288,
+        id: 290,
         name: "zintercard",
         fullname: "zintercard",
         arity: -3,
@@ -5247,7 +5286,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 289,
+        id: 291,
         name: "zinterstore",
         fullname: "zinterstore",
         arity: -4,
@@ -5265,7 +5304,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 290,
+        id: 292,
         name: "zlexcount",
         fullname: "zlexcount",
         arity: 4,
@@ -5283,7 +5322,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 291,
+        id: 293,
         name: "zmpop",
         fullname: "zmpop",
         arity: -4,
@@ -5301,7 +5340,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 292,
+        id: 294,
         name: "zmscore",
         fullname: "zmscore",
         arity: -3,
@@ -5319,7 +5358,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 293,
+        id: 295,
         name: "zpopmax",
         fullname: "zpopmax",
         arity: -2,
@@ -5337,7 +5376,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 294,
+        id: 296,
         name: "zpopmin",
         fullname: "zpopmin",
         arity: -2,
@@ -5355,7 +5394,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 295,
+        id: 297,
         name: "zrandmember",
         fullname: "zrandmember",
         arity: -2,
@@ -5373,7 +5412,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 296,
+        id: 298,
         name: "zrange",
         fullname: "zrange",
         arity: -4,
@@ -5391,7 +5430,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 297,
+        id: 299,
         name: "zrangebylex",
         fullname: "zrangebylex",
         arity: -4,
@@ -5409,7 +5448,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 298,
+        id: 300,
         name: "zrangebyscore",
         fullname: "zrangebyscore",
         arity: -4,
@@ -5427,7 +5466,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 299,
+        id: 301,
         name: "zrangestore",
         fullname: "zrangestore",
         arity: -5,
@@ -5445,7 +5484,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 300,
+        id: 302,
         name: "zrank",
         fullname: "zrank",
         arity: 3,
@@ -5463,7 +5502,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 301,
+        id: 303,
         name: "zrem",
         fullname: "zrem",
         arity: -3,
@@ -5481,7 +5520,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 302,
+        id: 304,
         name: "zremrangebylex",
         fullname: "zremrangebylex",
         arity: 4,
@@ -5499,7 +5538,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 303,
+        id: 305,
         name: "zremrangebyrank",
         fullname: "zremrangebyrank",
         arity: 4,
@@ -5517,7 +5556,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 304,
+        id: 306,
         name: "zremrangebyscore",
         fullname: "zremrangebyscore",
         arity: 4,
@@ -5535,7 +5574,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 305,
+        id: 307,
         name: "zrevrange",
         fullname: "zrevrange",
         arity: -4,
@@ -5553,7 +5592,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 306,
+        id: 308,
         name: "zrevrangebylex",
         fullname: "zrevrangebylex",
         arity: -4,
@@ -5571,7 +5610,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 307,
+        id: 309,
         name: "zrevrangebyscore",
         fullname: "zrevrangebyscore",
         arity: -4,
@@ -5589,7 +5628,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 308,
+        id: 310,
         name: "zrevrank",
         fullname: "zrevrank",
         arity: 3,
@@ -5607,7 +5646,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 309,
+        id: 311,
         name: "zscan",
         fullname: "zscan",
         arity: -3,
@@ -5625,7 +5664,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 310,
+        id: 312,
         name: "zscore",
         fullname: "zscore",
         arity: 3,
@@ -5643,7 +5682,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 311,
+        id: 313,
         name: "zunion",
         fullname: "zunion",
         arity: -3,
@@ -5661,7 +5700,7 @@ pub static COMMANDS: [CommandSpec; 231] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 312,
+        id: 314,
         name: "zunionstore",
         fullname: "zunionstore",
         arity: -4,
@@ -5869,55 +5908,56 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
         b"unlink" => 179,
         b"unsubscribe" => 180,
         b"unwatch" => 181,
-        b"wait" => 182,
-        b"watch" => 183,
-        b"xack" => 184,
-        b"xadd" => 185,
-        b"xautoclaim" => 186,
-        b"xclaim" => 187,
-        b"xdel" => 188,
-        b"xgroup" => 189,
-        b"xinfo" => 190,
-        b"xlen" => 191,
-        b"xpending" => 192,
-        b"xrange" => 193,
-        b"xread" => 194,
-        b"xreadgroup" => 195,
-        b"xrevrange" => 196,
-        b"xsetid" => 197,
-        b"xtrim" => 198,
-        b"zadd" => 199,
-        b"zcard" => 200,
-        b"zcount" => 201,
-        b"zdiff" => 202,
-        b"zdiffstore" => 203,
-        b"zincrby" => 204,
-        b"zinter" => 205,
-        b"zintercard" => 206,
-        b"zinterstore" => 207,
-        b"zlexcount" => 208,
-        b"zmpop" => 209,
-        b"zmscore" => 210,
-        b"zpopmax" => 211,
-        b"zpopmin" => 212,
-        b"zrandmember" => 213,
-        b"zrange" => 214,
-        b"zrangebylex" => 215,
-        b"zrangebyscore" => 216,
-        b"zrangestore" => 217,
-        b"zrank" => 218,
-        b"zrem" => 219,
-        b"zremrangebylex" => 220,
-        b"zremrangebyrank" => 221,
-        b"zremrangebyscore" => 222,
-        b"zrevrange" => 223,
-        b"zrevrangebylex" => 224,
-        b"zrevrangebyscore" => 225,
-        b"zrevrank" => 226,
-        b"zscan" => 227,
-        b"zscore" => 228,
-        b"zunion" => 229,
-        b"zunionstore" => 230,
+        b"velo" => 182,
+        b"wait" => 183,
+        b"watch" => 184,
+        b"xack" => 185,
+        b"xadd" => 186,
+        b"xautoclaim" => 187,
+        b"xclaim" => 188,
+        b"xdel" => 189,
+        b"xgroup" => 190,
+        b"xinfo" => 191,
+        b"xlen" => 192,
+        b"xpending" => 193,
+        b"xrange" => 194,
+        b"xread" => 195,
+        b"xreadgroup" => 196,
+        b"xrevrange" => 197,
+        b"xsetid" => 198,
+        b"xtrim" => 199,
+        b"zadd" => 200,
+        b"zcard" => 201,
+        b"zcount" => 202,
+        b"zdiff" => 203,
+        b"zdiffstore" => 204,
+        b"zincrby" => 205,
+        b"zinter" => 206,
+        b"zintercard" => 207,
+        b"zinterstore" => 208,
+        b"zlexcount" => 209,
+        b"zmpop" => 210,
+        b"zmscore" => 211,
+        b"zpopmax" => 212,
+        b"zpopmin" => 213,
+        b"zrandmember" => 214,
+        b"zrange" => 215,
+        b"zrangebylex" => 216,
+        b"zrangebyscore" => 217,
+        b"zrangestore" => 218,
+        b"zrank" => 219,
+        b"zrem" => 220,
+        b"zremrangebylex" => 221,
+        b"zremrangebyrank" => 222,
+        b"zremrangebyscore" => 223,
+        b"zrevrange" => 224,
+        b"zrevrangebylex" => 225,
+        b"zrevrangebyscore" => 226,
+        b"zrevrank" => 227,
+        b"zscan" => 228,
+        b"zscore" => 229,
+        b"zunion" => 230,
+        b"zunionstore" => 231,
         _ => return None,
     };
     COMMANDS.get(index)
