@@ -267,7 +267,7 @@ pub struct Trainer {
 
 impl Trainer {
     /// Starts the thread that trains dictionaries for `map`'s families as samples arrive, and runs
-    /// `compact` when an install has retired a dictionary (and every [`COMPACT_RETRY`] while one is left).
+    /// `compact` when an install has retired a dictionary (and again every ten minutes while one is left).
     pub fn spawn(map: Arc<DictionaryMap>, level: i32, compact: Option<Compactor>) -> Option<Trainer> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let thread_stop = stop.clone();
