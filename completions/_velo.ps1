@@ -169,7 +169,9 @@ Register-ArgumentCompleter -Native -CommandName 'velo' -ScriptBlock {
             break
         }
         'velo;train-dict' {
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'The data directory to sample')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'The data directory to sample (with `--from-parquet`: where `--install` writes)')
+            [CompletionResult]::new('--from-parquet', '--from-parquet', [CompletionResultType]::ParameterName, 'Sample the values of one column of a Parquet file instead (before loading it), as the family given by `--family`')
+            [CompletionResult]::new('--column', '--column', [CompletionResultType]::ParameterName, 'The Parquet column holding the values (its cells as `velo ingest-parquet` stores them as text)')
             [CompletionResult]::new('--family', '--family', [CompletionResultType]::ParameterName, 'Train only this key family (the key up to its last separator; `(default)` for keys without one)')
             [CompletionResult]::new('--samples', '--samples', [CompletionResultType]::ParameterName, 'Values sampled per family (the first found in scan order)')
             [CompletionResult]::new('--size', '--size', [CompletionResultType]::ParameterName, 'Dictionary size in bytes')

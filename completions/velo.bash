@@ -683,13 +683,21 @@ _velo() {
             return 0
             ;;
         velo__subcmd__train__subcmd__dict)
-            opts="-h --dir --family --all --samples --size --separators --install --json --help"
+            opts="-h --dir --from-parquet --column --family --all --samples --size --separators --install --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from-parquet)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --column)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

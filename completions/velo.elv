@@ -155,7 +155,9 @@ set edit:completion:arg-completer[velo] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'velo;train-dict'= {
-            cand --dir 'The data directory to sample'
+            cand --dir 'The data directory to sample (with `--from-parquet`: where `--install` writes)'
+            cand --from-parquet 'Sample the values of one column of a Parquet file instead (before loading it), as the family given by `--family`'
+            cand --column 'The Parquet column holding the values (its cells as `velo ingest-parquet` stores them as text)'
             cand --family 'Train only this key family (the key up to its last separator; `(default)` for keys without one)'
             cand --samples 'Values sampled per family (the first found in scan order)'
             cand --size 'Dictionary size in bytes'

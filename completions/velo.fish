@@ -133,7 +133,9 @@ complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l dry-run -d 
 complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l json -d 'Print the summary as JSON'
 complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l quiet -d 'No progress and no summary table (errors still go to stderr)'
 complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c velo -n "__fish_velo_using_subcommand train-dict" -l dir -d 'The data directory to sample' -r -F
+complete -c velo -n "__fish_velo_using_subcommand train-dict" -l dir -d 'The data directory to sample (with `--from-parquet`: where `--install` writes)' -r -F
+complete -c velo -n "__fish_velo_using_subcommand train-dict" -l from-parquet -d 'Sample the values of one column of a Parquet file instead (before loading it), as the family given by `--family`' -r -F
+complete -c velo -n "__fish_velo_using_subcommand train-dict" -l column -d 'The Parquet column holding the values (its cells as `velo ingest-parquet` stores them as text)' -r
 complete -c velo -n "__fish_velo_using_subcommand train-dict" -l family -d 'Train only this key family (the key up to its last separator; `(default)` for keys without one)' -r
 complete -c velo -n "__fish_velo_using_subcommand train-dict" -l samples -d 'Values sampled per family (the first found in scan order)' -r
 complete -c velo -n "__fish_velo_using_subcommand train-dict" -l size -d 'Dictionary size in bytes' -r

@@ -500,5 +500,6 @@ fn velo_section(ctx: &Ctx<'_>, out: &mut String) -> Result<(), CmdError> {
             u8::from(s.poisoned),
         );
     }
+    crate::server::dictionaries::info(ctx.engine, out);
     Ok(())
 }

@@ -52,6 +52,7 @@ pub mod string;
 #[rustfmt::skip]
 pub mod table;
 pub mod transactions;
+pub mod velo;
 pub mod zset;
 
 use bytes::Bytes;

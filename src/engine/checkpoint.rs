@@ -52,6 +52,9 @@ struct Batch {
     /// nothing references them until the new metadata is in place, so they are written directly instead
     /// of through the double-write batch.
     fresh_from: (u64, u64),
+    /// Set once a page past `fresh_from` was written directly: those pages must be durable before the
+    /// batch commits, since recovery installs the batch's metadata, which references them.
+    fresh_written: bool,
 }
 
 impl Slot {
@@ -112,6 +115,7 @@ impl Slot {
             new_files: false,
             target_seq,
             fresh_from: (self.meta.bucket_count() + 1, self.meta.overflow_pages.max(1)),
+            fresh_written: false,
         };
         if reset {
             self.reset_layout(&mut meta, &mut batch)?;
@@ -292,6 +296,9 @@ impl Slot {
         if batch.new_files {
             fs.sync_dir(&self.dir).map_err(|e| Error::io("fsync", &self.dir, e))?;
         }
+        if batch.fresh_written {
+            self.buckets.sync()?;
+        }
         let meta_bytes = meta.encode();
         batch.dwb.commit(&meta_bytes)?;
         for id in batch.dwb.page_ids() {
@@ -468,6 +475,7 @@ impl Slot {
             };
             if fresh {
                 self.buckets.write_page(id, &page.encode())?;
+                batch.fresh_written = true;
             } else {
                 batch.dwb.add_page(id, &page.encode())?;
             }

@@ -4,9 +4,11 @@
 //! Each dictionary is one file `dict-NNNNNNNN.vdct` at the top of the data directory (layout:
 //! docs/format.md §"Dictionary file"), written atomically (temporary file, fsync, rename, directory fsync)
 //! *before* any value can use it, so a crash never leaves a value naming a dictionary that is not on disk.
-//! Ids start at 2 (1 means plain zstd), grow, and are never reused: no dictionary file is ever removed by
-//! the engine (re-encoding old values so an old dictionary can go is compaction's future business), so
-//! every stored value can always be decoded.
+//! Ids start at 2 (1 means plain zstd), grow, and are never reused (the highest id is always its family's
+//! active dictionary, so it is never removed). A dictionary that is no longer its family's active one is
+//! *retired*: dictionary compaction (`engine::recode`) re-encodes the values that name it with their
+//! family's current dictionary, commits them, and only then removes its file, so every stored value can
+//! always be decoded.
 //!
 //! Dictionaries are prepared once (zstd `EncoderDictionary`/`DecoderDictionary`) when loaded or
 //! installed; a value is then compressed or decompressed with a per-thread context and no table set-up.
@@ -14,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use zstd::dict::{DecoderDictionary, EncoderDictionary};
@@ -198,6 +200,8 @@ pub struct DictionaryMap {
     level: i32,
     store: Option<Store>,
     sampler: Sampler,
+    families: RwLock<HashMap<Vec<u8>, Arc<FamilyCounters>>>,
+    evaluations: std::sync::Mutex<HashMap<Vec<u8>, Evaluation>>,
 }
 
 impl Default for DictionaryMap {
@@ -210,6 +214,8 @@ impl Default for DictionaryMap {
             level: CompressionPolicy::default().level,
             store: None,
             sampler: Sampler::default(),
+            families: RwLock::default(),
+            evaluations: std::sync::Mutex::default(),
         }
     }
 }
@@ -289,6 +295,48 @@ impl DictionaryMap {
         Ok(id)
     }
 
+    /// Ids of the dictionaries that are not their family's active one: no new write uses them, and once
+    /// no stored value names them (`engine::recode`) their files can go.
+    pub fn retired(&self) -> Vec<u32> {
+        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<u32> = inner
+            .by_id
+            .values()
+            .filter(|p| inner.active.get(&p.family).is_none_or(|a| a.id != p.id))
+            .map(|p| p.id)
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// The id the next install will take (it changes with every install).
+    pub fn next_id(&self) -> u32 {
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).next_id
+    }
+
+    /// True when dictionaries can be installed and removed (a writable open with a data directory).
+    pub fn is_writable(&self) -> bool {
+        self.store.is_some()
+    }
+
+    /// Removes a retired dictionary: its file first (then the directory is fsynced), then its entry in the
+    /// map. Only `engine::recode` calls this, after a complete count found no stored value naming it and
+    /// the re-encoded values were committed; an active dictionary is never removed.
+    pub(crate) fn remove(&self, id: u32) -> Result<()> {
+        let store = self.store.as_ref().ok_or(Error::ReadOnly)?;
+        let _installing = self.installing.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.retired().contains(&id) {
+            return Err(Error::InvalidDictionary(format!("dictionary {id} is active or unknown")));
+        }
+        let path = store.dir.join(dict_file_name(id));
+        if store.fs.exists(&path) {
+            store.fs.remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+        }
+        store.fs.sync_dir(&store.dir).map_err(|e| Error::io("fsync", &store.dir, e))?;
+        self.inner.write().unwrap_or_else(|p| p.into_inner()).by_id.remove(&id);
+        Ok(())
+    }
+
     /// The dictionary with this id.
     pub fn get(&self, id: u32) -> Option<Arc<Prepared>> {
         self.inner.read().ok().and_then(|inner| inner.by_id.get(&id).cloned())
@@ -343,23 +391,167 @@ impl DictionaryMap {
     /// Encodes a value written under `key`: with its family's dictionary when it has one and that pays,
     /// else as [`envelope::encode`]. Offers the value to the sampler when sampling is on.
     pub fn encode(&self, kind: ValueKind, key: &[u8], value: &[u8], policy: CompressionPolicy) -> Vec<u8> {
-        let sampling = self.sampler.enabled();
+        self.encode_inner(kind, key, value, policy, true)
+    }
+
+    /// [`DictionaryMap::encode`] without offering the value to the sampler: for values that are not new
+    /// writes (re-encoding by `engine::recode`), which would skew the samples towards old data.
+    pub fn encode_quiet(&self, kind: ValueKind, key: &[u8], value: &[u8], policy: CompressionPolicy) -> Vec<u8> {
+        self.encode_inner(kind, key, value, policy, false)
+    }
+
+    fn encode_inner(
+        &self,
+        kind: ValueKind,
+        key: &[u8],
+        value: &[u8],
+        policy: CompressionPolicy,
+        fresh: bool,
+    ) -> Vec<u8> {
+        let sampling = fresh && self.sampler.enabled();
         let eligible = kind != ValueKind::Element && (DICT_MIN_VALUE_LEN..=DICT_MAX_VALUE_LEN).contains(&value.len());
         if eligible && (sampling || self.any_active.load(Ordering::Acquire)) {
-            let rules = self.rules.read().unwrap_or_else(|p| p.into_inner());
-            let family = rules.family_of(key);
+            // The family is a prefix of the key: the rules are only read to find it.
+            let family = self.rules.read().unwrap_or_else(|p| p.into_inner()).family_of(key);
             if sampling {
                 self.sampler.offer(family, value);
             }
-            if let Some(dict) = self.active(family) {
-                drop(rules);
-                if let Some(envelope) = envelope::encode_with_dictionary(kind, value, &dict) {
-                    return envelope;
-                }
+            let with_dict = self.active(family).and_then(|dict| envelope::encode_with_dictionary(kind, value, &dict));
+            let used_dict = with_dict.is_some();
+            let envelope = with_dict.unwrap_or_else(|| envelope::encode(kind, value, policy));
+            if fresh {
+                self.count_write(family, value.len(), envelope.len(), used_dict);
             }
+            return envelope;
         }
         envelope::encode(kind, value, policy)
     }
+
+    /// Adds a written value to its family's counters (new families up to [`FAMILIES_TRACKED`]).
+    fn count_write(&self, family: &[u8], raw: usize, stored: usize, used_dict: bool) {
+        let counters = self.families.read().unwrap_or_else(|p| p.into_inner()).get(family).cloned();
+        let counters = match counters {
+            Some(counters) => counters,
+            None => {
+                let mut families = self.families.write().unwrap_or_else(|p| p.into_inner());
+                if families.len() >= FAMILIES_TRACKED && !families.contains_key(family) {
+                    return;
+                }
+                families.entry(family.to_vec()).or_default().clone()
+            }
+        };
+        counters.writes.fetch_add(1, Ordering::Relaxed);
+        counters.raw_bytes.fetch_add(raw as u64, Ordering::Relaxed);
+        counters.stored_bytes.fetch_add(stored as u64, Ordering::Relaxed);
+        if used_dict {
+            counters.dict_writes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records what the last training of a family measured (the trainer, after each training).
+    pub fn record_evaluation(&self, family: &[u8], evaluation: Evaluation) {
+        self.evaluations.lock().unwrap_or_else(|p| p.into_inner()).insert(family.to_vec(), evaluation);
+    }
+
+    /// Per-family figures (VELO FAMILIES, INFO `velo`): every family that has written values counted, samples
+    /// held, a dictionary or an evaluation; largest raw bytes first.
+    pub fn families(&self) -> Vec<FamilyInfo> {
+        let mut out: HashMap<Vec<u8>, FamilyInfo> = HashMap::new();
+        let entry = |out: &mut HashMap<Vec<u8>, FamilyInfo>, family: &[u8]| {
+            out.entry(family.to_vec())
+                .or_insert_with(|| FamilyInfo { family: family.to_vec(), ..FamilyInfo::default() });
+        };
+        for (family, counters) in self.families.read().unwrap_or_else(|p| p.into_inner()).iter() {
+            entry(&mut out, family);
+            if let Some(info) = out.get_mut(family) {
+                info.writes = counters.writes.load(Ordering::Relaxed);
+                info.raw_bytes = counters.raw_bytes.load(Ordering::Relaxed);
+                info.stored_bytes = counters.stored_bytes.load(Ordering::Relaxed);
+                info.dict_writes = counters.dict_writes.load(Ordering::Relaxed);
+            }
+        }
+        for (family, samples) in self.sampler.counts() {
+            entry(&mut out, &family);
+            if let Some(info) = out.get_mut(&family) {
+                info.samples = samples as u64;
+            }
+        }
+        for dict in self.list() {
+            entry(&mut out, &dict.family);
+            if let Some(info) = out.get_mut(&dict.family) {
+                if dict.active {
+                    info.dictionary = Some(dict.id);
+                    info.dictionary_bytes = dict.len as u64;
+                } else {
+                    info.retired.push(dict.id);
+                }
+            }
+        }
+        for (family, evaluation) in self.evaluations.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            entry(&mut out, family);
+            if let Some(info) = out.get_mut(family) {
+                info.evaluation = Some(evaluation.clone());
+            }
+        }
+        let mut out: Vec<FamilyInfo> = out.into_values().collect();
+        out.sort_by(|a, b| b.raw_bytes.cmp(&a.raw_bytes).then_with(|| a.family.cmp(&b.family)));
+        out
+    }
+}
+
+/// Families whose writes are counted (the rest are not, to bound memory).
+pub const FAMILIES_TRACKED: usize = 1024;
+
+/// Counters of one family's writes since the engine opened.
+#[derive(Debug, Default)]
+struct FamilyCounters {
+    writes: AtomicU64,
+    raw_bytes: AtomicU64,
+    stored_bytes: AtomicU64,
+    dict_writes: AtomicU64,
+}
+
+/// What the last training of a family measured on its held-out samples.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Evaluation {
+    /// When, Unix milliseconds.
+    pub at_ms: u64,
+    /// Held-out samples measured.
+    pub held_out: usize,
+    /// Their raw bytes.
+    pub raw_bytes: u64,
+    /// Their bytes as stored without a dictionary (envelopes packed into zstd segments).
+    pub without_dict_bytes: u64,
+    /// Their bytes each compressed with the trained dictionary (0 if training failed).
+    pub with_dict_bytes: u64,
+    /// Whether the dictionary was installed.
+    pub installed: bool,
+}
+
+/// One family's figures (see [`DictionaryMap::families`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FamilyInfo {
+    /// The family (empty: the default family).
+    pub family: Vec<u8>,
+    /// Values of 16 B to 64 KiB written since the engine opened (counted while training is on or a
+    /// dictionary is installed).
+    pub writes: u64,
+    /// Their raw bytes.
+    pub raw_bytes: u64,
+    /// Their envelope bytes as encoded on write (before segment compression).
+    pub stored_bytes: u64,
+    /// How many of them were compressed with the family's dictionary.
+    pub dict_writes: u64,
+    /// Samples held for training.
+    pub samples: u64,
+    /// The active dictionary's id.
+    pub dictionary: Option<u32>,
+    /// Its size in bytes.
+    pub dictionary_bytes: u64,
+    /// Older dictionaries of the family still on disk (values naming them wait for dictionary compaction).
+    pub retired: Vec<u32>,
+    /// The last training's measurement.
+    pub evaluation: Option<Evaluation>,
 }
 
 #[cfg(test)]

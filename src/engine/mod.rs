@@ -38,6 +38,7 @@ pub mod key;
 mod memtable;
 pub mod meta;
 pub mod page;
+pub mod recode;
 pub mod segment;
 pub mod slot;
 pub mod snapshot;
@@ -477,12 +478,22 @@ impl Engine {
     }
 
     /// Starts the background dictionary trainer (once; a no-op on a read-only open). Whether values are
-    /// sampled and trained is then up to the settings in [`DictionaryMap::sampler`].
+    /// sampled and trained is then up to the settings in [`DictionaryMap::sampler`]. The same thread runs
+    /// dictionary compaction ([`recode`]) after an install retires a dictionary.
     pub fn start_dictionary_training(&self) {
         let mut trainer = self.trainer.lock().unwrap_or_else(|p| p.into_inner());
         if trainer.is_none() && !self.options.read_only {
-            *trainer = train::Trainer::spawn(self.dictionaries.clone(), self.options.compression.level);
+            let slots = self.slots.clone();
+            let map = self.dictionaries.clone();
+            let compact: train::Compactor = Box::new(move |stop| recode::run(&slots, &map, stop));
+            *trainer = train::Trainer::spawn(self.dictionaries.clone(), self.options.compression.level, Some(compact));
         }
+    }
+
+    /// Dictionary compaction ([`recode`]): re-encodes every stored value that names a retired dictionary
+    /// with its family's current one, commits that, and removes the retired dictionaries no value names.
+    pub fn compact_dictionaries(&self) -> Result<recode::RecodeReport> {
+        recode::run(&self.slots, &self.dictionaries, &|| false)
     }
 
     /// Opens a transaction on the calling thread: every write it makes, in any slot, until the

@@ -1157,6 +1157,25 @@ impl Slot {
     pub fn meta(&self) -> &SlotMeta {
         &self.meta
     }
+
+    /// Writes a key's value again as `envelope` (same type and expiry) through the WAL and memtable, as
+    /// any write; for dictionary compaction (`engine::recode`), which re-encodes values so that an old
+    /// dictionary can go.
+    pub(crate) fn rewrite_envelope(
+        &mut self,
+        db: u16,
+        key: &[u8],
+        kind: ValueKind,
+        expire_at: u64,
+        envelope: Vec<u8>,
+    ) -> Result<()> {
+        let start = self.wal.len();
+        let (seq, txid) = self.append(&[(WalOp::Set, db, expire_at, key, &envelope)])?;
+        let record = (start, wal::record_len_in(key.len(), envelope.len(), txid) as u32);
+        let envelope = self.mem_envelope(envelope, record);
+        self.remember(db, key, seq, expire_at, MemValue::Set { kind, envelope });
+        self.maybe_checkpoint()
+    }
 }
 
 /// Where a found key's value is.

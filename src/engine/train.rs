@@ -251,6 +251,14 @@ fn ratio_with(samples: &[Vec<u8>], dict: &Prepared) -> f64 {
     stored as f64 / raw.max(1) as f64
 }
 
+/// Dictionary compaction as the trainer runs it (`engine::recode::run` over the engine's slots); its
+/// argument says when to stop early.
+pub type Compactor = Box<dyn Fn(&dyn Fn() -> bool) -> super::Result<super::recode::RecodeReport> + Send>;
+
+/// Least time between two dictionary compaction passes that an install did not ask for (a pass that left
+/// a retired dictionary, e.g. because a snapshot was being read, is tried again after this).
+const COMPACT_RETRY: Duration = Duration::from_secs(600);
+
 /// The background training thread; stopped and joined on drop.
 pub struct Trainer {
     stop: Arc<(Mutex<bool>, Condvar)>,
@@ -258,15 +266,18 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    /// Starts the thread that trains dictionaries for `map`'s families as samples arrive.
-    pub fn spawn(map: Arc<DictionaryMap>, level: i32) -> Option<Trainer> {
+    /// Starts the thread that trains dictionaries for `map`'s families as samples arrive, and runs
+    /// `compact` when an install has retired a dictionary (and again every ten minutes while one is left).
+    pub fn spawn(map: Arc<DictionaryMap>, level: i32, compact: Option<Compactor>) -> Option<Trainer> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let thread_stop = stop.clone();
         let handle = std::thread::Builder::new()
             .name("velo-dict-train".into())
             .spawn(move || {
                 let mut trained: HashMap<Vec<u8>, (Instant, f64)> = HashMap::new();
+                let mut compacted: Option<(Instant, u32)> = None;
                 let (flag, condvar) = &*thread_stop;
+                let stopping = || *flag.lock().unwrap_or_else(|p| p.into_inner());
                 let mut stopped = flag.lock().unwrap_or_else(|p| p.into_inner());
                 while !*stopped {
                     let (guard, _) =
@@ -278,6 +289,17 @@ impl Trainer {
                     drop(stopped);
                     if map.sampler().enabled() {
                         train_ready(&map, level, &mut trained);
+                    }
+                    if let Some(compact) = &compact {
+                        let installs = map.next_id();
+                        let due = compacted.is_none_or(|(at, seen)| seen != installs || at.elapsed() >= COMPACT_RETRY);
+                        if due && !map.retired().is_empty() {
+                            match compact(&stopping) {
+                                Ok(report) => tracing::info!(?report, "dictionary compaction"),
+                                Err(error) => tracing::warn!(%error, "dictionary compaction failed"),
+                            }
+                            compacted = Some((Instant::now(), installs));
+                        }
                     }
                     stopped = flag.lock().unwrap_or_else(|p| p.into_inner());
                 }
@@ -338,6 +360,17 @@ fn train_one(
     let stats = &map.sampler().stats;
     let family_name = super::family::display_family(family);
     let gain = result.gain();
+    map.record_evaluation(
+        family,
+        super::dictionary::Evaluation {
+            at_ms: super::system_clock_ms(),
+            held_out: result.held_out,
+            raw_bytes: result.raw_bytes,
+            without_dict_bytes: result.baseline_bytes,
+            with_dict_bytes: result.dict_bytes,
+            installed: result.dictionary.is_some() && gain >= margin,
+        },
+    );
     match result.dictionary {
         Some(dictionary) if gain >= margin => match map.install(family, dictionary) {
             Ok(id) => {

@@ -1,10 +1,11 @@
 //! `velo train-dict`: trains a zstd dictionary per key family from the values already in a data directory
 //! (read-only open, as the inspect tools; works beside a running server), reports what it would save on
-//! held-out values, and with `--install` adds it to a stopped directory's dictionaries. Training and
+//! held-out values, and with `--install` adds it to a stopped directory's dictionaries. With
+//! `--from-parquet FILE --column C --family F` it samples a Parquet column instead, before a load. Training and
 //! measuring are the server's own (`engine::train`), so the figures are what the server would get.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -21,10 +22,18 @@ use crate::engine::{train, CompressionPolicy, Engine, EngineOptions, ValueKind};
 /// Flags of `velo train-dict`.
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("which").required(true).args(["family", "all"])))]
+#[command(group(ArgGroup::new("source").required(true).multiple(true).args(["dir", "from_parquet"])))]
 pub struct TrainDictArgs {
-    /// The data directory to sample.
+    /// The data directory to sample (with `--from-parquet`: where `--install` writes).
     #[arg(long, value_name = "DIR")]
-    pub dir: PathBuf,
+    pub dir: Option<PathBuf>,
+    /// Sample the values of one column of a Parquet file instead (before loading it), as the family
+    /// given by `--family`.
+    #[arg(long, value_name = "FILE", requires_all = ["column", "family"])]
+    pub from_parquet: Option<PathBuf>,
+    /// The Parquet column holding the values (its cells as `velo ingest-parquet` stores them as text).
+    #[arg(long, value_name = "C", requires = "from_parquet")]
+    pub column: Option<String>,
     /// Train only this key family (the key up to its last separator; `(default)` for keys without one).
     #[arg(long, value_name = "F")]
     pub family: Option<String>,
@@ -76,7 +85,7 @@ pub struct FamilyReport {
 /// The whole report.
 #[derive(Debug, Serialize)]
 pub struct TrainDictReport {
-    /// The data directory.
+    /// What was sampled: the data directory, or the Parquet file.
     pub dir: PathBuf,
     /// Per family, largest first.
     pub families: Vec<FamilyReport>,
@@ -97,53 +106,28 @@ pub fn run(args: TrainDictArgs) -> ExitCode {
     }
 }
 
+/// Values sampled per family: (values seen, samples).
+type Sampled = BTreeMap<Vec<u8>, (u64, Vec<Vec<u8>>)>;
+
 fn train_dir(args: &TrainDictArgs) -> Result<TrainDictReport, String> {
-    let rules = FamilyRules { separators: args.separators.as_bytes().to_vec(), prefixes: Vec::new() };
     let wanted: Option<Vec<u8>> =
         args.family.as_ref().map(|f| if f == "(default)" { Vec::new() } else { f.as_bytes().to_vec() });
-    if !args.dir.join(crate::engine::meta::DIR_META_FILE).exists() {
-        return Err(format!("{} is not a Velo data directory", args.dir.display()));
-    }
-    // A writable open comes later, under the directory's lock: fail early if a server holds it.
-    if args.install {
-        DirLock::acquire(&RealFs, &args.dir).map_err(|e| format!("{e}; stop the server to install"))?;
-    }
-    let options = EngineOptions { read_only: true, background_sync: false, ..EngineOptions::default() };
-    let engine = Engine::open(&args.dir, options).map_err(|e| e.to_string())?;
-    let mut total = 0;
-    for db in 0..16u16 {
-        total += engine.dbsize(db).map_err(|e| e.to_string())?;
-    }
-    let bar = output::progress(total, "sampling");
-    let mut families: BTreeMap<Vec<u8>, (u64, Vec<Vec<u8>>)> = BTreeMap::new();
-    let mut cursor = 0;
-    loop {
-        let page = engine.scan(None, cursor, 1000).map_err(|e| e.to_string())?;
-        for (db, key) in &page.keys {
-            bar.inc(1);
-            let family = rules.family_of(key);
-            if wanted.as_ref().is_some_and(|w| w != family) {
-                continue;
-            }
-            let Some(entry) = engine.get(*db, key).map_err(|e| e.to_string())? else { continue };
-            if entry.kind == ValueKind::Element
-                || !(DICT_MIN_VALUE_LEN..=DICT_MAX_VALUE_LEN).contains(&entry.value.len())
-            {
-                continue;
-            }
-            let slot = families.entry(family.to_vec()).or_default();
-            slot.0 += 1;
-            if slot.1.len() < args.samples {
-                slot.1.push(entry.value.to_vec());
-            }
+    if let Some(dir) = &args.dir {
+        if !dir.join(crate::engine::meta::DIR_META_FILE).exists() {
+            return Err(format!("{} is not a Velo data directory", dir.display()));
         }
-        cursor = page.cursor;
-        if cursor == 0 {
-            break;
+        // A writable open comes later, under the directory's lock: fail early if a server holds it.
+        if args.install {
+            DirLock::acquire(&RealFs, dir).map_err(|e| format!("{e}; stop the server to install"))?;
         }
+    } else if args.install {
+        return Err("--install needs --dir: the data directory to install into".into());
     }
-    bar.finish_and_clear();
-    drop(engine);
+    let (source, families) = match (&args.from_parquet, &args.dir) {
+        (Some(file), _) => (file.clone(), sample_parquet(args, file, wanted.clone().unwrap_or_default())?),
+        (None, Some(dir)) => (dir.clone(), sample_dir(args, dir, wanted.as_deref())?),
+        (None, None) => return Err("give --dir or --from-parquet".into()),
+    };
     let level = CompressionPolicy::default().level;
     let mut reports = Vec::new();
     let mut trained = Vec::new();
@@ -173,9 +157,9 @@ fn train_dir(args: &TrainDictArgs) -> Result<TrainDictReport, String> {
     if wanted.is_some() && reports.is_empty() {
         return Err("the family has fewer than 20 values to train on".into());
     }
-    if args.install {
-        let _lock = DirLock::acquire(&RealFs, &args.dir).map_err(|e| format!("{e}; stop the server to install"))?;
-        let map = DictionaryMap::open(Arc::new(RealFs), &args.dir, false, level).map_err(|e| e.to_string())?;
+    if let (true, Some(dir)) = (args.install, &args.dir) {
+        let _lock = DirLock::acquire(&RealFs, dir).map_err(|e| format!("{e}; stop the server to install"))?;
+        let map = DictionaryMap::open(Arc::new(RealFs), dir, false, level).map_err(|e| e.to_string())?;
         for (report, (family, dictionary)) in reports.iter_mut().zip(trained) {
             if let Some(dictionary) = dictionary {
                 report.installed_id = Some(map.install(&family, dictionary).map_err(|e| e.to_string())?);
@@ -183,7 +167,89 @@ fn train_dir(args: &TrainDictArgs) -> Result<TrainDictReport, String> {
         }
     }
     reports.sort_by(|a, b| b.raw_bytes.cmp(&a.raw_bytes).then_with(|| a.family.cmp(&b.family)));
-    Ok(TrainDictReport { dir: args.dir.clone(), families: reports })
+    Ok(TrainDictReport { dir: source, families: reports })
+}
+
+/// Samples the values of a data directory (read-only open), per family.
+fn sample_dir(args: &TrainDictArgs, dir: &Path, wanted: Option<&[u8]>) -> Result<Sampled, String> {
+    let rules = FamilyRules { separators: args.separators.as_bytes().to_vec(), prefixes: Vec::new() };
+    let options = EngineOptions { read_only: true, background_sync: false, ..EngineOptions::default() };
+    let engine = Engine::open(dir, options).map_err(|e| e.to_string())?;
+    let mut total = 0;
+    for db in 0..16u16 {
+        total += engine.dbsize(db).map_err(|e| e.to_string())?;
+    }
+    let bar = output::progress(total, "sampling");
+    let mut families: Sampled = BTreeMap::new();
+    let mut cursor = 0;
+    loop {
+        let page = engine.scan(None, cursor, 1000).map_err(|e| e.to_string())?;
+        for (db, key) in &page.keys {
+            bar.inc(1);
+            let family = rules.family_of(key);
+            if wanted.is_some_and(|w| w != family) {
+                continue;
+            }
+            let Some(entry) = engine.get(*db, key).map_err(|e| e.to_string())? else { continue };
+            if entry.kind == ValueKind::Element {
+                continue;
+            }
+            add_sample(&mut families, family, &entry.value, args.samples);
+        }
+        cursor = page.cursor;
+        if cursor == 0 {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    Ok(families)
+}
+
+/// Counts a value of a family and keeps it as a sample while the family has fewer than `limit`; values a
+/// dictionary is not used for (shorter than 16 B or longer than 64 KiB) are left out.
+fn add_sample(families: &mut Sampled, family: &[u8], value: &[u8], limit: usize) {
+    if !(DICT_MIN_VALUE_LEN..=DICT_MAX_VALUE_LEN).contains(&value.len()) {
+        return;
+    }
+    let slot = families.entry(family.to_vec()).or_default();
+    slot.0 += 1;
+    if slot.1.len() < limit {
+        slot.1.push(value.to_vec());
+    }
+}
+
+/// Samples the cells of one Parquet column (their text form, as `velo ingest-parquet` stores a text
+/// column's cells: strings and binary as they are, other types as JSON), as values of `family`. The
+/// file is read through `ingest::source`, so damage is reported as the loader reports it.
+fn sample_parquet(args: &TrainDictArgs, file: &Path, family: Vec<u8>) -> Result<Sampled, String> {
+    use crate::ingest::{convert, source::ParquetInput};
+    let column = args.column.as_deref().unwrap_or_default();
+    let input = ParquetInput::open(file).map_err(|e| e.to_string())?;
+    let index = input.schema().index_of(column).map_err(|_| {
+        let names: Vec<&str> = input.schema().fields().iter().map(|f| f.name().as_str()).collect();
+        format!("{}: no column \"{column}\" (columns: {})", file.display(), names.join(", "))
+    })?;
+    convert::check_supported(input.schema().field(index).data_type())
+        .map_err(|e| format!("{}: column \"{column}\": {e}", file.display()))?;
+    let bar = output::progress(input.row_count(), "sampling");
+    let mut families: Sampled = BTreeMap::new();
+    let mut cell = Vec::new();
+    for batch in input.batches().map_err(|e| e.to_string())? {
+        let batch = batch.map_err(|e| e.to_string())?;
+        let array = batch.column(index);
+        for row in 0..batch.num_rows() {
+            cell.clear();
+            if convert::write_text(array.as_ref(), row, &mut cell).map_err(|e| format!("{}: {e}", file.display()))? {
+                add_sample(&mut families, &family, &cell, args.samples);
+            }
+        }
+        bar.inc(batch.num_rows() as u64);
+        if families.get(&family).is_some_and(|(_, samples)| samples.len() >= args.samples) {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    Ok(families)
 }
 
 fn render(report: &TrainDictReport) -> String {

@@ -220,9 +220,212 @@ fn server_trains_in_the_background_and_install_is_refused_while_it_runs() {
         expected.extend_from_slice(b"\r\n");
         assert_eq!(conn.cmd(&["GET", &format!("user:{i}")]), expected, "user:{i}");
     }
+    // Per-family figures: VELO FAMILIES and INFO's velo section.
+    let reply = String::from_utf8_lossy(&conn.cmd(&["VELO", "FAMILIES"])).into_owned();
+    assert!(reply.starts_with('*'), "{reply}");
+    assert!(reply.contains("$6\r\nfamily\r\n$4\r\nuser\r\n"), "{reply}");
+    assert!(reply.contains("$10\r\ndictionary\r\n:2\r\n"), "{reply}");
+    assert!(reply.contains(&format!("$6\r\nwrites\r\n:{n}\r\n")), "every SET counted: {reply}");
+    assert!(reply.contains("$20\r\ndictionary_installed\r\n:1\r\n"), "{reply}");
+    assert!(reply.contains("$24\r\nratio_without_dictionary\r\n$5\r\n0."), "{reply}");
+    assert!(reply.contains("$21\r\nratio_with_dictionary\r\n$5\r\n0."), "{reply}");
+    assert!(conn.cmd(&["VELO", "FAMILIES", "x"]).starts_with(b"-ERR"));
+    let info = String::from_utf8_lossy(&conn.cmd(&["INFO", "velo"])).into_owned();
+    assert!(info.contains("dictionaries:1\r\n"), "{info}");
+    assert!(info.contains("dict_trained:1\r\n"), "{info}");
+    let line = info.lines().find(|l| l.starts_with("dict_family") && l.contains(":name=user,")).expect("user line");
+    assert!(line.contains(&format!(",writes={n},")) && line.contains(",dictionary=2,"), "{line}");
     // The directory is held: train-dict may read it but not install into it.
     let out = crate::tools_fixtures::velo(&["train-dict", "--dir", server.dir.to_str().unwrap(), "--all", "--install"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&server.pid().to_string()), "{stderr}");
+}
+
+/// A user record, four times longer for one key in four (so that values are both inline and in segments).
+fn user_value(i: u64) -> Vec<u8> {
+    if i % 4 == 0 {
+        [user(i), user(i + 1), user(i + 2), user(i + 3)].concat()
+    } else {
+        user(i)
+    }
+}
+
+fn write_users(engine: &Engine, range: std::ops::Range<u64>) {
+    for i in range {
+        let expiry = (i % 10 == 0).then_some(velo::engine::system_clock_ms() + 3_600_000);
+        engine.set(0, format!("user:{i}").as_bytes(), ValueKind::String, &user_value(i), expiry).expect("set");
+    }
+}
+
+fn check_users(engine: &Engine, range: std::ops::Range<u64>) {
+    for i in range {
+        let entry = engine.get(0, format!("user:{i}").as_bytes()).expect("get").expect("present");
+        assert_eq!(entry.value.to_vec(), user_value(i), "user:{i}");
+        assert_eq!(entry.expire_at_ms.is_some(), i % 10 == 0, "user:{i} keeps its expiry");
+    }
+}
+
+/// A dictionary trained on user records of another shape, as a retraining after drift would make.
+fn drifted_user_dictionary() -> Vec<u8> {
+    let samples: Vec<Vec<u8>> = (0..2000)
+        .map(|i| format!(r#"{{"uid":{i},"tier":"gold","region":"eu-{}","v":2}}"#, i % 7).into_bytes())
+        .collect();
+    zstd::dict::from_samples(&samples, 4096).expect("trains")
+}
+
+/// Two dictionaries of one family (values on disk, in pages and segments, and in the WAL name the first):
+/// dictionary compaction re-encodes them, removes the first file, and every value reads back, also after
+/// a restart; `velo check` agrees.
+#[test]
+fn dictionary_compaction_reencodes_and_removes_the_retired_dictionary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = Engine::open(dir.path(), options()).expect("open");
+    assert_eq!(engine.install_dictionary(b"user", train_user_dictionary()).expect("install"), 2);
+    write_users(&engine, 0..600);
+    engine.checkpoint().expect("checkpoint");
+    write_users(&engine, 600..700); // these stay in the WAL and memtable
+    assert_eq!(engine.install_dictionary(b"user", drifted_user_dictionary()).expect("install"), 3);
+    write_users(&engine, 700..800);
+    assert_eq!(engine.dictionaries().retired(), vec![2]);
+    let families = engine.dictionaries().families();
+    let family = families.iter().find(|f| f.family == b"user").expect("user family listed");
+    assert_eq!((family.dictionary, family.retired.clone()), (Some(3), vec![2]));
+    assert_eq!(family.writes, 800, "every write counted once: {family:?}");
+    assert!(family.stored_bytes < family.raw_bytes, "{family:?}");
+    let report = engine.compact_dictionaries().expect("compact");
+    assert_eq!(report.retired, vec![2]);
+    assert_eq!(report.removed, vec![2], "{report:?}");
+    assert!(report.recoded >= 600, "{report:?}");
+    assert_eq!(report.references.get(&2), None, "{report:?}");
+    assert_eq!(report.deferred, None);
+    assert!(!dir.path().join("dict-00000002.vdct").exists());
+    assert!(dir.path().join("dict-00000003.vdct").exists());
+    assert!(engine.dictionaries().get(2).is_none());
+    check_users(&engine, 0..800);
+    let families = engine.dictionaries().families();
+    let family = families.iter().find(|f| f.family == b"user").expect("user family listed");
+    assert_eq!((family.dictionary, family.retired.len(), family.writes), (Some(3), 0, 800), "{family:?}");
+    // Nothing left to do: a second pass removes nothing and re-encodes nothing.
+    let again = engine.compact_dictionaries().expect("compact");
+    assert_eq!((again.recoded, again.removed.len()), (0, 0), "{again:?}");
+    engine.close().expect("close");
+
+    let engine = Engine::open(dir.path(), options()).expect("reopen");
+    assert_eq!(engine.dictionaries().list().iter().map(|d| d.id).collect::<Vec<_>>(), vec![3]);
+    check_users(&engine, 0..800);
+    // The next install gets a fresh id: ids are never reused.
+    assert_eq!(engine.install_dictionary(b"user", train_user_dictionary()).expect("install"), 4);
+    drop(engine);
+    let (code, report) = velo_json(&["check", "--dir", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["stats"]["dictionaries"], 2, "{report}");
+}
+
+/// A failing write or fsync at any point of dictionary compaction, then a power cut: every value still
+/// reads back (no value names a missing dictionary), and the next pass finishes the job.
+#[test]
+fn dictionary_compaction_interrupted_at_any_write_loses_nothing() {
+    use std::sync::Arc;
+    use velo::engine::io::CrashFs;
+    use velo::engine::FsyncPolicy;
+    let crash_options = |fs: &CrashFs| EngineOptions {
+        slot_count: Some(2),
+        fsync: FsyncPolicy::No,
+        segment_size: 1024,
+        background_sync: false,
+        fs: Arc::new(fs.clone()),
+        ..EngineOptions::default()
+    };
+    let probe = CrashFs::new();
+    {
+        let engine = Engine::open("/data", crash_options(&probe)).expect("open");
+        engine.install_dictionary(b"user", train_user_dictionary()).expect("install");
+        write_users(&engine, 0..300);
+        engine.checkpoint().expect("checkpoint");
+        write_users(&engine, 300..350);
+        engine.install_dictionary(b"user", drifted_user_dictionary()).expect("install");
+        engine.sync().expect("sync");
+    }
+    let mut rng_state = 0x2545_f491_4f6c_dd1du64;
+    let mut random = move |bound: u64| {
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        rng_state % bound.max(1)
+    };
+    let (mut failed, mut kept, mut gone) = (0, 0, 0);
+    // About 350 WAL writes (one per value re-encoded) and 30 fsyncs make a whole pass.
+    for step in 1..34u64 {
+        for fail_sync in [false, true] {
+            let fs = probe.fork();
+            let engine = Engine::open("/data", crash_options(&fs)).expect("open");
+            if fail_sync {
+                fs.fail_syncs_after(step);
+            } else {
+                fs.fail_writes_after(step * 11, std::io::ErrorKind::Other);
+            }
+            let outcome = engine.compact_dictionaries();
+            if outcome.is_err() {
+                failed += 1;
+            }
+            drop(engine);
+            fs.crash(&mut random);
+            let engine = Engine::open("/data", crash_options(&fs)).expect("reopen after the cut");
+            check_users(&engine, 0..350);
+            if fs.read_file(std::path::Path::new("/data/dict-00000002.vdct")).is_some() {
+                kept += 1;
+            } else {
+                gone += 1;
+            }
+            let report = engine.compact_dictionaries().expect("the next pass");
+            assert_eq!(report.deferred, None, "step {step}");
+            assert!(fs.read_file(std::path::Path::new("/data/dict-00000002.vdct")).is_none(), "step {step}");
+            check_users(&engine, 0..350);
+            drop(engine);
+            let engine = Engine::open("/data", crash_options(&fs)).expect("reopen");
+            check_users(&engine, 0..350);
+        }
+    }
+    assert!(failed > 0 && kept > 0, "failures exercised ({failed} failed, {kept} kept, {gone} removed)");
+}
+
+/// `velo train-dict --from-parquet`: samples one column of a Parquet file as a family, reports it, and
+/// installs the dictionary into a stopped directory before a load.
+#[test]
+fn train_dict_from_parquet_column() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/parquet/events-v1.parquet");
+    let expected = std::fs::read_to_string(file.with_extension("expected.jsonl")).expect("expected rows");
+    let payloads = expected
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok()?["payload"].as_str().map(str::len))
+        .filter(|len| (16..=65536).contains(len))
+        .count();
+    let f = file.to_str().unwrap();
+    let (code, report) =
+        velo_json(&["train-dict", "--from-parquet", f, "--column", "payload", "--family", "evt", "--size", "2048"]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["families"].as_array().map(Vec::len), Some(1), "{report}");
+    let family = &report["families"][0];
+    assert_eq!(family["family"], "evt");
+    assert_eq!(family["values"], payloads as u64, "{report}");
+    assert!(family["dictionary_bytes"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(family["installed_id"], serde_json::Value::Null);
+
+    let out =
+        crate::tools_fixtures::velo(&["train-dict", "--from-parquet", f, "--column", "nosuch", "--family", "evt"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no column \"nosuch\""), "{out:?}");
+    let out = crate::tools_fixtures::velo(&["train-dict", "--from-parquet", f, "--column", "payload"]);
+    assert_eq!(out.status.code(), Some(2), "--family is required with --from-parquet");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    Engine::open(dir.path(), options()).expect("create").close().expect("close");
+    let d = dir.path().to_str().unwrap();
+    let args = ["train-dict", "--from-parquet", f, "--column", "payload", "--family", "evt", "--dir", d, "--install"];
+    let (code, report) = velo_json(&args);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["families"][0]["installed_id"], 2, "{report}");
+    let engine = Engine::open(dir.path(), options()).expect("reopen");
+    assert_eq!(engine.dictionaries().active(b"evt").map(|d| d.id), Some(2));
 }
