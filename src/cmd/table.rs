@@ -4,7 +4,7 @@
 use super::spec::{AclCategories, CommandSpec, Flags, KeyFinder, KeywordKeys};
 
 /// Number of commands and subcommands (ids are `0..COMMAND_COUNT`).
-pub const COMMAND_COUNT: usize = 315;
+pub const COMMAND_COUNT: usize = 318;
 
 static CLIENT_SUBCOMMANDS: [CommandSpec; 18] = [
     CommandSpec {
@@ -944,7 +944,7 @@ static MEMORY_SUBCOMMANDS: [CommandSpec; 6] = [
 
 static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
     CommandSpec {
-        id: 164,
+        id: 165,
         name: "encoding",
         fullname: "object|encoding",
         arity: 3,
@@ -962,7 +962,7 @@ static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 165,
+        id: 166,
         name: "freq",
         fullname: "object|freq",
         arity: 3,
@@ -980,7 +980,7 @@ static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 166,
+        id: 167,
         name: "help",
         fullname: "object|help",
         arity: 2,
@@ -998,7 +998,7 @@ static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 167,
+        id: 168,
         name: "idletime",
         fullname: "object|idletime",
         arity: 3,
@@ -1016,7 +1016,7 @@ static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 168,
+        id: 169,
         name: "refcount",
         fullname: "object|refcount",
         arity: 3,
@@ -1037,7 +1037,7 @@ static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
 
 static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
     CommandSpec {
-        id: 182,
+        id: 183,
         name: "channels",
         fullname: "pubsub|channels",
         arity: -2,
@@ -1055,7 +1055,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 183,
+        id: 184,
         name: "help",
         fullname: "pubsub|help",
         arity: 2,
@@ -1073,7 +1073,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 184,
+        id: 185,
         name: "numpat",
         fullname: "pubsub|numpat",
         arity: 2,
@@ -1091,7 +1091,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 185,
+        id: 186,
         name: "numsub",
         fullname: "pubsub|numsub",
         arity: -2,
@@ -1109,7 +1109,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 186,
+        id: 187,
         name: "shardchannels",
         fullname: "pubsub|shardchannels",
         arity: -2,
@@ -1127,7 +1127,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 187,
+        id: 188,
         name: "shardnumsub",
         fullname: "pubsub|shardnumsub",
         arity: -2,
@@ -1148,7 +1148,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
 
 static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
     CommandSpec {
-        id: 204,
+        id: 206,
         name: "debug",
         fullname: "script|debug",
         arity: 3,
@@ -1166,7 +1166,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 205,
+        id: 207,
         name: "exists",
         fullname: "script|exists",
         arity: -3,
@@ -1184,7 +1184,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 206,
+        id: 208,
         name: "flush",
         fullname: "script|flush",
         arity: -2,
@@ -1202,7 +1202,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 207,
+        id: 209,
         name: "help",
         fullname: "script|help",
         arity: 2,
@@ -1220,7 +1220,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 208,
+        id: 210,
         name: "kill",
         fullname: "script|kill",
         arity: 2,
@@ -1238,7 +1238,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 209,
+        id: 211,
         name: "load",
         fullname: "script|load",
         arity: 3,
@@ -1259,7 +1259,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
 
 static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
     CommandSpec {
-        id: 224,
+        id: 226,
         name: "get",
         fullname: "slowlog|get",
         arity: -2,
@@ -1277,7 +1277,7 @@ static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 225,
+        id: 227,
         name: "help",
         fullname: "slowlog|help",
         arity: 2,
@@ -1295,7 +1295,7 @@ static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 226,
+        id: 228,
         name: "len",
         fullname: "slowlog|len",
         arity: 2,
@@ -1313,7 +1313,7 @@ static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 227,
+        id: 229,
         name: "reset",
         fullname: "slowlog|reset",
         arity: 2,
@@ -1334,7 +1334,7 @@ static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
 
 static VELO_SUBCOMMANDS: [CommandSpec; 1] = [
     CommandSpec {
-        id: 254,
+        id: 257,
         name: "families",
         fullname: "velo|families",
         arity: 2,
@@ -1355,7 +1355,7 @@ static VELO_SUBCOMMANDS: [CommandSpec; 1] = [
 
 static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
     CommandSpec {
-        id: 263,
+        id: 266,
         name: "create",
         fullname: "xgroup|create",
         arity: -5,
@@ -1373,7 +1373,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 264,
+        id: 267,
         name: "createconsumer",
         fullname: "xgroup|createconsumer",
         arity: 5,
@@ -1391,7 +1391,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 265,
+        id: 268,
         name: "delconsumer",
         fullname: "xgroup|delconsumer",
         arity: 5,
@@ -1409,7 +1409,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 266,
+        id: 269,
         name: "destroy",
         fullname: "xgroup|destroy",
         arity: 4,
@@ -1427,7 +1427,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 267,
+        id: 270,
         name: "help",
         fullname: "xgroup|help",
         arity: 2,
@@ -1445,7 +1445,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 268,
+        id: 271,
         name: "setid",
         fullname: "xgroup|setid",
         arity: -5,
@@ -1466,7 +1466,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
 
 static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
     CommandSpec {
-        id: 270,
+        id: 273,
         name: "consumers",
         fullname: "xinfo|consumers",
         arity: 4,
@@ -1484,7 +1484,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 271,
+        id: 274,
         name: "groups",
         fullname: "xinfo|groups",
         arity: 3,
@@ -1502,7 +1502,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 272,
+        id: 275,
         name: "help",
         fullname: "xinfo|help",
         arity: 2,
@@ -1520,7 +1520,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 273,
+        id: 276,
         name: "stream",
         fullname: "xinfo|stream",
         arity: -3,
@@ -1540,7 +1540,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
 ];
 
 /// Every top-level command, sorted by name.
-pub static COMMANDS: [CommandSpec; 232] = [
+pub static COMMANDS: [CommandSpec; 235] = [
     CommandSpec {
         id: 0,
         name: "append",
@@ -3487,6 +3487,24 @@ pub static COMMANDS: [CommandSpec; 232] = [
     },
     CommandSpec {
         id: 159,
+        name: "migrate",
+        fullname: "migrate",
+        arity: -6,
+        flags: Flags::WRITE.union(Flags::MOVABLE_KEYS),
+        acl: AclCategories::KEYSPACE.union(AclCategories::WRITE).union(AclCategories::SLOW).union(AclCategories::DANGEROUS),
+        first_key: 3,
+        last_key: 3,
+        key_step: 1,
+        key_finders: &[KeyFinder::Migrate],
+        group: "generic",
+        summary: "Atomically transfer a key from a Redis instance to another one.",
+        since: "2.6.0",
+        complexity: "This command actually executes a DUMP+DEL in the source instance, and a RESTORE in the target instance. See the pages of these commands for time complexity. Also an O(N) data transfer between the two instances is performed.",
+        handler: Some(super::migrate::migrate),
+        subcommands: &[],
+    },
+    CommandSpec {
+        id: 160,
         name: "monitor",
         fullname: "monitor",
         arity: 1,
@@ -3504,7 +3522,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 160,
+        id: 161,
         name: "move",
         fullname: "move",
         arity: 3,
@@ -3522,7 +3540,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 161,
+        id: 162,
         name: "mset",
         fullname: "mset",
         arity: -3,
@@ -3540,7 +3558,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 162,
+        id: 163,
         name: "msetnx",
         fullname: "msetnx",
         arity: -3,
@@ -3558,7 +3576,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 163,
+        id: 164,
         name: "multi",
         fullname: "multi",
         arity: 1,
@@ -3576,7 +3594,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 169,
+        id: 170,
         name: "object",
         fullname: "object",
         arity: -2,
@@ -3594,7 +3612,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &OBJECT_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 170,
+        id: 171,
         name: "persist",
         fullname: "persist",
         arity: 2,
@@ -3612,7 +3630,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 171,
+        id: 172,
         name: "pexpire",
         fullname: "pexpire",
         arity: -3,
@@ -3630,7 +3648,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 172,
+        id: 173,
         name: "pexpireat",
         fullname: "pexpireat",
         arity: -3,
@@ -3648,7 +3666,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 173,
+        id: 174,
         name: "pexpiretime",
         fullname: "pexpiretime",
         arity: 2,
@@ -3666,7 +3684,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 174,
+        id: 175,
         name: "pfadd",
         fullname: "pfadd",
         arity: -2,
@@ -3684,7 +3702,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 175,
+        id: 176,
         name: "pfcount",
         fullname: "pfcount",
         arity: -2,
@@ -3702,7 +3720,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 176,
+        id: 177,
         name: "pfmerge",
         fullname: "pfmerge",
         arity: -2,
@@ -3720,7 +3738,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 177,
+        id: 178,
         name: "ping",
         fullname: "ping",
         arity: -1,
@@ -3738,7 +3756,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 178,
+        id: 179,
         name: "psetex",
         fullname: "psetex",
         arity: 4,
@@ -3756,7 +3774,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 179,
+        id: 180,
         name: "psubscribe",
         fullname: "psubscribe",
         arity: -2,
@@ -3774,7 +3792,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 180,
+        id: 181,
         name: "pttl",
         fullname: "pttl",
         arity: 2,
@@ -3792,7 +3810,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 181,
+        id: 182,
         name: "publish",
         fullname: "publish",
         arity: 3,
@@ -3810,7 +3828,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 188,
+        id: 189,
         name: "pubsub",
         fullname: "pubsub",
         arity: -2,
@@ -3828,7 +3846,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &PUBSUB_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 189,
+        id: 190,
         name: "punsubscribe",
         fullname: "punsubscribe",
         arity: -1,
@@ -3846,7 +3864,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 190,
+        id: 191,
         name: "quit",
         fullname: "quit",
         arity: -1,
@@ -3864,7 +3882,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 191,
+        id: 192,
         name: "randomkey",
         fullname: "randomkey",
         arity: 1,
@@ -3882,7 +3900,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 192,
+        id: 193,
         name: "rename",
         fullname: "rename",
         arity: 3,
@@ -3900,7 +3918,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 193,
+        id: 194,
         name: "renamenx",
         fullname: "renamenx",
         arity: 3,
@@ -3918,7 +3936,25 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 194,
+        id: 195,
+        name: "replconf",
+        fullname: "replconf",
+        arity: -1,
+        flags: Flags::ADMIN.union(Flags::NOSCRIPT).union(Flags::LOADING).union(Flags::STALE).union(Flags::ALLOW_BUSY),
+        acl: AclCategories::ADMIN.union(AclCategories::SLOW).union(AclCategories::DANGEROUS),
+        first_key: 0,
+        last_key: 0,
+        key_step: 0,
+        key_finders: &[],
+        group: "server",
+        summary: "An internal command for configuring the replication stream",
+        since: "3.0.0",
+        complexity: "O(1)",
+        handler: Some(super::replication::replconf),
+        subcommands: &[],
+    },
+    CommandSpec {
+        id: 196,
         name: "reset",
         fullname: "reset",
         arity: 1,
@@ -3936,7 +3972,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 195,
+        id: 197,
         name: "restore",
         fullname: "restore",
         arity: -4,
@@ -3954,7 +3990,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 196,
+        id: 198,
         name: "rpop",
         fullname: "rpop",
         arity: -2,
@@ -3972,7 +4008,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 197,
+        id: 199,
         name: "rpoplpush",
         fullname: "rpoplpush",
         arity: 3,
@@ -3990,7 +4026,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 198,
+        id: 200,
         name: "rpush",
         fullname: "rpush",
         arity: -3,
@@ -4008,7 +4044,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 199,
+        id: 201,
         name: "rpushx",
         fullname: "rpushx",
         arity: -3,
@@ -4026,7 +4062,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 200,
+        id: 202,
         name: "sadd",
         fullname: "sadd",
         arity: -3,
@@ -4044,7 +4080,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 201,
+        id: 203,
         name: "save",
         fullname: "save",
         arity: 1,
@@ -4062,7 +4098,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 202,
+        id: 204,
         name: "scan",
         fullname: "scan",
         arity: -2,
@@ -4080,7 +4116,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 203,
+        id: 205,
         name: "scard",
         fullname: "scard",
         arity: 2,
@@ -4098,7 +4134,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 210,
+        id: 212,
         name: "script",
         fullname: "script",
         arity: -2,
@@ -4116,7 +4152,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &SCRIPT_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 211,
+        id: 213,
         name: "sdiff",
         fullname: "sdiff",
         arity: -2,
@@ -4134,7 +4170,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 212,
+        id: 214,
         name: "sdiffstore",
         fullname: "sdiffstore",
         arity: -3,
@@ -4152,7 +4188,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 213,
+        id: 215,
         name: "select",
         fullname: "select",
         arity: 2,
@@ -4170,7 +4206,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 214,
+        id: 216,
         name: "set",
         fullname: "set",
         arity: -3,
@@ -4188,7 +4224,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 215,
+        id: 217,
         name: "setbit",
         fullname: "setbit",
         arity: 4,
@@ -4206,7 +4242,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 216,
+        id: 218,
         name: "setex",
         fullname: "setex",
         arity: 4,
@@ -4224,7 +4260,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 217,
+        id: 219,
         name: "setnx",
         fullname: "setnx",
         arity: 3,
@@ -4242,7 +4278,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 218,
+        id: 220,
         name: "setrange",
         fullname: "setrange",
         arity: 4,
@@ -4260,7 +4296,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 219,
+        id: 221,
         name: "shutdown",
         fullname: "shutdown",
         arity: -1,
@@ -4278,7 +4314,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 220,
+        id: 222,
         name: "sinter",
         fullname: "sinter",
         arity: -2,
@@ -4296,7 +4332,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 221,
+        id: 223,
         name: "sintercard",
         fullname: "sintercard",
         arity: -3,
@@ -4314,7 +4350,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 222,
+        id: 224,
         name: "sinterstore",
         fullname: "sinterstore",
         arity: -3,
@@ -4332,7 +4368,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 223,
+        id: 225,
         name: "sismember",
         fullname: "sismember",
         arity: 3,
@@ -4350,7 +4386,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 228,
+        id: 230,
         name: "slowlog",
         fullname: "slowlog",
         arity: -2,
@@ -4368,7 +4404,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &SLOWLOG_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 229,
+        id: 231,
         name: "smembers",
         fullname: "smembers",
         arity: 2,
@@ -4386,7 +4422,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 230,
+        id: 232,
         name: "smismember",
         fullname: "smismember",
         arity: -3,
@@ -4404,7 +4440,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 231,
+        id: 233,
         name: "smove",
         fullname: "smove",
         arity: 4,
@@ -4422,7 +4458,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 232,
+        id: 234,
         name: "sort",
         fullname: "sort",
         arity: -2,
@@ -4440,7 +4476,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 233,
+        id: 235,
         name: "sort_ro",
         fullname: "sort_ro",
         arity: -2,
@@ -4458,7 +4494,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 234,
+        id: 236,
         name: "spop",
         fullname: "spop",
         arity: -2,
@@ -4476,7 +4512,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 235,
+        id: 237,
         name: "spublish",
         fullname: "spublish",
         arity: 3,
@@ -4494,7 +4530,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 236,
+        id: 238,
         name: "srandmember",
         fullname: "srandmember",
         arity: -2,
@@ -4512,7 +4548,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 237,
+        id: 239,
         name: "srem",
         fullname: "srem",
         arity: -3,
@@ -4530,7 +4566,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 238,
+        id: 240,
         name: "sscan",
         fullname: "sscan",
         arity: -3,
@@ -4548,7 +4584,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 239,
+        id: 241,
         name: "ssubscribe",
         fullname: "ssubscribe",
         arity: -2,
@@ -4566,7 +4602,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 240,
+        id: 242,
         name: "strlen",
         fullname: "strlen",
         arity: 2,
@@ -4584,7 +4620,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 241,
+        id: 243,
         name: "subscribe",
         fullname: "subscribe",
         arity: -2,
@@ -4602,7 +4638,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 242,
+        id: 244,
         name: "substr",
         fullname: "substr",
         arity: 4,
@@ -4620,7 +4656,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 243,
+        id: 245,
         name: "sunion",
         fullname: "sunion",
         arity: -2,
@@ -4638,7 +4674,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 244,
+        id: 246,
         name: "sunionstore",
         fullname: "sunionstore",
         arity: -3,
@@ -4656,7 +4692,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 245,
+        id: 247,
         name: "sunsubscribe",
         fullname: "sunsubscribe",
         arity: -1,
@@ -4674,7 +4710,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 246,
+        id: 248,
         name: "swapdb",
         fullname: "swapdb",
         arity: 3,
@@ -4692,7 +4728,25 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 247,
+        id: 249,
+        name: "sync",
+        fullname: "sync",
+        arity: 1,
+        flags: Flags::ADMIN.union(Flags::NOSCRIPT).union(Flags::NO_ASYNC_LOADING).union(Flags::NO_MULTI),
+        acl: AclCategories::ADMIN.union(AclCategories::SLOW).union(AclCategories::DANGEROUS),
+        first_key: 0,
+        last_key: 0,
+        key_step: 0,
+        key_finders: &[],
+        group: "server",
+        summary: "Internal command used for replication",
+        since: "1.0.0",
+        complexity: "O(N) where N is the total number of keys in all databases",
+        handler: Some(super::replication::sync),
+        subcommands: &[],
+    },
+    CommandSpec {
+        id: 250,
         name: "time",
         fullname: "time",
         arity: 1,
@@ -4710,7 +4764,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 248,
+        id: 251,
         name: "touch",
         fullname: "touch",
         arity: -2,
@@ -4728,7 +4782,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 249,
+        id: 252,
         name: "ttl",
         fullname: "ttl",
         arity: 2,
@@ -4746,7 +4800,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 250,
+        id: 253,
         name: "type",
         fullname: "type",
         arity: 2,
@@ -4764,7 +4818,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 251,
+        id: 254,
         name: "unlink",
         fullname: "unlink",
         arity: -2,
@@ -4782,7 +4836,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 252,
+        id: 255,
         name: "unsubscribe",
         fullname: "unsubscribe",
         arity: -1,
@@ -4800,7 +4854,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 253,
+        id: 256,
         name: "unwatch",
         fullname: "unwatch",
         arity: 1,
@@ -4818,7 +4872,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 255,
+        id: 258,
         name: "velo",
         fullname: "velo",
         arity: -2,
@@ -4836,7 +4890,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &VELO_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 256,
+        id: 259,
         name: "wait",
         fullname: "wait",
         arity: 3,
@@ -4854,7 +4908,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 257,
+        id: 260,
         name: "watch",
         fullname: "watch",
         arity: -2,
@@ -4872,7 +4926,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 258,
+        id: 261,
         name: "xack",
         fullname: "xack",
         arity: -4,
@@ -4890,7 +4944,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 259,
+        id: 262,
         name: "xadd",
         fullname: "xadd",
         arity: -5,
@@ -4908,7 +4962,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 260,
+        id: 263,
         name: "xautoclaim",
         fullname: "xautoclaim",
         arity: -6,
@@ -4926,7 +4980,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 261,
+        id: 264,
         name: "xclaim",
         fullname: "xclaim",
         arity: -6,
@@ -4944,7 +4998,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 262,
+        id: 265,
         name: "xdel",
         fullname: "xdel",
         arity: -3,
@@ -4962,7 +5016,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 269,
+        id: 272,
         name: "xgroup",
         fullname: "xgroup",
         arity: -2,
@@ -4980,7 +5034,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &XGROUP_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 274,
+        id: 277,
         name: "xinfo",
         fullname: "xinfo",
         arity: -2,
@@ -4998,7 +5052,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &XINFO_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 275,
+        id: 278,
         name: "xlen",
         fullname: "xlen",
         arity: 2,
@@ -5016,7 +5070,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 276,
+        id: 279,
         name: "xpending",
         fullname: "xpending",
         arity: -3,
@@ -5034,7 +5088,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 277,
+        id: 280,
         name: "xrange",
         fullname: "xrange",
         arity: -4,
@@ -5052,7 +5106,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 278,
+        id: 281,
         name: "xread",
         fullname: "xread",
         arity: -4,
@@ -5070,7 +5124,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 279,
+        id: 282,
         name: "xreadgroup",
         fullname: "xreadgroup",
         arity: -7,
@@ -5088,7 +5142,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 280,
+        id: 283,
         name: "xrevrange",
         fullname: "xrevrange",
         arity: -4,
@@ -5106,7 +5160,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 281,
+        id: 284,
         name: "xsetid",
         fullname: "xsetid",
         arity: -3,
@@ -5124,7 +5178,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 282,
+        id: 285,
         name: "xtrim",
         fullname: "xtrim",
         arity: -4,
@@ -5142,7 +5196,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 283,
+        id: 286,
         name: "zadd",
         fullname: "zadd",
         arity: -4,
@@ -5160,7 +5214,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 284,
+        id: 287,
         name: "zcard",
         fullname: "zcard",
         arity: 2,
@@ -5178,7 +5232,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 285,
+        id: 288,
         name: "zcount",
         fullname: "zcount",
         arity: 4,
@@ -5196,7 +5250,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 286,
+        id: 289,
         name: "zdiff",
         fullname: "zdiff",
         arity: -3,
@@ -5214,7 +5268,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 287,
+        id: 290,
         name: "zdiffstore",
         fullname: "zdiffstore",
         arity: -4,
@@ -5232,7 +5286,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 288,
+        id: 291,
         name: "zincrby",
         fullname: "zincrby",
         arity: 4,
@@ -5250,7 +5304,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 289,
+        id: 292,
         name: "zinter",
         fullname: "zinter",
         arity: -3,
@@ -5268,7 +5322,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 290,
+        id: 293,
         name: "zintercard",
         fullname: "zintercard",
         arity: -3,
@@ -5286,7 +5340,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 291,
+        id: 294,
         name: "zinterstore",
         fullname: "zinterstore",
         arity: -4,
@@ -5304,7 +5358,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 292,
+        id: 295,
         name: "zlexcount",
         fullname: "zlexcount",
         arity: 4,
@@ -5322,7 +5376,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 293,
+        id: 296,
         name: "zmpop",
         fullname: "zmpop",
         arity: -4,
@@ -5340,7 +5394,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 294,
+        id: 297,
         name: "zmscore",
         fullname: "zmscore",
         arity: -3,
@@ -5358,7 +5412,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 295,
+        id: 298,
         name: "zpopmax",
         fullname: "zpopmax",
         arity: -2,
@@ -5376,7 +5430,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 296,
+        id: 299,
         name: "zpopmin",
         fullname: "zpopmin",
         arity: -2,
@@ -5394,7 +5448,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 297,
+        id: 300,
         name: "zrandmember",
         fullname: "zrandmember",
         arity: -2,
@@ -5412,7 +5466,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 298,
+        id: 301,
         name: "zrange",
         fullname: "zrange",
         arity: -4,
@@ -5430,7 +5484,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 299,
+        id: 302,
         name: "zrangebylex",
         fullname: "zrangebylex",
         arity: -4,
@@ -5448,7 +5502,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 300,
+        id: 303,
         name: "zrangebyscore",
         fullname: "zrangebyscore",
         arity: -4,
@@ -5466,7 +5520,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 301,
+        id: 304,
         name: "zrangestore",
         fullname: "zrangestore",
         arity: -5,
@@ -5484,7 +5538,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 302,
+        id: 305,
         name: "zrank",
         fullname: "zrank",
         arity: 3,
@@ -5502,7 +5556,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 303,
+        id: 306,
         name: "zrem",
         fullname: "zrem",
         arity: -3,
@@ -5520,7 +5574,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 304,
+        id: 307,
         name: "zremrangebylex",
         fullname: "zremrangebylex",
         arity: 4,
@@ -5538,7 +5592,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 305,
+        id: 308,
         name: "zremrangebyrank",
         fullname: "zremrangebyrank",
         arity: 4,
@@ -5556,7 +5610,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 306,
+        id: 309,
         name: "zremrangebyscore",
         fullname: "zremrangebyscore",
         arity: 4,
@@ -5574,7 +5628,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 307,
+        id: 310,
         name: "zrevrange",
         fullname: "zrevrange",
         arity: -4,
@@ -5592,7 +5646,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 308,
+        id: 311,
         name: "zrevrangebylex",
         fullname: "zrevrangebylex",
         arity: -4,
@@ -5610,7 +5664,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 309,
+        id: 312,
         name: "zrevrangebyscore",
         fullname: "zrevrangebyscore",
         arity: -4,
@@ -5628,7 +5682,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 310,
+        id: 313,
         name: "zrevrank",
         fullname: "zrevrank",
         arity: 3,
@@ -5646,7 +5700,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 311,
+        id: 314,
         name: "zscan",
         fullname: "zscan",
         arity: -3,
@@ -5664,7 +5718,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 312,
+        id: 315,
         name: "zscore",
         fullname: "zscore",
         arity: 3,
@@ -5682,7 +5736,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 313,
+        id: 316,
         name: "zunion",
         fullname: "zunion",
         arity: -3,
@@ -5700,7 +5754,7 @@ pub static COMMANDS: [CommandSpec; 232] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 314,
+        id: 317,
         name: "zunionstore",
         fullname: "zunionstore",
         arity: -4,
@@ -5834,130 +5888,133 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
         b"ltrim" => 105,
         b"memory" => 106,
         b"mget" => 107,
-        b"monitor" => 108,
-        b"move" => 109,
-        b"mset" => 110,
-        b"msetnx" => 111,
-        b"multi" => 112,
-        b"object" => 113,
-        b"persist" => 114,
-        b"pexpire" => 115,
-        b"pexpireat" => 116,
-        b"pexpiretime" => 117,
-        b"pfadd" => 118,
-        b"pfcount" => 119,
-        b"pfmerge" => 120,
-        b"ping" => 121,
-        b"psetex" => 122,
-        b"psubscribe" => 123,
-        b"pttl" => 124,
-        b"publish" => 125,
-        b"pubsub" => 126,
-        b"punsubscribe" => 127,
-        b"quit" => 128,
-        b"randomkey" => 129,
-        b"rename" => 130,
-        b"renamenx" => 131,
-        b"reset" => 132,
-        b"restore" => 133,
-        b"rpop" => 134,
-        b"rpoplpush" => 135,
-        b"rpush" => 136,
-        b"rpushx" => 137,
-        b"sadd" => 138,
-        b"save" => 139,
-        b"scan" => 140,
-        b"scard" => 141,
-        b"script" => 142,
-        b"sdiff" => 143,
-        b"sdiffstore" => 144,
-        b"select" => 145,
-        b"set" => 146,
-        b"setbit" => 147,
-        b"setex" => 148,
-        b"setnx" => 149,
-        b"setrange" => 150,
-        b"shutdown" => 151,
-        b"sinter" => 152,
-        b"sintercard" => 153,
-        b"sinterstore" => 154,
-        b"sismember" => 155,
-        b"slowlog" => 156,
-        b"smembers" => 157,
-        b"smismember" => 158,
-        b"smove" => 159,
-        b"sort" => 160,
-        b"sort_ro" => 161,
-        b"spop" => 162,
-        b"spublish" => 163,
-        b"srandmember" => 164,
-        b"srem" => 165,
-        b"sscan" => 166,
-        b"ssubscribe" => 167,
-        b"strlen" => 168,
-        b"subscribe" => 169,
-        b"substr" => 170,
-        b"sunion" => 171,
-        b"sunionstore" => 172,
-        b"sunsubscribe" => 173,
-        b"swapdb" => 174,
-        b"time" => 175,
-        b"touch" => 176,
-        b"ttl" => 177,
-        b"type" => 178,
-        b"unlink" => 179,
-        b"unsubscribe" => 180,
-        b"unwatch" => 181,
-        b"velo" => 182,
-        b"wait" => 183,
-        b"watch" => 184,
-        b"xack" => 185,
-        b"xadd" => 186,
-        b"xautoclaim" => 187,
-        b"xclaim" => 188,
-        b"xdel" => 189,
-        b"xgroup" => 190,
-        b"xinfo" => 191,
-        b"xlen" => 192,
-        b"xpending" => 193,
-        b"xrange" => 194,
-        b"xread" => 195,
-        b"xreadgroup" => 196,
-        b"xrevrange" => 197,
-        b"xsetid" => 198,
-        b"xtrim" => 199,
-        b"zadd" => 200,
-        b"zcard" => 201,
-        b"zcount" => 202,
-        b"zdiff" => 203,
-        b"zdiffstore" => 204,
-        b"zincrby" => 205,
-        b"zinter" => 206,
-        b"zintercard" => 207,
-        b"zinterstore" => 208,
-        b"zlexcount" => 209,
-        b"zmpop" => 210,
-        b"zmscore" => 211,
-        b"zpopmax" => 212,
-        b"zpopmin" => 213,
-        b"zrandmember" => 214,
-        b"zrange" => 215,
-        b"zrangebylex" => 216,
-        b"zrangebyscore" => 217,
-        b"zrangestore" => 218,
-        b"zrank" => 219,
-        b"zrem" => 220,
-        b"zremrangebylex" => 221,
-        b"zremrangebyrank" => 222,
-        b"zremrangebyscore" => 223,
-        b"zrevrange" => 224,
-        b"zrevrangebylex" => 225,
-        b"zrevrangebyscore" => 226,
-        b"zrevrank" => 227,
-        b"zscan" => 228,
-        b"zscore" => 229,
-        b"zunion" => 230,
-        b"zunionstore" => 231,
+        b"migrate" => 108,
+        b"monitor" => 109,
+        b"move" => 110,
+        b"mset" => 111,
+        b"msetnx" => 112,
+        b"multi" => 113,
+        b"object" => 114,
+        b"persist" => 115,
+        b"pexpire" => 116,
+        b"pexpireat" => 117,
+        b"pexpiretime" => 118,
+        b"pfadd" => 119,
+        b"pfcount" => 120,
+        b"pfmerge" => 121,
+        b"ping" => 122,
+        b"psetex" => 123,
+        b"psubscribe" => 124,
+        b"pttl" => 125,
+        b"publish" => 126,
+        b"pubsub" => 127,
+        b"punsubscribe" => 128,
+        b"quit" => 129,
+        b"randomkey" => 130,
+        b"rename" => 131,
+        b"renamenx" => 132,
+        b"replconf" => 133,
+        b"reset" => 134,
+        b"restore" => 135,
+        b"rpop" => 136,
+        b"rpoplpush" => 137,
+        b"rpush" => 138,
+        b"rpushx" => 139,
+        b"sadd" => 140,
+        b"save" => 141,
+        b"scan" => 142,
+        b"scard" => 143,
+        b"script" => 144,
+        b"sdiff" => 145,
+        b"sdiffstore" => 146,
+        b"select" => 147,
+        b"set" => 148,
+        b"setbit" => 149,
+        b"setex" => 150,
+        b"setnx" => 151,
+        b"setrange" => 152,
+        b"shutdown" => 153,
+        b"sinter" => 154,
+        b"sintercard" => 155,
+        b"sinterstore" => 156,
+        b"sismember" => 157,
+        b"slowlog" => 158,
+        b"smembers" => 159,
+        b"smismember" => 160,
+        b"smove" => 161,
+        b"sort" => 162,
+        b"sort_ro" => 163,
+        b"spop" => 164,
+        b"spublish" => 165,
+        b"srandmember" => 166,
+        b"srem" => 167,
+        b"sscan" => 168,
+        b"ssubscribe" => 169,
+        b"strlen" => 170,
+        b"subscribe" => 171,
+        b"substr" => 172,
+        b"sunion" => 173,
+        b"sunionstore" => 174,
+        b"sunsubscribe" => 175,
+        b"swapdb" => 176,
+        b"sync" => 177,
+        b"time" => 178,
+        b"touch" => 179,
+        b"ttl" => 180,
+        b"type" => 181,
+        b"unlink" => 182,
+        b"unsubscribe" => 183,
+        b"unwatch" => 184,
+        b"velo" => 185,
+        b"wait" => 186,
+        b"watch" => 187,
+        b"xack" => 188,
+        b"xadd" => 189,
+        b"xautoclaim" => 190,
+        b"xclaim" => 191,
+        b"xdel" => 192,
+        b"xgroup" => 193,
+        b"xinfo" => 194,
+        b"xlen" => 195,
+        b"xpending" => 196,
+        b"xrange" => 197,
+        b"xread" => 198,
+        b"xreadgroup" => 199,
+        b"xrevrange" => 200,
+        b"xsetid" => 201,
+        b"xtrim" => 202,
+        b"zadd" => 203,
+        b"zcard" => 204,
+        b"zcount" => 205,
+        b"zdiff" => 206,
+        b"zdiffstore" => 207,
+        b"zincrby" => 208,
+        b"zinter" => 209,
+        b"zintercard" => 210,
+        b"zinterstore" => 211,
+        b"zlexcount" => 212,
+        b"zmpop" => 213,
+        b"zmscore" => 214,
+        b"zpopmax" => 215,
+        b"zpopmin" => 216,
+        b"zrandmember" => 217,
+        b"zrange" => 218,
+        b"zrangebylex" => 219,
+        b"zrangebyscore" => 220,
+        b"zrangestore" => 221,
+        b"zrank" => 222,
+        b"zrem" => 223,
+        b"zremrangebylex" => 224,
+        b"zremrangebyrank" => 225,
+        b"zremrangebyscore" => 226,
+        b"zrevrange" => 227,
+        b"zrevrangebylex" => 228,
+        b"zrevrangebyscore" => 229,
+        b"zrevrank" => 230,
+        b"zscan" => 231,
+        b"zscore" => 232,
+        b"zunion" => 233,
+        b"zunionstore" => 234,
         _ => return None,
     };
     COMMANDS.get(index)
