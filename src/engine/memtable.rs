@@ -112,6 +112,11 @@ impl Memtable {
         self.order.iter().filter(|(_, key_db, _)| *key_db == db).cloned().collect()
     }
 
+    /// True if any entry (a write, a delete or a retime) is for a key of `db`; no keys are copied.
+    pub(crate) fn has_db(&self, db: u16) -> bool {
+        self.order.iter().any(|(_, key_db, _)| *key_db == db)
+    }
+
     /// Entries whose keys fall in `range`, in key order.
     pub(crate) fn range<'a>(
         &'a self,

@@ -242,3 +242,34 @@ fn flush_aborts_a_snapshot_and_one_snapshot_at_a_time() {
     let snapshot = engine.snapshot(&[0], 1 << 20).unwrap();
     assert!(read_all(&snapshot, 0, 10).is_empty());
 }
+
+/// A database empty in a slot is skipped without a scan; that must not lose keys deleted from it after
+/// the instant (they live only in before-images), nor show keys added to a database empty at the instant.
+#[test]
+fn databases_empty_now_or_at_the_instant_read_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    for i in 0..400 {
+        engine.set(0, &key(i), ValueKind::String, b"zero", None).unwrap();
+    }
+    // Database 3: a few keys, each deleted after the instant (and checkpointed away).
+    for i in 0..6 {
+        engine.set(3, &key(i), ValueKind::String, b"three", None).unwrap();
+    }
+    engine.checkpoint().unwrap();
+    let expected3 = current(&engine, 3);
+    assert_eq!(expected3.len(), 6);
+    let snapshot = engine.snapshot(&[0, 3, 5], 64 << 20).unwrap();
+    for i in 0..6 {
+        assert!(engine.delete(3, &key(i)).unwrap());
+    }
+    // Database 5: empty at the instant, written after it.
+    for i in 0..50 {
+        engine.set(5, &key(i), ValueKind::String, b"five", None).unwrap();
+    }
+    engine.checkpoint().unwrap();
+    assert_eq!(read_all(&snapshot, 0, 64).len(), 400);
+    assert_eq!(read_all(&snapshot, 3, 64), expected3);
+    assert!(read_all(&snapshot, 5, 64).is_empty());
+    snapshot.check().unwrap();
+}
