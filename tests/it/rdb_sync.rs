@@ -175,3 +175,37 @@ fn rdb_dump_of_a_live_directory_asks_its_server() {
     assert_eq!(rconn.cmd(&["SELECT", "0"]), b"+OK\r\n");
     assert_eq!(rconn.cmd(&["DBSIZE"]), b":0\r\n");
 }
+
+#[test]
+fn a_sync_client_that_reads_nothing_neither_blocks_others_nor_shutdown() {
+    let mut velo = TestServer::start();
+    let mut conn = velo.connect();
+    // About 8 MB of values: more than the transfer channel and the socket buffers hold.
+    let value = "v".repeat(4000);
+    for batch in 0..20 {
+        let mut pipeline = Vec::new();
+        for i in 0..100 {
+            let key = format!("big:{batch}:{i}");
+            pipeline.extend_from_slice(&command(&[b"SET", key.as_bytes(), value.as_bytes()]));
+        }
+        conn.send(&pipeline);
+        for _ in 0..100 {
+            assert_eq!(conn.read_reply(), b"+OK\r\n");
+        }
+    }
+    let mut stalled = Conn::connect(velo.port);
+    assert_eq!(stalled.cmd(&["REPLCONF", "rdb-only", "1"]), b"+OK\r\n");
+    assert_eq!(stalled.cmd(&["REPLCONF", "capa", "eof"]), b"+OK\r\n");
+    stalled.send(b"SYNC\r\n");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Others are served while the transfer waits for its reader.
+    let started = std::time::Instant::now();
+    assert_eq!(conn.cmd(&["SET", "after", "1"]), b"+OK\r\n");
+    assert_eq!(conn.cmd(&["GET", "after"]), b"$1\r\n1\r\n");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+    // SIGTERM still stops the server, well before the 60 s transfer limit.
+    let stopping = std::time::Instant::now();
+    assert_eq!(velo.terminate(), Some(0));
+    assert!(stopping.elapsed() < std::time::Duration::from_secs(15), "{:?}", stopping.elapsed());
+    drop(stalled);
+}
