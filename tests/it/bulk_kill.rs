@@ -65,7 +65,17 @@ fn velo(args: &[&str]) -> Command {
 
 /// Keys of `prefix` present in db 0 (values checked; hashes by their field count).
 fn count(dir: &Path, prefix: &str, keys: usize) -> usize {
-    let engine = Engine::open(dir, EngineOptions { background_sync: false, ..Default::default() }).unwrap();
+    // The directory lock can outlive our own close for a moment: a process another test spawns at that
+    // instant holds a copy of the lock's descriptor until it execs (seen once in CI as `Locked`).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let engine = loop {
+        match Engine::open(dir, EngineOptions { background_sync: false, ..Default::default() }) {
+            Err(velo::engine::Error::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            opened => break opened.unwrap(),
+        }
+    };
     let mut present = 0;
     for i in 0..keys {
         let key = format!("{prefix}:{i}");
