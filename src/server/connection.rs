@@ -165,9 +165,11 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
             _ = shutdown.wait_for(|stopping| *stopping) => break,
         }
     }
+    // Released before the last replies go out: a client that has read QUIT's +OK no longer counts in
+    // PUBSUB NUMSUB, CLIENT LIST or a WATCH, as in Redis (which frees the client in the same turn).
+    cleanup(&server, &mut client);
     let _ = flush(&server, &handle, &mut writer, &mut wbuf).await;
     let _ = writer.shutdown().await;
-    cleanup(&server, &mut client);
 }
 
 /// Where [`execute_buffered`] stopped.

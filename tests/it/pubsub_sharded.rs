@@ -235,3 +235,21 @@ fn xreadgroup_block_is_released_when_its_stream_goes() {
         );
     }
 }
+
+/// Redis frees a client in the turn it answers QUIT: once its `+OK` is read, no other client sees its
+/// subscriptions or its entry in CLIENT LIST. Repeated, since a late release shows only now and then.
+#[test]
+fn a_client_that_quit_is_gone_once_its_reply_is_read() {
+    let velo = TestServer::start();
+    let mut observer = Conn::connect(velo.port);
+    for round in 0..200 {
+        let mut leaving = Conn::connect(velo.port);
+        leaving.cmd(&["SSUBSCRIBE", "s"]);
+        leaving.cmd(&["SUBSCRIBE", "c"]);
+        assert_eq!(leaving.cmd(&["QUIT"]), b"+OK\r\n");
+        assert_eq!(observer.cmd(&["PUBSUB", "SHARDNUMSUB", "s"]), b"*2\r\n$1\r\ns\r\n:0\r\n", "round {round}");
+        assert_eq!(observer.cmd(&["PUBSUB", "NUMSUB", "c"]), b"*2\r\n$1\r\nc\r\n:0\r\n", "round {round}");
+        let list = observer.cmd(&["CLIENT", "LIST"]);
+        assert_eq!(String::from_utf8_lossy(&list).matches("id=").count(), 1, "round {round}");
+    }
+}
