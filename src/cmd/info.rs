@@ -351,7 +351,7 @@ fn section(ctx: &Ctx<'_>, name: &str, out: &mut String) -> Result<(), CmdError> 
             line(out, "master_failover_state", "no-failover");
             line(out, "master_replid", random_id(&REPLID));
             line(out, "master_replid2", "0".repeat(40));
-            line(out, "master_repl_offset", 0);
+            line(out, "master_repl_offset", super::replication::MASTER_REPL_OFFSET);
             line(out, "second_repl_offset", -1);
             line(out, "repl_backlog_active", 0);
             line(out, "repl_backlog_size", params.uint("repl-backlog-size"));

@@ -37,6 +37,7 @@ pub mod introspection;
 pub mod list;
 pub mod memory;
 pub mod migrate;
+pub mod module;
 pub mod persistence;
 pub mod pubsub;
 pub mod reference;

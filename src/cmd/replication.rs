@@ -74,3 +74,16 @@ pub fn sync(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
     ctx.client.transfer = Some(transfer);
     Ok(Reply::Many(Vec::new()))
 }
+
+/// ```text
+/// ROLE
+/// ```
+///
+/// The master form: Velo has no replicas yet (a SYNC snapshot client is not one), and its replication offset
+/// is the one INFO replication reports.
+pub fn role(_ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
+    Ok(Reply::Array(vec![Reply::bulk("master"), Reply::Int(MASTER_REPL_OFFSET), Reply::Array(Vec::new())]))
+}
+
+/// The replication offset ROLE and INFO replication report: no command stream is produced for replicas yet.
+pub const MASTER_REPL_OFFSET: i64 = 0;

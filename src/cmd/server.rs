@@ -89,6 +89,20 @@ pub fn debug(_ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 }
 
 /// ```text
+/// LOLWUT [VERSION version]
+/// ```
+///
+/// Redis 7.0 answers every version but 5 and 6 (whose art Velo does not draw) with its version line.
+pub fn lolwut(_ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    if args.remaining() >= 2 && args.peek().is_some_and(|a| a.eq_ignore_ascii_case(b"version")) {
+        args.next_bytes()?;
+        args.next_i64()?;
+    }
+    let line = format!("Redis ver. {}\n", super::connection::REDIS_VERSION);
+    Ok(Reply::Verbatim("txt", line.into()))
+}
+
+/// ```text
 /// SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]
 /// ```
 pub fn shutdown(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {

@@ -89,7 +89,7 @@ fn reference_check_catches_drift() {
     wrong.missing.insert("NOSUCH".into(), Missing { status: "n/a".into(), note: "x".into() });
     assert!(check(&files, &reference, &wrong).unwrap_err().contains("NOSUCH: in status.json but not a Redis 7.0"));
     let mut wrong = status.clone();
-    wrong.missing.get_mut("LOLWUT").unwrap().status = "later".into();
+    wrong.missing.get_mut("PFDEBUG").unwrap().status = "later".into();
     assert!(check(&files, &reference, &wrong).is_err());
     let mut wrong = status.clone();
     wrong.extensions.insert("GET".into(), "x".into());

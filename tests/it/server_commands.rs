@@ -182,3 +182,52 @@ fn watch_sees_writes_from_every_kind_of_command() {
     first.cmd(&["PING"]);
     assert_eq!(first.cmd(&["EXEC"]), b"*1\r\n+PONG\r\n");
 }
+
+/// ROLE, MODULE and LOLWUT, which client libraries call at start-up or in their own test suites (redis-py's
+/// `module_list`, `role`, `lolwut`), answer as redis-server 7.0 does with its default configuration.
+#[test]
+fn role_module_and_lolwut_as_redis() {
+    let (redis, velo) = crate::support::differential::servers();
+    crate::support::differential::compare(
+        &redis,
+        &velo,
+        "role/module",
+        &[
+            "ROLE",
+            "ROLE extra",
+            "MODULE LIST",
+            "MODULE LIST extra",
+            "MODULE HELP",
+            "MODULE LOAD /nonexistent/module.so",
+            "MODULE LOADEX /nonexistent/module.so ARGS a",
+            "MODULE UNLOAD json",
+            "MODULE",
+            "MODULE nosuch",
+            "LOLWUT VERSION notanumber",
+        ],
+    );
+    let mut conn = velo.connect();
+    for args in [&["LOLWUT"][..], &["LOLWUT", "VERSION", "7"], &["LOLWUT", "anything", "else"]] {
+        assert_eq!(conn.cmd(args), b"$17\r\nRedis ver. 7.0.0\n\r\n", "{args:?}");
+    }
+}
+
+/// With `enable-module-command yes`, loading is attempted, and it fails as Redis's does for a library it
+/// cannot load (Velo loads none); unloading names no loaded module.
+#[test]
+fn module_load_when_enabled_fails_with_redis_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("velo.conf");
+    std::fs::write(&config, "enable-module-command yes\n").unwrap();
+    let server = TestServer::start_in(&dir.path().join("data"), &["--config", config.to_str().unwrap()]);
+    let mut conn = server.connect();
+    assert_eq!(
+        conn.cmd(&["MODULE", "LOAD", "/nonexistent/module.so"]),
+        b"-ERR Error loading the extension. Please check the server logs.\r\n"
+    );
+    assert_eq!(
+        conn.cmd(&["MODULE", "UNLOAD", "json"]),
+        b"-ERR Error unloading module: no such module with that name\r\n"
+    );
+    assert_eq!(conn.cmd(&["MODULE", "LIST"]), b"*0\r\n");
+}
