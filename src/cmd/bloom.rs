@@ -62,17 +62,22 @@ pub fn bf_reserve(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
     let key = args.next_bytes()?;
     let error_rate = parse_error_rate(&args.next_bytes()?)?;
     let capacity = parse_capacity(&args.next_bytes()?)?;
-    let mut expansion = DEFAULT_EXPANSION;
+    let mut expansion = None;
     let mut nonscaling = false;
     while !args.is_empty() {
         if args.eat("EXPANSION") {
-            expansion = parse_expansion(&args.next_bytes().map_err(|_| CmdError::Syntax)?)?;
+            expansion = Some(parse_expansion(&args.next_bytes().map_err(|_| CmdError::Syntax)?)?);
         } else if args.eat("NONSCALING") {
             nonscaling = true;
         } else {
             return Err(CmdError::Syntax);
         }
     }
+    if nonscaling && expansion.is_some() {
+        // RedisBloom's text, without an error code.
+        return Err(CmdError::Raw("Nonscaling filters cannot expand".into()));
+    }
+    let expansion = expansion.unwrap_or(DEFAULT_EXPANSION);
     let bloom = ScalableBloom::reserve(error_rate, capacity, expansion, nonscaling).map_err(bloom_error)?;
     let db = ctx.db();
     let mut slot = ctx.engine.lock_key(&key);
@@ -229,6 +234,15 @@ pub fn bf_info(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
             Ok(Reply::Array(vec![value(fields[index].1)]))
         }
     }
+}
+
+/// ```text
+/// BF.DEBUG key
+/// ```
+pub fn bf_debug(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    let key = args.next_bytes()?;
+    let bloom = read(ctx, &key)?.ok_or_else(|| CmdError::err(NOT_FOUND))?;
+    Ok(Reply::Array(bloom.debug_lines().into_iter().map(Reply::bulk).collect()))
 }
 
 /// ```text

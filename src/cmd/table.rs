@@ -4,11 +4,11 @@
 use super::spec::{AclCategories, CommandSpec, Flags, KeyFinder, KeywordKeys};
 
 /// Number of commands and subcommands (ids are `0..COMMAND_COUNT`).
-pub const COMMAND_COUNT: usize = 326;
+pub const COMMAND_COUNT: usize = 327;
 
 static CLIENT_SUBCOMMANDS: [CommandSpec; 18] = [
     CommandSpec {
-        id: 26,
+        id: 27,
         name: "caching",
         fullname: "client|caching",
         arity: 3,
@@ -26,7 +26,7 @@ static CLIENT_SUBCOMMANDS: [CommandSpec; 18] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 27,
+        id: 28,
         name: "getname",
         fullname: "client|getname",
         arity: 2,
@@ -44,7 +44,7 @@ static CLIENT_SUBCOMMANDS: [CommandSpec; 18] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 28,
+        id: 29,
         name: "getredir",
         fullname: "client|getredir",
         arity: 2,
@@ -62,7 +62,7 @@ static CLIENT_SUBCOMMANDS: [CommandSpec; 18] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 29,
+        id: 30,
         name: "help",
         fullname: "client|help",
         arity: 2,
@@ -80,7 +80,7 @@ static CLIENT_SUBCOMMANDS: [CommandSpec; 18] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 30,
+        id: 31,
         name: "id",
         fullname: "client|id",
         arity: 2,
@@ -98,7 +98,7 @@ static CLIENT_SUBCOMMANDS: [CommandSpec; 18] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 31,
+        id: 32,
         name: "info",
         fullname: "client|info",
         arity: 2,
@@ -116,7 +116,7 @@ static CLIENT_SUBCOMMANDS: [CommandSpec; 18] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 32,
+        id: 33,
         name: "kill",
         fullname: "client|kill",
         arity: -3,
@@ -134,7 +134,7 @@ static CLIENT_SUBCOMMANDS: [CommandSpec; 18] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 33,
+        id: 34,
         name: "list",
         fullname: "client|list",
         arity: -2,
@@ -152,7 +152,7 @@ static CLIENT_SUBCOMMANDS: [CommandSpec; 18] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 34,
+        id: 35,
         name: "no-evict",
         fullname: "client|no-evict",
         arity: 3,
@@ -170,7 +170,7 @@ static CLIENT_SUBCOMMANDS: [CommandSpec; 18] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 35,
+        id: 36,
         name: "no-touch",
         fullname: "client|no-touch",
         arity: 3,
@@ -188,7 +188,7 @@ static CLIENT_SUBCOMMANDS: [CommandSpec; 18] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 36,
+        id: 37,
         name: "pause",
         fullname: "client|pause",
         arity: -3,
@@ -206,7 +206,7 @@ static CLIENT_SUBCOMMANDS: [CommandSpec; 18] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 37,
+        id: 38,
         name: "reply",
         fullname: "client|reply",
         arity: 3,
@@ -224,7 +224,7 @@ static CLIENT_SUBCOMMANDS: [CommandSpec; 18] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 38,
+        id: 39,
         name: "setinfo",
         fullname: "client|setinfo",
         arity: 4,
@@ -242,7 +242,7 @@ static CLIENT_SUBCOMMANDS: [CommandSpec; 18] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 39,
+        id: 40,
         name: "setname",
         fullname: "client|setname",
         arity: 3,
@@ -260,7 +260,7 @@ static CLIENT_SUBCOMMANDS: [CommandSpec; 18] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 40,
+        id: 41,
         name: "tracking",
         fullname: "client|tracking",
         arity: -3,
@@ -278,7 +278,7 @@ static CLIENT_SUBCOMMANDS: [CommandSpec; 18] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 41,
+        id: 42,
         name: "trackinginfo",
         fullname: "client|trackinginfo",
         arity: 2,
@@ -296,7 +296,7 @@ static CLIENT_SUBCOMMANDS: [CommandSpec; 18] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 42,
+        id: 43,
         name: "unblock",
         fullname: "client|unblock",
         arity: -3,
@@ -314,7 +314,7 @@ static CLIENT_SUBCOMMANDS: [CommandSpec; 18] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 43,
+        id: 44,
         name: "unpause",
         fullname: "client|unpause",
         arity: 2,
@@ -335,7 +335,7 @@ static CLIENT_SUBCOMMANDS: [CommandSpec; 18] = [
 
 static COMMAND_SUBCOMMANDS: [CommandSpec; 6] = [
     CommandSpec {
-        id: 45,
+        id: 46,
         name: "count",
         fullname: "command|count",
         arity: 2,
@@ -353,7 +353,7 @@ static COMMAND_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 46,
+        id: 47,
         name: "docs",
         fullname: "command|docs",
         arity: -2,
@@ -371,7 +371,7 @@ static COMMAND_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 47,
+        id: 48,
         name: "getkeys",
         fullname: "command|getkeys",
         arity: -4,
@@ -389,7 +389,7 @@ static COMMAND_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 48,
+        id: 49,
         name: "help",
         fullname: "command|help",
         arity: 2,
@@ -407,7 +407,7 @@ static COMMAND_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 49,
+        id: 50,
         name: "info",
         fullname: "command|info",
         arity: -2,
@@ -425,7 +425,7 @@ static COMMAND_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 50,
+        id: 51,
         name: "list",
         fullname: "command|list",
         arity: -2,
@@ -446,7 +446,7 @@ static COMMAND_SUBCOMMANDS: [CommandSpec; 6] = [
 
 static CONFIG_SUBCOMMANDS: [CommandSpec; 5] = [
     CommandSpec {
-        id: 52,
+        id: 53,
         name: "get",
         fullname: "config|get",
         arity: -3,
@@ -464,7 +464,7 @@ static CONFIG_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 53,
+        id: 54,
         name: "help",
         fullname: "config|help",
         arity: 2,
@@ -482,7 +482,7 @@ static CONFIG_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 54,
+        id: 55,
         name: "resetstat",
         fullname: "config|resetstat",
         arity: 2,
@@ -500,7 +500,7 @@ static CONFIG_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 55,
+        id: 56,
         name: "rewrite",
         fullname: "config|rewrite",
         arity: 2,
@@ -518,7 +518,7 @@ static CONFIG_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 56,
+        id: 57,
         name: "set",
         fullname: "config|set",
         arity: -4,
@@ -539,7 +539,7 @@ static CONFIG_SUBCOMMANDS: [CommandSpec; 5] = [
 
 static FUNCTION_SUBCOMMANDS: [CommandSpec; 9] = [
     CommandSpec {
-        id: 80,
+        id: 81,
         name: "delete",
         fullname: "function|delete",
         arity: 3,
@@ -557,7 +557,7 @@ static FUNCTION_SUBCOMMANDS: [CommandSpec; 9] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 81,
+        id: 82,
         name: "dump",
         fullname: "function|dump",
         arity: 2,
@@ -575,7 +575,7 @@ static FUNCTION_SUBCOMMANDS: [CommandSpec; 9] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 82,
+        id: 83,
         name: "flush",
         fullname: "function|flush",
         arity: -2,
@@ -593,7 +593,7 @@ static FUNCTION_SUBCOMMANDS: [CommandSpec; 9] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 83,
+        id: 84,
         name: "help",
         fullname: "function|help",
         arity: 2,
@@ -611,7 +611,7 @@ static FUNCTION_SUBCOMMANDS: [CommandSpec; 9] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 84,
+        id: 85,
         name: "kill",
         fullname: "function|kill",
         arity: 2,
@@ -629,7 +629,7 @@ static FUNCTION_SUBCOMMANDS: [CommandSpec; 9] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 85,
+        id: 86,
         name: "list",
         fullname: "function|list",
         arity: -2,
@@ -647,7 +647,7 @@ static FUNCTION_SUBCOMMANDS: [CommandSpec; 9] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 86,
+        id: 87,
         name: "load",
         fullname: "function|load",
         arity: -3,
@@ -665,7 +665,7 @@ static FUNCTION_SUBCOMMANDS: [CommandSpec; 9] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 87,
+        id: 88,
         name: "restore",
         fullname: "function|restore",
         arity: -3,
@@ -683,7 +683,7 @@ static FUNCTION_SUBCOMMANDS: [CommandSpec; 9] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 88,
+        id: 89,
         name: "stats",
         fullname: "function|stats",
         arity: 2,
@@ -704,7 +704,7 @@ static FUNCTION_SUBCOMMANDS: [CommandSpec; 9] = [
 
 static LATENCY_SUBCOMMANDS: [CommandSpec; 7] = [
     CommandSpec {
-        id: 129,
+        id: 130,
         name: "doctor",
         fullname: "latency|doctor",
         arity: 2,
@@ -722,7 +722,7 @@ static LATENCY_SUBCOMMANDS: [CommandSpec; 7] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 130,
+        id: 131,
         name: "graph",
         fullname: "latency|graph",
         arity: 3,
@@ -740,7 +740,7 @@ static LATENCY_SUBCOMMANDS: [CommandSpec; 7] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 131,
+        id: 132,
         name: "help",
         fullname: "latency|help",
         arity: 2,
@@ -758,7 +758,7 @@ static LATENCY_SUBCOMMANDS: [CommandSpec; 7] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 132,
+        id: 133,
         name: "histogram",
         fullname: "latency|histogram",
         arity: -2,
@@ -776,7 +776,7 @@ static LATENCY_SUBCOMMANDS: [CommandSpec; 7] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 133,
+        id: 134,
         name: "history",
         fullname: "latency|history",
         arity: 3,
@@ -794,7 +794,7 @@ static LATENCY_SUBCOMMANDS: [CommandSpec; 7] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 134,
+        id: 135,
         name: "latest",
         fullname: "latency|latest",
         arity: 2,
@@ -812,7 +812,7 @@ static LATENCY_SUBCOMMANDS: [CommandSpec; 7] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 135,
+        id: 136,
         name: "reset",
         fullname: "latency|reset",
         arity: -2,
@@ -833,7 +833,7 @@ static LATENCY_SUBCOMMANDS: [CommandSpec; 7] = [
 
 static MEMORY_SUBCOMMANDS: [CommandSpec; 6] = [
     CommandSpec {
-        id: 152,
+        id: 153,
         name: "doctor",
         fullname: "memory|doctor",
         arity: 2,
@@ -851,7 +851,7 @@ static MEMORY_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 153,
+        id: 154,
         name: "help",
         fullname: "memory|help",
         arity: 2,
@@ -869,7 +869,7 @@ static MEMORY_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 154,
+        id: 155,
         name: "malloc-stats",
         fullname: "memory|malloc-stats",
         arity: 2,
@@ -887,7 +887,7 @@ static MEMORY_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 155,
+        id: 156,
         name: "purge",
         fullname: "memory|purge",
         arity: 2,
@@ -905,7 +905,7 @@ static MEMORY_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 156,
+        id: 157,
         name: "stats",
         fullname: "memory|stats",
         arity: 2,
@@ -923,7 +923,7 @@ static MEMORY_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 157,
+        id: 158,
         name: "usage",
         fullname: "memory|usage",
         arity: -3,
@@ -944,7 +944,7 @@ static MEMORY_SUBCOMMANDS: [CommandSpec; 6] = [
 
 static MODULE_SUBCOMMANDS: [CommandSpec; 5] = [
     CommandSpec {
-        id: 161,
+        id: 162,
         name: "help",
         fullname: "module|help",
         arity: 2,
@@ -962,7 +962,7 @@ static MODULE_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 162,
+        id: 163,
         name: "list",
         fullname: "module|list",
         arity: 2,
@@ -980,7 +980,7 @@ static MODULE_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 163,
+        id: 164,
         name: "load",
         fullname: "module|load",
         arity: -3,
@@ -998,7 +998,7 @@ static MODULE_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 164,
+        id: 165,
         name: "loadex",
         fullname: "module|loadex",
         arity: -3,
@@ -1016,7 +1016,7 @@ static MODULE_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 165,
+        id: 166,
         name: "unload",
         fullname: "module|unload",
         arity: 3,
@@ -1037,7 +1037,7 @@ static MODULE_SUBCOMMANDS: [CommandSpec; 5] = [
 
 static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
     CommandSpec {
-        id: 172,
+        id: 173,
         name: "encoding",
         fullname: "object|encoding",
         arity: 3,
@@ -1055,7 +1055,7 @@ static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 173,
+        id: 174,
         name: "freq",
         fullname: "object|freq",
         arity: 3,
@@ -1073,7 +1073,7 @@ static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 174,
+        id: 175,
         name: "help",
         fullname: "object|help",
         arity: 2,
@@ -1091,7 +1091,7 @@ static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 175,
+        id: 176,
         name: "idletime",
         fullname: "object|idletime",
         arity: 3,
@@ -1109,7 +1109,7 @@ static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 176,
+        id: 177,
         name: "refcount",
         fullname: "object|refcount",
         arity: 3,
@@ -1130,7 +1130,7 @@ static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
 
 static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
     CommandSpec {
-        id: 190,
+        id: 191,
         name: "channels",
         fullname: "pubsub|channels",
         arity: -2,
@@ -1148,7 +1148,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 191,
+        id: 192,
         name: "help",
         fullname: "pubsub|help",
         arity: 2,
@@ -1166,7 +1166,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 192,
+        id: 193,
         name: "numpat",
         fullname: "pubsub|numpat",
         arity: 2,
@@ -1184,7 +1184,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 193,
+        id: 194,
         name: "numsub",
         fullname: "pubsub|numsub",
         arity: -2,
@@ -1202,7 +1202,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 194,
+        id: 195,
         name: "shardchannels",
         fullname: "pubsub|shardchannels",
         arity: -2,
@@ -1220,7 +1220,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 195,
+        id: 196,
         name: "shardnumsub",
         fullname: "pubsub|shardnumsub",
         arity: -2,
@@ -1241,7 +1241,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
 
 static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
     CommandSpec {
-        id: 214,
+        id: 215,
         name: "debug",
         fullname: "script|debug",
         arity: 3,
@@ -1259,7 +1259,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 215,
+        id: 216,
         name: "exists",
         fullname: "script|exists",
         arity: -3,
@@ -1277,7 +1277,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 216,
+        id: 217,
         name: "flush",
         fullname: "script|flush",
         arity: -2,
@@ -1295,7 +1295,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 217,
+        id: 218,
         name: "help",
         fullname: "script|help",
         arity: 2,
@@ -1313,7 +1313,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 218,
+        id: 219,
         name: "kill",
         fullname: "script|kill",
         arity: 2,
@@ -1331,7 +1331,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 219,
+        id: 220,
         name: "load",
         fullname: "script|load",
         arity: 3,
@@ -1352,7 +1352,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
 
 static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
     CommandSpec {
-        id: 234,
+        id: 235,
         name: "get",
         fullname: "slowlog|get",
         arity: -2,
@@ -1370,7 +1370,7 @@ static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 235,
+        id: 236,
         name: "help",
         fullname: "slowlog|help",
         arity: 2,
@@ -1388,7 +1388,7 @@ static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 236,
+        id: 237,
         name: "len",
         fullname: "slowlog|len",
         arity: 2,
@@ -1406,7 +1406,7 @@ static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 237,
+        id: 238,
         name: "reset",
         fullname: "slowlog|reset",
         arity: 2,
@@ -1427,7 +1427,7 @@ static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
 
 static VELO_SUBCOMMANDS: [CommandSpec; 1] = [
     CommandSpec {
-        id: 265,
+        id: 266,
         name: "families",
         fullname: "velo|families",
         arity: 2,
@@ -1448,7 +1448,7 @@ static VELO_SUBCOMMANDS: [CommandSpec; 1] = [
 
 static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
     CommandSpec {
-        id: 274,
+        id: 275,
         name: "create",
         fullname: "xgroup|create",
         arity: -5,
@@ -1466,7 +1466,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 275,
+        id: 276,
         name: "createconsumer",
         fullname: "xgroup|createconsumer",
         arity: 5,
@@ -1484,7 +1484,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 276,
+        id: 277,
         name: "delconsumer",
         fullname: "xgroup|delconsumer",
         arity: 5,
@@ -1502,7 +1502,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 277,
+        id: 278,
         name: "destroy",
         fullname: "xgroup|destroy",
         arity: 4,
@@ -1520,7 +1520,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 278,
+        id: 279,
         name: "help",
         fullname: "xgroup|help",
         arity: 2,
@@ -1538,7 +1538,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 279,
+        id: 280,
         name: "setid",
         fullname: "xgroup|setid",
         arity: -5,
@@ -1559,7 +1559,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
 
 static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
     CommandSpec {
-        id: 281,
+        id: 282,
         name: "consumers",
         fullname: "xinfo|consumers",
         arity: 4,
@@ -1577,7 +1577,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 282,
+        id: 283,
         name: "groups",
         fullname: "xinfo|groups",
         arity: 3,
@@ -1595,7 +1595,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 283,
+        id: 284,
         name: "help",
         fullname: "xinfo|help",
         arity: 2,
@@ -1613,7 +1613,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 284,
+        id: 285,
         name: "stream",
         fullname: "xinfo|stream",
         arity: -3,
@@ -1633,7 +1633,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
 ];
 
 /// Every top-level command, sorted by name.
-pub static COMMANDS: [CommandSpec; 238] = [
+pub static COMMANDS: [CommandSpec; 239] = [
     CommandSpec {
         id: 0,
         name: "append",
@@ -1708,6 +1708,24 @@ pub static COMMANDS: [CommandSpec; 238] = [
     },
     CommandSpec {
         id: 4,
+        name: "bf.debug",
+        fullname: "bf.debug",
+        arity: 2,
+        flags: Flags::READONLY,
+        acl: AclCategories::READ.union(AclCategories::SLOW),
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
+        key_finders: &[],
+        group: "bloom",
+        summary: "Returns the item count and each sub-filter's sizing of a Bloom filter.",
+        since: "1.0.0",
+        complexity: "O(1)",
+        handler: Some(super::bloom::bf_debug),
+        subcommands: &[],
+    },
+    CommandSpec {
+        id: 5,
         name: "bf.exists",
         fullname: "bf.exists",
         arity: 3,
@@ -1725,7 +1743,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 5,
+        id: 6,
         name: "bf.info",
         fullname: "bf.info",
         arity: -2,
@@ -1743,7 +1761,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 6,
+        id: 7,
         name: "bf.insert",
         fullname: "bf.insert",
         arity: -4,
@@ -1761,7 +1779,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 7,
+        id: 8,
         name: "bf.loadchunk",
         fullname: "bf.loadchunk",
         arity: 4,
@@ -1779,7 +1797,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 8,
+        id: 9,
         name: "bf.madd",
         fullname: "bf.madd",
         arity: -3,
@@ -1797,7 +1815,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 9,
+        id: 10,
         name: "bf.mexists",
         fullname: "bf.mexists",
         arity: -3,
@@ -1815,7 +1833,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 10,
+        id: 11,
         name: "bf.reserve",
         fullname: "bf.reserve",
         arity: -4,
@@ -1833,7 +1851,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 11,
+        id: 12,
         name: "bf.scandump",
         fullname: "bf.scandump",
         arity: 3,
@@ -1851,7 +1869,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 12,
+        id: 13,
         name: "bgsave",
         fullname: "bgsave",
         arity: -1,
@@ -1869,7 +1887,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 13,
+        id: 14,
         name: "bitcount",
         fullname: "bitcount",
         arity: -2,
@@ -1887,7 +1905,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 14,
+        id: 15,
         name: "bitfield",
         fullname: "bitfield",
         arity: -2,
@@ -1905,7 +1923,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 15,
+        id: 16,
         name: "bitfield_ro",
         fullname: "bitfield_ro",
         arity: -2,
@@ -1923,7 +1941,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 16,
+        id: 17,
         name: "bitop",
         fullname: "bitop",
         arity: -4,
@@ -1941,7 +1959,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 17,
+        id: 18,
         name: "bitpos",
         fullname: "bitpos",
         arity: -3,
@@ -1959,7 +1977,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 18,
+        id: 19,
         name: "blmove",
         fullname: "blmove",
         arity: 6,
@@ -1977,7 +1995,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 19,
+        id: 20,
         name: "blmpop",
         fullname: "blmpop",
         arity: -5,
@@ -1995,7 +2013,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 20,
+        id: 21,
         name: "blpop",
         fullname: "blpop",
         arity: -3,
@@ -2013,7 +2031,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 21,
+        id: 22,
         name: "brpop",
         fullname: "brpop",
         arity: -3,
@@ -2031,7 +2049,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 22,
+        id: 23,
         name: "brpoplpush",
         fullname: "brpoplpush",
         arity: 4,
@@ -2049,7 +2067,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 23,
+        id: 24,
         name: "bzmpop",
         fullname: "bzmpop",
         arity: -5,
@@ -2067,7 +2085,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 24,
+        id: 25,
         name: "bzpopmax",
         fullname: "bzpopmax",
         arity: -3,
@@ -2085,7 +2103,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 25,
+        id: 26,
         name: "bzpopmin",
         fullname: "bzpopmin",
         arity: -3,
@@ -2103,7 +2121,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 44,
+        id: 45,
         name: "client",
         fullname: "client",
         arity: -2,
@@ -2121,7 +2139,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &CLIENT_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 51,
+        id: 52,
         name: "command",
         fullname: "command",
         arity: -1,
@@ -2139,7 +2157,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &COMMAND_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 57,
+        id: 58,
         name: "config",
         fullname: "config",
         arity: -2,
@@ -2157,7 +2175,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &CONFIG_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 58,
+        id: 59,
         name: "copy",
         fullname: "copy",
         arity: -3,
@@ -2175,7 +2193,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 59,
+        id: 60,
         name: "dbsize",
         fullname: "dbsize",
         arity: 1,
@@ -2193,7 +2211,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 60,
+        id: 61,
         name: "debug",
         fullname: "debug",
         arity: -2,
@@ -2211,7 +2229,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 61,
+        id: 62,
         name: "decr",
         fullname: "decr",
         arity: 2,
@@ -2229,7 +2247,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 62,
+        id: 63,
         name: "decrby",
         fullname: "decrby",
         arity: 3,
@@ -2247,7 +2265,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 63,
+        id: 64,
         name: "del",
         fullname: "del",
         arity: -2,
@@ -2265,7 +2283,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 64,
+        id: 65,
         name: "discard",
         fullname: "discard",
         arity: 1,
@@ -2283,7 +2301,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 65,
+        id: 66,
         name: "dump",
         fullname: "dump",
         arity: 2,
@@ -2301,7 +2319,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 66,
+        id: 67,
         name: "echo",
         fullname: "echo",
         arity: 2,
@@ -2319,7 +2337,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 67,
+        id: 68,
         name: "eval",
         fullname: "eval",
         arity: -3,
@@ -2337,7 +2355,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 68,
+        id: 69,
         name: "evalsha",
         fullname: "evalsha",
         arity: -3,
@@ -2355,7 +2373,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 69,
+        id: 70,
         name: "evalsha_ro",
         fullname: "evalsha_ro",
         arity: -3,
@@ -2373,7 +2391,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 70,
+        id: 71,
         name: "eval_ro",
         fullname: "eval_ro",
         arity: -3,
@@ -2391,7 +2409,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 71,
+        id: 72,
         name: "exec",
         fullname: "exec",
         arity: 1,
@@ -2409,7 +2427,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 72,
+        id: 73,
         name: "exists",
         fullname: "exists",
         arity: -2,
@@ -2427,7 +2445,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 73,
+        id: 74,
         name: "expire",
         fullname: "expire",
         arity: -3,
@@ -2445,7 +2463,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 74,
+        id: 75,
         name: "expireat",
         fullname: "expireat",
         arity: -3,
@@ -2463,7 +2481,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 75,
+        id: 76,
         name: "expiretime",
         fullname: "expiretime",
         arity: 2,
@@ -2481,7 +2499,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 76,
+        id: 77,
         name: "fcall",
         fullname: "fcall",
         arity: -3,
@@ -2499,7 +2517,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 77,
+        id: 78,
         name: "fcall_ro",
         fullname: "fcall_ro",
         arity: -3,
@@ -2517,7 +2535,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 78,
+        id: 79,
         name: "flushall",
         fullname: "flushall",
         arity: -1,
@@ -2535,7 +2553,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 79,
+        id: 80,
         name: "flushdb",
         fullname: "flushdb",
         arity: -1,
@@ -2553,7 +2571,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 89,
+        id: 90,
         name: "function",
         fullname: "function",
         arity: -2,
@@ -2571,7 +2589,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &FUNCTION_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 90,
+        id: 91,
         name: "geoadd",
         fullname: "geoadd",
         arity: -5,
@@ -2589,7 +2607,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 91,
+        id: 92,
         name: "geodist",
         fullname: "geodist",
         arity: -4,
@@ -2607,7 +2625,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 92,
+        id: 93,
         name: "geohash",
         fullname: "geohash",
         arity: -2,
@@ -2625,7 +2643,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 93,
+        id: 94,
         name: "geopos",
         fullname: "geopos",
         arity: -2,
@@ -2643,7 +2661,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 94,
+        id: 95,
         name: "georadius",
         fullname: "georadius",
         arity: -6,
@@ -2661,7 +2679,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 95,
+        id: 96,
         name: "georadiusbymember",
         fullname: "georadiusbymember",
         arity: -5,
@@ -2679,7 +2697,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 96,
+        id: 97,
         name: "georadiusbymember_ro",
         fullname: "georadiusbymember_ro",
         arity: -5,
@@ -2697,7 +2715,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 97,
+        id: 98,
         name: "georadius_ro",
         fullname: "georadius_ro",
         arity: -6,
@@ -2715,7 +2733,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 98,
+        id: 99,
         name: "geosearch",
         fullname: "geosearch",
         arity: -7,
@@ -2733,7 +2751,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 99,
+        id: 100,
         name: "geosearchstore",
         fullname: "geosearchstore",
         arity: -8,
@@ -2751,7 +2769,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 100,
+        id: 101,
         name: "get",
         fullname: "get",
         arity: 2,
@@ -2769,7 +2787,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 101,
+        id: 102,
         name: "getbit",
         fullname: "getbit",
         arity: 3,
@@ -2787,7 +2805,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 102,
+        id: 103,
         name: "getdel",
         fullname: "getdel",
         arity: 2,
@@ -2805,7 +2823,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 103,
+        id: 104,
         name: "getex",
         fullname: "getex",
         arity: -2,
@@ -2823,7 +2841,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 104,
+        id: 105,
         name: "getrange",
         fullname: "getrange",
         arity: 4,
@@ -2841,7 +2859,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 105,
+        id: 106,
         name: "getset",
         fullname: "getset",
         arity: 3,
@@ -2859,7 +2877,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 106,
+        id: 107,
         name: "hdel",
         fullname: "hdel",
         arity: -3,
@@ -2877,7 +2895,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 107,
+        id: 108,
         name: "hello",
         fullname: "hello",
         arity: -1,
@@ -2895,7 +2913,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 108,
+        id: 109,
         name: "hexists",
         fullname: "hexists",
         arity: 3,
@@ -2913,7 +2931,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 109,
+        id: 110,
         name: "hget",
         fullname: "hget",
         arity: 3,
@@ -2931,7 +2949,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 110,
+        id: 111,
         name: "hgetall",
         fullname: "hgetall",
         arity: 2,
@@ -2949,7 +2967,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 111,
+        id: 112,
         name: "hincrby",
         fullname: "hincrby",
         arity: 4,
@@ -2967,7 +2985,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 112,
+        id: 113,
         name: "hincrbyfloat",
         fullname: "hincrbyfloat",
         arity: 4,
@@ -2985,7 +3003,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 113,
+        id: 114,
         name: "hkeys",
         fullname: "hkeys",
         arity: 2,
@@ -3003,7 +3021,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 114,
+        id: 115,
         name: "hlen",
         fullname: "hlen",
         arity: 2,
@@ -3021,7 +3039,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 115,
+        id: 116,
         name: "hmget",
         fullname: "hmget",
         arity: -3,
@@ -3039,7 +3057,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 116,
+        id: 117,
         name: "hmset",
         fullname: "hmset",
         arity: -4,
@@ -3057,7 +3075,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 117,
+        id: 118,
         name: "hrandfield",
         fullname: "hrandfield",
         arity: -2,
@@ -3075,7 +3093,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 118,
+        id: 119,
         name: "hscan",
         fullname: "hscan",
         arity: -3,
@@ -3093,7 +3111,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 119,
+        id: 120,
         name: "hset",
         fullname: "hset",
         arity: -4,
@@ -3111,7 +3129,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 120,
+        id: 121,
         name: "hsetnx",
         fullname: "hsetnx",
         arity: 4,
@@ -3129,7 +3147,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 121,
+        id: 122,
         name: "hstrlen",
         fullname: "hstrlen",
         arity: 3,
@@ -3147,7 +3165,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 122,
+        id: 123,
         name: "hvals",
         fullname: "hvals",
         arity: 2,
@@ -3165,7 +3183,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 123,
+        id: 124,
         name: "incr",
         fullname: "incr",
         arity: 2,
@@ -3183,7 +3201,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 124,
+        id: 125,
         name: "incrby",
         fullname: "incrby",
         arity: 3,
@@ -3201,7 +3219,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 125,
+        id: 126,
         name: "incrbyfloat",
         fullname: "incrbyfloat",
         arity: 3,
@@ -3219,7 +3237,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 126,
+        id: 127,
         name: "info",
         fullname: "info",
         arity: -1,
@@ -3237,7 +3255,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 127,
+        id: 128,
         name: "keys",
         fullname: "keys",
         arity: 2,
@@ -3255,7 +3273,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 128,
+        id: 129,
         name: "lastsave",
         fullname: "lastsave",
         arity: 1,
@@ -3273,7 +3291,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 136,
+        id: 137,
         name: "latency",
         fullname: "latency",
         arity: -2,
@@ -3291,7 +3309,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &LATENCY_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 137,
+        id: 138,
         name: "lcs",
         fullname: "lcs",
         arity: -3,
@@ -3309,7 +3327,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 138,
+        id: 139,
         name: "lindex",
         fullname: "lindex",
         arity: 3,
@@ -3327,7 +3345,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 139,
+        id: 140,
         name: "linsert",
         fullname: "linsert",
         arity: 5,
@@ -3345,7 +3363,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 140,
+        id: 141,
         name: "llen",
         fullname: "llen",
         arity: 2,
@@ -3363,7 +3381,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 141,
+        id: 142,
         name: "lmove",
         fullname: "lmove",
         arity: 5,
@@ -3381,7 +3399,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 142,
+        id: 143,
         name: "lmpop",
         fullname: "lmpop",
         arity: -4,
@@ -3399,7 +3417,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 143,
+        id: 144,
         name: "lolwut",
         fullname: "lolwut",
         arity: -1,
@@ -3417,7 +3435,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 144,
+        id: 145,
         name: "lpop",
         fullname: "lpop",
         arity: -2,
@@ -3435,7 +3453,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 145,
+        id: 146,
         name: "lpos",
         fullname: "lpos",
         arity: -3,
@@ -3453,7 +3471,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 146,
+        id: 147,
         name: "lpush",
         fullname: "lpush",
         arity: -3,
@@ -3471,7 +3489,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 147,
+        id: 148,
         name: "lpushx",
         fullname: "lpushx",
         arity: -3,
@@ -3489,7 +3507,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 148,
+        id: 149,
         name: "lrange",
         fullname: "lrange",
         arity: 4,
@@ -3507,7 +3525,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 149,
+        id: 150,
         name: "lrem",
         fullname: "lrem",
         arity: 4,
@@ -3525,7 +3543,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 150,
+        id: 151,
         name: "lset",
         fullname: "lset",
         arity: 4,
@@ -3543,7 +3561,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 151,
+        id: 152,
         name: "ltrim",
         fullname: "ltrim",
         arity: 4,
@@ -3561,7 +3579,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 158,
+        id: 159,
         name: "memory",
         fullname: "memory",
         arity: -2,
@@ -3579,7 +3597,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &MEMORY_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 159,
+        id: 160,
         name: "mget",
         fullname: "mget",
         arity: -2,
@@ -3597,7 +3615,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 160,
+        id: 161,
         name: "migrate",
         fullname: "migrate",
         arity: -6,
@@ -3615,7 +3633,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 166,
+        id: 167,
         name: "module",
         fullname: "module",
         arity: -2,
@@ -3633,7 +3651,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &MODULE_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 167,
+        id: 168,
         name: "monitor",
         fullname: "monitor",
         arity: 1,
@@ -3651,7 +3669,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 168,
+        id: 169,
         name: "move",
         fullname: "move",
         arity: 3,
@@ -3669,7 +3687,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 169,
+        id: 170,
         name: "mset",
         fullname: "mset",
         arity: -3,
@@ -3687,7 +3705,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 170,
+        id: 171,
         name: "msetnx",
         fullname: "msetnx",
         arity: -3,
@@ -3705,7 +3723,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 171,
+        id: 172,
         name: "multi",
         fullname: "multi",
         arity: 1,
@@ -3723,7 +3741,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 177,
+        id: 178,
         name: "object",
         fullname: "object",
         arity: -2,
@@ -3741,7 +3759,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &OBJECT_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 178,
+        id: 179,
         name: "persist",
         fullname: "persist",
         arity: 2,
@@ -3759,7 +3777,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 179,
+        id: 180,
         name: "pexpire",
         fullname: "pexpire",
         arity: -3,
@@ -3777,7 +3795,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 180,
+        id: 181,
         name: "pexpireat",
         fullname: "pexpireat",
         arity: -3,
@@ -3795,7 +3813,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 181,
+        id: 182,
         name: "pexpiretime",
         fullname: "pexpiretime",
         arity: 2,
@@ -3813,7 +3831,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 182,
+        id: 183,
         name: "pfadd",
         fullname: "pfadd",
         arity: -2,
@@ -3831,7 +3849,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 183,
+        id: 184,
         name: "pfcount",
         fullname: "pfcount",
         arity: -2,
@@ -3849,7 +3867,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 184,
+        id: 185,
         name: "pfmerge",
         fullname: "pfmerge",
         arity: -2,
@@ -3867,7 +3885,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 185,
+        id: 186,
         name: "ping",
         fullname: "ping",
         arity: -1,
@@ -3885,7 +3903,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 186,
+        id: 187,
         name: "psetex",
         fullname: "psetex",
         arity: 4,
@@ -3903,7 +3921,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 187,
+        id: 188,
         name: "psubscribe",
         fullname: "psubscribe",
         arity: -2,
@@ -3921,7 +3939,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 188,
+        id: 189,
         name: "pttl",
         fullname: "pttl",
         arity: 2,
@@ -3939,7 +3957,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 189,
+        id: 190,
         name: "publish",
         fullname: "publish",
         arity: 3,
@@ -3957,7 +3975,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 196,
+        id: 197,
         name: "pubsub",
         fullname: "pubsub",
         arity: -2,
@@ -3975,7 +3993,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &PUBSUB_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 197,
+        id: 198,
         name: "punsubscribe",
         fullname: "punsubscribe",
         arity: -1,
@@ -3993,7 +4011,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 198,
+        id: 199,
         name: "quit",
         fullname: "quit",
         arity: -1,
@@ -4011,7 +4029,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 199,
+        id: 200,
         name: "randomkey",
         fullname: "randomkey",
         arity: 1,
@@ -4029,7 +4047,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 200,
+        id: 201,
         name: "rename",
         fullname: "rename",
         arity: 3,
@@ -4047,7 +4065,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 201,
+        id: 202,
         name: "renamenx",
         fullname: "renamenx",
         arity: 3,
@@ -4065,7 +4083,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 202,
+        id: 203,
         name: "replconf",
         fullname: "replconf",
         arity: -1,
@@ -4083,7 +4101,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 203,
+        id: 204,
         name: "reset",
         fullname: "reset",
         arity: 1,
@@ -4101,7 +4119,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 204,
+        id: 205,
         name: "restore",
         fullname: "restore",
         arity: -4,
@@ -4119,7 +4137,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 205,
+        id: 206,
         name: "role",
         fullname: "role",
         arity: 1,
@@ -4137,7 +4155,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 206,
+        id: 207,
         name: "rpop",
         fullname: "rpop",
         arity: -2,
@@ -4155,7 +4173,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 207,
+        id: 208,
         name: "rpoplpush",
         fullname: "rpoplpush",
         arity: 3,
@@ -4173,7 +4191,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 208,
+        id: 209,
         name: "rpush",
         fullname: "rpush",
         arity: -3,
@@ -4191,7 +4209,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 209,
+        id: 210,
         name: "rpushx",
         fullname: "rpushx",
         arity: -3,
@@ -4209,7 +4227,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 210,
+        id: 211,
         name: "sadd",
         fullname: "sadd",
         arity: -3,
@@ -4227,7 +4245,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 211,
+        id: 212,
         name: "save",
         fullname: "save",
         arity: 1,
@@ -4245,7 +4263,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 212,
+        id: 213,
         name: "scan",
         fullname: "scan",
         arity: -2,
@@ -4263,7 +4281,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 213,
+        id: 214,
         name: "scard",
         fullname: "scard",
         arity: 2,
@@ -4281,7 +4299,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 220,
+        id: 221,
         name: "script",
         fullname: "script",
         arity: -2,
@@ -4299,7 +4317,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &SCRIPT_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 221,
+        id: 222,
         name: "sdiff",
         fullname: "sdiff",
         arity: -2,
@@ -4317,7 +4335,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 222,
+        id: 223,
         name: "sdiffstore",
         fullname: "sdiffstore",
         arity: -3,
@@ -4335,7 +4353,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 223,
+        id: 224,
         name: "select",
         fullname: "select",
         arity: 2,
@@ -4353,7 +4371,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 224,
+        id: 225,
         name: "set",
         fullname: "set",
         arity: -3,
@@ -4371,7 +4389,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 225,
+        id: 226,
         name: "setbit",
         fullname: "setbit",
         arity: 4,
@@ -4389,7 +4407,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 226,
+        id: 227,
         name: "setex",
         fullname: "setex",
         arity: 4,
@@ -4407,7 +4425,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 227,
+        id: 228,
         name: "setnx",
         fullname: "setnx",
         arity: 3,
@@ -4425,7 +4443,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 228,
+        id: 229,
         name: "setrange",
         fullname: "setrange",
         arity: 4,
@@ -4443,7 +4461,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 229,
+        id: 230,
         name: "shutdown",
         fullname: "shutdown",
         arity: -1,
@@ -4461,7 +4479,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 230,
+        id: 231,
         name: "sinter",
         fullname: "sinter",
         arity: -2,
@@ -4479,7 +4497,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 231,
+        id: 232,
         name: "sintercard",
         fullname: "sintercard",
         arity: -3,
@@ -4497,7 +4515,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 232,
+        id: 233,
         name: "sinterstore",
         fullname: "sinterstore",
         arity: -3,
@@ -4515,7 +4533,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 233,
+        id: 234,
         name: "sismember",
         fullname: "sismember",
         arity: 3,
@@ -4533,7 +4551,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 238,
+        id: 239,
         name: "slowlog",
         fullname: "slowlog",
         arity: -2,
@@ -4551,7 +4569,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &SLOWLOG_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 239,
+        id: 240,
         name: "smembers",
         fullname: "smembers",
         arity: 2,
@@ -4569,7 +4587,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 240,
+        id: 241,
         name: "smismember",
         fullname: "smismember",
         arity: -3,
@@ -4587,7 +4605,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 241,
+        id: 242,
         name: "smove",
         fullname: "smove",
         arity: 4,
@@ -4605,7 +4623,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 242,
+        id: 243,
         name: "sort",
         fullname: "sort",
         arity: -2,
@@ -4623,7 +4641,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 243,
+        id: 244,
         name: "sort_ro",
         fullname: "sort_ro",
         arity: -2,
@@ -4641,7 +4659,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 244,
+        id: 245,
         name: "spop",
         fullname: "spop",
         arity: -2,
@@ -4659,7 +4677,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 245,
+        id: 246,
         name: "spublish",
         fullname: "spublish",
         arity: 3,
@@ -4677,7 +4695,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 246,
+        id: 247,
         name: "srandmember",
         fullname: "srandmember",
         arity: -2,
@@ -4695,7 +4713,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 247,
+        id: 248,
         name: "srem",
         fullname: "srem",
         arity: -3,
@@ -4713,7 +4731,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 248,
+        id: 249,
         name: "sscan",
         fullname: "sscan",
         arity: -3,
@@ -4731,7 +4749,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 249,
+        id: 250,
         name: "ssubscribe",
         fullname: "ssubscribe",
         arity: -2,
@@ -4749,7 +4767,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 250,
+        id: 251,
         name: "strlen",
         fullname: "strlen",
         arity: 2,
@@ -4767,7 +4785,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 251,
+        id: 252,
         name: "subscribe",
         fullname: "subscribe",
         arity: -2,
@@ -4785,7 +4803,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 252,
+        id: 253,
         name: "substr",
         fullname: "substr",
         arity: 4,
@@ -4803,7 +4821,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 253,
+        id: 254,
         name: "sunion",
         fullname: "sunion",
         arity: -2,
@@ -4821,7 +4839,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 254,
+        id: 255,
         name: "sunionstore",
         fullname: "sunionstore",
         arity: -3,
@@ -4839,7 +4857,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 255,
+        id: 256,
         name: "sunsubscribe",
         fullname: "sunsubscribe",
         arity: -1,
@@ -4857,7 +4875,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 256,
+        id: 257,
         name: "swapdb",
         fullname: "swapdb",
         arity: 3,
@@ -4875,7 +4893,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 257,
+        id: 258,
         name: "sync",
         fullname: "sync",
         arity: 1,
@@ -4893,7 +4911,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 258,
+        id: 259,
         name: "time",
         fullname: "time",
         arity: 1,
@@ -4911,7 +4929,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 259,
+        id: 260,
         name: "touch",
         fullname: "touch",
         arity: -2,
@@ -4929,7 +4947,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 260,
+        id: 261,
         name: "ttl",
         fullname: "ttl",
         arity: 2,
@@ -4947,7 +4965,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 261,
+        id: 262,
         name: "type",
         fullname: "type",
         arity: 2,
@@ -4965,7 +4983,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 262,
+        id: 263,
         name: "unlink",
         fullname: "unlink",
         arity: -2,
@@ -4983,7 +5001,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 263,
+        id: 264,
         name: "unsubscribe",
         fullname: "unsubscribe",
         arity: -1,
@@ -5001,7 +5019,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 264,
+        id: 265,
         name: "unwatch",
         fullname: "unwatch",
         arity: 1,
@@ -5019,7 +5037,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 266,
+        id: 267,
         name: "velo",
         fullname: "velo",
         arity: -2,
@@ -5037,7 +5055,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &VELO_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 267,
+        id: 268,
         name: "wait",
         fullname: "wait",
         arity: 3,
@@ -5055,7 +5073,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 268,
+        id: 269,
         name: "watch",
         fullname: "watch",
         arity: -2,
@@ -5073,7 +5091,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 269,
+        id: 270,
         name: "xack",
         fullname: "xack",
         arity: -4,
@@ -5091,7 +5109,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 270,
+        id: 271,
         name: "xadd",
         fullname: "xadd",
         arity: -5,
@@ -5109,7 +5127,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 271,
+        id: 272,
         name: "xautoclaim",
         fullname: "xautoclaim",
         arity: -6,
@@ -5127,7 +5145,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 272,
+        id: 273,
         name: "xclaim",
         fullname: "xclaim",
         arity: -6,
@@ -5145,7 +5163,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 273,
+        id: 274,
         name: "xdel",
         fullname: "xdel",
         arity: -3,
@@ -5163,7 +5181,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 280,
+        id: 281,
         name: "xgroup",
         fullname: "xgroup",
         arity: -2,
@@ -5181,7 +5199,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &XGROUP_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 285,
+        id: 286,
         name: "xinfo",
         fullname: "xinfo",
         arity: -2,
@@ -5199,7 +5217,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &XINFO_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 286,
+        id: 287,
         name: "xlen",
         fullname: "xlen",
         arity: 2,
@@ -5217,7 +5235,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 287,
+        id: 288,
         name: "xpending",
         fullname: "xpending",
         arity: -3,
@@ -5235,7 +5253,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 288,
+        id: 289,
         name: "xrange",
         fullname: "xrange",
         arity: -4,
@@ -5253,7 +5271,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 289,
+        id: 290,
         name: "xread",
         fullname: "xread",
         arity: -4,
@@ -5271,7 +5289,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 290,
+        id: 291,
         name: "xreadgroup",
         fullname: "xreadgroup",
         arity: -7,
@@ -5289,7 +5307,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 291,
+        id: 292,
         name: "xrevrange",
         fullname: "xrevrange",
         arity: -4,
@@ -5307,7 +5325,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 292,
+        id: 293,
         name: "xsetid",
         fullname: "xsetid",
         arity: -3,
@@ -5325,7 +5343,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 293,
+        id: 294,
         name: "xtrim",
         fullname: "xtrim",
         arity: -4,
@@ -5343,7 +5361,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 294,
+        id: 295,
         name: "zadd",
         fullname: "zadd",
         arity: -4,
@@ -5361,7 +5379,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 295,
+        id: 296,
         name: "zcard",
         fullname: "zcard",
         arity: 2,
@@ -5379,7 +5397,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 296,
+        id: 297,
         name: "zcount",
         fullname: "zcount",
         arity: 4,
@@ -5397,7 +5415,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 297,
+        id: 298,
         name: "zdiff",
         fullname: "zdiff",
         arity: -3,
@@ -5415,7 +5433,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 298,
+        id: 299,
         name: "zdiffstore",
         fullname: "zdiffstore",
         arity: -4,
@@ -5433,7 +5451,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 299,
+        id: 300,
         name: "zincrby",
         fullname: "zincrby",
         arity: 4,
@@ -5451,7 +5469,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 300,
+        id: 301,
         name: "zinter",
         fullname: "zinter",
         arity: -3,
@@ -5469,7 +5487,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 301,
+        id: 302,
         name: "zintercard",
         fullname: "zintercard",
         arity: -3,
@@ -5487,7 +5505,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 302,
+        id: 303,
         name: "zinterstore",
         fullname: "zinterstore",
         arity: -4,
@@ -5505,7 +5523,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 303,
+        id: 304,
         name: "zlexcount",
         fullname: "zlexcount",
         arity: 4,
@@ -5523,7 +5541,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 304,
+        id: 305,
         name: "zmpop",
         fullname: "zmpop",
         arity: -4,
@@ -5541,7 +5559,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 305,
+        id: 306,
         name: "zmscore",
         fullname: "zmscore",
         arity: -3,
@@ -5559,7 +5577,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 306,
+        id: 307,
         name: "zpopmax",
         fullname: "zpopmax",
         arity: -2,
@@ -5577,7 +5595,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 307,
+        id: 308,
         name: "zpopmin",
         fullname: "zpopmin",
         arity: -2,
@@ -5595,7 +5613,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 308,
+        id: 309,
         name: "zrandmember",
         fullname: "zrandmember",
         arity: -2,
@@ -5613,7 +5631,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 309,
+        id: 310,
         name: "zrange",
         fullname: "zrange",
         arity: -4,
@@ -5631,7 +5649,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 310,
+        id: 311,
         name: "zrangebylex",
         fullname: "zrangebylex",
         arity: -4,
@@ -5649,7 +5667,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 311,
+        id: 312,
         name: "zrangebyscore",
         fullname: "zrangebyscore",
         arity: -4,
@@ -5667,7 +5685,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 312,
+        id: 313,
         name: "zrangestore",
         fullname: "zrangestore",
         arity: -5,
@@ -5685,7 +5703,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 313,
+        id: 314,
         name: "zrank",
         fullname: "zrank",
         arity: 3,
@@ -5703,7 +5721,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 314,
+        id: 315,
         name: "zrem",
         fullname: "zrem",
         arity: -3,
@@ -5721,7 +5739,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 315,
+        id: 316,
         name: "zremrangebylex",
         fullname: "zremrangebylex",
         arity: 4,
@@ -5739,7 +5757,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 316,
+        id: 317,
         name: "zremrangebyrank",
         fullname: "zremrangebyrank",
         arity: 4,
@@ -5757,7 +5775,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 317,
+        id: 318,
         name: "zremrangebyscore",
         fullname: "zremrangebyscore",
         arity: 4,
@@ -5775,7 +5793,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 318,
+        id: 319,
         name: "zrevrange",
         fullname: "zrevrange",
         arity: -4,
@@ -5793,7 +5811,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 319,
+        id: 320,
         name: "zrevrangebylex",
         fullname: "zrevrangebylex",
         arity: -4,
@@ -5811,7 +5829,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 320,
+        id: 321,
         name: "zrevrangebyscore",
         fullname: "zrevrangebyscore",
         arity: -4,
@@ -5829,7 +5847,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 321,
+        id: 322,
         name: "zrevrank",
         fullname: "zrevrank",
         arity: 3,
@@ -5847,7 +5865,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 322,
+        id: 323,
         name: "zscan",
         fullname: "zscan",
         arity: -3,
@@ -5865,7 +5883,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 323,
+        id: 324,
         name: "zscore",
         fullname: "zscore",
         arity: 3,
@@ -5883,7 +5901,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 324,
+        id: 325,
         name: "zunion",
         fullname: "zunion",
         arity: -3,
@@ -5901,7 +5919,7 @@ pub static COMMANDS: [CommandSpec; 238] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 325,
+        id: 326,
         name: "zunionstore",
         fullname: "zunionstore",
         arity: -4,
@@ -5931,240 +5949,241 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
         b"auth" => 1,
         b"bf.add" => 2,
         b"bf.card" => 3,
-        b"bf.exists" => 4,
-        b"bf.info" => 5,
-        b"bf.insert" => 6,
-        b"bf.loadchunk" => 7,
-        b"bf.madd" => 8,
-        b"bf.mexists" => 9,
-        b"bf.reserve" => 10,
-        b"bf.scandump" => 11,
-        b"bgsave" => 12,
-        b"bitcount" => 13,
-        b"bitfield" => 14,
-        b"bitfield_ro" => 15,
-        b"bitop" => 16,
-        b"bitpos" => 17,
-        b"blmove" => 18,
-        b"blmpop" => 19,
-        b"blpop" => 20,
-        b"brpop" => 21,
-        b"brpoplpush" => 22,
-        b"bzmpop" => 23,
-        b"bzpopmax" => 24,
-        b"bzpopmin" => 25,
-        b"client" => 26,
-        b"command" => 27,
-        b"config" => 28,
-        b"copy" => 29,
-        b"dbsize" => 30,
-        b"debug" => 31,
-        b"decr" => 32,
-        b"decrby" => 33,
-        b"del" => 34,
-        b"discard" => 35,
-        b"dump" => 36,
-        b"echo" => 37,
-        b"eval" => 38,
-        b"evalsha" => 39,
-        b"evalsha_ro" => 40,
-        b"eval_ro" => 41,
-        b"exec" => 42,
-        b"exists" => 43,
-        b"expire" => 44,
-        b"expireat" => 45,
-        b"expiretime" => 46,
-        b"fcall" => 47,
-        b"fcall_ro" => 48,
-        b"flushall" => 49,
-        b"flushdb" => 50,
-        b"function" => 51,
-        b"geoadd" => 52,
-        b"geodist" => 53,
-        b"geohash" => 54,
-        b"geopos" => 55,
-        b"georadius" => 56,
-        b"georadiusbymember" => 57,
-        b"georadiusbymember_ro" => 58,
-        b"georadius_ro" => 59,
-        b"geosearch" => 60,
-        b"geosearchstore" => 61,
-        b"get" => 62,
-        b"getbit" => 63,
-        b"getdel" => 64,
-        b"getex" => 65,
-        b"getrange" => 66,
-        b"getset" => 67,
-        b"hdel" => 68,
-        b"hello" => 69,
-        b"hexists" => 70,
-        b"hget" => 71,
-        b"hgetall" => 72,
-        b"hincrby" => 73,
-        b"hincrbyfloat" => 74,
-        b"hkeys" => 75,
-        b"hlen" => 76,
-        b"hmget" => 77,
-        b"hmset" => 78,
-        b"hrandfield" => 79,
-        b"hscan" => 80,
-        b"hset" => 81,
-        b"hsetnx" => 82,
-        b"hstrlen" => 83,
-        b"hvals" => 84,
-        b"incr" => 85,
-        b"incrby" => 86,
-        b"incrbyfloat" => 87,
-        b"info" => 88,
-        b"keys" => 89,
-        b"lastsave" => 90,
-        b"latency" => 91,
-        b"lcs" => 92,
-        b"lindex" => 93,
-        b"linsert" => 94,
-        b"llen" => 95,
-        b"lmove" => 96,
-        b"lmpop" => 97,
-        b"lolwut" => 98,
-        b"lpop" => 99,
-        b"lpos" => 100,
-        b"lpush" => 101,
-        b"lpushx" => 102,
-        b"lrange" => 103,
-        b"lrem" => 104,
-        b"lset" => 105,
-        b"ltrim" => 106,
-        b"memory" => 107,
-        b"mget" => 108,
-        b"migrate" => 109,
-        b"module" => 110,
-        b"monitor" => 111,
-        b"move" => 112,
-        b"mset" => 113,
-        b"msetnx" => 114,
-        b"multi" => 115,
-        b"object" => 116,
-        b"persist" => 117,
-        b"pexpire" => 118,
-        b"pexpireat" => 119,
-        b"pexpiretime" => 120,
-        b"pfadd" => 121,
-        b"pfcount" => 122,
-        b"pfmerge" => 123,
-        b"ping" => 124,
-        b"psetex" => 125,
-        b"psubscribe" => 126,
-        b"pttl" => 127,
-        b"publish" => 128,
-        b"pubsub" => 129,
-        b"punsubscribe" => 130,
-        b"quit" => 131,
-        b"randomkey" => 132,
-        b"rename" => 133,
-        b"renamenx" => 134,
-        b"replconf" => 135,
-        b"reset" => 136,
-        b"restore" => 137,
-        b"role" => 138,
-        b"rpop" => 139,
-        b"rpoplpush" => 140,
-        b"rpush" => 141,
-        b"rpushx" => 142,
-        b"sadd" => 143,
-        b"save" => 144,
-        b"scan" => 145,
-        b"scard" => 146,
-        b"script" => 147,
-        b"sdiff" => 148,
-        b"sdiffstore" => 149,
-        b"select" => 150,
-        b"set" => 151,
-        b"setbit" => 152,
-        b"setex" => 153,
-        b"setnx" => 154,
-        b"setrange" => 155,
-        b"shutdown" => 156,
-        b"sinter" => 157,
-        b"sintercard" => 158,
-        b"sinterstore" => 159,
-        b"sismember" => 160,
-        b"slowlog" => 161,
-        b"smembers" => 162,
-        b"smismember" => 163,
-        b"smove" => 164,
-        b"sort" => 165,
-        b"sort_ro" => 166,
-        b"spop" => 167,
-        b"spublish" => 168,
-        b"srandmember" => 169,
-        b"srem" => 170,
-        b"sscan" => 171,
-        b"ssubscribe" => 172,
-        b"strlen" => 173,
-        b"subscribe" => 174,
-        b"substr" => 175,
-        b"sunion" => 176,
-        b"sunionstore" => 177,
-        b"sunsubscribe" => 178,
-        b"swapdb" => 179,
-        b"sync" => 180,
-        b"time" => 181,
-        b"touch" => 182,
-        b"ttl" => 183,
-        b"type" => 184,
-        b"unlink" => 185,
-        b"unsubscribe" => 186,
-        b"unwatch" => 187,
-        b"velo" => 188,
-        b"wait" => 189,
-        b"watch" => 190,
-        b"xack" => 191,
-        b"xadd" => 192,
-        b"xautoclaim" => 193,
-        b"xclaim" => 194,
-        b"xdel" => 195,
-        b"xgroup" => 196,
-        b"xinfo" => 197,
-        b"xlen" => 198,
-        b"xpending" => 199,
-        b"xrange" => 200,
-        b"xread" => 201,
-        b"xreadgroup" => 202,
-        b"xrevrange" => 203,
-        b"xsetid" => 204,
-        b"xtrim" => 205,
-        b"zadd" => 206,
-        b"zcard" => 207,
-        b"zcount" => 208,
-        b"zdiff" => 209,
-        b"zdiffstore" => 210,
-        b"zincrby" => 211,
-        b"zinter" => 212,
-        b"zintercard" => 213,
-        b"zinterstore" => 214,
-        b"zlexcount" => 215,
-        b"zmpop" => 216,
-        b"zmscore" => 217,
-        b"zpopmax" => 218,
-        b"zpopmin" => 219,
-        b"zrandmember" => 220,
-        b"zrange" => 221,
-        b"zrangebylex" => 222,
-        b"zrangebyscore" => 223,
-        b"zrangestore" => 224,
-        b"zrank" => 225,
-        b"zrem" => 226,
-        b"zremrangebylex" => 227,
-        b"zremrangebyrank" => 228,
-        b"zremrangebyscore" => 229,
-        b"zrevrange" => 230,
-        b"zrevrangebylex" => 231,
-        b"zrevrangebyscore" => 232,
-        b"zrevrank" => 233,
-        b"zscan" => 234,
-        b"zscore" => 235,
-        b"zunion" => 236,
-        b"zunionstore" => 237,
+        b"bf.debug" => 4,
+        b"bf.exists" => 5,
+        b"bf.info" => 6,
+        b"bf.insert" => 7,
+        b"bf.loadchunk" => 8,
+        b"bf.madd" => 9,
+        b"bf.mexists" => 10,
+        b"bf.reserve" => 11,
+        b"bf.scandump" => 12,
+        b"bgsave" => 13,
+        b"bitcount" => 14,
+        b"bitfield" => 15,
+        b"bitfield_ro" => 16,
+        b"bitop" => 17,
+        b"bitpos" => 18,
+        b"blmove" => 19,
+        b"blmpop" => 20,
+        b"blpop" => 21,
+        b"brpop" => 22,
+        b"brpoplpush" => 23,
+        b"bzmpop" => 24,
+        b"bzpopmax" => 25,
+        b"bzpopmin" => 26,
+        b"client" => 27,
+        b"command" => 28,
+        b"config" => 29,
+        b"copy" => 30,
+        b"dbsize" => 31,
+        b"debug" => 32,
+        b"decr" => 33,
+        b"decrby" => 34,
+        b"del" => 35,
+        b"discard" => 36,
+        b"dump" => 37,
+        b"echo" => 38,
+        b"eval" => 39,
+        b"evalsha" => 40,
+        b"evalsha_ro" => 41,
+        b"eval_ro" => 42,
+        b"exec" => 43,
+        b"exists" => 44,
+        b"expire" => 45,
+        b"expireat" => 46,
+        b"expiretime" => 47,
+        b"fcall" => 48,
+        b"fcall_ro" => 49,
+        b"flushall" => 50,
+        b"flushdb" => 51,
+        b"function" => 52,
+        b"geoadd" => 53,
+        b"geodist" => 54,
+        b"geohash" => 55,
+        b"geopos" => 56,
+        b"georadius" => 57,
+        b"georadiusbymember" => 58,
+        b"georadiusbymember_ro" => 59,
+        b"georadius_ro" => 60,
+        b"geosearch" => 61,
+        b"geosearchstore" => 62,
+        b"get" => 63,
+        b"getbit" => 64,
+        b"getdel" => 65,
+        b"getex" => 66,
+        b"getrange" => 67,
+        b"getset" => 68,
+        b"hdel" => 69,
+        b"hello" => 70,
+        b"hexists" => 71,
+        b"hget" => 72,
+        b"hgetall" => 73,
+        b"hincrby" => 74,
+        b"hincrbyfloat" => 75,
+        b"hkeys" => 76,
+        b"hlen" => 77,
+        b"hmget" => 78,
+        b"hmset" => 79,
+        b"hrandfield" => 80,
+        b"hscan" => 81,
+        b"hset" => 82,
+        b"hsetnx" => 83,
+        b"hstrlen" => 84,
+        b"hvals" => 85,
+        b"incr" => 86,
+        b"incrby" => 87,
+        b"incrbyfloat" => 88,
+        b"info" => 89,
+        b"keys" => 90,
+        b"lastsave" => 91,
+        b"latency" => 92,
+        b"lcs" => 93,
+        b"lindex" => 94,
+        b"linsert" => 95,
+        b"llen" => 96,
+        b"lmove" => 97,
+        b"lmpop" => 98,
+        b"lolwut" => 99,
+        b"lpop" => 100,
+        b"lpos" => 101,
+        b"lpush" => 102,
+        b"lpushx" => 103,
+        b"lrange" => 104,
+        b"lrem" => 105,
+        b"lset" => 106,
+        b"ltrim" => 107,
+        b"memory" => 108,
+        b"mget" => 109,
+        b"migrate" => 110,
+        b"module" => 111,
+        b"monitor" => 112,
+        b"move" => 113,
+        b"mset" => 114,
+        b"msetnx" => 115,
+        b"multi" => 116,
+        b"object" => 117,
+        b"persist" => 118,
+        b"pexpire" => 119,
+        b"pexpireat" => 120,
+        b"pexpiretime" => 121,
+        b"pfadd" => 122,
+        b"pfcount" => 123,
+        b"pfmerge" => 124,
+        b"ping" => 125,
+        b"psetex" => 126,
+        b"psubscribe" => 127,
+        b"pttl" => 128,
+        b"publish" => 129,
+        b"pubsub" => 130,
+        b"punsubscribe" => 131,
+        b"quit" => 132,
+        b"randomkey" => 133,
+        b"rename" => 134,
+        b"renamenx" => 135,
+        b"replconf" => 136,
+        b"reset" => 137,
+        b"restore" => 138,
+        b"role" => 139,
+        b"rpop" => 140,
+        b"rpoplpush" => 141,
+        b"rpush" => 142,
+        b"rpushx" => 143,
+        b"sadd" => 144,
+        b"save" => 145,
+        b"scan" => 146,
+        b"scard" => 147,
+        b"script" => 148,
+        b"sdiff" => 149,
+        b"sdiffstore" => 150,
+        b"select" => 151,
+        b"set" => 152,
+        b"setbit" => 153,
+        b"setex" => 154,
+        b"setnx" => 155,
+        b"setrange" => 156,
+        b"shutdown" => 157,
+        b"sinter" => 158,
+        b"sintercard" => 159,
+        b"sinterstore" => 160,
+        b"sismember" => 161,
+        b"slowlog" => 162,
+        b"smembers" => 163,
+        b"smismember" => 164,
+        b"smove" => 165,
+        b"sort" => 166,
+        b"sort_ro" => 167,
+        b"spop" => 168,
+        b"spublish" => 169,
+        b"srandmember" => 170,
+        b"srem" => 171,
+        b"sscan" => 172,
+        b"ssubscribe" => 173,
+        b"strlen" => 174,
+        b"subscribe" => 175,
+        b"substr" => 176,
+        b"sunion" => 177,
+        b"sunionstore" => 178,
+        b"sunsubscribe" => 179,
+        b"swapdb" => 180,
+        b"sync" => 181,
+        b"time" => 182,
+        b"touch" => 183,
+        b"ttl" => 184,
+        b"type" => 185,
+        b"unlink" => 186,
+        b"unsubscribe" => 187,
+        b"unwatch" => 188,
+        b"velo" => 189,
+        b"wait" => 190,
+        b"watch" => 191,
+        b"xack" => 192,
+        b"xadd" => 193,
+        b"xautoclaim" => 194,
+        b"xclaim" => 195,
+        b"xdel" => 196,
+        b"xgroup" => 197,
+        b"xinfo" => 198,
+        b"xlen" => 199,
+        b"xpending" => 200,
+        b"xrange" => 201,
+        b"xread" => 202,
+        b"xreadgroup" => 203,
+        b"xrevrange" => 204,
+        b"xsetid" => 205,
+        b"xtrim" => 206,
+        b"zadd" => 207,
+        b"zcard" => 208,
+        b"zcount" => 209,
+        b"zdiff" => 210,
+        b"zdiffstore" => 211,
+        b"zincrby" => 212,
+        b"zinter" => 213,
+        b"zintercard" => 214,
+        b"zinterstore" => 215,
+        b"zlexcount" => 216,
+        b"zmpop" => 217,
+        b"zmscore" => 218,
+        b"zpopmax" => 219,
+        b"zpopmin" => 220,
+        b"zrandmember" => 221,
+        b"zrange" => 222,
+        b"zrangebylex" => 223,
+        b"zrangebyscore" => 224,
+        b"zrangestore" => 225,
+        b"zrank" => 226,
+        b"zrem" => 227,
+        b"zremrangebylex" => 228,
+        b"zremrangebyrank" => 229,
+        b"zremrangebyscore" => 230,
+        b"zrevrange" => 231,
+        b"zrevrangebylex" => 232,
+        b"zrevrangebyscore" => 233,
+        b"zrevrank" => 234,
+        b"zscan" => 235,
+        b"zscore" => 236,
+        b"zunion" => 237,
+        b"zunionstore" => 238,
         _ => return None,
     };
     COMMANDS.get(index)

@@ -295,6 +295,24 @@ impl ScalableBloom {
         }
     }
 
+    /// `BF.DEBUG`'s lines, in RedisBloom's format: the item count, then per sub-filter its bitmap bytes and
+    /// bits, hash count, hash width, capacity, items and error rate.
+    pub fn debug_lines(&self) -> Vec<String> {
+        let mut lines = vec![format!("size:{}", self.items)];
+        for filter in &self.filters {
+            lines.push(format!(
+                "bytes:{} bits:{} hashes:{} hashwidth:64 capacity:{} size:{} ratio:{}",
+                filter.bitmap.len(),
+                filter.bitmap.len() as u64 * 8,
+                filter.hashes,
+                filter.capacity,
+                filter.items,
+                crate::resp::reply::format_g(filter.error, 6)
+            ));
+        }
+        lines
+    }
+
     /// Items inserted (`BF.CARD`).
     pub fn items(&self) -> u64 {
         self.items

@@ -91,3 +91,41 @@ fn bloom_commands() {
     }
     expect(&mut conn, &["BF.CARD", "f"], b":3\r\n");
 }
+
+/// BF.DEBUG in RedisBloom's line format, following the chain as it scales; BF.RESERVE refuses EXPANSION
+/// with NONSCALING as RedisBloom does (redis-py's bloom tests use both).
+#[test]
+fn bloom_debug_lines_and_nonscaling_expansion() {
+    let server = TestServer::start();
+    let mut conn = server.connect();
+    expect(&mut conn, &["BF.RESERVE", "f", "0.01", "100", "EXPANSION", "2"], b"+OK\r\n");
+    for i in 0..3 {
+        conn.cmd(&["BF.ADD", "f", &format!("item{i}")]);
+    }
+    // First sub-filter of a scaling chain: half the error, -ln(0.005)/ln(2)^2 = 11.03 bits per entry, 1103
+    // bits rounded up to 18 words, ceil(ln(2) x 11.03) = 8 hashes.
+    expect(
+        &mut conn,
+        &["BF.DEBUG", "f"],
+        b"*2\r\n$6\r\nsize:3\r\n$73\r\nbytes:144 bits:1152 hashes:8 hashwidth:64 capacity:100 size:3 ratio:0.005\r\n",
+    );
+    for i in 3..150 {
+        conn.cmd(&["BF.ADD", "f", &format!("item{i}")]);
+    }
+    let lines = conn.cmd(&["BF.DEBUG", "f"]);
+    let text = String::from_utf8_lossy(&lines);
+    assert!(text.starts_with("*3\r\n"), "{text}");
+    assert!(text.contains("capacity:200 ") && text.contains("ratio:0.0025"), "{text}");
+    expect(&mut conn, &["BF.DEBUG", "missing"], b"-ERR not found\r\n");
+    expect(
+        &mut conn,
+        &["BF.RESERVE", "g", "0.01", "100", "EXPANSION", "2", "NONSCALING"],
+        b"-Nonscaling filters cannot expand\r\n",
+    );
+    expect(
+        &mut conn,
+        &["BF.RESERVE", "g", "0.01", "100", "NONSCALING", "EXPANSION", "2"],
+        b"-Nonscaling filters cannot expand\r\n",
+    );
+    expect(&mut conn, &["EXISTS", "g"], b":0\r\n");
+}
