@@ -7,9 +7,11 @@
 //! The promise stays as in docs/recovery.md: a write is acknowledged only once its record is in the OS.
 //! Held records are visible to later commands of the same pass (whose replies wait for the same write), and
 //! any other thread that locks the slot writes them out first (`WalWriter::flush_foreign`), so no other
-//! client can read a value whose record is not yet in the OS. Transactions (`txid != 0`) and `fsync always`
-//! never hold: their records go out at once, after anything held before them, so a slot's WAL stays in
-//! append order.
+//! client can read a value whose record is not yet in the OS. A transaction's records are held too (a
+//! script's writes and their `Commit` record go out in one write); a commit that goes to the transaction
+//! log first writes what the group holds in its slots, so the log never names a record the OS lacks.
+//! `fsync always` never holds. A non-held write goes out after anything held before it, so a slot's WAL
+//! stays in append order.
 
 use std::cell::{Cell, RefCell};
 

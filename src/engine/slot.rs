@@ -674,10 +674,12 @@ impl Slot {
             wal::encode_batch_record(seq, synced_offset, *op, continues, *db, *expire_at, key, envelope, txid, buffer);
         }
         let last = first + records.len() as u64 - 1;
-        // A single-key write of an `everysec`/`no` slot may wait in the WAL buffer for its thread's write
-        // group (see `group`): one `pwrite` for a pipeline's writes to this slot instead of one each.
+        // A write of an `everysec`/`no` slot may wait in the WAL buffer for its thread's write group (see
+        // `group`): one `pwrite` for a pipeline's writes to this slot instead of one each. A transaction's
+        // records too (a script's writes and its `Commit` go out together); a commit that goes to the
+        // transaction log writes its slots' held records first (`Transaction::commit`).
         let engine = self.config_address();
-        if txid == 0 && self.config.fsync != FsyncPolicy::Always && group::hold(engine, self.index) {
+        if self.config.fsync != FsyncPolicy::Always && group::hold(engine, self.index) {
             self.wal.hold_buffer(last)?;
         } else {
             self.wal.append_buffer(last)?;

@@ -546,8 +546,17 @@ impl<'e> Transaction<'e> {
                 result.and(durable)
             }
             _ => {
+                // The log's commit must never reach the OS before a record it counts: write what this
+                // thread's write group holds of the transaction first (`engine::group`).
+                let held_written = participants.iter().try_for_each(|participant| {
+                    let mut guard = self.engine.lock_slot(participant.slot as usize);
+                    if guard.wal.holds_for_this_thread() {
+                        guard.wal.write_held()?;
+                    }
+                    Ok(())
+                });
                 let commit = CommitRecord { txid: active.txid, synced_len: 0, participants: participants.clone() };
-                let logged = active.registry.log_commit(commit);
+                let logged = held_written.and_then(|()| active.registry.log_commit(commit));
                 for participant in &participants {
                     let mut guard = self.engine.lock_slot(participant.slot as usize);
                     if logged.is_ok() {

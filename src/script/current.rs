@@ -15,9 +15,14 @@ use std::time::{Duration, Instant};
 use crate::cmd::Ctx;
 use crate::resp::Protocol;
 
-/// How long a script runs on its worker thread before the worker's other tasks are handed to another
-/// thread (the count hook checks; see [`hook`]). Short scripts, nearly all of them, pay no hand-off.
+/// How much CPU time a script spends on its worker thread before the worker's other tasks are handed to
+/// another thread (the count hook checks; see [`hook`] and [`Budget`]). Short scripts, nearly all of
+/// them, pay no hand-off.
 pub const HANDOFF_AFTER: Duration = Duration::from_millis(2);
+
+/// Wall time after which a script hands off whatever CPU time it used: one that waits (for a slot lock,
+/// or for a core on a loaded machine) that long holds its worker's other connections as long.
+pub const HANDOFF_AFTER_WALL: Duration = Duration::from_millis(100);
 
 /// The state of one run.
 pub struct Current<'a> {
@@ -37,6 +42,50 @@ pub struct Current<'a> {
     handed_off: Cell<bool>,
     /// When the long-running script last asked for a hand-off (see [`hook`]).
     last_handoff: Cell<Option<Instant>>,
+    /// Its time budget on the worker.
+    budget: Cell<Budget>,
+}
+
+/// Decides when a script has run long enough to leave its worker: by the thread's CPU time, not wall
+/// time, so that a short script preempted on a loaded machine (its wall time passing
+/// [`HANDOFF_AFTER`] while it waits for a core) keeps its worker, since a hand-off turns every request
+/// of the server into off-worker work while it lasts (`server::gate`). The thread's CPU clock is a
+/// system call, so it is read only by the count hook (every 10,000 instructions, which a short script
+/// never reaches): once at its first call, as the base, and again only once [`HANDOFF_AFTER`] of wall
+/// time has passed. The CPU time before that first call is taken as the wall time it took, but at most
+/// half the budget (10,000 instructions take tens of microseconds; more wall time than that is mostly
+/// waiting). A script that has run for [`HANDOFF_AFTER_WALL`] hands off in any case.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Budget {
+    /// At the hook's first call: the wall time since the script started, and the thread's CPU clock.
+    base: Option<(Duration, Duration)>,
+}
+
+impl Budget {
+    /// True if a script that has run for `wall` should hand off now; `cpu` reads the thread's CPU clock.
+    pub fn spent(&mut self, wall: Duration, cpu: impl FnOnce() -> Duration) -> bool {
+        let Some((wall_before, cpu_base)) = self.base else {
+            self.base = Some((wall, cpu()));
+            return wall >= HANDOFF_AFTER_WALL;
+        };
+        if wall >= HANDOFF_AFTER_WALL {
+            return true;
+        }
+        if wall < HANDOFF_AFTER {
+            return false;
+        }
+        wall_before.min(HANDOFF_AFTER / 2) + cpu().saturating_sub(cpu_base) >= HANDOFF_AFTER
+    }
+}
+
+/// The calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`); zero if the clock cannot be read.
+pub fn thread_cpu_time() -> Duration {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `now` is a valid, writable timespec for the call's duration.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(u64::try_from(now.tv_sec).unwrap_or(0), u32::try_from(now.tv_nsec).unwrap_or(0))
 }
 
 /// How often a script that has run past [`HANDOFF_AFTER`] asks for the hand-off again. `block_in_place`
@@ -63,6 +112,7 @@ impl<'a> Current<'a> {
             started: Instant::now(),
             handed_off: Cell::new(false),
             last_handoff: Cell::new(None),
+            budget: Cell::new(Budget::default()),
         }
     }
 
@@ -112,7 +162,7 @@ pub fn with<R>(f: impl FnOnce(Option<&Current<'_>>) -> R) -> R {
 
 /// The count hook's duties besides SCRIPT KILL: raise when the server is shutting down (SIGTERM while
 /// a script loops: SHUTDOWN kills it through [`super::Scripting::force_kill`]), and hand off once the
-/// script has run for [`HANDOFF_AFTER`]: tell tokio the thread is blocking, so that the worker's other
+/// script has used its [`Budget`]: tell tokio the thread is blocking, so that the worker's other
 /// connections and the listener move to another thread, and count the script's batch as off-worker
 /// work (`server::gate`). `block_in_place` hands the worker's core to a new thread; when it returns the
 /// script keeps running without the core (the runtime takes this thread out of the worker pool once the
@@ -123,9 +173,17 @@ pub fn hook() -> Option<&'static str> {
         if current.server.shutting_down() {
             return Some("Script killed by user with SCRIPT KILL...");
         }
-        if current.started.elapsed() >= HANDOFF_AFTER
-            && current.last_handoff.get().is_none_or(|at| at.elapsed() >= HANDOFF_RETRY)
-        {
+        let long = match current.last_handoff.get() {
+            // Once long, it stays long: ask again now and then (see HANDOFF_RETRY).
+            Some(at) => at.elapsed() >= HANDOFF_RETRY,
+            None => {
+                let mut budget = current.budget.get();
+                let spent = budget.spent(current.started.elapsed(), thread_cpu_time);
+                current.budget.set(budget);
+                spent
+            }
+        };
+        if long {
             current.last_handoff.set(Some(Instant::now()));
             current.handed_off.set(false);
             current.hand_off();
@@ -155,5 +213,90 @@ impl Current<'_> {
         // non-fast commands pays the pause once per run.
         super::blocking(|| std::thread::sleep(Duration::from_micros(20)));
         self.handed_off.set(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// A fake thread CPU clock that counts its reads.
+    struct Clock {
+        now: Cell<Duration>,
+        reads: Cell<u32>,
+    }
+
+    impl Clock {
+        fn read(&self) -> Duration {
+            self.reads.set(self.reads.get() + 1);
+            self.now.get()
+        }
+    }
+
+    #[test]
+    fn a_preempted_short_script_keeps_its_worker() {
+        let clock = Clock { now: Cell::new(Duration::from_secs(7)), reads: Cell::new(0) };
+        let mut budget = Budget::default();
+        // First hook call: 60 µs in, all of it on the CPU.
+        assert!(!budget.spent(Duration::from_micros(60), || clock.read()));
+        assert_eq!(clock.reads.get(), 1, "the base is read once");
+        // Still under 2 ms of wall time: the CPU clock is not read.
+        clock.now.set(clock.now.get() + Duration::from_micros(500));
+        assert!(!budget.spent(Duration::from_micros(700), || clock.read()));
+        assert_eq!(clock.reads.get(), 1);
+        // Preempted: 30 ms of wall time, 0.8 ms of CPU time in all. A wall-clock budget hands off here.
+        clock.now.set(clock.now.get() + Duration::from_micros(300));
+        assert!(!budget.spent(30 * MS, || clock.read()));
+        assert_eq!(clock.reads.get(), 2);
+    }
+
+    #[test]
+    fn a_script_that_computes_hands_off_after_its_cpu_budget() {
+        let clock = Clock { now: Cell::new(Duration::ZERO), reads: Cell::new(0) };
+        let mut budget = Budget::default();
+        assert!(!budget.spent(Duration::from_micros(80), || clock.read()));
+        clock.now.set(Duration::from_micros(1800));
+        assert!(!budget.spent(Duration::from_micros(1900), || clock.read()), "under 2 ms of wall time");
+        clock.now.set(Duration::from_micros(1850));
+        assert!(!budget.spent(Duration::from_micros(2010), || clock.read()), "80 µs + 1.85 ms of CPU");
+        clock.now.set(Duration::from_micros(1950));
+        assert!(budget.spent(Duration::from_micros(2100), || clock.read()), "80 µs + 1.95 ms of CPU");
+    }
+
+    #[test]
+    fn a_long_wait_before_the_first_check_counts_as_half_the_budget_at_most() {
+        let clock = Clock { now: Cell::new(Duration::ZERO), reads: Cell::new(0) };
+        let mut budget = Budget::default();
+        assert!(!budget.spent(40 * MS, || clock.read()));
+        clock.now.set(Duration::from_micros(900));
+        assert!(!budget.spent(41 * MS, || clock.read()));
+        clock.now.set(Duration::from_micros(1000));
+        assert!(budget.spent(42 * MS, || clock.read()));
+    }
+
+    #[test]
+    fn any_script_hands_off_after_the_wall_time_bound() {
+        let clock = Clock { now: Cell::new(Duration::ZERO), reads: Cell::new(0) };
+        let mut first = Budget::default();
+        assert!(first.spent(HANDOFF_AFTER_WALL, || clock.read()), "at the first check");
+        let mut later = Budget::default();
+        assert!(!later.spent(MS, || clock.read()));
+        assert!(later.spent(HANDOFF_AFTER_WALL + MS, || clock.read()), "at a later check");
+    }
+
+    #[test]
+    fn the_thread_cpu_clock_counts_this_threads_work_only() {
+        let before = thread_cpu_time();
+        std::thread::sleep(Duration::from_millis(20));
+        let slept = thread_cpu_time() - before;
+        assert!(slept < Duration::from_millis(10), "a sleep is not CPU time: {slept:?}");
+        let start = Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < Duration::from_millis(20) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        assert!(thread_cpu_time() - before > Duration::ZERO, "a busy loop is");
     }
 }

@@ -18,8 +18,11 @@
 //! keys are in (inside MULTI, EXEC already holds it). `redis.call` goes through
 //! [`crate::server::dispatch::call`], the path EXEC uses: handlers lock their slots, commit, and
 //! [`crate::cmd::Ctx::touch`] keys (WATCH, blocked clients); blocking commands answer at once.
-//! A script runs inline on its runtime worker; the count hook hands the worker off once it has run for
-//! [`current::HANDOFF_AFTER`] (see [`current::hook`] and `server::gate`).
+//! A script runs inline on its runtime worker; the count hook hands the worker off once it has used
+//! [`current::HANDOFF_AFTER`] of CPU time (see [`current::hook`], [`current::Budget`] and `server::gate`).
+//! Its writes run in one engine transaction (opened by the dispatcher), whose records and commit wait in
+//! the connection's WAL write group and reach the OS in one write before the script's reply goes out
+//! (`engine::group`).
 //!
 //! # Busy scripts
 //! [`Scripting::running`] records the running script. Past `busy-reply-threshold` (`lua-time-limit`),
@@ -36,7 +39,7 @@ pub mod libs;
 pub mod pack;
 pub mod vm;
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
@@ -67,7 +70,31 @@ pub const BUSY_FUNCTION: &str =
 
 /// Hex SHA-1 of `bytes` (script ids, `redis.sha1hex`).
 pub fn sha1_hex(bytes: &[u8]) -> String {
-    sha1_smol::Sha1::from(bytes).digest().to_string()
+    let sha = sha1_bytes(bytes);
+    // Hex digits are ASCII.
+    String::from_utf8_lossy(&sha).into_owned()
+}
+
+/// A script id: the lowercase hex SHA-1 of its body.
+type Sha = [u8; 40];
+
+/// Hex SHA-1 of `bytes`, without allocating (EVAL hashes its body on every call it has not seen).
+fn sha1_bytes(bytes: &[u8]) -> Sha {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = sha1_smol::Sha1::from(bytes).digest().bytes();
+    let mut sha = [0u8; 40];
+    for (i, byte) in digest.iter().enumerate() {
+        sha[2 * i] = HEX[usize::from(byte >> 4)];
+        sha[2 * i + 1] = HEX[usize::from(byte & 15)];
+    }
+    sha
+}
+
+/// `sha` as an id, lowercased; `None` unless it is 40 bytes long.
+fn sha_key(sha: &[u8]) -> Option<Sha> {
+    let mut key: Sha = sha.try_into().ok()?;
+    key.make_ascii_lowercase();
+    Some(key)
 }
 
 /// Script flags (the `#!lua flags=` shebang, `redis.register_function` flags).
@@ -151,7 +178,16 @@ struct Script {
 /// The EVAL interpreter and its script cache (SCRIPT FLUSH replaces both).
 struct EvalState {
     vm: Vm,
-    scripts: HashMap<String, Script>,
+    scripts: HashMap<Sha, Script>,
+    /// Each cached body's id, so that an EVAL of a body already seen skips its SHA-1 (a map probe of the
+    /// body costs a fraction of hashing it).
+    by_body: HashMap<Bytes, Sha>,
+}
+
+impl EvalState {
+    fn new(vm: Vm) -> EvalState {
+        EvalState { vm, scripts: HashMap::new(), by_body: HashMap::new() }
+    }
 }
 
 /// The script that is running, for BUSY and SCRIPT/FUNCTION KILL.
@@ -176,7 +212,9 @@ pub struct Scripting {
     eval: Mutex<EvalState>,
     /// Function libraries and their interpreter.
     pub functions: Mutex<functions::Functions>,
-    running: Mutex<Option<Running>>,
+    running: Mutex<RunningSlot>,
+    /// Set by a run that called a write command; one flag reused by every run (reset when one starts).
+    wrote: Arc<AtomicBool>,
     /// A script is running (the fast path of [`Scripting::busy_error`], checked for every command).
     active: AtomicBool,
     /// The running script has handed off (it is long): clients waiting for it hand off too.
@@ -188,6 +226,14 @@ pub struct Scripting {
     busy_threshold_ms: AtomicU64,
 }
 
+/// The running script, and the last one's record kept for the next run to fill (its name and command
+/// buffers are reused: no allocation per run).
+#[derive(Default)]
+struct RunningSlot {
+    current: Option<Running>,
+    spare: Option<Running>,
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -197,9 +243,10 @@ impl Scripting {
     pub fn open(dir: &std::path::Path) -> anyhow::Result<Scripting> {
         let vm = Vm::new().map_err(|e| anyhow::anyhow!("cannot create the Lua interpreter: {e}"))?;
         Ok(Scripting {
-            eval: Mutex::new(EvalState { vm, scripts: HashMap::new() }),
+            eval: Mutex::new(EvalState::new(vm)),
             functions: Mutex::new(functions::Functions::open(dir)?),
-            running: Mutex::new(None),
+            running: Mutex::default(),
+            wrote: Arc::new(AtomicBool::new(false)),
             active: AtomicBool::new(false),
             long: AtomicBool::new(false),
             ended: Condvar::new(),
@@ -220,7 +267,7 @@ impl Scripting {
 
     /// The running script, if any.
     pub fn running(&self) -> Option<Running> {
-        lock(&self.running).clone()
+        lock(&self.running).current.clone()
     }
 
     /// `-BUSY` if a script has run past the threshold and `spec` may not run meanwhile.
@@ -230,7 +277,7 @@ impl Scripting {
         }
         let threshold = self.busy_threshold_ms();
         let running = lock(&self.running);
-        let running = running.as_ref()?;
+        let running = running.current.as_ref()?;
         if threshold == 0 || running.started.elapsed() < Duration::from_millis(threshold) {
             return None;
         }
@@ -301,7 +348,7 @@ impl Scripting {
                 return Err(error);
             }
             let running = lock(&self.running);
-            let Some(started) = running.as_ref().map(|r| r.started) else {
+            let Some(started) = running.current.as_ref().map(|r| r.started) else {
                 drop(running);
                 return Ok(take());
             };
@@ -340,7 +387,7 @@ impl Scripting {
     /// SCRIPT KILL (`eval`) or FUNCTION KILL.
     pub fn kill(&self, eval: bool) -> Result<Reply, CmdError> {
         let running = lock(&self.running);
-        let Some(running) = running.as_ref() else {
+        let Some(running) = running.current.as_ref() else {
             return Err(CmdError::Raw("NOTBUSY No scripts in execution right now.".into()));
         };
         if running.wrote.load(Ordering::Relaxed) {
@@ -358,7 +405,7 @@ impl Scripting {
 
     /// Stops the running script whatever it did (SHUTDOWN NOSAVE while busy).
     pub fn force_kill(&self) {
-        if let Some(running) = lock(&self.running).as_ref() {
+        if let Some(running) = lock(&self.running).current.as_ref() {
             running.kill.store(true, Ordering::Relaxed);
         }
     }
@@ -366,21 +413,20 @@ impl Scripting {
     /// SCRIPT LOAD: compiles and caches `body`; its sha.
     pub fn load(&self, body: &[u8]) -> Result<String, CmdError> {
         let mut eval = lock(&self.eval);
-        let sha = sha1_hex(body);
-        compile_cached(&mut eval, &sha, body)?;
-        Ok(sha)
+        let sha = sha1_bytes(body);
+        compile_cached(&mut eval, sha, body)?;
+        Ok(String::from_utf8_lossy(&sha).into_owned())
     }
 
     /// SCRIPT EXISTS for one sha.
     pub fn exists(&self, sha: &[u8]) -> bool {
-        let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
-        lock(&self.eval).scripts.contains_key(&sha)
+        sha_key(sha).is_some_and(|sha| lock(&self.eval).scripts.contains_key(&sha))
     }
 
     /// SCRIPT FLUSH: a new interpreter, an empty cache.
     pub fn flush(&self) -> Result<(), CmdError> {
         let vm = Vm::new().map_err(|e| CmdError::err(format!("cannot create the Lua interpreter: {e}")))?;
-        *lock(&self.eval) = EvalState { vm, scripts: HashMap::new() };
+        *lock(&self.eval) = EvalState::new(vm);
         Ok(())
     }
 
@@ -402,20 +448,27 @@ impl Scripting {
         args: Vec<Bytes>,
     ) -> Result<Reply, CmdError> {
         let mut eval = lock(&self.eval);
-        let sha = if by_sha { String::from_utf8_lossy(script).to_ascii_lowercase() } else { sha1_hex(script) };
-        if by_sha && (script.len() != 40 || !eval.scripts.contains_key(&sha)) {
-            return Err(CmdError::Raw("NOSCRIPT No matching script. Please use EVAL.".into()));
-        }
-        compile_cached(&mut eval, &sha, script)?;
+        let noscript = || CmdError::Raw("NOSCRIPT No matching script. Please use EVAL.".into());
+        let sha = if by_sha {
+            sha_key(script).ok_or_else(noscript)?
+        } else if let Some(sha) = eval.by_body.get(script.as_ref()) {
+            *sha
+        } else {
+            let sha = sha1_bytes(script);
+            compile_cached(&mut eval, sha, script)?;
+            sha
+        };
         let eval = &*eval;
         let Some(cached) = eval.scripts.get(&sha) else {
-            return Err(CmdError::Raw("NOSCRIPT No matching script. Please use EVAL.".into()));
+            return Err(noscript());
         };
+        // Hex digits are ASCII.
+        let sha = std::str::from_utf8(&sha).unwrap_or_default();
         let command = [Bytes::from_static(if by_sha { b"evalsha" } else { b"eval" })];
         // The cached function is borrowed, not cloned: a clone and its drop are two trips through mlua's
         // lock and reference slots per run.
         let call = Call {
-            name: &sha,
+            name: sha,
             function: &cached.function,
             flags: cached.flags,
             read_only,
@@ -450,23 +503,42 @@ impl Scripting {
         }
         let read_only = call.read_only || (!compat && flags.has(ScriptFlags::NO_WRITES));
         vm.kill.store(false, Ordering::Relaxed);
-        let wrote = Arc::new(AtomicBool::new(false));
-        *lock(&self.running) = Some(Running {
-            started: Instant::now(),
-            eval: call.eval,
-            kill: vm.kill.clone(),
-            wrote: wrote.clone(),
-            name: call.name.to_string(),
-            command: call.command.to_vec(),
-        });
+        let wrote = &*self.wrote;
+        wrote.store(false, Ordering::Relaxed);
+        {
+            let mut slot = lock(&self.running);
+            let running = match slot.spare.take() {
+                Some(mut running) => {
+                    running.started = Instant::now();
+                    running.eval = call.eval;
+                    if !Arc::ptr_eq(&running.kill, &vm.kill) {
+                        running.kill = vm.kill.clone();
+                    }
+                    running.name.clear();
+                    running.name.push_str(call.name);
+                    running.command.clear();
+                    running.command.extend_from_slice(call.command);
+                    running
+                }
+                None => Running {
+                    started: Instant::now(),
+                    eval: call.eval,
+                    kill: vm.kill.clone(),
+                    wrote: self.wrote.clone(),
+                    name: call.name.to_string(),
+                    command: call.command.to_vec(),
+                },
+            };
+            slot.current = Some(running);
+        }
         self.active.store(true, Ordering::Release);
         let (db, proto) = (ctx.client.db, ctx.client.proto);
-        let result = run_in_vm(vm, ctx, call, read_only, &wrote);
+        let result = run_in_vm(vm, ctx, call, read_only, wrote);
         ctx.client.db = db;
         ctx.client.proto = proto;
         {
-            let mut running = lock(&self.running);
-            *running = None;
+            let mut slot = lock(&self.running);
+            slot.spare = slot.current.take();
             self.active.store(false, Ordering::Release);
             self.long.store(false, Ordering::Release);
             if self.waiters.load(Ordering::SeqCst) > 0 {
@@ -518,8 +590,8 @@ pub struct Invocation<'a> {
 }
 
 /// Compiles and caches `body` under `sha` unless it is cached already.
-fn compile_cached(eval: &mut EvalState, sha: &str, body: &[u8]) -> Result<(), CmdError> {
-    if eval.scripts.contains_key(sha) {
+fn compile_cached(eval: &mut EvalState, sha: Sha, body: &[u8]) -> Result<(), CmdError> {
+    if eval.scripts.contains_key(&sha) {
         return Ok(());
     }
     let (flags, skip) = shebang(body).map_err(CmdError::err)?;
@@ -527,7 +599,9 @@ fn compile_cached(eval: &mut EvalState, sha: &str, body: &[u8]) -> Result<(), Cm
         .vm
         .compile(&body[skip..], "@user_script", &eval.vm.env)
         .map_err(|message| CmdError::err(format!("Error compiling script (new function): {message}")))?;
-    eval.scripts.insert(sha.to_string(), Script { function, flags, body_len: body.len() });
+    eval.scripts.insert(sha, Script { function, flags, body_len: body.len() });
+    // A copy: a slice of the request would keep its whole read buffer alive.
+    eval.by_body.insert(Bytes::copy_from_slice(body), sha);
     Ok(())
 }
 

@@ -122,24 +122,19 @@ for _, name in ipairs({'string', 'math', 'table', 'coroutine', 'cjson', 'bit', '
 end
 rawset(_G, 'redis', redis)
 
+-- Scripts see the globals through a read-only proxy whose __index is the globals table itself, and a
+-- missing global raises from the globals' own metatable (set last, below): a global read is a table walk
+-- in the VM, not a Lua call per access.
 local G = _G
-local env = setmetatable({}, {
-  __index = function(_, name)
-    local v = rawget(G, name)
-    if v == nil then
-      error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
-    end
-    return v
-  end,
-  __newindex = readonly,
-  __metatable = false,
-})
+local function nonexistent(_, name)
+  error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
+end
+local env = setmetatable({}, {__index = G, __newindex = readonly, __metatable = false})
 rawset(G, '_G', env)
 local redis_proxy = protect(redis)
 rawset(G, 'redis', redis_proxy)
 
 -- FUNCTION LOAD runs library code with only the load API visible; functions then run with the globals.
-local loading = false
 local function missing(name)
   error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 3)
 end
@@ -148,18 +143,14 @@ local load_redis = setmetatable({
   log = redis.log, LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
   REDIS_VERSION = libs.version, REDIS_VERSION_NUM = libs.version_num,
 }, {__index = function(_, name) missing(name) end})
-local load_api = {redis = setmetatable({}, {__index = load_redis, __newindex = readonly, __metatable = false})}
-local fenv = setmetatable({}, {
-  __index = function(_, name)
-    local v
-    if loading then v = rawget(load_api, name) else v = rawget(G, name) end
-    if v == nil then missing(name) end
-    return v
-  end,
-  __newindex = readonly,
-  __metatable = false,
-})
-local function set_loading(flag) loading = flag end
+local load_api = setmetatable(
+  {redis = setmetatable({}, {__index = load_redis, __newindex = readonly, __metatable = false})},
+  {__index = nonexistent, __metatable = false})
+local fenv_meta = {__index = G, __newindex = readonly, __metatable = false}
+local fenv = setmetatable({}, fenv_meta)
+local function set_loading(flag)
+  if flag then fenv_meta.__index = load_api else fenv_meta.__index = G end
+end
 
 local function run(f, ...)
   local n = select('#', ...)
@@ -167,6 +158,7 @@ local function run(f, ...)
   local args = {...}
   return xpcall(function() return f(unpack(args, 1, n)) end, __redis__err__handler)
 end
+setmetatable(G, {__index = nonexistent, __metatable = false})
 return env, redis, run, fenv, set_loading
 "#;
 

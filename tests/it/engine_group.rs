@@ -80,25 +80,73 @@ fn another_thread_never_sees_a_record_the_os_does_not_have() {
     assert_eq!(get(&after_process_crash(&fs, &clock), b"seen").as_deref(), Some(&b"later"[..]));
 }
 
+/// Two keys in different slots (the test engine has two).
+fn keys_in_two_slots(engine: &Engine) -> (Vec<u8>, Vec<u8>) {
+    let first = b"a".to_vec();
+    let other = (0..)
+        .map(|i| format!("other-{i}").into_bytes())
+        .find(|key| engine.slot_of(key) != engine.slot_of(&first))
+        .expect("a key of the other slot");
+    (first, other)
+}
+
 #[test]
 fn transactions_and_nested_groups_write_in_order() {
     let fs = CrashFs::new();
     let clock = TestClock::new(1_000);
     let engine = open(&fs, &clock);
+    let (a, other) = keys_in_two_slots(&engine);
     let ((), written) = engine.group_writes(|| {
-        engine.set(0, b"a", ValueKind::String, b"1", None).expect("set");
-        let ((), inner) = engine.group_writes(|| engine.set(0, b"a", ValueKind::String, b"2", None).expect("set"));
+        engine.set(0, &a, ValueKind::String, b"1", None).expect("set");
+        let ((), inner) = engine.group_writes(|| engine.set(0, &a, ValueKind::String, b"2", None).expect("set"));
         inner.expect("a nested group joins the outer one");
-        // A transaction's records go out at once, after what the group held before them.
+        // A transaction over two slots commits in the transaction log: what the group holds in its slots
+        // is written before that commit, so the commit is never in the OS without its records.
         let tx = engine.transaction();
-        engine.set(0, b"a", ValueKind::String, b"3", None).expect("set");
-        engine.set(0, b"zz-other-slot-key", ValueKind::String, b"3", None).expect("set");
+        engine.set(0, &a, ValueKind::String, b"3", None).expect("set");
+        engine.set(0, &other, ValueKind::String, b"3", None).expect("set");
+        // Until then the group holds all of it (the writes before the transaction too).
+        assert_eq!(get(&after_process_crash(&fs, &clock), &a), None, "held before the commit");
         tx.commit().expect("commit");
-        assert_eq!(get(&after_process_crash(&fs, &clock), b"a").as_deref(), Some(&b"3"[..]));
-        engine.set(0, b"a", ValueKind::String, b"4", None).expect("set");
+        let crashed = after_process_crash(&fs, &clock);
+        assert_eq!(get(&crashed, &a).as_deref(), Some(&b"3"[..]));
+        assert_eq!(get(&crashed, &other).as_deref(), Some(&b"3"[..]));
+        engine.set(0, &a, ValueKind::String, b"4", None).expect("set");
     });
     written.expect("group written");
-    assert_eq!(get(&after_process_crash(&fs, &clock), b"a").as_deref(), Some(&b"4"[..]));
+    assert_eq!(get(&after_process_crash(&fs, &clock), &a).as_deref(), Some(&b"4"[..]));
+}
+
+#[test]
+fn a_single_slot_transaction_is_held_with_its_commit_until_the_group_closes() {
+    let fs = CrashFs::new();
+    let clock = TestClock::new(1_000);
+    let engine = open(&fs, &clock);
+    engine.set(0, b"a", ValueKind::String, b"before", None).expect("set");
+    let ((), written) = engine.group_writes(|| {
+        // As a script's writes: two records and a Commit record in one slot.
+        let tx = engine.transaction();
+        engine.set(0, b"a", ValueKind::String, &value(10), None).expect("set");
+        engine.set(0, b"a", ValueKind::String, b"after", None).expect("set");
+        tx.commit().expect("commit");
+        assert_eq!(get(&engine, b"a").as_deref(), Some(&b"after"[..]));
+        // Not acknowledged yet, so a crash may lose it, and it does: all of it.
+        assert_eq!(get(&after_process_crash(&fs, &clock), b"a").as_deref(), Some(&b"before"[..]));
+    });
+    written.expect("group written");
+    assert_eq!(get(&after_process_crash(&fs, &clock), b"a").as_deref(), Some(&b"after"[..]));
+    // Another thread's lock writes a held transaction out first, commit or not (recovery drops an
+    // uncommitted one).
+    let ((), written) = engine.group_writes(|| {
+        let tx = engine.transaction();
+        engine.set(0, b"a", ValueKind::String, b"uncommitted", None).expect("set");
+        let read = std::thread::scope(|scope| scope.spawn(|| get(&engine, b"a")).join().expect("reader"));
+        assert_eq!(read.as_deref(), Some(&b"uncommitted"[..]));
+        assert_eq!(get(&after_process_crash(&fs, &clock), b"a").as_deref(), Some(&b"after"[..]));
+        tx.commit().expect("commit");
+    });
+    written.expect("group written");
+    assert_eq!(get(&after_process_crash(&fs, &clock), b"a").as_deref(), Some(&b"uncommitted"[..]));
 }
 
 #[test]
