@@ -47,6 +47,9 @@ pub struct ServeArgs {
     /// Log level: error, warn, info, debug or trace [default: info].
     #[arg(long)]
     pub log_level: Option<String>,
+    /// Threads serving connections; 0 (the default) means one per CPU core.
+    #[arg(long)]
+    pub worker_threads: Option<String>,
     /// File name of RDB snapshots (SAVE, BGSAVE) in the data directory [default: dump.rdb]. Redis 7.0
     /// protects it from CONFIG SET, so it is set here or in the config file.
     #[arg(long)]
@@ -80,6 +83,8 @@ pub struct Config {
     pub log_level: String,
     /// RDB snapshot file name (in `dir`).
     pub dbfilename: String,
+    /// Runtime worker threads (`velo-worker-threads`); 0: one per CPU core.
+    pub worker_threads: usize,
     /// Every parameter's value (the fields above are typed copies of some of them).
     pub params: params::Values,
 }
@@ -111,6 +116,7 @@ impl Config {
             databases: 16,
             log_level: "info".into(),
             dbfilename: "dump.rdb".into(),
+            worker_threads: 0,
             params: params::Values::default(),
         };
         if let Some(path) = &args.config {
@@ -159,6 +165,7 @@ impl Config {
             ("databases", &args.databases),
             ("log-level", &args.log_level),
             ("dbfilename", &args.dbfilename),
+            ("velo-worker-threads", &args.worker_threads),
         ];
         for (name, value) in flags {
             if let Some(value) = value {
@@ -203,6 +210,7 @@ impl Config {
             }
             "page-cache" => self.page_cache_bytes = params.uint("page-cache") as usize,
             "value-cache" => self.value_cache_bytes = params.uint("value-cache") as usize,
+            "velo-worker-threads" => self.worker_threads = params.uint("velo-worker-threads") as usize,
             "maxclients" => self.maxclients = params.uint("maxclients") as usize,
             "databases" => {
                 let n = params.int("databases");

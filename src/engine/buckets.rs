@@ -75,6 +75,10 @@ impl CachedPage {
     fn find_cell(&self, hash: u64, db: u16, key: &[u8]) -> (Option<page::Cell>, u64) {
         (page::find_cell_indexed(&self.bytes[..], &self.index, hash, db, key), self.next)
     }
+
+    fn find_cell_ref(&self, hash: u64, db: u16, key: &[u8]) -> (Option<page::CellRef<'_>>, u64) {
+        (page::find_cell_ref_indexed(&self.bytes[..], &self.index, hash, db, key), self.next)
+    }
 }
 
 /// The bucket a key hash belongs to, under linear hashing with `level` and `split`.
@@ -182,6 +186,29 @@ impl BucketStore {
             return Ok(page.find_cell(hash, db, key));
         }
         Ok(self.load_page(id)?.find_cell(hash, db, key))
+    }
+
+    /// [`BucketStore::find_cell`] that hands the cell, borrowed from the page, to `found` (which runs only if
+    /// the key is in this page) instead of copying it out. Returns `found`'s result and the overflow link.
+    pub fn with_cell<R>(
+        &mut self,
+        id: PageId,
+        hash: u64,
+        db: u16,
+        key: &[u8],
+        found: impl FnOnce(page::CellRef<'_>) -> R,
+    ) -> Result<(Option<R>, u64)> {
+        if let Some(page) = self.overrides.get(&id) {
+            let (cell, next) = page::find_cell_ref(&page[..], db, key);
+            return Ok((cell.map(found), next));
+        }
+        if let Some(page) = self.cache.get_ref(&id) {
+            let (cell, next) = page.find_cell_ref(hash, db, key);
+            return Ok((cell.map(found), next));
+        }
+        let page = self.load_page(id)?;
+        let (cell, next) = page.find_cell_ref(hash, db, key);
+        Ok((cell.map(found), next))
     }
 
     /// Reads a page from its file, verifies it and puts it in the cache.

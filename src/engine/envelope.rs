@@ -306,6 +306,14 @@ pub fn value_len(envelope: &[u8]) -> Result<usize, EnvelopeError> {
     }
 }
 
+/// [`decode`] of an envelope held as [`Bytes`]: a raw value is returned as a slice of it, not copied.
+pub fn decode_shared(envelope: &Bytes, dictionaries: &DictionaryMap) -> Result<(ValueKind, Bytes), EnvelopeError> {
+    if envelope.get(1) == Some(&CODEC_RAW) {
+        return Ok((peek_kind(envelope)?, envelope.slice(2..)));
+    }
+    decode(envelope, dictionaries)
+}
+
 /// Decodes an envelope into its type and value bytes.
 pub fn decode(envelope: &[u8], dictionaries: &DictionaryMap) -> Result<(ValueKind, Bytes), EnvelopeError> {
     let kind = peek_kind(envelope)?;

@@ -372,6 +372,12 @@ fn keys_equal(a: &[u8], b: &[u8]) -> bool {
 /// walk reads the three length fields it needs at fixed offsets of each cell header instead of parsing
 /// every field, and compares a key only when its database and length match.
 pub fn find_cell(bytes: &[u8], db: u16, key: &[u8]) -> (Option<Cell>, u64) {
+    let (cell, next) = find_cell_ref(bytes, db, key);
+    (cell.map(|cell| cell.to_cell()), next)
+}
+
+/// [`find_cell`], borrowing the cell from the page.
+pub fn find_cell_ref<'a>(bytes: &'a [u8], db: u16, key: &[u8]) -> (Option<CellRef<'a>>, u64) {
     let le16 = |at: usize| bytes.get(at..at + 2).map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
     let le64 =
         |at: usize| bytes.get(at..at + 8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map_or(0, u64::from_le_bytes);
@@ -394,7 +400,7 @@ pub fn find_cell(bytes: &[u8], db: u16, key: &[u8]) -> (Option<Cell>, u64) {
         }
         if cell_db == db && key_len == key.len() && keys_equal(&bytes[key_start..key_start + key_len], key) {
             let mut reader = ByteReader::new(&bytes[at..end]);
-            return (decode_cell(&mut reader), next);
+            return (decode_cell_ref(&mut reader), next);
         }
         at = end;
     }
@@ -443,6 +449,18 @@ pub fn index_cells(bytes: &[u8]) -> Vec<u32> {
 /// key)`), instead of walking the cells one by one (a walk reads about half of the page's cache lines,
 /// each at an offset the previous cell decides).
 pub fn find_cell_indexed(bytes: &[u8], index: &[u32], hash: u64, db: u16, key: &[u8]) -> Option<Cell> {
+    find_cell_ref_indexed(bytes, index, hash, db, key).map(|cell| cell.to_cell())
+}
+
+/// [`find_cell_indexed`], borrowing the cell from the page instead of copying its key and value out (the
+/// GET path: the copies and the key's third hashing cost more than the lookup itself).
+pub fn find_cell_ref_indexed<'a>(
+    bytes: &'a [u8],
+    index: &[u32],
+    hash: u64,
+    db: u16,
+    key: &[u8],
+) -> Option<CellRef<'a>> {
     let le16 = |at: usize| bytes.get(at..at + 2).map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
     let wanted = index_entry(hash, 0);
     for &entry in index {
@@ -457,7 +475,7 @@ pub fn find_cell_indexed(bytes: &[u8], index: &[u32], hash: u64, db: u16, key: &
         let end = key_start + key_len + value_len;
         if cell_db == db && key_len == key.len() && bytes.get(key_start..key_start + key_len) == Some(key) {
             let mut reader = ByteReader::new(bytes.get(at..end)?);
-            return decode_cell(&mut reader);
+            return decode_cell_ref(&mut reader);
         }
     }
     None

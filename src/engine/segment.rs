@@ -277,6 +277,15 @@ pub struct ChunkStore {
     max_segment_len: usize,
 }
 
+/// A cached segment payload as the owner of the [`bytes::Bytes`] values sliced from it.
+struct SharedPayload(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedPayload {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// Evicted payload buffers kept for reuse per slot.
 const SPARE_PAYLOADS: usize = 4;
 
@@ -402,35 +411,58 @@ impl ChunkStore {
 
     /// The envelope of the record at `location`, checked against the key it must belong to.
     pub fn read_value(&mut self, location: SegmentLocation, file_len: u64, db: u16, key: &[u8]) -> Result<Vec<u8>> {
+        let payload = self.payload(location, file_len)?;
+        Ok(self.envelope_in(&payload, location, db, key)?.to_vec())
+    }
+
+    /// [`ChunkStore::read_value`] without copying: the envelope as a slice of the cached segment payload
+    /// (which it keeps alive). The GET path; its reply then copies the value once, into the write buffer.
+    pub fn read_value_shared(
+        &mut self,
+        location: SegmentLocation,
+        file_len: u64,
+        db: u16,
+        key: &[u8],
+    ) -> Result<bytes::Bytes> {
+        let payload = self.payload(location, file_len)?;
+        let envelope = self.envelope_in(&payload, location, db, key)?;
+        let range = envelope.as_ptr() as usize - payload.as_ptr() as usize;
+        let range = range..range + envelope.len();
+        Ok(bytes::Bytes::from_owner(SharedPayload(payload)).slice(range))
+    }
+
+    /// The decompressed payload of the segment holding `location`, from the value cache or read (and
+    /// cached).
+    fn payload(&mut self, location: SegmentLocation, file_len: u64) -> Result<Arc<Vec<u8>>> {
         let cache_key = (location.file, location.segment_offset);
-        let payload = match self.cache.get(&cache_key) {
-            Some(payload) => payload,
-            None => {
-                let mut payload = self.spare.pop().unwrap_or_default();
-                if let Err(error) =
-                    self.read_segment_into(location.file, location.segment_offset, file_len, &mut payload)
-                {
-                    self.spare.push(payload);
-                    return Err(error);
+        if let Some(payload) = self.cache.get(&cache_key) {
+            return Ok(payload);
+        }
+        let mut payload = self.spare.pop().unwrap_or_default();
+        if let Err(error) = self.read_segment_into(location.file, location.segment_offset, file_len, &mut payload) {
+            self.spare.push(payload);
+            return Err(error);
+        }
+        let payload = Arc::new(payload);
+        let spare = &mut self.spare;
+        self.cache.insert_with_evicted(cache_key, payload.clone(), payload.len() + 64, |old| {
+            // Only a buffer no reader holds, and not an outsized one.
+            if let Ok(buffer) = Arc::try_unwrap(old) {
+                if spare.len() < SPARE_PAYLOADS && buffer.capacity() <= 1 << 20 {
+                    spare.push(buffer);
                 }
-                let payload = Arc::new(payload);
-                let spare = &mut self.spare;
-                self.cache.insert_with_evicted(cache_key, payload.clone(), payload.len() + 64, |old| {
-                    // Only a buffer no reader holds, and not an outsized one.
-                    if let Ok(buffer) = Arc::try_unwrap(old) {
-                        if spare.len() < SPARE_PAYLOADS && buffer.capacity() <= 1 << 20 {
-                            spare.push(buffer);
-                        }
-                    }
-                });
-                payload
             }
-        };
-        match record_at(&payload, location.record_offset as usize) {
+        });
+        Ok(payload)
+    }
+
+    /// The envelope of `(db, key)`'s record at `location` in its segment's payload, checked against the key.
+    fn envelope_in<'a>(&self, payload: &'a [u8], location: SegmentLocation, db: u16, key: &[u8]) -> Result<&'a [u8]> {
+        match record_at(payload, location.record_offset as usize) {
             Some(record)
                 if record.db == db && record.key == key && record.envelope.len() == location.envelope_len as usize =>
             {
-                Ok(record.envelope.to_vec())
+                Ok(record.envelope)
             }
             _ => Err(Error::corrupt(
                 self.chunk_path(location.file),

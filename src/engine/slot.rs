@@ -534,44 +534,82 @@ impl Slot {
 
     /// Decodes an envelope read from `file` (a file name in the slot directory, joined only for an error:
     /// every GET comes here).
-    fn decode_envelope(&self, bytes: &[u8], file: &str) -> Result<(ValueKind, Bytes)> {
-        envelope::decode(bytes, &self.config.dictionaries).map_err(|err| match err {
+    fn decode_envelope(&self, bytes: &Bytes, file: &str) -> Result<(ValueKind, Bytes)> {
+        envelope::decode_shared(bytes, &self.config.dictionaries).map_err(|err| match err {
             EnvelopeError::DictMissing(id) => Error::DictMissing(id),
             EnvelopeError::Malformed(what) => Error::corrupt(self.dir.join(file), 0, format!("value envelope: {what}")),
         })
     }
 
-    /// The newest state of a key: `Some((expire_at, Some(cell)))` from the layers, with the memtable applied.
-    fn lookup(&mut self, db: u16, key: &[u8]) -> Result<Option<Lookup>> {
+    /// The newest state of a live key, with the memtable applied (`None`: missing, deleted or expired; an
+    /// expired key is deleted first, see [`Slot::expire_found`]). A key found in the bucket layer is handed
+    /// to `read` (with the chunk store its value may lie in) while its cell is borrowed from the cached
+    /// page, so nothing of the cell is copied unless `read` copies it.
+    fn probe<R>(
+        &mut self,
+        db: u16,
+        key: &[u8],
+        read: impl FnOnce(page::CellValueRef<'_>, &mut ChunkStore, &BTreeMap<u32, meta::ChunkFileMeta>) -> Result<R>,
+    ) -> Result<Option<Lookup<R>>> {
         let now = self.now();
-        let found = match self.mem_entry(key_hash(db, key).reverse_bits(), db, key) {
+        let hash = key_hash(db, key);
+        let live = |expire_at: u64| expire_at == 0 || expire_at > now;
+        let retime = match self.mem_entry(hash.reverse_bits(), db, key) {
             Some(entry) => match &entry.value {
-                MemValue::Set { kind, envelope } => {
-                    Some(Lookup { kind: *kind, expire_at: entry.expire_at, source: Source::Memtable(envelope.clone()) })
+                MemValue::Set { kind, envelope } if live(entry.expire_at) => {
+                    let source = Source::Memtable(envelope.clone());
+                    return Ok(Some(Lookup { kind: *kind, expire_at: entry.expire_at, source }));
                 }
-                MemValue::Delete => None,
-                MemValue::Retime => {
-                    let expire_at = entry.expire_at;
-                    self.find_cell(db, key)?.map(|cell| Lookup {
-                        kind: cell.kind,
-                        expire_at,
-                        source: Source::Cell(cell),
-                    })
+                MemValue::Set { .. } => {
+                    self.expire_found(db, key)?;
+                    return Ok(None);
                 }
+                MemValue::Delete => return Ok(None),
+                MemValue::Retime => Some(entry.expire_at),
             },
-            None => self.find_cell(db, key)?.map(|cell| Lookup {
-                kind: cell.kind,
-                expire_at: cell.expire_at,
-                source: Source::Cell(cell),
-            }),
+            None => None,
         };
-        match found {
-            Some(lookup) if lookup.expire_at != 0 && lookup.expire_at <= now => {
-                self.expire_found(db, key)?;
-                Ok(None)
+        let marker = self.flush_marker(db);
+        let bucket = buckets::bucket_of(hash, self.meta.level, self.meta.split);
+        let mut id = PageId::bucket(bucket);
+        let chunks = &mut self.chunks;
+        let files = &self.meta.chunk_files;
+        let mut read = Some(read);
+        for _ in 0..=self.meta.overflow_pages {
+            let (found, next) = self.buckets.with_cell(id, hash, db, key, |cell| {
+                if cell.seq < marker {
+                    // A cell older than a FLUSHDB/FLUSHALL is dead.
+                    return Ok(Probed::Missing);
+                }
+                let expire_at = retime.unwrap_or(cell.expire_at);
+                if !live(expire_at) {
+                    return Ok(Probed::Expired);
+                }
+                match read.take() {
+                    Some(read) => {
+                        let value = read(cell.value, chunks, files)?;
+                        Ok(Probed::Live(Lookup { kind: cell.kind, expire_at, source: Source::Cell(value) }))
+                    }
+                    None => Ok(Probed::Missing),
+                }
+            })?;
+            match found.transpose()? {
+                Some(Probed::Live(lookup)) => return Ok(Some(lookup)),
+                Some(Probed::Missing) => return Ok(None),
+                Some(Probed::Expired) => {
+                    self.expire_found(db, key)?;
+                    return Ok(None);
+                }
+                None if next == 0 => return Ok(None),
+                None => id = PageId::overflow(next),
             }
-            found => Ok(found),
         }
+        Err(Error::corrupt(self.buckets.path(id.file), id.number * page::PAGE_SIZE as u64, "overflow chain loops"))
+    }
+
+    /// [`Slot::probe`] for whether a key is live, its type and expiry.
+    fn lookup(&mut self, db: u16, key: &[u8]) -> Result<Option<Lookup<()>>> {
+        self.probe(db, key, |_, _, _| Ok(()))
     }
 
     /// A key found expired by a read: with an expire listener, deleted now and reported (Redis's lazy
@@ -599,7 +637,22 @@ impl Slot {
                 return Ok(found);
             }
         }
-        let Some(lookup) = self.lookup(db, key)? else {
+        let found = self.probe(db, key, |value, chunks, files| match value {
+            // A small value: copied out of the page once (the reply copies it again, into the write buffer).
+            page::CellValueRef::Inline(envelope) => Ok(Bytes::copy_from_slice(envelope)),
+            page::CellValueRef::Segment(location) => {
+                let file_len = files.get(&location.file).map(|c| c.committed_len).ok_or_else(|| {
+                    Error::corrupt(
+                        chunks.chunk_path(location.file),
+                        0,
+                        "cell points into a chunk file the slot does not have",
+                    )
+                })?;
+                chunks.read_value_shared(location, file_len, db, key)
+            }
+            page::CellValueRef::Big { id, .. } => chunks.read_big(id, db, key).map(Bytes::from),
+        });
+        let Some(lookup) = found? else {
             return Ok(None);
         };
         let expire_at_ms = (lookup.expire_at != 0).then_some(lookup.expire_at);
@@ -608,10 +661,7 @@ impl Slot {
                 let envelope = self.load_envelope(&envelope)?;
                 self.decode_envelope(&envelope, wal::WAL_FILE)?
             }
-            Source::Cell(cell) => {
-                let bytes = self.cell_envelope(&cell)?;
-                self.decode_envelope(&bytes, buckets::BUCKETS_FILE)?
-            }
+            Source::Cell(envelope) => self.decode_envelope(&envelope, buckets::BUCKETS_FILE)?,
         };
         Ok(Some(Entry { kind, value, expire_at_ms }))
     }
@@ -1181,13 +1231,22 @@ impl Slot {
 }
 
 /// Where a found key's value is.
-enum Source {
+/// Where [`Slot::probe`] found a key: its memtable entry, or the bucket layer (with what the probe's reader
+/// made of the cell's value).
+enum Source<R> {
     Memtable(MemEnvelope),
-    Cell(Cell),
+    Cell(R),
 }
 
-struct Lookup {
+struct Lookup<R> {
     kind: ValueKind,
     expire_at: u64,
-    source: Source,
+    source: Source<R>,
+}
+
+/// What [`Slot::probe`] found in a page holding the key's cell.
+enum Probed<R> {
+    Live(Lookup<R>),
+    Missing,
+    Expired,
 }

@@ -68,6 +68,10 @@ impl Decoder {
         };
         if !matches!(result, Err(DecodeError::Incomplete)) {
             self.spans.clear();
+            // A frame of very many arguments must not leave its span list's memory with the connection.
+            if self.spans.capacity() > 1024 {
+                self.spans = Vec::new();
+            }
             self.pos = 0;
             self.count = 0;
         }
@@ -132,7 +136,8 @@ impl Decoder {
             }
             self.count = count as usize;
             self.pos = cr + 2;
-            self.spans = Vec::with_capacity(self.count.min(1024));
+            // The span list is reused from frame to frame (an allocation per request otherwise).
+            self.spans.reserve(self.count.min(1024));
         }
         // Validate and find the extent of every argument without consuming anything.
         while self.spans.len() < self.count {

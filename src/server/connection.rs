@@ -42,7 +42,26 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
     client.cancel = Cancel::with_socket(std::os::fd::AsRawFd::as_raw_fd(&socket));
     let _ = handle.intro.fd.set(std::os::fd::AsRawFd::as_raw_fd(&socket));
     let mut shutdown = server.shutdown_receiver();
+    // The waits for shutdown, a change of `timeout` and CLIENT KILL outlive each idle wait below: made
+    // afresh per wait, each registered and unregistered its waiter (under a lock the shutdown and timeout
+    // lists share with every connection) once per request batch.
+    let stopped = {
+        let mut receiver = server.shutdown_receiver();
+        async move {
+            // `wait_for` also sees a shutdown that began before this connection subscribed.
+            let _ = receiver.wait_for(|stopping| *stopping).await;
+        }
+    };
+    tokio::pin!(stopped);
+    let killed = {
+        let handle = handle.clone();
+        async move { handle.killed().await }
+    };
+    tokio::pin!(killed);
     let mut idle_timeout = server.live.timeout_receiver();
+    let mut idle_limit = *idle_timeout.borrow_and_update();
+    let timeout_changed = next_change(idle_timeout);
+    tokio::pin!(timeout_changed);
     let (mut reader, mut writer) = socket.into_split();
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
     let mut wbuf = BytesMut::with_capacity(16 * 1024);
@@ -131,26 +150,18 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
             break;
         }
         // `timeout`: an idle client is closed, except a subscriber (a blocked one waits in `wait`).
-        let idle_limit = *idle_timeout.borrow_and_update();
         let idle_deadline = (idle_limit > 0 && client.subscription_count() == 0).then(|| {
             let last = *handle.last_active.lock().unwrap_or_else(|p| p.into_inner());
             tokio::time::Instant::from_std(last + std::time::Duration::from_secs(idle_limit))
         });
+        // Checked here too (two atomic loads), as the waits for them come after the socket's below.
+        if handle.is_killed() || server.shutting_down() {
+            break;
+        }
         tokio::select! {
-            _ = tokio::time::sleep_until(idle_deadline.unwrap_or_else(tokio::time::Instant::now)), if idle_deadline.is_some() => {
-                tracing::debug!(client = handle.id, "closing idle client (timeout)");
-                break;
-            }
-            _ = idle_timeout.changed() => {}
-            read = reader.read_buf(&mut rbuf) => match read {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    server.stats.net_input.fetch_add(n as u64, Ordering::Relaxed);
-                    server.metrics.reads.fetch_add(1, Ordering::Relaxed);
-                    // Redis's "last interaction": once per read, not per command.
-                    *handle.last_active.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-                }
-            },
+            // Pushed messages and the socket first (no lock in either): when a request wakes the task,
+            // nothing else is polled.
+            biased;
             Some(message) = pushes.recv() => {
                 deliver(&handle, &client, message, &mut wbuf);
                 while let Ok(message) = pushes.try_recv() {
@@ -160,9 +171,26 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
                     }
                 }
             }
-            _ = handle.killed() => break,
-            // `wait_for` also sees a shutdown that began before this connection subscribed.
-            _ = shutdown.wait_for(|stopping| *stopping) => break,
+            read = reader.read_buf(&mut rbuf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    server.stats.net_input.fetch_add(n as u64, Ordering::Relaxed);
+                    server.metrics.reads.fetch_add(1, Ordering::Relaxed);
+                    // Redis's "last interaction": once per read, not per command.
+                    *handle.last_active.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+                }
+            },
+            _ = &mut killed => break,
+            _ = &mut stopped => break,
+            receiver = &mut timeout_changed => {
+                let mut receiver = receiver;
+                idle_limit = *receiver.borrow_and_update();
+                timeout_changed.set(next_change(receiver));
+            }
+            _ = tokio::time::sleep_until(idle_deadline.unwrap_or_else(tokio::time::Instant::now)), if idle_deadline.is_some() => {
+                tracing::debug!(client = handle.id, "closing idle client (timeout)");
+                break;
+            }
         }
     }
     // Released before the last replies go out: a client that has read QUIT's +OK no longer counts in
@@ -170,6 +198,14 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
     cleanup(&server, &mut client);
     let _ = flush(&server, &handle, &mut writer, &mut wbuf).await;
     let _ = writer.shutdown().await;
+}
+
+/// Resolves, handing the receiver back, once the watched value changes (or its sender is gone: then never).
+async fn next_change<T>(mut receiver: watch::Receiver<T>) -> watch::Receiver<T> {
+    if receiver.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+    receiver
 }
 
 /// Where [`execute_buffered`] stopped.

@@ -15,8 +15,8 @@
 //!   [`pause`], [`tracking`]).
 //!
 //! # Threading
-//! A tokio multi-thread runtime; each connection is a task that calls the (synchronous, short) engine
-//! directly. The engine serialises access per slot. Every command holds [`Server::command_lock`] shared;
+//! A tokio multi-thread runtime (`velo-worker-threads` workers, by default one per CPU core); each
+//! connection is a task that calls the (synchronous, short) engine directly. The engine serialises access per slot. Every command holds [`Server::command_lock`] shared;
 //! EXEC and SWAPDB hold it exclusively, which makes a transaction atomic with respect to every other
 //! client. Read-modify-write commands lock their key's slot; multi-key commands lock their slots in
 //! ascending order.
@@ -112,6 +112,8 @@ pub struct Server {
     proto_max_bulk_len: AtomicUsize,
     databases: u16,
     shutdown: tokio_watch::Sender<bool>,
+    /// Set with `shutdown` (before it): read by every connection on every idle wait, without the watch's lock.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Server {
@@ -162,6 +164,7 @@ impl Server {
             metrics: Default::default(),
             config: Mutex::new(config),
             shutdown,
+            stopping: Default::default(),
         };
         server.apply_config();
         Ok(server)
@@ -200,12 +203,13 @@ impl Server {
 
     /// Starts a graceful shutdown.
     pub fn begin_shutdown(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
         self.shutdown.send_replace(true);
     }
 
     /// True once shutdown has begun.
     pub fn shutting_down(&self) -> bool {
-        *self.shutdown.borrow()
+        self.stopping.load(Ordering::SeqCst)
     }
 
     /// A receiver that changes when shutdown begins.
@@ -216,7 +220,12 @@ impl Server {
 
 /// Runs `velo serve` until shutdown.
 pub fn run(config: Config) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("velo-worker").build()?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all().thread_name("velo-worker");
+    if config.worker_threads > 0 {
+        builder.worker_threads(config.worker_threads);
+    }
+    let runtime = builder.build()?;
     let server = Arc::new(Server::open(config)?);
     notify::Notify::attach(&server);
     rdbsave::RdbSaves::attach(&server);

@@ -490,3 +490,36 @@ fn hello_options_apply_in_order_as_redis() {
         assert_eq!(admin.cmd(&["CONFIG", "SET", "requirepass", ""]), b"+OK\r\n");
     }
 }
+
+/// Threads of the server process named like its runtime's workers.
+fn worker_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("task list")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim() == "velo-worker")
+        .count()
+}
+
+#[test]
+fn velo_worker_threads_sets_the_runtime_workers() {
+    for (flag, expected) in [("1", 1), ("3", 3)] {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let server = TestServer::start_in(dir.path(), &["--worker-threads", flag]);
+        let mut conn = server.connect();
+        assert_eq!(conn.cmd(&["SET", "k", "v"]), b"+OK\r\n");
+        assert_eq!(conn.cmd(&["GET", "k"]), b"$1\r\nv\r\n");
+        // Counted before CONFIG: a command that runs off the workers (server::gate) hands its worker's
+        // tasks to one more thread of the runtime, named alike.
+        assert_eq!(worker_threads(server.pid()), expected, "velo-worker threads with --worker-threads {flag}");
+        let reply = conn.cmd(&["CONFIG", "GET", "velo-worker-threads"]);
+        assert_eq!(show(&reply), show(format!("*2\r\n$19\r\nvelo-worker-threads\r\n$1\r\n{flag}\r\n").as_bytes()));
+        // Fixed at start-up, as the runtime is built once.
+        let refused = conn.cmd(&["CONFIG", "SET", "velo-worker-threads", "2"]);
+        assert!(refused.starts_with(b"-ERR"), "{}", show(&refused));
+    }
+    // 0 (the default): one per CPU core.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let server = TestServer::start_in(dir.path(), &[]);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(worker_threads(server.pid()), cores);
+}
