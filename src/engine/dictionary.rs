@@ -414,7 +414,7 @@ impl DictionaryMap {
             // The family is a prefix of the key: the rules are only read to find it.
             let family = self.rules.read().unwrap_or_else(|p| p.into_inner()).family_of(key);
             if sampling {
-                self.sampler.offer(family, value);
+                self.sampler.offer(family, key, value);
             }
             let with_dict = self.active(family).and_then(|dict| envelope::encode_with_dictionary(kind, value, &dict));
             let used_dict = with_dict.is_some();
@@ -520,9 +520,10 @@ pub struct Evaluation {
     pub held_out: usize,
     /// Their raw bytes.
     pub raw_bytes: u64,
-    /// Their bytes as stored without a dictionary (envelopes packed into zstd segments).
+    /// What they cost stored without a dictionary (`train::stored_cost`: inline, or a location and a
+    /// record in a zstd-compressed segment; cell headers and keys left out).
     pub without_dict_bytes: u64,
-    /// Their bytes each compressed with the trained dictionary (0 if training failed).
+    /// What they cost stored each compressed with the trained dictionary (0 if training failed).
     pub with_dict_bytes: u64,
     /// Whether the dictionary was installed.
     pub installed: bool,

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use super::dictionary::{normalize, DictionaryMap, Prepared, StoredDictionary, DICT_MAX_VALUE_LEN};
 use super::envelope::{self, ValueKind};
+#[cfg(test)]
+use super::{page, segment};
 
 /// Total bytes of samples kept, all families together.
 const SAMPLE_BYTES_MAX: usize = 32 << 20;
@@ -67,6 +69,9 @@ pub struct TrainStats {
 struct Family {
     samples: Vec<Vec<u8>>,
     seen: u64,
+    /// Key bytes and keys of the values offered and kept (the trainer's cost model needs the key length).
+    key_bytes: u64,
+    keys: u64,
 }
 
 #[derive(Default)]
@@ -98,9 +103,9 @@ impl Sampler {
         self.settings.enabled.load(Ordering::Relaxed)
     }
 
-    /// Offers a written value of `family`. Cheap: most calls return after one atomic add, and a call
-    /// never waits for the lock (a busy sampler skips the value).
-    pub fn offer(&self, family: &[u8], value: &[u8]) {
+    /// Offers a value written under `key`, of `family`. Cheap: most calls return after one atomic add, and
+    /// a call never waits for the lock (a busy sampler skips the value).
+    pub fn offer(&self, family: &[u8], key: &[u8], value: &[u8]) {
         let every = self.settings.sample_every.load(Ordering::Relaxed).max(1);
         if self.counter.fetch_add(1, Ordering::Relaxed) % every != 0 || value.len() > SAMPLE_VALUE_MAX {
             return;
@@ -113,6 +118,8 @@ impl Sampler {
         }
         let entry = samples.families.entry(family.to_vec()).or_default();
         entry.seen += 1;
+        entry.key_bytes += key.len() as u64;
+        entry.keys += 1;
         if entry.samples.len() < capacity && !full {
             entry.samples.push(value.to_vec());
             samples.bytes += value.len();
@@ -130,12 +137,13 @@ impl Sampler {
         samples.families.iter().filter(|(_, f)| f.samples.len() >= min).map(|(name, _)| name.clone()).collect()
     }
 
-    /// Takes a family's samples (it starts collecting afresh).
-    fn take(&self, family: &[u8]) -> Vec<Vec<u8>> {
+    /// Takes a family's samples and the mean length of their keys (it starts collecting afresh).
+    fn take(&self, family: &[u8]) -> (Vec<Vec<u8>>, usize) {
         let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
-        let taken = samples.families.remove(family).map(|f| f.samples).unwrap_or_default();
-        samples.bytes -= taken.iter().map(Vec::len).sum::<usize>();
-        taken
+        let Some(taken) = samples.families.remove(family) else { return (Vec::new(), DEFAULT_KEY_LEN) };
+        samples.bytes -= taken.samples.iter().map(Vec::len).sum::<usize>();
+        let key_len = if taken.keys == 0 { DEFAULT_KEY_LEN } else { (taken.key_bytes / taken.keys) as usize };
+        (taken.samples, key_len)
     }
 
     /// Number of samples held per family (INFO, tests).
@@ -156,9 +164,9 @@ pub struct TrainResult {
     pub held_out: usize,
     /// Raw bytes of the held-out samples.
     pub raw_bytes: u64,
-    /// Their bytes as stored without a dictionary: envelopes packed into ~4 KiB zstd segments.
+    /// What they cost stored without a dictionary ([`stored_cost`]).
     pub baseline_bytes: u64,
-    /// Their envelope bytes each compressed with the new dictionary.
+    /// What they cost stored each compressed with the new dictionary ([`stored_cost`]).
     pub dict_bytes: u64,
 }
 
@@ -172,39 +180,56 @@ impl TrainResult {
     }
 }
 
-/// Largest envelope a checkpoint stores inline in a bucket cell by default (`EngineOptions::inline_max`):
-/// such values are stored as they are, never segment-compressed.
+/// Largest envelope a checkpoint stores inline in a bucket cell by default (`EngineOptions::inline_max`).
 const INLINE_MAX: usize = 64;
+/// Payload bytes of a segment by default (`EngineOptions::segment_size`).
+const SEGMENT_SIZE: usize = 4096;
+/// Key length assumed when the real one is not known (a family name, a separator and an id).
+pub const DEFAULT_KEY_LEN: usize = 16;
 
-/// Bytes a set of envelopes takes as a checkpoint stores them without a dictionary: up to `INLINE_MAX`
-/// bytes inline and uncompressed, larger ones packed into segments of about 4 KiB compressed as a whole
-/// (record headers and keys left out on both sides).
-pub fn segment_baseline(envelopes: &[Vec<u8>], level: i32) -> u64 {
-    let mut total = 0u64;
-    let mut group = Vec::with_capacity(4096);
-    let flush = |group: &mut Vec<u8>, total: &mut u64| {
-        if !group.is_empty() {
-            let packed = envelope::compress(group, level).map_or(group.len(), |c| c.len().min(group.len()));
-            *total += packed as u64;
-            group.clear();
-        }
-    };
-    for env in envelopes {
+/// Bytes a set of values costs on disk as a checkpoint stores it, beyond what every cell pays whatever the
+/// encoding (its 24-byte header and the key): an envelope of up to `INLINE_MAX` bytes inline in the cell; a
+/// larger one as a 16-byte location in the cell plus its record (16-byte header, key, envelope) in a
+/// segment of about 4 KiB with a 16-byte header, compressed as `segment::SegmentWriter` decides (not when
+/// most of it is dictionary-compressed values, nor when zstd saves 64 bytes or less). Records are packed in
+/// the given order with keys of `key_len` bytes (a separator and decimal digits derived from each envelope,
+/// so that they compress as unrelated ids do). docs/format.md §"Cell" and §"Segment".
+pub fn stored_cost(envelopes: &[Vec<u8>], key_len: usize, level: i32) -> u64 {
+    let mut writer = super::segment::SegmentWriter::new(SEGMENT_SIZE, Some(level));
+    let (mut total, mut key) = (0u64, Vec::with_capacity(key_len));
+    for (index, env) in envelopes.iter().enumerate() {
         if env.len() <= INLINE_MAX {
             total += env.len() as u64;
             continue;
         }
-        if group.len() + env.len() > 4096 {
-            flush(&mut group, &mut total);
+        key.clear();
+        key.push(b':');
+        let mut id = xxhash_rust::xxh3::xxh3_64(env);
+        while key.len() < key_len.max(2) {
+            key.push(b'0' + (id % 10) as u8);
+            id /= 10;
         }
-        group.extend_from_slice(env);
+        if !writer.fits(key.len(), env.len()) {
+            // A big-value file: its own file header and record, never compressed.
+            total += (super::page::LOCATION_LEN + 16 + super::segment::record_len(key.len(), env.len()) + 4) as u64;
+            continue;
+        }
+        if writer.must_seal_before(key.len(), env.len()) {
+            total += writer.seal(0, 0).bytes.len() as u64;
+        }
+        writer.add(index as u64 + 1, 0, &key, env);
+        total += super::page::LOCATION_LEN as u64;
     }
-    flush(&mut group, &mut total);
+    if writer.has_pending() {
+        total += writer.seal(0, 0).bytes.len() as u64;
+    }
     total
 }
 
-/// Trains a dictionary of at most `dict_size` bytes on nine in ten samples and measures it on the tenth.
-pub fn train(samples: &[Vec<u8>], dict_size: usize, level: i32) -> TrainResult {
+/// Trains a dictionary of at most `dict_size` bytes on nine in ten samples and measures it on the tenth:
+/// what the held-out values cost stored ([`stored_cost`], keys of `key_len` bytes) without a dictionary and
+/// with it.
+pub fn train(samples: &[Vec<u8>], dict_size: usize, level: i32, key_len: usize) -> TrainResult {
     let (mut training, mut held) = (Vec::new(), Vec::new());
     for (index, sample) in samples.iter().enumerate() {
         if index % 10 == 9 {
@@ -214,7 +239,7 @@ pub fn train(samples: &[Vec<u8>], dict_size: usize, level: i32) -> TrainResult {
         }
     }
     // Segments hold records in key-hash order, so neighbours in a segment are unrelated values: measure
-    // the baseline in a hash order too (sample order would let sequential ids compress unrealistically).
+    // in a hash order too (sample order would let sequential ids compress unrealistically).
     held.sort_by_key(|v| xxhash_rust::xxh3::xxh3_64(v));
     let plain: Vec<Vec<u8>> = held.iter().map(|v| envelope::encode(ValueKind::String, v, Default::default())).collect();
     let mut result = TrainResult {
@@ -222,21 +247,19 @@ pub fn train(samples: &[Vec<u8>], dict_size: usize, level: i32) -> TrainResult {
         trained_on: training.len(),
         held_out: held.len(),
         raw_bytes: held.iter().map(|v| v.len() as u64).sum(),
-        baseline_bytes: segment_baseline(&plain, level),
+        baseline_bytes: stored_cost(&plain, key_len, level),
         dict_bytes: 0,
     };
     let Ok(dictionary) = zstd::dict::from_samples(&training, dict_size.max(256)) else { return result };
     let dictionary = normalize(dictionary);
     let stored = StoredDictionary { id: u32::MAX, created_ms: 0, family: Vec::new(), bytes: dictionary.clone() };
     let Ok(prepared) = Prepared::new(&stored, level) else { return result };
-    result.dict_bytes = held
+    let with_dict: Vec<Vec<u8>> = held
         .iter()
-        .zip(&plain)
-        .map(|(value, plain)| {
-            envelope::encode_with_dictionary(ValueKind::String, value, &prepared).map_or(plain.len(), |e| e.len())
-                as u64
-        })
-        .sum();
+        .zip(plain)
+        .map(|(value, plain)| envelope::encode_with_dictionary(ValueKind::String, value, &prepared).unwrap_or(plain))
+        .collect();
+    result.dict_bytes = stored_cost(&with_dict, key_len, level);
     result.dictionary = Some(dictionary);
     result
 }
@@ -327,7 +350,7 @@ fn train_ready(map: &DictionaryMap, level: i32, trained: &mut HashMap<Vec<u8>, (
     let min = settings.min_samples.load(Ordering::Relaxed).max(16) as usize;
     let retrain = Duration::from_secs(settings.retrain_secs.load(Ordering::Relaxed));
     for family in map.sampler().ready(min) {
-        let samples = map.sampler().take(&family);
+        let (samples, key_len) = map.sampler().take(&family);
         let due = trained.get(&family).is_none_or(|(at, _)| at.elapsed() >= retrain);
         if !due {
             continue;
@@ -341,7 +364,7 @@ fn train_ready(map: &DictionaryMap, level: i32, trained: &mut HashMap<Vec<u8>, (
                 continue;
             }
         }
-        train_one(map, level, &family, &samples, trained);
+        train_one(map, level, &family, &samples, key_len, trained);
     }
 }
 
@@ -350,13 +373,14 @@ fn train_one(
     level: i32,
     family: &[u8],
     samples: &[Vec<u8>],
+    key_len: usize,
     trained: &mut HashMap<Vec<u8>, (Instant, f64)>,
 ) {
     let settings = &map.sampler().settings;
     let size = settings.dict_size.load(Ordering::Relaxed) as usize;
     let margin = settings.min_gain_pct.load(Ordering::Relaxed) as f64 / 100.0;
     let samples: Vec<Vec<u8>> = samples.iter().filter(|v| v.len() <= DICT_MAX_VALUE_LEN).cloned().collect();
-    let result = train(&samples, size, level);
+    let result = train(&samples, size, level, key_len);
     let stats = &map.sampler().stats;
     let family_name = super::family::display_family(family);
     let gain = result.gain();
@@ -394,5 +418,67 @@ fn train_one(
             stats.failed.fetch_add(1, Ordering::Relaxed);
             trained.insert(family.to_vec(), (Instant::now(), f64::MAX));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(i: u64) -> Vec<u8> {
+        let plans = ["free", "pro", "team"];
+        format!(
+            "{{\"id\":{i},\"name\":\"user{}\",\"email\":\"user{}@example.com\",\"plan\":\"{}\",\"created\":{},\"tags\":[\"beta\",\"newsletter\"],\"verified\":{}}}",
+            i * 7919 % 100_003,
+            i * 104_729 % 1_000_003,
+            plans[(i % 3) as usize],
+            1_700_000_000 + i * 7_777 % 30_000_000,
+            i % 2 == 0
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn stored_cost_follows_the_checkpoint_layout() {
+        // Inline envelopes cost their bytes, nothing else.
+        assert_eq!(stored_cost(&vec![vec![0u8; 40]; 10], 16, 3), 400);
+        // Larger ones cost a location each plus their segments, which compress here (repetitive records).
+        let envelopes: Vec<Vec<u8>> =
+            (0..100).map(|i| envelope::encode(ValueKind::String, &json(i), Default::default())).collect();
+        let raw: usize = envelopes.iter().map(|e| segment::record_len(16, e.len())).sum();
+        let cost = stored_cost(&envelopes, 16, 3);
+        assert!(cost >= 100 * page::LOCATION_LEN as u64, "{cost}");
+        assert!(cost < (raw + 100 * page::LOCATION_LEN) as u64 / 2, "{cost} of {raw}");
+        // Longer keys cost more.
+        assert!(stored_cost(&envelopes, 40, 3) > cost);
+        // Dictionary-compressed envelopes fill segments that are stored uncompressed: every record byte counts.
+        let mut dict_like = envelopes.clone();
+        for env in &mut dict_like {
+            env[1] = envelope::CODEC_ZSTD_DICT;
+        }
+        let expected: usize = dict_like.iter().map(|e| page::LOCATION_LEN + segment::record_len(16, e.len())).sum();
+        let segments = stored_cost(&dict_like, 16, 3) - expected as u64;
+        assert_eq!(segments % segment::SEGMENT_HEADER_LEN as u64, 0, "only segment headers on top");
+        assert!(segments > 0);
+    }
+
+    #[test]
+    fn training_is_judged_on_stored_costs() {
+        let samples: Vec<Vec<u8>> = (0..3000).map(json).collect();
+        let result = train(&samples, 4096, 3, 16);
+        assert_eq!((result.trained_on, result.held_out), (2700, 300));
+        assert!(result.dictionary.is_some());
+        // Both sides include the cell locations and record overheads of values stored out of line.
+        let plain: Vec<Vec<u8>> = samples
+            .iter()
+            .skip(9)
+            .step_by(10)
+            .map(|v| envelope::encode(ValueKind::String, v, Default::default()))
+            .collect();
+        let mut ordered = plain.clone();
+        ordered.sort_by_key(|e| xxhash_rust::xxh3::xxh3_64(&e[2..]));
+        assert_eq!(result.baseline_bytes, stored_cost(&ordered, 16, 3));
+        assert!(result.dict_bytes > 0 && result.dict_bytes < result.raw_bytes, "{result:?}");
+        assert!(result.gain() > -1.0 && result.gain() < 1.0);
     }
 }

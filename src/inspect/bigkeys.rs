@@ -86,7 +86,18 @@ pub struct FamilyReport {
     pub raw_bytes: u64,
     /// Stored bytes.
     pub stored_bytes: u64,
+    /// stored_bytes / raw_bytes (0 when raw_bytes is 0).
+    pub ratio: f64,
+    /// The family's active trained dictionary (as VELO FAMILIES shows it): offline from the directory's
+    /// dictionary files (the highest id of the family), online from VELO FAMILIES; null when it has none
+    /// or the server is not Velo.
+    pub dictionary: Option<u32>,
+    /// That dictionary's size in bytes (0 without one).
+    pub dictionary_bytes: u64,
 }
+
+/// Active dictionary (id, bytes) per raw family name, for the family rows.
+pub type FamilyDictionaries = HashMap<Vec<u8>, (u32, u64)>;
 
 /// Totals.
 #[derive(Debug, Default, Serialize)]
@@ -336,6 +347,7 @@ impl Collector {
         families_shown: usize,
         mut notes: Vec<String>,
         problems: Vec<String>,
+        dictionaries: &FamilyDictionaries,
     ) -> BigkeysReport {
         let mut types: Vec<TypeReport> = self
             .per_type
@@ -355,17 +367,31 @@ impl Collector {
         let mut families: Vec<FamilyReport> = self
             .families
             .into_iter()
-            .map(|(family, (keys, raw_bytes, stored_bytes))| FamilyReport {
-                family: escape(&family),
-                keys,
-                raw_bytes,
-                stored_bytes,
+            .map(|(family, (keys, raw_bytes, stored_bytes))| {
+                let dictionary = dictionaries.get(&family);
+                FamilyReport {
+                    family: escape(&family),
+                    keys,
+                    raw_bytes,
+                    stored_bytes,
+                    ratio: family_ratio(stored_bytes, raw_bytes),
+                    dictionary: dictionary.map(|d| d.0),
+                    dictionary_bytes: dictionary.map_or(0, |d| d.1),
+                }
             })
             .collect();
         let (keys, raw_bytes, stored_bytes) = self.other_families;
         if keys > 0 {
             family_count += 1;
-            families.push(FamilyReport { family: OTHER_FAMILIES.to_string(), keys, raw_bytes, stored_bytes });
+            families.push(FamilyReport {
+                family: OTHER_FAMILIES.to_string(),
+                keys,
+                raw_bytes,
+                stored_bytes,
+                ratio: family_ratio(stored_bytes, raw_bytes),
+                dictionary: None,
+                dictionary_bytes: 0,
+            });
             notes.push(format!(
                 "more than {FAMILY_CAP} key families: the keys of the families past them are summed in {OTHER_FAMILIES}"
             ));
@@ -374,6 +400,57 @@ impl Collector {
         families.truncate(families_shown);
         BigkeysReport { source, target, db, types, families, family_count, totals: self.totals, notes, problems }
     }
+}
+
+fn family_ratio(stored: u64, raw: u64) -> f64 {
+    if raw == 0 {
+        0.0
+    } else {
+        stored as f64 / raw as f64
+    }
+}
+
+/// The active dictionary of each family among a data directory's dictionary files (the highest id of a
+/// family is its active one, docs/format.md §"Dictionary file").
+pub fn dir_dictionaries(dir: &std::path::Path) -> Result<FamilyDictionaries, String> {
+    let stored = crate::engine::dictionary::load_dir(&crate::engine::io::RealFs, dir).map_err(|e| e.to_string())?;
+    let mut out = FamilyDictionaries::new();
+    for dict in stored {
+        let entry = out.entry(dict.family).or_insert((dict.id, dict.bytes.len() as u64));
+        if dict.id >= entry.0 {
+            *entry = (dict.id, dict.bytes.len() as u64);
+        }
+    }
+    Ok(out)
+}
+
+/// The active dictionary of each family from a VELO FAMILIES reply (a map per family, RESP2: flat
+/// arrays of name and value); empty when the server does not know the command (Redis).
+fn reply_dictionaries(reply: &Reply) -> FamilyDictionaries {
+    let mut out = FamilyDictionaries::new();
+    let Reply::Array(families) = reply else { return out };
+    for family in families {
+        let Reply::Array(fields) = family else { continue };
+        let (mut name, mut id, mut bytes) = (None, None, 0);
+        for pair in fields.chunks(2) {
+            match pair {
+                [Reply::Bulk(field), Reply::Bulk(value)] if field == b"family" => {
+                    name = Some(if value == b"(default)" { Vec::new() } else { value.clone() });
+                }
+                [Reply::Bulk(field), Reply::Integer(value)] if field == b"dictionary" => {
+                    id = u32::try_from(*value).ok();
+                }
+                [Reply::Bulk(field), Reply::Integer(value)] if field == b"dictionary_bytes" => {
+                    bytes = (*value).max(0) as u64;
+                }
+                _ => {}
+            }
+        }
+        if let (Some(name), Some(id)) = (name, id) {
+            out.insert(name, (id, bytes));
+        }
+    }
+    out
 }
 
 /// The family row summing the families past [`FAMILY_CAP`] (unquoted: no escaped key looks like it).
@@ -544,7 +621,12 @@ pub fn offline_with_budget(
     let notes = vec![
         "stored bytes: cell + record share of its (compressed) segment, big-value file or WAL record; split collections include their parts".into(),
     ];
-    Ok(collector.finish("offline", dir.path.display().to_string(), db, families_shown, notes, problems))
+    let mut problems: Vec<String> = problems;
+    let dictionaries = dir_dictionaries(&dir.path).unwrap_or_else(|err| {
+        problems.push(format!("dictionaries: {err}"));
+        FamilyDictionaries::new()
+    });
+    Ok(collector.finish("offline", dir.path.display().to_string(), db, families_shown, notes, problems, &dictionaries))
 }
 
 /// The key of a part of a split collection: its collection's id.
@@ -1018,6 +1100,8 @@ pub fn online(
     } else {
         "MEMORY USAGE is not supported by the server: stored bytes are estimated as raw bytes".to_string()
     });
+    // Velo names each family's active dictionary; Redis answers an error, which leaves none.
+    let dictionaries = client.call(&[b"VELO", b"FAMILIES"]).map(|r| reply_dictionaries(&r)).unwrap_or_default();
     Ok(collector.finish(
         "online",
         format!("{}:{}", target.host, target.port),
@@ -1025,5 +1109,6 @@ pub fn online(
         families_shown,
         notes,
         Vec::new(),
+        &dictionaries,
     ))
 }

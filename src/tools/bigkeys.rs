@@ -115,13 +115,15 @@ fn render(report: &BigkeysReport) -> String {
         }
     }
     text.push_str(&format!("\nkey families ({} in all, the key up to its last ':')\n", report.family_count));
-    let mut table = output::table(&["family", "keys", "raw", "stored"]);
+    let mut table = output::table(&["family", "keys", "raw", "stored", "ratio", "dictionary"]);
     for f in &report.families {
         table.add_row(vec![
             if f.family == "\"\"" { "(none)".into() } else { f.family.clone() },
             f.keys.to_string(),
             output::bytes(f.raw_bytes),
             output::bytes(f.stored_bytes),
+            format!("{:.3}", f.ratio),
+            f.dictionary.map_or("-".into(), |id| format!("{id} ({})", output::bytes(f.dictionary_bytes))),
         ]);
     }
     text.push_str(&table.to_string());

@@ -70,12 +70,16 @@ pub struct FamilyReport {
     pub held_out: usize,
     /// Their raw bytes.
     pub raw_bytes: u64,
-    /// Their bytes encoded as stored today without a dictionary (packed into zstd segments).
+    /// What they cost stored today without a dictionary (`engine::train::stored_cost`: inline in the
+    /// cell, or a location plus a record in a zstd-compressed segment).
     pub stored_bytes: u64,
-    /// Their bytes each compressed with the new dictionary.
+    /// What they cost stored each compressed with the new dictionary (the same model).
     pub dict_bytes: u64,
     /// dict_bytes / raw_bytes.
     pub ratio: f64,
+    /// 1 - dict_bytes / stored_bytes: the share the dictionary saves (the server keeps a dictionary when
+    /// this is at least `velo-dict-min-gain` percent).
+    pub gain: f64,
     /// Size of the dictionary trained, 0 if training failed (too few or too uniform samples).
     pub dictionary_bytes: usize,
     /// The id it was installed under (`--install`).
@@ -106,8 +110,8 @@ pub fn run(args: TrainDictArgs) -> ExitCode {
     }
 }
 
-/// Values sampled per family: (values seen, samples).
-type Sampled = BTreeMap<Vec<u8>, (u64, Vec<Vec<u8>>)>;
+/// Values sampled per family: (values seen, samples, key bytes of the samples).
+type Sampled = BTreeMap<Vec<u8>, (u64, Vec<Vec<u8>>, u64)>;
 
 fn train_dir(args: &TrainDictArgs) -> Result<TrainDictReport, String> {
     let wanted: Option<Vec<u8>> =
@@ -131,11 +135,13 @@ fn train_dir(args: &TrainDictArgs) -> Result<TrainDictReport, String> {
     let level = CompressionPolicy::default().level;
     let mut reports = Vec::new();
     let mut trained = Vec::new();
-    for (family, (values, samples)) in families {
+    for (family, (values, samples, key_bytes)) in families {
         if samples.len() < 20 {
             continue;
         }
-        let result = train::train(&samples, args.size, level);
+        // The cost model needs the keys' length; a Parquet column has no keys yet: assume a short one.
+        let key_len = if key_bytes == 0 { train::DEFAULT_KEY_LEN } else { (key_bytes / samples.len() as u64) as usize };
+        let result = train::train(&samples, args.size, level, key_len);
         reports.push(FamilyReport {
             family: display_family(&family),
             values,
@@ -149,6 +155,7 @@ fn train_dir(args: &TrainDictArgs) -> Result<TrainDictReport, String> {
             } else {
                 result.baseline_bytes as f64 / result.raw_bytes.max(1) as f64
             },
+            gain: if result.dictionary.is_some() { result.gain() } else { 0.0 },
             dictionary_bytes: result.dictionary.as_ref().map_or(0, Vec::len),
             installed_id: None,
         });
@@ -194,7 +201,7 @@ fn sample_dir(args: &TrainDictArgs, dir: &Path, wanted: Option<&[u8]>) -> Result
             if entry.kind == ValueKind::Element {
                 continue;
             }
-            add_sample(&mut families, family, &entry.value, args.samples);
+            add_sample(&mut families, family, key.len(), &entry.value, args.samples);
         }
         cursor = page.cursor;
         if cursor == 0 {
@@ -207,7 +214,7 @@ fn sample_dir(args: &TrainDictArgs, dir: &Path, wanted: Option<&[u8]>) -> Result
 
 /// Counts a value of a family and keeps it as a sample while the family has fewer than `limit`; values a
 /// dictionary is not used for (shorter than 16 B or longer than 64 KiB) are left out.
-fn add_sample(families: &mut Sampled, family: &[u8], value: &[u8], limit: usize) {
+fn add_sample(families: &mut Sampled, family: &[u8], key_len: usize, value: &[u8], limit: usize) {
     if !(DICT_MIN_VALUE_LEN..=DICT_MAX_VALUE_LEN).contains(&value.len()) {
         return;
     }
@@ -215,6 +222,7 @@ fn add_sample(families: &mut Sampled, family: &[u8], value: &[u8], limit: usize)
     slot.0 += 1;
     if slot.1.len() < limit {
         slot.1.push(value.to_vec());
+        slot.2 += key_len as u64;
     }
 }
 
@@ -240,11 +248,11 @@ fn sample_parquet(args: &TrainDictArgs, file: &Path, family: Vec<u8>) -> Result<
         for row in 0..batch.num_rows() {
             cell.clear();
             if convert::write_text(array.as_ref(), row, &mut cell).map_err(|e| format!("{}: {e}", file.display()))? {
-                add_sample(&mut families, &family, &cell, args.samples);
+                add_sample(&mut families, &family, 0, &cell, args.samples);
             }
         }
         bar.inc(batch.num_rows() as u64);
-        if families.get(&family).is_some_and(|(_, samples)| samples.len() >= args.samples) {
+        if families.get(&family).is_some_and(|(_, samples, _)| samples.len() >= args.samples) {
             break;
         }
     }
@@ -253,8 +261,17 @@ fn sample_parquet(args: &TrainDictArgs, file: &Path, family: Vec<u8>) -> Result<
 }
 
 fn render(report: &TrainDictReport) -> String {
-    let mut table =
-        output::table(&["family", "values", "samples", "raw", "stored today", "with dictionary", "ratio", "installed"]);
+    let mut table = output::table(&[
+        "family",
+        "values",
+        "samples",
+        "raw",
+        "stored today",
+        "with dictionary",
+        "ratio",
+        "gain",
+        "installed",
+    ]);
     for f in &report.families {
         table.add_row(vec![
             f.family.clone(),
@@ -264,11 +281,12 @@ fn render(report: &TrainDictReport) -> String {
             output::bytes(f.stored_bytes),
             output::bytes(f.dict_bytes),
             format!("{:.3}", f.ratio),
+            format!("{:.0}%", f.gain * 100.0),
             f.installed_id.map_or("-".into(), |id| format!("dict {id}")),
         ]);
     }
     format!(
-        "dictionaries trained from {} (sizes measured on the held-out tenth of each family's samples)\n{table}\n",
+        "dictionaries trained from {} (bytes the held-out tenth of each family's samples costs stored, cell headers and keys\nleft out; gain: what the dictionary saves, kept by the server at velo-dict-min-gain or more)\n{table}\n",
         report.dir.display()
     )
 }
