@@ -1,11 +1,11 @@
-//! An in-place MSD radix sort (American flag sort) for the large sorts of the offline tools: `velo
-//! check`'s index of segment references (a comparison sort on its 96-bit key was a seventh of a check's
-//! CPU time), the bulk loader's cell index and `ingest-parquet`'s duplicate-detection entries (millions
-//! of entries each, sorted by hashes or offsets).
+//! An in-place MSD radix sort (American flag sort) for the large sorts of the bulk tools: the bulk
+//! loader's cell index and `ingest-parquet`'s duplicate-detection entries (millions of entries each,
+//! keyed by uniform hashes).
 //!
-//! Keys are integers; the bytes every entry shares (the top of dense keys) are skipped, the others
-//! partition the entries in place (no second buffer: these are the largest allocations of their
-//! threads), and small partitions are finished by a comparison sort.
+//! Keys are integers; the bytes every entry shares are skipped, the others partition the entries in
+//! place (no second buffer: these are the largest allocations of their threads), and small partitions
+//! are finished by a comparison sort. Not for dense keys that share most of their bytes (`velo check`'s
+//! index of segment locations): there the comparison sort measured faster.
 
 /// Partitions at most this long are finished with a comparison sort (cheaper than another pass of 256
 /// buckets for them).
