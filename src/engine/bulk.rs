@@ -466,6 +466,38 @@ impl BulkLoad {
         Ok(())
     }
 
+    /// [`BulkLoad::write_slot`] for a single op (a string key), without a vector per key: the tools
+    /// hand over millions of keys one at a time.
+    pub fn write_op(&mut self, slot: usize, op: BatchOp) -> Result<()> {
+        if slot >= self.slot_count {
+            return Err(Error::Config(format!("bulk load: no slot {slot}")));
+        }
+        let count = self.workers.len().max(1);
+        let (worker, local) = (slot % count, (slot / count) as u32);
+        let Some(target) = self.workers.get_mut(worker) else {
+            return Err(Error::Config("bulk load: no worker".into()));
+        };
+        match &op {
+            BatchOp::Set { key, value, .. } => {
+                if key.len() > page::MAX_KEY_LEN {
+                    return Err(Error::TooLarge(format!(
+                        "key of {} bytes exceeds the limit of {} bytes",
+                        key.len(),
+                        page::MAX_KEY_LEN
+                    )));
+                }
+                self.keys += 1;
+                target.pending_bytes += key.len() + value.len();
+            }
+            BatchOp::Delete { key, .. } => target.pending_bytes += key.len(),
+        }
+        target.pending.push((local, op));
+        if target.pending.len() >= BATCH_OPS || target.pending_bytes >= BATCH_BYTES {
+            self.hand_over(worker)?;
+        }
+        Ok(())
+    }
+
     /// Sends worker `worker` the ops pending for it.
     fn hand_over(&mut self, worker: usize) -> Result<()> {
         let Some(target) = self.workers.get_mut(worker) else { return Ok(()) };
@@ -690,7 +722,7 @@ impl Stager {
         if self.index.is_empty() {
             return Ok(());
         }
-        self.index.sort_unstable_by_key(|&(slot, rhash, seq, _)| (slot, rhash, seq));
+        sort_index(&mut self.index);
         let path = staging_dir(&self.dir).join(format!("run-{}-{:06}", self.worker, self.runs.len()));
         let file = self.fs.open(&path, true).map_err(io_err("create", &path))?;
         file.set_len(0).map_err(io_err("truncate", &path))?;
@@ -733,7 +765,7 @@ impl Stager {
             staged.flush(fs.as_ref())?;
         }
         // The last buffer is merged from memory: sorted, not spilled.
-        self.index.sort_unstable_by_key(|&(slot, rhash, seq, _)| (slot, rhash, seq));
+        sort_index(&mut self.index);
         let mut plan = Vec::new();
         let mut memory_at = 0usize;
         for local in 0..self.slots.len() {
@@ -766,6 +798,21 @@ impl Stager {
             staged.chunk = None;
         }
         Ok(plan)
+    }
+}
+
+/// Sorts a worker's cell index by (local slot, reversed hash, sequence). A radix sort on one 128-bit key
+/// (slot, hash, sequence less the smallest) when the sequences span less than 2^48, which a load's
+/// always do; a comparison sort otherwise. The comparison sort was about 4% of a load's CPU time.
+fn sort_index(index: &mut [(u16, u64, u64, u32)]) {
+    let (min, max) = index.iter().fold((u64::MAX, 0u64), |(lo, hi), e| (lo.min(e.2), hi.max(e.2)));
+    if index.is_empty() {
+        return;
+    }
+    if max - min < 1 << 48 {
+        super::radix::sort_by_key(index, 16, |e| (e.0 as u128) << 112 | (e.1 as u128) << 48 | (e.2 - min) as u128);
+    } else {
+        index.sort_unstable_by_key(|&(slot, rhash, seq, _)| (slot, rhash, seq));
     }
 }
 

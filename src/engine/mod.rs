@@ -38,6 +38,7 @@ pub mod key;
 mod memtable;
 pub mod meta;
 pub mod page;
+pub mod radix;
 pub mod recode;
 pub mod segment;
 pub mod slot;

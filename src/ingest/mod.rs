@@ -515,7 +515,10 @@ impl WriteBatch {
 
     fn flush(&mut self, target: &mut dyn Target) -> Result<(), IngestError> {
         if !self.records.is_empty() {
-            target.write(std::mem::take(&mut self.records), self.replace)?;
+            // The next batch starts at full size: growing by doubling copied every batch's records
+            // about twice.
+            let records = std::mem::replace(&mut self.records, Vec::with_capacity(BATCH_RECORDS));
+            target.write(records, self.replace)?;
         }
         self.bytes = 0;
         Ok(())

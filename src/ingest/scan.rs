@@ -104,7 +104,9 @@ pub(crate) fn validate(
         tx.send(Message::FileDone { file }).map_err(|_| hung_up())?;
     }
     drop(tx);
-    entries.sort_unstable();
+    // A radix sort on the entries' bytes (hashes: uniform): several times faster than a comparison sort
+    // of 16-byte integers, and it runs after the last row was sent, while the writers finish.
+    crate::engine::radix::sort_by_key(&mut entries, 16, |&entry| entry);
     Ok(Validated { entries, rejections, rejected, rows: rows_read })
 }
 

@@ -106,16 +106,22 @@ impl Target for EngineTarget<'_> {
             // Keys are distinct (pass 1 kept one row per key) and none existed: plain creations.
             for record in records {
                 let slot = self.engine.slot_of(&record.key);
-                let mut ops = Vec::with_capacity(1);
                 match record.value {
-                    Value::String(value) => ops.push(BatchOp::Set {
-                        db: self.db,
-                        key: record.key,
-                        kind: ValueKind::String,
-                        value,
-                        expire_at_ms: record.expire_at_ms,
-                    }),
+                    // One op, handed over without a vector of its own.
+                    Value::String(value) => load
+                        .write_op(
+                            slot,
+                            BatchOp::Set {
+                                db: self.db,
+                                key: record.key,
+                                kind: ValueKind::String,
+                                value,
+                                expire_at_ms: record.expire_at_ms,
+                            },
+                        )
+                        .map_err(engine_error)?,
                     Value::Hash(pairs) => {
+                        let mut ops = Vec::new();
                         let pairs = pairs.into_iter().map(|(f, v)| (Bytes::from(f), Bytes::from(v))).collect();
                         collection::create_ops(
                             &mut ops,
@@ -124,9 +130,9 @@ impl Target for EngineTarget<'_> {
                             &HashValue::from_pairs(pairs),
                             record.expire_at_ms,
                         );
+                        load.write_slot(slot, ops).map_err(engine_error)?;
                     }
                 }
-                load.write_slot(slot, ops).map_err(engine_error)?;
             }
             return Ok(());
         }

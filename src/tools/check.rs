@@ -26,6 +26,7 @@ pub struct CheckArgs {
 
 /// Runs `velo check`. Exit 0: no damage (warnings allowed); 1: damage found; 2: usage or I/O error.
 pub fn run(args: CheckArgs) -> ExitCode {
+    super::keep_freed_memory();
     let dir = match DataDir::open(&args.dir) {
         Ok(dir) => dir,
         Err(err) => return output::fail("check", err),

@@ -121,6 +121,7 @@ pub enum DuplicateArg {
 
 /// Runs `velo ingest-parquet`.
 pub fn run(args: IngestParquetArgs) -> ExitCode {
+    super::keep_freed_memory();
     match load(&args) {
         Ok(summary) => {
             report(&args, &summary);
