@@ -215,19 +215,20 @@ impl ClientIntro {
 }
 
 /// Marks a client as running EXEC's queue while alive.
-pub struct InExec(Arc<ClientHandle>);
+pub struct InExec(Arc<ClientHandle>, bool);
 
 impl InExec {
-    /// Enters EXEC.
+    /// Enters EXEC (or a command a script calls, which may itself run inside EXEC).
     pub fn enter(handle: Arc<ClientHandle>) -> InExec {
-        handle.intro.in_exec.store(true, Ordering::Relaxed);
-        InExec(handle)
+        let before = handle.intro.in_exec.swap(true, Ordering::Relaxed);
+        InExec(handle, before)
     }
 }
 
 impl Drop for InExec {
     fn drop(&mut self) {
-        self.0.intro.in_exec.store(false, Ordering::Relaxed);
+        // Nested entries (EVAL inside EXEC calls commands) must leave the outer EXEC's flag set.
+        self.0.intro.in_exec.store(self.1, Ordering::Relaxed);
     }
 }
 

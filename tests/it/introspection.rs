@@ -562,6 +562,25 @@ fn tracking_sends_invalidations_as_redis() {
     compare(
         &redis,
         &velo,
+        "optin caching across EXEC with a script",
+        &[
+            "1! HELLO 3",
+            "1: CLIENT TRACKING on OPTIN",
+            "1: CLIENT CACHING yes",
+            "1: MULTI",
+            "1: EVAL \"return redis.call('get','a')\" 0",
+            "1: GET b",
+            "1: EXEC",
+            "2: SET b 1",
+            "1<",
+            "2: SET a 1",
+            "1<",
+            "1?",
+        ],
+    );
+    compare(
+        &redis,
+        &velo,
         "broken redirect",
         &[
             "1! HELLO 3",
