@@ -502,16 +502,19 @@ fn string_encoding(value: &[u8]) -> &'static str {
 /// ```
 pub fn object_encoding(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
-    let entry = ctx.engine.get(ctx.db(), &key)?;
-    let limits = ctx.server.live.encoding_limits();
-    Ok(match entry {
+    Ok(match ctx.engine.get(ctx.db(), &key)? {
         None => Reply::Nil,
-        Some(entry) if entry.kind == ValueKind::String => Reply::bulk(string_encoding(&entry.value)),
-        Some(entry) => match collection::encoding_name(ctx, &key, &entry, limits)? {
-            Some(name) => Reply::bulk(name),
-            None => Reply::bulk(type_name(entry.kind)),
-        },
+        Some(entry) => Reply::bulk(encoding_of(ctx, &key, &entry)?),
     })
+}
+
+/// Redis's OBJECT ENCODING name of the value `entry` stored at `key` (also DEBUG OBJECT's `encoding:`).
+pub fn encoding_of(ctx: &mut Ctx<'_>, key: &[u8], entry: &crate::engine::Entry) -> Result<&'static str, CmdError> {
+    if entry.kind == ValueKind::String {
+        return Ok(string_encoding(&entry.value));
+    }
+    let limits = ctx.server.live.encoding_limits();
+    Ok(collection::encoding_name(ctx, key, entry, limits)?.unwrap_or_else(|| type_name(entry.kind)))
 }
 
 /// ```text

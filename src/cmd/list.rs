@@ -55,6 +55,10 @@ pub fn rpushx(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 }
 
 fn pop(ctx: &mut Ctx<'_>, args: &mut Args, left: bool) -> Result<Reply, CmdError> {
+    // More than a count is an arity error, checked before anything else (Redis's arity is -2).
+    if args.remaining() > 2 {
+        return Err(CmdError::WrongArity(if left { "lpop" } else { "rpop" }));
+    }
     let key = args.next_bytes()?;
     let count = if args.is_empty() {
         None

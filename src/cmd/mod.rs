@@ -25,6 +25,7 @@ pub mod codegen;
 pub mod collection;
 pub mod config;
 pub mod connection;
+pub mod debug;
 pub mod dump;
 mod error;
 pub mod extfloat;

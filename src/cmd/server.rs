@@ -1,4 +1,4 @@
-//! The server group: INFO, CONFIG, FLUSHDB/FLUSHALL, TIME, LASTSAVE, DEBUG, SHUTDOWN and COMMAND.
+//! The server group: INFO, CONFIG, FLUSHDB/FLUSHALL, TIME, LASTSAVE, SHUTDOWN and COMMAND.
 
 use std::sync::atomic::Ordering;
 
@@ -66,26 +66,6 @@ pub fn time(_ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
 /// ```
 pub fn lastsave(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
     Ok(Reply::Int(ctx.server.lastsave.load(Ordering::Relaxed) as i64))
-}
-
-/// ```text
-/// DEBUG SLEEP seconds
-/// ```
-pub fn debug(_ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
-    let sub = args.next_upper()?;
-    match sub.as_str() {
-        "SLEEP" if args.remaining() == 1 => {
-            let seconds = args.next_f64()?;
-            if seconds > 0.0 {
-                std::thread::sleep(std::time::Duration::from_secs_f64(seconds.min(3600.0)));
-            }
-            Ok(Reply::Ok)
-        }
-        _ => Err(CmdError::err(format!(
-            "unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
-            sub.to_ascii_lowercase()
-        ))),
-    }
 }
 
 /// ```text

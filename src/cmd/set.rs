@@ -211,7 +211,11 @@ pub fn smove(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     }
     commit_all(guards)?;
     ctx.touch(db, &source);
-    ctx.touch(db, &destination);
+    // The destination changed only if the member was new to it (Redis signals it, for WATCH and
+    // tracking, only then).
+    if added {
+        ctx.touch(db, &destination);
+    }
     ctx.notify(ev::SET, "srem", db, &source);
     if src_emptied {
         ctx.notify(ev::GENERIC, "del", db, &source);

@@ -2225,7 +2225,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         summary: "A container for debugging commands.",
         since: "1.0.0",
         complexity: "Depends on subcommand.",
-        handler: Some(super::server::debug),
+        handler: Some(super::debug::debug),
         subcommands: &[],
     },
     CommandSpec {

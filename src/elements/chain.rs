@@ -5,6 +5,7 @@
 //! however long the list; indexing walks chunks from the nearer end, as Redis walks its quicklist nodes.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 
@@ -38,6 +39,25 @@ pub const CHUNK_ITEMS: usize = 128;
 /// A chunk takes no more items once its encoding reaches this size (a bigger item gets a chunk alone).
 pub const CHUNK_BYTES: usize = 4096;
 
+/// Redis's default `quicklist-packed-threshold` (1 GiB).
+const DEFAULT_PACKED_THRESHOLD: usize = 1 << 30;
+
+/// Items at least this long get a chunk of their own, as Redis puts them in plain quicklist nodes
+/// (`DEBUG QUICKLIST-PACKED-THRESHOLD`; server-wide, as Redis's). Chunks written before a change keep
+/// their items.
+static PACKED_THRESHOLD: AtomicUsize = AtomicUsize::new(DEFAULT_PACKED_THRESHOLD);
+
+/// Sets the size from which an item gets a chunk of its own; 0 restores the default (1 GiB).
+pub fn set_packed_threshold(size: usize) {
+    let size = if size == 0 { DEFAULT_PACKED_THRESHOLD } else { size };
+    PACKED_THRESHOLD.store(size, Ordering::Relaxed);
+}
+
+/// True when `item` must be alone in its chunk.
+fn is_large(item: &[u8]) -> bool {
+    item.len() >= PACKED_THRESHOLD.load(Ordering::Relaxed)
+}
+
 /// One chunk: neighbours (0 = none) and items.
 #[derive(Debug, Default)]
 struct Chunk {
@@ -52,13 +72,32 @@ impl Chunk {
     }
 
     fn has_room_for(&self, item: &[u8]) -> bool {
-        self.items.is_empty() || (self.items.len() < CHUNK_ITEMS && self.encoded_len() + 4 + item.len() <= CHUNK_BYTES)
+        self.items.is_empty()
+            || (self.items.len() < CHUNK_ITEMS
+                && self.encoded_len() + 4 + item.len() <= CHUNK_BYTES
+                && !is_large(item)
+                && !self.holds_large())
+    }
+
+    /// True when the chunk holds an item that must be alone (with others: it must be split).
+    fn holds_large(&self) -> bool {
+        self.items.iter().any(|item| is_large(item))
+    }
+
+    /// True when the chunk must be split: too many items or bytes, or a large item with others.
+    fn overfull(&self) -> bool {
+        self.items.len() > CHUNK_ITEMS
+            || self.encoded_len() > CHUNK_BYTES
+            || (self.items.len() > 1 && self.holds_large())
     }
 }
 
 /// True when the items of chunks `a` and `b` fit in one chunk.
 fn fit_in_one(a: &Chunk, b: &Chunk) -> bool {
-    a.items.len() + b.items.len() <= CHUNK_ITEMS && a.encoded_len() + b.encoded_len() - 12 <= CHUNK_BYTES
+    a.items.len() + b.items.len() <= CHUNK_ITEMS
+        && a.encoded_len() + b.encoded_len() - 12 <= CHUNK_BYTES
+        && !a.holds_large()
+        && !b.holds_large()
 }
 
 /// A split list.
@@ -220,9 +259,12 @@ impl Chain {
         let mut held = offsets.len() - 1;
         let mut pending: Vec<Bytes> = Vec::new();
         let mut size = raw.len();
+        // Whether the end chunk holds an item that must stay alone (it then takes no other).
+        let mut alone = offsets.windows(2).any(|w| is_large(&raw[w[0] + 4..w[1]]));
         for item in items {
             let total = held + pending.len();
-            let fits = total == 0 || (total < CHUNK_ITEMS && size + 4 + item.len() <= CHUNK_BYTES);
+            let fits = total == 0
+                || (total < CHUNK_ITEMS && size + 4 + item.len() <= CHUNK_BYTES && !alone && !is_large(&item));
             if !fits {
                 let fresh = self.alloc();
                 let mut bytes = splice(&raw, front, &pending);
@@ -244,7 +286,9 @@ impl Chain {
                 held = 0;
                 size = 12;
                 pending.clear();
+                alone = false;
             }
+            alone |= is_large(&item);
             self.count += 1;
             self.bytes += item.len() as u64;
             size += 4 + item.len();
@@ -345,7 +389,11 @@ impl Chain {
         let (part, mut chunk, offset) = self.locate(slot, index)?;
         self.bytes = self.bytes - chunk.items[offset].len() as u64 + value.len() as u64;
         chunk.items[offset] = value;
-        self.write_chunk(part, &chunk);
+        if chunk.overfull() {
+            self.split_chunk(slot, part, chunk)?;
+        } else {
+            self.write_chunk(part, &chunk);
+        }
         Ok(true)
     }
 
@@ -397,7 +445,7 @@ impl Chain {
             self.count += 1;
             self.bytes += element.len() as u64;
             chunk.items.insert(if after { at + 1 } else { at }, element);
-            if chunk.items.len() <= CHUNK_ITEMS && chunk.encoded_len() <= CHUNK_BYTES {
+            if !chunk.overfull() {
                 self.write_chunk(part, &chunk);
             } else {
                 self.split_chunk(slot, part, chunk)?;
@@ -408,7 +456,8 @@ impl Chain {
     }
 
     /// Writes an overfull `chunk` (at `part`) as two chunks of about half its bytes each, the second in a
-    /// fresh part linked after it. A chunk of one item stays whole (an item never spans chunks).
+    /// fresh part linked after it. A chunk of one item stays whole (an item never spans chunks). A large
+    /// item ([`is_large`]) is cut off from its neighbours instead, and the rest split again as needed.
     fn split_chunk(&mut self, slot: &mut Slot, part: u32, mut chunk: Chunk) -> Result<()> {
         if chunk.items.len() < 2 {
             self.write_chunk(part, &chunk);
@@ -424,6 +473,9 @@ impl Chain {
                 break;
             }
         }
+        if let Some(at) = chunk.items.iter().position(|item| is_large(item)) {
+            cut = at.max(1);
+        }
         // Both halves keep at least one item (a big last item goes alone into the second).
         let cut = cut.clamp(1, chunk.items.len() - 1);
         let fresh = self.alloc();
@@ -435,7 +487,11 @@ impl Chain {
         }
         chunk.next = fresh;
         self.write_chunk(part, &chunk);
-        self.write_chunk(fresh, &second);
+        if second.overfull() && second.holds_large() {
+            self.split_chunk(slot, fresh, second)?;
+        } else {
+            self.write_chunk(fresh, &second);
+        }
         Ok(())
     }
 

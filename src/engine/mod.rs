@@ -813,6 +813,13 @@ impl Engine {
         Ok(())
     }
 
+    /// Drops every slot's page and value caches (DEBUG RELOAD), so that later reads come from the files.
+    pub fn drop_caches(&self) {
+        for slot in &self.slots {
+            lock(slot).drop_caches();
+        }
+    }
+
     /// Divides RAM budgets (bytes for all slots together) among the slots: page cache, value cache and,
     /// when given, the memtable bytes that trigger checkpoints (never above the default). Each slot keeps
     /// at least 64 KiB of each cache and 1 MiB of memtable.

@@ -865,6 +865,12 @@ impl Slot {
         self.flush_all_seq = seq;
     }
 
+    /// Drops the page and value caches (DEBUG RELOAD: later reads come from the files).
+    pub fn drop_caches(&mut self) {
+        self.buckets.clear_cache();
+        self.chunks.clear_cache();
+    }
+
     /// Sets this slot's RAM budgets: page cache, value cache, and the memtable size that triggers a
     /// checkpoint (`None`: the engine's default). Caches shrink at once; the memtable at the next write.
     pub fn set_memory_budget(&mut self, page_cache: usize, value_cache: usize, memtable: Option<usize>) {

@@ -55,6 +55,8 @@ pub enum Reply {
     BigNumber(Bytes),
     /// An out-of-band push message (an array in RESP2).
     Push(Vec<Reply>),
+    /// A RESP3 attribute map followed by the reply it describes (RESP2 sends only the reply).
+    Attribute(Vec<(Reply, Reply)>, Box<Reply>),
     /// Several top-level replies to one command (SUBSCRIBE with several channels).
     Many(Vec<Reply>),
     /// Nothing is sent (CLIENT REPLY OFF, SHUTDOWN).
@@ -149,6 +151,16 @@ impl Reply {
             Reply::Push(items) => {
                 header(out, if resp3 { b'>' } else { b'*' }, items.len() as i64);
                 items.iter().for_each(|item| item.encode(proto, out));
+            }
+            Reply::Attribute(pairs, reply) => {
+                if resp3 {
+                    header(out, b'|', pairs.len() as i64);
+                    for (key, value) in pairs {
+                        key.encode(proto, out);
+                        value.encode(proto, out);
+                    }
+                }
+                reply.encode(proto, out);
             }
             Reply::Many(replies) => replies.iter().for_each(|reply| reply.encode(proto, out)),
             Reply::None => {}

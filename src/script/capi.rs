@@ -292,6 +292,8 @@ unsafe fn push_value(state: *mut ffi::lua_State, reply: &Reply, resp3: bool) -> 
         Reply::Nil | Reply::NilArray if resp3 => ffi::lua_pushnil(state),
         Reply::Nil | Reply::NilArray => ffi::lua_pushboolean(state, 0),
         Reply::Array(items) | Reply::Push(items) | Reply::Many(items) => return push_array(state, items, resp3),
+        // Redis gives scripts no attributes: only the reply they describe.
+        Reply::Attribute(_, inner) => return push_value(state, inner, resp3),
         Reply::Set(items) if resp3 => {
             ffi::lua_createtable(state, 0, items.len().min(c_int::MAX as usize) as c_int);
             for item in items {

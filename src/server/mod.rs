@@ -108,6 +108,8 @@ pub struct Server {
     pub port: AtomicU64,
     /// RDB snapshots (SAVE, BGSAVE, dbfilename).
     pub rdb: rdbsave::RdbSaves,
+    /// DEBUG switches (SET-ACTIVE-EXPIRE).
+    pub debug: crate::cmd::debug::DebugState,
     maxclients: AtomicUsize,
     proto_max_bulk_len: AtomicUsize,
     databases: u16,
@@ -157,6 +159,7 @@ impl Server {
             lastsave: AtomicU64::new(crate::engine::system_clock_ms() / 1000),
             port: AtomicU64::new(u64::from(config.port)),
             rdb: Default::default(),
+            debug: Default::default(),
             maxclients: AtomicUsize::new(config.maxclients),
             proto_max_bulk_len: AtomicUsize::new(512 * 1024 * 1024),
             databases: config.databases,
@@ -347,6 +350,10 @@ async fn active_expire(server: Arc<Server>) {
         }
         // Redis stops the active expire cycle while clients are paused.
         if server.intro.pause.is_paused() {
+            continue;
+        }
+        // DEBUG SET-ACTIVE-EXPIRE 0 stops the cycle; keys still expire when accessed.
+        if !server.debug.active_expire() {
             continue;
         }
         // Runs on a runtime worker: skip the tick while a long command runs (`gate`).

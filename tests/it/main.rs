@@ -7,6 +7,7 @@ mod concurrency;
 mod config;
 mod crash_grouped;
 mod crash_transactions;
+mod debug_command;
 mod differential;
 mod differential_multikey;
 mod elements_model;
