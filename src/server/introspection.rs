@@ -140,6 +140,16 @@ impl Introspection {
         true
     }
 
+    /// Applies `tracking-table-max-keys` while tracking clients exist: after each command and from the
+    /// server's periodic task, so that a table far over the limit is brought under it by growing efforts
+    /// even when no command comes (Redis's `serverCron`).
+    pub fn limit_tracking(&self, registry: &super::client::ClientRegistry) {
+        if self.tracking.clients() > 0 {
+            let max_keys = usize::try_from(self.tracking_table_max_keys.load(Ordering::Relaxed)).unwrap_or(usize::MAX);
+            self.tracking.limit(registry, max_keys);
+        }
+    }
+
     /// CONFIG RESETSTAT: the histograms start again (the slow log and latency events are kept, as Redis).
     pub fn reset_stats(&self) {
         for histogram in &self.histograms {
@@ -364,11 +374,8 @@ pub fn after_command(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, argv: &[Byte
         let addr = if handle.intro.in_script.load(Ordering::Relaxed) { "lua" } else { handle.addr.as_str() };
         intro.monitors.feed(ctx.client.db, addr, &super::monitor::redacted(argv));
     }
-    if intro.tracking.clients() > 0 {
-        // Redis enforces `tracking-table-max-keys` before every command and in its cron.
-        let max_keys = usize::try_from(intro.tracking_table_max_keys.load(Ordering::Relaxed)).unwrap_or(usize::MAX);
-        intro.tracking.limit(&ctx.server.clients, max_keys);
-    }
+    // Redis enforces `tracking-table-max-keys` before every command and in its cron.
+    intro.limit_tracking(&ctx.server.clients);
     let in_exec = handle.intro.in_exec.load(Ordering::Relaxed);
     let tracking = {
         let state = handle.intro.tracking();
