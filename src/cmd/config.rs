@@ -6,7 +6,7 @@
 use bytes::Bytes;
 
 use super::{Args, CmdError, Ctx};
-use crate::config::params::{self, Found, HIDDEN, IMMUTABLE, PROTECTED};
+use crate::config::params::{self, Found, FIXED, HIDDEN, IMMUTABLE, PROTECTED};
 use crate::resp::Reply;
 
 /// ```text
@@ -42,6 +42,13 @@ fn failed(name: &str, why: &str) -> CmdError {
     CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - {why}"))
 }
 
+/// True if setting `found` to `value` leaves its value as it is (compared as CONFIG GET shows it).
+fn keeps_value(ctx: &Ctx<'_>, found: &Found, value: &[u8]) -> bool {
+    let mut config = ctx.server.lock_config().clone();
+    let before = config.get(found.name);
+    config.set_param(found.name, &String::from_utf8_lossy(value)).is_ok() && config.get(found.name) == before
+}
+
 /// ```text
 /// CONFIG SET parameter value [parameter value ...]
 /// ```
@@ -57,7 +64,7 @@ pub fn set(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         let Some(found) = params::lookup(&given) else {
             return Err(CmdError::err(format!("Unknown option or number of arguments for CONFIG SET - '{given}'")));
         };
-        if found.param.has(IMMUTABLE) {
+        if found.param.has(IMMUTABLE) && !(found.param.has(FIXED) && keeps_value(ctx, &found, &pair[1])) {
             return Err(failed(&given, "can't set immutable config"));
         }
         if found.param.has(PROTECTED) {

@@ -223,10 +223,7 @@ pub fn client_kill(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
         let target = ctx.server.clients.all().into_iter().find(|c| c.addr == addr);
         return match target {
             Some(client) => {
-                client.kill();
-                if client.id == ctx.client.id() {
-                    ctx.client.close = true;
-                }
+                kill(ctx, &client);
                 Ok(Reply::Ok)
             }
             None => Err(CmdError::err("No such client")),
@@ -254,7 +251,9 @@ pub fn client_kill(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
                 }
                 kind = Some(wanted);
             }
-            "USER" => user = Some(text),
+            // Velo has only Redis's `default` user (the ACL comes later).
+            "USER" if text == "default" => user = Some(text),
+            "USER" => return Err(CmdError::err(format!("No such user '{text}'"))),
             "SKIPME" => {
                 skipme = match text.to_ascii_lowercase().as_str() {
                     "yes" => true,
@@ -279,14 +278,21 @@ pub fn client_kill(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
             })
             && !(skipme && client.id == ctx.client.id());
         if matches {
-            client.kill();
-            if client.id == ctx.client.id() {
-                ctx.client.close = true;
-            }
+            kill(ctx, &client);
             killed += 1;
         }
     }
     Ok(Reply::Int(killed))
+}
+
+/// Kills `client`. A client killing itself is closed once its reply is written, as Redis does
+/// (`CLIENT_CLOSE_AFTER_COMMAND`): marking its handle killed would race the reply's write.
+fn kill(ctx: &mut Ctx<'_>, client: &crate::server::client::ClientHandle) {
+    if client.id == ctx.client.id() {
+        ctx.client.close = true;
+    } else {
+        client.kill();
+    }
 }
 
 /// ```text

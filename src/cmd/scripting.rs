@@ -38,6 +38,7 @@ fn keys_and_args(args: &mut Args, numkeys_error: &'static str) -> Result<(Vec<By
 }
 
 fn eval_generic(ctx: &mut Ctx<'_>, args: &mut Args, by_sha: bool, read_only: bool) -> Result<Reply, CmdError> {
+    crate::server::introspection::begin_script_command(ctx, args.argv());
     let script = args.next_bytes()?;
     let (keys, argv) = keys_and_args(args, "")?;
     scripting(ctx).eval(ctx, &script, by_sha, read_only, keys, argv)
@@ -157,6 +158,7 @@ pub fn script_help(_ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdErr
 }
 
 fn fcall_generic(ctx: &mut Ctx<'_>, args: &mut Args, read_only: bool) -> Result<Reply, CmdError> {
+    crate::server::introspection::begin_script_command(ctx, args.argv());
     let command = args.argv().to_vec();
     let name = args.next_bytes()?;
     let name = String::from_utf8_lossy(&name).into_owned();
@@ -303,7 +305,13 @@ pub fn function_flush(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdEr
     match rest.as_slice() {
         [] => {}
         [mode] if mode.eq_ignore_ascii_case(b"sync") || mode.eq_ignore_ascii_case(b"async") => {}
-        _ => return Err(CmdError::err("FUNCTION FLUSH only supports SYNC|ASYNC option")),
+        [_] => return Err(CmdError::err("FUNCTION FLUSH only supports SYNC|ASYNC option")),
+        _ => {
+            let sub = String::from_utf8_lossy(&args.argv()[1]).into_owned();
+            return Err(CmdError::err(format!(
+                "unknown subcommand or wrong number of arguments for '{sub}'. Try FUNCTION HELP."
+            )));
+        }
     }
     let mut functions = scripting(ctx).functions.lock().unwrap_or_else(|p| p.into_inner());
     functions.flush().map_err(CmdError::err)?;

@@ -591,6 +591,11 @@ fn parse_read(ctx: &mut Ctx<'_>, args: &mut Args, xreadgroup: bool) -> Result<Re
         let more = argv.len() - i - 1;
         let opt = &argv[i];
         if opt.eq_ignore_ascii_case(b"BLOCK") && more > 0 {
+            if ctx.client.handle.intro.in_script.load(std::sync::atomic::Ordering::Relaxed) {
+                // Redis refuses BLOCK from a script outright rather than running it without blocking.
+                let name = String::from_utf8_lossy(&argv[0]);
+                return Err(CmdError::err(format!("{name} command is not allowed with BLOCK option from scripts")));
+            }
             i += 1;
             let timeout = super::args::parse_i64(&argv[i])
                 .ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;

@@ -16,6 +16,10 @@ pub const PROTECTED: u8 = 2;
 pub const SENSITIVE: u8 = 4;
 /// Only an exact name finds it in CONFIG GET (patterns skip it).
 pub const HIDDEN: u8 = 8;
+/// With [`IMMUTABLE`]: a parameter Redis can change at run time (or Velo's own) that Velo cannot, so
+/// CONFIG SET to the value it already has is accepted (a no-op, as in Redis) and any other value is
+/// refused as immutable.
+pub const FIXED: u8 = 16;
 
 /// How a parameter's value is parsed, validated and shown.
 #[derive(Debug, Clone, Copy)]
@@ -196,7 +200,7 @@ pub static PARAMS: &[Param] = &[
     p("loglevel", None, 0, Enum(LOGLEVELS), "notice"),
     p("maxmemory-policy", None, 0, Enum(POLICIES), "noeviction"),
     // The engine's WAL policy is fixed when it opens; `fsync` is Velo's older name for it.
-    p("appendfsync", Some("fsync"), IMMUTABLE, Enum(FSYNC), "everysec"),
+    p("appendfsync", Some("fsync"), IMMUTABLE | FIXED, Enum(FSYNC), "everysec"),
     p("oom-score-adj", None, 0, Enum(&["no", "yes", "relative", "absolute"]), "no"),
     p("acl-pubsub-default", None, 0, Enum(&["allchannels", "resetchannels"]), "resetchannels"),
     p("sanitize-dump-payload", None, 0, Enum(&["no", "yes", "clients"]), "no"),
@@ -209,7 +213,7 @@ pub static PARAMS: &[Param] = &[
     p("shutdown-on-sigterm", None, 0, Flags(SHUTDOWN_FLAGS), "default"),
     p("databases", None, IMMUTABLE, Int(1, INT_MAX), "16"),
     // Velo listens where it started; a new port or address takes effect at the next start.
-    p("port", None, IMMUTABLE, Int(0, 65535), "7379"),
+    p("port", None, IMMUTABLE | FIXED, Int(0, 65535), "7379"),
     p("io-threads", None, IMMUTABLE, Int(1, 128), "1"),
     p("auto-aof-rewrite-percentage", None, 0, Int(0, INT_MAX), "100"),
     p("cluster-replica-validity-factor", Some("cluster-slave-validity-factor"), 0, Int(0, INT_MAX), "10"),
@@ -301,14 +305,14 @@ pub static PARAMS: &[Param] = &[
     p("client-output-buffer-limit", None, 0, ClientOutputBufferLimit, DEFAULT_OUTPUT_LIMITS),
     p("oom-score-adj-values", None, 0, OomScoreAdjValues, "0 200 800"),
     p("notify-keyspace-events", None, 0, NotifyKeyspaceEvents, ""),
-    p("bind", None, IMMUTABLE, Bind, "127.0.0.1"),
+    p("bind", None, IMMUTABLE | FIXED, Bind, "127.0.0.1"),
     p("replicaof", Some("slaveof"), IMMUTABLE, ReplicaOf, ""),
     p("latency-tracking-info-percentiles", None, 0, Percentiles, "50 99 99.9"),
     // Velo's own.
-    p("slots", None, IMMUTABLE, Slots, ""),
+    p("slots", None, IMMUTABLE | FIXED, Slots, ""),
     p("page-cache", None, 0, Memory(0, LONG_MAX), "67108864"),
     p("value-cache", None, 0, Memory(0, LONG_MAX), "67108864"),
-    p("log-level", None, IMMUTABLE, Enum(&["error", "warn", "info", "debug", "trace"]), "info"),
+    p("log-level", None, IMMUTABLE | FIXED, Enum(&["error", "warn", "info", "debug", "trace"]), "info"),
     // Threads of the runtime serving connections (server::run); 0: one per CPU core.
     p("velo-worker-threads", None, IMMUTABLE, Int(0, 1024), "0"),
     // Trained compression dictionaries (server::dictionaries, docs/compat.md).

@@ -62,7 +62,7 @@ pub struct Functions {
     pub vm: Vm,
     /// Libraries by name.
     pub libraries: BTreeMap<String, Library>,
-    /// Function name → library name.
+    /// Function name (lower-cased: names are case-insensitive) → library name.
     pub index: HashMap<String, String>,
     path: Option<PathBuf>,
 }
@@ -216,7 +216,7 @@ impl Functions {
         }
         let library = self.create(&name, code, skip)?;
         for function in library.functions.keys() {
-            if self.index.get(function).is_some_and(|owner| *owner != name) {
+            if self.index.get(&function.to_ascii_lowercase()).is_some_and(|owner| *owner != name) {
                 return Err(format!("Function {function} already exists"));
             }
         }
@@ -228,14 +228,14 @@ impl Functions {
     fn unlink(&mut self, name: &str) -> Option<Library> {
         let library = self.libraries.remove(name)?;
         for function in library.functions.keys() {
-            self.index.remove(function);
+            self.index.remove(&function.to_ascii_lowercase());
         }
         Some(library)
     }
 
     fn link(&mut self, library: Library) {
         for function in library.functions.keys() {
-            self.index.insert(function.clone(), library.name.clone());
+            self.index.insert(function.to_ascii_lowercase(), library.name.clone());
         }
         self.libraries.insert(library.name.clone(), library);
     }
@@ -283,9 +283,11 @@ impl Functions {
     }
 
     /// The function named `name`: its callback, flags and library.
+    /// Names are case-insensitive, as in Redis's function dictionary.
     pub fn function(&self, name: &str) -> Option<&FunctionInfo> {
-        let library = self.index.get(name)?;
-        self.libraries.get(library)?.functions.get(name)
+        let library = self.index.get(&name.to_ascii_lowercase())?;
+        let functions = &self.libraries.get(library)?.functions;
+        functions.get(name).or_else(|| functions.values().find(|f| f.name.eq_ignore_ascii_case(name)))
     }
 
     /// Every library's code, by name (what an RDB file carries).
@@ -341,7 +343,7 @@ impl Functions {
                 let replaced: Vec<&str> = libraries.iter().map(|l| l.name.as_str()).collect();
                 for library in &libraries {
                     for function in library.functions.keys() {
-                        if let Some(owner) = self.index.get(function) {
+                        if let Some(owner) = self.index.get(&function.to_ascii_lowercase()) {
                             if !replaced.contains(&owner.as_str()) {
                                 return Err(format!("Function {function} already exists"));
                             }

@@ -94,28 +94,123 @@ fn bit(lua: &Lua) -> mlua::Result<Table> {
     Ok(table)
 }
 
+/// lua-cjson's settings, per interpreter as in Redis (each Lua state has its own).
+#[derive(Debug, Clone, Copy)]
+struct JsonConfig {
+    encode_max_depth: i64,
+    decode_max_depth: i64,
+    /// 0 `off` (an error), 1 `on` (`nan`, `inf`), 2 `null`.
+    encode_invalid_numbers: u8,
+    encode_keep_buffer: bool,
+    encode_number_precision: i64,
+}
+
+impl Default for JsonConfig {
+    fn default() -> JsonConfig {
+        JsonConfig {
+            encode_max_depth: 1000,
+            decode_max_depth: 1000,
+            encode_invalid_numbers: 0,
+            encode_keep_buffer: true,
+            encode_number_precision: 14,
+        }
+    }
+}
+
+type SharedJsonConfig = std::sync::Arc<std::sync::Mutex<JsonConfig>>;
+
+fn json_config(shared: &SharedJsonConfig) -> std::sync::MutexGuard<'_, JsonConfig> {
+    shared.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// lua-cjson's integer setting (`json_integer_option`): sets it when given, returns it.
+fn json_integer_setting(
+    lua: &Lua,
+    name: &str,
+    args: &Variadic<Value>,
+    range: (i64, i64),
+    setting: &mut i64,
+) -> mlua::Result<Variadic<Value>> {
+    match args.first() {
+        None | Some(Value::Nil) => {}
+        Some(value @ (Value::Integer(_) | Value::Number(_))) => {
+            let n = number_of(value).unwrap_or(0.0) as i64;
+            if n < range.0 || n > range.1 {
+                return fail(
+                    lua,
+                    format!("bad argument #1 to '{name}' (expected integer between {} and {})", range.0, range.1),
+                );
+            }
+            *setting = n;
+        }
+        Some(other) => {
+            return fail(lua, format!("bad argument #1 to '{name}' (number expected, got {})", other.type_name()))
+        }
+    }
+    Ok(values([Value::Integer(*setting)]))
+}
+
+/// lua-cjson's enumerated setting (`json_enum_option`): `true`/`false` or one of `options`; returns a
+/// boolean for the first two, else the option's name.
+fn json_enum_setting(
+    lua: &Lua,
+    name: &str,
+    args: &Variadic<Value>,
+    options: &[&str],
+    setting: &mut u8,
+) -> mlua::Result<Variadic<Value>> {
+    match args.first() {
+        None | Some(Value::Nil) => {}
+        Some(Value::Boolean(b)) => *setting = u8::from(*b),
+        Some(Value::String(text)) => match options.iter().position(|o| o.as_bytes() == &text.as_bytes()[..]) {
+            Some(index) => *setting = index as u8,
+            None => {
+                let text = String::from_utf8_lossy(&text.as_bytes()).into_owned();
+                return fail(lua, format!("bad argument #1 to '{name}' (invalid option '{text}')"));
+            }
+        },
+        Some(other) => {
+            return fail(lua, format!("bad argument #1 to '{name}' (string expected, got {})", other.type_name()))
+        }
+    }
+    Ok(values([if *setting <= 1 {
+        Value::Boolean(*setting == 1)
+    } else {
+        Value::String(lua.create_string(options[*setting as usize])?)
+    }]))
+}
+
 fn cjson(lua: &Lua) -> mlua::Result<Table> {
     let table = lua.create_table()?;
+    let config = SharedJsonConfig::default();
+    let shared = config.clone();
     table.raw_set(
         "encode",
-        lua.create_function(|lua, args: Variadic<Value>| {
+        lua.create_function(move |lua, args: Variadic<Value>| {
             if args.len() != 1 {
                 return fail(lua, "bad argument #1 to 'encode' (expected 1 argument)".into());
             }
+            let config = *json_config(&shared);
             let mut out = String::new();
-            match encode_json(&args[0], &mut out, 0) {
+            match encode_json(&args[0], &mut out, 0, &config) {
                 Ok(()) => Ok(values([Value::String(lua.create_string(out)?)])),
                 Err(message) => fail(lua, message),
             }
         })?,
     )?;
+    let shared = config.clone();
     table.raw_set(
         "decode",
-        lua.create_function(|lua, args: Variadic<Value>| {
+        lua.create_function(move |lua, args: Variadic<Value>| {
             let Some(Value::String(text)) = args.first() else {
                 return fail(lua, "bad argument #1 to 'decode' (string expected)".into());
             };
-            match serde_json::from_slice::<serde_json::Value>(&text.as_bytes()) {
+            let text = text.as_bytes();
+            let max_depth = json_config(&shared).decode_max_depth;
+            if let Some((depth, at)) = too_deep(&text, max_depth) {
+                return fail(lua, format!("Found too many nested data structures ({depth}) at character {at}"));
+            }
+            match serde_json::from_slice::<serde_json::Value>(&text) {
                 Ok(json) => Ok(values([decode_json(lua, &json)?])),
                 Err(error) => {
                     fail(lua, format!("Expected value but found invalid token at character {}", error.column()))
@@ -123,16 +218,105 @@ fn cjson(lua: &Lua) -> mlua::Result<Table> {
             }
         })?,
     )?;
+    let shared = config.clone();
+    table.raw_set(
+        "encode_max_depth",
+        lua.create_function(move |lua, args: Variadic<Value>| {
+            let mut config = json_config(&shared);
+            json_integer_setting(lua, "encode_max_depth", &args, (1, i64::from(i32::MAX)), &mut config.encode_max_depth)
+        })?,
+    )?;
+    let shared = config.clone();
+    table.raw_set(
+        "decode_max_depth",
+        lua.create_function(move |lua, args: Variadic<Value>| {
+            let mut config = json_config(&shared);
+            json_integer_setting(lua, "decode_max_depth", &args, (1, i64::from(i32::MAX)), &mut config.decode_max_depth)
+        })?,
+    )?;
+    let shared = config.clone();
+    table.raw_set(
+        "encode_number_precision",
+        lua.create_function(move |lua, args: Variadic<Value>| {
+            let mut config = json_config(&shared);
+            json_integer_setting(lua, "encode_number_precision", &args, (1, 14), &mut config.encode_number_precision)
+        })?,
+    )?;
+    let shared = config.clone();
+    table.raw_set(
+        "encode_invalid_numbers",
+        lua.create_function(move |lua, args: Variadic<Value>| {
+            let mut config = json_config(&shared);
+            let options = ["off", "on", "null"];
+            json_enum_setting(lua, "encode_invalid_numbers", &args, &options, &mut config.encode_invalid_numbers)
+        })?,
+    )?;
+    let shared = config;
+    table.raw_set(
+        "encode_keep_buffer",
+        // Buffer reuse is lua-cjson's allocation detail; the setting is kept and reported.
+        lua.create_function(move |lua, args: Variadic<Value>| {
+            let mut config = json_config(&shared);
+            let mut setting = u8::from(config.encode_keep_buffer);
+            let reply = json_enum_setting(lua, "encode_keep_buffer", &args, &["off", "on"], &mut setting);
+            config.encode_keep_buffer = setting == 1;
+            reply
+        })?,
+    )?;
     table.raw_set("null", Value::LightUserData(mlua::LightUserData(std::ptr::null_mut())))?;
     Ok(table)
 }
 
-/// cjson's number text: `%.14g`.
-fn json_number(n: f64, out: &mut String) -> Result<(), String> {
-    if n.is_nan() || n.is_infinite() {
-        return Err("Cannot serialise number: must not be NaN or Inf".into());
+/// The first nesting deeper than `max` in JSON text: its depth and lua-cjson's character position
+/// (just after the opening bracket). Brackets inside strings do not count.
+fn too_deep(text: &[u8], max: i64) -> Option<(i64, usize)> {
+    let (mut depth, mut in_string, mut escaped) = (0i64, false, false);
+    for (at, &b) in text.iter().enumerate() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return Some((depth, at + 1));
+                }
+            }
+            b'}' | b']' => depth -= 1,
+            _ => {}
+        }
     }
-    out.push_str(&crate::resp::reply::format_g(n, 14));
+    None
+}
+
+/// cjson's number text: `%.14g` (the precision is `encode_number_precision`); NaN and infinities as
+/// `encode_invalid_numbers` says.
+fn json_number(n: f64, out: &mut String, config: &JsonConfig) -> Result<(), String> {
+    if n.is_nan() || n.is_infinite() {
+        match config.encode_invalid_numbers {
+            0 => return Err("Cannot serialise number: must not be NaN or Inf".into()),
+            2 => {
+                out.push_str("null");
+                return Ok(());
+            }
+            _ if n.is_nan() => {
+                out.push_str("nan");
+                return Ok(());
+            }
+            _ => {
+                out.push_str(if n > 0.0 { "inf" } else { "-inf" });
+                return Ok(());
+            }
+        }
+    }
+    out.push_str(&crate::resp::reply::format_g(n, config.encode_number_precision as usize));
     Ok(())
 }
 
@@ -155,18 +339,19 @@ fn json_string(bytes: &[u8], out: &mut String) {
     out.push('"');
 }
 
-fn encode_json(value: &Value, out: &mut String, depth: usize) -> Result<(), String> {
-    if depth > 1000 {
-        return Err("Cannot serialise, excessive nesting (1001)".into());
-    }
+/// `depth`: the number of tables around `value`.
+fn encode_json(value: &Value, out: &mut String, depth: i64, config: &JsonConfig) -> Result<(), String> {
     match value {
         Value::Nil => out.push_str("null"),
         Value::LightUserData(p) if p.0.is_null() => out.push_str("null"),
         Value::Boolean(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Integer(i) => json_number(*i as f64, out)?,
-        Value::Number(n) => json_number(*n, out)?,
+        Value::Integer(i) => json_number(*i as f64, out, config)?,
+        Value::Number(n) => json_number(*n, out, config)?,
         Value::String(s) => json_string(&s.as_bytes(), out),
         Value::Table(table) => {
+            if depth + 1 > config.encode_max_depth {
+                return Err(format!("Cannot serialise, excessive nesting ({})", depth + 1));
+            }
             // An array when every key is a positive integer (cjson's sparse-array rules aside).
             let mut max = 0usize;
             let mut count = 0usize;
@@ -188,7 +373,7 @@ fn encode_json(value: &Value, out: &mut String, depth: usize) -> Result<(), Stri
                         out.push(',');
                     }
                     let item: Value = table.raw_get(index).map_err(|e| e.to_string())?;
-                    encode_json(&item, out, depth + 1)?;
+                    encode_json(&item, out, depth + 1, config)?;
                 }
                 out.push(']');
             } else if array && count > 0 && max > count * 2 + 10 {
@@ -206,13 +391,13 @@ fn encode_json(value: &Value, out: &mut String, depth: usize) -> Result<(), Stri
                         Value::String(s) => json_string(&s.as_bytes(), out),
                         Value::Integer(_) | Value::Number(_) => {
                             let mut text = String::new();
-                            json_number(number_of(&key).unwrap_or(0.0), &mut text)?;
+                            json_number(number_of(&key).unwrap_or(0.0), &mut text, config)?;
                             json_string(text.as_bytes(), out);
                         }
                         _ => return Err("Cannot serialise table: table key must be a number or string".into()),
                     }
                     out.push(':');
-                    encode_json(&item, out, depth + 1)?;
+                    encode_json(&item, out, depth + 1, config)?;
                 }
                 out.push('}');
             }

@@ -668,15 +668,19 @@ fn script_call(
         // A command that may take long (KEYS, SORT, DEBUG SLEEP...): leave the worker first.
         current::hand_off();
     }
+    // May-replicate commands (PUBLISH, ...) count as writes here, as in Redis: a read-only script may
+    // then run during CLIENT PAUSE WRITE.
+    if read_only && crate::server::pause::may_write(spec) {
+        return Err(Command("Write commands are not allowed from read-only scripts."));
+    }
     if spec.has(Flags::WRITE) {
-        if read_only {
-            return Err(Command("Write commands are not allowed from read-only scripts."));
-        }
         wrote.store(true, Ordering::Relaxed);
     }
     let caller_proto = ctx.client.proto;
     ctx.client.proto = proto;
+    let in_script = crate::server::introspection::InScript::enter(ctx.client.handle.clone());
     let reply = crate::server::dispatch::call(ctx, spec, argv, start);
+    drop(in_script);
     ctx.client.proto = caller_proto;
     Ok(reply)
 }
@@ -687,6 +691,30 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
         _ => f(),
+    }
+}
+
+impl Scripting {
+    /// The flags a script command's script declared (a shebang, or a function's flags), as Redis's
+    /// `evalGetCommandFlags`/`fcallGetCommandFlags` find them before the command runs (CLIENT PAUSE
+    /// WRITE lets a `no-writes` script through). `None`: no declared flags (EVAL compatibility mode, an
+    /// unknown sha or function), or the cache is locked by a running script: the command's own flags
+    /// apply.
+    pub fn declared_flags(&self, spec: &CommandSpec, argv: &[Bytes]) -> Option<ScriptFlags> {
+        let body_or_name = argv.get(1)?;
+        let flags = match spec.fullname {
+            "eval" | "eval_ro" => shebang(body_or_name).ok()?.0,
+            "evalsha" | "evalsha_ro" => {
+                let sha = String::from_utf8_lossy(body_or_name).to_ascii_lowercase();
+                self.eval.try_lock().ok()?.scripts.get(&sha)?.flags
+            }
+            "fcall" | "fcall_ro" => {
+                let name = String::from_utf8_lossy(body_or_name);
+                self.functions.try_lock().ok()?.function(&name)?.flags
+            }
+            _ => return None,
+        };
+        (!flags.has(ScriptFlags::EVAL_COMPAT)).then_some(flags)
     }
 }
 

@@ -640,11 +640,14 @@ fn encode(value: &Value, level: usize, out: &mut Vec<u8>) -> mlua::Result<()> {
                     encode(&table.get::<Value>(index)?, level + 1, out)?;
                 }
             } else {
-                let pairs: Vec<(Value, Value)> = table.pairs::<Value, Value>().collect::<mlua::Result<_>>()?;
-                encode_length(out, pairs.len(), 0x80, 15, 0xde, 0xdf);
-                for (key, value) in &pairs {
-                    encode(key, level + 1, out)?;
-                    encode(value, level + 1, out)?;
+                // Counted, then encoded pair by pair: holding every pair at once would keep a Lua reference
+                // per key and value, and a map of 100000 entries overflows the Lua stack mlua keeps them on.
+                let count = table.pairs::<Value, Value>().count();
+                encode_length(out, count, 0x80, 15, 0xde, 0xdf);
+                for pair in table.pairs::<Value, Value>() {
+                    let (key, value) = pair?;
+                    encode(&key, level + 1, out)?;
+                    encode(&value, level + 1, out)?;
                 }
             }
         }

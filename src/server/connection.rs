@@ -123,7 +123,7 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
                     if flush(&server, &handle, &mut writer, &mut wbuf).await.is_err() {
                         break 'connection;
                     }
-                    let writes = pending.as_ref().and_then(|argv| super::pause::request_writes(&client, argv));
+                    let writes = pending.as_ref().and_then(|argv| super::pause::request_writes(&server, &client, argv));
                     let writes = writes.unwrap_or(true);
                     if !super::pause::wait(&server, &handle, writes, &mut reader, &mut rbuf, &mut shutdown).await {
                         break 'connection;

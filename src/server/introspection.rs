@@ -28,7 +28,8 @@ use crate::cmd::{CommandSpec, Ctx};
 const SKIP_MONITOR: &[&str] = &["eval", "eval_ro", "evalsha", "evalsha_ro", "fcall", "fcall_ro"];
 
 /// CONFIG parameters owned here.
-pub const PARAMETERS: &[&str] = &["slowlog-log-slower-than", "slowlog-max-len", "latency-monitor-threshold"];
+pub const PARAMETERS: &[&str] =
+    &["slowlog-log-slower-than", "slowlog-max-len", "latency-monitor-threshold", "tracking-table-max-keys"];
 
 /// Server-wide introspection state.
 pub struct Introspection {
@@ -47,6 +48,7 @@ pub struct Introspection {
     slowlog_log_slower_than: AtomicI64,
     slowlog_max_len: AtomicU64,
     latency_monitor_threshold: AtomicU64,
+    tracking_table_max_keys: AtomicU64,
     startup_rss: u64,
 }
 
@@ -62,6 +64,7 @@ impl Default for Introspection {
             slowlog_log_slower_than: AtomicI64::new(10_000),
             slowlog_max_len: AtomicU64::new(128),
             latency_monitor_threshold: AtomicU64::new(0),
+            tracking_table_max_keys: AtomicU64::new(1_000_000),
             startup_rss: resident_bytes(),
         }
     }
@@ -100,6 +103,7 @@ impl Introspection {
             "slowlog-log-slower-than" => self.slowlog_log_slower_than().to_string(),
             "slowlog-max-len" => self.slowlog_max_len().to_string(),
             "latency-monitor-threshold" => self.latency_monitor_threshold().to_string(),
+            "tracking-table-max-keys" => self.tracking_table_max_keys.load(Ordering::Relaxed).to_string(),
             _ => return None,
         })
     }
@@ -109,7 +113,7 @@ impl Introspection {
     pub fn config_check(name: &str, value: &[u8]) -> Option<Result<i64, String>> {
         let (low, high) = match name {
             "slowlog-log-slower-than" => (-1, i64::MAX),
-            "slowlog-max-len" | "latency-monitor-threshold" => (0, i64::MAX),
+            "slowlog-max-len" | "latency-monitor-threshold" | "tracking-table-max-keys" => (0, i64::MAX),
             _ => return None,
         };
         let Some(number) = crate::cmd::args::parse_i64(value) else {
@@ -130,9 +134,20 @@ impl Introspection {
                 self.slowlog.trim(usize::try_from(value).unwrap_or(usize::MAX));
             }
             "latency-monitor-threshold" => self.latency_monitor_threshold.store(value.max(0) as u64, Ordering::Relaxed),
+            "tracking-table-max-keys" => self.tracking_table_max_keys.store(value.max(0) as u64, Ordering::Relaxed),
             _ => return false,
         }
         true
+    }
+
+    /// Applies `tracking-table-max-keys` while tracking clients exist: after each command and from the
+    /// server's periodic task, so that a table far over the limit is brought under it by growing efforts
+    /// even when no command comes (Redis's `serverCron`).
+    pub fn limit_tracking(&self, registry: &super::client::ClientRegistry) {
+        if self.tracking.clients() > 0 {
+            let max_keys = usize::try_from(self.tracking_table_max_keys.load(Ordering::Relaxed)).unwrap_or(usize::MAX);
+            self.tracking.limit(registry, max_keys);
+        }
     }
 
     /// CONFIG RESETSTAT: the histograms start again (the slow log and latency events are kept, as Redis).
@@ -180,6 +195,11 @@ pub struct ClientIntro {
     pub monitor: AtomicBool,
     /// EXEC is running this client's queued commands (Redis's "deny blocking").
     pub in_exec: AtomicBool,
+    /// A script this client runs is calling a command (MONITOR shows it as run by `lua`).
+    pub in_script: AtomicBool,
+    /// The keys the running script command declared: what a tracking client remembers when its script
+    /// calls a read command (Redis tracks the caller's keys, not the ones the script read).
+    pub script_keys: Mutex<Vec<Bytes>>,
     tracking: Mutex<TrackingState>,
 }
 
@@ -229,6 +249,39 @@ impl Drop for InExec {
     fn drop(&mut self) {
         // Nested entries (EVAL inside EXEC calls commands) must leave the outer EXEC's flag set.
         self.0.intro.in_exec.store(self.1, Ordering::Relaxed);
+    }
+}
+
+/// Marks a client's script as calling a command while alive.
+pub struct InScript(Arc<ClientHandle>);
+
+impl InScript {
+    /// Enters a `redis.call`.
+    pub fn enter(handle: Arc<ClientHandle>) -> InScript {
+        handle.intro.in_script.store(true, Ordering::Relaxed);
+        InScript(handle)
+    }
+}
+
+impl Drop for InScript {
+    fn drop(&mut self) {
+        self.0.intro.in_script.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Called as a script command (EVAL, EVALSHA, FCALL and their `_RO` forms) starts: shows it to the
+/// monitors before it runs, as Redis's `evalCommand`/`fcallCommand` do, so that the commands its script
+/// calls come after it; and keeps its declared keys for client tracking.
+pub fn begin_script_command(ctx: &Ctx<'_>, argv: &[Bytes]) {
+    let intro = &ctx.server.intro;
+    let handle = &ctx.client.handle;
+    if intro.monitors.active() {
+        intro.monitors.feed(ctx.client.db, &handle.addr, argv);
+    }
+    if handle.intro.tracking().on {
+        let numkeys = argv.get(2).and_then(|n| crate::cmd::args::parse_i64(n)).unwrap_or(0).max(0) as usize;
+        let keys = argv.iter().skip(3).take(numkeys).cloned().collect();
+        *handle.intro.script_keys.lock().unwrap_or_else(|p| p.into_inner()) = keys;
     }
 }
 
@@ -318,8 +371,12 @@ pub fn after_command(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, argv: &[Byte
     }
     let handle = &ctx.client.handle;
     if intro.monitors.active() && !spec.has(Flags::ADMIN) && !SKIP_MONITOR.contains(&spec.fullname) {
-        intro.monitors.feed(ctx.client.db, &handle.addr, &super::monitor::redacted(argv));
+        // Commands a script calls run on Redis's `lua` client.
+        let addr = if handle.intro.in_script.load(Ordering::Relaxed) { "lua" } else { handle.addr.as_str() };
+        intro.monitors.feed(ctx.client.db, addr, &super::monitor::redacted(argv));
     }
+    // Redis enforces `tracking-table-max-keys` before every command and in its cron.
+    intro.limit_tracking(&ctx.server.clients);
     let in_exec = handle.intro.in_exec.load(Ordering::Relaxed);
     let tracking = {
         let state = handle.intro.tracking();
@@ -327,9 +384,15 @@ pub fn after_command(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, argv: &[Byte
     };
     let (on, bcast, optin, optout, caching) = tracking;
     if on {
-        if spec.has(Flags::READONLY) && !spec.has(Flags::PUBSUB) && !bcast {
+        // A read-only script command is not tracked itself: the reads its script makes are, as the
+        // script's declared keys.
+        let script_ro = matches!(spec.fullname, "eval_ro" | "evalsha_ro" | "fcall_ro");
+        if spec.has(Flags::READONLY) && !spec.has(Flags::PUBSUB) && !bcast && !script_ro {
             let skip = (optin && !caching) || (optout && caching);
-            if !skip {
+            if !skip && handle.intro.in_script.load(Ordering::Relaxed) {
+                let keys = handle.intro.script_keys.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                intro.tracking.remember(handle.id, keys.into_iter());
+            } else if !skip {
                 if let Some(positions) = spec.key_positions(argv) {
                     intro.tracking.remember(handle.id, positions.into_iter().filter_map(|i| argv.get(i).cloned()));
                 }

@@ -348,6 +348,7 @@ async fn active_expire(server: Arc<Server>) {
         if server.shutting_down() {
             return;
         }
+        server.intro.limit_tracking(&server.clients);
         // Redis stops the active expire cycle while clients are paused.
         if server.intro.pause.is_paused() {
             continue;

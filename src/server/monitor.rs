@@ -91,24 +91,66 @@ pub fn repr(bytes: &[u8], out: &mut String) {
     out.push('"');
 }
 
-/// `argv` with secrets replaced by `(redacted)`, as Redis shows them to MONITOR and SLOWLOG: HELLO's
-/// `AUTH username password`.
+/// `argv` with secrets replaced by `(redacted)`, as Redis shows them to MONITOR and SLOWLOG (its
+/// `redactClientCommandArgument` calls): HELLO's `AUTH username password`, AUTH's arguments, MIGRATE's
+/// `AUTH password` / `AUTH2 username password`, the values of CONFIG SET's sensitive parameters
+/// (`masteruser`, `masterauth`, `requirepass`) and every argument of ACL SETUSER.
 pub fn redacted(argv: &[Bytes]) -> std::borrow::Cow<'_, [Bytes]> {
-    if !argv.first().is_some_and(|name| name.eq_ignore_ascii_case(b"hello")) {
+    let Some(name) = argv.first() else {
         return std::borrow::Cow::Borrowed(argv);
-    }
+    };
+    let is = |arg: &Bytes, word: &str| arg.eq_ignore_ascii_case(word.as_bytes());
+    let secret = Bytes::from_static(b"(redacted)");
     let mut out = argv.to_vec();
-    let mut index = 2;
-    while index < out.len() {
-        if out[index].eq_ignore_ascii_case(b"AUTH") && index + 2 < out.len() {
-            out[index + 1] = Bytes::from_static(b"(redacted)");
-            out[index + 2] = Bytes::from_static(b"(redacted)");
-            index += 3;
-        } else if out[index].eq_ignore_ascii_case(b"SETNAME") {
-            index += 2;
-        } else {
-            index += 1;
+    if is(name, "hello") {
+        let mut index = 2;
+        while index < out.len() {
+            if is(&out[index], "AUTH") && index + 2 < out.len() {
+                out[index + 1] = secret.clone();
+                out[index + 2] = secret.clone();
+                index += 3;
+            } else if is(&out[index], "SETNAME") {
+                index += 2;
+            } else {
+                index += 1;
+            }
         }
+    } else if is(name, "auth") && out.len() <= 3 {
+        for arg in out.iter_mut().skip(1) {
+            *arg = secret.clone();
+        }
+    } else if is(name, "migrate") {
+        // Options start after `host port key db timeout`; Redis stops redacting where it stops parsing.
+        let mut index = 6;
+        while index < out.len() {
+            let more = out.len() - 1 - index;
+            if is(&out[index], "COPY") || is(&out[index], "REPLACE") {
+                index += 1;
+            } else if is(&out[index], "AUTH") && more >= 1 {
+                out[index + 1] = secret.clone();
+                index += 2;
+            } else if is(&out[index], "AUTH2") && more >= 2 {
+                out[index + 1] = secret.clone();
+                out[index + 2] = secret.clone();
+                index += 3;
+            } else {
+                break;
+            }
+        }
+    } else if is(name, "config") && out.get(1).is_some_and(|sub| is(sub, "SET")) {
+        let mut index = 2;
+        while index + 1 < out.len() {
+            if ["masteruser", "masterauth", "requirepass"].iter().any(|p| is(&out[index], p)) {
+                out[index + 1] = secret.clone();
+            }
+            index += 2;
+        }
+    } else if is(name, "acl") && out.get(1).is_some_and(|sub| is(sub, "SETUSER")) && out.len() >= 3 {
+        for arg in out.iter_mut().skip(2) {
+            *arg = secret.clone();
+        }
+    } else {
+        return std::borrow::Cow::Borrowed(argv);
     }
     std::borrow::Cow::Owned(out)
 }
@@ -133,5 +175,28 @@ mod tests {
         let shown = redacted(&argv).into_owned();
         let shown: Vec<&[u8]> = shown.iter().map(|b| b.as_ref()).collect();
         assert_eq!(shown, [&b"HELLO"[..], b"3", b"AUTH", b"(redacted)", b"(redacted)", b"SETNAME", b"n"]);
+    }
+
+    fn words(argv: &[&str]) -> Vec<String> {
+        let argv: Vec<Bytes> = argv.iter().map(|s| Bytes::from(s.to_string())).collect();
+        redacted(&argv).iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect()
+    }
+
+    #[test]
+    fn auth_migrate_config_and_acl_secrets_are_redacted() {
+        assert_eq!(words(&["auth", "p"]), ["auth", "(redacted)"]);
+        assert_eq!(words(&["AUTH", "u", "p"]), ["AUTH", "(redacted)", "(redacted)"]);
+        assert_eq!(
+            words(&["migrate", "h", "1", "k", "9", "5000", "COPY", "AUTH", "p", "AUTH2", "u", "p"]),
+            ["migrate", "h", "1", "k", "9", "5000", "COPY", "AUTH", "(redacted)", "AUTH2", "(redacted)", "(redacted)"]
+        );
+        // Parsing (and redaction) stops at KEYS.
+        assert_eq!(words(&["migrate", "h", "1", "", "9", "5", "KEYS", "AUTH", "x"])[8], "x");
+        assert_eq!(
+            words(&["config", "set", "maxmemory", "1", "masterauth", "s", "requirepass", "t"]),
+            ["config", "set", "maxmemory", "1", "masterauth", "(redacted)", "requirepass", "(redacted)"]
+        );
+        assert_eq!(words(&["acl", "setuser", "u", "+get"]), ["acl", "setuser", "(redacted)", "(redacted)"]);
+        assert_eq!(words(&["get", "auth"]), ["get", "auth"]);
     }
 }

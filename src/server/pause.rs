@@ -58,6 +58,17 @@ pub fn may_write(spec: &CommandSpec) -> bool {
     spec.has(Flags::WRITE) || MAY_REPLICATE.contains(&spec.fullname)
 }
 
+/// [`may_write`] of one command line: a script command whose script declared flags writes unless it
+/// declared `no-writes` (Redis's `scriptFlagsToCmdFlags`, which also drops `MAY_REPLICATE`).
+pub fn command_writes(server: &Server, spec: &CommandSpec, argv: &[Bytes]) -> bool {
+    if crate::script::runs_script(spec) {
+        if let Some(flags) = server.scripting.declared_flags(spec, argv) {
+            return !flags.has(crate::script::ScriptFlags::NO_WRITES);
+        }
+    }
+    may_write(spec)
+}
+
 impl Pause {
     /// Pauses until `end` (merged with a pause in force).
     pub fn pause(&self, kind: PauseKind, end: Instant) {
@@ -130,16 +141,18 @@ pub fn must_wait(server: &Server, client: &Client, argv: &[Bytes]) -> bool {
     if !server.intro.pause.is_paused() || client.handle.intro.monitor.load(Ordering::Relaxed) {
         return false;
     }
-    request_writes(client, argv).is_some_and(|writes| server.intro.pause.holds(writes))
+    request_writes(server, client, argv).is_some_and(|writes| server.intro.pause.holds(writes))
 }
 
 /// Whether a request counts as a write for CLIENT PAUSE WRITE (`None`: not a command at all).
-pub fn request_writes(client: &Client, argv: &[Bytes]) -> Option<bool> {
+pub fn request_writes(server: &Server, client: &Client, argv: &[Bytes]) -> Option<bool> {
     let (spec, _) = crate::server::dispatch::resolve(argv).ok()?;
     Some(
-        may_write(spec)
+        command_writes(server, spec, argv)
             || (spec.fullname == "exec"
-                && client.multi.as_ref().is_some_and(|m| m.queued.iter().any(|(queued, _, _)| may_write(queued)))),
+                && client.multi.as_ref().is_some_and(|m| {
+                    m.queued.iter().any(|(queued, queued_argv, _)| command_writes(server, queued, queued_argv))
+                })),
     )
 }
 

@@ -80,6 +80,8 @@ pub struct Tracking {
     /// client count: remembered keys outlive their clients' tracking, and a change still removes them
     /// (INFO `tracking_total_keys` shows it, as in Redis).
     populated: AtomicBool,
+    /// Calls of [`Tracking::limit`] in a row that left the table over the limit.
+    limit_misses: AtomicUsize,
 }
 
 impl Tracking {
@@ -182,6 +184,34 @@ impl Tracking {
                 continue;
             }
             send(registry, &target, &state, Reply::Array(vec![Reply::Bulk(Bytes::copy_from_slice(key))]));
+        }
+    }
+
+    /// `tracking-table-max-keys` (0: no limit): while more keys are remembered, invalidates remembered
+    /// keys (arbitrary ones, as Redis's random walk) for their readers, with an effort that grows each
+    /// time the table is still over the limit afterwards (Redis's `trackingLimitUsedSlots`).
+    pub fn limit(&self, registry: &ClientRegistry, max_keys: usize) {
+        if max_keys == 0 || !self.populated.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut effort = 100 * (self.limit_misses.load(Ordering::Relaxed) + 1);
+        while effort > 0 {
+            effort -= 1;
+            let victim = {
+                let tables = self.lock();
+                if tables.keys.len() <= max_keys {
+                    self.limit_misses.store(0, Ordering::Relaxed);
+                    return;
+                }
+                tables.keys.keys().next().cloned()
+            };
+            let Some(key) = victim else { break };
+            self.invalidate(registry, 0, &key);
+        }
+        if self.lock().keys.len() <= max_keys {
+            self.limit_misses.store(0, Ordering::Relaxed);
+        } else {
+            self.limit_misses.fetch_add(1, Ordering::Relaxed);
         }
     }
 

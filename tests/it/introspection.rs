@@ -116,8 +116,8 @@ fn run(port: u16, script: &[&str]) -> Vec<Vec<u8>> {
     replies
 }
 
-/// Runs a scenario on redis-server and on Velo and asserts equal recordings.
-fn compare(redis: &RedisServer, velo: &TestServer, name: &str, script: &[&str]) {
+/// Runs a scenario on redis-server and on Velo and asserts equal recordings (steps: see [`run`]).
+pub(crate) fn compare(redis: &RedisServer, velo: &TestServer, name: &str, script: &[&str]) {
     eprintln!("{name}: redis on port {}, velo on port {}", redis.port, velo.port);
     let expected = run(redis.port, script);
     let actual = run(velo.port, script);

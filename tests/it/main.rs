@@ -40,6 +40,7 @@ mod rdb_save;
 mod rdb_snapshot;
 mod rdb_support;
 mod rdb_sync;
+mod redis_suite_ops;
 mod scripting;
 mod server_bloom;
 mod server_commands;
