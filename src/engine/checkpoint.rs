@@ -102,6 +102,7 @@ impl Slot {
     }
 
     fn checkpoint_inner(&mut self, reset: bool, entries: &[(MemKey, MemEntry)]) -> Result<()> {
+        let started = std::time::Instant::now();
         let target_seq = self.next_seq - 1;
         let mut meta = self.meta.clone();
         meta.pending_deletes.clear();
@@ -289,6 +290,7 @@ impl Slot {
         }
 
         // (6) Make segments and big values durable, then the batch, then the pages in place, then the metadata.
+        let prepared = started.elapsed();
         for id in &batch.touched_chunks {
             let file = self.chunks.chunk_file(*id, false)?;
             file.sync().map_err(|e| Error::io("fsync", self.chunks.chunk_path(*id), e))?;
@@ -311,6 +313,7 @@ impl Slot {
         batch.dwb.clear()?;
 
         // (7) The metadata is durable: clean up and empty the WAL.
+        let durable = started.elapsed();
         for name in &meta.pending_deletes {
             if let Some(id) = segment::parse_chunk_file_name(name) {
                 self.chunks.forget(id);
@@ -325,6 +328,16 @@ impl Slot {
             self.chunks.clear_cache();
         }
         self.wal.reset(target_seq)?;
+        tracing::debug!(
+            slot = self.index,
+            entries = entries.len(),
+            pages = batch.dwb.page_ids().len(),
+            prepare_us = prepared.as_micros() as u64,
+            durable_us = (durable - prepared).as_micros() as u64,
+            total_us = started.elapsed().as_micros() as u64,
+            "checkpoint"
+        );
+        self.stored_bytes = super::slot::stored_bytes(&meta);
         self.meta = meta;
         self.memtable_bytes = 0;
         self.expiring_in_memtable = 0;
