@@ -621,7 +621,7 @@ _velo() {
             return 0
             ;;
         velo__subcmd__serve)
-            opts="-h --config --port --bind --dir --slots --fsync --page-cache --value-cache --maxclients --databases --log-level --dbfilename --help"
+            opts="-h --config --port --bind --dir --slots --fsync --page-cache --value-cache --maxclients --databases --log-level --worker-threads --dbfilename --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -668,6 +668,10 @@ _velo() {
                     return 0
                     ;;
                 --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --worker-threads)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -47,6 +47,7 @@ set edit:completion:arg-completer[velo] = {|@words|
             cand --maxclients 'Maximum simultaneous clients [default: 10000]'
             cand --databases 'Number of databases [default: 16]'
             cand --log-level 'Log level: error, warn, info, debug or trace [default: info]'
+            cand --worker-threads 'Threads serving connections; 0 (the default) means one per CPU core'
             cand --dbfilename 'File name of RDB snapshots (SAVE, BGSAVE) in the data directory [default: dump.rdb]. Redis 7.0 protects it from CONFIG SET, so it is set here or in the config file'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'

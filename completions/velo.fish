@@ -49,6 +49,7 @@ complete -c velo -n "__fish_velo_using_subcommand serve" -l value-cache -d 'Valu
 complete -c velo -n "__fish_velo_using_subcommand serve" -l maxclients -d 'Maximum simultaneous clients [default: 10000]' -r
 complete -c velo -n "__fish_velo_using_subcommand serve" -l databases -d 'Number of databases [default: 16]' -r
 complete -c velo -n "__fish_velo_using_subcommand serve" -l log-level -d 'Log level: error, warn, info, debug or trace [default: info]' -r
+complete -c velo -n "__fish_velo_using_subcommand serve" -l worker-threads -d 'Threads serving connections; 0 (the default) means one per CPU core' -r
 complete -c velo -n "__fish_velo_using_subcommand serve" -l dbfilename -d 'File name of RDB snapshots (SAVE, BGSAVE) in the data directory [default: dump.rdb]. Redis 7.0 protects it from CONFIG SET, so it is set here or in the config file' -r
 complete -c velo -n "__fish_velo_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c velo -n "__fish_velo_using_subcommand rdb-restore" -l dir -d 'Data directory to load into while no server runs on it (created if missing)' -r -F

@@ -705,7 +705,7 @@ impl Scripting {
         let flags = match spec.fullname {
             "eval" | "eval_ro" => shebang(body_or_name).ok()?.0,
             "evalsha" | "evalsha_ro" => {
-                let sha = String::from_utf8_lossy(body_or_name).to_ascii_lowercase();
+                let sha = sha_key(body_or_name)?;
                 self.eval.try_lock().ok()?.scripts.get(&sha)?.flags
             }
             "fcall" | "fcall_ro" => {

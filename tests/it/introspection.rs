@@ -568,13 +568,17 @@ fn tracking_sends_invalidations_as_redis() {
             "1: CLIENT TRACKING on OPTIN",
             "1: CLIENT CACHING yes",
             "1: MULTI",
-            "1: EVAL \"return redis.call('get','a')\" 0",
+            "1: EVAL \"return redis.call('get',KEYS[1])\" 1 a",
             "1: GET b",
             "1: EXEC",
             "2: SET b 1",
             "1<",
             "2: SET a 1",
             "1<",
+            "1?",
+            // Caching applied to the whole transaction; the next command is not tracked.
+            "1: GET c",
+            "2: SET c 1",
             "1?",
         ],
     );
