@@ -318,3 +318,46 @@ fn empty_databases(path: Path) {
     assert!(read_all_slowly(&snapshot, path, 5, 64, std::time::Duration::ZERO).is_empty());
     snapshot.check().unwrap();
 }
+
+/// Keys whose state at the instant is in the bucket pages (checkpointed, no memtable entry) are marked,
+/// not read, when first changed: read back from the pages by the scan, or by the checkpoint that is
+/// about to rewrite those pages (here forced between the writes and the read), by either read path.
+#[test]
+fn keys_changed_while_in_the_pages_read_as_of_the_instant() {
+    for (path, checkpoint_between) in
+        [(Path::Keys, false), (Path::Keys, true), (Path::Values, false), (Path::Values, true)]
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = open(dir.path());
+        let far = velo::engine::system_clock_ms() + 3_600_000;
+        for i in 0..1500 {
+            let expire = (i % 5 == 0).then_some(far + i as u64);
+            engine
+                .set(0, &key(i), ValueKind::String, format!("old:{i}").repeat(1 + i % 40).as_bytes(), expire)
+                .unwrap();
+        }
+        engine.checkpoint().unwrap();
+        let expected = current(&engine, 0);
+        let snapshot = engine.snapshot(&[0], 64 << 20).unwrap();
+        for i in 0..1500 {
+            match i % 4 {
+                0 => engine.set(0, &key(i), ValueKind::String, b"new", None).unwrap(),
+                1 => assert!(engine.delete(0, &key(i)).unwrap()),
+                2 => assert!(engine.set_expiry(0, &key(i), Some(far * 2)).unwrap()),
+                _ => {}
+            }
+        }
+        if checkpoint_between {
+            engine.checkpoint().unwrap();
+            // Overwritten again after the checkpoint: the image read at the checkpoint stays.
+            for i in (0..1500).step_by(3) {
+                engine.set(0, &key(i), ValueKind::String, b"newer", None).unwrap();
+            }
+            engine.checkpoint().unwrap();
+        }
+        let got = read_all_slowly(&snapshot, path, 0, 64, std::time::Duration::ZERO);
+        assert_eq!(got.len(), expected.len(), "{path:?}, checkpoint between: {checkpoint_between}");
+        assert!(got == expected, "{path:?}, checkpoint between: {checkpoint_between}: differs from the instant");
+        snapshot.check().unwrap();
+    }
+}
