@@ -81,6 +81,9 @@ impl Slot {
         if self.memtable.is_empty() && !reset && !flushes && self.cleanup_buckets.is_empty() && self.wal.is_empty() {
             return Ok(());
         }
+        if self.snapshot.is_some() {
+            super::snapshot::before_checkpoint(self);
+        }
         let entries = self.memtable.take_sorted();
         match self.checkpoint_inner(reset, &entries) {
             Ok(()) => {

@@ -686,7 +686,7 @@ impl Slot {
     /// A live key's type and expiry, without reading its value.
     pub fn key_info(&mut self, db: u16, key: &[u8]) -> Result<Option<KeyInfo>> {
         if self.snapshot_view {
-            if let Some(found) = snapshot::view_key_info(self, db, key) {
+            if let Some(found) = snapshot::view_key_info(self, db, key)? {
                 return Ok(found);
             }
         }
@@ -1026,6 +1026,20 @@ impl Slot {
             count += now_exists as i64 - prior as i64;
         }
         Ok(count.max(0) as u64)
+    }
+
+    /// The bucket holding scan `position` and the end of the position range it covers (the snapshot
+    /// reader walks buckets as `scan` does).
+    pub(crate) fn bucket_range(&self, position: u64) -> (u64, u64) {
+        let level = self.meta.level;
+        let mut bucket = reverse_low_bits(position >> (POSITION_BITS - level as u32), level);
+        let mut bits = level;
+        if bucket < self.meta.split {
+            bits = level + 1;
+            bucket = reverse_low_bits(position >> (POSITION_BITS - bits as u32), bits);
+        }
+        let width = 1u64 << (POSITION_BITS - bits as u32);
+        (bucket, (position / width + 1) * width)
     }
 
     /// Appends to `out` the live keys at scan positions from `position` on, whole buckets at a time, until

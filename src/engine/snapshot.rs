@@ -4,10 +4,15 @@
 //! Registering a snapshot takes every slot lock once (ascending order) and installs a `SlotCapture` in
 //! each slot: that is the only pause writers see. From then on, the slot's write path, before it changes
 //! a key the reader has not read yet, saves the key's *before-image* (its value, kind and expiry as they
-//! were, or "absent") into the capture, once per key. The reader walks each database of each slot in
-//! scan-position order, a bounded range at a time under the slot lock, and reads keys through a *view*:
-//! a key with a before-image is served from it, any other key is unchanged since the instant and is read
-//! from the slot. Keys deleted since the instant are found among the before-images of the range.
+//! were, or "absent") into the capture, once per key. A key with no memtable entry then has its state
+//! in the bucket pages, which only a checkpoint changes: its image is only a mark ("in the pages"), and
+//! the writer reads nothing; the slot's checkpoint reads the marked keys' cells before it rewrites
+//! pages, while the reader takes them from the cells it scans anyway. The reader walks each database of
+//! each slot in scan-position order, a bounded range at a time under the slot lock: [`Snapshot::read_values`]
+//! hands out each key with its value as the scan meets its cell (one read of each page), keys changed
+//! since the instant from their images; [`Snapshot::read`] lists keys for a *view* (`Slot::get`
+//! answering as of the instant). Keys deleted since the instant are found among the before-images of
+//! the range.
 //!
 //! Split collections keep their elements in parts (ordinary keys of a hidden database), read through the
 //! same view when their owner is read; parts of any database the reader does not walk (hidden or
@@ -23,8 +28,9 @@
 //! FLUSHDB and FLUSHALL during a snapshot abort it (as Redis's FLUSHALL kills a saving child): copying
 //! every unread key of a flushed database into the capture would stall the flush for as long as a save.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
+use std::ops::Bound;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -33,9 +39,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::buckets::PageId;
 use super::envelope::{self, ValueKind};
 use super::error::{Error, Result};
 use super::key::key_hash;
+use super::page::{self, CellValueRef};
 use super::slot::{position_of, MemKey, MemValue, Slot, POSITION_BITS};
 use super::{Entry, KeyInfo};
 
@@ -61,7 +69,15 @@ enum Held {
 /// A key as it was at the snapshot's instant.
 enum Image {
     Absent,
-    Present { kind: ValueKind, expire_at: u64, envelope: Held },
+    Present {
+        kind: ValueKind,
+        expire_at: u64,
+        envelope: Held,
+    },
+    /// Its state then is the bucket layer's (it had no memtable entry when first changed), which only a
+    /// checkpoint changes: read from the pages when needed, or by [`before_checkpoint`] first. A writer
+    /// changing a key thus reads nothing (the old value is often cold: a page and a segment to read).
+    InPages,
 }
 
 /// What every slot's capture of one snapshot shares.
@@ -77,6 +93,8 @@ struct Shared {
     captured_keys: AtomicU64,
     captured_bytes: AtomicU64,
     spilled_bytes: AtomicU64,
+    /// Time writers spent saving before-images, nanoseconds.
+    capture_nanos: AtomicU64,
 }
 
 impl Shared {
@@ -174,6 +192,9 @@ pub(crate) struct SlotCapture {
     /// (rank, scan position) the reader has read up to in this slot.
     progress: (u32, u64),
     images: BTreeMap<MemKey, Image>,
+    /// Memtable entries per database when the reader first came to the slot: (entries, of which
+    /// writes). Counted once: asking the memtable per database walks all of it each time.
+    census: Option<BTreeMap<u16, (u64, u64)>>,
 }
 
 impl SlotCapture {
@@ -211,30 +232,78 @@ pub(crate) fn capture(slot: &mut Slot, db: u16, key: &[u8]) {
         return;
     }
     let shared = capture.shared.clone();
-    let image = before_image(slot, db, key, reversed).and_then(|image| {
-        Ok(match image {
-            None => Image::Absent,
-            Some((kind, expire_at, envelope)) => Image::Present { kind, expire_at, envelope: shared.hold(envelope)? },
-        })
-    });
+    let started = Instant::now();
+    let image = if slot.mem_entry(reversed, db, key).is_none() {
+        Ok(Image::InPages)
+    } else {
+        before_image(slot, db, key, reversed).and_then(|image| held_image(&shared, image))
+    };
     match image {
         Ok(image) => {
             shared.ram.fetch_add(key.len() + IMAGE_OVERHEAD, Ordering::Relaxed);
             shared.captured_keys.fetch_add(1, Ordering::Relaxed);
-            if let Image::Present { envelope: Held::Ram(bytes), .. } = &image {
-                shared.captured_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-            } else if let Image::Present { envelope: Held::Spilled { len, .. }, .. } = &image {
-                shared.captured_bytes.fetch_add(*len as u64, Ordering::Relaxed);
-            }
             if let Some(capture) = slot.snapshot.as_mut() {
                 capture.images.insert(mem_key, image);
             }
+            shared.capture_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         }
         Err(error) => {
             shared.fail(format!("saving a key's state for the snapshot failed: {error}"));
             slot.snapshot = None;
         }
     }
+}
+
+/// A state read for a before-image, held (in RAM or spilled) and counted.
+fn held_image(shared: &Shared, state: Option<(ValueKind, u64, Bytes)>) -> Result<Image> {
+    Ok(match state {
+        None => Image::Absent,
+        Some((kind, expire_at, envelope)) => {
+            shared.captured_bytes.fetch_add(envelope.len() as u64, Ordering::Relaxed);
+            Image::Present { kind, expire_at, envelope: shared.hold(envelope)? }
+        }
+    })
+}
+
+/// The checkpoint's hook (`Slot::checkpoint`, before it moves the memtable into the pages): the
+/// before-images still in the pages are read now, while the pages hold them. One pass in bucket order.
+pub(crate) fn before_checkpoint(slot: &mut Slot) {
+    let Some(capture) = slot.snapshot.as_ref() else { return };
+    let shared = capture.shared.clone();
+    let pending: Vec<MemKey> = capture
+        .images
+        .iter()
+        .filter(|(_, image)| matches!(image, Image::InPages))
+        .map(|(key, _)| key.clone())
+        .collect();
+    if pending.is_empty() {
+        return;
+    }
+    let started = Instant::now();
+    for mem_key in pending {
+        let (_, db, key) = &mem_key;
+        let image = page_state(slot, *db, key).and_then(|state| held_image(&shared, state));
+        match image {
+            Ok(image) => {
+                if let Some(capture) = slot.snapshot.as_mut() {
+                    capture.images.insert(mem_key, image);
+                }
+            }
+            Err(error) => {
+                shared.fail(format!("saving a key's state for the snapshot failed: {error}"));
+                slot.snapshot = None;
+                return;
+            }
+        }
+    }
+    shared.capture_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+}
+
+/// A key's state in the bucket layer alone (the memtable ignored): (kind, expire_at, envelope).
+fn page_state(slot: &mut Slot, db: u16, key: &[u8]) -> Result<Option<(ValueKind, u64, Bytes)>> {
+    let Some(cell) = slot.find_cell(db, key)? else { return Ok(None) };
+    let envelope = slot.cell_envelope(&cell)?;
+    Ok(Some((cell.kind, cell.expire_at, Bytes::from(envelope))))
 }
 
 /// The write path's hook for FLUSHDB and FLUSHALL: the snapshot cannot be completed.
@@ -262,12 +331,16 @@ fn before_image(slot: &mut Slot, db: u16, key: &[u8], reversed: u64) -> Result<O
 
 /// The reader's view of a key (`Slot::get` while `snapshot_view` is set): `Some(state)` when the key
 /// has a before-image, `None` when the slot's current state is the snapshot's.
-pub(crate) fn view_get(slot: &Slot, db: u16, key: &[u8]) -> Result<Option<Option<Entry>>> {
+pub(crate) fn view_get(slot: &mut Slot, db: u16, key: &[u8]) -> Result<Option<Option<Entry>>> {
     let Some(capture) = slot.snapshot.as_ref() else { return Ok(None) };
     let mem_key: MemKey = (key_hash(db, key).reverse_bits(), db, key.to_vec());
     match capture.images.get(&mem_key) {
         None => Ok(None),
         Some(Image::Absent) => Ok(Some(None)),
+        Some(Image::InPages) => match page_state(slot, db, key)? {
+            None => Ok(Some(None)),
+            Some((kind, expire_at, envelope)) => Ok(Some(Some(decoded(slot, kind, expire_at, &envelope)?))),
+        },
         Some(Image::Present { kind, expire_at, envelope: held }) => {
             let bytes = capture.shared.load(held)?;
             let (decoded_kind, value) = envelope::decode(&bytes, &slot.config.dictionaries).map_err(|e| match e {
@@ -281,15 +354,16 @@ pub(crate) fn view_get(slot: &Slot, db: u16, key: &[u8]) -> Result<Option<Option
 }
 
 /// As [`view_get`], for `Slot::key_info`.
-pub(crate) fn view_key_info(slot: &Slot, db: u16, key: &[u8]) -> Option<Option<KeyInfo>> {
-    let capture = slot.snapshot.as_ref()?;
+pub(crate) fn view_key_info(slot: &mut Slot, db: u16, key: &[u8]) -> Result<Option<Option<KeyInfo>>> {
+    let Some(capture) = slot.snapshot.as_ref() else { return Ok(None) };
     let mem_key: MemKey = (key_hash(db, key).reverse_bits(), db, key.to_vec());
-    match capture.images.get(&mem_key)? {
-        Image::Absent => Some(None),
-        Image::Present { kind, expire_at, .. } => {
-            Some(Some(KeyInfo { kind: *kind, expire_at_ms: (*expire_at != 0).then_some(*expire_at) }))
-        }
-    }
+    let info = |kind: ValueKind, expire_at: u64| KeyInfo { kind, expire_at_ms: (expire_at != 0).then_some(expire_at) };
+    Ok(match capture.images.get(&mem_key) {
+        None => None,
+        Some(Image::Absent) => Some(None),
+        Some(Image::Present { kind, expire_at, .. }) => Some(Some(info(*kind, *expire_at))),
+        Some(Image::InPages) => Some(slot.find_cell(db, key)?.map(|cell| info(cell.kind, cell.expire_at))),
+    })
 }
 
 /// Figures of a snapshot so far.
@@ -303,6 +377,8 @@ pub struct SnapshotStats {
     pub spilled_bytes: u64,
     /// RAM the captures hold now (keys and values in memory).
     pub ram_bytes: u64,
+    /// Time writers spent saving before-images (reading old values), in microseconds.
+    pub capture_us: u64,
 }
 
 /// A point-in-time view of an engine. See the module docs. `Send`: it may be read on another thread;
@@ -330,6 +406,7 @@ impl Snapshot {
             captured_keys: AtomicU64::new(0),
             captured_bytes: AtomicU64::new(0),
             spilled_bytes: AtomicU64::new(0),
+            capture_nanos: AtomicU64::new(0),
         });
         let ranks: Arc<BTreeMap<u16, u32>> =
             Arc::new(dbs.iter().enumerate().map(|(rank, db)| (*db, rank as u32)).collect());
@@ -350,6 +427,7 @@ impl Snapshot {
                 ranks: ranks.clone(),
                 progress: (0, 0),
                 images: BTreeMap::new(),
+                census: None,
             });
         }
         drop(guards);
@@ -380,6 +458,7 @@ impl Snapshot {
             captured_bytes: self.shared.captured_bytes.load(Ordering::Relaxed),
             spilled_bytes: self.shared.spilled_bytes.load(Ordering::Relaxed),
             ram_bytes: self.shared.ram.load(Ordering::Relaxed) as u64,
+            capture_us: self.shared.capture_nanos.load(Ordering::Relaxed) / 1000,
         }
     }
 
@@ -388,9 +467,14 @@ impl Snapshot {
         self.shared.check()
     }
 
-    /// Keys of `db` the slot held at the instant, estimated from its current count (a size hint).
+    /// Keys of `db` the slot held at the instant, estimated (a size hint, such as RDB's RESIZEDB): its
+    /// checkpointed count plus the writes in its memtable when the reader came to it (an overwrite
+    /// counts twice, a delete not at all), without the exact count's lookup of every memtable key.
     pub fn size_hint(&self, slot: usize, db: u16) -> Result<u64> {
-        lock(&self.slots[slot]).key_count(db)
+        let mut guard = lock(&self.slots[slot]);
+        let checkpointed = guard.meta.key_counts.get(&db).copied().unwrap_or(0);
+        let written = census(&mut guard).get(&db).map_or(0, |counts| counts.1);
+        Ok(checkpointed + written)
     }
 
     /// Reads the keys of database `db` in slot `slot` from scan `position` on, at least `want` of them
@@ -408,20 +492,7 @@ impl Snapshot {
         want: usize,
         visit: &mut dyn FnMut(&mut Slot, &[u8]),
     ) -> Result<Option<u64>> {
-        let rank = *self
-            .ranks
-            .get(&db)
-            .ok_or_else(|| Error::Snapshot(format!("database {db} is not part of the snapshot")))?;
-        let mut guard = lock(&self.slots[slot]);
-        self.shared.check()?;
-        match guard.snapshot.as_ref() {
-            Some(capture) if Arc::ptr_eq(&capture.shared, &self.shared) => {
-                if (rank, position) < capture.progress {
-                    return Err(Error::Snapshot(format!("slot {slot} database {db} was already read there")));
-                }
-            }
-            _ => return Err(Error::Snapshot(format!("slot {slot} is no longer part of the snapshot"))),
-        }
+        let (mut guard, rank) = self.enter(slot, db, position)?;
         let mut keys = Vec::new();
         // A database the slot holds no key of, and held none of at the instant (a key deleted since would
         // have a before-image), is done without a scan: a scan for it would walk every bucket page of
@@ -432,18 +503,7 @@ impl Snapshot {
             guard.scan(Some(db), position, want, &mut keys)?
         };
         let mut keys: Vec<Vec<u8>> = keys.into_iter().map(|(_, key)| key).collect();
-        let low = (position << (64 - POSITION_BITS), 0u16, Vec::new());
-        let range_keys: Vec<Vec<u8>> = {
-            let capture = guard.snapshot.as_ref().ok_or_else(|| Error::Snapshot("capture vanished".into()))?;
-            let in_range = |key: &MemKey| next.is_none_or(|end| key.0 < end << (64 - POSITION_BITS));
-            capture
-                .images
-                .range(low.clone()..)
-                .take_while(|(key, _)| in_range(key))
-                .filter(|(key, _)| key.1 == db)
-                .map(|(key, _)| key.2.clone())
-                .collect()
-        };
+        let range_keys = range_images(&guard, db, position, next)?;
         // Keys deleted since the instant are only among the before-images.
         let seen: HashSet<&[u8]> = keys.iter().map(Vec::as_slice).collect();
         let deleted: Vec<Vec<u8>> = range_keys.iter().filter(|key| !seen.contains(key.as_slice())).cloned().collect();
@@ -454,7 +514,82 @@ impl Snapshot {
             visit(&mut guard, key);
         }
         guard.snapshot_view = false;
-        // The range is read: its keys need no more before-images.
+        self.leave(guard, db, rank, next, range_keys)?;
+        Ok(next)
+    }
+
+    /// As [`Snapshot::read`], handing out each key with its state at the instant (`visit` is not called
+    /// for a key absent then): the bucket pages are read once, each cell's value taken as the scan meets
+    /// it, and keys changed since the instant come from their before-images. The slot is in view mode
+    /// during `visit`, for the parts of a split collection.
+    pub fn read_values(
+        &self,
+        slot: usize,
+        db: u16,
+        position: u64,
+        want: usize,
+        visit: &mut dyn FnMut(&mut Slot, &[u8], Entry),
+    ) -> Result<Option<u64>> {
+        let (mut guard, rank) = self.enter(slot, db, position)?;
+        let mut found = Vec::new();
+        let next = if position == 0 && !may_hold_counted(&mut guard, db) {
+            None
+        } else {
+            scan_values(&mut guard, db, position, want, &mut found)?
+        };
+        let range_keys = range_images(&guard, db, position, next)?;
+        for key in &range_keys {
+            let in_pages = guard.snapshot.as_ref().is_some_and(|capture| {
+                let mem_key: MemKey = (key_hash(db, key).reverse_bits(), db, key.clone());
+                matches!(capture.images.get(&mem_key), Some(Image::InPages))
+            });
+            // A key whose state was the pages' came with the scan.
+            if in_pages {
+                continue;
+            }
+            if let Some(Some(entry)) = view_get(&mut guard, db, key)? {
+                found.push((key.clone(), entry));
+            }
+        }
+        guard.snapshot_view = true;
+        for (key, entry) in found {
+            visit(&mut guard, &key, entry);
+        }
+        guard.snapshot_view = false;
+        self.leave(guard, db, rank, next, range_keys)?;
+        Ok(next)
+    }
+
+    /// Locks a slot for reading `db` from `position`, checking the order of reads; returns the guard and
+    /// the database's rank.
+    fn enter(&self, slot: usize, db: u16, position: u64) -> Result<(MutexGuard<'_, Slot>, u32)> {
+        let rank = *self
+            .ranks
+            .get(&db)
+            .ok_or_else(|| Error::Snapshot(format!("database {db} is not part of the snapshot")))?;
+        let guard = lock(&self.slots[slot]);
+        self.shared.check()?;
+        match guard.snapshot.as_ref() {
+            Some(capture) if Arc::ptr_eq(&capture.shared, &self.shared) => {
+                if (rank, position) < capture.progress {
+                    return Err(Error::Snapshot(format!("slot {slot} database {db} was already read there")));
+                }
+            }
+            _ => return Err(Error::Snapshot(format!("slot {slot} is no longer part of the snapshot"))),
+        }
+        Ok((guard, rank))
+    }
+
+    /// Records that the range up to `next` is read: its before-images are dropped, and the slot's
+    /// capture once the slot is done.
+    fn leave(
+        &self,
+        mut guard: MutexGuard<'_, Slot>,
+        db: u16,
+        rank: u32,
+        next: Option<u64>,
+        range_keys: Vec<Vec<u8>>,
+    ) -> Result<()> {
         let last_rank = self.ranks.len() as u32 - 1;
         let Some(capture) = guard.snapshot.as_mut() else { return Err(Error::Snapshot("capture vanished".into())) };
         capture.progress = match next {
@@ -472,9 +607,147 @@ impl Snapshot {
             guard.snapshot = None;
         }
         drop(guard);
-        self.shared.check()?;
-        Ok(next)
+        self.shared.check()
     }
+}
+
+/// Keys of `db` with a before-image at scan positions from `position` up to `next` (the end if `None`).
+fn range_images(slot: &Slot, db: u16, position: u64, next: Option<u64>) -> Result<Vec<Vec<u8>>> {
+    let capture = slot.snapshot.as_ref().ok_or_else(|| Error::Snapshot("capture vanished".into()))?;
+    let low: MemKey = (position << (64 - POSITION_BITS), 0u16, Vec::new());
+    let in_range = |key: &MemKey| next.is_none_or(|end| key.0 < end << (64 - POSITION_BITS));
+    Ok(capture
+        .images
+        .range(low..)
+        .take_while(|(key, _)| in_range(key))
+        .filter(|(key, _)| key.1 == db)
+        .map(|(key, _)| key.2.clone())
+        .collect())
+}
+
+/// Appends to `out` the keys of `db` at scan positions from `position` on that were live at the
+/// snapshot's instant and have no before-image, with their values, whole buckets at a time until at
+/// least `want` were added; returns the position to continue from, or `None` when the slot is done.
+///
+/// One pass over each bucket's pages: a cell's value is read from the page image (or the segment it
+/// points at) as the cell is met, instead of listing keys and looking each up again. Keys with a
+/// before-image in the range are skipped here (the caller serves them from their images); the memtable
+/// wins over the pages, as in `Slot::scan`.
+fn scan_values(
+    slot: &mut Slot,
+    db: u16,
+    mut position: u64,
+    want: usize,
+    out: &mut Vec<(Vec<u8>, Entry)>,
+) -> Result<Option<u64>> {
+    let now = slot.now();
+    let space_end = 1u64 << POSITION_BITS;
+    let flushed_below = slot.flush_marker(db);
+    let alive = |expire_at: u64| expire_at == 0 || expire_at > now;
+    let added_before = out.len();
+    while position < space_end {
+        let (bucket, range_end) = slot.bucket_range(position);
+        let low: MemKey = (position << (64 - POSITION_BITS), 0, Vec::new());
+        let high: Option<MemKey> = (range_end < space_end).then(|| (range_end << (64 - POSITION_BITS), 0, Vec::new()));
+        let in_range = |key: &MemKey| high.as_ref().is_none_or(|high| key < high);
+        // Keys of the range with a before-image: served from it by the caller, except those whose
+        // state at the instant is still the pages' (`true`), read here from their cells.
+        let imaged: HashMap<Vec<u8>, bool> = match slot.snapshot.as_ref() {
+            Some(capture) => capture
+                .images
+                .range(low.clone()..)
+                .take_while(|(key, _)| in_range(key))
+                .filter(|(key, _)| key.1 == db)
+                .map(|(key, image)| (key.2.clone(), matches!(image, Image::InPages)))
+                .collect(),
+            None => HashMap::new(),
+        };
+        let mut id = PageId::bucket(bucket);
+        for _ in 0..=slot.meta.overflow_pages {
+            let bytes = slot.buckets.read_page(id)?;
+            let offset = id.number * page::PAGE_SIZE as u64;
+            let header = page::decode_header(&bytes[..], slot.buckets.path(id.file), offset)?;
+            for cell in page::cell_refs(&bytes[..]) {
+                if cell.db != db || cell.seq < flushed_below {
+                    continue;
+                }
+                let hash = key_hash(db, cell.key);
+                let cell_position = position_of(hash);
+                if cell_position < position || cell_position >= range_end {
+                    continue;
+                }
+                let expire_at = match imaged.get(cell.key) {
+                    // Changed since the instant, when this cell was its state: the cell as it is.
+                    Some(true) => cell.expire_at,
+                    Some(false) => continue,
+                    None => {
+                        let expire_at = match slot.mem_entry(hash.reverse_bits(), db, cell.key) {
+                            None => cell.expire_at,
+                            Some(entry) if matches!(entry.value, MemValue::Retime) => entry.expire_at,
+                            // A write or a delete since the last checkpoint: the memtable's turn below.
+                            Some(_) => continue,
+                        };
+                        if !alive(expire_at) {
+                            continue;
+                        }
+                        expire_at
+                    }
+                };
+                let envelope = match cell.value {
+                    CellValueRef::Inline(envelope) => Bytes::copy_from_slice(envelope),
+                    CellValueRef::Segment(location) => {
+                        let file_len =
+                            slot.meta.chunk_files.get(&location.file).map(|c| c.committed_len).ok_or_else(|| {
+                                Error::corrupt(
+                                    slot.chunks.chunk_path(location.file),
+                                    0,
+                                    "cell points into a chunk file the slot does not have",
+                                )
+                            })?;
+                        Bytes::from(slot.chunks.read_value(location, file_len, db, cell.key)?)
+                    }
+                    CellValueRef::Big { id, .. } => Bytes::from(slot.chunks.read_big(id, db, cell.key)?),
+                };
+                let entry = decoded(slot, cell.kind, expire_at, &envelope)?;
+                out.push((cell.key.to_vec(), entry));
+            }
+            if header.next_overflow == 0 {
+                break;
+            }
+            id = PageId::overflow(header.next_overflow);
+        }
+        // Keys written since the last checkpoint.
+        let mut written = Vec::new();
+        for ((_, key_db, key), entry) in
+            slot.memtable.range((Bound::Included(low), high.map_or(Bound::Unbounded, Bound::Excluded)))
+        {
+            if *key_db != db || !alive(entry.expire_at) || imaged.contains_key(key) {
+                continue;
+            }
+            if let MemValue::Set { kind, envelope } = &entry.value {
+                written.push((key.clone(), *kind, entry.expire_at, slot.load_envelope(envelope)?));
+            }
+        }
+        for (key, kind, expire_at, envelope) in written {
+            let entry = decoded(slot, kind, expire_at, &envelope)?;
+            out.push((key, entry));
+        }
+        position = range_end;
+        if out.len() - added_before >= want && position < space_end {
+            return Ok(Some(position));
+        }
+    }
+    Ok(None)
+}
+
+/// An envelope decoded into the entry the reader hands out.
+fn decoded(slot: &Slot, kind: ValueKind, expire_at: u64, envelope: &[u8]) -> Result<Entry> {
+    let (decoded_kind, value) = envelope::decode(envelope, &slot.config.dictionaries).map_err(|e| match e {
+        envelope::EnvelopeError::DictMissing(id) => Error::DictMissing(id),
+        envelope::EnvelopeError::Malformed(what) => Error::Snapshot(format!("value envelope: {what}")),
+    })?;
+    debug_assert_eq!(decoded_kind, kind);
+    Ok(Entry { kind, value, expire_at_ms: (expire_at != 0).then_some(expire_at) })
 }
 
 /// Whether the slot may hold keys of `db` now or may have held some at the snapshot's instant: its
@@ -482,6 +755,31 @@ impl Snapshot {
 fn may_hold(slot: &Slot, db: u16) -> bool {
     slot.meta.key_counts.get(&db).is_some_and(|count| *count > 0)
         || slot.memtable.has_db(db)
+        || slot.snapshot.as_ref().is_some_and(|capture| capture.images.keys().any(|(_, key_db, _)| *key_db == db))
+}
+
+/// The slot's memtable census (see `SlotCapture::census`), counted at the first call.
+fn census(slot: &mut Slot) -> BTreeMap<u16, (u64, u64)> {
+    let Some(capture) = slot.snapshot.as_mut() else { return BTreeMap::new() };
+    capture
+        .census
+        .get_or_insert_with(|| {
+            let mut census: BTreeMap<u16, (u64, u64)> = BTreeMap::new();
+            for ((_, db, _), entry) in slot.memtable.iter() {
+                let counts = census.entry(*db).or_default();
+                counts.0 += 1;
+                counts.1 += matches!(entry.value, MemValue::Set { .. }) as u64;
+            }
+            census
+        })
+        .clone()
+}
+
+/// As [`may_hold`], asking the memtable through the census: a key of `db` in the memtable at the
+/// instant is either in it at the census or was checkpointed since (then in `key_counts`).
+fn may_hold_counted(slot: &mut Slot, db: u16) -> bool {
+    slot.meta.key_counts.get(&db).is_some_and(|count| *count > 0)
+        || census(slot).contains_key(&db)
         || slot.snapshot.as_ref().is_some_and(|capture| capture.images.keys().any(|(_, key_db, _)| *key_db == db))
 }
 

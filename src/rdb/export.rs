@@ -111,15 +111,16 @@ pub fn dump_snapshot<W: Write>(
         writer.function(library)?;
     }
     let mut summary = DumpSummary::default();
+    // Reused for every range (a fresh vector each time costs page faults for its growth).
+    let mut found: Vec<(Vec<u8>, Stored)> = Vec::with_capacity(1024);
     for &(logical, db) in dbs {
         let mut selected = false;
         for slot in 0..snapshot.slot_count() {
             let mut position = 0;
             loop {
-                let mut found: Vec<(Vec<u8>, Stored)> = Vec::new();
                 let mut failure = None;
                 let next = snapshot
-                    .read(slot, db, position, 512, &mut |slot, key| {
+                    .read_values(slot, db, position, 512, &mut |slot, key, entry| {
                         if failure.is_some() {
                             return;
                         }
@@ -128,7 +129,7 @@ pub fn dump_snapshot<W: Write>(
                                 return;
                             }
                         }
-                        match store::read(slot, db, key) {
+                        match store::from_entry(slot, db, key, entry) {
                             Ok(Some(stored)) => found.push((key.to_vec(), stored)),
                             Ok(None) => {}
                             Err(error) => failure = Some(format!("{error:?}")),
@@ -138,7 +139,7 @@ pub fn dump_snapshot<W: Write>(
                 if let Some(failure) = failure {
                     return Err(engine_err(failure));
                 }
-                for (key, (value, expire)) in found {
+                for (key, (value, expire)) in found.drain(..) {
                     match value {
                         Err(ExportError::Module) => summary.skipped += 1,
                         Err(error) => {

@@ -108,6 +108,24 @@ pub fn read(slot: &mut Slot, db: u16, key: &[u8]) -> Result<Option<Stored>, CmdE
     Ok(Some((to_value(entry.kind, &entry.value), entry.expire_at_ms)))
 }
 
+/// As [`read`], from the key's entry already read (a snapshot hands entries out as it scans): only a
+/// split collection is read again, to materialise its parts.
+pub fn from_entry(
+    slot: &mut Slot,
+    db: u16,
+    key: &[u8],
+    entry: crate::engine::Entry,
+) -> Result<Option<Stored>, CmdError> {
+    let collection = matches!(
+        entry.kind,
+        ValueKind::Hash | ValueKind::Set | ValueKind::List | ValueKind::SortedSet | ValueKind::Stream
+    );
+    if collection && crate::elements::is_split(&entry.value) {
+        return read(slot, db, key);
+    }
+    Ok(Some((to_value(entry.kind, &entry.value), entry.expire_at_ms)))
+}
+
 /// A stored (compact) value as an RDB value.
 pub fn to_value(kind: ValueKind, bytes: &[u8]) -> Result<Value, ExportError> {
     let unreadable = ExportError::Unreadable;

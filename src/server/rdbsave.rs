@@ -224,6 +224,8 @@ impl RdbSaves {
                     captured_keys = stats.captured_keys,
                     captured_bytes = stats.captured_bytes,
                     spilled_bytes = stats.spilled_bytes,
+                    capture_us = stats.capture_us,
+                    write_ms = started.elapsed().as_millis() as u64,
                     "DB saved on disk"
                 );
                 Ok(summary)
@@ -260,6 +262,7 @@ impl RdbSaves {
         };
         *lock(&self.started) = Some(Instant::now());
         let spawned = std::thread::Builder::new().name("velo-bgsave".into()).spawn(move || {
+            background_priority();
             let mut pending = Some(pending);
             loop {
                 if let Some(pending) = pending.take() {
@@ -320,5 +323,26 @@ impl RdbSaves {
     /// `snapshot_last_pause_us`; Redis has no such field, so it is not in INFO persistence).
     pub fn last_pause_us(&self) -> f64 {
         self.last_pause_ns.load(Ordering::Relaxed) as f64 / 1000.0
+    }
+}
+
+/// Nice value of the BGSAVE thread: the save yields the CPU to the threads serving commands when they
+/// compete for it (Redis's forked child competes as an equal; here the writers come first and the save
+/// takes longer on a busy machine, holding its before-images a little longer).
+const BGSAVE_NICE: libc::c_int = 10;
+
+/// Lowers the calling thread's scheduling priority to [`BGSAVE_NICE`] (Linux sets a nice value per
+/// thread); on failure the save runs at the normal priority.
+fn background_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: plain system calls on the calling thread's own id; no memory is passed.
+        let result = unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, BGSAVE_NICE)
+        };
+        if result != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "could not lower the save thread's priority");
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! `velo rdb-dump` on a directory a running server holds: the server writes the file of one instant and
 //! sends it over its own protocol (REPLCONF rdb-only, SYNC: `server::fullsync`), found through the
 //! `ADDRESS` file it keeps in the data directory. The received file is checked (CRC64) and rewritten
-//! with the tool's filters (`--db`, `--match`, `--no-compression`), which also gives the summary.
+//! with the tool's filters (`--db`, `--match`, `--no-compression`), which also gives the summary; with
+//! none of them it is checked, counted and moved into place as it is (the rewrite would only re-encode
+//! the same keys).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -148,6 +150,13 @@ fn rewrite(received: &Path, args: &RdbDumpArgs) -> Result<DumpSummary, LiveDumpE
         target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
         std::process::id()
     ));
+    if !to_stdout && args.dbs.is_empty() && args.pattern.is_none() && !args.no_compression {
+        // Nothing to filter or re-encode: the server's file (checked, counted) is the output.
+        let summary = count(&map)?;
+        drop(map);
+        place(received, &target, &tmp)?;
+        return Ok(summary);
+    }
     let out: Box<dyn Write> = if to_stdout {
         Box::new(std::io::BufWriter::new(std::io::stdout().lock()))
     } else {
@@ -168,6 +177,42 @@ fn rewrite(received: &Path, args: &RdbDumpArgs) -> Result<DumpSummary, LiveDumpE
         std::fs::rename(&tmp, &target).map_err(DumpError::Io)?;
     }
     Ok(summary)
+}
+
+/// Checks an RDB file through (CRC64 included) and counts its keys per database and type.
+fn count(input: &[u8]) -> Result<DumpSummary, LiveDumpError> {
+    let damaged = |error: crate::rdb::RdbError| LiveDumpError::Rdb(error.to_string());
+    let mut reader = RdbReader::new(input).map_err(damaged)?;
+    let mut summary = DumpSummary::default();
+    while let Some(item) = reader.next().map_err(damaged)? {
+        if let Item::Key(record) = item {
+            let Ok(db) = u16::try_from(record.db) else { continue };
+            *summary.written.entry(db).or_default().entry(record.value.type_name()).or_default() += 1;
+        }
+    }
+    summary.bytes = input.len() as u64;
+    Ok(summary)
+}
+
+/// Moves the received file to `target` (renamed when both are on one file system, else copied to `tmp`
+/// beside the target first), made durable, so `target` is either its previous content or the whole file.
+fn place(received: &Path, target: &Path, tmp: &Path) -> Result<(), LiveDumpError> {
+    let durable = |path: &Path| std::fs::File::open(path).and_then(|f| f.sync_all()).map_err(DumpError::Io);
+    durable(received)?;
+    if std::fs::rename(received, target).is_err() {
+        let copied = std::fs::copy(received, tmp).map_err(DumpError::Io).and_then(|_| durable(tmp));
+        if let Err(error) = copied {
+            let _ = std::fs::remove_file(tmp);
+            return Err(error.into());
+        }
+        std::fs::rename(tmp, target).map_err(DumpError::Io)?;
+    }
+    if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Ok(dir) = std::fs::File::open(parent) {
+            let _ = dir.sync_all();
+        }
+    }
+    Ok(())
 }
 
 fn filter(input: &[u8], args: &RdbDumpArgs, out: Box<dyn Write>) -> Result<DumpSummary, LiveDumpError> {
