@@ -53,8 +53,22 @@ function __redis__err__handler(err)
   return err
 end
 
+-- SCRIPT KILL (and a shutdown) raise from the count hook; a script must not be able to catch that and
+-- carry on, so a protected call that failed while the kill is set passes the error on.
+local killed, rawxpcall = libs.killed, xpcall
+local function pass_kill(ok, ...)
+  if not ok and killed() then error((...), 0) end
+  return ok, ...
+end
+xpcall = function(f, handler) return pass_kill(rawxpcall(f, handler)) end
+if coroutine and coroutine.resume then
+  local rawresume = coroutine.resume
+  coroutine.resume = function(co, ...) return pass_kill(rawresume(co, ...)) end
+end
+
 local function pcall_result(ok, ...)
   if ok then return ok, ... end
+  if killed() then error((...), 0) end
   local e = ...
   if type(e) == 'table' then
     local m = e.err
@@ -154,9 +168,9 @@ end
 
 local function run(f, ...)
   local n = select('#', ...)
-  if n == 0 then return xpcall(f, __redis__err__handler) end
+  if n == 0 then return rawxpcall(f, __redis__err__handler) end
   local args = {...}
-  return xpcall(function() return f(unpack(args, 1, n)) end, __redis__err__handler)
+  return rawxpcall(function() return f(unpack(args, 1, n)) end, __redis__err__handler)
 end
 setmetatable(G, {__index = nonexistent, __metatable = false})
 return env, redis, run, fenv, set_loading
@@ -217,6 +231,9 @@ impl Vm {
         libs.raw_set("random", lua.create_function(super::libs::random)?)?;
         libs.raw_set("randomseed", lua.create_function(super::libs::randomseed)?)?;
         libs.raw_set("register", lua.create_function(super::functions::register_function)?)?;
+        let kill = Arc::new(AtomicBool::new(false));
+        let kill_seen = kill.clone();
+        libs.raw_set("killed", lua.create_function(move |_, ()| Ok(kill_seen.load(Ordering::Relaxed)))?)?;
         let (c_call, c_pcall) = capi::redis_call_functions(&lua)?;
         let helpers = (
             c_call,
@@ -231,7 +248,6 @@ impl Vm {
         );
         let (env, redis, runner, function_env, set_loading): (Table, Table, Function, Table, Function) =
             lua.load(PRELUDE).set_name("=velo").call(helpers)?;
-        let kill = Arc::new(AtomicBool::new(false));
         let flag = kill.clone();
         lua.set_hook(HookTriggers::new().every_nth_instruction(10_000), move |_, _| {
             if flag.load(Ordering::Relaxed) {

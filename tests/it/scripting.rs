@@ -505,6 +505,33 @@ fn busy_script_and_script_kill() {
     assert_eq!(other.cmd(&["GET", "w"]), b"$1\r\n1\r\n");
 }
 
+/// A script cannot catch SCRIPT KILL: a loop of protected calls (pcall, xpcall, a coroutine) that swallows
+/// every error still dies when killed, as Redis's makes sure (its hook then fires on every line).
+#[test]
+fn script_kill_cannot_be_caught() {
+    let velo = TestServer::start();
+    let mut admin = velo.connect();
+    assert_eq!(admin.cmd(&["CONFIG", "SET", "lua-time-limit", "100"]), b"+OK\r\n");
+    let port = velo.port;
+    let work = "local x = 0 for i = 1, 1000 do x = x + i end";
+    for catcher in [
+        format!("while true do pcall(function() {work} end) end"),
+        format!("while true do xpcall(function() {work} end, function(e) return e end) end"),
+        format!("while true do coroutine.resume(coroutine.create(function() {work} end)) end"),
+    ] {
+        let script = catcher.clone();
+        let runner = std::thread::spawn(move || Conn::connect(port).cmd(&["EVAL", &script, "0"]));
+        std::thread::sleep(Duration::from_millis(300));
+        let mut other = velo.connect();
+        assert_eq!(other.cmd(&["SCRIPT", "KILL"]), b"+OK\r\n", "{catcher}");
+        let reply = String::from_utf8(runner.join().unwrap()).unwrap();
+        assert!(reply.starts_with("-ERR Script killed by user with SCRIPT KILL..."), "{catcher}: {reply}");
+        assert_eq!(other.cmd(&["PING"]), b"+PONG\r\n");
+    }
+    // Errors the script raises itself are still caught while nobody kills it.
+    assert_eq!(admin.cmd(&["EVAL", "local ok = pcall(error, 'x') return ok and 1 or 0", "0"]), b":0\r\n");
+}
+
 /// An endless script under the default busy threshold (5 s) must not take its worker with it: other
 /// clients are answered BUSY once the threshold passes (not left waiting for ever), new connections are
 /// accepted, and SIGTERM stops the server. The script starts on a worker thread and hands that worker's
