@@ -340,7 +340,6 @@ impl Slot {
             total_us = started.elapsed().as_micros() as u64,
             "checkpoint"
         );
-        self.stored_bytes = super::slot::stored_bytes(&meta);
         self.meta = meta;
         self.memtable_bytes = 0;
         self.expiring_in_memtable = 0;

@@ -190,19 +190,6 @@ const MEM_KEEP_PART_ENVELOPE: usize = 8 << 10;
 /// Approximate bytes a memtable entry costs beyond its key and envelope.
 const MEM_ENTRY_OVERHEAD: usize = 224;
 
-/// The smallest memtable budget of a slot, in accounted bytes. Above it the budget follows the data the
-/// slot's layers hold (see [`stored_bytes`]), up to the configured maximum: a small data set does not keep
-/// 24 MiB of unflushed writes per slot in RAM (with 300k keys of 100 bytes the memtable held every key and
-/// RSS was 2.3x Redis's), while a large one (past 24 MiB a slot) checkpoints no more often than before.
-/// Each checkpoint rewrites most of a small table's pages, so a smaller budget costs write amplification.
-const MEMTABLE_FLOOR: usize = 2 << 20;
-
-/// Bytes a slot's layers hold: cells in the key buckets and live records in chunk files.
-pub(crate) fn stored_bytes(meta: &SlotMeta) -> usize {
-    let live: u64 = meta.chunk_files.values().map(|chunk| chunk.live_bytes).sum();
-    (meta.used_bytes + live) as usize
-}
-
 /// Bits of a scan position (see [`Slot::scan`]).
 pub(crate) const POSITION_BITS: u32 = 54;
 
@@ -217,8 +204,6 @@ pub struct Slot {
     pub(crate) memtable_bytes: usize,
     /// Memtable bytes that trigger a checkpoint (`wal_flush_bytes` unless a memory budget lowered it).
     pub(crate) memtable_limit: usize,
-    /// [`stored_bytes`] of `meta`, refreshed whenever `meta` is replaced: the memtable's budget from use.
-    pub(crate) stored_bytes: usize,
     pub(crate) expiring_in_memtable: usize,
     /// FLUSHDB markers not yet in the metadata: database → sequence.
     pub(crate) db_flush_pending: BTreeMap<u16, u64>,
@@ -319,7 +304,6 @@ impl Slot {
             dir: dir.to_path_buf(),
             config,
             next_seq: meta.checkpoint_seq + 1,
-            stored_bytes: stored_bytes(&meta),
             meta,
             wal,
             memtable: Memtable::default(),
@@ -439,7 +423,6 @@ impl Slot {
         self.chunks = chunks;
         self.wal.reset(meta.checkpoint_seq)?;
         self.next_seq = meta.checkpoint_seq + 1;
-        self.stored_bytes = stored_bytes(&meta);
         self.meta = meta;
         self.memtable_bytes = 0;
         self.expiring_in_memtable = 0;
@@ -896,10 +879,11 @@ impl Slot {
         self.memtable_limit = memtable.unwrap_or(self.config.wal_flush_bytes).min(self.config.wal_flush_bytes);
     }
 
-    /// Memtable bytes that trigger a checkpoint now: the configured limit, or less while the slot's
-    /// layers hold less than that (see [`MEMTABLE_FLOOR`]).
+    /// Memtable bytes that trigger a checkpoint. Not sized down from the slot's stored data: with values that
+    /// compress well (redis-benchmark's) that made checkpoints 3x as frequent while a data set was loaded,
+    /// and SET's p99 at -P 16 went from 2x to 12x Redis's (docs/performance.md, 2026-12-05 19:10).
     fn memtable_budget(&self) -> usize {
-        self.memtable_limit.min(self.stored_bytes.max(MEMTABLE_FLOOR))
+        self.memtable_limit
     }
 
     fn maybe_checkpoint(&mut self) -> Result<()> {
