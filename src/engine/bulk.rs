@@ -435,48 +435,36 @@ impl BulkLoad {
     /// keeps its last value. The ops are staged by a worker thread: an error there (a failed write)
     /// is returned by a later call, or by the commit.
     pub fn write_slot(&mut self, slot: usize, ops: Vec<BatchOp>) -> Result<()> {
-        if slot >= self.slot_count {
-            return Err(Error::Config(format!("bulk load: no slot {slot}")));
-        }
-        let count = self.workers.len().max(1);
-        let (worker, local) = (slot % count, (slot / count) as u32);
-        let Some(target) = self.workers.get_mut(worker) else {
-            return Err(Error::Config("bulk load: no worker".into()));
-        };
+        let worker = self.worker_of(slot)?;
         for op in ops {
-            match &op {
-                BatchOp::Set { key, value, .. } => {
-                    if key.len() > page::MAX_KEY_LEN {
-                        return Err(Error::TooLarge(format!(
-                            "key of {} bytes exceeds the limit of {} bytes",
-                            key.len(),
-                            page::MAX_KEY_LEN
-                        )));
-                    }
-                    self.keys += 1;
-                    target.pending_bytes += key.len() + value.len();
-                }
-                BatchOp::Delete { key, .. } => target.pending_bytes += key.len(),
-            }
-            target.pending.push((local, op));
+            self.queue(slot, worker, op)?;
         }
-        if target.pending.len() >= BATCH_OPS || target.pending_bytes >= BATCH_BYTES {
-            self.hand_over(worker)?;
-        }
-        Ok(())
+        self.hand_over_if_full(worker)
     }
 
     /// [`BulkLoad::write_slot`] for a single op (a string key), without a vector per key: the tools
     /// hand over millions of keys one at a time.
     pub fn write_op(&mut self, slot: usize, op: BatchOp) -> Result<()> {
+        let worker = self.worker_of(slot)?;
+        self.queue(slot, worker, op)?;
+        self.hand_over_if_full(worker)
+    }
+
+    /// The worker that stages slot `slot`.
+    fn worker_of(&self, slot: usize) -> Result<usize> {
         if slot >= self.slot_count {
             return Err(Error::Config(format!("bulk load: no slot {slot}")));
         }
-        let count = self.workers.len().max(1);
-        let (worker, local) = (slot % count, (slot / count) as u32);
-        let Some(target) = self.workers.get_mut(worker) else {
+        if self.workers.is_empty() {
             return Err(Error::Config("bulk load: no worker".into()));
-        };
+        }
+        Ok(slot % self.workers.len())
+    }
+
+    /// Adds one op to `worker`'s pending batch (checking the key's length).
+    fn queue(&mut self, slot: usize, worker: usize, op: BatchOp) -> Result<()> {
+        let local = (slot / self.workers.len()) as u32;
+        let target = &mut self.workers[worker];
         match &op {
             BatchOp::Set { key, value, .. } => {
                 if key.len() > page::MAX_KEY_LEN {
@@ -492,6 +480,11 @@ impl BulkLoad {
             BatchOp::Delete { key, .. } => target.pending_bytes += key.len(),
         }
         target.pending.push((local, op));
+        Ok(())
+    }
+
+    fn hand_over_if_full(&mut self, worker: usize) -> Result<()> {
+        let target = &self.workers[worker];
         if target.pending.len() >= BATCH_OPS || target.pending_bytes >= BATCH_BYTES {
             self.hand_over(worker)?;
         }

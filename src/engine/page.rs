@@ -378,33 +378,56 @@ pub fn find_cell(bytes: &[u8], db: u16, key: &[u8]) -> (Option<Cell>, u64) {
 
 /// [`find_cell`], borrowing the cell from the page.
 pub fn find_cell_ref<'a>(bytes: &'a [u8], db: u16, key: &[u8]) -> (Option<CellRef<'a>>, u64) {
-    let le16 = |at: usize| bytes.get(at..at + 2).map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
-    let le64 =
-        |at: usize| bytes.get(at..at + 8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map_or(0, u64::from_le_bytes);
-    // Header: crc u32, kind u8, level u8, count u16, bucket u64, next_overflow u64, checkpoint_seq u64.
-    let count = le16(6);
-    let next = le64(16);
-    let mut at = PAGE_HEADER_LEN;
-    for _ in 0..count {
-        // Cell header: seq u64, expire_at u64, db u16, key_len u16, kind u8, storage u8, value_len u16.
-        if at + CELL_HEADER_LEN > bytes.len() {
-            break;
-        }
-        let cell_db = le16(at + 16);
-        let key_len = le16(at + 18) as usize;
-        let value_len = le16(at + 22) as usize;
-        let key_start = at + CELL_HEADER_LEN;
-        let end = key_start + key_len + value_len;
-        if end > bytes.len() {
-            break;
-        }
-        if cell_db == db && key_len == key.len() && keys_equal(&bytes[key_start..key_start + key_len], key) {
-            let mut reader = ByteReader::new(&bytes[at..end]);
+    let next = next_overflow(bytes);
+    for span in cell_spans(bytes) {
+        if span.db == db && span.key_len == key.len() && keys_equal(span.key(bytes), key) {
+            let mut reader = ByteReader::new(&bytes[span.at..span.end]);
             return (decode_cell_ref(&mut reader), next);
         }
-        at = end;
     }
     (None, next)
+}
+
+/// Where one cell lies in a page, from its length fields alone.
+struct CellSpan {
+    /// Offset of the cell header.
+    at: usize,
+    db: u16,
+    key_len: usize,
+    /// Offset just past the cell.
+    end: usize,
+}
+
+impl CellSpan {
+    fn key<'a>(&self, bytes: &'a [u8]) -> &'a [u8] {
+        let start = self.at + CELL_HEADER_LEN;
+        &bytes[start..start + self.key_len]
+    }
+}
+
+/// The cells of a page in order, reading only the three length fields each needs at fixed offsets of its
+/// header (the page walks of lookups and of the cell index share these bounds); stops at the first cell
+/// that does not fit in the page.
+fn cell_spans(bytes: &[u8]) -> impl Iterator<Item = CellSpan> + '_ {
+    let le16 = |at: usize| bytes.get(at..at + 2).map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
+    // Header: crc u32, kind u8, level u8, count u16, bucket u64, next_overflow u64, checkpoint_seq u64.
+    let mut left = le16(6);
+    let mut at = PAGE_HEADER_LEN;
+    std::iter::from_fn(move || {
+        // Cell header: seq u64, expire_at u64, db u16, key_len u16, kind u8, storage u8, value_len u16.
+        if left == 0 || at + CELL_HEADER_LEN > bytes.len() || at >= PAGE_SIZE {
+            return None;
+        }
+        left -= 1;
+        let key_len = le16(at + 18) as usize;
+        let end = at + CELL_HEADER_LEN + key_len + le16(at + 22) as usize;
+        if end > bytes.len() {
+            return None;
+        }
+        let span = CellSpan { at, db: le16(at + 16), key_len, end };
+        at = end;
+        Some(span)
+    })
 }
 
 /// One entry of a cached page's cell index ([`index_cells`]): the top 20 bits of the cell's key hash above
@@ -421,27 +444,7 @@ pub fn next_overflow(bytes: &[u8]) -> u64 {
 /// Builds the in-memory index of a verified page's cells that [`find_cell_indexed`] uses: one `u32` per
 /// cell, in page order. Built once when a page enters the page cache; never stored on disk.
 pub fn index_cells(bytes: &[u8]) -> Vec<u32> {
-    let le16 = |at: usize| bytes.get(at..at + 2).map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
-    let count = le16(6);
-    let mut index = Vec::with_capacity(count as usize);
-    let mut at = PAGE_HEADER_LEN;
-    for _ in 0..count {
-        // The same bounds as `find_cell`: the walk stops at the first cell that does not fit.
-        if at + CELL_HEADER_LEN > bytes.len() || at >= PAGE_SIZE {
-            break;
-        }
-        let cell_db = le16(at + 16);
-        let key_len = le16(at + 18) as usize;
-        let value_len = le16(at + 22) as usize;
-        let key_start = at + CELL_HEADER_LEN;
-        let end = key_start + key_len + value_len;
-        if end > bytes.len() {
-            break;
-        }
-        index.push(index_entry(key_hash(cell_db, &bytes[key_start..key_start + key_len]), at));
-        at = end;
-    }
-    index
+    cell_spans(bytes).map(|span| index_entry(key_hash(span.db, span.key(bytes)), span.at)).collect()
 }
 
 /// [`find_cell`] (without the overflow link: see [`next_overflow`]) through the page's cell index

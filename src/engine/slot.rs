@@ -1042,15 +1042,7 @@ impl Slot {
         let space_end = 1u64 << POSITION_BITS;
         let added_before = out.len();
         while position < space_end {
-            let level = self.meta.level;
-            let mut bucket = reverse_low_bits(position >> (POSITION_BITS - level as u32), level);
-            let mut bits = level;
-            if bucket < self.meta.split {
-                bits = level + 1;
-                bucket = reverse_low_bits(position >> (POSITION_BITS - bits as u32), bits);
-            }
-            let width = 1u64 << (POSITION_BITS - bits as u32);
-            let range_end = (position / width + 1) * width;
+            let (bucket, range_end) = self.bucket_range(position);
             let alive = |expire_at: u64| expire_at == 0 || expire_at > now;
             let wanted_db = |key_db: u16| db.is_none_or(|want| want == key_db);
             // Layer cells not overridden by the memtable.
