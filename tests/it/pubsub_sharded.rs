@@ -242,6 +242,12 @@ fn xreadgroup_block_is_released_when_its_stream_goes() {
 fn a_client_that_quit_is_gone_once_its_reply_is_read() {
     let velo = TestServer::start();
     let mut observer = Conn::connect(velo.port);
+    // The start-up probe's connection closed without QUIT: the server frees it once it reads the EOF.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while String::from_utf8_lossy(&observer.cmd(&["CLIENT", "LIST"])).matches("id=").count() > 1 {
+        assert!(std::time::Instant::now() < deadline, "the start-up probe's connection was never freed");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     for round in 0..200 {
         let mut leaving = Conn::connect(velo.port);
         leaving.cmd(&["SSUBSCRIBE", "s"]);
