@@ -12,6 +12,14 @@
 //! log first writes what the group holds in its slots, so the log never names a record the OS lacks.
 //! `fsync always` never holds. A non-held write goes out after anything held before it, so a slot's WAL
 //! stays in append order.
+//!
+//! A group holds at most about [`HELD_CAP`] bytes: a script or EXEC of many large writes would otherwise
+//! keep all its records in memory until its pass ends. Between commands (no slot locked) the server calls
+//! `Engine::write_group_if_over_cap`, which writes what the group holds once past the cap and keeps the
+//! group open. That is what an ungrouped write does at once, so the rules above still hold: records reach
+//! each slot's WAL in append order, a transaction's `Commit` record (or its `txlog` commit, which writes
+//! its slots' held records first) still comes after its records, and records of a transaction without its
+//! commit are ignored by recovery (docs/recovery.md §"Transactions").
 
 use std::cell::{Cell, RefCell};
 
@@ -20,7 +28,13 @@ thread_local! {
     static OPEN: Cell<usize> = const { Cell::new(0) };
     /// Slots of that engine holding records of this group.
     static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    /// Bytes of records this thread's group holds (an upper bound: another thread that writes them out
+    /// for it does not lower it).
+    static HELD_BYTES: Cell<usize> = const { Cell::new(0) };
 }
+
+/// Past this many held bytes a group's records are written out between commands (see the module comment).
+pub const HELD_CAP: usize = 4 << 20;
 
 /// Opens a group for `engine` on this thread; false if one is already open (the outer one writes).
 pub(crate) fn open(engine: usize) -> bool {
@@ -36,6 +50,7 @@ pub(crate) fn open(engine: usize) -> bool {
 /// Closes this thread's group, returning the slots whose held records must now be written.
 pub(crate) fn close() -> Vec<usize> {
     OPEN.with(|open| open.set(0));
+    HELD_BYTES.with(|bytes| bytes.set(0));
     HELD.with(|held| std::mem::take(&mut *held.borrow_mut()))
 }
 
@@ -51,4 +66,27 @@ pub(crate) fn hold(engine: usize, slot: usize) -> bool {
         }
     });
     true
+}
+
+/// Counts `bytes` more held by this thread's group.
+pub(crate) fn note_held(bytes: usize) {
+    HELD_BYTES.with(|held| held.set(held.get().saturating_add(bytes)));
+}
+
+/// Counts `bytes` of this thread's group as written.
+pub(crate) fn note_written(bytes: usize) {
+    HELD_BYTES.with(|held| held.set(held.get().saturating_sub(bytes)));
+}
+
+/// Bytes this thread's group holds for `engine` (0 if no group of it is open).
+pub(crate) fn held_bytes(engine: usize) -> usize {
+    if OPEN.with(|open| open.get()) != engine {
+        return 0;
+    }
+    HELD_BYTES.with(|held| held.get())
+}
+
+/// The slots holding records of this thread's group (they stay listed: the close checks them all).
+pub(crate) fn held_slots() -> Vec<usize> {
+    HELD.with(|held| held.borrow().clone())
 }

@@ -541,6 +541,28 @@ impl Engine {
         (value, outcome)
     }
 
+    /// Writes out what the calling thread's write group holds once it holds more than
+    /// 4 MiB (`group::HELD_CAP`), keeping the group open (a script or EXEC of many large writes must not
+    /// keep all its records in memory; see `group`). Call it only while holding no slot (between
+    /// commands). An error poisons the slot concerned, and the group's close reports it too.
+    pub fn write_group_if_over_cap(&self) -> Result<()> {
+        if group::held_bytes(self.group_key) <= group::HELD_CAP {
+            return Ok(());
+        }
+        for index in group::held_slots() {
+            let mut slot = lock(&self.slots[index]);
+            if slot.wal.holds_for_this_thread() {
+                slot.wal.write_held()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes of WAL records the calling thread's write group holds, not yet written (an upper bound).
+    pub fn group_held_bytes(&self) -> usize {
+        group::held_bytes(self.group_key)
+    }
+
     /// Registers a point-in-time snapshot of every slot ([`snapshot`]): the databases `dbs` will be read
     /// in that order; before-images beyond `ram_limit` bytes spill to a file in the data directory.
     /// Writers are held off only while every slot lock is taken once. One snapshot at a time.

@@ -561,6 +561,9 @@ impl WalWriter {
             return Ok(());
         }
         let outcome = self.file.write_all_at(&self.held, self.written);
+        if self.holds_for_this_thread() {
+            super::group::note_written(self.held.len());
+        }
         self.held.clear();
         self.held_by = None;
         if let Err(err) = outcome {

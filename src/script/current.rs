@@ -100,8 +100,8 @@ thread_local! {
 }
 
 impl<'a> Current<'a> {
-    /// The state of a run for `ctx`'s client.
-    pub fn new(ctx: &'a mut Ctx<'_>, read_only: bool, wrote: &'a AtomicBool) -> Current<'a> {
+    /// The state of a run for `ctx`'s client, started at `started`.
+    pub fn new(ctx: &'a mut Ctx<'_>, read_only: bool, wrote: &'a AtomicBool, started: Instant) -> Current<'a> {
         let server = ctx.server;
         Current {
             server,
@@ -109,7 +109,7 @@ impl<'a> Current<'a> {
             read_only,
             wrote,
             resp: Cell::new(2),
-            started: Instant::now(),
+            started,
             handed_off: Cell::new(false),
             last_handoff: Cell::new(None),
             budget: Cell::new(Budget::default()),

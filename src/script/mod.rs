@@ -505,11 +505,13 @@ impl Scripting {
         vm.kill.store(false, Ordering::Relaxed);
         let wrote = &*self.wrote;
         wrote.store(false, Ordering::Relaxed);
+        // One clock read per run: the busy threshold and the hand-off budget count from it.
+        let started = Instant::now();
         {
             let mut slot = lock(&self.running);
             let running = match slot.spare.take() {
                 Some(mut running) => {
-                    running.started = Instant::now();
+                    running.started = started;
                     running.eval = call.eval;
                     if !Arc::ptr_eq(&running.kill, &vm.kill) {
                         running.kill = vm.kill.clone();
@@ -521,7 +523,7 @@ impl Scripting {
                     running
                 }
                 None => Running {
-                    started: Instant::now(),
+                    started,
                     eval: call.eval,
                     kill: vm.kill.clone(),
                     wrote: self.wrote.clone(),
@@ -533,7 +535,7 @@ impl Scripting {
         }
         self.active.store(true, Ordering::Release);
         let (db, proto) = (ctx.client.db, ctx.client.proto);
-        let result = run_in_vm(vm, ctx, call, read_only, wrote);
+        let result = run_in_vm(vm, ctx, call, read_only, wrote, started);
         ctx.client.db = db;
         ctx.client.proto = proto;
         {
@@ -607,8 +609,15 @@ fn compile_cached(eval: &mut EvalState, sha: Sha, body: &[u8]) -> Result<(), Cmd
 
 /// Runs the invocation with `redis.call` bound to `ctx` (through [`current`]); the reply (errors
 /// included) or a failure of the interpreter itself.
-fn run_in_vm(vm: &Vm, ctx: &mut Ctx<'_>, call: &Call<'_>, read_only: bool, wrote: &AtomicBool) -> mlua::Result<Reply> {
-    let current = current::Current::new(ctx, read_only, wrote);
+fn run_in_vm(
+    vm: &Vm,
+    ctx: &mut Ctx<'_>,
+    call: &Call<'_>,
+    read_only: bool,
+    wrote: &AtomicBool,
+    started: Instant,
+) -> mlua::Result<Reply> {
+    let current = current::Current::new(ctx, read_only, wrote, started);
     current
         .enter(|| capi::run_script(vm, call.function, call.keys, call.args, call.eval, call.name, || current.proto()))
 }

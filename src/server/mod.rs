@@ -28,6 +28,7 @@
 pub mod blocking;
 pub mod cancel;
 pub mod client;
+pub mod clock;
 pub mod connection;
 pub mod dbmap;
 pub mod dictionaries;
