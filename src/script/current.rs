@@ -97,6 +97,19 @@ const HANDOFF_RETRY: Duration = Duration::from_millis(50);
 
 thread_local! {
     static CURRENT: Cell<*const ()> = const { Cell::new(std::ptr::null()) };
+    /// The running script's start in Unix milliseconds (0: no script runs on this thread).
+    static TIME_SNAPSHOT: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The clock the server's engine reads for key expiry: inside a script, the time the script started, as
+/// Redis 7.0's `keyIsExpired` uses the script's time snapshot (a key cannot expire half way through a
+/// script, whose effects must not depend on when each command ran); elsewhere the system clock. TTL and
+/// PTTL read the live clock in both (`Ctx::now_ms`).
+pub fn engine_clock_ms() -> u64 {
+    match TIME_SNAPSHOT.with(Cell::get) {
+        0 => crate::engine::system_clock_ms(),
+        snapshot => snapshot,
+    }
 }
 
 impl<'a> Current<'a> {
@@ -137,14 +150,16 @@ impl<'a> Current<'a> {
 
     /// Runs `f` with `self` published as this thread's running script.
     pub fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
-        struct Reset(*const ());
+        struct Reset(*const (), u64);
         impl Drop for Reset {
             fn drop(&mut self) {
                 CURRENT.with(|c| c.set(self.0));
+                TIME_SNAPSHOT.with(|t| t.set(self.1));
             }
         }
         let previous = CURRENT.with(|c| c.replace((self as *const Current<'_>).cast()));
-        let _reset = Reset(previous);
+        let previous_time = TIME_SNAPSHOT.with(|t| t.replace(crate::engine::system_clock_ms()));
+        let _reset = Reset(previous, previous_time);
         f()
     }
 }

@@ -759,3 +759,22 @@ fn info_scripting_memory() {
     assert_eq!(field(&mut conn, "number_of_libraries"), 0);
     assert_eq!(field(&mut conn, "used_memory_functions"), functions_before);
 }
+
+/// Redis 7.0 judges key expiry inside a script against the time the script started (`keyIsExpired` with
+/// the script's time snapshot; scripting.tcl's "Script block the time during execution"): a key whose
+/// TTL passes while the script runs is still there for the script, PTTL reading the live clock says 0;
+/// once the script has ended it is gone. Replies checked against redis-server 7.0.15.
+#[test]
+fn keys_do_not_expire_while_a_script_runs() {
+    let server = TestServer::start();
+    let mut conn = server.connect();
+    let script = "redis.call('set', KEYS[1], '1', 'px', 5) \
+        local t0 = redis.call('time') \
+        while true do \
+            local t = redis.call('time') \
+            if (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 20000 then break end \
+        end \
+        return {redis.call('exists', KEYS[1]), redis.call('pttl', KEYS[1]), redis.call('get', KEYS[1])}";
+    assert_eq!(crate::support::resp::show(&conn.cmd(&["EVAL", script, "1", "x"])), "*3⏎:1⏎:0⏎$1⏎1⏎");
+    assert_eq!(conn.cmd(&["EXISTS", "x"]), b":0\r\n");
+}
