@@ -222,3 +222,42 @@ fn expired_keys_are_kept_during_client_pause() {
         assert_eq!(info_field(&mut conn, "expired_keys"), (before + 2).to_string(), "{port}: after the pause");
     }
 }
+
+/// unit/type/stream-cgroups "XGROUP DESTROY should unblock XREADGROUP with -NOGROUP" and unit/info's
+/// CLIENT UNBLOCK ... ERROR: a blocked command that ends with an error counts in its `failed_calls`
+/// and in errorstats, as in Redis.
+#[test]
+fn blocked_command_ended_by_an_error_counts_as_failed() {
+    let (redis, velo) = servers();
+    for port in [redis.port, velo.port] {
+        let mut conn = Conn::connect(port);
+        assert_eq!(conn.cmd(&["CONFIG", "RESETSTAT"]), b"+OK\r\n");
+        assert_eq!(conn.cmd(&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]), b"+OK\r\n");
+        let mut waiter = Conn::connect(port);
+        waiter.send(&crate::support::resp::command(&[
+            b"XREADGROUP",
+            b"GROUP",
+            b"g",
+            b"a",
+            b"BLOCK",
+            b"0",
+            b"STREAMS",
+            b"s",
+            b">",
+        ]));
+        wait_blocked(&mut conn, 1);
+        assert_eq!(conn.cmd(&["XGROUP", "DESTROY", "s", "g"]), b":1\r\n");
+        assert!(waiter.read_reply().starts_with(b"-NOGROUP"), "{port}");
+        let stat = info_field(&mut conn, "cmdstat_xreadgroup");
+        assert!(stat.starts_with("calls=1,") && stat.ends_with(",rejected_calls=0,failed_calls=1"), "{port}: {stat}");
+        assert!(info_field(&mut conn, "errorstat_NOGROUP").starts_with("count=1"), "{port}");
+        let id = String::from_utf8_lossy(&waiter.cmd(&["CLIENT", "ID"]))[1..].trim().to_string();
+        waiter.send(&crate::support::resp::command(&[b"BLPOP", b"nolist", b"0"]));
+        wait_blocked(&mut conn, 1);
+        assert_eq!(conn.cmd(&["CLIENT", "UNBLOCK", &id, "ERROR"]), b":1\r\n");
+        assert!(waiter.read_reply().starts_with(b"-UNBLOCKED"), "{port}");
+        let stat = info_field(&mut conn, "cmdstat_blpop");
+        assert!(stat.starts_with("calls=1,") && stat.ends_with(",rejected_calls=0,failed_calls=1"), "{port}: {stat}");
+        assert_eq!(info_field(&mut conn, "total_error_replies"), "2", "{port}");
+    }
+}
