@@ -141,6 +141,11 @@ impl Server {
         self.set_maxclients(config.maxclients);
         self.set_proto_max_bulk_len(config.params.uint("proto-max-bulk-len") as usize);
         self.apply_memory_budget(&config);
+        self.access.configure(
+            &config.params.get("maxmemory-policy").unwrap_or_default(),
+            config.params.uint("lfu-log-factor"),
+            config.params.uint("lfu-decay-time"),
+        );
         if self.engine.fsync_policy() != config.fsync {
             if let Err(error) = self.engine.set_fsync_policy(config.fsync) {
                 tracing::error!(%error, "making the WAL durable for appendfsync always failed");

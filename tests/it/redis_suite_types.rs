@@ -261,3 +261,58 @@ fn blocked_command_ended_by_an_error_counts_as_failed() {
         assert_eq!(info_field(&mut conn, "total_error_replies"), "2", "{port}");
     }
 }
+
+/// unit/introspection-2 "TTL, TYPE and EXISTS do not alter the last access time of a key" and "TOUCH
+/// alters the last access time of a key"; unit/dump "RESTORE can set LRU" and "RESTORE can set LFU";
+/// OBJECT FREQ and IDLETIME under each kind of `maxmemory-policy`, compared with redis-server.
+#[test]
+fn object_idletime_and_freq_follow_accesses_as_redis() {
+    let (redis, velo) = servers();
+    compare(
+        &redis,
+        &velo,
+        "lfu",
+        &[
+            "CONFIG SET maxmemory-policy allkeys-lfu",
+            "SET k v",
+            "OBJECT FREQ k",
+            "OBJECT IDLETIME k",
+            "GET k",
+            "OBJECT FREQ k",
+            "OBJECT FREQ missing",
+            "RESTORE r 0 \"\\x00\\x01v\\x0a\\x00\\x91\\x08\\xce\\xb2\\x198\\x8a\\xce\" FREQ 100",
+            "OBJECT FREQ r",
+            "RESTORE r2 0 \"\\x00\\x01v\\x0a\\x00\\x91\\x08\\xce\\xb2\\x198\\x8a\\xce\" IDLETIME 1000",
+            "OBJECT FREQ r2",
+            "CONFIG SET maxmemory-policy volatile-lru",
+            "OBJECT FREQ k",
+            "OBJECT IDLETIME missing",
+            "CONFIG SET maxmemory-policy noeviction",
+        ],
+    );
+    for port in [redis.port, velo.port] {
+        let mut conn = Conn::connect(port);
+        conn.cmd(&["SET", "foo", "bar"]);
+        conn.cmd(&["SET", "bar", "foo"]);
+        let dump = conn.cmd(&["DUMP", "foo"]);
+        let dump = &dump[dump.iter().position(|&b| b == b'\n').unwrap() + 1..dump.len() - 2];
+        conn.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+        conn.cmd_bytes(&[b"RESTORE", b"old", b"0", dump, b"IDLETIME", b"1000"]);
+        let idle = |conn: &mut Conn, key: &str| -> i64 {
+            let reply = conn.cmd(&["OBJECT", "IDLETIME", key]);
+            String::from_utf8_lossy(&reply)[1..].trim().parse().unwrap_or_else(|_| panic!("{port}: {reply:?}"))
+        };
+        assert!((1000..=1010).contains(&idle(&mut conn, "old")), "{port}");
+        std::thread::sleep(Duration::from_millis(2100));
+        conn.cmd(&["TTL", "foo"]);
+        conn.cmd(&["TYPE", "foo"]);
+        conn.cmd(&["EXISTS", "foo"]);
+        conn.cmd(&["OBJECT", "ENCODING", "foo"]);
+        assert!(idle(&mut conn, "foo") >= 2, "{port}: TTL, TYPE, EXISTS, OBJECT do not touch");
+        assert_eq!(conn.cmd(&["TOUCH", "foo", "nokey"]), b":1\r\n");
+        assert!(idle(&mut conn, "foo") < 2, "{port}: TOUCH touches");
+        conn.cmd(&["GET", "bar"]);
+        assert!(idle(&mut conn, "bar") < 2, "{port}: GET touches");
+        conn.cmd(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    }
+}
