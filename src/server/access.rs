@@ -22,7 +22,7 @@
 //! key, under LFU policies only): a missing key loses its entry and gets a new one after the command.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -37,21 +37,25 @@ pub const SHARD_CAP: usize = 16 * 1024;
 /// The counter a new key starts with (Redis's `LFU_INIT_VAL`).
 pub const LFU_INIT_VAL: u8 = 5;
 
-/// Commands whose key lookups do not count as accesses (Redis's `LOOKUP_NOTOUCH`, or no lookup).
-const NO_TOUCH: &[&str] = &[
-    "type",
-    "ttl",
-    "pttl",
-    "expiretime",
-    "pexpiretime",
-    "exists",
-    "object|encoding",
-    "object|freq",
-    "object|idletime",
-    "object|refcount",
-    "memory|usage",
-    "debug",
-];
+/// True if `spec`'s key lookups count as accesses: not those Redis looks up with `LOOKUP_NOTOUCH` (or
+/// without a lookup).
+pub fn touches(spec: &CommandSpec) -> bool {
+    !matches!(
+        spec.fullname,
+        "type"
+            | "ttl"
+            | "pttl"
+            | "expiretime"
+            | "pexpiretime"
+            | "exists"
+            | "object|encoding"
+            | "object|freq"
+            | "object|idletime"
+            | "object|refcount"
+            | "memory|usage"
+            | "debug"
+    )
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -130,13 +134,26 @@ fn minutes_since(ldt: u16, now: u16) -> u64 {
     }
 }
 
+/// A fast 64-bit hash of (database, key): 8 bytes at a time, multiply and rotate, then a final mix so
+/// that every bit depends on every input bit (the shard comes from the middle bits, the map uses the
+/// low and the top ones). Not keyed: a collision only merges two keys' access times.
 fn hash(db: u16, key: &[u8]) -> u64 {
-    BuildHasherDefault::<DefaultHasher>::default().hash_one((db, key))
-}
-
-/// True if `spec`'s key lookups count as accesses.
-pub fn touches(spec: &CommandSpec) -> bool {
-    !NO_TOUCH.contains(&spec.fullname)
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = (u64::from(db) ^ (key.len() as u64) << 16).wrapping_mul(K);
+    let mut chunks = key.chunks_exact(8);
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        h = (h.rotate_left(23) ^ word).wrapping_mul(K);
+    }
+    let mut tail = [0u8; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    h = (h.rotate_left(23) ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    // murmur3's finaliser.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 impl AccessClock {
@@ -184,11 +201,15 @@ impl AccessClock {
         if !touches(spec) {
             return missing;
         }
-        let Some(positions) = spec.key_positions(argv) else { return missing };
-        if positions.is_empty() {
+        let (db, now, lfu) = (ctx.db(), unix_seconds(), self.lfu());
+        // Most commands name one key, second: no need to run the key finders.
+        if !lfu && spec.key_finders.is_empty() && spec.first_key == 1 && spec.last_key == 1 {
+            if let Some(key) = argv.get(1) {
+                self.touch_at(db, key, now);
+            }
             return missing;
         }
-        let (db, now, lfu) = (ctx.db(), unix_seconds(), self.lfu());
+        let Some(positions) = spec.key_positions(argv) else { return missing };
         for at in positions {
             let Some(key) = argv.get(at) else { continue };
             if lfu && !matches!(ctx.engine.exists(db, key), Ok(true)) {
