@@ -315,8 +315,12 @@ pub fn client_unblock(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdEr
     };
     let unblocked = u64::try_from(id).is_ok_and(|id| ctx.server.blocking.unblock(id, error));
     if unblocked && error {
-        // The error reply the unblocked client gets counts in INFO errorstats, as in Redis.
+        // The error reply the unblocked client gets counts in INFO errorstats and its command's
+        // `failed_calls`, as in Redis.
         ctx.server.stats.error("UNBLOCKED client unblocked via CLIENT UNBLOCK");
+        if let Some(handle) = ctx.server.clients.get(id as u64) {
+            crate::server::blocking::count_failed(ctx.server, &handle);
+        }
     }
     Ok(Reply::Int(i64::from(unblocked)))
 }

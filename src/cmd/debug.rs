@@ -163,7 +163,7 @@ fn quicklist_packed_threshold(args: &mut Args) -> Result<Reply, CmdError> {
 
 /// DEBUG OBJECT key: Redis's line with Velo's figures. `at:` is the engine slot holding the key (Velo has
 /// no object in memory to point at); `serializedlength` is the value's RDB length, as Redis's; the `lru`
-/// fields are left out, as Velo keeps no access clock (OBJECT IDLETIME).
+/// fields are left out: the access clock is kept apart from the data (`server::access`, OBJECT IDLETIME).
 fn object(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let db = ctx.db();

@@ -36,7 +36,8 @@ pub fn dump(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 /// RESTORE key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]
 /// ```
 ///
-/// IDLETIME and FREQ are checked as Redis checks them; Velo keeps no LRU/LFU data, so they set nothing.
+/// IDLETIME and FREQ are checked as Redis checks them and set the key's access clock as Redis sets its
+/// object's: FREQ under an LFU `maxmemory-policy`, IDLETIME under any other (`server::access`).
 pub fn restore(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let ttl_arg = args.next_bytes()?;
@@ -102,5 +103,11 @@ pub fn restore(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     store::write(&mut slot, db, &key, value, expire_at.map(|at| at as u64))?;
     slot.commit()?;
     ctx.touch(db, &key);
+    let access = &ctx.server.access;
+    if access.lfu() {
+        access.restore(db, &key, None, freq.map(|f| f as u8));
+    } else {
+        access.restore(db, &key, idle.map(|i| i as u64), None);
+    }
     Ok(Reply::Ok)
 }

@@ -339,6 +339,8 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     match transfer(ctx, src_db, &src, dst_db, &dst, replace, false)? {
         Some(true) => {
             ctx.touch(dst_db, &dst);
+            // The copy is a new object: accessed now, in its own database (`server::access`).
+            ctx.server.access.touch(dst_db, &dst);
             ctx.notify_new(true, dst_db, &dst);
             ctx.notify(ev::GENERIC, "copy_to", dst_db, &dst);
             Ok(Reply::Int(1))
@@ -362,6 +364,7 @@ pub fn move_(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         Some(true) => {
             ctx.touch(src_db, &key);
             ctx.touch(dst_db, &key);
+            ctx.server.access.touch(dst_db, &key);
             ctx.notify_new(true, dst_db, &key);
             ctx.notify(ev::GENERIC, "move_from", src_db, &key);
             ctx.notify(ev::GENERIC, "move_to", dst_db, &key);
@@ -521,8 +524,10 @@ pub fn encoding_of(ctx: &mut Ctx<'_>, key: &[u8], entry: &crate::engine::Entry) 
 /// OBJECT FREQ key
 /// ```
 pub fn object_freq(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    let key = args.peek().map(|key| key.to_vec()).unwrap_or_default();
     match object_entry(ctx, args)? {
         None => Ok(Reply::Nil),
+        Some(_) if ctx.server.access.lfu() => Ok(Reply::Int(i64::from(ctx.server.access.frequency(ctx.db(), &key)))),
         Some(_) => Err(CmdError::err(
             "An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching \
              between policies at runtime LRU and LFU data will take some time to adjust.",
@@ -534,13 +539,15 @@ pub fn object_freq(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
 /// OBJECT IDLETIME key
 /// ```
 pub fn object_idletime(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
-    // Velo keeps no per-key access clock (keys live on disk; recording reads would turn them into writes),
-    // so it says so, as Redis does when its policy does not track idle time, rather than invent a number.
+    // The access clock is in RAM (`server::access`): a key not named since the start reads as idle since then.
+    let key = args.peek().map(|key| key.to_vec()).unwrap_or_default();
     match object_entry(ctx, args)? {
         None => Ok(Reply::Nil),
-        Some(_) => Err(CmdError::err(
-            "Velo does not track per-key access time (keys live on disk), so idle time is not available.",
+        Some(_) if ctx.server.access.lfu() => Err(CmdError::err(
+            "An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between \
+             policies at runtime LRU and LFU data will take some time to adjust.",
         )),
+        Some(_) => Ok(Reply::Int(ctx.server.access.idle_seconds(ctx.db(), &key) as i64)),
     }
 }
 

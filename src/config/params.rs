@@ -199,8 +199,8 @@ pub static PARAMS: &[Param] = &[
     p("repl-diskless-load", None, 0, Enum(&["disabled", "on-empty-db", "swapdb"]), "disabled"),
     p("loglevel", None, 0, Enum(LOGLEVELS), "notice"),
     p("maxmemory-policy", None, 0, Enum(POLICIES), "noeviction"),
-    // The engine's WAL policy is fixed when it opens; `fsync` is Velo's older name for it.
-    p("appendfsync", Some("fsync"), IMMUTABLE | FIXED, Enum(FSYNC), "everysec"),
+    // The engine's WAL policy (settable at run time); `fsync` is Velo's older name for it.
+    p("appendfsync", Some("fsync"), 0, Enum(FSYNC), "everysec"),
     p("oom-score-adj", None, 0, Enum(&["no", "yes", "relative", "absolute"]), "no"),
     p("acl-pubsub-default", None, 0, Enum(&["allchannels", "resetchannels"]), "resetchannels"),
     p("sanitize-dump-payload", None, 0, Enum(&["no", "yes", "clients"]), "no"),

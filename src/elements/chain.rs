@@ -612,6 +612,7 @@ impl Chain {
         let mut part = if from_head { self.head } else { self.tail };
         let mut scanned = 0u64;
         while part != 0 && (found.len() as u64) < wanted {
+            super::interrupt::check()?;
             let chunk = self.read_chunk(slot, part)?;
             let len = chunk.items.len() as u64;
             for step in 0..len {

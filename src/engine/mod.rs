@@ -66,6 +66,7 @@ use meta::{DataDirMeta, DirLock};
 
 /// When the WAL is made durable, as Redis's `appendfsync`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum FsyncPolicy {
     /// fsync before acknowledging; concurrent writers share one fsync (group commit).
     Always,
@@ -84,6 +85,30 @@ impl FromStr for FsyncPolicy {
             "no" => Ok(FsyncPolicy::No),
             other => Err(format!("invalid fsync policy '{other}': expected always, everysec or no")),
         }
+    }
+}
+
+/// The engine's current [`FsyncPolicy`], shared by its slots, its transaction log and its sync thread, so
+/// that `CONFIG SET appendfsync` takes effect with the next write.
+#[derive(Debug)]
+pub(crate) struct FsyncCell(std::sync::atomic::AtomicU8);
+
+impl FsyncCell {
+    pub(crate) fn new(policy: FsyncPolicy) -> FsyncCell {
+        FsyncCell(std::sync::atomic::AtomicU8::new(policy as u8))
+    }
+
+    /// The policy now in force.
+    pub(crate) fn get(&self) -> FsyncPolicy {
+        match self.0.load(std::sync::atomic::Ordering::Acquire) {
+            0 => FsyncPolicy::Always,
+            1 => FsyncPolicy::EverySec,
+            _ => FsyncPolicy::No,
+        }
+    }
+
+    fn set(&self, policy: FsyncPolicy) {
+        self.0.store(policy as u8, std::sync::atomic::Ordering::Release);
     }
 }
 
@@ -272,6 +297,12 @@ pub trait ChangeListener: Send + Sync {
 pub trait ExpireListener: Send + Sync {
     /// Called once per expired key removed (any database, hidden ones included).
     fn on_expired(&self, db: u16, key: &[u8]);
+
+    /// False while expired keys that reads find must stay stored (reported missing, not deleted): Redis
+    /// 7.0 keeps them during a CLIENT PAUSE and expires them when it ends.
+    fn deletes_now(&self) -> bool {
+        true
+    }
 }
 
 /// One page of a SCAN: the cursor to continue from (0 when done) and the keys found.
@@ -317,6 +348,8 @@ pub struct Engine {
     group_key: usize,
     dictionaries: Arc<DictionaryMap>,
     trainer: Mutex<Option<train::Trainer>>,
+    /// The WAL policy now in force (starts as `options.fsync`).
+    fsync: Arc<FsyncCell>,
     _lock: Option<DirLock>,
 }
 
@@ -365,15 +398,16 @@ impl Engine {
         // A bulk load interrupted by a crash is finished (it had committed) or removed, before any slot opens.
         bulk::recover(fs.as_ref(), &dir, options.read_only)?;
         let slot_count = meta.slot_count as usize;
+        let fsync = Arc::new(FsyncCell::new(options.fsync));
         let (transactions, commits) =
-            txn::TxRegistry::open(fs.clone(), &dir, slot_count, options.fsync, options.read_only)?;
+            txn::TxRegistry::open(fs.clone(), &dir, slot_count, fsync.clone(), options.read_only)?;
         let transactions = Arc::new(transactions);
         let dictionaries =
             Arc::new(DictionaryMap::open(fs.clone(), &dir, options.read_only, options.compression.level)?);
         let wal_flush_bytes = options.wal_flush_bytes.unwrap_or_else(|| ((192usize << 20) / slot_count).max(4 << 20));
         let config = Arc::new(slot::SlotConfig {
             fs: fs.clone(),
-            fsync: options.fsync,
+            fsync: fsync.clone(),
             page_cache_bytes: (options.page_cache_bytes / slot_count).max(64 << 10),
             value_cache_bytes: (options.value_cache_bytes / slot_count).max(64 << 10),
             wal_flush_bytes,
@@ -412,18 +446,38 @@ impl Engine {
             group_key,
             dictionaries,
             trainer: Mutex::new(None),
+            fsync,
             _lock: lock,
         };
-        if engine.options.fsync == FsyncPolicy::EverySec && engine.options.background_sync && !engine.options.read_only
-        {
+        // Started whatever the policy: it syncs only while the policy is `everysec`, which CONFIG SET may
+        // choose later.
+        if engine.options.background_sync && !engine.options.read_only {
             engine.start_sync_thread();
         }
         Ok(engine)
     }
 
+    /// The WAL policy now in force.
+    pub fn fsync_policy(&self) -> FsyncPolicy {
+        self.fsync.get()
+    }
+
+    /// Changes the WAL policy while the engine runs (`CONFIG SET appendfsync`): writes from now on follow
+    /// it. Moving to `always` first makes everything written so far durable, so that every write
+    /// acknowledged after the change survives a crash together with what came before it.
+    pub fn set_fsync_policy(&self, policy: FsyncPolicy) -> Result<()> {
+        let before = self.fsync.get();
+        self.fsync.set(policy);
+        if policy == FsyncPolicy::Always && before != FsyncPolicy::Always && !self.options.read_only {
+            self.transactions.make_durable()?;
+        }
+        Ok(())
+    }
+
     fn start_sync_thread(&mut self) {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let transactions = self.transactions.clone();
+        let fsync = self.fsync.clone();
         let thread_stop = stop.clone();
         let handle = std::thread::Builder::new()
             .name("velo-wal-sync".into())
@@ -434,6 +488,9 @@ impl Engine {
                     let (guard, _) =
                         condvar.wait_timeout(stopped, Duration::from_secs(1)).unwrap_or_else(|p| p.into_inner());
                     stopped = guard;
+                    if fsync.get() != FsyncPolicy::EverySec {
+                        continue;
+                    }
                     // Every WAL, then the transaction log. A failure poisons the slot inside the WAL sync;
                     // the writers report it.
                     if let Err(error) = transactions.make_durable() {

@@ -28,12 +28,12 @@ use super::segment::{self, ChunkStore};
 use super::snapshot;
 use super::txn::{self, Decisions, TxRegistry};
 use super::wal::{self, WalOp, WalRecord, WalSync, WalWriter};
-use super::{BatchOp, Change, ChangeListener, Clock, Entry, ExpireListener, FsyncPolicy, KeyInfo};
+use super::{BatchOp, Change, ChangeListener, Clock, Entry, ExpireListener, FsyncCell, FsyncPolicy, KeyInfo};
 
 /// Settings shared by every slot of an engine.
 pub struct SlotConfig {
     pub(crate) fs: Arc<dyn FileSystem>,
-    pub(crate) fsync: FsyncPolicy,
+    pub(crate) fsync: Arc<FsyncCell>,
     pub(crate) page_cache_bytes: usize,
     pub(crate) value_cache_bytes: usize,
     pub(crate) wal_flush_bytes: usize,
@@ -622,6 +622,7 @@ impl Slot {
             || self.poisoned.is_some()
             || self.wal.sync_handle().is_poisoned()
             || (self.has_open_transactions() && txn::current_txid(&self.config.transactions) == 0)
+            || !listener.deletes_now()
         {
             return Ok(());
         }
@@ -730,7 +731,7 @@ impl Slot {
         // records too (a script's writes and its `Commit` go out together); a commit that goes to the
         // transaction log writes its slots' held records first (`Transaction::commit`).
         let engine = self.config_address();
-        if self.config.fsync != FsyncPolicy::Always && group::hold(engine, self.index) {
+        if self.config.fsync.get() != FsyncPolicy::Always && group::hold(engine, self.index) {
             let before = self.wal.len();
             self.wal.hold_buffer(last)?;
             group::note_held((self.wal.len() - before) as usize);
@@ -1207,7 +1208,7 @@ impl Slot {
 
     /// Waiter for durability of what was written so far (`fsync always` only).
     pub fn durability_waiter(&self) -> DurabilityWaiter {
-        let sync = (self.config.fsync == FsyncPolicy::Always && self.last_written_seq > 0)
+        let sync = (self.config.fsync.get() == FsyncPolicy::Always && self.last_written_seq > 0)
             .then(|| (self.wal.sync_handle(), self.last_written_seq));
         DurabilityWaiter { sync }
     }

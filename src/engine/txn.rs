@@ -24,7 +24,7 @@ use super::format::{self, ByteReader, PutLe, FILE_HEADER_LEN};
 use super::io::{FileHandle, FileSystem};
 use super::meta;
 use super::wal::{WalOp, WalRecord, WalSync};
-use super::FsyncPolicy;
+use super::{FsyncCell, FsyncPolicy};
 
 /// File name of the transaction log, at the root of the data directory.
 pub const TXLOG_FILE: &str = "txlog";
@@ -163,7 +163,7 @@ struct TxLog {
 /// Transaction state shared by the slots of one engine.
 pub struct TxRegistry {
     fs: Arc<dyn FileSystem>,
-    fsync: FsyncPolicy,
+    fsync: Arc<FsyncCell>,
     read_only: bool,
     next_txid: AtomicU64,
     /// Highest transaction id whose records and commit are known durable.
@@ -202,11 +202,11 @@ impl Decisions {
 
 impl TxRegistry {
     /// Reads the data directory's transaction log (an empty registry if there is none yet).
-    pub fn open(
+    pub(crate) fn open(
         fs: Arc<dyn FileSystem>,
         dir: &Path,
         slot_count: usize,
-        fsync: FsyncPolicy,
+        fsync: Arc<FsyncCell>,
         read_only: bool,
     ) -> Result<(TxRegistry, Vec<CommitRecord>)> {
         let path = dir.join(TXLOG_FILE);
@@ -381,7 +381,7 @@ impl TxRegistry {
     /// Writes the commit of a transaction that wrote several slots. Under `fsync always`, the slots'
     /// records are made durable first and the commit after, so an acknowledged transaction survives whole.
     fn log_commit(&self, mut commit: CommitRecord) -> Result<()> {
-        let always = self.fsync == FsyncPolicy::Always;
+        let always = self.fsync.get() == FsyncPolicy::Always;
         if always {
             if let Some(syncs) = self.wal_syncs.get() {
                 for participant in &commit.participants {

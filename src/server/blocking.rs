@@ -421,9 +421,16 @@ impl Blocking {
                     *state = State::Waiting;
                     waiter.notify.notify_one();
                 }
-                Ok(Some(reply)) => self.finish(&mut inner, &waiter, &mut state, reply),
+                Ok(Some(reply)) => {
+                    if let Reply::Error(text) = &reply {
+                        server.stats.error(text);
+                        count_failed(server, &waiter.handle);
+                    }
+                    self.finish(&mut inner, &waiter, &mut state, reply)
+                }
                 Err(error) => {
                     server.stats.error(&error.text());
+                    count_failed(server, &waiter.handle);
                     self.finish(&mut inner, &waiter, &mut state, error.reply());
                 }
             }
@@ -431,6 +438,16 @@ impl Blocking {
             drop(inner);
             gone = !server.engine.exists(physical, key).unwrap_or(false);
         }
+    }
+}
+
+/// Counts a blocked command that ended with an error reply (served with one, or CLIENT UNBLOCK ...
+/// ERROR) in its INFO commandstats `failed_calls`, as Redis 7.0 does when it unblocks a client. The
+/// command is the client's last one: a blocked client runs nothing else.
+pub fn count_failed(server: &Server, handle: &ClientHandle) {
+    let name = *handle.last_cmd.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(spec) = crate::cmd::table::lookup(name.as_bytes()) {
+        super::stats::Stats::bump(&server.stats.commands_by_id[spec.id].failed);
     }
 }
 

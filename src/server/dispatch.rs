@@ -186,6 +186,7 @@ fn run(
     let transaction = needs_transaction(spec, &argv).then(|| engine.transaction());
     let keymiss = ctx.server.notify.enabled(crate::server::notify::KEY_MISS);
     let lookups = crate::server::keymiss::before(ctx, spec, &argv, keymiss);
+    let (access_db, created) = (ctx.db(), ctx.server.access.before_command(ctx, spec, &argv));
     let mut args = Args::new(argv, start);
     let mut result = if top {
         crate::server::cancel::interruptible(ctx, spec, |ctx| handler(ctx, &mut args))
@@ -193,6 +194,9 @@ fn run(
         crate::elements::interrupt::with_hook(None, || handler(ctx, &mut args))
     };
     crate::server::keymiss::after(ctx, &result, lookups, keymiss);
+    if !created.is_empty() {
+        ctx.server.access.after_command(access_db, created);
+    }
     if let Some(transaction) = transaction {
         if let Err(error) = transaction.commit() {
             result = Err(error.into());

@@ -25,6 +25,7 @@
 //! SIGTERM, SIGINT or SHUTDOWN stop the listener; connections finish the requests they have read, flush
 //! and close; then the WAL is made durable, the engine checkpoints and the directory lock is released.
 
+pub mod access;
 pub mod blocking;
 pub mod cancel;
 pub mod client;
@@ -111,6 +112,8 @@ pub struct Server {
     pub rdb: rdbsave::RdbSaves,
     /// DEBUG switches (SET-ACTIVE-EXPIRE).
     pub debug: crate::cmd::debug::DebugState,
+    /// Per-key access times and LFU counters (OBJECT IDLETIME/FREQ).
+    pub access: access::AccessClock,
     maxclients: AtomicUsize,
     proto_max_bulk_len: AtomicUsize,
     databases: u16,
@@ -163,6 +166,7 @@ impl Server {
             port: AtomicU64::new(u64::from(config.port)),
             rdb: Default::default(),
             debug: Default::default(),
+            access: Default::default(),
             maxclients: AtomicUsize::new(config.maxclients),
             proto_max_bulk_len: AtomicUsize::new(512 * 1024 * 1024),
             databases: config.databases,

@@ -138,6 +138,12 @@ impl crate::engine::ExpireListener for ExpiredSink {
         // tracking clients are told (BCAST keys go out after the command or the active-expire pass).
         server.intro.tracking.invalidate(&server.clients, 0, key);
     }
+
+    /// During a CLIENT PAUSE (WRITE or ALL) an expired key found by a read stays stored until the pause
+    /// ends, as in Redis 7.0 (it reads as missing meanwhile); the active cycle waits too.
+    fn deletes_now(&self) -> bool {
+        self.server.get().and_then(Weak::upgrade).is_none_or(|server| !server.intro.pause.is_paused())
+    }
 }
 
 impl Notify {

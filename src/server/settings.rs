@@ -3,7 +3,7 @@
 //! [`crate::config::params`] validates and normalises values; this module keeps the copies that hot paths
 //! read without taking the config mutex (timeouts, the password gate, OBJECT ENCODING thresholds) and
 //! applies a change where it has an effect: `maxmemory`, `page-cache` and `value-cache` resize the
-//! engine's RAM budgets, `maxclients` and `proto-max-bulk-len` bound new connections and requests,
+//! engine's RAM budgets, `appendfsync` sets the engine's WAL policy, `maxclients` and `proto-max-bulk-len` bound new connections and requests,
 //! `requirepass` turns the AUTH gate on or off, `timeout` and `tcp-keepalive` apply to idle clients and
 //! new connections. Other helpers read any parameter through [`Server::config_value`].
 
@@ -141,6 +141,16 @@ impl Server {
         self.set_maxclients(config.maxclients);
         self.set_proto_max_bulk_len(config.params.uint("proto-max-bulk-len") as usize);
         self.apply_memory_budget(&config);
+        self.access.configure(
+            &config.params.get("maxmemory-policy").unwrap_or_default(),
+            config.params.uint("lfu-log-factor"),
+            config.params.uint("lfu-decay-time"),
+        );
+        if self.engine.fsync_policy() != config.fsync {
+            if let Err(error) = self.engine.set_fsync_policy(config.fsync) {
+                tracing::error!(%error, "making the WAL durable for appendfsync always failed");
+            }
+        }
         crate::server::dictionaries::apply(&self.engine, &config.params);
     }
 

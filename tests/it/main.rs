@@ -41,6 +41,7 @@ mod rdb_snapshot;
 mod rdb_support;
 mod rdb_sync;
 mod redis_suite_ops;
+mod redis_suite_types;
 mod scripting;
 mod server_bloom;
 mod server_commands;

@@ -429,6 +429,7 @@ fn walks_of_huge_collections_stop_when_abandoned() {
     let pinger = Pinger::start(server.port);
     for (name, args) in [
         ("lrange", vec!["LRANGE", "list", "0", "-1"]),
+        ("lpos", vec!["LPOS", "list", "nothing", "COUNT", "0"]),
         ("hgetall", vec!["HGETALL", "hash"]),
         ("hkeys", vec!["HKEYS", "hash"]),
         ("smembers", vec!["SMEMBERS", "sa"]),
