@@ -35,7 +35,7 @@ use super::format::{self, ByteReader, PutLe, FILE_HEADER_LEN};
 use super::io::{FileHandle, FileSystem};
 use super::key::key_hash;
 use super::meta::{self, ChunkFileMeta, SlotMeta};
-use super::page::{self, Cell, CellValue, Page, SegmentLocation, CELL_AREA, CELL_HEADER_LEN, PAGE_SIZE};
+use super::page::{self, SegmentLocation, CELL_AREA, CELL_HEADER_LEN, PAGE_SIZE};
 use super::segment::{self, CHUNK_FILE_MAX};
 use super::BatchOp;
 
@@ -52,6 +52,9 @@ const MAGIC_RUN: &[u8; 4] = b"VRUN";
 const RUN_BUDGET: usize = 64 << 20;
 /// Chunk-file bytes buffered per slot before they are written.
 const WRITE_BUFFER: usize = 256 << 10;
+/// Written chunk-file bytes after which their writeback to the disk is started (without waiting): the
+/// disk writes them while the load goes on, instead of all at the fsyncs of the build.
+const WRITEBACK_AFTER: u64 = 8 << 20;
 /// The new table is sized so that cells fill at most this share of the primary pages (the checkpoint
 /// splits past 85%; starting lower keeps overflow chains rare).
 const BULK_FILL: f64 = 0.7;
@@ -64,8 +67,13 @@ const BATCH_BYTES: usize = 1 << 20;
 const QUEUE: usize = 4;
 /// Most worker threads a load uses (fewer on a machine with fewer cores, or with fewer slots).
 const MAX_WORKERS: usize = 4;
-/// Bytes of a sort entry of the in-memory buffer (slot, reversed hash, seq, offset).
-const INDEX_ENTRY: usize = std::mem::size_of::<(u16, u64, u64, u32)>();
+/// A sort entry of the in-memory buffer: reversed key hash, offset of the cell in the arena, local slot.
+/// Within a run a slot's cells arrive in sequence order and are appended to the arena, so ordering by
+/// offset orders equal hashes by sequence: the sequence itself stays in the arena, before the cell, and
+/// the entries are 16 bytes (they were 32 with it; the sort moves them several times).
+type IndexEntry = (u64, u32, u16);
+/// Bytes of a sort entry.
+const INDEX_ENTRY: usize = std::mem::size_of::<IndexEntry>();
 
 /// What a slot's staged value is.
 const STORE_INLINE: u8 = 0;
@@ -85,6 +93,8 @@ struct StagedSlot {
     chunk_end: u64,
     /// Offset of the first byte of `buffer` in the chunk file.
     buffer_at: u64,
+    /// Offset in the chunk file up to which writeback was started.
+    writeback_at: u64,
     buffer: Vec<u8>,
     /// The segment being filled: payload, record count, and its future offset in the chunk file.
     payload: Vec<u8>,
@@ -95,18 +105,6 @@ struct StagedSlot {
     cells: u64,
     /// Bytes of the staged cells in pages (duplicates included).
     cell_bytes: u64,
-}
-
-/// A cell as staged: everything but its bucket.
-struct StagedCell {
-    rhash: u64,
-    seq: u64,
-    expire_at: u64,
-    db: u16,
-    kind: u8,
-    key: Vec<u8>,
-    /// `None`: a delete.
-    value: Option<CellValue>,
 }
 
 /// A bulk load in progress: see the module docs. Created by [`super::Engine::bulk_load`], fed with
@@ -165,9 +163,9 @@ struct Stager {
     inline_max: usize,
     segment_size: usize,
     slots: Vec<StagedSlot>,
-    /// Encoded cells not yet spilled, and their sort keys (local slot, reversed hash, seq, offset).
+    /// Cells not yet spilled (each its sequence, then the encoded cell), and their sort entries.
     arena: Vec<u8>,
-    index: Vec<(u16, u64, u64, u32)>,
+    index: Vec<IndexEntry>,
     /// Spilled runs: file, and per local slot the byte range of its cells.
     runs: Vec<(PathBuf, Vec<(u64, u64)>)>,
     run_budget: usize,
@@ -389,6 +387,7 @@ impl BulkLoad {
                 chunk: None,
                 chunk_end: 0,
                 buffer_at: 0,
+                writeback_at: 0,
                 buffer: Vec::new(),
                 payload: Vec::new(),
                 count: 0,
@@ -638,8 +637,9 @@ impl Stager {
         staged.next_seq += 1;
         let rhash = key_hash(db, key).reverse_bits();
         let offset = self.arena.len() as u32;
+        self.arena.put_u64(seq);
         encode_cell(&mut self.arena, 0, db, 0, key, None);
-        self.index.push((local as u16, rhash, seq, offset));
+        self.index.push((rhash, offset, local as u16));
         self.after_cell()
     }
 
@@ -705,8 +705,9 @@ impl Stager {
             }) as u64;
         let rhash = key_hash(db, key).reverse_bits();
         let offset = self.arena.len() as u32;
+        self.arena.put_u64(seq);
         encode_cell(&mut self.arena, expire_at, db, kind as u8, key, Some(&value));
-        self.index.push((local as u16, rhash, seq, offset));
+        self.index.push((rhash, offset, local as u16));
         self.after_cell()
     }
 
@@ -724,14 +725,15 @@ impl Stager {
         // Bytes of the file already written (`out` goes after them).
         let mut written = 0u64;
         let mut ranges = vec![(0u64, 0u64); self.slots.len()];
-        for &(slot, rhash, seq, offset) in &self.index {
+        for &(rhash, offset, slot) in &self.index {
             let range = &mut ranges[slot as usize];
             if range.1 == 0 {
                 range.0 = written + out.len() as u64;
             }
+            // A run record: reversed hash, then the arena's sequence and cell as they are.
             out.put_u64(rhash);
-            out.put_u64(seq);
-            out.extend_from_slice(cell_bytes(&self.arena, offset as usize));
+            let offset = offset as usize;
+            out.extend_from_slice(&self.arena[offset..offset + 8 + cell_bytes(&self.arena, offset + 8).len()]);
             range.1 = written + out.len() as u64;
             if out.len() >= WRITE_BUFFER {
                 file.write_all_at(&out, written).map_err(io_err("write", &path))?;
@@ -762,7 +764,7 @@ impl Stager {
         let mut plan = Vec::new();
         let mut memory_at = 0usize;
         for local in 0..self.slots.len() {
-            let memory_end = memory_at + self.index[memory_at..].partition_point(|entry| entry.0 as usize == local);
+            let memory_end = memory_at + self.index[memory_at..].partition_point(|entry| entry.2 as usize == local);
             if self.slots[local].cells == 0 {
                 memory_at = memory_end;
                 continue;
@@ -794,19 +796,10 @@ impl Stager {
     }
 }
 
-/// Sorts a worker's cell index by (local slot, reversed hash, sequence). A radix sort on one 128-bit key
-/// (slot, hash, sequence less the smallest) when the sequences span less than 2^48, which a load's
-/// always do; a comparison sort otherwise. The comparison sort was about 4% of a load's CPU time.
-fn sort_index(index: &mut [(u16, u64, u64, u32)]) {
-    let (min, max) = index.iter().fold((u64::MAX, 0u64), |(lo, hi), e| (lo.min(e.2), hi.max(e.2)));
-    if index.is_empty() {
-        return;
-    }
-    if max - min < 1 << 48 {
-        super::radix::sort_by_key(index, 16, |e| (e.0 as u128) << 112 | (e.1 as u128) << 48 | (e.2 - min) as u128);
-    } else {
-        index.sort_unstable_by_key(|&(slot, rhash, seq, _)| (slot, rhash, seq));
-    }
+/// Sorts a worker's cell index by (local slot, reversed hash, arena offset), i.e. by (local slot, reversed
+/// hash, sequence): a radix sort on one 112-bit key. (A comparison sort was about 4% of a load's CPU.)
+fn sort_index(index: &mut [IndexEntry]) {
+    super::radix::sort_by_key(index, 14, |e| (e.2 as u128) << 96 | (e.0 as u128) << 32 | e.1 as u128);
 }
 
 /// Cell bytes in the arena and in run files: expire u64 | db u16 | kind u8 | storage u8 | key_len u16 |
@@ -863,45 +856,23 @@ fn cell_bytes(arena: &[u8], offset: usize) -> &[u8] {
     &arena[offset..offset + len]
 }
 
-fn decode_cell(rhash: u64, seq: u64, bytes: &[u8], path: &Path) -> Result<StagedCell> {
-    let bad = || Error::corrupt(path, 0, "bulk run record malformed");
-    let mut reader = ByteReader::new(bytes);
-    let expire_at = reader.u64().ok_or_else(bad)?;
-    let db = reader.u16().ok_or_else(bad)?;
-    let kind = reader.u8().ok_or_else(bad)?;
-    let storage = reader.u8().ok_or_else(bad)?;
-    let key_len = reader.u16().ok_or_else(bad)?;
-    let value_len = reader.u16().ok_or_else(bad)?;
-    let key = reader.take(key_len as usize).ok_or_else(bad)?.to_vec();
-    let value = reader.take(value_len as usize).ok_or_else(bad)?;
-    let mut v = ByteReader::new(value);
-    let value = match storage {
-        STORE_INLINE => Some(CellValue::Inline(value.to_vec())),
-        STORE_SEGMENT => Some(CellValue::Segment(SegmentLocation {
-            file: v.u32().ok_or_else(bad)?,
-            segment_offset: v.u32().ok_or_else(bad)?,
-            record_offset: v.u32().ok_or_else(bad)?,
-            envelope_len: v.u32().ok_or_else(bad)?,
-        })),
-        STORE_BIG => Some(CellValue::Big { id: v.u64().ok_or_else(bad)?, envelope_len: v.u64().ok_or_else(bad)? }),
-        _ => None,
-    };
-    Ok(StagedCell { rhash, seq, expire_at, db, kind, key, value })
-}
-
 /// A sorted stream of one slot's cells: a range of a run file, or of the in-memory buffer.
 enum Source<'a> {
     File { file: Arc<dyn FileHandle>, path: PathBuf, at: u64, end: u64, buf: Vec<u8>, pos: usize },
-    Memory { arena: &'a [u8], index: &'a [(u16, u64, u64, u32)], pos: usize },
+    Memory { arena: &'a [u8], index: &'a [IndexEntry], pos: usize },
 }
 
 impl Source<'_> {
-    fn next(&mut self) -> Result<Option<StagedCell>> {
+    /// The next cell's sort key (reversed hash, sequence) and staged bytes, borrowed: the merge copies
+    /// only the bytes of the bucket it is filling, nothing is decoded into owned cells. [`Source::advance`]
+    /// moves past it.
+    fn peek(&mut self) -> Result<Option<(u64, u64, &[u8])>> {
         match self {
             Source::Memory { arena, index, pos } => {
-                let Some(&(_, rhash, seq, offset)) = index.get(*pos) else { return Ok(None) };
-                *pos += 1;
-                decode_cell(rhash, seq, cell_bytes(arena, offset as usize), Path::new("bulk buffer")).map(Some)
+                let Some(&(rhash, offset, _)) = index.get(*pos) else { return Ok(None) };
+                let offset = offset as usize;
+                let seq = u64::from_le_bytes(arena[offset..offset + 8].try_into().unwrap_or_default());
+                Ok(Some((rhash, seq, cell_bytes(arena, offset + 8))))
             }
             Source::File { file, path, at, end, buf, pos } => {
                 // Refill when the buffer may not hold a whole record (records are below 8 KiB).
@@ -917,8 +888,8 @@ impl Source<'_> {
                 if *pos >= buf.len() {
                     return Ok(None);
                 }
-                let bad = || Error::corrupt(path.as_path(), *at, "bulk run record truncated");
                 let rest = &buf[*pos..];
+                let bad = || Error::corrupt(path.as_path(), *at, "bulk run record truncated");
                 if rest.len() < 16 + CELL_FIXED {
                     return Err(bad());
                 }
@@ -928,11 +899,79 @@ impl Source<'_> {
                 if rest.len() < 16 + len {
                     return Err(bad());
                 }
-                let cell = decode_cell(rhash, seq, &rest[16..16 + len], path)?;
-                *pos += 16 + len;
-                Ok(Some(cell))
+                Ok(Some((rhash, seq, &rest[16..16 + len])))
             }
         }
+    }
+
+    /// Moves past the cell [`Source::peek`] returned (`len`: its staged bytes).
+    fn advance(&mut self, len: usize) {
+        match self {
+            Source::Memory { pos, .. } => *pos += 1,
+            Source::File { pos, .. } => *pos += 16 + len,
+        }
+    }
+}
+
+/// The staged cells of the bucket the merge is filling: their bytes (copied from the sources, in the
+/// staged layout) and, in merge order, where each is. A later write of the same key replaces its entry.
+#[derive(Default)]
+struct BucketCells {
+    bytes: Vec<u8>,
+    entries: Vec<BucketEntry>,
+}
+
+#[derive(Clone, Copy)]
+struct BucketEntry {
+    hash: u64,
+    seq: u64,
+    start: usize,
+    len: usize,
+}
+
+/// The key of a staged cell (see [`encode_cell`]).
+fn staged_key(cell: &[u8]) -> &[u8] {
+    let key_len = u16::from_le_bytes([cell[12], cell[13]]) as usize;
+    &cell[CELL_FIXED..CELL_FIXED + key_len]
+}
+
+impl BucketCells {
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.entries.clear();
+    }
+
+    /// Adds a staged cell. Same hash, database and key as an earlier cell: the later write wins (cells
+    /// come sorted by hash and seq, so only the last entries, of the same hash, can be such a cell); a
+    /// big-value file the earlier write made is then listed in `big_deletes`.
+    fn add(&mut self, hash: u64, seq: u64, cell: &[u8], dir: &Path, big_deletes: &mut Vec<String>) -> Result<()> {
+        ValueKind::try_from(cell[10])
+            .map_err(|_| Error::corrupt(dir, 0, format!("bulk cell of unknown kind {}", cell[10])))?;
+        if cell[11] > STORE_DELETE {
+            return Err(Error::corrupt(dir, 0, format!("bulk cell of unknown storage {}", cell[11])));
+        }
+        let entry = BucketEntry { hash, seq, start: self.bytes.len(), len: cell.len() };
+        let key = staged_key(cell);
+        for at in (0..self.entries.len()).rev() {
+            let old = self.entries[at];
+            if old.hash != hash {
+                break;
+            }
+            let old_cell = &self.bytes[old.start..old.start + old.len];
+            if old_cell[8..10] == cell[8..10] && staged_key(old_cell) == key {
+                if old_cell[11] == STORE_BIG {
+                    let at = CELL_FIXED + staged_key(old_cell).len();
+                    let id = u64::from_le_bytes(old_cell[at..at + 8].try_into().unwrap_or_default());
+                    big_deletes.push(segment::big_file_name(id));
+                }
+                self.entries[at] = entry;
+                self.bytes.extend_from_slice(cell);
+                return Ok(());
+            }
+        }
+        self.entries.push(entry);
+        self.bytes.extend_from_slice(cell);
+        Ok(())
     }
 }
 
@@ -962,6 +1001,7 @@ impl StagedSlot {
             self.buffer.clear();
             self.buffer.extend_from_slice(&format::file_header(format::MAGIC_CHUNK, 0));
             self.buffer_at = 0;
+            self.writeback_at = 0;
             self.chunk_end = FILE_HEADER_LEN as u64;
             self.chunk_files.insert(self.chunk_id, ChunkFileMeta::default());
         }
@@ -990,6 +1030,10 @@ impl StagedSlot {
                 file.write_all_at(&self.buffer, self.buffer_at).map_err(io_err("write", &path))?;
                 self.buffer_at += self.buffer.len() as u64;
                 self.buffer.clear();
+                if self.buffer_at - self.writeback_at >= WRITEBACK_AFTER {
+                    file.start_writeback(self.writeback_at, self.buffer_at - self.writeback_at);
+                    self.writeback_at = self.buffer_at;
+                }
             }
         }
         Ok(())
@@ -1030,97 +1074,84 @@ impl StagedSlot {
         for chunk in meta.chunk_files.values_mut() {
             chunk.live_bytes = 0;
         }
-        let header_page = |path: &Path| -> Result<Arc<dyn FileHandle>> {
-            let file = fs.open(path, true).map_err(io_err("create", path))?;
-            file.set_len(0).map_err(io_err("truncate", path))?;
-            let mut page = vec![0u8; PAGE_SIZE];
-            page[..FILE_HEADER_LEN].copy_from_slice(&format::file_header(format::MAGIC_BUCKETS, 0));
-            file.write_all_at(&page, 0).map_err(io_err("write", path))?;
-            Ok(file)
-        };
         let buckets_path = self.dir.join(BUCKETS_FILE);
         let overflow_path = self.dir.join(OVERFLOW_FILE);
-        let buckets = header_page(&buckets_path)?;
-        let overflow = header_page(&overflow_path)?;
+        let create = |path: &Path| -> Result<Arc<dyn FileHandle>> {
+            let file = fs.open(path, true).map_err(io_err("create", path))?;
+            file.set_len(0).map_err(io_err("truncate", path))?;
+            Ok(file)
+        };
+        let buckets = create(&buckets_path)?;
+        let overflow = create(&overflow_path)?;
+        let mut header = vec![0u8; PAGE_SIZE];
+        header[..FILE_HEADER_LEN].copy_from_slice(&format::file_header(format::MAGIC_BUCKETS, 0));
+        buckets.write_all_at(&header, 0).map_err(io_err("write", &buckets_path))?;
+        overflow.write_all_at(&header, 0).map_err(io_err("write", &overflow_path))?;
+        let bucket_count = 1u64 << level;
+        let max_chunk = meta.chunk_files.keys().next_back().copied().unwrap_or(0) as usize;
+        let mut writer = PageWriter {
+            buckets,
+            overflow,
+            buckets_path,
+            overflow_path,
+            level,
+            checkpoint_seq,
+            overflow_buf: Vec::new(),
+            overflow_at: PAGE_SIZE as u64,
+            page: vec![0u8; PAGE_SIZE],
+            live: Vec::new(),
+            breaks: Vec::new(),
+            db_counts: Vec::new(),
+            chunk_live: vec![0; max_chunk + 1],
+        };
 
         // Merge the sorted sources; cells come out in bit-reversed hash order, i.e. bucket by bucket.
-        let mut heads: Vec<Option<StagedCell>> = Vec::with_capacity(sources.len());
-        let mut heap = BinaryHeap::new();
+        let mut heap = BinaryHeap::with_capacity(sources.len());
         for (i, source) in sources.iter_mut().enumerate() {
-            let head = source.next()?;
-            if let Some(cell) = &head {
-                heap.push(Reverse((cell.rhash, cell.seq, i)));
+            if let Some((rhash, seq, _)) = source.peek()? {
+                heap.push(Reverse((rhash, seq, i)));
             }
-            heads.push(head);
         }
         let top_bits = |rhash: u64| if level == 0 { 0 } else { rhash >> (64 - level as u32) };
-        let bucket_count = 1u64 << level;
-        let mut writer = PageWriter { buckets, overflow, buckets_path, overflow_path, level, checkpoint_seq };
         // Buckets before `next_top` are written; `cells` are those of bucket `pending`.
         let mut next_top = 0u64;
         let mut pending: Option<u64> = None;
-        // The bucket's cells; a `None` value is a delete that won (dropped when the bucket is written).
-        let mut cells: Vec<(Cell, bool)> = Vec::new();
+        let mut cells = BucketCells::default();
+        let empty = BucketCells::default();
         loop {
-            let next = match heap.pop() {
-                Some(Reverse((_, _, i))) => {
-                    let cell = heads[i].take();
-                    let refill = sources[i].next()?;
-                    if let Some(c) = &refill {
-                        heap.push(Reverse((c.rhash, c.seq, i)));
-                    }
-                    heads[i] = refill;
-                    cell
-                }
-                None => None,
-            };
-            let top = next.as_ref().map(|c| top_bits(c.rhash));
+            let next = heap.pop().map(|Reverse(head)| head);
+            let top = next.map(|(rhash, _, _)| top_bits(rhash));
             if let Some(done) = pending {
                 if top != Some(done) {
                     while next_top < done {
-                        writer.write_bucket(&mut meta, next_top, Vec::new())?;
+                        writer.write_bucket(&mut meta, next_top, &empty)?;
                         next_top += 1;
                     }
-                    let live = std::mem::take(&mut cells).into_iter().filter(|(_, deleted)| !deleted).map(|(c, _)| c);
-                    writer.write_bucket(&mut meta, done, live.collect())?;
+                    writer.write_bucket(&mut meta, done, &cells)?;
+                    cells.clear();
                     next_top = done + 1;
                 }
             }
-            let Some(staged) = next else { break };
+            let Some((rhash, seq, i)) = next else { break };
             pending = top;
-            let hash = staged.rhash.reverse_bits();
-            let kind = ValueKind::try_from(staged.kind)
-                .map_err(|_| Error::corrupt(&self.dir, 0, format!("bulk cell of unknown kind {}", staged.kind)))?;
-            let deleted = staged.value.is_none();
-            let cell = Cell {
-                hash,
-                seq: staged.seq,
-                expire_at: staged.expire_at,
-                db: staged.db,
-                key: staged.key,
-                kind,
-                value: staged.value.unwrap_or(CellValue::Inline(Vec::new())),
-            };
-            // Same hash, database and key as an earlier cell: the later write wins (sorted by seq). Cells
-            // come sorted by hash, so only the last ones, of the same hash, can be such a cell.
-            let tail = cells.len() - cells.iter().rev().take_while(|(c, _)| c.hash == hash).count();
-            let duplicate = cells
-                .get(tail..)
-                .and_then(|same| same.iter().rposition(|(c, _)| c.db == cell.db && c.key == cell.key))
-                .map(|at| tail + at);
-            if let Some(at) = duplicate {
-                let (old, old_deleted) = std::mem::replace(&mut cells[at], (cell, deleted));
-                if let (CellValue::Big { id, .. }, false) = (old.value, old_deleted) {
-                    meta.pending_deletes.push(segment::big_file_name(id));
+            let source = &mut sources[i];
+            let len = match source.peek()? {
+                Some((_, _, bytes)) => {
+                    cells.add(rhash.reverse_bits(), seq, bytes, &self.dir, &mut meta.pending_deletes)?;
+                    bytes.len()
                 }
-                continue;
+                None => return Err(Error::corrupt(&self.dir, 0, "bulk run ended under the merge")),
+            };
+            source.advance(len);
+            if let Some((rhash, seq, _)) = source.peek()? {
+                heap.push(Reverse((rhash, seq, i)));
             }
-            cells.push((cell, deleted));
         }
         while next_top < bucket_count {
-            writer.write_bucket(&mut meta, next_top, Vec::new())?;
+            writer.write_bucket(&mut meta, next_top, &empty)?;
             next_top += 1;
         }
+        writer.finish(&mut meta)?;
         for name in &meta.pending_deletes {
             self.files.retain(|f| f != name);
             let path = self.dir.join(name);
@@ -1142,7 +1173,12 @@ impl StagedSlot {
     }
 }
 
-/// Writes a slot's bucket pages (and overflow chains) as the merge completes them.
+/// Overflow pages are buffered up to this many bytes (they are numbered in the order they are written,
+/// so the buffer is always the next stretch of the file).
+const OVERFLOW_BUFFER: usize = 1 << 20;
+
+/// Writes a slot's bucket pages (and overflow chains) as the merge completes them, encoding each page
+/// straight from the staged cells' bytes.
 struct PageWriter {
     buckets: Arc<dyn FileHandle>,
     overflow: Arc<dyn FileHandle>,
@@ -1150,67 +1186,160 @@ struct PageWriter {
     overflow_path: PathBuf,
     level: u8,
     checkpoint_seq: u64,
+    /// Overflow pages not yet written, and the file offset of the first.
+    overflow_buf: Vec<u8>,
+    overflow_at: u64,
+    /// A primary page being written. (Primary pages go one write each: the merge completes buckets in
+    /// bit-reversed order, scattered over the file. Building the file's image in memory and writing it
+    /// in large writes was measured slower: the kernel zeroing the image's fresh memory and copying it
+    /// back, cold, into the page cache cost more than the small writes of pages still in the CPU cache.)
+    page: Vec<u8>,
+    /// Scratch of `write_bucket`: the live entries, the index in `live` where each page after the first
+    /// starts.
+    live: Vec<usize>,
+    breaks: Vec<usize>,
+    /// Live cells per database, live record bytes per chunk file id (into the metadata at the end).
+    db_counts: Vec<u64>,
+    chunk_live: Vec<u64>,
 }
 
 impl PageWriter {
     /// Writes the bucket whose hashes have these top bits of their reversed form.
-    fn write_bucket(&mut self, meta: &mut SlotMeta, top: u64, cells: Vec<Cell>) -> Result<()> {
+    fn write_bucket(&mut self, meta: &mut SlotMeta, top: u64, cells: &BucketCells) -> Result<()> {
         let bucket = if self.level == 0 { 0 } else { top.reverse_bits() >> (64 - self.level as u32) };
-        for cell in &cells {
-            meta.used_bytes += cell.encoded_len() as u64;
-            *meta.key_counts.entry(cell.db).or_insert(0) += 1;
-            if let CellValue::Segment(location) = &cell.value {
-                if let Some(chunk) = meta.chunk_files.get_mut(&location.file) {
-                    chunk.live_bytes += segment::record_len(cell.key.len(), location.envelope_len as usize) as u64;
+        // The live cells (a delete that won is dropped), split into the primary page and an overflow chain.
+        self.live.clear();
+        self.breaks.clear();
+        let mut used = 0usize;
+        for (n, entry) in cells.entries.iter().enumerate() {
+            let cell = &cells.bytes[entry.start..entry.start + entry.len];
+            if cell[11] == STORE_DELETE {
+                continue;
+            }
+            // A page cell is the staged cell with the sequence added (its header fields reordered).
+            let len = entry.len + 8;
+            meta.used_bytes += len as u64;
+            let db = u16::from_le_bytes([cell[8], cell[9]]) as usize;
+            if db >= self.db_counts.len() {
+                self.db_counts.resize(db + 1, 0);
+            }
+            self.db_counts[db] += 1;
+            if cell[11] == STORE_SEGMENT {
+                let key_len = staged_key(cell).len();
+                let at = CELL_FIXED + key_len;
+                let file = u32::from_le_bytes(cell[at..at + 4].try_into().unwrap_or_default()) as usize;
+                let envelope_len = u32::from_le_bytes(cell[at + 12..at + 16].try_into().unwrap_or_default());
+                if let Some(live) = self.chunk_live.get_mut(file) {
+                    *live += segment::record_len(key_len, envelope_len as usize) as u64;
                 }
             }
-        }
-        // Split the cells into pages: the primary page, then an overflow chain.
-        let mut pages: Vec<Vec<Cell>> = vec![Vec::new()];
-        let mut used = 0usize;
-        for cell in cells {
-            let len = cell.encoded_len();
             if used + len > CELL_AREA {
-                pages.push(Vec::new());
+                self.breaks.push(self.live.len());
                 used = 0;
             }
             used += len;
-            if let Some(page) = pages.last_mut() {
-                page.push(cell);
+            self.live.push(n);
+        }
+        let count = self.breaks.len() + 1;
+        let first_overflow = meta.overflow_pages;
+        meta.overflow_pages += count as u64 - 1;
+        for i in 0..count {
+            let lo = if i == 0 { 0 } else { self.breaks[i - 1] };
+            let hi = self.breaks.get(i).copied().unwrap_or(self.live.len());
+            let next_overflow = if i + 1 < count { first_overflow + i as u64 } else { 0 };
+            let kind = if i == 0 { page::PAGE_KIND_PRIMARY } else { page::PAGE_KIND_OVERFLOW };
+            let header =
+                PageHeader { kind, level: self.level, bucket, next_overflow, checkpoint_seq: self.checkpoint_seq };
+            if i == 0 {
+                let at = (bucket + 1) * PAGE_SIZE as u64;
+                encode_page(&mut self.page, &header, cells, &self.live[lo..hi]);
+                self.buckets.write_all_at(&self.page, at).map_err(io_err("write", &self.buckets_path))?;
+            } else {
+                let offset = (first_overflow + i as u64 - 1) * PAGE_SIZE as u64;
+                if offset != self.overflow_at + self.overflow_buf.len() as u64 {
+                    self.flush_overflow()?;
+                    self.overflow_at = offset;
+                }
+                let start = self.overflow_buf.len();
+                self.overflow_buf.resize(start + PAGE_SIZE, 0);
+                encode_page(&mut self.overflow_buf[start..], &header, cells, &self.live[lo..hi]);
+                if self.overflow_buf.len() >= OVERFLOW_BUFFER {
+                    self.flush_overflow()?;
+                }
             }
         }
-        let first_overflow = meta.overflow_pages;
-        meta.overflow_pages += pages.len() as u64 - 1;
-        let count = pages.len();
-        for (i, page_cells) in pages.into_iter().enumerate() {
-            let next_overflow = if i + 1 < count { first_overflow + i as u64 } else { 0 };
-            let page = Page {
-                kind: if i == 0 { page::PAGE_KIND_PRIMARY } else { page::PAGE_KIND_OVERFLOW },
-                level: self.level,
-                bucket,
-                next_overflow,
-                checkpoint_seq: self.checkpoint_seq,
-                cells: page_cells,
-            };
-            let bytes = page.encode();
-            if i == 0 {
-                self.buckets
-                    .write_all_at(&bytes[..], (bucket + 1) * PAGE_SIZE as u64)
-                    .map_err(io_err("write", &self.buckets_path))?;
-            } else {
-                let number = first_overflow + i as u64 - 1;
-                self.overflow
-                    .write_all_at(&bytes[..], number * PAGE_SIZE as u64)
-                    .map_err(io_err("write", &self.overflow_path))?;
+        Ok(())
+    }
+
+    fn flush_overflow(&mut self) -> Result<()> {
+        if !self.overflow_buf.is_empty() {
+            self.overflow
+                .write_all_at(&self.overflow_buf, self.overflow_at)
+                .map_err(io_err("write", &self.overflow_path))?;
+            self.overflow_at += self.overflow_buf.len() as u64;
+            self.overflow_buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes what is buffered and puts the counts into the slot's metadata.
+    fn finish(&mut self, meta: &mut SlotMeta) -> Result<()> {
+        self.flush_overflow()?;
+        for (db, &count) in self.db_counts.iter().enumerate() {
+            if count > 0 {
+                meta.key_counts.insert(db as u16, count);
             }
+        }
+        for (&id, chunk) in meta.chunk_files.iter_mut() {
+            chunk.live_bytes = self.chunk_live.get(id as usize).copied().unwrap_or(0);
         }
         Ok(())
     }
 }
 
+/// A page's header fields (docs/format.md §"Key-bucket files").
+struct PageHeader {
+    kind: u8,
+    level: u8,
+    bucket: u64,
+    next_overflow: u64,
+    checkpoint_seq: u64,
+}
+
+/// Encodes a page holding the cells `members` (indexes into `cells.entries`) into `out` (one page), as
+/// `Page::encode` would: the same bytes, without building owned cells.
+fn encode_page(out: &mut [u8], header: &PageHeader, cells: &BucketCells, members: &[usize]) {
+    out[4] = header.kind;
+    out[5] = header.level;
+    out[6..8].copy_from_slice(&(members.len() as u16).to_le_bytes());
+    out[8..16].copy_from_slice(&header.bucket.to_le_bytes());
+    out[16..24].copy_from_slice(&header.next_overflow.to_le_bytes());
+    out[24..32].copy_from_slice(&header.checkpoint_seq.to_le_bytes());
+    let mut at = page::PAGE_HEADER_LEN;
+    for &n in members {
+        let entry = cells.entries[n];
+        let cell = &cells.bytes[entry.start..entry.start + entry.len];
+        // Staged: expire u64 | db u16 | kind u8 | storage u8 | key_len u16 | value_len u16 | key | value.
+        // Page:   seq u64 | expire u64 | db u16 | key_len u16 | kind u8 | storage u8 | value_len u16 | ...
+        out[at..at + 8].copy_from_slice(&entry.seq.to_le_bytes());
+        out[at + 8..at + 18].copy_from_slice(&cell[0..10]);
+        out[at + 18..at + 20].copy_from_slice(&cell[12..14]);
+        out[at + 20] = cell[10];
+        out[at + 21] = cell[11];
+        out[at + 22..at + 24].copy_from_slice(&cell[14..16]);
+        let rest = &cell[CELL_FIXED..];
+        out[at + 24..at + 24 + rest.len()].copy_from_slice(rest);
+        at += 24 + rest.len();
+    }
+    out[at..].fill(0);
+    let crc = format::crc32(&out[4..]);
+    out[0..4].copy_from_slice(&crc.to_le_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::page::{Cell, CellValue, Page};
 
     fn plan() -> CommitPlan {
         CommitPlan { slots: vec![(3, 9, vec!["meta".into(), "buckets".into()])] }
@@ -1240,5 +1369,63 @@ mod tests {
         for len in 0..bytes.len() {
             assert!(CommitPlan::decode(&bytes[..len], Path::new("COMMIT")).is_err(), "truncated to {len}");
         }
+    }
+
+    #[test]
+    fn pages_encoded_from_staged_cells_are_page_encode_bytes() {
+        let location = SegmentLocation { file: 3, segment_offset: 4096, record_offset: 77, envelope_len: 120 };
+        let values = [
+            (CellRef::Inline(b"\x00abc"), CellValue::Inline(b"\x00abc".to_vec())),
+            (CellRef::Segment(location), CellValue::Segment(location)),
+            (CellRef::Big { id: 42, envelope_len: 9000 }, CellValue::Big { id: 42, envelope_len: 9000 }),
+        ];
+        let mut cells = BucketCells::default();
+        let mut expected = Vec::new();
+        let mut big_deletes = Vec::new();
+        let mut staged = Vec::new();
+        for (i, (staged_value, value)) in values.into_iter().enumerate() {
+            let (db, key) = (i as u16, format!("key:{i}").into_bytes());
+            let hash = key_hash(db, &key);
+            staged.clear();
+            encode_cell(&mut staged, 1000 + i as u64, db, ValueKind::Hash as u8, &key, Some(&staged_value));
+            cells.add(hash, 10 + i as u64, &staged, Path::new("t"), &mut big_deletes).unwrap();
+            let seq = 10 + i as u64;
+            expected.push(Cell { hash, seq, expire_at: 1000 + i as u64, db, key, kind: ValueKind::Hash, value });
+        }
+        let header =
+            PageHeader { kind: page::PAGE_KIND_OVERFLOW, level: 3, bucket: 5, next_overflow: 9, checkpoint_seq: 77 };
+        let mut out = vec![0xee; PAGE_SIZE];
+        encode_page(&mut out, &header, &cells, &[0, 1, 2]);
+        let page = Page {
+            kind: page::PAGE_KIND_OVERFLOW,
+            level: 3,
+            bucket: 5,
+            next_overflow: 9,
+            checkpoint_seq: 77,
+            cells: expected.clone(),
+        };
+        assert_eq!(&out[..], &page.encode()[..]);
+        // Only some of the cells, in another order.
+        encode_page(&mut out, &header, &cells, &[2, 0]);
+        let page = Page { cells: vec![expected[2].clone(), expected[0].clone()], ..page };
+        assert_eq!(&out[..], &page.encode()[..]);
+
+        // A later write of the same key (here a delete) takes the earlier one's place; the big-value
+        // file the earlier one made is to be deleted.
+        let key = b"key:2".to_vec();
+        staged.clear();
+        encode_cell(&mut staged, 0, 2, 0, &key, None);
+        cells.add(key_hash(2, &key), 20, &staged, Path::new("t"), &mut big_deletes).unwrap();
+        assert_eq!(cells.entries.len(), 3);
+        assert_eq!(cells.entries[2].seq, 20);
+        assert_eq!(big_deletes, vec![segment::big_file_name(42)]);
+        // The same key in another database is another key.
+        staged.clear();
+        encode_cell(&mut staged, 0, 5, 0, &key, None);
+        cells.add(key_hash(2, &key), 21, &staged, Path::new("t"), &mut big_deletes).unwrap();
+        assert_eq!(cells.entries.len(), 4);
+        // An unknown kind is refused.
+        staged[10] = 200;
+        assert!(cells.add(7, 22, &staged, Path::new("t"), &mut big_deletes).is_err());
     }
 }

@@ -26,6 +26,10 @@ pub trait FileHandle: Send + Sync {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Makes every earlier write to this file durable (fdatasync).
     fn sync(&self) -> io::Result<()>;
+    /// Starts writing the range's dirty pages to the disk without waiting for them (a hint, where the
+    /// backend supports it: a later [`FileHandle::sync`] then has less left to wait for). Durability
+    /// still comes only from `sync`.
+    fn start_writeback(&self, _offset: u64, _len: u64) {}
     /// A read-only memory map of the file as it is now, where the backend supports it. Only for files
     /// that are never truncated below what is read through the map while it lives (chunk files).
     fn map(&self) -> io::Result<Option<memmap2::Mmap>> {
@@ -81,6 +85,14 @@ impl FileHandle for RealFile {
     }
     fn sync(&self) -> io::Result<()> {
         self.0.sync_data()
+    }
+    #[cfg(target_os = "linux")]
+    fn start_writeback(&self, offset: u64, len: u64) {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(len)) = (libc::off64_t::try_from(offset), libc::off64_t::try_from(len)) else { return };
+        // SAFETY: sync_file_range only reads the arguments; the descriptor is ours and open. Errors are
+        // ignored: this is a hint, the later fdatasync reports any write error.
+        unsafe { libc::sync_file_range(self.0.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE) };
     }
     fn map(&self) -> io::Result<Option<memmap2::Mmap>> {
         if self.0.metadata()?.len() == 0 {

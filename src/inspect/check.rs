@@ -161,6 +161,23 @@ impl Checker<'_> {
         self.read_into(path, &mut bytes).then_some(bytes)
     }
 
+    /// Opens a chunk file for [`walk_chunk`] and counts its bytes as read (it reads them all, through a
+    /// window).
+    fn open_chunk(&mut self, path: &Path) -> Option<(File, u64)> {
+        match File::open(path).and_then(|file| Ok((file.metadata()?.len(), file))) {
+            Ok((len, file)) => {
+                self.stats.files += 1;
+                self.stats.bytes += len;
+                (self.progress)(len);
+                Some((file, len))
+            }
+            Err(e) => {
+                self.error(path, &Error::io("read", path, e));
+                None
+            }
+        }
+    }
+
     /// Reads a whole file into `buf` (its allocation reused: chunk files are read one after another into
     /// the same buffer, so the kernel does not hand out and zero fresh pages for each).
     fn read_into(&mut self, path: &Path, buf: &mut Vec<u8>) -> bool {
@@ -189,7 +206,7 @@ impl Checker<'_> {
 
 /// Buffers a checking thread reuses from slot to slot.
 struct Scratch {
-    /// A whole chunk file.
+    /// A window on a chunk file (see [`Window`]).
     file: Vec<u8>,
     /// A segment's decompressed payload.
     payload: Vec<u8>,
@@ -469,9 +486,9 @@ fn check_slot(c: &mut Checker<'_>, dir: &DataDir, index: usize, scratch: &mut Sc
     let Some(view) = view else {
         // Without metadata the references cannot be followed; still verify every file on its own.
         for (path, _) in list(&slot_dir, seg::parse_chunk_file_name) {
-            if c.read_into(&path, &mut scratch.file) {
-                let len = scratch.file.len() as u64;
-                walk_chunk(c, &path, &scratch.file, len, &[], &mut [], &mut scratch.payload);
+            if let Some((file, len)) = c.open_chunk(&path) {
+                let mut window = Window::new(&file, len, &mut scratch.file);
+                walk_chunk(c, &path, &mut window, len, &[], &mut [], &mut scratch.payload);
             }
         }
         for (path, _) in list(&slot_dir, seg::parse_big_file_name) {
@@ -583,31 +600,37 @@ fn check_slot(c: &mut Checker<'_>, dir: &DataDir, index: usize, scratch: &mut Sc
                 }
                 continue;
             }
-            if !c.read_into(&path, &mut scratch.file) {
-                continue;
-            }
-            let bytes = &scratch.file;
-            if (bytes.len() as u64) < chunk.committed_len {
+            let Some((file, size)) = c.open_chunk(&path) else { continue };
+            if size < chunk.committed_len {
                 c.damage(
                     &path,
-                    Some(bytes.len() as u64),
-                    format!("file is {} bytes, the metadata commits {}", bytes.len(), chunk.committed_len),
+                    Some(size),
+                    format!("file is {size} bytes, the metadata commits {}", chunk.committed_len),
                 );
             }
             let start = seg_refs.partition_point(|r| r.file < id);
             let end = seg_refs.partition_point(|r| r.file <= id);
             let mut hits = vec![false; end - start];
-            walk_chunk(c, &path, bytes, chunk.committed_len, &seg_refs[start..end], &mut hits, &mut scratch.payload);
+            let mut window = Window::new(&file, size, &mut scratch.file);
+            walk_chunk(
+                c,
+                &path,
+                &mut window,
+                chunk.committed_len,
+                &seg_refs[start..end],
+                &mut hits,
+                &mut scratch.payload,
+            );
             for (flag, hit) in matched[start..end].iter_mut().zip(hits) {
                 *flag = hit;
             }
-            if bytes.len() as u64 > chunk.committed_len.max(FILE_HEADER_LEN as u64) {
+            if size > chunk.committed_len.max(FILE_HEADER_LEN as u64) {
                 c.warning(
                     &path,
                     Some(chunk.committed_len),
                     format!(
                         "{} bytes past the committed length (an unfinished checkpoint; dropped on open)",
-                        bytes.len() as u64 - chunk.committed_len
+                        size - chunk.committed_len
                     ),
                 );
             }
@@ -816,6 +839,44 @@ fn scan_pages(
     overflowed
 }
 
+/// Bytes of a chunk file read at a time by [`walk_chunk`]: a window small enough to stay in the CPU
+/// caches between the read and the checks (the whole 16 MiB file was copied to memory first, then read
+/// back from it).
+const CHUNK_WINDOW: usize = 1 << 20;
+
+/// A window on a file: its bytes `[at, at + len)` are in `buf` (reused from file to file).
+struct Window<'a> {
+    file: &'a File,
+    /// The file's size when it was opened.
+    size: u64,
+    buf: &'a mut Vec<u8>,
+    at: u64,
+    len: usize,
+}
+
+impl<'a> Window<'a> {
+    fn new(file: &'a File, size: u64, buf: &'a mut Vec<u8>) -> Self {
+        Window { file, size, buf, at: 0, len: 0 }
+    }
+
+    /// The file's bytes `[from, to)` (`to` at most the size), read from `from` on when the window does
+    /// not hold them.
+    fn get(&mut self, from: u64, to: u64) -> std::io::Result<&[u8]> {
+        if from < self.at || to > self.at + self.len as u64 {
+            let want = usize::try_from(to - from).unwrap_or(usize::MAX).max(CHUNK_WINDOW);
+            let want = want.min(usize::try_from(self.size - from).unwrap_or(usize::MAX));
+            if self.buf.len() < want {
+                self.buf.resize(want, 0);
+            }
+            self.len = 0;
+            self.file.read_exact_at(&mut self.buf[..want], from)?;
+            (self.at, self.len) = (from, want);
+        }
+        let start = (from - self.at) as usize;
+        Ok(&self.buf[start..start + (to - from) as usize])
+    }
+}
+
 /// Walks a chunk file's segments up to `committed_len`, matching `refs` (sorted, this file's) and
 /// setting `hits` for those that verify. A segment no reference points into is verified by its CRC
 /// over the stored bytes only (its records are garbage, counted from its header); the others are
@@ -823,33 +884,53 @@ fn scan_pages(
 fn walk_chunk(
     c: &mut Checker<'_>,
     path: &Path,
-    bytes: &[u8],
+    window: &mut Window<'_>,
     committed_len: u64,
     refs: &[SegRef],
     hits: &mut [bool],
     payload: &mut Vec<u8>,
 ) {
-    if let Err(err) = format::check_file_header(bytes, format::MAGIC_CHUNK, path) {
-        c.error(path, &err);
-        return;
+    let read_error = |c: &mut Checker<'_>, e: std::io::Error| c.error(path, &Error::io("read", path, e));
+    let size = window.size;
+    match window.get(0, size.min(FILE_HEADER_LEN as u64)) {
+        Ok(head) => {
+            if let Err(err) = format::check_file_header(head, format::MAGIC_CHUNK, path) {
+                c.error(path, &err);
+                return;
+            }
+        }
+        Err(e) => return read_error(c, e),
     }
-    let end = (committed_len as usize).min(bytes.len());
-    let mut at = FILE_HEADER_LEN;
+    let end = committed_len.min(size);
+    let mut at = FILE_HEADER_LEN as u64;
     let mut next_ref = 0;
     while at < end {
         // References to offsets that are not segment starts were passed over: they stay unmatched.
-        while next_ref < refs.len() && (refs[next_ref].segment_offset as usize) < at {
+        while next_ref < refs.len() && (refs[next_ref].segment_offset as u64) < at {
             next_ref += 1;
         }
         let lo = next_ref;
-        while next_ref < refs.len() && refs[next_ref].segment_offset as usize == at {
+        while next_ref < refs.len() && refs[next_ref].segment_offset as u64 == at {
             next_ref += 1;
         }
         let here = lo..next_ref;
+        // The segment's length from its header (the checks below verify the header), then its bytes.
+        let need = match window.get(at, end.min(at + seg::SEGMENT_HEADER_LEN as u64)) {
+            Ok(head) if head.len() == seg::SEGMENT_HEADER_LEN => {
+                let stored = u32::from_le_bytes([head[12], head[13], head[14], head[15]]) as u64;
+                seg::SEGMENT_HEADER_LEN as u64 + stored.min((64 << 20) + 1)
+            }
+            Ok(_) => seg::SEGMENT_HEADER_LEN as u64,
+            Err(e) => return read_error(c, e),
+        };
+        let bytes = match window.get(at, end.min(at + need)) {
+            Ok(bytes) => bytes,
+            Err(e) => return read_error(c, e),
+        };
         let decoded = if here.is_empty() {
-            seg::verify_segment(&bytes[at..end], path, at as u64)
+            seg::verify_segment(bytes, path, at)
         } else {
-            seg::decode_segment_into(&bytes[at..end], path, at as u64, payload)
+            seg::decode_segment_into(bytes, path, at, payload)
         };
         match decoded {
             Ok(Some(header)) => {
@@ -859,12 +940,20 @@ fn walk_chunk(
                     c.stats.garbage_records += header.record_count as u64;
                     c.stats.garbage_bytes += header.raw_len as u64;
                 } else {
-                    match_records(c, path, at, payload, header.record_count, &refs[here.clone()], &mut hits[here]);
+                    match_records(
+                        c,
+                        path,
+                        at as usize,
+                        payload,
+                        header.record_count,
+                        &refs[here.clone()],
+                        &mut hits[here],
+                    );
                 }
-                at += header.encoded_len();
+                at += header.encoded_len() as u64;
             }
             Ok(None) => {
-                c.damage(path, Some(at as u64), "segment runs past the committed length");
+                c.damage(path, Some(at), "segment runs past the committed length");
                 return;
             }
             Err(err) => {
@@ -880,7 +969,7 @@ fn walk_chunk(
                 if cells > 0 {
                     what.push_str(&format!(" ({cells} live values in it are unreadable)"));
                 }
-                c.damage(path, offset.or(Some(at as u64)), what);
+                c.damage(path, offset.or(Some(at)), what);
                 // Segment boundaries past a bad header are unknown: the rest of the file is not walked.
                 return;
             }
