@@ -223,9 +223,23 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
         let picked = inspect(ctx, &key, |hash: &mut Handle<HashValue>, slot| hash.random(slot, random))?;
         return Ok(picked.map_or(Reply::Nil, |(field, _)| Reply::Bulk(field)));
     };
+    // Repeated picks (a negative count) make a reply as large as the client asks: bounded first.
+    if count < -(super::reply_bound::CHECKED_FROM as i64) {
+        let len = inspect(ctx, &key, |hash: &mut Handle<HashValue>, _| Ok(hash.len()))?;
+        let per_pick = if with_values { 2 } else { 1 };
+        if len > 0 {
+            if let Some(instead) = super::reply_bound::check_entries(ctx, count.unsigned_abs() * per_pick)? {
+                return Ok(instead);
+            }
+        }
+    }
     // A few picks of a large hash read a few buckets; only counts near its size read it whole.
     let seed = ctx.random(1);
     let picked = inspect(ctx, &key, |hash: &mut Handle<HashValue>, slot| hash.random_entries(slot, count, seed))?;
+    let entries = picked.iter().flat_map(|(field, value)| std::iter::once(field).chain(with_values.then_some(value)));
+    if let Some(instead) = super::reply_bound::check_bytes(ctx, entries, picked.len() as u64)? {
+        return Ok(instead);
+    }
     let protocol3 = ctx.client.proto == crate::resp::Protocol::Resp3;
     let mut out = Vec::with_capacity(picked.len());
     for (field, value) in picked {

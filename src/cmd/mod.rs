@@ -43,6 +43,7 @@ pub mod persistence;
 pub mod pubsub;
 pub mod reference;
 pub mod replication;
+pub mod reply_bound;
 pub mod scripting;
 pub mod server;
 pub mod set;

@@ -166,9 +166,21 @@ pub fn srandmember(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
         let picked = inspect(ctx, &key, |set: &mut Handle<SetValue>, slot| set.random(slot, random))?;
         return Ok(picked.map_or(Reply::Nil, |(member, _)| Reply::Bulk(member)));
     };
+    // Repeated picks (a negative count) make a reply as large as the client asks: bounded first.
+    if count < -(super::reply_bound::CHECKED_FROM as i64) {
+        let len = inspect(ctx, &key, |set: &mut Handle<SetValue>, _| Ok(set.len()))?;
+        if len > 0 {
+            if let Some(instead) = super::reply_bound::check_entries(ctx, count.unsigned_abs())? {
+                return Ok(instead);
+            }
+        }
+    }
     // A few picks of a large set read a few buckets; only counts near its size read it whole.
     let seed = ctx.random(1);
     let picked = inspect(ctx, &key, |set: &mut Handle<SetValue>, slot| set.random_entries(slot, count, seed))?;
+    if let Some(instead) = super::reply_bound::check_bytes(ctx, picked.iter().map(|(m, _)| m), picked.len() as u64)? {
+        return Ok(instead);
+    }
     Ok(Reply::Array(picked.into_iter().map(|(member, _)| Reply::Bulk(member)).collect()))
 }
 

@@ -1031,6 +1031,17 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
     if scores && count.is_some_and(|n| n.unsigned_abs() > (i64::MAX / 2) as u64) {
         return Err(CmdError::err("value is out of range"));
     }
+    // Repeated picks (a negative count) make a reply as large as the client asks: bounded first.
+    if count.is_some_and(|n| n < -(super::reply_bound::CHECKED_FROM as i64)) {
+        let len = inspect(ctx, &key, |index: &mut Handle<ZsetIndex>, _| Ok(index.len()))?;
+        let per_pick = if scores { 2 } else { 1 };
+        if len > 0 {
+            let entries = count.unwrap_or(0).unsigned_abs() * per_pick;
+            if let Some(instead) = super::reply_bound::check_entries(ctx, entries)? {
+                return Ok(instead);
+            }
+        }
+    }
     let seed = ctx.random(1);
     // Picks are ranks; each is one descent of the order tree of a split set, so a few picks of a large
     // set read a few paths. Only counts near the size read it whole, as Redis does.
@@ -1086,6 +1097,9 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
     };
     if count.is_none() {
         return Ok(items.into_iter().next().map_or(Reply::Nil, |(m, _)| Reply::Bulk(m)));
+    }
+    if let Some(instead) = super::reply_bound::check_bytes(ctx, items.iter().map(|(m, _)| m), items.len() as u64)? {
+        return Ok(instead);
     }
     Ok(if scores {
         with_scores(ctx, items)

@@ -504,3 +504,60 @@ fn sigterm_during_a_huge_zunionstore_exits_quickly_leaving_the_destination_uncha
     assert_eq!(conn.cmd(&["ZRANGE", "zdest", "0", "-1", "WITHSCORES"]), b"*2\r\n$4\r\nkept\r\n$1\r\n1\r\n");
     assert_eq!(conn.cmd(&["ZCARD", "za"]), format!(":{N}\r\n").as_bytes());
 }
+
+/// Counts of the reply's top-level array (`*N`), for replies whose picks are random.
+fn array_len(reply: &[u8]) -> usize {
+    let text = String::from_utf8_lossy(reply);
+    let head = text.split("\r\n").next().unwrap_or_default();
+    head.strip_prefix('*').and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("not an array: {}", show(reply)))
+}
+
+/// A negative count repeats picks, so the client chooses the reply's size: `HRANDFIELD h -999999999` on a
+/// one-field hash once built a billion entries in memory and the kernel killed the server. Past the
+/// client's `client-output-buffer-limit` the client is closed (as Redis closes it); with no limit (the
+/// default), Velo refuses past its bound with an error. Usual counts answer as Redis does.
+#[test]
+fn repeated_random_picks_are_bounded() {
+    let velo = TestServer::start();
+    let redis = crate::support::RedisServer::start();
+    for port in [velo.port, redis.port] {
+        let mut conn = Conn::connect(port);
+        conn.cmd(&["HSET", "h", "a", "b"]);
+        conn.cmd(&["SADD", "s", "m"]);
+        conn.cmd(&["ZADD", "z", "1", "m"]);
+        // Usual counts: the same reply sizes on both servers; a missing key is an empty array.
+        assert_eq!(array_len(&conn.cmd(&["HRANDFIELD", "h", "-5000", "WITHVALUES"])), 10000, "port {port}");
+        assert_eq!(array_len(&conn.cmd(&["SRANDMEMBER", "s", "-5000"])), 5000, "port {port}");
+        assert_eq!(array_len(&conn.cmd(&["ZRANDMEMBER", "z", "-5000"])), 5000, "port {port}");
+        assert_eq!(conn.cmd(&["HRANDFIELD", "missing", "-999999999"]), b"*0\r\n", "port {port}");
+        assert_eq!(conn.cmd(&["CONFIG", "SET", "client-output-buffer-limit", "normal 1000000 0 0"]), b"+OK\r\n");
+        for huge in [
+            &["HRANDFIELD", "h", "-999999999"][..],
+            &["SRANDMEMBER", "s", "-999999999"][..],
+            &["ZRANDMEMBER", "z", "-999999999", "WITHSCORES"][..],
+        ] {
+            let mut victim = Conn::connect(port);
+            victim.set_timeout(Duration::from_secs(60));
+            let args: Vec<&[u8]> = huge.iter().map(|a| a.as_bytes()).collect();
+            victim.send(&command(&args));
+            // Redis writes part of the reply before it closes the client; Velo closes it at once.
+            let got = victim.read_to_close();
+            assert!(got.len() < 64 << 20, "port {port}: {} bytes before the close", got.len());
+            assert_eq!(conn.cmd(&["PING"]), b"+PONG\r\n", "port {port}: the server is still up");
+        }
+        conn.cmd(&["CONFIG", "SET", "client-output-buffer-limit", "normal 0 0 0"]);
+    }
+    // No limit: Velo refuses what it cannot hold, and keeps serving.
+    let mut conn = Conn::connect(velo.port);
+    for huge in
+        [["HRANDFIELD", "h", "-999999999"], ["SRANDMEMBER", "s", "-999999999"], ["ZRANDMEMBER", "z", "-999999999"]]
+    {
+        let reply = conn.cmd(&huge);
+        assert!(reply.starts_with(b"-ERR reply too large"), "{huge:?}: {}", show(&reply));
+    }
+    let big = "x".repeat(1000);
+    conn.cmd(&["HSET", "wide", "f", &big]);
+    let reply = conn.cmd(&["HRANDFIELD", "wide", "-1000000", "WITHVALUES"]);
+    assert!(reply.starts_with(b"-ERR reply too large"), "{}", show(&reply));
+    assert_eq!(conn.cmd(&["PING"]), b"+PONG\r\n");
+}
