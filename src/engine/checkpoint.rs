@@ -131,8 +131,11 @@ impl Slot {
         }
 
         // (1) Values that do not fit inline go to segments or big files first: cells need their locations.
-        let mut placements = Vec::with_capacity(entries.len());
-        for ((_, db, key), entry) in entries {
+        // Records are packed grouped by key family (see `family::grouped_order`).
+        let mut placements = vec![Placement::Nothing; entries.len()];
+        let rules = self.config.dictionaries.rules();
+        for index in super::family::grouped_order(entries.iter().map(|((_, _, key), _)| &key[..]), &rules) {
+            let ((_, db, key), entry) = &entries[index];
             let placement = match &entry.value {
                 MemValue::Set { envelope, .. } => {
                     let len = envelope.len;
@@ -154,7 +157,7 @@ impl Slot {
                 }
                 _ => Placement::Nothing,
             };
-            placements.push(placement);
+            placements[index] = placement;
         }
         if batch.segments.has_pending() {
             self.append_segment(&mut meta, &mut batch)?;
@@ -569,19 +572,27 @@ impl Slot {
                     }
                     offset += segment.encoded_len() as u64;
                 }
+                let mut live: Vec<StoredRecord> = Vec::new();
                 for (bucket, records) in records_by_bucket {
                     let (cells, _) = self.load_bucket(batch, bucket)?;
-                    for (seq, db, key, envelope, old) in records {
-                        let live =
-                            cells.iter().any(|c| c.value == CellValue::Segment(old) && c.db == db && c.key == key);
-                        if live {
-                            if batch.segments.must_seal_before(key.len(), envelope.len()) {
-                                self.append_segment(meta, batch)?;
-                            }
-                            let ticket = batch.segments.add(seq, db, &key, &envelope);
-                            relocations.push((db, key, old, ticket));
-                        }
+                    live.extend(records.into_iter().filter(|(_, db, key, _, old)| {
+                        cells.iter().any(|c| c.value == CellValue::Segment(*old) && c.db == *db && c.key == *key)
+                    }));
+                }
+                // Packed grouped by key family, as the checkpoint packs new records.
+                let rules = self.config.dictionaries.rules();
+                let mut live: Vec<Option<StoredRecord>> = live.into_iter().map(Some).collect();
+                let order = super::family::grouped_order(
+                    live.iter().map(|record| record.as_ref().map_or(&[][..], |r| &r.2[..])),
+                    &rules,
+                );
+                for index in order {
+                    let Some((seq, db, key, envelope, old)) = live[index].take() else { continue };
+                    if batch.segments.must_seal_before(key.len(), envelope.len()) {
+                        self.append_segment(meta, batch)?;
                     }
+                    let ticket = batch.segments.add(seq, db, &key, &envelope);
+                    relocations.push((db, key, old, ticket));
                 }
                 if batch.segments.has_pending() {
                     self.append_segment(meta, batch)?;
