@@ -166,17 +166,17 @@ impl Slot {
         // (2) Grow the table first to the size the new cells need, so that entries land in buckets of
         // normal size (applying a large batch to a small table and splitting afterwards is quadratic).
         let inline_max = self.config.inline_max;
-        let cell_len = |key: &[u8], envelope_len: usize| {
-            let value_len = if envelope_len <= inline_max { envelope_len } else { page::LOCATION_LEN };
-            (CELL_HEADER_LEN + key.len() + value_len) as u64
+        let cell_len = |db: u16, key: &[u8], entry: &MemEntry, envelope_len: usize| {
+            let inline_len = (envelope_len <= inline_max).then_some(envelope_len);
+            page::cell_len(entry.seq, entry.expire_at, db, key.len(), inline_len) as u64
         };
         let fits = |meta: &SlotMeta, incoming: u64| {
             (meta.used_bytes + incoming) as f64 <= SPLIT_FILL * (meta.bucket_count() * CELL_AREA as u64) as f64
         };
         let mut incoming: u64 = entries
             .iter()
-            .map(|((_, _, key), entry)| match &entry.value {
-                MemValue::Set { envelope, .. } => cell_len(key, envelope.len),
+            .map(|((_, db, key), entry)| match &entry.value {
+                MemValue::Set { envelope, .. } => cell_len(*db, key, entry, envelope.len),
                 _ => 0,
             })
             .sum();
@@ -197,7 +197,7 @@ impl Slot {
                     };
                     sampled += 1;
                     if !exists {
-                        new_bytes += cell_len(key, envelope.len);
+                        new_bytes += cell_len(*db, key, entry, envelope.len);
                     }
                 }
             }
