@@ -697,12 +697,11 @@ impl Stager {
             staged.files.push(name);
             CellRef::Big { id: seq, envelope_len: len as u64 }
         };
-        staged.cell_bytes += (CELL_HEADER_LEN
-            + key.len()
-            + match &value {
-                CellRef::Inline(envelope) => envelope.len(),
-                _ => page::LOCATION_LEN,
-            }) as u64;
+        let inline_len = match &value {
+            CellRef::Inline(envelope) => Some(envelope.len()),
+            _ => None,
+        };
+        staged.cell_bytes += page::cell_len(seq, expire_at, db, key.len(), inline_len) as u64;
         let rhash = key_hash(db, key).reverse_bits();
         let offset = self.arena.len() as u32;
         self.arena.put_u64(seq);

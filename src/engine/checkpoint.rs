@@ -131,8 +131,11 @@ impl Slot {
         }
 
         // (1) Values that do not fit inline go to segments or big files first: cells need their locations.
-        let mut placements = Vec::with_capacity(entries.len());
-        for ((_, db, key), entry) in entries {
+        // Records are packed grouped by key family (see `family::grouped_order`).
+        let mut placements = vec![Placement::Nothing; entries.len()];
+        let rules = self.config.dictionaries.rules();
+        for index in super::family::grouped_order(entries.iter().map(|((_, _, key), _)| &key[..]), &rules) {
+            let ((_, db, key), entry) = &entries[index];
             let placement = match &entry.value {
                 MemValue::Set { envelope, .. } => {
                     let len = envelope.len;
@@ -154,7 +157,7 @@ impl Slot {
                 }
                 _ => Placement::Nothing,
             };
-            placements.push(placement);
+            placements[index] = placement;
         }
         if batch.segments.has_pending() {
             self.append_segment(&mut meta, &mut batch)?;
@@ -163,17 +166,17 @@ impl Slot {
         // (2) Grow the table first to the size the new cells need, so that entries land in buckets of
         // normal size (applying a large batch to a small table and splitting afterwards is quadratic).
         let inline_max = self.config.inline_max;
-        let cell_len = |key: &[u8], envelope_len: usize| {
-            let value_len = if envelope_len <= inline_max { envelope_len } else { page::LOCATION_LEN };
-            (CELL_HEADER_LEN + key.len() + value_len) as u64
+        let cell_len = |db: u16, key: &[u8], entry: &MemEntry, envelope_len: usize| {
+            let inline_len = (envelope_len <= inline_max).then_some(envelope_len);
+            page::cell_len(entry.seq, entry.expire_at, db, key.len(), inline_len) as u64
         };
         let fits = |meta: &SlotMeta, incoming: u64| {
             (meta.used_bytes + incoming) as f64 <= SPLIT_FILL * (meta.bucket_count() * CELL_AREA as u64) as f64
         };
         let mut incoming: u64 = entries
             .iter()
-            .map(|((_, _, key), entry)| match &entry.value {
-                MemValue::Set { envelope, .. } => cell_len(key, envelope.len),
+            .map(|((_, db, key), entry)| match &entry.value {
+                MemValue::Set { envelope, .. } => cell_len(*db, key, entry, envelope.len),
                 _ => 0,
             })
             .sum();
@@ -194,7 +197,7 @@ impl Slot {
                     };
                     sampled += 1;
                     if !exists {
-                        new_bytes += cell_len(key, envelope.len);
+                        new_bytes += cell_len(*db, key, entry, envelope.len);
                     }
                 }
             }
@@ -569,19 +572,27 @@ impl Slot {
                     }
                     offset += segment.encoded_len() as u64;
                 }
+                let mut live: Vec<StoredRecord> = Vec::new();
                 for (bucket, records) in records_by_bucket {
                     let (cells, _) = self.load_bucket(batch, bucket)?;
-                    for (seq, db, key, envelope, old) in records {
-                        let live =
-                            cells.iter().any(|c| c.value == CellValue::Segment(old) && c.db == db && c.key == key);
-                        if live {
-                            if batch.segments.must_seal_before(key.len(), envelope.len()) {
-                                self.append_segment(meta, batch)?;
-                            }
-                            let ticket = batch.segments.add(seq, db, &key, &envelope);
-                            relocations.push((db, key, old, ticket));
-                        }
+                    live.extend(records.into_iter().filter(|(_, db, key, _, old)| {
+                        cells.iter().any(|c| c.value == CellValue::Segment(*old) && c.db == *db && c.key == *key)
+                    }));
+                }
+                // Packed grouped by key family, as the checkpoint packs new records.
+                let rules = self.config.dictionaries.rules();
+                let mut live: Vec<Option<StoredRecord>> = live.into_iter().map(Some).collect();
+                let order = super::family::grouped_order(
+                    live.iter().map(|record| record.as_ref().map_or(&[][..], |r| &r.2[..])),
+                    &rules,
+                );
+                for index in order {
+                    let Some((seq, db, key, envelope, old)) = live[index].take() else { continue };
+                    if batch.segments.must_seal_before(key.len(), envelope.len()) {
+                        self.append_segment(meta, batch)?;
                     }
+                    let ticket = batch.segments.add(seq, db, &key, &envelope);
+                    relocations.push((db, key, old, ticket));
                 }
                 if batch.segments.has_pending() {
                     self.append_segment(meta, batch)?;

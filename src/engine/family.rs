@@ -43,6 +43,26 @@ impl FamilyRules {
     }
 }
 
+/// The order in which to pack records into segments: the indexes of `keys` grouped by family (families in
+/// the order they first appear), each family's keys in their given order. A checkpoint's memtable comes out
+/// in key-hash order, which interleaves the families; a segment of one family's values compresses better
+/// (about a fifth fewer chunk bytes on three JSON-like families: docs/performance.md §"Trained
+/// dictionaries"), and its records all share one dictionary, if any. Order only: the format is unchanged.
+pub fn grouped_order<'k>(keys: impl Iterator<Item = &'k [u8]>, rules: &FamilyRules) -> Vec<usize> {
+    let mut ids: std::collections::HashMap<&'k [u8], u32> = std::collections::HashMap::new();
+    let mut tagged: Vec<(u32, usize)> = keys
+        .enumerate()
+        .map(|(index, key)| {
+            let next = ids.len() as u32;
+            (*ids.entry(rules.family_of(key)).or_insert(next), index)
+        })
+        .collect();
+    if ids.len() > 1 {
+        tagged.sort_unstable();
+    }
+    tagged.into_iter().map(|(_, index)| index).collect()
+}
+
 /// How a family name is shown: the default family is `(default)`.
 pub fn display_family(family: &[u8]) -> String {
     if family.is_empty() {
@@ -70,5 +90,14 @@ mod tests {
         assert_eq!(rules.family_of(b"a.b/c"), b"a.b");
         assert_eq!(rules.family_of(b"event.1"), b"ev");
         assert_eq!(display_family(b""), "(default)");
+    }
+
+    #[test]
+    fn grouped_order_keeps_each_familys_order() {
+        let keys: [&[u8]; 7] = [b"user:1", b"event:1", b"user:2", b"plain", b"event:2", b"user:3", b"other"];
+        let order = grouped_order(keys.iter().copied(), &FamilyRules::default());
+        assert_eq!(order, vec![0, 2, 5, 1, 4, 3, 6]);
+        assert_eq!(grouped_order([&b"a:1"[..], b"a:2"].into_iter(), &FamilyRules::default()), vec![0, 1]);
+        assert!(grouped_order(std::iter::empty(), &FamilyRules::default()).is_empty());
     }
 }

@@ -1,6 +1,9 @@
 //! The key-bucket page: 4 KiB, self-describing (kind, split level, bucket number, overflow link), holding
-//! cells of key hash, sequence, expiry, database, key, type, and the value inline or its location. A CRC
-//! covers the whole page. Layout: docs/format.md §"Key-bucket page".
+//! cells of sequence, expiry, database, key, type, and the value inline or its location. A CRC covers the
+//! whole page. Pages are written with compact cells (a one-byte tag; database, expiry and the sequence's
+//! top bytes only when they are needed); pages written before that (no compact flag in their kind byte)
+//! keep 24-byte cell headers and are read as they are until a checkpoint rewrites them. Layout:
+//! docs/format.md §"Key-bucket page", §"Cell".
 
 use std::path::Path;
 
@@ -15,7 +18,8 @@ pub const PAGE_SIZE: usize = 4096;
 pub const PAGE_HEADER_LEN: usize = 32;
 /// Bytes available for cells.
 pub const CELL_AREA: usize = PAGE_SIZE - PAGE_HEADER_LEN;
-/// Bytes of a cell header (before key and value).
+/// The most bytes a cell header (before key and value) takes: the original layout's fixed 24; a compact
+/// header takes 9 to 23 ([`cell_len`]).
 pub const CELL_HEADER_LEN: usize = 24;
 /// Bytes of a value location or big-value reference in a cell.
 pub const LOCATION_LEN: usize = 16;
@@ -29,9 +33,34 @@ pub const PAGE_KIND_PRIMARY: u8 = 1;
 /// An overflow page of a bucket chain.
 pub const PAGE_KIND_OVERFLOW: u8 = 2;
 
+/// Set in a page's kind byte when its cells use the compact layout (every page written since the layout
+/// was introduced); [`Page::kind`] and [`PageHeader::kind`] are without it.
+pub const PAGE_FLAG_COMPACT: u8 = 0x10;
+
 const STORAGE_INLINE: u8 = 0;
 const STORAGE_SEGMENT: u8 = 1;
 const STORAGE_BIG: u8 = 2;
+
+/// Compact cell tag: the value's type (bits 0-2), storage (bits 3-4), and which optional fields follow.
+const TAG_KIND: u8 = 0x07;
+const TAG_STORAGE_SHIFT: u8 = 3;
+const TAG_EXPIRY: u8 = 0x20;
+const TAG_LONG_SEQ: u8 = 0x40;
+const TAG_DB: u8 = 0x80;
+/// Sequences up to this take 6 bytes in a compact cell (at a million writes a second, 9 years of them).
+const SHORT_SEQ_MAX: u64 = (1 << 48) - 1;
+
+/// Bytes a cell takes in a page (compact layout): `inline_len` is the envelope's length for an inline
+/// value, `None` for a location or big-value reference.
+pub fn cell_len(seq: u64, expire_at: u64, db: u16, key_len: usize, inline_len: Option<usize>) -> usize {
+    let header = 1
+        + 2
+        + (if db != 0 { 2 } else { 0 })
+        + (if seq > SHORT_SEQ_MAX { 8 } else { 6 })
+        + (if inline_len.is_some() { 2 } else { 0 })
+        + (if expire_at != 0 { 8 } else { 0 });
+    header + key_len + inline_len.unwrap_or(LOCATION_LEN)
+}
 
 /// Where a record lives in a chunk file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -84,15 +113,67 @@ pub struct Cell {
 impl Cell {
     /// Encoded size in a page.
     pub fn encoded_len(&self) -> usize {
-        CELL_HEADER_LEN
-            + self.key.len()
-            + match &self.value {
-                CellValue::Inline(envelope) => envelope.len(),
-                _ => LOCATION_LEN,
-            }
+        let inline_len = match &self.value {
+            CellValue::Inline(envelope) => Some(envelope.len()),
+            _ => None,
+        };
+        cell_len(self.seq, self.expire_at, self.db, self.key.len(), inline_len)
     }
 
+    /// Encodes the cell in the compact layout (docs/format.md §"Cell").
     fn encode(&self, out: &mut Vec<u8>) {
+        let storage = match &self.value {
+            CellValue::Inline(_) => STORAGE_INLINE,
+            CellValue::Segment(_) => STORAGE_SEGMENT,
+            CellValue::Big { .. } => STORAGE_BIG,
+        };
+        let long_seq = self.seq > SHORT_SEQ_MAX;
+        let mut tag = (self.kind as u8 & TAG_KIND) | (storage << TAG_STORAGE_SHIFT);
+        if self.expire_at != 0 {
+            tag |= TAG_EXPIRY;
+        }
+        if long_seq {
+            tag |= TAG_LONG_SEQ;
+        }
+        if self.db != 0 {
+            tag |= TAG_DB;
+        }
+        out.push(tag);
+        if self.db != 0 {
+            out.put_u16(self.db);
+        }
+        out.put_u16(self.key.len() as u16);
+        if long_seq {
+            out.put_u64(self.seq);
+        } else {
+            out.extend_from_slice(&self.seq.to_le_bytes()[..6]);
+        }
+        if let CellValue::Inline(envelope) = &self.value {
+            out.put_u16(envelope.len() as u16);
+        }
+        if self.expire_at != 0 {
+            out.put_u64(self.expire_at);
+        }
+        out.extend_from_slice(&self.key);
+        match &self.value {
+            CellValue::Inline(envelope) => out.extend_from_slice(envelope),
+            CellValue::Segment(location) => {
+                out.put_u32(location.file);
+                out.put_u32(location.segment_offset);
+                out.put_u32(location.record_offset);
+                out.put_u32(location.envelope_len);
+            }
+            CellValue::Big { id, envelope_len } => {
+                out.put_u64(*id);
+                out.put_u64(*envelope_len);
+            }
+        }
+    }
+
+    /// Encodes the cell in the original layout (24-byte header), as pages written before the compact
+    /// layout hold it: tests of reading such pages.
+    #[cfg(test)]
+    fn encode_original(&self, out: &mut Vec<u8>) {
         out.put_u64(self.seq);
         out.put_u64(self.expire_at);
         out.put_u16(self.db);
@@ -148,17 +229,32 @@ impl Page {
         self.cells.iter().map(Cell::encoded_len).sum()
     }
 
-    /// Encodes the page; the cells must fit in [`CELL_AREA`].
+    /// Encodes the page, with compact cells; the cells must fit in [`CELL_AREA`].
     pub fn encode(&self) -> Box<[u8; PAGE_SIZE]> {
+        self.encode_with(true)
+    }
+
+    /// The page as written before the compact cell layout (tests of reading old directories).
+    #[cfg(test)]
+    pub(crate) fn encode_original(&self) -> Box<[u8; PAGE_SIZE]> {
+        self.encode_with(false)
+    }
+
+    fn encode_with(&self, compact: bool) -> Box<[u8; PAGE_SIZE]> {
         let mut out = Vec::with_capacity(PAGE_SIZE);
         out.put_u32(0);
-        out.push(self.kind);
+        out.push(if compact { self.kind | PAGE_FLAG_COMPACT } else { self.kind });
         out.push(self.level);
         out.put_u16(self.cells.len() as u16);
         out.put_u64(self.bucket);
         out.put_u64(self.next_overflow);
         out.put_u64(self.checkpoint_seq);
         for cell in &self.cells {
+            #[cfg(test)]
+            if !compact {
+                cell.encode_original(&mut out);
+                continue;
+            }
             cell.encode(&mut out);
         }
         debug_assert!(out.len() <= PAGE_SIZE, "cells overflow the page");
@@ -176,18 +272,19 @@ impl Page {
         let mut reader = ByteReader::new(bytes);
         reader.u32();
         let corrupt = |what: &str| Error::corrupt(file, offset, what.to_string());
-        let kind = reader.u8().ok_or_else(|| corrupt("page header truncated"))?;
+        let kind_byte = reader.u8().ok_or_else(|| corrupt("page header truncated"))?;
+        let (kind, compact) = split_kind(kind_byte);
         let level = reader.u8().ok_or_else(|| corrupt("page header truncated"))?;
         let count = reader.u16().ok_or_else(|| corrupt("page header truncated"))?;
         let bucket = reader.u64().ok_or_else(|| corrupt("page header truncated"))?;
         let next_overflow = reader.u64().ok_or_else(|| corrupt("page header truncated"))?;
         let checkpoint_seq = reader.u64().ok_or_else(|| corrupt("page header truncated"))?;
         if kind != PAGE_KIND_PRIMARY && kind != PAGE_KIND_OVERFLOW {
-            return Err(corrupt(&format!("unknown page kind {kind}")));
+            return Err(corrupt(&format!("unknown page kind {kind_byte}")));
         }
         let mut cells = Vec::with_capacity(count as usize);
         for index in 0..count {
-            let cell = decode_cell(&mut reader)
+            let cell = decode_cell(&mut reader, compact)
                 .ok_or_else(|| Error::corrupt(file, offset, format!("cell {index} of {count} is malformed")))?;
             cells.push(cell);
         }
@@ -208,8 +305,18 @@ pub fn verify(bytes: &[u8], file: &Path, offset: u64) -> Result<()> {
     Ok(())
 }
 
-fn decode_cell(reader: &mut ByteReader<'_>) -> Option<Cell> {
-    decode_cell_ref(reader).map(|cell| cell.to_cell())
+/// A page's kind byte as its kind (without the layout flag) and whether its cells are compact.
+fn split_kind(byte: u8) -> (u8, bool) {
+    (byte & !PAGE_FLAG_COMPACT, byte & PAGE_FLAG_COMPACT != 0)
+}
+
+/// Whether the page image's cells use the compact layout.
+fn is_compact(bytes: &[u8]) -> bool {
+    bytes.get(4).is_some_and(|&byte| split_kind(byte).1)
+}
+
+fn decode_cell(reader: &mut ByteReader<'_>, compact: bool) -> Option<Cell> {
+    decode_cell_ref(reader, compact).map(|cell| cell.to_cell())
 }
 
 /// A cell's value borrowed from a page image (see [`CellValue`]).
@@ -247,14 +354,14 @@ pub struct CellRef<'a> {
 }
 
 impl CellRef<'_> {
-    /// Encoded size in a page.
+    /// Size of the cell in a page written now (compact layout; a cell of an older page took
+    /// [`CELL_HEADER_LEN`] bytes of header).
     pub fn encoded_len(&self) -> usize {
-        CELL_HEADER_LEN
-            + self.key.len()
-            + match self.value {
-                CellValueRef::Inline(envelope) => envelope.len(),
-                _ => LOCATION_LEN,
-            }
+        let inline_len = match self.value {
+            CellValueRef::Inline(envelope) => Some(envelope.len()),
+            _ => None,
+        };
+        cell_len(self.seq, self.expire_at, self.db, self.key.len(), inline_len)
     }
 
     /// The owned cell.
@@ -276,7 +383,10 @@ impl CellRef<'_> {
     }
 }
 
-fn decode_cell_ref<'a>(reader: &mut ByteReader<'a>) -> Option<CellRef<'a>> {
+fn decode_cell_ref<'a>(reader: &mut ByteReader<'a>, compact: bool) -> Option<CellRef<'a>> {
+    if compact {
+        return decode_compact_cell_ref(reader);
+    }
     let seq = reader.u64()?;
     let expire_at = reader.u64()?;
     let db = reader.u16()?;
@@ -301,11 +411,44 @@ fn decode_cell_ref<'a>(reader: &mut ByteReader<'a>) -> Option<CellRef<'a>> {
     Some(CellRef { seq, expire_at, db, key, kind, value })
 }
 
+fn decode_compact_cell_ref<'a>(reader: &mut ByteReader<'a>) -> Option<CellRef<'a>> {
+    let tag = reader.u8()?;
+    let kind = ValueKind::try_from(tag & TAG_KIND).ok()?;
+    let storage = (tag >> TAG_STORAGE_SHIFT) & 3;
+    let db = if tag & TAG_DB != 0 { reader.u16()? } else { 0 };
+    let key_len = reader.u16()? as usize;
+    let seq = if tag & TAG_LONG_SEQ != 0 {
+        reader.u64()?
+    } else {
+        let low = reader.take(6)?;
+        let mut bytes = [0u8; 8];
+        bytes[..6].copy_from_slice(low);
+        u64::from_le_bytes(bytes)
+    };
+    let value_len = if storage == STORAGE_INLINE { reader.u16()? as usize } else { LOCATION_LEN };
+    let expire_at = if tag & TAG_EXPIRY != 0 { reader.u64()? } else { 0 };
+    let key = reader.take(key_len)?;
+    let value = match storage {
+        STORAGE_INLINE => CellValueRef::Inline(reader.take(value_len)?),
+        STORAGE_SEGMENT => CellValueRef::Segment(SegmentLocation {
+            file: reader.u32()?,
+            segment_offset: reader.u32()?,
+            record_offset: reader.u32()?,
+            envelope_len: reader.u32()?,
+        }),
+        STORAGE_BIG => CellValueRef::Big { id: reader.u64()?, envelope_len: reader.u64()? },
+        _ => return None,
+    };
+    Some(CellRef { seq, expire_at, db, key, kind, value })
+}
+
 /// A page's header, read without decoding its cells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageHeader {
     /// [`PAGE_KIND_PRIMARY`] or [`PAGE_KIND_OVERFLOW`].
     pub kind: u8,
+    /// True if the cells use the compact layout ([`PAGE_FLAG_COMPACT`]).
+    pub compact: bool,
     /// Hash bits the bucket uses.
     pub level: u8,
     /// Number of cells.
@@ -322,8 +465,10 @@ pub struct PageHeader {
 /// allocating; the cells are then read with [`cell_refs`].
 pub fn decode_header(bytes: &[u8], file: &Path, offset: u64) -> Result<PageHeader> {
     verify(bytes, file, offset)?;
+    let (kind, compact) = split_kind(bytes[4]);
     let header = PageHeader {
-        kind: bytes[4],
+        kind,
+        compact,
         level: bytes[5],
         cell_count: u16::from_le_bytes([bytes[6], bytes[7]]),
         bucket: u64::from_le_bytes(bytes[8..16].try_into().unwrap_or_default()),
@@ -331,11 +476,11 @@ pub fn decode_header(bytes: &[u8], file: &Path, offset: u64) -> Result<PageHeade
         checkpoint_seq: u64::from_le_bytes(bytes[24..32].try_into().unwrap_or_default()),
     };
     if header.kind != PAGE_KIND_PRIMARY && header.kind != PAGE_KIND_OVERFLOW {
-        return Err(Error::corrupt(file, offset, format!("unknown page kind {}", header.kind)));
+        return Err(Error::corrupt(file, offset, format!("unknown page kind {}", bytes[4])));
     }
     let mut reader = ByteReader::new(&bytes[PAGE_HEADER_LEN..]);
     for index in 0..header.cell_count {
-        if decode_cell_ref(&mut reader).is_none() {
+        if decode_cell_ref(&mut reader, compact).is_none() {
             let count = header.cell_count;
             return Err(Error::corrupt(file, offset, format!("cell {index} of {count} is malformed")));
         }
@@ -346,8 +491,9 @@ pub fn decode_header(bytes: &[u8], file: &Path, offset: u64) -> Result<PageHeade
 /// The cells of a page that [`decode_header`] accepted, borrowed.
 pub fn cell_refs(bytes: &[u8]) -> impl Iterator<Item = CellRef<'_>> {
     let count = bytes.get(6..8).map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
+    let compact = is_compact(bytes);
     let mut reader = ByteReader::new(bytes.get(PAGE_HEADER_LEN..).unwrap_or_default());
-    (0..count).map_while(move |_| decode_cell_ref(&mut reader))
+    (0..count).map_while(move |_| decode_cell_ref(&mut reader, compact))
 }
 
 /// Key equality that rejects most non-matches with one 8-byte compare of the keys' tails (keys of a
@@ -379,10 +525,11 @@ pub fn find_cell(bytes: &[u8], db: u16, key: &[u8]) -> (Option<Cell>, u64) {
 /// [`find_cell`], borrowing the cell from the page.
 pub fn find_cell_ref<'a>(bytes: &'a [u8], db: u16, key: &[u8]) -> (Option<CellRef<'a>>, u64) {
     let next = next_overflow(bytes);
+    let compact = is_compact(bytes);
     for span in cell_spans(bytes) {
         if span.db == db && span.key_len == key.len() && keys_equal(span.key(bytes), key) {
             let mut reader = ByteReader::new(&bytes[span.at..span.end]);
-            return (decode_cell_ref(&mut reader), next);
+            return (decode_cell_ref(&mut reader, compact), next);
         }
     }
     (None, next)
@@ -393,6 +540,8 @@ struct CellSpan {
     /// Offset of the cell header.
     at: usize,
     db: u16,
+    /// Offset of the key.
+    key_at: usize,
     key_len: usize,
     /// Offset just past the cell.
     end: usize,
@@ -400,32 +549,59 @@ struct CellSpan {
 
 impl CellSpan {
     fn key<'a>(&self, bytes: &'a [u8]) -> &'a [u8] {
-        let start = self.at + CELL_HEADER_LEN;
-        &bytes[start..start + self.key_len]
+        &bytes[self.key_at..self.key_at + self.key_len]
     }
+}
+
+/// The bounds of the cell at `at` of a page image, from its length fields alone; `None` if they run past
+/// the page.
+fn span_at(bytes: &[u8], at: usize, compact: bool) -> Option<CellSpan> {
+    let le16 = |p: usize| bytes.get(p..p + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let (db, key_at, key_len, value_len) = if compact {
+        // Tag u8, [db u16], key_len u16, seq u48 or u64, [value_len u16 if inline], [expire_at u64].
+        let tag = *bytes.get(at)?;
+        let mut p = at + 1;
+        let db = if tag & TAG_DB != 0 {
+            p += 2;
+            le16(p - 2)?
+        } else {
+            0
+        };
+        let key_len = le16(p)? as usize;
+        p += 2 + if tag & TAG_LONG_SEQ != 0 { 8 } else { 6 };
+        let value_len = if (tag >> TAG_STORAGE_SHIFT) & 3 == STORAGE_INLINE {
+            p += 2;
+            le16(p - 2)? as usize
+        } else {
+            LOCATION_LEN
+        };
+        if tag & TAG_EXPIRY != 0 {
+            p += 8;
+        }
+        (db, p, key_len, value_len)
+    } else {
+        // Seq u64, expire_at u64, db u16, key_len u16, kind u8, storage u8, value_len u16.
+        (le16(at + 16)?, at + CELL_HEADER_LEN, le16(at + 18)? as usize, le16(at + 22)? as usize)
+    };
+    let end = key_at + key_len + value_len;
+    (end <= bytes.len()).then_some(CellSpan { at, db, key_at, key_len, end })
 }
 
 /// The cells of a page in order, reading only the three length fields each needs at fixed offsets of its
 /// header (the page walks of lookups and of the cell index share these bounds); stops at the first cell
 /// that does not fit in the page.
 fn cell_spans(bytes: &[u8]) -> impl Iterator<Item = CellSpan> + '_ {
-    let le16 = |at: usize| bytes.get(at..at + 2).map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
     // Header: crc u32, kind u8, level u8, count u16, bucket u64, next_overflow u64, checkpoint_seq u64.
-    let mut left = le16(6);
+    let mut left = bytes.get(6..8).map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
+    let compact = is_compact(bytes);
     let mut at = PAGE_HEADER_LEN;
     std::iter::from_fn(move || {
-        // Cell header: seq u64, expire_at u64, db u16, key_len u16, kind u8, storage u8, value_len u16.
-        if left == 0 || at + CELL_HEADER_LEN > bytes.len() || at >= PAGE_SIZE {
+        if left == 0 || at >= PAGE_SIZE {
             return None;
         }
         left -= 1;
-        let key_len = le16(at + 18) as usize;
-        let end = at + CELL_HEADER_LEN + key_len + le16(at + 22) as usize;
-        if end > bytes.len() {
-            return None;
-        }
-        let span = CellSpan { at, db: le16(at + 16), key_len, end };
-        at = end;
+        let span = span_at(bytes, at, compact)?;
+        at = span.end;
         Some(span)
     })
 }
@@ -464,21 +640,16 @@ pub fn find_cell_ref_indexed<'a>(
     db: u16,
     key: &[u8],
 ) -> Option<CellRef<'a>> {
-    let le16 = |at: usize| bytes.get(at..at + 2).map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
     let wanted = index_entry(hash, 0);
+    let compact = is_compact(bytes);
     for &entry in index {
         if entry & !0xFFF != wanted {
             continue;
         }
-        let at = (entry & 0xFFF) as usize;
-        let cell_db = le16(at + 16);
-        let key_len = le16(at + 18) as usize;
-        let value_len = le16(at + 22) as usize;
-        let key_start = at + CELL_HEADER_LEN;
-        let end = key_start + key_len + value_len;
-        if cell_db == db && key_len == key.len() && bytes.get(key_start..key_start + key_len) == Some(key) {
-            let mut reader = ByteReader::new(bytes.get(at..end)?);
-            return decode_cell_ref(&mut reader);
+        let Some(span) = span_at(bytes, (entry & 0xFFF) as usize, compact) else { continue };
+        if span.db == db && span.key_len == key.len() && span.key(bytes) == key {
+            let mut reader = ByteReader::new(&bytes[span.at..span.end]);
+            return decode_cell_ref(&mut reader, compact);
         }
     }
     None
@@ -542,7 +713,7 @@ mod tests {
         assert_eq!(cells, page.cells);
         assert_eq!(cell_refs(&bytes[..]).map(|c| c.encoded_len()).sum::<usize>(), page.used());
         let mut bad = bytes.clone();
-        bad[PAGE_HEADER_LEN + 20] = 77; // the first cell's kind
+        bad[PAGE_HEADER_LEN] = 0x18; // the first cell's tag: storage 3 does not exist
         let crc = format::crc32(&bad[4..]);
         bad[0..4].copy_from_slice(&crc.to_le_bytes());
         let err = decode_header(&bad[..], Path::new("b"), 0).unwrap_err().to_string();
@@ -605,9 +776,99 @@ mod tests {
         };
         let bytes = page.encode();
         assert_eq!(
+            &bytes[PAGE_HEADER_LEN..PAGE_HEADER_LEN + 15],
+            b"\x00\x01\x00\x04\x00\x00\x00\x00\x00\x03\x00a\x00\x00x"
+        );
+        assert_eq!(page.cells[0].encoded_len(), 15);
+        // A hash in database 2 with an expiry, in a segment.
+        let page = Page { cells: vec![sample().cells[1].clone()], ..page };
+        let bytes = page.encode();
+        let golden: &[u8] = b"\xa9\x02\x00\x02\x00\x05\x00\x00\x00\x00\x00\x00\x68\xe5\xcf\x8b\x01\x00\x00bb\
+            \x01\x00\x00\x00\x10\x00\x00\x00\x00\x00\x00\x00\xc8\x00\x00\x00";
+        assert_eq!(&bytes[PAGE_HEADER_LEN..PAGE_HEADER_LEN + golden.len()], golden);
+        assert_eq!(page.cells[0].encoded_len(), golden.len());
+        // The same first cell in the original layout (pages written before the compact one).
+        let page = Page { cells: vec![sample().cells[0].clone()], ..page };
+        let bytes = page.encode_original();
+        assert_eq!(bytes[4], PAGE_KIND_PRIMARY);
+        assert_eq!(
             &bytes[PAGE_HEADER_LEN..PAGE_HEADER_LEN + 28],
             b"\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x03\x00a\x00\x00x"
         );
+    }
+
+    /// A page with every optional field of a compact cell, and cells at the edges of the sequence and
+    /// database ranges.
+    fn varied() -> Page {
+        let mut page = sample();
+        for (n, (seq, db, expire_at)) in
+            [(SHORT_SEQ_MAX, 0, 0), (SHORT_SEQ_MAX + 1, 1, 5), (u64::MAX, u16::MAX, u64::MAX), (0, 3, 0)]
+                .into_iter()
+                .enumerate()
+        {
+            let key = format!("k{n}").into_bytes();
+            let value = if n % 2 == 0 {
+                CellValue::Inline(vec![0, 0, n as u8])
+            } else {
+                CellValue::Big { id: seq, envelope_len: 9 }
+            };
+            page.cells.push(Cell {
+                hash: key_hash(db, &key),
+                seq,
+                expire_at,
+                db,
+                key,
+                kind: ValueKind::Element,
+                value,
+            });
+        }
+        page
+    }
+
+    #[test]
+    fn compact_cells_take_what_encoded_len_says() {
+        let page = varied();
+        let bytes = page.encode();
+        assert_eq!(bytes[4], PAGE_KIND_PRIMARY | PAGE_FLAG_COMPACT);
+        assert_eq!(Page::decode(&bytes[..], Path::new("b"), 0).expect("decodes"), page);
+        let end = cell_spans(&bytes[..]).last().map(|span| span.end);
+        assert_eq!(end, Some(PAGE_HEADER_LEN + page.used()));
+        assert!(bytes[PAGE_HEADER_LEN + page.used()..].iter().all(|&b| b == 0));
+        for cell in &page.cells {
+            assert_eq!(find_cell(&bytes[..], cell.db, &cell.key).0.as_ref(), Some(cell));
+        }
+    }
+
+    #[test]
+    fn pages_of_the_original_layout_still_read() {
+        // Directories written before the compact layout: every reader takes their pages as they are.
+        let page = varied();
+        let bytes = page.encode_original();
+        assert_eq!(Page::decode(&bytes[..], Path::new("b"), 0).expect("decodes"), page);
+        let header = decode_header(&bytes[..], Path::new("b"), 0).expect("verifies");
+        assert_eq!(
+            (header.kind, header.compact, header.cell_count as usize),
+            (PAGE_KIND_PRIMARY, false, page.cells.len())
+        );
+        let cells: Vec<Cell> = cell_refs(&bytes[..]).map(|c| c.to_cell()).collect();
+        assert_eq!(cells, page.cells);
+        let index = index_cells(&bytes[..]);
+        for cell in &page.cells {
+            assert_eq!(find_cell(&bytes[..], cell.db, &cell.key).0.as_ref(), Some(cell));
+            let indexed = find_cell_indexed(&bytes[..], &index, key_hash(cell.db, &cell.key), cell.db, &cell.key);
+            assert_eq!(indexed.as_ref(), Some(cell));
+        }
+        // Written again, the page is compact and smaller.
+        let again = Page::decode(&bytes[..], Path::new("b"), 0).expect("decodes").encode();
+        assert!(decode_header(&again[..], Path::new("b"), 0).expect("verifies").compact);
+        let unknown = {
+            let mut bad = bytes.clone();
+            bad[4] = 0x13;
+            let crc = format::crc32(&bad[4..]);
+            bad[0..4].copy_from_slice(&crc.to_le_bytes());
+            Page::decode(&bad[..], Path::new("b"), 0).unwrap_err().to_string()
+        };
+        assert!(unknown.contains("unknown page kind 19"), "{unknown}");
     }
 
     #[test]
@@ -616,8 +877,91 @@ mod tests {
         let page =
             Page { kind: PAGE_KIND_PRIMARY, level: 3, bucket: 5, next_overflow: 7, checkpoint_seq: 9, cells: vec![] };
         let bytes = page.encode();
-        assert_eq!(&bytes[4..32], b"\x01\x03\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00\x07\x00\x00\x00\x00\x00\x00\x00\x09\x00\x00\x00\x00\x00\x00\x00");
+        assert_eq!(&bytes[4..32], b"\x11\x03\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00\x07\x00\x00\x00\x00\x00\x00\x00\x09\x00\x00\x00\x00\x00\x00\x00");
         assert!(bytes[32..].iter().all(|&b| b == 0));
+    }
+
+    /// Bytes a cell takes in the original layout.
+    fn original_len(cell: &Cell) -> usize {
+        CELL_HEADER_LEN
+            + cell.key.len()
+            + match &cell.value {
+                CellValue::Inline(envelope) => envelope.len(),
+                _ => LOCATION_LEN,
+            }
+    }
+
+    /// Rewrites every page of a data directory's bucket files in the original cell layout, as a build from
+    /// before the compact layout left them; returns how many pages it rewrote.
+    fn downgrade_pages(dir: &Path) -> usize {
+        let mut rewritten = 0;
+        for slot in std::fs::read_dir(dir).expect("read_dir").flatten().map(|e| e.path()).filter(|p| p.is_dir()) {
+            for name in [super::super::buckets::BUCKETS_FILE, super::super::buckets::OVERFLOW_FILE] {
+                let path = slot.join(name);
+                let Ok(mut bytes) = std::fs::read(&path) else { continue };
+                for at in (PAGE_SIZE..bytes.len()).step_by(PAGE_SIZE) {
+                    let Some(image) = bytes.get_mut(at..at + PAGE_SIZE) else { break };
+                    let Ok(page) = Page::decode(image, &path, at as u64) else { continue };
+                    // Only pages the original layout can hold (an old build packed them by its lengths).
+                    let original: usize = page.cells.iter().map(original_len).sum();
+                    if original <= CELL_AREA {
+                        image.copy_from_slice(&page.encode_original()[..]);
+                        rewritten += 1;
+                    }
+                }
+                std::fs::write(&path, &bytes).expect("write pages");
+            }
+        }
+        rewritten
+    }
+
+    #[test]
+    fn a_directory_of_original_pages_opens_reads_and_converts() {
+        use super::super::{Engine, EngineOptions};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let options = || EngineOptions { slot_count: Some(2), background_sync: false, ..EngineOptions::default() };
+        let value = |i: u32| format!("value-{i}-{}", "v".repeat((i % 7 * 40) as usize)).into_bytes();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let big: Vec<u8> = (0..70_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        {
+            let engine = Engine::open(dir.path(), options()).expect("open");
+            for i in 0..60u32 {
+                let expire = (i % 5 == 0).then_some(4_000_000_000_000);
+                engine
+                    .set(i as u16 % 2, format!("k:{i}").as_bytes(), ValueKind::String, &value(i), expire)
+                    .expect("set");
+            }
+            engine.set(0, b"big", ValueKind::String, &big, None).expect("set");
+            engine.close().expect("close");
+        }
+        assert!(downgrade_pages(dir.path()) >= 2);
+        let check = |engine: &Engine, upto: u32| {
+            for i in 0..upto {
+                let entry = engine.get(i as u16 % 2, format!("k:{i}").as_bytes()).expect("get").expect("present");
+                assert_eq!(entry.value.to_vec(), value(i), "k:{i}");
+            }
+            assert_eq!(engine.get(0, b"big").expect("get").expect("present").value.to_vec(), big);
+        };
+        {
+            let engine = Engine::open(dir.path(), options()).expect("opens a directory of original pages");
+            check(&engine, 60);
+            // New writes rewrite the buckets they touch (and split) in the compact layout.
+            for i in 60..600u32 {
+                engine.set(i as u16 % 2, format!("k:{i}").as_bytes(), ValueKind::String, &value(i), None).expect("set");
+            }
+            engine.checkpoint().expect("checkpoint");
+            check(&engine, 600);
+            engine.close().expect("close");
+        }
+        let engine = Engine::open(dir.path(), options()).expect("reopen");
+        check(&engine, 600);
     }
 
     #[test]

@@ -188,7 +188,7 @@ const SEGMENT_SIZE: usize = 4096;
 pub const DEFAULT_KEY_LEN: usize = 16;
 
 /// Bytes a set of values costs on disk as a checkpoint stores it, beyond what every cell pays whatever the
-/// encoding (its 24-byte header and the key): an envelope of up to `INLINE_MAX` bytes inline in the cell; a
+/// encoding (its header and the key): an envelope of up to `INLINE_MAX` bytes inline in the cell; a
 /// larger one as a 16-byte location in the cell plus its record (16-byte header, key, envelope) in a
 /// segment of about 4 KiB with a 16-byte header, compressed as `segment::SegmentWriter` decides (not when
 /// most of it is dictionary-compressed values, nor when zstd saves 64 bytes or less). Records are packed in
