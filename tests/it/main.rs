@@ -42,6 +42,7 @@ mod rdb_support;
 mod rdb_sync;
 mod redis_suite_ops;
 mod scripting;
+mod scripting_sandbox;
 mod server_bloom;
 mod server_commands;
 mod streams;
