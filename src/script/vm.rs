@@ -145,12 +145,37 @@ for _, name in ipairs({'string', 'math', 'table', 'coroutine', 'cjson', 'bit', '
   if rawget(_G, name) then rawset(_G, name, protect(rawget(_G, name))) end
 end
 rawset(_G, 'redis', redis)
-local rawsetmetatable = setmetatable
-rawset(_G, 'setmetatable', function(t, mt)
+-- These replacements check their arguments as the C functions do and raise at the caller's level, so
+-- their errors read as Redis's ("user_script:1: bad argument #1 to 'setmetatable' ...") rather than
+-- pointing into this prelude.
+local function argtype(n, ...)
+  if select('#', ...) < n then return 'no value' end
+  return type((select(n, ...)))
+end
+-- Both are called by the replacement itself: level 3 is the replacement's caller.
+local function check(ok, n, fname, message)
+  if not ok then
+    error('bad argument #' .. n .. " to '" .. fname .. "' (" .. message .. ')', 3)
+  end
+end
+local function expected(n, fname, what, ...)
+  error('bad argument #' .. n .. " to '" .. fname .. "' (" .. what .. ' expected, got ' .. argtype(n, ...) .. ')', 3)
+end
+local rawsetmetatable, realmetatable = setmetatable, dbg.getmetatable
+rawset(_G, 'setmetatable', function(...)
+  local t, mt = ...
+  if type(t) ~= 'table' then expected(1, 'setmetatable', 'table', ...) end
+  check(mt == nil or type(mt) == 'table', 2, 'setmetatable', 'nil or table expected')
   if readonly_tables[t] then error('Attempt to modify a readonly table', 0) end
+  local current = realmetatable(t)
+  if current and rawget(current, '__metatable') ~= nil then error('cannot change a protected metatable', 2) end
   return rawsetmetatable(t, mt)
 end)
-rawset(_G, 'rawset', function(t, k, v)
+rawset(_G, 'rawset', function(...)
+  local t, k, v = ...
+  if type(t) ~= 'table' then expected(1, 'rawset', 'table', ...) end
+  check(select('#', ...) >= 2, 2, 'rawset', 'value expected')
+  check(select('#', ...) >= 3, 3, 'rawset', 'value expected')
   if readonly_tables[t] then error('Attempt to modify a readonly table', 0) end
   return rawset(t, k, v)
 end)
@@ -187,13 +212,20 @@ local function in_env(f, ...)
   if f then setfenv(f, env) end
   return f, ...
 end
-rawset(G, 'loadstring', function(s, name)
+local function stringlike(v) return type(v) == 'string' or type(v) == 'number' end
+rawset(G, 'loadstring', function(...)
+  local s, name = ...
+  if not stringlike(s) then expected(1, 'loadstring', 'string', ...) end
+  if name ~= nil and not stringlike(name) then expected(2, 'loadstring', 'string', ...) end
   if type(s) ~= 'string' then return rawloadstring(s, name) end
   if name == nil then name = s end
   return in_env(rawloadstring(as_text(s), name))
 end)
-rawset(G, 'load', function(reader, name)
-  if type(reader) ~= 'function' then return rawload(reader, name) end
+rawset(G, 'load', function(...)
+  local reader, name = ...
+  -- luaB_load reads the chunk name first.
+  if name ~= nil and not stringlike(name) then expected(2, 'load', 'string', ...) end
+  if type(reader) ~= 'function' then expected(1, 'load', 'function', ...) end
   local first = true
   local function read()
     local piece = reader()
