@@ -22,11 +22,14 @@ pub struct DebugState {
     /// False after `DEBUG SET-ACTIVE-EXPIRE 0`: the active expire cycle stops (keys still expire when
     /// accessed), as in Redis.
     active_expire: AtomicBool,
+    /// True after `DEBUG SET-DISABLE-DENY-SCRIPTS 1`: scripts may call the commands flagged `noscript`
+    /// (Redis's test suite uses it to call DEBUG PROTOCOL and CLIENT LIST from scripts).
+    allow_noscript: AtomicBool,
 }
 
 impl Default for DebugState {
     fn default() -> Self {
-        DebugState { active_expire: AtomicBool::new(true) }
+        DebugState { active_expire: AtomicBool::new(true), allow_noscript: AtomicBool::new(false) }
     }
 }
 
@@ -34,6 +37,11 @@ impl DebugState {
     /// Whether the active expire cycle runs.
     pub fn active_expire(&self) -> bool {
         self.active_expire.load(Ordering::Relaxed)
+    }
+
+    /// Whether scripts may call `noscript` commands (`DEBUG SET-DISABLE-DENY-SCRIPTS 1`).
+    pub fn noscript_allowed(&self) -> bool {
+        self.allow_noscript.load(Ordering::Relaxed)
     }
 }
 
@@ -50,6 +58,12 @@ pub fn debug(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         "LOG" if n == 1 => log(args),
         "ERROR" if n == 1 => error(args),
         "SET-ACTIVE-EXPIRE" if n == 1 => set_active_expire(ctx, args),
+        "SET-DISABLE-DENY-SCRIPTS" if n == 1 => {
+            // Not in Redis's DEBUG HELP either; `atoi` as Redis.
+            let on = atoi(&args.next_bytes()?) != 0;
+            ctx.server.debug.allow_noscript.store(on, Ordering::Relaxed);
+            Ok(Reply::Ok)
+        }
         "QUICKLIST-PACKED-THRESHOLD" if n == 1 => quicklist_packed_threshold(args),
         "OBJECT" if n == 1 => object(ctx, args),
         "DIGEST" if n == 0 => digest(ctx),

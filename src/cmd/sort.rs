@@ -217,8 +217,10 @@ fn run(ctx: &mut Ctx<'_>, request: SortRequest) -> Result<Reply, CmdError> {
     };
     let mut dont_sort = request.dont_sort;
     let (mut alpha, mut by) = (request.alpha, request.by.clone());
-    // An unsorted set has no defined order; stored, it is sorted by bytes so that the result is stable.
-    if dont_sort && source_is_set && request.store.is_some() {
+    // An unsorted set has no defined order; stored or sorted for a script, it is sorted by bytes so that
+    // the result is stable (as Redis does for scripts and replication).
+    let in_script = ctx.client.handle.intro.in_script.load(std::sync::atomic::Ordering::Relaxed);
+    if dont_sort && source_is_set && (request.store.is_some() || in_script) {
         dont_sort = false;
         alpha = true;
         by = None;

@@ -306,8 +306,11 @@ unsafe fn push_value(state: *mut ffi::lua_State, reply: &Reply, resp3: bool) -> 
         Reply::Array(items) | Reply::Push(items) | Reply::Many(items) => return push_array(state, items, resp3),
         // Redis gives scripts no attributes: only the reply they describe.
         Reply::Attribute(_, inner) => return push_value(state, inner, resp3),
+        // Sets and maps start from an empty table, as Redis's `lua_newtable`: a presized table lays its
+        // keys out differently, and `pairs` (and the reply made from the table) would give them in
+        // another order than Redis's (integer keys move to the array part as they come).
         Reply::Set(items) if resp3 => {
-            ffi::lua_createtable(state, 0, items.len().min(c_int::MAX as usize) as c_int);
+            ffi::lua_createtable(state, 0, 0);
             for item in items {
                 if !push_value(state, item, resp3) {
                     return false;
@@ -319,7 +322,7 @@ unsafe fn push_value(state: *mut ffi::lua_State, reply: &Reply, resp3: bool) -> 
         }
         Reply::Set(items) => return push_array(state, items, resp3),
         Reply::Map(pairs) if resp3 => {
-            ffi::lua_createtable(state, 0, pairs.len().min(c_int::MAX as usize) as c_int);
+            ffi::lua_createtable(state, 0, 0);
             for (key, value) in pairs {
                 if !push_value(state, key, resp3) || !push_value(state, value, resp3) {
                     return false;

@@ -248,8 +248,9 @@ impl Functions {
             .map_err(|message| format!("Error compiling function: {message}"))?;
         vm.lua.set_app_data(Pending::default());
         let _ = vm.set_loading.call::<()>(true);
-        let ran: mlua::Result<(bool, Value)> = vm.runner.call((chunk,));
+        let ran: mlua::Result<(bool, Value)> = super::vm::with_load_deadline(|| vm.runner.call((chunk,)));
         let _ = vm.set_loading.call::<()>(false);
+        vm.after_run();
         let pending = vm.lua.remove_app_data::<Pending>().unwrap_or_default();
         match ran {
             Ok((true, _)) => {}
@@ -382,15 +383,18 @@ fn metadata(code: &[u8]) -> Result<(String, usize), String> {
     let Some(end) = code.iter().position(|&b| b == b'\n') else {
         return Err("Invalid library metadata".into());
     };
-    let line = String::from_utf8_lossy(&code[..end]);
-    let parts: Vec<&str> = line.split_ascii_whitespace().collect();
+    // Split as Redis splits it (`sdssplitargs`): `name="foo"` is `name=foo`; unbalanced quotes are invalid.
+    let Some(parts) = crate::resp::decode::split_args(&code[..end]) else {
+        return Err("Invalid library metadata".into());
+    };
+    let parts: Vec<String> = parts.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect();
     let Some(engine) = parts.first() else {
         return Err("Invalid library metadata".into());
     };
-    let engine = &engine[2..];
+    let engine = engine.get(2..).unwrap_or_default();
     let mut name = None;
     for part in &parts[1..] {
-        if part.len() >= 5 && part[..5].eq_ignore_ascii_case("name=") {
+        if part.get(..5).is_some_and(|prefix| prefix.eq_ignore_ascii_case("name=")) {
             if name.is_some() {
                 return Err("Invalid metadata value, name argument was given multiple times".into());
             }

@@ -13,9 +13,56 @@ use super::vm::number_of;
 /// The library tables: name → table of functions.
 pub fn create(lua: &Lua) -> mlua::Result<Table> {
     let libs = lua.create_table()?;
-    libs.raw_set("bit", bit(lua)?)?;
-    libs.raw_set("cjson", cjson(lua)?)?;
+    for (name, lib) in [("bit", bit(lua)?), ("cjson", cjson(lua)?)] {
+        let shells = lua.create_table()?;
+        for pair in lib.pairs::<Value, Value>() {
+            let (key, value) = pair?;
+            match value {
+                Value::Function(f) => shells.raw_set(key, shell(lua, f)?)?,
+                other => shells.raw_set(key, other)?,
+            }
+        }
+        libs.raw_set(name, shells)?;
+    }
     Ok(libs)
+}
+
+/// `f` (returning `ok, values...`) as a C function that returns the values or raises the message with
+/// the caller's position (`luaL_error`), as Redis's C libraries raise theirs: "user_script:1: bad
+/// argument ...". A C function and not a Lua wrapper, so that a script's `return cjson.encode(...)` is no
+/// tail call hiding the script's line.
+pub fn shell(lua: &Lua, f: mlua::Function) -> mlua::Result<mlua::Function> {
+    // SAFETY: `exec_raw` leaves `f` on the stack for `lua_pushcclosure` to take as upvalue 1; the closure
+    // only uses the Lua stack API on its own state and owns nothing when it raises.
+    unsafe {
+        lua.exec_raw(f, |state| {
+            mlua::ffi::lua_pushcclosure(state, shell_call, 1);
+        })
+    }
+}
+
+unsafe extern "C-unwind" fn shell_call(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    use mlua::ffi;
+    let n = ffi::lua_gettop(state);
+    if ffi::lua_checkstack(state, 3) == 0 {
+        ffi::luaL_error(state, c"reached lua stack limit".as_ptr());
+    }
+    ffi::lua_pushvalue(state, ffi::lua_upvalueindex(1));
+    ffi::lua_insert(state, 1);
+    ffi::lua_call(state, n, ffi::LUA_MULTRET);
+    let top = ffi::lua_gettop(state);
+    if top >= 1 && ffi::lua_toboolean(state, 1) != 0 {
+        // The values above the `ok` flag.
+        return top - 1;
+    }
+    if ffi::lua_type(state, 2) == ffi::LUA_TSTRING {
+        ffi::luaL_where(state, 1);
+        ffi::lua_pushvalue(state, 2);
+        ffi::lua_concat(state, 2);
+    } else {
+        ffi::lua_pushvalue(state, 2);
+    }
+    ffi::lua_error(state)
 }
 
 fn fail(lua: &Lua, message: String) -> mlua::Result<Variadic<Value>> {
@@ -202,8 +249,20 @@ fn cjson(lua: &Lua) -> mlua::Result<Table> {
     table.raw_set(
         "decode",
         lua.create_function(move |lua, args: Variadic<Value>| {
-            let Some(Value::String(text)) = args.first() else {
-                return fail(lua, "bad argument #1 to 'decode' (string expected)".into());
+            // lua-cjson: `luaL_argcheck(gettop == 1)`, then `luaL_checklstring` (numbers are strings).
+            if args.len() != 1 {
+                return fail(lua, "bad argument #1 to 'decode' (expected 1 argument)".into());
+            }
+            let text = match &args[0] {
+                Value::String(text) => text.clone(),
+                number @ (Value::Integer(_) | Value::Number(_)) => match lua.coerce_string(number.clone())? {
+                    Some(text) => text,
+                    None => return fail(lua, "bad argument #1 to 'decode' (string expected, got number)".into()),
+                },
+                other => {
+                    let got = other.type_name();
+                    return fail(lua, format!("bad argument #1 to 'decode' (string expected, got {got})"));
+                }
             };
             let text = text.as_bytes();
             let max_depth = json_config(&shared).decode_max_depth;

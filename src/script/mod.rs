@@ -144,12 +144,15 @@ pub fn shebang(body: &[u8]) -> Result<(ScriptFlags, usize), String> {
     let Some(end) = body.iter().position(|&b| b == b'\n') else {
         return Err("Invalid script shebang".into());
     };
-    let line = String::from_utf8_lossy(&body[..end]);
-    let parts: Vec<&str> = line.split_ascii_whitespace().collect();
+    // Split as Redis splits it (`sdssplitargs`): quotes group, unbalanced quotes are invalid.
+    let Some(parts) = crate::resp::decode::split_args(&body[..end]) else {
+        return Err("Invalid engine in script shebang".into());
+    };
+    let parts: Vec<String> = parts.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect();
     let Some(engine) = parts.first() else {
         return Err("Invalid engine in script shebang".into());
     };
-    if *engine != "#!lua" {
+    if engine != "#!lua" {
         return Err(format!("Unexpected engine in script shebang: {engine}"));
     }
     let mut flags = ScriptFlags(0);
@@ -548,6 +551,7 @@ impl Scripting {
             }
         }
         let killed = vm.kill.swap(false, Ordering::Relaxed);
+        vm.after_run();
         match result {
             Ok(reply) => Ok(reply),
             Err(error) if killed => {
@@ -670,7 +674,7 @@ fn script_call(
         Err(CmdError::WrongArity(_)) => return Err(Command("Wrong number of args calling Redis command from script")),
         Err(_) => return Err(Command("Unknown Redis command called from script")),
     };
-    if spec.has(Flags::NOSCRIPT) {
+    if spec.has(Flags::NOSCRIPT) && !ctx.server.debug.noscript_allowed() {
         return Err(Command("This Redis command is not allowed from script"));
     }
     if !crate::server::gate::runs_inline(spec) {

@@ -8,12 +8,20 @@
 //! `cjson`, ...) are proxied the same way, so `redis.call = nil` fails as in Redis.
 //!
 //! Rust functions never raise Lua errors themselves (mlua would raise them as userdata, not Redis's
-//! error tables): they return `ok, value` and a small C function (`redis.call`, `redis.log`, ...) or a
-//! Lua wrapper (`cjson`, `bit`) raises `value` when `ok` is false. C functions keep the script's frame
-//! (a Lua wrapper reached by `return f(...)` is a tail call), so errors point at the user's line.
+//! error tables): they return `ok, value` and a small C function (`redis.call`, `redis.log`, ...; for
+//! `cjson`, `bit` and `math.random`, `libs::shell`) raises `value` when `ok` is false. C functions keep
+//! the script's frame (a Lua wrapper reached by `return f(...)` is a tail call), so errors point at the
+//! user's line.
+//!
+//! Beyond the proxies, the sandbox closes what stock Lua 5.1 leaves open and Redis's does not have:
+//! `getfenv`/`setfenv`/`newproxy` (the real globals), chunks from `loadstring`/`load` (run in the
+//! read-only globals), bytecode (parsed as text, as Redis's patched loader does), `setmetatable`/`rawset`
+//! on a protected table, and the strings' shared metatable.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, Variadic, VmState};
 
@@ -111,30 +119,72 @@ redis.acl_check_cmd = raw_acl_check
 redis.REDIS_VERSION = libs.version
 redis.REDIS_VERSION_NUM = libs.version_num
 
-for name, lib in pairs(libs.wrapped) do
-  local t = {}
-  for fname, f in pairs(lib) do
-    if type(f) == 'function' then
-      t[fname] = function(...) return raise(f(...)) end
-    else
-      t[fname] = f
-    end
-  end
-  _G[name] = t
-end
+-- The library functions are C shells already (their errors carry the caller's position, as Redis's do).
+for name, lib in pairs(libs.wrapped) do _G[name] = lib end
 for name, lib in pairs(libs.native) do _G[name] = lib end
-math.random = function(...) return raise(libs.random(...)) end
-math.randomseed = function(...) return raise(libs.randomseed(...)) end
+math.random = libs.random
+math.randomseed = libs.randomseed
 
+-- Redis's Lua has neither these nor a way to reach the real globals: getfenv(0) returned them (a script
+-- could then set globals that every later script sees), setfenv could replace them.
+local getfenv, setfenv = getfenv, setfenv
+rawset(_G, 'getfenv', nil)
+rawset(_G, 'setfenv', nil)
+rawset(_G, 'newproxy', nil)
+
+-- Every proxy made read-only here; setmetatable and rawset refuse them as Redis's patched Lua refuses
+-- its read-only tables (the error has no position: Redis raises it from C).
+local readonly_tables = setmetatable({}, {__mode = 'k'})
 local function readonly() error('Attempt to modify a readonly table', 2) end
-local function protect(t, seen)
-  local proxy = setmetatable({}, {__index = t, __newindex = readonly, __metatable = false})
+local function protect(t, meta_view)
+  local proxy = setmetatable({}, {__index = t, __newindex = readonly, __metatable = meta_view or false})
+  readonly_tables[proxy] = true
   return proxy
 end
 for _, name in ipairs({'string', 'math', 'table', 'coroutine', 'cjson', 'bit', 'struct', 'cmsgpack'}) do
   if rawget(_G, name) then rawset(_G, name, protect(rawget(_G, name))) end
 end
 rawset(_G, 'redis', redis)
+-- These replacements check their arguments as the C functions do and raise at the caller's level, so
+-- their errors read as Redis's ("user_script:1: bad argument #1 to 'setmetatable' ...") rather than
+-- pointing into this prelude.
+local function argtype(n, ...)
+  if select('#', ...) < n then return 'no value' end
+  return type((select(n, ...)))
+end
+-- Both are called by the replacement itself: level 3 is the replacement's caller.
+local function check(ok, n, fname, message)
+  if not ok then
+    error('bad argument #' .. n .. " to '" .. fname .. "' (" .. message .. ')', 3)
+  end
+end
+local function expected(n, fname, what, ...)
+  error('bad argument #' .. n .. " to '" .. fname .. "' (" .. what .. ' expected, got ' .. argtype(n, ...) .. ')', 3)
+end
+local rawsetmetatable, realmetatable = setmetatable, dbg.getmetatable
+rawset(_G, 'setmetatable', function(...)
+  local t, mt = ...
+  if type(t) ~= 'table' then expected(1, 'setmetatable', 'table', ...) end
+  check(mt == nil or type(mt) == 'table', 2, 'setmetatable', 'nil or table expected')
+  if readonly_tables[t] then error('Attempt to modify a readonly table', 0) end
+  local current = realmetatable(t)
+  if current and rawget(current, '__metatable') ~= nil then error('cannot change a protected metatable', 2) end
+  return rawsetmetatable(t, mt)
+end)
+rawset(_G, 'rawset', function(...)
+  local t, k, v = ...
+  if type(t) ~= 'table' then expected(1, 'rawset', 'table', ...) end
+  check(select('#', ...) >= 2, 2, 'rawset', 'value expected')
+  check(select('#', ...) >= 3, 3, 'rawset', 'value expected')
+  if readonly_tables[t] then error('Attempt to modify a readonly table', 0) end
+  return rawset(t, k, v)
+end)
+-- Strings share one metatable: getmetatable('') gives a read-only view of it, so a script cannot change
+-- string methods for the scripts after it.
+do
+  local string_meta = getmetatable('')
+  string_meta.__metatable = protect({__index = rawget(_G, 'string')})
+end
 
 -- Scripts see the globals through a read-only proxy whose __index is the globals table itself, and a
 -- missing global raises from the globals' own metatable (set last, below): a global read is a table walk
@@ -143,8 +193,50 @@ local G = _G
 local function nonexistent(_, name)
   error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
 end
-local env = setmetatable({}, {__index = G, __newindex = readonly, __metatable = false})
+-- getmetatable(_G) gives a read-only view of a metatable like Redis's (its __index raises for a missing
+-- name), not the real one, whose __index is the globals table itself.
+local env = setmetatable({}, {__index = G, __newindex = readonly,
+  __metatable = protect({__index = nonexistent, __newindex = readonly})})
+readonly_tables[env] = true
 rawset(G, '_G', env)
+
+-- Redis's Lua parses every chunk as text, so a precompiled (binary) chunk is a syntax error; a leading
+-- space makes stock Lua's loader take it as text too and report the same error. Chunks loaded by a
+-- script run in the scripts' read-only environment, not in the real globals.
+local rawloadstring, rawload = loadstring, load
+local function as_text(s)
+  if type(s) == 'string' and s:byte(1) == 27 then return ' ' .. s end
+  return s
+end
+local function in_env(f, ...)
+  if f then setfenv(f, env) end
+  return f, ...
+end
+local function stringlike(v) return type(v) == 'string' or type(v) == 'number' end
+rawset(G, 'loadstring', function(...)
+  local s, name = ...
+  if not stringlike(s) then expected(1, 'loadstring', 'string', ...) end
+  if name ~= nil and not stringlike(name) then expected(2, 'loadstring', 'string', ...) end
+  if type(s) ~= 'string' then return rawloadstring(s, name) end
+  if name == nil then name = s end
+  return in_env(rawloadstring(as_text(s), name))
+end)
+rawset(G, 'load', function(...)
+  local reader, name = ...
+  -- luaB_load reads the chunk name first.
+  if name ~= nil and not stringlike(name) then expected(2, 'load', 'string', ...) end
+  if type(reader) ~= 'function' then expected(1, 'load', 'function', ...) end
+  local first = true
+  local function read()
+    local piece = reader()
+    if first then
+      first = false
+      piece = as_text(piece)
+    end
+    return piece
+  end
+  return in_env(rawload(read, name))
+end)
 local redis_proxy = protect(redis)
 rawset(G, 'redis', redis_proxy)
 
@@ -162,6 +254,7 @@ local load_api = setmetatable(
   {__index = nonexistent, __metatable = false})
 local fenv_meta = {__index = G, __newindex = readonly, __metatable = false}
 local fenv = setmetatable({}, fenv_meta)
+readonly_tables[fenv] = true
 local function set_loading(flag)
   if flag then fenv_meta.__index = load_api else fenv_meta.__index = G end
 end
@@ -186,9 +279,38 @@ fn version_num() -> f64 {
     f64::from((major << 16) | (minor << 8) | patch)
 }
 
+/// How long FUNCTION LOAD lets a library's top-level code run (Redis's `LOAD_TIMEOUT_MS`).
+pub const LOAD_TIMEOUT: Duration = Duration::from_millis(500);
+
+thread_local! {
+    /// While a library's code runs on this thread (FUNCTION LOAD, RESTORE, start-up): when the count hook
+    /// stops it with "FUNCTION LOAD timeout".
+    static LOAD_DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Runs `f` (a library's top-level code) with the [`LOAD_TIMEOUT`] deadline set for the count hook.
+pub fn with_load_deadline<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            LOAD_DEADLINE.set(None);
+        }
+    }
+    LOAD_DEADLINE.set(Some(Instant::now() + LOAD_TIMEOUT));
+    let _reset = Reset;
+    f()
+}
+
 /// Upper bound of a script interpreter's memory (Lua allocations), so that a runaway script gets a Lua
 /// "not enough memory" error instead of taking the server's memory.
 pub const MEMORY_LIMIT: usize = 1 << 30;
+
+/// Interpreter memory above which a finished script is followed by a full collection (see
+/// [`Vm::after_run`]).
+pub const GC_ABOVE: usize = MEMORY_LIMIT / 8;
+
+/// Runs between two garbage collection steps of [`GC_PERIOD`] KiB (Redis's `LUA_GC_CYCLE_PERIOD`).
+pub const GC_PERIOD: u32 = 50;
 
 /// A set-up interpreter.
 pub struct Vm {
@@ -208,6 +330,8 @@ pub struct Vm {
     pub set_loading: Function,
     /// Set by SCRIPT KILL / FUNCTION KILL; the count hook raises while it is set.
     pub kill: Arc<AtomicBool>,
+    /// Runs so far, for [`Vm::after_run`]'s collection steps.
+    runs: AtomicU32,
 }
 
 impl Vm {
@@ -228,8 +352,8 @@ impl Vm {
         libs.raw_set("version_num", version_num())?;
         libs.raw_set("wrapped", super::libs::create(&lua)?)?;
         libs.raw_set("native", super::pack::create(&lua)?)?;
-        libs.raw_set("random", lua.create_function(super::libs::random)?)?;
-        libs.raw_set("randomseed", lua.create_function(super::libs::randomseed)?)?;
+        libs.raw_set("random", super::libs::shell(&lua, lua.create_function(super::libs::random)?)?)?;
+        libs.raw_set("randomseed", super::libs::shell(&lua, lua.create_function(super::libs::randomseed)?)?)?;
         libs.raw_set("register", lua.create_function(super::functions::register_function)?)?;
         let kill = Arc::new(AtomicBool::new(false));
         let kill_seen = kill.clone();
@@ -254,6 +378,10 @@ impl Vm {
                 tracing::warn!("Lua script killed by user with SCRIPT KILL.");
                 return Err(mlua::Error::RuntimeError("Script killed by user with SCRIPT KILL...".into()));
             }
+            if LOAD_DEADLINE.get().is_some_and(|deadline| Instant::now() >= deadline) {
+                // Raised again at every later check: library code has no pcall to catch it with.
+                return Err(mlua::Error::RuntimeError("FUNCTION LOAD timeout".into()));
+            }
             match super::current::hook() {
                 Some(message) => {
                     flag.store(true, Ordering::Relaxed);
@@ -263,11 +391,45 @@ impl Vm {
             }
         })?;
         let handler = lua.globals().raw_get("__redis__err__handler")?;
-        Ok(Vm { lua, env, redis, runner, handler, function_env, set_loading, kill })
+        Ok(Vm { lua, env, redis, runner, handler, function_env, set_loading, kill, runs: AtomicU32::new(0) })
+    }
+
+    /// Garbage collection after a run. A full collection if the interpreter holds more than
+    /// [`GC_ABOVE`]: a script that ran out of memory leaves its garbage behind, and Lua 5.1 has no
+    /// emergency collection, so every later script would fail with "not enough memory" until the
+    /// collector caught up. Else, as Redis does, a collection step every [`GC_PERIOD`] runs, so that
+    /// the garbage of short scripts (their KEYS and ARGV tables, reply strings) is collected as it comes
+    /// rather than piling up to twice the live memory before a cycle starts.
+    pub fn after_run(&self) {
+        let collected = if self.lua.used_memory() > GC_ABOVE {
+            self.lua.gc_collect()
+        } else if self.runs.fetch_add(1, Ordering::Relaxed) % GC_PERIOD == GC_PERIOD - 1 {
+            // SAFETY: `exec_raw` runs the closure protected (a finalizer's error stops there); `lua_gc`
+            // touches no stack slot.
+            unsafe {
+                self.lua.exec_raw::<()>((), |state| {
+                    mlua::ffi::lua_gc(state, mlua::ffi::LUA_GCSTEP, GC_PERIOD as std::ffi::c_int);
+                })
+            }
+        } else {
+            Ok(())
+        };
+        if let Err(error) = collected {
+            tracing::warn!(%error, "Lua garbage collection failed");
+        }
     }
 
     /// Compiles `code` as chunk `name` (`@user_script`, `@user_function`) in the protected environment.
+    /// A precompiled (binary) chunk is parsed as text, as Redis's Lua parses every chunk: a syntax error.
     pub fn compile(&self, code: &[u8], name: &str, env: &Table) -> Result<Function, String> {
+        let spaced;
+        let code = if code.first() == Some(&0x1b) {
+            // A leading space keeps the loader from taking the chunk as bytecode; lines are unchanged.
+            spaced = [b" ", code].concat();
+            &spaced[..]
+        } else {
+            code
+        };
         self.lua.load(code).set_name(name).set_environment(env.clone()).into_function().map_err(|error| match error {
             mlua::Error::SyntaxError { message, .. } => message,
             other => other.to_string(),

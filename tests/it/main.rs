@@ -43,6 +43,7 @@ mod rdb_sync;
 mod redis_suite_ops;
 mod redis_suite_types;
 mod scripting;
+mod scripting_sandbox;
 mod server_bloom;
 mod server_commands;
 mod streams;
