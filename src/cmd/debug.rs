@@ -335,6 +335,8 @@ fn protocol(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     Ok(match name.as_slice() {
         b"string" => Reply::bulk("Hello World"),
         b"integer" => Reply::Int(12345),
+        // Redis's own test value (not π).
+        #[allow(clippy::approx_constant)]
         b"double" => Reply::Double(3.141),
         b"bignum" => Reply::BigNumber(Bytes::from_static(b"1234567999999999999999999999999999999")),
         b"null" => Reply::Nil,
@@ -368,7 +370,7 @@ fn protocol(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 /// read back from disk afterwards. Every key is kept. Redis's options load a different RDB file; Velo has
 /// none to load, so they are refused.
 fn reload(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
-    while !args.is_empty() {
+    if !args.is_empty() {
         let option = args.next_upper()?;
         if !matches!(option.as_str(), "MERGE" | "NOFLUSH" | "NOSAVE") {
             return Err(CmdError::err("DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options."));
