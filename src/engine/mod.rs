@@ -317,6 +317,8 @@ pub struct Engine {
     group_key: usize,
     dictionaries: Arc<DictionaryMap>,
     trainer: Mutex<Option<train::Trainer>>,
+    /// The checkpoint thread (`checkpoint::Checkpointer`) and its handle.
+    checkpointer: Option<(Arc<checkpoint::Checkpointer>, JoinHandle<()>)>,
     _lock: Option<DirLock>,
 }
 
@@ -386,6 +388,7 @@ impl Engine {
             expire_listener: options.expire_listener.clone(),
             dictionaries: dictionaries.clone(),
             transactions: transactions.clone(),
+            checkpointer: (!options.read_only).then(checkpoint::Checkpointer::new),
         });
         let mut opened = Vec::with_capacity(slot_count);
         for index in 0..slot_count {
@@ -402,6 +405,10 @@ impl Engine {
         }
         transactions.set_wal_syncs(slots.iter().map(|slot| self::lock(slot).wal.sync_handle()).collect());
         let group_key = Arc::as_ptr(&config) as usize;
+        let checkpointer = config
+            .checkpointer
+            .clone()
+            .and_then(|checkpointer| checkpointer.start(&slots).map(|handle| (checkpointer, handle)));
         let mut engine = Engine {
             dir,
             meta,
@@ -412,6 +419,7 @@ impl Engine {
             group_key,
             dictionaries,
             trainer: Mutex::new(None),
+            checkpointer,
             _lock: lock,
         };
         if engine.options.fsync == FsyncPolicy::EverySec && engine.options.background_sync && !engine.options.read_only
@@ -850,6 +858,10 @@ impl Engine {
 
     fn stop_sync_thread(&mut self) {
         drop(self.trainer.lock().unwrap_or_else(|p| p.into_inner()).take());
+        if let Some((checkpointer, handle)) = self.checkpointer.take() {
+            checkpointer.stop();
+            let _ = handle.join();
+        }
         if let Some(thread) = self.sync_thread.take() {
             let (flag, condvar) = &*thread.stop;
             *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
