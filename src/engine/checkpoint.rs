@@ -11,14 +11,18 @@
 //!   (2) every changed page and the new slot metadata go to the double-write batch, which is fsynced.
 //!   None of it is visible to readers, which use the committed metadata: segments lie past the committed
 //!   ends of chunk files, new pages past the committed table or in the batch.
-//! - *Install*, under the slot lock: (3) pages are written in place and fsynced; (4) the metadata is
-//!   replaced atomically; (5) files that died are deleted, the entries the checkpoint wrote are removed
-//!   from the memtable unless a later write replaced them, and the frozen WAL file is emptied.
+//! - *Install*, under the slot lock: (3) pages are written in place (into the OS cache and the slot's
+//!   page cache), the new metadata takes over in memory, files that died are deleted, and the entries
+//!   the checkpoint wrote leave the memtable unless a later write replaced them.
+//! - *Tail* ([`Tail`]), without the lock again: `buckets` and `overflow` are fsynced, (4) the metadata
+//!   file is replaced atomically, the batch is emptied, and (5) the frozen WAL file is emptied.
 //!
-//! Until (4) the old metadata and the WAL describe the data; after (2) recovery can finish (3) and (4)
-//! from the batch. Any error poisons the slot: the WAL still holds everything, and a restart recovers.
-//! Writers wait for a checkpoint only while it begins and installs, or when the memtable passes twice
-//! its budget while one is in flight (back-pressure).
+//! Until (2) the old metadata and the WAL describe the data; once the batch is durable recovery installs
+//! it (pages and metadata) whatever happened after, which is what lets the install change the slot before
+//! the metadata file does. Any error poisons the slot: the WAL still holds everything, and a restart
+//! recovers. Writers wait for a checkpoint only while it begins and installs, or when the memtable passes
+//! twice its budget while one is in flight (back-pressure). A checkpoint that could not rotate (the other
+//! WAL file still held records, after a crash) runs whole under the lock.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
@@ -31,6 +35,7 @@ use bytes::Bytes;
 use super::buckets::{self, BucketStore, PageId};
 use super::dwb::DwbWriter;
 use super::error::{Error, Result};
+use super::io::FileSystem;
 use super::meta::{self, ChunkFileMeta, SlotMeta};
 use super::page::{
     self, Cell, CellValue, Page, SegmentLocation, CELL_AREA, CELL_HEADER_LEN, PAGE_KIND_OVERFLOW, PAGE_KIND_PRIMARY,
@@ -124,9 +129,39 @@ pub(crate) struct Prepared {
 /// Where a checkpoint handed to the [`Checkpointer`] is.
 enum Flight {
     Queued(Box<Job>),
+    /// Being prepared by the thread.
     Running,
     Done(Box<Result<Prepared>>),
+    /// Installed; the thread runs its [`Tail`] off the lock.
+    Tailing,
+    /// The tail's outcome, for whoever holds the slot lock next.
+    Finished(Result<()>),
     Taken,
+}
+
+/// What an install leaves to run off the slot lock: the fsyncs that make the installed checkpoint's files
+/// final (pages in place, the metadata file, the emptied batch, the emptied frozen WAL file). The
+/// committed double-write batch already makes the checkpoint durable (recovery installs it again), so
+/// readers and writers may go on meanwhile; the next checkpoint may not begin before it is done (it
+/// reuses the batch file and rotates into the frozen WAL file), so the checkpoint stays in flight.
+pub(crate) struct Tail {
+    fs: Arc<dyn FileSystem>,
+    buckets: BucketStore,
+    dwb: DwbWriter,
+    meta_path: PathBuf,
+    meta_bytes: Vec<u8>,
+    /// The frozen WAL file, to empty last.
+    wal: WalReader,
+    frozen: usize,
+}
+
+impl Tail {
+    fn run(mut self) -> Result<()> {
+        self.buckets.sync()?;
+        meta::write_atomically(self.fs.as_ref(), &self.meta_path, &self.meta_bytes)?;
+        self.dwb.clear()?;
+        self.wal.truncate(self.frozen)
+    }
 }
 
 /// A checkpoint in flight: the slot and the checkpoint thread share it. Whoever holds the slot lock when
@@ -142,9 +177,9 @@ impl InFlight {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// True once the prepare has finished (successfully or not).
+    /// True once the checkpoint can be finished without waiting (prepared, or its tail has run).
     pub(crate) fn is_prepared(&self) -> bool {
-        matches!(*self.state(), Flight::Done(_))
+        matches!(*self.state(), Flight::Done(_) | Flight::Finished(_))
     }
 }
 
@@ -189,7 +224,7 @@ impl Checkpointer {
 
     fn run(&self) {
         loop {
-            let (slot, flight) = {
+            let (index, flight) = {
                 let mut queue = self.queue();
                 loop {
                     if queue.1 {
@@ -215,9 +250,49 @@ impl Checkpointer {
             let prepared = job.prepare();
             *flight.state() = Flight::Done(Box::new(prepared));
             flight.done.notify_all();
-            let Some(slot) = self.slots.get().and_then(|slots| slots.get(slot)).and_then(Weak::upgrade) else {
+            let Some(slot) = self.slots.get().and_then(|slots| slots.get(index)).and_then(Weak::upgrade) else {
                 continue;
             };
+            // Install under the lock (unless someone finished it already), then run the tail without it.
+            let tail = {
+                let mut guard = super::lock(&slot);
+                if !guard.in_flight.as_ref().is_some_and(|current| Arc::ptr_eq(current, &flight)) {
+                    continue;
+                }
+                let taken = std::mem::replace(&mut *flight.state(), Flight::Tailing);
+                let prepared = match taken {
+                    Flight::Done(prepared) => *prepared,
+                    other => {
+                        *flight.state() = other;
+                        continue;
+                    }
+                };
+                match guard.install(prepared) {
+                    Ok(Some(tail)) => tail,
+                    Ok(None) => {
+                        *flight.state() = Flight::Taken;
+                        guard.in_flight = None;
+                        flight.done.notify_all();
+                        continue;
+                    }
+                    Err(error) => {
+                        tracing::error!(slot = guard.index, %error, "background checkpoint failed");
+                        *flight.state() = Flight::Taken;
+                        guard.in_flight = None;
+                        flight.done.notify_all();
+                        continue;
+                    }
+                }
+            };
+            let started = Instant::now();
+            let outcome = tail.run();
+            tracing::debug!(
+                slot = index,
+                tail_us = started.elapsed().as_micros() as u64,
+                "checkpoint tail (off the lock)"
+            );
+            *flight.state() = Flight::Finished(outcome);
+            flight.done.notify_all();
             let mut guard = super::lock(&slot);
             if guard.in_flight.as_ref().is_some_and(|current| Arc::ptr_eq(current, &flight)) {
                 if let Err(error) = guard.finish_in_flight() {
@@ -235,9 +310,37 @@ impl Slot {
         self.finish_in_flight()?;
         if let Some(job) = self.begin_checkpoint()? {
             let prepared = job.prepare();
-            self.install(prepared)?;
+            let tail = self.install(prepared)?;
+            self.finish_tail(tail)?;
         }
         Ok(())
+    }
+
+    /// Runs an install's tail here (under the lock) and applies its outcome.
+    fn finish_tail(&mut self, tail: Option<Tail>) -> Result<()> {
+        match tail {
+            Some(tail) => {
+                let outcome = tail.run();
+                self.tail_done(outcome)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Applies a tail's outcome: the frozen WAL file is empty (the WAL may rotate again), or the slot is
+    /// poisoned.
+    fn tail_done(&mut self, outcome: Result<()>) -> Result<()> {
+        match outcome {
+            Ok(()) => {
+                self.wal.previous_emptied();
+                Ok(())
+            }
+            Err(err) => {
+                tracing::error!(slot = self.index, error = %err, "checkpoint failed; slot poisoned until restart");
+                self.poisoned = Some("checkpoint");
+                Err(err)
+            }
+        }
     }
 
     /// True when the memtable or the WAL has reached the size that calls for a checkpoint.
@@ -283,7 +386,8 @@ impl Slot {
             }
             _ => {
                 let prepared = job.prepare();
-                self.install(prepared)
+                let tail = self.install(prepared)?;
+                self.finish_tail(tail)
             }
         }
     }
@@ -296,8 +400,8 @@ impl Slot {
             let mut state = flight.state();
             loop {
                 match std::mem::replace(&mut *state, Flight::Taken) {
-                    Flight::Running => {
-                        *state = Flight::Running;
+                    waiting @ (Flight::Running | Flight::Tailing) => {
+                        *state = waiting;
                         state = flight.done.wait(state).unwrap_or_else(|p| p.into_inner());
                     }
                     other => break other,
@@ -308,10 +412,15 @@ impl Slot {
         match taken {
             Flight::Queued(job) => {
                 let prepared = job.prepare();
-                self.install(prepared)
+                let tail = self.install(prepared)?;
+                self.finish_tail(tail)
             }
-            Flight::Done(prepared) => self.install(*prepared),
-            Flight::Running | Flight::Taken => Ok(()),
+            Flight::Done(prepared) => {
+                let tail = self.install(*prepared)?;
+                self.finish_tail(tail)
+            }
+            Flight::Finished(outcome) => self.tail_done(outcome),
+            Flight::Running | Flight::Tailing | Flight::Taken => Ok(()),
         }
     }
 
@@ -390,11 +499,12 @@ impl Slot {
         Ok(Some(job))
     }
 
-    /// The install phase (see the module docs). An error, here or from the prepare, poisons the slot.
-    fn install(&mut self, prepared: Result<Prepared>) -> Result<()> {
+    /// The install phase (see the module docs), but for its [`Tail`] (`None` when it was run here: the
+    /// checkpoint did not rotate the WAL). An error, here or from the prepare, poisons the slot.
+    fn install(&mut self, prepared: Result<Prepared>) -> Result<Option<Tail>> {
         let started = Instant::now();
         match prepared.and_then(|prepared| self.install_inner(prepared, started)) {
-            Ok(()) => Ok(()),
+            Ok(tail) => Ok(tail),
             Err(err) => {
                 tracing::error!(slot = self.index, error = %err, "checkpoint failed; slot poisoned until restart");
                 // Reads keep seeing every acknowledged write: the memtable still holds them.
@@ -406,7 +516,7 @@ impl Slot {
         }
     }
 
-    fn install_inner(&mut self, prepared: Prepared, started: Instant) -> Result<()> {
+    fn install_inner(&mut self, prepared: Prepared, started: Instant) -> Result<Option<Tail>> {
         let Prepared { mut job, meta, meta_bytes, mut batch, prepare_time, durable_time } = prepared;
         // Before-images a snapshot still takes from the pages are read before the pages change.
         if self.snapshot.is_some() {
@@ -418,11 +528,15 @@ impl Slot {
                 self.buckets.write_page(id, &page)?;
             }
         }
-        self.buckets.sync()?;
-        meta::write_atomically(fs.as_ref(), &meta::slot_meta_path(&self.dir), &meta_bytes)?;
-        batch.dwb.clear()?;
+        if !job.rotated {
+            // The checkpoint covers both WAL files (after a crash): all of it runs here.
+            self.buckets.sync()?;
+            meta::write_atomically(fs.as_ref(), &meta::slot_meta_path(&self.dir), &meta_bytes)?;
+            batch.dwb.clear()?;
+        }
 
-        // The metadata is durable: clean up, drop the written entries from the memtable, empty the WAL file.
+        // The batch is durable, so recovery would install this checkpoint again: files that died can go
+        // (nothing the new metadata names), and the written entries leave the memtable.
         for name in &meta.pending_deletes {
             if let Some(id) = segment::parse_chunk_file_name(name) {
                 self.chunks.forget(id);
@@ -474,9 +588,7 @@ impl Slot {
             }
         }
         self.memtable.forget_order();
-        if job.rotated {
-            self.wal.truncate_previous()?;
-        } else {
+        if !job.rotated {
             self.wal.reset(target_seq)?;
         }
         let pages = batch.dwb.page_ids().len();
@@ -505,7 +617,18 @@ impl Slot {
             total_us = job.began.elapsed().as_micros() as u64,
             "checkpoint"
         );
-        Ok(())
+        if !job.rotated {
+            return Ok(None);
+        }
+        Ok(Some(Tail {
+            fs,
+            buckets: job.buckets,
+            dwb: batch.dwb,
+            meta_path: meta::slot_meta_path(&self.dir),
+            meta_bytes,
+            frozen: self.wal.previous_index(),
+            wal: job.wal,
+        }))
     }
 }
 

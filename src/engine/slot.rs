@@ -301,7 +301,7 @@ impl Slot {
         if !read_only {
             Self::remove_leftovers(fs.as_ref(), dir, &mut meta, &mut chunks)?;
         }
-        let (wal, replay) = WalWriter::open(fs.as_ref(), dir, index, read_only)?;
+        let (wal, replay) = WalWriter::open(fs.as_ref(), dir, index, read_only, meta.checkpoint_seq)?;
         let memtable_limit = config.wal_flush_bytes;
         let slot = Slot {
             index,

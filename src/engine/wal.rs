@@ -3,9 +3,10 @@
 //! `fsync always`, replay with torn-tail truncation, poisoning after a failed fsync. Layout: docs/format.md
 //! §"WAL".
 //!
-//! A slot has two WAL files and appends to one of them. A checkpoint starts by *rotating*: the current
-//! file is fsynced (so a crash cannot keep later records while losing earlier ones) and appends switch to
-//! the other, empty file; the checkpoint then covers exactly the records of the file it froze, which is
+//! A slot has two WAL files and appends to one of them. A checkpoint starts by *rotating*: appends switch
+//! to the other, empty file, and the next fsync syncs the old file before the new one (so no write in the
+//! new file is acknowledged as durable before every earlier one is; a crash that loses the end of the old
+//! file drops the new file's records at recovery, see [`WalWriter::open`]); the checkpoint then covers exactly the records of the file it froze, which is
 //! emptied once the checkpoint's metadata is durable. Writers go on appending to the new file meanwhile.
 //! Recovery replays both files, older first (docs/recovery.md). A record's *position* is its offset in
 //! its file, with [`SECOND_FILE_BIT`] set for the second file.
@@ -332,6 +333,8 @@ struct SyncState {
     /// The file appends go to (swapped by a rotation) and its path.
     file: Option<Arc<dyn FileHandle>>,
     path: PathBuf,
+    /// The file a rotation left with writes not yet synced: the next sync syncs it first.
+    pending_old: Option<Arc<dyn FileHandle>>,
 }
 
 /// Durability bookkeeping of one slot's WAL, shared between writers, waiters and the `everysec` thread.
@@ -372,12 +375,15 @@ impl WalSync {
         state.synced_offset = end;
     }
 
-    /// Switches to another (empty, durable) file after everything written to the current one was synced:
-    /// waits for a sync still running (it synced the old file), then points later syncs at `file`.
+    /// Switches to another (empty, durable) file: waits for a sync still running (its offsets are the old
+    /// file's), then points later syncs at `file`, the old file first if it holds unsynced writes.
     fn switch_file(&self, file: Arc<dyn FileHandle>, path: PathBuf, end: u64) {
         let mut state = self.state();
         while state.syncing {
             state = self.synced.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+        if state.synced < state.written {
+            state.pending_old = state.file.take();
         }
         state.file = Some(file);
         state.path = path;
@@ -431,15 +437,23 @@ impl WalSync {
         let target = state.written;
         let target_offset = state.written_offset;
         let file = state.file.clone();
+        let old = state.pending_old.clone();
         drop(state);
-        let outcome = match &file {
+        let outcome = match &old {
+            Some(old) => old.sync(),
+            None => Ok(()),
+        }
+        .and_then(|()| match &file {
             Some(file) => file.sync(),
             None => Ok(()),
-        };
+        });
         let mut state = self.state();
         state.syncing = false;
         match outcome {
             Ok(()) => {
+                if old.is_some() {
+                    state.pending_old = None;
+                }
                 state.synced = state.synced.max(target);
                 state.synced_offset = state.synced_offset.max(target_offset);
             }
@@ -479,6 +493,13 @@ impl WalReader {
         let mut bytes = vec![0u8; len as usize];
         file.read_exact_at(&mut bytes, offset).map_err(|e| Error::io("read", path, e))?;
         envelope_of(&bytes, path, offset)
+    }
+
+    /// Empties WAL file `index` (0 or 1) to its header, fsynced (a checkpoint's tail, for the file it froze).
+    pub fn truncate(&self, index: usize) -> Result<()> {
+        let (file, path) = &self.files[index];
+        file.set_len(FILE_HEADER_LEN as u64).map_err(|e| Error::io("truncate", path, e))?;
+        file.sync().map_err(|e| Error::io("fsync", path, e))
     }
 }
 
@@ -528,8 +549,17 @@ struct OpenedFile {
 impl WalWriter {
     /// Opens (creating if needed) the WAL files of a slot directory and replays them, older first. A torn
     /// tail is truncated (unless `read_only`) and logged. The returned records carry positions (see the
-    /// module docs).
-    pub fn open(fs: &dyn FileSystem, dir: &Path, slot: usize, read_only: bool) -> Result<(WalWriter, Replay)> {
+    /// module docs). When the older file still holds records above `checkpoint_seq` but does not end
+    /// where the newer one begins (its end was lost: never synced), the newer file's records follow a hole
+    /// and are dropped: none of them was acknowledged as durable, since every sync of the newer file
+    /// syncs the older one first.
+    pub fn open(
+        fs: &dyn FileSystem,
+        dir: &Path,
+        slot: usize,
+        read_only: bool,
+        checkpoint_seq: u64,
+    ) -> Result<(WalWriter, Replay)> {
         let paths = [dir.join(WAL_FILE), dir.join(WAL_FILE_2)];
         if read_only && !fs.exists(&paths[0]) {
             return Err(Error::Config(format!("{} is missing", paths[0].display())));
@@ -549,14 +579,29 @@ impl WalWriter {
         let previous = 1 - current;
         if !opened[previous].replay.records.is_empty() {
             let (older, newer) = (&opened[previous], &opened[current]);
-            if older.replay.torn_tail.is_some() && !newer.replay.records.is_empty() {
-                // A rotation fsyncs the old file before the new one gets a record: a hole cannot be torn.
-                return Err(Error::corrupt(
-                    &paths[previous],
-                    older.end,
-                    format!("records missing before the first record of {}", paths[current].display()),
-                ));
+            let hole = match first_seq(newer) {
+                Some(first) => older.replay.torn_tail.is_some() || first != last_seq(older) + 1,
+                None => false,
+            };
+            if hole && last_seq(older) > checkpoint_seq {
+                tracing::warn!(
+                    path = %paths[current].display(),
+                    records = newer.replay.records.len(),
+                    "WAL records after a hole at the end of {} dropped (never synced)",
+                    paths[previous].display()
+                );
+                let dropped = &mut opened[current];
+                dropped.replay = Replay { valid_len: FILE_HEADER_LEN as u64, ..Default::default() };
+                dropped.end = FILE_HEADER_LEN as u64;
+                if !read_only {
+                    let file = &dropped.file;
+                    file.set_len(FILE_HEADER_LEN as u64).map_err(|e| Error::io("truncate", &paths[current], e))?;
+                    file.sync().map_err(|e| Error::io("fsync", &paths[current], e))?;
+                }
             }
+        }
+        if !opened[previous].replay.records.is_empty() {
+            let (older, newer) = (&opened[previous], &opened[current]);
             if first_seq(newer).is_some_and(|first| first <= last_seq(older)) {
                 return Err(Error::corrupt(
                     &paths[current],
@@ -688,15 +733,14 @@ impl WalWriter {
         }
     }
 
-    /// Starts a checkpoint's cut: writes the held records, fsyncs the current file, and switches appends to
-    /// the other file, which must be empty. The frozen file's records are then exactly those up to the last
+    /// Starts a checkpoint's cut: writes the held records and switches appends to the other file, which
+    /// must be empty (the next sync syncs the old file first). The frozen file's records are then exactly those up to the last
     /// sequence written.
     pub fn rotate(&mut self) -> Result<()> {
         if !self.previous_is_empty() {
             return Err(Error::Config("WAL rotation while the other file still holds records".into()));
         }
         self.write_held()?;
-        self.sync.sync_now()?;
         self.previous_len = self.end;
         self.current = 1 - self.current;
         self.end = FILE_HEADER_LEN as u64;
@@ -707,12 +751,19 @@ impl WalWriter {
 
     /// Empties the other file once the checkpoint of its records is durable.
     pub fn truncate_previous(&mut self) -> Result<()> {
-        let index = 1 - self.current;
-        let (file, path) = (&self.files[index], &self.paths[index]);
-        file.set_len(FILE_HEADER_LEN as u64).map_err(|e| Error::io("truncate", path, e))?;
-        file.sync().map_err(|e| Error::io("fsync", path, e))?;
-        self.previous_len = FILE_HEADER_LEN as u64;
+        self.reader().truncate(self.previous_index())?;
+        self.previous_emptied();
         Ok(())
+    }
+
+    /// Index of the other file (the one a rotation froze).
+    pub fn previous_index(&self) -> usize {
+        1 - self.current
+    }
+
+    /// Notes that the other file was emptied (through a [`WalReader`], off the slot lock).
+    pub fn previous_emptied(&mut self) {
+        self.previous_len = FILE_HEADER_LEN as u64;
     }
 
     /// A reusable buffer to encode records into before [`WalWriter::append_buffer`], and the synced

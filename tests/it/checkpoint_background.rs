@@ -167,18 +167,25 @@ fn kill_9_under_constant_checkpoints_loses_no_acknowledged_write() {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(4000));
+    // Kill once a few checkpoints have run (each rotates the WAL), while the writers go on.
     let mut conn = server.connect();
-    let info = String::from_utf8_lossy(&conn.cmd(&["INFO", "velo"])).into_owned();
-    let checkpoints: u64 = info
-        .lines()
-        .filter_map(|line| line.strip_prefix("checkpoints:"))
-        .map(|n| n.trim().parse::<u64>().unwrap_or(0))
-        .sum();
+    let started = std::time::Instant::now();
+    let (checkpoints, info) = loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let info = String::from_utf8_lossy(&conn.cmd(&["INFO", "velo"])).into_owned();
+        let checkpoints: u64 = info
+            .lines()
+            .filter_map(|line| line.strip_prefix("checkpoints:"))
+            .map(|n| n.trim().parse::<u64>().unwrap_or(0))
+            .sum();
+        if checkpoints >= 3 || started.elapsed() > Duration::from_secs(20) {
+            break (checkpoints, info);
+        }
+    };
     server.kill9();
     let counts: Vec<(u64, u64)> = writers.into_iter().map(|w| w.join().unwrap()).collect();
     assert!(counts.iter().map(|c| c.0).sum::<u64>() > 1000, "too few writes acknowledged: {counts:?}");
-    assert!(checkpoints >= 2, "only {checkpoints} checkpoints before the kill:\n{info}");
+    assert!(checkpoints >= 3, "only {checkpoints} checkpoints before the kill:\n{info}");
     let server = TestServer::start_in(dir.path(), &args);
     let mut conn = server.connect();
     for (w, &(acked, sent)) in counts.iter().enumerate() {
