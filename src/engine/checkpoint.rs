@@ -4,7 +4,7 @@
 //! Three phases (docs/recovery.md §"Checkpoints"):
 //! - *Begin*, under the slot lock: the WAL rotates (see `wal`): appends go to the other file from now
 //!   on, and the checkpoint covers exactly the records of the file it froze. The memtable entries (all
-//!   of them at or below the cut) are copied, sorted; the memtable itself stays and keeps serving reads
+//!   of them at or below the cut) are copied (the prepare sorts them); the memtable stays and serves reads
 //!   and taking writes.
 //! - *Prepare*, without the slot lock (on the engine's checkpoint thread, see [`Checkpointer`]), through
 //!   its own handles on the slot's files: (1) new segments and big values are appended and fsynced;
@@ -98,7 +98,7 @@ pub(crate) struct Job {
     wal: WalReader,
     /// Bytes of the WAL the checkpoint covers (sizes compaction's share).
     wal_bytes: u64,
-    /// The memtable entries at the begin, in key order.
+    /// The memtable entries at the begin (sorted by the prepare).
     entries: Vec<(MemKey, MemEntry)>,
     reset: bool,
     db_flush_pending: BTreeMap<u16, u64>,
@@ -349,8 +349,8 @@ impl Slot {
     }
 
     /// Starts a checkpoint when one is due: handed to the checkpoint thread when there is one. With a
-    /// checkpoint in flight, installs it if it is prepared, and waits for it (back-pressure) only once the
-    /// memtable holds twice its budget.
+    /// checkpoint in flight, leaves it to the thread (which installs it and runs its tail off the lock), and
+    /// finishes it here (back-pressure) only once the memtable holds twice its budget.
     pub(crate) fn maybe_checkpoint(&mut self) -> Result<()> {
         if !self.checkpoint_due() {
             return Ok(());
@@ -358,7 +358,7 @@ impl Slot {
         if let Some(flight) = &self.in_flight {
             let pressed = self.memtable_bytes >= 2 * self.memtable_budget()
                 || self.wal.len() as usize >= 4 * self.config.wal_flush_bytes;
-            if !pressed && !flight.is_prepared() {
+            if !pressed {
                 return Ok(());
             }
             let waited = Instant::now();
@@ -484,7 +484,7 @@ impl Slot {
             dwb: Some(dwb),
             wal: self.wal.reader(),
             wal_bytes,
-            entries: self.memtable.sorted_copy(),
+            entries: self.memtable.copy(),
             reset,
             db_flush_pending: self.db_flush_pending.clone(),
             cleanup_buckets: std::mem::take(&mut self.cleanup_buckets),
@@ -671,7 +671,9 @@ impl Job {
     /// The prepare phase (see the module docs): everything up to the durable double-write batch.
     fn prepare(mut self) -> Result<Prepared> {
         let started = Instant::now();
-        let entries = std::mem::take(&mut self.entries);
+        let mut entries = std::mem::take(&mut self.entries);
+        // Sorted here rather than at the begin, which holds the slot lock.
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let reset = self.reset;
         let target_seq = self.target_seq;
         let mut meta = self.meta.clone();

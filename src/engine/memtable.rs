@@ -190,12 +190,9 @@ impl Memtable {
         sorted
     }
 
-    /// A copy of every entry, in key order (a checkpoint's begin; the memtable keeps serving).
-    pub(crate) fn sorted_copy(&self) -> Vec<(MemKey, MemEntry)> {
-        let mut sorted: Vec<(MemKey, MemEntry)> =
-            self.entries.iter().map(|(key, entry)| (key.clone(), entry.clone())).collect();
-        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        sorted
+    /// A copy of every entry, in no particular order (a checkpoint's begin; the memtable keeps serving).
+    pub(crate) fn copy(&self) -> Vec<(MemKey, MemEntry)> {
+        self.entries.iter().map(|(key, entry)| (key.clone(), entry.clone())).collect()
     }
 
     /// Drops the scan order after many removals (a checkpoint's install), so that it is rebuilt from the

@@ -6,8 +6,9 @@
 //! A slot has two WAL files and appends to one of them. A checkpoint starts by *rotating*: appends switch
 //! to the other, empty file, and the next fsync syncs the old file before the new one (so no write in the
 //! new file is acknowledged as durable before every earlier one is; a crash that loses the end of the old
-//! file drops the new file's records at recovery, see [`WalWriter::open`]); the checkpoint then covers exactly the records of the file it froze, which is
-//! emptied once the checkpoint's metadata is durable. Writers go on appending to the new file meanwhile.
+//! file drops the new file's records at recovery, see [`WalWriter::open`]); the checkpoint then covers
+//! exactly the records of the file it froze, which is emptied once the checkpoint's metadata is durable.
+//! Writers go on appending to the new file meanwhile.
 //! Recovery replays both files, older first (docs/recovery.md). A record's *position* is its offset in
 //! its file, with [`SECOND_FILE_BIT`] set for the second file.
 
