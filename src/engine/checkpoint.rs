@@ -5,7 +5,7 @@
 //! - *Begin*, under the slot lock: the WAL rotates (see `wal`): appends go to the other file from now
 //!   on, and the checkpoint covers exactly the records of the file it froze. The memtable entries (all
 //!   of them at or below the cut) are copied (the prepare sorts them); the memtable stays and serves reads
-//!   and taking writes.
+//!   and takes writes.
 //! - *Prepare*, without the slot lock (on the engine's checkpoint thread, see [`Checkpointer`]), through
 //!   its own handles on the slot's files: (1) new segments and big values are appended and fsynced;
 //!   (2) every changed page and the new slot metadata go to the double-write batch, which is fsynced.
