@@ -43,6 +43,10 @@ bench_cleanup() {
         kill "${BENCH_PIDS[@]}" 2>/dev/null || true
         wait "${BENCH_PIDS[@]}" 2>/dev/null || true
     fi
+    # BENCH_KEEP_LOGS=DIR keeps the servers' logs (e.g. RUST_LOG=velo::engine::checkpoint=debug timings).
+    if [ -n "${BENCH_KEEP_LOGS:-}" ]; then
+        mkdir -p "$BENCH_KEEP_LOGS" && cp "$BENCH_WORK"/*.log "$BENCH_KEEP_LOGS"/ 2>/dev/null || true
+    fi
     rm -rf "$BENCH_WORK"
 }
 trap bench_cleanup EXIT

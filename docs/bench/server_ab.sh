@@ -33,17 +33,17 @@ fi
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 tick=$(getconf CLK_TCK)
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf "%-5s %-40s %-4s %-3s %10s %9s %12s %7s\n" round server test P req/s p99_ms cpu_us/req rss_MB
+printf "%-5s %-40s %-4s %-3s %10s %9s %9s %12s %7s\n" round server test P req/s p99_ms max_ms cpu_us/req rss_MB
 for round in $(seq "$ROUNDS"); do
     for i in "${!PORTS[@]}"; do
         before=$(cpu_ticks "${PIDS[$i]}")
-        read -r rps p99 < <(redis-benchmark -p "${PORTS[$i]}" -t "$TEST" -n "$REQUESTS" -c 50 -d 256 -r 1000000 \
-            -P "$PIPELINE" --csv -q | awk -F'","' 'NR==2 { gsub(/"/, "", $2); gsub(/"/, "", $7); print $2, $7 }')
+        read -r rps p99 max < <(redis-benchmark -p "${PORTS[$i]}" -t "$TEST" -n "$REQUESTS" -c 50 -d 256 -r 1000000 \
+            -P "$PIPELINE" --csv -q | awk -F'","' 'NR==2 { gsub(/"/, "", $2); gsub(/"/, "", $7); gsub(/"/, "", $8); print $2, $7, $8 }')
         after=$(cpu_ticks "${PIDS[$i]}")
         rss=$(awk '/VmRSS/ { print int($2 / 1024) }' "/proc/${PIDS[$i]}/status")
         cpu=$(echo "($after - $before) * 1000000 / $tick / $REQUESTS" | bc -l)
-        printf "%-5s %-40s %-4s %-3s %10.0f %9.3f %12.2f %7s\n" "$round" "${LABELS[$i]}" "$TEST" "$PIPELINE" "$rps" \
-            "$p99" "$cpu" "$rss"
+        printf "%-5s %-40s %-4s %-3s %10.0f %9.3f %9.3f %12.2f %7s\n" "$round" "${LABELS[$i]}" "$TEST" "$PIPELINE" \
+            "$rps" "$p99" "$max" "$cpu" "$rss"
     done
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

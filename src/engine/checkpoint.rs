@@ -1,30 +1,57 @@
-//! The checkpoint: moves every memtable entry into chunk segments and key buckets, compacts chunk files
-//! that are mostly dead, splits buckets as the table fills, and then empties the WAL.
+//! The checkpoint: moves memtable entries into chunk segments and key buckets, compacts chunk files that
+//! are mostly dead, splits buckets as the table fills, and then empties the WAL file it covered.
 //!
-//! Order (docs/recovery.md): (1) new segments and big values are appended and fsynced; (2) every changed
-//! page and the new slot metadata go to the double-write batch, which is fsynced; (3) pages are written in
-//! place and fsynced; (4) the metadata is replaced atomically; (5) files that died are deleted and the WAL
-//! is truncated. Until (4) the old metadata and the WAL describe the data; after (2) recovery can finish
-//! (3) and (4) from the batch. Any error poisons the slot: the WAL still holds everything, and a restart
-//! recovers.
+//! Three phases (docs/recovery.md §"Checkpoints"):
+//! - *Begin*, under the slot lock: the WAL rotates (see `wal`): appends go to the other file from now
+//!   on, and the checkpoint covers exactly the records of the file it froze. The memtable entries (all
+//!   of them at or below the cut) are copied (the prepare sorts them); the memtable stays and serves reads
+//!   and takes writes.
+//! - *Prepare*, without the slot lock (on the engine's checkpoint thread, see [`Checkpointer`]), through
+//!   its own handles on the slot's files: (1) new segments and big values are appended and fsynced;
+//!   (2) every changed page and the new slot metadata go to the double-write batch, which is fsynced.
+//!   None of it is visible to readers, which use the committed metadata: segments lie past the committed
+//!   ends of chunk files, new pages past the committed table or in the batch.
+//! - *Install*, under the slot lock: (3) pages are written in place (into the OS cache and the slot's
+//!   page cache), the new metadata takes over in memory, files that died are deleted, and the entries
+//!   the checkpoint wrote leave the memtable unless a later write replaced them.
+//! - *Tail* ([`Tail`]), without the lock again: `buckets` and `overflow` are fsynced, (4) the metadata
+//!   file is replaced atomically, the batch is emptied, and (5) the frozen WAL file is emptied.
+//!
+//! Until (2) the old metadata and the WAL describe the data; once the batch is durable recovery installs
+//! it (pages and metadata) whatever happened after, which is what lets the install change the slot before
+//! the metadata file does. Any error poisons the slot: the WAL still holds everything, and a restart
+//! recovers. Writers wait for a checkpoint only while it begins and installs, or when the memtable passes
+//! twice its budget while one is in flight (back-pressure). A checkpoint that could not rotate (the other
+//! WAL file still held records, after a crash) runs whole under the lock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use super::buckets::{self, PageId};
+use bytes::Bytes;
+
+use super::buckets::{self, BucketStore, PageId};
 use super::dwb::DwbWriter;
 use super::error::{Error, Result};
+use super::io::FileSystem;
 use super::meta::{self, ChunkFileMeta, SlotMeta};
 use super::page::{
     self, Cell, CellValue, Page, SegmentLocation, CELL_AREA, CELL_HEADER_LEN, PAGE_KIND_OVERFLOW, PAGE_KIND_PRIMARY,
 };
-use super::segment::{self, SegmentWriter, CHUNK_FILE_MAX};
-use super::slot::{MemEntry, MemKey, MemValue, Slot};
+use super::segment::{self, ChunkStore, SegmentWriter, CHUNK_FILE_MAX};
+use super::slot::{MemEntry, MemEnvelope, MemKey, MemValue, Slot, SlotConfig, MEM_ENTRY_OVERHEAD};
+use super::wal::WalReader;
 
 /// The table splits a bucket while cells fill more than this share of the primary pages.
 const SPLIT_FILL: f64 = 0.85;
 
 /// A chunk file is compacted once less than this share of what was written to it is live.
 const COMPACT_LIVE_SHARE: f64 = 0.65;
+
+/// Page cache of a checkpoint's own bucket store: each bucket is read about once.
+const JOB_PAGE_CACHE: usize = 4 << 20;
 
 /// A live record moving out of a chunk file being compacted: database, key, old location, ticket of its
 /// new location in the segment writer.
@@ -57,11 +84,351 @@ struct Batch {
     fresh_written: bool,
 }
 
+/// A checkpoint between its begin and its install: what it covers and its own handles on the slot's files.
+pub(crate) struct Job {
+    dir: PathBuf,
+    config: Arc<SlotConfig>,
+    /// The committed metadata at the begin (the prepare builds the new one from it).
+    meta: SlotMeta,
+    buckets: BucketStore,
+    chunks: ChunkStore,
+    /// Opened at the begin, so that every handle the prepare writes through predates it (a simulated
+    /// crash in the tests invalidates them all).
+    dwb: Option<DwbWriter>,
+    wal: WalReader,
+    /// Bytes of the WAL the checkpoint covers (sizes compaction's share).
+    wal_bytes: u64,
+    /// The memtable entries at the begin (sorted by the prepare).
+    entries: Vec<(MemKey, MemEntry)>,
+    reset: bool,
+    db_flush_pending: BTreeMap<u16, u64>,
+    cleanup_buckets: BTreeSet<u64>,
+    target_seq: u64,
+    /// The WAL rotated at the begin: the install empties the frozen file only. Otherwise (the other file
+    /// still held records, after a crash) the checkpoint ran under the lock and empties both.
+    rotated: bool,
+    /// The slot's `unflushed_txid` at the begin.
+    txid: u64,
+    big_values: u64,
+    big_value_bytes: u64,
+    began: Instant,
+    /// Time the begin held the slot lock.
+    begin_time: Duration,
+}
+
+/// A prepared checkpoint: durable in the double-write batch, waiting for its install.
+pub(crate) struct Prepared {
+    job: Job,
+    meta: SlotMeta,
+    meta_bytes: Vec<u8>,
+    batch: Batch,
+    prepare_time: Duration,
+    durable_time: Duration,
+}
+
+/// Where a checkpoint handed to the [`Checkpointer`] is.
+enum Flight {
+    Queued(Box<Job>),
+    /// Being prepared by the thread.
+    Running,
+    Done(Box<Result<Prepared>>),
+    /// Installed; the thread runs its [`Tail`] off the lock.
+    Tailing,
+    /// The tail's outcome, for whoever holds the slot lock next.
+    Finished(Result<()>),
+    Taken,
+}
+
+/// What an install leaves to run off the slot lock: the fsyncs that make the installed checkpoint's files
+/// final (pages in place, the metadata file, the emptied batch, the emptied frozen WAL file). The
+/// committed double-write batch already makes the checkpoint durable (recovery installs it again), so
+/// readers and writers may go on meanwhile; the next checkpoint may not begin before it is done (it
+/// reuses the batch file and rotates into the frozen WAL file), so the checkpoint stays in flight.
+pub(crate) struct Tail {
+    fs: Arc<dyn FileSystem>,
+    buckets: BucketStore,
+    dwb: DwbWriter,
+    meta_path: PathBuf,
+    meta_bytes: Vec<u8>,
+    /// The frozen WAL file, to empty last.
+    wal: WalReader,
+    frozen: usize,
+}
+
+impl Tail {
+    fn run(mut self) -> Result<()> {
+        self.buckets.sync()?;
+        meta::write_atomically(self.fs.as_ref(), &self.meta_path, &self.meta_bytes)?;
+        self.dwb.clear()?;
+        self.wal.truncate(self.frozen)
+    }
+}
+
+/// A checkpoint in flight: the slot and the checkpoint thread share it. Whoever holds the slot lock when
+/// it is prepared installs it; a caller that needs it finished (a synchronous checkpoint, back-pressure)
+/// prepares it itself if the thread has not started it, or waits.
+pub(crate) struct InFlight {
+    state: Mutex<Flight>,
+    done: Condvar,
+}
+
+impl InFlight {
+    fn state(&self) -> MutexGuard<'_, Flight> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// True once the checkpoint can be finished without waiting (prepared, or its tail has run).
+    pub(crate) fn is_prepared(&self) -> bool {
+        matches!(*self.state(), Flight::Done(_) | Flight::Finished(_))
+    }
+}
+
+/// The engine's checkpoint thread: prepares the slots' checkpoints, one at a time, off their locks.
+pub(crate) struct Checkpointer {
+    queue: Mutex<(VecDeque<(usize, Arc<InFlight>)>, bool)>,
+    wake: Condvar,
+    slots: OnceLock<Vec<Weak<Mutex<Slot>>>>,
+}
+
+impl Checkpointer {
+    pub(crate) fn new() -> Arc<Checkpointer> {
+        Arc::new(Checkpointer {
+            queue: Mutex::new((VecDeque::new(), false)),
+            wake: Condvar::new(),
+            slots: OnceLock::new(),
+        })
+    }
+
+    fn queue(&self) -> MutexGuard<'_, (VecDeque<(usize, Arc<InFlight>)>, bool)> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts the thread over the engine's slots.
+    pub(crate) fn start(self: &Arc<Self>, slots: &[Arc<Mutex<Slot>>]) -> Option<JoinHandle<()>> {
+        let _ = self.slots.set(slots.iter().map(Arc::downgrade).collect());
+        let this = self.clone();
+        std::thread::Builder::new().name("velo-checkpoint".into()).spawn(move || this.run()).ok()
+    }
+
+    /// Asks the thread to stop; checkpoints not yet started stay with their slots (a synchronous
+    /// checkpoint finishes them; without one the WAL keeps their records).
+    pub(crate) fn stop(&self) {
+        self.queue().1 = true;
+        self.wake.notify_all();
+    }
+
+    fn submit(&self, slot: usize, flight: Arc<InFlight>) {
+        self.queue().0.push_back((slot, flight));
+        self.wake.notify_all();
+    }
+
+    fn run(&self) {
+        loop {
+            let (index, flight) = {
+                let mut queue = self.queue();
+                loop {
+                    if queue.1 {
+                        return;
+                    }
+                    if let Some(next) = queue.0.pop_front() {
+                        break next;
+                    }
+                    queue = self.wake.wait(queue).unwrap_or_else(|p| p.into_inner());
+                }
+            };
+            let job = {
+                let mut state = flight.state();
+                match std::mem::replace(&mut *state, Flight::Running) {
+                    Flight::Queued(job) => job,
+                    other => {
+                        // Finished under the slot lock already.
+                        *state = other;
+                        continue;
+                    }
+                }
+            };
+            let prepared = job.prepare();
+            *flight.state() = Flight::Done(Box::new(prepared));
+            flight.done.notify_all();
+            let Some(slot) = self.slots.get().and_then(|slots| slots.get(index)).and_then(Weak::upgrade) else {
+                continue;
+            };
+            // Install under the lock (unless someone finished it already), then run the tail without it.
+            let tail = {
+                let mut guard = super::lock(&slot);
+                if !guard.in_flight.as_ref().is_some_and(|current| Arc::ptr_eq(current, &flight)) {
+                    continue;
+                }
+                let taken = std::mem::replace(&mut *flight.state(), Flight::Tailing);
+                let prepared = match taken {
+                    Flight::Done(prepared) => *prepared,
+                    other => {
+                        *flight.state() = other;
+                        continue;
+                    }
+                };
+                match guard.install(prepared) {
+                    Ok(Some(tail)) => tail,
+                    Ok(None) => {
+                        *flight.state() = Flight::Taken;
+                        guard.in_flight = None;
+                        flight.done.notify_all();
+                        continue;
+                    }
+                    Err(error) => {
+                        tracing::error!(slot = guard.index, %error, "background checkpoint failed");
+                        *flight.state() = Flight::Taken;
+                        guard.in_flight = None;
+                        flight.done.notify_all();
+                        continue;
+                    }
+                }
+            };
+            let started = Instant::now();
+            let outcome = tail.run();
+            tracing::debug!(
+                slot = index,
+                tail_us = started.elapsed().as_micros() as u64,
+                "checkpoint tail (off the lock)"
+            );
+            *flight.state() = Flight::Finished(outcome);
+            flight.done.notify_all();
+            let mut guard = super::lock(&slot);
+            if guard.in_flight.as_ref().is_some_and(|current| Arc::ptr_eq(current, &flight)) {
+                if let Err(error) = guard.finish_in_flight() {
+                    tracing::error!(slot = guard.index, %error, "background checkpoint failed");
+                }
+            }
+        }
+    }
+}
+
 impl Slot {
-    /// Moves the memtable into the layers below and empties the WAL. See the module docs.
+    /// Moves the whole memtable into the layers below and empties the WAL, before returning (a checkpoint
+    /// in flight is finished first). See the module docs.
     pub fn checkpoint(&mut self) -> Result<()> {
-        if self.config.read_only {
+        self.finish_in_flight()?;
+        if let Some(job) = self.begin_checkpoint()? {
+            let prepared = job.prepare();
+            let tail = self.install(prepared)?;
+            self.finish_tail(tail)?;
+        }
+        Ok(())
+    }
+
+    /// Runs an install's tail here (under the lock) and applies its outcome.
+    fn finish_tail(&mut self, tail: Option<Tail>) -> Result<()> {
+        match tail {
+            Some(tail) => {
+                let outcome = tail.run();
+                self.tail_done(outcome)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Applies a tail's outcome: the frozen WAL file is empty (the WAL may rotate again), or the slot is
+    /// poisoned.
+    fn tail_done(&mut self, outcome: Result<()>) -> Result<()> {
+        match outcome {
+            Ok(()) => {
+                self.wal.previous_emptied();
+                Ok(())
+            }
+            Err(err) => {
+                tracing::error!(slot = self.index, error = %err, "checkpoint failed; slot poisoned until restart");
+                self.poisoned = Some("checkpoint");
+                Err(err)
+            }
+        }
+    }
+
+    /// True when the memtable or the WAL has reached the size that calls for a checkpoint.
+    fn checkpoint_due(&self) -> bool {
+        self.memtable_bytes >= self.memtable_budget() || self.wal.len() as usize >= 2 * self.config.wal_flush_bytes
+    }
+
+    /// Starts a checkpoint when one is due: handed to the checkpoint thread when there is one. With a
+    /// checkpoint in flight, leaves it to the thread (which installs it and runs its tail off the lock), and
+    /// finishes it here (back-pressure) only once the memtable holds twice its budget.
+    pub(crate) fn maybe_checkpoint(&mut self) -> Result<()> {
+        if !self.checkpoint_due() {
             return Ok(());
+        }
+        if let Some(flight) = &self.in_flight {
+            let pressed = self.memtable_bytes >= 2 * self.memtable_budget()
+                || self.wal.len() as usize >= 4 * self.config.wal_flush_bytes;
+            if !pressed {
+                return Ok(());
+            }
+            let waited = Instant::now();
+            let was_prepared = flight.is_prepared();
+            self.finish_in_flight()?;
+            if !was_prepared {
+                tracing::debug!(
+                    slot = self.index,
+                    wait_us = waited.elapsed().as_micros() as u64,
+                    "writer waited for the checkpoint in flight (memtable at twice its budget)"
+                );
+            }
+            if !self.checkpoint_due() {
+                return Ok(());
+            }
+        }
+        let Some(job) = self.begin_checkpoint()? else { return Ok(()) };
+        match &self.config.checkpointer {
+            Some(checkpointer) if job.rotated => {
+                let flight =
+                    Arc::new(InFlight { state: Mutex::new(Flight::Queued(Box::new(job))), done: Condvar::new() });
+                self.in_flight = Some(flight.clone());
+                checkpointer.submit(self.index, flight);
+                Ok(())
+            }
+            _ => {
+                let prepared = job.prepare();
+                let tail = self.install(prepared)?;
+                self.finish_tail(tail)
+            }
+        }
+    }
+
+    /// Finishes the checkpoint in flight, if any: prepares it here if the thread has not started it, or
+    /// waits for its prepare, then installs it.
+    pub(crate) fn finish_in_flight(&mut self) -> Result<()> {
+        let Some(flight) = self.in_flight.clone() else { return Ok(()) };
+        let taken = {
+            let mut state = flight.state();
+            loop {
+                match std::mem::replace(&mut *state, Flight::Taken) {
+                    waiting @ (Flight::Running | Flight::Tailing) => {
+                        *state = waiting;
+                        state = flight.done.wait(state).unwrap_or_else(|p| p.into_inner());
+                    }
+                    other => break other,
+                }
+            }
+        };
+        self.in_flight = None;
+        match taken {
+            Flight::Queued(job) => {
+                let prepared = job.prepare();
+                let tail = self.install(prepared)?;
+                self.finish_tail(tail)
+            }
+            Flight::Done(prepared) => {
+                let tail = self.install(*prepared)?;
+                self.finish_tail(tail)
+            }
+            Flight::Finished(outcome) => self.tail_done(outcome),
+            Flight::Running | Flight::Tailing | Flight::Taken => Ok(()),
+        }
+    }
+
+    /// The begin phase (see the module docs), or `None` when there is nothing to do or a checkpoint may not
+    /// run now (read-only, an open transaction). Must not be called with a checkpoint in flight.
+    fn begin_checkpoint(&mut self) -> Result<Option<Job>> {
+        if self.config.read_only {
+            return Ok(None);
         }
         if let Some(op) = self.poisoned {
             return Err(Error::Poisoned { slot: self.index, op });
@@ -69,7 +436,7 @@ impl Slot {
         // Nothing of an uncommitted transaction may reach the layers below; the checkpoint runs when the
         // last open transaction here commits.
         if self.has_open_transactions() {
-            return Ok(());
+            return Ok(None);
         }
         // A committed transaction's records become permanent here: first make sure no other slot can still
         // lose its share of them (a power loss before their WALs were fsynced).
@@ -78,24 +445,69 @@ impl Slot {
         }
         let reset = self.flush_all_seq > self.meta.checkpoint_seq;
         let flushes = self.db_flush_pending.iter().any(|(db, seq)| self.meta.db_flush_seq.get(db) != Some(seq));
-        if self.memtable.is_empty() && !reset && !flushes && self.cleanup_buckets.is_empty() && self.wal.is_empty() {
-            return Ok(());
+        if self.memtable.is_empty()
+            && !reset
+            && !flushes
+            && self.cleanup_buckets.is_empty()
+            && self.wal.is_empty()
+            && self.wal.previous_is_empty()
+        {
+            return Ok(None);
         }
-        if self.snapshot.is_some() {
-            super::snapshot::before_checkpoint(self);
-        }
-        let entries = self.memtable.take_sorted();
-        match self.checkpoint_inner(reset, &entries) {
-            Ok(()) => {
-                self.stats.checkpoints += 1;
-                self.unflushed_txid = 0;
-                self.config.transactions.note_checkpoint(self.index, self.meta.checkpoint_seq);
-                Ok(())
-            }
+        let began = Instant::now();
+        let fs = self.config.fs.clone();
+        let handles = BucketStore::open(fs.as_ref(), &self.dir, false, false, JOB_PAGE_CACHE)
+            .and_then(|buckets| Ok((buckets, DwbWriter::begin(fs.as_ref(), &self.dir)?)));
+        let (buckets, dwb) = match handles {
+            Ok(handles) => handles,
             Err(err) => {
                 tracing::error!(slot = self.index, error = %err, "checkpoint failed; slot poisoned until restart");
-                // Reads keep seeing every acknowledged write: the memtable goes back as it was.
-                self.memtable.restore(entries);
+                self.poisoned = Some("checkpoint");
+                return Err(err);
+            }
+        };
+        let chunks = ChunkStore::new(fs.clone(), &self.dir, false, 0, self.config.segment_size);
+        let rotated = self.wal.previous_is_empty();
+        let wal_bytes = self.wal.total_len();
+        let rotation = if rotated { self.wal.rotate() } else { self.wal.write_held() };
+        if let Err(err) = rotation {
+            tracing::error!(slot = self.index, error = %err, "checkpoint failed; slot poisoned until restart");
+            self.poisoned = Some("checkpoint");
+            return Err(err);
+        }
+        let job = Job {
+            dir: self.dir.clone(),
+            config: self.config.clone(),
+            meta: self.meta.clone(),
+            buckets,
+            chunks,
+            dwb: Some(dwb),
+            wal: self.wal.reader(),
+            wal_bytes,
+            entries: self.memtable.copy(),
+            reset,
+            db_flush_pending: self.db_flush_pending.clone(),
+            cleanup_buckets: std::mem::take(&mut self.cleanup_buckets),
+            target_seq: self.next_seq - 1,
+            rotated,
+            txid: self.unflushed_txid,
+            big_values: 0,
+            big_value_bytes: 0,
+            began,
+            begin_time: began.elapsed(),
+        };
+        Ok(Some(job))
+    }
+
+    /// The install phase (see the module docs), but for its [`Tail`] (`None` when it was run here: the
+    /// checkpoint did not rotate the WAL). An error, here or from the prepare, poisons the slot.
+    fn install(&mut self, prepared: Result<Prepared>) -> Result<Option<Tail>> {
+        let started = Instant::now();
+        match prepared.and_then(|prepared| self.install_inner(prepared, started)) {
+            Ok(tail) => Ok(tail),
+            Err(err) => {
+                tracing::error!(slot = self.index, error = %err, "checkpoint failed; slot poisoned until restart");
+                // Reads keep seeing every acknowledged write: the memtable still holds them.
                 self.poisoned = Some("checkpoint");
                 self.buckets.clear_cache();
                 self.chunks.clear_cache();
@@ -104,16 +516,173 @@ impl Slot {
         }
     }
 
-    fn checkpoint_inner(&mut self, reset: bool, entries: &[(MemKey, MemEntry)]) -> Result<()> {
-        let started = std::time::Instant::now();
-        let target_seq = self.next_seq - 1;
+    fn install_inner(&mut self, prepared: Prepared, started: Instant) -> Result<Option<Tail>> {
+        let Prepared { mut job, meta, meta_bytes, mut batch, prepare_time, durable_time } = prepared;
+        // Before-images a snapshot still takes from the pages are read before the pages change.
+        if self.snapshot.is_some() {
+            super::snapshot::before_checkpoint(self);
+        }
+        let fs = self.config.fs.clone();
+        for id in batch.dwb.page_ids() {
+            if let Some(page) = batch.dwb.page(id)? {
+                self.buckets.write_page(id, &page)?;
+            }
+        }
+        if !job.rotated {
+            // The checkpoint covers both WAL files (after a crash): all of it runs here.
+            self.buckets.sync()?;
+            meta::write_atomically(fs.as_ref(), &meta::slot_meta_path(&self.dir), &meta_bytes)?;
+            batch.dwb.clear()?;
+        }
+
+        // The batch is durable, so recovery would install this checkpoint again: files that died can go
+        // (nothing the new metadata names), and the written entries leave the memtable.
+        for name in &meta.pending_deletes {
+            if let Some(id) = segment::parse_chunk_file_name(name) {
+                self.chunks.forget(id);
+            }
+            let path = self.dir.join(name);
+            if fs.exists(&path) {
+                fs.remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+            }
+        }
+        if job.reset {
+            self.buckets.truncate_to(meta.bucket_count(), meta.overflow_pages)?;
+            self.chunks.clear_cache();
+        }
+        let target_seq = job.target_seq;
+        let entry_count = job.entries.len();
+        for ((reversed, db, key), entry) in std::mem::take(&mut job.entries) {
+            let Some(current) = self.memtable.get_mut(reversed, db, &key) else { continue };
+            if current.seq == entry.seq {
+                let key_len = key.len();
+                if let Some(removed) = self.memtable.remove(&(reversed, db, key)) {
+                    self.memtable_bytes =
+                        self.memtable_bytes.saturating_sub(key_len + MEM_ENTRY_OVERHEAD + removed.value.memory_len());
+                    if removed.expire_at != 0 {
+                        self.expiring_in_memtable = self.expiring_in_memtable.saturating_sub(1);
+                    }
+                }
+                continue;
+            }
+            // Written again since the begin: the entry stays, but what lies below it has changed.
+            current.prior = None;
+            // An expiry change keeps the value's WAL record, which may be in the file emptied below.
+            let stale = match &current.value {
+                MemValue::Set { envelope, .. } => {
+                    envelope.bytes.is_none() && job.rotated && self.wal.in_previous(envelope.record.0)
+                }
+                _ => false,
+            };
+            if stale {
+                let loaded = match &current.value {
+                    MemValue::Set { envelope, .. } => self.wal.read_envelope(envelope.record.0, envelope.record.1)?,
+                    _ => continue,
+                };
+                self.memtable_bytes += loaded.len();
+                if let Some(MemEntry { value: MemValue::Set { envelope, .. }, .. }) =
+                    self.memtable.get_mut(reversed, db, &key)
+                {
+                    envelope.bytes = Some(Bytes::from(loaded));
+                }
+            }
+        }
+        self.memtable.forget_order();
+        if !job.rotated {
+            self.wal.reset(target_seq)?;
+        }
+        let pages = batch.dwb.page_ids().len();
+        self.meta = meta;
+        self.db_flush_pending.retain(|_, seq| *seq > target_seq);
+        if self.memtable.is_empty() {
+            self.memtable_bytes = 0;
+            self.expiring_in_memtable = 0;
+        }
+        self.stats.checkpoints += 1;
+        self.stats.big_values += job.big_values;
+        self.stats.big_value_bytes += job.big_value_bytes;
+        if self.unflushed_txid == job.txid {
+            self.unflushed_txid = 0;
+        }
+        self.config.transactions.note_checkpoint(self.index, self.meta.checkpoint_seq);
+        tracing::debug!(
+            slot = self.index,
+            entries = entry_count,
+            pages,
+            rotated = job.rotated,
+            begin_us = job.begin_time.as_micros() as u64,
+            prepare_us = prepare_time.as_micros() as u64,
+            durable_us = durable_time.as_micros() as u64,
+            install_us = started.elapsed().as_micros() as u64,
+            total_us = job.began.elapsed().as_micros() as u64,
+            "checkpoint"
+        );
+        if !job.rotated {
+            return Ok(None);
+        }
+        Ok(Some(Tail {
+            fs,
+            buckets: job.buckets,
+            dwb: batch.dwb,
+            meta_path: meta::slot_meta_path(&self.dir),
+            meta_bytes,
+            frozen: self.wal.previous_index(),
+            wal: job.wal,
+        }))
+    }
+}
+
+impl Job {
+    /// The bytes of an unflushed envelope (from memory, or read back from the WAL).
+    fn load_envelope(&self, envelope: &MemEnvelope) -> Result<Bytes> {
+        match &envelope.bytes {
+            Some(bytes) => Ok(bytes.clone()),
+            None => self.wal.read_envelope(envelope.record.0, envelope.record.1).map(Bytes::from),
+        }
+    }
+
+    /// Whether the committed layers hold a live cell for the key (for the growth estimate).
+    fn has_cell(&mut self, db: u16, key: &[u8]) -> Result<bool> {
+        if self.reset {
+            return Ok(false);
+        }
+        let marker = self
+            .meta
+            .db_flush_seq
+            .get(&db)
+            .copied()
+            .unwrap_or(0)
+            .max(self.db_flush_pending.get(&db).copied().unwrap_or(0));
+        let hash = super::key::key_hash(db, key);
+        let mut id = PageId::bucket(buckets::bucket_of(hash, self.meta.level, self.meta.split));
+        for _ in 0..=self.meta.overflow_pages {
+            let (cell, next) = self.buckets.find_cell(id, hash, db, key)?;
+            if let Some(cell) = cell {
+                return Ok(cell.seq >= marker);
+            }
+            if next == 0 {
+                return Ok(false);
+            }
+            id = PageId::overflow(next);
+        }
+        Ok(false)
+    }
+
+    /// The prepare phase (see the module docs): everything up to the durable double-write batch.
+    fn prepare(mut self) -> Result<Prepared> {
+        let started = Instant::now();
+        let mut entries = std::mem::take(&mut self.entries);
+        // Sorted here rather than at the begin, which holds the slot lock.
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let reset = self.reset;
+        let target_seq = self.target_seq;
         let mut meta = self.meta.clone();
         meta.pending_deletes.clear();
         meta.checkpoint_seq = target_seq;
         let fs = self.config.fs.clone();
         let zstd_level = self.config.compression.segments.then_some(self.config.compression.level);
         let mut batch = Batch {
-            dwb: DwbWriter::begin(fs.as_ref(), &self.dir)?,
+            dwb: self.dwb.take().ok_or_else(|| Error::Config("checkpoint prepared twice".into()))?,
             segments: SegmentWriter::new(self.config.segment_size, zstd_level),
             touched_chunks: Vec::new(),
             new_files: false,
@@ -149,8 +718,8 @@ impl Slot {
                         Placement::Segment(batch.segments.add(entry.seq, *db, key, &bytes))
                     } else {
                         self.chunks.write_big(entry.seq, *db, key, &bytes)?;
-                        self.stats.big_values += 1;
-                        self.stats.big_value_bytes += len as u64;
+                        self.big_values += 1;
+                        self.big_value_bytes += len as u64;
                         batch.new_files = true;
                         Placement::Big
                     }
@@ -193,7 +762,7 @@ impl Slot {
                 if let MemValue::Set { envelope, .. } = &entry.value {
                     let exists = match entry.prior {
                         Some(prior) => prior,
-                        None => self.find_cell(*db, key)?.is_some(),
+                        None => self.has_cell(*db, key)?,
                     };
                     sampled += 1;
                     if !exists {
@@ -295,8 +864,8 @@ impl Slot {
             self.split_bucket(&mut meta, &mut batch)?;
         }
 
-        // (6) Make segments and big values durable, then the batch, then the pages in place, then the metadata.
-        let prepared = started.elapsed();
+        // (6) Make segments and big values durable, then the batch (the install does the rest).
+        let prepare_time = started.elapsed();
         for id in &batch.touched_chunks {
             let file = self.chunks.chunk_file(*id, false)?;
             file.sync().map_err(|e| Error::io("fsync", self.chunks.chunk_path(*id), e))?;
@@ -309,45 +878,9 @@ impl Slot {
         }
         let meta_bytes = meta.encode();
         batch.dwb.commit(&meta_bytes)?;
-        for id in batch.dwb.page_ids() {
-            if let Some(page) = batch.dwb.page(id)? {
-                self.buckets.write_page(id, &page)?;
-            }
-        }
-        self.buckets.sync()?;
-        meta::write_atomically(fs.as_ref(), &meta::slot_meta_path(&self.dir), &meta_bytes)?;
-        batch.dwb.clear()?;
-
-        // (7) The metadata is durable: clean up and empty the WAL.
-        let durable = started.elapsed();
-        for name in &meta.pending_deletes {
-            if let Some(id) = segment::parse_chunk_file_name(name) {
-                self.chunks.forget(id);
-            }
-            let path = self.dir.join(name);
-            if fs.exists(&path) {
-                fs.remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
-            }
-        }
-        if reset {
-            self.buckets.truncate_to(meta.bucket_count(), meta.overflow_pages)?;
-            self.chunks.clear_cache();
-        }
-        self.wal.reset(target_seq)?;
-        tracing::debug!(
-            slot = self.index,
-            entries = entries.len(),
-            pages = batch.dwb.page_ids().len(),
-            prepare_us = prepared.as_micros() as u64,
-            durable_us = (durable - prepared).as_micros() as u64,
-            total_us = started.elapsed().as_micros() as u64,
-            "checkpoint"
-        );
-        self.meta = meta;
-        self.memtable_bytes = 0;
-        self.expiring_in_memtable = 0;
-        self.db_flush_pending.clear();
-        Ok(())
+        let durable_time = started.elapsed() - prepare_time;
+        self.entries = entries;
+        Ok(Prepared { job: self, meta, meta_bytes, batch, prepare_time, durable_time })
     }
 
     /// FLUSHALL: the table shrinks back to one empty bucket and every chunk and big file is to be deleted.
@@ -536,7 +1069,7 @@ impl Slot {
         candidates.sort_by(|a, b| (a.1.live_bytes * b.1.written_bytes).cmp(&(b.1.live_bytes * a.1.written_bytes)));
         // Relocate up to twice what this checkpoint wrote, so that compaction keeps pace with the garbage
         // that overwrites create.
-        let budget = (self.config.wal_flush_bytes as u64).max(2 * self.wal.len());
+        let budget = (self.config.wal_flush_bytes as u64).max(2 * self.wal_bytes);
         let mut moved = 0u64;
         for (id, chunk) in candidates {
             if chunk.live_bytes > 0 && moved > 0 && moved + chunk.live_bytes > budget {

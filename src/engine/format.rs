@@ -35,9 +35,14 @@ pub fn crc32(bytes: &[u8]) -> u32 {
 /// Encodes a file header: magic, version, flags, two reserved bytes, CRC32 of the first 8 bytes, and four
 /// reserved bytes.
 pub fn file_header(magic: &[u8; 4], flags: u8) -> [u8; FILE_HEADER_LEN] {
+    file_header_version(magic, FORMAT_VERSION, flags)
+}
+
+/// [`file_header`] with another format version (the WAL's, `wal::WAL_VERSION`).
+pub fn file_header_version(magic: &[u8; 4], version: u8, flags: u8) -> [u8; FILE_HEADER_LEN] {
     let mut header = [0u8; FILE_HEADER_LEN];
     header[0..4].copy_from_slice(magic);
-    header[4] = FORMAT_VERSION;
+    header[4] = version;
     header[5] = flags;
     let crc = crc32(&header[0..8]);
     header[8..12].copy_from_slice(&crc.to_le_bytes());
@@ -46,6 +51,11 @@ pub fn file_header(magic: &[u8; 4], flags: u8) -> [u8; FILE_HEADER_LEN] {
 
 /// Checks a file header and returns its flags byte.
 pub fn check_file_header(bytes: &[u8], magic: &'static [u8; 4], file: &Path) -> Result<u8> {
+    check_file_header_versions(bytes, magic, &[FORMAT_VERSION], file)
+}
+
+/// [`check_file_header`] accepting any of `versions`.
+pub fn check_file_header_versions(bytes: &[u8], magic: &'static [u8; 4], versions: &[u8], file: &Path) -> Result<u8> {
     let expected = std::str::from_utf8(magic).unwrap_or("?");
     if bytes.len() < FILE_HEADER_LEN {
         return Err(Error::corrupt(
@@ -65,7 +75,7 @@ pub fn check_file_header(bytes: &[u8], magic: &'static [u8; 4], file: &Path) -> 
     if bytes[6..8] != [0, 0] || bytes[12..16] != [0, 0, 0, 0] {
         return Err(Error::corrupt(file, 6, "reserved header bytes are not zero"));
     }
-    if bytes[4] != FORMAT_VERSION {
+    if !versions.contains(&bytes[4]) {
         return Err(Error::UnsupportedVersion { file: file.to_path_buf(), found: bytes[4] });
     }
     Ok(bytes[5])

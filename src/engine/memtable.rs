@@ -182,6 +182,7 @@ impl Memtable {
     }
 
     /// Empties the memtable, returning its entries in key order. The hash table keeps its capacity.
+    #[cfg(test)]
     pub(crate) fn take_sorted(&mut self) -> Vec<(MemKey, MemEntry)> {
         *self.order.get_mut() = None;
         let mut sorted: Vec<(MemKey, MemEntry)> = self.entries.drain().collect();
@@ -189,11 +190,15 @@ impl Memtable {
         sorted
     }
 
-    /// Refills an empty memtable from `take_sorted`'s output.
-    pub(crate) fn restore(&mut self, sorted: Vec<(MemKey, MemEntry)>) {
-        for (key, entry) in sorted {
-            self.insert(key, entry);
-        }
+    /// A copy of every entry, in no particular order (a checkpoint's begin; the memtable keeps serving).
+    pub(crate) fn copy(&self) -> Vec<(MemKey, MemEntry)> {
+        self.entries.iter().map(|(key, entry)| (key.clone(), entry.clone())).collect()
+    }
+
+    /// Drops the scan order after many removals (a checkpoint's install), so that it is rebuilt from the
+    /// keys left instead of listing removed ones for ever.
+    pub(crate) fn forget_order(&mut self) {
+        *self.order.get_mut() = None;
     }
 }
 

@@ -350,6 +350,8 @@ pub struct Engine {
     trainer: Mutex<Option<train::Trainer>>,
     /// The WAL policy now in force (starts as `options.fsync`).
     fsync: Arc<FsyncCell>,
+    /// The checkpoint thread (`checkpoint::Checkpointer`) and its handle.
+    checkpointer: Option<(Arc<checkpoint::Checkpointer>, JoinHandle<()>)>,
     _lock: Option<DirLock>,
 }
 
@@ -420,6 +422,7 @@ impl Engine {
             expire_listener: options.expire_listener.clone(),
             dictionaries: dictionaries.clone(),
             transactions: transactions.clone(),
+            checkpointer: (!options.read_only).then(checkpoint::Checkpointer::new),
         });
         let mut opened = Vec::with_capacity(slot_count);
         for index in 0..slot_count {
@@ -436,6 +439,10 @@ impl Engine {
         }
         transactions.set_wal_syncs(slots.iter().map(|slot| self::lock(slot).wal.sync_handle()).collect());
         let group_key = Arc::as_ptr(&config) as usize;
+        let checkpointer = config
+            .checkpointer
+            .clone()
+            .and_then(|checkpointer| checkpointer.start(&slots).map(|handle| (checkpointer, handle)));
         let mut engine = Engine {
             dir,
             meta,
@@ -447,6 +454,7 @@ impl Engine {
             dictionaries,
             trainer: Mutex::new(None),
             fsync,
+            checkpointer,
             _lock: lock,
         };
         // Started whatever the policy: it syncs only while the policy is `everysec`, which CONFIG SET may
@@ -929,6 +937,10 @@ impl Engine {
 
     fn stop_sync_thread(&mut self) {
         drop(self.trainer.lock().unwrap_or_else(|p| p.into_inner()).take());
+        if let Some((checkpointer, handle)) = self.checkpointer.take() {
+            checkpointer.stop();
+            let _ = handle.join();
+        }
         if let Some(thread) = self.sync_thread.take() {
             let (flag, condvar) = &*thread.stop;
             *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;

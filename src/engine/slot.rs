@@ -46,6 +46,8 @@ pub struct SlotConfig {
     pub(crate) expire_listener: Option<Arc<dyn ExpireListener>>,
     pub(crate) dictionaries: Arc<DictionaryMap>,
     pub(crate) transactions: Arc<TxRegistry>,
+    /// The engine's checkpoint thread (`None`: checkpoints run on the writing thread).
+    pub(crate) checkpointer: Option<Arc<super::checkpoint::Checkpointer>>,
 }
 
 /// Per-slot figures for INFO and metrics.
@@ -155,7 +157,7 @@ pub(crate) enum MemValue {
 
 impl MemValue {
     /// Bytes this value holds in memory.
-    fn memory_len(&self) -> usize {
+    pub(crate) fn memory_len(&self) -> usize {
         match self {
             MemValue::Set { envelope, .. } => envelope.bytes.as_ref().map_or(0, Bytes::len),
             _ => 0,
@@ -188,7 +190,7 @@ const MEM_KEEP_ENVELOPE: usize = 512;
 const MEM_KEEP_PART_ENVELOPE: usize = 8 << 10;
 
 /// Approximate bytes a memtable entry costs beyond its key and envelope.
-const MEM_ENTRY_OVERHEAD: usize = 224;
+pub(crate) const MEM_ENTRY_OVERHEAD: usize = 224;
 
 /// Bits of a scan position (see [`Slot::scan`]).
 pub(crate) const POSITION_BITS: u32 = 54;
@@ -231,6 +233,8 @@ pub struct Slot {
     pub(crate) snapshot: Option<super::snapshot::SlotCapture>,
     /// Set while the snapshot reader holds the slot: reads answer as of the snapshot's instant.
     pub(crate) snapshot_view: bool,
+    /// The checkpoint between its begin and its install, if any (`checkpoint.rs`).
+    pub(crate) in_flight: Option<Arc<super::checkpoint::InFlight>>,
 }
 
 /// The scan position of a key hash: the top bits of its bit-reversed hash, so that every bucket (which
@@ -297,7 +301,7 @@ impl Slot {
         if !read_only {
             Self::remove_leftovers(fs.as_ref(), dir, &mut meta, &mut chunks)?;
         }
-        let (wal, replay) = WalWriter::open(fs.as_ref(), dir, index, read_only)?;
+        let (wal, replay) = WalWriter::open(fs.as_ref(), dir, index, read_only, meta.checkpoint_seq)?;
         let memtable_limit = config.wal_flush_bytes;
         let slot = Slot {
             index,
@@ -325,6 +329,7 @@ impl Slot {
             unflushed_txid: 0,
             snapshot: None,
             snapshot_view: false,
+            in_flight: None,
         };
         let checkpoint_seq = slot.meta.checkpoint_seq;
         let records = replay.records.into_iter().filter(|(_, _, record)| record.seq > checkpoint_seq).collect();
@@ -378,7 +383,7 @@ impl Slot {
     /// Creates an empty slot: page files with one empty bucket, then the metadata that makes it exist.
     fn create(fs: &dyn FileSystem, dir: &Path, config: &SlotConfig) -> Result<()> {
         fs.create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
-        for stale in [wal::WAL_FILE, dwb::DWB_FILE] {
+        for stale in [wal::WAL_FILE, wal::WAL_FILE_2, dwb::DWB_FILE] {
             let path = dir.join(stale);
             if fs.exists(&path) {
                 fs.remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
@@ -404,6 +409,8 @@ impl Slot {
     pub(crate) fn is_bulk_empty(&self) -> bool {
         self.memtable.is_empty()
             && self.wal.is_empty()
+            && self.wal.previous_is_empty()
+            && self.in_flight.is_none()
             && self.poisoned.is_none()
             && self.open_transactions.is_empty()
             && self.flush_all_seq <= self.meta.checkpoint_seq
@@ -886,15 +893,8 @@ impl Slot {
     /// Memtable bytes that trigger a checkpoint. Not sized down from the slot's stored data: with values that
     /// compress well (redis-benchmark's) that made checkpoints 3x as frequent while a data set was loaded,
     /// and SET's p99 at -P 16 went from 2x to 12x Redis's (docs/performance.md, 2026-12-05 19:10).
-    fn memtable_budget(&self) -> usize {
+    pub(crate) fn memtable_budget(&self) -> usize {
         self.memtable_limit
-    }
-
-    fn maybe_checkpoint(&mut self) -> Result<()> {
-        if self.memtable_bytes >= self.memtable_budget() || self.wal.len() as usize >= 2 * self.config.wal_flush_bytes {
-            self.checkpoint()?;
-        }
-        Ok(())
     }
 
     /// Sets a key (replacing any value and expiry).
@@ -902,7 +902,7 @@ impl Slot {
         Self::check_key(key)?;
         let envelope = self.config.dictionaries.encode(kind, key, value, self.config.compression);
         let expire_at = expire_at_ms.unwrap_or(0);
-        let start = self.wal.len();
+        let start = self.wal.position();
         let (seq, txid) = self.append(&[(WalOp::Set, db, expire_at, key, &envelope)])?;
         self.stats.raw_value_bytes += value.len() as u64;
         self.stats.stored_value_bytes += envelope.len() as u64;
@@ -954,7 +954,7 @@ impl Slot {
             .iter()
             .map(|(op, db, expire_at, key, envelope)| (*op, *db, *expire_at, *key, &envelope[..]))
             .collect();
-        let mut record_start = self.wal.len();
+        let mut record_start = self.wal.position();
         let (first, txid) = self.append(&records)?;
         drop(records);
         for (offset, (op, db, expire_at, key, envelope)) in encoded.into_iter().enumerate() {
@@ -1190,7 +1190,7 @@ impl Slot {
     pub fn stats(&self) -> SlotStats {
         let mut stats = self.stats.clone();
         stats.keys = self.meta.key_counts.values().sum::<u64>();
-        stats.wal_bytes = self.wal.len();
+        stats.wal_bytes = self.wal.total_len();
         stats.wal_entries = self.memtable.len() as u64;
         stats.checkpoint_seq = self.meta.checkpoint_seq;
         stats.last_seq = self.next_seq - 1;
@@ -1244,7 +1244,7 @@ impl Slot {
         expire_at: u64,
         envelope: Vec<u8>,
     ) -> Result<()> {
-        let start = self.wal.len();
+        let start = self.wal.position();
         let (seq, txid) = self.append(&[(WalOp::Set, db, expire_at, key, &envelope)])?;
         let record = (start, wal::record_len_in(key.len(), envelope.len(), txid) as u32);
         let envelope = self.mem_envelope(envelope, record);

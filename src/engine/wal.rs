@@ -2,6 +2,15 @@
 //! and stays authoritative until a checkpoint has made the layers below durable. Group commit for
 //! `fsync always`, replay with torn-tail truncation, poisoning after a failed fsync. Layout: docs/format.md
 //! §"WAL".
+//!
+//! A slot has two WAL files and appends to one of them. A checkpoint starts by *rotating*: appends switch
+//! to the other, empty file, and the next fsync syncs the old file before the new one (so no write in the
+//! new file is acknowledged as durable before every earlier one is; a crash that loses the end of the old
+//! file drops the new file's records at recovery, see [`WalWriter::open`]); the checkpoint then covers
+//! exactly the records of the file it froze, which is emptied once the checkpoint's metadata is durable.
+//! Writers go on appending to the new file meanwhile.
+//! Recovery replays both files, older first (docs/recovery.md). A record's *position* is its offset in
+//! its file, with [`SECOND_FILE_BIT`] set for the second file.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
@@ -10,8 +19,32 @@ use super::error::{Error, Result};
 use super::format::{self, ByteReader, PutLe, FILE_HEADER_LEN};
 use super::io::{FileHandle, FileSystem};
 
-/// File name of a slot's WAL.
+/// File name of a slot's first WAL file.
 pub const WAL_FILE: &str = "wal.log";
+/// File name of a slot's second WAL file (see the module docs).
+pub const WAL_FILE_2: &str = "wal-1.log";
+/// Both WAL files, by index.
+pub const WAL_FILES: [&str; 2] = [WAL_FILE, WAL_FILE_2];
+/// Bit of a record position that says the record is in the second file.
+pub const SECOND_FILE_BIT: u64 = 1 << 63;
+/// Format version of the WAL files' headers: 2 since a slot has two WAL files. Version 1 (one file) is read,
+/// and its header is rewritten as version 2 on a writable open, so that an older build refuses the directory
+/// instead of ignoring the second file.
+pub const WAL_VERSION: u8 = 2;
+
+/// The file index and offset of a record position.
+pub fn split_position(position: u64) -> (usize, u64) {
+    ((position >> 63) as usize, position & !SECOND_FILE_BIT)
+}
+
+/// The position of `offset` in WAL file `file` (0 or 1).
+pub fn position(file: usize, offset: u64) -> u64 {
+    if file == 1 {
+        offset | SECOND_FILE_BIT
+    } else {
+        offset
+    }
+}
 
 /// Bytes before a record's body: length and CRC.
 pub const RECORD_PREFIX_LEN: usize = 8;
@@ -229,7 +262,7 @@ fn synced_record_after(bytes: &[u8], bad_offset: u64) -> bool {
 /// damaged, and that is an error naming the offset. Writes after an unsynced hole were never synced
 /// either (an fsync covers everything before it), so dropping them loses nothing acknowledged as durable.
 pub fn replay(bytes: &[u8], path: &Path) -> Result<Replay> {
-    format::check_file_header(bytes, format::MAGIC_WAL, path)?;
+    format::check_file_header_versions(bytes, format::MAGIC_WAL, &[1, WAL_VERSION], path)?;
     let mut replay = Replay { valid_len: FILE_HEADER_LEN as u64, ..Default::default() };
     let mut offset = FILE_HEADER_LEN;
     let mut last_seq = 0u64;
@@ -290,7 +323,7 @@ pub fn replay(bytes: &[u8], path: &Path) -> Result<Replay> {
     Ok(replay)
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct SyncState {
     written: u64,
     written_offset: u64,
@@ -298,19 +331,31 @@ struct SyncState {
     synced_offset: u64,
     syncing: bool,
     failed: bool,
+    /// The file appends go to (swapped by a rotation) and its path.
+    file: Option<Arc<dyn FileHandle>>,
+    path: PathBuf,
+    /// The file a rotation left with writes not yet synced: the next sync syncs it first.
+    pending_old: Option<Arc<dyn FileHandle>>,
 }
 
-/// Durability bookkeeping of one WAL, shared between writers, waiters and the `everysec` thread.
+/// Durability bookkeeping of one slot's WAL, shared between writers, waiters and the `everysec` thread.
 /// Concurrent waiters share one fsync: the first becomes the leader and syncs everything written so far.
+/// Sequence numbers run on across a rotation; offsets are those of the current file.
 pub struct WalSync {
-    file: Arc<dyn FileHandle>,
-    path: PathBuf,
     slot: usize,
     state: Mutex<SyncState>,
     synced: Condvar,
 }
 
 impl WalSync {
+    fn new(slot: usize, file: Arc<dyn FileHandle>, path: PathBuf) -> WalSync {
+        WalSync {
+            slot,
+            state: Mutex::new(SyncState { file: Some(file), path, ..Default::default() }),
+            synced: Condvar::new(),
+        }
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, SyncState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -327,6 +372,22 @@ impl WalSync {
         let mut state = self.state();
         state.written = state.written.max(seq);
         state.synced = state.synced.max(seq);
+        state.written_offset = end;
+        state.synced_offset = end;
+    }
+
+    /// Switches to another (empty, durable) file: waits for a sync still running (its offsets are the old
+    /// file's), then points later syncs at `file`, the old file first if it holds unsynced writes.
+    fn switch_file(&self, file: Arc<dyn FileHandle>, path: PathBuf, end: u64) {
+        let mut state = self.state();
+        while state.syncing {
+            state = self.synced.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+        if state.synced < state.written {
+            state.pending_old = state.file.take();
+        }
+        state.file = Some(file);
+        state.path = path;
         state.written_offset = end;
         state.synced_offset = end;
     }
@@ -376,19 +437,31 @@ impl WalSync {
         state.syncing = true;
         let target = state.written;
         let target_offset = state.written_offset;
+        let file = state.file.clone();
+        let old = state.pending_old.clone();
         drop(state);
-        let outcome = self.file.sync();
+        let outcome = match &old {
+            Some(old) => old.sync(),
+            None => Ok(()),
+        }
+        .and_then(|()| match &file {
+            Some(file) => file.sync(),
+            None => Ok(()),
+        });
         let mut state = self.state();
         state.syncing = false;
         match outcome {
             Ok(()) => {
+                if old.is_some() {
+                    state.pending_old = None;
+                }
                 state.synced = state.synced.max(target);
                 state.synced_offset = state.synced_offset.max(target_offset);
             }
             Err(err) => {
                 // After a failed fsync the kernel may have dropped the dirty pages: nothing written since
                 // the last good sync can be trusted, so refuse writes until a restart replays the WAL.
-                tracing::error!(path = %self.path.display(), error = %err, "WAL fsync failed; slot poisoned");
+                tracing::error!(path = %state.path.display(), error = %err, "WAL fsync failed; slot poisoned");
                 state.failed = true;
             }
         }
@@ -406,10 +479,52 @@ impl WalSync {
     }
 }
 
-/// The appending side of a slot's WAL.
+/// Reads envelopes back from a slot's WAL files without the writer (a checkpoint preparing off the slot
+/// lock reads the file it froze).
+#[derive(Clone)]
+pub struct WalReader {
+    files: [(Arc<dyn FileHandle>, PathBuf); 2],
+}
+
+impl WalReader {
+    /// Reads back the envelope of the Set record at `position` (`len` bytes), verifying its CRC.
+    pub fn read_envelope(&self, position: u64, len: u32) -> Result<Vec<u8>> {
+        let (index, offset) = split_position(position);
+        let (file, path) = &self.files[index];
+        let mut bytes = vec![0u8; len as usize];
+        file.read_exact_at(&mut bytes, offset).map_err(|e| Error::io("read", path, e))?;
+        envelope_of(&bytes, path, offset)
+    }
+
+    /// Empties WAL file `index` (0 or 1) to its header, fsynced (a checkpoint's tail, for the file it froze).
+    pub fn truncate(&self, index: usize) -> Result<()> {
+        let (file, path) = &self.files[index];
+        file.set_len(FILE_HEADER_LEN as u64).map_err(|e| Error::io("truncate", path, e))?;
+        file.sync().map_err(|e| Error::io("fsync", path, e))
+    }
+}
+
+/// The envelope of the encoded Set record `bytes` (read at `offset` of `path`), CRC verified.
+fn envelope_of(bytes: &[u8], path: &Path, offset: u64) -> Result<Vec<u8>> {
+    match decode_record(bytes) {
+        Ok((record, _)) if record.op == WalOp::Set => Ok(record.envelope),
+        Ok(_) => Err(Error::corrupt(path, offset, "expected a Set record")),
+        Err(RecordError::Checksum { expected, actual }) => {
+            Err(Error::ChecksumMismatch { file: path.to_path_buf(), offset, expected, actual })
+        }
+        Err(_) => Err(Error::corrupt(path, offset, "record unreadable")),
+    }
+}
+
+/// The appending side of a slot's WAL (two files, see the module docs).
 pub struct WalWriter {
-    path: PathBuf,
-    file: Arc<dyn FileHandle>,
+    paths: [PathBuf; 2],
+    files: [Arc<dyn FileHandle>; 2],
+    /// Index of the file appends go to.
+    current: usize,
+    /// Length of the other file: more than a header while it holds the records of a checkpoint that is
+    /// not yet durable (or, after a crash, records recovery replayed).
+    previous_len: u64,
     /// The end of the log, records held for a group included: the offset the next record gets.
     end: u64,
     /// The end of what is in the file (`end` less the held records).
@@ -424,67 +539,100 @@ pub struct WalWriter {
     held_by: Option<std::thread::ThreadId>,
 }
 
-impl WalWriter {
-    /// Opens (creating if needed) the WAL of a slot directory and replays it. A torn tail is truncated
-    /// (unless `read_only`) and logged.
-    pub fn open(fs: &dyn FileSystem, dir: &Path, slot: usize, read_only: bool) -> Result<(WalWriter, Replay)> {
-        let path = dir.join(WAL_FILE);
-        let existed = fs.exists(&path);
-        if read_only && !existed {
-            return Err(Error::Config(format!("{} is missing", path.display())));
-        }
-        let file = if read_only {
-            fs.open_read(&path).map_err(|e| Error::io("open", &path, e))?
-        } else {
-            fs.open(&path, true).map_err(|e| Error::io("open", &path, e))?
-        };
-        let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-        if !existed || len == 0 {
-            if !read_only {
-                file.write_all_at(&format::file_header(format::MAGIC_WAL, 0), 0)
-                    .map_err(|e| Error::io("write", &path, e))?;
-                file.sync().map_err(|e| Error::io("fsync", &path, e))?;
-                fs.sync_dir(dir).map_err(|e| Error::io("fsync", dir, e))?;
-            }
-            let sync = Arc::new(WalSync {
-                file: file.clone(),
-                path: path.clone(),
-                slot,
-                state: Mutex::default(),
-                synced: Condvar::new(),
-            });
-            sync.note_synced(0, FILE_HEADER_LEN as u64);
-            let writer = WalWriter::new(path, file, FILE_HEADER_LEN as u64, sync);
-            return Ok((writer, Replay { valid_len: FILE_HEADER_LEN as u64, ..Default::default() }));
-        }
-        let mut bytes = vec![0u8; len as usize];
-        file.read_exact_at(&mut bytes, 0).map_err(|e| Error::io("read", &path, e))?;
-        let replay = replay(&bytes, &path)?;
-        if let Some((offset, reason)) = &replay.torn_tail {
-            tracing::warn!(path = %path.display(), offset, reason = %reason, dropped_bytes = len - offset, "WAL torn tail truncated");
-            if !read_only {
-                file.set_len(*offset).map_err(|e| Error::io("truncate", &path, e))?;
-                file.sync().map_err(|e| Error::io("fsync", &path, e))?;
-            }
-        }
-        let sync = Arc::new(WalSync {
-            file: file.clone(),
-            path: path.clone(),
-            slot,
-            state: Mutex::default(),
-            synced: Condvar::new(),
-        });
-        let last = replay.records.last().map_or(0, |(_, _, record)| record.seq);
-        let end = replay.torn_tail.as_ref().map_or(replay.valid_len, |(offset, _)| *offset);
-        sync.note_synced(last, end);
-        let writer = WalWriter::new(path, file, replay.valid_len, sync);
-        Ok((writer, replay))
-    }
+/// One WAL file read at open.
+struct OpenedFile {
+    file: Arc<dyn FileHandle>,
+    replay: Replay,
+    /// Offset appends would continue from (the valid prefix; a torn tail is cut).
+    end: u64,
+}
 
-    fn new(path: PathBuf, file: Arc<dyn FileHandle>, end: u64, sync: Arc<WalSync>) -> WalWriter {
-        WalWriter {
-            path,
-            file,
+impl WalWriter {
+    /// Opens (creating if needed) the WAL files of a slot directory and replays them, older first. A torn
+    /// tail is truncated (unless `read_only`) and logged. The returned records carry positions (see the
+    /// module docs). When the older file still holds records above `checkpoint_seq` but does not end
+    /// where the newer one begins (its end was lost: never synced), the newer file's records follow a hole
+    /// and are dropped: none of them was acknowledged as durable, since every sync of the newer file
+    /// syncs the older one first.
+    pub fn open(
+        fs: &dyn FileSystem,
+        dir: &Path,
+        slot: usize,
+        read_only: bool,
+        checkpoint_seq: u64,
+    ) -> Result<(WalWriter, Replay)> {
+        let paths = [dir.join(WAL_FILE), dir.join(WAL_FILE_2)];
+        if read_only && !fs.exists(&paths[0]) {
+            return Err(Error::Config(format!("{} is missing", paths[0].display())));
+        }
+        let mut opened = Vec::with_capacity(2);
+        for path in &paths {
+            opened.push(Self::open_file(fs, dir, path, read_only)?);
+        }
+        let first_seq = |file: &OpenedFile| file.replay.records.first().map(|(_, _, r)| r.seq);
+        let last_seq = |file: &OpenedFile| file.replay.records.last().map_or(0, |(_, _, r)| r.seq);
+        // The file with records is the current one; with both holding records, the newer one is.
+        let current = match (first_seq(&opened[0]), first_seq(&opened[1])) {
+            (Some(a), Some(b)) => usize::from(b > a),
+            (None, Some(_)) => 1,
+            _ => 0,
+        };
+        let previous = 1 - current;
+        if !opened[previous].replay.records.is_empty() {
+            let (older, newer) = (&opened[previous], &opened[current]);
+            let hole = match first_seq(newer) {
+                Some(first) => older.replay.torn_tail.is_some() || first != last_seq(older) + 1,
+                None => false,
+            };
+            if hole && last_seq(older) > checkpoint_seq {
+                tracing::warn!(
+                    path = %paths[current].display(),
+                    records = newer.replay.records.len(),
+                    "WAL records after a hole at the end of {} dropped (never synced)",
+                    paths[previous].display()
+                );
+                let dropped = &mut opened[current];
+                dropped.replay = Replay { valid_len: FILE_HEADER_LEN as u64, ..Default::default() };
+                dropped.end = FILE_HEADER_LEN as u64;
+                if !read_only {
+                    let file = &dropped.file;
+                    file.set_len(FILE_HEADER_LEN as u64).map_err(|e| Error::io("truncate", &paths[current], e))?;
+                    file.sync().map_err(|e| Error::io("fsync", &paths[current], e))?;
+                }
+            }
+        }
+        if !opened[previous].replay.records.is_empty() {
+            let (older, newer) = (&opened[previous], &opened[current]);
+            if first_seq(newer).is_some_and(|first| first <= last_seq(older)) {
+                return Err(Error::corrupt(
+                    &paths[current],
+                    FILE_HEADER_LEN as u64,
+                    format!("sequences overlap those of {}", paths[previous].display()),
+                ));
+            }
+        }
+        let mut replay = Replay::default();
+        for index in [previous, current] {
+            let part = std::mem::take(&mut opened[index].replay);
+            replay
+                .records
+                .extend(part.records.into_iter().map(|(offset, len, record)| (position(index, offset), len, record)));
+            if index == current {
+                replay.valid_len = part.valid_len;
+                replay.torn_tail = part.torn_tail;
+            }
+        }
+        let end = opened[current].end;
+        let previous_len = opened[previous].end;
+        let sync = Arc::new(WalSync::new(slot, opened[current].file.clone(), paths[current].clone()));
+        let last = replay.records.last().map_or(0, |(_, _, record)| record.seq);
+        sync.note_synced(last, end);
+        let files = [opened[0].file.clone(), opened[1].file.clone()];
+        let writer = WalWriter {
+            paths,
+            files,
+            current,
+            previous_len,
             end,
             written: end,
             sync,
@@ -492,7 +640,56 @@ impl WalWriter {
             held: Vec::new(),
             held_last_seq: 0,
             held_by: None,
+        };
+        Ok((writer, replay))
+    }
+
+    /// Opens one WAL file: creates it (header only) if missing or empty, replays it, cuts a torn tail, and
+    /// rewrites a version-1 header as version 2 (see [`WAL_VERSION`]).
+    fn open_file(fs: &dyn FileSystem, dir: &Path, path: &Path, read_only: bool) -> Result<OpenedFile> {
+        let header_only =
+            || OpenedFile { file: Arc::new(NoFile) as Arc<dyn FileHandle>, replay: Replay::default(), end: 0 };
+        let existed = fs.exists(path);
+        if read_only && !existed {
+            // A directory written before the second file existed.
+            let mut opened = header_only();
+            opened.end = FILE_HEADER_LEN as u64;
+            opened.replay.valid_len = opened.end;
+            return Ok(opened);
         }
+        let file = if read_only {
+            fs.open_read(path).map_err(|e| Error::io("open", path, e))?
+        } else {
+            fs.open(path, true).map_err(|e| Error::io("open", path, e))?
+        };
+        let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+        if !existed || len == 0 {
+            if !read_only {
+                file.write_all_at(&format::file_header_version(format::MAGIC_WAL, WAL_VERSION, 0), 0)
+                    .map_err(|e| Error::io("write", path, e))?;
+                file.sync().map_err(|e| Error::io("fsync", path, e))?;
+                fs.sync_dir(dir).map_err(|e| Error::io("fsync", dir, e))?;
+            }
+            let end = FILE_HEADER_LEN as u64;
+            return Ok(OpenedFile { file, replay: Replay { valid_len: end, ..Default::default() }, end });
+        }
+        let mut bytes = vec![0u8; len as usize];
+        file.read_exact_at(&mut bytes, 0).map_err(|e| Error::io("read", path, e))?;
+        let replay = replay(&bytes, path)?;
+        if !read_only && bytes[4] != WAL_VERSION {
+            file.write_all_at(&format::file_header_version(format::MAGIC_WAL, WAL_VERSION, bytes[5]), 0)
+                .map_err(|e| Error::io("write", path, e))?;
+            file.sync().map_err(|e| Error::io("fsync", path, e))?;
+        }
+        if let Some((offset, reason)) = &replay.torn_tail {
+            tracing::warn!(path = %path.display(), offset, reason = %reason, dropped_bytes = len - offset, "WAL torn tail truncated");
+            if !read_only {
+                file.set_len(*offset).map_err(|e| Error::io("truncate", path, e))?;
+                file.sync().map_err(|e| Error::io("fsync", path, e))?;
+            }
+        }
+        let end = replay.torn_tail.as_ref().map_or(replay.valid_len, |(offset, _)| *offset);
+        Ok(OpenedFile { file, replay, end })
     }
 
     /// The shared durability state.
@@ -500,14 +697,74 @@ impl WalWriter {
         self.sync.clone()
     }
 
-    /// Bytes in the file.
+    /// Bytes in the current file.
     pub fn len(&self) -> u64 {
         self.end
     }
 
-    /// True if the WAL holds no records.
+    /// Bytes in both files.
+    pub fn total_len(&self) -> u64 {
+        self.end + self.previous_len
+    }
+
+    /// The position the next record gets (see the module docs).
+    pub fn position(&self) -> u64 {
+        position(self.current, self.end)
+    }
+
+    /// True if the current file holds no records.
     pub fn is_empty(&self) -> bool {
         self.end <= FILE_HEADER_LEN as u64
+    }
+
+    /// True if the other file holds no records: the WAL can rotate.
+    pub fn previous_is_empty(&self) -> bool {
+        self.previous_len <= FILE_HEADER_LEN as u64
+    }
+
+    /// True if `position` is in the other file (the one a rotation froze).
+    pub fn in_previous(&self, position: u64) -> bool {
+        split_position(position).0 != self.current
+    }
+
+    /// A reader of both files.
+    pub fn reader(&self) -> WalReader {
+        WalReader {
+            files: [(self.files[0].clone(), self.paths[0].clone()), (self.files[1].clone(), self.paths[1].clone())],
+        }
+    }
+
+    /// Starts a checkpoint's cut: writes the held records and switches appends to the other file, which
+    /// must be empty (the next sync syncs the old file first). The frozen file's records are then exactly those up to the last
+    /// sequence written.
+    pub fn rotate(&mut self) -> Result<()> {
+        if !self.previous_is_empty() {
+            return Err(Error::Config("WAL rotation while the other file still holds records".into()));
+        }
+        self.write_held()?;
+        self.previous_len = self.end;
+        self.current = 1 - self.current;
+        self.end = FILE_HEADER_LEN as u64;
+        self.written = self.end;
+        self.sync.switch_file(self.files[self.current].clone(), self.paths[self.current].clone(), self.end);
+        Ok(())
+    }
+
+    /// Empties the other file once the checkpoint of its records is durable.
+    pub fn truncate_previous(&mut self) -> Result<()> {
+        self.reader().truncate(self.previous_index())?;
+        self.previous_emptied();
+        Ok(())
+    }
+
+    /// Index of the other file (the one a rotation froze).
+    pub fn previous_index(&self) -> usize {
+        1 - self.current
+    }
+
+    /// Notes that the other file was emptied (through a [`WalReader`], off the slot lock).
+    pub fn previous_emptied(&mut self) {
+        self.previous_len = FILE_HEADER_LEN as u64;
     }
 
     /// A reusable buffer to encode records into before [`WalWriter::append_buffer`], and the synced
@@ -515,6 +772,14 @@ impl WalWriter {
     pub fn buffer(&mut self) -> (&mut Vec<u8>, u64) {
         self.buffer.clear();
         (&mut self.buffer, self.sync.synced_offset())
+    }
+
+    fn path(&self) -> &Path {
+        &self.paths[self.current]
+    }
+
+    fn file(&self) -> &Arc<dyn FileHandle> {
+        &self.files[self.current]
     }
 
     /// Writes the buffered records (ending with sequence `last_seq`) to the file, after any held ones. On
@@ -525,11 +790,11 @@ impl WalWriter {
             return Err(Error::Poisoned { slot: self.sync.slot, op: "WAL fsync" });
         }
         self.write_held()?;
-        if let Err(err) = self.file.write_all_at(&self.buffer, self.end) {
-            if self.file.set_len(self.end).is_err() {
+        if let Err(err) = self.file().write_all_at(&self.buffer, self.end) {
+            if self.file().set_len(self.end).is_err() {
                 self.sync.poison();
             }
-            return Err(Error::io("write", &self.path, err));
+            return Err(Error::io("write", self.path(), err));
         }
         self.end += self.buffer.len() as u64;
         self.written = self.end;
@@ -560,18 +825,18 @@ impl WalWriter {
         if self.held.is_empty() {
             return Ok(());
         }
-        let outcome = self.file.write_all_at(&self.held, self.written);
+        let outcome = self.file().write_all_at(&self.held, self.written);
         if self.holds_for_this_thread() {
             super::group::note_written(self.held.len());
         }
         self.held.clear();
         self.held_by = None;
         if let Err(err) = outcome {
-            let _ = self.file.set_len(self.written);
+            let _ = self.file().set_len(self.written);
             self.end = self.written;
             self.sync.poison();
-            tracing::error!(path = %self.path.display(), error = %err, "grouped WAL write failed; slot poisoned");
-            return Err(Error::io("write", &self.path, err));
+            tracing::error!(path = %self.path().display(), error = %err, "grouped WAL write failed; slot poisoned");
+            return Err(Error::io("write", self.path(), err));
         }
         self.written = self.end;
         self.sync.note_written(self.held_last_seq, self.end);
@@ -592,37 +857,58 @@ impl WalWriter {
         self.held_by == Some(std::thread::current().id())
     }
 
-    /// Reads back the envelope of the Set record at `offset` (`len` bytes), verifying its CRC.
-    pub fn read_envelope(&self, offset: u64, len: u32) -> Result<Vec<u8>> {
+    /// Reads back the envelope of the Set record at `position` (`len` bytes), verifying its CRC.
+    pub fn read_envelope(&self, position: u64, len: u32) -> Result<Vec<u8>> {
+        let (index, offset) = split_position(position);
+        if index != self.current {
+            return self.reader().read_envelope(position, len);
+        }
         let mut bytes = vec![0u8; len as usize];
         if offset >= self.written {
             // Held for a write group: not in the file yet.
             let start = (offset - self.written) as usize;
             let held = self.held.get(start..start + bytes.len());
-            bytes.copy_from_slice(held.ok_or_else(|| Error::corrupt(&self.path, offset, "past the end of the WAL"))?);
+            bytes.copy_from_slice(held.ok_or_else(|| Error::corrupt(self.path(), offset, "past the end of the WAL"))?);
         } else {
-            self.file.read_exact_at(&mut bytes, offset).map_err(|e| Error::io("read", &self.path, e))?;
+            self.file().read_exact_at(&mut bytes, offset).map_err(|e| Error::io("read", self.path(), e))?;
         }
-        match decode_record(&bytes) {
-            Ok((record, _)) if record.op == WalOp::Set => Ok(record.envelope),
-            Ok(_) => Err(Error::corrupt(&self.path, offset, "expected a Set record")),
-            Err(RecordError::Checksum { expected, actual }) => {
-                Err(Error::ChecksumMismatch { file: self.path.clone(), offset, expected, actual })
-            }
-            Err(_) => Err(Error::corrupt(&self.path, offset, "record unreadable")),
-        }
+        envelope_of(&bytes, self.path(), offset)
     }
 
-    /// Empties the WAL after a checkpoint made everything in it durable below (`checkpoint_seq`).
+    /// Empties both files after a checkpoint made everything in them durable below (`checkpoint_seq`).
     pub fn reset(&mut self, checkpoint_seq: u64) -> Result<()> {
-        // Held records are at or below `checkpoint_seq` (the checkpoint took the whole memtable); they are
+        // Held records are at or below `checkpoint_seq` (the checkpoint covered the whole log); they are
         // written anyway, as the cheapest way to keep `end`, `written` and the sync state in one story.
         self.write_held()?;
-        self.file.set_len(FILE_HEADER_LEN as u64).map_err(|e| Error::io("truncate", &self.path, e))?;
-        self.file.sync().map_err(|e| Error::io("fsync", &self.path, e))?;
+        if !self.previous_is_empty() {
+            self.truncate_previous()?;
+        }
+        self.file().set_len(FILE_HEADER_LEN as u64).map_err(|e| Error::io("truncate", self.path(), e))?;
+        self.file().sync().map_err(|e| Error::io("fsync", self.path(), e))?;
         self.end = FILE_HEADER_LEN as u64;
         self.written = self.end;
         self.sync.note_synced(checkpoint_seq, self.end);
+        Ok(())
+    }
+}
+
+/// The second WAL file of a directory written before it existed, opened read-only: empty.
+struct NoFile;
+
+impl FileHandle for NoFile {
+    fn read_exact_at(&self, _buf: &mut [u8], _offset: u64) -> std::io::Result<()> {
+        Err(std::io::ErrorKind::UnexpectedEof.into())
+    }
+    fn write_all_at(&self, _buf: &[u8], _offset: u64) -> std::io::Result<()> {
+        Err(std::io::ErrorKind::PermissionDenied.into())
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        Ok(0)
+    }
+    fn set_len(&self, _len: u64) -> std::io::Result<()> {
+        Err(std::io::ErrorKind::PermissionDenied.into())
+    }
+    fn sync(&self) -> std::io::Result<()> {
         Ok(())
     }
 }

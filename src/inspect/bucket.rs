@@ -200,7 +200,7 @@ pub struct RecordReport {
 /// A WAL record about the key newer than the checkpoint.
 #[derive(Debug, Serialize)]
 pub struct WalHit {
-    /// Byte offset in `wal.log`.
+    /// Position in the WAL: the byte offset in `wal.log`, or in `wal-1.log` with bit 63 set.
     pub offset: u64,
     /// Its sequence.
     pub seq: u64,

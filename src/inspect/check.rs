@@ -483,6 +483,11 @@ fn check_slot(c: &mut Checker<'_>, dir: &DataDir, index: usize, scratch: &mut Sc
     }
     let checkpoint_seq = view.as_ref().map_or(0, |v| v.meta.checkpoint_seq);
     check_wal(c, &slot_dir.join(wal::WAL_FILE));
+    // The second WAL file (missing in directories written before it existed).
+    let second = slot_dir.join(wal::WAL_FILE_2);
+    if second.exists() {
+        check_wal(c, &second);
+    }
     let Some(view) = view else {
         // Without metadata the references cannot be followed; still verify every file on its own.
         for (path, _) in list(&slot_dir, seg::parse_chunk_file_name) {

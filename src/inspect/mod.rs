@@ -388,17 +388,39 @@ impl SlotView {
         seg::decode_big_value(&read_file(&path)?, &path)
     }
 
-    /// The WAL's records newer than the checkpoint, read leniently: decoding stops at the first bad
-    /// record, which is returned with its offset (a torn tail or damage; `check` tells which).
+    /// The WAL's records newer than the checkpoint, from both WAL files in sequence order, read
+    /// leniently: decoding a file stops at its first bad record, which is returned with its offset (a torn
+    /// tail or damage; `check` tells which). Records carry positions (`wal::SECOND_FILE_BIT` set for the
+    /// second file).
     pub fn wal(&self) -> WalScan {
-        let path = self.dir.join(wal::WAL_FILE);
+        let mut scan = self.scan_wal_file(0);
+        if self.dir.join(wal::WAL_FILE_2).exists() {
+            let second = self.scan_wal_file(1);
+            scan.records.extend(second.records);
+            scan.records.sort_by_key(|(_, record)| record.seq);
+            scan.len += second.len;
+            if scan.stop.is_none() {
+                scan.stop = second.stop;
+            }
+        }
+        self.drop_uncommitted(&mut scan);
+        scan
+    }
+
+    fn scan_wal_file(&self, file: usize) -> WalScan {
+        let path = self.dir.join(wal::WAL_FILES[file]);
         let bytes = match read_file(&path) {
             Ok(bytes) => bytes,
             Err(err) => return WalScan { path, records: Vec::new(), stop: Some(err), len: 0, uncommitted: 0 },
         };
         let mut scan =
             WalScan { path: path.clone(), records: Vec::new(), stop: None, len: bytes.len() as u64, uncommitted: 0 };
-        if let Err(err) = crate::engine::format::check_file_header(&bytes, crate::engine::format::MAGIC_WAL, &path) {
+        if let Err(err) = crate::engine::format::check_file_header_versions(
+            &bytes,
+            crate::engine::format::MAGIC_WAL,
+            &[1, wal::WAL_VERSION],
+            &path,
+        ) {
             scan.stop = Some(err);
             return scan;
         }
@@ -407,7 +429,7 @@ impl SlotView {
             match wal::decode_record(&bytes[offset..]) {
                 Ok((record, len)) => {
                     if record.seq > self.meta.checkpoint_seq {
-                        scan.records.push((offset as u64, record));
+                        scan.records.push((wal::position(file, offset as u64), record));
                     }
                     offset += len;
                 }
@@ -424,7 +446,6 @@ impl SlotView {
                 }
             }
         }
-        self.drop_uncommitted(&mut scan);
         scan
     }
 

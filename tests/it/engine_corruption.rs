@@ -59,7 +59,7 @@ fn check(fixture: &Fixture, fs: &CrashFs, damaged: &Path, context: &str) {
             return;
         }
     };
-    let is_wal = file_name == "wal.log";
+    let is_wal = file_name == "wal.log" || file_name == "wal-1.log";
     for (key, versions) in &fixture.versions {
         match engine.get(0, key) {
             Ok(Some(entry)) => {

@@ -2,6 +2,7 @@
 
 mod blocking;
 mod bulk_kill;
+mod checkpoint_background;
 mod codegen;
 mod concurrency;
 mod config;

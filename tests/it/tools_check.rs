@@ -45,9 +45,10 @@ fn assert_damage_at(dir: &Path, file: &Path, offset: u64) {
     );
 }
 
-/// The slot (0 or 1) whose WAL holds at least two records.
-fn slot_with_wal_records(dir: &Path) -> usize {
-    (0..2).max_by_key(|s| std::fs::metadata(dir.join(format!("slot-{s}/wal.log"))).unwrap().len()).unwrap()
+/// The WAL file (of slot 0 or 1, `wal.log` or `wal-1.log`) holding the most records.
+fn wal_with_records(dir: &Path) -> PathBuf {
+    let candidates = (0..2).flat_map(|s| ["wal.log", "wal-1.log"].map(|name| dir.join(format!("slot-{s}/{name}"))));
+    candidates.max_by_key(|path| std::fs::metadata(path).map_or(0, |m| m.len())).unwrap()
 }
 
 #[test]
@@ -100,7 +101,7 @@ fn bit_flips_are_found_at_their_file_and_offset() {
 
     // The first WAL record of a WAL whose later records prove it was synced.
     let dir = fixture.copy("wal");
-    let wal = dir.join(format!("slot-{}/wal.log", slot_with_wal_records(&dir)));
+    let wal = wal_with_records(&dir);
     flip(&wal, 16 + 30, 4);
     assert_damage_at(&dir, &wal, 16);
 
@@ -167,7 +168,7 @@ fn truncations_and_missing_files() {
 
     // A cut WAL tail is a torn tail: never synced, dropped on open; a warning, not damage.
     let dir = fixture.copy("wal-cut");
-    let wal = dir.join(format!("slot-{}/wal.log", slot_with_wal_records(&dir)));
+    let wal = wal_with_records(&dir);
     let len = std::fs::metadata(&wal).unwrap().len();
     std::fs::OpenOptions::new().write(true).open(&wal).unwrap().set_len(len - 3).unwrap();
     let (code, findings, _) = check(&dir);
@@ -217,7 +218,10 @@ fn damaged_input_never_panics() {
             let report = inspect::check::check(&dir, None, &|_| {});
             let changed = bytes != original;
             // A torn tail of the WAL or the transaction log is tolerated (a warning), as recovery tolerates it.
-            let verified = !relative.ends_with("dwb") && !relative.ends_with("wal.log") && !relative.ends_with("txlog");
+            let verified = !relative.ends_with("dwb")
+                && !relative.ends_with("wal.log")
+                && !relative.ends_with("wal-1.log")
+                && !relative.ends_with("txlog");
             if changed && verified && !bytes.is_empty() {
                 assert!(
                     !report.clean || report.findings.iter().any(|f| f.file.ends_with(relative)),
