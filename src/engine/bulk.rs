@@ -844,6 +844,15 @@ fn encode_cell(out: &mut Vec<u8>, expire_at: u64, db: u16, kind: u8, key: &[u8],
 
 const CELL_FIXED: usize = 16;
 
+/// Bytes the staged `cell` takes in a page, written with sequence `seq` ([`page::cell_len`]).
+fn page_cell_len(seq: u64, cell: &[u8]) -> usize {
+    let expire_at = u64::from_le_bytes(cell[0..8].try_into().unwrap_or_default());
+    let db = u16::from_le_bytes([cell[8], cell[9]]);
+    let key_len = u16::from_le_bytes([cell[12], cell[13]]) as usize;
+    let value_len = u16::from_le_bytes([cell[14], cell[15]]) as usize;
+    page::cell_len(seq, expire_at, db, key_len, (cell[11] == STORE_INLINE).then_some(value_len))
+}
+
 fn cell_len_at(bytes: &[u8]) -> usize {
     let key_len = u16::from_le_bytes([bytes[12], bytes[13]]) as usize;
     let value_len = u16::from_le_bytes([bytes[14], bytes[15]]) as usize;
@@ -1215,8 +1224,8 @@ impl PageWriter {
             if cell[11] == STORE_DELETE {
                 continue;
             }
-            // A page cell is the staged cell with the sequence added (its header fields reordered).
-            let len = entry.len + 8;
+            // A page cell is the staged cell in the compact layout, with the sequence added.
+            let len = page_cell_len(entry.seq, cell);
             meta.used_bytes += len as u64;
             let db = u16::from_le_bytes([cell[8], cell[9]]) as usize;
             if db >= self.db_counts.len() {
@@ -1308,7 +1317,7 @@ struct PageHeader {
 /// Encodes a page holding the cells `members` (indexes into `cells.entries`) into `out` (one page), as
 /// `Page::encode` would: the same bytes, without building owned cells.
 fn encode_page(out: &mut [u8], header: &PageHeader, cells: &BucketCells, members: &[usize]) {
-    out[4] = header.kind;
+    out[4] = header.kind | page::PAGE_FLAG_COMPACT;
     out[5] = header.level;
     out[6..8].copy_from_slice(&(members.len() as u16).to_le_bytes());
     out[8..16].copy_from_slice(&header.bucket.to_le_bytes());
@@ -1319,16 +1328,11 @@ fn encode_page(out: &mut [u8], header: &PageHeader, cells: &BucketCells, members
         let entry = cells.entries[n];
         let cell = &cells.bytes[entry.start..entry.start + entry.len];
         // Staged: expire u64 | db u16 | kind u8 | storage u8 | key_len u16 | value_len u16 | key | value.
-        // Page:   seq u64 | expire u64 | db u16 | key_len u16 | kind u8 | storage u8 | value_len u16 | ...
-        out[at..at + 8].copy_from_slice(&entry.seq.to_le_bytes());
-        out[at + 8..at + 18].copy_from_slice(&cell[0..10]);
-        out[at + 18..at + 20].copy_from_slice(&cell[12..14]);
-        out[at + 20] = cell[10];
-        out[at + 21] = cell[11];
-        out[at + 22..at + 24].copy_from_slice(&cell[14..16]);
-        let rest = &cell[CELL_FIXED..];
-        out[at + 24..at + 24 + rest.len()].copy_from_slice(rest);
-        at += 24 + rest.len();
+        let expire_at = u64::from_le_bytes(cell[0..8].try_into().unwrap_or_default());
+        let db = u16::from_le_bytes([cell[8], cell[9]]);
+        let key = staged_key(cell);
+        let value = &cell[CELL_FIXED + key.len()..];
+        at += page::write_cell_parts(&mut out[at..], entry.seq, expire_at, db, cell[10], cell[11], key, value);
     }
     out[at..].fill(0);
     let crc = format::crc32(&out[4..]);

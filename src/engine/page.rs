@@ -62,6 +62,54 @@ pub fn cell_len(seq: u64, expire_at: u64, db: u16, key_len: usize, inline_len: O
     header + key_len + inline_len.unwrap_or(LOCATION_LEN)
 }
 
+/// Writes one compact cell (docs/format.md §"Cell") into `out` from its parts and returns its length
+/// ([`cell_len`]): `storage` is 0 inline, 1 segment, 2 big value; `value` is the envelope (inline) or the
+/// 16 location bytes. For writers that hold cells as bytes rather than [`Cell`]s (the bulk loader).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_cell_parts(
+    out: &mut [u8],
+    seq: u64,
+    expire_at: u64,
+    db: u16,
+    kind: u8,
+    storage: u8,
+    key: &[u8],
+    value: &[u8],
+) -> usize {
+    let long_seq = seq > SHORT_SEQ_MAX;
+    let mut tag = (kind & TAG_KIND) | (storage << TAG_STORAGE_SHIFT);
+    if expire_at != 0 {
+        tag |= TAG_EXPIRY;
+    }
+    if long_seq {
+        tag |= TAG_LONG_SEQ;
+    }
+    if db != 0 {
+        tag |= TAG_DB;
+    }
+    let mut at = 0;
+    let mut put = |bytes: &[u8]| {
+        out[at..at + bytes.len()].copy_from_slice(bytes);
+        at += bytes.len();
+    };
+    put(&[tag]);
+    if db != 0 {
+        put(&db.to_le_bytes());
+    }
+    put(&(key.len() as u16).to_le_bytes());
+    let seq_bytes = seq.to_le_bytes();
+    put(if long_seq { &seq_bytes[..] } else { &seq_bytes[..6] });
+    if storage == STORAGE_INLINE {
+        put(&(value.len() as u16).to_le_bytes());
+    }
+    if expire_at != 0 {
+        put(&expire_at.to_le_bytes());
+    }
+    put(key);
+    put(value);
+    at
+}
+
 /// Where a record lives in a chunk file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SegmentLocation {
