@@ -183,9 +183,12 @@ impl InFlight {
     }
 }
 
+/// The checkpoint thread's queue (slot index and checkpoint, oldest first) and its stop flag.
+type Queue = (VecDeque<(usize, Arc<InFlight>)>, bool);
+
 /// The engine's checkpoint thread: prepares the slots' checkpoints, one at a time, off their locks.
 pub(crate) struct Checkpointer {
-    queue: Mutex<(VecDeque<(usize, Arc<InFlight>)>, bool)>,
+    queue: Mutex<Queue>,
     wake: Condvar,
     slots: OnceLock<Vec<Weak<Mutex<Slot>>>>,
 }
@@ -199,7 +202,7 @@ impl Checkpointer {
         })
     }
 
-    fn queue(&self) -> MutexGuard<'_, (VecDeque<(usize, Arc<InFlight>)>, bool)> {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -57,7 +57,7 @@ pub struct SlotStats {
     pub slot: usize,
     /// Keys in all databases as of the last checkpoint (DBSIZE counts the unflushed ones too).
     pub keys: u64,
-    /// Bytes in the WAL file.
+    /// Bytes in the WAL files (both, while a checkpoint is in flight).
     pub wal_bytes: u64,
     /// Entries in the unflushed WAL index.
     pub wal_entries: u64,
