@@ -41,7 +41,11 @@ pub fn shell(lua: &Lua, f: mlua::Function) -> mlua::Result<mlua::Function> {
     }
 }
 
-unsafe extern "C-unwind" fn shell_call(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+/// In a C closure: calls its upvalue 1 with the closure's arguments, leaving every result on the stack.
+///
+/// # Safety
+/// `state` must be the running state of a C closure whose upvalue 1 is a function.
+pub(super) unsafe fn call_upvalue(state: *mut mlua::ffi::lua_State) {
     use mlua::ffi;
     let n = ffi::lua_gettop(state);
     if ffi::lua_checkstack(state, 3) == 0 {
@@ -50,6 +54,11 @@ unsafe extern "C-unwind" fn shell_call(state: *mut mlua::ffi::lua_State) -> std:
     ffi::lua_pushvalue(state, ffi::lua_upvalueindex(1));
     ffi::lua_insert(state, 1);
     ffi::lua_call(state, n, ffi::LUA_MULTRET);
+}
+
+unsafe extern "C-unwind" fn shell_call(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    use mlua::ffi;
+    call_upvalue(state);
     let top = ffi::lua_gettop(state);
     if top >= 1 && ffi::lua_toboolean(state, 1) != 0 {
         // The values above the `ok` flag.

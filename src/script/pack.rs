@@ -54,13 +54,7 @@ fn native(lua: &Lua, f: Raw) -> mlua::Result<mlua::Function> {
 
 unsafe extern "C-unwind" fn trampoline(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
     use mlua::ffi;
-    let n = ffi::lua_gettop(state);
-    if ffi::lua_checkstack(state, 3) == 0 {
-        ffi::luaL_error(state, c"reached lua stack limit".as_ptr());
-    }
-    ffi::lua_pushvalue(state, ffi::lua_upvalueindex(1));
-    ffi::lua_insert(state, 1);
-    ffi::lua_call(state, n, ffi::LUA_MULTRET);
+    super::libs::call_upvalue(state);
     match ffi::lua_type(state, 1) {
         ffi::LUA_TBOOLEAN if ffi::lua_toboolean(state, 1) != 0 => {
             let count = ffi::lua_tointeger(state, 3) as std::ffi::c_int;

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::resp::command;
-use crate::support::TestServer;
+use crate::support::{noise, TestServer};
 
 /// The value written as the `i`-th write of writer `w`: every fifth one is larger than the memtable keeps.
 fn value(w: usize, i: usize) -> String {
@@ -155,17 +155,4 @@ fn kill_9_during_large_execs_and_scripts_leaves_each_all_or_nothing() {
             assert!(found == 0 || found == WRITES, "transaction {n}: {found} of {WRITES} writes survived");
         }
     }
-}
-
-/// `len` pseudo-random bytes (xorshift64*) from `seed`: incompressible.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
-        })
-        .collect()
 }

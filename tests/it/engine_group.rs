@@ -9,6 +9,7 @@ use velo::engine::io::CrashFs;
 use velo::engine::{Engine, FsyncPolicy, ValueKind};
 
 use crate::engine_support::{small_options, TestClock};
+use crate::support::noise;
 
 /// Larger than the memtable keeps in memory, so reads inside the group come from the held WAL bytes.
 const BIG: usize = 20_000;
@@ -221,17 +222,4 @@ fn a_large_group_is_written_out_past_its_cap_and_a_transaction_stays_all_or_noth
         let found = keys.iter().filter(|key| get(&crashed, key).as_deref() == Some(&big[..])).count();
         assert_eq!(found, keys.len(), "round {round}: all of it once the group closed");
     }
-}
-
-/// `len` pseudo-random bytes (xorshift64*) from `seed`: incompressible.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
-        })
-        .collect()
 }
