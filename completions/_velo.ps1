@@ -154,7 +154,7 @@ Register-ArgumentCompleter -Native -CommandName 'velo' -ScriptBlock {
             [CompletionResult]::new('--value', '--value', [CompletionResultType]::ParameterName, 'Store this column as a string value')
             [CompletionResult]::new('--columns', '--columns', [CompletionResultType]::ParameterName, 'Columns for --value-json / --value-hash, comma-separated')
             [CompletionResult]::new('--ttl', '--ttl', [CompletionResultType]::ParameterName, 'TTL in seconds for every key')
-            [CompletionResult]::new('--ttl-col', '--ttl-col', [CompletionResultType]::ParameterName, 'Relative TTL from this integer column (unit: --ttl-unit); null means no expiry')
+            [CompletionResult]::new('--ttl-col', '--ttl-col', [CompletionResultType]::ParameterName, 'Relative TTL from this integer column (unit: --ttl-unit) or duration column (its own unit); null: none')
             [CompletionResult]::new('--expire-at-col', '--expire-at-col', [CompletionResultType]::ParameterName, 'Absolute expiry from this timestamp column, or epoch number column in --ttl-unit; null means none')
             [CompletionResult]::new('--ttl-unit', '--ttl-unit', [CompletionResultType]::ParameterName, 'Unit of --ttl-col and of integer --expire-at-col values')
             [CompletionResult]::new('--on-existing', '--on-existing', [CompletionResultType]::ParameterName, 'A key that exists before the load: fail the run, skip the row, or replace the key')

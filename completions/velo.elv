@@ -141,7 +141,7 @@ set edit:completion:arg-completer[velo] = {|@words|
             cand --value 'Store this column as a string value'
             cand --columns 'Columns for --value-json / --value-hash, comma-separated'
             cand --ttl 'TTL in seconds for every key'
-            cand --ttl-col 'Relative TTL from this integer column (unit: --ttl-unit); null means no expiry'
+            cand --ttl-col 'Relative TTL from this integer column (unit: --ttl-unit) or duration column (its own unit); null: none'
             cand --expire-at-col 'Absolute expiry from this timestamp column, or epoch number column in --ttl-unit; null means none'
             cand --ttl-unit 'Unit of --ttl-col and of integer --expire-at-col values'
             cand --on-existing 'A key that exists before the load: fail the run, skip the row, or replace the key'

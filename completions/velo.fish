@@ -117,7 +117,7 @@ complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l key-prefix 
 complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l value -d 'Store this column as a string value' -r
 complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l columns -d 'Columns for --value-json / --value-hash, comma-separated' -r
 complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l ttl -d 'TTL in seconds for every key' -r
-complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l ttl-col -d 'Relative TTL from this integer column (unit: --ttl-unit); null means no expiry' -r
+complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l ttl-col -d 'Relative TTL from this integer column (unit: --ttl-unit) or duration column (its own unit); null: none' -r
 complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l expire-at-col -d 'Absolute expiry from this timestamp column, or epoch number column in --ttl-unit; null means none' -r
 complete -c velo -n "__fish_velo_using_subcommand ingest-parquet" -l ttl-unit -d 'Unit of --ttl-col and of integer --expire-at-col values' -r -f -a "s\t'Seconds'
 ms\t'Milliseconds'"

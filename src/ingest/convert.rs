@@ -31,7 +31,11 @@ pub fn check_supported(data_type: &DataType) -> Result<(), String> {
         | DataType::LargeBinary
         | DataType::BinaryView
         | DataType::FixedSizeBinary(_)
+        | DataType::Decimal32(_, _)
+        | DataType::Decimal64(_, _)
         | DataType::Decimal128(_, _)
+        | DataType::Decimal256(_, _)
+        | DataType::Duration(_)
         | DataType::Date32
         | DataType::Date64
         | DataType::Time32(_)
@@ -41,6 +45,10 @@ pub fn check_supported(data_type: &DataType) -> Result<(), String> {
             check_supported(field.data_type())
         }
         DataType::Struct(fields) => fields.iter().try_for_each(|field| check_supported(field.data_type())),
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(fields) => fields.iter().try_for_each(|field| check_supported(field.data_type())),
+            other => Err(format!("map entries of type {other} are not supported")),
+        },
         DataType::Dictionary(key, value) if key.is_integer() => check_supported(value),
         other => Err(format!("type {other} is not supported")),
     }
@@ -61,7 +69,7 @@ pub fn is_key_type(data_type: &DataType) -> bool {
     }
 }
 
-/// True for integer and timestamp types (TTL and expire-at columns).
+/// True for integer and timestamp types (expire-at columns).
 pub fn is_time_type(data_type: &DataType) -> bool {
     match data_type {
         DataType::Dictionary(_, value) => is_time_type(value),
@@ -70,7 +78,17 @@ pub fn is_time_type(data_type: &DataType) -> bool {
     }
 }
 
-/// The cell as a signed integer (integer columns), or for a timestamp its epoch milliseconds; None if null.
+/// True for integer and duration types (TTL columns).
+pub fn is_duration_type(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Dictionary(_, value) => is_duration_type(value),
+        DataType::Duration(_) => true,
+        other => other.is_integer(),
+    }
+}
+
+/// The cell as a signed integer (integer columns), or for a timestamp its epoch milliseconds and for a
+/// duration its milliseconds (the flag says the value is already in milliseconds); None if null.
 pub fn integer_at(array: &dyn Array, row: usize) -> Result<Option<(i128, bool)>, String> {
     if array.is_null(row) {
         return Ok(None);
@@ -90,6 +108,7 @@ pub fn integer_at(array: &dyn Array, row: usize) -> Result<Option<(i128, bool)>,
         DataType::UInt32 => int!(UInt32Type),
         DataType::UInt64 => int!(UInt64Type),
         DataType::Timestamp(unit, _) => Ok(Some((timestamp_ms(array, row, *unit) as i128, true))),
+        DataType::Duration(unit) => Ok(Some((duration_ms(array, row, *unit) as i128, true))),
         DataType::Dictionary(_, _) => {
             let (values, index) = dictionary_at(array, row);
             integer_at(values, index)
@@ -104,6 +123,16 @@ fn timestamp_ms(array: &dyn Array, row: usize, unit: TimeUnit) -> i64 {
         TimeUnit::Millisecond => array.as_primitive::<TimestampMillisecondType>().value(row),
         TimeUnit::Microsecond => array.as_primitive::<TimestampMicrosecondType>().value(row).div_euclid(1000),
         TimeUnit::Nanosecond => array.as_primitive::<TimestampNanosecondType>().value(row).div_euclid(1_000_000),
+    }
+}
+
+/// A duration in whole milliseconds, rounded towards minus infinity as timestamps are.
+fn duration_ms(array: &dyn Array, row: usize, unit: TimeUnit) -> i64 {
+    match unit {
+        TimeUnit::Second => array.as_primitive::<DurationSecondType>().value(row).saturating_mul(1000),
+        TimeUnit::Millisecond => array.as_primitive::<DurationMillisecondType>().value(row),
+        TimeUnit::Microsecond => array.as_primitive::<DurationMicrosecondType>().value(row).div_euclid(1000),
+        TimeUnit::Nanosecond => array.as_primitive::<DurationNanosecondType>().value(row).div_euclid(1_000_000),
     }
 }
 
@@ -144,9 +173,10 @@ pub fn write_text(array: &dyn Array, row: usize, out: &mut Vec<u8>) -> Result<bo
         DataType::LargeBinary => out.extend_from_slice(array.as_binary::<i64>().value(row)),
         DataType::BinaryView => out.extend_from_slice(array.as_binary_view().value(row)),
         DataType::FixedSizeBinary(_) => out.extend_from_slice(array.as_fixed_size_binary().value(row)),
-        DataType::Decimal128(_, scale) => {
-            out.extend_from_slice(decimal(array.as_primitive::<Decimal128Type>().value(row), *scale).as_bytes())
-        }
+        DataType::Decimal32(_, _)
+        | DataType::Decimal64(_, _)
+        | DataType::Decimal128(_, _)
+        | DataType::Decimal256(_, _) => out.extend_from_slice(decimal_at(array, row).as_bytes()),
         DataType::Float16 | DataType::Float32 | DataType::Float64 => {
             let value = float_at(array, row);
             if value.is_finite() {
@@ -179,18 +209,40 @@ fn float_at(array: &dyn Array, row: usize) -> f64 {
     }
 }
 
-fn decimal(value: i128, scale: i8) -> String {
+/// A decimal cell of any width as an exact string with its scale's digits after the point.
+fn decimal_at(array: &dyn Array, row: usize) -> String {
+    match array.data_type() {
+        DataType::Decimal32(_, scale) => decimal(&array.as_primitive::<Decimal32Type>().value(row).to_string(), *scale),
+        DataType::Decimal64(_, scale) => decimal(&array.as_primitive::<Decimal64Type>().value(row).to_string(), *scale),
+        DataType::Decimal128(_, scale) => {
+            decimal(&array.as_primitive::<Decimal128Type>().value(row).to_string(), *scale)
+        }
+        DataType::Decimal256(_, scale) => {
+            decimal(&array.as_primitive::<Decimal256Type>().value(row).to_string(), *scale)
+        }
+        other => unreachable!("decimal_at on {other}"),
+    }
+}
+
+/// Places the point in an unscaled integer's decimal text (`-123`, scale 2 → `-1.23`).
+fn decimal(unscaled: &str, scale: i8) -> String {
     if scale <= 0 {
-        let mut text = value.to_string();
+        let mut text = unscaled.to_string();
         text.extend(std::iter::repeat_n('0', (-scale) as usize));
         return text;
     }
     let scale = scale as usize;
-    let digits = value.unsigned_abs().to_string();
-    let digits =
-        if digits.len() <= scale { format!("{}{digits}", "0".repeat(scale + 1 - digits.len())) } else { digits };
+    let (negative, digits) = match unscaled.strip_prefix('-') {
+        Some(digits) => (true, digits),
+        None => (false, unscaled),
+    };
+    let digits = if digits.len() <= scale {
+        format!("{}{digits}", "0".repeat(scale + 1 - digits.len()))
+    } else {
+        digits.to_string()
+    };
     let (whole, fraction) = digits.split_at(digits.len() - scale);
-    format!("{}{whole}.{fraction}", if value < 0 { "-" } else { "" })
+    format!("{}{whole}.{fraction}", if negative { "-" } else { "" })
 }
 
 fn write_primitive<T: ArrowPrimitiveType>(array: &dyn Array, row: usize, out: &mut Vec<u8>)
@@ -239,8 +291,12 @@ pub fn write_json(array: &dyn Array, row: usize, out: &mut Vec<u8>) -> Result<()
         DataType::LargeBinary => write_base64(array.as_binary::<i64>().value(row), out),
         DataType::BinaryView => write_base64(array.as_binary_view().value(row), out),
         DataType::FixedSizeBinary(_) => write_base64(array.as_fixed_size_binary().value(row), out),
-        DataType::Decimal128(_, scale) => {
-            write_string(&decimal(array.as_primitive::<Decimal128Type>().value(row), *scale), out)
+        DataType::Decimal32(_, _)
+        | DataType::Decimal64(_, _)
+        | DataType::Decimal128(_, _)
+        | DataType::Decimal256(_, _) => write_string(&decimal_at(array, row), out),
+        DataType::Duration(unit) => {
+            out.extend_from_slice(itoa::Buffer::new().format(duration_ms(array, row, *unit)).as_bytes())
         }
         DataType::Date32 => write_primitive::<Date32Type>(array, row, out),
         DataType::Date64 => {
@@ -291,6 +347,29 @@ pub fn write_json(array: &dyn Array, row: usize, out: &mut Vec<u8>) -> Result<()
             }
             out.push(b'}');
         }
+        DataType::Map(_, _) => {
+            // A JSON object in the map's own entry order. JSON keys are strings: a string key is written
+            // as it is, any other key as the text of its JSON form (the integer 7 as "7").
+            let entries = array.as_map().value(row);
+            let (keys, values) = (entries.column(0).as_ref(), entries.column(1).as_ref());
+            out.push(b'{');
+            let mut key_json = Vec::new();
+            for index in 0..entries.len() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                key_json.clear();
+                write_json(keys, index, &mut key_json)?;
+                if key_json.first() == Some(&b'"') {
+                    out.extend_from_slice(&key_json);
+                } else {
+                    write_string(std::str::from_utf8(&key_json).expect("JSON is UTF-8"), out);
+                }
+                out.push(b':');
+                write_json(values, index, out)?;
+            }
+            out.push(b'}');
+        }
         DataType::Dictionary(_, _) => {
             let (values, index) = dictionary_at(array, row);
             write_json(values, index, out)?;
@@ -333,10 +412,11 @@ mod tests {
 
     #[test]
     fn decimals_keep_their_scale() {
-        assert_eq!(decimal(-12345600, 4), "-1234.5600");
-        assert_eq!(decimal(5, 4), "0.0005");
-        assert_eq!(decimal(-5, 2), "-0.05");
-        assert_eq!(decimal(12, 0), "12");
+        assert_eq!(decimal("-12345600", 4), "-1234.5600");
+        assert_eq!(decimal("5", 4), "0.0005");
+        assert_eq!(decimal("-5", 2), "-0.05");
+        assert_eq!(decimal("12", 0), "12");
+        assert_eq!(decimal("12", -2), "1200");
     }
 
     #[test]

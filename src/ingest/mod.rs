@@ -365,8 +365,11 @@ impl Plan {
             Expiry::Fixed(seconds) => ExpiryPlan::Fixed(options.now_ms.saturating_add(seconds.saturating_mul(1000))),
             Expiry::Column(name, unit) => {
                 let i = index(name)?;
-                if !type_of(i).is_integer() {
-                    return Err(fail(format!("TTL column \"{name}\" has type {}; it must be an integer", type_of(i))));
+                if !convert::is_duration_type(type_of(i)) {
+                    return Err(fail(format!(
+                        "TTL column \"{name}\" has type {}; it must be an integer or a duration",
+                        type_of(i)
+                    )));
                 }
                 ExpiryPlan::Relative(i, *unit)
             }
@@ -458,8 +461,9 @@ impl Plan {
             ExpiryPlan::Relative(i, unit) => match convert::integer_at(batch.column(*i).as_ref(), row)? {
                 None => None,
                 Some((ttl, _)) if ttl <= 0 => return Err(format!("TTL {ttl} is not positive")),
-                Some((ttl, _)) => {
-                    let at = (now_ms as i128).saturating_add(ttl.saturating_mul(*unit as i128));
+                Some((ttl, is_ms)) => {
+                    let ttl_ms = if is_ms { ttl } else { ttl.saturating_mul(*unit as i128) };
+                    let at = (now_ms as i128).saturating_add(ttl_ms);
                     Some(u64::try_from(at).ok().filter(|at| *at < i64::MAX as u64).ok_or("TTL is out of range")?)
                 }
             },

@@ -59,7 +59,7 @@ pub struct IngestParquetArgs {
     /// TTL in seconds for every key.
     #[arg(long, value_name = "SECONDS", conflicts_with_all = ["ttl_col", "expire_at_col"], value_parser = clap::value_parser!(u64).range(1..))]
     pub ttl: Option<u64>,
-    /// Relative TTL from this integer column (unit: --ttl-unit); null means no expiry.
+    /// Relative TTL from this integer column (unit: --ttl-unit) or duration column (its own unit); null: none.
     #[arg(long, value_name = "COL", conflicts_with = "expire_at_col")]
     pub ttl_col: Option<String>,
     /// Absolute expiry from this timestamp column, or epoch number column in --ttl-unit; null means none.

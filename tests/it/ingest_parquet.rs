@@ -167,6 +167,7 @@ const READABLE: &[(&str, &str, &str)] = &[
     ("empty.parquet", "key", "value"),
     ("nulls.parquet", "key", "value"),
     ("duplicates.parquet", "key", "value"),
+    ("more-types.parquet", "id", "name"),
 ];
 
 fn expected_name(file: &str) -> String {
@@ -448,6 +449,38 @@ fn ttl_column_in_milliseconds_and_key_templates() {
             }
         }
     }
+}
+
+/// A duration column is a TTL in its own unit: `--ttl-unit` applies to integer columns only.
+#[test]
+fn a_duration_column_is_a_ttl_in_its_own_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = velo::engine::system_clock_ms();
+    let output = ingest_into(
+        dir.path(),
+        "more-types.parquet",
+        &["--key", "id", "--value", "name", "--ttl-col", "ttl", "--ttl-unit", "s"],
+    );
+    let after = velo::engine::system_clock_ms();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let stored = read_dir_at(dir.path(), Some(before));
+    let rows = expected_rows("more-types.expected.jsonl");
+    assert_eq!(stored.strings.len(), rows.len());
+    for row in rows {
+        let (_, expire) = stored.strings[row["id"].to_string().as_bytes()];
+        match row["ttl"].as_u64() {
+            None => assert_eq!(expire, None, "null TTL: no expiry"),
+            Some(ttl_ms) => {
+                let at = expire.unwrap();
+                assert!(at >= before + ttl_ms && at <= after + ttl_ms, "{row:?}: expires at {at}");
+            }
+        }
+    }
+    // A column of another type is refused before anything is read.
+    let output = ingest_into(dir.path(), "more-types.parquet", &["--key", "id", "--value", "name", "--ttl-col", "d32"]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("TTL column \"d32\"") && stderr.contains("an integer or a duration"), "{stderr}");
 }
 
 #[test]
