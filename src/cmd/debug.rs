@@ -70,6 +70,7 @@ pub fn debug(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         "DIGEST-VALUE" => digest_value(ctx, args),
         "PROTOCOL" if n == 1 => protocol(ctx, args),
         "RELOAD" => reload(ctx, args),
+        "POPULATE" if (1..=3).contains(&n) => populate(ctx, args),
         _ => Err(CmdError::err(format!(
             "unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
             String::from_utf8_lossy(&given)
@@ -92,6 +93,9 @@ fn help() -> Reply {
         "    Write <message> to the server log.",
         "OBJECT <key>",
         "    Show low level info about `key` and associated value.",
+        "POPULATE <count> [<prefix>] [<size>]",
+        "    Create <count> string keys named <prefix>:<n> (prefix 'key') holding 'value:<n>',",
+        "    zero-padded or cut to <size> bytes when given. Existing keys are left alone.",
         "PROTOCOL <type>",
         "    Reply with a test value of the specified type. <type> can be: string,",
         "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
@@ -384,5 +388,50 @@ fn reload(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     ctx.engine.checkpoint()?;
     ctx.engine.drop_caches();
     tracing::warn!("DB reloaded by DEBUG RELOAD");
+    Ok(Reply::Ok)
+}
+
+/// A DEBUG count or size: a non-negative integer. Redis (`getPositiveLongFromObjectOrReply` without a
+/// message) answers anything else, text or negative, with the same error.
+fn non_negative(text: &[u8]) -> Result<u64, CmdError> {
+    super::args::parse_i64(text)
+        .and_then(|value| u64::try_from(value).ok())
+        .ok_or_else(|| CmdError::err("value is out of range, must be positive"))
+}
+
+/// DEBUG POPULATE count [prefix] [size]: test data in bulk, as Redis makes it. Key `prefix:N` holds
+/// `value:N`, or with a size those bytes zero-padded or cut to it; a key that exists (and has not expired)
+/// is left alone, so a second call only fills the gaps. Redis formats the name into a 128-byte buffer, so a
+/// name past 127 bytes is cut there. The loop is cancellable (shutdown, client gone), and other clients
+/// are served meanwhile: each key takes its own slot's lock.
+fn populate(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    let count = non_negative(&args.next_bytes()?)?;
+    let prefix = if args.is_empty() { Bytes::from_static(b"key") } else { args.next_bytes()? };
+    let size = if args.is_empty() { 0 } else { non_negative(&args.next_bytes()?)? };
+    super::string::check_length(size)?;
+    let db = ctx.db();
+    let mut key = Vec::with_capacity(prefix.len() + 21);
+    let mut value = Vec::new();
+    for n in 0..count {
+        ctx.checkpoint()?;
+        key.clear();
+        key.extend_from_slice(&prefix);
+        key.push(b':');
+        key.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+        key.truncate(127);
+        value.clear();
+        value.extend_from_slice(b"value:");
+        value.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+        if size > 0 {
+            value.resize(size as usize, 0);
+        }
+        let mut slot = ctx.engine.lock_key(&key);
+        if slot.key_info(db, &key)?.is_some() {
+            continue;
+        }
+        slot.set(db, &key, ValueKind::String, &value, None)?;
+        slot.commit()?;
+        ctx.touch(db, &key);
+    }
     Ok(Reply::Ok)
 }

@@ -190,3 +190,49 @@ fn smove_of_a_present_member_does_not_touch_the_destination() {
         assert_eq!(watcher.cmd(&["EXEC"]), b"*-1\r\n", "port {port}");
     }
 }
+
+/// DEBUG POPULATE makes the same keys and values as Redis (names, padding, cutting, existing keys kept,
+/// long prefixes cut at 127 bytes) and refuses the same arguments.
+#[test]
+fn debug_populate_matches_redis() {
+    let (_dir, redis) = redis_with_debug();
+    let velo = TestServer::start();
+    let long_prefix = "p".repeat(130);
+    let populate_long = format!("DEBUG POPULATE 3 {long_prefix}");
+    let get_long = format!("GET {}", &long_prefix[..127]);
+    compare(
+        &redis,
+        &velo,
+        "debug populate",
+        &[
+            "SET key:5 mine",
+            "DEBUG POPULATE 1000",
+            "DBSIZE",
+            "GET key:0",
+            "GET key:999",
+            "GET key:5",
+            "GET key:1000",
+            "DEBUG POPULATE 10 pre 20",
+            "GET pre:3",
+            "STRLEN pre:9",
+            "DEBUG POPULATE 10 cut 3",
+            "GET cut:7",
+            "DEBUG POPULATE 10 zero 0",
+            "GET zero:4",
+            "DEBUG POPULATE 1010",
+            "DBSIZE",
+            "GET key:1005",
+            "DEBUG POPULATE 0",
+            &populate_long,
+            &get_long,
+            "DBSIZE",
+            "DEBUG POPULATE -1",
+            "DEBUG POPULATE abc",
+            "DEBUG POPULATE 5 x -3",
+            "DEBUG POPULATE 5 x y",
+            "DEBUG POPULATE",
+            "DEBUG POPULATE 1 a 1 extra",
+            "~KEYS cut:*",
+        ],
+    );
+}
