@@ -611,4 +611,9 @@ fn segments_are_compressed_with_their_familys_dictionary() {
     // them against the directory.
     let (code, report) = velo_json(&["check", "--dir", d]);
     assert_eq!(code, 0, "{report}");
+    // Without the active dictionary's file, the live values in its segments are reported unreadable.
+    std::fs::remove_file(dir.path().join("dict-00000003.vdct")).expect("remove");
+    let (code, report) = velo_json(&["check", "--dir", d]);
+    assert_ne!(code, 0, "{report}");
+    assert!(report.to_string().contains("segment is compressed with dictionary 3, which is missing"), "{report}");
 }
