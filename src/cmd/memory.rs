@@ -1,8 +1,8 @@
 //! MEMORY USAGE, STATS, DOCTOR, MALLOC-STATS, PURGE and HELP.
 //!
 //! Velo's data is on disk, so what MEMORY USAGE reports for a key is what Velo *stores* for it: its
-//! key-bucket cell (a 24-byte header and the key), its value envelope (2 bytes and the value bytes,
-//! before compression) and, for a collection split into parts, the bytes of its elements (kept exactly
+//! key-bucket cell (its compact header, 9 to 23 bytes, and the key), its value envelope (2 bytes and the
+//! value bytes, before compression) and, for a collection split into parts, the bytes of its elements (kept exactly
 //! in the collection's header, so SAMPLES is accepted and checked but no sampling is needed).
 //! MEMORY STATS reports the process's memory (resident set) in Redis's fields; the figures Redis takes
 //! from its allocator are the resident set as well (Velo's allocator keeps no such statistics).
@@ -13,10 +13,20 @@ use super::connection::help as help_reply;
 use super::{Args, CmdError, Ctx};
 use crate::resp::Reply;
 
-/// Bytes of a key-bucket cell's header (seq, expire_at, db, key_len, kind, storage, value_len).
-const CELL_HEADER: u64 = 24;
 /// Bytes of a value envelope's header (kind, codec).
 const ENVELOPE_HEADER: u64 = 2;
+/// Envelopes up to this length are stored inline in their cell (the engine's default `inline_max`).
+const INLINE_MAX: usize = 64;
+
+/// Bytes of the compact key-bucket cell header (docs/format.md §"Cell") of a key of `db` with this expiry
+/// whose envelope is `envelope_len` bytes: tag and key length, the database unless 0, a 6-byte sequence,
+/// the expiry when set, the value length when the envelope is inline (else a location follows, which is
+/// not counted, as the envelope is counted whole).
+fn cell_header_len(db: u16, expire_at_ms: Option<u64>, envelope_len: usize) -> u64 {
+    let inline = (envelope_len <= INLINE_MAX).then_some(envelope_len);
+    let whole = crate::engine::page::cell_len(1, expire_at_ms.unwrap_or(0), db, 0, inline);
+    (whole - inline.unwrap_or(crate::engine::page::LOCATION_LEN)) as u64
+}
 
 /// ```text
 /// MEMORY USAGE key [SAMPLES count]
@@ -36,13 +46,14 @@ pub fn usage(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let Some(entry) = ctx.engine.get(db, &key)? else {
         return Ok(Reply::Nil);
     };
-    Ok(Reply::Int(stored_bytes(db, &key, &entry.value)? as i64))
+    Ok(Reply::Int(stored_bytes(db, &key, &entry.value, entry.expire_at_ms)? as i64))
 }
 
 /// What Velo stores for `key` holding `value` (see the module comment).
-pub fn stored_bytes(db: u16, key: &[u8], value: &[u8]) -> Result<u64, CmdError> {
+pub fn stored_bytes(db: u16, key: &[u8], value: &[u8], expire_at_ms: Option<u64>) -> Result<u64, CmdError> {
     use crate::elements as el;
-    let mut bytes = CELL_HEADER + key.len() as u64 + ENVELOPE_HEADER + value.len() as u64;
+    let envelope = ENVELOPE_HEADER + value.len() as u64;
+    let mut bytes = cell_header_len(db, expire_at_ms, envelope as usize) + key.len() as u64 + envelope;
     if el::is_split(value) && value.len() > 4 {
         let unreadable =
             |e: crate::elements::ElementError| CmdError::err(format!("stored collection is unreadable: {e}"));

@@ -686,7 +686,8 @@ impl Job {
         let zstd_level = self.config.compression.segments.then_some(self.config.compression.level);
         let mut batch = Batch {
             dwb: self.dwb.take().ok_or_else(|| Error::Config("checkpoint prepared twice".into()))?,
-            segments: SegmentWriter::new(self.config.segment_size, zstd_level),
+            segments: SegmentWriter::new(self.config.segment_size, zstd_level)
+                .with_dictionaries(self.config.dictionaries.clone()),
             touched_chunks: Vec::new(),
             new_files: false,
             target_seq,
@@ -703,7 +704,9 @@ impl Job {
         }
 
         // (1) Values that do not fit inline go to segments or big files first: cells need their locations.
-        // Records are packed grouped by key family (see `family::grouped_order`).
+        // Records are packed grouped by key family (see `family::grouped_order`), and the segments of a
+        // family with a trained dictionary compressed with it (`SegmentWriter::prepare`).
+        self.chunks.set_dictionaries(self.config.dictionaries.clone());
         let mut placements = vec![Placement::Nothing; entries.len()];
         let rules = self.config.dictionaries.rules();
         for index in super::family::grouped_order(entries.iter().map(|((_, _, key), _)| &key[..]), &rules) {
@@ -715,10 +718,11 @@ impl Job {
                     if len <= self.config.inline_max && CELL_HEADER_LEN + key.len() + len <= CELL_AREA {
                         Placement::Inline(bytes)
                     } else if batch.segments.fits(key.len(), len) {
-                        if batch.segments.must_seal_before(key.len(), len) {
+                        let record = batch.segments.prepare(key, &bytes);
+                        if batch.segments.must_seal_before_record(key.len(), &record) {
                             self.append_segment(&mut meta, &mut batch)?;
                         }
-                        Placement::Segment(batch.segments.add(entry.seq, *db, key, &bytes))
+                        Placement::Segment(batch.segments.add_record(entry.seq, *db, key, record))
                     } else {
                         self.chunks.write_big(entry.seq, *db, key, &bytes)?;
                         self.big_values += 1;
@@ -1085,7 +1089,12 @@ impl Job {
                 let mut records_by_bucket: BTreeMap<u64, Vec<StoredRecord>> = BTreeMap::new();
                 let mut offset = super::format::FILE_HEADER_LEN as u64;
                 while offset < chunk.committed_len {
-                    let segment = self.chunks.read_segment(id, offset as u32, chunk.committed_len)?;
+                    let (segment_len, segment) =
+                        self.chunks.read_segment_for_compaction(id, offset as u32, chunk.committed_len)?;
+                    let Some(segment) = segment else {
+                        offset += segment_len; // dead records only (its dictionary was removed)
+                        continue;
+                    };
                     let records = segment::records(&segment.payload, segment.record_count).map_err(|at| {
                         Error::corrupt(self.chunks.chunk_path(id), offset, format!("record at payload offset {at}"))
                     })?;
@@ -1124,10 +1133,11 @@ impl Job {
                 );
                 for index in order {
                     let Some((seq, db, key, envelope, old)) = live[index].take() else { continue };
-                    if batch.segments.must_seal_before(key.len(), envelope.len()) {
+                    let record = batch.segments.prepare(&key, &envelope);
+                    if batch.segments.must_seal_before_record(key.len(), &record) {
                         self.append_segment(meta, batch)?;
                     }
-                    let ticket = batch.segments.add(seq, db, &key, &envelope);
+                    let ticket = batch.segments.add_record(seq, db, &key, record);
                     relocations.push((db, key, old, ticket));
                 }
                 if batch.segments.has_pending() {

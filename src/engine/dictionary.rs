@@ -256,9 +256,11 @@ impl DictionaryMap {
         Ok(map)
     }
 
-    fn add(&self, prepared: Arc<Prepared>) {
+    /// Adds a prepared dictionary to the map (memory only), the active one of its family if it is the
+    /// newest.
+    pub(crate) fn add(&self, prepared: Arc<Prepared>) {
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        inner.next_id = inner.next_id.max(prepared.id + 1);
+        inner.next_id = inner.next_id.max(prepared.id.saturating_add(1));
         let newer = inner.active.get(&prepared.family).is_none_or(|current| current.id < prepared.id);
         if newer {
             inner.active.insert(prepared.family.clone(), prepared.clone());

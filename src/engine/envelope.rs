@@ -215,6 +215,48 @@ fn decompress_with_dictionary(body: &[u8], raw_len: usize, dict: &Prepared) -> R
     })
 }
 
+/// Compresses a whole segment payload with a prepared dictionary into `out` (cleared first): one zstd
+/// frame, magic included, using the per-thread context and the dictionary's prepared tables (no table
+/// set-up per segment). `false` if zstd failed.
+pub(crate) fn compress_frame_with_dictionary(bytes: &[u8], dict: &Prepared, out: &mut Vec<u8>) -> bool {
+    out.clear();
+    out.reserve(zstd::zstd_safe::compress_bound(bytes.len()));
+    DICT_CONTEXTS.with(|cell| cell.borrow_mut().0.compress_using_cdict(out, bytes, dict.encoder.as_cdict())).is_ok()
+}
+
+/// Decompresses a zstd frame written by [`compress_frame_with_dictionary`] into `out` (cleared first,
+/// `capacity` reserved), with the per-thread context and the dictionary's prepared tables.
+pub(crate) fn decompress_frame_with_dictionary(
+    frame: &[u8],
+    capacity: usize,
+    dict: &Prepared,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    out.clear();
+    out.reserve(capacity);
+    DICT_CONTEXTS.with(|cell| {
+        let (_, dctx, _) = &mut *cell.borrow_mut();
+        dctx.decompress_using_ddict(out, frame, dict.decoder.as_ddict())
+            .map(|_| ())
+            .map_err(|code| zstd::zstd_safe::get_error_name(code).to_string())
+    })
+}
+
+/// The raw form (codec 0) of an envelope compressed on its own with a trained dictionary (codec 3), for a
+/// segment that is itself compressed with a dictionary: the segment's frame then compresses the value
+/// together with its neighbours. `None` for other codecs, or when the value cannot be decoded.
+pub fn undo_dictionary_codec(envelope: &[u8], dictionaries: &DictionaryMap) -> Option<Vec<u8>> {
+    if envelope.get(1) != Some(&CODEC_ZSTD_DICT) {
+        return None;
+    }
+    let (kind, value) = decode(envelope, dictionaries).ok()?;
+    let mut out = Vec::with_capacity(value.len() + 2);
+    out.push(kind as u8);
+    out.push(CODEC_RAW);
+    out.extend_from_slice(&value);
+    Some(out)
+}
+
 /// Encodes a value into an envelope, compressing it when that pays.
 pub fn encode(kind: ValueKind, value: &[u8], policy: CompressionPolicy) -> Vec<u8> {
     if kind == ValueKind::String {

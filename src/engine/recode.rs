@@ -12,6 +12,15 @@
 //! with every slot locked and no snapshot reading (a snapshot's before-images may hold old envelopes), are
 //! the files of the retired dictionaries counted zero removed, each before its entry in the map.
 //!
+//! Segments compressed with a trained dictionary (`segment::encode_segment_with_dictionary`) name it too:
+//! a value whose segment uses a retired dictionary is written again as well, and its checkpoint puts it
+//! in a segment of the family's active dictionary. A checkpoint in flight is finished before a slot is
+//! visited (it may have looked its dictionaries up before the install that retired one); every later
+//! checkpoint writes segments with active dictionaries only. So once the pass is complete no live value
+//! lies in a segment of a retired dictionary, and segments that still name a removed one hold only dead
+//! records: chunk compaction skips them (they cannot be decompressed, and need not be) and `velo check`
+//! holds them against the directory only if a cell points into one.
+//!
 //! Crash safety: the re-encoded values are durable (the checkpoint) before any file is removed. A crash in
 //! between leaves a retired dictionary that nothing names; the next pass removes it. A pass cut short (an
 //! open transaction kept a checkpoint back, a snapshot is being read, the engine is closing) removes
@@ -45,6 +54,7 @@ pub struct RecodeReport {
     pub values: u64,
     /// Values naming each dictionary after the pass (trained dictionaries only; ids above 1).
     pub references: BTreeMap<u32, u64>,
+
     /// Retired dictionaries whose files were removed.
     pub removed: Vec<u32>,
     /// Why nothing was removed, when the pass was cut short.
@@ -60,7 +70,10 @@ pub(crate) fn run(slots: &[Arc<Mutex<Slot>>], map: &DictionaryMap, stop: &dyn Fn
         return Ok(report);
     }
     for slot in slots {
-        lock(slot).recode_memtable(&retired, &mut report)?;
+        let mut guard = lock(slot);
+        guard.finish_in_flight()?;
+        guard.recode_memtable(&retired, &mut report)?;
+        drop(guard);
         let mut bucket = 0;
         loop {
             if stop() {
@@ -149,6 +162,33 @@ impl Slot {
                 Some(_) => continue,
             };
             let bytes = self.cell_envelope(&cell)?;
+            // A value in a segment compressed with a retired dictionary moves to a new segment.
+            let in_retired_segment = match &cell.value {
+                page::CellValue::Segment(location) => {
+                    let file_len = self.meta.chunk_files.get(&location.file).map_or(0, |c| c.committed_len);
+                    self.chunks
+                        .segment_dictionary(location.file, location.segment_offset, file_len)?
+                        .is_some_and(|id| retired.contains(&id))
+                }
+                _ => false,
+            };
+            if in_retired_segment {
+                report.values += 1;
+                let map = self.config.dictionaries.clone();
+                let (_, value) = envelope::decode(&bytes, &map).map_err(|err| match err {
+                    envelope::EnvelopeError::DictMissing(id) => Error::DictMissing(id),
+                    envelope::EnvelopeError::Malformed(what) => {
+                        Error::corrupt(self.dir.clone(), 0, format!("value envelope of a stored value: {what}"))
+                    }
+                })?;
+                let encoded = map.encode_quiet(cell.kind, &cell.key, &value, self.config.compression);
+                if let Some(id) = envelope::dictionary_id(&encoded).filter(|&id| id > envelope::DICT_PLAIN_ZSTD) {
+                    *report.references.entry(id).or_insert(0) += 1;
+                }
+                self.rewrite_envelope(cell.db, &cell.key, cell.kind, expire_at, encoded)?;
+                report.recoded += 1;
+                continue;
+            }
             self.recode_value(cell.db, &cell.key, cell.kind, expire_at, &bytes, retired, report)?;
         }
         Ok(())

@@ -5,11 +5,13 @@
 //! compacting whole chunk files. Reads go through a byte-bounded cache of decoded segment payloads.
 //! Layout: docs/format.md §"Chunk file", §"Segment", §"Big-value file".
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::cache::ByteLru;
+use super::dictionary::{DictionaryMap, Prepared};
 use super::error::{Error, Result};
 use super::format::{self, ByteReader, PutLe, FILE_HEADER_LEN};
 use super::io::{FileHandle, FileSystem};
@@ -23,6 +25,11 @@ pub const RECORD_HEADER_LEN: usize = 16;
 pub const CHUNK_FILE_MAX: u64 = 16 << 20;
 
 const SEGMENT_FLAG_ZSTD: u8 = 1;
+/// With [`SEGMENT_FLAG_ZSTD`]: the stored bytes are a trained dictionary's id (u32) and then a zstd frame
+/// compressed with that dictionary (docs/format.md §"Segment").
+const SEGMENT_FLAG_DICT: u8 = 2;
+/// Bytes of the dictionary id that starts the stored bytes of a dictionary-compressed segment.
+const SEGMENT_DICT_ID_LEN: usize = 4;
 
 /// The file name of a chunk file.
 pub fn chunk_file_name(id: u32) -> String {
@@ -119,6 +126,8 @@ pub struct Segment {
     pub record_count: u16,
     /// True if stored zstd-compressed.
     pub compressed: bool,
+    /// The trained dictionary the payload is compressed with, if any.
+    pub dictionary: Option<u32>,
     /// Stored (possibly compressed) length of the payload.
     pub stored_len: u32,
     /// The decompressed payload.
@@ -137,30 +146,69 @@ pub fn encode_segment(payload: &[u8], record_count: u16, zstd_level: Option<i32>
     let compressed = zstd_level
         .and_then(|level| super::envelope::compress(payload, level))
         .filter(|compressed| compressed.len() + 64 < payload.len());
-    let (flags, stored) = match &compressed {
-        Some(bytes) => (SEGMENT_FLAG_ZSTD, &bytes[..]),
-        None => (0, payload),
-    };
-    let mut out = Vec::with_capacity(SEGMENT_HEADER_LEN + stored.len());
+    match &compressed {
+        Some(bytes) => frame_segment(SEGMENT_FLAG_ZSTD, None, bytes, payload.len(), record_count),
+        None => frame_segment(0, None, payload, payload.len(), record_count),
+    }
+}
+
+/// Encodes a segment whose payload is compressed with a trained dictionary (flags 3), when that saves
+/// more than 64 bytes; else as [`encode_segment`] at `zstd_level`.
+pub fn encode_segment_with_dictionary(
+    payload: &[u8],
+    record_count: u16,
+    dict: &Prepared,
+    zstd_level: Option<i32>,
+) -> Vec<u8> {
+    let mut frame = Vec::new();
+    if super::envelope::compress_frame_with_dictionary(payload, dict, &mut frame)
+        && frame.len() + SEGMENT_DICT_ID_LEN + 64 < payload.len()
+    {
+        return frame_segment(
+            SEGMENT_FLAG_ZSTD | SEGMENT_FLAG_DICT,
+            Some(dict.id),
+            &frame,
+            payload.len(),
+            record_count,
+        );
+    }
+    encode_segment(payload, record_count, zstd_level)
+}
+
+/// The bytes of a segment: header, the dictionary id when there is one, the stored payload; the CRC
+/// covers everything after itself.
+fn frame_segment(flags: u8, dict: Option<u32>, stored: &[u8], raw_len: usize, record_count: u16) -> Vec<u8> {
+    let stored_len = stored.len() + if dict.is_some() { SEGMENT_DICT_ID_LEN } else { 0 };
+    let mut out = Vec::with_capacity(SEGMENT_HEADER_LEN + stored_len);
     out.put_u32(0);
     out.push(flags);
     out.push(0);
     out.put_u16(record_count);
-    out.put_u32(payload.len() as u32);
-    out.put_u32(stored.len() as u32);
+    out.put_u32(raw_len as u32);
+    out.put_u32(stored_len as u32);
+    if let Some(id) = dict {
+        out.put_u32(id);
+    }
     out.extend_from_slice(stored);
     let crc = format::crc32(&out[4..]);
     out[0..4].copy_from_slice(&crc.to_le_bytes());
     out
 }
 
-/// Decodes the segment at the start of `bytes` (read from `file` at `offset`), verifying its CRC.
-/// `Ok(None)` means `bytes` is too short to hold it (read more).
-pub fn decode_segment(bytes: &[u8], file: &Path, offset: u64) -> Result<Option<Segment>> {
+/// Decodes the segment at the start of `bytes` (read from `file` at `offset`), verifying its CRC; a
+/// segment compressed with a trained dictionary needs `dictionaries` to hold it ([`Error::DictMissing`]
+/// otherwise). `Ok(None)` means `bytes` is too short to hold it (read more).
+pub fn decode_segment(
+    bytes: &[u8],
+    file: &Path,
+    offset: u64,
+    dictionaries: Option<&DictionaryMap>,
+) -> Result<Option<Segment>> {
     let mut payload = Vec::new();
-    Ok(decode_segment_into(bytes, file, offset, &mut payload)?.map(|header| Segment {
+    Ok(decode_segment_into(bytes, file, offset, &mut payload, dictionaries)?.map(|header| Segment {
         record_count: header.record_count,
         compressed: header.compressed,
+        dictionary: header.dictionary,
         stored_len: header.stored_len,
         payload,
     }))
@@ -173,7 +221,9 @@ pub struct SegmentHeader {
     pub record_count: u16,
     /// True if stored zstd-compressed.
     pub compressed: bool,
-    /// Stored (possibly compressed) length of the payload.
+    /// The trained dictionary the payload is compressed with, if any.
+    pub dictionary: Option<u32>,
+    /// Stored (possibly compressed) length of the payload (with the dictionary id, if any).
     pub stored_len: u32,
     /// Decompressed length of the payload.
     pub raw_len: u32,
@@ -195,7 +245,10 @@ pub fn verify_segment(bytes: &[u8], file: &Path, offset: u64) -> Result<Option<S
     else {
         return Ok(None);
     };
-    if flags & !SEGMENT_FLAG_ZSTD != 0 || raw_len as usize > (64 << 20) || stored_len as usize > (64 << 20) {
+    let known = SEGMENT_FLAG_ZSTD | SEGMENT_FLAG_DICT;
+    let dict_flags_bad = flags & SEGMENT_FLAG_DICT != 0
+        && (flags & SEGMENT_FLAG_ZSTD == 0 || (stored_len as usize) < SEGMENT_DICT_ID_LEN);
+    if flags & !known != 0 || dict_flags_bad || raw_len as usize > (64 << 20) || stored_len as usize > (64 << 20) {
         return Err(Error::corrupt(
             file,
             offset,
@@ -209,7 +262,17 @@ pub fn verify_segment(bytes: &[u8], file: &Path, offset: u64) -> Result<Option<S
     if expected != actual {
         return Err(Error::ChecksumMismatch { file: file.to_path_buf(), offset, expected, actual });
     }
-    Ok(Some(SegmentHeader { record_count, compressed: flags & SEGMENT_FLAG_ZSTD != 0, stored_len, raw_len }))
+    let dictionary = (flags & SEGMENT_FLAG_DICT != 0).then(|| {
+        let at = SEGMENT_HEADER_LEN;
+        u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+    });
+    Ok(Some(SegmentHeader {
+        record_count,
+        compressed: flags & SEGMENT_FLAG_ZSTD != 0,
+        dictionary,
+        stored_len,
+        raw_len,
+    }))
 }
 
 /// [`decode_segment`] into a caller's buffer (reused across segments by scans of whole files): the
@@ -219,6 +282,7 @@ pub fn decode_segment_into(
     file: &Path,
     offset: u64,
     payload: &mut Vec<u8>,
+    dictionaries: Option<&DictionaryMap>,
 ) -> Result<Option<SegmentHeader>> {
     let Some(header) = verify_segment(bytes, file, offset)? else {
         return Ok(None);
@@ -226,7 +290,16 @@ pub fn decode_segment_into(
     let stored = &bytes[SEGMENT_HEADER_LEN..header.encoded_len()];
     let raw_len = header.raw_len;
     payload.clear();
-    if header.compressed {
+    if let Some(id) = header.dictionary {
+        let dict = dictionaries.and_then(|map| map.get(id)).ok_or(Error::DictMissing(id))?;
+        super::envelope::decompress_frame_with_dictionary(
+            &stored[SEGMENT_DICT_ID_LEN..],
+            raw_len as usize,
+            &dict,
+            payload,
+        )
+        .map_err(|e| Error::corrupt(file, offset, format!("segment does not decompress with dictionary {id}: {e}")))?;
+    } else if header.compressed {
         super::envelope::decompress_into(stored, raw_len as usize, payload)
             .map_err(|e| Error::corrupt(file, offset, format!("segment does not decompress: {e}")))?;
     } else {
@@ -275,6 +348,8 @@ pub struct ChunkStore {
     /// to the system and faulting new, zeroed ones in).
     spare: Vec<Vec<u8>>,
     max_segment_len: usize,
+    /// The trained dictionaries, for segments compressed with one.
+    dictionaries: Option<Arc<DictionaryMap>>,
 }
 
 /// A cached segment payload as the owner of the [`bytes::Bytes`] values sliced from it.
@@ -301,6 +376,59 @@ impl ChunkStore {
             cache: ByteLru::new(cache_bytes),
             spare: Vec::new(),
             max_segment_len: segment_size + SEGMENT_HEADER_LEN + 256,
+            dictionaries: None,
+        }
+    }
+
+    /// Gives the store the engine's dictionaries: segments compressed with a trained dictionary are
+    /// decoded with them (without, reading one fails with [`Error::DictMissing`]).
+    pub fn set_dictionaries(&mut self, dictionaries: Arc<DictionaryMap>) {
+        self.dictionaries = Some(dictionaries);
+    }
+
+    /// The trained dictionary the segment at `offset` of chunk file `id` is compressed with, from its
+    /// header (the segment is not verified or decompressed).
+    pub fn segment_dictionary(&mut self, id: u32, offset: u32, file_len: u64) -> Result<Option<u32>> {
+        let path = self.chunk_path(id);
+        let file = self.chunk_file(id, false)?;
+        let mut head = [0u8; SEGMENT_HEADER_LEN + SEGMENT_DICT_ID_LEN];
+        if (offset as u64 + head.len() as u64) > file_len {
+            return Ok(None);
+        }
+        file.read_exact_at(&mut head, offset as u64).map_err(|e| Error::io("read", &path, e))?;
+        Ok((head[4] & SEGMENT_FLAG_DICT != 0).then(|| u32::from_le_bytes([head[16], head[17], head[18], head[19]])))
+    }
+
+    /// [`ChunkStore::read_segment`] for chunk compaction, with the segment's encoded length: `None` for a
+    /// segment (CRC verified) compressed with a dictionary that is no longer installed. Dictionary
+    /// compaction removes a dictionary only once no live value lies in a segment compressed with it
+    /// (`engine::recode`), so such a segment holds dead records only.
+    pub fn read_segment_for_compaction(
+        &mut self,
+        id: u32,
+        offset: u32,
+        file_len: u64,
+    ) -> Result<(u64, Option<Segment>)> {
+        match self.read_segment(id, offset, file_len) {
+            Ok(segment) => Ok((segment.encoded_len() as u64, Some(segment))),
+            Err(Error::DictMissing(dict)) => {
+                let path = self.chunk_path(id);
+                let file = self.chunk_file(id, false)?;
+                let mut head = [0u8; SEGMENT_HEADER_LEN];
+                let available = file_len.saturating_sub(offset as u64);
+                if available < head.len() as u64 {
+                    return Err(Error::corrupt(&path, offset as u64, "segment header runs past the end of the file"));
+                }
+                file.read_exact_at(&mut head, offset as u64).map_err(|e| Error::io("read", &path, e))?;
+                let stored_len = u32::from_le_bytes([head[12], head[13], head[14], head[15]]) as u64;
+                let mut bytes = vec![0u8; (SEGMENT_HEADER_LEN as u64 + stored_len).min(available) as usize];
+                file.read_exact_at(&mut bytes, offset as u64).map_err(|e| Error::io("read", &path, e))?;
+                match verify_segment(&bytes, &path, offset as u64)? {
+                    Some(header) if header.dictionary == Some(dict) => Ok((header.encoded_len() as u64, None)),
+                    _ => Err(Error::corrupt(&path, offset as u64, "segment runs past the end of the file")),
+                }
+            }
+            Err(error) => Err(error),
         }
     }
 
@@ -347,6 +475,7 @@ impl ChunkStore {
         Ok(Segment {
             record_count: header.record_count,
             compressed: header.compressed,
+            dictionary: header.dictionary,
             stored_len: header.stored_len,
             payload,
         })
@@ -370,7 +499,7 @@ impl ChunkStore {
         loop {
             let mut bytes = vec![0u8; want];
             file.read_exact_at(&mut bytes, offset as u64).map_err(|e| Error::io("read", &path, e))?;
-            match decode_segment_into(&bytes, &path, offset as u64, payload)? {
+            match decode_segment_into(&bytes, &path, offset as u64, payload, self.dictionaries.as_deref())? {
                 Some(header) => return Ok(header),
                 None if want < available => want = available.min(want * 4),
                 None => return Err(Error::corrupt(&path, offset as u64, "segment runs past the end of the file")),
@@ -399,13 +528,17 @@ impl ChunkStore {
         }
         let Some(map) = self.maps.get(&id) else { return Ok(None) };
         let bytes = map.get(offset as usize..file_len as usize).unwrap_or_default();
-        match decode_segment_into(bytes, Path::new(""), offset as u64, payload) {
+        let dictionaries = self.dictionaries.as_deref();
+        match decode_segment_into(bytes, Path::new(""), offset as u64, payload, dictionaries) {
             Ok(Some(header)) => Ok(Some(header)),
             Ok(None) => {
                 Err(Error::corrupt(self.chunk_path(id), offset as u64, "segment runs past the end of the file"))
             }
+            Err(error @ Error::DictMissing(_)) => Err(error),
             // Re-decode to name the file in the error.
-            Err(_) => decode_segment_into(bytes, &self.chunk_path(id), offset as u64, payload).map(|_| None),
+            Err(_) => {
+                decode_segment_into(bytes, &self.chunk_path(id), offset as u64, payload, dictionaries).map(|_| None)
+            }
         }
     }
 
@@ -525,6 +658,28 @@ pub struct SegmentWriter {
     dict_bytes: usize,
     /// Resolved locations, by the ticket `add` returned.
     pub locations: Vec<Option<SegmentLocation>>,
+    /// The engine's dictionaries: segments of a family that has one are compressed with it.
+    dictionaries: Option<Arc<DictionaryMap>>,
+    /// The family rules when the writer was made.
+    rules: super::family::FamilyRules,
+    /// The last family looked up and its active dictionary (records come grouped by family).
+    last_family: Option<(Vec<u8>, Option<Arc<Prepared>>)>,
+    /// The dictionary the current segment is to be compressed with.
+    dict: Option<Arc<Prepared>>,
+}
+
+/// A record as it goes into a segment ([`SegmentWriter::prepare`]): its envelope (a value compressed on its
+/// own with a dictionary is stored raw in a segment compressed with one) and the segment's dictionary.
+pub struct SegmentRecord<'e> {
+    envelope: Cow<'e, [u8]>,
+    dict: Option<Arc<Prepared>>,
+}
+
+impl SegmentRecord<'_> {
+    /// The envelope the record carries.
+    pub fn envelope(&self) -> &[u8] {
+        &self.envelope
+    }
 }
 
 /// A sealed segment ready to be appended.
@@ -546,7 +701,68 @@ impl SegmentWriter {
             pending: Vec::new(),
             dict_bytes: 0,
             locations: Vec::new(),
+            dictionaries: None,
+            rules: super::family::FamilyRules::default(),
+            last_family: None,
+            dict: None,
         }
+    }
+
+    /// Compresses the segments of each key family that has a trained dictionary with it (when segments are
+    /// compressed at all): see [`SegmentWriter::prepare`].
+    pub fn with_dictionaries(mut self, dictionaries: Arc<DictionaryMap>) -> Self {
+        self.rules = dictionaries.rules();
+        self.dictionaries = Some(dictionaries);
+        self
+    }
+
+    /// The active dictionary of `key`'s family, looked up once per run of one family's records.
+    fn dictionary_for(&mut self, key: &[u8]) -> Option<Arc<Prepared>> {
+        self.zstd_level?;
+        let map = self.dictionaries.as_ref()?;
+        let family = self.rules.family_of(key);
+        match &self.last_family {
+            Some((last, dict)) if last[..] == *family => dict.clone(),
+            _ => {
+                let dict = map.active(family);
+                self.last_family = Some((family.to_vec(), dict.clone()));
+                dict
+            }
+        }
+    }
+
+    /// What `key`'s record with `envelope` becomes in these segments. When its family has an active
+    /// dictionary, its segment is compressed with that dictionary, and a value compressed on its own with a
+    /// dictionary (codec 3) goes in raw (unless its raw record would not fit a segment): compressed with its
+    /// neighbours and the dictionary, record header and key included, it takes about a third less than on
+    /// its own (docs/performance.md §"Trained dictionaries").
+    pub fn prepare<'e>(&mut self, key: &[u8], envelope: &'e [u8]) -> SegmentRecord<'e> {
+        let dict = self.dictionary_for(key);
+        let mut record = SegmentRecord { envelope: Cow::Borrowed(envelope), dict };
+        if record.dict.is_some() {
+            if let Some(map) = &self.dictionaries {
+                if let Some(raw) = super::envelope::undo_dictionary_codec(envelope, map) {
+                    if self.fits(key.len(), raw.len()) {
+                        record.envelope = Cow::Owned(raw);
+                    }
+                }
+            }
+        }
+        record
+    }
+
+    /// True if adding `record` would overflow the current segment or needs another dictionary than its.
+    pub fn must_seal_before_record(&self, key_len: usize, record: &SegmentRecord<'_>) -> bool {
+        self.must_seal_before(key_len, record.envelope.len())
+            || (self.count > 0 && self.dict.as_ref().map(|d| d.id) != record.dict.as_ref().map(|d| d.id))
+    }
+
+    /// Adds a prepared record; returns a ticket for its location (resolved at seal time).
+    pub fn add_record(&mut self, seq: u64, db: u16, key: &[u8], record: SegmentRecord<'_>) -> usize {
+        if self.count == 0 {
+            self.dict = record.dict;
+        }
+        self.add(seq, db, key, &record.envelope)
     }
 
     /// Largest record a segment takes; larger values become big values.
@@ -583,7 +799,12 @@ impl SegmentWriter {
         // A segment mostly of dictionary-compressed values is stored uncompressed: compressing it again
         // gains little, and a cold read then decompresses only the value it wants.
         let level = if self.dict_bytes * 2 > self.payload.len() { None } else { self.zstd_level };
-        let bytes = encode_segment(&self.payload, self.count, level);
+        let bytes = match self.dict.take() {
+            Some(dict) if self.zstd_level.is_some() => {
+                encode_segment_with_dictionary(&self.payload, self.count, &dict, level)
+            }
+            _ => encode_segment(&self.payload, self.count, level),
+        };
         self.dict_bytes = 0;
         for (ticket, record_offset, envelope_len) in self.pending.drain(..) {
             self.locations[ticket] =
@@ -607,7 +828,7 @@ mod tests {
             let a = writer.add(1, 0, b"alpha", &b"x".repeat(300));
             let b = writer.add(2, 3, b"beta", b"\x00\x00short");
             let sealed = writer.seal(7, 16);
-            let segment = decode_segment(&sealed.bytes, Path::new("c"), 16).expect("valid").expect("complete");
+            let segment = decode_segment(&sealed.bytes, Path::new("c"), 16, None).expect("valid").expect("complete");
             assert_eq!(segment.compressed, level.is_some());
             let loc_a = writer.locations[a].expect("resolved");
             let loc_b = writer.locations[b].expect("resolved");
@@ -623,13 +844,139 @@ mod tests {
         writer.add(1, 0, b"alpha", &b"xy".repeat(300));
         let bytes = writer.seal(1, 16).bytes;
         for len in 0..bytes.len() {
-            assert!(!matches!(decode_segment(&bytes[..len], Path::new("c"), 0), Ok(Some(_))), "truncation {len}");
+            assert!(!matches!(decode_segment(&bytes[..len], Path::new("c"), 0, None), Ok(Some(_))), "truncation {len}");
         }
         for index in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[index] ^= 4;
-            assert!(!matches!(decode_segment(&bad, Path::new("c"), 0), Ok(Some(_))), "flip {index}");
+            assert!(!matches!(decode_segment(&bad, Path::new("c"), 0, None), Ok(Some(_))), "flip {index}");
         }
+    }
+
+    /// A `user` family dictionary (normalized, as installed) in a map as id 5, and a value of the family.
+    fn user_dictionary() -> Arc<DictionaryMap> {
+        let samples: Vec<Vec<u8>> = (0..2000).map(user_value).collect();
+        let dict = zstd::dict::from_samples(&samples, 4096).expect("trains");
+        let map = DictionaryMap::default();
+        map.insert(5, b"user", super::super::dictionary::normalize(dict)).expect("prepares");
+        Arc::new(map)
+    }
+
+    fn user_value(i: usize) -> Vec<u8> {
+        format!(
+            r#"{{"id":{i},"name":"user {i}","email":"user{i}@example.com","plan":"{}","city":"{}","age":{},"tags":["a","b{}"]}}"#,
+            ["free", "pro", "team"][i % 3],
+            ["Lisbon", "Oslo", "Quito", "Perth"][i % 4],
+            18 + i % 50,
+            i % 9
+        )
+        .into_bytes()
+    }
+
+    /// Segments of a family with a dictionary are compressed with it (flags 3, the dictionary id before
+    /// the frame); values compressed on their own with it go in raw; the segment is smaller than plain
+    /// zstd's; reading needs the dictionary; every flip and truncation is caught.
+    #[test]
+    fn dictionary_segment_golden_header_roundtrip_and_corruption() {
+        use super::super::envelope::{self, CompressionPolicy, ValueKind};
+        let map = user_dictionary();
+        let mut with_dict = SegmentWriter::new(4096, Some(3)).with_dictionaries(map.clone());
+        let mut plain = SegmentWriter::new(4096, Some(3));
+        let mut tickets = Vec::new();
+        for i in 0..20 {
+            let key = format!("user:{i}").into_bytes();
+            let value = user_value(i + 5000);
+            let envelope = map.encode_quiet(ValueKind::String, &key, &value, CompressionPolicy::default());
+            assert_eq!(envelope[1], envelope::CODEC_ZSTD_DICT, "compressed with the dictionary on its own");
+            let record = with_dict.prepare(&key, &envelope);
+            assert_eq!(&record.envelope()[..2], &[0, 0], "goes in raw");
+            assert!(!with_dict.must_seal_before_record(key.len(), &record));
+            tickets.push((with_dict.add_record(i as u64 + 1, 0, &key, record), key, value));
+            plain.add(
+                i as u64 + 1,
+                0,
+                &format!("user:{i}").into_bytes(),
+                &envelope::encode(ValueKind::String, &user_value(i + 5000), CompressionPolicy::default()),
+            );
+        }
+        // A record of a family without a dictionary needs a segment of its own.
+        let other = with_dict.prepare(b"event:1", b"\x00\x00{\"kind\":\"click\"}");
+        assert!(with_dict.must_seal_before_record(7, &other));
+        let bytes = with_dict.seal(1, 16).bytes;
+        let plain = plain.seal(1, 16).bytes;
+        assert!(bytes.len() < plain.len(), "{} bytes with the dictionary, {} without", bytes.len(), plain.len());
+        // Golden header: CRC32 over bytes 4.., flags 3 (zstd, dictionary), reserved 0, 20 records, the raw
+        // length, the stored length (dictionary id and frame), the dictionary id 5, then a zstd frame.
+        assert_eq!(bytes[4..8], [3, 0, 20, 0]);
+        let raw_len = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize;
+        assert_eq!(u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")) as usize, bytes.len() - 16);
+        assert_eq!(bytes[16..20], [5, 0, 0, 0]);
+        assert_eq!(bytes[20..24], [0x28, 0xb5, 0x2f, 0xfd]);
+        assert_eq!(u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes")), format::crc32(&bytes[4..]));
+        let segment = decode_segment(&bytes, Path::new("c"), 16, Some(&map)).expect("valid").expect("complete");
+        assert_eq!((segment.dictionary, segment.compressed, segment.payload.len()), (Some(5), true, raw_len));
+        for (ticket, key, value) in &tickets {
+            let location = with_dict.locations[*ticket].expect("resolved");
+            let record = record_at(&segment.payload, location.record_offset as usize).expect("record");
+            assert_eq!(record.key, &key[..]);
+            assert_eq!(record.envelope.len(), location.envelope_len as usize);
+            assert_eq!(envelope::decode(record.envelope, &map).map(|(_, v)| v.to_vec()), Ok(value.clone()));
+        }
+        assert!(matches!(decode_segment(&bytes, Path::new("c"), 16, None), Err(Error::DictMissing(5))));
+        let other_map = DictionaryMap::default();
+        assert!(matches!(decode_segment(&bytes, Path::new("c"), 16, Some(&other_map)), Err(Error::DictMissing(5))));
+        for len in 0..bytes.len() {
+            assert!(
+                !matches!(decode_segment(&bytes[..len], Path::new("c"), 0, Some(&map)), Ok(Some(_))),
+                "truncation {len}"
+            );
+        }
+        for index in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[index] ^= 4;
+            assert!(!matches!(decode_segment(&bad, Path::new("c"), 0, Some(&map)), Ok(Some(_))), "flip {index}");
+        }
+        // The dictionary flag alone (without zstd's) is impossible.
+        let mut bad = bytes.clone();
+        bad[4] = 2;
+        let crc = format::crc32(&bad[4..]);
+        bad[0..4].copy_from_slice(&crc.to_le_bytes());
+        assert!(decode_segment(&bad, Path::new("c"), 0, Some(&map)).is_err());
+    }
+
+    /// Chunk compaction steps over a segment whose dictionary was removed (it holds dead records only),
+    /// after verifying its CRC; with the dictionary it reads the segment.
+    #[test]
+    fn compaction_read_skips_a_segment_of_a_removed_dictionary() {
+        let map = user_dictionary();
+        let mut writer = SegmentWriter::new(4096, Some(3)).with_dictionaries(map.clone());
+        for i in 0..10 {
+            let key = format!("user:{i}").into_bytes();
+            let mut envelope = vec![0, 0];
+            envelope.extend_from_slice(&user_value(i));
+            let record = writer.prepare(&key, &envelope);
+            writer.add_record(1, 0, &key, record);
+        }
+        let bytes = writer.seal(1, FILE_HEADER_LEN as u32).bytes;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fs: Arc<dyn FileSystem> = Arc::new(super::super::io::RealFs);
+        let mut store = ChunkStore::new(fs, dir.path(), false, 0, 4096);
+        let file = store.chunk_file(1, true).expect("create");
+        file.write_all_at(&bytes, FILE_HEADER_LEN as u64).expect("write");
+        let end = (FILE_HEADER_LEN + bytes.len()) as u64;
+        store.set_dictionaries(Arc::new(DictionaryMap::default()));
+        let (len, segment) = store.read_segment_for_compaction(1, FILE_HEADER_LEN as u32, end).expect("skipped");
+        assert_eq!((len, segment.is_none()), (bytes.len() as u64, true));
+        store.set_dictionaries(map);
+        let (len, segment) = store.read_segment_for_compaction(1, FILE_HEADER_LEN as u32, end).expect("read");
+        assert_eq!((len, segment.map(|s| s.record_count)), (bytes.len() as u64, Some(10)));
+        // A damaged segment is still an error, dictionary or not.
+        store.set_dictionaries(Arc::new(DictionaryMap::default()));
+        let mut bad = bytes.clone();
+        bad[30] ^= 1;
+        file.write_all_at(&bad, FILE_HEADER_LEN as u64).expect("write");
+        store.clear_cache();
+        assert!(store.read_segment_for_compaction(1, FILE_HEADER_LEN as u32, end).is_err());
     }
 
     #[test]

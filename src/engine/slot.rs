@@ -298,6 +298,7 @@ impl Slot {
             }
         }
         let mut chunks = ChunkStore::new(fs.clone(), dir, read_only, config.value_cache_bytes, config.segment_size);
+        chunks.set_dictionaries(config.dictionaries.clone());
         if !read_only {
             Self::remove_leftovers(fs.as_ref(), dir, &mut meta, &mut chunks)?;
         }
@@ -426,6 +427,7 @@ impl Slot {
         self.buckets = BucketStore::open(fs.as_ref(), &self.dir, false, false, self.config.page_cache_bytes)?;
         let mut chunks =
             ChunkStore::new(fs.clone(), &self.dir, false, self.config.value_cache_bytes, self.config.segment_size);
+        chunks.set_dictionaries(self.config.dictionaries.clone());
         Self::remove_leftovers(fs.as_ref(), &self.dir, &mut meta, &mut chunks)?;
         self.chunks = chunks;
         self.wal.reset(meta.checkpoint_seq)?;

@@ -166,7 +166,8 @@ pub struct TrainResult {
     pub raw_bytes: u64,
     /// What they cost stored without a dictionary ([`stored_cost`]).
     pub baseline_bytes: u64,
-    /// What they cost stored each compressed with the new dictionary ([`stored_cost`]).
+    /// What they cost stored with the new dictionary ([`stored_cost_with`]: inline ones each compressed
+    /// with it, the others in segments compressed with it).
     pub dict_bytes: u64,
 }
 
@@ -195,7 +196,22 @@ pub const DEFAULT_KEY_LEN: usize = 16;
 /// the given order with keys of `key_len` bytes (a separator and decimal digits derived from each envelope,
 /// so that they compress as unrelated ids do). docs/format.md §"Cell" and §"Segment".
 pub fn stored_cost(envelopes: &[Vec<u8>], key_len: usize, level: i32) -> u64 {
+    stored_cost_with(envelopes, key_len, level, None)
+}
+
+/// [`stored_cost`] where the keys' family (the default family: the keys have nothing before their
+/// separator) has `dictionaries`' active dictionary: segments are then compressed with it, and values
+/// compressed on their own with it go into them raw, as a checkpoint does.
+pub fn stored_cost_with(
+    envelopes: &[Vec<u8>],
+    key_len: usize,
+    level: i32,
+    dictionaries: Option<Arc<DictionaryMap>>,
+) -> u64 {
     let mut writer = super::segment::SegmentWriter::new(SEGMENT_SIZE, Some(level));
+    if let Some(map) = dictionaries {
+        writer = writer.with_dictionaries(map);
+    }
     let (mut total, mut key) = (0u64, Vec::with_capacity(key_len));
     for (index, env) in envelopes.iter().enumerate() {
         if env.len() <= INLINE_MAX {
@@ -214,10 +230,11 @@ pub fn stored_cost(envelopes: &[Vec<u8>], key_len: usize, level: i32) -> u64 {
             total += (super::page::LOCATION_LEN + 16 + super::segment::record_len(key.len(), env.len()) + 4) as u64;
             continue;
         }
-        if writer.must_seal_before(key.len(), env.len()) {
+        let record = writer.prepare(&key, env);
+        if writer.must_seal_before_record(key.len(), &record) {
             total += writer.seal(0, 0).bytes.len() as u64;
         }
-        writer.add(index as u64 + 1, 0, &key, env);
+        writer.add_record(index as u64 + 1, 0, &key, record);
         total += super::page::LOCATION_LEN as u64;
     }
     if writer.has_pending() {
@@ -254,12 +271,16 @@ pub fn train(samples: &[Vec<u8>], dict_size: usize, level: i32, key_len: usize) 
     let dictionary = normalize(dictionary);
     let stored = StoredDictionary { id: u32::MAX, created_ms: 0, family: Vec::new(), bytes: dictionary.clone() };
     let Ok(prepared) = Prepared::new(&stored, level) else { return result };
+    let prepared = Arc::new(prepared);
     let with_dict: Vec<Vec<u8>> = held
         .iter()
         .zip(plain)
         .map(|(value, plain)| envelope::encode_with_dictionary(ValueKind::String, value, &prepared).unwrap_or(plain))
         .collect();
-    result.dict_bytes = stored_cost(&with_dict, key_len, level);
+    // The dictionary as the default family's: the model's keys belong to that family.
+    let map = DictionaryMap::default();
+    map.add(prepared);
+    result.dict_bytes = stored_cost_with(&with_dict, key_len, level, Some(Arc::new(map)));
     result.dictionary = Some(dictionary);
     result
 }

@@ -925,7 +925,7 @@ impl<'v, 'p> SlotScan<'v, 'p> {
             let decoded = if group.iter().all(|n| n.part) {
                 seg::verify_segment(bytes, &path, offset as u64)
             } else {
-                seg::decode_segment_into(bytes, &path, offset as u64, payload)
+                seg::decode_segment_into(bytes, &path, offset as u64, payload, Some(self.view.dictionaries()))
             };
             let header = match decoded {
                 Ok(Some(header)) => header,

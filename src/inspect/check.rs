@@ -12,7 +12,7 @@ use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
@@ -120,6 +120,8 @@ struct Checker<'a> {
     progress: Progress<'a>,
     /// Ids of the dictionary files that verified.
     dictionaries: HashSet<u32>,
+    /// Those dictionaries, prepared: segments compressed with one are decompressed with it.
+    dict_map: Arc<dictionary::DictionaryMap>,
 }
 
 impl Checker<'_> {
@@ -262,8 +264,13 @@ pub fn check(dir: &DataDir, only: Option<usize>, progress: Progress<'_>) -> Chec
 /// [`check`] with the slot's index of segment references bounded by `ref_budget` entries instead of
 /// [`REF_BUDGET`] (tests pass a tiny bound to exercise the batched walk).
 pub fn check_with_budget(dir: &DataDir, only: Option<usize>, progress: Progress<'_>, ref_budget: usize) -> CheckReport {
-    let mut checker =
-        Checker { findings: Vec::new(), stats: CheckStats::default(), progress, dictionaries: HashSet::new() };
+    let mut checker = Checker {
+        findings: Vec::new(),
+        stats: CheckStats::default(),
+        progress,
+        dictionaries: HashSet::new(),
+        dict_map: Arc::default(),
+    };
     check_dictionaries(&mut checker, &dir.path);
     let meta_path = dir.path.join(crate::engine::meta::DIR_META_FILE);
     if let Err(what) = &dir.meta {
@@ -286,6 +293,7 @@ pub fn check_with_budget(dir: &DataDir, only: Option<usize>, progress: Progress<
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(slots.len()).max(1);
     let next = AtomicUsize::new(0);
     let dictionaries = &checker.dictionaries;
+    let dict_map = &checker.dict_map;
     let done: Mutex<Vec<(usize, Vec<Finding>, CheckStats)>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..threads {
@@ -305,6 +313,7 @@ pub fn check_with_budget(dir: &DataDir, only: Option<usize>, progress: Progress<
                         stats: CheckStats::default(),
                         progress,
                         dictionaries: dictionaries.clone(),
+                        dict_map: dict_map.clone(),
                     };
                     check_slot_consistently(&mut sub, dir, index, writer, &mut scratch);
                     done.lock().unwrap_or_else(|e| e.into_inner()).push((index, sub.findings, sub.stats));
@@ -351,7 +360,12 @@ fn check_dictionaries(c: &mut Checker<'_>, dir: &Path) {
         }) {
             Ok(dict) => {
                 c.stats.dictionaries += 1;
-                c.dictionaries.insert(dict.id);
+                // A dictionary zstd rejects cannot decode anything: segments naming it are reported.
+                if c.dict_map.insert(dict.id, &dict.family, dict.bytes).is_ok() {
+                    c.dictionaries.insert(dict.id);
+                } else {
+                    c.damage(&path, None, "zstd rejects the dictionary");
+                }
             }
             Err(err) => c.error(&path, &err),
         }
@@ -401,6 +415,7 @@ fn check_slot_consistently(c: &mut Checker<'_>, dir: &DataDir, index: usize, wri
             stats: CheckStats::default(),
             progress: c.progress,
             dictionaries: c.dictionaries.clone(),
+            dict_map: c.dict_map.clone(),
         };
         check_slot(&mut sub, dir, index, scratch);
         let after = fingerprint(&slot_dir);
@@ -571,6 +586,7 @@ fn check_slot(c: &mut Checker<'_>, dir: &DataDir, index: usize, scratch: &mut Sc
                 stats: CheckStats::default(),
                 progress: &|_| {},
                 dictionaries: c.dictionaries.clone(),
+                dict_map: c.dict_map.clone(),
             };
             let (mut bigs, mut counts) = (HashMap::new(), BTreeMap::new());
             scan_pages(
@@ -935,7 +951,8 @@ fn walk_chunk(
         let decoded = if here.is_empty() {
             seg::verify_segment(bytes, path, at)
         } else {
-            seg::decode_segment_into(bytes, path, at, payload)
+            let map = c.dict_map.clone();
+            seg::decode_segment_into(bytes, path, at, payload, Some(&map))
         };
         match decoded {
             Ok(Some(header)) => {
@@ -960,6 +977,22 @@ fn walk_chunk(
             Ok(None) => {
                 c.damage(path, Some(at), "segment runs past the committed length");
                 return;
+            }
+            Err(Error::DictMissing(id)) => {
+                // The segment verified (its CRC is checked first); only its dictionary is gone.
+                c.damage(
+                    path,
+                    Some(at),
+                    format!(
+                        "segment is compressed with dictionary {id}, which is missing or damaged ({} live values \
+                         in it are unreadable)",
+                        here.len()
+                    ),
+                );
+                match seg::verify_segment(bytes, path, at) {
+                    Ok(Some(header)) => at += header.encoded_len() as u64,
+                    _ => return,
+                }
             }
             Err(err) => {
                 let cells = here.len();

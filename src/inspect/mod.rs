@@ -233,6 +233,9 @@ pub struct SlotView {
     dwb_pages: HashMap<PageId, Box<[u8; PAGE_SIZE]>>,
     buckets: Option<File>,
     overflow: Option<File>,
+    /// The data directory's dictionaries (read-only; empty when they cannot be read: `check` names why),
+    /// for segments compressed with one.
+    dictionaries: std::sync::Arc<crate::engine::dictionary::DictionaryMap>,
 }
 
 impl SlotView {
@@ -258,7 +261,21 @@ impl SlotView {
             dwb_pages,
             buckets: File::open(dir.join(BUCKETS_FILE)).ok(),
             overflow: File::open(dir.join(OVERFLOW_FILE)).ok(),
+            dictionaries: std::sync::Arc::new(
+                dir.parent()
+                    .and_then(|data| {
+                        let fs: std::sync::Arc<dyn crate::engine::io::FileSystem> =
+                            std::sync::Arc::new(crate::engine::io::RealFs);
+                        crate::engine::dictionary::DictionaryMap::open(fs, data, true, 3).ok()
+                    })
+                    .unwrap_or_default(),
+            ),
         })
+    }
+
+    /// The data directory's dictionaries (see [`crate::engine::dictionary`]).
+    pub fn dictionaries(&self) -> &crate::engine::dictionary::DictionaryMap {
+        &self.dictionaries
     }
 
     /// The path of a page file.
@@ -376,7 +393,7 @@ impl SlotView {
         let want = (seg::SEGMENT_HEADER_LEN as u64 + stored_len).min(available);
         let mut bytes = vec![0u8; want as usize];
         file.read_exact_at(&mut bytes, offset).map_err(|e| Error::io("read", &path, e))?;
-        match seg::decode_segment(&bytes, &path, offset)? {
+        match seg::decode_segment(&bytes, &path, offset, Some(self.dictionaries()))? {
             Some(segment) => Ok(segment),
             None => Err(Error::corrupt(&path, offset, "segment runs past the end of the file")),
         }

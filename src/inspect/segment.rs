@@ -95,6 +95,9 @@ pub struct SegmentInfo {
     pub status: String,
     /// Stored zstd-compressed.
     pub compressed: Option<bool>,
+    /// The trained dictionary it is compressed with (absent: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dictionary: Option<u32>,
     /// Records in it.
     pub record_count: Option<u16>,
     /// Stored payload bytes.
@@ -203,6 +206,7 @@ pub fn inspect(dir: &DataDir, slot: usize, target: Target, values: bool) -> Resu
                 offset: FILE_HEADER_LEN as u64,
                 status: "ok".into(),
                 compressed: None,
+                dictionary: None,
                 record_count: Some(1),
                 stored_len: None,
                 raw_len: None,
@@ -236,7 +240,7 @@ pub fn inspect(dir: &DataDir, slot: usize, target: Target, values: bool) -> Resu
             let mut segments = Vec::new();
             let mut at = FILE_HEADER_LEN;
             while at < end {
-                let (info, next) = decode_at(&bytes[..end], at, &path, id, &refs, &record_info);
+                let (info, next) = decode_at(&bytes[..end], at, &path, id, &refs, &record_info, view.dictionaries());
                 if offset.is_none_or(|o| o == at as u64) {
                     segments.push(info);
                 }
@@ -302,19 +306,22 @@ fn decode_at(
     id: u32,
     refs: &References,
     record_info: &RecordInfoFn<'_>,
+    dictionaries: &crate::engine::dictionary::DictionaryMap,
 ) -> (SegmentInfo, Option<usize>) {
     let mut info = SegmentInfo {
         offset: at as u64,
         status: "ok".into(),
         compressed: None,
+        dictionary: None,
         record_count: None,
         stored_len: None,
         raw_len: None,
         records: Vec::new(),
     };
-    match seg::decode_segment(&bytes[at..], path, at as u64) {
+    match seg::decode_segment(&bytes[at..], path, at as u64, Some(dictionaries)) {
         Ok(Some(segment)) => {
             info.compressed = Some(segment.compressed);
+            info.dictionary = segment.dictionary;
             info.record_count = Some(segment.record_count);
             info.stored_len = Some(segment.stored_len);
             info.raw_len = Some(segment.payload.len());

@@ -82,7 +82,12 @@ pub fn run(args: InspectSegmentArgs) -> ExitCode {
                 seg.status,
                 match (seg.record_count, seg.stored_len, seg.raw_len, seg.compressed) {
                     (Some(n), Some(s), Some(r), Some(c)) => {
-                        format!(", {n} records, {s} stored / {r} raw bytes{}", if c { ", zstd" } else { "" })
+                        let codec = match (c, seg.dictionary) {
+                            (true, Some(id)) => format!(", zstd with dictionary {id}"),
+                            (true, None) => ", zstd".to_string(),
+                            _ => String::new(),
+                        };
+                        format!(", {n} records, {s} stored / {r} raw bytes{codec}")
                     }
                     _ => String::new(),
                 }

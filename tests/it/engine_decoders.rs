@@ -63,7 +63,7 @@ fn decoders_never_panic_on_hostile_bytes() {
     for _ in 0..4_000 {
         let _ = Page::decode(&mutate(&mut rng, &page[..]), path, 0);
         let _ = velo::engine::page::find_cell(&mutate(&mut rng, &page[..]), 0, b"k");
-        let _ = segment::decode_segment(&mutate(&mut rng, &segment), path, 0);
+        let _ = segment::decode_segment(&mutate(&mut rng, &segment), path, 0, None);
         let _ = wal::replay(&mutate(&mut rng, &wal_file), path);
         let _ = wal::decode_record(&mutate(&mut rng, &wal_file[16..]));
         let _ = SlotMeta::decode(&mutate(&mut rng, &slot_meta), path);

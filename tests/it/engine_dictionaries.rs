@@ -463,7 +463,7 @@ fn segment_families(dir: &Path) -> Vec<Vec<Vec<u8>>> {
         let bytes = std::fs::read(&path).expect("read chunk file");
         let mut offset = velo::engine::format::FILE_HEADER_LEN;
         while offset < bytes.len() {
-            let Ok(Some(segment)) = velo::engine::segment::decode_segment(&bytes[offset..], &path, offset as u64)
+            let Ok(Some(segment)) = velo::engine::segment::decode_segment(&bytes[offset..], &path, offset as u64, None)
             else {
                 break;
             };
@@ -526,4 +526,94 @@ fn checkpoint_packs_segments_grouped_by_family() {
     drop(engine);
     let (code, report) = velo_json(&["check", "--dir", dir.path().to_str().expect("utf-8")]);
     assert_eq!(code, 0, "{report}");
+}
+
+/// The segments of every chunk file: (dictionary, envelope codecs of its records), decoded with `map`.
+fn segment_codecs(dir: &Path, map: &velo::engine::dictionary::DictionaryMap) -> Vec<(Option<u32>, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut files: Vec<_> = walk(dir).into_iter().filter(|p| p.to_string_lossy().ends_with(".dat")).collect();
+    files.sort();
+    for path in files {
+        let bytes = std::fs::read(&path).expect("read chunk file");
+        let mut offset = velo::engine::format::FILE_HEADER_LEN;
+        while offset < bytes.len() {
+            let Ok(Some(segment)) =
+                velo::engine::segment::decode_segment(&bytes[offset..], &path, offset as u64, Some(map))
+            else {
+                break;
+            };
+            let records = velo::engine::segment::records(&segment.payload, segment.record_count).expect("records");
+            out.push((segment.dictionary, records.iter().map(|(_, r)| r.envelope[1]).collect()));
+            offset += segment.encoded_len();
+        }
+    }
+    out
+}
+
+/// With a dictionary installed, a checkpoint compresses the family's segments with it and stores the
+/// values it compressed one by one raw inside them (the chunk files far smaller than without it); they
+/// read back, also after a restart, `velo check` and `inspect-segment` know the layout, and
+/// dictionary compaction moves every value out of the retired dictionary's segments before removing it.
+#[test]
+fn segments_are_compressed_with_their_familys_dictionary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plain_dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf-8");
+    {
+        let plain = Engine::open(plain_dir.path(), options()).expect("open");
+        write_users(&plain, 0..800);
+        plain.close().expect("close");
+        let engine = Engine::open(dir.path(), options()).expect("open");
+        assert_eq!(engine.install_dictionary(b"user", train_user_dictionary()).expect("install"), 2);
+        write_users(&engine, 0..800);
+        engine.close().expect("close");
+    }
+    let engine = Engine::open(dir.path(), options()).expect("reopen");
+    check_users(&engine, 0..800);
+    let segments = segment_codecs(dir.path(), &engine.dictionaries());
+    assert!(!segments.is_empty());
+    assert!(segments.iter().all(|(dict, _)| *dict == Some(2)), "{segments:?}");
+    assert!(segments.iter().all(|(_, codecs)| codecs.iter().all(|&c| c == 0)), "raw envelopes: {segments:?}");
+    let chunk_bytes = |dir: &Path| -> u64 {
+        walk(dir).iter().filter(|p| p.to_string_lossy().ends_with(".dat")).map(|p| p.metadata().unwrap().len()).sum()
+    };
+    let (with_dict, without) = (chunk_bytes(dir.path()), chunk_bytes(plain_dir.path()));
+    assert!(with_dict * 10 < without * 9, "chunk files: {with_dict} bytes with the dictionary, {without} without");
+    drop(engine);
+    let (code, report) = velo_json(&["check", "--dir", d]);
+    assert_eq!(code, 0, "{report}");
+    let chunk = walk(dir.path()).into_iter().find(|p| p.to_string_lossy().ends_with(".dat")).expect("a chunk file");
+    let slot = chunk.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).expect("slot");
+    let out = crate::tools_fixtures::velo(&[
+        "inspect-segment",
+        "--dir",
+        d,
+        "--slot",
+        slot.trim_start_matches("slot-"),
+        "--file",
+        chunk.file_name().and_then(|n| n.to_str()).expect("name"),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("zstd with dictionary 2"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+
+    // A new dictionary retires the first: dictionary compaction moves the values out of its segments.
+    let engine = Engine::open(dir.path(), options()).expect("reopen");
+    assert_eq!(engine.install_dictionary(b"user", drifted_user_dictionary()).expect("install"), 3);
+    let report = engine.compact_dictionaries().expect("compact");
+    assert_eq!(report.removed, vec![2], "{report:?}");
+    assert!(report.recoded >= 200, "{report:?}");
+    check_users(&engine, 0..800);
+    drop(engine);
+    let engine = Engine::open(dir.path(), options()).expect("reopen");
+    check_users(&engine, 0..800);
+    drop(engine);
+    // Dead segments of the removed dictionary remain until chunk compaction; `velo check` does not hold
+    // them against the directory.
+    let (code, report) = velo_json(&["check", "--dir", d]);
+    assert_eq!(code, 0, "{report}");
+    // Without the active dictionary's file, the live values in its segments are reported unreadable.
+    std::fs::remove_file(dir.path().join("dict-00000003.vdct")).expect("remove");
+    let (code, report) = velo_json(&["check", "--dir", d]);
+    assert_ne!(code, 0, "{report}");
+    assert!(report.to_string().contains("segment is compressed with dictionary 3, which is missing"), "{report}");
 }

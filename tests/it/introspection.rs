@@ -710,9 +710,19 @@ fn memory_usage_reports_stored_bytes() {
     let velo = TestServer::start();
     let mut conn = velo.connect();
     conn.cmd(&["SET", "key", "value"]);
-    // A 24-byte cell header, the key, the 2-byte envelope header and the value.
-    assert_eq!(conn.cmd(&["MEMORY", "USAGE", "key"]), b":34\r\n");
-    assert_eq!(conn.cmd(&["MEMORY", "USAGE", "key", "SAMPLES", "0"]), b":34\r\n");
+    // The compact cell header (tag, key length, 6-byte sequence, inline value length: 11 bytes), the key,
+    // the 2-byte envelope header and the value.
+    assert_eq!(conn.cmd(&["MEMORY", "USAGE", "key"]), b":21\r\n");
+    assert_eq!(conn.cmd(&["MEMORY", "USAGE", "key", "SAMPLES", "0"]), b":21\r\n");
+    // An expiry adds 8 bytes to the header; a value stored out of line (in a segment) has no length in
+    // it: 9 bytes.
+    conn.cmd(&["SET", "ex", "value", "EX", "100"]);
+    assert_eq!(conn.cmd(&["MEMORY", "USAGE", "ex"]), b":28\r\n");
+    conn.cmd(&["SET", "long", &"x".repeat(100)]);
+    assert_eq!(conn.cmd(&["MEMORY", "USAGE", "long"]), b":115\r\n");
+    conn.cmd(&["SELECT", "1"]);
+    conn.cmd(&["SET", "key", "value"]);
+    assert_eq!(conn.cmd(&["MEMORY", "USAGE", "key"]), b":23\r\n");
     // A hash split into parts counts its elements' bytes.
     let fields: Vec<String> = (0..5000).map(|i| format!("field-{i}")).collect();
     let mut args = vec!["HSET", "big"];
