@@ -22,8 +22,11 @@
 //! commit are ignored by recovery (docs/recovery.md §"Transactions").
 
 use std::cell::{Cell, RefCell};
+use std::thread::ThreadId;
 
 thread_local! {
+    /// This thread's id (`std::thread::current` clones a handle at every call).
+    static ME: ThreadId = std::thread::current().id();
     /// The engine whose group is open on this thread (its slot configuration's address), or 0.
     static OPEN: Cell<usize> = const { Cell::new(0) };
     /// Slots of that engine holding records of this group.
@@ -45,6 +48,12 @@ pub(crate) fn open(engine: usize) -> bool {
         open.set(engine);
         true
     })
+}
+
+/// The calling thread's id (the WAL writer asks for it on every slot lock).
+pub(crate) fn this_thread() -> ThreadId {
+    // During the thread's exit the cached id may be gone already.
+    ME.try_with(|me| *me).unwrap_or_else(|_| std::thread::current().id())
 }
 
 /// Closes this thread's group, returning the slots whose held records must now be written.

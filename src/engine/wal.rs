@@ -808,13 +808,13 @@ impl WalWriter {
         if self.sync.is_poisoned() {
             return Err(Error::Poisoned { slot: self.sync.slot, op: "WAL fsync" });
         }
-        if self.held_by.is_some_and(|thread| thread != std::thread::current().id()) {
+        if self.held_by.is_some_and(|thread| thread != super::group::this_thread()) {
             self.write_held()?;
         }
         self.held.extend_from_slice(&self.buffer);
         self.end += self.buffer.len() as u64;
         self.held_last_seq = last_seq;
-        self.held_by = Some(std::thread::current().id());
+        self.held_by = Some(super::group::this_thread());
         Ok(())
     }
 
@@ -846,7 +846,7 @@ impl WalWriter {
     /// Writes records another thread's open group holds, before this thread uses the slot: nobody but that
     /// group's own commands may see a write that is not yet in the OS.
     pub fn write_foreign_held(&mut self) {
-        if self.held_by.is_some_and(|thread| thread != std::thread::current().id()) {
+        if self.held_by.is_some_and(|thread| thread != super::group::this_thread()) {
             // A failure poisons the WAL; the holder's group close reports it to its client.
             let _ = self.write_held();
         }
@@ -854,7 +854,7 @@ impl WalWriter {
 
     /// True if this thread's group holds records here that are not in the file.
     pub fn holds_for_this_thread(&self) -> bool {
-        self.held_by == Some(std::thread::current().id())
+        self.held_by == Some(super::group::this_thread())
     }
 
     /// Reads back the envelope of the Set record at `position` (`len` bytes), verifying its CRC.

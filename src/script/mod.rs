@@ -336,13 +336,16 @@ impl Scripting {
         take: impl FnOnce() -> G,
     ) -> Result<G, CmdError> {
         // Scripts last microseconds: spin a little before sleeping on the condition variable, since a
-        // sleep and a wake-up cost more than most scripts (and much more on a loaded machine).
+        // sleep and a wake-up cost more than most scripts (and much more on a loaded machine). The spin
+        // also covers the lock held by a script's command before its run starts and after it ends (no
+        // script `active` then): blocking on the lock there cost a futex sleep and wake-up per contended
+        // script on an idle machine (docs/performance.md, issue 9).
         let spin_until = Instant::now() + SPIN;
         loop {
             if let Some(guard) = try_take() {
                 return Ok(guard);
             }
-            if self.active.load(Ordering::Acquire) && Instant::now() < spin_until {
+            if Instant::now() < spin_until {
                 std::hint::spin_loop();
                 std::thread::yield_now();
                 continue;

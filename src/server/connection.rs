@@ -444,10 +444,19 @@ async fn flush(
     if wbuf.is_empty() {
         return Ok(());
     }
-    tokio::select! {
-        written = writer.write_all(wbuf) => written?,
-        _ = handle.killed() => {
-            return Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "client killed"));
+    // Most replies fit the socket's buffer: one write, without registering a waiter for the kill signal
+    // (a lock to add it and one to remove it, per flush).
+    let sent = match writer.try_write(wbuf) {
+        Ok(n) => n,
+        Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => 0,
+        Err(error) => return Err(error),
+    };
+    if sent < wbuf.len() {
+        tokio::select! {
+            written = writer.write_all(&wbuf[sent..]) => written?,
+            _ = handle.killed() => {
+                return Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "client killed"));
+            }
         }
     }
     server.stats.net_output.fetch_add(wbuf.len() as u64, Ordering::Relaxed);
