@@ -11,12 +11,14 @@
 //!   (2) every changed page and the new slot metadata go to the double-write batch, which is fsynced.
 //!   None of it is visible to readers, which use the committed metadata: segments lie past the committed
 //!   ends of chunk files, new pages past the committed table or in the batch.
-//! - *Install*, under the slot lock: (3) pages are written in place (into the OS cache and the slot's
-//!   page cache), the new metadata takes over in memory, files that died are deleted, and the frozen
-//!   memtable is dropped (O(1): the entries written since the begin are in the active one already).
-//! - *Tail* ([`Tail`]), without the lock again: `buckets` and `overflow` are fsynced, (4) the metadata
-//!   file is replaced atomically, the batch is emptied, and (5) the frozen WAL file is emptied; the
-//!   frozen memtable is emptied and handed back to the slot for its next begin.
+//! - *Install*, under the slot lock: (3) the batch's pages (read back by the prepare) are staged in the
+//!   slot's bucket store, which serves them from memory, the new metadata takes over in memory, files
+//!   that died are deleted, and the frozen memtable is dropped (the entries written since the begin are
+//!   in the active one already). No system call and nothing per memtable entry: O(pages) map inserts.
+//! - *Tail* ([`Tail`]), without the lock again: the staged pages are written in place and `buckets` and
+//!   `overflow` fsynced (the slot drops the staged copies when it learns the tail is done), (4) the
+//!   metadata file is replaced atomically, the batch is emptied, and (5) the frozen WAL file is emptied;
+//!   the frozen memtable is emptied and handed back to the slot for its next begin.
 //!
 //! Until (2) the old metadata and the WAL describe the data; once the batch is durable recovery installs
 //! it (pages and metadata) whatever happened after, which is what lets the install change the slot before
@@ -33,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::buckets::{self, BucketStore, PageId};
+use super::buckets::{self, BucketStore, PageBuf, PageId};
 use super::dwb::DwbWriter;
 use super::error::{Error, Result};
 use super::io::FileSystem;
@@ -123,6 +125,8 @@ pub(crate) struct Job {
 /// A prepared checkpoint: durable in the double-write batch, waiting for its install.
 pub(crate) struct Prepared {
     job: Job,
+    /// The batch's pages, read back off the lock: the install stages them, the tail writes them in place.
+    pages: Vec<(PageId, PageBuf)>,
     meta: SlotMeta,
     meta_bytes: Vec<u8>,
     batch: Batch,
@@ -159,6 +163,9 @@ pub(crate) struct Tail {
     frozen: usize,
     /// The frozen memtable the install dropped: emptied here, off the lock, for the slot to reuse.
     memtable: Option<Arc<Memtable>>,
+    /// The pages to write in place (the slot serves them from memory meanwhile, see
+    /// [`BucketStore::stage_page`]).
+    pages: Vec<(PageId, PageBuf)>,
 }
 
 impl Tail {
@@ -169,6 +176,9 @@ impl Tail {
     }
 
     fn sync(&mut self) -> Result<()> {
+        for (id, page) in std::mem::take(&mut self.pages) {
+            self.buckets.write_page(id, &page)?;
+        }
         self.buckets.sync()?;
         meta::write_atomically(self.fs.as_ref(), &self.meta_path, &self.meta_bytes)?;
         self.dwb.clear()?;
@@ -359,6 +369,7 @@ impl Slot {
         match outcome {
             Ok(()) => {
                 self.wal.previous_emptied();
+                self.buckets.clear_staged();
                 Ok(())
             }
             Err(err) => {
@@ -543,15 +554,21 @@ impl Slot {
     }
 
     fn install_inner(&mut self, prepared: Prepared, started: Instant) -> Result<Option<Tail>> {
-        let Prepared { mut job, meta, meta_bytes, mut batch, prepare_time, durable_time } = prepared;
+        let Prepared { mut job, pages, meta, meta_bytes, mut batch, prepare_time, durable_time } = prepared;
         // Before-images a snapshot still takes from the pages are read before the pages change.
         if self.snapshot.is_some() {
             super::snapshot::before_checkpoint(self);
         }
         let fs = self.config.fs.clone();
-        for id in batch.dwb.page_ids() {
-            if let Some(page) = batch.dwb.page(id)? {
-                self.buckets.write_page(id, &page)?;
+        let page_count = pages.len();
+        if job.rotated {
+            // Served from memory until the tail has written them in place: no system call under the lock.
+            for (id, page) in &pages {
+                self.buckets.stage_page(*id, page.clone());
+            }
+        } else {
+            for (id, page) in &pages {
+                self.buckets.write_page(*id, page)?;
             }
         }
         if !job.rotated {
@@ -590,7 +607,6 @@ impl Slot {
         if !job.rotated {
             self.wal.reset(target_seq)?;
         }
-        let pages = batch.dwb.page_ids().len();
         self.meta = meta;
         self.db_flush_pending.retain(|_, seq| *seq > target_seq);
         if self.memtable.is_empty() {
@@ -607,7 +623,7 @@ impl Slot {
         tracing::debug!(
             slot = self.index,
             entries = entry_count,
-            pages,
+            pages = page_count,
             rotated = job.rotated,
             begin_us = job.begin_time.as_micros() as u64,
             prepare_us = prepare_time.as_micros() as u64,
@@ -632,6 +648,7 @@ impl Slot {
             frozen: self.wal.previous_index(),
             wal: job.wal,
             memtable: frozen_table,
+            pages,
         }))
     }
 }
@@ -883,9 +900,15 @@ impl Job {
         }
         let meta_bytes = meta.encode();
         batch.dwb.commit(&meta_bytes)?;
+        let mut pages = Vec::new();
+        for id in batch.dwb.page_ids() {
+            if let Some(page) = batch.dwb.page(id)? {
+                pages.push((id, PageBuf::from(page)));
+            }
+        }
         let durable_time = started.elapsed() - prepare_time;
         drop(entries);
-        Ok(Prepared { job: self, meta, meta_bytes, batch, prepare_time, durable_time })
+        Ok(Prepared { job: self, pages, meta, meta_bytes, batch, prepare_time, durable_time })
     }
 
     /// FLUSHALL: the table shrinks back to one empty bucket and every chunk and big file is to be deleted.
