@@ -248,6 +248,18 @@ impl BucketStore {
         self.overrides.insert(id, page);
     }
 
+    /// Serves `page` for `id` from memory, over the file and the cache, until [`BucketStore::clear_staged`]
+    /// (a checkpoint's install: its tail writes the pages in place off the slot lock).
+    pub fn stage_page(&mut self, id: PageId, page: PageBuf) {
+        self.cache.remove(&id);
+        self.overrides.insert(id, page);
+    }
+
+    /// Drops the staged pages once they are in place in the files.
+    pub fn clear_staged(&mut self) {
+        self.overrides = Default::default();
+    }
+
     /// fsyncs both page files.
     pub fn sync(&self) -> Result<()> {
         self.primary.sync().map_err(|e| Error::io("fsync", &self.primary_path, e))?;

@@ -3,19 +3,22 @@
 //!
 //! Three phases (docs/recovery.md §"Checkpoints"):
 //! - *Begin*, under the slot lock: the WAL rotates (see `wal`): appends go to the other file from now
-//!   on, and the checkpoint covers exactly the records of the file it froze. The memtable entries (all
-//!   of them at or below the cut) are copied (the prepare sorts them); the memtable stays and serves reads
-//!   and takes writes.
-//! - *Prepare*, without the slot lock (on the engine's checkpoint thread, see [`Checkpointer`]), through
+//!   on, and the checkpoint covers exactly the records of the file it froze. The memtable is frozen with
+//!   it (see `memlayers`: an O(1) swap; its entries are exactly those at or below the cut) and an empty
+//!   one takes the writes; reads see both.
+//! - *Prepare*, without the slot lock (on one of the engine's checkpoint threads, see [`Checkpointer`]), through
 //!   its own handles on the slot's files: (1) new segments and big values are appended and fsynced;
 //!   (2) every changed page and the new slot metadata go to the double-write batch, which is fsynced.
 //!   None of it is visible to readers, which use the committed metadata: segments lie past the committed
 //!   ends of chunk files, new pages past the committed table or in the batch.
-//! - *Install*, under the slot lock: (3) pages are written in place (into the OS cache and the slot's
-//!   page cache), the new metadata takes over in memory, files that died are deleted, and the entries
-//!   the checkpoint wrote leave the memtable unless a later write replaced them.
-//! - *Tail* ([`Tail`]), without the lock again: `buckets` and `overflow` are fsynced, (4) the metadata
-//!   file is replaced atomically, the batch is emptied, and (5) the frozen WAL file is emptied.
+//! - *Install*, under the slot lock: (3) the batch's pages (read back by the prepare) are staged in the
+//!   slot's bucket store, which serves them from memory, the new metadata takes over in memory, files
+//!   that died are deleted, and the frozen memtable is dropped (the entries written since the begin are
+//!   in the active one already). No system call and nothing per memtable entry: O(pages) map inserts.
+//! - *Tail* ([`Tail`]), without the lock again: the staged pages are written in place and `buckets` and
+//!   `overflow` fsynced (the slot drops the staged copies when it learns the tail is done), (4) the
+//!   metadata file is replaced atomically, the batch is emptied, and (5) the frozen WAL file is emptied;
+//!   the frozen memtable is emptied and handed back to the slot for its next begin.
 //!
 //! Until (2) the old metadata and the WAL describe the data; once the batch is durable recovery installs
 //! it (pages and metadata) whatever happened after, which is what lets the install change the slot before
@@ -32,16 +35,18 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::buckets::{self, BucketStore, PageId};
+use super::buckets::{self, BucketStore, PageBuf, PageId};
 use super::dwb::DwbWriter;
 use super::error::{Error, Result};
 use super::io::FileSystem;
+use super::memlayers;
+use super::memtable::Memtable;
 use super::meta::{self, ChunkFileMeta, SlotMeta};
 use super::page::{
     self, Cell, CellValue, Page, SegmentLocation, CELL_AREA, CELL_HEADER_LEN, PAGE_KIND_OVERFLOW, PAGE_KIND_PRIMARY,
 };
 use super::segment::{self, ChunkStore, SegmentWriter, CHUNK_FILE_MAX};
-use super::slot::{MemEntry, MemEnvelope, MemKey, MemValue, Slot, SlotConfig, MEM_ENTRY_OVERHEAD};
+use super::slot::{MemEntry, MemEnvelope, MemKey, MemValue, Slot, SlotConfig};
 use super::wal::WalReader;
 
 /// The table splits a bucket while cells fill more than this share of the primary pages.
@@ -98,8 +103,9 @@ pub(crate) struct Job {
     wal: WalReader,
     /// Bytes of the WAL the checkpoint covers (sizes compaction's share).
     wal_bytes: u64,
-    /// The memtable entries at the begin (sorted by the prepare).
-    entries: Vec<(MemKey, MemEntry)>,
+    /// The memtable frozen at the begin (the prepare reads it off the lock; `None` once the install took
+    /// it).
+    frozen: Option<Arc<Memtable>>,
     reset: bool,
     db_flush_pending: BTreeMap<u16, u64>,
     cleanup_buckets: BTreeSet<u64>,
@@ -119,6 +125,8 @@ pub(crate) struct Job {
 /// A prepared checkpoint: durable in the double-write batch, waiting for its install.
 pub(crate) struct Prepared {
     job: Job,
+    /// The batch's pages, read back off the lock: the install stages them, the tail writes them in place.
+    pages: Vec<(PageId, PageBuf)>,
     meta: SlotMeta,
     meta_bytes: Vec<u8>,
     batch: Batch,
@@ -134,8 +142,8 @@ enum Flight {
     Done(Box<Result<Prepared>>),
     /// Installed; the thread runs its [`Tail`] off the lock.
     Tailing,
-    /// The tail's outcome, for whoever holds the slot lock next.
-    Finished(Result<()>),
+    /// The tail's outcome, and the frozen memtable it emptied, for whoever holds the slot lock next.
+    Finished(Result<()>, Option<Memtable>),
     Taken,
 }
 
@@ -153,10 +161,24 @@ pub(crate) struct Tail {
     /// The frozen WAL file, to empty last.
     wal: WalReader,
     frozen: usize,
+    /// The frozen memtable the install dropped: emptied here, off the lock, for the slot to reuse.
+    memtable: Option<Arc<Memtable>>,
+    /// The pages to write in place (the slot serves them from memory meanwhile, see
+    /// [`BucketStore::stage_page`]).
+    pages: Vec<(PageId, PageBuf)>,
 }
 
 impl Tail {
-    fn run(mut self) -> Result<()> {
+    fn run(mut self) -> (Result<()>, Option<Memtable>) {
+        let outcome = self.sync();
+        let spare = self.memtable.take().and_then(memlayers::emptied);
+        (outcome, spare)
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        for (id, page) in std::mem::take(&mut self.pages) {
+            self.buckets.write_page(id, &page)?;
+        }
         self.buckets.sync()?;
         meta::write_atomically(self.fs.as_ref(), &self.meta_path, &self.meta_bytes)?;
         self.dwb.clear()?;
@@ -179,14 +201,18 @@ impl InFlight {
 
     /// True once the checkpoint can be finished without waiting (prepared, or its tail has run).
     pub(crate) fn is_prepared(&self) -> bool {
-        matches!(*self.state(), Flight::Done(_) | Flight::Finished(_))
+        matches!(*self.state(), Flight::Done(_) | Flight::Finished(..))
     }
 }
 
-/// The checkpoint thread's queue (slot index and checkpoint, oldest first) and its stop flag.
+/// The checkpoint threads' queue (slot index and checkpoint, oldest first) and its stop flag.
 type Queue = (VecDeque<(usize, Arc<InFlight>)>, bool);
 
-/// The engine's checkpoint thread: prepares the slots' checkpoints, one at a time, off their locks.
+/// The engine's checkpoint threads: a small pool (`EngineOptions::checkpoint_threads`) that prepares the
+/// slots' checkpoints off their locks, one per thread at a time. Under random keys the slots reach their
+/// budgets together; with one thread their checkpoints queued and writers met the back-pressure. A slot
+/// never has two checkpoints in flight (it begins one only once the last is finished), so the threads
+/// never work on the same slot.
 pub(crate) struct Checkpointer {
     queue: Mutex<Queue>,
     wake: Condvar,
@@ -206,14 +232,18 @@ impl Checkpointer {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts the thread over the engine's slots.
-    pub(crate) fn start(self: &Arc<Self>, slots: &[Arc<Mutex<Slot>>]) -> Option<JoinHandle<()>> {
+    /// Starts `threads` threads over the engine's slots.
+    pub(crate) fn start(self: &Arc<Self>, slots: &[Arc<Mutex<Slot>>], threads: usize) -> Vec<JoinHandle<()>> {
         let _ = self.slots.set(slots.iter().map(Arc::downgrade).collect());
-        let this = self.clone();
-        std::thread::Builder::new().name("velo-checkpoint".into()).spawn(move || this.run()).ok()
+        (0..threads)
+            .filter_map(|number| {
+                let this = self.clone();
+                std::thread::Builder::new().name(format!("velo-checkpoint-{number}")).spawn(move || this.run()).ok()
+            })
+            .collect()
     }
 
-    /// Asks the thread to stop; checkpoints not yet started stay with their slots (a synchronous
+    /// Asks the threads to stop; checkpoints not yet started stay with their slots (a synchronous
     /// checkpoint finishes them; without one the WAL keeps their records).
     pub(crate) fn stop(&self) {
         self.queue().1 = true;
@@ -288,13 +318,13 @@ impl Checkpointer {
                 }
             };
             let started = Instant::now();
-            let outcome = tail.run();
+            let (outcome, spare) = tail.run();
             tracing::debug!(
                 slot = index,
                 tail_us = started.elapsed().as_micros() as u64,
                 "checkpoint tail (off the lock)"
             );
-            *flight.state() = Flight::Finished(outcome);
+            *flight.state() = Flight::Finished(outcome, spare);
             flight.done.notify_all();
             let mut guard = super::lock(&slot);
             if guard.in_flight.as_ref().is_some_and(|current| Arc::ptr_eq(current, &flight)) {
@@ -323,19 +353,23 @@ impl Slot {
     fn finish_tail(&mut self, tail: Option<Tail>) -> Result<()> {
         match tail {
             Some(tail) => {
-                let outcome = tail.run();
-                self.tail_done(outcome)
+                let (outcome, spare) = tail.run();
+                self.tail_done(outcome, spare)
             }
             None => Ok(()),
         }
     }
 
     /// Applies a tail's outcome: the frozen WAL file is empty (the WAL may rotate again), or the slot is
-    /// poisoned.
-    fn tail_done(&mut self, outcome: Result<()>) -> Result<()> {
+    /// poisoned. The emptied memtable, if any, is kept for the next checkpoint's begin.
+    fn tail_done(&mut self, outcome: Result<()>, spare: Option<Memtable>) -> Result<()> {
+        if let Some(spare) = spare {
+            self.memtable.recycle(spare);
+        }
         match outcome {
             Ok(()) => {
                 self.wal.previous_emptied();
+                self.buckets.clear_staged();
                 Ok(())
             }
             Err(err) => {
@@ -422,7 +456,7 @@ impl Slot {
                 let tail = self.install(*prepared)?;
                 self.finish_tail(tail)
             }
-            Flight::Finished(outcome) => self.tail_done(outcome),
+            Flight::Finished(outcome, spare) => self.tail_done(outcome, spare),
             Flight::Running | Flight::Tailing | Flight::Taken => Ok(()),
         }
     }
@@ -487,7 +521,7 @@ impl Slot {
             dwb: Some(dwb),
             wal: self.wal.reader(),
             wal_bytes,
-            entries: self.memtable.copy(),
+            frozen: Some(self.memtable.freeze(self.memtable_bytes, self.expiring_in_memtable)),
             reset,
             db_flush_pending: self.db_flush_pending.clone(),
             cleanup_buckets: std::mem::take(&mut self.cleanup_buckets),
@@ -520,15 +554,21 @@ impl Slot {
     }
 
     fn install_inner(&mut self, prepared: Prepared, started: Instant) -> Result<Option<Tail>> {
-        let Prepared { mut job, meta, meta_bytes, mut batch, prepare_time, durable_time } = prepared;
+        let Prepared { mut job, pages, meta, meta_bytes, mut batch, prepare_time, durable_time } = prepared;
         // Before-images a snapshot still takes from the pages are read before the pages change.
         if self.snapshot.is_some() {
             super::snapshot::before_checkpoint(self);
         }
         let fs = self.config.fs.clone();
-        for id in batch.dwb.page_ids() {
-            if let Some(page) = batch.dwb.page(id)? {
-                self.buckets.write_page(id, &page)?;
+        let page_count = pages.len();
+        if job.rotated {
+            // Served from memory until the tail has written them in place: no system call under the lock.
+            for (id, page) in &pages {
+                self.buckets.stage_page(*id, page.clone());
+            }
+        } else {
+            for (id, page) in &pages {
+                self.buckets.write_page(*id, page)?;
             }
         }
         if !job.rotated {
@@ -554,47 +594,19 @@ impl Slot {
             self.chunks.clear_cache();
         }
         let target_seq = job.target_seq;
-        let entry_count = job.entries.len();
-        for ((reversed, db, key), entry) in std::mem::take(&mut job.entries) {
-            let Some(current) = self.memtable.get_mut(reversed, db, &key) else { continue };
-            if current.seq == entry.seq {
-                let key_len = key.len();
-                if let Some(removed) = self.memtable.remove(&(reversed, db, key)) {
-                    self.memtable_bytes =
-                        self.memtable_bytes.saturating_sub(key_len + MEM_ENTRY_OVERHEAD + removed.value.memory_len());
-                    if removed.expire_at != 0 {
-                        self.expiring_in_memtable = self.expiring_in_memtable.saturating_sub(1);
-                    }
-                }
-                continue;
-            }
-            // Written again since the begin: the entry stays, but what lies below it has changed.
-            current.prior = None;
-            // An expiry change keeps the value's WAL record, which may be in the file emptied below.
-            let stale = match &current.value {
-                MemValue::Set { envelope, .. } => {
-                    envelope.bytes.is_none() && job.rotated && self.wal.in_previous(envelope.record.0)
-                }
-                _ => false,
-            };
-            if stale {
-                let loaded = match &current.value {
-                    MemValue::Set { envelope, .. } => self.wal.read_envelope(envelope.record.0, envelope.record.1)?,
-                    _ => continue,
-                };
-                self.memtable_bytes += loaded.len();
-                if let Some(MemEntry { value: MemValue::Set { envelope, .. }, .. }) =
-                    self.memtable.get_mut(reversed, db, &key)
-                {
-                    envelope.bytes = Some(Bytes::from(loaded));
-                }
-            }
-        }
-        self.memtable.forget_order();
+        // The pages hold the frozen entries now: the table leaves (an O(1) step; entries written since the
+        // begin are in the active table already). Its tail empties it off the lock.
+        drop(job.frozen.take());
+        let unfrozen = self.memtable.unfreeze();
+        let entry_count = unfrozen.as_ref().map_or(0, |unfrozen| unfrozen.table.len());
+        let frozen_table = unfrozen.map(|unfrozen| {
+            self.memtable_bytes = self.memtable_bytes.saturating_sub(unfrozen.bytes);
+            self.expiring_in_memtable = self.expiring_in_memtable.saturating_sub(unfrozen.expiring);
+            unfrozen.table
+        });
         if !job.rotated {
             self.wal.reset(target_seq)?;
         }
-        let pages = batch.dwb.page_ids().len();
         self.meta = meta;
         self.db_flush_pending.retain(|_, seq| *seq > target_seq);
         if self.memtable.is_empty() {
@@ -611,7 +623,7 @@ impl Slot {
         tracing::debug!(
             slot = self.index,
             entries = entry_count,
-            pages,
+            pages = page_count,
             rotated = job.rotated,
             begin_us = job.begin_time.as_micros() as u64,
             prepare_us = prepare_time.as_micros() as u64,
@@ -621,6 +633,10 @@ impl Slot {
             "checkpoint"
         );
         if !job.rotated {
+            // All of it ran under the lock: the table is emptied here too.
+            if let Some(spare) = frozen_table.and_then(memlayers::emptied) {
+                self.memtable.recycle(spare);
+            }
             return Ok(None);
         }
         Ok(Some(Tail {
@@ -631,6 +647,8 @@ impl Slot {
             meta_bytes,
             frozen: self.wal.previous_index(),
             wal: job.wal,
+            memtable: frozen_table,
+            pages,
         }))
     }
 }
@@ -674,9 +692,10 @@ impl Job {
     /// The prepare phase (see the module docs): everything up to the durable double-write batch.
     fn prepare(mut self) -> Result<Prepared> {
         let started = Instant::now();
-        let mut entries = std::mem::take(&mut self.entries);
+        let frozen = self.frozen.clone().ok_or_else(|| Error::Config("checkpoint prepared twice".into()))?;
         // Sorted here rather than at the begin, which holds the slot lock.
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut entries: Vec<(&MemKey, &MemEntry)> = frozen.iter().collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let reset = self.reset;
         let target_seq = self.target_seq;
         let mut meta = self.meta.clone();
@@ -885,9 +904,15 @@ impl Job {
         }
         let meta_bytes = meta.encode();
         batch.dwb.commit(&meta_bytes)?;
+        let mut pages = Vec::new();
+        for id in batch.dwb.page_ids() {
+            if let Some(page) = batch.dwb.page(id)? {
+                pages.push((id, PageBuf::from(page)));
+            }
+        }
         let durable_time = started.elapsed() - prepare_time;
-        self.entries = entries;
-        Ok(Prepared { job: self, meta, meta_bytes, batch, prepare_time, durable_time })
+        drop(entries);
+        Ok(Prepared { job: self, pages, meta, meta_bytes, batch, prepare_time, durable_time })
     }
 
     /// FLUSHALL: the table shrinks back to one empty bucket and every chunk and big file is to be deleted.
@@ -1183,3 +1208,7 @@ fn kill_value(meta: &mut SlotMeta, cell: &Cell) {
         CellValue::Big { id, .. } => meta.pending_deletes.push(segment::big_file_name(*id)),
     }
 }
+
+#[cfg(test)]
+#[path = "checkpoint_tests.rs"]
+mod tests;

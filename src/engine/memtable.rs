@@ -8,10 +8,10 @@
 //! The hash table keeps its capacity across checkpoints (they drain it): regrowing it after each one
 //! made the kernel zero fresh pages for every doubling, 14-18% of SET's CPU time.
 
-use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::ops::{Bound, RangeBounds};
+use std::sync::Mutex;
 
 use hashbrown::{Equivalent, HashMap};
 
@@ -72,8 +72,9 @@ impl Hasher for CarriedHasher {
 #[derive(Default)]
 pub(crate) struct Memtable {
     entries: HashMap<MemKey, MemEntry, CarriedHash>,
-    /// The scan order, built on demand: `None` until a scan asks for a range.
-    order: RefCell<Option<Order>>,
+    /// The scan order, built on demand: `None` until a scan asks for a range. A mutex (uncontended) rather
+    /// than a cell so that a frozen memtable can be shared with the checkpoint thread (`memlayers`).
+    order: Mutex<Option<Order>>,
 }
 
 /// Keys in scan order for [`Memtable::range`]. Removed keys stay listed until the memtable is emptied (a
@@ -111,7 +112,7 @@ impl Memtable {
         if let Some(existing) = self.entries.get_mut(&key) {
             return Some(std::mem::replace(existing, entry));
         }
-        if let Some(order) = self.order.get_mut() {
+        if let Some(order) = self.order.get_mut().unwrap_or_else(|p| p.into_inner()) {
             order.added.insert(key.clone());
         }
         self.entries.insert(key, entry);
@@ -125,7 +126,7 @@ impl Memtable {
     /// Empties the memtable, keeping the hash table's capacity for the next cycle.
     pub(crate) fn clear(&mut self) {
         self.entries.clear();
-        *self.order.get_mut() = None;
+        *self.order.get_mut().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// Every key of one database, in no particular order.
@@ -141,7 +142,7 @@ impl Memtable {
     /// Entries whose keys fall in `range`, in key order. The first call after the memtable was emptied
     /// sorts a copy of every key; keys added later are kept in a small B-tree beside it (see [`Order`]).
     pub(crate) fn range(&self, range: impl RangeBounds<MemKey>) -> Vec<(&MemKey, &MemEntry)> {
-        let mut order = self.order.borrow_mut();
+        let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
         let order = order.get_or_insert_with(|| {
             let mut sorted: Vec<MemKey> = self.entries.keys().cloned().collect();
             sorted.sort_unstable();
@@ -184,21 +185,10 @@ impl Memtable {
     /// Empties the memtable, returning its entries in key order. The hash table keeps its capacity.
     #[cfg(test)]
     pub(crate) fn take_sorted(&mut self) -> Vec<(MemKey, MemEntry)> {
-        *self.order.get_mut() = None;
+        *self.order.get_mut().unwrap_or_else(|p| p.into_inner()) = None;
         let mut sorted: Vec<(MemKey, MemEntry)> = self.entries.drain().collect();
         sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         sorted
-    }
-
-    /// A copy of every entry, in no particular order (a checkpoint's begin; the memtable keeps serving).
-    pub(crate) fn copy(&self) -> Vec<(MemKey, MemEntry)> {
-        self.entries.iter().map(|(key, entry)| (key.clone(), entry.clone())).collect()
-    }
-
-    /// Drops the scan order after many removals (a checkpoint's install), so that it is rebuilt from the
-    /// keys left instead of listing removed ones for ever.
-    pub(crate) fn forget_order(&mut self) {
-        *self.order.get_mut() = None;
     }
 }
 

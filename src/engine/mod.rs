@@ -35,6 +35,7 @@ pub mod format;
 mod group;
 pub mod io;
 pub mod key;
+mod memlayers;
 mod memtable;
 pub mod meta;
 pub mod page;
@@ -164,6 +165,10 @@ pub struct EngineOptions {
     pub expire_listener: Option<Arc<dyn ExpireListener>>,
     /// Start the background thread that drives `everysec` fsyncs.
     pub background_sync: bool,
+    /// Threads that prepare checkpoints off the slots' locks, shared by all slots (one slot has at most one
+    /// checkpoint in flight, so more threads than slots are idle); 0: checkpoints run on the writing
+    /// thread. Default 2.
+    pub checkpoint_threads: usize,
 }
 
 impl Default for EngineOptions {
@@ -183,6 +188,7 @@ impl Default for EngineOptions {
             change_listener: None,
             expire_listener: None,
             background_sync: true,
+            checkpoint_threads: 2,
         }
     }
 }
@@ -350,8 +356,8 @@ pub struct Engine {
     trainer: Mutex<Option<train::Trainer>>,
     /// The WAL policy now in force (starts as `options.fsync`).
     fsync: Arc<FsyncCell>,
-    /// The checkpoint thread (`checkpoint::Checkpointer`) and its handle.
-    checkpointer: Option<(Arc<checkpoint::Checkpointer>, JoinHandle<()>)>,
+    /// The checkpoint threads (`checkpoint::Checkpointer`) and their handles.
+    checkpointer: Option<(Arc<checkpoint::Checkpointer>, Vec<JoinHandle<()>>)>,
     _lock: Option<DirLock>,
 }
 
@@ -422,7 +428,7 @@ impl Engine {
             expire_listener: options.expire_listener.clone(),
             dictionaries: dictionaries.clone(),
             transactions: transactions.clone(),
-            checkpointer: (!options.read_only).then(checkpoint::Checkpointer::new),
+            checkpointer: (!options.read_only && options.checkpoint_threads > 0).then(checkpoint::Checkpointer::new),
         });
         let mut opened = Vec::with_capacity(slot_count);
         for index in 0..slot_count {
@@ -439,10 +445,11 @@ impl Engine {
         }
         transactions.set_wal_syncs(slots.iter().map(|slot| self::lock(slot).wal.sync_handle()).collect());
         let group_key = Arc::as_ptr(&config) as usize;
-        let checkpointer = config
-            .checkpointer
-            .clone()
-            .and_then(|checkpointer| checkpointer.start(&slots).map(|handle| (checkpointer, handle)));
+        let engine_threads = options.checkpoint_threads;
+        let checkpointer = config.checkpointer.clone().map(|checkpointer| {
+            let handles = checkpointer.start(&slots, engine_threads);
+            (checkpointer, handles)
+        });
         let mut engine = Engine {
             dir,
             meta,
@@ -937,9 +944,11 @@ impl Engine {
 
     fn stop_sync_thread(&mut self) {
         drop(self.trainer.lock().unwrap_or_else(|p| p.into_inner()).take());
-        if let Some((checkpointer, handle)) = self.checkpointer.take() {
+        if let Some((checkpointer, handles)) = self.checkpointer.take() {
             checkpointer.stop();
-            let _ = handle.join();
+            for handle in handles {
+                let _ = handle.join();
+            }
         }
         if let Some(thread) = self.sync_thread.take() {
             let (flag, condvar) = &*thread.stop;

@@ -21,7 +21,7 @@ use super::error::{Error, Result};
 use super::group;
 use super::io::FileSystem;
 use super::key::key_hash;
-use super::memtable::Memtable;
+use super::memlayers::MemLayers;
 use super::meta::{self, SlotMeta};
 use super::page::{self, Cell, CellValue, Page, MAX_KEY_LEN};
 use super::segment::{self, ChunkStore};
@@ -46,7 +46,7 @@ pub struct SlotConfig {
     pub(crate) expire_listener: Option<Arc<dyn ExpireListener>>,
     pub(crate) dictionaries: Arc<DictionaryMap>,
     pub(crate) transactions: Arc<TxRegistry>,
-    /// The engine's checkpoint thread (`None`: checkpoints run on the writing thread).
+    /// The engine's checkpoint threads (`None`: checkpoints run on the writing thread).
     pub(crate) checkpointer: Option<Arc<super::checkpoint::Checkpointer>>,
 }
 
@@ -202,7 +202,8 @@ pub struct Slot {
     pub(crate) config: Arc<SlotConfig>,
     pub(crate) meta: SlotMeta,
     pub(crate) wal: WalWriter,
-    pub(crate) memtable: Memtable,
+    /// The active memtable and, while a checkpoint is in flight, the frozen one (`memlayers`).
+    pub(crate) memtable: MemLayers,
     pub(crate) memtable_bytes: usize,
     /// Memtable bytes that trigger a checkpoint (`wal_flush_bytes` unless a memory budget lowered it).
     pub(crate) memtable_limit: usize,
@@ -311,7 +312,7 @@ impl Slot {
             next_seq: meta.checkpoint_seq + 1,
             meta,
             wal,
-            memtable: Memtable::default(),
+            memtable: MemLayers::default(),
             memtable_bytes: 0,
             memtable_limit,
             expiry_pass: BTreeMap::new(),
@@ -366,7 +367,7 @@ impl Slot {
                     );
                 }
                 WalOp::Delete => slot.remember(record.db, &record.key, record.seq, 0, MemValue::Delete),
-                WalOp::Expire => slot.remember_expiry(record.db, &record.key, record.seq, record.expire_at),
+                WalOp::Expire => slot.remember_expiry(record.db, &record.key, record.seq, record.expire_at)?,
                 WalOp::FlushDb => slot.forget_db(record.db, record.seq),
                 WalOp::FlushAll => slot.forget_all(record.seq),
                 WalOp::Commit => {}
@@ -832,7 +833,7 @@ impl Slot {
             self.expiring_in_memtable += 1;
         }
         let reversed = key_hash(db, key).reverse_bits();
-        if let Some(old) = self.memtable.get_mut(reversed, db, key) {
+        if let Some(old) = self.memtable.active_get_mut(reversed, db, key) {
             let removed = key.len() + MEM_ENTRY_OVERHEAD + old.value.memory_len();
             if old.expire_at != 0 {
                 self.expiring_in_memtable -= 1;
@@ -846,34 +847,44 @@ impl Slot {
         }
     }
 
-    fn remember_expiry(&mut self, db: u16, key: &[u8], seq: u64, expire_at: u64) {
+    fn remember_expiry(&mut self, db: u16, key: &[u8], seq: u64, expire_at: u64) -> Result<()> {
         let existing = self.mem_entry(key_hash(db, key).reverse_bits(), db, key).map(|entry| entry.value.clone());
         match existing {
             Some(MemValue::Delete) => {}
+            Some(MemValue::Set { kind, mut envelope }) => {
+                // The value's record stays where it was written. If that is the WAL file a checkpoint in
+                // flight covers (the value is frozen), the checkpoint's tail empties the file: keep the
+                // bytes in memory instead.
+                if envelope.bytes.is_none() && self.memtable.has_frozen() && self.wal.in_previous(envelope.record.0) {
+                    envelope.bytes = Some(Bytes::from(self.wal.read_envelope(envelope.record.0, envelope.record.1)?));
+                }
+                self.remember(db, key, seq, expire_at, MemValue::Set { kind, envelope });
+            }
             Some(value) => self.remember(db, key, seq, expire_at, value),
             None => self.remember(db, key, seq, expire_at, MemValue::Retime),
         }
+        Ok(())
     }
 
     fn forget_db(&mut self, db: u16, seq: u64) {
         snapshot::abort_on_flush(self);
-        let doomed = self.memtable.keys_of_db(db);
+        let doomed = self.memtable.active_keys_of_db(db);
         for key in doomed {
-            if let Some(entry) = self.memtable.remove(&key) {
+            if let Some(entry) = self.memtable.remove_active(&key) {
                 self.memtable_bytes -= key.2.len() + MEM_ENTRY_OVERHEAD + entry.value.memory_len();
                 if entry.expire_at != 0 {
                     self.expiring_in_memtable -= 1;
                 }
             }
         }
+        self.memtable.hide_frozen_db(db);
         self.db_flush_pending.insert(db, seq);
     }
 
     fn forget_all(&mut self, seq: u64) {
         snapshot::abort_on_flush(self);
-        self.memtable.clear();
-        self.memtable_bytes = 0;
-        self.expiring_in_memtable = 0;
+        // A frozen table's entries are hidden, and still counted until its install drops it.
+        (self.memtable_bytes, self.expiring_in_memtable) = self.memtable.clear();
         self.db_flush_pending.clear();
         self.flush_all_seq = seq;
     }
@@ -932,7 +943,7 @@ impl Slot {
         }
         let expire_at = expire_at_ms.unwrap_or(0);
         let (seq, _) = self.append(&[(WalOp::Expire, db, expire_at, key, &[])])?;
-        self.remember_expiry(db, key, seq, expire_at);
+        self.remember_expiry(db, key, seq, expire_at)?;
         self.maybe_checkpoint()?;
         Ok(true)
     }
@@ -989,33 +1000,46 @@ impl Slot {
         self.checkpoint()
     }
 
-    /// Whether the layers below hold a live cell for this memtable entry (memoized).
-    fn resolve_prior(&mut self, key: &MemKey) -> Result<bool> {
-        if let Some(prior) = self.memtable.get(key.0, key.1, &key.2).and_then(|entry| entry.prior) {
-            return Ok(prior);
-        }
-        let exists = self.find_cell(key.1, &key.2)?.is_some();
-        if let Some(entry) = self.memtable.get_mut(key.0, key.1, &key.2) {
-            entry.prior = Some(exists);
-        }
-        Ok(exists)
-    }
-
-    /// Keys in a database (expired keys count until removed, as in Redis's DBSIZE).
+    /// Keys in a database (expired keys count until removed, as in Redis's DBSIZE): the checkpointed count,
+    /// plus, for each key with a memtable entry, whether it exists now less whether it has a cell.
     pub fn key_count(&mut self, db: u16) -> Result<u64> {
         let flushed_below = self.flush_marker(db) > self.meta.checkpoint_seq;
         let mut count = if flushed_below { 0 } else { self.meta.key_counts.get(&db).copied().unwrap_or(0) as i64 };
         let keys = self.memtable.keys_of_db(db);
         for key in keys {
-            let prior = self.resolve_prior(&key)?;
+            let in_cells = self.prior_in_cells(&key)?;
             let now_exists = match self.memtable.get(key.0, key.1, &key.2).map(|entry| &entry.value) {
                 Some(MemValue::Set { .. }) => true,
-                Some(MemValue::Retime) => prior,
+                // A retime is only ever the newest entry of a key no other memtable entry holds.
+                Some(MemValue::Retime) => in_cells,
                 _ => false,
             };
-            count += now_exists as i64 - prior as i64;
+            count += now_exists as i64 - in_cells as i64;
         }
         Ok(count.max(0) as u64)
+    }
+
+    /// Whether the bucket layer holds a cell for a memtable key. An entry's `prior` memoizes that answer. It
+    /// is stored only while no table is frozen: the cells change only at an install, which drops the frozen
+    /// table, so every stored `prior` is of the cells as they are (an active entry written while a table is
+    /// frozen has none until the install). A frozen entry's answer is the key's when it has one.
+    fn prior_in_cells(&mut self, key: &MemKey) -> Result<bool> {
+        let (reversed, db, name) = (key.0, key.1, &key.2[..]);
+        let frozen = self.memtable.frozen_get(reversed, db, name).map(|entry| entry.prior);
+        let known = match frozen {
+            Some(prior) => prior,
+            None => self.memtable.active_get(reversed, db, name).and_then(|entry| entry.prior),
+        };
+        if let Some(prior) = known {
+            return Ok(prior);
+        }
+        let exists = self.find_cell(db, name)?.is_some();
+        if frozen.is_none() {
+            if let Some(entry) = self.memtable.active_get_mut(reversed, db, name) {
+                entry.prior = Some(exists);
+            }
+        }
+        Ok(exists)
     }
 
     /// The bucket holding scan `position` and the end of the position range it covers (the snapshot

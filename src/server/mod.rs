@@ -135,6 +135,7 @@ impl Server {
             fsync: config.fsync,
             page_cache_bytes: config.page_cache_bytes,
             value_cache_bytes: config.value_cache_bytes,
+            checkpoint_threads: config.params.uint("velo-checkpoint-threads") as usize,
             // Key expiry inside a script is judged at the script's start, as in Redis.
             clock: Arc::new(crate::script::current::engine_clock_ms),
             ..Default::default()
