@@ -35,6 +35,8 @@ pub mod format;
 mod group;
 pub mod io;
 pub mod key;
+#[cfg(test)]
+mod memory_probe;
 mod memtable;
 pub mod meta;
 pub mod page;

@@ -21,7 +21,7 @@ use super::error::{Error, Result};
 use super::group;
 use super::io::FileSystem;
 use super::key::key_hash;
-use super::memtable::Memtable;
+use super::memtable::{MemKeyBytes, Memtable};
 use super::meta::{self, SlotMeta};
 use super::page::{self, Cell, CellValue, Page, MAX_KEY_LEN};
 use super::segment::{self, ChunkStore};
@@ -176,7 +176,7 @@ pub(crate) struct MemEntry {
 }
 
 /// Memtable key: bit-reversed key hash first, so that a range of the map is a range of scan positions.
-pub(crate) type MemKey = (u64, u16, Vec<u8>);
+pub(crate) type MemKey = (u64, u16, MemKeyBytes);
 
 /// One record to append: op, database, expiry, key, envelope.
 type WalWrite<'a> = (WalOp, u16, u64, &'a [u8], &'a [u8]);
@@ -189,8 +189,10 @@ const MEM_KEEP_ENVELOPE: usize = 512;
 /// read by nearly every command on its collection.
 const MEM_KEEP_PART_ENVELOPE: usize = 8 << 10;
 
-/// Approximate bytes a memtable entry costs beyond its key and envelope.
-pub(crate) const MEM_ENTRY_OVERHEAD: usize = 224;
+/// Approximate bytes a memtable entry costs beyond its key and envelope: its heap block (key and entry,
+/// 128 bytes) and its share of the hash table (an 8-byte pointer and a control byte per bucket, at a load
+/// of 7/16 to 7/8). It was 224 while the table held the entries themselves (docs/performance.md, issue 14).
+pub(crate) const MEM_ENTRY_OVERHEAD: usize = 144;
 
 /// Bits of a scan position (see [`Slot::scan`]).
 pub(crate) const POSITION_BITS: u32 = 54;
@@ -808,7 +810,10 @@ impl Slot {
         } else {
             MEM_KEEP_ENVELOPE.max(self.config.inline_max)
         };
-        let bytes = (len <= limit).then(|| Bytes::from(envelope));
+        // Exact size: a `Vec` with spare capacity (a dictionary-compressed envelope has some) would become a
+        // `Bytes` with a second block for its shared header, and keep the spare bytes for as long as the
+        // entry lives.
+        let bytes = (len <= limit).then(|| Bytes::from(envelope.into_boxed_slice()));
         MemEnvelope { bytes, record, len }
     }
 
@@ -839,7 +844,7 @@ impl Slot {
             *old = MemEntry { seq, expire_at, value, prior };
             self.memtable_bytes = self.memtable_bytes + added - removed;
         } else {
-            self.memtable.insert((reversed, db, key.to_vec()), MemEntry { seq, expire_at, value, prior: None });
+            self.memtable.insert((reversed, db, key.into()), MemEntry { seq, expire_at, value, prior: None });
             self.memtable_bytes += added;
         }
     }
@@ -1073,11 +1078,11 @@ impl Slot {
                 id = PageId::overflow(page.next_overflow);
             }
             // Memtable entries in the same range.
-            let low = Bound::Included((position << (64 - POSITION_BITS), 0u16, Vec::new()));
+            let low = Bound::Included((position << (64 - POSITION_BITS), 0u16, MemKeyBytes::new()));
             let high = if range_end == space_end {
                 Bound::Unbounded
             } else {
-                Bound::Excluded((range_end << (64 - POSITION_BITS), 0u16, Vec::new()))
+                Bound::Excluded((range_end << (64 - POSITION_BITS), 0u16, MemKeyBytes::new()))
             };
             let mut retimed = Vec::new();
             for ((_, key_db, key), entry) in self.memtable.range((low, high)) {
@@ -1085,8 +1090,8 @@ impl Slot {
                     continue;
                 }
                 match entry.value {
-                    MemValue::Set { .. } => out.push((*key_db, key.clone())),
-                    MemValue::Retime => retimed.push((*key_db, key.clone())),
+                    MemValue::Set { .. } => out.push((*key_db, key.to_vec())),
+                    MemValue::Retime => retimed.push((*key_db, key.to_vec())),
                     MemValue::Delete => {}
                 }
             }
@@ -1136,7 +1141,7 @@ impl Slot {
                     break;
                 }
                 if entry.expire_at != 0 && entry.expire_at <= now && !matches!(entry.value, MemValue::Delete) {
-                    expired.push((*db, key.clone()));
+                    expired.push((*db, key.to_vec()));
                 }
             }
         }
