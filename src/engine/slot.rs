@@ -544,10 +544,14 @@ impl Slot {
     /// Decodes an envelope read from `file` (a file name in the slot directory, joined only for an error:
     /// every GET comes here).
     fn decode_envelope(&self, bytes: &Bytes, file: &str) -> Result<(ValueKind, Bytes)> {
-        envelope::decode_shared(bytes, &self.config.dictionaries).map_err(|err| match err {
+        envelope::decode_shared(bytes, &self.config.dictionaries).map_err(|err| self.decode_error(err, file))
+    }
+
+    fn decode_error(&self, err: EnvelopeError, file: &str) -> Error {
+        match err {
             EnvelopeError::DictMissing(id) => Error::DictMissing(id),
             EnvelopeError::Malformed(what) => Error::corrupt(self.dir.join(file), 0, format!("value envelope: {what}")),
-        })
+        }
     }
 
     /// The newest state of a live key, with the memtable applied (`None`: missing, deleted or expired; an
@@ -646,6 +650,19 @@ impl Slot {
         if self.snapshot_view {
             if let Some(found) = snapshot::view_get(self, db, key)? {
                 return Ok(found);
+            }
+        }
+        // A live value the memtable holds is decoded where it lies. Cloning its `Bytes` (as `probe` does)
+        // would give a value written since the last checkpoint a shared header on its first read: an
+        // allocation per key read, kept as long as the entry. A raw value is copied out, as from a page.
+        if let Some(entry) = self.mem_entry(key_hash(db, key).reverse_bits(), db, key) {
+            if let MemValue::Set { envelope: MemEnvelope { bytes: Some(bytes), .. }, .. } = &entry.value {
+                if entry.expire_at == 0 || entry.expire_at > self.now() {
+                    let expire_at_ms = (entry.expire_at != 0).then_some(entry.expire_at);
+                    let (kind, value) = envelope::decode(bytes, &self.config.dictionaries)
+                        .map_err(|err| self.decode_error(err, wal::WAL_FILE))?;
+                    return Ok(Some(Entry { kind, value, expire_at_ms }));
+                }
             }
         }
         let found = self.probe(db, key, |value, chunks, files| match value {
