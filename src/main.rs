@@ -72,6 +72,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // `velo serve` starts without transparent huge pages, before parsing allocates (velo::tools::huge_pages).
+    if std::env::args_os().nth(1).is_some_and(|arg| arg == "serve") {
+        velo::tools::huge_pages::disable();
+    }
     match Cli::parse().command {
         Command::Serve(args) => velo::tools::serve::run(args),
         Command::RdbRestore(args) => velo::tools::rdb_restore::run(args),

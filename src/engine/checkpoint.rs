@@ -828,7 +828,7 @@ impl Job {
             for index in indexes {
                 let ((reversed_hash, db, key), entry) = &entries[index];
                 let hash = reversed_hash.reverse_bits();
-                let position = cells.iter().position(|c| c.hash == hash && c.db == *db && c.key == *key);
+                let position = cells.iter().position(|c| c.hash == hash && c.db == *db && c.key == key.as_slice());
                 match &entry.value {
                     MemValue::Set { kind, envelope } => {
                         let value = match &placements[index] {
@@ -845,7 +845,7 @@ impl Job {
                             seq: entry.seq,
                             expire_at: entry.expire_at,
                             db: *db,
-                            key: key.clone(),
+                            key: key.to_vec(),
                             kind: *kind,
                             value,
                         };

@@ -238,7 +238,7 @@ mod tests {
     }
 
     fn key(position: u64, db: u16, name: &str) -> MemKey {
-        (position << 58, db, name.as_bytes().to_vec())
+        (position << 58, db, name.as_bytes().into())
     }
 
     /// Reads, ranges and iteration across both tables: the active table wins, a tombstone in it shadows
@@ -264,7 +264,7 @@ mod tests {
         let mut iterated: Vec<u64> = layers.iter().map(|(_, e)| e.seq).collect();
         iterated.sort_unstable();
         assert_eq!(iterated, vec![1, 3, 4, 5, 10, 11]);
-        let mut keys: Vec<Vec<u8>> = layers.keys_of_db(0).into_iter().map(|k| k.2).collect();
+        let mut keys: Vec<Vec<u8>> = layers.keys_of_db(0).into_iter().map(|k| k.2.to_vec()).collect();
         keys.sort();
         assert_eq!(keys, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec(), b"d".to_vec(), b"z".to_vec()]);
         // A flush of database 1 hides its frozen entry only.

@@ -1,77 +1,155 @@
 //! The memtable: the in-memory index of a slot's unflushed WAL entries. Point lookups (every read and
-//! write) go through a hash map. Scans and checkpoints need the keys in scan-position order (bit-reversed
+//! write) go through a hash table. Scans and checkpoints need the keys in scan-position order (bit-reversed
 //! key hash): a checkpoint sorts the entries once when it takes them, and a scan builds a sorted copy of
 //! the keys on its first call, keeping the keys added after it in a small B-tree beside it. Keeping a
 //! B-tree of every key beside the map cost a second copy of each key and 8% of a SET (issue 14), for the
 //! benefit of scans only; a million-entry B-tree lookup also cost several cache misses per read.
 //!
+//! Memory (issue 14): each entry is one heap block, its key and [`MemEntry`] side by side (keys up to
+//! [`KEY_INLINE`] bytes inside the [`MemKey`], longer ones in a block of their own), and the hash table
+//! holds one pointer per bucket. The table used to hold the entries themselves, 128 bytes a bucket, so
+//! the empty buckets a hash table keeps (an eighth to a half of them, as it doubles) cost as much as
+//! entries, and every key was a second block with its own cache miss on lookup. A lookup still touches
+//! two places (the table, then the entry with its key), as before.
+//!
 //! The hash table keeps its capacity across checkpoints (they drain it): regrowing it after each one
-//! made the kernel zero fresh pages for every doubling, 14-18% of SET's CPU time.
+//! made the kernel zero fresh pages for every doubling, 14-18% of SET's CPU time. At 8 bytes a bucket
+//! that capacity is now small.
 
+use std::cmp::Ordering;
 use std::collections::BTreeSet;
-use std::hash::{BuildHasher, Hash, Hasher};
-use std::ops::{Bound, RangeBounds};
+use std::hash::{Hash, Hasher};
+use std::ops::{Bound, Deref, RangeBounds};
 use std::sync::Mutex;
 
-use hashbrown::{Equivalent, HashMap};
+use hashbrown::HashTable;
 
 use super::slot::{MemEntry, MemKey};
 
-/// A borrowed memtable key: hashes and compares like the owned `(u64, u16, Vec<u8>)`.
-struct KeyRef<'a>(u64, u16, &'a [u8]);
+/// Keys up to this length are stored inside their [`MemKeyBytes`] (most keys are short: redis-benchmark's
+/// are 16 bytes); longer ones take a heap block.
+pub(crate) const KEY_INLINE: usize = 22;
 
-impl Hash for KeyRef<'_> {
+/// The key bytes of a memtable key: inline up to [`KEY_INLINE`] bytes, else boxed. 24 bytes, as a
+/// `Vec<u8>`, but a short key costs no allocation and no second cache miss. Compares, orders and hashes
+/// as its byte slice (as the `Vec<u8>` it replaces did).
+#[derive(Clone)]
+pub(crate) enum MemKeyBytes {
+    /// Length and bytes (the first `length` of them are the key).
+    Inline(u8, [u8; KEY_INLINE]),
+    /// A key longer than [`KEY_INLINE`] bytes.
+    Heap(Box<[u8]>),
+}
+
+impl MemKeyBytes {
+    /// The empty key (range bounds).
+    pub(crate) const fn new() -> Self {
+        MemKeyBytes::Inline(0, [0; KEY_INLINE])
+    }
+
+    /// The key's bytes.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            MemKeyBytes::Inline(len, bytes) => &bytes[..*len as usize],
+            MemKeyBytes::Heap(bytes) => bytes,
+        }
+    }
+}
+
+impl Default for MemKeyBytes {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl From<&[u8]> for MemKeyBytes {
+    fn from(key: &[u8]) -> Self {
+        if key.len() <= KEY_INLINE {
+            let mut bytes = [0; KEY_INLINE];
+            bytes[..key.len()].copy_from_slice(key);
+            MemKeyBytes::Inline(key.len() as u8, bytes)
+        } else {
+            MemKeyBytes::Heap(Box::from(key))
+        }
+    }
+}
+
+impl From<Vec<u8>> for MemKeyBytes {
+    fn from(key: Vec<u8>) -> Self {
+        if key.len() <= KEY_INLINE {
+            MemKeyBytes::from(key.as_slice())
+        } else {
+            MemKeyBytes::Heap(key.into_boxed_slice())
+        }
+    }
+}
+
+impl Deref for MemKeyBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl PartialEq for MemKeyBytes {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for MemKeyBytes {}
+
+impl PartialEq<[u8]> for MemKeyBytes {
+    fn eq(&self, other: &[u8]) -> bool {
+        self.as_slice() == other
+    }
+}
+
+impl PartialOrd for MemKeyBytes {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for MemKeyBytes {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.as_slice().cmp(other.as_slice())
+    }
+}
+
+impl Hash for MemKeyBytes {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        // Same sequence of writes as the tuple `(u64, u16, Vec<u8>)`: a Vec hashes as its slice.
-        self.0.hash(state);
-        self.1.hash(state);
-        self.2.hash(state);
+        self.as_slice().hash(state);
     }
 }
 
-impl Equivalent<MemKey> for KeyRef<'_> {
-    fn equivalent(&self, key: &MemKey) -> bool {
-        self.0 == key.0 && self.1 == key.1 && self.2 == key.2.as_slice()
+impl std::fmt::Debug for MemKeyBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_slice().fmt(f)
     }
 }
 
-/// Hashes a memtable key by the key hash it already carries (its first field, an xxh3 of db and key):
-/// hashing the key bytes again cost a few percent of every command. The carried hash is bit-reversed and
-/// the slot is chosen by some of its bits, so it is mixed (a folded 128-bit multiply) to spread both the
-/// bits hashbrown indexes with and the ones it tags with.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct CarriedHash;
-
-impl BuildHasher for CarriedHash {
-    type Hasher = CarriedHasher;
-
-    fn build_hasher(&self) -> CarriedHasher {
-        CarriedHasher { hash: None }
-    }
+/// The table hash of a memtable key, from the key hash it already carries (its first field, an xxh3 of
+/// db and key): hashing the key bytes again cost a few percent of every command. The carried hash is
+/// bit-reversed and the slot is chosen by some of its bits, so it is mixed (a folded 128-bit multiply) to
+/// spread both the bits hashbrown indexes with and the ones it tags with.
+fn table_hash(reversed_hash: u64) -> u64 {
+    let product = u128::from(reversed_hash) * 0x9E37_79B9_7F4A_7C15_u128;
+    (product as u64) ^ ((product >> 64) as u64)
 }
 
-/// See [`CarriedHash`]: keeps the first `u64` written and ignores the rest.
-pub(crate) struct CarriedHasher {
-    hash: Option<u64>,
-}
+/// One entry: its key and state in one heap block (see the module docs).
+type Node = Box<(MemKey, MemEntry)>;
 
-impl Hasher for CarriedHasher {
-    fn write(&mut self, _bytes: &[u8]) {}
-
-    fn write_u64(&mut self, value: u64) {
-        self.hash.get_or_insert(value);
-    }
-
-    fn finish(&self) -> u64 {
-        let product = u128::from(self.hash.unwrap_or(0)) * 0x9E37_79B9_7F4A_7C15_u128;
-        (product as u64) ^ ((product >> 64) as u64)
-    }
+fn node_hash(node: &Node) -> u64 {
+    table_hash(node.0 .0)
 }
 
 /// See the module docs.
 #[derive(Default)]
 pub(crate) struct Memtable {
-    entries: HashMap<MemKey, MemEntry, CarriedHash>,
+    entries: HashTable<Node>,
     /// The scan order, built on demand: `None` until a scan asks for a range. A mutex (uncontended) rather
     /// than a cell so that a frozen memtable can be shared with the checkpoint thread (`memlayers`).
     order: Mutex<Option<Order>>,
@@ -98,29 +176,43 @@ impl Memtable {
         self.entries.is_empty()
     }
 
+    fn find(&self, reversed_hash: u64, db: u16, key: &[u8]) -> Option<&(MemKey, MemEntry)> {
+        self.entries
+            .find(table_hash(reversed_hash), |node| {
+                node.0 .0 == reversed_hash && node.0 .1 == db && node.0 .2.as_slice() == key
+            })
+            .map(|node| &**node)
+    }
+
     /// The entry of `(reversed hash, db, key)`, without allocating.
     pub(crate) fn get(&self, reversed_hash: u64, db: u16, key: &[u8]) -> Option<&MemEntry> {
-        self.entries.get(&KeyRef(reversed_hash, db, key))
+        self.find(reversed_hash, db, key).map(|(_, entry)| entry)
     }
 
     pub(crate) fn get_mut(&mut self, reversed_hash: u64, db: u16, key: &[u8]) -> Option<&mut MemEntry> {
-        self.entries.get_mut(&KeyRef(reversed_hash, db, key))
+        self.entries
+            .find_mut(table_hash(reversed_hash), |node| {
+                node.0 .0 == reversed_hash && node.0 .1 == db && node.0 .2.as_slice() == key
+            })
+            .map(|node| &mut node.1)
     }
 
     /// Inserts or replaces; returns the replaced entry.
     pub(crate) fn insert(&mut self, key: MemKey, entry: MemEntry) -> Option<MemEntry> {
-        if let Some(existing) = self.entries.get_mut(&key) {
+        if let Some(existing) = self.get_mut(key.0, key.1, &key.2) {
             return Some(std::mem::replace(existing, entry));
         }
         if let Some(order) = self.order.get_mut().unwrap_or_else(|p| p.into_inner()) {
             order.added.insert(key.clone());
         }
-        self.entries.insert(key, entry);
+        self.entries.insert_unique(table_hash(key.0), Box::new((key, entry)), node_hash);
         None
     }
 
     pub(crate) fn remove(&mut self, key: &MemKey) -> Option<MemEntry> {
-        self.entries.remove(key)
+        let found = self.entries.find_entry(table_hash(key.0), |node| node.0 == *key).ok()?;
+        let (node, _) = found.remove();
+        Some(node.1)
     }
 
     /// Empties the memtable, keeping the hash table's capacity for the next cycle.
@@ -131,12 +223,12 @@ impl Memtable {
 
     /// Every key of one database, in no particular order.
     pub(crate) fn keys_of_db(&self, db: u16) -> Vec<MemKey> {
-        self.entries.keys().filter(|(_, key_db, _)| *key_db == db).cloned().collect()
+        self.entries.iter().filter(|node| node.0 .1 == db).map(|node| node.0.clone()).collect()
     }
 
     /// True if any entry (a write, a delete or a retime) is for a key of `db`; no keys are copied.
     pub(crate) fn has_db(&self, db: u16) -> bool {
-        self.entries.keys().any(|(_, key_db, _)| *key_db == db)
+        self.entries.iter().any(|node| node.0 .1 == db)
     }
 
     /// Entries whose keys fall in `range`, in key order. The first call after the memtable was emptied
@@ -144,7 +236,7 @@ impl Memtable {
     pub(crate) fn range(&self, range: impl RangeBounds<MemKey>) -> Vec<(&MemKey, &MemEntry)> {
         let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
         let order = order.get_or_insert_with(|| {
-            let mut sorted: Vec<MemKey> = self.entries.keys().cloned().collect();
+            let mut sorted: Vec<MemKey> = self.entries.iter().map(|node| node.0.clone()).collect();
             sorted.sort_unstable();
             Order { sorted, added: BTreeSet::new() }
         });
@@ -174,19 +266,19 @@ impl Memtable {
         };
         let keys =
             merge_sorted(order.sorted[start..end.max(start)].iter(), order.added.range::<MemKey, _>((low, high)));
-        keys.into_iter().filter_map(|key| self.entries.get_key_value(key)).collect()
+        keys.into_iter().filter_map(|key| self.find(key.0, key.1, &key.2).map(|(key, entry)| (key, entry))).collect()
     }
 
     /// Every entry, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&MemKey, &MemEntry)> {
-        self.entries.iter()
+        self.entries.iter().map(|node| (&node.0, &node.1))
     }
 
     /// Empties the memtable, returning its entries in key order. The hash table keeps its capacity.
     #[cfg(test)]
     pub(crate) fn take_sorted(&mut self) -> Vec<(MemKey, MemEntry)> {
         *self.order.get_mut().unwrap_or_else(|p| p.into_inner()) = None;
-        let mut sorted: Vec<(MemKey, MemEntry)> = self.entries.drain().collect();
+        let mut sorted: Vec<(MemKey, MemEntry)> = self.entries.drain().map(|node| *node).collect();
         sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         sorted
     }
@@ -221,6 +313,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use super::*;
+    use crate::engine::page::MAX_KEY_LEN;
     use crate::engine::slot::MemValue;
 
     fn entry(seq: u64) -> MemEntry {
@@ -246,8 +339,12 @@ mod tests {
             let mut memtable = Memtable::default();
             let mut model: BTreeMap<MemKey, u64> = BTreeMap::new();
             for step in 0..steps {
-                let key: MemKey =
-                    (rng.gen_range(0..64u64) << 58, rng.gen_range(0..2), vec![rng.gen_range(0..key_bytes)]);
+                // Keys of one byte, and some too long to be inline (both kinds in one table).
+                let mut bytes = vec![rng.gen_range(0..key_bytes)];
+                if rng.gen_range(0..4) == 0 {
+                    bytes.resize(KEY_INLINE + 1 + rng.gen_range(0..3), b'k');
+                }
+                let key: MemKey = (rng.gen_range(0..64u64) << 58, rng.gen_range(0..2), bytes.into());
                 match rng.gen_range(0..40) {
                     0..=23 => {
                         memtable.insert(key.clone(), entry(step));
@@ -257,8 +354,8 @@ mod tests {
                         assert_eq!(memtable.remove(&key).map(|e| e.seq), model.remove(&key));
                     }
                     _ => {
-                        let low: MemKey = (rng.gen_range(0..64u64) << 58, 0, Vec::new());
-                        let high: MemKey = (low.0.saturating_add(rng.gen_range(0..16u64) << 58), 0, Vec::new());
+                        let low: MemKey = (rng.gen_range(0..64u64) << 58, 0, MemKeyBytes::new());
+                        let high: MemKey = (low.0.saturating_add(rng.gen_range(0..16u64) << 58), 0, MemKeyBytes::new());
                         let got: Vec<(MemKey, u64)> = memtable
                             .range(low.clone()..high.clone())
                             .into_iter()
@@ -280,5 +377,126 @@ mod tests {
             assert!(memtable.is_empty());
             assert!(memtable.range(..).is_empty());
         }
+    }
+
+    /// Short keys live inside the key (no allocation), long ones on the heap; both give back their bytes
+    /// and compare, order and hash exactly as the byte strings (and so as the `Vec<u8>` keys before them):
+    /// scans depend on the order.
+    #[test]
+    fn key_bytes_round_trip_and_order_as_slices() {
+        use std::collections::hash_map::DefaultHasher;
+        let lengths = [0, 1, 15, 16, KEY_INLINE - 1, KEY_INLINE, KEY_INLINE + 1, 64, 1000, MAX_KEY_LEN];
+        let mut rng = SmallRng::seed_from_u64(16);
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        for len in lengths {
+            for _ in 0..4 {
+                keys.push((0..len).map(|_| rng.gen_range(b'a'..=b'c')).collect());
+            }
+        }
+        for key in &keys {
+            let from_slice = MemKeyBytes::from(key.as_slice());
+            let from_vec = MemKeyBytes::from(key.clone());
+            assert_eq!(from_slice.as_slice(), key.as_slice());
+            assert_eq!(&*from_vec, key.as_slice());
+            assert_eq!(matches!(from_slice, MemKeyBytes::Inline(..)), key.len() <= KEY_INLINE);
+            assert_eq!(matches!(from_vec, MemKeyBytes::Inline(..)), key.len() <= KEY_INLINE);
+            let hash = |value: &dyn Fn(&mut DefaultHasher)| {
+                let mut hasher = DefaultHasher::new();
+                value(&mut hasher);
+                hasher.finish()
+            };
+            assert_eq!(hash(&|h| from_slice.hash(h)), hash(&|h| key.hash(h)));
+            for other in &keys {
+                let other_bytes = MemKeyBytes::from(other.as_slice());
+                assert_eq!(from_slice.cmp(&other_bytes), key.cmp(other), "{key:?} against {other:?}");
+                assert_eq!(from_slice == other_bytes, key == other);
+            }
+        }
+        assert_eq!(MemKeyBytes::new().as_slice(), b"");
+        assert_eq!(std::mem::size_of::<MemKeyBytes>(), 24, "as small as the Vec<u8> it replaced");
+        assert_eq!(std::mem::size_of::<MemKey>(), 40);
+    }
+
+    /// Every kind of entry (a value kept in memory, one left in the WAL, a tombstone, a retime with its
+    /// expiry, a resolved prior) comes back as it went in, by lookup, iteration, copy and range, for short
+    /// and long keys; replacing returns the old entry, removing returns it and leaves nothing behind.
+    #[test]
+    fn entries_round_trip() {
+        use bytes::Bytes;
+
+        use crate::engine::envelope::ValueKind;
+        use crate::engine::slot::MemEnvelope;
+
+        let in_memory = |seq: u64| MemEntry {
+            seq,
+            expire_at: 0,
+            value: MemValue::Set {
+                kind: ValueKind::String,
+                envelope: MemEnvelope { bytes: Some(Bytes::from(vec![0, 0, 7])), record: (96, 40), len: 3 },
+            },
+            prior: Some(true),
+        };
+        let in_wal = |seq: u64| MemEntry {
+            seq,
+            expire_at: 1_700_000_000_000,
+            value: MemValue::Set {
+                kind: ValueKind::Hash,
+                envelope: MemEnvelope { bytes: None, record: (1 << 40, 70_000), len: 69_000 },
+            },
+            prior: None,
+        };
+        let tombstone = |seq: u64| MemEntry { seq, expire_at: 0, value: MemValue::Delete, prior: Some(false) };
+        let retime = |seq: u64| MemEntry { seq, expire_at: u64::MAX, value: MemValue::Retime, prior: Some(true) };
+        let same = |a: &MemEntry, b: &MemEntry| format!("{a:?}") == format!("{b:?}");
+        let makers: [&dyn Fn(u64) -> MemEntry; 4] = [&in_memory, &in_wal, &tombstone, &retime];
+        let mut memtable = Memtable::default();
+        let mut keys = Vec::new();
+        for (i, key_len) in [3usize, KEY_INLINE, KEY_INLINE + 1, MAX_KEY_LEN].into_iter().enumerate() {
+            for (j, make) in makers.iter().enumerate() {
+                let seq = (i * 4 + j) as u64 + 1;
+                let bytes = vec![b'a' + seq as u8; key_len];
+                let key: MemKey = ((seq << 56) | 1, (j % 2) as u16, bytes.into());
+                assert!(memtable.insert(key.clone(), make(seq)).is_none());
+                keys.push((key, j, seq));
+            }
+        }
+        assert_eq!(memtable.len(), keys.len());
+        for (key, j, seq) in &keys {
+            let want = makers[*j](*seq);
+            assert!(same(memtable.get(key.0, key.1, &key.2).expect("present"), &want));
+            assert!(memtable.get(key.0, key.1 + 2, &key.2).is_none(), "another database");
+            assert!(memtable.get(key.0 ^ 2, key.1, &key.2).is_none(), "another hash");
+        }
+        let listed: Vec<(&MemKey, &MemEntry)> = memtable.iter().collect();
+        assert_eq!(listed.len(), keys.len());
+        for (key, entry) in listed {
+            let (_, j, seq) = keys.iter().find(|(k, _, _)| k == key).expect("listed key");
+            assert!(same(entry, &makers[*j](*seq)));
+        }
+        let ranged: Vec<MemKey> = memtable.range(..).into_iter().map(|(key, _)| key.clone()).collect();
+        let mut sorted: Vec<MemKey> = keys.iter().map(|(key, _, _)| key.clone()).collect();
+        sorted.sort();
+        assert_eq!(ranged, sorted);
+        assert_eq!(memtable.iter().count(), keys.len());
+        assert_eq!(memtable.keys_of_db(1).len(), keys.len() / 2);
+        assert!(memtable.has_db(0) && !memtable.has_db(3));
+        // Replace every entry with the next kind, then remove them all.
+        for (key, j, seq) in &keys {
+            let next = makers[(j + 1) % 4](seq + 100);
+            let old = memtable.insert(key.clone(), next).expect("replaced");
+            assert!(same(&old, &makers[*j](*seq)));
+            memtable.get_mut(key.0, key.1, &key.2).expect("present").prior = Some(false);
+        }
+        assert_eq!(memtable.len(), keys.len());
+        for (key, j, seq) in &keys {
+            let mut want = makers[(j + 1) % 4](seq + 100);
+            want.prior = Some(false);
+            let removed = memtable.remove(key).expect("removed");
+            assert!(same(&removed, &want));
+            assert!(memtable.remove(key).is_none());
+            assert!(memtable.get(key.0, key.1, &key.2).is_none());
+        }
+        assert!(memtable.is_empty());
+        assert!(memtable.range(..).is_empty());
     }
 }

@@ -36,6 +36,8 @@ mod group;
 pub mod io;
 pub mod key;
 mod memlayers;
+#[cfg(test)]
+mod memory_probe;
 mod memtable;
 pub mod meta;
 pub mod page;

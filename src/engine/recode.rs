@@ -127,7 +127,7 @@ impl Slot {
         let mut found = Vec::new();
         for ((_, db, key), entry) in self.memtable.iter() {
             if let MemValue::Set { kind, envelope } = &entry.value {
-                found.push((*db, key.clone(), *kind, entry.expire_at, envelope.clone()));
+                found.push((*db, key.to_vec(), *kind, entry.expire_at, envelope.clone()));
             }
         }
         for (db, key, kind, expire_at, envelope) in found {

@@ -22,6 +22,7 @@ use super::group;
 use super::io::FileSystem;
 use super::key::key_hash;
 use super::memlayers::MemLayers;
+use super::memtable::MemKeyBytes;
 use super::meta::{self, SlotMeta};
 use super::page::{self, Cell, CellValue, Page, MAX_KEY_LEN};
 use super::segment::{self, ChunkStore};
@@ -176,7 +177,7 @@ pub(crate) struct MemEntry {
 }
 
 /// Memtable key: bit-reversed key hash first, so that a range of the map is a range of scan positions.
-pub(crate) type MemKey = (u64, u16, Vec<u8>);
+pub(crate) type MemKey = (u64, u16, MemKeyBytes);
 
 /// One record to append: op, database, expiry, key, envelope.
 type WalWrite<'a> = (WalOp, u16, u64, &'a [u8], &'a [u8]);
@@ -189,8 +190,10 @@ const MEM_KEEP_ENVELOPE: usize = 512;
 /// read by nearly every command on its collection.
 const MEM_KEEP_PART_ENVELOPE: usize = 8 << 10;
 
-/// Approximate bytes a memtable entry costs beyond its key and envelope.
-pub(crate) const MEM_ENTRY_OVERHEAD: usize = 224;
+/// Approximate bytes a memtable entry costs beyond its key and envelope: its heap block (key and entry,
+/// 128 bytes) and its share of the hash table (an 8-byte pointer and a control byte per bucket, at a load
+/// of 7/16 to 7/8). It was 224 while the table held the entries themselves (docs/performance.md, issue 14).
+pub(crate) const MEM_ENTRY_OVERHEAD: usize = 144;
 
 /// Bits of a scan position (see [`Slot::scan`]).
 pub(crate) const POSITION_BITS: u32 = 54;
@@ -545,10 +548,14 @@ impl Slot {
     /// Decodes an envelope read from `file` (a file name in the slot directory, joined only for an error:
     /// every GET comes here).
     fn decode_envelope(&self, bytes: &Bytes, file: &str) -> Result<(ValueKind, Bytes)> {
-        envelope::decode_shared(bytes, &self.config.dictionaries).map_err(|err| match err {
+        envelope::decode_shared(bytes, &self.config.dictionaries).map_err(|err| self.decode_error(err, file))
+    }
+
+    fn decode_error(&self, err: EnvelopeError, file: &str) -> Error {
+        match err {
             EnvelopeError::DictMissing(id) => Error::DictMissing(id),
             EnvelopeError::Malformed(what) => Error::corrupt(self.dir.join(file), 0, format!("value envelope: {what}")),
-        })
+        }
     }
 
     /// The newest state of a live key, with the memtable applied (`None`: missing, deleted or expired; an
@@ -647,6 +654,19 @@ impl Slot {
         if self.snapshot_view {
             if let Some(found) = snapshot::view_get(self, db, key)? {
                 return Ok(found);
+            }
+        }
+        // A live value the memtable holds is decoded where it lies. Cloning its `Bytes` (as `probe` does)
+        // would give a value written since the last checkpoint a shared header on its first read: an
+        // allocation per key read, kept as long as the entry. A raw value is copied out, as from a page.
+        if let Some(entry) = self.mem_entry(key_hash(db, key).reverse_bits(), db, key) {
+            if let MemValue::Set { envelope: MemEnvelope { bytes: Some(bytes), .. }, .. } = &entry.value {
+                if entry.expire_at == 0 || entry.expire_at > self.now() {
+                    let expire_at_ms = (entry.expire_at != 0).then_some(entry.expire_at);
+                    let (kind, value) = envelope::decode(bytes, &self.config.dictionaries)
+                        .map_err(|err| self.decode_error(err, wal::WAL_FILE))?;
+                    return Ok(Some(Entry { kind, value, expire_at_ms }));
+                }
             }
         }
         let found = self.probe(db, key, |value, chunks, files| match value {
@@ -811,7 +831,10 @@ impl Slot {
         } else {
             MEM_KEEP_ENVELOPE.max(self.config.inline_max)
         };
-        let bytes = (len <= limit).then(|| Bytes::from(envelope));
+        // Exact size: a `Vec` with spare capacity (a dictionary-compressed envelope has some) would become a
+        // `Bytes` with a second block for its shared header, and keep the spare bytes for as long as the
+        // entry lives.
+        let bytes = (len <= limit).then(|| Bytes::from(envelope.into_boxed_slice()));
         MemEnvelope { bytes, record, len }
     }
 
@@ -842,7 +865,7 @@ impl Slot {
             *old = MemEntry { seq, expire_at, value, prior };
             self.memtable_bytes = self.memtable_bytes + added - removed;
         } else {
-            self.memtable.insert((reversed, db, key.to_vec()), MemEntry { seq, expire_at, value, prior: None });
+            self.memtable.insert((reversed, db, key.into()), MemEntry { seq, expire_at, value, prior: None });
             self.memtable_bytes += added;
         }
     }
@@ -1099,11 +1122,11 @@ impl Slot {
                 id = PageId::overflow(page.next_overflow);
             }
             // Memtable entries in the same range.
-            let low = Bound::Included((position << (64 - POSITION_BITS), 0u16, Vec::new()));
+            let low = Bound::Included((position << (64 - POSITION_BITS), 0u16, MemKeyBytes::new()));
             let high = if range_end == space_end {
                 Bound::Unbounded
             } else {
-                Bound::Excluded((range_end << (64 - POSITION_BITS), 0u16, Vec::new()))
+                Bound::Excluded((range_end << (64 - POSITION_BITS), 0u16, MemKeyBytes::new()))
             };
             let mut retimed = Vec::new();
             for ((_, key_db, key), entry) in self.memtable.range((low, high)) {
@@ -1111,8 +1134,8 @@ impl Slot {
                     continue;
                 }
                 match entry.value {
-                    MemValue::Set { .. } => out.push((*key_db, key.clone())),
-                    MemValue::Retime => retimed.push((*key_db, key.clone())),
+                    MemValue::Set { .. } => out.push((*key_db, key.to_vec())),
+                    MemValue::Retime => retimed.push((*key_db, key.to_vec())),
                     MemValue::Delete => {}
                 }
             }
@@ -1162,7 +1185,7 @@ impl Slot {
                     break;
                 }
                 if entry.expire_at != 0 && entry.expire_at <= now && !matches!(entry.value, MemValue::Delete) {
-                    expired.push((*db, key.clone()));
+                    expired.push((*db, key.to_vec()));
                 }
             }
         }

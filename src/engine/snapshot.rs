@@ -43,6 +43,7 @@ use super::buckets::PageId;
 use super::envelope::{self, ValueKind};
 use super::error::{Error, Result};
 use super::key::key_hash;
+use super::memtable::MemKeyBytes;
 use super::page::{self, CellValueRef};
 use super::slot::{position_of, MemKey, MemValue, Slot, POSITION_BITS};
 use super::{Entry, KeyInfo};
@@ -227,7 +228,7 @@ pub(crate) fn capture(slot: &mut Slot, db: u16, key: &[u8]) {
     if !capture.wants(db, reversed) {
         return;
     }
-    let mem_key: MemKey = (reversed, db, key.to_vec());
+    let mem_key: MemKey = (reversed, db, key.into());
     if capture.images.contains_key(&mem_key) {
         return;
     }
@@ -333,7 +334,7 @@ fn before_image(slot: &mut Slot, db: u16, key: &[u8], reversed: u64) -> Result<O
 /// has a before-image, `None` when the slot's current state is the snapshot's.
 pub(crate) fn view_get(slot: &mut Slot, db: u16, key: &[u8]) -> Result<Option<Option<Entry>>> {
     let Some(capture) = slot.snapshot.as_ref() else { return Ok(None) };
-    let mem_key: MemKey = (key_hash(db, key).reverse_bits(), db, key.to_vec());
+    let mem_key: MemKey = (key_hash(db, key).reverse_bits(), db, key.into());
     match capture.images.get(&mem_key) {
         None => Ok(None),
         Some(Image::Absent) => Ok(Some(None)),
@@ -356,7 +357,7 @@ pub(crate) fn view_get(slot: &mut Slot, db: u16, key: &[u8]) -> Result<Option<Op
 /// As [`view_get`], for `Slot::key_info`.
 pub(crate) fn view_key_info(slot: &mut Slot, db: u16, key: &[u8]) -> Result<Option<Option<KeyInfo>>> {
     let Some(capture) = slot.snapshot.as_ref() else { return Ok(None) };
-    let mem_key: MemKey = (key_hash(db, key).reverse_bits(), db, key.to_vec());
+    let mem_key: MemKey = (key_hash(db, key).reverse_bits(), db, key.into());
     let info = |kind: ValueKind, expire_at: u64| KeyInfo { kind, expire_at_ms: (expire_at != 0).then_some(expire_at) };
     Ok(match capture.images.get(&mem_key) {
         None => None,
@@ -540,7 +541,7 @@ impl Snapshot {
         let range_keys = range_images(&guard, db, position, next)?;
         for key in &range_keys {
             let in_pages = guard.snapshot.as_ref().is_some_and(|capture| {
-                let mem_key: MemKey = (key_hash(db, key).reverse_bits(), db, key.clone());
+                let mem_key: MemKey = (key_hash(db, key).reverse_bits(), db, key.as_slice().into());
                 matches!(capture.images.get(&mem_key), Some(Image::InPages))
             });
             // A key whose state was the pages' came with the scan.
@@ -597,7 +598,7 @@ impl Snapshot {
             None => (rank + 1, 0),
         };
         for key in range_keys {
-            let mem_key: MemKey = (key_hash(db, &key).reverse_bits(), db, key);
+            let mem_key: MemKey = (key_hash(db, &key).reverse_bits(), db, key.into());
             if let Some(image) = capture.images.remove(&mem_key) {
                 self.shared.release(&image, mem_key.2.len());
             }
@@ -614,14 +615,14 @@ impl Snapshot {
 /// Keys of `db` with a before-image at scan positions from `position` up to `next` (the end if `None`).
 fn range_images(slot: &Slot, db: u16, position: u64, next: Option<u64>) -> Result<Vec<Vec<u8>>> {
     let capture = slot.snapshot.as_ref().ok_or_else(|| Error::Snapshot("capture vanished".into()))?;
-    let low: MemKey = (position << (64 - POSITION_BITS), 0u16, Vec::new());
+    let low: MemKey = (position << (64 - POSITION_BITS), 0u16, MemKeyBytes::new());
     let in_range = |key: &MemKey| next.is_none_or(|end| key.0 < end << (64 - POSITION_BITS));
     Ok(capture
         .images
         .range(low..)
         .take_while(|(key, _)| in_range(key))
         .filter(|(key, _)| key.1 == db)
-        .map(|(key, _)| key.2.clone())
+        .map(|(key, _)| key.2.to_vec())
         .collect())
 }
 
@@ -647,8 +648,9 @@ fn scan_values(
     let added_before = out.len();
     while position < space_end {
         let (bucket, range_end) = slot.bucket_range(position);
-        let low: MemKey = (position << (64 - POSITION_BITS), 0, Vec::new());
-        let high: Option<MemKey> = (range_end < space_end).then(|| (range_end << (64 - POSITION_BITS), 0, Vec::new()));
+        let low: MemKey = (position << (64 - POSITION_BITS), 0, MemKeyBytes::new());
+        let high: Option<MemKey> =
+            (range_end < space_end).then(|| (range_end << (64 - POSITION_BITS), 0, MemKeyBytes::new()));
         let in_range = |key: &MemKey| high.as_ref().is_none_or(|high| key < high);
         // Keys of the range with a before-image: served from it by the caller, except those whose
         // state at the instant is still the pages' (`true`), read here from their cells.
@@ -658,7 +660,7 @@ fn scan_values(
                 .range(low.clone()..)
                 .take_while(|(key, _)| in_range(key))
                 .filter(|(key, _)| key.1 == db)
-                .map(|(key, image)| (key.2.clone(), matches!(image, Image::InPages)))
+                .map(|(key, image)| (key.2.to_vec(), matches!(image, Image::InPages)))
                 .collect(),
             None => HashMap::new(),
         };
@@ -721,11 +723,11 @@ fn scan_values(
         for ((_, key_db, key), entry) in
             slot.memtable.range((Bound::Included(low), high.map_or(Bound::Unbounded, Bound::Excluded)))
         {
-            if *key_db != db || !alive(entry.expire_at) || imaged.contains_key(key) {
+            if *key_db != db || !alive(entry.expire_at) || imaged.contains_key(key.as_slice()) {
                 continue;
             }
             if let MemValue::Set { kind, envelope } = &entry.value {
-                written.push((key.clone(), *kind, entry.expire_at, slot.load_envelope(envelope)?));
+                written.push((key.to_vec(), *kind, entry.expire_at, slot.load_envelope(envelope)?));
             }
         }
         for (key, kind, expire_at, envelope) in written {

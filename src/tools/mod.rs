@@ -6,6 +6,7 @@
 pub mod bigkeys;
 pub mod check;
 pub mod completions;
+pub mod huge_pages;
 pub mod ingest_parquet;
 pub mod inspect_bucket;
 pub mod inspect_segment;

@@ -19,6 +19,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+    super::huge_pages::start();
     match crate::server::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
