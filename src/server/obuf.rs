@@ -8,7 +8,8 @@
 //!
 //! The class is `pubsub` while the client has any subscription (channel, pattern or shard channel),
 //! `normal` otherwise (a MONITOR client too, as Redis classes it). A client at or past its class's hard
-//! limit, or past the soft limit for more than its seconds, is closed at once with nothing more sent
+//! limit, or past the soft limit for more than its seconds (or, in a class with no hard limit, with more
+//! than [`PUSH_BOUND`] of pushed messages unread), is closed at once with nothing more sent
 //! (its unsent output is dropped, as Redis frees it), and Redis's log line. The checks run where output
 //! grows (each push, each reply encoded past [`STATIC_BUF`]) and, for a soft limit reached while nothing
 //! new arrives, in [`watch`] four times a second (Redis's `clientsCron`).
@@ -107,7 +108,7 @@ pub struct ClientObuf {
     limits: OnceLock<Arc<Limits>>,
     /// Bytes of the write buffer not yet written while a flush waits for the client.
     unsent: AtomicUsize,
-    /// When the soft limit was first seen reached, in milliseconds of [`now_ms`] (0: not reached).
+    /// When the soft limit was first seen reached, in milliseconds of `now_ms` (0: not reached).
     soft_since: AtomicU64,
     /// Closed for its output: nothing more is written.
     closing: AtomicBool,
@@ -195,9 +196,17 @@ pub fn close(handle: &ClientHandle, scheduled: bool) {
     handle.kill();
 }
 
-/// After a push of `size` bytes was queued for `handle`: closes it if that put it past a limit.
+/// Pushed messages a client whose class has no hard limit may leave unread: Redis's pubsub hard limit.
+/// Redis buffers a normal client's output without bound by default; Velo keeps this bound for the
+/// messages it pushes (MONITOR lines, tracking invalidations to a client that does not read).
+pub const PUSH_BOUND: u64 = 32 << 20;
+
+/// After a push was queued for `handle`: closes it if that put it past a limit (or, for a class with no
+/// hard limit, past [`PUSH_BOUND`]).
 pub fn after_push(handle: &ClientHandle) -> bool {
-    if reached(handle, used(handle, 0)) {
+    let used = used(handle, 0);
+    let unbounded = handle.obuf.limit(class_of(handle)).hard == 0;
+    if reached(handle, used) || (unbounded && used as u64 >= PUSH_BOUND) {
         close(handle, true);
         return true;
     }

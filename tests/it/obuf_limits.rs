@@ -216,3 +216,21 @@ fn soft_limit_closes_after_its_seconds_without_traffic() {
         format!("kept for 0.5 s: {kept}, closed after 1 s and within 5 s: {closed_in_time}")
     });
 }
+
+/// A MONITOR client (class `normal`, no limit by default) that never reads is closed once its unread
+/// lines pass 32 MiB (`obuf::PUSH_BOUND`): Velo's bound where Redis would buffer without one.
+#[test]
+fn monitor_that_never_reads_is_closed_at_the_push_bound() {
+    let velo = TestServer::start();
+    let mut control = Conn::connect(velo.port);
+    let mut monitor = named(velo.port, "mon");
+    assert_eq!(monitor.cmd(&["MONITOR"]), b"+OK\r\n");
+    let value = "z".repeat(100_000);
+    let mut sent = 0;
+    while client_line(&mut control, "mon").is_some() {
+        control.cmd(&["SET", "k", &value]);
+        sent += 1;
+        assert!(sent < 1000, "the monitor was not closed after {sent} lines of 100 KB");
+    }
+    assert!(sent > 300, "closed after {sent} lines, before 32 MiB");
+}
