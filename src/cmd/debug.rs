@@ -183,6 +183,11 @@ fn quicklist_packed_threshold(args: &mut Args) -> Result<Reply, CmdError> {
 /// no object in memory to point at); `serializedlength` is the value's RDB length, as Redis's; the `lru`
 /// fields are left out: the access clock is kept apart from the data (`server::access`, OBJECT IDLETIME).
 fn object(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    // Redis looks the key up without checking expiry: an expired key not yet deleted is described.
+    crate::script::current::ignoring_expiry(|| describe_object(ctx, args))
+}
+
+fn describe_object(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let db = ctx.db();
     let Some(entry) = ctx.engine.get(db, &key)? else { return Err(CmdError::NoSuchKey) };

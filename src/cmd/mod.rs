@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //! - [`spec`]: [`CommandSpec`] and its flag sets; [`table`]: the entries, @generated from `commands/*.json`
-//!   by [`codegen`].
+//!   by [`codegen`]; [`keyspecs`]: Redis 7.0's key specs and their flags (COMMAND GETKEYSANDFLAGS, INFO).
 //! - [`collection`]: loading, storing and modifying the collection types stored as one value.
 //! - [`args`]: the argument cursor; `error`: [`CmdError`] with Redis's exact texts.
 //! - Handlers, one file per group: [`connection`], [`string`], [`bitmap`], [`generic`] (keys),
@@ -35,6 +35,7 @@ pub mod hash;
 pub mod hyperloglog;
 pub mod info;
 pub mod introspection;
+pub mod keyspecs;
 pub mod list;
 pub mod memory;
 pub mod migrate;

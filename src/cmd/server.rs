@@ -206,7 +206,8 @@ fn command_info_entry(spec: &CommandSpec) -> Reply {
         Reply::Int(spec.key_step.into()),
         simple_set(spec.acl.texts()),
         Reply::Array(Vec::new()),
-        Reply::Array(key_specs),
+        // Redis 7.0's own specs where it has the command; Velo's finders for its own commands.
+        super::keyspecs::info_reply(spec.fullname).unwrap_or(Reply::Array(key_specs)),
         Reply::Array(spec.subcommands.iter().map(command_info_entry).collect()),
     ])
 }
@@ -404,6 +405,31 @@ pub fn command_getkeys(_ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, Cmd
 }
 
 /// ```text
+/// COMMAND GETKEYSANDFLAGS command [arg [arg ...]]
+/// ```
+pub fn command_getkeysandflags(_ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    let argv = args.rest();
+    let invalid = || CmdError::err("Invalid command specified");
+    let container = lookup(&argv[0]).ok_or_else(invalid)?;
+    let spec = match (container.subcommands.is_empty(), argv.get(1)) {
+        (false, Some(sub)) => container.subcommand(sub).ok_or_else(invalid)?,
+        _ => container,
+    };
+    // The same checks as GETKEYS, in Redis's order.
+    if (spec.first_key <= 0 && spec.key_finders.is_empty()) || spec.has(crate::cmd::spec::Flags::PUBSUB) {
+        return Err(CmdError::err("The command has no key arguments"));
+    }
+    if !spec.arity_ok(argv.len()) {
+        return Err(CmdError::err("Invalid number of arguments specified for command"));
+    }
+    match super::keyspecs::keys_and_flags(spec, &argv) {
+        Some(keys) if !keys.is_empty() => Ok(super::keyspecs::keys_and_flags_reply(&argv, keys)),
+        _ if spec.has(crate::cmd::spec::Flags::NO_MANDATORY_KEYS) => Ok(Reply::Array(Vec::new())),
+        _ => Err(CmdError::err("Invalid arguments specified for command")),
+    }
+}
+
+/// ```text
 /// COMMAND HELP
 /// ```
 pub fn command_help(_ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
@@ -421,6 +447,8 @@ pub fn command_help(_ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdEr
         "    Return documentation details about multiple Redis commands.",
         "GETKEYS <full-command>",
         "    Return the keys from a full Redis command.",
+        "GETKEYSANDFLAGS <full-command>",
+        "    Return the keys and the access flags from a full Redis command.",
         "HELP",
         "    Prints this help.",
     ]))

@@ -4,7 +4,7 @@
 use super::spec::{AclCategories, CommandSpec, Flags, KeyFinder, KeywordKeys};
 
 /// Number of commands and subcommands (ids are `0..COMMAND_COUNT`).
-pub const COMMAND_COUNT: usize = 327;
+pub const COMMAND_COUNT: usize = 328;
 
 static CLIENT_SUBCOMMANDS: [CommandSpec; 18] = [
     CommandSpec {
@@ -333,7 +333,7 @@ static CLIENT_SUBCOMMANDS: [CommandSpec; 18] = [
     },
 ];
 
-static COMMAND_SUBCOMMANDS: [CommandSpec; 6] = [
+static COMMAND_SUBCOMMANDS: [CommandSpec; 7] = [
     CommandSpec {
         id: 46,
         name: "count",
@@ -390,6 +390,24 @@ static COMMAND_SUBCOMMANDS: [CommandSpec; 6] = [
     },
     CommandSpec {
         id: 49,
+        name: "getkeysandflags",
+        fullname: "command|getkeysandflags",
+        arity: -4,
+        flags: Flags::LOADING.union(Flags::STALE),
+        acl: AclCategories::SLOW.union(AclCategories::CONNECTION),
+        first_key: 0,
+        last_key: 0,
+        key_step: 0,
+        key_finders: &[],
+        group: "server",
+        summary: "Extracts the key names and access flags from an arbitrary command.",
+        since: "7.0.0",
+        complexity: "O(N) where N is the number of arguments to the command",
+        handler: Some(super::server::command_getkeysandflags),
+        subcommands: &[],
+    },
+    CommandSpec {
+        id: 50,
         name: "help",
         fullname: "command|help",
         arity: 2,
@@ -407,7 +425,7 @@ static COMMAND_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 50,
+        id: 51,
         name: "info",
         fullname: "command|info",
         arity: -2,
@@ -425,7 +443,7 @@ static COMMAND_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 51,
+        id: 52,
         name: "list",
         fullname: "command|list",
         arity: -2,
@@ -446,7 +464,7 @@ static COMMAND_SUBCOMMANDS: [CommandSpec; 6] = [
 
 static CONFIG_SUBCOMMANDS: [CommandSpec; 5] = [
     CommandSpec {
-        id: 53,
+        id: 54,
         name: "get",
         fullname: "config|get",
         arity: -3,
@@ -464,7 +482,7 @@ static CONFIG_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 54,
+        id: 55,
         name: "help",
         fullname: "config|help",
         arity: 2,
@@ -482,7 +500,7 @@ static CONFIG_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 55,
+        id: 56,
         name: "resetstat",
         fullname: "config|resetstat",
         arity: 2,
@@ -500,7 +518,7 @@ static CONFIG_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 56,
+        id: 57,
         name: "rewrite",
         fullname: "config|rewrite",
         arity: 2,
@@ -518,7 +536,7 @@ static CONFIG_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 57,
+        id: 58,
         name: "set",
         fullname: "config|set",
         arity: -4,
@@ -539,7 +557,7 @@ static CONFIG_SUBCOMMANDS: [CommandSpec; 5] = [
 
 static FUNCTION_SUBCOMMANDS: [CommandSpec; 9] = [
     CommandSpec {
-        id: 81,
+        id: 82,
         name: "delete",
         fullname: "function|delete",
         arity: 3,
@@ -557,7 +575,7 @@ static FUNCTION_SUBCOMMANDS: [CommandSpec; 9] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 82,
+        id: 83,
         name: "dump",
         fullname: "function|dump",
         arity: 2,
@@ -575,7 +593,7 @@ static FUNCTION_SUBCOMMANDS: [CommandSpec; 9] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 83,
+        id: 84,
         name: "flush",
         fullname: "function|flush",
         arity: -2,
@@ -593,7 +611,7 @@ static FUNCTION_SUBCOMMANDS: [CommandSpec; 9] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 84,
+        id: 85,
         name: "help",
         fullname: "function|help",
         arity: 2,
@@ -611,7 +629,7 @@ static FUNCTION_SUBCOMMANDS: [CommandSpec; 9] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 85,
+        id: 86,
         name: "kill",
         fullname: "function|kill",
         arity: 2,
@@ -629,7 +647,7 @@ static FUNCTION_SUBCOMMANDS: [CommandSpec; 9] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 86,
+        id: 87,
         name: "list",
         fullname: "function|list",
         arity: -2,
@@ -647,7 +665,7 @@ static FUNCTION_SUBCOMMANDS: [CommandSpec; 9] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 87,
+        id: 88,
         name: "load",
         fullname: "function|load",
         arity: -3,
@@ -665,7 +683,7 @@ static FUNCTION_SUBCOMMANDS: [CommandSpec; 9] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 88,
+        id: 89,
         name: "restore",
         fullname: "function|restore",
         arity: -3,
@@ -683,7 +701,7 @@ static FUNCTION_SUBCOMMANDS: [CommandSpec; 9] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 89,
+        id: 90,
         name: "stats",
         fullname: "function|stats",
         arity: 2,
@@ -704,7 +722,7 @@ static FUNCTION_SUBCOMMANDS: [CommandSpec; 9] = [
 
 static LATENCY_SUBCOMMANDS: [CommandSpec; 7] = [
     CommandSpec {
-        id: 130,
+        id: 131,
         name: "doctor",
         fullname: "latency|doctor",
         arity: 2,
@@ -722,7 +740,7 @@ static LATENCY_SUBCOMMANDS: [CommandSpec; 7] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 131,
+        id: 132,
         name: "graph",
         fullname: "latency|graph",
         arity: 3,
@@ -740,7 +758,7 @@ static LATENCY_SUBCOMMANDS: [CommandSpec; 7] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 132,
+        id: 133,
         name: "help",
         fullname: "latency|help",
         arity: 2,
@@ -758,7 +776,7 @@ static LATENCY_SUBCOMMANDS: [CommandSpec; 7] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 133,
+        id: 134,
         name: "histogram",
         fullname: "latency|histogram",
         arity: -2,
@@ -776,7 +794,7 @@ static LATENCY_SUBCOMMANDS: [CommandSpec; 7] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 134,
+        id: 135,
         name: "history",
         fullname: "latency|history",
         arity: 3,
@@ -794,7 +812,7 @@ static LATENCY_SUBCOMMANDS: [CommandSpec; 7] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 135,
+        id: 136,
         name: "latest",
         fullname: "latency|latest",
         arity: 2,
@@ -812,7 +830,7 @@ static LATENCY_SUBCOMMANDS: [CommandSpec; 7] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 136,
+        id: 137,
         name: "reset",
         fullname: "latency|reset",
         arity: -2,
@@ -833,7 +851,7 @@ static LATENCY_SUBCOMMANDS: [CommandSpec; 7] = [
 
 static MEMORY_SUBCOMMANDS: [CommandSpec; 6] = [
     CommandSpec {
-        id: 153,
+        id: 154,
         name: "doctor",
         fullname: "memory|doctor",
         arity: 2,
@@ -851,7 +869,7 @@ static MEMORY_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 154,
+        id: 155,
         name: "help",
         fullname: "memory|help",
         arity: 2,
@@ -869,7 +887,7 @@ static MEMORY_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 155,
+        id: 156,
         name: "malloc-stats",
         fullname: "memory|malloc-stats",
         arity: 2,
@@ -887,7 +905,7 @@ static MEMORY_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 156,
+        id: 157,
         name: "purge",
         fullname: "memory|purge",
         arity: 2,
@@ -905,7 +923,7 @@ static MEMORY_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 157,
+        id: 158,
         name: "stats",
         fullname: "memory|stats",
         arity: 2,
@@ -923,7 +941,7 @@ static MEMORY_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 158,
+        id: 159,
         name: "usage",
         fullname: "memory|usage",
         arity: -3,
@@ -944,7 +962,7 @@ static MEMORY_SUBCOMMANDS: [CommandSpec; 6] = [
 
 static MODULE_SUBCOMMANDS: [CommandSpec; 5] = [
     CommandSpec {
-        id: 162,
+        id: 163,
         name: "help",
         fullname: "module|help",
         arity: 2,
@@ -962,7 +980,7 @@ static MODULE_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 163,
+        id: 164,
         name: "list",
         fullname: "module|list",
         arity: 2,
@@ -980,7 +998,7 @@ static MODULE_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 164,
+        id: 165,
         name: "load",
         fullname: "module|load",
         arity: -3,
@@ -998,7 +1016,7 @@ static MODULE_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 165,
+        id: 166,
         name: "loadex",
         fullname: "module|loadex",
         arity: -3,
@@ -1016,7 +1034,7 @@ static MODULE_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 166,
+        id: 167,
         name: "unload",
         fullname: "module|unload",
         arity: 3,
@@ -1037,7 +1055,7 @@ static MODULE_SUBCOMMANDS: [CommandSpec; 5] = [
 
 static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
     CommandSpec {
-        id: 173,
+        id: 174,
         name: "encoding",
         fullname: "object|encoding",
         arity: 3,
@@ -1055,7 +1073,7 @@ static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 174,
+        id: 175,
         name: "freq",
         fullname: "object|freq",
         arity: 3,
@@ -1073,7 +1091,7 @@ static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 175,
+        id: 176,
         name: "help",
         fullname: "object|help",
         arity: 2,
@@ -1091,7 +1109,7 @@ static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 176,
+        id: 177,
         name: "idletime",
         fullname: "object|idletime",
         arity: 3,
@@ -1109,7 +1127,7 @@ static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 177,
+        id: 178,
         name: "refcount",
         fullname: "object|refcount",
         arity: 3,
@@ -1130,7 +1148,7 @@ static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
 
 static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
     CommandSpec {
-        id: 191,
+        id: 192,
         name: "channels",
         fullname: "pubsub|channels",
         arity: -2,
@@ -1148,7 +1166,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 192,
+        id: 193,
         name: "help",
         fullname: "pubsub|help",
         arity: 2,
@@ -1166,7 +1184,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 193,
+        id: 194,
         name: "numpat",
         fullname: "pubsub|numpat",
         arity: 2,
@@ -1184,7 +1202,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 194,
+        id: 195,
         name: "numsub",
         fullname: "pubsub|numsub",
         arity: -2,
@@ -1202,7 +1220,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 195,
+        id: 196,
         name: "shardchannels",
         fullname: "pubsub|shardchannels",
         arity: -2,
@@ -1220,7 +1238,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 196,
+        id: 197,
         name: "shardnumsub",
         fullname: "pubsub|shardnumsub",
         arity: -2,
@@ -1241,7 +1259,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
 
 static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
     CommandSpec {
-        id: 215,
+        id: 216,
         name: "debug",
         fullname: "script|debug",
         arity: 3,
@@ -1259,7 +1277,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 216,
+        id: 217,
         name: "exists",
         fullname: "script|exists",
         arity: -3,
@@ -1277,7 +1295,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 217,
+        id: 218,
         name: "flush",
         fullname: "script|flush",
         arity: -2,
@@ -1295,7 +1313,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 218,
+        id: 219,
         name: "help",
         fullname: "script|help",
         arity: 2,
@@ -1313,7 +1331,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 219,
+        id: 220,
         name: "kill",
         fullname: "script|kill",
         arity: 2,
@@ -1331,7 +1349,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 220,
+        id: 221,
         name: "load",
         fullname: "script|load",
         arity: 3,
@@ -1352,7 +1370,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
 
 static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
     CommandSpec {
-        id: 235,
+        id: 236,
         name: "get",
         fullname: "slowlog|get",
         arity: -2,
@@ -1370,7 +1388,7 @@ static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 236,
+        id: 237,
         name: "help",
         fullname: "slowlog|help",
         arity: 2,
@@ -1388,7 +1406,7 @@ static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 237,
+        id: 238,
         name: "len",
         fullname: "slowlog|len",
         arity: 2,
@@ -1406,7 +1424,7 @@ static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 238,
+        id: 239,
         name: "reset",
         fullname: "slowlog|reset",
         arity: 2,
@@ -1427,7 +1445,7 @@ static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
 
 static VELO_SUBCOMMANDS: [CommandSpec; 1] = [
     CommandSpec {
-        id: 266,
+        id: 267,
         name: "families",
         fullname: "velo|families",
         arity: 2,
@@ -1448,7 +1466,7 @@ static VELO_SUBCOMMANDS: [CommandSpec; 1] = [
 
 static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
     CommandSpec {
-        id: 275,
+        id: 276,
         name: "create",
         fullname: "xgroup|create",
         arity: -5,
@@ -1466,7 +1484,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 276,
+        id: 277,
         name: "createconsumer",
         fullname: "xgroup|createconsumer",
         arity: 5,
@@ -1484,7 +1502,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 277,
+        id: 278,
         name: "delconsumer",
         fullname: "xgroup|delconsumer",
         arity: 5,
@@ -1502,7 +1520,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 278,
+        id: 279,
         name: "destroy",
         fullname: "xgroup|destroy",
         arity: 4,
@@ -1520,7 +1538,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 279,
+        id: 280,
         name: "help",
         fullname: "xgroup|help",
         arity: 2,
@@ -1538,7 +1556,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 280,
+        id: 281,
         name: "setid",
         fullname: "xgroup|setid",
         arity: -5,
@@ -1559,7 +1577,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
 
 static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
     CommandSpec {
-        id: 282,
+        id: 283,
         name: "consumers",
         fullname: "xinfo|consumers",
         arity: 4,
@@ -1577,7 +1595,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 283,
+        id: 284,
         name: "groups",
         fullname: "xinfo|groups",
         arity: 3,
@@ -1595,7 +1613,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 284,
+        id: 285,
         name: "help",
         fullname: "xinfo|help",
         arity: 2,
@@ -1613,7 +1631,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 285,
+        id: 286,
         name: "stream",
         fullname: "xinfo|stream",
         arity: -3,
@@ -2139,7 +2157,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &CLIENT_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 52,
+        id: 53,
         name: "command",
         fullname: "command",
         arity: -1,
@@ -2157,7 +2175,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &COMMAND_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 58,
+        id: 59,
         name: "config",
         fullname: "config",
         arity: -2,
@@ -2175,7 +2193,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &CONFIG_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 59,
+        id: 60,
         name: "copy",
         fullname: "copy",
         arity: -3,
@@ -2193,7 +2211,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 60,
+        id: 61,
         name: "dbsize",
         fullname: "dbsize",
         arity: 1,
@@ -2211,7 +2229,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 61,
+        id: 62,
         name: "debug",
         fullname: "debug",
         arity: -2,
@@ -2229,7 +2247,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 62,
+        id: 63,
         name: "decr",
         fullname: "decr",
         arity: 2,
@@ -2247,7 +2265,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 63,
+        id: 64,
         name: "decrby",
         fullname: "decrby",
         arity: 3,
@@ -2265,7 +2283,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 64,
+        id: 65,
         name: "del",
         fullname: "del",
         arity: -2,
@@ -2283,7 +2301,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 65,
+        id: 66,
         name: "discard",
         fullname: "discard",
         arity: 1,
@@ -2301,7 +2319,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 66,
+        id: 67,
         name: "dump",
         fullname: "dump",
         arity: 2,
@@ -2319,7 +2337,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 67,
+        id: 68,
         name: "echo",
         fullname: "echo",
         arity: 2,
@@ -2337,7 +2355,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 68,
+        id: 69,
         name: "eval",
         fullname: "eval",
         arity: -3,
@@ -2355,7 +2373,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 69,
+        id: 70,
         name: "evalsha",
         fullname: "evalsha",
         arity: -3,
@@ -2373,7 +2391,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 70,
+        id: 71,
         name: "evalsha_ro",
         fullname: "evalsha_ro",
         arity: -3,
@@ -2391,7 +2409,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 71,
+        id: 72,
         name: "eval_ro",
         fullname: "eval_ro",
         arity: -3,
@@ -2409,7 +2427,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 72,
+        id: 73,
         name: "exec",
         fullname: "exec",
         arity: 1,
@@ -2427,7 +2445,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 73,
+        id: 74,
         name: "exists",
         fullname: "exists",
         arity: -2,
@@ -2445,7 +2463,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 74,
+        id: 75,
         name: "expire",
         fullname: "expire",
         arity: -3,
@@ -2463,7 +2481,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 75,
+        id: 76,
         name: "expireat",
         fullname: "expireat",
         arity: -3,
@@ -2481,7 +2499,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 76,
+        id: 77,
         name: "expiretime",
         fullname: "expiretime",
         arity: 2,
@@ -2499,7 +2517,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 77,
+        id: 78,
         name: "fcall",
         fullname: "fcall",
         arity: -3,
@@ -2517,7 +2535,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 78,
+        id: 79,
         name: "fcall_ro",
         fullname: "fcall_ro",
         arity: -3,
@@ -2535,7 +2553,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 79,
+        id: 80,
         name: "flushall",
         fullname: "flushall",
         arity: -1,
@@ -2553,7 +2571,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 80,
+        id: 81,
         name: "flushdb",
         fullname: "flushdb",
         arity: -1,
@@ -2571,7 +2589,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 90,
+        id: 91,
         name: "function",
         fullname: "function",
         arity: -2,
@@ -2589,7 +2607,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &FUNCTION_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 91,
+        id: 92,
         name: "geoadd",
         fullname: "geoadd",
         arity: -5,
@@ -2607,7 +2625,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 92,
+        id: 93,
         name: "geodist",
         fullname: "geodist",
         arity: -4,
@@ -2625,7 +2643,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 93,
+        id: 94,
         name: "geohash",
         fullname: "geohash",
         arity: -2,
@@ -2643,7 +2661,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 94,
+        id: 95,
         name: "geopos",
         fullname: "geopos",
         arity: -2,
@@ -2661,7 +2679,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 95,
+        id: 96,
         name: "georadius",
         fullname: "georadius",
         arity: -6,
@@ -2679,7 +2697,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 96,
+        id: 97,
         name: "georadiusbymember",
         fullname: "georadiusbymember",
         arity: -5,
@@ -2697,7 +2715,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 97,
+        id: 98,
         name: "georadiusbymember_ro",
         fullname: "georadiusbymember_ro",
         arity: -5,
@@ -2715,7 +2733,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 98,
+        id: 99,
         name: "georadius_ro",
         fullname: "georadius_ro",
         arity: -6,
@@ -2733,7 +2751,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 99,
+        id: 100,
         name: "geosearch",
         fullname: "geosearch",
         arity: -7,
@@ -2751,7 +2769,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 100,
+        id: 101,
         name: "geosearchstore",
         fullname: "geosearchstore",
         arity: -8,
@@ -2769,7 +2787,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 101,
+        id: 102,
         name: "get",
         fullname: "get",
         arity: 2,
@@ -2787,7 +2805,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 102,
+        id: 103,
         name: "getbit",
         fullname: "getbit",
         arity: 3,
@@ -2805,7 +2823,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 103,
+        id: 104,
         name: "getdel",
         fullname: "getdel",
         arity: 2,
@@ -2823,7 +2841,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 104,
+        id: 105,
         name: "getex",
         fullname: "getex",
         arity: -2,
@@ -2841,7 +2859,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 105,
+        id: 106,
         name: "getrange",
         fullname: "getrange",
         arity: 4,
@@ -2859,7 +2877,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 106,
+        id: 107,
         name: "getset",
         fullname: "getset",
         arity: 3,
@@ -2877,7 +2895,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 107,
+        id: 108,
         name: "hdel",
         fullname: "hdel",
         arity: -3,
@@ -2895,7 +2913,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 108,
+        id: 109,
         name: "hello",
         fullname: "hello",
         arity: -1,
@@ -2913,7 +2931,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 109,
+        id: 110,
         name: "hexists",
         fullname: "hexists",
         arity: 3,
@@ -2931,7 +2949,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 110,
+        id: 111,
         name: "hget",
         fullname: "hget",
         arity: 3,
@@ -2949,7 +2967,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 111,
+        id: 112,
         name: "hgetall",
         fullname: "hgetall",
         arity: 2,
@@ -2967,7 +2985,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 112,
+        id: 113,
         name: "hincrby",
         fullname: "hincrby",
         arity: 4,
@@ -2985,7 +3003,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 113,
+        id: 114,
         name: "hincrbyfloat",
         fullname: "hincrbyfloat",
         arity: 4,
@@ -3003,7 +3021,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 114,
+        id: 115,
         name: "hkeys",
         fullname: "hkeys",
         arity: 2,
@@ -3021,7 +3039,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 115,
+        id: 116,
         name: "hlen",
         fullname: "hlen",
         arity: 2,
@@ -3039,7 +3057,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 116,
+        id: 117,
         name: "hmget",
         fullname: "hmget",
         arity: -3,
@@ -3057,7 +3075,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 117,
+        id: 118,
         name: "hmset",
         fullname: "hmset",
         arity: -4,
@@ -3075,7 +3093,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 118,
+        id: 119,
         name: "hrandfield",
         fullname: "hrandfield",
         arity: -2,
@@ -3093,7 +3111,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 119,
+        id: 120,
         name: "hscan",
         fullname: "hscan",
         arity: -3,
@@ -3111,7 +3129,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 120,
+        id: 121,
         name: "hset",
         fullname: "hset",
         arity: -4,
@@ -3129,7 +3147,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 121,
+        id: 122,
         name: "hsetnx",
         fullname: "hsetnx",
         arity: 4,
@@ -3147,7 +3165,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 122,
+        id: 123,
         name: "hstrlen",
         fullname: "hstrlen",
         arity: 3,
@@ -3165,7 +3183,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 123,
+        id: 124,
         name: "hvals",
         fullname: "hvals",
         arity: 2,
@@ -3183,7 +3201,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 124,
+        id: 125,
         name: "incr",
         fullname: "incr",
         arity: 2,
@@ -3201,7 +3219,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 125,
+        id: 126,
         name: "incrby",
         fullname: "incrby",
         arity: 3,
@@ -3219,7 +3237,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 126,
+        id: 127,
         name: "incrbyfloat",
         fullname: "incrbyfloat",
         arity: 3,
@@ -3237,7 +3255,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 127,
+        id: 128,
         name: "info",
         fullname: "info",
         arity: -1,
@@ -3255,7 +3273,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 128,
+        id: 129,
         name: "keys",
         fullname: "keys",
         arity: 2,
@@ -3273,7 +3291,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 129,
+        id: 130,
         name: "lastsave",
         fullname: "lastsave",
         arity: 1,
@@ -3291,7 +3309,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 137,
+        id: 138,
         name: "latency",
         fullname: "latency",
         arity: -2,
@@ -3309,7 +3327,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &LATENCY_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 138,
+        id: 139,
         name: "lcs",
         fullname: "lcs",
         arity: -3,
@@ -3327,7 +3345,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 139,
+        id: 140,
         name: "lindex",
         fullname: "lindex",
         arity: 3,
@@ -3345,7 +3363,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 140,
+        id: 141,
         name: "linsert",
         fullname: "linsert",
         arity: 5,
@@ -3363,7 +3381,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 141,
+        id: 142,
         name: "llen",
         fullname: "llen",
         arity: 2,
@@ -3381,7 +3399,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 142,
+        id: 143,
         name: "lmove",
         fullname: "lmove",
         arity: 5,
@@ -3399,7 +3417,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 143,
+        id: 144,
         name: "lmpop",
         fullname: "lmpop",
         arity: -4,
@@ -3417,7 +3435,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 144,
+        id: 145,
         name: "lolwut",
         fullname: "lolwut",
         arity: -1,
@@ -3435,7 +3453,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 145,
+        id: 146,
         name: "lpop",
         fullname: "lpop",
         arity: -2,
@@ -3453,7 +3471,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 146,
+        id: 147,
         name: "lpos",
         fullname: "lpos",
         arity: -3,
@@ -3471,7 +3489,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 147,
+        id: 148,
         name: "lpush",
         fullname: "lpush",
         arity: -3,
@@ -3489,7 +3507,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 148,
+        id: 149,
         name: "lpushx",
         fullname: "lpushx",
         arity: -3,
@@ -3507,7 +3525,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 149,
+        id: 150,
         name: "lrange",
         fullname: "lrange",
         arity: 4,
@@ -3525,7 +3543,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 150,
+        id: 151,
         name: "lrem",
         fullname: "lrem",
         arity: 4,
@@ -3543,7 +3561,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 151,
+        id: 152,
         name: "lset",
         fullname: "lset",
         arity: 4,
@@ -3561,7 +3579,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 152,
+        id: 153,
         name: "ltrim",
         fullname: "ltrim",
         arity: 4,
@@ -3579,7 +3597,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 159,
+        id: 160,
         name: "memory",
         fullname: "memory",
         arity: -2,
@@ -3597,7 +3615,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &MEMORY_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 160,
+        id: 161,
         name: "mget",
         fullname: "mget",
         arity: -2,
@@ -3615,7 +3633,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 161,
+        id: 162,
         name: "migrate",
         fullname: "migrate",
         arity: -6,
@@ -3633,7 +3651,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 167,
+        id: 168,
         name: "module",
         fullname: "module",
         arity: -2,
@@ -3651,7 +3669,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &MODULE_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 168,
+        id: 169,
         name: "monitor",
         fullname: "monitor",
         arity: 1,
@@ -3669,7 +3687,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 169,
+        id: 170,
         name: "move",
         fullname: "move",
         arity: 3,
@@ -3687,7 +3705,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 170,
+        id: 171,
         name: "mset",
         fullname: "mset",
         arity: -3,
@@ -3705,7 +3723,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 171,
+        id: 172,
         name: "msetnx",
         fullname: "msetnx",
         arity: -3,
@@ -3723,7 +3741,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 172,
+        id: 173,
         name: "multi",
         fullname: "multi",
         arity: 1,
@@ -3741,7 +3759,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 178,
+        id: 179,
         name: "object",
         fullname: "object",
         arity: -2,
@@ -3759,7 +3777,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &OBJECT_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 179,
+        id: 180,
         name: "persist",
         fullname: "persist",
         arity: 2,
@@ -3777,7 +3795,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 180,
+        id: 181,
         name: "pexpire",
         fullname: "pexpire",
         arity: -3,
@@ -3795,7 +3813,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 181,
+        id: 182,
         name: "pexpireat",
         fullname: "pexpireat",
         arity: -3,
@@ -3813,7 +3831,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 182,
+        id: 183,
         name: "pexpiretime",
         fullname: "pexpiretime",
         arity: 2,
@@ -3831,7 +3849,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 183,
+        id: 184,
         name: "pfadd",
         fullname: "pfadd",
         arity: -2,
@@ -3849,7 +3867,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 184,
+        id: 185,
         name: "pfcount",
         fullname: "pfcount",
         arity: -2,
@@ -3867,7 +3885,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 185,
+        id: 186,
         name: "pfmerge",
         fullname: "pfmerge",
         arity: -2,
@@ -3885,7 +3903,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 186,
+        id: 187,
         name: "ping",
         fullname: "ping",
         arity: -1,
@@ -3903,7 +3921,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 187,
+        id: 188,
         name: "psetex",
         fullname: "psetex",
         arity: 4,
@@ -3921,7 +3939,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 188,
+        id: 189,
         name: "psubscribe",
         fullname: "psubscribe",
         arity: -2,
@@ -3939,7 +3957,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 189,
+        id: 190,
         name: "pttl",
         fullname: "pttl",
         arity: 2,
@@ -3957,7 +3975,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 190,
+        id: 191,
         name: "publish",
         fullname: "publish",
         arity: 3,
@@ -3975,7 +3993,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 197,
+        id: 198,
         name: "pubsub",
         fullname: "pubsub",
         arity: -2,
@@ -3993,7 +4011,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &PUBSUB_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 198,
+        id: 199,
         name: "punsubscribe",
         fullname: "punsubscribe",
         arity: -1,
@@ -4011,7 +4029,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 199,
+        id: 200,
         name: "quit",
         fullname: "quit",
         arity: -1,
@@ -4029,7 +4047,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 200,
+        id: 201,
         name: "randomkey",
         fullname: "randomkey",
         arity: 1,
@@ -4047,7 +4065,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 201,
+        id: 202,
         name: "rename",
         fullname: "rename",
         arity: 3,
@@ -4065,7 +4083,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 202,
+        id: 203,
         name: "renamenx",
         fullname: "renamenx",
         arity: 3,
@@ -4083,7 +4101,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 203,
+        id: 204,
         name: "replconf",
         fullname: "replconf",
         arity: -1,
@@ -4101,7 +4119,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 204,
+        id: 205,
         name: "reset",
         fullname: "reset",
         arity: 1,
@@ -4119,7 +4137,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 205,
+        id: 206,
         name: "restore",
         fullname: "restore",
         arity: -4,
@@ -4137,7 +4155,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 206,
+        id: 207,
         name: "role",
         fullname: "role",
         arity: 1,
@@ -4155,7 +4173,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 207,
+        id: 208,
         name: "rpop",
         fullname: "rpop",
         arity: -2,
@@ -4173,7 +4191,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 208,
+        id: 209,
         name: "rpoplpush",
         fullname: "rpoplpush",
         arity: 3,
@@ -4191,7 +4209,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 209,
+        id: 210,
         name: "rpush",
         fullname: "rpush",
         arity: -3,
@@ -4209,7 +4227,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 210,
+        id: 211,
         name: "rpushx",
         fullname: "rpushx",
         arity: -3,
@@ -4227,7 +4245,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 211,
+        id: 212,
         name: "sadd",
         fullname: "sadd",
         arity: -3,
@@ -4245,7 +4263,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 212,
+        id: 213,
         name: "save",
         fullname: "save",
         arity: 1,
@@ -4263,7 +4281,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 213,
+        id: 214,
         name: "scan",
         fullname: "scan",
         arity: -2,
@@ -4281,7 +4299,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 214,
+        id: 215,
         name: "scard",
         fullname: "scard",
         arity: 2,
@@ -4299,7 +4317,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 221,
+        id: 222,
         name: "script",
         fullname: "script",
         arity: -2,
@@ -4317,7 +4335,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &SCRIPT_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 222,
+        id: 223,
         name: "sdiff",
         fullname: "sdiff",
         arity: -2,
@@ -4335,7 +4353,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 223,
+        id: 224,
         name: "sdiffstore",
         fullname: "sdiffstore",
         arity: -3,
@@ -4353,7 +4371,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 224,
+        id: 225,
         name: "select",
         fullname: "select",
         arity: 2,
@@ -4371,7 +4389,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 225,
+        id: 226,
         name: "set",
         fullname: "set",
         arity: -3,
@@ -4389,7 +4407,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 226,
+        id: 227,
         name: "setbit",
         fullname: "setbit",
         arity: 4,
@@ -4407,7 +4425,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 227,
+        id: 228,
         name: "setex",
         fullname: "setex",
         arity: 4,
@@ -4425,7 +4443,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 228,
+        id: 229,
         name: "setnx",
         fullname: "setnx",
         arity: 3,
@@ -4443,7 +4461,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 229,
+        id: 230,
         name: "setrange",
         fullname: "setrange",
         arity: 4,
@@ -4461,7 +4479,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 230,
+        id: 231,
         name: "shutdown",
         fullname: "shutdown",
         arity: -1,
@@ -4479,7 +4497,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 231,
+        id: 232,
         name: "sinter",
         fullname: "sinter",
         arity: -2,
@@ -4497,7 +4515,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 232,
+        id: 233,
         name: "sintercard",
         fullname: "sintercard",
         arity: -3,
@@ -4515,7 +4533,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 233,
+        id: 234,
         name: "sinterstore",
         fullname: "sinterstore",
         arity: -3,
@@ -4533,7 +4551,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 234,
+        id: 235,
         name: "sismember",
         fullname: "sismember",
         arity: 3,
@@ -4551,7 +4569,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 239,
+        id: 240,
         name: "slowlog",
         fullname: "slowlog",
         arity: -2,
@@ -4569,7 +4587,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &SLOWLOG_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 240,
+        id: 241,
         name: "smembers",
         fullname: "smembers",
         arity: 2,
@@ -4587,7 +4605,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 241,
+        id: 242,
         name: "smismember",
         fullname: "smismember",
         arity: -3,
@@ -4605,7 +4623,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 242,
+        id: 243,
         name: "smove",
         fullname: "smove",
         arity: 4,
@@ -4623,7 +4641,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 243,
+        id: 244,
         name: "sort",
         fullname: "sort",
         arity: -2,
@@ -4641,7 +4659,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 244,
+        id: 245,
         name: "sort_ro",
         fullname: "sort_ro",
         arity: -2,
@@ -4659,7 +4677,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 245,
+        id: 246,
         name: "spop",
         fullname: "spop",
         arity: -2,
@@ -4677,7 +4695,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 246,
+        id: 247,
         name: "spublish",
         fullname: "spublish",
         arity: 3,
@@ -4695,7 +4713,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 247,
+        id: 248,
         name: "srandmember",
         fullname: "srandmember",
         arity: -2,
@@ -4713,7 +4731,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 248,
+        id: 249,
         name: "srem",
         fullname: "srem",
         arity: -3,
@@ -4731,7 +4749,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 249,
+        id: 250,
         name: "sscan",
         fullname: "sscan",
         arity: -3,
@@ -4749,7 +4767,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 250,
+        id: 251,
         name: "ssubscribe",
         fullname: "ssubscribe",
         arity: -2,
@@ -4767,7 +4785,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 251,
+        id: 252,
         name: "strlen",
         fullname: "strlen",
         arity: 2,
@@ -4785,7 +4803,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 252,
+        id: 253,
         name: "subscribe",
         fullname: "subscribe",
         arity: -2,
@@ -4803,7 +4821,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 253,
+        id: 254,
         name: "substr",
         fullname: "substr",
         arity: 4,
@@ -4821,7 +4839,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 254,
+        id: 255,
         name: "sunion",
         fullname: "sunion",
         arity: -2,
@@ -4839,7 +4857,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 255,
+        id: 256,
         name: "sunionstore",
         fullname: "sunionstore",
         arity: -3,
@@ -4857,7 +4875,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 256,
+        id: 257,
         name: "sunsubscribe",
         fullname: "sunsubscribe",
         arity: -1,
@@ -4875,7 +4893,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 257,
+        id: 258,
         name: "swapdb",
         fullname: "swapdb",
         arity: 3,
@@ -4893,7 +4911,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 258,
+        id: 259,
         name: "sync",
         fullname: "sync",
         arity: 1,
@@ -4911,7 +4929,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 259,
+        id: 260,
         name: "time",
         fullname: "time",
         arity: 1,
@@ -4929,7 +4947,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 260,
+        id: 261,
         name: "touch",
         fullname: "touch",
         arity: -2,
@@ -4947,7 +4965,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 261,
+        id: 262,
         name: "ttl",
         fullname: "ttl",
         arity: 2,
@@ -4965,7 +4983,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 262,
+        id: 263,
         name: "type",
         fullname: "type",
         arity: 2,
@@ -4983,7 +5001,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 263,
+        id: 264,
         name: "unlink",
         fullname: "unlink",
         arity: -2,
@@ -5001,7 +5019,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 264,
+        id: 265,
         name: "unsubscribe",
         fullname: "unsubscribe",
         arity: -1,
@@ -5019,7 +5037,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 265,
+        id: 266,
         name: "unwatch",
         fullname: "unwatch",
         arity: 1,
@@ -5037,7 +5055,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 267,
+        id: 268,
         name: "velo",
         fullname: "velo",
         arity: -2,
@@ -5055,7 +5073,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &VELO_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 268,
+        id: 269,
         name: "wait",
         fullname: "wait",
         arity: 3,
@@ -5073,7 +5091,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 269,
+        id: 270,
         name: "watch",
         fullname: "watch",
         arity: -2,
@@ -5091,7 +5109,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 270,
+        id: 271,
         name: "xack",
         fullname: "xack",
         arity: -4,
@@ -5109,7 +5127,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 271,
+        id: 272,
         name: "xadd",
         fullname: "xadd",
         arity: -5,
@@ -5127,7 +5145,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 272,
+        id: 273,
         name: "xautoclaim",
         fullname: "xautoclaim",
         arity: -6,
@@ -5145,7 +5163,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 273,
+        id: 274,
         name: "xclaim",
         fullname: "xclaim",
         arity: -6,
@@ -5163,7 +5181,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 274,
+        id: 275,
         name: "xdel",
         fullname: "xdel",
         arity: -3,
@@ -5181,7 +5199,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 281,
+        id: 282,
         name: "xgroup",
         fullname: "xgroup",
         arity: -2,
@@ -5199,7 +5217,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &XGROUP_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 286,
+        id: 287,
         name: "xinfo",
         fullname: "xinfo",
         arity: -2,
@@ -5217,7 +5235,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &XINFO_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 287,
+        id: 288,
         name: "xlen",
         fullname: "xlen",
         arity: 2,
@@ -5235,7 +5253,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 288,
+        id: 289,
         name: "xpending",
         fullname: "xpending",
         arity: -3,
@@ -5253,7 +5271,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 289,
+        id: 290,
         name: "xrange",
         fullname: "xrange",
         arity: -4,
@@ -5271,7 +5289,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 290,
+        id: 291,
         name: "xread",
         fullname: "xread",
         arity: -4,
@@ -5289,7 +5307,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 291,
+        id: 292,
         name: "xreadgroup",
         fullname: "xreadgroup",
         arity: -7,
@@ -5307,7 +5325,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 292,
+        id: 293,
         name: "xrevrange",
         fullname: "xrevrange",
         arity: -4,
@@ -5325,7 +5343,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 293,
+        id: 294,
         name: "xsetid",
         fullname: "xsetid",
         arity: -3,
@@ -5343,7 +5361,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 294,
+        id: 295,
         name: "xtrim",
         fullname: "xtrim",
         arity: -4,
@@ -5361,7 +5379,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 295,
+        id: 296,
         name: "zadd",
         fullname: "zadd",
         arity: -4,
@@ -5379,7 +5397,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 296,
+        id: 297,
         name: "zcard",
         fullname: "zcard",
         arity: 2,
@@ -5397,7 +5415,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 297,
+        id: 298,
         name: "zcount",
         fullname: "zcount",
         arity: 4,
@@ -5415,7 +5433,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 298,
+        id: 299,
         name: "zdiff",
         fullname: "zdiff",
         arity: -3,
@@ -5433,7 +5451,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 299,
+        id: 300,
         name: "zdiffstore",
         fullname: "zdiffstore",
         arity: -4,
@@ -5451,7 +5469,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 300,
+        id: 301,
         name: "zincrby",
         fullname: "zincrby",
         arity: 4,
@@ -5469,7 +5487,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 301,
+        id: 302,
         name: "zinter",
         fullname: "zinter",
         arity: -3,
@@ -5487,7 +5505,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 302,
+        id: 303,
         name: "zintercard",
         fullname: "zintercard",
         arity: -3,
@@ -5505,7 +5523,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 303,
+        id: 304,
         name: "zinterstore",
         fullname: "zinterstore",
         arity: -4,
@@ -5523,7 +5541,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 304,
+        id: 305,
         name: "zlexcount",
         fullname: "zlexcount",
         arity: 4,
@@ -5541,7 +5559,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 305,
+        id: 306,
         name: "zmpop",
         fullname: "zmpop",
         arity: -4,
@@ -5559,7 +5577,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 306,
+        id: 307,
         name: "zmscore",
         fullname: "zmscore",
         arity: -3,
@@ -5577,7 +5595,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 307,
+        id: 308,
         name: "zpopmax",
         fullname: "zpopmax",
         arity: -2,
@@ -5595,7 +5613,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 308,
+        id: 309,
         name: "zpopmin",
         fullname: "zpopmin",
         arity: -2,
@@ -5613,7 +5631,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 309,
+        id: 310,
         name: "zrandmember",
         fullname: "zrandmember",
         arity: -2,
@@ -5631,7 +5649,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 310,
+        id: 311,
         name: "zrange",
         fullname: "zrange",
         arity: -4,
@@ -5649,7 +5667,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 311,
+        id: 312,
         name: "zrangebylex",
         fullname: "zrangebylex",
         arity: -4,
@@ -5667,7 +5685,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 312,
+        id: 313,
         name: "zrangebyscore",
         fullname: "zrangebyscore",
         arity: -4,
@@ -5685,7 +5703,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 313,
+        id: 314,
         name: "zrangestore",
         fullname: "zrangestore",
         arity: -5,
@@ -5703,7 +5721,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 314,
+        id: 315,
         name: "zrank",
         fullname: "zrank",
         arity: 3,
@@ -5721,7 +5739,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 315,
+        id: 316,
         name: "zrem",
         fullname: "zrem",
         arity: -3,
@@ -5739,7 +5757,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 316,
+        id: 317,
         name: "zremrangebylex",
         fullname: "zremrangebylex",
         arity: 4,
@@ -5757,7 +5775,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 317,
+        id: 318,
         name: "zremrangebyrank",
         fullname: "zremrangebyrank",
         arity: 4,
@@ -5775,7 +5793,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 318,
+        id: 319,
         name: "zremrangebyscore",
         fullname: "zremrangebyscore",
         arity: 4,
@@ -5793,7 +5811,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 319,
+        id: 320,
         name: "zrevrange",
         fullname: "zrevrange",
         arity: -4,
@@ -5811,7 +5829,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 320,
+        id: 321,
         name: "zrevrangebylex",
         fullname: "zrevrangebylex",
         arity: -4,
@@ -5829,7 +5847,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 321,
+        id: 322,
         name: "zrevrangebyscore",
         fullname: "zrevrangebyscore",
         arity: -4,
@@ -5847,7 +5865,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 322,
+        id: 323,
         name: "zrevrank",
         fullname: "zrevrank",
         arity: 3,
@@ -5865,7 +5883,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 323,
+        id: 324,
         name: "zscan",
         fullname: "zscan",
         arity: -3,
@@ -5883,7 +5901,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 324,
+        id: 325,
         name: "zscore",
         fullname: "zscore",
         arity: 3,
@@ -5901,7 +5919,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 325,
+        id: 326,
         name: "zunion",
         fullname: "zunion",
         arity: -3,
@@ -5919,7 +5937,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 326,
+        id: 327,
         name: "zunionstore",
         fullname: "zunionstore",
         arity: -4,

@@ -314,9 +314,9 @@ pub static PARAMS: &[Param] = &[
     p("value-cache", None, 0, Memory(0, LONG_MAX), "67108864"),
     p("log-level", None, IMMUTABLE | FIXED, Enum(&["error", "warn", "info", "debug", "trace"]), "info"),
     // Threads of the runtime serving connections (server::run); 0: one per CPU core.
-    p("velo-worker-threads", None, IMMUTABLE, Int(0, 1024), "0"),
+    p("velo-worker-threads", None, IMMUTABLE | FIXED, Int(0, 1024), "0"),
     // Threads preparing checkpoints off the slots' locks (engine::checkpoint); 0: on the writing thread.
-    p("velo-checkpoint-threads", None, IMMUTABLE, Int(0, 64), "2"),
+    p("velo-checkpoint-threads", None, IMMUTABLE | FIXED, Int(0, 64), "2"),
     // Trained compression dictionaries (server::dictionaries, docs/compat.md).
     p("velo-dict-training", None, 0, Bool, "yes"),
     p("velo-dict-min-samples", None, 0, Int(16, 1_000_000), "2000"),

@@ -112,6 +112,20 @@ pub fn engine_clock_ms() -> u64 {
     }
 }
 
+/// Runs `f` with key expiry judged at the Unix epoch: keys past their expiry but not yet deleted are
+/// seen (and not deleted on the way), as Redis's DEBUG OBJECT looks its key up in the keyspace's table
+/// without checking expiry.
+pub fn ignoring_expiry<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(u64);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            TIME_SNAPSHOT.with(|t| t.set(self.0));
+        }
+    }
+    let _restore = Restore(TIME_SNAPSHOT.with(|t| t.replace(1)));
+    f()
+}
+
 impl<'a> Current<'a> {
     /// The state of a run for `ctx`'s client, started at `started`.
     pub fn new(ctx: &'a mut Ctx<'_>, read_only: bool, wrote: &'a AtomicBool, started: Instant) -> Current<'a> {

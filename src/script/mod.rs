@@ -507,6 +507,10 @@ impl Scripting {
         if !compat && !flags.has(ScriptFlags::NO_WRITES) && call.read_only {
             return Err(CmdError::err("Can not execute a script with write flag using *_ro command."));
         }
+        // A script that may write needs the replicas `min-replicas-to-write` asks for (Velo has none).
+        if !compat && !flags.has(ScriptFlags::NO_WRITES) && ctx.server.live.too_few_replicas() {
+            return Err(CmdError::Raw(crate::server::settings::NOREPLICAS.into()));
+        }
         let read_only = call.read_only || (!compat && flags.has(ScriptFlags::NO_WRITES));
         vm.kill.store(false, Ordering::Relaxed);
         let wrote = &*self.wrote;
@@ -688,6 +692,9 @@ fn script_call(
     // then run during CLIENT PAUSE WRITE.
     if read_only && crate::server::pause::may_write(spec) {
         return Err(Command("Write commands are not allowed from read-only scripts."));
+    }
+    if spec.has(Flags::WRITE) && ctx.server.live.too_few_replicas() {
+        return Err(Command("-NOREPLICAS Not enough good replicas to write."));
     }
     if spec.has(Flags::WRITE) {
         wrote.store(true, Ordering::Relaxed);

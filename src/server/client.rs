@@ -12,9 +12,6 @@ use tokio::sync::{mpsc, Notify};
 use crate::cmd::CommandSpec;
 use crate::resp::{Protocol, Reply};
 
-/// A pub/sub client whose undelivered messages exceed this is disconnected (Redis's pubsub hard limit).
-pub const PUSH_BACKLOG_LIMIT: usize = 32 * 1024 * 1024;
-
 /// Whether replies are sent (CLIENT REPLY).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplyMode {
@@ -86,6 +83,8 @@ pub struct ClientHandle {
     pub blocked: AtomicBool,
     /// Introspection state: CLIENT SETINFO, buffers, MONITOR, tracking.
     pub intro: super::introspection::ClientIntro,
+    /// Output buffer limit state (`client-output-buffer-limit`).
+    pub obuf: super::obuf::ClientObuf,
     killed: AtomicBool,
     kill: Notify,
     push: mpsc::UnboundedSender<Reply>,
@@ -115,6 +114,7 @@ impl ClientHandle {
             watch_dirty: AtomicBool::new(false),
             blocked: AtomicBool::new(false),
             intro: Default::default(),
+            obuf: Default::default(),
             killed: AtomicBool::new(false),
             kill: Notify::new(),
             push,
@@ -126,6 +126,10 @@ impl ClientHandle {
     /// Asks the connection to close.
     pub fn kill(&self) {
         self.killed.store(true, Ordering::SeqCst);
+        // Every waiter: the connection task may wait for the kill in two places at once (its idle wait's
+        // future stays registered while a flush to a client that does not read waits too); `notify_one`
+        // alone woke only the first, and the flush never ended. The permit serves later waits.
+        self.kill.notify_waiters();
         self.kill.notify_one();
     }
 
@@ -141,12 +145,14 @@ impl ClientHandle {
         }
     }
 
-    /// Queues a push message (pub/sub); kills the client if its backlog passes the limit.
-    pub fn push(&self, message: Reply, size: usize) {
-        let pending = self.pending_push.fetch_add(size, Ordering::Relaxed) + size;
-        if pending > PUSH_BACKLOG_LIMIT {
-            tracing::warn!(client = self.id, pending, "pub/sub backlog limit reached; closing the client");
-            self.kill();
+    /// Queues a push message (pub/sub, MONITOR, tracking); closes the client if that puts its output past
+    /// its `client-output-buffer-limit` (`server::obuf`).
+    pub fn push(&self, message: Reply) {
+        if self.is_killed() {
+            return;
+        }
+        self.pending_push.fetch_add(super::obuf::encoded_len(&message), Ordering::Relaxed);
+        if super::obuf::after_push(self) {
             return;
         }
         // Counted before sending, so that the receiver's decrement never comes first.
@@ -156,7 +162,12 @@ impl ClientHandle {
         }
     }
 
-    /// Marks one push message of `size` bytes as delivered.
+    /// Bytes of push messages queued and not yet encoded for the connection.
+    pub fn pending_push(&self) -> usize {
+        self.pending_push.load(Ordering::Relaxed)
+    }
+
+    /// Marks one push message of `size` bytes ([`super::obuf::encoded_len`]) as delivered.
     pub fn delivered(&self, size: usize) {
         self.pending_push.fetch_sub(size.min(self.pending_push.load(Ordering::Relaxed)), Ordering::Relaxed);
         let _ = self.intro.queued_pushes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
@@ -206,7 +217,7 @@ impl ClientHandle {
         let (qbuf, qbuf_free, argv_mem, multi_mem) =
             (load(&intro.qbuf), load(&intro.qbuf_free), load(&intro.argv_mem), load(&intro.multi_mem));
         let (obl, rbs, rbp) = (load(&intro.obl), load(&intro.rbs), load(&intro.rbp));
-        let (omem, oll) = (self.pending_push.load(Ordering::Relaxed), load(&intro.queued_pushes));
+        let (omem, oll) = (super::obuf::used(self, 0), load(&intro.queued_pushes));
         let fd = intro.fd.get().copied().unwrap_or(-1);
         // What the connection holds: its buffers, the command being run, the MULTI queue, pending pushes
         // and the handle itself.

@@ -3,8 +3,8 @@
 //! Requests are decoded from the read buffer and executed in order; their replies accumulate in the write
 //! buffer, which is flushed once the buffer holds no complete request (or once it passes
 //! [`FLUSH_THRESHOLD`]). Nothing more is read while a flush is pending, so a client that does not read
-//! its replies stops being served instead of making the server buffer without bound. Pushed messages
-//! are bounded separately (`client::PUSH_BACKLOG_LIMIT`).
+//! its replies stops being served instead of making the server buffer without bound. Output buffer
+//! limits (`client-output-buffer-limit`, pushed messages included) are `super::obuf`'s.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -41,6 +41,7 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
     client.authenticated = !server.live.auth_required();
     client.cancel = Cancel::with_socket(std::os::fd::AsRawFd::as_raw_fd(&socket));
     let _ = handle.intro.fd.set(std::os::fd::AsRawFd::as_raw_fd(&socket));
+    handle.obuf.attach(server.live.obuf.clone());
     let mut shutdown = server.shutdown_receiver();
     // The waits for shutdown, a change of `timeout` and CLIENT KILL outlive each idle wait below: made
     // afresh per wait, each registered and unregistered its waiter (under a lock the shutdown and timeout
@@ -315,7 +316,7 @@ fn execute_buffered(server: &Arc<Server>, client: &mut Client, io: &mut Buffers<
         if let Some(transfer) = client.transfer.take() {
             return Step::Transfer(transfer);
         }
-        if io.wbuf.len() >= FLUSH_THRESHOLD {
+        if io.wbuf.len() >= FLUSH_THRESHOLD && !super::obuf::holds(&client.handle, io.wbuf.len()) {
             return Step::Flush;
         }
     }
@@ -327,9 +328,15 @@ fn request_len(argv: &[Bytes]) -> usize {
     3 + digits(argv.len()) + argv.iter().map(|arg| 5 + digits(arg.len()) + arg.len()).sum::<usize>()
 }
 
+/// Encodes a command's reply, then applies the client's output buffer limits (`obuf::after_reply`).
+fn emit(client: &mut Client, reply: Reply, wbuf: &mut BytesMut) {
+    encode_reply(client, reply, wbuf);
+    super::obuf::after_reply(client, wbuf);
+}
+
 /// Encodes a command's reply, as CLIENT REPLY allows. Pushes within it (the confirmations of SUBSCRIBE
 /// and its kin) go out whatever the mode, in RESP2 too, as Redis sends them.
-fn emit(client: &mut Client, reply: Reply, wbuf: &mut BytesMut) {
+fn encode_reply(client: &mut Client, reply: Reply, wbuf: &mut BytesMut) {
     match client.reply_mode {
         ReplyMode::On => return reply.encode(client.proto, wbuf),
         ReplyMode::Off => {}
@@ -390,9 +397,9 @@ async fn cancel_wait(server: &Server, waiter: &Arc<Waiter>) {
 }
 
 fn deliver(handle: &ClientHandle, client: &Client, message: Reply, wbuf: &mut BytesMut) {
-    let before = wbuf.len();
+    let size = super::obuf::encoded_len(&message);
     message.encode(client.proto, wbuf);
-    handle.delivered(wbuf.len() - before + 64);
+    handle.delivered(size);
 }
 
 /// How long a SYNC client may leave a chunk unread (Redis's default `repl-timeout`): the snapshot it holds
@@ -444,6 +451,9 @@ async fn flush(
     if wbuf.is_empty() {
         return Ok(());
     }
+    if handle.obuf.closing() {
+        return Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "output buffer limit"));
+    }
     // Most replies fit the socket's buffer: one write, without registering a waiter for the kill signal
     // (a lock to add it and one to remove it, per flush).
     let sent = match writer.try_write(wbuf) {
@@ -453,7 +463,7 @@ async fn flush(
     };
     if sent < wbuf.len() {
         tokio::select! {
-            written = writer.write_all(&wbuf[sent..]) => written?,
+            written = super::obuf::write_all(handle, writer, &wbuf[sent..]) => written?,
             _ = handle.killed() => {
                 return Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "client killed"));
             }

@@ -91,6 +91,12 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Outcome {
     if let Some(error) = crate::server::introspection::gate(ctx, spec) {
         return rejected(ctx, spec, error).into();
     }
+    if spec.has(crate::cmd::spec::Flags::WRITE) && ctx.server.live.too_few_replicas() {
+        if let Some(multi) = ctx.client.multi.as_mut() {
+            multi.aborted = true;
+        }
+        return rejected(ctx, spec, CmdError::Raw(crate::server::settings::NOREPLICAS.into())).into();
+    }
     if let Some(multi) = ctx.client.multi.as_mut() {
         if !NOT_QUEUED.contains(&spec.fullname) {
             if spec.has(crate::cmd::spec::Flags::NO_MULTI) {

@@ -5,6 +5,7 @@
 //! - [`dispatch`]: the gate (lookup, arity, MULTI queueing, pub/sub context) and statistics.
 //! - [`client`]: connection-local state, the shared handle others see, the client registry.
 //! - [`pubsub`]: channel and pattern subscriptions and delivery.
+//! - [`obuf`]: output buffer limits (`client-output-buffer-limit`).
 //! - [`watch`]: WATCH bookkeeping.
 //! - [`blocking`]: clients blocked by BLPOP & co., the key-ready signal, serving them.
 //! - [`notify`]: keyspace notifications.
@@ -41,6 +42,7 @@ pub mod keymiss;
 pub mod metrics;
 pub mod monitor;
 pub mod notify;
+pub mod obuf;
 pub mod pause;
 pub mod pubsub;
 pub mod rdbsave;
@@ -277,6 +279,7 @@ async fn serve(server: Arc<Server>) -> anyhow::Result<()> {
     tokio::spawn(active_expire(server.clone()));
     tokio::spawn(sweep_parts(server.clone()));
     tokio::spawn(settings::sample_metrics(server.clone()));
+    tokio::spawn(obuf::watch(server.clone()));
 
     let mut shutdown = server.shutdown_receiver();
     let mut connections = tokio::task::JoinSet::new();

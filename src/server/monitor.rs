@@ -50,10 +50,9 @@ impl Monitors {
     pub fn feed(&self, db: u16, addr: &str, argv: &[Bytes]) {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let line = format_line(now.as_secs(), now.subsec_micros(), db, addr, argv);
-        let size = line.len() + 3;
         let clients = self.lock().clone();
         for client in clients {
-            client.push(Reply::simple(line.clone()), size);
+            client.push(Reply::simple(line.clone()));
         }
     }
 

@@ -5,7 +5,8 @@
 //!
 //! Delivery pushes a [`Reply::Push`] into each subscriber's channel; the subscriber's connection task
 //! encodes it for its own protocol (an array in RESP2, a `>` push in RESP3). A subscriber that does not
-//! read is disconnected once its backlog passes `client::PUSH_BACKLOG_LIMIT`.
+//! read is disconnected once its output passes the `pubsub` class's `client-output-buffer-limit`
+//! (`server::obuf`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -86,13 +87,12 @@ impl PubSub {
 
     /// Delivers a shard message (`smessage`); returns the number of receivers.
     pub fn spublish(&self, channel: &Bytes, message: &Bytes) -> usize {
-        let size = channel.len() + message.len() + 64;
         let map = lock(&self.shard_channels);
         let Some(list) = map.get(channel) else { return 0 };
         for client in list {
             let push =
                 Reply::Push(vec![Reply::bulk("smessage"), Reply::Bulk(channel.clone()), Reply::Bulk(message.clone())]);
-            client.push(push, size);
+            client.push(push);
         }
         list.len()
     }
@@ -109,7 +109,6 @@ impl PubSub {
 
     /// Delivers a message; returns the number of receivers (Redis counts a client once per match).
     pub fn publish(&self, channel: &Bytes, message: &Bytes) -> usize {
-        let size = channel.len() + message.len() + 64;
         let mut receivers = 0;
         if let Some(list) = lock(&self.channels).get(channel) {
             for client in list {
@@ -118,7 +117,7 @@ impl PubSub {
                     Reply::Bulk(channel.clone()),
                     Reply::Bulk(message.clone()),
                 ]);
-                client.push(push, size);
+                client.push(push);
                 receivers += 1;
             }
         }
@@ -131,7 +130,7 @@ impl PubSub {
                         Reply::Bulk(channel.clone()),
                         Reply::Bulk(message.clone()),
                     ]);
-                    client.push(push, size + pattern.len());
+                    client.push(push);
                     receivers += 1;
                 }
             }

@@ -5,7 +5,7 @@
 //! applies a change where it has an effect: `maxmemory`, `page-cache` and `value-cache` resize the
 //! engine's RAM budgets, `appendfsync` sets the engine's WAL policy, `maxclients` and `proto-max-bulk-len` bound new connections and requests,
 //! `requirepass` turns the AUTH gate on or off, `timeout` and `tcp-keepalive` apply to idle clients and
-//! new connections. Other helpers read any parameter through [`Server::config_value`].
+//! new connections, `min-replicas-to-write` refuses writes (there are no replicas). Other helpers read any parameter through [`Server::config_value`].
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::RwLock;
@@ -15,6 +15,9 @@ use tokio::sync::watch;
 use super::Server;
 use crate::config::params::{EncodingLimits, Values};
 use crate::config::Config;
+
+/// The error of a write refused for `min-replicas-to-write` (Redis's `shared.noreplicaserr`).
+pub const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
 
 /// The values hot paths read.
 pub struct Live {
@@ -26,6 +29,11 @@ pub struct Live {
     requirepass: RwLock<Option<Vec<u8>>>,
     auth_required: AtomicBool,
     encoding: RwLock<EncodingLimits>,
+    /// `min-replicas-to-write` > 0 with `min-replicas-max-lag` > 0: Velo has no replica, so writes are
+    /// refused with NOREPLICAS, as Redis refuses them with too few good replicas.
+    too_few_replicas: AtomicBool,
+    /// `client-output-buffer-limit`, which every client's handle reads (`super::obuf`).
+    pub obuf: std::sync::Arc<super::obuf::Limits>,
 }
 
 impl Live {
@@ -37,6 +45,8 @@ impl Live {
             requirepass: RwLock::new(None),
             auth_required: AtomicBool::new(false),
             encoding: RwLock::new(EncodingLimits::default()),
+            too_few_replicas: AtomicBool::new(false),
+            obuf: Default::default(),
         };
         live.load(&config.params);
         live
@@ -50,6 +60,15 @@ impl Live {
         self.auth_required.store(password.is_some(), Ordering::Relaxed);
         *self.requirepass.write().unwrap_or_else(|p| p.into_inner()) = password;
         *self.encoding.write().unwrap_or_else(|p| p.into_inner()) = EncodingLimits::from_values(values);
+        self.obuf.load(&values.get("client-output-buffer-limit").unwrap_or_default());
+        let min_replicas = values.uint("min-replicas-to-write") > 0 && values.uint("min-replicas-max-lag") > 0;
+        self.too_few_replicas.store(min_replicas, Ordering::Relaxed);
+    }
+
+    /// True when writes must be refused for `min-replicas-to-write` (Redis's `checkGoodReplicasStatus`
+    /// failing: Velo has no replicas to count).
+    pub fn too_few_replicas(&self) -> bool {
+        self.too_few_replicas.load(Ordering::Relaxed)
     }
 
     /// Idle seconds after which a client is disconnected (0: never).

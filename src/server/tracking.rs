@@ -272,7 +272,6 @@ impl Tracking {
 /// Delivers an invalidation (`keys`: an array of keys, or null for all) for `client` (Redis's
 /// `sendTrackingMessage`).
 fn send(registry: &ClientRegistry, client: &Arc<ClientHandle>, state: &TrackingState, keys: Reply) {
-    let size = 64;
     let mut receiver = client.clone();
     let redirected = state.redirect != 0;
     if redirected {
@@ -283,15 +282,15 @@ fn send(registry: &ClientRegistry, client: &Arc<ClientHandle>, state: &TrackingS
                 if client.resp.load(Ordering::Relaxed) > 2 {
                     let message =
                         Reply::Push(vec![Reply::bulk("tracking-redir-broken"), Reply::Int(state.redirect as i64)]);
-                    client.push(message, size);
+                    client.push(message);
                 }
                 return;
             }
         }
     }
     if receiver.resp.load(Ordering::Relaxed) > 2 {
-        receiver.push(Reply::Push(vec![Reply::bulk("invalidate"), keys]), size);
+        receiver.push(Reply::Push(vec![Reply::bulk("invalidate"), keys]));
     } else if redirected && receiver.subs.load(Ordering::Relaxed) + receiver.psubs.load(Ordering::Relaxed) > 0 {
-        receiver.push(Reply::Push(vec![Reply::bulk("message"), Reply::bulk(INVALIDATE_CHANNEL), keys]), size);
+        receiver.push(Reply::Push(vec![Reply::bulk("message"), Reply::bulk(INVALIDATE_CHANNEL), keys]));
     }
 }

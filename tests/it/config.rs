@@ -516,6 +516,8 @@ fn velo_worker_threads_sets_the_runtime_workers() {
         // Fixed at start-up, as the runtime is built once.
         let refused = conn.cmd(&["CONFIG", "SET", "velo-worker-threads", "2"]);
         assert!(refused.starts_with(b"-ERR"), "{}", show(&refused));
+        // Its own value is a no-op, as for `port` (Redis's "CONFIG sanity" test sets every parameter so).
+        assert_eq!(conn.cmd(&["CONFIG", "SET", "velo-worker-threads", flag]), b"+OK\r\n");
     }
     // 0 (the default): one per CPU core.
     let dir = tempfile::tempdir().expect("temporary directory");
