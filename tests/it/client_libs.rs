@@ -64,3 +64,71 @@ fn inline_request_with_nul_waits_like_redis() {
         assert_eq!(replies[1].1, b"-ERR Protocol error: too big inline request\r\n");
     }
 }
+
+/// Iterates `cmd key cursor COUNT count` to the end; the steps' element counts and every element name
+/// (fields, members) seen.
+fn scan_all(conn: &mut Conn, cmd: &str, key: &str, count: usize, per_name: usize) -> (Vec<usize>, Vec<String>) {
+    let mut cursor = "0".to_string();
+    let mut steps = Vec::new();
+    let mut names = Vec::new();
+    loop {
+        let reply = conn.cmd(&[cmd, key, &cursor, "COUNT", &count.to_string()]);
+        let text = String::from_utf8_lossy(&reply).into_owned();
+        // *2 $len cursor *n then bulk strings: take the cursor line and every bulk after the inner header.
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        cursor = lines[2].to_string();
+        let items: Vec<&str> = lines[4..].iter().skip(1).step_by(2).copied().filter(|l| !l.is_empty()).collect();
+        steps.push(items.len() / per_name);
+        names.extend(items.iter().step_by(per_name).map(|s| s.to_string()));
+        if cursor == "0" {
+            break;
+        }
+        assert!(steps.len() < 1000, "{cmd} never ends");
+    }
+    names.sort();
+    (steps, names)
+}
+
+/// HSCAN, SSCAN and ZSCAN page a collection Redis keeps in a hash table (or skiplist) about COUNT elements a
+/// step, and return a listpack or intset whole. BullMQ's `getDependencies` pages a hash of 72 fields
+/// longer than `hash-max-listpack-value` with COUNT 50 and expects 50 then 22; Velo used to return every
+/// compact collection whole.
+#[test]
+fn scan_pages_what_redis_keeps_in_a_hash_table() {
+    let (redis, velo) = (RedisServer::start(), TestServer::start());
+    let long = |i: usize| format!("bull:test-8f7d7787-011a-4ac3-a6a6-37f179fad34a:1b7837a7-7bde-4b66-acc6-{i:012}");
+    let mut results = Vec::new();
+    for port in [redis.port, velo.port] {
+        let mut conn = Conn::connect(port);
+        for i in 0..72 {
+            conn.cmd(&["HSET", "processed", &long(i), "null"]);
+            conn.cmd(&["SADD", "dependencies", &format!("job{i}")]);
+        }
+        for i in 0..200 {
+            conn.cmd(&["ZADD", "z", &i.to_string(), &format!("m{i}")]);
+        }
+        for i in 0..5 {
+            conn.cmd(&["HSET", "small", &format!("f{i}"), "v"]);
+            conn.cmd(&["SADD", "ints", &i.to_string()]);
+            conn.cmd(&["ZADD", "zsmall", &i.to_string(), &format!("m{i}")]);
+        }
+        let result = [
+            scan_all(&mut conn, "HSCAN", "processed", 50, 2),
+            scan_all(&mut conn, "SSCAN", "dependencies", 50, 1),
+            scan_all(&mut conn, "ZSCAN", "z", 150, 2),
+            scan_all(&mut conn, "HSCAN", "small", 1, 2),
+            scan_all(&mut conn, "SSCAN", "ints", 1, 1),
+            scan_all(&mut conn, "ZSCAN", "zsmall", 1, 2),
+        ];
+        results.push(result);
+    }
+    let (redis_results, velo_results) = (&results[0], &results[1]);
+    for (i, (r, v)) in redis_results.iter().zip(velo_results).enumerate() {
+        // The same elements, in the same number of steps; the first step at least COUNT when paged.
+        assert_eq!(r.1, v.1, "case {i}: elements");
+        assert_eq!(r.0.len(), v.0.len(), "case {i}: steps redis {:?} velo {:?}", r.0, v.0);
+    }
+    assert_eq!(velo_results[0].0, vec![50, 22], "BullMQ's pages");
+    assert!(redis_results[0].0[0] >= 50 && redis_results[0].0.len() == 2);
+    assert_eq!(velo_results[3].0, vec![5], "a listpack comes whole");
+}
