@@ -594,11 +594,26 @@ impl<T: Collection + Keyed> Handle<T> {
         })
     }
 
-    /// One step of HSCAN/SSCAN: a compact collection is returned whole whatever the cursor (as Redis does
-    /// for its listpack and intset encodings); a split one a few buckets at a time.
-    pub fn scan(&mut self, slot: &mut Slot, cursor: u64, want: usize) -> Result<(u64, Vec<(Bytes, Bytes)>), CmdError> {
+    /// One step of HSCAN/SSCAN: a compact collection is returned whole whatever the cursor when `whole`
+    /// says Redis keeps its content in a listpack or intset (which Redis returns whole), else paged about
+    /// `want` entries a step ([`super::scan_page`]) as Redis walks a hash table; a split one a few buckets
+    /// at a time.
+    pub fn scan(
+        &mut self,
+        slot: &mut Slot,
+        cursor: u64,
+        want: usize,
+        whole: impl FnOnce(&[(Bytes, Bytes)]) -> bool,
+    ) -> Result<(u64, Vec<(Bytes, Bytes)>), CmdError> {
         Ok(match &mut self.form {
-            Form::Compact(compact) => (0, compact.to_entries()),
+            Form::Compact(compact) => {
+                let entries = compact.to_entries();
+                if whole(&entries) {
+                    (0, entries)
+                } else {
+                    super::scan_page::page(entries, cursor, want)
+                }
+            }
             Form::Split(Split::Hashed(hashed)) => hashed.scan(slot, cursor, want)?,
             Form::Split(_) => (0, Vec::new()),
         })
@@ -941,11 +956,19 @@ impl Handle<ZsetIndex> {
         })
     }
 
-    /// One step of ZSCAN: a compact set whole (cursor 0, as Redis does for listpacks), a split one a few
+    /// One step of ZSCAN: a compact set whole (cursor 0) when `whole` says Redis keeps it in a listpack,
+    /// else paged as Redis walks its skiplist's hash table ([`super::scan_page`]); a split one a few
     /// buckets at a time.
-    pub fn scan(&mut self, slot: &mut Slot, cursor: u64, want: usize) -> Result<(u64, Vec<(Bytes, f64)>), CmdError> {
+    pub fn scan(
+        &mut self,
+        slot: &mut Slot,
+        cursor: u64,
+        want: usize,
+        whole: impl FnOnce(&ZsetIndex) -> bool,
+    ) -> Result<(u64, Vec<(Bytes, f64)>), CmdError> {
         Ok(match &mut self.form {
-            Form::Compact(index) => (0, index.to_scored()),
+            Form::Compact(index) if whole(index) => (0, index.to_scored()),
+            Form::Compact(index) => super::scan_page::page(index.to_scored(), cursor, want),
             Form::Split(Split::Ranked(ranked)) => ranked.scan(slot, cursor, want)?,
             Form::Split(_) => (0, Vec::new()),
         })

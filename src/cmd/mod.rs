@@ -45,6 +45,7 @@ pub mod pubsub;
 pub mod reference;
 pub mod replication;
 pub mod reply_bound;
+pub mod scan_page;
 pub mod scripting;
 pub mod server;
 pub mod set;

@@ -388,7 +388,13 @@ pub fn sdiffstore(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
 pub fn sscan(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let super::args::ScanOptions { cursor, pattern, count, .. } = super::args::scan_options(args, false)?;
-    let (next, entries) = inspect(ctx, &key, |set: &mut Handle<SetValue>, slot| set.scan(slot, cursor, count))?;
+    let max_intset = ctx.server.live.encoding_limits().set_intset_entries;
+    // Redis 7.0 returns an intset whole and pages a hash table (every set of strings).
+    let intset = |entries: &[(Bytes, Bytes)]| {
+        entries.len() as u64 <= max_intset
+            && entries.iter().all(|(m, _)| crate::engine::envelope::canonical_int(m).is_some())
+    };
+    let (next, entries) = inspect(ctx, &key, |set: &mut Handle<SetValue>, slot| set.scan(slot, cursor, count, intset))?;
     let items = entries
         .into_iter()
         .filter(|(member, _)| pattern.as_ref().is_none_or(|p| crate::glob::matches(p, member, false)))
@@ -425,7 +431,8 @@ pub fn sintercard(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
     let mut found = 0usize;
     let mut cursor = 0;
     'walk: loop {
-        let (next, members) = sets[smallest].scan(guard_for(&mut guards, ctx.engine, &keys[smallest]), cursor, 64)?;
+        let (next, members) =
+            sets[smallest].scan(guard_for(&mut guards, ctx.engine, &keys[smallest]), cursor, 64, |_| true)?;
         for (member, _) in members {
             let mut everywhere = true;
             for (i, set) in sets.iter_mut().enumerate() {

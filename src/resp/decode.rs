@@ -178,7 +178,11 @@ impl Decoder {
 }
 
 fn decode_inline(buf: &mut BytesMut) -> Result<Vec<Bytes>, DecodeError> {
-    let Some(newline) = buf.iter().position(|&b| b == b'\n') else {
+    // Redis finds the end of an inline request with `strchr` on its query buffer, which stops at a NUL:
+    // a NUL before the newline hides it, so the request waits for more input (and fails past INLINE_MAX)
+    // as if no newline had come. A TLS ClientHello sent to the plain port is such a request.
+    let end = buf.iter().position(|&b| b == b'\n' || b == 0);
+    let Some(newline) = end.filter(|&i| buf.get(i) == Some(&b'\n')) else {
         return if buf.len() > INLINE_MAX {
             Err(DecodeError::Invalid("too big inline request".into()))
         } else {
@@ -197,15 +201,21 @@ fn hex_value(c: u8) -> Option<u8> {
     (c as char).to_digit(16).map(|d| d as u8)
 }
 
+/// C's `isspace` (the "C" locale), which `sdssplitargs` uses: ASCII whitespace and vertical tab.
+fn is_c_space(c: u8) -> bool {
+    c.is_ascii_whitespace() || c == 0x0b
+}
+
 /// Splits an inline request like Redis's `sdssplitargs`: spaces separate arguments; `"..."` supports
 /// `\n \r \t \b \a \\ \" \xHH`; `'...'` supports `\'`. A closing quote must be followed by a space or the
-/// end. `None` means unbalanced quotes.
+/// end. `None` means unbalanced quotes. As `sdssplitargs` reads a C string, the line ends at its first NUL.
 pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
+    let line = line.iter().position(|&b| b == 0).and_then(|nul| line.get(..nul)).unwrap_or(line);
     let mut args = Vec::new();
     let mut i = 0;
     let at = |i: usize| line.get(i).copied();
     loop {
-        while at(i).is_some_and(|c| c.is_ascii_whitespace()) {
+        while at(i).is_some_and(is_c_space) {
             i += 1;
         }
         if i >= line.len() {
@@ -240,7 +250,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
                         });
                     }
                     Some(b'"') => {
-                        if at(i + 1).is_some_and(|c| !c.is_ascii_whitespace()) {
+                        if at(i + 1).is_some_and(|c| !is_c_space(c)) {
                             return None;
                         }
                         i += 1;
@@ -256,7 +266,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
                         current.push(b'\'');
                     }
                     Some(b'\'') => {
-                        if at(i + 1).is_some_and(|c| !c.is_ascii_whitespace()) {
+                        if at(i + 1).is_some_and(|c| !is_c_space(c)) {
                             return None;
                         }
                         i += 1;
@@ -267,7 +277,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
             } else {
                 match at(i) {
                     None => break,
-                    Some(b' ' | b'\n' | b'\r' | b'\t' | 0) => break,
+                    Some(b' ' | b'\n' | b'\r' | b'\t') => break,
                     Some(b'"') => in_double = true,
                     Some(b'\'') => in_single = true,
                     Some(c) => current.push(c),
@@ -346,13 +356,31 @@ mod tests {
         );
         assert_eq!(decode(b"\r\n").unwrap(), Vec::<Bytes>::new());
         assert_eq!(decode(b"PING"), Err(DecodeError::Incomplete));
+        // A NUL hides the newline after it (Redis's `strchr`): no request until INLINE_MAX is passed.
+        assert_eq!(decode(b"PING\0x\r\n"), Err(DecodeError::Incomplete));
+        let mut long = b"PING\0".to_vec();
+        long.resize(INLINE_MAX + 10, b'x');
+        long.extend_from_slice(b"\r\n");
+        assert_eq!(decode(&long), Err(DecodeError::Invalid("too big inline request".into())));
+        // C's isspace: a vertical tab separates arguments and may follow a closing quote.
+        assert_eq!(decode(b"ECHO \x0b \"a\"\x0b\r\n").unwrap(), vec![Bytes::from("ECHO"), Bytes::from("a")]);
+        assert_eq!(decode(b"ECHO a\x0bb\x0c\r\n").unwrap(), vec![Bytes::from("ECHO"), Bytes::from("a\x0bb\x0c")]);
+    }
+
+    #[test]
+    fn split_args_ends_at_nul() {
+        // Used to loop for ever on the NUL, pushing empty arguments until the server ran out of memory.
+        assert_eq!(split_args(b"a\0b c").unwrap(), vec![Bytes::from("a")]);
+        assert_eq!(split_args(b"\0").unwrap(), Vec::<Bytes>::new());
+        assert_eq!(split_args(b"\"a\0b\""), None);
+        assert_eq!(split_args(b"\"\\x00\"").unwrap(), vec![Bytes::from(&b"\0"[..])]);
     }
 
     #[test]
     fn random_bytes_never_panic() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
-        let alphabet = b"*$\r\n0123456789-\"' ab\\x";
+        let alphabet = b"*$\r\n0123456789-\"' ab\\x\0\x0b";
         for _ in 0..20000 {
             let len = rng.gen_range(0..40);
             let bytes: Vec<u8> = (0..len).map(|_| alphabet[rng.gen_range(0..alphabet.len())]).collect();

@@ -3,6 +3,7 @@
 mod blocking;
 mod bulk_kill;
 mod checkpoint_background;
+mod client_libs;
 mod codegen;
 mod concurrency;
 mod config;
