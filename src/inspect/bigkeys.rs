@@ -456,8 +456,13 @@ fn reply_dictionaries(reply: &Reply) -> FamilyDictionaries {
 /// The family row summing the families past [`FAMILY_CAP`] (unquoted: no escaped key looks like it).
 pub const OTHER_FAMILIES: &str = "(other)";
 
-/// The first `n` bytes of an envelope's decoded value (decompressing no more than needed).
-fn value_head(env: &[u8], n: usize) -> Option<Vec<u8>> {
+/// The first `n` bytes of an envelope's decoded value (decompressing no more than needed; a value
+/// compressed with a dictionary is decoded whole).
+fn value_head(env: &[u8], n: usize, dictionaries: &envelope::DictionaryMap) -> Option<Vec<u8>> {
+    if envelope::dictionary_id(env).is_some_and(|id| id != envelope::DICT_PLAIN_ZSTD) {
+        let (_, value) = envelope::decode(env, dictionaries).ok()?;
+        return Some(value[..value.len().min(n)].to_vec());
+    }
     match env.get(1)? {
         0 => Some(env.get(2..)?.iter().take(n).copied().collect()),
         1 => None,
@@ -476,16 +481,16 @@ fn value_head(env: &[u8], n: usize) -> Option<Vec<u8>> {
 }
 
 /// Elements of a value from its envelope: (elements, is split).
-fn elements_of(kind: ValueKind, env: &[u8]) -> (Option<u64>, bool) {
+fn elements_of(kind: ValueKind, env: &[u8], dictionaries: &envelope::DictionaryMap) -> (Option<u64>, bool) {
     match kind {
         ValueKind::Hash | ValueKind::List | ValueKind::Set | ValueKind::SortedSet | ValueKind::Stream => {
-            let Some(head) = value_head(env, 21) else { return (None, false) };
+            let Some(head) = value_head(env, 21, dictionaries) else { return (None, false) };
             if is_split(&head) {
                 let count = head.get(13..21).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
                 return (count, true);
             }
             if kind == ValueKind::Stream {
-                let value = envelope::decode(env, &envelope::DictionaryMap::default()).ok();
+                let value = envelope::decode(env, dictionaries).ok();
                 let stream = value.and_then(|(_, bytes)| crate::types::stream::StreamValue::from_bytes(&bytes).ok());
                 return (stream.map(|s| s.len() as u64), false);
             }
@@ -506,10 +511,10 @@ struct ValueInfo {
 }
 
 impl ValueInfo {
-    fn of(kind: ValueKind, env: &[u8]) -> ValueInfo {
-        let (elements, split) = elements_of(kind, env);
+    fn of(kind: ValueKind, env: &[u8], dictionaries: &envelope::DictionaryMap) -> ValueInfo {
+        let (elements, split) = elements_of(kind, env, dictionaries);
         let split_id = if split {
-            value_head(env, 13).and_then(|h| h.get(5..13)?.try_into().ok()).map(u64::from_le_bytes)
+            value_head(env, 13, dictionaries).and_then(|h| h.get(5..13)?.try_into().ok()).map(u64::from_le_bytes)
         } else {
             None
         };
@@ -722,7 +727,7 @@ impl<'v, 'p> SlotScan<'v, 'p> {
                         }
                     }
                 } else if self.user_db(db) {
-                    self.value(collector, db, &key, kind, len, ValueInfo::of(kind, &env));
+                    self.value(collector, db, &key, kind, len, ValueInfo::of(kind, &env, self.view.dictionaries()));
                 }
             }
         }
@@ -856,9 +861,14 @@ impl<'v, 'p> SlotScan<'v, 'p> {
         }
         let base = cell.encoded_len() as u64;
         match cell.value {
-            CellValueRef::Inline(env) => {
-                self.value(collector, cell.db, cell.key, cell.kind, base, ValueInfo::of(cell.kind, env))
-            }
+            CellValueRef::Inline(env) => self.value(
+                collector,
+                cell.db,
+                cell.key,
+                cell.kind,
+                base,
+                ValueInfo::of(cell.kind, env, self.view.dictionaries()),
+            ),
             CellValueRef::Segment(l) => needs.push(Need {
                 file: l.file,
                 segment_offset: l.segment_offset,
@@ -873,7 +883,14 @@ impl<'v, 'p> SlotScan<'v, 'p> {
             CellValueRef::Big { id, .. } => match self.view.read_big(id) {
                 Ok((_, _, _, env)) => {
                     let extra = std::fs::metadata(self.view.big_path(id)).map_or(0, |m| m.len());
-                    self.value(collector, cell.db, cell.key, cell.kind, base + extra, ValueInfo::of(cell.kind, &env));
+                    self.value(
+                        collector,
+                        cell.db,
+                        cell.key,
+                        cell.kind,
+                        base + extra,
+                        ValueInfo::of(cell.kind, &env, self.view.dictionaries()),
+                    );
                 }
                 Err(err) => self.problems.push(err.to_string()),
             },
@@ -953,7 +970,7 @@ impl<'v, 'p> SlotScan<'v, 'p> {
                             && key_hash(r.db, r.key) == n.hash =>
                     {
                         let share = (seg::record_len(r.key.len(), r.envelope.len()) as f64 * ratio) as u64;
-                        let info = ValueInfo::of(n.kind, r.envelope);
+                        let info = ValueInfo::of(n.kind, r.envelope, self.view.dictionaries());
                         self.value(collector, n.db, r.key, n.kind, n.base as u64 + share, info);
                     }
                     _ => self.problems.push(format!(

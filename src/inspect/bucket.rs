@@ -139,9 +139,11 @@ pub struct CellReport {
 impl CellReport {
     fn new(slot: &SlotView, cell: &Cell, values: bool) -> CellReport {
         let (storage, envelope, value) = match &cell.value {
-            CellValue::Inline(envelope) => {
-                (Storage::Inline, Some(envelope_info(envelope)), values.then(|| value_preview(envelope)))
-            }
+            CellValue::Inline(envelope) => (
+                Storage::Inline,
+                Some(envelope_info(envelope)),
+                values.then(|| value_preview(envelope, slot.dictionaries())),
+            ),
             CellValue::Segment(location) => (
                 Storage::Segment {
                     file: location.file,
@@ -397,7 +399,7 @@ fn record_report(view: &SlotView, cell: &Cell, values: bool) -> Option<RecordRep
                         {
                             report.seq = Some(record.seq);
                             report.envelope = Some(envelope_info(record.envelope));
-                            report.value = values.then(|| value_preview(record.envelope));
+                            report.value = values.then(|| value_preview(record.envelope, view.dictionaries()));
                         }
                         _ => {
                             report.status =
@@ -428,7 +430,7 @@ fn record_report(view: &SlotView, cell: &Cell, values: bool) -> Option<RecordRep
                 {
                     report.seq = Some(seq);
                     report.envelope = Some(envelope_info(&envelope));
-                    report.value = values.then(|| value_preview(&envelope));
+                    report.value = values.then(|| value_preview(&envelope, view.dictionaries()));
                 }
                 Ok(_) => report.status = "big value belongs to another key".into(),
                 Err(err) => report.status = err.to_string(),

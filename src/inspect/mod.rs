@@ -110,9 +110,10 @@ pub fn envelope_info(envelope: &[u8]) -> EnvelopeInfo {
     EnvelopeInfo { kind, codec, dict_id, stored_len: envelope.len() as u64, raw_len }
 }
 
-/// A value shown with `--values`: escaped as redis-cli would, cut at 256 bytes.
-pub fn value_preview(envelope: &[u8]) -> String {
-    match envelope::decode(envelope, &envelope::DictionaryMap::default()) {
+/// A value shown with `--values`: escaped as redis-cli would, cut at 256 bytes. `dictionaries` are the
+/// data directory's, for values compressed with one.
+pub fn value_preview(envelope: &[u8], dictionaries: &envelope::DictionaryMap) -> String {
+    match envelope::decode(envelope, dictionaries) {
         Ok((_, value)) => {
             let shown = &value[..value.len().min(256)];
             let mut text = escape(shown);

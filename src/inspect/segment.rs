@@ -194,7 +194,7 @@ pub fn inspect(dir: &DataDir, slot: usize, target: Target, values: bool) -> Resu
             record_len: seg::record_len(record.key.len(), record.envelope.len()) as u64,
             expire_at_ms: live.map(|l| l.3).filter(|&e| e != 0),
             live: live.is_some(),
-            value: values.then(|| value_preview(record.envelope)),
+            value: values.then(|| value_preview(record.envelope, view.dictionaries())),
         }
     };
     let report = match target {

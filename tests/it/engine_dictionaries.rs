@@ -617,3 +617,29 @@ fn segments_are_compressed_with_their_familys_dictionary() {
     assert_ne!(code, 0, "{report}");
     assert!(report.to_string().contains("segment is compressed with dictionary 3, which is missing"), "{report}");
 }
+
+/// The offline tools decode values compressed with the directory's dictionaries: `inspect-bucket
+/// --values` shows them (it used to print `<undecodable>` for every such value) and `bigkeys` counts them.
+#[test]
+fn inspect_values_decode_with_the_directorys_dictionaries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf-8");
+    {
+        let engine = Engine::open(dir.path(), options()).expect("open");
+        assert_eq!(engine.install_dictionary(b"user", train_user_dictionary()).expect("install"), 2);
+        write_users(&engine, 0..40);
+        engine.close().expect("close");
+    }
+    for i in [1u64, 4, 7] {
+        let key = format!("user:{i}");
+        let (code, report) = velo_json(&["inspect-bucket", "--dir", d, "--key", &key, "--values"]);
+        assert_eq!(code, 0, "{report}");
+        let text = report.to_string();
+        let shown = String::from_utf8_lossy(&user(i)[..40]).replace('"', "\\\\\\\"");
+        assert!(!text.contains("undecodable"), "{key}: {text}");
+        assert!(text.contains(&format!("u{i}@example.com")), "{key}: the value is shown: {shown} in {text}");
+    }
+    let (code, report) = velo_json(&["bigkeys", "--dir", d]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["totals"]["keys"], 40, "{report}");
+}
