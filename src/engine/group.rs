@@ -11,7 +11,8 @@
 //! script's writes and their `Commit` record go out in one write); a commit that goes to the transaction
 //! log first writes what the group holds in its slots, so the log never names a record the OS lacks.
 //! `fsync always` never holds. A non-held write goes out after anything held before it, so a slot's WAL
-//! stays in append order.
+//! stays in append order. A reply that leaves before the pass ends (a blocked client that this thread's
+//! write served answers from its own connection) is preceded by `Engine::write_group_now`.
 //!
 //! A group holds at most about [`HELD_CAP`] bytes: a script or EXEC of many large writes would otherwise
 //! keep all its records in memory until its pass ends. Between commands (no slot locked) the server calls

@@ -623,6 +623,14 @@ impl Engine {
         if group::held_bytes(self.group_key) <= group::HELD_CAP {
             return Ok(());
         }
+        self.write_group_now()
+    }
+
+    /// Writes out everything the calling thread's write group holds, keeping the group open: before a
+    /// reply leaves by another way than the group's own pass (a blocked client served by this thread's
+    /// write gets its reply from its own connection at once). Call it only while holding no slot. An
+    /// error poisons the slot concerned, and the group's close reports it too.
+    pub fn write_group_now(&self) -> Result<()> {
         for index in group::held_slots() {
             let mut slot = lock(&self.slots[index]);
             if slot.wal.holds_for_this_thread() {

@@ -409,7 +409,10 @@ impl Blocking {
             // A served BLMOVE pops here and pushes there: durable together.
             let transaction = server.engine.transaction();
             let result = (waiter.serve)(&mut ctx, key);
-            let result = match transaction.commit() {
+            // The waiter's reply leaves from its own connection at once, not after this thread's pass:
+            // its records (and the write that woke it) must be in the OS first, or a kill -9 could give
+            // the same element out again after restart.
+            let result = match transaction.commit().and_then(|()| server.engine.write_group_now()) {
                 Ok(()) => result,
                 Err(error) => Err(error.into()),
             };

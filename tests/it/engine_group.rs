@@ -62,6 +62,28 @@ fn held_records_are_readable_in_the_group_and_in_the_os_once_it_closes() {
     }
 }
 
+/// `write_group_now` puts what the group holds in the OS at once and keeps the group open (a blocked
+/// client served inside a pass gets its reply from its own connection before the pass ends).
+#[test]
+fn write_group_now_puts_held_records_in_the_os_and_keeps_the_group() {
+    let fs = CrashFs::new();
+    let clock = TestClock::new(1_000);
+    let engine = open(&fs, &clock);
+    let ((), written) = engine.group_writes(|| {
+        engine.set(0, b"first", ValueKind::String, &value(1), None).expect("set");
+        assert!(engine.group_held_bytes() > 0);
+        engine.write_group_now().expect("written");
+        assert_eq!(engine.group_held_bytes(), 0);
+        assert_eq!(get(&after_process_crash(&fs, &clock), b"first"), Some(value(1)), "in the OS before the close");
+        // Still grouped: the next write is held again.
+        engine.set(0, b"second", ValueKind::String, &value(2), None).expect("set");
+        assert!(engine.group_held_bytes() > 0);
+        assert_eq!(get(&after_process_crash(&fs, &clock), b"second"), None);
+    });
+    written.expect("group written");
+    assert_eq!(get(&after_process_crash(&fs, &clock), b"second"), Some(value(2)));
+}
+
 #[test]
 fn another_thread_never_sees_a_record_the_os_does_not_have() {
     let fs = CrashFs::new();
