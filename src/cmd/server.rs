@@ -375,25 +375,31 @@ pub fn command_list(_ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdErr
     Ok(Reply::Array(names))
 }
 
-/// ```text
-/// COMMAND GETKEYS command [arg [arg ...]]
-/// ```
-pub fn command_getkeys(_ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
-    let argv = args.rest();
+/// The command (or subcommand) COMMAND GETKEYS and GETKEYSANDFLAGS look into, after Redis's checks in its
+/// order: known at all, has keys, then arity (the key finders come after). The shard channels of
+/// SSUBSCRIBE/SUNSUBSCRIBE/SPUBLISH are in key positions but flagged `not_key`.
+fn keyed_command(argv: &[Bytes]) -> Result<&'static CommandSpec, CmdError> {
     let invalid = || CmdError::err("Invalid command specified");
     let container = lookup(&argv[0]).ok_or_else(invalid)?;
     let spec = match (container.subcommands.is_empty(), argv.get(1)) {
         (false, Some(sub)) => container.subcommand(sub).ok_or_else(invalid)?,
         _ => container,
     };
-    // Redis's order of checks: keys at all, then arity, then the key finders.
-    // The shard channels of SSUBSCRIBE/SUNSUBSCRIBE/SPUBLISH are in key positions but flagged `not_key`.
     if (spec.first_key <= 0 && spec.key_finders.is_empty()) || spec.has(crate::cmd::spec::Flags::PUBSUB) {
         return Err(CmdError::err("The command has no key arguments"));
     }
     if !spec.arity_ok(argv.len()) {
         return Err(CmdError::err("Invalid number of arguments specified for command"));
     }
+    Ok(spec)
+}
+
+/// ```text
+/// COMMAND GETKEYS command [arg [arg ...]]
+/// ```
+pub fn command_getkeys(_ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    let argv = args.rest();
+    let spec = keyed_command(&argv)?;
     match spec.key_positions(&argv) {
         Some(positions) if !positions.is_empty() => {
             Ok(Reply::Array(positions.into_iter().map(|i| Reply::Bulk(argv[i].clone())).collect()))
@@ -409,19 +415,7 @@ pub fn command_getkeys(_ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, Cmd
 /// ```
 pub fn command_getkeysandflags(_ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let argv = args.rest();
-    let invalid = || CmdError::err("Invalid command specified");
-    let container = lookup(&argv[0]).ok_or_else(invalid)?;
-    let spec = match (container.subcommands.is_empty(), argv.get(1)) {
-        (false, Some(sub)) => container.subcommand(sub).ok_or_else(invalid)?,
-        _ => container,
-    };
-    // The same checks as GETKEYS, in Redis's order.
-    if (spec.first_key <= 0 && spec.key_finders.is_empty()) || spec.has(crate::cmd::spec::Flags::PUBSUB) {
-        return Err(CmdError::err("The command has no key arguments"));
-    }
-    if !spec.arity_ok(argv.len()) {
-        return Err(CmdError::err("Invalid number of arguments specified for command"));
-    }
+    let spec = keyed_command(&argv)?;
     match super::keyspecs::keys_and_flags(spec, &argv) {
         Some(keys) if !keys.is_empty() => Ok(super::keyspecs::keys_and_flags_reply(&argv, keys)),
         _ if spec.has(crate::cmd::spec::Flags::NO_MANDATORY_KEYS) => Ok(Reply::Array(Vec::new())),

@@ -453,9 +453,8 @@ fn train_dict_from_parquet_column() {
     assert_eq!(engine.dictionaries().active(b"evt").map(|d| d.id), Some(2));
 }
 
-/// The families of the records of every segment in the directory's chunk files.
-fn segment_families(dir: &Path) -> Vec<Vec<Vec<u8>>> {
-    let rules = velo::engine::family::FamilyRules::default();
+/// Every segment of the directory's chunk files, in file and offset order, decoded with `map`.
+fn segments(dir: &Path, map: Option<&velo::engine::dictionary::DictionaryMap>) -> Vec<velo::engine::segment::Segment> {
     let mut out = Vec::new();
     let mut files: Vec<_> = walk(dir).into_iter().filter(|p| p.to_string_lossy().ends_with(".dat")).collect();
     files.sort();
@@ -463,18 +462,29 @@ fn segment_families(dir: &Path) -> Vec<Vec<Vec<u8>>> {
         let bytes = std::fs::read(&path).expect("read chunk file");
         let mut offset = velo::engine::format::FILE_HEADER_LEN;
         while offset < bytes.len() {
-            let Ok(Some(segment)) = velo::engine::segment::decode_segment(&bytes[offset..], &path, offset as u64, None)
+            let Ok(Some(segment)) = velo::engine::segment::decode_segment(&bytes[offset..], &path, offset as u64, map)
             else {
                 break;
             };
-            let records = velo::engine::segment::records(&segment.payload, segment.record_count).expect("records");
-            let mut families: Vec<Vec<u8>> = records.iter().map(|(_, r)| rules.family_of(r.key).to_vec()).collect();
-            families.dedup();
-            out.push(families);
             offset += segment.encoded_len();
+            out.push(segment);
         }
     }
     out
+}
+
+/// The families of the records of every segment in the directory's chunk files.
+fn segment_families(dir: &Path) -> Vec<Vec<Vec<u8>>> {
+    let rules = velo::engine::family::FamilyRules::default();
+    segments(dir, None)
+        .iter()
+        .map(|segment| {
+            let records = velo::engine::segment::records(&segment.payload, segment.record_count).expect("records");
+            let mut families: Vec<Vec<u8>> = records.iter().map(|(_, r)| rules.family_of(r.key).to_vec()).collect();
+            families.dedup();
+            families
+        })
+        .collect()
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -530,24 +540,13 @@ fn checkpoint_packs_segments_grouped_by_family() {
 
 /// The segments of every chunk file: (dictionary, envelope codecs of its records), decoded with `map`.
 fn segment_codecs(dir: &Path, map: &velo::engine::dictionary::DictionaryMap) -> Vec<(Option<u32>, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut files: Vec<_> = walk(dir).into_iter().filter(|p| p.to_string_lossy().ends_with(".dat")).collect();
-    files.sort();
-    for path in files {
-        let bytes = std::fs::read(&path).expect("read chunk file");
-        let mut offset = velo::engine::format::FILE_HEADER_LEN;
-        while offset < bytes.len() {
-            let Ok(Some(segment)) =
-                velo::engine::segment::decode_segment(&bytes[offset..], &path, offset as u64, Some(map))
-            else {
-                break;
-            };
+    segments(dir, Some(map))
+        .iter()
+        .map(|segment| {
             let records = velo::engine::segment::records(&segment.payload, segment.record_count).expect("records");
-            out.push((segment.dictionary, records.iter().map(|(_, r)| r.envelope[1]).collect()));
-            offset += segment.encoded_len();
-        }
-    }
-    out
+            (segment.dictionary, records.iter().map(|(_, r)| r.envelope[1]).collect())
+        })
+        .collect()
 }
 
 /// With a dictionary installed, a checkpoint compresses the family's segments with it and stores the
