@@ -10,7 +10,9 @@
 #    (utime + stime from /proc/PID/stat) and its peak RSS.
 # 3. `velo rdb-restore` loads it into an empty data directory (the engine's bulk loader): wall time, CPU
 #    time (user + sys) and peak RSS via /usr/bin/time -v.
-# Targets (issue 10): velo's time <= 0.5x redis-server's load time; RSS <= 500 MB. State the machine's
+# 4. redis-server SAVEs the loaded data again (its SAVE time from the log) and `velo rdb-dump` writes the
+#    restored directory back to an RDB file (wall, CPU, peak RSS).
+# Targets (issue 10): velo's time <= 0.5x redis-server's load time; RSS <= 500 MB; rdb-dump <= 1.0x SAVE. State the machine's
 # load (uptime, printed before and after) with the figures: both runs share the cores with whatever else
 # runs, so the wall-time ratio moves with the load; the CPU times do much less.
 set -euo pipefail
@@ -44,6 +46,9 @@ until grep -q "DB loaded from disk" "$WORK/load.log" 2>/dev/null; do sleep 0.2; 
 # of /proc/PID/stat (12 and 13 once "pid (comm) " is cut off, as comm may hold spaces).
 REDIS_PID=$(redis-cli -p "$PORT" info server | tr -d '\r' | awk -F: '/^process_id:/ {print $2}')
 redis_cpu=$(sed 's/.*) //' "/proc/$REDIS_PID/stat" | awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($12 + $13) / hz}')
+save_start=$(date +%s.%N)
+redis-cli -p "$PORT" SAVE >/dev/null
+save_s=$(echo "$(date +%s.%N) - $save_start" | bc)
 redis-cli -p "$PORT" shutdown nosave >/dev/null || true
 sleep 1
 redis_s=$(grep -o "DB loaded from disk: [0-9.]*" "$WORK/load.log" | awk '{print $5}')
@@ -58,4 +63,13 @@ echo "velo rdb-restore: ${velo_s}s, CPU ${velo_cpu}s, $(grep 'Maximum resident' 
 echo "ratio (velo / redis-server load): wall $(echo "scale=2; $velo_s / $redis_s" | bc)," \
     "CPU $(echo "scale=2; $velo_cpu / $redis_cpu" | bc)"
 du -sh "$WORK/data"
+
+echo "velo rdb-dump of the restored directory..."
+start=$(date +%s.%N)
+/usr/bin/time -v "$VELO" rdb-dump --dir "$WORK/data" -o "$WORK/back.rdb" 2>"$WORK/dump.time" >/dev/null
+dump_s=$(echo "$(date +%s.%N) - $start" | bc)
+dump_cpu=$(awk -F': ' '/User time|System time/ {sum += $2} END {printf "%.2f", sum}' "$WORK/dump.time")
+echo "redis-server SAVE: ${save_s}s; velo rdb-dump: ${dump_s}s, CPU ${dump_cpu}s," \
+    "$(grep 'Maximum resident' "$WORK/dump.time"); ratio $(echo "scale=2; $dump_s / $save_s" | bc)"
+ls -l "$WORK/dump.rdb" "$WORK/back.rdb"
 uptime
