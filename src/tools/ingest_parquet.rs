@@ -186,10 +186,28 @@ fn load(args: &IngestParquetArgs) -> Result<Summary, ingest::IngestError> {
     for path in &options.files {
         ingest::source::ParquetInput::open(path)?;
     }
+    // A directory this run creates is removed again when the run writes nothing (a dry run, too many
+    // rejected rows, an error), so a run that changes nothing leaves no trace, not even an empty data
+    // directory. Nobody else can have put anything in it meanwhile: the engine's lock was ours.
+    let created_dir = args.dir.as_deref().filter(|dir| !dir.exists());
     let engine = match &args.dir {
         Some(dir) => Some(ingest::target::open_engine(dir)?),
         None => None,
     };
+    let result = load_into(args, &options, engine);
+    if let Some(dir) = created_dir {
+        if !matches!(&result, Ok(summary) if summary.written) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+    result
+}
+
+fn load_into(
+    args: &IngestParquetArgs,
+    options: &Options,
+    engine: Option<crate::engine::Engine>,
+) -> Result<Summary, ingest::IngestError> {
     let mut target: Box<dyn Target + '_> = match (&engine, &args.host) {
         (Some(engine), _) => Box::new(EngineTarget::new(engine, args.db)?),
         (None, Some(host)) => Box::new(RespTarget::connect(host, args.port, args.password.as_deref(), args.db)?),
@@ -202,7 +220,7 @@ fn load(args: &IngestParquetArgs) -> Result<Summary, ingest::IngestError> {
     } else {
         Box::new(LineProgress::default())
     };
-    let mut summary = ingest::run(&options, target.as_mut(), progress.as_mut())?;
+    let mut summary = ingest::run(options, target.as_mut(), progress.as_mut())?;
     // Closing checkpoints the engine (or flushes the connection): part of the load's time.
     let closing = Instant::now();
     target.finish()?;

@@ -392,6 +392,22 @@ fn dry_run_writes_nothing() {
     assert_eq!(summary["files"][0]["keys_written"], 1000);
     let stored = read_dir(dir.path());
     assert!(stored.hashes.is_empty() && stored.strings.is_empty());
+    // A directory that did not exist is not created by a run that writes nothing: a dry run, too many
+    // rejected rows, or a row group that fails to decode.
+    let parent = tempfile::tempdir().unwrap();
+    let new_dir = parent.path().join("new");
+    for (file, extra) in [
+        ("users.parquet", &["--key", "id", "--value-hash", "--dry-run"][..]),
+        ("nulls.parquet", &["--key", "key", "--value-json"][..]),
+    ] {
+        let output = ingest_into(&new_dir, file, extra);
+        assert_ne!(output.status.code(), Some(2), "{output:?}");
+        assert!(!new_dir.exists(), "{file} {extra:?} left {}", new_dir.display());
+    }
+    // A run that writes creates it.
+    let output = ingest_into(&new_dir, "users.parquet", &["--key", "id", "--value-hash"]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_eq!(read_dir(&new_dir).hashes.len(), 1000);
 }
 
 #[test]
