@@ -1,5 +1,6 @@
 //! The replication commands Velo serves before it replicates: REPLCONF and SYNC as a snapshot client
-//! (`redis-cli --rdb`, backup tools) uses them. The transfer itself is `server::fullsync`.
+//! (`redis-cli --rdb`, backup tools) uses them, ROLE, and REPLICAOF/SLAVEOF's `NO ONE`. The transfer itself is
+//! `server::fullsync`.
 
 use super::args::Args;
 use super::{CmdError, Ctx};
@@ -73,6 +74,30 @@ pub fn sync(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
         .map_err(|error| CmdError::err(error.to_string()))?;
     ctx.client.transfer = Some(transfer);
     Ok(Reply::Many(Vec::new()))
+}
+
+/// ```text
+/// REPLICAOF host port | NO ONE
+/// SLAVEOF host port | NO ONE
+/// ```
+///
+/// `NO ONE` asks the server to be a master, which Velo always is, so it succeeds as on a Redis master.
+/// Following a master is refused with a clear error until Velo replicates; the port is checked first, with
+/// Redis's error, so a script's typo is named as such.
+pub fn replicaof(_ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    let host = args.next_bytes()?;
+    let port = args.next_bytes()?;
+    if host.eq_ignore_ascii_case(b"no") && port.eq_ignore_ascii_case(b"one") {
+        return Ok(Reply::Ok);
+    }
+    let valid_port =
+        std::str::from_utf8(&port).ok().and_then(|p| p.parse::<i64>().ok()).is_some_and(|p| (0..=65535).contains(&p));
+    if !valid_port {
+        return Err(CmdError::err("Invalid master port"));
+    }
+    Err(CmdError::err(
+        "Velo does not replicate yet: it cannot follow a master (REPLICAOF NO ONE, to stay a master, is accepted)",
+    ))
 }
 
 /// ```text

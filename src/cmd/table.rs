@@ -4,7 +4,7 @@
 use super::spec::{AclCategories, CommandSpec, Flags, KeyFinder, KeywordKeys};
 
 /// Number of commands and subcommands (ids are `0..COMMAND_COUNT`).
-pub const COMMAND_COUNT: usize = 328;
+pub const COMMAND_COUNT: usize = 330;
 
 static CLIENT_SUBCOMMANDS: [CommandSpec; 18] = [
     CommandSpec {
@@ -1259,7 +1259,7 @@ static PUBSUB_SUBCOMMANDS: [CommandSpec; 6] = [
 
 static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
     CommandSpec {
-        id: 216,
+        id: 217,
         name: "debug",
         fullname: "script|debug",
         arity: 3,
@@ -1277,7 +1277,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 217,
+        id: 218,
         name: "exists",
         fullname: "script|exists",
         arity: -3,
@@ -1295,7 +1295,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 218,
+        id: 219,
         name: "flush",
         fullname: "script|flush",
         arity: -2,
@@ -1313,7 +1313,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 219,
+        id: 220,
         name: "help",
         fullname: "script|help",
         arity: 2,
@@ -1331,7 +1331,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 220,
+        id: 221,
         name: "kill",
         fullname: "script|kill",
         arity: 2,
@@ -1349,7 +1349,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 221,
+        id: 222,
         name: "load",
         fullname: "script|load",
         arity: 3,
@@ -1370,7 +1370,7 @@ static SCRIPT_SUBCOMMANDS: [CommandSpec; 6] = [
 
 static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
     CommandSpec {
-        id: 236,
+        id: 238,
         name: "get",
         fullname: "slowlog|get",
         arity: -2,
@@ -1388,7 +1388,7 @@ static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 237,
+        id: 239,
         name: "help",
         fullname: "slowlog|help",
         arity: 2,
@@ -1406,7 +1406,7 @@ static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 238,
+        id: 240,
         name: "len",
         fullname: "slowlog|len",
         arity: 2,
@@ -1424,7 +1424,7 @@ static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 239,
+        id: 241,
         name: "reset",
         fullname: "slowlog|reset",
         arity: 2,
@@ -1445,7 +1445,7 @@ static SLOWLOG_SUBCOMMANDS: [CommandSpec; 4] = [
 
 static VELO_SUBCOMMANDS: [CommandSpec; 1] = [
     CommandSpec {
-        id: 267,
+        id: 269,
         name: "families",
         fullname: "velo|families",
         arity: 2,
@@ -1466,7 +1466,7 @@ static VELO_SUBCOMMANDS: [CommandSpec; 1] = [
 
 static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
     CommandSpec {
-        id: 276,
+        id: 278,
         name: "create",
         fullname: "xgroup|create",
         arity: -5,
@@ -1484,7 +1484,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 277,
+        id: 279,
         name: "createconsumer",
         fullname: "xgroup|createconsumer",
         arity: 5,
@@ -1502,7 +1502,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 278,
+        id: 280,
         name: "delconsumer",
         fullname: "xgroup|delconsumer",
         arity: 5,
@@ -1520,7 +1520,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 279,
+        id: 281,
         name: "destroy",
         fullname: "xgroup|destroy",
         arity: 4,
@@ -1538,7 +1538,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 280,
+        id: 282,
         name: "help",
         fullname: "xgroup|help",
         arity: 2,
@@ -1556,7 +1556,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 281,
+        id: 283,
         name: "setid",
         fullname: "xgroup|setid",
         arity: -5,
@@ -1577,7 +1577,7 @@ static XGROUP_SUBCOMMANDS: [CommandSpec; 6] = [
 
 static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
     CommandSpec {
-        id: 283,
+        id: 285,
         name: "consumers",
         fullname: "xinfo|consumers",
         arity: 4,
@@ -1595,7 +1595,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 284,
+        id: 286,
         name: "groups",
         fullname: "xinfo|groups",
         arity: 3,
@@ -1613,7 +1613,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 285,
+        id: 287,
         name: "help",
         fullname: "xinfo|help",
         arity: 2,
@@ -1631,7 +1631,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 286,
+        id: 288,
         name: "stream",
         fullname: "xinfo|stream",
         arity: -3,
@@ -1651,7 +1651,7 @@ static XINFO_SUBCOMMANDS: [CommandSpec; 4] = [
 ];
 
 /// Every top-level command, sorted by name.
-pub static COMMANDS: [CommandSpec; 239] = [
+pub static COMMANDS: [CommandSpec; 241] = [
     CommandSpec {
         id: 0,
         name: "append",
@@ -4120,6 +4120,24 @@ pub static COMMANDS: [CommandSpec; 239] = [
     },
     CommandSpec {
         id: 205,
+        name: "replicaof",
+        fullname: "replicaof",
+        arity: 3,
+        flags: Flags::ADMIN.union(Flags::NOSCRIPT).union(Flags::STALE).union(Flags::NO_ASYNC_LOADING),
+        acl: AclCategories::ADMIN.union(AclCategories::SLOW).union(AclCategories::DANGEROUS),
+        first_key: 0,
+        last_key: 0,
+        key_step: 0,
+        key_finders: &[],
+        group: "server",
+        summary: "Make the server a replica of another instance, or promote it as master.",
+        since: "5.0.0",
+        complexity: "O(1)",
+        handler: Some(super::replication::replicaof),
+        subcommands: &[],
+    },
+    CommandSpec {
+        id: 206,
         name: "reset",
         fullname: "reset",
         arity: 1,
@@ -4137,7 +4155,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 206,
+        id: 207,
         name: "restore",
         fullname: "restore",
         arity: -4,
@@ -4155,7 +4173,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 207,
+        id: 208,
         name: "role",
         fullname: "role",
         arity: 1,
@@ -4173,7 +4191,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 208,
+        id: 209,
         name: "rpop",
         fullname: "rpop",
         arity: -2,
@@ -4191,7 +4209,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 209,
+        id: 210,
         name: "rpoplpush",
         fullname: "rpoplpush",
         arity: 3,
@@ -4209,7 +4227,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 210,
+        id: 211,
         name: "rpush",
         fullname: "rpush",
         arity: -3,
@@ -4227,7 +4245,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 211,
+        id: 212,
         name: "rpushx",
         fullname: "rpushx",
         arity: -3,
@@ -4245,7 +4263,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 212,
+        id: 213,
         name: "sadd",
         fullname: "sadd",
         arity: -3,
@@ -4263,7 +4281,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 213,
+        id: 214,
         name: "save",
         fullname: "save",
         arity: 1,
@@ -4281,7 +4299,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 214,
+        id: 215,
         name: "scan",
         fullname: "scan",
         arity: -2,
@@ -4299,7 +4317,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 215,
+        id: 216,
         name: "scard",
         fullname: "scard",
         arity: 2,
@@ -4317,7 +4335,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 222,
+        id: 223,
         name: "script",
         fullname: "script",
         arity: -2,
@@ -4335,7 +4353,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &SCRIPT_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 223,
+        id: 224,
         name: "sdiff",
         fullname: "sdiff",
         arity: -2,
@@ -4353,7 +4371,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 224,
+        id: 225,
         name: "sdiffstore",
         fullname: "sdiffstore",
         arity: -3,
@@ -4371,7 +4389,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 225,
+        id: 226,
         name: "select",
         fullname: "select",
         arity: 2,
@@ -4389,7 +4407,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 226,
+        id: 227,
         name: "set",
         fullname: "set",
         arity: -3,
@@ -4407,7 +4425,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 227,
+        id: 228,
         name: "setbit",
         fullname: "setbit",
         arity: 4,
@@ -4425,7 +4443,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 228,
+        id: 229,
         name: "setex",
         fullname: "setex",
         arity: 4,
@@ -4443,7 +4461,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 229,
+        id: 230,
         name: "setnx",
         fullname: "setnx",
         arity: 3,
@@ -4461,7 +4479,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 230,
+        id: 231,
         name: "setrange",
         fullname: "setrange",
         arity: 4,
@@ -4479,7 +4497,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 231,
+        id: 232,
         name: "shutdown",
         fullname: "shutdown",
         arity: -1,
@@ -4497,7 +4515,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 232,
+        id: 233,
         name: "sinter",
         fullname: "sinter",
         arity: -2,
@@ -4515,7 +4533,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 233,
+        id: 234,
         name: "sintercard",
         fullname: "sintercard",
         arity: -3,
@@ -4533,7 +4551,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 234,
+        id: 235,
         name: "sinterstore",
         fullname: "sinterstore",
         arity: -3,
@@ -4551,7 +4569,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 235,
+        id: 236,
         name: "sismember",
         fullname: "sismember",
         arity: 3,
@@ -4569,7 +4587,25 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 240,
+        id: 237,
+        name: "slaveof",
+        fullname: "slaveof",
+        arity: 3,
+        flags: Flags::ADMIN.union(Flags::NOSCRIPT).union(Flags::STALE).union(Flags::NO_ASYNC_LOADING),
+        acl: AclCategories::ADMIN.union(AclCategories::SLOW).union(AclCategories::DANGEROUS),
+        first_key: 0,
+        last_key: 0,
+        key_step: 0,
+        key_finders: &[],
+        group: "server",
+        summary: "Make the server a replica of another instance, or promote it as master.",
+        since: "1.0.0",
+        complexity: "O(1)",
+        handler: Some(super::replication::replicaof),
+        subcommands: &[],
+    },
+    CommandSpec {
+        id: 242,
         name: "slowlog",
         fullname: "slowlog",
         arity: -2,
@@ -4587,7 +4623,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &SLOWLOG_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 241,
+        id: 243,
         name: "smembers",
         fullname: "smembers",
         arity: 2,
@@ -4605,7 +4641,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 242,
+        id: 244,
         name: "smismember",
         fullname: "smismember",
         arity: -3,
@@ -4623,7 +4659,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 243,
+        id: 245,
         name: "smove",
         fullname: "smove",
         arity: 4,
@@ -4641,7 +4677,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 244,
+        id: 246,
         name: "sort",
         fullname: "sort",
         arity: -2,
@@ -4659,7 +4695,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 245,
+        id: 247,
         name: "sort_ro",
         fullname: "sort_ro",
         arity: -2,
@@ -4677,7 +4713,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 246,
+        id: 248,
         name: "spop",
         fullname: "spop",
         arity: -2,
@@ -4695,7 +4731,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 247,
+        id: 249,
         name: "spublish",
         fullname: "spublish",
         arity: 3,
@@ -4713,7 +4749,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 248,
+        id: 250,
         name: "srandmember",
         fullname: "srandmember",
         arity: -2,
@@ -4731,7 +4767,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 249,
+        id: 251,
         name: "srem",
         fullname: "srem",
         arity: -3,
@@ -4749,7 +4785,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 250,
+        id: 252,
         name: "sscan",
         fullname: "sscan",
         arity: -3,
@@ -4767,7 +4803,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 251,
+        id: 253,
         name: "ssubscribe",
         fullname: "ssubscribe",
         arity: -2,
@@ -4785,7 +4821,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 252,
+        id: 254,
         name: "strlen",
         fullname: "strlen",
         arity: 2,
@@ -4803,7 +4839,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 253,
+        id: 255,
         name: "subscribe",
         fullname: "subscribe",
         arity: -2,
@@ -4821,7 +4857,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 254,
+        id: 256,
         name: "substr",
         fullname: "substr",
         arity: 4,
@@ -4839,7 +4875,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 255,
+        id: 257,
         name: "sunion",
         fullname: "sunion",
         arity: -2,
@@ -4857,7 +4893,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 256,
+        id: 258,
         name: "sunionstore",
         fullname: "sunionstore",
         arity: -3,
@@ -4875,7 +4911,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 257,
+        id: 259,
         name: "sunsubscribe",
         fullname: "sunsubscribe",
         arity: -1,
@@ -4893,7 +4929,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 258,
+        id: 260,
         name: "swapdb",
         fullname: "swapdb",
         arity: 3,
@@ -4911,7 +4947,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 259,
+        id: 261,
         name: "sync",
         fullname: "sync",
         arity: 1,
@@ -4929,7 +4965,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 260,
+        id: 262,
         name: "time",
         fullname: "time",
         arity: 1,
@@ -4947,7 +4983,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 261,
+        id: 263,
         name: "touch",
         fullname: "touch",
         arity: -2,
@@ -4965,7 +5001,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 262,
+        id: 264,
         name: "ttl",
         fullname: "ttl",
         arity: 2,
@@ -4983,7 +5019,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 263,
+        id: 265,
         name: "type",
         fullname: "type",
         arity: 2,
@@ -5001,7 +5037,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 264,
+        id: 266,
         name: "unlink",
         fullname: "unlink",
         arity: -2,
@@ -5019,7 +5055,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 265,
+        id: 267,
         name: "unsubscribe",
         fullname: "unsubscribe",
         arity: -1,
@@ -5037,7 +5073,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 266,
+        id: 268,
         name: "unwatch",
         fullname: "unwatch",
         arity: 1,
@@ -5055,7 +5091,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 268,
+        id: 270,
         name: "velo",
         fullname: "velo",
         arity: -2,
@@ -5073,7 +5109,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &VELO_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 269,
+        id: 271,
         name: "wait",
         fullname: "wait",
         arity: 3,
@@ -5091,7 +5127,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 270,
+        id: 272,
         name: "watch",
         fullname: "watch",
         arity: -2,
@@ -5109,7 +5145,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 271,
+        id: 273,
         name: "xack",
         fullname: "xack",
         arity: -4,
@@ -5127,7 +5163,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 272,
+        id: 274,
         name: "xadd",
         fullname: "xadd",
         arity: -5,
@@ -5145,7 +5181,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 273,
+        id: 275,
         name: "xautoclaim",
         fullname: "xautoclaim",
         arity: -6,
@@ -5163,7 +5199,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 274,
+        id: 276,
         name: "xclaim",
         fullname: "xclaim",
         arity: -6,
@@ -5181,7 +5217,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 275,
+        id: 277,
         name: "xdel",
         fullname: "xdel",
         arity: -3,
@@ -5199,7 +5235,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 282,
+        id: 284,
         name: "xgroup",
         fullname: "xgroup",
         arity: -2,
@@ -5217,7 +5253,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &XGROUP_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 287,
+        id: 289,
         name: "xinfo",
         fullname: "xinfo",
         arity: -2,
@@ -5235,7 +5271,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &XINFO_SUBCOMMANDS,
     },
     CommandSpec {
-        id: 288,
+        id: 290,
         name: "xlen",
         fullname: "xlen",
         arity: 2,
@@ -5253,7 +5289,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 289,
+        id: 291,
         name: "xpending",
         fullname: "xpending",
         arity: -3,
@@ -5271,7 +5307,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 290,
+        id: 292,
         name: "xrange",
         fullname: "xrange",
         arity: -4,
@@ -5289,7 +5325,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 291,
+        id: 293,
         name: "xread",
         fullname: "xread",
         arity: -4,
@@ -5307,7 +5343,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 292,
+        id: 294,
         name: "xreadgroup",
         fullname: "xreadgroup",
         arity: -7,
@@ -5325,7 +5361,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 293,
+        id: 295,
         name: "xrevrange",
         fullname: "xrevrange",
         arity: -4,
@@ -5343,7 +5379,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 294,
+        id: 296,
         name: "xsetid",
         fullname: "xsetid",
         arity: -3,
@@ -5361,7 +5397,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 295,
+        id: 297,
         name: "xtrim",
         fullname: "xtrim",
         arity: -4,
@@ -5379,7 +5415,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 296,
+        id: 298,
         name: "zadd",
         fullname: "zadd",
         arity: -4,
@@ -5397,7 +5433,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 297,
+        id: 299,
         name: "zcard",
         fullname: "zcard",
         arity: 2,
@@ -5415,7 +5451,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 298,
+        id: 300,
         name: "zcount",
         fullname: "zcount",
         arity: 4,
@@ -5433,7 +5469,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 299,
+        id: 301,
         name: "zdiff",
         fullname: "zdiff",
         arity: -3,
@@ -5451,7 +5487,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 300,
+        id: 302,
         name: "zdiffstore",
         fullname: "zdiffstore",
         arity: -4,
@@ -5469,7 +5505,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 301,
+        id: 303,
         name: "zincrby",
         fullname: "zincrby",
         arity: 4,
@@ -5487,7 +5523,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 302,
+        id: 304,
         name: "zinter",
         fullname: "zinter",
         arity: -3,
@@ -5505,7 +5541,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 303,
+        id: 305,
         name: "zintercard",
         fullname: "zintercard",
         arity: -3,
@@ -5523,7 +5559,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 304,
+        id: 306,
         name: "zinterstore",
         fullname: "zinterstore",
         arity: -4,
@@ -5541,7 +5577,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 305,
+        id: 307,
         name: "zlexcount",
         fullname: "zlexcount",
         arity: 4,
@@ -5559,7 +5595,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 306,
+        id: 308,
         name: "zmpop",
         fullname: "zmpop",
         arity: -4,
@@ -5577,7 +5613,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 307,
+        id: 309,
         name: "zmscore",
         fullname: "zmscore",
         arity: -3,
@@ -5595,7 +5631,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 308,
+        id: 310,
         name: "zpopmax",
         fullname: "zpopmax",
         arity: -2,
@@ -5613,7 +5649,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 309,
+        id: 311,
         name: "zpopmin",
         fullname: "zpopmin",
         arity: -2,
@@ -5631,7 +5667,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 310,
+        id: 312,
         name: "zrandmember",
         fullname: "zrandmember",
         arity: -2,
@@ -5649,7 +5685,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 311,
+        id: 313,
         name: "zrange",
         fullname: "zrange",
         arity: -4,
@@ -5667,7 +5703,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 312,
+        id: 314,
         name: "zrangebylex",
         fullname: "zrangebylex",
         arity: -4,
@@ -5685,7 +5721,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 313,
+        id: 315,
         name: "zrangebyscore",
         fullname: "zrangebyscore",
         arity: -4,
@@ -5703,7 +5739,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 314,
+        id: 316,
         name: "zrangestore",
         fullname: "zrangestore",
         arity: -5,
@@ -5721,7 +5757,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 315,
+        id: 317,
         name: "zrank",
         fullname: "zrank",
         arity: 3,
@@ -5739,7 +5775,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 316,
+        id: 318,
         name: "zrem",
         fullname: "zrem",
         arity: -3,
@@ -5757,7 +5793,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 317,
+        id: 319,
         name: "zremrangebylex",
         fullname: "zremrangebylex",
         arity: 4,
@@ -5775,7 +5811,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 318,
+        id: 320,
         name: "zremrangebyrank",
         fullname: "zremrangebyrank",
         arity: 4,
@@ -5793,7 +5829,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 319,
+        id: 321,
         name: "zremrangebyscore",
         fullname: "zremrangebyscore",
         arity: 4,
@@ -5811,7 +5847,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 320,
+        id: 322,
         name: "zrevrange",
         fullname: "zrevrange",
         arity: -4,
@@ -5829,7 +5865,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 321,
+        id: 323,
         name: "zrevrangebylex",
         fullname: "zrevrangebylex",
         arity: -4,
@@ -5847,7 +5883,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 322,
+        id: 324,
         name: "zrevrangebyscore",
         fullname: "zrevrangebyscore",
         arity: -4,
@@ -5865,7 +5901,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 323,
+        id: 325,
         name: "zrevrank",
         fullname: "zrevrank",
         arity: 3,
@@ -5883,7 +5919,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 324,
+        id: 326,
         name: "zscan",
         fullname: "zscan",
         arity: -3,
@@ -5901,7 +5937,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 325,
+        id: 327,
         name: "zscore",
         fullname: "zscore",
         arity: 3,
@@ -5919,7 +5955,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 326,
+        id: 328,
         name: "zunion",
         fullname: "zunion",
         arity: -3,
@@ -5937,7 +5973,7 @@ pub static COMMANDS: [CommandSpec; 239] = [
         subcommands: &[],
     },
     CommandSpec {
-        id: 327,
+        id: 329,
         name: "zunionstore",
         fullname: "zunionstore",
         arity: -4,
@@ -6100,108 +6136,110 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
         b"rename" => 134,
         b"renamenx" => 135,
         b"replconf" => 136,
-        b"reset" => 137,
-        b"restore" => 138,
-        b"role" => 139,
-        b"rpop" => 140,
-        b"rpoplpush" => 141,
-        b"rpush" => 142,
-        b"rpushx" => 143,
-        b"sadd" => 144,
-        b"save" => 145,
-        b"scan" => 146,
-        b"scard" => 147,
-        b"script" => 148,
-        b"sdiff" => 149,
-        b"sdiffstore" => 150,
-        b"select" => 151,
-        b"set" => 152,
-        b"setbit" => 153,
-        b"setex" => 154,
-        b"setnx" => 155,
-        b"setrange" => 156,
-        b"shutdown" => 157,
-        b"sinter" => 158,
-        b"sintercard" => 159,
-        b"sinterstore" => 160,
-        b"sismember" => 161,
-        b"slowlog" => 162,
-        b"smembers" => 163,
-        b"smismember" => 164,
-        b"smove" => 165,
-        b"sort" => 166,
-        b"sort_ro" => 167,
-        b"spop" => 168,
-        b"spublish" => 169,
-        b"srandmember" => 170,
-        b"srem" => 171,
-        b"sscan" => 172,
-        b"ssubscribe" => 173,
-        b"strlen" => 174,
-        b"subscribe" => 175,
-        b"substr" => 176,
-        b"sunion" => 177,
-        b"sunionstore" => 178,
-        b"sunsubscribe" => 179,
-        b"swapdb" => 180,
-        b"sync" => 181,
-        b"time" => 182,
-        b"touch" => 183,
-        b"ttl" => 184,
-        b"type" => 185,
-        b"unlink" => 186,
-        b"unsubscribe" => 187,
-        b"unwatch" => 188,
-        b"velo" => 189,
-        b"wait" => 190,
-        b"watch" => 191,
-        b"xack" => 192,
-        b"xadd" => 193,
-        b"xautoclaim" => 194,
-        b"xclaim" => 195,
-        b"xdel" => 196,
-        b"xgroup" => 197,
-        b"xinfo" => 198,
-        b"xlen" => 199,
-        b"xpending" => 200,
-        b"xrange" => 201,
-        b"xread" => 202,
-        b"xreadgroup" => 203,
-        b"xrevrange" => 204,
-        b"xsetid" => 205,
-        b"xtrim" => 206,
-        b"zadd" => 207,
-        b"zcard" => 208,
-        b"zcount" => 209,
-        b"zdiff" => 210,
-        b"zdiffstore" => 211,
-        b"zincrby" => 212,
-        b"zinter" => 213,
-        b"zintercard" => 214,
-        b"zinterstore" => 215,
-        b"zlexcount" => 216,
-        b"zmpop" => 217,
-        b"zmscore" => 218,
-        b"zpopmax" => 219,
-        b"zpopmin" => 220,
-        b"zrandmember" => 221,
-        b"zrange" => 222,
-        b"zrangebylex" => 223,
-        b"zrangebyscore" => 224,
-        b"zrangestore" => 225,
-        b"zrank" => 226,
-        b"zrem" => 227,
-        b"zremrangebylex" => 228,
-        b"zremrangebyrank" => 229,
-        b"zremrangebyscore" => 230,
-        b"zrevrange" => 231,
-        b"zrevrangebylex" => 232,
-        b"zrevrangebyscore" => 233,
-        b"zrevrank" => 234,
-        b"zscan" => 235,
-        b"zscore" => 236,
-        b"zunion" => 237,
-        b"zunionstore" => 238,
+        b"replicaof" => 137,
+        b"reset" => 138,
+        b"restore" => 139,
+        b"role" => 140,
+        b"rpop" => 141,
+        b"rpoplpush" => 142,
+        b"rpush" => 143,
+        b"rpushx" => 144,
+        b"sadd" => 145,
+        b"save" => 146,
+        b"scan" => 147,
+        b"scard" => 148,
+        b"script" => 149,
+        b"sdiff" => 150,
+        b"sdiffstore" => 151,
+        b"select" => 152,
+        b"set" => 153,
+        b"setbit" => 154,
+        b"setex" => 155,
+        b"setnx" => 156,
+        b"setrange" => 157,
+        b"shutdown" => 158,
+        b"sinter" => 159,
+        b"sintercard" => 160,
+        b"sinterstore" => 161,
+        b"sismember" => 162,
+        b"slaveof" => 163,
+        b"slowlog" => 164,
+        b"smembers" => 165,
+        b"smismember" => 166,
+        b"smove" => 167,
+        b"sort" => 168,
+        b"sort_ro" => 169,
+        b"spop" => 170,
+        b"spublish" => 171,
+        b"srandmember" => 172,
+        b"srem" => 173,
+        b"sscan" => 174,
+        b"ssubscribe" => 175,
+        b"strlen" => 176,
+        b"subscribe" => 177,
+        b"substr" => 178,
+        b"sunion" => 179,
+        b"sunionstore" => 180,
+        b"sunsubscribe" => 181,
+        b"swapdb" => 182,
+        b"sync" => 183,
+        b"time" => 184,
+        b"touch" => 185,
+        b"ttl" => 186,
+        b"type" => 187,
+        b"unlink" => 188,
+        b"unsubscribe" => 189,
+        b"unwatch" => 190,
+        b"velo" => 191,
+        b"wait" => 192,
+        b"watch" => 193,
+        b"xack" => 194,
+        b"xadd" => 195,
+        b"xautoclaim" => 196,
+        b"xclaim" => 197,
+        b"xdel" => 198,
+        b"xgroup" => 199,
+        b"xinfo" => 200,
+        b"xlen" => 201,
+        b"xpending" => 202,
+        b"xrange" => 203,
+        b"xread" => 204,
+        b"xreadgroup" => 205,
+        b"xrevrange" => 206,
+        b"xsetid" => 207,
+        b"xtrim" => 208,
+        b"zadd" => 209,
+        b"zcard" => 210,
+        b"zcount" => 211,
+        b"zdiff" => 212,
+        b"zdiffstore" => 213,
+        b"zincrby" => 214,
+        b"zinter" => 215,
+        b"zintercard" => 216,
+        b"zinterstore" => 217,
+        b"zlexcount" => 218,
+        b"zmpop" => 219,
+        b"zmscore" => 220,
+        b"zpopmax" => 221,
+        b"zpopmin" => 222,
+        b"zrandmember" => 223,
+        b"zrange" => 224,
+        b"zrangebylex" => 225,
+        b"zrangebyscore" => 226,
+        b"zrangestore" => 227,
+        b"zrank" => 228,
+        b"zrem" => 229,
+        b"zremrangebylex" => 230,
+        b"zremrangebyrank" => 231,
+        b"zremrangebyscore" => 232,
+        b"zrevrange" => 233,
+        b"zrevrangebylex" => 234,
+        b"zrevrangebyscore" => 235,
+        b"zrevrank" => 236,
+        b"zscan" => 237,
+        b"zscore" => 238,
+        b"zunion" => 239,
+        b"zunionstore" => 240,
         _ => return None,
     };
     COMMANDS.get(index)

@@ -170,3 +170,34 @@ fn debug_object_of_an_expired_key_not_yet_deleted() {
         assert_eq!(conn.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"]), b"+OK\r\n");
     }
 }
+
+/// REPLICAOF/SLAVEOF NO ONE succeed on a master (clients and failover scripts send it to make sure), with
+/// Redis's arity and port errors; following a master is refused by Velo (no replication yet), so that case is
+/// checked on Velo alone.
+#[test]
+fn replicaof_no_one_on_a_master() {
+    let (redis, velo) = servers();
+    compare(
+        &redis,
+        &velo,
+        "replicaof",
+        &[
+            "REPLICAOF NO ONE",
+            "REPLICAOF no one",
+            "SLAVEOF NO ONE",
+            "REPLICAOF \"NO ONE\"",
+            "REPLICAOF localhost 99999",
+            "SLAVEOF localhost -1",
+            "REPLICAOF localhost abc",
+            "MULTI",
+            "REPLICAOF NO ONE",
+            "EXEC",
+            "EVAL \"return redis.call('replicaof','no','one')\" 0",
+            "ROLE",
+        ],
+    );
+    let mut conn = crate::support::Conn::connect(velo.port);
+    let reply = String::from_utf8_lossy(&conn.cmd(&["REPLICAOF", "127.0.0.1", "6379"])).into_owned();
+    assert!(reply.starts_with("-ERR Velo does not replicate yet"), "{reply}");
+    assert!(conn.cmd(&["ROLE"]).starts_with(b"*3\r\n$6\r\nmaster\r\n"));
+}
