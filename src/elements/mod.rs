@@ -50,6 +50,33 @@ pub const LAYOUT_RANKED: u8 = 3;
 /// A stream: its nodes in a counted tree keyed by master ID, each node's entries in one part.
 pub const LAYOUT_STREAM: u8 = 4;
 
+/// Bit 7 of the layout byte: the collection was promoted to Redis's large encoding (hashtable / skiplist)
+/// and keeps it for its life (see [`crate::types::PROMOTED_COUNT_BIT`] for compact values). Layouts are
+/// below 0x80, so the bit was always 0 before it was given this meaning; readers mask it off.
+pub const LAYOUT_PROMOTED: u8 = 0x80;
+
+/// True when the stored collection `payload` (compact value or split header, of a hash, set or sorted
+/// set) carries the promoted flag.
+pub fn is_promoted(payload: &[u8]) -> bool {
+    if is_split(payload) {
+        payload.get(4).is_some_and(|layout| layout & LAYOUT_PROMOTED != 0)
+    } else {
+        payload.get(3).is_some_and(|high| high & 0x80 != 0)
+    }
+}
+
+/// Sets or clears the promoted flag of the stored collection `payload` (compact value or split header).
+pub fn set_promoted(payload: &mut [u8], promoted: bool) {
+    let (at, bit) = if is_split(payload) { (4, LAYOUT_PROMOTED) } else { (3, 0x80) };
+    if let Some(byte) = payload.get_mut(at) {
+        if promoted {
+            *byte |= bit;
+        } else {
+            *byte &= !bit;
+        }
+    }
+}
+
 /// The database holding the parts of user database `db`.
 pub fn part_db(db: u16) -> u16 {
     db | PART_DB_FLAG
@@ -170,7 +197,7 @@ pub fn read_header_prefix<'b>(db: u16, key: &[u8], payload: &'b [u8]) -> Result<
     let id = u64::from_le_bytes(payload[5..13].try_into().expect("8 bytes"));
     let count = u64::from_le_bytes(payload[13..21].try_into().expect("8 bytes"));
     let hash_slot = u16::from_le_bytes(payload[21..23].try_into().expect("2 bytes"));
-    Ok((payload[4], Home { db, hash_slot, id }, count, &payload[HEADER_PREFIX_LEN..]))
+    Ok((payload[4] & !LAYOUT_PROMOTED, Home { db, hash_slot, id }, count, &payload[HEADER_PREFIX_LEN..]))
 }
 
 /// The id of the split header `payload`, if it is one.
