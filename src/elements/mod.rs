@@ -403,6 +403,38 @@ mod tests {
     }
 
     #[test]
+    fn promoted_flag_golden_bytes_and_old_values_read_the_same() {
+        // A compact hash `a -> 1` as written before the flag, then promoted: bit 31 of the count.
+        let plain = crate::types::hash::HashValue::from_pairs(vec![(Bytes::from("a"), Bytes::from("1"))]).to_bytes();
+        assert_eq!(plain, [1, 0, 0, 0, 1, 0, 0, 0, b'a', 1, 0, 0, 0, b'1']);
+        assert!(!is_promoted(&plain));
+        let mut flagged = plain.clone();
+        set_promoted(&mut flagged, true);
+        assert_eq!(flagged[..4], [1, 0, 0, 0x80]);
+        assert!(is_promoted(&flagged) && !is_split(&flagged));
+        let decoded = crate::types::hash::HashValue::from_bytes(&flagged).expect("flagged hash");
+        assert_eq!(decoded.to_bytes(), plain);
+        let set = crate::types::set::SetValue::from_bytes(&[1, 0, 0, 0x80, 1, 0, 0, 0, b'7']).expect("flagged set");
+        assert_eq!(set.len(), 1);
+        let zset = crate::types::zset::from_bytes(&[1, 0, 0, 0x80, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 1, 0, 0, 0, b'm'])
+            .expect("flagged sorted set");
+        assert_eq!(zset.len(), 1);
+        set_promoted(&mut flagged, false);
+        assert_eq!(flagged, plain);
+
+        // A split header: bit 7 of the layout byte, masked off by every reader.
+        let home = Home { db: 0, hash_slot: 5, id: 9 };
+        let mut header = ranked::Ranked::create(home, vec![(Bytes::from("m"), 1.5)]).header();
+        assert!(!is_promoted(&header));
+        set_promoted(&mut header, true);
+        assert_eq!(header[..5], [0xff, 0xff, 0xff, 0xff, LAYOUT_RANKED | LAYOUT_PROMOTED]);
+        assert!(is_promoted(&header));
+        let (layout, _, count, _) = read_header_prefix(0, b"k", &header).expect("prefix");
+        assert_eq!((layout, count), (LAYOUT_RANKED, 1));
+        assert!(ranked::Ranked::decode(0, b"k", &header).is_ok());
+    }
+
+    #[test]
     fn truncated_headers_are_damage_not_panics() {
         let home = Home { db: 0, hash_slot: 1, id: 2 };
         let headers = [

@@ -68,7 +68,8 @@ fn encodings_stay_promoted_as_in_redis() {
             "SUNIONSTORE s4 s",
             "OBJECT ENCODING s4",
             "SADD s5 1 2 3 4 5",
-            "SPOP s5",
+            "!SPOP s5",
+            "OBJECT ENCODING s5",
             "SINTERSTORE s6 s s",
             "OBJECT ENCODING s6",
             // Sorted sets: past the entry count, a long member.
