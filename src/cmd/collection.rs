@@ -18,6 +18,7 @@
 use bytes::Bytes;
 
 use super::{CmdError, Ctx};
+use crate::config::params::EncodingLimits;
 use crate::elements::chain::Chain;
 use crate::elements::hashed::Hashed;
 use crate::elements::ranked::{Inserted, Ranked};
@@ -113,6 +114,22 @@ pub trait Collection: Default {
     fn split_weight(&self, encoded: &[u8]) -> u64 {
         encoded.len() as u64
     }
+    /// True for the types whose Redis encoding, once promoted to the large one, stays (hashes, sets,
+    /// sorted sets: [`super::encoding`]).
+    const STICKY: bool = false;
+    /// True when this content calls for Redis's large encoding under `limits`.
+    fn outgrows(&self, _limits: &EncodingLimits) -> bool {
+        false
+    }
+    /// True when `count` elements call for Redis's large encoding under `limits`.
+    fn count_outgrows(_count: u64, _limits: &EncodingLimits) -> bool {
+        false
+    }
+    /// True when writing the one element `field` (with `value`) calls for Redis's large encoding under
+    /// `limits`: a long field or value, a set member that is not an integer.
+    fn element_outgrows(_field: &[u8], _value: &[u8], _limits: &EncodingLimits) -> bool {
+        false
+    }
 }
 
 impl Collection for HashValue {
@@ -136,6 +153,16 @@ impl Collection for HashValue {
     }
     fn from_entries(entries: Vec<(Bytes, Bytes)>) -> Self {
         HashValue::from_pairs(entries)
+    }
+    const STICKY: bool = true;
+    fn outgrows(&self, limits: &EncodingLimits) -> bool {
+        self.encoding_name(limits.hash_entries, limits.hash_value) != "listpack"
+    }
+    fn count_outgrows(count: u64, limits: &EncodingLimits) -> bool {
+        count > limits.hash_entries
+    }
+    fn element_outgrows(field: &[u8], value: &[u8], limits: &EncodingLimits) -> bool {
+        field.len() as u64 > limits.hash_value || value.len() as u64 > limits.hash_value
     }
 }
 
@@ -164,6 +191,16 @@ impl Collection for SetValue {
             set.insert(member);
         }
         set
+    }
+    const STICKY: bool = true;
+    fn outgrows(&self, limits: &EncodingLimits) -> bool {
+        self.encoding_name(limits.set_intset_entries) != "intset"
+    }
+    fn count_outgrows(count: u64, limits: &EncodingLimits) -> bool {
+        count > limits.set_intset_entries
+    }
+    fn element_outgrows(member: &[u8], _value: &[u8], _limits: &EncodingLimits) -> bool {
+        crate::engine::envelope::canonical_int(member).is_none()
     }
 }
 
@@ -218,6 +255,16 @@ impl Collection for ZsetIndex {
         }
         index
     }
+    const STICKY: bool = true;
+    fn outgrows(&self, limits: &EncodingLimits) -> bool {
+        zset::encoding_name(self, limits.zset_entries, limits.zset_value) != "listpack"
+    }
+    fn count_outgrows(count: u64, limits: &EncodingLimits) -> bool {
+        count > limits.zset_entries
+    }
+    fn element_outgrows(member: &[u8], _value: &[u8], limits: &EncodingLimits) -> bool {
+        member.len() as u64 > limits.zset_value
+    }
 }
 
 impl Collection for StreamValue {
@@ -264,11 +311,11 @@ pub enum Split {
 impl Split {
     /// The split form described by the header `payload` stored at `key` in `db`.
     pub fn decode(db: u16, key: &[u8], payload: &[u8]) -> Result<Split, CmdError> {
-        Ok(match payload.get(4) {
-            Some(&LAYOUT_HASHED) => Split::Hashed(Hashed::decode(db, key, payload)?),
-            Some(&LAYOUT_CHAIN) => Split::Chain(Chain::decode(db, key, payload)?),
-            Some(&LAYOUT_RANKED) => Split::Ranked(Ranked::decode(db, key, payload)?),
-            Some(&LAYOUT_STREAM) => Split::Stream(Box::new(Streamed::decode(db, key, payload)?)),
+        Ok(match payload.get(4).map(|layout| layout & !elements::LAYOUT_PROMOTED) {
+            Some(LAYOUT_HASHED) => Split::Hashed(Hashed::decode(db, key, payload)?),
+            Some(LAYOUT_CHAIN) => Split::Chain(Chain::decode(db, key, payload)?),
+            Some(LAYOUT_RANKED) => Split::Ranked(Ranked::decode(db, key, payload)?),
+            Some(LAYOUT_STREAM) => Split::Stream(Box::new(Streamed::decode(db, key, payload)?)),
             _ => Err(elements::ElementError::Damaged {
                 key: String::from_utf8_lossy(key).into_owned(),
                 reason: "unknown split layout".into(),
@@ -395,6 +442,12 @@ pub struct Handle<T: Collection> {
     /// The stored split header as opened: a command that leaves it unchanged (HSET of an existing field)
     /// does not rewrite it.
     opened_header: Option<Bytes>,
+    /// The stored value carries the promoted flag: Redis's large encoding, kept for life
+    /// ([`super::encoding`]).
+    promoted: bool,
+    /// An element this command wrote into the split form calls for the large encoding by itself (the
+    /// compact form is judged whole on save instead).
+    grown: bool,
 }
 
 impl<T: Collection> Handle<T> {
@@ -411,6 +464,7 @@ impl<T: Collection> Handle<T> {
     /// save): for the stream commands that touch no group (XADD, XDEL, XTRIM, XLEN, XRANGE, XREAD).
     pub fn open_without_stream_groups(slot: &mut Slot, db: u16, key: &Bytes) -> Result<Handle<T>, CmdError> {
         let entry = slot.get(db, key)?;
+        let promoted = T::STICKY && entry.as_ref().is_some_and(|entry| elements::is_promoted(&entry.value));
         let mut opened_header = None;
         let (expire, existed, form) = match entry {
             None => (None, false, Form::Compact(T::default())),
@@ -426,12 +480,35 @@ impl<T: Collection> Handle<T> {
                 (entry.expire_at_ms, true, Form::Compact(value))
             }
         };
-        Ok(Handle { db, key: key.clone(), expire, existed, form, replaced: None, opened_header })
+        Ok(Handle {
+            db,
+            key: key.clone(),
+            expire,
+            existed,
+            form,
+            replaced: None,
+            opened_header,
+            promoted,
+            grown: false,
+        })
     }
 
     /// True if the key existed when opened.
     pub fn existed(&self) -> bool {
         self.existed
+    }
+
+    /// True when the stored collection was promoted to Redis's large encoding (hashtable, skiplist),
+    /// which it keeps for life ([`super::encoding`]).
+    pub fn promoted(&self) -> bool {
+        self.promoted
+    }
+
+    /// Notes an element written into the split form, for the promotion judged on save.
+    fn note_written(&mut self, field: &[u8], value: &[u8]) {
+        if T::STICKY && !self.promoted && !self.grown && matches!(self.form, Form::Split(_)) {
+            self.grown = T::element_outgrows(field, value, &super::encoding::limits());
+        }
     }
 
     /// Number of elements.
@@ -488,9 +565,18 @@ impl<T: Collection> Handle<T> {
         if let Some(old) = self.replaced.take() {
             old.free_ops(slot, ops)?;
         }
+        // Redis converts on the write that outgrows the small encoding and never back.
+        let promoted = T::STICKY
+            && (self.promoted
+                || self.grown
+                || match &self.form {
+                    Form::Compact(value) => !value.is_empty() && value.outgrows(&super::encoding::limits()),
+                    Form::Split(split) => T::count_outgrows(split.count(), &super::encoding::limits()),
+                });
         match self.form {
             Form::Split(split) => {
-                let header = split.header();
+                let mut header = split.header();
+                elements::set_promoted(&mut header, promoted);
                 if self.opened_header.as_deref() != Some(&header[..]) {
                     ops.push(BatchOp::Set {
                         db: self.db,
@@ -508,7 +594,7 @@ impl<T: Collection> Handle<T> {
                 }
             }
             Form::Compact(value) => {
-                compact_ops(ops, self.db, &self.key, self.existed, self.expire, &value);
+                compact_ops(ops, self.db, &self.key, self.existed, self.expire, &value, promoted);
             }
         }
         Ok(())
@@ -516,8 +602,8 @@ impl<T: Collection> Handle<T> {
 }
 
 /// The writes storing compact `value` at `key`: a delete when empty, a split collection when large,
-/// else one value. True when split: the owner record and the header are then the first two writes, the
-/// new parts the rest.
+/// else one value, carrying the promoted flag when `promoted` ([`super::encoding`]). True when split:
+/// the owner record and the header are then the first two writes, the new parts the rest.
 fn compact_ops<T: Collection>(
     ops: &mut Vec<BatchOp>,
     db: u16,
@@ -525,6 +611,7 @@ fn compact_ops<T: Collection>(
     existed: bool,
     expire: Option<u64>,
     value: &T,
+    promoted: bool,
 ) -> bool {
     if value.is_empty() {
         if existed {
@@ -532,15 +619,20 @@ fn compact_ops<T: Collection>(
         }
         return false;
     }
-    let encoded = value.encode();
+    let mut encoded = value.encode();
     let large = value.count() > SPLIT_ABOVE_COUNT || value.split_weight(&encoded) > SPLIT_ABOVE_BYTES;
     if T::SHAPE == SplitShape::Never || !large {
+        if promoted {
+            elements::set_promoted(&mut encoded, true);
+        }
         ops.push(BatchOp::Set { db, key: key.to_vec(), kind: T::KIND, value: encoded, expire_at_ms: expire });
         return false;
     }
     let split = Split::create(db, key, value, fresh_id(key));
     ops.push(split.home().owner_op(key));
-    ops.push(BatchOp::Set { db, key: key.to_vec(), kind: T::KIND, value: split.header(), expire_at_ms: expire });
+    let mut header = split.header();
+    elements::set_promoted(&mut header, promoted);
+    ops.push(BatchOp::Set { db, key: key.to_vec(), kind: T::KIND, value: header, expire_at_ms: expire });
     match split {
         Split::Hashed(hashed) => hashed.into_ops(ops),
         Split::Chain(chain) => chain.into_ops(ops),
@@ -553,7 +645,13 @@ fn compact_ops<T: Collection>(
 /// The writes that create `key` holding `value` (split when large) where no key exists: for bulk loads
 /// (rdb-restore), which batch many keys into one write.
 pub fn create_ops<T: Collection>(ops: &mut Vec<BatchOp>, db: u16, key: &[u8], value: &T, expire: Option<u64>) {
-    compact_ops(ops, db, key, false, expire, value);
+    compact_ops(ops, db, key, false, expire, value, chosen_from_content(value));
+}
+
+/// The promoted flag of a collection written whole from a result (STORE commands, RESTORE, bulk loads):
+/// Redis chooses the encoding of those from their content.
+fn chosen_from_content<T: Collection>(value: &T) -> bool {
+    T::STICKY && !value.is_empty() && value.outgrows(&super::encoding::limits())
 }
 
 /// Element-level operations of hashes and sets (a set's values are empty).
@@ -569,6 +667,7 @@ impl<T: Collection + Keyed> Handle<T> {
 
     /// Sets `field`; true if it is new.
     pub fn insert(&mut self, slot: &mut Slot, field: Bytes, value: Bytes) -> Result<bool, CmdError> {
+        self.note_written(&field, &value);
         Ok(match &mut self.form {
             Form::Compact(compact) => compact.insert_field(field, value),
             Form::Split(Split::Hashed(hashed)) => hashed.insert(slot, field, value)?,
@@ -608,7 +707,8 @@ impl<T: Collection + Keyed> Handle<T> {
         Ok(match &mut self.form {
             Form::Compact(compact) => {
                 let entries = compact.to_entries();
-                if whole(&entries) {
+                // A promoted collection is a hash table in Redis, paged whatever its size.
+                if !self.promoted && whole(&entries) {
                     (0, entries)
                 } else {
                     super::scan_page::page(entries, cursor, want)
@@ -880,6 +980,7 @@ impl Handle<ZsetIndex> {
 
     /// Sets `member`'s score (never NaN: callers check).
     pub fn insert(&mut self, slot: &mut Slot, member: Bytes, score: f64) -> Result<InsertOutcome, CmdError> {
+        self.note_written(&member, b"");
         Ok(match &mut self.form {
             Form::Compact(index) => index.insert(&member, score).map_err(|_| CmdError::NotFloat)?,
             Form::Split(Split::Ranked(ranked)) => match ranked.insert(slot, member, score)? {
@@ -967,7 +1068,7 @@ impl Handle<ZsetIndex> {
         whole: impl FnOnce(&ZsetIndex) -> bool,
     ) -> Result<(u64, Vec<(Bytes, f64)>), CmdError> {
         Ok(match &mut self.form {
-            Form::Compact(index) if whole(index) => (0, index.to_scored()),
+            Form::Compact(index) if !self.promoted && whole(index) => (0, index.to_scored()),
             Form::Compact(index) => super::scan_page::page(index.to_scored(), cursor, want),
             Form::Split(Split::Ranked(ranked)) => ranked.scan(slot, cursor, want)?,
             Form::Split(_) => (0, Vec::new()),
@@ -1065,12 +1166,26 @@ pub fn store<T: Collection>(
     value: &T,
     expire: Option<u64>,
 ) -> Result<(), CmdError> {
+    store_with(slot, db, key, value, expire, None)
+}
+
+/// [`store`] with the promoted flag given (`Some`: a copy of a value keeps its encoding state) or chosen
+/// from the content (`None`).
+fn store_with<T: Collection>(
+    slot: &mut Slot,
+    db: u16,
+    key: &[u8],
+    value: &T,
+    expire: Option<u64>,
+    promoted: Option<bool>,
+) -> Result<(), CmdError> {
     let mut ops = Vec::new();
     replace_ops(slot, db, key, &mut ops)?;
     let existed = slot.key_info(db, key)?.is_some();
     elements::interrupt::check()?;
     let mut new = Vec::new();
-    let split = compact_ops(&mut new, db, key, existed, expire, value);
+    let promoted = promoted.unwrap_or_else(|| chosen_from_content(value));
+    let split = compact_ops(&mut new, db, key, existed, expire, value, promoted);
     if split && new.len() > 2 + STORE_PARTS_PER_BATCH {
         // `compact_ops` put the owner record and the header first.
         let mut parts = new.split_off(2).into_iter().peekable();
@@ -1098,7 +1213,7 @@ pub fn store_ops<T: Collection>(
 ) -> Result<(), CmdError> {
     replace_ops(slot, db, key, ops)?;
     let existed = slot.key_info(db, key)?.is_some();
-    compact_ops(ops, db, key, existed, expire, value);
+    compact_ops(ops, db, key, existed, expire, value, chosen_from_content(value));
     Ok(())
 }
 
@@ -1242,13 +1357,18 @@ pub fn portable_value(slot: &mut Slot, db: u16, key: &[u8]) -> Result<Option<cra
     let Some(mut entry) = slot.get(db, key)? else { return Ok(None) };
     if is_collection_kind(entry.kind) && elements::is_split(&entry.value) {
         let mut split = Split::decode(db, key, &entry.value)?;
-        entry.value = Bytes::from(match entry.kind {
+        let mut value = match entry.kind {
             ValueKind::Hash => split.materialize::<HashValue>(slot)?.encode(),
             ValueKind::Set => split.materialize::<SetValue>(slot)?.encode(),
             ValueKind::SortedSet => split.materialize::<ZsetIndex>(slot)?.encode(),
             ValueKind::Stream => split.materialize::<StreamValue>(slot)?.encode(),
             _ => split.materialize::<ListValue>(slot)?.encode(),
-        });
+        };
+        // The copy keeps the encoding state, as Redis's RENAME/MOVE/COPY keep the object.
+        if matches!(entry.kind, ValueKind::Hash | ValueKind::Set | ValueKind::SortedSet) {
+            elements::set_promoted(&mut value, elements::is_promoted(&entry.value));
+        }
+        entry.value = Bytes::from(value);
     }
     Ok(Some(entry))
 }
@@ -1256,12 +1376,15 @@ pub fn portable_value(slot: &mut Slot, db: u16, key: &[u8]) -> Result<Option<cra
 /// Writes a compact value of any type to `key` (splitting a large collection), replacing what is there.
 pub fn write_portable(slot: &mut Slot, db: u16, key: &[u8], entry: &crate::engine::Entry) -> Result<(), CmdError> {
     let decode_error = |err: String| CmdError::err(format!("value to copy is unreadable: {err}"));
+    let promoted = Some(elements::is_promoted(&entry.value));
     match entry.kind {
         ValueKind::Hash => {
-            store(slot, db, key, &HashValue::decode(&entry.value).map_err(decode_error)?, entry.expire_at_ms)
+            let value = HashValue::decode(&entry.value).map_err(decode_error)?;
+            store_with(slot, db, key, &value, entry.expire_at_ms, promoted)
         }
         ValueKind::Set => {
-            store(slot, db, key, &SetValue::decode(&entry.value).map_err(decode_error)?, entry.expire_at_ms)
+            let value = SetValue::decode(&entry.value).map_err(decode_error)?;
+            store_with(slot, db, key, &value, entry.expire_at_ms, promoted)
         }
         ValueKind::List => {
             store(slot, db, key, &ListValue::decode(&entry.value).map_err(decode_error)?, entry.expire_at_ms)
@@ -1296,6 +1419,14 @@ pub fn encoding_name(
     limits: crate::config::params::EncodingLimits,
 ) -> Result<Option<&'static str>, CmdError> {
     let unreadable = |what: &str, err: String| CmdError::err(format!("stored {what} is unreadable: {err}"));
+    // Promoted once, the large encoding stays (Redis never converts back).
+    if elements::is_promoted(&entry.value) {
+        match entry.kind {
+            ValueKind::Hash | ValueKind::Set => return Ok(Some("hashtable")),
+            ValueKind::SortedSet => return Ok(Some("skiplist")),
+            _ => {}
+        }
+    }
     let split = elements::is_split(&entry.value);
     let count = || -> Result<u64, CmdError> {
         let db = ctx.db();

@@ -57,7 +57,7 @@ pub fn stored_bytes(db: u16, key: &[u8], value: &[u8], expire_at_ms: Option<u64>
     if el::is_split(value) && value.len() > 4 {
         let unreadable =
             |e: crate::elements::ElementError| CmdError::err(format!("stored collection is unreadable: {e}"));
-        bytes += match value[4] {
+        bytes += match value[4] & !el::LAYOUT_PROMOTED {
             el::LAYOUT_HASHED => el::hashed::Hashed::decode(db, key, value).map_err(unreadable)?.bytes(),
             el::LAYOUT_CHAIN => el::chain::Chain::decode(db, key, value).map_err(unreadable)?.bytes(),
             el::LAYOUT_RANKED => el::ranked::Ranked::decode(db, key, value).map_err(unreadable)?.bytes(),

@@ -27,6 +27,7 @@ pub mod config;
 pub mod connection;
 pub mod debug;
 pub mod dump;
+pub mod encoding;
 mod error;
 pub mod extfloat;
 pub mod generic;

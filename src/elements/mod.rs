@@ -50,6 +50,33 @@ pub const LAYOUT_RANKED: u8 = 3;
 /// A stream: its nodes in a counted tree keyed by master ID, each node's entries in one part.
 pub const LAYOUT_STREAM: u8 = 4;
 
+/// Bit 7 of the layout byte: the collection was promoted to Redis's large encoding (hashtable / skiplist)
+/// and keeps it for its life (see [`crate::types::PROMOTED_COUNT_BIT`] for compact values). Layouts are
+/// below 0x80, so the bit was always 0 before it was given this meaning; readers mask it off.
+pub const LAYOUT_PROMOTED: u8 = 0x80;
+
+/// True when the stored collection `payload` (compact value or split header, of a hash, set or sorted
+/// set) carries the promoted flag.
+pub fn is_promoted(payload: &[u8]) -> bool {
+    if is_split(payload) {
+        payload.get(4).is_some_and(|layout| layout & LAYOUT_PROMOTED != 0)
+    } else {
+        payload.get(3).is_some_and(|high| high & 0x80 != 0)
+    }
+}
+
+/// Sets or clears the promoted flag of the stored collection `payload` (compact value or split header).
+pub fn set_promoted(payload: &mut [u8], promoted: bool) {
+    let (at, bit) = if is_split(payload) { (4, LAYOUT_PROMOTED) } else { (3, 0x80) };
+    if let Some(byte) = payload.get_mut(at) {
+        if promoted {
+            *byte |= bit;
+        } else {
+            *byte &= !bit;
+        }
+    }
+}
+
 /// The database holding the parts of user database `db`.
 pub fn part_db(db: u16) -> u16 {
     db | PART_DB_FLAG
@@ -170,7 +197,7 @@ pub fn read_header_prefix<'b>(db: u16, key: &[u8], payload: &'b [u8]) -> Result<
     let id = u64::from_le_bytes(payload[5..13].try_into().expect("8 bytes"));
     let count = u64::from_le_bytes(payload[13..21].try_into().expect("8 bytes"));
     let hash_slot = u16::from_le_bytes(payload[21..23].try_into().expect("2 bytes"));
-    Ok((payload[4], Home { db, hash_slot, id }, count, &payload[HEADER_PREFIX_LEN..]))
+    Ok((payload[4] & !LAYOUT_PROMOTED, Home { db, hash_slot, id }, count, &payload[HEADER_PREFIX_LEN..]))
 }
 
 /// The id of the split header `payload`, if it is one.
@@ -373,6 +400,38 @@ mod tests {
         assert!(is_split(&header));
         let (layout, read_home, count, rest) = read_header_prefix(3, b"k", &header).expect("prefix");
         assert_eq!((layout, read_home, count, rest.len()), (LAYOUT_HASHED, home, 0, hashed::STATE_LEN));
+    }
+
+    #[test]
+    fn promoted_flag_golden_bytes_and_old_values_read_the_same() {
+        // A compact hash `a -> 1` as written before the flag, then promoted: bit 31 of the count.
+        let plain = crate::types::hash::HashValue::from_pairs(vec![(Bytes::from("a"), Bytes::from("1"))]).to_bytes();
+        assert_eq!(plain, [1, 0, 0, 0, 1, 0, 0, 0, b'a', 1, 0, 0, 0, b'1']);
+        assert!(!is_promoted(&plain));
+        let mut flagged = plain.clone();
+        set_promoted(&mut flagged, true);
+        assert_eq!(flagged[..4], [1, 0, 0, 0x80]);
+        assert!(is_promoted(&flagged) && !is_split(&flagged));
+        let decoded = crate::types::hash::HashValue::from_bytes(&flagged).expect("flagged hash");
+        assert_eq!(decoded.to_bytes(), plain);
+        let set = crate::types::set::SetValue::from_bytes(&[1, 0, 0, 0x80, 1, 0, 0, 0, b'7']).expect("flagged set");
+        assert_eq!(set.len(), 1);
+        let zset = crate::types::zset::from_bytes(&[1, 0, 0, 0x80, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 1, 0, 0, 0, b'm'])
+            .expect("flagged sorted set");
+        assert_eq!(zset.len(), 1);
+        set_promoted(&mut flagged, false);
+        assert_eq!(flagged, plain);
+
+        // A split header: bit 7 of the layout byte, masked off by every reader.
+        let home = Home { db: 0, hash_slot: 5, id: 9 };
+        let mut header = ranked::Ranked::create(home, vec![(Bytes::from("m"), 1.5)]).header();
+        assert!(!is_promoted(&header));
+        set_promoted(&mut header, true);
+        assert_eq!(header[..5], [0xff, 0xff, 0xff, 0xff, LAYOUT_RANKED | LAYOUT_PROMOTED]);
+        assert!(is_promoted(&header));
+        let (layout, _, count, _) = read_header_prefix(0, b"k", &header).expect("prefix");
+        assert_eq!((layout, count), (LAYOUT_RANKED, 1));
+        assert!(ranked::Ranked::decode(0, b"k", &header).is_ok());
     }
 
     #[test]

@@ -494,7 +494,9 @@ fn elements_of(kind: ValueKind, env: &[u8], dictionaries: &envelope::DictionaryM
                 let stream = value.and_then(|(_, bytes)| crate::types::stream::StreamValue::from_bytes(&bytes).ok());
                 return (stream.map(|s| s.len() as u64), false);
             }
-            (head.get(..4).and_then(|b| b.try_into().ok()).map(|b| u32::from_le_bytes(b) as u64), false)
+            // Bit 31 of a compact count is the encoding flag (docs/format.md "Encoding flag").
+            let count = head.get(..4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
+            (count.map(|raw| crate::types::compact_count(raw) as u64), false)
         }
         _ => (None, false),
     }

@@ -64,8 +64,12 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
     let timeout_changed = next_change(idle_timeout);
     tokio::pin!(timeout_changed);
     let (mut reader, mut writer) = socket.into_split();
-    let mut rbuf = BytesMut::with_capacity(16 * 1024);
-    let mut wbuf = BytesMut::with_capacity(16 * 1024);
+    let mut rbuf = BytesMut::with_capacity(super::bufsize::READ_LEN);
+    let mut wbuf = BytesMut::with_capacity(super::bufsize::WRITE_LEN);
+    // Frees the read buffer of an idle client (`bufsize`); re-armed from the last read, not per request.
+    let idle_free = tokio::time::sleep(super::bufsize::IDLE_FREE);
+    tokio::pin!(idle_free);
+    let mut idle_free_armed = true;
     let mut decoder = Decoder::default();
     // A decoded request that must run off the worker, carried from the inline pass to the off-worker one.
     let mut pending = None;
@@ -172,13 +176,18 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
                     }
                 }
             }
-            read = reader.read_buf(&mut rbuf) => match read {
+            read = super::bufsize::read(&mut reader, &mut rbuf) => match read {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     server.stats.net_input.fetch_add(n as u64, Ordering::Relaxed);
                     server.metrics.reads.fetch_add(1, Ordering::Relaxed);
                     // Redis's "last interaction": once per read, not per command.
-                    *handle.last_active.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+                    let now = Instant::now();
+                    *handle.last_active.lock().unwrap_or_else(|p| p.into_inner()) = now;
+                    if !idle_free_armed {
+                        idle_free.as_mut().reset(tokio::time::Instant::from_std(now + super::bufsize::IDLE_FREE));
+                        idle_free_armed = true;
+                    }
                 }
             },
             _ = &mut killed => break,
@@ -187,6 +196,18 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
                 let mut receiver = receiver;
                 idle_limit = *receiver.borrow_and_update();
                 timeout_changed.set(next_change(receiver));
+            }
+            _ = &mut idle_free, if idle_free_armed => {
+                let last = *handle.last_active.lock().unwrap_or_else(|p| p.into_inner());
+                match super::bufsize::idle_check(last, &rbuf, Instant::now()) {
+                    Some(next) => idle_free.as_mut().reset(tokio::time::Instant::from_std(next)),
+                    None => {
+                        rbuf = BytesMut::new();
+                        handle.intro.qbuf.store(0, Ordering::Relaxed);
+                        handle.intro.qbuf_free.store(0, Ordering::Relaxed);
+                        idle_free_armed = false;
+                    }
+                }
             }
             _ = tokio::time::sleep_until(idle_deadline.unwrap_or_else(tokio::time::Instant::now)), if idle_deadline.is_some() => {
                 tracing::debug!(client = handle.id, "closing idle client (timeout)");
@@ -264,10 +285,13 @@ fn execute_grouped(server: &Arc<Server>, client: &mut Client, io: &mut Buffers<'
 fn execute_buffered(server: &Arc<Server>, client: &mut Client, io: &mut Buffers<'_>, inline: bool) -> Step {
     loop {
         let mut buffered = io.rbuf.len();
+        // The buffer's room from this request on, before the request is split off it (`qbuf-free`).
+        let mut room = io.rbuf.capacity();
         let argv = match io.pending.take() {
             Some(argv) => {
                 // Decoded by an earlier pass: CLIENT LIST's `qbuf` still counts it, as Redis's query buffer.
                 buffered += request_len(&argv);
+                room += request_len(&argv);
                 argv
             }
             None => {
@@ -292,7 +316,7 @@ fn execute_buffered(server: &Arc<Server>, client: &mut Client, io: &mut Buffers<
             *io.pending = Some(argv);
             return Step::Paused;
         }
-        client.handle.intro.note(client, buffered, io.rbuf.capacity(), io.wbuf, &argv);
+        client.handle.intro.note(client, buffered, room, io.wbuf, &argv);
         let publishes = argv[0].eq_ignore_ascii_case(b"publish") || argv[0].eq_ignore_ascii_case(b"spublish");
         client.output_pending = !io.wbuf.is_empty();
         let mut ctx = Ctx { server, engine: &server.engine, client };
@@ -472,6 +496,7 @@ async fn flush(
     server.stats.net_output.fetch_add(wbuf.len() as u64, Ordering::Relaxed);
     server.metrics.writes.fetch_add(1, Ordering::Relaxed);
     wbuf.clear();
+    super::bufsize::after_flush(wbuf);
     Ok(())
 }
 

@@ -28,6 +28,7 @@
 
 pub mod access;
 pub mod blocking;
+pub mod bufsize;
 pub mod cancel;
 pub mod client;
 pub mod clock;

@@ -59,7 +59,9 @@ impl Live {
         let password = (!password.is_empty()).then(|| password.as_bytes().to_vec());
         self.auth_required.store(password.is_some(), Ordering::Relaxed);
         *self.requirepass.write().unwrap_or_else(|p| p.into_inner()) = password;
-        *self.encoding.write().unwrap_or_else(|p| p.into_inner()) = EncodingLimits::from_values(values);
+        let limits = EncodingLimits::from_values(values);
+        *self.encoding.write().unwrap_or_else(|p| p.into_inner()) = limits;
+        crate::cmd::encoding::set_limits(limits);
         self.obuf.load(&values.get("client-output-buffer-limit").unwrap_or_default());
         let min_replicas = values.uint("min-replicas-to-write") > 0 && values.uint("min-replicas-max-lag") > 0;
         self.too_few_replicas.store(min_replicas, Ordering::Relaxed);

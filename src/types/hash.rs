@@ -27,7 +27,7 @@ impl HashValue {
             *at += 4;
             Ok(u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize)
         };
-        let count = read_u32(&mut at)?;
+        let count = super::compact_count(read_u32(&mut at)? as u32);
         // Each pair takes at least 8 bytes: a hostile count cannot make us allocate much.
         let mut pairs = Vec::with_capacity(count.min(bytes.len() / 8));
         for _ in 0..count {

@@ -23,3 +23,14 @@ pub mod set;
 pub mod stream;
 pub mod zset;
 pub mod zset_index;
+
+/// Bit 31 of a compact hash's, set's or sorted set's leading element count: the collection was promoted
+/// to Redis's large encoding (hashtable / skiplist) and keeps it for its life, as Redis 7.0 never converts
+/// back (docs/format.md, "Encoding flag"). A compact count never reaches 2^31, so the bit was always 0
+/// before it was given this meaning.
+pub const PROMOTED_COUNT_BIT: u32 = 1 << 31;
+
+/// The element count of a compact collection's leading `count u32`, without [`PROMOTED_COUNT_BIT`].
+pub fn compact_count(raw: u32) -> usize {
+    (raw & !PROMOTED_COUNT_BIT) as usize
+}

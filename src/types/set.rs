@@ -26,7 +26,7 @@ impl SetValue {
             let raw = bytes.get(at..at + 4).ok_or(SetError(at))?;
             Ok(u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize)
         };
-        let count = read_u32(0)?;
+        let count = super::compact_count(read_u32(0)? as u32);
         let mut at = 4;
         let mut set = SetValue::default();
         for _ in 0..count.min(bytes.len() / 4) {

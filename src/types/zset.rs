@@ -16,7 +16,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<ZsetIndex, ZsetError> {
         let raw = bytes.get(at..at + 4).ok_or(ZsetError(at))?;
         Ok(u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize)
     };
-    let count = u32_at(0)?;
+    let count = super::compact_count(u32_at(0)? as u32);
     let mut at = 4;
     let mut index = ZsetIndex::new();
     for _ in 0..count {

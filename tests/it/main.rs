@@ -50,6 +50,7 @@ mod scripting;
 mod scripting_sandbox;
 mod server_bloom;
 mod server_commands;
+mod sticky_encodings;
 mod streams;
 mod streams_large;
 mod support;

@@ -1,0 +1,262 @@
+//! Redis 7.0's sticky encodings (`cmd::encoding`): a hash, set or sorted set promoted to hashtable /
+//! skiplist keeps it after removals, through RENAME, MOVE and COPY, and across a restart (Velo's choice,
+//! documented), while results written whole (STORE commands) choose from their content; and the SCAN
+//! family pages a promoted collection however small. Plus the connection's buffers (`server::bufsize`):
+//! an idle client's query buffer is freed, a large one shrinks, a large reply's write buffer does not stay.
+
+use std::time::{Duration, Instant};
+
+use crate::support::differential::{compare, servers};
+use crate::support::resp::Value;
+use crate::support::{Conn, TestServer};
+
+/// Adds and removes around lowered thresholds, then OBJECT ENCODING, against redis-server.
+#[test]
+fn encodings_stay_promoted_as_in_redis() {
+    let (redis, velo) = servers();
+    let long = "x".repeat(70);
+    let hash_long = format!("HSET hl f {long}");
+    let zset_long = format!("ZADD zl 1 {long}");
+    let zrem_long = format!("ZREM zl {long}");
+    compare(
+        &redis,
+        &velo,
+        "sticky encodings",
+        &[
+            "CONFIG SET hash-max-listpack-entries 4",
+            "CONFIG SET set-max-intset-entries 4",
+            "CONFIG SET zset-max-listpack-entries 4",
+            // Hashes: past the entry count, and a long value; neither comes back after HDEL / HSET.
+            "HSET h a 1 b 2 c 3 d 4",
+            "OBJECT ENCODING h",
+            "HSET h e 5",
+            "OBJECT ENCODING h",
+            "HDEL h a b c d",
+            "OBJECT ENCODING h",
+            "HGETALL h",
+            "HSCAN h 0 COUNT 100",
+            &hash_long,
+            "OBJECT ENCODING hl",
+            "HSET hl f short",
+            "OBJECT ENCODING hl",
+            "HSET small a 1",
+            "OBJECT ENCODING small",
+            // The object moves with RENAME, MOVE and COPY.
+            "RENAME h h2",
+            "OBJECT ENCODING h2",
+            "COPY h2 h3",
+            "OBJECT ENCODING h3",
+            "MOVE h3 1",
+            "SELECT 1",
+            "OBJECT ENCODING h3",
+            "SELECT 0",
+            // Sets: a non-integer member or past set-max-intset-entries; SREM does not go back.
+            "SADD s 1 2 3",
+            "OBJECT ENCODING s",
+            "SADD s a",
+            "OBJECT ENCODING s",
+            "SREM s a",
+            "OBJECT ENCODING s",
+            "SADD s2 1 2 3 4 5",
+            "OBJECT ENCODING s2",
+            "SREM s2 2 3 4 5",
+            "OBJECT ENCODING s2",
+            "SSCAN s2 0 COUNT 100",
+            "SMOVE s2 s3 1",
+            "OBJECT ENCODING s3",
+            // A result written whole chooses from its content.
+            "SUNIONSTORE s4 s",
+            "OBJECT ENCODING s4",
+            "SADD s5 1 2 3 4 5",
+            "!SPOP s5",
+            "OBJECT ENCODING s5",
+            "SINTERSTORE s6 s s",
+            "OBJECT ENCODING s6",
+            // Sorted sets: past the entry count, a long member.
+            "ZADD z 1 a 2 b 3 c 4 d",
+            "OBJECT ENCODING z",
+            "ZADD z 5 e",
+            "OBJECT ENCODING z",
+            "ZREM z a b c d",
+            "OBJECT ENCODING z",
+            "ZSCAN z 0 COUNT 100",
+            "ZREMRANGEBYSCORE z 0 10",
+            "EXISTS z",
+            &zset_long,
+            "OBJECT ENCODING zl",
+            "ZADD zl 2 m",
+            &zrem_long,
+            "OBJECT ENCODING zl",
+            "ZADD z2 1 a 2 b 3 c 4 d 5 e",
+            "ZREMRANGEBYRANK z2 0 2",
+            "OBJECT ENCODING z2",
+            "ZRANGESTORE z3 z2 0 -1",
+            "OBJECT ENCODING z3",
+            "ZUNIONSTORE z4 1 z2",
+            "OBJECT ENCODING z4",
+            // Emptied and made again: a new object.
+            "DEL z2",
+            "ZADD z2 1 a",
+            "OBJECT ENCODING z2",
+            "CONFIG SET hash-max-listpack-entries 512",
+            "CONFIG SET set-max-intset-entries 512",
+            "CONFIG SET zset-max-listpack-entries 128",
+        ],
+    );
+}
+
+/// Every element name of an HSCAN/SSCAN/ZSCAN iteration at COUNT 1, sorted, and the number of steps.
+fn scan_all(conn: &mut Conn, command: &str, key: &str) -> (Vec<String>, usize) {
+    let mut cursor = "0".to_string();
+    let mut seen = Vec::new();
+    let mut steps = 0;
+    loop {
+        let reply = conn.cmd(&[command, key, &cursor, "COUNT", "1"]);
+        let (value, _) = crate::support::resp::parse(&reply).expect("a reply");
+        let text = format!("{value:?}");
+        steps += 1;
+        let Value::Agg(_, Some(parts)) = value else { panic!("{text}") };
+        let Value::Blob(_, Some(next)) = &parts[0] else { panic!("{text}") };
+        cursor = String::from_utf8(next.clone()).expect("cursor");
+        let Value::Agg(_, Some(items)) = &parts[1] else { panic!("{text}") };
+        for item in items.iter().step_by(if command == "SSCAN" { 1 } else { 2 }) {
+            if let Value::Blob(_, Some(name)) = item {
+                seen.push(String::from_utf8_lossy(name).into_owned());
+            }
+        }
+        if cursor == "0" || steps > 100 {
+            break;
+        }
+    }
+    seen.sort();
+    (seen, steps)
+}
+
+/// A promoted collection shrunk back under the thresholds is paged like Redis's hash table (several steps
+/// at COUNT 1, each element once), where one never promoted comes back whole; the promotion survives a
+/// restart (the flag is stored with the value).
+#[test]
+fn a_promoted_small_collection_is_paged_and_stays_promoted_after_a_restart() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut velo = TestServer::start_in(dir.path(), &[]);
+    let mut conn = velo.connect();
+    for line in [
+        "CONFIG SET hash-max-listpack-entries 4",
+        "CONFIG SET set-max-intset-entries 4",
+        "CONFIG SET zset-max-listpack-entries 4",
+    ] {
+        let args: Vec<&str> = line.split(' ').collect();
+        assert_eq!(conn.cmd(&args), b"+OK\r\n");
+    }
+    conn.cmd(&["HSET", "h", "a", "1", "b", "2", "c", "3", "d", "4", "e", "5", "f", "6"]);
+    conn.cmd(&["HDEL", "h", "a", "b", "c"]);
+    conn.cmd(&["HSET", "listpack", "d", "4", "e", "5", "f", "6"]);
+    conn.cmd(&["SADD", "s", "1", "2", "3", "4", "5", "6"]);
+    conn.cmd(&["SREM", "s", "1", "2", "3"]);
+    conn.cmd(&["ZADD", "z", "1", "a", "2", "b", "3", "c", "4", "d", "5", "e", "6", "f"]);
+    conn.cmd(&["ZREM", "z", "a", "b", "c"]);
+    let three = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    let (fields, steps) = scan_all(&mut conn, "HSCAN", "h");
+    assert_eq!((fields, steps > 1), (three(&["d", "e", "f"]), true));
+    assert_eq!(scan_all(&mut conn, "HSCAN", "listpack"), (three(&["d", "e", "f"]), 1));
+    let (members, steps) = scan_all(&mut conn, "SSCAN", "s");
+    assert_eq!((members, steps > 1), (three(&["4", "5", "6"]), true));
+    let (members, steps) = scan_all(&mut conn, "ZSCAN", "z");
+    assert_eq!((members, steps > 1), (three(&["d", "e", "f"]), true));
+
+    velo.terminate();
+    let velo = TestServer::start_in(dir.path(), &[]);
+    let mut conn = velo.connect();
+    assert_eq!(conn.cmd(&["OBJECT", "ENCODING", "h"]), b"$9\r\nhashtable\r\n");
+    assert_eq!(conn.cmd(&["OBJECT", "ENCODING", "listpack"]), b"$8\r\nlistpack\r\n");
+    assert_eq!(conn.cmd(&["OBJECT", "ENCODING", "s"]), b"$9\r\nhashtable\r\n");
+    assert_eq!(conn.cmd(&["OBJECT", "ENCODING", "z"]), b"$8\r\nskiplist\r\n");
+    // Still paged at the default thresholds: the object, not the configuration, decides.
+    assert!(scan_all(&mut conn, "HSCAN", "h").1 > 1);
+}
+
+/// A large hash (split into parts) keeps its promotion when it shrinks back to one compact value.
+#[test]
+fn a_split_hash_joined_back_stays_promoted() {
+    let (redis, velo) = servers();
+    let mut fill = vec!["HSET".to_string(), "big".to_string()];
+    let mut trim = vec!["HDEL".to_string(), "big".to_string()];
+    for i in 0..600 {
+        fill.push(format!("f{i}"));
+        fill.push(i.to_string());
+        if i >= 3 {
+            trim.push(format!("f{i}"));
+        }
+    }
+    let (fill, trim) = (fill.join(" "), trim.join(" "));
+    compare(
+        &redis,
+        &velo,
+        "split then joined",
+        &[&fill, "OBJECT ENCODING big", &trim, "HLEN big", "OBJECT ENCODING big", "HGET big f2"],
+    );
+}
+
+/// The `name=` line of CLIENT LIST.
+fn client_line(observer: &mut Conn, name: &str) -> String {
+    let reply = observer.cmd(&["CLIENT", "LIST"]);
+    let text = String::from_utf8_lossy(&reply).into_owned();
+    text.lines().find(|line| line.contains(&format!("name={name} "))).unwrap_or_default().to_string()
+}
+
+fn field(line: &str, name: &str) -> u64 {
+    line.split(' ')
+        .find_map(|pair| pair.strip_prefix(&format!("{name}=")))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {line}"))
+}
+
+/// `qbuf + qbuf-free` of the client named `name`: its query buffer's allocation.
+fn query_buffer(observer: &mut Conn, name: &str) -> u64 {
+    let line = client_line(observer, name);
+    field(&line, "qbuf") + field(&line, "qbuf-free")
+}
+
+/// Redis's unit/querybuf, on both servers: an idle client's query buffer is freed after 2 s; one grown
+/// by a 400 KB request shrinks once small requests follow. And a 1 MB reply leaves no large reply
+/// buffer (`rbs`) behind.
+#[test]
+fn query_buffer_is_freed_when_idle_and_buffers_shrink_after_large_requests() {
+    let (redis, velo) = servers();
+    for (server, port) in [("redis", redis.port), ("velo", velo.port)] {
+        let mut observer = Conn::connect(port);
+        let mut client = Conn::connect(port);
+        assert_eq!(client.cmd(&["CLIENT", "SETNAME", "qb"]), b"+OK\r\n", "{server}");
+        let first = query_buffer(&mut observer, "qb");
+        assert!((16384..32768).contains(&first), "{server}: query buffer after SETNAME {first}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let line = client_line(&mut observer, "qb");
+            if field(&line, "idle") >= 3 && field(&line, "qbuf") + field(&line, "qbuf-free") == 0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{server}: idle query buffer not freed: {line}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+
+        let big = "A".repeat(400_000);
+        assert_eq!(client.cmd(&["SET", "x", &big]), b"+OK\r\n", "{server}");
+        let grown = query_buffer(&mut observer, "qb");
+        assert!(grown > 32768, "{server}: query buffer after a 400 KB request {grown}");
+        let small = "A".repeat(100);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut now = grown;
+        while now >= grown && Instant::now() < deadline {
+            client.cmd(&["SET", "x", &small]);
+            now = query_buffer(&mut observer, "qb");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(now > 0 && now < grown, "{server}: query buffer {now} after small requests, {grown} before");
+
+        client.cmd(&["SET", "x", &"B".repeat(1 << 20)]);
+        assert_eq!(client.cmd(&["GET", "x"]).len(), (1 << 20) + 12, "{server}");
+        assert_eq!(client.cmd(&["PING"]), b"+PONG\r\n");
+        let rbs = field(&client_line(&mut observer, "qb"), "rbs");
+        assert!(rbs <= 16384, "{server}: reply buffer after a 1 MB reply {rbs}");
+    }
+}
