@@ -202,23 +202,36 @@ pub fn hook() -> Option<&'static str> {
         if current.server.shutting_down() {
             return Some("Script killed by user with SCRIPT KILL...");
         }
-        let long = match current.last_handoff.get() {
-            // Once long, it stays long: ask again now and then (see HANDOFF_RETRY).
-            Some(at) => at.elapsed() >= HANDOFF_RETRY,
-            None => {
-                let mut budget = current.budget.get();
-                let spent = budget.spent(current.started.elapsed(), thread_cpu_time);
-                current.budget.set(budget);
-                spent
-            }
-        };
-        if long {
-            current.last_handoff.set(Some(Instant::now()));
-            current.handed_off.set(false);
-            current.hand_off();
-        }
+        current.hand_off_if_long();
         None
     })
+}
+
+/// Hands the running script's worker off once the script has used its [`Budget`] (as the count hook
+/// does), for a command the script called that loops over stored data: [`crate::cmd::Ctx::checkpoint`]
+/// and the split-collection walks (through [`walk_hook`]) call it. Such a command runs inline like any
+/// other the script calls, so a script calling ZRANGEBYSCORE or LREM on a small key pays no hand-off,
+/// and one walking a collection of millions still leaves its worker after [`HANDOFF_AFTER`]. Nothing if
+/// no script runs on this thread.
+pub fn hand_off_if_long() {
+    with(|current| {
+        if let Some(current) = current {
+            current.hand_off_if_long();
+        }
+    })
+}
+
+/// The hook [`crate::elements::interrupt::with_hook`] installs around a command a script calls: the
+/// walks hand the worker off once the script is long ([`hand_off_if_long`]), and never stop (the
+/// command may already have written; the script ends it). `None` when no script runs on this thread
+/// (EXEC's commands: nothing watches their walks).
+pub fn walk_hook() -> Option<&'static crate::elements::interrupt::Hook<'static>> {
+    fn check() -> Option<&'static str> {
+        hand_off_if_long();
+        None
+    }
+    let running = CURRENT.with(|c| !c.get().is_null());
+    running.then_some(&check)
 }
 
 /// Hands the running script's worker off now (see [`hook`]); nothing if no script runs on this thread.
@@ -231,6 +244,25 @@ pub fn hand_off() {
 }
 
 impl Current<'_> {
+    /// [`hand_off_if_long`] for this run.
+    fn hand_off_if_long(&self) {
+        let long = match self.last_handoff.get() {
+            // Once long, it stays long: ask again now and then (see HANDOFF_RETRY).
+            Some(at) => at.elapsed() >= HANDOFF_RETRY,
+            None => {
+                let mut budget = self.budget.get();
+                let spent = budget.spent(self.started.elapsed(), thread_cpu_time);
+                self.budget.set(budget);
+                spent
+            }
+        };
+        if long {
+            self.last_handoff.set(Some(Instant::now()));
+            self.handed_off.set(false);
+            self.hand_off();
+        }
+    }
+
     fn hand_off(&self) {
         if self.handed_off.get() {
             return;
@@ -238,8 +270,9 @@ impl Current<'_> {
         self.server.scripting.mark_long();
         crate::server::gate::leave_inline_batch();
         // The pause lets the new thread take the worker's core before `block_in_place` returns. If it has
-        // not, this worker keeps its core until the hook asks again ([`HANDOFF_RETRY`]); a script calling
-        // non-fast commands pays the pause once per run.
+        // not, this worker keeps its core until the hook asks again ([`HANDOFF_RETRY`]). Only long scripts
+        // and scripts calling a keyless command that may take long (KEYS, SCAN) pay it: on a loaded
+        // machine the pause lasts milliseconds (docs/performance.md, BullMQ's removal scripts).
         super::blocking(|| std::thread::sleep(Duration::from_micros(20)));
         self.handed_off.set(true);
     }

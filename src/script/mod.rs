@@ -11,6 +11,7 @@
 //! - [`current`]: the running script's state, reached by `redis.call` and the count hook.
 //! - [`functions`]: function libraries: FUNCTION LOAD, the registry, DUMP/RESTORE payloads, the file
 //!   that keeps them in the data directory.
+//! - [`turn`]: which connection runs the next script; waiting connections free their worker.
 //!
 //! # Running a script
 //! The dispatcher takes [`crate::server::Server::command_lock`] exclusively for EVAL/EVALSHA/FCALL and
@@ -37,6 +38,7 @@ pub mod functions;
 pub mod info;
 pub mod libs;
 pub mod pack;
+pub mod turn;
 pub mod vm;
 
 use hashbrown::HashMap;
@@ -227,6 +229,8 @@ pub struct Scripting {
     /// How many clients wait on [`Scripting::ended`] (no signal, a system call, when none do).
     waiters: AtomicU64,
     busy_threshold_ms: AtomicU64,
+    /// Which connection on a runtime worker dispatches the next script command (see [`turn`]).
+    pub turn: turn::Turn,
 }
 
 /// The running script, and the last one's record kept for the next run to fill (its name and command
@@ -255,6 +259,7 @@ impl Scripting {
             ended: Condvar::new(),
             waiters: AtomicU64::new(0),
             busy_threshold_ms: AtomicU64::new(DEFAULT_BUSY_THRESHOLD_MS),
+            turn: turn::Turn::default(),
         })
     }
 
@@ -387,7 +392,14 @@ impl Scripting {
 
     /// Marks the running script as long (it has handed off its worker).
     pub fn mark_long(&self) {
-        self.long.store(true, Ordering::Release);
+        self.long.store(true, Ordering::SeqCst);
+        // Connections waiting for the script turn wait for the lock instead (BUSY, hand-off).
+        self.turn.release_waiters();
+    }
+
+    /// Set while the running script is long (it handed its worker off), for [`turn::Turn::take`].
+    pub fn long_flag(&self) -> &AtomicBool {
+        &self.long
     }
 
     /// SCRIPT KILL (`eval`) or FUNCTION KILL.
@@ -684,8 +696,12 @@ fn script_call(
     if spec.has(Flags::NOSCRIPT) && !ctx.server.debug.noscript_allowed() {
         return Err(Command("This Redis command is not allowed from script"));
     }
-    if !crate::server::gate::runs_inline(spec) {
-        // A command that may take long (KEYS, SORT, DEBUG SLEEP...): leave the worker first.
+    if !crate::server::gate::runs_inline(spec) && !names_keys(spec) {
+        // A keyless command that may take long (KEYS, SCAN, FLUSHALL...): leave the worker first. A command
+        // on named keys runs inline: its walks over stored data hand off once the script is long
+        // (`current::walk_hook`, `Ctx::checkpoint`). Handing off before every non-fast command (ZRANGEBYSCORE,
+        // LREM...) cost a pause per script that a loaded machine stretched to milliseconds, while the server
+        // took every request off its workers (docs/performance.md, BullMQ's removal scripts).
         current::hand_off();
     }
     // May-replicate commands (PUBLISH, ...) count as writes here, as in Redis: a read-only script may
@@ -706,6 +722,11 @@ fn script_call(
     drop(in_script);
     ctx.client.proto = caller_proto;
     Ok(reply)
+}
+
+/// True if `spec` names keys in its arguments (its cost is bounded by the collections it names).
+fn names_keys(spec: &CommandSpec) -> bool {
+    spec.first_key > 0 || !spec.key_finders.is_empty()
 }
 
 /// Runs `f`, which may block for long (a script, a wait for one), telling tokio first so that the

@@ -116,6 +116,8 @@ impl Ctx<'_> {
             return Ok(());
         }
         cancel.last_check.set(now);
+        // A command a script called (KEYS, SCAN...): leave the worker once the script is long.
+        crate::script::current::hand_off_if_long();
         self.check_cancelled()
     }
 

@@ -73,6 +73,8 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
     let mut decoder = Decoder::default();
     // A decoded request that must run off the worker, carried from the inline pass to the off-worker one.
     let mut pending = None;
+    // The script turn, taken for the pending script request after waiting for it (`script::turn`).
+    let mut turn = None;
     'connection: loop {
         // Execute every complete request in the buffer, off the runtime's workers (see `execute_off_worker`).
         loop {
@@ -82,6 +84,7 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
                 wbuf: &mut wbuf,
                 pending: &mut pending,
                 pushes: &mut pushes,
+                turn: &mut turn,
             };
             let step = if io.rbuf.is_empty() && io.pending.is_none() {
                 Step::NeedInput
@@ -105,6 +108,16 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
             match step {
                 Step::NeedInput => break,
                 Step::OffWorker => unreachable!("off-worker execution runs every request"),
+                Step::ScriptWait => {
+                    // Another connection's script command runs: wait as a task, the worker serves others.
+                    let scripting = &server.scripting;
+                    tokio::select! {
+                        biased;
+                        taken = scripting.turn.take(scripting.long_flag()) => turn = taken,
+                        _ = &mut killed => break 'connection,
+                        _ = &mut stopped => break 'connection,
+                    }
+                }
                 Step::Close => break 'connection,
                 Step::Transfer(transfer) => {
                     if flush(&server, &handle, &mut writer, &mut wbuf).await.is_ok() {
@@ -244,6 +257,9 @@ enum Step {
     OffWorker,
     /// The next request (in `pending`) is held by CLIENT PAUSE.
     Paused,
+    /// The next request (in `pending`) is a script and another connection's script command runs: wait for
+    /// the script turn (`script::turn`).
+    ScriptWait,
     /// SYNC: send the file, then close.
     Transfer(super::fullsync::Transfer),
     /// The WAL records of the pass could not be written: its replies were dropped unsent, and the connection
@@ -252,18 +268,20 @@ enum Step {
 }
 
 /// The connection's buffers, as [`execute_buffered`] needs them.
-struct Buffers<'a> {
+struct Buffers<'a, 't> {
     decoder: &'a mut Decoder,
     rbuf: &'a mut BytesMut,
     wbuf: &'a mut BytesMut,
     pending: &'a mut Option<Vec<Bytes>>,
     pushes: &'a mut tokio::sync::mpsc::UnboundedReceiver<Reply>,
+    /// The script turn, taken for the pending request.
+    turn: &'a mut Option<crate::script::turn::TurnGuard<'t>>,
 }
 
 /// [`execute_buffered`] with the pass's WAL appends grouped (`Engine::group_writes`): one write per slot
 /// for a pipeline, made before any of its replies can be sent. If that write fails, no reply of the pass
 /// goes out (the writes were never acknowledged) and the connection closes.
-fn execute_grouped(server: &Arc<Server>, client: &mut Client, io: &mut Buffers<'_>, inline: bool) -> Step {
+fn execute_grouped(server: &Arc<Server>, client: &mut Client, io: &mut Buffers<'_, '_>, inline: bool) -> Step {
     let (step, written) = server.engine.group_writes(|| execute_buffered(server, client, io, inline));
     match written {
         Ok(()) => step,
@@ -282,7 +300,11 @@ fn execute_grouped(server: &Arc<Server>, client: &mut Client, io: &mut Buffers<'
 /// of [`Step`]. `inline` (on a runtime worker, admitted by the gate): stops with [`Step::OffWorker`] before
 /// a request that may take long (`gate::runs_inline`), leaving it in `pending`. Otherwise (off the workers,
 /// see `gate`) it runs anything.
-fn execute_buffered(server: &Arc<Server>, client: &mut Client, io: &mut Buffers<'_>, inline: bool) -> Step {
+fn execute_buffered(server: &Arc<Server>, client: &mut Client, io: &mut Buffers<'_, '_>, inline: bool) -> Step {
+    // The script turn, once a script of this pass took it, is kept to the pass's end: the pipeline's next
+    // scripts run without waking anyone in between (each hand-over costs a task wake-up and, if another
+    // connection's script then ran in between, the other worker's cache misses).
+    let mut pass_turn = None;
     loop {
         let mut buffered = io.rbuf.len();
         // The buffer's room from this request on, before the request is split off it (`qbuf-free`).
@@ -308,19 +330,48 @@ fn execute_buffered(server: &Arc<Server>, client: &mut Client, io: &mut Buffers<
                 }
             }
         };
-        if inline && !lookup(&argv[0]).is_none_or(gate::runs_inline) {
+        let found = if inline { lookup(&argv[0]) } else { None };
+        if inline && !found.is_none_or(gate::runs_inline) {
             *io.pending = Some(argv);
             return Step::OffWorker;
         }
+        // Taken for this (pending) request only: a request that now waits for a pause, or runs off the
+        // workers, gives it back.
+        let held_turn = io.turn.take();
         if super::pause::must_wait(server, client, &argv) {
             *io.pending = Some(argv);
             return Step::Paused;
         }
+<<<<<<< HEAD
         client.handle.intro.note(client, buffered, room, io.wbuf, &argv);
+=======
+        let turn = if client.multi.is_none() && found.is_some_and(crate::script::runs_script) {
+            let scripting = &server.scripting;
+            match pass_turn.take().or(held_turn).or_else(|| scripting.turn.try_take()) {
+                Some(turn) => Some(turn),
+                // A pipeline's request waits for the turn as a task. The last request in the buffer (a
+                // client waiting for each reply, `-P 1`) waits for the command lock on its worker instead:
+                // it runs as soon as the lock is free, while the turn's holder still sends its reply, and
+                // that overlap gave more requests per second at `-P 1` than waiting for the turn
+                // (docs/performance.md, issue 9, branch `scriptlock`).
+                None if !io.rbuf.is_empty() && !scripting.long_flag().load(Ordering::SeqCst) => {
+                    *io.pending = Some(argv);
+                    return Step::ScriptWait;
+                }
+                None => None,
+            }
+        } else {
+            None
+        };
+        client.handle.intro.note(client, buffered, io.rbuf.capacity(), io.wbuf, &argv);
+>>>>>>> scriptlock
         let publishes = argv[0].eq_ignore_ascii_case(b"publish") || argv[0].eq_ignore_ascii_case(b"spublish");
         client.output_pending = !io.wbuf.is_empty();
         let mut ctx = Ctx { server, engine: &server.engine, client };
         let outcome = dispatch::execute(&mut ctx, argv);
+        if turn.is_some() {
+            pass_turn = turn;
+        }
         client.handle.intro.argv_mem.store(0, Ordering::Relaxed);
         // Messages pushed to this client by its own PUBLISH (to a channel it listens to, in RESP3) precede
         // the command's reply, as in Redis; MONITOR lines and tracking invalidations of its own command

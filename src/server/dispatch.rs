@@ -197,7 +197,8 @@ fn run(
     let mut result = if top {
         crate::server::cancel::interruptible(ctx, spec, |ctx| handler(ctx, &mut args))
     } else {
-        crate::elements::interrupt::with_hook(None, || handler(ctx, &mut args))
+        // Called by a script: long walks hand the worker off (never stop); by EXEC: no hook.
+        crate::elements::interrupt::with_hook(crate::script::current::walk_hook(), || handler(ctx, &mut args))
     };
     crate::server::keymiss::after(ctx, &result, lookups, keymiss);
     if !created.is_empty() {

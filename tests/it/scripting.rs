@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::differential::{compare, servers};
+use crate::support::resp::{command, show};
 use crate::support::{Conn, TestServer};
 
 #[test]
@@ -777,4 +778,96 @@ fn keys_do_not_expire_while_a_script_runs() {
         return {redis.call('exists', KEYS[1]), redis.call('pttl', KEYS[1]), redis.call('get', KEYS[1])}";
     assert_eq!(crate::support::resp::show(&conn.cmd(&["EVAL", script, "1", "x"])), "*3⏎:1⏎:0⏎$1⏎1⏎");
     assert_eq!(conn.cmd(&["EXISTS", "x"]), b":0\r\n");
+}
+
+/// Pipelines of scripts and plain commands from connections on both runtime workers: a script that finds
+/// another connection's script running waits for the script turn as a task (`script::turn`) and resumes
+/// its pipeline where it stopped. Every reply comes back in order, each script sees its own writes
+/// whole, and no increment is lost.
+#[test]
+fn pipelined_scripts_from_many_connections_wait_their_turn_in_order() {
+    let velo = TestServer::start();
+    // Two keys in different slots, changed together: a script never sees them apart.
+    let bump = "local a = redis.call('incr', KEYS[1]); local b = redis.call('incr', KEYS[2]); \
+                if a ~= b then return redis.error_reply('apart ' .. a .. ' ' .. b) end; return a";
+    let port = velo.port;
+    let (clients, rounds, depth) = (8, 40, 16);
+    let workers: Vec<_> = (0..clients)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let mut conn = Conn::connect(port);
+                let mine = format!("own:{c}");
+                for round in 0..rounds {
+                    let mut batch = Vec::new();
+                    for i in 0..depth {
+                        if i % 4 == 3 {
+                            batch.extend(command(&[b"INCR", mine.as_bytes()]));
+                        } else {
+                            batch.extend(command(&[b"EVAL", bump.as_bytes(), b"2", b"pair:{x}", b"pair:{y}"]));
+                        }
+                    }
+                    conn.send(&batch);
+                    for i in 0..depth {
+                        let reply = conn.read_reply();
+                        assert_eq!(reply.first(), Some(&b':'), "client {c} round {round} reply {i}: {}", show(&reply));
+                        if i % 4 == 3 {
+                            let expected = round * depth / 4 + i / 4 + 1;
+                            assert_eq!(reply, format!(":{expected}\r\n").into_bytes(), "client {c}: out of order");
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    workers.into_iter().for_each(|w| w.join().unwrap());
+    let scripts = clients * rounds * depth * 3 / 4;
+    let mut conn = velo.connect();
+    assert_eq!(conn.cmd(&["GET", "pair:{x}"]), format!("${}\r\n{scripts}\r\n", scripts.to_string().len()).into_bytes());
+    assert_eq!(conn.cmd(&["GET", "pair:{y}"]), format!("${}\r\n{scripts}\r\n", scripts.to_string().len()).into_bytes());
+}
+
+/// A script's command on a named key runs on the worker (no hand-off before it, see `script_call`), and
+/// a long walk inside it still hands the worker off once the script has used its budget
+/// (`script::current::walk_hook`), with too few Lua instructions for the count hook to see: on a server
+/// with one worker thread, another client gets `-BUSY` past the threshold while a script reads a split
+/// list of 200,000 elements again and again (without the hand-off it would wait for the script's end).
+#[test]
+fn a_script_walking_a_huge_collection_hands_its_worker_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let velo = TestServer::start_in(dir.path(), &["--worker-threads", "1"]);
+    let mut conn = velo.connect();
+    for batch in 0..20 {
+        let mut args = vec!["RPUSH".to_string(), "big".to_string()];
+        args.extend((0..10_000).map(|i| format!("element-{batch}-{i}")));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        conn.cmd(&args);
+    }
+    assert_eq!(conn.cmd(&["LLEN", "big"]), b":200000\r\n");
+    assert_eq!(conn.cmd(&["CONFIG", "SET", "busy-reply-threshold", "100"]), b"+OK\r\n");
+    let port = velo.port;
+    let script = std::thread::spawn(move || {
+        let mut conn = Conn::connect(port);
+        conn.set_timeout(Duration::from_secs(120));
+        let began = Instant::now();
+        let reply = conn.cmd(&[
+            "EVAL",
+            "local n = 0; for i = 1, 40 do n = n + #redis.call('lrange', KEYS[1], 0, -1) end; return n",
+            "1",
+            "big",
+        ]);
+        (reply, began.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(150));
+    let began = Instant::now();
+    let reply = conn.cmd(&["PING"]);
+    let waited = began.elapsed();
+    let script_done = script.is_finished();
+    let (script_reply, took) = script.join().unwrap();
+    assert_eq!(script_reply, b":8000000\r\n");
+    if script_done || took < Duration::from_millis(1000) {
+        // Too fast a machine to tell: the script ended before the PING could wait for it.
+        return;
+    }
+    assert!(reply.starts_with(b"-BUSY"), "PING during a long script: {}", show(&reply));
+    assert!(waited < took / 2, "PING waited {waited:?} for a script of {took:?}");
 }
