@@ -342,9 +342,6 @@ fn execute_buffered(server: &Arc<Server>, client: &mut Client, io: &mut Buffers<
             *io.pending = Some(argv);
             return Step::Paused;
         }
-<<<<<<< HEAD
-        client.handle.intro.note(client, buffered, room, io.wbuf, &argv);
-=======
         let turn = if client.multi.is_none() && found.is_some_and(crate::script::runs_script) {
             let scripting = &server.scripting;
             match pass_turn.take().or(held_turn).or_else(|| scripting.turn.try_take()) {
@@ -363,8 +360,7 @@ fn execute_buffered(server: &Arc<Server>, client: &mut Client, io: &mut Buffers<
         } else {
             None
         };
-        client.handle.intro.note(client, buffered, io.rbuf.capacity(), io.wbuf, &argv);
->>>>>>> scriptlock
+        client.handle.intro.note(client, buffered, room, io.wbuf, &argv);
         let publishes = argv[0].eq_ignore_ascii_case(b"publish") || argv[0].eq_ignore_ascii_case(b"spublish");
         client.output_pending = !io.wbuf.is_empty();
         let mut ctx = Ctx { server, engine: &server.engine, client };
