@@ -58,6 +58,8 @@ pub fn run(args: BigkeysArgs) -> ExitCode {
         }
     } else {
         let Some(path) = &args.dir else { return output::fail("bigkeys", "give --dir DIR or --host H") };
+        // The scan's queue and buffers are reused slot after slot: kept, not purged and faulted in again.
+        super::keep_freed_memory();
         let dir = match DataDir::open(path) {
             Ok(dir) => dir,
             Err(err) => return output::fail("bigkeys", err),
