@@ -27,10 +27,13 @@ KEEP=${KEEP:-}
 mkdir -p "$WORK"
 [ -z "$KEEP" ] && trap 'rm -rf "$WORK/data" "$WORK/in.parquet"' EXIT
 cd "$ROOT"
-cargo build --release --quiet --bin velo --example gen_parquet
 # VELO=path measures that binary instead (e.g. another commit's build; the data is made by it too).
-VELO=${VELO:-$ROOT/target/release/velo}
+if [ -z "${VELO:-}" ]; then
+    cargo build --release --quiet --bin velo
+    VELO=$ROOT/target/release/velo
+fi
 if [ ! -d "$WORK/data" ]; then
+    cargo build --release --quiet --example gen_parquet
     "$ROOT/target/release/examples/gen_parquet" "$WORK/in.parquet" "$ROWS"
     "$VELO" ingest-parquet "$WORK/in.parquet" --dir "$WORK/data" --key key --value value --quiet
     rm -f "$WORK/in.parquet"
