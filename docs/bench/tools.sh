@@ -16,7 +16,7 @@
 # two redis-benchmark clients (SET and GET of the directory's own keys, k + 15 digits, random; CLIENTS
 # connections each, pipeline PIPE) running throughout, and windows of SERVE_SECONDS: alone, then with
 # `velo check`, then `velo bigkeys` (each run again and again for the window, read-only beside the running
-# server), then each tool under `nice -n 19` (NICE=0 skips those), an "alone" window between each. Per
+# server; at nice 0, i.e. `--nice 0`), then each tool at nice 19 (NICE=0 skips those), an "alone" window between each. Per
 # window: the server's requests/s (INFO's total_commands_processed), its CPU per request, and the tool's
 # runs and mean wall time.
 set -euo pipefail
@@ -123,14 +123,19 @@ window() {
 }
 echo "velo serve on the directory; SET + GET load (2 x $CLIENTS connections, -P $PIPE); windows of ${SECONDS_PER} s; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 window "alone"
-window "during check" "$VELO" check --dir "$WORK/data"
+# The tools' --nice defaults to 19; these windows run them at the normal priority (a build without --nice:
+# NICE_FLAG= ), then at their default.
+NICE_FLAG=${NICE_FLAG---nice 0}
+# shellcheck disable=SC2086
+window "during check (nice 0)" "$VELO" check --dir "$WORK/data" $NICE_FLAG
 window "alone"
-window "during bigkeys" "$VELO" bigkeys --dir "$WORK/data"
+# shellcheck disable=SC2086
+window "during bigkeys (nice 0)" "$VELO" bigkeys --dir "$WORK/data" $NICE_FLAG
 if [ "${NICE:-1}" != 0 ]; then
     window "alone"
-    window "during nice -n 19 check" nice -n 19 "$VELO" check --dir "$WORK/data"
+    window "during check (nice 19)" nice -n 19 "$VELO" check --dir "$WORK/data"
     window "alone"
-    window "during nice -n 19 bigkeys" nice -n 19 "$VELO" bigkeys --dir "$WORK/data"
+    window "during bigkeys (nice 19)" nice -n 19 "$VELO" bigkeys --dir "$WORK/data"
 fi
 window "alone"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
