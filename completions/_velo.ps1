@@ -112,6 +112,7 @@ Register-ArgumentCompleter -Native -CommandName 'velo' -ScriptBlock {
         'velo;check' {
             [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'The data directory (may be held by a running server; nothing is written)')
             [CompletionResult]::new('--slot', '--slot', [CompletionResultType]::ParameterName, 'Check only this internal slot')
+            [CompletionResult]::new('--nice', '--nice', [CompletionResultType]::ParameterName, 'Run at this nice value (0-19; the default yields the CPU to a server running beside it; 0 keeps the normal priority)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document (shape: docs/tools.md)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -126,6 +127,7 @@ Register-ArgumentCompleter -Native -CommandName 'velo' -ScriptBlock {
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Only this database (offline default: all; online default: 0)')
             [CompletionResult]::new('--top', '--top', [CompletionResultType]::ParameterName, 'Keys to list per type and measure')
             [CompletionResult]::new('--families', '--families', [CompletionResultType]::ParameterName, 'Key families to list (largest stored bytes first)')
+            [CompletionResult]::new('--nice', '--nice', [CompletionResultType]::ParameterName, 'Offline: run at this nice value (0-19; the default yields the CPU to a server running beside it; 0 keeps the normal priority)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document (shape: docs/tools.md)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')

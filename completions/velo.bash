@@ -109,7 +109,7 @@ _velo() {
             return 0
             ;;
         velo__subcmd__bigkeys)
-            opts="-h --dir --host --port --password --user --db --top --families --json --help"
+            opts="-h --dir --host --port --password --user --db --top --families --json --nice --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -147,6 +147,10 @@ _velo() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --nice)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -155,7 +159,7 @@ _velo() {
             return 0
             ;;
         velo__subcmd__check)
-            opts="-h --dir --slot --json --help"
+            opts="-h --dir --slot --json --nice --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -166,6 +170,10 @@ _velo() {
                     return 0
                     ;;
                 --slot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --nice)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

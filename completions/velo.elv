@@ -103,6 +103,7 @@ set edit:completion:arg-completer[velo] = {|@words|
         &'velo;check'= {
             cand --dir 'The data directory (may be held by a running server; nothing is written)'
             cand --slot 'Check only this internal slot'
+            cand --nice 'Run at this nice value (0-19; the default yields the CPU to a server running beside it; 0 keeps the normal priority)'
             cand --json 'Print one JSON document (shape: docs/tools.md)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -116,6 +117,7 @@ set edit:completion:arg-completer[velo] = {|@words|
             cand --db 'Only this database (offline default: all; online default: 0)'
             cand --top 'Keys to list per type and measure'
             cand --families 'Key families to list (largest stored bytes first)'
+            cand --nice 'Offline: run at this nice value (0-19; the default yields the CPU to a server running beside it; 0 keeps the normal priority)'
             cand --json 'Print one JSON document (shape: docs/tools.md)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'

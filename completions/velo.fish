@@ -91,6 +91,7 @@ complete -c velo -n "__fish_velo_using_subcommand inspect-segment" -l values -d 
 complete -c velo -n "__fish_velo_using_subcommand inspect-segment" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c velo -n "__fish_velo_using_subcommand check" -l dir -d 'The data directory (may be held by a running server; nothing is written)' -r -F
 complete -c velo -n "__fish_velo_using_subcommand check" -l slot -d 'Check only this internal slot' -r
+complete -c velo -n "__fish_velo_using_subcommand check" -l nice -d 'Run at this nice value (0-19; the default yields the CPU to a server running beside it; 0 keeps the normal priority)' -r
 complete -c velo -n "__fish_velo_using_subcommand check" -l json -d 'Print one JSON document (shape: docs/tools.md)'
 complete -c velo -n "__fish_velo_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c velo -n "__fish_velo_using_subcommand bigkeys" -l dir -d 'Read this data directory (offline; may be held by a running server)' -r -F
@@ -101,6 +102,7 @@ complete -c velo -n "__fish_velo_using_subcommand bigkeys" -l user -d 'AUTH user
 complete -c velo -n "__fish_velo_using_subcommand bigkeys" -l db -d 'Only this database (offline default: all; online default: 0)' -r
 complete -c velo -n "__fish_velo_using_subcommand bigkeys" -l top -d 'Keys to list per type and measure' -r
 complete -c velo -n "__fish_velo_using_subcommand bigkeys" -l families -d 'Key families to list (largest stored bytes first)' -r
+complete -c velo -n "__fish_velo_using_subcommand bigkeys" -l nice -d 'Offline: run at this nice value (0-19; the default yields the CPU to a server running beside it; 0 keeps the normal priority)' -r
 complete -c velo -n "__fish_velo_using_subcommand bigkeys" -l json -d 'Print one JSON document (shape: docs/tools.md)'
 complete -c velo -n "__fish_velo_using_subcommand bigkeys" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c velo -n "__fish_velo_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -866,7 +866,7 @@ fn scan_pages(
 const CHUNK_WINDOW: usize = 1 << 20;
 
 /// A window on a file: its bytes `[at, at + len)` are in `buf` (reused from file to file).
-struct Window<'a> {
+pub(super) struct Window<'a> {
     file: &'a File,
     /// The file's size when it was opened.
     size: u64,
@@ -876,13 +876,13 @@ struct Window<'a> {
 }
 
 impl<'a> Window<'a> {
-    fn new(file: &'a File, size: u64, buf: &'a mut Vec<u8>) -> Self {
+    pub(super) fn new(file: &'a File, size: u64, buf: &'a mut Vec<u8>) -> Self {
         Window { file, size, buf, at: 0, len: 0 }
     }
 
     /// The file's bytes `[from, to)` (`to` at most the size), read from `from` on when the window does
     /// not hold them.
-    fn get(&mut self, from: u64, to: u64) -> std::io::Result<&[u8]> {
+    pub(super) fn get(&mut self, from: u64, to: u64) -> std::io::Result<&[u8]> {
         if from < self.at || to > self.at + self.len as u64 {
             let want = usize::try_from(to - from).unwrap_or(usize::MAX).max(CHUNK_WINDOW);
             let want = want.min(usize::try_from(self.size - from).unwrap_or(usize::MAX));

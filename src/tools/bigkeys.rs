@@ -41,6 +41,10 @@ pub struct BigkeysArgs {
     /// Print one JSON document (shape: docs/tools.md).
     #[arg(long)]
     pub json: bool,
+    /// Offline: run at this nice value (0-19; the default yields the CPU to a server running beside it;
+    /// 0 keeps the normal priority).
+    #[arg(long, value_name = "N", default_value_t = super::TOOL_NICE, value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub nice: i32,
 }
 
 /// Runs `velo bigkeys`. Exit 0 on success, 1 when damage kept some keys from being counted, 2 on error.
@@ -58,6 +62,9 @@ pub fn run(args: BigkeysArgs) -> ExitCode {
         }
     } else {
         let Some(path) = &args.dir else { return output::fail("bigkeys", "give --dir DIR or --host H") };
+        // The scan's queue and buffers are reused slot after slot: kept, not purged and faulted in again.
+        super::keep_freed_memory();
+        super::lower_priority(args.nice);
         let dir = match DataDir::open(path) {
             Ok(dir) => dir,
             Err(err) => return output::fail("bigkeys", err),

@@ -22,11 +22,16 @@ pub struct CheckArgs {
     /// Print one JSON document (shape: docs/tools.md).
     #[arg(long)]
     pub json: bool,
+    /// Run at this nice value (0-19; the default yields the CPU to a server running beside it; 0 keeps
+    /// the normal priority).
+    #[arg(long, value_name = "N", default_value_t = super::TOOL_NICE, value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub nice: i32,
 }
 
 /// Runs `velo check`. Exit 0: no damage (warnings allowed); 1: damage found; 2: usage or I/O error.
 pub fn run(args: CheckArgs) -> ExitCode {
     super::keep_freed_memory();
+    super::lower_priority(args.nice);
     let dir = match DataDir::open(&args.dir) {
         Ok(dir) => dir,
         Err(err) => return output::fail("check", err),

@@ -36,3 +36,29 @@ pub fn keep_freed_memory() {
     // purge".
     unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
 }
+
+/// Default `--nice` of the tools that read a data directory beside a running server (`check`,
+/// `bigkeys`): measured on two cores, a SET/GET load lost about half its throughput while they ran at the
+/// normal priority and nothing visible at 19 (docs/performance.md, "Offline tools"). On an idle machine a
+/// nice value costs nothing: it only matters when something else wants the CPU.
+pub const TOOL_NICE: i32 = 19;
+
+/// Raises the calling thread's nice value to `nice` (never lowers it: that needs privileges), before
+/// the tool starts its threads, which inherit it (Linux keeps a nice value per thread). On failure the
+/// tool runs at its current priority.
+pub fn lower_priority(nice: i32) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: plain system calls on the calling thread's own id; no memory is passed.
+        unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            *libc::__errno_location() = 0;
+            let current = libc::getpriority(libc::PRIO_PROCESS, tid);
+            if *libc::__errno_location() == 0 && nice > current {
+                libc::setpriority(libc::PRIO_PROCESS, tid, nice.min(19));
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
+}
