@@ -191,6 +191,13 @@ pub struct Encoded {
     pub(crate) generation: u64,
 }
 
+impl Encoded {
+    /// The trained dictionary the encoding used, if any.
+    pub fn dictionary(&self) -> Option<u32> {
+        envelope::dictionary_id(&self.envelope)
+    }
+}
+
 /// Unflushed envelopes up to this size stay in memory as well as in the WAL, so that reading a recent
 /// small value costs no system call; larger ones are read back from the WAL.
 const MEM_KEEP_ENVELOPE: usize = 512;
