@@ -107,6 +107,8 @@ pub fn set(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let expire = expiry.map(|(unit, value)| expire_at(&unit, &value, now, "set")).transpose()?;
     check_length(value.len() as u64)?;
     let db = ctx.db();
+    // Encoded (a dictionary compression, often) before the slot is locked, unless NX/XX may leave it unused.
+    let mut encoded = (!nx && !xx).then(|| ctx.engine.encode_value(ValueKind::String, &key, &value));
     let mut slot = ctx.engine.lock_key(&key);
     let looked = nx || xx || get || keepttl;
     let old = if looked { slot.get(db, &key)? } else { None };
@@ -119,7 +121,12 @@ pub fn set(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let apply = if exists { !nx } else { !xx };
     if apply {
         let expire = if keepttl { old.as_ref().and_then(|e| e.expire_at_ms).map(|at| at as i64) } else { expire };
-        write_string(&mut slot, db, &key, &value, expire, now)?;
+        match encoded.take() {
+            Some(encoded) if expire.is_none_or(|at| at > now as i64) => {
+                slot.set_encoded(db, &key, ValueKind::String, &value, encoded, expire.map(|at| at as u64))?
+            }
+            _ => write_string(&mut slot, db, &key, &value, expire, now)?,
+        }
     }
     slot.commit()?;
     if apply {

@@ -196,6 +196,10 @@ pub struct DictionaryMap {
     inner: RwLock<Inner>,
     rules: RwLock<FamilyRules>,
     any_active: AtomicBool,
+    /// Counts changes of the active dictionaries: a value encoded before its slot was locked
+    /// (`Slot::set_encoded`) is encoded again under the lock if this moved meanwhile, so that no write
+    /// names a dictionary a compaction pass has already retired (`engine::recode`).
+    generation: AtomicU64,
     installing: std::sync::Mutex<()>,
     level: i32,
     store: Option<Store>,
@@ -210,6 +214,7 @@ impl Default for DictionaryMap {
             inner: RwLock::new(Inner { next_id: FIRST_DICT_ID, ..Inner::default() }),
             rules: RwLock::new(FamilyRules::default()),
             any_active: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
             installing: std::sync::Mutex::new(()),
             level: CompressionPolicy::default().level,
             store: None,
@@ -267,6 +272,15 @@ impl DictionaryMap {
         }
         inner.by_id.insert(prepared.id, prepared);
         self.any_active.store(true, Ordering::Release);
+        // After the active map changed (an encoder that reads the new generation then finds the new
+        // dictionary), before any compaction pass can visit a slot.
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The count of active-dictionary changes so far (see the field): read before encoding a value off
+    /// its slot's lock, compared under it.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Installs a dictionary for `family` (tests and tools without a data directory: memory only).

@@ -187,19 +187,33 @@ pub fn encode_with_dictionary(kind: ValueKind, value: &[u8], dict: &Prepared) ->
     if kind == ValueKind::String && canonical_int(value).is_some() {
         return None;
     }
-    let mut frame = Vec::with_capacity(zstd::zstd_safe::compress_bound(value.len()));
-    DICT_CONTEXTS
-        .with(|cell| cell.borrow_mut().0.compress_using_cdict(&mut frame, value, dict.encoder.as_cdict()))
-        .ok()?;
-    let body = frame.strip_prefix(&ZSTD_FRAME_MAGIC[..])?;
-    let mut out = Vec::with_capacity(body.len() + 12);
-    out.push(kind as u8);
-    out.push(CODEC_ZSTD_DICT);
-    put_varint(&mut out, u64::from(dict.id));
-    put_varint(&mut out, value.len() as u64);
-    out.extend_from_slice(body);
-    // Stored raw, the value would take its length plus 2.
-    (out.len() < value.len() + 2).then_some(out)
+    // The frame goes to the thread's scratch buffer and the envelope is allocated once at its exact size:
+    // a frame buffer of the compression bound per write, and the envelope's spare capacity given back when
+    // the memtable keeps it (`Box<[u8]>`), were two allocator calls per SET.
+    DICT_CONTEXTS.with(|cell| {
+        let (cctx, _, scratch) = &mut *cell.borrow_mut();
+        scratch.clear();
+        scratch.reserve(zstd::zstd_safe::compress_bound(value.len()));
+        cctx.compress_using_cdict(&mut *scratch, value, dict.encoder.as_cdict()).ok()?;
+        let body = scratch.strip_prefix(&ZSTD_FRAME_MAGIC[..])?;
+        let len = 2 + varint_len(u64::from(dict.id)) + varint_len(value.len() as u64) + body.len();
+        // Stored raw, the value would take its length plus 2.
+        if len >= value.len() + 2 {
+            return None;
+        }
+        let mut out = Vec::with_capacity(len);
+        out.push(kind as u8);
+        out.push(CODEC_ZSTD_DICT);
+        put_varint(&mut out, u64::from(dict.id));
+        put_varint(&mut out, value.len() as u64);
+        out.extend_from_slice(body);
+        Some(out)
+    })
+}
+
+/// Bytes [`put_varint`] writes for `value`.
+fn varint_len(value: u64) -> usize {
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 fn decompress_with_dictionary(body: &[u8], raw_len: usize, dict: &Prepared) -> Result<Vec<u8>, String> {
@@ -492,6 +506,17 @@ mod tests {
         }
         // Integers keep their own encoding.
         assert_eq!(encode_with_dictionary(ValueKind::String, b"12345678901234567", &prepared), None);
+        // The envelope is allocated at its exact size (the memtable keeps it as a `Box<[u8]>`).
+        assert_eq!(envelope.capacity(), envelope.len());
+    }
+
+    #[test]
+    fn varint_len_is_what_put_varint_writes() {
+        for value in [0, 1, 127, 128, 300, 16_383, 16_384, u64::from(u32::MAX), u64::MAX >> 1, u64::MAX] {
+            let mut out = Vec::new();
+            put_varint(&mut out, value);
+            assert_eq!(varint_len(value), out.len(), "{value}");
+        }
     }
 
     #[test]

@@ -345,6 +345,38 @@ fn dictionary_compaction_reencodes_and_removes_the_retired_dictionary() {
     assert_eq!(report["stats"]["dictionaries"], 2, "{report}");
 }
 
+/// SET encodes its value before locking the slot (`Engine::encode_value`); a dictionary installed in
+/// between (which retires the one the encoding used) makes `set_encoded` encode it again under the lock, so
+/// no write names a retired dictionary, which dictionary compaction relies on. Without an install the
+/// encoding is kept.
+#[test]
+fn a_value_encoded_off_the_lock_before_an_install_names_the_new_dictionary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = Engine::open(dir.path(), options()).expect("open");
+    assert_eq!(engine.install_dictionary(b"user", train_user_dictionary()).expect("install"), 2);
+    let set = |key: &str, encoded, i| {
+        let mut slot = engine.lock_key(key.as_bytes());
+        slot.set_encoded(0, key.as_bytes(), ValueKind::String, &user(i), encoded, None).expect("set");
+        slot.commit().expect("commit");
+    };
+    let stale = engine.encode_value(ValueKind::String, b"user:1", &user(1));
+    assert_eq!(stale.dictionary(), Some(2));
+    let kept = engine.encode_value(ValueKind::String, b"user:2", &user(2));
+    set("user:2", kept, 2);
+    // A retraining on the same kind of records: the new dictionary pays for these values too.
+    assert_eq!(engine.install_dictionary(b"user", train_user_dictionary()).expect("install"), 3);
+    set("user:1", stale, 1);
+    let fresh = engine.encode_value(ValueKind::String, b"user:3", &user(3));
+    assert_eq!(fresh.dictionary(), Some(3));
+    set("user:3", fresh, 3);
+    read_all(&engine, 1..4);
+    // The pass re-encodes only user:2 (written while 2 was active); user:1 already names 3.
+    let report = engine.compact_dictionaries().expect("compact");
+    assert_eq!((report.retired.clone(), report.recoded, report.removed.clone()), (vec![2], 1, vec![2]), "{report:?}");
+    assert_eq!(report.references.get(&3), Some(&3), "{report:?}");
+    read_all(&engine, 1..4);
+}
+
 /// A failing write or fsync at any point of dictionary compaction, then a power cut: every value still
 /// reads back (no value names a missing dictionary), and the next pass finishes the job.
 #[test]
