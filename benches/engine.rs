@@ -4,9 +4,11 @@
 //! overwrite passes, and reopen time after a clean close and after `kill -9`.
 //!
 //! ```text
-//! cargo bench --bench engine -- [--keys 10000000] [--reads 2000000] [--dir PATH] [--raw-segments]
+//! cargo bench --bench engine -- [--keys 10000000] [--reads 2000000] [--dir PATH] [--load-read-only]
 //! ```
-//! Prints one line per figure and a JSON summary on the last line.
+//! Prints one line per figure and a JSON summary on the last line. Each throughput comes with the process's
+//! CPU time per operation (user + system, all threads: checkpoint threads included), the figure that other
+//! work on the machine distorts least. `--load-read-only` stops after the write and read phases.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -55,6 +57,18 @@ fn rss_kib(field: &str) -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// CPU seconds (user + system) of the whole process so far.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes the struct it is given and nothing else.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 fn dir_bytes(dir: &Path) -> u64 {
@@ -116,12 +130,20 @@ fn main() {
     println!("engine benchmark: {keys} keys (16-byte keys, 100-byte values), dir {}", dir.display());
 
     let engine = Engine::open(&dir, options()).expect("open");
+    let cpu = cpu_seconds();
     let write_rate = load(&engine, keys, 0);
-    println!("write (everysec, 1 thread): {write_rate:.0} ops/s");
+    let write_cpu_us = (cpu_seconds() - cpu) * 1e6 / keys as f64;
+    println!("write (everysec, 1 thread): {write_rate:.0} ops/s, {write_cpu_us:.2} µs CPU per write");
     let rss_after_load = rss_kib("VmRSS:");
     let hwm_after_load = rss_kib("VmHWM:");
     println!("resident memory after loading: {} MiB (peak {} MiB)", rss_after_load / 1024, hwm_after_load / 1024);
+    let (start, cpu) = (Instant::now(), cpu_seconds());
     engine.close().expect("close");
+    println!(
+        "close after loading (the last checkpoint): {:.2} s, {:.2} µs CPU per key loaded",
+        start.elapsed().as_secs_f64(),
+        (cpu_seconds() - cpu) * 1e6 / keys as f64
+    );
 
     let start = Instant::now();
     let engine = Engine::open(&dir, options()).expect("reopen");
@@ -129,6 +151,7 @@ fn main() {
     println!("reopen after clean close: {:.3} s", clean_reopen.as_secs_f64());
 
     let start = Instant::now();
+    let cpu = cpu_seconds();
     let mut state = 0x1234_5678_9abc_def0u64;
     let mut found = 0u64;
     for _ in 0..reads {
@@ -140,12 +163,32 @@ fn main() {
         }
     }
     let read_rate = reads as f64 / start.elapsed().as_secs_f64();
+    let read_cpu_us = (cpu_seconds() - cpu) * 1e6 / reads as f64;
     assert_eq!(found, reads, "every key must be found");
-    println!("random read (cold value cache, files page-cached): {read_rate:.0} ops/s");
+    println!(
+        "random read (cold value cache, files page-cached): {read_rate:.0} ops/s, {read_cpu_us:.2} µs CPU per read"
+    );
+    if std::env::args().any(|a| a == "--load-read-only") {
+        engine.close().expect("close");
+        println!(
+            "{}",
+            serde_json::json!({
+                "keys": keys,
+                "write_ops_per_sec": write_rate.round(),
+                "write_cpu_us": (write_cpu_us * 100.0).round() / 100.0,
+                "random_read_ops_per_sec": read_rate.round(),
+                "read_cpu_us": (read_cpu_us * 100.0).round() / 100.0,
+            })
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
 
     for pass in 1..=2 {
+        let cpu = cpu_seconds();
         let rate = load(&engine, keys, pass);
-        println!("overwrite pass {pass}: {rate:.0} ops/s");
+        let cpu_us = (cpu_seconds() - cpu) * 1e6 / keys as f64;
+        println!("overwrite pass {pass}: {rate:.0} ops/s, {cpu_us:.2} µs CPU per write");
     }
     engine.checkpoint().expect("checkpoint");
     let stats = engine.stats();
@@ -195,7 +238,9 @@ fn main() {
         serde_json::json!({
             "keys": keys,
             "write_ops_per_sec": write_rate.round(),
+            "write_cpu_us": (write_cpu_us * 100.0).round() / 100.0,
             "random_read_ops_per_sec": read_rate.round(),
+            "read_cpu_us": (read_cpu_us * 100.0).round() / 100.0,
             "rss_after_load_mib": rss_after_load / 1024,
             "disk_bytes_per_key_after_3_passes": (disk as f64 / keys as f64 * 10.0).round() / 10.0,
             "disk_to_raw_ratio": (disk as f64 / raw as f64 * 100.0).round() / 100.0,

@@ -599,6 +599,10 @@ impl Slot {
         drop(job.frozen.take());
         let unfrozen = self.memtable.unfreeze();
         let entry_count = unfrozen.as_ref().map_or(0, |unfrozen| unfrozen.table.len());
+        // Expiring keys or FLUSHDB markers reach the buckets: the active-expire sweep has work again.
+        if unfrozen.as_ref().is_some_and(|unfrozen| unfrozen.expiring > 0) || !job.db_flush_pending.is_empty() {
+            self.sweep_gate.wake(&mut self.sweep_bucket);
+        }
         let frozen_table = unfrozen.map(|unfrozen| {
             self.memtable_bytes = self.memtable_bytes.saturating_sub(unfrozen.bytes);
             self.expiring_in_memtable = self.expiring_in_memtable.saturating_sub(unfrozen.expiring);

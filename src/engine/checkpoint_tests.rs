@@ -195,3 +195,68 @@ fn flushall_hides_the_frozen_table() {
     assert_eq!(get(&mut slot, 0, "k3"), Some((b"again".to_vec(), None)));
     assert_eq!(slot.key_count(0).unwrap(), 1);
 }
+
+/// The active-expire sweep stops reading bucket pages once a whole pass found nothing it acts on, and
+/// starts again when a checkpoint brings a key with an expiry (which it then deletes) or a FLUSHDB marker
+/// (whose dead cells it then notes for cleanup). With data larger than RAM the sweep of a slot without
+/// TTLs read its bucket files over and over, through the page cache.
+#[test]
+fn the_expire_sweep_rests_while_no_cell_can_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(AtomicU64::new(NOW));
+    let engine = engine(dir.path(), clock.clone(), 0);
+    let mut slot = engine.lock_slot(0);
+    for i in 0..3000u64 {
+        slot.set(0, format!("key-{i}").as_bytes(), ValueKind::String, &value(i, 0), None).unwrap();
+    }
+    slot.checkpoint().unwrap();
+    let buckets = slot.meta.bucket_count();
+    assert!(buckets > 16, "the test wants a pass to take more than one call ({buckets} buckets)");
+    let page_reads = |slot: &Slot| {
+        let stats = slot.stats();
+        stats.page_cache_hits + stats.page_cache_misses
+    };
+    // Enough calls for two whole passes (16 buckets a call).
+    let two_passes = (2 * buckets / 16 + 4) as usize;
+    let before = page_reads(&slot);
+    for _ in 0..two_passes {
+        assert_eq!(slot.active_expire(20).unwrap(), 0);
+    }
+    assert!(page_reads(&slot) > before + buckets, "the sweep read every bucket");
+    assert!(!slot.sweep_gate.is_open(), "a whole pass met no expiring cell");
+    let before = page_reads(&slot);
+    for _ in 0..100 {
+        assert_eq!(slot.active_expire(20).unwrap(), 0);
+    }
+    assert_eq!(page_reads(&slot), before, "a resting sweep reads no page");
+
+    // A key with an expiry reaches the buckets: the sweep wakes and deletes it once it has expired.
+    slot.set(0, b"short-lived", ValueKind::String, b"x", Some(NOW + 1_000)).unwrap();
+    slot.checkpoint().unwrap();
+    assert!(slot.sweep_gate.is_open());
+    clock.store(NOW + 2_000, Ordering::Relaxed);
+    let mut expired = 0;
+    for _ in 0..two_passes {
+        expired += slot.active_expire(20).unwrap();
+    }
+    assert_eq!(expired, 1);
+    assert_eq!(get(&mut slot, 0, "short-lived"), None);
+    slot.checkpoint().unwrap();
+    for _ in 0..(3 * buckets / 16 + 4) as usize {
+        slot.active_expire(20).unwrap();
+    }
+    assert!(!slot.sweep_gate.is_open(), "the deleted key was the last one with an expiry");
+
+    // FLUSHDB: the sweep wakes and finds the flushed database's dead cells.
+    slot.flush_db(0).unwrap();
+    slot.checkpoint().unwrap();
+    assert!(slot.sweep_gate.is_open());
+    assert!(slot.cleanup_buckets.is_empty());
+    for _ in 0..two_passes {
+        slot.active_expire(20).unwrap();
+    }
+    assert!(!slot.cleanup_buckets.is_empty(), "the sweep noted the dead cells");
+    assert_eq!(scan_all(&mut slot, 0), Vec::<Vec<u8>>::new());
+    drop(slot);
+    engine.close().unwrap();
+}

@@ -46,6 +46,7 @@ pub mod recode;
 pub mod segment;
 pub mod slot;
 pub mod snapshot;
+mod sweep_gate;
 pub mod train;
 pub mod txn;
 pub mod wal;

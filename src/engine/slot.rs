@@ -241,6 +241,8 @@ pub struct Slot {
     pub(crate) last_written_seq: u64,
     pub(crate) poisoned: Option<&'static str>,
     pub(crate) sweep_bucket: u64,
+    /// Whether the active-expire sweep has anything to find in the buckets (`sweep_gate`).
+    pub(crate) sweep_gate: super::sweep_gate::SweepGate,
     /// Buckets holding dead cells (flushed databases) to rewrite at the next checkpoint.
     pub(crate) cleanup_buckets: BTreeSet<u64>,
     pub(crate) stats: SlotStats,
@@ -349,6 +351,7 @@ impl Slot {
             last_written_seq: 0,
             poisoned: None,
             sweep_bucket: 0,
+            sweep_gate: Default::default(),
             cleanup_buckets: BTreeSet::new(),
             stats: SlotStats { slot: index, ..Default::default() },
             open_transactions: BTreeSet::new(),
@@ -461,6 +464,7 @@ impl Slot {
         self.memtable_bytes = 0;
         self.expiring_in_memtable = 0;
         self.sweep_bucket = 0;
+        self.sweep_gate = Default::default();
         self.cleanup_buckets.clear();
         self.expiry_pass.clear();
         Ok(())
@@ -1256,19 +1260,26 @@ impl Slot {
         }
         let bucket_count = self.meta.bucket_count();
         let mut visited = 0;
-        while expired.len() < budget && visited < bucket_count.min(16) {
+        while self.sweep_gate.is_open() && expired.len() < budget && visited < bucket_count.min(16) {
             let bucket = self.sweep_bucket % bucket_count;
             self.sweep_bucket = bucket + 1;
             visited += 1;
             if bucket == 0 {
                 // A pass over every bucket is complete: its figures become the estimate.
                 self.expiry_seen = std::mem::take(&mut self.expiry_pass);
+                self.sweep_gate.pass_boundary();
+                if !self.sweep_gate.is_open() {
+                    break;
+                }
             }
             let mut id = PageId::bucket(bucket);
             for _ in 0..=self.meta.overflow_pages {
                 let bytes = self.buckets.read_page(id)?;
                 let page = Page::decode(&bytes[..], self.buckets.path(id.file), id.number * page::PAGE_SIZE as u64)?;
                 for cell in &page.cells {
+                    if cell.expire_at != 0 || cell.seq < self.flush_marker(cell.db) {
+                        self.sweep_gate.saw_work();
+                    }
                     if cell.seq < self.flush_marker(cell.db) {
                         self.cleanup_buckets.insert(bucket);
                     } else if cell.expire_at > now {
