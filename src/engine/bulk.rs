@@ -1053,15 +1053,10 @@ impl StagedSlot {
         if let Some(meta) = self.chunk_files.get_mut(&self.chunk_id) {
             meta.committed_len = self.chunk_end;
         }
-        // The chunk files' writeback starts now and their fsyncs come after the pages are written (the
-        // commit point, after the build, is what needs them durable): the disk writes them while the
-        // pages are built instead of the build waiting for them first.
-        let mut chunks = Vec::with_capacity(self.chunk_files.len());
         for id in self.chunk_files.keys() {
             let path = self.dir.join(segment::chunk_file_name(*id));
             let file = fs.open(&path, false).map_err(io_err("open", &path))?;
-            file.start_writeback(0, 0);
-            chunks.push((file, path));
+            file.sync().map_err(io_err("fsync", &path))?;
         }
         self.chunk = None;
         let checkpoint_seq = self.next_seq - 1;
@@ -1116,7 +1111,6 @@ impl StagedSlot {
             breaks: Vec::new(),
             db_counts: Vec::new(),
             chunk_live: vec![0; max_chunk + 1],
-            unsynced: 0,
         };
 
         // Merge the sorted sources; cells come out in bit-reversed hash order, i.e. bucket by bucket.
@@ -1172,9 +1166,6 @@ impl StagedSlot {
             fs.remove_file(&path).map_err(io_err("remove", &path))?;
         }
         meta.pending_deletes.clear();
-        for (file, path) in chunks {
-            file.sync().map_err(io_err("fsync", &path))?;
-        }
         writer.buckets.sync().map_err(io_err("fsync", &writer.buckets_path))?;
         writer.overflow.sync().map_err(io_err("fsync", &writer.overflow_path))?;
         self.files.push(BUCKETS_FILE.into());
@@ -1218,25 +1209,9 @@ struct PageWriter {
     /// Live cells per database, live record bytes per chunk file id (into the metadata at the end).
     db_counts: Vec<u64>,
     chunk_live: Vec<u64>,
-    /// Page bytes written since the last [`FileHandle::start_writeback`] of the page files. Nothing else
-    /// starts their writeback before the build's fsyncs (the kernel's background threshold is a share of
-    /// RAM, gigabytes here), so without it the disk wrote the whole bucket table (1 GB at 10M keys)
-    /// only then, while the cores waited.
-    unsynced: u64,
 }
 
 impl PageWriter {
-    /// Counts page bytes written; every [`WRITEBACK_AFTER`] starts the writeback of both page files (the
-    /// whole file: primary pages go to scattered offsets).
-    fn wrote(&mut self, bytes: u64) {
-        self.unsynced += bytes;
-        if self.unsynced >= WRITEBACK_AFTER {
-            self.buckets.start_writeback(0, 0);
-            self.overflow.start_writeback(0, 0);
-            self.unsynced = 0;
-        }
-    }
-
     /// Writes the bucket whose hashes have these top bits of their reversed form.
     fn write_bucket(&mut self, meta: &mut SlotMeta, top: u64, cells: &BucketCells) -> Result<()> {
         let bucket = if self.level == 0 { 0 } else { top.reverse_bits() >> (64 - self.level as u32) };
@@ -1287,7 +1262,6 @@ impl PageWriter {
                 let at = (bucket + 1) * PAGE_SIZE as u64;
                 encode_page(&mut self.page, &header, cells, &self.live[lo..hi]);
                 self.buckets.write_all_at(&self.page, at).map_err(io_err("write", &self.buckets_path))?;
-                self.wrote(PAGE_SIZE as u64);
             } else {
                 let offset = (first_overflow + i as u64 - 1) * PAGE_SIZE as u64;
                 if offset != self.overflow_at + self.overflow_buf.len() as u64 {
@@ -1311,7 +1285,6 @@ impl PageWriter {
                 .write_all_at(&self.overflow_buf, self.overflow_at)
                 .map_err(io_err("write", &self.overflow_path))?;
             self.overflow_at += self.overflow_buf.len() as u64;
-            self.wrote(self.overflow_buf.len() as u64);
             self.overflow_buf.clear();
         }
         Ok(())

@@ -28,7 +28,7 @@ pub trait FileHandle: Send + Sync {
     fn sync(&self) -> io::Result<()>;
     /// Starts writing the range's dirty pages to the disk without waiting for them (a hint, where the
     /// backend supports it: a later [`FileHandle::sync`] then has less left to wait for). Durability
-    /// still comes only from `sync`. `len` 0: up to the end of the file (as `sync_file_range`).
+    /// still comes only from `sync`.
     fn start_writeback(&self, _offset: u64, _len: u64) {}
     /// A read-only memory map of the file as it is now, where the backend supports it. Only for files
     /// that are never truncated below what is read through the map while it lives (chunk files).
