@@ -1024,7 +1024,7 @@ fn acquire(slot: &Mutex<Slot>) -> MutexGuard<'_, Slot> {
     slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn lock(slot: &Mutex<Slot>) -> MutexGuard<'_, Slot> {
+pub(crate) fn lock(slot: &Mutex<Slot>) -> MutexGuard<'_, Slot> {
     let mut guard = acquire(slot);
     // Records another thread's write group holds go to the OS before this thread can see them.
     guard.wal.write_foreign_held();

@@ -61,6 +61,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// A slot's lock as every reader takes it: the records another thread's write group holds there go to the
+/// OS first, so a snapshot never hands out (to an RDB file or a replica) a write a `kill -9` would then lose.
+fn lock_slot(slot: &Mutex<Slot>) -> MutexGuard<'_, Slot> {
+    super::lock(slot)
+}
+
 /// Where a before-image's envelope is held.
 enum Held {
     Ram(Bytes),
@@ -414,7 +420,7 @@ impl Snapshot {
         let mut guards = Vec::with_capacity(slots.len());
         let mut first_locked = None;
         for slot in slots {
-            guards.push(lock(slot));
+            guards.push(lock_slot(slot));
             first_locked.get_or_insert_with(Instant::now);
         }
         if guards.iter().any(|slot| slot.snapshot.is_some()) {
@@ -472,7 +478,7 @@ impl Snapshot {
     /// checkpointed count plus the writes in its memtable when the reader came to it (an overwrite
     /// counts twice, a delete not at all), without the exact count's lookup of every memtable key.
     pub fn size_hint(&self, slot: usize, db: u16) -> Result<u64> {
-        let mut guard = lock(&self.slots[slot]);
+        let mut guard = lock_slot(&self.slots[slot]);
         let checkpointed = guard.meta.key_counts.get(&db).copied().unwrap_or(0);
         let written = census(&mut guard).get(&db).map_or(0, |counts| counts.1);
         Ok(checkpointed + written)
@@ -568,7 +574,7 @@ impl Snapshot {
             .ranks
             .get(&db)
             .ok_or_else(|| Error::Snapshot(format!("database {db} is not part of the snapshot")))?;
-        let guard = lock(&self.slots[slot]);
+        let guard = lock_slot(&self.slots[slot]);
         self.shared.check()?;
         match guard.snapshot.as_ref() {
             Some(capture) if Arc::ptr_eq(&capture.shared, &self.shared) => {
@@ -788,7 +794,7 @@ fn may_hold_counted(slot: &mut Slot, db: u16) -> bool {
 impl Drop for Snapshot {
     fn drop(&mut self) {
         for slot in &self.slots {
-            let mut slot = lock(slot);
+            let mut slot = lock_slot(slot);
             if slot.snapshot.as_ref().is_some_and(|capture| Arc::ptr_eq(&capture.shared, &self.shared)) {
                 slot.snapshot = None;
             }

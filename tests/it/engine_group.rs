@@ -245,3 +245,44 @@ fn a_large_group_is_written_out_past_its_cap_and_a_transaction_stays_all_or_noth
         assert_eq!(found, keys.len(), "round {round}: all of it once the group closed");
     }
 }
+
+/// A snapshot read by another thread (BGSAVE, SYNC, `rdb-dump` of a live directory) never hands out a value
+/// whose record the OS does not have yet: its slot locks write out the records a write group holds, as every
+/// other reader's do.
+#[test]
+fn a_snapshot_never_hands_out_a_record_the_os_does_not_have() {
+    let fs = CrashFs::new();
+    let clock = TestClock::new(1_000);
+    let engine = open(&fs, &clock);
+    let ((), written) = engine.group_writes(|| {
+        engine.set(0, b"snap", ValueKind::String, &value(3), None).expect("set");
+        assert_eq!(get(&after_process_crash(&fs, &clock), b"snap"), None, "held, not in the OS yet");
+        let seen = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let snapshot = engine.snapshot(&[0], 1 << 20).expect("snapshot");
+                    let mut seen = Vec::new();
+                    for slot in 0..snapshot.slot_count() {
+                        let mut position = 0;
+                        loop {
+                            let next = snapshot
+                                .read_values(slot, 0, position, 64, &mut |_, key, entry| {
+                                    seen.push((key.to_vec(), entry.value.to_vec()))
+                                })
+                                .expect("read");
+                            match next {
+                                Some(next) => position = next,
+                                None => break,
+                            }
+                        }
+                    }
+                    seen
+                })
+                .join()
+                .expect("snapshot reader")
+        });
+        assert_eq!(seen, vec![(b"snap".to_vec(), value(3))]);
+        assert_eq!(get(&after_process_crash(&fs, &clock), b"snap"), Some(value(3)), "written out before it was read");
+    });
+    written.expect("group written");
+}
