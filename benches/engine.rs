@@ -168,18 +168,17 @@ fn main() {
     println!(
         "random read (cold value cache, files page-cached): {read_rate:.0} ops/s, {read_cpu_us:.2} µs CPU per read"
     );
+    // The figures of the load and read phases; the full run adds the overwrite, disk and reopen ones.
+    let mut summary = serde_json::json!({
+        "keys": keys,
+        "write_ops_per_sec": write_rate.round(),
+        "write_cpu_us": (write_cpu_us * 100.0).round() / 100.0,
+        "random_read_ops_per_sec": read_rate.round(),
+        "read_cpu_us": (read_cpu_us * 100.0).round() / 100.0,
+    });
     if std::env::args().any(|a| a == "--load-read-only") {
         engine.close().expect("close");
-        println!(
-            "{}",
-            serde_json::json!({
-                "keys": keys,
-                "write_ops_per_sec": write_rate.round(),
-                "write_cpu_us": (write_cpu_us * 100.0).round() / 100.0,
-                "random_read_ops_per_sec": read_rate.round(),
-                "read_cpu_us": (read_cpu_us * 100.0).round() / 100.0,
-            })
-        );
+        println!("{summary}");
         let _ = std::fs::remove_dir_all(&dir);
         return;
     }
@@ -233,20 +232,16 @@ fn main() {
     );
     drop(engine);
 
-    println!(
-        "{}",
-        serde_json::json!({
-            "keys": keys,
-            "write_ops_per_sec": write_rate.round(),
-            "write_cpu_us": (write_cpu_us * 100.0).round() / 100.0,
-            "random_read_ops_per_sec": read_rate.round(),
-            "read_cpu_us": (read_cpu_us * 100.0).round() / 100.0,
+    let full = serde_json::json!({
             "rss_after_load_mib": rss_after_load / 1024,
             "disk_bytes_per_key_after_3_passes": (disk as f64 / keys as f64 * 10.0).round() / 10.0,
             "disk_to_raw_ratio": (disk as f64 / raw as f64 * 100.0).round() / 100.0,
             "reopen_clean_s": clean_reopen.as_secs_f64(),
             "reopen_after_kill9_s": crash_reopen.as_secs_f64(),
-        })
-    );
+    });
+    if let (Some(summary), serde_json::Value::Object(full)) = (summary.as_object_mut(), full) {
+        summary.extend(full);
+    }
+    println!("{summary}");
     let _ = std::fs::remove_dir_all(&dir);
 }
