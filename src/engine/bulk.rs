@@ -697,11 +697,11 @@ impl Stager {
             staged.files.push(name);
             CellRef::Big { id: seq, envelope_len: len as u64 }
         };
-        let inline_len = match &value {
-            CellRef::Inline(envelope) => Some(envelope.len()),
-            _ => None,
-        };
-        staged.cell_bytes += page::cell_len(seq, expire_at, db, key.len(), inline_len) as u64;
+        staged.cell_bytes += match &value {
+            CellRef::Inline(envelope) => page::cell_len(seq, expire_at, db, key.len(), Some(envelope.len())),
+            CellRef::Segment(location) => page::segment_cell_len(seq, expire_at, db, key.len(), location),
+            CellRef::Big { .. } => page::cell_len(seq, expire_at, db, key.len(), None),
+        } as u64;
         let rhash = key_hash(db, key).reverse_bits();
         let offset = self.arena.len() as u32;
         self.arena.put_u64(seq);
@@ -802,7 +802,8 @@ fn sort_index(index: &mut [IndexEntry]) {
 }
 
 /// Cell bytes in the arena and in run files: expire u64 | db u16 | kind u8 | storage u8 | key_len u16 |
-/// value_len u16 | key | value (inline envelope, or the 16-byte location).
+/// value_len u16 | key | value (inline envelope, or the 16-byte long form of the location, which
+/// `page::write_cell_parts` writes in its short form when it fits).
 fn encode_cell(out: &mut Vec<u8>, expire_at: u64, db: u16, kind: u8, key: &[u8], value: Option<&CellRef<'_>>) {
     out.put_u64(expire_at);
     out.put_u16(db);
@@ -850,7 +851,15 @@ fn page_cell_len(seq: u64, cell: &[u8]) -> usize {
     let db = u16::from_le_bytes([cell[8], cell[9]]);
     let key_len = u16::from_le_bytes([cell[12], cell[13]]) as usize;
     let value_len = u16::from_le_bytes([cell[14], cell[15]]) as usize;
-    page::cell_len(seq, expire_at, db, key_len, (cell[11] == STORE_INLINE).then_some(value_len))
+    match cell[11] {
+        STORE_INLINE => page::cell_len(seq, expire_at, db, key_len, Some(value_len)),
+        // A location is written in its short form when it fits (`page::write_cell_parts`).
+        storage => {
+            let value = &cell[CELL_FIXED + key_len..CELL_FIXED + key_len + value_len];
+            page::cell_len(seq, expire_at, db, key_len, None) - page::LOCATION_LEN
+                + page::parts_value_len(storage, value)
+        }
+    }
 }
 
 fn cell_len_at(bytes: &[u8]) -> usize {

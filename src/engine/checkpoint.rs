@@ -764,21 +764,24 @@ impl Job {
 
         // (2) Grow the table first to the size the new cells need, so that entries land in buckets of
         // normal size (applying a large batch to a small table and splitting afterwards is quadratic).
-        let inline_max = self.config.inline_max;
-        let cell_len = |db: u16, key: &[u8], entry: &MemEntry, envelope_len: usize| {
-            let inline_len = (envelope_len <= inline_max).then_some(envelope_len);
-            page::cell_len(entry.seq, entry.expire_at, db, key.len(), inline_len) as u64
+        // What each placed value's cell takes (its location is resolved: every segment is sealed).
+        let cell_len = |index: usize| {
+            let ((_, db, key), entry) = &entries[index];
+            let (seq, expire_at, db, key_len) = (entry.seq, entry.expire_at, *db, key.len());
+            (match &placements[index] {
+                Placement::Nothing => 0,
+                Placement::Inline(bytes) => page::cell_len(seq, expire_at, db, key_len, Some(bytes.len())),
+                Placement::Segment(ticket) => match batch.segments.locations[*ticket] {
+                    Some(location) => page::segment_cell_len(seq, expire_at, db, key_len, &location),
+                    None => page::cell_len(seq, expire_at, db, key_len, None),
+                },
+                Placement::Big => page::cell_len(seq, expire_at, db, key_len, None),
+            }) as u64
         };
         let fits = |meta: &SlotMeta, incoming: u64| {
             (meta.used_bytes + incoming) as f64 <= SPLIT_FILL * (meta.bucket_count() * CELL_AREA as u64) as f64
         };
-        let mut incoming: u64 = entries
-            .iter()
-            .map(|((_, db, key), entry)| match &entry.value {
-                MemValue::Set { envelope, .. } => cell_len(*db, key, entry, envelope.len),
-                _ => 0,
-            })
-            .sum();
+        let mut incoming: u64 = (0..entries.len()).map(cell_len).sum();
         if !fits(&meta, incoming) {
             // Count only the keys that are new: overwrites take no extra room. Looking every key up would
             // double the checkpoint's page reads, so estimate from a sample; the split loop after the
@@ -789,15 +792,13 @@ impl Job {
             let (mut sampled, mut new_bytes) = (0u64, 0u64);
             for &index in sets.iter().step_by(stride) {
                 let ((_, db, key), entry) = &entries[index];
-                if let MemValue::Set { envelope, .. } = &entry.value {
-                    let exists = match entry.prior {
-                        Some(prior) => prior,
-                        None => self.has_cell(*db, key)?,
-                    };
-                    sampled += 1;
-                    if !exists {
-                        new_bytes += cell_len(*db, key, entry, envelope.len);
-                    }
+                let exists = match entry.prior {
+                    Some(prior) => prior,
+                    None => self.has_cell(*db, key)?,
+                };
+                sampled += 1;
+                if !exists {
+                    new_bytes += cell_len(index);
                 }
             }
             incoming = new_bytes * sets.len() as u64 / sampled.max(1);

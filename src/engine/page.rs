@@ -21,8 +21,11 @@ pub const CELL_AREA: usize = PAGE_SIZE - PAGE_HEADER_LEN;
 /// The most bytes a cell header (before key and value) takes: the original layout's fixed 24; a compact
 /// header takes 9 to 23 ([`cell_len`]).
 pub const CELL_HEADER_LEN: usize = 24;
-/// Bytes of a value location or big-value reference in a cell.
+/// Bytes of a value location or big-value reference in a cell (the long form of a location).
 pub const LOCATION_LEN: usize = 16;
+/// Bytes of a short segment location in a compact cell (storage 3): written whenever the location's fields
+/// fit it ([`SegmentLocation::packed`]), which they do for every segment of the default 4 KiB size.
+pub const SHORT_LOCATION_LEN: usize = 8;
 /// Longest key a cell can hold.
 pub const MAX_KEY_LEN: usize = CELL_AREA - CELL_HEADER_LEN - LOCATION_LEN;
 /// Largest envelope ever stored inline.
@@ -40,6 +43,8 @@ pub const PAGE_FLAG_COMPACT: u8 = 0x10;
 const STORAGE_INLINE: u8 = 0;
 const STORAGE_SEGMENT: u8 = 1;
 const STORAGE_BIG: u8 = 2;
+/// A segment location packed in 8 bytes (compact cells only; docs/format.md §"Cell").
+const STORAGE_SHORT_SEGMENT: u8 = 3;
 
 /// Compact cell tag: the value's type (bits 0-2), storage (bits 3-4), and which optional fields follow.
 const TAG_KIND: u8 = 0x07;
@@ -51,7 +56,8 @@ const TAG_DB: u8 = 0x80;
 const SHORT_SEQ_MAX: u64 = (1 << 48) - 1;
 
 /// Bytes a cell takes in a page (compact layout): `inline_len` is the envelope's length for an inline
-/// value, `None` for a location or big-value reference.
+/// value, `None` for a big-value reference or a location in its long form (a location that fits the short
+/// form: [`segment_cell_len`]).
 pub fn cell_len(seq: u64, expire_at: u64, db: u16, key_len: usize, inline_len: Option<usize>) -> usize {
     let header = 1
         + 2
@@ -62,9 +68,25 @@ pub fn cell_len(seq: u64, expire_at: u64, db: u16, key_len: usize, inline_len: O
     header + key_len + inline_len.unwrap_or(LOCATION_LEN)
 }
 
+/// Bytes a cell holding segment location `location` takes in a page (compact layout): the short form of the
+/// location when its fields fit it, else the long one.
+pub fn segment_cell_len(seq: u64, expire_at: u64, db: u16, key_len: usize, location: &SegmentLocation) -> usize {
+    cell_len(seq, expire_at, db, key_len, None) - LOCATION_LEN + location.encoded_len()
+}
+
+/// Bytes the value of a cell written by [`write_cell_parts`] takes: `value` as given, except a long segment
+/// location that fits the short form.
+pub(crate) fn parts_value_len(storage: u8, value: &[u8]) -> usize {
+    match storage {
+        STORAGE_SEGMENT => SegmentLocation::from_long(value).map_or(value.len(), |l| l.encoded_len()),
+        _ => value.len(),
+    }
+}
+
 /// Writes one compact cell (docs/format.md §"Cell") into `out` from its parts and returns its length
-/// ([`cell_len`]): `storage` is 0 inline, 1 segment, 2 big value; `value` is the envelope (inline) or the
-/// 16 location bytes. For writers that hold cells as bytes rather than [`Cell`]s (the bulk loader).
+/// ([`cell_len`] with [`parts_value_len`]): `storage` is 0 inline, 1 segment, 2 big value; `value` is the
+/// envelope (inline) or the 16 bytes of the location (written in its short form when it fits, as storage 3)
+/// or big-value reference. For writers that hold cells as bytes rather than [`Cell`]s (the bulk loader).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn write_cell_parts(
     out: &mut [u8],
@@ -76,6 +98,11 @@ pub(crate) fn write_cell_parts(
     key: &[u8],
     value: &[u8],
 ) -> usize {
+    let packed = match storage {
+        STORAGE_SEGMENT => SegmentLocation::from_long(value).and_then(|l| l.packed()),
+        _ => None,
+    };
+    let storage = if packed.is_some() { STORAGE_SHORT_SEGMENT } else { storage };
     let long_seq = seq > SHORT_SEQ_MAX;
     let mut tag = (kind & TAG_KIND) | (storage << TAG_STORAGE_SHIFT);
     if expire_at != 0 {
@@ -106,7 +133,10 @@ pub(crate) fn write_cell_parts(
         put(&expire_at.to_le_bytes());
     }
     put(key);
-    put(value);
+    match packed {
+        Some(packed) => put(&packed.to_le_bytes()),
+        None => put(value),
+    }
     at
 }
 
@@ -121,6 +151,68 @@ pub struct SegmentLocation {
     pub record_offset: u32,
     /// Length of the record's envelope.
     pub envelope_len: u32,
+}
+
+/// Bits of each field of a short location, from the low end of its `u64`: file, segment offset, record
+/// offset, envelope length (docs/format.md §"Cell").
+const SHORT_FILE_BITS: u32 = 16;
+const SHORT_SEGMENT_BITS: u32 = 24;
+const SHORT_RECORD_BITS: u32 = 12;
+const SHORT_ENVELOPE_BITS: u32 = 12;
+
+impl SegmentLocation {
+    /// The location packed in a `u64` (storage 3 of a compact cell) if every field fits its bits: file id
+    /// below 2^16, segment offset below 2^24 (16 MiB: a chunk file stops taking segments there), record
+    /// offset and envelope length below 2^12 (4 KiB, the default segment size).
+    pub fn packed(&self) -> Option<u64> {
+        let fits = |value: u32, bits: u32| u64::from(value) < 1 << bits;
+        (fits(self.file, SHORT_FILE_BITS)
+            && fits(self.segment_offset, SHORT_SEGMENT_BITS)
+            && fits(self.record_offset, SHORT_RECORD_BITS)
+            && fits(self.envelope_len, SHORT_ENVELOPE_BITS))
+        .then(|| {
+            u64::from(self.file)
+                | u64::from(self.segment_offset) << SHORT_FILE_BITS
+                | u64::from(self.record_offset) << (SHORT_FILE_BITS + SHORT_SEGMENT_BITS)
+                | u64::from(self.envelope_len) << (SHORT_FILE_BITS + SHORT_SEGMENT_BITS + SHORT_RECORD_BITS)
+        })
+    }
+
+    /// The location a [`SegmentLocation::packed`] value holds.
+    pub fn unpack(packed: u64) -> SegmentLocation {
+        let field = |shift: u32, bits: u32| ((packed >> shift) & ((1 << bits) - 1)) as u32;
+        SegmentLocation {
+            file: field(0, SHORT_FILE_BITS),
+            segment_offset: field(SHORT_FILE_BITS, SHORT_SEGMENT_BITS),
+            record_offset: field(SHORT_FILE_BITS + SHORT_SEGMENT_BITS, SHORT_RECORD_BITS),
+            envelope_len: field(SHORT_FILE_BITS + SHORT_SEGMENT_BITS + SHORT_RECORD_BITS, SHORT_ENVELOPE_BITS),
+        }
+    }
+
+    /// Bytes the location takes in a compact cell: [`SHORT_LOCATION_LEN`] when it fits the short form,
+    /// else [`LOCATION_LEN`].
+    pub fn encoded_len(&self) -> usize {
+        if self.packed().is_some() {
+            SHORT_LOCATION_LEN
+        } else {
+            LOCATION_LEN
+        }
+    }
+
+    /// The location in its long form's 16 bytes (`file u32 | segment_offset u32 | record_offset u32 |
+    /// envelope_len u32`), `None` if `bytes` is not 16 bytes long.
+    pub fn from_long(bytes: &[u8]) -> Option<SegmentLocation> {
+        let word = |at: usize| bytes.get(at..at + 4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
+        if bytes.len() != LOCATION_LEN {
+            return None;
+        }
+        Some(SegmentLocation {
+            file: word(0)?,
+            segment_offset: word(4)?,
+            record_offset: word(8)?,
+            envelope_len: word(12)?,
+        })
+    }
 }
 
 /// A cell's value: inline, in a segment, or in its own file.
@@ -163,15 +255,24 @@ impl Cell {
     pub fn encoded_len(&self) -> usize {
         let inline_len = match &self.value {
             CellValue::Inline(envelope) => Some(envelope.len()),
-            _ => None,
+            CellValue::Segment(location) => {
+                return segment_cell_len(self.seq, self.expire_at, self.db, self.key.len(), location)
+            }
+            CellValue::Big { .. } => None,
         };
         cell_len(self.seq, self.expire_at, self.db, self.key.len(), inline_len)
     }
 
-    /// Encodes the cell in the compact layout (docs/format.md §"Cell").
-    fn encode(&self, out: &mut Vec<u8>) {
+    /// Encodes the cell in the compact layout (docs/format.md §"Cell"); `short_locations` false writes
+    /// every location in its long form, as builds before the short form did (tests of reading them).
+    fn encode(&self, out: &mut Vec<u8>, short_locations: bool) {
+        let packed = match &self.value {
+            CellValue::Segment(location) if short_locations => location.packed(),
+            _ => None,
+        };
         let storage = match &self.value {
             CellValue::Inline(_) => STORAGE_INLINE,
+            CellValue::Segment(_) if packed.is_some() => STORAGE_SHORT_SEGMENT,
             CellValue::Segment(_) => STORAGE_SEGMENT,
             CellValue::Big { .. } => STORAGE_BIG,
         };
@@ -206,6 +307,10 @@ impl Cell {
         match &self.value {
             CellValue::Inline(envelope) => out.extend_from_slice(envelope),
             CellValue::Segment(location) => {
+                if let Some(packed) = packed {
+                    out.put_u64(packed);
+                    return;
+                }
                 out.put_u32(location.file);
                 out.put_u32(location.segment_offset);
                 out.put_u32(location.record_offset);
@@ -279,16 +384,23 @@ impl Page {
 
     /// Encodes the page, with compact cells; the cells must fit in [`CELL_AREA`].
     pub fn encode(&self) -> Box<[u8; PAGE_SIZE]> {
-        self.encode_with(true)
+        self.encode_with(true, true)
     }
 
     /// The page as written before the compact cell layout (tests of reading old directories).
     #[cfg(test)]
     pub(crate) fn encode_original(&self) -> Box<[u8; PAGE_SIZE]> {
-        self.encode_with(false)
+        self.encode_with(false, false)
     }
 
-    fn encode_with(&self, compact: bool) -> Box<[u8; PAGE_SIZE]> {
+    /// The page as written before short locations: compact cells, every location in its long form (tests
+    /// of reading old directories).
+    #[cfg(test)]
+    pub(crate) fn encode_long_locations(&self) -> Box<[u8; PAGE_SIZE]> {
+        self.encode_with(true, false)
+    }
+
+    fn encode_with(&self, compact: bool, short_locations: bool) -> Box<[u8; PAGE_SIZE]> {
         let mut out = Vec::with_capacity(PAGE_SIZE);
         out.put_u32(0);
         out.push(if compact { self.kind | PAGE_FLAG_COMPACT } else { self.kind });
@@ -303,7 +415,7 @@ impl Page {
                 cell.encode_original(&mut out);
                 continue;
             }
-            cell.encode(&mut out);
+            cell.encode(&mut out, short_locations);
         }
         debug_assert!(out.len() <= PAGE_SIZE, "cells overflow the page");
         out.resize(PAGE_SIZE, 0);
@@ -407,7 +519,10 @@ impl CellRef<'_> {
     pub fn encoded_len(&self) -> usize {
         let inline_len = match self.value {
             CellValueRef::Inline(envelope) => Some(envelope.len()),
-            _ => None,
+            CellValueRef::Segment(location) => {
+                return segment_cell_len(self.seq, self.expire_at, self.db, self.key.len(), &location)
+            }
+            CellValueRef::Big { .. } => None,
         };
         cell_len(self.seq, self.expire_at, self.db, self.key.len(), inline_len)
     }
@@ -473,7 +588,7 @@ fn decode_compact_cell_ref<'a>(reader: &mut ByteReader<'a>) -> Option<CellRef<'a
         bytes[..6].copy_from_slice(low);
         u64::from_le_bytes(bytes)
     };
-    let value_len = if storage == STORAGE_INLINE { reader.u16()? as usize } else { LOCATION_LEN };
+    let value_len = if storage == STORAGE_INLINE { reader.u16()? as usize } else { 0 };
     let expire_at = if tag & TAG_EXPIRY != 0 { reader.u64()? } else { 0 };
     let key = reader.take(key_len)?;
     let value = match storage {
@@ -485,6 +600,7 @@ fn decode_compact_cell_ref<'a>(reader: &mut ByteReader<'a>) -> Option<CellRef<'a
             envelope_len: reader.u32()?,
         }),
         STORAGE_BIG => CellValueRef::Big { id: reader.u64()?, envelope_len: reader.u64()? },
+        STORAGE_SHORT_SEGMENT => CellValueRef::Segment(SegmentLocation::unpack(reader.u64()?)),
         _ => return None,
     };
     Some(CellRef { seq, expire_at, db, key, kind, value })
@@ -617,11 +733,13 @@ fn span_at(bytes: &[u8], at: usize, compact: bool) -> Option<CellSpan> {
         };
         let key_len = le16(p)? as usize;
         p += 2 + if tag & TAG_LONG_SEQ != 0 { 8 } else { 6 };
-        let value_len = if (tag >> TAG_STORAGE_SHIFT) & 3 == STORAGE_INLINE {
-            p += 2;
-            le16(p - 2)? as usize
-        } else {
-            LOCATION_LEN
+        let value_len = match (tag >> TAG_STORAGE_SHIFT) & 3 {
+            STORAGE_INLINE => {
+                p += 2;
+                le16(p - 2)? as usize
+            }
+            STORAGE_SHORT_SEGMENT => SHORT_LOCATION_LEN,
+            _ => LOCATION_LEN,
         };
         if tag & TAG_EXPIRY != 0 {
             p += 8;
@@ -761,7 +879,7 @@ mod tests {
         assert_eq!(cells, page.cells);
         assert_eq!(cell_refs(&bytes[..]).map(|c| c.encoded_len()).sum::<usize>(), page.used());
         let mut bad = bytes.clone();
-        bad[PAGE_HEADER_LEN] = 0x18; // the first cell's tag: storage 3 does not exist
+        bad[PAGE_HEADER_LEN + 1..PAGE_HEADER_LEN + 3].copy_from_slice(&[0xff, 0xff]); // the first key runs off
         let crc = format::crc32(&bad[4..]);
         bad[0..4].copy_from_slice(&crc.to_le_bytes());
         let err = decode_header(&bad[..], Path::new("b"), 0).unwrap_err().to_string();
@@ -828,13 +946,25 @@ mod tests {
             b"\x00\x01\x00\x04\x00\x00\x00\x00\x00\x03\x00a\x00\x00x"
         );
         assert_eq!(page.cells[0].encoded_len(), 15);
-        // A hash in database 2 with an expiry, in a segment.
+        // A hash in database 2 with an expiry, in a segment: the short location (storage 3), 8 bytes.
         let page = Page { cells: vec![sample().cells[1].clone()], ..page };
         let bytes = page.encode();
-        let golden: &[u8] = b"\xa9\x02\x00\x02\x00\x05\x00\x00\x00\x00\x00\x00\x68\xe5\xcf\x8b\x01\x00\x00bb\
-            \x01\x00\x00\x00\x10\x00\x00\x00\x00\x00\x00\x00\xc8\x00\x00\x00";
+        let golden: &[u8] = b"\xb9\x02\x00\x02\x00\x05\x00\x00\x00\x00\x00\x00\x68\xe5\xcf\x8b\x01\x00\x00bb\
+            \x01\x00\x10\x00\x00\x00\x80\x0c";
         assert_eq!(&bytes[PAGE_HEADER_LEN..PAGE_HEADER_LEN + golden.len()], golden);
         assert_eq!(page.cells[0].encoded_len(), golden.len());
+        assert_eq!(Page::decode(&bytes[..], Path::new("b"), 0).expect("decodes"), page);
+        // The same with an envelope of 5,000 bytes, past the short form: the long location (storage 1).
+        let mut cell = sample().cells[1].clone();
+        cell.value =
+            CellValue::Segment(SegmentLocation { file: 1, segment_offset: 16, record_offset: 0, envelope_len: 5000 });
+        let page = Page { cells: vec![cell], ..page };
+        let bytes = page.encode();
+        let golden: &[u8] = b"\xa9\x02\x00\x02\x00\x05\x00\x00\x00\x00\x00\x00\x68\xe5\xcf\x8b\x01\x00\x00bb\
+            \x01\x00\x00\x00\x10\x00\x00\x00\x00\x00\x00\x00\x88\x13\x00\x00";
+        assert_eq!(&bytes[PAGE_HEADER_LEN..PAGE_HEADER_LEN + golden.len()], golden);
+        assert_eq!(page.cells[0].encoded_len(), golden.len());
+        assert_eq!(Page::decode(&bytes[..], Path::new("b"), 0).expect("decodes"), page);
         // The same first cell in the original layout (pages written before the compact one).
         let page = Page { cells: vec![sample().cells[0].clone()], ..page };
         let bytes = page.encode_original();
@@ -871,6 +1001,65 @@ mod tests {
             });
         }
         page
+    }
+
+    #[test]
+    fn short_locations_take_every_location_that_fits_and_only_those() {
+        let fits = SegmentLocation {
+            file: (1 << 16) - 1,
+            segment_offset: (1 << 24) - 1,
+            record_offset: 4095,
+            envelope_len: 4095,
+        };
+        assert_eq!(SegmentLocation::unpack(fits.packed().expect("fits")), fits);
+        let golden = SegmentLocation { file: 3, segment_offset: 4096, record_offset: 77, envelope_len: 120 };
+        assert_eq!(golden.packed().map(u64::to_le_bytes), Some([0x03, 0x00, 0x00, 0x10, 0x00, 0x4d, 0x80, 0x07]));
+        let past = [
+            SegmentLocation { file: 1 << 16, ..fits },
+            SegmentLocation { segment_offset: 1 << 24, ..fits },
+            SegmentLocation { record_offset: 4096, ..fits },
+            SegmentLocation { envelope_len: 4096, ..fits },
+        ];
+        let mut page = sample();
+        for (n, location) in past.iter().chain([&fits, &golden]).enumerate() {
+            let key = format!("segment:{n}").into_bytes();
+            let cell = Cell {
+                hash: key_hash(0, &key),
+                seq: 100 + n as u64,
+                expire_at: 0,
+                db: 0,
+                key,
+                kind: ValueKind::String,
+                value: CellValue::Segment(*location),
+            };
+            let long = n < past.len();
+            assert_eq!(location.packed().is_none(), long);
+            assert_eq!(cell.encoded_len(), 1 + 2 + 6 + cell.key.len() + if long { 16 } else { 8 });
+            page.cells.push(cell);
+        }
+        let bytes = page.encode();
+        assert_eq!(Page::decode(&bytes[..], Path::new("b"), 0).expect("decodes"), page);
+        assert_eq!(cell_refs(&bytes[..]).map(|c| c.encoded_len()).sum::<usize>(), page.used());
+        let index = index_cells(&bytes[..]);
+        for cell in &page.cells {
+            assert_eq!(find_cell(&bytes[..], cell.db, &cell.key).0.as_ref(), Some(cell));
+            assert_eq!(find_cell_indexed(&bytes[..], &index, cell.hash, cell.db, &cell.key).as_ref(), Some(cell));
+        }
+        // The bulk loader's writer: the long form's bytes in, the short form out when it fits.
+        for location in past.iter().chain([&fits, &golden]) {
+            let mut long = Vec::new();
+            for field in [location.file, location.segment_offset, location.record_offset, location.envelope_len] {
+                long.put_u32(field);
+            }
+            let mut out = [0u8; 64];
+            let len = write_cell_parts(&mut out, 7, 0, 0, 0, STORAGE_SEGMENT, b"k", &long);
+            assert_eq!(len, cell_len(7, 0, 0, 1, None) - LOCATION_LEN + parts_value_len(STORAGE_SEGMENT, &long));
+            assert_eq!(len, segment_cell_len(7, 0, 0, 1, location));
+            let mut reader = ByteReader::new(&out[..len]);
+            let cell = decode_compact_cell_ref(&mut reader).expect("decodes");
+            assert_eq!(cell.value, CellValueRef::Segment(*location));
+            assert_eq!(reader.remaining(), 0);
+        }
     }
 
     #[test]
@@ -1010,6 +1199,88 @@ mod tests {
         }
         let engine = Engine::open(dir.path(), options()).expect("reopen");
         check(&engine, 600);
+    }
+
+    /// Rewrites every compact page of a data directory's bucket files with long locations, as a build from
+    /// before short locations left them; returns how many pages now hold a long location.
+    fn lengthen_locations(dir: &Path) -> usize {
+        let mut rewritten = 0;
+        for slot in std::fs::read_dir(dir).expect("read_dir").flatten().map(|e| e.path()).filter(|p| p.is_dir()) {
+            for name in [super::super::buckets::BUCKETS_FILE, super::super::buckets::OVERFLOW_FILE] {
+                let path = slot.join(name);
+                let Ok(mut bytes) = std::fs::read(&path) else { continue };
+                for at in (PAGE_SIZE..bytes.len()).step_by(PAGE_SIZE) {
+                    let Some(image) = bytes.get_mut(at..at + PAGE_SIZE) else { break };
+                    let Ok(page) = Page::decode(image, &path, at as u64) else { continue };
+                    let segments = page.cells.iter().filter(|c| matches!(c.value, CellValue::Segment(_))).count();
+                    // Only pages an old build could have written (it packed them by the long lengths).
+                    if segments > 0 && page.used() + segments * (LOCATION_LEN - SHORT_LOCATION_LEN) <= CELL_AREA {
+                        image.copy_from_slice(&page.encode_long_locations()[..]);
+                        rewritten += 1;
+                    }
+                }
+                std::fs::write(&path, &bytes).expect("write pages");
+            }
+        }
+        rewritten
+    }
+
+    /// Pages of a directory holding a long location: their cells end past what the page's cells take now.
+    fn pages_with_long_locations(dir: &Path) -> usize {
+        let mut count = 0;
+        for slot in std::fs::read_dir(dir).expect("read_dir").flatten().map(|e| e.path()).filter(|p| p.is_dir()) {
+            for name in [super::super::buckets::BUCKETS_FILE, super::super::buckets::OVERFLOW_FILE] {
+                let Ok(bytes) = std::fs::read(slot.join(name)) else { continue };
+                for image in bytes.chunks_exact(PAGE_SIZE).skip(1) {
+                    let Ok(page) = Page::decode(image, Path::new("b"), 0) else { continue };
+                    let end = cell_spans(image).last().map_or(PAGE_HEADER_LEN, |span| span.end);
+                    count += usize::from(end - PAGE_HEADER_LEN > page.used());
+                }
+            }
+        }
+        count
+    }
+
+    #[test]
+    fn a_directory_of_long_locations_opens_reads_and_converts() {
+        use super::super::{Engine, EngineOptions};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let options = || EngineOptions { slot_count: Some(2), background_sync: false, ..EngineOptions::default() };
+        let value = |i: u32| format!("value-{i}-{}", "v".repeat((i % 7 * 40) as usize)).into_bytes();
+        {
+            let engine = Engine::open(dir.path(), options()).expect("open");
+            for i in 0..200u32 {
+                let expire = (i % 5 == 0).then_some(4_000_000_000_000);
+                engine
+                    .set(i as u16 % 2, format!("k:{i}").as_bytes(), ValueKind::String, &value(i), expire)
+                    .expect("set");
+            }
+            engine.close().expect("close");
+        }
+        assert_eq!(pages_with_long_locations(dir.path()), 0, "a checkpoint writes short locations");
+        let long_pages = lengthen_locations(dir.path());
+        assert!(long_pages >= 2, "{long_pages}");
+        assert_eq!(pages_with_long_locations(dir.path()), long_pages);
+        let check = |engine: &Engine, upto: u32| {
+            for i in 0..upto {
+                let entry = engine.get(i as u16 % 2, format!("k:{i}").as_bytes()).expect("get").expect("present");
+                assert_eq!(entry.value.to_vec(), value(i), "k:{i}");
+            }
+        };
+        {
+            let engine = Engine::open(dir.path(), options()).expect("opens a directory of long locations");
+            check(&engine, 200);
+            // New writes rewrite the buckets they touch (and split) with short locations.
+            for i in 200..2000u32 {
+                engine.set(i as u16 % 2, format!("k:{i}").as_bytes(), ValueKind::String, &value(i), None).expect("set");
+            }
+            engine.checkpoint().expect("checkpoint");
+            check(&engine, 2000);
+            engine.close().expect("close");
+        }
+        assert!(pages_with_long_locations(dir.path()) < long_pages);
+        let engine = Engine::open(dir.path(), options()).expect("reopen");
+        check(&engine, 2000);
     }
 
     #[test]

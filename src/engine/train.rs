@@ -190,7 +190,7 @@ pub const DEFAULT_KEY_LEN: usize = 16;
 
 /// Bytes a set of values costs on disk as a checkpoint stores it, beyond what every cell pays whatever the
 /// encoding (its header and the key): an envelope of up to `INLINE_MAX` bytes inline in the cell; a
-/// larger one as a 16-byte location in the cell plus its record (16-byte header, key, envelope) in a
+/// larger one as an 8-byte short location in the cell plus its record (16-byte header, key, envelope) in a
 /// segment of about 4 KiB with a 16-byte header, compressed as `segment::SegmentWriter` decides (not when
 /// most of it is dictionary-compressed values, nor when zstd saves 64 bytes or less). Records are packed in
 /// the given order with keys of `key_len` bytes (a separator and decimal digits derived from each envelope,
@@ -235,7 +235,7 @@ pub fn stored_cost_with(
             total += writer.seal(0, 0).bytes.len() as u64;
         }
         writer.add_record(index as u64 + 1, 0, &key, record);
-        total += super::page::LOCATION_LEN as u64;
+        total += super::page::SHORT_LOCATION_LEN as u64;
     }
     if writer.has_pending() {
         total += writer.seal(0, 0).bytes.len() as u64;
@@ -485,8 +485,8 @@ mod tests {
             (0..100).map(|i| envelope::encode(ValueKind::String, &json(i), Default::default())).collect();
         let raw: usize = envelopes.iter().map(|e| segment::record_len(16, e.len())).sum();
         let cost = stored_cost(&envelopes, 16, 3);
-        assert!(cost >= 100 * page::LOCATION_LEN as u64, "{cost}");
-        assert!(cost < (raw + 100 * page::LOCATION_LEN) as u64 / 2, "{cost} of {raw}");
+        assert!(cost >= 100 * page::SHORT_LOCATION_LEN as u64, "{cost}");
+        assert!(cost < (raw + 100 * page::SHORT_LOCATION_LEN) as u64 / 2, "{cost} of {raw}");
         // Longer keys cost more.
         assert!(stored_cost(&envelopes, 40, 3) > cost);
         // Dictionary-compressed envelopes fill segments that are stored uncompressed: every record byte counts.
@@ -494,7 +494,8 @@ mod tests {
         for env in &mut dict_like {
             env[1] = envelope::CODEC_ZSTD_DICT;
         }
-        let expected: usize = dict_like.iter().map(|e| page::LOCATION_LEN + segment::record_len(16, e.len())).sum();
+        let expected: usize =
+            dict_like.iter().map(|e| page::SHORT_LOCATION_LEN + segment::record_len(16, e.len())).sum();
         let segments = stored_cost(&dict_like, 16, 3) - expected as u64;
         assert_eq!(segments % segment::SEGMENT_HEADER_LEN as u64, 0, "only segment headers on top");
         assert!(segments > 0);
