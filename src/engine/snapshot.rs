@@ -44,7 +44,7 @@ use super::envelope::{self, ValueKind};
 use super::error::{Error, Result};
 use super::key::key_hash;
 use super::memtable::MemKeyBytes;
-use super::page::{self, CellValueRef};
+use super::page::{self, CellValueRef, SegmentLocation};
 use super::slot::{position_of, MemKey, MemValue, Slot, POSITION_BITS};
 use super::{Entry, KeyInfo};
 
@@ -537,12 +537,29 @@ impl Snapshot {
         want: usize,
         visit: &mut dyn FnMut(&mut Slot, &[u8], Entry),
     ) -> Result<Option<u64>> {
+        self.read_values_within(slot, db, position, want, usize::MAX, visit)
+    }
+
+    /// As [`Snapshot::read_values`], the range ending (after whole buckets) once it holds `want` keys or
+    /// `want_bytes` bytes of keys and stored values, whichever comes first. The values of a range that
+    /// lie in chunk segments are read segment by segment, each segment decompressed once for all of its
+    /// records in the range: a reader that can hold a large range (an offline dump, with no writer
+    /// waiting for the slot lock) reads a bulk-loaded slot with few decompressions per segment.
+    pub fn read_values_within(
+        &self,
+        slot: usize,
+        db: u16,
+        position: u64,
+        want: usize,
+        want_bytes: usize,
+        visit: &mut dyn FnMut(&mut Slot, &[u8], Entry),
+    ) -> Result<Option<u64>> {
         let (mut guard, rank) = self.enter(slot, db, position)?;
         let mut found = Vec::new();
         let next = if position == 0 && !may_hold_counted(&mut guard, db) {
             None
         } else {
-            scan_values(&mut guard, db, position, want, &mut found)?
+            scan_values(&mut guard, db, position, want, want_bytes, &mut found)?
         };
         let range_keys = range_images(&guard, db, position, next)?;
         for key in &range_keys {
@@ -643,10 +660,69 @@ fn range_images(slot: &Slot, db: u16, position: u64, next: Option<u64>) -> Resul
 fn scan_values(
     slot: &mut Slot,
     db: u16,
-    mut position: u64,
+    position: u64,
     want: usize,
+    want_bytes: usize,
     out: &mut Vec<(Vec<u8>, Entry)>,
 ) -> Result<Option<u64>> {
+    let added_before = out.len();
+    let mut pending = Vec::new();
+    let next = scan_cells(slot, db, position, want, want_bytes, out, &mut pending)?;
+    resolve_pending(slot, db, &mut out[added_before..], &mut pending)?;
+    Ok(next)
+}
+
+/// A value [`scan_cells`] left to read from its segment: where it is, the committed length of its chunk
+/// file, and its index among the range's entries.
+struct Pending {
+    location: SegmentLocation,
+    file_len: u64,
+    index: usize,
+}
+
+/// Reads the values of a range that lie in segments, each segment once: the range's values are sorted by
+/// (chunk file, segment, record) and each segment is decompressed once for all of its records in the
+/// range. A bulk load packs values into segments in arrival order while the scan goes in bucket order,
+/// so reading value by value decompressed each segment about once per record it holds.
+fn resolve_pending(slot: &mut Slot, db: u16, out: &mut [(Vec<u8>, Entry)], pending: &mut [Pending]) -> Result<()> {
+    pending.sort_unstable_by_key(|p| (p.location.file, p.location.segment_offset, p.location.record_offset));
+    let mut scratch = Vec::new();
+    let mut at = 0;
+    while let Some(first) = pending.get(at) {
+        let (file, segment_offset, file_len) = (first.location.file, first.location.segment_offset, first.file_len);
+        let end = at
+            + pending[at..]
+                .iter()
+                .take_while(|p| p.location.file == file && p.location.segment_offset == segment_offset)
+                .count();
+        let cached = slot.chunks.segment_payload_once(file, segment_offset, file_len, &mut scratch)?;
+        let payload: &[u8] = match &cached {
+            Some(payload) => payload,
+            None => &scratch,
+        };
+        for record in &pending[at..end] {
+            let (key, entry) = &mut out[record.index];
+            let envelope = slot.chunks.record_envelope(payload, record.location, db, key)?;
+            *entry = decoded(slot, entry.kind, entry.expire_at_ms.unwrap_or(0), envelope)?;
+        }
+        at = end;
+    }
+    Ok(())
+}
+
+/// [`scan_values`]'s pass over the pages: values inline, in big-value files and in the memtable are
+/// read as met; those in segments are placeholders in `out` (kind and expiry set) listed in `pending`.
+/// Stops after whole buckets once `want` keys or `want_bytes` key and value bytes were added.
+fn scan_cells(
+    slot: &mut Slot,
+    db: u16,
+    mut position: u64,
+    want: usize,
+    want_bytes: usize,
+    out: &mut Vec<(Vec<u8>, Entry)>,
+    pending: &mut Vec<Pending>,
+) -> Result<Option<u64>> {
+    let mut taken = 0usize;
     let now = slot.now();
     let space_end = 1u64 << POSITION_BITS;
     let flushed_below = slot.flush_marker(db);
@@ -701,8 +777,12 @@ fn scan_values(
                         expire_at
                     }
                 };
-                let envelope = match cell.value {
-                    CellValueRef::Inline(envelope) => Bytes::copy_from_slice(envelope),
+                taken += cell.key.len();
+                let entry = match cell.value {
+                    CellValueRef::Inline(envelope) => {
+                        taken += envelope.len();
+                        decoded(slot, cell.kind, expire_at, envelope)?
+                    }
                     CellValueRef::Segment(location) => {
                         let file_len =
                             slot.meta.chunk_files.get(&location.file).map(|c| c.committed_len).ok_or_else(|| {
@@ -712,11 +792,20 @@ fn scan_values(
                                     "cell points into a chunk file the slot does not have",
                                 )
                             })?;
-                        Bytes::from(slot.chunks.read_value(location, file_len, db, cell.key)?)
+                        taken += location.envelope_len as usize;
+                        pending.push(Pending { location, file_len, index: out.len() - added_before });
+                        Entry {
+                            kind: cell.kind,
+                            value: Bytes::new(),
+                            expire_at_ms: (expire_at != 0).then_some(expire_at),
+                        }
                     }
-                    CellValueRef::Big { id, .. } => Bytes::from(slot.chunks.read_big(id, db, cell.key)?),
+                    CellValueRef::Big { id, .. } => {
+                        let envelope = slot.chunks.read_big(id, db, cell.key)?;
+                        taken += envelope.len();
+                        decoded(slot, cell.kind, expire_at, &envelope)?
+                    }
                 };
-                let entry = decoded(slot, cell.kind, expire_at, &envelope)?;
                 out.push((cell.key.to_vec(), entry));
             }
             if header.next_overflow == 0 {
@@ -737,11 +826,12 @@ fn scan_values(
             }
         }
         for (key, kind, expire_at, envelope) in written {
+            taken += key.len() + envelope.len();
             let entry = decoded(slot, kind, expire_at, &envelope)?;
             out.push((key, entry));
         }
         position = range_end;
-        if out.len() - added_before >= want && position < space_end {
+        if (out.len() - added_before >= want || taken >= want_bytes) && position < space_end {
             return Ok(Some(position));
         }
     }
