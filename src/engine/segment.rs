@@ -607,18 +607,6 @@ impl ChunkStore {
         Ok(None)
     }
 
-    /// The envelope of `(db, key)`'s record at `location` in `payload`, its segment's decompressed payload
-    /// ([`ChunkStore::segment_payload_once`]), checked against the key.
-    pub fn record_envelope<'a>(
-        &self,
-        payload: &'a [u8],
-        location: SegmentLocation,
-        db: u16,
-        key: &[u8],
-    ) -> Result<&'a [u8]> {
-        self.envelope_in(payload, location, db, key)
-    }
-
     /// The envelope of `(db, key)`'s record at `location` in its segment's payload, checked against the key.
     fn envelope_in<'a>(&self, payload: &'a [u8], location: SegmentLocation, db: u16, key: &[u8]) -> Result<&'a [u8]> {
         match record_at(payload, location.record_offset as usize) {

@@ -45,6 +45,7 @@ use super::error::{Error, Result};
 use super::key::key_hash;
 use super::memtable::MemKeyBytes;
 use super::page::{self, CellValueRef, SegmentLocation};
+use super::segment;
 use super::slot::{position_of, MemKey, MemValue, Slot, POSITION_BITS};
 use super::{Entry, KeyInfo};
 
@@ -397,7 +398,12 @@ pub struct Snapshot {
     ranks: Arc<BTreeMap<u16, u32>>,
     seqs: Vec<u64>,
     pause: Duration,
+    /// [`Snapshot::read_values_within`]'s lists, kept for the next range.
+    scratch: Mutex<ReadScratch>,
 }
+
+/// A range's entries and its values still to read from segments.
+type ReadScratch = (Vec<(Vec<u8>, Entry)>, Vec<Pending>);
 
 impl Snapshot {
     /// Registers a snapshot of `slots` under all their locks. `dbs` are the databases the reader will
@@ -439,7 +445,7 @@ impl Snapshot {
         }
         drop(guards);
         let pause = first_locked.map_or(Duration::ZERO, |at| at.elapsed());
-        Ok(Snapshot { slots: slots.to_vec(), shared, ranks, seqs, pause })
+        Ok(Snapshot { slots: slots.to_vec(), shared, ranks, seqs, pause, scratch: Mutex::default() })
     }
 
     /// How long writers were held off while the snapshot was registered (first slot lock taken to all
@@ -537,14 +543,15 @@ impl Snapshot {
         want: usize,
         visit: &mut dyn FnMut(&mut Slot, &[u8], Entry),
     ) -> Result<Option<u64>> {
-        self.read_values_within(slot, db, position, want, usize::MAX, visit)
+        self.read_values_within(slot, db, position, want, usize::MAX, &mut |slot, key, entry| visit(slot, &key, entry))
     }
 
     /// As [`Snapshot::read_values`], the range ending (after whole buckets) once it holds `want` keys or
     /// `want_bytes` bytes of keys and stored values, whichever comes first. The values of a range that
     /// lie in chunk segments are read segment by segment, each segment decompressed once for all of its
     /// records in the range: a reader that can hold a large range (an offline dump, with no writer
-    /// waiting for the slot lock) reads a bulk-loaded slot with few decompressions per segment.
+    /// waiting for the slot lock) reads a bulk-loaded slot with few decompressions per segment. `visit`
+    /// is handed each key's bytes to keep.
     pub fn read_values_within(
         &self,
         slot: usize,
@@ -552,14 +559,15 @@ impl Snapshot {
         position: u64,
         want: usize,
         want_bytes: usize,
-        visit: &mut dyn FnMut(&mut Slot, &[u8], Entry),
+        visit: &mut dyn FnMut(&mut Slot, Vec<u8>, Entry),
     ) -> Result<Option<u64>> {
         let (mut guard, rank) = self.enter(slot, db, position)?;
-        let mut found = Vec::new();
+        let (mut found, mut pending) = std::mem::take(&mut *lock(&self.scratch));
+        found.clear();
         let next = if position == 0 && !may_hold_counted(&mut guard, db) {
             None
         } else {
-            scan_values(&mut guard, db, position, want, want_bytes, &mut found)?
+            scan_values(&mut guard, db, position, want, want_bytes, &mut found, &mut pending)?
         };
         let range_keys = range_images(&guard, db, position, next)?;
         for key in &range_keys {
@@ -576,11 +584,12 @@ impl Snapshot {
             }
         }
         guard.snapshot_view = true;
-        for (key, entry) in found {
-            visit(&mut guard, &key, entry);
+        for (key, entry) in found.drain(..) {
+            visit(&mut guard, key, entry);
         }
         guard.snapshot_view = false;
         self.leave(guard, db, rank, next, range_keys)?;
+        *lock(&self.scratch) = (found, pending);
         Ok(next)
     }
 
@@ -657,6 +666,8 @@ fn range_images(slot: &Slot, db: u16, position: u64, next: Option<u64>) -> Resul
 /// points at) as the cell is met, instead of listing keys and looking each up again. Keys with a
 /// before-image in the range are skipped here (the caller serves them from their images); the memtable
 /// wins over the pages, as in `Slot::scan`.
+///
+/// `pending` is scratch space (reused across ranges: a large range's lists cost page faults to grow).
 fn scan_values(
     slot: &mut Slot,
     db: u16,
@@ -664,19 +675,22 @@ fn scan_values(
     want: usize,
     want_bytes: usize,
     out: &mut Vec<(Vec<u8>, Entry)>,
+    pending: &mut Vec<Pending>,
 ) -> Result<Option<u64>> {
     let added_before = out.len();
-    let mut pending = Vec::new();
-    let next = scan_cells(slot, db, position, want, want_bytes, out, &mut pending)?;
-    resolve_pending(slot, db, &mut out[added_before..], &mut pending)?;
+    pending.clear();
+    let next = scan_cells(slot, db, position, want, want_bytes, out, pending)?;
+    resolve_pending(slot, db, &mut out[added_before..], pending)?;
     Ok(next)
 }
 
 /// A value [`scan_cells`] left to read from its segment: where it is, the committed length of its chunk
-/// file, and its index among the range's entries.
-struct Pending {
+/// file, its key's hash (the record is checked against it: reading the key itself, in `out` at a random
+/// index, would cost a cache miss) and its index among the range's entries.
+pub(crate) struct Pending {
     location: SegmentLocation,
     file_len: u64,
+    hash: u64,
     index: usize,
 }
 
@@ -701,9 +715,25 @@ fn resolve_pending(slot: &mut Slot, db: u16, out: &mut [(Vec<u8>, Entry)], pendi
             None => &scratch,
         };
         for record in &pending[at..end] {
+            let location = record.location;
+            let found = segment::record_at(payload, location.record_offset as usize).filter(|found| {
+                found.db == db
+                    && found.envelope.len() == location.envelope_len as usize
+                    && key_hash(db, found.key) == record.hash
+            });
             let (key, entry) = &mut out[record.index];
-            let envelope = slot.chunks.record_envelope(payload, record.location, db, key)?;
-            *entry = decoded(slot, entry.kind, entry.expire_at_ms.unwrap_or(0), envelope)?;
+            let Some(found) = found else {
+                return Err(Error::corrupt(
+                    slot.chunks.chunk_path(file),
+                    segment_offset as u64,
+                    format!(
+                        "record at payload offset {} is not the value of key {:?}",
+                        location.record_offset,
+                        String::from_utf8_lossy(key)
+                    ),
+                ));
+            };
+            *entry = decoded(slot, entry.kind, entry.expire_at_ms.unwrap_or(0), found.envelope)?;
         }
         at = end;
     }
@@ -793,7 +823,7 @@ fn scan_cells(
                                 )
                             })?;
                         taken += location.envelope_len as usize;
-                        pending.push(Pending { location, file_len, index: out.len() - added_before });
+                        pending.push(Pending { location, file_len, hash, index: out.len() - added_before });
                         Entry {
                             kind: cell.kind,
                             value: Bytes::new(),

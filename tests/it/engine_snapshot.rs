@@ -55,7 +55,8 @@ fn read_range(
         Path::Values => snapshot.read_values(slot, db, position, want, &mut |_, key, entry| add(key, entry)),
         // About `want` keys of these tests' values per range.
         Path::ValuesByBytes => {
-            snapshot.read_values_within(slot, db, position, usize::MAX, want * 64, &mut |_, key, entry| add(key, entry))
+            snapshot
+                .read_values_within(slot, db, position, usize::MAX, want * 64, &mut |_, key, entry| add(&key, entry))
         }
     }
     .unwrap()
