@@ -589,6 +589,24 @@ impl ChunkStore {
         Ok(payload)
     }
 
+    /// The decompressed payload of the segment at `offset` of chunk file `id` for a reader that takes
+    /// every record it needs from it at once (a snapshot's scan): `Some` when the value cache holds it,
+    /// else `None` with the payload read into `scratch`, not cached (the scan would only evict what other
+    /// readers need for a segment it does not come back to).
+    pub fn segment_payload_once(
+        &mut self,
+        id: u32,
+        offset: u32,
+        file_len: u64,
+        scratch: &mut Vec<u8>,
+    ) -> Result<Option<Arc<Vec<u8>>>> {
+        if let Some(payload) = self.cache.get(&(id, offset)) {
+            return Ok(Some(payload));
+        }
+        self.read_segment_into(id, offset, file_len, scratch)?;
+        Ok(None)
+    }
+
     /// The envelope of `(db, key)`'s record at `location` in its segment's payload, checked against the key.
     fn envelope_in<'a>(&self, payload: &'a [u8], location: SegmentLocation, db: u16, key: &[u8]) -> Result<&'a [u8]> {
         match record_at(payload, location.record_offset as usize) {

@@ -44,7 +44,8 @@ use super::envelope::{self, ValueKind};
 use super::error::{Error, Result};
 use super::key::key_hash;
 use super::memtable::MemKeyBytes;
-use super::page::{self, CellValueRef};
+use super::page::{self, CellValueRef, SegmentLocation};
+use super::segment;
 use super::slot::{position_of, MemKey, MemValue, Slot, POSITION_BITS};
 use super::{Entry, KeyInfo};
 
@@ -397,7 +398,12 @@ pub struct Snapshot {
     ranks: Arc<BTreeMap<u16, u32>>,
     seqs: Vec<u64>,
     pause: Duration,
+    /// [`Snapshot::read_values_within`]'s lists, kept for the next range.
+    scratch: Mutex<ReadScratch>,
 }
+
+/// A range's entries and its values still to read from segments.
+type ReadScratch = (Vec<(Vec<u8>, Entry)>, Vec<Pending>);
 
 impl Snapshot {
     /// Registers a snapshot of `slots` under all their locks. `dbs` are the databases the reader will
@@ -439,7 +445,7 @@ impl Snapshot {
         }
         drop(guards);
         let pause = first_locked.map_or(Duration::ZERO, |at| at.elapsed());
-        Ok(Snapshot { slots: slots.to_vec(), shared, ranks, seqs, pause })
+        Ok(Snapshot { slots: slots.to_vec(), shared, ranks, seqs, pause, scratch: Mutex::default() })
     }
 
     /// How long writers were held off while the snapshot was registered (first slot lock taken to all
@@ -537,12 +543,31 @@ impl Snapshot {
         want: usize,
         visit: &mut dyn FnMut(&mut Slot, &[u8], Entry),
     ) -> Result<Option<u64>> {
+        self.read_values_within(slot, db, position, want, usize::MAX, &mut |slot, key, entry| visit(slot, &key, entry))
+    }
+
+    /// As [`Snapshot::read_values`], the range ending (after whole buckets) once it holds `want` keys or
+    /// `want_bytes` bytes of keys and stored values, whichever comes first. The values of a range that
+    /// lie in chunk segments are read segment by segment, each segment decompressed once for all of its
+    /// records in the range: a reader that can hold a large range (an offline dump, with no writer
+    /// waiting for the slot lock) reads a bulk-loaded slot with few decompressions per segment. `visit`
+    /// is handed each key's bytes to keep.
+    pub fn read_values_within(
+        &self,
+        slot: usize,
+        db: u16,
+        position: u64,
+        want: usize,
+        want_bytes: usize,
+        visit: &mut dyn FnMut(&mut Slot, Vec<u8>, Entry),
+    ) -> Result<Option<u64>> {
         let (mut guard, rank) = self.enter(slot, db, position)?;
-        let mut found = Vec::new();
+        let (mut found, mut pending) = std::mem::take(&mut *lock(&self.scratch));
+        found.clear();
         let next = if position == 0 && !may_hold_counted(&mut guard, db) {
             None
         } else {
-            scan_values(&mut guard, db, position, want, &mut found)?
+            scan_values(&mut guard, db, position, want, want_bytes, &mut found, &mut pending)?
         };
         let range_keys = range_images(&guard, db, position, next)?;
         for key in &range_keys {
@@ -559,11 +584,12 @@ impl Snapshot {
             }
         }
         guard.snapshot_view = true;
-        for (key, entry) in found {
-            visit(&mut guard, &key, entry);
+        for (key, entry) in found.drain(..) {
+            visit(&mut guard, key, entry);
         }
         guard.snapshot_view = false;
         self.leave(guard, db, rank, next, range_keys)?;
+        *lock(&self.scratch) = (found, pending);
         Ok(next)
     }
 
@@ -640,13 +666,93 @@ fn range_images(slot: &Slot, db: u16, position: u64, next: Option<u64>) -> Resul
 /// points at) as the cell is met, instead of listing keys and looking each up again. Keys with a
 /// before-image in the range are skipped here (the caller serves them from their images); the memtable
 /// wins over the pages, as in `Slot::scan`.
+///
+/// `pending` is scratch space (reused across ranges: a large range's lists cost page faults to grow).
 fn scan_values(
+    slot: &mut Slot,
+    db: u16,
+    position: u64,
+    want: usize,
+    want_bytes: usize,
+    out: &mut Vec<(Vec<u8>, Entry)>,
+    pending: &mut Vec<Pending>,
+) -> Result<Option<u64>> {
+    let added_before = out.len();
+    pending.clear();
+    let next = scan_cells(slot, db, position, want, want_bytes, out, pending)?;
+    resolve_pending(slot, db, &mut out[added_before..], pending)?;
+    Ok(next)
+}
+
+/// A value [`scan_cells`] left to read from its segment: where it is, the committed length of its chunk
+/// file, its key's hash (the record is checked against it: reading the key itself, in `out` at a random
+/// index, would cost a cache miss) and its index among the range's entries.
+pub(crate) struct Pending {
+    location: SegmentLocation,
+    file_len: u64,
+    hash: u64,
+    index: usize,
+}
+
+/// Reads the values of a range that lie in segments, each segment once: the range's values are sorted by
+/// (chunk file, segment, record) and each segment is decompressed once for all of its records in the
+/// range. A bulk load packs values into segments in arrival order while the scan goes in bucket order,
+/// so reading value by value decompressed each segment about once per record it holds.
+fn resolve_pending(slot: &mut Slot, db: u16, out: &mut [(Vec<u8>, Entry)], pending: &mut [Pending]) -> Result<()> {
+    pending.sort_unstable_by_key(|p| (p.location.file, p.location.segment_offset, p.location.record_offset));
+    let mut scratch = Vec::new();
+    let mut at = 0;
+    while let Some(first) = pending.get(at) {
+        let (file, segment_offset, file_len) = (first.location.file, first.location.segment_offset, first.file_len);
+        let end = at
+            + pending[at..]
+                .iter()
+                .take_while(|p| p.location.file == file && p.location.segment_offset == segment_offset)
+                .count();
+        let cached = slot.chunks.segment_payload_once(file, segment_offset, file_len, &mut scratch)?;
+        let payload: &[u8] = match &cached {
+            Some(payload) => payload,
+            None => &scratch,
+        };
+        for record in &pending[at..end] {
+            let location = record.location;
+            let found = segment::record_at(payload, location.record_offset as usize).filter(|found| {
+                found.db == db
+                    && found.envelope.len() == location.envelope_len as usize
+                    && key_hash(db, found.key) == record.hash
+            });
+            let (key, entry) = &mut out[record.index];
+            let Some(found) = found else {
+                return Err(Error::corrupt(
+                    slot.chunks.chunk_path(file),
+                    segment_offset as u64,
+                    format!(
+                        "record at payload offset {} is not the value of key {:?}",
+                        location.record_offset,
+                        String::from_utf8_lossy(key)
+                    ),
+                ));
+            };
+            *entry = decoded(slot, entry.kind, entry.expire_at_ms.unwrap_or(0), found.envelope)?;
+        }
+        at = end;
+    }
+    Ok(())
+}
+
+/// [`scan_values`]'s pass over the pages: values inline, in big-value files and in the memtable are
+/// read as met; those in segments are placeholders in `out` (kind and expiry set) listed in `pending`.
+/// Stops after whole buckets once `want` keys or `want_bytes` key and value bytes were added.
+fn scan_cells(
     slot: &mut Slot,
     db: u16,
     mut position: u64,
     want: usize,
+    want_bytes: usize,
     out: &mut Vec<(Vec<u8>, Entry)>,
+    pending: &mut Vec<Pending>,
 ) -> Result<Option<u64>> {
+    let mut taken = 0usize;
     let now = slot.now();
     let space_end = 1u64 << POSITION_BITS;
     let flushed_below = slot.flush_marker(db);
@@ -701,8 +807,12 @@ fn scan_values(
                         expire_at
                     }
                 };
-                let envelope = match cell.value {
-                    CellValueRef::Inline(envelope) => Bytes::copy_from_slice(envelope),
+                taken += cell.key.len();
+                let entry = match cell.value {
+                    CellValueRef::Inline(envelope) => {
+                        taken += envelope.len();
+                        decoded(slot, cell.kind, expire_at, envelope)?
+                    }
                     CellValueRef::Segment(location) => {
                         let file_len =
                             slot.meta.chunk_files.get(&location.file).map(|c| c.committed_len).ok_or_else(|| {
@@ -712,11 +822,20 @@ fn scan_values(
                                     "cell points into a chunk file the slot does not have",
                                 )
                             })?;
-                        Bytes::from(slot.chunks.read_value(location, file_len, db, cell.key)?)
+                        taken += location.envelope_len as usize;
+                        pending.push(Pending { location, file_len, hash, index: out.len() - added_before });
+                        Entry {
+                            kind: cell.kind,
+                            value: Bytes::new(),
+                            expire_at_ms: (expire_at != 0).then_some(expire_at),
+                        }
                     }
-                    CellValueRef::Big { id, .. } => Bytes::from(slot.chunks.read_big(id, db, cell.key)?),
+                    CellValueRef::Big { id, .. } => {
+                        let envelope = slot.chunks.read_big(id, db, cell.key)?;
+                        taken += envelope.len();
+                        decoded(slot, cell.kind, expire_at, &envelope)?
+                    }
                 };
-                let entry = decoded(slot, cell.kind, expire_at, &envelope)?;
                 out.push((cell.key.to_vec(), entry));
             }
             if header.next_overflow == 0 {
@@ -737,11 +856,12 @@ fn scan_values(
             }
         }
         for (key, kind, expire_at, envelope) in written {
+            taken += key.len() + envelope.len();
             let entry = decoded(slot, kind, expire_at, &envelope)?;
             out.push((key, entry));
         }
         position = range_end;
-        if out.len() - added_before >= want && position < space_end {
+        if (out.len() - added_before >= want || taken >= want_bytes) && position < space_end {
             return Ok(Some(position));
         }
     }

@@ -123,6 +123,10 @@ pub fn from_entry(
     if collection && crate::elements::is_split(&entry.value) {
         return read(slot, db, key);
     }
+    if entry.kind == ValueKind::String {
+        // The entry's bytes are the reader's own (decoded for it): taken over, not copied.
+        return Ok(Some((Ok(Value::String(entry.value)), entry.expire_at_ms)));
+    }
     Ok(Some((to_value(entry.kind, &entry.value), entry.expire_at_ms)))
 }
 

@@ -137,8 +137,14 @@ impl RdbSaves {
             config.dir.join(&config.dbfilename)
         };
         let functions = server.rdb.function_codes(server);
-        let options =
-            DumpOptions { dbs: Vec::new(), pattern: None, databases: server.databases(), compress: true, functions };
+        let options = DumpOptions {
+            dbs: Vec::new(),
+            pattern: None,
+            databases: server.databases(),
+            compress: true,
+            functions,
+            offline: false,
+        };
         let (snapshot, dbs) = export::snapshot(&server.engine, &server.dbmap, &options).map_err(|error| {
             tracing::error!(%error, "cannot take a snapshot");
             SaveError::Failed(error.to_string())

@@ -82,6 +82,7 @@ pub fn run(args: RdbDumpArgs) -> ExitCode {
         databases: args.databases,
         compress: !args.no_compression,
         functions,
+        offline: true,
     };
     let total: u64 = (0..args.databases).map(|db| engine.dbsize(dbmap.physical(db)).unwrap_or(0)).sum();
     let bar = if args.json || !std::io::stderr().is_terminal() {

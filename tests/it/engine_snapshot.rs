@@ -21,11 +21,13 @@ fn open(dir: &std::path::Path) -> Engine {
 }
 
 /// How a test reads a snapshot: keys listed then looked up through the view (`Snapshot::read`), or
-/// keys handed out with their values by one pass over the pages (`Snapshot::read_values`).
+/// keys handed out with their values by one pass over the pages (`Snapshot::read_values`), or so in
+/// ranges bounded by bytes instead of keys (`Snapshot::read_values_within`, as an offline dump reads).
 #[derive(Clone, Copy, Debug)]
 enum Path {
     Keys,
     Values,
+    ValuesByBytes,
 }
 
 type State = BTreeMap<Vec<u8>, (Vec<u8>, Option<u64>)>;
@@ -51,6 +53,11 @@ fn read_range(
             }
         }),
         Path::Values => snapshot.read_values(slot, db, position, want, &mut |_, key, entry| add(key, entry)),
+        // About `want` keys of these tests' values per range.
+        Path::ValuesByBytes => {
+            snapshot
+                .read_values_within(slot, db, position, usize::MAX, want * 64, &mut |_, key, entry| add(&key, entry))
+        }
     }
     .unwrap()
 }
@@ -190,6 +197,12 @@ fn snapshot_values_see_the_instant_with_spilled_images() {
     changes_after_the_instant_are_invisible(0, Path::Values);
 }
 
+#[test]
+fn snapshot_values_by_bytes_see_the_instant() {
+    changes_after_the_instant_are_invisible(64 << 20, Path::ValuesByBytes);
+    changes_after_the_instant_are_invisible(0, Path::ValuesByBytes);
+}
+
 fn add(slot: &mut velo::engine::Slot, key: &[u8], delta: i64) {
     let value: i64 = std::str::from_utf8(&slot.get(0, key).unwrap().unwrap().value).unwrap().parse().unwrap();
     slot.set(0, key, ValueKind::String, (value + delta).to_string().as_bytes(), None).unwrap();
@@ -205,6 +218,7 @@ fn snapshot_is_one_instant_across_slots_under_concurrent_writers() {
 #[test]
 fn snapshot_values_are_one_instant_across_slots_under_concurrent_writers() {
     one_instant_across_slots(Path::Values);
+    one_instant_across_slots(Path::ValuesByBytes);
 }
 
 fn one_instant_across_slots(path: Path) {
@@ -289,6 +303,7 @@ fn databases_empty_now_or_at_the_instant_read_exactly() {
 #[test]
 fn snapshot_values_of_databases_empty_now_or_at_the_instant() {
     empty_databases(Path::Values);
+    empty_databases(Path::ValuesByBytes);
 }
 
 fn empty_databases(path: Path) {
@@ -324,9 +339,14 @@ fn empty_databases(path: Path) {
 /// about to rewrite those pages (here forced between the writes and the read), by either read path.
 #[test]
 fn keys_changed_while_in_the_pages_read_as_of_the_instant() {
-    for (path, checkpoint_between) in
-        [(Path::Keys, false), (Path::Keys, true), (Path::Values, false), (Path::Values, true)]
-    {
+    for (path, checkpoint_between) in [
+        (Path::Keys, false),
+        (Path::Keys, true),
+        (Path::Values, false),
+        (Path::Values, true),
+        (Path::ValuesByBytes, false),
+        (Path::ValuesByBytes, true),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let engine = open(dir.path());
         let far = velo::engine::system_clock_ms() + 3_600_000;
