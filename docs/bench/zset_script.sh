@@ -5,8 +5,8 @@
 # commands, 20 of them writes to the sorted set, which keeps its 2,000 members throughout. Then the same
 # sorted-set writes alone, outside scripts: ZADD updating the score of an existing member, with 50
 # clients at -P 16. Velo (one or two builds) and redis-server run in the same run, each line on each
-# server in turn. Prints calls per second and each server's CPU time per call in µs, summed over its
-# threads from /proc/<pid>/task/*/schedstat (a figure that does not swing with the machine's load).
+# server in turn. Prints calls per second and each server's CPU time per call in µs, from
+# /proc/<pid>/stat (a figure that does not swing with the machine's load).
 #
 # Usage: docs/bench/zset_script.sh VELO [VELO2]   (N calls per script run, default 4000; ROUNDS,
 #        default 2). Run it alone: the machine has two cores. Under load, run it with `chrt -f 10`.
@@ -66,8 +66,11 @@ for target in "${TARGETS[@]}"; do
     SHA=$(redis-cli -p "$port" SCRIPT LOAD "$SCRIPT")
 done
 
-# CPU time of process $1 so far, in ns (its live threads).
-cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
+# CPU time (user + system) of process $1 so far, in ns: /proc/<pid>/stat, which keeps the time of threads
+# that have exited (a script that hands its worker off starts threads that end ten seconds later; a sum
+# over /proc/<pid>/task/*/schedstat loses their time and can even go down).
+TICK_NS=$((1000000000 / $(getconf CLK_TCK)))
+cpu_ns() { awk -v tick="$TICK_NS" '{ printf "%.0f\n", ($14 + $15) * tick }' "/proc/$1/stat"; }
 
 # Requests per second of one redis-benchmark run ($1 port, $2 clients, $3 requests, $4 pipeline, rest:
 # the command).
