@@ -78,7 +78,7 @@ rps() {
     local port=$1 clients=$2 requests=$3 pipeline=$4
     shift 4
     redis-benchmark -p "$port" -c "$clients" -n "$requests" -P "$pipeline" -r "$MEMBERS" -q "$@" 2>/dev/null |
-        tr '\r' '\n' | awk '/requests per second/ { for (i = 2; i <= NF; i++) if ($i == "requests") v = $(i-1) } END { print v }'
+        tr '\r' '\n' | awk '/requests per second/ { for (i = 2; i <= NF; i++) if ($i == "requests") v = $(i-1) } END { print v + 0 }'
 }
 
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
