@@ -175,45 +175,99 @@ impl Hashed {
         self.parts.put(part, out);
     }
 
+    /// Bucket `bucket`'s entries as slices of `bytes`, its part's bytes (`None`: no part, no entries).
+    ///
+    /// Point reads and writes (HGET, HSET, SADD, a sorted set's score lookup, ZADD, ZREM...) go through
+    /// these slices rather than [`Hashed::read_bucket`]: a `Bytes` for every field and value of the bucket
+    /// (about 32 of each), each cloned and dropped with an atomic reference count, was much of the cost of
+    /// a write to a large collection (docs/performance.md, issue 9, branch `scriptspeed`).
+    fn bucket_slices<'b>(&self, bucket: u64, bytes: Option<&'b Bytes>) -> Result<Vec<(&'b [u8], &'b [u8])>> {
+        let Some(bytes) = bytes else { return Ok(Vec::new()) };
+        let bad = || damaged(&self.parts.home().part_key(bucket as u32 + 1), "bucket does not decode");
+        let mut reader = PartReader::new(bytes);
+        let n = reader.u32().ok_or_else(bad)?;
+        let mut entries = Vec::with_capacity((n as usize).min(bytes.len() / 8));
+        for _ in 0..n {
+            let field = reader.slice().ok_or_else(bad)?;
+            let value = reader.slice().ok_or_else(bad)?;
+            entries.push((field, value));
+        }
+        if !reader.is_done() {
+            return Err(bad());
+        }
+        Ok(entries)
+    }
+
+    /// The bytes of bucket `bucket`'s part, if it has one.
+    fn bucket_bytes(&mut self, slot: &mut Slot, bucket: u64) -> Result<Option<Bytes>> {
+        self.parts.get(slot, bucket as u32 + 1)
+    }
+
+    /// Writes bucket `bucket` holding `entries` (in this order); no part when there are none.
+    fn write_bucket_slices(&mut self, bucket: u64, entries: &[(&[u8], &[u8])], extra: Option<(&[u8], &[u8])>) {
+        let part = bucket as u32 + 1;
+        let count = entries.len() + usize::from(extra.is_some());
+        if count == 0 {
+            self.parts.remove(part);
+            return;
+        }
+        let size: usize = entries.iter().chain(extra.iter()).map(|(f, v)| entry_bytes(f, v) as usize).sum();
+        let mut out = Vec::with_capacity(4 + size);
+        out.extend_from_slice(&(count as u32).to_le_bytes());
+        for (field, value) in entries.iter().chain(extra.iter()) {
+            put_bytes(&mut out, field);
+            put_bytes(&mut out, value);
+        }
+        self.parts.put(part, out);
+    }
+
     /// The value of `field`.
     pub fn get(&mut self, slot: &mut Slot, field: &[u8]) -> Result<Option<Bytes>> {
         let bucket = self.bucket_of(field);
-        Ok(self.read_bucket(slot, bucket)?.into_iter().find(|(f, _)| f.as_ref() == field).map(|(_, v)| v))
+        let bytes = self.bucket_bytes(slot, bucket)?;
+        let entries = self.bucket_slices(bucket, bytes.as_ref())?;
+        let found = entries.iter().find(|(f, _)| *f == field);
+        Ok(found.zip(bytes.as_ref()).map(|((_, value), bytes)| bytes.slice_ref(value)))
     }
 
-    /// Sets `field` to `value`; true if the field is new.
+    /// Sets `field` to `value`; true if the field is new (appended to its bucket; an existing field keeps
+    /// its place).
     pub fn insert(&mut self, slot: &mut Slot, field: Bytes, value: Bytes) -> Result<bool> {
         let bucket = self.bucket_of(&field);
-        let mut entries = self.read_bucket(slot, bucket)?;
-        let added = match entries.iter_mut().find(|(f, _)| *f == field) {
+        let bytes = self.bucket_bytes(slot, bucket)?;
+        let mut entries = self.bucket_slices(bucket, bytes.as_ref())?;
+        let added = match entries.iter_mut().find(|(f, _)| *f == field.as_ref()) {
             Some(entry) => {
-                self.bytes = self.bytes - entry_bytes(&entry.0, &entry.1) + entry_bytes(&field, &value);
-                entry.1 = value;
+                self.bytes = self.bytes - entry_bytes(entry.0, entry.1) + entry_bytes(&field, &value);
+                entry.1 = &value;
                 false
             }
             None => {
                 self.bytes += entry_bytes(&field, &value);
                 self.count += 1;
-                entries.push((field, value));
                 true
             }
         };
-        self.write_bucket(bucket, &entries);
+        let extra = added.then_some((&field[..], &value[..]));
+        self.write_bucket_slices(bucket, &entries, extra);
+        drop(entries);
         if added {
             self.grow(slot)?;
         }
         Ok(added)
     }
 
-    /// Removes `field`; its value if it was there.
+    /// Removes `field`; its value if it was there. The bucket's last entry takes its place.
     pub fn remove(&mut self, slot: &mut Slot, field: &[u8]) -> Result<Option<Bytes>> {
         let bucket = self.bucket_of(field);
-        let mut entries = self.read_bucket(slot, bucket)?;
-        let Some(at) = entries.iter().position(|(f, _)| f.as_ref() == field) else { return Ok(None) };
-        let (field, value) = entries.swap_remove(at);
-        self.bytes -= entry_bytes(&field, &value);
+        let Some(bytes) = self.bucket_bytes(slot, bucket)? else { return Ok(None) };
+        let mut entries = self.bucket_slices(bucket, Some(&bytes))?;
+        let Some(at) = entries.iter().position(|(f, _)| *f == field) else { return Ok(None) };
+        let (old_field, old_value) = entries.swap_remove(at);
+        self.bytes -= entry_bytes(old_field, old_value);
         self.count -= 1;
-        self.write_bucket(bucket, &entries);
+        let value = bytes.slice_ref(old_value);
+        self.write_bucket_slices(bucket, &entries, None);
         Ok(Some(value))
     }
 

@@ -314,6 +314,16 @@ impl<'b> PartReader<'b> {
         Some(out)
     }
 
+    /// A length-prefixed string, borrowed from the part: no reference count (see `hashed::Hashed::get`).
+    pub(crate) fn slice(&mut self) -> Option<&'b [u8]> {
+        let all: &'b [u8] = self.bytes.as_ref();
+        let len = self.u32()? as usize;
+        let end = self.at.checked_add(len)?;
+        let out = all.get(self.at..end)?;
+        self.at = end;
+        Some(out)
+    }
+
     pub(crate) fn u64(&mut self) -> Option<u64> {
         let raw = self.bytes.get(self.at..self.at + 8)?;
         self.at += 8;

@@ -282,9 +282,93 @@ impl Tree {
         Ok(entries.binary_search_by(|(k, _)| k.as_ref().cmp(key)).ok().map(|at| entries[at].1.clone()))
     }
 
+    /// Leaf `part`'s entries as slices of `bytes` (its part's bytes); `None` if the part is not a leaf
+    /// (the caller's owned path reports the damage).
+    ///
+    /// ZADD and ZREM change one leaf: reading it as slices, rather than a `Bytes` per key and value (up
+    /// to 64 of each, each an atomic reference count cloned and dropped), and writing it back from them
+    /// halves what a leaf costs them (docs/performance.md, issue 9, branch `scriptspeed`).
+    fn leaf_slices<'b>(&self, part: u32, bytes: &'b Bytes) -> Result<Option<Vec<(&'b [u8], &'b [u8])>>> {
+        if bytes.first() != Some(&LEAF) {
+            return Ok(None);
+        }
+        let bad = || damaged(&self.parts.home().part_key(part), "tree node does not decode");
+        let body = &bytes[1..];
+        let mut at = 0usize;
+        let mut take = |len: usize| -> Option<&'b [u8]> {
+            let end = at.checked_add(len)?;
+            let out = body.get(at..end)?;
+            at = end;
+            Some(out)
+        };
+        let u32_at = |raw: &[u8]| u32::from_le_bytes(raw.try_into().expect("4 bytes")) as usize;
+        let n = u32_at(take(4).ok_or_else(bad)?);
+        let mut entries = Vec::with_capacity(n.min(body.len() / 8));
+        for _ in 0..n {
+            let key_len = u32_at(take(4).ok_or_else(bad)?);
+            let key = take(key_len).ok_or_else(bad)?;
+            let value_len = u32_at(take(4).ok_or_else(bad)?);
+            let value = take(value_len).ok_or_else(bad)?;
+            entries.push((key, value));
+        }
+        if at != body.len() || entries.is_empty() && part != self.root {
+            return Err(bad());
+        }
+        Ok(Some(entries))
+    }
+
+    /// Writes leaf `part` holding `entries`, in the encoding of [`Tree::write_node`].
+    fn write_leaf_slices(&mut self, part: u32, entries: &[(&[u8], &[u8])]) {
+        let size: usize = entries.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
+        let mut out = Vec::with_capacity(5 + size);
+        out.push(LEAF);
+        out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+        for (key, value) in entries {
+            put_bytes(&mut out, key);
+            put_bytes(&mut out, value);
+        }
+        self.parts.put(part, out);
+    }
+
     /// Sets `key` to `value`; true if the key is new.
     pub fn insert(&mut self, slot: &mut Slot, key: Bytes, value: Bytes) -> Result<bool> {
         let (mut path, leaf_part) = self.descend(slot, &key)?;
+        let bytes = self.parts.expect(slot, leaf_part)?;
+        if let Some(mut entries) = self.leaf_slices(leaf_part, &bytes)? {
+            let added = match entries.binary_search_by(|(k, _)| (*k).cmp(&key[..])) {
+                Ok(at) => {
+                    entries[at].1 = &value;
+                    false
+                }
+                Err(at) => {
+                    entries.insert(at, (&key, &value));
+                    true
+                }
+            };
+            let size: usize = entries.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
+            let overflows = entries.len() > 1 && (entries.len() > NODE_MAX_ENTRIES || size > NODE_MAX_BYTES);
+            if !overflows {
+                // The common case: the leaf changes alone, no split.
+                self.write_leaf_slices(leaf_part, &entries);
+                if added {
+                    self.count += 1;
+                }
+                let count = entries.len() as u64;
+                let first = entries[0].0;
+                let min = if std::ptr::eq(first, &key[..]) { key.clone() } else { bytes.slice_ref(first) };
+                drop(entries);
+                let Some((parent_part, mut children, index)) = path.pop() else { return Ok(added) };
+                children[index].count = count;
+                if min < children[index].min || index == 0 {
+                    children[index].min = min;
+                }
+                if !added {
+                    // Nothing above changes: a replaced value keeps every count and bound.
+                    return Ok(false);
+                }
+                return self.insert_upwards(path, parent_part, Node::Inner(children), added);
+            }
+        }
         let mut entries = self.read_leaf(slot, leaf_part)?;
         let added = match entries.binary_search_by(|(k, _)| k.cmp(&key)) {
             Ok(at) => {
@@ -299,9 +383,12 @@ impl Tree {
         if added {
             self.count += 1;
         }
-        // Write the leaf, splitting it if it overflows, then fix counts, bounds and splits upwards.
-        let mut part = leaf_part;
-        let mut node = Node::Leaf(entries);
+        self.insert_upwards(path, leaf_part, Node::Leaf(entries), added)
+    }
+
+    /// Writes `node` (part `part`), splitting it if it overflows, then fixes counts, bounds and splits
+    /// upwards along `path`; `added` as [`Tree::insert`] returns it.
+    fn insert_upwards(&mut self, mut path: Vec<PathStep>, mut part: u32, mut node: Node, added: bool) -> Result<bool> {
         loop {
             let sibling = if node.overflows() {
                 let upper = node.split_off();
@@ -347,12 +434,52 @@ impl Tree {
     /// Removes `key`; its value if it was there.
     pub fn remove(&mut self, slot: &mut Slot, key: &[u8]) -> Result<Option<Bytes>> {
         let (mut path, leaf_part) = self.descend(slot, key)?;
-        let mut entries = self.read_leaf(slot, leaf_part)?;
-        let Ok(at) = entries.binary_search_by(|(k, _)| k.as_ref().cmp(key)) else { return Ok(None) };
-        let (_, value) = entries.remove(at);
-        self.count -= 1;
-        let mut part = leaf_part;
-        let mut node = Node::Leaf(entries);
+        let bytes = self.parts.expect(slot, leaf_part)?;
+        let value = match self.leaf_slices(leaf_part, &bytes)? {
+            Some(mut entries) => {
+                let Ok(at) = entries.binary_search_by(|(k, _)| (*k).cmp(key)) else { return Ok(None) };
+                let (_, value) = entries.remove(at);
+                let value = bytes.slice_ref(value);
+                self.count -= 1;
+                if entries.is_empty() {
+                    self.remove_upwards(path, leaf_part, Node::Leaf(Vec::new()));
+                } else {
+                    // The common case: the leaf keeps entries; the counts above change.
+                    self.write_leaf_slices(leaf_part, &entries);
+                    let count = entries.len() as u64;
+                    drop(entries);
+                    if let Some((parent_part, mut children, index)) = path.pop() {
+                        children[index].count = count;
+                        self.remove_upwards(path, parent_part, Node::Inner(children));
+                    }
+                }
+                value
+            }
+            None => {
+                let mut entries = self.read_leaf(slot, leaf_part)?;
+                let Ok(at) = entries.binary_search_by(|(k, _)| k.as_ref().cmp(key)) else { return Ok(None) };
+                let (_, value) = entries.remove(at);
+                self.count -= 1;
+                self.remove_upwards(path, leaf_part, Node::Leaf(entries));
+                value
+            }
+        };
+        // A root with one child hands the root role down.
+        while self.height > 1 {
+            let Node::Inner(children) = self.read_node(slot, self.root)? else { break };
+            if children.len() != 1 {
+                break;
+            }
+            self.parts.remove(self.root);
+            self.root = children[0].part;
+            self.height -= 1;
+        }
+        Ok(Some(value))
+    }
+
+    /// Writes `node` (part `part`, removed if it is left empty below the root), then the counts of the
+    /// inner nodes along `path`.
+    fn remove_upwards(&mut self, mut path: Vec<PathStep>, mut part: u32, mut node: Node) {
         loop {
             let empty = node.len() == 0;
             let count = node.count();
@@ -374,17 +501,6 @@ impl Tree {
                 }
             }
         }
-        // A root with one child hands the root role down.
-        while self.height > 1 {
-            let Node::Inner(children) = self.read_node(slot, self.root)? else { break };
-            if children.len() != 1 {
-                break;
-            }
-            self.parts.remove(self.root);
-            self.root = children[0].part;
-            self.height -= 1;
-        }
-        Ok(Some(value))
     }
 
     /// How many keys satisfy `before`, a predicate true for a prefix of the key order (e.g. "key < x").

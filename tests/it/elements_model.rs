@@ -361,6 +361,53 @@ fn a_hashed_table_matches_a_hashmap() {
     }
 }
 
+/// Point writes on a hashed table keep a bucket's order as before they read buckets as borrowed slices:
+/// a new field is appended, an updated one keeps its place, a removed one takes the bucket's last entry
+/// (HSCAN/SSCAN and HGETALL order follow it), and the table's byte count follows every change.
+#[test]
+fn hashed_point_writes_keep_bucket_order_and_byte_count() {
+    let rig = Rig::new();
+    let hashed = Hashed::create(home(), Vec::new());
+    let header = hashed.header();
+    let mut ops = Vec::new();
+    hashed.into_ops(&mut ops);
+    rig.commit(ops, header);
+    let index = rig.engine().slot_of(HEADER_KEY);
+    let header = rig.header();
+    let mut slot = rig.engine().lock_slot(index);
+    let mut hashed = Hashed::decode(0, HEADER_KEY, &header).expect("header");
+    let b = |s: &str| Bytes::from(s.to_string());
+    for (field, value) in [("a", "1"), ("b", "22"), ("c", "333"), ("d", "")] {
+        assert!(hashed.insert(&mut slot, b(field), b(value)).unwrap());
+    }
+    assert!(!hashed.insert(&mut slot, b("b"), b("twenty-two")).unwrap());
+    assert_eq!(hashed.remove(&mut slot, b"a").unwrap(), Some(b("1")));
+    assert_eq!(hashed.remove(&mut slot, b"a").unwrap(), None);
+    assert_eq!(hashed.remove(&mut slot, b"zz").unwrap(), None);
+    assert_eq!(hashed.get(&mut slot, b"d").unwrap(), Some(Bytes::new()));
+    assert_eq!(hashed.get(&mut slot, b"b").unwrap(), Some(b("twenty-two")));
+    assert_eq!(hashed.get(&mut slot, b"a").unwrap(), None);
+    let want = vec![(b("d"), b("")), (b("b"), b("twenty-two")), (b("c"), b("333"))];
+    assert_eq!(hashed.entries(&mut slot).unwrap(), want);
+    assert_eq!(hashed.len(), 3);
+    assert_eq!(hashed.bytes(), want.iter().map(|(f, v)| 8 + f.len() as u64 + v.len() as u64).sum::<u64>());
+    // Written and read back: the same entries in the same order.
+    let header = hashed.header();
+    let mut ops = Vec::new();
+    hashed.into_ops(&mut ops);
+    drop(slot);
+    rig.commit(ops, header);
+    let header = rig.header();
+    let mut slot = rig.engine().lock_slot(index);
+    let mut hashed = Hashed::decode(0, HEADER_KEY, &header).expect("header");
+    assert_eq!(hashed.entries(&mut slot).unwrap(), want);
+    for field in ["b", "c", "d"] {
+        assert!(hashed.remove(&mut slot, field.as_bytes()).unwrap().is_some());
+    }
+    assert_eq!(hashed.entries(&mut slot).unwrap(), Vec::new());
+    assert_eq!(hashed.bytes(), 0);
+}
+
 #[test]
 fn a_split_stream_matches_a_compact_stream() {
     let seed = seed();
