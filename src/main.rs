@@ -71,8 +71,40 @@ enum Command {
     TrainDict(velo::tools::train_dict::TrainDictArgs),
 }
 
+/// `velo serve` starts without transparent huge pages (velo::tools::huge_pages), turned off before mimalloc
+/// first touches its arena: glibc runs this ELF constructor before those of default priority, mimalloc's
+/// among them (Rust's own runs at 99). Turned off in `main`, two 2 MiB huge pages were already resident:
+/// 4 MB of an empty server's 15 (docs/performance.md, "Memory floor"). glibc passes the constructors the
+/// command line.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[used]
+#[link_section = ".init_array.00101"]
+static HUGE_PAGES_OFF_FOR_SERVE: extern "C" fn(
+    std::ffi::c_int,
+    *const *const std::ffi::c_char,
+    *const *const std::ffi::c_char,
+) = huge_pages_off_for_serve;
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+extern "C" fn huge_pages_off_for_serve(
+    argc: std::ffi::c_int,
+    argv: *const *const std::ffi::c_char,
+    _env: *const *const std::ffi::c_char,
+) {
+    if argc < 2 || argv.is_null() {
+        return;
+    }
+    // SAFETY: glibc passes the process's argc and argv (argv[1] exists as argc >= 2), NUL-terminated.
+    let first = unsafe { *argv.add(1) };
+    // SAFETY: as above; a non-null argv entry is a NUL-terminated string that lives for the process.
+    if !first.is_null() && unsafe { std::ffi::CStr::from_ptr(first) }.to_bytes() == b"serve" {
+        velo::tools::huge_pages::disable();
+    }
+}
+
 fn main() -> ExitCode {
-    // `velo serve` starts without transparent huge pages, before parsing allocates (velo::tools::huge_pages).
+    // `velo serve` starts without transparent huge pages, before parsing allocates (velo::tools::huge_pages;
+    // on glibc already done by the constructor above, and doing it again changes nothing).
     if std::env::args_os().nth(1).is_some_and(|arg| arg == "serve") {
         velo::tools::huge_pages::disable();
     }

@@ -661,7 +661,7 @@ impl Job {
     /// The bytes of an unflushed envelope (from memory, or read back from the WAL).
     fn load_envelope(&self, envelope: &MemEnvelope) -> Result<Bytes> {
         match &envelope.bytes {
-            Some(bytes) => Ok(bytes.clone()),
+            Some(bytes) => Ok(Bytes::copy_from_slice(bytes)),
             None => self.wal.read_envelope(envelope.record.0, envelope.record.1).map(Bytes::from),
         }
     }

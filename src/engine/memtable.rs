@@ -422,8 +422,6 @@ mod tests {
     /// and long keys; replacing returns the old entry, removing returns it and leaves nothing behind.
     #[test]
     fn entries_round_trip() {
-        use bytes::Bytes;
-
         use crate::engine::envelope::ValueKind;
         use crate::engine::slot::MemEnvelope;
 
@@ -432,7 +430,7 @@ mod tests {
             expire_at: 0,
             value: MemValue::Set {
                 kind: ValueKind::String,
-                envelope: MemEnvelope { bytes: Some(Bytes::from(vec![0, 0, 7])), record: (96, 40), len: 3 },
+                envelope: MemEnvelope { bytes: Some(Box::from([0, 0, 7].as_slice())), record: (96, 40), len: 3 },
             },
             prior: Some(true),
         };

@@ -137,8 +137,10 @@ impl WalSyncer {
 /// write a checkpoint absorbs is a page rewrite saved.
 #[derive(Debug, Clone)]
 pub(crate) struct MemEnvelope {
-    /// The envelope, if small enough to keep in memory.
-    pub(crate) bytes: Option<Bytes>,
+    /// The envelope, if small enough to keep in memory. A boxed slice, 16 bytes, rather than a `Bytes`, 32:
+    /// with it the entry's block is 112 bytes instead of 128 (issue 14). A read copies it out, which costs
+    /// what the first clone of a `Bytes` made from a boxed slice cost (a block for its shared header).
+    pub(crate) bytes: Option<Box<[u8]>>,
     /// Offset and encoded length of the WAL record holding it.
     pub(crate) record: (u64, u32),
     /// Length of the envelope.
@@ -160,7 +162,7 @@ impl MemValue {
     /// Bytes this value holds in memory.
     pub(crate) fn memory_len(&self) -> usize {
         match self {
-            MemValue::Set { envelope, .. } => envelope.bytes.as_ref().map_or(0, Bytes::len),
+            MemValue::Set { envelope, .. } => envelope.bytes.as_ref().map_or(0, |bytes| bytes.len()),
             _ => 0,
         }
     }
@@ -207,9 +209,13 @@ const MEM_KEEP_ENVELOPE: usize = 512;
 const MEM_KEEP_PART_ENVELOPE: usize = 8 << 10;
 
 /// Approximate bytes a memtable entry costs beyond its key and envelope: its heap block (key and entry,
-/// 128 bytes) and its share of the hash table (an 8-byte pointer and a control byte per bucket, at a load
-/// of 7/16 to 7/8). It was 224 while the table held the entries themselves (docs/performance.md, issue 14).
-pub(crate) const MEM_ENTRY_OVERHEAD: usize = 144;
+/// 112 bytes) and its share of the hash table (an 8-byte pointer and a control byte per bucket, at a load
+/// of 7/16 to 7/8). It was 224 while the table held the entries themselves, 144 while the block was 128
+/// bytes (docs/performance.md, issue 14).
+pub(crate) const MEM_ENTRY_OVERHEAD: usize = 128;
+
+// The entry block's size, which MEM_ENTRY_OVERHEAD counts: 112 bytes is one of mimalloc's size classes.
+const _: () = assert!(std::mem::size_of::<(MemKey, MemEntry)>() == 112);
 
 /// Bits of a scan position (see [`Slot::scan`]).
 pub(crate) const POSITION_BITS: u32 = 54;
@@ -860,14 +866,14 @@ impl Slot {
         // Exact size: a `Vec` with spare capacity (a dictionary-compressed envelope has some) would become a
         // `Bytes` with a second block for its shared header, and keep the spare bytes for as long as the
         // entry lives.
-        let bytes = (len <= limit).then(|| Bytes::from(envelope.into_boxed_slice()));
+        let bytes = (len <= limit).then(|| envelope.into_boxed_slice());
         MemEnvelope { bytes, record, len }
     }
 
     /// The bytes of an unflushed envelope (from memory, or read back from the WAL).
     pub(crate) fn load_envelope(&self, envelope: &MemEnvelope) -> Result<Bytes> {
         match &envelope.bytes {
-            Some(bytes) => Ok(bytes.clone()),
+            Some(bytes) => Ok(Bytes::copy_from_slice(bytes)),
             None => self.wal.read_envelope(envelope.record.0, envelope.record.1).map(Bytes::from),
         }
     }
@@ -905,7 +911,8 @@ impl Slot {
                 // flight covers (the value is frozen), the checkpoint's tail empties the file: keep the
                 // bytes in memory instead.
                 if envelope.bytes.is_none() && self.memtable.has_frozen() && self.wal.in_previous(envelope.record.0) {
-                    envelope.bytes = Some(Bytes::from(self.wal.read_envelope(envelope.record.0, envelope.record.1)?));
+                    envelope.bytes =
+                        Some(self.wal.read_envelope(envelope.record.0, envelope.record.1)?.into_boxed_slice());
                 }
                 self.remember(db, key, seq, expire_at, MemValue::Set { kind, envelope });
             }

@@ -396,8 +396,9 @@ fn train_ready(map: &DictionaryMap, level: i32, trained: &mut HashMap<Vec<u8>, (
 
 /// Gives the C heap's free memory back to the system after a training. zstd's dictionary builder and
 /// compression contexts allocate with the C library's `malloc`, not the Rust allocator: one training
-/// peaks at several MiB in this thread's malloc arena, which glibc keeps once freed (6.4 MB of a server's
-/// RSS after 100k SETs, of which 0.3 MB in use: docs/performance.md, issue 14).
+/// peaks at several MiB (docs/performance.md, issue 14). This returns the free chunks inside the arenas;
+/// the top of a thread's arena, which `malloc_trim` leaves, stays small because `velo serve` has glibc
+/// map the large blocks (`crate::tools::c_heap`).
 fn release_c_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only hands free pages of the C heap back to the kernel.

@@ -4,6 +4,7 @@
 //! error. [`output`] holds what they share (tables, JSON, progress bars, `NO_COLOR`, broken pipes).
 
 pub mod bigkeys;
+pub mod c_heap;
 pub mod check;
 pub mod completions;
 pub mod huge_pages;

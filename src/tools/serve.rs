@@ -20,6 +20,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
     super::huge_pages::start();
+    super::c_heap::release_large_blocks();
     match crate::server::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
