@@ -1128,9 +1128,9 @@ mod tests {
             }
     }
 
-    /// Rewrites every page of a data directory's bucket files in the original cell layout, as a build from
-    /// before the compact layout left them; returns how many pages it rewrote.
-    fn downgrade_pages(dir: &Path) -> usize {
+    /// Rewrites, in place, every page of a data directory's bucket files for which `rewrite` gives a new
+    /// image (a page as an older build would have written it); returns how many pages it rewrote.
+    fn rewrite_pages(dir: &Path, rewrite: impl Fn(&Page) -> Option<Box<[u8; PAGE_SIZE]>>) -> usize {
         let mut rewritten = 0;
         for slot in std::fs::read_dir(dir).expect("read_dir").flatten().map(|e| e.path()).filter(|p| p.is_dir()) {
             for name in [super::super::buckets::BUCKETS_FILE, super::super::buckets::OVERFLOW_FILE] {
@@ -1139,10 +1139,8 @@ mod tests {
                 for at in (PAGE_SIZE..bytes.len()).step_by(PAGE_SIZE) {
                     let Some(image) = bytes.get_mut(at..at + PAGE_SIZE) else { break };
                     let Ok(page) = Page::decode(image, &path, at as u64) else { continue };
-                    // Only pages the original layout can hold (an old build packed them by its lengths).
-                    let original: usize = page.cells.iter().map(original_len).sum();
-                    if original <= CELL_AREA {
-                        image.copy_from_slice(&page.encode_original()[..]);
+                    if let Some(old) = rewrite(&page) {
+                        image.copy_from_slice(&old[..]);
                         rewritten += 1;
                     }
                 }
@@ -1150,6 +1148,16 @@ mod tests {
             }
         }
         rewritten
+    }
+
+    /// Rewrites every page of a data directory's bucket files in the original cell layout, as a build from
+    /// before the compact layout left them; returns how many pages it rewrote.
+    fn downgrade_pages(dir: &Path) -> usize {
+        // Only pages the original layout can hold (an old build packed them by its lengths).
+        rewrite_pages(dir, |page| {
+            let original: usize = page.cells.iter().map(original_len).sum();
+            (original <= CELL_AREA).then(|| page.encode_original())
+        })
     }
 
     #[test]
@@ -1204,25 +1212,12 @@ mod tests {
     /// Rewrites every compact page of a data directory's bucket files with long locations, as a build from
     /// before short locations left them; returns how many pages now hold a long location.
     fn lengthen_locations(dir: &Path) -> usize {
-        let mut rewritten = 0;
-        for slot in std::fs::read_dir(dir).expect("read_dir").flatten().map(|e| e.path()).filter(|p| p.is_dir()) {
-            for name in [super::super::buckets::BUCKETS_FILE, super::super::buckets::OVERFLOW_FILE] {
-                let path = slot.join(name);
-                let Ok(mut bytes) = std::fs::read(&path) else { continue };
-                for at in (PAGE_SIZE..bytes.len()).step_by(PAGE_SIZE) {
-                    let Some(image) = bytes.get_mut(at..at + PAGE_SIZE) else { break };
-                    let Ok(page) = Page::decode(image, &path, at as u64) else { continue };
-                    let segments = page.cells.iter().filter(|c| matches!(c.value, CellValue::Segment(_))).count();
-                    // Only pages an old build could have written (it packed them by the long lengths).
-                    if segments > 0 && page.used() + segments * (LOCATION_LEN - SHORT_LOCATION_LEN) <= CELL_AREA {
-                        image.copy_from_slice(&page.encode_long_locations()[..]);
-                        rewritten += 1;
-                    }
-                }
-                std::fs::write(&path, &bytes).expect("write pages");
-            }
-        }
-        rewritten
+        // Only pages an old build could have written (it packed them by the long lengths).
+        rewrite_pages(dir, |page| {
+            let segments = page.cells.iter().filter(|c| matches!(c.value, CellValue::Segment(_))).count();
+            (segments > 0 && page.used() + segments * (LOCATION_LEN - SHORT_LOCATION_LEN) <= CELL_AREA)
+                .then(|| page.encode_long_locations())
+        })
     }
 
     /// Pages of a directory holding a long location: their cells end past what the page's cells take now.
