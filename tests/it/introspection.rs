@@ -686,7 +686,12 @@ fn latency_events_and_histograms() {
         let history = conn.cmd(&["LATENCY", "HISTORY", "command"]);
         assert!(history.starts_with(b"*1\r\n*2\r\n:"), "{}", show(&history));
         let doctor = String::from_utf8_lossy(&conn.cmd(&["LATENCY", "DOCTOR"])).into_owned();
-        assert!(doctor.contains("1. command: 1 latency spikes"), "{doctor}");
+        // One spike from LRANGE; on a loaded machine a later command (LATENCY HISTORY itself) can pass the
+        // 1 ms threshold too, on either server.
+        assert!(
+            doctor.contains("1. command: 1 latency spikes") || doctor.contains("1. command: 2 latency spikes"),
+            "{doctor}"
+        );
         let graph = String::from_utf8_lossy(&conn.cmd(&["LATENCY", "GRAPH", "command"])).into_owned();
         assert!(graph.contains("command - high "), "{graph}");
         assert_eq!(conn.cmd(&["LATENCY", "RESET", "command", "nosuch"]), b":1\r\n");
