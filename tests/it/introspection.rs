@@ -684,10 +684,10 @@ fn latency_events_and_histograms() {
         let Value::Agg(_, Some(fields)) = &events[0] else { panic!() };
         assert_eq!(fields[0], Value::Blob(b'$', Some(b"command".to_vec())));
         let history = conn.cmd(&["LATENCY", "HISTORY", "command"]);
-        assert!(history.starts_with(b"*1\r\n*2\r\n:"), "{}", show(&history));
+        assert!(history.starts_with(b"*1\r\n*2\r\n:") || history.starts_with(b"*2\r\n*2\r\n:"), "{}", show(&history));
         let doctor = String::from_utf8_lossy(&conn.cmd(&["LATENCY", "DOCTOR"])).into_owned();
-        // One spike from LRANGE; on a loaded machine a later command (LATENCY HISTORY itself) can pass the
-        // 1 ms threshold too, on either server.
+        // One spike from LRANGE; on a loaded machine a later command (LATENCY LATEST or HISTORY itself) can
+        // pass the 1 ms threshold too, in another second, on either server.
         assert!(
             doctor.contains("1. command: 1 latency spikes") || doctor.contains("1. command: 2 latency spikes"),
             "{doctor}"
