@@ -20,18 +20,11 @@ MEMBERS=2000
 require_tools redis-server redis-benchmark redis-cli bc
 [ $# -ge 1 ] && [ $# -le 2 ] || { echo "usage: $0 VELO [VELO2]" >&2; exit 2; }
 
-start_velo_binary() {
-    "$1" serve --port "$2" --dir "$BENCH_WORK/velo-$2" --fsync everysec --log-level warn \
-        >/dev/null 2>"$BENCH_WORK/velo-$2.log" &
-    BENCH_PIDS+=($!)
-    wait_ready "$2"
-}
-
 TARGETS=()
 NAMES=()
 for velo in "$@"; do
     port=$(free_port)
-    start_velo_binary "$velo" "$port"
+    VELO=$velo start_velo "$port"
     TARGETS+=("$port:${BENCH_PIDS[-1]}")
     NAMES+=("$(basename "$velo")")
 done
