@@ -114,7 +114,7 @@ impl ParquetInput {
                 if matches!(codec, Compression::LZO | Compression::BROTLI(_)) {
                     return Err(fail(format!(
                         "row group {group_index}, column \"{}\": codec {} is not supported (velo reads UNCOMPRESSED, SNAPPY, GZIP, ZSTD, LZ4 and LZ4_RAW)",
-                        column.column_path(),
+                        column.column_path().string(),
                         codec_name(codec)
                     )));
                 }
