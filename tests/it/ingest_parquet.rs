@@ -574,3 +574,174 @@ fn large_hashes_are_stored_split_as_hset_would() {
         assert_eq!(hash.get(b"value").unwrap().len() as u64, row["value_len"].as_u64().unwrap());
     }
 }
+
+/// `--expire-at-col`: an epoch-number column in `--ttl-unit`, and a timestamp column whose instants are
+/// past (every row rejected, named, nothing written).
+#[test]
+fn absolute_expiry_from_epoch_numbers_and_past_timestamps() {
+    let dir = tempfile::tempdir().unwrap();
+    // `id` is 10000000000 + about 7 per row: seconds in the 2280s.
+    let output = ingest_into(dir.path(), "users.parquet", &["--key", "id", "--value", "name", "--expire-at-col", "id"]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let stored = read_dir(dir.path());
+    let rows = expected_rows("users.expected.jsonl");
+    assert_eq!(stored.strings.len(), rows.len());
+    for row in &rows {
+        let id = row["id"].as_u64().unwrap();
+        let (value, expire) = &stored.strings[id.to_string().as_bytes()];
+        assert_eq!(value, row["name"].as_str().unwrap().as_bytes());
+        assert_eq!(*expire, Some(id * 1000), "id {id}");
+    }
+
+    // `created_at` is 2015-2025: in the past, so every row is rejected with its reason.
+    let dir = tempfile::tempdir().unwrap();
+    let path = fixture("users.parquet");
+    let output = ingest(&[
+        path.to_str().unwrap(),
+        "--dir",
+        dir.path().to_str().unwrap(),
+        "--key",
+        "id",
+        "--value",
+        "name",
+        "--expire-at-col",
+        "created_at",
+        "--json",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let summary: Json = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["rows_rejected"], 1000);
+    assert_eq!(summary["written"], false);
+    assert!(summary["rejections"][0]["reason"].as_str().unwrap().contains("in the past"), "{summary}");
+    assert!(read_dir(dir.path()).strings.is_empty());
+}
+
+/// `--columns` picks the JSON object's members, `--db` the database; keys over the engine's limit are
+/// rejected rows naming file, row and sizes; a float column is no TTL (exit 2, one line).
+#[test]
+fn columns_db_key_limit_and_an_unusable_ttl_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = ingest_into(
+        dir.path(),
+        "users.parquet",
+        &["--key", "id", "--value-json", "--columns", "name,age", "--db", "3"],
+    );
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(read_dir(dir.path()).strings.is_empty(), "nothing in db 0");
+    let engine =
+        Engine::open(dir.path(), EngineOptions { read_only: true, background_sync: false, ..EngineOptions::default() })
+            .unwrap();
+    for row in expected_rows("users.expected.jsonl") {
+        let key = row["id"].as_u64().unwrap().to_string();
+        let entry = engine.get(3, key.as_bytes()).unwrap().unwrap();
+        let object: Json = serde_json::from_slice(&entry.value).unwrap();
+        let mut names: Vec<&String> = object.as_object().unwrap().keys().collect();
+        names.sort();
+        assert_eq!(names, ["age", "name"], "{object}");
+        let text = std::str::from_utf8(&entry.value).unwrap();
+        assert!(text.find("\"name\":") < text.find("\"age\":"), "columns in order: {text}");
+        assert_eq!(object["name"], row["name"]);
+        assert_eq!(object["age"], row["age"]);
+    }
+    drop(engine);
+
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = "x".repeat(velo::engine::page::MAX_KEY_LEN);
+    let output = ingest_into(dir.path(), "users.parquet", &["--key", "id", "--value", "name", "--key-prefix", &prefix]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("users.parquet: row 0: key is"), "{stderr}");
+    assert!(stderr.contains(&format!("over the limit of {}", velo::engine::page::MAX_KEY_LEN)), "{stderr}");
+    // The first 20 are printed, all are counted.
+    assert_eq!(stderr.lines().filter(|l| l.contains(": row ")).count(), 20, "{stderr}");
+    assert!(read_dir(dir.path()).strings.is_empty());
+
+    let output = ingest_into(dir.path(), "users.parquet", &["--key", "id", "--value", "name", "--ttl-col", "score"]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("users.parquet") && stderr.contains("\"score\""), "{stderr}");
+}
+
+/// PATH as a directory (every `*.parquet` in it, sorted) and as a glob.
+#[test]
+fn inputs_by_directory_and_glob() {
+    let temp = tempfile::tempdir().unwrap();
+    let inputs = temp.path().join("in");
+    std::fs::create_dir(&inputs).unwrap();
+    for name in ["users-zstd.parquet", "users.parquet", "users-gzip.parquet"] {
+        std::fs::copy(fixture(name), inputs.join(name)).unwrap();
+    }
+    std::fs::write(inputs.join("notes.txt"), "not an input").unwrap();
+    let files_of = |summary: &Json| -> Vec<String> {
+        summary["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| Path::new(f["file"].as_str().unwrap()).file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    };
+    let target = temp.path().join("a");
+    let output = ingest(&[
+        inputs.to_str().unwrap(),
+        "--dir",
+        target.to_str().unwrap(),
+        "--key",
+        "id",
+        "--value",
+        "name",
+        "--dry-run",
+        "--json",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let summary: Json = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(files_of(&summary), ["users-gzip.parquet", "users-zstd.parquet", "users.parquet"], "{summary}");
+
+    let pattern = inputs.join("users-*.parquet");
+    let output = ingest(&[
+        pattern.to_str().unwrap(),
+        "--dir",
+        target.to_str().unwrap(),
+        "--key",
+        "id",
+        "--value",
+        "name",
+        "--json",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let summary: Json = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(files_of(&summary), ["users-gzip.parquet", "users-zstd.parquet"]);
+    // The same 1000 ids in both files: the last file's rows win, each key written once.
+    assert_eq!(read_dir(&target).strings.len(), 1000);
+}
+
+/// The online forms with `--password` (ingest-parquet, then bigkeys counting what it loaded) against a
+/// Velo server with `requirepass`; without the password both fail with one line and exit 2.
+#[test]
+fn online_forms_authenticate_with_password() {
+    let server = TestServer::start();
+    let mut conn = server.connect();
+    assert_eq!(conn.cmd(&["CONFIG", "SET", "requirepass", "secret"]), b"+OK\r\n");
+    let path = fixture("users.parquet");
+    let port = server.port.to_string();
+    let base = [path.to_str().unwrap(), "--host", "127.0.0.1", "--port", &port, "--key", "id", "--value", "name"];
+    let denied = ingest(&base);
+    assert_eq!(denied.status.code(), Some(2), "{denied:?}");
+    assert_eq!(String::from_utf8_lossy(&denied.stderr).lines().count(), 1, "{denied:?}");
+    let mut with_password = base.to_vec();
+    with_password.extend_from_slice(&["--password", "secret", "--quiet"]);
+    let output = ingest(&with_password);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+
+    let bigkeys = |extra: &[&str]| {
+        let mut args = vec!["bigkeys", "--host", "127.0.0.1", "--port", &port, "--json"];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_velo")).args(&args).env_remove("VELO_PASSWORD").output().unwrap()
+    };
+    let denied = bigkeys(&[]);
+    assert_eq!(denied.status.code(), Some(2), "{denied:?}");
+    let output = bigkeys(&["--password", "secret"]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let report: Json = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["totals"]["keys"], 1000, "{report}");
+}

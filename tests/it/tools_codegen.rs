@@ -125,3 +125,86 @@ fn closed_pipe_exits_quietly_and_no_color_means_no_escapes() {
     assert_eq!(out.status.code(), Some(1));
     assert!(!out.stdout.contains(&0x1b), "escape codes despite NO_COLOR");
 }
+
+/// The quoted names (`"name"`) in `docs/tools.md`'s section `## title` (up to the next `## `), its JSON
+/// shapes and the prose that describes their parts.
+fn documented_names(title: &str) -> std::collections::HashSet<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/tools.md")).unwrap();
+    let start = doc.find(&format!("\n## {title}\n")).unwrap_or_else(|| panic!("no section {title}"));
+    let rest = &doc[start + 4..];
+    let section = &rest[..rest.find("\n## ").unwrap_or(rest.len())];
+    section
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|word| {
+            !word.is_empty() && word.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every object key anywhere in a JSON document.
+fn object_keys(value: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, inner) in map {
+                out.insert(key.clone());
+                object_keys(inner, out);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|item| object_keys(item, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_json_field_the_tools_print_is_documented() {
+    use crate::tools_fixtures::velo_json;
+    let fixture = Healthy::new();
+    let dir = fixture.dir.to_str().unwrap();
+    let damaged = fixture.copy("damaged");
+    crate::tools_fixtures::flip(&damaged.join("slot-0/buckets"), 4096 + 40, 1);
+    let damaged = damaged.to_str().unwrap();
+    let runs: [(&str, &[&str]); 9] = [
+        ("inspect-bucket", &["inspect-bucket", "--dir", dir, "--key", "user:1", "--values"]),
+        ("inspect-bucket", &["inspect-bucket", "--dir", dir, "--key", "doc:3", "--values"]),
+        ("inspect-bucket", &["inspect-bucket", "--dir", dir, "--key", "blob:big"]),
+        ("inspect-bucket", &["inspect-bucket", "--dir", dir, "--slot", "0", "--bucket", "0", "--values"]),
+        ("inspect-segment", &["inspect-segment", "--dir", dir, "--slot", "0", "--file", "1", "--values"]),
+        ("check", &["check", "--dir", dir]),
+        ("check", &["check", "--dir", damaged]),
+        ("bigkeys", &["bigkeys", "--dir", dir]),
+        ("bigkeys", &["bigkeys", "--dir", damaged]),
+    ];
+    for (section, args) in runs {
+        let documented = documented_names(section);
+        let (_, report) = velo_json(args);
+        let mut keys = std::collections::BTreeSet::new();
+        object_keys(&report, &mut keys);
+        let missing: Vec<&String> = keys.iter().filter(|k| !documented.contains(*k)).collect();
+        assert!(missing.is_empty(), "{args:?} prints fields docs/tools.md §{section} does not name: {missing:?}");
+    }
+    // ingest-parquet's summary.
+    let temp = tempfile::tempdir().unwrap();
+    let parquet = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/parquet/nulls.parquet");
+    let target = temp.path().join("data");
+    let (code, report) = velo_json(&[
+        "ingest-parquet",
+        parquet.to_str().unwrap(),
+        "--dir",
+        target.to_str().unwrap(),
+        "--key",
+        "key",
+        "--value-json",
+        "--max-errors",
+        "5",
+    ]);
+    assert_eq!(code, 1, "{report}");
+    let mut keys = std::collections::BTreeSet::new();
+    object_keys(&report, &mut keys);
+    let documented = documented_names("ingest-parquet");
+    let missing: Vec<&String> = keys.iter().filter(|k| !documented.contains(*k)).collect();
+    assert!(missing.is_empty(), "ingest-parquet --json prints fields docs/tools.md does not name: {missing:?}");
+}
