@@ -1395,12 +1395,22 @@ pub fn write_portable(slot: &mut Slot, db: u16, key: &[u8], entry: &crate::engin
         kind => {
             let mut ops = Vec::new();
             replace_ops(slot, db, key, &mut ops)?;
-            ops.push(BatchOp::Set {
-                db,
-                key: key.to_vec(),
-                kind,
-                value: entry.value.to_vec(),
-                expire_at_ms: entry.expire_at_ms,
+            // A string keeps its Redis encoding (`raw`, INCRBYFLOAT's `embstr`): the object moves.
+            ops.push(match entry.string_encoding {
+                crate::engine::StringEncoding::Content => BatchOp::Set {
+                    db,
+                    key: key.to_vec(),
+                    kind,
+                    value: entry.value.to_vec(),
+                    expire_at_ms: entry.expire_at_ms,
+                },
+                encoding => BatchOp::SetString {
+                    db,
+                    key: key.to_vec(),
+                    value: entry.value.to_vec(),
+                    encoding,
+                    expire_at_ms: entry.expire_at_ms,
+                },
             });
             slot.write_batch(ops)?;
             Ok(())

@@ -192,12 +192,7 @@ fn describe_object(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
     let db = ctx.db();
     let Some(entry) = ctx.engine.get(db, &key)? else { return Err(CmdError::NoSuchKey) };
     let encoding = super::generic::encoding_of(ctx, &key, &entry)?;
-    let refcount = match entry.kind {
-        ValueKind::String if super::args::parse_i64(&entry.value).is_some_and(|n| (0..10000).contains(&n)) => {
-            i32::MAX as i64
-        }
-        _ => 1,
-    };
+    let refcount = super::generic::refcount(&entry);
     let serialized = {
         let mut slot = ctx.engine.lock_key(&key);
         match store::read(&mut slot, db, &key)? {

@@ -105,6 +105,105 @@ fn encodings_stay_promoted_as_in_redis() {
     );
 }
 
+/// A string's encoding follows the command that wrote it, as Redis 7.0's `tryObjectEncoding` and its
+/// in-place writers decide (`engine::StringEncoding`), against redis-server.
+#[test]
+fn string_encodings_follow_the_writing_command_as_in_redis() {
+    let (redis, velo) = servers();
+    let long = "y".repeat(50);
+    let set_long = format!("SET long {long}");
+    compare(
+        &redis,
+        &velo,
+        "string encodings",
+        &[
+            // From the content: SET and its family, INCR.
+            "SET n 123",
+            "OBJECT ENCODING n",
+            "OBJECT REFCOUNT n",
+            "SET lead 0123",
+            "OBJECT ENCODING lead",
+            "SET e hello",
+            "OBJECT ENCODING e",
+            &set_long,
+            "OBJECT ENCODING long",
+            "MSET m1 7 m2 seven",
+            "OBJECT ENCODING m1",
+            "OBJECT ENCODING m2",
+            "SETEX ex 100 42",
+            "OBJECT ENCODING ex",
+            "APPEND fresh 99",
+            "OBJECT ENCODING fresh",
+            // Changed in place: `raw` however short, even a number.
+            "APPEND n 4",
+            "OBJECT ENCODING n",
+            "GET n",
+            "OBJECT REFCOUNT n",
+            "SET i 5",
+            "SETRANGE i 0 7",
+            "OBJECT ENCODING i",
+            "SETRANGE i 0 \"\"",
+            "SETRANGE sr 2 ab",
+            "OBJECT ENCODING sr",
+            "SETRANGE none 0 \"\"",
+            "EXISTS none",
+            // INCR makes an integer again.
+            "INCR i",
+            "OBJECT ENCODING i",
+            "OBJECT REFCOUNT i",
+            // SETBIT unshares even when the bit is already what it sets.
+            "SET b 1",
+            "SETBIT b 0 0",
+            "OBJECT ENCODING b",
+            "SETBIT nb 3 1",
+            "OBJECT ENCODING nb",
+            "SET bf 2",
+            "BITFIELD bf GET u8 0",
+            "OBJECT ENCODING bf",
+            "BITFIELD bf SET u8 0 51",
+            "OBJECT ENCODING bf",
+            "GET bf",
+            "BITOP OR dest e",
+            "OBJECT ENCODING dest",
+            // HyperLogLogs are written in place.
+            "PFADD h a b c",
+            "OBJECT ENCODING h",
+            "PFMERGE h2 h",
+            "OBJECT ENCODING h2",
+            // INCRBYFLOAT's result is `embstr`, also when it reads as an integer.
+            "INCRBYFLOAT f 3",
+            "GET f",
+            "OBJECT ENCODING f",
+            "OBJECT REFCOUNT f",
+            "SET f2 1.5",
+            "INCRBYFLOAT f2 1.5",
+            "OBJECT ENCODING f2",
+            "INCRBY f2 1",
+            "OBJECT ENCODING f2",
+            // The object moves with RENAME, MOVE and COPY; SET and GETSET choose from the content again.
+            "RENAME sr sr2",
+            "OBJECT ENCODING sr2",
+            "COPY sr2 sr3",
+            "OBJECT ENCODING sr3",
+            "COPY f f3",
+            "OBJECT ENCODING f3",
+            "MOVE sr3 1",
+            "SELECT 1",
+            "OBJECT ENCODING sr3",
+            "SELECT 0",
+            "SET sr2 77",
+            "OBJECT ENCODING sr2",
+            "GETSET b 8",
+            "OBJECT ENCODING b",
+            // An expiry change leaves the encoding alone.
+            "EXPIRE f 100",
+            "OBJECT ENCODING f",
+            "PERSIST f",
+            "OBJECT ENCODING f",
+        ],
+    );
+}
+
 /// Every element name of an HSCAN/SSCAN/ZSCAN iteration at COUNT 1, sorted, and the number of steps.
 fn scan_all(conn: &mut Conn, command: &str, key: &str) -> (Vec<String>, usize) {
     let mut cursor = "0".to_string();
@@ -155,6 +254,8 @@ fn a_promoted_small_collection_is_paged_and_stays_promoted_after_a_restart() {
     conn.cmd(&["SREM", "s", "1", "2", "3"]);
     conn.cmd(&["ZADD", "z", "1", "a", "2", "b", "3", "c", "4", "d", "5", "e", "6", "f"]);
     conn.cmd(&["ZREM", "z", "a", "b", "c"]);
+    conn.cmd(&["SETRANGE", "r", "0", "12"]);
+    conn.cmd(&["INCRBYFLOAT", "fl", "2"]);
     let three = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
     let (fields, steps) = scan_all(&mut conn, "HSCAN", "h");
     assert_eq!((fields, steps > 1), (three(&["d", "e", "f"]), true));
@@ -171,6 +272,9 @@ fn a_promoted_small_collection_is_paged_and_stays_promoted_after_a_restart() {
     assert_eq!(conn.cmd(&["OBJECT", "ENCODING", "listpack"]), b"$8\r\nlistpack\r\n");
     assert_eq!(conn.cmd(&["OBJECT", "ENCODING", "s"]), b"$9\r\nhashtable\r\n");
     assert_eq!(conn.cmd(&["OBJECT", "ENCODING", "z"]), b"$8\r\nskiplist\r\n");
+    // A string written in place stays `raw`, INCRBYFLOAT's result `embstr` (the mark is in the value).
+    assert_eq!(conn.cmd(&["OBJECT", "ENCODING", "r"]), b"$3\r\nraw\r\n");
+    assert_eq!(conn.cmd(&["OBJECT", "ENCODING", "fl"]), b"$6\r\nembstr\r\n");
     // Still paged at the default thresholds: the object, not the configuration, decides.
     assert!(scan_all(&mut conn, "HSCAN", "h").1 > 1);
 }
