@@ -195,10 +195,10 @@ fn describe_object(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
     let refcount = super::generic::refcount(&entry);
     let serialized = {
         let mut slot = ctx.engine.lock_key(&key);
-        match store::read(&mut slot, db, &key)? {
-            Some((Ok(value), _)) => {
+        match store::read_shaped(&mut slot, db, &key)? {
+            Some(((Ok(value), _), shape)) => {
                 let mut out = Vec::new();
-                crate::rdb::write::put_value(&mut out, &value, true);
+                crate::rdb::write::put_value_shaped(&mut out, &value, true, shape);
                 out.len()
             }
             _ => entry.value.len(),

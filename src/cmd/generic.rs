@@ -505,8 +505,7 @@ pub fn encoding_of(ctx: &mut Ctx<'_>, key: &[u8], entry: &crate::engine::Entry) 
     if entry.kind == ValueKind::String {
         return Ok(entry.string_encoding.name(&entry.value));
     }
-    let limits = ctx.server.live.encoding_limits();
-    Ok(collection::encoding_name(ctx, key, entry, limits)?.unwrap_or_else(|| type_name(entry.kind)))
+    Ok(collection::encoding_name(ctx, key, entry)?.unwrap_or_else(|| type_name(entry.kind)))
 }
 
 /// ```text

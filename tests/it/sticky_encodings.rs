@@ -77,6 +77,9 @@ fn encodings_stay_promoted_as_in_redis() {
             "OBJECT ENCODING z",
             "ZADD z 5 e",
             "OBJECT ENCODING z",
+            "DUMP z",
+            "DUMP zr",
+            "DUMP sr",
             "ZREM z a b c d",
             "OBJECT ENCODING z",
             "ZSCAN z 0 COUNT 100",
@@ -101,6 +104,86 @@ fn encodings_stay_promoted_as_in_redis() {
             "CONFIG SET hash-max-listpack-entries 512",
             "CONFIG SET set-max-intset-entries 512",
             "CONFIG SET zset-max-listpack-entries 128",
+        ],
+    );
+}
+
+/// A collection is judged against the thresholds only when a write adds to it (a hash: sets a field), as
+/// Redis converts: after CONFIG lowers a threshold, a collection that is only read or shrunk keeps its
+/// small encoding (OBJECT ENCODING, and HSCAN/SSCAN/ZSCAN return it whole), against redis-server.
+#[test]
+fn lowered_thresholds_apply_on_the_next_growing_write_as_in_redis() {
+    let (redis, velo) = servers();
+    compare(
+        &redis,
+        &velo,
+        "lowered thresholds",
+        &[
+            "CONFIG SET hash-max-listpack-entries 512",
+            "CONFIG SET set-max-intset-entries 512",
+            "CONFIG SET zset-max-listpack-entries 128",
+            "HSET h a 1 b 2 c 3 d 4",
+            "HSET hd a 1 b 2 c 3 d 4",
+            "SADD s 1 2 3 4",
+            "SADD sr 1 2 3 4",
+            "ZADD z 1 a 2 b 3 c 4 d",
+            "ZADD zr 1 a 2 b 3 c 4 d",
+            "RPUSH l a b c d",
+            "CONFIG SET hash-max-listpack-entries 2",
+            "CONFIG SET set-max-intset-entries 2",
+            "CONFIG SET zset-max-listpack-entries 2",
+            // Not written since: still small.
+            "OBJECT ENCODING h",
+            "OBJECT ENCODING s",
+            "OBJECT ENCODING z",
+            "OBJECT ENCODING l",
+            "HGETALL h",
+            "HSCAN h 0 COUNT 1",
+            "SSCAN s 0 COUNT 1",
+            "ZSCAN z 0 COUNT 1",
+            // DUMP writes the encoding Redis holds: byte for byte (a hash table's order is Redis's own,
+            // so only listpacks, intsets and skiplists are compared).
+            "DUMP h",
+            "DUMP s",
+            "DUMP z",
+            // Removals and updates of members never convert...
+            "HDEL hd a",
+            "OBJECT ENCODING hd",
+            "SREM sr 1",
+            "SADD sr 2",
+            "OBJECT ENCODING sr",
+            "ZREM zr a",
+            "ZADD zr 9 b",
+            "ZINCRBY zr 1 c",
+            "OBJECT ENCODING zr",
+            "LPOP l",
+            "OBJECT ENCODING l",
+            // ...a hash's field update does (Redis checks the length after every set), and an addition.
+            "HSET h a 10",
+            "OBJECT ENCODING h",
+            "HINCRBY hd b 1",
+            "OBJECT ENCODING hd",
+            "SADD s 5",
+            "OBJECT ENCODING s",
+            "ZADD z 5 e",
+            "OBJECT ENCODING z",
+            "DUMP z",
+            "DUMP zr",
+            "DUMP sr",
+            "~HGETALL h",
+            // Raised again: what was promoted stays, what was not is judged on its next addition.
+            "CONFIG SET hash-max-listpack-entries 512",
+            "CONFIG SET set-max-intset-entries 512",
+            "CONFIG SET zset-max-listpack-entries 128",
+            "OBJECT ENCODING h",
+            "OBJECT ENCODING sr",
+            "SADD sr 7",
+            "OBJECT ENCODING sr",
+            "ZADD zr 1 x",
+            "OBJECT ENCODING zr",
+            // A set of strings is a hash table from its first member.
+            "SADD strs a",
+            "OBJECT ENCODING strs",
         ],
     );
 }
