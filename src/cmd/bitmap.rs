@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::args::parse_i64;
 use super::string::{as_string, check_length};
 use super::{commit_all, guard_for, Args, CmdError, Ctx};
-use crate::engine::ValueKind;
+use crate::engine::StringEncoding;
 use crate::resp::Reply;
 use crate::server::notify as ev;
 
@@ -58,7 +58,8 @@ pub fn setbit(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     };
     let db = ctx.db();
     let mut slot = ctx.engine.lock_key(&key);
-    let (mut value, expire, created) = match as_string(slot.get(db, &key)?)? {
+    let existing = as_string(slot.get(db, &key)?)?;
+    let (mut value, expire, created) = match &existing {
         Some(entry) => (entry.value.to_vec(), entry.expire_at_ms, false),
         None => (Vec::new(), None, true),
     };
@@ -71,10 +72,14 @@ pub fn setbit(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     // As Redis: a bit set to what it was, in a string that neither appeared nor grew, changes nothing
     // (no write, no WATCH signal, no event).
     if !created && !grown && old == bit {
+        if let Some(entry) = &existing {
+            super::string::unshare(&mut slot, db, &key, entry)?;
+            slot.commit()?;
+        }
         return Ok(Reply::Int(old.into()));
     }
     set_bit(&mut value, offset, bit);
-    slot.set(db, &key, ValueKind::String, &value, expire)?;
+    slot.set_string(db, &key, &value, StringEncoding::Raw, expire)?;
     slot.commit()?;
     ctx.touch(db, &key);
     ctx.notify_new(created, db, &key);
@@ -261,7 +266,7 @@ pub fn bitop(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         dest_slot.delete(db, &dest)?.then_some((ev::GENERIC, "del"))
     } else {
         created = ctx.wants_lookup() && dest_slot.key_info(db, &dest)?.is_none();
-        dest_slot.set(db, &dest, ValueKind::String, &result, None)?;
+        dest_slot.set_string(db, &dest, &result, StringEncoding::Raw, None)?;
         Some((ev::STRING, "set"))
     };
     commit_all(guards)?;
@@ -449,7 +454,8 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &mut Args, read_only: bool) -> Resu
         });
     }
     if writes {
-        slot.set(db, &key, ValueKind::String, &value, expire)?;
+        // Redis unshares the string for any write op (`raw` from then on), even one OVERFLOW FAIL undoes.
+        slot.set_string(db, &key, &value, StringEncoding::Raw, expire)?;
     }
     slot.commit()?;
     if writes {

@@ -448,6 +448,9 @@ pub struct Handle<T: Collection> {
     /// An element this command wrote into the split form calls for the large encoding by itself (the
     /// compact form is judged whole on save instead).
     grown: bool,
+    /// The element count when opened: Redis judges a conversion only on writes that add (a hash: that set
+    /// a field), never on removals.
+    opened_len: u64,
 }
 
 impl<T: Collection> Handle<T> {
@@ -490,7 +493,24 @@ impl<T: Collection> Handle<T> {
             opened_header,
             promoted,
             grown: false,
-        })
+            opened_len: 0,
+        }
+        .with_opened_len())
+    }
+
+    fn with_opened_len(mut self) -> Self {
+        self.opened_len = self.len();
+        self
+    }
+
+    /// True when this command's writes are ones Redis judges a conversion on: those that add elements
+    /// (`setTypeAdd`, `zsetAdd` of a new member) or, for a hash, set a field (`hashTypeSet` checks the
+    /// length after an update too). Removals (HDEL, SREM, ZREM, pops) never convert.
+    fn judged(&self) -> bool {
+        match T::KIND {
+            ValueKind::Hash => self.len() >= self.opened_len,
+            _ => self.len() > self.opened_len,
+        }
     }
 
     /// True if the key existed when opened.
@@ -566,13 +586,15 @@ impl<T: Collection> Handle<T> {
             old.free_ops(slot, ops)?;
         }
         // Redis converts on the write that outgrows the small encoding and never back.
+        let judged = self.judged();
         let promoted = T::STICKY
             && (self.promoted
                 || self.grown
-                || match &self.form {
-                    Form::Compact(value) => !value.is_empty() && value.outgrows(&super::encoding::limits()),
-                    Form::Split(split) => T::count_outgrows(split.count(), &super::encoding::limits()),
-                });
+                || judged
+                    && match &self.form {
+                        Form::Compact(value) => !value.is_empty() && value.outgrows(&super::encoding::limits()),
+                        Form::Split(split) => T::count_outgrows(split.count(), &super::encoding::limits()),
+                    });
         match self.form {
             Form::Split(split) => {
                 let mut header = split.header();
@@ -1395,12 +1417,22 @@ pub fn write_portable(slot: &mut Slot, db: u16, key: &[u8], entry: &crate::engin
         kind => {
             let mut ops = Vec::new();
             replace_ops(slot, db, key, &mut ops)?;
-            ops.push(BatchOp::Set {
-                db,
-                key: key.to_vec(),
-                kind,
-                value: entry.value.to_vec(),
-                expire_at_ms: entry.expire_at_ms,
+            // A string keeps its Redis encoding (`raw`, INCRBYFLOAT's `embstr`): the object moves.
+            ops.push(match entry.string_encoding {
+                crate::engine::StringEncoding::Content => BatchOp::Set {
+                    db,
+                    key: key.to_vec(),
+                    kind,
+                    value: entry.value.to_vec(),
+                    expire_at_ms: entry.expire_at_ms,
+                },
+                encoding => BatchOp::SetString {
+                    db,
+                    key: key.to_vec(),
+                    value: entry.value.to_vec(),
+                    encoding,
+                    expire_at_ms: entry.expire_at_ms,
+                },
             });
             slot.write_batch(ops)?;
             Ok(())
@@ -1408,15 +1440,16 @@ pub fn write_portable(slot: &mut Slot, db: u16, key: &[u8], entry: &crate::engin
     }
 }
 
-/// Redis 7.0's OBJECT ENCODING for a hash, set or sorted set under the thresholds `limits`, from its
-/// content (Redis converts on writes and never back; Velo reports what the content calls for now). A split
-/// collection with more elements than the threshold is answered from its header; one with fewer (only
-/// when a threshold was raised past the split size) is read whole. `None` for other types.
+/// Redis 7.0's OBJECT ENCODING for a hash, set or sorted set. Redis converts on the write that outgrows
+/// the small encoding and never back, and [`Handle::save`] marks that write's value promoted; so a
+/// value without the mark is still in the small encoding, whatever the thresholds say now (a lowered
+/// threshold shows on the key's next write, as in Redis). A set is an intset only while every member is
+/// an integer (a split one is read whole for that, which only a raised `set-max-intset-entries` allows).
+/// `None` for other types.
 pub fn encoding_name(
     ctx: &mut Ctx<'_>,
     key: &[u8],
     entry: &crate::engine::Entry,
-    limits: crate::config::params::EncodingLimits,
 ) -> Result<Option<&'static str>, CmdError> {
     let unreadable = |what: &str, err: String| CmdError::err(format!("stored {what} is unreadable: {err}"));
     // Promoted once, the large encoding stays (Redis never converts back).
@@ -1428,39 +1461,11 @@ pub fn encoding_name(
         }
     }
     let split = elements::is_split(&entry.value);
-    let count = || -> Result<u64, CmdError> {
-        let db = ctx.db();
-        let mut slot = ctx.engine.lock_key(key);
-        let key = Bytes::copy_from_slice(key);
-        Ok(match entry.kind {
-            ValueKind::Hash => Handle::<HashValue>::open(&mut slot, db, &key)?.len(),
-            ValueKind::Set => Handle::<SetValue>::open(&mut slot, db, &key)?.len(),
-            _ => Handle::<ZsetIndex>::open(&mut slot, db, &key)?.len(),
-        })
-    };
     Ok(Some(match entry.kind {
         ValueKind::List => "quicklist",
-        ValueKind::Hash if split && count()? > limits.hash_entries => "hashtable",
-        ValueKind::Set if split && count()? > limits.set_intset_entries => "hashtable",
-        ValueKind::SortedSet if split && count()? > limits.zset_entries => "skiplist",
-        ValueKind::Hash if split => read::<HashValue>(ctx, key)?
-            .map_or("hashtable", |h| h.encoding_name(limits.hash_entries, limits.hash_value)),
-        ValueKind::Set if split => {
-            read::<SetValue>(ctx, key)?.map_or("hashtable", |s| s.encoding_name(limits.set_intset_entries))
-        }
-        ValueKind::SortedSet if split => read::<ZsetIndex>(ctx, key)?
-            .map_or("skiplist", |z| zset::encoding_name(&z, limits.zset_entries, limits.zset_value)),
-        ValueKind::Hash => HashValue::decode(&entry.value)
-            .map_err(|e| unreadable("hash", e))?
-            .encoding_name(limits.hash_entries, limits.hash_value),
-        ValueKind::Set => {
-            SetValue::decode(&entry.value).map_err(|e| unreadable("set", e))?.encoding_name(limits.set_intset_entries)
-        }
-        ValueKind::SortedSet => zset::encoding_name(
-            &zset::from_bytes(&entry.value).map_err(|e| e.to_string()).map_err(|e| unreadable("sorted set", e))?,
-            limits.zset_entries,
-            limits.zset_value,
-        ),
+        ValueKind::Hash | ValueKind::SortedSet => "listpack",
+        ValueKind::Set if split => read::<SetValue>(ctx, key)?.map_or("hashtable", |s| s.encoding_name(u64::MAX)),
+        ValueKind::Set => SetValue::decode(&entry.value).map_err(|e| unreadable("set", e))?.encoding_name(u64::MAX),
         _ => return Ok(None),
     }))
 }

@@ -192,18 +192,13 @@ fn describe_object(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
     let db = ctx.db();
     let Some(entry) = ctx.engine.get(db, &key)? else { return Err(CmdError::NoSuchKey) };
     let encoding = super::generic::encoding_of(ctx, &key, &entry)?;
-    let refcount = match entry.kind {
-        ValueKind::String if super::args::parse_i64(&entry.value).is_some_and(|n| (0..10000).contains(&n)) => {
-            i32::MAX as i64
-        }
-        _ => 1,
-    };
+    let refcount = super::generic::refcount(&entry);
     let serialized = {
         let mut slot = ctx.engine.lock_key(&key);
-        match store::read(&mut slot, db, &key)? {
-            Some((Ok(value), _)) => {
+        match store::read_shaped(&mut slot, db, &key)? {
+            Some(((Ok(value), _), shape)) => {
                 let mut out = Vec::new();
-                crate::rdb::write::put_value(&mut out, &value, true);
+                crate::rdb::write::put_value_shaped(&mut out, &value, true, shape);
                 out.len()
             }
             _ => entry.value.len(),

@@ -18,15 +18,16 @@ pub fn dump(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let db = ctx.db();
     let found = {
         let mut slot = ctx.engine.lock_key(&key);
-        store::read(&mut slot, db, &key)?
+        store::read_shaped(&mut slot, db, &key)?
     };
+    // A collection in the encoding Redis would hold it in after the same commands (promoted or not).
     match found {
         None => Ok(Reply::Nil),
-        Some((Ok(value), _)) => Ok(Reply::Bulk(Bytes::from(write::payload(&value)))),
-        Some((Err(ExportError::Module), _)) => {
+        Some(((Ok(value), _), shape)) => Ok(Reply::Bulk(Bytes::from(write::payload_shaped(&value, shape)))),
+        Some(((Err(ExportError::Module), _), _)) => {
             Err(CmdError::err("DUMP of a bloom filter is not supported (it is a module type in Redis)"))
         }
-        Some((Err(ExportError::Unreadable(why)), _)) => {
+        Some(((Err(ExportError::Unreadable(why)), _), _)) => {
             Err(CmdError::err(format!("stored value is unreadable: {why}")))
         }
     }

@@ -489,17 +489,6 @@ fn object_entry(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Option<crate::engi
     Ok(ctx.engine.get(ctx.db(), &key)?)
 }
 
-/// Redis's encoding name of a string value.
-fn string_encoding(value: &[u8]) -> &'static str {
-    if value.len() <= 20 && super::args::parse_i64(value).is_some() {
-        "int"
-    } else if value.len() <= 44 {
-        "embstr"
-    } else {
-        "raw"
-    }
-}
-
 /// ```text
 /// OBJECT ENCODING key
 /// ```
@@ -514,10 +503,9 @@ pub fn object_encoding(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdE
 /// Redis's OBJECT ENCODING name of the value `entry` stored at `key` (also DEBUG OBJECT's `encoding:`).
 pub fn encoding_of(ctx: &mut Ctx<'_>, key: &[u8], entry: &crate::engine::Entry) -> Result<&'static str, CmdError> {
     if entry.kind == ValueKind::String {
-        return Ok(string_encoding(&entry.value));
+        return Ok(entry.string_encoding.name(&entry.value));
     }
-    let limits = ctx.server.live.encoding_limits();
-    Ok(collection::encoding_name(ctx, key, entry, limits)?.unwrap_or_else(|| type_name(entry.kind)))
+    Ok(collection::encoding_name(ctx, key, entry)?.unwrap_or_else(|| type_name(entry.kind)))
 }
 
 /// ```text
@@ -557,12 +545,21 @@ pub fn object_idletime(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdE
 pub fn object_refcount(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     Ok(match object_entry(ctx, args)? {
         None => Reply::Nil,
-        // Redis shares the integers 0..10000 (refcount INT_MAX); every other value has one reference.
-        Some(entry) if super::args::parse_i64(&entry.value).is_some_and(|n| (0..10000).contains(&n)) => {
-            Reply::Int(i32::MAX as i64)
-        }
-        Some(_) => Reply::Int(1),
+        Some(entry) => Reply::Int(refcount(&entry)),
     })
+}
+
+/// Redis's reference count of a value: the shared integers 0..10000 (an `int`-encoded string) have
+/// INT_MAX, every other value one (also OBJECT and DEBUG OBJECT's `refcount:`).
+pub fn refcount(entry: &crate::engine::Entry) -> i64 {
+    let shared = entry.kind == ValueKind::String
+        && entry.string_encoding.name(&entry.value) == "int"
+        && super::args::parse_i64(&entry.value).is_some_and(|n| (0..10000).contains(&n));
+    if shared {
+        i64::from(i32::MAX)
+    } else {
+        1
+    }
 }
 
 /// ```text

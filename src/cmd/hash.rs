@@ -261,12 +261,9 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
 pub fn hscan(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let super::args::ScanOptions { cursor, pattern, count, .. } = super::args::scan_options(args, false)?;
-    let limits = ctx.server.live.encoding_limits();
-    // Redis 7.0 returns a listpack whole and pages a hash table.
-    let listpack = |entries: &[(Bytes, Bytes)]| {
-        let small = |b: &Bytes| b.len() as u64 <= limits.hash_value;
-        entries.len() as u64 <= limits.hash_entries && entries.iter().all(|(f, v)| small(f) && small(v))
-    };
+    // Redis 7.0 returns a listpack whole and pages a hash table: a hash never promoted is a listpack,
+    // whatever the thresholds say now (Redis converts on writes only).
+    let listpack = |_: &[(Bytes, Bytes)]| true;
     let (next, entries) =
         inspect(ctx, &key, |hash: &mut Handle<HashValue>, slot| hash.scan(slot, cursor, count, listpack))?;
     let mut items = Vec::new();

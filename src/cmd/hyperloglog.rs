@@ -5,7 +5,7 @@
 use bytes::Bytes;
 
 use super::{commit_all, Args, CmdError, Ctx};
-use crate::engine::{Entry, ValueKind};
+use crate::engine::{Entry, StringEncoding, ValueKind};
 use crate::resp::Reply;
 use crate::server::notify as ev;
 use crate::types::hll::Hll;
@@ -30,7 +30,8 @@ pub fn pfadd(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let elements = args.rest();
     let db = ctx.db();
     let mut slot = ctx.engine.lock_key(&key);
-    let (mut hll, expire, created) = match load(slot.get(db, &key)?)? {
+    let entry = slot.get(db, &key)?;
+    let (mut hll, expire, created) = match load(entry.clone())? {
         Some((hll, expire)) => (hll, expire, false),
         None => (Hll::new_sparse(), None, true),
     };
@@ -41,7 +42,9 @@ pub fn pfadd(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     if changed {
         // Creating the key counts as a change, as in Redis: the cache is marked stale either way.
         hll.invalidate_cache();
-        slot.set(db, &key, ValueKind::String, hll.as_bytes(), expire)?;
+        slot.set_string(db, &key, hll.as_bytes(), StringEncoding::Raw, expire)?;
+    } else if let Some(entry) = &entry {
+        super::string::unshare(&mut slot, db, &key, entry)?;
     }
     slot.commit()?;
     if changed {
@@ -60,14 +63,17 @@ pub fn pfcount(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let db = ctx.db();
     if let [key] = keys.as_slice() {
         let mut slot = ctx.engine.lock_key(key);
-        let Some((mut hll, expire)) = load(slot.get(db, key)?)? else {
+        let entry = slot.get(db, key)?;
+        let Some((mut hll, expire)) = load(entry.clone())? else {
             return Ok(Reply::Int(0));
         };
         let stale = hll.cached_count().is_none();
         let count = hll.count();
         if stale {
             // Redis writes the refreshed cache back into the string (and propagates it).
-            slot.set(db, key, ValueKind::String, hll.as_bytes(), expire)?;
+            slot.set_string(db, key, hll.as_bytes(), StringEncoding::Raw, expire)?;
+        } else if let Some(entry) = &entry {
+            super::string::unshare(&mut slot, db, key, entry)?;
         }
         slot.commit()?;
         if stale {
@@ -129,7 +135,7 @@ pub fn pfmerge(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     };
     let index = ctx.engine.slot_of(&dest);
     if let Some((_, guard)) = guards.iter_mut().find(|(slot, _)| *slot == index) {
-        guard.set(db, &dest, ValueKind::String, merged.as_bytes(), expire)?;
+        guard.set_string(db, &dest, merged.as_bytes(), StringEncoding::Raw, expire)?;
     }
     commit_all(guards)?;
     ctx.touch(db, &dest);

@@ -388,12 +388,10 @@ pub fn sdiffstore(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError>
 pub fn sscan(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let super::args::ScanOptions { cursor, pattern, count, .. } = super::args::scan_options(args, false)?;
-    let max_intset = ctx.server.live.encoding_limits().set_intset_entries;
-    // Redis 7.0 returns an intset whole and pages a hash table (every set of strings).
-    let intset = |entries: &[(Bytes, Bytes)]| {
-        entries.len() as u64 <= max_intset
-            && entries.iter().all(|(m, _)| crate::engine::envelope::canonical_int(m).is_some())
-    };
+    // Redis 7.0 returns an intset whole and pages a hash table (every set of strings): a set of integers
+    // never promoted is an intset, whatever `set-max-intset-entries` says now.
+    let intset =
+        |entries: &[(Bytes, Bytes)]| entries.iter().all(|(m, _)| crate::engine::envelope::canonical_int(m).is_some());
     let (next, entries) = inspect(ctx, &key, |set: &mut Handle<SetValue>, slot| set.scan(slot, cursor, count, intset))?;
     let items = entries
         .into_iter()

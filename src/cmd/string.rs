@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::args::parse_i64;
 use super::extfloat::Ext;
 use super::{commit_all, guard_for, Args, CmdError, Ctx};
-use crate::engine::{Entry, Slot, ValueKind};
+use crate::engine::{Entry, Slot, StringEncoding, ValueKind};
 use crate::resp::Reply;
 use crate::server::notify as ev;
 
@@ -21,6 +21,16 @@ pub fn as_string(entry: Option<Entry>) -> Result<Option<Entry>, CmdError> {
         Some(entry) if entry.kind != ValueKind::String => Err(CmdError::WrongType),
         other => Ok(other),
     }
+}
+
+/// Marks the string `entry` at `key` as Redis's `raw` when it is not already: Redis's in-place writers
+/// (SETBIT, PFADD, PFCOUNT's cache) make the string they touch `raw` even when they change nothing
+/// (`dbUnshareStringValue`). The value and expiry stay; no WATCH signal, no event.
+pub fn unshare(slot: &mut Slot, db: u16, key: &[u8], entry: &Entry) -> Result<(), CmdError> {
+    if entry.string_encoding != StringEncoding::Raw {
+        slot.set_string(db, key, &entry.value, StringEncoding::Raw, entry.expire_at_ms)?;
+    }
+    Ok(())
 }
 
 /// Writes a string value, or deletes the key when its expiry is already past (as Redis does).
@@ -372,7 +382,10 @@ pub fn append(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     };
     check_length(value.len() as u64 + suffix.len() as u64)?;
     value.extend_from_slice(&suffix);
-    slot.set(db, &key, ValueKind::String, &value, expire)?;
+    // Redis appends in place to an existing string (then `raw`); a new key is its argument, encoded as
+    // SET's.
+    let encoding = if created { StringEncoding::Content } else { StringEncoding::Raw };
+    slot.set_string(db, &key, &value, encoding, expire)?;
     slot.commit()?;
     ctx.touch(db, &key);
     ctx.notify_new(created, db, &key);
@@ -450,7 +463,8 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         value.resize(end, 0);
     }
     value[offset as usize..end].copy_from_slice(&patch);
-    slot.set(db, &key, ValueKind::String, &value, expire)?;
+    // Written in place (a new key too: Redis makes it a zeroed `raw` string first).
+    slot.set_string(db, &key, &value, StringEncoding::Raw, expire)?;
     slot.commit()?;
     ctx.touch(db, &key);
     ctx.notify_new(created, db, &key);
@@ -531,7 +545,8 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
         return Err(CmdError::err("increment would produce NaN or Infinity"));
     }
     let text = value.to_human();
-    slot.set(db, &key, ValueKind::String, text.as_bytes(), expire)?;
+    // Redis stores the formatted number as a plain string (`embstr`), never as `int`.
+    slot.set_string(db, &key, text.as_bytes(), StringEncoding::NotInt, expire)?;
     slot.commit()?;
     ctx.touch(db, &key);
     ctx.notify_new(created, db, &key);

@@ -621,11 +621,9 @@ pub fn zscan(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     let key = args.next_bytes()?;
     let super::args::ScanOptions { cursor, pattern, count, .. } = super::args::scan_options(args, false)?;
     // Scores come back as strings, as Redis's ZSCAN sends them.
-    let limits = ctx.server.live.encoding_limits();
-    // Redis 7.0 returns a listpack whole and pages a skiplist's hash table.
-    let listpack = |index: &ZsetIndex| {
-        crate::types::zset::encoding_name(index, limits.zset_entries, limits.zset_value) == "listpack"
-    };
+    // Redis 7.0 returns a listpack whole and pages a skiplist's hash table: a sorted set never promoted
+    // is a listpack, whatever the thresholds say now (Redis converts on writes only).
+    let listpack = |_: &ZsetIndex| true;
     let (next, entries) =
         inspect(ctx, &key, |index: &mut Handle<ZsetIndex>, slot| index.scan(slot, cursor, count, listpack))?;
     let mut items = Vec::new();

@@ -465,7 +465,7 @@ impl BulkLoad {
         let local = (slot / self.workers.len()) as u32;
         let target = &mut self.workers[worker];
         match &op {
-            BatchOp::Set { key, value, .. } => {
+            BatchOp::Set { key, value, .. } | BatchOp::SetString { key, value, .. } => {
                 if key.len() > page::MAX_KEY_LEN {
                     return Err(Error::TooLarge(format!(
                         "key of {} bytes exceeds the limit of {} bytes",
@@ -603,6 +603,15 @@ impl Stager {
                 envelope::encode_into(kind, &value, self.compression, &mut envelope);
                 drop(value);
                 let added = self.add(local, db, &key, kind, &envelope, expire_at_ms.unwrap_or(0));
+                self.envelope = envelope;
+                added
+            }
+            BatchOp::SetString { db, key, value, encoding, expire_at_ms } => {
+                let mut envelope = std::mem::take(&mut self.envelope);
+                envelope::encode_into(ValueKind::String, &value, self.compression, &mut envelope);
+                envelope::mark_string(&mut envelope, encoding);
+                drop(value);
+                let added = self.add(local, db, &key, ValueKind::String, &envelope, expire_at_ms.unwrap_or(0));
                 self.envelope = envelope;
                 added
             }

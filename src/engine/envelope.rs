@@ -58,6 +58,69 @@ pub const CODEC_ZSTD_DICT: u8 = 3;
 /// The 4 bytes every zstd frame starts with; codec 3 leaves them out.
 const ZSTD_FRAME_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
+/// The codec byte's low bits name the codec; its two high bits are the string marks below.
+const CODEC_MASK: u8 = 0x3f;
+/// Codec-byte mark of a string Redis holds `raw` (changed in place).
+const MARK_RAW: u8 = 0x80;
+/// Codec-byte mark of a string Redis holds `embstr`/`raw` by length, never `int`.
+const MARK_NOT_INT: u8 = 0x40;
+
+/// Redis 7.0's in-memory encoding of a string depends on the command that wrote it, not only on its
+/// bytes; this is the part of that history OBJECT ENCODING needs (docs/format.md §"Value envelope",
+/// string marks). Only strings carry a mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum StringEncoding {
+    /// Chosen from the content as Redis's `tryObjectEncoding` chooses (SET, INCR, RESTORE...): `int` for
+    /// a canonical integer of up to 20 bytes, `embstr` up to 44 bytes, `raw` above.
+    #[default]
+    Content,
+    /// `raw` whatever the content: written in place (APPEND, SETRANGE, SETBIT, BITFIELD, BITOP, PFADD...).
+    Raw,
+    /// `embstr` up to 44 bytes, `raw` above, never `int`: INCRBYFLOAT's result.
+    NotInt,
+}
+
+impl StringEncoding {
+    fn bits(self) -> u8 {
+        match self {
+            StringEncoding::Content => 0,
+            StringEncoding::Raw => MARK_RAW,
+            StringEncoding::NotInt => MARK_NOT_INT,
+        }
+    }
+
+    /// Redis's OBJECT ENCODING name for the string `value` written with this encoding.
+    pub fn name(self, value: &[u8]) -> &'static str {
+        match self {
+            StringEncoding::Raw => "raw",
+            StringEncoding::Content if canonical_int(value).is_some() => "int",
+            _ if value.len() <= 44 => "embstr",
+            _ => "raw",
+        }
+    }
+}
+
+/// Sets the string mark of an encoded envelope (a no-op for [`StringEncoding::Content`]).
+pub fn mark_string(envelope: &mut [u8], encoding: StringEncoding) {
+    if let Some(codec) = envelope.get_mut(1) {
+        *codec = (*codec & CODEC_MASK) | encoding.bits();
+    }
+}
+
+/// The string mark of an envelope (`Content` for anything unmarked, and for every non-string).
+pub fn string_encoding(envelope: &[u8]) -> StringEncoding {
+    match envelope.get(1).map(|codec| codec & !CODEC_MASK) {
+        Some(MARK_RAW) => StringEncoding::Raw,
+        Some(MARK_NOT_INT) => StringEncoding::NotInt,
+        _ => StringEncoding::Content,
+    }
+}
+
+/// The codec of an envelope, its string mark left out.
+pub fn codec(envelope: &[u8]) -> Option<u8> {
+    envelope.get(1).map(|codec| codec & CODEC_MASK)
+}
+
 /// Dictionary id meaning "plain zstd, no dictionary".
 pub const DICT_PLAIN_ZSTD: u32 = 1;
 
@@ -260,13 +323,13 @@ pub(crate) fn decompress_frame_with_dictionary(
 /// segment that is itself compressed with a dictionary: the segment's frame then compresses the value
 /// together with its neighbours. `None` for other codecs, or when the value cannot be decoded.
 pub fn undo_dictionary_codec(envelope: &[u8], dictionaries: &DictionaryMap) -> Option<Vec<u8>> {
-    if envelope.get(1) != Some(&CODEC_ZSTD_DICT) {
+    if codec(envelope) != Some(CODEC_ZSTD_DICT) {
         return None;
     }
     let (kind, value) = decode(envelope, dictionaries).ok()?;
     let mut out = Vec::with_capacity(value.len() + 2);
     out.push(kind as u8);
-    out.push(CODEC_RAW);
+    out.push(CODEC_RAW | string_encoding(envelope).bits());
     out.extend_from_slice(&value);
     Some(out)
 }
@@ -330,7 +393,7 @@ pub fn peek_kind(envelope: &[u8]) -> Result<ValueKind, EnvelopeError> {
 pub fn dictionary_id(envelope: &[u8]) -> Option<u32> {
     let mut reader = ByteReader::new(envelope);
     reader.u8()?;
-    match reader.u8()? {
+    match reader.u8()? & CODEC_MASK {
         CODEC_ZSTD => reader.u32(),
         CODEC_ZSTD_DICT => read_varint(&mut reader).and_then(|id| u32::try_from(id).ok()),
         _ => None,
@@ -341,7 +404,7 @@ pub fn dictionary_id(envelope: &[u8]) -> Option<u32> {
 pub fn value_len(envelope: &[u8]) -> Result<usize, EnvelopeError> {
     let mut reader = ByteReader::new(envelope);
     let _kind = reader.u8();
-    match reader.u8() {
+    match reader.u8().map(|codec| codec & CODEC_MASK) {
         Some(CODEC_RAW) => Ok(reader.remaining()),
         Some(CODEC_INT) => {
             let number = reader.u64().ok_or_else(|| EnvelopeError::Malformed("integer truncated".into()))? as i64;
@@ -364,7 +427,7 @@ pub fn value_len(envelope: &[u8]) -> Result<usize, EnvelopeError> {
 
 /// [`decode`] of an envelope held as [`Bytes`]: a raw value is returned as a slice of it, not copied.
 pub fn decode_shared(envelope: &Bytes, dictionaries: &DictionaryMap) -> Result<(ValueKind, Bytes), EnvelopeError> {
-    if envelope.get(1) == Some(&CODEC_RAW) {
+    if codec(envelope) == Some(CODEC_RAW) {
         return Ok((peek_kind(envelope)?, envelope.slice(2..)));
     }
     decode(envelope, dictionaries)
@@ -376,7 +439,10 @@ pub fn decode(envelope: &[u8], dictionaries: &DictionaryMap) -> Result<(ValueKin
     let mut reader = ByteReader::new(envelope);
     reader.u8();
     let codec = reader.u8().ok_or_else(|| EnvelopeError::Malformed("codec missing".into()))?;
-    let value = match codec {
+    if codec & !CODEC_MASK != 0 && (kind != ValueKind::String || codec & !CODEC_MASK == MARK_RAW | MARK_NOT_INT) {
+        return Err(EnvelopeError::Malformed(format!("string mark {codec:#04x} on a {kind:?} value")));
+    }
+    let value = match codec & CODEC_MASK {
         CODEC_RAW => Bytes::copy_from_slice(reader.take(reader.remaining()).unwrap_or_default()),
         CODEC_INT => {
             let number = reader.u64().ok_or_else(|| EnvelopeError::Malformed("integer truncated".into()))? as i64;
@@ -451,6 +517,42 @@ mod tests {
         assert_eq!(roundtrip(ValueKind::String, b"hi"), b"\x00\x00hi");
         assert_eq!(roundtrip(ValueKind::String, b"-2"), b"\x00\x01\xfe\xff\xff\xff\xff\xff\xff\xff");
         assert_eq!(roundtrip(ValueKind::Hash, b"12"), b"\x01\x0012");
+    }
+
+    #[test]
+    fn string_marks_golden_bytes_and_every_codec_keeps_them() {
+        // docs/format.md §"Value envelope": the marks are the codec byte's two high bits.
+        let mut raw_int = encode(ValueKind::String, b"12", CompressionPolicy::default());
+        mark_string(&mut raw_int, StringEncoding::Raw);
+        assert_eq!(raw_int, b"\x00\x81\x0c\x00\x00\x00\x00\x00\x00\x00");
+        let mut float = encode(ValueKind::String, b"3", CompressionPolicy::default());
+        mark_string(&mut float, StringEncoding::NotInt);
+        assert_eq!(float[1], 0x41);
+        let mut big = encode(ValueKind::String, &b"xyz".repeat(500), CompressionPolicy::default());
+        mark_string(&mut big, StringEncoding::Raw);
+        for (envelope, encoding, value) in [
+            (&raw_int, StringEncoding::Raw, b"12".to_vec()),
+            (&float, StringEncoding::NotInt, b"3".to_vec()),
+            (&big, StringEncoding::Raw, b"xyz".repeat(500)),
+        ] {
+            assert_eq!(string_encoding(envelope), encoding);
+            let decoded = decode(envelope, &DictionaryMap::default()).expect("decodes");
+            assert_eq!((decoded.0, decoded.1.to_vec()), (ValueKind::String, value.clone()));
+            let shared = decode_shared(&Bytes::copy_from_slice(envelope), &DictionaryMap::default()).expect("decodes");
+            assert_eq!(shared.1.to_vec(), value);
+            assert_eq!(value_len(envelope), Ok(value.len()));
+        }
+        assert_eq!(StringEncoding::Raw.name(b"12"), "raw");
+        assert_eq!(StringEncoding::NotInt.name(b"3"), "embstr");
+        assert_eq!(StringEncoding::NotInt.name(&[b'1'; 45]), "raw");
+        assert_eq!(StringEncoding::Content.name(b"12"), "int");
+        assert_eq!(StringEncoding::Content.name(b"012"), "embstr");
+        // Unmarked envelopes (everything written before the marks) read as before.
+        assert_eq!(string_encoding(b"\x00\x00hi"), StringEncoding::Content);
+        // Only strings carry a mark.
+        let mut hash = encode(ValueKind::Hash, b"12", CompressionPolicy::default());
+        mark_string(&mut hash, StringEncoding::Raw);
+        assert!(decode(&hash, &DictionaryMap::default()).is_err());
     }
 
     #[test]

@@ -60,7 +60,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use bulk::BulkLoad;
-pub use envelope::{CompressionPolicy, DictionaryMap, ValueKind};
+pub use envelope::{CompressionPolicy, DictionaryMap, StringEncoding, ValueKind};
 pub use error::{Error, Result};
 pub use slot::{Encoded, Slot, SlotStats};
 pub use txn::Transaction;
@@ -220,6 +220,8 @@ pub struct Entry {
     pub value: Bytes,
     /// Absolute expiry in Unix milliseconds, if any.
     pub expire_at_ms: Option<u64>,
+    /// A string's Redis encoding history (`Content` for every other kind).
+    pub string_encoding: StringEncoding,
 }
 
 /// A live key's metadata, found without reading its value.
@@ -244,6 +246,19 @@ pub enum BatchOp {
         kind: ValueKind,
         /// The value.
         value: Vec<u8>,
+        /// Absolute expiry in Unix milliseconds.
+        expire_at_ms: Option<u64>,
+    },
+    /// Set a key to a string whose Redis encoding is not its content's ([`StringEncoding`]).
+    SetString {
+        /// Database number.
+        db: u16,
+        /// The key.
+        key: Vec<u8>,
+        /// The value.
+        value: Vec<u8>,
+        /// How Redis would hold it.
+        encoding: StringEncoding,
         /// Absolute expiry in Unix milliseconds.
         expire_at_ms: Option<u64>,
     },
@@ -787,7 +802,7 @@ impl Engine {
         let mut per_slot: Vec<Vec<BatchOp>> = vec![Vec::new(); self.slots.len()];
         for op in ops {
             let key = match &op {
-                BatchOp::Set { key, .. } | BatchOp::Delete { key, .. } => key,
+                BatchOp::Set { key, .. } | BatchOp::SetString { key, .. } | BatchOp::Delete { key, .. } => key,
             };
             per_slot[self.slot_of(key)].push(op);
         }

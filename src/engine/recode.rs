@@ -181,7 +181,8 @@ impl Slot {
                         Error::corrupt(self.dir.clone(), 0, format!("value envelope of a stored value: {what}"))
                     }
                 })?;
-                let encoded = map.encode_quiet(cell.kind, &cell.key, &value, self.config.compression);
+                let mut encoded = map.encode_quiet(cell.kind, &cell.key, &value, self.config.compression);
+                envelope::mark_string(&mut encoded, envelope::string_encoding(&bytes));
                 if let Some(id) = envelope::dictionary_id(&encoded).filter(|&id| id > envelope::DICT_PLAIN_ZSTD) {
                     *report.references.entry(id).or_insert(0) += 1;
                 }
@@ -217,7 +218,8 @@ impl Slot {
                     Error::corrupt(self.dir.clone(), 0, format!("value envelope of a stored value: {what}"))
                 }
             })?;
-            let encoded = map.encode_quiet(kind, key, &value, self.config.compression);
+            let mut encoded = map.encode_quiet(kind, key, &value, self.config.compression);
+            envelope::mark_string(&mut encoded, envelope::string_encoding(bytes));
             id = envelope::dictionary_id(&encoded);
             self.rewrite_envelope(db, key, kind, expire_at, encoded)?;
             report.recoded += 1;

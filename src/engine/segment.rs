@@ -800,7 +800,7 @@ impl SegmentWriter {
         self.locations.push(None);
         self.pending.push((ticket, self.payload.len() as u32, envelope.len() as u32));
         encode_record(seq, db, key, envelope, &mut self.payload);
-        if envelope.get(1) == Some(&super::envelope::CODEC_ZSTD_DICT) {
+        if super::envelope::codec(envelope) == Some(super::envelope::CODEC_ZSTD_DICT) {
             self.dict_bytes += record_len(key.len(), envelope.len());
         }
         self.count += 1;

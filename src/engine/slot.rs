@@ -16,7 +16,7 @@ use bytes::Bytes;
 
 use super::buckets::{self, BucketStore, PageId};
 use super::dwb;
-use super::envelope::{self, CompressionPolicy, DictionaryMap, EnvelopeError, ValueKind};
+use super::envelope::{self, CompressionPolicy, DictionaryMap, EnvelopeError, StringEncoding, ValueKind};
 use super::error::{Error, Result};
 use super::group;
 use super::io::FileSystem;
@@ -696,7 +696,8 @@ impl Slot {
                     let expire_at_ms = (entry.expire_at != 0).then_some(entry.expire_at);
                     let (kind, value) = envelope::decode(bytes, &self.config.dictionaries)
                         .map_err(|err| self.decode_error(err, wal::WAL_FILE))?;
-                    return Ok(Some(Entry { kind, value, expire_at_ms }));
+                    let string_encoding = envelope::string_encoding(bytes);
+                    return Ok(Some(Entry { kind, value, expire_at_ms, string_encoding }));
                 }
             }
         }
@@ -719,14 +720,18 @@ impl Slot {
             return Ok(None);
         };
         let expire_at_ms = (lookup.expire_at != 0).then_some(lookup.expire_at);
-        let (kind, value) = match lookup.source {
+        let (kind, value, string_encoding) = match lookup.source {
             Source::Memtable(envelope) => {
                 let envelope = self.load_envelope(&envelope)?;
-                self.decode_envelope(&envelope, wal::WAL_FILE)?
+                let (kind, value) = self.decode_envelope(&envelope, wal::WAL_FILE)?;
+                (kind, value, envelope::string_encoding(&envelope))
             }
-            Source::Cell(envelope) => self.decode_envelope(&envelope, buckets::BUCKETS_FILE)?,
+            Source::Cell(envelope) => {
+                let (kind, value) = self.decode_envelope(&envelope, buckets::BUCKETS_FILE)?;
+                (kind, value, envelope::string_encoding(&envelope))
+            }
         };
-        Ok(Some(Entry { kind, value, expire_at_ms }))
+        Ok(Some(Entry { kind, value, expire_at_ms, string_encoding }))
     }
 
     /// A live key's type and expiry, without reading its value.
@@ -973,6 +978,22 @@ impl Slot {
         self.set_envelope(db, key, kind, value.len(), envelope, expire_at_ms)
     }
 
+    /// Sets a string whose Redis encoding is not (only) its content's: one written in place, or
+    /// INCRBYFLOAT's result ([`StringEncoding`]).
+    pub fn set_string(
+        &mut self,
+        db: u16,
+        key: &[u8],
+        value: &[u8],
+        encoding: StringEncoding,
+        expire_at_ms: Option<u64>,
+    ) -> Result<()> {
+        Self::check_key(key)?;
+        let mut envelope = self.config.dictionaries.encode(ValueKind::String, key, value, self.config.compression);
+        envelope::mark_string(&mut envelope, encoding);
+        self.set_envelope(db, key, ValueKind::String, value.len(), envelope, expire_at_ms)
+    }
+
     /// [`Slot::set`] of a value encoded before the slot was locked ([`super::Engine::encode_value`], from
     /// the same `kind`, `key` and `value`). If the active dictionaries changed since, the value is encoded
     /// again here: a compaction pass may already have visited this slot for a dictionary the encoding used.
@@ -1046,6 +1067,15 @@ impl Slot {
                     Self::check_key(key)?;
                     self.stats.raw_value_bytes += value.len() as u64;
                     let envelope = self.config.dictionaries.encode(*kind, key, value, self.config.compression);
+                    self.stats.stored_value_bytes += envelope.len() as u64;
+                    encoded.push((WalOp::Set, *db, expire_at_ms.unwrap_or(0), &key[..], envelope));
+                }
+                BatchOp::SetString { db, key, value, encoding, expire_at_ms } => {
+                    Self::check_key(key)?;
+                    self.stats.raw_value_bytes += value.len() as u64;
+                    let mut envelope =
+                        self.config.dictionaries.encode(ValueKind::String, key, value, self.config.compression);
+                    envelope::mark_string(&mut envelope, *encoding);
                     self.stats.stored_value_bytes += envelope.len() as u64;
                     encoded.push((WalOp::Set, *db, expire_at_ms.unwrap_or(0), &key[..], envelope));
                 }

@@ -356,7 +356,12 @@ pub(crate) fn view_get(slot: &mut Slot, db: u16, key: &[u8]) -> Result<Option<Op
                 envelope::EnvelopeError::Malformed(what) => Error::Snapshot(format!("captured value envelope: {what}")),
             })?;
             debug_assert_eq!(decoded_kind, *kind);
-            Ok(Some(Some(Entry { kind: *kind, value, expire_at_ms: (*expire_at != 0).then_some(*expire_at) })))
+            Ok(Some(Some(Entry {
+                kind: *kind,
+                value,
+                expire_at_ms: (*expire_at != 0).then_some(*expire_at),
+                string_encoding: envelope::string_encoding(&bytes),
+            })))
         }
     }
 }
@@ -828,6 +833,7 @@ fn scan_cells(
                             kind: cell.kind,
                             value: Bytes::new(),
                             expire_at_ms: (expire_at != 0).then_some(expire_at),
+                            string_encoding: Default::default(),
                         }
                     }
                     CellValueRef::Big { id, .. } => {
@@ -875,7 +881,12 @@ fn decoded(slot: &Slot, kind: ValueKind, expire_at: u64, envelope: &[u8]) -> Res
         envelope::EnvelopeError::Malformed(what) => Error::Snapshot(format!("value envelope: {what}")),
     })?;
     debug_assert_eq!(decoded_kind, kind);
-    Ok(Entry { kind, value, expire_at_ms: (expire_at != 0).then_some(expire_at) })
+    Ok(Entry {
+        kind,
+        value,
+        expire_at_ms: (expire_at != 0).then_some(expire_at),
+        string_encoding: envelope::string_encoding(envelope),
+    })
 }
 
 /// Whether the slot may hold keys of `db` now or may have held some at the snapshot's instant: its

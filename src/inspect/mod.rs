@@ -97,7 +97,7 @@ pub fn envelope_info(envelope: &[u8]) -> EnvelopeInfo {
         Some((tag, Err(_))) => format!("unknown({tag})"),
         None => "empty".to_string(),
     };
-    let codec = match envelope.get(1) {
+    let mut codec = match envelope::codec(envelope) {
         Some(0) => "raw".to_string(),
         Some(1) => "int".to_string(),
         Some(2) => "zstd".to_string(),
@@ -105,6 +105,12 @@ pub fn envelope_info(envelope: &[u8]) -> EnvelopeInfo {
         Some(other) => format!("unknown({other})"),
         None => "missing".to_string(),
     };
+    // A string's Redis encoding mark (docs/format.md §"Value envelope").
+    match envelope::string_encoding(envelope) {
+        envelope::StringEncoding::Content => {}
+        envelope::StringEncoding::Raw => codec.push_str(", redis raw"),
+        envelope::StringEncoding::NotInt => codec.push_str(", redis not int"),
+    }
     let dict_id = envelope::dictionary_id(envelope);
     let raw_len = envelope::value_len(envelope).ok().map(|len| len as u64);
     EnvelopeInfo { kind, codec, dict_id, stored_len: envelope.len() as u64, raw_len }

@@ -342,7 +342,7 @@ impl Writer<'_> {
         self.batch_bytes += key_ops
             .iter()
             .map(|op| match op {
-                BatchOp::Set { key, value, .. } => key.len() + value.len(),
+                BatchOp::Set { key, value, .. } | BatchOp::SetString { key, value, .. } => key.len() + value.len(),
                 BatchOp::Delete { key, .. } => key.len(),
             })
             .sum::<usize>();

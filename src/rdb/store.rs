@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 
+use super::write::Shape;
 use super::Value;
 use crate::cmd::collection::{self, Collection};
 use crate::cmd::CmdError;
@@ -106,6 +107,20 @@ pub type Stored = (Result<Value, ExportError>, Option<u64>);
 pub fn read(slot: &mut Slot, db: u16, key: &[u8]) -> Result<Option<Stored>, CmdError> {
     let Some(entry) = collection::portable_value(slot, db, key)? else { return Ok(None) };
     Ok(Some((to_value(entry.kind, &entry.value), entry.expire_at_ms)))
+}
+
+/// [`read`], with the encoding Redis would hold the value in: a hash, set or sorted set in its large
+/// encoding when promoted, else in its small one ([`crate::cmd::encoding`]); what DUMP writes.
+pub fn read_shaped(slot: &mut Slot, db: u16, key: &[u8]) -> Result<Option<(Stored, Shape)>, CmdError> {
+    let Some(entry) = collection::portable_value(slot, db, key)? else { return Ok(None) };
+    let shape = match entry.kind {
+        ValueKind::Hash | ValueKind::Set | ValueKind::SortedSet if crate::elements::is_promoted(&entry.value) => {
+            Shape::Large
+        }
+        ValueKind::Hash | ValueKind::Set | ValueKind::SortedSet => Shape::Small,
+        _ => Shape::Defaults,
+    };
+    Ok(Some(((to_value(entry.kind, &entry.value), entry.expire_at_ms), shape)))
 }
 
 /// As [`read`], from the key's entry already read (a snapshot hands entries out as it scans): only a

@@ -120,8 +120,26 @@ fn format_g17(value: f64) -> String {
     }
 }
 
+/// Which of Redis's two encodings a hash, set or sorted set is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Chosen from the content by Redis 7.0's default thresholds (a value read from a file, whose
+    /// history is unknown; what Redis itself does on load).
+    Defaults,
+    /// The small encoding Redis still holds a collection in until a write outgrows it (listpack, or
+    /// intset for a set of integers): a Velo collection never promoted (`cmd::encoding`).
+    Small,
+    /// The large one (hash table, skiplist): a promoted Velo collection.
+    Large,
+}
+
 /// Appends `value` in Redis 7.0's encoding and returns its RDB type byte.
 pub fn put_value(out: &mut Vec<u8>, value: &Value, compress: bool) -> u8 {
+    put_value_shaped(out, value, compress, Shape::Defaults)
+}
+
+/// [`put_value`] with a collection's encoding given by `shape`, as Redis writes the encoding it holds.
+pub fn put_value_shaped(out: &mut Vec<u8>, value: &Value, compress: bool, shape: Shape) -> u8 {
     match value {
         Value::String(bytes) => {
             put_string(out, bytes, compress);
@@ -131,9 +149,9 @@ pub fn put_value(out: &mut Vec<u8>, value: &Value, compress: bool) -> u8 {
             put_list(out, items.iter().map(|item| item.as_ref()), compress);
             T_LIST_QUICKLIST_2
         }
-        Value::Set(members) => put_set(out, members, compress),
-        Value::SortedSet(members) => put_zset(out, members, compress),
-        Value::Hash(pairs) => put_hash(out, pairs, compress),
+        Value::Set(members) => put_set(out, members, compress, shape),
+        Value::SortedSet(members) => put_zset(out, members, compress, shape),
+        Value::Hash(pairs) => put_hash(out, pairs, compress, shape),
         Value::Stream(stream) => {
             put_stream(out, stream, compress);
             T_STREAM_LISTPACKS_2
@@ -162,8 +180,13 @@ pub fn put_list<'a>(out: &mut Vec<u8>, items: impl Iterator<Item = &'a [u8]>, co
     }
 }
 
-fn put_set(out: &mut Vec<u8>, members: &[Bytes], compress: bool) -> u8 {
-    if members.len() <= SET_MAX_INTSET_ENTRIES {
+fn put_set(out: &mut Vec<u8>, members: &[Bytes], compress: bool, shape: Shape) -> u8 {
+    let intset_allowed = match shape {
+        Shape::Defaults => members.len() <= SET_MAX_INTSET_ENTRIES,
+        Shape::Small => true,
+        Shape::Large => false,
+    };
+    if intset_allowed {
         let numbers: Option<Vec<i64>> = members.iter().map(|m| canonical_int(m)).collect();
         if let Some(numbers) = numbers {
             put_string(out, &build_intset(&numbers), compress);
@@ -177,10 +200,17 @@ fn put_set(out: &mut Vec<u8>, members: &[Bytes], compress: bool) -> u8 {
     T_SET
 }
 
-fn put_zset(out: &mut Vec<u8>, members: &[(Bytes, f64)], compress: bool) -> u8 {
+fn put_zset(out: &mut Vec<u8>, members: &[(Bytes, f64)], compress: bool, shape: Shape) -> u8 {
     let mut sorted: Vec<&(Bytes, f64)> = members.iter().collect();
     sorted.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-    if members.len() <= ZSET_MAX_LISTPACK_ENTRIES && members.iter().all(|(m, _)| m.len() <= MAX_LISTPACK_VALUE) {
+    let listpack = match shape {
+        Shape::Defaults => {
+            members.len() <= ZSET_MAX_LISTPACK_ENTRIES && members.iter().all(|(m, _)| m.len() <= MAX_LISTPACK_VALUE)
+        }
+        Shape::Small => true,
+        Shape::Large => false,
+    };
+    if listpack {
         let mut builder = ListpackBuilder::default();
         for (member, score) in sorted {
             builder.push(member);
@@ -198,9 +228,15 @@ fn put_zset(out: &mut Vec<u8>, members: &[(Bytes, f64)], compress: bool) -> u8 {
     T_ZSET_2
 }
 
-fn put_hash(out: &mut Vec<u8>, pairs: &[(Bytes, Bytes)], compress: bool) -> u8 {
-    let small = pairs.len() <= HASH_MAX_LISTPACK_ENTRIES
-        && pairs.iter().all(|(f, v)| f.len() <= MAX_LISTPACK_VALUE && v.len() <= MAX_LISTPACK_VALUE);
+fn put_hash(out: &mut Vec<u8>, pairs: &[(Bytes, Bytes)], compress: bool, shape: Shape) -> u8 {
+    let small = match shape {
+        Shape::Defaults => {
+            pairs.len() <= HASH_MAX_LISTPACK_ENTRIES
+                && pairs.iter().all(|(f, v)| f.len() <= MAX_LISTPACK_VALUE && v.len() <= MAX_LISTPACK_VALUE)
+        }
+        Shape::Small => true,
+        Shape::Large => false,
+    };
     if small {
         let mut builder = ListpackBuilder::default();
         for (field, value) in pairs {
@@ -301,8 +337,13 @@ pub fn put_stream(out: &mut Vec<u8>, stream: &StreamValue, compress: bool) {
 
 /// A DUMP payload of `value`: type byte, value, RDB version (2 bytes LE), CRC64 (8 bytes LE).
 pub fn payload(value: &Value) -> Vec<u8> {
+    payload_shaped(value, Shape::Defaults)
+}
+
+/// [`payload`] with a collection's encoding given by `shape` (DUMP of a stored key).
+pub fn payload_shaped(value: &Value, shape: Shape) -> Vec<u8> {
     let mut out = vec![0u8];
-    let kind = put_value(&mut out, value, true);
+    let kind = put_value_shaped(&mut out, value, true, shape);
     if let Some(first) = out.first_mut() {
         *first = kind;
     }

@@ -107,7 +107,9 @@ fn run(seed: u64, operations: usize) {
                         }
                     }
                     let probe = ops.first().map(|op| match op {
-                        BatchOp::Set { key, .. } | BatchOp::Delete { key, .. } => key.clone(),
+                        BatchOp::Set { key, .. } | BatchOp::SetString { key, .. } | BatchOp::Delete { key, .. } => {
+                            key.clone()
+                        }
                     });
                     engine.write_batch(ops).expect(&context);
                     if let Some(probe) = probe {

@@ -77,6 +77,9 @@ fn encodings_stay_promoted_as_in_redis() {
             "OBJECT ENCODING z",
             "ZADD z 5 e",
             "OBJECT ENCODING z",
+            "DUMP z",
+            "DUMP zr",
+            "DUMP sr",
             "ZREM z a b c d",
             "OBJECT ENCODING z",
             "ZSCAN z 0 COUNT 100",
@@ -101,6 +104,185 @@ fn encodings_stay_promoted_as_in_redis() {
             "CONFIG SET hash-max-listpack-entries 512",
             "CONFIG SET set-max-intset-entries 512",
             "CONFIG SET zset-max-listpack-entries 128",
+        ],
+    );
+}
+
+/// A collection is judged against the thresholds only when a write adds to it (a hash: sets a field), as
+/// Redis converts: after CONFIG lowers a threshold, a collection that is only read or shrunk keeps its
+/// small encoding (OBJECT ENCODING, and HSCAN/SSCAN/ZSCAN return it whole), against redis-server.
+#[test]
+fn lowered_thresholds_apply_on_the_next_growing_write_as_in_redis() {
+    let (redis, velo) = servers();
+    compare(
+        &redis,
+        &velo,
+        "lowered thresholds",
+        &[
+            "CONFIG SET hash-max-listpack-entries 512",
+            "CONFIG SET set-max-intset-entries 512",
+            "CONFIG SET zset-max-listpack-entries 128",
+            "HSET h a 1 b 2 c 3 d 4",
+            "HSET hd a 1 b 2 c 3 d 4",
+            "SADD s 1 2 3 4",
+            "SADD sr 1 2 3 4",
+            "ZADD z 1 a 2 b 3 c 4 d",
+            "ZADD zr 1 a 2 b 3 c 4 d",
+            "RPUSH l a b c d",
+            "CONFIG SET hash-max-listpack-entries 2",
+            "CONFIG SET set-max-intset-entries 2",
+            "CONFIG SET zset-max-listpack-entries 2",
+            // Not written since: still small.
+            "OBJECT ENCODING h",
+            "OBJECT ENCODING s",
+            "OBJECT ENCODING z",
+            "OBJECT ENCODING l",
+            "HGETALL h",
+            "HSCAN h 0 COUNT 1",
+            "SSCAN s 0 COUNT 1",
+            "ZSCAN z 0 COUNT 1",
+            // DUMP writes the encoding Redis holds: byte for byte (a hash table's order is Redis's own,
+            // so only listpacks, intsets and skiplists are compared).
+            "DUMP h",
+            "DUMP s",
+            "DUMP z",
+            // Removals and updates of members never convert...
+            "HDEL hd a",
+            "OBJECT ENCODING hd",
+            "SREM sr 1",
+            "SADD sr 2",
+            "OBJECT ENCODING sr",
+            "ZREM zr a",
+            "ZADD zr 9 b",
+            "ZINCRBY zr 1 c",
+            "OBJECT ENCODING zr",
+            "LPOP l",
+            "OBJECT ENCODING l",
+            // ...a hash's field update does (Redis checks the length after every set), and an addition.
+            "HSET h a 10",
+            "OBJECT ENCODING h",
+            "HINCRBY hd b 1",
+            "OBJECT ENCODING hd",
+            "SADD s 5",
+            "OBJECT ENCODING s",
+            "ZADD z 5 e",
+            "OBJECT ENCODING z",
+            "DUMP z",
+            "DUMP zr",
+            "DUMP sr",
+            "~HGETALL h",
+            // Raised again: what was promoted stays, what was not is judged on its next addition.
+            "CONFIG SET hash-max-listpack-entries 512",
+            "CONFIG SET set-max-intset-entries 512",
+            "CONFIG SET zset-max-listpack-entries 128",
+            "OBJECT ENCODING h",
+            "OBJECT ENCODING sr",
+            "SADD sr 7",
+            "OBJECT ENCODING sr",
+            "ZADD zr 1 x",
+            "OBJECT ENCODING zr",
+            // A set of strings is a hash table from its first member.
+            "SADD strs a",
+            "OBJECT ENCODING strs",
+        ],
+    );
+}
+
+/// A string's encoding follows the command that wrote it, as Redis 7.0's `tryObjectEncoding` and its
+/// in-place writers decide (`engine::StringEncoding`), against redis-server.
+#[test]
+fn string_encodings_follow_the_writing_command_as_in_redis() {
+    let (redis, velo) = servers();
+    let long = "y".repeat(50);
+    let set_long = format!("SET long {long}");
+    compare(
+        &redis,
+        &velo,
+        "string encodings",
+        &[
+            // From the content: SET and its family, INCR.
+            "SET n 123",
+            "OBJECT ENCODING n",
+            "OBJECT REFCOUNT n",
+            "SET lead 0123",
+            "OBJECT ENCODING lead",
+            "SET e hello",
+            "OBJECT ENCODING e",
+            &set_long,
+            "OBJECT ENCODING long",
+            "MSET m1 7 m2 seven",
+            "OBJECT ENCODING m1",
+            "OBJECT ENCODING m2",
+            "SETEX ex 100 42",
+            "OBJECT ENCODING ex",
+            "APPEND fresh 99",
+            "OBJECT ENCODING fresh",
+            // Changed in place: `raw` however short, even a number.
+            "APPEND n 4",
+            "OBJECT ENCODING n",
+            "GET n",
+            "OBJECT REFCOUNT n",
+            "SET i 5",
+            "SETRANGE i 0 7",
+            "OBJECT ENCODING i",
+            "SETRANGE i 0 \"\"",
+            "SETRANGE sr 2 ab",
+            "OBJECT ENCODING sr",
+            "SETRANGE none 0 \"\"",
+            "EXISTS none",
+            // INCR makes an integer again.
+            "INCR i",
+            "OBJECT ENCODING i",
+            "OBJECT REFCOUNT i",
+            // SETBIT unshares even when the bit is already what it sets.
+            "SET b 1",
+            "SETBIT b 0 0",
+            "OBJECT ENCODING b",
+            "SETBIT nb 3 1",
+            "OBJECT ENCODING nb",
+            "SET bf 2",
+            "BITFIELD bf GET u8 0",
+            "OBJECT ENCODING bf",
+            "BITFIELD bf SET u8 0 51",
+            "OBJECT ENCODING bf",
+            "GET bf",
+            "BITOP OR dest e",
+            "OBJECT ENCODING dest",
+            // HyperLogLogs are written in place.
+            "PFADD h a b c",
+            "OBJECT ENCODING h",
+            "PFMERGE h2 h",
+            "OBJECT ENCODING h2",
+            // INCRBYFLOAT's result is `embstr`, also when it reads as an integer.
+            "INCRBYFLOAT f 3",
+            "GET f",
+            "OBJECT ENCODING f",
+            "OBJECT REFCOUNT f",
+            "SET f2 1.5",
+            "INCRBYFLOAT f2 1.5",
+            "OBJECT ENCODING f2",
+            "INCRBY f2 1",
+            "OBJECT ENCODING f2",
+            // The object moves with RENAME, MOVE and COPY; SET and GETSET choose from the content again.
+            "RENAME sr sr2",
+            "OBJECT ENCODING sr2",
+            "COPY sr2 sr3",
+            "OBJECT ENCODING sr3",
+            "COPY f f3",
+            "OBJECT ENCODING f3",
+            "MOVE sr3 1",
+            "SELECT 1",
+            "OBJECT ENCODING sr3",
+            "SELECT 0",
+            "SET sr2 77",
+            "OBJECT ENCODING sr2",
+            "GETSET b 8",
+            "OBJECT ENCODING b",
+            // An expiry change leaves the encoding alone.
+            "EXPIRE f 100",
+            "OBJECT ENCODING f",
+            "PERSIST f",
+            "OBJECT ENCODING f",
         ],
     );
 }
@@ -155,6 +337,8 @@ fn a_promoted_small_collection_is_paged_and_stays_promoted_after_a_restart() {
     conn.cmd(&["SREM", "s", "1", "2", "3"]);
     conn.cmd(&["ZADD", "z", "1", "a", "2", "b", "3", "c", "4", "d", "5", "e", "6", "f"]);
     conn.cmd(&["ZREM", "z", "a", "b", "c"]);
+    conn.cmd(&["SETRANGE", "r", "0", "12"]);
+    conn.cmd(&["INCRBYFLOAT", "fl", "2"]);
     let three = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
     let (fields, steps) = scan_all(&mut conn, "HSCAN", "h");
     assert_eq!((fields, steps > 1), (three(&["d", "e", "f"]), true));
@@ -171,6 +355,9 @@ fn a_promoted_small_collection_is_paged_and_stays_promoted_after_a_restart() {
     assert_eq!(conn.cmd(&["OBJECT", "ENCODING", "listpack"]), b"$8\r\nlistpack\r\n");
     assert_eq!(conn.cmd(&["OBJECT", "ENCODING", "s"]), b"$9\r\nhashtable\r\n");
     assert_eq!(conn.cmd(&["OBJECT", "ENCODING", "z"]), b"$8\r\nskiplist\r\n");
+    // A string written in place stays `raw`, INCRBYFLOAT's result `embstr` (the mark is in the value).
+    assert_eq!(conn.cmd(&["OBJECT", "ENCODING", "r"]), b"$3\r\nraw\r\n");
+    assert_eq!(conn.cmd(&["OBJECT", "ENCODING", "fl"]), b"$6\r\nembstr\r\n");
     // Still paged at the default thresholds: the object, not the configuration, decides.
     assert!(scan_all(&mut conn, "HSCAN", "h").1 > 1);
 }
