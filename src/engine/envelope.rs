@@ -371,15 +371,25 @@ pub fn encode(kind: ValueKind, value: &[u8], policy: CompressionPolicy) -> Vec<u
 /// values, and those (stored raw) then cost no allocation each. The bytes are exactly [`encode`]'s.
 pub fn encode_into(kind: ValueKind, value: &[u8], policy: CompressionPolicy, out: &mut Vec<u8>) {
     out.clear();
-    let may_differ = (kind == ValueKind::String && canonical_int(value).is_some())
-        || (value.len() >= policy.min_len && kind != ValueKind::Element);
-    if may_differ {
+    if !stays_raw(kind, value, policy) {
         out.extend_from_slice(&encode(kind, value, policy));
         return;
     }
-    out.push(kind as u8);
-    out.push(CODEC_RAW);
+    out.extend_from_slice(&raw_header(kind));
     out.extend_from_slice(value);
+}
+
+/// True when [`encode`] stores `value` as it is: its envelope is then [`raw_header`] followed by the
+/// value, which a bulk load builds in place instead of encoding.
+pub fn stays_raw(kind: ValueKind, value: &[u8], policy: CompressionPolicy) -> bool {
+    let may_differ = (kind == ValueKind::String && canonical_int(value).is_some())
+        || (value.len() >= policy.min_len && kind != ValueKind::Element);
+    !may_differ
+}
+
+/// The first bytes of the envelope of a value stored raw.
+pub fn raw_header(kind: ValueKind) -> [u8; 2] {
+    [kind as u8, CODEC_RAW]
 }
 
 /// The type recorded in an envelope, without decoding the payload.

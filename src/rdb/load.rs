@@ -17,7 +17,7 @@ use std::net::TcpStream;
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::read::{Item, RdbReader, Record};
+use super::read::{Item, Next, RdbReader, Record, Scratch, StringRecord};
 use super::{store, write, RdbError};
 use crate::engine::{BatchOp, Engine};
 use crate::server::dbmap::DbMap;
@@ -161,38 +161,57 @@ fn rdb_error(file: &str) -> impl Fn(RdbError) -> LoadError + '_ {
     move |error| LoadError::Rdb { file: file.to_string(), error }
 }
 
-/// Walks every item of one file, calling `visit` with each key record (`None` for items that are not
-/// keys), and reporting the bytes read through `progress`.
+/// A key read by [`walk`]: a string key borrowed from the input (or the reader's scratch), or any key
+/// decoded.
+enum KeyRead<'s> {
+    String(StringRecord<'s>),
+    Record(Record),
+}
+
+impl KeyRead<'_> {
+    fn db(&self) -> u64 {
+        match self {
+            KeyRead::String(record) => record.db,
+            KeyRead::Record(record) => record.db,
+        }
+    }
+
+    fn key(&self) -> &[u8] {
+        match self {
+            KeyRead::String(record) => record.key,
+            KeyRead::Record(record) => &record.key,
+        }
+    }
+
+    fn into_record(self) -> Record {
+        match self {
+            KeyRead::String(record) => record.to_record(),
+            KeyRead::Record(record) => record,
+        }
+    }
+}
+
+/// Walks every item of one file, calling `visit` with each key, and reporting the bytes read through
+/// `progress`.
 fn walk(
     file: &str,
     buf: &[u8],
     summary: Option<&mut Summary>,
     options: &LoadOptions,
     progress: &mut dyn FnMut(u64),
-    mut visit: impl FnMut(Record) -> Result<(), LoadError>,
+    mut visit: impl FnMut(KeyRead<'_>) -> Result<(), LoadError>,
 ) -> Result<FileSummary, LoadError> {
     let mut reader = RdbReader::new(buf).map_err(rdb_error(file))?;
     let mut local = Summary::default();
     let summary = summary.unwrap_or(&mut local);
     let mut reported = 0usize;
     let mut checksum_verified = false;
-    while let Some(item) = reader.next().map_err(rdb_error(file))? {
-        match item {
-            Item::Key(record) => visit(record)?,
-            Item::ModuleKey { key, module, .. } => {
-                if options.strict {
-                    return Err(LoadError::Module { file: file.to_string(), key, module });
-                }
-                *summary.modules_skipped.entry(module).or_default() += 1;
-            }
-            Item::EmptyKey { .. } => summary.empty_skipped += 1,
-            Item::Function(code) => {
-                if !summary.functions.contains(&code) {
-                    summary.functions.push(code);
-                }
-            }
-            Item::End { checksum_verified: verified } => checksum_verified = verified,
-            Item::Aux { .. } | Item::SelectDb(_) | Item::ResizeDb { .. } | Item::ModuleAux { .. } => {}
+    let mut scratch = Scratch::default();
+    while let Some(next) = reader.next_with(&mut scratch).map_err(rdb_error(file))? {
+        match next {
+            Next::String(record) => visit(KeyRead::String(record))?,
+            Next::Item(Item::Key(record)) => visit(KeyRead::Record(record))?,
+            Next::Item(item) => note_item(item, file, options, summary, &mut checksum_verified)?,
         }
         if reader.pos() - reported >= 1 << 20 {
             progress((reader.pos() - reported) as u64);
@@ -206,6 +225,34 @@ fn walk(
         bytes: buf.len() as u64,
         checksum_verified,
     })
+}
+
+/// What [`walk`] does with an item that is not a key to load.
+fn note_item(
+    item: Item,
+    file: &str,
+    options: &LoadOptions,
+    summary: &mut Summary,
+    checksum_verified: &mut bool,
+) -> Result<(), LoadError> {
+    match item {
+        Item::ModuleKey { key, module, .. } => {
+            if options.strict {
+                return Err(LoadError::Module { file: file.to_string(), key, module });
+            }
+            *summary.modules_skipped.entry(module).or_default() += 1;
+        }
+        Item::EmptyKey { .. } => summary.empty_skipped += 1,
+        Item::Function(code) => {
+            if !summary.functions.contains(&code) {
+                summary.functions.push(code);
+            }
+        }
+        Item::End { checksum_verified: verified } => *checksum_verified = verified,
+        // (Keys go to the visitor.)
+        Item::Key(_) | Item::Aux { .. } | Item::SelectDb(_) | Item::ResizeDb { .. } | Item::ModuleAux { .. } => {}
+    }
+    Ok(())
 }
 
 /// Writes in batches of about this many value bytes.
@@ -254,10 +301,10 @@ pub fn load_offline(
     let mut first_conflict: Option<(u16, Bytes)> = None;
     for (name, buf) in files {
         walk(name, buf, None, options, progress, |record| {
-            let db = dbmap.physical(map_db(options, record.db)?);
-            if options.on_existing == OnExisting::Fail && engine.exists(db, &record.key).map_err(engine_err)? {
+            let db = dbmap.physical(map_db(options, record.db())?);
+            if options.on_existing == OnExisting::Fail && engine.exists(db, record.key()).map_err(engine_err)? {
                 conflicts += 1;
-                first_conflict.get_or_insert((db, record.key.clone()));
+                first_conflict.get_or_insert_with(|| (db, Bytes::copy_from_slice(record.key())));
             }
             Ok(())
         })?;
@@ -387,9 +434,28 @@ fn write_pass(
         let mut counts = Tally::default();
         let mut expired = 0u64;
         let (mut kept, mut replaced) = (0u64, 0u64);
-        let file_summary = walk(name, buf, Some(&mut *summary), options, progress, |record| {
-            let logical = map_db(options, record.db)?;
+        let file_summary = walk(name, buf, Some(&mut *summary), options, progress, |read| {
+            let logical = map_db(options, read.db())?;
             let db = dbmap.physical(logical);
+            if bulk {
+                if let KeyRead::String(record) = &read {
+                    // A string into a bulk load: copied once, from the input into the loader's buffers.
+                    if record.expire_ms.is_some_and(|at| at <= now) {
+                        expired += 1;
+                        return Ok(());
+                    }
+                    counts.add(logical, "string");
+                    let slot = engine.slot_of(record.key);
+                    let expire = record.expire_ms.map(|at| at as u64);
+                    return match &mut writer.bulk {
+                        Some(load) => load
+                            .write_string(slot, db, record.key, record.value, expire)
+                            .map_err(|e| LoadError::Engine(e.to_string())),
+                        None => Ok(()),
+                    };
+                }
+            }
+            let record = read.into_record();
             if record.expire_ms.is_some_and(|at| at <= now) {
                 expired += 1;
                 return Ok(());
@@ -492,7 +558,7 @@ pub fn load_online(
 ) -> Result<Summary, LoadError> {
     // Check everything first, so that damaged input sends nothing.
     for (name, buf) in files {
-        walk(name, buf, None, options, &mut |_| {}, |record| map_db(options, record.db).map(|_| ()))?;
+        walk(name, buf, None, options, &mut |_| {}, |record| map_db(options, record.db()).map(|_| ()))?;
     }
     let mut remote = Remote::connect(addr, password)?;
     let now = crate::engine::system_clock_ms() as i64;
@@ -530,7 +596,8 @@ pub fn load_online(
     let mut file_summaries = Vec::new();
     let mut summary_ref = Summary::default();
     for (name, buf) in files {
-        let file_summary = walk(name, buf, Some(&mut summary_ref), options, progress, |record| {
+        let file_summary = walk(name, buf, Some(&mut summary_ref), options, progress, |read| {
+            let record = read.into_record();
             let db = map_db(options, record.db)?;
             if record.expire_ms.is_some_and(|at| at <= now) {
                 results.0 += 1;

@@ -15,14 +15,21 @@ const HASH_BITS: u32 = 14;
 /// Decompresses `input` into exactly `out_len` bytes; `None` if the input is malformed or does not
 /// produce exactly that many bytes.
 pub fn decompress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    decompress_to(input, out_len, &mut out)?;
+    Some(out)
+}
+
+/// [`decompress`] into `out` (cleared first), reusing its allocation.
+pub fn decompress_to(input: &[u8], out_len: usize, out: &mut Vec<u8>) -> Option<()> {
     // Three input bytes yield at most 264 output bytes: a longer claimed length is damage, and is not
     // allocated.
     if out_len > input.len().saturating_mul(MAX_MATCH / 3 + 1) {
         return None;
     }
-    let mut out = vec![0u8; out_len];
-    decompress_into(input, &mut out)?;
-    Some(out)
+    out.clear();
+    out.resize(out_len, 0);
+    decompress_into(input, out)
 }
 
 /// Decompresses `input` into `out`, which it must fill exactly; `None` if the input is malformed or

@@ -81,13 +81,13 @@ fn key_note(key: &Option<Bytes>) -> String {
 
 impl RdbError {
     /// The same error, naming `key` if it names none yet.
-    pub fn with_key(self, name: &Bytes) -> RdbError {
+    pub fn with_key(self, name: &[u8]) -> RdbError {
         match self {
             RdbError::Corrupt { offset, key: None, what } => {
-                RdbError::Corrupt { offset, key: Some(name.clone()), what }
+                RdbError::Corrupt { offset, key: Some(Bytes::copy_from_slice(name)), what }
             }
             RdbError::Unsupported { offset, key: None, what } => {
-                RdbError::Unsupported { offset, key: Some(name.clone()), what }
+                RdbError::Unsupported { offset, key: Some(Bytes::copy_from_slice(name)), what }
             }
             other => other,
         }

@@ -181,6 +181,43 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// [`Cursor::string`] without an allocation: a raw string is borrowed from the input, an encoded
+    /// one (integer, LZF) is decoded into `scratch`.
+    pub fn string_ref<'s>(&mut self, scratch: &'s mut Vec<u8>) -> Result<&'s [u8]>
+    where
+        'a: 's,
+    {
+        use std::io::Write as _;
+        let at = self.pos;
+        let (len, encoded) = self.len_or_enc()?;
+        if !encoded {
+            return self.take(usize::try_from(len).unwrap_or(usize::MAX));
+        }
+        scratch.clear();
+        // (Writing a number into a vector cannot fail.)
+        let _ = match len {
+            0 => write!(scratch, "{}", self.le(1)? as u8 as i8),
+            1 => write!(scratch, "{}", self.le(2)? as u16 as i16),
+            2 => write!(scratch, "{}", self.le(4)? as u32 as i32),
+            3 => {
+                let compressed = self.length()?;
+                let plain = self.length()?;
+                if plain > (1 << 40) {
+                    return Err(self.corrupt("LZF string too long"));
+                }
+                let data = self.take(usize::try_from(compressed).unwrap_or(usize::MAX))?;
+                super::lzf::decompress_to(data, plain as usize, scratch).ok_or_else(|| RdbError::Corrupt {
+                    offset: at as u64,
+                    key: None,
+                    what: "invalid LZF data".into(),
+                })?;
+                Ok(())
+            }
+            other => return Err(self.corrupt(format!("unknown string encoding {other}"))),
+        };
+        Ok(scratch)
+    }
+
     /// A string read where a number is expected (stream IDs and counters are lengths).
     fn double_string(&mut self) -> Result<f64> {
         let len = self.u8()?;
@@ -247,6 +284,57 @@ pub struct Record {
     pub freq: Option<u8>,
     /// Offset of the record in the file.
     pub offset: u64,
+}
+
+/// A string key read from a file without copies: key and value borrowed from the input, or decoded into
+/// a [`Scratch`] when they were encoded ([`RdbReader::next_with`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StringRecord<'s> {
+    /// Database number as stored (before any mapping).
+    pub db: u64,
+    /// The key.
+    pub key: &'s [u8],
+    /// The value.
+    pub value: &'s [u8],
+    /// Absolute expiry, Unix ms.
+    pub expire_ms: Option<i64>,
+    /// LRU idle seconds, if stored.
+    pub idle: Option<u64>,
+    /// LFU frequency, if stored.
+    pub freq: Option<u8>,
+    /// Offset of the record in the file.
+    pub offset: u64,
+}
+
+impl StringRecord<'_> {
+    /// The record with its own copies of key and value.
+    pub fn to_record(&self) -> Record {
+        Record {
+            db: self.db,
+            key: Bytes::copy_from_slice(self.key),
+            value: Value::String(Bytes::copy_from_slice(self.value)),
+            expire_ms: self.expire_ms,
+            idle: self.idle,
+            freq: self.freq,
+            offset: self.offset,
+        }
+    }
+}
+
+/// Buffers [`RdbReader::next_with`] decodes encoded keys and values into, reused from key to key.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    key: Vec<u8>,
+    value: Vec<u8>,
+}
+
+/// What [`RdbReader::next_with`] read: a string key (borrowed), or any other item.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next<'s> {
+    /// A key holding a string.
+    String(StringRecord<'s>),
+    /// Anything else (other keys included).
+    Item(Item),
 }
 
 /// What a file holds, item by item.
@@ -364,6 +452,19 @@ impl<'a> RdbReader<'a> {
     /// The next item; `None` after [`Item::End`].
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<Item>> {
+        let mut scratch = Scratch::default();
+        Ok(self.next_with(&mut scratch)?.map(|next| match next {
+            Next::String(record) => Item::Key(record.to_record()),
+            Next::Item(item) => item,
+        }))
+    }
+
+    /// [`RdbReader::next`], with string keys handed out borrowed (from the input, or from `scratch` when
+    /// encoded): a bulk restore copies them once, into its own buffers, and allocates nothing per key.
+    pub fn next_with<'s>(&mut self, scratch: &'s mut Scratch) -> Result<Option<Next<'s>>>
+    where
+        'a: 's,
+    {
         if self.done {
             return Ok(None);
         }
@@ -380,21 +481,21 @@ impl<'a> RdbReader<'a> {
                 OP_EOF => {
                     self.done = true;
                     let checksum_verified = if self.version >= 5 { self.check_crc()? } else { false };
-                    return Ok(Some(Item::End { checksum_verified }));
+                    return Ok(Some(Next::Item(Item::End { checksum_verified })));
                 }
                 OP_SELECTDB => {
                     self.db = self.cur.length()?;
-                    return Ok(Some(Item::SelectDb(self.db)));
+                    return Ok(Some(Next::Item(Item::SelectDb(self.db))));
                 }
                 OP_RESIZEDB => {
                     let keys = self.cur.length()?;
                     let expires = self.cur.length()?;
-                    return Ok(Some(Item::ResizeDb { keys, expires }));
+                    return Ok(Some(Next::Item(Item::ResizeDb { keys, expires })));
                 }
                 OP_AUX => {
                     let name = self.cur.string()?;
                     let value = self.cur.string()?;
-                    return Ok(Some(Item::Aux { name, value }));
+                    return Ok(Some(Next::Item(Item::Aux { name, value })));
                 }
                 OP_EXPIRETIME_MS => expire_ms = Some(self.cur.le(8)? as i64),
                 OP_EXPIRETIME => expire_ms = Some(self.cur.le(4)? as u32 as i32 as i64 * 1000),
@@ -405,7 +506,7 @@ impl<'a> RdbReader<'a> {
                         self.cur.length()?;
                     }
                 }
-                OP_FUNCTION2 => return Ok(Some(Item::Function(self.cur.string()?))),
+                OP_FUNCTION2 => return Ok(Some(Next::Item(Item::Function(self.cur.string()?)))),
                 OP_FUNCTION_PRE_GA => {
                     return Err(RdbError::Unsupported {
                         offset: at as u64,
@@ -418,7 +519,22 @@ impl<'a> RdbReader<'a> {
                     let _when_opcode = self.cur.length()?;
                     let _when = self.cur.length()?;
                     skip_module_value(&mut self.cur)?;
-                    return Ok(Some(Item::ModuleAux { module }));
+                    return Ok(Some(Next::Item(Item::ModuleAux { module })));
+                }
+                T_STRING => {
+                    let Scratch { key: key_scratch, value: value_scratch } = scratch;
+                    let key = self.cur.string_ref(key_scratch)?;
+                    let value = self.cur.string_ref(value_scratch).map_err(|e| e.with_key(key))?;
+                    let db = self.db;
+                    return Ok(Some(Next::String(StringRecord {
+                        db,
+                        key,
+                        value,
+                        expire_ms,
+                        idle,
+                        freq,
+                        offset: at as u64,
+                    })));
                 }
                 kind => {
                     let key = self.cur.string()?;
@@ -426,13 +542,13 @@ impl<'a> RdbReader<'a> {
                     if kind == T_MODULE_2 {
                         let module = module_name(self.cur.length().map_err(|e| e.with_key(&key))?);
                         skip_module_value(&mut self.cur).map_err(|e| e.with_key(&key))?;
-                        return Ok(Some(Item::ModuleKey { db, key, module }));
+                        return Ok(Some(Next::Item(Item::ModuleKey { db, key, module })));
                     }
                     let value = read_value(&mut self.cur, kind).map_err(|e| e.with_key(&key))?;
-                    return Ok(Some(match value {
+                    return Ok(Some(Next::Item(match value {
                         Some(value) => Item::Key(Record { db, key, value, expire_ms, idle, freq, offset: at as u64 }),
                         None => Item::EmptyKey { db, key },
-                    }));
+                    })));
                 }
             }
         }
