@@ -3,8 +3,9 @@
 # machine: the same scripts as scripting.sh (EVALSHA of INCR + EXPIRE, EVAL of 10 GETs; 50 clients,
 # -P 1 and -P 16), the three servers running at once and each benchmark line run on the three in turn,
 # ROUNDS times (so that a change in the machine's load hits all three alike). Prints requests per
-# second and each server's CPU time per request in µs, summed over its threads from
-# /proc/<pid>/task/*/schedstat (nanoseconds: finer than /proc/<pid>/stat's ticks).
+# second and each server's CPU time per request in µs, from /proc/<pid>/stat (utime + stime of the
+# process, which keeps the time of threads that exited during the run; a sum over
+# /proc/<pid>/task/*/schedstat, used before, lost it when a script handed its worker off).
 #
 # Usage: docs/bench/scripting_ab.sh BASE_VELO NEW_VELO   (N requests per run, default 40000; ROUNDS,
 #        default 3). Run it alone: the machine has two cores.
@@ -41,8 +42,9 @@ for port in "$BASE_PORT" "$NEW_PORT" "$REDIS_PORT"; do
     SHA=$(redis-cli -p "$port" SCRIPT LOAD "$INCR_SCRIPT")
 done
 
-# CPU time of process $1 so far, in ns (its live threads).
-cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
+# CPU time (user + system) of process $1 so far, in ns, exited threads included.
+TICK_NS=$((1000000000 / $(getconf CLK_TCK)))
+cpu_ns() { awk -v tick="$TICK_NS" '{ printf "%.0f\n", ($14 + $15) * tick }' "/proc/$1/stat"; }
 
 rps() {
     local port=$1 pipeline=$2

@@ -195,6 +195,15 @@ impl EvalState {
     }
 }
 
+/// Why [`Scripting::exclusive_lock`] returned without the lock.
+#[derive(Debug)]
+pub enum LockWait {
+    /// `-BUSY`: a script runs past `busy-reply-threshold`.
+    Busy(CmdError),
+    /// The running script is long: wait for the script turn as a task instead (see `may_wait_turn`).
+    Turn,
+}
+
 /// The script that is running, for BUSY and SCRIPT/FUNCTION KILL.
 #[derive(Debug, Clone)]
 pub struct Running {
@@ -295,31 +304,54 @@ impl Scripting {
         Some(CmdError::Raw(if running.eval { BUSY_EVAL } else { BUSY_FUNCTION }.into()))
     }
 
+    /// When the running script passes `busy-reply-threshold` (`None`: no script runs, or no threshold).
+    pub fn busy_at(&self) -> Option<Instant> {
+        if !self.active.load(Ordering::Acquire) {
+            return None;
+        }
+        let threshold = self.busy_threshold_ms();
+        if threshold == 0 {
+            return None;
+        }
+        let started = lock(&self.running).current.as_ref()?.started;
+        Some(started + Duration::from_millis(threshold))
+    }
+
     /// The command lock taken shared, or `-BUSY` when a script holds it past the threshold.
     pub fn shared_lock<'s>(
         &self,
         lock: &'s RwLock<()>,
         spec: &CommandSpec,
     ) -> Result<RwLockReadGuard<'s, ()>, CmdError> {
-        self.wait_for_lock(
+        let waited = self.wait_for_lock(
             spec,
+            false,
             || match lock.try_read() {
                 Ok(guard) => Some(guard),
                 Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
                 Err(std::sync::TryLockError::WouldBlock) => None,
             },
             || lock.read().unwrap_or_else(|p| p.into_inner()),
-        )
+        );
+        waited.map_err(|wait| match wait {
+            LockWait::Busy(error) => error,
+            LockWait::Turn => unreachable!("a shared lock's wait never gives up for the script turn"),
+        })
     }
 
-    /// The command lock taken exclusively, or `-BUSY` (as [`Scripting::shared_lock`]).
+    /// The command lock taken exclusively, or `-BUSY` (as [`Scripting::shared_lock`]). `may_wait_turn`:
+    /// a script command that holds no script turn, run inline on a worker; rather than leave its worker
+    /// when the running script turns out long, it gives up ([`LockWait::Turn`]) and waits for the turn as
+    /// a task.
     pub fn exclusive_lock<'s>(
         &self,
         lock: &'s RwLock<()>,
         spec: &CommandSpec,
-    ) -> Result<RwLockWriteGuard<'s, ()>, CmdError> {
+        may_wait_turn: bool,
+    ) -> Result<RwLockWriteGuard<'s, ()>, LockWait> {
         self.wait_for_lock(
             spec,
+            may_wait_turn,
             || match lock.try_write() {
                 Ok(guard) => Some(guard),
                 Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
@@ -337,9 +369,10 @@ impl Scripting {
     fn wait_for_lock<G>(
         &self,
         spec: &CommandSpec,
+        may_wait_turn: bool,
         try_take: impl Fn() -> Option<G>,
         take: impl FnOnce() -> G,
-    ) -> Result<G, CmdError> {
+    ) -> Result<G, LockWait> {
         // Scripts last microseconds: spin a little before sleeping on the condition variable, since a
         // sleep and a wake-up cost more than most scripts (and much more on a loaded machine). The spin
         // also covers the lock held by a script's command before its run starts and after it ends (no
@@ -356,7 +389,7 @@ impl Scripting {
                 continue;
             }
             if let Some(error) = self.busy_error(spec) {
-                return Err(error);
+                return Err(LockWait::Busy(error));
             }
             let running = lock(&self.running);
             let Some(started) = running.current.as_ref().map(|r| r.started) else {
@@ -373,6 +406,9 @@ impl Scripting {
             // for long whatever the reason (a preempted script is not long: waiting on the worker is
             // cheaper than a hand-off, which costs a thread).
             let handed_off = self.long.load(Ordering::Acquire) || elapsed >= WAITER_HANDOFF_AFTER;
+            if handed_off && may_wait_turn {
+                return Err(LockWait::Turn);
+            }
             if !handed_off {
                 wait = wait.min(Duration::from_millis(1));
             }

@@ -17,11 +17,16 @@
 //! still makes scripts atomic (EXEC and off-worker scripts take it without a turn, and a holder of the
 //! turn still takes the lock), so every ordering rule of the lock holds as before.
 //!
-//! Waiters stop waiting when the running script becomes long (it handed its worker off: see
-//! [`super::current::hook`]); they then dispatch their request and wait for the lock the old way, which
-//! answers `-BUSY` past `busy-reply-threshold`.
+//! Waiters keep waiting as tasks while the running script is long (it handed its worker off: see
+//! [`super::current::hook`]), and stop only once it has run past `busy-reply-threshold`: they then
+//! dispatch their request, which answers `-BUSY`. They used to stop as soon as the script became long and
+//! wait for the command lock in `block_in_place`: with 50 clients on a loaded machine, one preempted
+//! script turned every connection into a blocked thread, the waiting threads kept the gate
+//! (`server::gate`) closed for the next scripts, and the server stayed in that state, 25–280 scripts a
+//! second instead of ~1,000–1,600 (docs/performance.md, branch `script3`).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
@@ -50,9 +55,12 @@ impl Turn {
         self.held.compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed).ok().map(|_| TurnGuard(self))
     }
 
-    /// Waits for the turn and takes it; `None` as soon as `long` is set (a script that handed its worker
-    /// off holds the command lock: the caller waits for the lock itself).
-    pub async fn take(&self, long: &AtomicBool) -> Option<TurnGuard<'_>> {
+    /// Waits for the turn and takes it; `None` once the running script has passed `busy-reply-threshold`
+    /// (`busy_at`: when it does, if a script runs and the threshold is set), for the caller to answer
+    /// `-BUSY`. While the script is short (`long` unset) the wait needs no timer: the turn comes back
+    /// within microseconds, or the script becomes long and [`Turn::release_waiters`] wakes the waiters,
+    /// which then wait with a timer set at the threshold.
+    pub async fn take(&self, long: &AtomicBool, busy_at: impl Fn() -> Option<Instant>) -> Option<TurnGuard<'_>> {
         /// Counts the waiter for the length of one wait, also when the wait is dropped half way.
         struct Waiting<'a>(&'a AtomicUsize);
         impl Drop for Waiting<'_> {
@@ -60,6 +68,8 @@ impl Turn {
                 self.0.fetch_sub(1, Ordering::SeqCst);
             }
         }
+        /// The longest sleep of a waiter behind a long script: the threshold can change meanwhile.
+        const RECHECK: Duration = Duration::from_millis(100);
         loop {
             if let Some(guard) = self.try_take() {
                 return Some(guard);
@@ -71,21 +81,29 @@ impl Turn {
             notified.as_mut().enable();
             self.waiting.fetch_add(1, Ordering::SeqCst);
             let _waiting = Waiting(&self.waiting);
-            if long.load(Ordering::SeqCst) {
-                return None;
+            if !self.held.load(Ordering::SeqCst) {
+                continue;
             }
-            if self.held.load(Ordering::SeqCst) {
+            if !long.load(Ordering::SeqCst) {
                 // A dropped `Notified` that was woken passes its wake-up on to another waiter (tokio), so
                 // a connection that closes while woken loses nobody's turn.
                 notified.await;
+                continue;
             }
-            if long.load(Ordering::SeqCst) {
-                return None;
+            let now = Instant::now();
+            let wake = match busy_at() {
+                Some(at) if at <= now => return None,
+                Some(at) => at.min(now + RECHECK),
+                None => now + RECHECK,
+            };
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {}
             }
         }
     }
 
-    /// Wakes every waiter (the running script has become long: they stop waiting for the turn).
+    /// Wakes every waiter (the running script has become long: they wait with a timer for its threshold).
     pub fn release_waiters(&self) {
         if self.waiting.load(Ordering::SeqCst) > 0 {
             self.notify.notify_waiters();
@@ -131,7 +149,7 @@ mod tests {
                 let (turn, long, inside) = (turn.clone(), long.clone(), inside.clone());
                 tasks.push(tokio::spawn(async move {
                     for _ in 0..200 {
-                        let guard = turn.take(&long).await.expect("never long");
+                        let guard = turn.take(&long, || None).await.expect("never busy");
                         assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders at once");
                         tokio::task::yield_now().await;
                         inside.fetch_sub(1, Ordering::SeqCst);
@@ -147,23 +165,48 @@ mod tests {
     }
 
     #[test]
-    fn waiters_stop_waiting_when_the_script_becomes_long() {
+    fn waiters_behind_a_long_script_wait_until_its_busy_threshold() {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
             let turn = Arc::new(Turn::default());
             let long = Arc::new(AtomicBool::new(false));
+            let busy_at = Arc::new(std::sync::Mutex::new(None::<Instant>));
             let held = turn.try_take().unwrap();
             let waiter = {
-                let (turn, long) = (turn.clone(), long.clone());
-                tokio::spawn(async move { turn.take(&long).await.is_none() })
+                let (turn, long, busy_at) = (turn.clone(), long.clone(), busy_at.clone());
+                tokio::spawn(async move { turn.take(&long, || *busy_at.lock().unwrap()).await.is_none() })
             };
             tokio::task::yield_now().await;
+            // Long, no threshold: the waiter keeps waiting (as a task).
             long.store(true, Ordering::SeqCst);
+            turn.release_waiters();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(!waiter.is_finished(), "a long script alone must not end the wait");
+            // The threshold passes 30 ms from now: the waiter gives up then, without a wake-up.
+            *busy_at.lock().unwrap() = Some(Instant::now() + Duration::from_millis(30));
             turn.release_waiters();
             let gave_up = tokio::time::timeout(Duration::from_secs(5), waiter).await.expect("still waiting").unwrap();
             assert!(gave_up);
             drop(held);
             assert_eq!(turn.waiting.load(Ordering::SeqCst), 0);
+        });
+    }
+
+    #[test]
+    fn a_waiter_behind_a_long_script_gets_the_turn_when_it_ends() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let turn = Arc::new(Turn::default());
+            let long = Arc::new(AtomicBool::new(true));
+            let held = turn.try_take().unwrap();
+            let waiter = {
+                let (turn, long) = (turn.clone(), long.clone());
+                tokio::spawn(async move { turn.take(&long, || None).await.is_some() })
+            };
+            tokio::task::yield_now().await;
+            drop(held);
+            let took = tokio::time::timeout(Duration::from_secs(5), waiter).await.expect("still waiting").unwrap();
+            assert!(took);
         });
     }
 }

@@ -279,6 +279,10 @@ pub struct Client {
     pub transfer: Option<super::fullsync::Transfer>,
     /// Replies of earlier requests wait unsent in the write buffer (SYNC refuses then, as Redis does).
     pub output_pending: bool,
+    /// Set around the dispatch of a script command that runs inline without the script turn: waiting
+    /// for the command lock behind a long script, it goes back to waiting for the turn as a task
+    /// (`dispatch::Outcome::WaitTurn`) instead of leaving its worker.
+    pub may_wait_turn: bool,
 }
 
 impl Client {
@@ -303,6 +307,7 @@ impl Client {
             replica: Default::default(),
             transfer: None,
             output_pending: false,
+            may_wait_turn: false,
         }
     }
 

@@ -75,6 +75,8 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
     let mut pending = None;
     // The script turn, taken for the pending script request after waiting for it (`script::turn`).
     let mut turn = None;
+    // The turn a pass's scripts ran with, given back once the pass has left the gate (see `Buffers`).
+    let mut pass_turn = None;
     'connection: loop {
         // Execute every complete request in the buffer, off the runtime's workers (see `execute_off_worker`).
         loop {
@@ -85,6 +87,7 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
                 pending: &mut pending,
                 pushes: &mut pushes,
                 turn: &mut turn,
+                pass_turn: &mut pass_turn,
             };
             let step = if io.rbuf.is_empty() && io.pending.is_none() {
                 Step::NeedInput
@@ -93,17 +96,22 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
                 let inline = server.gate.try_inline();
                 let step = if inline.is_some() {
                     execute_grouped(&server, &mut client, &mut io, true)
+                } else if waits_for_turn(&server, &client, &mut io) {
+                    Step::ScriptWait
                 } else {
                     Step::OffWorker
                 };
                 drop(inline);
-                match step {
+                let step = match step {
                     Step::OffWorker => tokio::task::block_in_place(|| {
                         let _off_worker = server.gate.off_worker();
                         execute_grouped(&server, &mut client, &mut io, false)
                     }),
                     step => step,
-                }
+                };
+                // After the gate's guards: the next holder of the turn finds the gate as this pass left it.
+                drop(io.pass_turn.take());
+                step
             };
             match step {
                 Step::NeedInput => break,
@@ -113,7 +121,7 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
                     let scripting = &server.scripting;
                     tokio::select! {
                         biased;
-                        taken = scripting.turn.take(scripting.long_flag()) => turn = taken,
+                        taken = scripting.turn.take(scripting.long_flag(), || scripting.busy_at()) => turn = taken,
                         _ = &mut killed => break 'connection,
                         _ = &mut stopped => break 'connection,
                     }
@@ -276,12 +284,20 @@ struct Buffers<'a, 't> {
     pushes: &'a mut tokio::sync::mpsc::UnboundedReceiver<Reply>,
     /// The script turn, taken for the pending request.
     turn: &'a mut Option<crate::script::turn::TurnGuard<'t>>,
+    /// The script turn, once a script of this pass took it, kept to the pass's end: the pipeline's next
+    /// scripts run without waking anyone in between (each hand-over costs a task wake-up and, if another
+    /// connection's script then ran in between, the other worker's cache misses). Given back by the
+    /// caller once the pass has left the gate (`server::gate`): given back inside an off-worker pass, it
+    /// woke the next holder while the gate was still closed by this pass, that holder ran off the
+    /// workers too and closed it for the next, and so on: a chain of `block_in_place` (a thread each)
+    /// that outlived the long script that started it (docs/performance.md, branch `script3`).
+    pass_turn: &'a mut Option<crate::script::turn::TurnGuard<'t>>,
 }
 
 /// [`execute_buffered`] with the pass's WAL appends grouped (`Engine::group_writes`): one write per slot
 /// for a pipeline, made before any of its replies can be sent. If that write fails, no reply of the pass
 /// goes out (the writes were never acknowledged) and the connection closes.
-fn execute_grouped(server: &Arc<Server>, client: &mut Client, io: &mut Buffers<'_, '_>, inline: bool) -> Step {
+fn execute_grouped<'t>(server: &'t Arc<Server>, client: &mut Client, io: &mut Buffers<'_, 't>, inline: bool) -> Step {
     let (step, written) = server.engine.group_writes(|| execute_buffered(server, client, io, inline));
     match written {
         Ok(()) => step,
@@ -300,11 +316,7 @@ fn execute_grouped(server: &Arc<Server>, client: &mut Client, io: &mut Buffers<'
 /// of [`Step`]. `inline` (on a runtime worker, admitted by the gate): stops with [`Step::OffWorker`] before
 /// a request that may take long (`gate::runs_inline`), leaving it in `pending`. Otherwise (off the workers,
 /// see `gate`) it runs anything.
-fn execute_buffered(server: &Arc<Server>, client: &mut Client, io: &mut Buffers<'_, '_>, inline: bool) -> Step {
-    // The script turn, once a script of this pass took it, is kept to the pass's end: the pipeline's next
-    // scripts run without waking anyone in between (each hand-over costs a task wake-up and, if another
-    // connection's script then ran in between, the other worker's cache misses).
-    let mut pass_turn = None;
+fn execute_buffered<'t>(server: &'t Arc<Server>, client: &mut Client, io: &mut Buffers<'_, 't>, inline: bool) -> Step {
     loop {
         let mut buffered = io.rbuf.len();
         // The buffer's room from this request on, before the request is split off it (`qbuf-free`).
@@ -330,7 +342,7 @@ fn execute_buffered(server: &Arc<Server>, client: &mut Client, io: &mut Buffers<
                 }
             }
         };
-        let found = if inline { lookup(&argv[0]) } else { None };
+        let found = lookup(&argv[0]);
         if inline && !found.is_none_or(gate::runs_inline) {
             *io.pending = Some(argv);
             return Step::OffWorker;
@@ -342,16 +354,22 @@ fn execute_buffered(server: &Arc<Server>, client: &mut Client, io: &mut Buffers<
             *io.pending = Some(argv);
             return Step::Paused;
         }
-        let turn = if client.multi.is_none() && found.is_some_and(crate::script::runs_script) {
+        let runs_script = client.multi.is_none() && found.is_some_and(crate::script::runs_script);
+        let turn = if runs_script {
             let scripting = &server.scripting;
-            match pass_turn.take().or(held_turn).or_else(|| scripting.turn.try_take()) {
+            match io.pass_turn.take().or(held_turn).or_else(|| scripting.turn.try_take()) {
                 Some(turn) => Some(turn),
-                // A pipeline's request waits for the turn as a task. The last request in the buffer (a
-                // client waiting for each reply, `-P 1`) waits for the command lock on its worker instead:
-                // it runs as soon as the lock is free, while the turn's holder still sends its reply, and
-                // that overlap gave more requests per second at `-P 1` than waiting for the turn
-                // (docs/performance.md, issue 9, branch `scriptlock`).
-                None if !io.rbuf.is_empty() && !scripting.long_flag().load(Ordering::SeqCst) => {
+                // A pipeline's request, a request off the workers, and any request while the running
+                // script is long wait for the turn as a task, until the script passes the busy threshold
+                // (then the dispatch answers `-BUSY`). The last request in the buffer (a client waiting
+                // for each reply, `-P 1`) behind a short script waits for the command lock on its worker
+                // instead: it runs as soon as the lock is free, while the turn's holder still sends its
+                // reply, and that overlap gave more requests per second at `-P 1` than waiting for the
+                // turn (docs/performance.md, issue 9, branch `scriptlock`); if the script turns out long,
+                // the dispatch gives up (`Outcome::WaitTurn`) and the request waits for the turn too.
+                None if (!io.rbuf.is_empty() || !inline || scripting.long_flag().load(Ordering::SeqCst))
+                    && scripting.busy_at().is_none_or(|at| at > std::time::Instant::now()) =>
+                {
                     *io.pending = Some(argv);
                     return Step::ScriptWait;
                 }
@@ -360,13 +378,15 @@ fn execute_buffered(server: &Arc<Server>, client: &mut Client, io: &mut Buffers<
         } else {
             None
         };
+        client.may_wait_turn = runs_script && inline && turn.is_none();
         client.handle.intro.note(client, buffered, room, io.wbuf, &argv);
         let publishes = argv[0].eq_ignore_ascii_case(b"publish") || argv[0].eq_ignore_ascii_case(b"spublish");
         client.output_pending = !io.wbuf.is_empty();
         let mut ctx = Ctx { server, engine: &server.engine, client };
         let outcome = dispatch::execute(&mut ctx, argv);
+        client.may_wait_turn = false;
         if turn.is_some() {
-            pass_turn = turn;
+            *io.pass_turn = turn;
         }
         client.handle.intro.argv_mem.store(0, Ordering::Relaxed);
         // Messages pushed to this client by its own PUBLISH (to a channel it listens to, in RESP3) precede
@@ -380,6 +400,10 @@ fn execute_buffered(server: &Arc<Server>, client: &mut Client, io: &mut Buffers<
         match outcome {
             Outcome::Reply(reply) => emit(client, reply, io.wbuf),
             Outcome::Blocked(waiter) => return Step::Blocked(waiter),
+            Outcome::WaitTurn(argv) => {
+                *io.pending = Some(argv);
+                return Step::ScriptWait;
+            }
         }
         if client.close || client.handle.is_killed() {
             return Step::Close;
@@ -390,6 +414,45 @@ fn execute_buffered(server: &Arc<Server>, client: &mut Client, io: &mut Buffers<
         if io.wbuf.len() >= FLUSH_THRESHOLD && !super::obuf::holds(&client.handle, io.wbuf.len()) {
             return Step::Flush;
         }
+    }
+}
+
+/// With the gate closed (a long command runs): true if the next request is a script command that must
+/// wait for the script turn, which it then does as a task rather than in `block_in_place` (a thread
+/// hand-off per connection, only to find the turn taken: with 50 clients sending scripts, one long
+/// script made 50 threads, docs/performance.md, branch `script3`). Decodes the next request into
+/// `pending` if it is a complete multibulk frame. Takes the turn if it is free (the request then runs off
+/// the workers with it).
+fn waits_for_turn<'t>(server: &'t Server, client: &Client, io: &mut Buffers<'_, 't>) -> bool {
+    if io.turn.is_some() || client.multi.is_some() {
+        return false;
+    }
+    if io.pending.is_none() {
+        // Only a multibulk frame: a bad one is left in the buffer, as it was, for the off-worker pass to
+        // answer (an inline request is consumed by its decoding even when invalid).
+        if io.rbuf.first() != Some(&b'*') {
+            return false;
+        }
+        let limits = Limits { max_bulk: server.proto_max_bulk_len(), ..Limits::default() };
+        match io.decoder.decode(io.rbuf, &limits) {
+            Ok(argv) if !argv.is_empty() => *io.pending = Some(argv),
+            _ => return false,
+        }
+    }
+    let Some(argv) = io.pending.as_ref() else { return false };
+    if !lookup(&argv[0]).is_some_and(crate::script::runs_script) {
+        return false;
+    }
+    let scripting = &server.scripting;
+    if scripting.busy_at().is_some_and(|at| at <= std::time::Instant::now()) {
+        return false;
+    }
+    match scripting.turn.try_take() {
+        Some(turn) => {
+            *io.turn = Some(turn);
+            false
+        }
+        None => true,
     }
 }
 

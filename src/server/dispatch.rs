@@ -57,6 +57,10 @@ pub enum Outcome {
     Reply(Reply),
     /// The client is blocked: send the waiter's reply once its wait ends.
     Blocked(std::sync::Arc<Waiter>),
+    /// Not run: a script command that may wait for the script turn as a task
+    /// ([`Client::may_wait_turn`](crate::server::client::Client)) found a long script running. The
+    /// request, to run once the turn is taken.
+    WaitTurn(Vec<Bytes>),
 }
 
 impl From<Reply> for Outcome {
@@ -133,9 +137,11 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Outcome {
         return run_and_serve(ctx, spec, argv, start);
     }
     if EXCLUSIVE.contains(&spec.fullname) || crate::script::runs_script(spec) {
-        let _exclusive = match scripting.exclusive_lock(&ctx.server.command_lock, spec) {
+        let may_wait_turn = ctx.client.may_wait_turn && crate::script::runs_script(spec);
+        let _exclusive = match scripting.exclusive_lock(&ctx.server.command_lock, spec, may_wait_turn) {
             Ok(guard) => guard,
-            Err(error) => return rejected(ctx, spec, error).into(),
+            Err(crate::script::LockWait::Busy(error)) => return rejected(ctx, spec, error).into(),
+            Err(crate::script::LockWait::Turn) => return Outcome::WaitTurn(argv),
         };
         if crate::script::runs_script(spec) {
             // A script runs on the worker; past a time budget its count hook hands the worker's other

@@ -871,3 +871,74 @@ fn a_script_walking_a_huge_collection_hands_its_worker_off() {
     assert!(reply.starts_with(b"-BUSY"), "PING during a long script: {}", show(&reply));
     assert!(waited < took / 2, "PING waited {waited:?} for a script of {took:?}");
 }
+
+/// The server's thread count (tokio's blocking pool keeps a thread ten seconds after its last use, so a
+/// burst of hand-offs shows here for a while).
+fn thread_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map(|tasks| tasks.count()).unwrap_or(0)
+}
+
+/// 50 clients sending short scripts while another client's scripts run long (each hands its worker
+/// off): the short scripts wait for the script turn as tasks, not each in a thread of its own. Before,
+/// every connection whose request came while the gate was closed went through `block_in_place`, and
+/// the server grew to 100+ threads (and, on a loaded machine, stayed in that state at 25–280 scripts a
+/// second: docs/performance.md, branch `script3`). All scripts complete, and PING answers meanwhile.
+#[test]
+fn short_scripts_from_many_clients_wait_for_a_long_one_as_tasks() {
+    let velo = TestServer::start();
+    let (port, pid) = (velo.port, velo.pid());
+    let mut conn = velo.connect();
+    let short = "return redis.call('incr', KEYS[1])";
+    let sha = String::from_utf8(conn.cmd(&["SCRIPT", "LOAD", short])).unwrap();
+    let sha = sha.lines().nth(1).unwrap().to_string();
+    let threads_before = thread_count(pid);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let long = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut conn = Conn::connect(port);
+            conn.set_timeout(Duration::from_secs(120));
+            let mut runs = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) || runs < 3 {
+                let reply = conn.cmd(&["EVAL", "local i = 0; while i < 3000000 do i = i + 1 end; return i", "0"]);
+                assert_eq!(reply, b":3000000\r\n");
+                runs += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            runs
+        })
+    };
+    let (clients, calls) = (50, 40);
+    let workers: Vec<_> = (0..clients)
+        .map(|c| {
+            let sha = sha.clone();
+            std::thread::spawn(move || {
+                let mut conn = Conn::connect(port);
+                conn.set_timeout(Duration::from_secs(120));
+                for call in 0..calls {
+                    let reply = conn.cmd(&["EVALSHA", &sha, "1", "counter"]);
+                    assert_eq!(reply.first(), Some(&b':'), "client {c} call {call}: {}", show(&reply));
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            })
+        })
+        .collect();
+    let began = Instant::now();
+    let mut most_threads = 0;
+    while !workers.iter().all(|w| w.is_finished()) {
+        assert!(began.elapsed() < Duration::from_secs(120), "the short scripts did not finish in 2 minutes");
+        assert_eq!(conn.cmd(&["PING"]), b"+PONG\r\n");
+        most_threads = most_threads.max(thread_count(pid));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    workers.into_iter().for_each(|w| w.join().unwrap());
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let long_runs = long.join().unwrap();
+    let total = clients * calls;
+    assert_eq!(conn.cmd(&["GET", "counter"]), format!("${}\r\n{total}\r\n", total.to_string().len()).into_bytes());
+    // Each long script hands off (a thread or two); one thread per waiting connection would be 50 more.
+    assert!(
+        most_threads < threads_before + 30,
+        "{most_threads} threads (from {threads_before}) during {long_runs} long scripts and {total} short ones"
+    );
+}
