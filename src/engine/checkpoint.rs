@@ -55,6 +55,10 @@ const SPLIT_FILL: f64 = 0.85;
 /// A chunk file is compacted once less than this share of what was written to it is live.
 const COMPACT_LIVE_SHARE: f64 = 0.65;
 
+/// Memtable bytes from which a slot whose writes have stopped is checkpointed ([`Slot::checkpoint_idle`]):
+/// a memtable this small costs less memory than its checkpoint's page writes are worth.
+pub(crate) const IDLE_CHECKPOINT_BYTES: usize = 1 << 20;
+
 /// Page cache of a checkpoint's own bucket store: each bucket is read about once.
 const JOB_PAGE_CACHE: usize = 4 << 20;
 
@@ -172,6 +176,8 @@ impl Tail {
     fn run(mut self) -> (Result<()>, Option<Memtable>) {
         let outcome = self.sync();
         let spare = self.memtable.take().and_then(memlayers::emptied);
+        // The emptied memtable's entries were allocated by the threads that wrote them.
+        super::heap::released();
         (outcome, spare)
     }
 
@@ -412,6 +418,25 @@ impl Slot {
                 return Ok(());
             }
         }
+        self.start_checkpoint()
+    }
+
+    /// Checkpoints a memtable that has stopped taking writes, so that its memory goes back (issue 14):
+    /// a data set loaded and then only read would otherwise stay in the memtable, at ~250 bytes a key
+    /// (more than Redis holds the same key in), until a shutdown. Only a memtable of at least
+    /// [`IDLE_CHECKPOINT_BYTES`], so that a trickle of writes does not checkpoint every few of them. The
+    /// caller decides what idle means ([`super::Engine::checkpoint_idle`]). True if one was started.
+    pub(crate) fn checkpoint_idle(&mut self) -> Result<bool> {
+        if self.in_flight.is_some() || self.memtable_bytes < IDLE_CHECKPOINT_BYTES {
+            return Ok(false);
+        }
+        self.start_checkpoint()?;
+        Ok(true)
+    }
+
+    /// Begins a checkpoint and hands it to the checkpoint threads, or runs it here when there are none
+    /// (or the WAL could not rotate). No checkpoint may be in flight.
+    fn start_checkpoint(&mut self) -> Result<()> {
         let Some(job) = self.begin_checkpoint()? else { return Ok(()) };
         match &self.config.checkpointer {
             Some(checkpointer) if job.rotated => {

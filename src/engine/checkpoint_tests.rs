@@ -260,3 +260,40 @@ fn the_expire_sweep_rests_while_no_cell_can_expire() {
     drop(slot);
     engine.close().unwrap();
 }
+
+/// `Engine::checkpoint_idle` checkpoints a slot that took no write since its last call, and only once its
+/// memtable holds at least `IDLE_CHECKPOINT_BYTES`: a small memtable, or one still being written, stays.
+#[test]
+fn idle_slots_are_checkpointed() {
+    use crate::engine::checkpoint::IDLE_CHECKPOINT_BYTES;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(AtomicU64::new(NOW));
+    let engine = engine(dir.path(), clock, 1);
+    // A thousand fsyncs would only slow the test down.
+    engine.set_fsync_policy(FsyncPolicy::No).unwrap();
+    let checkpoints = |engine: &Engine| engine.lock_slot(0).stats.checkpoints;
+    let memtable_bytes = |engine: &Engine| engine.lock_slot(0).memtable_bytes;
+    let mut seen = Vec::new();
+
+    engine.set(0, b"small", ValueKind::String, b"value", None).unwrap();
+    assert_eq!(engine.checkpoint_idle(&mut seen).unwrap(), 0, "the first call only notes the sequences");
+    assert_eq!(engine.checkpoint_idle(&mut seen).unwrap(), 0, "a small memtable is not worth a checkpoint");
+
+    let mut i = 0u64;
+    while memtable_bytes(&engine) < IDLE_CHECKPOINT_BYTES {
+        engine.set(0, format!("key:{i}").as_bytes(), ValueKind::String, &value(i, 0), None).unwrap();
+        i += 1;
+    }
+    assert_eq!(engine.checkpoint_idle(&mut seen).unwrap(), 0, "the slot took writes since the last call");
+    assert_eq!(engine.checkpoint_idle(&mut seen).unwrap(), 1, "an idle slot with a large memtable");
+    // The checkpoint thread prepares it; finishing it here waits for it.
+    engine.lock_slot(0).finish_in_flight().unwrap();
+    assert_eq!(checkpoints(&engine), 1);
+    assert!(memtable_bytes(&engine) < IDLE_CHECKPOINT_BYTES);
+    assert_eq!(engine.checkpoint_idle(&mut seen).unwrap(), 0, "nothing left to checkpoint");
+    for j in (0..i).step_by(97) {
+        let entry = engine.get(0, format!("key:{j}").as_bytes()).unwrap().expect("key after the checkpoint");
+        assert_eq!(entry.value.to_vec(), value(j, 0));
+    }
+    engine.close().unwrap();
+}

@@ -33,6 +33,7 @@ pub mod error;
 pub mod family;
 pub mod format;
 mod group;
+pub mod heap;
 pub mod io;
 pub mod key;
 mod memlayers;
@@ -940,6 +941,26 @@ impl Engine {
             lock(slot).checkpoint()?;
         }
         Ok(())
+    }
+
+    /// Starts a checkpoint (on the checkpoint threads) of every slot that took no write since the last call
+    /// and whose memtable is large enough to be worth it ([`Slot::checkpoint_idle`]): the memtable's memory
+    /// goes back once its data is in the files. `seen` holds each slot's next sequence number as of the
+    /// last call (kept by the caller; empty on the first). Returns how many checkpoints it started.
+    pub fn checkpoint_idle(&self, seen: &mut Vec<u64>) -> Result<usize> {
+        seen.resize(self.slots.len(), 0);
+        let mut started = 0;
+        for (index, last) in seen.iter_mut().enumerate() {
+            let guard = self.lock_slot(index);
+            let next = guard.next_seq;
+            if std::mem::replace(last, next) != next {
+                continue;
+            }
+            if self.finish(guard, Slot::checkpoint_idle)? {
+                started += 1;
+            }
+        }
+        Ok(started)
     }
 
     /// Drops every slot's page and value caches (DEBUG RELOAD), so that later reads come from the files.

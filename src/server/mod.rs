@@ -73,6 +73,10 @@ const SWEEP_BUDGET: usize = 512;
 /// Pause after a sweep pass over a slot that found nothing to free.
 const SWEEP_IDLE_PAUSE: Duration = Duration::from_secs(30);
 
+/// A slot that took no write for this long is checkpointed when its memtable is large enough
+/// (`idle_checkpoints`).
+const IDLE_CHECKPOINT_PERIOD: Duration = Duration::from_millis(250);
+
 /// Everything connections share.
 pub struct Server {
     /// The storage engine.
@@ -235,7 +239,7 @@ impl Server {
 /// Runs `velo serve` until shutdown.
 pub fn run(config: Config) -> anyhow::Result<()> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.enable_all().thread_name("velo-worker");
+    builder.enable_all().thread_name("velo-worker").on_thread_park(crate::engine::heap::collect_if_released);
     if config.worker_threads > 0 {
         builder.worker_threads(config.worker_threads);
     }
@@ -279,6 +283,7 @@ async fn serve(server: Arc<Server>) -> anyhow::Result<()> {
     tokio::spawn(signals(server.clone()));
     tokio::spawn(active_expire(server.clone()));
     tokio::spawn(sweep_parts(server.clone()));
+    tokio::spawn(idle_checkpoints(server.clone()));
     tokio::spawn(settings::sample_metrics(server.clone()));
     tokio::spawn(obuf::watch(server.clone()));
 
@@ -379,6 +384,29 @@ async fn active_expire(server: Arc<Server>) {
         }
         // Expired keys matching BCAST prefixes (Redis broadcasts them before it sleeps).
         server.intro.tracking.flush_broadcasts(&server.clients);
+    }
+}
+
+/// Checkpoints the slots whose writes have stopped (`Engine::checkpoint_idle`, issue 14): a slot that took
+/// no write for one period gives its memtable's memory back. The checkpoint itself runs on the engine's
+/// checkpoint threads; this only begins it (a WAL rotation and an O(1) memtable swap under the slot lock).
+async fn idle_checkpoints(server: Arc<Server>) {
+    let mut ticker = tokio::time::interval(IDLE_CHECKPOINT_PERIOD);
+    let mut seen = Vec::new();
+    loop {
+        ticker.tick().await;
+        if server.shutting_down() {
+            return;
+        }
+        // Runs on a runtime worker: skip the tick while a long command runs (`gate`).
+        let Some(_inline) = server.gate.try_inline() else { continue };
+        // Skip a tick rather than block a worker while EXEC or a script holds the lock exclusively.
+        let Ok(_shared) = server.command_lock.try_read() else { continue };
+        match server.engine.checkpoint_idle(&mut seen) {
+            Ok(0) => {}
+            Ok(started) => tracing::debug!(started, "checkpoints of idle slots"),
+            Err(error) => tracing::error!(%error, "checkpoint of an idle slot failed"),
+        }
     }
 }
 

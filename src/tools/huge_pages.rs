@@ -12,8 +12,12 @@
 
 use std::time::Duration;
 
-/// Resident bytes from which the process uses transparent huge pages.
-pub const HUGE_PAGES_FROM: u64 = 96 << 20;
+/// Resident bytes from which the process uses transparent huge pages. It was 96 MiB; a 300k-key load
+/// passed it for a moment while its idle checkpoints ran, and with huge pages on the server then kept
+/// 56-68 MB where it kept 27-38 without (1M keys: 244 MB against 76), the memory freed by the checkpoints
+/// staying resident (docs/performance.md, "Memory floor, round 3"). A memtable that large no longer stays
+/// in memory once writes stop, so the heaps that need huge pages for CPU are the larger ones.
+pub const HUGE_PAGES_FROM: u64 = 512 << 20;
 
 /// Turns huge pages off for this process. For `velo serve` the binary calls it from an ELF constructor that
 /// runs before mimalloc's (on glibc), and again first thing in `main`: the memory touched before it would
