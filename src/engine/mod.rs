@@ -944,7 +944,7 @@ impl Engine {
     }
 
     /// Starts a checkpoint (on the checkpoint threads) of every slot that took no write since the last call
-    /// and whose memtable is large enough to be worth it ([`Slot::checkpoint_idle`]): the memtable's memory
+    /// and whose memtable is large enough to be worth it (`Slot::checkpoint_idle`): the memtable's memory
     /// goes back once its data is in the files. `seen` holds each slot's next sequence number as of the
     /// last call (kept by the caller; empty on the first). Returns how many checkpoints it started.
     pub fn checkpoint_idle(&self, seen: &mut Vec<u64>) -> Result<usize> {
