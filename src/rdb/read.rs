@@ -153,32 +153,10 @@ impl<'a> Cursor<'a> {
         Ok(count as usize)
     }
 
-    /// A string in any encoding (raw, integer, LZF).
+    /// A string in any encoding (raw, integer, LZF), owned.
     pub fn string(&mut self) -> Result<Bytes> {
-        let at = self.pos;
-        let (len, encoded) = self.len_or_enc()?;
-        if !encoded {
-            return Ok(Bytes::copy_from_slice(self.take(usize::try_from(len).unwrap_or(usize::MAX))?));
-        }
-        match len {
-            0 => Ok(Bytes::from((self.le(1)? as u8 as i8).to_string())),
-            1 => Ok(Bytes::from((self.le(2)? as u16 as i16).to_string())),
-            2 => Ok(Bytes::from((self.le(4)? as u32 as i32).to_string())),
-            3 => {
-                let compressed = self.length()?;
-                let plain = self.length()?;
-                if plain > (1 << 40) {
-                    return Err(self.corrupt("LZF string too long"));
-                }
-                let data = self.take(usize::try_from(compressed).unwrap_or(usize::MAX))?;
-                super::lzf::decompress(data, plain as usize).map(Bytes::from).ok_or_else(|| RdbError::Corrupt {
-                    offset: at as u64,
-                    key: None,
-                    what: "invalid LZF data".into(),
-                })
-            }
-            other => Err(self.corrupt(format!("unknown string encoding {other}"))),
-        }
+        let mut scratch = Vec::new();
+        self.string_ref(&mut scratch).map(Bytes::copy_from_slice)
     }
 
     /// [`Cursor::string`] without an allocation: a raw string is borrowed from the input, an encoded
