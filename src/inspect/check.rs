@@ -1177,8 +1177,7 @@ fn match_records(
         while next_ref < refs.len() && refs[next_ref].record_offset as usize == offset {
             let r = &refs[next_ref];
             // The hash is seeded with the database: a record of another database does not match.
-            if record.envelope.len() == r.envelope_len as usize && key_hash(record.db, record.key) == r.hash
-            {
+            if record.envelope.len() == r.envelope_len as usize && key_hash(record.db, record.key) == r.hash {
                 hits[next_ref] = true;
                 live = true;
             }
