@@ -723,7 +723,8 @@ fn check_slot(c: &mut Checker<'_>, dir: &DataDir, index: usize, scratch: &mut Sc
     let mut reported = HashSet::new();
     let mut failed: Vec<SegRef> = Vec::new();
     let mut hits: Vec<bool> = Vec::new();
-    let batched = batches.len() > 1;
+    // Over budget, the first walk collected only part of the references: walk again even for one batch.
+    let batched = index.overflowed;
     for files in batches {
         if batched {
             index.reset(meta.chunk_files.keys().copied());
