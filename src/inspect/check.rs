@@ -215,29 +215,31 @@ struct Scratch {
     /// A run of primary pages read at once.
     block: Vec<u8>,
     /// The slot's index of segment references.
-    refs: Vec<SegRef>,
+    refs: RefIndex,
+    /// One chunk file's references, sorted (see [`sort_group`]).
+    sorted: Vec<SegRef>,
+    /// Bin counts of [`sort_group`].
+    bins: Vec<u32>,
     /// Its bound in entries (see [`REF_BUDGET`]).
     budget: usize,
 }
 
-/// The most segment references a slot's index holds at once (32 bytes each: 64 MiB per checking
+/// The most segment references a slot's index holds at once (24 bytes each: 48 MiB per checking
 /// thread).
 pub const REF_BUDGET: usize = 2 << 20;
 
-/// A cell's reference to a segment record, compact (32 bytes, no key bytes): the slot's index of
-/// references is a vector of these, sorted by location and matched while each chunk file is read once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A cell's reference to a segment record, compact (24 bytes, no key bytes): the slot's index of
+/// references is made of these, sorted by location and matched while each chunk file is read once. The
+/// database is not kept (the key hash is seeded with it), nor the page holding the cell: the pages are
+/// walked again to name it only when a reference fails ([`locate_failed`]), which keeps the entries that
+/// the sort moves small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct SegRef {
     file: u32,
     segment_offset: u32,
     record_offset: u32,
     envelope_len: u32,
     hash: u64,
-    /// The number of the page holding the cell (saturated at `u32::MAX`; only used to name it).
-    page: u32,
-    db: u16,
-    /// The page is in the overflow file.
-    overflow: bool,
 }
 
 impl SegRef {
@@ -246,13 +248,149 @@ impl SegRef {
         (self.file as u128) << 64 | (self.segment_offset as u128) << 32 | self.record_offset as u128
     }
 
-    fn page_id(&self) -> PageId {
-        let number = self.page as u64;
-        if self.overflow {
-            PageId::overflow(number)
-        } else {
-            PageId { file: PageFile::Primary, number }
+    /// Sort key within one chunk file: segment offset, record offset.
+    fn order_in_file(&self) -> u64 {
+        (self.segment_offset as u64) << 32 | self.record_offset as u64
+    }
+}
+
+/// The slot's index of segment references, grouped by chunk file while the pages are walked: each
+/// file's group is sorted on its own when the file is read ([`sort_group`]), a few MB that stay in the
+/// CPU caches, instead of one sort of the whole slot's index (15% of a check's CPU time).
+#[derive(Default)]
+struct RefIndex {
+    /// The metadata's chunk file ids, ascending: `groups[i]` holds the references into `ids[i]`.
+    ids: Vec<u32>,
+    /// `ids` by `id - ids[0]` when the ids span a short range (they are nearly consecutive): the group
+    /// of a reference without a binary search.
+    dense: Vec<u32>,
+    /// The references, per chunk file (allocations reused from slot to slot).
+    groups: Vec<Vec<SegRef>>,
+    /// References counted per group, collected or not (the budget may stop the collection).
+    counts: Vec<usize>,
+    /// References into files the metadata does not list (all of them fail).
+    stray: Vec<SegRef>,
+    /// Their counts per file id.
+    stray_counts: BTreeMap<u32, usize>,
+    /// References collected.
+    len: usize,
+    /// True when the budget stopped the collection.
+    overflowed: bool,
+}
+
+/// Longest span of chunk file ids looked up through [`RefIndex::dense`].
+const DENSE_SPAN: u32 = 1 << 16;
+
+impl RefIndex {
+    /// Empties the index for a slot whose metadata lists the chunk files `ids` (ascending).
+    fn reset(&mut self, ids: impl Iterator<Item = u32>) {
+        self.ids.clear();
+        self.ids.extend(ids);
+        let n = self.ids.len();
+        if self.groups.len() < n {
+            self.groups.resize_with(n, Vec::new);
         }
+        for group in &mut self.groups {
+            group.clear();
+        }
+        self.counts.clear();
+        self.counts.resize(n, 0);
+        self.stray.clear();
+        self.stray_counts.clear();
+        self.dense.clear();
+        if let (Some(&first), Some(&last)) = (self.ids.first(), self.ids.last()) {
+            if last - first < DENSE_SPAN {
+                self.dense.resize((last - first + 1) as usize, u32::MAX);
+                for (i, &id) in self.ids.iter().enumerate() {
+                    self.dense[(id - first) as usize] = i as u32;
+                }
+            }
+        }
+        self.len = 0;
+        self.overflowed = false;
+    }
+
+    /// The group of chunk file `file`, if the metadata lists it.
+    fn group_of(&self, file: u32) -> Option<usize> {
+        if !self.dense.is_empty() {
+            let at = file.wrapping_sub(self.ids[0]) as usize;
+            return self.dense.get(at).filter(|&&g| g != u32::MAX).map(|&g| g as usize);
+        }
+        self.ids.binary_search(&file).ok()
+    }
+
+    /// Counts a reference and keeps it while under `budget`.
+    fn add(&mut self, r: SegRef, budget: usize) {
+        let group = self.group_of(r.file);
+        match group {
+            Some(g) => self.counts[g] += 1,
+            None => *self.stray_counts.entry(r.file).or_default() += 1,
+        }
+        if self.len >= budget {
+            self.overflowed = true;
+            return;
+        }
+        self.len += 1;
+        match group {
+            Some(g) => self.groups[g].push(r),
+            None => self.stray.push(r),
+        }
+    }
+
+    /// References counted per chunk file id (collected or not).
+    fn per_file(&self) -> BTreeMap<u32, usize> {
+        let mut out = self.stray_counts.clone();
+        for (&id, &n) in self.ids.iter().zip(&self.counts) {
+            if n > 0 {
+                *out.entry(id).or_default() += n;
+            }
+        }
+        out
+    }
+}
+
+/// Bytes of segment offset per bin of [`sort_group`]: a quarter of a segment's stored length, so a bin
+/// holds a dozen references (sorted by insertion) and the bin counts of a 16 MiB file (64 KiB) stay in
+/// the CPU's caches.
+const SORT_BIN_SHIFT: u32 = 10;
+/// The most bins of [`sort_group`] (a metadata that commits an absurd length does not size the counts).
+const SORT_BINS_MAX: u64 = 1 << 20;
+
+/// Sorts one chunk file's references by segment and record offset into `out`: counted into bins of
+/// segment offset (a pass that writes to a few thousand places in a buffer that stays in the caches),
+/// then each bin, a few dozen entries, sorted on its own. `committed_len` sizes the bins (an offset
+/// past it lands in the last one).
+fn sort_group(refs: &[SegRef], committed_len: u64, out: &mut Vec<SegRef>, bins: &mut Vec<u32>) {
+    out.clear();
+    if refs.is_sorted_by_key(SegRef::order_in_file) {
+        out.extend_from_slice(refs);
+        return;
+    }
+    let count = ((committed_len >> SORT_BIN_SHIFT) + 1).min(SORT_BINS_MAX) as usize;
+    let bin = |r: &SegRef| ((r.segment_offset >> SORT_BIN_SHIFT) as usize).min(count - 1);
+    bins.clear();
+    bins.resize(count + 1, 0);
+    for r in refs {
+        bins[bin(r) + 1] += 1;
+    }
+    for i in 1..=count {
+        bins[i] += bins[i - 1];
+    }
+    // `bins[b]` is now where bin `b` starts; it is advanced as the bin fills.
+    out.resize(refs.len(), SegRef { file: 0, segment_offset: 0, record_offset: 0, envelope_len: 0, hash: 0 });
+    for r in refs {
+        let b = bin(r);
+        out[bins[b] as usize] = *r;
+        bins[b] += 1;
+    }
+    // Bin `b` now ends at `bins[b]`.
+    let mut start = 0;
+    for &end in &bins[..count] {
+        let end = end as usize;
+        if end - start > 1 {
+            out[start..end].sort_unstable_by_key(SegRef::order_in_file);
+        }
+        start = end;
     }
 }
 
@@ -302,7 +440,9 @@ pub fn check_with_budget(dir: &DataDir, only: Option<usize>, progress: Progress<
                     file: Vec::new(),
                     payload: Vec::new(),
                     block: Vec::new(),
-                    refs: Vec::new(),
+                    refs: RefIndex::default(),
+                    sorted: Vec::new(),
+                    bins: Vec::new(),
                     budget: ref_budget.max(1),
                 };
                 loop {
@@ -546,24 +686,28 @@ fn check_slot(c: &mut Checker<'_>, dir: &DataDir, index: usize, scratch: &mut Sc
             Err(err) => c.error(&path, &err),
         }
     }
-    // The slot's index of references (32 bytes each) is kept under REF_BUDGET entries: when the cells
+    // The slot's index of references (24 bytes each) is kept under REF_BUDGET entries: when the cells
     // hold more, the chunk files are taken in batches of ids whose references fit, the pages walked again
     // (quietly) for each batch.
     let mut big_refs: HashMap<u64, (u16, u64, u64, PageId)> = HashMap::new();
-    let mut per_file: BTreeMap<u32, usize> = BTreeMap::new();
-    let mut seg_refs = std::mem::take(&mut scratch.refs);
-    seg_refs.clear();
-    // Sized once from the slot's key count (an upper bound of its segment references, under the
-    // budget): growing by doubling copied the index into fresh, kernel-zeroed pages several times.
-    let keys: u64 = meta.key_counts.values().fold(0u64, |sum, &n| sum.saturating_add(n));
-    seg_refs.reserve(usize::try_from(keys).unwrap_or(usize::MAX).min(scratch.budget));
-    let overflowed =
-        scan_pages(c, &view, &mut scratch.block, &mut seg_refs, &mut big_refs, None, &mut per_file, scratch.budget);
+    let mut index = std::mem::take(&mut scratch.refs);
+    index.reset(meta.chunk_files.keys().copied());
+    let budget = scratch.budget;
+    // Each file's group sized from its share of the committed bytes and the slot's key count (an upper
+    // bound of its references): growing by doubling faulted fresh, kernel-zeroed pages in at every step
+    // (12% of a check's CPU time).
+    let keys: u64 = meta.key_counts.values().fold(0u64, |sum, &n| sum.saturating_add(n)).min(budget as u64);
+    let committed: u64 = meta.chunk_files.values().map(|f| f.committed_len).sum::<u64>().max(1);
+    for (group, chunk) in index.groups.iter_mut().zip(meta.chunk_files.values()) {
+        let share = (keys as u128 * chunk.committed_len as u128 / committed as u128) as usize;
+        group.reserve(share + share / 16 + 64);
+    }
+    scan_pages(c, &view, &mut scratch.block, &mut big_refs, &mut |r, _| index.add(r, budget));
     let mut batches: Vec<std::ops::RangeInclusive<u32>> = Vec::new();
-    if overflowed {
+    if index.overflowed {
         let (mut first, mut count) = (0u32, 0usize);
-        for (&file, &n) in &per_file {
-            if count > 0 && count + n > scratch.budget {
+        for (&file, &n) in &index.per_file() {
+            if count > 0 && count + n > budget {
                 batches.push(first..=file - 1);
                 (first, count) = (file, 0);
             }
@@ -577,10 +721,13 @@ fn check_slot(c: &mut Checker<'_>, dir: &DataDir, index: usize, scratch: &mut Sc
     // Chunk files, in id order, each read once; references matched segment by segment.
     let on_disk: BTreeSet<u32> = list(&slot_dir, seg::parse_chunk_file_name).into_iter().map(|(_, id)| id).collect();
     let mut reported = HashSet::new();
-    let mut matched = Vec::new();
+    let mut failed: Vec<SegRef> = Vec::new();
+    let mut hits: Vec<bool> = Vec::new();
+    // Over budget, the first walk collected only part of the references: walk again even for one batch.
+    let batched = index.overflowed;
     for files in batches {
-        if overflowed {
-            seg_refs.clear();
+        if batched {
+            index.reset(meta.chunk_files.keys().copied());
             let mut quiet = Checker {
                 findings: Vec::new(),
                 stats: CheckStats::default(),
@@ -588,29 +735,21 @@ fn check_slot(c: &mut Checker<'_>, dir: &DataDir, index: usize, scratch: &mut Sc
                 dictionaries: c.dictionaries.clone(),
                 dict_map: c.dict_map.clone(),
             };
-            let (mut bigs, mut counts) = (HashMap::new(), BTreeMap::new());
-            scan_pages(
-                &mut quiet,
-                &view,
-                &mut scratch.block,
-                &mut seg_refs,
-                &mut bigs,
-                Some(&files),
-                &mut counts,
-                usize::MAX,
-            );
+            let mut bigs = HashMap::new();
+            scan_pages(&mut quiet, &view, &mut scratch.block, &mut bigs, &mut |r, _| {
+                if files.contains(&r.file) {
+                    index.add(r, usize::MAX);
+                }
+            });
         }
-        // One integer key instead of a tuple: the sort was 15% of a check's CPU time with the tuple's
-        // three-way comparisons. (engine::radix was tried here and measured slower: these keys share
-        // most of their bytes, and its in-place passes over 32-byte entries cost more than the
-        // comparison sort's cache-friendly partitions.)
-        if !seg_refs.is_sorted_by_key(SegRef::order) {
-            seg_refs.sort_unstable_by_key(SegRef::order);
-        }
-        matched.clear();
-        matched.resize(seg_refs.len(), false);
+        failed.clear();
         for (&id, chunk) in meta.chunk_files.range(files) {
+            let Some(group) = index.group_of(id) else { continue };
             let path = view.chunk_path(id);
+            sort_group(&index.groups[group], chunk.committed_len, &mut scratch.sorted, &mut scratch.bins);
+            let refs = &scratch.sorted;
+            hits.clear();
+            hits.resize(refs.len(), false);
             if !on_disk.contains(&id) {
                 if chunk.committed_len > FILE_HEADER_LEN as u64 {
                     c.damage(
@@ -619,49 +758,41 @@ fn check_slot(c: &mut Checker<'_>, dir: &DataDir, index: usize, scratch: &mut Sc
                         format!("chunk file is missing (the metadata commits {} bytes)", chunk.committed_len),
                     );
                 }
-                continue;
+            } else if let Some((file, size)) = c.open_chunk(&path) {
+                if size < chunk.committed_len {
+                    c.damage(
+                        &path,
+                        Some(size),
+                        format!("file is {size} bytes, the metadata commits {}", chunk.committed_len),
+                    );
+                }
+                let mut window = Window::new(&file, size, &mut scratch.file);
+                walk_chunk(c, &path, &mut window, chunk.committed_len, refs, &mut hits, &mut scratch.payload);
+                if size > chunk.committed_len.max(FILE_HEADER_LEN as u64) {
+                    c.warning(
+                        &path,
+                        Some(chunk.committed_len),
+                        format!(
+                            "{} bytes past the committed length (an unfinished checkpoint; dropped on open)",
+                            size - chunk.committed_len
+                        ),
+                    );
+                }
             }
-            let Some((file, size)) = c.open_chunk(&path) else { continue };
-            if size < chunk.committed_len {
-                c.damage(
-                    &path,
-                    Some(size),
-                    format!("file is {size} bytes, the metadata commits {}", chunk.committed_len),
-                );
-            }
-            let start = seg_refs.partition_point(|r| r.file < id);
-            let end = seg_refs.partition_point(|r| r.file <= id);
-            let mut hits = vec![false; end - start];
-            let mut window = Window::new(&file, size, &mut scratch.file);
-            walk_chunk(
-                c,
-                &path,
-                &mut window,
-                chunk.committed_len,
-                &seg_refs[start..end],
-                &mut hits,
-                &mut scratch.payload,
-            );
-            for (flag, hit) in matched[start..end].iter_mut().zip(hits) {
-                *flag = hit;
-            }
-            if size > chunk.committed_len.max(FILE_HEADER_LEN as u64) {
-                c.warning(
-                    &path,
-                    Some(chunk.committed_len),
-                    format!(
-                        "{} bytes past the committed length (an unfinished checkpoint; dropped on open)",
-                        size - chunk.committed_len
-                    ),
-                );
-            }
+            failed.extend(refs.iter().zip(&hits).filter(|(_, hit)| !**hit).map(|(r, _)| *r));
         }
-        // A reference whose segment never decoded at its offset.
-        for (r, _) in seg_refs.iter().zip(&matched).filter(|(_, hit)| !**hit) {
+        failed.extend_from_slice(&index.stray);
+        if failed.is_empty() {
+            continue;
+        }
+        // A reference whose segment never decoded at its offset, named at the page of its cell.
+        failed.sort_by_key(SegRef::order);
+        let mut pages = locate_failed(c, &view, &mut scratch.block, &failed);
+        for r in &failed {
             if meta.chunk_files.contains_key(&r.file) && !reported.insert((r.file, r.segment_offset)) {
                 continue;
             }
-            let page = r.page_id();
+            let Some(page) = pages.get_mut(r).and_then(|pages| pages.pop_front()) else { continue };
             c.damage(
                 &view.page_path(page.file),
                 Some(page.number * PAGE_SIZE as u64),
@@ -674,7 +805,7 @@ fn check_slot(c: &mut Checker<'_>, dir: &DataDir, index: usize, scratch: &mut Sc
             );
         }
     }
-    scratch.refs = seg_refs;
+    scratch.refs = index;
     for id in on_disk.iter().filter(|id| !meta.chunk_files.contains_key(id)) {
         c.warning(&view.chunk_path(*id), None, "chunk file the metadata does not list (removed on the next open)");
     }
@@ -731,25 +862,19 @@ fn check_slot(c: &mut Checker<'_>, dir: &DataDir, index: usize, scratch: &mut Sc
 }
 
 /// Walks every bucket chain of a slot: verifies each page and cell (findings and statistics into `c`),
-/// notes big-value references in `big_refs`, counts the segment references per chunk file in `per_file`
-/// and collects those into chunk files in `files` (all when `None`) into `refs` while fewer than
-/// `budget`. Returns true when the budget cut the collection short.
-#[allow(clippy::too_many_arguments)]
+/// notes big-value references in `big_refs` and hands every segment reference to `on_segment` with the
+/// page holding its cell.
 fn scan_pages(
     c: &mut Checker<'_>,
     view: &SlotView,
     block: &mut Vec<u8>,
-    refs: &mut Vec<SegRef>,
     big_refs: &mut HashMap<u64, (u16, u64, u64, PageId)>,
-    files: Option<&std::ops::RangeInclusive<u32>>,
-    per_file: &mut BTreeMap<u32, usize>,
-    budget: usize,
-) -> bool {
+    on_segment: &mut impl FnMut(SegRef, PageId),
+) {
     let meta = &view.meta;
     let free: HashSet<u64> = meta.free_overflow.iter().copied().collect();
     let mut used_overflow: HashMap<u64, u64> = HashMap::new();
     let mut pages = PageSource::new(view, std::mem::take(block));
-    let mut overflowed = false;
     let paths = [view.page_path(PageFile::Primary), view.page_path(PageFile::Overflow)];
     let mut buf = [0u8; PAGE_SIZE];
     let mut seen: Vec<u64> = Vec::new();
@@ -806,26 +931,16 @@ fn scan_pages(
                                     ),
                                 }
                             }
-                            CellValueRef::Segment(l) => {
-                                if files.is_some_and(|f| !f.contains(&l.file)) {
-                                    continue;
-                                }
-                                *per_file.entry(l.file).or_default() += 1;
-                                if refs.len() >= budget {
-                                    overflowed = true;
-                                    continue;
-                                }
-                                refs.push(SegRef {
+                            CellValueRef::Segment(l) => on_segment(
+                                SegRef {
                                     file: l.file,
                                     segment_offset: l.segment_offset,
                                     record_offset: l.record_offset,
                                     envelope_len: l.envelope_len,
                                     hash,
-                                    page: id.number.min(u32::MAX as u64) as u32,
-                                    db: cell.db,
-                                    overflow: id.file == PageFile::Overflow,
-                                })
-                            }
+                                },
+                                id,
+                            ),
                             CellValueRef::Big { id: big, envelope_len } => {
                                 big_refs.insert(big, (cell.db, hash, envelope_len, id));
                             }
@@ -857,7 +972,32 @@ fn scan_pages(
     }
     (c.progress)(unreported);
     *block = pages.into_block();
-    overflowed
+}
+
+/// The pages of the cells holding the references `failed` (a reference may be held by several cells:
+/// their pages in walk order), found by walking the slot's pages again, quietly: the index does not
+/// keep them (see [`SegRef`]), and a failed reference is rare.
+fn locate_failed(
+    c: &Checker<'_>,
+    view: &SlotView,
+    block: &mut Vec<u8>,
+    failed: &[SegRef],
+) -> HashMap<SegRef, std::collections::VecDeque<PageId>> {
+    let mut pages: HashMap<SegRef, std::collections::VecDeque<PageId>> =
+        failed.iter().map(|r| (*r, Default::default())).collect();
+    let mut quiet = Checker {
+        findings: Vec::new(),
+        stats: CheckStats::default(),
+        progress: &|_| {},
+        dictionaries: c.dictionaries.clone(),
+        dict_map: c.dict_map.clone(),
+    };
+    scan_pages(&mut quiet, view, block, &mut HashMap::new(), &mut |r, page| {
+        if let Some(list) = pages.get_mut(&r) {
+            list.push_back(page);
+        }
+    });
+    pages
 }
 
 /// Bytes of a chunk file read at a time by [`walk_chunk`]: a window small enough to stay in the CPU
@@ -1037,10 +1177,8 @@ fn match_records(
         let mut live = false;
         while next_ref < refs.len() && refs[next_ref].record_offset as usize == offset {
             let r = &refs[next_ref];
-            if record.db == r.db
-                && record.envelope.len() == r.envelope_len as usize
-                && key_hash(record.db, record.key) == r.hash
-            {
+            // The hash is seeded with the database: a record of another database does not match.
+            if record.envelope.len() == r.envelope_len as usize && key_hash(record.db, record.key) == r.hash {
                 hits[next_ref] = true;
                 live = true;
             }

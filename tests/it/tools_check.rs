@@ -375,6 +375,47 @@ fn missing_chunk_file_cut_metadata_and_errors() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// A failed reference is named at the page of the cell holding it (the reference index keeps no page
+/// numbers: the pages are walked again to find it): with a chunk file gone, every such finding's page
+/// has a cell pointing at the segment record the finding names.
+#[test]
+fn a_failed_reference_is_named_at_its_cells_page() {
+    let fixture = Healthy::new();
+    let dir = fixture.copy("chunk-gone-pages");
+    let chunk = chunk_files(&dir.join("slot-0")).remove(0);
+    let file_id: u64 = chunk.file_name().unwrap().to_str().unwrap()[6..14].parse().unwrap();
+    std::fs::remove_file(&chunk).unwrap();
+    let (code, findings, report) = check(&dir);
+    assert_eq!(code, 1, "{report}");
+    let prefix = format!("a cell points to {} segment ", chunk.file_name().unwrap().to_str().unwrap());
+    let named: Vec<&Finding> = findings.iter().filter(|(_, _, _, what)| what.starts_with(&prefix)).collect();
+    assert!(!named.is_empty(), "{findings:#?}");
+    for (severity, file, offset, what) in named {
+        assert_eq!((severity.as_str(), file), ("damage", &dir.join("slot-0/buckets")), "{what}");
+        let words: Vec<&str> = what.split_whitespace().collect();
+        let (segment, record): (u64, u64) =
+            (words[6].parse().unwrap(), words[8].trim_end_matches(',').parse().unwrap());
+        let page = offset.unwrap() / 4096;
+        let (_, listing) = velo_json(&[
+            "inspect-bucket",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--slot",
+            "0",
+            "--bucket",
+            &(page - 1).to_string(),
+        ]);
+        let first = &listing["pages"][0];
+        assert_eq!(first["page"], page, "{listing}");
+        assert!(
+            first["cells"].as_array().unwrap().iter().any(|cell| cell["file"] == file_id
+                && cell["segment_offset"] == segment
+                && cell["record_offset"] == record),
+            "{what}: {listing}"
+        );
+    }
+}
+
 /// A directory written by the engine whose bucket chains have overflow pages: long keys (about 14 cells
 /// to a page) make some buckets outgrow their page before the slot's average fill splits them. Returns
 /// the directory and a (slot, bucket) whose chain has at least two pages.
