@@ -635,3 +635,48 @@ pub fn number_of(value: &Value) -> Option<f64> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Makes about `bytes` of garbage in `vm` (tables of 16 numbers, dropped at once).
+    fn make_garbage(vm: &Vm, bytes: usize) {
+        let tables = bytes / 200;
+        vm.lua.load(format!("for i = 1, {tables} do local t = {{}} for j = 1, 16 do t[j] = j end end")).exec().unwrap();
+    }
+
+    #[test]
+    fn periodic_steps_wait_for_garbage_over_the_last_cycle() {
+        let vm = Vm::new().unwrap();
+        vm.lua.gc_collect().unwrap();
+        // Steps run until one ends a cycle and sets the floor.
+        for _ in 0..50 * GC_PERIOD {
+            vm.after_run();
+            if vm.gc_floor.load(Ordering::Relaxed) > 0 {
+                break;
+            }
+        }
+        let floor = vm.gc_floor.load(Ordering::Relaxed);
+        assert!(floor > 0, "no step ended a cycle");
+        // Only the periodic steps collect from here on (a step restarts the allocation-driven collector,
+        // which is then far from its threshold).
+        vm.lua.gc_stop();
+        // A little garbage: a period of runs leaves it in place.
+        make_garbage(&vm, GC_GARBAGE / 4);
+        let with_some = vm.lua.used_memory();
+        assert!(with_some > floor && with_some < floor + GC_GARBAGE, "{with_some} over {floor}");
+        for _ in 0..GC_PERIOD {
+            vm.after_run();
+        }
+        assert_eq!(vm.lua.used_memory(), with_some, "a step ran below the garbage threshold");
+        // Past the threshold the next period's step collects.
+        make_garbage(&vm, GC_GARBAGE);
+        let with_more = vm.lua.used_memory();
+        assert!(with_more >= floor + GC_GARBAGE, "{with_more} over {floor}");
+        for _ in 0..GC_PERIOD {
+            vm.after_run();
+        }
+        assert!(vm.lua.used_memory() < with_more, "no step after {} bytes of garbage", with_more - floor);
+    }
+}
