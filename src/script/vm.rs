@@ -19,7 +19,7 @@
 //! on a protected table, and the strings' shared metatable.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -312,6 +312,10 @@ pub const GC_ABOVE: usize = MEMORY_LIMIT / 8;
 /// Runs between two garbage collection steps of [`GC_PERIOD`] KiB (Redis's `LUA_GC_CYCLE_PERIOD`).
 pub const GC_PERIOD: u32 = 50;
 
+/// Interpreter memory above what the last completed collection cycle left, below which the periodic step
+/// is skipped (see [`Vm::after_run`]).
+pub const GC_GARBAGE: usize = GC_PERIOD as usize * 1024;
+
 /// A set-up interpreter.
 pub struct Vm {
     /// The interpreter.
@@ -332,6 +336,8 @@ pub struct Vm {
     pub kill: Arc<AtomicBool>,
     /// Runs so far, for [`Vm::after_run`]'s collection steps.
     runs: AtomicU32,
+    /// Interpreter memory when a periodic step last ended a collection cycle (about the live data).
+    gc_floor: AtomicUsize,
 }
 
 impl Vm {
@@ -391,7 +397,18 @@ impl Vm {
             }
         })?;
         let handler = lua.globals().raw_get("__redis__err__handler")?;
-        Ok(Vm { lua, env, redis, runner, handler, function_env, set_loading, kill, runs: AtomicU32::new(0) })
+        Ok(Vm {
+            lua,
+            env,
+            redis,
+            runner,
+            handler,
+            function_env,
+            set_loading,
+            kill,
+            runs: AtomicU32::new(0),
+            gc_floor: AtomicUsize::new(0),
+        })
     }
 
     /// Garbage collection after a run. A full collection if the interpreter holds more than
@@ -399,18 +416,32 @@ impl Vm {
     /// emergency collection, so every later script would fail with "not enough memory" until the
     /// collector caught up. Else, as Redis does, a collection step every [`GC_PERIOD`] runs, so that
     /// the garbage of short scripts (their KEYS and ARGV tables, reply strings) is collected as it comes
-    /// rather than piling up to twice the live memory before a cycle starts.
+    /// rather than piling up to twice the live memory before a cycle starts; but only once the
+    /// interpreter holds [`GC_GARBAGE`] more than the last completed cycle left. A step of 50 KiB walks
+    /// about a whole cycle of this interpreter (~95 KiB live, against Redis's ~32 KiB), and scripts that
+    /// make little garbage (an EVALSHA of two writes: a few hundred bytes) paid that every 50 runs: 7% of
+    /// the server's CPU at `-P 16` (docs/performance.md, branch `script4`).
     pub fn after_run(&self) {
-        let collected = if self.lua.used_memory() > GC_ABOVE {
-            self.lua.gc_collect()
-        } else if self.runs.fetch_add(1, Ordering::Relaxed) % GC_PERIOD == GC_PERIOD - 1 {
+        let used = self.lua.used_memory();
+        let collected = if used > GC_ABOVE {
+            let collected = self.lua.gc_collect();
+            self.gc_floor.store(self.lua.used_memory(), Ordering::Relaxed);
+            collected
+        } else if self.runs.fetch_add(1, Ordering::Relaxed) % GC_PERIOD == GC_PERIOD - 1
+            && used >= self.gc_floor.load(Ordering::Relaxed) + GC_GARBAGE
+        {
+            let mut cycle_ended = 0;
             // SAFETY: `exec_raw` runs the closure protected (a finalizer's error stops there); `lua_gc`
-            // touches no stack slot.
-            unsafe {
+            // touches no stack slot, and the closure only stores an integer.
+            let stepped = unsafe {
                 self.lua.exec_raw::<()>((), |state| {
-                    mlua::ffi::lua_gc(state, mlua::ffi::LUA_GCSTEP, GC_PERIOD as std::ffi::c_int);
+                    cycle_ended = mlua::ffi::lua_gc(state, mlua::ffi::LUA_GCSTEP, GC_PERIOD as std::ffi::c_int);
                 })
+            };
+            if cycle_ended == 1 {
+                self.gc_floor.store(self.lua.used_memory(), Ordering::Relaxed);
             }
+            stepped
         } else {
             Ok(())
         };
@@ -602,5 +633,50 @@ pub fn number_of(value: &Value) -> Option<f64> {
         Value::Number(n) => Some(*n),
         Value::String(s) => s.to_str().ok().and_then(|s| s.trim().parse::<f64>().ok()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Makes about `bytes` of garbage in `vm` (tables of 16 numbers, dropped at once).
+    fn make_garbage(vm: &Vm, bytes: usize) {
+        let tables = bytes / 200;
+        vm.lua.load(format!("for i = 1, {tables} do local t = {{}} for j = 1, 16 do t[j] = j end end")).exec().unwrap();
+    }
+
+    #[test]
+    fn periodic_steps_wait_for_garbage_over_the_last_cycle() {
+        let vm = Vm::new().unwrap();
+        vm.lua.gc_collect().unwrap();
+        // Steps run until one ends a cycle and sets the floor.
+        for _ in 0..50 * GC_PERIOD {
+            vm.after_run();
+            if vm.gc_floor.load(Ordering::Relaxed) > 0 {
+                break;
+            }
+        }
+        let floor = vm.gc_floor.load(Ordering::Relaxed);
+        assert!(floor > 0, "no step ended a cycle");
+        // Only the periodic steps collect from here on (a step restarts the allocation-driven collector,
+        // which is then far from its threshold).
+        vm.lua.gc_stop();
+        // A little garbage: a period of runs leaves it in place.
+        make_garbage(&vm, GC_GARBAGE / 4);
+        let with_some = vm.lua.used_memory();
+        assert!(with_some > floor && with_some < floor + GC_GARBAGE, "{with_some} over {floor}");
+        for _ in 0..GC_PERIOD {
+            vm.after_run();
+        }
+        assert_eq!(vm.lua.used_memory(), with_some, "a step ran below the garbage threshold");
+        // Past the threshold the next period's step collects.
+        make_garbage(&vm, GC_GARBAGE);
+        let with_more = vm.lua.used_memory();
+        assert!(with_more >= floor + GC_GARBAGE, "{with_more} over {floor}");
+        for _ in 0..GC_PERIOD {
+            vm.after_run();
+        }
+        assert!(vm.lua.used_memory() < with_more, "no step after {} bytes of garbage", with_more - floor);
     }
 }
