@@ -445,8 +445,7 @@ pub struct Handle<T: Collection> {
     /// The stored value carries the promoted flag: Redis's large encoding, kept for life
     /// ([`super::encoding`]).
     promoted: bool,
-    /// An element this command wrote into the split form calls for the large encoding by itself (the
-    /// compact form is judged whole on save instead).
+    /// An element this command wrote calls for the large encoding by itself.
     grown: bool,
     /// The element count when opened: Redis judges a conversion only on writes that add (a hash: that set
     /// a field), never on removals.
@@ -524,9 +523,12 @@ impl<T: Collection> Handle<T> {
         self.promoted
     }
 
-    /// Notes an element written into the split form, for the promotion judged on save.
+    /// Notes an element this command wrote, for the promotion judged on save: as Redis, only the
+    /// elements written are weighed (`hashTypeTryConversion` and `hashTypeSet` weigh the command's field
+    /// and value, `zsetAdd` a new member, `setTypeAdd` a new member), never what the collection held
+    /// before, which may be a long value written while a threshold was higher.
     fn note_written(&mut self, field: &[u8], value: &[u8]) {
-        if T::STICKY && !self.promoted && !self.grown && matches!(self.form, Form::Split(_)) {
+        if T::STICKY && !self.promoted && !self.grown {
             self.grown = T::element_outgrows(field, value, &super::encoding::limits());
         }
     }
@@ -585,16 +587,13 @@ impl<T: Collection> Handle<T> {
         if let Some(old) = self.replaced.take() {
             old.free_ops(slot, ops)?;
         }
-        // Redis converts on the write that outgrows the small encoding and never back.
+        // Redis converts on the write that outgrows the small encoding and never back: by the count, or
+        // by an element written (`grown`).
         let judged = self.judged();
+        let len = self.len();
         let promoted = T::STICKY
-            && (self.promoted
-                || self.grown
-                || judged
-                    && match &self.form {
-                        Form::Compact(value) => !value.is_empty() && value.outgrows(&super::encoding::limits()),
-                        Form::Split(split) => T::count_outgrows(split.count(), &super::encoding::limits()),
-                    });
+            && len > 0
+            && (self.promoted || self.grown || judged && T::count_outgrows(len, &super::encoding::limits()));
         match self.form {
             Form::Split(split) => {
                 let mut header = split.header();
@@ -689,12 +688,21 @@ impl<T: Collection + Keyed> Handle<T> {
 
     /// Sets `field`; true if it is new.
     pub fn insert(&mut self, slot: &mut Slot, field: Bytes, value: Bytes) -> Result<bool, CmdError> {
-        self.note_written(&field, &value);
-        Ok(match &mut self.form {
+        // A hash weighs every field set (`hashTypeSet` checks an update too), a set only a new member.
+        let weigh_always = T::KIND == ValueKind::Hash;
+        if weigh_always {
+            self.note_written(&field, &value);
+        }
+        let weighed = (!weigh_always).then(|| field.clone());
+        let added = match &mut self.form {
             Form::Compact(compact) => compact.insert_field(field, value),
             Form::Split(Split::Hashed(hashed)) => hashed.insert(slot, field, value)?,
             Form::Split(_) => false,
-        })
+        };
+        if let Some(member) = weighed.filter(|_| added) {
+            self.note_written(&member, b"");
+        }
+        Ok(added)
     }
 
     /// Removes `field`; true if it was there.
@@ -1002,16 +1010,20 @@ impl Handle<ZsetIndex> {
 
     /// Sets `member`'s score (never NaN: callers check).
     pub fn insert(&mut self, slot: &mut Slot, member: Bytes, score: f64) -> Result<InsertOutcome, CmdError> {
-        self.note_written(&member, b"");
-        Ok(match &mut self.form {
+        // Redis's `zsetAdd` weighs a new member only; a score update converts nothing.
+        let outcome = match &mut self.form {
             Form::Compact(index) => index.insert(&member, score).map_err(|_| CmdError::NotFloat)?,
-            Form::Split(Split::Ranked(ranked)) => match ranked.insert(slot, member, score)? {
+            Form::Split(Split::Ranked(ranked)) => match ranked.insert(slot, member.clone(), score)? {
                 Inserted::Added => InsertOutcome::Added,
                 Inserted::Updated(old) => InsertOutcome::Updated(old),
                 Inserted::Unchanged => InsertOutcome::Unchanged,
             },
             Form::Split(_) => InsertOutcome::Unchanged,
-        })
+        };
+        if matches!(outcome, InsertOutcome::Added) {
+            self.note_written(&member, b"");
+        }
+        Ok(outcome)
     }
 
     /// Removes `member`; its score if it was there.

@@ -10,7 +10,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::store::{self, ExportError, Stored};
-use super::write::RdbWriter;
+use super::write::{RdbWriter, Shape};
 use crate::engine::snapshot::Snapshot;
 use crate::engine::Engine;
 use crate::server::dbmap::DbMap;
@@ -111,12 +111,15 @@ const BATCH_KEYS: usize = 4096;
 /// Batches queued between the two threads.
 const BATCHES_QUEUED: usize = 4;
 
+/// A key's value as RDB carries it, with the encoding it is written in (OBJECT ENCODING's).
+type Shaped = (Stored, Shape);
+
 /// Keys read from a snapshot, on their way to the writer.
 struct Batch {
     logical: u16,
     /// The database's RESIZEDB hint, with the batch holding its first key written: SELECTDB goes before it.
     select: Option<u64>,
-    keys: Vec<(Vec<u8>, Stored)>,
+    keys: Vec<(Vec<u8>, Shaped)>,
 }
 
 /// Writes the keys of `snapshot` in the databases `dbs` ((logical, physical), as registered) to `out`
@@ -161,7 +164,7 @@ pub fn dump_snapshot<W: Write>(
 /// reader is done (or hangs up after an error, which it returns itself).
 fn write_batches<W: Write>(
     receive: std::sync::mpsc::Receiver<Batch>,
-    give_back: &std::sync::mpsc::SyncSender<Vec<(Vec<u8>, Stored)>>,
+    give_back: &std::sync::mpsc::SyncSender<Vec<(Vec<u8>, Shaped)>>,
     writer: &mut RdbWriter<W>,
     summary: &mut DumpSummary,
     progress: &mut dyn FnMut(u64),
@@ -169,7 +172,7 @@ fn write_batches<W: Write>(
     for batch in receive {
         let mut select = batch.select;
         let mut written = 0;
-        for (key, (value, expire)) in &batch.keys {
+        for (key, ((value, expire), shape)) in &batch.keys {
             match value {
                 Err(ExportError::Module) => summary.skipped += 1,
                 Err(error) => return Err(DumpError::Engine(format!("key {}: {error}", String::from_utf8_lossy(key)))),
@@ -178,7 +181,7 @@ fn write_batches<W: Write>(
                         // RESIZEDB is a hint: the database's current size.
                         writer.select_db(batch.logical as u64, size, 0)?;
                     }
-                    writer.key(key, value, *expire)?;
+                    writer.key_shaped(key, value, *expire, *shape)?;
                     *summary.written.entry(batch.logical).or_default().entry(value.type_name()).or_default() += 1;
                     written += 1;
                 }
@@ -198,14 +201,14 @@ fn read_batches(
     dbs: &[(u16, u16)],
     options: &DumpOptions,
     send: &std::sync::mpsc::SyncSender<Batch>,
-    returned: &std::sync::mpsc::Receiver<Vec<(Vec<u8>, Stored)>>,
+    returned: &std::sync::mpsc::Receiver<Vec<(Vec<u8>, Shaped)>>,
 ) -> Result<(), DumpError> {
     let engine_err = |e: String| DumpError::Engine(e);
     let (want, want_bytes) = if options.offline { (usize::MAX, OFFLINE_RANGE_BYTES) } else { (RANGE_KEYS, usize::MAX) };
-    let mut keys: Vec<(Vec<u8>, Stored)> = Vec::with_capacity(BATCH_KEYS);
+    let mut keys: Vec<(Vec<u8>, Shaped)> = Vec::with_capacity(BATCH_KEYS);
     // A written batch's list, emptied, for the next batch.
-    let mut spare: Option<Vec<(Vec<u8>, Stored)>> = None;
-    let next_list = |spare: &mut Option<Vec<(Vec<u8>, Stored)>>| {
+    let mut spare: Option<Vec<(Vec<u8>, Shaped)>> = None;
+    let next_list = |spare: &mut Option<Vec<(Vec<u8>, Shaped)>>| {
         while let Ok(mut list) = returned.try_recv() {
             list.clear();
             if spare.is_none() {
@@ -252,7 +255,7 @@ fn read_batches(
                     return Ok(());
                 }
                 let mut select = None;
-                if !selected && keys.iter().any(|(_, (value, _))| value.is_ok()) {
+                if !selected && keys.iter().any(|(_, ((value, _), _))| value.is_ok()) {
                     // The hint as of the range holding the database's first key.
                     let mut size = 0;
                     for slot in 0..snapshot.slot_count() {

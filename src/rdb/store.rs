@@ -113,36 +113,42 @@ pub fn read(slot: &mut Slot, db: u16, key: &[u8]) -> Result<Option<Stored>, CmdE
 /// encoding when promoted, else in its small one ([`crate::cmd::encoding`]); what DUMP writes.
 pub fn read_shaped(slot: &mut Slot, db: u16, key: &[u8]) -> Result<Option<(Stored, Shape)>, CmdError> {
     let Some(entry) = collection::portable_value(slot, db, key)? else { return Ok(None) };
-    let shape = match entry.kind {
-        ValueKind::Hash | ValueKind::Set | ValueKind::SortedSet if crate::elements::is_promoted(&entry.value) => {
-            Shape::Large
-        }
-        ValueKind::Hash | ValueKind::Set | ValueKind::SortedSet => Shape::Small,
-        _ => Shape::Defaults,
-    };
+    let shape = shape_of(entry.kind, &entry.value);
     Ok(Some(((to_value(entry.kind, &entry.value), entry.expire_at_ms), shape)))
 }
 
-/// As [`read`], from the key's entry already read (a snapshot hands entries out as it scans): only a
-/// split collection is read again, to materialise its parts.
+/// As [`read_shaped`], from the key's entry already read (a snapshot hands entries out as it scans):
+/// only a split collection is read again, to materialise its parts. The shape is what OBJECT ENCODING
+/// reports, from the promoted flag the entry carries (compact value or split header alike).
 pub fn from_entry(
     slot: &mut Slot,
     db: u16,
     key: &[u8],
     entry: crate::engine::Entry,
-) -> Result<Option<Stored>, CmdError> {
+) -> Result<Option<(Stored, Shape)>, CmdError> {
+    let shape = shape_of(entry.kind, &entry.value);
     let collection = matches!(
         entry.kind,
         ValueKind::Hash | ValueKind::Set | ValueKind::List | ValueKind::SortedSet | ValueKind::Stream
     );
     if collection && crate::elements::is_split(&entry.value) {
-        return read(slot, db, key);
+        return Ok(read(slot, db, key)?.map(|stored| (stored, shape)));
     }
     if entry.kind == ValueKind::String {
         // The entry's bytes are the reader's own (decoded for it): taken over, not copied.
-        return Ok(Some((Ok(Value::String(entry.value)), entry.expire_at_ms)));
+        return Ok(Some(((Ok(Value::String(entry.value)), entry.expire_at_ms), shape)));
     }
-    Ok(Some((to_value(entry.kind, &entry.value), entry.expire_at_ms)))
+    Ok(Some(((to_value(entry.kind, &entry.value), entry.expire_at_ms), shape)))
+}
+
+/// The encoding Redis holds a stored value in: a hash, set or sorted set in its large encoding when
+/// promoted, else in its small one ([`crate::cmd::encoding`]); other types by content.
+fn shape_of(kind: ValueKind, stored: &[u8]) -> Shape {
+    match kind {
+        ValueKind::Hash | ValueKind::Set | ValueKind::SortedSet if crate::elements::is_promoted(stored) => Shape::Large,
+        ValueKind::Hash | ValueKind::Set | ValueKind::SortedSet => Shape::Small,
+        _ => Shape::Defaults,
+    }
 }
 
 /// A stored (compact) value as an RDB value.

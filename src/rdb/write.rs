@@ -133,6 +133,18 @@ pub enum Shape {
     Large,
 }
 
+impl Shape {
+    /// The shape an RDB type byte records: a file's listpack or intset is [`Shape::Small`], its hash
+    /// table or skiplist [`Shape::Large`] (rewriting a file keeps each key's encoding).
+    pub fn of_rdb_type(kind: u8) -> Shape {
+        match kind {
+            T_HASH_LISTPACK | T_ZSET_LISTPACK | T_SET_INTSET => Shape::Small,
+            T_HASH | T_SET | T_ZSET_2 => Shape::Large,
+            _ => Shape::Defaults,
+        }
+    }
+}
+
 /// Appends `value` in Redis 7.0's encoding and returns its RDB type byte.
 pub fn put_value(out: &mut Vec<u8>, value: &Value, compress: bool) -> u8 {
     put_value_shaped(out, value, compress, Shape::Defaults)
@@ -416,8 +428,21 @@ impl<W: Write> RdbWriter<W> {
         self.flush_buf(false)
     }
 
-    /// A key with its value and absolute expiry (Unix ms).
+    /// A key with its value and absolute expiry (Unix ms), a collection's encoding chosen from its content
+    /// by Redis 7.0's default thresholds.
     pub fn key(&mut self, key: &[u8], value: &Value, expire_ms: Option<u64>) -> std::io::Result<()> {
+        self.key_shaped(key, value, expire_ms, Shape::Defaults)
+    }
+
+    /// [`RdbWriter::key`] with a collection's encoding given by `shape`: SAVE, BGSAVE, SYNC and
+    /// `velo rdb-dump` write the encoding OBJECT ENCODING reports, as Redis writes the one it holds.
+    pub fn key_shaped(
+        &mut self,
+        key: &[u8],
+        value: &Value,
+        expire_ms: Option<u64>,
+        shape: Shape,
+    ) -> std::io::Result<()> {
         if let Some(at) = expire_ms {
             self.buf.push(0xfc);
             self.buf.extend_from_slice(&at.to_le_bytes());
@@ -425,7 +450,7 @@ impl<W: Write> RdbWriter<W> {
         let type_at = self.buf.len();
         self.buf.push(0);
         put_string(&mut self.buf, key, self.compress);
-        let kind = put_value(&mut self.buf, value, self.compress);
+        let kind = put_value_shaped(&mut self.buf, value, self.compress, shape);
         if let Some(slot) = self.buf.get_mut(type_at) {
             *slot = kind;
         }

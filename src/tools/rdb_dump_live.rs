@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::rdb::export::{DumpError, DumpSummary};
 use crate::rdb::read::{Item, RdbReader};
-use crate::rdb::write::RdbWriter;
+use crate::rdb::write::{RdbWriter, Shape};
 
 use super::rdb_dump::RdbDumpArgs;
 
@@ -239,7 +239,9 @@ fn filter(input: &[u8], args: &RdbDumpArgs, out: Box<dyn Write>) -> Result<DumpS
                     current_db = Some(db);
                 }
                 let expire = record.expire_ms.and_then(|at| u64::try_from(at).ok());
-                writer.key(&record.key, &record.value, expire).map_err(DumpError::Io)?;
+                // Each key in the encoding the server wrote (OBJECT ENCODING's), not one chosen again.
+                let shape = Shape::of_rdb_type(input.get(record.offset as usize).copied().unwrap_or(0));
+                writer.key_shaped(&record.key, &record.value, expire, shape).map_err(DumpError::Io)?;
                 *summary.written.entry(db).or_default().entry(record.value.type_name()).or_default() += 1;
             }
             _ => {}

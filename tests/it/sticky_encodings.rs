@@ -447,3 +447,180 @@ fn query_buffer_is_freed_when_idle_and_buffers_shrink_after_large_requests() {
         assert!(rbs <= 16384, "{server}: reply buffer after a 1 MB reply {rbs}");
     }
 }
+
+/// After CONFIG lowers `hash-max-listpack-value` / `zset-max-listpack-value`, a write of short elements
+/// into a listpack that holds a long one (written while the threshold was higher) keeps the listpack:
+/// Redis weighs only the elements a command writes (`hashTypeTryConversion`, `hashTypeSet`, `zsetAdd`)
+/// and the count, never what the collection already holds. Against redis-server.
+#[test]
+fn only_the_written_elements_are_weighed_as_in_redis() {
+    let (redis, velo) = servers();
+    let long = "x".repeat(100);
+    let hset_old = format!("HSET h old {long}");
+    let zadd_old = format!("ZADD z 1 {long}");
+    let hset_long_again = format!("HSET h2 f {long}");
+    let zadd_long_new = format!("ZADD z2 5 {long}y");
+    compare(
+        &redis,
+        &velo,
+        "written elements weighed",
+        &[
+            "CONFIG SET hash-max-listpack-value 1000",
+            "CONFIG SET zset-max-listpack-value 1000",
+            &hset_old,
+            "HSET h2 a 1",
+            &hset_long_again,
+            &zadd_old,
+            "ZADD z2 1 a",
+            "CONFIG SET hash-max-listpack-value 64",
+            "CONFIG SET zset-max-listpack-value 64",
+            "OBJECT ENCODING h",
+            "OBJECT ENCODING z",
+            // Short writes: the old long element does not count.
+            "HSET h new short",
+            "HSETNX h nx 1",
+            "HINCRBY h n 5",
+            "HINCRBYFLOAT h f 1.5",
+            "OBJECT ENCODING h",
+            "ZADD z 2 short",
+            "ZINCRBY z 1 other",
+            "ZADD z 7 short",
+            "OBJECT ENCODING z",
+            "HGETALL h",
+            "ZRANGE z 0 -1 WITHSCORES",
+            // An update of the long member's score is no addition either.
+            &zadd_old,
+            "OBJECT ENCODING z",
+            // A long element written now converts.
+            "HSET h2 f short",
+            "OBJECT ENCODING h2",
+            &hset_long_again,
+            "OBJECT ENCODING h2",
+            &zadd_long_new,
+            "OBJECT ENCODING z2",
+            // The count still converts.
+            "CONFIG SET hash-max-listpack-entries 6",
+            "HSET h a1 1",
+            "OBJECT ENCODING h",
+            "HSET h a2 1",
+            "OBJECT ENCODING h",
+            "CONFIG SET hash-max-listpack-entries 512",
+            "CONFIG SET zset-max-listpack-entries 128",
+        ],
+    );
+}
+
+/// Each key's RDB type byte in `file` (`velo::rdb::read`), by key.
+fn rdb_types(file: &[u8]) -> std::collections::BTreeMap<Vec<u8>, u8> {
+    let mut reader = velo::rdb::read::RdbReader::new(file).expect("an RDB file");
+    let mut types = std::collections::BTreeMap::new();
+    while let Some(item) = reader.next().expect("a readable RDB file") {
+        if let velo::rdb::read::Item::Key(record) = item {
+            types.insert(record.key.to_vec(), file[record.offset as usize]);
+        }
+    }
+    types
+}
+
+/// The file a server's SAVE wrote (its `dir` and `dbfilename`).
+fn saved_file(conn: &mut Conn) -> std::path::PathBuf {
+    let field = |conn: &mut Conn, name: &str| {
+        let reply = String::from_utf8_lossy(&conn.cmd(&["CONFIG", "GET", name])).into_owned();
+        reply.lines().nth(4).expect("CONFIG GET reply").to_string()
+    };
+    assert_eq!(conn.cmd(&["SAVE"]), b"+OK\r\n");
+    std::path::Path::new(&field(conn, "dir")).join(field(conn, "dbfilename"))
+}
+
+/// OBJECT ENCODING and DEBUG DIGEST-VALUE of every key of `file`, as a fresh redis-server loads it.
+fn loaded_by_redis(file: &std::path::Path, keys: &[Vec<u8>]) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(file, dir.path().join("load.rdb")).unwrap();
+    let redis = crate::support::RedisServer::start_in(dir.path(), &["--dbfilename", "load.rdb"]);
+    let mut conn = Conn::connect(redis.port);
+    keys.iter()
+        .map(|key| {
+            let name = String::from_utf8_lossy(key).into_owned();
+            let encoding = conn.cmd_bytes(&[b"OBJECT", b"ENCODING", key]);
+            let digest = conn.cmd_bytes(&[b"DEBUG", b"DIGEST-VALUE", key]);
+            (name, encoding, digest)
+        })
+        .collect()
+}
+
+/// SAVE (and the offline `velo rdb-dump`) write each hash, set and sorted set in the encoding OBJECT
+/// ENCODING reports, as Redis writes the encoding it holds: the same RDB type per key as redis-server's
+/// SAVE after the same commands (promotions, removals, lowered and raised thresholds), and each file
+/// loads into a fresh redis-server with the same encodings and contents.
+#[test]
+fn saves_write_the_encoding_object_encoding_reports() {
+    let (redis, mut velo) = servers();
+    let long = "x".repeat(100);
+    let script: Vec<String> = vec![
+        "CONFIG SET hash-max-listpack-value 1000".into(),
+        "CONFIG SET zset-max-listpack-value 1000".into(),
+        format!("HSET hlong f {long}"),
+        format!("ZADD zlong 1 {long}"),
+        format!("HSET hmix old {long}"),
+        format!("ZADD zmix 1 {long}"),
+        "CONFIG SET hash-max-listpack-value 64".into(),
+        "CONFIG SET zset-max-listpack-value 64".into(),
+        "HSET hmix new short".into(),
+        "ZADD zmix 2 short".into(),
+        "CONFIG SET hash-max-listpack-entries 2".into(),
+        "CONFIG SET set-max-intset-entries 2".into(),
+        "CONFIG SET zset-max-listpack-entries 2".into(),
+        "HSET hp a 1 b 2 c 3".into(),
+        "HDEL hp a b".into(),
+        "SADD sp 1 2 3".into(),
+        "SREM sp 1 2".into(),
+        "ZADD zp 1 a 2 b 3 c".into(),
+        "ZREM zp a b".into(),
+        "SADD sstr x".into(),
+        "SADD sint 5".into(),
+        "HSET hsmall a 1".into(),
+        "ZADD zsmall 1 a".into(),
+        "CONFIG SET hash-max-listpack-entries 512".into(),
+        "CONFIG SET set-max-intset-entries 512".into(),
+        "CONFIG SET zset-max-listpack-entries 128".into(),
+        // Raised again: the unpromoted keep their small encoding until judged.
+        "SADD sbig 1 2 3".into(),
+        "RPUSH l a b c".into(),
+        "SET s 1".into(),
+    ];
+    let mut rconn = Conn::connect(redis.port);
+    let mut vconn = velo.connect();
+    for line in &script {
+        let args = velo::resp::decode::split_args(line.as_bytes()).unwrap();
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_ref()).collect();
+        let (r, v) = (rconn.cmd_bytes(&args), vconn.cmd_bytes(&args));
+        assert_eq!(v, r, "`{line}`");
+    }
+    let keys: Vec<Vec<u8>> =
+        ["hlong", "zlong", "hmix", "zmix", "hp", "sp", "zp", "sstr", "sint", "hsmall", "zsmall", "l", "s"]
+            .iter()
+            .map(|k| k.as_bytes().to_vec())
+            .collect();
+    for key in &keys {
+        let args: [&[u8]; 3] = [b"OBJECT", b"ENCODING", key];
+        assert_eq!(vconn.cmd_bytes(&args), rconn.cmd_bytes(&args), "OBJECT ENCODING {}", String::from_utf8_lossy(key));
+    }
+    let redis_file = saved_file(&mut rconn);
+    let velo_file = saved_file(&mut vconn);
+    let redis_types = rdb_types(&std::fs::read(&redis_file).unwrap());
+    assert_eq!(redis_types.len(), keys.len() + 1, "{redis_types:?}");
+    assert_eq!(rdb_types(&std::fs::read(&velo_file).unwrap()), redis_types, "SAVE: RDB type per key");
+    let from_redis = loaded_by_redis(&redis_file, &keys);
+    assert_eq!(loaded_by_redis(&velo_file, &keys), from_redis, "SAVE loaded by redis-server");
+    // Offline, `velo rdb-dump` reads the marks stored with each value: the same types.
+    drop(vconn);
+    assert_eq!(velo.terminate(), Some(0));
+    let dumped = velo.dir.join("offline.rdb");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_velo"))
+        .args(["rdb-dump".as_ref(), "--dir".as_ref(), velo.dir.as_os_str(), "-o".as_ref(), dumped.as_os_str()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(rdb_types(&std::fs::read(&dumped).unwrap()), redis_types, "rdb-dump: RDB type per key");
+    assert_eq!(loaded_by_redis(&dumped, &keys), from_redis, "rdb-dump loaded by redis-server");
+}
