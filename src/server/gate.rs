@@ -65,6 +65,28 @@ pub fn runs_inline(spec: &CommandSpec) -> bool {
     spec.has(Flags::FAST) || ARGUMENT_BOUNDED.contains(&spec.fullname) || crate::script::runs_script(spec)
 }
 
+/// The largest LRANGE index (either sign) that still runs inline: the reply then holds at most this many
+/// items and the walk to the first one reads at most this many chunks.
+const INLINE_RANGE_INDEX: i64 = 1024;
+
+/// [`runs_inline`] for one request: also an LRANGE whose indexes (both from the head or both from the
+/// tail, within [`INLINE_RANGE_INDEX`]) bound its work as a GETRANGE's are bounded. Off the worker, each
+/// such request cost a thread hand-off and, while it ran, took every other client's requests off the
+/// workers as well (redis-benchmark's LRANGE_100 and LRANGE_600 are `LRANGE mylist 0 99` / `0 599`).
+pub fn request_runs_inline(spec: &CommandSpec, argv: &[bytes::Bytes]) -> bool {
+    runs_inline(spec) || (spec.fullname == "lrange" && bounded_range(argv))
+}
+
+/// True for `LRANGE key start stop` with both indexes on one side and at most [`INLINE_RANGE_INDEX`].
+fn bounded_range(argv: &[bytes::Bytes]) -> bool {
+    let [_, _, start, stop] = argv else { return false };
+    let index = |raw: &[u8]| crate::resp::decode::parse_int(raw).filter(|at| at.unsigned_abs() <= INLINE_RANGE_INDEX as u64);
+    match (index(start), index(stop)) {
+        (Some(start), Some(stop)) => (start >= 0) == (stop >= 0),
+        _ => false,
+    }
+}
+
 thread_local! {
     /// The gate of the inline batch this thread runs, if any, and whether the batch has become
     /// off-worker work ([`leave_inline_batch`]).
