@@ -39,7 +39,7 @@ pub const OWNER_DB_FLAG: u16 = 0xC000;
 
 /// The first four payload bytes of a split collection's header. Every compact encoding starts with its
 /// element count as a u32, and no compact value holds 2^32 - 1 elements, so the two never collide.
-pub const SPLIT_MARKER: [u8; 4] = [0xff; 4];
+pub const SPLIT_MARKER: [u8; 4] = crate::engine::dictionary::SPLIT_HEADER_MARKER;
 
 /// Header layout tags (the byte after the marker).
 pub const LAYOUT_HASHED: u8 = 1;

@@ -38,8 +38,17 @@ pub const MAX_DICT_LEN: usize = 4 << 20;
 pub const DICT_MIN_VALUE_LEN: usize = 16;
 /// Values longer than this use plain zstd or segment compression instead (a dictionary helps little).
 pub const DICT_MAX_VALUE_LEN: usize = 64 << 10;
+/// The first four payload bytes of a split collection's header (docs/format.md §"Split collections";
+/// `elements::SPLIT_MARKER` is this constant).
+pub const SPLIT_HEADER_MARKER: [u8; 4] = [0xff; 4];
 /// zstd's magic at the start of a trained dictionary; bytes 4..8 after it are the dictionary's own id.
 const ZDICT_MAGIC: [u8; 4] = [0x37, 0xa4, 0x30, 0xec];
+
+/// True for a collection's split header (as opposed to a compact collection or any other value).
+fn is_split_header(kind: ValueKind, value: &[u8]) -> bool {
+    matches!(kind, ValueKind::Hash | ValueKind::List | ValueKind::Set | ValueKind::SortedSet | ValueKind::Stream)
+        && value.starts_with(&SPLIT_HEADER_MARKER)
+}
 
 /// The file name of dictionary `id`.
 pub fn dict_file_name(id: u32) -> String {
@@ -425,7 +434,13 @@ impl DictionaryMap {
         fresh: bool,
     ) -> Vec<u8> {
         let sampling = fresh && self.sampler.enabled();
-        let eligible = kind != ValueKind::Element && (DICT_MIN_VALUE_LEN..=DICT_MAX_VALUE_LEN).contains(&value.len());
+        // A split collection's header is rewritten by nearly every command on the collection (its count
+        // changes) and read back by the next one: a dictionary frame each way cost LPUSH on a split list
+        // about a fifth of its user CPU for a few dozen bytes of counts and part numbers, and headers are
+        // not the values a family's dictionary should be trained on.
+        let eligible = kind != ValueKind::Element
+            && (DICT_MIN_VALUE_LEN..=DICT_MAX_VALUE_LEN).contains(&value.len())
+            && !is_split_header(kind, value);
         if eligible && (sampling || self.any_active.load(Ordering::Acquire)) {
             // The family is a prefix of the key: the rules are only read to find it.
             let family = self.rules.read().unwrap_or_else(|p| p.into_inner()).family_of(key);
@@ -616,6 +631,25 @@ mod tests {
             })
             .collect();
         zstd::dict::from_samples(&samples, 4096).expect("trains")
+    }
+
+    #[test]
+    fn split_headers_are_stored_raw_under_a_dictionary() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fs: Arc<dyn FileSystem> = Arc::new(RealFs);
+        let map = DictionaryMap::open(fs, dir.path(), false, 3).expect("open");
+        map.install(b"user", trained()).expect("install");
+        let value = br#"{"name":"user77","email":"user77@example.com","plan":"pro","age":33}"#;
+        let mut header = SPLIT_HEADER_MARKER.to_vec();
+        header.extend_from_slice(value);
+        for kind in [ValueKind::Hash, ValueKind::List, ValueKind::Set, ValueKind::SortedSet, ValueKind::Stream] {
+            let envelope = map.encode(kind, b"user:77", &header, CompressionPolicy::default());
+            assert_eq!(envelope[1], 0, "{kind:?}: a split header stays raw");
+            assert_eq!(envelope::decode(&envelope, &map).map(|(_, v)| v.to_vec()), Ok(header.clone()));
+        }
+        // The same bytes as a string value, and a compact collection, still use the dictionary.
+        assert_eq!(map.encode(ValueKind::String, b"user:77", &header, CompressionPolicy::default())[1], 3);
+        assert_eq!(map.encode(ValueKind::Hash, b"user:77", value, CompressionPolicy::default())[1], 3);
     }
 
     #[test]

@@ -343,7 +343,7 @@ fn execute_buffered<'t>(server: &'t Arc<Server>, client: &mut Client, io: &mut B
             }
         };
         let found = lookup(&argv[0]);
-        if inline && !found.is_none_or(gate::runs_inline) {
+        if inline && !found.is_none_or(|spec| gate::request_runs_inline(spec, &argv)) {
             *io.pending = Some(argv);
             return Step::OffWorker;
         }

@@ -65,6 +65,29 @@ pub fn runs_inline(spec: &CommandSpec) -> bool {
     spec.has(Flags::FAST) || ARGUMENT_BOUNDED.contains(&spec.fullname) || crate::script::runs_script(spec)
 }
 
+/// The largest LRANGE index (either sign) that still runs inline: the reply then holds at most this many
+/// items and the walk to the first one reads at most this many chunks.
+const INLINE_RANGE_INDEX: i64 = 1024;
+
+/// [`runs_inline`] for one request: also an LRANGE whose indexes (both from the head or both from the
+/// tail, within [`INLINE_RANGE_INDEX`]) bound its work as a GETRANGE's are bounded. Off the worker, each
+/// such request cost a thread hand-off and, while it ran, took every other client's requests off the
+/// workers as well (redis-benchmark's LRANGE_100 and LRANGE_600 are `LRANGE mylist 0 99` / `0 599`).
+pub fn request_runs_inline(spec: &CommandSpec, argv: &[bytes::Bytes]) -> bool {
+    runs_inline(spec) || (spec.fullname == "lrange" && bounded_range(argv))
+}
+
+/// True for `LRANGE key start stop` with both indexes on one side and at most [`INLINE_RANGE_INDEX`].
+fn bounded_range(argv: &[bytes::Bytes]) -> bool {
+    let [_, _, start, stop] = argv else { return false };
+    let index =
+        |raw: &[u8]| crate::resp::decode::parse_int(raw).filter(|at| at.unsigned_abs() <= INLINE_RANGE_INDEX as u64);
+    match (index(start), index(stop)) {
+        (Some(start), Some(stop)) => (start >= 0) == (stop >= 0),
+        _ => false,
+    }
+}
+
 thread_local! {
     /// The gate of the inline batch this thread runs, if any, and whether the batch has become
     /// off-worker work ([`leave_inline_batch`]).
@@ -148,5 +171,32 @@ impl Drop for InlineGuard<'_> {
 impl Drop for OffWorkerGuard<'_> {
     fn drop(&mut self) {
         self.0.off_worker.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn lrange(start: &str, stop: &str) -> bool {
+        let argv: Vec<Bytes> =
+            ["LRANGE", "mylist", start, stop].iter().map(|arg| Bytes::from(arg.to_string())).collect();
+        bounded_range(&argv)
+    }
+
+    #[test]
+    fn only_lranges_with_bounded_indexes_on_one_side_run_inline() {
+        assert!(lrange("0", "99"));
+        assert!(lrange("0", "599"));
+        assert!(lrange("-100", "-1"));
+        assert!(lrange("1024", "0"));
+        assert!(!lrange("0", "-1"), "the whole list");
+        assert!(!lrange("-1", "0"));
+        assert!(!lrange("0", "1025"));
+        assert!(!lrange("2000", "2001"), "a walk to the start");
+        assert!(!lrange("0", "x"));
+        assert!(!lrange("-9223372036854775808", "0"));
+        assert!(!bounded_range(&[Bytes::from("LRANGE"), Bytes::from("k"), Bytes::from("0")]));
     }
 }
