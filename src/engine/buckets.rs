@@ -243,45 +243,6 @@ impl BucketStore {
         Ok(())
     }
 
-    /// Writes pages in place without caching them: a checkpoint's tail, whose store is dropped right after
-    /// (indexing each page's cells for a cache nobody reads cost a decode of every page written). `pages`
-    /// sorted by id: runs of consecutive pages of a file go in one `pwrite` of up to 1 MiB (a checkpoint
-    /// of random keys into a large table rewrites most of it, so the runs are long).
-    pub fn write_pages_uncached(&mut self, pages: &[(PageId, PageBuf)]) -> Result<()> {
-        const RUN_PAGES: usize = 256;
-        let mut run: Vec<u8> = Vec::new();
-        let mut start = 0;
-        while start < pages.len() {
-            let first = pages[start].0;
-            let mut end = start + 1;
-            while end < pages.len()
-                && end - start < RUN_PAGES
-                && pages[end].0.file == first.file
-                && pages[end].0.number == first.number + (end - start) as u64
-            {
-                end += 1;
-            }
-            let bytes: &[u8] = if end - start == 1 {
-                &pages[start].1[..]
-            } else {
-                run.clear();
-                for (_, page) in &pages[start..end] {
-                    run.extend_from_slice(&page[..]);
-                }
-                &run
-            };
-            let offset = first.number * PAGE_SIZE as u64;
-            self.handle(first.file)
-                .write_all_at(bytes, offset)
-                .map_err(|e| Error::io("write", self.path(first.file), e))?;
-            for (id, _) in &pages[start..end] {
-                self.cache.remove(id);
-            }
-            start = end;
-        }
-        Ok(())
-    }
-
     /// Makes a page image win over the file (read-only recovery).
     pub fn override_page(&mut self, id: PageId, page: PageBuf) {
         self.overrides.insert(id, page);
@@ -346,45 +307,5 @@ mod tests {
         assert_eq!(bucket_level(4, 2, 1), 3);
         assert_eq!(bucket_level(1, 2, 1), 2);
         assert_eq!(bucket_of(12345, 0, 0), 0);
-    }
-
-    #[test]
-    fn pages_written_in_runs_land_in_place_and_replace_cached_images() {
-        use crate::engine::io::CrashFs;
-        use crate::engine::page::{Page, PAGE_KIND_OVERFLOW, PAGE_KIND_PRIMARY};
-        let fs = CrashFs::new();
-        let dir = Path::new("/slot");
-        fs.create_dir_all(dir).expect("dir");
-        let image = |id: PageId, seq: u64| -> PageBuf {
-            let kind = if id.file == PageFile::Primary { PAGE_KIND_PRIMARY } else { PAGE_KIND_OVERFLOW };
-            Arc::new(
-                *Page { kind, level: 0, bucket: id.number, next_overflow: 0, checkpoint_seq: seq, cells: vec![] }
-                    .encode(),
-            )
-        };
-        let mut store = BucketStore::open(&fs, dir, true, false, 1 << 20).expect("open");
-        // Two runs of consecutive primary pages (1-3, 5), a run of overflow pages (1-2): first written one
-        // page at a time, and read, so that the cache holds the old images.
-        let ids = [
-            PageId::bucket(0),
-            PageId::bucket(1),
-            PageId::bucket(2),
-            PageId::bucket(4),
-            PageId::overflow(1),
-            PageId::overflow(2),
-        ];
-        for id in ids {
-            store.write_page(id, &image(id, 1)).expect("write");
-            assert_eq!(store.read_page(id).expect("read")[..], image(id, 1)[..]);
-        }
-        let pages: Vec<(PageId, PageBuf)> = ids.iter().map(|id| (*id, image(*id, 2))).collect();
-        store.write_pages_uncached(&pages).expect("write runs");
-        for (id, page) in &pages {
-            assert_eq!(store.read_page(*id).expect("read")[..], page[..], "{id:?} through the same store");
-        }
-        let mut reopened = BucketStore::open(&fs, dir, false, false, 1 << 20).expect("reopen");
-        for (id, page) in &pages {
-            assert_eq!(reopened.read_page(*id).expect("read")[..], page[..], "{id:?} from the file");
-        }
     }
 }

@@ -11,7 +11,7 @@
 //!   (2) every changed page and the new slot metadata go to the double-write batch, which is fsynced.
 //!   None of it is visible to readers, which use the committed metadata: segments lie past the committed
 //!   ends of chunk files, new pages past the committed table or in the batch.
-//! - *Install*, under the slot lock: (3) the batch's pages (kept in memory by its writer) are staged in the
+//! - *Install*, under the slot lock: (3) the batch's pages (read back by the prepare) are staged in the
 //!   slot's bucket store, which serves them from memory, the new metadata takes over in memory, files
 //!   that died are deleted, and the frozen memtable is dropped (the entries written since the begin are
 //!   in the active one already). No system call and nothing per memtable entry: O(pages) map inserts.
@@ -129,7 +129,7 @@ pub(crate) struct Job {
 /// A prepared checkpoint: durable in the double-write batch, waiting for its install.
 pub(crate) struct Prepared {
     job: Job,
-    /// The batch's pages (its writer kept them in memory): the install stages them, the tail writes them in place.
+    /// The batch's pages, read back off the lock: the install stages them, the tail writes them in place.
     pages: Vec<(PageId, PageBuf)>,
     meta: SlotMeta,
     meta_bytes: Vec<u8>,
@@ -182,9 +182,9 @@ impl Tail {
     }
 
     fn sync(&mut self) -> Result<()> {
-        let pages = std::mem::take(&mut self.pages);
-        self.buckets.write_pages_uncached(&pages)?;
-        drop(pages);
+        for (id, page) in std::mem::take(&mut self.pages) {
+            self.buckets.write_page(id, &page)?;
+        }
         self.buckets.sync()?;
         meta::write_atomically(self.fs.as_ref(), &self.meta_path, &self.meta_bytes)?;
         self.dwb.clear()?;
@@ -722,14 +722,9 @@ impl Job {
     fn prepare(mut self) -> Result<Prepared> {
         let started = Instant::now();
         let frozen = self.frozen.clone().ok_or_else(|| Error::Config("checkpoint prepared twice".into()))?;
-        // Sorted here rather than at the begin, which holds the slot lock. Each entry is its own heap block
-        // in arrival order, so every visit of one in key order is a cache miss: the reversed hashes are kept
-        // beside the references, and the sort and the bucket assignment read only them (they order the keys
-        // but for equal hashes).
-        let mut keyed: Vec<(u64, &MemKey, &MemEntry)> = frozen.iter().map(|(key, entry)| (key.0, key, entry)).collect();
-        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
-        let reversed_hashes: Vec<u64> = keyed.iter().map(|(reversed, _, _)| *reversed).collect();
-        let entries: Vec<(&MemKey, &MemEntry)> = keyed.into_iter().map(|(_, key, entry)| (key, entry)).collect();
+        // Sorted here rather than at the begin, which holds the slot lock.
+        let mut entries: Vec<(&MemKey, &MemEntry)> = frozen.iter().collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let reset = self.reset;
         let target_seq = self.target_seq;
         let mut meta = self.meta.clone();
@@ -839,7 +834,7 @@ impl Job {
 
         // (3) Apply the entries bucket by bucket.
         let mut by_bucket: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
-        for (index, reversed_hash) in reversed_hashes.iter().enumerate() {
+        for (index, ((reversed_hash, _, _), _)) in entries.iter().enumerate() {
             let bucket = buckets::bucket_of(reversed_hash.reverse_bits(), meta.level, meta.split);
             by_bucket.entry(bucket).or_default().push(index);
         }
@@ -939,7 +934,12 @@ impl Job {
         }
         let meta_bytes = meta.encode();
         batch.dwb.commit(&meta_bytes)?;
-        let pages = batch.dwb.take_pages();
+        let mut pages = Vec::new();
+        for id in batch.dwb.page_ids() {
+            if let Some(page) = batch.dwb.page(id)? {
+                pages.push((id, PageBuf::from(page)));
+            }
+        }
         let durable_time = started.elapsed() - prepare_time;
         drop(entries);
         Ok(Prepared { job: self, pages, meta, meta_bytes, batch, prepare_time, durable_time })
@@ -1013,7 +1013,7 @@ impl Job {
         let mut id = PageId::bucket(bucket);
         loop {
             let offset = id.number * page::PAGE_SIZE as u64;
-            let page = match batch.dwb.page(id) {
+            let page = match batch.dwb.page(id)? {
                 Some(image) => Page::decode(&image[..], self.buckets.path(id.file), offset)?,
                 None => {
                     let bytes = self.buckets.read_page(id)?;

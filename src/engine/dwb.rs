@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::buckets::{PageBuf, PageFile, PageId};
+use super::buckets::{PageFile, PageId};
 use super::error::{Error, Result};
 use super::format::{self, ByteReader, PutLe, FILE_HEADER_LEN};
 use super::io::{FileHandle, FileSystem};
@@ -23,22 +23,14 @@ pub const TRAILER_MAGIC: &[u8; 8] = b"VDWBDONE";
 /// Bytes after the metadata image: metadata length, entry count, CRC, trailer magic.
 pub const TRAILER_LEN: usize = 4 + 4 + 4 + 8;
 
-/// Entries are written to the file in runs of about this many bytes: one `pwrite` per run instead of one
-/// per page (a checkpoint of a large table adds tens of thousands of pages).
-const WRITE_RUN: usize = 1 << 20;
-
-/// A batch being written during a checkpoint. The latest image of each page is also kept in memory: the
-/// checkpoint reads pages it already rewrote (splits, compaction) and hands every image to the install,
-/// which stages them in memory anyway, so reading them back from the file only cost system calls.
+/// A batch being written during a checkpoint.
 pub struct DwbWriter {
     path: PathBuf,
     file: Arc<dyn FileHandle>,
-    /// File offset of the first entry not yet written (those are in `pending`).
     end: u64,
-    pending: Vec<u8>,
     crc: crc32fast::Hasher,
     count: u32,
-    images: HashMap<PageId, PageBuf>,
+    index: HashMap<PageId, u64>,
 }
 
 impl DwbWriter {
@@ -58,61 +50,48 @@ impl DwbWriter {
             path,
             file,
             end: FILE_HEADER_LEN as u64,
-            pending: Vec::new(),
             crc: crc32fast::Hasher::new(),
             count: 0,
-            images: HashMap::new(),
+            index: HashMap::new(),
         })
     }
 
     /// Appends a page image; a later image of the same page supersedes it.
     pub fn add_page(&mut self, id: PageId, page: &[u8; PAGE_SIZE]) -> Result<()> {
-        if self.pending.capacity() == 0 {
-            self.pending.reserve_exact(WRITE_RUN + ENTRY_LEN);
-        }
-        let start = self.pending.len();
-        self.pending.push(id.file as u8);
-        self.pending.extend_from_slice(&[0; 7]);
-        self.pending.put_u64(id.number);
-        self.pending.extend_from_slice(page);
-        self.crc.update(&self.pending[start..]);
-        self.images.insert(id, Arc::new(*page));
+        let mut entry = Vec::with_capacity(ENTRY_LEN);
+        entry.push(id.file as u8);
+        entry.extend_from_slice(&[0; 7]);
+        entry.put_u64(id.number);
+        entry.extend_from_slice(page);
+        self.file.write_all_at(&entry, self.end).map_err(|e| Error::io("write", &self.path, e))?;
+        self.crc.update(&entry);
+        self.index.insert(id, self.end + 16);
+        self.end += ENTRY_LEN as u64;
         self.count += 1;
-        if self.pending.len() >= WRITE_RUN {
-            self.write_pending()?;
-        }
-        Ok(())
-    }
-
-    /// Writes the entries held in memory to the file.
-    fn write_pending(&mut self) -> Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        self.file.write_all_at(&self.pending, self.end).map_err(|e| Error::io("write", &self.path, e))?;
-        self.end += self.pending.len() as u64;
-        self.pending.clear();
         Ok(())
     }
 
     /// The latest image of a page in this batch, if it has one.
-    pub fn page(&self, id: PageId) -> Option<&PageBuf> {
-        self.images.get(&id)
+    pub fn page(&self, id: PageId) -> Result<Option<Box<[u8; PAGE_SIZE]>>> {
+        let Some(offset) = self.index.get(&id) else {
+            return Ok(None);
+        };
+        let mut page = Box::new([0u8; PAGE_SIZE]);
+        self.file.read_exact_at(&mut page[..], *offset).map_err(|e| Error::io("read", &self.path, e))?;
+        Ok(Some(page))
     }
 
-    /// Hands out the pages of the batch (latest image of each), in page order: the writer keeps none.
-    pub fn take_pages(&mut self) -> Vec<(PageId, PageBuf)> {
-        let mut pages: Vec<(PageId, PageBuf)> = self.images.drain().collect();
-        pages.sort_unstable_by_key(|(id, _)| *id);
-        pages
+    /// The pages of the batch (latest image of each).
+    pub fn page_ids(&self) -> Vec<PageId> {
+        let mut ids: Vec<PageId> = self.index.keys().copied().collect();
+        ids.sort();
+        ids
     }
 
     /// Seals the batch with the new slot metadata and makes it durable. The pages and metadata are synced
     /// before the 20-byte trailer is written (and synced): a trailer on disk therefore proves the batch
     /// complete, and a batch with a trailer but a bad CRC is corruption, not a torn write.
     pub fn commit(&mut self, meta: &[u8]) -> Result<()> {
-        self.write_pending()?;
-        self.pending = Vec::new();
         let mut body = meta.to_vec();
         body.put_u32(meta.len() as u32);
         body.put_u32(self.count);
@@ -201,7 +180,7 @@ mod tests {
         let mut writer = DwbWriter::begin(&fs, dir).expect("begin");
         writer.add_page(PageId::bucket(0), &[7u8; PAGE_SIZE]).expect("add");
         writer.add_page(PageId::overflow(3), &[9u8; PAGE_SIZE]).expect("add");
-        assert_eq!(writer.page(PageId::overflow(3)).map(|p| p[0]), Some(9));
+        assert_eq!(writer.page(PageId::overflow(3)).expect("read").map(|p| p[0]), Some(9));
         let before_commit = fs.read_file(&dir.join(DWB_FILE)).expect("file");
         writer.commit(b"META").expect("commit");
         let bytes = fs.read_file(&dir.join(DWB_FILE)).expect("file");
