@@ -70,7 +70,7 @@ pub fn runs_inline(spec: &CommandSpec) -> bool {
 const INLINE_RANGE_INDEX: i64 = 1024;
 
 /// [`runs_inline`] for one request: also an LRANGE whose indexes (both from the head or both from the
-/// tail, within [`INLINE_RANGE_INDEX`]) bound its work as a GETRANGE's are bounded. Off the worker, each
+/// tail, within `INLINE_RANGE_INDEX`, 1024) bound its work as a GETRANGE's are bounded. Off the worker, each
 /// such request cost a thread hand-off and, while it ran, took every other client's requests off the
 /// workers as well (redis-benchmark's LRANGE_100 and LRANGE_600 are `LRANGE mylist 0 99` / `0 599`).
 pub fn request_runs_inline(spec: &CommandSpec, argv: &[bytes::Bytes]) -> bool {
