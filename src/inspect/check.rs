@@ -125,6 +125,18 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    /// A checker for a second walk over pages already checked: the same dictionaries, its own findings
+    /// and statistics (thrown away) and no progress.
+    fn quiet(&self) -> Checker<'static> {
+        Checker {
+            findings: Vec::new(),
+            stats: CheckStats::default(),
+            progress: &|_| {},
+            dictionaries: self.dictionaries.clone(),
+            dict_map: self.dict_map.clone(),
+        }
+    }
+
     /// Why an envelope cannot be decoded for want of a dictionary, if that is so.
     fn missing_dictionary(&self, env: &[u8]) -> Option<String> {
         envelope::dictionary_id(env)
@@ -728,13 +740,7 @@ fn check_slot(c: &mut Checker<'_>, dir: &DataDir, index: usize, scratch: &mut Sc
     for files in batches {
         if batched {
             index.reset(meta.chunk_files.keys().copied());
-            let mut quiet = Checker {
-                findings: Vec::new(),
-                stats: CheckStats::default(),
-                progress: &|_| {},
-                dictionaries: c.dictionaries.clone(),
-                dict_map: c.dict_map.clone(),
-            };
+            let mut quiet = c.quiet();
             let mut bigs = HashMap::new();
             scan_pages(&mut quiet, &view, &mut scratch.block, &mut bigs, &mut |r, _| {
                 if files.contains(&r.file) {
@@ -985,13 +991,7 @@ fn locate_failed(
 ) -> HashMap<SegRef, std::collections::VecDeque<PageId>> {
     let mut pages: HashMap<SegRef, std::collections::VecDeque<PageId>> =
         failed.iter().map(|r| (*r, Default::default())).collect();
-    let mut quiet = Checker {
-        findings: Vec::new(),
-        stats: CheckStats::default(),
-        progress: &|_| {},
-        dictionaries: c.dictionaries.clone(),
-        dict_map: c.dict_map.clone(),
-    };
+    let mut quiet = c.quiet();
     scan_pages(&mut quiet, view, block, &mut HashMap::new(), &mut |r, page| {
         if let Some(list) = pages.get_mut(&r) {
             list.push_back(page);
