@@ -228,12 +228,20 @@ struct Scratch {
     block: Vec<u8>,
     /// The slot's index of segment references.
     refs: RefIndex,
-    /// One chunk file's references, sorted (see [`sort_group`]).
+    /// One chunk file's references, in bins of segment offset (see [`sort_group`]).
     sorted: Vec<SegRef>,
-    /// Bin counts of [`sort_group`].
+    /// Where each bin of [`sort_group`] ends.
     bins: Vec<u32>,
     /// Its bound in entries (see [`REF_BUDGET`]).
     budget: usize,
+    /// Indices (into `sorted`) of the references into the segment being matched.
+    picked: Vec<u32>,
+    /// Offsets of a decoded payload's records.
+    starts: Vec<u32>,
+    /// Which of them a reference hits.
+    live: Vec<bool>,
+    /// Record number by payload offset (a sparse set: an entry counts only when `starts` agrees).
+    by_offset: Vec<u16>,
 }
 
 /// The most segment references a slot's index holds at once (24 bytes each: 48 MiB per checking
@@ -258,11 +266,6 @@ impl SegRef {
     /// Sort key: chunk file, segment offset, record offset.
     fn order(&self) -> u128 {
         (self.file as u128) << 64 | (self.segment_offset as u128) << 32 | self.record_offset as u128
-    }
-
-    /// Sort key within one chunk file: segment offset, record offset.
-    fn order_in_file(&self) -> u64 {
-        (self.segment_offset as u64) << 32 | self.record_offset as u64
     }
 }
 
@@ -322,6 +325,35 @@ impl RefIndex {
         self.overflowed = false;
     }
 
+    /// Gives each group (emptied by [`Self::reset`]) room for the `needs` of the listed files, in order.
+    /// The allocations kept from earlier slots are handed out largest to the largest need: growing the
+    /// group at the same position instead (`Vec::reserve`) copied it into fresh pages the kernel zeroes,
+    /// whenever a later slot's file there was larger, while a larger allocation sat unused at another
+    /// position (peak RSS ~150 MB instead of ~110). A need no kept allocation meets gets a new one, the
+    /// old freed first (nothing to copy: the group is empty).
+    fn presize(&mut self, needs: impl Iterator<Item = usize>) {
+        let needs: Vec<usize> = needs.collect();
+        let mut by_need: Vec<usize> = (0..needs.len()).collect();
+        by_need.sort_by_key(|&i| std::cmp::Reverse(needs[i]));
+        let mut pool = std::mem::take(&mut self.groups);
+        pool.sort_by_key(|group| std::cmp::Reverse(group.capacity()));
+        pool.resize_with(pool.len().max(needs.len()), Vec::new);
+        let spare = pool.split_off(needs.len());
+        let mut groups: Vec<Vec<SegRef>> = Vec::with_capacity(needs.len() + spare.len());
+        groups.resize_with(needs.len(), Vec::new);
+        for (&i, group) in by_need.iter().zip(pool) {
+            groups[i] = group;
+        }
+        groups.extend(spare);
+        for (group, &need) in groups.iter_mut().zip(&needs) {
+            if group.capacity() < need {
+                *group = Vec::new();
+                group.reserve_exact(need);
+            }
+        }
+        self.groups = groups;
+    }
+
     /// The group of chunk file `file`, if the metadata lists it.
     fn group_of(&self, file: u32) -> Option<usize> {
         if !self.dense.is_empty() {
@@ -361,29 +393,26 @@ impl RefIndex {
     }
 }
 
-/// Bytes of segment offset per bin of [`sort_group`]: a quarter of a segment's stored length, so a bin
-/// holds a dozen references (sorted by insertion) and the bin counts of a 16 MiB file (64 KiB) stay in
-/// the CPU's caches.
+/// Bytes of segment offset per bin of [`sort_group`]: a third of a segment's stored length, so a bin
+/// holds the references of at most one or two segments and the bin ends of a 16 MiB file (64 KiB) stay
+/// in the CPU's caches.
 const SORT_BIN_SHIFT: u32 = 10;
 /// The most bins of [`sort_group`] (a metadata that commits an absurd length does not size the counts).
 const SORT_BINS_MAX: u64 = 1 << 20;
 
-/// Sorts one chunk file's references by segment and record offset into `out`: counted into bins of
-/// segment offset (a pass that writes to a few thousand places in a buffer that stays in the caches),
-/// then each bin, a few dozen entries, sorted on its own. `committed_len` sizes the bins (an offset
-/// past it lands in the last one).
+/// Puts one chunk file's references into bins of segment offset, in `out`: counted, then placed (a pass
+/// that writes to a few thousand places in a buffer that stays in the caches). `bins[b]` ends up where
+/// bin `b` ends (it starts where bin `b - 1` ends). Within a bin the references stay in the order they
+/// came: [`match_records`] looks each up in its segment's records, which a sort of each bin by record
+/// offset (5% of a check's CPU time) only served to walk in step. `committed_len` sizes the bins (an
+/// offset past it lands in the last one).
 fn sort_group(refs: &[SegRef], committed_len: u64, out: &mut Vec<SegRef>, bins: &mut Vec<u32>) {
     out.clear();
-    if refs.is_sorted_by_key(SegRef::order_in_file) {
-        out.extend_from_slice(refs);
-        return;
-    }
     let count = ((committed_len >> SORT_BIN_SHIFT) + 1).min(SORT_BINS_MAX) as usize;
-    let bin = |r: &SegRef| ((r.segment_offset >> SORT_BIN_SHIFT) as usize).min(count - 1);
     bins.clear();
     bins.resize(count + 1, 0);
     for r in refs {
-        bins[bin(r) + 1] += 1;
+        bins[bin_of(r.segment_offset, count) + 1] += 1;
     }
     for i in 1..=count {
         bins[i] += bins[i - 1];
@@ -391,19 +420,17 @@ fn sort_group(refs: &[SegRef], committed_len: u64, out: &mut Vec<SegRef>, bins: 
     // `bins[b]` is now where bin `b` starts; it is advanced as the bin fills.
     out.resize(refs.len(), SegRef { file: 0, segment_offset: 0, record_offset: 0, envelope_len: 0, hash: 0 });
     for r in refs {
-        let b = bin(r);
+        let b = bin_of(r.segment_offset, count);
         out[bins[b] as usize] = *r;
         bins[b] += 1;
     }
     // Bin `b` now ends at `bins[b]`.
-    let mut start = 0;
-    for &end in &bins[..count] {
-        let end = end as usize;
-        if end - start > 1 {
-            out[start..end].sort_unstable_by_key(SegRef::order_in_file);
-        }
-        start = end;
-    }
+    bins.truncate(count);
+}
+
+/// The bin of [`sort_group`] holding the references to the segment at `segment_offset`, of `count`.
+fn bin_of(segment_offset: u32, count: usize) -> usize {
+    ((segment_offset >> SORT_BIN_SHIFT) as usize).min(count - 1)
 }
 
 /// Verifies the directory (or one slot). `progress` is told of every byte read.
@@ -456,6 +483,10 @@ pub fn check_with_budget(dir: &DataDir, only: Option<usize>, progress: Progress<
                     sorted: Vec::new(),
                     bins: Vec::new(),
                     budget: ref_budget.max(1),
+                    picked: Vec::new(),
+                    starts: Vec::new(),
+                    live: Vec::new(),
+                    by_offset: Vec::new(),
                 };
                 loop {
                     let at = next.fetch_add(1, Ordering::Relaxed);
@@ -659,8 +690,11 @@ fn check_slot(c: &mut Checker<'_>, dir: &DataDir, index: usize, scratch: &mut Sc
         // Without metadata the references cannot be followed; still verify every file on its own.
         for (path, _) in list(&slot_dir, seg::parse_chunk_file_name) {
             if let Some((file, len)) = c.open_chunk(&path) {
-                let mut window = Window::new(&file, len, &mut scratch.file);
-                walk_chunk(c, &path, &mut window, len, &[], &mut [], &mut scratch.payload);
+                let mut file_buf = std::mem::take(&mut scratch.file);
+                let mut window = Window::new(&file, len, &mut file_buf);
+                scratch.bins.clear();
+                walk_chunk(c, &path, &mut window, len, &[], &mut [], scratch);
+                scratch.file = file_buf;
             }
         }
         for (path, _) in list(&slot_dir, seg::parse_big_file_name) {
@@ -707,13 +741,13 @@ fn check_slot(c: &mut Checker<'_>, dir: &DataDir, index: usize, scratch: &mut Sc
     let budget = scratch.budget;
     // Each file's group sized from its share of the committed bytes and the slot's key count (an upper
     // bound of its references): growing by doubling faulted fresh, kernel-zeroed pages in at every step
-    // (12% of a check's CPU time).
+    // (12% of a check's CPU time). The allocations are kept from slot to slot (see `RefIndex::presize`).
     let keys: u64 = meta.key_counts.values().fold(0u64, |sum, &n| sum.saturating_add(n)).min(budget as u64);
     let committed: u64 = meta.chunk_files.values().map(|f| f.committed_len).sum::<u64>().max(1);
-    for (group, chunk) in index.groups.iter_mut().zip(meta.chunk_files.values()) {
+    index.presize(meta.chunk_files.values().map(|chunk| {
         let share = (keys as u128 * chunk.committed_len as u128 / committed as u128) as usize;
-        group.reserve(share + share / 16 + 64);
-    }
+        share + share / 16 + 64
+    }));
     scan_pages(c, &view, &mut scratch.block, &mut big_refs, &mut |r, _| index.add(r, budget));
     let mut batches: Vec<std::ops::RangeInclusive<u32>> = Vec::new();
     if index.overflowed {
@@ -752,8 +786,9 @@ fn check_slot(c: &mut Checker<'_>, dir: &DataDir, index: usize, scratch: &mut Sc
         for (&id, chunk) in meta.chunk_files.range(files) {
             let Some(group) = index.group_of(id) else { continue };
             let path = view.chunk_path(id);
-            sort_group(&index.groups[group], chunk.committed_len, &mut scratch.sorted, &mut scratch.bins);
-            let refs = &scratch.sorted;
+            let mut sorted = std::mem::take(&mut scratch.sorted);
+            sort_group(&index.groups[group], chunk.committed_len, &mut sorted, &mut scratch.bins);
+            let refs = &sorted;
             hits.clear();
             hits.resize(refs.len(), false);
             if !on_disk.contains(&id) {
@@ -772,8 +807,10 @@ fn check_slot(c: &mut Checker<'_>, dir: &DataDir, index: usize, scratch: &mut Sc
                         format!("file is {size} bytes, the metadata commits {}", chunk.committed_len),
                     );
                 }
-                let mut window = Window::new(&file, size, &mut scratch.file);
-                walk_chunk(c, &path, &mut window, chunk.committed_len, refs, &mut hits, &mut scratch.payload);
+                let mut file_buf = std::mem::take(&mut scratch.file);
+                let mut window = Window::new(&file, size, &mut file_buf);
+                walk_chunk(c, &path, &mut window, chunk.committed_len, refs, &mut hits, scratch);
+                scratch.file = file_buf;
                 if size > chunk.committed_len.max(FILE_HEADER_LEN as u64) {
                     c.warning(
                         &path,
@@ -786,6 +823,7 @@ fn check_slot(c: &mut Checker<'_>, dir: &DataDir, index: usize, scratch: &mut Sc
                 }
             }
             failed.extend(refs.iter().zip(&hits).filter(|(_, hit)| !**hit).map(|(r, _)| *r));
+            scratch.sorted = sorted;
         }
         failed.extend_from_slice(&index.stray);
         if failed.is_empty() {
@@ -1038,10 +1076,11 @@ impl<'a> Window<'a> {
     }
 }
 
-/// Walks a chunk file's segments up to `committed_len`, matching `refs` (sorted, this file's) and
-/// setting `hits` for those that verify. A segment no reference points into is verified by its CRC
-/// over the stored bytes only (its records are garbage, counted from its header); the others are
-/// decompressed (into `payload`, reused) and their records walked in step with the references.
+/// Walks a chunk file's segments up to `committed_len`, matching `refs` (this file's, in the bins
+/// `scratch.bins` of [`sort_group`]; no bins when there are no references) and setting `hits` for those
+/// that verify. A segment no reference points into is verified by its CRC over the stored bytes only
+/// (its records are garbage, counted from its header); the others are decompressed (into the scratch
+/// payload, reused) and their records matched with the references.
 fn walk_chunk(
     c: &mut Checker<'_>,
     path: &Path,
@@ -1049,8 +1088,9 @@ fn walk_chunk(
     committed_len: u64,
     refs: &[SegRef],
     hits: &mut [bool],
-    payload: &mut Vec<u8>,
+    scratch: &mut Scratch,
 ) {
+    let Scratch { payload, bins, picked, starts, live, by_offset, .. } = scratch;
     let read_error = |c: &mut Checker<'_>, e: std::io::Error| c.error(path, &Error::io("read", path, e));
     let size = window.size;
     match window.get(0, size.min(FILE_HEADER_LEN as u64)) {
@@ -1064,17 +1104,19 @@ fn walk_chunk(
     }
     let end = committed_len.min(size);
     let mut at = FILE_HEADER_LEN as u64;
-    let mut next_ref = 0;
     while at < end {
-        // References to offsets that are not segment starts were passed over: they stay unmatched.
-        while next_ref < refs.len() && (refs[next_ref].segment_offset as u64) < at {
-            next_ref += 1;
+        // The references to the segment at `at` are in its offset's bin, among others; those to offsets
+        // that are not segment starts are never picked: they stay unmatched.
+        picked.clear();
+        if let Some(b) = u32::try_from(at).ok().filter(|_| !bins.is_empty()).map(|at| bin_of(at, bins.len())) {
+            let start = if b == 0 { 0 } else { bins[b - 1] as usize };
+            for (i, r) in refs[start..bins[b] as usize].iter().enumerate() {
+                if r.segment_offset as u64 == at {
+                    picked.push((start + i) as u32);
+                }
+            }
         }
-        let lo = next_ref;
-        while next_ref < refs.len() && refs[next_ref].segment_offset as u64 == at {
-            next_ref += 1;
-        }
-        let here = lo..next_ref;
+        let here = &picked[..];
         // The segment's length from its header (the checks below verify the header), then its bytes.
         let need = match window.get(at, end.min(at + seg::SEGMENT_HEADER_LEN as u64)) {
             Ok(head) if head.len() == seg::SEGMENT_HEADER_LEN => {
@@ -1102,15 +1144,8 @@ fn walk_chunk(
                     c.stats.garbage_records += header.record_count as u64;
                     c.stats.garbage_bytes += header.raw_len as u64;
                 } else {
-                    match_records(
-                        c,
-                        path,
-                        at as usize,
-                        payload,
-                        header.record_count,
-                        &refs[here.clone()],
-                        &mut hits[here],
-                    );
+                    let records = Records { payload, count: header.record_count, starts, live, by_offset };
+                    match_records(c, path, at as usize, records, refs, here, hits);
                 }
                 at += header.encoded_len() as u64;
             }
@@ -1155,37 +1190,73 @@ fn walk_chunk(
     }
 }
 
-/// Walks a decoded payload's records (already checked to be well-formed) in step with the references
-/// into it (sorted by record offset): a reference is a hit when a record starts at its offset and
-/// belongs to its database and key with its envelope length; records no reference hits are garbage.
+/// A decoded payload (already checked to be well-formed) and the buffers [`match_records`] indexes its
+/// records in.
+struct Records<'a> {
+    payload: &'a [u8],
+    count: u16,
+    starts: &'a mut Vec<u32>,
+    live: &'a mut Vec<bool>,
+    by_offset: &'a mut Vec<u16>,
+}
+
+/// Longest payload whose records are looked up by offset in a table (`by_offset`, two bytes per payload
+/// byte); longer ones (not written with the default segment size) through a binary search.
+const BY_OFFSET_MAX: usize = 1 << 20;
+
+/// Matches the references `refs[i]` for each `i` in `here` (in no order) with a decoded payload's
+/// records, indexed by offset first: a reference is a hit when a record starts at its offset and belongs
+/// to its database and key with its envelope length; records no reference hits are garbage. Findings
+/// come in record order.
 fn match_records(
     c: &mut Checker<'_>,
     path: &Path,
     at: usize,
-    payload: &[u8],
-    count: u16,
+    records: Records<'_>,
     refs: &[SegRef],
+    here: &[u32],
     hits: &mut [bool],
 ) {
+    let Records { payload, count, starts, live, by_offset } = records;
+    starts.clear();
+    let table = payload.len() <= BY_OFFSET_MAX;
+    if table && by_offset.len() < payload.len() {
+        by_offset.resize(payload.len(), 0);
+    }
     let mut offset = 0usize;
-    let mut next_ref = 0;
-    for _ in 0..count {
+    for n in 0..count {
         let Some(record) = seg::record_at(payload, offset) else { break };
-        while next_ref < refs.len() && (refs[next_ref].record_offset as usize) < offset {
-            next_ref += 1;
+        if table {
+            by_offset[offset] = n;
         }
-        let mut live = false;
-        while next_ref < refs.len() && refs[next_ref].record_offset as usize == offset {
-            let r = &refs[next_ref];
-            // The hash is seeded with the database: a record of another database does not match.
-            if record.envelope.len() == r.envelope_len as usize && key_hash(record.db, record.key) == r.hash {
-                hits[next_ref] = true;
-                live = true;
-            }
-            next_ref += 1;
+        starts.push(offset as u32);
+        offset += seg::record_len(record.key.len(), record.envelope.len());
+    }
+    live.clear();
+    live.resize(starts.len(), false);
+    for &i in here {
+        let r = &refs[i as usize];
+        // The table is not cleared between payloads: an entry counts only when `starts` agrees.
+        let found = if table {
+            by_offset
+                .get(r.record_offset as usize)
+                .map(|&n| n as usize)
+                .filter(|&n| starts.get(n) == Some(&r.record_offset))
+        } else {
+            starts.binary_search(&r.record_offset).ok()
+        };
+        let Some(n) = found else { continue };
+        let Some(record) = seg::record_at(payload, r.record_offset as usize) else { continue };
+        // The hash is seeded with the database: a record of another database does not match.
+        if record.envelope.len() == r.envelope_len as usize && key_hash(record.db, record.key) == r.hash {
+            hits[i as usize] = true;
+            live[n] = true;
         }
-        let len = seg::record_len(record.key.len(), record.envelope.len());
-        if live {
+    }
+    for (&start, &is_live) in starts.iter().zip(live.iter()) {
+        let offset = start as usize;
+        let Some(record) = seg::record_at(payload, offset) else { break };
+        if is_live {
             if let Err(e) = envelope::value_len(record.envelope) {
                 c.damage(path, Some(at as u64), format!("record at payload offset {offset}: {e:?}"));
             }
@@ -1194,9 +1265,8 @@ fn match_records(
             }
         } else {
             c.stats.garbage_records += 1;
-            c.stats.garbage_bytes += len as u64;
+            c.stats.garbage_bytes += seg::record_len(record.key.len(), record.envelope.len()) as u64;
         }
-        offset += len;
     }
 }
 
@@ -1409,6 +1479,76 @@ fn read_head(path: &Path, want: usize) -> Result<(Vec<u8>, u64), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// References in no order are matched to the records starting at their offsets, of their database
+    /// and key with their envelope length; a reference into the middle of a record, past the payload,
+    /// to another key or database misses. The buffers are reused for a second payload whose record
+    /// starts differ: entries of the offset table left from the first must not match.
+    #[test]
+    fn references_in_no_order_match_only_their_own_record_starts() {
+        let records: [(u16, &[u8], &[u8]); 4] = [
+            (0, b"a", &[0, 0, b'x']),
+            (0, b"bb", &[0, 0, 1, 2, 3, 4, 5, 6, 7, 8]),
+            (1, b"a", &[0, 0, b'y']),
+            (0, b"c", &[0, 9, 1]),
+        ];
+        let mut payload = Vec::new();
+        let mut starts = Vec::new();
+        for (db, key, env) in records {
+            starts.push(payload.len() as u32);
+            seg::encode_record(7, db, key, env, &mut payload);
+        }
+        let reference = |n: usize, record_offset: u32, hash: u64| SegRef {
+            file: 1,
+            segment_offset: 16,
+            record_offset,
+            envelope_len: records[n].2.len() as u32,
+            hash,
+        };
+        let refs = [
+            reference(1, starts[1], key_hash(0, b"bb")),
+            reference(0, starts[0], key_hash(0, b"zz")),
+            reference(0, starts[0] + 3, key_hash(0, b"a")),
+            reference(2, starts[2], key_hash(0, b"a")),
+            reference(0, payload.len() as u32 + 40, key_hash(0, b"a")),
+            reference(3, starts[3], key_hash(0, b"c")),
+            reference(1, starts[1], key_hash(0, b"bb")),
+        ];
+        let mut c = Checker {
+            findings: Vec::new(),
+            stats: CheckStats::default(),
+            progress: &|_| {},
+            dictionaries: HashSet::new(),
+            dict_map: Arc::default(),
+        };
+        let (mut starts_buf, mut live, mut by_offset) = (Vec::new(), Vec::new(), Vec::new());
+        let here: Vec<u32> = vec![6, 4, 0, 3, 5, 2, 1];
+        let mut hits = vec![false; refs.len()];
+        let batch = Records {
+            payload: &payload,
+            count: 4,
+            starts: &mut starts_buf,
+            live: &mut live,
+            by_offset: &mut by_offset,
+        };
+        match_records(&mut c, Path::new("chunk"), 16, batch, &refs, &here, &mut hits);
+        assert_eq!(hits, [true, false, false, false, false, true, true]);
+        let garbage = |n: usize| seg::record_len(records[n].1.len(), records[n].2.len()) as u64;
+        assert_eq!((c.stats.garbage_records, c.stats.garbage_bytes), (2, garbage(0) + garbage(2)));
+        assert_eq!(c.findings.len(), 1, "{:?}", c.findings);
+        assert!(c.findings[0].what.starts_with(&format!("record at payload offset {}: ", starts[3])));
+
+        // One record, starting where the first payload's second record did: the stale table entry
+        // there names record 1, which this payload does not have.
+        let mut second = Vec::new();
+        seg::encode_record(8, 0, b"bb", records[1].2, &mut second);
+        let moved = [reference(1, starts[1], key_hash(0, b"bb")), reference(1, 0, key_hash(0, b"bb"))];
+        let mut hits = vec![false; 2];
+        let batch =
+            Records { payload: &second, count: 1, starts: &mut starts_buf, live: &mut live, by_offset: &mut by_offset };
+        match_records(&mut c, Path::new("chunk"), 16, batch, &moved, &[0, 1], &mut hits);
+        assert_eq!(hits, [false, true]);
+    }
 
     #[test]
     fn a_held_directory_lock_is_seen_without_taking_it() {
