@@ -237,6 +237,8 @@ impl Hashed {
         let bytes = self.bucket_bytes(slot, bucket)?;
         let mut entries = self.bucket_slices(bucket, bytes.as_ref())?;
         let added = match entries.iter_mut().find(|(f, _)| *f == field.as_ref()) {
+            // The bucket would be rewritten byte for byte: nothing to write.
+            Some(entry) if entry.1 == value.as_ref() => return Ok(false),
             Some(entry) => {
                 self.bytes = self.bytes - entry_bytes(entry.0, entry.1) + entry_bytes(&field, &value);
                 entry.1 = &value;

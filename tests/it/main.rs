@@ -64,3 +64,4 @@ mod types_geo;
 mod types_hll;
 mod types_support;
 mod types_zset;
+mod unchanged_writes;
