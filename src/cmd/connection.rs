@@ -19,7 +19,7 @@ pub fn ping(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         return Err(CmdError::WrongArity("ping"));
     }
     let message = args.rest().pop();
-    if ctx.client.proto == Protocol::Resp2 && ctx.client.subscription_count() > 0 {
+    if ctx.client.proto == Protocol::Resp2 && ctx.client.in_pubsub_context() {
         return Ok(Reply::Array(vec![Reply::bulk("pong"), Reply::Bulk(message.unwrap_or_default())]));
     }
     Ok(match message {
@@ -191,7 +191,7 @@ pub fn client_list(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
     }
     let mut text = String::new();
     for client in ctx.server.clients.all() {
-        let pubsub = client.subs.load(Ordering::Relaxed) + client.psubs.load(Ordering::Relaxed) > 0;
+        let pubsub = client.in_pubsub_context();
         let keep_kind = match kind.as_deref() {
             None => true,
             Some("NORMAL") => !pubsub,
@@ -266,7 +266,7 @@ pub fn client_kill(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
     }
     let mut killed = 0;
     for client in ctx.server.clients.all() {
-        let pubsub = client.subs.load(Ordering::Relaxed) + client.psubs.load(Ordering::Relaxed) > 0;
+        let pubsub = client.in_pubsub_context();
         let matches = id.is_none_or(|id| id == client.id)
             && addr.as_ref().is_none_or(|a| *a == client.addr)
             && laddr.as_ref().is_none_or(|a| *a == client.laddr)

@@ -205,7 +205,8 @@ pub static PARAMS: &[Param] = &[
     p("acl-pubsub-default", None, 0, Enum(&["allchannels", "resetchannels"]), "resetchannels"),
     p("sanitize-dump-payload", None, 0, Enum(&["no", "yes", "clients"]), "no"),
     p("enable-protected-configs", None, IMMUTABLE, Enum(PROTECTED_ACTION), "no"),
-    p("enable-debug-command", None, IMMUTABLE, Enum(PROTECTED_ACTION), "no"),
+    // Velo enables DEBUG by default (its tests need it); `no` and `local` are applied as in Redis.
+    p("enable-debug-command", None, IMMUTABLE, Enum(PROTECTED_ACTION), "yes"),
     p("enable-module-command", None, IMMUTABLE, Enum(PROTECTED_ACTION), "no"),
     p("cluster-preferred-endpoint-type", None, 0, Enum(&["ip", "hostname", "unknown-endpoint"]), "ip"),
     p("propagation-error-behavior", None, 0, Enum(&["ignore", "panic", "panic-on-replicas"]), "ignore"),

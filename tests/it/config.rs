@@ -12,11 +12,12 @@ use crate::support::{Conn, TestServer};
 
 /// Parameters whose value differs from Redis's on purpose (docs/compat.md says why).
 const DELIBERATE: &[&str] = &[
-    "port",       // Velo's default port is 7379 (and the test servers use free ports)
-    "dir",        // the data directory
-    "bind",       // Velo listens on 127.0.0.1 by default
-    "appendonly", // Velo always logs writes (its WAL); the test's redis-server runs without AOF
-    "unixsocket", // no Unix socket
+    "port",                 // Velo's default port is 7379 (and the test servers use free ports)
+    "dir",                  // the data directory
+    "bind",                 // Velo listens on 127.0.0.1 by default
+    "appendonly",           // Velo always logs writes (its WAL); the test's redis-server runs without AOF
+    "unixsocket",           // no Unix socket
+    "enable-debug-command", // `yes`: Velo's DEBUG is on by default (its tests need it)
 ];
 
 /// Velo's own parameters, which Redis does not have.

@@ -271,3 +271,29 @@ fn client_info_inside_exec_shows_the_multi_state() {
     assert_eq!(from_velo, from_redis);
     assert_eq!(from_redis, ["flags=x", "multi=2", "flags=N", "multi=-1"]);
 }
+
+/// A client subscribed to shard channels only is in Redis's pub/sub context like any subscriber: RESP2 PING
+/// answers `pong` as a message, CLIENT LIST/KILL TYPE count it as `pubsub`. Found by the issue-8 audit
+/// (branch `parity6`): Velo counted only channels and patterns there (PING answered `+PONG`, CLIENT LIST
+/// TYPE normal listed the client; `timeout` would also have closed it).
+#[test]
+fn shard_subscribers_are_in_the_pubsub_context() {
+    let (redis, velo) = servers();
+    compare(
+        &redis,
+        &velo,
+        "shard pubsub context",
+        &["SSUBSCRIBE s1", "PING", "PING hello", "GET x", "SUNSUBSCRIBE", "PING", "GET x"],
+    );
+    for (name, port) in [("redis", redis.port), ("velo", velo.port)] {
+        let mut sub = crate::support::Conn::connect(port);
+        sub.cmd(&["CLIENT", "SETNAME", "sharded"]);
+        sub.cmd(&["SSUBSCRIBE", "s1"]);
+        let mut other = crate::support::Conn::connect(port);
+        let listed = |conn: &mut crate::support::Conn, kind: &str| {
+            String::from_utf8_lossy(&conn.cmd(&["CLIENT", "LIST", "TYPE", kind])).contains("name=sharded")
+        };
+        assert!(listed(&mut other, "pubsub") && !listed(&mut other, "normal"), "{name}: CLIENT LIST TYPE");
+        assert_eq!(other.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]), b":1\r\n", "{name}: CLIENT KILL TYPE pubsub");
+    }
+}
