@@ -81,6 +81,21 @@ pub fn set(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     for (found, value) in &chosen {
         config.set_param(found.name, value).map_err(|why| failed(found.name, &why))?;
     }
+    if chosen.iter().any(|(found, _)| found.param.name == "maxclients") {
+        let wanted = config.maxclients as u64;
+        let fits = crate::server::settings::clients_the_fd_limit_fits(wanted);
+        if fits < wanted {
+            let why =
+                format!("The operating system is not able to handle the specified number of clients, try with {fits}");
+            return Err(failed("maxclients", &why));
+        }
+    }
+    if config.tls_enabled() {
+        // Redis fails here when it cannot set up TLS (no usable certificate); Velo has no TLS at all.
+        tracing::warn!("CONFIG SET refused: Velo has no TLS (tls-port, tls-replication, tls-cluster stay off)");
+        let (found, _) = chosen.iter().find(|(f, _)| f.param.name.starts_with("tls-")).unwrap_or(&chosen[0]);
+        return Err(failed(found.name, "Unable to update TLS configuration. Check server logs."));
+    }
     *ctx.server.lock_config() = config;
     ctx.server.apply_config();
     Ok(Reply::Ok)

@@ -19,7 +19,7 @@ pub fn ping(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
         return Err(CmdError::WrongArity("ping"));
     }
     let message = args.rest().pop();
-    if ctx.client.proto == Protocol::Resp2 && ctx.client.subscription_count() > 0 {
+    if ctx.client.proto == Protocol::Resp2 && ctx.client.in_pubsub_context() {
         return Ok(Reply::Array(vec![Reply::bulk("pong"), Reply::Bulk(message.unwrap_or_default())]));
     }
     Ok(match message {
@@ -191,7 +191,7 @@ pub fn client_list(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
     }
     let mut text = String::new();
     for client in ctx.server.clients.all() {
-        let pubsub = client.subs.load(Ordering::Relaxed) + client.psubs.load(Ordering::Relaxed) > 0;
+        let pubsub = client.in_pubsub_context();
         let keep_kind = match kind.as_deref() {
             None => true,
             Some("NORMAL") => !pubsub,
@@ -266,7 +266,7 @@ pub fn client_kill(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError
     }
     let mut killed = 0;
     for client in ctx.server.clients.all() {
-        let pubsub = client.subs.load(Ordering::Relaxed) + client.psubs.load(Ordering::Relaxed) > 0;
+        let pubsub = client.in_pubsub_context();
         let matches = id.is_none_or(|id| id == client.id)
             && addr.as_ref().is_none_or(|a| *a == client.addr)
             && laddr.as_ref().is_none_or(|a| *a == client.laddr)
@@ -383,8 +383,14 @@ pub fn help(lines: &[&str]) -> Reply {
 /// CLIENT HELP
 /// ```
 pub fn client_help(_ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
+    // Redis 7.0's lines in its order, then the two Redis 7.2 subcommands Velo also has (SETINFO, which
+    // redis-py sends on connect, and NO-TOUCH) just before HELP, where 7.2 lists them.
     Ok(help(&[
         "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "CACHING (YES|NO)",
+        "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+        "GETREDIR",
+        "    Return the client ID we are redirecting to when tracking is enabled.",
         "GETNAME",
         "    Return the name of the current connection.",
         "ID",
@@ -394,19 +400,44 @@ pub fn client_help(_ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdErr
         "KILL <ip:port>",
         "    Kill connection made from <ip:port>.",
         "KILL <option> <value> [<option> <value> [...]]",
-        "    Kill connections. Options are: ID, ADDR, LADDR, TYPE, USER, SKIPME.",
+        "    Kill connections. Options are:",
+        "    * ADDR (<ip:port>|<unixsocket>:0)",
+        "      Kill connections made from the specified address",
+        "    * LADDR (<ip:port>|<unixsocket>:0)",
+        "      Kill connections made to specified local address",
+        "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+        "      Kill connections by type.",
+        "    * USER <username>",
+        "      Kill connections authenticated by <username>.",
+        "    * SKIPME (YES|NO)",
+        "      Skip killing current connection (default: yes).",
         "LIST [options ...]",
-        "    Return information about client connections. Options: TYPE, ID.",
-        "NO-EVICT (ON|OFF)",
-        "    Protect current client connection from eviction.",
-        "NO-TOUCH (ON|OFF)",
-        "    Will not touch LRU/LFU stats when this mode is on.",
+        "    Return information about client connections. Options:",
+        "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+        "      Return clients of specified type.",
+        "UNPAUSE",
+        "    Stop the current client pause, resuming traffic.",
+        "PAUSE <timeout> [WRITE|ALL]",
+        "    Suspend all, or just write, clients for <timeout> milliseconds.",
         "REPLY (ON|OFF|SKIP)",
         "    Control the replies sent to the current connection.",
         "SETNAME <name>",
         "    Assign the name <name> to the current connection.",
         "UNBLOCK <clientid> [TIMEOUT|ERROR]",
         "    Unblock the specified blocked client.",
+        "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+        "         [OPTIN] [OPTOUT] [NOLOOP]",
+        "    Control server assisted client side caching.",
+        "TRACKINGINFO",
+        "    Report tracking status for the current connection.",
+        "NO-EVICT (ON|OFF)",
+        "    Protect current client connection from eviction.",
+        "NO-TOUCH (ON|OFF)",
+        "    Will not touch LRU/LFU stats when this mode is on.",
+        "SETINFO <option> <value>",
+        "    Set client meta attr. Options are:",
+        "    * LIB-NAME: the client lib name.",
+        "    * LIB-VER: the client lib version.",
         "HELP",
         "    Prints this help.",
     ]))

@@ -49,6 +49,7 @@ impl DebugState {
 /// DEBUG subcommand [argument ...]
 /// ```
 pub fn debug(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
+    check_allowed(ctx)?;
     let given = args.next_bytes()?;
     let sub = String::from_utf8_lossy(&given).to_ascii_uppercase();
     let n = args.remaining();
@@ -79,6 +80,22 @@ pub fn debug(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
 }
 
 /// DEBUG HELP: Redis's texts for the subcommands Velo has (and what RELOAD means here).
+/// Redis's `enable-debug-command` (Velo's default is `yes`): `no` refuses every caller, `local` all but
+/// loopback connections, with Redis's text.
+fn check_allowed(ctx: &Ctx<'_>) -> Result<(), CmdError> {
+    let setting = ctx.server.config_value("enable-debug-command").unwrap_or_else(|| "yes".into());
+    let local = || ctx.client.handle.addr.parse::<std::net::SocketAddr>().is_ok_and(|addr| addr.ip().is_loopback());
+    match setting.as_str() {
+        "yes" => Ok(()),
+        "local" if local() => Ok(()),
+        _ => Err(CmdError::err(
+            "DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it \
+             from a local connection, otherwise you need to set this option in the configuration file, and then \
+             restart the server.",
+        )),
+    }
+}
+
 fn help() -> Reply {
     super::connection::help(&[
         "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",

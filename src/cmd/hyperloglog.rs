@@ -117,13 +117,14 @@ pub fn pfmerge(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
             None => Ok(None),
         }
     };
+    // Redis checks the destination first, then each source in order: the first bad key names the error.
+    let existing = read(&dest)?;
     let mut inputs = Vec::with_capacity(sources.len());
     for source in &sources {
         if let Some((hll, _)) = read(source)? {
             inputs.push(hll);
         }
     }
-    let existing = read(&dest)?;
     let created = existing.is_none();
     let refs: Vec<&Hll> = inputs.iter().collect();
     let (merged, expire) = match existing {

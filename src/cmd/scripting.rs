@@ -436,7 +436,8 @@ pub fn function_help(_ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdE
         "    * FLUSH: delete all existing libraries.",
         "    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
         "    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace the old",
-        "      libraries with the new libraries (notice that the old libraries will be deleted).",
+        "      libraries with the new libraries (notice that even on this option there is a chance of failure",
+        "      in case of functions name collision with another library).",
         "HELP",
         "    Prints this help.",
     ]))

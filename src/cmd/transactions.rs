@@ -86,22 +86,26 @@ pub fn exec(ctx: &mut Ctx<'_>, _args: &mut Args) -> Result<Reply, CmdError> {
     let Some(multi) = ctx.client.multi.take() else {
         return Err(CmdError::err("EXEC without MULTI"));
     };
-    ctx.client.handle.multi.store(-1, Ordering::Relaxed);
     if multi.aborted {
+        ctx.client.handle.multi.store(-1, Ordering::Relaxed);
         unwatch_all(ctx);
         return Err(CmdError::ExecAbort);
     }
-    let broken = watch_broken(ctx)?;
+    let broken = watch_broken(ctx);
     unwatch_all(ctx);
-    if broken {
-        return Ok(Reply::NilArray);
+    if !matches!(broken, Ok(false)) {
+        ctx.client.handle.multi.store(-1, Ordering::Relaxed);
+        return broken.map(|_| Reply::NilArray);
     }
+    // While the queued commands run, CLIENT LIST/INFO still show the client in MULTI (flag `x`, `multi=`
+    // the queue's length), as Redis keeps its MULTI state until EXEC ends.
     let mut replies = Vec::with_capacity(multi.queued.len());
     ctx.client.in_exec = true;
     for (spec, argv, start) in multi.queued {
         replies.push(dispatch::call(ctx, spec, argv, start));
     }
     ctx.client.in_exec = false;
+    ctx.client.handle.multi.store(-1, Ordering::Relaxed);
     Ok(Reply::Array(replies))
 }
 

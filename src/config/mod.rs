@@ -100,6 +100,34 @@ fn split_line(line: &str) -> Option<Vec<String>> {
     Some(words.iter().map(|w| String::from_utf8_lossy(w).into_owned()).collect())
 }
 
+/// The files an `include` line names: the path itself, or, when its file name has glob characters, the
+/// files of its directory matching it, in name order (none is not an error, as in Redis).
+fn included_files(pattern: &str) -> Result<Vec<PathBuf>, String> {
+    let path = PathBuf::from(pattern);
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if !name.contains(['*', '?', '[']) {
+        return Ok(vec![path]);
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot list {} for include: {e}", dir.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|entry| crate::glob::matches(name.as_bytes(), entry.file_name().as_encoded_bytes(), false))
+        .map(|entry| entry.path())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// True for a `user default ...` config line whose rules leave the default user as Velo has it: enabled,
+/// no password, every key, channel and command (`requirepass` sets its password).
+fn is_open_default_user(values: &[String]) -> bool {
+    const OPEN: &[&str] = &["on", "nopass", "~*", "&*", "+@all", "allkeys", "allchannels", "allcommands"];
+    matches!(values.split_first(), Some((user, rules)) if user == "default"
+        && rules.iter().all(|rule| OPEN.iter().any(|open| rule.eq_ignore_ascii_case(open))))
+}
+
 impl Config {
     /// Reads the config file (if any), applies the flags over it, and validates everything.
     pub fn load(args: &ServeArgs) -> Result<Config, String> {
@@ -120,38 +148,9 @@ impl Config {
             params: params::Values::default(),
         };
         if let Some(path) = &args.config {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
             // `save` lines add up (Redis's file semantics); the first one replaces the default.
             let mut saves: Option<Vec<String>> = None;
-            for (number, line) in text.lines().enumerate() {
-                let at = |message: String| format!("{}:{}: {message}", path.display(), number + 1);
-                let line = line.trim();
-                if line.is_empty() || line.starts_with('#') {
-                    continue;
-                }
-                let words = split_line(line).ok_or_else(|| at("unbalanced quotes".into()))?;
-                let Some((name, values)) = words.split_first() else { continue };
-                let name = name.to_ascii_lowercase().replace('_', "-");
-                let name = if params::lookup(&name).is_some() { name } else { words[0].to_ascii_lowercase() };
-                let Some(found) = params::lookup(&name) else {
-                    return Err(at(format!("unknown setting '{name}'")));
-                };
-                if found.param.name == "save" {
-                    let list = saves.get_or_insert_with(Vec::new);
-                    if values.len() == 1 && values[0].is_empty() {
-                        list.clear();
-                    } else {
-                        list.extend(values.iter().cloned());
-                    }
-                    config.set("save", &list.join(" ")).map_err(at)?;
-                    continue;
-                }
-                if !found.param.multi_arg() && values.len() != 1 {
-                    return Err(at(format!("wrong number of arguments for '{name}'")));
-                }
-                config.set(&name, &values.join(" ")).map_err(at)?;
-            }
+            config.load_file(path, &mut saves, 0)?;
         }
         let flags = [
             ("port", &args.port),
@@ -172,7 +171,77 @@ impl Config {
                 config.set(name, value)?;
             }
         }
+        if config.tls_enabled() {
+            return Err("Velo has no TLS: tls-port must be 0 and tls-replication, tls-cluster 'no'".into());
+        }
         Ok(config)
+    }
+
+    /// Reads one config file: `include` lines read other files in place (a glob pattern in the file name
+    /// reads the matching files in name order, as Redis 7.0), a `user default` line is accepted when it
+    /// describes the only user Velo has (what Redis's CONFIG REWRITE writes without ACL users), and every
+    /// other line sets a parameter.
+    fn load_file(
+        &mut self,
+        path: &std::path::Path,
+        saves: &mut Option<Vec<String>>,
+        depth: usize,
+    ) -> Result<(), String> {
+        if depth > 16 {
+            return Err(format!("{}: includes nested too deep", path.display()));
+        }
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        for (number, line) in text.lines().enumerate() {
+            let at = |message: String| format!("{}:{}: {message}", path.display(), number + 1);
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let words = split_line(line).ok_or_else(|| at("unbalanced quotes".into()))?;
+            let Some((name, values)) = words.split_first() else { continue };
+            if name.eq_ignore_ascii_case("include") {
+                let [pattern] = values else { return Err(at("wrong number of arguments for 'include'".into())) };
+                for file in included_files(pattern).map_err(at)? {
+                    self.load_file(&file, saves, depth + 1)?;
+                }
+                continue;
+            }
+            if name.eq_ignore_ascii_case("user") {
+                if !is_open_default_user(values) {
+                    return Err(at("ACL users are not supported yet: only 'user default on nopass ~* &* +@all' \
+                                   (the default user, what Velo has) is accepted"
+                        .into()));
+                }
+                continue;
+            }
+            let name = name.to_ascii_lowercase().replace('_', "-");
+            let name = if params::lookup(&name).is_some() { name } else { words[0].to_ascii_lowercase() };
+            let Some(found) = params::lookup(&name) else {
+                return Err(at(format!("unknown setting '{name}'")));
+            };
+            if found.param.name == "save" {
+                let list = saves.get_or_insert_with(Vec::new);
+                if values.len() == 1 && values[0].is_empty() {
+                    list.clear();
+                } else {
+                    list.extend(values.iter().cloned());
+                }
+                self.set("save", &list.join(" ")).map_err(at)?;
+                continue;
+            }
+            if !found.param.multi_arg() && values.len() != 1 {
+                return Err(at(format!("wrong number of arguments for '{name}'")));
+            }
+            self.set(&name, &values.join(" ")).map_err(at)?;
+        }
+        Ok(())
+    }
+
+    /// True when a TLS listener or TLS links are asked for (`tls-port`, `tls-replication`, `tls-cluster`):
+    /// Velo has no TLS, so CONFIG SET refuses them as Redis refuses them without a usable certificate.
+    pub fn tls_enabled(&self) -> bool {
+        self.params.int("tls-port") != 0 || self.params.flag("tls-replication") || self.params.flag("tls-cluster")
     }
 
     /// Sets one parameter from text, validating it, and updates the typed fields (config file and flags:

@@ -205,7 +205,8 @@ pub static PARAMS: &[Param] = &[
     p("acl-pubsub-default", None, 0, Enum(&["allchannels", "resetchannels"]), "resetchannels"),
     p("sanitize-dump-payload", None, 0, Enum(&["no", "yes", "clients"]), "no"),
     p("enable-protected-configs", None, IMMUTABLE, Enum(PROTECTED_ACTION), "no"),
-    p("enable-debug-command", None, IMMUTABLE, Enum(PROTECTED_ACTION), "no"),
+    // Velo enables DEBUG by default (its tests need it); `no` and `local` are applied as in Redis.
+    p("enable-debug-command", None, IMMUTABLE, Enum(PROTECTED_ACTION), "yes"),
     p("enable-module-command", None, IMMUTABLE, Enum(PROTECTED_ACTION), "no"),
     p("cluster-preferred-endpoint-type", None, 0, Enum(&["ip", "hostname", "unknown-endpoint"]), "ip"),
     p("propagation-error-behavior", None, 0, Enum(&["ignore", "panic", "panic-on-replicas"]), "ignore"),
@@ -399,6 +400,17 @@ pub fn parse_memory(text: &str) -> Option<u64> {
     number.checked_mul(unit)
 }
 
+/// Where Redis accepts a value but its apply function then moves it into a narrower range, which CONFIG
+/// GET shows: `hz` into 1..=500 (`updateHZ`), `repl-backlog-size` up to at least 16 KiB
+/// (`resizeReplicationBacklog`).
+fn applied_bounds(name: &str, value: i128) -> i128 {
+    match name {
+        "hz" => value.clamp(1, 500),
+        "repl-backlog-size" => value.max(16 * 1024),
+        _ => value,
+    }
+}
+
 fn between(value: i128, min: i128, max: i128) -> Result<i128, String> {
     if value < min || value > max {
         return Err(format!("argument must be between {min} and {max} inclusive"));
@@ -450,13 +462,16 @@ fn normalize_save(words: &[&str]) -> Result<String, String> {
     if !words.len().is_multiple_of(2) {
         return Err("Invalid save parameters".into());
     }
-    for word in words {
-        let ok = word.parse::<i64>().map(|n| n >= 0).unwrap_or(false);
-        if !ok {
-            return Err("Invalid save parameters".into());
-        }
+    // Seconds at least 1, changes at least 0 (an empty word reads as 0, as `strtoll` reads it).
+    let numbers: Vec<i64> = words
+        .iter()
+        .map(|w| if w.is_empty() { Some(0) } else { w.parse().ok() })
+        .collect::<Option<_>>()
+        .ok_or("Invalid save parameters")?;
+    if numbers.chunks(2).any(|pair| pair[0] < 1 || pair[1] < 0) {
+        return Err("Invalid save parameters".into());
     }
-    Ok(words.iter().map(|w| w.parse::<i64>().unwrap_or(0).to_string()).collect::<Vec<_>>().join(" "))
+    Ok(numbers.iter().map(i64::to_string).collect::<Vec<_>>().join(" "))
 }
 
 /// Applies `words` (class hard soft seconds, ...) to the current limits text.
@@ -526,11 +541,11 @@ pub fn normalize(param: &Param, value: &str, current: &str) -> Result<String, St
         },
         Int(min, max) => {
             let n = parse_ll(value).ok_or("argument couldn't be parsed into an integer")?;
-            Ok(between(n, min, max)?.to_string())
+            Ok(applied_bounds(param.name, between(n, min, max)?).to_string())
         }
         Memory(min, max) => {
             let n = parse_memory(value).ok_or("argument must be a memory value")?;
-            Ok(between(n.into(), min, max)?.to_string())
+            Ok(applied_bounds(param.name, between(n.into(), min, max)?).to_string())
         }
         MemoryPercent(min, max) => {
             if let Some(n) = parse_memory(value) {

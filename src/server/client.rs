@@ -173,6 +173,12 @@ impl ClientHandle {
         let _ = self.intro.queued_pushes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
+    /// True while subscribed to anything, shard channels included: Redis's `CLIENT_PUBSUB` flag, which
+    /// makes the client a `pubsub` one for CLIENT LIST/KILL TYPE.
+    pub fn in_pubsub_context(&self) -> bool {
+        self.subs.load(Ordering::Relaxed) + self.psubs.load(Ordering::Relaxed) + self.ssubs.load(Ordering::Relaxed) > 0
+    }
+
     /// Name as text.
     pub fn name_text(&self) -> String {
         self.name

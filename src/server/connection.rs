@@ -176,7 +176,7 @@ pub async fn serve(server: Arc<Server>, socket: TcpStream) {
             break;
         }
         // `timeout`: an idle client is closed, except a subscriber (a blocked one waits in `wait`).
-        let idle_deadline = (idle_limit > 0 && client.subscription_count() == 0).then(|| {
+        let idle_deadline = (idle_limit > 0 && !client.in_pubsub_context()).then(|| {
             let last = *handle.last_active.lock().unwrap_or_else(|p| p.into_inner());
             tokio::time::Instant::from_std(last + std::time::Duration::from_secs(idle_limit))
         });

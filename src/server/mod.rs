@@ -132,6 +132,7 @@ pub struct Server {
 impl Server {
     /// Opens the engine and builds the shared state (no sockets yet).
     pub fn open(mut config: Config) -> anyhow::Result<Server> {
+        settings::fit_maxclients_at_start(&mut config);
         std::fs::create_dir_all(&config.dir)
             .with_context(|| format!("cannot create data directory {}", config.dir.display()))?;
         let notify = notify::Notify::default();

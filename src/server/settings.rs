@@ -108,6 +108,61 @@ impl Live {
     }
 }
 
+/// Descriptors Redis keeps for itself beyond `maxclients` (`CONFIG_MIN_RESERVED_FDS`); Velo uses its
+/// formula so that CONFIG SET maxclients accepts and refuses the same values, with the same suggestion.
+const RESERVED_FDS: u64 = 32;
+
+/// How many clients the open-files limit fits when `maxclients` are wanted, after raising the soft limit
+/// towards `maxclients` + 32 as far as the hard limit allows (or further where the process may raise the
+/// hard limit too), as Redis's `adjustOpenFilesLimit` does at start-up and on CONFIG SET maxclients.
+/// Returns `maxclients` when it fits.
+pub fn clients_the_fd_limit_fits(maxclients: u64) -> u64 {
+    let wanted = maxclients.saturating_add(RESERVED_FDS);
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        // Redis assumes 1024 when the limit cannot be read.
+        return maxclients.min(1024 - RESERVED_FDS);
+    }
+    if limit.rlim_cur == libc::RLIM_INFINITY || limit.rlim_cur >= wanted {
+        return maxclients;
+    }
+    let mut raised = libc::rlimit { rlim_cur: wanted, rlim_max: limit.rlim_max.max(wanted) };
+    // SAFETY: setrlimit only reads the struct; raising the hard limit fails without the privilege.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+        // Redis then steps down from `wanted` 16 at a time to the first value the hard limit allows (so
+        // its suggestion is that value less 32), or keeps the old limit when none above it is allowed.
+        let over = wanted.saturating_sub(limit.rlim_max);
+        let allowed = wanted.saturating_sub(over.div_ceil(16) * 16);
+        raised = libc::rlimit { rlim_cur: allowed.max(limit.rlim_cur), rlim_max: limit.rlim_max };
+        // SAFETY: as above; a soft limit up to the hard limit is always allowed.
+        if allowed <= limit.rlim_cur || unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+            raised.rlim_cur = limit.rlim_cur;
+        }
+    }
+    if raised.rlim_cur >= wanted {
+        maxclients
+    } else {
+        raised.rlim_cur.saturating_sub(RESERVED_FDS).max(1)
+    }
+}
+
+/// At start-up, as Redis: a `maxclients` the open-files limit cannot fit is lowered to what it fits,
+/// with Redis's warning.
+pub fn fit_maxclients_at_start(config: &mut Config) {
+    let wanted = config.maxclients as u64;
+    let fits = clients_the_fd_limit_fits(wanted);
+    if fits < wanted {
+        tracing::warn!(
+            "maxclients has been reduced to {fits} to compensate for low ulimit (open files). If you need \
+             higher maxclients increase 'ulimit -n'."
+        );
+        if config.set_param("maxclients", &fits.to_string()).is_err() {
+            config.maxclients = fits as usize;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -236,3 +236,31 @@ fn debug_populate_matches_redis() {
         ],
     );
 }
+
+/// `enable-debug-command` is applied as in Redis: `no` refuses DEBUG with Redis's text (after the arity
+/// check), `local` allows it from loopback connections; CONFIG GET reports the setting. Velo's default is
+/// `yes`. Found by the issue-8 audit (branch `parity6`): the parameter was stored only, and CONFIG GET
+/// reported `no` while DEBUG ran.
+#[test]
+fn enable_debug_command_is_applied_as_redis() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    for setting in ["no", "local"] {
+        let redis = RedisServer::start_in(dir.path(), &["--enable-debug-command", setting]);
+        let file = dir.path().join(format!("{setting}.conf"));
+        std::fs::write(&file, format!("enable-debug-command {setting}\n")).expect("write config");
+        let velo = TestServer::start_in(&dir.path().join(setting), &["--config", file.to_str().expect("utf-8")]);
+        compare(
+            &redis,
+            &velo,
+            setting,
+            &[
+                "DEBUG",
+                "DEBUG SLEEP 0",
+                "DEBUG NOSUCH",
+                "CONFIG GET enable-debug-command",
+                "CONFIG SET enable-debug-command yes",
+            ],
+        );
+    }
+    assert_eq!(TestServer::start().connect().cmd(&["DEBUG", "SLEEP", "0"]), b"+OK\r\n", "Velo's default");
+}

@@ -201,3 +201,99 @@ fn replicaof_no_one_on_a_master() {
     assert!(reply.starts_with("-ERR Velo does not replicate yet"), "{reply}");
     assert!(conn.cmd(&["ROLE"]).starts_with(b"*3\r\n$6\r\nmaster\r\n"));
 }
+
+/// PFMERGE checks its keys in Redis's order, destination first, so the first bad key names the error
+/// (another type: WRONGTYPE's usual text; a string that is not an HLL: "Key is not a valid HyperLogLog
+/// string value."). Found by the issue-8 audit (branch `parity6`): Velo checked the sources first.
+#[test]
+fn pfmerge_checks_the_destination_first() {
+    let (redis, velo) = servers();
+    compare(
+        &redis,
+        &velo,
+        "pfmerge order",
+        &[
+            "SET s abc",
+            "LPUSH l a",
+            "PFADD h x",
+            "PFMERGE s l",
+            "PFMERGE l s",
+            "PFMERGE h s l",
+            "PFMERGE h l s",
+            "PFMERGE new s",
+            "EXISTS new",
+            "PFMERGE s h",
+            "PFMERGE h h",
+            "PFCOUNT h",
+        ],
+    );
+}
+
+/// CLIENT, COMMAND and FUNCTION HELP are Redis 7.0's texts; CLIENT HELP also lists the two Redis 7.2
+/// subcommands Velo has (NO-TOUCH, SETINFO) just before HELP. Found by the issue-8 audit (branch
+/// `parity6`): CLIENT HELP lacked CACHING, GETREDIR, PAUSE, UNPAUSE, TRACKING, TRACKINGINFO and Redis's
+/// option lists, COMMAND HELP two lines, and FUNCTION HELP had another text for RESTORE's REPLACE.
+#[test]
+fn help_texts_are_redis_s() {
+    let (redis, velo) = servers();
+    compare(&redis, &velo, "help", &["COMMAND HELP", "FUNCTION HELP", "OBJECT HELP", "CONFIG HELP"]);
+    let lines = |port: u16| -> Vec<String> {
+        let reply = crate::support::Conn::connect(port).cmd(&["CLIENT", "HELP"]);
+        String::from_utf8_lossy(&reply).split("\r\n").skip(1).filter(|l| !l.is_empty()).map(String::from).collect()
+    };
+    let (redis_lines, mut velo_lines) = (lines(redis.port), lines(velo.port));
+    let extra: Vec<String> = velo_lines.drain(velo_lines.len() - 8..velo_lines.len() - 2).collect();
+    assert_eq!(velo_lines, redis_lines, "CLIENT HELP without Velo's 7.2 lines");
+    assert!(extra[0] == "+NO-TOUCH (ON|OFF)" && extra[2] == "+SETINFO <option> <value>", "{extra:?}");
+}
+
+/// CLIENT INFO run by EXEC shows the client still in MULTI (flag `x`, `multi=` the number of queued
+/// commands), as Redis keeps the MULTI state until EXEC ends; outside it, `multi=-1`. Found by the issue-8
+/// audit (branch `parity6`): Velo showed `flags=N multi=-1` inside EXEC.
+#[test]
+fn client_info_inside_exec_shows_the_multi_state() {
+    let (redis, velo) = servers();
+    let fields = |port: u16| -> Vec<String> {
+        let mut conn = crate::support::Conn::connect(port);
+        let mut out = Vec::new();
+        for args in [&["MULTI"][..], &["GET", "a"], &["CLIENT", "INFO"], &["EXEC"], &["CLIENT", "INFO"]] {
+            let reply = String::from_utf8_lossy(&conn.cmd(args)).into_owned();
+            out.extend(
+                reply
+                    .split([' ', '\r', '\n'])
+                    .filter(|f| f.starts_with("flags=") || f.starts_with("multi="))
+                    .map(String::from),
+            );
+        }
+        out
+    };
+    let (from_redis, from_velo) = (fields(redis.port), fields(velo.port));
+    assert_eq!(from_velo, from_redis);
+    assert_eq!(from_redis, ["flags=x", "multi=2", "flags=N", "multi=-1"]);
+}
+
+/// A client subscribed to shard channels only is in Redis's pub/sub context like any subscriber: RESP2 PING
+/// answers `pong` as a message, CLIENT LIST/KILL TYPE count it as `pubsub`. Found by the issue-8 audit
+/// (branch `parity6`): Velo counted only channels and patterns there (PING answered `+PONG`, CLIENT LIST
+/// TYPE normal listed the client; `timeout` would also have closed it).
+#[test]
+fn shard_subscribers_are_in_the_pubsub_context() {
+    let (redis, velo) = servers();
+    compare(
+        &redis,
+        &velo,
+        "shard pubsub context",
+        &["SSUBSCRIBE s1", "PING", "PING hello", "GET x", "SUNSUBSCRIBE", "PING", "GET x"],
+    );
+    for (name, port) in [("redis", redis.port), ("velo", velo.port)] {
+        let mut sub = crate::support::Conn::connect(port);
+        sub.cmd(&["CLIENT", "SETNAME", "sharded"]);
+        sub.cmd(&["SSUBSCRIBE", "s1"]);
+        let mut other = crate::support::Conn::connect(port);
+        let listed = |conn: &mut crate::support::Conn, kind: &str| {
+            String::from_utf8_lossy(&conn.cmd(&["CLIENT", "LIST", "TYPE", kind])).contains("name=sharded")
+        };
+        assert!(listed(&mut other, "pubsub") && !listed(&mut other, "normal"), "{name}: CLIENT LIST TYPE");
+        assert_eq!(other.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]), b":1\r\n", "{name}: CLIENT KILL TYPE pubsub");
+    }
+}

@@ -210,6 +210,32 @@ impl RedisServer {
     }
 }
 
+impl RedisServer {
+    /// Starts `redis-server` with the config file `config` (before the flags, where Redis wants it) on
+    /// `dir`; `save` comes from the file.
+    pub fn start_with_config(config: &Path, dir: &Path) -> RedisServer {
+        let keep = tempfile::tempdir().expect("temporary directory");
+        for _attempt in 0..5 {
+            let port = free_port();
+            let mut child = Command::new("redis-server")
+                .arg(config)
+                .args(["--port", &port.to_string(), "--appendonly", "no", "--bind", "127.0.0.1"])
+                .arg("--dir")
+                .arg(dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn redis-server");
+            if wait_ready(&mut child, port, "redis-server") {
+                return RedisServer { child, port, _dir: keep };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("redis-server did not start with {}", config.display());
+    }
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
