@@ -37,10 +37,11 @@ use bytes::Bytes;
 
 use super::buckets::{self, BucketStore, PageBuf, PageId};
 use super::dwb::DwbWriter;
+use super::envelope::ValueKind;
 use super::error::{Error, Result};
 use super::io::FileSystem;
 use super::memlayers;
-use super::memtable::Memtable;
+use super::memtable::{Memtable, KEY_INLINE};
 use super::meta::{self, ChunkFileMeta, SlotMeta};
 use super::page::{
     self, Cell, CellValue, Page, SegmentLocation, CELL_AREA, CELL_HEADER_LEN, PAGE_KIND_OVERFLOW, PAGE_KIND_PRIMARY,
@@ -76,6 +77,73 @@ enum Placement {
     Inline(bytes::Bytes),
     Segment(usize),
     Big,
+}
+
+/// What a checkpoint's prepare needs of one frozen memtable entry (see `Job::prepare`): 64 bytes, the key
+/// copied when it is short.
+struct Item<'a> {
+    reversed_hash: u64,
+    seq: u64,
+    expire_at: u64,
+    key: ItemKey<'a>,
+    /// The value of a set (`None` for a delete or a retime).
+    envelope: Option<&'a MemEnvelope>,
+    db: u16,
+    /// The value's type, for a set.
+    kind: ValueKind,
+    op: ItemOp,
+    prior: Option<bool>,
+}
+
+const _: () = assert!(std::mem::size_of::<Item<'static>>() == 64);
+
+/// A key copied (up to [`KEY_INLINE`] bytes) or, when longer, borrowed from the memtable.
+enum ItemKey<'a> {
+    Inline(u8, [u8; KEY_INLINE]),
+    Borrowed(&'a [u8]),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ItemOp {
+    Set,
+    Delete,
+    Retime,
+}
+
+impl<'a> Item<'a> {
+    fn new((key, entry): (&'a MemKey, &'a MemEntry)) -> Self {
+        let (envelope, kind, op) = match &entry.value {
+            MemValue::Set { kind, envelope } => (Some(envelope), *kind, ItemOp::Set),
+            MemValue::Delete => (None, ValueKind::String, ItemOp::Delete),
+            MemValue::Retime => (None, ValueKind::String, ItemOp::Retime),
+        };
+        let bytes = key.2.as_slice();
+        let item_key = if bytes.len() <= KEY_INLINE {
+            let mut inline = [0; KEY_INLINE];
+            inline[..bytes.len()].copy_from_slice(bytes);
+            ItemKey::Inline(bytes.len() as u8, inline)
+        } else {
+            ItemKey::Borrowed(bytes)
+        };
+        Item {
+            reversed_hash: key.0,
+            seq: entry.seq,
+            expire_at: entry.expire_at,
+            key: item_key,
+            envelope,
+            db: key.1,
+            kind,
+            op,
+            prior: entry.prior,
+        }
+    }
+
+    fn key(&self) -> &[u8] {
+        match &self.key {
+            ItemKey::Inline(len, bytes) => &bytes[..*len as usize],
+            ItemKey::Borrowed(bytes) => bytes,
+        }
+    }
 }
 
 struct Batch {
@@ -722,9 +790,14 @@ impl Job {
     fn prepare(mut self) -> Result<Prepared> {
         let started = Instant::now();
         let frozen = self.frozen.clone().ok_or_else(|| Error::Config("checkpoint prepared twice".into()))?;
-        // Sorted here rather than at the begin, which holds the slot lock.
-        let mut entries: Vec<(&MemKey, &MemEntry)> = frozen.iter().collect();
-        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        // What the steps below need of each entry, copied out of it in one pass and sorted here (not at the
+        // begin, which holds the slot lock). The entries lie in memory in arrival order, not key order: each
+        // pass over them in key order missed the cache once per entry, and there were three, plus a sort
+        // that dereferenced both entries of every comparison (docs/performance.md, issue 14).
+        let mut items: Vec<Item<'_>> = frozen.iter().map(Item::new).collect();
+        items.sort_unstable_by(|a, b| {
+            (a.reversed_hash, a.db).cmp(&(b.reversed_hash, b.db)).then_with(|| a.key().cmp(b.key()))
+        });
         let reset = self.reset;
         let target_seq = self.target_seq;
         let mut meta = self.meta.clone();
@@ -755,33 +828,28 @@ impl Job {
         // Records are packed grouped by key family (see `family::grouped_order`), and the segments of a
         // family with a trained dictionary compressed with it (`SegmentWriter::prepare`).
         self.chunks.set_dictionaries(self.config.dictionaries.clone());
-        let mut placements = vec![Placement::Nothing; entries.len()];
+        let mut placements = vec![Placement::Nothing; items.len()];
         let rules = self.config.dictionaries.rules();
-        for index in super::family::grouped_order(entries.iter().map(|((_, _, key), _)| &key[..]), &rules) {
-            let ((_, db, key), entry) = &entries[index];
-            let placement = match &entry.value {
-                MemValue::Set { envelope, .. } => {
-                    let len = envelope.len;
-                    let bytes = self.load_envelope(envelope)?;
-                    if len <= self.config.inline_max && CELL_HEADER_LEN + key.len() + len <= CELL_AREA {
-                        Placement::Inline(bytes)
-                    } else if batch.segments.fits(key.len(), len) {
-                        let record = batch.segments.prepare(key, &bytes);
-                        if batch.segments.must_seal_before_record(key.len(), &record) {
-                            self.append_segment(&mut meta, &mut batch)?;
-                        }
-                        Placement::Segment(batch.segments.add_record(entry.seq, *db, key, record))
-                    } else {
-                        self.chunks.write_big(entry.seq, *db, key, &bytes)?;
-                        self.big_values += 1;
-                        self.big_value_bytes += len as u64;
-                        batch.new_files = true;
-                        Placement::Big
-                    }
+        for index in super::family::grouped_order(items.iter().map(Item::key), &rules) {
+            let item = &items[index];
+            let Some(envelope) = item.envelope else { continue };
+            let (key, len) = (item.key(), envelope.len);
+            let bytes = self.load_envelope(envelope)?;
+            placements[index] = if len <= self.config.inline_max && CELL_HEADER_LEN + key.len() + len <= CELL_AREA {
+                Placement::Inline(bytes)
+            } else if batch.segments.fits(key.len(), len) {
+                let record = batch.segments.prepare(key, &bytes);
+                if batch.segments.must_seal_before_record(key.len(), &record) {
+                    self.append_segment(&mut meta, &mut batch)?;
                 }
-                _ => Placement::Nothing,
+                Placement::Segment(batch.segments.add_record(item.seq, item.db, key, record))
+            } else {
+                self.chunks.write_big(item.seq, item.db, key, &bytes)?;
+                self.big_values += 1;
+                self.big_value_bytes += len as u64;
+                batch.new_files = true;
+                Placement::Big
             };
-            placements[index] = placement;
         }
         if batch.segments.has_pending() {
             self.append_segment(&mut meta, &mut batch)?;
@@ -791,8 +859,8 @@ impl Job {
         // normal size (applying a large batch to a small table and splitting afterwards is quadratic).
         // What each placed value's cell takes (its location is resolved: every segment is sealed).
         let cell_len = |index: usize| {
-            let ((_, db, key), entry) = &entries[index];
-            let (seq, expire_at, db, key_len) = (entry.seq, entry.expire_at, *db, key.len());
+            let item = &items[index];
+            let (seq, expire_at, db, key_len) = (item.seq, item.expire_at, item.db, item.key().len());
             (match &placements[index] {
                 Placement::Nothing => 0,
                 Placement::Inline(bytes) => page::cell_len(seq, expire_at, db, key_len, Some(bytes.len())),
@@ -806,20 +874,19 @@ impl Job {
         let fits = |meta: &SlotMeta, incoming: u64| {
             (meta.used_bytes + incoming) as f64 <= SPLIT_FILL * (meta.bucket_count() * CELL_AREA as u64) as f64
         };
-        let mut incoming: u64 = (0..entries.len()).map(cell_len).sum();
+        let mut incoming: u64 = (0..items.len()).map(cell_len).sum();
         if !fits(&meta, incoming) {
             // Count only the keys that are new: overwrites take no extra room. Looking every key up would
             // double the checkpoint's page reads, so estimate from a sample; the split loop after the
             // apply step corrects an underestimate.
-            let sets: Vec<usize> =
-                (0..entries.len()).filter(|&i| matches!(entries[i].1.value, MemValue::Set { .. })).collect();
+            let sets: Vec<usize> = (0..items.len()).filter(|&i| items[i].envelope.is_some()).collect();
             let stride = (sets.len() / 512).max(1);
             let (mut sampled, mut new_bytes) = (0u64, 0u64);
             for &index in sets.iter().step_by(stride) {
-                let ((_, db, key), entry) = &entries[index];
-                let exists = match entry.prior {
+                let item = &items[index];
+                let exists = match item.prior {
                     Some(prior) => prior,
-                    None => self.has_cell(*db, key)?,
+                    None => self.has_cell(item.db, item.key())?,
                 };
                 sampled += 1;
                 if !exists {
@@ -832,16 +899,28 @@ impl Job {
             self.split_bucket(&mut meta, &mut batch)?;
         }
 
-        // (3) Apply the entries bucket by bucket.
-        let mut by_bucket: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
-        for (index, ((reversed_hash, _, _), _)) in entries.iter().enumerate() {
-            let bucket = buckets::bucket_of(reversed_hash.reverse_bits(), meta.level, meta.split);
-            by_bucket.entry(bucket).or_default().push(index);
+        // (3) Apply the entries bucket by bucket. A bucket is a range of low hash bits, so its entries are
+        // one run of the key order (bit-reversed hashes); the runs are taken in bucket order (the pages'
+        // order in the file), and runs of one bucket together should the table's rule ever break that.
+        let mut runs: Vec<(u64, usize, usize)> = Vec::new();
+        for (index, item) in items.iter().enumerate() {
+            let bucket = buckets::bucket_of(item.reversed_hash.reverse_bits(), meta.level, meta.split);
+            match runs.last_mut() {
+                Some((last, _, end)) if *last == bucket => *end = index + 1,
+                _ => runs.push((bucket, index, index + 1)),
+            }
         }
         for bucket in std::mem::take(&mut self.cleanup_buckets) {
-            by_bucket.entry(bucket).or_default();
+            runs.push((bucket, 0, 0));
         }
-        for (bucket, indexes) in by_bucket {
+        runs.sort_unstable();
+        let mut next_run = 0;
+        while next_run < runs.len() {
+            let bucket = runs[next_run].0;
+            let first_run = next_run;
+            while next_run < runs.len() && runs[next_run].0 == bucket {
+                next_run += 1;
+            }
             if bucket >= meta.bucket_count() {
                 continue;
             }
@@ -855,12 +934,14 @@ impl Job {
                 }
                 !dead
             });
+            let indexes = runs[first_run..next_run].iter().flat_map(|&(_, start, end)| start..end);
             for index in indexes {
-                let ((reversed_hash, db, key), entry) = &entries[index];
-                let hash = reversed_hash.reverse_bits();
-                let position = cells.iter().position(|c| c.hash == hash && c.db == *db && c.key == key.as_slice());
-                match &entry.value {
-                    MemValue::Set { kind, envelope } => {
+                let item = &items[index];
+                let (db, key) = (item.db, item.key());
+                let hash = item.reversed_hash.reverse_bits();
+                let position = cells.iter().position(|c| c.hash == hash && c.db == db && c.key == key);
+                match (item.envelope, item.op) {
+                    (Some(envelope), _) => {
                         let value = match &placements[index] {
                             Placement::Inline(bytes) => CellValue::Inline(bytes.to_vec()),
                             Placement::Nothing => return Err(Error::Config("a Set entry was not placed".into())),
@@ -868,15 +949,15 @@ impl Job {
                                 batch.segments.locations[*ticket]
                                     .ok_or_else(|| Error::Config("segment location unresolved".into()))?,
                             ),
-                            Placement::Big => CellValue::Big { id: entry.seq, envelope_len: envelope.len as u64 },
+                            Placement::Big => CellValue::Big { id: item.seq, envelope_len: envelope.len as u64 },
                         };
                         let cell = Cell {
                             hash,
-                            seq: entry.seq,
-                            expire_at: entry.expire_at,
-                            db: *db,
+                            seq: item.seq,
+                            expire_at: item.expire_at,
+                            db,
                             key: key.to_vec(),
-                            kind: *kind,
+                            kind: item.kind,
                             value,
                         };
                         match position {
@@ -886,22 +967,22 @@ impl Job {
                             }
                             None => {
                                 cells.push(cell);
-                                *meta.key_counts.entry(*db).or_insert(0) += 1;
+                                *meta.key_counts.entry(db).or_insert(0) += 1;
                             }
                         }
                     }
-                    MemValue::Delete => {
+                    (None, ItemOp::Delete) => {
                         if let Some(at) = position {
                             kill_value(&mut meta, &cells[at]);
                             cells.swap_remove(at);
-                            let count = meta.key_counts.entry(*db).or_insert(0);
+                            let count = meta.key_counts.entry(db).or_insert(0);
                             *count = count.saturating_sub(1);
                         }
                     }
-                    MemValue::Retime => {
+                    (None, _) => {
                         if let Some(at) = position {
-                            cells[at].expire_at = entry.expire_at;
-                            cells[at].seq = entry.seq;
+                            cells[at].expire_at = item.expire_at;
+                            cells[at].seq = item.seq;
                         }
                     }
                 }
@@ -911,7 +992,8 @@ impl Job {
             let level = buckets::bucket_level(bucket, meta.level, meta.split);
             self.write_bucket(&mut meta, &mut batch, bucket, level, cells, overflow)?;
         }
-
+        drop(placements);
+        drop(items);
         // (4) Compact chunk files that are mostly dead.
         self.compact(&mut meta, &mut batch)?;
 
@@ -941,7 +1023,6 @@ impl Job {
             }
         }
         let durable_time = started.elapsed() - prepare_time;
-        drop(entries);
         Ok(Prepared { job: self, pages, meta, meta_bytes, batch, prepare_time, durable_time })
     }
 

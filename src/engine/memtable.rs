@@ -5,12 +5,15 @@
 //! B-tree of every key beside the map cost a second copy of each key and 8% of a SET (issue 14), for the
 //! benefit of scans only; a million-entry B-tree lookup also cost several cache misses per read.
 //!
-//! Memory (issue 14): each entry is one heap block, its key and [`MemEntry`] side by side (keys up to
-//! [`KEY_INLINE`] bytes inside the [`MemKey`], longer ones in a block of their own), and the hash table
-//! holds one pointer per bucket. The table used to hold the entries themselves, 128 bytes a bucket, so
-//! the empty buckets a hash table keeps (an eighth to a half of them, as it doubles) cost as much as
-//! entries, and every key was a second block with its own cache miss on lookup. A lookup still touches
-//! two places (the table, then the entry with its key), as before.
+//! Memory (issue 14): each entry is one 112-byte slot of an arena, its key and [`MemEntry`] side by side
+//! (keys up to [`KEY_INLINE`] bytes inside the [`MemKey`], longer ones in a block of their own), and the
+//! hash table holds one 4-byte arena index per bucket. The table used to hold the entries themselves,
+//! 128 bytes a bucket, so the empty buckets a hash table keeps (an eighth to a half of them, as it
+//! doubles) cost as much as entries, and every key was a second block with its own cache miss on lookup.
+//! A lookup still touches two places (the table, then the entry with its key). The arena rather than a
+//! heap block per entry: emptying a frozen table freed each block on its own, from the checkpoint thread
+//! (a cross-thread free per entry, ~8% of a 10M-key load's CPU, docs/performance.md); its chunks go in
+//! one free each.
 //!
 //! The hash table keeps its capacity across checkpoints (they drain it): regrowing it after each one
 //! made the kernel zero fresh pages for every doubling, 14-18% of SET's CPU time. At 8 bytes a bucket
@@ -139,17 +142,74 @@ fn table_hash(reversed_hash: u64) -> u64 {
     (product as u64) ^ ((product >> 64) as u64)
 }
 
-/// One entry: its key and state in one heap block (see the module docs).
-type Node = Box<(MemKey, MemEntry)>;
+/// One entry: its key and state side by side (see the module docs).
+type Node = (MemKey, MemEntry);
 
-fn node_hash(node: &Node) -> u64 {
-    table_hash(node.0 .0)
+/// Arena index bits for the position within a chunk (chunks hold at most `1 << CHUNK_BITS` entries).
+const CHUNK_BITS: u32 = 12;
+
+/// Entries of the first chunk: chunks double up to `1 << CHUNK_BITS`, so that the many slots' small
+/// memtables do not each hold a 450 KiB chunk.
+const FIRST_CHUNK: usize = 64;
+
+/// The entries of a memtable, addressed by `u32` index (chunk number, position): appended in arrival
+/// order, never moved, emptied in one go. A removed entry's place is reused by the next insert.
+#[derive(Default)]
+struct Arena {
+    /// Each chunk is allocated at its full capacity and never grows (so never reallocates).
+    chunks: Vec<Vec<Node>>,
+    /// Places of removed entries (holding a placeholder).
+    vacant: Vec<u32>,
+}
+
+impl Arena {
+    fn get(&self, index: u32) -> &Node {
+        &self.chunks[(index >> CHUNK_BITS) as usize][(index & ((1 << CHUNK_BITS) - 1)) as usize]
+    }
+
+    fn get_mut(&mut self, index: u32) -> &mut Node {
+        &mut self.chunks[(index >> CHUNK_BITS) as usize][(index & ((1 << CHUNK_BITS) - 1)) as usize]
+    }
+
+    fn push(&mut self, node: Node) -> u32 {
+        if let Some(index) = self.vacant.pop() {
+            *self.get_mut(index) = node;
+            return index;
+        }
+        let full = self.chunks.last().is_none_or(|chunk| chunk.len() == chunk.capacity());
+        if full {
+            let capacity = (FIRST_CHUNK << self.chunks.len().min(CHUNK_BITS as usize)).min(1 << CHUNK_BITS);
+            self.chunks.push(Vec::with_capacity(capacity));
+        }
+        let chunk_number = self.chunks.len() - 1;
+        let chunk = &mut self.chunks[chunk_number];
+        let index = ((chunk_number as u32) << CHUNK_BITS) | chunk.len() as u32;
+        chunk.push(node);
+        index
+    }
+
+    /// Takes a removed entry out, leaving a placeholder (no allocation) until its place is reused.
+    fn take(&mut self, index: u32) -> Node {
+        let placeholder: Node = (
+            (0, 0, MemKeyBytes::new()),
+            MemEntry { seq: 0, expire_at: 0, value: super::slot::MemValue::Delete, prior: None },
+        );
+        self.vacant.push(index);
+        std::mem::replace(self.get_mut(index), placeholder)
+    }
+
+    fn clear(&mut self) {
+        self.chunks = Vec::new();
+        self.vacant = Vec::new();
+    }
 }
 
 /// See the module docs.
 #[derive(Default)]
 pub(crate) struct Memtable {
-    entries: HashTable<Node>,
+    /// Arena indexes of the entries.
+    entries: HashTable<u32>,
+    arena: Arena,
     /// The scan order, built on demand: `None` until a scan asks for a range. A mutex (uncontended) rather
     /// than a cell so that a frozen memtable can be shared with the checkpoint thread (`memlayers`).
     order: Mutex<Option<Order>>,
@@ -177,11 +237,13 @@ impl Memtable {
     }
 
     fn find(&self, reversed_hash: u64, db: u16, key: &[u8]) -> Option<&(MemKey, MemEntry)> {
+        let arena = &self.arena;
         self.entries
-            .find(table_hash(reversed_hash), |node| {
+            .find(table_hash(reversed_hash), |&index| {
+                let node = arena.get(index);
                 node.0 .0 == reversed_hash && node.0 .1 == db && node.0 .2.as_slice() == key
             })
-            .map(|node| &**node)
+            .map(|&index| arena.get(index))
     }
 
     /// The entry of `(reversed hash, db, key)`, without allocating.
@@ -190,11 +252,12 @@ impl Memtable {
     }
 
     pub(crate) fn get_mut(&mut self, reversed_hash: u64, db: u16, key: &[u8]) -> Option<&mut MemEntry> {
-        self.entries
-            .find_mut(table_hash(reversed_hash), |node| {
-                node.0 .0 == reversed_hash && node.0 .1 == db && node.0 .2.as_slice() == key
-            })
-            .map(|node| &mut node.1)
+        let arena = &self.arena;
+        let index = *self.entries.find(table_hash(reversed_hash), |&index| {
+            let node = arena.get(index);
+            node.0 .0 == reversed_hash && node.0 .1 == db && node.0 .2.as_slice() == key
+        })?;
+        Some(&mut self.arena.get_mut(index).1)
     }
 
     /// Inserts or replaces; returns the replaced entry.
@@ -205,30 +268,39 @@ impl Memtable {
         if let Some(order) = self.order.get_mut().unwrap_or_else(|p| p.into_inner()) {
             order.added.insert(key.clone());
         }
-        self.entries.insert_unique(table_hash(key.0), Box::new((key, entry)), node_hash);
+        let hash = table_hash(key.0);
+        let index = self.arena.push((key, entry));
+        let arena = &self.arena;
+        self.entries.insert_unique(hash, index, |&index| table_hash(arena.get(index).0 .0));
         None
     }
 
     pub(crate) fn remove(&mut self, key: &MemKey) -> Option<MemEntry> {
-        let found = self.entries.find_entry(table_hash(key.0), |node| node.0 == *key).ok()?;
-        let (node, _) = found.remove();
-        Some(node.1)
+        let arena = &self.arena;
+        let found = self.entries.find_entry(table_hash(key.0), |&index| arena.get(index).0 == *key).ok()?;
+        let (index, _) = found.remove();
+        Some(self.arena.take(index).1)
     }
 
-    /// Empties the memtable, keeping the hash table's capacity for the next cycle.
+    /// Empties the memtable, keeping the hash table's capacity for the next cycle (the arena's chunks go).
     pub(crate) fn clear(&mut self) {
         self.entries.clear();
+        self.arena.clear();
         *self.order.get_mut().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// Every key of one database, in no particular order.
     pub(crate) fn keys_of_db(&self, db: u16) -> Vec<MemKey> {
-        self.entries.iter().filter(|node| node.0 .1 == db).map(|node| node.0.clone()).collect()
+        self.nodes().filter(|node| node.0 .1 == db).map(|node| node.0.clone()).collect()
     }
 
     /// True if any entry (a write, a delete or a retime) is for a key of `db`; no keys are copied.
     pub(crate) fn has_db(&self, db: u16) -> bool {
-        self.entries.iter().any(|node| node.0 .1 == db)
+        self.nodes().any(|node| node.0 .1 == db)
+    }
+
+    fn nodes(&self) -> impl Iterator<Item = &Node> {
+        self.entries.iter().map(|&index| self.arena.get(index))
     }
 
     /// Entries whose keys fall in `range`, in key order. The first call after the memtable was emptied
@@ -236,7 +308,7 @@ impl Memtable {
     pub(crate) fn range(&self, range: impl RangeBounds<MemKey>) -> Vec<(&MemKey, &MemEntry)> {
         let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
         let order = order.get_or_insert_with(|| {
-            let mut sorted: Vec<MemKey> = self.entries.iter().map(|node| node.0.clone()).collect();
+            let mut sorted: Vec<MemKey> = self.nodes().map(|node| node.0.clone()).collect();
             sorted.sort_unstable();
             Order { sorted, added: BTreeSet::new() }
         });
@@ -271,14 +343,16 @@ impl Memtable {
 
     /// Every entry, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&MemKey, &MemEntry)> {
-        self.entries.iter().map(|node| (&node.0, &node.1))
+        self.nodes().map(|node| (&node.0, &node.1))
     }
 
     /// Empties the memtable, returning its entries in key order. The hash table keeps its capacity.
     #[cfg(test)]
     pub(crate) fn take_sorted(&mut self) -> Vec<(MemKey, MemEntry)> {
         *self.order.get_mut().unwrap_or_else(|p| p.into_inner()) = None;
-        let mut sorted: Vec<(MemKey, MemEntry)> = self.entries.drain().map(|node| *node).collect();
+        let arena = &mut self.arena;
+        let mut sorted: Vec<(MemKey, MemEntry)> = self.entries.drain().map(|index| arena.take(index)).collect();
+        arena.clear();
         sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         sorted
     }
@@ -376,6 +450,39 @@ mod tests {
             assert_eq!(sorted, model.into_iter().collect::<Vec<_>>());
             assert!(memtable.is_empty());
             assert!(memtable.range(..).is_empty());
+        }
+    }
+
+    /// Entries across many arena chunks, removed and added again (reusing the removed places): every
+    /// lookup finds its own entry, and an emptied table starts over.
+    #[test]
+    fn arena_places_survive_growth_removal_and_reuse() {
+        let key = |n: u64| -> MemKey {
+            (n.wrapping_mul(0x9E37_79B9_7F4A_7C15), (n % 3) as u16, n.to_string().into_bytes().into())
+        };
+        let mut memtable = Memtable::default();
+        for round in 0..2 {
+            for n in 0..20_000 {
+                assert!(memtable.insert(key(n), entry(n)).is_none());
+            }
+            for n in (0..20_000).step_by(3) {
+                assert_eq!(memtable.remove(&key(n)).map(|e| e.seq), Some(n));
+            }
+            for n in (0..20_000).step_by(6) {
+                assert!(memtable.insert(key(n), entry(n + 1_000_000)).is_none());
+            }
+            for n in 0..20_000 {
+                let want = match (n % 3, n % 6) {
+                    (0, 0) => Some(n + 1_000_000),
+                    (0, _) => None,
+                    _ => Some(n),
+                };
+                assert_eq!(memtable.get(key(n).0, key(n).1, &key(n).2).map(|e| e.seq), want, "round {round} key {n}");
+            }
+            assert_eq!(memtable.len(), memtable.iter().count());
+            assert_eq!(memtable.arena.vacant.len(), 20_000usize.div_ceil(3) - 20_000usize.div_ceil(6));
+            memtable.clear();
+            assert!(memtable.is_empty() && memtable.arena.chunks.is_empty());
         }
     }
 
