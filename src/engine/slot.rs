@@ -208,13 +208,14 @@ const MEM_KEEP_ENVELOPE: usize = 512;
 /// read by nearly every command on its collection.
 const MEM_KEEP_PART_ENVELOPE: usize = 8 << 10;
 
-/// Approximate bytes a memtable entry costs beyond its key and envelope: its heap block (key and entry,
-/// 112 bytes) and its share of the hash table (an 8-byte pointer and a control byte per bucket, at a load
-/// of 7/16 to 7/8). It was 224 while the table held the entries themselves, 144 while the block was 128
-/// bytes (docs/performance.md, issue 14).
+/// Approximate bytes a memtable entry costs beyond its key and envelope: its place in the memtable's
+/// arena (key and entry, 112 bytes) and its share of the hash table (a 4-byte arena index and a control
+/// byte per bucket, at a load of 7/16 to 7/8), rounded up for the arena's last, partly used chunk. It was
+/// 224 while the table held the entries themselves, 144 while each entry was a 128-byte heap block
+/// (docs/performance.md, issue 14).
 pub(crate) const MEM_ENTRY_OVERHEAD: usize = 128;
 
-// The entry block's size, which MEM_ENTRY_OVERHEAD counts: 112 bytes is one of mimalloc's size classes.
+// The size of an arena place, which MEM_ENTRY_OVERHEAD counts.
 const _: () = assert!(std::mem::size_of::<(MemKey, MemEntry)>() == 112);
 
 /// Bits of a scan position (see [`Slot::scan`]).
