@@ -507,16 +507,24 @@ enum Raised {
 /// Lua stack limit at a similar depth).
 const MAX_DEPTH: usize = 1000;
 
+/// A compiled script or function, as [`run_script`] starts it.
+#[derive(Clone, Copy)]
+pub enum ScriptFunction<'a> {
+    /// Its registry slot ([`register`]): the run starts with a `lua_pcall` of its own rather than through
+    /// mlua (see the module comment).
+    Registered(c_int),
+    /// Not registered (a library's function): the run starts through mlua.
+    Unregistered(&'a Function),
+}
+
 /// Runs a script's compiled `function` under the interpreter's error handler (it adds `source`/`line`) with
 /// KEYS and ARGV: as globals (`as_globals`, EVAL) or as its two arguments (FCALL). The reply for its
 /// return value (`proto` is asked once the script is done: `redis.setresp` decides what booleans
 /// become), or the error reply for what it raised; `Err` if the interpreter itself failed (out of
-/// memory while setting up). `registered`: the function's registry slot ([`register`]); the run then
-/// starts through [`run_registered`] rather than mlua. The caller holds the interpreter exclusively.
+/// memory while setting up). The caller holds the interpreter exclusively.
 pub fn run_script(
     vm: &super::vm::Vm,
-    function: &Function,
-    registered: Option<c_int>,
+    function: ScriptFunction<'_>,
     keys: &[Bytes],
     args: &[Bytes],
     as_globals: bool,
@@ -525,10 +533,10 @@ pub fn run_script(
 ) -> mlua::Result<Reply> {
     let mut items: Vec<Item> = Vec::new();
     let mut raised: Option<Raised> = None;
-    match registered {
+    match function {
         // SAFETY: see `run_registered`: the caller holds the interpreter exclusively (the EVAL state's lock)
         // and runs scripts from Rust, never from inside a Lua call.
-        Some(function) => unsafe {
+        ScriptFunction::Registered(function) => unsafe {
             let mut run = Run {
                 handler: vm.entry.handler,
                 function,
@@ -544,7 +552,7 @@ pub fn run_script(
         // stack; the closure captures only references (nothing it would own is skipped by a `longjmp`) and
         // appends to `items`/`raised`, which this frame owns, with no Lua call between making an owned
         // value and storing it. The stack is restored by `exec_raw`.
-        None => unsafe {
+        ScriptFunction::Unregistered(function) => unsafe {
             vm.lua.exec_raw::<()>((&vm.handler, function), |state| {
                 let handler_index = ffi::lua_gettop(state) - 1;
                 run_on_stack(state, handler_index, keys, args, as_globals, &mut items, &mut raised);
@@ -587,8 +595,8 @@ unsafe fn run_on_stack(
     }
 }
 
-/// An interpreter's main state with the registry slots of its error handler and of [`run_entry`], for
-/// running registered scripts without mlua's `exec_raw` (see [`run_registered`]).
+/// An interpreter's main state with the registry slots of its error handler and of the C function that
+/// starts a registered script, for running registered scripts without mlua's `exec_raw` ([`run_script`]).
 #[derive(Debug)]
 pub struct Entry {
     state: *mut ffi::lua_State,
@@ -600,7 +608,8 @@ pub struct Entry {
 unsafe impl Send for Entry {}
 unsafe impl Sync for Entry {}
 
-/// Registers `handler` and [`run_entry`] in `lua`'s registry and keeps its main state.
+/// Registers `handler` and the C function that starts registered scripts in `lua`'s registry, and keeps
+/// its main state.
 pub fn entry(lua: &Lua, handler: &Function) -> mlua::Result<Entry> {
     let mut entry = Entry { state: std::ptr::null_mut(), handler: 0, runner: 0 };
     // SAFETY: `exec_raw` runs the closure protected on the interpreter's main state (the state mlua calls
@@ -617,7 +626,7 @@ pub fn entry(lua: &Lua, handler: &Function) -> mlua::Result<Entry> {
 }
 
 /// Registers a compiled script in `lua`'s registry (for the life of the interpreter: SCRIPT FLUSH
-/// replaces the interpreter) so that [`run_registered`] can push it without mlua.
+/// replaces the interpreter) so that [`run_script`] can push it without mlua.
 pub fn register(lua: &Lua, function: &Function) -> mlua::Result<c_int> {
     let mut slot = 0;
     // SAFETY: as in `entry`: the function is the closure's one argument, on top.

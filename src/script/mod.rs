@@ -708,11 +708,11 @@ fn run_in_vm(
     started: Instant,
 ) -> mlua::Result<Reply> {
     let current = current::Current::new(ctx, read_only, wrote, started);
-    current.enter(|| {
-        capi::run_script(vm, call.function, call.registered, call.keys, call.args, call.eval, call.name, || {
-            current.proto()
-        })
-    })
+    let function = match call.registered {
+        Some(slot) => capi::ScriptFunction::Registered(slot),
+        None => capi::ScriptFunction::Unregistered(call.function),
+    };
+    current.enter(|| capi::run_script(vm, function, call.keys, call.args, call.eval, call.name, || current.proto()))
 }
 
 /// `redis.call` / `redis.pcall` of `args` (`Err` if one is not a string or number) for this thread's
