@@ -8,6 +8,11 @@
 //! values inside one `lua_pcall` of a C function created once per interpreter (an upvalue of
 //! `redis.call`, so no closure is made per call).
 //!
+//! A cached EVAL script is started the same way: its function and the error handler are kept in the
+//! registry, and [`run_script`] calls a C function registered once per interpreter with `lua_pcall`,
+//! instead of mlua's `exec_raw`, which takes mlua's lock and makes two C closures (garbage for the
+//! collector) for every run.
+//!
 //! # Invariants (why the unsafe code here is sound)
 //! - **No `longjmp` over a destructor.** The vendored Lua 5.1 is built as C and raises errors with
 //!   `longjmp`, which skips Rust frames without running their destructors. So:
@@ -502,14 +507,24 @@ enum Raised {
 /// Lua stack limit at a similar depth).
 const MAX_DEPTH: usize = 1000;
 
+/// A compiled script or function, as [`run_script`] starts it.
+#[derive(Clone, Copy)]
+pub enum ScriptFunction<'a> {
+    /// Its registry slot ([`register`]): the run starts with a `lua_pcall` of its own rather than through
+    /// mlua (see the module comment).
+    Registered(c_int),
+    /// Not registered (a library's function): the run starts through mlua.
+    Unregistered(&'a Function),
+}
+
 /// Runs a script's compiled `function` under the interpreter's error handler (it adds `source`/`line`) with
 /// KEYS and ARGV: as globals (`as_globals`, EVAL) or as its two arguments (FCALL). The reply for its
 /// return value (`proto` is asked once the script is done: `redis.setresp` decides what booleans
 /// become), or the error reply for what it raised; `Err` if the interpreter itself failed (out of
-/// memory while setting up).
+/// memory while setting up). The caller holds the interpreter exclusively.
 pub fn run_script(
     vm: &super::vm::Vm,
-    function: &Function,
+    function: ScriptFunction<'_>,
     keys: &[Bytes],
     args: &[Bytes],
     as_globals: bool,
@@ -518,36 +533,157 @@ pub fn run_script(
 ) -> mlua::Result<Reply> {
     let mut items: Vec<Item> = Vec::new();
     let mut raised: Option<Raised> = None;
-    // SAFETY: `exec_raw` runs the closure under `lua_pcall` with the handler and the function on the
-    // stack; the closure captures only references (nothing it would own is skipped by a `longjmp`) and
-    // appends to `items`/`raised`, which this frame owns, with no Lua call between making an owned
-    // value and storing it. The stack is restored by `exec_raw`.
-    unsafe {
-        vm.lua.exec_raw::<()>((&vm.handler, function), |state| {
-            let handler_index = ffi::lua_gettop(state) - 1;
-            let nargs = if as_globals {
-                push_strings(state, keys);
-                set_global(state, "KEYS");
-                push_strings(state, args);
-                set_global(state, "ARGV");
-                0
-            } else {
-                push_strings(state, keys);
-                push_strings(state, args);
-                2
+    match function {
+        // SAFETY: see `run_registered`: the caller holds the interpreter exclusively (the EVAL state's lock)
+        // and runs scripts from Rust, never from inside a Lua call.
+        ScriptFunction::Registered(function) => unsafe {
+            let mut run = Run {
+                handler: vm.entry.handler,
+                function,
+                keys,
+                args,
+                as_globals,
+                items: &mut items,
+                raised: &mut raised,
             };
-            if ffi::lua_pcall(state, nargs, 1, handler_index) == 0 {
-                read_value(state, ffi::lua_gettop(state), &mut items, 0);
-            } else {
-                read_raised(state, ffi::lua_gettop(state), &mut raised);
-            }
-        })?;
+            run_registered(&vm.entry, &mut run)?;
+        },
+        // SAFETY: `exec_raw` runs the closure under `lua_pcall` with the handler and the function on the
+        // stack; the closure captures only references (nothing it would own is skipped by a `longjmp`) and
+        // appends to `items`/`raised`, which this frame owns, with no Lua call between making an owned
+        // value and storing it. The stack is restored by `exec_raw`.
+        ScriptFunction::Unregistered(function) => unsafe {
+            vm.lua.exec_raw::<()>((&vm.handler, function), |state| {
+                let handler_index = ffi::lua_gettop(state) - 1;
+                run_on_stack(state, handler_index, keys, args, as_globals, &mut items, &mut raised);
+            })?;
+        },
     }
     resume_panic();
     Ok(match raised {
         Some(raised) => Reply::Error(error_line(raised, name).into()),
         None => build(&mut items.into_iter(), proto() == Protocol::Resp3),
     })
+}
+
+/// With the error handler at `handler_index` and the script's function on top: sets KEYS and ARGV (or
+/// pushes them as arguments), calls the function under the handler, and reads what it returned or raised.
+unsafe fn run_on_stack(
+    state: *mut ffi::lua_State,
+    handler_index: c_int,
+    keys: &[Bytes],
+    args: &[Bytes],
+    as_globals: bool,
+    items: &mut Vec<Item>,
+    raised: &mut Option<Raised>,
+) {
+    let nargs = if as_globals {
+        push_strings(state, keys);
+        set_global(state, "KEYS");
+        push_strings(state, args);
+        set_global(state, "ARGV");
+        0
+    } else {
+        push_strings(state, keys);
+        push_strings(state, args);
+        2
+    };
+    if ffi::lua_pcall(state, nargs, 1, handler_index) == 0 {
+        read_value(state, ffi::lua_gettop(state), items, 0);
+    } else {
+        read_raised(state, ffi::lua_gettop(state), raised);
+    }
+}
+
+/// An interpreter's main state with the registry slots of its error handler and of the C function that
+/// starts a registered script, for running registered scripts without mlua's `exec_raw` ([`run_script`]).
+#[derive(Debug)]
+pub struct Entry {
+    state: *mut ffi::lua_State,
+    handler: c_int,
+    runner: c_int,
+}
+
+// SAFETY: the state is used only by whoever holds the interpreter (`Vm`) exclusively, as mlua's own handle.
+unsafe impl Send for Entry {}
+unsafe impl Sync for Entry {}
+
+/// Registers `handler` and the C function that starts registered scripts in `lua`'s registry, and keeps
+/// its main state.
+pub fn entry(lua: &Lua, handler: &Function) -> mlua::Result<Entry> {
+    let mut entry = Entry { state: std::ptr::null_mut(), handler: 0, runner: 0 };
+    // SAFETY: `exec_raw` runs the closure protected on the interpreter's main state (the state mlua calls
+    // it with is the one `lua_pcall` ran on), with the handler pushed as its one argument, on top.
+    unsafe {
+        lua.exec_raw::<()>(handler, |state| {
+            entry.state = state;
+            entry.handler = ffi::luaL_ref(state, ffi::LUA_REGISTRYINDEX);
+            ffi::lua_pushcfunction(state, run_entry);
+            entry.runner = ffi::luaL_ref(state, ffi::LUA_REGISTRYINDEX);
+        })?;
+    }
+    Ok(entry)
+}
+
+/// Registers a compiled script in `lua`'s registry (for the life of the interpreter: SCRIPT FLUSH
+/// replaces the interpreter) so that [`run_script`] can push it without mlua.
+pub fn register(lua: &Lua, function: &Function) -> mlua::Result<c_int> {
+    let mut slot = 0;
+    // SAFETY: as in `entry`: the function is the closure's one argument, on top.
+    unsafe {
+        lua.exec_raw::<()>(function, |state| slot = ffi::luaL_ref(state, ffi::LUA_REGISTRYINDEX))?;
+    }
+    Ok(slot)
+}
+
+/// What [`run_entry`] runs, passed as a light userdata.
+struct Run<'a> {
+    handler: c_int,
+    function: c_int,
+    keys: &'a [Bytes],
+    args: &'a [Bytes],
+    as_globals: bool,
+    items: &'a mut Vec<Item>,
+    raised: &'a mut Option<Raised>,
+}
+
+/// Runs a registered script as `exec_raw` would, without its cost per call: mlua's lock, and the two C
+/// closures it creates for every protected section (garbage for the collector on every run). Outside the
+/// protected call only calls that neither allocate nor raise are made (a registry read, a light
+/// userdata, `lua_pcall` itself); everything else runs inside it, in [`run_entry`].
+///
+/// # Safety
+/// The caller holds the interpreter exclusively (nothing else uses its state meanwhile) and is not inside
+/// a call from Lua.
+unsafe fn run_registered(entry: &Entry, run: &mut Run<'_>) -> mlua::Result<()> {
+    let state = entry.state;
+    let top = ffi::lua_gettop(state);
+    // Room for the two values below without growing the stack (which could raise outside protection).
+    if ffi::lua_checkstack(state, 2) == 0 {
+        return Err(mlua::Error::RuntimeError("Lua stack overflow".into()));
+    }
+    ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, entry.runner as _);
+    ffi::lua_pushlightuserdata(state, (run as *mut Run<'_>).cast::<c_void>());
+    let status = ffi::lua_pcall(state, 1, 0, 0);
+    let result = if status == 0 {
+        Ok(())
+    } else if ffi::lua_type(state, -1) == ffi::LUA_TSTRING {
+        Err(mlua::Error::RuntimeError(String::from_utf8_lossy(string_at(state, -1)).into_owned()))
+    } else {
+        Err(mlua::Error::RuntimeError("error running the script".into()))
+    };
+    ffi::lua_settop(state, top);
+    result
+}
+
+/// The protected side of [`run_registered`]: pushes the handler and the script, then runs it.
+unsafe extern "C-unwind" fn run_entry(state: *mut ffi::lua_State) -> c_int {
+    let run = &mut *ffi::lua_touserdata(state, 1).cast::<Run<'_>>();
+    ffi::lua_settop(state, 0);
+    ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, run.handler as _);
+    ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, run.function as _);
+    run_on_stack(state, 1, run.keys, run.args, run.as_globals, run.items, run.raised);
+    0
 }
 
 /// Pushes a table of strings (KEYS, ARGV).

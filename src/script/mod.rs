@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`vm`]: one Lua 5.1 interpreter with Redis's environment (the `redis` API, sandbox, error handler).
+//! - [`bytecode`]: whether a compiled script assigns globals (if not, it reads them without the proxy).
 //! - [`capi`]: `redis.call` on the raw Lua stack and the C shells of the `redis.*` helpers (the unsafe
 //!   Lua code, with its invariants).
 //! - [`convert`]: Lua values ↔ replies.
@@ -31,6 +32,7 @@
 //! KILL / FUNCTION KILL set the interpreter's kill flag, which a count hook turns into an error inside the
 //! script; SHUTDOWN NOSAVE (and SIGTERM) kill it whatever it did and shut down.
 
+pub mod bytecode;
 pub mod capi;
 pub mod convert;
 pub mod current;
@@ -63,6 +65,12 @@ const WAITER_HANDOFF_AFTER: Duration = Duration::from_millis(100);
 
 /// How long a client spins for the command lock held by a script before it sleeps.
 const SPIN: Duration = Duration::from_micros(50);
+
+/// How long a client spins on the command lock with only the CPU's pause hint before it starts yielding
+/// its thread. A script holds the lock for a few µs, so most waits end within this: each `sched_yield`
+/// costs a system call, and on an idle machine the waiting worker made ~1.7 of them per script
+/// (docs/performance.md, issue 9, branch `script5`).
+const PAUSE: Duration = Duration::from_micros(2);
 
 /// `-BUSY` for clients while an EVAL script is busy.
 pub const BUSY_EVAL: &str = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
@@ -175,6 +183,8 @@ pub fn shebang(body: &[u8]) -> Result<(ScriptFlags, usize), String> {
 /// A cached EVAL script.
 struct Script {
     function: Function,
+    /// The function's registry slot (`capi::register`), for runs without mlua's entry.
+    registered: std::ffi::c_int,
     flags: ScriptFlags,
     /// The body's length (INFO's `used_memory_scripts_eval`).
     body_len: usize,
@@ -377,13 +387,23 @@ impl Scripting {
         // sleep and a wake-up cost more than most scripts (and much more on a loaded machine). The spin
         // also covers the lock held by a script's command before its run starts and after it ends (no
         // script `active` then): blocking on the lock there cost a futex sleep and wake-up per contended
-        // script on an idle machine (docs/performance.md, issue 9).
-        let spin_until = Instant::now() + SPIN;
+        // script on an idle machine (docs/performance.md, issue 9). The first `PAUSE` of it only
+        // pauses the CPU between tries: most waits end there, without a `sched_yield` system call.
+        let start = Instant::now();
+        let spin_until = start + SPIN;
+        let pause_until = start + PAUSE;
         loop {
             if let Some(guard) = try_take() {
                 return Ok(guard);
             }
-            if Instant::now() < spin_until {
+            let now = Instant::now();
+            if now < pause_until {
+                for _ in 0..8 {
+                    std::hint::spin_loop();
+                }
+                continue;
+            }
+            if now < spin_until {
                 std::hint::spin_loop();
                 std::thread::yield_now();
                 continue;
@@ -524,6 +544,7 @@ impl Scripting {
         let call = Call {
             name: sha,
             function: &cached.function,
+            registered: Some(cached.registered),
             flags: cached.flags,
             read_only,
             keys: &keys,
@@ -539,6 +560,7 @@ impl Scripting {
         let call = Call {
             name: invocation.name,
             function: &invocation.function,
+            registered: None,
             flags: invocation.flags,
             read_only: invocation.read_only,
             keys: &invocation.keys,
@@ -622,6 +644,8 @@ impl Scripting {
 struct Call<'a> {
     name: &'a str,
     function: &'a Function,
+    /// The function's registry slot, if it has one (EVAL scripts; `capi::run_script`).
+    registered: Option<std::ffi::c_int>,
     flags: ScriptFlags,
     read_only: bool,
     keys: &'a [Bytes],
@@ -660,7 +684,14 @@ fn compile_cached(eval: &mut EvalState, sha: Sha, body: &[u8]) -> Result<(), Cmd
         .vm
         .compile(&body[skip..], "@user_script", &eval.vm.env)
         .map_err(|message| CmdError::err(format!("Error compiling script (new function): {message}")))?;
-    eval.scripts.insert(sha, Script { function, flags, body_len: body.len() });
+    let failed = |error: mlua::Error| CmdError::err(format!("Error compiling script (new function): {error}"));
+    // A script that assigns no global reads the globals directly (see `bytecode`): one table lookup per
+    // global read instead of three through the read-only proxy, which has nothing to refuse it.
+    if bytecode::assigns_globals(&function.dump(true)) == Some(false) {
+        function.set_environment(eval.vm.lua.globals()).map_err(failed)?;
+    }
+    let registered = capi::register(&eval.vm.lua, &function).map_err(failed)?;
+    eval.scripts.insert(sha, Script { function, registered, flags, body_len: body.len() });
     // A copy: a slice of the request would keep its whole read buffer alive.
     eval.by_body.insert(Bytes::copy_from_slice(body), sha);
     Ok(())
@@ -677,8 +708,11 @@ fn run_in_vm(
     started: Instant,
 ) -> mlua::Result<Reply> {
     let current = current::Current::new(ctx, read_only, wrote, started);
-    current
-        .enter(|| capi::run_script(vm, call.function, call.keys, call.args, call.eval, call.name, || current.proto()))
+    let function = match call.registered {
+        Some(slot) => capi::ScriptFunction::Registered(slot),
+        None => capi::ScriptFunction::Unregistered(call.function),
+    };
+    current.enter(|| capi::run_script(vm, function, call.keys, call.args, call.eval, call.name, || current.proto()))
 }
 
 /// `redis.call` / `redis.pcall` of `args` (`Err` if one is not a string or number) for this thread's

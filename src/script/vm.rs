@@ -5,7 +5,11 @@
 //! proxies: user code runs with an environment that is an empty table whose metatable reads through to
 //! the real globals (a missing name raises "Script attempted to access nonexistent global variable") and
 //! refuses every assignment ("Attempt to modify a readonly table"). Library tables (`redis`, `string`,
-//! `cjson`, ...) are proxied the same way, so `redis.call = nil` fails as in Redis.
+//! `cjson`, ...) are proxied the same way, so `redis.call = nil` fails as in Redis. An EVAL script whose
+//! code has no global assignment at all (`SETGLOBAL`, found by [`super::bytecode`]) runs with the real
+//! globals as its environment instead: its reads find the same values and the same "nonexistent global"
+//! error one lookup sooner, and there is no assignment for the proxy to refuse (no script can reach the
+//! real globals table: `_G` is the proxy, and chunks it loads run in the proxy).
 //!
 //! Rust functions never raise Lua errors themselves (mlua would raise them as userdata, not Redis's
 //! error tables): they return `ok, value` and a small C function (`redis.call`, `redis.log`, ...; for
@@ -328,6 +332,8 @@ pub struct Vm {
     pub runner: Function,
     /// The error handler (adds `source` and `line` to what a script raises).
     pub handler: Function,
+    /// The main state and registry slots for running registered scripts (`capi::run_script`).
+    pub entry: capi::Entry,
     /// The environment of function libraries (the load API while loading, the globals after).
     pub function_env: Table,
     /// `set_loading(bool)`: switches [`Vm::function_env`].
@@ -396,8 +402,10 @@ impl Vm {
                 None => Ok(VmState::Continue),
             }
         })?;
-        let handler = lua.globals().raw_get("__redis__err__handler")?;
+        let handler: Function = lua.globals().raw_get("__redis__err__handler")?;
+        let entry = capi::entry(&lua, &handler)?;
         Ok(Vm {
+            entry,
             lua,
             env,
             redis,

@@ -71,6 +71,36 @@ fn sandbox_tricks_and_binary_chunks() {
     );
 }
 
+/// Scripts that assign no global read the globals directly in Velo (`script::bytecode`); what they see and
+/// what they may change is the same as through the read-only proxy.
+#[test]
+fn scripts_without_global_assignments_keep_the_sandbox() {
+    let (redis, velo) = servers();
+    compare(
+        &redis,
+        &velo,
+        "direct globals",
+        &[
+            "EVAL \"return nope\" 0",
+            "EVAL \"local f = function() return nope end return f()\" 0",
+            "EVAL \"local g = _G g.x = 1\" 0",
+            "EVAL \"_G.x = 1\" 0",
+            "EVAL \"rawset(_G, 'x', 1)\" 0",
+            "EVAL \"return x\" 0",
+            "EVAL \"local r = redis r.call = nil\" 0",
+            "EVAL \"string.upper = nil\" 0",
+            "EVAL \"return string.upper('a')\" 0",
+            "EVAL \"local co = coroutine.create(function() return KEYS[1], ARGV[1] end) return {coroutine.resume(co)}\" 1 k a",
+            "EVAL \"return {type(_G), type(getmetatable(_G)), rawequal(_G, _G._G)}\" 0",
+            "EVAL \"return loadstring('y = 2 return y')()\" 0",
+            "EVAL \"return y\" 0",
+            "EVAL \"local t = {} for i = 1, #KEYS do t[i] = redis.call('get', KEYS[i]) end return t\" 2 a b",
+            "EVAL \"if false then z = 1 end return 'assigns, never runs'\" 0",
+            "EVAL \"return z\" 0",
+        ],
+    );
+}
+
 /// Errors of the C libraries carry the caller's position (`user_script:1:`), as `luaL_error` gives them.
 #[test]
 fn library_errors_carry_the_callers_position() {
