@@ -79,23 +79,12 @@ pub fn debug(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     }
 }
 
-/// DEBUG HELP: Redis's texts for the subcommands Velo has (and what RELOAD means here).
-/// Redis's `enable-debug-command` (Velo's default is `yes`): `no` refuses every caller, `local` all but
-/// loopback connections, with Redis's text.
+/// Redis's `enable-debug-command` (Velo's default is `yes`).
 fn check_allowed(ctx: &Ctx<'_>) -> Result<(), CmdError> {
-    let setting = ctx.server.config_value("enable-debug-command").unwrap_or_else(|| "yes".into());
-    let local = || ctx.client.handle.addr.parse::<std::net::SocketAddr>().is_ok_and(|addr| addr.ip().is_loopback());
-    match setting.as_str() {
-        "yes" => Ok(()),
-        "local" if local() => Ok(()),
-        _ => Err(CmdError::err(
-            "DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it \
-             from a local connection, otherwise you need to set this option in the configuration file, and then \
-             restart the server.",
-        )),
-    }
+    super::protected_action_allowed(ctx, "enable-debug-command", "yes", "DEBUG")
 }
 
+/// DEBUG HELP: Redis's texts for the subcommands Velo has (and what RELOAD means here).
 fn help() -> Reply {
     super::connection::help(&[
         "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",

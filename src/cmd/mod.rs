@@ -216,6 +216,22 @@ pub fn guard_for<'g, 'a>(
     &mut guards[position].1
 }
 
+/// Redis's protected actions (`enable-debug-command`, `enable-module-command`): `yes` allows every caller,
+/// `local` only loopback connections, `no` (or anything else) none, with Redis's text naming `command`.
+pub fn protected_action_allowed(ctx: &Ctx<'_>, parameter: &str, default: &str, command: &str) -> Result<(), CmdError> {
+    let setting = ctx.server.config_value(parameter).unwrap_or_else(|| default.into());
+    let local = || ctx.client.handle.addr.parse::<std::net::SocketAddr>().is_ok_and(|addr| addr.ip().is_loopback());
+    match setting.as_str() {
+        "yes" => Ok(()),
+        "local" if local() => Ok(()),
+        _ => Err(CmdError::err(format!(
+            "{command} command not allowed. If the {parameter} option is set to \"local\", you can run it from a \
+             local connection, otherwise you need to set this option in the configuration file, and then restart \
+             the server."
+        ))),
+    }
+}
+
 /// Upper-cased text of an argument, for messages.
 pub fn upper(arg: &Bytes) -> String {
     String::from_utf8_lossy(arg).to_ascii_uppercase()

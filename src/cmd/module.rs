@@ -2,8 +2,6 @@
 //! code built against Redis's in-memory objects, so Velo loads none; clients that probe `MODULE LIST` at
 //! start-up (to find RedisJSON, RediSearch, ...) get the honest empty list.
 
-use std::net::SocketAddr;
-
 use super::args::Args;
 use super::{CmdError, Ctx};
 use crate::resp::Reply;
@@ -67,17 +65,7 @@ fn refuse_load(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Reply, CmdError> {
     Err(CmdError::err("Error loading the extension. Please check the server logs."))
 }
 
-/// Redis's `enable-module-command`: `no` refuses every caller, `local` all but loopback connections.
+/// Redis's `enable-module-command` (default `no`, as Redis).
 fn check_allowed(ctx: &Ctx<'_>) -> Result<(), CmdError> {
-    let setting = ctx.server.config_value("enable-module-command").unwrap_or_else(|| "no".into());
-    let local = || ctx.client.handle.addr.parse::<SocketAddr>().is_ok_and(|addr| addr.ip().is_loopback());
-    match setting.as_str() {
-        "yes" => Ok(()),
-        "local" if local() => Ok(()),
-        _ => Err(CmdError::err(
-            "MODULE command not allowed. If the enable-module-command option is set to \"local\", you can run it \
-             from a local connection, otherwise you need to set this option in the configuration file, and then \
-             restart the server.",
-        )),
-    }
+    super::protected_action_allowed(ctx, "enable-module-command", "no", "MODULE")
 }

@@ -188,11 +188,28 @@ impl RedisServer {
 impl RedisServer {
     /// Starts `redis-server` on `dir` (kept by the caller) with extra arguments (`--dbfilename x.rdb`).
     pub fn start_in(dir: &Path, extra: &[&str]) -> RedisServer {
+        Self::spawn(None, dir, extra).unwrap_or_else(|| panic!("redis-server did not start"))
+    }
+
+    /// Starts `redis-server` with the config file `config` (before the flags, where Redis wants it) on
+    /// `dir`; `save` comes from the file.
+    pub fn start_with_config(config: &Path, dir: &Path) -> RedisServer {
+        Self::spawn(Some(config), dir, &[])
+            .unwrap_or_else(|| panic!("redis-server did not start with {}", config.display()))
+    }
+
+    /// Up to five attempts on free ports; without a config file, snapshots are off (`--save ""`).
+    fn spawn(config: Option<&Path>, dir: &Path, extra: &[&str]) -> Option<RedisServer> {
         let keep = tempfile::tempdir().expect("temporary directory");
         for _attempt in 0..5 {
             let port = free_port();
-            let mut child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+            let mut command = Command::new("redis-server");
+            match config {
+                Some(config) => command.arg(config),
+                None => command.args(["--save", ""]),
+            };
+            let mut child = command
+                .args(["--port", &port.to_string(), "--appendonly", "no", "--bind", "127.0.0.1"])
                 .arg("--dir")
                 .arg(dir)
                 .args(extra)
@@ -201,38 +218,12 @@ impl RedisServer {
                 .spawn()
                 .expect("spawn redis-server");
             if wait_ready(&mut child, port, "redis-server") {
-                return RedisServer { child, port, _dir: keep };
+                return Some(RedisServer { child, port, _dir: keep });
             }
             let _ = child.kill();
             let _ = child.wait();
         }
-        panic!("redis-server did not start");
-    }
-}
-
-impl RedisServer {
-    /// Starts `redis-server` with the config file `config` (before the flags, where Redis wants it) on
-    /// `dir`; `save` comes from the file.
-    pub fn start_with_config(config: &Path, dir: &Path) -> RedisServer {
-        let keep = tempfile::tempdir().expect("temporary directory");
-        for _attempt in 0..5 {
-            let port = free_port();
-            let mut child = Command::new("redis-server")
-                .arg(config)
-                .args(["--port", &port.to_string(), "--appendonly", "no", "--bind", "127.0.0.1"])
-                .arg("--dir")
-                .arg(dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn redis-server");
-            if wait_ready(&mut child, port, "redis-server") {
-                return RedisServer { child, port, _dir: keep };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("redis-server did not start with {}", config.display());
+        None
     }
 }
 
