@@ -4,7 +4,8 @@
 //! docs/tools.md §"check".
 //!
 //! Memory stays bounded by one slot: the cells' references are collected per slot as compact entries
-//! (locations and key hashes, not keys), sorted, and matched while each chunk file is read once in order.
+//! (locations and key hashes, not keys), grouped per chunk file in bins of segment offset, and matched
+//! while each chunk file is read once in order.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
@@ -228,13 +229,13 @@ struct Scratch {
     block: Vec<u8>,
     /// The slot's index of segment references.
     refs: RefIndex,
-    /// One chunk file's references, in bins of segment offset (see [`sort_group`]).
-    sorted: Vec<SegRef>,
-    /// Where each bin of [`sort_group`] ends.
+    /// One chunk file's references, in bins of segment offset (see [`bin_by_segment`]).
+    binned: Vec<SegRef>,
+    /// Where each bin of [`bin_by_segment`] ends.
     bins: Vec<u32>,
     /// Its bound in entries (see [`REF_BUDGET`]).
     budget: usize,
-    /// Indices (into `sorted`) of the references into the segment being matched.
+    /// Indices (into `binned`) of the references into the segment being matched.
     picked: Vec<u32>,
     /// Offsets of a decoded payload's records.
     starts: Vec<u32>,
@@ -249,10 +250,10 @@ struct Scratch {
 pub const REF_BUDGET: usize = 2 << 20;
 
 /// A cell's reference to a segment record, compact (24 bytes, no key bytes): the slot's index of
-/// references is made of these, sorted by location and matched while each chunk file is read once. The
+/// references is made of these, binned by location and matched while each chunk file is read once. The
 /// database is not kept (the key hash is seeded with it), nor the page holding the cell: the pages are
 /// walked again to name it only when a reference fails ([`locate_failed`]), which keeps the entries that
-/// the sort moves small.
+/// the index moves small.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct SegRef {
     file: u32,
@@ -270,8 +271,9 @@ impl SegRef {
 }
 
 /// The slot's index of segment references, grouped by chunk file while the pages are walked: each
-/// file's group is sorted on its own when the file is read ([`sort_group`]), a few MB that stay in the
-/// CPU caches, instead of one sort of the whole slot's index (15% of a check's CPU time).
+/// file's group is put in bins of segment offset on its own when the file is read ([`bin_by_segment`]),
+/// a few MB that stay in the CPU caches, instead of one sort of the whole slot's index (15% of a check's
+/// CPU time).
 #[derive(Default)]
 struct RefIndex {
     /// The metadata's chunk file ids, ascending: `groups[i]` holds the references into `ids[i]`.
@@ -393,12 +395,12 @@ impl RefIndex {
     }
 }
 
-/// Bytes of segment offset per bin of [`sort_group`]: a third of a segment's stored length, so a bin
+/// Bytes of segment offset per bin of [`bin_by_segment`]: a third of a segment's stored length, so a bin
 /// holds the references of at most one or two segments and the bin ends of a 16 MiB file (64 KiB) stay
 /// in the CPU's caches.
-const SORT_BIN_SHIFT: u32 = 10;
-/// The most bins of [`sort_group`] (a metadata that commits an absurd length does not size the counts).
-const SORT_BINS_MAX: u64 = 1 << 20;
+const BIN_SHIFT: u32 = 10;
+/// The most bins of [`bin_by_segment`] (a metadata that commits an absurd length does not size the counts).
+const BINS_MAX: u64 = 1 << 20;
 
 /// Puts one chunk file's references into bins of segment offset, in `out`: counted, then placed (a pass
 /// that writes to a few thousand places in a buffer that stays in the caches). `bins[b]` ends up where
@@ -406,9 +408,9 @@ const SORT_BINS_MAX: u64 = 1 << 20;
 /// came: [`match_records`] looks each up in its segment's records, which a sort of each bin by record
 /// offset (5% of a check's CPU time) only served to walk in step. `committed_len` sizes the bins (an
 /// offset past it lands in the last one).
-fn sort_group(refs: &[SegRef], committed_len: u64, out: &mut Vec<SegRef>, bins: &mut Vec<u32>) {
+fn bin_by_segment(refs: &[SegRef], committed_len: u64, out: &mut Vec<SegRef>, bins: &mut Vec<u32>) {
     out.clear();
-    let count = ((committed_len >> SORT_BIN_SHIFT) + 1).min(SORT_BINS_MAX) as usize;
+    let count = ((committed_len >> BIN_SHIFT) + 1).min(BINS_MAX) as usize;
     bins.clear();
     bins.resize(count + 1, 0);
     for r in refs {
@@ -428,9 +430,9 @@ fn sort_group(refs: &[SegRef], committed_len: u64, out: &mut Vec<SegRef>, bins: 
     bins.truncate(count);
 }
 
-/// The bin of [`sort_group`] holding the references to the segment at `segment_offset`, of `count`.
+/// The bin of [`bin_by_segment`] holding the references to the segment at `segment_offset`, of `count`.
 fn bin_of(segment_offset: u32, count: usize) -> usize {
-    ((segment_offset >> SORT_BIN_SHIFT) as usize).min(count - 1)
+    ((segment_offset >> BIN_SHIFT) as usize).min(count - 1)
 }
 
 /// Verifies the directory (or one slot). `progress` is told of every byte read.
@@ -480,7 +482,7 @@ pub fn check_with_budget(dir: &DataDir, only: Option<usize>, progress: Progress<
                     payload: Vec::new(),
                     block: Vec::new(),
                     refs: RefIndex::default(),
-                    sorted: Vec::new(),
+                    binned: Vec::new(),
                     bins: Vec::new(),
                     budget: ref_budget.max(1),
                     picked: Vec::new(),
@@ -786,9 +788,9 @@ fn check_slot(c: &mut Checker<'_>, dir: &DataDir, index: usize, scratch: &mut Sc
         for (&id, chunk) in meta.chunk_files.range(files) {
             let Some(group) = index.group_of(id) else { continue };
             let path = view.chunk_path(id);
-            let mut sorted = std::mem::take(&mut scratch.sorted);
-            sort_group(&index.groups[group], chunk.committed_len, &mut sorted, &mut scratch.bins);
-            let refs = &sorted;
+            let mut binned = std::mem::take(&mut scratch.binned);
+            bin_by_segment(&index.groups[group], chunk.committed_len, &mut binned, &mut scratch.bins);
+            let refs = &binned;
             hits.clear();
             hits.resize(refs.len(), false);
             if !on_disk.contains(&id) {
@@ -823,7 +825,7 @@ fn check_slot(c: &mut Checker<'_>, dir: &DataDir, index: usize, scratch: &mut Sc
                 }
             }
             failed.extend(refs.iter().zip(&hits).filter(|(_, hit)| !**hit).map(|(r, _)| *r));
-            scratch.sorted = sorted;
+            scratch.binned = binned;
         }
         failed.extend_from_slice(&index.stray);
         if failed.is_empty() {
@@ -1077,7 +1079,7 @@ impl<'a> Window<'a> {
 }
 
 /// Walks a chunk file's segments up to `committed_len`, matching `refs` (this file's, in the bins
-/// `scratch.bins` of [`sort_group`]; no bins when there are no references) and setting `hits` for those
+/// `scratch.bins` of [`bin_by_segment`]; no bins when there are no references) and setting `hits` for those
 /// that verify. A segment no reference points into is verified by its CRC over the stored bytes only
 /// (its records are garbage, counted from its header); the others are decompressed (into the scratch
 /// payload, reused) and their records matched with the references.
